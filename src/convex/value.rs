@@ -1,0 +1,917 @@
+//! Checking one JSON document line as Convex converts and inserts it, in a
+//! single borrowing pass: no value tree is built.
+//!
+//! The walk computes Convex's size metric and nesting, checks every field
+//! name, decodes the `$integer` / `$float` / `$bytes` wrappers of uniform
+//! exports, and pulls out `_id` and `_creationTime`. Table-level checks (the
+//! id's table number, duplicates) are the caller's: see
+//! [`crate::validate::table`].
+
+use std::fmt;
+
+use base64::Engine as _;
+use serde::de::{self, DeserializeSeed, IgnoredAny, MapAccess, SeqAccess, Visitor};
+
+use super::id::{DocumentId, IdDecodeError};
+use super::names::check_field_name;
+use crate::report::Code;
+
+/// Largest document, by Convex's size metric, with `_id` and `_creationTime`.
+pub const MAX_DOCUMENT_SIZE: u64 = 1 << 20;
+/// Largest single value.
+pub const MAX_VALUE_SIZE: u64 = 32 << 20;
+/// Deepest document nesting.
+pub const MAX_DOCUMENT_NESTING: u32 = 16;
+/// Deepest value nesting.
+pub const MAX_VALUE_NESTING: u32 = 64;
+/// Most fields in one object.
+pub const MAX_OBJECT_FIELDS: usize = 1024;
+/// Most elements in one array.
+pub const MAX_ARRAY_LEN: usize = 8192;
+/// `_creationTime` must be below this (2^53).
+pub const MAX_CREATION_TIME: f64 = 9_007_199_254_740_992.0;
+
+/// How JSON becomes Convex values, chosen by the table's generated schema.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum ValueRules {
+    /// `"uniform"`: integers are Int64; `$integer`, `$float`, `$bytes` wrappers.
+    Uniform,
+    /// No generated schema (and legacy shapes): every number is a Float64 and
+    /// any `$` key is an error.
+    #[default]
+    Plain,
+}
+
+/// What a document's `_id` field holds.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub enum IdField {
+    /// No `_id`: the server will generate one.
+    #[default]
+    Absent,
+    /// A string that decodes.
+    Valid(DocumentId),
+    /// A string that does not decode.
+    Invalid(String, IdDecodeError),
+    /// Not a string.
+    NotString(String),
+}
+
+/// What a document's `_creationTime` holds.
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
+enum CreationTime {
+    #[default]
+    Absent,
+    Float(f64),
+    NotFloat,
+}
+
+/// A document that passed every per-document check.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CheckedDocument {
+    /// The document's `_id`.
+    pub id: IdField,
+    /// Convex's size of the document as it will be stored.
+    pub size: u64,
+}
+
+/// Why a row is rejected: a stable code and Convex's message.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RowError {
+    /// The stable code.
+    pub code: Code,
+    /// The message, as Convex words it.
+    pub message: String,
+}
+
+impl RowError {
+    fn new(code: Code, message: impl Into<String>) -> Self {
+        RowError {
+            code,
+            message: message.into(),
+        }
+    }
+
+    fn convex_value(row: u64, inner: impl fmt::Display) -> Self {
+        Self::new(
+            Code::InvalidConvexValue,
+            format!("Row {row} wasn't a valid Convex value: {inner}"),
+        )
+    }
+}
+
+/// Checks one document line (1-based `row` within its table's stream).
+///
+/// `table_number`, when known, is used for the size of a generated `_id`.
+pub fn check_document(
+    line: &str,
+    rules: ValueRules,
+    row: u64,
+    table_number: Option<u32>,
+) -> Result<CheckedDocument, RowError> {
+    let mut scan = Scan {
+        rules,
+        ..Scan::default()
+    };
+    let mut de = serde_json::Deserializer::from_str(line);
+    let parsed = Walk {
+        scan: &mut scan,
+        role: Role::Document,
+        depth: 0,
+    }
+    .deserialize(&mut de)
+    .and_then(|stats| de.end().map(|()| stats));
+    let stats = match parsed {
+        Ok(stats) => stats,
+        Err(e) => {
+            return Err(RowError::new(
+                Code::JsonInvalidRow,
+                format!("Row {row} wasn't valid JSON: {e}"),
+            ))
+        }
+    };
+    if let Some(problem) = scan.problem {
+        return Err(match problem {
+            Problem::Value(inner) => RowError::convex_value(row, inner),
+            Problem::NotObject(received) => {
+                RowError::convex_value(row, format!("expected object, received {received}"))
+            }
+            Problem::WrapperRow => {
+                RowError::new(Code::NotAnObject, format!("Row {row} wasn't an object"))
+            }
+        });
+    }
+    if let IdField::NotString(value) = &scan.id {
+        return Err(RowError::new(
+            Code::InvalidIdError,
+            format!(
+                "Row {row}: '_id' field {value} is not a string, so the document can't keep it"
+            ),
+        ));
+    }
+    match scan.creation_time {
+        CreationTime::NotFloat => {
+            return Err(RowError::new(
+                Code::InvalidCreationTimeError,
+                format!("Row {row}: '_creationTime' must be a floating-point number of milliseconds (an integer is an Int64 in a uniform export)"),
+            ))
+        }
+        CreationTime::Float(t) if !(t > 0.0 && t < MAX_CREATION_TIME) => {
+            return Err(RowError::new(
+                Code::InvalidDocumentError,
+                format!("Row {row} isn't a valid document: The '_creationTime' field should be a timestamp in milliseconds, is {t}"),
+            ))
+        }
+        _ => {}
+    }
+    if let Some(field) = scan.underscore_field {
+        return Err(RowError::new(
+            Code::InvalidDocumentError,
+            format!("Row {row} isn't a valid document: Field '{field}' starts with an underscore, which is only allowed for system fields like '_id'"),
+        ));
+    }
+    if stats.nesting > MAX_DOCUMENT_NESTING {
+        return Err(RowError::new(
+            Code::InvalidDocumentError,
+            format!(
+                "Row {row} isn't a valid document: Document is too nested (nested {} levels deep > maximum nesting {MAX_DOCUMENT_NESTING})",
+                stats.nesting
+            ),
+        ));
+    }
+    let mut size = stats.size;
+    if scan.id == IdField::Absent {
+        let id_len = DocumentId::text_len(table_number.unwrap_or(10001)) as u64;
+        size += 3 + 1 + 2 + id_len;
+    }
+    if matches!(scan.creation_time, CreationTime::Absent) {
+        size += 13 + 1 + 9;
+    }
+    if size > MAX_DOCUMENT_SIZE {
+        return Err(RowError::new(
+            Code::ValueTooLargeError,
+            format!(
+                "Row {row}: Value is too large ({} > maximum size 1 MiB)",
+                binary_size(size)
+            ),
+        ));
+    }
+    Ok(CheckedDocument { id: scan.id, size })
+}
+
+/// Formats a byte count with binary units, two decimals ("1.00 MiB").
+pub fn binary_size(bytes: u64) -> String {
+    const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
+    let mut value = bytes as f64;
+    let mut unit = 0;
+    while value >= 1024.0 && unit + 1 < UNITS.len() {
+        value /= 1024.0;
+        unit += 1;
+    }
+    if unit == 0 {
+        format!("{bytes} B")
+    } else {
+        format!("{value:.2} {}", UNITS[unit])
+    }
+}
+
+/// The first semantic problem met during the walk. The walk goes on after
+/// it, so that a later JSON syntax error still wins, as it does in Convex
+/// (which parses the whole line before converting it).
+enum Problem {
+    Value(String),
+    NotObject(String),
+    WrapperRow,
+}
+
+#[derive(Default)]
+struct Scan {
+    rules: ValueRules,
+    problem: Option<Problem>,
+    id: IdField,
+    creation_time: CreationTime,
+    underscore_field: Option<String>,
+}
+
+impl Scan {
+    fn fail(&mut self, problem: Problem) {
+        if self.problem.is_none() {
+            self.problem = Some(problem);
+        }
+    }
+
+    fn invalid(&mut self, message: impl FnOnce() -> String) {
+        if self.problem.is_none() {
+            self.problem = Some(Problem::Value(message()));
+        }
+    }
+}
+
+/// Size and nesting of one value, by Convex's metric.
+#[derive(Clone, Copy, Default)]
+struct Stats {
+    size: u64,
+    nesting: u32,
+}
+
+const SCALAR_SIZE: u64 = 9;
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Role {
+    /// The whole row: must be an object.
+    Document,
+    /// The top-level `_id` value.
+    Id,
+    /// The top-level `_creationTime` value.
+    CreationTime,
+    /// Any other value.
+    Value,
+}
+
+/// Walks one value; the seed and the visitor in one.
+struct Walk<'s> {
+    scan: &'s mut Scan,
+    role: Role,
+    depth: u32,
+}
+
+impl<'de> DeserializeSeed<'de> for Walk<'_> {
+    type Value = Stats;
+
+    fn deserialize<D: de::Deserializer<'de>>(self, deserializer: D) -> Result<Stats, D::Error> {
+        deserializer.deserialize_any(self)
+    }
+}
+
+impl Walk<'_> {
+    fn scalar(self, description: impl FnOnce() -> String, size: u64) -> Stats {
+        match self.role {
+            Role::Document => self.scan.fail(Problem::NotObject(description())),
+            Role::Id => self.scan.id = IdField::NotString(description()),
+            Role::CreationTime => self.scan.creation_time = CreationTime::NotFloat,
+            Role::Value => {}
+        }
+        Stats { size, nesting: 0 }
+    }
+
+    fn number(self, float: Option<f64>, description: impl FnOnce() -> String) -> Stats {
+        if self.role == Role::CreationTime {
+            self.scan.creation_time = match float {
+                Some(t) => CreationTime::Float(t),
+                None => CreationTime::NotFloat,
+            };
+            return Stats {
+                size: SCALAR_SIZE,
+                nesting: 0,
+            };
+        }
+        self.scalar(description, SCALAR_SIZE)
+    }
+
+    fn child(&mut self, role: Role) -> Walk<'_> {
+        Walk {
+            scan: self.scan,
+            role,
+            depth: self.depth + 1,
+        }
+    }
+
+    fn check_nesting(&mut self, stats: Stats) -> Stats {
+        if stats.nesting > MAX_VALUE_NESTING {
+            let nesting = stats.nesting;
+            self.scan.invalid(|| {
+                format!("Value is too nested (nested {nesting} levels deep > maximum nesting {MAX_VALUE_NESTING})")
+            });
+        }
+        if stats.size > MAX_VALUE_SIZE {
+            let size = stats.size;
+            self.scan.invalid(|| {
+                format!(
+                    "Value is too large ({} > maximum size 32 MiB)",
+                    binary_size(size)
+                )
+            });
+        }
+        stats
+    }
+}
+
+impl<'de> Visitor<'de> for Walk<'_> {
+    type Value = Stats;
+
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("a JSON value")
+    }
+
+    fn visit_unit<E>(self) -> Result<Stats, E> {
+        Ok(self.scalar(|| "null".into(), 1))
+    }
+
+    fn visit_bool<E>(self, v: bool) -> Result<Stats, E> {
+        Ok(self.scalar(|| v.to_string(), 1))
+    }
+
+    fn visit_i64<E>(self, v: i64) -> Result<Stats, E> {
+        let float = (self.scan.rules == ValueRules::Plain).then_some(v as f64);
+        Ok(self.number(float, || v.to_string()))
+    }
+
+    fn visit_u64<E>(self, v: u64) -> Result<Stats, E> {
+        // Integers above i64::MAX are Float64 under every rule.
+        let float =
+            (self.scan.rules == ValueRules::Plain || v > i64::MAX as u64).then_some(v as f64);
+        Ok(self.number(float, || v.to_string()))
+    }
+
+    fn visit_f64<E>(self, v: f64) -> Result<Stats, E> {
+        Ok(self.number(Some(v), || v.to_string()))
+    }
+
+    fn visit_str<E>(self, v: &str) -> Result<Stats, E> {
+        if self.role == Role::Id {
+            self.scan.id = match DocumentId::decode(v) {
+                Ok(id) => IdField::Valid(id),
+                Err(e) => IdField::Invalid(v.to_owned(), e),
+            };
+            return Ok(Stats {
+                size: 2 + v.len() as u64,
+                nesting: 0,
+            });
+        }
+        Ok(self.scalar(|| excerpt_json_string(v), 2 + v.len() as u64))
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(mut self, mut seq: A) -> Result<Stats, A::Error> {
+        let mut stats = Stats {
+            size: 2,
+            nesting: 0,
+        };
+        let mut len = 0usize;
+        while let Some(child) = seq.next_element_seed(self.child(Role::Value))? {
+            len += 1;
+            stats.size += child.size;
+            stats.nesting = stats.nesting.max(child.nesting);
+        }
+        stats.nesting += 1;
+        if len > MAX_ARRAY_LEN {
+            self.scan.invalid(|| {
+                format!("Array length is too long ({len} > maximum length {MAX_ARRAY_LEN})")
+            });
+        }
+        match self.role {
+            Role::Document => self.scan.fail(Problem::NotObject("an array".into())),
+            Role::Id => self.scan.id = IdField::NotString("an array".into()),
+            Role::CreationTime => self.scan.creation_time = CreationTime::NotFloat,
+            Role::Value => {}
+        }
+        Ok(self.check_nesting(stats))
+    }
+
+    fn visit_map<A: MapAccess<'de>>(mut self, mut map: A) -> Result<Stats, A::Error> {
+        let top = self.role == Role::Document;
+        let Some(first) = map.next_key_seed(KeySeed { top })? else {
+            return Ok(self.object_done(
+                Stats {
+                    size: 2,
+                    nesting: 1,
+                },
+                0,
+            ));
+        };
+        let first = match first {
+            Key::Dollar(kind) if self.scan.rules == ValueRules::Uniform => {
+                return self.wrapper(kind, map);
+            }
+            other => other,
+        };
+        let mut stats = Stats {
+            size: 2,
+            nesting: 0,
+        };
+        let mut fields = 0usize;
+        let mut key = Some(first);
+        while let Some(k) = key {
+            fields += 1;
+            let role = match &k {
+                Key::Id if top => Role::Id,
+                Key::CreationTime if top => Role::CreationTime,
+                _ => Role::Value,
+            };
+            match &k {
+                Key::Invalid(message) => {
+                    let message = message.clone();
+                    self.scan.invalid(|| message);
+                }
+                Key::Dollar(kind) => {
+                    let name = kind.name().to_owned();
+                    self.scan.invalid(|| {
+                        format!("Field name {name} starts with '$', which is reserved.")
+                    });
+                }
+                Key::Underscore(name) if self.scan.underscore_field.is_none() => {
+                    self.scan.underscore_field = Some(name.clone());
+                }
+                _ => {}
+            }
+            let child = map.next_value_seed(self.child(role))?;
+            stats.size += k.len() as u64 + 1 + child.size;
+            stats.nesting = stats.nesting.max(child.nesting);
+            key = map.next_key_seed(KeySeed { top })?;
+        }
+        stats.nesting += 1;
+        Ok(self.object_done(stats, fields))
+    }
+}
+
+impl Walk<'_> {
+    fn object_done(mut self, stats: Stats, fields: usize) -> Stats {
+        if fields > MAX_OBJECT_FIELDS {
+            self.scan.invalid(|| {
+                format!(
+                    "Object has too many fields ({fields} > maximum number {MAX_OBJECT_FIELDS})"
+                )
+            });
+        }
+        match self.role {
+            Role::Id => self.scan.id = IdField::NotString("an object".into()),
+            Role::CreationTime => self.scan.creation_time = CreationTime::NotFloat,
+            Role::Document | Role::Value => {}
+        }
+        self.check_nesting(stats)
+    }
+
+    /// An object whose first key starts with `$` in a uniform export: exactly
+    /// one of `$integer`, `$float`, `$bytes` with a base64 string.
+    fn wrapper<'de, A: MapAccess<'de>>(self, kind: Dollar, mut map: A) -> Result<Stats, A::Error> {
+        let payload = map.next_value::<WrapperPayload>()?;
+        let mut extra = false;
+        while map.next_key::<IgnoredAny>()?.is_some() {
+            extra = true;
+            map.next_value::<IgnoredAny>()?;
+        }
+        let scan = self.scan;
+        let result = decode_wrapper(&kind, payload, extra);
+        let (size, float) = match result {
+            Ok(decoded) => decoded,
+            Err(message) => {
+                scan.invalid(|| message);
+                (SCALAR_SIZE, None)
+            }
+        };
+        match self.role {
+            Role::Document => scan.fail(Problem::WrapperRow),
+            Role::Id => scan.id = IdField::NotString(kind.name().to_owned()),
+            Role::CreationTime => {
+                scan.creation_time = match float {
+                    Some(t) => CreationTime::Float(t),
+                    None => CreationTime::NotFloat,
+                }
+            }
+            Role::Value => {}
+        }
+        Ok(Stats { size, nesting: 0 })
+    }
+}
+
+/// The value of a wrapper: a string, or something that is not one.
+enum WrapperPayload {
+    Text(String),
+    Other(String),
+}
+
+impl<'de> de::Deserialize<'de> for WrapperPayload {
+    fn deserialize<D: de::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = WrapperPayload;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a string")
+            }
+            fn visit_str<E>(self, v: &str) -> Result<WrapperPayload, E> {
+                Ok(WrapperPayload::Text(v.to_owned()))
+            }
+            fn visit_unit<E>(self) -> Result<WrapperPayload, E> {
+                Ok(WrapperPayload::Other("null".into()))
+            }
+            fn visit_bool<E>(self, v: bool) -> Result<WrapperPayload, E> {
+                Ok(WrapperPayload::Other(format!("boolean `{v}`")))
+            }
+            fn visit_i64<E>(self, v: i64) -> Result<WrapperPayload, E> {
+                Ok(WrapperPayload::Other(format!("integer `{v}`")))
+            }
+            fn visit_u64<E>(self, v: u64) -> Result<WrapperPayload, E> {
+                Ok(WrapperPayload::Other(format!("integer `{v}`")))
+            }
+            fn visit_f64<E>(self, v: f64) -> Result<WrapperPayload, E> {
+                Ok(WrapperPayload::Other(format!("floating point `{v}`")))
+            }
+            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<WrapperPayload, A::Error> {
+                while seq.next_element::<IgnoredAny>()?.is_some() {}
+                Ok(WrapperPayload::Other("sequence".into()))
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<WrapperPayload, A::Error> {
+                while map.next_entry::<IgnoredAny, IgnoredAny>()?.is_some() {}
+                Ok(WrapperPayload::Other("map".into()))
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
+/// Decodes a wrapper; returns its size and, for `$float`, the float.
+fn decode_wrapper(
+    kind: &Dollar,
+    payload: WrapperPayload,
+    extra: bool,
+) -> Result<(u64, Option<f64>), String> {
+    if extra {
+        return Err(format!(
+            "Object with special key {} must have exactly one field",
+            kind.name()
+        ));
+    }
+    let text = match payload {
+        WrapperPayload::Text(text) => text,
+        WrapperPayload::Other(what) => {
+            return Err(format!("invalid type: {what}, expected a string"))
+        }
+    };
+    let eight = |text: &str, what: &str| -> Result<[u8; 8], String> {
+        let bytes = decode_base64(text)?;
+        bytes
+            .try_into()
+            .map_err(|_| format!("{what} must be exactly eight bytes"))
+    };
+    match kind {
+        Dollar::Integer => eight(&text, "Int64").map(|_| (SCALAR_SIZE, None)),
+        Dollar::Float => {
+            let value = f64::from_le_bytes(eight(&text, "Float64")?);
+            if value.is_normal() || value.is_subnormal() {
+                return Err(format!("Float64 {value} should be encoded as a number"));
+            }
+            Ok((SCALAR_SIZE, Some(value)))
+        }
+        Dollar::Bytes => decode_base64(&text).map(|b| (2 + b.len() as u64, None)),
+        Dollar::Other(name) => Err(format!(
+            "Unrecognized special field {name}: only $integer, $float and $bytes are allowed"
+        )),
+    }
+}
+
+/// Standard-alphabet base64 with optional padding; trailing bits must be zero.
+pub fn decode_base64(text: &str) -> Result<Vec<u8>, String> {
+    use base64::engine::{
+        general_purpose::GeneralPurpose, DecodePaddingMode, GeneralPurposeConfig,
+    };
+    const ENGINE: GeneralPurpose = GeneralPurpose::new(
+        &base64::alphabet::STANDARD,
+        GeneralPurposeConfig::new().with_decode_padding_mode(DecodePaddingMode::Indifferent),
+    );
+    ENGINE
+        .decode(text)
+        .map_err(|e| format!("invalid base64: {e}"))
+}
+
+/// A `$` key at the start of an object.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Dollar {
+    Integer,
+    Float,
+    Bytes,
+    Other(String),
+}
+
+impl Dollar {
+    fn name(&self) -> &str {
+        match self {
+            Dollar::Integer => "$integer",
+            Dollar::Float => "$float",
+            Dollar::Bytes => "$bytes",
+            Dollar::Other(name) => name,
+        }
+    }
+}
+
+/// An object key, classified as it is read.
+enum Key {
+    Id,
+    CreationTime,
+    /// A top-level `_x` key other than the system fields.
+    Underscore(String),
+    Dollar(Dollar),
+    Invalid(String),
+    Plain(usize),
+}
+
+impl Key {
+    fn len(&self) -> usize {
+        match self {
+            Key::Id => 3,
+            Key::CreationTime => 13,
+            Key::Underscore(name) => name.len(),
+            Key::Dollar(kind) => kind.name().len(),
+            Key::Invalid(_) => 0,
+            Key::Plain(len) => *len,
+        }
+    }
+}
+
+struct KeySeed {
+    top: bool,
+}
+
+impl<'de> DeserializeSeed<'de> for KeySeed {
+    type Value = Key;
+
+    fn deserialize<D: de::Deserializer<'de>>(self, deserializer: D) -> Result<Key, D::Error> {
+        deserializer.deserialize_str(self)
+    }
+}
+
+impl<'de> Visitor<'de> for KeySeed {
+    type Value = Key;
+
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("a field name")
+    }
+
+    fn visit_str<E>(self, v: &str) -> Result<Key, E> {
+        Ok(match v {
+            "_id" if self.top => Key::Id,
+            "_creationTime" if self.top => Key::CreationTime,
+            "$integer" => Key::Dollar(Dollar::Integer),
+            "$float" => Key::Dollar(Dollar::Float),
+            "$bytes" => Key::Dollar(Dollar::Bytes),
+            _ if v.starts_with('$') => Key::Dollar(Dollar::Other(v.to_owned())),
+            _ => match check_field_name(v) {
+                Err(message) => Key::Invalid(message),
+                Ok(()) if self.top && v.starts_with('_') => Key::Underscore(v.to_owned()),
+                Ok(()) => Key::Plain(v.len()),
+            },
+        })
+    }
+}
+
+/// A short JSON rendering of a string for messages (at most 100 bytes).
+fn excerpt_json_string(v: &str) -> String {
+    let json = serde_json::to_string(v).unwrap_or_default();
+    crate::report::excerpt(&json, 100)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const ID: &str = "j57fzzzzzzzzzzzzzzzzzzzzzzzzzkyr";
+
+    fn check(line: &str, rules: ValueRules) -> Result<CheckedDocument, RowError> {
+        check_document(line, rules, 1, Some(10001))
+    }
+
+    fn code(line: &str, rules: ValueRules) -> Code {
+        check(line, rules).expect_err(line).code
+    }
+
+    #[test]
+    fn size_matches_convex_example() {
+        let line = format!(r#"{{"foo":"bar","_id":"{ID}","_creationTime":1700000000000.5}}"#);
+        assert_eq!(check(&line, ValueRules::Uniform).unwrap().size, 72);
+        // Without _id and _creationTime, the generated ones count the same.
+        assert_eq!(
+            check(r#"{"foo":"bar"}"#, ValueRules::Uniform).unwrap().size,
+            72
+        );
+    }
+
+    #[test]
+    fn ids_are_extracted() {
+        let doc = check(&format!(r#"{{"_id":"{ID}"}}"#), ValueRules::Plain).unwrap();
+        assert_eq!(doc.id, IdField::Valid(DocumentId::new(10001, [0xff; 16])));
+        let doc = check(r#"{"_id":"nope"}"#, ValueRules::Plain).unwrap();
+        assert!(
+            matches!(doc.id, IdField::Invalid(ref s, IdDecodeError::InvalidLength(4)) if s == "nope")
+        );
+        assert_eq!(
+            code(r#"{"_id":5}"#, ValueRules::Plain),
+            Code::InvalidIdError
+        );
+        // A nested _id is just a field.
+        assert_eq!(
+            check(r#"{"a":{"_id":5}}"#, ValueRules::Plain).unwrap().id,
+            IdField::Absent
+        );
+    }
+
+    #[test]
+    fn uniform_wrappers() {
+        let ok = [
+            r#"{"a":{"$integer":"AQAAAAAAAAA="}}"#,
+            r#"{"a":{"$integer":"AQAAAAAAAAA"}}"#,
+            r#"{"a":{"$float":"AAAAAAAA+H8="}}"#,
+            r#"{"a":{"$float":"AAAAAAAA8P8="}}"#,
+            r#"{"a":{"$float":"AAAAAAAAAIA="}}"#,
+            r#"{"a":{"$bytes":"aGVsbG8="}}"#,
+            r#"{"a":{"$bytes":""}}"#,
+            r#"{"a":[1,{"$bytes":"AA=="},"x",null,true]}"#,
+        ];
+        for line in ok {
+            check(line, ValueRules::Uniform).unwrap_or_else(|e| panic!("{line}: {e:?}"));
+        }
+        let bad = [
+            r#"{"a":{"$integer":"AQAAAA=="}}"#,
+            r#"{"a":{"$foo":1}}"#,
+            r#"{"a":{"$integer":"AQAAAAAAAAA=","b":1}}"#,
+            r#"{"a":{"b":1,"$integer":"AQAAAAAAAAA="}}"#,
+            r#"{"a":{"$float":"AAAAAAAA8D8="}}"#,
+            r#"{"a":{"$set":[]}}"#,
+            r#"{"a":{"$map":[]}}"#,
+            r#"{"a":{"$bytes":1}}"#,
+            r#"{"a":{"$bytes":"AB=="}}"#,
+        ];
+        for line in bad {
+            assert_eq!(
+                code(line, ValueRules::Uniform),
+                Code::InvalidConvexValue,
+                "{line}"
+            );
+        }
+        assert_eq!(
+            code(r#"{"$integer":"AQAAAAAAAAA="}"#, ValueRules::Uniform),
+            Code::NotAnObject
+        );
+        let e = check(r#"{"a":{"$integer":"AQAAAA=="}}"#, ValueRules::Uniform).unwrap_err();
+        assert_eq!(
+            e.message,
+            "Row 1 wasn't a valid Convex value: Int64 must be exactly eight bytes"
+        );
+    }
+
+    #[test]
+    fn plain_rules_reject_every_dollar_key() {
+        let e = check(r#"{"a":{"$integer":"AQAAAAAAAAA="}}"#, ValueRules::Plain).unwrap_err();
+        assert_eq!(e.code, Code::InvalidConvexValue);
+        assert!(e
+            .message
+            .ends_with("Field name $integer starts with '$', which is reserved."));
+        assert_eq!(
+            code(r#"{"$unrecognized": {}}"#, ValueRules::Plain),
+            Code::InvalidConvexValue
+        );
+        assert_eq!(
+            code(r#"{"okay": {}, "$notOkay": {}}"#, ValueRules::Uniform),
+            Code::InvalidConvexValue
+        );
+    }
+
+    #[test]
+    fn creation_time_rules() {
+        assert_eq!(
+            code(r#"{"_creationTime":1700000000000}"#, ValueRules::Uniform),
+            Code::InvalidCreationTimeError
+        );
+        assert!(check(r#"{"_creationTime":1700000000000}"#, ValueRules::Plain).is_ok());
+        assert!(check(r#"{"_creationTime":1700000000000.0}"#, ValueRules::Uniform).is_ok());
+        assert_eq!(
+            code(r#"{"_creationTime":0.0}"#, ValueRules::Uniform),
+            Code::InvalidDocumentError
+        );
+        assert_eq!(
+            code(
+                r#"{"_creationTime":9007199254740992.0}"#,
+                ValueRules::Uniform
+            ),
+            Code::InvalidDocumentError
+        );
+        assert_eq!(
+            code(r#"{"_creationTime":"x"}"#, ValueRules::Plain),
+            Code::InvalidCreationTimeError
+        );
+    }
+
+    #[test]
+    fn json_errors_win_over_value_errors() {
+        let e = check(r#"{"$bad":1,"x":}"#, ValueRules::Plain).unwrap_err();
+        assert_eq!(e.code, Code::JsonInvalidRow);
+        assert!(
+            e.message.starts_with("Row 1 wasn't valid JSON: "),
+            "{}",
+            e.message
+        );
+        assert_eq!(code("", ValueRules::Plain), Code::JsonInvalidRow);
+        assert_eq!(code("{} {}", ValueRules::Plain), Code::JsonInvalidRow);
+        let deep = format!("{}{}", "[".repeat(130), "]".repeat(130));
+        assert_eq!(
+            code(&format!(r#"{{"a":{deep}}}"#), ValueRules::Plain),
+            Code::JsonInvalidRow
+        );
+    }
+
+    #[test]
+    fn rows_must_be_objects() {
+        let e = check("[1,2]", ValueRules::Plain).unwrap_err();
+        assert_eq!(e.code, Code::InvalidConvexValue);
+        assert_eq!(
+            e.message,
+            "Row 1 wasn't a valid Convex value: expected object, received an array"
+        );
+        assert_eq!(code("5", ValueRules::Plain), Code::InvalidConvexValue);
+    }
+
+    #[test]
+    fn limits() {
+        assert_eq!(
+            code(r#"{"_secret":1}"#, ValueRules::Plain),
+            Code::InvalidDocumentError
+        );
+        assert!(check(r#"{"a":{"_nested":1}}"#, ValueRules::Plain).is_ok());
+        let nested = |n: usize| {
+            format!(
+                "{}{}",
+                r#"{"a":"#.repeat(n),
+                "1".to_owned() + &"}".repeat(n)
+            )
+        };
+        assert!(check(&nested(16), ValueRules::Plain).is_ok());
+        assert_eq!(
+            code(&nested(17), ValueRules::Plain),
+            Code::InvalidDocumentError
+        );
+        assert_eq!(
+            code(&nested(66), ValueRules::Plain),
+            Code::InvalidConvexValue
+        );
+        let long_array = format!(r#"{{"a":[{}0]}}"#, "0,".repeat(8192));
+        assert_eq!(
+            code(&long_array, ValueRules::Plain),
+            Code::InvalidConvexValue
+        );
+        let many: Vec<String> = (0..1025).map(|i| format!(r#""f{i}":1"#)).collect();
+        assert_eq!(
+            code(&format!("{{{}}}", many.join(",")), ValueRules::Plain),
+            Code::InvalidConvexValue
+        );
+        let big = format!(r#"{{"a":"{}"}}"#, "x".repeat(1 << 20));
+        let e = check(&big, ValueRules::Plain).unwrap_err();
+        assert_eq!(e.code, Code::ValueTooLargeError);
+        assert!(
+            e.message.contains("1.00 MiB > maximum size 1 MiB"),
+            "{}",
+            e.message
+        );
+        assert_eq!(
+            code(r#"{"bad\u0001key":1}"#, ValueRules::Plain),
+            Code::InvalidConvexValue
+        );
+    }
+
+    #[test]
+    fn base64_rules() {
+        assert_eq!(
+            decode_base64("AQAAAAAAAAA").unwrap(),
+            decode_base64("AQAAAAAAAAA=").unwrap()
+        );
+        assert!(decode_base64("AB==").is_err());
+        assert!(decode_base64("A-_=").is_err());
+        assert!(decode_base64(" AA==").is_err());
+        assert_eq!(decode_base64("").unwrap(), Vec::<u8>::new());
+    }
+}

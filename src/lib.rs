@@ -1,0 +1,12 @@
+//! snappack checks Convex snapshot archives with Convex's exact import
+//! semantics where the archive already is (browser, Node, command line),
+//! repackages them into checksummed frames, and imports them on a server
+//! that re-checks every frame with this same code.
+//!
+//! The core is sans-IO: it reads through `std::io::Read + Seek` or is fed
+//! byte slices, and returns values. Drivers (CLI, server, WebAssembly) live
+//! at the edges.
+pub mod convex;
+pub mod report;
+
+pub use report::{Code, Finding, NumberSource, Report, TableSummary};
