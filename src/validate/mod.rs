@@ -333,7 +333,7 @@ pub(crate) struct Context<'a> {
 }
 
 /// Report progress after about this many bytes.
-const PROGRESS_EVERY: u64 = 4 << 20;
+const PROGRESS_EVERY: u64 = 1 << 20;
 
 impl<'a> Context<'a> {
     fn new(options: &'a Options, on_progress: &'a mut dyn FnMut(Progress) -> bool) -> Self {
