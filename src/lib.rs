@@ -8,6 +8,7 @@
 //! at the edges.
 pub mod archive;
 pub mod convex;
+pub mod gen;
 pub mod report;
 pub mod validate;
 
