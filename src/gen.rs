@@ -70,7 +70,7 @@ pub struct GenSpec {
     pub document: DocumentShape,
     /// Faults to inject, each once, at a place the generator picks.
     pub faults: Vec<Fault>,
-    /// Deflate level, 0 to 9.
+    /// Deflate level, 1 (fast, the default) to 9 (small); common zip tools use 6.
     pub compression_level: u8,
 }
 
@@ -88,7 +88,7 @@ impl Default for GenSpec {
             prefix: String::new(),
             document: DocumentShape::default(),
             faults: Vec::new(),
-            compression_level: 6,
+            compression_level: 1,
         }
     }
 }
@@ -1112,8 +1112,8 @@ fn check_spec(spec: &GenSpec) -> Result<(), GenError> {
             "storageMinBytes is above storageMaxBytes".into(),
         ));
     }
-    if spec.compression_level > 9 {
-        return Err(spec_error("compressionLevel must be 0 to 9".into()));
+    if !(1..=9).contains(&spec.compression_level) {
+        return Err(spec_error("compressionLevel must be 1 to 9".into()));
     }
     if !spec.prefix.is_empty() && !spec.prefix.ends_with('/') {
         return Err(spec_error(format!(
