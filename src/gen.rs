@@ -170,7 +170,7 @@ pub enum Fault {
     /// (`InvalidGeneratedSchema`).
     BadGeneratedSchema,
     /// A `_storage` metadata row whose `sha256` is not its file's
-    /// (`Sha256Mismatch`; the location is the metadata row). Needs stored files.
+    /// (`Sha256Mismatch`, at the file's entry). Needs stored files.
     Sha256Mismatch,
 }
 
@@ -809,10 +809,11 @@ impl Plan {
                         .collect();
                     let i = free[rng.below(free.len() as u64) as usize];
                     component.storage[i].wrong_sha256 = true;
-                    at.entry = format!("{}_storage/documents.jsonl", component.prefix);
+                    let file = &component.storage[i];
+                    at.entry =
+                        format!("{}_storage/{}{}", component.prefix, file.id, file.extension);
                     at.component = component.path.clone();
                     at.table = Some("_storage".into());
-                    at.line = Some(i as u64 + 1);
                 }
                 _ => unreachable!("row faults are placed above"),
             }
