@@ -793,6 +793,7 @@ impl Plan {
                 Fault::BadGeneratedSchema => {
                     at.entry = format!("{root}legacy{k}/generated_schema.jsonl");
                     at.table = Some(format!("legacy{k}"));
+                    at.line = Some(1);
                     self.extra(&at.entry, b"\"{\\\"a\\\": int64\"\n".to_vec());
                 }
                 Fault::Sha256Mismatch => {

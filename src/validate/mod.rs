@@ -443,9 +443,12 @@ fn legacy_schema<R: Read>(
 ) {
     if let Err(reason) = crate::convex::legacy::parse_shape(shape) {
         ctx.error(
-            Finding::new(Code::InvalidGeneratedSchema, format!("cannot parse {entry}: {reason}"))
-                .entry(entry)
-                .line(1),
+            Finding::new(
+                Code::InvalidGeneratedSchema,
+                format!("cannot parse {entry}: {reason}"),
+            )
+            .entry(entry)
+            .line(1),
         );
         return;
     }
