@@ -1,5 +1,6 @@
 //! The Convex data model as far as imports need it: document ids, names,
 //! value rules and limits.
+pub mod fast;
 pub mod id;
 pub mod legacy;
 pub mod names;

@@ -194,17 +194,17 @@ impl Scan<'_> {
         finding.entry(self.entry).table(self.component, self.table)
     }
 
-    /// Checks one document and hands it to the sink.
+    /// Checks one document and hands it to the sink. Returns `false` after
+    /// a line that is not UTF-8, which ends the input.
     fn document(
         &mut self,
-        text: &str,
+        text: &[u8],
         row: u64,
         line: u64,
         ctx: &mut Context,
         sink: &mut dyn Sink,
-    ) -> Result<(), ScanStop> {
-        let result = self.checker.check(text, row, line);
-        let valid = match result {
+    ) -> Result<bool, ScanStop> {
+        let valid = match self.checker.check(text, row, line) {
             Ok(doc) => {
                 if self.checker.number().is_none()
                     && matches!(doc.id, crate::convex::value::IdField::Valid(_))
@@ -214,6 +214,14 @@ impl Scan<'_> {
                 true
             }
             Err(RowFinding {
+                code: Code::NotUtf8,
+                message,
+                ..
+            }) => {
+                ctx.error(self.at(Finding::new(Code::NotUtf8, message)).line(line));
+                return Ok(false);
+            }
+            Err(RowFinding {
                 code,
                 message,
                 first_line,
@@ -221,20 +229,19 @@ impl Scan<'_> {
                 let mut finding = self
                     .at(Finding::new(code, message))
                     .line(line)
-                    .excerpt(text);
+                    .excerpt(&String::from_utf8_lossy(text));
                 finding.first_line = first_line;
                 ctx.error(finding);
                 false
             }
         };
-        sink.document(0, text.as_bytes(), valid)
-            .map_err(ScanStop::Sink)?;
+        sink.document(0, text, valid).map_err(ScanStop::Sink)?;
         ctx.counts[0].0 += 1;
         ctx.progress.documents += 1;
         if !ctx.tick(self.position.get()) {
             return Err(ScanStop::Cancelled);
         }
-        Ok(())
+        Ok(true)
     }
 
     fn jsonl<R: Read>(
@@ -265,17 +272,9 @@ impl Scan<'_> {
                 )));
                 break;
             }
-            let Ok(text) = std::str::from_utf8(line) else {
-                ctx.error(
-                    self.at(Finding::new(
-                        Code::NotUtf8,
-                        format!("Import wasn't valid UTF8: line {row} is not valid UTF-8"),
-                    ))
-                    .line(row),
-                );
+            if !self.document(line, row, row, ctx, sink)? {
                 break;
-            };
-            self.document(text, row, row, ctx, sink)?;
+            }
         }
         ctx.counts[0].1 = lines.bytes_consumed();
         Ok(())
@@ -355,7 +354,7 @@ impl Scan<'_> {
             } else {
                 element
             };
-            self.document(element, i as u64 + 1, line, ctx, sink)?;
+            self.document(element.as_bytes(), i as u64 + 1, line, ctx, sink)?;
         }
         Ok(())
     }
@@ -391,7 +390,7 @@ impl Scan<'_> {
             match result {
                 Ok(line) => {
                     let text = std::mem::take(&mut json);
-                    self.document(&text, row, line, ctx, sink)?;
+                    self.document(text.as_bytes(), row, line, ctx, sink)?;
                     json = text;
                 }
                 Err((line, e)) => {

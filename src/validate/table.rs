@@ -6,6 +6,7 @@ use std::collections::hash_map::{Entry, HashMap};
 
 use rustc_hash::FxBuildHasher;
 
+use crate::convex::fast::check_fast;
 use crate::convex::value::{check_document, CheckedDocument, IdField, ValueRules};
 use crate::convex::DocumentId;
 use crate::report::Code;
@@ -57,18 +58,31 @@ impl TableChecker {
     }
 
     /// Checks one document: `row` numbers the row in Convex's messages, `line`
-    /// is where it is reported (the same for JSONL).
+    /// is where it is reported (the same for JSONL). A line that is not UTF-8
+    /// is `NotUtf8` (which a ZIP reports as `InvalidZip`).
     pub fn check(
         &mut self,
-        text: &str,
+        bytes: &[u8],
         row: u64,
         line: u64,
     ) -> Result<CheckedDocument, RowFinding> {
-        let doc = check_document(text, self.rules, row, self.number).map_err(|e| RowFinding {
-            code: e.code,
-            message: e.message,
-            first_line: None,
-        })?;
+        let doc = match check_fast(bytes, self.rules, self.number) {
+            Some(doc) => doc,
+            None => {
+                let text = std::str::from_utf8(bytes).map_err(|e| RowFinding {
+                    code: Code::NotUtf8,
+                    message: format!(
+                        "Import wasn't valid UTF8: line {line} is not valid UTF-8 ({e})"
+                    ),
+                    first_line: None,
+                })?;
+                check_document(text, self.rules, row, self.number).map_err(|e| RowFinding {
+                    code: e.code,
+                    message: e.message,
+                    first_line: None,
+                })?
+            }
+        };
         match &doc.id {
             IdField::Invalid(text, reason) => Err(RowFinding {
                 code: Code::InvalidId,
@@ -132,9 +146,9 @@ mod tests {
         let a = DocumentId::new(10001, [1; 16]);
         let b = DocumentId::new(10001, [2; 16]);
         let mut checker = TableChecker::new("users", Some(10001), ValueRules::Uniform);
-        assert!(checker.check(&line(&a), 1, 1).is_ok());
-        assert!(checker.check(&line(&b), 2, 2).is_ok());
-        let e = checker.check(&line(&a), 3, 3).unwrap_err();
+        assert!(checker.check(line(&a).as_bytes(), 1, 1).is_ok());
+        assert!(checker.check(line(&b).as_bytes(), 2, 2).is_ok());
+        let e = checker.check(line(&a).as_bytes(), 3, 3).unwrap_err();
         assert_eq!(e.code, Code::DuplicateId);
         assert_eq!(e.first_line, Some(1));
         assert!(e
@@ -147,10 +161,10 @@ mod tests {
     fn ids_must_carry_the_table_number() {
         let mut checker = TableChecker::new("users", Some(10002), ValueRules::Uniform);
         let e = checker
-            .check(&line(&DocumentId::new(10001, [1; 16])), 1, 1)
+            .check(line(&DocumentId::new(10001, [1; 16])).as_bytes(), 1, 1)
             .unwrap_err();
         assert_eq!(e.code, Code::ImportConflict);
-        let e = checker.check(r#"{"_id":"abc"}"#, 2, 2).unwrap_err();
+        let e = checker.check(br#"{"_id":"abc"}"#, 2, 2).unwrap_err();
         assert_eq!(e.code, Code::InvalidId);
         assert!(e.message.starts_with("invalid _id 'abc'"));
     }

@@ -456,19 +456,16 @@ fn scan_entry<R: Read + Seek>(
             }
         };
         documents += 1;
-        let Ok(text) = std::str::from_utf8(line) else {
-            ctx.error(
-                at(Finding::new(
-                    Code::InvalidZip,
-                    format!("invalid zip file: line {row} is not valid UTF-8"),
-                ))
-                .line(row),
-            );
-            break;
-        };
         let result = match storage.as_deref_mut() {
-            Some(meta) => meta.check_row(text, row, table.number),
-            None => checker.check(text, row, row).map(|doc| {
+            Some(meta) => match std::str::from_utf8(line) {
+                Ok(text) => meta.check_row(text, row, table.number),
+                Err(e) => Err(RowFinding {
+                    code: Code::NotUtf8,
+                    message: e.to_string(),
+                    first_line: None,
+                }),
+            },
+            None => checker.check(line, row, row).map(|doc| {
                 if table.number.is_none()
                     && matches!(doc.id, crate::convex::value::IdField::Valid(_))
                 {
@@ -483,7 +480,19 @@ fn scan_entry<R: Read + Seek>(
             first_line,
         }) = result
         {
-            let mut finding = at(Finding::new(code, message)).line(row).excerpt(text);
+            if code == Code::NotUtf8 {
+                ctx.error(
+                    at(Finding::new(
+                        Code::InvalidZip,
+                        format!("invalid zip file: line {row} is not valid UTF-8"),
+                    ))
+                    .line(row),
+                );
+                break;
+            }
+            let mut finding = at(Finding::new(code, message))
+                .line(row)
+                .excerpt(&String::from_utf8_lossy(line));
             finding.first_line = first_line;
             ctx.error(finding);
         }

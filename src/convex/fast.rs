@@ -1,0 +1,446 @@
+//! The fast path of [`super::value::check_document`]: one tight scan over
+//! the bytes of a line that accepts only documents that are plainly valid —
+//! well-formed JSON as serde_json accepts it, no escapes other than the short
+//! ones, no `$` keys, within every limit — and computes the same
+//! [`CheckedDocument`]. Anything else (every error, `$` wrappers, `\u`
+//! escapes, exponents) returns `None`, and the full checker, which has the
+//! exact messages, takes over. Tests check the two agree.
+
+use super::id::DocumentId;
+use super::value::{
+    decode_base64, CheckedDocument, IdField, ValueRules, MAX_ARRAY_LEN, MAX_CREATION_TIME,
+    MAX_DOCUMENT_NESTING, MAX_DOCUMENT_SIZE, MAX_OBJECT_FIELDS,
+};
+use crate::convex::names::MAX_FIELD_NAME_LEN;
+
+/// Deepest nesting the fast path follows (documents deeper than 16 are errors anyway).
+const MAX_DEPTH: u32 = MAX_DOCUMENT_NESTING;
+
+/// Checks a line that is plainly a valid document; `None` means "ask the full checker".
+pub fn check_fast(
+    line: &[u8],
+    rules: ValueRules,
+    table_number: Option<u32>,
+) -> Option<CheckedDocument> {
+    let mut s = Scan {
+        b: line,
+        rules,
+        i: 0,
+        size: 0,
+        max_depth: 1,
+    };
+    s.ws();
+    s.eat(b'{')?;
+    s.size += 2;
+    let mut id = IdField::Absent;
+    let mut has_creation_time = false;
+    s.ws();
+    if !s.eat_if(b'}') {
+        let mut fields = 0usize;
+        loop {
+            let key = s.key()?;
+            fields += 1;
+            s.size += key.len() as u64 + 1;
+            s.ws();
+            s.eat(b':')?;
+            s.ws();
+            match key {
+                b"_id" => {
+                    let text = s.plain_string()?;
+                    s.size += 2 + text.len() as u64;
+                    id = match DocumentId::decode_bytes(text) {
+                        Ok(decoded) => IdField::Valid(decoded),
+                        // The full checker reports it with the text.
+                        Err(_) => return None,
+                    };
+                }
+                b"_creationTime" => {
+                    let (text, integer) = s.number()?;
+                    if integer && rules == ValueRules::Uniform {
+                        return None;
+                    }
+                    let t: f64 = std::str::from_utf8(text).ok()?.parse().ok()?;
+                    if !(t > 0.0 && t < MAX_CREATION_TIME) {
+                        return None;
+                    }
+                    s.size += 9;
+                    has_creation_time = true;
+                }
+                _ if key.first() == Some(&b'_') => return None,
+                _ => s.value(1)?,
+            }
+            s.ws();
+            if s.eat_if(b',') {
+                s.ws();
+                continue;
+            }
+            s.eat(b'}')?;
+            break;
+        }
+        if fields > MAX_OBJECT_FIELDS {
+            return None;
+        }
+    }
+    s.ws();
+    if s.i != s.b.len() || s.max_depth > MAX_DOCUMENT_NESTING {
+        return None;
+    }
+    let mut size = s.size;
+    if id == IdField::Absent {
+        size += 3 + 1 + 2 + DocumentId::text_len(table_number.unwrap_or(10001)) as u64;
+    }
+    if !has_creation_time {
+        size += 13 + 1 + 9;
+    }
+    (size <= MAX_DOCUMENT_SIZE).then_some(CheckedDocument { id, size })
+}
+
+struct Scan<'a> {
+    b: &'a [u8],
+    rules: ValueRules,
+    i: usize,
+    /// Convex's size of everything scanned so far (it is additive).
+    size: u64,
+    /// Deepest container seen; the document itself is depth 1.
+    max_depth: u32,
+}
+
+impl<'a> Scan<'a> {
+    #[inline]
+    fn ws(&mut self) {
+        while let Some(b' ' | b'\t' | b'\n' | b'\r') = self.b.get(self.i) {
+            self.i += 1;
+        }
+    }
+
+    #[inline]
+    fn eat(&mut self, c: u8) -> Option<()> {
+        (self.b.get(self.i) == Some(&c)).then(|| self.i += 1)
+    }
+
+    #[inline]
+    fn eat_if(&mut self, c: u8) -> bool {
+        self.eat(c).is_some()
+    }
+
+    /// One value at `depth` (the depth of the container holding it).
+    fn value(&mut self, depth: u32) -> Option<()> {
+        match *self.b.get(self.i)? {
+            b'"' => {
+                let len = self.string()?;
+                self.size += 2 + len;
+            }
+            b'{' if self.rules == ValueRules::Uniform && self.starts_wrapper() => self.wrapper()?,
+            b'{' => self.object(depth + 1)?,
+            b'[' => self.array(depth + 1)?,
+            b't' => self.literal(b"true", 1)?,
+            b'f' => self.literal(b"false", 1)?,
+            b'n' => self.literal(b"null", 1)?,
+            b'-' | b'0'..=b'9' => {
+                self.number()?;
+                self.size += 9;
+            }
+            _ => return None,
+        }
+        Some(())
+    }
+
+    fn literal(&mut self, word: &[u8], size: u64) -> Option<()> {
+        if self.b[self.i..].starts_with(word) {
+            self.i += word.len();
+            self.size += size;
+            Some(())
+        } else {
+            None
+        }
+    }
+
+    fn object(&mut self, depth: u32) -> Option<()> {
+        if depth > MAX_DEPTH {
+            return None;
+        }
+        self.max_depth = self.max_depth.max(depth);
+        self.i += 1;
+        self.size += 2;
+        self.ws();
+        if self.eat_if(b'}') {
+            return Some(());
+        }
+        let mut fields = 0usize;
+        loop {
+            let key = self.key()?;
+            fields += 1;
+            self.size += key.len() as u64 + 1;
+            self.ws();
+            self.eat(b':')?;
+            self.ws();
+            self.value(depth)?;
+            self.ws();
+            if self.eat_if(b',') {
+                self.ws();
+                continue;
+            }
+            self.eat(b'}')?;
+            return (fields <= MAX_OBJECT_FIELDS).then_some(());
+        }
+    }
+
+    fn array(&mut self, depth: u32) -> Option<()> {
+        if depth > MAX_DEPTH {
+            return None;
+        }
+        self.max_depth = self.max_depth.max(depth);
+        self.i += 1;
+        self.size += 2;
+        self.ws();
+        if self.eat_if(b']') {
+            return Some(());
+        }
+        let mut len = 0usize;
+        loop {
+            self.value(depth)?;
+            len += 1;
+            self.ws();
+            if self.eat_if(b',') {
+                self.ws();
+                continue;
+            }
+            self.eat(b']')?;
+            return (len <= MAX_ARRAY_LEN).then_some(());
+        }
+    }
+
+    /// True when the object at the cursor starts with a `$` key.
+    fn starts_wrapper(&self) -> bool {
+        let rest = &self.b[self.i + 1..];
+        let start = rest
+            .iter()
+            .position(|c| !matches!(c, b' ' | b'\t' | b'\n' | b'\r'));
+        start.is_some_and(|at| rest[at..].starts_with(b"\"$"))
+    }
+
+    /// `{"$integer": "<b64>"}`, `{"$float": "<b64>"}` (only the floats JSON
+    /// cannot write) or `{"$bytes": "<b64>"}`, exactly.
+    fn wrapper(&mut self) -> Option<()> {
+        self.i += 1;
+        self.ws();
+        let key = self.plain_string()?;
+        self.ws();
+        self.eat(b':')?;
+        self.ws();
+        let payload = self.plain_string()?;
+        self.ws();
+        self.eat(b'}')?;
+        let bytes = decode_base64(std::str::from_utf8(payload).ok()?).ok()?;
+        self.size += match key {
+            b"$integer" if bytes.len() == 8 => 9,
+            b"$float" if bytes.len() == 8 => {
+                let value = f64::from_le_bytes(bytes.try_into().ok()?);
+                if value.is_normal() || value.is_subnormal() {
+                    return None;
+                }
+                9
+            }
+            b"$bytes" => 2 + bytes.len() as u64,
+            _ => return None,
+        };
+        Some(())
+    }
+
+    /// An object key: printable ASCII without escapes, not starting with `$`.
+    fn key(&mut self) -> Option<&'a [u8]> {
+        let text = self.plain_string()?;
+        if text.len() > MAX_FIELD_NAME_LEN
+            || text.first() == Some(&b'$')
+            || !text.iter().all(|c| (0x20..0x7F).contains(c))
+        {
+            return None;
+        }
+        Some(text)
+    }
+
+    /// A string without escapes; returns its bytes.
+    fn plain_string(&mut self) -> Option<&'a [u8]> {
+        self.eat(b'"')?;
+        let start = self.i;
+        let end = start + memchr::memchr2(b'"', b'\\', &self.b[start..])?;
+        if self.b[end] != b'"' {
+            return None;
+        }
+        let text = &self.b[start..end];
+        check_string_bytes(text)?;
+        self.i = end + 1;
+        Some(text)
+    }
+
+    /// A string with at most the short escapes; returns its decoded length.
+    fn string(&mut self) -> Option<u64> {
+        self.i += 1;
+        let mut len = 0u64;
+        loop {
+            let start = self.i;
+            let end = start + memchr::memchr2(b'"', b'\\', &self.b[start..])?;
+            check_string_bytes(&self.b[start..end])?;
+            len += (end - start) as u64;
+            if self.b[end] == b'"' {
+                self.i = end + 1;
+                return Some(len);
+            }
+            match self.b.get(end + 1)? {
+                b'"' | b'\\' | b'/' | b'b' | b'f' | b'n' | b'r' | b't' => {
+                    len += 1;
+                    self.i = end + 2;
+                }
+                _ => return None,
+            }
+        }
+    }
+
+    /// A number in JSON's grammar without an exponent; returns its text and
+    /// whether it is an integer.
+    fn number(&mut self) -> Option<(&'a [u8], bool)> {
+        let start = self.i;
+        self.eat_if(b'-');
+        match self.b.get(self.i)? {
+            b'0' => self.i += 1,
+            b'1'..=b'9' => self.digits(),
+            _ => return None,
+        }
+        let mut integer = true;
+        if self.eat_if(b'.') {
+            let before = self.i;
+            self.digits();
+            if self.i == before {
+                return None;
+            }
+            integer = false;
+        }
+        match self.b.get(self.i) {
+            // Exponents can overflow, which serde_json rejects: leave them to the full checker.
+            Some(b'e' | b'E') => return None,
+            // "01" is not a number.
+            Some(b'0'..=b'9') => return None,
+            _ => {}
+        }
+        let text = &self.b[start..self.i];
+        // Sizes are the same for Int64 and Float64; only numbers too big for
+        // a float are errors (serde_json rejects them).
+        if text.len() > 300 {
+            return None;
+        }
+        Some((text, integer))
+    }
+
+    #[inline]
+    fn digits(&mut self) {
+        while let Some(b'0'..=b'9') = self.b.get(self.i) {
+            self.i += 1;
+        }
+    }
+}
+
+/// String content must have no control characters and be valid UTF-8.
+#[inline]
+fn check_string_bytes(text: &[u8]) -> Option<()> {
+    if text.iter().all(|&c| (0x20..0x80).contains(&c)) {
+        return Some(());
+    }
+    if text.iter().any(|&c| c < 0x20) {
+        return None;
+    }
+    std::str::from_utf8(text).ok().map(|_| ())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::convex::value::check_document;
+    use proptest::prelude::*;
+
+    fn agree(line: &str) -> bool {
+        let mut hit = false;
+        for rules in [ValueRules::Uniform, ValueRules::Plain] {
+            if let Some(fast) = check_fast(line.as_bytes(), rules, Some(10001)) {
+                hit = true;
+                assert_eq!(
+                    check_document(line, rules, 1, Some(10001)),
+                    Ok(fast),
+                    "{line} {rules:?}"
+                );
+            }
+        }
+        hit
+    }
+
+    #[test]
+    fn plain_documents_take_the_fast_path_and_agree() {
+        let id = DocumentId::new(10001, [7; 16]);
+        let lines = [
+            format!(r#"{{"_creationTime":1700000000000.5,"_id":"{id}","a":"x","b":[1,-2.5,true,null,{{"c":"d\n"}}],"e":{{}}}}"#),
+            r#"{"foo":"bar"}"#.to_owned(),
+            r#" { "a" : [ ] , "b" : "\"quoted\" \\ \/ \t" } "#.to_owned(),
+            r#"{"héllo":1}"#.replace("héllo", "hello"),
+            r#"{"s":"héllo wörld"}"#.to_owned(),
+            "{}".to_owned(),
+            r#"{"n":-0,"m":0.0,"big":123456789012345678}"#.to_owned(),
+            r#"{"b":{"$bytes":"aGVsbG8="},"i":[{"$integer":"AQAAAAAAAAA="}],"f":{ "$float" : "AAAAAAAA+H8=" }}"#.to_owned(),
+        ];
+        for line in &lines {
+            assert!(agree(line), "fast path not taken for {line}");
+        }
+    }
+
+    #[test]
+    fn anything_unusual_falls_back() {
+        for line in [
+            r#"{"a":1e5}"#,
+            r#"{"a":"\u00e9"}"#,
+            r#"{"$a":1}"#,
+            r#"{"a":{"$integer":"AQAAAA=="}}"#,
+            r#"{"a":{"$float":"AAAAAAAA8D8="}}"#,
+            r#"{"a":{"$bytes":"aGk=","x":1}}"#,
+            r#"{"a":{"$set":"aGk="}}"#,
+            r#"{"_x":1}"#,
+            r#"{"a":01}"#,
+            r#"{"a":1.}"#,
+            r#"{"a":1,}"#,
+            r#"{"a":1} x"#,
+            r#"{"a":[1,]}"#,
+            r#"{"a":tru}"#,
+            r#"{"_id":"nope"}"#,
+            r#"{"_creationTime":1700000000000}"#,
+            r#"{"a":"tab	in"}"#,
+            "[1]",
+            "",
+        ] {
+            assert_eq!(
+                check_fast(line.as_bytes(), ValueRules::Uniform, Some(10001)),
+                None,
+                "{line}"
+            );
+        }
+        // Plain rules take an integer creation time.
+        assert!(check_fast(
+            br#"{"_creationTime":1700000000000}"#,
+            ValueRules::Plain,
+            None
+        )
+        .is_some());
+    }
+
+    proptest! {
+        #[test]
+        fn fast_never_accepts_what_the_full_checker_rejects(line in r#"[{}\[\]":,0-9a-z_ .\\-]{0,48}"#) {
+            agree(&line);
+        }
+
+        #[test]
+        fn fast_agrees_on_structured_documents(
+            keys in proptest::collection::vec("[a-z_$]{0,6}", 0..6),
+            values in proptest::collection::vec(r#"(-?[0-9]{1,20}(\.[0-9]{1,3})?|"[a-z\\"]{0,5}"|true|null|\[\]|\{\}|\[1,"x"\]|\{"\$(bytes|integer|float|x)":"[A-Za-z0-9+/=]{0,12}"\})"#, 0..6),
+        ) {
+            let fields: Vec<String> = keys.iter().zip(&values).map(|(k, v)| format!("\"{k}\":{v}")).collect();
+            agree(&format!("{{{}}}", fields.join(",")));
+        }
+    }
+}
