@@ -7,6 +7,7 @@
 //! byte slices, and returns values. Drivers (CLI, server, WebAssembly) live
 //! at the edges.
 pub mod convex;
+pub mod migration;
 pub mod report;
 
 pub use report::{Code, Finding, NumberSource, Report, TableSummary};
