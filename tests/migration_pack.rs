@@ -231,3 +231,80 @@ fn packed_size_is_within_five_percent_of_the_zip() {
     );
     assert!(ratio <= 1.05, "ratio {ratio}");
 }
+
+fn snappack(args: &[&std::path::Path]) -> (i32, String) {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_snappack"))
+        .args(args)
+        .output()
+        .unwrap();
+    (
+        out.status.code().unwrap(),
+        String::from_utf8(out.stdout).unwrap(),
+    )
+}
+
+#[test]
+fn cli_pack_then_unpack_rebuilds_the_snapshot() {
+    use std::path::Path;
+    let dir = std::env::temp_dir().join(format!("snappack-migration-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let zip = generate(&GenSpec {
+        components: vec!["c".into()],
+        storage_files: 2,
+        ..GenSpec::default()
+    });
+    let source = dir.join("snap.zip");
+    std::fs::write(&source, &zip).unwrap();
+    let stream = dir.join("snap.snappack");
+    let out = dir.join("out");
+    let (code, stdout) = snappack(&[
+        Path::new("pack"),
+        &source,
+        Path::new("-q"),
+        Path::new("-o"),
+        &stream,
+    ]);
+    assert_eq!(code, 0, "{stdout}");
+    assert!(stdout.starts_with("packed snap.zip:"), "{stdout}");
+    let (code, stdout) = snappack(&[
+        Path::new("unpack"),
+        &stream,
+        Path::new("--verify"),
+        Path::new("-o"),
+        &out,
+    ]);
+    assert_eq!(code, 0, "{stdout}");
+    assert!(stdout.contains(": valid,"), "{stdout}");
+    for (name, content) in entries(&zip) {
+        if name == "README.md" || name.ends_with("generated_schema.jsonl") {
+            continue;
+        }
+        // Stored files come back under their id, without the extension.
+        let rebuilt = match name.rsplit_once('.') {
+            Some((stem, _)) if name.contains("_storage/") && !name.ends_with(".jsonl") => {
+                out.join(stem)
+            }
+            _ => out.join(&name),
+        };
+        let bytes = std::fs::read(&rebuilt).unwrap_or_else(|_| panic!("{name} not rebuilt"));
+        if name.ends_with("_tables/documents.jsonl") {
+            let mut a: Vec<&[u8]> = bytes.split(|&b| b == b'\n').collect();
+            let mut b: Vec<&[u8]> = content.split(|&b| b == b'\n').collect();
+            a.sort();
+            b.sort();
+            assert_eq!(a, b, "{name}");
+        } else {
+            assert!(bytes == content, "{name} differs");
+        }
+    }
+    // A damaged stream is refused with its code, and exit status 1.
+    let mut bytes = std::fs::read(&stream).unwrap();
+    let last = bytes.len() - 1;
+    bytes[last] ^= 1;
+    let damaged = dir.join("damaged.snappack");
+    std::fs::write(&damaged, bytes).unwrap();
+    let (code, stdout) = snappack(&[Path::new("unpack"), &damaged]);
+    assert_eq!(code, 1);
+    assert!(stdout.contains("[Checksum]"), "{stdout}");
+    std::fs::remove_dir_all(&dir).unwrap();
+}
