@@ -56,13 +56,11 @@ pub struct EncodeSummary {
     pub totals: Totals,
 }
 
-/// The open data item at the end of the pending payload, which more data
-/// of the same kind can extend.
+/// The kind of a data item: document data of a table, or file data.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Open {
-    None,
-    Documents { table: u32, len_at: usize },
-    FileData { len_at: usize },
+enum Data {
+    Documents(u32),
+    File,
 }
 
 /// Packs items into frames and writes them to `W`.
@@ -71,7 +69,9 @@ pub struct Encoder<W: Write> {
     config: EncoderConfig,
     state: StreamState,
     payload: Vec<u8>,
-    open: Open,
+    /// The data item ending the pending payload, which more data of its
+    /// kind extends, and where its length field is.
+    open: Option<(Data, usize)>,
     sequence: u64,
     bytes_written: u64,
     deflate: Option<Compress>,
@@ -99,7 +99,7 @@ impl<W: Write> Encoder<W> {
             config,
             state: StreamState::default(),
             payload: Vec::with_capacity(config.max_frame_size),
-            open: Open::None,
+            open: None,
             sequence: 0,
             bytes_written: 0,
             deflate: None,
@@ -136,16 +136,15 @@ impl<W: Write> Encoder<W> {
         }
         self.state.documents(table, line)?;
         self.state.documents(table, b"\n")?;
-        let extends = matches!(self.open, Open::Documents { table: t, .. } if t == table);
+        let extends = matches!(self.open, Some((Data::Documents(t), _)) if t == table);
         let head = if extends { 0 } else { DOCUMENTS_HEAD_LEN };
         if self.payload.len() + head + line.len() + 1 > self.config.max_frame_size {
             // A line starts in a new frame unless it fits the current one;
             // one longer than a frame is then split across frames.
             self.flush()?;
         }
-        let kind = Open::Documents { table, len_at: 0 };
-        self.append_data(kind, line)?;
-        self.append_data(kind, b"\n")
+        self.append_data(Data::Documents(table), line)?;
+        self.append_data(Data::Documents(table), b"\n")
     }
 
     /// Ends a table: no more documents of it follow.
@@ -165,7 +164,7 @@ impl<W: Write> Encoder<W> {
     /// Adds data to the open storage file, in chunks of any size.
     pub fn file_data(&mut self, data: &[u8]) -> Result<(), EncodeError> {
         self.state.file_data(data)?;
-        self.append_data(Open::FileData { len_at: 0 }, data)
+        self.append_data(Data::File, data)
     }
 
     /// Completes the open storage file and returns the SHA-256 of its data.
@@ -204,13 +203,6 @@ impl<W: Write> Encoder<W> {
         &mut self.out
     }
 
-    fn open_len_at(&self) -> usize {
-        match self.open {
-            Open::Documents { len_at, .. } | Open::FileData { len_at } => len_at,
-            Open::None => 0,
-        }
-    }
-
     fn check_fits(&self, item: &Item) -> Result<(), EncodeError> {
         let size = item.encoded_len();
         if size > self.config.max_frame_size {
@@ -229,51 +221,45 @@ impl<W: Write> Encoder<W> {
             self.flush()?;
         }
         item.encode(&mut self.payload);
-        self.open = Open::None;
+        self.open = None;
         Ok(())
     }
 
-    /// Appends data to an open item of kind `kind` (the `len_at` in it is
-    /// ignored), opening items and cutting frames as needed.
-    fn append_data(&mut self, kind: Open, mut data: &[u8]) -> Result<(), EncodeError> {
+    /// Appends data to the open item of its kind, or to new items, cutting
+    /// frames as they fill.
+    fn append_data(&mut self, kind: Data, mut data: &[u8]) -> Result<(), EncodeError> {
         let max = self.config.max_frame_size;
-        let head = match kind {
-            Open::Documents { .. } => DOCUMENTS_HEAD_LEN,
-            _ => FILE_DATA_HEAD_LEN,
-        };
         while !data.is_empty() {
-            let same_kind = match (self.open, kind) {
-                (Open::Documents { table: a, .. }, Open::Documents { table: b, .. }) => a == b,
-                (Open::FileData { .. }, Open::FileData { .. }) => true,
-                _ => false,
+            let len_at = match self.open {
+                Some((open, len_at)) if open == kind && self.payload.len() < max => len_at,
+                _ => {
+                    let head = match kind {
+                        Data::Documents(_) => DOCUMENTS_HEAD_LEN,
+                        Data::File => FILE_DATA_HEAD_LEN,
+                    };
+                    // A new item needs room for its head and one byte.
+                    if self.payload.len() + head >= max {
+                        self.flush()?;
+                    }
+                    match kind {
+                        Data::Documents(table) => {
+                            self.payload.push(TAG_DOCUMENTS);
+                            self.payload.extend_from_slice(&table.to_le_bytes());
+                        }
+                        Data::File => self.payload.push(TAG_FILE_DATA),
+                    }
+                    let len_at = self.payload.len();
+                    self.payload.extend_from_slice(&0u32.to_le_bytes());
+                    self.open = Some((kind, len_at));
+                    len_at
+                }
             };
-            let room_needed = if same_kind { 1 } else { head + 1 };
-            if self.payload.len() + room_needed > max {
-                self.flush()?;
-                continue;
-            }
-            if !same_kind {
-                let len_at = self.payload.len() + head - 4;
-                self.open = match kind {
-                    Open::Documents { table, .. } => {
-                        self.payload.push(TAG_DOCUMENTS);
-                        self.payload.extend_from_slice(&table.to_le_bytes());
-                        Open::Documents { table, len_at }
-                    }
-                    _ => {
-                        self.payload.push(TAG_FILE_DATA);
-                        Open::FileData { len_at }
-                    }
-                };
-                self.payload.extend_from_slice(&0u32.to_le_bytes());
-            }
             let take = data.len().min(max - self.payload.len());
             self.payload.extend_from_slice(&data[..take]);
             data = &data[take..];
-            let len_at = self.open_len_at();
-            let field: [u8; 4] = self.payload[len_at..len_at + 4].try_into().unwrap();
-            let len = u32::from_le_bytes(field) + take as u32;
-            self.payload[len_at..len_at + 4].copy_from_slice(&len.to_le_bytes());
+            let field = &mut self.payload[len_at..len_at + 4];
+            let len = u32::from_le_bytes([field[0], field[1], field[2], field[3]]) + take as u32;
+            field.copy_from_slice(&len.to_le_bytes());
         }
         Ok(())
     }
@@ -303,7 +289,7 @@ impl<W: Write> Encoder<W> {
         }
         self.sequence += 1;
         self.payload.clear();
-        self.open = Open::None;
+        self.open = None;
         Ok(())
     }
 
