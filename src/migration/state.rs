@@ -124,7 +124,10 @@ impl StreamState {
         if t.number == Some(0) {
             return Err(order("table number 0"));
         }
-        let index = u32::try_from(self.tables.len()).map_err(|_| order("too many tables"))?;
+        let index = u32::try_from(self.tables.len())
+            .ok()
+            .filter(|&i| i < u32::MAX)
+            .ok_or_else(|| order("too many tables"))?;
         self.tables.push(TableState {
             documents: 0,
             bytes: 0,
