@@ -308,3 +308,37 @@ fn cli_pack_then_unpack_rebuilds_the_snapshot() {
     assert!(stdout.contains("[Checksum]"), "{stdout}");
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+#[test]
+fn csv_and_json_array_files_pack_as_json_lines() {
+    let options = PackOptions {
+        validate: snappack::Options {
+            table: Some("items".into()),
+            ..Default::default()
+        },
+        ..options(false)
+    };
+    let cases: [(&str, &[u8]); 2] = [
+        ("items.csv", b"a,b\n1,x\n2,\n"),
+        (
+            "items.json",
+            b"[\n  {\"a\": 1,\n   \"b\": \"x\"},\n  {\"a\": 2, \"b\": \"\"}\n]\n",
+        ),
+    ];
+    for (name, bytes) in cases {
+        let (stream, _) = pack(Cursor::new(bytes), name, Vec::new(), &options, &mut |_| {
+            true
+        })
+        .unwrap_or_else(|e| panic!("{name}: {e}"));
+        let (unpacked, rebuilt) = unpack_to_entries(&stream);
+        assert_eq!(unpacked.totals.documents, 2, "{name}");
+        for line in rebuilt["items/documents.jsonl"]
+            .split(|&b| b == b'\n')
+            .filter(|l| !l.is_empty())
+        {
+            let value: serde_json::Value = serde_json::from_slice(line).unwrap();
+            assert!(value.is_object(), "{name}: {value}");
+            assert!(value["b"].is_string(), "{name}: {value}");
+        }
+    }
+}
