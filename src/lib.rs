@@ -9,6 +9,7 @@
 pub mod archive;
 pub mod convex;
 pub mod gen;
+pub mod migration;
 pub mod report;
 pub mod validate;
 

@@ -2,6 +2,7 @@
 //! 1 the input has errors, 2 the command could not run.
 
 mod human;
+mod pack;
 
 use std::fs::File;
 use std::io::{BufReader, IsTerminal, Write};
@@ -29,6 +30,10 @@ enum Command {
     Validate(ValidateArgs),
     /// Write a synthetic Convex snapshot (for tests and benchmarks).
     Gen(GenArgs),
+    /// Validate a snapshot and repackage it into a checksummed stream of frames.
+    Pack(pack::PackArgs),
+    /// Check a packed stream, and rebuild its tables and stored files.
+    Unpack(pack::UnpackArgs),
 }
 
 #[derive(Args)]
@@ -117,6 +122,8 @@ pub fn main() -> ExitCode {
     let result = match cli.command {
         Command::Validate(args) => validate(args),
         Command::Gen(args) => generate(args),
+        Command::Pack(args) => pack::run_pack(args),
+        Command::Unpack(args) => pack::run_unpack(args),
     };
     match result {
         Ok(code) => code,

@@ -1,0 +1,260 @@
+//! `snappack pack` and `snappack unpack`: the migration-item stream on disk.
+
+use std::collections::HashMap;
+use std::fs::{self, File};
+use std::io::{BufReader, BufWriter, IsTerminal, Write};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
+
+use anyhow::{bail, Context as _, Result};
+use clap::Args;
+use snappack::migration::{
+    component_prefix, pack, unpack, DecoderConfig, EncoderConfig, Item, PackError, PackOptions,
+    UnpackError, DEFAULT_FRAME_SIZE, DEFAULT_LEVEL,
+};
+
+use super::{human, InputArgs, ProgressBar};
+
+#[derive(Args)]
+pub(super) struct PackArgs {
+    #[command(flatten)]
+    input: InputArgs,
+    /// Where to write the stream.
+    #[arg(long, short)]
+    out: PathBuf,
+    /// Pack even when the input has validation errors (the server judges).
+    #[arg(long)]
+    force: bool,
+    /// Deflate level of frames, 0 (store) to 9.
+    #[arg(long, default_value_t = DEFAULT_LEVEL)]
+    level: u32,
+    /// Bound on a frame's uncompressed payload, in bytes.
+    #[arg(long, default_value_t = DEFAULT_FRAME_SIZE)]
+    frame_size: usize,
+    /// No progress bar.
+    #[arg(long, short)]
+    quiet: bool,
+}
+
+#[derive(Args)]
+pub(super) struct UnpackArgs {
+    /// The stream written by `snappack pack`.
+    stream: PathBuf,
+    /// Check every frame, count and checksum (always done; kept for clarity).
+    #[arg(long)]
+    verify: bool,
+    /// Write the tables' `documents.jsonl`, `_tables` and stored files under this folder.
+    #[arg(long, short)]
+    out: Option<PathBuf>,
+}
+
+pub(super) fn run_pack(args: PackArgs) -> Result<ExitCode> {
+    let options = PackOptions {
+        validate: args.input.options()?,
+        force: args.force,
+        encoder: EncoderConfig {
+            max_frame_size: args.frame_size,
+            level: args.level,
+            resume_from: 0,
+        },
+        producer: format!("snappack {}", env!("CARGO_PKG_VERSION")),
+        created_at_ms: SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_millis() as i64),
+    };
+    let (reader, name) = args.input.open()?;
+    let input_len = reader.get_ref().metadata().map_or(0, |m| m.len());
+    // Written beside the target and renamed when complete.
+    let partial = args.out.with_extension("partial");
+    let out =
+        File::create(&partial).with_context(|| format!("cannot create {}", partial.display()))?;
+    let started = Instant::now();
+    let mut bar = ProgressBar::new(!args.quiet);
+    let result = pack(
+        reader,
+        &name,
+        BufWriter::with_capacity(1 << 20, out),
+        &options,
+        &mut |p| {
+            bar.update(p, started);
+            true
+        },
+    );
+    bar.clear();
+    let color = std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none();
+    let mut stdout = std::io::stdout().lock();
+    let (out, packed) = match result {
+        Ok(done) => done,
+        Err(error) => {
+            let _ = fs::remove_file(&partial);
+            if let PackError::Invalid(report) = &error {
+                human::print(&mut stdout, &name, report, started.elapsed(), color)?;
+                writeln!(stdout, "not packed: fix the errors, or pack with --force")?;
+                return Ok(ExitCode::from(1));
+            }
+            bail!("cannot pack {name}: {error}");
+        }
+    };
+    out.into_inner()
+        .map_err(|e| e.into_error())
+        .and_then(|file| file.sync_all())
+        .with_context(|| format!("cannot write {}", partial.display()))?;
+    fs::rename(&partial, &args.out).with_context(|| {
+        format!(
+            "cannot rename {} to {}",
+            partial.display(),
+            args.out.display()
+        )
+    })?;
+    let s = packed.summary;
+    writeln!(
+        stdout,
+        "packed {name}: {} tables, {} documents, {} stored files into {} frames, {} ({:.1}% of the input) in {:.1}s{}",
+        s.totals.tables,
+        human::count(s.totals.documents),
+        human::count(s.totals.files),
+        human::count(s.frames),
+        human::bytes(s.bytes_written),
+        s.bytes_written as f64 * 100.0 / input_len.max(1) as f64,
+        started.elapsed().as_secs_f64(),
+        if packed.report.valid { "" } else { " (forced: the input has errors)" }
+    )?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// A table's or file's folder from names in the stream, refusing anything
+/// that is not an identifier (a stream must not write outside `root`).
+fn folder(root: &Path, component: &str, name: &str) -> Result<PathBuf> {
+    let safe = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_');
+    if !component
+        .split('/')
+        .all(|c| component.is_empty() || safe(c))
+        || !safe(name)
+    {
+        bail!("refusing to write table or file '{component}/{name}': not an identifier");
+    }
+    Ok(root.join(component_prefix(component)).join(name))
+}
+
+/// Writes what a stream holds under a folder.
+struct Rebuild {
+    root: PathBuf,
+    tables: Vec<PathBuf>,
+    open: HashMap<u32, BufWriter<File>>,
+    numbers: HashMap<String, Vec<(String, u32)>>,
+    file: Option<BufWriter<File>>,
+}
+
+impl Rebuild {
+    fn item(&mut self, item: &Item) -> Result<()> {
+        match item {
+            Item::Table(t) => {
+                let dir = folder(&self.root, &t.component, &t.name)?;
+                fs::create_dir_all(&dir)?;
+                let path = dir.join("documents.jsonl");
+                File::create(&path).with_context(|| format!("cannot create {}", path.display()))?;
+                self.tables.push(path);
+                if let (Some(number), false) = (t.number, t.name.starts_with('_')) {
+                    self.numbers
+                        .entry(t.component.clone())
+                        .or_default()
+                        .push((t.name.clone(), number));
+                }
+            }
+            Item::Documents { table, data } => {
+                if !self.open.contains_key(table) {
+                    let path = &self.tables[*table as usize];
+                    let file = File::options().append(true).open(path)?;
+                    self.open
+                        .insert(*table, BufWriter::with_capacity(1 << 20, file));
+                }
+                if let Some(out) = self.open.get_mut(table) {
+                    out.write_all(data)?;
+                }
+            }
+            Item::TableEnd(end) => {
+                if let Some(mut out) = self.open.remove(&end.table) {
+                    out.flush()?;
+                }
+            }
+            Item::File(f) => {
+                let path = folder(&self.root, &f.component, "_storage")?;
+                fs::create_dir_all(&path)?;
+                let path = folder(&path, "", &f.id)?;
+                self.file =
+                    Some(BufWriter::new(File::create(&path).with_context(|| {
+                        format!("cannot create {}", path.display())
+                    })?));
+            }
+            Item::FileData(data) => {
+                if let Some(out) = &mut self.file {
+                    out.write_all(data)?;
+                }
+            }
+            Item::FileEnd { .. } => {
+                if let Some(mut out) = self.file.take() {
+                    out.flush()?;
+                }
+            }
+            Item::Done(_) => {
+                for (component, tables) in &self.numbers {
+                    let dir = folder(&self.root, component, "_tables")?;
+                    fs::create_dir_all(&dir)?;
+                    let mut out = BufWriter::new(File::create(dir.join("documents.jsonl"))?);
+                    for (name, number) in tables {
+                        // Keys in the order Convex's exporter writes them.
+                        let name = serde_json::to_string(name)?;
+                        writeln!(out, "{{\"name\":{name},\"id\":{number}}}")?;
+                    }
+                    out.flush()?;
+                }
+            }
+            Item::Header(_) => {}
+        }
+        Ok(())
+    }
+}
+
+pub(super) fn run_unpack(args: UnpackArgs) -> Result<ExitCode> {
+    let _ = args.verify;
+    let input = File::open(&args.stream)
+        .with_context(|| format!("cannot open {}", args.stream.display()))?;
+    let started = Instant::now();
+    let mut rebuild = args.out.as_ref().map(|root| Rebuild {
+        root: root.clone(),
+        tables: Vec::new(),
+        open: HashMap::new(),
+        numbers: HashMap::new(),
+        file: None,
+    });
+    let result = unpack(
+        BufReader::new(input),
+        DecoderConfig::default(),
+        &mut |item| match &mut rebuild {
+            Some(rebuild) => rebuild.item(item).map_err(std::io::Error::other),
+            None => Ok(()),
+        },
+    );
+    let name = args.stream.display();
+    match result {
+        Ok(u) => {
+            println!(
+                "{name}: valid, {} frames, {} tables, {} documents, {} stored files ({}), written by {} in {:.1}s",
+                human::count(u.frames),
+                u.totals.tables,
+                human::count(u.totals.documents),
+                human::count(u.totals.files),
+                human::bytes(u.totals.document_bytes + u.totals.file_bytes),
+                u.header.producer,
+                started.elapsed().as_secs_f64()
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+        Err(UnpackError::Decode(error)) => {
+            println!("{name}: invalid: {error} [{}]", error.code());
+            Ok(ExitCode::from(1))
+        }
+        Err(error) => bail!("cannot unpack {name}: {error}"),
+    }
+}
