@@ -8,5 +8,7 @@
 //! at the edges.
 pub mod convex;
 pub mod report;
+#[cfg(target_arch = "wasm32")]
+mod wasm;
 
 pub use report::{Code, Finding, NumberSource, Report, TableSummary};
