@@ -24,15 +24,9 @@ if [ "$(wasm-bindgen --version 2>/dev/null)" != "wasm-bindgen $wasm_bindgen_vers
   cargo install wasm-bindgen-cli --version "$wasm_bindgen_version"
 fi
 
-# wasm-opt shrinks and speeds up the .wasm; Debian's binaryen provides it.
-if ! command -v wasm-opt >/dev/null; then
-  say "installing binaryen (wasm-opt)"
-  export DEBIAN_FRONTEND=noninteractive
-  apt-get install -y --no-install-recommends binaryen >/dev/null ||
-    { apt-get update >/dev/null && apt-get install -y --no-install-recommends binaryen >/dev/null; }
-fi
-
-# npm dev dependencies, when missing or older than the lock file.
+# npm dev dependencies, when missing or older than the lock file. They include
+# wasm-opt (binaryen's npm build; Debian's binaryen is too old for the
+# externref table wasm-bindgen emits).
 if [ ! -f node_modules/.package-lock.json ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
   say "installing npm packages"
   npm ci --no-audit --no-fund
