@@ -6,9 +6,14 @@
 //! The core is sans-IO: it reads through `std::io::Read + Seek` or is fed
 //! byte slices, and returns values. Drivers (CLI, server, WebAssembly) live
 //! at the edges.
+pub mod archive;
 pub mod convex;
+pub mod gen;
 pub mod report;
+pub mod validate;
 #[cfg(target_arch = "wasm32")]
 mod wasm;
 
+pub use archive::Format;
 pub use report::{Code, Finding, NumberSource, Report, TableSummary};
+pub use validate::{validate, ImportMode, Options, Progress};

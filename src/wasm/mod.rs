@@ -16,19 +16,13 @@
 mod reader;
 
 use std::cell::RefCell;
-use std::rc::Rc;
 
 use js_sys::{Function, Uint8Array};
 use wasm_bindgen::prelude::*;
 use wasm_bindgen::JsCast;
 
-use crate::validate::{Options, Progress};
+use crate::{Options, Progress};
 use reader::{BlobSource, BytesSource, CallbackSource, ReadAhead, Source};
-
-/// Progress goes to JavaScript at most once per this many bytes read...
-const PROGRESS_BYTES: u64 = 1 << 20;
-/// ...or this many documents read, whichever comes first.
-const PROGRESS_DOCUMENTS: u64 = 20_000;
 
 thread_local! {
     static PANIC_HANDLER: RefCell<Option<Function>> = const { RefCell::new(None) };
@@ -73,9 +67,9 @@ pub fn version() -> String {
 ///   options do not.
 /// * `options_json`: the options as JSON (`format`, `table`, `component`,
 ///   `schema`, `target`, `mode`, `maxErrors`).
-/// * `on_progress(bytesRead, bytesTotal, documents)`: called every MiB or so
-///   and once at the end. If it throws, validation stops and this function
-///   throws that exception (this is how a caller cancels).
+/// * `on_progress(bytesRead, bytesTotal, documents)`: called about once per
+///   MiB read and once at the end. If it throws, validation stops and this
+///   function throws that exception (this is how a caller cancels).
 #[wasm_bindgen]
 pub fn validate(
     input: JsValue,
@@ -130,28 +124,21 @@ fn callback_source(input: &JsValue) -> Option<CallbackSource> {
     whole.then(|| CallbackSource::new(read, size as u64))
 }
 
-/// Runs the core over `source`, forwarding progress and a thrown progress
-/// callback.
+/// Runs the core over `source`; an exception thrown by the progress callback
+/// stops the walk and is rethrown.
 fn run<S: Source>(
     source: S,
     file_name: &str,
     options: &Options,
     on_progress: Option<Function>,
 ) -> Result<String, JsValue> {
-    // An exception thrown by the progress callback: it stops reading at once
-    // and is rethrown when the core returns.
-    let thrown: Rc<RefCell<Option<JsValue>>> = Rc::default();
-    let stopped = {
-        let thrown = thrown.clone();
-        Box::new(move || thrown.borrow().is_some())
-    };
-    let input = ReadAhead::new(source, stopped);
-
-    let mut last: Option<Progress> = None;
-    let mut sent: Option<Progress> = None;
-    let send = |progress: Progress, callback: &Function| {
-        if thrown.borrow().is_some() {
-            return;
+    let mut thrown: Option<JsValue> = None;
+    let mut forward = |progress: Progress| {
+        let Some(callback) = &on_progress else {
+            return true;
+        };
+        if thrown.is_some() {
+            return false;
         }
         let result = callback.call3(
             &JsValue::NULL,
@@ -159,36 +146,19 @@ fn run<S: Source>(
             &JsValue::from_f64(progress.bytes_total as f64),
             &JsValue::from_f64(progress.documents as f64),
         );
-        if let Err(error) = result {
-            *thrown.borrow_mut() = Some(error);
+        match result {
+            Ok(_) => true,
+            Err(error) => {
+                thrown = Some(error);
+                false
+            }
         }
     };
-    let mut forward = |progress: Progress| {
-        last = Some(progress);
-        let Some(callback) = &on_progress else { return };
-        let due = sent.is_none_or(|sent| {
-            progress.bytes_read >= sent.bytes_read + PROGRESS_BYTES
-                || progress.documents >= sent.documents + PROGRESS_DOCUMENTS
-        });
-        if due {
-            sent = Some(progress);
-            send(progress, callback);
-        }
-    };
-    let report = crate::validate::validate(input, file_name, options, &mut forward);
-    if let (Some(callback), Some(progress)) = (&on_progress, last) {
-        if sent.is_none_or(|sent| !same_progress(sent, progress)) {
-            send(progress, callback);
-        }
-    }
-    if let Some(error) = thrown.take() {
+    let report = crate::validate(ReadAhead::new(source), file_name, options, &mut forward);
+    if let Some(error) = thrown {
         return Err(error);
     }
     serde_json::to_string(&report).map_err(|e| api_error("Internal", &e.to_string()))
-}
-
-fn same_progress(a: Progress, b: Progress) -> bool {
-    (a.bytes_read, a.bytes_total, a.documents) == (b.bytes_read, b.bytes_total, b.documents)
 }
 
 /// A JavaScript `Error` with a `code` property.

@@ -36,13 +36,11 @@ pub struct ReadAhead<S> {
     buf: Vec<u8>,
     /// Offset of `buf[0]` in the source.
     buf_start: u64,
-    /// Stops every further read when it returns true (the caller cancelled).
-    stopped: Box<dyn Fn() -> bool>,
 }
 
 impl<S: Source> ReadAhead<S> {
-    /// Wraps `source`; reads fail once `stopped` returns true.
-    pub fn new(source: S, stopped: Box<dyn Fn() -> bool>) -> Self {
+    /// Wraps `source`.
+    pub fn new(source: S) -> Self {
         let len = source.len();
         ReadAhead {
             source,
@@ -50,15 +48,7 @@ impl<S: Source> ReadAhead<S> {
             pos: 0,
             buf: Vec::new(),
             buf_start: 0,
-            stopped,
         }
-    }
-
-    fn check_stopped(&self) -> io::Result<()> {
-        if (self.stopped)() {
-            return Err(io::Error::other("cancelled"));
-        }
-        Ok(())
     }
 }
 
@@ -69,7 +59,6 @@ impl<S: Source> Read for ReadAhead<S> {
         }
         let buffered = self.buf_start..self.buf_start + self.buf.len() as u64;
         if !buffered.contains(&self.pos) {
-            self.check_stopped()?;
             let want = (self.len - self.pos).min(READ_AHEAD as u64) as usize;
             if out.len() >= want {
                 // A read as large as the buffer goes straight to the caller.

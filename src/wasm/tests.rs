@@ -36,10 +36,6 @@ fn sample(len: usize) -> Vec<u8> {
     (0..len).map(|i| (i * 7 + i / 251) as u8).collect()
 }
 
-fn never_stopped() -> Box<dyn Fn() -> bool> {
-    Box::new(|| false)
-}
-
 #[wasm_bindgen_test]
 fn read_ahead_reads_like_a_cursor_and_crosses_rarely() {
     let bytes = sample(READ_AHEAD * 2 + 12_345);
@@ -48,7 +44,7 @@ fn read_ahead_reads_like_a_cursor_and_crosses_rarely() {
         bytes: bytes.clone(),
         calls: calls.clone(),
     };
-    let mut reader = ReadAhead::new(source, never_stopped());
+    let mut reader = ReadAhead::new(source);
     let mut expected = Cursor::new(bytes);
 
     // Seeks and reads of many sizes, as a ZIP reader does.
@@ -95,42 +91,67 @@ fn read_fully(reader: &mut impl Read, buf: &mut [u8]) -> usize {
 }
 
 #[wasm_bindgen_test]
-fn read_ahead_fails_once_stopped_and_rejects_seeks_before_the_start() {
-    let stop = Rc::new(Cell::new(false));
+fn read_ahead_rejects_seeks_before_the_start() {
     let source = CountingSource {
         bytes: sample(100),
         calls: Rc::default(),
     };
-    let flag = stop.clone();
-    let mut reader = ReadAhead::new(source, Box::new(move || flag.get()));
+    let mut reader = ReadAhead::new(source);
     assert!(reader.seek(SeekFrom::Current(-1)).is_err());
-    stop.set(true);
-    assert!(reader.read(&mut [0u8; 10]).is_err());
+    assert_eq!(reader.seek(SeekFrom::End(5)).unwrap(), 105);
+    assert_eq!(reader.read(&mut [0u8; 10]).unwrap(), 0);
 }
 
 /// The JSON the core itself gives for `bytes`, without the glue.
 fn core_report(bytes: &[u8], file_name: &str, options_json: &str) -> String {
     let options = serde_json::from_str(options_json).unwrap();
-    let report =
-        crate::validate::validate(Cursor::new(bytes), file_name, &options, &mut |_| {});
+    let report = crate::validate(Cursor::new(bytes), file_name, &options, &mut |_| true);
     serde_json::to_string(&report).unwrap()
 }
 
 /// A JSONL table with one good and one broken line.
 const JSONL: &[u8] = b"{\"a\":1}\nnot json\n";
 
+/// A generated snapshot with components, stored files and faults, bigger
+/// than one read-ahead buffer.
+fn snapshot() -> Vec<u8> {
+    let spec = crate::gen::GenSpec {
+        tables: 3,
+        total_documents: Some(30_000),
+        components: vec!["a".into()],
+        storage_files: 3,
+        faults: vec![
+            crate::gen::Fault::DuplicateId,
+            crate::gen::Fault::BadJsonLine,
+        ],
+        compression_level: 1,
+        ..Default::default()
+    };
+    let mut out = Cursor::new(Vec::new());
+    crate::gen::write_snapshot(&mut out, &spec).unwrap();
+    out.into_inner()
+}
+
 #[wasm_bindgen_test]
 fn every_input_kind_gives_the_core_report() {
-    let want = core_report(JSONL, "t.jsonl", r#"{"table":"t"}"#);
-    let array = Uint8Array::from(JSONL);
-    let inputs: Vec<JsValue> = vec![
-        array.clone().into(),
-        array.buffer().into(),
-        callback_input(JSONL),
+    let zip = snapshot();
+    assert!(zip.len() > READ_AHEAD, "{} bytes", zip.len());
+    let cases: [(&[u8], &str, &str); 2] = [
+        (&zip, "snapshot.zip", "{}"),
+        (JSONL, "t.jsonl", r#"{"table":"t"}"#),
     ];
-    for input in inputs {
-        let got = validate(input, "t.jsonl", r#"{"table":"t"}"#, None).unwrap();
-        assert_eq!(got, want);
+    for (bytes, name, options) in cases {
+        let want = core_report(bytes, name, options);
+        assert!(want.contains(r#""valid":false"#), "{want}");
+        let array = Uint8Array::from(bytes);
+        let inputs: Vec<JsValue> = vec![
+            array.clone().into(),
+            array.buffer().into(),
+            callback_input(bytes),
+        ];
+        for input in inputs {
+            assert_eq!(validate(input, name, options, None).unwrap(), want);
+        }
     }
 }
 

@@ -1,0 +1,303 @@
+//! Subcommands of the `snappack` binary. Exit status: 0 done (input valid),
+//! 1 the input has errors, 2 the command could not run.
+
+mod human;
+
+use std::fs::File;
+use std::io::{BufReader, IsTerminal, Write};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::time::Instant;
+
+use anyhow::{Context as _, Result};
+use clap::{Args, Parser, Subcommand};
+use snappack::validate::{ImportMode, Options, Schema, TargetTables};
+use snappack::Format;
+
+/// Check Convex snapshot archives before they are uploaded, repackage them
+/// into checksummed frames, and import them.
+#[derive(Parser)]
+#[command(name = "snappack", version, about, propagate_version = true)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Check a snapshot (ZIP) or a single-table file (JSONL, JSON, CSV) the way Convex imports it.
+    Validate(ValidateArgs),
+    /// Write a synthetic Convex snapshot (for tests and benchmarks).
+    Gen(GenArgs),
+}
+
+#[derive(Args)]
+struct GenArgs {
+    /// Where to write the ZIP.
+    out: PathBuf,
+    /// A JSON generator spec (file); the flags below override it.
+    #[arg(long, value_name = "FILE")]
+    spec: Option<PathBuf>,
+    /// User tables per component.
+    #[arg(long)]
+    tables: Option<u32>,
+    /// Documents per table.
+    #[arg(long)]
+    documents: Option<u64>,
+    /// Documents in all, spread over the tables (instead of --documents).
+    #[arg(long)]
+    total_documents: Option<u64>,
+    /// Child components (repeat, or comma-separated): `a`, `a/b`.
+    #[arg(long, value_delimiter = ',')]
+    component: Vec<String>,
+    /// Stored files per component.
+    #[arg(long)]
+    storage_files: Option<u32>,
+    /// Folder every entry is under, e.g. `snapshot/`.
+    #[arg(long)]
+    prefix: Option<String>,
+    /// Seed (the same seed gives the same bytes).
+    #[arg(long)]
+    seed: Option<u64>,
+    /// Faults to inject (repeat, or comma-separated), e.g. duplicateId,foreignTableId.
+    #[arg(long, value_delimiter = ',')]
+    fault: Vec<String>,
+    /// Print the summary (tables, injected faults with their locations) as JSON.
+    #[arg(long)]
+    json: bool,
+}
+
+/// What to validate and how.
+#[derive(Args)]
+struct InputArgs {
+    /// The snapshot ZIP, or a .jsonl, .json or .csv file.
+    file: PathBuf,
+    /// Input format (default: from the file's extension).
+    #[arg(long, value_parser = parse_format)]
+    format: Option<Format>,
+    /// Target table, for single-table formats.
+    #[arg(long)]
+    table: Option<String>,
+    /// Component path the import targets (default: the root).
+    #[arg(long, default_value = "")]
+    component: String,
+    /// The target's schema (JSON), for CSV empty-string remapping.
+    #[arg(long, value_name = "FILE")]
+    schema: Option<PathBuf>,
+    /// The target deployment's tables (JSON), to reuse numbers and find conflicts before upload.
+    #[arg(long, value_name = "FILE")]
+    target_tables: Option<PathBuf>,
+    /// Import mode: requireEmpty, append, replace, replaceAll.
+    #[arg(long, default_value = "requireEmpty")]
+    mode: ImportMode,
+    /// List at most this many errors (all are counted).
+    #[arg(long, default_value_t = snappack::validate::DEFAULT_MAX_ERRORS)]
+    max_errors: usize,
+}
+
+#[derive(Args)]
+struct ValidateArgs {
+    #[command(flatten)]
+    input: InputArgs,
+    /// Print the report as JSON.
+    #[arg(long)]
+    json: bool,
+    /// No progress bar.
+    #[arg(long, short)]
+    quiet: bool,
+}
+
+fn parse_format(s: &str) -> Result<Format, String> {
+    s.parse()
+}
+
+/// Runs the command line; the exit status says whether the input is valid.
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Validate(args) => validate(args),
+        Command::Gen(args) => generate(args),
+    };
+    match result {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("snappack: {e:#}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+impl InputArgs {
+    fn options(&self) -> Result<Options> {
+        Ok(Options {
+            format: self.format,
+            table: self.table.clone(),
+            component: self.component.clone(),
+            schema: self
+                .schema
+                .as_deref()
+                .map(read_json::<Schema>)
+                .transpose()?,
+            target: self.target_tables.as_deref().map(read_target).transpose()?,
+            mode: self.mode,
+            max_errors: Some(self.max_errors),
+        })
+    }
+
+    fn open(&self) -> Result<(BufReader<File>, String)> {
+        let file = File::open(&self.file)
+            .with_context(|| format!("cannot open {}", self.file.display()))?;
+        let name = self
+            .file
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        Ok((BufReader::with_capacity(1 << 20, file), name))
+    }
+}
+
+fn read_json<T: serde::de::DeserializeOwned>(path: &Path) -> Result<T> {
+    let text =
+        std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
+    serde_json::from_str(&text).with_context(|| format!("{} is not valid", path.display()))
+}
+
+/// The target's tables: `{"tables": [...]}` or a bare array.
+fn read_target(path: &Path) -> Result<TargetTables> {
+    let text =
+        std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
+    serde_json::from_str::<TargetTables>(&text)
+        .or_else(|_| serde_json::from_str(&text).map(|tables| TargetTables { tables }))
+        .with_context(|| {
+            format!(
+                "{} is not a table list (expected {{\"tables\": [{{\"component\": \"\", \"name\": \"users\", \"number\": 10001, \"documents\": 0}}]}})",
+                path.display()
+            )
+        })
+}
+
+fn validate(args: ValidateArgs) -> Result<ExitCode> {
+    let options = args.input.options()?;
+    let (reader, name) = args.input.open()?;
+    let started = Instant::now();
+    let mut bar = ProgressBar::new(!args.quiet && !args.json);
+    let report = snappack::validate(reader, &name, &options, &mut |p| {
+        bar.update(p, started);
+        true
+    });
+    bar.clear();
+    let mut out = std::io::stdout().lock();
+    if args.json {
+        serde_json::to_writer(&mut out, &report)?;
+        writeln!(out)?;
+    } else {
+        let color = std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none();
+        human::print(&mut out, &name, &report, started.elapsed(), color)?;
+    }
+    Ok(if report.valid {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    })
+}
+
+/// A one-line progress bar on stderr, drawn only when stderr is a terminal.
+struct ProgressBar {
+    enabled: bool,
+    drawn: bool,
+}
+
+impl ProgressBar {
+    fn new(wanted: bool) -> Self {
+        ProgressBar {
+            enabled: wanted && std::io::stderr().is_terminal(),
+            drawn: false,
+        }
+    }
+
+    fn update(&mut self, p: snappack::Progress, started: Instant) {
+        if !self.enabled || p.bytes_total == 0 {
+            return;
+        }
+        let fraction = p.bytes_read as f64 / p.bytes_total as f64;
+        let width = 30;
+        let filled = (fraction * width as f64) as usize;
+        let secs = started.elapsed().as_secs_f64().max(1e-3);
+        let rate = p.bytes_read as f64 / secs;
+        let eta = if rate > 0.0 {
+            (p.bytes_total - p.bytes_read) as f64 / rate
+        } else {
+            0.0
+        };
+        eprint!(
+            "\r[{}{}] {:>3.0}%  {} / {}  {}/s  {} documents  ETA {:.0}s ",
+            "#".repeat(filled),
+            " ".repeat(width - filled.min(width)),
+            fraction * 100.0,
+            human::bytes(p.bytes_read),
+            human::bytes(p.bytes_total),
+            human::bytes(rate as u64),
+            human::count(p.documents),
+            eta
+        );
+        self.drawn = true;
+    }
+
+    fn clear(&mut self) {
+        if self.drawn {
+            eprint!("\r\x1b[2K");
+        }
+    }
+}
+
+fn generate(args: GenArgs) -> Result<ExitCode> {
+    let mut spec: snappack::gen::GenSpec = match &args.spec {
+        Some(path) => read_json(path)?,
+        None => Default::default(),
+    };
+    if let Some(tables) = args.tables {
+        spec.tables = tables;
+    }
+    if let Some(documents) = args.documents {
+        spec.documents_per_table = documents;
+    }
+    if args.total_documents.is_some() {
+        spec.total_documents = args.total_documents;
+    }
+    if !args.component.is_empty() {
+        spec.components = args.component.clone();
+    }
+    if let Some(files) = args.storage_files {
+        spec.storage_files = files;
+    }
+    if let Some(prefix) = &args.prefix {
+        spec.prefix = prefix.clone();
+    }
+    if let Some(seed) = args.seed {
+        spec.seed = seed;
+    }
+    for fault in &args.fault {
+        let parsed = serde_json::from_value(serde_json::Value::String(fault.clone()))
+            .with_context(|| format!("unknown fault '{fault}'"))?;
+        spec.faults.push(parsed);
+    }
+    let file =
+        File::create(&args.out).with_context(|| format!("cannot create {}", args.out.display()))?;
+    let summary =
+        snappack::gen::write_snapshot(std::io::BufWriter::with_capacity(1 << 20, file), &spec)?;
+    if args.json {
+        serde_json::to_writer_pretty(std::io::stdout().lock(), &summary)?;
+        println!();
+    } else {
+        println!(
+            "wrote {}: {} tables, {} documents, {} stored files, {} uncompressed, {} faults",
+            args.out.display(),
+            summary.tables.len(),
+            human::count(summary.documents),
+            summary.storage.len(),
+            human::bytes(summary.bytes),
+            summary.faults.len()
+        );
+    }
+    Ok(ExitCode::SUCCESS)
+}
