@@ -48,7 +48,10 @@ export type Code =
   | 'LegacyGeneratedSchema'
   | 'StorageFileMissing'
   | 'StorageFilesIgnored'
-  | 'TooManyErrors';
+  | 'TooManyErrors'
+  | 'Cancelled'
+  | 'ImportInvalidName'
+  | 'UnassignedTableNumber';
 
 /** Where a table's number came from. */
 export type NumberSource = 'tables' | 'id' | 'target' | 'unassigned';
@@ -121,6 +124,29 @@ export interface Report {
   bytes: number;
 }
 
+/**
+ * The target's active schema, as far as CSV imports need it: which top-level
+ * fields are optional (an empty CSV cell then removes the field, as Convex does).
+ */
+export interface Schema {
+  tables: Record<string, { fields: Record<string, { optional?: boolean }> }>;
+}
+
+/** One existing table of the target deployment. */
+export interface TargetTable {
+  /** Component path (`""`, the root, by default). */
+  component?: string;
+  name: string;
+  number: number;
+  /** Documents in it (0 by default). */
+  documents?: number;
+}
+
+/** The target deployment's tables: numbers to reuse and conflicts to report before upload. */
+export interface TargetTables {
+  tables: TargetTable[];
+}
+
 /** Progress of a validation. */
 export interface Progress {
   /** Bytes of the input read so far. */
@@ -139,19 +165,20 @@ export interface ValidateOptions {
   table?: string;
   /** Component path the single table belongs to (`""`, the root, by default). */
   component?: string;
-  /** A schema for CSV values, as the core's `Options.schema` takes it. */
-  schema?: unknown;
-  /** The target deployment's existing tables, as the core's `Options.target` takes it. */
-  target?: unknown;
+  /** The target's schema, for CSV empty-string remapping. */
+  schema?: Schema;
+  /** The target deployment's tables, to reuse their numbers and report conflicts for `mode`. */
+  target?: TargetTables;
   /** The import mode to check against `target` (default `requireEmpty`). */
   mode?: ImportMode;
-  /** Errors listed at most; the rest are counted in `error_count`. */
+  /** Errors listed at most (default 1000); the rest are counted in `error_count`. */
   maxErrors?: number;
   /** The input's name, for its extension; a File's own name by default. */
   fileName?: string;
   /**
-   * Called about once per MiB read and once at the end. If it throws,
-   * validation stops and the promise rejects with that exception.
+   * Called about once per MiB read and once at the end (in browsers,
+   * asynchronously from the worker). If it throws, validation stops and the
+   * promise rejects with that exception.
    */
   onProgress?: (progress: Progress) => void;
   /** Cancels the validation; the promise rejects with `signal.reason`. */

@@ -12,8 +12,18 @@
 // Usage: node scripts/build-wasm.mjs [target...]   (default: every build)
 
 import { execFileSync } from 'node:child_process';
-import { cpSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { join, relative } from 'node:path';
+import { createHash } from 'node:crypto';
+import {
+  copyFileSync,
+  cpSync,
+  existsSync,
+  mkdirSync,
+  readFileSync,
+  renameSync,
+  rmSync,
+  writeFileSync,
+} from 'node:fs';
+import { dirname, join, relative } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { gzipSync } from 'node:zlib';
 
@@ -61,11 +71,28 @@ function buildOne(build) {
   run('wasm-bindgen', ['--target', build.target, '--out-dir', outDir, '--out-name', CRATE, wasm]);
   const flags = build['wasm-opt'] ?? [];
   const output = join(outDir, `${CRATE}_bg.wasm`);
-  if (flags.length > 0) run(WASM_OPT, [...flags, output, '-o', output]);
+  if (flags.length > 0) optimize(output, flags);
   // The package is ESM; wasm-bindgen's `nodejs` output is CommonJS.
   const type = build.target === 'nodejs' ? 'commonjs' : 'module';
   writeFileSync(join(outDir, 'package.json'), `${JSON.stringify({ type }, null, 2)}\n`);
   return output;
+}
+
+/**
+ * Runs wasm-opt on `path` in place. binaryen's npm build takes tens of
+ * seconds, so results are kept in target/wasm-opt/ by the hash of the input
+ * and the flags: the web and nodejs builds share one run, and a rebuild with
+ * no change in Rust runs none.
+ */
+function optimize(path, flags) {
+  const key = createHash('sha256').update(readFileSync(path)).update(JSON.stringify(flags)).digest('hex');
+  const cached = join(root, 'target', 'wasm-opt', `${key}.wasm`);
+  if (!existsSync(cached)) {
+    mkdirSync(dirname(cached), { recursive: true });
+    run(WASM_OPT, [...flags, path, '-o', `${cached}.tmp`]);
+    renameSync(`${cached}.tmp`, cached);
+  }
+  copyFileSync(cached, path);
 }
 
 function assemble() {
