@@ -31,3 +31,12 @@ if [ ! -f node_modules/.package-lock.json ] || [ package-lock.json -nt node_modu
   say "installing npm packages"
   npm ci --no-audit --no-fund
 fi
+
+# Chromium for the browser tests, from Debian (playwright-core drives it; no
+# browser is downloaded).
+if [ ! -x /usr/bin/chromium ]; then
+  say "installing chromium"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get install -y --no-install-recommends chromium >/dev/null ||
+    { apt-get update >/dev/null && apt-get install -y --no-install-recommends chromium >/dev/null; }
+fi
