@@ -70,7 +70,7 @@ pub struct GenSpec {
     pub document: DocumentShape,
     /// Faults to inject, each once, at a place the generator picks.
     pub faults: Vec<Fault>,
-    /// Deflate level, 0 to 9.
+    /// Deflate level, 1 (fast, the default) to 9 (small); common zip tools use 6.
     pub compression_level: u8,
 }
 
@@ -88,7 +88,7 @@ impl Default for GenSpec {
             prefix: String::new(),
             document: DocumentShape::default(),
             faults: Vec::new(),
-            compression_level: 6,
+            compression_level: 1,
         }
     }
 }
@@ -170,7 +170,7 @@ pub enum Fault {
     /// (`InvalidGeneratedSchema`).
     BadGeneratedSchema,
     /// A `_storage` metadata row whose `sha256` is not its file's
-    /// (`Sha256Mismatch`; the location is the metadata row). Needs stored files.
+    /// (`Sha256Mismatch`, at the file's entry). Needs stored files.
     Sha256Mismatch,
 }
 
@@ -793,6 +793,7 @@ impl Plan {
                 Fault::BadGeneratedSchema => {
                     at.entry = format!("{root}legacy{k}/generated_schema.jsonl");
                     at.table = Some(format!("legacy{k}"));
+                    at.line = Some(1);
                     self.extra(&at.entry, b"\"{\\\"a\\\": int64\"\n".to_vec());
                 }
                 Fault::Sha256Mismatch => {
@@ -809,10 +810,11 @@ impl Plan {
                         .collect();
                     let i = free[rng.below(free.len() as u64) as usize];
                     component.storage[i].wrong_sha256 = true;
-                    at.entry = format!("{}_storage/documents.jsonl", component.prefix);
+                    let file = &component.storage[i];
+                    at.entry =
+                        format!("{}_storage/{}{}", component.prefix, file.id, file.extension);
                     at.component = component.path.clone();
                     at.table = Some("_storage".into());
-                    at.line = Some(i as u64 + 1);
                 }
                 _ => unreachable!("row faults are placed above"),
             }
@@ -1112,8 +1114,8 @@ fn check_spec(spec: &GenSpec) -> Result<(), GenError> {
             "storageMinBytes is above storageMaxBytes".into(),
         ));
     }
-    if spec.compression_level > 9 {
-        return Err(spec_error("compressionLevel must be 0 to 9".into()));
+    if !(1..=9).contains(&spec.compression_level) {
+        return Err(spec_error("compressionLevel must be 1 to 9".into()));
     }
     if !spec.prefix.is_empty() && !spec.prefix.ends_with('/') {
         return Err(spec_error(format!(

@@ -542,3 +542,47 @@ fn cancelling_stops_the_walk() {
     assert_eq!(report.warnings.last().unwrap().code, Code::Cancelled);
     assert!(report.documents < 300_000);
 }
+
+#[test]
+fn legacy_generated_schemas() {
+    let id_a = id(10001, 1);
+    let schema = format!(
+        "\"{{\\\"_creationTime\\\": float64, \\\"_id\\\": id<10001>, \\\"n\\\": int64 | string}}\"\n{{\"{id_a}\": {{\"n\": \"int64\"}}}}\n"
+    );
+    let row = format!(r#"{{"_id":"{id_a}","_creationTime":1.7e12,"n":"5"}}"#);
+    let report = check(
+        "l.zip",
+        &zip(&[
+            ("t/generated_schema.jsonl", schema.as_bytes()),
+            ("t/documents.jsonl", row.as_bytes()),
+        ]),
+    );
+    assert!(report.valid, "{:?}", report.errors);
+    assert_eq!(report.warnings[0].code, Code::LegacyGeneratedSchema);
+    let report = check(
+        "l.zip",
+        &zip(&[
+            ("t/generated_schema.jsonl", b"\"{broken\"\n"),
+            (
+                "u/generated_schema.jsonl",
+                b"\"never\"\n[1]\n{\"a\":1,\"b\":2}\n",
+            ),
+        ]),
+    );
+    assert_eq!(
+        codes(&report),
+        vec![
+            Code::InvalidGeneratedSchema,
+            Code::InvalidConvexValue,
+            Code::InvalidConvexValue
+        ]
+    );
+    assert!(report.errors[0]
+        .message
+        .starts_with("cannot parse t/generated_schema.jsonl: "));
+    assert_eq!(
+        report.errors[1].message,
+        "Row 2 wasn't a valid Convex value: overrides should be object"
+    );
+    assert_eq!(report.errors[2].line, Some(3));
+}

@@ -432,23 +432,52 @@ pub(crate) fn in_component(component: &str) -> String {
     }
 }
 
-/// A legacy (pre-"uniform") generated schema: its rows are checked with the
-/// plain rules, as far as the shape allows; the user is told so.
+/// A legacy (pre-"uniform") generated schema: the shape must parse and
+/// every override line must be well formed. Rows of such a table are checked
+/// with the plain rules, which the warning says.
 fn legacy_schema<R: Read>(
     shape: &str,
-    _lines: &mut crate::archive::LineReader<R>,
+    lines: &mut crate::archive::LineReader<R>,
     entry: &str,
     ctx: &mut Context,
 ) {
-    // An empty table's shape: nothing to decode.
-    if shape == "never" {
+    if let Err(reason) = crate::convex::legacy::parse_shape(shape) {
+        ctx.error(
+            Finding::new(
+                Code::InvalidGeneratedSchema,
+                format!("cannot parse {entry}: {reason}"),
+            )
+            .entry(entry)
+            .line(1),
+        );
         return;
     }
-    ctx.warning(
-        Finding::new(
-            Code::LegacyGeneratedSchema,
-            "legacy generated schema: the table's values are checked as plain JSON",
-        )
-        .entry(entry),
-    );
+    while let Some((row, line)) = lines.next_line() {
+        let result = match line {
+            Err(e) => Err(crate::convex::value::RowError {
+                code: Code::NotUtf8,
+                message: format!("Import wasn't valid UTF8: {e}"),
+            }),
+            Ok(line) => match std::str::from_utf8(line) {
+                Err(e) => Err(crate::convex::value::RowError {
+                    code: Code::NotUtf8,
+                    message: format!("Import wasn't valid UTF8: {e}"),
+                }),
+                Ok(text) => crate::convex::legacy::parse_override_line(text, row).map(|_| ()),
+            },
+        };
+        if let Err(e) = result {
+            ctx.error(Finding::new(e.code, e.message).entry(entry).line(row));
+        }
+    }
+    // An empty table's shape has nothing to decode.
+    if shape != "never" {
+        ctx.warning(
+            Finding::new(
+                Code::LegacyGeneratedSchema,
+                "legacy generated schema: the table's values are checked as plain JSON (numbers as Float64, strings as strings)",
+            )
+            .entry(entry),
+        );
+    }
 }
