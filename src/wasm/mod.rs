@@ -28,6 +28,7 @@ thread_local! {
     static PANIC_HANDLER: RefCell<Option<Function>> = const { RefCell::new(None) };
 }
 
+/// Runs when the module is instantiated: installs the panic hook.
 #[wasm_bindgen(start)]
 fn start() {
     std::panic::set_hook(Box::new(|info| {
@@ -49,12 +50,6 @@ fn start() {
 #[wasm_bindgen(js_name = setPanicHandler)]
 pub fn set_panic_handler(handler: Option<Function>) {
     PANIC_HANDLER.with(|slot| *slot.borrow_mut() = handler);
-}
-
-/// The crate's version.
-#[wasm_bindgen]
-pub fn version() -> String {
-    env!("CARGO_PKG_VERSION").to_owned()
 }
 
 /// Validates `input` and returns the Report as JSON text, exactly as

@@ -130,7 +130,9 @@ impl Source for BytesSource {
 
     fn read_at(&mut self, offset: u64, buf: &mut [u8]) -> io::Result<()> {
         let start = offset as u32;
-        self.0.subarray(start, start + buf.len() as u32).copy_to(buf);
+        self.0
+            .subarray(start, start + buf.len() as u32)
+            .copy_to(buf);
         Ok(())
     }
 }
