@@ -8,5 +8,7 @@
 //! at the edges.
 pub mod convex;
 pub mod report;
+#[cfg(not(target_arch = "wasm32"))]
+pub mod server;
 
 pub use report::{Code, Finding, NumberSource, Report, TableSummary};
