@@ -6,9 +6,13 @@
 //! The core is sans-IO: it reads through `std::io::Read + Seek` or is fed
 //! byte slices, and returns values. Drivers (CLI, server, WebAssembly) live
 //! at the edges.
+pub mod archive;
 pub mod convex;
 pub mod report;
 #[cfg(not(target_arch = "wasm32"))]
 pub mod server;
+pub mod validate;
 
+pub use archive::Format;
 pub use report::{Code, Finding, NumberSource, Report, TableSummary};
+pub use validate::{validate, ImportMode, Options, Progress};

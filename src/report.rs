@@ -108,6 +108,13 @@ codes! {
     StorageFilesIgnored,
     /// More errors than `max_errors`; the rest are counted, not listed (warning).
     TooManyErrors,
+    /// The caller stopped validation before the end (warning; the report is incomplete).
+    Cancelled,
+    /// The table name given for a single-table import is not valid.
+    ImportInvalidName,
+    /// Documents carry `_id`s but the table's first document does not, so the
+    /// server picks the table's number and those ids will likely conflict (warning).
+    UnassignedTableNumber,
 }
 
 impl std::fmt::Display for Code {

@@ -3,9 +3,12 @@
 //! same deployment × the four modes), table-number conflicts, atomicity of
 //! failed and cancelled imports, and two imports finishing on one table.
 
-mod common;
+mod server_support;
+
+use server_support as common;
 
 use snappack::convex::DocumentId;
+use snappack::server;
 use snappack::server::store::{
     ActivatedTable, DocumentWrite, FrameWrite, ImportMode, ImportState, Store, StoreError,
     StoredDocument, TableDeclaration, TableInfo, TablePin,
@@ -253,7 +256,7 @@ fn outcome_matrix_of_convex_tests() {
         for (mode, expected) in outcomes {
             for (backend, store) in common::stores() {
                 let store = &*store;
-                let case = format!("{backend}: {scenario}, {}", mode.as_str());
+                let case = format!("{backend}: {scenario}, {}", server::store::mode_name(*mode));
                 if !target.is_empty() {
                     import(store, RequireEmpty, target).unwrap();
                 }

@@ -1,89 +1,53 @@
-//! Test helpers shared by the server's integration tests: a fresh store on
-//! every backend the machine has (SQLite always; PostgreSQL when
-//! `SNAPPACK_TEST_POSTGRES_URL` is set, and required when `CI` is set).
+//! Helpers for building test inputs.
 #![allow(dead_code)]
 
-use std::path::PathBuf;
-use std::sync::atomic::{AtomicU32, Ordering};
+use std::io::{Cursor, Write};
 
-use snappack::server::store::{PostgresStore, SqliteStore, Store};
+use snappack::convex::DocumentId;
+use snappack::report::{Code, Report};
+use snappack::validate::{validate, Options};
 
-static NEXT: AtomicU32 = AtomicU32::new(0);
+/// A ZIP with the given (name, content) entries, deflated.
+pub fn zip(entries: &[(&str, &[u8])]) -> Vec<u8> {
+    zip_with(entries, zip::CompressionMethod::Deflated)
+}
 
-/// A name no other test of this run (or an earlier run) uses.
-pub fn unique(prefix: &str) -> String {
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_nanos();
+/// A ZIP with the given entries and compression method.
+pub fn zip_with(entries: &[(&str, &[u8])], method: zip::CompressionMethod) -> Vec<u8> {
+    let mut writer = zip::ZipWriter::new(Cursor::new(Vec::new()));
+    let options = zip::write::SimpleFileOptions::default().compression_method(method);
+    for (name, content) in entries {
+        writer.start_file(*name, options).unwrap();
+        writer.write_all(content).unwrap();
+    }
+    writer.finish().unwrap().into_inner()
+}
+
+/// The id of document `n` of table `table`.
+pub fn id(table: u32, n: u8) -> String {
+    DocumentId::new(table, [n; 16]).to_string()
+}
+
+/// A uniform-export document line.
+pub fn doc(table: u32, n: u8, fields: &str) -> String {
+    let comma = if fields.is_empty() { "" } else { "," };
     format!(
-        "{prefix}_{}_{}_{}",
-        std::process::id(),
-        NEXT.fetch_add(1, Ordering::Relaxed),
-        nanos % 1_000_000_000
+        r#"{{"_creationTime":1700000000000.5,"_id":"{}"{comma}{fields}}}"#,
+        id(table, n)
     )
 }
 
-/// A fresh directory under the target folder.
-pub fn temp_dir(prefix: &str) -> PathBuf {
-    let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(unique(prefix));
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
+/// Validates bytes with default options.
+pub fn check(name: &str, bytes: &[u8]) -> Report {
+    check_with(name, bytes, &Options::default())
 }
 
-/// The PostgreSQL URL for tests, if any; panics in CI when it is missing.
-pub fn postgres_url() -> Option<String> {
-    match std::env::var("SNAPPACK_TEST_POSTGRES_URL") {
-        Ok(url) if !url.is_empty() => Some(url),
-        _ if std::env::var_os("CI").is_some() => panic!(
-            "CI is set but SNAPPACK_TEST_POSTGRES_URL is not: start the cluster with \
-             `eval \"$(scripts/pg-test-cluster.sh start)\"`"
-        ),
-        _ => {
-            eprintln!("SNAPPACK_TEST_POSTGRES_URL is not set: PostgreSQL tests skipped");
-            None
-        }
-    }
+/// Validates bytes with options.
+pub fn check_with(name: &str, bytes: &[u8], options: &Options) -> Report {
+    validate(Cursor::new(bytes), name, options, &mut |_| true)
 }
 
-/// A PostgreSQL URL whose connections use a fresh, empty schema.
-pub fn postgres_schema_url(url: &str) -> String {
-    let schema = unique("t");
-    let mut client = postgres::Client::connect(url, postgres::NoTls).unwrap();
-    client
-        .batch_execute(&format!("CREATE SCHEMA {schema}"))
-        .unwrap();
-    let sep = if url.contains('?') { '&' } else { '?' };
-    format!("{url}{sep}options=-csearch_path%3D{schema}")
-}
-
-/// A `--database` value of a fresh database per backend: `("sqlite", path)`
-/// and, when available, `("postgres", url)`.
-pub fn databases() -> Vec<(&'static str, String)> {
-    let mut out = vec![(
-        "sqlite",
-        temp_dir("sqlite")
-            .join("snappack.db")
-            .to_string_lossy()
-            .into_owned(),
-    )];
-    if let Some(url) = postgres_url() {
-        out.push(("postgres", postgres_schema_url(&url)));
-    }
-    out
-}
-
-/// A fresh store per backend.
-pub fn stores() -> Vec<(&'static str, Box<dyn Store>)> {
-    databases()
-        .into_iter()
-        .map(|(name, db)| {
-            let store: Box<dyn Store> = if name == "sqlite" {
-                Box::new(SqliteStore::open(&db).unwrap())
-            } else {
-                Box::new(PostgresStore::connect(&db).unwrap())
-            };
-            (name, store)
-        })
-        .collect()
+/// The error codes of a report, in order.
+pub fn codes(report: &Report) -> Vec<Code> {
+    report.errors.iter().map(|f| f.code).collect()
 }

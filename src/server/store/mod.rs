@@ -27,42 +27,15 @@ use serde::{Deserialize, Serialize};
 
 pub use self::postgres::PostgresStore;
 pub use self::sqlite::SqliteStore;
+pub use crate::validate::ImportMode;
 
-/// How an import treats the tables that already exist (Convex's modes).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub enum ImportMode {
-    /// Every imported table must be empty or missing.
-    #[default]
-    RequireEmpty,
-    /// Documents are added to existing tables.
-    Append,
-    /// Each imported table replaces the table of that name.
-    Replace,
-    /// As Replace, and every user table not imported is deleted.
-    ReplaceAll,
-}
-
-impl ImportMode {
-    /// The mode's wire name.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            ImportMode::RequireEmpty => "requireEmpty",
-            ImportMode::Append => "append",
-            ImportMode::Replace => "replace",
-            ImportMode::ReplaceAll => "replaceAll",
-        }
-    }
-
-    fn parse(text: &str) -> Option<Self> {
-        [
-            ImportMode::RequireEmpty,
-            ImportMode::Append,
-            ImportMode::Replace,
-            ImportMode::ReplaceAll,
-        ]
-        .into_iter()
-        .find(|m| m.as_str() == text)
+/// An import mode's wire name.
+pub fn mode_name(mode: ImportMode) -> &'static str {
+    match mode {
+        ImportMode::RequireEmpty => "requireEmpty",
+        ImportMode::Append => "append",
+        ImportMode::Replace => "replace",
+        ImportMode::ReplaceAll => "replaceAll",
     }
 }
 

@@ -11,6 +11,7 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use super::{ImportError, ImportMode};
 use crate::report::Code;
+use crate::validate::table::import_conflict_message;
 
 /// User tables are numbered from here upward (Convex's first user table is 10001).
 pub const FIRST_USER_TABLE_NUMBER: u32 = 10001;
@@ -319,13 +320,6 @@ fn plan_component(
         }
     }
     Ok(())
-}
-
-/// Convex's `ImportConflict` message for an `_id` of another table number.
-pub fn import_conflict_message(id: &str, table: &str) -> String {
-    format!(
-        "_id {id} cannot be imported into '{table}' because it came from a different deployment and conflict with preexisting tables in this deployment. Try deleting preexisting tables or importing into an empty\n                deployment."
-    )
 }
 
 #[cfg(test)]

@@ -126,8 +126,9 @@ fn record(row: Vec<Cell>) -> Result<ImportRecord, StoreError> {
     let applied_seq = next().opt_int()?.map(|s| s as u64);
     let error = next().opt_text()?;
     Ok(ImportRecord {
-        mode: ImportMode::parse(&mode)
-            .ok_or_else(|| StoreError::Database(format!("import {id} has mode {mode:?}")))?,
+        mode: mode
+            .parse::<ImportMode>()
+            .map_err(|e| StoreError::Database(format!("import {id}: {e}")))?,
         state: ImportState::parse(&state)
             .ok_or_else(|| StoreError::Database(format!("import {id} has state {state:?}")))?,
         id,
@@ -285,7 +286,7 @@ impl<B: Backend> SqlStore<B> {
                 "INSERT INTO snappack_imports (id, mode, state) VALUES ($1, $2, $3)",
                 &[
                     Param::Text(id),
-                    Param::Text(mode.as_str()),
+                    Param::Text(super::mode_name(mode)),
                     Param::Text(ImportState::Open.as_str()),
                 ],
             )?;

@@ -1,0 +1,225 @@
+//! CSV rows as Convex types them: every cell that parses as a 64-bit float is
+//! a number (non-finite ones become `null`), every other cell a string; with
+//! a schema, optional fields whose value is `""` are removed.
+
+use std::collections::HashSet;
+use std::io::Read;
+
+use crate::convex::names::{check_field_name, check_identifier};
+use crate::convex::value::RowError;
+use crate::report::Code;
+
+/// Reads CSV rows and renders each as the JSON object Convex would build.
+pub struct CsvRows<R: Read> {
+    reader: csv::Reader<R>,
+    record: csv::ByteRecord,
+    /// Distinct header names in first-appearance order, each with the column
+    /// that supplies its value (the last column of that name wins).
+    columns: Vec<(String, usize)>,
+    width: usize,
+    drop_when_empty: HashSet<String>,
+}
+
+impl<R: Read> CsvRows<R> {
+    /// Reads the header row. `optional_fields` are the table's optional
+    /// top-level fields from the schema (empty without a schema).
+    pub fn new(input: R, optional_fields: &[String]) -> Result<Self, RowError> {
+        let mut reader = csv::ReaderBuilder::new()
+            .has_headers(true)
+            .flexible(true)
+            .from_reader(input);
+        let header = match reader.byte_headers() {
+            Ok(h) => h.clone(),
+            Err(e) => return Err(read_error(&e, 1)),
+        };
+        let mut columns: Vec<(String, usize)> = Vec::new();
+        for (index, cell) in header.iter().enumerate() {
+            let text = std::str::from_utf8(cell).map_err(|e| RowError {
+                code: Code::CsvInvalidRow,
+                message: format!("Failed to parse CSV row 1: {e}"),
+            })?;
+            let name = text.trim_matches(' ');
+            if let Err(reason) = check_field_name(name) {
+                return Err(RowError {
+                    code: Code::CsvInvalidHeader,
+                    message: format!("CSV header \"{name}\" isn't a valid field name: {reason}"),
+                });
+            }
+            match columns.iter_mut().find(|(n, _)| n == name) {
+                Some(slot) => slot.1 = index,
+                None => columns.push((name.to_owned(), index)),
+            }
+        }
+        let drop_when_empty = optional_fields
+            .iter()
+            .filter(|f| check_identifier(f).is_ok())
+            .cloned()
+            .collect();
+        Ok(CsvRows {
+            reader,
+            record: csv::ByteRecord::new(),
+            width: header.len(),
+            columns,
+            drop_when_empty,
+        })
+    }
+
+    /// Renders the next row as a JSON object into `out` (cleared first) and
+    /// returns the row's physical line number, or `None` at the end. An error
+    /// comes with the line it was found on.
+    pub fn next_row(&mut self, out: &mut String) -> Option<Result<u64, (u64, RowError)>> {
+        match self.reader.read_byte_record(&mut self.record) {
+            Ok(false) => return None,
+            Ok(true) => {}
+            Err(e) => {
+                let line = e.position().map_or(0, |p| p.line());
+                return Some(Err((line, read_error(&e, line))));
+            }
+        }
+        let line = self.record.position().map_or(0, |p| p.line());
+        if self.record.len() != self.width {
+            return Some(Err((
+                line,
+                RowError {
+                    code: Code::CsvRowMissingFields,
+                    message: format!("CSV row {line} doesn't have all of the fields in the header"),
+                },
+            )));
+        }
+        out.clear();
+        out.push('{');
+        let mut first = true;
+        for (name, column) in &self.columns {
+            let cell = match std::str::from_utf8(&self.record[*column]) {
+                Ok(cell) => cell,
+                Err(e) => {
+                    return Some(Err((
+                        line,
+                        RowError {
+                            code: Code::CsvInvalidRow,
+                            message: format!("Failed to parse CSV row {line}: {e}"),
+                        },
+                    )))
+                }
+            };
+            if cell.is_empty() && self.drop_when_empty.contains(name) {
+                continue;
+            }
+            if !first {
+                out.push(',');
+            }
+            first = false;
+            push_json_string(out, name);
+            out.push(':');
+            push_cell(out, cell);
+        }
+        out.push('}');
+        Some(Ok(line))
+    }
+}
+
+fn read_error(e: &csv::Error, line: u64) -> RowError {
+    RowError {
+        code: Code::CsvInvalidRow,
+        message: format!("Failed to parse CSV row {line}: {e}"),
+    }
+}
+
+/// A cell as Convex types it: a float when Rust's `f64` parser takes the
+/// whole cell (`null` when not finite), otherwise the string itself.
+fn push_cell(out: &mut String, cell: &str) {
+    match cell.parse::<f64>() {
+        // A finite float always prints with a `.` or an exponent, so it reads back as a Float64.
+        Ok(number) if number.is_finite() => {
+            out.push_str(&serde_json::to_string(&number).unwrap_or_default())
+        }
+        Ok(_) => out.push_str("null"),
+        Err(_) => push_json_string(out, cell),
+    }
+}
+
+fn push_json_string(out: &mut String, text: &str) {
+    // Serializing a &str to JSON cannot fail.
+    out.push_str(&serde_json::to_string(text).unwrap_or_default());
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn rows(csv: &str, optional: &[&str]) -> Vec<Result<String, RowError>> {
+        let optional: Vec<String> = optional.iter().map(|s| s.to_string()).collect();
+        let mut reader = match CsvRows::new(csv.as_bytes(), &optional) {
+            Ok(r) => r,
+            Err(e) => return vec![Err(e)],
+        };
+        let mut out = String::new();
+        let mut all = Vec::new();
+        while let Some(row) = reader.next_row(&mut out) {
+            all.push(row.map(|_| out.clone()).map_err(|(_, e)| e));
+        }
+        all
+    }
+
+    #[test]
+    fn types_cells_like_convex() {
+        let got = rows(
+            "\na,b,c\n1,a string i guess,1.2\n5.10,-100,\"a string in quotes\"\n",
+            &[],
+        );
+        assert_eq!(
+            got,
+            vec![
+                Ok(r#"{"a":1.0,"b":"a string i guess","c":1.2}"#.to_owned()),
+                Ok(r#"{"a":5.1,"b":-100.0,"c":"a string in quotes"}"#.to_owned()),
+            ]
+        );
+        let got = rows("\na,b,c,d\n\"\",,\"\"\"\",\"\"\"\"\"\"\n", &[]);
+        assert_eq!(
+            got,
+            vec![Ok(r#"{"a":"","b":"","c":"\"","d":"\"\""}"#.to_owned())]
+        );
+        let got = rows("x,y,z,w,v\nNaN,inf,1.,.5,0x10\n", &[]);
+        assert_eq!(
+            got,
+            vec![Ok(
+                r#"{"x":null,"y":null,"z":1.0,"w":0.5,"v":"0x10"}"#.to_owned()
+            )]
+        );
+        let got = rows("x,y\n\" 1\",1_000\n", &[]);
+        assert_eq!(got, vec![Ok(r#"{"x":" 1","y":"1_000"}"#.to_owned())]);
+    }
+
+    #[test]
+    fn removes_optional_empty_strings() {
+        let got = rows(
+            "\na,b,c,d\n\"\",,\"\"\"\",\"\"\"\"\"\"\n",
+            &["a", "b", "c", "d"],
+        );
+        assert_eq!(got, vec![Ok(r#"{"c":"\"","d":"\"\""}"#.to_owned())]);
+        let got = rows("a,b\n\"\",\n", &["a"]);
+        assert_eq!(got, vec![Ok(r#"{"b":""}"#.to_owned())]);
+    }
+
+    #[test]
+    fn header_and_row_errors() {
+        let got = rows("ok,$bad\n1,2\n", &[]);
+        assert_eq!(got[0].as_ref().unwrap_err().code, Code::CsvInvalidHeader);
+        assert_eq!(
+            got[0].as_ref().unwrap_err().message,
+            "CSV header \"$bad\" isn't a valid field name: Field name $bad starts with '$', which is reserved."
+        );
+        let got = rows("a,b\n1,2\n3\n4,5,6\n", &[]);
+        assert!(got[0].is_ok());
+        let e = got[1].as_ref().unwrap_err();
+        assert_eq!(e.code, Code::CsvRowMissingFields);
+        assert_eq!(
+            e.message,
+            "CSV row 3 doesn't have all of the fields in the header"
+        );
+        assert_eq!(got[2].as_ref().unwrap_err().code, Code::CsvRowMissingFields);
+        let got = rows(" a ,a\n1,2\n", &[]);
+        assert_eq!(got, vec![Ok(r#"{"a":2.0}"#.to_owned())]);
+        assert!(rows("", &[]).is_empty());
+    }
+}

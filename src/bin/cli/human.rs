@@ -1,0 +1,224 @@
+//! The human-readable report: tables, errors grouped by table with
+//! entry:line and an excerpt, warnings, and a one-line verdict.
+
+use std::io::{self, Write};
+use std::time::Duration;
+
+use snappack::report::{Finding, NumberSource, Report};
+
+/// Writes the report for people.
+pub fn print(
+    out: &mut impl Write,
+    name: &str,
+    report: &Report,
+    elapsed: Duration,
+    color: bool,
+) -> io::Result<()> {
+    let paint = |code: &str, text: &str| {
+        if color {
+            format!("\x1b[{code}m{text}\x1b[0m")
+        } else {
+            text.to_owned()
+        }
+    };
+    writeln!(
+        out,
+        "{name} ({}): {}, {} documents, {}{}",
+        report.format,
+        plural(report.tables.len() as u64, "table"),
+        count(report.documents),
+        bytes(report.bytes),
+        if report.storage.files > 0 {
+            format!(", {} stored files", count(report.storage.files))
+        } else {
+            String::new()
+        }
+    )?;
+    if !report.tables.is_empty() {
+        let rows: Vec<[String; 6]> = report
+            .tables
+            .iter()
+            .map(|t| {
+                [
+                    t.component.clone(),
+                    t.name.clone(),
+                    t.number.map_or("-".into(), |n| n.to_string()),
+                    source(t.number_source).into(),
+                    count(t.documents),
+                    bytes(t.bytes),
+                ]
+            })
+            .collect();
+        let header = ["component", "table", "number", "from", "documents", "size"];
+        let mut widths = header.map(str::len);
+        for row in &rows {
+            for (w, cell) in widths.iter_mut().zip(row) {
+                *w = (*w).max(cell.len());
+            }
+        }
+        let show_component = report.tables.iter().any(|t| !t.component.is_empty());
+        let line = |cells: &[String; 6]| {
+            let mut s = String::from(" ");
+            for (i, cell) in cells.iter().enumerate() {
+                if i == 0 && !show_component {
+                    continue;
+                }
+                if i >= 4 {
+                    s.push_str(&format!(" {:>w$}", cell, w = widths[i]));
+                } else {
+                    s.push_str(&format!(" {:<w$}", cell, w = widths[i]));
+                }
+            }
+            s.trim_end().to_owned()
+        };
+        writeln!(out)?;
+        writeln!(out, "{}", paint("1", &line(&header.map(String::from))))?;
+        for row in &rows {
+            writeln!(out, "{}", line(row))?;
+        }
+    }
+    if !report.errors.is_empty() {
+        writeln!(out)?;
+        writeln!(
+            out,
+            "{}",
+            paint("1;31", &format!("Errors ({}):", count(report.error_count)))
+        )?;
+        print_grouped(out, &report.errors, &|s| paint("31", s), &|s| paint("2", s))?;
+    }
+    if !report.warnings.is_empty() {
+        writeln!(out)?;
+        writeln!(
+            out,
+            "{}",
+            paint("1;33", &format!("Warnings ({}):", report.warnings.len()))
+        )?;
+        print_grouped(out, &report.warnings, &|s| paint("33", s), &|s| {
+            paint("2", s)
+        })?;
+    }
+    writeln!(out)?;
+    let took = format!("checked in {:.2}s", elapsed.as_secs_f64());
+    if report.valid {
+        writeln!(
+            out,
+            "{} {took}",
+            paint("1;32", "VALID: Convex would import this snapshot.")
+        )
+    } else {
+        let tables = {
+            let mut t: Vec<(&str, &str)> = report
+                .errors
+                .iter()
+                .filter_map(|f| f.table.as_deref().map(|t| (f.component.as_str(), t)))
+                .collect();
+            t.sort();
+            t.dedup();
+            t.len()
+        };
+        writeln!(
+            out,
+            "{} {took}",
+            paint(
+                "1;31",
+                &format!(
+                    "INVALID: {} error{}{}; Convex would reject this import.",
+                    count(report.error_count),
+                    if report.error_count == 1 { "" } else { "s" },
+                    if tables > 0 {
+                        format!(" in {tables} table{}", if tables == 1 { "" } else { "s" })
+                    } else {
+                        String::new()
+                    }
+                )
+            )
+        )
+    }
+}
+
+/// Findings grouped by (component, table), in the order first met.
+fn print_grouped(
+    out: &mut impl Write,
+    findings: &[Finding],
+    code_paint: &dyn Fn(&str) -> String,
+    dim: &dyn Fn(&str) -> String,
+) -> io::Result<()> {
+    let mut groups: Vec<((&str, Option<&str>), Vec<&Finding>)> = Vec::new();
+    for f in findings {
+        let key = (f.component.as_str(), f.table.as_deref());
+        match groups.iter_mut().find(|(k, _)| *k == key) {
+            Some((_, list)) => list.push(f),
+            None => groups.push((key, vec![f])),
+        }
+    }
+    for ((component, table), list) in groups {
+        let title = match (component, table) {
+            (_, None) => "archive".to_owned(),
+            ("", Some(t)) => t.to_owned(),
+            (c, Some(t)) => format!("{c}/{t}"),
+        };
+        writeln!(out, "  {title}")?;
+        for f in list {
+            let place = match (&f.entry, f.line) {
+                (Some(e), Some(l)) => format!("{e}:{l}"),
+                (Some(e), None) => e.clone(),
+                (None, Some(l)) => format!("line {l}"),
+                (None, None) => String::new(),
+            };
+            writeln!(
+                out,
+                "    {} {} {}",
+                place,
+                code_paint(f.code.as_str()),
+                f.message
+            )?;
+            if let Some(excerpt) = &f.excerpt {
+                writeln!(out, "      {}", dim(excerpt))?;
+            }
+        }
+    }
+    Ok(())
+}
+
+fn source(s: NumberSource) -> &'static str {
+    match s {
+        NumberSource::Tables => "_tables",
+        NumberSource::Id => "_id",
+        NumberSource::Target => "target",
+        NumberSource::Unassigned => "server",
+    }
+}
+
+/// A byte count in B, KB, MB or GB (decimal units).
+pub fn bytes(n: u64) -> String {
+    const UNITS: [&str; 5] = ["B", "KB", "MB", "GB", "TB"];
+    let mut value = n as f64;
+    let mut unit = 0;
+    while value >= 1000.0 && unit + 1 < UNITS.len() {
+        value /= 1000.0;
+        unit += 1;
+    }
+    if unit == 0 {
+        format!("{n} B")
+    } else {
+        format!("{value:.1} {}", UNITS[unit])
+    }
+}
+
+/// A count with thousands separators.
+pub fn count(n: u64) -> String {
+    let digits = n.to_string();
+    let mut out = String::new();
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i) % 3 == 0 {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
+}
+
+/// "1 table", "2 tables".
+fn plural(n: u64, noun: &str) -> String {
+    format!("{} {noun}{}", count(n), if n == 1 { "" } else { "s" })
+}

@@ -1,0 +1,454 @@
+//! Validation in the order Convex's importer works: classify entries, read
+//! generated schemas and `_tables`, assign table numbers, then check every
+//! document of every table and every stored file — reporting everything
+//! Convex would reject, with the entry and line.
+//!
+//! The same walk feeds a [`Sink`], so packing an archive reads it once.
+
+mod numbers;
+mod single;
+mod storage;
+pub mod table;
+mod zip;
+
+use std::collections::BTreeMap;
+use std::io::{self, Read, Seek};
+
+use serde::{Deserialize, Serialize};
+
+use crate::archive::Format;
+use crate::convex::value::ValueRules;
+use crate::convex::DocumentId;
+use crate::report::{Code, Finding, NumberSource, Report, StorageSummary, TableSummary};
+
+pub use table::{RowFinding, TableChecker};
+
+/// Convex's import modes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub enum ImportMode {
+    /// Every imported table must be empty or absent.
+    #[default]
+    RequireEmpty,
+    /// Documents are added to existing tables.
+    Append,
+    /// Each imported table replaces the table of that name.
+    Replace,
+    /// Like Replace, and every other user table is deleted.
+    ReplaceAll,
+}
+
+impl std::str::FromStr for ImportMode {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "requireEmpty" | "require-empty" => Ok(ImportMode::RequireEmpty),
+            "append" => Ok(ImportMode::Append),
+            "replace" => Ok(ImportMode::Replace),
+            "replaceAll" | "replace-all" => Ok(ImportMode::ReplaceAll),
+            _ => Err(format!(
+                "unknown mode '{s}' (expected requireEmpty, append, replace or replaceAll)"
+            )),
+        }
+    }
+}
+
+/// The active schema of the target tables, as far as CSV imports need it:
+/// which top-level fields are optional.
+///
+/// JSON: `{"tables": {"users": {"fields": {"name": {"optional": false}, "nick": {"optional": true}}}}}`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Schema {
+    /// Table name to its fields (tables of the import's component).
+    pub tables: BTreeMap<String, TableSchema>,
+}
+
+/// One table's document fields.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TableSchema {
+    /// Field name to its properties.
+    pub fields: BTreeMap<String, FieldSchema>,
+}
+
+/// One field of a table's schema.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FieldSchema {
+    /// `v.optional(...)`: an empty CSV cell removes the field.
+    #[serde(default)]
+    pub optional: bool,
+}
+
+impl Schema {
+    /// The optional fields of `table` (empty when the table has no schema).
+    pub fn optional_fields(&self, table: &str) -> Vec<String> {
+        self.tables.get(table).map_or_else(Vec::new, |t| {
+            t.fields
+                .iter()
+                .filter(|(_, f)| f.optional)
+                .map(|(name, _)| name.clone())
+                .collect()
+        })
+    }
+}
+
+/// The target deployment's tables (step 3 of table numbering).
+///
+/// JSON: `{"tables": [{"component": "", "name": "users", "number": 10001, "documents": 3}]}`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TargetTables {
+    /// Every table of the deployment, system tables included where known.
+    pub tables: Vec<TargetTable>,
+}
+
+/// One existing table.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TargetTable {
+    /// Component path (`""` for the root).
+    #[serde(default)]
+    pub component: String,
+    /// Table name.
+    pub name: String,
+    /// Table number.
+    pub number: u32,
+    /// Documents in it.
+    #[serde(default)]
+    pub documents: u64,
+}
+
+/// Default cap on listed errors.
+pub const DEFAULT_MAX_ERRORS: usize = 1000;
+
+/// What to validate and against what.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", default)]
+pub struct Options {
+    /// The input's format; from the file name's extension when `None`.
+    pub format: Option<Format>,
+    /// Target table of a single-table format (JSONL, JSON, CSV).
+    pub table: Option<String>,
+    /// Component path the import targets (`""` for the root).
+    pub component: String,
+    /// The target's active schema (CSV empty-string remapping).
+    pub schema: Option<Schema>,
+    /// The target deployment's tables.
+    pub target: Option<TargetTables>,
+    /// Import mode (for conflicts with the target's tables).
+    pub mode: ImportMode,
+    /// Errors listed at most ([`DEFAULT_MAX_ERRORS`] when `None`); the rest are counted.
+    pub max_errors: Option<usize>,
+}
+
+/// How far validation is.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Progress {
+    /// Bytes of the input read so far.
+    pub bytes_read: u64,
+    /// Size of the input.
+    pub bytes_total: u64,
+    /// Documents checked so far.
+    pub documents: u64,
+}
+
+/// One table of the import, as planned before documents are read.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PlannedTable {
+    /// Component path.
+    pub component: String,
+    /// Table name (`_storage` for stored files' metadata).
+    pub name: String,
+    /// Assigned number.
+    pub number: Option<u32>,
+    /// Where the number came from.
+    pub number_source: NumberSource,
+    /// How the table's rows become values.
+    pub rules: ValueRules,
+    /// Entries feeding it, in order (empty for tables only listed in `_tables`).
+    pub entries: Vec<String>,
+}
+
+/// One stored file of the archive.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PlannedFile {
+    /// Component path.
+    pub component: String,
+    /// The file's id.
+    pub id: DocumentId,
+    /// Its entry name.
+    pub entry: String,
+    /// Uncompressed size.
+    pub size: u64,
+}
+
+/// What an import contains, known before any document is read.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Plan {
+    /// The input's format.
+    pub format: Option<Format>,
+    /// Tables in import order.
+    pub tables: Vec<PlannedTable>,
+    /// Stored files that will be imported (their component has `_storage` metadata).
+    pub files: Vec<PlannedFile>,
+    /// Uncompressed bytes of the document entries and files.
+    pub bytes: u64,
+}
+
+/// Receives the walk of an input: the plan, every document line (valid or
+/// not), every stored file's bytes. Packing implements it.
+pub trait Sink {
+    /// Before any document, once the plan is known.
+    fn begin(&mut self, _plan: &Plan) -> io::Result<()> {
+        Ok(())
+    }
+
+    /// One document line of table `table` (an index into the plan's tables),
+    /// as a single-line JSON object; `valid` is false when it was rejected.
+    fn document(&mut self, _table: usize, _line: &[u8], _valid: bool) -> io::Result<()> {
+        Ok(())
+    }
+
+    /// After the last document of table `table`.
+    fn end_table(&mut self, _table: usize) -> io::Result<()> {
+        Ok(())
+    }
+
+    /// A chunk of stored file `file` (an index into the plan's files); chunks come in order.
+    fn file_chunk(&mut self, _file: usize, _chunk: &[u8]) -> io::Result<()> {
+        Ok(())
+    }
+
+    /// After the last chunk of stored file `file`, with its SHA-256.
+    fn end_file(&mut self, _file: usize, _sha256: &[u8; 32]) -> io::Result<()> {
+        Ok(())
+    }
+
+    /// After everything.
+    fn finish(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+/// A sink that keeps nothing.
+pub struct NoSink;
+
+impl Sink for NoSink {}
+
+/// Validates an input and returns the report.
+///
+/// `file_name` gives the format when `options.format` is `None`, and names
+/// the entry of single-table formats. `on_progress` is called now and then;
+/// returning `false` stops the walk (the report then says so).
+pub fn validate<R: Read + Seek>(
+    input: R,
+    file_name: &str,
+    options: &Options,
+    on_progress: &mut dyn FnMut(Progress) -> bool,
+) -> Report {
+    walk(input, file_name, options, &mut NoSink, on_progress).0
+}
+
+/// Validates an input and feeds every table, document and file to `sink`.
+/// Returns the report and the plan.
+pub fn walk<R: Read + Seek>(
+    mut input: R,
+    file_name: &str,
+    options: &Options,
+    sink: &mut dyn Sink,
+    on_progress: &mut dyn FnMut(Progress) -> bool,
+) -> (Report, Plan) {
+    let mut ctx = Context::new(options, on_progress);
+    let format = options.format.or_else(|| Format::from_file_name(file_name));
+    let total = input.seek(io::SeekFrom::End(0)).and_then(|end| {
+        input.rewind()?;
+        Ok(end)
+    });
+    let plan = match (format, total) {
+        (_, Err(e)) => {
+            ctx.error(Finding::new(
+                Code::ReadFailed,
+                format!("cannot read the input: {e}"),
+            ));
+            Plan::default()
+        }
+        (None, _) => {
+            ctx.error(Finding::new(
+                Code::InvalidOptions,
+                format!("cannot tell the format of '{file_name}' from its extension: give a format (zip, jsonl, json or csv)"),
+            ));
+            Plan::default()
+        }
+        (Some(format), Ok(total)) => {
+            ctx.progress.bytes_total = total;
+            let result = match format {
+                Format::Zip => zip::walk(input, &mut ctx, sink),
+                _ => single::walk(input, file_name, format, &mut ctx, sink),
+            };
+            match result {
+                Ok(plan) => plan,
+                Err(Stop::Cancelled(plan)) => {
+                    ctx.warning(Finding::new(
+                        Code::Cancelled,
+                        "validation was stopped before the end",
+                    ));
+                    ctx.cancelled = true;
+                    plan
+                }
+                Err(Stop::Sink(e, plan)) => {
+                    ctx.error(Finding::new(
+                        Code::ReadFailed,
+                        format!("the walk's consumer failed: {e}"),
+                    ));
+                    plan
+                }
+            }
+        }
+    };
+    let report = ctx.into_report(format, &plan);
+    (report, plan)
+}
+
+/// Why a walk ended early.
+pub(crate) enum Stop {
+    /// The progress callback asked to stop.
+    Cancelled(Plan),
+    /// The sink failed.
+    Sink(io::Error, Plan),
+}
+
+/// State shared by the walks: options, findings, counts, progress.
+pub(crate) struct Context<'a> {
+    pub options: &'a Options,
+    on_progress: &'a mut dyn FnMut(Progress) -> bool,
+    pub progress: Progress,
+    next_report: u64,
+    errors: Vec<Finding>,
+    warnings: Vec<Finding>,
+    error_count: u64,
+    max_errors: usize,
+    /// Per table (index into the plan): documents and bytes.
+    pub counts: Vec<(u64, u64)>,
+    pub storage: StorageSummary,
+    cancelled: bool,
+}
+
+/// Report progress after about this many bytes.
+const PROGRESS_EVERY: u64 = 1 << 20;
+
+impl<'a> Context<'a> {
+    fn new(options: &'a Options, on_progress: &'a mut dyn FnMut(Progress) -> bool) -> Self {
+        Context {
+            options,
+            on_progress,
+            progress: Progress::default(),
+            next_report: 0,
+            errors: Vec::new(),
+            warnings: Vec::new(),
+            error_count: 0,
+            max_errors: options.max_errors.unwrap_or(DEFAULT_MAX_ERRORS),
+            counts: Vec::new(),
+            storage: StorageSummary::default(),
+            cancelled: false,
+        }
+    }
+
+    /// Records an error (listed while under the cap, always counted).
+    pub fn error(&mut self, finding: Finding) {
+        self.error_count += 1;
+        if self.errors.len() < self.max_errors {
+            self.errors.push(finding);
+        }
+    }
+
+    /// Records a warning.
+    pub fn warning(&mut self, finding: Finding) {
+        if self.warnings.len() < self.max_errors {
+            self.warnings.push(finding);
+        }
+    }
+
+    /// Updates progress; `false` means the caller asked to stop.
+    pub fn tick(&mut self, bytes_read: u64) -> bool {
+        self.progress.bytes_read = bytes_read.min(self.progress.bytes_total);
+        if self.progress.bytes_read >= self.next_report {
+            self.next_report = self.progress.bytes_read + PROGRESS_EVERY;
+            return (self.on_progress)(self.progress);
+        }
+        true
+    }
+
+    fn into_report(mut self, format: Option<Format>, plan: &Plan) -> Report {
+        if !self.cancelled {
+            self.progress.bytes_read = self.progress.bytes_total;
+            (self.on_progress)(self.progress);
+        }
+        let listed = self.errors.len() as u64;
+        if self.error_count > listed {
+            self.warnings.push(Finding::new(
+                Code::TooManyErrors,
+                format!(
+                    "{} errors in all; only the first {listed} are listed",
+                    self.error_count
+                ),
+            ));
+        }
+        let tables: Vec<TableSummary> = plan
+            .tables
+            .iter()
+            .enumerate()
+            .map(|(i, t)| {
+                let (documents, bytes) = self.counts.get(i).copied().unwrap_or_default();
+                TableSummary {
+                    component: t.component.clone(),
+                    name: t.name.clone(),
+                    number: t.number,
+                    number_source: t.number_source,
+                    documents,
+                    bytes,
+                    entries: t.entries.clone(),
+                }
+            })
+            .collect();
+        Report {
+            valid: self.error_count == 0 && !self.cancelled,
+            format: format.map_or("unknown", Format::as_str).to_owned(),
+            documents: tables.iter().map(|t| t.documents).sum(),
+            bytes: tables.iter().map(|t| t.bytes).sum::<u64>() + self.storage.bytes,
+            tables,
+            storage: self.storage,
+            errors: self.errors,
+            warnings: self.warnings,
+            error_count: self.error_count,
+        }
+    }
+}
+
+/// `""` for the root component, ` in '<path>'` otherwise, as Convex words it.
+pub(crate) fn in_component(component: &str) -> String {
+    if component.is_empty() {
+        String::new()
+    } else {
+        format!(" in '{component}'")
+    }
+}
+
+/// A legacy (pre-"uniform") generated schema: its rows are checked with the
+/// plain rules, as far as the shape allows; the user is told so.
+fn legacy_schema<R: Read>(
+    shape: &str,
+    _lines: &mut crate::archive::LineReader<R>,
+    entry: &str,
+    ctx: &mut Context,
+) {
+    // An empty table's shape: nothing to decode.
+    if shape == "never" {
+        return;
+    }
+    ctx.warning(
+        Finding::new(
+            Code::LegacyGeneratedSchema,
+            "legacy generated schema: the table's values are checked as plain JSON",
+        )
+        .entry(entry),
+    );
+}

@@ -1,0 +1,166 @@
+//! Table numbers, as Convex assigns them: `_tables` rows first, then the
+//! first document's `_id`, then (given the target's tables) the number the
+//! target already uses for that name; and the conflicts each step can raise,
+//! including those with the target's existing tables for the chosen mode.
+
+use std::collections::HashMap;
+
+use super::{in_component, Context, ImportMode, PlannedTable};
+use crate::report::{Code, Finding, NumberSource};
+
+/// Numbers claimed in one component.
+#[derive(Default)]
+pub(crate) struct Namespace {
+    by_number: HashMap<u32, String>,
+    by_name: HashMap<String, u32>,
+}
+
+/// Numbers claimed per component.
+#[derive(Default)]
+pub(crate) struct Numbering {
+    namespaces: HashMap<String, Namespace>,
+}
+
+impl Numbering {
+    /// The number already claimed by `name` in `component`.
+    pub fn number_of(&self, component: &str, name: &str) -> Option<u32> {
+        self.namespaces.get(component)?.by_name.get(name).copied()
+    }
+
+    /// True when `name` is listed (by a `_tables` row or an earlier claim).
+    pub fn has(&self, component: &str, name: &str) -> bool {
+        self.number_of(component, name).is_some()
+    }
+
+    /// Claims `number` for `name`; on a clash returns the table holding it.
+    pub fn claim(&mut self, component: &str, name: &str, number: u32) -> Result<(), String> {
+        let ns = self.namespaces.entry(component.to_owned()).or_default();
+        if let Some(holder) = ns.by_number.get(&number) {
+            return Err(holder.clone());
+        }
+        ns.by_number.insert(number, name.to_owned());
+        ns.by_name.insert(name.to_owned(), number);
+        Ok(())
+    }
+
+    /// True when `number` is taken in `component`.
+    pub fn is_taken(&self, component: &str, number: u32) -> bool {
+        self.namespaces
+            .get(component)
+            .is_some_and(|ns| ns.by_number.contains_key(&number))
+    }
+}
+
+/// Convex's message for two tables on one number.
+pub(crate) fn conflict_message(first: &str, second: &str, component: &str, number: u32) -> String {
+    format!(
+        "conflict between `{first}` and `{second}`{} with number {number}",
+        in_component(component)
+    )
+}
+
+/// Step 3 and the mode's conflicts with the target deployment's tables.
+pub(crate) fn apply_target(
+    tables: &mut [PlannedTable],
+    numbering: &mut Numbering,
+    ctx: &mut Context,
+) {
+    let Some(target) = ctx.options.target.clone() else {
+        return;
+    };
+    let mode = ctx.options.mode;
+    let existing = |component: &str, name: &str| {
+        target
+            .tables
+            .iter()
+            .find(|t| t.component == component && t.name == name)
+    };
+    // Step 3: reuse the existing table's number when it is still free.
+    for table in tables.iter_mut().filter(|t| t.number.is_none()) {
+        if let Some(found) = existing(&table.component, &table.name) {
+            if !numbering.is_taken(&table.component, found.number) {
+                numbering
+                    .claim(&table.component, &table.name, found.number)
+                    .expect("number checked free");
+                table.number = Some(found.number);
+                table.number_source = NumberSource::Target;
+            }
+        }
+    }
+    let user_tables = tables.iter().filter(|t| !t.name.starts_with('_')).count();
+    let kept = target
+        .tables
+        .iter()
+        .filter(|e| !e.name.starts_with('_'))
+        .filter(|_| mode != ImportMode::ReplaceAll)
+        .filter(|e| {
+            !tables
+                .iter()
+                .any(|t| t.component == e.component && t.name == e.name)
+        })
+        .count();
+    if user_tables + kept > 10_000 {
+        ctx.error(Finding::new(
+            Code::TooManyTables,
+            "Number of tables cannot exceed 10000.",
+        ));
+    }
+    for table in tables.iter() {
+        let located = |f: Finding| f.table(&table.component, table.name.clone());
+        let here = existing(&table.component, &table.name);
+        if mode == ImportMode::RequireEmpty {
+            if let Some(found) = here.filter(|e| e.documents > 0) {
+                ctx.error(located(Finding::new(
+                    Code::TableExists,
+                    format!(
+                        "Table {} already exists. Please choose a new table name or use replace/append modes.",
+                        found.name
+                    ),
+                )));
+            }
+        }
+        let Some(number) = table.number else { continue };
+        if mode == ImportMode::Append {
+            if let Some(found) = here.filter(|e| e.number != number) {
+                ctx.error(located(Finding::new(
+                    Code::TableNumberConflict,
+                    format!(
+                        "table {}{} wants table number {number} but was already assigned {}",
+                        table.name,
+                        in_component(&table.component),
+                        found.number
+                    ),
+                )));
+            }
+        }
+        if mode == ImportMode::ReplaceAll {
+            continue;
+        }
+        let holder = target.tables.iter().find(|e| {
+            e.component == table.component
+                && e.number == number
+                && e.name != table.name
+                && !tables
+                    .iter()
+                    .any(|t| t.component == e.component && t.name == e.name)
+        });
+        if let Some(holder) = holder {
+            let what = if holder.name.starts_with('_') {
+                "existing internal table. Consider importing this table without `_id` fields or import into a new deployment.".to_owned()
+            } else {
+                format!(
+                    "existing table `{}`. To delete all existing tables, import with `npx convex import --replace-all`.",
+                    holder.name
+                )
+            };
+            ctx.error(located(Finding::new(
+                Code::TableConflict,
+                format!(
+                    "New table `{}`{} has IDs that conflict with {what}",
+                    table.name,
+                    in_component(&table.component)
+                ),
+            )));
+        }
+    }
+}

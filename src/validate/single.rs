@@ -1,0 +1,409 @@
+//! Single-table inputs: JSONL, a JSON array, CSV. The caller names the table.
+
+use std::cell::Cell;
+use std::io::{self, Read, Seek};
+use std::rc::Rc;
+
+use serde_json::value::RawValue;
+
+use super::numbers::{apply_target, Numbering};
+use super::table::{RowFinding, TableChecker};
+use super::zip::{first_id_of, Tracked, MAX_LINE};
+use super::{Context, Plan, PlannedTable, Sink, Stop};
+use crate::archive::csv::CsvRows;
+use crate::archive::{Format, LineReader};
+use crate::convex::names::check_identifier;
+use crate::convex::value::ValueRules;
+use crate::report::{Code, Finding, NumberSource};
+
+/// Largest JSON array file: Convex's transaction write limit.
+pub const MAX_JSON_ARRAY: u64 = 16 << 20;
+
+const BOM: &[u8] = b"\xEF\xBB\xBF";
+
+pub(super) fn walk<R: Read + Seek>(
+    mut input: R,
+    file_name: &str,
+    format: Format,
+    ctx: &mut Context,
+    sink: &mut dyn Sink,
+) -> Result<Plan, Stop> {
+    let empty = Plan {
+        format: Some(format),
+        ..Plan::default()
+    };
+    let kind = match format {
+        Format::Csv => "CSV",
+        Format::JsonArray => "JSON",
+        _ => "JSONL",
+    };
+    let Some(table) = ctx.options.table.clone() else {
+        ctx.error(
+            Finding::new(
+                Code::InvalidName,
+                format!("{kind} import requires table name"),
+            )
+            .entry(file_name),
+        );
+        return Ok(empty);
+    };
+    if let Err(reason) = check_identifier(&table) {
+        ctx.error(
+            Finding::new(
+                Code::ImportInvalidName,
+                format!("invalid table name {table}: {reason}"),
+            )
+            .entry(file_name),
+        );
+        return Ok(empty);
+    }
+    if table.starts_with('_') {
+        ctx.error(
+            Finding::new(
+                Code::InvalidTableName,
+                format!("Invalid table name {table} starts with metadata prefix '_'"),
+            )
+            .entry(file_name),
+        );
+        return Ok(empty);
+    }
+    let component = ctx.options.component.clone();
+    let optional = ctx
+        .options
+        .schema
+        .as_ref()
+        .map(|s| s.optional_fields(&table))
+        .unwrap_or_default();
+
+    // Step 2 of table numbering: the first row's `_id`.
+    let first = first_row(&mut input, format, &optional);
+    let _ = input.rewind();
+    let mut numbering = Numbering::default();
+    let (number, number_source) = match first {
+        Some(n) => {
+            let _ = numbering.claim(&component, &table, n);
+            (Some(n), NumberSource::Id)
+        }
+        None => (None, NumberSource::Unassigned),
+    };
+    let mut tables = vec![PlannedTable {
+        component: component.clone(),
+        name: table.clone(),
+        number,
+        number_source,
+        rules: ValueRules::Plain,
+        entries: vec![file_name.to_owned()],
+    }];
+    apply_target(&mut tables, &mut numbering, ctx);
+    let plan = Plan {
+        format: Some(format),
+        tables,
+        files: Vec::new(),
+        bytes: 0,
+    };
+    ctx.counts = vec![(0, 0)];
+    if let Err(e) = sink.begin(&plan) {
+        return Err(Stop::Sink(e, plan));
+    }
+
+    let position = Rc::new(Cell::new(0));
+    let reader = Tracked {
+        inner: input,
+        position: position.clone(),
+    };
+    let mut scan = Scan {
+        checker: TableChecker::new(&table, plan.tables[0].number, ValueRules::Plain),
+        ids_without_first: false,
+        entry: file_name,
+        component: &component,
+        table: &table,
+        position,
+    };
+    let result = match format {
+        Format::Csv => scan.csv(reader, &optional, ctx, sink),
+        Format::JsonArray => scan.json_array(reader, ctx, sink),
+        _ => scan.jsonl(reader, ctx, sink),
+    };
+    if scan.ids_without_first {
+        ctx.warning(
+            Finding::new(
+                Code::UnassignedTableNumber,
+                format!("documents of {table} carry _id values but its first document does not, so the server chooses the table's number and these ids will likely not match it (ImportConflict)"),
+            )
+            .table(&component, table.clone()),
+        );
+    }
+    let end = result
+        .and_then(|()| sink.end_table(0).map_err(ScanStop::Sink))
+        .and_then(|()| sink.finish().map_err(ScanStop::Sink));
+    match end {
+        Ok(()) => Ok(plan),
+        Err(ScanStop::Cancelled) => Err(Stop::Cancelled(plan)),
+        Err(ScanStop::Sink(e)) => Err(Stop::Sink(e, plan)),
+    }
+}
+
+enum ScanStop {
+    Cancelled,
+    Sink(io::Error),
+}
+
+/// The table number in the first row's `_id`, if any.
+fn first_row<R: Read>(input: &mut R, format: Format, optional: &[String]) -> Option<u32> {
+    match format {
+        Format::Csv => {
+            let mut rows = CsvRows::new(strip_bom(input).ok()?, optional).ok()?;
+            let mut json = String::new();
+            rows.next_row(&mut json)?.ok()?;
+            first_id_of(json.as_bytes())
+        }
+        Format::JsonArray => {
+            let mut text = String::new();
+            input.take(MAX_JSON_ARRAY).read_to_string(&mut text).ok()?;
+            let rows: Vec<&RawValue> = serde_json::from_str(&text).ok()?;
+            first_id_of(rows.first()?.get().as_bytes())
+        }
+        _ => {
+            let mut lines = LineReader::new(input, MAX_LINE);
+            first_id_of(lines.next_line()?.1.ok()?)
+        }
+    }
+}
+
+/// Skips a leading UTF-8 byte order mark (CSV only: Convex's CSV reader ignores it).
+fn strip_bom<R: Read>(mut input: R) -> io::Result<io::Chain<io::Cursor<Vec<u8>>, R>> {
+    let mut head = Vec::with_capacity(3);
+    (&mut input).take(3).read_to_end(&mut head)?;
+    if head == BOM {
+        head.clear();
+    }
+    Ok(io::Cursor::new(head).chain(input))
+}
+
+struct Scan<'a> {
+    checker: TableChecker,
+    ids_without_first: bool,
+    entry: &'a str,
+    component: &'a str,
+    table: &'a str,
+    position: Rc<Cell<u64>>,
+}
+
+impl Scan<'_> {
+    fn at(&self, finding: Finding) -> Finding {
+        finding.entry(self.entry).table(self.component, self.table)
+    }
+
+    /// Checks one document and hands it to the sink.
+    fn document(
+        &mut self,
+        text: &str,
+        row: u64,
+        line: u64,
+        ctx: &mut Context,
+        sink: &mut dyn Sink,
+    ) -> Result<(), ScanStop> {
+        let result = self.checker.check(text, row, line);
+        let valid = match result {
+            Ok(doc) => {
+                if self.checker.number().is_none()
+                    && matches!(doc.id, crate::convex::value::IdField::Valid(_))
+                {
+                    self.ids_without_first = true;
+                }
+                true
+            }
+            Err(RowFinding {
+                code,
+                message,
+                first_line,
+            }) => {
+                let mut finding = self
+                    .at(Finding::new(code, message))
+                    .line(line)
+                    .excerpt(text);
+                finding.first_line = first_line;
+                ctx.error(finding);
+                false
+            }
+        };
+        sink.document(0, text.as_bytes(), valid)
+            .map_err(ScanStop::Sink)?;
+        ctx.counts[0].0 += 1;
+        ctx.progress.documents += 1;
+        if !ctx.tick(self.position.get()) {
+            return Err(ScanStop::Cancelled);
+        }
+        Ok(())
+    }
+
+    fn jsonl<R: Read>(
+        &mut self,
+        input: R,
+        ctx: &mut Context,
+        sink: &mut dyn Sink,
+    ) -> Result<(), ScanStop> {
+        let mut lines = LineReader::new(input, MAX_LINE);
+        while let Some((row, line)) = lines.next_line() {
+            let line = match line {
+                Ok(line) => line,
+                Err(e) => {
+                    ctx.error(
+                        self.at(Finding::new(
+                            Code::NotUtf8,
+                            format!("Import wasn't valid UTF8: {e}"),
+                        ))
+                        .line(row),
+                    );
+                    break;
+                }
+            };
+            if row == 1 && line.starts_with(BOM) {
+                ctx.error(self.at(Finding::new(
+                    Code::Utf8BomNotSupported,
+                    "UTF-8 BOM is not supported. Please save your file without BOM.",
+                )));
+                break;
+            }
+            let Ok(text) = std::str::from_utf8(line) else {
+                ctx.error(
+                    self.at(Finding::new(
+                        Code::NotUtf8,
+                        format!("Import wasn't valid UTF8: line {row} is not valid UTF-8"),
+                    ))
+                    .line(row),
+                );
+                break;
+            };
+            self.document(text, row, row, ctx, sink)?;
+        }
+        ctx.counts[0].1 = lines.bytes_consumed();
+        Ok(())
+    }
+
+    fn json_array<R: Read>(
+        &mut self,
+        input: R,
+        ctx: &mut Context,
+        sink: &mut dyn Sink,
+    ) -> Result<(), ScanStop> {
+        let mut bytes = Vec::new();
+        if let Err(e) = input.take(MAX_JSON_ARRAY + 1).read_to_end(&mut bytes) {
+            ctx.error(self.at(Finding::new(
+                Code::ReadFailed,
+                format!("cannot read the input: {e}"),
+            )));
+            return Ok(());
+        }
+        if bytes.len() as u64 > MAX_JSON_ARRAY {
+            ctx.error(self.at(Finding::new(
+                Code::JsonArrayTooLarge,
+                format!(
+                    "Import is too large for JSON ({} bytes > maximum 16 MiB). Consider converting data to JSONLines",
+                    bytes.len()
+                ),
+            )));
+            return Ok(());
+        }
+        ctx.counts[0].1 = bytes.len() as u64;
+        if bytes.starts_with(BOM) {
+            ctx.error(self.at(Finding::new(
+                Code::Utf8BomNotSupported,
+                "UTF-8 BOM is not supported. Please save your file without BOM.",
+            )));
+            return Ok(());
+        }
+        let text = match std::str::from_utf8(&bytes) {
+            Ok(text) => text,
+            Err(e) => {
+                ctx.error(self.at(Finding::new(
+                    Code::NotUtf8,
+                    format!("Import wasn't valid UTF8: {e}"),
+                )));
+                return Ok(());
+            }
+        };
+        let whole: &RawValue = match serde_json::from_str(text) {
+            Ok(whole) => whole,
+            Err(e) => {
+                ctx.error(
+                    self.at(Finding::new(Code::NotJson, format!("Not valid JSON: {e}")))
+                        .line(e.line() as u64),
+                );
+                return Ok(());
+            }
+        };
+        let rows: Vec<&RawValue> = match serde_json::from_str(whole.get()) {
+            Ok(rows) => rows,
+            Err(_) => {
+                ctx.error(self.at(Finding::new(Code::NotJsonArray, "Not a JSON array")));
+                return Ok(());
+            }
+        };
+        let mut line = 1u64;
+        let mut counted_to = 0usize;
+        for (i, raw) in rows.iter().enumerate() {
+            let element = raw.get();
+            let offset = element.as_ptr() as usize - text.as_ptr() as usize;
+            line += memchr::memchr_iter(b'\n', &text.as_bytes()[counted_to..offset]).count() as u64;
+            counted_to = offset;
+            // JSON strings hold no raw line breaks: any in the element are whitespace.
+            let one_line;
+            let element = if element.contains(['\n', '\r']) {
+                one_line = element.replace(['\n', '\r'], " ");
+                one_line.as_str()
+            } else {
+                element
+            };
+            self.document(element, i as u64 + 1, line, ctx, sink)?;
+        }
+        Ok(())
+    }
+
+    fn csv<R: Read>(
+        &mut self,
+        input: R,
+        optional: &[String],
+        ctx: &mut Context,
+        sink: &mut dyn Sink,
+    ) -> Result<(), ScanStop> {
+        let input = match strip_bom(input) {
+            Ok(input) => input,
+            Err(e) => {
+                ctx.error(self.at(Finding::new(
+                    Code::ReadFailed,
+                    format!("cannot read the input: {e}"),
+                )));
+                return Ok(());
+            }
+        };
+        let mut rows = match CsvRows::new(input, optional) {
+            Ok(rows) => rows,
+            Err(e) => {
+                ctx.error(self.at(Finding::new(e.code, e.message)).line(1));
+                return Ok(());
+            }
+        };
+        let mut json = String::new();
+        let mut row = 0u64;
+        while let Some(result) = rows.next_row(&mut json) {
+            row += 1;
+            match result {
+                Ok(line) => {
+                    let text = std::mem::take(&mut json);
+                    self.document(&text, row, line, ctx, sink)?;
+                    json = text;
+                }
+                Err((line, e)) => {
+                    let stop = e.code == Code::CsvInvalidRow;
+                    ctx.error(self.at(Finding::new(e.code, e.message)).line(line));
+                    if stop {
+                        break;
+                    }
+                }
+            }
+        }
+        ctx.counts[0].1 = self.position.get();
+        Ok(())
+    }
+}

@@ -1,0 +1,231 @@
+//! The `_storage` table: metadata rows of stored files, checked as Convex
+//! reads them (a fixed record, not a document), and pairing with the files.
+
+use std::collections::HashMap;
+
+use serde::Deserialize;
+
+use super::table::RowFinding;
+use crate::convex::value::decode_base64;
+use crate::convex::DocumentId;
+use crate::report::Code;
+
+/// The metadata of one stored file, as Convex deserializes a `_storage` row.
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct StorageRow {
+    #[serde(rename = "_id")]
+    id: String,
+    #[serde(rename = "_creationTime", default)]
+    _creation_time: Option<f64>,
+    #[serde(default)]
+    sha256: Option<String>,
+    #[serde(default)]
+    _size: Option<u64>,
+    #[serde(default)]
+    content_type: Option<String>,
+    #[serde(default)]
+    internal_id: Option<String>,
+}
+
+/// What a metadata row says about its file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct FileMetadata {
+    /// Line of the row.
+    pub line: u64,
+    /// Expected SHA-256, when the row gives one.
+    pub sha256: Option<[u8; 32]>,
+    /// Whether a file entry was found for it.
+    pub has_file: bool,
+}
+
+/// Metadata rows of one component's `_storage` table, by file id.
+#[derive(Default)]
+pub(crate) struct StorageMetadata {
+    pub rows: HashMap<DocumentId, FileMetadata>,
+}
+
+impl StorageMetadata {
+    /// Checks one `_storage` row (1-based `row`) against the storage table's number.
+    pub fn check_row(
+        &mut self,
+        text: &str,
+        row: u64,
+        number: Option<u32>,
+    ) -> Result<(), RowFinding> {
+        let invalid = |code: Code, message: String| RowFinding {
+            code,
+            message,
+            first_line: None,
+        };
+        let parsed: StorageRow = match serde_json::from_str::<serde_json::Value>(text) {
+            Err(e) => {
+                return Err(invalid(
+                    Code::JsonInvalidRow,
+                    format!("Row {row} wasn't valid JSON: {e}"),
+                ))
+            }
+            Ok(value) => serde_json::from_value(value).map_err(|e| {
+                invalid(
+                    Code::InvalidConvexValue,
+                    format!("Row {row} wasn't a valid Convex value: {e}"),
+                )
+            })?,
+        };
+        let value_error = |reason: String| {
+            invalid(
+                Code::InvalidConvexValue,
+                format!("Row {row} wasn't a valid Convex value: {reason}"),
+            )
+        };
+        let sha256 = match &parsed.sha256 {
+            None => None,
+            Some(text) => {
+                let bytes = decode_base64(text).map_err(|e| value_error(format!("sha256: {e}")))?;
+                Some(<[u8; 32]>::try_from(bytes.as_slice()).map_err(|_| {
+                    value_error(format!("sha256 must be 32 bytes, got {}", bytes.len()))
+                })?)
+            }
+        };
+        if let Some(content_type) = &parsed.content_type {
+            if !is_mime_type(content_type) {
+                return Err(value_error(format!(
+                    "contentType '{content_type}' is not a MIME type"
+                )));
+            }
+        }
+        if let Some(internal_id) = &parsed.internal_id {
+            if !is_uuid(internal_id) {
+                return Err(value_error(format!(
+                    "internalId '{internal_id}' is not a UUID"
+                )));
+            }
+        }
+        let id = DocumentId::decode(&parsed.id).map_err(|e| {
+            invalid(
+                Code::InvalidId,
+                format!("_storage entry has invalid ID {} ({e})", parsed.id),
+            )
+        })?;
+        if let Some(number) = number {
+            if id.table != number {
+                return Err(invalid(
+                    Code::InvalidId,
+                    format!(
+                        "_storage entry has invalid ID {} (TableNumber({}) != TableNumber({number}))",
+                        parsed.id, id.table
+                    ),
+                ));
+            }
+        }
+        if let Some(first) = self.rows.get(&id) {
+            return Err(RowFinding {
+                code: Code::DuplicateId,
+                message: format!(
+                    "Objects in table \"_storage\" have duplicate _id fields ({id} first on line {})",
+                    first.line
+                ),
+                first_line: Some(first.line),
+            });
+        }
+        self.rows.insert(
+            id,
+            FileMetadata {
+                line: row,
+                sha256,
+                has_file: false,
+            },
+        );
+        Ok(())
+    }
+}
+
+/// `type/subtype[; parameters]` with RFC 7230 token characters.
+fn is_mime_type(text: &str) -> bool {
+    let essence = text.split(';').next().unwrap_or("").trim();
+    let token = |s: &str| {
+        !s.is_empty()
+            && s.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b))
+    };
+    matches!(essence.split_once('/'), Some((t, s)) if token(t) && token(s))
+}
+
+/// A UUID in hyphenated, simple, braced or URN form.
+fn is_uuid(text: &str) -> bool {
+    let text = text
+        .strip_prefix("urn:uuid:")
+        .or_else(|| text.strip_prefix('{').and_then(|t| t.strip_suffix('}')))
+        .unwrap_or(text);
+    let hex = |s: &str| s.bytes().all(|b| b.is_ascii_hexdigit());
+    match text.len() {
+        32 => hex(text),
+        36 => {
+            let groups: Vec<&str> = text.split('-').collect();
+            groups.iter().map(|g| g.len()).eq([8, 4, 4, 4, 12]) && groups.iter().all(|g| hex(g))
+        }
+        _ => false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const ID: &str = "kg21pzwemsm55e1fnt2kcsvgjh6h6gtf";
+
+    #[test]
+    fn rows() {
+        let mut meta = StorageMetadata::default();
+        let ok = format!(
+            r#"{{"_id":"{ID}","_creationTime":1.5,"sha256":"47DEQpj8HBSa+/TImW+5JCeuQeRkm5NMpJWZG3hSuFU=","size":0,"contentType":"image/png","internalId":"5a7e2f6e-1c1e-4b8e-9c1a-3f2b1d0e9a7b"}}"#
+        );
+        assert_eq!(meta.check_row(&ok, 1, Some(540)), Ok(()));
+        assert_eq!(
+            meta.check_row(&ok, 2, Some(540)).unwrap_err().code,
+            Code::DuplicateId
+        );
+        let mut meta = StorageMetadata::default();
+        assert_eq!(
+            meta.check_row(&ok, 1, Some(541)).unwrap_err().code,
+            Code::InvalidId
+        );
+        let bad = [
+            format!(r#"{{"_id":"{ID}","size":12.5}}"#),
+            format!(r#"{{"_id":"{ID}","size":12.0}}"#),
+            format!(r#"{{"_id":"{ID}","contentType":"nope"}}"#),
+            format!(r#"{{"_id":"{ID}","internalId":"xyz"}}"#),
+            format!(r#"{{"_id":"{ID}","sha256":"AAAA"}}"#),
+            r#"{"size":1}"#.to_owned(),
+            "[1]".to_owned(),
+        ];
+        for row in bad {
+            let e = StorageMetadata::default()
+                .check_row(&row, 1, Some(540))
+                .unwrap_err();
+            assert_eq!(e.code, Code::InvalidConvexValue, "{row}");
+        }
+        assert_eq!(
+            StorageMetadata::default()
+                .check_row("{", 1, None)
+                .unwrap_err()
+                .code,
+            Code::JsonInvalidRow
+        );
+    }
+
+    #[test]
+    fn uuid_forms() {
+        for ok in [
+            "5a7e2f6e-1c1e-4b8e-9c1a-3f2b1d0e9a7b",
+            "5a7e2f6e1c1e4b8e9c1a3f2b1d0e9a7b",
+            "{5a7e2f6e-1c1e-4b8e-9c1a-3f2b1d0e9a7b}",
+            "urn:uuid:5a7e2f6e-1c1e-4b8e-9c1a-3f2b1d0e9a7b",
+        ] {
+            assert!(is_uuid(ok), "{ok}");
+        }
+        assert!(!is_uuid("5a7e2f6e-1c1e-4b8e-9c1a-3f2b1d0e9a7"));
+        assert!(is_mime_type("text/plain; charset=utf-8"));
+        assert!(!is_mime_type("text"));
+    }
+}

@@ -1,0 +1,751 @@
+//! The snapshot ZIP walk: read with random access, entry by entry, so that
+//! memory stays bounded whatever the archive's size.
+
+use std::cell::Cell;
+use std::collections::HashMap;
+use std::io::{self, Read, Seek, SeekFrom};
+use std::rc::Rc;
+
+use sha2::{Digest, Sha256};
+use zip::result::ZipError;
+use zip::ZipArchive;
+
+use super::numbers::{apply_target, conflict_message, Numbering};
+use super::storage::StorageMetadata;
+use super::table::{RowFinding, TableChecker};
+use super::{in_component, Context, Plan, PlannedFile, PlannedTable, Sink, Stop};
+use crate::archive::{classify, storage_name, EntryKind, Format, LineReader};
+use crate::convex::names::check_identifier;
+use crate::convex::value::ValueRules;
+use crate::convex::DocumentId;
+use crate::report::{Code, Finding, NumberSource};
+
+/// Longest line read; a document is at most 1 MiB, even escaped this is ample.
+pub(crate) const MAX_LINE: usize = 64 << 20;
+
+/// A reader that tells how far into the input it is (for progress).
+pub(crate) struct Tracked<R> {
+    pub inner: R,
+    pub position: Rc<Cell<u64>>,
+}
+
+impl<R: Read> Read for Tracked<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.position.set(self.position.get() + n as u64);
+        Ok(n)
+    }
+}
+
+impl<R: Seek> Seek for Tracked<R> {
+    fn seek(&mut self, pos: SeekFrom) -> io::Result<u64> {
+        let at = self.inner.seek(pos)?;
+        self.position.set(at);
+        Ok(at)
+    }
+}
+
+/// One documents entry.
+struct Stream {
+    component: String,
+    table: String,
+    index: usize,
+    name: String,
+}
+
+/// One stored-file entry.
+struct Blob {
+    component: String,
+    id: DocumentId,
+    index: usize,
+    name: String,
+    size: u64,
+}
+
+pub(super) fn walk<R: Read + Seek>(
+    input: R,
+    ctx: &mut Context,
+    sink: &mut dyn Sink,
+) -> Result<Plan, Stop> {
+    let position = Rc::new(Cell::new(0));
+    let reader = Tracked {
+        inner: input,
+        position: position.clone(),
+    };
+    let mut archive = match ZipArchive::new(reader) {
+        Ok(archive) => archive,
+        Err(e) => {
+            ctx.error(Finding::new(
+                Code::InvalidZip,
+                format!("invalid zip file: {e}"),
+            ));
+            return Ok(Plan {
+                format: Some(Format::Zip),
+                ..Plan::default()
+            });
+        }
+    };
+    if let Some(table) = &ctx.options.table {
+        ctx.error(Finding::new(
+            Code::InvalidName,
+            format!("ZIP import cannot have table name (got '{table}')"),
+        ));
+    }
+    let base = ctx.options.component.clone();
+
+    // Stage A: every entry by name; generated schemas are read now.
+    let mut streams = Vec::new();
+    let mut blobs = Vec::new();
+    let mut schemas: HashMap<(String, String), ValueRules> = HashMap::new();
+    for index in 0..archive.len() {
+        let (name, size) = match archive.by_index_raw(index) {
+            Ok(file) => (file.name().map(|n| n.into_owned()), file.size()),
+            Err(e) => {
+                ctx.error(Finding::new(
+                    Code::InvalidZip,
+                    format!("invalid zip file: entry {index}: {e}"),
+                ));
+                continue;
+            }
+        };
+        let name = match name {
+            Ok(name) => name,
+            Err(e) => {
+                ctx.error(Finding::new(
+                    Code::InvalidZip,
+                    format!("invalid zip file: entry {index} has an unreadable name: {e}"),
+                ));
+                continue;
+            }
+        };
+        match classify(&name, &base) {
+            Err(e) => ctx.error(Finding::new(e.code, e.message).entry(&name)),
+            Ok(EntryKind::Documents { component, table }) => streams.push(Stream {
+                component,
+                table,
+                index,
+                name: name.clone(),
+            }),
+            Ok(EntryKind::GeneratedSchema { component, table }) => {
+                let rules = read_generated_schema(&mut archive, index, &name, ctx);
+                schemas.insert((component, table), rules);
+            }
+            Ok(EntryKind::SkippedSystemTable { component, table }) => ctx.warning(
+                Finding::new(
+                    Code::SkippedSystemTable,
+                    format!("system table {table} is not imported; its entry is skipped"),
+                )
+                .entry(&name)
+                .table(&component, table),
+            ),
+            Ok(EntryKind::Ignored) => {}
+        }
+        match storage_name(&name, &base) {
+            None => {}
+            Some(Err(e)) => ctx.error(Finding::new(e.code, e.message).entry(&name)),
+            Some(Ok(file)) => match DocumentId::decode(&file.id) {
+                Ok(id) => blobs.push(Blob {
+                    component: file.component,
+                    id,
+                    index,
+                    name,
+                    size,
+                }),
+                Err(e) => ctx.error(
+                    Finding::new(
+                        Code::InvalidStorageId,
+                        format!("_storage id '{}' invalid: {e}", file.id),
+                    )
+                    .entry(&name),
+                ),
+            },
+        }
+    }
+
+    // Table numbers, step 1: `_tables` rows.
+    let mut numbering = Numbering::default();
+    let mut listed: Vec<(String, String)> = Vec::new();
+    for stream in streams.iter().filter(|s| s.table == "_tables") {
+        read_tables_entry(&mut archive, stream, &mut numbering, &mut listed, ctx);
+    }
+
+    // Step 2, in entry order: the first document's `_id`.
+    let mut tables: Vec<PlannedTable> = Vec::new();
+    for stream in streams.iter().filter(|s| s.table != "_tables") {
+        if let Some(table) = tables
+            .iter_mut()
+            .find(|t| t.component == stream.component && t.name == stream.table)
+        {
+            table.entries.push(stream.name.clone());
+            ctx.warning(
+                Finding::new(
+                    Code::RepeatedTableEntry,
+                    format!(
+                        "table {} has more than one documents entry; they are imported one after the other",
+                        stream.table
+                    ),
+                )
+                .entry(&stream.name)
+                .table(&stream.component, stream.table.clone()),
+            );
+            continue;
+        }
+        let (number, number_source) = match numbering.number_of(&stream.component, &stream.table) {
+            Some(n) => (Some(n), NumberSource::Tables),
+            None => match first_id_number(&mut archive, stream.index) {
+                Some(n) => match numbering.claim(&stream.component, &stream.table, n) {
+                    Ok(()) => (Some(n), NumberSource::Id),
+                    Err(holder) => {
+                        ctx.error(
+                            Finding::new(
+                                Code::InvalidId,
+                                conflict_message(&holder, &stream.table, &stream.component, n),
+                            )
+                            .entry(&stream.name)
+                            .table(&stream.component, stream.table.clone())
+                            .line(1),
+                        );
+                        (None, NumberSource::Unassigned)
+                    }
+                },
+                None => (None, NumberSource::Unassigned),
+            },
+        };
+        let rules = schemas
+            .get(&(stream.component.clone(), stream.table.clone()))
+            .copied()
+            .unwrap_or(ValueRules::Plain);
+        tables.push(PlannedTable {
+            component: stream.component.clone(),
+            name: stream.table.clone(),
+            number,
+            number_source,
+            rules,
+            entries: vec![stream.name.clone()],
+        });
+    }
+    // Tables listed in `_tables` without documents are created empty.
+    for (component, name) in listed {
+        if !tables
+            .iter()
+            .any(|t| t.component == component && t.name == name)
+        {
+            tables.push(PlannedTable {
+                number: numbering.number_of(&component, &name),
+                component,
+                name,
+                number_source: NumberSource::Tables,
+                rules: ValueRules::Plain,
+                entries: Vec::new(),
+            });
+        }
+    }
+    apply_target(&mut tables, &mut numbering, ctx);
+
+    // Stored files are imported only where the component has `_storage` metadata.
+    let mut files = Vec::new();
+    let mut ignored_components: Vec<&str> = Vec::new();
+    for blob in &blobs {
+        if tables
+            .iter()
+            .any(|t| t.name == "_storage" && t.component == blob.component)
+        {
+            files.push(PlannedFile {
+                component: blob.component.clone(),
+                id: blob.id,
+                entry: blob.name.clone(),
+                size: blob.size,
+            });
+        } else if !ignored_components.contains(&blob.component.as_str()) {
+            ignored_components.push(&blob.component);
+            ctx.warning(
+                Finding::new(
+                    Code::StorageFilesIgnored,
+                    format!(
+                        "stored files{} are not imported: there is no _storage/documents.jsonl for them",
+                        in_component(&blob.component)
+                    ),
+                )
+                .entry(&blob.name),
+            );
+        }
+    }
+    let plan = Plan {
+        format: Some(Format::Zip),
+        bytes: 0,
+        tables,
+        files,
+    };
+    ctx.counts = vec![(0, 0); plan.tables.len()];
+    if let Err(e) = sink.begin(&plan) {
+        return Err(Stop::Sink(e, plan));
+    }
+
+    // Stage C: every document of every table.
+    let mut metadata: HashMap<String, StorageMetadata> = HashMap::new();
+    for (t, table) in plan.tables.iter().enumerate() {
+        let mut checker = TableChecker::new(&table.name, table.number, table.rules);
+        let mut ids_without_first = false;
+        for entry_name in &table.entries {
+            let Some(stream) = streams.iter().find(|s| &s.name == entry_name) else {
+                continue;
+            };
+            let storage = (table.name == "_storage")
+                .then(|| metadata.entry(table.component.clone()).or_default());
+            let result = scan_entry(
+                &mut archive,
+                stream,
+                t,
+                table,
+                &mut checker,
+                storage,
+                &mut ids_without_first,
+                &position,
+                ctx,
+                sink,
+            );
+            match result {
+                Ok(()) => {}
+                Err(ScanStop::Cancelled) => return Err(Stop::Cancelled(plan)),
+                Err(ScanStop::Sink(e)) => return Err(Stop::Sink(e, plan)),
+            }
+        }
+        if ids_without_first {
+            ctx.warning(
+                Finding::new(
+                    Code::UnassignedTableNumber,
+                    format!(
+                        "documents of {} carry _id values but its first document does not, so the server chooses the table's number and these ids will likely not match it (ImportConflict)",
+                        table.name
+                    ),
+                )
+                .table(&table.component, table.name.clone()),
+            );
+        }
+        if let Err(e) = sink.end_table(t) {
+            return Err(Stop::Sink(e, plan));
+        }
+    }
+
+    // Stored files: bytes against their metadata.
+    for (f, file) in plan.files.iter().enumerate() {
+        let storage_number = plan
+            .tables
+            .iter()
+            .find(|t| t.name == "_storage" && t.component == file.component)
+            .and_then(|t| t.number);
+        let meta = metadata.entry(file.component.clone()).or_default();
+        let expected = meta.rows.get_mut(&file.id).map(|row| {
+            row.has_file = true;
+            row.sha256
+        });
+        let located = |f: Finding| f.entry(&file.entry).table(&file.component, "_storage");
+        let blob_index = blobs.iter().find(|b| b.name == file.entry).map(|b| b.index);
+        let digest = match blob_index.map(|i| hash_file(&mut archive, i, f, sink)) {
+            Some(Ok(digest)) => digest,
+            Some(Err(HashStop::Sink(e))) => return Err(Stop::Sink(e, plan)),
+            Some(Err(stop)) => {
+                ctx.error(located(Finding::new(
+                    Code::InvalidZip,
+                    format!("invalid zip file: {stop}"),
+                )));
+                continue;
+            }
+            None => continue,
+        };
+        ctx.storage.files += 1;
+        ctx.storage.bytes += file.size;
+        if let Some(Some(expected)) = expected {
+            if expected != digest {
+                ctx.error(located(Finding::new(
+                    Code::Sha256Mismatch,
+                    format!(
+                        "Sha256 mismatch. Expected: {} Actual: {}",
+                        base64_std(&expected),
+                        base64_std(&digest)
+                    ),
+                )));
+            }
+        }
+        if let Some(number) = storage_number {
+            if file.id.table != number {
+                ctx.error(located(Finding::new(
+                    Code::ImportConflict,
+                    super::table::import_conflict_message(&file.id.to_string(), "_storage"),
+                )));
+            }
+        }
+        if !ctx.tick(position.get()) {
+            return Err(Stop::Cancelled(plan));
+        }
+    }
+    for (component, meta) in &metadata {
+        let mut missing: Vec<(&DocumentId, u64)> = meta
+            .rows
+            .iter()
+            .filter(|(_, row)| !row.has_file)
+            .map(|(id, row)| (id, row.line))
+            .collect();
+        missing.sort_by_key(|(_, line)| *line);
+        for (id, line) in missing {
+            ctx.warning(
+                Finding::new(
+                    Code::StorageFileMissing,
+                    format!("no file for _storage row {id}; Convex skips the row"),
+                )
+                .table(component, "_storage")
+                .line(line),
+            );
+        }
+    }
+    if let Err(e) = sink.finish() {
+        return Err(Stop::Sink(e, plan));
+    }
+    Ok(plan)
+}
+
+enum ScanStop {
+    Cancelled,
+    Sink(io::Error),
+}
+
+/// Checks every line of one documents entry.
+#[allow(clippy::too_many_arguments)]
+fn scan_entry<R: Read + Seek>(
+    archive: &mut ZipArchive<R>,
+    stream: &Stream,
+    t: usize,
+    table: &PlannedTable,
+    checker: &mut TableChecker,
+    mut storage: Option<&mut StorageMetadata>,
+    ids_without_first: &mut bool,
+    position: &Rc<Cell<u64>>,
+    ctx: &mut Context,
+    sink: &mut dyn Sink,
+) -> Result<(), ScanStop> {
+    let at = |f: Finding| {
+        f.entry(&stream.name)
+            .table(&table.component, table.name.clone())
+    };
+    let file = match archive.by_index(stream.index) {
+        Ok(file) => file,
+        Err(e) => {
+            ctx.error(at(zip_entry_error(&e)));
+            return Ok(());
+        }
+    };
+    let mut lines = LineReader::new(file, MAX_LINE);
+    let mut documents = 0u64;
+    loop {
+        let (row, line) = match lines.next_line() {
+            None => break,
+            Some((row, Ok(line))) => (row, line),
+            Some((row, Err(e))) => {
+                let finding = if e.kind() == io::ErrorKind::InvalidData
+                    && e.to_string().contains("longer than")
+                {
+                    Finding::new(
+                        Code::ValueTooLargeError,
+                        format!("Row {row}: {e}; a document can be at most 1 MiB"),
+                    )
+                } else {
+                    Finding::new(Code::InvalidZip, format!("invalid zip file: {e}"))
+                };
+                ctx.error(at(finding).line(row));
+                break;
+            }
+        };
+        documents += 1;
+        let Ok(text) = std::str::from_utf8(line) else {
+            ctx.error(
+                at(Finding::new(
+                    Code::InvalidZip,
+                    format!("invalid zip file: line {row} is not valid UTF-8"),
+                ))
+                .line(row),
+            );
+            break;
+        };
+        let result = match storage.as_deref_mut() {
+            Some(meta) => meta.check_row(text, row, table.number),
+            None => checker.check(text, row, row).map(|doc| {
+                if table.number.is_none()
+                    && matches!(doc.id, crate::convex::value::IdField::Valid(_))
+                {
+                    *ids_without_first = true;
+                }
+            }),
+        };
+        let valid = result.is_ok();
+        if let Err(RowFinding {
+            code,
+            message,
+            first_line,
+        }) = result
+        {
+            let mut finding = at(Finding::new(code, message)).line(row).excerpt(text);
+            finding.first_line = first_line;
+            ctx.error(finding);
+        }
+        sink.document(t, line, valid).map_err(ScanStop::Sink)?;
+        ctx.progress.documents += 1;
+        if !ctx.tick(position.get()) {
+            return Err(ScanStop::Cancelled);
+        }
+    }
+    let counts = &mut ctx.counts[t];
+    counts.0 += documents;
+    counts.1 += lines.bytes_consumed();
+    Ok(())
+}
+
+fn zip_entry_error(e: &ZipError) -> Finding {
+    match e {
+        ZipError::UnsupportedArchive(what) => Finding::new(
+            Code::UnsupportedCompression,
+            format!("the entry cannot be read: {what}"),
+        ),
+        ZipError::CompressionMethodNotSupported(method) => Finding::new(
+            Code::UnsupportedCompression,
+            format!("the entry uses compression method {method}, which snappack cannot read (stored, deflate and deflate64 are supported)"),
+        ),
+        other => Finding::new(Code::InvalidZip, format!("invalid zip file: {other}")),
+    }
+}
+
+/// Reads a `generated_schema.jsonl`: `"uniform"`, or a legacy shape.
+fn read_generated_schema<R: Read + Seek>(
+    archive: &mut ZipArchive<R>,
+    index: usize,
+    name: &str,
+    ctx: &mut Context,
+) -> ValueRules {
+    let file = match archive.by_index(index) {
+        Ok(file) => file,
+        Err(e) => {
+            ctx.error(zip_entry_error(&e).entry(name));
+            return ValueRules::Plain;
+        }
+    };
+    let mut lines = LineReader::new(file, MAX_LINE);
+    let first = match lines.next_line() {
+        None => Ok(String::new()),
+        Some((_, Ok(line))) => std::str::from_utf8(line)
+            .map(str::to_owned)
+            .map_err(|e| e.to_string()),
+        Some((_, Err(e))) => Err(e.to_string()),
+    };
+    let first = match first {
+        Ok(first) => first,
+        Err(e) => {
+            ctx.error(
+                Finding::new(Code::NotUtf8, format!("Import wasn't valid UTF8: {e}"))
+                    .entry(name)
+                    .line(1),
+            );
+            return ValueRules::Plain;
+        }
+    };
+    let shape = match serde_json::from_str::<serde_json::Value>(&first) {
+        Err(e) => {
+            ctx.error(
+                Finding::new(
+                    Code::JsonInvalidRow,
+                    format!("Row 1 wasn't valid JSON: {e}"),
+                )
+                .entry(name)
+                .line(1)
+                .excerpt(&first),
+            );
+            return ValueRules::Plain;
+        }
+        Ok(serde_json::Value::String(shape)) => shape,
+        Ok(_) => {
+            ctx.error(
+                Finding::new(
+                    Code::InvalidConvexValue,
+                    "Row 1 wasn't a valid Convex value: first line of generated_schema must be a string",
+                )
+                .entry(name)
+                .line(1)
+                .excerpt(&first),
+            );
+            return ValueRules::Plain;
+        }
+    };
+    if shape == "uniform" {
+        return ValueRules::Uniform;
+    }
+    super::legacy_schema(&shape, &mut lines, name, ctx);
+    ValueRules::Plain
+}
+
+/// Reads one `_tables` entry: step 1 of table numbering.
+fn read_tables_entry<R: Read + Seek>(
+    archive: &mut ZipArchive<R>,
+    stream: &Stream,
+    numbering: &mut Numbering,
+    listed: &mut Vec<(String, String)>,
+    ctx: &mut Context,
+) {
+    let component = &stream.component;
+    let file = match archive.by_index(stream.index) {
+        Ok(file) => file,
+        Err(e) => {
+            ctx.error(zip_entry_error(&e).entry(&stream.name));
+            return;
+        }
+    };
+    let mut lines = LineReader::new(file, MAX_LINE);
+    while let Some((row, line)) = lines.next_line() {
+        let at = |f: Finding| f.entry(&stream.name).table(component, "_tables").line(row);
+        let line = match line {
+            Ok(line) => line,
+            Err(e) => {
+                ctx.error(at(Finding::new(
+                    Code::InvalidZip,
+                    format!("invalid zip file: {e}"),
+                )));
+                return;
+            }
+        };
+        let Ok(text) = std::str::from_utf8(line) else {
+            ctx.error(at(Finding::new(
+                Code::InvalidZip,
+                format!("invalid zip file: line {row} is not valid UTF-8"),
+            )));
+            return;
+        };
+        let fail = |code: Code, message: String| at(Finding::new(code, message).excerpt(text));
+        let value: serde_json::Value = match serde_json::from_str(text) {
+            Ok(value) => value,
+            Err(e) => {
+                ctx.error(fail(
+                    Code::JsonInvalidRow,
+                    format!("Row {row} wasn't valid JSON: {e}"),
+                ));
+                continue;
+            }
+        };
+        let Some(object) = value.as_object() else {
+            ctx.error(fail(
+                Code::NotAnObject,
+                format!("Row {row} wasn't an object"),
+            ));
+            continue;
+        };
+        let Some(name) = object.get("name").and_then(|n| n.as_str()) else {
+            ctx.error(fail(
+                Code::InvalidConvexValue,
+                format!("Row {row} wasn't a valid Convex value: table requires name"),
+            ));
+            continue;
+        };
+        if let Err(reason) = check_identifier(name) {
+            ctx.error(fail(
+                Code::InvalidName,
+                format!("\"{name}\" isn't a valid table name: {reason}"),
+            ));
+            continue;
+        }
+        // Convex casts the number with saturation: fractions truncate, negatives become 0.
+        let number = object.get("id").and_then(|n| n.as_f64()).map(|n| n as u32);
+        let Some(number) = number.filter(|n| *n != 0) else {
+            let received = object
+                .get("id")
+                .map_or("nothing".to_owned(), |v| v.to_string());
+            ctx.error(fail(
+                Code::InvalidConvexValue,
+                format!("Row {row} wasn't a valid Convex value: table requires id (received {received})"),
+            ));
+            continue;
+        };
+        if name.starts_with('_') {
+            ctx.error(fail(
+                Code::InvalidTableName,
+                format!("Invalid table name {name} starts with metadata prefix '_'"),
+            ));
+            continue;
+        }
+        if numbering.has(component, name) {
+            ctx.error(fail(
+                Code::DuplicateTableName,
+                format!(
+                    "`_tables` contains duplicate entries for `{name}`{}",
+                    in_component(component)
+                ),
+            ));
+            continue;
+        }
+        match numbering.claim(component, name, number) {
+            Ok(()) => listed.push((component.clone(), name.to_owned())),
+            Err(holder) => ctx.error(fail(
+                Code::InvalidId,
+                conflict_message(&holder, name, component, number),
+            )),
+        }
+    }
+}
+
+/// The table number of the first row's `_id`, when it is an object whose
+/// `_id` is a string that decodes.
+fn first_id_number<R: Read + Seek>(archive: &mut ZipArchive<R>, index: usize) -> Option<u32> {
+    let file = archive.by_index(index).ok()?;
+    let mut lines = LineReader::new(file, MAX_LINE);
+    let line = lines.next_line()?.1.ok()?;
+    first_id_of(line)
+}
+
+/// The table number in the `_id` of one document line, if it has one that decodes.
+pub(crate) fn first_id_of(line: &[u8]) -> Option<u32> {
+    let row: serde_json::Map<String, serde_json::Value> = serde_json::from_slice(line).ok()?;
+    DocumentId::decode(row.get("_id")?.as_str()?)
+        .ok()
+        .map(|id| id.table)
+}
+
+enum HashStop {
+    Zip(ZipError),
+    Read(io::Error),
+    Sink(io::Error),
+}
+
+impl std::fmt::Display for HashStop {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            HashStop::Zip(e) => e.fmt(f),
+            HashStop::Read(e) | HashStop::Sink(e) => e.fmt(f),
+        }
+    }
+}
+
+/// Streams a stored file to the sink and returns its SHA-256.
+fn hash_file<R: Read + Seek>(
+    archive: &mut ZipArchive<R>,
+    index: usize,
+    file_index: usize,
+    sink: &mut dyn Sink,
+) -> Result<[u8; 32], HashStop> {
+    let mut file = archive.by_index(index).map_err(HashStop::Zip)?;
+    let mut hasher = Sha256::new();
+    let mut buf = vec![0u8; 256 << 10];
+    loop {
+        let n = match file.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(HashStop::Read(e)),
+        };
+        hasher.update(&buf[..n]);
+        sink.file_chunk(file_index, &buf[..n])
+            .map_err(HashStop::Sink)?;
+    }
+    let digest: [u8; 32] = hasher.finalize().into();
+    sink.end_file(file_index, &digest).map_err(HashStop::Sink)?;
+    Ok(digest)
+}
+
+fn base64_std(bytes: &[u8]) -> String {
+    use base64::Engine as _;
+    base64::engine::general_purpose::STANDARD.encode(bytes)
+}

@@ -1,0 +1,191 @@
+//! Single-table inputs: JSONL, JSON arrays and CSV.
+
+mod common;
+
+use common::*;
+use snappack::report::{Code, NumberSource};
+use snappack::validate::{FieldSchema, Options, Schema, TableSchema};
+
+fn into(table: &str) -> Options {
+    Options {
+        table: Some(table.into()),
+        ..Options::default()
+    }
+}
+
+#[test]
+fn jsonl_rows() {
+    let report = check_with(
+        "t.jsonl",
+        b"{\"name\":\"test\",\"value\":42}\n{\"name\":\"hello\",\"value\":123}\n",
+        &into("t"),
+    );
+    assert!(report.valid, "{:?}", report.errors);
+    assert_eq!(report.tables[0].documents, 2);
+    let report = check_with("t.jsonl", b"\xEF\xBB\xBF{\"a\":1}\n", &into("t"));
+    assert_eq!(codes(&report), vec![Code::Utf8BomNotSupported]);
+    let report = check_with(
+        "t.jsonl",
+        b"{\"a\":1}\n\n{\"a\":2}\n{\"a\":\xff}\n",
+        &into("t"),
+    );
+    assert_eq!(codes(&report), vec![Code::JsonInvalidRow, Code::NotUtf8]);
+    assert_eq!(report.errors[0].line, Some(2));
+    // Every number is a Float64 without a generated schema, so an integer creation time is fine.
+    let report = check_with(
+        "t.jsonl",
+        b"{\"_creationTime\":1700000000000}\n",
+        &into("t"),
+    );
+    assert!(report.valid);
+}
+
+#[test]
+fn single_table_names() {
+    assert_eq!(codes(&check("t.jsonl", b"{}")), vec![Code::InvalidName]);
+    assert_eq!(
+        check("t.jsonl", b"{}").errors[0].message,
+        "JSONL import requires table name"
+    );
+    assert_eq!(
+        codes(&check_with("t.csv", b"a\n1\n", &into("bad name"))),
+        vec![Code::ImportInvalidName]
+    );
+    assert_eq!(
+        codes(&check_with("t.json", b"[]", &into("_system"))),
+        vec![Code::InvalidTableName]
+    );
+    assert_eq!(
+        codes(&check_with("t.zip", &zip(&[]), &into("x"))),
+        vec![Code::InvalidName]
+    );
+    assert_eq!(codes(&check("t.txt", b"{}")), vec![Code::InvalidOptions]);
+}
+
+#[test]
+fn json_arrays() {
+    let report = check_with(
+        "t.json",
+        b"[{\"name\":\"test\",\"value\":42},\n {\"b\":\n 2}]",
+        &into("t"),
+    );
+    assert!(report.valid, "{:?}", report.errors);
+    assert_eq!(report.tables[0].documents, 2);
+    assert_eq!(
+        codes(&check_with("t.json", b"\xEF\xBB\xBF[]", &into("t"))),
+        vec![Code::Utf8BomNotSupported]
+    );
+    assert_eq!(
+        codes(&check_with("t.json", b"[{]", &into("t"))),
+        vec![Code::NotJson]
+    );
+    assert_eq!(
+        codes(&check_with("t.json", b"{\"a\":1}", &into("t"))),
+        vec![Code::NotJsonArray]
+    );
+    let report = check_with("t.json", b"[{\"a\":1},\n5,\n{\"$x\":1}]", &into("t"));
+    assert_eq!(
+        codes(&report),
+        vec![Code::InvalidConvexValue, Code::InvalidConvexValue]
+    );
+    assert_eq!(
+        report
+            .errors
+            .iter()
+            .map(|e| e.line.unwrap())
+            .collect::<Vec<_>>(),
+        vec![2, 3]
+    );
+    assert!(report.errors[0]
+        .message
+        .starts_with("Row 2 wasn't a valid Convex value"));
+    let mut big = b"[".to_vec();
+    big.extend(std::iter::repeat_n(b' ', 16 << 20));
+    big.push(b']');
+    let report = check_with("t.json", &big, &into("t"));
+    assert_eq!(codes(&report), vec![Code::JsonArrayTooLarge]);
+    assert!(report.errors[0]
+        .message
+        .contains("16777217 bytes > maximum 16 MiB"));
+}
+
+#[test]
+fn csv_rows_and_duplicate_ids() {
+    let csv = b"_id,value\n\"jd7f2yq3tcc5h4ce9qhqdk0ach6hbmyb\",\"hi\"\n\"jd7f2yq3tcc5h4ce9qhqdk0ach6hbmyb\",\"there\"\n";
+    let report = check_with("t.csv", csv, &into("table1"));
+    assert_eq!(codes(&report), vec![Code::DuplicateId]);
+    assert!(report.errors[0]
+        .message
+        .starts_with(r#"Objects in table "table1" have duplicate _id fields"#));
+    assert_eq!(
+        (report.errors[0].line, report.errors[0].first_line),
+        (Some(3), Some(2))
+    );
+    assert_eq!(
+        (report.tables[0].number, report.tables[0].number_source),
+        (Some(10003), NumberSource::Id)
+    );
+
+    let report = check_with("t.csv", b"a,b\n1,2\n3\n", &into("t"));
+    assert_eq!(codes(&report), vec![Code::CsvRowMissingFields]);
+    assert_eq!(report.errors[0].line, Some(3));
+    assert_eq!(
+        codes(&check_with("t.csv", b"a,$b\n1,2\n", &into("t"))),
+        vec![Code::CsvInvalidHeader]
+    );
+    assert_eq!(
+        codes(&check_with("t.csv", b"a\n\xff\n", &into("t"))),
+        vec![Code::CsvInvalidRow]
+    );
+    // A BOM is ignored in CSV.
+    assert!(check_with("t.csv", b"\xEF\xBB\xBFa\n1\n", &into("t")).valid);
+}
+
+#[test]
+fn csv_empty_strings_are_removed_for_optional_fields() {
+    // The sink sees the rows exactly as they would be imported.
+    struct Rows(Vec<String>);
+    impl snappack::validate::Sink for Rows {
+        fn document(&mut self, _t: usize, line: &[u8], _valid: bool) -> std::io::Result<()> {
+            self.0.push(String::from_utf8(line.to_vec()).unwrap());
+            Ok(())
+        }
+    }
+    let schema = |optional: bool| Schema {
+        tables: [(
+            "table1".to_owned(),
+            TableSchema {
+                fields: ["a", "b", "c", "d"]
+                    .into_iter()
+                    .map(|f| (f.to_owned(), FieldSchema { optional }))
+                    .collect(),
+            },
+        )]
+        .into(),
+    };
+    let csv = b"\na,b,c,d\n\"\",,\"\"\"\",\"\"\"\"\"\"\n";
+    for (schema, expected) in [
+        (None, r#"{"a":"","b":"","c":"\"","d":"\"\""}"#),
+        (
+            Some(schema(false)),
+            r#"{"a":"","b":"","c":"\"","d":"\"\""}"#,
+        ),
+        (Some(schema(true)), r#"{"c":"\"","d":"\"\""}"#),
+    ] {
+        let options = Options {
+            table: Some("table1".into()),
+            schema,
+            ..Options::default()
+        };
+        let mut rows = Rows(Vec::new());
+        let (report, _) = snappack::validate::walk(
+            std::io::Cursor::new(&csv[..]),
+            "t.csv",
+            &options,
+            &mut rows,
+            &mut |_| true,
+        );
+        assert!(report.valid, "{:?}", report.errors);
+        assert_eq!(rows.0, vec![expected.to_owned()]);
+    }
+}

@@ -1,0 +1,544 @@
+//! Snapshot ZIPs built by the tests, validated as Convex would import them.
+
+mod common;
+
+use common::*;
+use snappack::report::{Code, NumberSource};
+use snappack::validate::{ImportMode, Options, TargetTable, TargetTables};
+
+const UNIFORM: &[u8] = b"\"uniform\"\n";
+
+#[test]
+fn the_real_convex_export_is_valid() {
+    let bytes = std::fs::read(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../shared/data/convex-real/cron-jobs-export.zip"
+    ))
+    .or_else(|_| std::fs::read("/work/shared/data/convex-real/cron-jobs-export.zip"))
+    .expect("the shared real export");
+    let report = check("cron-jobs-export.zip", &bytes);
+    assert!(report.valid, "{report:#?}");
+    assert_eq!(report.tables.len(), 1);
+    let t = &report.tables[0];
+    assert_eq!(
+        (t.name.as_str(), t.number, t.number_source, t.documents),
+        ("messages", Some(10001), NumberSource::Tables, 0)
+    );
+}
+
+#[test]
+fn a_full_export_with_components_storage_and_a_prefix_is_valid() {
+    let users = [doc(10001, 1, r#""name":"a""#), doc(10001, 2, r#""n":5"#)].join("\n") + "\n";
+    let child = doc(10001, 3, r#""text":"hi""#) + "\n";
+    let storage_id = id(540, 9);
+    let blob = b"foobarbaz";
+    let sha = "l981iLWj8kurw4UbNy8Lpxqdzd7UOxS50Glhv8FwfZ0=";
+    let storage_row = format!(
+        r#"{{"_id":"{storage_id}","_creationTime":1.5,"sha256":"{sha}","size":9,"contentType":"text/plain","internalId":"5a7e2f6e-1c1e-4b8e-9c1a-3f2b1d0e9a7b"}}"#
+    ) + "\n";
+    let bytes = zip(&[
+        ("snapshot/README.md", b"hello"),
+        (
+            "snapshot/_tables/documents.jsonl",
+            br#"{"name":"users","id":10001}"#,
+        ),
+        ("snapshot/users/documents.jsonl", users.as_bytes()),
+        ("snapshot/users/generated_schema.jsonl", UNIFORM),
+        (
+            "snapshot/_components/chat/_tables/documents.jsonl",
+            br#"{"name":"messages","id":10001}"#,
+        ),
+        (
+            "snapshot/_components/chat/messages/documents.jsonl",
+            child.as_bytes(),
+        ),
+        (
+            "snapshot/_components/chat/messages/generated_schema.jsonl",
+            UNIFORM,
+        ),
+        ("snapshot/_storage/documents.jsonl", storage_row.as_bytes()),
+        (&format!("snapshot/_storage/{storage_id}.txt"), blob),
+        ("snapshot/_scheduled_functions/documents.jsonl", b"{}\n"),
+    ]);
+    let report = check("export.zip", &bytes);
+    assert!(report.valid, "{:#?}", report.errors);
+    let summary: Vec<(&str, &str, Option<u32>, NumberSource, u64)> = report
+        .tables
+        .iter()
+        .map(|t| {
+            (
+                t.component.as_str(),
+                t.name.as_str(),
+                t.number,
+                t.number_source,
+                t.documents,
+            )
+        })
+        .collect();
+    assert_eq!(
+        summary,
+        vec![
+            ("", "users", Some(10001), NumberSource::Tables, 2),
+            ("chat", "messages", Some(10001), NumberSource::Tables, 1),
+            ("", "_storage", Some(540), NumberSource::Id, 1),
+        ]
+    );
+    assert_eq!(report.storage.files, 1);
+    assert_eq!(report.storage.bytes, 9);
+    assert_eq!(
+        report.warnings.iter().map(|w| w.code).collect::<Vec<_>>(),
+        vec![Code::SkippedSystemTable]
+    );
+}
+
+#[test]
+fn duplicate_ids_anywhere_in_a_table_name_both_lines() {
+    let mut lines: Vec<String> = (0..20).map(|n| doc(10001, n, "")).collect();
+    lines.push(doc(10001, 3, r#""again":true"#));
+    let bytes = zip(&[
+        ("users/documents.jsonl", lines.join("\n").as_bytes()),
+        ("users/generated_schema.jsonl", UNIFORM),
+    ]);
+    let report = check("s.zip", &bytes);
+    assert_eq!(codes(&report), vec![Code::DuplicateId]);
+    let e = &report.errors[0];
+    assert_eq!((e.line, e.first_line), (Some(21), Some(4)));
+    assert_eq!(e.entry.as_deref(), Some("users/documents.jsonl"));
+    assert_eq!(e.table.as_deref(), Some("users"));
+    assert!(e
+        .message
+        .starts_with(r#"Objects in table "users" have duplicate _id fields"#));
+    assert!(e.excerpt.as_deref().unwrap().contains(r#""again":true"#));
+}
+
+#[test]
+fn table_number_conflicts() {
+    // _tables lists two names on one number.
+    let report = check(
+        "a.zip",
+        &zip(&[(
+            "_tables/documents.jsonl",
+            b"{\"name\":\"table1\",\"id\":10001}\n   {\"name\":\"table2\",\"id\":10001}\n",
+        )]),
+    );
+    assert_eq!(codes(&report), vec![Code::InvalidId]);
+    assert!(
+        report.errors[0]
+            .message
+            .contains("conflict between `table1` and `table2`"),
+        "{}",
+        report.errors[0].message
+    );
+    assert_eq!(report.errors[0].line, Some(2));
+    // The same file under a plain folder is still the root `_tables`.
+    let report = check(
+        "b.zip",
+        &zip(&[(
+            "component/_tables/documents.jsonl",
+            b"{\"name\":\"table1\",\"id\":10001}\n{\"name\":\"table2\",\"id\":10001}\n",
+        )]),
+    );
+    assert_eq!(codes(&report), vec![Code::InvalidId]);
+    // Two tables whose first ids carry one number.
+    let max = "j57fzzzzzzzzzzzzzzzzzzzzzzzzzkyr";
+    let row = format!(r#"{{"_id":"{max}"}}"#);
+    let report = check(
+        "c.zip",
+        &zip(&[
+            ("table1/documents.jsonl", row.as_bytes()),
+            ("table2/documents.jsonl", row.as_bytes()),
+        ]),
+    );
+    assert_eq!(codes(&report), vec![Code::InvalidId]);
+    assert!(report.errors[0]
+        .message
+        .contains("conflict between `table1` and `table2` with number 10001"));
+    // `_tables` against a first id.
+    let report = check(
+        "d.zip",
+        &zip(&[
+            (
+                "_tables/documents.jsonl",
+                br#"{"name":"table1","id":10001}"#,
+            ),
+            ("table2/documents.jsonl", row.as_bytes()),
+        ]),
+    );
+    assert_eq!(codes(&report), vec![Code::InvalidId]);
+    assert!(report.errors[0]
+        .message
+        .contains("conflict between `table1` and `table2`"));
+}
+
+#[test]
+fn tables_rows_are_checked() {
+    let rows = [
+        r#"{"name":"users","id":10001}"#,
+        r#"{"name":"users","id":10002}"#,
+        r#"[1]"#,
+        r#"{"id":10003}"#,
+        r#"{"name":"bad name","id":10004}"#,
+        r#"{"name":"t","id":"10005"}"#,
+        r#"{"name":"z","id":0}"#,
+        r#"{"name":"_hidden","id":10006}"#,
+        r#"{"name":"#,
+    ]
+    .join("\n");
+    let report = check(
+        "t.zip",
+        &zip(&[("_tables/documents.jsonl", rows.as_bytes())]),
+    );
+    assert_eq!(
+        codes(&report),
+        vec![
+            Code::DuplicateTableName,
+            Code::NotAnObject,
+            Code::InvalidConvexValue,
+            Code::InvalidName,
+            Code::InvalidConvexValue,
+            Code::InvalidConvexValue,
+            Code::InvalidTableName,
+            Code::JsonInvalidRow,
+        ]
+    );
+    assert_eq!(
+        report.errors[0].message,
+        "`_tables` contains duplicate entries for `users`"
+    );
+    assert_eq!(
+        report.errors[2].message,
+        "Row 4 wasn't a valid Convex value: table requires name"
+    );
+    let lines: Vec<u64> = report.errors.iter().map(|e| e.line.unwrap()).collect();
+    assert_eq!(lines, vec![2, 3, 4, 5, 6, 7, 8, 9]);
+    // A listed table without documents is created empty.
+    assert_eq!(
+        report
+            .tables
+            .iter()
+            .map(|t| t.name.as_str())
+            .collect::<Vec<_>>(),
+        vec!["users"]
+    );
+}
+
+#[test]
+fn documents_are_checked_with_their_table_number_and_schema() {
+    let lines = [
+        doc(10001, 1, ""),
+        doc(10002, 2, ""),                                     // ImportConflict
+        r#"{"_id":"not-an-id"}"#.to_owned(),                   // InvalidId
+        r#"{"_creationTime":1700000000000,"x":1}"#.to_owned(), // InvalidCreationTimeError (uniform)
+        r#"{"a":{"$set":[]}}"#.to_owned(),                     // InvalidConvexValue
+        r#"["array"]"#.to_owned(),                             // InvalidConvexValue
+        r#"{"a":"#.to_owned(),                                 // JsonInvalidRow
+        r#"{"$integer":"AQAAAAAAAAA="}"#.to_owned(),           // NotAnObject
+        r#"{"_other":1}"#.to_owned(),                          // InvalidDocumentError
+        format!(r#"{{"big":"{}"}}"#, "x".repeat(1 << 20)),     // ValueTooLargeError
+        r#"{"_id":12}"#.to_owned(),                            // InvalidIdError
+        String::new(),                                         // JsonInvalidRow (empty line)
+        r#"{"ok":{"$bytes":"aGVsbG8="},"n":{"$integer":"AQAAAAAAAAA="}}"#.to_owned(),
+    ]
+    .join("\n");
+    let bytes = zip(&[
+        ("users/documents.jsonl", lines.as_bytes()),
+        ("users/generated_schema.jsonl", UNIFORM),
+    ]);
+    let report = check("s.zip", &bytes);
+    assert_eq!(
+        codes(&report),
+        vec![
+            Code::ImportConflict,
+            Code::InvalidId,
+            Code::InvalidCreationTimeError,
+            Code::InvalidConvexValue,
+            Code::InvalidConvexValue,
+            Code::JsonInvalidRow,
+            Code::NotAnObject,
+            Code::InvalidDocumentError,
+            Code::ValueTooLargeError,
+            Code::InvalidIdError,
+            Code::JsonInvalidRow,
+        ]
+    );
+    let lines: Vec<u64> = report.errors.iter().map(|e| e.line.unwrap()).collect();
+    assert_eq!(lines, vec![2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12]);
+    assert_eq!(report.tables[0].documents, 13);
+    // Without a generated schema every number is a Float64 and `$` keys are errors.
+    let plain = zip(&[(
+        "users/documents.jsonl",
+        br#"{"_creationTime":1700000000000,"n":{"$integer":"AQAAAAAAAAA="}}"#,
+    )]);
+    let report = check("p.zip", &plain);
+    assert_eq!(codes(&report), vec![Code::InvalidConvexValue]);
+    assert!(report.errors[0]
+        .message
+        .ends_with("Field name $integer starts with '$', which is reserved."));
+}
+
+#[test]
+fn entry_names_are_checked() {
+    let report = check(
+        "n.zip",
+        &zip(&[
+            ("Users Table/documents.jsonl", b"{}"),
+            ("_components/bad-name/t/documents.jsonl", b"{}"),
+            ("_storage/documents.jsonl", b""),
+            ("_storage/notanid.png", b"x"),
+            ("my_storage/generated_schema.jsonl", UNIFORM),
+        ]),
+    );
+    assert_eq!(
+        codes(&report),
+        vec![
+            Code::InvalidTableName,
+            Code::InvalidComponentName,
+            Code::InvalidStorageId,
+            Code::InvalidStorageId
+        ]
+    );
+    assert_eq!(report.errors[0].message, "table name 'Users Table' invalid: Identifier Users Table has invalid character ' ': Identifiers can only contain alphanumeric characters or underscores");
+    assert_eq!(
+        report.errors[2].entry.as_deref(),
+        Some("_storage/notanid.png")
+    );
+    assert!(report.errors[3]
+        .message
+        .starts_with("_storage id 'generated_schema' invalid: "));
+}
+
+#[test]
+fn not_a_zip_and_broken_entries() {
+    let report = check("x.zip", b"this is not a zip file at all");
+    assert_eq!(codes(&report), vec![Code::InvalidZip]);
+    assert!(!report.valid);
+    // Bad UTF-8 inside an entry is InvalidZip, with the line.
+    let report = check(
+        "u.zip",
+        &zip(&[("users/documents.jsonl", b"{}\n{\"a\":\"\xff\"}\n")]),
+    );
+    assert_eq!(codes(&report), vec![Code::InvalidZip]);
+    assert_eq!(report.errors[0].line, Some(2));
+    // A corrupted deflate stream.
+    let mut bytes = zip(&[(
+        "users/documents.jsonl",
+        "{\"a\":1}\n".repeat(2000).as_bytes(),
+    )]);
+    let at = bytes.windows(4).position(|w| w == b"PK\x03\x04").unwrap() + 60;
+    for b in &mut bytes[at..at + 40] {
+        *b ^= 0x5a;
+    }
+    let report = check("c.zip", &bytes);
+    assert!(
+        codes(&report).contains(&Code::InvalidZip),
+        "{:?}",
+        report.errors
+    );
+}
+
+#[test]
+fn generated_schema_first_line_rules() {
+    let report = check(
+        "g.zip",
+        &zip(&[
+            ("a/generated_schema.jsonl", b""),
+            ("b/generated_schema.jsonl", b"5\n"),
+            ("c/generated_schema.jsonl", b"{bad\n"),
+        ]),
+    );
+    assert_eq!(
+        codes(&report),
+        vec![
+            Code::JsonInvalidRow,
+            Code::InvalidConvexValue,
+            Code::JsonInvalidRow
+        ]
+    );
+    assert_eq!(
+        report.errors[0].message,
+        "Row 1 wasn't valid JSON: EOF while parsing a value at line 1 column 0"
+    );
+    assert_eq!(
+        report.errors[1].message,
+        "Row 1 wasn't a valid Convex value: first line of generated_schema must be a string"
+    );
+}
+
+#[test]
+fn storage_files_are_checked_against_their_metadata() {
+    let sid = id(540, 1);
+    let other = id(540, 2);
+    let wrong_sha = "47DEQpj8HBSa+/TImW+5JCeuQeRkm5NMpJWZG3hSuFU=";
+    let rows = format!(
+        "{{\"_id\":\"{sid}\",\"sha256\":\"{wrong_sha}\"}}\n{{\"_id\":\"{other}\"}}\n{{\"_id\":\"{}\"}}\n",
+        id(541, 3)
+    );
+    let report = check(
+        "s.zip",
+        &zip(&[
+            ("_storage/documents.jsonl", rows.as_bytes()),
+            (&format!("_storage/{sid}.bin"), b"data"),
+        ]),
+    );
+    assert_eq!(codes(&report), vec![Code::InvalidId, Code::Sha256Mismatch]);
+    assert_eq!(report.errors[0].line, Some(3));
+    assert!(report.errors[1]
+        .message
+        .starts_with("Sha256 mismatch. Expected: 47DEQ"));
+    let warnings: Vec<Code> = report.warnings.iter().map(|w| w.code).collect();
+    assert_eq!(warnings, vec![Code::StorageFileMissing]);
+    // Files without a metadata stream are ignored, with a warning.
+    let report = check("i.zip", &zip(&[(&format!("_storage/{sid}"), b"data")]));
+    assert!(report.valid);
+    assert_eq!(report.warnings[0].code, Code::StorageFilesIgnored);
+}
+
+#[test]
+fn target_tables_and_modes() {
+    let archive = zip(&[
+        (
+            "_tables/documents.jsonl",
+            b"{\"name\":\"table1\",\"id\":10001}\n{\"name\":\"table2\",\"id\":10002}\n",
+        ),
+        ("table1/documents.jsonl", doc(10001, 1, "").as_bytes()),
+        ("table2/documents.jsonl", doc(10002, 1, "").as_bytes()),
+        ("table3/documents.jsonl", br#"{"x":1}"#),
+    ]);
+    let target = |tables: &[(&str, u32, u64)]| TargetTables {
+        tables: tables
+            .iter()
+            .map(|(name, number, documents)| TargetTable {
+                component: String::new(),
+                name: (*name).into(),
+                number: *number,
+                documents: *documents,
+            })
+            .collect(),
+    };
+    let run = |mode: ImportMode, t: TargetTables| {
+        let report = check_with(
+            "m.zip",
+            &archive,
+            &Options {
+                mode,
+                target: Some(t),
+                ..Options::default()
+            },
+        );
+        codes(&report)
+    };
+    // Empty target: every mode passes.
+    for mode in [
+        ImportMode::RequireEmpty,
+        ImportMode::Append,
+        ImportMode::Replace,
+        ImportMode::ReplaceAll,
+    ] {
+        assert_eq!(run(mode, target(&[])), vec![], "{mode:?}");
+    }
+    // Same tables, other documents.
+    let clone = target(&[("table1", 10001, 1), ("table2", 10002, 1)]);
+    assert_eq!(run(ImportMode::Append, clone.clone()), vec![]);
+    assert_eq!(run(ImportMode::Replace, clone.clone()), vec![]);
+    assert_eq!(
+        run(ImportMode::RequireEmpty, clone),
+        vec![Code::TableExists, Code::TableExists]
+    );
+    // Numbers flipped.
+    let flipped = target(&[("table2", 10001, 1), ("table1", 10002, 1)]);
+    assert_eq!(run(ImportMode::Replace, flipped.clone()), vec![]);
+    assert_eq!(run(ImportMode::ReplaceAll, flipped.clone()), vec![]);
+    assert_eq!(
+        run(ImportMode::Append, flipped),
+        vec![Code::TableNumberConflict, Code::TableNumberConflict]
+    );
+    // Unrelated tables on the same numbers.
+    let unrelated = target(&[("table3x", 10001, 1), ("table4", 10002, 1)]);
+    assert_eq!(
+        run(ImportMode::Replace, unrelated.clone()),
+        vec![Code::TableConflict, Code::TableConflict]
+    );
+    assert_eq!(run(ImportMode::ReplaceAll, unrelated), vec![]);
+    // Step 3: table3 reuses the target's number for its name.
+    let report = check_with(
+        "m.zip",
+        &archive,
+        &Options {
+            mode: ImportMode::Replace,
+            target: Some(target(&[("table3", 10010, 0)])),
+            ..Options::default()
+        },
+    );
+    let t3 = report.tables.iter().find(|t| t.name == "table3").unwrap();
+    assert_eq!(
+        (t3.number, t3.number_source),
+        (Some(10010), NumberSource::Target)
+    );
+    let conflict = check_with(
+        "m.zip",
+        &archive,
+        &Options {
+            mode: ImportMode::Replace,
+            target: Some(target(&[("table9", 10001, 3)])),
+            ..Options::default()
+        },
+    );
+    assert!(conflict.errors[0]
+        .message
+        .contains("New table `table1` has IDs that conflict with existing table `table9`"));
+}
+
+#[test]
+fn max_errors_caps_the_list_not_the_count() {
+    let lines = vec!["[]"; 50].join("\n");
+    let report = check_with(
+        "e.zip",
+        &zip(&[("t/documents.jsonl", lines.as_bytes())]),
+        &Options {
+            max_errors: Some(5),
+            ..Options::default()
+        },
+    );
+    assert_eq!(report.errors.len(), 5);
+    assert_eq!(report.error_count, 50);
+    assert_eq!(report.warnings.last().unwrap().code, Code::TooManyErrors);
+}
+
+#[test]
+fn stored_entries_and_deflate_read_alike() {
+    let body = (0..100)
+        .map(|n| doc(10001, n, ""))
+        .collect::<Vec<_>>()
+        .join("\n");
+    let entries: [(&str, &[u8]); 1] = [("t/documents.jsonl", body.as_bytes())];
+    let a = check("a.zip", &zip_with(&entries, zip::CompressionMethod::Stored));
+    let b = check("a.zip", &zip(&entries));
+    assert!(a.valid && b.valid);
+    assert_eq!(a, b);
+    assert_eq!(a.tables[0].bytes, body.len() as u64);
+}
+
+#[test]
+fn cancelling_stops_the_walk() {
+    let body = (0..300_000u32)
+        .map(|n| format!(r#"{{"n":{n}}}"#))
+        .collect::<Vec<_>>()
+        .join("\n");
+    let bytes = zip_with(
+        &[("t/documents.jsonl", body.as_bytes())],
+        zip::CompressionMethod::Stored,
+    );
+    let mut calls = 0;
+    let report = snappack::validate(
+        std::io::Cursor::new(&bytes),
+        "c.zip",
+        &Options::default(),
+        &mut |_| {
+            calls += 1;
+            calls < 2
+        },
+    );
+    assert!(!report.valid);
+    assert_eq!(report.warnings.last().unwrap().code, Code::Cancelled);
+    assert!(report.documents < 300_000);
+}
