@@ -172,10 +172,7 @@ fn split_last(path: &str) -> (&str, &str) {
 pub fn component_path(prefix: &str, base: &str) -> Result<String, NameError> {
     let mut names = Vec::new();
     let mut rest = prefix;
-    loop {
-        let Some(without_slash) = rest.strip_suffix('/') else {
-            break;
-        };
+    while let Some(without_slash) = rest.strip_suffix('/') {
         let (before, name) = split_last(without_slash);
         let Some(head) = before.strip_suffix("_components/") else {
             break;

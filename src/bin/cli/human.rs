@@ -143,7 +143,8 @@ fn print_grouped(
     code_paint: &dyn Fn(&str) -> String,
     dim: &dyn Fn(&str) -> String,
 ) -> io::Result<()> {
-    let mut groups: Vec<((&str, Option<&str>), Vec<&Finding>)> = Vec::new();
+    type Group<'a> = ((&'a str, Option<&'a str>), Vec<&'a Finding>);
+    let mut groups: Vec<Group> = Vec::new();
     for f in findings {
         let key = (f.component.as_str(), f.table.as_deref());
         match groups.iter_mut().find(|(k, _)| *k == key) {

@@ -1,0 +1,26 @@
+#!/usr/bin/env bash
+# Sets up what is missing, then runs every check and test of the project.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+step() { printf '\n== %s\n' "$*"; }
+
+if [ -x scripts/setup.sh ]; then
+  step "setup"
+  scripts/setup.sh
+else
+  rustup target add wasm32-unknown-unknown >/dev/null
+fi
+
+step "format"
+cargo fmt --all -- --check
+
+step "clippy (native and wasm32)"
+cargo clippy --all-targets --locked -- -D warnings
+cargo clippy --lib --locked --target wasm32-unknown-unknown -- -D warnings
+
+step "core builds for wasm32"
+cargo build --lib --locked --target wasm32-unknown-unknown
+
+step "Rust tests"
+cargo test --locked
