@@ -8,6 +8,8 @@
 //! at the edges.
 pub mod archive;
 pub mod convex;
+pub mod gen;
+pub mod migration;
 pub mod report;
 #[cfg(not(target_arch = "wasm32"))]
 pub mod server;

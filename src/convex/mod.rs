@@ -1,6 +1,7 @@
 //! The Convex data model as far as imports need it: document ids, names,
 //! value rules and limits.
 pub mod id;
+pub mod legacy;
 pub mod names;
 pub mod value;
 

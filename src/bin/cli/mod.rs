@@ -27,6 +27,44 @@ struct Cli {
 enum Command {
     /// Check a snapshot (ZIP) or a single-table file (JSONL, JSON, CSV) the way Convex imports it.
     Validate(ValidateArgs),
+    /// Write a synthetic Convex snapshot (for tests and benchmarks).
+    Gen(GenArgs),
+}
+
+#[derive(Args)]
+struct GenArgs {
+    /// Where to write the ZIP.
+    out: PathBuf,
+    /// A JSON generator spec (file); the flags below override it.
+    #[arg(long, value_name = "FILE")]
+    spec: Option<PathBuf>,
+    /// User tables per component.
+    #[arg(long)]
+    tables: Option<u32>,
+    /// Documents per table.
+    #[arg(long)]
+    documents: Option<u64>,
+    /// Documents in all, spread over the tables (instead of --documents).
+    #[arg(long)]
+    total_documents: Option<u64>,
+    /// Child components (repeat, or comma-separated): `a`, `a/b`.
+    #[arg(long, value_delimiter = ',')]
+    component: Vec<String>,
+    /// Stored files per component.
+    #[arg(long)]
+    storage_files: Option<u32>,
+    /// Folder every entry is under, e.g. `snapshot/`.
+    #[arg(long)]
+    prefix: Option<String>,
+    /// Seed (the same seed gives the same bytes).
+    #[arg(long)]
+    seed: Option<u64>,
+    /// Faults to inject (repeat, or comma-separated), e.g. duplicateId,foreignTableId.
+    #[arg(long, value_delimiter = ',')]
+    fault: Vec<String>,
+    /// Print the summary (tables, injected faults with their locations) as JSON.
+    #[arg(long)]
+    json: bool,
 }
 
 /// What to validate and how.
@@ -78,6 +116,7 @@ pub fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Validate(args) => validate(args),
+        Command::Gen(args) => generate(args),
     };
     match result {
         Ok(code) => code,
@@ -209,4 +248,56 @@ impl ProgressBar {
             eprint!("\r\x1b[2K");
         }
     }
+}
+
+fn generate(args: GenArgs) -> Result<ExitCode> {
+    let mut spec: snappack::gen::GenSpec = match &args.spec {
+        Some(path) => read_json(path)?,
+        None => Default::default(),
+    };
+    if let Some(tables) = args.tables {
+        spec.tables = tables;
+    }
+    if let Some(documents) = args.documents {
+        spec.documents_per_table = documents;
+    }
+    if args.total_documents.is_some() {
+        spec.total_documents = args.total_documents;
+    }
+    if !args.component.is_empty() {
+        spec.components = args.component.clone();
+    }
+    if let Some(files) = args.storage_files {
+        spec.storage_files = files;
+    }
+    if let Some(prefix) = &args.prefix {
+        spec.prefix = prefix.clone();
+    }
+    if let Some(seed) = args.seed {
+        spec.seed = seed;
+    }
+    for fault in &args.fault {
+        let parsed = serde_json::from_value(serde_json::Value::String(fault.clone()))
+            .with_context(|| format!("unknown fault '{fault}'"))?;
+        spec.faults.push(parsed);
+    }
+    let file =
+        File::create(&args.out).with_context(|| format!("cannot create {}", args.out.display()))?;
+    let summary =
+        snappack::gen::write_snapshot(std::io::BufWriter::with_capacity(1 << 20, file), &spec)?;
+    if args.json {
+        serde_json::to_writer_pretty(std::io::stdout().lock(), &summary)?;
+        println!();
+    } else {
+        println!(
+            "wrote {}: {} tables, {} documents, {} stored files, {} uncompressed, {} faults",
+            args.out.display(),
+            summary.tables.len(),
+            human::count(summary.documents),
+            summary.storage.len(),
+            human::bytes(summary.bytes),
+            summary.faults.len()
+        );
+    }
+    Ok(ExitCode::SUCCESS)
 }

@@ -1,0 +1,315 @@
+//! The encoder: an item sink that packs items into frames and writes them.
+//!
+//! Memory is one frame's payload and its compressed form. Where frames are
+//! cut depends only on the items (never on how the caller chunks a storage
+//! file's data), so the same items always give the same frames: a sender
+//! resumes by encoding again with [`EncoderConfig::resume_from`] set to the
+//! first frame the receiver lacks.
+
+use std::io::Write;
+
+use flate2::Compress;
+
+use super::error::EncodeError;
+use super::frame::{self, FrameHeader, MAX_FRAME_SIZE, MIN_FRAME_SIZE};
+use super::item::{FileStart, Header, Item, TableDecl, Totals, DOCUMENTS_HEAD_LEN};
+use super::item::{FILE_DATA_HEAD_LEN, TAG_DOCUMENTS, TAG_FILE_DATA};
+use super::state::StreamState;
+use super::DEFAULT_FRAME_SIZE;
+
+/// Deflate level used by default: the fastest level whose stream stays
+/// within 5% of a ZIP's size on snapshot data (levels 1 to 4 are 46% to 6%
+/// larger; see `docs/FORMAT.md`).
+pub const DEFAULT_LEVEL: u32 = 5;
+
+/// How the encoder cuts and compresses frames.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct EncoderConfig {
+    /// Bound on a frame's uncompressed payload, in bytes
+    /// ([`MIN_FRAME_SIZE`]..=[`MAX_FRAME_SIZE`]).
+    pub max_frame_size: usize,
+    /// Deflate level, 0 (store) to 9.
+    pub level: u32,
+    /// First frame to write. Frames before it, and the stream header when it
+    /// is not 0, are cut and counted but neither compressed nor written.
+    pub resume_from: u64,
+}
+
+impl Default for EncoderConfig {
+    fn default() -> Self {
+        EncoderConfig {
+            max_frame_size: DEFAULT_FRAME_SIZE,
+            level: DEFAULT_LEVEL,
+            resume_from: 0,
+        }
+    }
+}
+
+/// What an encoder wrote.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct EncodeSummary {
+    /// Frames in the whole stream, written or skipped.
+    pub frames: u64,
+    /// Bytes written (the whole stream unless resuming).
+    pub bytes_written: u64,
+    /// The totals sent in `Done`.
+    pub totals: Totals,
+}
+
+/// The open data item at the end of the pending payload, which more data
+/// of the same kind can extend.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Open {
+    None,
+    Documents { table: u32, len_at: usize },
+    FileData { len_at: usize },
+}
+
+/// Packs items into frames and writes them to `W`.
+pub struct Encoder<W: Write> {
+    out: W,
+    config: EncoderConfig,
+    state: StreamState,
+    payload: Vec<u8>,
+    open: Open,
+    sequence: u64,
+    bytes_written: u64,
+    deflate: Option<Compress>,
+    compressed: Vec<u8>,
+}
+
+impl<W: Write> Encoder<W> {
+    /// Starts a stream: writes the stream header (unless resuming) and
+    /// queues `header`.
+    pub fn new(out: W, config: EncoderConfig, header: Header) -> Result<Self, EncodeError> {
+        if !(MIN_FRAME_SIZE..=MAX_FRAME_SIZE).contains(&config.max_frame_size) {
+            return Err(EncodeError::InvalidConfig(format!(
+                "max_frame_size {} is outside {MIN_FRAME_SIZE}..={MAX_FRAME_SIZE}",
+                config.max_frame_size
+            )));
+        }
+        if config.level > 9 {
+            return Err(EncodeError::InvalidConfig(format!(
+                "deflate level {} is over 9",
+                config.level
+            )));
+        }
+        let mut encoder = Encoder {
+            out,
+            config,
+            state: StreamState::default(),
+            payload: Vec::with_capacity(config.max_frame_size),
+            open: Open::None,
+            sequence: 0,
+            bytes_written: 0,
+            deflate: None,
+            compressed: Vec::new(),
+        };
+        if config.resume_from == 0 {
+            encoder.write(&frame::stream_header(config.max_frame_size as u32))?;
+        }
+        let item = Item::Header(header);
+        encoder.check_fits(&item)?;
+        encoder.state.apply(&item)?;
+        encoder.append(&item)?;
+        Ok(encoder)
+    }
+
+    /// Declares a table and returns its index.
+    pub fn table(&mut self, decl: TableDecl) -> Result<u32, EncodeError> {
+        let item = Item::Table(decl);
+        self.check_fits(&item)?;
+        let index = self.state.totals().tables;
+        self.state.apply(&item)?;
+        self.append(&item)?;
+        Ok(index)
+    }
+
+    /// Adds one document of a table: its JSON line exactly as read, without
+    /// the line terminator.
+    pub fn document(&mut self, table: u32, line: &[u8]) -> Result<(), EncodeError> {
+        if line.contains(&b'\n') {
+            return Err(EncodeError::NewlineInDocument {
+                table,
+                document: self.state.documents_in(table),
+            });
+        }
+        self.state.documents(table, line)?;
+        self.state.documents(table, b"\n")?;
+        let extends = matches!(self.open, Open::Documents { table: t, .. } if t == table);
+        let head = if extends { 0 } else { DOCUMENTS_HEAD_LEN };
+        if self.payload.len() + head + line.len() + 1 > self.config.max_frame_size {
+            // A line starts in a new frame unless it fits the current one;
+            // one longer than a frame is then split across frames.
+            self.flush()?;
+        }
+        let kind = Open::Documents { table, len_at: 0 };
+        self.append_data(kind, line)?;
+        self.append_data(kind, b"\n")
+    }
+
+    /// Ends a table: no more documents of it follow.
+    pub fn end_table(&mut self, table: u32) -> Result<(), EncodeError> {
+        let end = self.state.end_table(table)?;
+        self.append(&Item::TableEnd(end))
+    }
+
+    /// Starts a storage file; its data follows with [`Encoder::file_data`].
+    pub fn file(&mut self, start: FileStart) -> Result<(), EncodeError> {
+        let item = Item::File(start);
+        self.check_fits(&item)?;
+        self.state.apply(&item)?;
+        self.append(&item)
+    }
+
+    /// Adds data to the open storage file, in chunks of any size.
+    pub fn file_data(&mut self, data: &[u8]) -> Result<(), EncodeError> {
+        self.state.file_data(data)?;
+        self.append_data(Open::FileData { len_at: 0 }, data)
+    }
+
+    /// Completes the open storage file and returns the SHA-256 of its data.
+    pub fn end_file(&mut self) -> Result<[u8; 32], EncodeError> {
+        let sha256 = self.state.end_file()?;
+        self.append(&Item::FileEnd { sha256 })?;
+        Ok(sha256)
+    }
+
+    /// Writes `Done` and the last frame, flushes, and returns the output.
+    pub fn finish(mut self) -> Result<(W, EncodeSummary), EncodeError> {
+        let totals = self.state.done()?;
+        self.append(&Item::Done(totals))?;
+        self.flush()?;
+        self.out.flush()?;
+        let summary = EncodeSummary {
+            frames: self.sequence,
+            bytes_written: self.bytes_written,
+            totals,
+        };
+        Ok((self.out, summary))
+    }
+
+    /// Frames completed so far (written or skipped).
+    pub fn frames(&self) -> u64 {
+        self.sequence
+    }
+
+    /// Bytes written so far.
+    pub fn bytes_written(&self) -> u64 {
+        self.bytes_written
+    }
+
+    /// The output, for example to drain a `Vec<u8>` between calls.
+    pub fn output_mut(&mut self) -> &mut W {
+        &mut self.out
+    }
+
+    fn open_len_at(&self) -> usize {
+        match self.open {
+            Open::Documents { len_at, .. } | Open::FileData { len_at } => len_at,
+            Open::None => 0,
+        }
+    }
+
+    fn check_fits(&self, item: &Item) -> Result<(), EncodeError> {
+        let size = item.encoded_len();
+        if size > self.config.max_frame_size {
+            return Err(EncodeError::ItemTooLarge {
+                size,
+                limit: self.config.max_frame_size,
+            });
+        }
+        Ok(())
+    }
+
+    /// Appends a whole item, starting a new frame if it does not fit.
+    fn append(&mut self, item: &Item) -> Result<(), EncodeError> {
+        self.check_fits(item)?;
+        if self.payload.len() + item.encoded_len() > self.config.max_frame_size {
+            self.flush()?;
+        }
+        item.encode(&mut self.payload);
+        self.open = Open::None;
+        Ok(())
+    }
+
+    /// Appends data to an open item of kind `kind` (the `len_at` in it is
+    /// ignored), opening items and cutting frames as needed.
+    fn append_data(&mut self, kind: Open, mut data: &[u8]) -> Result<(), EncodeError> {
+        let max = self.config.max_frame_size;
+        let head = match kind {
+            Open::Documents { .. } => DOCUMENTS_HEAD_LEN,
+            _ => FILE_DATA_HEAD_LEN,
+        };
+        while !data.is_empty() {
+            let same_kind = match (self.open, kind) {
+                (Open::Documents { table: a, .. }, Open::Documents { table: b, .. }) => a == b,
+                (Open::FileData { .. }, Open::FileData { .. }) => true,
+                _ => false,
+            };
+            let room_needed = if same_kind { 1 } else { head + 1 };
+            if self.payload.len() + room_needed > max {
+                self.flush()?;
+                continue;
+            }
+            if !same_kind {
+                let len_at = self.payload.len() + head - 4;
+                self.open = match kind {
+                    Open::Documents { table, .. } => {
+                        self.payload.push(TAG_DOCUMENTS);
+                        self.payload.extend_from_slice(&table.to_le_bytes());
+                        Open::Documents { table, len_at }
+                    }
+                    _ => {
+                        self.payload.push(TAG_FILE_DATA);
+                        Open::FileData { len_at }
+                    }
+                };
+                self.payload.extend_from_slice(&0u32.to_le_bytes());
+            }
+            let take = data.len().min(max - self.payload.len());
+            self.payload.extend_from_slice(&data[..take]);
+            data = &data[take..];
+            let len_at = self.open_len_at();
+            let field: [u8; 4] = self.payload[len_at..len_at + 4].try_into().unwrap();
+            let len = u32::from_le_bytes(field) + take as u32;
+            self.payload[len_at..len_at + 4].copy_from_slice(&len.to_le_bytes());
+        }
+        Ok(())
+    }
+
+    /// Cuts the pending payload into a frame and writes it, unless it is
+    /// before `resume_from`.
+    fn flush(&mut self) -> Result<(), EncodeError> {
+        if self.payload.is_empty() {
+            return Ok(());
+        }
+        if self.sequence >= self.config.resume_from {
+            let deflated = frame::compress(
+                &mut self.deflate,
+                self.config.level,
+                &self.payload,
+                &mut self.compressed,
+            );
+            let (method, stored) = if deflated {
+                (frame::METHOD_DEFLATE, &self.compressed)
+            } else {
+                (frame::METHOD_STORED, &self.payload)
+            };
+            let header = FrameHeader::write(self.sequence, method, self.payload.len(), stored);
+            self.out.write_all(&header)?;
+            self.out.write_all(stored)?;
+            self.bytes_written += (header.len() + stored.len()) as u64;
+        }
+        self.sequence += 1;
+        self.payload.clear();
+        self.open = Open::None;
+        Ok(())
+    }
+
+    fn write(&mut self, bytes: &[u8]) -> Result<(), EncodeError> {
+        self.out.write_all(bytes)?;
+        self.bytes_written += bytes.len() as u64;
+        Ok(())
+    }
+}
