@@ -67,7 +67,10 @@ fn snapshot(seed: u64, config: EncoderConfig) -> Vec<u8> {
             })
             .unwrap();
         for d in 0..(next() % 20) {
-            let line = format!(r#"{{"d":{d},"s":"{}"}}"#, "x".repeat((next() % 150) as usize));
+            let line = format!(
+                r#"{{"d":{d},"s":"{}"}}"#,
+                "x".repeat((next() % 150) as usize)
+            );
             e.document(table, line.as_bytes()).unwrap();
         }
         e.end_table(table).unwrap();

@@ -11,7 +11,7 @@ use snappack::convex::DocumentId;
 use snappack::server;
 use snappack::server::store::{
     ActivatedTable, DocumentWrite, FrameWrite, ImportMode, ImportState, Store, StoreError,
-    StoredDocument, TableDeclaration, TableInfo, TablePin,
+    StoredDocument, TableDeclaration, TablePin, TargetTable,
 };
 
 /// A document: its internal id, its `_id` (number and text) if it has one, its line.
@@ -117,7 +117,7 @@ fn import(
     store.finish_import(&id)
 }
 
-type Dump = Vec<(TableInfo, Vec<StoredDocument>)>;
+type Dump = Vec<(TargetTable, Vec<StoredDocument>)>;
 
 fn dump(store: &dyn Store) -> Dump {
     store

@@ -27,7 +27,7 @@ use serde::{Deserialize, Serialize};
 
 pub use self::postgres::PostgresStore;
 pub use self::sqlite::SqliteStore;
-pub use crate::validate::ImportMode;
+pub use crate::validate::{ImportMode, TargetTable};
 
 /// An import mode's wire name.
 pub fn mode_name(mode: ImportMode) -> &'static str {
@@ -74,19 +74,6 @@ impl ImportState {
         .into_iter()
         .find(|s| s.as_str() == text)
     }
-}
-
-/// An active table, as listed to clients (so they can number tables before uploading).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct TableInfo {
-    /// Component path (`""` is the root).
-    pub component: String,
-    /// Table name.
-    pub name: String,
-    /// Table number.
-    pub number: u32,
-    /// Documents in the table.
-    pub documents: u64,
 }
 
 /// An import as the database knows it.
@@ -234,7 +221,7 @@ pub enum StoreError {
 /// blocking tasks. Implementations serialize finishing imports.
 pub trait Store: Send + Sync {
     /// Active tables of every component, by component and name.
-    fn tables(&self) -> Result<Vec<TableInfo>, StoreError>;
+    fn tables(&self) -> Result<Vec<TargetTable>, StoreError>;
     /// Registers a new open import.
     fn create_import(&self, id: &str, mode: ImportMode) -> Result<(), StoreError>;
     /// Every import the database knows, oldest first.

@@ -1,6 +1,10 @@
 //! The PostgreSQL backend: a small pool of connections (each with its
 //! prepared statements), READ COMMITTED transactions, and a transaction-level
 //! advisory lock that serializes finishing and cancelling imports.
+//!
+//! The blocking `postgres` client runs its own small tokio runtime, which
+//! must not be entered (nor dropped) on a thread that drives another one:
+//! inside a tokio context every call moves to a scoped plain thread.
 
 use std::collections::HashMap;
 use std::error::Error;
@@ -63,6 +67,10 @@ impl PostgresStore {
     /// Connects to `url` (`postgres://user@host:port/db`, libpq-style
     /// parameters allowed) and creates the schema when missing.
     pub fn connect(url: &str) -> Result<Self, StoreError> {
+        off_runtime(|| Self::connect_here(url))
+    }
+
+    fn connect_here(url: &str) -> Result<Self, StoreError> {
         let config: postgres::Config = url
             .parse()
             .map_err(|e| StoreError::Database(format!("bad PostgreSQL URL: {e}")))?;
@@ -79,6 +87,19 @@ impl PostgresStore {
         backend.give_back(pooled);
         Ok(PostgresStore(SqlStore::new(backend)))
     }
+}
+
+/// Runs `f` on a thread outside any tokio runtime.
+fn off_runtime<T: Send>(f: impl FnOnce() -> T + Send) -> T {
+    if tokio::runtime::Handle::try_current().is_err() {
+        return f();
+    }
+    std::thread::scope(|scope| {
+        scope
+            .spawn(f)
+            .join()
+            .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
+    })
 }
 
 struct Pooled {
@@ -107,6 +128,13 @@ impl Postgres {
         if let Ok(mut idle) = self.idle.lock() {
             idle.push(pooled);
         }
+    }
+}
+
+impl Drop for Postgres {
+    fn drop(&mut self) {
+        let idle = std::mem::take(self.idle.get_mut().unwrap_or_else(|p| p.into_inner()));
+        off_runtime(move || drop(idle));
     }
 }
 
@@ -185,7 +213,17 @@ impl Conn for PgConn<'_, '_> {
 }
 
 impl Backend for Postgres {
-    fn transaction<T>(
+    fn transaction<T: Send>(
+        &self,
+        exclusive: bool,
+        f: impl FnOnce(&mut dyn Conn) -> Result<T, StoreError> + Send,
+    ) -> Result<T, StoreError> {
+        off_runtime(|| self.transaction_here(exclusive, f))
+    }
+}
+
+impl Postgres {
+    fn transaction_here<T>(
         &self,
         exclusive: bool,
         f: impl FnOnce(&mut dyn Conn) -> Result<T, StoreError>,

@@ -7,7 +7,7 @@ use std::collections::HashMap;
 use super::plan::{self, ActiveTable, HiddenTable};
 use super::{
     ActivatedTable, FrameWrite, ImportError, ImportMode, ImportRecord, ImportState, StoreError,
-    StoredDocument, TableInfo,
+    StoredDocument, TargetTable,
 };
 use crate::convex::DocumentId;
 use crate::report::Code;
@@ -91,10 +91,10 @@ pub(super) trait Conn {
 pub(super) trait Backend: Send + Sync {
     /// Runs `f` in one transaction, committed when it returns `Ok`. Exclusive
     /// transactions are serialized with each other (finishing and cancelling).
-    fn transaction<T>(
+    fn transaction<T: Send>(
         &self,
         exclusive: bool,
-        f: impl FnOnce(&mut dyn Conn) -> Result<T, StoreError>,
+        f: impl FnOnce(&mut dyn Conn) -> Result<T, StoreError> + Send,
     ) -> Result<T, StoreError>;
 }
 
@@ -257,11 +257,11 @@ impl<B: Backend> SqlStore<B> {
         SqlStore { backend }
     }
 
-    pub(super) fn tables(&self) -> Result<Vec<TableInfo>, StoreError> {
+    pub(super) fn tables(&self) -> Result<Vec<TargetTable>, StoreError> {
         self.backend.transaction(false, |c| {
             Ok(active_tables(c)?
                 .into_iter()
-                .map(|t| TableInfo {
+                .map(|t| TargetTable {
                     component: t.component,
                     name: t.name,
                     number: t.number,
@@ -557,7 +557,7 @@ impl<B: Backend> SqlStore<B> {
 macro_rules! delegate_store {
     ($store:ty) => {
         impl $crate::server::store::Store for $store {
-            fn tables(&self) -> Result<Vec<$crate::server::store::TableInfo>, StoreError> {
+            fn tables(&self) -> Result<Vec<$crate::server::store::TargetTable>, StoreError> {
                 self.0.tables()
             }
             fn create_import(

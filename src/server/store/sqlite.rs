@@ -128,10 +128,10 @@ impl Conn for rusqlite::Transaction<'_> {
 }
 
 impl Backend for Sqlite {
-    fn transaction<T>(
+    fn transaction<T: Send>(
         &self,
         _exclusive: bool,
-        f: impl FnOnce(&mut dyn Conn) -> Result<T, StoreError>,
+        f: impl FnOnce(&mut dyn Conn) -> Result<T, StoreError> + Send,
     ) -> Result<T, StoreError> {
         // One connection: every transaction is exclusive.
         let mut conn = self
