@@ -2,6 +2,7 @@
 //! 1 the input has errors, 2 the command could not run.
 
 mod human;
+mod serve;
 
 use std::fs::File;
 use std::io::{BufReader, IsTerminal, Write};
@@ -29,6 +30,8 @@ enum Command {
     Validate(ValidateArgs),
     /// Write a synthetic Convex snapshot (for tests and benchmarks).
     Gen(GenArgs),
+    /// Run the import server (HTTP API, SQLite or PostgreSQL).
+    Serve(serve::ServeArgs),
 }
 
 #[derive(Args)]
@@ -117,6 +120,7 @@ pub fn main() -> ExitCode {
     let result = match cli.command {
         Command::Validate(args) => validate(args),
         Command::Gen(args) => generate(args),
+        Command::Serve(args) => serve::run(args),
     };
     match result {
         Ok(code) => code,
