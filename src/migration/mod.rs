@@ -16,6 +16,7 @@ mod encoder;
 mod error;
 mod frame;
 mod item;
+mod pack;
 mod state;
 
 pub use decoder::{Decoder, DecoderConfig, Frame, Frames, Step};
@@ -23,6 +24,9 @@ pub use encoder::{EncodeSummary, Encoder, EncoderConfig, DEFAULT_LEVEL};
 pub use error::{DecodeError, EncodeError};
 pub use frame::{FRAME_HEADER_LEN, MAGIC, MAX_FRAME_SIZE, MIN_FRAME_SIZE, STREAM_HEADER_LEN};
 pub use item::{FileStart, Header, Item, TableDecl, TableEnd, Totals};
+pub use pack::{
+    component_prefix, pack, unpack, PackError, PackOptions, Packed, UnpackError, Unpacked,
+};
 
 /// The version of the stream format this build writes and reads.
 pub const FORMAT_VERSION: u16 = 1;
