@@ -341,3 +341,32 @@ fn twenty_concurrent_uploads_all_land() {
         assert!(tables.iter().all(|t| t["documents"] == 200), "{backend}");
     }
 }
+
+#[test]
+fn a_truncated_body_changes_nothing() {
+    use std::io::{Read, Write};
+    for (backend, database) in common::databases() {
+        let server = server(&database, |_| {});
+        let stream = encode(&[numbered_table("users", 10001, 300, 1)], &[], 4096);
+        let id = create(&server, "requireEmpty");
+        // The client announces the whole stream, sends half and hangs up.
+        let mut socket = std::net::TcpStream::connect(server.addr).unwrap();
+        let head = format!(
+            "POST /api/imports/{id}/frames?seq=0 HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {}\r\nContent-Length: {}\r\n\r\n",
+            server.token,
+            stream.len()
+        );
+        socket.write_all(head.as_bytes()).unwrap();
+        socket.write_all(&stream[..stream.len() / 2]).unwrap();
+        socket.shutdown(std::net::Shutdown::Write).unwrap();
+        let mut answer = Vec::new();
+        let _ = socket.read_to_end(&mut answer);
+        let status = server.call("GET", &format!("/api/imports/{id}"), b"").json();
+        assert_eq!(status["nextSeq"], 0, "{backend}: {status}");
+        assert_eq!(status["receivedBytes"], 0, "{backend}");
+        // The whole stream then lands.
+        let r = server.call("POST", &format!("/api/imports/{id}/frames?seq=0"), &stream);
+        assert_eq!(r.status, 200, "{backend}");
+        assert_eq!(server.call("POST", &format!("/api/imports/{id}/finish"), b"").status, 200);
+    }
+}
