@@ -7,6 +7,7 @@
 //! byte slices, and returns values. Drivers (CLI, server, WebAssembly) live
 //! at the edges.
 pub mod archive;
+pub mod client;
 pub mod convex;
 pub mod gen;
 pub mod migration;

@@ -361,12 +361,19 @@ fn a_truncated_body_changes_nothing() {
         socket.shutdown(std::net::Shutdown::Write).unwrap();
         let mut answer = Vec::new();
         let _ = socket.read_to_end(&mut answer);
-        let status = server.call("GET", &format!("/api/imports/{id}"), b"").json();
+        let status = server
+            .call("GET", &format!("/api/imports/{id}"), b"")
+            .json();
         assert_eq!(status["nextSeq"], 0, "{backend}: {status}");
         assert_eq!(status["receivedBytes"], 0, "{backend}");
         // The whole stream then lands.
         let r = server.call("POST", &format!("/api/imports/{id}/frames?seq=0"), &stream);
         assert_eq!(r.status, 200, "{backend}");
-        assert_eq!(server.call("POST", &format!("/api/imports/{id}/finish"), b"").status, 200);
+        assert_eq!(
+            server
+                .call("POST", &format!("/api/imports/{id}/finish"), b"")
+                .status,
+            200
+        );
     }
 }

@@ -8,9 +8,7 @@ use std::fs::{File, OpenOptions};
 use std::io::{self, Read, Seek, SeekFrom, Write};
 use std::path::Path;
 
-use crate::migration::{
-    DecodeError, Decoder, DecoderConfig, Frame, FRAME_HEADER_LEN, STREAM_HEADER_LEN,
-};
+use crate::migration::{DecodeError, Decoder, DecoderConfig, Frame, STREAM_HEADER_LEN};
 
 /// An open staging log.
 pub struct StagingLog {
@@ -25,29 +23,6 @@ pub struct Reopened {
     pub kept: u64,
     /// Bytes trimmed from the end.
     pub trimmed: u64,
-}
-
-/// Length of the longest prefix of `file` made of the stream header and
-/// whole frames (read from the frame headers' stored lengths).
-fn whole_frames_len(file: &mut File, len: u64) -> io::Result<u64> {
-    if len < STREAM_HEADER_LEN as u64 {
-        return Ok(0);
-    }
-    let mut end = STREAM_HEADER_LEN as u64;
-    let mut header = [0u8; FRAME_HEADER_LEN];
-    loop {
-        if end + FRAME_HEADER_LEN as u64 > len {
-            return Ok(end);
-        }
-        file.seek(SeekFrom::Start(end))?;
-        file.read_exact(&mut header)?;
-        let stored = u32::from_le_bytes(header[..4].try_into().expect("4 bytes")) as u64;
-        let next = end + FRAME_HEADER_LEN as u64 + stored;
-        if next > len {
-            return Ok(end);
-        }
-        end = next;
-    }
 }
 
 impl StagingLog {
@@ -68,7 +43,12 @@ impl StagingLog {
             .truncate(false)
             .open(path)?;
         let len = file.metadata()?.len();
-        let whole = whole_frames_len(&mut file, len)?;
+        // The stream header and whole frames; a partial trailing frame goes.
+        let whole = match crate::client::scan_frames(&mut file)?.last() {
+            Some(&(_, end)) => end,
+            None if len >= STREAM_HEADER_LEN as u64 => STREAM_HEADER_LEN as u64,
+            None => 0,
+        };
         let mut decoder = Decoder::new(config);
         file.seek(SeekFrom::Start(0))?;
         let mut buf = vec![0u8; 1 << 20];
