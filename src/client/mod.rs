@@ -264,7 +264,7 @@ impl Upload {
     }
 
     /// What to do now.
-    pub fn next(&mut self) -> Step {
+    pub fn step(&mut self) -> Step {
         let placeholder = State::Failed(UploadError::new("Protocol", "", None));
         match std::mem::replace(&mut self.state, placeholder) {
             State::Ready(request) | State::Backoff(0, request) | State::Waiting(request) => {
@@ -413,7 +413,7 @@ mod tests {
     }
 
     fn sent(upload: &mut Upload) -> Request {
-        match upload.next() {
+        match upload.step() {
             Step::Send(request) => request,
             other => panic!("expected a request, got {other:?}"),
         }
@@ -443,7 +443,7 @@ mod tests {
         upload.on_response(200, br#"{"nextSeq":5}"#);
         assert_eq!(sent(&mut upload), Request::Finish { id: "abc".into() });
         upload.on_response(200, br#"{"state":"finished","tables":[]}"#);
-        assert!(matches!(upload.next(), Step::Done(_)));
+        assert!(matches!(upload.step(), Step::Done(_)));
         assert_eq!(upload.acknowledged(), 5);
     }
 
@@ -454,10 +454,10 @@ mod tests {
         upload.on_response(201, br#"{"id":"abc"}"#);
         sent(&mut upload);
         upload.on_network_error("connection reset");
-        assert_eq!(upload.next(), Step::Sleep(100));
+        assert_eq!(upload.step(), Step::Sleep(100));
         assert_eq!(sent(&mut upload), Request::Status { id: "abc".into() });
         upload.on_network_error("connection refused");
-        assert_eq!(upload.next(), Step::Sleep(200));
+        assert_eq!(upload.step(), Step::Sleep(200));
         assert_eq!(sent(&mut upload), Request::Status { id: "abc".into() });
         upload.on_response(200, br#"{"state":"open","nextSeq":6}"#);
         assert_eq!(sent(&mut upload), append(6, 2));
@@ -466,11 +466,11 @@ mod tests {
         for backoff in [100, 200, 250] {
             sent(&mut upload);
             upload.on_response(503, br#"{"code":"Internal","message":"database down"}"#);
-            assert_eq!(upload.next(), Step::Sleep(backoff));
+            assert_eq!(upload.step(), Step::Sleep(backoff));
         }
         sent(&mut upload);
         upload.on_network_error("refused");
-        match upload.next() {
+        match upload.step() {
             Step::Failed(e) => assert_eq!(e.code, "NetworkError"),
             other => panic!("{other:?}"),
         }
@@ -488,7 +488,7 @@ mod tests {
             422,
             br#"{"code":"DuplicateId","message":"dup","table":"users","line":301,"seq":3,"expectedSeq":3}"#,
         );
-        match upload.next() {
+        match upload.step() {
             Step::Failed(e) => {
                 assert_eq!(e.code, "DuplicateId");
                 assert_eq!(
@@ -506,14 +506,14 @@ mod tests {
         let mut upload = Upload::resume(config(), 3, "abc");
         sent(&mut upload);
         upload.on_response(200, br#"{"state":"finished"}"#);
-        assert!(matches!(upload.next(), Step::Done(_)));
+        assert!(matches!(upload.step(), Step::Done(_)));
 
         let mut upload = Upload::resume(config(), 3, "abc");
         sent(&mut upload);
         upload.on_response(200, br#"{"state":"open","nextSeq":0}"#);
         sent(&mut upload);
         upload.on_response(422, br#"{"code":"Checksum","expectedSeq":0}"#);
-        assert_eq!(upload.next(), Step::Sleep(100));
+        assert_eq!(upload.step(), Step::Sleep(100));
         assert_eq!(sent(&mut upload), Request::Status { id: "abc".into() });
     }
 
