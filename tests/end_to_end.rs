@@ -1,72 +1,44 @@
 //! End to end: generated snapshots (components, storage files) packed and
-//! uploaded over HTTP land with every document and file intact, compared
-//! against the archive itself. On every backend.
+//! uploaded land with every document and file intact, compared against the
+//! archive itself; `snappack upload` validates against the server's tables
+//! first, retries through server restarts, and resumes with `--resume`. On
+//! every backend.
 
 mod server_support;
 
-use std::collections::BTreeMap;
-use std::io::Cursor;
+use std::io::{BufRead, BufReader, Cursor};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
 
 use server_support as common;
-use server_support::{frames, TestServer};
+use server_support::{frames, Archive, TestServer};
 use snappack::gen::{write_snapshot, GenSpec};
 use snappack::migration::{pack, PackOptions};
 use snappack::server::ServeConfig;
-use snappack::validate::{walk, Options, Plan, Sink};
 
-/// Collects what the archive holds: each table's lines and each file's bytes.
-#[derive(Default)]
-struct Archive {
-    plan: Option<Plan>,
-    lines: BTreeMap<usize, Vec<String>>,
-    files: BTreeMap<usize, Vec<u8>>,
-}
-
-impl Sink for Archive {
-    fn begin(&mut self, plan: &Plan) -> std::io::Result<()> {
-        self.plan = Some(plan.clone());
-        Ok(())
-    }
-    fn document(&mut self, table: usize, line: &[u8], _valid: bool) -> std::io::Result<()> {
-        self.lines
-            .entry(table)
-            .or_default()
-            .push(String::from_utf8(line.to_vec()).unwrap());
-        Ok(())
-    }
-    fn file_chunk(&mut self, file: usize, chunk: &[u8]) -> std::io::Result<()> {
-        self.files.entry(file).or_default().extend_from_slice(chunk);
-        Ok(())
-    }
+fn snapshot(seed: u64) -> Vec<u8> {
+    let spec = GenSpec {
+        seed,
+        tables: 3,
+        documents_per_table: 300,
+        components: vec!["waitlist".into(), "waitlist/ratelimit".into()],
+        storage_files: 3,
+        ..GenSpec::default()
+    };
+    let mut zip = Cursor::new(Vec::new());
+    write_snapshot(&mut zip, &spec).unwrap();
+    zip.into_inner()
 }
 
 #[test]
 fn generated_snapshots_land_intact() {
     for (backend, database) in common::databases() {
-        let spec = GenSpec {
-            seed: 7,
-            tables: 3,
-            documents_per_table: 300,
-            components: vec!["waitlist".into(), "waitlist/ratelimit".into()],
-            storage_files: 3,
-            ..GenSpec::default()
-        };
-        let mut zip = Cursor::new(Vec::new());
-        write_snapshot(&mut zip, &spec).unwrap();
-        let zip = zip.into_inner();
-
-        let mut archive = Archive::default();
-        let (report, _) = walk(
-            Cursor::new(&zip),
-            "snapshot.zip",
-            &Options::default(),
-            &mut archive,
-            &mut |_| true,
+        let zip = snapshot(7);
+        let archive = Archive::read(&zip);
+        assert!(
+            archive.plan.as_ref().unwrap().files.len() >= 9,
+            "files in every component"
         );
-        assert!(report.valid, "{:?}", report.errors);
-        let plan = archive.plan.clone().unwrap();
-        assert!(plan.files.len() >= 9, "files in every component");
-
         let options = PackOptions {
             encoder: snappack::migration::EncoderConfig {
                 max_frame_size: 16 << 10,
@@ -97,12 +69,11 @@ fn generated_snapshots_land_intact() {
             .call("POST", "/api/imports", br#"{"mode":"replaceAll"}"#)
             .json();
         let id = created["id"].as_str().unwrap().to_owned();
-        for chunk in ranges.chunks(4) {
-            let first = ranges.iter().position(|r| r == &chunk[0]).unwrap();
+        for (i, chunk) in ranges.chunks(4).enumerate() {
             let body = &stream[chunk[0].start..chunk[chunk.len() - 1].end];
             let r = server.call(
                 "POST",
-                &format!("/api/imports/{id}/frames?seq={first}"),
+                &format!("/api/imports/{id}/frames?seq={}", i * 4),
                 body,
             );
             assert_eq!(r.status, 200, "{backend}: {:?}", r.json());
@@ -110,35 +81,151 @@ fn generated_snapshots_land_intact() {
         let finished = server.call("POST", &format!("/api/imports/{id}/finish"), b"");
         assert_eq!(finished.status, 200, "{backend}: {:?}", finished.json());
         drop(server);
+        archive.assert_imported(&database, &data_dir);
+    }
+}
 
-        let store = snappack::server::store::open(&database).unwrap();
-        for (index, table) in plan.tables.iter().enumerate() {
-            let mut expected = archive.lines.get(&index).cloned().unwrap_or_default();
-            expected.sort();
-            let mut stored: Vec<String> = store
-                .documents(&table.component, &table.name)
-                .unwrap()
-                .unwrap_or_else(|| panic!("{backend}: {}/{} missing", table.component, table.name))
-                .into_iter()
-                .map(|d| d.json)
-                .collect();
-            stored.sort();
-            assert_eq!(
-                stored, expected,
-                "{backend}: {}/{}",
-                table.component, table.name
-            );
-        }
-        let files = snappack::server::files::FileStore::open(data_dir.join("files")).unwrap();
-        for (index, bytes) in &archive.files {
-            use sha2::Digest;
-            let sha: [u8; 32] = sha2::Sha256::digest(bytes).into();
-            assert_eq!(
-                &std::fs::read(files.path(&sha)).unwrap(),
-                bytes,
-                "{backend}: file {index}"
-            );
-        }
-        assert_eq!(archive.files.len(), plan.files.len());
+const TOKEN: &str = "upload-test-token";
+
+/// `snappack serve` as a process on a fixed loopback port.
+fn serve(database: &str, data_dir: &Path, port: u16) -> Child {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_snappack"))
+        .args(["serve", "--no-www", "--token", TOKEN])
+        .arg("--listen")
+        .arg(format!("127.0.0.1:{port}"))
+        .arg("--database")
+        .arg(database)
+        .arg("--data-dir")
+        .arg(data_dir)
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    BufReader::new(child.stderr.as_mut().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    assert!(line.contains("listening"), "{line}");
+    child
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+fn upload(zip: &Path, port: u16, extra: &[&str]) -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_snappack"));
+    command
+        .arg("upload")
+        .arg(zip)
+        .arg("--url")
+        .arg(format!("http://127.0.0.1:{port}"))
+        .args([
+            "--token",
+            TOKEN,
+            "--frame-size",
+            "8192",
+            "--frames-per-request",
+            "1",
+        ])
+        .args(extra);
+    command
+}
+
+#[test]
+fn snappack_upload_validates_first_retries_through_restarts_and_resumes() {
+    for (backend, database) in common::databases() {
+        let dir = common::temp_dir("upload");
+        let zip_path = dir.join("snapshot.zip");
+        let zip = snapshot(11);
+        std::fs::write(&zip_path, &zip).unwrap();
+        let archive = Archive::read(&zip);
+        let data_dir = dir.join("data");
+        let port = free_port();
+        let mut server = serve(&database, &data_dir, port);
+
+        // A clean upload.
+        let out = upload(&zip_path, port, &["--mode", "replace"])
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{backend}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(String::from_utf8_lossy(&out.stdout).contains("finished"));
+        archive.assert_imported(&database, &data_dir);
+
+        // requireEmpty into the same tables: refused before anything is sent.
+        let out = upload(&zip_path, port, &[]).output().unwrap();
+        assert_eq!(out.status.code(), Some(1), "{backend}");
+        assert!(String::from_utf8_lossy(&out.stdout).contains("TableExists"));
+        let auth = format!("Bearer {TOKEN}");
+        let addr = format!("127.0.0.1:{port}").parse().unwrap();
+        let imports = common::http(
+            addr,
+            "GET",
+            "/api/imports",
+            &[("Authorization", &auth)],
+            b"",
+        )
+        .unwrap()
+        .json();
+        assert_eq!(
+            imports["imports"].as_array().unwrap().len(),
+            1,
+            "{backend}: nothing sent"
+        );
+
+        // The server killed and restarted in the middle: the client retries and resumes by itself.
+        let mut client = upload(&zip_path, port, &["--mode", "replaceAll"])
+            .stderr(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut line = String::new();
+        BufReader::new(client.stderr.as_mut().unwrap())
+            .read_line(&mut line)
+            .unwrap();
+        assert!(line.contains("started"), "{line}");
+        server.kill().unwrap();
+        server.wait().unwrap();
+        server = serve(&database, &data_dir, port);
+        let out = client.wait_with_output().unwrap();
+        assert!(
+            out.status.success(),
+            "{backend}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        archive.assert_imported(&database, &data_dir);
+
+        // An upload whose client dies is continued with --resume.
+        let mut client = upload(&zip_path, port, &["--mode", "replace"])
+            .stderr(Stdio::piped())
+            .stdout(Stdio::null())
+            .spawn()
+            .unwrap();
+        let mut line = String::new();
+        BufReader::new(client.stderr.as_mut().unwrap())
+            .read_line(&mut line)
+            .unwrap();
+        let id = line.split_whitespace().nth(2).unwrap().to_owned();
+        client.kill().unwrap();
+        client.wait().unwrap();
+        let out = upload(&zip_path, port, &["--mode", "replace", "--resume", &id])
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{backend}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(String::from_utf8_lossy(&out.stdout).contains(&id));
+        archive.assert_imported(&database, &data_dir);
+        server.kill().unwrap();
+        server.wait().unwrap();
     }
 }

@@ -336,3 +336,77 @@ impl Drop for TestServer {
         }
     }
 }
+
+/// Collects what the archive holds: each table's lines and each file's bytes.
+#[derive(Default)]
+pub struct Archive {
+    pub plan: Option<snappack::validate::Plan>,
+    pub lines: std::collections::BTreeMap<usize, Vec<String>>,
+    pub files: std::collections::BTreeMap<usize, Vec<u8>>,
+}
+
+impl snappack::validate::Sink for Archive {
+    fn begin(&mut self, plan: &snappack::validate::Plan) -> std::io::Result<()> {
+        self.plan = Some(plan.clone());
+        Ok(())
+    }
+    fn document(&mut self, table: usize, line: &[u8], _valid: bool) -> std::io::Result<()> {
+        self.lines
+            .entry(table)
+            .or_default()
+            .push(String::from_utf8(line.to_vec()).unwrap());
+        Ok(())
+    }
+    fn file_chunk(&mut self, file: usize, chunk: &[u8]) -> std::io::Result<()> {
+        self.files.entry(file).or_default().extend_from_slice(chunk);
+        Ok(())
+    }
+}
+
+impl Archive {
+    /// Reads a snapshot ZIP.
+    pub fn read(zip: &[u8]) -> Archive {
+        let mut archive = Archive::default();
+        let (report, _) = snappack::validate::walk(
+            std::io::Cursor::new(zip),
+            "snapshot.zip",
+            &snappack::validate::Options::default(),
+            &mut archive,
+            &mut |_| true,
+        );
+        assert!(report.valid, "{:?}", report.errors);
+        archive
+    }
+
+    /// Asserts that the database at `database` and the files under `data_dir`
+    /// hold exactly this archive's tables and files.
+    pub fn assert_imported(&self, database: &str, data_dir: &std::path::Path) {
+        let store = snappack::server::store::open(database).unwrap();
+        let plan = self.plan.as_ref().unwrap();
+        for (index, table) in plan.tables.iter().enumerate() {
+            let mut expected = self.lines.get(&index).cloned().unwrap_or_default();
+            expected.sort();
+            let mut stored: Vec<String> = store
+                .documents(&table.component, &table.name)
+                .unwrap()
+                .unwrap_or_else(|| panic!("{}/{} missing", table.component, table.name))
+                .into_iter()
+                .map(|d| d.json)
+                .collect();
+            stored.sort();
+            assert_eq!(stored, expected, "{}/{}", table.component, table.name);
+        }
+        let files = snappack::server::files::FileStore::open(data_dir.join("files")).unwrap();
+        for (index, bytes) in &self.files {
+            use sha2::Digest;
+            let sha: [u8; 32] = sha2::Sha256::digest(bytes).into();
+            assert_eq!(
+                &std::fs::read(files.path(&sha)).unwrap(),
+                bytes,
+                "file {index}"
+            );
+        }
+        assert_eq!(self.files.len(), plan.files.len());
+        assert_eq!(store.hidden_tables().unwrap(), 0);
+    }
+}

@@ -3,6 +3,7 @@
 
 mod human;
 mod serve;
+mod upload;
 
 use std::fs::File;
 use std::io::{BufReader, IsTerminal, Write};
@@ -32,6 +33,8 @@ enum Command {
     Gen(GenArgs),
     /// Run the import server (HTTP API, SQLite or PostgreSQL).
     Serve(serve::ServeArgs),
+    /// Validate a snapshot against a server's tables, then upload it (resumable).
+    Upload(upload::UploadArgs),
 }
 
 #[derive(Args)]
@@ -121,6 +124,7 @@ pub fn main() -> ExitCode {
         Command::Validate(args) => validate(args),
         Command::Gen(args) => generate(args),
         Command::Serve(args) => serve::run(args),
+        Command::Upload(args) => upload::run(args),
     };
     match result {
         Ok(code) => code,
