@@ -384,7 +384,12 @@ impl Imports {
             }
             let base = open.log.len();
             let result = self.append_frames(open, base, body);
-            if result.is_err() {
+            // A damaged, oversized or misnumbered frame leaves the decoder
+            // expecting it again, and nothing of it was checked further: the
+            // state is good. Anything else may have advanced it past the log.
+            let intact =
+                matches!(&result, Err(ImportsError::Frame { error, .. }) if error.is_retryable());
+            if result.is_err() && !intact {
                 open.stale = true;
             }
             result

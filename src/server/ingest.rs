@@ -17,7 +17,7 @@ use crate::convex::names::check_identifier;
 use crate::convex::value::{IdField, ValueRules};
 use crate::convex::DocumentId;
 use crate::migration::{Frame, Item, TableDecl};
-use crate::report::Code;
+use crate::report::{Code, NumberSource};
 use crate::validate::table::import_conflict_message;
 use crate::validate::TableChecker;
 
@@ -119,6 +119,16 @@ fn rules_of(_decl: &TableDecl) -> ValueRules {
     ValueRules::Uniform
 }
 
+/// The number a declaration fixes: from `_tables` or the first `_id`. A
+/// number the client took from this server's tables (step 3) is decided
+/// again at finish, against the tables as they are then.
+fn declared_number(decl: &TableDecl) -> Option<u32> {
+    match decl.number_source {
+        NumberSource::Tables | NumberSource::Id => decl.number,
+        NumberSource::Target | NumberSource::Unassigned => None,
+    }
+}
+
 impl Ingest {
     /// State at the start of import `import_id`'s stream.
     pub fn new(import_id: &str) -> Self {
@@ -213,7 +223,7 @@ impl Ingest {
                     format!("table `{}` is declared twice", decl.name),
                 ));
             }
-            if let (Some(a), Some(b)) = (other.number, decl.number) {
+            if let (Some(a), Some(b)) = (other.number, declared_number(decl)) {
                 if a == b {
                     return Err((
                         Code::InvalidId.as_str(),
@@ -227,18 +237,19 @@ impl Ingest {
                 }
             }
         }
+        let number = declared_number(decl);
         self.tables.push(TableState {
             component: decl.component.clone(),
             name: decl.name.clone(),
-            number: decl.number,
-            checker: TableChecker::new(&decl.name, decl.number, rules_of(decl)),
+            number,
+            checker: TableChecker::new(&decl.name, number, rules_of(decl)),
             rows: 0,
             pinned: None,
         });
         Ok(TableDeclaration {
             component: decl.component.clone(),
             name: decl.name.clone(),
-            number: decl.number,
+            number,
         })
     }
 
