@@ -201,9 +201,23 @@ impl Imports {
             open: Mutex::new(HashMap::new()),
         };
         for record in imports.store.imports()? {
-            if record.state == ImportState::Open {
-                let open = imports.reopen(&record.id, record.mode)?;
-                lock(&imports.open).insert(record.id, Arc::new(Mutex::new(Some(open))));
+            if record.state != ImportState::Open {
+                continue;
+            }
+            match imports.reopen(&record.id, record.mode) {
+                Ok(open) => {
+                    lock(&imports.open).insert(record.id, Arc::new(Mutex::new(Some(open))));
+                }
+                // A log this server no longer accepts: the import cannot go on.
+                Err(ImportsError::Rejected(rejection)) => {
+                    eprintln!(
+                        "snappack: import {} cancelled: its log does not replay: {}: {}",
+                        record.id, rejection.code, rejection.message
+                    );
+                    imports.store.cancel_import(&record.id)?;
+                    imports.forget(&record.id);
+                }
+                Err(e) => return Err(e),
             }
         }
         Ok(imports)
