@@ -295,3 +295,51 @@ fn a_rejected_document_names_table_line_and_frame_and_leaves_no_trace() {
         ));
     }
 }
+
+#[test]
+fn a_number_taken_from_the_target_is_decided_again_at_finish() {
+    use snappack::migration::{Encoder, EncoderConfig, Header, TableDecl, Totals};
+    use snappack::report::NumberSource;
+    for (backend, database) in common::databases() {
+        let dir = common::temp_dir("target");
+        let imports = open(&database, &dir);
+        // The server has `users` at 10001.
+        let first = encode(&[numbered_table("users", 10001, 3, 1)], &[], 4096);
+        let id = imports.create(ImportMode::RequireEmpty).unwrap().id;
+        imports.append(&id, 0, &first).unwrap();
+        imports.finish(&id).unwrap();
+        // A client that saw `users` at 10005 (the server's tables changed since)
+        // declares that number with source "target", for documents without ids.
+        let mut encoder = Encoder::new(
+            Vec::new(),
+            EncoderConfig::default(),
+            Header::new("t", 0, Totals::default()),
+        )
+        .unwrap();
+        let table = encoder
+            .table(TableDecl {
+                component: String::new(),
+                name: "users".into(),
+                number: Some(10005),
+                number_source: NumberSource::Target,
+                expected_documents: 1,
+            })
+            .unwrap();
+        encoder.document(table, br#"{"name":"new"}"#).unwrap();
+        encoder.end_table(table).unwrap();
+        let stream = encoder.finish().unwrap().0;
+        let id = imports.create(ImportMode::Append).unwrap().id;
+        imports.append(&id, 0, &stream).unwrap();
+        let activated = imports.finish(&id).unwrap();
+        assert_eq!(
+            (activated[0].number, activated[0].appended),
+            (10001, true),
+            "{backend}"
+        );
+        assert_eq!(
+            imports.store().tables().unwrap()[0].documents,
+            4,
+            "{backend}"
+        );
+    }
+}
