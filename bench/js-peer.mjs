@@ -55,7 +55,15 @@ export function decodeId(text) {
 
 /** Checks a snapshot ZIP held in memory; returns counts and error messages. */
 export function checkSnapshot(zipBytes) {
-  const files = unzipSync(zipBytes, { filter: (f) => f.name.endsWith('documents.jsonl') });
+  // Entry names first; then one entry at a time, so memory holds one table.
+  const names = [];
+  unzipSync(zipBytes, {
+    filter: (f) => {
+      if (f.name.endsWith('documents.jsonl')) names.push(f.name);
+      return false;
+    },
+  });
+  const read = (path) => unzipSync(zipBytes, { filter: (f) => f.name === path })[path];
   const decoder = new TextDecoder('utf-8', { fatal: true });
   const errors = [];
   let documents = 0;
@@ -76,14 +84,14 @@ export function checkSnapshot(zipBytes) {
     c.owners.set(number, name);
     c.numbers.set(name, number);
   };
-  const entries = Object.keys(files).map((path) => {
+  const entries = names.map((path) => {
     const parts = path.split('/');
     const table = parts.at(-2);
     const componentPath = parts.slice(0, -2).filter((p, i) => i % 2 === 1).join('/');
     return { path, table, component: componentPath };
   });
   for (const { path, component } of entries.filter((e) => e.table === '_tables')) {
-    for (const line of decoder.decode(files[path]).split('\n')) {
+    for (const line of decoder.decode(read(path)).split('\n')) {
       if (line === '') continue;
       const row = JSON.parse(line);
       if (componentOf(component).numbers.has(row.name)) errors.push(`${path}: duplicate table ${row.name}`);
@@ -91,7 +99,7 @@ export function checkSnapshot(zipBytes) {
     }
   }
   for (const { path, table, component } of entries.filter((e) => e.table !== '_tables')) {
-    const data = files[path];
+    const data = read(path);
     bytes += data.length;
     const lines = decoder.decode(data).split('\n');
     const seen = new Set();

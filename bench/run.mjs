@@ -16,9 +16,10 @@
 // work) is measured besides wall time: single-threaded rates are computed from
 // CPU time, the two-thread rate from wall time.
 //
-// Environment: BENCH_REPS (default 5), BENCH_MB (uncompressed size of the
+// Environment: BENCH_REPS (default 5), BENCH_SLOW_REPS (the JS peer, pack and
+// ingest; default 3), BENCH_MB (uncompressed size of the
 // snapshot, default 240), BENCH_ONLY / BENCH_SKIP (comma-separated parts:
-// native, inflate, node, chromium, js, pack, sqlite, postgres),
+// native, inflate, node, chromium, js, memory, pack, sqlite, postgres),
 // BENCH_NO_BUILD=1 (use the builds as they are), BENCH_OUT (where to write
 // the Markdown; default docs/BENCHMARKS.md).
 
@@ -33,6 +34,8 @@ const ROOT = fileURLToPath(new URL('..', import.meta.url));
 const WORK = join(ROOT, 'target', 'bench');
 const SNAPPACK = join(ROOT, 'target', 'release', 'snappack');
 const REPS = Number(process.env.BENCH_REPS ?? 5);
+// The slow parts (the JS peer, pack, server ingest) repeat fewer times.
+const SLOW_REPS = Number(process.env.BENCH_SLOW_REPS ?? Math.min(REPS, 3));
 const TARGET_MB = Number(process.env.BENCH_MB ?? 240);
 const ONLY = process.env.BENCH_ONLY?.split(',');
 const SKIP = process.env.BENCH_SKIP?.split(',') ?? [];
@@ -63,9 +66,9 @@ function rates(amount, seconds) {
 // ------------------------------------------------------------------ snapshot
 
 /** The generator's spec: several tables, two child components, stored files. */
-function snapshotSpec() {
+function snapshotSpec(megabytes) {
   // About 440 bytes a document with the default shape (measured).
-  const documents = Math.round((TARGET_MB * 1e6) / 440);
+  const documents = Math.round((megabytes * 1e6) / 440);
   return {
     seed: 7,
     tables: 4,
@@ -78,10 +81,10 @@ function snapshotSpec() {
   };
 }
 
-function generate() {
+function generate(megabytes = TARGET_MB) {
   mkdirSync(WORK, { recursive: true });
-  const spec = snapshotSpec();
-  const zip = join(WORK, `snapshot-${TARGET_MB}mb.zip`);
+  const spec = snapshotSpec(megabytes);
+  const zip = join(WORK, `snapshot-${megabytes}mb.zip`);
   const specPath = `${zip}.spec.json`;
   const specText = JSON.stringify(spec, null, 2);
   if (!existsSync(zip) || !existsSync(specPath) || readFileSync(specPath, 'utf8') !== specText) {
@@ -126,8 +129,8 @@ function inflateCeiling(zip) {
   return { ...result, runs: result.runs.map((r) => ({ wall: r.wallSeconds, cpu: r.cpuSeconds })) };
 }
 
-function nodeScript(script, zip) {
-  const t = timed('node', [join(ROOT, 'bench', script), zip, String(REPS)]);
+function nodeScript(script, zip, reps = REPS) {
+  const t = timed('node', [join(ROOT, 'bench', script), zip, String(reps)]);
   const result = JSON.parse(t.stdout.trim().split('\n').at(-1));
   return { ...result, runs: result.runs.map((r) => ({ wall: r.wallMs / 1000, cpu: r.cpuMs / 1000 })) };
 }
@@ -135,7 +138,7 @@ function nodeScript(script, zip) {
 function pack(zip) {
   const out = join(WORK, 'snapshot.snpk');
   const runs = [];
-  for (let r = 0; r < REPS; r++) {
+  for (let r = 0; r < SLOW_REPS; r++) {
     rmSync(out, { force: true });
     runs.push(timed(SNAPPACK, ['pack', '--quiet', '--out', out, zip]));
   }
@@ -163,7 +166,7 @@ async function waitForPort(url, server) {
 async function ingest(zip, databaseFor) {
   const token = 'bench-token';
   const runs = [];
-  for (let r = 0; r < REPS; r++) {
+  for (let r = 0; r < SLOW_REPS; r++) {
     const dataDir = join(WORK, `serve-${r}`);
     rmSync(dataDir, { recursive: true, force: true });
     mkdirSync(dataDir, { recursive: true });
@@ -233,12 +236,13 @@ function procCpuSeconds(pid) {
   return (Number(fields[11]) + Number(fields[12])) / 100;
 }
 
-function peakRss(pid) {
+function peakRss(pid, field = 'VmHWM') {
   const status = readFileSync(`/proc/${pid}/status`, 'utf8');
-  return Number(status.match(/VmHWM:\s+(\d+) kB/)[1]) * 1024;
+  // A process that is exiting has no memory lines any more.
+  return Number(status.match(new RegExp(`${field}:\\s+(\\d+) kB`))?.[1] ?? 0) * 1024;
 }
 
-async function chromium(zip) {
+async function chromium(zip, reps = REPS) {
   const { chromium: playwright } = await import('playwright-core');
   const types = { '.js': 'text/javascript', '.wasm': 'application/wasm', '.html': 'text/html' };
   const server = createServer((request, response) => {
@@ -273,9 +277,10 @@ async function chromium(zip) {
     });
     const renderers = descendants('--type=renderer');
     const runs = [];
-    for (let r = 0; r < REPS; r++) {
+    for (let r = 0; r < reps; r++) {
       // Peak RSS since here: writing 5 to clear_refs resets VmHWM.
       for (const pid of renderers) writeFileSync(`/proc/${pid}/clear_refs`, '5');
+      const rendererStart = Math.max(...renderers.map((pid) => peakRss(pid, 'VmRSS')));
       const cpuBefore = renderers.map(procCpuSeconds);
       const result = await page.evaluate(
         () =>
@@ -290,8 +295,8 @@ async function chromium(zip) {
           }),
       );
       const cpu = renderers.map(procCpuSeconds).reduce((s, c, i) => s + c - cpuBefore[i], 0);
-      const rendererPeak = Math.max(...renderers.map(peakRss));
-      runs.push({ wall: result.wallMs / 1000, cpu, rendererPeak, ...result });
+      const rendererPeak = Math.max(...renderers.map((pid) => peakRss(pid)));
+      runs.push({ wall: result.wallMs / 1000, cpu, rendererPeak, rendererStart, ...result });
     }
     return { runs, version };
   } finally {
@@ -349,7 +354,12 @@ async function main() {
   await step('inflate', () => inflateCeiling(zip));
   await step('node', () => nodeScript('node-wasm.mjs', zip));
   await step('chromium', () => chromium(zip));
-  await step('js', () => nodeScript('js-peer.mjs', zip));
+  await step('js', () => nodeScript('js-peer.mjs', zip, SLOW_REPS));
+  // Memory on an archive of about 1 GB (3.4 GB of documents), once.
+  await step('memory', async () => {
+    const big = generate(3400);
+    return { ...(await chromium(big, 1)), zipBytes: statSync(big).size };
+  });
   await step('pack', () => pack(zip));
   await step('sqlite', () => ingest(zip, (r, dir) => join(dir, 'bench.db')));
   if (wanted('postgres')) {
@@ -361,6 +371,12 @@ async function main() {
   const doc = render({ zip, report, documents, documentBytes, results, loadBefore });
   writeFileSync(OUT, doc);
   console.log(doc);
+}
+
+function memoryNote(memory) {
+  if (!memory) return ' The run that measures it on a 1 GB archive was skipped.';
+  const run = memory.runs[0];
+  return ` On the ${fmt(mb(memory.zipBytes))} MB archive (same spec, ${fmt(run.documents)} documents, one run): renderer peak RSS ${fmt(mib(run.rendererPeak))} MiB, WebAssembly memory ${fmt(mib(run.wasmMemoryBytes))} MiB, ${fmt(run.wall, 1)} s.`;
 }
 
 function render({ zip, report, documents, documentBytes, results, loadBefore }) {
@@ -421,7 +437,14 @@ function render({ zip, report, documents, documentBytes, results, loadBefore }) 
     ['native, 2 threads (MB/s)', figures[nativeTwo], 600, ''],
     ['native 1 thread ÷ raw inflate', ratio(nativeOne, inflateName), 0.4, '×'],
     ['wasm in Node ÷ raw inflate (native)', ratio(nodeName, inflateName), 0.4, '×'],
-    ['Chromium renderer peak RSS (MiB)', figures.chromiumPeak && mib(figures.chromiumPeak), 256, '', true],
+    ['Chromium renderer peak RSS, this archive (MiB)', figures.chromiumPeak && mib(figures.chromiumPeak), 256, '', true],
+    [
+      `Chromium renderer peak RSS, ${results.memory ? fmt(mb(results.memory.zipBytes)) : '?'} MB archive (MiB)`,
+      results.memory && mib(results.memory.runs[0].rendererPeak),
+      256,
+      '',
+      true,
+    ],
     ['ingest into SQLite (documents/s)', figures.sqlite, 150000, ''],
     ['ingest into PostgreSQL (documents/s)', figures.postgres, 100000, ''],
   ]
@@ -463,7 +486,7 @@ ${components} components) and ${report.storage.files} stored files (${fmt(mb(rep
 
 The machine is a 2-core virtual machine shared with other people's builds, and
 it has no hardware performance counters. So every figure is the median of
-${REPS} repetitions, with the spread (lowest–highest) beside it, and the
+${REPS} repetitions (${SLOW_REPS} for the JS peer, pack and ingest), with the spread (lowest–highest) beside it, and the
 single-threaded rates are computed from the CPU time (user + system) of the
 process or thread doing the work, which other load disturbs much less than wall
 time. The two-thread rate and the server ingest are wall time and suffer most
@@ -487,7 +510,7 @@ ${targets.join('\n')}
 
 Memory in Chromium is the renderer process's peak resident set (page, worker,
 WebAssembly memory and FileReaderSync slices together), reset before each
-repetition; it is measured on this archive, not on a 1 GB one.
+repetition.${memoryNote(results.memory)}
 `;
 }
 

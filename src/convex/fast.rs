@@ -24,7 +24,7 @@ pub fn check_fast(
 ) -> Option<CheckedDocument> {
     // UTF-8 once for the whole line: JSON outside strings is ASCII, so this is
     // the same as every string being UTF-8, and the scan below checks bytes only.
-    std::str::from_utf8(line).ok()?;
+    simdutf8::basic::from_utf8(line).ok()?;
     let mut s = Scan {
         b: line,
         rules,

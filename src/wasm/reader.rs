@@ -168,12 +168,25 @@ impl Source for BlobSource {
             .reader
             .read_as_array_buffer(&slice)
             .map_err(|e| js_io_error("FileReaderSync", e))?;
-        let bytes = Uint8Array::new(&bytes);
-        if bytes.length() as usize != buf.len() {
-            return Err(short_read("FileReaderSync", bytes.length(), buf.len()));
+        let view = Uint8Array::new(&bytes);
+        if view.length() as usize != buf.len() {
+            return Err(short_read("FileReaderSync", view.length(), buf.len()));
         }
-        bytes.copy_to(buf);
+        view.copy_to(buf);
+        release(&bytes);
         Ok(())
+    }
+}
+
+/// Frees an ArrayBuffer's memory now rather than at some later garbage
+/// collection: `transfer(0)` detaches it (where the browser has `transfer`).
+/// Without this, the slices already read pile up to well over 100 MiB
+/// before the worker's collector runs.
+fn release(buffer: &JsValue) {
+    if let Ok(transfer) = js_sys::Reflect::get(buffer, &"transfer".into()) {
+        if let Some(transfer) = transfer.dyn_ref::<Function>() {
+            let _ = transfer.call1(buffer, &JsValue::from(0));
+        }
     }
 }
 
