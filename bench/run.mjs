@@ -20,6 +20,7 @@
 // ingest; default 3), BENCH_MB (uncompressed size of the
 // snapshot, default 240), BENCH_ONLY / BENCH_SKIP (comma-separated parts:
 // native, inflate, node, chromium, js, memory, pack, sqlite, postgres),
+// BENCH_UPLOAD_LEVEL (deflate level of uploaded frames, default 1),
 // BENCH_NO_BUILD=1 (use the builds as they are), BENCH_OUT (where to write
 // the Markdown; default docs/BENCHMARKS.md).
 
@@ -37,6 +38,8 @@ const REPS = Number(process.env.BENCH_REPS ?? 5);
 // The slow parts (the JS peer, pack, server ingest) repeat fewer times.
 const SLOW_REPS = Number(process.env.BENCH_SLOW_REPS ?? Math.min(REPS, 3));
 const TARGET_MB = Number(process.env.BENCH_MB ?? 240);
+// Frames of the ingest runs: on loopback, compressing harder only costs time.
+const UPLOAD_LEVEL = process.env.BENCH_UPLOAD_LEVEL ?? '1';
 const ONLY = process.env.BENCH_ONLY?.split(',');
 const SKIP = process.env.BENCH_SKIP?.split(',') ?? [];
 const OUT = process.env.BENCH_OUT ?? join(ROOT, 'docs', 'BENCHMARKS.md');
@@ -179,7 +182,7 @@ async function ingest(zip, databaseFor) {
     );
     try {
       await waitForPort(`http://127.0.0.1:${port}/`, server);
-      const t = timed(SNAPPACK, ['upload', '--quiet', '--url', `http://127.0.0.1:${port}`, '--token', token, zip]);
+      const t = timed(SNAPPACK, ['upload', '--quiet', '--level', UPLOAD_LEVEL, '--url', `http://127.0.0.1:${port}`, '--token', token, zip]);
       if (!/\S/.test(t.stdout) && t.wall === 0) throw new Error('upload printed nothing');
       runs.push(t);
     } finally {
@@ -204,7 +207,7 @@ function postgres() {
       execFileSync(psql, [url, '-q', '-c', `DROP DATABASE IF EXISTS ${name}`, '-c', `CREATE DATABASE ${name}`]);
       return url.replace(/\/[^/]*$/, `/${name}`);
     },
-    version: execFileSync(psql, ['--version']).toString().trim(),
+    version: `PostgreSQL ${execFileSync(psql, ['--version']).toString().match(/\d+\.\d+/)?.[0]}`,
   };
 }
 
@@ -418,8 +421,8 @@ function render({ zip, report, documents, documentBytes, results, loadBefore }) 
     figures[key] = r.median;
     rows.push(`| ${name} | ${rate(bytesRate(result.runs, 'wall'))} | ${rate(r)} | wall time, upload start to import done |`);
   };
-  if (sqlite) ingestRow('`snappack upload` → `snappack serve`, SQLite', sqlite, 'sqlite');
-  if (pg) ingestRow(`\`snappack upload\` → \`snappack serve\`, ${results.postgresVersion ?? 'PostgreSQL'}`, pg, 'postgres');
+  if (sqlite) ingestRow(`\`snappack upload --level ${UPLOAD_LEVEL}\` → \`snappack serve\`, SQLite`, sqlite, 'sqlite');
+  if (pg) ingestRow(`\`snappack upload --level ${UPLOAD_LEVEL}\` → \`snappack serve\`, PostgreSQL`, pg, 'postgres');
 
   const ratio = (a, b) => (figures[a] && figures[b] ? figures[a] / figures[b] : undefined);
   const nativeOne = 'native `snappack validate`, 1 thread';
