@@ -421,7 +421,7 @@ function render({ zip, report, documents, documentBytes, results, loadBefore }) 
       `wasm in Chromium ${browser.version}, Worker, File`,
       browser.runs,
       'cpu',
-      `renderer CPU time; wasm memory ${fmt(mib(wasmMemory))} MiB, worker JS heap ${fmt(mib(jsHeap), 1)} MiB, renderer peak RSS ${fmt(mib(peak))} MiB`,
+      `renderer CPU time; wasm memory ${fmt(mib(wasmMemory))} MiB, ${jsHeap > 0 ? `worker JS heap ${fmt(mib(jsHeap), 1)} MiB, ` : ''}renderer peak RSS ${fmt(mib(peak))} MiB`,
     );
   }
   if (js) add('plain JavaScript (fflate + JSON.parse + Set), Node 20', js.runs, 'cpu', `CPU time; peak RSS ${fmt(mib(js.peakRssBytes))} MiB`);

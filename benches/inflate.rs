@@ -77,18 +77,12 @@ fn main() {
     );
 }
 
-/// CPU time of this thread (user + system), from /proc: on a shared machine
-/// it moves less than wall time. Zero where /proc is missing.
+/// CPU time of this thread, from /proc (nanoseconds on the CPU, in
+/// schedstat): on a shared machine it moves less than wall time. Zero where
+/// /proc is missing.
 fn thread_cpu_seconds() -> f64 {
-    let Ok(stat) = std::fs::read_to_string("/proc/thread-self/stat") else {
-        return 0.0;
-    };
-    // Fields after the command name (which is in parentheses): utime is the 14th field.
-    let after = stat.rsplit_once(')').map_or("", |(_, rest)| rest);
-    let fields: Vec<&str> = after.split_whitespace().collect();
-    let ticks: f64 = fields.get(11..13).map_or(0.0, |f| {
-        f.iter().filter_map(|v| v.parse::<f64>().ok()).sum()
-    });
-    // USER_HZ is 100 on Linux.
-    ticks / 100.0
+    std::fs::read_to_string("/proc/thread-self/schedstat")
+        .ok()
+        .and_then(|s| s.split_whitespace().next()?.parse::<f64>().ok())
+        .map_or(0.0, |ns| ns / 1e9)
 }
