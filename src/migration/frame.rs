@@ -121,6 +121,23 @@ pub(crate) fn compress(
     matches!(status, Ok(Status::StreamEnd)) && out.len() < payload.len()
 }
 
+/// Inflates `stored` into `out`, which must come to exactly `payload_len`
+/// bytes with no input left over.
+pub(crate) fn inflate(
+    inflater: &mut Decompress,
+    stored: &[u8],
+    payload_len: usize,
+    out: &mut Vec<u8>,
+) -> bool {
+    inflater.reset(false);
+    out.clear();
+    out.resize(payload_len, 0);
+    let status = inflater.decompress(stored, out, FlushDecompress::Finish);
+    matches!(status, Ok(Status::StreamEnd))
+        && inflater.total_out() == payload_len as u64
+        && inflater.total_in() == stored.len() as u64
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -151,21 +168,4 @@ mod tests {
             assert!(out.len() < text.len());
         }
     }
-}
-
-/// Inflates `stored` into `out`, which must come to exactly `payload_len`
-/// bytes with no input left over.
-pub(crate) fn inflate(
-    inflater: &mut Decompress,
-    stored: &[u8],
-    payload_len: usize,
-    out: &mut Vec<u8>,
-) -> bool {
-    inflater.reset(false);
-    out.clear();
-    out.resize(payload_len, 0);
-    let status = inflater.decompress(stored, out, FlushDecompress::Finish);
-    matches!(status, Ok(Status::StreamEnd))
-        && inflater.total_out() == payload_len as u64
-        && inflater.total_in() == stored.len() as u64
 }
