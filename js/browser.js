@@ -11,13 +11,14 @@ import {
 } from './common.js';
 
 export { SnappackError };
+export { fetchTables, prepareUpload, sendUpload, upload, UploadError } from './upload.js';
 
 const WASM_URL = new URL('./web/snappack_bg.wasm', import.meta.url);
 
 let compiled;
 
-/** The compiled module, fetched and compiled once. */
-function compiledModule() {
+/** The compiled module, fetched and compiled once. @internal (upload.js) */
+export function compiledModule() {
   compiled ??= (async () => {
     try {
       return await WebAssembly.compileStreaming(fetch(WASM_URL));
@@ -71,13 +72,17 @@ export async function __panicForTests(message) {
   return inWorker({ type: 'panic', module: await compiledModule(), message }, {});
 }
 
-/** Posts `request` to a fresh worker and settles with its answer; the worker ends either way. */
-function inWorker(request, { onProgress, signal }) {
+/**
+ * Posts `request` to a fresh worker (validate's by default) and settles with
+ * its answer (`report`, or `result` for other requests); the worker ends
+ * either way. @internal (upload.js)
+ */
+export function inWorker(
+  request,
+  { onProgress, signal },
+  worker = new Worker(new URL('./worker.js', import.meta.url), { type: 'module', name: 'snappack' }),
+) {
   return new Promise((resolve, reject) => {
-    const worker = new Worker(new URL('./worker.js', import.meta.url), {
-      type: 'module',
-      name: 'snappack',
-    });
     const settle = (settleWith, value) => {
       worker.terminate();
       signal?.removeEventListener('abort', onAbort);
@@ -95,7 +100,7 @@ function inWorker(request, { onProgress, signal }) {
           settle(reject, error);
         }
       } else if (data.type === 'done') {
-        settle(resolve, data.report);
+        settle(resolve, 'result' in data ? data.result : data.report);
       } else if (data.type === 'error') {
         settle(reject, new SnappackError(data.code, data.message));
       }

@@ -28,6 +28,16 @@ pub trait Source {
     fn read_at(&mut self, offset: u64, buf: &mut [u8]) -> io::Result<()>;
 }
 
+impl Source for Box<dyn Source> {
+    fn len(&self) -> u64 {
+        (**self).len()
+    }
+
+    fn read_at(&mut self, offset: u64, buf: &mut [u8]) -> io::Result<()> {
+        (**self).read_at(offset, buf)
+    }
+}
+
 /// A [`Source`] as `Read + Seek`, fetching [`READ_AHEAD`] bytes per call.
 pub struct ReadAhead<S> {
     source: S,

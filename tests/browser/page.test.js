@@ -1,0 +1,358 @@
+// The web page (www/) in real Chromium (Debian's, driven by playwright-core)
+// against a real `snappack serve`: a valid snapshot dropped, checked, uploaded
+// and found in the server's database; an invalid one listed with entry:line
+// and not uploadable; an upload that survives the server being killed and
+// restarted; an upload resumed after a page reload by picking the file again.
+//
+// Run: npm run test:browser. Screenshots of every state are written to
+// target/browser-artifacts/.
+
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { mkdirSync, mkdtempSync, readFileSync } from 'node:fs';
+import { createServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, before, test } from 'node:test';
+
+import { chromium } from 'playwright-core';
+
+import { ROOT, cli, gen, scratch } from '../node/helpers.js';
+
+const CHROMIUM = '/usr/bin/chromium';
+const FLAGS = [
+  '--headless',
+  '--no-sandbox',
+  '--disable-gpu',
+  '--disable-quic',
+  '--no-first-run',
+  '--disable-background-networking',
+  '--disable-component-update',
+  '--disable-sync',
+];
+const ARTIFACTS = join(ROOT, 'target', 'browser-artifacts');
+const TOKEN = 'browser-test-token';
+const TIMEOUT = 20_000;
+
+const dir = scratch();
+let context;
+const servers = [];
+
+before(async () => {
+  mkdirSync(ARTIFACTS, { recursive: true });
+  cli();
+  context = await chromium.launchPersistentContext(mkdtempSync(join(tmpdir(), 'snappack-chromium-')), {
+    executablePath: CHROMIUM,
+    headless: true,
+    args: FLAGS,
+    viewport: { width: 1100, height: 900 },
+  });
+});
+
+after(async () => {
+  await context?.close();
+  for (const server of servers) server.stop();
+});
+
+function freePort() {
+  return new Promise((resolve) => {
+    const probe = createServer();
+    probe.listen(0, '127.0.0.1', () => {
+      const { port } = probe.address();
+      probe.close(() => resolve(port));
+    });
+  });
+}
+
+/** A `snappack serve` with its own data folder and SQLite database, serving www/. */
+async function startServer(existing) {
+  const server = existing ?? {
+    port: await freePort(),
+    dataDir: mkdtempSync(join(dir, 'server-')),
+    process: null,
+  };
+  server.url = `http://127.0.0.1:${server.port}`;
+  server.process = spawn(
+    cli(),
+    ['serve', '--listen', `127.0.0.1:${server.port}`, '--data-dir', server.dataDir, '--www', join(ROOT, 'www'), '--token', TOKEN],
+    { stdio: ['ignore', 'ignore', 'inherit'] },
+  );
+  server.stop = () => server.process?.kill('SIGKILL');
+  if (!existing) servers.push(server);
+  for (let i = 0; ; i += 1) {
+    try {
+      const response = await fetch(`${server.url}/api/tables`, { headers: { Authorization: `Bearer ${TOKEN}` } });
+      if (response.ok) break;
+    } catch {
+      // not up yet
+    }
+    if (i > 200) throw new Error('snappack serve did not start');
+    await new Promise((resolve) => setTimeout(resolve, 50));
+  }
+  return server;
+}
+
+/** Kills the server at once (SIGKILL), as a crash would. */
+async function killServer(server) {
+  const exited = new Promise((resolve) => server.process.once('exit', resolve));
+  server.process.kill('SIGKILL');
+  await exited;
+}
+
+async function serverTables(server) {
+  const response = await fetch(`${server.url}/api/tables`, { headers: { Authorization: `Bearer ${TOKEN}` } });
+  return (await response.json()).tables;
+}
+
+/** Every generated table is on the server with all its documents, and the stored files' rows too. */
+async function assertLanded(server, summary) {
+  const tables = await serverTables(server);
+  const find = (component, name) => tables.find((t) => t.component === component && t.name === name);
+  for (const table of summary.tables) {
+    const found = find(table.component, table.name);
+    assert.ok(found, `table ${table.component}/${table.name} is on the server`);
+    assert.equal(found.documents, table.documents, `documents of ${table.component}/${table.name}`);
+    assert.equal(found.number, table.number, `number of ${table.component}/${table.name}`);
+  }
+  const files = new Map();
+  for (const file of summary.storage) files.set(file.component, (files.get(file.component) ?? 0) + 1);
+  for (const [component, count] of files) {
+    assert.equal(find(component, '_storage')?.documents, count, `_storage rows of component "${component}"`);
+  }
+}
+
+async function newPage(server) {
+  const page = await context.newPage();
+  page.setDefaultTimeout(TIMEOUT);
+  page.on('pageerror', (error) => console.error('page error:', error));
+  await page.goto(server.url);
+  return page;
+}
+
+async function shot(page, name) {
+  await page.screenshot({ path: join(ARTIFACTS, `${name}.png`), fullPage: true });
+}
+
+/** Drops `path` on the drop zone, as a drag from the desktop would. */
+async function dropFile(page, path, name) {
+  const dataTransfer = await page.evaluateHandle(
+    ({ base64, name }) => {
+      const bytes = Uint8Array.from(atob(base64), (c) => c.charCodeAt(0));
+      const transfer = new DataTransfer();
+      transfer.items.add(new File([bytes], name, { type: 'application/zip', lastModified: 1_700_000_000_000 }));
+      return transfer;
+    },
+    { base64: readFileSync(path).toString('base64'), name },
+  );
+  await page.dispatchEvent('#drop', 'drop', { dataTransfer });
+}
+
+async function connect(page) {
+  await page.fill('#token', TOKEN);
+  await page.click('#server button[type="submit"]');
+  await page.waitForSelector('#server-status.good');
+}
+
+/** Slows every frames request down, so an upload takes long enough to be interrupted. */
+async function slowFrames(page, ms) {
+  await page.route('**/frames?*', async (route) => {
+    await new Promise((resolve) => setTimeout(resolve, ms));
+    try {
+      await route.continue();
+    } catch {
+      // The page went away meanwhile.
+    }
+  });
+}
+
+/** The percentage shown by the upload progress. */
+async function uploadedPercent(page) {
+  const text = await page.textContent('#upload-text');
+  const match = /\((\d+)%\)/.exec(text ?? '');
+  return match ? Number(match[1]) : 0;
+}
+
+async function waitForPercent(page, atLeast) {
+  await page.waitForFunction((min) => {
+    const match = /\((\d+)%\)/.exec(document.getElementById('upload-text')?.textContent ?? '');
+    return match && Number(match[1]) >= min;
+  }, atLeast);
+}
+
+/** A snapshot large enough for several requests of frames. */
+function bigSnapshot(name) {
+  const path = join(dir, name);
+  const summary = gen(path, {
+    seed: 7,
+    tables: 3,
+    totalDocuments: 24_000,
+    components: ['billing'],
+    storageFiles: 2,
+    compressionLevel: 1,
+    document: { fields: 8, maxStringLen: 200 },
+  });
+  return { path, summary };
+}
+
+test('a valid snapshot dropped: report, upload, every row in the database', { timeout: 120_000 }, async () => {
+  const server = await startServer();
+  const path = join(dir, 'valid.zip');
+  const summary = gen(path, { seed: 1, tables: 3, totalDocuments: 3000, components: ['billing'], storageFiles: 2, compressionLevel: 1 });
+  const page = await newPage(server);
+  await shot(page, '01-empty');
+
+  await dropFile(page, path, 'valid.zip');
+  await page.waitForSelector('#verdict.good');
+  const storageTables = new Set(summary.storage.map((f) => f.component)).size;
+  const tableCount = summary.tables.length + storageTables;
+  const documents = (3000 + summary.storage.length).toLocaleString('en-US');
+  assert.match(await page.textContent('#verdict'), new RegExp(`Ready to import: ${tableCount} tables, ${documents} documents`));
+  assert.equal(await page.locator('#tables tbody tr').count(), tableCount);
+  assert.equal(await page.isHidden('#errors-box'), true);
+  assert.equal(await page.getAttribute('#live', 'aria-live'), 'polite');
+  assert.match(await page.textContent('#live'), /Ready to import/);
+  assert.equal(await page.evaluate(() => document.activeElement.id), 'verdict');
+  assert.equal(await page.isDisabled('#upload'), true, 'no upload before a server is chosen');
+  await shot(page, '02-valid-report');
+
+  await connect(page);
+  await page.waitForSelector('#conflicts.good');
+  assert.equal(await page.isEnabled('#upload'), true);
+  await shot(page, '03-connected');
+
+  await page.click('#upload');
+  await page.waitForSelector('#summary:not([hidden])');
+  const done = await page.textContent('#summary');
+  assert.match(done, new RegExp(`Imported: ${tableCount} tables, ${documents} documents`));
+  await shot(page, '04-uploaded');
+  await assertLanded(server, summary);
+
+  // The same snapshot again in Require empty mode conflicts with what is now there.
+  await dropFile(page, path, 'valid.zip');
+  await page.waitForSelector('#conflicts.bad');
+  assert.match(await page.textContent('#conflicts'), /TableExists/);
+  assert.equal(await page.isDisabled('#upload'), true);
+  await page.check('input[value="replace"]');
+  await page.waitForSelector('#conflicts.good');
+  assert.equal(await page.isEnabled('#upload'), true);
+  await shot(page, '05-conflicts-then-replace');
+  await page.close();
+});
+
+test('an invalid snapshot: errors with entry:line, upload disabled', { timeout: 60_000 }, async () => {
+  const server = await startServer();
+  const path = join(dir, 'invalid.zip');
+  const summary = gen(path, {
+    seed: 2,
+    tables: 2,
+    totalDocuments: 2000,
+    compressionLevel: 1,
+    faults: ['duplicateId', 'badJsonLine', 'underscoreField'],
+  });
+  const page = await newPage(server);
+  await page.setInputFiles('#file', path);
+  await page.waitForSelector('#verdict.bad');
+  await connect(page);
+  assert.match(await page.textContent('#verdict'), /Not importable: 3 errors/);
+  const errors = await page.textContent('#errors');
+  for (const fault of summary.faults) {
+    assert.ok(errors.includes(fault.code), `${fault.code} is listed`);
+    assert.ok(errors.includes(`${fault.entry}:${fault.line}`), `${fault.entry}:${fault.line} is listed`);
+  }
+  assert.ok(await page.locator('#errors .excerpt').count() >= 2, 'excerpts of the lines are shown');
+  assert.equal(await page.isDisabled('#upload'), true);
+  assert.match(await page.textContent('#upload-why'), /errors/);
+  await shot(page, '06-invalid-report');
+
+  await page.fill('#filter', 'DuplicateId');
+  assert.equal(await page.locator('#errors .finding').count(), 1);
+  assert.match(await page.textContent('#filter-count'), /1 error of 3 match/);
+  await shot(page, '07-invalid-filtered');
+
+  const download = page.waitForEvent('download');
+  await page.click('#download');
+  const report = JSON.parse(readFileSync(await (await download).path(), 'utf8'));
+  assert.equal(report.valid, false);
+  assert.equal(report.error_count, 3);
+  assert.deepEqual(await serverTables(server), [], 'nothing reached the server');
+  await page.close();
+});
+
+test('the server killed and restarted mid-upload: the upload completes', { timeout: 120_000 }, async () => {
+  const server = await startServer();
+  const { path, summary } = bigSnapshot('big-kill.zip');
+  const page = await newPage(server);
+  await page.setInputFiles('#file', path);
+  await page.waitForSelector('#verdict.good');
+  await connect(page);
+  await page.waitForSelector('#conflicts.good');
+  await slowFrames(page, 400);
+  await page.click('#upload');
+  await waitForPercent(page, 1);
+  const before = await uploadedPercent(page);
+  assert.ok(before < 100, 'the upload is still going');
+  await killServer(server);
+  await page.waitForSelector('#upload-state.warn');
+  await shot(page, '08-server-down');
+  await new Promise((resolve) => setTimeout(resolve, 1000));
+  await startServer(server);
+  await page.waitForSelector('#summary:not([hidden])', { timeout: 90_000 });
+  await shot(page, '09-after-restart-finished');
+  await assertLanded(server, summary);
+  await page.close();
+});
+
+test('a reload mid-upload, the same file picked again: the same import resumes', { timeout: 120_000 }, async () => {
+  const server = await startServer();
+  const { path, summary } = bigSnapshot('big-reload.zip');
+  const page = await newPage(server);
+  await page.setInputFiles('#file', path);
+  await page.waitForSelector('#verdict.good');
+  await connect(page);
+  await page.waitForSelector('#conflicts.good');
+  await slowFrames(page, 400);
+  await page.click('#upload');
+  await waitForPercent(page, 1);
+  await shot(page, '10-uploading');
+  const stored = await page.evaluate(() => {
+    const key = Object.keys(localStorage).find((k) => k.startsWith('snappack.import.'));
+    return key && JSON.parse(localStorage.getItem(key));
+  });
+  assert.ok(stored?.importId, 'the import id is remembered with the file fingerprint');
+
+  await page.reload();
+  const sequences = [];
+  page.on('request', (request) => {
+    const match = /\/api\/imports\/([0-9a-f]+)\/frames\?seq=(\d+)/.exec(request.url());
+    if (match) sequences.push([match[1], Number(match[2])]);
+  });
+  const creates = [];
+  page.on('request', (request) => {
+    if (request.method() === 'POST' && request.url().endsWith('/api/imports')) creates.push(request.url());
+  });
+  await page.setInputFiles('#file', path);
+  await page.waitForSelector('#resume-note:not([hidden])');
+  await shot(page, '11-resuming-after-reload');
+  await page.waitForSelector('#summary:not([hidden])', { timeout: 90_000 });
+  await shot(page, '12-resumed-finished');
+  assert.match(await page.textContent('#summary'), new RegExp(`import ${stored.importId}`));
+  assert.deepEqual(creates, [], 'no new import was created');
+  assert.ok(sequences.length > 0 && sequences.every(([id]) => id === stored.importId));
+  assert.ok(sequences[0][1] > 0, `continued at frame ${sequences[0][1]}, not from the start`);
+  await assertLanded(server, summary);
+  assert.equal(
+    await page.evaluate(() => Object.keys(localStorage).filter((k) => k.startsWith('snappack.import.')).length),
+    0,
+    'a finished upload is forgotten',
+  );
+
+  // Narrow window at 200% zoom: no horizontal scrolling of the page.
+  await page.setViewportSize({ width: 640, height: 900 });
+  await page.evaluate(() => {
+    document.body.style.zoom = '2';
+  });
+  const overflow = await page.evaluate(() => document.documentElement.scrollWidth - document.documentElement.clientWidth);
+  await shot(page, '13-narrow-zoom-200');
+  assert.ok(overflow <= 1, `no horizontal scroll at 200% (overflow ${overflow}px)`);
+  await page.close();
+});
