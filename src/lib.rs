@@ -12,6 +12,8 @@ pub mod gen;
 pub mod migration;
 pub mod report;
 pub mod validate;
+#[cfg(target_arch = "wasm32")]
+mod wasm;
 
 pub use archive::Format;
 pub use report::{Code, Finding, NumberSource, Report, TableSummary};

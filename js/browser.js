@@ -1,0 +1,116 @@
+// The `snappack` package in browsers: each call runs in its own Web Worker
+// (worker.js), so the page never freezes. A File is posted to the worker
+// without being read; the worker reads it slice by slice with FileReaderSync.
+// The WebAssembly module is compiled once per page and shared with workers.
+
+import {
+  SnappackError,
+  coreOptionsJson,
+  fileNameOf,
+  normalizeInput,
+} from './common.js';
+
+export { SnappackError };
+
+const WASM_URL = new URL('./web/snappack_bg.wasm', import.meta.url);
+
+let compiled;
+
+/** The compiled module, fetched and compiled once per page (again after a failure). */
+function compiledModule() {
+  if (compiled === undefined) {
+    compiled = compile();
+    compiled.catch(() => {
+      compiled = undefined;
+    });
+  }
+  return compiled;
+}
+
+async function compile() {
+  try {
+    return await WebAssembly.compileStreaming(fetch(WASM_URL));
+  } catch {
+    // A server that does not send `application/wasm` still works.
+    const response = await fetch(WASM_URL);
+    if (!response.ok) throw new Error(`fetching ${WASM_URL}: HTTP ${response.status}`);
+    return WebAssembly.compile(await response.arrayBuffer());
+  }
+}
+
+/**
+ * Validates an archive or a single-table file in a Web Worker.
+ * @param {Uint8Array | ArrayBuffer | Blob | File} input
+ * @param {import('./index.js').ValidateOptions} [options]
+ * @returns {Promise<import('./index.js').Report>}
+ */
+export async function validate(input, options) {
+  options ??= {};
+  const source = normalizeInput(input);
+  const optionsJson = coreOptionsJson(options);
+  const { onProgress, signal } = options;
+  signal?.throwIfAborted();
+  let module;
+  try {
+    module = await compiledModule();
+  } catch (error) {
+    throw new SnappackError('WorkerFailed', `cannot load snappack's WebAssembly: ${error.message}`, {
+      cause: error,
+    });
+  }
+  signal?.throwIfAborted();
+  const request = {
+    type: 'validate',
+    module,
+    input: source,
+    fileName: fileNameOf(input, options),
+    options: optionsJson,
+    progress: Boolean(onProgress),
+  };
+  return inWorker(request, { onProgress, signal });
+}
+
+/** Panics inside the worker's WebAssembly, to test that a panic only rejects. @internal */
+export async function __panicForTests(message) {
+  return inWorker({ type: 'panic', module: await compiledModule(), message }, {});
+}
+
+/** Posts `request` to a fresh worker and settles with its answer; the worker ends either way. */
+function inWorker(request, { onProgress, signal }) {
+  return new Promise((resolve, reject) => {
+    const worker = new Worker(new URL('./worker.js', import.meta.url), {
+      type: 'module',
+      name: 'snappack',
+    });
+    const settle = (settleWith, value) => {
+      worker.terminate();
+      signal?.removeEventListener('abort', onAbort);
+      settleWith(value);
+    };
+    // The worker is busy in WebAssembly and cannot be told to stop: it is ended.
+    const onAbort = () => settle(reject, signal.reason);
+    signal?.addEventListener('abort', onAbort, { once: true });
+
+    worker.onmessage = ({ data }) => {
+      if (data.type === 'progress') {
+        try {
+          onProgress?.(data.progress);
+        } catch (error) {
+          settle(reject, error);
+        }
+      } else if (data.type === 'done') {
+        settle(resolve, data.report);
+      } else if (data.type === 'error') {
+        settle(reject, new SnappackError(data.code, data.message));
+      }
+    };
+    worker.onerror = (event) => {
+      event.preventDefault?.();
+      settle(reject, new SnappackError('WorkerFailed', `snappack's worker failed: ${event.message ?? 'unknown error'}`));
+    };
+    worker.onmessageerror = () => {
+      settle(reject, new SnappackError('WorkerFailed', "snappack's worker sent a message that cannot be read"));
+    };
+    worker.postMessage(request);
+  });
+}

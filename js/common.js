@@ -1,0 +1,87 @@
+// Shared by the browser and Node entry points of the `snappack` package:
+// input and option checks, and the errors the package throws.
+
+/**
+ * An error about how the API was called (`InvalidInput`, `InvalidOptions`,
+ * `Unsupported`) or an internal failure (`Panic`, `WorkerFailed`, `Internal`).
+ * Findings about the input itself are never thrown: they are in the Report.
+ */
+export class SnappackError extends Error {
+  constructor(code, message, options) {
+    super(message, options);
+    this.name = 'SnappackError';
+    this.code = code;
+  }
+}
+
+/** Options that go to the core, as its `Options` JSON. */
+const CORE_OPTIONS = ['format', 'table', 'component', 'schema', 'target', 'mode', 'maxErrors'];
+
+/** Options handled by this wrapper. */
+const WRAPPER_OPTIONS = ['fileName', 'onProgress', 'signal'];
+
+/** The core's options as JSON text; throws `InvalidOptions` on misuse. */
+export function coreOptionsJson(options) {
+  if (options === null || typeof options !== 'object') {
+    throw new SnappackError('InvalidOptions', 'options must be an object');
+  }
+  const core = {};
+  for (const [name, value] of Object.entries(options)) {
+    if (CORE_OPTIONS.includes(name)) {
+      if (value !== undefined) core[name] = value;
+    } else if (!WRAPPER_OPTIONS.includes(name)) {
+      throw new SnappackError('InvalidOptions', `unknown option "${name}"`);
+    }
+  }
+  if (options.onProgress !== undefined && typeof options.onProgress !== 'function') {
+    throw new SnappackError('InvalidOptions', 'onProgress must be a function');
+  }
+  if (options.signal !== undefined && !(options.signal instanceof AbortSignal)) {
+    throw new SnappackError('InvalidOptions', 'signal must be an AbortSignal');
+  }
+  return JSON.stringify(core);
+}
+
+/**
+ * The input as the core takes it: a `Uint8Array` (any typed array or
+ * DataView is viewed as bytes, an ArrayBuffer wrapped) or a `Blob`/`File`.
+ */
+export function normalizeInput(input) {
+  if (input instanceof Uint8Array) return input;
+  if (input instanceof ArrayBuffer) return new Uint8Array(input);
+  if (ArrayBuffer.isView(input)) return new Uint8Array(input.buffer, input.byteOffset, input.byteLength);
+  if (typeof Blob !== 'undefined' && input instanceof Blob) return input;
+  throw new SnappackError(
+    'InvalidInput',
+    'input must be a Uint8Array, an ArrayBuffer, a Blob or a File',
+  );
+}
+
+/** The name whose extension picks the format when `options.format` does not. */
+export function fileNameOf(input, options) {
+  if (options.fileName !== undefined) return String(options.fileName);
+  return typeof input.name === 'string' ? input.name : '';
+}
+
+/** An error from the WebAssembly module (a JS Error with `code`) as a SnappackError. */
+export function fromWasmError(error, panicMessage) {
+  if (panicMessage !== undefined || error instanceof WebAssembly.RuntimeError) {
+    return new SnappackError('Panic', `snappack panicked: ${panicMessage ?? error.message}`, {
+      cause: error,
+    });
+  }
+  if (error instanceof Error && typeof error.code === 'string' && !(error instanceof SnappackError)) {
+    return new SnappackError(error.code, error.message);
+  }
+  return error;
+}
+
+/** The progress callback given to the core: checks the signal, then calls the user's. */
+export function progressCallback(options) {
+  const { onProgress, signal } = options;
+  if (!onProgress && !signal) return undefined;
+  return (bytesRead, bytesTotal, documents) => {
+    signal?.throwIfAborted();
+    onProgress?.({ bytesRead, bytesTotal, documents });
+  };
+}

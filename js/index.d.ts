@@ -1,0 +1,216 @@
+// Types of the `snappack` package. The Report mirrors `src/report.rs`: it is
+// the very JSON `snappack validate --json` prints (snake_case keys).
+
+/** Input formats; by default the file name's extension decides. */
+export type Format = 'zip' | 'jsonl' | 'json' | 'csv';
+
+/** How an import treats tables that already exist on the target. */
+export type ImportMode = 'requireEmpty' | 'append' | 'replace' | 'replaceAll';
+
+/** Stable codes of findings; Convex's names where Convex has one. */
+export type Code =
+  | 'InvalidZip'
+  | 'InvalidTableName'
+  | 'InvalidComponentName'
+  | 'JsonInvalidRow'
+  | 'InvalidConvexValue'
+  | 'InvalidGeneratedSchema'
+  | 'NotUtf8'
+  | 'Utf8BomNotSupported'
+  | 'JsonArrayTooLarge'
+  | 'NotJson'
+  | 'NotJsonArray'
+  | 'CsvInvalidHeader'
+  | 'CsvRowMissingFields'
+  | 'CsvInvalidRow'
+  | 'NotAnObject'
+  | 'InvalidName'
+  | 'TableExists'
+  | 'DuplicateTableName'
+  | 'InvalidId'
+  | 'TableConflict'
+  | 'TableNumberConflict'
+  | 'TooManyTables'
+  | 'InvalidStorageId'
+  | 'DuplicateId'
+  | 'DocumentExists'
+  | 'ImportConflict'
+  | 'InvalidIdError'
+  | 'InvalidCreationTimeError'
+  | 'InvalidDocumentError'
+  | 'ValueTooLargeError'
+  | 'Sha256Mismatch'
+  | 'UnsupportedCompression'
+  | 'ReadFailed'
+  | 'InvalidOptions'
+  | 'SkippedSystemTable'
+  | 'RepeatedTableEntry'
+  | 'LegacyGeneratedSchema'
+  | 'StorageFileMissing'
+  | 'StorageFilesIgnored'
+  | 'TooManyErrors'
+  | 'Cancelled'
+  | 'ImportInvalidName'
+  | 'UnassignedTableNumber';
+
+/** Where a table's number came from. */
+export type NumberSource = 'tables' | 'id' | 'target' | 'unassigned';
+
+/** One table of the input. */
+export interface TableSummary {
+  /** Component path (`""` for the root, `a/b` for nested components). */
+  component: string;
+  /** Table name (`_storage` for stored files' metadata). */
+  name: string;
+  /** Table number, when one is assigned. */
+  number: number | null;
+  /** Where the number came from. */
+  number_source: NumberSource;
+  /** Documents read. */
+  documents: number;
+  /** Uncompressed bytes of the table's document entries. */
+  bytes: number;
+  /** Archive entries that feed this table, in import order (absent when none). */
+  entries?: string[];
+}
+
+/** Stored files found in the archive. */
+export interface StorageSummary {
+  /** Files with a valid id. */
+  files: number;
+  /** Their uncompressed bytes. */
+  bytes: number;
+}
+
+/** One error or warning, with where it was found. */
+export interface Finding {
+  /** Stable code. */
+  code: Code;
+  /** What is wrong, in Convex's words where Convex has them. */
+  message: string;
+  /** Archive entry (or file name) it was found in. */
+  entry: string | null;
+  /** Table it concerns. */
+  table: string | null;
+  /** Component path of that table, when not the root (absent for the root). */
+  component?: string;
+  /** 1-based line (row) within the entry. */
+  line: number | null;
+  /** The other line involved (the first occurrence of a duplicate id). */
+  first_line?: number;
+  /** The start of the offending line (at most 120 bytes, then `...`). */
+  excerpt?: string;
+}
+
+/** The result of validating one input: the JSON of `snappack validate --json`. */
+export interface Report {
+  /** True when there are no errors: Convex would import this input. */
+  valid: boolean;
+  /** The input's format. */
+  format: string;
+  /** Tables in import order. */
+  tables: TableSummary[];
+  /** Stored files. */
+  storage: StorageSummary;
+  /** Errors, in the order found (at most `maxErrors`). */
+  errors: Finding[];
+  /** Warnings: things Convex accepts but a user should know. */
+  warnings: Finding[];
+  /** Errors found in all, including those past the cap. */
+  error_count: number;
+  /** Documents read in all tables. */
+  documents: number;
+  /** Uncompressed bytes read. */
+  bytes: number;
+}
+
+/**
+ * The target's active schema, as far as CSV imports need it: which top-level
+ * fields are optional (an empty CSV cell then removes the field, as Convex does).
+ */
+export interface Schema {
+  tables: Record<string, { fields: Record<string, { optional?: boolean }> }>;
+}
+
+/** One existing table of the target deployment. */
+export interface TargetTable {
+  /** Component path (`""`, the root, by default). */
+  component?: string;
+  name: string;
+  number: number;
+  /** Documents in it (0 by default). */
+  documents?: number;
+}
+
+/** The target deployment's tables: numbers to reuse and conflicts to report before upload. */
+export interface TargetTables {
+  tables: TargetTable[];
+}
+
+/** Progress of a validation. */
+export interface Progress {
+  /** Bytes of the input read so far. */
+  bytesRead: number;
+  /** The input's size in bytes. */
+  bytesTotal: number;
+  /** Documents read so far. */
+  documents: number;
+}
+
+/** Options of {@link validate}. */
+export interface ValidateOptions {
+  /** The input's format; by default the file name's extension decides. */
+  format?: Format;
+  /** Table name, for the single-table formats (JSONL, JSON array, CSV). */
+  table?: string;
+  /** Component path the single table belongs to (`""`, the root, by default). */
+  component?: string;
+  /** The target's schema, for CSV empty-string remapping. */
+  schema?: Schema;
+  /** The target deployment's tables, to reuse their numbers and report conflicts for `mode`. */
+  target?: TargetTables;
+  /** The import mode to check against `target` (default `requireEmpty`). */
+  mode?: ImportMode;
+  /** Errors listed at most (default 1000); the rest are counted in `error_count`. */
+  maxErrors?: number;
+  /** The input's name, for its extension; a File's own name by default. */
+  fileName?: string;
+  /**
+   * Called about once per MiB read and once at the end (in browsers,
+   * asynchronously from the worker). If it throws, validation stops and the
+   * promise rejects with that exception.
+   */
+  onProgress?: (progress: Progress) => void;
+  /** Cancels the validation; the promise rejects with `signal.reason`. */
+  signal?: AbortSignal;
+}
+
+/** Codes of {@link SnappackError}. */
+export type ErrorCode =
+  | 'InvalidInput'
+  | 'InvalidOptions'
+  | 'Unsupported'
+  | 'Panic'
+  | 'WorkerFailed'
+  | 'Internal';
+
+/**
+ * Thrown (as a rejection) for API misuse and internal failures. Problems of
+ * the input itself are never thrown: they are findings in the Report.
+ */
+export declare class SnappackError extends Error {
+  readonly name: 'SnappackError';
+  readonly code: ErrorCode;
+}
+
+/**
+ * Validates a Convex snapshot ZIP, or a single table as JSONL, a JSON array
+ * or CSV, with Convex's import rules.
+ *
+ * In browsers it runs in a Web Worker; a File is read slice by slice there
+ * and never loaded whole. In Node it runs in the calling thread.
+ */
+export declare function validate(
+  input: Uint8Array | ArrayBuffer | ArrayBufferView | Blob | File,
+  options?: ValidateOptions,
+): Promise<Report>;

@@ -1,0 +1,34 @@
+// The Web Worker behind the browser entry point: validates one input with the
+// `web` WebAssembly build and posts progress, then the Report or an error.
+// A Blob or File is read slice by slice with FileReaderSync, never whole.
+
+import { initSync, validate, setPanicHandler, __panicForTests } from './web/snappack.js';
+
+self.onmessage = ({ data }) => {
+  let panicMessage;
+  try {
+    initSync({ module: data.module });
+    setPanicHandler((message) => {
+      panicMessage = message;
+    });
+    if (data.type === 'panic') {
+      __panicForTests(data.message);
+      return;
+    }
+    const onProgress = data.progress
+      ? (bytesRead, bytesTotal, documents) =>
+          self.postMessage({ type: 'progress', progress: { bytesRead, bytesTotal, documents } })
+      : undefined;
+    const report = JSON.parse(validate(data.input, data.fileName, data.options, onProgress));
+    self.postMessage({ type: 'done', report });
+  } catch (error) {
+    const panicked = panicMessage !== undefined || error instanceof WebAssembly.RuntimeError;
+    self.postMessage({
+      type: 'error',
+      code: panicked ? 'Panic' : (error?.code ?? 'Internal'),
+      message: panicked
+        ? `snappack panicked: ${panicMessage ?? error.message}`
+        : String(error?.message ?? error),
+    });
+  }
+};

@@ -1,0 +1,168 @@
+//! WebAssembly driver: the JavaScript API of the core, built with wasm-bindgen.
+//!
+//! Deliberately thin. It turns a JavaScript input (`Uint8Array`, `Blob`/`File`
+//! in a Web Worker, or a read callback) into `Read + Seek` (see [`reader`]),
+//! runs [`crate::validate::validate`], and returns the [`crate::Report`] as the
+//! same JSON text the native CLI prints with `--json`. The npm package's
+//! hand-written JavaScript (`js/`) wraps this into Promises, a Worker and
+//! typed options.
+//!
+//! Errors thrown to JavaScript are `Error`s with a `code` property, for API
+//! misuse only; findings about the input are in the Report. A panic calls the
+//! handler set with `setPanicHandler` (and logs through
+//! `console_error_panic_hook`) before the instance traps, so the wrapper can
+//! reject with the panic's message and start a fresh instance.
+
+mod reader;
+
+use std::cell::RefCell;
+
+use js_sys::{Function, Uint8Array};
+use wasm_bindgen::prelude::*;
+use wasm_bindgen::JsCast;
+
+use crate::{Options, Progress};
+use reader::{BlobSource, BytesSource, CallbackSource, ReadAhead, Source};
+
+thread_local! {
+    static PANIC_HANDLER: RefCell<Option<Function>> = const { RefCell::new(None) };
+}
+
+/// Runs when the module is instantiated: installs the panic hook.
+#[wasm_bindgen(start)]
+fn start() {
+    std::panic::set_hook(Box::new(|info| {
+        console_error_panic_hook::hook(info);
+        let message = info.to_string();
+        PANIC_HANDLER.with(|handler| {
+            if let Ok(handler) = handler.try_borrow() {
+                if let Some(handler) = handler.as_ref() {
+                    let _ = handler.call1(&JsValue::NULL, &JsValue::from_str(&message));
+                }
+            }
+        });
+    }));
+}
+
+/// Sets the function called with a panic's message just before the instance
+/// traps (the call that panicked then throws a `RuntimeError`). The instance
+/// must not be used after a panic.
+#[wasm_bindgen(js_name = setPanicHandler)]
+pub fn set_panic_handler(handler: Option<Function>) {
+    PANIC_HANDLER.with(|slot| *slot.borrow_mut() = handler);
+}
+
+/// Validates `input` and returns the Report as JSON text, exactly as
+/// `snappack validate --json` prints it.
+///
+/// * `input`: a `Uint8Array`, an `ArrayBuffer`, a `Blob` or `File` (in a Web
+///   Worker only, read with `FileReaderSync`), or `{ size, read }` where
+///   `read(offset, length)` returns a `Uint8Array` of exactly `length` bytes.
+/// * `file_name`: the input's name; its extension picks the format when the
+///   options do not.
+/// * `options_json`: the options as JSON (`format`, `table`, `component`,
+///   `schema`, `target`, `mode`, `maxErrors`).
+/// * `on_progress(bytesRead, bytesTotal, documents)`: called about once per
+///   MiB read and once at the end. If it throws, validation stops and this
+///   function throws that exception (this is how a caller cancels).
+#[wasm_bindgen]
+pub fn validate(
+    input: JsValue,
+    file_name: &str,
+    options_json: &str,
+    on_progress: Option<Function>,
+) -> Result<String, JsValue> {
+    let options: Options = serde_json::from_str(options_json)
+        .map_err(|e| api_error("InvalidOptions", &format!("invalid options: {e}")))?;
+    if let Some(bytes) = input.dyn_ref::<Uint8Array>() {
+        return run(BytesSource(bytes.clone()), file_name, &options, on_progress);
+    }
+    if let Some(buffer) = input.dyn_ref::<js_sys::ArrayBuffer>() {
+        let bytes = BytesSource(Uint8Array::new(buffer));
+        return run(bytes, file_name, &options, on_progress);
+    }
+    if let Some(blob) = input.dyn_ref::<web_sys::Blob>() {
+        let source = BlobSource::new(blob.clone()).map_err(|_| {
+            api_error(
+                "Unsupported",
+                "a Blob or File can only be read here inside a Web Worker (FileReaderSync)",
+            )
+        })?;
+        return run(source, file_name, &options, on_progress);
+    }
+    if let Some(source) = callback_source(&input) {
+        return run(source, file_name, &options, on_progress);
+    }
+    Err(api_error(
+        "InvalidInput",
+        "input must be a Uint8Array, an ArrayBuffer, a Blob, a File or { size, read }",
+    ))
+}
+
+/// Panics with `message`, so tests can prove a panic rejects a call instead
+/// of taking the page down.
+#[doc(hidden)]
+#[wasm_bindgen(js_name = __panicForTests)]
+pub fn panic_for_tests(message: &str) {
+    panic!("{message}");
+}
+
+/// `{ size: number, read: (offset, length) => Uint8Array }` as a source.
+fn callback_source(input: &JsValue) -> Option<CallbackSource> {
+    if !input.is_object() {
+        return None;
+    }
+    let read = js_sys::Reflect::get(input, &"read".into()).ok()?;
+    let size = js_sys::Reflect::get(input, &"size".into()).ok()?.as_f64()?;
+    let read = read.dyn_into::<Function>().ok()?;
+    let whole = size >= 0.0 && size.fract() == 0.0 && size <= 2f64.powi(53);
+    whole.then(|| CallbackSource::new(read, size as u64))
+}
+
+/// Runs the core over `source`; an exception thrown by the progress callback
+/// stops the walk and is rethrown.
+fn run<S: Source>(
+    source: S,
+    file_name: &str,
+    options: &Options,
+    on_progress: Option<Function>,
+) -> Result<String, JsValue> {
+    let mut thrown: Option<JsValue> = None;
+    let mut forward = |progress: Progress| {
+        let Some(callback) = &on_progress else {
+            return true;
+        };
+        if thrown.is_some() {
+            return false;
+        }
+        let result = callback.call3(
+            &JsValue::NULL,
+            &JsValue::from_f64(progress.bytes_read as f64),
+            &JsValue::from_f64(progress.bytes_total as f64),
+            &JsValue::from_f64(progress.documents as f64),
+        );
+        match result {
+            Ok(_) => true,
+            Err(error) => {
+                thrown = Some(error);
+                false
+            }
+        }
+    };
+    let report = crate::validate(ReadAhead::new(source), file_name, options, &mut forward);
+    if let Some(error) = thrown {
+        return Err(error);
+    }
+    serde_json::to_string(&report).map_err(|e| api_error("Internal", &e.to_string()))
+}
+
+/// A JavaScript `Error` with a `code` property.
+fn api_error(code: &str, message: &str) -> JsValue {
+    let error = js_sys::Error::new(message);
+    // Setting a property on a fresh Error cannot fail.
+    let _ = js_sys::Reflect::set(&error, &"code".into(), &code.into());
+    error.into()
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,123 @@
+// The package's API contract in Node: input kinds, progress, cancellation,
+// errors with codes for misuse, and a panic that rejects without breaking
+// later calls.
+
+import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { test } from 'node:test';
+
+import { SnappackError, validate, validateFile, __panicForTests } from 'snappack';
+
+import { gen, scratch, sortedJson } from './helpers.js';
+
+const dir = scratch();
+const archive = join(dir, 'snapshot.zip');
+gen(archive, { tables: 3, totalDocuments: 30000, compressionLevel: 1, faults: ['duplicateId'] });
+const bytes = new Uint8Array(readFileSync(archive));
+
+test('every input kind gives the same report', async () => {
+  const want = sortedJson(await validate(bytes, { fileName: 'snapshot.zip' }));
+  const copy = bytes.slice();
+  const inputs = [
+    copy.buffer,
+    new DataView(copy.buffer),
+    Buffer.from(copy),
+    new Blob([copy]),
+    new File([copy], 'snapshot.zip'),
+  ];
+  for (const input of inputs) {
+    const fileName = input instanceof File ? undefined : 'snapshot.zip';
+    assert.equal(sortedJson(await validate(input, { fileName })), want, input.constructor.name);
+  }
+  assert.equal(sortedJson(await validateFile(archive)), want);
+});
+
+test('progress rises to the input size and the documents read', async () => {
+  const seen = [];
+  const report = await validateFile(archive, { onProgress: (p) => seen.push(p) });
+  assert.ok(seen.length >= 3, `${seen.length} progress calls`);
+  for (let i = 1; i < seen.length; i++) {
+    assert.ok(seen[i].bytesRead >= seen[i - 1].bytesRead);
+    assert.ok(seen[i].documents >= seen[i - 1].documents);
+  }
+  const last = seen.at(-1);
+  assert.deepEqual(last, { bytesRead: bytes.length, bytesTotal: bytes.length, documents: report.documents });
+});
+
+test('an abort signal cancels, before and during the run', async () => {
+  const before = new AbortController();
+  before.abort(new Error('not wanted'));
+  await assert.rejects(validate(bytes, { signal: before.signal }), { message: 'not wanted' });
+
+  const during = new AbortController();
+  let calls = 0;
+  await assert.rejects(
+    validateFile(archive, {
+      signal: during.signal,
+      onProgress: () => {
+        calls += 1;
+        if (calls === 2) during.abort();
+      },
+    }),
+    { name: 'AbortError' },
+  );
+  assert.equal(calls, 2);
+});
+
+test('an exception from onProgress stops validation and rejects with it', async () => {
+  const stop = new Error('enough');
+  await assert.rejects(
+    validate(bytes, {
+      fileName: 'snapshot.zip',
+      onProgress: () => {
+        throw stop;
+      },
+    }),
+    (error) => error === stop,
+  );
+});
+
+test('misuse rejects with a SnappackError and a code', async () => {
+  const cases = [
+    [() => validate('snapshot.zip'), 'InvalidInput'],
+    [() => validate(bytes, { mode: 'sideways' }), 'InvalidOptions'],
+    [() => validate(bytes, { maxErrors: -1 }), 'InvalidOptions'],
+    [() => validate(bytes, { tables: 'users' }), 'InvalidOptions'],
+    [() => validate(bytes, { onProgress: 'often' }), 'InvalidOptions'],
+    [() => validate(bytes, { signal: {} }), 'InvalidOptions'],
+    [() => validate(bytes, 'options'), 'InvalidOptions'],
+  ];
+  for (const [call, code] of cases) {
+    await assert.rejects(call(), (error) => {
+      assert.ok(error instanceof SnappackError, String(error));
+      assert.equal(error.code, code, error.message);
+      return true;
+    });
+  }
+});
+
+test('findings about the input are in the report, never thrown', async () => {
+  const report = await validate(new TextEncoder().encode('not a zip at all'), { fileName: 'x.zip' });
+  assert.equal(report.valid, false);
+  assert.equal(report.errors[0].code, 'InvalidZip');
+  const unknown = await validate(bytes, { fileName: 'snapshot.bin' });
+  assert.equal(unknown.errors[0].code, 'InvalidOptions');
+});
+
+test('a panic rejects with code Panic, and the next call works', async () => {
+  const quiet = console.error;
+  console.error = () => {};
+  try {
+    await assert.rejects(__panicForTests('on purpose'), (error) => {
+      assert.ok(error instanceof SnappackError);
+      assert.equal(error.code, 'Panic');
+      assert.match(error.message, /on purpose/);
+      return true;
+    });
+  } finally {
+    console.error = quiet;
+  }
+  const report = await validate(bytes, { fileName: 'snapshot.zip' });
+  assert.equal(report.error_count, 1);
+});

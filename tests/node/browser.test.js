@@ -1,0 +1,152 @@
+// The package's browser entry in real Chromium (Debian's, driven by
+// playwright-core): a File picked in a page is validated in the package's Web
+// Worker, read with FileReaderSync, and its Report equals the native CLI's.
+// Cancelling ends the worker; a panic rejects with code Panic.
+
+import assert from 'node:assert/strict';
+import { createReadStream, existsSync, statSync, writeFileSync } from 'node:fs';
+import { createServer } from 'node:http';
+import { extname, join, normalize } from 'node:path';
+import { after, before, test } from 'node:test';
+
+import { chromium } from 'playwright-core';
+
+import { ROOT, gen, nativeReport, scratch, sortedJson } from './helpers.js';
+
+const CHROMIUM = '/usr/bin/chromium';
+const PKG = join(ROOT, 'pkg');
+const TYPES = { '.js': 'text/javascript', '.wasm': 'application/wasm', '.html': 'text/html' };
+const PAGE = '<!doctype html><meta charset="utf-8"><title>snappack</title><input type="file" id="file">';
+
+const dir = scratch();
+let server;
+let browser;
+let page;
+
+/** Serves the test page at / and the built package under /pkg/. */
+function serve() {
+  return new Promise((resolve) => {
+    const httpServer = createServer((request, response) => {
+      const url = new URL(request.url, 'http://localhost');
+      if (url.pathname === '/') {
+        response.writeHead(200, { 'content-type': TYPES['.html'] });
+        response.end(PAGE);
+        return;
+      }
+      const path = normalize(join(PKG, url.pathname.replace(/^\/pkg\//, '')));
+      if (!url.pathname.startsWith('/pkg/') || !path.startsWith(PKG) || !existsSync(path) || !statSync(path).isFile()) {
+        response.writeHead(404).end();
+        return;
+      }
+      response.writeHead(200, { 'content-type': TYPES[extname(path)] ?? 'application/octet-stream' });
+      createReadStream(path).pipe(response);
+    });
+    httpServer.listen(0, '127.0.0.1', () => resolve(httpServer));
+  });
+}
+
+before(async () => {
+  server = await serve();
+  browser = await chromium.launch({ executablePath: CHROMIUM, args: ['--no-sandbox'] });
+  page = await browser.newPage();
+  page.on('pageerror', (error) => console.error('page error:', error));
+  await page.goto(`http://127.0.0.1:${server.address().port}/`);
+});
+
+after(async () => {
+  await browser?.close();
+  server?.close();
+});
+
+/** Picks `path` in the page's file input, as a user would. */
+async function pick(path) {
+  await page.setInputFiles('#file', path);
+}
+
+test('a picked File validates in the Worker with the CLI\'s report', async () => {
+  const path = join(dir, 'browser.zip');
+  gen(path, {
+    tables: 3,
+    totalDocuments: 30000,
+    components: ['a'],
+    storageFiles: 2,
+    compressionLevel: 1,
+    faults: ['duplicateId', 'foreignTableId'],
+  });
+  await pick(path);
+  const { report, progress } = await page.evaluate(async () => {
+    const { validate } = await import('/pkg/browser.js');
+    const progress = [];
+    const file = document.querySelector('#file').files[0];
+    const report = await validate(file, { onProgress: (p) => progress.push(p) });
+    return { report, progress };
+  });
+  assert.equal(sortedJson(report), sortedJson(JSON.parse(nativeReport(path))));
+  assert.equal(report.error_count, 2);
+  const size = statSync(path).size;
+  assert.ok(size > 4 << 20, 'bigger than one read-ahead buffer');
+  assert.ok(progress.length >= 3, `${progress.length} progress events`);
+  assert.deepEqual(progress.at(-1), { bytesRead: size, bytesTotal: size, documents: report.documents });
+});
+
+test('bytes and single-table files validate in the browser too', async () => {
+  const path = join(dir, 'users.jsonl');
+  writeFileSync(path, '{"name":"ada"}\nnot json\n');
+  await pick(path);
+  const { fromFile, fromBytes } = await page.evaluate(async () => {
+    const { validate } = await import('/pkg/browser.js');
+    const file = document.querySelector('#file').files[0];
+    const fromFile = await validate(file, { table: 'users' });
+    const bytes = new Uint8Array(await file.arrayBuffer());
+    const fromBytes = await validate(bytes, { table: 'users', fileName: 'users.jsonl' });
+    return { fromFile, fromBytes };
+  });
+  const native = JSON.parse(nativeReport(path, { table: 'users' }));
+  assert.equal(sortedJson(fromFile), sortedJson(native));
+  assert.equal(sortedJson(fromBytes), sortedJson(native));
+});
+
+test('aborting ends the worker and rejects with the signal\'s reason', async () => {
+  const path = join(dir, 'abort.zip');
+  gen(path, { tables: 2, totalDocuments: 30000, compressionLevel: 1 });
+  await pick(path);
+  const outcome = await page.evaluate(async () => {
+    const { validate } = await import('/pkg/browser.js');
+    const file = document.querySelector('#file').files[0];
+    const controller = new AbortController();
+    let events = 0;
+    try {
+      await validate(file, {
+        signal: controller.signal,
+        onProgress: () => {
+          events += 1;
+          if (events === 1) controller.abort();
+        },
+      });
+      return 'resolved';
+    } catch (error) {
+      return { name: error.name, events };
+    }
+  });
+  assert.deepEqual(outcome, { name: 'AbortError', events: 1 });
+});
+
+test('misuse and panics reject with a SnappackError code', async () => {
+  const codes = await page.evaluate(async () => {
+    const { validate, __panicForTests } = await import('/pkg/browser.js');
+    const codeOf = (promise) => promise.then(() => 'resolved', (error) => `${error.name}:${error.code}`);
+    return [
+      await codeOf(validate('a path')),
+      await codeOf(validate(new Uint8Array(4), { mode: 'sideways' })),
+      await codeOf(__panicForTests('on purpose')),
+      // After the panic, a fresh worker validates as usual; a broken ZIP is a finding.
+      (await validate(new Uint8Array(4), { fileName: 'x.zip' })).errors[0].code,
+    ];
+  });
+  assert.deepEqual(codes, [
+    'SnappackError:InvalidInput',
+    'SnappackError:InvalidOptions',
+    'SnappackError:Panic',
+    'InvalidZip',
+  ]);
+});

@@ -1,0 +1,25 @@
+// Type-checked by types.test.js against the package's Node types.
+import { SnappackError, validate, validateFile, type Report } from 'snappack';
+
+export async function check(bytes: Uint8Array): Promise<number> {
+  const report: Report = await validate(bytes, {
+    fileName: 'snapshot.zip',
+    mode: 'replace',
+    maxErrors: 10,
+    target: { tables: [{ name: 'users', number: 10001 }] },
+    onProgress: ({ bytesRead, bytesTotal, documents }) => void [bytesRead / bytesTotal, documents],
+    signal: AbortSignal.timeout(1000),
+  });
+  const fromFile = await validateFile('snapshot.zip', { format: 'zip' });
+  const first = report.errors[0];
+  if (first !== undefined && first.code === 'DuplicateId') return first.first_line ?? 0;
+  try {
+    // @ts-expect-error: not an import mode
+    await validate(bytes, { mode: 'sideways' });
+    // @ts-expect-error: a path is a string, not an input
+    await validate('snapshot.zip');
+  } catch (error) {
+    if (error instanceof SnappackError && error.code === 'InvalidOptions') return -1;
+  }
+  return report.tables.length + fromFile.error_count;
+}
