@@ -38,17 +38,31 @@ fn sorted(lines: &[String]) -> Vec<String> {
     lines
 }
 
+fn base64(bytes: &[u8]) -> String {
+    use base64::Engine as _;
+    base64::engine::general_purpose::STANDARD.encode(bytes)
+}
+
+/// A `_storage` row for a file with these bytes.
+fn storage_row(id: &str, data: &[u8]) -> String {
+    use sha2::Digest;
+    let sha = base64(&sha2::Sha256::digest(data));
+    format!(
+        r#"{{"_id":"{id}","_creationTime":1700000000000.5,"sha256":"{sha}","size":{},"contentType":"application/octet-stream"}}"#,
+        data.len()
+    )
+}
+
 fn sample() -> (Vec<StreamTable>, Vec<StreamFile>) {
     let storage_id = DocumentId::new(540, [7; 16]).to_string();
+    let data: Vec<u8> = (0..3000u32).map(|i| (i * 7 % 251) as u8).collect();
     let mut in_component = numbered_table("messages", 10001, 50, 3);
     in_component.component = "waitlist".into();
     let storage = StreamTable {
         component: String::new(),
         name: "_storage".into(),
         number: Some(540),
-        lines: vec![format!(
-            r#"{{"_id":"{storage_id}","_creationTime":1700000000000.5,"sha256":"x","size":3000}}"#
-        )],
+        lines: vec![storage_row(&storage_id, &data)],
     };
     let no_ids = StreamTable {
         component: String::new(),
@@ -59,7 +73,7 @@ fn sample() -> (Vec<StreamTable>, Vec<StreamFile>) {
     let file = StreamFile {
         component: String::new(),
         id: storage_id,
-        data: (0..3000u32).map(|i| (i * 7 % 251) as u8).collect(),
+        data,
     };
     (
         vec![
@@ -341,5 +355,82 @@ fn a_number_taken_from_the_target_is_decided_again_at_finish() {
             4,
             "{backend}"
         );
+    }
+}
+
+#[test]
+fn storage_rows_are_checked_against_their_files() {
+    for (backend, database) in common::databases() {
+        let dir = common::temp_dir("storage");
+        let imports = open(&database, &dir);
+        let with_file = DocumentId::new(540, [1; 16]).to_string();
+        let without_file = DocumentId::new(540, [2; 16]).to_string();
+        let data = b"foobarbaz".to_vec();
+        let storage = |rows: Vec<String>| StreamTable {
+            component: String::new(),
+            name: "_storage".into(),
+            number: Some(540),
+            lines: rows,
+        };
+        let file = StreamFile {
+            component: String::new(),
+            id: with_file.clone(),
+            data: data.clone(),
+        };
+        // A row without its file is skipped, as Convex skips it.
+        let stream = encode(
+            &[storage(vec![
+                storage_row(&with_file, &data),
+                storage_row(&without_file, b"gone"),
+            ])],
+            std::slice::from_ref(&file),
+            4096,
+        );
+        let id = imports.create(ImportMode::Replace).unwrap().id;
+        imports.append(&id, 0, &stream).unwrap();
+        imports.finish(&id).unwrap();
+        assert_eq!(
+            stored_lines(&imports, "", "_storage"),
+            vec![storage_row(&with_file, &data)],
+            "{backend}"
+        );
+
+        // A file whose bytes are not its row's digest: Sha256Mismatch.
+        let stream = encode(
+            &[storage(vec![storage_row(&with_file, b"other bytes")])],
+            &[file],
+            4096,
+        );
+        let id = imports.create(ImportMode::Replace).unwrap().id;
+        match imports.append(&id, 0, &stream) {
+            Err(ImportsError::Rejected(r)) => {
+                assert_eq!(r.code, "Sha256Mismatch", "{backend}");
+                assert!(
+                    r.message.starts_with("Sha256 mismatch. Expected: "),
+                    "{}",
+                    r.message
+                );
+            }
+            other => panic!("{backend}: {other:?}"),
+        }
+        // A row Convex cannot read: InvalidConvexValue.
+        let stream = encode(
+            &[storage(vec![format!(
+                r#"{{"_id":"{with_file}","sha256":"x"}}"#
+            )])],
+            &[],
+            4096,
+        );
+        let id = imports.create(ImportMode::Replace).unwrap().id;
+        match imports.append(&id, 0, &stream) {
+            Err(ImportsError::Rejected(r)) => {
+                assert_eq!(
+                    (r.code, r.line),
+                    ("InvalidConvexValue", Some(1)),
+                    "{backend}"
+                )
+            }
+            other => panic!("{backend}: {other:?}"),
+        }
     }
 }
