@@ -121,7 +121,7 @@ fn a_stream_lands_with_every_document_and_file() {
         let (tables, files) = sample();
         let stream = encode(&tables, &files, 4096);
         assert!(frames(&stream).len() > 10, "several frames");
-        let status = imports.create(ImportMode::RequireEmpty).unwrap();
+        let status = imports.create(ImportMode::RequireEmpty, None).unwrap();
         assert_eq!(status.next_seq, Some(0));
         // Finishing before Done is refused.
         assert!(matches!(
@@ -154,7 +154,7 @@ fn a_restart_trims_a_partial_frame_and_resumes() {
         let half = ranges.len() / 2;
         let id = {
             let imports = open(&database, &dir);
-            let id = imports.create(ImportMode::Replace).unwrap().id;
+            let id = imports.create(ImportMode::Replace, None).unwrap().id;
             for (seq, range) in ranges.iter().take(half).enumerate() {
                 imports
                     .append(&id, seq as u64, &stream[range.clone()])
@@ -189,7 +189,7 @@ fn frames_logged_but_not_in_the_database_are_replayed_on_restart() {
         let stream = encode(&tables, &files, 4096);
         let ranges = frames(&stream);
         let id = open(&database, &dir)
-            .create(ImportMode::RequireEmpty)
+            .create(ImportMode::RequireEmpty, None)
             .unwrap()
             .id;
         // A crash after the log's fsync, before the database write: the log
@@ -212,7 +212,7 @@ fn refused_frames_keep_the_import_resumable() {
         let (tables, files) = sample();
         let stream = encode(&tables, &files, 4096);
         let ranges = frames(&stream);
-        let id = imports.create(ImportMode::RequireEmpty).unwrap().id;
+        let id = imports.create(ImportMode::RequireEmpty, None).unwrap().id;
         for (seq, range) in ranges.iter().take(3).enumerate() {
             imports
                 .append(&id, seq as u64, &stream[range.clone()])
@@ -270,7 +270,7 @@ fn a_rejected_document_names_table_line_and_frame_and_leaves_no_trace() {
         users.lines[300] = users.lines[10].clone();
         let stream = encode(&[users], &[], 4096);
         let ranges = frames(&stream);
-        let id = imports.create(ImportMode::RequireEmpty).unwrap().id;
+        let id = imports.create(ImportMode::RequireEmpty, None).unwrap().id;
         let mut rejected = None;
         for (seq, range) in ranges.iter().enumerate() {
             match imports.append(&id, seq as u64, &stream[range.clone()]) {
@@ -319,7 +319,7 @@ fn a_number_taken_from_the_target_is_decided_again_at_finish() {
         let imports = open(&database, &dir);
         // The server has `users` at 10001.
         let first = encode(&[numbered_table("users", 10001, 3, 1)], &[], 4096);
-        let id = imports.create(ImportMode::RequireEmpty).unwrap().id;
+        let id = imports.create(ImportMode::RequireEmpty, None).unwrap().id;
         imports.append(&id, 0, &first).unwrap();
         imports.finish(&id).unwrap();
         // A client that saw `users` at 10005 (the server's tables changed since)
@@ -342,7 +342,7 @@ fn a_number_taken_from_the_target_is_decided_again_at_finish() {
         encoder.document(table, br#"{"name":"new"}"#).unwrap();
         encoder.end_table(table).unwrap();
         let stream = encoder.finish().unwrap().0;
-        let id = imports.create(ImportMode::Append).unwrap().id;
+        let id = imports.create(ImportMode::Append, None).unwrap().id;
         imports.append(&id, 0, &stream).unwrap();
         let activated = imports.finish(&id).unwrap();
         assert_eq!(
@@ -386,7 +386,7 @@ fn storage_rows_are_checked_against_their_files() {
             std::slice::from_ref(&file),
             4096,
         );
-        let id = imports.create(ImportMode::Replace).unwrap().id;
+        let id = imports.create(ImportMode::Replace, None).unwrap().id;
         imports.append(&id, 0, &stream).unwrap();
         imports.finish(&id).unwrap();
         assert_eq!(
@@ -401,7 +401,7 @@ fn storage_rows_are_checked_against_their_files() {
             &[file],
             4096,
         );
-        let id = imports.create(ImportMode::Replace).unwrap().id;
+        let id = imports.create(ImportMode::Replace, None).unwrap().id;
         match imports.append(&id, 0, &stream) {
             Err(ImportsError::Rejected(r)) => {
                 assert_eq!(r.code, "Sha256Mismatch", "{backend}");
@@ -421,7 +421,7 @@ fn storage_rows_are_checked_against_their_files() {
             &[],
             4096,
         );
-        let id = imports.create(ImportMode::Replace).unwrap().id;
+        let id = imports.create(ImportMode::Replace, None).unwrap().id;
         match imports.append(&id, 0, &stream) {
             Err(ImportsError::Rejected(r)) => {
                 assert_eq!(
