@@ -22,5 +22,9 @@ cargo clippy --lib --locked --target wasm32-unknown-unknown -- -D warnings
 step "core builds for wasm32"
 cargo build --lib --locked --target wasm32-unknown-unknown
 
+step "PostgreSQL test cluster"
+eval "$(scripts/pg-test-cluster.sh start)"
+trap 'scripts/pg-test-cluster.sh stop' EXIT
+
 step "Rust tests"
 cargo test --locked

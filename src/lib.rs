@@ -7,10 +7,13 @@
 //! byte slices, and returns values. Drivers (CLI, server, WebAssembly) live
 //! at the edges.
 pub mod archive;
+pub mod client;
 pub mod convex;
 pub mod gen;
 pub mod migration;
 pub mod report;
+#[cfg(not(target_arch = "wasm32"))]
+pub mod server;
 pub mod validate;
 #[cfg(target_arch = "wasm32")]
 mod wasm;

@@ -3,6 +3,8 @@
 
 mod human;
 mod pack;
+mod serve;
+mod upload;
 
 use std::fs::File;
 use std::io::{BufReader, IsTerminal, Write};
@@ -34,6 +36,10 @@ enum Command {
     Pack(pack::PackArgs),
     /// Check a packed stream, and rebuild its tables and stored files.
     Unpack(pack::UnpackArgs),
+    /// Run the import server (HTTP API, SQLite or PostgreSQL).
+    Serve(serve::ServeArgs),
+    /// Validate a snapshot against a server's tables, then upload it (resumable).
+    Upload(upload::UploadArgs),
 }
 
 #[derive(Args)]
@@ -124,6 +130,8 @@ pub fn main() -> ExitCode {
         Command::Gen(args) => generate(args),
         Command::Pack(args) => pack::run_pack(args),
         Command::Unpack(args) => pack::run_unpack(args),
+        Command::Serve(args) => serve::run(args),
+        Command::Upload(args) => upload::run(args),
     };
     match result {
         Ok(code) => code,

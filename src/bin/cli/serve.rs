@@ -1,0 +1,63 @@
+//! `snappack serve`: the import server.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::{Context as _, Result};
+use clap::Args;
+use snappack::server::{serve, ServeConfig, TOKEN_ENV};
+
+/// Settings of `snappack serve`.
+#[derive(Args)]
+pub struct ServeArgs {
+    /// Address to listen on.
+    #[arg(long, default_value = "127.0.0.1:8080")]
+    listen: SocketAddr,
+    /// Database: `postgres://user@host:port/db` for PostgreSQL, or an SQLite
+    /// file (default: `snappack.db` in the data folder).
+    #[arg(long)]
+    database: Option<String>,
+    /// Folder for staging logs, stored files and the admin token.
+    #[arg(long, default_value = "data")]
+    data_dir: PathBuf,
+    /// Folder of the web page served at `/`.
+    #[arg(long, default_value = "www")]
+    www: PathBuf,
+    /// Serve no web page.
+    #[arg(long, conflicts_with = "www")]
+    no_www: bool,
+    /// Origin allowed to call the API from a browser (repeat; `*` for any).
+    #[arg(long = "allow-origin", value_name = "ORIGIN")]
+    allow_origins: Vec<String>,
+    /// Admin token (default: $SNAPPACK_TOKEN, else the one stored in the data
+    /// folder, else a new one, stored and printed once).
+    #[arg(long)]
+    token: Option<String>,
+    /// Largest frame (uncompressed payload) a stream may use, in bytes.
+    #[arg(long, default_value_t = ServeConfig::default().max_frame_size)]
+    max_frame_size: usize,
+    /// Largest request body, in bytes.
+    #[arg(long, default_value_t = ServeConfig::default().max_request_bytes)]
+    max_request_bytes: usize,
+}
+
+/// Runs the server until Ctrl-C.
+pub fn run(args: ServeArgs) -> Result<ExitCode> {
+    let config = ServeConfig {
+        listen: args.listen,
+        database: args.database,
+        data_dir: args.data_dir,
+        www: (!args.no_www).then_some(args.www),
+        allow_origins: args.allow_origins,
+        token: args.token.or_else(|| std::env::var(TOKEN_ENV).ok()),
+        max_frame_size: args.max_frame_size,
+        max_request_bytes: args.max_request_bytes,
+    };
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("starting the runtime")?;
+    runtime.block_on(serve(config))?;
+    Ok(ExitCode::SUCCESS)
+}

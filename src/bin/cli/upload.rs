@@ -1,0 +1,318 @@
+//! `snappack upload`: validate locally (numbering tables against the
+//! server's), pack, and stream the frames to a `snappack serve` with the
+//! core's upload state machine: progress, retries with backoff, resume.
+
+use std::fs::File;
+use std::io::{IsTerminal, Read, Seek, SeekFrom, Write};
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context as _, Result};
+use clap::Args;
+use snappack::client::{scan_frames, Request, Step, Upload, UploadConfig};
+use snappack::migration::{pack, EncoderConfig, PackError, PackOptions, DEFAULT_FRAME_SIZE};
+use snappack::server::TOKEN_ENV;
+use snappack::validate::TargetTables;
+
+use super::{human, InputArgs};
+
+/// Settings of `snappack upload`.
+#[derive(Args)]
+pub struct UploadArgs {
+    #[command(flatten)]
+    input: InputArgs,
+    /// The server, e.g. `http://127.0.0.1:8080`.
+    #[arg(long)]
+    url: String,
+    /// The server's admin token (default: $SNAPPACK_TOKEN).
+    #[arg(long)]
+    token: Option<String>,
+    /// Continue this import instead of starting one.
+    #[arg(long, value_name = "ID")]
+    resume: Option<String>,
+    /// Frames per request.
+    #[arg(long, default_value_t = 4)]
+    frames_per_request: u64,
+    /// Frame size (uncompressed payload bound), in bytes.
+    #[arg(long, default_value_t = DEFAULT_FRAME_SIZE)]
+    frame_size: usize,
+    /// No progress bar.
+    #[arg(long, short)]
+    quiet: bool,
+}
+
+struct Http {
+    agent: ureq::Agent,
+    base: String,
+    auth: String,
+}
+
+impl Http {
+    /// Status and body, or a network error's text.
+    fn call(&self, method: &str, path: &str, body: &[u8]) -> Result<(u16, Vec<u8>), String> {
+        let url = format!("{}{path}", self.base);
+        let result = match method {
+            "GET" => self
+                .agent
+                .get(&url)
+                .header("Authorization", &self.auth)
+                .call(),
+            _ => self
+                .agent
+                .post(&url)
+                .header("Authorization", &self.auth)
+                .header("Content-Type", "application/octet-stream")
+                .send(body),
+        };
+        let mut response = result.map_err(|e| e.to_string())?;
+        let status = response.status().as_u16();
+        let body = response
+            .body_mut()
+            .with_config()
+            .limit(64 << 20)
+            .read_to_vec()
+            .map_err(|e| e.to_string())?;
+        Ok((status, body))
+    }
+}
+
+/// Runs the upload; exit 0 when the import is finished, 1 when the input or
+/// the server refuses it, 2 when it cannot run.
+pub fn run(args: UploadArgs) -> Result<ExitCode> {
+    let token = args
+        .token
+        .clone()
+        .or_else(|| std::env::var(TOKEN_ENV).ok())
+        .context("no token: give --token or set SNAPPACK_TOKEN")?;
+    let http = Http {
+        agent: ureq::Agent::config_builder()
+            .http_status_as_error(false)
+            .timeout_global(Some(Duration::from_secs(300)))
+            .build()
+            .into(),
+        base: args.url.trim_end_matches('/').to_owned(),
+        auth: format!("Bearer {token}"),
+    };
+
+    // Step 3 of table numbering against the server's tables, before anything is sent.
+    let mut options = args.input.options()?;
+    if options.target.is_none() {
+        let (status, body) = http
+            .call("GET", "/api/tables", b"")
+            .map_err(|e| anyhow::anyhow!("cannot reach {}: {e}", args.url))?;
+        if status != 200 {
+            bail!(
+                "{} answered {status}: {}",
+                args.url,
+                String::from_utf8_lossy(&body)
+            );
+        }
+        options.target = Some(serde_json::from_slice::<TargetTables>(&body)?);
+    }
+
+    let (reader, name) = args.input.open()?;
+    let started = Instant::now();
+    let path =
+        std::env::temp_dir().join(format!("snappack-upload-{}.snappack", std::process::id()));
+    let stream = File::options()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .open(&path)
+        .with_context(|| format!("cannot create {}", path.display()))?;
+    let _cleanup = Cleanup(path.clone());
+    let pack_options = PackOptions {
+        validate: options,
+        encoder: EncoderConfig {
+            max_frame_size: args.frame_size,
+            ..EncoderConfig::default()
+        },
+        producer: format!("snappack {}", env!("CARGO_PKG_VERSION")),
+        created_at_ms: 0,
+        ..PackOptions::default()
+    };
+    let packed = pack(
+        reader,
+        &name,
+        std::io::BufWriter::new(stream),
+        &pack_options,
+        &mut |_| true,
+    );
+    let mut stream = match packed {
+        Ok((writer, _)) => writer.into_inner().map_err(|e| e.into_error())?,
+        Err(PackError::Invalid(report)) => {
+            let color = std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none();
+            human::print(
+                &mut std::io::stdout().lock(),
+                &name,
+                &report,
+                started.elapsed(),
+                color,
+            )?;
+            eprintln!("snappack: not uploaded: the snapshot has errors");
+            return Ok(ExitCode::from(1));
+        }
+        Err(e) => bail!("cannot pack {name}: {e}"),
+    };
+    let frames = scan_frames(&mut stream)?;
+
+    let config = UploadConfig {
+        mode: pack_options.validate.mode,
+        frames_per_request: args.frames_per_request,
+        ..UploadConfig::default()
+    };
+    let label = format!(
+        "{name} ({} bytes)",
+        std::fs::metadata(&args.input.file)?.len()
+    );
+    let mut upload = match &args.resume {
+        Some(id) => Upload::resume(config, frames.len() as u64, id),
+        None => Upload::new(config, frames.len() as u64).with_label(label),
+    };
+    let total = frames.last().map_or(0, |f| f.1);
+    let mut bar = Bar::new(!args.quiet, total);
+    let mut body = Vec::new();
+    let mut announced = args.resume.is_some();
+    loop {
+        let request = match upload.step() {
+            Step::Send(request) => request,
+            Step::Sleep(ms) => {
+                std::thread::sleep(Duration::from_millis(ms));
+                continue;
+            }
+            Step::Done(answer) => {
+                bar.clear();
+                let id = upload.id().unwrap_or("?");
+                println!("snappack: import {id} finished");
+                if let Some(tables) = answer.get("tables").and_then(|t| t.as_array()) {
+                    for t in tables {
+                        println!(
+                            "  {}{} = {}: {} documents",
+                            t["component"]
+                                .as_str()
+                                .filter(|c| !c.is_empty())
+                                .map(|c| format!("{c}/"))
+                                .unwrap_or_default(),
+                            t["name"].as_str().unwrap_or("?"),
+                            t["number"],
+                            t["documents"]
+                        );
+                    }
+                }
+                return Ok(ExitCode::SUCCESS);
+            }
+            Step::Failed(error) => {
+                bar.clear();
+                let mut place = String::new();
+                if let Some(table) = &error.table {
+                    place = format!(" (table {table}");
+                    if let Some(line) = error.line {
+                        place.push_str(&format!(", document {line}"));
+                    }
+                    place.push(')');
+                }
+                eprintln!(
+                    "snappack: upload failed: {}: {}{place}",
+                    error.code, error.message
+                );
+                if let (Some(id), None | Some(500..)) = (upload.id(), error.status) {
+                    eprintln!("snappack: continue with --resume {id}");
+                }
+                return Ok(ExitCode::from(if error.status.is_some() { 1 } else { 2 }));
+            }
+        };
+        let bytes: &[u8] = match &request {
+            Request::Append { seq, count, .. } => {
+                let (start, _) = frames[*seq as usize];
+                let (_, end) = frames[(*seq + *count - 1) as usize];
+                body.resize((end - start) as usize, 0);
+                stream.seek(SeekFrom::Start(start))?;
+                stream.read_exact(&mut body)?;
+                &body
+            }
+            other => match other.json_body() {
+                Some(json) => {
+                    body = json.into_bytes();
+                    &body
+                }
+                None => b"",
+            },
+        };
+        match http.call(request.method(), &request.path(), bytes) {
+            Ok((status, answer)) => upload.on_response(status, &answer),
+            Err(e) => upload.on_network_error(&e),
+        }
+        if let (false, Some(id)) = (announced, upload.id()) {
+            bar.clear();
+            eprintln!(
+                "snappack: import {id} started (continue an interrupted upload with --resume {id})"
+            );
+            announced = true;
+        }
+        let acknowledged = upload.acknowledged();
+        let sent = match acknowledged {
+            0 => 0,
+            n => frames[(n - 1) as usize].1,
+        };
+        bar.update(sent, started);
+    }
+}
+
+/// Removes the packed stream when the upload ends.
+struct Cleanup(PathBuf);
+
+impl Drop for Cleanup {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.0);
+    }
+}
+
+/// Bytes, rate and ETA on stderr, when it is a terminal.
+struct Bar {
+    enabled: bool,
+    total: u64,
+    last: Option<Instant>,
+}
+
+impl Bar {
+    fn new(wanted: bool, total: u64) -> Self {
+        Bar {
+            enabled: wanted && std::io::stderr().is_terminal(),
+            total,
+            last: None,
+        }
+    }
+
+    fn update(&mut self, sent: u64, started: Instant) {
+        if !self.enabled
+            || self
+                .last
+                .is_some_and(|t| t.elapsed() < Duration::from_millis(100))
+        {
+            return;
+        }
+        self.last = Some(Instant::now());
+        let seconds = started.elapsed().as_secs_f64().max(0.001);
+        let rate = sent as f64 / seconds;
+        let eta = if rate > 0.0 {
+            format!("{:.0}s", (self.total.saturating_sub(sent)) as f64 / rate)
+        } else {
+            "?".into()
+        };
+        eprint!(
+            "\r\x1b[K{} / {}  {}/s  ETA {eta}",
+            human::bytes(sent),
+            human::bytes(self.total),
+            human::bytes(rate as u64)
+        );
+        let _ = std::io::stderr().flush();
+    }
+
+    fn clear(&self) {
+        if self.enabled && self.last.is_some() {
+            eprint!("\r\x1b[K");
+        }
+    }
+}

@@ -1,0 +1,568 @@
+//! The client side of the import protocol (`docs/PROTOCOL.md`) as a sans-IO
+//! state machine: it says which request to make next, and is told what came
+//! back; the driver (the native `snappack upload`, or WebAssembly in a
+//! browser) does the HTTP, the sleeping, and reads the frames.
+//!
+//! It creates an import (or resumes one by id), sends frames from the
+//! server's expected sequence number, adopts the server's number on a
+//! sequence mismatch, retries with exponential backoff on network errors and
+//! server failures (asking the server where it stands before going on), and
+//! finishes. Refusals the same bytes would meet again (a rejected document,
+//! a conflict at finish, a wrong token) end the upload with the server's
+//! code, message and location.
+
+use std::io::{self, Read, Seek, SeekFrom};
+
+use serde::{Deserialize, Serialize};
+
+use crate::migration::{FRAME_HEADER_LEN, STREAM_HEADER_LEN};
+use crate::validate::ImportMode;
+
+/// The length of a frame, from its header's stored payload length.
+pub fn frame_len(header: &[u8; FRAME_HEADER_LEN]) -> u64 {
+    FRAME_HEADER_LEN as u64
+        + u32::from_le_bytes([header[0], header[1], header[2], header[3]]) as u64
+}
+
+/// The byte ranges of a stream's frames, read from the frame headers' stored
+/// lengths (without checking them), as `(start, end)` offsets; the first
+/// range starts at 0 and so includes the stream header. Stops at the first
+/// incomplete frame: the input may be a prefix of a stream.
+pub fn scan_frames<R: Read + Seek>(mut input: R) -> io::Result<Vec<(u64, u64)>> {
+    let len = input.seek(SeekFrom::End(0))?;
+    let mut out = Vec::new();
+    if len < STREAM_HEADER_LEN as u64 {
+        return Ok(out);
+    }
+    let (mut start, mut pos) = (0, STREAM_HEADER_LEN as u64);
+    let mut header = [0u8; FRAME_HEADER_LEN];
+    while pos + FRAME_HEADER_LEN as u64 <= len {
+        input.seek(SeekFrom::Start(pos))?;
+        input.read_exact(&mut header)?;
+        let end = pos + frame_len(&header);
+        if end > len {
+            break;
+        }
+        out.push((start, end));
+        (start, pos) = (end, end);
+    }
+    Ok(out)
+}
+
+/// [`scan_frames`] of bytes in memory.
+pub fn frame_ranges(bytes: &[u8]) -> Vec<(u64, u64)> {
+    scan_frames(io::Cursor::new(bytes)).unwrap_or_default()
+}
+
+/// How an upload behaves.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct UploadConfig {
+    /// The import mode (for a new import).
+    pub mode: ImportMode,
+    /// Frames per request.
+    pub frames_per_request: u64,
+    /// Retries in a row before giving up.
+    pub max_retries: u32,
+    /// First backoff, in milliseconds; doubled on each retry in a row.
+    pub backoff_ms: u64,
+    /// Longest backoff, in milliseconds.
+    pub max_backoff_ms: u64,
+}
+
+impl Default for UploadConfig {
+    fn default() -> Self {
+        UploadConfig {
+            mode: ImportMode::RequireEmpty,
+            frames_per_request: 4,
+            max_retries: 8,
+            backoff_ms: 250,
+            max_backoff_ms: 10_000,
+        }
+    }
+}
+
+/// A request to make.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Request {
+    /// `POST /api/imports` with a JSON body.
+    Create {
+        /// The mode.
+        mode: ImportMode,
+        /// The label to find the import by (for example a fingerprint of the file).
+        label: Option<String>,
+    },
+    /// `GET /api/imports/{id}`.
+    Status {
+        /// The import.
+        id: String,
+    },
+    /// `POST /api/imports/{id}/frames?seq={seq}` with frames `seq..seq+count` as the body.
+    Append {
+        /// The import.
+        id: String,
+        /// First frame.
+        seq: u64,
+        /// Frames in the body.
+        count: u64,
+    },
+    /// `POST /api/imports/{id}/finish`.
+    Finish {
+        /// The import.
+        id: String,
+    },
+}
+
+impl Request {
+    /// The HTTP method.
+    pub fn method(&self) -> &'static str {
+        match self {
+            Request::Status { .. } => "GET",
+            _ => "POST",
+        }
+    }
+
+    /// The path (and query), below the server's base URL.
+    pub fn path(&self) -> String {
+        match self {
+            Request::Create { .. } => "/api/imports".into(),
+            Request::Status { id } => format!("/api/imports/{id}"),
+            Request::Append { id, seq, .. } => format!("/api/imports/{id}/frames?seq={seq}"),
+            Request::Finish { id } => format!("/api/imports/{id}/finish"),
+        }
+    }
+
+    /// The JSON body, for requests that have one (Append's body is frames).
+    pub fn json_body(&self) -> Option<String> {
+        match self {
+            Request::Create { mode, label } => Some(match label {
+                Some(label) => serde_json::json!({ "mode": mode, "label": label }).to_string(),
+                None => serde_json::json!({ "mode": mode }).to_string(),
+            }),
+            _ => None,
+        }
+    }
+}
+
+/// What the driver does next.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Step {
+    /// Make this request and report the answer.
+    Send(Request),
+    /// Wait this many milliseconds, then ask again.
+    Sleep(u64),
+    /// The import is finished; the server's last answer.
+    Done(serde_json::Value),
+    /// The upload cannot go on.
+    Failed(UploadError),
+}
+
+/// Why an upload stopped.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, thiserror::Error)]
+#[serde(rename_all = "camelCase")]
+#[error("{code}: {message}")]
+pub struct UploadError {
+    /// The server's code (or `NetworkError`, `Protocol`).
+    pub code: String,
+    /// The message.
+    pub message: String,
+    /// HTTP status, when the server answered.
+    pub status: Option<u16>,
+    /// Component of the table concerned.
+    #[serde(default)]
+    pub component: String,
+    /// Table concerned.
+    pub table: Option<String>,
+    /// 1-based document number within the table.
+    pub line: Option<u64>,
+    /// Frame concerned.
+    pub seq: Option<u64>,
+}
+
+impl UploadError {
+    fn new(code: &str, message: impl Into<String>, status: Option<u16>) -> Self {
+        UploadError {
+            code: code.into(),
+            message: message.into(),
+            status,
+            component: String::new(),
+            table: None,
+            line: None,
+            seq: None,
+        }
+    }
+
+    fn from_body(status: u16, body: &serde_json::Value) -> Self {
+        let text = |key: &str| body.get(key).and_then(|v| v.as_str()).map(str::to_owned);
+        UploadError {
+            code: text("code").unwrap_or_else(|| format!("Http{status}")),
+            message: text("message").unwrap_or_else(|| format!("HTTP status {status}")),
+            status: Some(status),
+            component: text("component").unwrap_or_default(),
+            table: text("table"),
+            line: body.get("line").and_then(|v| v.as_u64()),
+            seq: body.get("seq").and_then(|v| v.as_u64()),
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq)]
+enum State {
+    /// About to send this request.
+    Ready(Request),
+    /// Waiting for the answer to this request.
+    Waiting(Request),
+    /// Backing off this long; then this request.
+    Backoff(u64, Request),
+    Done(serde_json::Value),
+    Failed(UploadError),
+}
+
+/// One upload of a stream of `frames` frames.
+#[derive(Debug, Clone)]
+pub struct Upload {
+    config: UploadConfig,
+    label: Option<String>,
+    frames: u64,
+    id: Option<String>,
+    next_seq: u64,
+    retries: u32,
+    state: State,
+}
+
+impl Upload {
+    /// A new import for a stream of `frames` frames.
+    pub fn new(config: UploadConfig, frames: u64) -> Self {
+        Upload {
+            state: State::Ready(Request::Create {
+                mode: config.mode,
+                label: None,
+            }),
+            config,
+            label: None,
+            frames,
+            id: None,
+            next_seq: 0,
+            retries: 0,
+        }
+    }
+
+    /// Continues import `id` from wherever the server stands.
+    pub fn resume(config: UploadConfig, frames: u64, id: &str) -> Self {
+        Upload {
+            state: State::Ready(Request::Status { id: id.to_owned() }),
+            config,
+            label: None,
+            frames,
+            id: Some(id.to_owned()),
+            next_seq: 0,
+            retries: 0,
+        }
+    }
+
+    /// Gives a new import a label (for example a fingerprint of the file),
+    /// listed with the server's imports so the upload can be found again.
+    pub fn with_label(mut self, label: impl Into<String>) -> Self {
+        let label = label.into();
+        if let State::Ready(Request::Create { label: slot, .. }) = &mut self.state {
+            *slot = Some(label.clone());
+        }
+        self.label = Some(label);
+        self
+    }
+
+    /// The import's id, once created.
+    pub fn id(&self) -> Option<&str> {
+        self.id.as_deref()
+    }
+
+    /// Frames the server has acknowledged.
+    pub fn acknowledged(&self) -> u64 {
+        self.next_seq
+    }
+
+    /// Frames in the stream.
+    pub fn frames(&self) -> u64 {
+        self.frames
+    }
+
+    /// What to do now.
+    pub fn step(&mut self) -> Step {
+        let placeholder = State::Failed(UploadError::new("Protocol", "", None));
+        match std::mem::replace(&mut self.state, placeholder) {
+            State::Ready(request) | State::Backoff(0, request) | State::Waiting(request) => {
+                self.state = State::Waiting(request.clone());
+                Step::Send(request)
+            }
+            State::Backoff(ms, request) => {
+                self.state = State::Backoff(0, request);
+                Step::Sleep(ms)
+            }
+            State::Done(result) => {
+                self.state = State::Done(result.clone());
+                Step::Done(result)
+            }
+            State::Failed(error) => {
+                self.state = State::Failed(error.clone());
+                Step::Failed(error)
+            }
+        }
+    }
+
+    fn send_from(&mut self, seq: u64) {
+        self.next_seq = seq;
+        let Some(id) = self.id.clone() else {
+            return self.fail(UploadError::new("Protocol", "no import id", None));
+        };
+        self.state = State::Ready(if seq >= self.frames {
+            Request::Finish { id }
+        } else {
+            Request::Append {
+                id,
+                seq,
+                count: self.config.frames_per_request.max(1).min(self.frames - seq),
+            }
+        });
+    }
+
+    /// After a backoff, asks where the server stands (or creates the import again).
+    fn retry(&mut self, error: UploadError) {
+        self.retries += 1;
+        if self.retries > self.config.max_retries {
+            let mut error = error;
+            error.message = format!(
+                "gave up after {} retries: {}",
+                self.config.max_retries, error.message
+            );
+            return self.fail(error);
+        }
+        let backoff = self
+            .config
+            .backoff_ms
+            .saturating_mul(1 << (self.retries - 1).min(20))
+            .min(self.config.max_backoff_ms);
+        let request = match &self.id {
+            Some(id) => Request::Status { id: id.clone() },
+            None => Request::Create {
+                mode: self.config.mode,
+                label: self.label.clone(),
+            },
+        };
+        self.state = State::Backoff(backoff.max(1), request);
+    }
+
+    /// The request failed before an answer (connection refused, reset, timeout).
+    pub fn on_network_error(&mut self, message: &str) {
+        if matches!(self.state, State::Waiting(_)) {
+            self.retry(UploadError::new("NetworkError", message, None));
+        }
+    }
+
+    /// The server answered with `status` and `body`.
+    pub fn on_response(&mut self, status: u16, body: &[u8]) {
+        let State::Waiting(request) = &self.state else {
+            return;
+        };
+        let request = request.clone();
+        let json: serde_json::Value =
+            serde_json::from_slice(body).unwrap_or(serde_json::Value::Null);
+        if status >= 500 {
+            return self.retry(UploadError::from_body(status, &json));
+        }
+        let code = json.get("code").and_then(|v| v.as_str());
+        let expected = json.get("expectedSeq").and_then(|v| v.as_u64());
+        let next_seq = json.get("nextSeq").and_then(|v| v.as_u64());
+        let missing = |what: &str| {
+            UploadError::new("Protocol", format!("no {what} in the answer"), Some(status))
+        };
+        match (&request, status) {
+            (Request::Create { .. }, 201) => match json.get("id").and_then(|v| v.as_str()) {
+                Some(id) => {
+                    self.id = Some(id.to_owned());
+                    self.retries = 0;
+                    self.send_from(0);
+                }
+                None => self.fail(missing("import id")),
+            },
+            (Request::Status { .. }, 200) => match json.get("state").and_then(|v| v.as_str()) {
+                Some("open") => match next_seq {
+                    Some(seq) => self.send_from(seq),
+                    None => self.fail(missing("nextSeq")),
+                },
+                Some("finished") => self.state = State::Done(json),
+                _ => self.fail(UploadError::from_body(status, &json)),
+            },
+            (Request::Append { .. }, 200) => match next_seq {
+                Some(seq) => {
+                    self.retries = 0;
+                    self.send_from(seq);
+                }
+                None => self.fail(missing("nextSeq")),
+            },
+            (Request::Finish { .. }, 200) => self.state = State::Done(json),
+            // The server knows better where the stream stands.
+            (Request::Append { .. } | Request::Finish { .. }, 409) if expected.is_some() => {
+                self.retries += 1;
+                if self.retries > self.config.max_retries {
+                    self.fail(UploadError::from_body(status, &json));
+                } else {
+                    self.send_from(expected.unwrap_or(0));
+                }
+            }
+            // A frame damaged on the way: ask and send it again.
+            (Request::Append { .. }, 422) if code == Some("Checksum") => {
+                self.retry(UploadError::from_body(status, &json))
+            }
+            _ => self.fail(UploadError::from_body(status, &json)),
+        }
+    }
+
+    fn fail(&mut self, error: UploadError) {
+        self.state = State::Failed(error);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config() -> UploadConfig {
+        UploadConfig {
+            mode: ImportMode::Replace,
+            frames_per_request: 2,
+            max_retries: 3,
+            backoff_ms: 100,
+            max_backoff_ms: 250,
+        }
+    }
+
+    fn sent(upload: &mut Upload) -> Request {
+        match upload.step() {
+            Step::Send(request) => request,
+            other => panic!("expected a request, got {other:?}"),
+        }
+    }
+
+    fn append(seq: u64, count: u64) -> Request {
+        Request::Append {
+            id: "abc".into(),
+            seq,
+            count,
+        }
+    }
+
+    #[test]
+    fn a_clean_upload_creates_appends_and_finishes() {
+        let mut upload = Upload::new(config(), 5).with_label("sha256:abc");
+        let create = sent(&mut upload);
+        assert_eq!(
+            create.json_body().unwrap(),
+            r#"{"label":"sha256:abc","mode":"replace"}"#
+        );
+        upload.on_response(201, br#"{"id":"abc","nextSeq":0,"state":"open"}"#);
+        let first = sent(&mut upload);
+        assert_eq!(first, append(0, 2));
+        assert_eq!(first.path(), "/api/imports/abc/frames?seq=0");
+        upload.on_response(200, br#"{"nextSeq":2}"#);
+        assert_eq!(sent(&mut upload), append(2, 2));
+        upload.on_response(200, br#"{"nextSeq":4}"#);
+        assert_eq!(sent(&mut upload), append(4, 1));
+        upload.on_response(200, br#"{"nextSeq":5}"#);
+        assert_eq!(sent(&mut upload), Request::Finish { id: "abc".into() });
+        upload.on_response(200, br#"{"state":"finished","tables":[]}"#);
+        assert!(matches!(upload.step(), Step::Done(_)));
+        assert_eq!(upload.acknowledged(), 5);
+    }
+
+    #[test]
+    fn network_errors_back_off_then_resume_from_the_server() {
+        let mut upload = Upload::new(config(), 10);
+        sent(&mut upload);
+        upload.on_response(201, br#"{"id":"abc"}"#);
+        sent(&mut upload);
+        upload.on_network_error("connection reset");
+        assert_eq!(upload.step(), Step::Sleep(100));
+        assert_eq!(sent(&mut upload), Request::Status { id: "abc".into() });
+        upload.on_network_error("connection refused");
+        assert_eq!(upload.step(), Step::Sleep(200));
+        assert_eq!(sent(&mut upload), Request::Status { id: "abc".into() });
+        upload.on_response(200, br#"{"state":"open","nextSeq":6}"#);
+        assert_eq!(sent(&mut upload), append(6, 2));
+        // Success resets the count; four failures in a row give up.
+        upload.on_response(200, br#"{"nextSeq":8}"#);
+        for backoff in [100, 200, 250] {
+            sent(&mut upload);
+            upload.on_response(503, br#"{"code":"Internal","message":"database down"}"#);
+            assert_eq!(upload.step(), Step::Sleep(backoff));
+        }
+        sent(&mut upload);
+        upload.on_network_error("refused");
+        match upload.step() {
+            Step::Failed(e) => assert_eq!(e.code, "NetworkError"),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn the_server_sequence_wins_and_refusals_stop_with_where() {
+        let mut upload = Upload::resume(config(), 10, "abc");
+        assert_eq!(sent(&mut upload), Request::Status { id: "abc".into() });
+        upload.on_response(200, br#"{"state":"open","nextSeq":4}"#);
+        assert_eq!(sent(&mut upload), append(4, 2));
+        upload.on_response(409, br#"{"code":"SequenceMismatch","expectedSeq":3}"#);
+        assert_eq!(sent(&mut upload), append(3, 2));
+        upload.on_response(
+            422,
+            br#"{"code":"DuplicateId","message":"dup","table":"users","line":301,"seq":3,"expectedSeq":3}"#,
+        );
+        match upload.step() {
+            Step::Failed(e) => {
+                assert_eq!(e.code, "DuplicateId");
+                assert_eq!(
+                    (e.table.as_deref(), e.line, e.seq),
+                    (Some("users"), Some(301), Some(3))
+                );
+                assert_eq!(e.status, Some(422));
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn a_finished_import_resumes_as_done_and_a_damaged_frame_is_resent() {
+        let mut upload = Upload::resume(config(), 3, "abc");
+        sent(&mut upload);
+        upload.on_response(200, br#"{"state":"finished"}"#);
+        assert!(matches!(upload.step(), Step::Done(_)));
+
+        let mut upload = Upload::resume(config(), 3, "abc");
+        sent(&mut upload);
+        upload.on_response(200, br#"{"state":"open","nextSeq":0}"#);
+        sent(&mut upload);
+        upload.on_response(422, br#"{"code":"Checksum","expectedSeq":0}"#);
+        assert_eq!(upload.step(), Step::Sleep(100));
+        assert_eq!(sent(&mut upload), Request::Status { id: "abc".into() });
+    }
+
+    #[test]
+    fn frame_ranges_follow_the_headers() {
+        let mut stream = vec![0u8; STREAM_HEADER_LEN];
+        for stored in [5u32, 0, 7] {
+            let mut header = [0u8; FRAME_HEADER_LEN];
+            header[..4].copy_from_slice(&stored.to_le_bytes());
+            stream.extend_from_slice(&header);
+            stream.extend(std::iter::repeat_n(1u8, stored as usize));
+        }
+        let h = (STREAM_HEADER_LEN + FRAME_HEADER_LEN) as u64;
+        let f = FRAME_HEADER_LEN as u64;
+        assert_eq!(
+            frame_ranges(&stream),
+            vec![
+                (0, h + 5),
+                (h + 5, h + 5 + f),
+                (h + 5 + f, h + 5 + 2 * f + 7)
+            ]
+        );
+        assert_eq!(frame_ranges(&stream[..stream.len() - 1]).len(), 2);
+        assert!(frame_ranges(&stream[..10]).is_empty());
+    }
+}

@@ -1,0 +1,326 @@
+//! The HTTP API (`docs/PROTOCOL.md`): axum routes over [`Imports`], bearer
+//! token authentication, CORS for the page's origins, and the static page.
+
+use std::path::{Component, Path as FsPath, PathBuf};
+use std::sync::Arc;
+
+use axum::body::{Body, Bytes};
+use axum::extract::{DefaultBodyLimit, Path, Query, Request, State};
+use axum::http::{header, HeaderValue, Method, StatusCode};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use serde::Deserialize;
+use serde_json::json;
+
+use super::imports::{Imports, ImportsError};
+use super::store::ImportMode;
+use crate::migration::DecodeError;
+
+/// What the handlers share.
+pub(super) struct AppState {
+    pub imports: Arc<Imports>,
+    pub token: String,
+    pub allow_origins: Vec<String>,
+    pub www: Option<PathBuf>,
+}
+
+type Shared = Arc<AppState>;
+
+/// The application: `/api/...` behind the token, the page at `/`, CORS around both.
+pub(super) fn router(state: Shared, max_request_bytes: usize) -> Router {
+    let api = Router::new()
+        .route("/api/tables", get(list_tables))
+        .route("/api/imports", post(create_import).get(list_imports))
+        .route(
+            "/api/imports/{id}",
+            get(import_status).delete(cancel_import),
+        )
+        .route("/api/imports/{id}/frames", post(append_frames))
+        .route("/api/imports/{id}/finish", post(finish_import))
+        .route("/api/imports/{id}/cancel", post(cancel_import))
+        .route_layer(middleware::from_fn_with_state(state.clone(), authenticate))
+        .layer(DefaultBodyLimit::max(max_request_bytes));
+    Router::new()
+        .merge(api)
+        .fallback(static_file)
+        .layer(middleware::from_fn_with_state(state.clone(), cors))
+        .with_state(state)
+}
+
+/// Equal in time whatever the bytes (the length is not secret).
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+fn error(status: StatusCode, body: serde_json::Value) -> Response {
+    (status, Json(body)).into_response()
+}
+
+async fn authenticate(State(state): State<Shared>, request: Request, next: Next) -> Response {
+    let given = request
+        .headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "));
+    match given {
+        Some(token) if constant_time_eq(token.as_bytes(), state.token.as_bytes()) => {
+            next.run(request).await
+        }
+        _ => error(
+            StatusCode::UNAUTHORIZED,
+            json!({"code": "Unauthorized", "message": "missing or wrong bearer token"}),
+        ),
+    }
+}
+
+async fn cors(State(state): State<Shared>, request: Request, next: Next) -> Response {
+    let origin = request
+        .headers()
+        .get(header::ORIGIN)
+        .filter(|origin| {
+            state
+                .allow_origins
+                .iter()
+                .any(|allowed| allowed == "*" || origin.to_str().is_ok_and(|o| o == allowed))
+        })
+        .cloned();
+    let preflight = request.method() == Method::OPTIONS;
+    let mut response = match (&origin, preflight) {
+        (Some(_), true) => StatusCode::NO_CONTENT.into_response(),
+        _ => next.run(request).await,
+    };
+    if let Some(origin) = origin {
+        let headers = response.headers_mut();
+        headers.insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, origin);
+        headers.insert(header::VARY, HeaderValue::from_static("Origin"));
+        if preflight {
+            headers.insert(
+                header::ACCESS_CONTROL_ALLOW_METHODS,
+                HeaderValue::from_static("GET, POST, DELETE, OPTIONS"),
+            );
+            headers.insert(
+                header::ACCESS_CONTROL_ALLOW_HEADERS,
+                HeaderValue::from_static("authorization, content-type"),
+            );
+            headers.insert(
+                header::ACCESS_CONTROL_MAX_AGE,
+                HeaderValue::from_static("600"),
+            );
+        }
+    }
+    response
+}
+
+/// Runs blocking import code off the async threads.
+async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> Result<T, ImportsError> + Send + 'static,
+) -> Result<T, ImportsError> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .unwrap_or_else(|e| Err(ImportsError::Internal(format!("task failed: {e}"))))
+}
+
+impl IntoResponse for ImportsError {
+    fn into_response(self) -> Response {
+        let message = self.to_string();
+        match self {
+            ImportsError::Unknown(_) => error(
+                StatusCode::NOT_FOUND,
+                json!({"code": "UnknownImport", "message": message}),
+            ),
+            ImportsError::NotOpen { state, .. } => error(
+                StatusCode::CONFLICT,
+                json!({"code": "ImportNotOpen", "message": message, "state": state}),
+            ),
+            ImportsError::Sequence { expected, .. } => error(
+                StatusCode::CONFLICT,
+                json!({"code": "SequenceMismatch", "message": message, "expectedSeq": expected}),
+            ),
+            ImportsError::Incomplete { expected } => error(
+                StatusCode::CONFLICT,
+                json!({"code": "StreamIncomplete", "message": message, "expectedSeq": expected}),
+            ),
+            ImportsError::Frame { seq, error: e } => {
+                let status = if matches!(e, DecodeError::FrameTooLarge { .. }) {
+                    StatusCode::PAYLOAD_TOO_LARGE
+                } else {
+                    StatusCode::UNPROCESSABLE_ENTITY
+                };
+                error(
+                    status,
+                    json!({"code": e.code(), "message": message, "seq": seq, "expectedSeq": seq, "offset": e.offset()}),
+                )
+            }
+            ImportsError::Rejected(r) => error(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                json!({"code": r.code, "message": r.message, "component": r.component,
+                       "table": r.table, "line": r.line, "seq": r.seq, "expectedSeq": r.seq}),
+            ),
+            ImportsError::Truncated { seq, .. } => error(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                json!({"code": "Truncated", "message": message, "seq": seq, "expectedSeq": seq}),
+            ),
+            ImportsError::Refused(e) => error(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                json!({"code": e.code, "message": e.message, "component": e.component, "table": e.table}),
+            ),
+            ImportsError::Internal(_) => error(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                json!({"code": "Internal", "message": message}),
+            ),
+        }
+    }
+}
+
+async fn list_tables(State(state): State<Shared>) -> Result<Response, ImportsError> {
+    let imports = state.imports.clone();
+    let tables = blocking(move || Ok(imports.store().tables()?)).await?;
+    Ok(Json(json!({ "tables": tables })).into_response())
+}
+
+#[derive(Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CreateImport {
+    #[serde(default)]
+    mode: ImportMode,
+    /// The client's label, e.g. a fingerprint of the file, to find the import again.
+    #[serde(default)]
+    label: Option<String>,
+}
+
+/// Longest label, in bytes.
+const MAX_LABEL: usize = 256;
+
+/// `POST /api/imports`: the body is JSON whatever its content type; empty means the defaults.
+async fn create_import(State(state): State<Shared>, body: Bytes) -> Result<Response, ImportsError> {
+    let request: CreateImport = if body.iter().all(u8::is_ascii_whitespace) {
+        CreateImport::default()
+    } else {
+        match serde_json::from_slice(&body) {
+            Ok(request) => request,
+            Err(e) => {
+                return Ok(error(
+                    StatusCode::BAD_REQUEST,
+                    json!({"code": "BadRequest", "message": format!("bad import request: {e}")}),
+                ))
+            }
+        }
+    };
+    if request.label.as_ref().is_some_and(|l| l.len() > MAX_LABEL) {
+        return Ok(error(
+            StatusCode::BAD_REQUEST,
+            json!({"code": "BadRequest", "message": format!("label is longer than {MAX_LABEL} bytes")}),
+        ));
+    }
+    let imports = state.imports.clone();
+    let status = blocking(move || imports.create(request.mode, request.label.as_deref())).await?;
+    Ok((StatusCode::CREATED, Json(status)).into_response())
+}
+
+async fn list_imports(State(state): State<Shared>) -> Result<Response, ImportsError> {
+    let imports = state.imports.clone();
+    let list = blocking(move || imports.list()).await?;
+    Ok(Json(json!({ "imports": list })).into_response())
+}
+
+async fn import_status(
+    State(state): State<Shared>,
+    Path(id): Path<String>,
+) -> Result<Response, ImportsError> {
+    let imports = state.imports.clone();
+    let status = blocking(move || imports.status(&id)).await?;
+    Ok(Json(status).into_response())
+}
+
+#[derive(Deserialize)]
+struct SeqQuery {
+    seq: u64,
+}
+
+async fn append_frames(
+    State(state): State<Shared>,
+    Path(id): Path<String>,
+    Query(query): Query<SeqQuery>,
+    body: Bytes,
+) -> Result<Response, ImportsError> {
+    let imports = state.imports.clone();
+    let appended = blocking(move || imports.append(&id, query.seq, &body)).await?;
+    Ok(Json(appended).into_response())
+}
+
+async fn finish_import(
+    State(state): State<Shared>,
+    Path(id): Path<String>,
+) -> Result<Response, ImportsError> {
+    let imports = state.imports.clone();
+    let tables = blocking(move || imports.finish(&id)).await?;
+    Ok(Json(json!({ "state": "finished", "tables": tables })).into_response())
+}
+
+async fn cancel_import(
+    State(state): State<Shared>,
+    Path(id): Path<String>,
+) -> Result<Response, ImportsError> {
+    let imports = state.imports.clone();
+    blocking(move || imports.cancel(&id)).await?;
+    Ok(Json(json!({ "state": "cancelled" })).into_response())
+}
+
+fn content_type(path: &FsPath) -> &'static str {
+    match path.extension().and_then(|e| e.to_str()) {
+        Some("html") => "text/html; charset=utf-8",
+        Some("js" | "mjs") => "text/javascript; charset=utf-8",
+        Some("css") => "text/css; charset=utf-8",
+        Some("json") => "application/json",
+        Some("wasm") => "application/wasm",
+        Some("svg") => "image/svg+xml",
+        Some("png") => "image/png",
+        Some("ico") => "image/x-icon",
+        Some("txt" | "md") => "text/plain; charset=utf-8",
+        _ => "application/octet-stream",
+    }
+}
+
+/// Serves `--www`: `/` is `index.html`; paths leaving the folder are not found.
+async fn static_file(
+    State(state): State<Shared>,
+    method: Method,
+    uri: axum::http::Uri,
+) -> Response {
+    let not_found = || {
+        error(
+            StatusCode::NOT_FOUND,
+            json!({"code": "NotFound", "message": "not found"}),
+        )
+    };
+    let Some(root) = &state.www else {
+        return not_found();
+    };
+    if method != Method::GET && method != Method::HEAD {
+        return not_found();
+    }
+    let relative = uri.path().trim_start_matches('/');
+    let relative = if relative.is_empty() || relative.ends_with('/') {
+        format!("{relative}index.html")
+    } else {
+        relative.to_owned()
+    };
+    let relative = PathBuf::from(relative);
+    if !relative
+        .components()
+        .all(|c| matches!(c, Component::Normal(_)))
+    {
+        return not_found();
+    }
+    let path = root.join(&relative);
+    match tokio::fs::read(&path).await {
+        Ok(bytes) => (
+            [(header::CONTENT_TYPE, content_type(&path))],
+            Body::from(bytes),
+        )
+            .into_response(),
+        Err(_) => not_found(),
+    }
+}

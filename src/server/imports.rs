@@ -1,0 +1,536 @@
+//! The imports a server is running: create, append frames, finish, cancel,
+//! and reopening every unfinished import after a restart. Blocking code (the
+//! HTTP layer calls it from blocking tasks); one lock per import, so many
+//! imports proceed at once.
+//!
+//! Appending frames, in this order: decode and check every frame of the
+//! request (the decoder: checksums, sequence, order, counts; [`Ingest`]:
+//! every document), append the accepted frames to the staging log and fsync
+//! it, then write them into the store and the file store, then acknowledge.
+//! Any refusal or failure after the decoder took a frame marks the import's
+//! in-memory state stale; it is rebuilt from the log (the same code as a
+//! restart) before the import is used again, so the import always resumes
+//! at its last good frame.
+
+use std::collections::HashMap;
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use serde::Serialize;
+
+use super::files::{FileStore, PartFile};
+use super::ingest::{Accepted, FilePiece, Ingest, Rejection};
+use super::log::{OpenError, StagingLog};
+use super::store::{ActivatedTable, ImportError, ImportMode, ImportState, Store, StoreError};
+use crate::migration::{DecodeError, Decoder, DecoderConfig, Frame};
+
+/// Why an import operation did not happen.
+#[derive(Debug, thiserror::Error)]
+pub enum ImportsError {
+    /// No such import.
+    #[error("unknown import {0}")]
+    Unknown(String),
+    /// The import is finished, failed or cancelled.
+    #[error("import {id} is {}", state.as_str())]
+    NotOpen {
+        /// The import.
+        id: String,
+        /// Its state.
+        state: ImportState,
+    },
+    /// Frames at another sequence number than the next expected one.
+    #[error("expected frame {expected}, got {got}")]
+    Sequence {
+        /// The next frame the import expects.
+        expected: u64,
+        /// The sequence number the request gave.
+        got: u64,
+    },
+    /// Finish before the stream's `Done`.
+    #[error("the stream is not complete: expected frame {expected} next")]
+    Incomplete {
+        /// The next frame the import expects.
+        expected: u64,
+    },
+    /// A frame does not decode (checksum, order, counts...).
+    #[error("frame {seq}: {error}")]
+    Frame {
+        /// The next frame the import expects (the bad frame's number).
+        seq: u64,
+        /// The decoder's error.
+        error: DecodeError,
+    },
+    /// A frame's content is refused (a document, a table declaration).
+    #[error("frame {}: {}: {}", .0.seq, .0.code, .0.message)]
+    Rejected(Rejection),
+    /// The body ends inside a frame.
+    #[error("the request ends {partial} bytes into frame {seq}")]
+    Truncated {
+        /// The frame cut.
+        seq: u64,
+        /// Its bytes received.
+        partial: u64,
+    },
+    /// Finish refused by Convex's rules; the import failed.
+    #[error(transparent)]
+    Refused(ImportError),
+    /// The database or the disk failed.
+    #[error("{0}")]
+    Internal(String),
+}
+
+impl From<StoreError> for ImportsError {
+    fn from(e: StoreError) -> Self {
+        match e {
+            StoreError::UnknownImport(id) => ImportsError::Unknown(id),
+            StoreError::NotOpen { id, state } => ImportsError::NotOpen { id, state },
+            StoreError::Import(e) => ImportsError::Refused(e),
+            other => ImportsError::Internal(other.to_string()),
+        }
+    }
+}
+
+impl From<std::io::Error> for ImportsError {
+    fn from(e: std::io::Error) -> Self {
+        ImportsError::Internal(format!("disk: {e}"))
+    }
+}
+
+/// Where an import stands.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ImportStatus {
+    /// The import's id.
+    pub id: String,
+    /// Its mode.
+    pub mode: ImportMode,
+    /// Its state.
+    pub state: ImportState,
+    /// The next frame it expects (open imports).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub next_seq: Option<u64>,
+    /// Stream bytes received and kept (open imports).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub received_bytes: Option<u64>,
+    /// True once the stream's `Done` is in: the import can finish.
+    pub complete: bool,
+    /// Why it failed.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    /// The label the client gave at creation.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub label: Option<String>,
+}
+
+/// An accepted append.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Appended {
+    /// Frames accepted by this request.
+    pub frames: u64,
+    /// The next frame the import expects.
+    pub next_seq: u64,
+    /// Stream bytes received and kept.
+    pub received_bytes: u64,
+    /// True once the stream's `Done` is in.
+    pub complete: bool,
+}
+
+/// Limits of the server.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    /// The largest frame (uncompressed payload) a stream may use.
+    pub max_frame_size: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            max_frame_size: DecoderConfig::default().max_frame_size,
+        }
+    }
+}
+
+/// One open import's in-memory state.
+struct Open {
+    id: String,
+    mode: ImportMode,
+    log: StagingLog,
+    decoder: Decoder,
+    ingest: Ingest,
+    file: Option<PartFile>,
+    /// The state above is ahead of the log: rebuild it before use.
+    stale: bool,
+}
+
+/// Every import of a server.
+pub struct Imports {
+    store: Arc<dyn Store>,
+    dir: PathBuf,
+    files: FileStore,
+    limits: Limits,
+    open: Mutex<HashMap<String, Arc<Mutex<Option<Open>>>>>,
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+fn random_id() -> Result<String, ImportsError> {
+    let mut bytes = [0u8; 16];
+    getrandom::fill(&mut bytes).map_err(|e| ImportsError::Internal(format!("random: {e}")))?;
+    Ok(super::files::hex(&bytes))
+}
+
+impl Imports {
+    /// The imports of `store`, with staging logs under `data_dir/imports`
+    /// and stored files under `data_dir/files`. Reopens every unfinished
+    /// import (trimming partial frames) before returning.
+    pub fn open(
+        store: Arc<dyn Store>,
+        data_dir: &Path,
+        limits: Limits,
+    ) -> Result<Self, ImportsError> {
+        let dir = data_dir.join("imports");
+        fs::create_dir_all(&dir)?;
+        let imports = Imports {
+            store,
+            files: FileStore::open(data_dir.join("files"))?,
+            dir,
+            limits,
+            open: Mutex::new(HashMap::new()),
+        };
+        for record in imports.store.imports()? {
+            if record.state != ImportState::Open {
+                continue;
+            }
+            match imports.reopen(&record.id, record.mode) {
+                Ok(open) => {
+                    lock(&imports.open).insert(record.id, Arc::new(Mutex::new(Some(open))));
+                }
+                // A log this server no longer accepts: the import cannot go on.
+                Err(ImportsError::Rejected(rejection)) => {
+                    eprintln!(
+                        "snappack: import {} cancelled: its log does not replay: {}: {}",
+                        record.id, rejection.code, rejection.message
+                    );
+                    imports.store.cancel_import(&record.id)?;
+                    imports.forget(&record.id);
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(imports)
+    }
+
+    /// The stored files.
+    pub fn files(&self) -> &FileStore {
+        &self.files
+    }
+
+    /// The store.
+    pub fn store(&self) -> &Arc<dyn Store> {
+        &self.store
+    }
+
+    fn log_path(&self, id: &str) -> PathBuf {
+        self.dir.join(id).join("stream.snappack")
+    }
+
+    /// Rebuilds an import's state from its log, writing into the store the
+    /// frames it does not have yet.
+    fn reopen(&self, id: &str, mode: ImportMode) -> Result<Open, ImportsError> {
+        fs::create_dir_all(self.dir.join(id))?;
+        loop {
+            let applied = self.store.import(id)?.applied_seq;
+            let mut ingest = Ingest::new(id);
+            let mut file = None;
+            let opened = StagingLog::open(
+                &self.log_path(id),
+                DecoderConfig {
+                    max_frame_size: self.limits.max_frame_size,
+                },
+                |frame| {
+                    let accepted = ingest.frame(frame).map_err(ImportsError::Rejected)?;
+                    self.apply(id, frame, &accepted, &ingest, &mut file, applied)
+                },
+            );
+            match opened {
+                Ok((log, decoder, _)) => {
+                    return Ok(Open {
+                        id: id.to_owned(),
+                        mode,
+                        log,
+                        decoder,
+                        ingest,
+                        file,
+                        stale: false,
+                    })
+                }
+                // The log was cut before a damaged frame: replay what is left.
+                Err(OpenError::Damaged { .. }) => continue,
+                Err(OpenError::Io(e)) => return Err(e.into()),
+                Err(OpenError::Frame(e)) => return Err(e),
+            }
+        }
+    }
+
+    /// Writes an accepted frame's files and documents (documents only when
+    /// the store does not have the frame yet).
+    fn apply(
+        &self,
+        id: &str,
+        frame: &Frame,
+        accepted: &Accepted<'_>,
+        ingest: &Ingest,
+        file: &mut Option<PartFile>,
+        applied: Option<u64>,
+    ) -> Result<(), ImportsError> {
+        for piece in &accepted.files {
+            match piece {
+                FilePiece::Start { .. } => {
+                    *file = Some(PartFile::create(&self.dir.join(id).join("file.part"))?)
+                }
+                FilePiece::Data(data) => match file {
+                    Some(f) => f.write(data)?,
+                    None => return Err(ImportsError::Internal("file data without a file".into())),
+                },
+                FilePiece::End(sha256) => match file.take() {
+                    Some(f) => f.finish(&self.files, sha256)?,
+                    None => return Err(ImportsError::Internal("file end without a file".into())),
+                },
+            }
+        }
+        if applied.is_none_or(|applied| frame.sequence > applied) {
+            self.store
+                .write_frame(id, &accepted.write(frame.sequence, ingest))?;
+        }
+        Ok(())
+    }
+
+    fn handle(&self, id: &str) -> Result<Arc<Mutex<Option<Open>>>, ImportsError> {
+        if let Some(handle) = lock(&self.open).get(id) {
+            return Ok(handle.clone());
+        }
+        let record = self.store.import(id)?;
+        Err(ImportsError::NotOpen {
+            id: id.to_owned(),
+            state: record.state,
+        })
+    }
+
+    /// Runs `f` on the open import, rebuilt first when stale.
+    fn with_open<T>(
+        &self,
+        id: &str,
+        f: impl FnOnce(&mut Open) -> Result<T, ImportsError>,
+    ) -> Result<T, ImportsError> {
+        let handle = self.handle(id)?;
+        let mut slot = lock(&handle);
+        let Some(open) = slot.as_mut() else {
+            // Finished or cancelled while we waited for the lock.
+            let record = self.store.import(id)?;
+            return Err(ImportsError::NotOpen {
+                id: id.to_owned(),
+                state: record.state,
+            });
+        };
+        if open.stale {
+            *open = self.reopen(id, open.mode)?;
+        }
+        f(open)
+    }
+
+    /// Starts an import.
+    pub fn create(
+        &self,
+        mode: ImportMode,
+        label: Option<&str>,
+    ) -> Result<ImportStatus, ImportsError> {
+        let id = random_id()?;
+        self.store.create_import(&id, mode, label)?;
+        let open = self.reopen(&id, mode)?;
+        lock(&self.open).insert(id.clone(), Arc::new(Mutex::new(Some(open))));
+        self.status(&id)
+    }
+
+    /// Where an import stands.
+    pub fn status(&self, id: &str) -> Result<ImportStatus, ImportsError> {
+        match self.with_open(id, |open| {
+            Ok(ImportStatus {
+                id: open.id.clone(),
+                mode: open.mode,
+                state: ImportState::Open,
+                next_seq: Some(open.decoder.next_sequence()),
+                received_bytes: Some(open.log.len()),
+                complete: open.decoder.is_done(),
+                error: None,
+                label: self.store.import(id)?.label,
+            })
+        }) {
+            Err(ImportsError::NotOpen { .. }) => {
+                let record = self.store.import(id)?;
+                Ok(ImportStatus {
+                    id: record.id,
+                    mode: record.mode,
+                    complete: record.state == ImportState::Finished,
+                    state: record.state,
+                    next_seq: None,
+                    received_bytes: None,
+                    error: record.error,
+                    label: record.label,
+                })
+            }
+            other => other,
+        }
+    }
+
+    /// Every import the store knows, oldest first.
+    pub fn list(&self) -> Result<Vec<ImportStatus>, ImportsError> {
+        self.store
+            .imports()?
+            .into_iter()
+            .map(|record| self.status(&record.id))
+            .collect()
+    }
+
+    /// Appends stream bytes holding whole frames, the first numbered `seq`
+    /// (for `seq` 0 the bytes start with the stream header).
+    pub fn append(&self, id: &str, seq: u64, body: &[u8]) -> Result<Appended, ImportsError> {
+        self.with_open(id, |open| {
+            let expected = open.decoder.next_sequence();
+            if seq != expected {
+                return Err(ImportsError::Sequence { expected, got: seq });
+            }
+            let base = open.log.len();
+            let result = self.append_frames(open, base, body);
+            // A damaged, oversized or misnumbered frame leaves the decoder
+            // expecting it again, and nothing of it was checked further: the
+            // state is good. Anything else may have advanced it past the log.
+            let intact =
+                matches!(&result, Err(ImportsError::Frame { error, .. }) if error.is_retryable());
+            if result.is_err() && !intact {
+                open.stale = true;
+            }
+            result
+        })
+    }
+
+    fn append_frames(
+        &self,
+        open: &mut Open,
+        base: u64,
+        body: &[u8],
+    ) -> Result<Appended, ImportsError> {
+        // 1. Decode every frame of the body.
+        let mut frames = Vec::new();
+        let mut pos = 0;
+        let mut refusal = None;
+        while pos < body.len() {
+            match open.decoder.feed(&body[pos..]) {
+                Ok(step) => {
+                    pos += step.consumed;
+                    if let Some(frame) = step.frame {
+                        frames.push(frame);
+                    }
+                }
+                Err(error) => {
+                    refusal = Some(ImportsError::Frame {
+                        seq: open.decoder.next_sequence(),
+                        error,
+                    });
+                    break;
+                }
+            }
+        }
+        if refusal.is_none() && open.decoder.committed_offset() < base + body.len() as u64 {
+            refusal = Some(ImportsError::Truncated {
+                seq: open.decoder.next_sequence(),
+                partial: base + body.len() as u64 - open.decoder.committed_offset(),
+            });
+        }
+        // 2. Check their content, in order; stop at the first refusal.
+        let mut accepted = Vec::with_capacity(frames.len());
+        for frame in &frames {
+            match open.ingest.frame(frame) {
+                Ok(a) => accepted.push(a),
+                Err(rejection) => {
+                    refusal = Some(ImportsError::Rejected(rejection));
+                    break;
+                }
+            }
+        }
+        // 3. The good frames (and for a first request, the stream header) go to the log.
+        let good_end = match (&refusal, accepted.len()) {
+            (None, _) => base + body.len() as u64,
+            (Some(_), 0) => base,
+            (Some(_), n) => frames[n - 1].offset + frames[n - 1].len,
+        };
+        if good_end > base {
+            open.log.append(&body[..(good_end - base) as usize])?;
+            open.log.sync()?;
+        }
+        // 4. Then into the stores.
+        let applied = self.store.import(&open.id)?.applied_seq;
+        for (frame, a) in frames.iter().zip(&accepted) {
+            self.apply(&open.id, frame, a, &open.ingest, &mut open.file, applied)?;
+        }
+        match refusal {
+            Some(e) => Err(e),
+            None => Ok(Appended {
+                frames: accepted.len() as u64,
+                next_seq: open.decoder.next_sequence(),
+                received_bytes: open.log.len(),
+                complete: open.decoder.is_done(),
+            }),
+        }
+    }
+
+    /// Activates a complete import's tables (Convex's mode semantics), or
+    /// fails it, leaving the database as it was.
+    pub fn finish(&self, id: &str) -> Result<Vec<ActivatedTable>, ImportsError> {
+        let handle = self.handle(id)?;
+        let mut slot = lock(&handle);
+        let open = slot
+            .as_mut()
+            .ok_or_else(|| ImportsError::Unknown(id.to_owned()))?;
+        if open.stale {
+            *open = self.reopen(id, open.mode)?;
+        }
+        if !open.decoder.is_done() {
+            return Err(ImportsError::Incomplete {
+                expected: open.decoder.next_sequence(),
+            });
+        }
+        let result = self.store.finish_import(id);
+        if let Err(StoreError::Database(e)) = result {
+            return Err(ImportsError::Internal(e));
+        }
+        *slot = None;
+        drop(slot);
+        self.forget(id);
+        Ok(result?)
+    }
+
+    /// Cancels an open import: its hidden tables and staging log are dropped.
+    pub fn cancel(&self, id: &str) -> Result<(), ImportsError> {
+        let handle = self.handle(id)?;
+        let mut slot = lock(&handle);
+        if slot.is_none() {
+            return Err(ImportsError::Unknown(id.to_owned()));
+        }
+        self.store.cancel_import(id)?;
+        *slot = None;
+        drop(slot);
+        self.forget(id);
+        Ok(())
+    }
+
+    fn forget(&self, id: &str) {
+        lock(&self.open).remove(id);
+        let _ = fs::remove_dir_all(self.dir.join(id));
+    }
+}

@@ -1,0 +1,541 @@
+//! Re-validation of a received stream, frame by frame: the server trusts no
+//! client. The decoder (`crate::migration`) has already checked each frame's
+//! checksum, sequence, item order, counts and file digests; here every
+//! document is checked again with the core's [`TableChecker`] (values,
+//! `_id`s, their table numbers, duplicates across the whole table), table
+//! declarations are checked against each other, and each frame becomes the
+//! [`FrameWrite`] the store applies plus the storage-file pieces to keep.
+//!
+//! Pure: no I/O. The driver (`super::imports`) applies what a frame yields.
+
+use std::borrow::Cow;
+
+use sha2::{Digest, Sha256};
+
+use super::store::{DocumentWrite, FrameWrite, TableDeclaration, TablePin};
+use crate::convex::names::check_identifier;
+use crate::convex::value::{IdField, ValueRules};
+use crate::convex::DocumentId;
+use crate::migration::{Frame, Item, TableDecl};
+use crate::report::{Code, NumberSource};
+use crate::validate::storage::StorageMetadata;
+use crate::validate::table::import_conflict_message;
+use crate::validate::TableChecker;
+
+/// Why a frame is refused, with where: the import stays at the frame before.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Rejection {
+    /// Stable code (Convex's where Convex has one).
+    pub code: &'static str,
+    /// What is wrong.
+    pub message: String,
+    /// Component path of the table concerned.
+    pub component: String,
+    /// The table concerned.
+    pub table: Option<String>,
+    /// 1-based document (line) number within the table.
+    pub line: Option<u64>,
+    /// Sequence number of the refused frame.
+    pub seq: u64,
+}
+
+/// A piece of a storage file to keep.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum FilePiece<'a> {
+    /// A file starts: its component and `_storage` id.
+    Start {
+        /// Component path.
+        component: &'a str,
+        /// The file's `_storage` id.
+        id: &'a str,
+    },
+    /// Bytes of the open file.
+    Data(&'a [u8]),
+    /// The open file is complete; its SHA-256 (checked by the decoder).
+    End([u8; 32]),
+}
+
+/// What one accepted frame yields.
+#[derive(Debug, Default)]
+pub struct Accepted<'a> {
+    /// Tables declared.
+    pub tables: Vec<TableDeclaration>,
+    /// Documents: stream table index, internal id, line.
+    pub documents: Vec<(usize, [u8; 16], Cow<'a, str>)>,
+    /// Pins found.
+    pub pins: Vec<TablePin>,
+    /// Storage file pieces, in order.
+    pub files: Vec<FilePiece<'a>>,
+    /// The frame holds `Done`.
+    pub done: bool,
+}
+
+impl Accepted<'_> {
+    /// The store write of this frame.
+    pub fn write<'s>(&'s self, seq: u64, ingest: &'s Ingest) -> FrameWrite<'s> {
+        FrameWrite {
+            seq,
+            tables: self.tables.clone(),
+            documents: self
+                .documents
+                .iter()
+                .map(|(table, internal, line)| {
+                    let t = &ingest.tables[*table];
+                    DocumentWrite {
+                        component: &t.component,
+                        table: &t.name,
+                        internal: *internal,
+                        json: line,
+                    }
+                })
+                .collect(),
+            pins: self.pins.clone(),
+        }
+    }
+}
+
+struct TableState {
+    component: String,
+    name: String,
+    number: Option<u32>,
+    checker: TableChecker,
+    /// For `_storage`: its rows, checked as Convex reads them (a fixed
+    /// record), held back until `Done` (a row whose file never came is
+    /// skipped, as Convex skips it).
+    storage: Option<StorageTable>,
+    /// Documents checked so far (the next one's 1-based row is `rows + 1`).
+    rows: u64,
+    /// For a table without a number: the first `_id`'s number.
+    pinned: Option<u32>,
+}
+
+/// A `_storage` table's metadata and its rows not yet written.
+#[derive(Default)]
+struct StorageTable {
+    metadata: StorageMetadata,
+    pending: Vec<(DocumentId, String)>,
+}
+
+/// The `_id` of a `_storage` row (already checked).
+#[derive(serde::Deserialize)]
+struct StorageRowId {
+    #[serde(rename = "_id")]
+    id: String,
+}
+
+/// The storage file being received: its component, id and expected digest.
+struct OpenFile {
+    component: String,
+    id: DocumentId,
+    expected: Option<[u8; 32]>,
+}
+
+/// The re-validation state of one import's stream.
+pub struct Ingest {
+    import_id: String,
+    tables: Vec<TableState>,
+    /// The start of a document line split across items: (table, bytes).
+    partial: Option<(usize, Vec<u8>)>,
+    /// The storage file being received.
+    file: Option<OpenFile>,
+}
+
+/// Value rules of a declared table. The stream does not carry the table's
+/// generated schema; snapshots exported by Convex are `"uniform"`.
+fn rules_of(_decl: &TableDecl) -> ValueRules {
+    ValueRules::Uniform
+}
+
+/// The number a declaration fixes: from `_tables` or the first `_id`. A
+/// number the client took from this server's tables (step 3) is decided
+/// again at finish, against the tables as they are then.
+fn declared_number(decl: &TableDecl) -> Option<u32> {
+    match decl.number_source {
+        NumberSource::Tables | NumberSource::Id => decl.number,
+        NumberSource::Target | NumberSource::Unassigned => None,
+    }
+}
+
+impl Ingest {
+    /// State at the start of import `import_id`'s stream.
+    pub fn new(import_id: &str) -> Self {
+        Ingest {
+            import_id: import_id.to_owned(),
+            tables: Vec::new(),
+            partial: None,
+            file: None,
+        }
+    }
+
+    /// Checks one decoded frame. On refusal the state is partly advanced:
+    /// the caller rebuilds it from the frames accepted before.
+    pub fn frame<'a>(&mut self, frame: &'a Frame) -> Result<Accepted<'a>, Rejection> {
+        let seq = frame.sequence;
+        let mut out = Accepted::default();
+        for item in &frame.items {
+            match item {
+                Item::Header(_) | Item::TableEnd(_) => {}
+                Item::Table(decl) => {
+                    let declaration = self.declare(decl).map_err(|(code, message)| Rejection {
+                        code,
+                        message,
+                        component: decl.component.clone(),
+                        table: Some(decl.name.clone()),
+                        line: None,
+                        seq,
+                    })?;
+                    out.tables.push(declaration);
+                }
+                Item::Documents { table, data } => {
+                    self.documents(*table as usize, data, seq, &mut out)?
+                }
+                Item::File(start) => {
+                    self.start_file(&start.component, &start.id, seq)?;
+                    out.files.push(FilePiece::Start {
+                        component: &start.component,
+                        id: &start.id,
+                    });
+                }
+                Item::FileData(data) => out.files.push(FilePiece::Data(data)),
+                Item::FileEnd { sha256 } => {
+                    self.end_file(sha256, seq)?;
+                    out.files.push(FilePiece::End(*sha256));
+                }
+                Item::Done(_) => {
+                    out.done = true;
+                    self.release_storage_rows(&mut out);
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    fn storage_rejection(component: &str, code: Code, message: String, seq: u64) -> Rejection {
+        Rejection {
+            code: code.as_str(),
+            message,
+            component: component.to_owned(),
+            table: Some("_storage".into()),
+            line: None,
+            seq,
+        }
+    }
+
+    /// A storage file starts: its id must decode and carry the `_storage`
+    /// table's number; its row (if any) gives the digest to expect.
+    fn start_file(&mut self, component: &str, id: &str, seq: u64) -> Result<(), Rejection> {
+        let decoded = DocumentId::decode(id).map_err(|e| {
+            Self::storage_rejection(
+                component,
+                Code::InvalidStorageId,
+                format!("Invalid storage id '{id}': {e}"),
+                seq,
+            )
+        })?;
+        let table = self
+            .tables
+            .iter_mut()
+            .find(|t| t.name == "_storage" && t.component == component);
+        let mut expected = None;
+        if let Some(table) = table {
+            if table.number.is_some_and(|n| n != decoded.table) {
+                let message = import_conflict_message(id, "_storage");
+                return Err(Self::storage_rejection(
+                    component,
+                    Code::ImportConflict,
+                    message,
+                    seq,
+                ));
+            }
+            if let Some(row) = table
+                .storage
+                .as_mut()
+                .and_then(|s| s.metadata.rows.get_mut(&decoded))
+            {
+                row.has_file = true;
+                expected = row.sha256;
+            }
+        }
+        self.file = Some(OpenFile {
+            component: component.to_owned(),
+            id: decoded,
+            expected,
+        });
+        Ok(())
+    }
+
+    /// A storage file ends: its digest must be its row's.
+    fn end_file(&mut self, sha256: &[u8; 32], seq: u64) -> Result<(), Rejection> {
+        let Some(file) = self.file.take() else {
+            return Ok(());
+        };
+        match file.expected {
+            Some(expected) if expected != *sha256 => {
+                use base64::Engine as _;
+                let b64 = |d: &[u8]| base64::engine::general_purpose::STANDARD.encode(d);
+                let mut rejection = Self::storage_rejection(
+                    &file.component,
+                    Code::Sha256Mismatch,
+                    format!(
+                        "Sha256 mismatch. Expected: {} Actual: {}",
+                        b64(&expected),
+                        b64(sha256)
+                    ),
+                    seq,
+                );
+                rejection.message.push_str(&format!(" (file {})", file.id));
+                Err(rejection)
+            }
+            _ => Ok(()),
+        }
+    }
+
+    /// At `Done`: the `_storage` rows whose file came, into their tables.
+    fn release_storage_rows<'a>(&mut self, out: &mut Accepted<'a>) {
+        for (index, table) in self.tables.iter_mut().enumerate() {
+            let Some(storage) = table.storage.as_mut() else {
+                continue;
+            };
+            for (id, line) in storage.pending.drain(..) {
+                if storage
+                    .metadata
+                    .rows
+                    .get(&id)
+                    .is_some_and(|row| row.has_file)
+                {
+                    out.documents.push((index, id.internal, Cow::Owned(line)));
+                }
+            }
+        }
+    }
+
+    fn declare(&mut self, decl: &TableDecl) -> Result<TableDeclaration, (&'static str, String)> {
+        if decl.name != "_storage" {
+            check_identifier(&decl.name).map_err(|reason| {
+                (
+                    Code::InvalidTableName.as_str(),
+                    format!("table name '{}' invalid: {reason}", decl.name),
+                )
+            })?;
+            if decl.name.starts_with('_') {
+                return Err((
+                    Code::InvalidTableName.as_str(),
+                    format!(
+                        "Invalid table name {} starts with metadata prefix '_'",
+                        decl.name
+                    ),
+                ));
+            }
+        }
+        for part in decl
+            .component
+            .split('/')
+            .filter(|_| !decl.component.is_empty())
+        {
+            check_identifier(part).map_err(|reason| {
+                (
+                    Code::InvalidComponentName.as_str(),
+                    format!("component name '{part}' invalid: {reason}"),
+                )
+            })?;
+        }
+        for other in &self.tables {
+            if other.component != decl.component {
+                continue;
+            }
+            if other.name == decl.name {
+                return Err((
+                    Code::DuplicateTableName.as_str(),
+                    format!("table `{}` is declared twice", decl.name),
+                ));
+            }
+            if let (Some(a), Some(b)) = (other.number, declared_number(decl)) {
+                if a == b {
+                    return Err((
+                        Code::InvalidId.as_str(),
+                        format!(
+                            "conflict between `{}` and `{}`{} with number {a}",
+                            other.name,
+                            decl.name,
+                            super::store::plan::in_component(&decl.component)
+                        ),
+                    ));
+                }
+            }
+        }
+        let number = declared_number(decl);
+        self.tables.push(TableState {
+            component: decl.component.clone(),
+            name: decl.name.clone(),
+            number,
+            checker: TableChecker::new(&decl.name, number, rules_of(decl)),
+            storage: (decl.name == "_storage").then(StorageTable::default),
+            rows: 0,
+            pinned: None,
+        });
+        Ok(TableDeclaration {
+            component: decl.component.clone(),
+            name: decl.name.clone(),
+            number,
+        })
+    }
+
+    fn documents<'a>(
+        &mut self,
+        table: usize,
+        data: &'a [u8],
+        seq: u64,
+        out: &mut Accepted<'a>,
+    ) -> Result<(), Rejection> {
+        if table >= self.tables.len() {
+            return Err(self.reject_stream(seq, format!("documents of undeclared table {table}")));
+        }
+        let mut rest = data;
+        // A line begun in an earlier item continues here.
+        if let Some((open, mut start)) = self.partial.take() {
+            if open != table {
+                return Err(
+                    self.reject_stream(seq, "a split line continues in another table".into())
+                );
+            }
+            match memchr::memchr(b'\n', rest) {
+                Some(end) => {
+                    start.extend_from_slice(&rest[..end]);
+                    rest = &rest[end + 1..];
+                    let line = self.line(table, Cow::Owned(start), seq)?;
+                    self.check(table, line, seq, out)?;
+                }
+                None => {
+                    start.extend_from_slice(rest);
+                    self.partial = Some((table, start));
+                    return Ok(());
+                }
+            }
+        }
+        while !rest.is_empty() {
+            match memchr::memchr(b'\n', rest) {
+                Some(end) => {
+                    let line = self.line(table, Cow::Borrowed(&rest[..end]), seq)?;
+                    self.check(table, line, seq, out)?;
+                    rest = &rest[end + 1..];
+                }
+                None => {
+                    self.partial = Some((table, rest.to_vec()));
+                    break;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn reject_stream(&self, seq: u64, message: String) -> Rejection {
+        Rejection {
+            code: "OrderViolation",
+            message,
+            component: String::new(),
+            table: None,
+            line: None,
+            seq,
+        }
+    }
+
+    /// A line as text (the row it will be is `rows + 1`).
+    fn line<'a>(
+        &self,
+        table: usize,
+        bytes: Cow<'a, [u8]>,
+        seq: u64,
+    ) -> Result<Cow<'a, str>, Rejection> {
+        let t = &self.tables[table];
+        let text = match bytes {
+            Cow::Borrowed(b) => std::str::from_utf8(b).map(Cow::Borrowed).map_err(|_| ()),
+            Cow::Owned(b) => String::from_utf8(b).map(Cow::Owned).map_err(|_| ()),
+        };
+        text.map_err(|()| Rejection {
+            code: Code::NotUtf8.as_str(),
+            message: format!("Row {} is not valid UTF-8", t.rows + 1),
+            component: t.component.clone(),
+            table: Some(t.name.clone()),
+            line: Some(t.rows + 1),
+            seq,
+        })
+    }
+
+    fn check<'a>(
+        &mut self,
+        table: usize,
+        line: Cow<'a, str>,
+        seq: u64,
+        out: &mut Accepted<'a>,
+    ) -> Result<(), Rejection> {
+        let import_id = &self.import_id;
+        let t = &mut self.tables[table];
+        t.rows += 1;
+        let row = t.rows;
+        let reject = |t: &TableState, code: Code, message: String| Rejection {
+            code: code.as_str(),
+            message,
+            component: t.component.clone(),
+            table: Some(t.name.clone()),
+            line: Some(row),
+            seq,
+        };
+        if let Some(storage) = t.storage.as_mut() {
+            if let Err(finding) = storage.metadata.check_row(&line, row, t.number) {
+                return Err(reject(t, finding.code, finding.message));
+            }
+            let id = serde_json::from_str::<StorageRowId>(&line)
+                .ok()
+                .and_then(|r| DocumentId::decode(&r.id).ok());
+            if let Some(id) = id {
+                storage.pending.push((id, line.into_owned()));
+            }
+            return Ok(());
+        }
+        let checked = match t.checker.check(line.as_bytes(), row, row) {
+            Ok(doc) => doc,
+            Err(finding) => return Err(reject(t, finding.code, finding.message)),
+        };
+        let internal = match checked.id {
+            IdField::Valid(id) => {
+                if t.number.is_none() {
+                    match t.pinned {
+                        None => {
+                            t.pinned = Some(id.table);
+                            out.pins.push(TablePin {
+                                component: t.component.clone(),
+                                table: t.name.clone(),
+                                number: id.table,
+                                id: id.to_string(),
+                            });
+                        }
+                        Some(pinned) if pinned != id.table => {
+                            let message = import_conflict_message(&id.to_string(), &t.name);
+                            return Err(reject(t, Code::ImportConflict, message));
+                        }
+                        Some(_) => {}
+                    }
+                }
+                id.internal
+            }
+            // No `_id`: an internal id derived from the import, table and row,
+            // so a replay after a restart gives the same one.
+            _ => {
+                let digest = Sha256::new()
+                    .chain_update(import_id.as_bytes())
+                    .chain_update([0])
+                    .chain_update(t.component.as_bytes())
+                    .chain_update([0])
+                    .chain_update(t.name.as_bytes())
+                    .chain_update(row.to_le_bytes())
+                    .finalize();
+                let mut internal = [0u8; 16];
+                internal.copy_from_slice(&digest[..16]);
+                internal
+            }
+        };
+        out.documents.push((table, internal, line));
+        Ok(())
+    }
+}

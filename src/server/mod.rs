@@ -1,0 +1,190 @@
+//! The import server (native only): receives the migration-item stream over
+//! HTTP, re-checks every frame with the core, and imports the snapshot into
+//! SQLite or PostgreSQL with Convex's import modes.
+//!
+//! * [`store`]: the database (hidden tables, activation in one transaction).
+//! * [`ingest`]: re-validation of each decoded frame.
+//! * [`log`]: the per-import staging log, fsynced before an acknowledgement.
+//! * [`imports`]: the running imports (create, append, finish, cancel, reopen).
+//! * `http`: the HTTP API of `docs/PROTOCOL.md`.
+
+pub mod files;
+mod http;
+pub mod imports;
+pub mod ingest;
+pub mod log;
+pub mod store;
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use self::imports::{Imports, ImportsError, Limits};
+use self::store::StoreError;
+
+/// Environment variable holding the admin token.
+pub const TOKEN_ENV: &str = "SNAPPACK_TOKEN";
+
+/// `snappack serve`'s settings.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ServeConfig {
+    /// Address to listen on.
+    pub listen: SocketAddr,
+    /// `postgres://...` for PostgreSQL; otherwise an SQLite file path
+    /// (`None`: `snappack.db` in the data folder).
+    pub database: Option<String>,
+    /// Staging logs, stored files and the token file.
+    pub data_dir: PathBuf,
+    /// Folder served at `/` (the web page), if any.
+    pub www: Option<PathBuf>,
+    /// Origins allowed to call the API from a browser (`*` for any).
+    pub allow_origins: Vec<String>,
+    /// The admin token; `None`: the one stored in the data folder, or a new one.
+    pub token: Option<String>,
+    /// The largest frame (uncompressed payload) a stream may use.
+    pub max_frame_size: usize,
+    /// The largest request body.
+    pub max_request_bytes: usize,
+}
+
+impl Default for ServeConfig {
+    fn default() -> Self {
+        ServeConfig {
+            listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            database: None,
+            data_dir: PathBuf::from("data"),
+            www: Some(PathBuf::from("www")),
+            allow_origins: Vec::new(),
+            token: None,
+            max_frame_size: Limits::default().max_frame_size,
+            max_request_bytes: 64 << 20,
+        }
+    }
+}
+
+/// Why the server cannot start or stopped.
+#[derive(Debug, thiserror::Error)]
+pub enum ServeError {
+    /// The database cannot be opened.
+    #[error("database: {0}")]
+    Store(#[from] StoreError),
+    /// Unfinished imports cannot be reopened.
+    #[error("reopening imports: {0}")]
+    Imports(#[from] ImportsError),
+    /// The address, the data folder or the token file.
+    #[error("{0}")]
+    Io(#[from] std::io::Error),
+}
+
+/// The token: given, or stored in the data folder, or new (then stored).
+/// Returns it and whether it is new.
+pub fn resolve_token(given: Option<&str>, data_dir: &Path) -> std::io::Result<(String, bool)> {
+    if let Some(token) = given.filter(|t| !t.is_empty()) {
+        return Ok((token.to_owned(), false));
+    }
+    let path = data_dir.join("token");
+    if let Ok(stored) = std::fs::read_to_string(&path) {
+        let stored = stored.trim();
+        if !stored.is_empty() {
+            return Ok((stored.to_owned(), false));
+        }
+    }
+    let mut bytes = [0u8; 24];
+    getrandom::fill(&mut bytes).map_err(|e| std::io::Error::other(e.to_string()))?;
+    let token = files::hex(&bytes);
+    std::fs::create_dir_all(data_dir)?;
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    std::io::Write::write_all(&mut options.open(&path)?, token.as_bytes())?;
+    Ok((token, true))
+}
+
+/// A bound server, not yet serving.
+pub struct Server {
+    listener: tokio::net::TcpListener,
+    app: axum::Router,
+    token: String,
+    new_token: bool,
+}
+
+impl Server {
+    /// Opens the database, reopens unfinished imports and binds the address.
+    pub async fn bind(config: ServeConfig) -> Result<Server, ServeError> {
+        let data_dir = config.data_dir.clone();
+        let (token, new_token) = resolve_token(config.token.as_deref(), &data_dir)?;
+        let database = config
+            .database
+            .clone()
+            .unwrap_or_else(|| data_dir.join("snappack.db").to_string_lossy().into_owned());
+        let limits = Limits {
+            max_frame_size: config.max_frame_size,
+        };
+        let imports = tokio::task::spawn_blocking(move || -> Result<Imports, ServeError> {
+            let store: Arc<dyn store::Store> = store::open(&database)?.into();
+            Ok(Imports::open(store, &data_dir, limits)?)
+        })
+        .await
+        .map_err(|e| std::io::Error::other(e.to_string()))??;
+        let state = Arc::new(http::AppState {
+            imports: Arc::new(imports),
+            token: token.clone(),
+            allow_origins: config.allow_origins,
+            www: config.www,
+        });
+        let listener = tokio::net::TcpListener::bind(config.listen).await?;
+        Ok(Server {
+            listener,
+            app: http::router(state, config.max_request_bytes),
+            token,
+            new_token,
+        })
+    }
+
+    /// The address it listens on.
+    pub fn local_addr(&self) -> std::io::Result<SocketAddr> {
+        self.listener.local_addr()
+    }
+
+    /// The admin token.
+    pub fn token(&self) -> &str {
+        &self.token
+    }
+
+    /// True when the token was generated by this start (print it once).
+    pub fn token_is_new(&self) -> bool {
+        self.new_token
+    }
+
+    /// Serves until `shutdown` completes.
+    pub async fn run(
+        self,
+        shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+    ) -> Result<(), ServeError> {
+        axum::serve(self.listener, self.app)
+            .with_graceful_shutdown(shutdown)
+            .await?;
+        Ok(())
+    }
+}
+
+/// `snappack serve`: binds, prints where it listens (and a new token once),
+/// and serves until Ctrl-C.
+pub async fn serve(config: ServeConfig) -> Result<(), ServeError> {
+    let data_dir = config.data_dir.clone();
+    let server = Server::bind(config).await?;
+    eprintln!("snappack: listening on http://{}", server.local_addr()?);
+    if server.token_is_new() {
+        eprintln!(
+            "snappack: new admin token (stored in {}): {}",
+            data_dir.join("token").display(),
+            server.token()
+        );
+    }
+    server
+        .run(async {
+            let _ = tokio::signal::ctrl_c().await;
+        })
+        .await
+}

@@ -1,0 +1,249 @@
+//! The PostgreSQL backend: a small pool of connections (each with its
+//! prepared statements), READ COMMITTED transactions, and a transaction-level
+//! advisory lock that serializes finishing and cancelling imports.
+//!
+//! The blocking `postgres` client runs its own small tokio runtime, which
+//! must not be entered (nor dropped) on a thread that drives another one:
+//! inside a tokio context every call moves to a scoped plain thread.
+
+use std::collections::HashMap;
+use std::error::Error;
+use std::sync::Mutex;
+
+use bytes::BytesMut;
+use postgres::types::{to_sql_checked, IsNull, ToSql, Type};
+use postgres::{Client, NoTls, Statement};
+
+use super::sql::{delegate_store, Backend, Cell, Conn, Param, SqlStore};
+use super::StoreError;
+
+/// Advisory lock key held by exclusive transactions ("snappack" in ASCII, cut to 8 bytes).
+const LOCK_KEY: i64 = 0x736e_6170_7061_636b;
+
+const SCHEMA: &str = "
+CREATE TABLE IF NOT EXISTS snappack_imports (
+    seq BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    id TEXT NOT NULL UNIQUE,
+    mode TEXT NOT NULL,
+    state TEXT NOT NULL,
+    applied_seq BIGINT,
+    error TEXT,
+    label TEXT
+);
+CREATE TABLE IF NOT EXISTS snappack_tables (
+    id BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    component TEXT NOT NULL,
+    name TEXT NOT NULL,
+    number BIGINT,
+    import_id TEXT,
+    generation BIGINT NOT NULL DEFAULT 0,
+    documents BIGINT NOT NULL DEFAULT 0,
+    observed_id BIGINT,
+    observed_generation BIGINT,
+    pin_number BIGINT,
+    pin_id TEXT
+);
+CREATE UNIQUE INDEX IF NOT EXISTS snappack_tables_active
+    ON snappack_tables (component, name) WHERE import_id IS NULL;
+CREATE UNIQUE INDEX IF NOT EXISTS snappack_tables_hidden
+    ON snappack_tables (import_id, component, name) WHERE import_id IS NOT NULL;
+CREATE TABLE IF NOT EXISTS snappack_documents (
+    table_id BIGINT NOT NULL,
+    internal_id BYTEA NOT NULL,
+    json TEXT NOT NULL,
+    PRIMARY KEY (table_id, internal_id)
+);
+";
+
+fn db(e: postgres::Error) -> StoreError {
+    StoreError::Database(e.to_string())
+}
+
+/// The PostgreSQL store.
+pub struct PostgresStore(SqlStore<Postgres>);
+
+delegate_store!(PostgresStore);
+
+impl PostgresStore {
+    /// Connects to `url` (`postgres://user@host:port/db`, libpq-style
+    /// parameters allowed) and creates the schema when missing.
+    pub fn connect(url: &str) -> Result<Self, StoreError> {
+        off_runtime(|| Self::connect_here(url))
+    }
+
+    fn connect_here(url: &str) -> Result<Self, StoreError> {
+        let config: postgres::Config = url
+            .parse()
+            .map_err(|e| StoreError::Database(format!("bad PostgreSQL URL: {e}")))?;
+        let backend = Postgres {
+            config,
+            idle: Mutex::new(Vec::new()),
+        };
+        let mut pooled = backend.take()?;
+        let mut tx = pooled.client.transaction().map_err(db)?;
+        tx.execute("SELECT pg_advisory_xact_lock($1)", &[&LOCK_KEY])
+            .map_err(db)?;
+        tx.batch_execute(SCHEMA).map_err(db)?;
+        tx.commit().map_err(db)?;
+        backend.give_back(pooled);
+        Ok(PostgresStore(SqlStore::new(backend)))
+    }
+}
+
+/// Runs `f` on a thread outside any tokio runtime.
+fn off_runtime<T: Send>(f: impl FnOnce() -> T + Send) -> T {
+    if tokio::runtime::Handle::try_current().is_err() {
+        return f();
+    }
+    std::thread::scope(|scope| {
+        scope
+            .spawn(f)
+            .join()
+            .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
+    })
+}
+
+struct Pooled {
+    client: Client,
+    statements: HashMap<String, Statement>,
+}
+
+pub(super) struct Postgres {
+    config: postgres::Config,
+    idle: Mutex<Vec<Pooled>>,
+}
+
+impl Postgres {
+    fn take(&self) -> Result<Pooled, StoreError> {
+        let idle = self.idle.lock().ok().and_then(|mut idle| idle.pop());
+        match idle {
+            Some(pooled) if !pooled.client.is_closed() => Ok(pooled),
+            _ => Ok(Pooled {
+                client: self.config.connect(NoTls).map_err(db)?,
+                statements: HashMap::new(),
+            }),
+        }
+    }
+
+    fn give_back(&self, pooled: Pooled) {
+        if let Ok(mut idle) = self.idle.lock() {
+            idle.push(pooled);
+        }
+    }
+}
+
+impl Drop for Postgres {
+    fn drop(&mut self) {
+        let idle = std::mem::take(self.idle.get_mut().unwrap_or_else(|p| p.into_inner()));
+        off_runtime(move || drop(idle));
+    }
+}
+
+impl ToSql for Param<'_> {
+    fn to_sql(
+        &self,
+        ty: &Type,
+        out: &mut BytesMut,
+    ) -> Result<IsNull, Box<dyn Error + Sync + Send>> {
+        match *self {
+            Param::Null => Ok(IsNull::Yes),
+            Param::Int(v) => v.to_sql(ty, out),
+            Param::Text(v) => v.to_sql(ty, out),
+            Param::Blob(v) => v.to_sql(ty, out),
+        }
+    }
+
+    fn accepts(_: &Type) -> bool {
+        true
+    }
+
+    to_sql_checked!();
+}
+
+struct PgConn<'a, 'b> {
+    tx: &'a mut postgres::Transaction<'b>,
+    statements: &'a mut HashMap<String, Statement>,
+}
+
+impl PgConn<'_, '_> {
+    fn statement(&mut self, sql: &str) -> Result<Statement, StoreError> {
+        if let Some(statement) = self.statements.get(sql) {
+            return Ok(statement.clone());
+        }
+        let statement = self.tx.prepare(sql).map_err(db)?;
+        self.statements.insert(sql.to_owned(), statement.clone());
+        Ok(statement)
+    }
+}
+
+fn cell(row: &postgres::Row, i: usize) -> Result<Cell, StoreError> {
+    let ty = row.columns()[i].type_();
+    let cell = if *ty == Type::INT8 {
+        row.try_get::<_, Option<i64>>(i).map_err(db)?.map(Cell::Int)
+    } else if *ty == Type::INT4 {
+        row.try_get::<_, Option<i32>>(i)
+            .map_err(db)?
+            .map(|v| Cell::Int(v.into()))
+    } else if *ty == Type::BYTEA {
+        row.try_get::<_, Option<Vec<u8>>>(i)
+            .map_err(db)?
+            .map(Cell::Blob)
+    } else {
+        row.try_get::<_, Option<String>>(i)
+            .map_err(db)?
+            .map(Cell::Text)
+    };
+    Ok(cell.unwrap_or(Cell::Null))
+}
+
+impl Conn for PgConn<'_, '_> {
+    fn exec(&mut self, sql: &str, params: &[Param<'_>]) -> Result<u64, StoreError> {
+        let statement = self.statement(sql)?;
+        let params: Vec<&(dyn ToSql + Sync)> = params.iter().map(|p| p as _).collect();
+        self.tx.execute(&statement, &params).map_err(db)
+    }
+
+    fn query(&mut self, sql: &str, params: &[Param<'_>]) -> Result<Vec<Vec<Cell>>, StoreError> {
+        let statement = self.statement(sql)?;
+        let params: Vec<&(dyn ToSql + Sync)> = params.iter().map(|p| p as _).collect();
+        let rows = self.tx.query(&statement, &params).map_err(db)?;
+        rows.iter()
+            .map(|row| (0..row.len()).map(|i| cell(row, i)).collect())
+            .collect()
+    }
+}
+
+impl Backend for Postgres {
+    fn transaction<T: Send>(
+        &self,
+        exclusive: bool,
+        f: impl FnOnce(&mut dyn Conn) -> Result<T, StoreError> + Send,
+    ) -> Result<T, StoreError> {
+        off_runtime(|| self.transaction_here(exclusive, f))
+    }
+}
+
+impl Postgres {
+    fn transaction_here<T>(
+        &self,
+        exclusive: bool,
+        f: impl FnOnce(&mut dyn Conn) -> Result<T, StoreError>,
+    ) -> Result<T, StoreError> {
+        let mut pooled = self.take()?;
+        let result = (|| {
+            let mut tx = pooled.client.transaction().map_err(db)?;
+            if exclusive {
+                tx.execute("SELECT pg_advisory_xact_lock($1)", &[&LOCK_KEY])
+                    .map_err(db)?;
+            }
+            let value = f(&mut PgConn {
+                tx: &mut tx,
+                statements: &mut pooled.statements,
+            })?;
+            tx.commit().map_err(db)?;
+            Ok(value)
+        })();
+        self.give_back(pooled);
+        result
+    }
+}

@@ -1,0 +1,614 @@
+//! The one implementation of [`Store`] over SQL, written once for both
+//! backends: they differ only in how they connect, lock and bind values.
+//! Statements use `$n` placeholders, which SQLite and PostgreSQL both read.
+
+use std::collections::HashMap;
+
+use super::plan::{self, ActiveTable, HiddenTable};
+use super::{
+    ActivatedTable, FrameWrite, ImportError, ImportMode, ImportRecord, ImportState, StoreError,
+    StoredDocument, TargetTable,
+};
+use crate::convex::DocumentId;
+use crate::report::Code;
+
+/// A statement parameter.
+#[derive(Debug, Clone, Copy)]
+pub(super) enum Param<'a> {
+    Null,
+    Int(i64),
+    Text(&'a str),
+    Blob(&'a [u8]),
+}
+
+/// A value read from a row.
+#[derive(Debug, Clone, PartialEq)]
+pub(super) enum Cell {
+    Null,
+    Int(i64),
+    Text(String),
+    Blob(Vec<u8>),
+}
+
+impl Cell {
+    fn int(&self) -> Result<i64, StoreError> {
+        match self {
+            Cell::Int(v) => Ok(*v),
+            other => Err(StoreError::Database(format!(
+                "expected an integer, got {other:?}"
+            ))),
+        }
+    }
+
+    fn opt_int(&self) -> Result<Option<i64>, StoreError> {
+        match self {
+            Cell::Null => Ok(None),
+            other => other.int().map(Some),
+        }
+    }
+
+    fn text(self) -> Result<String, StoreError> {
+        match self {
+            Cell::Text(v) => Ok(v),
+            other => Err(StoreError::Database(format!(
+                "expected text, got {other:?}"
+            ))),
+        }
+    }
+
+    fn opt_text(self) -> Result<Option<String>, StoreError> {
+        match self {
+            Cell::Null => Ok(None),
+            other => other.text().map(Some),
+        }
+    }
+
+    fn internal_id(self) -> Result<[u8; 16], StoreError> {
+        match self {
+            Cell::Blob(v) => v.try_into().map_err(|v: Vec<u8>| {
+                StoreError::Database(format!("internal id of {} bytes", v.len()))
+            }),
+            other => Err(StoreError::Database(format!(
+                "expected bytes, got {other:?}"
+            ))),
+        }
+    }
+}
+
+fn number(cell: &Cell) -> Result<u32, StoreError> {
+    u32::try_from(cell.int()?).map_err(|e| StoreError::Database(format!("table number: {e}")))
+}
+
+/// A connection inside a transaction.
+pub(super) trait Conn {
+    /// Runs a statement; returns the rows changed.
+    fn exec(&mut self, sql: &str, params: &[Param<'_>]) -> Result<u64, StoreError>;
+    /// Runs a query; returns every row.
+    fn query(&mut self, sql: &str, params: &[Param<'_>]) -> Result<Vec<Vec<Cell>>, StoreError>;
+}
+
+/// A database engine.
+pub(super) trait Backend: Send + Sync {
+    /// Runs `f` in one transaction, committed when it returns `Ok`. Exclusive
+    /// transactions are serialized with each other (finishing and cancelling).
+    fn transaction<T: Send>(
+        &self,
+        exclusive: bool,
+        f: impl FnOnce(&mut dyn Conn) -> Result<T, StoreError> + Send,
+    ) -> Result<T, StoreError>;
+}
+
+/// Documents per multi-row INSERT.
+const INSERT_CHUNK: usize = 256;
+
+/// [`super::Store`] over a [`Backend`].
+pub(super) struct SqlStore<B> {
+    backend: B,
+}
+
+fn load_import(c: &mut dyn Conn, id: &str) -> Result<ImportRecord, StoreError> {
+    let mut rows = c.query(
+        "SELECT id, mode, state, applied_seq, error, label FROM snappack_imports WHERE id = $1",
+        &[Param::Text(id)],
+    )?;
+    let row = rows
+        .pop()
+        .ok_or_else(|| StoreError::UnknownImport(id.to_owned()))?;
+    record(row)
+}
+
+fn record(row: Vec<Cell>) -> Result<ImportRecord, StoreError> {
+    let mut cells = row.into_iter();
+    let mut next = || cells.next().unwrap_or(Cell::Null);
+    let id = next().text()?;
+    let mode = next().text()?;
+    let state = next().text()?;
+    let applied_seq = next().opt_int()?.map(|s| s as u64);
+    let error = next().opt_text()?;
+    let label = next().opt_text()?;
+    Ok(ImportRecord {
+        mode: mode
+            .parse::<ImportMode>()
+            .map_err(|e| StoreError::Database(format!("import {id}: {e}")))?,
+        state: ImportState::parse(&state)
+            .ok_or_else(|| StoreError::Database(format!("import {id} has state {state:?}")))?,
+        id,
+        applied_seq,
+        error,
+        label,
+    })
+}
+
+fn open_import(c: &mut dyn Conn, id: &str) -> Result<ImportRecord, StoreError> {
+    let record = load_import(c, id)?;
+    if record.state != ImportState::Open {
+        return Err(StoreError::NotOpen {
+            id: id.to_owned(),
+            state: record.state,
+        });
+    }
+    Ok(record)
+}
+
+fn drop_table(c: &mut dyn Conn, table_id: i64) -> Result<(), StoreError> {
+    c.exec(
+        "DELETE FROM snappack_documents WHERE table_id = $1",
+        &[Param::Int(table_id)],
+    )?;
+    c.exec(
+        "DELETE FROM snappack_tables WHERE id = $1",
+        &[Param::Int(table_id)],
+    )?;
+    Ok(())
+}
+
+fn drop_hidden_tables(c: &mut dyn Conn, import: &str) -> Result<(), StoreError> {
+    let rows = c.query(
+        "SELECT id FROM snappack_tables WHERE import_id = $1",
+        &[Param::Text(import)],
+    )?;
+    for row in rows {
+        drop_table(c, row[0].int()?)?;
+    }
+    Ok(())
+}
+
+fn load_hidden(c: &mut dyn Conn, import: &str) -> Result<Vec<(HiddenTable, u64)>, StoreError> {
+    let rows = c.query(
+        "SELECT id, component, name, number, pin_number, pin_id, observed_id, observed_generation, documents \
+         FROM snappack_tables WHERE import_id = $1 ORDER BY id",
+        &[Param::Text(import)],
+    )?;
+    rows.into_iter()
+        .map(|row| {
+            let mut cells = row.into_iter();
+            let mut next = || cells.next().unwrap_or(Cell::Null);
+            let table_id = next().int()?;
+            let component = next().text()?;
+            let name = next().text()?;
+            let requested = next().opt_int()?.map(|n| n as u32);
+            let pin_number = next().opt_int()?;
+            let pin_id = next().opt_text()?;
+            let observed_id = next().opt_int()?;
+            let observed_generation = next().opt_int()?;
+            let documents = next().int()? as u64;
+            Ok((
+                HiddenTable {
+                    table_id,
+                    component,
+                    name,
+                    requested,
+                    pin: pin_number.zip(pin_id).map(|(n, id)| (n as u32, id)),
+                    observed: observed_id.zip(observed_generation),
+                },
+                documents,
+            ))
+        })
+        .collect()
+}
+
+fn active_tables(c: &mut dyn Conn) -> Result<Vec<ActiveTable>, StoreError> {
+    let rows = c.query(
+        "SELECT id, component, name, number, documents, generation FROM snappack_tables \
+         WHERE import_id IS NULL ORDER BY component, name",
+        &[],
+    )?;
+    rows.into_iter()
+        .map(|row| {
+            Ok(ActiveTable {
+                table_id: row[0].int()?,
+                number: number(&row[3])?,
+                documents: row[4].int()? as u64,
+                generation: row[5].int()?,
+                name: row[2].clone().text()?,
+                component: row[1].clone().text()?,
+            })
+        })
+        .collect()
+}
+
+fn insert_documents(c: &mut dyn Conn, rows: &[(i64, &[u8; 16], &str)]) -> Result<(), StoreError> {
+    let mut statements: HashMap<usize, String> = HashMap::new();
+    for chunk in rows.chunks(INSERT_CHUNK) {
+        let sql = statements.entry(chunk.len()).or_insert_with(|| {
+            let mut sql = String::from(
+                "INSERT INTO snappack_documents (table_id, internal_id, json) VALUES ",
+            );
+            for i in 0..chunk.len() {
+                if i > 0 {
+                    sql.push(',');
+                }
+                sql.push_str(&format!("(${},${},${})", 3 * i + 1, 3 * i + 2, 3 * i + 3));
+            }
+            sql
+        });
+        let mut params = Vec::with_capacity(chunk.len() * 3);
+        for (table_id, internal, json) in chunk {
+            params.push(Param::Int(*table_id));
+            params.push(Param::Blob(&internal[..]));
+            params.push(Param::Text(json));
+        }
+        c.exec(sql, &params)?;
+    }
+    Ok(())
+}
+
+impl<B: Backend> SqlStore<B> {
+    /// Wraps a backend whose schema is in place.
+    pub(super) fn new(backend: B) -> Self {
+        SqlStore { backend }
+    }
+
+    pub(super) fn tables(&self) -> Result<Vec<TargetTable>, StoreError> {
+        self.backend.transaction(false, |c| {
+            Ok(active_tables(c)?
+                .into_iter()
+                .map(|t| TargetTable {
+                    component: t.component,
+                    name: t.name,
+                    number: t.number,
+                    documents: t.documents,
+                })
+                .collect())
+        })
+    }
+
+    pub(super) fn create_import(
+        &self,
+        id: &str,
+        mode: ImportMode,
+        label: Option<&str>,
+    ) -> Result<(), StoreError> {
+        self.backend.transaction(false, |c| {
+            if !c
+                .query(
+                    "SELECT 1 FROM snappack_imports WHERE id = $1",
+                    &[Param::Text(id)],
+                )?
+                .is_empty()
+            {
+                return Err(StoreError::DuplicateImport(id.to_owned()));
+            }
+            c.exec(
+                "INSERT INTO snappack_imports (id, mode, state, label) VALUES ($1, $2, $3, $4)",
+                &[
+                    Param::Text(id),
+                    Param::Text(super::mode_name(mode)),
+                    Param::Text(ImportState::Open.as_str()),
+                    label.map_or(Param::Null, Param::Text),
+                ],
+            )?;
+            Ok(())
+        })
+    }
+
+    pub(super) fn imports(&self) -> Result<Vec<ImportRecord>, StoreError> {
+        self.backend.transaction(false, |c| {
+            c.query(
+                "SELECT id, mode, state, applied_seq, error, label FROM snappack_imports ORDER BY seq",
+                &[],
+            )?
+            .into_iter()
+            .map(record)
+            .collect()
+        })
+    }
+
+    pub(super) fn import(&self, id: &str) -> Result<ImportRecord, StoreError> {
+        self.backend.transaction(false, |c| load_import(c, id))
+    }
+
+    pub(super) fn write_frame(
+        &self,
+        import: &str,
+        frame: &FrameWrite<'_>,
+    ) -> Result<(), StoreError> {
+        self.backend.transaction(false, |c| {
+            let record = open_import(c, import)?;
+            if record.applied_seq.is_some_and(|applied| frame.seq <= applied) {
+                return Ok(());
+            }
+            for table in &frame.tables {
+                let observed = c.query(
+                    "SELECT id, generation FROM snappack_tables \
+                     WHERE import_id IS NULL AND component = $1 AND name = $2",
+                    &[Param::Text(&table.component), Param::Text(&table.name)],
+                )?;
+                let (observed_id, observed_generation) = match observed.first() {
+                    Some(row) => (Param::Int(row[0].int()?), Param::Int(row[1].int()?)),
+                    None => (Param::Null, Param::Null),
+                };
+                c.exec(
+                    "INSERT INTO snappack_tables (component, name, number, import_id, observed_id, observed_generation) \
+                     VALUES ($1, $2, $3, $4, $5, $6)",
+                    &[
+                        Param::Text(&table.component),
+                        Param::Text(&table.name),
+                        table.number.map_or(Param::Null, |n| Param::Int(n.into())),
+                        Param::Text(import),
+                        observed_id,
+                        observed_generation,
+                    ],
+                )?;
+            }
+            // Hidden table ids of the tables this frame writes, and their new documents.
+            let mut table_ids: HashMap<(&str, &str), (i64, i64)> = HashMap::new();
+            let mut rows = Vec::with_capacity(frame.documents.len());
+            for doc in &frame.documents {
+                let key = (doc.component, doc.table);
+                let entry = match table_ids.get_mut(&key) {
+                    Some(entry) => entry,
+                    None => {
+                        let found = c.query(
+                            "SELECT id FROM snappack_tables WHERE import_id = $1 AND component = $2 AND name = $3",
+                            &[Param::Text(import), Param::Text(doc.component), Param::Text(doc.table)],
+                        )?;
+                        let id = found.first().ok_or_else(|| StoreError::UndeclaredTable {
+                            import: import.to_owned(),
+                            component: doc.component.to_owned(),
+                            table: doc.table.to_owned(),
+                        })?[0]
+                            .int()?;
+                        table_ids.entry(key).or_insert((id, 0))
+                    }
+                };
+                entry.1 += 1;
+                rows.push((entry.0, &doc.internal, doc.json));
+            }
+            insert_documents(c, &rows)?;
+            for (table_id, added) in table_ids.values() {
+                c.exec(
+                    "UPDATE snappack_tables SET documents = documents + $2 WHERE id = $1",
+                    &[Param::Int(*table_id), Param::Int(*added)],
+                )?;
+            }
+            for pin in &frame.pins {
+                c.exec(
+                    "UPDATE snappack_tables SET pin_number = $4, pin_id = $5 \
+                     WHERE import_id = $1 AND component = $2 AND name = $3 AND pin_number IS NULL",
+                    &[
+                        Param::Text(import),
+                        Param::Text(&pin.component),
+                        Param::Text(&pin.table),
+                        Param::Int(pin.number.into()),
+                        Param::Text(&pin.id),
+                    ],
+                )?;
+            }
+            c.exec(
+                "UPDATE snappack_imports SET applied_seq = $2 WHERE id = $1",
+                &[Param::Text(import), Param::Int(frame.seq as i64)],
+            )?;
+            Ok(())
+        })
+    }
+
+    pub(super) fn finish_import(&self, import: &str) -> Result<Vec<ActivatedTable>, StoreError> {
+        let result = self.backend.transaction(true, |c| {
+            let record = open_import(c, import)?;
+            let hidden = load_hidden(c, import)?;
+            let active = active_tables(c)?;
+            let tables: Vec<HiddenTable> = hidden.iter().map(|(t, _)| t.clone()).collect();
+            let plan = plan::plan(record.mode, &tables, &active)?;
+
+            for &(hidden_id, existing_id, number) in &plan.append {
+                let clash = c.query(
+                    "SELECT h.internal_id FROM snappack_documents h JOIN snappack_documents e \
+                     ON e.table_id = $2 AND e.internal_id = h.internal_id WHERE h.table_id = $1 LIMIT 1",
+                    &[Param::Int(hidden_id), Param::Int(existing_id)],
+                )?;
+                if let Some(row) = clash.into_iter().next() {
+                    let internal = row.into_iter().next().unwrap_or(Cell::Null).internal_id()?;
+                    let (table, _) = hidden
+                        .iter()
+                        .find(|(t, _)| t.table_id == hidden_id)
+                        .expect("planned tables are the import's");
+                    return Err(ImportError {
+                        code: Code::DocumentExists.as_str(),
+                        message: format!(
+                            "Cannot create document with _id {} that already exists. Try to update it with `db.patch` or `db.replace`.",
+                            DocumentId::new(number, internal).encode()
+                        ),
+                        component: table.component.clone(),
+                        table: Some(table.name.clone()),
+                    }
+                    .into());
+                }
+            }
+
+            for &table_id in &plan.delete {
+                drop_table(c, table_id)?;
+            }
+            let mut activated = Vec::new();
+            for (table, documents) in &hidden {
+                let summary = |number, appended| ActivatedTable {
+                    component: table.component.clone(),
+                    name: table.name.clone(),
+                    number,
+                    documents: *documents,
+                    appended,
+                };
+                if let Some(&(_, existing_id, number)) =
+                    plan.append.iter().find(|(h, _, _)| *h == table.table_id)
+                {
+                    c.exec(
+                        "UPDATE snappack_documents SET table_id = $2 WHERE table_id = $1",
+                        &[Param::Int(table.table_id), Param::Int(existing_id)],
+                    )?;
+                    c.exec(
+                        "UPDATE snappack_tables SET documents = documents + $2, generation = generation + 1 WHERE id = $1",
+                        &[Param::Int(existing_id), Param::Int(*documents as i64)],
+                    )?;
+                    c.exec(
+                        "DELETE FROM snappack_tables WHERE id = $1",
+                        &[Param::Int(table.table_id)],
+                    )?;
+                    activated.push(summary(number, true));
+                } else if let Some(&(_, number)) =
+                    plan.activate.iter().find(|(h, _)| *h == table.table_id)
+                {
+                    c.exec(
+                        "UPDATE snappack_tables SET import_id = NULL, number = $2, generation = 0, \
+                         observed_id = NULL, observed_generation = NULL, pin_number = NULL, pin_id = NULL \
+                         WHERE id = $1",
+                        &[Param::Int(table.table_id), Param::Int(number.into())],
+                    )?;
+                    activated.push(summary(number, false));
+                }
+            }
+            c.exec(
+                "UPDATE snappack_imports SET state = $2 WHERE id = $1",
+                &[Param::Text(import), Param::Text(ImportState::Finished.as_str())],
+            )?;
+            Ok(activated)
+        });
+        match result {
+            Err(StoreError::Import(error)) => {
+                self.end_import(import, ImportState::Failed, Some(&error.to_string()))?;
+                Err(error.into())
+            }
+            other => other,
+        }
+    }
+
+    pub(super) fn cancel_import(&self, import: &str) -> Result<(), StoreError> {
+        self.end_import(import, ImportState::Cancelled, None)
+    }
+
+    /// Drops an open import's hidden tables and records its end.
+    fn end_import(
+        &self,
+        import: &str,
+        state: ImportState,
+        error: Option<&str>,
+    ) -> Result<(), StoreError> {
+        self.backend.transaction(true, |c| {
+            open_import(c, import)?;
+            drop_hidden_tables(c, import)?;
+            c.exec(
+                "UPDATE snappack_imports SET state = $2, error = $3 WHERE id = $1",
+                &[
+                    Param::Text(import),
+                    Param::Text(state.as_str()),
+                    error.map_or(Param::Null, Param::Text),
+                ],
+            )?;
+            Ok(())
+        })
+    }
+
+    pub(super) fn hidden_tables(&self) -> Result<u64, StoreError> {
+        self.backend.transaction(false, |c| {
+            let rows = c.query(
+                "SELECT COUNT(*) FROM snappack_tables WHERE import_id IS NOT NULL",
+                &[],
+            )?;
+            Ok(rows[0][0].int()? as u64)
+        })
+    }
+
+    pub(super) fn documents(
+        &self,
+        component: &str,
+        table: &str,
+    ) -> Result<Option<Vec<StoredDocument>>, StoreError> {
+        self.backend.transaction(false, |c| {
+            let found = c.query(
+                "SELECT id, number FROM snappack_tables WHERE import_id IS NULL AND component = $1 AND name = $2",
+                &[Param::Text(component), Param::Text(table)],
+            )?;
+            let Some(row) = found.first() else {
+                return Ok(None);
+            };
+            let (table_id, table_number) = (row[0].int()?, number(&row[1])?);
+            let rows = c.query(
+                "SELECT internal_id, json FROM snappack_documents WHERE table_id = $1 ORDER BY internal_id",
+                &[Param::Int(table_id)],
+            )?;
+            rows.into_iter()
+                .map(|row| {
+                    let mut cells = row.into_iter();
+                    let internal = cells.next().unwrap_or(Cell::Null).internal_id()?;
+                    let json = cells.next().unwrap_or(Cell::Null).text()?;
+                    Ok(StoredDocument {
+                        id: DocumentId::new(table_number, internal).encode(),
+                        json,
+                    })
+                })
+                .collect::<Result<Vec<_>, StoreError>>()
+                .map(Some)
+        })
+    }
+}
+
+/// Implements [`super::Store`] for a newtype around [`SqlStore`].
+macro_rules! delegate_store {
+    ($store:ty) => {
+        impl $crate::server::store::Store for $store {
+            fn tables(&self) -> Result<Vec<$crate::server::store::TargetTable>, StoreError> {
+                self.0.tables()
+            }
+            fn create_import(
+                &self,
+                id: &str,
+                mode: $crate::server::store::ImportMode,
+                label: Option<&str>,
+            ) -> Result<(), StoreError> {
+                self.0.create_import(id, mode, label)
+            }
+            fn imports(&self) -> Result<Vec<$crate::server::store::ImportRecord>, StoreError> {
+                self.0.imports()
+            }
+            fn import(&self, id: &str) -> Result<$crate::server::store::ImportRecord, StoreError> {
+                self.0.import(id)
+            }
+            fn write_frame(
+                &self,
+                import: &str,
+                frame: &$crate::server::store::FrameWrite<'_>,
+            ) -> Result<(), StoreError> {
+                self.0.write_frame(import, frame)
+            }
+            fn finish_import(
+                &self,
+                import: &str,
+            ) -> Result<Vec<$crate::server::store::ActivatedTable>, StoreError> {
+                self.0.finish_import(import)
+            }
+            fn cancel_import(&self, import: &str) -> Result<(), StoreError> {
+                self.0.cancel_import(import)
+            }
+            fn hidden_tables(&self) -> Result<u64, StoreError> {
+                self.0.hidden_tables()
+            }
+            fn documents(
+                &self,
+                component: &str,
+                table: &str,
+            ) -> Result<Option<Vec<$crate::server::store::StoredDocument>>, StoreError> {
+                self.0.documents(component, table)
+            }
+        }
+    };
+}
+pub(super) use delegate_store;

@@ -1,0 +1,149 @@
+//! The SQLite backend: one file, bundled SQLite, WAL journal. One connection
+//! behind a mutex: SQLite has one writer at a time anyway.
+
+use std::path::Path;
+use std::sync::Mutex;
+
+use rusqlite::types::{ToSqlOutput, ValueRef};
+use rusqlite::{Connection, TransactionBehavior};
+
+use super::sql::{delegate_store, Backend, Cell, Conn, Param, SqlStore};
+use super::StoreError;
+
+const SCHEMA: &str = "
+CREATE TABLE IF NOT EXISTS snappack_imports (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    id TEXT NOT NULL UNIQUE,
+    mode TEXT NOT NULL,
+    state TEXT NOT NULL,
+    applied_seq INTEGER,
+    error TEXT,
+    label TEXT
+);
+CREATE TABLE IF NOT EXISTS snappack_tables (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    component TEXT NOT NULL,
+    name TEXT NOT NULL,
+    number INTEGER,
+    import_id TEXT,
+    generation INTEGER NOT NULL DEFAULT 0,
+    documents INTEGER NOT NULL DEFAULT 0,
+    observed_id INTEGER,
+    observed_generation INTEGER,
+    pin_number INTEGER,
+    pin_id TEXT
+);
+CREATE UNIQUE INDEX IF NOT EXISTS snappack_tables_active
+    ON snappack_tables (component, name) WHERE import_id IS NULL;
+CREATE UNIQUE INDEX IF NOT EXISTS snappack_tables_hidden
+    ON snappack_tables (import_id, component, name) WHERE import_id IS NOT NULL;
+CREATE TABLE IF NOT EXISTS snappack_documents (
+    table_id INTEGER NOT NULL,
+    internal_id BLOB NOT NULL,
+    json TEXT NOT NULL
+);
+CREATE UNIQUE INDEX IF NOT EXISTS snappack_documents_id
+    ON snappack_documents (table_id, internal_id);
+";
+
+fn db(e: rusqlite::Error) -> StoreError {
+    StoreError::Database(e.to_string())
+}
+
+/// The SQLite store.
+pub struct SqliteStore(SqlStore<Sqlite>);
+
+delegate_store!(SqliteStore);
+
+impl SqliteStore {
+    /// Opens (or creates) the database file, creating its folder and schema.
+    pub fn open(path: impl AsRef<Path>) -> Result<Self, StoreError> {
+        let path = path.as_ref();
+        if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+            std::fs::create_dir_all(parent).map_err(|e| {
+                StoreError::Database(format!("cannot create {}: {e}", parent.display()))
+            })?;
+        }
+        let conn = Connection::open(path).map_err(db)?;
+        conn.pragma_update(None, "journal_mode", "WAL")
+            .map_err(db)?;
+        conn.pragma_update(None, "synchronous", "NORMAL")
+            .map_err(db)?;
+        conn.busy_timeout(std::time::Duration::from_secs(30))
+            .map_err(db)?;
+        conn.execute_batch(SCHEMA).map_err(db)?;
+        Ok(SqliteStore(SqlStore::new(Sqlite(Mutex::new(conn)))))
+    }
+}
+
+pub(super) struct Sqlite(Mutex<Connection>);
+
+impl rusqlite::ToSql for Param<'_> {
+    fn to_sql(&self) -> rusqlite::Result<ToSqlOutput<'_>> {
+        Ok(ToSqlOutput::Borrowed(match *self {
+            Param::Null => ValueRef::Null,
+            Param::Int(v) => ValueRef::Integer(v),
+            Param::Text(v) => ValueRef::Text(v.as_bytes()),
+            Param::Blob(v) => ValueRef::Blob(v),
+        }))
+    }
+}
+
+/// `$n` placeholders as SQLite's `?n`: SQLite numbers `$n` parameters by
+/// their first appearance, not by `n`.
+fn numbered(sql: &str) -> String {
+    sql.replace('$', "?")
+}
+
+impl Conn for rusqlite::Transaction<'_> {
+    fn exec(&mut self, sql: &str, params: &[Param<'_>]) -> Result<u64, StoreError> {
+        let mut statement = self.prepare_cached(&numbered(sql)).map_err(db)?;
+        let changed = statement
+            .execute(rusqlite::params_from_iter(params))
+            .map_err(db)?;
+        Ok(changed as u64)
+    }
+
+    fn query(&mut self, sql: &str, params: &[Param<'_>]) -> Result<Vec<Vec<Cell>>, StoreError> {
+        let mut statement = self.prepare_cached(&numbered(sql)).map_err(db)?;
+        let columns = statement.column_count();
+        let mut rows = statement
+            .query(rusqlite::params_from_iter(params))
+            .map_err(db)?;
+        let mut out = Vec::new();
+        while let Some(row) = rows.next().map_err(db)? {
+            let mut cells = Vec::with_capacity(columns);
+            for i in 0..columns {
+                cells.push(match row.get_ref(i).map_err(db)? {
+                    ValueRef::Null => Cell::Null,
+                    ValueRef::Integer(v) => Cell::Int(v),
+                    ValueRef::Real(v) => Cell::Int(v as i64),
+                    ValueRef::Text(v) => Cell::Text(String::from_utf8_lossy(v).into_owned()),
+                    ValueRef::Blob(v) => Cell::Blob(v.to_vec()),
+                });
+            }
+            out.push(cells);
+        }
+        Ok(out)
+    }
+}
+
+impl Backend for Sqlite {
+    fn transaction<T: Send>(
+        &self,
+        _exclusive: bool,
+        f: impl FnOnce(&mut dyn Conn) -> Result<T, StoreError> + Send,
+    ) -> Result<T, StoreError> {
+        // One connection: every transaction is exclusive.
+        let mut conn = self
+            .0
+            .lock()
+            .map_err(|_| StoreError::Database("a previous transaction panicked".into()))?;
+        let mut tx = conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .map_err(db)?;
+        let value = f(&mut tx)?;
+        tx.commit().map_err(db)?;
+        Ok(value)
+    }
+}

@@ -1,0 +1,411 @@
+//! The HTTP API on a real server on loopback, on every backend: the token,
+//! every status of the protocol, CORS, the static page, and concurrent uploads.
+
+mod server_support;
+
+use server_support as common;
+use server_support::{encode, frames, http, numbered_table, TestServer};
+use snappack::server::ServeConfig;
+
+fn server(database: &str, configure: impl FnOnce(&mut ServeConfig)) -> TestServer {
+    let mut config = ServeConfig {
+        database: Some(database.to_owned()),
+        data_dir: common::temp_dir("http"),
+        www: None,
+        token: Some("secret-token".into()),
+        ..ServeConfig::default()
+    };
+    configure(&mut config);
+    TestServer::start(config)
+}
+
+fn create(server: &TestServer, mode: &str) -> String {
+    let response = server.call(
+        "POST",
+        "/api/imports",
+        format!(r#"{{"mode":"{mode}"}}"#).as_bytes(),
+    );
+    assert_eq!(response.status, 201, "{:?}", response.json());
+    let body = response.json();
+    assert_eq!(body["nextSeq"], 0);
+    assert_eq!(body["state"], "open");
+    body["id"].as_str().unwrap().to_owned()
+}
+
+/// Uploads a whole stream, `per_request` frames at a time.
+fn upload(server: &TestServer, id: &str, stream: &[u8], per_request: usize) {
+    let ranges = frames(stream);
+    for (batch, chunk) in ranges.chunks(per_request).enumerate() {
+        let seq = batch * per_request;
+        let body = &stream[chunk[0].start..chunk[chunk.len() - 1].end];
+        let response = server.call("POST", &format!("/api/imports/{id}/frames?seq={seq}"), body);
+        assert_eq!(response.status, 200, "{:?}", response.json());
+        assert_eq!(response.json()["nextSeq"], (seq + chunk.len()) as u64);
+    }
+}
+
+#[test]
+fn every_call_needs_the_token() {
+    let (_, database) = &common::databases()[0];
+    let server = server(database, |_| {});
+    let no_token = http(server.addr, "GET", "/api/tables", &[], b"").unwrap();
+    assert_eq!(no_token.status, 401);
+    assert_eq!(no_token.json()["code"], "Unauthorized");
+    let wrong = http(
+        server.addr,
+        "GET",
+        "/api/tables",
+        &[("Authorization", "Bearer secret-tokeN")],
+        b"",
+    )
+    .unwrap();
+    assert_eq!(wrong.status, 401);
+    let wrong_scheme = http(
+        server.addr,
+        "GET",
+        "/api/tables",
+        &[("Authorization", "Basic secret-token")],
+        b"",
+    )
+    .unwrap();
+    assert_eq!(wrong_scheme.status, 401);
+    let create = http(
+        server.addr,
+        "POST",
+        "/api/imports",
+        &[],
+        br#"{"mode":"append"}"#,
+    )
+    .unwrap();
+    assert_eq!(create.status, 401);
+    let ok = server.call("GET", "/api/tables", b"");
+    assert_eq!(ok.status, 200);
+    assert_eq!(ok.json(), serde_json::json!({"tables": []}));
+}
+
+#[test]
+fn upload_finish_and_every_refusal_status() {
+    for (backend, database) in common::databases() {
+        let server = server(&database, |c| c.max_request_bytes = 256 << 10);
+        let users = numbered_table("users", 10001, 600, 1);
+        let stream = encode(std::slice::from_ref(&users), &[], 4096);
+        let ranges = frames(&stream);
+        let id = create(&server, "requireEmpty");
+
+        // 404: unknown import.
+        let unknown = server.call("GET", "/api/imports/nope", b"");
+        assert_eq!(unknown.status, 404, "{backend}");
+        assert_eq!(
+            server
+                .call("POST", "/api/imports/nope/frames?seq=0", &stream)
+                .status,
+            404
+        );
+
+        // 409: wrong sequence, with the expected one.
+        let gap = server.call(
+            "POST",
+            &format!("/api/imports/{id}/frames?seq=1"),
+            &stream[ranges[0].clone()],
+        );
+        assert_eq!(gap.status, 409, "{backend}");
+        assert_eq!(gap.json()["code"], "SequenceMismatch");
+        assert_eq!(gap.json()["expectedSeq"], 0);
+
+        upload(&server, &id, &stream[..ranges[4].end], 2);
+
+        // 422: a corrupted frame; the import stays at it.
+        let mut corrupt = stream[ranges[5].clone()].to_vec();
+        let at = corrupt.len() - 3;
+        corrupt[at] ^= 1;
+        let bad = server.call("POST", &format!("/api/imports/{id}/frames?seq=5"), &corrupt);
+        assert_eq!(bad.status, 422, "{backend}");
+        assert_eq!(bad.json()["code"], "Checksum");
+        assert_eq!(bad.json()["expectedSeq"], 5);
+
+        // 413: a frame header declaring more than the limit, and a body over the limit.
+        let mut huge = stream[ranges[5].clone()].to_vec();
+        huge[..4].copy_from_slice(&u32::MAX.to_le_bytes());
+        let too_large = server.call("POST", &format!("/api/imports/{id}/frames?seq=5"), &huge);
+        assert_eq!(too_large.status, 413, "{backend}: {:?}", too_large.json());
+        assert_eq!(too_large.json()["code"], "FrameTooLarge");
+        let body = vec![0u8; 300 << 10];
+        assert_eq!(
+            server
+                .call("POST", &format!("/api/imports/{id}/frames?seq=5"), &body)
+                .status,
+            413
+        );
+
+        // 409: finish before the stream is complete.
+        let early = server.call("POST", &format!("/api/imports/{id}/finish"), b"");
+        assert_eq!(early.status, 409);
+        assert_eq!(early.json()["code"], "StreamIncomplete");
+
+        // The rest, then finish.
+        let rest: Vec<_> = ranges[5..].to_vec();
+        for (i, range) in rest.iter().enumerate() {
+            let seq = 5 + i;
+            let r = server.call(
+                "POST",
+                &format!("/api/imports/{id}/frames?seq={seq}"),
+                &stream[range.clone()],
+            );
+            assert_eq!(r.status, 200, "{backend}: {:?}", r.json());
+        }
+        let status = server
+            .call("GET", &format!("/api/imports/{id}"), b"")
+            .json();
+        assert_eq!(status["complete"], true);
+        assert_eq!(status["receivedBytes"], stream.len() as u64);
+        let finished = server.call("POST", &format!("/api/imports/{id}/finish"), b"");
+        assert_eq!(finished.status, 200, "{backend}: {:?}", finished.json());
+        assert_eq!(finished.json()["tables"][0]["documents"], 600);
+        let tables = server.call("GET", "/api/tables", b"").json();
+        assert_eq!(
+            tables,
+            serde_json::json!({"tables": [{"component": "", "name": "users", "number": 10001, "documents": 600}]})
+        );
+        // A finished import takes no more frames.
+        let after = server.call("POST", &format!("/api/imports/{id}/frames?seq=0"), &stream);
+        assert_eq!(after.status, 409);
+        assert_eq!(after.json()["code"], "ImportNotOpen");
+
+        // 422 at finish: the same table again in RequireEmpty mode; nothing changes.
+        let again = create(&server, "requireEmpty");
+        upload(&server, &again, &stream, 8);
+        let refused = server.call("POST", &format!("/api/imports/{again}/finish"), b"");
+        assert_eq!(refused.status, 422, "{backend}");
+        assert_eq!(refused.json()["code"], "TableExists");
+        assert_eq!(refused.json()["table"], "users");
+        assert_eq!(server.call("GET", "/api/tables", b"").json(), tables);
+        let failed = server
+            .call("GET", &format!("/api/imports/{again}"), b"")
+            .json();
+        assert_eq!(failed["state"], "failed");
+    }
+}
+
+#[test]
+fn a_rejected_document_answers_422_with_where() {
+    for (backend, database) in common::databases() {
+        let server = server(&database, |_| {});
+        let mut users = numbered_table("users", 10001, 300, 1);
+        users.lines[250] = r#"{"_id":"not an id"}"#.into();
+        let stream = encode(&[users], &[], 4096);
+        let id = create(&server, "replace");
+        let response = server.call("POST", &format!("/api/imports/{id}/frames?seq=0"), &stream);
+        assert_eq!(response.status, 422, "{backend}");
+        let body = response.json();
+        assert_eq!(body["code"], "InvalidId", "{backend}: {body}");
+        assert_eq!(body["table"], "users");
+        assert_eq!(body["line"], 251);
+        let seq = body["seq"].as_u64().unwrap();
+        assert!(seq > 0);
+        // Frames before the bad one were kept.
+        let status = server
+            .call("GET", &format!("/api/imports/{id}"), b"")
+            .json();
+        assert_eq!(status["nextSeq"], seq);
+        // Cancel: nothing stays.
+        assert_eq!(
+            server
+                .call("POST", &format!("/api/imports/{id}/cancel"), b"")
+                .status,
+            200
+        );
+        assert_eq!(
+            server.call("GET", "/api/tables", b"").json(),
+            serde_json::json!({"tables": []})
+        );
+        assert_eq!(
+            server
+                .call("GET", &format!("/api/imports/{id}"), b"")
+                .json()["state"],
+            "cancelled"
+        );
+    }
+}
+
+#[test]
+fn cors_and_the_static_page() {
+    let (_, database) = &common::databases()[0];
+    let www = common::temp_dir("www");
+    std::fs::write(www.join("index.html"), "<h1>snappack</h1>").unwrap();
+    std::fs::write(www.join("app.js"), "console.log(1)").unwrap();
+    let server = server(database, |c| {
+        c.www = Some(www.clone());
+        c.allow_origins = vec!["http://localhost:5173".into()];
+    });
+    let page = http(server.addr, "GET", "/", &[], b"").unwrap();
+    assert_eq!(page.status, 200);
+    assert_eq!(page.body, b"<h1>snappack</h1>");
+    assert!(page
+        .header("content-type")
+        .unwrap()
+        .starts_with("text/html"));
+    let js = http(server.addr, "GET", "/app.js", &[], b"").unwrap();
+    assert!(js
+        .header("content-type")
+        .unwrap()
+        .starts_with("text/javascript"));
+    assert_eq!(
+        http(server.addr, "GET", "/../Cargo.toml", &[], b"")
+            .unwrap()
+            .status,
+        404
+    );
+    assert_eq!(
+        http(server.addr, "GET", "/missing.js", &[], b"")
+            .unwrap()
+            .status,
+        404
+    );
+
+    let preflight = http(
+        server.addr,
+        "OPTIONS",
+        "/api/imports",
+        &[
+            ("Origin", "http://localhost:5173"),
+            ("Access-Control-Request-Method", "POST"),
+        ],
+        b"",
+    )
+    .unwrap();
+    assert_eq!(preflight.status, 204);
+    assert_eq!(
+        preflight.header("access-control-allow-origin"),
+        Some("http://localhost:5173")
+    );
+    assert!(preflight
+        .header("access-control-allow-headers")
+        .unwrap()
+        .contains("authorization"));
+    let auth = format!("Bearer {}", server.token);
+    let allowed = http(
+        server.addr,
+        "GET",
+        "/api/tables",
+        &[
+            ("Origin", "http://localhost:5173"),
+            ("Authorization", &auth),
+        ],
+        b"",
+    )
+    .unwrap();
+    assert_eq!(
+        allowed.header("access-control-allow-origin"),
+        Some("http://localhost:5173")
+    );
+    let other = http(
+        server.addr,
+        "GET",
+        "/api/tables",
+        &[("Origin", "http://evil.example"), ("Authorization", &auth)],
+        b"",
+    )
+    .unwrap();
+    assert_eq!(other.status, 200);
+    assert_eq!(other.header("access-control-allow-origin"), None);
+}
+
+#[test]
+fn twenty_concurrent_uploads_all_land() {
+    for (backend, database) in common::databases() {
+        let server = std::sync::Arc::new(server(&database, |_| {}));
+        let threads: Vec<_> = (0..20u8)
+            .map(|i| {
+                let server = server.clone();
+                std::thread::spawn(move || {
+                    let mut table = numbered_table(&format!("table{i}"), 10001 + i as u32, 200, i);
+                    table.component = if i % 2 == 0 {
+                        String::new()
+                    } else {
+                        format!("c{i}")
+                    };
+                    let stream = encode(&[table], &[], 4096);
+                    let id = create(&server, "requireEmpty");
+                    upload(&server, &id, &stream, 3);
+                    let finished = server.call("POST", &format!("/api/imports/{id}/finish"), b"");
+                    assert_eq!(finished.status, 200, "{:?}", finished.json());
+                })
+            })
+            .collect();
+        for thread in threads {
+            thread.join().unwrap();
+        }
+        let tables = server.call("GET", "/api/tables", b"").json();
+        let tables = tables["tables"].as_array().unwrap();
+        assert_eq!(tables.len(), 20, "{backend}");
+        assert!(tables.iter().all(|t| t["documents"] == 200), "{backend}");
+    }
+}
+
+#[test]
+fn a_truncated_body_changes_nothing() {
+    use std::io::{Read, Write};
+    for (backend, database) in common::databases() {
+        let server = server(&database, |_| {});
+        let stream = encode(&[numbered_table("users", 10001, 300, 1)], &[], 4096);
+        let id = create(&server, "requireEmpty");
+        // The client announces the whole stream, sends half and hangs up.
+        let mut socket = std::net::TcpStream::connect(server.addr).unwrap();
+        let head = format!(
+            "POST /api/imports/{id}/frames?seq=0 HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {}\r\nContent-Length: {}\r\n\r\n",
+            server.token,
+            stream.len()
+        );
+        socket.write_all(head.as_bytes()).unwrap();
+        socket.write_all(&stream[..stream.len() / 2]).unwrap();
+        socket.shutdown(std::net::Shutdown::Write).unwrap();
+        let mut answer = Vec::new();
+        let _ = socket.read_to_end(&mut answer);
+        let status = server
+            .call("GET", &format!("/api/imports/{id}"), b"")
+            .json();
+        assert_eq!(status["nextSeq"], 0, "{backend}: {status}");
+        assert_eq!(status["receivedBytes"], 0, "{backend}");
+        // The whole stream then lands.
+        let r = server.call("POST", &format!("/api/imports/{id}/frames?seq=0"), &stream);
+        assert_eq!(r.status, 200, "{backend}");
+        assert_eq!(
+            server
+                .call("POST", &format!("/api/imports/{id}/finish"), b"")
+                .status,
+            200
+        );
+    }
+}
+
+#[test]
+fn imports_are_listed_with_their_label() {
+    let (_, database) = &common::databases()[0];
+    let server = server(database, |_| {});
+    let created = server.call(
+        "POST",
+        "/api/imports",
+        br#"{"mode":"append","label":"sha256:0123"}"#,
+    );
+    assert_eq!(created.status, 201);
+    assert_eq!(created.json()["label"], "sha256:0123");
+    let id = created.json()["id"].as_str().unwrap().to_owned();
+    let list = server.call("GET", "/api/imports", b"").json();
+    assert_eq!(list["imports"][0]["id"], id.as_str());
+    assert_eq!(list["imports"][0]["label"], "sha256:0123");
+    assert_eq!(list["imports"][0]["mode"], "append");
+    let long = format!(r#"{{"label":"{}"}}"#, "x".repeat(300));
+    assert_eq!(
+        server.call("POST", "/api/imports", long.as_bytes()).status,
+        400
+    );
+    assert_eq!(
+        server
+            .call("POST", "/api/imports", br#"{"mode":"sideways"}"#)
+            .status,
+        400
+    );
+    // An empty body is the default mode.
+    let default = server.call("POST", "/api/imports", b"");
+    assert_eq!(default.json()["mode"], "requireEmpty");
+}

@@ -1,0 +1,436 @@
+//! Imports driven without HTTP, on every backend: a stream lands with every
+//! document and file, a restart trims a partial frame and resumes, refused
+//! frames keep the import resumable and leave no trace.
+
+mod server_support;
+
+use std::path::Path;
+use std::sync::Arc;
+
+use server_support as common;
+use server_support::{encode, frames, numbered_table, StreamFile, StreamTable};
+use snappack::convex::DocumentId;
+use snappack::server::imports::{Imports, ImportsError, Limits};
+use snappack::server::store::{self, ImportMode, ImportState, Store};
+
+fn open(database: &str, data_dir: &Path) -> Imports {
+    let store: Arc<dyn Store> = store::open(database).unwrap().into();
+    Imports::open(store, data_dir, Limits::default()).unwrap()
+}
+
+/// The documents of a table as the store has them, sorted, as lines.
+fn stored_lines(imports: &Imports, component: &str, table: &str) -> Vec<String> {
+    let mut lines: Vec<String> = imports
+        .store()
+        .documents(component, table)
+        .unwrap()
+        .unwrap_or_default()
+        .into_iter()
+        .map(|d| d.json)
+        .collect();
+    lines.sort();
+    lines
+}
+
+fn sorted(lines: &[String]) -> Vec<String> {
+    let mut lines = lines.to_vec();
+    lines.sort();
+    lines
+}
+
+fn base64(bytes: &[u8]) -> String {
+    use base64::Engine as _;
+    base64::engine::general_purpose::STANDARD.encode(bytes)
+}
+
+/// A `_storage` row for a file with these bytes.
+fn storage_row(id: &str, data: &[u8]) -> String {
+    use sha2::Digest;
+    let sha = base64(&sha2::Sha256::digest(data));
+    format!(
+        r#"{{"_id":"{id}","_creationTime":1700000000000.5,"sha256":"{sha}","size":{},"contentType":"application/octet-stream"}}"#,
+        data.len()
+    )
+}
+
+fn sample() -> (Vec<StreamTable>, Vec<StreamFile>) {
+    let storage_id = DocumentId::new(540, [7; 16]).to_string();
+    let data: Vec<u8> = (0..3000u32).map(|i| (i * 7 % 251) as u8).collect();
+    let mut in_component = numbered_table("messages", 10001, 50, 3);
+    in_component.component = "waitlist".into();
+    let storage = StreamTable {
+        component: String::new(),
+        name: "_storage".into(),
+        number: Some(540),
+        lines: vec![storage_row(&storage_id, &data)],
+    };
+    let no_ids = StreamTable {
+        component: String::new(),
+        name: "notes".into(),
+        number: None,
+        lines: (0..30).map(|i| format!(r#"{{"n":{i}}}"#)).collect(),
+    };
+    let file = StreamFile {
+        component: String::new(),
+        id: storage_id,
+        data,
+    };
+    (
+        vec![
+            numbered_table("users", 10001, 400, 1),
+            numbered_table("posts", 10002, 200, 2),
+            in_component,
+            storage,
+            no_ids,
+        ],
+        vec![file],
+    )
+}
+
+fn send_all(imports: &Imports, id: &str, stream: &[u8], from: usize) {
+    for (seq, range) in frames(stream).into_iter().enumerate().skip(from) {
+        let appended = imports
+            .append(id, seq as u64, &stream[range])
+            .unwrap_or_else(|e| panic!("frame {seq}: {e}"));
+        assert_eq!(appended.next_seq, seq as u64 + 1);
+    }
+}
+
+fn assert_landed(imports: &Imports, tables: &[StreamTable], files: &[StreamFile]) {
+    for t in tables {
+        assert_eq!(
+            stored_lines(imports, &t.component, &t.name),
+            sorted(&t.lines),
+            "table {}/{}",
+            t.component,
+            t.name
+        );
+    }
+    for f in files {
+        use sha2::Digest;
+        let sha: [u8; 32] = sha2::Sha256::digest(&f.data).into();
+        assert_eq!(std::fs::read(imports.files().path(&sha)).unwrap(), f.data);
+    }
+}
+
+#[test]
+fn a_stream_lands_with_every_document_and_file() {
+    for (backend, database) in common::databases() {
+        let dir = common::temp_dir("imports");
+        let imports = open(&database, &dir);
+        let (tables, files) = sample();
+        let stream = encode(&tables, &files, 4096);
+        assert!(frames(&stream).len() > 10, "several frames");
+        let status = imports.create(ImportMode::RequireEmpty, None).unwrap();
+        assert_eq!(status.next_seq, Some(0));
+        // Finishing before Done is refused.
+        assert!(matches!(
+            imports.finish(&status.id),
+            Err(ImportsError::Incomplete { expected: 0 })
+        ));
+        send_all(&imports, &status.id, &stream, 0);
+        assert!(imports.status(&status.id).unwrap().complete);
+        let activated = imports.finish(&status.id).unwrap();
+        assert_eq!(activated.len(), tables.len(), "{backend}");
+        assert_landed(&imports, &tables, &files);
+        let notes = activated.iter().find(|t| t.name == "notes").unwrap();
+        assert_eq!(notes.number, 10003, "{backend}: first free number");
+        assert_eq!(
+            imports.status(&status.id).unwrap().state,
+            ImportState::Finished
+        );
+        // The staging log is gone.
+        assert!(!dir.join("imports").join(&status.id).exists());
+    }
+}
+
+#[test]
+fn a_restart_trims_a_partial_frame_and_resumes() {
+    for (backend, database) in common::databases() {
+        let dir = common::temp_dir("restart");
+        let (tables, files) = sample();
+        let stream = encode(&tables, &files, 4096);
+        let ranges = frames(&stream);
+        let half = ranges.len() / 2;
+        let id = {
+            let imports = open(&database, &dir);
+            let id = imports.create(ImportMode::Replace, None).unwrap().id;
+            for (seq, range) in ranges.iter().take(half).enumerate() {
+                imports
+                    .append(&id, seq as u64, &stream[range.clone()])
+                    .unwrap();
+            }
+            id
+        };
+        // A crash in the middle of writing the next frame.
+        let log = dir.join("imports").join(&id).join("stream.snappack");
+        let next = &stream[ranges[half].clone()];
+        let mut bytes = std::fs::read(&log).unwrap();
+        let kept = bytes.len();
+        bytes.extend_from_slice(&next[..next.len() / 2]);
+        std::fs::write(&log, &bytes).unwrap();
+
+        let imports = open(&database, &dir);
+        let status = imports.status(&id).unwrap();
+        assert_eq!(status.next_seq, Some(half as u64), "{backend}");
+        assert_eq!(status.received_bytes, Some(kept as u64), "{backend}");
+        assert_eq!(std::fs::metadata(&log).unwrap().len(), kept as u64);
+        send_all(&imports, &id, &stream, half);
+        imports.finish(&id).unwrap();
+        assert_landed(&imports, &tables, &files);
+    }
+}
+
+#[test]
+fn frames_logged_but_not_in_the_database_are_replayed_on_restart() {
+    for (backend, database) in common::databases() {
+        let dir = common::temp_dir("replay");
+        let (tables, files) = sample();
+        let stream = encode(&tables, &files, 4096);
+        let ranges = frames(&stream);
+        let id = open(&database, &dir)
+            .create(ImportMode::RequireEmpty, None)
+            .unwrap()
+            .id;
+        // A crash after the log's fsync, before the database write: the log
+        // holds frames the store never saw.
+        let log = dir.join("imports").join(&id).join("stream.snappack");
+        std::fs::write(&log, &stream[..ranges[5].end]).unwrap();
+        let imports = open(&database, &dir);
+        assert_eq!(imports.status(&id).unwrap().next_seq, Some(6), "{backend}");
+        send_all(&imports, &id, &stream, 6);
+        imports.finish(&id).unwrap();
+        assert_landed(&imports, &tables, &files);
+    }
+}
+
+#[test]
+fn refused_frames_keep_the_import_resumable() {
+    for (backend, database) in common::databases() {
+        let dir = common::temp_dir("refused");
+        let imports = open(&database, &dir);
+        let (tables, files) = sample();
+        let stream = encode(&tables, &files, 4096);
+        let ranges = frames(&stream);
+        let id = imports.create(ImportMode::RequireEmpty, None).unwrap().id;
+        for (seq, range) in ranges.iter().take(3).enumerate() {
+            imports
+                .append(&id, seq as u64, &stream[range.clone()])
+                .unwrap();
+        }
+        let frame3 = &stream[ranges[3].clone()];
+        // A corrupted frame.
+        let mut corrupt = frame3.to_vec();
+        let last = corrupt.len() - 1;
+        corrupt[last] ^= 0x55;
+        match imports.append(&id, 3, &corrupt) {
+            Err(ImportsError::Frame { seq: 3, error }) => assert_eq!(error.code(), "Checksum"),
+            other => panic!("{backend}: {other:?}"),
+        }
+        // A gap and a replay.
+        let frame4 = &stream[ranges[4].clone()];
+        assert!(matches!(
+            imports.append(&id, 4, frame4),
+            Err(ImportsError::Sequence {
+                expected: 3,
+                got: 4
+            })
+        ));
+        assert!(matches!(
+            imports.append(&id, 2, &stream[ranges[2].clone()]),
+            Err(ImportsError::Sequence { expected: 3, .. })
+        ));
+        // A body cut inside a frame.
+        assert!(matches!(
+            imports.append(&id, 3, &frame3[..frame3.len() / 2]),
+            Err(ImportsError::Truncated { seq: 3, .. })
+        ));
+        // A frame sent with its sequence number but meant for another place.
+        assert!(matches!(
+            imports.append(&id, 3, frame4),
+            Err(ImportsError::Frame { seq: 3, .. })
+        ));
+        // Two frames in one request.
+        let both = [frame3, frame4].concat();
+        let appended = imports.append(&id, 3, &both).unwrap();
+        assert_eq!((appended.frames, appended.next_seq), (2, 5), "{backend}");
+        send_all(&imports, &id, &stream, 5);
+        imports.finish(&id).unwrap();
+        assert_landed(&imports, &tables, &files);
+    }
+}
+
+#[test]
+fn a_rejected_document_names_table_line_and_frame_and_leaves_no_trace() {
+    for (backend, database) in common::databases() {
+        let dir = common::temp_dir("rejected");
+        let imports = open(&database, &dir);
+        let before: Vec<_> = imports.store().tables().unwrap();
+        let mut users = numbered_table("users", 10001, 400, 1);
+        users.lines[300] = users.lines[10].clone();
+        let stream = encode(&[users], &[], 4096);
+        let ranges = frames(&stream);
+        let id = imports.create(ImportMode::RequireEmpty, None).unwrap().id;
+        let mut rejected = None;
+        for (seq, range) in ranges.iter().enumerate() {
+            match imports.append(&id, seq as u64, &stream[range.clone()]) {
+                Ok(_) => {}
+                Err(ImportsError::Rejected(r)) => {
+                    rejected = Some(r);
+                    break;
+                }
+                Err(e) => panic!("{backend}: {e}"),
+            }
+        }
+        let r = rejected.expect("the duplicate is rejected");
+        assert_eq!(r.code, "DuplicateId", "{backend}");
+        assert_eq!(r.table.as_deref(), Some("users"));
+        assert_eq!(r.line, Some(301));
+        assert!(r.seq > 0);
+        // The import stays at the rejected frame.
+        let status = imports.status(&id).unwrap();
+        assert_eq!(status.next_seq, Some(r.seq), "{backend}");
+        // Sending it again gets the same answer.
+        let again = imports.append(&id, r.seq, &stream[ranges[r.seq as usize].clone()]);
+        assert!(matches!(again, Err(ImportsError::Rejected(ref again)) if again.line == Some(301)));
+        imports.cancel(&id).unwrap();
+        assert_eq!(imports.store().tables().unwrap(), before, "{backend}");
+        assert_eq!(imports.store().hidden_tables().unwrap(), 0, "{backend}");
+        assert!(matches!(
+            imports.append(&id, 0, &stream),
+            Err(ImportsError::NotOpen {
+                state: ImportState::Cancelled,
+                ..
+            })
+        ));
+        assert!(matches!(
+            imports.status("nope"),
+            Err(ImportsError::Unknown(_))
+        ));
+    }
+}
+
+#[test]
+fn a_number_taken_from_the_target_is_decided_again_at_finish() {
+    use snappack::migration::{Encoder, EncoderConfig, Header, TableDecl, Totals};
+    use snappack::report::NumberSource;
+    for (backend, database) in common::databases() {
+        let dir = common::temp_dir("target");
+        let imports = open(&database, &dir);
+        // The server has `users` at 10001.
+        let first = encode(&[numbered_table("users", 10001, 3, 1)], &[], 4096);
+        let id = imports.create(ImportMode::RequireEmpty, None).unwrap().id;
+        imports.append(&id, 0, &first).unwrap();
+        imports.finish(&id).unwrap();
+        // A client that saw `users` at 10005 (the server's tables changed since)
+        // declares that number with source "target", for documents without ids.
+        let mut encoder = Encoder::new(
+            Vec::new(),
+            EncoderConfig::default(),
+            Header::new("t", 0, Totals::default()),
+        )
+        .unwrap();
+        let table = encoder
+            .table(TableDecl {
+                component: String::new(),
+                name: "users".into(),
+                number: Some(10005),
+                number_source: NumberSource::Target,
+                expected_documents: 1,
+            })
+            .unwrap();
+        encoder.document(table, br#"{"name":"new"}"#).unwrap();
+        encoder.end_table(table).unwrap();
+        let stream = encoder.finish().unwrap().0;
+        let id = imports.create(ImportMode::Append, None).unwrap().id;
+        imports.append(&id, 0, &stream).unwrap();
+        let activated = imports.finish(&id).unwrap();
+        assert_eq!(
+            (activated[0].number, activated[0].appended),
+            (10001, true),
+            "{backend}"
+        );
+        assert_eq!(
+            imports.store().tables().unwrap()[0].documents,
+            4,
+            "{backend}"
+        );
+    }
+}
+
+#[test]
+fn storage_rows_are_checked_against_their_files() {
+    for (backend, database) in common::databases() {
+        let dir = common::temp_dir("storage");
+        let imports = open(&database, &dir);
+        let with_file = DocumentId::new(540, [1; 16]).to_string();
+        let without_file = DocumentId::new(540, [2; 16]).to_string();
+        let data = b"foobarbaz".to_vec();
+        let storage = |rows: Vec<String>| StreamTable {
+            component: String::new(),
+            name: "_storage".into(),
+            number: Some(540),
+            lines: rows,
+        };
+        let file = StreamFile {
+            component: String::new(),
+            id: with_file.clone(),
+            data: data.clone(),
+        };
+        // A row without its file is skipped, as Convex skips it.
+        let stream = encode(
+            &[storage(vec![
+                storage_row(&with_file, &data),
+                storage_row(&without_file, b"gone"),
+            ])],
+            std::slice::from_ref(&file),
+            4096,
+        );
+        let id = imports.create(ImportMode::Replace, None).unwrap().id;
+        imports.append(&id, 0, &stream).unwrap();
+        imports.finish(&id).unwrap();
+        assert_eq!(
+            stored_lines(&imports, "", "_storage"),
+            vec![storage_row(&with_file, &data)],
+            "{backend}"
+        );
+
+        // A file whose bytes are not its row's digest: Sha256Mismatch.
+        let stream = encode(
+            &[storage(vec![storage_row(&with_file, b"other bytes")])],
+            &[file],
+            4096,
+        );
+        let id = imports.create(ImportMode::Replace, None).unwrap().id;
+        match imports.append(&id, 0, &stream) {
+            Err(ImportsError::Rejected(r)) => {
+                assert_eq!(r.code, "Sha256Mismatch", "{backend}");
+                assert!(
+                    r.message.starts_with("Sha256 mismatch. Expected: "),
+                    "{}",
+                    r.message
+                );
+            }
+            other => panic!("{backend}: {other:?}"),
+        }
+        // A row Convex cannot read: InvalidConvexValue.
+        let stream = encode(
+            &[storage(vec![format!(
+                r#"{{"_id":"{with_file}","sha256":"x"}}"#
+            )])],
+            &[],
+            4096,
+        );
+        let id = imports.create(ImportMode::Replace, None).unwrap().id;
+        match imports.append(&id, 0, &stream) {
+            Err(ImportsError::Rejected(r)) => {
+                assert_eq!(
+                    (r.code, r.line),
+                    ("InvalidConvexValue", Some(1)),
+                    "{backend}"
+                )
+            }
+            other => panic!("{backend}: {other:?}"),
+        }
+    }
+}

@@ -1,0 +1,166 @@
+//! The server killed (SIGKILL) at random points of an upload, twenty times,
+//! restarted each time, and the upload resumed from the server's expected
+//! frame: the database ends up equal to a clean import's. On every backend.
+
+mod server_support;
+
+use std::io::{BufRead, BufReader};
+use std::net::SocketAddr;
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use server_support as common;
+use server_support::{encode, frames, http, numbered_table, StreamTable};
+
+const TOKEN: &str = "kill-test-token";
+
+fn start(database: &str, data_dir: &Path) -> (Child, SocketAddr) {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_snappack"))
+        .args([
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--no-www",
+            "--token",
+            TOKEN,
+        ])
+        .arg("--database")
+        .arg(database)
+        .arg("--data-dir")
+        .arg(data_dir)
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    BufReader::new(child.stderr.as_mut().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let addr = line
+        .trim()
+        .rsplit("http://")
+        .next()
+        .and_then(|a| a.parse().ok())
+        .unwrap_or_else(|| panic!("no address in {line:?}"));
+    (child, addr)
+}
+
+fn call(
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    body: &[u8],
+) -> std::io::Result<server_support::HttpResponse> {
+    let auth = format!("Bearer {TOKEN}");
+    http(addr, method, path, &[("Authorization", &auth)], body)
+}
+
+/// A small deterministic generator (xorshift).
+struct Random(u64);
+
+impl Random {
+    fn below(&mut self, n: u64) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0 % n
+    }
+}
+
+/// Sends frames from the server's expected one until the stream is in or the server dies.
+fn upload_until_killed(addr: SocketAddr, id: &str, stream: &[u8], random: &mut Random) -> bool {
+    let ranges = frames(stream);
+    let Ok(status) = call(addr, "GET", &format!("/api/imports/{id}"), b"") else {
+        return false;
+    };
+    let mut next = status.json()["nextSeq"].as_u64().unwrap() as usize;
+    while next < ranges.len() {
+        let count = 1 + random.below(3) as usize;
+        let end = (next + count).min(ranges.len());
+        let body = &stream[ranges[next].start..ranges[end - 1].end];
+        match call(
+            addr,
+            "POST",
+            &format!("/api/imports/{id}/frames?seq={next}"),
+            body,
+        ) {
+            Ok(r) if r.status == 200 => next = r.json()["nextSeq"].as_u64().unwrap() as usize,
+            Ok(r) => panic!(
+                "status {}: {:?}",
+                r.status,
+                String::from_utf8_lossy(&r.body)
+            ),
+            Err(_) => return false,
+        }
+    }
+    true
+}
+
+fn tables() -> Vec<StreamTable> {
+    let mut tables: Vec<StreamTable> = (0..4u8)
+        .map(|i| numbered_table(&format!("table{i}"), 10001 + i as u32, 1500, i))
+        .collect();
+    tables[3].component = "child".into();
+    tables
+}
+
+#[test]
+fn killed_twenty_times_the_upload_still_lands_intact() {
+    for (backend, database) in common::databases() {
+        let data_dir = common::temp_dir("kill");
+        let tables = tables();
+        let stream = encode(&tables, &[], 8192);
+        let (mut child, mut addr) = start(&database, &data_dir);
+        let created = call(addr, "POST", "/api/imports", br#"{"mode":"replace"}"#).unwrap();
+        let id = created.json()["id"].as_str().unwrap().to_owned();
+        let mut random = Random(0x9e37_79b9_7f4a_7c15);
+        let mut kills = 0;
+        let mut interrupted = 0;
+        while kills < 20 {
+            let delay = Duration::from_millis(5 + random.below(40));
+            let killer = std::thread::spawn(move || {
+                std::thread::sleep(delay);
+                child.kill().unwrap();
+                child.wait().unwrap();
+            });
+            if !upload_until_killed(addr, &id, &stream, &mut random) {
+                interrupted += 1;
+            }
+            killer.join().unwrap();
+            kills += 1;
+            (child, addr) = start(&database, &data_dir);
+        }
+        // Resume after the last restart and finish.
+        assert!(
+            upload_until_killed(addr, &id, &stream, &mut random),
+            "{backend}"
+        );
+        let finished = call(addr, "POST", &format!("/api/imports/{id}/finish"), b"").unwrap();
+        assert_eq!(finished.status, 200, "{backend}: {:?}", finished.json());
+        child.kill().unwrap();
+        child.wait().unwrap();
+        // Most kills must land in the middle of the upload, not after it.
+        eprintln!("{backend}: {interrupted} of {kills} kills interrupted the upload");
+        assert!(
+            interrupted >= 15,
+            "{backend}: only {interrupted} kills interrupted the upload"
+        );
+
+        // The database equals a clean import's: every table, every document.
+        let store = snappack::server::store::open(&database).unwrap();
+        for t in &tables {
+            let mut stored: Vec<String> = store
+                .documents(&t.component, &t.name)
+                .unwrap()
+                .unwrap()
+                .into_iter()
+                .map(|d| d.json)
+                .collect();
+            stored.sort();
+            let mut expected = t.lines.clone();
+            expected.sort();
+            assert_eq!(stored, expected, "{backend}: {}", t.name);
+        }
+        assert_eq!(store.hidden_tables().unwrap(), 0, "{backend}");
+    }
+}
