@@ -69,7 +69,11 @@ fn read_ahead_reads_like_a_cursor_and_crosses_rarely() {
         let m = read_fully(&mut expected, &mut want);
         assert_eq!((n, &got[..n]), (m, &want[..m]), "at {to:?} for {len}");
     }
-    assert!(calls.get() <= 2 * steps.len(), "{} calls to the source", calls.get());
+    assert!(
+        calls.get() <= 2 * steps.len(),
+        "{} calls to the source",
+        calls.get()
+    );
 
     // Reading byte by byte from the start fetches every byte once, in
     // fetches that double up to READ_AHEAD.
