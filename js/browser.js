@@ -17,22 +17,26 @@ const WASM_URL = new URL('./web/snappack_bg.wasm', import.meta.url);
 
 let compiled;
 
-/** The compiled module, fetched and compiled once. @internal (upload.js) */
+/** The compiled module, fetched and compiled once per page (again after a failure). @internal (upload.js) */
 export function compiledModule() {
-  compiled ??= (async () => {
-    try {
-      return await WebAssembly.compileStreaming(fetch(WASM_URL));
-    } catch {
-      // A server that does not send `application/wasm` still works.
-      const response = await fetch(WASM_URL);
-      if (!response.ok) throw new Error(`fetching ${WASM_URL}: HTTP ${response.status}`);
-      return WebAssembly.compile(await response.arrayBuffer());
-    }
-  })();
-  compiled.catch(() => {
-    compiled = undefined;
-  });
+  if (compiled === undefined) {
+    compiled = compile();
+    compiled.catch(() => {
+      compiled = undefined;
+    });
+  }
   return compiled;
+}
+
+async function compile() {
+  try {
+    return await WebAssembly.compileStreaming(fetch(WASM_URL));
+  } catch {
+    // A server that does not send `application/wasm` still works.
+    const response = await fetch(WASM_URL);
+    if (!response.ok) throw new Error(`fetching ${WASM_URL}: HTTP ${response.status}`);
+    return WebAssembly.compile(await response.arrayBuffer());
+  }
 }
 
 /**
