@@ -281,6 +281,8 @@ export interface SendOptions {
   mode?: ImportMode;
   /** Continue this import instead of creating one. */
   importId?: string;
+  /** A new import's label (up to 256 bytes, e.g. a fingerprint of the file), listed by `GET /api/imports`. */
+  label?: string;
   /** Frames per request (default 4). */
   framesPerRequest?: number;
   /** Called with the import's id as soon as the server created it (store it to resume later). */

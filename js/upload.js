@@ -127,12 +127,14 @@ function sleep(ms, signal) {
 /**
  * Sends a prepared stream to the server at `url` and resolves with the
  * server's answer to finish (`{ state: 'finished', tables }`). With
- * `importId` it continues that import from where the server stands. Rejects
+ * `importId` it continues that import from where the server stands; a new
+ * import gets `label` (up to 256 bytes, e.g. a fingerprint of the file), by
+ * which `GET /api/imports` finds it again. Rejects
  * with an {@link UploadError}, or with `signal.reason` when aborted (the
  * import stays open on the server: continue it with its `importId`).
  */
 export async function sendUpload(prepared, options) {
-  const { url, token, mode = 'requireEmpty', importId, framesPerRequest = 4, onProgress, onImport, signal } = options ?? {};
+  const { url, token, mode = 'requireEmpty', importId, label, framesPerRequest = 4, onProgress, onImport, signal } = options ?? {};
   const { stream, frames } = prepared ?? {};
   if (!(stream instanceof Blob) || !(frames instanceof Float64Array)) {
     throw new SnappackError('InvalidInput', 'sendUpload needs the result of prepareUpload for a valid input');
@@ -142,7 +144,7 @@ export async function sendUpload(prepared, options) {
   await mainThreadInstance();
   const count = frames.length / 2;
   const bytesTotal = count ? frames[frames.length - 1] : 0;
-  const machine = new UploadMachine(mode, count, framesPerRequest, importId ?? undefined);
+  const machine = new UploadMachine(mode, count, framesPerRequest, importId ?? undefined, label ?? undefined);
   let announced = importId ?? null;
   const report = (state, extra) => {
     const acknowledged = machine.acknowledged;
@@ -204,7 +206,7 @@ export async function sendUpload(prepared, options) {
  * report as `report`) when the input has errors; nothing is sent then.
  */
 export async function upload(input, options) {
-  const { url, token, mode, importId, framesPerRequest, onImport, onProgress, signal, ...rest } = options ?? {};
+  const { url, token, mode, importId, label, framesPerRequest, onImport, onProgress, signal, ...rest } = options ?? {};
   const target = rest.target ?? (await fetchTables(url, token, { signal }));
   const prepared = await prepareUpload(input, {
     ...rest,
@@ -221,5 +223,5 @@ export async function upload(input, options) {
     error.report = prepared.report;
     throw error;
   }
-  return sendUpload(prepared, { url, token, mode, importId, framesPerRequest, onImport, onProgress, signal });
+  return sendUpload(prepared, { url, token, mode, importId, label, framesPerRequest, onImport, onProgress, signal });
 }

@@ -28,3 +28,6 @@ trap 'scripts/pg-test-cluster.sh stop' EXIT
 
 step "Rust tests"
 cargo test --locked
+
+step "browser tests (the page in Debian's Chromium against a real snappack serve)"
+npm run test:browser

@@ -160,6 +160,11 @@ function tableNameFrom(fileName) {
 
 async function choose(file) {
   if (!file) return;
+  if (state.upload) {
+    $('file-info').textContent = `${state.upload.file.name} is being uploaded: cancel that upload to choose another file.`;
+    announcer.say($('file-info').textContent);
+    return;
+  }
   state.checking?.abort();
   state.file = file;
   state.report = null;
@@ -173,11 +178,30 @@ async function choose(file) {
   $('summary').hidden = true;
   state.fingerprint = await fingerprint(file);
   await check();
-  const pending = loadJson(IMPORT_KEY + state.fingerprint);
+  let pending = loadJson(IMPORT_KEY + state.fingerprint);
+  if (!pending && state.report?.valid) pending = await findOpenImport(state.fingerprint);
   if (pending && state.report?.valid && !state.upload) {
     $('resume-note').hidden = false;
     $('resume-note').textContent = `This file was being uploaded to ${pending.url} (import ${pending.importId ?? 'not yet created'}): continuing where it stopped.`;
     startUpload(pending);
+  }
+}
+
+/**
+ * An open import of this file on the connected server, found by its label
+ * (the fingerprint) when this browser has no record of it.
+ */
+async function findOpenImport(fingerprint) {
+  const server = state.server;
+  if (!server) return null;
+  try {
+    const response = await fetch(`${server.url}/api/imports`, { headers: { Authorization: `Bearer ${server.token}` } });
+    if (!response.ok) return null;
+    const { imports } = await response.json();
+    const open = imports.filter((i) => i.state === 'open' && i.label === fingerprint).pop();
+    return open ? { url: server.url, mode: open.mode, target: server.tables, importId: open.id, file: state.file.name, size: state.file.size } : null;
+  } catch {
+    return null;
   }
 }
 
@@ -472,6 +496,7 @@ async function startUpload(pending) {
   const key = IMPORT_KEY + state.fingerprint;
   const upload = {
     file: state.file,
+    fingerprint: state.fingerprint,
     record,
     key,
     controller: new AbortController(),
@@ -551,6 +576,7 @@ async function sendUntilDone(upload, prepared, server) {
         token: server.token,
         mode: upload.record.mode,
         importId: upload.record.importId ?? undefined,
+        label: upload.fingerprint,
         signal: upload.controller.signal,
         onImport: (id) => {
           upload.record.importId = id;

@@ -137,13 +137,15 @@ pub struct UploadMachine(Upload);
 impl UploadMachine {
     /// An upload of a stream of `frames` frames in `mode` (`requireEmpty`,
     /// `append`, `replace`, `replaceAll`), sending `frames_per_request` frames
-    /// per request; with `resume_id`, it continues that import.
+    /// per request; with `resume_id`, it continues that import, else it
+    /// creates one labelled `label` (if given).
     #[wasm_bindgen(constructor)]
     pub fn new(
         mode: &str,
         frames: f64,
         frames_per_request: f64,
         resume_id: Option<String>,
+        label: Option<String>,
     ) -> Result<UploadMachine, JsValue> {
         let mode: ImportMode = serde_json::from_value(serde_json::Value::from(mode))
             .map_err(|_| api_error("InvalidOptions", &format!("unknown import mode {mode:?}")))?;
@@ -155,7 +157,10 @@ impl UploadMachine {
         let frames = frames.max(0.0) as u64;
         Ok(UploadMachine(match resume_id {
             Some(id) => Upload::resume(config, frames, &id),
-            None => Upload::new(config, frames),
+            None => match label {
+                Some(label) => Upload::new(config, frames).with_label(label),
+                None => Upload::new(config, frames),
+            },
         }))
     }
 
@@ -208,5 +213,128 @@ impl UploadMachine {
     #[wasm_bindgen(getter)]
     pub fn acknowledged(&self) -> f64 {
         self.0.acknowledged() as f64
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::cell::RefCell;
+    use std::io::Cursor;
+    use std::rc::Rc;
+
+    use wasm_bindgen::JsCast;
+    use wasm_bindgen_test::wasm_bindgen_test;
+
+    use super::*;
+    use crate::client::frame_ranges as native_ranges;
+
+    /// A snapshot big enough for several frames (and several chunks).
+    fn snapshot() -> Vec<u8> {
+        let spec: crate::gen::GenSpec = serde_json::from_str(
+            r#"{"tables": 2, "totalDocuments": 12000, "components": ["c"], "storageFiles": 2,
+                "compressionLevel": 1}"#,
+        )
+        .unwrap();
+        let mut out = Cursor::new(Vec::new());
+        crate::gen::write_snapshot(&mut out, &spec).unwrap();
+        out.into_inner()
+    }
+
+    /// Runs the binding and returns its answer and the chunks it handed out, joined.
+    fn packed(input: &[u8], name: &str) -> (serde_json::Value, Vec<u8>, usize) {
+        let chunks = Rc::new(RefCell::new(Vec::new()));
+        let calls = Rc::new(RefCell::new(0));
+        let on_chunk = {
+            let (chunks, calls) = (chunks.clone(), calls.clone());
+            Closure::<dyn Fn(Uint8Array)>::new(move |chunk: Uint8Array| {
+                chunks.borrow_mut().extend(chunk.to_vec());
+                *calls.borrow_mut() += 1;
+            })
+        };
+        let answer = pack(
+            Uint8Array::from(input).into(),
+            name,
+            "{}",
+            None,
+            on_chunk.as_ref().unchecked_ref::<Function>().clone(),
+        )
+        .unwrap();
+        let bytes = chunks.borrow().clone();
+        let calls = *calls.borrow();
+        (serde_json::from_str(&answer).unwrap(), bytes, calls)
+    }
+
+    #[wasm_bindgen_test]
+    fn pack_hands_out_the_cores_stream_and_its_frames() {
+        let zip = snapshot();
+        let (answer, stream, calls) = packed(&zip, "s.zip");
+        assert_eq!(answer["packed"], true, "{answer}");
+        assert_eq!(answer["report"]["valid"], true);
+        let (want, _) = pack_stream(
+            Cursor::new(&zip),
+            "s.zip",
+            Vec::new(),
+            &pack_options(Options::default()),
+            &mut |_| true,
+        )
+        .unwrap();
+        assert_eq!(stream, want, "the chunks join into the core's stream");
+        assert!(calls > 1, "{} bytes in {calls} chunks", stream.len());
+
+        let ranges = frame_ranges(Uint8Array::from(&stream[..]).into())
+            .unwrap()
+            .to_vec();
+        let want: Vec<f64> = native_ranges(&stream)
+            .into_iter()
+            .flat_map(|(s, e)| [s as f64, e as f64])
+            .collect();
+        assert!(want.len() > 4, "several frames");
+        assert_eq!(ranges, want);
+    }
+
+    #[wasm_bindgen_test]
+    fn an_invalid_input_is_not_packed_and_its_report_says_why() {
+        let (answer, _, _) = packed(b"{\"a\": 1}\nnot json\n", "t.jsonl");
+        // No table name for a single-table file: invalid options, or an error in the report.
+        assert_eq!(answer["packed"], false, "{answer}");
+        assert_eq!(answer["report"]["valid"], false);
+    }
+
+    #[wasm_bindgen_test]
+    fn the_upload_machine_speaks_the_protocol() {
+        let mut machine =
+            UploadMachine::new("replace", 3.0, 2.0, None, Some("fp-1".into())).unwrap();
+        let step: serde_json::Value = serde_json::from_str(&machine.step()).unwrap();
+        assert_eq!(step["send"]["method"], "POST");
+        assert_eq!(step["send"]["path"], "/api/imports");
+        let body: serde_json::Value =
+            serde_json::from_str(step["send"]["body"].as_str().unwrap()).unwrap();
+        assert_eq!(
+            body,
+            serde_json::json!({"mode": "replace", "label": "fp-1"})
+        );
+        machine.on_response(201, br#"{"id":"abc","nextSeq":0,"state":"open"}"#);
+        assert_eq!(machine.id().as_deref(), Some("abc"));
+        let step: serde_json::Value = serde_json::from_str(&machine.step()).unwrap();
+        assert_eq!(
+            step["send"],
+            serde_json::json!({"method": "POST", "path": "/api/imports/abc/frames?seq=0", "seq": 0, "count": 2})
+        );
+        machine.on_network_error("reset");
+        let step: serde_json::Value = serde_json::from_str(&machine.step()).unwrap();
+        assert!(step["sleep"].as_u64().unwrap() > 0);
+
+        let mut resumed = UploadMachine::new("append", 3.0, 4.0, Some("abc".into()), None).unwrap();
+        let step: serde_json::Value = serde_json::from_str(&resumed.step()).unwrap();
+        assert_eq!(step["send"]["path"], "/api/imports/abc");
+        resumed.on_response(
+            422,
+            br#"{"code":"DuplicateId","message":"dup","table":"t","line":7,"seq":1}"#,
+        );
+        let step: serde_json::Value = serde_json::from_str(&resumed.step()).unwrap();
+        assert_eq!(step["failed"]["code"], "DuplicateId");
+        assert_eq!(step["failed"]["line"], 7);
+
+        assert!(UploadMachine::new("sideways", 1.0, 1.0, None, None).is_err());
     }
 }

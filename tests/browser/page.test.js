@@ -236,6 +236,19 @@ test('a valid snapshot dropped: report, upload, every row in the database', { ti
   await page.waitForSelector('#conflicts.good');
   assert.equal(await page.isEnabled('#upload'), true);
   await shot(page, '05-conflicts-then-replace');
+
+  // Cancelled mid-way: the server cancels the import and its tables stay as they were.
+  const tablesBefore = await serverTables(server);
+  await slowFrames(page, 1500);
+  await page.click('#upload');
+  await page.waitForFunction(() => /import [0-9a-f]+/.test(document.getElementById('upload-state').textContent));
+  await page.click('#upload-cancel');
+  await page.waitForFunction(() => /Upload cancelled/.test(document.getElementById('upload-state').textContent));
+  await shot(page, '05b-cancelled');
+  const imports = await (await fetch(`${server.url}/api/imports`, { headers: { Authorization: `Bearer ${TOKEN}` } })).json();
+  assert.deepEqual(imports.imports.map((i) => i.state), ['finished', 'cancelled']);
+  assert.deepEqual(await serverTables(server), tablesBefore);
+  assert.equal(await page.isEnabled('#upload'), true, 'a new upload can start');
   await page.close();
 });
 
@@ -250,7 +263,12 @@ test('an invalid snapshot: errors with entry:line, upload disabled', { timeout: 
     faults: ['duplicateId', 'badJsonLine', 'underscoreField'],
   });
   const page = await newPage(server);
-  await page.setInputFiles('#file', path);
+  // Keyboard only: the file picker is the first stop of the tab order.
+  await page.keyboard.press('Tab');
+  assert.equal(await page.evaluate(() => document.activeElement.id), 'choose');
+  const chooser = page.waitForEvent('filechooser');
+  await page.keyboard.press('Enter');
+  await (await chooser).setFiles(path);
   await page.waitForSelector('#verdict.bad');
   await connect(page);
   assert.match(await page.textContent('#verdict'), /Not importable: 3 errors/);
@@ -314,6 +332,13 @@ test('a reload mid-upload, the same file picked again: the same import resumes',
   await page.click('#upload');
   await waitForPercent(page, 1);
   await shot(page, '10-uploading');
+  await page.click('#pause');
+  await page.waitForFunction(() => /Paused/.test(document.getElementById('upload-state').textContent));
+  assert.equal(await page.textContent('#pause'), 'Resume');
+  await shot(page, '10b-paused');
+  const paused = await uploadedPercent(page);
+  await page.click('#pause');
+  await waitForPercent(page, paused + 1);
   const stored = await page.evaluate(() => {
     const key = Object.keys(localStorage).find((k) => k.startsWith('snappack.import.'));
     return key && JSON.parse(localStorage.getItem(key));
@@ -357,5 +382,39 @@ test('a reload mid-upload, the same file picked again: the same import resumes',
   });
   await shot(page, '13-narrow-320px');
   assert.ok(overflow.scroll <= 1, `no horizontal scroll at 320 px: ${JSON.stringify(overflow)}`);
+  await page.close();
+});
+
+test('picked again in a browser that forgot the upload: found on the server by its label', { timeout: 120_000 }, async () => {
+  const server = await startServer();
+  const { path, summary } = bigSnapshot('big-label.zip');
+  let page = await newPage(server);
+  await page.setInputFiles('#file', path);
+  await page.waitForSelector('#verdict.good');
+  await connect(page);
+  await page.waitForSelector('#conflicts.good');
+  await slowFrames(page, 400);
+  await page.click('#upload');
+  await waitForPercent(page, 1);
+  await page.close();
+
+  page = await newPage(server);
+  await page.evaluate(() => {
+    for (const key of Object.keys(localStorage)) if (key.startsWith('snappack.import.')) localStorage.removeItem(key);
+  });
+  await page.reload();
+  await page.waitForSelector('#server-status.good', { state: 'attached' });
+  const creates = [];
+  page.on('request', (request) => {
+    if (request.method() === 'POST' && request.url().endsWith('/api/imports')) creates.push(request.url());
+  });
+  await page.setInputFiles('#file', path);
+  await page.waitForSelector('#resume-note:not([hidden])');
+  await page.waitForSelector('#summary:not([hidden])', { timeout: 90_000 });
+  await shot(page, '14-resumed-by-label');
+  assert.deepEqual(creates, [], 'no new import was created');
+  const imports = await (await fetch(`${server.url}/api/imports`, { headers: { Authorization: `Bearer ${TOKEN}` } })).json();
+  assert.deepEqual(imports.imports.map((i) => i.state), ['finished']);
+  await assertLanded(server, summary);
   await page.close();
 });
