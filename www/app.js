@@ -392,9 +392,7 @@ async function connect(event) {
   try {
     const tables = await fetchTables(url, token);
     state.server = { url, token, tables };
-    const count = tables.tables.length;
-    $('server-status').className = 'status good';
-    $('server-status').textContent = `Connected. The server has ${plural(count, 'table')}${count ? `: ${tables.tables.slice(0, 8).map((t) => (t.component ? `${t.component}/` : '') + t.name).join(', ')}${count > 8 ? ', …' : ''}` : ''}.`;
+    showServerTables(tables);
     await checkConflicts();
   } catch (error) {
     state.server = null;
@@ -409,9 +407,16 @@ async function connect(event) {
   refreshUploadState();
 }
 
+function showServerTables(tables) {
+  const count = tables.tables.length;
+  const names = tables.tables.slice(0, 8).map((t) => (t.component ? `${t.component}/` : '') + t.name);
+  $('server-status').className = 'status good';
+  $('server-status').textContent = `Connected. The server has ${plural(count, 'table')}${count ? `: ${names.join(', ')}${count > 8 ? ', …' : ''}` : ''}.`;
+}
+
 /** Validates again against the server's tables in the chosen mode, and lists the conflicts. */
 async function checkConflicts() {
-  if (!state.server || !state.file || !state.report?.valid) {
+  if (!state.server || !state.file || !state.report?.valid || state.upload) {
     $('conflicts').hidden = true;
     refreshUploadState();
     return;
@@ -429,6 +434,7 @@ async function checkConflicts() {
   try {
     // The tables as they are now: another import may have changed them.
     server.tables = await fetchTables(server.url, server.token);
+    showServerTables(server.tables);
     report = await validate(file, { ...(await validateOptions()), target: server.tables, mode });
   } catch (error) {
     if (file !== state.file || mode !== selectedMode()) return;
@@ -436,7 +442,7 @@ async function checkConflicts() {
     box.replaceChildren(h('p', {}, `Cannot check against the server: ${error.message}`));
     return;
   }
-  if (file !== state.file || mode !== selectedMode() || server !== state.server) return;
+  if (file !== state.file || mode !== selectedMode() || server !== state.server || state.upload) return;
   const conflicts = report.errors.filter((e) => CONFLICT_CODES.has(e.code));
   state.conflicts = { mode, report, conflicts };
   if (report.valid) {
@@ -506,6 +512,11 @@ async function startUpload(pending) {
     wake: null,
   };
   state.upload = upload;
+  if (pending) {
+    // The mode of the import being continued; conflicts were shown when it started.
+    document.querySelector(`input[name="mode"][value="${record.mode}"]`).checked = true;
+    $('conflicts').hidden = true;
+  }
   refreshUploadState();
   for (const input of document.querySelectorAll('#modes input, #server input, #server button')) input.disabled = true;
   $('uploading').hidden = false;
@@ -663,10 +674,15 @@ async function cancelOnServer(upload, server) {
 function endUpload(upload, keepProgress) {
   if (state.upload !== upload) return;
   state.upload = null;
+  // Buttons about to be disabled must not take the keyboard focus with them.
+  if ([$('pause'), $('upload-cancel')].includes(document.activeElement)) $('upload-state').focus();
   $('pause').disabled = true;
+  $('upload-cancel').disabled = true;
   $('uploading').hidden = !keepProgress;
   for (const input of document.querySelectorAll('#modes input, #server input, #server button')) input.disabled = false;
   refreshUploadState();
+  // The server's tables may have changed: show what the next upload would meet.
+  if (state.server) checkConflicts();
 }
 
 async function finishUpload(upload, answer, server) {

@@ -248,6 +248,7 @@ test('a valid snapshot dropped: report, upload, every row in the database', { ti
   const imports = await (await fetch(`${server.url}/api/imports`, { headers: { Authorization: `Bearer ${TOKEN}` } })).json();
   assert.deepEqual(imports.imports.map((i) => i.state), ['finished', 'cancelled']);
   assert.deepEqual(await serverTables(server), tablesBefore);
+  await page.waitForSelector('#conflicts.good');
   assert.equal(await page.isEnabled('#upload'), true, 'a new upload can start');
   await page.close();
 });
