@@ -686,6 +686,7 @@ function endUpload(upload, keepProgress) {
 }
 
 async function finishUpload(upload, answer, server) {
+  $('resume-note').hidden = true;
   $('upload-bar').value = 1;
   $('upload-text').textContent = `${bytes(upload.sent ?? 0)} sent.`;
   setUploadState('Finished.', 'good');

@@ -9,7 +9,7 @@
 
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { mkdirSync, mkdtempSync, readFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -417,5 +417,44 @@ test('picked again in a browser that forgot the upload: found on the server by i
   const imports = await (await fetch(`${server.url}/api/imports`, { headers: { Authorization: `Bearer ${TOKEN}` } })).json();
   assert.deepEqual(imports.imports.map((i) => i.state), ['finished']);
   await assertLanded(server, summary);
+  await page.close();
+});
+
+test('single-table files: a table name for JSONL, a schema for CSV', { timeout: 60_000 }, async () => {
+  const server = await startServer();
+  const page = await newPage(server);
+  const jsonl = join(dir, 'people.jsonl');
+  writeFileSync(jsonl, '{"name":"ann"}\n{"name":"bob",\n{"_secret":1}\n');
+  await page.setInputFiles('#file', jsonl);
+  await page.waitForSelector('#verdict.bad');
+  assert.equal(await page.inputValue('#table'), 'people', 'the table name comes from the file name');
+  assert.equal(await page.isHidden('#schema-field'), true, 'a schema is only asked for CSV');
+  const errors = await page.textContent('#errors');
+  assert.match(errors, /people\.jsonl:2/);
+  assert.match(errors, /people\.jsonl:3/);
+  await page.fill('#table', 'staff');
+  await page.click('#single button[type="submit"]');
+  await page.waitForFunction(() => /Table staff/.test(document.getElementById('errors').textContent));
+  await shot(page, '15-jsonl-errors');
+
+  // An empty CSV cell is an empty string, unless the schema says the field is optional.
+  const csv = join(dir, 'users.csv');
+  writeFileSync(csv, 'name,nick\nann,\nbob,bobby\n');
+  const schema = join(dir, 'schema.json');
+  writeFileSync(schema, JSON.stringify({ tables: { users: { fields: { nick: { optional: true } } } } }));
+  await page.setInputFiles('#file', csv);
+  await page.waitForSelector('#verdict.good');
+  assert.equal(await page.isVisible('#schema-field'), true);
+  await page.setInputFiles('#schema', schema);
+  await page.click('#single button[type="submit"]');
+  await page.waitForSelector('#verdict.good');
+  assert.match(await page.textContent('#tables'), /users/);
+  await connect(page);
+  await page.waitForSelector('#conflicts.good');
+  await page.click('#upload');
+  await page.waitForSelector('#summary:not([hidden])');
+  await shot(page, '16-csv-uploaded');
+  const users = (await serverTables(server)).find((t) => t.name === 'users');
+  assert.equal(users?.documents, 2);
   await page.close();
 });
