@@ -332,7 +332,7 @@ function showReport(report) {
 }
 
 function place(finding) {
-  if (!finding.entry) return null;
+  if (!finding.entry) return finding.table ? `table ${finding.component ? `${finding.component}/` : ''}${finding.table}` : null;
   let text = finding.line ? `${finding.entry}:${finding.line}` : finding.entry;
   if (finding.first_line) text += ` (first at line ${finding.first_line})`;
   return text;
@@ -454,7 +454,7 @@ async function checkConflicts() {
     box.replaceChildren(
       h('p', { class: 'verdict-title' }, `${plural(report.error_count, 'conflict')} with the server's tables in ${modeName(mode)}:`),
       h('ul', { class: 'findings' }, (conflicts.length ? conflicts : report.errors).map(findingItem)),
-      others > 0 && conflicts.length ? h('p', {}, `and ${plural(others, 'other error')}.`) : null,
+      ...(others > 0 && conflicts.length ? [h('p', {}, `and ${plural(others, 'other error')}.`)] : []),
       h('p', { class: 'help' }, 'Choose another mode, or change the server’s tables first.'));
   }
   announcer.say(box.querySelector('p').textContent);

@@ -11,7 +11,6 @@ import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
 
@@ -41,7 +40,7 @@ const servers = [];
 before(async () => {
   mkdirSync(ARTIFACTS, { recursive: true });
   cli();
-  context = await chromium.launchPersistentContext(mkdtempSync(join(tmpdir(), 'snappack-chromium-')), {
+  context = await chromium.launchPersistentContext(mkdtempSync(join(dir, 'chromium-profile-')), {
     executablePath: CHROMIUM,
     headless: true,
     args: FLAGS,
