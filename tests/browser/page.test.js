@@ -266,9 +266,14 @@ test('an invalid snapshot: errors with entry:line, upload disabled', { timeout: 
   // Keyboard only: the file picker is the first stop of the tab order.
   await page.keyboard.press('Tab');
   assert.equal(await page.evaluate(() => document.activeElement.id), 'choose');
-  const chooser = page.waitForEvent('filechooser');
+  await page.evaluate(() => {
+    document.getElementById('file').addEventListener('click', () => {
+      window.pickerOpened = true;
+    });
+  });
   await page.keyboard.press('Enter');
-  await (await chooser).setFiles(path);
+  await page.waitForFunction(() => window.pickerOpened === true);
+  await page.setInputFiles('#file', path);
   await page.waitForSelector('#verdict.bad');
   await connect(page);
   assert.match(await page.textContent('#verdict'), /Not importable: 3 errors/);
