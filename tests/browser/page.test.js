@@ -462,3 +462,54 @@ test('single-table files: a table name for JSONL, a schema for CSV', { timeout: 
   assert.equal(users?.documents, 2);
   await page.close();
 });
+
+test("the package's upload(): bytes in, rows on the server; refusals as UploadError", { timeout: 60_000 }, async () => {
+  const server = await startServer();
+  const path = join(dir, 'api.zip');
+  const summary = gen(path, { seed: 3, tables: 2, totalDocuments: 1000, compressionLevel: 1 });
+  const bad = join(dir, 'api-bad.zip');
+  gen(bad, { seed: 4, tables: 1, totalDocuments: 100, compressionLevel: 1, faults: ['duplicateId'] });
+  const page = await newPage(server);
+  const result = await page.evaluate(
+    async ({ url, token, good, bad }) => {
+      const { upload, fetchTables } = await import('/pkg/browser.js');
+      const bytes = (b64) => Uint8Array.from(atob(b64), (c) => c.charCodeAt(0));
+      const states = new Set();
+      let importId;
+      const finished = await upload(bytes(good), {
+        url,
+        token,
+        mode: 'replace',
+        fileName: 'api.zip',
+        onImport: (id) => {
+          importId = id;
+        },
+        onProgress: (p) => states.add(p.state),
+      });
+      const refusal = (promise) => promise.then(
+        () => null,
+        (e) => ({ name: e.name, code: e.code, status: e.status, errors: e.report?.error_count }),
+      );
+      return {
+        finished,
+        importId,
+        states: [...states],
+        invalid: await refusal(upload(bytes(bad), { url, token, mode: 'replace', fileName: 'bad.zip' })),
+        unauthorized: await refusal(fetchTables(url, 'wrong')),
+      };
+    },
+    {
+      url: server.url,
+      token: TOKEN,
+      good: readFileSync(path).toString('base64'),
+      bad: readFileSync(bad).toString('base64'),
+    },
+  );
+  assert.equal(result.finished.state, 'finished');
+  assert.match(result.importId, /^[0-9a-f]+$/);
+  assert.deepEqual(result.states.sort(), ['finished', 'packing', 'sending']);
+  assert.deepEqual(result.invalid, { name: 'UploadError', code: 'InvalidSnapshot', status: null, errors: 1 });
+  assert.deepEqual(result.unauthorized, { name: 'UploadError', code: 'Unauthorized', status: 401, errors: undefined });
+  await assertLanded(server, summary);
+  await page.close();
+});
