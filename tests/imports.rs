@@ -9,6 +9,7 @@ use std::sync::Arc;
 
 use server_support as common;
 use server_support::{encode, frames, numbered_table, StreamFile, StreamTable};
+use snappack::convex::value::ValueRules;
 use snappack::convex::DocumentId;
 use snappack::server::imports::{Imports, ImportsError, Limits};
 use snappack::server::store::{self, ImportMode, ImportState, Store};
@@ -62,12 +63,14 @@ fn sample() -> (Vec<StreamTable>, Vec<StreamFile>) {
         component: String::new(),
         name: "_storage".into(),
         number: Some(540),
+        rules: ValueRules::Plain,
         lines: vec![storage_row(&storage_id, &data)],
     };
     let no_ids = StreamTable {
         component: String::new(),
         name: "notes".into(),
         number: None,
+        rules: ValueRules::Plain,
         lines: (0..30).map(|i| format!(r#"{{"n":{i}}}"#)).collect(),
     };
     let file = StreamFile {
@@ -336,6 +339,7 @@ fn a_number_taken_from_the_target_is_decided_again_at_finish() {
                 name: "users".into(),
                 number: Some(10005),
                 number_source: NumberSource::Target,
+                rules: ValueRules::Plain,
                 expected_documents: 1,
             })
             .unwrap();
@@ -370,6 +374,7 @@ fn storage_rows_are_checked_against_their_files() {
             component: String::new(),
             name: "_storage".into(),
             number: Some(540),
+            rules: ValueRules::Plain,
             lines: rows,
         };
         let file = StreamFile {

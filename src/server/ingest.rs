@@ -1,10 +1,11 @@
 //! Re-validation of a received stream, frame by frame: the server trusts no
 //! client. The decoder (`crate::migration`) has already checked each frame's
 //! checksum, sequence, item order, counts and file digests; here every
-//! document is checked again with the core's [`TableChecker`] (values,
-//! `_id`s, their table numbers, duplicates across the whole table), table
-//! declarations are checked against each other, and each frame becomes the
-//! [`FrameWrite`] the store applies plus the storage-file pieces to keep.
+//! document is checked again with the core's [`TableChecker`] (values, with
+//! the rules its table declares; `_id`s, their table numbers, duplicates
+//! across the whole table), table declarations are checked against each
+//! other, and each frame becomes the [`FrameWrite`] the store applies plus
+//! the storage-file pieces to keep.
 //!
 //! Pure: no I/O. The driver (`super::imports`) applies what a frame yields.
 
@@ -14,7 +15,7 @@ use sha2::{Digest, Sha256};
 
 use super::store::{DocumentWrite, FrameWrite, TableDeclaration, TablePin};
 use crate::convex::names::check_identifier;
-use crate::convex::value::{IdField, ValueRules};
+use crate::convex::value::IdField;
 use crate::convex::DocumentId;
 use crate::migration::{Frame, Item, TableDecl};
 use crate::report::{Code, NumberSource};
@@ -139,12 +140,6 @@ pub struct Ingest {
     partial: Option<(usize, Vec<u8>)>,
     /// The storage file being received.
     file: Option<OpenFile>,
-}
-
-/// Value rules of a declared table. The stream does not carry the table's
-/// generated schema; snapshots exported by Convex are `"uniform"`.
-fn rules_of(_decl: &TableDecl) -> ValueRules {
-    ValueRules::Uniform
 }
 
 /// The number a declaration fixes: from `_tables` or the first `_id`. A
@@ -369,7 +364,7 @@ impl Ingest {
             component: decl.component.clone(),
             name: decl.name.clone(),
             number,
-            checker: TableChecker::new(&decl.name, number, rules_of(decl)),
+            checker: TableChecker::new(&decl.name, number, decl.rules),
             storage: (decl.name == "_storage").then(StorageTable::default),
             rows: 0,
             pinned: None,
