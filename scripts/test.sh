@@ -28,3 +28,9 @@ trap 'scripts/pg-test-cluster.sh stop' EXIT
 
 step "Rust tests"
 cargo test --locked
+
+step "wasm glue tests (Node)"
+npm run test:wasm
+
+step "npm package tests (Node and Chromium)"
+npm run test:node
