@@ -198,6 +198,7 @@ test('a valid snapshot dropped: report, upload, every row in the database', { ti
   const path = join(dir, 'valid.zip');
   const summary = gen(path, { seed: 1, tables: 3, totalDocuments: 3000, components: ['billing'], storageFiles: 2, compressionLevel: 1 });
   const page = await newPage(server);
+  assert.equal(await page.isHidden('#load-error'), true, 'the package loads from www/pkg');
   await shot(page, '01-empty');
 
   await dropFile(page, path, 'valid.zip');
