@@ -188,6 +188,7 @@ export interface ValidateOptions {
 /** Codes of {@link SnappackError}. */
 export type ErrorCode =
   | 'InvalidInput'
+  | 'InvalidSnapshot'
   | 'InvalidOptions'
   | 'Unsupported'
   | 'Panic'
@@ -201,6 +202,8 @@ export type ErrorCode =
 export declare class SnappackError extends Error {
   readonly name: 'SnappackError';
   readonly code: ErrorCode;
+  /** With `InvalidSnapshot` (from {@link pack}): the report listing the input's errors. */
+  readonly report?: Report;
 }
 
 /**
@@ -250,6 +253,18 @@ export declare function prepareUpload(
   input: Uint8Array | ArrayBuffer | ArrayBufferView | Blob | File,
   options?: ValidateOptions,
 ): Promise<PreparedUpload>;
+
+/**
+ * The packed stream of an input (docs/FORMAT.md) as a `ReadableStream`:
+ * validated and packed in a Web Worker, then read at the consumer's pace
+ * (browsers only). Takes the options of {@link prepareUpload}. When the input
+ * has errors the stream errors with a {@link SnappackError} of code
+ * `InvalidSnapshot` carrying the report.
+ */
+export declare function pack(
+  input: Uint8Array | ArrayBuffer | ArrayBufferView | Blob | File,
+  options?: ValidateOptions,
+): ReadableStream<Uint8Array>;
 
 /** Progress of an upload. */
 export interface UploadProgress {

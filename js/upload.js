@@ -109,6 +109,39 @@ export async function prepareUpload(input, options) {
   return inWorker(request, { onProgress, signal }, worker);
 }
 
+/**
+ * The packed stream of `input` (docs/FORMAT.md) as a `ReadableStream` of
+ * bytes: validated and packed in a Web Worker, then read at the consumer's
+ * pace. Takes the options of {@link prepareUpload}. When the input has
+ * errors the stream errors with a `SnappackError` of code
+ * `InvalidSnapshot` whose `report` lists them.
+ */
+export function pack(input, options) {
+  let reader;
+  return new ReadableStream({
+    async start() {
+      const prepared = await prepareUpload(input, options);
+      if (!prepared.stream) {
+        const error = new SnappackError(
+          'InvalidSnapshot',
+          `the input has ${prepared.report.error_count} errors; see report.errors`,
+        );
+        error.report = prepared.report;
+        throw error;
+      }
+      reader = prepared.stream.stream().getReader();
+    },
+    async pull(controller) {
+      const { value, done } = await reader.read();
+      if (done) controller.close();
+      else controller.enqueue(value);
+    },
+    cancel(reason) {
+      return reader?.cancel(reason);
+    },
+  });
+}
+
 function sleep(ms, signal) {
   return new Promise((resolve, reject) => {
     const timer = setTimeout(done, ms);

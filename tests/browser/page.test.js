@@ -473,7 +473,7 @@ test("the package's upload(): bytes in, rows on the server; refusals as UploadEr
   const page = await newPage(server);
   const result = await page.evaluate(
     async ({ url, token, good, bad }) => {
-      const { upload, fetchTables } = await import('/pkg/browser.js');
+      const { upload, fetchTables, pack, prepareUpload } = await import('/pkg/browser.js');
       const bytes = (b64) => Uint8Array.from(atob(b64), (c) => c.charCodeAt(0));
       const states = new Set();
       let importId;
@@ -491,9 +491,22 @@ test("the package's upload(): bytes in, rows on the server; refusals as UploadEr
         () => null,
         (e) => ({ name: e.name, code: e.code, status: e.status, errors: e.report?.error_count }),
       );
+      const streamed = new Uint8Array(await new Response(pack(bytes(good), { fileName: 'api.zip' })).arrayBuffer());
+      const prepared = await prepareUpload(bytes(good), { fileName: 'api.zip' });
+      const whole = new Uint8Array(await prepared.stream.arrayBuffer());
+      const packRefusal = await pack(bytes(bad), { fileName: 'bad.zip' }).getReader().read().then(
+        () => null,
+        (e) => ({ name: e.name, code: e.code, errors: e.report?.error_count }),
+      );
       return {
         finished,
         importId,
+        packed: {
+          magic: new TextDecoder().decode(streamed.subarray(0, 8)),
+          sameLength: streamed.length === whole.length,
+          frames: prepared.frames.length / 2,
+        },
+        packRefusal,
         states: [...states],
         invalid: await refusal(upload(bytes(bad), { url, token, mode: 'replace', fileName: 'bad.zip' })),
         unauthorized: await refusal(fetchTables(url, 'wrong')),
@@ -510,6 +523,10 @@ test("the package's upload(): bytes in, rows on the server; refusals as UploadEr
   assert.match(result.importId, /^[0-9a-f]+$/);
   assert.deepEqual(result.states.sort(), ['finished', 'packing', 'sending']);
   assert.deepEqual(result.invalid, { name: 'UploadError', code: 'InvalidSnapshot', status: null, errors: 1 });
+  assert.equal(result.packed.magic, 'SNAPPACK');
+  assert.ok(result.packed.sameLength, 'pack() streams the whole packed stream');
+  assert.ok(result.packed.frames >= 1);
+  assert.deepEqual(result.packRefusal, { name: 'SnappackError', code: 'InvalidSnapshot', errors: 1 });
   assert.deepEqual(result.unauthorized, { name: 'UploadError', code: 'Unauthorized', status: 401, errors: undefined });
   await assertLanded(server, summary);
   await page.close();
