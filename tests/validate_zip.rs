@@ -586,3 +586,47 @@ fn legacy_generated_schemas() {
     );
     assert_eq!(report.errors[2].line, Some(3));
 }
+
+#[test]
+fn two_threads_report_exactly_what_one_does() {
+    use snappack::gen::{write_snapshot, Fault, GenSpec};
+    let spec = GenSpec {
+        tables: 3,
+        total_documents: Some(20_000),
+        components: vec!["a".into()],
+        storage_files: 3,
+        faults: vec![
+            Fault::DuplicateId,
+            Fault::ForeignTableId,
+            Fault::UndecodableId,
+            Fault::BadJsonLine,
+            Fault::OversizedDocument,
+            Fault::Sha256Mismatch,
+        ],
+        ..GenSpec::default()
+    };
+    let mut bytes = std::io::Cursor::new(Vec::new());
+    write_snapshot(&mut bytes, &spec).unwrap();
+    let bytes = bytes.into_inner();
+    // The same archive with a damaged documents entry: a byte of its
+    // compressed data flipped (a CRC32 or inflate error, mid-entry).
+    let mut damaged = bytes.clone();
+    let at = damaged.len() / 2;
+    damaged[at] ^= 0x55;
+    for bytes in [&bytes, &damaged] {
+        let one = check_with("s.zip", bytes, &Options::default());
+        let two = check_with(
+            "s.zip",
+            bytes,
+            &Options {
+                threads: 2,
+                ..Options::default()
+            },
+        );
+        assert!(one.error_count >= 6);
+        assert_eq!(
+            serde_json::to_value(&one).unwrap(),
+            serde_json::to_value(&two).unwrap()
+        );
+    }
+}

@@ -2,6 +2,7 @@
 //! prefix becomes a component path, and reading documents line by line.
 
 pub mod csv;
+pub mod inflate;
 pub mod lines;
 
 use serde::{Deserialize, Serialize};

@@ -22,6 +22,9 @@ pub fn check_fast(
     rules: ValueRules,
     table_number: Option<u32>,
 ) -> Option<CheckedDocument> {
+    // UTF-8 once for the whole line: JSON outside strings is ASCII, so this is
+    // the same as every string being UTF-8, and the scan below checks bytes only.
+    simdutf8::basic::from_utf8(line).ok()?;
     let mut s = Scan {
         b: line,
         rules,
@@ -263,14 +266,12 @@ impl<'a> Scan<'a> {
     fn plain_string(&mut self) -> Option<&'a [u8]> {
         self.eat(b'"')?;
         let start = self.i;
-        let end = start + memchr::memchr2(b'"', b'\\', &self.b[start..])?;
+        let end = start + string_stop(&self.b[start..])?;
         if self.b[end] != b'"' {
             return None;
         }
-        let text = &self.b[start..end];
-        check_string_bytes(text)?;
         self.i = end + 1;
-        Some(text)
+        Some(&self.b[start..end])
     }
 
     /// A string with at most the short escapes; returns its decoded length.
@@ -279,12 +280,16 @@ impl<'a> Scan<'a> {
         let mut len = 0u64;
         loop {
             let start = self.i;
-            let end = start + memchr::memchr2(b'"', b'\\', &self.b[start..])?;
-            check_string_bytes(&self.b[start..end])?;
+            let end = start + string_stop(&self.b[start..])?;
             len += (end - start) as u64;
-            if self.b[end] == b'"' {
-                self.i = end + 1;
-                return Some(len);
+            match self.b[end] {
+                b'"' => {
+                    self.i = end + 1;
+                    return Some(len);
+                }
+                b'\\' => {}
+                // A control character.
+                _ => return None,
             }
             match self.b.get(end + 1)? {
                 b'"' | b'\\' | b'/' | b'b' | b'f' | b'n' | b'r' | b't' => {
@@ -339,16 +344,34 @@ impl<'a> Scan<'a> {
     }
 }
 
-/// String content must have no control characters and be valid UTF-8.
+/// Where the first byte that ends a run of string content is: `"`, `\\` or
+/// a control character (below 0x20), looked for eight bytes at a time.
 #[inline]
-fn check_string_bytes(text: &[u8]) -> Option<()> {
-    if text.iter().all(|&c| (0x20..0x80).contains(&c)) {
-        return Some(());
+fn string_stop(bytes: &[u8]) -> Option<usize> {
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    const HIGH: u64 = 0x8080_8080_8080_8080;
+    let mut words = bytes.chunks_exact(8);
+    let mut at = 0;
+    for word in &mut words {
+        let v = u64::from_le_bytes(word.try_into().ok()?);
+        let quote = v ^ (ONES * u64::from(b'"'));
+        let backslash = v ^ (ONES * u64::from(b'\\'));
+        // A byte's high bit is set where it is zero (or below 0x20); a borrow
+        // can only set bits above a byte that matched, so the lowest is exact.
+        let found = ((quote.wrapping_sub(ONES) & !quote)
+            | (backslash.wrapping_sub(ONES) & !backslash)
+            | (v.wrapping_sub(ONES * 0x20) & !v))
+            & HIGH;
+        if found != 0 {
+            return Some(at + (found.trailing_zeros() / 8) as usize);
+        }
+        at += 8;
     }
-    if text.iter().any(|&c| c < 0x20) {
-        return None;
-    }
-    std::str::from_utf8(text).ok().map(|_| ())
+    let rest = words.remainder();
+    let p = rest
+        .iter()
+        .position(|&c| c == b'"' || c == b'\\' || c < 0x20)?;
+    Some(at + p)
 }
 
 #[cfg(test)]
@@ -432,6 +455,26 @@ mod tests {
         #[test]
         fn fast_never_accepts_what_the_full_checker_rejects(line in r#"[{}\[\]":,0-9a-z_ .\\-]{0,48}"#) {
             agree(&line);
+        }
+
+        #[test]
+        fn fast_agrees_on_any_bytes_in_strings(
+            content in proptest::collection::vec(
+                prop_oneof![Just(b'"'), Just(b'\\'), 0u8..0x21, 0x7Eu8..=0xFF, any::<u8>()],
+                0..24,
+            ),
+        ) {
+            let mut line = br#"{"k":["x","#.to_vec();
+            line.extend_from_slice(&content);
+            line.extend_from_slice(br#"",1]}"#);
+            match std::str::from_utf8(&line) {
+                Ok(text) => { agree(text); }
+                Err(_) => {
+                    for rules in [ValueRules::Uniform, ValueRules::Plain] {
+                        prop_assert_eq!(check_fast(&line, rules, Some(10001)), None);
+                    }
+                }
+            }
         }
 
         #[test]

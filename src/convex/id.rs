@@ -102,13 +102,17 @@ impl DocumentId {
         }
         let mut internal = [0u8; INTERNAL_ID_LEN];
         internal.copy_from_slice(&bytes[vint_len..footer_at]);
-        let id = DocumentId { table, internal };
-        // Canonical form only: over-long VInts and stray trailing bits re-encode differently.
-        let mut again = [0u8; MAX_ID_LEN];
-        if id.encode_into(&mut again) != text {
+        // Canonical form only, the text re-encoding would write: no spare
+        // character, the unused low bits of the last one zero, and the
+        // shortest VInt for the number, with no bits beyond 32.
+        let spare_bits = len * 5 - n * 8;
+        let last = DECODE[text[len - 1] as usize];
+        let vint_canonical =
+            vint_len == 1 || (bytes[vint_len - 1] != 0 && (vint_len < 5 || bytes[4] < 0x10));
+        if spare_bits >= 5 || last & ((1 << spare_bits) - 1) != 0 || !vint_canonical {
             return Err(IdDecodeError::InvalidLength(len));
         }
-        Ok(id)
+        Ok(DocumentId { table, internal })
     }
 
     /// Writes the id's text into `out` and returns it as a slice of `out`.
@@ -244,6 +248,42 @@ fn base32_encode(bytes: &[u8], out: &mut [u8; MAX_ID_LEN]) -> usize {
 mod tests {
     use super::*;
     use proptest::prelude::*;
+
+    /// The canonical-form rule as Convex states it: decode leniently, then
+    /// the id must re-encode to the very same text.
+    fn decode_by_re_encoding(text: &[u8]) -> Result<DocumentId, IdDecodeError> {
+        let len = text.len();
+        if !(MIN_ID_LEN..=MAX_ID_LEN).contains(&len) {
+            return Err(IdDecodeError::InvalidLength(len));
+        }
+        let mut buf = [0u8; 24];
+        let n = base32_decode(text, &mut buf)?;
+        let bytes = &buf[..n];
+        let (table, vint_len) = read_vint(bytes)?;
+        if table == 0 {
+            return Err(IdDecodeError::ZeroTableNumber);
+        }
+        if bytes.len() < vint_len + INTERNAL_ID_LEN + 2 {
+            return Err(IdDecodeError::InvalidLength(len));
+        }
+        let footer_at = vint_len + INTERNAL_ID_LEN;
+        let found = u16::from_le_bytes([bytes[footer_at], bytes[footer_at + 1]]);
+        let expected = fletcher16(&bytes[..footer_at]);
+        if found != expected {
+            return Err(IdDecodeError::InvalidIdVersion(found, expected));
+        }
+        if bytes.len() != footer_at + 2 {
+            return Err(IdDecodeError::InvalidLength(len));
+        }
+        let mut internal = [0u8; INTERNAL_ID_LEN];
+        internal.copy_from_slice(&bytes[vint_len..footer_at]);
+        let id = DocumentId { table, internal };
+        let mut again = [0u8; MAX_ID_LEN];
+        if id.encode_into(&mut again) != text {
+            return Err(IdDecodeError::InvalidLength(len));
+        }
+        Ok(id)
+    }
 
     fn hex(s: &str) -> [u8; 16] {
         let mut out = [0u8; 16];
@@ -407,6 +447,46 @@ mod tests {
             if let Ok(id) = DocumentId::decode(&text) {
                 prop_assert_eq!(id.encode(), text);
             }
+        }
+
+        #[test]
+        fn decode_agrees_with_decoding_and_re_encoding(
+            vint in proptest::collection::vec(any::<u8>(), 1..6),
+            internal in any::<[u8; 16]>(),
+            footer_ok in any::<bool>(),
+            spare in 0u32..32,
+            extra in proptest::option::of(0usize..32),
+        ) {
+            // Any VInt bytes (over-long ones too), a footer that matches or
+            // not, stray low bits, and sometimes a spare character.
+            let mut bytes = vint;
+            bytes.extend_from_slice(&internal);
+            let footer = fletcher16(&bytes).wrapping_add(u16::from(!footer_ok));
+            bytes.extend_from_slice(&footer.to_le_bytes());
+            let mut text = Vec::new();
+            let (mut acc, mut bits) = (0u32, 0);
+            for &b in &bytes {
+                acc = (acc << 8) | u32::from(b);
+                bits += 8;
+                while bits >= 5 {
+                    bits -= 5;
+                    text.push(ALPHABET[((acc >> bits) & 31) as usize]);
+                }
+                acc &= (1 << bits) - 1;
+            }
+            if bits > 0 {
+                let low = spare & ((1 << (5 - bits)) - 1);
+                text.push(ALPHABET[(((acc << (5 - bits)) | low) & 31) as usize]);
+            }
+            if let Some(c) = extra {
+                text.push(ALPHABET[c]);
+            }
+            prop_assert_eq!(
+                DocumentId::decode_bytes(&text),
+                decode_by_re_encoding(&text),
+                "{}",
+                String::from_utf8_lossy(&text)
+            );
         }
 
         #[test]

@@ -111,13 +111,14 @@ pub(crate) fn compress(
     }
     let deflate = deflate.get_or_insert_with(|| Compress::new(Compression::new(level), false));
     deflate.reset();
-    // Room for one byte less than the payload: a stream that does not end
-    // within it is not worth storing compressed.
+    // Room for the whole stream even when the payload does not compress
+    // (zlib-rs's level 1 panics when it runs out of room); a stream that is
+    // not shorter than the payload is not worth storing compressed.
     out.clear();
-    out.resize(payload.len() - 1, 0);
+    out.resize(payload.len() + payload.len() / 8 + 64, 0);
     let status = deflate.compress(payload, out, FlushCompress::Finish);
     out.truncate(deflate.total_out() as usize);
-    matches!(status, Ok(Status::StreamEnd))
+    matches!(status, Ok(Status::StreamEnd)) && out.len() < payload.len()
 }
 
 /// Inflates `stored` into `out`, which must come to exactly `payload_len`
@@ -135,4 +136,36 @@ pub(crate) fn inflate(
     matches!(status, Ok(Status::StreamEnd))
         && inflater.total_out() == payload_len as u64
         && inflater.total_in() == stored.len() as u64
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn incompressible_payloads_stay_stored_at_every_level() {
+        let mut state = 0x9e37_79b9_7f4a_7c15_u64;
+        let noise: Vec<u8> = (0..100_000)
+            .map(|_| {
+                state ^= state << 13;
+                state ^= state >> 7;
+                state ^= state << 17;
+                state as u8
+            })
+            .collect();
+        let text = b"snapshot ".repeat(10_000);
+        for level in 1..=9 {
+            let mut deflate = None;
+            let mut out = Vec::new();
+            assert!(
+                !compress(&mut deflate, level, &noise, &mut out),
+                "level {level}"
+            );
+            assert!(
+                compress(&mut deflate, level, &text, &mut out),
+                "level {level}"
+            );
+            assert!(out.len() < text.len());
+        }
+    }
 }

@@ -137,6 +137,11 @@ pub struct Options {
     pub mode: ImportMode,
     /// Errors listed at most ([`DEFAULT_MAX_ERRORS`] when `None`); the rest are counted.
     pub max_errors: Option<usize>,
+    /// Threads, natively: with 2 or more, each documents entry is inflated
+    /// on a second thread while the calling thread checks its lines. The
+    /// WebAssembly build ignores it (it has one thread); not part of the JSON.
+    #[serde(skip)]
+    pub threads: usize,
 }
 
 /// How far validation is.

@@ -8,12 +8,13 @@ use std::rc::Rc;
 
 use sha2::{Digest, Sha256};
 use zip::result::ZipError;
-use zip::ZipArchive;
+use zip::{CompressionMethod, ZipArchive};
 
 use super::numbers::{apply_target, conflict_message, Numbering};
 use super::storage::StorageMetadata;
 use super::table::{RowFinding, TableChecker};
 use super::{in_component, Context, Plan, PlannedFile, PlannedTable, Sink, Stop};
+use crate::archive::inflate::{Declared, DeflateEntry};
 use crate::archive::{classify, storage_name, EntryKind, Format, LineReader};
 use crate::convex::names::check_identifier;
 use crate::convex::value::ValueRules;
@@ -417,7 +418,7 @@ fn scan_entry<R: Read + Seek>(
     t: usize,
     table: &PlannedTable,
     checker: &mut TableChecker,
-    mut storage: Option<&mut StorageMetadata>,
+    storage: Option<&mut StorageMetadata>,
     ids_without_first: &mut bool,
     position: &Rc<Cell<u64>>,
     ctx: &mut Context,
@@ -434,7 +435,81 @@ fn scan_entry<R: Read + Seek>(
             return Ok(());
         }
     };
-    let mut lines = LineReader::new(file, MAX_LINE);
+    if file.compression() != CompressionMethod::Deflated {
+        return scan_lines(
+            file,
+            t,
+            table,
+            checker,
+            storage,
+            ids_without_first,
+            position,
+            ctx,
+            sink,
+            &at,
+        );
+    }
+    // Deflate: inflated here with large buffers (see `archive::inflate`).
+    let declared = Declared {
+        size: file.size(),
+        crc32: file.crc32(),
+    };
+    drop(file);
+    let raw = match archive.by_index_raw(stream.index) {
+        Ok(raw) => raw,
+        Err(e) => {
+            ctx.error(at(zip_entry_error(&e)));
+            return Ok(());
+        }
+    };
+    #[cfg(not(target_arch = "wasm32"))]
+    if ctx.options.threads >= 2 {
+        return std::thread::scope(|scope| {
+            let entry = crate::archive::inflate::pipelined(scope, raw, declared);
+            scan_lines(
+                entry,
+                t,
+                table,
+                checker,
+                storage,
+                ids_without_first,
+                position,
+                ctx,
+                sink,
+                &at,
+            )
+        });
+    }
+    let entry = DeflateEntry::new(raw, declared);
+    scan_lines(
+        entry,
+        t,
+        table,
+        checker,
+        storage,
+        ids_without_first,
+        position,
+        ctx,
+        sink,
+        &at,
+    )
+}
+
+/// Checks every line of one documents entry's uncompressed bytes.
+#[allow(clippy::too_many_arguments)]
+fn scan_lines(
+    entry: impl Read,
+    t: usize,
+    table: &PlannedTable,
+    checker: &mut TableChecker,
+    mut storage: Option<&mut StorageMetadata>,
+    ids_without_first: &mut bool,
+    position: &Rc<Cell<u64>>,
+    ctx: &mut Context,
+    sink: &mut dyn Sink,
+    at: &dyn Fn(Finding) -> Finding,
+) -> Result<(), ScanStop> {
+    let mut lines = LineReader::new(entry, MAX_LINE);
     let mut documents = 0u64;
     loop {
         let (row, line) = match lines.next_line() {

@@ -200,12 +200,24 @@ impl Source for BlobSource {
             .reader
             .read_as_array_buffer(&slice)
             .map_err(|e| js_io_error("FileReaderSync", e))?;
-        let bytes = Uint8Array::new(&bytes);
-        if bytes.length() as usize != buf.len() {
-            return Err(short_read("FileReaderSync", bytes.length(), buf.len()));
+        let view = Uint8Array::new(&bytes);
+        if view.length() as usize != buf.len() {
+            return Err(short_read("FileReaderSync", view.length(), buf.len()));
         }
-        bytes.copy_to(buf);
+        view.copy_to(buf);
+        nudge_young_collector();
         Ok(())
+    }
+}
+
+/// Allocates about 1 MiB of short-lived JavaScript arrays, so that the
+/// worker's young-generation collector runs every few slices and frees the
+/// slices already read. Chromium does not count them as memory pressure:
+/// without this, validating a 1 GB file grew the renderer by about the
+/// file's size (docs/BENCHMARKS.md measures it).
+fn nudge_young_collector() {
+    for _ in 0..16 {
+        drop(js_sys::Array::new_with_length(8 << 10));
     }
 }
 

@@ -104,6 +104,10 @@ struct InputArgs {
     /// List at most this many errors (all are counted).
     #[arg(long, default_value_t = snappack::validate::DEFAULT_MAX_ERRORS)]
     max_errors: usize,
+    /// Threads: with 2 (the default where there are 2 cores), each ZIP entry
+    /// is inflated on a second thread while its lines are checked.
+    #[arg(long, default_value_t = default_threads())]
+    threads: usize,
 }
 
 #[derive(Args)]
@@ -156,6 +160,7 @@ impl InputArgs {
             target: self.target_tables.as_deref().map(read_target).transpose()?,
             mode: self.mode,
             max_errors: Some(self.max_errors),
+            threads: self.threads,
         })
     }
 
@@ -169,6 +174,11 @@ impl InputArgs {
             .unwrap_or_default();
         Ok((BufReader::with_capacity(1 << 20, file), name))
     }
+}
+
+/// Two threads where the machine has two cores: inflating and checking run side by side.
+fn default_threads() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get().min(2))
 }
 
 fn read_json<T: serde::de::DeserializeOwned>(path: &Path) -> Result<T> {

@@ -11,7 +11,9 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, Context as _, Result};
 use clap::Args;
 use snappack::client::{scan_frames, Request, Step, Upload, UploadConfig};
-use snappack::migration::{pack, EncoderConfig, PackError, PackOptions, DEFAULT_FRAME_SIZE};
+use snappack::migration::{
+    pack, EncoderConfig, PackError, PackOptions, DEFAULT_FRAME_SIZE, DEFAULT_LEVEL,
+};
 use snappack::server::TOKEN_ENV;
 use snappack::validate::TargetTables;
 
@@ -37,6 +39,10 @@ pub struct UploadArgs {
     /// Frame size (uncompressed payload bound), in bytes.
     #[arg(long, default_value_t = DEFAULT_FRAME_SIZE)]
     frame_size: usize,
+    /// Deflate level of frames, 0 (store) to 9: lower levels pack faster
+    /// and send more bytes (for fast links, such as a LAN).
+    #[arg(long, default_value_t = DEFAULT_LEVEL)]
+    level: u32,
     /// No progress bar.
     #[arg(long, short)]
     quiet: bool,
@@ -127,6 +133,7 @@ pub fn run(args: UploadArgs) -> Result<ExitCode> {
         validate: options,
         encoder: EncoderConfig {
             max_frame_size: args.frame_size,
+            level: args.level,
             ..EncoderConfig::default()
         },
         producer: format!("snappack {}", env!("CARGO_PKG_VERSION")),

@@ -69,6 +69,12 @@ impl SqliteStore {
             .map_err(db)?;
         conn.pragma_update(None, "synchronous", "NORMAL")
             .map_err(db)?;
+        // Imports write large transactions: statement journals in memory
+        // rather than in temporary files, and a 64 MiB page cache so that
+        // pages are not spilled and written twice before the commit.
+        conn.pragma_update(None, "temp_store", "MEMORY")
+            .map_err(db)?;
+        conn.pragma_update(None, "cache_size", -65536).map_err(db)?;
         conn.busy_timeout(std::time::Duration::from_secs(30))
             .map_err(db)?;
         conn.execute_batch(SCHEMA).map_err(db)?;
