@@ -8,6 +8,7 @@ use std::io::{Cursor, Write};
 use std::time::Instant;
 
 use snappack::convex::id::DocumentId;
+use snappack::convex::value::ValueRules;
 use snappack::migration::*;
 use snappack::NumberSource;
 
@@ -147,6 +148,7 @@ fn main() {
                     name: name.clone(),
                     number: Some(*number),
                     number_source: NumberSource::Tables,
+                    rules: ValueRules::Uniform,
                     expected_documents: lines.len() as u64,
                 })
                 .unwrap();

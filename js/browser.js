@@ -11,27 +11,32 @@ import {
 } from './common.js';
 
 export { SnappackError };
+export { fetchTables, pack, prepareUpload, sendUpload, upload, UploadError } from './upload.js';
 
 const WASM_URL = new URL('./web/snappack_bg.wasm', import.meta.url);
 
 let compiled;
 
-/** The compiled module, fetched and compiled once. */
-function compiledModule() {
-  compiled ??= (async () => {
-    try {
-      return await WebAssembly.compileStreaming(fetch(WASM_URL));
-    } catch {
-      // A server that does not send `application/wasm` still works.
-      const response = await fetch(WASM_URL);
-      if (!response.ok) throw new Error(`fetching ${WASM_URL}: HTTP ${response.status}`);
-      return WebAssembly.compile(await response.arrayBuffer());
-    }
-  })();
-  compiled.catch(() => {
-    compiled = undefined;
-  });
+/** The compiled module, fetched and compiled once per page (again after a failure). @internal (upload.js) */
+export function compiledModule() {
+  if (compiled === undefined) {
+    compiled = compile();
+    compiled.catch(() => {
+      compiled = undefined;
+    });
+  }
   return compiled;
+}
+
+async function compile() {
+  try {
+    return await WebAssembly.compileStreaming(fetch(WASM_URL));
+  } catch {
+    // A server that does not send `application/wasm` still works.
+    const response = await fetch(WASM_URL);
+    if (!response.ok) throw new Error(`fetching ${WASM_URL}: HTTP ${response.status}`);
+    return WebAssembly.compile(await response.arrayBuffer());
+  }
 }
 
 /**
@@ -71,13 +76,17 @@ export async function __panicForTests(message) {
   return inWorker({ type: 'panic', module: await compiledModule(), message }, {});
 }
 
-/** Posts `request` to a fresh worker and settles with its answer; the worker ends either way. */
-function inWorker(request, { onProgress, signal }) {
+/**
+ * Posts `request` to a fresh worker (validate's by default) and settles with
+ * its answer (`report`, or `result` for other requests); the worker ends
+ * either way. @internal (upload.js)
+ */
+export function inWorker(
+  request,
+  { onProgress, signal },
+  worker = new Worker(new URL('./worker.js', import.meta.url), { type: 'module', name: 'snappack' }),
+) {
   return new Promise((resolve, reject) => {
-    const worker = new Worker(new URL('./worker.js', import.meta.url), {
-      type: 'module',
-      name: 'snappack',
-    });
     const settle = (settleWith, value) => {
       worker.terminate();
       signal?.removeEventListener('abort', onAbort);
@@ -95,7 +104,7 @@ function inWorker(request, { onProgress, signal }) {
           settle(reject, error);
         }
       } else if (data.type === 'done') {
-        settle(resolve, data.report);
+        settle(resolve, 'result' in data ? data.result : data.report);
       } else if (data.type === 'error') {
         settle(reject, new SnappackError(data.code, data.message));
       }

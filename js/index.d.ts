@@ -188,6 +188,7 @@ export interface ValidateOptions {
 /** Codes of {@link SnappackError}. */
 export type ErrorCode =
   | 'InvalidInput'
+  | 'InvalidSnapshot'
   | 'InvalidOptions'
   | 'Unsupported'
   | 'Panic'
@@ -201,6 +202,8 @@ export type ErrorCode =
 export declare class SnappackError extends Error {
   readonly name: 'SnappackError';
   readonly code: ErrorCode;
+  /** With `InvalidSnapshot` (from {@link pack}): the report listing the input's errors. */
+  readonly report?: Report;
 }
 
 /**
@@ -214,3 +217,146 @@ export declare function validate(
   input: Uint8Array | ArrayBuffer | ArrayBufferView | Blob | File,
   options?: ValidateOptions,
 ): Promise<Report>;
+
+/** The server's tables, as `GET /api/tables` lists them (the shape of {@link TargetTables}). */
+export interface ServerTables {
+  tables: Required<TargetTable>[];
+}
+
+/**
+ * The server's active tables, to pass as the `target` option of
+ * {@link validate} or {@link prepareUpload} (browsers only).
+ */
+export declare function fetchTables(
+  url: string,
+  token: string,
+  options?: { signal?: AbortSignal },
+): Promise<ServerTables>;
+
+/** A validated and packed input, ready for {@link sendUpload}. */
+export interface PreparedUpload {
+  /** The validation report of the input (with `target`, its conflicts too). */
+  report: Report;
+  /** The packed stream; null when the report has errors. */
+  stream: Blob | null;
+  /** The frames' byte ranges in `stream`: `[start0, end0, start1, end1, ...]`; null with errors. */
+  frames: Float64Array | null;
+}
+
+/**
+ * Validates and packs an input in a Web Worker, in one walk (browsers only).
+ * Takes the options of {@link validate}; pass the server's tables as `target`
+ * and the import mode as `mode`. Packing the same file with the same options
+ * gives the same stream, so an interrupted import can be continued.
+ */
+export declare function prepareUpload(
+  input: Uint8Array | ArrayBuffer | ArrayBufferView | Blob | File,
+  options?: ValidateOptions,
+): Promise<PreparedUpload>;
+
+/**
+ * The packed stream of an input (docs/FORMAT.md) as a `ReadableStream`:
+ * validated and packed in a Web Worker, then read at the consumer's pace
+ * (browsers only). Takes the options of {@link prepareUpload}. When the input
+ * has errors the stream errors with a {@link SnappackError} of code
+ * `InvalidSnapshot` carrying the report.
+ */
+export declare function pack(
+  input: Uint8Array | ArrayBuffer | ArrayBufferView | Blob | File,
+  options?: ValidateOptions,
+): ReadableStream<Uint8Array>;
+
+/** Progress of an upload. */
+export interface UploadProgress {
+  /** `packing` (only from {@link upload}), `sending`, `retrying` (backing off after a failure) or `finished`. */
+  state: 'packing' | 'sending' | 'retrying' | 'finished';
+  /** The import, once the server created it. */
+  importId?: string | null;
+  /** Stream bytes the server has acknowledged. */
+  bytesSent?: number;
+  /** The stream's size. */
+  bytesTotal?: number;
+  /** Frames acknowledged, and in all. */
+  framesSent?: number;
+  frames?: number;
+  /** While `retrying`: the wait before the next attempt. */
+  retryInMs?: number;
+  /** While `packing`: the input read so far. */
+  bytesRead?: number;
+  documents?: number;
+}
+
+/** Options of {@link sendUpload}. */
+export interface SendOptions {
+  /** The server's base URL, e.g. `https://imports.example.com`. */
+  url: string;
+  /** The server's token. */
+  token: string;
+  /** The import mode of a new import (default `requireEmpty`). */
+  mode?: ImportMode;
+  /** Continue this import instead of creating one. */
+  importId?: string;
+  /** A new import's label (up to 256 bytes, e.g. a fingerprint of the file), listed by `GET /api/imports`. */
+  label?: string;
+  /** Frames per request (default 4). */
+  framesPerRequest?: number;
+  /** Called with the import's id as soon as the server created it (store it to resume later). */
+  onImport?: (importId: string) => void;
+  /** Called after every answer and before every retry. */
+  onProgress?: (progress: UploadProgress) => void;
+  /** Stops sending; the import stays open on the server, to be continued by its id. */
+  signal?: AbortSignal;
+}
+
+/** One table of a finished import. */
+export interface ImportedTable {
+  component: string;
+  name: string;
+  number: number;
+  documents: number;
+  appended: boolean;
+}
+
+/** The server's answer to finish. */
+export interface FinishedImport {
+  state: 'finished';
+  tables: ImportedTable[];
+}
+
+/**
+ * Sends a prepared stream to `snappack serve` (docs/PROTOCOL.md), with the
+ * core's upload state machine: retries with backoff, resumes from the
+ * server's sequence number (browsers only).
+ */
+export declare function sendUpload(prepared: PreparedUpload, options: SendOptions): Promise<FinishedImport>;
+
+/**
+ * Validates against the server's tables, packs and uploads in one call
+ * (browsers only). Rejects with an {@link UploadError} of code
+ * `InvalidSnapshot` when the input has errors: nothing is sent then.
+ */
+export declare function upload(
+  input: Uint8Array | ArrayBuffer | ArrayBufferView | Blob | File,
+  options: SendOptions & Omit<ValidateOptions, 'onProgress' | 'signal'>,
+): Promise<FinishedImport>;
+
+/** Why an upload stopped: the server's refusal, or no answer. */
+export declare class UploadError extends Error {
+  readonly name: 'UploadError';
+  /** The server's code (`DuplicateId`, `TableExists`, `Unauthorized`, ...), `NetworkError`, `Protocol` or `InvalidSnapshot`. */
+  readonly code: string;
+  /** HTTP status, when the server answered. */
+  readonly status: number | null;
+  readonly component: string;
+  readonly table: string | null;
+  /** 1-based document number within the table. */
+  readonly line: number | null;
+  /** Frame sequence number. */
+  readonly seq: number | null;
+  /** The import, if it was created. */
+  readonly importId: string | null;
+  /** True when trying again later may succeed. */
+  readonly retryable: boolean;
+  /** With `InvalidSnapshot`: the report. */
+  readonly report?: Report;
+}

@@ -36,7 +36,7 @@ const CRATE = 'snappack';
 const WASM_OPT = join(root, 'node_modules', '.bin', 'wasm-opt');
 
 /** Package sources copied from js/ as they are. */
-const PACKAGE_FILES = ['browser.js', 'common.js', 'node.js', 'worker.js', 'index.d.ts', 'node.d.ts', 'README.md'];
+const PACKAGE_FILES = ['browser.js', 'common.js', 'node.js', 'worker.js', 'upload.js', 'pack-worker.js', 'index.d.ts', 'node.d.ts', 'README.md'];
 
 function run(command, args) {
   console.log(`> ${command} ${args.join(' ')}`);

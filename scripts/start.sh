@@ -1,15 +1,25 @@
 #!/usr/bin/env bash
-# Sets up what is missing, builds snappack, writes a sample snapshot and validates it.
+# Sets up what is missing, builds snappack and its web page, writes a sample
+# snapshot to try, and starts the server (SQLite) with the page on localhost.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-[ -x scripts/setup.sh ] && scripts/setup.sh
+scripts/setup.sh
 cargo build --release --locked
+npm run build --silent
+
 mkdir -p data
 sample=data/sample-snapshot.zip
-if ./target/release/snappack gen --help >/dev/null 2>&1; then
-  ./target/release/snappack gen "$sample" --tables 4 --documents 20000 --components 1 --storage-files 5
-  ./target/release/snappack validate "$sample"
-else
-  ./target/release/snappack validate ../shared/data/convex-real/cron-jobs-export.zip
+if [ ! -f "$sample" ]; then
+  ./target/release/snappack gen "$sample" --tables 4 --documents 5000 --component billing --storage-files 3
 fi
+
+listen=${SNAPPACK_LISTEN:-127.0.0.1:8080}
+cat <<INFO
+
+snappack: open http://$listen/ and drop a snapshot (a sample is at $sample).
+The admin token is printed below on first start and kept in data/; the page asks for it.
+Try the CLI too: ./target/release/snappack upload $sample --url http://$listen --token <token>
+
+INFO
+exec ./target/release/snappack serve --listen "$listen" --database data/snappack.db --data-dir data --www www

@@ -28,3 +28,12 @@ trap 'scripts/pg-test-cluster.sh stop' EXIT
 
 step "Rust tests"
 cargo test --locked
+
+step "wasm glue tests (Node)"
+npm run test:wasm
+
+step "npm package tests (Node and Chromium)"
+npm run test:node
+
+step "browser tests (the page in Debian's Chromium against a real snappack serve)"
+npm run test:browser

@@ -1,8 +1,9 @@
 //! End to end: generated snapshots (components, storage files) packed and
 //! uploaded land with every document and file intact, compared against the
 //! archive itself; `snappack upload` validates against the server's tables
-//! first, retries through server restarts, and resumes with `--resume`. On
-//! every backend.
+//! first, retries through server restarts, and resumes with `--resume`; the
+//! server checks each table's documents with the value rules the stream
+//! declares for it, as the client did. On every backend.
 
 mod server_support;
 
@@ -13,7 +14,7 @@ use std::process::{Child, Command, Stdio};
 use server_support as common;
 use server_support::{frames, Archive, TestServer};
 use snappack::gen::{write_snapshot, GenSpec};
-use snappack::migration::{pack, PackOptions};
+use snappack::migration::{pack, PackError, PackOptions, Packed};
 use snappack::server::ServeConfig;
 
 fn snapshot(seed: u64) -> Vec<u8> {
@@ -227,5 +228,142 @@ fn snappack_upload_validates_first_retries_through_restarts_and_resumes() {
         archive.assert_imported(&database, &data_dir);
         server.kill().unwrap();
         server.wait().unwrap();
+    }
+}
+
+/// A ZIP of the given entries.
+fn zip_of(entries: &[(&str, &[u8])]) -> Vec<u8> {
+    use std::io::Write;
+    let mut writer = zip::ZipWriter::new(Cursor::new(Vec::new()));
+    for (name, content) in entries {
+        writer
+            .start_file(*name, zip::write::SimpleFileOptions::default())
+            .unwrap();
+        writer.write_all(content).unwrap();
+    }
+    writer.finish().unwrap().into_inner()
+}
+
+/// Packs `input`, forced or not; a single-table file goes to table `items`.
+fn pack_input(file_name: &str, input: &[u8], force: bool) -> Result<(Vec<u8>, Packed), PackError> {
+    let options = PackOptions {
+        validate: snappack::Options {
+            table: (!file_name.ends_with(".zip")).then(|| "items".into()),
+            ..Default::default()
+        },
+        force,
+        ..PackOptions::default()
+    };
+    pack(
+        Cursor::new(input),
+        file_name,
+        Vec::new(),
+        &options,
+        &mut |_| true,
+    )
+}
+
+/// Sends a whole stream as one request to a new import: the server's answer.
+fn send_stream(server: &TestServer, stream: &[u8]) -> (String, common::HttpResponse) {
+    let created = server
+        .call("POST", "/api/imports", br#"{"mode":"replaceAll"}"#)
+        .json();
+    let id = created["id"].as_str().unwrap().to_owned();
+    let response = server.call("POST", &format!("/api/imports/{id}/frames?seq=0"), stream);
+    (id, response)
+}
+
+fn test_server(database: &str, data_dir: &Path) -> TestServer {
+    TestServer::start(ServeConfig {
+        database: Some(database.to_owned()),
+        data_dir: data_dir.to_owned(),
+        www: None,
+        token: Some("t".into()),
+        ..ServeConfig::default()
+    })
+}
+
+/// Without a `"uniform"` generated schema every number is a Float64, so an
+/// integer `_creationTime` is valid: the client accepts it, and the server,
+/// checking with the rules the stream declares, lands it.
+#[test]
+fn plain_tables_with_an_integer_creation_time_land() {
+    let lines = "{\"_creationTime\":1700000000000,\"n\":1}\n\
+                 {\"_creationTime\":1700000000001,\"n\":2}\n";
+    let inputs = [
+        ("items.jsonl", lines.as_bytes().to_vec()),
+        (
+            "snapshot.zip",
+            zip_of(&[("items/documents.jsonl", lines.as_bytes())]),
+        ),
+    ];
+    for (backend, database) in common::databases() {
+        for (file_name, input) in &inputs {
+            let (stream, packed) = pack_input(file_name, input, false).unwrap();
+            assert!(packed.report.valid, "{file_name}");
+            let data_dir = common::temp_dir("plain");
+            let server = test_server(&database, &data_dir);
+            let (id, response) = send_stream(&server, &stream);
+            assert_eq!(
+                response.status,
+                200,
+                "{backend} {file_name}: {:?}",
+                response.json()
+            );
+            let finished = server.call("POST", &format!("/api/imports/{id}/finish"), b"");
+            assert_eq!(finished.status, 200, "{backend}: {:?}", finished.json());
+            drop(server);
+            let store = snappack::server::store::open(&database).unwrap();
+            let mut stored: Vec<String> = store
+                .documents("", "items")
+                .unwrap()
+                .unwrap()
+                .into_iter()
+                .map(|d| d.json)
+                .collect();
+            stored.sort();
+            let expected: Vec<&str> = lines.lines().collect();
+            assert_eq!(stored, expected, "{backend} {file_name}");
+        }
+    }
+}
+
+/// The server re-validates every document with the rules its table declares,
+/// whatever the client let through (`force`): an integer `_creationTime` in
+/// a `"uniform"` table, and a `$integer` wrapper in a plain one, are refused
+/// with where.
+#[test]
+fn the_server_checks_forced_streams_with_the_declared_rules() {
+    let uniform = zip_of(&[
+        ("users/generated_schema.jsonl", b"\"uniform\"\n"),
+        (
+            "users/documents.jsonl",
+            b"{\"_creationTime\":1700000000000.5,\"n\":1}\n\
+              {\"_creationTime\":1700000000000,\"n\":2}\n",
+        ),
+    ]);
+    let wrapper = b"{\"n\":1}\n{\"n\":{\"$integer\":\"AQAAAAAAAAA=\"}}\n".to_vec();
+    let cases = [
+        ("snapshot.zip", uniform, "users", "InvalidCreationTimeError"),
+        ("items.jsonl", wrapper, "items", "InvalidConvexValue"),
+    ];
+    for (backend, database) in common::databases() {
+        let server = test_server(&database, &common::temp_dir("forced"));
+        for (file_name, input, table, code) in &cases {
+            // The client refuses it with the same code...
+            let Err(PackError::Invalid(report)) = pack_input(file_name, input, false) else {
+                panic!("{file_name}: the client accepts it");
+            };
+            assert_eq!(report.errors[0].code.as_str(), *code, "{file_name}");
+            // ...and, forced, packs it for the server to judge.
+            let (stream, packed) = pack_input(file_name, input, true).unwrap();
+            assert!(!packed.report.valid, "{file_name}");
+            let (_, response) = send_stream(&server, &stream);
+            assert_eq!(response.status, 422, "{backend} {file_name}");
+            let body = response.json();
+            assert_eq!(body["code"], *code, "{backend} {file_name}: {body}");
+            assert_eq!(body["table"], *table, "{backend} {file_name}: {body}");
+            assert_eq!(body["line"], 2, "{backend} {file_name}: {body}");
+        }
     }
 }

@@ -377,3 +377,35 @@ fn a_truncated_body_changes_nothing() {
         );
     }
 }
+
+#[test]
+fn imports_are_listed_with_their_label() {
+    let (_, database) = &common::databases()[0];
+    let server = server(database, |_| {});
+    let created = server.call(
+        "POST",
+        "/api/imports",
+        br#"{"mode":"append","label":"sha256:0123"}"#,
+    );
+    assert_eq!(created.status, 201);
+    assert_eq!(created.json()["label"], "sha256:0123");
+    let id = created.json()["id"].as_str().unwrap().to_owned();
+    let list = server.call("GET", "/api/imports", b"").json();
+    assert_eq!(list["imports"][0]["id"], id.as_str());
+    assert_eq!(list["imports"][0]["label"], "sha256:0123");
+    assert_eq!(list["imports"][0]["mode"], "append");
+    let long = format!(r#"{{"label":"{}"}}"#, "x".repeat(300));
+    assert_eq!(
+        server.call("POST", "/api/imports", long.as_bytes()).status,
+        400
+    );
+    assert_eq!(
+        server
+            .call("POST", "/api/imports", br#"{"mode":"sideways"}"#)
+            .status,
+        400
+    );
+    // An empty body is the default mode.
+    let default = server.call("POST", "/api/imports", b"");
+    assert_eq!(default.json()["mode"], "requireEmpty");
+}

@@ -9,6 +9,7 @@ use std::sync::Arc;
 
 use server_support as common;
 use server_support::{encode, frames, numbered_table, StreamFile, StreamTable};
+use snappack::convex::value::ValueRules;
 use snappack::convex::DocumentId;
 use snappack::server::imports::{Imports, ImportsError, Limits};
 use snappack::server::store::{self, ImportMode, ImportState, Store};
@@ -38,28 +39,44 @@ fn sorted(lines: &[String]) -> Vec<String> {
     lines
 }
 
+fn base64(bytes: &[u8]) -> String {
+    use base64::Engine as _;
+    base64::engine::general_purpose::STANDARD.encode(bytes)
+}
+
+/// A `_storage` row for a file with these bytes.
+fn storage_row(id: &str, data: &[u8]) -> String {
+    use sha2::Digest;
+    let sha = base64(&sha2::Sha256::digest(data));
+    format!(
+        r#"{{"_id":"{id}","_creationTime":1700000000000.5,"sha256":"{sha}","size":{},"contentType":"application/octet-stream"}}"#,
+        data.len()
+    )
+}
+
 fn sample() -> (Vec<StreamTable>, Vec<StreamFile>) {
     let storage_id = DocumentId::new(540, [7; 16]).to_string();
+    let data: Vec<u8> = (0..3000u32).map(|i| (i * 7 % 251) as u8).collect();
     let mut in_component = numbered_table("messages", 10001, 50, 3);
     in_component.component = "waitlist".into();
     let storage = StreamTable {
         component: String::new(),
         name: "_storage".into(),
         number: Some(540),
-        lines: vec![format!(
-            r#"{{"_id":"{storage_id}","_creationTime":1700000000000.5,"sha256":"x","size":3000}}"#
-        )],
+        rules: ValueRules::Plain,
+        lines: vec![storage_row(&storage_id, &data)],
     };
     let no_ids = StreamTable {
         component: String::new(),
         name: "notes".into(),
         number: None,
+        rules: ValueRules::Plain,
         lines: (0..30).map(|i| format!(r#"{{"n":{i}}}"#)).collect(),
     };
     let file = StreamFile {
         component: String::new(),
         id: storage_id,
-        data: (0..3000u32).map(|i| (i * 7 % 251) as u8).collect(),
+        data,
     };
     (
         vec![
@@ -107,7 +124,7 @@ fn a_stream_lands_with_every_document_and_file() {
         let (tables, files) = sample();
         let stream = encode(&tables, &files, 4096);
         assert!(frames(&stream).len() > 10, "several frames");
-        let status = imports.create(ImportMode::RequireEmpty).unwrap();
+        let status = imports.create(ImportMode::RequireEmpty, None).unwrap();
         assert_eq!(status.next_seq, Some(0));
         // Finishing before Done is refused.
         assert!(matches!(
@@ -140,7 +157,7 @@ fn a_restart_trims_a_partial_frame_and_resumes() {
         let half = ranges.len() / 2;
         let id = {
             let imports = open(&database, &dir);
-            let id = imports.create(ImportMode::Replace).unwrap().id;
+            let id = imports.create(ImportMode::Replace, None).unwrap().id;
             for (seq, range) in ranges.iter().take(half).enumerate() {
                 imports
                     .append(&id, seq as u64, &stream[range.clone()])
@@ -175,7 +192,7 @@ fn frames_logged_but_not_in_the_database_are_replayed_on_restart() {
         let stream = encode(&tables, &files, 4096);
         let ranges = frames(&stream);
         let id = open(&database, &dir)
-            .create(ImportMode::RequireEmpty)
+            .create(ImportMode::RequireEmpty, None)
             .unwrap()
             .id;
         // A crash after the log's fsync, before the database write: the log
@@ -198,7 +215,7 @@ fn refused_frames_keep_the_import_resumable() {
         let (tables, files) = sample();
         let stream = encode(&tables, &files, 4096);
         let ranges = frames(&stream);
-        let id = imports.create(ImportMode::RequireEmpty).unwrap().id;
+        let id = imports.create(ImportMode::RequireEmpty, None).unwrap().id;
         for (seq, range) in ranges.iter().take(3).enumerate() {
             imports
                 .append(&id, seq as u64, &stream[range.clone()])
@@ -256,7 +273,7 @@ fn a_rejected_document_names_table_line_and_frame_and_leaves_no_trace() {
         users.lines[300] = users.lines[10].clone();
         let stream = encode(&[users], &[], 4096);
         let ranges = frames(&stream);
-        let id = imports.create(ImportMode::RequireEmpty).unwrap().id;
+        let id = imports.create(ImportMode::RequireEmpty, None).unwrap().id;
         let mut rejected = None;
         for (seq, range) in ranges.iter().enumerate() {
             match imports.append(&id, seq as u64, &stream[range.clone()]) {
@@ -305,7 +322,7 @@ fn a_number_taken_from_the_target_is_decided_again_at_finish() {
         let imports = open(&database, &dir);
         // The server has `users` at 10001.
         let first = encode(&[numbered_table("users", 10001, 3, 1)], &[], 4096);
-        let id = imports.create(ImportMode::RequireEmpty).unwrap().id;
+        let id = imports.create(ImportMode::RequireEmpty, None).unwrap().id;
         imports.append(&id, 0, &first).unwrap();
         imports.finish(&id).unwrap();
         // A client that saw `users` at 10005 (the server's tables changed since)
@@ -322,13 +339,14 @@ fn a_number_taken_from_the_target_is_decided_again_at_finish() {
                 name: "users".into(),
                 number: Some(10005),
                 number_source: NumberSource::Target,
+                rules: ValueRules::Plain,
                 expected_documents: 1,
             })
             .unwrap();
         encoder.document(table, br#"{"name":"new"}"#).unwrap();
         encoder.end_table(table).unwrap();
         let stream = encoder.finish().unwrap().0;
-        let id = imports.create(ImportMode::Append).unwrap().id;
+        let id = imports.create(ImportMode::Append, None).unwrap().id;
         imports.append(&id, 0, &stream).unwrap();
         let activated = imports.finish(&id).unwrap();
         assert_eq!(
@@ -341,5 +359,83 @@ fn a_number_taken_from_the_target_is_decided_again_at_finish() {
             4,
             "{backend}"
         );
+    }
+}
+
+#[test]
+fn storage_rows_are_checked_against_their_files() {
+    for (backend, database) in common::databases() {
+        let dir = common::temp_dir("storage");
+        let imports = open(&database, &dir);
+        let with_file = DocumentId::new(540, [1; 16]).to_string();
+        let without_file = DocumentId::new(540, [2; 16]).to_string();
+        let data = b"foobarbaz".to_vec();
+        let storage = |rows: Vec<String>| StreamTable {
+            component: String::new(),
+            name: "_storage".into(),
+            number: Some(540),
+            rules: ValueRules::Plain,
+            lines: rows,
+        };
+        let file = StreamFile {
+            component: String::new(),
+            id: with_file.clone(),
+            data: data.clone(),
+        };
+        // A row without its file is skipped, as Convex skips it.
+        let stream = encode(
+            &[storage(vec![
+                storage_row(&with_file, &data),
+                storage_row(&without_file, b"gone"),
+            ])],
+            std::slice::from_ref(&file),
+            4096,
+        );
+        let id = imports.create(ImportMode::Replace, None).unwrap().id;
+        imports.append(&id, 0, &stream).unwrap();
+        imports.finish(&id).unwrap();
+        assert_eq!(
+            stored_lines(&imports, "", "_storage"),
+            vec![storage_row(&with_file, &data)],
+            "{backend}"
+        );
+
+        // A file whose bytes are not its row's digest: Sha256Mismatch.
+        let stream = encode(
+            &[storage(vec![storage_row(&with_file, b"other bytes")])],
+            &[file],
+            4096,
+        );
+        let id = imports.create(ImportMode::Replace, None).unwrap().id;
+        match imports.append(&id, 0, &stream) {
+            Err(ImportsError::Rejected(r)) => {
+                assert_eq!(r.code, "Sha256Mismatch", "{backend}");
+                assert!(
+                    r.message.starts_with("Sha256 mismatch. Expected: "),
+                    "{}",
+                    r.message
+                );
+            }
+            other => panic!("{backend}: {other:?}"),
+        }
+        // A row Convex cannot read: InvalidConvexValue.
+        let stream = encode(
+            &[storage(vec![format!(
+                r#"{{"_id":"{with_file}","sha256":"x"}}"#
+            )])],
+            &[],
+            4096,
+        );
+        let id = imports.create(ImportMode::Replace, None).unwrap().id;
+        match imports.append(&id, 0, &stream) {
+            Err(ImportsError::Rejected(r)) => {
+                assert_eq!(
+                    (r.code, r.line),
+                    ("InvalidConvexValue", Some(1)),
+                    "{backend}"
+                )
+            }
+            other => panic!("{backend}: {other:?}"),
+        }
     }
 }

@@ -1,6 +1,7 @@
 //! The migration-item stream: golden vectors, round trips, resumption and
 //! every decoder error.
 
+use snappack::convex::value::ValueRules;
 use snappack::migration::*;
 use snappack::NumberSource;
 
@@ -11,7 +12,13 @@ enum Part {
     File(FileStart, Vec<u8>),
 }
 
-fn table(component: &str, name: &str, number: Option<u32>, lines: &[&[u8]]) -> Part {
+fn table(
+    component: &str,
+    name: &str,
+    number: Option<u32>,
+    rules: ValueRules,
+    lines: &[&[u8]],
+) -> Part {
     Part::Table(
         TableDecl {
             component: component.into(),
@@ -22,6 +29,7 @@ fn table(component: &str, name: &str, number: Option<u32>, lines: &[&[u8]]) -> P
             } else {
                 NumberSource::Unassigned
             },
+            rules,
             expected_documents: lines.len() as u64,
         },
         lines.iter().map(|l| l.to_vec()).collect(),
@@ -116,12 +124,13 @@ fn sample() -> Vec<Part> {
             "",
             "users",
             Some(10001),
+            ValueRules::Uniform,
             &[
                 br#"{"_id":"jd7f2yq3tcc5h4ce9qhqdk0ach6hbmyb","_creationTime":1.5,"name":"Ada"}"#,
                 br#"{"name":"Grace"}"#,
             ],
         ),
-        table("a/b", "empty", None, &[]),
+        table("a/b", "empty", None, ValueRules::Plain, &[]),
         file(
             "",
             "kg2ah8mk1xtg35g7zyexyc96e96yr74f",
@@ -141,10 +150,10 @@ fn stored_small() -> EncoderConfig {
 
 /// The golden vector of docs/FORMAT.md: `sample()` stored in frames of at
 /// most 128 bytes.
-const GOLDEN_STORED: &str = "534e41505041434b0100000080000000c27e9adc5b0000005b000000000000000000000000000000c0d546950101000068e5cf8b0100000d000000736e61707061636b20746573740000000000000000000000000000000000000000000000000000000000000000000000000200000000050000007573657273001127000002000000000000007f0000007f000000010000000000000000000000c8aa49a603000000005d0000007b225f6964223a226a64376632797133746363356834636539716871646b306163683668626d7962222c225f6372656174696f6e54696d65223a312e352c226e616d65223a22416461227d0a7b226e616d65223a224772616365227d0a040000000002000000000000005d00000000000000b59770be80000000800000000200000000000000000000003f60ccec0203000000612f6205000000656d70747903000000000000000000000000040100000000000000000000000000000000000000000000000500000000200000006b67326168386d6b31787467333567377a796578796339366539367972373466010a000000746578742f706c61696e0500000000000000060400000068656c6c4c0000004c000000030000000000000000000000024d777e06010000006f072cf24dba5fb0a30e26e83b2ac5b9e29e1b161e5c1fa7425e73043362938b9824080200000002000000000000005d0000000000000001000000000000000500000000000000";
+const GOLDEN_STORED: &str = "534e41505041434b0100000080000000c27e9adc5c0000005c0000000000000000000000000000002f321b6e0101000068e5cf8b0100000d000000736e61707061636b2074657374000000000000000000000000000000000000000000000000000000000000000000000000020000000005000000757365727300011127000002000000000000007f0000007f000000010000000000000000000000c8aa49a603000000005d0000007b225f6964223a226a64376632797133746363356834636539716871646b306163683668626d7962222c225f6372656174696f6e54696d65223a312e352c226e616d65223a22416461227d0a7b226e616d65223a224772616365227d0a040000000002000000000000005d00000000000000b59770be80000000800000000200000000000000000000000fef7f240203000000612f6205000000656d7074790300000000000000000000000000040100000000000000000000000000000000000000000000000500000000200000006b67326168386d6b31787467333567377a796578796339366539367972373466010a000000746578742f706c61696e0500000000000000060300000068656c4d0000004d000000030000000000000000000000a9477fdf06020000006c6f072cf24dba5fb0a30e26e83b2ac5b9e29e1b161e5c1fa7425e73043362938b9824080200000002000000000000005d0000000000000001000000000000000500000000000000";
 
 /// The same input with the default configuration (deflate level 5).
-const GOLDEN_DEFAULT: &str = "534e41505041434b0100000000001000a8da017b21010000a1010000000000000000000001000000950e8fad63646460c8787abe9b918181978181a1382fb1a02031395ba124b5b8848108c00422581918184a8b538b8a1904d5a1420c0c0ccc2022968181a15a293e3345c94a292bc53ccda8b2d0b82439d934c32439d5b230a33025db203139c32c2329b732494947293eb92835b124333f2f24333755c9ca50cf5447292f11c454724c4954aae5aa8671dd8b129353956ab958e0ae80da06025ba717ec6302d99fa89f04725c6a6e414925d83d30c0c288cc430220e50c0a0c0c0cd9e946891916b9d9861525e9c6a6e9e65595a91595c99666a996669545e626698c5c0c0c0c25a91525fa0539899979607d0c0c0c6c2046466a4e4e3ebbce27df5df11b16f3a9bdb0d63abaf3d13c6931b918f9e54e71c52cc64993bb67a870809c8dee7498bb60e60100";
+const GOLDEN_DEFAULT: &str = "534e41505041434b0100000000001000a8da017b21010000a3010000000000000000000001000000df6dc1b163646460c8787abe9b918181978181a1382fb1a02031395ba124b5b8848108c00422581918184a8b538b8a191805d5a1620c0c0ccc2022968181a15a293e3345c94a292bc53ccda8b2d0b82439d934c32439d5b230a33025db203139c32c2329b732494947293eb92835b124333f2f24333755c9ca50cf5447292f11c454724c4954aae5aa8671dd8b129353956ab958e0ce80da06025ba717ec6302d99fa89f04725d6a6e414925d83d70c0c288c24500907a0605060686ec74a3c40c8bdc6cc38a927463d374f3aacad48aca644bb3544bb3ca22739334462e06068692d48a12fd829cc4cc3cb03e060606361023233527279f5de793efaef80d8bf9d45e586b1dddf9689eb4985c8cfc72a7b86216e3a4c9dd33543840ee46773bcc5d30f300";
 
 fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
@@ -219,10 +228,22 @@ fn varied() -> Vec<Part> {
     let line_refs: Vec<&[u8]> = lines.iter().map(|l| l.as_slice()).collect();
     let random_file = noise(5000);
     vec![
-        table("", "numbers", Some(10001), &line_refs),
-        table("", "long", Some(10002), &[b"{}", &long, b"", &long]),
+        table("", "numbers", Some(10001), ValueRules::Uniform, &line_refs),
+        table(
+            "",
+            "long",
+            Some(10002),
+            ValueRules::Plain,
+            &[b"{}", &long, b"", &long],
+        ),
         file("", "f1", None, b""),
-        table("c1/c2", "nested", None, &line_refs[..7]),
+        table(
+            "c1/c2",
+            "nested",
+            None,
+            ValueRules::Uniform,
+            &line_refs[..7],
+        ),
         file("c1", "f2", Some("application/octet-stream"), &random_file),
         file(
             "",
@@ -230,7 +251,7 @@ fn varied() -> Vec<Part> {
             Some("text/plain"),
             &"text ".repeat(2000).into_bytes(),
         ),
-        table("", "empty", None, &[]),
+        table("", "empty", None, ValueRules::Plain, &[]),
     ]
 }
 
@@ -448,11 +469,12 @@ fn header_item(version: u16, producer: &[u8]) -> Vec<u8> {
     v
 }
 
-fn table_item(source: u8) -> Vec<u8> {
+fn table_item(source: u8, rules: u8) -> Vec<u8> {
     let mut v = vec![2];
     v.extend(string(b""));
     v.extend(string(b"t"));
     v.push(source);
+    v.push(rules);
     v.extend(0u32.to_le_bytes());
     v.extend(0u64.to_le_bytes());
     v
@@ -532,7 +554,7 @@ fn hand_made_stream_decodes() {
     let data = b"{}\n{\"a\":1}\n";
     let stream = stream_of(&[
         header_item(1, b"hand"),
-        concat(&[table_item(3), documents_item(0, &data[..4])]),
+        concat(&[table_item(3, 1), documents_item(0, &data[..4])]),
         concat(&[documents_item(0, &data[4..]), table_end_item(0, 2, data)]),
         concat(&[file_item(3), file_data_item(b"abc"), file_end_item(b"abc")]),
         done_item([1, 2, data.len() as u64, 1, 3]),
@@ -540,6 +562,11 @@ fn hand_made_stream_decodes() {
     let (header, parts, _) = decode(&stream, 3).unwrap();
     assert_eq!(header.producer, "hand");
     assert_eq!(parts.len(), 2);
+    let Part::Table(decl, lines) = &parts[0] else {
+        panic!("a table first")
+    };
+    assert_eq!(decl.rules, ValueRules::Uniform);
+    assert_eq!(lines.len(), 2);
 }
 
 #[test]
@@ -576,7 +603,7 @@ fn stream_header_errors() {
 fn frame_level_errors_name_the_frame() {
     let header = header_item(1, b"");
     let second = concat(&[
-        table_item(3),
+        table_item(3, 0),
         table_end_item(0, 0, b""),
         done_item([1, 0, 0, 0, 0]),
     ]);
@@ -756,7 +783,9 @@ fn item_errors_name_the_item() {
             "item runs past the end of the frame",
         ),
         (header_item(1, b"\xff"), "string is not UTF-8"),
-        (table_item(9), "unknown number source"),
+        (table_item(9, 0), "unknown number source"),
+        (table_item(3, 2), "unknown value rules"),
+        (table_item(3, 0xff), "unknown value rules"),
         (documents_item(0, b""), "empty data"),
         (file_data_item(b""), "empty data"),
         (
@@ -780,7 +809,7 @@ fn item_errors_name_the_item() {
 #[test]
 fn order_and_content_errors_name_the_item() {
     let h = header_item(1, b"");
-    let t = table_item(3);
+    let t = table_item(3, 0);
     let order = [
         (vec![t.clone()], "a table declaration before the header"),
         (vec![h.clone(), h.clone()], "a second header"),

@@ -9,6 +9,7 @@
 use std::sync::OnceLock;
 
 use proptest::prelude::*;
+use snappack::convex::value::ValueRules;
 use snappack::migration::*;
 use snappack::NumberSource;
 
@@ -63,6 +64,11 @@ fn snapshot(seed: u64, config: EncoderConfig) -> Vec<u8> {
                 name: format!("t{t}"),
                 number: Some(10001 + t as u32),
                 number_source: NumberSource::Id,
+                rules: if t == 0 {
+                    ValueRules::Uniform
+                } else {
+                    ValueRules::Plain
+                },
                 expected_documents: 0,
             })
             .unwrap();

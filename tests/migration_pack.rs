@@ -4,6 +4,7 @@
 use std::collections::BTreeMap;
 use std::io::{Cursor, Read};
 
+use snappack::convex::value::ValueRules;
 use snappack::gen::{write_snapshot, Fault, GenSpec};
 use snappack::migration::*;
 use snappack::report::Code;
@@ -128,6 +129,24 @@ fn round_trip_reproduces_every_line_and_file() {
         .count();
     assert_eq!(unpacked.tables.len(), tables);
     assert_eq!(unpacked.totals.files as usize, files);
+    // Each table declares the rules of its generated schema: uniform where
+    // the archive has a `"uniform"` one, plain where it has none.
+    let mut uniform = 0;
+    for t in &unpacked.tables {
+        let schema = format!(
+            "{}{}/generated_schema.jsonl",
+            component_prefix(&t.component),
+            t.name
+        );
+        let expected = match source.get(&schema) {
+            Some(s) if s.as_slice() == b"\"uniform\"\n" => ValueRules::Uniform,
+            None => ValueRules::Plain,
+            Some(s) => panic!("{schema}: {}", String::from_utf8_lossy(s)),
+        };
+        uniform += usize::from(expected == ValueRules::Uniform);
+        assert_eq!(t.rules, expected, "{}/{}", t.component, t.name);
+    }
+    assert!(uniform >= 9, "the generated tables are uniform");
     assert!(files >= 12 && unpacked.tables.iter().any(|t| t.component == "a/b"));
 }
 
@@ -202,6 +221,7 @@ fn a_single_table_file_packs() {
     .unwrap();
     let (unpacked, rebuilt) = unpack_to_entries(&stream);
     assert_eq!(unpacked.tables[0].name, "items");
+    assert_eq!(unpacked.tables[0].rules, ValueRules::Plain);
     assert_eq!(rebuilt["items/documents.jsonl"], jsonl);
 }
 
@@ -276,7 +296,7 @@ fn cli_pack_then_unpack_rebuilds_the_snapshot() {
     assert_eq!(code, 0, "{stdout}");
     assert!(stdout.contains(": valid,"), "{stdout}");
     for (name, content) in entries(&zip) {
-        if name == "README.md" || name.ends_with("generated_schema.jsonl") {
+        if name == "README.md" {
             continue;
         }
         // Stored files come back under their id, without the extension.
@@ -332,6 +352,7 @@ fn csv_and_json_array_files_pack_as_json_lines() {
         .unwrap_or_else(|e| panic!("{name}: {e}"));
         let (unpacked, rebuilt) = unpack_to_entries(&stream);
         assert_eq!(unpacked.totals.documents, 2, "{name}");
+        assert_eq!(unpacked.tables[0].rules, ValueRules::Plain, "{name}");
         for line in rebuilt["items/documents.jsonl"]
             .split(|&b| b == b'\n')
             .filter(|l| !l.is_empty())

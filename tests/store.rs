@@ -59,7 +59,7 @@ fn table(name: &'static str, number: Option<u32>, docs: Vec<Doc>) -> Table {
 /// Starts an import and writes `tables` (declarations in frame 0, then one frame per table).
 fn start(store: &dyn Store, mode: ImportMode, tables: &[Table]) -> String {
     let id = common::unique("import");
-    store.create_import(&id, mode).unwrap();
+    store.create_import(&id, mode, None).unwrap();
     let declarations = tables
         .iter()
         .map(|t| TableDeclaration {

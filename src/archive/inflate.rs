@@ -334,7 +334,7 @@ mod pipeline {
     }
 }
 
-#[cfg(test)]
+#[cfg(all(test, not(target_arch = "wasm32")))]
 mod tests {
     use std::io::Write;
 

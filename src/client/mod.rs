@@ -88,6 +88,8 @@ pub enum Request {
     Create {
         /// The mode.
         mode: ImportMode,
+        /// The label to find the import by (for example a fingerprint of the file).
+        label: Option<String>,
     },
     /// `GET /api/imports/{id}`.
     Status {
@@ -132,7 +134,10 @@ impl Request {
     /// The JSON body, for requests that have one (Append's body is frames).
     pub fn json_body(&self) -> Option<String> {
         match self {
-            Request::Create { mode } => Some(serde_json::json!({ "mode": mode }).to_string()),
+            Request::Create { mode, label } => Some(match label {
+                Some(label) => serde_json::json!({ "mode": mode, "label": label }).to_string(),
+                None => serde_json::json!({ "mode": mode }).to_string(),
+            }),
             _ => None,
         }
     }
@@ -216,6 +221,7 @@ enum State {
 #[derive(Debug, Clone)]
 pub struct Upload {
     config: UploadConfig,
+    label: Option<String>,
     frames: u64,
     id: Option<String>,
     next_seq: u64,
@@ -227,8 +233,12 @@ impl Upload {
     /// A new import for a stream of `frames` frames.
     pub fn new(config: UploadConfig, frames: u64) -> Self {
         Upload {
-            state: State::Ready(Request::Create { mode: config.mode }),
+            state: State::Ready(Request::Create {
+                mode: config.mode,
+                label: None,
+            }),
             config,
+            label: None,
             frames,
             id: None,
             next_seq: 0,
@@ -241,11 +251,23 @@ impl Upload {
         Upload {
             state: State::Ready(Request::Status { id: id.to_owned() }),
             config,
+            label: None,
             frames,
             id: Some(id.to_owned()),
             next_seq: 0,
             retries: 0,
         }
+    }
+
+    /// Gives a new import a label (for example a fingerprint of the file),
+    /// listed with the server's imports so the upload can be found again.
+    pub fn with_label(mut self, label: impl Into<String>) -> Self {
+        let label = label.into();
+        if let State::Ready(Request::Create { label: slot, .. }) = &mut self.state {
+            *slot = Some(label.clone());
+        }
+        self.label = Some(label);
+        self
     }
 
     /// The import's id, once created.
@@ -322,6 +344,7 @@ impl Upload {
             Some(id) => Request::Status { id: id.clone() },
             None => Request::Create {
                 mode: self.config.mode,
+                label: self.label.clone(),
             },
         };
         self.state = State::Backoff(backoff.max(1), request);
@@ -429,9 +452,12 @@ mod tests {
 
     #[test]
     fn a_clean_upload_creates_appends_and_finishes() {
-        let mut upload = Upload::new(config(), 5);
+        let mut upload = Upload::new(config(), 5).with_label("sha256:abc");
         let create = sent(&mut upload);
-        assert_eq!(create.json_body().unwrap(), r#"{"mode":"replace"}"#);
+        assert_eq!(
+            create.json_body().unwrap(),
+            r#"{"label":"sha256:abc","mode":"replace"}"#
+        );
         upload.on_response(201, br#"{"id":"abc","nextSeq":0,"state":"open"}"#);
         let first = sent(&mut upload);
         assert_eq!(first, append(0, 2));

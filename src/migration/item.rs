@@ -5,6 +5,7 @@
 //! fixed-width; a string is a `u32` byte length and UTF-8 bytes; an optional
 //! string is a byte 0 (absent) or 1 followed by the string.
 
+use crate::convex::value::ValueRules;
 use crate::report::NumberSource;
 
 pub(crate) const TAG_HEADER: u8 = 1;
@@ -74,6 +75,9 @@ pub struct TableDecl {
     pub number: Option<u32>,
     /// Where the number came from.
     pub number_source: NumberSource,
+    /// How the table's rows become Convex values (its generated schema, or
+    /// [`ValueRules::Plain`] without one); the receiver checks them so.
+    pub rules: ValueRules,
     /// Documents the producer expects to send (advisory; [`TableEnd`] is checked).
     pub expected_documents: u64,
 }
@@ -153,7 +157,7 @@ impl Item {
     pub(crate) fn encoded_len(&self) -> usize {
         1 + match self {
             Item::Header(h) => 2 + 8 + str_len(&h.producer) + TOTALS_LEN,
-            Item::Table(t) => str_len(&t.component) + str_len(&t.name) + 1 + 4 + 8,
+            Item::Table(t) => str_len(&t.component) + str_len(&t.name) + 1 + 1 + 4 + 8,
             Item::Documents { data, .. } => DOCUMENTS_HEAD_LEN - 1 + data.len(),
             Item::TableEnd(_) => 4 + 8 + 8 + 4,
             Item::File(f) => {
@@ -185,6 +189,7 @@ impl Item {
                 put_str(out, &t.component);
                 put_str(out, &t.name);
                 out.push(source_byte(t.number_source));
+                out.push(rules_byte(t.rules));
                 out.extend_from_slice(&t.number.unwrap_or(0).to_le_bytes());
                 out.extend_from_slice(&t.expected_documents.to_le_bytes());
             }
@@ -251,12 +256,18 @@ impl Item {
                     3 => NumberSource::Unassigned,
                     _ => return Err(ItemError::Malformed("unknown number source")),
                 };
+                let rules = match r.u8()? {
+                    0 => ValueRules::Plain,
+                    1 => ValueRules::Uniform,
+                    _ => return Err(ItemError::Malformed("unknown value rules")),
+                };
                 let number = r.u32()?;
                 Item::Table(TableDecl {
                     component,
                     name,
                     number: (number != 0).then_some(number),
                     number_source,
+                    rules,
                     expected_documents: r.u64()?,
                 })
             }
@@ -300,6 +311,14 @@ fn source_byte(source: NumberSource) -> u8 {
         NumberSource::Id => 1,
         NumberSource::Target => 2,
         NumberSource::Unassigned => 3,
+    }
+}
+
+/// The byte [`ValueRules`] are written as.
+fn rules_byte(rules: ValueRules) -> u8 {
+    match rules {
+        ValueRules::Plain => 0,
+        ValueRules::Uniform => 1,
     }
 }
 
@@ -397,6 +416,7 @@ mod tests {
                 name: "users".into(),
                 number: Some(10001),
                 number_source: NumberSource::Id,
+                rules: ValueRules::Uniform,
                 expected_documents: 2,
             }),
             Item::Table(TableDecl {
@@ -404,6 +424,7 @@ mod tests {
                 name: "t".into(),
                 number: None,
                 number_source: NumberSource::Unassigned,
+                rules: ValueRules::Plain,
                 expected_documents: 0,
             }),
             Item::Documents {
@@ -467,5 +488,35 @@ mod tests {
             Item::decode(&empty, &mut pos),
             Err(ItemError::Malformed("empty data"))
         );
+    }
+
+    #[test]
+    fn table_enum_bytes_are_checked() {
+        let mut table = Vec::new();
+        samples()[1].encode(&mut table);
+        // Tag, "a/b", "users": the number source byte, then the rules byte.
+        let source_at = 1 + 4 + 3 + 4 + 5;
+        assert_eq!(table[source_at..source_at + 2], [1, 1]);
+        for (at, byte, reason) in [
+            (source_at, 4, "unknown number source"),
+            (source_at + 1, 2, "unknown value rules"),
+            (source_at + 1, 0xff, "unknown value rules"),
+        ] {
+            let mut bad = table.clone();
+            bad[at] = byte;
+            let mut pos = 0;
+            assert_eq!(
+                Item::decode(&bad, &mut pos),
+                Err(ItemError::Malformed(reason))
+            );
+            assert_eq!(pos, 0);
+        }
+        let mut plain = table.clone();
+        plain[source_at + 1] = 0;
+        let mut pos = 0;
+        let Ok(Item::Table(decl)) = Item::decode(&plain, &mut pos) else {
+            panic!("a Plain table decodes");
+        };
+        assert_eq!(decl.rules, ValueRules::Plain);
     }
 }

@@ -142,6 +142,7 @@ fn start<W: Write>(out: W, options: &PackOptions, plan: &Plan) -> Result<Encoder
             name: table.name.clone(),
             number: table.number,
             number_source: table.number_source,
+            rules: table.rules,
             expected_documents: 0,
         })?;
     }

@@ -185,7 +185,13 @@ async fn list_tables(State(state): State<Shared>) -> Result<Response, ImportsErr
 struct CreateImport {
     #[serde(default)]
     mode: ImportMode,
+    /// The client's label, e.g. a fingerprint of the file, to find the import again.
+    #[serde(default)]
+    label: Option<String>,
 }
+
+/// Longest label, in bytes.
+const MAX_LABEL: usize = 256;
 
 /// `POST /api/imports`: the body is JSON whatever its content type; empty means the defaults.
 async fn create_import(State(state): State<Shared>, body: Bytes) -> Result<Response, ImportsError> {
@@ -202,8 +208,14 @@ async fn create_import(State(state): State<Shared>, body: Bytes) -> Result<Respo
             }
         }
     };
+    if request.label.as_ref().is_some_and(|l| l.len() > MAX_LABEL) {
+        return Ok(error(
+            StatusCode::BAD_REQUEST,
+            json!({"code": "BadRequest", "message": format!("label is longer than {MAX_LABEL} bytes")}),
+        ));
+    }
     let imports = state.imports.clone();
-    let status = blocking(move || imports.create(request.mode)).await?;
+    let status = blocking(move || imports.create(request.mode, request.label.as_deref())).await?;
     Ok((StatusCode::CREATED, Json(status)).into_response())
 }
 

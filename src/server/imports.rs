@@ -118,6 +118,9 @@ pub struct ImportStatus {
     /// Why it failed.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
+    /// The label the client gave at creation.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub label: Option<String>,
 }
 
 /// An accepted append.
@@ -342,9 +345,13 @@ impl Imports {
     }
 
     /// Starts an import.
-    pub fn create(&self, mode: ImportMode) -> Result<ImportStatus, ImportsError> {
+    pub fn create(
+        &self,
+        mode: ImportMode,
+        label: Option<&str>,
+    ) -> Result<ImportStatus, ImportsError> {
         let id = random_id()?;
-        self.store.create_import(&id, mode)?;
+        self.store.create_import(&id, mode, label)?;
         let open = self.reopen(&id, mode)?;
         lock(&self.open).insert(id.clone(), Arc::new(Mutex::new(Some(open))));
         self.status(&id)
@@ -361,6 +368,7 @@ impl Imports {
                 received_bytes: Some(open.log.len()),
                 complete: open.decoder.is_done(),
                 error: None,
+                label: self.store.import(id)?.label,
             })
         }) {
             Err(ImportsError::NotOpen { .. }) => {
@@ -373,6 +381,7 @@ impl Imports {
                     next_seq: None,
                     received_bytes: None,
                     error: record.error,
+                    label: record.label,
                 })
             }
             other => other,

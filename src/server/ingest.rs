@@ -1,10 +1,11 @@
 //! Re-validation of a received stream, frame by frame: the server trusts no
 //! client. The decoder (`crate::migration`) has already checked each frame's
 //! checksum, sequence, item order, counts and file digests; here every
-//! document is checked again with the core's [`TableChecker`] (values,
-//! `_id`s, their table numbers, duplicates across the whole table), table
-//! declarations are checked against each other, and each frame becomes the
-//! [`FrameWrite`] the store applies plus the storage-file pieces to keep.
+//! document is checked again with the core's [`TableChecker`] (values, with
+//! the rules its table declares; `_id`s, their table numbers, duplicates
+//! across the whole table), table declarations are checked against each
+//! other, and each frame becomes the [`FrameWrite`] the store applies plus
+//! the storage-file pieces to keep.
 //!
 //! Pure: no I/O. The driver (`super::imports`) applies what a frame yields.
 
@@ -14,10 +15,11 @@ use sha2::{Digest, Sha256};
 
 use super::store::{DocumentWrite, FrameWrite, TableDeclaration, TablePin};
 use crate::convex::names::check_identifier;
-use crate::convex::value::{IdField, ValueRules};
+use crate::convex::value::IdField;
 use crate::convex::DocumentId;
 use crate::migration::{Frame, Item, TableDecl};
 use crate::report::{Code, NumberSource};
+use crate::validate::storage::StorageMetadata;
 use crate::validate::table::import_conflict_message;
 use crate::validate::TableChecker;
 
@@ -99,10 +101,35 @@ struct TableState {
     name: String,
     number: Option<u32>,
     checker: TableChecker,
+    /// For `_storage`: its rows, checked as Convex reads them (a fixed
+    /// record), held back until `Done` (a row whose file never came is
+    /// skipped, as Convex skips it).
+    storage: Option<StorageTable>,
     /// Documents checked so far (the next one's 1-based row is `rows + 1`).
     rows: u64,
     /// For a table without a number: the first `_id`'s number.
     pinned: Option<u32>,
+}
+
+/// A `_storage` table's metadata and its rows not yet written.
+#[derive(Default)]
+struct StorageTable {
+    metadata: StorageMetadata,
+    pending: Vec<(DocumentId, String)>,
+}
+
+/// The `_id` of a `_storage` row (already checked).
+#[derive(serde::Deserialize)]
+struct StorageRowId {
+    #[serde(rename = "_id")]
+    id: String,
+}
+
+/// The storage file being received: its component, id and expected digest.
+struct OpenFile {
+    component: String,
+    id: DocumentId,
+    expected: Option<[u8; 32]>,
 }
 
 /// The re-validation state of one import's stream.
@@ -111,12 +138,8 @@ pub struct Ingest {
     tables: Vec<TableState>,
     /// The start of a document line split across items: (table, bytes).
     partial: Option<(usize, Vec<u8>)>,
-}
-
-/// Value rules of a declared table. The stream does not carry the table's
-/// generated schema; snapshots exported by Convex are `"uniform"`.
-fn rules_of(_decl: &TableDecl) -> ValueRules {
-    ValueRules::Uniform
+    /// The storage file being received.
+    file: Option<OpenFile>,
 }
 
 /// The number a declaration fixes: from `_tables` or the first `_id`. A
@@ -136,6 +159,7 @@ impl Ingest {
             import_id: import_id.to_owned(),
             tables: Vec::new(),
             partial: None,
+            file: None,
         }
     }
 
@@ -162,25 +186,123 @@ impl Ingest {
                     self.documents(*table as usize, data, seq, &mut out)?
                 }
                 Item::File(start) => {
-                    DocumentId::decode(&start.id).map_err(|e| Rejection {
-                        code: Code::InvalidStorageId.as_str(),
-                        message: format!("Invalid storage id '{}': {e}", start.id),
-                        component: start.component.clone(),
-                        table: Some("_storage".into()),
-                        line: None,
-                        seq,
-                    })?;
+                    self.start_file(&start.component, &start.id, seq)?;
                     out.files.push(FilePiece::Start {
                         component: &start.component,
                         id: &start.id,
                     });
                 }
                 Item::FileData(data) => out.files.push(FilePiece::Data(data)),
-                Item::FileEnd { sha256 } => out.files.push(FilePiece::End(*sha256)),
-                Item::Done(_) => out.done = true,
+                Item::FileEnd { sha256 } => {
+                    self.end_file(sha256, seq)?;
+                    out.files.push(FilePiece::End(*sha256));
+                }
+                Item::Done(_) => {
+                    out.done = true;
+                    self.release_storage_rows(&mut out);
+                }
             }
         }
         Ok(out)
+    }
+
+    fn storage_rejection(component: &str, code: Code, message: String, seq: u64) -> Rejection {
+        Rejection {
+            code: code.as_str(),
+            message,
+            component: component.to_owned(),
+            table: Some("_storage".into()),
+            line: None,
+            seq,
+        }
+    }
+
+    /// A storage file starts: its id must decode and carry the `_storage`
+    /// table's number; its row (if any) gives the digest to expect.
+    fn start_file(&mut self, component: &str, id: &str, seq: u64) -> Result<(), Rejection> {
+        let decoded = DocumentId::decode(id).map_err(|e| {
+            Self::storage_rejection(
+                component,
+                Code::InvalidStorageId,
+                format!("Invalid storage id '{id}': {e}"),
+                seq,
+            )
+        })?;
+        let table = self
+            .tables
+            .iter_mut()
+            .find(|t| t.name == "_storage" && t.component == component);
+        let mut expected = None;
+        if let Some(table) = table {
+            if table.number.is_some_and(|n| n != decoded.table) {
+                let message = import_conflict_message(id, "_storage");
+                return Err(Self::storage_rejection(
+                    component,
+                    Code::ImportConflict,
+                    message,
+                    seq,
+                ));
+            }
+            if let Some(row) = table
+                .storage
+                .as_mut()
+                .and_then(|s| s.metadata.rows.get_mut(&decoded))
+            {
+                row.has_file = true;
+                expected = row.sha256;
+            }
+        }
+        self.file = Some(OpenFile {
+            component: component.to_owned(),
+            id: decoded,
+            expected,
+        });
+        Ok(())
+    }
+
+    /// A storage file ends: its digest must be its row's.
+    fn end_file(&mut self, sha256: &[u8; 32], seq: u64) -> Result<(), Rejection> {
+        let Some(file) = self.file.take() else {
+            return Ok(());
+        };
+        match file.expected {
+            Some(expected) if expected != *sha256 => {
+                use base64::Engine as _;
+                let b64 = |d: &[u8]| base64::engine::general_purpose::STANDARD.encode(d);
+                let mut rejection = Self::storage_rejection(
+                    &file.component,
+                    Code::Sha256Mismatch,
+                    format!(
+                        "Sha256 mismatch. Expected: {} Actual: {}",
+                        b64(&expected),
+                        b64(sha256)
+                    ),
+                    seq,
+                );
+                rejection.message.push_str(&format!(" (file {})", file.id));
+                Err(rejection)
+            }
+            _ => Ok(()),
+        }
+    }
+
+    /// At `Done`: the `_storage` rows whose file came, into their tables.
+    fn release_storage_rows<'a>(&mut self, out: &mut Accepted<'a>) {
+        for (index, table) in self.tables.iter_mut().enumerate() {
+            let Some(storage) = table.storage.as_mut() else {
+                continue;
+            };
+            for (id, line) in storage.pending.drain(..) {
+                if storage
+                    .metadata
+                    .rows
+                    .get(&id)
+                    .is_some_and(|row| row.has_file)
+                {
+                    out.documents.push((index, id.internal, Cow::Owned(line)));
+                }
+            }
+        }
     }
 
     fn declare(&mut self, decl: &TableDecl) -> Result<TableDeclaration, (&'static str, String)> {
@@ -242,7 +364,8 @@ impl Ingest {
             component: decl.component.clone(),
             name: decl.name.clone(),
             number,
-            checker: TableChecker::new(&decl.name, number, rules_of(decl)),
+            checker: TableChecker::new(&decl.name, number, decl.rules),
+            storage: (decl.name == "_storage").then(StorageTable::default),
             rows: 0,
             pinned: None,
         });
@@ -353,6 +476,18 @@ impl Ingest {
             line: Some(row),
             seq,
         };
+        if let Some(storage) = t.storage.as_mut() {
+            if let Err(finding) = storage.metadata.check_row(&line, row, t.number) {
+                return Err(reject(t, finding.code, finding.message));
+            }
+            let id = serde_json::from_str::<StorageRowId>(&line)
+                .ok()
+                .and_then(|r| DocumentId::decode(&r.id).ok());
+            if let Some(id) = id {
+                storage.pending.push((id, line.into_owned()));
+            }
+            return Ok(());
+        }
         let checked = match t.checker.check(line.as_bytes(), row, row) {
             Ok(doc) => doc,
             Err(finding) => return Err(reject(t, finding.code, finding.message)),

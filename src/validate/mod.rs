@@ -7,7 +7,7 @@
 
 mod numbers;
 mod single;
-mod storage;
+pub(crate) mod storage;
 pub mod table;
 mod zip;
 

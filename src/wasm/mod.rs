@@ -14,6 +14,7 @@
 //! reject with the panic's message and start a fresh instance.
 
 mod reader;
+mod upload;
 
 use std::cell::RefCell;
 
@@ -74,12 +75,17 @@ pub fn validate(
 ) -> Result<String, JsValue> {
     let options: Options = serde_json::from_str(options_json)
         .map_err(|e| api_error("InvalidOptions", &format!("invalid options: {e}")))?;
+    run(source_of(&input)?, file_name, &options, on_progress)
+}
+
+/// The input as a [`Source`]: a `Uint8Array`, an `ArrayBuffer`, a `Blob` or
+/// `File` (Web Workers only), or `{ size, read }`.
+fn source_of(input: &JsValue) -> Result<Box<dyn Source>, JsValue> {
     if let Some(bytes) = input.dyn_ref::<Uint8Array>() {
-        return run(BytesSource(bytes.clone()), file_name, &options, on_progress);
+        return Ok(Box::new(BytesSource(bytes.clone())));
     }
     if let Some(buffer) = input.dyn_ref::<js_sys::ArrayBuffer>() {
-        let bytes = BytesSource(Uint8Array::new(buffer));
-        return run(bytes, file_name, &options, on_progress);
+        return Ok(Box::new(BytesSource(Uint8Array::new(buffer))));
     }
     if let Some(blob) = input.dyn_ref::<web_sys::Blob>() {
         let source = BlobSource::new(blob.clone()).map_err(|_| {
@@ -88,10 +94,10 @@ pub fn validate(
                 "a Blob or File can only be read here inside a Web Worker (FileReaderSync)",
             )
         })?;
-        return run(source, file_name, &options, on_progress);
+        return Ok(Box::new(source));
     }
-    if let Some(source) = callback_source(&input) {
-        return run(source, file_name, &options, on_progress);
+    if let Some(source) = callback_source(input) {
+        return Ok(Box::new(source));
     }
     Err(api_error(
         "InvalidInput",
@@ -127,9 +133,27 @@ fn run<S: Source>(
     options: &Options,
     on_progress: Option<Function>,
 ) -> Result<String, JsValue> {
-    let mut thrown: Option<JsValue> = None;
-    let mut forward = |progress: Progress| {
-        let Some(callback) = &on_progress else {
+    let mut thrown = None;
+    let report = crate::validate(
+        ReadAhead::new(source),
+        file_name,
+        options,
+        &mut progress_forwarder(on_progress.as_ref(), &mut thrown),
+    );
+    if let Some(error) = thrown {
+        return Err(error);
+    }
+    serde_json::to_string(&report).map_err(|e| api_error("Internal", &e.to_string()))
+}
+
+/// The core's progress callback calling `on_progress(bytesRead, bytesTotal,
+/// documents)`; an exception it throws is kept in `thrown` and stops the walk.
+fn progress_forwarder<'a>(
+    on_progress: Option<&'a Function>,
+    thrown: &'a mut Option<JsValue>,
+) -> impl FnMut(Progress) -> bool + 'a {
+    move |progress: Progress| {
+        let Some(callback) = on_progress else {
             return true;
         };
         if thrown.is_some() {
@@ -144,16 +168,11 @@ fn run<S: Source>(
         match result {
             Ok(_) => true,
             Err(error) => {
-                thrown = Some(error);
+                *thrown = Some(error);
                 false
             }
         }
-    };
-    let report = crate::validate(ReadAhead::new(source), file_name, options, &mut forward);
-    if let Some(error) = thrown {
-        return Err(error);
     }
-    serde_json::to_string(&report).map_err(|e| api_error("Internal", &e.to_string()))
 }
 
 /// A JavaScript `Error` with a `code` property.

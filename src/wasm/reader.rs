@@ -3,7 +3,10 @@
 //! The core reads archives through `Read + Seek` in many small calls (ZIP
 //! headers, inflater refills). Crossing into JavaScript for each would cost
 //! more than the work, so [`ReadAhead`] asks its [`Source`] for a few MiB at a
-//! time and serves the small reads from that buffer inside WebAssembly.
+//! time and serves the small reads from that buffer inside WebAssembly. Like
+//! an operating system's read-ahead, the amount grows while reads are
+//! sequential and starts small again after a jump, so hopping between ZIP
+//! headers does not fetch megabytes it then throws away.
 //!
 //! Sources: a `Uint8Array` in memory, a `Blob`/`File` read with
 //! `FileReaderSync` (Web Workers only: the file is never read whole), and a
@@ -16,8 +19,10 @@ use js_sys::{Function, Uint8Array};
 use wasm_bindgen::{JsCast, JsValue};
 use web_sys::{Blob, FileReaderSync};
 
-/// Bytes fetched from JavaScript per call.
+/// Most bytes fetched from JavaScript per call (while reading sequentially).
 pub const READ_AHEAD: usize = 4 << 20;
+/// Bytes fetched after a jump; doubled for each sequential fetch.
+pub const MIN_READ_AHEAD: usize = 64 << 10;
 
 /// Random access to a fixed-length run of bytes held by JavaScript.
 pub trait Source {
@@ -28,7 +33,17 @@ pub trait Source {
     fn read_at(&mut self, offset: u64, buf: &mut [u8]) -> io::Result<()>;
 }
 
-/// A [`Source`] as `Read + Seek`, fetching [`READ_AHEAD`] bytes per call.
+impl Source for Box<dyn Source> {
+    fn len(&self) -> u64 {
+        (**self).len()
+    }
+
+    fn read_at(&mut self, offset: u64, buf: &mut [u8]) -> io::Result<()> {
+        (**self).read_at(offset, buf)
+    }
+}
+
+/// A [`Source`] as `Read + Seek`, fetching up to [`READ_AHEAD`] bytes per call.
 pub struct ReadAhead<S> {
     source: S,
     len: u64,
@@ -36,6 +51,10 @@ pub struct ReadAhead<S> {
     buf: Vec<u8>,
     /// Offset of `buf[0]` in the source.
     buf_start: u64,
+    /// Where the last fetch ended: a fetch from there continues a sequential run.
+    fetched_to: u64,
+    /// Bytes the last fetch asked for.
+    fetch_len: usize,
 }
 
 impl<S: Source> ReadAhead<S> {
@@ -48,7 +67,19 @@ impl<S: Source> ReadAhead<S> {
             pos: 0,
             buf: Vec::new(),
             buf_start: 0,
+            fetched_to: 0,
+            fetch_len: MIN_READ_AHEAD / 2,
         }
+    }
+
+    /// How many bytes to fetch at `self.pos`.
+    fn next_fetch_len(&mut self) -> usize {
+        self.fetch_len = if self.pos == self.fetched_to {
+            (self.fetch_len * 2).min(READ_AHEAD)
+        } else {
+            MIN_READ_AHEAD
+        };
+        (self.len - self.pos).min(self.fetch_len as u64) as usize
     }
 }
 
@@ -59,9 +90,10 @@ impl<S: Source> Read for ReadAhead<S> {
         }
         let buffered = self.buf_start..self.buf_start + self.buf.len() as u64;
         if !buffered.contains(&self.pos) {
-            let want = (self.len - self.pos).min(READ_AHEAD as u64) as usize;
+            let want = self.next_fetch_len();
+            self.fetched_to = self.pos + want as u64;
             if out.len() >= want {
-                // A read as large as the buffer goes straight to the caller.
+                // A read as large as the fetch goes straight to the caller.
                 self.source.read_at(self.pos, &mut out[..want])?;
                 self.pos += want as u64;
                 return Ok(want);

@@ -74,12 +74,22 @@ test('a picked File validates in the Worker with the CLI\'s report', async () =>
     faults: ['duplicateId', 'foreignTableId'],
   });
   await pick(path);
-  const { report, progress } = await page.evaluate(async () => {
+  const { report, progress, ticks } = await page.evaluate(async () => {
     const { validate } = await import('/pkg/browser.js');
     const progress = [];
+    // Timer callbacks keep running while the worker works: the page never freezes.
+    let timer = 0;
+    const interval = setInterval(() => (timer += 1), 0);
+    const ticks = [];
     const file = document.querySelector('#file').files[0];
-    const report = await validate(file, { onProgress: (p) => progress.push(p) });
-    return { report, progress };
+    const report = await validate(file, {
+      onProgress: (p) => {
+        progress.push(p);
+        ticks.push(timer);
+      },
+    });
+    clearInterval(interval);
+    return { report, progress, ticks };
   });
   assert.equal(sortedJson(report), sortedJson(JSON.parse(nativeReport(path))));
   assert.equal(report.error_count, 2);
@@ -87,6 +97,7 @@ test('a picked File validates in the Worker with the CLI\'s report', async () =>
   assert.ok(size > 4 << 20, 'bigger than one read-ahead buffer');
   assert.ok(progress.length >= 3, `${progress.length} progress events`);
   assert.deepEqual(progress.at(-1), { bytesRead: size, bytesTotal: size, documents: report.documents });
+  assert.ok(ticks.at(-1) > ticks[0], `timers ran between the first and last progress: ${ticks}`);
 });
 
 test('bytes and single-table files validate in the browser too', async () => {

@@ -88,6 +88,7 @@ pub fn stores() -> Vec<(&'static str, Box<dyn Store>)> {
         .collect()
 }
 
+use snappack::convex::value::ValueRules;
 use snappack::migration::{Decoder, Encoder, EncoderConfig, FileStart, Header, TableDecl, Totals};
 use snappack::report::NumberSource;
 
@@ -97,6 +98,8 @@ pub struct StreamTable {
     pub component: String,
     pub name: String,
     pub number: Option<u32>,
+    /// The value rules the stream declares for it.
+    pub rules: ValueRules,
     pub lines: Vec<String>,
 }
 
@@ -128,6 +131,7 @@ pub fn encode(tables: &[StreamTable], files: &[StreamFile], frame_size: usize) -
                 } else {
                     NumberSource::Unassigned
                 },
+                rules: t.rules,
                 expected_documents: t.lines.len() as u64,
             })
             .unwrap();
@@ -171,12 +175,14 @@ pub fn frames(stream: &[u8]) -> Vec<std::ops::Range<usize>> {
     out
 }
 
-/// A table of `n` documents with ids of table `number` (internal ids from `seed`).
+/// A table of `n` documents with ids of table `number` (internal ids from
+/// `seed`), declared `"uniform"` as Convex exports it.
 pub fn numbered_table(name: &str, number: u32, n: usize, seed: u8) -> StreamTable {
     StreamTable {
         component: String::new(),
         name: name.into(),
         number: Some(number),
+        rules: ValueRules::Uniform,
         lines: (0..n)
             .map(|i| {
                 let mut internal = [seed; 16];

@@ -155,6 +155,10 @@ impl Rebuild {
                 let path = dir.join("documents.jsonl");
                 File::create(&path).with_context(|| format!("cannot create {}", path.display()))?;
                 self.tables.push(path);
+                // The rows were checked with these rules; keep them for a re-import.
+                if t.rules == snappack::convex::value::ValueRules::Uniform {
+                    fs::write(dir.join("generated_schema.jsonl"), "\"uniform\"\n")?;
+                }
                 if let (Some(number), false) = (t.number, t.name.starts_with('_')) {
                     self.numbers
                         .entry(t.component.clone())

@@ -170,9 +170,13 @@ pub fn run(args: UploadArgs) -> Result<ExitCode> {
         frames_per_request: args.frames_per_request,
         ..UploadConfig::default()
     };
+    let label = format!(
+        "{name} ({} bytes)",
+        std::fs::metadata(&args.input.file)?.len()
+    );
     let mut upload = match &args.resume {
         Some(id) => Upload::resume(config, frames.len() as u64, id),
-        None => Upload::new(config, frames.len() as u64),
+        None => Upload::new(config, frames.len() as u64).with_label(label),
     };
     let total = frames.last().map_or(0, |f| f.1);
     let mut bar = Bar::new(!args.quiet, total);

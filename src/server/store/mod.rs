@@ -89,6 +89,8 @@ pub struct ImportRecord {
     pub applied_seq: Option<u64>,
     /// Why it failed, when it did.
     pub error: Option<String>,
+    /// The client's label (for example a fingerprint of the file it sends).
+    pub label: Option<String>,
 }
 
 /// A table an import declares: it becomes a hidden table.
@@ -223,7 +225,12 @@ pub trait Store: Send + Sync {
     /// Active tables of every component, by component and name.
     fn tables(&self) -> Result<Vec<TargetTable>, StoreError>;
     /// Registers a new open import.
-    fn create_import(&self, id: &str, mode: ImportMode) -> Result<(), StoreError>;
+    fn create_import(
+        &self,
+        id: &str,
+        mode: ImportMode,
+        label: Option<&str>,
+    ) -> Result<(), StoreError>;
     /// Every import the database knows, oldest first.
     fn imports(&self) -> Result<Vec<ImportRecord>, StoreError>;
     /// One import.

@@ -27,7 +27,8 @@ CREATE TABLE IF NOT EXISTS snappack_imports (
     mode TEXT NOT NULL,
     state TEXT NOT NULL,
     applied_seq BIGINT,
-    error TEXT
+    error TEXT,
+    label TEXT
 );
 CREATE TABLE IF NOT EXISTS snappack_tables (
     id BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,

@@ -108,7 +108,7 @@ pub(super) struct SqlStore<B> {
 
 fn load_import(c: &mut dyn Conn, id: &str) -> Result<ImportRecord, StoreError> {
     let mut rows = c.query(
-        "SELECT id, mode, state, applied_seq, error FROM snappack_imports WHERE id = $1",
+        "SELECT id, mode, state, applied_seq, error, label FROM snappack_imports WHERE id = $1",
         &[Param::Text(id)],
     )?;
     let row = rows
@@ -125,6 +125,7 @@ fn record(row: Vec<Cell>) -> Result<ImportRecord, StoreError> {
     let state = next().text()?;
     let applied_seq = next().opt_int()?.map(|s| s as u64);
     let error = next().opt_text()?;
+    let label = next().opt_text()?;
     Ok(ImportRecord {
         mode: mode
             .parse::<ImportMode>()
@@ -134,6 +135,7 @@ fn record(row: Vec<Cell>) -> Result<ImportRecord, StoreError> {
         id,
         applied_seq,
         error,
+        label,
     })
 }
 
@@ -271,7 +273,12 @@ impl<B: Backend> SqlStore<B> {
         })
     }
 
-    pub(super) fn create_import(&self, id: &str, mode: ImportMode) -> Result<(), StoreError> {
+    pub(super) fn create_import(
+        &self,
+        id: &str,
+        mode: ImportMode,
+        label: Option<&str>,
+    ) -> Result<(), StoreError> {
         self.backend.transaction(false, |c| {
             if !c
                 .query(
@@ -283,11 +290,12 @@ impl<B: Backend> SqlStore<B> {
                 return Err(StoreError::DuplicateImport(id.to_owned()));
             }
             c.exec(
-                "INSERT INTO snappack_imports (id, mode, state) VALUES ($1, $2, $3)",
+                "INSERT INTO snappack_imports (id, mode, state, label) VALUES ($1, $2, $3, $4)",
                 &[
                     Param::Text(id),
                     Param::Text(super::mode_name(mode)),
                     Param::Text(ImportState::Open.as_str()),
+                    label.map_or(Param::Null, Param::Text),
                 ],
             )?;
             Ok(())
@@ -297,7 +305,7 @@ impl<B: Backend> SqlStore<B> {
     pub(super) fn imports(&self) -> Result<Vec<ImportRecord>, StoreError> {
         self.backend.transaction(false, |c| {
             c.query(
-                "SELECT id, mode, state, applied_seq, error FROM snappack_imports ORDER BY seq",
+                "SELECT id, mode, state, applied_seq, error, label FROM snappack_imports ORDER BY seq",
                 &[],
             )?
             .into_iter()
@@ -564,8 +572,9 @@ macro_rules! delegate_store {
                 &self,
                 id: &str,
                 mode: $crate::server::store::ImportMode,
+                label: Option<&str>,
             ) -> Result<(), StoreError> {
-                self.0.create_import(id, mode)
+                self.0.create_import(id, mode, label)
             }
             fn imports(&self) -> Result<Vec<$crate::server::store::ImportRecord>, StoreError> {
                 self.0.imports()

@@ -17,7 +17,8 @@ CREATE TABLE IF NOT EXISTS snappack_imports (
     mode TEXT NOT NULL,
     state TEXT NOT NULL,
     applied_seq INTEGER,
-    error TEXT
+    error TEXT,
+    label TEXT
 );
 CREATE TABLE IF NOT EXISTS snappack_tables (
     id INTEGER PRIMARY KEY AUTOINCREMENT,

@@ -1,0 +1,340 @@
+//! What a browser needs to upload a snapshot to `snappack serve`: packing in
+//! a Web Worker (the stream handed out in chunks, never held whole), the
+//! frames of a packed stream, and the core's upload state machine
+//! ([`crate::client::Upload`]) for a `fetch` driver in JavaScript
+//! (`js/upload.js`), so the protocol's rules live in one place.
+
+use std::io::{self, Write};
+
+use js_sys::{Float64Array, Function, Uint8Array};
+use wasm_bindgen::prelude::*;
+
+use super::reader::ReadAhead;
+use super::{api_error, progress_forwarder, source_of};
+use crate::client::{scan_frames, Step, Upload, UploadConfig};
+use crate::migration::{pack as pack_stream, PackError, PackOptions};
+use crate::validate::ImportMode;
+use crate::Options;
+
+/// Bytes handed to JavaScript per `on_chunk` call.
+const CHUNK: usize = 1 << 20;
+
+/// Passes written bytes to a JavaScript function, [`CHUNK`] at a time.
+struct ChunkWriter {
+    on_chunk: Function,
+    buf: Vec<u8>,
+}
+
+impl ChunkWriter {
+    fn flush_chunk(&mut self) -> io::Result<()> {
+        if self.buf.is_empty() {
+            return Ok(());
+        }
+        let chunk = Uint8Array::from(&self.buf[..]);
+        self.buf.clear();
+        self.on_chunk
+            .call1(&JsValue::NULL, &chunk)
+            .map(|_| ())
+            .map_err(|e| io::Error::other(super::reader::describe(&e)))
+    }
+}
+
+impl Write for ChunkWriter {
+    fn write(&mut self, bytes: &[u8]) -> io::Result<usize> {
+        self.buf.extend_from_slice(bytes);
+        if self.buf.len() >= CHUNK {
+            self.flush_chunk()?;
+        }
+        Ok(bytes.len())
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.flush_chunk()
+    }
+}
+
+/// The pack options every browser upload uses: the same as `snappack
+/// upload`'s defaults, and a fixed creation time, so packing one file twice
+/// gives the same bytes and an interrupted import can be resumed.
+fn pack_options(validate: Options) -> PackOptions {
+    PackOptions {
+        validate,
+        producer: format!("snappack {}", env!("CARGO_PKG_VERSION")),
+        created_at_ms: 0,
+        ..PackOptions::default()
+    }
+}
+
+/// Validates `input` and, in the same walk, packs it into a stream of
+/// frames, handed to `on_chunk(Uint8Array)` in order (about 1 MiB each).
+///
+/// Returns JSON `{"packed": true|false, "report": Report}`: `packed` is false
+/// when the input has errors (the chunks given so far are then to be
+/// dropped). Inputs and options are those of `validate`; an exception from
+/// `on_progress` or `on_chunk` stops the walk and is rethrown.
+#[wasm_bindgen]
+pub fn pack(
+    input: JsValue,
+    file_name: &str,
+    options_json: &str,
+    on_progress: Option<Function>,
+    on_chunk: Function,
+) -> Result<String, JsValue> {
+    let options: Options = serde_json::from_str(options_json)
+        .map_err(|e| api_error("InvalidOptions", &format!("invalid options: {e}")))?;
+    let source = ReadAhead::new(source_of(&input)?);
+    let out = ChunkWriter {
+        on_chunk,
+        buf: Vec::with_capacity(CHUNK),
+    };
+    let mut thrown = None;
+    let result = pack_stream(
+        source,
+        file_name,
+        out,
+        &pack_options(options),
+        &mut progress_forwarder(on_progress.as_ref(), &mut thrown),
+    );
+    if let Some(error) = thrown {
+        return Err(error);
+    }
+    let (packed, report) = match result {
+        Ok((mut out, packed)) => {
+            out.flush()
+                .map_err(|e| api_error("WriteFailed", &e.to_string()))?;
+            (true, packed.report)
+        }
+        Err(PackError::Invalid(report)) => (false, *report),
+        Err(PackError::Cancelled(_)) => return Err(api_error("Cancelled", "packing was stopped")),
+        Err(error @ PackError::Encode { .. }) => {
+            return Err(api_error(error.code(), &error.to_string()))
+        }
+    };
+    serde_json::to_string(&serde_json::json!({ "packed": packed, "report": report }))
+        .map_err(|e| api_error("Internal", &e.to_string()))
+}
+
+/// The frames of a packed stream (a `Blob` in a Web Worker, or a
+/// `Uint8Array`), as `[start0, end0, start1, end1, ...]` byte offsets; the
+/// first frame's range includes the stream header.
+#[wasm_bindgen(js_name = frameRanges)]
+pub fn frame_ranges(stream: JsValue) -> Result<Float64Array, JsValue> {
+    let ranges = scan_frames(ReadAhead::new(source_of(&stream)?))
+        .map_err(|e| api_error("ReadFailed", &e.to_string()))?;
+    let flat: Vec<f64> = ranges
+        .iter()
+        .flat_map(|&(start, end)| [start as f64, end as f64])
+        .collect();
+    Ok(Float64Array::from(&flat[..]))
+}
+
+/// The upload protocol's state machine (`docs/PROTOCOL.md`, "The client"),
+/// for a JavaScript driver that makes the requests.
+#[wasm_bindgen]
+pub struct UploadMachine(Upload);
+
+#[wasm_bindgen]
+impl UploadMachine {
+    /// An upload of a stream of `frames` frames in `mode` (`requireEmpty`,
+    /// `append`, `replace`, `replaceAll`), sending `frames_per_request` frames
+    /// per request; with `resume_id`, it continues that import, else it
+    /// creates one labelled `label` (if given).
+    #[wasm_bindgen(constructor)]
+    pub fn new(
+        mode: &str,
+        frames: f64,
+        frames_per_request: f64,
+        resume_id: Option<String>,
+        label: Option<String>,
+    ) -> Result<UploadMachine, JsValue> {
+        let mode: ImportMode = serde_json::from_value(serde_json::Value::from(mode))
+            .map_err(|_| api_error("InvalidOptions", &format!("unknown import mode {mode:?}")))?;
+        let config = UploadConfig {
+            mode,
+            frames_per_request: frames_per_request.max(1.0) as u64,
+            ..UploadConfig::default()
+        };
+        let frames = frames.max(0.0) as u64;
+        Ok(UploadMachine(match resume_id {
+            Some(id) => Upload::resume(config, frames, &id),
+            None => match label {
+                Some(label) => Upload::new(config, frames).with_label(label),
+                None => Upload::new(config, frames),
+            },
+        }))
+    }
+
+    /// What to do next, as JSON: `{"send": {"method", "path", "body"?,
+    /// "seq"?, "count"?}}` (an Append's body is frames `seq..seq+count`),
+    /// `{"sleep": ms}`, `{"done": answer}` or `{"failed": {"code",
+    /// "message", "status", "component", "table", "line", "seq"}}`.
+    pub fn step(&mut self) -> String {
+        let step = match self.0.step() {
+            Step::Send(request) => {
+                let mut send = serde_json::json!({
+                    "method": request.method(),
+                    "path": request.path(),
+                });
+                if let Some(body) = request.json_body() {
+                    send["body"] = body.into();
+                }
+                if let crate::client::Request::Append { seq, count, .. } = request {
+                    send["seq"] = seq.into();
+                    send["count"] = count.into();
+                }
+                serde_json::json!({ "send": send })
+            }
+            Step::Sleep(ms) => serde_json::json!({ "sleep": ms }),
+            Step::Done(answer) => serde_json::json!({ "done": answer }),
+            Step::Failed(error) => serde_json::json!({ "failed": error }),
+        };
+        step.to_string()
+    }
+
+    /// The server answered the last request with `status` and `body`.
+    #[wasm_bindgen(js_name = onResponse)]
+    pub fn on_response(&mut self, status: u16, body: &[u8]) {
+        self.0.on_response(status, body);
+    }
+
+    /// The last request failed before an answer.
+    #[wasm_bindgen(js_name = onNetworkError)]
+    pub fn on_network_error(&mut self, message: &str) {
+        self.0.on_network_error(message);
+    }
+
+    /// The import's id, once the server created it.
+    #[wasm_bindgen(getter)]
+    pub fn id(&self) -> Option<String> {
+        self.0.id().map(str::to_owned)
+    }
+
+    /// Frames the server has acknowledged.
+    #[wasm_bindgen(getter)]
+    pub fn acknowledged(&self) -> f64 {
+        self.0.acknowledged() as f64
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::cell::RefCell;
+    use std::io::Cursor;
+    use std::rc::Rc;
+
+    use wasm_bindgen::JsCast;
+    use wasm_bindgen_test::wasm_bindgen_test;
+
+    use super::*;
+    use crate::client::frame_ranges as native_ranges;
+
+    /// A snapshot big enough for several frames (and several chunks).
+    fn snapshot() -> Vec<u8> {
+        let spec: crate::gen::GenSpec = serde_json::from_str(
+            r#"{"tables": 2, "totalDocuments": 12000, "components": ["c"], "storageFiles": 2,
+                "compressionLevel": 1}"#,
+        )
+        .unwrap();
+        let mut out = Cursor::new(Vec::new());
+        crate::gen::write_snapshot(&mut out, &spec).unwrap();
+        out.into_inner()
+    }
+
+    /// Runs the binding and returns its answer and the chunks it handed out, joined.
+    fn packed(input: &[u8], name: &str) -> (serde_json::Value, Vec<u8>, usize) {
+        let chunks = Rc::new(RefCell::new(Vec::new()));
+        let calls = Rc::new(RefCell::new(0));
+        let on_chunk = {
+            let (chunks, calls) = (chunks.clone(), calls.clone());
+            Closure::<dyn Fn(Uint8Array)>::new(move |chunk: Uint8Array| {
+                chunks.borrow_mut().extend(chunk.to_vec());
+                *calls.borrow_mut() += 1;
+            })
+        };
+        let answer = pack(
+            Uint8Array::from(input).into(),
+            name,
+            "{}",
+            None,
+            on_chunk.as_ref().unchecked_ref::<Function>().clone(),
+        )
+        .unwrap();
+        let bytes = chunks.borrow().clone();
+        let calls = *calls.borrow();
+        (serde_json::from_str(&answer).unwrap(), bytes, calls)
+    }
+
+    #[wasm_bindgen_test]
+    fn pack_hands_out_the_cores_stream_and_its_frames() {
+        let zip = snapshot();
+        let (answer, stream, calls) = packed(&zip, "s.zip");
+        assert_eq!(answer["packed"], true, "{answer}");
+        assert_eq!(answer["report"]["valid"], true);
+        let (want, _) = pack_stream(
+            Cursor::new(&zip),
+            "s.zip",
+            Vec::new(),
+            &pack_options(Options::default()),
+            &mut |_| true,
+        )
+        .unwrap();
+        assert_eq!(stream, want, "the chunks join into the core's stream");
+        assert!(calls > 1, "{} bytes in {calls} chunks", stream.len());
+
+        let ranges = frame_ranges(Uint8Array::from(&stream[..]).into())
+            .unwrap()
+            .to_vec();
+        let want: Vec<f64> = native_ranges(&stream)
+            .into_iter()
+            .flat_map(|(s, e)| [s as f64, e as f64])
+            .collect();
+        assert!(want.len() > 4, "several frames");
+        assert_eq!(ranges, want);
+    }
+
+    #[wasm_bindgen_test]
+    fn an_invalid_input_is_not_packed_and_its_report_says_why() {
+        let (answer, _, _) = packed(b"{\"a\": 1}\nnot json\n", "t.jsonl");
+        // No table name for a single-table file: invalid options, or an error in the report.
+        assert_eq!(answer["packed"], false, "{answer}");
+        assert_eq!(answer["report"]["valid"], false);
+    }
+
+    #[wasm_bindgen_test]
+    fn the_upload_machine_speaks_the_protocol() {
+        let mut machine =
+            UploadMachine::new("replace", 3.0, 2.0, None, Some("fp-1".into())).unwrap();
+        let step: serde_json::Value = serde_json::from_str(&machine.step()).unwrap();
+        assert_eq!(step["send"]["method"], "POST");
+        assert_eq!(step["send"]["path"], "/api/imports");
+        let body: serde_json::Value =
+            serde_json::from_str(step["send"]["body"].as_str().unwrap()).unwrap();
+        assert_eq!(
+            body,
+            serde_json::json!({"mode": "replace", "label": "fp-1"})
+        );
+        machine.on_response(201, br#"{"id":"abc","nextSeq":0,"state":"open"}"#);
+        assert_eq!(machine.id().as_deref(), Some("abc"));
+        let step: serde_json::Value = serde_json::from_str(&machine.step()).unwrap();
+        assert_eq!(
+            step["send"],
+            serde_json::json!({"method": "POST", "path": "/api/imports/abc/frames?seq=0", "seq": 0, "count": 2})
+        );
+        machine.on_network_error("reset");
+        let step: serde_json::Value = serde_json::from_str(&machine.step()).unwrap();
+        assert!(step["sleep"].as_u64().unwrap() > 0);
+
+        let mut resumed = UploadMachine::new("append", 3.0, 4.0, Some("abc".into()), None).unwrap();
+        let step: serde_json::Value = serde_json::from_str(&resumed.step()).unwrap();
+        assert_eq!(step["send"]["path"], "/api/imports/abc");
+        resumed.on_response(
+            422,
+            br#"{"code":"DuplicateId","message":"dup","table":"t","line":7,"seq":1}"#,
+        );
+        let step: serde_json::Value = serde_json::from_str(&resumed.step()).unwrap();
+        assert_eq!(step["failed"]["code"], "DuplicateId");
+        assert_eq!(step["failed"]["line"], 7);
+
+        assert!(UploadMachine::new("sideways", 1.0, 1.0, None, None).is_err());
+    }
+}

@@ -1,0 +1,533 @@
+// The web page (www/) in real Chromium (Debian's, driven by playwright-core)
+// against a real `snappack serve`: a valid snapshot dropped, checked, uploaded
+// and found in the server's database; an invalid one listed with entry:line
+// and not uploadable; an upload that survives the server being killed and
+// restarted; an upload resumed after a page reload by picking the file again.
+//
+// Run: npm run test:browser. Screenshots of every state are written to
+// target/browser-artifacts/.
+
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { createServer } from 'node:net';
+import { join } from 'node:path';
+import { after, before, test } from 'node:test';
+
+import { chromium } from 'playwright-core';
+
+import { ROOT, cli, gen, scratch } from '../node/helpers.js';
+
+const CHROMIUM = '/usr/bin/chromium';
+const FLAGS = [
+  '--headless',
+  '--no-sandbox',
+  '--disable-gpu',
+  '--disable-quic',
+  '--no-first-run',
+  '--disable-background-networking',
+  '--disable-component-update',
+  '--disable-sync',
+];
+const ARTIFACTS = join(ROOT, 'target', 'browser-artifacts');
+const TOKEN = 'browser-test-token';
+const TIMEOUT = 20_000;
+
+const dir = scratch();
+let context;
+const servers = [];
+
+before(async () => {
+  mkdirSync(ARTIFACTS, { recursive: true });
+  cli();
+  context = await chromium.launchPersistentContext(mkdtempSync(join(dir, 'chromium-profile-')), {
+    executablePath: CHROMIUM,
+    headless: true,
+    args: FLAGS,
+    viewport: { width: 1100, height: 900 },
+  });
+});
+
+after(async () => {
+  await context?.close();
+  for (const server of servers) server.stop();
+});
+
+function freePort() {
+  return new Promise((resolve) => {
+    const probe = createServer();
+    probe.listen(0, '127.0.0.1', () => {
+      const { port } = probe.address();
+      probe.close(() => resolve(port));
+    });
+  });
+}
+
+/** A `snappack serve` with its own data folder and SQLite database, serving www/. */
+async function startServer(existing) {
+  const server = existing ?? {
+    port: await freePort(),
+    dataDir: mkdtempSync(join(dir, 'server-')),
+    process: null,
+  };
+  server.url = `http://127.0.0.1:${server.port}`;
+  server.process = spawn(
+    cli(),
+    ['serve', '--listen', `127.0.0.1:${server.port}`, '--data-dir', server.dataDir, '--www', join(ROOT, 'www'), '--token', TOKEN],
+    { stdio: ['ignore', 'ignore', 'inherit'] },
+  );
+  server.stop = () => server.process?.kill('SIGKILL');
+  if (!existing) servers.push(server);
+  for (let i = 0; ; i += 1) {
+    try {
+      const response = await fetch(`${server.url}/api/tables`, { headers: { Authorization: `Bearer ${TOKEN}` } });
+      if (response.ok) break;
+    } catch {
+      // not up yet
+    }
+    if (i > 200) throw new Error('snappack serve did not start');
+    await new Promise((resolve) => setTimeout(resolve, 50));
+  }
+  return server;
+}
+
+/** Kills the server at once (SIGKILL), as a crash would. */
+async function killServer(server) {
+  const exited = new Promise((resolve) => server.process.once('exit', resolve));
+  server.process.kill('SIGKILL');
+  await exited;
+}
+
+async function serverTables(server) {
+  const response = await fetch(`${server.url}/api/tables`, { headers: { Authorization: `Bearer ${TOKEN}` } });
+  return (await response.json()).tables;
+}
+
+/** Every generated table is on the server with all its documents, and the stored files' rows too. */
+async function assertLanded(server, summary) {
+  const tables = await serverTables(server);
+  const find = (component, name) => tables.find((t) => t.component === component && t.name === name);
+  for (const table of summary.tables) {
+    const found = find(table.component, table.name);
+    assert.ok(found, `table ${table.component}/${table.name} is on the server`);
+    assert.equal(found.documents, table.documents, `documents of ${table.component}/${table.name}`);
+    assert.equal(found.number, table.number, `number of ${table.component}/${table.name}`);
+  }
+  const files = new Map();
+  for (const file of summary.storage) files.set(file.component, (files.get(file.component) ?? 0) + 1);
+  for (const [component, count] of files) {
+    assert.equal(find(component, '_storage')?.documents, count, `_storage rows of component "${component}"`);
+  }
+}
+
+async function newPage(server) {
+  const page = await context.newPage();
+  page.setDefaultTimeout(TIMEOUT);
+  page.on('pageerror', (error) => console.error('page error:', error));
+  await page.goto(server.url);
+  return page;
+}
+
+async function shot(page, name) {
+  await page.screenshot({ path: join(ARTIFACTS, `${name}.png`), fullPage: true });
+}
+
+/** Drops `path` on the drop zone, as a drag from the desktop would. */
+async function dropFile(page, path, name) {
+  const dataTransfer = await page.evaluateHandle(
+    ({ base64, name }) => {
+      const bytes = Uint8Array.from(atob(base64), (c) => c.charCodeAt(0));
+      const transfer = new DataTransfer();
+      transfer.items.add(new File([bytes], name, { type: 'application/zip', lastModified: 1_700_000_000_000 }));
+      return transfer;
+    },
+    { base64: readFileSync(path).toString('base64'), name },
+  );
+  await page.dispatchEvent('#drop', 'drop', { dataTransfer });
+}
+
+async function connect(page) {
+  await page.fill('#token', TOKEN);
+  await page.click('#server button[type="submit"]');
+  await page.waitForSelector('#server-status.good');
+}
+
+/** Slows every frames request down, so an upload takes long enough to be interrupted. */
+async function slowFrames(page, ms) {
+  await page.route('**/frames?*', async (route) => {
+    await new Promise((resolve) => setTimeout(resolve, ms));
+    try {
+      await route.continue();
+    } catch {
+      // The page went away meanwhile.
+    }
+  });
+}
+
+/** The percentage shown by the upload progress. */
+async function uploadedPercent(page) {
+  const text = await page.textContent('#upload-text');
+  const match = /\((\d+)%\)/.exec(text ?? '');
+  return match ? Number(match[1]) : 0;
+}
+
+async function waitForPercent(page, atLeast) {
+  await page.waitForFunction((min) => {
+    const match = /\((\d+)%\)/.exec(document.getElementById('upload-text')?.textContent ?? '');
+    return match && Number(match[1]) >= min;
+  }, atLeast);
+}
+
+/** A snapshot large enough for several requests of frames. */
+function bigSnapshot(name) {
+  const path = join(dir, name);
+  const summary = gen(path, {
+    seed: 7,
+    tables: 3,
+    totalDocuments: 24_000,
+    components: ['billing'],
+    storageFiles: 2,
+    compressionLevel: 1,
+    document: { fields: 8, maxStringLen: 200 },
+  });
+  return { path, summary };
+}
+
+test('a valid snapshot dropped: report, upload, every row in the database', { timeout: 120_000 }, async () => {
+  const server = await startServer();
+  const path = join(dir, 'valid.zip');
+  const summary = gen(path, { seed: 1, tables: 3, totalDocuments: 3000, components: ['billing'], storageFiles: 2, compressionLevel: 1 });
+  const page = await newPage(server);
+  assert.equal(await page.isHidden('#load-error'), true, 'the package loads from www/pkg');
+  await shot(page, '01-empty');
+
+  await dropFile(page, path, 'valid.zip');
+  await page.waitForSelector('#verdict.good');
+  const storageTables = new Set(summary.storage.map((f) => f.component)).size;
+  const tableCount = summary.tables.length + storageTables;
+  const documents = (3000 + summary.storage.length).toLocaleString('en-US');
+  assert.match(await page.textContent('#verdict'), new RegExp(`Ready to import: ${tableCount} tables, ${documents} documents`));
+  assert.equal(await page.locator('#tables tbody tr').count(), tableCount);
+  assert.equal(await page.isHidden('#errors-box'), true);
+  assert.equal(await page.getAttribute('#live', 'aria-live'), 'polite');
+  assert.match(await page.textContent('#live'), /Ready to import/);
+  assert.equal(await page.evaluate(() => document.activeElement.id), 'verdict');
+  assert.equal(await page.isDisabled('#upload'), true, 'no upload before a server is chosen');
+  await shot(page, '02-valid-report');
+
+  await connect(page);
+  await page.waitForSelector('#conflicts.good');
+  assert.equal(await page.isEnabled('#upload'), true);
+  await shot(page, '03-connected');
+
+  await page.click('#upload');
+  await page.waitForSelector('#summary:not([hidden])');
+  const done = await page.textContent('#summary');
+  assert.match(done, new RegExp(`Imported: ${tableCount} tables, ${documents} documents`));
+  await shot(page, '04-uploaded');
+  await assertLanded(server, summary);
+
+  // The same snapshot again in Require empty mode conflicts with what is now there.
+  await dropFile(page, path, 'valid.zip');
+  await page.waitForSelector('#conflicts.bad');
+  assert.match(await page.textContent('#conflicts'), /TableExists/);
+  assert.equal(await page.isDisabled('#upload'), true);
+  await page.check('input[value="replace"]');
+  await page.waitForSelector('#conflicts.good');
+  assert.equal(await page.isEnabled('#upload'), true);
+  await shot(page, '05-conflicts-then-replace');
+
+  // Cancelled mid-way: the server cancels the import and its tables stay as they were.
+  const tablesBefore = await serverTables(server);
+  await slowFrames(page, 1500);
+  await page.click('#upload');
+  await page.waitForFunction(() => /import [0-9a-f]+/.test(document.getElementById('upload-state').textContent));
+  await page.click('#upload-cancel');
+  await page.waitForFunction(() => /Upload cancelled/.test(document.getElementById('upload-state').textContent));
+  await shot(page, '05b-cancelled');
+  const imports = await (await fetch(`${server.url}/api/imports`, { headers: { Authorization: `Bearer ${TOKEN}` } })).json();
+  assert.deepEqual(imports.imports.map((i) => i.state), ['finished', 'cancelled']);
+  assert.deepEqual(await serverTables(server), tablesBefore);
+  await page.waitForSelector('#conflicts.good');
+  assert.equal(await page.isEnabled('#upload'), true, 'a new upload can start');
+  await page.close();
+});
+
+test('an invalid snapshot: errors with entry:line, upload disabled', { timeout: 60_000 }, async () => {
+  const server = await startServer();
+  const path = join(dir, 'invalid.zip');
+  const summary = gen(path, {
+    seed: 2,
+    tables: 2,
+    totalDocuments: 2000,
+    compressionLevel: 1,
+    faults: ['duplicateId', 'badJsonLine', 'underscoreField'],
+  });
+  const page = await newPage(server);
+  // Keyboard only: the file picker is the first stop of the tab order.
+  await page.keyboard.press('Tab');
+  assert.equal(await page.evaluate(() => document.activeElement.id), 'choose');
+  await page.evaluate(() => {
+    document.getElementById('file').addEventListener('click', () => {
+      window.pickerOpened = true;
+    });
+  });
+  await page.keyboard.press('Enter');
+  await page.waitForFunction(() => window.pickerOpened === true);
+  await page.setInputFiles('#file', path);
+  await page.waitForSelector('#verdict.bad');
+  await connect(page);
+  assert.match(await page.textContent('#verdict'), /Not importable: 3 errors/);
+  const errors = await page.textContent('#errors');
+  for (const fault of summary.faults) {
+    assert.ok(errors.includes(fault.code), `${fault.code} is listed`);
+    assert.ok(errors.includes(`${fault.entry}:${fault.line}`), `${fault.entry}:${fault.line} is listed`);
+  }
+  assert.ok(await page.locator('#errors .excerpt').count() >= 2, 'excerpts of the lines are shown');
+  assert.equal(await page.isDisabled('#upload'), true);
+  assert.match(await page.textContent('#upload-why'), /errors/);
+  await shot(page, '06-invalid-report');
+
+  await page.fill('#filter', 'DuplicateId');
+  assert.equal(await page.locator('#errors .finding').count(), 1);
+  assert.match(await page.textContent('#filter-count'), /1 error of 3 match/);
+  await shot(page, '07-invalid-filtered');
+
+  const download = page.waitForEvent('download');
+  await page.click('#download');
+  const report = JSON.parse(readFileSync(await (await download).path(), 'utf8'));
+  assert.equal(report.valid, false);
+  assert.equal(report.error_count, 3);
+  assert.deepEqual(await serverTables(server), [], 'nothing reached the server');
+  await page.close();
+});
+
+test('the server killed and restarted mid-upload: the upload completes', { timeout: 120_000 }, async () => {
+  const server = await startServer();
+  const { path, summary } = bigSnapshot('big-kill.zip');
+  const page = await newPage(server);
+  await page.setInputFiles('#file', path);
+  await page.waitForSelector('#verdict.good');
+  await connect(page);
+  await page.waitForSelector('#conflicts.good');
+  await slowFrames(page, 400);
+  await page.click('#upload');
+  await waitForPercent(page, 1);
+  const before = await uploadedPercent(page);
+  assert.ok(before < 100, 'the upload is still going');
+  await killServer(server);
+  await page.waitForSelector('#upload-state.warn');
+  await shot(page, '08-server-down');
+  await new Promise((resolve) => setTimeout(resolve, 1000));
+  await startServer(server);
+  await page.waitForSelector('#summary:not([hidden])', { timeout: 90_000 });
+  await shot(page, '09-after-restart-finished');
+  await assertLanded(server, summary);
+  await page.close();
+});
+
+test('a reload mid-upload, the same file picked again: the same import resumes', { timeout: 120_000 }, async () => {
+  const server = await startServer();
+  const { path, summary } = bigSnapshot('big-reload.zip');
+  const page = await newPage(server);
+  await page.setInputFiles('#file', path);
+  await page.waitForSelector('#verdict.good');
+  await connect(page);
+  await page.waitForSelector('#conflicts.good');
+  await slowFrames(page, 400);
+  await page.click('#upload');
+  await waitForPercent(page, 1);
+  await shot(page, '10-uploading');
+  await page.click('#pause');
+  await page.waitForFunction(() => /Paused/.test(document.getElementById('upload-state').textContent));
+  assert.equal(await page.textContent('#pause'), 'Resume');
+  await shot(page, '10b-paused');
+  const paused = await uploadedPercent(page);
+  await page.click('#pause');
+  await waitForPercent(page, paused + 1);
+  const stored = await page.evaluate(() => {
+    const key = Object.keys(localStorage).find((k) => k.startsWith('snappack.import.'));
+    return key && JSON.parse(localStorage.getItem(key));
+  });
+  assert.ok(stored?.importId, 'the import id is remembered with the file fingerprint');
+
+  await page.reload();
+  const sequences = [];
+  page.on('request', (request) => {
+    const match = /\/api\/imports\/([0-9a-f]+)\/frames\?seq=(\d+)/.exec(request.url());
+    if (match) sequences.push([match[1], Number(match[2])]);
+  });
+  const creates = [];
+  page.on('request', (request) => {
+    if (request.method() === 'POST' && request.url().endsWith('/api/imports')) creates.push(request.url());
+  });
+  await page.setInputFiles('#file', path);
+  await page.waitForSelector('#resume-note:not([hidden])');
+  await shot(page, '11-resuming-after-reload');
+  await page.waitForSelector('#summary:not([hidden])', { timeout: 90_000 });
+  await shot(page, '12-resumed-finished');
+  assert.match(await page.textContent('#summary'), new RegExp(`import ${stored.importId}`));
+  assert.deepEqual(creates, [], 'no new import was created');
+  assert.ok(sequences.length > 0 && sequences.every(([id]) => id === stored.importId));
+  assert.ok(sequences[0][1] > 0, `continued at frame ${sequences[0][1]}, not from the start`);
+  await assertLanded(server, summary);
+  assert.equal(
+    await page.evaluate(() => Object.keys(localStorage).filter((k) => k.startsWith('snappack.import.')).length),
+    0,
+    'a finished upload is forgotten',
+  );
+
+  // 200% zoom of a 640 px window is a 320 CSS px viewport: no horizontal scrolling of the page.
+  await page.setViewportSize({ width: 320, height: 800 });
+  const overflow = await page.evaluate(() => {
+    const width = document.documentElement.clientWidth;
+    const wide = [...document.querySelectorAll('body *')]
+      .filter((e) => e.getBoundingClientRect().right > width + 1 && !e.parentElement.closest('.scroll'))
+      .map((e) => `${e.tagName.toLowerCase()}#${e.id}.${e.className}`);
+    return { scroll: document.documentElement.scrollWidth - width, wide };
+  });
+  await shot(page, '13-narrow-320px');
+  assert.ok(overflow.scroll <= 1, `no horizontal scroll at 320 px: ${JSON.stringify(overflow)}`);
+  await page.close();
+});
+
+test('picked again in a browser that forgot the upload: found on the server by its label', { timeout: 120_000 }, async () => {
+  const server = await startServer();
+  const { path, summary } = bigSnapshot('big-label.zip');
+  let page = await newPage(server);
+  await page.setInputFiles('#file', path);
+  await page.waitForSelector('#verdict.good');
+  await connect(page);
+  await page.waitForSelector('#conflicts.good');
+  await slowFrames(page, 400);
+  await page.click('#upload');
+  await waitForPercent(page, 1);
+  await page.close();
+
+  page = await newPage(server);
+  await page.evaluate(() => {
+    for (const key of Object.keys(localStorage)) if (key.startsWith('snappack.import.')) localStorage.removeItem(key);
+  });
+  await page.reload();
+  await page.waitForSelector('#server-status.good', { state: 'attached' });
+  const creates = [];
+  page.on('request', (request) => {
+    if (request.method() === 'POST' && request.url().endsWith('/api/imports')) creates.push(request.url());
+  });
+  await page.setInputFiles('#file', path);
+  await page.waitForSelector('#resume-note:not([hidden])');
+  await page.waitForSelector('#summary:not([hidden])', { timeout: 90_000 });
+  await shot(page, '14-resumed-by-label');
+  assert.deepEqual(creates, [], 'no new import was created');
+  const imports = await (await fetch(`${server.url}/api/imports`, { headers: { Authorization: `Bearer ${TOKEN}` } })).json();
+  assert.deepEqual(imports.imports.map((i) => i.state), ['finished']);
+  await assertLanded(server, summary);
+  await page.close();
+});
+
+test('single-table files: a table name for JSONL, a schema for CSV', { timeout: 60_000 }, async () => {
+  const server = await startServer();
+  const page = await newPage(server);
+  const jsonl = join(dir, 'people.jsonl');
+  writeFileSync(jsonl, '{"name":"ann"}\n{"name":"bob",\n{"_secret":1}\n');
+  await page.setInputFiles('#file', jsonl);
+  await page.waitForSelector('#verdict.bad');
+  assert.equal(await page.inputValue('#table'), 'people', 'the table name comes from the file name');
+  assert.equal(await page.isHidden('#schema-field'), true, 'a schema is only asked for CSV');
+  const errors = await page.textContent('#errors');
+  assert.match(errors, /people\.jsonl:2/);
+  assert.match(errors, /people\.jsonl:3/);
+  await page.fill('#table', 'staff');
+  await page.click('#single button[type="submit"]');
+  await page.waitForFunction(() => /Table staff/.test(document.getElementById('errors').textContent));
+  await shot(page, '15-jsonl-errors');
+
+  // An empty CSV cell is an empty string, unless the schema says the field is optional.
+  const csv = join(dir, 'users.csv');
+  writeFileSync(csv, 'name,nick\nann,\nbob,bobby\n');
+  const schema = join(dir, 'schema.json');
+  writeFileSync(schema, JSON.stringify({ tables: { users: { fields: { nick: { optional: true } } } } }));
+  await page.setInputFiles('#file', csv);
+  await page.waitForSelector('#verdict.good');
+  assert.equal(await page.isVisible('#schema-field'), true);
+  await page.setInputFiles('#schema', schema);
+  await page.click('#single button[type="submit"]');
+  await page.waitForSelector('#verdict.good');
+  assert.match(await page.textContent('#tables'), /users/);
+  await connect(page);
+  await page.waitForSelector('#conflicts.good');
+  await page.click('#upload');
+  await page.waitForSelector('#summary:not([hidden])');
+  await shot(page, '16-csv-uploaded');
+  const users = (await serverTables(server)).find((t) => t.name === 'users');
+  assert.equal(users?.documents, 2);
+  await page.close();
+});
+
+test("the package's upload(): bytes in, rows on the server; refusals as UploadError", { timeout: 60_000 }, async () => {
+  const server = await startServer();
+  const path = join(dir, 'api.zip');
+  const summary = gen(path, { seed: 3, tables: 2, totalDocuments: 1000, compressionLevel: 1 });
+  const bad = join(dir, 'api-bad.zip');
+  gen(bad, { seed: 4, tables: 1, totalDocuments: 100, compressionLevel: 1, faults: ['duplicateId'] });
+  const page = await newPage(server);
+  const result = await page.evaluate(
+    async ({ url, token, good, bad }) => {
+      const { upload, fetchTables, pack, prepareUpload } = await import('/pkg/browser.js');
+      const bytes = (b64) => Uint8Array.from(atob(b64), (c) => c.charCodeAt(0));
+      const states = new Set();
+      let importId;
+      const finished = await upload(bytes(good), {
+        url,
+        token,
+        mode: 'replace',
+        fileName: 'api.zip',
+        onImport: (id) => {
+          importId = id;
+        },
+        onProgress: (p) => states.add(p.state),
+      });
+      const refusal = (promise) => promise.then(
+        () => null,
+        (e) => ({ name: e.name, code: e.code, status: e.status, errors: e.report?.error_count }),
+      );
+      const streamed = new Uint8Array(await new Response(pack(bytes(good), { fileName: 'api.zip' })).arrayBuffer());
+      const prepared = await prepareUpload(bytes(good), { fileName: 'api.zip' });
+      const whole = new Uint8Array(await prepared.stream.arrayBuffer());
+      const packRefusal = await pack(bytes(bad), { fileName: 'bad.zip' }).getReader().read().then(
+        () => null,
+        (e) => ({ name: e.name, code: e.code, errors: e.report?.error_count }),
+      );
+      return {
+        finished,
+        importId,
+        packed: {
+          magic: new TextDecoder().decode(streamed.subarray(0, 8)),
+          sameLength: streamed.length === whole.length,
+          frames: prepared.frames.length / 2,
+        },
+        packRefusal,
+        states: [...states],
+        invalid: await refusal(upload(bytes(bad), { url, token, mode: 'replace', fileName: 'bad.zip' })),
+        unauthorized: await refusal(fetchTables(url, 'wrong')),
+      };
+    },
+    {
+      url: server.url,
+      token: TOKEN,
+      good: readFileSync(path).toString('base64'),
+      bad: readFileSync(bad).toString('base64'),
+    },
+  );
+  assert.equal(result.finished.state, 'finished');
+  assert.match(result.importId, /^[0-9a-f]+$/);
+  assert.deepEqual(result.states.sort(), ['finished', 'packing', 'sending']);
+  assert.deepEqual(result.invalid, { name: 'UploadError', code: 'InvalidSnapshot', status: null, errors: 1 });
+  assert.equal(result.packed.magic, 'SNAPPACK');
+  assert.ok(result.packed.sameLength, 'pack() streams the whole packed stream');
+  assert.ok(result.packed.frames >= 1);
+  assert.deepEqual(result.packRefusal, { name: 'SnappackError', code: 'InvalidSnapshot', errors: 1 });
+  assert.deepEqual(result.unauthorized, { name: 'UploadError', code: 'Unauthorized', status: 401, errors: undefined });
+  await assertLanded(server, summary);
+  await page.close();
+});

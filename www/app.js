@@ -1,0 +1,765 @@
+// The snappack page: pick a snapshot, check it in the package's Web Worker,
+// read the report, then upload it to a snappack server with pause, resume and
+// cancel. An interrupted upload is remembered by the file's fingerprint and
+// continues when the same file is picked again, even after a reload.
+
+import { validate, fetchTables, prepareUpload, sendUpload } from './pkg/browser.js';
+
+const $ = (id) => document.getElementById(id);
+
+/** localStorage keys. */
+const SERVER_KEY = 'snappack.server';
+const IMPORT_KEY = 'snappack.import.';
+
+/** Findings that come from the server's tables and the import mode. */
+const CONFLICT_CODES = new Set(['TableExists', 'TableConflict', 'TableNumberConflict', 'ImportConflict', 'DocumentExists', 'TooManyTables']);
+
+/** Where a table's number came from, in words. */
+const NUMBER_SOURCES = {
+  tables: '_tables entry',
+  id: 'document ids',
+  target: 'server’s table',
+  unassigned: 'assigned at import',
+};
+
+/** Seconds between retries once the protocol's own backoff gave up. */
+const RECONNECT_SECONDS = 3;
+
+const state = {
+  file: null,
+  fingerprint: null,
+  report: null,
+  checking: null, // AbortController of the running check
+  server: null, // { url, token, tables }
+  conflicts: null, // { mode, report } for the current server and mode
+  upload: null, // the running upload, see startUpload
+};
+
+// ---------- formatting ----------
+
+const integer = new Intl.NumberFormat('en-US');
+
+function bytes(n) {
+  if (n < 1024) return `${n} B`;
+  const units = ['KiB', 'MiB', 'GiB', 'TiB'];
+  let value = n / 1024;
+  let unit = 0;
+  while (value >= 1024 && unit < units.length - 1) {
+    value /= 1024;
+    unit += 1;
+  }
+  return `${value.toFixed(value < 10 ? 1 : 0)} ${units[unit]}`;
+}
+
+function duration(seconds) {
+  if (!Number.isFinite(seconds)) return '…';
+  if (seconds < 60) return `${Math.ceil(seconds)} s`;
+  const minutes = Math.floor(seconds / 60);
+  if (minutes < 60) return `${minutes} min ${Math.round(seconds % 60)} s`;
+  return `${Math.floor(minutes / 60)} h ${minutes % 60} min`;
+}
+
+function plural(n, one, many = `${one}s`) {
+  return `${integer.format(n)} ${n === 1 ? one : many}`;
+}
+
+/** An element with text and children. */
+function h(tag, attributes = {}, ...children) {
+  const element = document.createElement(tag);
+  for (const [name, value] of Object.entries(attributes)) {
+    if (value === undefined || value === null || value === false) continue;
+    if (name === 'class') element.className = value;
+    else element.setAttribute(name, value === true ? '' : value);
+  }
+  element.append(...children.flat().filter((c) => c !== null && c !== undefined && c !== false));
+  return element;
+}
+
+/** Measures a rate over the last few seconds. */
+class Rate {
+  constructor() {
+    this.samples = [];
+  }
+
+  add(value) {
+    const now = performance.now();
+    this.samples.push([now, value]);
+    while (this.samples.length > 2 && now - this.samples[0][0] > 5000) this.samples.shift();
+  }
+
+  /** Per second, or NaN when unknown. */
+  get perSecond() {
+    if (this.samples.length < 2) return NaN;
+    const [t0, v0] = this.samples[0];
+    const [t1, v1] = this.samples[this.samples.length - 1];
+    return t1 > t0 ? ((v1 - v0) * 1000) / (t1 - t0) : NaN;
+  }
+}
+
+/** The live region: outcomes at once, progress at most every 10 seconds. */
+const announcer = {
+  last: 0,
+  say(text) {
+    $('live').textContent = text;
+    this.last = performance.now();
+  },
+  progress(text) {
+    if (performance.now() - this.last > 10000) this.say(text);
+  },
+};
+
+// ---------- storage ----------
+
+function loadJson(key) {
+  try {
+    return JSON.parse(localStorage.getItem(key) ?? 'null');
+  } catch {
+    return null;
+  }
+}
+
+function saveJson(key, value) {
+  try {
+    if (value === null) localStorage.removeItem(key);
+    else localStorage.setItem(key, JSON.stringify(value));
+  } catch {
+    // Private mode or a full store: the page works without remembering.
+  }
+}
+
+/**
+ * Identifies a file by its content rather than its name: size, modification
+ * time and a SHA-256 of its first and last MiB.
+ */
+async function fingerprint(file) {
+  const MiB = 1 << 20;
+  const head = file.slice(0, Math.min(MiB, file.size));
+  const tail = file.slice(Math.max(0, file.size - MiB));
+  const data = new Uint8Array(await new Blob([head, tail]).arrayBuffer());
+  let digest;
+  if (globalThis.crypto?.subtle) {
+    digest = new Uint8Array(await crypto.subtle.digest('SHA-256', data));
+  } else {
+    // Not a secure context: FNV-1a, enough to tell files apart.
+    let hash = 0x811c9dc5;
+    for (const byte of data) hash = Math.imul(hash ^ byte, 0x01000193) >>> 0;
+    digest = new Uint8Array(new Uint32Array([hash]).buffer);
+  }
+  const hex = [...digest.slice(0, 16)].map((b) => b.toString(16).padStart(2, '0')).join('');
+  return `${file.size}-${file.lastModified}-${hex}`;
+}
+
+// ---------- choosing a file ----------
+
+const SINGLE_TABLE = /\.(jsonl|ndjson|json|csv)$/i;
+
+function tableNameFrom(fileName) {
+  const stem = fileName.replace(/\.[^.]*$/, '').replace(/[^A-Za-z0-9_]/g, '_');
+  return /^[A-Za-z]/.test(stem) ? stem : `t_${stem}`;
+}
+
+async function choose(file) {
+  if (!file) return;
+  if (state.upload) {
+    $('file-info').textContent = `${state.upload.file.name} is being uploaded: cancel that upload to choose another file.`;
+    announcer.say($('file-info').textContent);
+    return;
+  }
+  state.checking?.abort();
+  state.file = file;
+  state.report = null;
+  state.conflicts = null;
+  $('file-info').textContent = `${file.name} · ${bytes(file.size)}`;
+  const single = SINGLE_TABLE.test(file.name);
+  $('single').hidden = !single;
+  $('schema-field').hidden = !/\.csv$/i.test(file.name);
+  if (single) $('table').value = tableNameFrom(file.name);
+  $('resume-note').hidden = true;
+  $('summary').hidden = true;
+  state.fingerprint = await fingerprint(file);
+  await check();
+  let pending = loadJson(IMPORT_KEY + state.fingerprint);
+  if (!pending && state.report?.valid) pending = await findOpenImport(state.fingerprint);
+  if (pending && state.report?.valid && !state.upload) {
+    $('resume-note').hidden = false;
+    $('resume-note').textContent = `This file was being uploaded to ${pending.url} (import ${pending.importId ?? 'not yet created'}): continuing where it stopped.`;
+    startUpload(pending);
+  }
+}
+
+/**
+ * An open import of this file on the connected server, found by its label
+ * (the fingerprint) when this browser has no record of it.
+ */
+async function findOpenImport(fingerprint) {
+  const server = state.server;
+  if (!server) return null;
+  try {
+    const response = await fetch(`${server.url}/api/imports`, { headers: { Authorization: `Bearer ${server.token}` } });
+    if (!response.ok) return null;
+    const { imports } = await response.json();
+    const open = imports.filter((i) => i.state === 'open' && i.label === fingerprint).pop();
+    return open ? { url: server.url, mode: open.mode, target: server.tables, importId: open.id, file: state.file.name, size: state.file.size } : null;
+  } catch {
+    return null;
+  }
+}
+
+async function validateOptions() {
+  const options = {};
+  if (!$('single').hidden) {
+    options.table = $('table').value.trim();
+    const schemaFile = $('schema').files[0];
+    if (!$('schema-field').hidden && schemaFile) options.schema = JSON.parse(await schemaFile.text());
+  }
+  return options;
+}
+
+// ---------- checking ----------
+
+async function check() {
+  const file = state.file;
+  state.checking?.abort();
+  const controller = new AbortController();
+  state.checking = controller;
+  $('check').hidden = false;
+  $('report').hidden = true;
+  $('send').hidden = true;
+  $('checking').hidden = false;
+  $('check-bar').value = 0;
+  $('check-text').textContent = 'Starting…';
+  $('check-cancel').disabled = false;
+  announcer.say(`Checking ${file.name}`);
+  const rate = new Rate();
+  let options;
+  try {
+    options = await validateOptions();
+  } catch (error) {
+    $('checking').hidden = true;
+    $('check-text').textContent = '';
+    showProblem(`The schema is not valid JSON: ${error.message}`);
+    return;
+  }
+  try {
+    const report = await validate(file, {
+      ...options,
+      signal: controller.signal,
+      onProgress: ({ bytesRead, bytesTotal, documents }) => {
+        rate.add(bytesRead);
+        $('check-bar').value = bytesTotal ? bytesRead / bytesTotal : 1;
+        const speed = rate.perSecond;
+        const text = `${bytes(bytesRead)} of ${bytes(bytesTotal)} · ${plural(documents, 'document')}${Number.isFinite(speed) ? ` · ${bytes(speed)}/s` : ''}`;
+        $('check-text').textContent = text;
+        announcer.progress(`Checking: ${Math.floor((100 * bytesRead) / Math.max(1, bytesTotal))}%`);
+      },
+    });
+    if (state.checking !== controller) return;
+    state.report = report;
+    $('checking').hidden = true;
+    showReport(report);
+    $('send').hidden = false;
+    refreshUploadState();
+    if (state.server) checkConflicts();
+  } catch (error) {
+    if (state.checking !== controller) return;
+    $('checking').hidden = true;
+    if (controller.signal.aborted) {
+      showProblem('Check cancelled. Choose the file again to check it.');
+    } else {
+      showProblem(`The check could not run: ${error.message}`);
+    }
+  } finally {
+    if (state.checking === controller) state.checking = null;
+  }
+}
+
+function showProblem(text) {
+  $('report').hidden = false;
+  $('verdict').className = 'verdict bad';
+  $('verdict').replaceChildren(h('p', { class: 'verdict-title' }, text));
+  for (const id of ['errors-box', 'warnings-box']) $(id).hidden = true;
+  $('tables').tBodies[0].replaceChildren();
+  announcer.say(text);
+}
+
+// ---------- the report ----------
+
+function showReport(report) {
+  $('report').hidden = false;
+  const tableCount = report.tables.length;
+  const verdict = $('verdict');
+  if (report.valid) {
+    verdict.className = 'verdict good';
+    const title = `Ready to import: ${plural(tableCount, 'table')}, ${plural(report.documents, 'document')}, ${bytes(report.bytes)}.`;
+    verdict.replaceChildren(
+      h('p', { class: 'verdict-title' }, h('span', { 'aria-hidden': 'true' }, '✓ '), title),
+      h('p', {}, report.warnings.length ? `Convex would accept this snapshot, with ${plural(report.warnings.length, 'warning')} below.` : 'Convex would accept this snapshot as it is.'),
+    );
+    announcer.say(title);
+  } else {
+    verdict.className = 'verdict bad';
+    const tablesWithErrors = new Set(report.errors.map((e) => `${e.component ?? ''}/${e.table ?? ''}`)).size;
+    const title = `Not importable: ${plural(report.error_count, 'error')}${tablesWithErrors > 1 ? ` in ${tablesWithErrors} tables` : ''}.`;
+    verdict.replaceChildren(
+      h('p', { class: 'verdict-title' }, h('span', { 'aria-hidden': 'true' }, '✗ '), title),
+      h('p', {}, 'Convex would refuse this snapshot. Fix the errors listed below; uploading is disabled until then.'),
+    );
+    announcer.say(title);
+  }
+
+  const rows = report.tables.map((t) =>
+    h('tr', {},
+      h('td', {}, t.component || h('span', { class: 'muted' }, '(root)')),
+      h('th', { scope: 'row' }, t.name),
+      h('td', {}, t.number ?? '—'),
+      h('td', {}, NUMBER_SOURCES[t.number_source] ?? t.number_source),
+      h('td', { class: 'num' }, integer.format(t.documents)),
+      h('td', { class: 'num' }, bytes(t.bytes))));
+  if (rows.length === 0) rows.push(h('tr', {}, h('td', { colspan: 6, class: 'muted' }, 'No tables.')));
+  $('tables').tBodies[0].replaceChildren(...rows);
+  $('storage').textContent = report.storage.files ? `Stored files: ${integer.format(report.storage.files)} (${bytes(report.storage.bytes)}).` : '';
+
+  $('errors-box').hidden = report.errors.length === 0;
+  $('errors-heading').textContent = report.error_count > report.errors.length
+    ? `Errors (the first ${integer.format(report.errors.length)} of ${integer.format(report.error_count)})`
+    : `Errors (${integer.format(report.error_count)})`;
+  $('filter').value = '';
+  renderErrors();
+
+  $('warnings-box').hidden = report.warnings.length === 0;
+  $('warnings').replaceChildren(...report.warnings.map(findingItem));
+  verdict.focus();
+}
+
+function place(finding) {
+  if (!finding.entry) return finding.table ? `table ${finding.component ? `${finding.component}/` : ''}${finding.table}` : null;
+  let text = finding.line ? `${finding.entry}:${finding.line}` : finding.entry;
+  if (finding.first_line) text += ` (first at line ${finding.first_line})`;
+  return text;
+}
+
+function findingItem(finding) {
+  const where = place(finding);
+  return h('li', { class: 'finding' },
+    h('p', {}, h('code', { class: 'code' }, finding.code), ' ', where ? h('span', { class: 'where' }, where) : null),
+    h('p', { class: 'message' }, finding.message),
+    finding.excerpt ? h('pre', { class: 'excerpt' }, h('code', {}, finding.excerpt)) : null);
+}
+
+function renderErrors() {
+  const report = state.report;
+  if (!report) return;
+  const needle = $('filter').value.trim().toLowerCase();
+  const matches = report.errors.filter((e) =>
+    !needle || [e.code, e.message, e.entry, e.table, e.component, e.excerpt].some((v) => v && String(v).toLowerCase().includes(needle)));
+  const groups = new Map();
+  for (const error of matches) {
+    const key = error.table === null ? '' : `${error.component ? `${error.component}/` : ''}${error.table}`;
+    if (!groups.has(key)) groups.set(key, []);
+    groups.get(key).push(error);
+  }
+  const sections = [...groups].map(([table, errors]) =>
+    h('section', { class: 'group' },
+      h('h4', {}, table ? `Table ${table}` : 'The archive', h('span', { class: 'muted' }, ` — ${plural(errors.length, 'error')}`)),
+      h('ul', { class: 'findings' }, errors.map(findingItem))));
+  $('errors').replaceChildren(...sections);
+  $('filter-count').textContent = needle ? `${plural(matches.length, 'error')} of ${integer.format(report.errors.length)} match.` : '';
+}
+
+function downloadReport() {
+  if (!state.report) return;
+  const blob = new Blob([`${JSON.stringify(state.report, null, 2)}\n`], { type: 'application/json' });
+  const link = h('a', { href: URL.createObjectURL(blob), download: `${state.file?.name ?? 'snapshot'}.report.json` });
+  document.body.append(link);
+  link.click();
+  link.remove();
+  setTimeout(() => URL.revokeObjectURL(link.href), 10000);
+}
+
+// ---------- server and conflicts ----------
+
+function selectedMode() {
+  return document.querySelector('input[name="mode"]:checked').value;
+}
+
+async function connect(event) {
+  event?.preventDefault();
+  const url = $('url').value.trim().replace(/\/+$/, '');
+  const token = $('token').value;
+  saveJson(SERVER_KEY, { url, token });
+  $('server-status').className = 'status';
+  $('server-status').textContent = `Connecting to ${url}…`;
+  try {
+    const tables = await fetchTables(url, token);
+    state.server = { url, token, tables };
+    showServerTables(tables);
+    await checkConflicts();
+  } catch (error) {
+    state.server = null;
+    state.conflicts = null;
+    $('server-status').className = 'status bad';
+    $('server-status').textContent = error.status === 401
+      ? 'The server refused the token.'
+      : `Cannot connect: ${error.message}`;
+    $('conflicts').hidden = true;
+  }
+  announcer.say($('server-status').textContent);
+  refreshUploadState();
+}
+
+function showServerTables(tables) {
+  const count = tables.tables.length;
+  const names = tables.tables.slice(0, 8).map((t) => (t.component ? `${t.component}/` : '') + t.name);
+  $('server-status').className = 'status good';
+  $('server-status').textContent = `Connected. The server has ${plural(count, 'table')}${count ? `: ${names.join(', ')}${count > 8 ? ', …' : ''}` : ''}.`;
+}
+
+/** Validates again against the server's tables in the chosen mode, and lists the conflicts. */
+async function checkConflicts() {
+  if (!state.server || !state.file || !state.report?.valid || state.upload) {
+    $('conflicts').hidden = true;
+    refreshUploadState();
+    return;
+  }
+  const mode = selectedMode();
+  const box = $('conflicts');
+  box.hidden = false;
+  box.className = 'conflicts';
+  box.replaceChildren(h('p', {}, `Checking against the server's tables for ${modeName(mode)}…`));
+  state.conflicts = null;
+  refreshUploadState();
+  const file = state.file;
+  const server = state.server;
+  let report;
+  try {
+    // The tables as they are now: another import may have changed them.
+    server.tables = await fetchTables(server.url, server.token);
+    showServerTables(server.tables);
+    report = await validate(file, { ...(await validateOptions()), target: server.tables, mode });
+  } catch (error) {
+    if (file !== state.file || mode !== selectedMode()) return;
+    box.className = 'conflicts bad';
+    box.replaceChildren(h('p', {}, `Cannot check against the server: ${error.message}`));
+    return;
+  }
+  if (file !== state.file || mode !== selectedMode() || server !== state.server || state.upload) return;
+  const conflicts = report.errors.filter((e) => CONFLICT_CODES.has(e.code));
+  state.conflicts = { mode, report, conflicts };
+  if (report.valid) {
+    box.className = 'conflicts good';
+    box.replaceChildren(h('p', {}, `No conflicts with the server's tables in ${modeName(mode)}.`));
+  } else {
+    box.className = 'conflicts bad';
+    const others = report.errors.length - conflicts.length;
+    box.replaceChildren(
+      h('p', { class: 'verdict-title' }, `${plural(report.error_count, 'conflict')} with the server's tables in ${modeName(mode)}:`),
+      h('ul', { class: 'findings' }, (conflicts.length ? conflicts : report.errors).map(findingItem)),
+      ...(others > 0 && conflicts.length ? [h('p', {}, `and ${plural(others, 'other error')}.`)] : []),
+      h('p', { class: 'help' }, 'Choose another mode, or change the server’s tables first.'));
+  }
+  announcer.say(box.querySelector('p').textContent);
+  refreshUploadState();
+}
+
+function modeName(mode) {
+  return { requireEmpty: 'Require empty', append: 'Append', replace: 'Replace', replaceAll: 'Replace all' }[mode] + ' mode';
+}
+
+function refreshUploadState() {
+  const button = $('upload');
+  let why = '';
+  if (state.upload) why = '';
+  else if (!state.report?.valid) why = 'The snapshot has errors.';
+  else if (!state.server) why = 'Connect to a server first.';
+  else if (!state.conflicts || state.conflicts.mode !== selectedMode()) why = 'Checking for conflicts…';
+  else if (!state.conflicts.report.valid) why = 'Resolve the conflicts first.';
+  button.disabled = Boolean(state.upload) || why !== '';
+  $('upload-why').textContent = why;
+}
+
+// ---------- uploading ----------
+
+/**
+ * Packs the chosen file and sends it. `pending` is a stored record of an
+ * interrupted upload of the same file: its import, server, mode and the
+ * server tables it was packed against (so the stream is the same bytes).
+ */
+async function startUpload(pending) {
+  if (state.upload || !state.file) return;
+  const server = pending ? { url: pending.url, token: loadJson(SERVER_KEY)?.token ?? $('token').value } : state.server;
+  if (!server?.token) {
+    $('resume-note').textContent += ' Enter the server’s token and Connect to continue.';
+    return;
+  }
+  const record = pending ?? {
+    url: server.url,
+    mode: selectedMode(),
+    target: state.server.tables,
+    importId: null,
+    file: state.file.name,
+    size: state.file.size,
+  };
+  const key = IMPORT_KEY + state.fingerprint;
+  const upload = {
+    file: state.file,
+    fingerprint: state.fingerprint,
+    record,
+    key,
+    controller: new AbortController(),
+    paused: false,
+    cancelled: false,
+    rate: new Rate(),
+    wake: null,
+  };
+  state.upload = upload;
+  if (pending) {
+    // The mode of the import being continued; conflicts were shown when it started.
+    document.querySelector(`input[name="mode"][value="${record.mode}"]`).checked = true;
+    $('conflicts').hidden = true;
+  }
+  refreshUploadState();
+  for (const input of document.querySelectorAll('#modes input, #server input, #server button')) input.disabled = true;
+  $('uploading').hidden = false;
+  $('summary').hidden = true;
+  $('pause').textContent = 'Pause';
+  $('pause').disabled = true;
+  $('upload-cancel').disabled = false;
+  $('upload-bar').value = 0;
+  setUploadState('Packing the snapshot…');
+  announcer.say(pending ? 'Resuming the upload' : 'Upload started');
+  $('upload-cancel').focus();
+
+  try {
+    const prepared = await prepareUpload(upload.file, {
+      ...(await validateOptions()),
+      target: record.target,
+      mode: record.mode,
+      signal: upload.controller.signal,
+      onProgress: ({ bytesRead, bytesTotal }) => {
+        $('upload-bar').value = bytesTotal ? bytesRead / bytesTotal : 1;
+        $('upload-text').textContent = `Packing: ${bytes(bytesRead)} of ${bytes(bytesTotal)}`;
+      },
+    });
+    if (!prepared.stream) {
+      showReport(prepared.report);
+      throw Object.assign(new Error('The snapshot no longer passes the check against the server’s tables.'), { final: true });
+    }
+    saveJson(key, record);
+    $('pause').disabled = false;
+    const answer = await sendUntilDone(upload, prepared, server);
+    saveJson(key, null);
+    finishUpload(upload, answer, server);
+  } catch (error) {
+    if (upload.cancelled) {
+      await cancelOnServer(upload, server);
+    } else {
+      setUploadState(`Upload failed: ${describeFailure(error)}`, 'bad');
+      announcer.say(`Upload failed: ${describeFailure(error)}`);
+      if (error.importId && !error.retryable) saveJson(key, null);
+      endUpload(upload, true);
+    }
+  }
+}
+
+function describeFailure(error) {
+  let text = error.code && error.code !== 'NetworkError' ? `${error.code}: ${error.message}` : error.message;
+  if (error.table) text += ` (table ${error.component ? `${error.component}/` : ''}${error.table}${error.line ? `, document ${error.line}` : ''})`;
+  return text;
+}
+
+/** Sends until the server finished the import; pauses and reconnects as long as it takes. */
+async function sendUntilDone(upload, prepared, server) {
+  for (;;) {
+    if (upload.cancelled) throw new Error('cancelled');
+    if (upload.paused) {
+      setUploadState('Paused. The server keeps what it has; Resume continues from there.');
+      await new Promise((resolve) => {
+        upload.wake = resolve;
+      });
+      continue;
+    }
+    upload.controller = new AbortController();
+    upload.rate = new Rate();
+    setUploadState(upload.record.importId ? `Sending (import ${upload.record.importId})…` : 'Sending…');
+    try {
+      return await sendUpload(prepared, {
+        url: server.url,
+        token: server.token,
+        mode: upload.record.mode,
+        importId: upload.record.importId ?? undefined,
+        label: upload.fingerprint,
+        signal: upload.controller.signal,
+        onImport: (id) => {
+          upload.record.importId = id;
+          saveJson(upload.key, upload.record);
+          setUploadState(`Sending (import ${id})…`);
+        },
+        onProgress: (progress) => showUploadProgress(upload, progress),
+      });
+    } catch (error) {
+      if (upload.cancelled) throw error;
+      if (upload.paused) continue;
+      if (!error.retryable) throw error;
+      // The protocol's own retries gave up: the server is down or the network is gone.
+      for (let left = RECONNECT_SECONDS; left > 0 && !upload.paused && !upload.cancelled; left -= 1) {
+        setUploadState(`Connection lost (${error.message}). Trying again in ${left} s…`, 'warn');
+        await new Promise((resolve) => {
+          upload.wake = resolve;
+          setTimeout(resolve, 1000);
+        });
+      }
+    }
+  }
+}
+
+function showUploadProgress(upload, progress) {
+  const { state: phase, bytesSent, bytesTotal, retryInMs } = progress;
+  if (phase === 'retrying') {
+    setUploadState(`No answer from the server; retrying in ${duration(retryInMs / 1000)}…`, 'warn');
+    return;
+  }
+  upload.rate.add(bytesSent);
+  upload.sent = bytesTotal;
+  const speed = upload.rate.perSecond;
+  const eta = speed > 0 ? (bytesTotal - bytesSent) / speed : NaN;
+  $('upload-bar').value = bytesTotal ? bytesSent / bytesTotal : 1;
+  const percent = Math.floor((100 * bytesSent) / Math.max(1, bytesTotal));
+  $('upload-text').textContent = `${bytes(bytesSent)} of ${bytes(bytesTotal)} (${percent}%)${Number.isFinite(speed) && speed > 0 ? ` · ${bytes(speed)}/s · ${duration(eta)} left` : ''}`;
+  if (phase === 'sending') setUploadState(bytesSent >= bytesTotal ? 'Finishing the import…' : `Sending (import ${upload.record.importId})…`);
+  announcer.progress(`Upload ${percent}%`);
+}
+
+function setUploadState(text, tone = '') {
+  $('upload-state').className = `status ${tone}`;
+  $('upload-state').textContent = text;
+}
+
+function togglePause() {
+  const upload = state.upload;
+  if (!upload) return;
+  upload.paused = !upload.paused;
+  $('pause').textContent = upload.paused ? 'Resume' : 'Pause';
+  if (upload.paused) {
+    upload.controller.abort(new DOMException('paused', 'AbortError'));
+    announcer.say('Upload paused');
+  } else {
+    announcer.say('Upload resumed');
+  }
+  upload.wake?.();
+}
+
+function cancelUpload() {
+  const upload = state.upload;
+  if (!upload) return;
+  upload.cancelled = true;
+  upload.controller.abort(new DOMException('cancelled', 'AbortError'));
+  upload.wake?.();
+}
+
+async function cancelOnServer(upload, server) {
+  saveJson(upload.key, null);
+  const id = upload.record.importId;
+  if (id) {
+    try {
+      await fetch(`${server.url}/api/imports/${id}/cancel`, { method: 'POST', headers: { Authorization: `Bearer ${server.token}` } });
+    } catch {
+      // The server drops what it has of an import it never finishes.
+    }
+  }
+  setUploadState('Upload cancelled. Nothing of it was imported.');
+  announcer.say('Upload cancelled');
+  endUpload(upload, true);
+}
+
+function endUpload(upload, keepProgress) {
+  if (state.upload !== upload) return;
+  state.upload = null;
+  // Buttons about to be disabled must not take the keyboard focus with them.
+  if ([$('pause'), $('upload-cancel')].includes(document.activeElement)) $('upload-state').focus();
+  $('pause').disabled = true;
+  $('upload-cancel').disabled = true;
+  $('uploading').hidden = !keepProgress;
+  for (const input of document.querySelectorAll('#modes input, #server input, #server button')) input.disabled = false;
+  refreshUploadState();
+  // The server's tables may have changed: show what the next upload would meet.
+  if (state.server) checkConflicts();
+}
+
+async function finishUpload(upload, answer, server) {
+  $('resume-note').hidden = true;
+  $('upload-bar').value = 1;
+  $('upload-text').textContent = `${bytes(upload.sent ?? 0)} sent.`;
+  setUploadState('Finished.', 'good');
+  endUpload(upload, true);
+  $('pause').disabled = true;
+  $('upload-cancel').disabled = true;
+  let tables = answer.tables;
+  if (!tables) {
+    // Resumed after the import had finished: the server's tables say what is there.
+    tables = (await fetchTables(server.url, server.token).catch(() => ({ tables: [] }))).tables;
+  }
+  const documents = tables.reduce((sum, t) => sum + (t.documents ?? 0), 0);
+  const title = `Imported: ${plural(tables.length, 'table')}, ${plural(documents, 'document')} (import ${upload.record.importId}, ${modeName(upload.record.mode)}).`;
+  const summary = $('summary');
+  summary.hidden = false;
+  summary.className = 'summary good';
+  summary.replaceChildren(
+    h('p', { class: 'verdict-title' }, h('span', { 'aria-hidden': 'true' }, '✓ '), title),
+    h('div', { class: 'scroll', tabindex: '0', role: 'region', 'aria-label': 'Imported tables' },
+      h('table', {},
+        h('thead', {}, h('tr', {}, h('th', { scope: 'col' }, 'Component'), h('th', { scope: 'col' }, 'Table'), h('th', { scope: 'col' }, 'Number'), h('th', { scope: 'col', class: 'num' }, 'Documents'), h('th', { scope: 'col' }, 'How'))),
+        h('tbody', {}, tables.map((t) => h('tr', {},
+          h('td', {}, t.component || h('span', { class: 'muted' }, '(root)')),
+          h('th', { scope: 'row' }, t.name),
+          h('td', {}, t.number),
+          h('td', { class: 'num' }, integer.format(t.documents ?? 0)),
+          h('td', {}, t.appended === undefined ? '' : t.appended ? 'appended' : 'imported')))))));
+  announcer.say(title);
+  summary.focus();
+}
+
+// ---------- wiring ----------
+
+function init() {
+  const saved = loadJson(SERVER_KEY);
+  $('url').value = saved?.url ?? location.origin;
+  $('token').value = saved?.token ?? '';
+
+  $('choose').addEventListener('click', () => $('file').click());
+  $('file').addEventListener('change', () => {
+    choose($('file').files[0]);
+    $('file').value = '';
+  });
+  const drop = $('drop');
+  drop.addEventListener('dragover', (event) => {
+    event.preventDefault();
+    drop.classList.add('over');
+  });
+  drop.addEventListener('dragleave', () => drop.classList.remove('over'));
+  drop.addEventListener('drop', (event) => {
+    event.preventDefault();
+    drop.classList.remove('over');
+    choose(event.dataTransfer?.files?.[0]);
+  });
+  // A file dropped next to the zone must not replace the page.
+  window.addEventListener('dragover', (event) => event.preventDefault());
+  window.addEventListener('drop', (event) => event.preventDefault());
+
+  $('single').addEventListener('submit', (event) => {
+    event.preventDefault();
+    if (state.file && !state.upload) check();
+  });
+  $('check-cancel').addEventListener('click', () => state.checking?.abort());
+  $('download').addEventListener('click', downloadReport);
+  $('filter').addEventListener('input', renderErrors);
+  $('server').addEventListener('submit', connect);
+  $('modes').addEventListener('change', checkConflicts);
+  $('upload').addEventListener('click', () => startUpload(null));
+  $('pause').addEventListener('click', togglePause);
+  $('upload-cancel').addEventListener('click', cancelUpload);
+  window.addEventListener('online', () => state.upload?.wake?.());
+
+  if (saved?.token) connect();
+}
+
+init();
