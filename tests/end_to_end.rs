@@ -90,23 +90,7 @@ const TOKEN: &str = "upload-test-token";
 
 /// `snappack serve` as a process on a fixed loopback port.
 fn serve(database: &str, data_dir: &Path, port: u16) -> Child {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_snappack"))
-        .args(["serve", "--no-www", "--token", TOKEN])
-        .arg("--listen")
-        .arg(format!("127.0.0.1:{port}"))
-        .arg("--database")
-        .arg(database)
-        .arg("--data-dir")
-        .arg(data_dir)
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut line = String::new();
-    BufReader::new(child.stderr.as_mut().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    assert!(line.contains("listening"), "{line}");
-    child
+    common::spawn_serve(database, data_dir, &format!("127.0.0.1:{port}"), TOKEN).0
 }
 
 fn free_port() -> u16 {

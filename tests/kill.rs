@@ -4,10 +4,9 @@
 
 mod server_support;
 
-use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::Child;
 use std::time::Duration;
 
 use server_support as common;
@@ -16,33 +15,7 @@ use server_support::{encode, frames, http, numbered_table, StreamTable};
 const TOKEN: &str = "kill-test-token";
 
 fn start(database: &str, data_dir: &Path) -> (Child, SocketAddr) {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_snappack"))
-        .args([
-            "serve",
-            "--listen",
-            "127.0.0.1:0",
-            "--no-www",
-            "--token",
-            TOKEN,
-        ])
-        .arg("--database")
-        .arg(database)
-        .arg("--data-dir")
-        .arg(data_dir)
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut line = String::new();
-    BufReader::new(child.stderr.as_mut().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    let addr = line
-        .trim()
-        .rsplit("http://")
-        .next()
-        .and_then(|a| a.parse().ok())
-        .unwrap_or_else(|| panic!("no address in {line:?}"));
-    (child, addr)
+    common::spawn_serve(database, data_dir, "127.0.0.1:0", TOKEN)
 }
 
 fn call(

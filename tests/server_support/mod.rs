@@ -3,7 +3,10 @@
 //! `SNAPPACK_TEST_POSTGRES_URL` is set, and required when `CI` is set).
 #![allow(dead_code)]
 
-use std::path::PathBuf;
+use std::io::{BufRead, BufReader};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};
 
 use snappack::server::store::{PostgresStore, SqliteStore, Store};
@@ -22,6 +25,36 @@ pub fn unique(prefix: &str) -> String {
         NEXT.fetch_add(1, Ordering::Relaxed),
         nanos % 1_000_000_000
     )
+}
+
+/// `snappack serve` as a child process listening on `listen` (a port of 0
+/// picks a free one) with `token`; returns it and the address it printed.
+pub fn spawn_serve(
+    database: &str,
+    data_dir: &Path,
+    listen: &str,
+    token: &str,
+) -> (Child, SocketAddr) {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_snappack"))
+        .args(["serve", "--no-www", "--listen", listen, "--token", token])
+        .arg("--database")
+        .arg(database)
+        .arg("--data-dir")
+        .arg(data_dir)
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    BufReader::new(child.stderr.as_mut().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let addr = line
+        .trim()
+        .rsplit("http://")
+        .next()
+        .and_then(|a| a.parse().ok())
+        .unwrap_or_else(|| panic!("no address in {line:?}"));
+    (child, addr)
 }
 
 /// A fresh directory under the target folder.
