@@ -8,9 +8,6 @@
 //! a corrupt stream is `corrupt deflate stream`, more bytes than declared is
 //! `File is larger than its declared uncompressed size`, and a CRC32 that
 //! does not match at the end is `Invalid checksum`.
-//!
-//! Natively, [`pipelined`] runs the inflater on a second thread while the
-//! caller checks lines (the WebAssembly build has one thread).
 
 use std::io::{self, Read};
 
@@ -133,207 +130,6 @@ impl<R: Read> Read for DeflateEntry<R> {
     }
 }
 
-#[cfg(not(target_arch = "wasm32"))]
-pub use pipeline::pipelined;
-
-/// Inflate on a second thread, natively.
-#[cfg(not(target_arch = "wasm32"))]
-mod pipeline {
-    use std::io::{self, Read};
-    use std::sync::mpsc::{sync_channel, Receiver, SyncSender, TryRecvError, TrySendError};
-    use std::thread::Scope;
-
-    use super::{Declared, DeflateEntry, RAW_CHUNK};
-
-    /// Uncompressed bytes handed over at a time.
-    const OUT_CHUNK: usize = 1 << 20;
-    /// Chunks in flight each way.
-    const DEPTH: usize = 4;
-
-    /// What the inflating thread says.
-    enum Message {
-        /// Uncompressed bytes, in order.
-        Data(Vec<u8>),
-        /// It has nothing to read: send a chunk, or end the stream.
-        NeedInput,
-        /// The stream failed; nothing follows.
-        Failed(io::Error),
-    }
-
-    /// Compressed chunks as a `Read`, on the inflating thread.
-    struct Chunks {
-        from: Receiver<Vec<u8>>,
-        to: SyncSender<Message>,
-        current: Vec<u8>,
-        at: usize,
-    }
-
-    impl Read for Chunks {
-        fn read(&mut self, out: &mut [u8]) -> io::Result<usize> {
-            if self.at == self.current.len() {
-                let next = match self.from.try_recv() {
-                    Ok(chunk) => Ok(chunk),
-                    Err(TryRecvError::Empty) => {
-                        // Ask before waiting, so the reading thread never waits on us in turn.
-                        if self.to.send(Message::NeedInput).is_err() {
-                            return Ok(0);
-                        }
-                        self.from.recv().map_err(|_| ())
-                    }
-                    Err(TryRecvError::Disconnected) => Err(()),
-                };
-                match next {
-                    Ok(chunk) => {
-                        self.current = chunk;
-                        self.at = 0;
-                    }
-                    Err(()) => return Ok(0),
-                }
-            }
-            let n = out.len().min(self.current.len() - self.at);
-            out[..n].copy_from_slice(&self.current[self.at..self.at + n]);
-            self.at += n;
-            Ok(n)
-        }
-    }
-
-    /// The reading side: sends compressed chunks, hands out uncompressed bytes.
-    pub struct Pipelined<R> {
-        raw: R,
-        to: Option<SyncSender<Vec<u8>>>,
-        pending: Option<Vec<u8>>,
-        from: Receiver<Message>,
-        current: Vec<u8>,
-        at: usize,
-    }
-
-    /// Inflates `raw` (a raw deflate stream with `declared` size and CRC32)
-    /// on a thread of `scope`; the result reads like [`DeflateEntry`], with
-    /// the same errors, while inflating runs ahead of the reader.
-    pub fn pipelined<'scope, R: Read>(
-        scope: &'scope Scope<'scope, '_>,
-        raw: R,
-        declared: Declared,
-    ) -> Pipelined<R> {
-        let (to_inflater, from_reader) = sync_channel::<Vec<u8>>(DEPTH);
-        let (to_reader, from_inflater) = sync_channel::<Message>(DEPTH);
-        scope.spawn(move || {
-            let chunks = Chunks {
-                from: from_reader,
-                to: to_reader.clone(),
-                current: Vec::new(),
-                at: 0,
-            };
-            let mut entry = DeflateEntry::new(chunks, declared);
-            loop {
-                let mut buf = vec![0u8; OUT_CHUNK];
-                let mut filled = 0;
-                let result = loop {
-                    match entry.read(&mut buf[filled..]) {
-                        Ok(0) => break Ok(true),
-                        Ok(n) => filled += n,
-                        Err(e) => break Err(e),
-                    }
-                    if filled == buf.len() {
-                        break Ok(false);
-                    }
-                };
-                buf.truncate(filled);
-                if filled > 0 && to_reader.send(Message::Data(buf)).is_err() {
-                    return;
-                }
-                match result {
-                    Ok(false) => {}
-                    Ok(true) => return,
-                    Err(e) => {
-                        let _ = to_reader.send(Message::Failed(e));
-                        return;
-                    }
-                }
-            }
-        });
-        Pipelined {
-            raw,
-            to: Some(to_inflater),
-            pending: None,
-            from: from_inflater,
-            current: Vec::new(),
-            at: 0,
-        }
-    }
-
-    impl<R: Read> Pipelined<R> {
-        /// Sends compressed chunks until the channel is full or the stream has been read.
-        fn top_up(&mut self) -> io::Result<()> {
-            while let Some(to) = &self.to {
-                let chunk = match self.pending.take() {
-                    Some(chunk) => chunk,
-                    None => {
-                        let mut chunk = vec![0u8; RAW_CHUNK];
-                        let n = read_full(&mut self.raw, &mut chunk)?;
-                        if n == 0 {
-                            // The end: the inflater sees the channel close.
-                            self.to = None;
-                            return Ok(());
-                        }
-                        chunk.truncate(n);
-                        chunk
-                    }
-                };
-                match to.try_send(chunk) {
-                    Ok(()) => {}
-                    Err(TrySendError::Full(chunk)) => {
-                        self.pending = Some(chunk);
-                        return Ok(());
-                    }
-                    // The inflater stopped (it failed, and says why).
-                    Err(TrySendError::Disconnected(_)) => {
-                        self.to = None;
-                        return Ok(());
-                    }
-                }
-            }
-            Ok(())
-        }
-    }
-
-    impl<R: Read> Read for Pipelined<R> {
-        fn read(&mut self, out: &mut [u8]) -> io::Result<usize> {
-            while self.at == self.current.len() {
-                self.top_up()?;
-                match self.from.recv() {
-                    Ok(Message::Data(data)) => {
-                        self.current = data;
-                        self.at = 0;
-                    }
-                    Ok(Message::NeedInput) => {}
-                    Ok(Message::Failed(e)) => return Err(e),
-                    // The inflater is done.
-                    Err(_) => return Ok(0),
-                }
-            }
-            let n = out.len().min(self.current.len() - self.at);
-            out[..n].copy_from_slice(&self.current[self.at..self.at + n]);
-            self.at += n;
-            Ok(n)
-        }
-    }
-
-    /// Reads until `buf` is full or the input ends.
-    fn read_full(raw: &mut impl Read, buf: &mut [u8]) -> io::Result<usize> {
-        let mut filled = 0;
-        while filled < buf.len() {
-            match raw.read(&mut buf[filled..]) {
-                Ok(0) => break,
-                Ok(n) => filled += n,
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(e) => return Err(e),
-            }
-        }
-        Ok(filled)
-    }
-}
-
 #[cfg(all(test, not(target_arch = "wasm32")))]
 mod tests {
     use std::io::Write;
@@ -386,21 +182,13 @@ mod tests {
         }
     }
 
-    /// Both readers, one thread and two, on the same stream.
-    fn both(raw: &[u8], declared: Declared) -> [(Vec<u8>, Option<String>); 2] {
-        let one = read_all(DeflateEntry::new(raw, declared));
-        let two = std::thread::scope(|scope| read_all(pipelined(scope, raw, declared)));
-        [one, two]
-    }
-
     #[test]
-    fn inflates_whole_entries_with_one_thread_or_two() {
+    fn inflates_whole_entries() {
         for len in [0, 1, 70_000, 5 << 20] {
             let data = text(len);
-            for (out, error) in both(&deflate(&data), declared(&data)) {
-                assert_eq!(error, None);
-                assert!(out == data, "{len} bytes");
-            }
+            let (out, error) = read_all(DeflateEntry::new(&deflate(&data)[..], declared(&data)));
+            assert_eq!(error, None);
+            assert!(out == data, "{len} bytes");
         }
     }
 
@@ -425,21 +213,19 @@ mod tests {
             (&corrupt[..], declared(&data), "corrupt deflate stream"),
         ];
         for (raw, declared, message) in cases {
-            for (_, error) in both(raw, declared) {
-                assert_eq!(error.as_deref(), Some(message));
-            }
+            let (_, error) = read_all(DeflateEntry::new(raw, declared));
+            assert_eq!(error.as_deref(), Some(message));
         }
     }
 
     #[test]
-    fn a_long_run_without_output_does_not_stall_the_pipeline() {
-        // Empty stored blocks (5 bytes, no output each), far more than the
-        // chunks in flight, then a final one holding "ok".
+    fn a_long_run_without_output_is_not_the_end() {
+        // Empty stored blocks (5 bytes, no output each), more than a raw
+        // chunk holds, then a final one holding "ok".
         let mut raw = [0x00, 0x00, 0x00, 0xFF, 0xFF].repeat(400_000);
         raw.extend_from_slice(&[0x01, 0x02, 0x00, 0xFD, 0xFF, b'o', b'k']);
-        for (out, error) in both(&raw, declared(b"ok")) {
-            assert_eq!(error, None);
-            assert_eq!(out, b"ok");
-        }
+        let (out, error) = read_all(DeflateEntry::new(&raw[..], declared(b"ok")));
+        assert_eq!(error, None);
+        assert_eq!(out, b"ok");
     }
 }

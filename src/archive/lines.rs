@@ -1,5 +1,6 @@
-//! Splitting a byte stream into lines with one reusable buffer: lines are
-//! handed out as borrowed slices, never copied.
+//! Splitting a byte stream into lines with reusable buffers: [`LineReader`]
+//! hands out lines one at a time as borrowed slices, [`ChunkReader`] fills
+//! buffers with runs of whole lines that can be checked on another thread.
 
 use std::io::{self, Read};
 
@@ -116,6 +117,81 @@ impl<R: Read> LineReader<R> {
     }
 }
 
+/// Why [`ChunkReader::next_chunk`] stopped.
+#[derive(Debug)]
+pub enum ChunkError {
+    /// A line is longer than the reader's limit.
+    LineTooLong,
+    /// Reading (or inflating) the input failed.
+    Read(io::Error),
+}
+
+/// Reads runs of whole `\n`-separated lines into buffers the caller owns and
+/// may reuse. Lines are the same as [`LineReader`]'s: every line in a chunk
+/// ends with `\n` except a final line of the stream that has none.
+pub struct ChunkReader<R> {
+    inner: R,
+    /// The start of a line that did not fit the previous chunk.
+    carry: Vec<u8>,
+    eof: bool,
+    target: usize,
+    max_line: usize,
+}
+
+impl<R: Read> ChunkReader<R> {
+    /// A reader of chunks of about `target` bytes whose lines may be at most
+    /// `max_line` bytes.
+    pub fn new(inner: R, target: usize, max_line: usize) -> Self {
+        ChunkReader {
+            inner,
+            carry: Vec::new(),
+            eof: false,
+            target: target.max(1),
+            max_line,
+        }
+    }
+
+    /// Fills the start of `buf` with whole lines and returns how many bytes
+    /// it filled; 0 at the end of the stream. `buf` grows as needed (its
+    /// length is its storage, so a reused buffer is never zeroed again).
+    pub fn next_chunk(&mut self, buf: &mut Vec<u8>) -> Result<usize, ChunkError> {
+        if buf.len() < self.target {
+            buf.resize(self.target, 0);
+        }
+        let mut filled = self.carry.len();
+        buf[..filled].copy_from_slice(&self.carry);
+        self.carry.clear();
+        // The carried bytes hold no `\n`.
+        let mut searched = filled;
+        loop {
+            if filled >= self.target || self.eof {
+                if let Some(last) = memchr::memrchr(b'\n', &buf[searched..filled]) {
+                    let end = searched + last + 1;
+                    self.carry.extend_from_slice(&buf[end..filled]);
+                    return Ok(end);
+                }
+                searched = filled;
+                if self.eof {
+                    return Ok(filled);
+                }
+            }
+            if filled > self.max_line {
+                return Err(ChunkError::LineTooLong);
+            }
+            if filled == buf.len() {
+                let grown = (buf.len() * 2).min(self.max_line + 1).max(filled + 1);
+                buf.resize(grown, 0);
+            }
+            match self.inner.read(&mut buf[filled..]) {
+                Ok(0) => self.eof = true,
+                Ok(n) => filled += n,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(ChunkError::Read(e)),
+            }
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -166,5 +242,75 @@ mod tests {
         while reader.next_line().is_some() {}
         assert_eq!(reader.bytes_consumed(), 5);
         assert_eq!(reader.line_number(), 2);
+    }
+
+    /// A reader that returns at most `step` bytes a call.
+    struct Trickle<'a>(&'a [u8], usize);
+
+    impl Read for Trickle<'_> {
+        fn read(&mut self, out: &mut [u8]) -> io::Result<usize> {
+            let n = self.0.len().min(out.len()).min(self.1);
+            out[..n].copy_from_slice(&self.0[..n]);
+            self.0 = &self.0[n..];
+            Ok(n)
+        }
+    }
+
+    fn chunks(data: &[u8], step: usize, target: usize, max: usize) -> Result<Vec<Vec<u8>>, ()> {
+        let mut reader = ChunkReader::new(Trickle(data, step), target, max);
+        let mut buf = Vec::new();
+        let mut out = Vec::new();
+        loop {
+            match reader.next_chunk(&mut buf) {
+                Ok(0) => return Ok(out),
+                Ok(n) => out.push(buf[..n].to_vec()),
+                Err(ChunkError::LineTooLong) => return Err(()),
+                Err(ChunkError::Read(e)) => panic!("{e}"),
+            }
+        }
+    }
+
+    #[test]
+    fn chunks_hold_whole_lines() {
+        let data = b"a\n\nbc\r\nd";
+        for step in 1..=data.len() {
+            for target in 1..=data.len() + 1 {
+                let got = chunks(data, step, target, 64).unwrap();
+                assert_eq!(got.concat(), data);
+                let (last, rest) = got.split_last().unwrap();
+                assert!(rest.iter().all(|c| c.ends_with(b"\n")));
+                assert!(last.ends_with(b"d"));
+            }
+        }
+        assert_eq!(chunks(b"", 3, 4, 64), Ok(vec![]));
+    }
+
+    #[test]
+    fn a_chunk_grows_for_a_long_line_until_the_limit() {
+        let mut data = vec![b'x'; 300];
+        data.extend_from_slice(b"\ny\n");
+        assert_eq!(chunks(&data, 50, 16, 512).unwrap().concat(), data);
+        assert_eq!(chunks(&data, 50, 16, 128), Err(()));
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn chunks_split_the_lines_a_line_reader_reads(
+            data in proptest::collection::vec(proptest::prop_oneof![proptest::strategy::Just(b'\n'), b'a'..=b'c'], 0..200),
+            step in 1usize..40,
+            target in 1usize..64,
+        ) {
+            let mut expected = Vec::new();
+            let mut lines = LineReader::new(&data[..], 1 << 20);
+            while let Some((_, line)) = lines.next_line() {
+                expected.push(line.unwrap().to_vec());
+            }
+            let mut got = Vec::new();
+            for chunk in chunks(&data, step, target, 1 << 20).unwrap() {
+                let body = chunk.strip_suffix(b"\n").unwrap_or(&chunk);
+                got.extend(body.split(|&c| c == b'\n').map(<[u8]>::to_vec));
+            }
+            proptest::prop_assert_eq!(got, expected);
+        }
     }
 }

@@ -6,6 +6,7 @@
 //! The same walk feeds a [`Sink`], so packing an archive reads it once.
 
 mod numbers;
+mod scan;
 mod single;
 pub(crate) mod storage;
 pub mod table;
@@ -21,7 +22,7 @@ use crate::convex::value::ValueRules;
 use crate::convex::DocumentId;
 use crate::report::{Code, Finding, NumberSource, Report, StorageSummary, TableSummary};
 
-pub use table::{RowFinding, TableChecker};
+pub use table::{Precheck, RowFinding, TableChecker};
 
 /// Convex's import modes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]

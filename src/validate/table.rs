@@ -27,8 +27,29 @@ pub struct TableChecker {
     name: String,
     number: Option<u32>,
     rules: ValueRules,
-    /// Decoded ids seen so far, with the line each was first seen on.
-    seen: HashMap<DocumentId, u64, FxBuildHasher>,
+    /// Decoded ids seen so far, with the line each was first seen on. Lines
+    /// past `u32::MAX` (only in entries of hundreds of gigabytes) are kept in
+    /// `seen_far`, so that the common entry stays 24 bytes.
+    seen: HashMap<DocumentId, u32, FxBuildHasher>,
+    seen_far: HashMap<DocumentId, u64, FxBuildHasher>,
+}
+
+/// The stateless first half of [`TableChecker::check`]: the fast scan of a
+/// plainly valid line. It is `Copy` and `Send`, so that lines can be
+/// prechecked on another thread while the checker keeps the duplicate set.
+#[derive(Debug, Clone, Copy)]
+pub struct Precheck {
+    number: Option<u32>,
+    rules: ValueRules,
+}
+
+impl Precheck {
+    /// The document if the line is plainly valid; `None` leaves the line to
+    /// [`TableChecker::check_prechecked`]'s full checker.
+    #[inline]
+    pub fn line(&self, bytes: &[u8]) -> Option<CheckedDocument> {
+        check_fast(bytes, self.rules, self.number)
+    }
 }
 
 impl TableChecker {
@@ -39,6 +60,7 @@ impl TableChecker {
             number,
             rules,
             seen: HashMap::default(),
+            seen_far: HashMap::default(),
         }
     }
 
@@ -54,7 +76,15 @@ impl TableChecker {
 
     /// Documents with distinct ids seen so far.
     pub fn distinct_ids(&self) -> usize {
-        self.seen.len()
+        self.seen.len() + self.seen_far.len()
+    }
+
+    /// The stateless half of [`check`](Self::check), with the current rules.
+    pub fn precheck(&self) -> Precheck {
+        Precheck {
+            number: self.number,
+            rules: self.rules,
+        }
     }
 
     /// Checks one document: `row` numbers the row in Convex's messages, `line`
@@ -66,7 +96,19 @@ impl TableChecker {
         row: u64,
         line: u64,
     ) -> Result<CheckedDocument, RowFinding> {
-        let doc = match check_fast(bytes, self.rules, self.number) {
+        let prechecked = self.precheck().line(bytes);
+        self.check_prechecked(bytes, prechecked, row, line)
+    }
+
+    /// [`check`](Self::check) for a line whose [`Precheck`] gave `prechecked`.
+    pub fn check_prechecked(
+        &mut self,
+        bytes: &[u8],
+        prechecked: Option<CheckedDocument>,
+        row: u64,
+        line: u64,
+    ) -> Result<CheckedDocument, RowFinding> {
+        let doc = match prechecked {
             Some(doc) => doc,
             None => {
                 let text = std::str::from_utf8(bytes).map_err(|e| RowFinding {
@@ -108,19 +150,38 @@ impl TableChecker {
 
     /// Records an id; a second sighting is `DuplicateId` naming the first line.
     pub fn remember(&mut self, id: DocumentId, line: u64) -> Result<(), RowFinding> {
-        match self.seen.entry(id) {
-            Entry::Vacant(slot) => {
-                slot.insert(line);
-                Ok(())
-            }
-            Entry::Occupied(slot) => Err(RowFinding {
+        // Lines past u32::MAX are rare enough to cost a second lookup.
+        let far = if self.seen_far.is_empty() {
+            None
+        } else {
+            self.seen_far.get(&id).copied()
+        };
+        let first = match (far, u32::try_from(line)) {
+            (Some(first), _) => Some(first),
+            (None, Ok(near)) => match self.seen.entry(id) {
+                Entry::Vacant(slot) => {
+                    slot.insert(near);
+                    None
+                }
+                Entry::Occupied(slot) => Some(u64::from(*slot.get())),
+            },
+            (None, Err(_)) => match self.seen.get(&id) {
+                Some(&first) => Some(u64::from(first)),
+                None => {
+                    self.seen_far.insert(id, line);
+                    None
+                }
+            },
+        };
+        match first {
+            None => Ok(()),
+            Some(first) => Err(RowFinding {
                 code: Code::DuplicateId,
                 message: format!(
                     "Objects in table \"{}\" have duplicate _id fields ({id} first on line {first})",
-                    self.name,
-                    first = slot.get()
+                    self.name
                 ),
-                first_line: Some(*slot.get()),
+                first_line: Some(first),
             }),
         }
     }
@@ -167,5 +228,25 @@ mod tests {
         let e = checker.check(br#"{"_id":"abc"}"#, 2, 2).unwrap_err();
         assert_eq!(e.code, Code::InvalidId);
         assert!(e.message.starts_with("invalid _id 'abc'"));
+    }
+
+    #[test]
+    fn duplicates_past_four_billion_lines_name_the_first() {
+        let a = DocumentId::new(10001, [1; 16]);
+        let b = DocumentId::new(10001, [2; 16]);
+        let far = u64::from(u32::MAX) + 10;
+        let mut checker = TableChecker::new("users", Some(10001), ValueRules::Uniform);
+        checker.remember(a, 7).unwrap();
+        checker.remember(b, far).unwrap();
+        assert_eq!(
+            checker.remember(a, far + 1).unwrap_err().first_line,
+            Some(7)
+        );
+        assert_eq!(checker.remember(b, 8).unwrap_err().first_line, Some(far));
+        assert_eq!(
+            checker.remember(b, far + 2).unwrap_err().first_line,
+            Some(far)
+        );
+        assert_eq!(checker.distinct_ids(), 2);
     }
 }

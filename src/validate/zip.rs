@@ -11,8 +11,9 @@ use zip::result::ZipError;
 use zip::{CompressionMethod, ZipArchive};
 
 use super::numbers::{apply_target, conflict_message, Numbering};
+use super::scan::{EntryScan, ScanStop};
 use super::storage::StorageMetadata;
-use super::table::{RowFinding, TableChecker};
+use super::table::TableChecker;
 use super::{in_component, Context, Plan, PlannedFile, PlannedTable, Sink, Stop};
 use crate::archive::inflate::{Declared, DeflateEntry};
 use crate::archive::{classify, storage_name, EntryKind, Format, LineReader};
@@ -405,11 +406,6 @@ pub(super) fn walk<R: Read + Seek>(
     Ok(plan)
 }
 
-enum ScanStop {
-    Cancelled,
-    Sink(io::Error),
-}
-
 /// Checks every line of one documents entry.
 #[allow(clippy::too_many_arguments)]
 fn scan_entry<R: Read + Seek>(
@@ -435,54 +431,7 @@ fn scan_entry<R: Read + Seek>(
             return Ok(());
         }
     };
-    if file.compression() != CompressionMethod::Deflated {
-        return scan_lines(
-            file,
-            t,
-            table,
-            checker,
-            storage,
-            ids_without_first,
-            position,
-            ctx,
-            sink,
-            &at,
-        );
-    }
-    // Deflate: inflated here with large buffers (see `archive::inflate`).
-    let declared = Declared {
-        size: file.size(),
-        crc32: file.crc32(),
-    };
-    drop(file);
-    let raw = match archive.by_index_raw(stream.index) {
-        Ok(raw) => raw,
-        Err(e) => {
-            ctx.error(at(zip_entry_error(&e)));
-            return Ok(());
-        }
-    };
-    #[cfg(not(target_arch = "wasm32"))]
-    if ctx.options.threads >= 2 {
-        return std::thread::scope(|scope| {
-            let entry = crate::archive::inflate::pipelined(scope, raw, declared);
-            scan_lines(
-                entry,
-                t,
-                table,
-                checker,
-                storage,
-                ids_without_first,
-                position,
-                ctx,
-                sink,
-                &at,
-            )
-        });
-    }
-    let entry = DeflateEntry::new(raw, declared);
-    scan_lines(
-        entry,
+    let mut scan = EntryScan {
         t,
         table,
         checker,
@@ -491,96 +440,26 @@ fn scan_entry<R: Read + Seek>(
         position,
         ctx,
         sink,
-        &at,
-    )
-}
-
-/// Checks every line of one documents entry's uncompressed bytes.
-#[allow(clippy::too_many_arguments)]
-fn scan_lines(
-    entry: impl Read,
-    t: usize,
-    table: &PlannedTable,
-    checker: &mut TableChecker,
-    mut storage: Option<&mut StorageMetadata>,
-    ids_without_first: &mut bool,
-    position: &Rc<Cell<u64>>,
-    ctx: &mut Context,
-    sink: &mut dyn Sink,
-    at: &dyn Fn(Finding) -> Finding,
-) -> Result<(), ScanStop> {
-    let mut lines = LineReader::new(entry, MAX_LINE);
-    let mut documents = 0u64;
-    loop {
-        let (row, line) = match lines.next_line() {
-            None => break,
-            Some((row, Ok(line))) => (row, line),
-            Some((row, Err(e))) => {
-                let finding = if e.kind() == io::ErrorKind::InvalidData
-                    && e.to_string().contains("longer than")
-                {
-                    Finding::new(
-                        Code::ValueTooLargeError,
-                        format!("Row {row}: {e}; a document can be at most 1 MiB"),
-                    )
-                } else {
-                    Finding::new(Code::InvalidZip, format!("invalid zip file: {e}"))
-                };
-                ctx.error(at(finding).line(row));
-                break;
-            }
-        };
-        documents += 1;
-        let result = match storage.as_deref_mut() {
-            Some(meta) => match std::str::from_utf8(line) {
-                Ok(text) => meta.check_row(text, row, table.number),
-                Err(e) => Err(RowFinding {
-                    code: Code::NotUtf8,
-                    message: e.to_string(),
-                    first_line: None,
-                }),
-            },
-            None => checker.check(line, row, row).map(|doc| {
-                if table.number.is_none()
-                    && matches!(doc.id, crate::convex::value::IdField::Valid(_))
-                {
-                    *ids_without_first = true;
-                }
-            }),
-        };
-        let valid = result.is_ok();
-        if let Err(RowFinding {
-            code,
-            message,
-            first_line,
-        }) = result
-        {
-            if code == Code::NotUtf8 {
-                ctx.error(
-                    at(Finding::new(
-                        Code::InvalidZip,
-                        format!("invalid zip file: line {row} is not valid UTF-8"),
-                    ))
-                    .line(row),
-                );
-                break;
-            }
-            let mut finding = at(Finding::new(code, message))
-                .line(row)
-                .excerpt(&String::from_utf8_lossy(line));
-            finding.first_line = first_line;
-            ctx.error(finding);
-        }
-        sink.document(t, line, valid).map_err(ScanStop::Sink)?;
-        ctx.progress.documents += 1;
-        if !ctx.tick(position.get()) {
-            return Err(ScanStop::Cancelled);
+        at: &at,
+        row: 0,
+        bytes: 0,
+    };
+    if file.compression() != CompressionMethod::Deflated {
+        return scan.run(file);
+    }
+    // Deflate: inflated here with large buffers (see `archive::inflate`).
+    let declared = Declared {
+        size: file.size(),
+        crc32: file.crc32(),
+    };
+    drop(file);
+    match archive.by_index_raw(stream.index) {
+        Ok(raw) => scan.run(DeflateEntry::new(raw, declared)),
+        Err(e) => {
+            scan.ctx.error(at(zip_entry_error(&e)));
+            Ok(())
         }
     }
-    let counts = &mut ctx.counts[t];
-    counts.0 += documents;
-    counts.1 += lines.bytes_consumed();
-    Ok(())
 }
 
 fn zip_entry_error(e: &ZipError) -> Finding {
