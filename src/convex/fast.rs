@@ -22,9 +22,8 @@ pub fn check_fast(
     rules: ValueRules,
     table_number: Option<u32>,
 ) -> Option<CheckedDocument> {
-    // UTF-8 once for the whole line: JSON outside strings is ASCII, so this is
-    // the same as every string being UTF-8, and the scan below checks bytes only.
-    simdutf8::basic::from_utf8(line).ok()?;
+    // UTF-8 is checked where it can occur, inside strings ([`Scan::string`]):
+    // outside strings the scan accepts ASCII only.
     let mut s = Scan {
         b: line,
         rules,
@@ -59,11 +58,7 @@ pub fn check_fast(
                 }
                 b"_creationTime" => {
                     let (text, integer) = s.number()?;
-                    if integer && rules == ValueRules::Uniform {
-                        return None;
-                    }
-                    let t: f64 = std::str::from_utf8(text).ok()?.parse().ok()?;
-                    if !(t > 0.0 && t < MAX_CREATION_TIME) {
+                    if integer && rules == ValueRules::Uniform || !creation_time_in_range(text) {
                         return None;
                     }
                     s.size += 9;
@@ -280,7 +275,15 @@ impl<'a> Scan<'a> {
         let mut len = 0u64;
         loop {
             let start = self.i;
-            let end = start + string_stop(&self.b[start..])?;
+            let mut end = start + string_stop(&self.b[start..])?;
+            if self.b[end] >= 0x80 {
+                // Non-ASCII: the run up to the next quote, backslash or
+                // control character must be UTF-8 (those are ASCII, so they
+                // never split a character).
+                let run = end + ascii_string_stop(&self.b[end..])?;
+                simdutf8::basic::from_utf8(&self.b[end..run]).ok()?;
+                end = run;
+            }
             len += (end - start) as u64;
             match self.b[end] {
                 b'"' => {
@@ -344,23 +347,55 @@ impl<'a> Scan<'a> {
     }
 }
 
-/// Where the first byte that ends a run of string content is: `"`, `\\` or
-/// a control character (below 0x20), looked for eight bytes at a time.
+/// Whether a `_creationTime` (a number's text, no exponent) is in Convex's
+/// range `0 < t < 2^53`: decided from the digits when the integer part has at
+/// most 15 (below 2^53 whatever the fraction), by parsing otherwise.
+fn creation_time_in_range(text: &[u8]) -> bool {
+    if text.first() == Some(&b'-') {
+        return false;
+    }
+    let integer_digits = text.iter().position(|&c| c == b'.').unwrap_or(text.len());
+    if integer_digits <= 15 {
+        return text.iter().any(|&c| matches!(c, b'1'..=b'9'));
+    }
+    std::str::from_utf8(text)
+        .ok()
+        .and_then(|t| t.parse::<f64>().ok())
+        .is_some_and(|t| t > 0.0 && t < MAX_CREATION_TIME)
+}
+
+/// Where the first byte that ends a run of plain string content is: `"`,
+/// `\\`, a control character (below 0x20) or a non-ASCII byte, looked for
+/// eight bytes at a time.
 #[inline]
 fn string_stop(bytes: &[u8]) -> Option<usize> {
+    find_stop(bytes, true)
+}
+
+/// [`string_stop`] that goes past non-ASCII bytes.
+#[inline]
+fn ascii_string_stop(bytes: &[u8]) -> Option<usize> {
+    find_stop(bytes, false)
+}
+
+#[inline(always)]
+fn find_stop(bytes: &[u8], non_ascii: bool) -> Option<usize> {
     const ONES: u64 = 0x0101_0101_0101_0101;
     const HIGH: u64 = 0x8080_8080_8080_8080;
+    let high = if non_ascii { HIGH } else { 0 };
     let mut words = bytes.chunks_exact(8);
     let mut at = 0;
     for word in &mut words {
         let v = u64::from_le_bytes(word.try_into().ok()?);
         let quote = v ^ (ONES * u64::from(b'"'));
         let backslash = v ^ (ONES * u64::from(b'\\'));
-        // A byte's high bit is set where it is zero (or below 0x20); a borrow
-        // can only set bits above a byte that matched, so the lowest is exact.
+        // A byte's high bit is set where it is zero (or below 0x20, or where
+        // the byte itself has it); a borrow can only set bits above a byte
+        // that matched, so the lowest is exact.
         let found = ((quote.wrapping_sub(ONES) & !quote)
             | (backslash.wrapping_sub(ONES) & !backslash)
-            | (v.wrapping_sub(ONES * 0x20) & !v))
+            | (v.wrapping_sub(ONES * 0x20) & !v)
+            | (v & high))
             & HIGH;
         if found != 0 {
             return Some(at + (found.trailing_zeros() / 8) as usize);
@@ -370,7 +405,7 @@ fn string_stop(bytes: &[u8]) -> Option<usize> {
     let rest = words.remainder();
     let p = rest
         .iter()
-        .position(|&c| c == b'"' || c == b'\\' || c < 0x20)?;
+        .position(|&c| c == b'"' || c == b'\\' || c < 0x20 || (non_ascii && c >= 0x80))?;
     Some(at + p)
 }
 
@@ -451,7 +486,40 @@ mod tests {
         .is_some());
     }
 
+    #[test]
+    fn creation_times_in_range_are_decided_as_a_parse_would() {
+        for text in [
+            "1",
+            "0",
+            "0.0",
+            "-1",
+            "0.0001",
+            "1700000000000.5",
+            "999999999999999.99",
+            "9007199254740991",
+            "9007199254740992",
+            "9007199254740991.6",
+            "9007199254740993",
+            "-0.0",
+            "00",
+            "12345678901234567890",
+        ] {
+            let t: f64 = text.parse().unwrap();
+            assert_eq!(
+                creation_time_in_range(text.as_bytes()),
+                t > 0.0 && t < MAX_CREATION_TIME,
+                "{text}"
+            );
+        }
+    }
+
     proptest! {
+        #[test]
+        fn creation_time_range_agrees_with_parsing(text in "-?[0-9]{1,20}(\\.[0-9]{1,20})?") {
+            let t: f64 = text.parse().unwrap();
+            prop_assert_eq!(creation_time_in_range(text.as_bytes()), t > 0.0 && t < MAX_CREATION_TIME);
+        }
+
         #[test]
         fn fast_never_accepts_what_the_full_checker_rejects(line in r#"[{}\[\]":,0-9a-z_ .\\-]{0,48}"#) {
             agree(&line);
