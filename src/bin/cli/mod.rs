@@ -104,8 +104,8 @@ struct InputArgs {
     /// List at most this many errors (all are counted).
     #[arg(long, default_value_t = snappack::validate::DEFAULT_MAX_ERRORS)]
     max_errors: usize,
-    /// Threads: with 2 (the default where there are 2 cores), each ZIP entry
-    /// is inflated on a second thread while its lines are checked.
+    /// Threads: with 2 (the default where there are 2 cores), a second thread
+    /// checks lines while the first inflates the ZIP entry.
     #[arg(long, default_value_t = default_threads())]
     threads: usize,
 }
@@ -176,7 +176,7 @@ impl InputArgs {
     }
 }
 
-/// Two threads where the machine has two cores: inflating and checking run side by side.
+/// Two threads where the machine has two cores: inflating and checking share them.
 fn default_threads() -> usize {
     std::thread::available_parallelism().map_or(1, |n| n.get().min(2))
 }
