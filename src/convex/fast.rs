@@ -281,7 +281,9 @@ impl<'a> Scan<'a> {
                 // control character must be UTF-8 (those are ASCII, so they
                 // never split a character).
                 let run = end + ascii_string_stop(&self.b[end..])?;
-                simdutf8::basic::from_utf8(&self.b[end..run]).ok()?;
+                if !is_utf8(&self.b[end..run]) {
+                    return None;
+                }
                 end = run;
             }
             len += (end - start) as u64;
@@ -362,6 +364,38 @@ fn creation_time_in_range(text: &[u8]) -> bool {
         .ok()
         .and_then(|t| t.parse::<f64>().ok())
         .is_some_and(|t| t > 0.0 && t < MAX_CREATION_TIME)
+}
+
+/// Whether `run` is UTF-8 as `str::from_utf8` decides (shortest forms of
+/// Unicode scalar values, Table 3-7 of the Unicode standard), for the short
+/// runs inside strings, where a call to the general validator costs more
+/// than the check.
+fn is_utf8(run: &[u8]) -> bool {
+    let mut i = 0;
+    while let Some(&lead) = run.get(i) {
+        if lead < 0x80 {
+            i += 1;
+            continue;
+        }
+        let (width, second) = match lead {
+            0xC2..=0xDF => (2, 0x80..=0xBF),
+            0xE0 => (3, 0xA0..=0xBF),
+            0xE1..=0xEC | 0xEE..=0xEF => (3, 0x80..=0xBF),
+            0xED => (3, 0x80..=0x9F),
+            0xF0 => (4, 0x90..=0xBF),
+            0xF1..=0xF3 => (4, 0x80..=0xBF),
+            0xF4 => (4, 0x80..=0x8F),
+            _ => return false,
+        };
+        let Some(sequence) = run.get(i..i + width) else {
+            return false;
+        };
+        if !second.contains(&sequence[1]) || sequence[2..].iter().any(|&c| c & 0xC0 != 0x80) {
+            return false;
+        }
+        i += width;
+    }
+    true
 }
 
 /// Where the first byte that ends a run of plain string content is: `"`,
@@ -487,6 +521,31 @@ mod tests {
     }
 
     #[test]
+    fn every_sequence_of_up_to_three_bytes_is_judged_as_std_judges_it() {
+        for lead in 0x80..=0xFFu8 {
+            for second in 0..=0xFFu8 {
+                assert_eq!(
+                    is_utf8(&[lead, second]),
+                    std::str::from_utf8(&[lead, second]).is_ok()
+                );
+                for third in 0..=0xFFu8 {
+                    let run = [lead, second, third];
+                    assert_eq!(is_utf8(&run), std::str::from_utf8(&run).is_ok(), "{run:x?}");
+                }
+            }
+        }
+        // Four bytes: every lead with the edges of each continuation range.
+        for lead in 0xF0..=0xFFu8 {
+            for second in [0x7F, 0x80, 0x8F, 0x90, 0xBF, 0xC0] {
+                for rest in [0x7F, 0x80, 0xBF, 0xC0] {
+                    let run = [lead, second, rest, rest];
+                    assert_eq!(is_utf8(&run), std::str::from_utf8(&run).is_ok(), "{run:x?}");
+                }
+            }
+        }
+    }
+
+    #[test]
     fn creation_times_in_range_are_decided_as_a_parse_would() {
         for text in [
             "1",
@@ -514,6 +573,18 @@ mod tests {
     }
 
     proptest! {
+        #[test]
+        fn utf8_runs_are_judged_as_std_judges_them(
+            run in proptest::collection::vec(prop_oneof![0x80u8..=0xFF, 0u8..0x80, any::<u8>()], 0..12),
+        ) {
+            prop_assert_eq!(is_utf8(&run), std::str::from_utf8(&run).is_ok());
+        }
+
+        #[test]
+        fn utf8_text_is_utf8(text in "\\PC{0,8}") {
+            prop_assert!(is_utf8(text.as_bytes()));
+        }
+
         #[test]
         fn creation_time_range_agrees_with_parsing(text in "-?[0-9]{1,20}(\\.[0-9]{1,20})?") {
             let t: f64 = text.parse().unwrap();
