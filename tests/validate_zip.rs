@@ -3,6 +3,7 @@
 mod common;
 
 use common::*;
+use snappack::convex::DocumentId;
 use snappack::report::{Code, NumberSource};
 use snappack::validate::{ImportMode, Options, TargetTable, TargetTables};
 
@@ -629,4 +630,66 @@ fn two_threads_report_exactly_what_one_does() {
             serde_json::to_value(&two).unwrap()
         );
     }
+}
+
+#[test]
+fn a_line_that_is_not_utf8_ends_its_entry_alike_with_one_thread_or_two() {
+    // A table in two entries (a prefix folder and the root) of many chunks'
+    // worth of lines; line 4000 of the first is not UTF-8. Lines after it are
+    // not read, so their ids are not seen: the second entry repeats them
+    // without a duplicate, and repeats one id from before line 4000 with one.
+    let number = 10001;
+    let id_of =
+        |n: u32| DocumentId::new(number, n.to_le_bytes().repeat(4).try_into().unwrap()).to_string();
+    let line = |n: u32| {
+        format!(
+            r#"{{"_creationTime":1700000000000.5,"_id":"{}","text":"{}"}}"#,
+            id_of(n),
+            "long enough to spread over several chunks ".repeat(8)
+        )
+    };
+    let mut first = String::new();
+    for n in 0..12_000 {
+        first.push_str(&line(n));
+        first.push('\n');
+    }
+    let mut first = first.into_bytes();
+    let at = first
+        .iter()
+        .enumerate()
+        .filter(|(_, &c)| c == b'\n')
+        .nth(3998)
+        .unwrap()
+        .0
+        + 1;
+    first.insert(at, 0xFF);
+    let second = format!("{}\n{}\n", line(11_000), line(5));
+    let tables = format!("{{\"name\":\"users\",\"id\":{number}}}\n");
+    let bytes = zip(&[
+        ("_tables/documents.jsonl", tables.as_bytes()),
+        ("users/documents.jsonl", &first),
+        ("users/generated_schema.jsonl", UNIFORM),
+        ("more/users/documents.jsonl", second.as_bytes()),
+        ("more/users/generated_schema.jsonl", UNIFORM),
+    ]);
+    let one = check_with("s.zip", &bytes, &Options::default());
+    let two = check_with(
+        "s.zip",
+        &bytes,
+        &Options {
+            threads: 2,
+            ..Options::default()
+        },
+    );
+    assert_eq!(
+        serde_json::to_value(&one).unwrap(),
+        serde_json::to_value(&two).unwrap()
+    );
+    let found: Vec<_> = one.errors.iter().map(|f| (f.code, f.line)).collect();
+    assert_eq!(
+        found,
+        [(Code::InvalidZip, Some(4000)), (Code::DuplicateId, Some(2))],
+        "{:#?}",
+        one.errors
+    );
 }

@@ -1,13 +1,18 @@
 //! Checking every line of one documents entry. The entry is read in chunks
-//! of whole lines; each chunk is first *prechecked* (the stateless fast scan
-//! of every line, [`Precheck`]) and then *merged* in order (duplicate ids,
-//! the full checker for lines the fast scan left, findings, the sink).
+//! of whole lines, and each chunk goes through three steps:
 //!
-//! Natively, with two threads or more, a second thread prechecks chunks while
-//! this one inflates the next; when the second thread is behind, this one
-//! prechecks the chunk itself, so the two cores share the work whichever
-//! stage is slower. Merging stays on this thread, so reports are the same
-//! with any number of threads.
+//! 1. *precheck*: the stateless fast scan of every line ([`Precheck`]);
+//! 2. *check*, in order: everything with state, in the [`TableChecker`]
+//!    (duplicate ids) or the `_storage` metadata, and the full checker for
+//!    the lines the fast scan left;
+//! 3. *report*, in order: findings, the sink, progress.
+//!
+//! Natively, with two threads or more, a second thread takes steps 1 and 2
+//! while this one inflates the next chunk and reports; when the second thread
+//! is behind, this one prechecks the chunk itself before handing it over, so
+//! the two cores share the work whichever step is slower. Steps 2 and 3 see
+//! the chunks in order on one thread each, so reports are the same with any
+//! number of threads.
 
 use std::cell::Cell;
 use std::io::{self, Read};
@@ -20,8 +25,8 @@ use crate::archive::{ChunkError, ChunkReader};
 use crate::convex::value::{CheckedDocument, IdField};
 use crate::report::{Code, Finding};
 
-/// Bytes of lines in a chunk: small enough to stay in cache between the
-/// precheck and the merge, large enough that handing chunks over is cheap.
+/// Bytes of lines in a chunk: small enough to stay in cache from one step to
+/// the next, large enough that handing chunks over is cheap.
 const CHUNK: usize = 128 << 10;
 
 /// Why scanning stopped early.
@@ -30,48 +35,110 @@ pub(super) enum ScanStop {
     Sink(io::Error),
 }
 
-/// A chunk of whole lines with, once prechecked, where each line ends and
-/// what the fast scan made of it.
+/// A chunk of whole lines and what the steps made of them.
 #[derive(Default)]
 struct Chunk {
     bytes: Vec<u8>,
     len: usize,
+    prechecked: bool,
+    /// Step 1: where each line ends and, if the fast scan accepted it, the document.
     lines: Vec<(usize, Option<CheckedDocument>)>,
+    /// Step 2: where each line ends and its outcome (whether it carries a
+    /// valid `_id`, or why it is rejected), up to the line that stops the entry.
+    outcomes: Vec<(usize, Result<bool, RowFinding>)>,
 }
 
 impl Chunk {
-    /// Splits the chunk into lines and prechecks each (unless `precheck` is
-    /// `None`, for tables checked only by the merge).
+    /// Step 1: splits the chunk into lines and prechecks each, unless
+    /// `precheck` is `None` (tables that step 2 checks whole).
     fn precheck(&mut self, precheck: Option<Precheck>) {
         self.lines.clear();
         let data = &self.bytes[..self.len];
         let mut start = 0;
-        for end in memchr::memchr_iter(b'\n', data) {
+        for end in line_ends(data) {
             self.lines
                 .push((end, precheck.and_then(|p| p.line(&data[start..end]))));
             start = end + 1;
         }
-        if start < data.len() {
-            self.lines
-                .push((data.len(), precheck.and_then(|p| p.line(&data[start..]))));
+        self.prechecked = true;
+    }
+}
+
+/// Step 2's state: the table's checker, and the rows checked so far.
+pub(super) struct Checking<'a> {
+    pub checker: &'a mut TableChecker,
+    pub storage: Option<&'a mut StorageMetadata>,
+    pub number: Option<u32>,
+    row: u64,
+    /// A line was not UTF-8: the rest of the entry is not read as lines.
+    stopped: bool,
+}
+
+impl<'a> Checking<'a> {
+    /// Step 2's state for one entry.
+    pub fn new(
+        checker: &'a mut TableChecker,
+        storage: Option<&'a mut StorageMetadata>,
+        number: Option<u32>,
+    ) -> Self {
+        Checking {
+            checker,
+            storage,
+            number,
+            row: 0,
+            stopped: false,
+        }
+    }
+
+    /// Step 2 for one prechecked chunk.
+    fn check(&mut self, chunk: &mut Chunk) {
+        chunk.outcomes.clear();
+        if self.stopped {
+            return;
+        }
+        let data = &chunk.bytes[..chunk.len];
+        let mut start = 0;
+        for (end, prechecked) in chunk.lines.drain(..) {
+            let line = &data[start..end];
+            start = end + 1;
+            self.row += 1;
+            let row = self.row;
+            let outcome = match self.storage.as_deref_mut() {
+                Some(meta) => match std::str::from_utf8(line) {
+                    Ok(text) => meta.check_row(text, row, self.number).map(|()| false),
+                    Err(e) => Err(RowFinding {
+                        code: Code::NotUtf8,
+                        message: e.to_string(),
+                        first_line: None,
+                    }),
+                },
+                None => self
+                    .checker
+                    .check_prechecked(line, prechecked, row, row)
+                    .map(|doc| matches!(doc.id, IdField::Valid(_))),
+            };
+            let stop = matches!(&outcome, Err(f) if f.code == Code::NotUtf8);
+            chunk.outcomes.push((end, outcome));
+            if stop {
+                self.stopped = true;
+                break;
+            }
         }
     }
 }
 
-/// What the merge needs: the table, its checker and where findings go.
-pub(super) struct EntryScan<'a, 'c> {
+/// Step 3's state: where findings, lines and progress go.
+pub(super) struct Reporting<'a, 'c> {
     pub t: usize,
     pub table: &'a PlannedTable,
-    pub checker: &'a mut TableChecker,
-    pub storage: Option<&'a mut StorageMetadata>,
     pub ids_without_first: &'a mut bool,
     pub position: &'a Rc<Cell<u64>>,
     pub ctx: &'a mut Context<'c>,
     pub sink: &'a mut dyn Sink,
     pub at: &'a dyn Fn(Finding) -> Finding,
-    /// Rows merged so far.
+    /// Rows reported so far.
     pub row: u64,
-    /// Bytes of lines merged so far, newlines included.
+    /// Bytes of lines reported so far, newlines included.
     pub bytes: u64,
 }
 
@@ -83,161 +150,168 @@ enum Flow {
     Stop,
 }
 
-impl EntryScan<'_, '_> {
-    /// Checks every line of `entry`, prechecking on a second thread when the
-    /// options allow two threads.
-    pub fn run(&mut self, entry: impl Read) -> Result<(), ScanStop> {
-        let precheck = self.storage.is_none().then(|| self.checker.precheck());
-        let mut reader = ChunkReader::new(entry, CHUNK, super::zip::MAX_LINE);
-        #[cfg(not(target_arch = "wasm32"))]
-        if self.ctx.options.threads >= 2 {
-            return self.run_two_threads(reader, precheck);
+/// Checks every line of `entry`: step 2 in `checking`, step 3 in `reporting`.
+pub(super) fn scan(
+    entry: impl Read,
+    mut checking: Checking,
+    reporting: &mut Reporting,
+) -> Result<(), ScanStop> {
+    let precheck = checking
+        .storage
+        .is_none()
+        .then(|| checking.checker.precheck());
+    let mut reader = ChunkReader::new(entry, CHUNK, super::zip::MAX_LINE);
+    #[cfg(not(target_arch = "wasm32"))]
+    if reporting.ctx.options.threads >= 2 && precheck.is_some() {
+        return scan_two_threads(reader, precheck, checking, reporting);
+    }
+    let mut chunk = Chunk::default();
+    loop {
+        match reader.next_chunk(&mut chunk.bytes) {
+            Ok(0) => break,
+            Ok(len) => chunk.len = len,
+            Err(e) => {
+                reporting.read_error(e);
+                break;
+            }
         }
-        let mut chunk = Chunk::default();
-        loop {
+        chunk.precheck(precheck);
+        checking.check(&mut chunk);
+        if reporting.report(&chunk)? == Flow::Stop {
+            break;
+        }
+    }
+    reporting.finish();
+    Ok(())
+}
+
+/// [`scan`] with a second thread for steps 1 and 2.
+#[cfg(not(target_arch = "wasm32"))]
+fn scan_two_threads(
+    mut reader: ChunkReader<impl Read>,
+    precheck: Option<Precheck>,
+    mut checking: Checking,
+    reporting: &mut Reporting,
+) -> Result<(), ScanStop> {
+    use std::collections::VecDeque;
+    use std::sync::mpsc::{channel, sync_channel, TrySendError};
+
+    /// Chunks this thread prechecks and holds while the helper is behind,
+    /// before it waits for the helper.
+    const MAX_HELD: usize = 4;
+
+    std::thread::scope(|scope| {
+        let (to_helper, inbox) = sync_channel::<Chunk>(4);
+        let (outbox, from_helper) = channel::<Chunk>();
+        scope.spawn(move || {
+            for mut chunk in inbox {
+                if !chunk.prechecked {
+                    chunk.precheck(precheck);
+                }
+                checking.check(&mut chunk);
+                if outbox.send(chunk).is_err() {
+                    break;
+                }
+            }
+        });
+        let mut spare = Vec::new();
+        // Prechecked here, to go to the helper in order once it has room.
+        let mut held: VecDeque<Chunk> = VecDeque::new();
+        let mut in_flight = 0usize;
+        let mut read_error = None;
+        let mut flow = Flow::Continue;
+        'read: loop {
+            while let Ok(chunk) = from_helper.try_recv() {
+                in_flight -= 1;
+                flow = reporting.report(&chunk)?;
+                spare.push(chunk);
+                if flow == Flow::Stop {
+                    break 'read;
+                }
+            }
+            while let Some(chunk) = held.pop_front() {
+                match to_helper.try_send(chunk) {
+                    Ok(()) => {}
+                    Err(TrySendError::Full(chunk) | TrySendError::Disconnected(chunk)) => {
+                        held.push_front(chunk);
+                        break;
+                    }
+                }
+            }
+            if held.len() >= MAX_HELD {
+                let chunk = held.pop_front().expect("held is not empty");
+                if to_helper.send(chunk).is_err() {
+                    break;
+                }
+                continue;
+            }
+            let mut chunk: Chunk = spare.pop().unwrap_or_default();
             match reader.next_chunk(&mut chunk.bytes) {
                 Ok(0) => break,
                 Ok(len) => chunk.len = len,
                 Err(e) => {
-                    self.read_error(e);
+                    read_error = Some(e);
                     break;
                 }
             }
+            chunk.prechecked = false;
+            in_flight += 1;
+            let chunk = if held.is_empty() {
+                match to_helper.try_send(chunk) {
+                    Ok(()) => continue,
+                    Err(TrySendError::Full(chunk) | TrySendError::Disconnected(chunk)) => chunk,
+                }
+            } else {
+                chunk
+            };
+            // The helper is behind: take step 1 here.
+            let mut chunk = chunk;
             chunk.precheck(precheck);
-            if self.merge(&mut chunk)? == Flow::Stop {
-                break;
+            held.push_back(chunk);
+        }
+        if flow == Flow::Continue {
+            for chunk in held.drain(..) {
+                if to_helper.send(chunk).is_err() {
+                    break;
+                }
             }
         }
-        self.finish();
+        drop(to_helper);
+        while flow == Flow::Continue && in_flight > 0 {
+            let Ok(chunk) = from_helper.recv() else {
+                break;
+            };
+            in_flight -= 1;
+            flow = reporting.report(&chunk)?;
+        }
+        if flow == Flow::Continue {
+            if let Some(e) = read_error {
+                reporting.read_error(e);
+            }
+        }
+        reporting.finish();
         Ok(())
-    }
+    })
+}
 
-    /// [`run`](Self::run) with a second thread that prechecks chunks.
-    #[cfg(not(target_arch = "wasm32"))]
-    fn run_two_threads(
-        &mut self,
-        mut reader: ChunkReader<impl Read>,
-        precheck: Option<Precheck>,
-    ) -> Result<(), ScanStop> {
-        use std::collections::VecDeque;
-        use std::sync::mpsc::{channel, sync_channel, TrySendError};
-
-        /// Chunks read but not yet merged, beyond which this thread waits for the other.
-        const MAX_PENDING: usize = 8;
-
-        std::thread::scope(|scope| {
-            let (to_helper, inbox) = sync_channel::<Chunk>(2);
-            let (outbox, from_helper) = channel::<Chunk>();
-            scope.spawn(move || {
-                for mut chunk in inbox {
-                    chunk.precheck(precheck);
-                    if outbox.send(chunk).is_err() {
-                        break;
-                    }
-                }
-            });
-            // In reading order; `None` is a chunk the helper has.
-            let mut pending: VecDeque<Option<Chunk>> = VecDeque::new();
-            let mut spare: Vec<Chunk> = Vec::new();
-            let mut read_error = None;
-            let mut flow = Flow::Continue;
-            loop {
-                let mut chunk = spare.pop().unwrap_or_default();
-                match reader.next_chunk(&mut chunk.bytes) {
-                    Ok(0) => break,
-                    Ok(len) => chunk.len = len,
-                    Err(e) => {
-                        read_error = Some(e);
-                        break;
-                    }
-                }
-                match to_helper.try_send(chunk) {
-                    Ok(()) => pending.push_back(None),
-                    Err(TrySendError::Full(mut chunk) | TrySendError::Disconnected(mut chunk)) => {
-                        chunk.precheck(precheck);
-                        pending.push_back(Some(chunk));
-                    }
-                }
-                // Merge what is ready, in order.
-                while let Some(front) = pending.front_mut() {
-                    let mut chunk = match front.take() {
-                        Some(chunk) => chunk,
-                        None if pending.len() > MAX_PENDING => {
-                            from_helper.recv().expect("the helper outlives its inbox")
-                        }
-                        None => match from_helper.try_recv() {
-                            Ok(chunk) => chunk,
-                            Err(_) => break,
-                        },
-                    };
-                    pending.pop_front();
-                    flow = self.merge(&mut chunk)?;
-                    spare.push(chunk);
-                    if flow == Flow::Stop {
-                        break;
-                    }
-                }
-                if flow == Flow::Stop {
-                    break;
-                }
-            }
-            drop(to_helper);
-            while flow == Flow::Continue {
-                let Some(front) = pending.pop_front() else {
-                    break;
-                };
-                let mut chunk = match front {
-                    Some(chunk) => chunk,
-                    None => from_helper.recv().expect("the helper outlives its inbox"),
-                };
-                flow = self.merge(&mut chunk)?;
-            }
-            if flow == Flow::Continue {
-                if let Some(e) = read_error {
-                    self.read_error(e);
-                }
-            }
-            self.finish();
-            Ok(())
-        })
-    }
-
-    /// Merges one prechecked chunk: every line in order.
-    fn merge(&mut self, chunk: &mut Chunk) -> Result<Flow, ScanStop> {
-        let mut start = 0;
+impl Reporting<'_, '_> {
+    /// Step 3 for one checked chunk: every line in order.
+    fn report(&mut self, chunk: &Chunk) -> Result<Flow, ScanStop> {
         let data = &chunk.bytes[..chunk.len];
-        for (end, prechecked) in chunk.lines.drain(..) {
-            let line = &data[start..end];
+        let mut start = 0;
+        for (end, outcome) in &chunk.outcomes {
+            let (end, line) = (*end, &data[start..*end]);
             self.bytes += (end - start) as u64 + u64::from(end < data.len());
             start = end + 1;
             self.row += 1;
             let row = self.row;
-            let result = match self.storage.as_deref_mut() {
-                Some(meta) => match std::str::from_utf8(line) {
-                    Ok(text) => meta.check_row(text, row, self.table.number),
-                    Err(e) => Err(RowFinding {
-                        code: Code::NotUtf8,
-                        message: e.to_string(),
-                        first_line: None,
-                    }),
-                },
-                None => self
-                    .checker
-                    .check_prechecked(line, prechecked, row, row)
-                    .map(|doc| {
-                        if self.table.number.is_none() && matches!(doc.id, IdField::Valid(_)) {
-                            *self.ids_without_first = true;
-                        }
-                    }),
-            };
-            let valid = result.is_ok();
-            if let Err(RowFinding {
-                code,
-                message,
-                first_line,
-            }) = result
-            {
-                if code == Code::NotUtf8 {
+            match outcome {
+                Ok(has_id) => {
+                    if *has_id && self.table.number.is_none() {
+                        *self.ids_without_first = true;
+                    }
+                }
+                Err(f) if f.code == Code::NotUtf8 => {
                     self.ctx.error(
                         (self.at)(Finding::new(
                             Code::InvalidZip,
@@ -247,14 +321,16 @@ impl EntryScan<'_, '_> {
                     );
                     return Ok(Flow::Stop);
                 }
-                let mut finding = (self.at)(Finding::new(code, message))
-                    .line(row)
-                    .excerpt(&String::from_utf8_lossy(line));
-                finding.first_line = first_line;
-                self.ctx.error(finding);
+                Err(f) => {
+                    let mut finding = (self.at)(Finding::new(f.code, f.message.clone()))
+                        .line(row)
+                        .excerpt(&String::from_utf8_lossy(line));
+                    finding.first_line = f.first_line;
+                    self.ctx.error(finding);
+                }
             }
             self.sink
-                .document(self.t, line, valid)
+                .document(self.t, line, outcome.is_ok())
                 .map_err(ScanStop::Sink)?;
             self.ctx.progress.documents += 1;
             if !self.ctx.tick(self.position.get()) {
@@ -286,4 +362,11 @@ impl EntryScan<'_, '_> {
         counts.0 += self.row;
         counts.1 += self.bytes;
     }
+}
+
+/// Where each line of a chunk ends: at its `\n`, or at the end of the data
+/// for a last line without one.
+fn line_ends(data: &[u8]) -> impl Iterator<Item = usize> + '_ {
+    let last = (!data.is_empty() && !data.ends_with(b"\n")).then_some(data.len());
+    memchr::memchr_iter(b'\n', data).chain(last)
 }

@@ -11,7 +11,7 @@ use zip::result::ZipError;
 use zip::{CompressionMethod, ZipArchive};
 
 use super::numbers::{apply_target, conflict_message, Numbering};
-use super::scan::{EntryScan, ScanStop};
+use super::scan::{scan, Checking, Reporting, ScanStop};
 use super::storage::StorageMetadata;
 use super::table::TableChecker;
 use super::{in_component, Context, Plan, PlannedFile, PlannedTable, Sink, Stop};
@@ -431,11 +431,10 @@ fn scan_entry<R: Read + Seek>(
             return Ok(());
         }
     };
-    let mut scan = EntryScan {
+    let checking = Checking::new(checker, storage, table.number);
+    let mut reporting = Reporting {
         t,
         table,
-        checker,
-        storage,
         ids_without_first,
         position,
         ctx,
@@ -445,7 +444,7 @@ fn scan_entry<R: Read + Seek>(
         bytes: 0,
     };
     if file.compression() != CompressionMethod::Deflated {
-        return scan.run(file);
+        return scan(file, checking, &mut reporting);
     }
     // Deflate: inflated here with large buffers (see `archive::inflate`).
     let declared = Declared {
@@ -454,9 +453,9 @@ fn scan_entry<R: Read + Seek>(
     };
     drop(file);
     match archive.by_index_raw(stream.index) {
-        Ok(raw) => scan.run(DeflateEntry::new(raw, declared)),
+        Ok(raw) => scan(DeflateEntry::new(raw, declared), checking, &mut reporting),
         Err(e) => {
-            scan.ctx.error(at(zip_entry_error(&e)));
+            reporting.ctx.error(at(zip_entry_error(&e)));
             Ok(())
         }
     }
