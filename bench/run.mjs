@@ -388,9 +388,9 @@ function pipelineNote(native, inflate, documentBytes) {
   const inflateCpu = median(inflate.runs.map((r) => r.cpu));
   const scanCpu = validateCpu - inflateCpu;
   const bound = mb(documentBytes) / Math.max(inflateCpu, validateCpu / 2);
-  return `With two threads, one inflates and merges while the other prechecks chunks of lines,
-and the first prechecks a chunk itself whenever the second is behind, so on two free cores the
-work splits about evenly. From the CPU times above, inflating takes ${fmt(inflateCpu, 2)} s and
+  return `With two threads, one inflates and reports while the other prechecks and checks chunks
+of lines, and the first prechecks chunks itself whenever the second is behind, so on two free
+cores the work splits about evenly. From the CPU times above, inflating takes ${fmt(inflateCpu, 2)} s and
 everything else ${fmt(scanCpu, 2)} s, a bound of ${fmt(bound)} MB/s for two threads (an estimate,
 not a measurement: the wall-time row above is what the machine gave).`;
 }
