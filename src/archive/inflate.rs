@@ -16,6 +16,33 @@ use flate2::{Decompress, FlushDecompress, Status};
 /// Compressed bytes read from the archive at a time.
 pub const RAW_CHUNK: usize = 256 << 10;
 
+/// The running CRC32 of an entry: crc32fast natively (it uses the CPU's
+/// carry-less multiply); on wasm32, where crc32fast has only a byte-table
+/// method, zlib-rs's braided CRC32, about a fifth faster there.
+#[derive(Default)]
+struct Crc32(
+    #[cfg(not(target_arch = "wasm32"))] crc32fast::Hasher,
+    #[cfg(target_arch = "wasm32")] u32,
+);
+
+impl Crc32 {
+    fn update(&mut self, bytes: &[u8]) {
+        #[cfg(not(target_arch = "wasm32"))]
+        self.0.update(bytes);
+        #[cfg(target_arch = "wasm32")]
+        {
+            self.0 = zlib_rs::crc32::crc32(self.0, bytes);
+        }
+    }
+
+    fn value(&self) -> u32 {
+        #[cfg(not(target_arch = "wasm32"))]
+        return self.0.clone().finalize();
+        #[cfg(target_arch = "wasm32")]
+        self.0
+    }
+}
+
 /// What the archive's directory says about an entry.
 #[derive(Debug, Clone, Copy)]
 pub struct Declared {
@@ -33,7 +60,7 @@ pub struct DeflateEntry<R> {
     end: usize,
     raw_done: bool,
     inflater: Decompress,
-    crc: crc32fast::Hasher,
+    crc: Crc32,
     produced: u64,
     declared: Declared,
     finished: bool,
@@ -49,7 +76,7 @@ impl<R: Read> DeflateEntry<R> {
             end: 0,
             raw_done: false,
             inflater: Decompress::new(false),
-            crc: crc32fast::Hasher::new(),
+            crc: Crc32::default(),
             produced: 0,
             declared,
             finished: false,
@@ -78,7 +105,7 @@ impl<R: Read> DeflateEntry<R> {
     /// The end of the stream: the CRC32 must match.
     fn finish(&mut self) -> io::Result<usize> {
         self.finished = true;
-        if self.crc.clone().finalize() != self.declared.crc32 {
+        if self.crc.value() != self.declared.crc32 {
             return Err(io::Error::new(
                 io::ErrorKind::InvalidData,
                 "Invalid checksum",

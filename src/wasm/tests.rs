@@ -109,6 +109,28 @@ fn read_ahead_fetches_little_after_a_jump() {
     assert_eq!(fetched.get(), 32 * MIN_READ_AHEAD);
 }
 
+#[wasm_bindgen_test]
+fn read_ahead_keeps_growing_over_short_skips() {
+    let calls = Rc::new(Cell::new(0));
+    let bytes = sample(8 << 20);
+    let source = CountingSource {
+        bytes: bytes.clone(),
+        calls: calls.clone(),
+        fetched: Rc::default(),
+    };
+    let mut reader = ReadAhead::new(source);
+    // The headers of small stored files, one after the other: 200 of them,
+    // 30 KiB apart, in 6 MiB.
+    for i in 0..200u64 {
+        let at = (1 << 20) + i * 30_000;
+        reader.seek(SeekFrom::Start(at)).unwrap();
+        let mut header = [0u8; 30];
+        reader.read_exact(&mut header).unwrap();
+        assert_eq!(header[..], bytes[at as usize..at as usize + 30]);
+    }
+    assert!(calls.get() <= 8, "{} calls to the source", calls.get());
+}
+
 fn read_fully(reader: &mut impl Read, buf: &mut [u8]) -> usize {
     let mut n = 0;
     while n < buf.len() {
