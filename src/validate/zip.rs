@@ -100,7 +100,8 @@ pub(super) fn walk<R: Read + Seek>(
     let mut blobs = Vec::new();
     let mut schemas: HashMap<(String, String), ValueRules> = HashMap::new();
     for index in 0..archive.len() {
-        let (name, size) = match archive.by_index_raw(index) {
+        // From the central directory: no read of the entry itself.
+        let (name, size) = match archive.by_index_data(index) {
             Ok(file) => (file.name().map(|n| n.into_owned()), file.size()),
             Err(e) => {
                 ctx.error(Finding::new(
