@@ -29,6 +29,9 @@ use crate::report::{Code, Finding};
 /// the next, large enough that handing chunks over is cheap.
 const CHUNK: usize = 128 << 10;
 
+/// The most ids room is made for in advance (about 100 MB of set).
+const MAX_RESERVED_IDS: u64 = 1 << 22;
+
 /// Why scanning stopped early.
 pub(super) enum ScanStop {
     Cancelled,
@@ -69,6 +72,8 @@ pub(super) struct Checking<'a> {
     pub checker: &'a mut TableChecker,
     pub storage: Option<&'a mut StorageMetadata>,
     pub number: Option<u32>,
+    /// The entry's declared uncompressed size, for sizing the duplicate-id set.
+    entry_size: u64,
     row: u64,
     /// A line was not UTF-8: the rest of the entry is not read as lines.
     stopped: bool,
@@ -80,11 +85,13 @@ impl<'a> Checking<'a> {
         checker: &'a mut TableChecker,
         storage: Option<&'a mut StorageMetadata>,
         number: Option<u32>,
+        entry_size: u64,
     ) -> Self {
         Checking {
             checker,
             storage,
             number,
+            entry_size,
             row: 0,
             stopped: false,
         }
@@ -95,6 +102,14 @@ impl<'a> Checking<'a> {
         chunk.outcomes.clear();
         if self.stopped {
             return;
+        }
+        if self.row == 0 && chunk.len > 0 {
+            // Room for the entry's ids at once, estimated from its first
+            // lines: growing would hold the old and the new table together.
+            // The declared size is the archive's word, so the room is capped.
+            let lines = chunk.lines.len() as u64 * self.entry_size / chunk.len as u64;
+            self.checker
+                .reserve_ids(lines.min(MAX_RESERVED_IDS) as usize);
         }
         let data = &chunk.bytes[..chunk.len];
         let mut start = 0;

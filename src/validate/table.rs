@@ -79,6 +79,11 @@ impl TableChecker {
         self.seen.len() + self.seen_far.len()
     }
 
+    /// Makes room for about `ids` more ids (an estimate; the set grows past it as needed).
+    pub fn reserve_ids(&mut self, ids: usize) {
+        self.seen.reserve(ids);
+    }
+
     /// The stateless half of [`check`](Self::check), with the current rules.
     pub fn precheck(&self) -> Precheck {
         Precheck {

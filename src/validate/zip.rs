@@ -432,7 +432,7 @@ fn scan_entry<R: Read + Seek>(
             return Ok(());
         }
     };
-    let checking = Checking::new(checker, storage, table.number);
+    let checking = Checking::new(checker, storage, table.number, file.size());
     let mut reporting = Reporting {
         t,
         table,
