@@ -37,13 +37,6 @@ CREATE UNIQUE INDEX IF NOT EXISTS snappack_tables_active
     ON snappack_tables (component, name) WHERE import_id IS NULL;
 CREATE UNIQUE INDEX IF NOT EXISTS snappack_tables_hidden
     ON snappack_tables (import_id, component, name) WHERE import_id IS NOT NULL;
-CREATE TABLE IF NOT EXISTS snappack_documents (
-    table_id INTEGER NOT NULL,
-    internal_id BLOB NOT NULL,
-    json TEXT NOT NULL
-);
-CREATE UNIQUE INDEX IF NOT EXISTS snappack_documents_id
-    ON snappack_documents (table_id, internal_id);
 ";
 
 fn db(e: rusqlite::Error) -> StoreError {
@@ -77,6 +70,8 @@ impl SqliteStore {
         conn.pragma_update(None, "cache_size", -65536).map_err(db)?;
         conn.busy_timeout(std::time::Duration::from_secs(30))
             .map_err(db)?;
+        // A statement per table (each table has its own documents table).
+        conn.set_prepared_statement_cache_capacity(256);
         conn.execute_batch(SCHEMA).map_err(db)?;
         Ok(SqliteStore(SqlStore::new(Sqlite(Mutex::new(conn)))))
     }
@@ -90,7 +85,6 @@ impl rusqlite::ToSql for Param<'_> {
             Param::Null => ValueRef::Null,
             Param::Int(v) => ValueRef::Integer(v),
             Param::Text(v) => ValueRef::Text(v.as_bytes()),
-            Param::Blob(v) => ValueRef::Blob(v),
         }))
     }
 }
@@ -132,9 +126,27 @@ impl Conn for rusqlite::Transaction<'_> {
         }
         Ok(out)
     }
+
+    fn insert_documents(
+        &mut self,
+        table: &str,
+        rows: &[([u8; 16], &str)],
+    ) -> Result<(), StoreError> {
+        let mut statement = self
+            .prepare_cached(&format!(
+                "INSERT INTO {table} (internal_id, json) VALUES (?1, ?2)"
+            ))
+            .map_err(db)?;
+        for (internal, json) in rows {
+            statement.execute((&internal[..], json)).map_err(db)?;
+        }
+        Ok(())
+    }
 }
 
 impl Backend for Sqlite {
+    const BYTES: &'static str = "BLOB";
+
     fn transaction<T: Send>(
         &self,
         _exclusive: bool,
