@@ -1,5 +1,15 @@
-//! The SQLite backend: one file, bundled SQLite, WAL journal. One connection
-//! behind a mutex: SQLite has one writer at a time anyway.
+//! The SQLite backend: one file, bundled SQLite, one connection behind a
+//! mutex (SQLite has one writer at a time anyway).
+//!
+//! Durability: a rollback journal (`TRUNCATE`) with `synchronous = FULL`,
+//! SQLite's fully durable setting: a committed transaction survives a crash
+//! of the process or of the machine, and an interrupted one is rolled back
+//! when the file is next opened. A rollback journal rather than a WAL
+//! because imports mostly append pages to the end of the file, and SQLite
+//! journals only the pages that existed before the transaction: the
+//! documents are written once, where a WAL writes them twice (into the WAL,
+//! then into the file at each checkpoint). Readers outside the server wait
+//! while a transaction commits.
 
 use std::path::Path;
 use std::sync::Mutex;
@@ -58,9 +68,10 @@ impl SqliteStore {
             })?;
         }
         let conn = Connection::open(path).map_err(db)?;
-        conn.pragma_update(None, "journal_mode", "WAL")
+        // See the module's documentation.
+        conn.pragma_update(None, "journal_mode", "TRUNCATE")
             .map_err(db)?;
-        conn.pragma_update(None, "synchronous", "NORMAL")
+        conn.pragma_update(None, "synchronous", "FULL")
             .map_err(db)?;
         // Imports write large transactions: statement journals in memory
         // rather than in temporary files, and a 64 MiB page cache so that
