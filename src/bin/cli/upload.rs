@@ -315,10 +315,13 @@ pub fn run(args: UploadArgs) -> Result<ExitCode> {
             );
             announced = true;
         }
-        let acknowledged = upload.acknowledged();
-        let sent = match acknowledged {
+        // A resumed import may have more frames than are packed yet.
+        let sent = match upload.acknowledged() {
             0 => 0,
-            n => frames[(n - 1) as usize].1,
+            n => frames
+                .get(n as usize - 1)
+                .or(frames.last())
+                .map_or(0, |f| f.1),
         };
         let total = upload.is_packed().then(|| frames.last().map_or(0, |f| f.1));
         bar.update(sent, total, started);
