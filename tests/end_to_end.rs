@@ -215,6 +215,51 @@ fn snappack_upload_validates_first_retries_through_restarts_and_resumes() {
     }
 }
 
+#[test]
+fn a_document_error_found_while_sending_cancels_the_import() {
+    for (backend, database) in common::databases() {
+        let dir = common::temp_dir("upload-bad");
+        let zip_path = dir.join("snapshot.zip");
+        let spec = GenSpec {
+            seed: 5,
+            tables: 2,
+            documents_per_table: 400,
+            faults: vec![snappack::gen::Fault::DuplicateId],
+            ..GenSpec::default()
+        };
+        let mut zip = Cursor::new(Vec::new());
+        write_snapshot(&mut zip, &spec).unwrap();
+        std::fs::write(&zip_path, zip.into_inner()).unwrap();
+        let port = free_port();
+        let mut server = serve(&database, &dir.join("data"), port);
+
+        let out = upload(&zip_path, port, &["--mode", "replace"])
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(1), "{backend}");
+        assert!(String::from_utf8_lossy(&out.stdout).contains("DuplicateId"));
+        assert!(String::from_utf8_lossy(&out.stderr).contains("cancelled"));
+        let auth = format!("Bearer {TOKEN}");
+        let addr = format!("127.0.0.1:{port}").parse().unwrap();
+        let get = |path: &str| {
+            common::http(addr, "GET", path, &[("Authorization", &auth)], b"")
+                .unwrap()
+                .json()
+        };
+        let imports = get("/api/imports");
+        let imports = imports["imports"].as_array().unwrap();
+        assert_eq!(imports.len(), 1, "{backend}");
+        assert_eq!(imports[0]["state"], "cancelled", "{backend}");
+        assert_eq!(
+            get("/api/tables")["tables"],
+            serde_json::json!([]),
+            "{backend}"
+        );
+        server.kill().unwrap();
+        server.wait().unwrap();
+    }
+}
+
 /// A ZIP of the given entries.
 fn zip_of(entries: &[(&str, &[u8])]) -> Vec<u8> {
     use std::io::Write;

@@ -150,6 +150,10 @@ pub enum Step {
     Send(Request),
     /// Wait this many milliseconds, then ask again.
     Sleep(u64),
+    /// The next frames to send are not packed yet: announce them with
+    /// [`Upload::add_frames`] (or the end with [`Upload::packing_done`]),
+    /// then ask again.
+    Wait,
     /// The import is finished; the server's last answer.
     Done(serde_json::Value),
     /// The upload cannot go on.
@@ -213,6 +217,8 @@ enum State {
     Waiting(Request),
     /// Backing off this long; then this request.
     Backoff(u64, Request),
+    /// To send from this frame once it is packed.
+    Packing(u64),
     Done(serde_json::Value),
     Failed(UploadError),
 }
@@ -222,7 +228,10 @@ enum State {
 pub struct Upload {
     config: UploadConfig,
     label: Option<String>,
+    /// Frames packed so far (all of them once `packed`).
     frames: u64,
+    /// True when `frames` is the whole stream.
+    packed: bool,
     id: Option<String>,
     next_seq: u64,
     retries: u32,
@@ -240,6 +249,7 @@ impl Upload {
             config,
             label: None,
             frames,
+            packed: true,
             id: None,
             next_seq: 0,
             retries: 0,
@@ -253,6 +263,7 @@ impl Upload {
             config,
             label: None,
             frames,
+            packed: true,
             id: Some(id.to_owned()),
             next_seq: 0,
             retries: 0,
@@ -268,6 +279,39 @@ impl Upload {
         }
         self.label = Some(label);
         self
+    }
+
+    /// Sends a stream while it is being packed: no frame is known yet;
+    /// announce them with [`Upload::add_frames`] as they are written and the
+    /// end with [`Upload::packing_done`]. Frames go out as soon as they are
+    /// packed (up to `frames_per_request` a request); finish waits for the end.
+    pub fn packing(mut self) -> Self {
+        self.frames = 0;
+        self.packed = false;
+        self
+    }
+
+    /// `frames` frames (in all) are packed now.
+    pub fn add_frames(&mut self, frames: u64) {
+        self.frames = self.frames.max(frames);
+        self.wake();
+    }
+
+    /// Every frame is packed: the stream has `self.frames()` of them.
+    pub fn packing_done(&mut self) {
+        self.packed = true;
+        self.wake();
+    }
+
+    /// True once every frame of the stream is known.
+    pub fn is_packed(&self) -> bool {
+        self.packed
+    }
+
+    fn wake(&mut self) {
+        if let State::Packing(seq) = self.state {
+            self.send_from(seq);
+        }
     }
 
     /// The import's id, once created.
@@ -297,6 +341,10 @@ impl Upload {
                 self.state = State::Backoff(0, request);
                 Step::Sleep(ms)
             }
+            State::Packing(seq) => {
+                self.state = State::Packing(seq);
+                Step::Wait
+            }
             State::Done(result) => {
                 self.state = State::Done(result.clone());
                 Step::Done(result)
@@ -313,6 +361,10 @@ impl Upload {
         let Some(id) = self.id.clone() else {
             return self.fail(UploadError::new("Protocol", "no import id", None));
         };
+        if seq >= self.frames && !self.packed {
+            self.state = State::Packing(seq);
+            return;
+        }
         self.state = State::Ready(if seq >= self.frames {
             Request::Finish { id }
         } else {
@@ -471,6 +523,35 @@ mod tests {
         upload.on_response(200, br#"{"state":"finished","tables":[]}"#);
         assert!(matches!(upload.step(), Step::Done(_)));
         assert_eq!(upload.acknowledged(), 5);
+    }
+
+    #[test]
+    fn frames_go_out_as_they_are_packed_and_finish_waits_for_the_end() {
+        let mut upload = Upload::new(config(), 0).packing();
+        sent(&mut upload);
+        upload.on_response(201, br#"{"id":"abc"}"#);
+        assert_eq!(upload.step(), Step::Wait);
+        upload.add_frames(1);
+        assert_eq!(sent(&mut upload), append(0, 1));
+        upload.add_frames(4);
+        upload.on_response(200, br#"{"nextSeq":1}"#);
+        assert_eq!(sent(&mut upload), append(1, 2));
+        upload.on_response(200, br#"{"nextSeq":3}"#);
+        assert_eq!(sent(&mut upload), append(3, 1));
+        upload.on_response(200, br#"{"nextSeq":4}"#);
+        assert_eq!(upload.step(), Step::Wait);
+        assert_eq!(upload.step(), Step::Wait);
+        upload.packing_done();
+        assert_eq!(sent(&mut upload), Request::Finish { id: "abc".into() });
+
+        // Resumed ahead of the packing: wait until the server's frame is packed.
+        let mut upload = Upload::resume(config(), 0, "abc").packing();
+        sent(&mut upload);
+        upload.on_response(200, br#"{"state":"open","nextSeq":3}"#);
+        upload.add_frames(3);
+        assert_eq!(upload.step(), Step::Wait);
+        upload.add_frames(7);
+        assert_eq!(sent(&mut upload), append(3, 2));
     }
 
     #[test]

@@ -289,6 +289,21 @@ impl Imports {
         file: &mut Option<PartFile>,
         applied: Option<u64>,
     ) -> Result<(), ImportsError> {
+        self.keep_files(id, accepted, file)?;
+        if applied.is_none_or(|applied| frame.sequence > applied) {
+            self.store
+                .write_frame(id, &accepted.write(frame.sequence, ingest))?;
+        }
+        Ok(())
+    }
+
+    /// Writes an accepted frame's pieces of stored files.
+    fn keep_files(
+        &self,
+        id: &str,
+        accepted: &Accepted<'_>,
+        file: &mut Option<PartFile>,
+    ) -> Result<(), ImportsError> {
         for piece in &accepted.files {
             match piece {
                 FilePiece::Start { .. } => {
@@ -303,10 +318,6 @@ impl Imports {
                     None => return Err(ImportsError::Internal("file end without a file".into())),
                 },
             }
-        }
-        if applied.is_none_or(|applied| frame.sequence > applied) {
-            self.store
-                .write_frame(id, &accepted.write(frame.sequence, ingest))?;
         }
         Ok(())
     }
@@ -473,11 +484,13 @@ impl Imports {
             open.log.append(&body[..(good_end - base) as usize])?;
             open.log.sync()?;
         }
-        // 4. Then into the stores.
-        let applied = self.store.import(&open.id)?.applied_seq;
+        // 4. Then into the stores: the files, and the documents in one transaction.
+        let mut writes = Vec::with_capacity(accepted.len());
         for (frame, a) in frames.iter().zip(&accepted) {
-            self.apply(&open.id, frame, a, &open.ingest, &mut open.file, applied)?;
+            self.keep_files(&open.id, a, &mut open.file)?;
+            writes.push(a.write(frame.sequence, &open.ingest));
         }
+        self.store.write_frames(&open.id, &writes)?;
         match refusal {
             Some(e) => Err(e),
             None => Ok(Appended {

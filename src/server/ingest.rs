@@ -444,7 +444,9 @@ impl Ingest {
     ) -> Result<Cow<'a, str>, Rejection> {
         let t = &self.tables[table];
         let text = match bytes {
-            Cow::Borrowed(b) => std::str::from_utf8(b).map(Cow::Borrowed).map_err(|_| ()),
+            Cow::Borrowed(b) => simdutf8::basic::from_utf8(b)
+                .map(Cow::Borrowed)
+                .map_err(|_| ()),
             Cow::Owned(b) => String::from_utf8(b).map(Cow::Owned).map_err(|_| ()),
         };
         text.map_err(|()| Rejection {

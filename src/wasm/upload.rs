@@ -185,6 +185,8 @@ impl UploadMachine {
                 serde_json::json!({ "send": send })
             }
             Step::Sleep(ms) => serde_json::json!({ "sleep": ms }),
+            // Only uploads that pack while they send wait; these know their frames.
+            Step::Wait => serde_json::json!({ "wait": true }),
             Step::Done(answer) => serde_json::json!({ "done": answer }),
             Step::Failed(error) => serde_json::json!({ "failed": error }),
         };

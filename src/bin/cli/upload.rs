@@ -1,20 +1,26 @@
 //! `snappack upload`: validate locally (numbering tables against the
 //! server's), pack, and stream the frames to a `snappack serve` with the
 //! core's upload state machine: progress, retries with backoff, resume.
+//! Packing runs on its own thread and each frame is sent as soon as it is
+//! packed.
 
 use std::fs::File;
 use std::io::{IsTerminal, Read, Seek, SeekFrom, Write};
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::sync::mpsc::{self, SyncSender};
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context as _, Result};
 use clap::Args;
-use snappack::client::{scan_frames, Request, Step, Upload, UploadConfig};
+use snappack::client::{frame_len, Request, Step, Upload, UploadConfig};
 use snappack::migration::{
     pack, EncoderConfig, PackError, PackOptions, DEFAULT_FRAME_SIZE, DEFAULT_LEVEL,
+    FRAME_HEADER_LEN, STREAM_HEADER_LEN,
 };
+use snappack::report::Report;
 use snappack::server::TOKEN_ENV;
+use snappack::validate::validate;
 use snappack::validate::TargetTables;
 
 use super::{human, InputArgs};
@@ -117,18 +123,45 @@ pub fn run(args: UploadArgs) -> Result<ExitCode> {
         options.target = Some(serde_json::from_slice::<TargetTables>(&body)?);
     }
 
-    let (reader, name) = args.input.open()?;
+    let (mut reader, name) = args.input.open()?;
     let started = Instant::now();
+    let color = std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none();
+    let print_report = |report: &Report| -> Result<()> {
+        human::print(
+            &mut std::io::stdout().lock(),
+            &name,
+            report,
+            started.elapsed(),
+            color,
+        )?;
+        Ok(())
+    };
+    // What is known before the first document (entry and table names, table
+    // numbers, the mode against the server's tables) is checked before
+    // anything is sent: on an error, the whole snapshot is validated for the
+    // report and nothing is sent.
+    let tables_checked = validate(&mut reader, &name, &options, &mut |_| false);
+    if tables_checked.error_count > 0 {
+        print_report(&validate(&mut reader, &name, &options, &mut |_| true))?;
+        eprintln!("snappack: not uploaded: the snapshot has errors");
+        return Ok(ExitCode::from(1));
+    }
+
+    // Packing (one thread) and sending (this one) overlap: each frame goes
+    // out as soon as it is written to the packed stream's file, which also
+    // serves frames sent again after a failure.
     let path =
         std::env::temp_dir().join(format!("snappack-upload-{}.snappack", std::process::id()));
     let stream = File::options()
-        .read(true)
         .write(true)
         .create(true)
         .truncate(true)
         .open(&path)
         .with_context(|| format!("cannot create {}", path.display()))?;
     let _cleanup = Cleanup(path.clone());
+    let mut packed_stream =
+        File::open(&path).with_context(|| format!("cannot read {}", path.display()))?;
+    let mode = options.mode;
     let pack_options = PackOptions {
         validate: options,
         encoder: EncoderConfig {
@@ -140,33 +173,15 @@ pub fn run(args: UploadArgs) -> Result<ExitCode> {
         created_at_ms: 0,
         ..PackOptions::default()
     };
-    let packed = pack(
-        reader,
-        &name,
-        std::io::BufWriter::new(stream),
-        &pack_options,
-        &mut |_| true,
-    );
-    let mut stream = match packed {
-        Ok((writer, _)) => writer.into_inner().map_err(|e| e.into_error())?,
-        Err(PackError::Invalid(report)) => {
-            let color = std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none();
-            human::print(
-                &mut std::io::stdout().lock(),
-                &name,
-                &report,
-                started.elapsed(),
-                color,
-            )?;
-            eprintln!("snappack: not uploaded: the snapshot has errors");
-            return Ok(ExitCode::from(1));
-        }
-        Err(e) => bail!("cannot pack {name}: {e}"),
-    };
-    let frames = scan_frames(&mut stream)?;
+    let (frame_ends, packed_frames) = mpsc::sync_channel(256);
+    let pack_name = name.clone();
+    let mut packing = Some(std::thread::spawn(move || {
+        let tap = FrameTap::new(stream, frame_ends);
+        pack(reader, &pack_name, tap, &pack_options, &mut |_| true).map(|(_, packed)| packed)
+    }));
 
     let config = UploadConfig {
-        mode: pack_options.validate.mode,
+        mode,
         frames_per_request: args.frames_per_request,
         ..UploadConfig::default()
     };
@@ -175,18 +190,60 @@ pub fn run(args: UploadArgs) -> Result<ExitCode> {
         std::fs::metadata(&args.input.file)?.len()
     );
     let mut upload = match &args.resume {
-        Some(id) => Upload::resume(config, frames.len() as u64, id),
-        None => Upload::new(config, frames.len() as u64).with_label(label),
+        Some(id) => Upload::resume(config, 0, id),
+        None => Upload::new(config, 0).with_label(label),
+    }
+    .packing();
+    // The frames packed so far, as (start, end) offsets in the file.
+    let mut frames: Vec<(u64, u64)> = Vec::new();
+    let add_frame = |frames: &mut Vec<(u64, u64)>, end: u64| {
+        let start = frames.last().map_or(0, |f| f.1);
+        frames.push((start, end));
     };
-    let total = frames.last().map_or(0, |f| f.1);
-    let mut bar = Bar::new(!args.quiet, total);
+    let mut bar = Bar::new(!args.quiet);
     let mut body = Vec::new();
     let mut announced = args.resume.is_some();
     loop {
+        while let Ok(end) = packed_frames.try_recv() {
+            add_frame(&mut frames, end);
+        }
+        upload.add_frames(frames.len() as u64);
         let request = match upload.step() {
             Step::Send(request) => request,
             Step::Sleep(ms) => {
                 std::thread::sleep(Duration::from_millis(ms));
+                continue;
+            }
+            Step::Wait => {
+                if let Ok(end) = packed_frames.recv() {
+                    add_frame(&mut frames, end);
+                    continue;
+                }
+                // Packing ended.
+                let outcome = match packing.take().map(|thread| thread.join()) {
+                    Some(Ok(outcome)) => outcome,
+                    Some(Err(panic)) => std::panic::resume_unwind(panic),
+                    None => bail!("packing ended twice"),
+                };
+                match outcome {
+                    Ok(_) => upload.packing_done(),
+                    Err(error) => {
+                        bar.clear();
+                        if let Some(id) = upload.id() {
+                            // Nothing of it may land: the import goes.
+                            let _ = http.call("POST", &format!("/api/imports/{id}/cancel"), b"");
+                            eprintln!("snappack: import {id} cancelled");
+                        }
+                        match error {
+                            PackError::Invalid(report) => {
+                                print_report(&report)?;
+                                eprintln!("snappack: not uploaded: the snapshot has errors");
+                                return Ok(ExitCode::from(1));
+                            }
+                            e => bail!("cannot pack {name}: {e}"),
+                        }
+                    }
+                }
                 continue;
             }
             Step::Done(answer) => {
@@ -235,8 +292,8 @@ pub fn run(args: UploadArgs) -> Result<ExitCode> {
                 let (start, _) = frames[*seq as usize];
                 let (_, end) = frames[(*seq + *count - 1) as usize];
                 body.resize((end - start) as usize, 0);
-                stream.seek(SeekFrom::Start(start))?;
-                stream.read_exact(&mut body)?;
+                packed_stream.seek(SeekFrom::Start(start))?;
+                packed_stream.read_exact(&mut body)?;
                 &body
             }
             other => match other.json_body() {
@@ -258,12 +315,16 @@ pub fn run(args: UploadArgs) -> Result<ExitCode> {
             );
             announced = true;
         }
-        let acknowledged = upload.acknowledged();
-        let sent = match acknowledged {
+        // A resumed import may have more frames than are packed yet.
+        let sent = match upload.acknowledged() {
             0 => 0,
-            n => frames[(n - 1) as usize].1,
+            n => frames
+                .get(n as usize - 1)
+                .or(frames.last())
+                .map_or(0, |f| f.1),
         };
-        bar.update(sent, started);
+        let total = upload.is_packed().then(|| frames.last().map_or(0, |f| f.1));
+        bar.update(sent, total, started);
     }
 }
 
@@ -276,23 +337,21 @@ impl Drop for Cleanup {
     }
 }
 
-/// Bytes, rate and ETA on stderr, when it is a terminal.
+/// Bytes, rate and (once packing is done) ETA on stderr, when it is a terminal.
 struct Bar {
     enabled: bool,
-    total: u64,
     last: Option<Instant>,
 }
 
 impl Bar {
-    fn new(wanted: bool, total: u64) -> Self {
+    fn new(wanted: bool) -> Self {
         Bar {
             enabled: wanted && std::io::stderr().is_terminal(),
-            total,
             last: None,
         }
     }
 
-    fn update(&mut self, sent: u64, started: Instant) {
+    fn update(&mut self, sent: u64, total: Option<u64>, started: Instant) {
         if !self.enabled
             || self
                 .last
@@ -303,15 +362,16 @@ impl Bar {
         self.last = Some(Instant::now());
         let seconds = started.elapsed().as_secs_f64().max(0.001);
         let rate = sent as f64 / seconds;
-        let eta = if rate > 0.0 {
-            format!("{:.0}s", (self.total.saturating_sub(sent)) as f64 / rate)
-        } else {
-            "?".into()
+        let (total, eta) = match total {
+            Some(total) if rate > 0.0 => (
+                human::bytes(total),
+                format!("{:.0}s", (total.saturating_sub(sent)) as f64 / rate),
+            ),
+            _ => ("?".into(), "?".into()),
         };
         eprint!(
-            "\r\x1b[K{} / {}  {}/s  ETA {eta}",
+            "\r\x1b[K{} / {total}  {}/s  ETA {eta}",
             human::bytes(sent),
-            human::bytes(self.total),
             human::bytes(rate as u64)
         );
         let _ = std::io::stderr().flush();
@@ -321,5 +381,86 @@ impl Bar {
         if self.enabled && self.last.is_some() {
             eprint!("\r\x1b[K");
         }
+    }
+}
+
+/// The packed stream's writer: writes to the file and, each time a frame is
+/// complete in it, sends the frame's end offset to the sender.
+struct FrameTap {
+    file: File,
+    ready: SyncSender<u64>,
+    /// Bytes written so far.
+    written: u64,
+    /// Where the stream header, or the frame being written, ends; `None`
+    /// while its frame header is incomplete.
+    end: Option<u64>,
+    /// The frame header being written.
+    header: [u8; FRAME_HEADER_LEN],
+    header_len: usize,
+}
+
+impl FrameTap {
+    fn new(file: File, ready: SyncSender<u64>) -> Self {
+        FrameTap {
+            file,
+            ready,
+            written: 0,
+            end: Some(STREAM_HEADER_LEN as u64),
+            header: [0; FRAME_HEADER_LEN],
+            header_len: 0,
+        }
+    }
+}
+
+impl Write for FrameTap {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.file.write_all(buf)?;
+        let mut rest = buf;
+        while !rest.is_empty() {
+            match self.end {
+                Some(end) => {
+                    let take = rest.len().min((end - self.written) as usize);
+                    self.written += take as u64;
+                    rest = &rest[take..];
+                }
+                None => {
+                    let take = rest.len().min(FRAME_HEADER_LEN - self.header_len);
+                    self.header[self.header_len..self.header_len + take]
+                        .copy_from_slice(&rest[..take]);
+                    self.header_len += take;
+                    self.written += take as u64;
+                    rest = &rest[take..];
+                }
+            }
+            match self.end {
+                // The stream header is complete: the first frame's header follows.
+                Some(end) if self.written == end && end == STREAM_HEADER_LEN as u64 => {
+                    self.end = None
+                }
+                Some(end) if self.written == end => {
+                    self.ready
+                        .send(end)
+                        .map_err(|_| std::io::Error::other("the upload stopped"))?;
+                    self.end = None;
+                }
+                None if self.header_len == FRAME_HEADER_LEN => {
+                    self.header_len = 0;
+                    let end = self.written - FRAME_HEADER_LEN as u64 + frame_len(&self.header);
+                    if end == self.written {
+                        self.ready
+                            .send(end)
+                            .map_err(|_| std::io::Error::other("the upload stopped"))?;
+                    } else {
+                        self.end = Some(end);
+                    }
+                }
+                _ => {}
+            }
+        }
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.file.flush()
     }
 }

@@ -6,15 +6,19 @@
 //! * `snappack_tables`: one row per table (component, name, number). Active
 //!   tables have no import id; hidden tables belong to one import and are
 //!   invisible until the import finishes.
-//! * `snappack_documents`: documents keyed by (table row, 16-byte internal
-//!   id) with the original JSON line. A document's `_id` text is its table's
-//!   number and internal id, encoded; a line without `_id` got an internal id
-//!   from the server.
+//! * `snappack_docs_<table row id>`: one SQL table per table, holding its
+//!   documents (16-byte internal id, the original JSON line). A document's
+//!   `_id` text is its table's number and internal id, encoded; a line
+//!   without `_id` got an internal id from the server. While hidden, a table
+//!   is only appended to (SQLite: multi-row transactions of single-row
+//!   inserts; PostgreSQL: binary `COPY`), with no index to maintain: the
+//!   re-validation already refused duplicate ids. Activation gives it its
+//!   unique index on the internal id (one sorted build).
 //! * `snappack_imports`: each import's mode, state, and the last frame whose
 //!   writes are in the database (so a restarted server replays the rest).
 //!
-//! Imports write into hidden tables frame by frame (one transaction per
-//! frame); [`Store::finish_import`] activates them in one transaction with
+//! Imports write into hidden tables as frames arrive (one transaction per
+//! request's frames); [`Store::finish_import`] activates them in one transaction with
 //! Convex's mode semantics ([`plan`]). A failed or cancelled import drops its
 //! hidden tables and leaves the active ones exactly as they were.
 
@@ -235,8 +239,13 @@ pub trait Store: Send + Sync {
     fn imports(&self) -> Result<Vec<ImportRecord>, StoreError>;
     /// One import.
     fn import(&self, id: &str) -> Result<ImportRecord, StoreError>;
+    /// Writes frames' tables and documents into the import's hidden tables,
+    /// in one transaction; frames the import already has are skipped.
+    fn write_frames(&self, import: &str, frames: &[FrameWrite<'_>]) -> Result<(), StoreError>;
     /// Writes one frame's tables and documents into the import's hidden tables.
-    fn write_frame(&self, import: &str, frame: &FrameWrite<'_>) -> Result<(), StoreError>;
+    fn write_frame(&self, import: &str, frame: &FrameWrite<'_>) -> Result<(), StoreError> {
+        self.write_frames(import, std::slice::from_ref(frame))
+    }
     /// Activates the import's tables in one transaction, or refuses it (and
     /// drops its hidden tables, leaving the database as it was).
     fn finish_import(&self, import: &str) -> Result<Vec<ActivatedTable>, StoreError>;

@@ -8,6 +8,7 @@
 
 use std::collections::HashMap;
 use std::error::Error;
+use std::io::Write as _;
 use std::sync::Mutex;
 
 use bytes::BytesMut;
@@ -47,12 +48,6 @@ CREATE UNIQUE INDEX IF NOT EXISTS snappack_tables_active
     ON snappack_tables (component, name) WHERE import_id IS NULL;
 CREATE UNIQUE INDEX IF NOT EXISTS snappack_tables_hidden
     ON snappack_tables (import_id, component, name) WHERE import_id IS NOT NULL;
-CREATE TABLE IF NOT EXISTS snappack_documents (
-    table_id BIGINT NOT NULL,
-    internal_id BYTEA NOT NULL,
-    json TEXT NOT NULL,
-    PRIMARY KEY (table_id, internal_id)
-);
 ";
 
 fn db(e: postgres::Error) -> StoreError {
@@ -149,7 +144,6 @@ impl ToSql for Param<'_> {
             Param::Null => Ok(IsNull::Yes),
             Param::Int(v) => v.to_sql(ty, out),
             Param::Text(v) => v.to_sql(ty, out),
-            Param::Blob(v) => v.to_sql(ty, out),
         }
     }
 
@@ -211,9 +205,51 @@ impl Conn for PgConn<'_, '_> {
             .map(|row| (0..row.len()).map(|i| cell(row, i)).collect())
             .collect()
     }
+
+    /// One `COPY ... FROM STDIN` in PostgreSQL's binary format: a header,
+    /// per row a field count and each field's length and bytes, a trailer.
+    fn insert_documents(
+        &mut self,
+        table: &str,
+        rows: &[([u8; 16], &str)],
+    ) -> Result<(), StoreError> {
+        const FLUSH_AT: usize = 1 << 20;
+        let too_long = |len: usize| {
+            i32::try_from(len)
+                .map_err(|_| StoreError::Database(format!("a document of {len} bytes")))
+        };
+        let mut writer = self
+            .tx
+            .copy_in(&format!(
+                "COPY {table} (internal_id, json) FROM STDIN (FORMAT binary)"
+            ))
+            .map_err(db)?;
+        let io = |e: std::io::Error| StoreError::Database(format!("COPY: {e}"));
+        let mut buf = Vec::with_capacity(FLUSH_AT + (64 << 10));
+        buf.extend_from_slice(b"PGCOPY\n\xff\r\n\0");
+        buf.extend_from_slice(&0i32.to_be_bytes()); // flags
+        buf.extend_from_slice(&0i32.to_be_bytes()); // header extension length
+        for (internal, json) in rows {
+            buf.extend_from_slice(&2i16.to_be_bytes());
+            buf.extend_from_slice(&16i32.to_be_bytes());
+            buf.extend_from_slice(internal);
+            buf.extend_from_slice(&too_long(json.len())?.to_be_bytes());
+            buf.extend_from_slice(json.as_bytes());
+            if buf.len() >= FLUSH_AT {
+                writer.write_all(&buf).map_err(io)?;
+                buf.clear();
+            }
+        }
+        buf.extend_from_slice(&(-1i16).to_be_bytes());
+        writer.write_all(&buf).map_err(io)?;
+        writer.finish().map_err(db)?;
+        Ok(())
+    }
 }
 
 impl Backend for Postgres {
+    const BYTES: &'static str = "BYTEA";
+
     fn transaction<T: Send>(
         &self,
         exclusive: bool,

@@ -18,7 +18,6 @@ pub(super) enum Param<'a> {
     Null,
     Int(i64),
     Text(&'a str),
-    Blob(&'a [u8]),
 }
 
 /// A value read from a row.
@@ -85,10 +84,33 @@ pub(super) trait Conn {
     fn exec(&mut self, sql: &str, params: &[Param<'_>]) -> Result<u64, StoreError>;
     /// Runs a query; returns every row.
     fn query(&mut self, sql: &str, params: &[Param<'_>]) -> Result<Vec<Vec<Cell>>, StoreError>;
+    /// Appends documents (internal id, JSON line) to the documents table
+    /// named `table` (see [`documents_table`]), in order.
+    fn insert_documents(
+        &mut self,
+        table: &str,
+        rows: &[([u8; 16], &str)],
+    ) -> Result<(), StoreError>;
+}
+
+/// The SQL table holding the documents of table row `table_id`: one per
+/// table, appended to in arrival order while the table is hidden (no index
+/// to maintain: the re-validation already refused duplicate ids), and given
+/// its unique index on the internal id when it becomes active.
+pub(super) fn documents_table(table_id: i64) -> String {
+    format!("snappack_docs_{table_id}")
+}
+
+/// The unique index on an active table's internal ids.
+fn documents_index(table_id: i64) -> String {
+    format!("snappack_docs_{table_id}_id")
 }
 
 /// A database engine.
 pub(super) trait Backend: Send + Sync {
+    /// The column type of byte strings (`BLOB`, `BYTEA`).
+    const BYTES: &'static str;
+
     /// Runs `f` in one transaction, committed when it returns `Ok`. Exclusive
     /// transactions are serialized with each other (finishing and cancelling).
     fn transaction<T: Send>(
@@ -97,9 +119,6 @@ pub(super) trait Backend: Send + Sync {
         f: impl FnOnce(&mut dyn Conn) -> Result<T, StoreError> + Send,
     ) -> Result<T, StoreError>;
 }
-
-/// Documents per multi-row INSERT.
-const INSERT_CHUNK: usize = 256;
 
 /// [`super::Store`] over a [`Backend`].
 pub(super) struct SqlStore<B> {
@@ -152,8 +171,8 @@ fn open_import(c: &mut dyn Conn, id: &str) -> Result<ImportRecord, StoreError> {
 
 fn drop_table(c: &mut dyn Conn, table_id: i64) -> Result<(), StoreError> {
     c.exec(
-        "DELETE FROM snappack_documents WHERE table_id = $1",
-        &[Param::Int(table_id)],
+        &format!("DROP TABLE IF EXISTS {}", documents_table(table_id)),
+        &[],
     )?;
     c.exec(
         "DELETE FROM snappack_tables WHERE id = $1",
@@ -227,32 +246,6 @@ fn active_tables(c: &mut dyn Conn) -> Result<Vec<ActiveTable>, StoreError> {
         .collect()
 }
 
-fn insert_documents(c: &mut dyn Conn, rows: &[(i64, &[u8; 16], &str)]) -> Result<(), StoreError> {
-    let mut statements: HashMap<usize, String> = HashMap::new();
-    for chunk in rows.chunks(INSERT_CHUNK) {
-        let sql = statements.entry(chunk.len()).or_insert_with(|| {
-            let mut sql = String::from(
-                "INSERT INTO snappack_documents (table_id, internal_id, json) VALUES ",
-            );
-            for i in 0..chunk.len() {
-                if i > 0 {
-                    sql.push(',');
-                }
-                sql.push_str(&format!("(${},${},${})", 3 * i + 1, 3 * i + 2, 3 * i + 3));
-            }
-            sql
-        });
-        let mut params = Vec::with_capacity(chunk.len() * 3);
-        for (table_id, internal, json) in chunk {
-            params.push(Param::Int(*table_id));
-            params.push(Param::Blob(&internal[..]));
-            params.push(Param::Text(json));
-        }
-        c.exec(sql, &params)?;
-    }
-    Ok(())
-}
-
 impl<B: Backend> SqlStore<B> {
     /// Wraps a backend whose schema is in place.
     pub(super) fn new(backend: B) -> Self {
@@ -318,87 +311,110 @@ impl<B: Backend> SqlStore<B> {
         self.backend.transaction(false, |c| load_import(c, id))
     }
 
-    pub(super) fn write_frame(
+    pub(super) fn write_frames(
         &self,
         import: &str,
-        frame: &FrameWrite<'_>,
+        frames: &[FrameWrite<'_>],
     ) -> Result<(), StoreError> {
         self.backend.transaction(false, |c| {
             let record = open_import(c, import)?;
-            if record.applied_seq.is_some_and(|applied| frame.seq <= applied) {
-                return Ok(());
-            }
-            for table in &frame.tables {
-                let observed = c.query(
-                    "SELECT id, generation FROM snappack_tables \
-                     WHERE import_id IS NULL AND component = $1 AND name = $2",
-                    &[Param::Text(&table.component), Param::Text(&table.name)],
-                )?;
-                let (observed_id, observed_generation) = match observed.first() {
-                    Some(row) => (Param::Int(row[0].int()?), Param::Int(row[1].int()?)),
-                    None => (Param::Null, Param::Null),
-                };
-                c.exec(
-                    "INSERT INTO snappack_tables (component, name, number, import_id, observed_id, observed_generation) \
-                     VALUES ($1, $2, $3, $4, $5, $6)",
-                    &[
-                        Param::Text(&table.component),
-                        Param::Text(&table.name),
-                        table.number.map_or(Param::Null, |n| Param::Int(n.into())),
-                        Param::Text(import),
-                        observed_id,
-                        observed_generation,
-                    ],
-                )?;
-            }
-            // Hidden table ids of the tables this frame writes, and their new documents.
+            let mut applied = record.applied_seq;
+            // Hidden table ids by (component, name), and documents added to each.
             let mut table_ids: HashMap<(&str, &str), (i64, i64)> = HashMap::new();
-            let mut rows = Vec::with_capacity(frame.documents.len());
-            for doc in &frame.documents {
-                let key = (doc.component, doc.table);
-                let entry = match table_ids.get_mut(&key) {
-                    Some(entry) => entry,
-                    None => {
-                        let found = c.query(
-                            "SELECT id FROM snappack_tables WHERE import_id = $1 AND component = $2 AND name = $3",
-                            &[Param::Text(import), Param::Text(doc.component), Param::Text(doc.table)],
-                        )?;
-                        let id = found.first().ok_or_else(|| StoreError::UndeclaredTable {
-                            import: import.to_owned(),
-                            component: doc.component.to_owned(),
-                            table: doc.table.to_owned(),
-                        })?[0]
-                            .int()?;
-                        table_ids.entry(key).or_insert((id, 0))
+            let mut rows: Vec<([u8; 16], &str)> = Vec::new();
+            for frame in frames {
+                if applied.is_some_and(|applied| frame.seq <= applied) {
+                    continue;
+                }
+                applied = Some(frame.seq);
+                for table in &frame.tables {
+                    let observed = c.query(
+                        "SELECT id, generation FROM snappack_tables \
+                         WHERE import_id IS NULL AND component = $1 AND name = $2",
+                        &[Param::Text(&table.component), Param::Text(&table.name)],
+                    )?;
+                    let (observed_id, observed_generation) = match observed.first() {
+                        Some(row) => (Param::Int(row[0].int()?), Param::Int(row[1].int()?)),
+                        None => (Param::Null, Param::Null),
+                    };
+                    let created = c.query(
+                        "INSERT INTO snappack_tables (component, name, number, import_id, observed_id, observed_generation) \
+                         VALUES ($1, $2, $3, $4, $5, $6) RETURNING id",
+                        &[
+                            Param::Text(&table.component),
+                            Param::Text(&table.name),
+                            table.number.map_or(Param::Null, |n| Param::Int(n.into())),
+                            Param::Text(import),
+                            observed_id,
+                            observed_generation,
+                        ],
+                    )?;
+                    let table_id = created
+                        .first()
+                        .ok_or_else(|| StoreError::Database("INSERT returned no id".into()))?[0]
+                        .int()?;
+                    c.exec(
+                        &format!(
+                            "CREATE TABLE {} (internal_id {} NOT NULL, json TEXT NOT NULL)",
+                            documents_table(table_id),
+                            B::BYTES
+                        ),
+                        &[],
+                    )?;
+                }
+                // Documents in runs of one table (a frame holds one or a few).
+                let mut documents = frame.documents.iter().peekable();
+                while let Some(first) = documents.peek() {
+                    let key = (first.component, first.table);
+                    rows.clear();
+                    while let Some(doc) = documents.next_if(|d| (d.component, d.table) == key) {
+                        rows.push((doc.internal, doc.json));
                     }
-                };
-                entry.1 += 1;
-                rows.push((entry.0, &doc.internal, doc.json));
+                    let entry = match table_ids.get_mut(&key) {
+                        Some(entry) => entry,
+                        None => {
+                            let found = c.query(
+                                "SELECT id FROM snappack_tables WHERE import_id = $1 AND component = $2 AND name = $3",
+                                &[Param::Text(import), Param::Text(key.0), Param::Text(key.1)],
+                            )?;
+                            let id = found.first().ok_or_else(|| StoreError::UndeclaredTable {
+                                import: import.to_owned(),
+                                component: key.0.to_owned(),
+                                table: key.1.to_owned(),
+                            })?[0]
+                                .int()?;
+                            table_ids.entry(key).or_insert((id, 0))
+                        }
+                    };
+                    entry.1 += rows.len() as i64;
+                    c.insert_documents(&documents_table(entry.0), &rows)?;
+                }
+                for pin in &frame.pins {
+                    c.exec(
+                        "UPDATE snappack_tables SET pin_number = $4, pin_id = $5 \
+                         WHERE import_id = $1 AND component = $2 AND name = $3 AND pin_number IS NULL",
+                        &[
+                            Param::Text(import),
+                            Param::Text(&pin.component),
+                            Param::Text(&pin.table),
+                            Param::Int(pin.number.into()),
+                            Param::Text(&pin.id),
+                        ],
+                    )?;
+                }
             }
-            insert_documents(c, &rows)?;
             for (table_id, added) in table_ids.values() {
                 c.exec(
                     "UPDATE snappack_tables SET documents = documents + $2 WHERE id = $1",
                     &[Param::Int(*table_id), Param::Int(*added)],
                 )?;
             }
-            for pin in &frame.pins {
+            if applied != record.applied_seq {
                 c.exec(
-                    "UPDATE snappack_tables SET pin_number = $4, pin_id = $5 \
-                     WHERE import_id = $1 AND component = $2 AND name = $3 AND pin_number IS NULL",
-                    &[
-                        Param::Text(import),
-                        Param::Text(&pin.component),
-                        Param::Text(&pin.table),
-                        Param::Int(pin.number.into()),
-                        Param::Text(&pin.id),
-                    ],
+                    "UPDATE snappack_imports SET applied_seq = $2 WHERE id = $1",
+                    &[Param::Text(import), Param::Int(applied.unwrap_or(0) as i64)],
                 )?;
             }
-            c.exec(
-                "UPDATE snappack_imports SET applied_seq = $2 WHERE id = $1",
-                &[Param::Text(import), Param::Int(frame.seq as i64)],
-            )?;
             Ok(())
         })
     }
@@ -413,9 +429,12 @@ impl<B: Backend> SqlStore<B> {
 
             for &(hidden_id, existing_id, number) in &plan.append {
                 let clash = c.query(
-                    "SELECT h.internal_id FROM snappack_documents h JOIN snappack_documents e \
-                     ON e.table_id = $2 AND e.internal_id = h.internal_id WHERE h.table_id = $1 LIMIT 1",
-                    &[Param::Int(hidden_id), Param::Int(existing_id)],
+                    &format!(
+                        "SELECT h.internal_id FROM {} h JOIN {} e ON e.internal_id = h.internal_id LIMIT 1",
+                        documents_table(hidden_id),
+                        documents_table(existing_id)
+                    ),
+                    &[],
                 )?;
                 if let Some(row) = clash.into_iter().next() {
                     let internal = row.into_iter().next().unwrap_or(Cell::Null).internal_id()?;
@@ -452,21 +471,30 @@ impl<B: Backend> SqlStore<B> {
                     plan.append.iter().find(|(h, _, _)| *h == table.table_id)
                 {
                     c.exec(
-                        "UPDATE snappack_documents SET table_id = $2 WHERE table_id = $1",
-                        &[Param::Int(table.table_id), Param::Int(existing_id)],
+                        &format!(
+                            "INSERT INTO {} (internal_id, json) SELECT internal_id, json FROM {}",
+                            documents_table(existing_id),
+                            documents_table(table.table_id)
+                        ),
+                        &[],
                     )?;
                     c.exec(
                         "UPDATE snappack_tables SET documents = documents + $2, generation = generation + 1 WHERE id = $1",
                         &[Param::Int(existing_id), Param::Int(*documents as i64)],
                     )?;
-                    c.exec(
-                        "DELETE FROM snappack_tables WHERE id = $1",
-                        &[Param::Int(table.table_id)],
-                    )?;
+                    drop_table(c, table.table_id)?;
                     activated.push(summary(number, true));
                 } else if let Some(&(_, number)) =
                     plan.activate.iter().find(|(h, _)| *h == table.table_id)
                 {
+                    c.exec(
+                        &format!(
+                            "CREATE UNIQUE INDEX {} ON {} (internal_id)",
+                            documents_index(table.table_id),
+                            documents_table(table.table_id)
+                        ),
+                        &[],
+                    )?;
                     c.exec(
                         "UPDATE snappack_tables SET import_id = NULL, number = $2, generation = 0, \
                          observed_id = NULL, observed_generation = NULL, pin_number = NULL, pin_id = NULL \
@@ -542,8 +570,11 @@ impl<B: Backend> SqlStore<B> {
             };
             let (table_id, table_number) = (row[0].int()?, number(&row[1])?);
             let rows = c.query(
-                "SELECT internal_id, json FROM snappack_documents WHERE table_id = $1 ORDER BY internal_id",
-                &[Param::Int(table_id)],
+                &format!(
+                    "SELECT internal_id, json FROM {} ORDER BY internal_id",
+                    documents_table(table_id)
+                ),
+                &[],
             )?;
             rows.into_iter()
                 .map(|row| {
@@ -582,12 +613,12 @@ macro_rules! delegate_store {
             fn import(&self, id: &str) -> Result<$crate::server::store::ImportRecord, StoreError> {
                 self.0.import(id)
             }
-            fn write_frame(
+            fn write_frames(
                 &self,
                 import: &str,
-                frame: &$crate::server::store::FrameWrite<'_>,
+                frames: &[$crate::server::store::FrameWrite<'_>],
             ) -> Result<(), StoreError> {
-                self.0.write_frame(import, frame)
+                self.0.write_frames(import, frames)
             }
             fn finish_import(
                 &self,
