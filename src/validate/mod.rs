@@ -22,7 +22,7 @@ use crate::convex::value::ValueRules;
 use crate::convex::DocumentId;
 use crate::report::{Code, Finding, NumberSource, Report, StorageSummary, TableSummary};
 
-pub use table::{Precheck, RowFinding, TableChecker};
+pub use table::{Precheck, Prechecked, RowFinding, TableChecker};
 
 /// Convex's import modes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]

@@ -19,10 +19,9 @@ use std::io::{self, Read};
 use std::rc::Rc;
 
 use super::storage::StorageMetadata;
-use super::table::{Precheck, RowFinding, TableChecker};
+use super::table::{Precheck, Prechecked, RowFinding, TableChecker};
 use super::{Context, PlannedTable, Sink};
 use crate::archive::{ChunkError, ChunkReader};
-use crate::convex::value::{CheckedDocument, IdField};
 use crate::report::{Code, Finding};
 
 /// Bytes of lines in a chunk: small enough to stay in cache from one step to
@@ -44,11 +43,11 @@ struct Chunk {
     bytes: Vec<u8>,
     len: usize,
     prechecked: bool,
-    /// Step 1: where each line ends and, if the fast scan accepted it, the document.
-    lines: Vec<(usize, Option<CheckedDocument>)>,
+    /// Step 1: where each line ends and what the fast scan found.
+    lines: Vec<(usize, Prechecked)>,
     /// Step 2: where each line ends and its outcome (whether it carries a
     /// valid `_id`, or why it is rejected), up to the line that stops the entry.
-    outcomes: Vec<(usize, Result<bool, RowFinding>)>,
+    outcomes: Vec<(usize, Result<bool, Box<RowFinding>>)>,
 }
 
 impl Chunk {
@@ -59,8 +58,11 @@ impl Chunk {
         let data = &self.bytes[..self.len];
         let mut start = 0;
         for end in line_ends(data) {
-            self.lines
-                .push((end, precheck.and_then(|p| p.line(&data[start..end]))));
+            let prechecked = match precheck {
+                Some(precheck) => precheck.line(&data[start..end]),
+                None => Prechecked::Unsure,
+            };
+            self.lines.push((end, prechecked));
             start = end + 1;
         }
         self.prechecked = true;
@@ -127,11 +129,9 @@ impl<'a> Checking<'a> {
                         first_line: None,
                     }),
                 },
-                None => self
-                    .checker
-                    .check_prechecked(line, prechecked, row, row)
-                    .map(|doc| matches!(doc.id, IdField::Valid(_))),
-            };
+                None => self.checker.check_prechecked(line, prechecked, row, row),
+            }
+            .map_err(Box::new);
             let stop = matches!(&outcome, Err(f) if f.code == Code::NotUtf8);
             chunk.outcomes.push((end, outcome));
             if stop {

@@ -43,12 +43,28 @@ pub struct Precheck {
     rules: ValueRules,
 }
 
+/// What [`Precheck::line`] found, compactly (a chunk holds one per line).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Prechecked {
+    /// A plainly valid document, with its `_id` if it has one.
+    Plain(Option<DocumentId>),
+    /// Anything else: the full checker decides.
+    Unsure,
+}
+
 impl Precheck {
-    /// The document if the line is plainly valid; `None` leaves the line to
-    /// [`TableChecker::check_prechecked`]'s full checker.
+    /// Whether the line is plainly valid (and its id), or left to the full checker.
     #[inline]
-    pub fn line(&self, bytes: &[u8]) -> Option<CheckedDocument> {
-        check_fast(bytes, self.rules, self.number)
+    pub fn line(&self, bytes: &[u8]) -> Prechecked {
+        match check_fast(bytes, self.rules, self.number) {
+            Some(CheckedDocument {
+                id: IdField::Valid(id),
+                ..
+            }) => Prechecked::Plain(Some(id)),
+            // The fast scan leaves every other kind of `_id` to the full checker.
+            Some(_) => Prechecked::Plain(None),
+            None => Prechecked::Unsure,
+        }
     }
 }
 
@@ -101,34 +117,9 @@ impl TableChecker {
         row: u64,
         line: u64,
     ) -> Result<CheckedDocument, RowFinding> {
-        let prechecked = self.precheck().line(bytes);
-        self.check_prechecked(bytes, prechecked, row, line)
-    }
-
-    /// [`check`](Self::check) for a line whose [`Precheck`] gave `prechecked`.
-    pub fn check_prechecked(
-        &mut self,
-        bytes: &[u8],
-        prechecked: Option<CheckedDocument>,
-        row: u64,
-        line: u64,
-    ) -> Result<CheckedDocument, RowFinding> {
-        let doc = match prechecked {
+        let doc = match check_fast(bytes, self.rules, self.number) {
             Some(doc) => doc,
-            None => {
-                let text = std::str::from_utf8(bytes).map_err(|e| RowFinding {
-                    code: Code::NotUtf8,
-                    message: format!(
-                        "Import wasn't valid UTF8: line {line} is not valid UTF-8 ({e})"
-                    ),
-                    first_line: None,
-                })?;
-                check_document(text, self.rules, row, self.number).map_err(|e| RowFinding {
-                    code: e.code,
-                    message: e.message,
-                    first_line: None,
-                })?
-            }
+            None => self.check_whole(bytes, row, line)?,
         };
         match &doc.id {
             IdField::Invalid(text, reason) => Err(RowFinding {
@@ -136,21 +127,69 @@ impl TableChecker {
                 message: format!("invalid _id '{text}': {reason}"),
                 first_line: None,
             }),
-            IdField::Valid(id) => {
-                if let Some(number) = self.number {
-                    if id.table != number {
-                        return Err(RowFinding {
-                            code: Code::ImportConflict,
-                            message: import_conflict_message(&id.to_string(), &self.name),
-                            first_line: None,
-                        });
-                    }
-                }
-                self.remember(*id, line)?;
-                Ok(doc)
-            }
+            IdField::Valid(id) => self.accept_id(*id, line).map(|()| doc),
             IdField::Absent | IdField::NotString(_) => Ok(doc),
         }
+    }
+
+    /// [`check`](Self::check) for a line whose [`Precheck`] gave
+    /// `prechecked`: whether the document has a valid `_id`.
+    pub fn check_prechecked(
+        &mut self,
+        bytes: &[u8],
+        prechecked: Prechecked,
+        row: u64,
+        line: u64,
+    ) -> Result<bool, RowFinding> {
+        match prechecked {
+            Prechecked::Plain(Some(id)) => self.accept_id(id, line).map(|()| true),
+            Prechecked::Plain(None) => Ok(false),
+            Prechecked::Unsure => {
+                let doc = self.check_whole(bytes, row, line)?;
+                match doc.id {
+                    IdField::Invalid(text, reason) => Err(RowFinding {
+                        code: Code::InvalidId,
+                        message: format!("invalid _id '{text}': {reason}"),
+                        first_line: None,
+                    }),
+                    IdField::Valid(id) => self.accept_id(id, line).map(|()| true),
+                    IdField::Absent | IdField::NotString(_) => Ok(false),
+                }
+            }
+        }
+    }
+
+    /// The full checker, with Convex's messages.
+    fn check_whole(
+        &self,
+        bytes: &[u8],
+        row: u64,
+        line: u64,
+    ) -> Result<CheckedDocument, RowFinding> {
+        let text = std::str::from_utf8(bytes).map_err(|e| RowFinding {
+            code: Code::NotUtf8,
+            message: format!("Import wasn't valid UTF8: line {line} is not valid UTF-8 ({e})"),
+            first_line: None,
+        })?;
+        check_document(text, self.rules, row, self.number).map_err(|e| RowFinding {
+            code: e.code,
+            message: e.message,
+            first_line: None,
+        })
+    }
+
+    /// A valid `_id`: it must carry the table's number and not repeat.
+    fn accept_id(&mut self, id: DocumentId, line: u64) -> Result<(), RowFinding> {
+        if let Some(number) = self.number {
+            if id.table != number {
+                return Err(RowFinding {
+                    code: Code::ImportConflict,
+                    message: import_conflict_message(&id.to_string(), &self.name),
+                    first_line: None,
+                });
+            }
+        }
+        self.remember(id, line)
     }
 
     /// Records an id; a second sighting is `DuplicateId` naming the first line.
@@ -253,5 +292,33 @@ mod tests {
             Some(far)
         );
         assert_eq!(checker.distinct_ids(), 2);
+    }
+
+    #[test]
+    fn prechecked_lines_are_judged_as_whole_checks_judge_them() {
+        let own = DocumentId::new(10001, [1; 16]);
+        let other = DocumentId::new(10002, [2; 16]);
+        let lines = [
+            line(&own),
+            line(&own),
+            line(&other),
+            r#"{"_id":"abc"}"#.to_owned(),
+            r#"{"_id":5}"#.to_owned(),
+            r#"{"x":1}"#.to_owned(),
+            r#"{"x":1e5}"#.to_owned(),
+            r#"{"$x":1}"#.to_owned(),
+            "not json".to_owned(),
+        ];
+        let mut whole = TableChecker::new("users", Some(10001), ValueRules::Uniform);
+        let mut split = TableChecker::new("users", Some(10001), ValueRules::Uniform);
+        for (n, text) in lines.iter().enumerate() {
+            let n = n as u64 + 1;
+            let expected = whole
+                .check(text.as_bytes(), n, n)
+                .map(|doc| matches!(doc.id, IdField::Valid(_)));
+            let prechecked = split.precheck().line(text.as_bytes());
+            let got = split.check_prechecked(text.as_bytes(), prechecked, n, n);
+            assert_eq!(got, expected, "{text}");
+        }
     }
 }
