@@ -31,7 +31,7 @@ pub const MAX_ID_LEN: usize = 37;
 /// A decoded document id: the table number and the 16-byte internal id.
 ///
 /// This is the compact form kept in duplicate sets (20 bytes).
-#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub struct DocumentId {
     /// The table number encoded in the id (never 0).
     pub table: u32,
@@ -60,6 +60,15 @@ pub enum IdDecodeError {
     /// The footer does not match the Fletcher-16 checksum (found, expected).
     #[error("Unable to decode ID: Invalid ID version {0} (expected {1})")]
     InvalidIdVersion(u16, u16),
+}
+
+/// Hashed as two integers rather than field by field (the derived hash also
+/// writes the internal id's length): ids are hashed once a document.
+impl std::hash::Hash for DocumentId {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        state.write_u128(u128::from_le_bytes(self.internal));
+        state.write_u32(self.table);
+    }
 }
 
 impl DocumentId {

@@ -172,7 +172,8 @@ impl InputArgs {
             .file_name()
             .map(|n| n.to_string_lossy().into_owned())
             .unwrap_or_default();
-        Ok((BufReader::with_capacity(1 << 20, file), name))
+        // Smaller than the raw chunks inflating reads, which then bypass the buffer.
+        Ok((BufReader::with_capacity(64 << 10, file), name))
     }
 }
 
