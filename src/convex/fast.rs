@@ -275,17 +275,7 @@ impl<'a> Scan<'a> {
         let mut len = 0u64;
         loop {
             let start = self.i;
-            let mut end = start + string_stop(&self.b[start..])?;
-            if self.b[end] >= 0x80 {
-                // Non-ASCII: the run up to the next quote, backslash or
-                // control character must be UTF-8 (those are ASCII, so they
-                // never split a character).
-                let run = end + ascii_string_stop(&self.b[end..])?;
-                if !is_utf8(&self.b[end..run]) {
-                    return None;
-                }
-                end = run;
-            }
+            let end = start + string_stop(&self.b[start..])?;
             len += (end - start) as u64;
             match self.b[end] {
                 b'"' => {
@@ -293,6 +283,13 @@ impl<'a> Scan<'a> {
                     return Some(len);
                 }
                 b'\\' => {}
+                // Non-ASCII: one UTF-8 character, then on.
+                0x80.. => {
+                    let width = utf8_char_width(&self.b[end..])?;
+                    len += width as u64;
+                    self.i = end + width;
+                    continue;
+                }
                 // A control character.
                 _ => return None,
             }
@@ -366,36 +363,24 @@ fn creation_time_in_range(text: &[u8]) -> bool {
         .is_some_and(|t| t > 0.0 && t < MAX_CREATION_TIME)
 }
 
-/// Whether `run` is UTF-8 as `str::from_utf8` decides (shortest forms of
-/// Unicode scalar values, Table 3-7 of the Unicode standard), for the short
-/// runs inside strings, where a call to the general validator costs more
-/// than the check.
-fn is_utf8(run: &[u8]) -> bool {
-    let mut i = 0;
-    while let Some(&lead) = run.get(i) {
-        if lead < 0x80 {
-            i += 1;
-            continue;
-        }
-        let (width, second) = match lead {
-            0xC2..=0xDF => (2, 0x80..=0xBF),
-            0xE0 => (3, 0xA0..=0xBF),
-            0xE1..=0xEC | 0xEE..=0xEF => (3, 0x80..=0xBF),
-            0xED => (3, 0x80..=0x9F),
-            0xF0 => (4, 0x90..=0xBF),
-            0xF1..=0xF3 => (4, 0x80..=0xBF),
-            0xF4 => (4, 0x80..=0x8F),
-            _ => return false,
-        };
-        let Some(sequence) = run.get(i..i + width) else {
-            return false;
-        };
-        if !second.contains(&sequence[1]) || sequence[2..].iter().any(|&c| c & 0xC0 != 0x80) {
-            return false;
-        }
-        i += width;
-    }
-    true
+/// The width of the UTF-8 character `bytes` starts with (its first byte is
+/// not ASCII), or `None` if it is not one as `str::from_utf8` decides:
+/// shortest forms of Unicode scalar values, Table 3-7 of the Unicode standard.
+#[inline]
+fn utf8_char_width(bytes: &[u8]) -> Option<usize> {
+    let (width, second) = match *bytes.first()? {
+        0xC2..=0xDF => (2, 0x80..=0xBF),
+        0xE0 => (3, 0xA0..=0xBF),
+        0xE1..=0xEC | 0xEE..=0xEF => (3, 0x80..=0xBF),
+        0xED => (3, 0x80..=0x9F),
+        0xF0 => (4, 0x90..=0xBF),
+        0xF1..=0xF3 => (4, 0x80..=0xBF),
+        0xF4 => (4, 0x80..=0x8F),
+        _ => return None,
+    };
+    let sequence = bytes.get(..width)?;
+    (second.contains(&sequence[1]) && sequence[2..].iter().all(|&c| c & 0xC0 == 0x80))
+        .then_some(width)
 }
 
 /// Where the first byte that ends a run of plain string content is: `"`,
@@ -403,20 +388,8 @@ fn is_utf8(run: &[u8]) -> bool {
 /// eight bytes at a time.
 #[inline]
 fn string_stop(bytes: &[u8]) -> Option<usize> {
-    find_stop(bytes, true)
-}
-
-/// [`string_stop`] that goes past non-ASCII bytes.
-#[inline]
-fn ascii_string_stop(bytes: &[u8]) -> Option<usize> {
-    find_stop(bytes, false)
-}
-
-#[inline(always)]
-fn find_stop(bytes: &[u8], non_ascii: bool) -> Option<usize> {
     const ONES: u64 = 0x0101_0101_0101_0101;
     const HIGH: u64 = 0x8080_8080_8080_8080;
-    let high = if non_ascii { HIGH } else { 0 };
     let mut words = bytes.chunks_exact(8);
     let mut at = 0;
     for word in &mut words {
@@ -429,7 +402,7 @@ fn find_stop(bytes: &[u8], non_ascii: bool) -> Option<usize> {
         let found = ((quote.wrapping_sub(ONES) & !quote)
             | (backslash.wrapping_sub(ONES) & !backslash)
             | (v.wrapping_sub(ONES * 0x20) & !v)
-            | (v & high))
+            | v)
             & HIGH;
         if found != 0 {
             return Some(at + (found.trailing_zeros() / 8) as usize);
@@ -439,13 +412,29 @@ fn find_stop(bytes: &[u8], non_ascii: bool) -> Option<usize> {
     let rest = words.remainder();
     let p = rest
         .iter()
-        .position(|&c| c == b'"' || c == b'\\' || c < 0x20 || (non_ascii && c >= 0x80))?;
+        .position(|&c| c == b'"' || c == b'\\' || !(0x20..0x80).contains(&c))?;
     Some(at + p)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Whether `run` is UTF-8, character by character as the scan reads it.
+    fn is_utf8(run: &[u8]) -> bool {
+        let mut i = 0;
+        while let Some(&c) = run.get(i) {
+            match if c < 0x80 {
+                Some(1)
+            } else {
+                utf8_char_width(&run[i..])
+            } {
+                Some(width) => i += width,
+                None => return false,
+            }
+        }
+        true
+    }
     use crate::convex::value::check_document;
     use proptest::prelude::*;
 
