@@ -254,9 +254,11 @@ fn scan_two_threads(
                 }
             }
             if held.len() >= MAX_HELD {
-                let chunk = held.pop_front().expect("held is not empty");
-                if to_helper.send(chunk).is_err() {
-                    break;
+                // Wait for the helper to take the oldest.
+                if let Some(chunk) = held.pop_front() {
+                    if to_helper.send(chunk).is_err() {
+                        break;
+                    }
                 }
                 continue;
             }
@@ -271,16 +273,15 @@ fn scan_two_threads(
             }
             chunk.prechecked = false;
             in_flight += 1;
-            let chunk = if held.is_empty() {
+            if held.is_empty() {
                 match to_helper.try_send(chunk) {
                     Ok(()) => continue,
-                    Err(TrySendError::Full(chunk) | TrySendError::Disconnected(chunk)) => chunk,
+                    Err(TrySendError::Full(back) | TrySendError::Disconnected(back)) => {
+                        chunk = back
+                    }
                 }
-            } else {
-                chunk
-            };
+            }
             // The helper is behind: take step 1 here.
-            let mut chunk = chunk;
             chunk.precheck(precheck);
             held.push_back(chunk);
         }
