@@ -582,3 +582,44 @@ fn two_imports_finishing_on_one_table_second_fails_cleanly() {
         }
     }
 }
+
+#[test]
+fn a_database_in_the_earlier_layout_is_refused_not_emptied() {
+    for (backend, database) in common::databases() {
+        let old = "CREATE TABLE snappack_documents (table_id INTEGER, json TEXT);
+                   INSERT INTO snappack_documents VALUES (1, '{}');";
+        if backend == "sqlite" {
+            rusqlite::Connection::open(&database)
+                .unwrap()
+                .execute_batch(old)
+                .unwrap();
+        } else {
+            postgres::Client::connect(&database, postgres::NoTls)
+                .unwrap()
+                .batch_execute(old)
+                .unwrap();
+        }
+        match server::store::open(&database) {
+            Err(StoreError::Database(message)) => assert!(
+                message.contains("snappack_documents") && message.contains("earlier snappack"),
+                "{backend}: {message}"
+            ),
+            Err(e) => panic!("{backend}: {e}"),
+            Ok(_) => panic!("{backend}: opened a database in the earlier layout"),
+        }
+        // What was there is still there.
+        let count: i64 = if backend == "sqlite" {
+            rusqlite::Connection::open(&database)
+                .unwrap()
+                .query_row("SELECT COUNT(*) FROM snappack_documents", [], |r| r.get(0))
+                .unwrap()
+        } else {
+            postgres::Client::connect(&database, postgres::NoTls)
+                .unwrap()
+                .query_one("SELECT COUNT(*) FROM snappack_documents", &[])
+                .unwrap()
+                .get(0)
+        };
+        assert_eq!(count, 1, "{backend}");
+    }
+}

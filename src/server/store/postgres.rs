@@ -15,7 +15,9 @@ use bytes::BytesMut;
 use postgres::types::{to_sql_checked, IsNull, ToSql, Type};
 use postgres::{Client, NoTls, Statement};
 
-use super::sql::{delegate_store, Backend, Cell, Conn, Param, SqlStore};
+use super::sql::{
+    delegate_store, old_layout_error, Backend, Cell, Conn, Param, SqlStore, OLD_DOCUMENTS_TABLE,
+};
 use super::StoreError;
 
 /// Advisory lock key held by exclusive transactions ("snappack" in ASCII, cut to 8 bytes).
@@ -78,6 +80,16 @@ impl PostgresStore {
         let mut tx = pooled.client.transaction().map_err(db)?;
         tx.execute("SELECT pg_advisory_xact_lock($1)", &[&LOCK_KEY])
             .map_err(db)?;
+        let old: bool = tx
+            .query_one(
+                "SELECT to_regclass($1) IS NOT NULL",
+                &[&OLD_DOCUMENTS_TABLE],
+            )
+            .map_err(db)?
+            .get(0);
+        if old {
+            return Err(old_layout_error());
+        }
         tx.batch_execute(SCHEMA).map_err(db)?;
         tx.commit().map_err(db)?;
         backend.give_back(pooled);

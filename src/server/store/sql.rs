@@ -107,6 +107,20 @@ fn documents_index(table_id: i64) -> String {
 }
 
 /// A database engine.
+/// The table where an earlier layout kept every document; this one keeps
+/// each table's documents in a table of its own and cannot read it.
+pub(super) const OLD_DOCUMENTS_TABLE: &str = "snappack_documents";
+
+/// Why a database written in the earlier layout is not opened (rather than
+/// shown without its documents).
+pub(super) fn old_layout_error() -> StoreError {
+    StoreError::Database(format!(
+        "this database keeps its documents in {OLD_DOCUMENTS_TABLE}, the layout of an earlier \
+         snappack that this version cannot read; keep it with that version, and import the \
+         snapshots again into a new database (--database)"
+    ))
+}
+
 pub(super) trait Backend: Send + Sync {
     /// The column type of byte strings (`BLOB`, `BYTEA`).
     const BYTES: &'static str;

@@ -17,7 +17,9 @@ use std::sync::Mutex;
 use rusqlite::types::{ToSqlOutput, ValueRef};
 use rusqlite::{Connection, TransactionBehavior};
 
-use super::sql::{delegate_store, Backend, Cell, Conn, Param, SqlStore};
+use super::sql::{
+    delegate_store, old_layout_error, Backend, Cell, Conn, Param, SqlStore, OLD_DOCUMENTS_TABLE,
+};
 use super::StoreError;
 
 const SCHEMA: &str = "
@@ -83,6 +85,16 @@ impl SqliteStore {
             .map_err(db)?;
         // A statement per table (each table has its own documents table).
         conn.set_prepared_statement_cache_capacity(256);
+        let old: bool = conn
+            .query_row(
+                "SELECT EXISTS (SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?1)",
+                [OLD_DOCUMENTS_TABLE],
+                |row| row.get(0),
+            )
+            .map_err(db)?;
+        if old {
+            return Err(old_layout_error());
+        }
         conn.execute_batch(SCHEMA).map_err(db)?;
         Ok(SqliteStore(SqlStore::new(Sqlite(Mutex::new(conn)))))
     }
