@@ -9,10 +9,10 @@
 //!
 //! Natively, with two threads or more, a second thread takes steps 1 and 2
 //! while this one inflates the next chunk and reports; when the second thread
-//! is behind, this one prechecks the chunk itself before handing it over, so
-//! the two cores share the work whichever step is slower. Steps 2 and 3 see
-//! the chunks in order on one thread each, so reports are the same with any
-//! number of threads.
+//! is behind, this one prechecks chunks itself and holds them until the second
+//! has room, so the two cores share the work whichever step is slower. Steps
+//! 2 and 3 see the chunks in order on one thread each, so reports are the
+//! same with any number of threads.
 
 use std::cell::Cell;
 use std::io::{self, Read};
