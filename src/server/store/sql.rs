@@ -106,7 +106,6 @@ fn documents_index(table_id: i64) -> String {
     format!("snappack_docs_{table_id}_id")
 }
 
-/// A database engine.
 /// The table where an earlier layout kept every document; this one keeps
 /// each table's documents in a table of its own and cannot read it.
 pub(super) const OLD_DOCUMENTS_TABLE: &str = "snappack_documents";
@@ -121,6 +120,7 @@ pub(super) fn old_layout_error() -> StoreError {
     ))
 }
 
+/// A database engine.
 pub(super) trait Backend: Send + Sync {
     /// The column type of byte strings (`BLOB`, `BYTEA`).
     const BYTES: &'static str;
