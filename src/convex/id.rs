@@ -71,6 +71,19 @@ impl std::hash::Hash for DocumentId {
     }
 }
 
+/// The bytes an id text decodes to (at most 23).
+struct DecodedBytes {
+    buf: [u8; 24],
+    len: usize,
+}
+
+impl std::ops::Deref for DecodedBytes {
+    type Target = [u8];
+    fn deref(&self) -> &[u8] {
+        &self.buf[..self.len]
+    }
+}
+
 impl DocumentId {
     /// Builds an id from its parts.
     pub const fn new(table: u32, internal: [u8; INTERNAL_ID_LEN]) -> Self {
@@ -84,6 +97,25 @@ impl DocumentId {
 
     /// Decodes an id given as ASCII bytes (see [`DocumentId::decode`]).
     pub fn decode_bytes(text: &[u8]) -> Result<Self, IdDecodeError> {
+        let (id, bytes, vint_len) = Self::decode_lenient(text)?;
+        // Canonical form only, the text re-encoding would write: no spare
+        // character, the unused low bits of the last one zero, and the
+        // shortest VInt for the number, with no bits beyond 32.
+        let len = text.len();
+        let spare_bits = len * 5 - bytes.len() * 8;
+        let last = DECODE[text[len - 1] as usize];
+        let vint_canonical =
+            vint_len == 1 || (bytes[vint_len - 1] != 0 && (vint_len < 5 || bytes[4] < 0x10));
+        if spare_bits >= 5 || last & ((1 << spare_bits) - 1) != 0 || !vint_canonical {
+            return Err(IdDecodeError::InvalidLength(len));
+        }
+        Ok(id)
+    }
+
+    /// Decodes an id text without the canonical-form checks: the id, the
+    /// decoded bytes and the length of their VInt.
+    #[inline]
+    fn decode_lenient(text: &[u8]) -> Result<(Self, DecodedBytes, usize), IdDecodeError> {
         let len = text.len();
         if !(MIN_ID_LEN..=MAX_ID_LEN).contains(&len) {
             return Err(IdDecodeError::InvalidLength(len));
@@ -91,13 +123,11 @@ impl DocumentId {
         let mut buf = [0u8; 24];
         let n = base32_decode(text, &mut buf)?;
         let bytes = &buf[..n];
-
         let (table, vint_len) = read_vint(bytes)?;
         if table == 0 {
             return Err(IdDecodeError::ZeroTableNumber);
         }
-        let rest = &bytes[vint_len..];
-        if rest.len() < INTERNAL_ID_LEN + 2 {
+        if bytes.len() < vint_len + INTERNAL_ID_LEN + 2 {
             return Err(IdDecodeError::InvalidLength(len));
         }
         let footer_at = vint_len + INTERNAL_ID_LEN;
@@ -111,17 +141,11 @@ impl DocumentId {
         }
         let mut internal = [0u8; INTERNAL_ID_LEN];
         internal.copy_from_slice(&bytes[vint_len..footer_at]);
-        // Canonical form only, the text re-encoding would write: no spare
-        // character, the unused low bits of the last one zero, and the
-        // shortest VInt for the number, with no bits beyond 32.
-        let spare_bits = len * 5 - n * 8;
-        let last = DECODE[text[len - 1] as usize];
-        let vint_canonical =
-            vint_len == 1 || (bytes[vint_len - 1] != 0 && (vint_len < 5 || bytes[4] < 0x10));
-        if spare_bits >= 5 || last & ((1 << spare_bits) - 1) != 0 || !vint_canonical {
-            return Err(IdDecodeError::InvalidLength(len));
-        }
-        Ok(DocumentId { table, internal })
+        Ok((
+            DocumentId { table, internal },
+            DecodedBytes { buf, len: n },
+            vint_len,
+        ))
     }
 
     /// Writes the id's text into `out` and returns it as a slice of `out`.
@@ -261,35 +285,10 @@ mod tests {
     /// The canonical-form rule as Convex states it: decode leniently, then
     /// the id must re-encode to the very same text.
     fn decode_by_re_encoding(text: &[u8]) -> Result<DocumentId, IdDecodeError> {
-        let len = text.len();
-        if !(MIN_ID_LEN..=MAX_ID_LEN).contains(&len) {
-            return Err(IdDecodeError::InvalidLength(len));
-        }
-        let mut buf = [0u8; 24];
-        let n = base32_decode(text, &mut buf)?;
-        let bytes = &buf[..n];
-        let (table, vint_len) = read_vint(bytes)?;
-        if table == 0 {
-            return Err(IdDecodeError::ZeroTableNumber);
-        }
-        if bytes.len() < vint_len + INTERNAL_ID_LEN + 2 {
-            return Err(IdDecodeError::InvalidLength(len));
-        }
-        let footer_at = vint_len + INTERNAL_ID_LEN;
-        let found = u16::from_le_bytes([bytes[footer_at], bytes[footer_at + 1]]);
-        let expected = fletcher16(&bytes[..footer_at]);
-        if found != expected {
-            return Err(IdDecodeError::InvalidIdVersion(found, expected));
-        }
-        if bytes.len() != footer_at + 2 {
-            return Err(IdDecodeError::InvalidLength(len));
-        }
-        let mut internal = [0u8; INTERNAL_ID_LEN];
-        internal.copy_from_slice(&bytes[vint_len..footer_at]);
-        let id = DocumentId { table, internal };
+        let (id, _, _) = DocumentId::decode_lenient(text)?;
         let mut again = [0u8; MAX_ID_LEN];
         if id.encode_into(&mut again) != text {
-            return Err(IdDecodeError::InvalidLength(len));
+            return Err(IdDecodeError::InvalidLength(text.len()));
         }
         Ok(id)
     }
