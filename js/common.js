@@ -85,3 +85,21 @@ export function progressCallback(options) {
     onProgress?.({ bytesRead, bytesTotal, documents });
   };
 }
+
+/** In a Worker: the core's progress callback, posting `progress` messages when asked to. */
+export function postedProgress(wanted) {
+  return wanted
+    ? (bytesRead, bytesTotal, documents) =>
+        self.postMessage({ type: 'progress', progress: { bytesRead, bytesTotal, documents } })
+    : undefined;
+}
+
+/** In a Worker: posts a failure as an `error` message (a panic as `Panic`). */
+export function postError(error, panicMessage) {
+  const failure = fromWasmError(error, panicMessage);
+  self.postMessage({
+    type: 'error',
+    code: failure instanceof SnappackError ? failure.code : (error?.code ?? 'Internal'),
+    message: String(failure?.message ?? failure),
+  });
+}

@@ -5,6 +5,7 @@
 // the browser may keep on disk, so a multi-GB stream is never held in memory.
 
 import { initSync, pack, frameRanges, setPanicHandler } from './web/snappack.js';
+import { postError, postedProgress } from './common.js';
 
 const FOLD = 64 << 20;
 
@@ -27,10 +28,7 @@ self.onmessage = ({ data }) => {
         pending = 0;
       }
     };
-    const onProgress = data.progress
-      ? (bytesRead, bytesTotal, documents) =>
-          self.postMessage({ type: 'progress', progress: { bytesRead, bytesTotal, documents } })
-      : undefined;
+    const onProgress = postedProgress(data.progress);
     const { packed, report } = JSON.parse(pack(data.input, data.fileName, data.options, onProgress, onChunk));
     if (!packed) {
       self.postMessage({ type: 'done', result: { report, stream: null, frames: null } });
@@ -40,13 +38,6 @@ self.onmessage = ({ data }) => {
     const frames = frameRanges(stream);
     self.postMessage({ type: 'done', result: { report, stream, frames } }, [frames.buffer]);
   } catch (error) {
-    const panicked = panicMessage !== undefined || error instanceof WebAssembly.RuntimeError;
-    self.postMessage({
-      type: 'error',
-      code: panicked ? 'Panic' : (error?.code ?? 'Internal'),
-      message: panicked
-        ? `snappack panicked: ${panicMessage ?? error.message}`
-        : String(error?.message ?? error),
-    });
+    postError(error, panicMessage);
   }
 };

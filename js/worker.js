@@ -3,6 +3,7 @@
 // A Blob or File is read slice by slice with FileReaderSync, never whole.
 
 import { initSync, validate, setPanicHandler, __panicForTests } from './web/snappack.js';
+import { postError, postedProgress } from './common.js';
 
 self.onmessage = ({ data }) => {
   let panicMessage;
@@ -15,20 +16,10 @@ self.onmessage = ({ data }) => {
       __panicForTests(data.message);
       return;
     }
-    const onProgress = data.progress
-      ? (bytesRead, bytesTotal, documents) =>
-          self.postMessage({ type: 'progress', progress: { bytesRead, bytesTotal, documents } })
-      : undefined;
+    const onProgress = postedProgress(data.progress);
     const report = JSON.parse(validate(data.input, data.fileName, data.options, onProgress));
     self.postMessage({ type: 'done', report });
   } catch (error) {
-    const panicked = panicMessage !== undefined || error instanceof WebAssembly.RuntimeError;
-    self.postMessage({
-      type: 'error',
-      code: panicked ? 'Panic' : (error?.code ?? 'Internal'),
-      message: panicked
-        ? `snappack panicked: ${panicMessage ?? error.message}`
-        : String(error?.message ?? error),
-    });
+    postError(error, panicMessage);
   }
 };
