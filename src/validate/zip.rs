@@ -425,14 +425,21 @@ fn scan_entry<R: Read + Seek>(
         f.entry(&stream.name)
             .table(&table.component, table.name.clone())
     };
-    let file = match archive.by_index(stream.index) {
-        Ok(file) => file,
+    // What the central directory says decides how to read the entry.
+    let (deflated, declared) = match archive.by_index_data(stream.index) {
+        Ok(entry) => (
+            entry.compression() == CompressionMethod::Deflated && !entry.encrypted(),
+            Declared {
+                size: entry.size(),
+                crc32: entry.crc32(),
+            },
+        ),
         Err(e) => {
             ctx.error(at(zip_entry_error(&e)));
             return Ok(());
         }
     };
-    let checking = Checking::new(checker, storage, table.number, file.size());
+    let checking = Checking::new(checker, storage, table.number, declared.size);
     let mut reporting = Reporting {
         t,
         table,
@@ -444,22 +451,21 @@ fn scan_entry<R: Read + Seek>(
         row: 0,
         bytes: 0,
     };
-    if file.compression() != CompressionMethod::Deflated {
-        return scan(file, checking, &mut reporting);
-    }
-    // Deflate: inflated here with large buffers (see `archive::inflate`).
-    let declared = Declared {
-        size: file.size(),
-        crc32: file.crc32(),
+    // Deflate is inflated here with large buffers (see `archive::inflate`);
+    // anything else is read, or refused, by the zip crate.
+    let read = if deflated {
+        archive
+            .by_index_raw(stream.index)
+            .map(|raw| scan(DeflateEntry::new(raw, declared), checking, &mut reporting))
+    } else {
+        archive
+            .by_index(stream.index)
+            .map(|file| scan(file, checking, &mut reporting))
     };
-    drop(file);
-    match archive.by_index_raw(stream.index) {
-        Ok(raw) => scan(DeflateEntry::new(raw, declared), checking, &mut reporting),
-        Err(e) => {
-            reporting.ctx.error(at(zip_entry_error(&e)));
-            Ok(())
-        }
-    }
+    read.unwrap_or_else(|e| {
+        reporting.ctx.error(at(zip_entry_error(&e)));
+        Ok(())
+    })
 }
 
 fn zip_entry_error(e: &ZipError) -> Finding {
