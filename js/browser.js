@@ -8,6 +8,7 @@ import {
   coreOptionsJson,
   fileNameOf,
   normalizeInput,
+  routeWorkerMessage,
 } from './common.js';
 
 export { SnappackError };
@@ -96,19 +97,8 @@ export function inWorker(
     const onAbort = () => settle(reject, signal.reason);
     signal?.addEventListener('abort', onAbort, { once: true });
 
-    worker.onmessage = ({ data }) => {
-      if (data.type === 'progress') {
-        try {
-          onProgress?.(data.progress);
-        } catch (error) {
-          settle(reject, error);
-        }
-      } else if (data.type === 'done') {
-        settle(resolve, 'result' in data ? data.result : data.report);
-      } else if (data.type === 'error') {
-        settle(reject, new SnappackError(data.code, data.message));
-      }
-    };
+    worker.onmessage = ({ data }) =>
+      routeWorkerMessage(data, onProgress, (value) => settle(resolve, value), (error) => settle(reject, error));
     worker.onerror = (event) => {
       event.preventDefault?.();
       settle(reject, new SnappackError('WorkerFailed', `snappack's worker failed: ${event.message ?? 'unknown error'}`));

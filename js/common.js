@@ -64,7 +64,7 @@ export function fileNameOf(input, options) {
 }
 
 /** An error from the WebAssembly module (a JS Error with `code`) as a SnappackError. */
-export function fromWasmError(error, panicMessage) {
+function fromWasmError(error, panicMessage) {
   if (panicMessage !== undefined || error instanceof WebAssembly.RuntimeError) {
     return new SnappackError('Panic', `snappack panicked: ${panicMessage ?? error.message}`, {
       cause: error,
@@ -76,30 +76,38 @@ export function fromWasmError(error, panicMessage) {
   return error;
 }
 
-/** The progress callback given to the core: checks the signal, then calls the user's. */
-export function progressCallback(options) {
-  const { onProgress, signal } = options;
-  if (!onProgress && !signal) return undefined;
-  return (bytesRead, bytesTotal, documents) => {
-    signal?.throwIfAborted();
-    onProgress?.({ bytesRead, bytesTotal, documents });
-  };
-}
-
-/** In a Worker: the core's progress callback, posting `progress` messages when asked to. */
-export function postedProgress(wanted) {
+/** In a worker: the core's progress callback, posting `progress` messages with `post` when asked to. */
+export function postedProgress(post, wanted) {
   return wanted
-    ? (bytesRead, bytesTotal, documents) =>
-        self.postMessage({ type: 'progress', progress: { bytesRead, bytesTotal, documents } })
+    ? (bytesRead, bytesTotal, documents) => post({ type: 'progress', progress: { bytesRead, bytesTotal, documents } })
     : undefined;
 }
 
-/** In a Worker: posts a failure as an `error` message (a panic as `Panic`). */
-export function postError(error, panicMessage) {
+/** In a worker: posts a failure with `post` as an `error` message (a panic as `Panic`). */
+export function postError(post, error, panicMessage) {
   const failure = fromWasmError(error, panicMessage);
-  self.postMessage({
+  post({
     type: 'error',
     code: failure instanceof SnappackError ? failure.code : (error?.code ?? 'Internal'),
     message: String(failure?.message ?? failure),
   });
+}
+
+/**
+ * On the calling side: routes one message of a worker: progress to
+ * `onProgress` (what it throws rejects), the answer (`result`, or `report`)
+ * to `resolve`, a failure to `reject` as a SnappackError.
+ */
+export function routeWorkerMessage(data, onProgress, resolve, reject) {
+  if (data.type === 'progress') {
+    try {
+      onProgress?.(data.progress);
+    } catch (error) {
+      reject(error);
+    }
+  } else if (data.type === 'done') {
+    resolve('result' in data ? data.result : data.report);
+  } else if (data.type === 'error') {
+    reject(new SnappackError(data.code, data.message));
+  }
 }

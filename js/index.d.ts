@@ -211,7 +211,7 @@ export declare class SnappackError extends Error {
  * or CSV, with Convex's import rules.
  *
  * In browsers it runs in a Web Worker; a File is read slice by slice there
- * and never loaded whole. In Node it runs in the calling thread.
+ * and never loaded whole. In Node it runs in a worker thread.
  */
 export declare function validate(
   input: Uint8Array | ArrayBuffer | ArrayBufferView | Blob | File,

@@ -1,11 +1,28 @@
-// Types of the `snappack` package in Node: the common API plus validateFile.
+// Types of the `snappack` package in Node: validation (uploads are the
+// browser entry's), plus validateFile.
 import type { Report, ValidateOptions } from './index.js';
 
-export * from './index.js';
+export type {
+  Code,
+  ErrorCode,
+  Finding,
+  Format,
+  ImportMode,
+  NumberSource,
+  Progress,
+  Report,
+  Schema,
+  StorageSummary,
+  TableSummary,
+  TargetTable,
+  TargetTables,
+  ValidateOptions,
+} from './index.js';
+export { SnappackError, validate } from './index.js';
 
 /**
  * Validates the file at `path` without reading it into memory: it is read
- * a few MiB at a time. The file name gives the format unless
- * `options.format` does.
+ * a few MiB at a time, in a worker thread. The file name gives the format
+ * unless `options.format` does.
  */
 export declare function validateFile(path: string, options?: ValidateOptions): Promise<Report>;

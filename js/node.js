@@ -1,66 +1,38 @@
-// The `snappack` package in Node: validation runs in this thread, on the
-// `nodejs` WebAssembly build. `validateFile` reads a file of any size through
-// `fs.readSync` a few MiB at a time instead of loading it.
+// The `snappack` package in Node: each call runs in its own worker thread
+// (node-worker.js), so the event loop, and with it timers, sockets and abort
+// signals, runs on while it validates. The WebAssembly module (the browsers'
+// build) is compiled once per process and shared with the workers, code
+// optimized in one run included. `validateFile` reads a file of any size a
+// few MiB at a time instead of loading it.
 
-import { closeSync, fstatSync, openSync, readSync } from 'node:fs';
-import { createRequire } from 'node:module';
+import { readFile } from 'node:fs/promises';
 import { basename } from 'node:path';
+import { Worker } from 'node:worker_threads';
 
 import {
   SnappackError,
   coreOptionsJson,
   fileNameOf,
-  fromWasmError,
   normalizeInput,
-  progressCallback,
+  routeWorkerMessage,
 } from './common.js';
 
 export { SnappackError };
 
-const require = createRequire(import.meta.url);
-const WASM_MODULE = require.resolve('./node/snappack.js');
+let compiled;
 
-let wasm;
-let panicMessage;
-
-/** The WebAssembly instance; a fresh one after a panic. */
-function instance() {
-  if (wasm === undefined) {
-    wasm = require(WASM_MODULE);
-    wasm.setPanicHandler((message) => {
-      panicMessage = message;
-    });
-  }
-  return wasm;
-}
-
-/** Runs `call` on the instance, turning a panic into a SnappackError and dropping the instance. */
-function guarded(call) {
-  const module = instance();
-  panicMessage = undefined;
-  try {
-    return call(module);
-  } catch (error) {
-    if (panicMessage !== undefined || error instanceof WebAssembly.RuntimeError) {
-      // A trapped instance is in an unknown state: the next call loads a new one.
-      delete require.cache[WASM_MODULE];
-      wasm = undefined;
-    }
-    throw fromWasmError(error, panicMessage);
-  }
-}
-
-function run(source, fileName, options) {
-  const optionsJson = coreOptionsJson(options);
-  options.signal?.throwIfAborted();
-  const report = guarded((module) =>
-    module.validate(source, fileName, optionsJson, progressCallback(options)),
-  );
-  return JSON.parse(report);
+/** The compiled module, once per process (again after a failure). */
+function compiledModule() {
+  compiled ??= readFile(new URL('./web/snappack_bg.wasm', import.meta.url)).then((bytes) => WebAssembly.compile(bytes));
+  compiled.catch(() => {
+    compiled = undefined;
+  });
+  return compiled;
 }
 
 /**
- * Validates an archive or a single-table file held in memory.
+ * Validates an archive or a single-table file held in memory. The bytes are
+ * copied to the worker; for a file on disk, `validateFile` reads it there.
  * @param {Uint8Array | ArrayBuffer | Blob | File} input
  * @param {import('./index.js').ValidateOptions} [options]
  * @returns {Promise<import('./index.js').Report>}
@@ -69,11 +41,10 @@ export async function validate(input, options) {
   options ??= {};
   let source = normalizeInput(input);
   const fileName = fileNameOf(input, options);
-  if (source instanceof Blob) {
-    coreOptionsJson(options);
-    source = new Uint8Array(await source.arrayBuffer());
-  }
-  return run(source, fileName, options);
+  const optionsJson = coreOptionsJson(options);
+  options.signal?.throwIfAborted();
+  if (source instanceof Blob) source = new Uint8Array(await source.arrayBuffer());
+  return inWorker({ type: 'validate', input: source, fileName, options: optionsJson }, options);
 }
 
 /**
@@ -84,30 +55,85 @@ export async function validate(input, options) {
  */
 export async function validateFile(path, options) {
   options ??= {};
-  coreOptionsJson(options);
-  const fd = openSync(path, 'r');
-  try {
-    const size = fstatSync(fd).size;
-    let buffer = Buffer.alloc(0);
-    const read = (offset, length) => {
-      if (buffer.length < length) buffer = Buffer.allocUnsafe(length);
-      let done = 0;
-      while (done < length) {
-        const n = readSync(fd, buffer, done, length - done, offset + done);
-        if (n === 0) throw new Error(`${path} ended at ${offset + done} bytes, shorter than ${size}`);
-        done += n;
-      }
-      // Copied out by the caller before the next read.
-      return buffer.subarray(0, length);
-    };
-    const fileName = options.fileName ?? basename(path);
-    return run({ size, read }, fileName, options);
-  } finally {
-    closeSync(fd);
-  }
+  if (typeof path !== 'string') throw new SnappackError('InvalidInput', 'path must be a string');
+  const optionsJson = coreOptionsJson(options);
+  options.signal?.throwIfAborted();
+  const fileName = options.fileName ?? basename(path);
+  return inWorker({ type: 'validate', path, fileName, options: optionsJson }, options);
 }
 
-/** Panics inside the WebAssembly module, to test that a panic only rejects. @internal */
+/** Panics inside the worker's WebAssembly, to test that a panic only rejects. @internal */
 export async function __panicForTests(message) {
-  guarded((module) => module.__panicForTests(message));
+  return inWorker({ type: 'panic', message }, {});
+}
+
+/** How long a worker that finished cleanly waits for the next call before it ends. */
+const IDLE_MS = 10_000;
+
+/** The process's Node options, less `--input-type`, which a worker's file entry refuses. */
+const execArgv = process.execArgv.filter((arg, i, all) => !arg.startsWith('--input-type') && all[i - 1] !== '--input-type');
+
+/** A worker that finished its last call cleanly, kept for the next one. */
+let idle;
+let idleTimer;
+
+function takeWorker() {
+  const worker = idle ?? new Worker(new URL('./node-worker.js', import.meta.url), { name: 'snappack', execArgv });
+  idle = undefined;
+  clearTimeout(idleTimer);
+  worker.ref();
+  return worker;
+}
+
+/** Keeps `worker` as the idle one (it does not hold the process open), or ends it if there is one. */
+function release(worker) {
+  if (idle !== undefined) {
+    worker.terminate();
+    return;
+  }
+  idle = worker;
+  worker.unref();
+  worker.once('exit', () => {
+    if (idle === worker) idle = undefined;
+  });
+  idleTimer = setTimeout(() => worker.terminate(), IDLE_MS).unref();
+}
+
+/**
+ * Posts `request` to a worker thread and settles with its Report. A worker
+ * that answered is kept for the next call; one that failed, or whose run
+ * `signal` aborted, is ended at once.
+ */
+async function inWorker(request, { onProgress, signal }) {
+  let module;
+  try {
+    module = await compiledModule();
+  } catch (error) {
+    throw new SnappackError('WorkerFailed', `cannot load snappack's WebAssembly: ${error.message}`, { cause: error });
+  }
+  signal?.throwIfAborted();
+  return new Promise((resolve, reject) => {
+    const worker = takeWorker();
+    let settled = false;
+    const settle = (settleWith, value, reusable = false) => {
+      if (settled) return;
+      settled = true;
+      signal?.removeEventListener('abort', onAbort);
+      // Only this call's listeners: the Worker keeps its own.
+      worker.off('message', onMessage).off('error', onError).off('exit', onExit);
+      if (reusable) release(worker);
+      else worker.terminate();
+      settleWith(value);
+    };
+    const onAbort = () => settle(reject, signal.reason);
+    const onMessage = (data) =>
+      routeWorkerMessage(data, onProgress, (value) => settle(resolve, value, true), (error) => settle(reject, error));
+    const onError = (error) =>
+      settle(reject, new SnappackError('WorkerFailed', `snappack's worker failed: ${error.message}`, { cause: error }));
+    const onExit = (code) =>
+      settle(reject, new SnappackError('WorkerFailed', `snappack's worker stopped (exit code ${code}) without an answer`));
+    signal?.addEventListener('abort', onAbort, { once: true });
+    worker.on('message', onMessage).on('error', onError).on('exit', onExit);
+    worker.postMessage({ ...request, module, progress: Boolean(onProgress) });
+  });
 }

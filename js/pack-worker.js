@@ -9,6 +9,8 @@ import { postError, postedProgress } from './common.js';
 
 const FOLD = 64 << 20;
 
+const post = (message) => self.postMessage(message);
+
 self.onmessage = ({ data }) => {
   let panicMessage;
   try {
@@ -28,7 +30,7 @@ self.onmessage = ({ data }) => {
         pending = 0;
       }
     };
-    const onProgress = postedProgress(data.progress);
+    const onProgress = postedProgress(post, data.progress);
     const { packed, report } = JSON.parse(pack(data.input, data.fileName, data.options, onProgress, onChunk));
     if (!packed) {
       self.postMessage({ type: 'done', result: { report, stream: null, frames: null } });
@@ -38,6 +40,6 @@ self.onmessage = ({ data }) => {
     const frames = frameRanges(stream);
     self.postMessage({ type: 'done', result: { report, stream, frames } }, [frames.buffer]);
   } catch (error) {
-    postError(error, panicMessage);
+    postError(post, error, panicMessage);
   }
 };

@@ -5,6 +5,8 @@
 import { initSync, validate, setPanicHandler, __panicForTests } from './web/snappack.js';
 import { postError, postedProgress } from './common.js';
 
+const post = (message) => self.postMessage(message);
+
 self.onmessage = ({ data }) => {
   let panicMessage;
   try {
@@ -16,10 +18,10 @@ self.onmessage = ({ data }) => {
       __panicForTests(data.message);
       return;
     }
-    const onProgress = postedProgress(data.progress);
+    const onProgress = postedProgress(post, data.progress);
     const report = JSON.parse(validate(data.input, data.fileName, data.options, onProgress));
     self.postMessage({ type: 'done', report });
   } catch (error) {
-    postError(error, panicMessage);
+    postError(post, error, panicMessage);
   }
 };

@@ -36,7 +36,7 @@ const CRATE = 'snappack';
 const WASM_OPT = join(root, 'node_modules', '.bin', 'wasm-opt');
 
 /** Package sources copied from js/ as they are. */
-const PACKAGE_FILES = ['browser.js', 'common.js', 'node.js', 'worker.js', 'upload.js', 'pack-worker.js', 'index.d.ts', 'node.d.ts', 'README.md'];
+const PACKAGE_FILES = ['browser.js', 'common.js', 'node.js', 'node-worker.js', 'worker.js', 'upload.js', 'pack-worker.js', 'index.d.ts', 'node.d.ts', 'README.md'];
 
 function run(command, args) {
   console.log(`> ${command} ${args.join(' ')}`);
@@ -72,16 +72,13 @@ function buildOne(build) {
   const flags = build['wasm-opt'] ?? [];
   const output = join(outDir, `${CRATE}_bg.wasm`);
   if (flags.length > 0) optimize(output, flags);
-  // The package is ESM; wasm-bindgen's `nodejs` output is CommonJS.
-  const type = build.target === 'nodejs' ? 'commonjs' : 'module';
-  writeFileSync(join(outDir, 'package.json'), `${JSON.stringify({ type }, null, 2)}\n`);
   return output;
 }
 
 /**
  * Runs wasm-opt on `path` in place. binaryen's npm build takes tens of
  * seconds, so results are kept in target/wasm-opt/ by the hash of the input
- * and the flags: the web and nodejs builds share one run, and a rebuild with
+ * and the flags: builds with the same input share one run, and a rebuild with
  * no change in Rust runs none.
  */
 function optimize(path, flags) {

@@ -3,13 +3,14 @@
 // later calls.
 
 import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'node:test';
 
 import { SnappackError, validate, validateFile, __panicForTests } from 'snappack';
 
-import { gen, scratch, sortedJson } from './helpers.js';
+import { ROOT, gen, scratch, sortedJson } from './helpers.js';
 
 const dir = scratch();
 const archive = join(dir, 'snapshot.zip');
@@ -120,4 +121,43 @@ test('a panic rejects with code Panic, and the next call works', async () => {
   }
   const report = await validate(bytes, { fileName: 'snapshot.zip' });
   assert.equal(report.error_count, 1);
+});
+
+test('a run leaves the event loop free: timers fire and can abort it', async () => {
+  // In the calling thread, the run would end before any timer fired.
+  const running = validateFile(archive);
+  const first = await Promise.race([
+    new Promise((resolve) => setImmediate(() => resolve('timer'))),
+    running.then(() => 'report'),
+  ]);
+  assert.equal(first, 'timer');
+  assert.equal((await running).documents, 30000);
+
+  const controller = new AbortController();
+  const aborted = validateFile(archive, { signal: controller.signal });
+  setImmediate(() => controller.abort());
+  await assert.rejects(aborted, { name: 'AbortError' });
+});
+
+test('two runs at once give the same reports as one after the other', async () => {
+  const alone = sortedJson(await validateFile(archive));
+  const both = await Promise.all([validateFile(archive), validate(bytes, { fileName: 'snapshot.zip' })]);
+  assert.deepEqual(both.map(sortedJson), [alone, alone]);
+});
+
+test('a kept worker neither holds the process open nor survives a failure', async () => {
+  // The worker kept after a run waits 10 s for the next call, unreferenced.
+  const script = `import { validate } from 'snappack';
+    const report = await validate(new TextEncoder().encode('{"a":1}\\n'), { fileName: 'x.jsonl', table: 'x' });
+    console.log(report.documents);`;
+  const child = spawnSync(process.execPath, ['--input-type=module', '-e', script], { cwd: ROOT, encoding: 'utf8', timeout: 8000 });
+  assert.equal(child.signal, null, 'the process waited for the kept worker');
+  assert.equal(child.stdout.trim(), '1', child.stderr);
+
+  // A call after an abort and after a panic gets a working worker.
+  const controller = new AbortController();
+  const aborted = validate(bytes, { fileName: 'snapshot.zip', signal: controller.signal });
+  setImmediate(() => controller.abort());
+  await assert.rejects(aborted, { name: 'AbortError' });
+  assert.equal((await validate(bytes, { fileName: 'snapshot.zip' })).documents, 30000);
 });

@@ -1,5 +1,7 @@
 // Type-checked by types.test.js against the package's Node types.
 import { SnappackError, validate, validateFile, type Report } from 'snappack';
+// @ts-expect-error: uploads are the browser entry's, not Node's
+import { upload } from 'snappack';
 
 export async function check(bytes: Uint8Array): Promise<number> {
   const report: Report = await validate(bytes, {
@@ -21,5 +23,5 @@ export async function check(bytes: Uint8Array): Promise<number> {
   } catch (error) {
     if (error instanceof SnappackError && error.code === 'InvalidOptions') return -1;
   }
-  return report.tables.length + fromFile.error_count;
+  return report.tables.length + fromFile.error_count + (typeof upload === 'function' ? 1 : 0);
 }
