@@ -79,7 +79,7 @@ export async function __panicForTests(message) {
 
 /**
  * Posts `request` to a fresh worker (validate's by default) and settles with
- * its answer (`report`, or `result` for other requests); the worker ends
+ * its answer (the Report, or what the request asks for); the worker ends
  * either way. @internal (upload.js)
  */
 export function inWorker(

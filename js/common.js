@@ -76,27 +76,43 @@ function fromWasmError(error, panicMessage) {
   return error;
 }
 
-/** In a worker: the core's progress callback, posting `progress` messages with `post` when asked to. */
-export function postedProgress(post, wanted) {
-  return wanted
-    ? (bytesRead, bytesTotal, documents) => post({ type: 'progress', progress: { bytesRead, bytesTotal, documents } })
-    : undefined;
-}
-
-/** In a worker: posts a failure with `post` as an `error` message (a panic as `Panic`). */
-export function postError(post, error, panicMessage) {
-  const failure = fromWasmError(error, panicMessage);
-  post({
-    type: 'error',
-    code: failure instanceof SnappackError ? failure.code : (error?.code ?? 'Internal'),
-    message: String(failure?.message ?? failure),
-  });
+/**
+ * In a worker: answers one request with the WebAssembly module it carries.
+ * `work(onProgress)` does the job and returns `[result, transfer]`; the
+ * result is posted as `done` (moving `transfer`), a failure as `error` (a
+ * panic as `Panic`), progress as `progress` messages when the request asks
+ * for them. A `panic` request panics on purpose, for the tests.
+ */
+export function answerRequest(wasm, data, post, work) {
+  let panicMessage;
+  try {
+    wasm.initSync({ module: data.module });
+    wasm.setPanicHandler((message) => {
+      panicMessage = message;
+    });
+    if (data.type === 'panic') {
+      wasm.__panicForTests(data.message);
+      return;
+    }
+    const onProgress = data.progress
+      ? (bytesRead, bytesTotal, documents) => post({ type: 'progress', progress: { bytesRead, bytesTotal, documents } })
+      : undefined;
+    const [result, transfer = []] = work(onProgress);
+    post({ type: 'done', result }, transfer);
+  } catch (error) {
+    const failure = fromWasmError(error, panicMessage);
+    post({
+      type: 'error',
+      code: failure instanceof SnappackError ? failure.code : (error?.code ?? 'Internal'),
+      message: String(failure?.message ?? failure),
+    });
+  }
 }
 
 /**
  * On the calling side: routes one message of a worker: progress to
- * `onProgress` (what it throws rejects), the answer (`result`, or `report`)
- * to `resolve`, a failure to `reject` as a SnappackError.
+ * `onProgress` (what it throws rejects), the answer to `resolve`, a failure
+ * to `reject` as a SnappackError.
  */
 export function routeWorkerMessage(data, onProgress, resolve, reject) {
   if (data.type === 'progress') {
@@ -106,7 +122,7 @@ export function routeWorkerMessage(data, onProgress, resolve, reject) {
       reject(error);
     }
   } else if (data.type === 'done') {
-    resolve('result' in data ? data.result : data.report);
+    resolve(data.result);
   } else if (data.type === 'error') {
     reject(new SnappackError(data.code, data.message));
   }

@@ -7,30 +7,15 @@
 import { closeSync, fstatSync, openSync, readSync } from 'node:fs';
 import { parentPort } from 'node:worker_threads';
 
-import { postError, postedProgress } from './common.js';
+import { answerRequest } from './common.js';
 import * as wasm from './web/snappack.js';
 
-const post = (message) => parentPort.postMessage(message);
-
-parentPort.on('message', (data) => {
-  let panicMessage;
-  try {
-    wasm.initSync({ module: data.module });
-    wasm.setPanicHandler((message) => {
-      panicMessage = message;
-    });
-    if (data.type === 'panic') {
-      wasm.__panicForTests(data.message);
-      return;
-    }
-    const onProgress = postedProgress(post, data.progress);
+parentPort.on('message', (data) =>
+  answerRequest(wasm, data, (message, transfer) => parentPort.postMessage(message, transfer), (onProgress) => {
     const validate = (source) => wasm.validate(source, data.fileName, data.options, onProgress);
-    const report = data.path === undefined ? validate(data.input) : withFile(data.path, validate);
-    post({ type: 'done', report: JSON.parse(report) });
-  } catch (error) {
-    postError(post, error, panicMessage);
-  }
-});
+    return [JSON.parse(data.path === undefined ? validate(data.input) : withFile(data.path, validate))];
+  }),
+);
 
 /** Calls `use` with the core's random-access reader over the file at `path`. */
 function withFile(path, use) {

@@ -4,20 +4,13 @@
 // when the input has errors). The stream is gathered in Blobs of 64 MiB, which
 // the browser may keep on disk, so a multi-GB stream is never held in memory.
 
-import { initSync, pack, frameRanges, setPanicHandler } from './web/snappack.js';
-import { postError, postedProgress } from './common.js';
+import * as wasm from './web/snappack.js';
+import { answerRequest } from './common.js';
 
 const FOLD = 64 << 20;
 
-const post = (message) => self.postMessage(message);
-
-self.onmessage = ({ data }) => {
-  let panicMessage;
-  try {
-    initSync({ module: data.module });
-    setPanicHandler((message) => {
-      panicMessage = message;
-    });
+self.onmessage = ({ data }) =>
+  answerRequest(wasm, data, (message, transfer) => self.postMessage(message, transfer), (onProgress) => {
     const folded = [];
     let parts = [];
     let pending = 0;
@@ -30,16 +23,9 @@ self.onmessage = ({ data }) => {
         pending = 0;
       }
     };
-    const onProgress = postedProgress(post, data.progress);
-    const { packed, report } = JSON.parse(pack(data.input, data.fileName, data.options, onProgress, onChunk));
-    if (!packed) {
-      self.postMessage({ type: 'done', result: { report, stream: null, frames: null } });
-      return;
-    }
+    const { packed, report } = JSON.parse(wasm.pack(data.input, data.fileName, data.options, onProgress, onChunk));
+    if (!packed) return [{ report, stream: null, frames: null }];
     const stream = new Blob([...folded, ...parts]);
-    const frames = frameRanges(stream);
-    self.postMessage({ type: 'done', result: { report, stream, frames } }, [frames.buffer]);
-  } catch (error) {
-    postError(post, error, panicMessage);
-  }
-};
+    const frames = wasm.frameRanges(stream);
+    return [{ report, stream, frames }, [frames.buffer]];
+  });

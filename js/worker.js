@@ -2,26 +2,10 @@
 // `web` WebAssembly build and posts progress, then the Report or an error.
 // A Blob or File is read slice by slice with FileReaderSync, never whole.
 
-import { initSync, validate, setPanicHandler, __panicForTests } from './web/snappack.js';
-import { postError, postedProgress } from './common.js';
+import * as wasm from './web/snappack.js';
+import { answerRequest } from './common.js';
 
-const post = (message) => self.postMessage(message);
-
-self.onmessage = ({ data }) => {
-  let panicMessage;
-  try {
-    initSync({ module: data.module });
-    setPanicHandler((message) => {
-      panicMessage = message;
-    });
-    if (data.type === 'panic') {
-      __panicForTests(data.message);
-      return;
-    }
-    const onProgress = postedProgress(post, data.progress);
-    const report = JSON.parse(validate(data.input, data.fileName, data.options, onProgress));
-    self.postMessage({ type: 'done', report });
-  } catch (error) {
-    postError(post, error, panicMessage);
-  }
-};
+self.onmessage = ({ data }) =>
+  answerRequest(wasm, data, (message, transfer) => self.postMessage(message, transfer), (onProgress) => [
+    JSON.parse(wasm.validate(data.input, data.fileName, data.options, onProgress)),
+  ]);
