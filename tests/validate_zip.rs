@@ -313,6 +313,23 @@ fn not_a_zip_and_broken_entries() {
     let report = check("x.zip", b"this is not a zip file at all");
     assert_eq!(codes(&report), vec![Code::InvalidZip]);
     assert!(!report.valid);
+    assert_eq!(
+        report.errors[0].message,
+        "invalid zip file: this is not a ZIP archive (it does not start with \"PK\")"
+    );
+    // A download that stopped short says so.
+    let whole = zip(&[("users/documents.jsonl", b"{}\n")]);
+    for cut in [10, 30, whole.len() / 2] {
+        let report = check("cut.zip", &whole[..whole.len() - cut]);
+        assert_eq!(codes(&report), vec![Code::InvalidZip]);
+        assert!(
+            report.errors[0]
+                .message
+                .starts_with("invalid zip file: the archive is damaged or cut short ("),
+            "{}",
+            report.errors[0].message
+        );
+    }
     // Bad UTF-8 inside an entry is InvalidZip, with the line.
     let report = check(
         "u.zip",

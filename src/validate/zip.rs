@@ -65,22 +65,34 @@ struct Blob {
 }
 
 pub(super) fn walk<R: Read + Seek>(
-    input: R,
+    mut input: R,
     ctx: &mut Context,
     sink: &mut dyn Sink,
 ) -> Result<Plan, Stop> {
+    // Every ZIP this reads starts with a local header ("PK"): without it the
+    // input is some other kind of file, which the error should say.
+    let mut signature = [0u8; 2];
+    let looks_like_zip = input.read_exact(&mut signature).is_ok() && signature == *b"PK";
     let position = Rc::new(Cell::new(0));
-    let reader = Tracked {
-        inner: input,
-        position: position.clone(),
-    };
-    let mut archive = match ZipArchive::new(reader) {
+    let opened = input
+        .seek(SeekFrom::Start(0))
+        .map_err(ZipError::Io)
+        .and_then(|_| {
+            ZipArchive::new(Tracked {
+                inner: input,
+                position: position.clone(),
+            })
+        });
+    let mut archive = match opened {
         Ok(archive) => archive,
         Err(e) => {
-            ctx.error(Finding::new(
-                Code::InvalidZip,
-                format!("invalid zip file: {e}"),
-            ));
+            let message = if looks_like_zip {
+                format!("invalid zip file: the archive is damaged or cut short ({e})")
+            } else {
+                "invalid zip file: this is not a ZIP archive (it does not start with \"PK\")"
+                    .to_owned()
+            };
+            ctx.error(Finding::new(Code::InvalidZip, message));
             return Ok(Plan {
                 format: Some(Format::Zip),
                 ..Plan::default()
