@@ -78,9 +78,15 @@ let idle;
 let idleTimer;
 
 function takeWorker() {
-  const worker = idle ?? new Worker(new URL('./node-worker.js', import.meta.url), { name: 'snappack', execArgv });
+  let worker = idle;
   idle = undefined;
   clearTimeout(idleTimer);
+  if (worker === undefined) {
+    worker = new Worker(new URL('./node-worker.js', import.meta.url), { name: 'snappack', execArgv });
+    worker.once('exit', () => {
+      if (idle === worker) idle = undefined;
+    });
+  }
   worker.ref();
   return worker;
 }
@@ -93,9 +99,6 @@ function release(worker) {
   }
   idle = worker;
   worker.unref();
-  worker.once('exit', () => {
-    if (idle === worker) idle = undefined;
-  });
   idleTimer = setTimeout(() => worker.terminate(), IDLE_MS).unref();
 }
 

@@ -161,3 +161,20 @@ test('a kept worker neither holds the process open nor survives a failure', asyn
   await assert.rejects(aborted, { name: 'AbortError' });
   assert.equal((await validate(bytes, { fileName: 'snapshot.zip' })).documents, 30000);
 });
+
+test('many calls in a row reuse one worker without piling up listeners', async () => {
+  const warnings = [];
+  const onWarning = (warning) => warnings.push(warning.name);
+  process.on('warning', onWarning);
+  try {
+    const tiny = new TextEncoder().encode('{"a":1}\n');
+    for (let i = 0; i < 25; i++) {
+      assert.equal((await validate(tiny, { fileName: 'x.jsonl', table: 'x' })).documents, 1);
+    }
+    // Warnings are emitted on the next tick.
+    await new Promise((resolve) => setImmediate(resolve));
+  } finally {
+    process.off('warning', onWarning);
+  }
+  assert.deepEqual(warnings, []);
+});
