@@ -23,10 +23,12 @@ let compiled;
 
 /** The compiled module, once per process (again after a failure). */
 function compiledModule() {
-  compiled ??= readFile(new URL('./web/snappack_bg.wasm', import.meta.url)).then((bytes) => WebAssembly.compile(bytes));
-  compiled.catch(() => {
-    compiled = undefined;
-  });
+  if (compiled === undefined) {
+    compiled = readFile(new URL('./web/snappack_bg.wasm', import.meta.url)).then((bytes) => WebAssembly.compile(bytes));
+    compiled.catch(() => {
+      compiled = undefined;
+    });
+  }
   return compiled;
 }
 
@@ -99,7 +101,10 @@ function release(worker) {
   }
   idle = worker;
   worker.unref();
-  idleTimer = setTimeout(() => worker.terminate(), IDLE_MS).unref();
+  idleTimer = setTimeout(() => {
+    idle = undefined;
+    worker.terminate();
+  }, IDLE_MS).unref();
 }
 
 /**
