@@ -145,6 +145,7 @@ fn stored_small() -> EncoderConfig {
         max_frame_size: 128,
         level: 0,
         resume_from: 0,
+        threads: 1,
     }
 }
 
@@ -264,11 +265,18 @@ fn round_trips_at_every_frame_size_level_and_slicing() {
                 max_frame_size,
                 level,
                 resume_from: 0,
+                threads: 1,
             };
             let (stream, summary) = encode(&parts, config, 777);
             // Where frames are cut does not depend on how file data is fed.
             assert_eq!(encode(&parts, config, 1).0, stream);
             assert_eq!(encode(&parts, config, 1 << 20).0, stream);
+            // Nor do the bytes on a second compressing thread.
+            let two = EncoderConfig {
+                threads: 2,
+                ..config
+            };
+            assert_eq!(encode(&parts, two, 777), (stream.clone(), summary));
             for slice in [1, 13, 4096, stream.len()] {
                 let (header, decoded, frames) = decode(&stream, slice).unwrap();
                 assert_eq!(header, self::header());
@@ -291,6 +299,7 @@ fn frames_respect_the_size_bound() {
             max_frame_size,
             level: 0,
             resume_from: 0,
+            threads: 1,
         };
         let (stream, _) = encode(&parts, config, 100);
         let (_, _, frames) = decode(&stream, 4096).unwrap();
@@ -320,12 +329,14 @@ fn resuming_at_any_frame_reproduces_the_same_bytes() {
             max_frame_size: 1000,
             level,
             resume_from: 0,
+            threads: 1,
         };
         let (stream, summary) = encode(&parts, config, 300);
         let (_, _, frames) = decode(&stream, stream.len()).unwrap();
         for frame in &frames {
             let resumed = EncoderConfig {
                 resume_from: frame.sequence,
+                threads: 1 + (frame.sequence % 2) as usize,
                 ..config
             };
             let (tail, tail_summary) = encode(&parts, resumed, 999);
@@ -362,6 +373,7 @@ fn a_receiver_trims_a_partial_tail_and_continues() {
         max_frame_size: 200,
         level: 5,
         resume_from: 0,
+        threads: 1,
     };
     let (stream, _) = encode(&varied(), config, 64);
     let cut = stream.len() * 2 / 3;

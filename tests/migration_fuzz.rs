@@ -107,6 +107,7 @@ fn corpus() -> &'static [Vec<u8>] {
                     max_frame_size,
                     level,
                     resume_from: 0,
+                    threads: 1 + (seed % 2) as usize,
                 };
                 streams.push(snapshot(seed, config));
             }
@@ -248,9 +249,10 @@ proptest! {
         seed in any::<u64>(),
         max_frame_size in 64usize..3000,
         level in 0u32..10,
+        threads in 1usize..=2,
         slices in slices(),
     ) {
-        let config = EncoderConfig { max_frame_size, level, resume_from: 0 };
+        let config = EncoderConfig { max_frame_size, level, resume_from: 0, threads };
         let stream = snapshot(seed, config);
         let (frames, end) = decode_sliced(&stream, &slices);
         prop_assert!(end.is_ok(), "{:?}", end);

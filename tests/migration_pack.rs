@@ -8,6 +8,7 @@ use snappack::convex::value::ValueRules;
 use snappack::gen::{write_snapshot, Fault, GenSpec};
 use snappack::migration::*;
 use snappack::report::Code;
+use snappack::validate::Options;
 
 fn generate(spec: &GenSpec) -> Vec<u8> {
     let mut out = Cursor::new(Vec::new());
@@ -167,6 +168,21 @@ fn packing_is_deterministic_and_resumable() {
     let (stream, packed) = pack_zip(&zip, &options).unwrap();
     assert_eq!(pack_zip(&zip, &options).unwrap().0, stream);
     assert!(packed.summary.frames > 5);
+    // Two threads, inflating and checking, compressing frames: the same bytes.
+    let two_threads = PackOptions {
+        encoder: EncoderConfig {
+            threads: 2,
+            ..config
+        },
+        validate: Options {
+            threads: 2,
+            ..options.validate.clone()
+        },
+        ..options.clone()
+    };
+    let (two, two_packed) = pack_zip(&zip, &two_threads).unwrap();
+    assert!(two == stream, "two threads packed other bytes");
+    assert_eq!(two_packed.summary, packed.summary);
     let mut decoder = Decoder::default();
     let frames: Vec<Frame> = decoder.decode(&stream).map(Result::unwrap).collect();
     let resume = &frames[frames.len() / 2];

@@ -8,10 +8,9 @@
 
 use std::io::Write;
 
-use flate2::Compress;
-
 use super::error::EncodeError;
-use super::frame::{self, FrameHeader, MAX_FRAME_SIZE, MIN_FRAME_SIZE};
+use super::frame::{self, MAX_FRAME_SIZE, MIN_FRAME_SIZE};
+use super::frame_writer::FrameWriter;
 use super::item::{FileStart, Header, Item, TableDecl, Totals, DOCUMENTS_HEAD_LEN};
 use super::item::{FILE_DATA_HEAD_LEN, TAG_DOCUMENTS, TAG_FILE_DATA};
 use super::state::StreamState;
@@ -33,6 +32,10 @@ pub struct EncoderConfig {
     /// First frame to write. Frames before it, and the stream header when it
     /// is not 0, are cut and counted but neither compressed nor written.
     pub resume_from: u64,
+    /// Threads that compress frames: with 2, a helper thread compresses
+    /// frames while the encoder goes on (natively; in WebAssembly there is
+    /// one). The bytes written are the same with any number.
+    pub threads: usize,
 }
 
 impl Default for EncoderConfig {
@@ -41,6 +44,7 @@ impl Default for EncoderConfig {
             max_frame_size: DEFAULT_FRAME_SIZE,
             level: DEFAULT_LEVEL,
             resume_from: 0,
+            threads: 1,
         }
     }
 }
@@ -74,8 +78,7 @@ pub struct Encoder<W: Write> {
     open: Option<(Data, usize)>,
     sequence: u64,
     bytes_written: u64,
-    deflate: Option<Compress>,
-    compressed: Vec<u8>,
+    frames: FrameWriter,
 }
 
 impl<W: Write> Encoder<W> {
@@ -102,8 +105,7 @@ impl<W: Write> Encoder<W> {
             open: None,
             sequence: 0,
             bytes_written: 0,
-            deflate: None,
-            compressed: Vec::new(),
+            frames: FrameWriter::new(config.level, config.threads),
         };
         if config.resume_from == 0 {
             encoder.write(&frame::stream_header(config.max_frame_size as u32))?;
@@ -179,6 +181,7 @@ impl<W: Write> Encoder<W> {
         let totals = self.state.done()?;
         self.append(&Item::Done(totals))?;
         self.flush()?;
+        self.bytes_written += self.frames.finish(&mut self.out)?;
         self.out.flush()?;
         let summary = EncodeSummary {
             frames: self.sequence,
@@ -186,21 +189,6 @@ impl<W: Write> Encoder<W> {
             totals,
         };
         Ok((self.out, summary))
-    }
-
-    /// Frames completed so far (written or skipped).
-    pub fn frames(&self) -> u64 {
-        self.sequence
-    }
-
-    /// Bytes written so far.
-    pub fn bytes_written(&self) -> u64 {
-        self.bytes_written
-    }
-
-    /// The output, for example to drain a `Vec<u8>` between calls.
-    pub fn output_mut(&mut self) -> &mut W {
-        &mut self.out
     }
 
     fn check_fits(&self, item: &Item) -> Result<(), EncodeError> {
@@ -264,28 +252,16 @@ impl<W: Write> Encoder<W> {
         Ok(())
     }
 
-    /// Cuts the pending payload into a frame and writes it, unless it is
-    /// before `resume_from`.
+    /// Cuts the pending payload into a frame and hands it to the frame
+    /// writer, unless it is before `resume_from`.
     fn flush(&mut self) -> Result<(), EncodeError> {
         if self.payload.is_empty() {
             return Ok(());
         }
         if self.sequence >= self.config.resume_from {
-            let deflated = frame::compress(
-                &mut self.deflate,
-                self.config.level,
-                &self.payload,
-                &mut self.compressed,
-            );
-            let (method, stored) = if deflated {
-                (frame::METHOD_DEFLATE, &self.compressed)
-            } else {
-                (frame::METHOD_STORED, &self.payload)
-            };
-            let header = FrameHeader::write(self.sequence, method, self.payload.len(), stored);
-            self.out.write_all(&header)?;
-            self.out.write_all(stored)?;
-            self.bytes_written += (header.len() + stored.len()) as u64;
+            self.bytes_written +=
+                self.frames
+                    .frame(self.sequence, &mut self.payload, &mut self.out)?;
         }
         self.sequence += 1;
         self.payload.clear();

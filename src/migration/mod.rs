@@ -15,6 +15,7 @@ mod decoder;
 mod encoder;
 mod error;
 mod frame;
+mod frame_writer;
 mod item;
 mod pack;
 mod state;

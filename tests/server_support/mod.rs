@@ -150,7 +150,7 @@ pub fn encode(tables: &[StreamTable], files: &[StreamFile], frame_size: usize) -
     let config = EncoderConfig {
         max_frame_size: frame_size,
         level: 1,
-        resume_from: 0,
+        ..EncoderConfig::default()
     };
     let mut encoder = Encoder::new(Vec::new(), config, header).unwrap();
     for t in tables {

@@ -105,7 +105,8 @@ struct InputArgs {
     #[arg(long, default_value_t = snappack::validate::DEFAULT_MAX_ERRORS)]
     max_errors: usize,
     /// Threads: with 2 (the default where there are 2 cores), a second thread
-    /// checks lines while the first inflates the ZIP entry.
+    /// checks lines while the first inflates the ZIP entry; `pack` and
+    /// `upload` compress frames on another.
     #[arg(long, default_value_t = default_threads())]
     threads: usize,
 }

@@ -50,14 +50,16 @@ pub(super) struct UnpackArgs {
 }
 
 pub(super) fn run_pack(args: PackArgs) -> Result<ExitCode> {
+    let validate = args.input.options()?;
     let options = PackOptions {
-        validate: args.input.options()?,
-        force: args.force,
         encoder: EncoderConfig {
             max_frame_size: args.frame_size,
             level: args.level,
             resume_from: 0,
+            threads: validate.threads,
         },
+        validate,
+        force: args.force,
         producer: format!("snappack {}", env!("CARGO_PKG_VERSION")),
         created_at_ms: SystemTime::now()
             .duration_since(UNIX_EPOCH)

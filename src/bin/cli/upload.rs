@@ -162,11 +162,13 @@ pub fn run(args: UploadArgs) -> Result<ExitCode> {
     let mut packed_stream =
         File::open(&path).with_context(|| format!("cannot read {}", path.display()))?;
     let mode = options.mode;
+    let threads = options.threads;
     let pack_options = PackOptions {
         validate: options,
         encoder: EncoderConfig {
             max_frame_size: args.frame_size,
             level: args.level,
+            threads,
             ..EncoderConfig::default()
         },
         producer: format!("snappack {}", env!("CARGO_PKG_VERSION")),
