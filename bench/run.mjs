@@ -464,7 +464,7 @@ function render({ zip, report, documents, documentBytes, results, loadBefore }) 
   if (js) add('plain JavaScript (fflate + JSON.parse + Set), Node 20', js.runs, 'cpu', `CPU time; peak RSS ${fmt(mib(js.peakRssBytes))} MiB`);
   if (packed) {
     figures.packedRatio = packed.packedBytes / packed.zipBytes;
-    add('native `snappack pack`', packed.runs, 'wall', `packed ${fmt(mb(packed.packedBytes), 1)} MB = ${fmt(figures.packedRatio, 3)}× the ZIP`);
+    add('native `snappack pack`, 2 threads', packed.runs, 'wall', `wall time; packed ${fmt(mb(packed.packedBytes), 1)} MB = ${fmt(figures.packedRatio, 3)}× the ZIP`);
   }
   const ingestRow = (name, result, key) => {
     const r = docsRate(result.runs, 'wall');
