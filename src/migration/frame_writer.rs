@@ -12,9 +12,7 @@ use super::frame::{self, FrameHeader};
 
 /// Compresses frames and writes them, in order, to the writer it is given.
 pub(super) struct FrameWriter {
-    level: u32,
-    deflate: Option<Compress>,
-    compressed: Vec<u8>,
+    deflater: Deflater,
     /// Frame bytes, reused.
     bytes: Vec<u8>,
     #[cfg(not(target_arch = "wasm32"))]
@@ -28,9 +26,7 @@ impl FrameWriter {
         #[cfg(target_arch = "wasm32")]
         let _ = threads;
         FrameWriter {
-            level,
-            deflate: None,
-            compressed: Vec::new(),
+            deflater: Deflater::new(level),
             bytes: Vec::new(),
             #[cfg(not(target_arch = "wasm32"))]
             helper: (threads >= 2).then(|| shared::Helper::start(level)),
@@ -48,26 +44,9 @@ impl FrameWriter {
     ) -> io::Result<u64> {
         #[cfg(not(target_arch = "wasm32"))]
         if let Some(helper) = &mut self.helper {
-            let local = |payload: &[u8], bytes: &mut Vec<u8>| {
-                encode(
-                    &mut self.deflate,
-                    &mut self.compressed,
-                    self.level,
-                    sequence,
-                    payload,
-                    bytes,
-                )
-            };
-            return helper.frame(sequence, payload, local, out);
+            return helper.frame(sequence, payload, &mut self.deflater, out);
         }
-        encode(
-            &mut self.deflate,
-            &mut self.compressed,
-            self.level,
-            sequence,
-            payload,
-            &mut self.bytes,
-        );
+        self.deflater.encode(sequence, payload, &mut self.bytes);
         payload.clear();
         out.write_all(&self.bytes)?;
         Ok(self.bytes.len() as u64)
@@ -84,23 +63,35 @@ impl FrameWriter {
     }
 }
 
-/// One whole frame, header and stored payload, into `bytes`.
-fn encode(
-    deflate: &mut Option<Compress>,
-    compressed: &mut Vec<u8>,
+/// One thread's deflate state.
+struct Deflater {
     level: u32,
-    sequence: u64,
-    payload: &[u8],
-    bytes: &mut Vec<u8>,
-) {
-    let (method, stored) = if frame::compress(deflate, level, payload, compressed) {
-        (frame::METHOD_DEFLATE, &compressed[..])
-    } else {
-        (frame::METHOD_STORED, payload)
-    };
-    bytes.clear();
-    bytes.extend_from_slice(&FrameHeader::write(sequence, method, payload.len(), stored));
-    bytes.extend_from_slice(stored);
+    deflate: Option<Compress>,
+    compressed: Vec<u8>,
+}
+
+impl Deflater {
+    fn new(level: u32) -> Self {
+        Deflater {
+            level,
+            deflate: None,
+            compressed: Vec::new(),
+        }
+    }
+
+    /// One whole frame, header and stored payload, into `bytes`.
+    fn encode(&mut self, sequence: u64, payload: &[u8], bytes: &mut Vec<u8>) {
+        let deflated =
+            frame::compress(&mut self.deflate, self.level, payload, &mut self.compressed);
+        let (method, stored) = if deflated {
+            (frame::METHOD_DEFLATE, &self.compressed[..])
+        } else {
+            (frame::METHOD_STORED, payload)
+        };
+        bytes.clear();
+        bytes.extend_from_slice(&FrameHeader::write(sequence, method, payload.len(), stored));
+        bytes.extend_from_slice(stored);
+    }
 }
 
 #[cfg(not(target_arch = "wasm32"))]
@@ -112,6 +103,8 @@ mod shared {
     use std::io::{self, Write};
     use std::sync::mpsc::{self, Receiver, SyncSender, TrySendError};
     use std::thread::JoinHandle;
+
+    use super::Deflater;
 
     /// A frame to compress: its place in the output, its sequence, its
     /// payload and a buffer for its bytes.
@@ -145,16 +138,9 @@ mod shared {
             let (jobs, queued) = mpsc::sync_channel::<Job>(QUEUE);
             let (finished, done) = mpsc::channel::<Done>();
             let thread = std::thread::spawn(move || {
-                let (mut deflate, mut compressed) = (None, Vec::new());
+                let mut deflater = Deflater::new(level);
                 for (place, sequence, payload, mut bytes) in queued {
-                    super::encode(
-                        &mut deflate,
-                        &mut compressed,
-                        level,
-                        sequence,
-                        &payload,
-                        &mut bytes,
-                    );
+                    deflater.encode(sequence, &payload, &mut bytes);
                     if finished.send((place, bytes, payload)).is_err() {
                         break;
                     }
@@ -177,7 +163,7 @@ mod shared {
             &mut self,
             sequence: u64,
             payload: &mut Vec<u8>,
-            local: impl FnOnce(&[u8], &mut Vec<u8>),
+            local: &mut Deflater,
             out: &mut W,
         ) -> io::Result<u64> {
             let place = self.given;
@@ -193,7 +179,7 @@ mod shared {
                 Ok(()) => self.with_helper += 1,
                 // The helper is busy: this thread compresses the frame.
                 Err(TrySendError::Full((_, _, taken, mut bytes))) => {
-                    local(&taken, &mut bytes);
+                    local.encode(sequence, &taken, &mut bytes);
                     self.held.insert(place, bytes);
                     self.recycle_payload(taken);
                 }
