@@ -199,12 +199,15 @@ impl fmt::Debug for DocumentId {
 
 /// Fletcher-16 with both sums modulo 256: `c1 << 8 | c0`.
 fn fletcher16(bytes: &[u8]) -> u16 {
-    let (mut c0, mut c1) = (0u8, 0u8);
-    for &b in bytes {
-        c0 = c0.wrapping_add(b);
-        c1 = c1.wrapping_add(c0);
+    // Byte i is added into c1 once for each of the n - i running sums c0
+    // it is part of: two independent sums instead of a chain of additions.
+    let n = bytes.len() as u32;
+    let (mut c0, mut c1) = (0u32, 0u32);
+    for (i, &b) in (0..).zip(bytes) {
+        c0 = c0.wrapping_add(u32::from(b));
+        c1 = c1.wrapping_add((n - i) * u32::from(b));
     }
-    (u16::from(c1) << 8) | u16::from(c0)
+    (((c1 & 0xFF) as u16) << 8) | (c0 & 0xFF) as u16
 }
 
 fn read_vint(bytes: &[u8]) -> Result<(u32, usize), IdDecodeError> {
@@ -235,15 +238,29 @@ fn write_vint(mut value: u32, out: &mut [u8]) -> usize {
 
 /// Decodes `text` into `out`, most significant bit first; returns `len * 5 / 8` bytes.
 fn base32_decode(text: &[u8], out: &mut [u8; 24]) -> Result<usize, IdDecodeError> {
+    // Eight characters are 40 bits, five whole bytes: those groups need no
+    // bit bookkeeping, and an invalid character (0xFF in the table) only
+    // has to be noticed once, at the end.
+    let mut invalid = 0u8;
+    let mut n = 0;
+    let groups = text.chunks_exact(8);
+    let tail = groups.remainder();
+    for group in groups {
+        let mut acc = 0u64;
+        for &c in group {
+            let v = DECODE[c as usize];
+            invalid |= v;
+            acc = (acc << 5) | u64::from(v & 31);
+        }
+        out[n..n + 5].copy_from_slice(&acc.to_be_bytes()[3..]);
+        n += 5;
+    }
     let mut acc: u32 = 0;
     let mut bits = 0;
-    let mut n = 0;
-    for &c in text {
+    for &c in tail {
         let v = DECODE[c as usize];
-        if v == 0xFF {
-            return Err(IdDecodeError::InvalidBase32);
-        }
-        acc = (acc << 5) | u32::from(v);
+        invalid |= v;
+        acc = (acc << 5) | u32::from(v & 31);
         bits += 5;
         if bits >= 8 {
             bits -= 8;
@@ -251,6 +268,9 @@ fn base32_decode(text: &[u8], out: &mut [u8; 24]) -> Result<usize, IdDecodeError
             n += 1;
         }
         acc &= (1 << bits) - 1;
+    }
+    if invalid > 31 {
+        return Err(IdDecodeError::InvalidBase32);
     }
     Ok(n)
 }
@@ -442,6 +462,28 @@ mod tests {
     }
 
     proptest! {
+        #[test]
+        fn fletcher16_is_the_running_sums(bytes in proptest::collection::vec(any::<u8>(), 0..40)) {
+            let (mut c0, mut c1) = (0u8, 0u8);
+            for &b in &bytes {
+                c0 = c0.wrapping_add(b);
+                c1 = c1.wrapping_add(c0);
+            }
+            prop_assert_eq!(fletcher16(&bytes), (u16::from(c1) << 8) | u16::from(c0));
+        }
+
+        #[test]
+        fn one_character_outside_the_alphabet_anywhere_is_invalid_base32(
+            at in 0usize..37,
+            bad in any::<u8>().prop_filter("not base32", |c| !ALPHABET.contains(c)),
+        ) {
+            let mut text = DocumentId::new(10001, [7; 16]).encode().into_bytes();
+            text.resize(37, b'0');
+            text[at] = bad;
+            let mut out = [0u8; 24];
+            prop_assert_eq!(base32_decode(&text, &mut out), Err(IdDecodeError::InvalidBase32));
+        }
+
         #[test]
         fn encode_decode_round_trip(table in 1u32.., internal in any::<[u8; 16]>()) {
             let id = DocumentId::new(table, internal);
