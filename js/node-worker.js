@@ -19,9 +19,17 @@ parentPort.on('message', (data) =>
 
 /** Calls `use` with the core's random-access reader over the file at `path`. */
 function withFile(path, use) {
-  const fd = openSync(path, 'r');
+  const misuse = (message) => Object.assign(new Error(message), { code: 'InvalidInput' });
+  let fd;
   try {
-    const size = fstatSync(fd).size;
+    fd = openSync(path, 'r');
+  } catch (error) {
+    throw misuse(`cannot open ${path}: ${error.message}`);
+  }
+  try {
+    const stat = fstatSync(fd);
+    if (stat.isDirectory()) throw misuse(`${path} is a folder: give the snapshot's .zip (or a .jsonl, .json or .csv file)`);
+    const size = stat.size;
     let buffer = Buffer.alloc(0);
     const read = (offset, length) => {
       if (buffer.length < length) buffer = Buffer.allocUnsafe(length);

@@ -23,6 +23,7 @@ export { SnappackError, validate } from './index.js';
 /**
  * Validates the file at `path` without reading it into memory: it is read
  * a few MiB at a time, in a worker thread. The file name gives the format
- * unless `options.format` does.
+ * unless `options.format` does. A path that cannot be opened, or a folder,
+ * rejects with `InvalidInput`.
  */
 export declare function validateFile(path: string, options?: ValidateOptions): Promise<Report>;

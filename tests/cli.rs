@@ -80,6 +80,12 @@ fn exit_statuses_and_human_report() {
     );
     let (code, _, _) = snappack(&["validate", good.to_str().unwrap(), "--mode", "sideways"]);
     assert_eq!(code, 2);
+    // An unzipped export's folder is not something to check: exit 2, saying so.
+    let folder = good.with_file_name("unzipped.zip");
+    std::fs::create_dir_all(&folder).unwrap();
+    let (code, _, stderr) = snappack(&["validate", folder.to_str().unwrap()]);
+    assert_eq!(code, 2);
+    assert!(stderr.contains("unzipped.zip is a folder"), "{stderr}");
 }
 
 #[test]

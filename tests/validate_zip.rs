@@ -317,6 +317,25 @@ fn not_a_zip_and_broken_entries() {
         report.errors[0].message,
         "invalid zip file: this is not a ZIP archive (it does not start with \"PK\")"
     );
+    // An input that cannot be read says so, with the reason.
+    struct Unreadable;
+    impl std::io::Read for Unreadable {
+        fn read(&mut self, _: &mut [u8]) -> std::io::Result<usize> {
+            Err(std::io::Error::other("the disk went away"))
+        }
+    }
+    impl std::io::Seek for Unreadable {
+        fn seek(&mut self, _: std::io::SeekFrom) -> std::io::Result<u64> {
+            Ok(0)
+        }
+    }
+    let report =
+        snappack::validate::validate(Unreadable, "gone.zip", &Options::default(), &mut |_| true);
+    assert_eq!(codes(&report), vec![Code::InvalidZip]);
+    assert_eq!(
+        report.errors[0].message,
+        "invalid zip file: cannot read it (the disk went away)"
+    );
     // A download that stopped short says so.
     let whole = zip(&[("users/documents.jsonl", b"{}\n")]);
     for cut in [10, 30, whole.len() / 2] {

@@ -65,34 +65,18 @@ struct Blob {
 }
 
 pub(super) fn walk<R: Read + Seek>(
-    mut input: R,
+    input: R,
     ctx: &mut Context,
     sink: &mut dyn Sink,
 ) -> Result<Plan, Stop> {
-    // Every ZIP this reads starts with a local header ("PK"): without it the
-    // input is some other kind of file, which the error should say.
-    let mut signature = [0u8; 2];
-    let looks_like_zip = input.read_exact(&mut signature).is_ok() && signature == *b"PK";
     let position = Rc::new(Cell::new(0));
-    let opened = input
-        .seek(SeekFrom::Start(0))
-        .map_err(ZipError::Io)
-        .and_then(|_| {
-            ZipArchive::new(Tracked {
-                inner: input,
-                position: position.clone(),
-            })
-        });
-    let mut archive = match opened {
+    let mut archive = match open_archive(input, &position) {
         Ok(archive) => archive,
-        Err(e) => {
-            let message = if looks_like_zip {
-                format!("invalid zip file: the archive is damaged or cut short ({e})")
-            } else {
-                "invalid zip file: this is not a ZIP archive (it does not start with \"PK\")"
-                    .to_owned()
-            };
-            ctx.error(Finding::new(Code::InvalidZip, message));
+        Err(why) => {
+            ctx.error(Finding::new(
+                Code::InvalidZip,
+                format!("invalid zip file: {why}"),
+            ));
             return Ok(Plan {
                 format: Some(Format::Zip),
                 ..Plan::default()
@@ -477,6 +461,34 @@ fn scan_entry<R: Read + Seek>(
     read.unwrap_or_else(|e| {
         reporting.ctx.error(at(zip_entry_error(&e)));
         Ok(())
+    })
+}
+
+/// Opens the archive, or says why it cannot: every ZIP this reads starts
+/// with a local header ("PK"), so an input without one is some other kind of
+/// file, and one with it that does not open is damaged or cut short.
+fn open_archive<R: Read + Seek>(
+    mut input: R,
+    position: &Rc<Cell<u64>>,
+) -> Result<ZipArchive<Tracked<R>>, String> {
+    let unreadable = |e: io::Error| format!("cannot read it ({e})");
+    let mut signature = [0u8; 2];
+    let looks_like_zip = match input.read_exact(&mut signature) {
+        Ok(()) => signature == *b"PK",
+        Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => false,
+        Err(e) => return Err(unreadable(e)),
+    };
+    input.seek(SeekFrom::Start(0)).map_err(unreadable)?;
+    let tracked = Tracked {
+        inner: input,
+        position: position.clone(),
+    };
+    ZipArchive::new(tracked).map_err(|e| {
+        if looks_like_zip {
+            format!("the archive is damaged or cut short ({e})")
+        } else {
+            "this is not a ZIP archive (it does not start with \"PK\")".to_owned()
+        }
     })
 }
 

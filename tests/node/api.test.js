@@ -88,6 +88,8 @@ test('misuse rejects with a SnappackError and a code', async () => {
     [() => validate(bytes, { onProgress: 'often' }), 'InvalidOptions'],
     [() => validate(bytes, { signal: {} }), 'InvalidOptions'],
     [() => validate(bytes, 'options'), 'InvalidOptions'],
+    [() => validateFile(join(dir, 'not-here.zip')), 'InvalidInput'],
+    [() => validateFile(dir), 'InvalidInput'],
   ];
   for (const [call, code] of cases) {
     await assert.rejects(call(), (error) => {

@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Instant;
 
-use anyhow::{Context as _, Result};
+use anyhow::{bail, Context as _, Result};
 use clap::{Args, Parser, Subcommand};
 use snappack::validate::{ImportMode, Options, Schema, TargetTables};
 use snappack::Format;
@@ -168,6 +168,12 @@ impl InputArgs {
     fn open(&self) -> Result<(BufReader<File>, String)> {
         let file = File::open(&self.file)
             .with_context(|| format!("cannot open {}", self.file.display()))?;
+        if file.metadata().is_ok_and(|m| m.is_dir()) {
+            bail!(
+                "{} is a folder: give the snapshot's .zip (or a .jsonl, .json or .csv file)",
+                self.file.display()
+            );
+        }
         let name = self
             .file
             .file_name()
