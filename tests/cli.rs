@@ -120,3 +120,28 @@ fn target_tables_file() {
     ]);
     assert_eq!(code, 0);
 }
+
+#[test]
+fn a_failure_and_its_cause_are_each_said_once() {
+    // A database in an earlier layout: the server's error wraps the store's,
+    // whose message the wrapper already includes.
+    let database = temp_file("old-layout.db", b"");
+    std::fs::remove_file(&database).unwrap();
+    rusqlite::Connection::open(&database)
+        .unwrap()
+        .execute_batch("CREATE TABLE snappack_documents (table_id INTEGER, json TEXT);")
+        .unwrap();
+    let data = database.with_file_name("old-layout-data");
+    let (code, _, stderr) = snappack(&[
+        "serve",
+        "--database",
+        database.to_str().unwrap(),
+        "--data-dir",
+        data.to_str().unwrap(),
+        "--listen",
+        "127.0.0.1:0",
+    ]);
+    assert_eq!(code, 2);
+    assert_eq!(stderr.matches("earlier snappack").count(), 1, "{stderr}");
+    assert!(stderr.starts_with("snappack: database: "), "{stderr}");
+}
