@@ -8,26 +8,16 @@
 //! away. Prints one JSON line: uncompressed bytes, compressed bytes and, per
 //! repetition, wall and thread CPU seconds.
 
-use std::fs::File;
-use std::io::{BufReader, Read};
+use std::io::Read;
 use std::time::Instant;
 
 use flate2::{Decompress, FlushDecompress, Status};
-use zip::{CompressionMethod, ZipArchive};
+use zip::CompressionMethod;
+
+mod support;
 
 fn main() {
-    // `cargo bench` passes `--bench`; everything else is ours.
-    let args: Vec<String> = std::env::args()
-        .skip(1)
-        .filter(|a| !a.starts_with("--"))
-        .collect();
-    let Some(path) = args.first() else {
-        eprintln!("usage: cargo bench --bench inflate -- <snapshot.zip> [repetitions]");
-        std::process::exit(2);
-    };
-    let repetitions: usize = args.get(1).map_or(5, |r| r.parse().expect("repetitions"));
-    let mut archive =
-        ZipArchive::new(BufReader::new(File::open(path).expect("open"))).expect("a ZIP archive");
+    let (mut archive, repetitions) = support::snapshot_and_repetitions("inflate");
     let mut streams = Vec::new();
     let mut uncompressed = 0u64;
     for i in 0..archive.len() {

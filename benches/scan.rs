@@ -7,27 +7,16 @@
 //! Prints MB/s of document lines per repetition (wall time) and how many
 //! lines the fast path left to the full checker.
 
-use std::fs::File;
-use std::io::{BufReader, Read};
+use std::io::Read;
 use std::time::Instant;
 
 use snappack::convex::fast::check_fast;
 use snappack::convex::value::ValueRules;
-use zip::ZipArchive;
+
+mod support;
 
 fn main() {
-    // `cargo bench` passes `--bench`; everything else is ours.
-    let args: Vec<String> = std::env::args()
-        .skip(1)
-        .filter(|a| !a.starts_with("--"))
-        .collect();
-    let Some(path) = args.first() else {
-        eprintln!("usage: cargo bench --bench scan -- <snapshot.zip> [repetitions]");
-        std::process::exit(2);
-    };
-    let repetitions: usize = args.get(1).map_or(5, |r| r.parse().expect("repetitions"));
-    let mut archive =
-        ZipArchive::new(BufReader::new(File::open(path).expect("open"))).expect("a ZIP archive");
+    let (mut archive, repetitions) = support::snapshot_and_repetitions("scan");
     let mut data = Vec::new();
     for i in 0..archive.len() {
         let mut entry = archive.by_index(i).expect("entry");
