@@ -45,8 +45,14 @@ export async function validate(input, options) {
   const fileName = fileNameOf(input, options);
   const optionsJson = coreOptionsJson(options);
   options.signal?.throwIfAborted();
-  if (source instanceof Blob) source = new Uint8Array(await source.arrayBuffer());
-  return inWorker({ type: 'validate', input: source, fileName, options: optionsJson }, options);
+  // A Blob's bytes are read here into a buffer of our own, which moves to
+  // the worker; the caller's bytes are copied.
+  const transfer = [];
+  if (source instanceof Blob) {
+    source = new Uint8Array(await source.arrayBuffer());
+    transfer.push(source.buffer);
+  }
+  return inWorker({ type: 'validate', input: source, fileName, options: optionsJson }, options, transfer);
 }
 
 /**
@@ -108,11 +114,11 @@ function release(worker) {
 }
 
 /**
- * Posts `request` to a worker thread and settles with its Report. A worker
+ * Posts `request` to a worker thread (moving `transfer`) and settles with its Report. A worker
  * that answered is kept for the next call; one that failed, or whose run
  * `signal` aborted, is ended at once.
  */
-async function inWorker(request, { onProgress, signal }) {
+async function inWorker(request, { onProgress, signal }, transfer = []) {
   let module;
   try {
     module = await compiledModule();
@@ -142,6 +148,6 @@ async function inWorker(request, { onProgress, signal }) {
       settle(reject, new SnappackError('WorkerFailed', `snappack's worker stopped (exit code ${code}) without an answer`));
     signal?.addEventListener('abort', onAbort, { once: true });
     worker.on('message', onMessage).on('error', onError).on('exit', onExit);
-    worker.postMessage({ ...request, module, progress: Boolean(onProgress) });
+    worker.postMessage({ ...request, module, progress: Boolean(onProgress) }, transfer);
   });
 }

@@ -419,6 +419,8 @@ fn string_stop(bytes: &[u8]) -> Option<usize> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::convex::value::check_document;
+    use proptest::prelude::*;
 
     /// Whether `run` is UTF-8, character by character as the scan reads it.
     fn is_utf8(run: &[u8]) -> bool {
@@ -435,8 +437,6 @@ mod tests {
         }
         true
     }
-    use crate::convex::value::check_document;
-    use proptest::prelude::*;
 
     fn agree(line: &str) -> bool {
         let mut hit = false;

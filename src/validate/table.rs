@@ -121,15 +121,7 @@ impl TableChecker {
             Some(doc) => doc,
             None => self.check_whole(bytes, row, line)?,
         };
-        match &doc.id {
-            IdField::Invalid(text, reason) => Err(RowFinding {
-                code: Code::InvalidId,
-                message: format!("invalid _id '{text}': {reason}"),
-                first_line: None,
-            }),
-            IdField::Valid(id) => self.accept_id(*id, line).map(|()| doc),
-            IdField::Absent | IdField::NotString(_) => Ok(doc),
-        }
+        self.accept_id_field(&doc.id, line).map(|_| doc)
     }
 
     /// [`check`](Self::check) for a line whose [`Precheck`] gave
@@ -146,16 +138,23 @@ impl TableChecker {
             Prechecked::Plain(None) => Ok(false),
             Prechecked::Unsure => {
                 let doc = self.check_whole(bytes, row, line)?;
-                match doc.id {
-                    IdField::Invalid(text, reason) => Err(RowFinding {
-                        code: Code::InvalidId,
-                        message: format!("invalid _id '{text}': {reason}"),
-                        first_line: None,
-                    }),
-                    IdField::Valid(id) => self.accept_id(id, line).map(|()| true),
-                    IdField::Absent | IdField::NotString(_) => Ok(false),
-                }
+                self.accept_id_field(&doc.id, line)
             }
+        }
+    }
+
+    /// A document's `_id` field: an invalid one is `InvalidId`, a valid one
+    /// goes through [`accept_id`](Self::accept_id). Returns whether there was
+    /// a valid one.
+    fn accept_id_field(&mut self, id: &IdField, line: u64) -> Result<bool, RowFinding> {
+        match id {
+            IdField::Invalid(text, reason) => Err(RowFinding {
+                code: Code::InvalidId,
+                message: format!("invalid _id '{text}': {reason}"),
+                first_line: None,
+            }),
+            IdField::Valid(id) => self.accept_id(*id, line).map(|()| true),
+            IdField::Absent | IdField::NotString(_) => Ok(false),
         }
     }
 
