@@ -5,6 +5,7 @@
 //!
 //! The same walk feeds a [`Sink`], so packing an archive reads it once.
 
+mod ids;
 mod numbers;
 mod scan;
 mod single;

@@ -113,6 +113,10 @@ impl<'a> Checking<'a> {
             self.checker
                 .reserve_ids(lines.min(MAX_RESERVED_IDS) as usize);
         }
+        // The chunk's places in the duplicate set, read together.
+        for (_, prechecked) in &chunk.lines {
+            self.checker.preload(prechecked);
+        }
         let data = &chunk.bytes[..chunk.len];
         let mut start = 0;
         for (end, prechecked) in chunk.lines.drain(..) {

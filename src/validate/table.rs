@@ -2,10 +2,7 @@
 //! duplicate ids across the whole table. Shared by the validator and by the
 //! server, which re-checks every document it receives.
 
-use std::collections::hash_map::{Entry, HashMap};
-
-use rustc_hash::FxBuildHasher;
-
+use super::ids::IdSet;
 use crate::convex::fast::check_fast;
 use crate::convex::value::{check_document, CheckedDocument, IdField, ValueRules};
 use crate::convex::DocumentId;
@@ -27,11 +24,8 @@ pub struct TableChecker {
     name: String,
     number: Option<u32>,
     rules: ValueRules,
-    /// Decoded ids seen so far, with the line each was first seen on. Lines
-    /// past `u32::MAX` (only in entries of hundreds of gigabytes) are kept in
-    /// `seen_far`, so that the common entry stays 24 bytes.
-    seen: HashMap<DocumentId, u32, FxBuildHasher>,
-    seen_far: HashMap<DocumentId, u64, FxBuildHasher>,
+    /// Decoded ids seen so far, with the line each was first seen on.
+    ids: IdSet,
 }
 
 /// The stateless first half of [`TableChecker::check`]: the fast scan of a
@@ -75,8 +69,7 @@ impl TableChecker {
             name: name.to_owned(),
             number,
             rules,
-            seen: HashMap::default(),
-            seen_far: HashMap::default(),
+            ids: IdSet::default(),
         }
     }
 
@@ -92,12 +85,31 @@ impl TableChecker {
 
     /// Documents with distinct ids seen so far.
     pub fn distinct_ids(&self) -> usize {
-        self.seen.len() + self.seen_far.len()
+        self.ids.len()
     }
 
     /// Makes room for about `ids` more ids (an estimate; the set grows past it as needed).
     pub fn reserve_ids(&mut self, ids: usize) {
-        self.seen.reserve(ids);
+        self.ids.reserve(ids);
+    }
+
+    /// Readies the duplicate set for `prechecked`'s id, which comes soon:
+    /// see [`IdSet::preload`].
+    #[inline]
+    pub fn preload(&self, prechecked: &Prechecked) {
+        if let Prechecked::Plain(Some(id)) = prechecked {
+            self.ids.preload(id);
+        }
+    }
+
+    /// A checker for another table that reuses this one's memory.
+    pub fn reuse(mut self, name: &str, number: Option<u32>, rules: ValueRules) -> Self {
+        self.ids.clear();
+        self.name.clear();
+        self.name.push_str(name);
+        self.number = number;
+        self.rules = rules;
+        self
     }
 
     /// The stateless half of [`check`](Self::check), with the current rules.
@@ -193,29 +205,7 @@ impl TableChecker {
 
     /// Records an id; a second sighting is `DuplicateId` naming the first line.
     pub fn remember(&mut self, id: DocumentId, line: u64) -> Result<(), RowFinding> {
-        // Lines past u32::MAX are rare enough to cost a second lookup.
-        let far = if self.seen_far.is_empty() {
-            None
-        } else {
-            self.seen_far.get(&id).copied()
-        };
-        let first = match (far, u32::try_from(line)) {
-            (Some(first), _) => Some(first),
-            (None, Ok(near)) => match self.seen.entry(id) {
-                Entry::Vacant(slot) => {
-                    slot.insert(near);
-                    None
-                }
-                Entry::Occupied(slot) => Some(u64::from(*slot.get())),
-            },
-            (None, Err(_)) => match self.seen.get(&id) {
-                Some(&first) => Some(u64::from(first)),
-                None => {
-                    self.seen_far.insert(id, line);
-                    None
-                }
-            },
-        };
+        let first = self.ids.insert(id, line);
         match first {
             None => Ok(()),
             Some(first) => Err(RowFinding {
@@ -259,6 +249,32 @@ mod tests {
             .message
             .starts_with("Objects in table \"users\" have duplicate _id fields"));
         assert_eq!(checker.distinct_ids(), 2);
+    }
+
+    #[test]
+    fn a_reused_checker_starts_its_table_afresh() {
+        let a = DocumentId::new(10001, [1; 16]);
+        let mut checker = TableChecker::new("users", Some(10001), ValueRules::Uniform);
+        for n in 0..1000u16 {
+            let mut internal = [0; 16];
+            internal[..2].copy_from_slice(&n.to_le_bytes());
+            checker
+                .remember(DocumentId::new(10001, internal), 1)
+                .unwrap();
+        }
+        let mut checker = checker.reuse("posts", Some(10002), ValueRules::Plain);
+        assert_eq!(checker.distinct_ids(), 0);
+        assert_eq!(checker.number(), Some(10002));
+        // users' ids are not posts' ids; posts' own are.
+        let b = DocumentId::new(10002, [0; 16]);
+        assert_eq!(
+            checker.check(line(&a).as_bytes(), 1, 1).unwrap_err().code,
+            Code::ImportConflict
+        );
+        assert!(checker.check(line(&b).as_bytes(), 2, 2).is_ok());
+        let e = checker.check(line(&b).as_bytes(), 3, 3).unwrap_err();
+        assert_eq!((e.code, e.first_line), (Code::DuplicateId, Some(2)));
+        assert!(e.message.starts_with("Objects in table \"posts\""));
     }
 
     #[test]

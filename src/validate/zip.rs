@@ -282,8 +282,12 @@ pub(super) fn walk<R: Read + Seek>(
 
     // Stage C: every document of every table.
     let mut metadata: HashMap<String, StorageMetadata> = HashMap::new();
+    let mut spare: Option<TableChecker> = None;
     for (t, table) in plan.tables.iter().enumerate() {
-        let mut checker = TableChecker::new(&table.name, table.number, table.rules);
+        let mut checker = match spare.take() {
+            Some(done) => done.reuse(&table.name, table.number, table.rules),
+            None => TableChecker::new(&table.name, table.number, table.rules),
+        };
         let mut ids_without_first = false;
         for entry_name in &table.entries {
             let Some(stream) = streams.iter().find(|s| &s.name == entry_name) else {
@@ -324,6 +328,7 @@ pub(super) fn walk<R: Read + Seek>(
         if let Err(e) = sink.end_table(t) {
             return Err(Stop::Sink(e, plan));
         }
+        spare = Some(checker);
     }
 
     // Stored files: bytes against their metadata.

@@ -1,0 +1,227 @@
+//! The duplicate-id check's state: every document id seen in one table, with
+//! the line it was first seen on.
+//!
+//! Validation inserts one id per document between long scans of the lines,
+//! which push the set out of the CPU's nearer caches, so a lookup is a cache
+//! miss more often than not. [`IdSet`] is laid out for that: a small array
+//! of slots, 8 bytes each (a hash tag and an index), probed linearly, holds
+//! the place of the ids, which are kept in order of first sighting in a
+//! separate list that is only read when a tag matches. The slot for an id is
+//! known before the lookup, so a caller that has a batch of ids can
+//! [`preload`](IdSet::preload) their slots first and let the misses overlap.
+
+use std::collections::HashMap;
+
+use crate::convex::DocumentId;
+
+/// A line number kept in [`IdSet`] entries that stands for "past `u32::MAX`,
+/// see `far_lines`".
+const FAR: u32 = u32::MAX;
+
+/// Document ids with the line each was first seen on.
+#[derive(Default)]
+pub struct IdSet {
+    /// Open addressing with linear probing; a power of two long, at most
+    /// half full. `0` is an empty slot; otherwise the high 32 bits are the
+    /// id's hash tag and the low 32 bits its index in `entries` plus one.
+    slots: Vec<u64>,
+    /// The ids in the order first seen, with their lines ([`FAR`] for lines
+    /// past `u32::MAX`, which only entries of hundreds of gigabytes reach).
+    entries: Vec<(DocumentId, u32)>,
+    /// The lines of entries whose line is [`FAR`], by index.
+    far_lines: HashMap<u32, u64>,
+}
+
+impl IdSet {
+    /// Distinct ids seen.
+    pub fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    /// Makes room for `additional` more ids without growing.
+    pub fn reserve(&mut self, additional: usize) {
+        let wanted = self.entries.len().saturating_add(additional);
+        self.entries.reserve(additional);
+        if wanted > self.slots.len() / 2 {
+            self.rebuild(wanted.saturating_mul(2).next_power_of_two());
+        }
+    }
+
+    /// Adds `id`, first seen on `line`; if it was already there, adds
+    /// nothing and returns the line it was first seen on.
+    pub fn insert(&mut self, id: DocumentId, line: u64) -> Option<u64> {
+        if self.entries.len() + 1 > self.slots.len() / 2 {
+            self.rebuild((self.slots.len() * 2).max(64));
+        }
+        let hash = hash(&id);
+        let tag = hash >> 32;
+        let mask = self.slots.len() - 1;
+        let mut at = hash as usize & mask;
+        loop {
+            match self.slots[at] {
+                0 => break,
+                slot if slot >> 32 == tag => {
+                    let index = (slot as u32 - 1) as usize;
+                    if self.entries[index].0 == id {
+                        return Some(self.line(index));
+                    }
+                }
+                _ => {}
+            }
+            at = (at + 1) & mask;
+        }
+        // Indexes are u32: 2^32 ids would take over 100 GiB, far more than
+        // memory holds, before they ran out.
+        let index = self.entries.len() as u32;
+        let near = match u32::try_from(line) {
+            Ok(near) if near != FAR => near,
+            _ => {
+                self.far_lines.insert(index, line);
+                FAR
+            }
+        };
+        self.entries.push((id, near));
+        self.slots[at] = tag << 32 | u64::from(index + 1);
+        None
+    }
+
+    /// Reads the slot where `id` would be, so that a later
+    /// [`insert`](Self::insert) of it finds it in cache. Reading the slots
+    /// of a batch of ids first lets their cache misses overlap, where one
+    /// insert after another would wait for each in turn.
+    #[inline]
+    pub fn preload(&self, id: &DocumentId) {
+        if !self.slots.is_empty() {
+            let at = hash(id) as usize & (self.slots.len() - 1);
+            std::hint::black_box(self.slots[at]);
+        }
+    }
+
+    /// Empties the set for another table, keeping the memory the last one
+    /// used well (fresh memory costs a page fault on each first touch), and
+    /// giving back what it barely used.
+    pub fn clear(&mut self) {
+        if self.entries.len() < self.slots.len() / 8 {
+            self.slots = Vec::new();
+            self.entries = Vec::new();
+        } else {
+            self.slots.fill(0);
+            self.entries.clear();
+        }
+        self.far_lines.clear();
+    }
+
+    /// The line entry `index` was first seen on.
+    fn line(&self, index: usize) -> u64 {
+        match self.entries[index].1 {
+            FAR => self.far_lines[&(index as u32)],
+            near => u64::from(near),
+        }
+    }
+
+    /// Places every entry again in `len` slots.
+    fn rebuild(&mut self, len: usize) {
+        self.slots = vec![0; len];
+        let mask = len - 1;
+        for (index, (id, _)) in self.entries.iter().enumerate() {
+            let hash = hash(id);
+            let mut at = hash as usize & mask;
+            while self.slots[at] != 0 {
+                at = (at + 1) & mask;
+            }
+            self.slots[at] = (hash >> 32) << 32 | (index as u64 + 1);
+        }
+    }
+}
+
+/// A 64-bit hash of an id: its 20 bytes folded by two full multiplies, so
+/// that every byte reaches both the low bits (the slot) and the high bits
+/// (the tag), whatever the internal ids look like.
+#[inline]
+fn hash(id: &DocumentId) -> u64 {
+    const K0: u64 = 0x243f_6a88_85a3_08d3;
+    const K1: u64 = 0x1319_8a2e_0370_7344;
+    const K2: u64 = 0xa409_3822_299f_31d0;
+    let (low, high) = id.internal.split_at(8);
+    let low = u64::from_le_bytes(low.try_into().unwrap_or_default());
+    let high = u64::from_le_bytes(high.try_into().unwrap_or_default());
+    let folded = fold(low ^ K0, high ^ K1);
+    fold(folded ^ u64::from(id.table), K2)
+}
+
+/// The high and low halves of a 128-bit product, xored.
+#[inline]
+fn fold(a: u64, b: u64) -> u64 {
+    let product = u128::from(a) * u128::from(b);
+    (product >> 64) as u64 ^ product as u64
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashMap;
+
+    use proptest::prelude::*;
+
+    use super::*;
+
+    fn id(table: u32, n: u64) -> DocumentId {
+        let mut internal = [0; 16];
+        internal[..8].copy_from_slice(&n.to_le_bytes());
+        DocumentId::new(table, internal)
+    }
+
+    #[test]
+    fn repeats_name_the_first_line_across_growth() {
+        let mut set = IdSet::default();
+        for n in 0..10_000 {
+            assert_eq!(set.insert(id(10001, n), n + 1), None);
+        }
+        assert_eq!(set.len(), 10_000);
+        for n in (0..10_000).step_by(7) {
+            assert_eq!(set.insert(id(10001, n), 99_999), Some(n + 1));
+        }
+        // The same internal id in another table is another id.
+        assert_eq!(set.insert(id(10002, 5), 1), None);
+        assert_eq!(set.len(), 10_001);
+    }
+
+    #[test]
+    fn lines_past_u32_max_are_kept_whole() {
+        let far = u64::from(u32::MAX) + 10;
+        let mut set = IdSet::default();
+        assert_eq!(set.insert(id(1, 1), u64::from(u32::MAX)), None);
+        assert_eq!(set.insert(id(1, 2), far), None);
+        assert_eq!(set.insert(id(1, 3), 7), None);
+        assert_eq!(set.insert(id(1, 1), 1), Some(u64::from(u32::MAX)));
+        assert_eq!(set.insert(id(1, 2), 1), Some(far));
+        assert_eq!(set.insert(id(1, 3), far + 1), Some(7));
+    }
+
+    proptest! {
+        /// The set answers as a map from id to first line does, whatever
+        /// was reserved and preloaded, and cleared for the next table.
+        #[test]
+        fn agrees_with_a_map(
+            ops in proptest::collection::vec((1u32..4, 0u64..300, 1u64..u64::MAX), 0..2000),
+            reserve in 0usize..3000,
+            clear_at in 0usize..2000,
+        ) {
+            let mut set = IdSet::default();
+            set.reserve(reserve);
+            let mut map = HashMap::new();
+            for (i, (table, n, line)) in ops.into_iter().enumerate() {
+                if i == clear_at {
+                    set.clear();
+                    map.clear();
+                    set.reserve(reserve);
+                }
+                let id = id(table, n);
+                set.preload(&id);
+                let expected = map.get(&id).copied();
+                map.entry(id).or_insert(line);
+                prop_assert_eq!(set.insert(id, line), expected);
+            }
+            prop_assert_eq!(set.len(), map.len());
+        }
+    }
+}
