@@ -11,6 +11,7 @@
 //! [`preload`](IdSet::preload) their slots first and let the misses overlap.
 
 use std::collections::HashMap;
+use std::hash::{BuildHasher, RandomState};
 
 use crate::convex::DocumentId;
 
@@ -19,8 +20,10 @@ use crate::convex::DocumentId;
 const FAR: u32 = u32::MAX;
 
 /// Document ids with the line each was first seen on.
-#[derive(Default)]
 pub struct IdSet {
+    /// Keys of the hash, random per set where the platform has randomness,
+    /// so that ids crafted to collide in one process do not in another.
+    seeds: [u64; 2],
     /// Open addressing with linear probing; a power of two long, at most
     /// half full. `0` is an empty slot; otherwise the high 32 bits are the
     /// id's hash tag and the low 32 bits its index in `entries` plus one.
@@ -30,6 +33,18 @@ pub struct IdSet {
     entries: Vec<(DocumentId, u32)>,
     /// The lines of entries whose line is [`FAR`], by index.
     far_lines: HashMap<u32, u64>,
+}
+
+impl Default for IdSet {
+    fn default() -> Self {
+        let random = RandomState::new();
+        IdSet {
+            seeds: [random.hash_one(0u8), random.hash_one(1u8)],
+            slots: Vec::new(),
+            entries: Vec::new(),
+            far_lines: HashMap::new(),
+        }
+    }
 }
 
 impl IdSet {
@@ -53,7 +68,7 @@ impl IdSet {
         if self.entries.len() + 1 > self.slots.len() / 2 {
             self.rebuild((self.slots.len() * 2).max(64));
         }
-        let hash = hash(&id);
+        let hash = hash(self.seeds, &id);
         let tag = hash >> 32;
         let mask = self.slots.len() - 1;
         let mut at = hash as usize & mask;
@@ -92,7 +107,7 @@ impl IdSet {
     #[inline]
     pub fn preload(&self, id: &DocumentId) {
         if !self.slots.is_empty() {
-            let at = hash(id) as usize & (self.slots.len() - 1);
+            let at = hash(self.seeds, id) as usize & (self.slots.len() - 1);
             std::hint::black_box(self.slots[at]);
         }
     }
@@ -121,10 +136,12 @@ impl IdSet {
 
     /// Places every entry again in `len` slots.
     fn rebuild(&mut self, len: usize) {
+        // The entries say where everything goes: free the old slots first.
+        self.slots = Vec::new();
         self.slots = vec![0; len];
         let mask = len - 1;
         for (index, (id, _)) in self.entries.iter().enumerate() {
-            let hash = hash(id);
+            let hash = hash(self.seeds, id);
             let mut at = hash as usize & mask;
             while self.slots[at] != 0 {
                 at = (at + 1) & mask;
@@ -134,19 +151,18 @@ impl IdSet {
     }
 }
 
-/// A 64-bit hash of an id: its 20 bytes folded by two full multiplies, so
-/// that every byte reaches both the low bits (the slot) and the high bits
-/// (the tag), whatever the internal ids look like.
+/// A 64-bit hash of an id, keyed by `seeds`: its 20 bytes folded by two
+/// full multiplies, so that every byte reaches both the low bits (the slot)
+/// and the high bits (the tag), whatever the internal ids look like.
 #[inline]
-fn hash(id: &DocumentId) -> u64 {
-    const K0: u64 = 0x243f_6a88_85a3_08d3;
-    const K1: u64 = 0x1319_8a2e_0370_7344;
-    const K2: u64 = 0xa409_3822_299f_31d0;
-    let (low, high) = id.internal.split_at(8);
-    let low = u64::from_le_bytes(low.try_into().unwrap_or_default());
-    let high = u64::from_le_bytes(high.try_into().unwrap_or_default());
-    let folded = fold(low ^ K0, high ^ K1);
-    fold(folded ^ u64::from(id.table), K2)
+fn hash(seeds: [u64; 2], id: &DocumentId) -> u64 {
+    const MIX: u64 = 0xa409_3822_299f_31d0;
+    let internal = u128::from_le_bytes(id.internal);
+    let folded = fold(
+        internal as u64 ^ seeds[0],
+        (internal >> 64) as u64 ^ seeds[1],
+    );
+    fold(folded ^ u64::from(id.table), MIX)
 }
 
 /// The high and low halves of a 128-bit product, xored.
@@ -195,6 +211,14 @@ mod tests {
         assert_eq!(set.insert(id(1, 1), 1), Some(u64::from(u32::MAX)));
         assert_eq!(set.insert(id(1, 2), 1), Some(far));
         assert_eq!(set.insert(id(1, 3), far + 1), Some(7));
+    }
+
+    #[test]
+    fn each_set_hashes_with_its_own_keys() {
+        // Natively, std seeds from the OS; wasm32-unknown-unknown has no source.
+        if cfg!(not(target_arch = "wasm32")) {
+            assert_ne!(IdSet::default().seeds, IdSet::default().seeds);
+        }
     }
 
     proptest! {
