@@ -19,18 +19,25 @@ use crate::convex::DocumentId;
 /// see `far_lines`".
 const FAR: u32 = u32::MAX;
 
+/// Entries per block of [`IdSet::entries`] (1.5 MiB): the list grows a block
+/// at a time, so that it never holds an old and a new copy of itself.
+const BLOCK: usize = 1 << 16;
+
 /// Document ids with the line each was first seen on.
 pub struct IdSet {
     /// Keys of the hash, random per set where the platform has randomness,
     /// so that ids crafted to collide in one process do not in another.
     seeds: [u64; 2],
     /// Open addressing with linear probing; a power of two long, at most
-    /// half full. `0` is an empty slot; otherwise the high 32 bits are the
+    /// three quarters full. `0` is an empty slot; otherwise the high 32 bits are the
     /// id's hash tag and the low 32 bits its index in `entries` plus one.
     slots: Vec<u64>,
     /// The ids in the order first seen, with their lines ([`FAR`] for lines
-    /// past `u32::MAX`, which only entries of hundreds of gigabytes reach).
-    entries: Vec<(DocumentId, u32)>,
+    /// past `u32::MAX`, which only entries of hundreds of gigabytes reach),
+    /// in blocks of [`BLOCK`]; blocks past the last entry's are spare.
+    entries: Vec<Vec<(DocumentId, u32)>>,
+    /// How many entries there are.
+    len: usize,
     /// The lines of entries whose line is [`FAR`], by index.
     far_lines: HashMap<u32, u64>,
 }
@@ -42,6 +49,7 @@ impl Default for IdSet {
             seeds: [random.hash_one(0u8), random.hash_one(1u8)],
             slots: Vec::new(),
             entries: Vec::new(),
+            len: 0,
             far_lines: HashMap::new(),
         }
     }
@@ -50,22 +58,21 @@ impl Default for IdSet {
 impl IdSet {
     /// Distinct ids seen.
     pub fn len(&self) -> usize {
-        self.entries.len()
+        self.len
     }
 
-    /// Makes room for `additional` more ids without growing.
+    /// Makes room in the slots for `additional` more ids without growing.
     pub fn reserve(&mut self, additional: usize) {
-        let wanted = self.entries.len().saturating_add(additional);
-        self.entries.reserve(additional);
-        if wanted > self.slots.len() / 2 {
-            self.rebuild(wanted.saturating_mul(2).next_power_of_two());
+        let wanted = self.len.saturating_add(additional);
+        if wanted > max_len(self.slots.len()) {
+            self.rebuild((wanted.saturating_mul(4) / 3 + 1).next_power_of_two());
         }
     }
 
     /// Adds `id`, first seen on `line`; if it was already there, adds
     /// nothing and returns the line it was first seen on.
     pub fn insert(&mut self, id: DocumentId, line: u64) -> Option<u64> {
-        if self.entries.len() + 1 > self.slots.len() / 2 {
+        if self.len + 1 > max_len(self.slots.len()) {
             self.rebuild((self.slots.len() * 2).max(64));
         }
         let hash = hash(self.seeds, &id);
@@ -77,7 +84,7 @@ impl IdSet {
                 0 => break,
                 slot if slot >> 32 == tag => {
                     let index = (slot as u32 - 1) as usize;
-                    if self.entries[index].0 == id {
+                    if self.entry(index).0 == id {
                         return Some(self.line(index));
                     }
                 }
@@ -87,7 +94,7 @@ impl IdSet {
         }
         // Indexes are u32: 2^32 ids would take over 100 GiB, far more than
         // memory holds, before they ran out.
-        let index = self.entries.len() as u32;
+        let index = self.len as u32;
         let near = match u32::try_from(line) {
             Ok(near) if near != FAR => near,
             _ => {
@@ -95,7 +102,12 @@ impl IdSet {
                 FAR
             }
         };
-        self.entries.push((id, near));
+        let block = self.len / BLOCK;
+        if block == self.entries.len() {
+            self.entries.push(Vec::with_capacity(BLOCK));
+        }
+        self.entries[block].push((id, near));
+        self.len += 1;
         self.slots[at] = tag << 32 | u64::from(index + 1);
         None
     }
@@ -116,19 +128,25 @@ impl IdSet {
     /// used well (fresh memory costs a page fault on each first touch), and
     /// giving back what it barely used.
     pub fn clear(&mut self) {
-        if self.entries.len() < self.slots.len() / 8 {
+        if self.len < self.slots.len() / 8 {
             self.slots = Vec::new();
             self.entries = Vec::new();
         } else {
             self.slots.fill(0);
-            self.entries.clear();
+            self.entries.iter_mut().for_each(Vec::clear);
         }
+        self.len = 0;
         self.far_lines.clear();
+    }
+
+    /// Entry `index`: an id and its line.
+    fn entry(&self, index: usize) -> &(DocumentId, u32) {
+        &self.entries[index / BLOCK][index % BLOCK]
     }
 
     /// The line entry `index` was first seen on.
     fn line(&self, index: usize) -> u64 {
-        match self.entries[index].1 {
+        match self.entry(index).1 {
             FAR => self.far_lines[&(index as u32)],
             near => u64::from(near),
         }
@@ -140,7 +158,7 @@ impl IdSet {
         self.slots = Vec::new();
         self.slots = vec![0; len];
         let mask = len - 1;
-        for (index, (id, _)) in self.entries.iter().enumerate() {
+        for (index, (id, _)) in self.entries.iter().flatten().enumerate() {
             let hash = hash(self.seeds, id);
             let mut at = hash as usize & mask;
             while self.slots[at] != 0 {
@@ -163,6 +181,11 @@ fn hash(seeds: [u64; 2], id: &DocumentId) -> u64 {
         (internal >> 64) as u64 ^ seeds[1],
     );
     fold(folded ^ u64::from(id.table), MIX)
+}
+
+/// The most ids `slots` slots take: three quarters of them.
+fn max_len(slots: usize) -> usize {
+    slots / 4 * 3
 }
 
 /// The high and low halves of a 128-bit product, xored.
@@ -188,17 +211,27 @@ mod tests {
 
     #[test]
     fn repeats_name_the_first_line_across_growth() {
+        // Past two blocks of entries, from slots too few for them.
+        let count = 2 * BLOCK as u64 + 10;
         let mut set = IdSet::default();
-        for n in 0..10_000 {
+        set.reserve(1000);
+        for n in 0..count {
             assert_eq!(set.insert(id(10001, n), n + 1), None);
         }
-        assert_eq!(set.len(), 10_000);
-        for n in (0..10_000).step_by(7) {
-            assert_eq!(set.insert(id(10001, n), 99_999), Some(n + 1));
+        assert_eq!(set.len() as u64, count);
+        for n in (0..count).step_by(7) {
+            assert_eq!(set.insert(id(10001, n), u64::MAX), Some(n + 1));
         }
         // The same internal id in another table is another id.
         assert_eq!(set.insert(id(10002, 5), 1), None);
-        assert_eq!(set.len(), 10_001);
+        assert_eq!(set.len() as u64, count + 1);
+        // Cleared and filled again, in the blocks it kept.
+        set.clear();
+        assert_eq!(set.len(), 0);
+        for n in (0..count).rev() {
+            assert_eq!(set.insert(id(10001, n), n), None);
+        }
+        assert_eq!(set.insert(id(10001, BLOCK as u64), 1), Some(BLOCK as u64));
     }
 
     #[test]
