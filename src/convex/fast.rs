@@ -405,8 +405,23 @@ fn utf8_char_width(bytes: &[u8]) -> Option<usize> {
 fn string_stop(bytes: &[u8]) -> Option<usize> {
     const ONES: u64 = 0x0101_0101_0101_0101;
     const HIGH: u64 = 0x8080_8080_8080_8080;
-    let mut words = bytes.chunks_exact(8);
     let mut at = 0;
+    #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
+    while let Some(block) = bytes[at..].first_chunk::<16>() {
+        use std::arch::wasm32::*;
+        // SAFETY: the load reads the 16 bytes of `block`.
+        let v = unsafe { v128_load(block.as_ptr().cast()) };
+        let quote = u8x16_eq(v, u8x16_splat(b'"'));
+        let backslash = u8x16_eq(v, u8x16_splat(b'\\'));
+        // Signed: bytes from 0x80 up are negative, so below 0x20 too.
+        let control_or_high = i8x16_lt(v, i8x16_splat(0x20));
+        let found = u8x16_bitmask(v128_or(v128_or(quote, backslash), control_or_high));
+        if found != 0 {
+            return Some(at + found.trailing_zeros() as usize);
+        }
+        at += 16;
+    }
+    let mut words = bytes[at..].chunks_exact(8);
     for word in &mut words {
         let v = u64::from_le_bytes(word.try_into().ok()?);
         let quote = v ^ (ONES * u64::from(b'"'));
