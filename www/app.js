@@ -411,7 +411,8 @@ function showServerTables(tables) {
   const count = tables.tables.length;
   const names = tables.tables.slice(0, 8).map((t) => (t.component ? `${t.component}/` : '') + t.name);
   $('server-status').className = 'status good';
-  $('server-status').textContent = `Connected. The server has ${plural(count, 'table')}${count ? `: ${names.join(', ')}${count > 8 ? ', …' : ''}` : ''}.`;
+  const more = count > names.length ? ` and ${count - names.length} more` : '';
+  $('server-status').textContent = `Connected. The server has ${plural(count, 'table')}${count ? `: ${names.join(', ')}${more}` : ''}.`;
 }
 
 /** Validates again against the server's tables in the chosen mode, and lists the conflicts. */

@@ -196,7 +196,7 @@ function bigSnapshot(name) {
 test('a valid snapshot dropped: report, upload, every row in the database', { timeout: 120_000 }, async () => {
   const server = await startServer();
   const path = join(dir, 'valid.zip');
-  const summary = gen(path, { seed: 1, tables: 3, totalDocuments: 3000, components: ['billing'], storageFiles: 2, compressionLevel: 1 });
+  const summary = gen(path, { seed: 1, tables: 5, totalDocuments: 3000, components: ['billing'], storageFiles: 2, compressionLevel: 1 });
   const page = await newPage(server);
   assert.equal(await page.isHidden('#load-error'), true, 'the package loads from www/pkg');
   await shot(page, '01-empty');
@@ -232,6 +232,8 @@ test('a valid snapshot dropped: report, upload, every row in the database', { ti
   await page.waitForSelector('#conflicts.bad');
   assert.match(await page.textContent('#conflicts'), /TableExists/);
   assert.equal(await page.isDisabled('#upload'), true);
+  // More tables than the status names (8).
+  assert.match(await page.textContent('#server-status'), new RegExp(`^Connected\\. The server has ${tableCount} tables: [^…]* and ${tableCount - 8} more\\.$`));
   await page.check('input[value="replace"]');
   await page.waitForSelector('#conflicts.good');
   assert.equal(await page.isEnabled('#upload'), true);
