@@ -1,69 +1,47 @@
 //! The ceiling for validation: raw inflate speed of a snapshot's document
-//! entries, with nothing else done to the bytes. `npm run bench` runs it on
-//! the same archive as the validators:
+//! entries, with nothing else done to the bytes, by zlib-rs (what snappack
+//! uses) and, for comparison, miniz_oxide. `npm run bench` runs it on the
+//! same archive as the validators:
 //! `cargo bench --bench inflate -- <snapshot.zip> [repetitions]`.
 //!
 //! Each entry's compressed bytes are read into memory first (not timed), then
-//! inflated with zlib-rs through flate2 into a 1 MiB buffer that is thrown
-//! away. Prints one JSON line: uncompressed bytes, compressed bytes and, per
-//! repetition, wall and thread CPU seconds.
+//! inflated into a 1 MiB buffer that is thrown away. Prints one JSON line:
+//! uncompressed bytes, compressed bytes and, per inflater and repetition, wall
+//! and thread CPU seconds.
 
-use std::io::Read;
 use std::time::Instant;
 
-use flate2::{Decompress, FlushDecompress, Status};
-use zip::CompressionMethod;
-
+#[path = "support/inflaters.rs"]
+mod inflaters;
 mod support;
+
+use inflaters::{document_streams, Inflater};
 
 fn main() {
     let (mut archive, repetitions) = support::snapshot_and_repetitions("inflate");
-    let mut streams = Vec::new();
-    let mut uncompressed = 0u64;
-    for i in 0..archive.len() {
-        let mut entry = archive.by_index_raw(i).expect("entry");
-        if !entry
-            .name()
-            .expect("entry name")
-            .ends_with("documents.jsonl")
-            || entry.compression() != CompressionMethod::Deflated
-        {
-            continue;
-        }
-        uncompressed += entry.size();
-        let mut data = Vec::with_capacity(entry.compressed_size() as usize);
-        entry.read_to_end(&mut data).expect("read entry");
-        streams.push((data, entry.size()));
-    }
-    let compressed: usize = streams.iter().map(|s| s.0.len()).sum();
+    let streams = document_streams(&mut archive);
+    let uncompressed: u64 = streams.iter().map(|s| s.size).sum();
+    let compressed: usize = streams.iter().map(|s| s.deflated.len()).sum();
     let mut out = vec![0u8; 1 << 20];
-    let mut runs = Vec::new();
-    for _ in 0..repetitions {
-        let cpu = thread_cpu_seconds();
-        let start = Instant::now();
-        for (data, size) in &streams {
-            let mut inflater = Decompress::new(false);
-            loop {
-                let before = inflater.total_in() as usize;
-                let status = inflater
-                    .decompress(&data[before..], &mut out, FlushDecompress::None)
-                    .expect("inflate");
-                if status == Status::StreamEnd {
-                    break;
-                }
-            }
-            assert_eq!(inflater.total_out(), *size, "inflated size");
+    let mut measure = |inflater: Inflater| {
+        let mut runs = Vec::new();
+        for _ in 0..repetitions {
+            let cpu = thread_cpu_seconds();
+            let start = Instant::now();
+            inflater.inflate_all(&streams, &mut out);
+            let wall = start.elapsed().as_secs_f64();
+            runs.push(format!(
+                r#"{{"wallSeconds":{wall},"cpuSeconds":{}}}"#,
+                thread_cpu_seconds() - cpu
+            ));
         }
-        let wall = start.elapsed().as_secs_f64();
-        runs.push(format!(
-            r#"{{"wallSeconds":{wall},"cpuSeconds":{}}}"#,
-            thread_cpu_seconds() - cpu
-        ));
-    }
-    println!(
-        r#"{{"uncompressedBytes":{uncompressed},"compressedBytes":{compressed},"entries":{},"runs":[{}]}}"#,
-        streams.len(),
         runs.join(",")
+    };
+    let zlib_rs = measure(Inflater::ZlibRs);
+    let miniz_oxide = measure(Inflater::MinizOxide);
+    println!(
+        r#"{{"uncompressedBytes":{uncompressed},"compressedBytes":{compressed},"entries":{},"runs":[{zlib_rs}],"minizOxideRuns":[{miniz_oxide}]}}"#,
+        streams.len(),
     );
 }
 
