@@ -8,8 +8,8 @@
 
 use super::id::DocumentId;
 use super::value::{
-    decode_base64, CheckedDocument, IdField, ValueRules, MAX_ARRAY_LEN, MAX_CREATION_TIME,
-    MAX_DOCUMENT_NESTING, MAX_DOCUMENT_SIZE, MAX_OBJECT_FIELDS,
+    decode_base64, decode_base64_into, CheckedDocument, IdField, ValueRules, MAX_ARRAY_LEN,
+    MAX_CREATION_TIME, MAX_DOCUMENT_NESTING, MAX_DOCUMENT_SIZE, MAX_OBJECT_FIELDS,
 };
 use crate::convex::names::MAX_FIELD_NAME_LEN;
 
@@ -229,17 +229,25 @@ impl<'a> Scan<'a> {
         let payload = self.plain_string()?;
         self.ws();
         self.eat(b'}')?;
-        let bytes = decode_base64(std::str::from_utf8(payload).ok()?).ok()?;
+        // Numbers take 8 bytes: a small buffer saves an allocation.
+        let mut small = [0u8; 64];
+        let len = match decode_base64_into(payload, &mut small) {
+            Some(len) => len,
+            None => decode_base64(std::str::from_utf8(payload).ok()?)
+                .ok()?
+                .len(),
+        };
+        let bytes = small.get(..len).unwrap_or_default();
         self.size += match key {
-            b"$integer" if bytes.len() == 8 => 9,
-            b"$float" if bytes.len() == 8 => {
+            b"$integer" if len == 8 => 9,
+            b"$float" if len == 8 => {
                 let value = f64::from_le_bytes(bytes.try_into().ok()?);
                 if value.is_normal() || value.is_subnormal() {
                     return None;
                 }
                 9
             }
-            b"$bytes" => 2 + bytes.len() as u64,
+            b"$bytes" => 2 + len as u64,
             _ => return None,
         };
         Some(())
@@ -498,6 +506,22 @@ mod tests {
         ];
         for line in &lines {
             assert!(agree(line), "fast path not taken for {line}");
+        }
+    }
+
+    #[test]
+    fn bytes_of_any_length_take_the_fast_path_and_agree() {
+        use base64::Engine;
+        // Around the small buffer's 64 bytes, and past it.
+        for len in [0, 1, 8, 63, 64, 65, 130] {
+            let payload = base64::engine::general_purpose::STANDARD.encode(vec![7u8; len]);
+            let line = format!(r#"{{"b":{{"$bytes":"{payload}"}}}}"#);
+            assert!(agree(&line), "{line}");
+            let bad = format!(r#"{{"b":{{"$bytes":"{payload}!"}}}}"#);
+            assert_eq!(
+                check_fast(bad.as_bytes(), ValueRules::Uniform, Some(10001)),
+                None
+            );
         }
     }
 

@@ -598,17 +598,24 @@ fn decode_wrapper(
 }
 
 /// Standard-alphabet base64 with optional padding; trailing bits must be zero.
+const BASE64: base64::engine::GeneralPurpose = base64::engine::GeneralPurpose::new(
+    &base64::alphabet::STANDARD,
+    base64::engine::GeneralPurposeConfig::new()
+        .with_decode_padding_mode(base64::engine::DecodePaddingMode::Indifferent),
+);
+
+/// Decodes base64 as Convex reads it: standard alphabet, optional padding,
+/// trailing bits zero.
 pub fn decode_base64(text: &str) -> Result<Vec<u8>, String> {
-    use base64::engine::{
-        general_purpose::GeneralPurpose, DecodePaddingMode, GeneralPurposeConfig,
-    };
-    const ENGINE: GeneralPurpose = GeneralPurpose::new(
-        &base64::alphabet::STANDARD,
-        GeneralPurposeConfig::new().with_decode_padding_mode(DecodePaddingMode::Indifferent),
-    );
-    ENGINE
+    BASE64
         .decode(text)
         .map_err(|e| format!("invalid base64: {e}"))
+}
+
+/// [`decode_base64`] into `out`, without allocating: the decoded length, or
+/// `None` when the text is not base64 or decodes to more than `out` holds.
+pub fn decode_base64_into(text: &[u8], out: &mut [u8]) -> Option<usize> {
+    BASE64.decode_slice(text, out).ok()
 }
 
 /// A `$` key at the start of an object.
