@@ -14,6 +14,8 @@ import { argv } from 'node:process';
 
 import { unzipSync } from 'fflate';
 
+import { repeat } from './timing.mjs';
+
 const ALPHABET = '0123456789abcdefghjkmnpqrstvwxyz';
 const DECODE = new Map([...ALPHABET].map((c, i) => [c, i]));
 
@@ -141,17 +143,8 @@ export function checkSnapshot(zipBytes) {
 
 if (import.meta.url === `file://${argv[1]}`) {
   const [, , path, reps = '3'] = argv;
-  const runs = [];
-  let result;
-  for (let r = 0; r < Number(reps); r++) {
-    const zip = readFileSync(path);
-    const cpu = process.cpuUsage();
-    const start = performance.now();
-    result = checkSnapshot(zip);
-    const wallMs = performance.now() - start;
-    const used = process.cpuUsage(cpu);
-    runs.push({ wallMs, cpuMs: (used.user + used.system) / 1000 });
-  }
+  const zip = readFileSync(path);
+  const { result, runs } = await repeat(Number(reps), () => checkSnapshot(zip));
   const peakRssBytes = process.resourceUsage().maxRSS * 1024;
   console.log(JSON.stringify({ documents: result.documents, bytes: result.bytes, errors: result.errors.length, runs, peakRssBytes }));
 }

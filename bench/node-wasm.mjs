@@ -8,17 +8,10 @@ import { argv } from 'node:process';
 
 import { validateFile } from 'snappack';
 
+import { repeat } from './timing.mjs';
+
 const [, , path, reps = '3'] = argv;
-const runs = [];
-let report;
-for (let r = 0; r < Number(reps); r++) {
-  const cpu = process.cpuUsage();
-  const start = performance.now();
-  report = await validateFile(path);
-  const wallMs = performance.now() - start;
-  const used = process.cpuUsage(cpu);
-  runs.push({ wallMs, cpuMs: (used.user + used.system) / 1000 });
-}
+const { result: report, runs } = await repeat(Number(reps), () => validateFile(path));
 const documentBytes = report.tables.reduce((sum, t) => sum + t.bytes, 0);
 console.log(
   JSON.stringify({

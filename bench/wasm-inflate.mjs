@@ -8,6 +8,8 @@
 import { readFileSync } from 'node:fs';
 import { argv } from 'node:process';
 
+import { repeat } from './timing.mjs';
+
 const [, , wasmPath, zipPath, reps = '3'] = argv;
 const module = new WebAssembly.Module(readFileSync(wasmPath));
 // The package's wasm-bindgen dependencies are linked in and import a few
@@ -25,19 +27,6 @@ const at = alloc(zip.length);
 new Uint8Array(memory.buffer, at, zip.length).set(zip);
 if (load(at, zip.length) === 0) throw new Error(`${zipPath} has no documents entries`);
 
-let bytes = 0;
-const measure = (which) => {
-  const runs = [];
-  for (let r = 0; r < Number(reps); r++) {
-    const cpu = process.cpuUsage();
-    const start = performance.now();
-    bytes = inflate(which);
-    const wallMs = performance.now() - start;
-    const used = process.cpuUsage(cpu);
-    runs.push({ wallMs, cpuMs: (used.user + used.system) / 1000 });
-  }
-  return runs;
-};
-const zlibRs = measure(0);
-const minizOxide = measure(1);
+const { result: bytes, runs: zlibRs } = await repeat(Number(reps), () => inflate(0));
+const { runs: minizOxide } = await repeat(Number(reps), () => inflate(1));
 console.log(JSON.stringify({ bytes, zlibRs, minizOxide }));
