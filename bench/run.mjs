@@ -101,7 +101,6 @@ function generate(megabytes = TARGET_MB) {
 
 // --------------------------------------------------------------- processes
 
-/** Runs a command under GNU time: wall and CPU seconds, peak RSS, stdout. */
 /**
  * Runs a command and measures it: wall time and peak RSS from GNU time, CPU
  * time (user + system) from bash's `times`, which reads getrusage to the
@@ -110,13 +109,12 @@ function generate(megabytes = TARGET_MB) {
 function timed(command, args, options = {}) {
   const stats = join(WORK, 'time.txt');
   const cpuStats = join(WORK, 'cpu.txt');
-  const script = '/usr/bin/time -o "$0" -f "%e %M" "$@"; status=$?; times > "$CPU_STATS"; exit $status';
-  const result = spawnSync('bash', ['-c', script, stats, command, ...args], {
+  const script = 'stats=$0 cpu=$1; shift; /usr/bin/time -o "$stats" -f "%e %M" "$@"; status=$?; times > "$cpu"; exit $status';
+  const result = spawnSync('bash', ['-c', script, stats, cpuStats, command, ...args], {
     cwd: ROOT,
     encoding: 'utf8',
     maxBuffer: 1 << 28,
     ...options,
-    env: { ...process.env, ...options.env, CPU_STATS: cpuStats },
   });
   if (result.status !== 0 && result.status !== 1) {
     throw new Error(`${command} ${args.join(' ')} failed (${result.status}): ${result.stderr}`);
@@ -170,19 +168,23 @@ function inflateCeiling(zip) {
   const native = JSON.parse(out.toString().trim().split('\n').at(-1));
   const seconds = (runs) => runs.map((r) => ({ wall: r.wallSeconds, cpu: r.cpuSeconds }));
   const wasm = JSON.parse(run('node', [join(ROOT, 'bench', 'wasm-inflate.mjs'), WASM_INFLATE, zip, String(REPS)]).toString());
-  const milliseconds = (runs) => runs.map((r) => ({ wall: r.wallMs / 1000, cpu: r.cpuMs / 1000 }));
   return {
     runs: seconds(native.runs),
     minizOxide: seconds(native.minizOxideRuns),
-    wasm: milliseconds(wasm.zlibRs),
-    wasmMinizOxide: milliseconds(wasm.minizOxide),
+    wasm: fromMilliseconds(wasm.zlibRs),
+    wasmMinizOxide: fromMilliseconds(wasm.minizOxide),
   };
+}
+
+/** Runs as the Node scripts report them (bench/timing.mjs), in seconds. */
+function fromMilliseconds(runs) {
+  return runs.map((r) => ({ wall: r.wallMs / 1000, cpu: r.cpuMs / 1000 }));
 }
 
 function nodeScript(script, zip, reps = REPS) {
   const t = timed('node', [join(ROOT, 'bench', script), zip, String(reps)]);
   const result = JSON.parse(t.stdout.trim().split('\n').at(-1));
-  return { ...result, runs: result.runs.map((r) => ({ wall: r.wallMs / 1000, cpu: r.cpuMs / 1000 })) };
+  return { ...result, runs: fromMilliseconds(result.runs) };
 }
 
 function pack(zip) {
@@ -493,8 +495,6 @@ function render({ zip, report, documents, documentBytes, results, loadBefore }) 
   if (inflate) {
     add('raw inflate (zlib-rs), the ceiling', inflate.runs, 'cpu', 'CPU time, document entries only');
     add('raw inflate (miniz_oxide), for comparison', inflate.minizOxide, 'cpu', 'CPU time, document entries only');
-  }
-  if (inflate) {
     add('raw inflate in wasm, Node 20 (zlib-rs)', inflate.wasm, 'cpu', 'CPU time, document entries only');
     add('raw inflate in wasm, Node 20 (miniz_oxide)', inflate.wasmMinizOxide, 'cpu', 'CPU time, document entries only');
   }
