@@ -57,7 +57,7 @@ test('a snapshot with each fault the generator injects', async (t) => {
   }
 });
 
-test('a snapshot under a folder, bigger than one read-ahead buffer, with several faults', async () => {
+test('a snapshot under a folder, read in several growing fetches, with several faults', async () => {
   const path = join(dir, 'big.zip');
   gen(path, {
     tables: 4,
