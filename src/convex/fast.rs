@@ -525,6 +525,21 @@ mod tests {
         }
     }
 
+    /// Runs in both builds: WebAssembly has its own 16-byte search.
+    #[cfg_attr(not(target_arch = "wasm32"), test)]
+    #[cfg_attr(target_arch = "wasm32", wasm_bindgen_test::wasm_bindgen_test)]
+    fn string_stops_are_found_wherever_they_are() {
+        for stop in [b'"', b'\\', 0x00, 0x1F, 0x80, 0xC3, 0xFF] {
+            for at in 0..40 {
+                // Plain bytes around the stop, the edges of the plain range too.
+                let mut run: Vec<u8> = (0..48).map(|i| [b'a', 0x20, 0x7F, b'!'][i % 4]).collect();
+                run[at] = stop;
+                assert_eq!(string_stop(&run), Some(at), "{stop:#x} at {at}");
+                assert_eq!(string_stop(&run[..at]), None, "{stop:#x} at {at}");
+            }
+        }
+    }
+
     #[test]
     fn digit_runs_end_where_the_digits_do() {
         // Runs across the eight-at-a-time boundary, then every kind of end.
