@@ -54,6 +54,72 @@ pub fn frame_ranges(bytes: &[u8]) -> Vec<(u64, u64)> {
     scan_frames(io::Cursor::new(bytes)).unwrap_or_default()
 }
 
+/// Where frames end in a stream that is being written: fed every byte as it
+/// is written, in pieces of any size, it tells which frames each piece
+/// completes, so a sender can send them while packing goes on.
+#[derive(Debug, Clone)]
+pub struct FrameEnds {
+    /// Bytes fed so far.
+    written: u64,
+    /// Where the stream header, or the frame being fed, ends; `None` while
+    /// its frame header is incomplete.
+    end: Option<u64>,
+    /// The frame header being fed.
+    header: [u8; FRAME_HEADER_LEN],
+    header_len: usize,
+}
+
+impl Default for FrameEnds {
+    fn default() -> Self {
+        FrameEnds {
+            written: 0,
+            end: Some(STREAM_HEADER_LEN as u64),
+            header: [0; FRAME_HEADER_LEN],
+            header_len: 0,
+        }
+    }
+}
+
+impl FrameEnds {
+    /// Takes the next bytes of the stream and appends to `ends` the end
+    /// offset of each frame they complete.
+    pub fn feed(&mut self, mut bytes: &[u8], ends: &mut Vec<u64>) {
+        while !bytes.is_empty() {
+            match self.end {
+                Some(end) => {
+                    let take = bytes.len().min((end - self.written) as usize);
+                    self.written += take as u64;
+                    bytes = &bytes[take..];
+                    if self.written == end {
+                        // The stream header ends no frame.
+                        if end != STREAM_HEADER_LEN as u64 {
+                            ends.push(end);
+                        }
+                        self.end = None;
+                    }
+                }
+                None => {
+                    let take = bytes.len().min(FRAME_HEADER_LEN - self.header_len);
+                    self.header[self.header_len..self.header_len + take]
+                        .copy_from_slice(&bytes[..take]);
+                    self.header_len += take;
+                    self.written += take as u64;
+                    bytes = &bytes[take..];
+                    if self.header_len == FRAME_HEADER_LEN {
+                        self.header_len = 0;
+                        let end = self.written - FRAME_HEADER_LEN as u64 + frame_len(&self.header);
+                        if end == self.written {
+                            ends.push(end);
+                        } else {
+                            self.end = Some(end);
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
 /// How an upload behaves.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct UploadConfig {
@@ -499,6 +565,38 @@ mod tests {
             id: "abc".into(),
             seq,
             count,
+        }
+    }
+
+    #[test]
+    fn frame_ends_fed_in_pieces_are_the_streams_frame_ends() {
+        let spec: crate::gen::GenSpec = serde_json::from_str(
+            r#"{"tables": 2, "totalDocuments": 3000, "storageFiles": 2, "compressionLevel": 1}"#,
+        )
+        .unwrap();
+        let mut zip = io::Cursor::new(Vec::new());
+        crate::gen::write_snapshot(&mut zip, &spec).unwrap();
+        zip.set_position(0);
+        let options = crate::migration::PackOptions {
+            encoder: crate::migration::EncoderConfig {
+                max_frame_size: 16 << 10,
+                ..Default::default()
+            },
+            ..Default::default()
+        };
+        let (stream, _) =
+            crate::migration::pack(zip, "s.zip", Vec::new(), &options, &mut |_| true).unwrap();
+        let want: Vec<u64> = frame_ranges(&stream).iter().map(|r| r.1).collect();
+        assert!(want.len() > 10, "{} frames", want.len());
+        assert_eq!(want.last(), Some(&(stream.len() as u64)));
+        // Pieces smaller than a frame header, and larger than a frame.
+        for piece in [1, 5, 13, 1000, 40_000, stream.len()] {
+            let mut frames = FrameEnds::default();
+            let mut ends = Vec::new();
+            for bytes in stream.chunks(piece) {
+                frames.feed(bytes, &mut ends);
+            }
+            assert_eq!(ends, want, "pieces of {piece}");
         }
     }
 

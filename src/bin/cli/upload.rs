@@ -13,10 +13,9 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context as _, Result};
 use clap::Args;
-use snappack::client::{frame_len, Request, Step, Upload, UploadConfig};
+use snappack::client::{FrameEnds, Request, Step, Upload, UploadConfig};
 use snappack::migration::{
     pack, EncoderConfig, PackError, PackOptions, DEFAULT_FRAME_SIZE, DEFAULT_LEVEL,
-    FRAME_HEADER_LEN, STREAM_HEADER_LEN,
 };
 use snappack::report::Report;
 use snappack::server::TOKEN_ENV;
@@ -391,14 +390,8 @@ impl Bar {
 struct FrameTap {
     file: File,
     ready: SyncSender<u64>,
-    /// Bytes written so far.
-    written: u64,
-    /// Where the stream header, or the frame being written, ends; `None`
-    /// while its frame header is incomplete.
-    end: Option<u64>,
-    /// The frame header being written.
-    header: [u8; FRAME_HEADER_LEN],
-    header_len: usize,
+    frames: FrameEnds,
+    ends: Vec<u64>,
 }
 
 impl FrameTap {
@@ -406,10 +399,8 @@ impl FrameTap {
         FrameTap {
             file,
             ready,
-            written: 0,
-            end: Some(STREAM_HEADER_LEN as u64),
-            header: [0; FRAME_HEADER_LEN],
-            header_len: 0,
+            frames: FrameEnds::default(),
+            ends: Vec::new(),
         }
     }
 }
@@ -417,47 +408,11 @@ impl FrameTap {
 impl Write for FrameTap {
     fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
         self.file.write_all(buf)?;
-        let mut rest = buf;
-        while !rest.is_empty() {
-            match self.end {
-                Some(end) => {
-                    let take = rest.len().min((end - self.written) as usize);
-                    self.written += take as u64;
-                    rest = &rest[take..];
-                }
-                None => {
-                    let take = rest.len().min(FRAME_HEADER_LEN - self.header_len);
-                    self.header[self.header_len..self.header_len + take]
-                        .copy_from_slice(&rest[..take]);
-                    self.header_len += take;
-                    self.written += take as u64;
-                    rest = &rest[take..];
-                }
-            }
-            match self.end {
-                // The stream header is complete: the first frame's header follows.
-                Some(end) if self.written == end && end == STREAM_HEADER_LEN as u64 => {
-                    self.end = None
-                }
-                Some(end) if self.written == end => {
-                    self.ready
-                        .send(end)
-                        .map_err(|_| std::io::Error::other("the upload stopped"))?;
-                    self.end = None;
-                }
-                None if self.header_len == FRAME_HEADER_LEN => {
-                    self.header_len = 0;
-                    let end = self.written - FRAME_HEADER_LEN as u64 + frame_len(&self.header);
-                    if end == self.written {
-                        self.ready
-                            .send(end)
-                            .map_err(|_| std::io::Error::other("the upload stopped"))?;
-                    } else {
-                        self.end = Some(end);
-                    }
-                }
-                _ => {}
-            }
+        self.frames.feed(buf, &mut self.ends);
+        for end in self.ends.drain(..) {
+            self.ready
+                .send(end)
+                .map_err(|_| std::io::Error::other("the upload stopped"))?;
         }
         Ok(buf.len())
     }
