@@ -2,7 +2,8 @@
 // the `web` WebAssembly build in the same walk, and posts progress, then the
 // packed stream as a Blob with its frames' byte ranges (or the report alone
 // when the input has errors). The stream is gathered in Blobs of 64 MiB, which
-// the browser may keep on disk, so a multi-GB stream is never held in memory.
+// the browser may keep on disk, so a multi-GB stream is never held in memory;
+// the frames' ends come with the chunks, so the stream is never read back.
 
 import * as wasm from './web/snappack.js';
 import { answerRequest } from './common.js';
@@ -14,7 +15,8 @@ self.onmessage = ({ data }) =>
     const folded = [];
     let parts = [];
     let pending = 0;
-    const onChunk = (chunk) => {
+    const ends = [];
+    const onChunk = (chunk, frameEnds) => {
       parts.push(chunk);
       pending += chunk.length;
       if (pending >= FOLD) {
@@ -22,10 +24,16 @@ self.onmessage = ({ data }) =>
         parts = [];
         pending = 0;
       }
+      ends.push(...frameEnds);
     };
     const { packed, report } = JSON.parse(wasm.pack(data.input, data.fileName, data.options, onProgress, onChunk));
     if (!packed) return [{ report, stream: null, frames: null }];
     const stream = new Blob([...folded, ...parts]);
-    const frames = wasm.frameRanges(stream);
+    // [start0, end0, start1, end1, ...]: each frame starts where the last ended.
+    const frames = new Float64Array(2 * ends.length);
+    ends.forEach((end, i) => {
+      frames[2 * i] = i === 0 ? 0 : ends[i - 1];
+      frames[2 * i + 1] = end;
+    });
     return [{ report, stream, frames }, [frames.buffer]];
   });

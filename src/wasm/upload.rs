@@ -1,6 +1,6 @@
 //! What a browser needs to upload a snapshot to `snappack serve`: packing in
-//! a Web Worker (the stream handed out in chunks, never held whole), the
-//! frames of a packed stream, and the core's upload state machine
+//! a Web Worker (the stream handed out in chunks with the frames they
+//! complete, never held whole), and the core's upload state machine
 //! ([`crate::client::Upload`]) for a `fetch` driver in JavaScript
 //! (`js/upload.js`), so the protocol's rules live in one place.
 
@@ -11,7 +11,7 @@ use wasm_bindgen::prelude::*;
 
 use super::reader::ReadAhead;
 use super::{api_error, progress_forwarder, source_of};
-use crate::client::{scan_frames, Step, Upload, UploadConfig};
+use crate::client::{FrameEnds, Step, Upload, UploadConfig};
 use crate::migration::{pack as pack_stream, PackError, PackOptions};
 use crate::validate::ImportMode;
 use crate::Options;
@@ -19,10 +19,13 @@ use crate::Options;
 /// Bytes handed to JavaScript per `on_chunk` call.
 const CHUNK: usize = 1 << 20;
 
-/// Passes written bytes to a JavaScript function, [`CHUNK`] at a time.
+/// Passes written bytes to a JavaScript function, [`CHUNK`] at a time, with
+/// the end offsets of the frames each chunk completes.
 struct ChunkWriter {
     on_chunk: Function,
     buf: Vec<u8>,
+    frames: FrameEnds,
+    ends: Vec<u64>,
 }
 
 impl ChunkWriter {
@@ -31,9 +34,11 @@ impl ChunkWriter {
             return Ok(());
         }
         let chunk = Uint8Array::from(&self.buf[..]);
+        self.frames.feed(&self.buf, &mut self.ends);
+        let ends: Vec<f64> = self.ends.drain(..).map(|end| end as f64).collect();
         self.buf.clear();
         self.on_chunk
-            .call1(&JsValue::NULL, &chunk)
+            .call2(&JsValue::NULL, &chunk, &Float64Array::from(&ends[..]))
             .map(|_| ())
             .map_err(|e| io::Error::other(super::reader::describe(&e)))
     }
@@ -66,7 +71,10 @@ fn pack_options(validate: Options) -> PackOptions {
 }
 
 /// Validates `input` and, in the same walk, packs it into a stream of
-/// frames, handed to `on_chunk(Uint8Array)` in order (about 1 MiB each).
+/// frames, handed to `on_chunk(chunk: Uint8Array, frameEnds: Float64Array)`
+/// in order: about 1 MiB each, with the stream offsets where the frames it
+/// completes end (the first frame's range starts at 0, with the stream
+/// header).
 ///
 /// Returns JSON `{"packed": true|false, "report": Report}`: `packed` is false
 /// when the input has errors (the chunks given so far are then to be
@@ -86,6 +94,8 @@ pub fn pack(
     let out = ChunkWriter {
         on_chunk,
         buf: Vec::with_capacity(CHUNK),
+        frames: FrameEnds::default(),
+        ends: Vec::new(),
     };
     let mut thrown = None;
     let result = pack_stream(
@@ -112,20 +122,6 @@ pub fn pack(
     };
     serde_json::to_string(&serde_json::json!({ "packed": packed, "report": report }))
         .map_err(|e| api_error("Internal", &e.to_string()))
-}
-
-/// The frames of a packed stream (a `Blob` in a Web Worker, or a
-/// `Uint8Array`), as `[start0, end0, start1, end1, ...]` byte offsets; the
-/// first frame's range includes the stream header.
-#[wasm_bindgen(js_name = frameRanges)]
-pub fn frame_ranges(stream: JsValue) -> Result<Float64Array, JsValue> {
-    let ranges = scan_frames(ReadAhead::new(source_of(&stream)?))
-        .map_err(|e| api_error("ReadFailed", &e.to_string()))?;
-    let flat: Vec<f64> = ranges
-        .iter()
-        .flat_map(|&(start, end)| [start as f64, end as f64])
-        .collect();
-    Ok(Float64Array::from(&flat[..]))
 }
 
 /// The upload protocol's state machine (`docs/PROTOCOL.md`, "The client"),
@@ -242,16 +238,26 @@ mod tests {
         out.into_inner()
     }
 
-    /// Runs the binding and returns its answer and the chunks it handed out, joined.
-    fn packed(input: &[u8], name: &str) -> (serde_json::Value, Vec<u8>, usize) {
-        let chunks = Rc::new(RefCell::new(Vec::new()));
-        let calls = Rc::new(RefCell::new(0));
+    /// What the binding handed out: the chunks joined, each chunk's length
+    /// and the frame ends it came with.
+    #[derive(Default)]
+    struct Handed {
+        stream: Vec<u8>,
+        chunks: Vec<(usize, Vec<f64>)>,
+    }
+
+    /// Runs the binding and returns its answer and what it handed out.
+    fn packed(input: &[u8], name: &str) -> (serde_json::Value, Handed) {
+        let handed = Rc::new(RefCell::new(Handed::default()));
         let on_chunk = {
-            let (chunks, calls) = (chunks.clone(), calls.clone());
-            Closure::<dyn Fn(Uint8Array)>::new(move |chunk: Uint8Array| {
-                chunks.borrow_mut().extend(chunk.to_vec());
-                *calls.borrow_mut() += 1;
-            })
+            let handed = handed.clone();
+            Closure::<dyn Fn(Uint8Array, Float64Array)>::new(
+                move |chunk: Uint8Array, ends: Float64Array| {
+                    let mut handed = handed.borrow_mut();
+                    handed.stream.extend(chunk.to_vec());
+                    handed.chunks.push((chunk.length() as usize, ends.to_vec()));
+                },
+            )
         };
         let answer = pack(
             Uint8Array::from(input).into(),
@@ -261,15 +267,15 @@ mod tests {
             on_chunk.as_ref().unchecked_ref::<Function>().clone(),
         )
         .unwrap();
-        let bytes = chunks.borrow().clone();
-        let calls = *calls.borrow();
-        (serde_json::from_str(&answer).unwrap(), bytes, calls)
+        let handed = handed.take();
+        (serde_json::from_str(&answer).unwrap(), handed)
     }
 
     #[wasm_bindgen_test]
     fn pack_hands_out_the_cores_stream_and_its_frames() {
         let zip = snapshot();
-        let (answer, stream, calls) = packed(&zip, "s.zip");
+        let (answer, handed) = packed(&zip, "s.zip");
+        let stream = handed.stream;
         assert_eq!(answer["packed"], true, "{answer}");
         assert_eq!(answer["report"]["valid"], true);
         let (want, _) = pack_stream(
@@ -281,22 +287,31 @@ mod tests {
         )
         .unwrap();
         assert_eq!(stream, want, "the chunks join into the core's stream");
-        assert!(calls > 1, "{} bytes in {calls} chunks", stream.len());
+        assert!(
+            handed.chunks.len() > 1,
+            "{} bytes in one chunk",
+            stream.len()
+        );
 
-        let ranges = frame_ranges(Uint8Array::from(&stream[..]).into())
-            .unwrap()
-            .to_vec();
+        // Each chunk comes with the ends of the frames it completes.
         let want: Vec<f64> = native_ranges(&stream)
             .into_iter()
-            .flat_map(|(s, e)| [s as f64, e as f64])
+            .map(|(_, end)| end as f64)
             .collect();
         assert!(want.len() > 4, "several frames");
-        assert_eq!(ranges, want);
+        let mut offset = 0.0;
+        let mut ends = Vec::new();
+        for (len, chunk_ends) in handed.chunks {
+            offset += len as f64;
+            assert!(chunk_ends.iter().all(|&end| end <= offset));
+            ends.extend(chunk_ends);
+        }
+        assert_eq!(ends, want);
     }
 
     #[wasm_bindgen_test]
     fn an_invalid_input_is_not_packed_and_its_report_says_why() {
-        let (answer, _, _) = packed(b"{\"a\": 1}\nnot json\n", "t.jsonl");
+        let (answer, _) = packed(b"{\"a\": 1}\nnot json\n", "t.jsonl");
         // No table name for a single-table file: invalid options, or an error in the report.
         assert_eq!(answer["packed"], false, "{answer}");
         assert_eq!(answer["report"]["valid"], false);
