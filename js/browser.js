@@ -80,11 +80,12 @@ export async function __panicForTests(message) {
 /**
  * Posts `request` to a fresh worker (validate's by default) and settles with
  * its answer (the Report, or what the request asks for); the worker ends
- * either way. @internal (upload.js)
+ * either way. Chunks a packing worker posts on the way go to `onChunk`.
+ * @internal (upload.js)
  */
 export function inWorker(
   request,
-  { onProgress, signal },
+  { onProgress, onChunk, signal },
   worker = new Worker(new URL('./worker.js', import.meta.url), { type: 'module', name: 'snappack' }),
 ) {
   return new Promise((resolve, reject) => {
@@ -98,7 +99,7 @@ export function inWorker(
     signal?.addEventListener('abort', onAbort, { once: true });
 
     worker.onmessage = ({ data }) =>
-      routeWorkerMessage(data, onProgress, (value) => settle(resolve, value), (error) => settle(reject, error));
+      routeWorkerMessage(data, { onProgress, onChunk }, (value) => settle(resolve, value), (error) => settle(reject, error));
     worker.onerror = (event) => {
       event.preventDefault?.();
       settle(reject, new SnappackError('WorkerFailed', `snappack's worker failed: ${event.message ?? 'unknown error'}`));

@@ -111,16 +111,18 @@ export function answerRequest(wasm, data, post, work) {
 
 /**
  * On the calling side: routes one message of a worker: progress to
- * `onProgress` (what it throws rejects), the answer to `resolve`, a failure
- * to `reject` as a SnappackError.
+ * `onProgress` (what it throws rejects), a packed chunk to `onChunk`, the
+ * answer to `resolve`, a failure to `reject` as a SnappackError.
  */
-export function routeWorkerMessage(data, onProgress, resolve, reject) {
+export function routeWorkerMessage(data, { onProgress, onChunk }, resolve, reject) {
   if (data.type === 'progress') {
     try {
       onProgress?.(data.progress);
     } catch (error) {
       reject(error);
     }
+  } else if (data.type === 'chunk') {
+    onChunk?.(data.chunk, data.frameEnds);
   } else if (data.type === 'done') {
     resolve(data.result);
   } else if (data.type === 'error') {

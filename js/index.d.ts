@@ -274,9 +274,9 @@ export interface UploadProgress {
   importId?: string | null;
   /** Stream bytes the server has acknowledged. */
   bytesSent?: number;
-  /** The stream's size. */
+  /** The stream's size (from {@link upload}, while it still packs: what is packed so far). */
   bytesTotal?: number;
-  /** Frames acknowledged, and in all. */
+  /** Frames acknowledged, and in all (so far, while {@link upload} still packs). */
   framesSent?: number;
   frames?: number;
   /** While `retrying`: the wait before the next attempt. */
@@ -332,8 +332,12 @@ export declare function sendUpload(prepared: PreparedUpload, options: SendOption
 
 /**
  * Validates against the server's tables, packs and uploads in one call
- * (browsers only). Rejects with an {@link UploadError} of code
- * `InvalidSnapshot` when the input has errors: nothing is sent then.
+ * (browsers only), as `snappack upload` does: what is known before the first
+ * document (tables, numbers, conflicts with the server's tables in `mode`) is
+ * checked before anything is sent, then each frame is sent as soon as it is
+ * packed. Rejects with an {@link UploadError} of code `InvalidSnapshot` (with
+ * the `report`) when the input has errors; an import already created for it
+ * is cancelled, so nothing is imported.
  */
 export declare function upload(
   input: Uint8Array | ArrayBuffer | ArrayBufferView | Blob | File,

@@ -141,7 +141,7 @@ async function inWorker(request, { onProgress, signal }, transfer = []) {
     };
     const onAbort = () => settle(reject, signal.reason);
     const onMessage = (data) =>
-      routeWorkerMessage(data, onProgress, (value) => settle(resolve, value, true), (error) => settle(reject, error));
+      routeWorkerMessage(data, { onProgress }, (value) => settle(resolve, value, true), (error) => settle(reject, error));
     const onError = (error) =>
       settle(reject, new SnappackError('WorkerFailed', `snappack's worker failed: ${error.message}`, { cause: error }));
     const onExit = (code) =>

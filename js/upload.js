@@ -5,9 +5,11 @@
 // prepared stream with `fetch`, driven by the core's upload state machine
 // (`UploadMachine`, the same Rust code as `snappack upload`): create or
 // resume, the server's sequence number wins, backoff on network errors and
-// server failures, refusals reported with where. Packing is deterministic, so
-// an import interrupted even by a page reload continues after packing the same
-// file with the same options again.
+// server failures, refusals reported with where. `upload` does both at once,
+// as `snappack upload` does: once the tables are checked, each frame is sent
+// as soon as the worker has packed it. Packing is deterministic, so an import
+// interrupted even by a page reload continues after packing the same file
+// with the same options again.
 
 import { compiledModule, inWorker } from './browser.js';
 import { SnappackError, coreOptionsJson, fileNameOf, normalizeInput } from './common.js';
@@ -90,8 +92,15 @@ export async function fetchTables(url, token, { signal } = {}) {
  * stream, frames }`: `stream` (a Blob) and `frames` (byte ranges, `[start0,
  * end0, start1, ...]`) are null when the report has errors.
  */
-export async function prepareUpload(input, options) {
-  options ??= {};
+export function prepareUpload(input, options) {
+  return packInWorker(input, options ?? {}, {});
+}
+
+/**
+ * Runs pack-worker.js on `input`; with `onChunk`, it posts the stream chunk
+ * by chunk (`stream: true` there) and resolves with `{ packed, report }`.
+ */
+async function packInWorker(input, options, { onChunk }) {
   const source = normalizeInput(input);
   const optionsJson = coreOptionsJson(options);
   const { onProgress, signal } = options;
@@ -103,10 +112,97 @@ export async function prepareUpload(input, options) {
     fileName: fileNameOf(input, options),
     options: optionsJson,
     progress: Boolean(onProgress),
+    stream: Boolean(onChunk),
   };
   signal?.throwIfAborted();
   const worker = new Worker(new URL('./pack-worker.js', import.meta.url), { type: 'module', name: 'snappack-pack' });
-  return inWorker(request, { onProgress, signal }, worker);
+  return inWorker(request, { onProgress, onChunk, signal }, worker);
+}
+
+/** Blobs of the stream gathered into one every this many. */
+const FOLD_PARTS = 64;
+
+/**
+ * The frames of a packed stream being sent: all of them (a prepared upload),
+ * or those packed so far while a worker packs the rest.
+ */
+class PackedFrames {
+  /** A prepared stream and its `[start0, end0, ...]` frame ranges. */
+  static whole(stream, ranges) {
+    const frames = new PackedFrames();
+    frames.folded.push(stream);
+    for (let i = 1; i < ranges.length; i += 2) frames.ends.push(ranges[i]);
+    frames.complete = true;
+    return frames;
+  }
+
+  constructor() {
+    /** The stream so far, as Blobs (the browser may keep them on disk). */
+    this.folded = [];
+    this.parts = [];
+    /** Where each frame ends in the stream. */
+    this.ends = [];
+    /** True once every frame is here. */
+    this.complete = false;
+    /** Why packing stopped short, if it did. */
+    this.failure = null;
+    this.waiting = [];
+  }
+
+  get count() {
+    return this.ends.length;
+  }
+
+  /** Stream bytes in the first `n` frames. */
+  bytesIn(n) {
+    return n ? this.ends[n - 1] : 0;
+  }
+
+  /** Frames `seq..seq + count` as one Blob. */
+  slice(seq, count) {
+    return new Blob([...this.folded, ...this.parts]).slice(this.bytesIn(seq), this.bytesIn(seq + count));
+  }
+
+  /** A packed chunk, and the ends of the frames it completes. */
+  add(chunk, frameEnds) {
+    this.parts.push(new Blob([chunk]));
+    if (this.parts.length >= FOLD_PARTS) this.folded.push(new Blob(this.parts.splice(0)));
+    this.ends.push(...frameEnds);
+    this.wake();
+  }
+
+  /** Packing ended: with every frame here, or with `failure`. */
+  end(failure) {
+    this.complete = !failure;
+    this.failure = failure ?? null;
+    this.wake();
+  }
+
+  /** Resolves once more frames are here or packing ended; rejects when `signal` aborts. */
+  changed(signal) {
+    return new Promise((resolve, reject) => {
+      const onAbort = () => reject(signal.reason);
+      signal?.throwIfAborted();
+      signal?.addEventListener('abort', onAbort, { once: true });
+      this.waiting.push(() => {
+        signal?.removeEventListener('abort', onAbort);
+        resolve();
+      });
+    });
+  }
+
+  wake() {
+    for (const resolve of this.waiting.splice(0)) resolve();
+  }
+}
+
+function invalidSnapshot(report) {
+  const error = new UploadError({
+    code: 'InvalidSnapshot',
+    message: `the snapshot has ${report.error_count} errors; nothing was imported`,
+  });
+  error.report = report;
+  return error;
 }
 
 /**
@@ -167,17 +263,26 @@ function sleep(ms, signal) {
  * import stays open on the server: continue it with its `importId`).
  */
 export async function sendUpload(prepared, options) {
-  const { url, token, mode = 'requireEmpty', importId, label, framesPerRequest = 4, onProgress, onImport, signal } = options ?? {};
   const { stream, frames } = prepared ?? {};
   if (!(stream instanceof Blob) || !(frames instanceof Float64Array)) {
     throw new SnappackError('InvalidInput', 'sendUpload needs the result of prepareUpload for a valid input');
   }
+  return sendFrames(PackedFrames.whole(stream, frames), options ?? {});
+}
+
+/**
+ * Sends `frames` (a {@link PackedFrames}), waiting for more while they are
+ * packed. When packing fails, the import (if created) is cancelled and the
+ * failure thrown.
+ */
+async function sendFrames(frames, options) {
+  const { url, token, mode = 'requireEmpty', importId, label, framesPerRequest = 4, onProgress, onImport, signal } = options;
   const base = baseUrl(url);
   const auth = authorization(token);
   await mainThreadInstance();
-  const count = frames.length / 2;
-  const bytesTotal = count ? frames[frames.length - 1] : 0;
-  const machine = new UploadMachine(mode, count, framesPerRequest, importId ?? undefined, label ?? undefined);
+  const known = frames.complete ? frames.count : undefined;
+  const machine = new UploadMachine(mode, known, framesPerRequest, importId ?? undefined, label ?? undefined);
+  let packingDone = frames.complete;
   let announced = importId ?? null;
   const report = (state, extra) => {
     const acknowledged = machine.acknowledged;
@@ -185,16 +290,31 @@ export async function sendUpload(prepared, options) {
       state,
       importId: machine.id ?? null,
       framesSent: acknowledged,
-      frames: count,
-      bytesSent: acknowledged ? frames[2 * acknowledged - 1] : 0,
-      bytesTotal,
+      frames: frames.count,
+      bytesSent: frames.bytesIn(acknowledged),
+      bytesTotal: frames.bytesIn(frames.count),
       ...extra,
     });
   };
   try {
     for (;;) {
       signal?.throwIfAborted();
+      if (frames.failure) {
+        if (machine.id) await cancelImport(base, auth, machine.id);
+        throw frames.failure;
+      }
+      if (!packingDone) {
+        machine.addFrames(frames.count);
+        if (frames.complete) {
+          machine.packingDone();
+          packingDone = true;
+        }
+      }
       const step = JSON.parse(machine.step());
+      if (step.wait) {
+        await frames.changed(signal);
+        continue;
+      }
       if (step.sleep !== undefined) {
         report('retrying', { retryInMs: step.sleep });
         await sleep(step.sleep, signal);
@@ -214,7 +334,7 @@ export async function sendUpload(prepared, options) {
             Authorization: auth,
             'Content-Type': isFrames ? 'application/octet-stream' : 'application/json',
           },
-          body: isFrames ? stream.slice(frames[2 * seq], frames[2 * (seq + n) - 1]) : body,
+          body: isFrames ? frames.slice(seq, n) : body,
           signal,
         });
         machine.onResponse(response.status, new Uint8Array(await response.arrayBuffer()));
@@ -233,28 +353,53 @@ export async function sendUpload(prepared, options) {
   }
 }
 
+/** Cancels import `id` on the server, as far as it can be reached: nothing of it may land. */
+async function cancelImport(base, auth, id) {
+  try {
+    await fetch(`${base}/api/imports/${id}/cancel`, { method: 'POST', headers: { Authorization: auth } });
+  } catch {
+    // An import never finished is never imported; the server may drop it later.
+  }
+}
+
 /**
- * Validates, packs and uploads `input` in one call: `prepareUpload` then
- * `sendUpload`. Rejects with an UploadError of code `InvalidSnapshot` (and the
- * report as `report`) when the input has errors; nothing is sent then.
+ * Validates, packs and uploads `input` in one call, as `snappack upload`
+ * does: what is known before the first document (tables, numbers, conflicts
+ * with the server's tables in `mode`) is checked before anything is sent;
+ * then each frame goes out as soon as it is packed. Rejects with an
+ * UploadError of code `InvalidSnapshot` (and the report as `report`) when the
+ * input has errors: an import already created for it is cancelled, so
+ * nothing is imported.
  */
 export async function upload(input, options) {
   const { url, token, mode, importId, label, framesPerRequest, onImport, onProgress, signal, ...rest } = options ?? {};
   const target = rest.target ?? (await fetchTables(url, token, { signal }));
-  const prepared = await prepareUpload(input, {
-    ...rest,
-    target,
-    mode,
-    signal,
-    onProgress: onProgress && ((p) => onProgress({ state: 'packing', ...p })),
-  });
-  if (!prepared.stream) {
-    const error = new UploadError({
-      code: 'InvalidSnapshot',
-      message: `the snapshot has ${prepared.report.error_count} errors; nothing was sent`,
-    });
-    error.report = prepared.report;
-    throw error;
+  const frames = new PackedFrames();
+  // Ends the packing worker when sending stops first (or `signal` aborts).
+  const packing = new AbortController();
+  const stopPacking = () => packing.abort(signal?.reason);
+  signal?.addEventListener('abort', stopPacking, { once: true });
+  packInWorker(
+    input,
+    {
+      ...rest,
+      target,
+      mode,
+      signal: packing.signal,
+      onProgress: onProgress && ((p) => onProgress({ state: 'packing', ...p })),
+    },
+    { onChunk: (chunk, frameEnds) => frames.add(chunk, frameEnds) },
+  ).then(
+    ({ packed, report }) => frames.end(packed ? null : invalidSnapshot(report)),
+    (error) => frames.end(error),
+  );
+  try {
+    // The first frame comes only after the tables are checked.
+    while (frames.count === 0 && !frames.complete && !frames.failure) await frames.changed(signal);
+    if (frames.failure) throw frames.failure;
+    return await sendFrames(frames, { url, token, mode, importId, label, framesPerRequest, onImport, onProgress, signal });
+  } finally {
+    signal?.removeEventListener('abort', stopPacking);
+    packing.abort();
   }
-  return sendUpload(prepared, { url, token, mode, importId, label, framesPerRequest, onImport, onProgress, signal });
 }

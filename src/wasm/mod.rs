@@ -78,6 +78,28 @@ pub fn validate(
     run(source_of(&input)?, file_name, &options, on_progress)
 }
 
+/// What [`validate`] finds before the first document: entry and table names,
+/// table numbers, and conflicts with the `target` option's tables in `mode`.
+/// Returns the report of a walk stopped there (JSON, with a `Cancelled`
+/// warning); an upload checks it before it sends anything, and goes on to
+/// pack and send only when it has no errors.
+#[wasm_bindgen(js_name = checkTables)]
+pub fn check_tables(
+    input: JsValue,
+    file_name: &str,
+    options_json: &str,
+) -> Result<String, JsValue> {
+    let options: Options = serde_json::from_str(options_json)
+        .map_err(|e| api_error("InvalidOptions", &format!("invalid options: {e}")))?;
+    let report = crate::validate(
+        ReadAhead::new(source_of(&input)?),
+        file_name,
+        &options,
+        &mut |_| false,
+    );
+    serde_json::to_string(&report).map_err(|e| api_error("Internal", &e.to_string()))
+}
+
 /// The input as a [`Source`]: a `Uint8Array`, an `ArrayBuffer`, a `Blob` or
 /// `File` (Web Workers only), or `{ size, read }`.
 fn source_of(input: &JsValue) -> Result<Box<dyn Source>, JsValue> {

@@ -134,11 +134,13 @@ impl UploadMachine {
     /// An upload of a stream of `frames` frames in `mode` (`requireEmpty`,
     /// `append`, `replace`, `replaceAll`), sending `frames_per_request` frames
     /// per request; with `resume_id`, it continues that import, else it
-    /// creates one labelled `label` (if given).
+    /// creates one labelled `label` (if given). Without `frames`, the stream
+    /// is still being packed: announce its frames with `addFrames` and its
+    /// end with `packingDone`.
     #[wasm_bindgen(constructor)]
     pub fn new(
         mode: &str,
-        frames: f64,
+        frames: Option<f64>,
         frames_per_request: f64,
         resume_id: Option<String>,
         label: Option<String>,
@@ -150,20 +152,37 @@ impl UploadMachine {
             frames_per_request: frames_per_request.max(1.0) as u64,
             ..UploadConfig::default()
         };
-        let frames = frames.max(0.0) as u64;
-        Ok(UploadMachine(match resume_id {
-            Some(id) => Upload::resume(config, frames, &id),
+        let known = frames.map_or(0, |frames| frames.max(0.0) as u64);
+        let upload = match resume_id {
+            Some(id) => Upload::resume(config, known, &id),
             None => match label {
-                Some(label) => Upload::new(config, frames).with_label(label),
-                None => Upload::new(config, frames),
+                Some(label) => Upload::new(config, known).with_label(label),
+                None => Upload::new(config, known),
             },
+        };
+        Ok(UploadMachine(match frames {
+            Some(_) => upload,
+            None => upload.packing(),
         }))
+    }
+
+    /// `frames` frames (in all) are packed now.
+    #[wasm_bindgen(js_name = addFrames)]
+    pub fn add_frames(&mut self, frames: f64) {
+        self.0.add_frames(frames.max(0.0) as u64);
+    }
+
+    /// Every frame is packed.
+    #[wasm_bindgen(js_name = packingDone)]
+    pub fn packing_done(&mut self) {
+        self.0.packing_done();
     }
 
     /// What to do next, as JSON: `{"send": {"method", "path", "body"?,
     /// "seq"?, "count"?}}` (an Append's body is frames `seq..seq+count`),
-    /// `{"sleep": ms}`, `{"done": answer}` or `{"failed": {"code",
-    /// "message", "status", "component", "table", "line", "seq"}}`.
+    /// `{"sleep": ms}`, `{"wait": true}` (for more packed frames),
+    /// `{"done": answer}` or `{"failed": {"code", "message", "status",
+    /// "component", "table", "line", "seq"}}`.
     pub fn step(&mut self) -> String {
         let step = match self.0.step() {
             Step::Send(request) => {
@@ -181,7 +200,6 @@ impl UploadMachine {
                 serde_json::json!({ "send": send })
             }
             Step::Sleep(ms) => serde_json::json!({ "sleep": ms }),
-            // Only uploads that pack while they send wait; these know their frames.
             Step::Wait => serde_json::json!({ "wait": true }),
             Step::Done(answer) => serde_json::json!({ "done": answer }),
             Step::Failed(error) => serde_json::json!({ "failed": error }),
@@ -320,7 +338,7 @@ mod tests {
     #[wasm_bindgen_test]
     fn the_upload_machine_speaks_the_protocol() {
         let mut machine =
-            UploadMachine::new("replace", 3.0, 2.0, None, Some("fp-1".into())).unwrap();
+            UploadMachine::new("replace", Some(3.0), 2.0, None, Some("fp-1".into())).unwrap();
         let step: serde_json::Value = serde_json::from_str(&machine.step()).unwrap();
         assert_eq!(step["send"]["method"], "POST");
         assert_eq!(step["send"]["path"], "/api/imports");
@@ -341,7 +359,8 @@ mod tests {
         let step: serde_json::Value = serde_json::from_str(&machine.step()).unwrap();
         assert!(step["sleep"].as_u64().unwrap() > 0);
 
-        let mut resumed = UploadMachine::new("append", 3.0, 4.0, Some("abc".into()), None).unwrap();
+        let mut resumed =
+            UploadMachine::new("append", Some(3.0), 4.0, Some("abc".into()), None).unwrap();
         let step: serde_json::Value = serde_json::from_str(&resumed.step()).unwrap();
         assert_eq!(step["send"]["path"], "/api/imports/abc");
         resumed.on_response(
@@ -352,6 +371,26 @@ mod tests {
         assert_eq!(step["failed"]["code"], "DuplicateId");
         assert_eq!(step["failed"]["line"], 7);
 
-        assert!(UploadMachine::new("sideways", 1.0, 1.0, None, None).is_err());
+        assert!(UploadMachine::new("sideways", Some(1.0), 1.0, None, None).is_err());
+    }
+
+    #[wasm_bindgen_test]
+    fn while_packing_the_machine_waits_for_frames_and_the_end() {
+        let step = |machine: &mut UploadMachine| -> serde_json::Value {
+            serde_json::from_str(&machine.step()).unwrap()
+        };
+        let mut machine = UploadMachine::new("append", None, 2.0, None, None).unwrap();
+        assert_eq!(step(&mut machine)["send"]["path"], "/api/imports");
+        machine.on_response(201, br#"{"id":"abc","nextSeq":0,"state":"open"}"#);
+        assert_eq!(step(&mut machine)["wait"], true);
+        machine.add_frames(1.0);
+        assert_eq!(step(&mut machine)["send"]["count"], 1);
+        machine.on_response(200, br#"{"nextSeq":1}"#);
+        assert_eq!(step(&mut machine)["wait"], true, "finish waits for the end");
+        machine.packing_done();
+        assert_eq!(
+            step(&mut machine)["send"]["path"],
+            "/api/imports/abc/finish"
+        );
     }
 }

@@ -533,3 +533,70 @@ test("the package's upload(): bytes in, rows on the server; refusals as UploadEr
   await assertLanded(server, summary);
   await page.close();
 });
+
+test("the package's upload() sends frames while it packs, and nothing when the tables conflict", { timeout: 120_000 }, async () => {
+  const server = await startServer();
+  const path = join(dir, 'streamed.zip');
+  const summary = gen(path, {
+    seed: 9,
+    tables: 2,
+    totalDocuments: 60_000,
+    compressionLevel: 1,
+    document: { fields: 8, maxStringLen: 200 },
+  });
+  const dup = join(dir, 'streamed-dup.zip');
+  gen(dup, { seed: 10, tables: 1, totalDocuments: 40_000, compressionLevel: 1, faults: ['duplicateId'] });
+  const page = await newPage(server);
+  const result = await page.evaluate(
+    async ({ url, token, good, dup }) => {
+      const { upload } = await import('/pkg/browser.js');
+      const bytes = (b64) => Uint8Array.from(atob(b64), (c) => c.charCodeAt(0));
+      const imports = async () =>
+        (await (await fetch(`${url}/api/imports`, { headers: { Authorization: `Bearer ${token}` } })).json()).imports;
+      const refusal = (promise) => promise.then(
+        () => null,
+        (e) => ({ code: e.code, errors: e.report?.error_count }),
+      );
+      const events = [];
+      const finished = await upload(bytes(good), {
+        url,
+        token,
+        mode: 'replace',
+        fileName: 'streamed.zip',
+        framesPerRequest: 1,
+        onProgress: (p) => events.push(p),
+      });
+      const before = (await imports()).length;
+      // The tables are there now: an import that requires them empty is refused before a byte is sent.
+      const conflict = await refusal(upload(bytes(good), { url, token, mode: 'requireEmpty', fileName: 'streamed.zip' }));
+      const afterConflict = (await imports()).length;
+      // A duplicate id deep in the table is found while frames go out: the import is cancelled.
+      const duplicate = await refusal(upload(bytes(dup), { url, token, mode: 'append', fileName: 'dup.zip', label: 'dup' }));
+      const dupImports = (await imports()).filter((i) => i.label === 'dup').map((i) => i.state);
+      return { finished, events, before, conflict, afterConflict, duplicate, dupImports };
+    },
+    {
+      url: server.url,
+      token: TOKEN,
+      good: readFileSync(path).toString('base64'),
+      dup: readFileSync(dup).toString('base64'),
+    },
+  );
+  assert.equal(result.finished.state, 'finished');
+  const states = result.events.map((e) => e.state);
+  const firstSent = result.events.findIndex((e) => e.state === 'sending' && e.framesSent > 0);
+  assert.ok(firstSent >= 0, `frames were sent: ${states}`);
+  assert.ok(firstSent < states.lastIndexOf('packing'), `a frame was acknowledged before packing ended: ${states}`);
+  const last = result.events.at(-1);
+  assert.equal(last.state, 'finished');
+  assert.equal(last.framesSent, last.frames);
+  assert.ok(last.frames > 4, `${last.frames} frames`);
+  await assertLanded(server, summary);
+
+  assert.equal(result.conflict?.code, 'InvalidSnapshot');
+  assert.ok(result.conflict.errors > 0);
+  assert.equal(result.afterConflict, result.before, 'no import was created for the conflicting upload');
+  assert.deepEqual(result.duplicate, { code: 'InvalidSnapshot', errors: 1 });
+  assert.ok(result.dupImports.every((state) => state === 'cancelled'), `dup imports: ${result.dupImports}`);
+  await page.close();
+});
