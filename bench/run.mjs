@@ -460,6 +460,19 @@ everything else ${fmt(scanCpu, 2)} s, a bound of ${fmt(bound)} MB/s for two thre
 not a measurement: the wall-time row above is what the machine gave).`;
 }
 
+/**
+ * How much the machine moved during this run, from the steadiest workload:
+ * raw inflate, the same work each repetition.
+ */
+function steadiness(inflate) {
+  if (!inflate) return '';
+  const cpu = inflate.runs.map((r) => r.cpu);
+  const spread = (Math.max(...cpu) - Math.min(...cpu)) / median(cpu);
+  return ` In this run raw inflate's CPU time varied by ${fmt(100 * spread, 1)}% across its repetitions${
+    spread > 0.05 ? ': the machine was busy, so the ratios below are less certain than usual' : ''
+  }.`;
+}
+
 /** Why zlib-rs, and the ceiling WebAssembly's inflate sets, from the inflate rows. */
 function inflaterNote(figures) {
   const native = figures['raw inflate (zlib-rs), the ceiling'];
@@ -611,7 +624,7 @@ ${REPS} repetitions (${SLOW_REPS} for the JS peer, pack and ingest), with the sp
 single-threaded rates are computed from the CPU time (user + system) of the
 process or thread doing the work, which other load disturbs much less than wall
 time. The two-thread rate and the server ingest are wall time and suffer most
-from the shared load. Profiles for the work on speed use \`perf record\` (timer
+from the shared load.${steadiness(results.inflate)} Profiles for the work on speed use \`perf record\` (timer
 sampling) and Node's \`--cpu-prof\`.
 
 Native figures are of the build the project's scripts make, for the CPU it runs on
