@@ -92,15 +92,18 @@ export async function fetchTables(url, token, { signal } = {}) {
  * stream, frames }`: `stream` (a Blob) and `frames` (byte ranges, `[start0,
  * end0, start1, ...]`) are null when the report has errors.
  */
-export function prepareUpload(input, options) {
-  return packInWorker(input, options ?? {}, {});
+export async function prepareUpload(input, options) {
+  const frames = new PackedFrames();
+  const { packed, report } = await packInWorker(input, options ?? {}, frames);
+  if (!packed) return { report, stream: null, frames: null };
+  return { report, stream: frames.blob(), frames: frames.ranges() };
 }
 
 /**
- * Runs pack-worker.js on `input`; with `onChunk`, it posts the stream chunk
- * by chunk (`stream: true` there) and resolves with `{ packed, report }`.
+ * Runs pack-worker.js on `input`, adding the stream to `frames` as it is
+ * packed; resolves with `{ packed, report }`.
  */
-async function packInWorker(input, options, { onChunk }) {
+async function packInWorker(input, options, frames) {
   const source = normalizeInput(input);
   const optionsJson = coreOptionsJson(options);
   const { onProgress, signal } = options;
@@ -112,10 +115,10 @@ async function packInWorker(input, options, { onChunk }) {
     fileName: fileNameOf(input, options),
     options: optionsJson,
     progress: Boolean(onProgress),
-    stream: Boolean(onChunk),
   };
   signal?.throwIfAborted();
   const worker = new Worker(new URL('./pack-worker.js', import.meta.url), { type: 'module', name: 'snappack-pack' });
+  const onChunk = (chunk, frameEnds) => frames.add(chunk, frameEnds);
   return inWorker(request, { onProgress, onChunk, signal }, worker);
 }
 
@@ -158,9 +161,19 @@ class PackedFrames {
     return n ? this.ends[n - 1] : 0;
   }
 
+  /** The stream so far as one Blob. */
+  blob() {
+    return new Blob([...this.folded, ...this.parts]);
+  }
+
+  /** The frames' byte ranges, `[start0, end0, start1, end1, ...]`. */
+  ranges() {
+    return Float64Array.from(this.ends.flatMap((end, i) => [this.bytesIn(i), end]));
+  }
+
   /** Frames `seq..seq + count` as one Blob. */
   slice(seq, count) {
-    return new Blob([...this.folded, ...this.parts]).slice(this.bytesIn(seq), this.bytesIn(seq + count));
+    return this.blob().slice(this.bytesIn(seq), this.bytesIn(seq + count));
   }
 
   /** A packed chunk, and the ends of the frames it completes. */
@@ -388,7 +401,7 @@ export async function upload(input, options) {
       signal: packing.signal,
       onProgress: onProgress && ((p) => onProgress({ state: 'packing', ...p })),
     },
-    { onChunk: (chunk, frameEnds) => frames.add(chunk, frameEnds) },
+    frames,
   ).then(
     ({ packed, report }) => frames.end(packed ? null : invalidSnapshot(report)),
     (error) => frames.end(error),
