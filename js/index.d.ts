@@ -255,6 +255,31 @@ export declare function prepareUpload(
 ): Promise<PreparedUpload>;
 
 /**
+ * An input being validated and packed in a Web Worker, from
+ * {@link startPacking}: give it to {@link sendUpload} to send each frame as
+ * soon as it is packed.
+ */
+export interface Packing {
+  /** Settles once packing ended, as {@link prepareUpload} does. */
+  readonly result: Promise<PreparedUpload>;
+  /** Stops packing: the worker ends and `result` rejects with `reason`. */
+  stop(reason?: unknown): void;
+}
+
+/**
+ * Starts validating and packing an input in a Web Worker and returns at once
+ * (browsers only). Takes the options of {@link prepareUpload}. What is known
+ * before the first document (tables, numbers, conflicts with `target` in
+ * `mode`) is checked first; {@link sendUpload} sends nothing before that.
+ * Sending can be stopped and started again while packing goes on. Throws a
+ * {@link SnappackError} when the options are misused.
+ */
+export declare function startPacking(
+  input: Uint8Array | ArrayBuffer | ArrayBufferView | Blob | File,
+  options?: ValidateOptions,
+): Packing;
+
+/**
  * The packed stream of an input (docs/FORMAT.md) as a `ReadableStream`:
  * validated and packed in a Web Worker, then read at the consumer's pace
  * (browsers only). Takes the options of {@link prepareUpload}. When the input
@@ -274,11 +299,13 @@ export interface UploadProgress {
   importId?: string | null;
   /** Stream bytes the server has acknowledged. */
   bytesSent?: number;
-  /** The stream's size (from {@link upload}, while it still packs: what is packed so far). */
+  /** The stream's size (while it is still packed: what is packed so far). */
   bytesTotal?: number;
-  /** Frames acknowledged, and in all (so far, while {@link upload} still packs). */
+  /** Frames acknowledged, and in all (so far, while the stream is still packed). */
   framesSent?: number;
   frames?: number;
+  /** True while the stream is still being packed ({@link startPacking}, {@link upload}). */
+  packing?: boolean;
   /** While `retrying`: the wait before the next attempt. */
   retryInMs?: number;
   /** While `packing`: the input read so far. */
@@ -324,11 +351,16 @@ export interface FinishedImport {
 }
 
 /**
- * Sends a prepared stream to `snappack serve` (docs/PROTOCOL.md), with the
+ * Sends a packed stream to `snappack serve` (docs/PROTOCOL.md), with the
  * core's upload state machine: retries with backoff, resumes from the
- * server's sequence number (browsers only).
+ * server's sequence number (browsers only). Given a {@link Packing} still
+ * under way, it sends nothing before the tables are checked, then each frame
+ * as soon as it is packed; when packing finds errors it rejects with an
+ * {@link UploadError} of code `InvalidSnapshot` and cancels the import.
+ * Aborting `signal` stops sending only: call it again (with `importId`) to
+ * go on.
  */
-export declare function sendUpload(prepared: PreparedUpload, options: SendOptions): Promise<FinishedImport>;
+export declare function sendUpload(prepared: PreparedUpload | Packing, options: SendOptions): Promise<FinishedImport>;
 
 /**
  * Validates against the server's tables, packs and uploads in one call

@@ -1,15 +1,18 @@
 // Uploading to a `snappack serve` from a browser (docs/PROTOCOL.md).
 //
-// `prepareUpload` validates and packs the input in a Web Worker, in one walk
-// (the stream is a Blob the browser may keep on disk). `sendUpload` sends a
-// prepared stream with `fetch`, driven by the core's upload state machine
-// (`UploadMachine`, the same Rust code as `snappack upload`): create or
-// resume, the server's sequence number wins, backoff on network errors and
-// server failures, refusals reported with where. `upload` does both at once,
-// as `snappack upload` does: once the tables are checked, each frame is sent
-// as soon as the worker has packed it. Packing is deterministic, so an import
-// interrupted even by a page reload continues after packing the same file
-// with the same options again.
+// `startPacking` validates and packs the input in a Web Worker, in one walk:
+// what is known before the first document (tables, numbers, conflicts with
+// the server's tables) is checked first, then each chunk of the stream is
+// kept as a Blob (which the browser may keep on disk) as soon as it is
+// packed. `sendUpload` sends frames with `fetch`, driven by the core's
+// upload state machine (`UploadMachine`, the same Rust code as `snappack
+// upload`): create or resume, the server's sequence number wins, backoff on
+// network errors and server failures, refusals reported with where. Given a
+// packing still under way, it sends each frame as soon as it is packed, and
+// can be stopped and called again while packing goes on. `prepareUpload`
+// waits for the whole stream; `upload` does everything in one call. Packing
+// is deterministic, so an import interrupted even by a page reload continues
+// after packing the same file with the same options again.
 
 import { compiledModule, inWorker } from './browser.js';
 import { SnappackError, coreOptionsJson, fileNameOf, normalizeInput } from './common.js';
@@ -92,34 +95,63 @@ export async function fetchTables(url, token, { signal } = {}) {
  * stream, frames }`: `stream` (a Blob) and `frames` (byte ranges, `[start0,
  * end0, start1, ...]`) are null when the report has errors.
  */
-export async function prepareUpload(input, options) {
-  const frames = new PackedFrames();
-  const { packed, report } = await packInWorker(input, options ?? {}, frames);
-  if (!packed) return { report, stream: null, frames: null };
-  return { report, stream: frames.blob(), frames: frames.ranges() };
+export function prepareUpload(input, options) {
+  try {
+    return startPacking(input, options).result;
+  } catch (error) {
+    return Promise.reject(error);
+  }
 }
 
 /**
- * Runs pack-worker.js on `input`, adding the stream to `frames` as it is
- * packed; resolves with `{ packed, report }`.
+ * Starts validating and packing `input` in a Web Worker and returns at once
+ * with the {@link Packing}: {@link sendUpload} sends its frames while the
+ * rest is packed. Throws a SnappackError on misuse of the options.
  */
-async function packInWorker(input, options, frames) {
-  const source = normalizeInput(input);
-  const optionsJson = coreOptionsJson(options);
-  const { onProgress, signal } = options;
-  signal?.throwIfAborted();
-  const request = {
-    type: 'pack',
-    module: await compiledModule(),
-    input: source,
-    fileName: fileNameOf(input, options),
-    options: optionsJson,
-    progress: Boolean(onProgress),
-  };
-  signal?.throwIfAborted();
-  const worker = new Worker(new URL('./pack-worker.js', import.meta.url), { type: 'module', name: 'snappack-pack' });
-  const onChunk = (chunk, frameEnds) => frames.add(chunk, frameEnds);
-  return inWorker(request, { onProgress, onChunk, signal }, worker);
+export function startPacking(input, options) {
+  return new Packing(input, options ?? {});
+}
+
+/** An input being validated and packed in a Web Worker; see {@link startPacking}. */
+class Packing {
+  constructor(input, options) {
+    const { onProgress, signal } = options;
+    const request = {
+      type: 'pack',
+      input: normalizeInput(input),
+      fileName: fileNameOf(input, options),
+      options: coreOptionsJson(options),
+      progress: Boolean(onProgress),
+    };
+    signal?.throwIfAborted();
+    /** The stream so far. @internal */
+    this.frames = new PackedFrames();
+    this.stopper = new AbortController();
+    const stop = () => this.stop(signal.reason);
+    signal?.addEventListener('abort', stop, { once: true });
+    /** Settles once packing ended: `{ report, stream, frames }` as {@link prepareUpload} gives. */
+    this.result = this.run(request, onProgress).finally(() => signal?.removeEventListener('abort', stop));
+    this.result.then(
+      ({ stream, report }) => this.frames.end(stream ? null : invalidSnapshot(report)),
+      (error) => this.frames.end(error),
+    );
+  }
+
+  async run(request, onProgress) {
+    const { signal } = this.stopper;
+    request.module = await compiledModule();
+    signal.throwIfAborted();
+    const worker = new Worker(new URL('./pack-worker.js', import.meta.url), { type: 'module', name: 'snappack-pack' });
+    const onChunk = (chunk, frameEnds) => this.frames.add(chunk, frameEnds);
+    const { packed, report } = await inWorker(request, { onProgress, onChunk, signal }, worker);
+    if (!packed) return { report, stream: null, frames: null };
+    return { report, stream: this.frames.blob(), frames: this.frames.ranges() };
+  }
+
+  /** Stops packing: the worker ends and `result` rejects with `reason`. */
+  stop(reason) {
+    this.stopper.abort(reason);
+  }
 }
 
 /** Blobs of the stream gathered into one every this many. */
@@ -267,32 +299,38 @@ function sleep(ms, signal) {
 }
 
 /**
- * Sends a prepared stream to the server at `url` and resolves with the
- * server's answer to finish (`{ state: 'finished', tables }`). With
- * `importId` it continues that import from where the server stands; a new
- * import gets `label` (up to 256 bytes, e.g. a fingerprint of the file), by
- * which `GET /api/imports` finds it again. Rejects
- * with an {@link UploadError}, or with `signal.reason` when aborted (the
- * import stays open on the server: continue it with its `importId`).
+ * Sends a packed stream to the server at `url` and resolves with the
+ * server's answer to finish (`{ state: 'finished', tables }`). `prepared` is
+ * what {@link prepareUpload} gave, or a {@link Packing} still under way:
+ * nothing is sent before its tables are checked, then each frame goes out
+ * as soon as it is packed. With `importId` it continues that import from
+ * where the server stands; a new import gets `label` (up to 256 bytes, e.g.
+ * a fingerprint of the file), by which `GET /api/imports` finds it again.
+ * Rejects with an {@link UploadError} (of code `InvalidSnapshot`, with the
+ * `report`, when the packing finds errors: the import is cancelled, so
+ * nothing of it lands), or with `signal.reason` when aborted (the import
+ * stays open on the server, and packing goes on: continue with `importId`).
  */
 export async function sendUpload(prepared, options) {
+  if (prepared instanceof Packing) return sendFrames(prepared.frames, options ?? {});
   const { stream, frames } = prepared ?? {};
   if (!(stream instanceof Blob) || !(frames instanceof Float64Array)) {
-    throw new SnappackError('InvalidInput', 'sendUpload needs the result of prepareUpload for a valid input');
+    throw new SnappackError('InvalidInput', 'sendUpload needs a Packing, or the result of prepareUpload for a valid input');
   }
   return sendFrames(PackedFrames.whole(stream, frames), options ?? {});
 }
 
 /**
  * Sends `frames` (a {@link PackedFrames}), waiting for more while they are
- * packed. When packing fails, the import (if created) is cancelled and the
- * failure thrown.
+ * packed. When packing finds errors, the import (if created) is cancelled.
  */
 async function sendFrames(frames, options) {
   const { url, token, mode = 'requireEmpty', importId, label, framesPerRequest = 4, onProgress, onImport, signal } = options;
   const base = baseUrl(url);
   const auth = authorization(token);
   await mainThreadInstance();
+  // The first frame comes only once the tables are checked.
+  while (frames.count === 0 && !frames.complete && !frames.failure) await frames.changed(signal);
   const known = frames.complete ? frames.count : undefined;
   const machine = new UploadMachine(mode, known, framesPerRequest, importId ?? undefined, label ?? undefined);
   let packingDone = frames.complete;
@@ -306,6 +344,7 @@ async function sendFrames(frames, options) {
       frames: frames.count,
       bytesSent: frames.bytesIn(acknowledged),
       bytesTotal: frames.bytesIn(frames.count),
+      packing: !frames.complete,
       ...extra,
     });
   };
@@ -313,7 +352,8 @@ async function sendFrames(frames, options) {
     for (;;) {
       signal?.throwIfAborted();
       if (frames.failure) {
-        if (machine.id) await cancelImport(base, auth, machine.id);
+        // Nothing of an invalid snapshot may land; after other failures the import can be continued.
+        if (machine.id && frames.failure.code === 'InvalidSnapshot') await cancelImport(base, auth, machine.id);
         throw frames.failure;
       }
       if (!packingDone) {
@@ -387,32 +427,16 @@ async function cancelImport(base, auth, id) {
 export async function upload(input, options) {
   const { url, token, mode, importId, label, framesPerRequest, onImport, onProgress, signal, ...rest } = options ?? {};
   const target = rest.target ?? (await fetchTables(url, token, { signal }));
-  const frames = new PackedFrames();
-  // Ends the packing worker when sending stops first (or `signal` aborts).
-  const packing = new AbortController();
-  const stopPacking = () => packing.abort(signal?.reason);
-  signal?.addEventListener('abort', stopPacking, { once: true });
-  packInWorker(
-    input,
-    {
-      ...rest,
-      target,
-      mode,
-      signal: packing.signal,
-      onProgress: onProgress && ((p) => onProgress({ state: 'packing', ...p })),
-    },
-    frames,
-  ).then(
-    ({ packed, report }) => frames.end(packed ? null : invalidSnapshot(report)),
-    (error) => frames.end(error),
-  );
+  const packing = startPacking(input, {
+    ...rest,
+    target,
+    mode,
+    signal,
+    onProgress: onProgress && ((p) => onProgress({ state: 'packing', ...p })),
+  });
   try {
-    // The first frame comes only after the tables are checked.
-    while (frames.count === 0 && !frames.complete && !frames.failure) await frames.changed(signal);
-    if (frames.failure) throw frames.failure;
-    return await sendFrames(frames, { url, token, mode, importId, label, framesPerRequest, onImport, onProgress, signal });
+    return await sendUpload(packing, { url, token, mode, importId, label, framesPerRequest, onImport, onProgress, signal });
   } finally {
-    signal?.removeEventListener('abort', stopPacking);
-    packing.abort();
+    packing.stop();
   }
 }

@@ -1,9 +1,9 @@
 // The snappack page: pick a snapshot, check it in the package's Web Worker,
 // read the report, then upload it to a snappack server with pause, resume and
-// cancel. An interrupted upload is remembered by the file's fingerprint and
+// cancel: each frame is sent as soon as it is packed. An interrupted upload is remembered by the file's fingerprint and
 // continues when the same file is picked again, even after a reload.
 
-import { validate, fetchTables, prepareUpload, sendUpload } from './pkg/browser.js';
+import { validate, fetchTables, startPacking, sendUpload } from './pkg/browser.js';
 
 const $ = (id) => document.getElementById(id);
 
@@ -481,9 +481,10 @@ function refreshUploadState() {
 // ---------- uploading ----------
 
 /**
- * Packs the chosen file and sends it. `pending` is a stored record of an
- * interrupted upload of the same file: its import, server, mode and the
- * server tables it was packed against (so the stream is the same bytes).
+ * Packs the chosen file and sends each frame as soon as it is packed.
+ * `pending` is a stored record of an interrupted upload of the same file: its
+ * import, server, mode and the server tables it was packed against (so the
+ * stream is the same bytes).
  */
 async function startUpload(pending) {
   if (state.upload || !state.file) return;
@@ -506,6 +507,10 @@ async function startUpload(pending) {
     fingerprint: state.fingerprint,
     record,
     key,
+    packing: null,
+    packed: 0, // the fraction of the file packed so far
+    progress: null, // the last progress of sending
+    total: null, // the packed stream's size, once it is all packed
     controller: new AbortController(),
     paused: false,
     cancelled: false,
@@ -523,42 +528,44 @@ async function startUpload(pending) {
   $('uploading').hidden = false;
   $('summary').hidden = true;
   $('pause').textContent = 'Pause';
-  $('pause').disabled = true;
+  $('pause').disabled = false;
   $('upload-cancel').disabled = false;
   $('upload-bar').value = 0;
-  setUploadState('Packing the snapshot…');
+  $('upload-text').textContent = '';
+  setUploadState('Checking the tables…');
   announcer.say(pending ? 'Resuming the upload' : 'Upload started');
   $('upload-cancel').focus();
 
   try {
-    const prepared = await prepareUpload(upload.file, {
+    upload.packing = startPacking(upload.file, {
       ...(await validateOptions()),
       target: record.target,
       mode: record.mode,
-      signal: upload.controller.signal,
       onProgress: ({ bytesRead, bytesTotal }) => {
-        $('upload-bar').value = bytesTotal ? bytesRead / bytesTotal : 1;
-        $('upload-text').textContent = `Packing: ${bytes(bytesRead)} of ${bytes(bytesTotal)}`;
+        upload.packed = bytesTotal ? bytesRead / bytesTotal : 1;
+        renderUploadProgress(upload);
       },
     });
-    if (!prepared.stream) {
-      showReport(prepared.report);
-      throw Object.assign(new Error('The snapshot no longer passes the check against the server’s tables.'), { final: true });
-    }
+    upload.packing.result.then(({ stream }) => {
+      upload.total = stream?.size ?? null;
+      renderUploadProgress(upload);
+    }, () => {});
     saveJson(key, record);
-    $('pause').disabled = false;
-    const answer = await sendUntilDone(upload, prepared, server);
+    const answer = await sendUntilDone(upload, server);
     saveJson(key, null);
     finishUpload(upload, answer, server);
   } catch (error) {
     if (upload.cancelled) {
       await cancelOnServer(upload, server);
     } else {
+      if (error.report) showReport(error.report);
       setUploadState(`Upload failed: ${describeFailure(error)}`, 'bad');
       announcer.say(`Upload failed: ${describeFailure(error)}`);
       if (error.importId && !error.retryable) saveJson(key, null);
       endUpload(upload, true);
     }
+  } finally {
+    upload.packing?.stop();
   }
 }
 
@@ -568,8 +575,11 @@ function describeFailure(error) {
   return text;
 }
 
-/** Sends until the server finished the import; pauses and reconnects as long as it takes. */
-async function sendUntilDone(upload, prepared, server) {
+/**
+ * Sends until the server finished the import; pauses and reconnects as long
+ * as it takes, while packing goes on.
+ */
+async function sendUntilDone(upload, server) {
   for (;;) {
     if (upload.cancelled) throw new Error('cancelled');
     if (upload.paused) {
@@ -583,7 +593,7 @@ async function sendUntilDone(upload, prepared, server) {
     upload.rate = new Rate();
     setUploadState(upload.record.importId ? `Sending (import ${upload.record.importId})…` : 'Sending…');
     try {
-      return await sendUpload(prepared, {
+      return await sendUpload(upload.packing, {
         url: server.url,
         token: server.token,
         mode: upload.record.mode,
@@ -614,20 +624,38 @@ async function sendUntilDone(upload, prepared, server) {
 }
 
 function showUploadProgress(upload, progress) {
-  const { state: phase, bytesSent, bytesTotal, retryInMs } = progress;
+  const { state: phase, bytesSent, bytesTotal, packing, retryInMs } = progress;
   if (phase === 'retrying') {
     setUploadState(`No answer from the server; retrying in ${duration(retryInMs / 1000)}…`, 'warn');
     return;
   }
   upload.rate.add(bytesSent);
-  upload.sent = bytesTotal;
-  const speed = upload.rate.perSecond;
-  const eta = speed > 0 ? (bytesTotal - bytesSent) / speed : NaN;
-  $('upload-bar').value = bytesTotal ? bytesSent / bytesTotal : 1;
-  const percent = Math.floor((100 * bytesSent) / Math.max(1, bytesTotal));
-  $('upload-text').textContent = `${bytes(bytesSent)} of ${bytes(bytesTotal)} (${percent}%)${Number.isFinite(speed) && speed > 0 ? ` · ${bytes(speed)}/s · ${duration(eta)} left` : ''}`;
-  if (phase === 'sending') setUploadState(bytesSent >= bytesTotal ? 'Finishing the import…' : `Sending (import ${upload.record.importId})…`);
+  upload.progress = progress;
+  const percent = renderUploadProgress(upload);
+  if (phase === 'sending') setUploadState(!packing && bytesSent >= bytesTotal ? 'Finishing the import…' : `Sending (import ${upload.record.importId})…`);
   announcer.progress(`Upload ${percent}%`);
+}
+
+/** Shows what is sent and packed; returns the percentage done. */
+function renderUploadProgress(upload) {
+  const { bytesSent = 0, bytesTotal = 0 } = upload.progress ?? {};
+  const speed = upload.rate.perSecond;
+  const rate = !upload.paused && Number.isFinite(speed) && speed > 0 ? ` · ${bytes(speed)}/s` : '';
+  let done;
+  if (upload.total !== null) {
+    done = upload.total ? bytesSent / upload.total : 1;
+    const eta = rate ? ` · ${duration((upload.total - bytesSent) / speed)} left` : '';
+    $('upload-text').textContent = `${bytes(bytesSent)} of ${bytes(upload.total)} (${Math.floor(100 * done)}%)${rate}${eta}`;
+  } else {
+    // While packing goes on: the share of the file whose frames the server has.
+    done = upload.packed * (bytesTotal ? bytesSent / bytesTotal : 0);
+    const packing = `packing: ${Math.floor(100 * upload.packed)}% of the file read`;
+    $('upload-text').textContent = bytesTotal
+      ? `${bytes(bytesSent)} sent of ${bytes(bytesTotal)} packed so far (${Math.floor(100 * done)}%)${rate} · ${packing}`
+      : `Nothing sent yet · ${packing}`;
+  }
+  $('upload-bar').value = done;
+  return Math.floor(100 * done);
 }
 
 function setUploadState(text, tone = '') {
@@ -653,6 +681,7 @@ function cancelUpload() {
   const upload = state.upload;
   if (!upload) return;
   upload.cancelled = true;
+  upload.packing?.stop(new DOMException('cancelled', 'AbortError'));
   upload.controller.abort(new DOMException('cancelled', 'AbortError'));
   upload.wake?.();
 }
@@ -689,7 +718,7 @@ function endUpload(upload, keepProgress) {
 async function finishUpload(upload, answer, server) {
   $('resume-note').hidden = true;
   $('upload-bar').value = 1;
-  $('upload-text').textContent = `${bytes(upload.sent ?? 0)} sent.`;
+  $('upload-text').textContent = `${bytes(upload.total ?? upload.progress?.bytesTotal ?? 0)} sent.`;
   setUploadState('Finished.', 'good');
   endUpload(upload, true);
   $('pause').disabled = true;

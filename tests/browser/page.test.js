@@ -427,6 +427,55 @@ test('picked again in a browser that forgot the upload: found on the server by i
   await page.close();
 });
 
+test('the page sends frames while it packs, and packing goes on while the upload is paused', { timeout: 120_000 }, async () => {
+  const server = await startServer();
+  const path = join(dir, 'page-streamed.zip');
+  const summary = gen(path, {
+    seed: 11,
+    tables: 2,
+    totalDocuments: 60_000,
+    compressionLevel: 1,
+    document: { fields: 8, maxStringLen: 200 },
+  });
+  const page = await newPage(server);
+  await page.setInputFiles('#file', path);
+  await page.waitForSelector('#verdict.good');
+  await connect(page);
+  await page.waitForSelector('#conflicts.good');
+  // What the page shows each time a request of frames leaves it.
+  const shown = [];
+  await page.route('**/frames?*', async (route) => {
+    shown.push(await page.textContent('#upload-text'));
+    await new Promise((resolve) => setTimeout(resolve, 100));
+    try {
+      await route.continue();
+    } catch {
+      // Aborted by the pause.
+    }
+  });
+  await page.click('#upload');
+  while (shown.length < 2) await new Promise((resolve) => setTimeout(resolve, 20));
+  await page.click('#pause');
+  await page.waitForFunction(() => /Paused/.test(document.getElementById('upload-state').textContent));
+  const sentBeforePause = shown.length;
+  assert.ok(sentBeforePause > 0, 'frames were sent before the pause');
+  const packing = /packed so far \((\d+)%\).* packing: (\d+)% of the file read/.exec(shown[0]);
+  assert.ok(packing, `the first frames left while the file was packed: "${shown[0]}"`);
+  assert.ok(Number(packing[2]) < 100, `the first frames left at ${packing[2]}% of the file read`);
+  await shot(page, '15-paused-while-packing');
+
+  // Paused, the page sends nothing, and packing runs to the end of the file.
+  await page.waitForFunction(() => /^\S+ \S+ of \S+ \S+ \(\d+%\)/.test(document.getElementById('upload-text').textContent));
+  assert.ok(shown.length <= sentBeforePause + 1, `no frames sent while paused: ${shown.length - sentBeforePause}`);
+  await shot(page, '16-packed-while-paused');
+  await page.click('#pause');
+  await page.waitForSelector('#summary:not([hidden])', { timeout: 90_000 });
+  await assertLanded(server, summary);
+  const imports = await (await fetch(`${server.url}/api/imports`, { headers: { Authorization: `Bearer ${TOKEN}` } })).json();
+  assert.deepEqual(imports.imports.map((i) => i.state), ['finished'], 'one import, resumed after the pause');
+  await page.close();
+});
+
 test('single-table files: a table name for JSONL, a schema for CSV', { timeout: 60_000 }, async () => {
   const server = await startServer();
   const page = await newPage(server);

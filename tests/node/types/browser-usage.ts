@@ -1,9 +1,29 @@
 // Type-checked by types.test.js against the package's browser types.
-import { validate, type Finding, type Progress } from 'snappack';
+import { fetchTables, sendUpload, startPacking, validate, type Finding, type Progress } from 'snappack';
 
 export async function check(file: File, onProgress: (p: Progress) => void): Promise<Finding[]> {
   const report = await validate(file, { table: 'users', schema: { tables: {} }, onProgress });
   // @ts-expect-error: validateFile is Node's only
   void (await import('snappack')).validateFile;
   return [...report.errors, ...report.warnings];
+}
+
+/** Sends each frame as soon as it is packed; pausing stops sending only. */
+export async function send(file: File, url: string, token: string, pause: AbortSignal): Promise<number> {
+  const packing = startPacking(file, { target: await fetchTables(url, token), mode: 'append' });
+  try {
+    const finished = await sendUpload(packing, {
+      url,
+      token,
+      mode: 'append',
+      signal: pause,
+      onProgress: ({ bytesSent, bytesTotal, packing: stillPacking }) => void [bytesSent, bytesTotal, stillPacking],
+    });
+    const prepared = await packing.result;
+    // @ts-expect-error: a Packing's result is not itself sendable without a stream
+    void sendUpload(prepared.report, { url, token });
+    return finished.tables.length + (prepared.stream?.size ?? 0);
+  } finally {
+    packing.stop();
+  }
 }
