@@ -281,10 +281,11 @@ export declare function startPacking(
 
 /**
  * The packed stream of an input (docs/FORMAT.md) as a `ReadableStream`:
- * validated and packed in a Web Worker, then read at the consumer's pace
- * (browsers only). Takes the options of {@link prepareUpload}. When the input
- * has errors the stream errors with a {@link SnappackError} of code
- * `InvalidSnapshot` carrying the report.
+ * validated and packed in a Web Worker, each chunk readable as soon as it is
+ * packed (browsers only). Takes the options of {@link prepareUpload}. When
+ * the input has errors the stream errors with a {@link SnappackError} of
+ * code `InvalidSnapshot` carrying the report; what was read before is then
+ * the start of an unfinished stream, to be discarded.
  */
 export declare function pack(
   input: Uint8Array | ArrayBuffer | ArrayBufferView | Blob | File,

@@ -188,6 +188,11 @@ class PackedFrames {
     return this.ends.length;
   }
 
+  /** Stream bytes packed so far. */
+  get size() {
+    return this.bytesIn(this.count);
+  }
+
   /** Stream bytes in the first `n` frames. */
   bytesIn(n) {
     return n ? this.ends[n - 1] : 0;
@@ -252,33 +257,39 @@ function invalidSnapshot(report) {
 
 /**
  * The packed stream of `input` (docs/FORMAT.md) as a `ReadableStream` of
- * bytes: validated and packed in a Web Worker, then read at the consumer's
- * pace. Takes the options of {@link prepareUpload}. When the input has
- * errors the stream errors with a `SnappackError` of code
+ * bytes: validated and packed in a Web Worker, each chunk readable as soon
+ * as it is packed. Takes the options of {@link prepareUpload}. When the
+ * input has errors the stream errors with a `SnappackError` of code
  * `InvalidSnapshot` whose `report` lists them.
  */
 export function pack(input, options) {
-  let reader;
+  let packing;
+  let offset = 0;
   return new ReadableStream({
-    async start() {
-      const prepared = await prepareUpload(input, options);
-      if (!prepared.stream) {
-        const error = new SnappackError(
-          'InvalidSnapshot',
-          `the input has ${prepared.report.error_count} errors; see report.errors`,
-        );
-        error.report = prepared.report;
-        throw error;
-      }
-      reader = prepared.stream.stream().getReader();
+    start() {
+      packing = startPacking(input, options);
     },
     async pull(controller) {
-      const { value, done } = await reader.read();
-      if (done) controller.close();
-      else controller.enqueue(value);
+      const { frames } = packing;
+      while (frames.size === offset && !frames.complete && !frames.failure) await frames.changed();
+      const { failure } = frames;
+      if (failure?.code === 'InvalidSnapshot') {
+        throw Object.assign(
+          new SnappackError('InvalidSnapshot', `the input has ${failure.report.error_count} errors; see report.errors`),
+          { report: failure.report },
+        );
+      }
+      if (failure) throw failure;
+      if (frames.size === offset) {
+        controller.close();
+        return;
+      }
+      const end = frames.size;
+      controller.enqueue(new Uint8Array(await frames.blob().slice(offset, end).arrayBuffer()));
+      offset = end;
     },
     cancel(reason) {
-      return reader?.cancel(reason);
+      packing?.stop(reason);
     },
   });
 }
