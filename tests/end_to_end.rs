@@ -216,6 +216,76 @@ fn snappack_upload_validates_first_retries_through_restarts_and_resumes() {
 }
 
 #[test]
+fn a_resumed_upload_packs_only_the_frames_the_server_lacks() {
+    for (backend, database) in common::databases() {
+        let dir = common::temp_dir("upload-resume");
+        let zip_path = dir.join("snapshot.zip");
+        let zip = snapshot(12);
+        std::fs::write(&zip_path, &zip).unwrap();
+        let archive = Archive::read(&zip);
+        let port = free_port();
+        let data_dir = dir.join("data");
+        let mut server = serve(&database, &data_dir, port);
+        let auth = format!("Bearer {TOKEN}");
+        let addr = format!("127.0.0.1:{port}").parse().unwrap();
+        let call = |method: &str, path: &str, body: &[u8]| {
+            common::http(addr, method, path, &[("Authorization", &auth)], body).unwrap()
+        };
+
+        // The first frames of the stream `snappack upload` makes, sent by hand.
+        let target = serde_json::from_slice(&call("GET", "/api/tables", b"").body).unwrap();
+        let options = PackOptions {
+            validate: snappack::validate::Options {
+                mode: snappack::validate::ImportMode::Replace,
+                target: Some(target),
+                ..Default::default()
+            },
+            encoder: snappack::migration::EncoderConfig {
+                max_frame_size: 8192,
+                ..Default::default()
+            },
+            producer: format!("snappack {}", env!("CARGO_PKG_VERSION")),
+            created_at_ms: 0,
+            ..PackOptions::default()
+        };
+        let (stream, _) = pack(
+            Cursor::new(&zip),
+            "snapshot.zip",
+            Vec::new(),
+            &options,
+            &mut |_| true,
+        )
+        .unwrap();
+        let ranges = frames(&stream);
+        assert!(ranges.len() > 10, "{} frames", ranges.len());
+        let created = call("POST", "/api/imports", br#"{"mode":"replace"}"#).json();
+        let id = created["id"].as_str().unwrap().to_owned();
+        let sent = call(
+            "POST",
+            &format!("/api/imports/{id}/frames?seq=0"),
+            &stream[..ranges[4].end],
+        );
+        assert_eq!(sent.json()["nextSeq"], 5, "{backend}");
+
+        // Frames before 5 are not packed at all: asking for one would end the upload.
+        let out = upload(&zip_path, port, &["--mode", "replace", "--resume", &id])
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(out.status.success(), "{backend}: {stderr}");
+        assert!(
+            stderr.contains(&format!("import {id} continues at frame 5")),
+            "{stderr}"
+        );
+        let status = call("GET", &format!("/api/imports/{id}"), b"").json();
+        assert_eq!(status["state"], "finished", "{backend}");
+        archive.assert_imported(&database, &data_dir);
+        server.kill().unwrap();
+        server.wait().unwrap();
+    }
+}
+
+#[test]
 fn a_document_error_found_while_sending_cancels_the_import() {
     for (backend, database) in common::databases() {
         let dir = common::temp_dir("upload-bad");

@@ -71,16 +71,23 @@ pub struct FrameEnds {
 
 impl Default for FrameEnds {
     fn default() -> Self {
-        FrameEnds {
-            written: 0,
-            end: Some(STREAM_HEADER_LEN as u64),
-            header: [0; FRAME_HEADER_LEN],
-            header_len: 0,
-        }
+        FrameEnds::from_frame(0)
     }
 }
 
 impl FrameEnds {
+    /// For a stream written from frame `first` on
+    /// ([`EncoderConfig::resume_from`](crate::migration::EncoderConfig::resume_from)):
+    /// from frame 0 it starts with the stream header, else with that frame.
+    pub fn from_frame(first: u64) -> Self {
+        FrameEnds {
+            written: 0,
+            end: (first == 0).then_some(STREAM_HEADER_LEN as u64),
+            header: [0; FRAME_HEADER_LEN],
+            header_len: 0,
+        }
+    }
+
     /// Takes the next bytes of the stream and appends to `ends` the end
     /// offset of each frame they complete.
     pub fn feed(&mut self, mut bytes: &[u8], ends: &mut Vec<u64>) {
@@ -585,7 +592,8 @@ mod tests {
             ..Default::default()
         };
         let (stream, _) =
-            crate::migration::pack(zip, "s.zip", Vec::new(), &options, &mut |_| true).unwrap();
+            crate::migration::pack(zip.clone(), "s.zip", Vec::new(), &options, &mut |_| true)
+                .unwrap();
         let want: Vec<u64> = frame_ranges(&stream).iter().map(|r| r.1).collect();
         assert!(want.len() > 10, "{} frames", want.len());
         assert_eq!(want.last(), Some(&(stream.len() as u64)));
@@ -597,6 +605,24 @@ mod tests {
                 frames.feed(bytes, &mut ends);
             }
             assert_eq!(ends, want, "pieces of {piece}");
+        }
+
+        // Resumed at frame 7: frames 7.. as the whole stream has them, with
+        // their ends counted from frame 7's start.
+        let mut resumed = options.clone();
+        resumed.encoder.resume_from = 7;
+        let (tail, _) =
+            crate::migration::pack(zip, "s.zip", Vec::new(), &resumed, &mut |_| true).unwrap();
+        let skipped = want[6];
+        assert_eq!(tail, stream[skipped as usize..]);
+        for piece in [1, 13, 40_000] {
+            let mut frames = FrameEnds::from_frame(7);
+            let mut ends = Vec::new();
+            for bytes in tail.chunks(piece) {
+                frames.feed(bytes, &mut ends);
+            }
+            let tail_ends: Vec<u64> = want[7..].iter().map(|end| end - skipped).collect();
+            assert_eq!(ends, tail_ends, "resumed, pieces of {piece}");
         }
     }
 

@@ -162,13 +162,21 @@ pub fn run(args: UploadArgs) -> Result<ExitCode> {
         File::open(&path).with_context(|| format!("cannot read {}", path.display()))?;
     let mode = options.mode;
     let threads = options.threads;
+    // Resuming: the frames the server has are walked again but not compressed.
+    let first_frame = match &args.resume {
+        Some(id) => next_frame(&http, id),
+        None => 0,
+    };
+    if let (Some(id), 1..) = (&args.resume, first_frame) {
+        eprintln!("snappack: import {id} continues at frame {first_frame}");
+    }
     let pack_options = PackOptions {
         validate: options,
         encoder: EncoderConfig {
             max_frame_size: args.frame_size,
             level: args.level,
             threads,
-            ..EncoderConfig::default()
+            resume_from: first_frame,
         },
         producer: format!("snappack {}", env!("CARGO_PKG_VERSION")),
         created_at_ms: 0,
@@ -177,7 +185,7 @@ pub fn run(args: UploadArgs) -> Result<ExitCode> {
     let (frame_ends, packed_frames) = mpsc::sync_channel(256);
     let pack_name = name.clone();
     let mut packing = Some(std::thread::spawn(move || {
-        let tap = FrameTap::new(stream, frame_ends);
+        let tap = FrameTap::new(stream, frame_ends, first_frame);
         pack(reader, &pack_name, tap, &pack_options, &mut |_| true).map(|(_, packed)| packed)
     }));
 
@@ -195,7 +203,8 @@ pub fn run(args: UploadArgs) -> Result<ExitCode> {
         None => Upload::new(config, 0).with_label(label),
     }
     .packing();
-    // The frames packed so far, as (start, end) offsets in the file.
+    // The frames packed so far (from `first_frame` on), as (start, end)
+    // offsets in the file.
     let mut frames: Vec<(u64, u64)> = Vec::new();
     let add_frame = |frames: &mut Vec<(u64, u64)>, end: u64| {
         let start = frames.last().map_or(0, |f| f.1);
@@ -208,7 +217,7 @@ pub fn run(args: UploadArgs) -> Result<ExitCode> {
         while let Ok(end) = packed_frames.try_recv() {
             add_frame(&mut frames, end);
         }
-        upload.add_frames(frames.len() as u64);
+        upload.add_frames(first_frame + frames.len() as u64);
         let request = match upload.step() {
             Step::Send(request) => request,
             Step::Sleep(ms) => {
@@ -290,8 +299,14 @@ pub fn run(args: UploadArgs) -> Result<ExitCode> {
         };
         let bytes: &[u8] = match &request {
             Request::Append { seq, count, .. } => {
-                let (start, _) = frames[*seq as usize];
-                let (_, end) = frames[(*seq + *count - 1) as usize];
+                let Some(first) = seq.checked_sub(first_frame) else {
+                    bail!(
+                        "the server lacks frame {seq}, which it had when this upload resumed \
+                         (at frame {first_frame}): run the upload again with --resume"
+                    );
+                };
+                let (start, _) = frames[first as usize];
+                let (_, end) = frames[(first + *count - 1) as usize];
                 body.resize((end - start) as usize, 0);
                 packed_stream.seek(SeekFrom::Start(start))?;
                 packed_stream.read_exact(&mut body)?;
@@ -317,7 +332,7 @@ pub fn run(args: UploadArgs) -> Result<ExitCode> {
             announced = true;
         }
         // A resumed import may have more frames than are packed yet.
-        let sent = match upload.acknowledged() {
+        let sent = match upload.acknowledged().saturating_sub(first_frame) {
             0 => 0,
             n => frames
                 .get(n as usize - 1)
@@ -326,6 +341,19 @@ pub fn run(args: UploadArgs) -> Result<ExitCode> {
         };
         let total = upload.is_packed().then(|| frames.last().map_or(0, |f| f.1));
         bar.update(sent, total, started);
+    }
+}
+
+/// The first frame import `id` lacks, from its status: 0 when the server
+/// cannot say (the state machine then reports why, or starts from there).
+fn next_frame(http: &Http, id: &str) -> u64 {
+    let Ok((200, body)) = http.call("GET", &format!("/api/imports/{id}"), b"") else {
+        return 0;
+    };
+    let status: serde_json::Value = serde_json::from_slice(&body).unwrap_or_default();
+    match status["state"].as_str() {
+        Some("open") => status["nextSeq"].as_u64().unwrap_or(0),
+        _ => 0,
     }
 }
 
@@ -395,11 +423,12 @@ struct FrameTap {
 }
 
 impl FrameTap {
-    fn new(file: File, ready: SyncSender<u64>) -> Self {
+    /// A writer of the stream from frame `first` on.
+    fn new(file: File, ready: SyncSender<u64>, first: u64) -> Self {
         FrameTap {
             file,
             ready,
-            frames: FrameEnds::default(),
+            frames: FrameEnds::from_frame(first),
             ends: Vec::new(),
         }
     }
