@@ -12,7 +12,7 @@ import {
 } from './common.js';
 
 export { SnappackError };
-export { fetchTables, pack, prepareUpload, sendUpload, startPacking, upload, UploadError } from './upload.js';
+export { fetchImport, fetchTables, pack, prepareUpload, sendUpload, startPacking, upload, UploadError } from './upload.js';
 
 const WASM_URL = new URL('./web/snappack_bg.wasm', import.meta.url);
 

@@ -233,6 +233,41 @@ export declare function fetchTables(
   options?: { signal?: AbortSignal },
 ): Promise<ServerTables>;
 
+/** An import's status on the server (`GET /api/imports/{id}`, docs/PROTOCOL.md). */
+export interface ImportStatus {
+  id: string;
+  mode: ImportMode;
+  state: 'open' | 'finished' | 'failed' | 'cancelled';
+  label?: string;
+  /** The frame the server expects next. */
+  nextSeq: number;
+  /** Stream bytes the server has kept (open imports only). */
+  receivedBytes?: number;
+  /** True once the stream's end is in. */
+  complete: boolean;
+}
+
+/**
+ * The status of import `importId` on the server (browsers only): its
+ * `nextSeq` is the `firstFrame` to pack from when continuing it.
+ */
+export declare function fetchImport(
+  url: string,
+  token: string,
+  importId: string,
+  options?: { signal?: AbortSignal },
+): Promise<ImportStatus>;
+
+/** Options of {@link startPacking}: those of {@link validate}, and where to start. */
+export interface PackOptions extends ValidateOptions {
+  /**
+   * The first frame to pack, when continuing an import whose server has the
+   * frames before it (its `nextSeq`): those are walked and checked, but
+   * neither compressed nor kept. Default 0.
+   */
+  firstFrame?: number;
+}
+
 /** A validated and packed input, ready for {@link sendUpload}. */
 export interface PreparedUpload {
   /** The validation report of the input (with `target`, its conflicts too). */
@@ -241,6 +276,8 @@ export interface PreparedUpload {
   stream: Blob | null;
   /** The frames' byte ranges in `stream`: `[start0, end0, start1, end1, ...]`; null with errors. */
   frames: Float64Array | null;
+  /** The sequence number of the stream's first frame (`firstFrame`, 0 unless continuing). */
+  firstFrame?: number;
 }
 
 /**
@@ -251,7 +288,7 @@ export interface PreparedUpload {
  */
 export declare function prepareUpload(
   input: Uint8Array | ArrayBuffer | ArrayBufferView | Blob | File,
-  options?: ValidateOptions,
+  options?: PackOptions,
 ): Promise<PreparedUpload>;
 
 /**
@@ -276,7 +313,7 @@ export interface Packing {
  */
 export declare function startPacking(
   input: Uint8Array | ArrayBuffer | ArrayBufferView | Blob | File,
-  options?: ValidateOptions,
+  options?: PackOptions,
 ): Packing;
 
 /**
@@ -368,9 +405,10 @@ export declare function sendUpload(prepared: PreparedUpload | Packing, options: 
  * (browsers only), as `snappack upload` does: what is known before the first
  * document (tables, numbers, conflicts with the server's tables in `mode`) is
  * checked before anything is sent, then each frame is sent as soon as it is
- * packed. Rejects with an {@link UploadError} of code `InvalidSnapshot` (with
- * the `report`) when the input has errors; an import already created for it
- * is cancelled, so nothing is imported.
+ * packed. With `importId` it continues that import, packing only the frames
+ * the server lacks. Rejects with an {@link UploadError} of code
+ * `InvalidSnapshot` (with the `report`) when the input has errors; an import
+ * already created for it is cancelled, so nothing is imported.
  */
 export declare function upload(
   input: Uint8Array | ArrayBuffer | ArrayBufferView | Blob | File,

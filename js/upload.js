@@ -69,12 +69,16 @@ function authorization(token) {
  * validator's `target` option.
  */
 export async function fetchTables(url, token, { signal } = {}) {
+  return getJson(url, token, '/api/tables', signal);
+}
+
+/** GETs `path` of the server at `url` and resolves with its JSON answer. */
+async function getJson(url, token, path, signal) {
+  const address = baseUrl(url) + path;
+  const headers = { Authorization: authorization(token) };
   let response;
   try {
-    response = await fetch(`${baseUrl(url)}/api/tables`, {
-      headers: { Authorization: authorization(token) },
-      signal,
-    });
+    response = await fetch(address, { headers, signal });
   } catch (error) {
     if (signal?.aborted) throw signal.reason;
     throw new UploadError({ code: 'NetworkError', message: `cannot reach ${url}: ${error.message}` });
@@ -88,6 +92,28 @@ export async function fetchTables(url, token, { signal } = {}) {
     });
   }
   return body;
+}
+
+/**
+ * The server's status of import `importId` (`GET /api/imports/{id}`):
+ * `{ id, mode, state, nextSeq, ... }`.
+ */
+export async function fetchImport(url, token, importId, { signal } = {}) {
+  return getJson(url, token, `/api/imports/${encodeURIComponent(importId)}`, signal);
+}
+
+/**
+ * The first frame open import `importId` lacks, to pack from there; 0 when
+ * the server cannot say (sending then finds out why).
+ */
+async function firstFrameOf(url, token, importId, signal) {
+  try {
+    const status = await fetchImport(url, token, importId, { signal });
+    return status.state === 'open' && Number.isSafeInteger(status.nextSeq) ? status.nextSeq : 0;
+  } catch (error) {
+    if (signal?.aborted) throw signal.reason;
+    return 0;
+  }
 }
 
 /**
@@ -106,7 +132,9 @@ export function prepareUpload(input, options) {
 /**
  * Starts validating and packing `input` in a Web Worker and returns at once
  * with the {@link Packing}: {@link sendUpload} sends its frames while the
- * rest is packed. Throws a SnappackError on misuse of the options.
+ * rest is packed. With `firstFrame` (an import's `nextSeq`, when continuing
+ * it) the frames before it are walked and checked but not packed. Throws a
+ * SnappackError on misuse of the options.
  */
 export function startPacking(input, options) {
   return new Packing(input, options ?? {});
@@ -115,17 +143,22 @@ export function startPacking(input, options) {
 /** An input being validated and packed in a Web Worker; see {@link startPacking}. */
 class Packing {
   constructor(input, options) {
-    const { onProgress, signal } = options;
+    const { firstFrame = 0, ...rest } = options;
+    const { onProgress, signal } = rest;
+    if (!Number.isSafeInteger(firstFrame) || firstFrame < 0) {
+      throw new SnappackError('InvalidOptions', 'firstFrame must be a whole number of frames');
+    }
     const request = {
       type: 'pack',
       input: normalizeInput(input),
-      fileName: fileNameOf(input, options),
-      options: coreOptionsJson(options),
+      fileName: fileNameOf(input, rest),
+      options: coreOptionsJson(rest),
       progress: Boolean(onProgress),
+      firstFrame,
     };
     signal?.throwIfAborted();
     /** The stream so far. @internal */
-    this.frames = new PackedFrames();
+    this.frames = new PackedFrames(firstFrame);
     this.stopper = new AbortController();
     const stop = () => this.stop(signal.reason);
     signal?.addEventListener('abort', stop, { once: true });
@@ -144,8 +177,9 @@ class Packing {
     const worker = new Worker(new URL('./pack-worker.js', import.meta.url), { type: 'module', name: 'snappack-pack' });
     const onChunk = (chunk, frameEnds) => this.frames.add(chunk, frameEnds);
     const { packed, report } = await inWorker(request, { onProgress, onChunk, signal }, worker);
-    if (!packed) return { report, stream: null, frames: null };
-    return { report, stream: this.frames.blob(), frames: this.frames.ranges() };
+    const { first } = this.frames;
+    if (!packed) return { report, stream: null, frames: null, firstFrame: first };
+    return { report, stream: this.frames.blob(), frames: this.frames.ranges(), firstFrame: first };
   }
 
   /** Stops packing: the worker ends and `result` rejects with `reason`. */
@@ -162,20 +196,22 @@ const FOLD_PARTS = 64;
  * or those packed so far while a worker packs the rest.
  */
 class PackedFrames {
-  /** A prepared stream and its `[start0, end0, ...]` frame ranges. */
-  static whole(stream, ranges) {
-    const frames = new PackedFrames();
+  /** A prepared stream from frame `first` on, and its `[start0, end0, ...]` frame ranges. */
+  static whole(stream, ranges, first = 0) {
+    const frames = new PackedFrames(first);
     frames.folded.push(stream);
     for (let i = 1; i < ranges.length; i += 2) frames.ends.push(ranges[i]);
     frames.complete = true;
     return frames;
   }
 
-  constructor() {
+  /** The frames from `first` on (those before it the server has). */
+  constructor(first = 0) {
+    this.first = first;
     /** The stream so far, as Blobs (the browser may keep them on disk). */
     this.folded = [];
     this.parts = [];
-    /** Where each frame ends in the stream. */
+    /** Where each frame from `first` on ends, counted from the start of `first`. */
     this.ends = [];
     /** True once every frame is here. */
     this.complete = false;
@@ -184,8 +220,9 @@ class PackedFrames {
     this.waiting = [];
   }
 
+  /** Frames in the stream so far, those before `first` included. */
   get count() {
-    return this.ends.length;
+    return this.first + this.ends.length;
   }
 
   /** Stream bytes packed so far. */
@@ -193,9 +230,9 @@ class PackedFrames {
     return this.bytesIn(this.count);
   }
 
-  /** Stream bytes in the first `n` frames. */
+  /** Stream bytes in frames `first..n`. */
   bytesIn(n) {
-    return n ? this.ends[n - 1] : 0;
+    return n > this.first ? this.ends[n - this.first - 1] : 0;
   }
 
   /** The stream so far as one Blob. */
@@ -205,7 +242,7 @@ class PackedFrames {
 
   /** The frames' byte ranges, `[start0, end0, start1, end1, ...]`. */
   ranges() {
-    return Float64Array.from(this.ends.flatMap((end, i) => [this.bytesIn(i), end]));
+    return Float64Array.from(this.ends.flatMap((end, i) => [i ? this.ends[i - 1] : 0, end]));
   }
 
   /** Frames `seq..seq + count` as one Blob. */
@@ -328,7 +365,7 @@ export async function sendUpload(prepared, options) {
   if (!(stream instanceof Blob) || !(frames instanceof Float64Array)) {
     throw new SnappackError('InvalidInput', 'sendUpload needs a Packing, or the result of prepareUpload for a valid input');
   }
-  return sendFrames(PackedFrames.whole(stream, frames), options ?? {});
+  return sendFrames(PackedFrames.whole(stream, frames, prepared.firstFrame), options ?? {});
 }
 
 /**
@@ -391,6 +428,15 @@ async function sendFrames(frames, options) {
       if (step.failed) throw new UploadError(step.failed, machine.id ?? announced);
       const { method, path, body, seq, count: n } = step.send;
       const isFrames = seq !== undefined;
+      if (isFrames && seq < frames.first) {
+        throw new UploadError(
+          {
+            code: 'Protocol',
+            message: `the server lacks frame ${seq}, which it had when packing started at frame ${frames.first}: continue the import again`,
+          },
+          machine.id,
+        );
+      }
       try {
         const response = await fetch(base + path, {
           method,
@@ -430,10 +476,11 @@ async function cancelImport(base, auth, id) {
  * Validates, packs and uploads `input` in one call, as `snappack upload`
  * does: what is known before the first document (tables, numbers, conflicts
  * with the server's tables in `mode`) is checked before anything is sent;
- * then each frame goes out as soon as it is packed. Rejects with an
- * UploadError of code `InvalidSnapshot` (and the report as `report`) when the
- * input has errors: an import already created for it is cancelled, so
- * nothing is imported.
+ * then each frame goes out as soon as it is packed. With `importId` it
+ * continues that import, packing only the frames the server lacks. Rejects
+ * with an UploadError of code `InvalidSnapshot` (and the report as `report`)
+ * when the input has errors: an import already created for it is cancelled,
+ * so nothing is imported.
  */
 export async function upload(input, options) {
   const { url, token, mode, importId, label, framesPerRequest, onImport, onProgress, signal, ...rest } = options ?? {};
@@ -442,6 +489,7 @@ export async function upload(input, options) {
     ...rest,
     target,
     mode,
+    firstFrame: importId ? await firstFrameOf(url, token, importId, signal) : 0,
     signal,
     onProgress: onProgress && ((p) => onProgress({ state: 'packing', ...p })),
   });

@@ -17,7 +17,7 @@ cargo fmt --all -- --check
 
 step "clippy (native and wasm32)"
 cargo clippy --all-targets --locked -- -D warnings
-cargo clippy --lib --locked --target wasm32-unknown-unknown -- -D warnings
+cargo clippy --all-targets --locked --target wasm32-unknown-unknown -- -D warnings
 
 step "core builds for wasm32"
 cargo build --lib --locked --target wasm32-unknown-unknown

@@ -1,5 +1,8 @@
 //! The `snappack` binary: exit statuses, the JSON report and the human report.
 
+// The binary and the server are native only.
+#![cfg(not(target_arch = "wasm32"))]
+
 mod common;
 
 use std::process::Command;

@@ -5,6 +5,9 @@
 //! server checks each table's documents with the value rules the stream
 //! declares for it, as the client did. On every backend.
 
+// The server is native only.
+#![cfg(not(target_arch = "wasm32"))]
+
 mod server_support;
 
 use std::io::{BufRead, BufReader, Cursor};

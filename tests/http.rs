@@ -1,6 +1,9 @@
 //! The HTTP API on a real server on loopback, on every backend: the token,
 //! every status of the protocol, CORS, the static page, and concurrent uploads.
 
+// The server is native only.
+#![cfg(not(target_arch = "wasm32"))]
+
 mod server_support;
 
 use server_support as common;

@@ -2,6 +2,9 @@
 //! document and file, a restart trims a partial frame and resumes, refused
 //! frames keep the import resumable and leave no trace.
 
+// The binary and the server are native only.
+#![cfg(not(target_arch = "wasm32"))]
+
 mod server_support;
 
 use std::path::Path;

@@ -2,6 +2,9 @@
 //! restarted each time, and the upload resumed from the server's expected
 //! frame: the database ends up equal to a clean import's. On every backend.
 
+// The server is native only.
+#![cfg(not(target_arch = "wasm32"))]
+
 mod server_support;
 
 use std::net::SocketAddr;

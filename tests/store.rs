@@ -3,6 +3,9 @@
 //! same deployment × the four modes), table-number conflicts, atomicity of
 //! failed and cancelled imports, and two imports finishing on one table.
 
+// The server is native only.
+#![cfg(not(target_arch = "wasm32"))]
+
 mod server_support;
 
 use server_support as common;

@@ -3,7 +3,7 @@
 // cancel: each frame is sent as soon as it is packed. An interrupted upload is remembered by the file's fingerprint and
 // continues when the same file is picked again, even after a reload.
 
-import { validate, fetchTables, startPacking, sendUpload } from './pkg/browser.js';
+import { validate, fetchImport, fetchTables, startPacking, sendUpload } from './pkg/browser.js';
 
 const $ = (id) => document.getElementById(id);
 
@@ -537,10 +537,15 @@ async function startUpload(pending) {
   $('upload-cancel').focus();
 
   try {
+    // Continuing: the frames the server has are checked again, not packed.
+    const status = record.importId ? await fetchImport(server.url, server.token, record.importId).catch(() => null) : null;
+    const firstFrame = status?.state === 'open' ? status.nextSeq : 0;
+    if (firstFrame > 0) $('resume-note').textContent += ` The server has its first ${plural(firstFrame, 'frame')}: packing continues from there.`;
     upload.packing = startPacking(upload.file, {
       ...(await validateOptions()),
       target: record.target,
       mode: record.mode,
+      firstFrame,
       onProgress: ({ bytesRead, bytesTotal }) => {
         upload.packed = bytesTotal ? bytesRead / bytesTotal : 1;
         renderUploadProgress(upload);

@@ -76,6 +76,11 @@ fn pack_options(validate: Options) -> PackOptions {
 /// completes end (the first frame's range starts at 0, with the stream
 /// header).
 ///
+/// With `first_frame` (a frame the server already has the ones before,
+/// when continuing an import), the stream starts at that frame: the frames
+/// before it are walked and checked but neither compressed nor handed out,
+/// and offsets count from its start.
+///
 /// Returns JSON `{"packed": true|false, "report": Report}`: `packed` is false
 /// when the input has errors (the chunks given so far are then to be
 /// dropped). Inputs and options are those of `validate`; an exception from
@@ -87,22 +92,33 @@ pub fn pack(
     options_json: &str,
     on_progress: Option<Function>,
     on_chunk: Function,
+    first_frame: Option<f64>,
 ) -> Result<String, JsValue> {
     let options: Options = serde_json::from_str(options_json)
         .map_err(|e| api_error("InvalidOptions", &format!("invalid options: {e}")))?;
+    let first_frame = first_frame.unwrap_or(0.0);
+    if !(first_frame >= 0.0 && first_frame.fract() == 0.0) {
+        return Err(api_error(
+            "InvalidOptions",
+            "firstFrame must be a whole number of frames",
+        ));
+    }
+    let first_frame = first_frame as u64;
     let source = ReadAhead::new(source_of(&input)?);
     let out = ChunkWriter {
         on_chunk,
         buf: Vec::with_capacity(CHUNK),
-        frames: FrameEnds::default(),
+        frames: FrameEnds::from_frame(first_frame),
         ends: Vec::new(),
     };
+    let mut options = pack_options(options);
+    options.encoder.resume_from = first_frame;
     let mut thrown = None;
     let result = pack_stream(
         source,
         file_name,
         out,
-        &pack_options(options),
+        &options,
         &mut progress_forwarder(on_progress.as_ref(), &mut thrown),
     );
     if let Some(error) = thrown {
@@ -265,7 +281,7 @@ mod tests {
     }
 
     /// Runs the binding and returns its answer and what it handed out.
-    fn packed(input: &[u8], name: &str) -> (serde_json::Value, Handed) {
+    fn packed(input: &[u8], name: &str, first_frame: Option<f64>) -> (serde_json::Value, Handed) {
         let handed = Rc::new(RefCell::new(Handed::default()));
         let on_chunk = {
             let handed = handed.clone();
@@ -283,6 +299,7 @@ mod tests {
             "{}",
             None,
             on_chunk.as_ref().unchecked_ref::<Function>().clone(),
+            first_frame,
         )
         .unwrap();
         let handed = handed.take();
@@ -292,7 +309,7 @@ mod tests {
     #[wasm_bindgen_test]
     fn pack_hands_out_the_cores_stream_and_its_frames() {
         let zip = snapshot();
-        let (answer, handed) = packed(&zip, "s.zip");
+        let (answer, handed) = packed(&zip, "s.zip", None);
         let stream = handed.stream;
         assert_eq!(answer["packed"], true, "{answer}");
         assert_eq!(answer["report"]["valid"], true);
@@ -325,11 +342,24 @@ mod tests {
             ends.extend(chunk_ends);
         }
         assert_eq!(ends, want);
+
+        // From frame 3: the same frames from there, their ends counted from frame 3's start.
+        let (answer, resumed) = packed(&zip, "s.zip", Some(3.0));
+        assert_eq!(answer["packed"], true, "{answer}");
+        let skipped = want[2];
+        assert_eq!(resumed.stream, stream[skipped as usize..]);
+        let ends: Vec<f64> = resumed
+            .chunks
+            .into_iter()
+            .flat_map(|(_, ends)| ends)
+            .collect();
+        let tail: Vec<f64> = want[3..].iter().map(|end| end - skipped).collect();
+        assert_eq!(ends, tail);
     }
 
     #[wasm_bindgen_test]
     fn an_invalid_input_is_not_packed_and_its_report_says_why() {
-        let (answer, _) = packed(b"{\"a\": 1}\nnot json\n", "t.jsonl");
+        let (answer, _) = packed(b"{\"a\": 1}\nnot json\n", "t.jsonl", None);
         // No table name for a single-table file: invalid options, or an error in the report.
         assert_eq!(answer["packed"], false, "{answer}");
         assert_eq!(answer["report"]["valid"], false);

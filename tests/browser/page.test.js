@@ -372,6 +372,12 @@ test('a reload mid-upload, the same file picked again: the same import resumes',
   assert.deepEqual(creates, [], 'no new import was created');
   assert.ok(sequences.length > 0 && sequences.every(([id]) => id === stored.importId));
   assert.ok(sequences[0][1] > 0, `continued at frame ${sequences[0][1]}, not from the start`);
+  // Packed from there: the frames the server had were not packed again.
+  const note = await page.textContent('#resume-note');
+  assert.ok(
+    note.includes(`The server has its first ${sequences[0][1]} frames: packing continues from there.`),
+    `the note says where packing continued: ${note}`,
+  );
   await assertLanded(server, summary);
   assert.equal(
     await page.evaluate(() => Object.keys(localStorage).filter((k) => k.startsWith('snappack.import.')).length),
@@ -602,7 +608,7 @@ test("the package's upload() sends frames while it packs, and nothing when the t
   const page = await newPage(server);
   const result = await page.evaluate(
     async ({ url, token, good, dup }) => {
-      const { upload } = await import('/pkg/browser.js');
+      const { upload, fetchImport, fetchTables, prepareUpload } = await import('/pkg/browser.js');
       const bytes = (b64) => Uint8Array.from(atob(b64), (c) => c.charCodeAt(0));
       const imports = async () =>
         (await (await fetch(`${url}/api/imports`, { headers: { Authorization: `Bearer ${token}` } })).json()).imports;
@@ -626,7 +632,51 @@ test("the package's upload() sends frames while it packs, and nothing when the t
       // A duplicate id deep in the table is found while frames go out: the import is cancelled.
       const duplicate = await refusal(upload(bytes(dup), { url, token, mode: 'append', fileName: 'dup.zip', label: 'dup' }));
       const dupImports = (await imports()).filter((i) => i.label === 'dup').map((i) => i.state);
-      return { finished, events, before, conflict, afterConflict, duplicate, dupImports };
+
+      // Stopped after a few frames, then continued by id: packed from the server's frame on.
+      const stop = new AbortController();
+      let importId;
+      await upload(bytes(good), {
+        url,
+        token,
+        mode: 'replace',
+        fileName: 'streamed.zip',
+        framesPerRequest: 1,
+        signal: stop.signal,
+        onImport: (id) => {
+          importId = id;
+        },
+        onProgress: (p) => p.framesSent >= 3 && stop.abort(),
+      }).catch(() => {});
+      const { nextSeq } = await fetchImport(url, token, importId);
+      const requested = [];
+      const realFetch = window.fetch;
+      window.fetch = (address, init) => {
+        requested.push(String(address));
+        return realFetch(address, init);
+      };
+      let lastEvent;
+      const resumed = await upload(bytes(good), {
+        url,
+        token,
+        mode: 'replace',
+        fileName: 'streamed.zip',
+        importId,
+        onProgress: (p) => {
+          lastEvent = p;
+        },
+      });
+      window.fetch = realFetch;
+      const whole = await prepareUpload(bytes(good), { fileName: 'streamed.zip', mode: 'replace', target: await fetchTables(url, token) });
+      const continued = {
+        nextSeq,
+        state: resumed.state,
+        firstFrames: requested.filter((r) => r.includes('/frames?')).slice(0, 1),
+        packedBytes: lastEvent.bytesTotal,
+        wholeBytes: whole.stream.size,
+        bytesBefore: whole.frames[2 * nextSeq - 1],
+      };
+      return { finished, events, before, conflict, afterConflict, duplicate, dupImports, continued };
     },
     {
       url: server.url,
@@ -651,5 +701,16 @@ test("the package's upload() sends frames while it packs, and nothing when the t
   assert.equal(result.afterConflict, result.before, 'no import was created for the conflicting upload');
   assert.deepEqual(result.duplicate, { code: 'InvalidSnapshot', errors: 1 });
   assert.ok(result.dupImports.every((state) => state === 'cancelled'), `dup imports: ${result.dupImports}`);
+
+  const { continued } = result;
+  assert.ok(continued.nextSeq >= 3, `stopped at frame ${continued.nextSeq}`);
+  assert.equal(continued.state, 'finished');
+  assert.match(continued.firstFrames[0], new RegExp(`/frames\\?seq=${continued.nextSeq}$`));
+  assert.equal(
+    continued.packedBytes,
+    continued.wholeBytes - continued.bytesBefore,
+    'the continued upload packed only the frames from the server\'s on',
+  );
+  await assertLanded(server, summary);
   await page.close();
 });

@@ -1,5 +1,5 @@
 // Type-checked by types.test.js against the package's browser types.
-import { fetchTables, sendUpload, startPacking, validate, type Finding, type Progress } from 'snappack';
+import { fetchImport, fetchTables, sendUpload, startPacking, validate, type Finding, type Progress } from 'snappack';
 
 export async function check(file: File, onProgress: (p: Progress) => void): Promise<Finding[]> {
   const report = await validate(file, { table: 'users', schema: { tables: {} }, onProgress });
@@ -9,13 +9,16 @@ export async function check(file: File, onProgress: (p: Progress) => void): Prom
 }
 
 /** Sends each frame as soon as it is packed; pausing stops sending only. */
-export async function send(file: File, url: string, token: string, pause: AbortSignal): Promise<number> {
-  const packing = startPacking(file, { target: await fetchTables(url, token), mode: 'append' });
+export async function send(file: File, url: string, token: string, pause: AbortSignal, importId?: string): Promise<number> {
+  const status = importId ? await fetchImport(url, token, importId) : null;
+  const firstFrame = status?.state === 'open' ? status.nextSeq : 0;
+  const packing = startPacking(file, { target: await fetchTables(url, token), mode: 'append', firstFrame });
   try {
     const finished = await sendUpload(packing, {
       url,
       token,
       mode: 'append',
+      importId,
       signal: pause,
       onProgress: ({ bytesSent, bytesTotal, packing: stillPacking }) => void [bytesSent, bytesTotal, stillPacking],
     });
