@@ -571,6 +571,7 @@ test("the package's upload(): bytes in, rows on the server; refusals as UploadEr
         states: [...states],
         invalid: await refusal(upload(bytes(bad), { url, token, mode: 'replace', fileName: 'bad.zip' })),
         unauthorized: await refusal(fetchTables(url, 'wrong')),
+        noToken: await refusal(fetchTables(url, '')),
       };
     },
     {
@@ -589,6 +590,7 @@ test("the package's upload(): bytes in, rows on the server; refusals as UploadEr
   assert.ok(result.packed.frames >= 1);
   assert.deepEqual(result.packRefusal, { name: 'SnappackError', code: 'InvalidSnapshot', errors: 1 });
   assert.deepEqual(result.unauthorized, { name: 'UploadError', code: 'Unauthorized', status: 401, errors: undefined });
+  assert.deepEqual(result.noToken, { name: 'SnappackError', code: 'InvalidOptions', status: undefined, errors: undefined });
   await assertLanded(server, summary);
   await page.close();
 });
