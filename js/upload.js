@@ -118,8 +118,9 @@ async function firstFrameOf(url, token, importId, signal) {
 
 /**
  * Validates and packs `input` in a Web Worker. Resolves with `{ report,
- * stream, frames }`: `stream` (a Blob) and `frames` (byte ranges, `[start0,
- * end0, start1, ...]`) are null when the report has errors.
+ * stream, frames, firstFrame }`: `stream` (a Blob) and `frames` (byte
+ * ranges, `[start0, end0, start1, ...]`) are null when the report has
+ * errors; `firstFrame` is the option (0 by default), where `stream` starts.
  */
 export function prepareUpload(input, options) {
   try {
@@ -378,7 +379,7 @@ async function sendFrames(frames, options) {
   const auth = authorization(token);
   await mainThreadInstance();
   // The first frame comes only once the tables are checked.
-  while (frames.count === 0 && !frames.complete && !frames.failure) await frames.changed(signal);
+  while (frames.ends.length === 0 && !frames.complete && !frames.failure) await frames.changed(signal);
   const known = frames.complete ? frames.count : undefined;
   const machine = new UploadMachine(mode, known, framesPerRequest, importId ?? undefined, label ?? undefined);
   let packingDone = frames.complete;
