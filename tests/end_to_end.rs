@@ -50,14 +50,7 @@ fn generated_snapshots_land_intact() {
             },
             ..PackOptions::default()
         };
-        let (stream, _) = pack(
-            Cursor::new(&zip),
-            "snapshot.zip",
-            Vec::new(),
-            &options,
-            &mut |_| true,
-        )
-        .unwrap();
+        let stream = packed_stream(&zip, &options);
         let ranges = frames(&stream);
         assert!(ranges.len() > 5);
 
@@ -251,14 +244,7 @@ fn a_resumed_upload_packs_only_the_frames_the_server_lacks() {
             created_at_ms: 0,
             ..PackOptions::default()
         };
-        let (stream, _) = pack(
-            Cursor::new(&zip),
-            "snapshot.zip",
-            Vec::new(),
-            &options,
-            &mut |_| true,
-        )
-        .unwrap();
+        let stream = packed_stream(&zip, &options);
         let ranges = frames(&stream);
         assert!(ranges.len() > 10, "{} frames", ranges.len());
         let created = call("POST", "/api/imports", br#"{"mode":"replace"}"#).json();
@@ -344,6 +330,19 @@ fn zip_of(entries: &[(&str, &[u8])]) -> Vec<u8> {
         writer.write_all(content).unwrap();
     }
     writer.finish().unwrap().into_inner()
+}
+
+/// The stream of a valid snapshot packed with `options`.
+fn packed_stream(zip: &[u8], options: &PackOptions) -> Vec<u8> {
+    pack(
+        Cursor::new(zip),
+        "snapshot.zip",
+        Vec::new(),
+        options,
+        &mut |_| true,
+    )
+    .unwrap()
+    .0
 }
 
 /// Packs `input`, forced or not; a single-table file goes to table `items`.
