@@ -1,7 +1,8 @@
 // The snappack page: pick a snapshot, check it in the package's Web Worker,
 // read the report, then upload it to a snappack server with pause, resume and
-// cancel: each frame is sent as soon as it is packed. An interrupted upload is remembered by the file's fingerprint and
-// continues when the same file is picked again, even after a reload.
+// cancel: each frame is sent as soon as it is packed. An interrupted upload
+// is remembered by the file's fingerprint and continues when the same file is
+// picked again, even after a reload, packing only the frames the server lacks.
 
 import { validate, fetchImport, fetchTables, startPacking, sendUpload } from './pkg/browser.js';
 
