@@ -18,5 +18,5 @@ self.onmessage = ({ data }) =>
     }
     const onChunk = (chunk, frameEnds) =>
       self.postMessage({ type: 'chunk', chunk, frameEnds }, [chunk.buffer, frameEnds.buffer]);
-    return [JSON.parse(wasm.pack(data.input, data.fileName, data.options, onProgress, onChunk, data.firstFrame))];
+    return [JSON.parse(wasm.pack(data.input, data.fileName, data.options, onProgress, onChunk, data.firstFrame, data.level))];
   });

@@ -134,7 +134,8 @@ export function prepareUpload(input, options) {
  * Starts validating and packing `input` in a Web Worker and returns at once
  * with the {@link Packing}: {@link sendUpload} sends its frames while the
  * rest is packed. With `firstFrame` (an import's `nextSeq`, when continuing
- * it) the frames before it are walked and checked but not packed. Throws a
+ * it) the frames before it are walked and checked but not packed; `level`
+ * (deflate, 0 to 9, default 5) trades bytes sent for packing time. Throws a
  * SnappackError on misuse of the options.
  */
 export function startPacking(input, options) {
@@ -144,10 +145,13 @@ export function startPacking(input, options) {
 /** An input being validated and packed in a Web Worker; see {@link startPacking}. */
 class Packing {
   constructor(input, options) {
-    const { firstFrame = 0, ...rest } = options;
+    const { firstFrame = 0, level, ...rest } = options;
     const { onProgress, signal } = rest;
     if (!Number.isSafeInteger(firstFrame) || firstFrame < 0) {
       throw new SnappackError('InvalidOptions', 'firstFrame must be a whole number of frames');
+    }
+    if (level !== undefined && !(Number.isInteger(level) && level >= 0 && level <= 9)) {
+      throw new SnappackError('InvalidOptions', 'level must be a deflate level, 0 to 9');
     }
     const request = {
       type: 'pack',
@@ -156,6 +160,7 @@ class Packing {
       options: coreOptionsJson(rest),
       progress: Boolean(onProgress),
       firstFrame,
+      level,
     };
     signal?.throwIfAborted();
     /** The stream so far. @internal */

@@ -79,7 +79,8 @@ fn pack_options(validate: Options) -> PackOptions {
 /// With `first_frame` (a frame the server already has the ones before,
 /// when continuing an import), the stream starts at that frame: the frames
 /// before it are walked and checked but neither compressed nor handed out,
-/// and offsets count from its start.
+/// and offsets count from its start. `level` is the deflate level of frames,
+/// 0 (store) to 9 (default 5): lower levels pack faster and send more bytes.
 ///
 /// Returns JSON `{"packed": true|false, "report": Report}`: `packed` is false
 /// when the input has errors (the chunks given so far are then to be
@@ -93,6 +94,7 @@ pub fn pack(
     on_progress: Option<Function>,
     on_chunk: Function,
     first_frame: Option<f64>,
+    level: Option<u32>,
 ) -> Result<String, JsValue> {
     let options: Options = serde_json::from_str(options_json)
         .map_err(|e| api_error("InvalidOptions", &format!("invalid options: {e}")))?;
@@ -104,6 +106,12 @@ pub fn pack(
         ));
     }
     let first_frame = first_frame as u64;
+    if level.is_some_and(|level| level > 9) {
+        return Err(api_error(
+            "InvalidOptions",
+            "level must be a deflate level, 0 to 9",
+        ));
+    }
     let source = ReadAhead::new(source_of(&input)?);
     let out = ChunkWriter {
         on_chunk,
@@ -113,6 +121,9 @@ pub fn pack(
     };
     let mut options = pack_options(options);
     options.encoder.resume_from = first_frame;
+    if let Some(level) = level {
+        options.encoder.level = level;
+    }
     let mut thrown = None;
     let result = pack_stream(
         source,
@@ -281,7 +292,12 @@ mod tests {
     }
 
     /// Runs the binding and returns its answer and what it handed out.
-    fn packed(input: &[u8], name: &str, first_frame: Option<f64>) -> (serde_json::Value, Handed) {
+    fn packed(
+        input: &[u8],
+        name: &str,
+        first_frame: Option<f64>,
+        level: Option<u32>,
+    ) -> (serde_json::Value, Handed) {
         let handed = Rc::new(RefCell::new(Handed::default()));
         let on_chunk = {
             let handed = handed.clone();
@@ -300,6 +316,7 @@ mod tests {
             None,
             on_chunk.as_ref().unchecked_ref::<Function>().clone(),
             first_frame,
+            level,
         )
         .unwrap();
         let handed = handed.take();
@@ -309,7 +326,7 @@ mod tests {
     #[wasm_bindgen_test]
     fn pack_hands_out_the_cores_stream_and_its_frames() {
         let zip = snapshot();
-        let (answer, handed) = packed(&zip, "s.zip", None);
+        let (answer, handed) = packed(&zip, "s.zip", None, None);
         let stream = handed.stream;
         assert_eq!(answer["packed"], true, "{answer}");
         assert_eq!(answer["report"]["valid"], true);
@@ -344,7 +361,7 @@ mod tests {
         assert_eq!(ends, want);
 
         // From frame 3: the same frames from there, their ends counted from frame 3's start.
-        let (answer, resumed) = packed(&zip, "s.zip", Some(3.0));
+        let (answer, resumed) = packed(&zip, "s.zip", Some(3.0), None);
         assert_eq!(answer["packed"], true, "{answer}");
         let skipped = want[2];
         assert_eq!(resumed.stream, stream[skipped as usize..]);
@@ -355,11 +372,28 @@ mod tests {
             .collect();
         let tail: Vec<f64> = want[3..].iter().map(|end| end - skipped).collect();
         assert_eq!(ends, tail);
+
+        // Level 0 stores every frame: the same frames, each as long as its payload.
+        let (answer, stored) = packed(&zip, "s.zip", None, Some(0));
+        assert_eq!(answer["packed"], true, "{answer}");
+        let frames = native_ranges(&stored.stream);
+        assert_eq!(frames.len(), want.len());
+        assert!(stored.stream.len() > stream.len());
+        for (start, _) in frames {
+            // The first range holds the stream header.
+            let header = if start == 0 {
+                crate::migration::STREAM_HEADER_LEN
+            } else {
+                0
+            } + start as usize;
+            let method = stored.stream[header + 16];
+            assert_eq!(method, 0, "frame at {start} is stored");
+        }
     }
 
     #[wasm_bindgen_test]
     fn an_invalid_input_is_not_packed_and_its_report_says_why() {
-        let (answer, _) = packed(b"{\"a\": 1}\nnot json\n", "t.jsonl", None);
+        let (answer, _) = packed(b"{\"a\": 1}\nnot json\n", "t.jsonl", None, None);
         // No table name for a single-table file: invalid options, or an error in the report.
         assert_eq!(answer["packed"], false, "{answer}");
         assert_eq!(answer["report"]["valid"], false);

@@ -530,7 +530,7 @@ test("the package's upload(): bytes in, rows on the server; refusals as UploadEr
   const page = await newPage(server);
   const result = await page.evaluate(
     async ({ url, token, good, bad }) => {
-      const { upload, fetchTables, pack, prepareUpload } = await import('/pkg/browser.js');
+      const { upload, fetchTables, pack, prepareUpload, startPacking } = await import('/pkg/browser.js');
       const bytes = (b64) => Uint8Array.from(atob(b64), (c) => c.charCodeAt(0));
       const states = new Set();
       let importId;
@@ -539,6 +539,7 @@ test("the package's upload(): bytes in, rows on the server; refusals as UploadEr
         token,
         mode: 'replace',
         fileName: 'api.zip',
+        level: 1,
         onImport: (id) => {
           importId = id;
         },
@@ -572,6 +573,7 @@ test("the package's upload(): bytes in, rows on the server; refusals as UploadEr
         invalid: await refusal(upload(bytes(bad), { url, token, mode: 'replace', fileName: 'bad.zip' })),
         unauthorized: await refusal(fetchTables(url, 'wrong')),
         noToken: await refusal(fetchTables(url, '')),
+        badLevel: await refusal(Promise.resolve().then(() => startPacking(bytes(good), { level: 12 }))),
       };
     },
     {
@@ -591,6 +593,7 @@ test("the package's upload(): bytes in, rows on the server; refusals as UploadEr
   assert.deepEqual(result.packRefusal, { name: 'SnappackError', code: 'InvalidSnapshot', errors: 1 });
   assert.deepEqual(result.unauthorized, { name: 'UploadError', code: 'Unauthorized', status: 401, errors: undefined });
   assert.deepEqual(result.noToken, { name: 'SnappackError', code: 'InvalidOptions', status: undefined, errors: undefined });
+  assert.deepEqual(result.badLevel, { name: 'SnappackError', code: 'InvalidOptions', status: undefined, errors: undefined });
   await assertLanded(server, summary);
   await page.close();
 });
