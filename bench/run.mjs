@@ -245,6 +245,7 @@ async function ingest(zip, databaseFor) {
 
 function postgres() {
   const script = join(ROOT, 'scripts', 'pg-test-cluster.sh');
+  const wasRunning = existsSync(join(ROOT, 'target', 'pg-test-cluster', 'data', 'postmaster.pid'));
   const started = run('bash', [script, 'start']).toString();
   const url = started.match(/SNAPPACK_TEST_POSTGRES_URL=(\S+)/)[1];
   const bin = readdirSync('/usr/lib/postgresql').sort().at(-1);
@@ -257,6 +258,8 @@ function postgres() {
       return url.replace(/\/[^/]*$/, `/${name}`);
     },
     version: `PostgreSQL ${execFileSync(psql, ['--version']).toString().match(/\d+\.\d+/)?.[0]}`,
+    /** Stops the cluster, unless it was running before the bench. */
+    stop: () => wasRunning || run('bash', [script, 'stop']),
   };
 }
 
@@ -438,7 +441,11 @@ async function main() {
   if (wanted('postgres')) {
     const pg = postgres();
     results.postgresVersion = pg.version;
-    await step('postgres', () => ingest(zip, pg.databaseFor));
+    try {
+      await step('postgres', () => ingest(zip, pg.databaseFor));
+    } finally {
+      pg.stop();
+    }
   }
   writeFileSync(join(WORK, 'results.json'), JSON.stringify(results, null, 2));
   const doc = render({ zip, report, documents, documentBytes, results, loadBefore });
