@@ -12,7 +12,7 @@ mod server_support;
 
 use std::io::{BufRead, BufReader, Cursor};
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 
 use server_support as common;
 use server_support::{frames, Archive, TestServer};
@@ -85,7 +85,7 @@ fn generated_snapshots_land_intact() {
 const TOKEN: &str = "upload-test-token";
 
 /// `snappack serve` as a process on a fixed loopback port.
-fn serve(database: &str, data_dir: &Path, port: u16) -> Child {
+fn serve(database: &str, data_dir: &Path, port: u16) -> common::ServeProcess {
     common::spawn_serve(database, data_dir, &format!("127.0.0.1:{port}"), TOKEN).0
 }
 

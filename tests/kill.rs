@@ -9,7 +9,6 @@ mod server_support;
 
 use std::net::SocketAddr;
 use std::path::Path;
-use std::process::Child;
 use std::time::Duration;
 
 use server_support as common;
@@ -17,7 +16,7 @@ use server_support::{encode, frames, http, numbered_table, StreamTable};
 
 const TOKEN: &str = "kill-test-token";
 
-fn start(database: &str, data_dir: &Path) -> (Child, SocketAddr) {
+fn start(database: &str, data_dir: &Path) -> (common::ServeProcess, SocketAddr) {
     common::spawn_serve(database, data_dir, "127.0.0.1:0", TOKEN)
 }
 

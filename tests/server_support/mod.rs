@@ -27,6 +27,31 @@ pub fn unique(prefix: &str) -> String {
     )
 }
 
+/// A `snappack serve` child process, killed when dropped: a failing test
+/// must not leave it running (it holds the test's output open).
+pub struct ServeProcess(Child);
+
+impl std::ops::Deref for ServeProcess {
+    type Target = Child;
+    fn deref(&self) -> &Child {
+        &self.0
+    }
+}
+
+impl std::ops::DerefMut for ServeProcess {
+    fn deref_mut(&mut self) -> &mut Child {
+        &mut self.0
+    }
+}
+
+impl Drop for ServeProcess {
+    fn drop(&mut self) {
+        // Already ended when a test killed it itself.
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
 /// `snappack serve` as a child process listening on `listen` (a port of 0
 /// picks a free one) with `token`; returns it and the address it printed.
 pub fn spawn_serve(
@@ -34,7 +59,7 @@ pub fn spawn_serve(
     data_dir: &Path,
     listen: &str,
     token: &str,
-) -> (Child, SocketAddr) {
+) -> (ServeProcess, SocketAddr) {
     let mut child = Command::new(env!("CARGO_BIN_EXE_snappack"))
         .args(["serve", "--no-www", "--listen", listen, "--token", token])
         .arg("--database")
@@ -54,7 +79,7 @@ pub fn spawn_serve(
         .next()
         .and_then(|a| a.parse().ok())
         .unwrap_or_else(|| panic!("no address in {line:?}"));
-    (child, addr)
+    (ServeProcess(child), addr)
 }
 
 /// A fresh directory under the target folder.
