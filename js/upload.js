@@ -386,7 +386,7 @@ async function sendFrames(frames, options) {
   // The first frame comes only once the tables are checked.
   while (frames.ends.length === 0 && !frames.complete && !frames.failure) await frames.changed(signal);
   const known = frames.complete ? frames.count : undefined;
-  const machine = new UploadMachine(mode, known, framesPerRequest, importId ?? undefined, label ?? undefined);
+  const machine = new UploadMachine(mode, known, framesPerRequest, importId ?? undefined, label ?? undefined, frames.first);
   let packingDone = frames.complete;
   let announced = importId ?? null;
   const report = (state, extra) => {
@@ -434,15 +434,6 @@ async function sendFrames(frames, options) {
       if (step.failed) throw new UploadError(step.failed, machine.id ?? announced);
       const { method, path, body, seq, count: n } = step.send;
       const isFrames = seq !== undefined;
-      if (isFrames && seq < frames.first) {
-        throw new UploadError(
-          {
-            code: 'Protocol',
-            message: `the server lacks frame ${seq}, which it had when packing started at frame ${frames.first}: continue the import again`,
-          },
-          machine.id,
-        );
-      }
       try {
         const response = await fetch(base + path, {
           method,

@@ -306,6 +306,8 @@ pub struct Upload {
     /// True when `frames` is the whole stream.
     packed: bool,
     id: Option<String>,
+    /// The first frame the driver has (see [`Upload::from_frame`]).
+    first_frame: u64,
     next_seq: u64,
     retries: u32,
     state: State,
@@ -324,6 +326,7 @@ impl Upload {
             frames,
             packed: true,
             id: None,
+            first_frame: 0,
             next_seq: 0,
             retries: 0,
         }
@@ -338,6 +341,7 @@ impl Upload {
             frames,
             packed: true,
             id: Some(id.to_owned()),
+            first_frame: 0,
             next_seq: 0,
             retries: 0,
         }
@@ -361,6 +365,14 @@ impl Upload {
     pub fn packing(mut self) -> Self {
         self.frames = 0;
         self.packed = false;
+        self
+    }
+
+    /// The driver has the frames from `first` on only (it packed from the
+    /// server's `nextSeq` when resuming): a server that asks for an earlier
+    /// one ends the upload with a `Protocol` error.
+    pub fn from_frame(mut self, first: u64) -> Self {
+        self.first_frame = first;
         self
     }
 
@@ -434,6 +446,13 @@ impl Upload {
         let Some(id) = self.id.clone() else {
             return self.fail(UploadError::new("Protocol", "no import id", None));
         };
+        if seq < self.first_frame {
+            let message = format!(
+                "the server lacks frame {seq}, which it had when packing started at frame {}: continue the upload again",
+                self.first_frame
+            );
+            return self.fail(UploadError::new("Protocol", message, None));
+        }
         if seq >= self.frames && !self.packed {
             self.state = State::Packing(seq);
             return;
@@ -730,6 +749,22 @@ mod tests {
             }
             other => panic!("{other:?}"),
         }
+    }
+
+    #[test]
+    fn a_server_behind_the_first_packed_frame_ends_the_upload() {
+        let mut upload = Upload::resume(config(), 0, "abc").packing().from_frame(5);
+        upload.add_frames(7);
+        assert_eq!(sent(&mut upload), Request::Status { id: "abc".into() });
+        upload.on_response(200, br#"{"state":"open","nextSeq":5}"#);
+        assert_eq!(sent(&mut upload), append(5, 2));
+        // The server lost frames it had acknowledged: they were never packed here.
+        upload.on_response(409, br#"{"code":"SequenceMismatch","expectedSeq":3}"#);
+        let Step::Failed(error) = upload.step() else {
+            panic!("the upload goes on");
+        };
+        assert_eq!(error.code, "Protocol");
+        assert!(error.message.contains("frame 3"), "{}", error.message);
     }
 
     #[test]

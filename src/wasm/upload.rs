@@ -163,7 +163,8 @@ impl UploadMachine {
     /// per request; with `resume_id`, it continues that import, else it
     /// creates one labelled `label` (if given). Without `frames`, the stream
     /// is still being packed: announce its frames with `addFrames` and its
-    /// end with `packingDone`.
+    /// end with `packingDone`. `first_frame` is the first frame the driver
+    /// has (when it packed from the server's `nextSeq`).
     #[wasm_bindgen(constructor)]
     pub fn new(
         mode: &str,
@@ -171,6 +172,7 @@ impl UploadMachine {
         frames_per_request: f64,
         resume_id: Option<String>,
         label: Option<String>,
+        first_frame: Option<f64>,
     ) -> Result<UploadMachine, JsValue> {
         let mode: ImportMode = serde_json::from_value(serde_json::Value::from(mode))
             .map_err(|_| api_error("InvalidOptions", &format!("unknown import mode {mode:?}")))?;
@@ -187,6 +189,7 @@ impl UploadMachine {
                 None => Upload::new(config, known),
             },
         };
+        let upload = upload.from_frame(first_frame.map_or(0, |first| first.max(0.0) as u64));
         Ok(UploadMachine(match frames {
             Some(_) => upload,
             None => upload.packing(),
@@ -402,7 +405,7 @@ mod tests {
     #[wasm_bindgen_test]
     fn the_upload_machine_speaks_the_protocol() {
         let mut machine =
-            UploadMachine::new("replace", Some(3.0), 2.0, None, Some("fp-1".into())).unwrap();
+            UploadMachine::new("replace", Some(3.0), 2.0, None, Some("fp-1".into()), None).unwrap();
         let step: serde_json::Value = serde_json::from_str(&machine.step()).unwrap();
         assert_eq!(step["send"]["method"], "POST");
         assert_eq!(step["send"]["path"], "/api/imports");
@@ -424,7 +427,7 @@ mod tests {
         assert!(step["sleep"].as_u64().unwrap() > 0);
 
         let mut resumed =
-            UploadMachine::new("append", Some(3.0), 4.0, Some("abc".into()), None).unwrap();
+            UploadMachine::new("append", Some(3.0), 4.0, Some("abc".into()), None, None).unwrap();
         let step: serde_json::Value = serde_json::from_str(&resumed.step()).unwrap();
         assert_eq!(step["send"]["path"], "/api/imports/abc");
         resumed.on_response(
@@ -435,7 +438,7 @@ mod tests {
         assert_eq!(step["failed"]["code"], "DuplicateId");
         assert_eq!(step["failed"]["line"], 7);
 
-        assert!(UploadMachine::new("sideways", Some(1.0), 1.0, None, None).is_err());
+        assert!(UploadMachine::new("sideways", Some(1.0), 1.0, None, None, None).is_err());
     }
 
     #[wasm_bindgen_test]
@@ -443,7 +446,7 @@ mod tests {
         let step = |machine: &mut UploadMachine| -> serde_json::Value {
             serde_json::from_str(&machine.step()).unwrap()
         };
-        let mut machine = UploadMachine::new("append", None, 2.0, None, None).unwrap();
+        let mut machine = UploadMachine::new("append", None, 2.0, None, None, None).unwrap();
         assert_eq!(step(&mut machine)["send"]["path"], "/api/imports");
         machine.on_response(201, br#"{"id":"abc","nextSeq":0,"state":"open"}"#);
         assert_eq!(step(&mut machine)["wait"], true);

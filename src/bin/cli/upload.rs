@@ -202,7 +202,8 @@ pub fn run(args: UploadArgs) -> Result<ExitCode> {
         Some(id) => Upload::resume(config, 0, id),
         None => Upload::new(config, 0).with_label(label),
     }
-    .packing();
+    .packing()
+    .from_frame(first_frame);
     // The frames packed so far (from `first_frame` on), as (start, end)
     // offsets in the file.
     let mut frames: Vec<(u64, u64)> = Vec::new();
@@ -299,12 +300,8 @@ pub fn run(args: UploadArgs) -> Result<ExitCode> {
         };
         let bytes: &[u8] = match &request {
             Request::Append { seq, count, .. } => {
-                let Some(first) = seq.checked_sub(first_frame) else {
-                    bail!(
-                        "the server lacks frame {seq}, which it had when this upload resumed \
-                         (at frame {first_frame}): run the upload again with --resume"
-                    );
-                };
+                // The state machine asks for no frame before `first_frame`.
+                let first = seq - first_frame;
                 let (start, _) = frames[first as usize];
                 let (_, end) = frames[(first + *count - 1) as usize];
                 body.resize((end - start) as usize, 0);
