@@ -383,6 +383,11 @@ function selectedMode() {
   return document.querySelector('input[name="mode"]:checked').value;
 }
 
+/** The deflate level chosen for packing. */
+function selectedLevel() {
+  return Number(document.querySelector('input[name="level"]:checked').value);
+}
+
 async function connect(event) {
   event?.preventDefault();
   const url = $('url').value.trim().replace(/\/+$/, '');
@@ -497,6 +502,7 @@ async function startUpload(pending) {
   const record = pending ?? {
     url: server.url,
     mode: selectedMode(),
+    level: selectedLevel(),
     target: state.server.tables,
     importId: null,
     file: state.file.name,
@@ -522,10 +528,13 @@ async function startUpload(pending) {
   if (pending) {
     // The mode of the import being continued; conflicts were shown when it started.
     document.querySelector(`input[name="mode"][value="${record.mode}"]`).checked = true;
+    // Continuing packs at the level it started with, so the frames are the same bytes.
+    const level = document.querySelector(`input[name="level"][value="${record.level ?? 5}"]`);
+    if (level) level.checked = true;
     $('conflicts').hidden = true;
   }
   refreshUploadState();
-  for (const input of document.querySelectorAll('#modes input, #server input, #server button')) input.disabled = true;
+  for (const input of document.querySelectorAll('#modes input, #levels input, #server input, #server button')) input.disabled = true;
   $('uploading').hidden = false;
   $('summary').hidden = true;
   $('pause').textContent = 'Pause';
@@ -546,6 +555,7 @@ async function startUpload(pending) {
       ...(await validateOptions()),
       target: record.target,
       mode: record.mode,
+      level: record.level,
       firstFrame,
       onProgress: ({ bytesRead, bytesTotal }) => {
         upload.packed = bytesTotal ? bytesRead / bytesTotal : 1;
@@ -715,7 +725,7 @@ function endUpload(upload, keepProgress) {
   $('pause').disabled = true;
   $('upload-cancel').disabled = true;
   $('uploading').hidden = !keepProgress;
-  for (const input of document.querySelectorAll('#modes input, #server input, #server button')) input.disabled = false;
+  for (const input of document.querySelectorAll('#modes input, #levels input, #server input, #server button')) input.disabled = false;
   refreshUploadState();
   // The server's tables may have changed: show what the next upload would meet.
   if (state.server) checkConflicts();

@@ -337,6 +337,7 @@ test('a reload mid-upload, the same file picked again: the same import resumes',
   await connect(page);
   await page.waitForSelector('#conflicts.good');
   await slowFrames(page, 400);
+  await page.check('input[name="level"][value="1"]');
   await page.click('#upload');
   await waitForPercent(page, 1);
   await shot(page, '10-uploading');
@@ -352,6 +353,7 @@ test('a reload mid-upload, the same file picked again: the same import resumes',
     return key && JSON.parse(localStorage.getItem(key));
   });
   assert.ok(stored?.importId, 'the import id is remembered with the file fingerprint');
+  assert.equal(stored.level, 1, 'with the compression chosen');
 
   await page.reload();
   const sequences = [];
@@ -365,6 +367,12 @@ test('a reload mid-upload, the same file picked again: the same import resumes',
   });
   await page.setInputFiles('#file', path);
   await page.waitForSelector('#resume-note:not([hidden])');
+  await page.waitForSelector('#uploading:not([hidden])');
+  assert.deepEqual(
+    await page.$$eval('input[name="level"]', (inputs) => inputs.map((i) => [i.value, i.checked, i.disabled])),
+    [['5', false, true], ['1', true, true]],
+    'a continued upload packs at the level it started with, and it cannot be changed meanwhile',
+  );
   await shot(page, '11-resuming-after-reload');
   await page.waitForSelector('#summary:not([hidden])', { timeout: 90_000 });
   await shot(page, '12-resumed-finished');
