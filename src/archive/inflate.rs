@@ -102,13 +102,22 @@ impl<R: Read> DeflateEntry<R> {
         }
     }
 
-    /// The end of the stream: the CRC32 must match.
+    /// The end of the stream: the CRC32 and the size must match.
     fn finish(&mut self) -> io::Result<usize> {
         self.finished = true;
         if self.crc.value() != self.declared.crc32 {
             return Err(io::Error::new(
                 io::ErrorKind::InvalidData,
                 "Invalid checksum",
+            ));
+        }
+        if self.produced != self.declared.size {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidData,
+                format!(
+                    "the entry inflates to {} bytes, but the archive declares {}",
+                    self.produced, self.declared.size
+                ),
             ));
         }
         Ok(0)
@@ -239,6 +248,15 @@ mod tests {
             ),
             (&corrupt[..], declared(&data), "corrupt deflate stream"),
         ];
+        let mut large = declared(&data);
+        large.size += 1;
+        let (_, error) = read_all(DeflateEntry::new(&raw[..], large));
+        let expected = format!(
+            "the entry inflates to {} bytes, but the archive declares {}",
+            data.len(),
+            data.len() + 1
+        );
+        assert_eq!(error, Some(expected));
         for (raw, declared, message) in cases {
             let (_, error) = read_all(DeflateEntry::new(raw, declared));
             assert_eq!(error.as_deref(), Some(message));

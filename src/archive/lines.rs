@@ -134,6 +134,9 @@ pub struct ChunkReader<R> {
     /// The start of a line that did not fit the previous chunk.
     carry: Vec<u8>,
     eof: bool,
+    /// A read that failed after whole lines were read: those lines come
+    /// first, then this.
+    failed: Option<io::Error>,
     target: usize,
     max_line: usize,
 }
@@ -146,6 +149,7 @@ impl<R: Read> ChunkReader<R> {
             inner,
             carry: Vec::new(),
             eof: false,
+            failed: None,
             target: target.max(1),
             max_line,
         }
@@ -154,7 +158,13 @@ impl<R: Read> ChunkReader<R> {
     /// Fills the start of `buf` with whole lines and returns how many bytes
     /// it filled; 0 at the end of the stream. `buf` grows as needed (its
     /// length is its storage, so a reused buffer is never zeroed again).
+    ///
+    /// When reading fails, the whole lines read before the failure are
+    /// handed out first (a line cut short by it is dropped), then the error.
     pub fn next_chunk(&mut self, buf: &mut Vec<u8>) -> Result<usize, ChunkError> {
+        if let Some(e) = self.failed.take() {
+            return Err(ChunkError::Read(e));
+        }
         if buf.len() < self.target {
             buf.resize(self.target, 0);
         }
@@ -186,7 +196,13 @@ impl<R: Read> ChunkReader<R> {
                 Ok(0) => self.eof = true,
                 Ok(n) => filled += n,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(e) => return Err(ChunkError::Read(e)),
+                Err(e) => match memchr::memrchr(b'\n', &buf[..filled]) {
+                    Some(last) => {
+                        self.failed = Some(e);
+                        return Ok(last + 1);
+                    }
+                    None => return Err(ChunkError::Read(e)),
+                },
             }
         }
     }
@@ -291,6 +307,30 @@ mod tests {
         data.extend_from_slice(b"\ny\n");
         assert_eq!(chunks(&data, 50, 16, 512).unwrap().concat(), data);
         assert_eq!(chunks(&data, 50, 16, 128), Err(()));
+    }
+
+    #[test]
+    fn the_whole_lines_before_a_failed_read_come_first() {
+        /// Gives its bytes, then fails.
+        struct FailsAfter(&'static [u8]);
+        impl Read for FailsAfter {
+            fn read(&mut self, out: &mut [u8]) -> io::Result<usize> {
+                if self.0.is_empty() {
+                    return Err(io::Error::other("cut"));
+                }
+                let n = self.0.len().min(out.len());
+                out[..n].copy_from_slice(&self.0[..n]);
+                self.0 = &self.0[n..];
+                Ok(n)
+            }
+        }
+        let mut reader = ChunkReader::new(FailsAfter(b"a\nbb\nc"), 1 << 10, 1 << 20);
+        let mut buf = Vec::new();
+        let len = reader.next_chunk(&mut buf).unwrap();
+        assert_eq!(&buf[..len], b"a\nbb\n", "the cut line is dropped");
+        assert!(
+            matches!(reader.next_chunk(&mut buf), Err(ChunkError::Read(e)) if e.to_string() == "cut")
+        );
     }
 
     proptest::proptest! {

@@ -371,7 +371,16 @@ impl Reporting<'_, '_> {
                     super::zip::MAX_LINE
                 ),
             ),
-            ChunkError::Read(e) => Finding::new(Code::InvalidZip, format!("invalid zip file: {e}")),
+            // About the entry, not a line: every whole line before the
+            // failure was read and checked.
+            ChunkError::Read(e) => {
+                let message = match self.row {
+                    0 => format!("invalid zip file: {e}"),
+                    read => format!("invalid zip file: {e} (lines 1 to {read} were read)"),
+                };
+                self.ctx.error((self.at)(Finding::new(Code::InvalidZip, message)));
+                return;
+            }
         };
         self.ctx.error((self.at)(finding).line(row));
     }
