@@ -33,6 +33,8 @@ codes! {
     InvalidTableName,
     /// A `_components/<name>/` name is not a valid identifier.
     InvalidComponentName,
+    /// The component path the import targets is not `/`-joined identifiers.
+    InvalidComponentPath,
     /// A line is not exactly one JSON value.
     JsonInvalidRow,
     /// A row does not convert to a Convex value.
@@ -92,6 +94,9 @@ codes! {
     // ---- snappack's own codes ----
     /// An entry uses a compression method Convex cannot read.
     UnsupportedCompression,
+    /// Two or more entries of a ZIP archive have one name; snappack reads one
+    /// entry per name, so it refuses rather than leave any out.
+    DuplicateEntryName,
     /// The input could not be read.
     ReadFailed,
     /// The caller's options do not fit the input (missing table name, bad schema file).

@@ -373,6 +373,185 @@ fn not_a_zip_and_broken_entries() {
     );
 }
 
+/// `bytes` with every `from` replaced by `to` (of the same length).
+fn patched(mut bytes: Vec<u8>, from: &[u8], to: &[u8]) -> Vec<u8> {
+    assert_eq!(from.len(), to.len());
+    let mut at = 0;
+    while let Some(found) = bytes[at..].windows(from.len()).position(|w| w == from) {
+        bytes[at + found..at + found + to.len()].copy_from_slice(to);
+        at += found + to.len();
+    }
+    bytes
+}
+
+/// The offset of the first central directory header in `bytes`.
+fn central_header(bytes: &[u8]) -> usize {
+    bytes.windows(4).position(|w| w == b"PK\x01\x02").unwrap()
+}
+
+#[test]
+fn entries_that_share_a_name_are_refused_not_dropped() {
+    let first = doc(10001, 1, r#""a":1"#) + "\n";
+    let bytes = patched(
+        zip(&[
+            ("users/documents.jsonl", first.as_bytes()),
+            ("users/documents.jsonX", b"{\"a\":2}\n"),
+            ("notes/documents.jsonl", b"{}\n"),
+        ]),
+        b"users/documents.jsonX",
+        b"users/documents.jsonl",
+    );
+    let report = check("twice.zip", &bytes);
+    assert_eq!(
+        codes(&report),
+        vec![Code::DuplicateEntryName],
+        "{:#?}",
+        report.errors
+    );
+    let finding = &report.errors[0];
+    assert_eq!(finding.entry.as_deref(), Some("users/documents.jsonl"));
+    assert!(finding
+        .message
+        .starts_with("2 entries of the archive are named 'users/documents.jsonl'"));
+    assert!(!report.valid);
+}
+
+#[test]
+fn the_component_path_given_is_checked() {
+    let bytes = zip(&[("users/documents.jsonl", b"{}\n")]);
+    for (component, valid) in [
+        ("", true),
+        ("billing", true),
+        ("a/b", true),
+        ("bad-name", false),
+        ("a//b", false),
+        ("/", false),
+        ("a/", false),
+    ] {
+        let options = Options {
+            component: component.into(),
+            ..Options::default()
+        };
+        let report = check_with("c.zip", &bytes, &options);
+        if valid {
+            assert!(report.valid, "{component:?}: {:#?}", report.errors);
+        } else {
+            assert_eq!(
+                codes(&report),
+                vec![Code::InvalidComponentPath],
+                "{component:?}"
+            );
+            assert!(
+                report.errors[0].message.starts_with(&format!(
+                    "component path '{component}' invalid: component name "
+                )),
+                "{}",
+                report.errors[0].message
+            );
+        }
+    }
+}
+
+#[test]
+fn a_table_whose_first_id_number_is_taken_is_warned_about_truly() {
+    let line = doc(10001, 1, r#""a":1"#) + "\n";
+    let bytes = zip(&[
+        ("t1/documents.jsonl", line.as_bytes()),
+        ("t2/documents.jsonl", line.as_bytes()),
+    ]);
+    let report = check("same.zip", &bytes);
+    let warning = report
+        .warnings
+        .iter()
+        .find(|w| w.code == Code::UnassignedTableNumber)
+        .expect("t2 has no number");
+    assert_eq!(warning.table.as_deref(), Some("t2"));
+    assert_eq!(
+        warning.message,
+        "documents of t2 carry _id values, but the table got no number from _tables or from its first document's _id, so the server chooses the table's number and these ids will likely not match it (ImportConflict)"
+    );
+}
+
+#[test]
+fn an_encrypted_entry_is_an_invalid_zip_as_in_convex() {
+    let mut bytes = zip(&[("users/documents.jsonl", b"{}\n")]);
+    // The "encrypted" flag, in the local and the central header.
+    let local = bytes.windows(4).position(|w| w == b"PK\x03\x04").unwrap();
+    bytes[local + 6] |= 1;
+    let central = central_header(&bytes);
+    bytes[central + 8] |= 1;
+    let report = check("secret.zip", &bytes);
+    assert_eq!(
+        codes(&report),
+        vec![Code::InvalidZip],
+        "{:#?}",
+        report.errors
+    );
+    assert_eq!(
+        report.errors[0].entry.as_deref(),
+        Some("users/documents.jsonl")
+    );
+    assert!(
+        report.errors[0]
+            .message
+            .starts_with("invalid zip file: the entry cannot be read: "),
+        "{}",
+        report.errors[0].message
+    );
+}
+
+#[test]
+fn an_entry_must_inflate_to_its_declared_size() {
+    let lines = "{\"a\":1}\n".repeat(10);
+    let mut bytes = zip(&[("users/documents.jsonl", lines.as_bytes())]);
+    // The central directory's uncompressed size: 10 bytes more than there are.
+    let at = central_header(&bytes) + 24;
+    let declared = u32::from_le_bytes(bytes[at..at + 4].try_into().unwrap()) + 10;
+    bytes[at..at + 4].copy_from_slice(&declared.to_le_bytes());
+    let report = check("short.zip", &bytes);
+    assert_eq!(codes(&report), vec![Code::InvalidZip]);
+    assert_eq!(
+        report.errors[0].message,
+        format!(
+            "invalid zip file: the entry inflates to {} bytes, but the archive declares {declared} (lines 1 to 10 were read)",
+            lines.len()
+        )
+    );
+}
+
+#[test]
+fn a_bad_checksum_is_the_entry_s_and_every_line_is_still_checked() {
+    let mut lines = "{\"a\":1}\n".repeat(3000);
+    lines.push_str("{\"$bad\":1}\n");
+    let mut bytes = zip(&[("users/documents.jsonl", lines.as_bytes())]);
+    let at = central_header(&bytes) + 16;
+    bytes[at] ^= 1;
+    for threads in [1, 2] {
+        let options = Options {
+            threads,
+            ..Options::default()
+        };
+        let report = check_with("crc.zip", &bytes, &options);
+        assert_eq!(
+            codes(&report),
+            vec![Code::InvalidConvexValue, Code::InvalidZip],
+            "{:#?}",
+            report.errors
+        );
+        assert_eq!(
+            report.errors[0].line,
+            Some(3001),
+            "the last line was checked"
+        );
+        let crc = &report.errors[1];
+        assert_eq!(crc.line, None, "a checksum is the whole entry's");
+        assert_eq!(
+            crc.message,
+            "invalid zip file: Invalid checksum (lines 1 to 3001 were read)"
+        );
+    }
+}
+
 #[test]
 fn generated_schema_first_line_rules() {
     let report = check(

@@ -167,6 +167,20 @@ fn split_last(path: &str) -> (&str, &str) {
     }
 }
 
+/// Checks a component path given by the caller (the import's base
+/// component): names joined by `/`, each an identifier; `""` is the root.
+pub fn check_component_path(path: &str) -> Result<(), String> {
+    if path.is_empty() {
+        return Ok(());
+    }
+    for name in path.split('/') {
+        check_identifier(name).map_err(|reason| {
+            format!("component path '{path}' invalid: component name '{name}' invalid: {reason}")
+        })?;
+    }
+    Ok(())
+}
+
 /// The component path a prefix names: `_components/<name>/` groups peeled
 /// from the right (each `_components` at the start or after a `/`), appended
 /// to `base`. Whatever is left of the prefix is ignored.

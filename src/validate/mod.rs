@@ -270,22 +270,27 @@ pub fn walk<R: Read + Seek>(
         input.rewind()?;
         Ok(end)
     });
-    let plan = match (format, total) {
-        (_, Err(e)) => {
+    let component = crate::archive::check_component_path(&options.component);
+    let plan = match (component, format, total) {
+        (Err(why), _, _) => {
+            ctx.error(Finding::new(Code::InvalidComponentPath, why));
+            Plan::default()
+        }
+        (_, _, Err(e)) => {
             ctx.error(Finding::new(
                 Code::ReadFailed,
                 format!("cannot read the input: {e}"),
             ));
             Plan::default()
         }
-        (None, _) => {
+        (_, None, _) => {
             ctx.error(Finding::new(
                 Code::InvalidOptions,
                 format!("cannot tell the format of '{file_name}' from its extension: give a format (zip, jsonl, json or csv)"),
             ));
             Plan::default()
         }
-        (Some(format), Ok(total)) => {
+        (Ok(()), Some(format), Ok(total)) => {
             ctx.progress.bytes_total = total;
             let result = match format {
                 Format::Zip => zip::walk(input, &mut ctx, sink),

@@ -52,6 +52,17 @@ impl Numbering {
 }
 
 /// Convex's message for two tables on one number.
+/// The warning for a table without a number whose documents carry `_id`s:
+/// neither `_tables` nor its first document gave it one (that document has
+/// no `_id`, or its number was taken), so the server picks one.
+pub(crate) fn unassigned_number_warning(component: &str, table: &str) -> Finding {
+    Finding::new(
+        Code::UnassignedTableNumber,
+        format!("documents of {table} carry _id values, but the table got no number from _tables or from its first document's _id, so the server chooses the table's number and these ids will likely not match it (ImportConflict)"),
+    )
+    .table(component, table.to_owned())
+}
+
 pub(crate) fn conflict_message(first: &str, second: &str, component: &str, number: u32) -> String {
     format!(
         "conflict between `{first}` and `{second}`{} with number {number}",

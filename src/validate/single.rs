@@ -6,7 +6,7 @@ use std::rc::Rc;
 
 use serde_json::value::RawValue;
 
-use super::numbers::{apply_target, Numbering};
+use super::numbers::{apply_target, unassigned_number_warning, Numbering};
 use super::table::{RowFinding, TableChecker};
 use super::zip::{first_id_of, Tracked, MAX_LINE};
 use super::{Context, Plan, PlannedTable, Sink, Stop};
@@ -125,13 +125,7 @@ pub(super) fn walk<R: Read + Seek>(
         _ => scan.jsonl(reader, ctx, sink),
     };
     if scan.ids_without_first {
-        ctx.warning(
-            Finding::new(
-                Code::UnassignedTableNumber,
-                format!("documents of {table} carry _id values but its first document does not, so the server chooses the table's number and these ids will likely not match it (ImportConflict)"),
-            )
-            .table(&component, table.clone()),
-        );
+        ctx.warning(unassigned_number_warning(&component, &table));
     }
     let end = result
         .and_then(|()| sink.end_table(0).map_err(ScanStop::Sink))

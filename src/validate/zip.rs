@@ -7,10 +7,14 @@ use std::io::{self, Read, Seek, SeekFrom};
 use std::rc::Rc;
 
 use sha2::{Digest, Sha256};
+use zip::read::Config;
 use zip::result::ZipError;
+// Public, outside semver (Cargo.lock pins it): the one reader that lists
+// entries sharing a name.
+use zip::unstable::read::ZipIterable;
 use zip::{CompressionMethod, ZipArchive};
 
-use super::numbers::{apply_target, conflict_message, Numbering};
+use super::numbers::{apply_target, conflict_message, unassigned_number_warning, Numbering};
 use super::scan::{scan, Checking, Reporting, ScanStop};
 use super::storage::StorageMetadata;
 use super::table::TableChecker;
@@ -70,7 +74,7 @@ pub(super) fn walk<R: Read + Seek>(
     sink: &mut dyn Sink,
 ) -> Result<Plan, Stop> {
     let position = Rc::new(Cell::new(0));
-    let mut archive = match open_archive(input, &position) {
+    let mut archive = match open_archive(input, &position, ctx) {
         Ok(archive) => archive,
         Err(why) => {
             ctx.error(Finding::new(
@@ -314,16 +318,7 @@ pub(super) fn walk<R: Read + Seek>(
             }
         }
         if ids_without_first {
-            ctx.warning(
-                Finding::new(
-                    Code::UnassignedTableNumber,
-                    format!(
-                        "documents of {} carry _id values but its first document does not, so the server chooses the table's number and these ids will likely not match it (ImportConflict)",
-                        table.name
-                    ),
-                )
-                .table(&table.component, table.name.clone()),
-            );
+            ctx.warning(unassigned_number_warning(&table.component, &table.name));
         }
         if let Err(e) = sink.end_table(t) {
             return Err(Stop::Sink(e, plan));
@@ -472,9 +467,13 @@ fn scan_entry<R: Read + Seek>(
 /// Opens the archive, or says why it cannot: every ZIP this reads starts
 /// with a local header ("PK"), so an input without one is some other kind of
 /// file, and one with it that does not open is damaged or cut short.
+///
+/// `ZipArchive` keys entries by name and keeps the last of those that share
+/// one, where Convex imports them all: each shared name is an error here.
 fn open_archive<R: Read + Seek>(
     mut input: R,
     position: &Rc<Cell<u64>>,
+    ctx: &mut Context,
 ) -> Result<ZipArchive<Tracked<R>>, String> {
     let unreadable = |e: io::Error| format!("cannot read it ({e})");
     let mut signature = [0u8; 2];
@@ -488,20 +487,67 @@ fn open_archive<R: Read + Seek>(
         inner: input,
         position: position.clone(),
     };
-    ZipArchive::new(tracked).map_err(|e| {
+    let damaged = |e: ZipError| {
         if looks_like_zip {
             format!("the archive is damaged or cut short ({e})")
         } else {
             "this is not a ZIP archive (it does not start with \"PK\")".to_owned()
         }
-    })
+    };
+    let archive = ZipArchive::new(tracked).map_err(damaged)?;
+    if !archive.has_duplicate_names() {
+        return Ok(archive);
+    }
+    let mut tracked = archive.into_inner();
+    for (name, count) in shared_names(&mut tracked) {
+        ctx.error(
+            Finding::new(
+                Code::DuplicateEntryName,
+                format!(
+                    "{count} entries of the archive are named '{name}': Convex would import \
+                     them all, but snappack reads one entry per name, so it cannot check or \
+                     pack them"
+                ),
+            )
+            .entry(&name),
+        );
+    }
+    ZipArchive::new(tracked).map_err(damaged)
+}
+
+/// The names that more than one entry has, with how many, in the order of
+/// their first entry in the central directory.
+fn shared_names<R: Read + Seek>(input: &mut R) -> Vec<(String, usize)> {
+    let mut counts: Vec<(String, usize)> = Vec::new();
+    let mut at: HashMap<String, usize> = HashMap::new();
+    let Ok(mut iterable) = ZipIterable::try_new(input, Config::default()) else {
+        return counts;
+    };
+    let Ok(files) = iterable.files() else {
+        return counts;
+    };
+    for entry in files {
+        let Ok(entry) = entry else { break };
+        let name = match entry.name() {
+            Ok(name) => name.into_owned(),
+            Err(_) => String::from_utf8_lossy(entry.name_raw()).into_owned(),
+        };
+        let index = *at.entry(name.clone()).or_insert_with(|| {
+            counts.push((name, 0));
+            counts.len() - 1
+        });
+        counts[index].1 += 1;
+    }
+    counts.retain(|(_, count)| *count > 1);
+    counts
 }
 
 fn zip_entry_error(e: &ZipError) -> Finding {
     match e {
+        // Encrypted entries, for one: Convex cannot read them either.
         ZipError::UnsupportedArchive(what) => Finding::new(
-            Code::UnsupportedCompression,
-            format!("the entry cannot be read: {what}"),
+            Code::InvalidZip,
+            format!("invalid zip file: the entry cannot be read: {what}"),
         ),
         ZipError::CompressionMethodNotSupported(method) => Finding::new(
             Code::UnsupportedCompression,
