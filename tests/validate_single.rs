@@ -99,6 +99,26 @@ fn json_arrays() {
     assert!(report.errors[0]
         .message
         .starts_with("Row 2 wasn't a valid Convex value"));
+    // Nesting as deep as serde_json parses a whole file (127 levels, the
+    // array's included) is the row's problem; one level more is the file's.
+    let nested = |depth: usize| {
+        let mut json = String::from("[{\"s\":\"[[\\\"\",\"a\":");
+        json.push_str(&"[".repeat(depth - 2));
+        json.push_str(&"]".repeat(depth - 2));
+        json.push_str("}]");
+        json
+    };
+    let report = check_with("t.json", nested(127).as_bytes(), &into("t"));
+    assert!(!codes(&report).contains(&Code::NotJson), "{:?}", report.errors);
+    let report = check_with("t.json", nested(128).as_bytes(), &into("t"));
+    assert_eq!(codes(&report), vec![Code::NotJson]);
+    assert!(
+        report.errors[0]
+            .message
+            .starts_with("Not valid JSON: recursion limit exceeded"),
+        "{}",
+        report.errors[0].message
+    );
     let mut big = b"[".to_vec();
     big.extend(std::iter::repeat_n(b' ', 16 << 20));
     big.push(b']');

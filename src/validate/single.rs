@@ -326,6 +326,17 @@ impl Scan<'_> {
                 return Ok(());
             }
         };
+        // Convex parses the whole file into values, where nesting stops at
+        // serde_json's limit: 128 levels, the array's own included.
+        if nesting_depth(text.as_bytes()) >= 128 {
+            if let Err(e) = serde_json::from_str::<serde_json::Value>(text) {
+                ctx.error(
+                    self.at(Finding::new(Code::NotJson, format!("Not valid JSON: {e}")))
+                        .line(e.line() as u64),
+                );
+                return Ok(());
+            }
+        }
         let rows: Vec<&RawValue> = match serde_json::from_str(whole.get()) {
             Ok(rows) => rows,
             Err(_) => {
@@ -400,3 +411,30 @@ impl Scan<'_> {
         Ok(())
     }
 }
+
+/// The deepest nesting of arrays and objects in `json` (valid JSON).
+fn nesting_depth(json: &[u8]) -> usize {
+    let (mut depth, mut deepest, mut in_string, mut escaped) = (0usize, 0usize, false, false);
+    for &byte in json {
+        if in_string {
+            match byte {
+                _ if escaped => escaped = false,
+                b'\\' => escaped = true,
+                b'"' => in_string = false,
+                _ => {}
+            }
+            continue;
+        }
+        match byte {
+            b'"' => in_string = true,
+            b'[' | b'{' => {
+                depth += 1;
+                deepest = deepest.max(depth);
+            }
+            b']' | b'}' => depth = depth.saturating_sub(1),
+            _ => {}
+        }
+    }
+    deepest
+}
+
