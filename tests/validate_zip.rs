@@ -501,6 +501,64 @@ fn an_encrypted_entry_is_an_invalid_zip_as_in_convex() {
 }
 
 #[test]
+fn zstd_entries_are_read_as_convex_reads_them() {
+    use ruzstd::encoding::{compress_to_vec, CompressionLevel};
+    let mut lines = String::new();
+    for n in 1..=200u8 {
+        lines += &(doc(10001, n, &format!(r#""n":{n}"#)) + "\n");
+    }
+    lines += &(doc(10001, 7, "") + "\n");
+    let raw = compress_to_vec(lines.as_bytes(), CompressionLevel::Fastest);
+    let report = check(
+        "z.zip",
+        &zip_raw("users/documents.jsonl", 93, &raw, lines.as_bytes()),
+    );
+    assert_eq!(report.tables[0].documents, 201);
+    assert_eq!(
+        codes(&report),
+        vec![Code::DuplicateId],
+        "{:#?}",
+        report.errors
+    );
+    assert_eq!(
+        (report.errors[0].line, report.errors[0].first_line),
+        (Some(201), Some(7))
+    );
+    // Damaged: its bytes are refused, with the entry.
+    let mut damaged = raw.clone();
+    let middle = damaged.len() / 2;
+    for b in &mut damaged[middle..middle + 16] {
+        *b ^= 0xA5;
+    }
+    let report = check(
+        "z.zip",
+        &zip_raw("users/documents.jsonl", 93, &damaged, lines.as_bytes()),
+    );
+    assert_eq!(
+        codes(&report),
+        vec![Code::InvalidZip],
+        "{:#?}",
+        report.errors
+    );
+    assert_eq!(
+        report.errors[0].entry.as_deref(),
+        Some("users/documents.jsonl")
+    );
+    let report = check(
+        "z.zip",
+        &zip_raw("users/documents.jsonl", 93, b"not zstd", lines.as_bytes()),
+    );
+    assert_eq!(codes(&report), vec![Code::InvalidZip]);
+    assert!(
+        report.errors[0]
+            .message
+            .starts_with("invalid zip file: corrupt zstd stream"),
+        "{}",
+        report.errors[0].message
+    );
+}
+
+#[test]
 fn an_entry_must_inflate_to_its_declared_size() {
     let lines = "{\"a\":1}\n".repeat(10);
     let mut bytes = zip(&[("users/documents.jsonl", lines.as_bytes())]);

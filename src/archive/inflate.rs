@@ -1,17 +1,20 @@
-//! Reading a deflated ZIP entry with large buffers.
+//! Reading a compressed ZIP entry: deflate with large buffers, and zstd.
 //!
 //! The `zip` crate's entry reader feeds its inflater through an 8 KiB buffer,
 //! so every few dozen KiB of output cost a call into the inflater, a refill
 //! and a CRC update. [`DeflateEntry`] reads the entry's raw deflate stream in
-//! large chunks and inflates straight into the caller's buffer, checking the
-//! declared size and the CRC32 as the `zip` crate does, with its messages:
-//! a corrupt stream is `corrupt deflate stream`, more bytes than declared is
-//! `File is larger than its declared uncompressed size`, and a CRC32 that
-//! does not match at the end is `Invalid checksum`.
+//! large chunks and inflates straight into the caller's buffer. [`ZstdEntry`]
+//! reads the zstd entries Convex also accepts (pure Rust, so in WebAssembly
+//! too). Both check the declared size and the CRC32 as the `zip` crate does,
+//! with its messages: more bytes than declared is `File is larger than its
+//! declared uncompressed size`, and a CRC32 that does not match at the end is
+//! `Invalid checksum`; a corrupt stream is `corrupt deflate stream` or
+//! `corrupt zstd stream`.
 
 use std::io::{self, Read};
 
 use flate2::{Decompress, FlushDecompress, Status};
+use ruzstd::decoding::{FrameDecoder, StreamingDecoder};
 
 /// Compressed bytes read from the archive at a time.
 pub const RAW_CHUNK: usize = 256 << 10;
@@ -52,6 +55,56 @@ pub struct Declared {
     pub crc32: u32,
 }
 
+/// Checks an entry's bytes as they come against what the directory declares.
+struct Verifier {
+    crc: Crc32,
+    produced: u64,
+    declared: Declared,
+}
+
+impl Verifier {
+    fn new(declared: Declared) -> Self {
+        Verifier {
+            crc: Crc32::default(),
+            produced: 0,
+            declared,
+        }
+    }
+
+    /// The next bytes of the entry.
+    fn update(&mut self, bytes: &[u8]) -> io::Result<()> {
+        self.produced += bytes.len() as u64;
+        if self.produced > self.declared.size {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidData,
+                "File is larger than its declared uncompressed size",
+            ));
+        }
+        self.crc.update(bytes);
+        Ok(())
+    }
+
+    /// The end of the entry: the CRC32 and the size must match.
+    fn finish(&self) -> io::Result<()> {
+        if self.crc.value() != self.declared.crc32 {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidData,
+                "Invalid checksum",
+            ));
+        }
+        if self.produced != self.declared.size {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidData,
+                format!(
+                    "the entry inflates to {} bytes, but the archive declares {}",
+                    self.produced, self.declared.size
+                ),
+            ));
+        }
+        Ok(())
+    }
+}
+
 /// A raw deflate stream (`raw`) as the entry's uncompressed bytes.
 pub struct DeflateEntry<R> {
     raw: R,
@@ -60,9 +113,7 @@ pub struct DeflateEntry<R> {
     end: usize,
     raw_done: bool,
     inflater: Decompress,
-    crc: Crc32,
-    produced: u64,
-    declared: Declared,
+    verifier: Verifier,
     finished: bool,
 }
 
@@ -76,9 +127,7 @@ impl<R: Read> DeflateEntry<R> {
             end: 0,
             raw_done: false,
             inflater: Decompress::new(false),
-            crc: Crc32::default(),
-            produced: 0,
-            declared,
+            verifier: Verifier::new(declared),
             finished: false,
         }
     }
@@ -102,24 +151,10 @@ impl<R: Read> DeflateEntry<R> {
         }
     }
 
-    /// The end of the stream: the CRC32 and the size must match.
+    /// The end of the stream.
     fn finish(&mut self) -> io::Result<usize> {
         self.finished = true;
-        if self.crc.value() != self.declared.crc32 {
-            return Err(io::Error::new(
-                io::ErrorKind::InvalidData,
-                "Invalid checksum",
-            ));
-        }
-        if self.produced != self.declared.size {
-            return Err(io::Error::new(
-                io::ErrorKind::InvalidData,
-                format!(
-                    "the entry inflates to {} bytes, but the archive declares {}",
-                    self.produced, self.declared.size
-                ),
-            ));
-        }
+        self.verifier.finish()?;
         Ok(0)
     }
 }
@@ -148,14 +183,7 @@ impl<R: Read> Read for DeflateEntry<R> {
             self.start += (self.inflater.total_in() - in_before) as usize;
             let n = (self.inflater.total_out() - out_before) as usize;
             if n > 0 {
-                self.produced += n as u64;
-                if self.produced > self.declared.size {
-                    return Err(io::Error::new(
-                        io::ErrorKind::InvalidData,
-                        "File is larger than its declared uncompressed size",
-                    ));
-                }
-                self.crc.update(&out[..n]);
+                self.verifier.update(&out[..n])?;
                 return Ok(n);
             }
             // No output: the stream ended, or it is cut short (the CRC32 tells).
@@ -163,6 +191,48 @@ impl<R: Read> Read for DeflateEntry<R> {
                 return self.finish();
             }
         }
+    }
+}
+
+/// A zstd entry's compressed bytes (`raw`) as its uncompressed bytes.
+pub struct ZstdEntry<R: Read> {
+    decoder: StreamingDecoder<R, FrameDecoder>,
+    verifier: Verifier,
+    finished: bool,
+}
+
+impl<R: Read> ZstdEntry<R> {
+    /// Starts decoding `raw`, an entry with `declared` size and CRC32; fails
+    /// when it does not start with a zstd frame header.
+    pub fn new(raw: R, declared: Declared) -> io::Result<Self> {
+        Ok(ZstdEntry {
+            decoder: StreamingDecoder::new(raw).map_err(corrupt_zstd)?,
+            verifier: Verifier::new(declared),
+            finished: false,
+        })
+    }
+}
+
+fn corrupt_zstd(e: impl std::fmt::Display) -> io::Error {
+    io::Error::new(
+        io::ErrorKind::InvalidData,
+        format!("corrupt zstd stream: {e}"),
+    )
+}
+
+impl<R: Read> Read for ZstdEntry<R> {
+    fn read(&mut self, out: &mut [u8]) -> io::Result<usize> {
+        if self.finished || out.is_empty() {
+            return Ok(0);
+        }
+        let n = self.decoder.read(out).map_err(corrupt_zstd)?;
+        if n == 0 {
+            self.finished = true;
+            self.verifier.finish()?;
+            return Ok(0);
+        }
+        self.verifier.update(&out[..n])?;
+        Ok(n)
     }
 }
 

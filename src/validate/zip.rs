@@ -11,6 +11,7 @@ use zip::read::Config;
 use zip::result::ZipError;
 // Public, outside semver (Cargo.lock pins it): the one reader that lists
 // entries sharing a name.
+use zip::read::ZipFile;
 use zip::unstable::read::ZipIterable;
 use zip::{CompressionMethod, ZipArchive};
 
@@ -19,7 +20,7 @@ use super::scan::{scan, Checking, Reporting, ScanStop};
 use super::storage::StorageMetadata;
 use super::table::TableChecker;
 use super::{in_component, Context, Plan, PlannedFile, PlannedTable, Sink, Stop};
-use crate::archive::inflate::{Declared, DeflateEntry};
+use crate::archive::inflate::{Declared, DeflateEntry, ZstdEntry};
 use crate::archive::{classify, storage_name, EntryKind, Format, LineReader};
 use crate::convex::names::check_identifier;
 use crate::convex::value::ValueRules;
@@ -421,21 +422,14 @@ fn scan_entry<R: Read + Seek>(
         f.entry(&stream.name)
             .table(&table.component, table.name.clone())
     };
-    // What the central directory says decides how to read the entry.
-    let (deflated, declared) = match archive.by_index_data(stream.index) {
-        Ok(entry) => (
-            entry.compression() == CompressionMethod::Deflated && !entry.encrypted(),
-            Declared {
-                size: entry.size(),
-                crc32: entry.crc32(),
-            },
-        ),
+    let declared_size = match archive.by_index_data(stream.index) {
+        Ok(entry) => entry.size(),
         Err(e) => {
             ctx.error(at(zip_entry_error(&e)));
             return Ok(());
         }
     };
-    let checking = Checking::new(checker, storage, table.number, declared.size);
+    let checking = Checking::new(checker, storage, table.number, declared_size);
     let mut reporting = Reporting {
         t,
         table,
@@ -447,20 +441,60 @@ fn scan_entry<R: Read + Seek>(
         row: 0,
         bytes: 0,
     };
-    // Deflate is inflated here with large buffers (see `archive::inflate`);
-    // anything else is read, or refused, by the zip crate.
-    let read = if deflated {
-        archive
-            .by_index_raw(stream.index)
-            .map(|raw| scan(DeflateEntry::new(raw, declared), checking, &mut reporting))
-    } else {
-        archive
-            .by_index(stream.index)
-            .map(|file| scan(file, checking, &mut reporting))
+    open_entry(archive, stream.index)
+        .map(|entry| scan(entry, checking, &mut reporting))
+        .unwrap_or_else(|e| {
+            reporting.ctx.error(at(zip_entry_error(&e)));
+            Ok(())
+        })
+}
+
+/// An entry's uncompressed bytes, checked against its declared size and
+/// CRC32. One is open at a time, so the variants' sizes do not matter.
+#[allow(clippy::large_enum_variant)]
+enum EntryReader<'a, R: Read> {
+    /// Inflated here with large buffers (`archive::inflate`).
+    Deflate(DeflateEntry<ZipFile<'a, R>>),
+    /// Decoded here: the zip crate is built without zstd.
+    Zstd(ZstdEntry<ZipFile<'a, R>>),
+    /// Anything else, read (or refused) by the zip crate.
+    Zip(ZipFile<'a, R>),
+}
+
+impl<R: Read> Read for EntryReader<'_, R> {
+    fn read(&mut self, out: &mut [u8]) -> io::Result<usize> {
+        match self {
+            EntryReader::Deflate(entry) => entry.read(out),
+            EntryReader::Zstd(entry) => entry.read(out),
+            EntryReader::Zip(entry) => entry.read(out),
+        }
+    }
+}
+
+/// Opens entry `index` for reading, by its compression method.
+fn open_entry<R: Read + Seek>(
+    archive: &mut ZipArchive<R>,
+    index: usize,
+) -> Result<EntryReader<'_, R>, ZipError> {
+    let (method, encrypted, declared) = {
+        let entry = archive.by_index_data(index)?;
+        let declared = Declared {
+            size: entry.size(),
+            crc32: entry.crc32(),
+        };
+        (entry.compression(), entry.encrypted(), declared)
     };
-    read.unwrap_or_else(|e| {
-        reporting.ctx.error(at(zip_entry_error(&e)));
-        Ok(())
+    if encrypted {
+        return archive.by_index(index).map(EntryReader::Zip);
+    }
+    Ok(match method {
+        CompressionMethod::Deflated => {
+            EntryReader::Deflate(DeflateEntry::new(archive.by_index_raw(index)?, declared))
+        }
+        CompressionMethod::ZSTD => {
+            EntryReader::Zstd(ZstdEntry::new(archive.by_index_raw(index)?, declared)?)
+        }
+        _ => EntryReader::Zip(archive.by_index(index)?),
     })
 }
 
@@ -551,8 +585,9 @@ fn zip_entry_error(e: &ZipError) -> Finding {
         ),
         ZipError::CompressionMethodNotSupported(method) => Finding::new(
             Code::UnsupportedCompression,
-            format!("the entry uses compression method {method}, which snappack cannot read (stored, deflate and deflate64 are supported)"),
+            format!("the entry uses compression method {method}, which snappack cannot read (stored, deflate, deflate64 and zstd are supported)"),
         ),
+        ZipError::Io(e) => Finding::new(Code::InvalidZip, format!("invalid zip file: {e}")),
         other => Finding::new(Code::InvalidZip, format!("invalid zip file: {other}")),
     }
 }
@@ -564,7 +599,7 @@ fn read_generated_schema<R: Read + Seek>(
     name: &str,
     ctx: &mut Context,
 ) -> ValueRules {
-    let file = match archive.by_index(index) {
+    let file = match open_entry(archive, index) {
         Ok(file) => file,
         Err(e) => {
             ctx.error(zip_entry_error(&e).entry(name));
@@ -633,7 +668,7 @@ fn read_tables_entry<R: Read + Seek>(
     ctx: &mut Context,
 ) {
     let component = &stream.component;
-    let file = match archive.by_index(stream.index) {
+    let file = match open_entry(archive, stream.index) {
         Ok(file) => file,
         Err(e) => {
             ctx.error(zip_entry_error(&e).entry(&stream.name));
@@ -734,7 +769,7 @@ fn read_tables_entry<R: Read + Seek>(
 /// The table number of the first row's `_id`, when it is an object whose
 /// `_id` is a string that decodes.
 fn first_id_number<R: Read + Seek>(archive: &mut ZipArchive<R>, index: usize) -> Option<u32> {
-    let file = archive.by_index(index).ok()?;
+    let file = open_entry(archive, index).ok()?;
     let mut lines = LineReader::new(file, MAX_LINE);
     let line = lines.next_line()?.1.ok()?;
     first_id_of(line)
@@ -770,7 +805,7 @@ fn hash_file<R: Read + Seek>(
     file_index: usize,
     sink: &mut dyn Sink,
 ) -> Result<[u8; 32], HashStop> {
-    let mut file = archive.by_index(index).map_err(HashStop::Zip)?;
+    let mut file = open_entry(archive, index).map_err(HashStop::Zip)?;
     let mut hasher = Sha256::new();
     let mut buf = vec![0u8; 256 << 10];
     loop {

@@ -23,6 +23,44 @@ pub fn zip_with(entries: &[(&str, &[u8])], method: zip::CompressionMethod) -> Ve
     writer.finish().unwrap().into_inner()
 }
 
+/// A ZIP of one entry whose data is `raw`, already compressed with `method`
+/// (ZIP's method number), holding `content` uncompressed: for methods the
+/// zip crate does not write.
+pub fn zip_raw(name: &str, method: u16, raw: &[u8], content: &[u8]) -> Vec<u8> {
+    let crc = crc32fast::hash(content);
+    let sizes = |out: &mut Vec<u8>| {
+        out.extend_from_slice(&crc.to_le_bytes());
+        out.extend_from_slice(&(raw.len() as u32).to_le_bytes());
+        out.extend_from_slice(&(content.len() as u32).to_le_bytes());
+        out.extend_from_slice(&(name.len() as u16).to_le_bytes());
+    };
+    let mut out = Vec::new();
+    // Local header: signature, version needed, flags, method, time, date.
+    out.extend_from_slice(&[0x50, 0x4b, 0x03, 0x04, 63, 0, 0, 0]);
+    out.extend_from_slice(&method.to_le_bytes());
+    out.extend_from_slice(&[0; 4]);
+    sizes(&mut out);
+    out.extend_from_slice(&[0; 2]);
+    out.extend_from_slice(name.as_bytes());
+    out.extend_from_slice(raw);
+    let directory = out.len();
+    // Central header: signature, made by, needed, flags, method, time, date.
+    out.extend_from_slice(&[0x50, 0x4b, 0x01, 0x02, 63, 3, 63, 0, 0, 0]);
+    out.extend_from_slice(&method.to_le_bytes());
+    out.extend_from_slice(&[0; 4]);
+    sizes(&mut out);
+    // Extra and comment lengths, disk, attributes, the local header at 0.
+    out.extend_from_slice(&[0; 16]);
+    out.extend_from_slice(name.as_bytes());
+    let directory_len = out.len() - directory;
+    // End of central directory: one entry.
+    out.extend_from_slice(&[0x50, 0x4b, 0x05, 0x06, 0, 0, 0, 0, 1, 0, 1, 0]);
+    out.extend_from_slice(&(directory_len as u32).to_le_bytes());
+    out.extend_from_slice(&(directory as u32).to_le_bytes());
+    out.extend_from_slice(&[0; 2]);
+    out
+}
+
 /// The id of document `n` of table `table`.
 pub fn id(table: u32, n: u8) -> String {
     DocumentId::new(table, [n; 16]).to_string()
