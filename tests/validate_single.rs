@@ -109,7 +109,11 @@ fn json_arrays() {
         json
     };
     let report = check_with("t.json", nested(127).as_bytes(), &into("t"));
-    assert!(!codes(&report).contains(&Code::NotJson), "{:?}", report.errors);
+    assert!(
+        !codes(&report).contains(&Code::NotJson),
+        "{:?}",
+        report.errors
+    );
     let report = check_with("t.json", nested(128).as_bytes(), &into("t"));
     assert_eq!(codes(&report), vec![Code::NotJson]);
     assert!(

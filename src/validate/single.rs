@@ -437,4 +437,3 @@ fn nesting_depth(json: &[u8]) -> usize {
     }
     deepest
 }
-
