@@ -276,3 +276,21 @@ fn progress_arrives_and_a_throwing_callback_cancels() {
     let message = js_sys::Error::from(error).message();
     assert_eq!(String::from(message), "stop here");
 }
+
+#[wasm_bindgen_test]
+fn zstd_entries_decode_in_webassembly_too() {
+    use crate::archive::inflate::{Declared, ZstdEntry};
+    let lines = b"{\"a\":1}\n".repeat(50_000);
+    let raw =
+        ruzstd::encoding::compress_to_vec(&lines[..], ruzstd::encoding::CompressionLevel::Fastest);
+    let declared = Declared {
+        size: lines.len() as u64,
+        crc32: crc32fast::hash(&lines),
+    };
+    let mut out = Vec::new();
+    ZstdEntry::new(&raw[..], declared)
+        .unwrap()
+        .read_to_end(&mut out)
+        .unwrap();
+    assert!(out == lines);
+}
