@@ -5,7 +5,9 @@
 
 mod common;
 
+use std::path::{Path, PathBuf};
 use std::process::Command;
+use std::time::{Duration, Instant};
 
 use common::*;
 
@@ -27,6 +29,35 @@ fn temp_file(name: &str, bytes: &[u8]) -> std::path::PathBuf {
     let path = dir.join(name);
     std::fs::write(&path, bytes).unwrap();
     path
+}
+
+/// An empty folder of its own for one test.
+fn fresh_dir(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir()
+        .join(format!("snappack-cli-{}", std::process::id()))
+        .join(name);
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+/// A valid one-table snapshot.
+fn valid_zip() -> Vec<u8> {
+    zip(&[("users/documents.jsonl", doc(10001, 1, "").as_bytes())])
+}
+
+fn arg(path: &Path) -> &str {
+    path.to_str().unwrap()
+}
+
+/// The names in a folder, sorted.
+fn names(dir: &Path) -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    names
 }
 
 #[test]
@@ -147,4 +178,151 @@ fn a_failure_and_its_cause_are_each_said_once() {
     assert_eq!(code, 2);
     assert_eq!(stderr.matches("earlier snappack").count(), 1, "{stderr}");
     assert!(stderr.starts_with("snappack: database: "), "{stderr}");
+}
+
+#[test]
+fn pack_refuses_to_overwrite_its_input() {
+    let dir = fresh_dir("pack-over-input");
+    let input = dir.join("in.zip");
+    std::fs::write(&input, valid_zip()).unwrap();
+    std::os::unix::fs::symlink(&input, dir.join("alias.zip")).unwrap();
+    for out in [
+        input.clone(),
+        dir.join("alias.zip"),
+        dir.join(".").join("in.zip"),
+    ] {
+        let (code, _, stderr) = snappack(&["pack", arg(&input), "-o", arg(&out), "-q"]);
+        assert_eq!(code, 2, "{stderr}");
+        assert!(
+            stderr.contains(&format!(
+                "the output {} is the input {}",
+                out.display(),
+                input.display()
+            )),
+            "{stderr}"
+        );
+        assert_eq!(std::fs::read(&input).unwrap(), valid_zip());
+        assert_eq!(names(&dir), ["alias.zip", "in.zip"]);
+    }
+    // gen does not write over its spec either.
+    let spec = dir.join("spec.json");
+    std::fs::write(&spec, "{}").unwrap();
+    let (code, _, stderr) = snappack(&["gen", arg(&spec), "--spec", arg(&spec)]);
+    assert_eq!(code, 2, "{stderr}");
+    assert_eq!(std::fs::read_to_string(&spec).unwrap(), "{}");
+}
+
+#[test]
+fn pack_refuses_a_folder_as_output_and_leaves_no_partial_file() {
+    let dir = fresh_dir("pack-folder");
+    let input = dir.join("in.zip");
+    std::fs::write(&input, valid_zip()).unwrap();
+    std::fs::create_dir(dir.join("sub")).unwrap();
+    for (out, says) in [
+        ("sub", "sub is a folder"),
+        ("sub/", "sub/ names a folder"),
+        ("new/", "new/ names a folder"),
+    ] {
+        let out = format!("{}/{out}", dir.display());
+        let (code, _, stderr) = snappack(&["pack", arg(&input), "-o", &out, "-q"]);
+        assert_eq!(code, 2, "{stderr}");
+        assert!(stderr.contains(says), "{stderr}");
+        assert_eq!(names(&dir), ["in.zip", "sub"]);
+        assert!(names(&dir.join("sub")).is_empty());
+    }
+    // A failure after writing began leaves nothing either.
+    let bad = dir.join("bad.zip");
+    std::fs::write(&bad, zip(&[("users/documents.jsonl", b"{oops}")])).unwrap();
+    let (code, _, _) = snappack(&["pack", arg(&bad), "-o", arg(&dir.join("out")), "-q"]);
+    assert_eq!(code, 1);
+    assert_eq!(names(&dir), ["bad.zip", "in.zip", "sub"]);
+}
+
+#[test]
+fn pack_and_gen_write_through_a_symbolic_link() {
+    let dir = fresh_dir("pack-symlink");
+    let input = dir.join("in.zip");
+    std::fs::write(&input, valid_zip()).unwrap();
+    // One link to a file that exists, one to a file that does not yet.
+    std::fs::write(dir.join("old.snappack"), b"old").unwrap();
+    std::os::unix::fs::symlink("old.snappack", dir.join("link")).unwrap();
+    std::os::unix::fs::symlink(dir.join("new.snappack"), dir.join("dangling")).unwrap();
+    for link in ["link", "dangling"] {
+        let link = dir.join(link);
+        let (code, _, stderr) = snappack(&["pack", arg(&input), "-o", arg(&link), "-q"]);
+        assert_eq!(code, 0, "{stderr}");
+        assert!(std::fs::symlink_metadata(&link)
+            .unwrap()
+            .file_type()
+            .is_symlink());
+        assert!(std::fs::read(&link).unwrap().starts_with(b"SNAPPACK"));
+    }
+    std::os::unix::fs::symlink("generated.zip", dir.join("gen-link")).unwrap();
+    let (code, _, stderr) = snappack(&["gen", arg(&dir.join("gen-link")), "--tables", "1"]);
+    assert_eq!(code, 0, "{stderr}");
+    assert!(std::fs::read(dir.join("generated.zip"))
+        .unwrap()
+        .starts_with(b"PK"));
+    assert_eq!(
+        names(&dir),
+        [
+            "dangling",
+            "gen-link",
+            "generated.zip",
+            "in.zip",
+            "link",
+            "new.snappack",
+            "old.snappack"
+        ]
+    );
+}
+
+#[test]
+fn pack_writes_straight_into_a_fifo_or_a_device() {
+    let dir = fresh_dir("pack-fifo");
+    let input = dir.join("in.zip");
+    std::fs::write(&input, valid_zip()).unwrap();
+    let fifo = dir.join("fifo");
+    assert!(Command::new("mkfifo")
+        .arg(&fifo)
+        .status()
+        .unwrap()
+        .success());
+    let copy = dir.join("copy.snappack");
+    let mut reader = Command::new("cat")
+        .arg(&fifo)
+        .stdout(std::fs::File::create(&copy).unwrap())
+        .spawn()
+        .unwrap();
+    let (code, _, stderr) = snappack(&["pack", arg(&input), "-o", arg(&fifo), "-q"]);
+    assert_eq!(code, 0, "{stderr}");
+    // The reader ends once the FIFO's writer closes it; it never would if
+    // the FIFO had been replaced.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while reader.try_wait().unwrap().is_none() && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let _ = reader.kill();
+    let _ = reader.wait();
+    use std::os::unix::fs::FileTypeExt;
+    assert!(std::fs::symlink_metadata(&fifo)
+        .unwrap()
+        .file_type()
+        .is_fifo());
+    assert!(std::fs::read(&copy).unwrap().starts_with(b"SNAPPACK"));
+
+    // A character device (like /dev/null) where it may be made (as root).
+    let device = dir.join("null");
+    let made = Command::new("mknod")
+        .args([arg(&device), "c", "1", "3"])
+        .stderr(std::process::Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success());
+    if made {
+        let (code, _, stderr) = snappack(&["pack", arg(&input), "-o", arg(&device), "-q"]);
+        assert_eq!(code, 0, "{stderr}");
+        let kind = std::fs::symlink_metadata(&device).unwrap().file_type();
+        assert!(kind.is_char_device());
+    }
+    assert!(!names(&dir).iter().any(|n| n.ends_with(".partial")));
 }

@@ -2,6 +2,7 @@
 //! 1 the input has errors, 2 the command could not run.
 
 mod human;
+mod output;
 mod pack;
 mod serve;
 mod upload;
@@ -16,6 +17,8 @@ use anyhow::{bail, Context as _, Result};
 use clap::{Args, Parser, Subcommand};
 use snappack::validate::{ImportMode, Options, Schema, TargetTables};
 use snappack::Format;
+
+use output::OutputFile;
 
 /// Check Convex snapshot archives before they are uploaded, repackage them
 /// into checksummed frames, and import them.
@@ -329,10 +332,10 @@ fn generate(args: GenArgs) -> Result<ExitCode> {
             .with_context(|| format!("unknown fault '{fault}'"))?;
         spec.faults.push(parsed);
     }
-    let file =
-        File::create(&args.out).with_context(|| format!("cannot create {}", args.out.display()))?;
-    let summary =
-        snappack::gen::write_snapshot(std::io::BufWriter::with_capacity(1 << 20, file), &spec)?;
+    let inputs: Vec<&Path> = args.spec.as_deref().into_iter().collect();
+    let mut out = OutputFile::create(&args.out, &inputs)?;
+    let summary = snappack::gen::write_snapshot(&mut out, &spec)?;
+    out.finish()?;
     if args.json {
         serde_json::to_writer_pretty(std::io::stdout().lock(), &summary)?;
         println!();

@@ -14,6 +14,7 @@ use snappack::migration::{
     UnpackError, DEFAULT_FRAME_SIZE, DEFAULT_LEVEL,
 };
 
+use super::output::OutputFile;
 use super::{human, InputArgs, ProgressBar};
 
 #[derive(Args)]
@@ -67,29 +68,19 @@ pub(super) fn run_pack(args: PackArgs) -> Result<ExitCode> {
     };
     let (reader, name) = args.input.open()?;
     let input_len = reader.get_ref().metadata().map_or(0, |m| m.len());
-    // Written beside the target and renamed when complete.
-    let partial = args.out.with_extension("partial");
-    let out =
-        File::create(&partial).with_context(|| format!("cannot create {}", partial.display()))?;
+    let out = OutputFile::create(&args.out, &[&args.input.file])?;
     let started = Instant::now();
     let mut bar = ProgressBar::new(!args.quiet);
-    let result = pack(
-        reader,
-        &name,
-        BufWriter::with_capacity(1 << 20, out),
-        &options,
-        &mut |p| {
-            bar.update(p, started);
-            true
-        },
-    );
+    let result = pack(reader, &name, out, &options, &mut |p| {
+        bar.update(p, started);
+        true
+    });
     bar.clear();
     let color = std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none();
     let mut stdout = std::io::stdout().lock();
     let (out, packed) = match result {
         Ok(done) => done,
         Err(error) => {
-            let _ = fs::remove_file(&partial);
             if let PackError::Invalid(report) = &error {
                 human::print(&mut stdout, &name, report, started.elapsed(), color)?;
                 writeln!(stdout, "not packed: fix the errors, or pack with --force")?;
@@ -98,17 +89,7 @@ pub(super) fn run_pack(args: PackArgs) -> Result<ExitCode> {
             bail!("cannot pack {name}: {error}");
         }
     };
-    out.into_inner()
-        .map_err(|e| e.into_error())
-        .and_then(|file| file.sync_all())
-        .with_context(|| format!("cannot write {}", partial.display()))?;
-    fs::rename(&partial, &args.out).with_context(|| {
-        format!(
-            "cannot rename {} to {}",
-            partial.display(),
-            args.out.display()
-        )
-    })?;
+    out.finish()?;
     let s = packed.summary;
     writeln!(
         stdout,

@@ -1,0 +1,186 @@
+//! Output at paths the user gives (`pack -o`, `gen`): written in full beside
+//! the target as `<name>.partial`, then renamed into place, so a failed
+//! command leaves the target as it was and nothing behind.
+
+use std::fs::{self, File};
+use std::io::{self, BufWriter, Seek, SeekFrom, Write};
+use std::path::{Path, PathBuf};
+
+use anyhow::{bail, Context as _, Result};
+
+/// A file being written (buffered) for a path the user gave.
+pub(super) struct OutputFile {
+    file: BufWriter<File>,
+    /// Where the file ends up: the path given, its symbolic links resolved.
+    target: PathBuf,
+    /// The file being written, renamed to `target` by [`OutputFile::finish`];
+    /// `None` when writing straight to `target` (a device or FIFO).
+    partial: Option<PathBuf>,
+}
+
+impl OutputFile {
+    /// Opens the output for `path`, refusing a folder or any of `inputs`
+    /// (the files the command reads) before anything is written.
+    ///
+    /// An existing device, FIFO or other non-regular file is written in
+    /// place; a symbolic link stays a link to the file written.
+    pub(super) fn create(path: &Path, inputs: &[&Path]) -> Result<Self> {
+        if ends_with_separator(path) {
+            bail!("{} names a folder: give a file path", path.display());
+        }
+        refuse_inputs(path, inputs)?;
+        match fs::metadata(path) {
+            Ok(meta) if meta.is_dir() => {
+                bail!("{} is a folder: give a file path", path.display())
+            }
+            Ok(meta) if !meta.is_file() => {
+                let file = File::options()
+                    .write(true)
+                    .open(path)
+                    .with_context(|| format!("cannot open {}", path.display()))?;
+                return Ok(OutputFile {
+                    file: buffered(file),
+                    target: path.to_owned(),
+                    partial: None,
+                });
+            }
+            _ => {}
+        }
+        let target = resolve(path)?;
+        let partial = partial_path(&target)?;
+        let file = File::create(&partial)
+            .with_context(|| format!("cannot create {}", partial.display()))?;
+        Ok(OutputFile {
+            file: buffered(file),
+            target,
+            partial: Some(partial),
+        })
+    }
+
+    /// Flushes the file to disk and moves it into place.
+    pub(super) fn finish(mut self) -> Result<()> {
+        self.file
+            .flush()
+            .with_context(|| format!("cannot write {}", self.target.display()))?;
+        let Some(partial) = &self.partial else {
+            return Ok(());
+        };
+        self.file
+            .get_ref()
+            .sync_all()
+            .with_context(|| format!("cannot write {}", partial.display()))?;
+        fs::rename(partial, &self.target).with_context(|| {
+            format!(
+                "cannot rename {} to {}",
+                partial.display(),
+                self.target.display()
+            )
+        })?;
+        self.partial = None;
+        Ok(())
+    }
+}
+
+impl Write for OutputFile {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.file.write(buf)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.file.flush()
+    }
+}
+
+impl Seek for OutputFile {
+    fn seek(&mut self, pos: SeekFrom) -> io::Result<u64> {
+        self.file.seek(pos)
+    }
+}
+
+impl Drop for OutputFile {
+    /// An output not finished leaves no `.partial` behind.
+    fn drop(&mut self) {
+        if let Some(partial) = &self.partial {
+            let _ = fs::remove_file(partial);
+        }
+    }
+}
+
+/// Commands write in small pieces; the disk gets large ones.
+fn buffered(file: File) -> BufWriter<File> {
+    BufWriter::with_capacity(1 << 20, file)
+}
+
+/// True when `path` ends with `/` (a folder's name, whichever exists).
+fn ends_with_separator(path: &Path) -> bool {
+    path.as_os_str()
+        .to_string_lossy()
+        .ends_with(std::path::is_separator)
+}
+
+/// Refuses an output that is one of the command's inputs: writing it would
+/// destroy what is being read.
+fn refuse_inputs(path: &Path, inputs: &[&Path]) -> Result<()> {
+    for input in inputs {
+        if same_file(path, input) {
+            bail!(
+                "the output {} is the input {}: give another output path",
+                path.display(),
+                input.display()
+            );
+        }
+    }
+    Ok(())
+}
+
+/// Whether two paths name one existing file (one device and inode; the
+/// same canonical path elsewhere).
+fn same_file(a: &Path, b: &Path) -> bool {
+    let (Ok(meta_a), Ok(meta_b)) = (fs::metadata(a), fs::metadata(b)) else {
+        return false;
+    };
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::MetadataExt;
+        meta_a.dev() == meta_b.dev() && meta_a.ino() == meta_b.ino()
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = (meta_a, meta_b);
+        matches!(
+            (fs::canonicalize(a), fs::canonicalize(b)),
+            (Ok(a), Ok(b)) if a == b
+        )
+    }
+}
+
+/// The path a rename must go to for `path`: an existing path canonical, and
+/// a symbolic link to a missing file followed to where that file goes.
+fn resolve(path: &Path) -> Result<PathBuf> {
+    if let Ok(target) = fs::canonicalize(path) {
+        return Ok(target);
+    }
+    let mut path = path.to_owned();
+    // Linux's own bound on links followed.
+    for _ in 0..40 {
+        match fs::symlink_metadata(&path) {
+            Ok(meta) if meta.file_type().is_symlink() => {
+                let link = fs::read_link(&path)
+                    .with_context(|| format!("cannot read the link {}", path.display()))?;
+                path = path.parent().unwrap_or(Path::new("")).join(link);
+            }
+            _ => return Ok(path),
+        }
+    }
+    bail!("{}: too many levels of symbolic links", path.display())
+}
+
+/// `<target>.partial`, beside the target (a rename does not cross file systems).
+fn partial_path(target: &Path) -> Result<PathBuf> {
+    let Some(name) = target.file_name() else {
+        bail!("{} is not a file name", target.display());
+    };
+    let mut name = name.to_owned();
+    name.push(".partial");
+    Ok(target.with_file_name(name))
+}
