@@ -326,3 +326,56 @@ fn pack_writes_straight_into_a_fifo_or_a_device() {
     }
     assert!(!names(&dir).iter().any(|n| n.ends_with(".partial")));
 }
+
+#[test]
+fn unpack_writes_no_output_from_a_bad_stream() {
+    let dir = fresh_dir("unpack-bad-stream");
+    let (input, stream) = (dir.join("g.zip"), dir.join("g.snappack"));
+    let gen = ["gen", arg(&input), "--tables", "2", "--documents", "3"];
+    let (code, _, stderr) =
+        snappack(&[&gen[..], &["--storage-files", "2", "--seed", "1"]].concat());
+    assert_eq!(code, 0, "{stderr}");
+    let pack = [
+        "pack",
+        arg(&input),
+        "-o",
+        arg(&stream),
+        "--frame-size",
+        "512",
+        "-q",
+    ];
+    let (code, _, stderr) = snappack(&pack);
+    assert_eq!(code, 0, "{stderr}");
+    let bytes = std::fs::read(&stream).unwrap();
+    let truncated = dir.join("truncated.snappack");
+    std::fs::write(&truncated, &bytes[..bytes.len() * 2 / 3]).unwrap();
+
+    // The stream's frames up to the cut are good, but its end is missing.
+    let out = dir.join("out");
+    let (code, stdout, _) = snappack(&["unpack", arg(&truncated), "-o", arg(&out)]);
+    assert_eq!(code, 1, "{stdout}");
+    assert!(stdout.contains("[Truncated]"), "{stdout}");
+    assert!(
+        stdout.contains(&format!("no output was written to {}", out.display())),
+        "{stdout}"
+    );
+    assert_eq!(names(&dir), ["g.snappack", "g.zip", "truncated.snappack"]);
+
+    // A whole stream lands in a new folder, or in an empty one.
+    let (code, stdout, _) = snappack(&["unpack", arg(&stream), "-o", arg(&out)]);
+    assert_eq!(code, 0, "{stdout}");
+    assert!(out.join("_tables/documents.jsonl").is_file());
+    let empty = dir.join("empty");
+    std::fs::create_dir(&empty).unwrap();
+    let (code, stdout, _) = snappack(&["unpack", arg(&stream), "-o", arg(&empty)]);
+    assert_eq!(code, 0, "{stdout}");
+    assert_eq!(names(&empty), names(&out));
+
+    // A folder with files in it is refused up front, as is a file.
+    for (taken, says) in [(&out, "is not empty"), (&input, "is not a folder")] {
+        let (code, _, stderr) = snappack(&["unpack", arg(&stream), "-o", arg(taken)]);
+        assert_eq!(code, 2, "{stderr}");
+        assert!(stderr.contains(says), "{stderr}");
+    }
+    assert!(!names(&dir).iter().any(|n| n.ends_with(".partial")));
+}

@@ -1,6 +1,6 @@
-//! Output at paths the user gives (`pack -o`, `gen`): written in full beside
-//! the target as `<name>.partial`, then renamed into place, so a failed
-//! command leaves the target as it was and nothing behind.
+//! Output at paths the user gives (`pack -o`, `gen`, `unpack -o`): written
+//! in full beside the target as `<name>.partial`, then renamed into place,
+//! so a failed command leaves the target as it was and nothing behind.
 
 use std::fs::{self, File};
 use std::io::{self, BufWriter, Seek, SeekFrom, Write};
@@ -102,6 +102,81 @@ impl Drop for OutputFile {
     fn drop(&mut self) {
         if let Some(partial) = &self.partial {
             let _ = fs::remove_file(partial);
+        }
+    }
+}
+
+/// A folder being filled for a path the user gave: built at
+/// `<name>.partial` and renamed into place by [`OutputDir::finish`], removed
+/// if not finished.
+pub(super) struct OutputDir {
+    partial: PathBuf,
+    target: PathBuf,
+    finished: bool,
+}
+
+impl OutputDir {
+    /// Makes the folder to fill for `path`, which must be missing or an
+    /// empty folder (a symbolic link to one stays a link).
+    pub(super) fn create(path: &Path) -> Result<Self> {
+        // Without a trailing `/`, so that a link is followed once, here.
+        let target = resolve(&path.components().collect::<PathBuf>())?;
+        match fs::metadata(&target) {
+            Ok(meta) if !meta.is_dir() => {
+                bail!(
+                    "{} is not a folder: give a new or empty folder",
+                    path.display()
+                )
+            }
+            Ok(_) if fs::read_dir(&target)?.next().is_some() => {
+                bail!(
+                    "{} is not empty: give a new or empty folder",
+                    path.display()
+                )
+            }
+            _ => {}
+        }
+        let partial = partial_path(&target)?;
+        if let Err(e) = fs::create_dir(&partial) {
+            if e.kind() == io::ErrorKind::AlreadyExists {
+                bail!(
+                    "{} exists (left by an interrupted run?): remove it first",
+                    partial.display()
+                );
+            }
+            return Err(e).with_context(|| format!("cannot create {}", partial.display()));
+        }
+        Ok(OutputDir {
+            partial,
+            target,
+            finished: false,
+        })
+    }
+
+    /// The folder to write in until [`OutputDir::finish`].
+    pub(super) fn path(&self) -> &Path {
+        &self.partial
+    }
+
+    /// Moves the folder into place (over the empty folder, if there is one).
+    pub(super) fn finish(mut self) -> Result<()> {
+        fs::rename(&self.partial, &self.target).with_context(|| {
+            format!(
+                "cannot rename {} to {}",
+                self.partial.display(),
+                self.target.display()
+            )
+        })?;
+        self.finished = true;
+        Ok(())
+    }
+}
+
+impl Drop for OutputDir {
+    /// A folder not finished is removed with all it holds.
+    fn drop(&mut self) {
+        if !self.finished {
+            let _ = fs::remove_dir_all(&self.partial);
         }
     }
 }

@@ -14,7 +14,7 @@ use snappack::migration::{
     UnpackError, DEFAULT_FRAME_SIZE, DEFAULT_LEVEL,
 };
 
-use super::output::OutputFile;
+use super::output::{OutputDir, OutputFile};
 use super::{human, InputArgs, ProgressBar};
 
 #[derive(Args)]
@@ -208,8 +208,10 @@ pub(super) fn run_unpack(args: UnpackArgs) -> Result<ExitCode> {
     let input = File::open(&args.stream)
         .with_context(|| format!("cannot open {}", args.stream.display()))?;
     let started = Instant::now();
-    let mut rebuild = args.out.as_ref().map(|root| Rebuild {
-        root: root.clone(),
+    // Filled beside the target, moved into place once the whole stream checks.
+    let output = args.out.as_deref().map(OutputDir::create).transpose()?;
+    let mut rebuild = output.as_ref().map(|output| Rebuild {
+        root: output.path().to_owned(),
         tables: Vec::new(),
         open: HashMap::new(),
         numbers: HashMap::new(),
@@ -223,9 +225,17 @@ pub(super) fn run_unpack(args: UnpackArgs) -> Result<ExitCode> {
             None => Ok(()),
         },
     );
+    drop(rebuild);
     let name = args.stream.display();
+    let not_written = match &args.out {
+        Some(out) => format!("; no output was written to {}", out.display()),
+        None => String::new(),
+    };
     match result {
         Ok(u) => {
+            if let Some(output) = output {
+                output.finish()?;
+            }
             println!(
                 "{name}: valid, {} frames, {} tables, {} documents, {} stored files ({}), written by {} in {:.1}s",
                 human::count(u.frames),
@@ -239,9 +249,9 @@ pub(super) fn run_unpack(args: UnpackArgs) -> Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Err(UnpackError::Decode(error)) => {
-            println!("{name}: invalid: {error} [{}]", error.code());
+            println!("{name}: invalid: {error} [{}]{not_written}", error.code());
             Ok(ExitCode::from(1))
         }
-        Err(error) => bail!("cannot unpack {name}: {error}"),
+        Err(error) => bail!("cannot unpack {name}: {error}{not_written}"),
     }
 }
