@@ -379,3 +379,42 @@ fn unpack_writes_no_output_from_a_bad_stream() {
     }
     assert!(!names(&dir).iter().any(|n| n.ends_with(".partial")));
 }
+
+#[test]
+fn pack_refuses_a_frame_size_unpack_cannot_read() {
+    use snappack::migration::{DecoderConfig, MIN_FRAME_SIZE};
+    let dir = fresh_dir("pack-frame-size");
+    let input = dir.join("in.zip");
+    std::fs::write(&input, valid_zip()).unwrap();
+    let stream = dir.join("out.snappack");
+    let max = DecoderConfig::default().max_frame_size;
+    let range = format!("from {MIN_FRAME_SIZE} to {max} bytes");
+    for size in [max + 1, MIN_FRAME_SIZE - 1] {
+        let size = size.to_string();
+        let pack = [
+            "pack",
+            arg(&input),
+            "-o",
+            arg(&stream),
+            "--frame-size",
+            &size,
+        ];
+        let (code, _, stderr) = snappack(&pack);
+        assert_eq!(code, 2, "{stderr}");
+        assert!(stderr.contains(&range), "{stderr}");
+        assert_eq!(names(&dir), ["in.zip"]);
+    }
+    let size = max.to_string();
+    let pack = [
+        "pack",
+        arg(&input),
+        "-o",
+        arg(&stream),
+        "--frame-size",
+        &size,
+    ];
+    let (code, _, stderr) = snappack(&pack);
+    assert_eq!(code, 0, "{stderr}");
+    let (code, stdout, _) = snappack(&["unpack", arg(&stream)]);
+    assert_eq!(code, 0, "{stdout}");
+}

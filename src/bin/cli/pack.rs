@@ -11,7 +11,7 @@ use anyhow::{bail, Context as _, Result};
 use clap::Args;
 use snappack::migration::{
     component_prefix, pack, unpack, DecoderConfig, EncoderConfig, Item, PackError, PackOptions,
-    UnpackError, DEFAULT_FRAME_SIZE, DEFAULT_LEVEL,
+    UnpackError, DEFAULT_FRAME_SIZE, DEFAULT_LEVEL, MIN_FRAME_SIZE,
 };
 
 use super::output::{OutputDir, OutputFile};
@@ -30,8 +30,8 @@ pub(super) struct PackArgs {
     /// Deflate level of frames, 0 (store) to 9.
     #[arg(long, default_value_t = DEFAULT_LEVEL)]
     level: u32,
-    /// Bound on a frame's uncompressed payload, in bytes.
-    #[arg(long, default_value_t = DEFAULT_FRAME_SIZE)]
+    /// Bound on a frame's uncompressed payload, in bytes (at most what `unpack` reads).
+    #[arg(long, default_value_t = DEFAULT_FRAME_SIZE, value_parser = parse_frame_size)]
     frame_size: usize,
     /// No progress bar.
     #[arg(long, short)]
@@ -48,6 +48,20 @@ pub(super) struct UnpackArgs {
     /// Write the tables' `documents.jsonl`, `_tables` and stored files under this folder.
     #[arg(long, short)]
     out: Option<PathBuf>,
+}
+
+/// A `--frame-size` whose stream the default decoder (`unpack`'s, and a
+/// server's unless configured otherwise) reads back.
+fn parse_frame_size(s: &str) -> Result<usize, String> {
+    let max = DecoderConfig::default().max_frame_size;
+    let size: usize = s.parse().map_err(|e| format!("{e}"))?;
+    if (MIN_FRAME_SIZE..=max).contains(&size) {
+        Ok(size)
+    } else {
+        Err(format!(
+            "the frame size must be from {MIN_FRAME_SIZE} to {max} bytes (unpack reads no larger frames)"
+        ))
+    }
 }
 
 pub(super) fn run_pack(args: PackArgs) -> Result<ExitCode> {
