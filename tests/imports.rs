@@ -267,6 +267,39 @@ fn refused_frames_keep_the_import_resumable() {
 }
 
 #[test]
+fn a_refused_first_request_leaves_frame_0_to_be_sent_with_the_header_again() {
+    for (backend, database) in common::databases() {
+        let dir = common::temp_dir("first");
+        let imports = open(&database, &dir);
+        let (tables, files) = sample();
+        let stream = encode(&tables, &files, 4096);
+        let frame0 = &stream[frames(&stream)[0].clone()];
+        let id = imports.create(ImportMode::RequireEmpty, None).unwrap().id;
+        // The header and a damaged frame 0.
+        let mut damaged = frame0.to_vec();
+        let last = damaged.len() - 1;
+        damaged[last] ^= 0x55;
+        match imports.append(&id, 0, &damaged) {
+            Err(ImportsError::Frame { seq: 0, error }) => assert_eq!(error.code(), "Checksum"),
+            other => panic!("{backend}: {other:?}"),
+        }
+        // The header alone, and the header with part of frame 0.
+        for cut in [20, 40] {
+            match imports.append(&id, 0, &frame0[..cut]) {
+                Err(ImportsError::Truncated { seq: 0, partial }) => assert_eq!(partial, cut as u64),
+                other => panic!("{backend}: {other:?}"),
+            }
+        }
+        let status = imports.status(&id).unwrap();
+        assert_eq!((status.next_seq, status.received_bytes), (Some(0), Some(0)), "{backend}");
+        // Then the whole first request, as PROTOCOL says it starts.
+        send_all(&imports, &id, &stream, 0);
+        imports.finish(&id).unwrap();
+        assert_landed(&imports, &tables, &files);
+    }
+}
+
+#[test]
 fn a_rejected_document_names_table_line_and_frame_and_leaves_no_trace() {
     for (backend, database) in common::databases() {
         let dir = common::temp_dir("rejected");

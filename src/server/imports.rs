@@ -420,9 +420,11 @@ impl Imports {
             let result = self.append_frames(open, base, body);
             // A damaged, oversized or misnumbered frame leaves the decoder
             // expecting it again, and nothing of it was checked further: the
-            // state is good. Anything else may have advanced it past the log.
-            let intact =
-                matches!(&result, Err(ImportsError::Frame { error, .. }) if error.is_retryable());
+            // state is good if the decoder is where the log ends (it is not
+            // when it read a stream header that was not logged). Anything
+            // else may have advanced it past the log.
+            let intact = matches!(&result, Err(ImportsError::Frame { error, .. }) if error.is_retryable())
+                && open.decoder.committed_offset() == open.log.len();
             if result.is_err() && !intact {
                 open.stale = true;
             }
@@ -456,6 +458,15 @@ impl Imports {
                     break;
                 }
             }
+        }
+        // A first request brings frame 0 with the stream header: a header
+        // alone would be logged while `nextSeq` stays 0, and the next first
+        // request, header and all, would not follow it.
+        if refusal.is_none() && base == 0 && frames.is_empty() {
+            refusal = Some(ImportsError::Truncated {
+                seq: 0,
+                partial: body.len() as u64,
+            });
         }
         if refusal.is_none() && open.decoder.committed_offset() < base + body.len() as u64 {
             refusal = Some(ImportsError::Truncated {
