@@ -418,3 +418,37 @@ fn pack_refuses_a_frame_size_unpack_cannot_read() {
     let (code, stdout, _) = snappack(&["unpack", arg(&stream)]);
     assert_eq!(code, 0, "{stdout}");
 }
+
+#[test]
+fn an_input_whose_format_cannot_be_told_exits_2() {
+    let dir = fresh_dir("no-extension");
+    let input = dir.join("noext");
+    std::fs::write(&input, b"{\"a\":1}\n").unwrap();
+    // The report says why (InvalidOptions), and the status that nothing was checked.
+    let (code, stdout, _) = snappack(&["validate", arg(&input), "--table", "t", "--json"]);
+    assert_eq!(code, 2, "{stdout}");
+    let report: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+    assert_eq!(report["errors"][0]["code"], "InvalidOptions");
+    let (code, stdout, _) = snappack(&["validate", arg(&input), "--table", "t"]);
+    assert_eq!(code, 2, "{stdout}");
+    assert!(stdout.contains("cannot tell the format"), "{stdout}");
+    // The same as an unknown --format.
+    let (code, _, _) = snappack(&["validate", arg(&input), "--format", "xml"]);
+    assert_eq!(code, 2);
+    // pack refuses it, --force or not, and writes nothing.
+    let out = dir.join("out.snappack");
+    for force in [&[][..], &["--force"]] {
+        let pack = [
+            &["pack", arg(&input), "--table", "t", "-o", arg(&out)][..],
+            force,
+        ]
+        .concat();
+        let (code, stdout, _) = snappack(&pack);
+        assert_eq!(code, 2, "{stdout}");
+        assert!(stdout.contains("not packed: fix the options"), "{stdout}");
+        assert_eq!(names(&dir), ["noext"]);
+    }
+    // Errors in the input itself stay exit 1.
+    let (code, _, _) = snappack(&["validate", arg(&input), "--format", "jsonl"]);
+    assert_eq!(code, 1);
+}

@@ -15,6 +15,7 @@ use std::time::Instant;
 
 use anyhow::{bail, Context as _, Result};
 use clap::{Args, Parser, Subcommand};
+use snappack::report::{Code, Report};
 use snappack::validate::{ImportMode, Options, Schema, TargetTables};
 use snappack::Format;
 
@@ -245,11 +246,27 @@ fn validate(args: ValidateArgs) -> Result<ExitCode> {
         let color = std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none();
         human::print(&mut out, &name, &report, started.elapsed(), color)?;
     }
-    Ok(if report.valid {
+    Ok(report_status(&report))
+}
+
+/// The exit status for a validation report: 0 valid, 1 the input has
+/// errors, 2 when its only errors are about the options given (the input
+/// was not checked: the command could not run).
+fn report_status(report: &Report) -> ExitCode {
+    if report.valid {
         ExitCode::SUCCESS
+    } else if only_option_errors(report) {
+        ExitCode::from(2)
     } else {
         ExitCode::from(1)
-    })
+    }
+}
+
+/// Whether every error of the report (all listed) is `InvalidOptions`.
+fn only_option_errors(report: &Report) -> bool {
+    report.error_count > 0
+        && report.error_count == report.errors.len() as u64
+        && report.errors.iter().all(|f| f.code == Code::InvalidOptions)
 }
 
 /// A one-line progress bar on stderr, drawn only when stderr is a terminal.

@@ -13,9 +13,10 @@ use snappack::migration::{
     component_prefix, pack, unpack, DecoderConfig, EncoderConfig, Item, PackError, PackOptions,
     UnpackError, DEFAULT_FRAME_SIZE, DEFAULT_LEVEL, MIN_FRAME_SIZE,
 };
+use snappack::report::Report;
 
 use super::output::{OutputDir, OutputFile};
-use super::{human, InputArgs, ProgressBar};
+use super::{human, only_option_errors, report_status, InputArgs, ProgressBar};
 
 #[derive(Args)]
 pub(super) struct PackArgs {
@@ -92,17 +93,25 @@ pub(super) fn run_pack(args: PackArgs) -> Result<ExitCode> {
     bar.clear();
     let color = std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none();
     let mut stdout = std::io::stdout().lock();
+    let mut not_packed = |report: &Report| -> Result<ExitCode> {
+        human::print(&mut stdout, &name, report, started.elapsed(), color)?;
+        if only_option_errors(report) {
+            writeln!(stdout, "not packed: fix the options")?;
+        } else {
+            writeln!(stdout, "not packed: fix the errors, or pack with --force")?;
+        }
+        Ok(report_status(report))
+    };
     let (out, packed) = match result {
         Ok(done) => done,
-        Err(error) => {
-            if let PackError::Invalid(report) = &error {
-                human::print(&mut stdout, &name, report, started.elapsed(), color)?;
-                writeln!(stdout, "not packed: fix the errors, or pack with --force")?;
-                return Ok(ExitCode::from(1));
-            }
-            bail!("cannot pack {name}: {error}");
-        }
+        Err(PackError::Invalid(report)) => return not_packed(&report),
+        Err(error) => bail!("cannot pack {name}: {error}"),
     };
+    // --force packs past the input's errors, not past options that kept it
+    // from being read; the output is dropped, so not written.
+    if only_option_errors(&packed.report) {
+        return not_packed(&packed.report);
+    }
     out.finish()?;
     let s = packed.summary;
     writeln!(

@@ -22,7 +22,7 @@ use snappack::server::TOKEN_ENV;
 use snappack::validate::validate;
 use snappack::validate::TargetTables;
 
-use super::{human, InputArgs};
+use super::{human, report_status, InputArgs};
 
 /// Settings of `snappack upload`.
 #[derive(Args)]
@@ -141,9 +141,10 @@ pub fn run(args: UploadArgs) -> Result<ExitCode> {
     // report and nothing is sent.
     let tables_checked = validate(&mut reader, &name, &options, &mut |_| false);
     if tables_checked.error_count > 0 {
-        print_report(&validate(&mut reader, &name, &options, &mut |_| true))?;
+        let report = validate(&mut reader, &name, &options, &mut |_| true);
+        print_report(&report)?;
         eprintln!("snappack: not uploaded: the snapshot has errors");
-        return Ok(ExitCode::from(1));
+        return Ok(report_status(&report));
     }
 
     // Packing (one thread) and sending (this one) overlap: each frame goes
@@ -249,7 +250,7 @@ pub fn run(args: UploadArgs) -> Result<ExitCode> {
                             PackError::Invalid(report) => {
                                 print_report(&report)?;
                                 eprintln!("snappack: not uploaded: the snapshot has errors");
-                                return Ok(ExitCode::from(1));
+                                return Ok(report_status(&report));
                             }
                             e => bail!("cannot pack {name}: {e}"),
                         }
