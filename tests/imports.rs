@@ -291,12 +291,47 @@ fn a_refused_first_request_leaves_frame_0_to_be_sent_with_the_header_again() {
             }
         }
         let status = imports.status(&id).unwrap();
-        assert_eq!((status.next_seq, status.received_bytes), (Some(0), Some(0)), "{backend}");
+        assert_eq!(
+            (status.next_seq, status.received_bytes),
+            (Some(0), Some(0)),
+            "{backend}"
+        );
         // Then the whole first request, as PROTOCOL says it starts.
         send_all(&imports, &id, &stream, 0);
         imports.finish(&id).unwrap();
         assert_landed(&imports, &tables, &files);
     }
+}
+
+/// Open file descriptors of this process.
+#[cfg(target_os = "linux")]
+fn open_descriptors() -> usize {
+    std::fs::read_dir("/proc/self/fd").unwrap().count()
+}
+
+#[cfg(target_os = "linux")]
+#[test]
+fn imports_left_open_hold_no_file_descriptors() {
+    let (_, database) = common::databases().remove(0);
+    let dir = common::temp_dir("descriptors");
+    let imports = open(&database, &dir);
+    let (tables, files) = sample();
+    let stream = encode(&tables, &files, 4096);
+    let frame0 = &stream[frames(&stream)[0].clone()];
+    let first = imports.create(ImportMode::RequireEmpty, None).unwrap().id;
+    imports.append(&first, 0, frame0).unwrap();
+    let before = open_descriptors();
+    for _ in 0..50 {
+        let id = imports.create(ImportMode::RequireEmpty, None).unwrap().id;
+        imports.append(&id, 0, frame0).unwrap();
+    }
+    let after = open_descriptors();
+    // Other tests of this binary open and close files meanwhile: a margin,
+    // well below the 50 descriptors one per import would hold.
+    assert!(
+        after < before + 25,
+        "{before} descriptors before 50 more open imports, {after} after"
+    );
 }
 
 #[test]

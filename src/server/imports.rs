@@ -493,7 +493,6 @@ impl Imports {
         };
         if good_end > base {
             open.log.append(&body[..(good_end - base) as usize])?;
-            open.log.sync()?;
         }
         // 4. Then into the stores: the files, and the documents in one transaction.
         let mut writes = Vec::with_capacity(accepted.len());

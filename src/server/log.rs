@@ -3,16 +3,18 @@
 //! frame is acknowledged. The log is itself a valid stream prefix, so
 //! reopening it is decoding it: a partial trailing frame (a crash in the
 //! middle of an append) is trimmed, and the frames before it are replayed.
+//! The file is open only while it is read or appended to, so imports left
+//! open hold no file descriptor.
 
-use std::fs::{File, OpenOptions};
+use std::fs::OpenOptions;
 use std::io::{self, Read, Seek, SeekFrom, Write};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use crate::migration::{DecodeError, Decoder, DecoderConfig, Frame, STREAM_HEADER_LEN};
 
-/// An open staging log.
+/// A staging log.
 pub struct StagingLog {
-    file: File,
+    path: PathBuf,
     len: u64,
 }
 
@@ -84,9 +86,11 @@ impl StagingLog {
             file.set_len(kept)?;
             file.sync_all()?;
         }
-        file.seek(SeekFrom::End(0))?;
         Ok((
-            StagingLog { file, len: kept },
+            StagingLog {
+                path: path.to_owned(),
+                len: kept,
+            },
             decoder,
             Reopened {
                 kept,
@@ -95,16 +99,13 @@ impl StagingLog {
         ))
     }
 
-    /// Appends bytes (not yet durable: see [`StagingLog::sync`]).
+    /// Appends bytes and makes them durable before it returns.
     pub fn append(&mut self, bytes: &[u8]) -> io::Result<()> {
-        self.file.write_all(bytes)?;
+        let mut file = OpenOptions::new().append(true).open(&self.path)?;
+        file.write_all(bytes)?;
+        file.sync_data()?;
         self.len += bytes.len() as u64;
         Ok(())
-    }
-
-    /// Makes every appended byte durable.
-    pub fn sync(&mut self) -> io::Result<()> {
-        self.file.sync_data()
     }
 
     /// Bytes in the log.
