@@ -121,20 +121,21 @@ impl OutputDir {
     pub(super) fn create(path: &Path) -> Result<Self> {
         // Without a trailing `/`, so that a link is followed once, here.
         let target = resolve(&path.components().collect::<PathBuf>())?;
-        match fs::metadata(&target) {
-            Ok(meta) if !meta.is_dir() => {
+        if let Ok(meta) = fs::metadata(&target) {
+            if !meta.is_dir() {
                 bail!(
                     "{} is not a folder: give a new or empty folder",
                     path.display()
-                )
+                );
             }
-            Ok(_) if fs::read_dir(&target)?.next().is_some() => {
+            let mut entries =
+                fs::read_dir(&target).with_context(|| format!("cannot list {}", path.display()))?;
+            if entries.next().is_some() {
                 bail!(
                     "{} is not empty: give a new or empty folder",
                     path.display()
-                )
+                );
             }
-            _ => {}
         }
         let partial = partial_path(&target)?;
         if let Err(e) = fs::create_dir(&partial) {
