@@ -133,12 +133,37 @@ fn upload_finish_and_every_refusal_status() {
         assert_eq!(too_large.status, 413, "{backend}: {:?}", too_large.json());
         assert_eq!(too_large.json()["code"], "FrameTooLarge");
         let body = vec![0u8; 300 << 10];
-        assert_eq!(
-            server
-                .call("POST", &format!("/api/imports/{id}/frames?seq=5"), &body)
-                .status,
-            413
-        );
+        let over = server.call("POST", &format!("/api/imports/{id}/frames?seq=5"), &body);
+        assert_eq!(over.status, 413);
+        assert_eq!(over.json()["code"], "RequestTooLarge", "{backend}");
+        // Declared over the limit: answered from the headers, no body awaited.
+        {
+            use std::io::{Read, Write};
+            let mut socket = std::net::TcpStream::connect(server.addr).unwrap();
+            socket
+                .set_read_timeout(Some(std::time::Duration::from_secs(10)))
+                .unwrap();
+            let head = format!(
+                "POST /api/imports/{id}/frames?seq=5 HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer secret-token\r\nContent-Length: 70000000\r\n\r\n"
+            );
+            socket.write_all(head.as_bytes()).unwrap();
+            let mut answer = vec![0u8; 4096];
+            let n = socket.read(&mut answer).expect("an answer before any body");
+            let answer = String::from_utf8_lossy(&answer[..n]);
+            assert!(answer.starts_with("HTTP/1.1 413"), "{answer}");
+            assert!(answer.contains("\"code\":\"RequestTooLarge\""), "{answer}");
+        }
+        // The framework's own refusals answer JSON too.
+        for (method, path, status, code) in [
+            ("POST", format!("/api/imports/{id}/frames"), 400, "BadRequest"),
+            ("POST", format!("/api/imports/{id}/frames?seq=abc"), 400, "BadRequest"),
+            ("PUT", "/api/imports".to_owned(), 405, "MethodNotAllowed"),
+        ] {
+            let answer = server.call(method, &path, b"");
+            assert_eq!(answer.status, status, "{method} {path}");
+            assert_eq!(answer.json()["code"], code, "{method} {path}");
+            assert!(answer.json()["message"].as_str().is_some_and(|m| !m.is_empty()));
+        }
 
         // 409: finish before the stream is complete.
         let early = server.call("POST", &format!("/api/imports/{id}/finish"), b"");

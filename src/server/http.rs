@@ -41,7 +41,10 @@ pub(super) fn router(state: Shared, max_request_bytes: usize) -> Router {
         .route("/api/imports/{id}/finish", post(finish_import))
         .route("/api/imports/{id}/cancel", post(cancel_import))
         .route_layer(middleware::from_fn_with_state(state.clone(), authenticate))
-        .layer(DefaultBodyLimit::max(max_request_bytes));
+        .layer(DefaultBodyLimit::max(max_request_bytes))
+        .layer(middleware::from_fn(move |request, next| {
+            api_errors(max_request_bytes, request, next)
+        }));
     Router::new()
         .merge(api)
         .fallback(static_file)
@@ -73,6 +76,54 @@ async fn authenticate(State(state): State<Shared>, request: Request, next: Next)
             json!({"code": "Unauthorized", "message": "missing or wrong bearer token"}),
         ),
     }
+}
+
+/// Every API error as JSON with `code` and `message`, as PROTOCOL says, the
+/// framework's own refusals too (a bad query string, a body over the limit,
+/// a method a path does not take); and a body declared over the limit is
+/// refused before any of it is read.
+async fn api_errors(max_request_bytes: usize, request: Request, next: Next) -> Response {
+    let declared = request
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok()?.parse::<u64>().ok());
+    if let Some(length) = declared.filter(|&length| length > max_request_bytes as u64) {
+        return error(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            json!({"code": "RequestTooLarge", "message": format!("the request body is {length} bytes, over the limit of {max_request_bytes} (--max-request-bytes)")}),
+        );
+    }
+    let response = next.run(request).await;
+    let status = response.status();
+    let json = response
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .is_some_and(|v| v.as_bytes().starts_with(b"application/json"));
+    if json || !(status.is_client_error() || status.is_server_error()) {
+        return response;
+    }
+    let (parts, body) = response.into_parts();
+    let text = axum::body::to_bytes(body, 64 << 10)
+        .await
+        .map(|b| String::from_utf8_lossy(&b).trim().to_owned())
+        .unwrap_or_default();
+    let code = match status {
+        StatusCode::BAD_REQUEST => "BadRequest",
+        StatusCode::NOT_FOUND => "NotFound",
+        StatusCode::METHOD_NOT_ALLOWED => "MethodNotAllowed",
+        StatusCode::PAYLOAD_TOO_LARGE => "RequestTooLarge",
+        StatusCode::UNSUPPORTED_MEDIA_TYPE => "UnsupportedMediaType",
+        _ => "HttpError",
+    };
+    let message = match text.is_empty() {
+        true => status.canonical_reason().unwrap_or("error").to_owned(),
+        false => text,
+    };
+    let mut answer = error(status, json!({"code": code, "message": message}));
+    if let Some(allow) = parts.headers.get(header::ALLOW) {
+        answer.headers_mut().insert(header::ALLOW, allow.clone());
+    }
+    answer
 }
 
 async fn cors(State(state): State<Shared>, request: Request, next: Next) -> Response {
