@@ -17,6 +17,10 @@ use super::item::{Item, ItemError, Totals};
 use super::state::{StreamState, Violation};
 use super::FORMAT_VERSION;
 
+/// The largest frame size a decoder accepts by default (`unpack`, and the
+/// server unless `--max-frame-size` says otherwise): 16 MiB.
+pub const DEFAULT_MAX_FRAME_SIZE: usize = 16 << 20;
+
 /// Limits of a decoder.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct DecoderConfig {
@@ -27,7 +31,7 @@ pub struct DecoderConfig {
 impl Default for DecoderConfig {
     fn default() -> Self {
         DecoderConfig {
-            max_frame_size: 16 << 20,
+            max_frame_size: DEFAULT_MAX_FRAME_SIZE,
         }
     }
 }

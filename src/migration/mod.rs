@@ -20,7 +20,7 @@ mod item;
 mod pack;
 mod state;
 
-pub use decoder::{Decoder, DecoderConfig, Frame, Frames, Step};
+pub use decoder::{Decoder, DecoderConfig, Frame, Frames, Step, DEFAULT_MAX_FRAME_SIZE};
 pub use encoder::{EncodeSummary, Encoder, EncoderConfig, DEFAULT_LEVEL};
 pub use error::{DecodeError, EncodeError};
 pub use frame::{FRAME_HEADER_LEN, MAGIC, MAX_FRAME_SIZE, MIN_FRAME_SIZE, STREAM_HEADER_LEN};

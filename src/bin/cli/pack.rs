@@ -11,7 +11,7 @@ use anyhow::{bail, Context as _, Result};
 use clap::Args;
 use snappack::migration::{
     component_prefix, pack, unpack, DecoderConfig, EncoderConfig, Item, PackError, PackOptions,
-    UnpackError, DEFAULT_FRAME_SIZE, DEFAULT_LEVEL, MIN_FRAME_SIZE,
+    UnpackError, DEFAULT_FRAME_SIZE, DEFAULT_LEVEL, DEFAULT_MAX_FRAME_SIZE, MIN_FRAME_SIZE,
 };
 use snappack::report::Report;
 
@@ -54,7 +54,7 @@ pub(super) struct UnpackArgs {
 /// A `--frame-size` whose stream the default decoder (`unpack`'s, and a
 /// server's unless configured otherwise) reads back.
 fn parse_frame_size(s: &str) -> Result<usize, String> {
-    let max = DecoderConfig::default().max_frame_size;
+    let max = DEFAULT_MAX_FRAME_SIZE;
     let size: usize = s.parse().map_err(|e| format!("{e}"))?;
     if (MIN_FRAME_SIZE..=max).contains(&size) {
         Ok(size)
