@@ -155,14 +155,26 @@ fn upload_finish_and_every_refusal_status() {
         }
         // The framework's own refusals answer JSON too.
         for (method, path, status, code) in [
-            ("POST", format!("/api/imports/{id}/frames"), 400, "BadRequest"),
-            ("POST", format!("/api/imports/{id}/frames?seq=abc"), 400, "BadRequest"),
+            (
+                "POST",
+                format!("/api/imports/{id}/frames"),
+                400,
+                "BadRequest",
+            ),
+            (
+                "POST",
+                format!("/api/imports/{id}/frames?seq=abc"),
+                400,
+                "BadRequest",
+            ),
             ("PUT", "/api/imports".to_owned(), 405, "MethodNotAllowed"),
         ] {
             let answer = server.call(method, &path, b"");
             assert_eq!(answer.status, status, "{method} {path}");
             assert_eq!(answer.json()["code"], code, "{method} {path}");
-            assert!(answer.json()["message"].as_str().is_some_and(|m| !m.is_empty()));
+            assert!(answer.json()["message"]
+                .as_str()
+                .is_some_and(|m| !m.is_empty()));
         }
 
         // 409: finish before the stream is complete.

@@ -303,6 +303,37 @@ fn a_refused_first_request_leaves_frame_0_to_be_sent_with_the_header_again() {
     }
 }
 
+#[test]
+fn a_stored_file_in_a_bad_component_is_refused_like_a_table_there() {
+    let (_, database) = common::databases().remove(0);
+    let dir = common::temp_dir("file-component");
+    let imports = open(&database, &dir);
+    let file = StreamFile {
+        component: "../..".into(),
+        id: DocumentId::new(540, [3; 16]).to_string(),
+        data: b"hello".to_vec(),
+    };
+    let stream = encode(&[], &[file], 4096);
+    let id = imports.create(ImportMode::RequireEmpty, None).unwrap().id;
+    let refused = (0..frames(&stream).len()).find_map(|seq| {
+        match imports.append(&id, seq as u64, &stream[frames(&stream)[seq].clone()]) {
+            Ok(_) => None,
+            Err(ImportsError::Rejected(r)) => Some(r),
+            Err(e) => panic!("{e}"),
+        }
+    });
+    let r = refused.expect("the file is refused");
+    assert_eq!(
+        (r.code, r.component.as_str()),
+        ("InvalidComponentName", "../..")
+    );
+    assert!(
+        r.message.starts_with("component name '..' invalid"),
+        "{}",
+        r.message
+    );
+}
+
 /// Open file descriptors of this process.
 #[cfg(target_os = "linux")]
 fn open_descriptors() -> usize {

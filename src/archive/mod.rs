@@ -167,16 +167,15 @@ fn split_last(path: &str) -> (&str, &str) {
     }
 }
 
-/// Checks a component path given by the caller (the import's base
-/// component): names joined by `/`, each an identifier; `""` is the root.
+/// Checks a component path: names joined by `/`, each an identifier; `""`
+/// is the root. The error names the first bad name and why.
 pub fn check_component_path(path: &str) -> Result<(), String> {
     if path.is_empty() {
         return Ok(());
     }
     for name in path.split('/') {
-        check_identifier(name).map_err(|reason| {
-            format!("component path '{path}' invalid: component name '{name}' invalid: {reason}")
-        })?;
+        check_identifier(name)
+            .map_err(|reason| format!("component name '{name}' invalid: {reason}"))?;
     }
     Ok(())
 }

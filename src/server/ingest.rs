@@ -14,6 +14,7 @@ use std::borrow::Cow;
 use sha2::{Digest, Sha256};
 
 use super::store::{DocumentWrite, FrameWrite, TableDeclaration, TablePin};
+use crate::archive::check_component_path;
 use crate::convex::names::check_identifier;
 use crate::convex::value::IdField;
 use crate::convex::DocumentId;
@@ -220,6 +221,9 @@ impl Ingest {
     /// A storage file starts: its id must decode and carry the `_storage`
     /// table's number; its row (if any) gives the digest to expect.
     fn start_file(&mut self, component: &str, id: &str, seq: u64) -> Result<(), Rejection> {
+        check_component_path(component).map_err(|why| {
+            Self::storage_rejection(component, Code::InvalidComponentName, why, seq)
+        })?;
         let decoded = DocumentId::decode(id).map_err(|e| {
             Self::storage_rejection(
                 component,
@@ -323,18 +327,8 @@ impl Ingest {
                 ));
             }
         }
-        for part in decl
-            .component
-            .split('/')
-            .filter(|_| !decl.component.is_empty())
-        {
-            check_identifier(part).map_err(|reason| {
-                (
-                    Code::InvalidComponentName.as_str(),
-                    format!("component name '{part}' invalid: {reason}"),
-                )
-            })?;
-        }
+        check_component_path(&decl.component)
+            .map_err(|why| (Code::InvalidComponentName.as_str(), why))?;
         for other in &self.tables {
             if other.component != decl.component {
                 continue;

@@ -273,7 +273,11 @@ pub fn walk<R: Read + Seek>(
     let component = crate::archive::check_component_path(&options.component);
     let plan = match (component, format, total) {
         (Err(why), _, _) => {
-            ctx.error(Finding::new(Code::InvalidComponentPath, why));
+            let path = &options.component;
+            ctx.error(Finding::new(
+                Code::InvalidComponentPath,
+                format!("component path '{path}' invalid: {why}"),
+            ));
             Plan::default()
         }
         (_, _, Err(e)) => {
