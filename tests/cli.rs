@@ -153,6 +153,45 @@ fn target_tables_file() {
         target.to_str().unwrap(),
     ]);
     assert_eq!(code, 0);
+    // A bad file: the error is about the shape it has.
+    for (content, cause) in [
+        (
+            &br#"{"tables":5}"#[..],
+            "invalid type: integer `5`, expected a sequence at line 1 column 11",
+        ),
+        (b"{bad", "key must be a string at line 1 column 2"),
+        (
+            b"[{\"name\":1}]",
+            "invalid type: integer `1`, expected a string at line 1 column 10",
+        ),
+    ] {
+        let bad = temp_file("bad-target.json", content);
+        let (code, _, stderr) =
+            snappack(&["validate", arg(&archive), "--target-tables", arg(&bad)]);
+        assert_eq!(code, 2);
+        assert!(stderr.contains(cause), "{stderr}");
+    }
+}
+
+#[test]
+fn control_characters_from_the_input_are_not_sent_to_the_terminal() {
+    let archive = temp_file(
+        "escape.zip",
+        &zip(&[(
+            "users/documents.jsonl",
+            b"not json \x1b]0;title\x07\x1b[2J\n",
+        )]),
+    );
+    let (code, stdout, _) = snappack(&["validate", arg(&archive)]);
+    assert_eq!(code, 1);
+    assert!(
+        !stdout.contains('\x1b') && !stdout.contains('\x07'),
+        "{stdout:?}"
+    );
+    assert!(
+        stdout.contains("not json \\u{1b}]0;title\\u{7}\\u{1b}[2J"),
+        "{stdout}"
+    );
 }
 
 #[test]

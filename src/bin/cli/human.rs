@@ -1,6 +1,7 @@
 //! The human-readable report: tables, errors grouped by table with
 //! entry:line and an excerpt, warnings, and a one-line verdict.
 
+use std::borrow::Cow;
 use std::io::{self, Write};
 use std::time::Duration;
 
@@ -21,6 +22,7 @@ pub fn print(
             text.to_owned()
         }
     };
+    let name = shown(name);
     writeln!(
         out,
         "{name} ({}): {}, {} documents, {}{}",
@@ -40,8 +42,8 @@ pub fn print(
             .iter()
             .map(|t| {
                 [
-                    t.component.clone(),
-                    t.name.clone(),
+                    shown(&t.component).into_owned(),
+                    shown(&t.name).into_owned(),
                     t.number.map_or("-".into(), |n| n.to_string()),
                     source(t.number_source).into(),
                     count(t.documents),
@@ -155,14 +157,14 @@ fn print_grouped(
     for ((component, table), list) in groups {
         let title = match (component, table) {
             (_, None) => "archive".to_owned(),
-            ("", Some(t)) => t.to_owned(),
-            (c, Some(t)) => format!("{c}/{t}"),
+            ("", Some(t)) => shown(t).into_owned(),
+            (c, Some(t)) => format!("{}/{}", shown(c), shown(t)),
         };
         writeln!(out, "  {title}")?;
         for f in list {
             let place = match (&f.entry, f.line) {
-                (Some(e), Some(l)) => format!("{e}:{l}"),
-                (Some(e), None) => e.clone(),
+                (Some(e), Some(l)) => format!("{}:{l}", shown(e)),
+                (Some(e), None) => shown(e).into_owned(),
                 (None, Some(l)) => format!("line {l}"),
                 (None, None) => String::new(),
             };
@@ -171,14 +173,30 @@ fn print_grouped(
                 "    {} {} {}",
                 place,
                 code_paint(f.code.as_str()),
-                f.message
+                shown(&f.message)
             )?;
             if let Some(excerpt) = &f.excerpt {
-                writeln!(out, "      {}", dim(excerpt))?;
+                writeln!(out, "      {}", dim(&shown(excerpt)))?;
             }
         }
     }
     Ok(())
+}
+
+/// Text from the input, safe to print on a terminal: control characters
+/// (an escape sequence could retitle or clear it) are written as `\u{1b}`.
+fn shown(text: &str) -> Cow<'_, str> {
+    if !text.chars().any(char::is_control) {
+        return Cow::Borrowed(text);
+    }
+    Cow::Owned(
+        text.chars()
+            .map(|c| match c.is_control() {
+                true => c.escape_unicode().to_string(),
+                false => c.to_string(),
+            })
+            .collect(),
+    )
 }
 
 fn source(s: NumberSource) -> &'static str {

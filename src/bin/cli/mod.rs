@@ -218,9 +218,12 @@ fn read_json<T: serde::de::DeserializeOwned>(path: &Path) -> Result<T> {
 fn read_target(path: &Path) -> Result<TargetTables> {
     let text =
         std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
-    serde_json::from_str::<TargetTables>(&text)
-        .or_else(|_| serde_json::from_str(&text).map(|tables| TargetTables { tables }))
-        .with_context(|| {
+    // The first character says which shape, so the error is about that one.
+    let parsed = match text.trim_start().starts_with('[') {
+        true => serde_json::from_str(&text).map(|tables| TargetTables { tables }),
+        false => serde_json::from_str::<TargetTables>(&text),
+    };
+    parsed.with_context(|| {
             format!(
                 "{} is not a table list (expected {{\"tables\": [{{\"component\": \"\", \"name\": \"users\", \"number\": 10001, \"documents\": 0}}]}})",
                 path.display()
