@@ -2,7 +2,7 @@
 //! live once under `<data dir>/files/<first two hex digits>/<SHA-256 hex>`,
 //! whatever `_storage` rows point at them.
 
-use std::fs::{self, File};
+use std::fs::{self, File, OpenOptions};
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 
@@ -39,19 +39,20 @@ impl FileStore {
     }
 }
 
-/// A storage file being received, written next to the import's log.
+/// A storage file being received, written next to the import's log. It is
+/// open only while it is written to, so imports left open hold no file
+/// descriptor.
 pub struct PartFile {
     path: PathBuf,
-    file: File,
     sha: Sha256,
 }
 
 impl PartFile {
     /// Starts (or restarts) a file at `path`.
     pub fn create(path: &Path) -> io::Result<Self> {
+        File::create(path)?;
         Ok(PartFile {
             path: path.to_owned(),
-            file: File::create(path)?,
             sha: Sha256::new(),
         })
     }
@@ -59,7 +60,10 @@ impl PartFile {
     /// Appends bytes.
     pub fn write(&mut self, data: &[u8]) -> io::Result<()> {
         self.sha.update(data);
-        self.file.write_all(data)
+        OpenOptions::new()
+            .append(true)
+            .open(&self.path)?
+            .write_all(data)
     }
 
     /// Completes the file: checks its digest, makes it durable and moves it
@@ -77,7 +81,7 @@ impl PartFile {
         if target.is_file() {
             return fs::remove_file(&self.path);
         }
-        self.file.sync_all()?;
+        File::open(&self.path)?.sync_all()?;
         if let Some(parent) = target.parent() {
             fs::create_dir_all(parent)?;
         }
