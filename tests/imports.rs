@@ -334,6 +334,41 @@ fn a_stored_file_in_a_bad_component_is_refused_like_a_table_there() {
     );
 }
 
+#[test]
+fn imports_idle_for_too_long_are_cancelled_and_the_others_go_on() {
+    let (_, database) = common::databases().remove(0);
+    let dir = common::temp_dir("expire");
+    let imports = open(&database, &dir);
+    let (tables, files) = sample();
+    let stream = encode(&tables, &files, 4096);
+    let frame0 = &stream[frames(&stream)[0].clone()];
+    let idle = imports.create(ImportMode::RequireEmpty, None).unwrap().id;
+    let busy = imports.create(ImportMode::RequireEmpty, None).unwrap().id;
+    for id in [&idle, &busy] {
+        imports.append(id, 0, frame0).unwrap();
+    }
+    // The idle one last received a frame eight days ago.
+    let log = dir.join("imports").join(&idle).join("stream.snappack");
+    let eight_days = std::time::Duration::from_secs(8 * 24 * 3600);
+    std::fs::File::options()
+        .write(true)
+        .open(&log)
+        .unwrap()
+        .set_modified(std::time::SystemTime::now() - eight_days)
+        .unwrap();
+    let week = std::time::Duration::from_secs(7 * 24 * 3600);
+    assert_eq!(imports.expire(week).unwrap(), vec![idle.clone()]);
+    assert!(!log.exists(), "its staging log is gone");
+    assert!(matches!(
+        imports.append(&idle, 1, frame0),
+        Err(ImportsError::NotOpen { .. } | ImportsError::Unknown(_))
+    ));
+    assert_eq!(imports.expire(week).unwrap(), Vec::<String>::new());
+    send_all(&imports, &busy, &stream, 1);
+    imports.finish(&busy).unwrap();
+    assert_landed(&imports, &tables, &files);
+}
+
 /// Open file descriptors of this process.
 #[cfg(target_os = "linux")]
 fn open_descriptors() -> usize {

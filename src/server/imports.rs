@@ -16,6 +16,7 @@ use std::collections::HashMap;
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
 
 use serde::Serialize;
 
@@ -536,6 +537,27 @@ impl Imports {
         drop(slot);
         self.forget(id);
         Ok(result?)
+    }
+
+    /// Cancels every open import that received nothing (its staging log
+    /// unchanged) for longer than `idle`; returns their ids. Abandoned
+    /// uploads would otherwise keep their hidden tables, log and memory.
+    pub fn expire(&self, idle: Duration) -> Result<Vec<String>, ImportsError> {
+        let ids: Vec<String> = lock(&self.open).keys().cloned().collect();
+        let mut expired = Vec::new();
+        for id in ids {
+            let changed = fs::metadata(self.log_path(&id)).and_then(|m| m.modified());
+            let idle_for = changed.map(|at| at.elapsed().unwrap_or_default());
+            if idle_for.is_ok_and(|d| d > idle) {
+                match self.cancel(&id) {
+                    Ok(()) => expired.push(id),
+                    // Finished or cancelled meanwhile.
+                    Err(ImportsError::Unknown(_)) => {}
+                    Err(e) => return Err(e),
+                }
+            }
+        }
+        Ok(expired)
     }
 
     /// Cancels an open import: its hidden tables and staging log are dropped.

@@ -18,6 +18,7 @@ pub mod store;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::time::Duration;
 
 use self::imports::{Imports, ImportsError, Limits};
 use self::store::StoreError;
@@ -45,7 +46,13 @@ pub struct ServeConfig {
     pub max_frame_size: usize,
     /// The largest request body.
     pub max_request_bytes: usize,
+    /// Open imports that receive nothing for longer than this are cancelled
+    /// (checked at start and hourly); `None`: never.
+    pub expire_after: Option<Duration>,
 }
+
+/// How long an open import may receive nothing before it is cancelled, by default.
+pub const DEFAULT_EXPIRE_AFTER: Duration = Duration::from_secs(7 * 24 * 3600);
 
 impl Default for ServeConfig {
     fn default() -> Self {
@@ -58,6 +65,7 @@ impl Default for ServeConfig {
             token: None,
             max_frame_size: Limits::default().max_frame_size,
             max_request_bytes: 64 << 20,
+            expire_after: Some(DEFAULT_EXPIRE_AFTER),
         }
     }
 }
@@ -105,6 +113,8 @@ pub fn resolve_token(given: Option<&str>, data_dir: &Path) -> std::io::Result<(S
 pub struct Server {
     listener: tokio::net::TcpListener,
     app: axum::Router,
+    imports: Arc<Imports>,
+    expire_after: Option<Duration>,
     token: String,
     new_token: bool,
 }
@@ -127,8 +137,9 @@ impl Server {
         })
         .await
         .map_err(|e| std::io::Error::other(e.to_string()))??;
+        let imports = Arc::new(imports);
         let state = Arc::new(http::AppState {
-            imports: Arc::new(imports),
+            imports: imports.clone(),
             token: token.clone(),
             allow_origins: config.allow_origins,
             www: config.www,
@@ -137,6 +148,8 @@ impl Server {
         Ok(Server {
             listener,
             app: http::router(state, config.max_request_bytes),
+            imports,
+            expire_after: config.expire_after,
             token,
             new_token,
         })
@@ -162,10 +175,49 @@ impl Server {
         self,
         shutdown: impl std::future::Future<Output = ()> + Send + 'static,
     ) -> Result<(), ServeError> {
-        axum::serve(self.listener, self.app)
+        let sweeper = self
+            .expire_after
+            .map(|idle| tokio::spawn(expire_idle_imports(self.imports.clone(), idle)));
+        let served = axum::serve(self.listener, self.app)
             .with_graceful_shutdown(shutdown)
-            .await?;
-        Ok(())
+            .await;
+        if let Some(sweeper) = sweeper {
+            sweeper.abort();
+        }
+        Ok(served?)
+    }
+}
+
+/// Cancels imports idle for longer than `idle`, now and then hourly (or
+/// sooner, for a shorter `idle`), and says which on stderr.
+async fn expire_idle_imports(imports: Arc<Imports>, idle: Duration) {
+    let every = idle.clamp(Duration::from_secs(1), Duration::from_secs(3600));
+    let mut ticks = tokio::time::interval(every);
+    loop {
+        ticks.tick().await;
+        let imports = imports.clone();
+        match tokio::task::spawn_blocking(move || imports.expire(idle)).await {
+            Ok(Ok(expired)) => {
+                for id in expired {
+                    eprintln!(
+                        "snappack: cancelled import {id}: nothing received for more than {}",
+                        describe(idle)
+                    );
+                }
+            }
+            Ok(Err(e)) => eprintln!("snappack: expiring idle imports failed: {e}"),
+            Err(e) => eprintln!("snappack: expiring idle imports failed: {e}"),
+        }
+    }
+}
+
+/// A duration as people write it: `7 days`, `36 hours`, `90 seconds`.
+fn describe(d: Duration) -> String {
+    let secs = d.as_secs();
+    match secs {
+        s if s % 86_400 == 0 => format!("{} days", s / 86_400),
+        s if s % 3_600 == 0 => format!("{} hours", s / 3_600),
+        s => format!("{s} seconds"),
     }
 }
 

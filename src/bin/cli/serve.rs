@@ -3,10 +3,11 @@
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::time::Duration;
 
 use anyhow::{Context as _, Result};
 use clap::Args;
-use snappack::server::{serve, ServeConfig, TOKEN_ENV};
+use snappack::server::{serve, ServeConfig, DEFAULT_EXPIRE_AFTER, TOKEN_ENV};
 
 /// Settings of `snappack serve`.
 #[derive(Args)]
@@ -40,6 +41,9 @@ pub struct ServeArgs {
     /// Largest request body, in bytes.
     #[arg(long, default_value_t = ServeConfig::default().max_request_bytes)]
     max_request_bytes: usize,
+    /// Cancel an open import after this many hours without a frame (0: never).
+    #[arg(long, default_value_t = DEFAULT_EXPIRE_AFTER.as_secs() / 3600)]
+    expire_after_hours: u64,
 }
 
 /// Runs the server until Ctrl-C.
@@ -53,6 +57,8 @@ pub fn run(args: ServeArgs) -> Result<ExitCode> {
         token: args.token.or_else(|| std::env::var(TOKEN_ENV).ok()),
         max_frame_size: args.max_frame_size,
         max_request_bytes: args.max_request_bytes,
+        expire_after: (args.expire_after_hours > 0)
+            .then(|| Duration::from_secs(args.expire_after_hours * 3600)),
     };
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
