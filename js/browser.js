@@ -107,6 +107,11 @@ export function inWorker(
     worker.onmessageerror = () => {
       settle(reject, new SnappackError('WorkerFailed', "snappack's worker sent a message that cannot be read"));
     };
-    worker.postMessage(request);
+    try {
+      worker.postMessage(request);
+    } catch (error) {
+      // Something in the request cannot be cloned: nothing reached the worker.
+      settle(reject, new SnappackError('InvalidOptions', `the request cannot be sent to snappack's worker: ${error.message}`, { cause: error }));
+    }
   });
 }

@@ -20,6 +20,15 @@ const CORE_OPTIONS = ['format', 'table', 'component', 'schema', 'target', 'mode'
 /** Options handled by this wrapper. */
 const WRAPPER_OPTIONS = ['fileName', 'onProgress', 'signal'];
 
+/** The values of the options that take one of a few words. */
+export const CHOICES = {
+  format: ['zip', 'jsonl', 'json', 'csv'],
+  mode: ['requireEmpty', 'append', 'replace', 'replaceAll'],
+};
+
+/** The most errors listed that the WebAssembly build can count to. */
+const MAX_ERRORS_LIMIT = 2 ** 32 - 1;
+
 /** The core's options as JSON text; throws `InvalidOptions` on misuse. */
 export function coreOptionsJson(options) {
   if (options === null || typeof options !== 'object') {
@@ -28,7 +37,7 @@ export function coreOptionsJson(options) {
   const core = {};
   for (const [name, value] of Object.entries(options)) {
     if (CORE_OPTIONS.includes(name)) {
-      if (value !== undefined) core[name] = value;
+      if (value !== undefined && value !== null) core[name] = checkedOption(name, value);
     } else if (!WRAPPER_OPTIONS.includes(name)) {
       throw new SnappackError('InvalidOptions', `unknown option "${name}"`);
     }
@@ -39,7 +48,37 @@ export function coreOptionsJson(options) {
   if (options.signal !== undefined && !(options.signal instanceof AbortSignal)) {
     throw new SnappackError('InvalidOptions', 'signal must be an AbortSignal');
   }
-  return JSON.stringify(core);
+  if (options.fileName !== undefined && options.fileName !== null && typeof options.fileName !== 'string') {
+    throw new SnappackError('InvalidOptions', 'fileName must be a string');
+  }
+  try {
+    return JSON.stringify(core);
+  } catch (error) {
+    // A BigInt or a circular object in `schema` or `target`.
+    throw new SnappackError('InvalidOptions', `the options cannot be sent as JSON: ${error.message}`);
+  }
+}
+
+/** One core option's value, checked where JSON would lose or garble it. */
+function checkedOption(name, value) {
+  const choices = CHOICES[name];
+  if (choices && !choices.includes(value)) {
+    throw new SnappackError('InvalidOptions', `option "${name}" must be one of ${choices.join(', ')}`);
+  }
+  if ((name === 'table' || name === 'component') && typeof value !== 'string') {
+    throw new SnappackError('InvalidOptions', `option "${name}" must be a string`);
+  }
+  if ((name === 'schema' || name === 'target') && typeof value !== 'object') {
+    throw new SnappackError('InvalidOptions', `option "${name}" must be an object`);
+  }
+  if (name === 'maxErrors') {
+    if (!Number.isInteger(value) || value < 0) {
+      throw new SnappackError('InvalidOptions', 'option "maxErrors" must be a whole number, 0 or more');
+    }
+    // All errors are counted whatever the cap; a cap this large lists them all.
+    return Math.min(value, MAX_ERRORS_LIMIT);
+  }
+  return value;
 }
 
 /**
@@ -47,6 +86,10 @@ export function coreOptionsJson(options) {
  * DataView is viewed as bytes, an ArrayBuffer wrapped) or a `Blob`/`File`.
  */
 export function normalizeInput(input) {
+  const buffer = input instanceof ArrayBuffer ? input : ArrayBuffer.isView(input) ? input.buffer : null;
+  if (buffer instanceof ArrayBuffer && isDetached(buffer)) {
+    throw new SnappackError('InvalidInput', 'input is a detached ArrayBuffer (it was transferred elsewhere)');
+  }
   if (input instanceof Uint8Array) return input;
   if (input instanceof ArrayBuffer) return new Uint8Array(input);
   if (ArrayBuffer.isView(input)) return new Uint8Array(input.buffer, input.byteOffset, input.byteLength);
@@ -57,9 +100,20 @@ export function normalizeInput(input) {
   );
 }
 
+/** True for an ArrayBuffer transferred away (`detached` is newer than Node 20). */
+function isDetached(buffer) {
+  if (typeof buffer.detached === 'boolean') return buffer.detached;
+  try {
+    buffer.slice(0, 0);
+    return false;
+  } catch {
+    return true;
+  }
+}
+
 /** The name whose extension picks the format when `options.format` does not. */
 export function fileNameOf(input, options) {
-  if (options.fileName !== undefined) return String(options.fileName);
+  if (typeof options.fileName === 'string') return options.fileName;
   return typeof input.name === 'string' ? input.name : '';
 }
 
@@ -117,7 +171,9 @@ export function answerRequest(wasm, data, post, work) {
 export function routeWorkerMessage(data, { onProgress, onChunk }, resolve, reject) {
   if (data.type === 'progress') {
     try {
-      onProgress?.(data.progress);
+      const returned = onProgress?.(data.progress);
+      // An async callback: its rejection stops the run as a throw does.
+      if (typeof returned?.then === 'function') returned.then(undefined, reject);
     } catch (error) {
       reject(error);
     }

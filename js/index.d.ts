@@ -437,7 +437,7 @@ export declare class UploadError extends Error {
   readonly seq: number | null;
   /** The import, if it was created. */
   readonly importId: string | null;
-  /** True when trying again later may succeed. */
+  /** True when trying again later may succeed: the server could not be reached (`NetworkError`) or failed (5xx). */
   readonly retryable: boolean;
   /** With `InvalidSnapshot`: the report. */
   readonly report?: Report;

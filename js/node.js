@@ -66,7 +66,7 @@ export async function validateFile(path, options) {
   if (typeof path !== 'string') throw new SnappackError('InvalidInput', 'path must be a string');
   const optionsJson = coreOptionsJson(options);
   options.signal?.throwIfAborted();
-  const fileName = options.fileName ?? basename(path);
+  const fileName = typeof options.fileName === 'string' ? options.fileName : basename(path);
   return inWorker({ type: 'validate', path, fileName, options: optionsJson }, options);
 }
 
@@ -148,6 +148,11 @@ async function inWorker(request, { onProgress, signal }, transfer = []) {
       settle(reject, new SnappackError('WorkerFailed', `snappack's worker stopped (exit code ${code}) without an answer`));
     signal?.addEventListener('abort', onAbort, { once: true });
     worker.on('message', onMessage).on('error', onError).on('exit', onExit);
-    worker.postMessage({ ...request, module, progress: Boolean(onProgress) }, transfer);
+    try {
+      worker.postMessage({ ...request, module, progress: Boolean(onProgress) }, transfer);
+    } catch (error) {
+      // Something in the request cannot be cloned: nothing reached the worker.
+      settle(reject, new SnappackError('InvalidOptions', `the request cannot be sent to snappack's worker: ${error.message}`, { cause: error }));
+    }
   });
 }

@@ -15,7 +15,7 @@
 // after packing the same file with the same options again.
 
 import { compiledModule, inWorker } from './browser.js';
-import { SnappackError, coreOptionsJson, fileNameOf, normalizeInput } from './common.js';
+import { CHOICES, SnappackError, coreOptionsJson, fileNameOf, normalizeInput } from './common.js';
 import init, { UploadMachine } from './web/snappack.js';
 
 /** An upload the server refused, or that could not reach it. */
@@ -39,7 +39,7 @@ export class UploadError extends Error {
 
   /** True when trying again later may succeed (no answer, or a server failure). */
   get retryable() {
-    return this.status === null || this.status >= 500;
+    return this.code === 'NetworkError' || this.status >= 500;
   }
 }
 
@@ -61,6 +61,10 @@ function baseUrl(url) {
 
 function authorization(token) {
   if (typeof token !== 'string' || token === '') throw new SnappackError('InvalidOptions', 'token must be a string');
+  // What an HTTP header can carry: visible ASCII and spaces inside.
+  if (!/^[\x21-\x7e]([\x20-\x7e]*[\x21-\x7e])?$/.test(token)) {
+    throw new SnappackError('InvalidOptions', 'token holds characters an HTTP header cannot carry');
+  }
   return `Bearer ${token}`;
 }
 
@@ -68,8 +72,8 @@ function authorization(token) {
  * The server's active tables (`GET /api/tables`), in the shape of the
  * validator's `target` option.
  */
-export async function fetchTables(url, token, { signal } = {}) {
-  return getJson(url, token, '/api/tables', signal);
+export async function fetchTables(url, token, options) {
+  return getJson(url, token, '/api/tables', options?.signal);
 }
 
 /** GETs `path` of the server at `url` and resolves with its JSON answer. */
@@ -83,13 +87,16 @@ async function getJson(url, token, path, signal) {
     if (signal?.aborted) throw signal.reason;
     throw new UploadError({ code: 'NetworkError', message: `cannot reach ${url}: ${error.message}` });
   }
-  const body = await response.json().catch(() => ({}));
+  const body = await response.json().catch(() => null);
   if (!response.ok) {
     throw new UploadError({
-      code: body.code ?? `Http${response.status}`,
-      message: body.message ?? `${url} answered HTTP ${response.status}`,
+      code: body?.code ?? `Http${response.status}`,
+      message: body?.message ?? `${url} answered HTTP ${response.status}`,
       status: response.status,
     });
+  }
+  if (body === null || typeof body !== 'object') {
+    throw new UploadError({ code: 'Protocol', message: `${address} did not answer with a snappack server's JSON: is ${url} a snappack server?` });
   }
   return body;
 }
@@ -98,8 +105,8 @@ async function getJson(url, token, path, signal) {
  * The server's status of import `importId` (`GET /api/imports/{id}`):
  * `{ id, mode, state, nextSeq, ... }`.
  */
-export async function fetchImport(url, token, importId, { signal } = {}) {
-  return getJson(url, token, `/api/imports/${encodeURIComponent(importId)}`, signal);
+export async function fetchImport(url, token, importId, options) {
+  return getJson(url, token, `/api/imports/${encodeURIComponent(importId)}`, options?.signal);
 }
 
 /**
@@ -292,7 +299,7 @@ class PackedFrames {
 function invalidSnapshot(report) {
   const error = new UploadError({
     code: 'InvalidSnapshot',
-    message: `the snapshot has ${report.error_count} errors; nothing was imported`,
+    message: `the snapshot has ${report.error_count} ${report.error_count === 1 ? 'error' : 'errors'}; nothing was imported`,
   });
   error.report = report;
   return error;
@@ -382,6 +389,12 @@ async function sendFrames(frames, options) {
   const { url, token, mode = 'requireEmpty', importId, label, framesPerRequest = 4, onProgress, onImport, signal } = options;
   const base = baseUrl(url);
   const auth = authorization(token);
+  if (!CHOICES.mode.includes(mode)) {
+    throw new SnappackError('InvalidOptions', `option "mode" must be one of ${CHOICES.mode.join(', ')}`);
+  }
+  if (!Number.isSafeInteger(framesPerRequest) || framesPerRequest < 1) {
+    throw new SnappackError('InvalidOptions', 'option "framesPerRequest" must be a whole number, 1 or more');
+  }
   await mainThreadInstance();
   // The first frame comes only once the tables are checked.
   while (frames.ends.length === 0 && !frames.complete && !frames.failure) await frames.changed(signal);

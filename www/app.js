@@ -33,6 +33,7 @@ const state = {
   checking: null, // AbortController of the running check
   server: null, // { url, token, tables }
   conflicts: null, // { mode, report } for the current server and mode
+  optionsChanged: false, // the table name or schema changed since the check
   upload: null, // the running upload, see startUpload
 };
 
@@ -171,6 +172,13 @@ async function choose(file) {
   state.report = null;
   state.conflicts = null;
   $('file-info').textContent = `${file.name} · ${bytes(file.size)}`;
+  if (!SINGLE_TABLE.test(file.name) && !/\.zip$/i.test(file.name)) {
+    // The page has no format choice: the extension says what the file is.
+    for (const id of ['single', 'send', 'checking', 'resume-note']) $(id).hidden = true;
+    $('check').hidden = false;
+    showProblem(`snappack reads .zip snapshots and .jsonl, .json and .csv tables: rename ${file.name} to the extension of its format, then choose it again.`);
+    return;
+  }
   const single = SINGLE_TABLE.test(file.name);
   $('single').hidden = !single;
   $('schema-field').hidden = !/\.csv$/i.test(file.name);
@@ -220,6 +228,7 @@ async function validateOptions() {
 
 async function check() {
   const file = state.file;
+  state.optionsChanged = false;
   state.checking?.abort();
   const controller = new AbortController();
   state.checking = controller;
@@ -278,15 +287,18 @@ function showProblem(text) {
   $('report').hidden = false;
   $('verdict').className = 'verdict bad';
   $('verdict').replaceChildren(h('p', { class: 'verdict-title' }, text));
-  for (const id of ['errors-box', 'warnings-box']) $(id).hidden = true;
+  for (const id of ['errors-box', 'warnings-box', 'download']) $(id).hidden = true;
   $('tables').tBodies[0].replaceChildren();
   announcer.say(text);
+  // Where the keyboard was (a Cancel button) is gone: the message takes focus.
+  $('verdict').focus();
 }
 
 // ---------- the report ----------
 
 function showReport(report) {
   $('report').hidden = false;
+  $('download').hidden = false;
   const tableCount = report.tables.length;
   const verdict = $('verdict');
   if (report.valid) {
@@ -476,6 +488,7 @@ function refreshUploadState() {
   const button = $('upload');
   let why = '';
   if (state.upload) why = '';
+  else if (state.optionsChanged) why = 'Check again: the table name or schema changed.';
   else if (!state.report?.valid) why = 'The snapshot has errors.';
   else if (!state.server) why = 'Connect to a server first.';
   else if (!state.conflicts || state.conflicts.mode !== selectedMode()) why = 'Checking for conflicts…';
@@ -795,6 +808,13 @@ function init() {
     event.preventDefault();
     if (state.file && !state.upload) check();
   });
+  // The report is of the table name and schema it was checked with.
+  const optionsChanged = () => {
+    state.optionsChanged = true;
+    refreshUploadState();
+  };
+  $('table').addEventListener('input', optionsChanged);
+  $('schema').addEventListener('change', optionsChanged);
   $('check-cancel').addEventListener('click', () => state.checking?.abort());
   $('download').addEventListener('click', downloadReport);
   $('filter').addEventListener('input', renderErrors);

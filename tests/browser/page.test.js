@@ -507,6 +507,30 @@ test('single-table files: a table name for JSONL, a schema for CSV', { timeout: 
   await page.waitForFunction(() => /Table staff/.test(document.getElementById('errors').textContent));
   await shot(page, '15-jsonl-errors');
 
+  // A file whose extension names no format is not checked: the page says what to do.
+  const odd = join(dir, 'export.txt');
+  writeFileSync(odd, '{}\n');
+  await page.setInputFiles('#file', odd);
+  await page.waitForFunction(() => /rename export\.txt to the extension of its format/.test(document.getElementById('verdict').textContent));
+  assert.equal(await page.isHidden('#download'), true, 'no report to download');
+  assert.equal(await page.evaluate(() => document.activeElement?.id), 'verdict');
+
+  // A report is of the table name it was checked with: a new name must be checked first.
+  const good = join(dir, 'good.jsonl');
+  writeFileSync(good, '{"a":1}\n');
+  await page.setInputFiles('#file', good);
+  await page.waitForSelector('#verdict.good');
+  assert.equal(await page.isVisible('#download'), true);
+  await connect(page);
+  await page.waitForSelector('#conflicts.good');
+  assert.equal(await page.isEnabled('#upload'), true);
+  await page.fill('#table', 'bad name!');
+  assert.equal(await page.isEnabled('#upload'), false);
+  assert.equal(await page.textContent('#upload-why'), 'Check again: the table name or schema changed.');
+  await page.click('#single button[type="submit"]');
+  await page.waitForSelector('#verdict.bad');
+  assert.equal(await page.isEnabled('#upload'), false);
+
   // An empty CSV cell is an empty string, unless the schema says the field is optional.
   const csv = join(dir, 'users.csv');
   writeFileSync(csv, 'name,nick\nann,\nbob,bobby\n');
@@ -555,7 +579,7 @@ test("the package's upload(): bytes in, rows on the server; refusals as UploadEr
       });
       const refusal = (promise) => promise.then(
         () => null,
-        (e) => ({ name: e.name, code: e.code, status: e.status, errors: e.report?.error_count }),
+        (e) => ({ name: e.name, code: e.code, status: e.status, errors: e.report?.error_count, retryable: e.retryable }),
       );
       const streamed = new Uint8Array(await new Response(pack(bytes(good), { fileName: 'api.zip' })).arrayBuffer());
       const prepared = await prepareUpload(bytes(good), { fileName: 'api.zip' });
@@ -582,6 +606,11 @@ test("the package's upload(): bytes in, rows on the server; refusals as UploadEr
         unauthorized: await refusal(fetchTables(url, 'wrong')),
         noToken: await refusal(fetchTables(url, '')),
         badLevel: await refusal(Promise.resolve().then(() => startPacking(bytes(good), { level: 12 }))),
+        badMode: await refusal(upload(bytes(good), { url, token, mode: 'sideways', fileName: 'api.zip' })),
+        badToken: await refusal(fetchTables(url, 'line\nbreak')),
+        // A 200 that is not the server's JSON (here the page itself).
+        notSnappack: await refusal(fetchTables(`${url}/index.html?`, token)),
+        noOptions: (await fetchTables(url, token, null)).tables.length >= 0,
       };
     },
     {
@@ -594,14 +623,19 @@ test("the package's upload(): bytes in, rows on the server; refusals as UploadEr
   assert.equal(result.finished.state, 'finished');
   assert.match(result.importId, /^[0-9a-f]+$/);
   assert.deepEqual(result.states.sort(), ['finished', 'packing', 'sending']);
-  assert.deepEqual(result.invalid, { name: 'UploadError', code: 'InvalidSnapshot', status: null, errors: 1 });
+  assert.deepEqual(result.invalid, { name: 'UploadError', code: 'InvalidSnapshot', status: null, errors: 1, retryable: false });
   assert.equal(result.packed.magic, 'SNAPPACK');
   assert.ok(result.packed.same, 'pack() streams the same bytes as prepareUpload');
   assert.ok(result.packed.frames >= 1);
   assert.deepEqual(result.packRefusal, { name: 'SnappackError', code: 'InvalidSnapshot', errors: 1 });
-  assert.deepEqual(result.unauthorized, { name: 'UploadError', code: 'Unauthorized', status: 401, errors: undefined });
-  assert.deepEqual(result.noToken, { name: 'SnappackError', code: 'InvalidOptions', status: undefined, errors: undefined });
-  assert.deepEqual(result.badLevel, { name: 'SnappackError', code: 'InvalidOptions', status: undefined, errors: undefined });
+  assert.deepEqual(result.unauthorized, { name: 'UploadError', code: 'Unauthorized', status: 401, errors: undefined, retryable: false });
+  const misuse = { name: 'SnappackError', code: 'InvalidOptions', status: undefined, errors: undefined, retryable: undefined };
+  assert.deepEqual(result.noToken, misuse);
+  assert.deepEqual(result.badLevel, misuse);
+  assert.deepEqual(result.badMode, misuse);
+  assert.deepEqual(result.badToken, misuse);
+  assert.deepEqual(result.notSnappack, { name: 'UploadError', code: 'Protocol', status: null, errors: undefined, retryable: false });
+  assert.ok(result.noOptions);
   await assertLanded(server, summary);
   await page.close();
 });

@@ -90,13 +90,66 @@ test('misuse rejects with a SnappackError and a code', async () => {
     [() => validate(bytes, 'options'), 'InvalidOptions'],
     [() => validateFile(join(dir, 'not-here.zip')), 'InvalidInput'],
     [() => validateFile(dir), 'InvalidInput'],
+    [() => validateFile(archive, { fileName: 5 }), 'InvalidOptions', 'fileName must be a string'],
+    [() => validate(bytes, { fileName: {} }), 'InvalidOptions', 'fileName must be a string'],
+    [() => validate(bytes, { mode: 'sideways' }), 'InvalidOptions', 'option "mode" must be one of requireEmpty, append, replace, replaceAll'],
+    [() => validate(bytes, { format: 5 }), 'InvalidOptions', 'option "format" must be one of zip, jsonl, json, csv'],
+    [() => validate(bytes, { maxErrors: NaN }), 'InvalidOptions', 'option "maxErrors" must be a whole number, 0 or more'],
+    [() => validate(bytes, { maxErrors: 10n }), 'InvalidOptions', 'option "maxErrors" must be a whole number, 0 or more'],
+    [() => validate(bytes, { table: 7 }), 'InvalidOptions', 'option "table" must be a string'],
+    [() => validate(bytes, { schema: circular() }), 'InvalidOptions'],
+    [() => validate(detached()), 'InvalidInput', 'input is a detached ArrayBuffer (it was transferred elsewhere)'],
   ];
-  for (const [call, code] of cases) {
+  for (const [call, code, message] of cases) {
     await assert.rejects(call(), (error) => {
       assert.ok(error instanceof SnappackError, String(error));
       assert.equal(error.code, code, error.message);
+      if (message) assert.equal(error.message, message);
       return true;
     });
+  }
+});
+
+function circular() {
+  const schema = { tables: {} };
+  schema.self = schema;
+  return schema;
+}
+
+function detached() {
+  const buffer = new ArrayBuffer(8);
+  structuredClone(buffer, { transfer: [buffer] });
+  return buffer;
+}
+
+test('a maxErrors past what wasm counts to lists every error, as the CLI does', async () => {
+  const huge = await validate(bytes, { fileName: 'snapshot.zip', maxErrors: 1e12 });
+  assert.deepEqual(huge, await validate(bytes, { fileName: 'snapshot.zip' }));
+});
+
+test('an option no worker could be sent rejects and leaves the process free to exit', () => {
+  const script = `import { validateFile } from 'snappack';
+    const error = await validateFile(${JSON.stringify(archive)}, { fileName: Symbol('x') }).catch((e) => e);
+    console.log(error.name, error.code);`;
+  const child = spawnSync(process.execPath, ['--input-type=module', '-e', script], { cwd: ROOT, encoding: 'utf8', timeout: 8000 });
+  assert.equal(child.signal, null, 'the process did not exit: a worker was left holding it');
+  assert.equal(child.stdout.trim(), 'SnappackError InvalidOptions', child.stderr);
+});
+
+test('an async onProgress that rejects stops validation and rejects with its error', async () => {
+  const unhandled = [];
+  const onUnhandled = (reason) => unhandled.push(reason);
+  process.on('unhandledRejection', onUnhandled);
+  try {
+    const boom = new Error('async boom');
+    await assert.rejects(
+      validate(bytes, { fileName: 'snapshot.zip', onProgress: async () => { throw boom; } }),
+      (error) => error === boom,
+    );
+    await new Promise((resolve) => setTimeout(resolve, 100));
+    assert.deepEqual(unhandled, []);
+  } finally {
+    process.off('unhandledRejection', onUnhandled);
   }
 });
 
