@@ -559,6 +559,29 @@ fn zstd_entries_are_read_as_convex_reads_them() {
 }
 
 #[test]
+fn a_checksum_declared_as_zero_is_not_checked_as_in_convex() {
+    let lines = doc(10001, 1, "") + "\n";
+    for method in [
+        zip::CompressionMethod::Deflated,
+        zip::CompressionMethod::Stored,
+    ] {
+        let mut bytes = zip_with(&[("users/documents.jsonl", lines.as_bytes())], method);
+        let local = bytes.windows(4).position(|w| w == b"PK\x03\x04").unwrap() + 14;
+        bytes[local..local + 4].fill(0);
+        let central = central_header(&bytes) + 16;
+        bytes[central..central + 4].fill(0);
+        let report = check("zero.zip", &bytes);
+        assert!(report.valid, "{method:?}: {:#?}", report.errors);
+        assert_eq!(report.documents, 1);
+        // Any other wrong checksum is refused, stored or deflated.
+        bytes[central] = 1;
+        bytes[local] = 1;
+        let report = check("wrong.zip", &bytes);
+        assert_eq!(codes(&report), vec![Code::InvalidZip], "{method:?}");
+    }
+}
+
+#[test]
 fn an_entry_must_inflate_to_its_declared_size() {
     let lines = "{\"a\":1}\n".repeat(10);
     let mut bytes = zip(&[("users/documents.jsonl", lines.as_bytes())]);

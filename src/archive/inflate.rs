@@ -5,7 +5,8 @@
 //! and a CRC update. [`DeflateEntry`] reads the entry's raw deflate stream in
 //! large chunks and inflates straight into the caller's buffer. [`ZstdEntry`]
 //! reads the zstd entries Convex also accepts (pure Rust, so in WebAssembly
-//! too). Both check the declared size and the CRC32 as the `zip` crate does,
+//! too), and [`CheckedEntry`] stored ones. All check the declared size and
+//! the CRC32 as Convex's reader does (a CRC32 declared as 0 is not checked),
 //! with its messages: more bytes than declared is `File is larger than its
 //! declared uncompressed size`, and a CRC32 that does not match at the end is
 //! `Invalid checksum`; a corrupt stream is `corrupt deflate stream` or
@@ -84,9 +85,10 @@ impl Verifier {
         Ok(())
     }
 
-    /// The end of the entry: the CRC32 and the size must match.
+    /// The end of the entry: the CRC32 and the size must match. A CRC32
+    /// declared as 0 is not checked, as Convex's ZIP reader does not.
     fn finish(&self) -> io::Result<()> {
-        if self.crc.value() != self.declared.crc32 {
+        if self.declared.crc32 != 0 && self.crc.value() != self.declared.crc32 {
             return Err(io::Error::new(
                 io::ErrorKind::InvalidData,
                 "Invalid checksum",
@@ -194,38 +196,31 @@ impl<R: Read> Read for DeflateEntry<R> {
     }
 }
 
-/// A zstd entry's compressed bytes (`raw`) as its uncompressed bytes.
-pub struct ZstdEntry<R: Read> {
-    decoder: StreamingDecoder<R, FrameDecoder>,
+/// An entry's bytes as `inner` gives them (stored bytes, or a decoder's
+/// output), checked against what the directory declares.
+pub struct CheckedEntry<R> {
+    inner: R,
     verifier: Verifier,
     finished: bool,
 }
 
-impl<R: Read> ZstdEntry<R> {
-    /// Starts decoding `raw`, an entry with `declared` size and CRC32; fails
-    /// when it does not start with a zstd frame header.
-    pub fn new(raw: R, declared: Declared) -> io::Result<Self> {
-        Ok(ZstdEntry {
-            decoder: StreamingDecoder::new(raw).map_err(corrupt_zstd)?,
+impl<R: Read> CheckedEntry<R> {
+    /// Checks what `inner` reads against `declared`.
+    pub fn new(inner: R, declared: Declared) -> Self {
+        CheckedEntry {
+            inner,
             verifier: Verifier::new(declared),
             finished: false,
-        })
+        }
     }
 }
 
-fn corrupt_zstd(e: impl std::fmt::Display) -> io::Error {
-    io::Error::new(
-        io::ErrorKind::InvalidData,
-        format!("corrupt zstd stream: {e}"),
-    )
-}
-
-impl<R: Read> Read for ZstdEntry<R> {
+impl<R: Read> Read for CheckedEntry<R> {
     fn read(&mut self, out: &mut [u8]) -> io::Result<usize> {
         if self.finished || out.is_empty() {
             return Ok(0);
         }
-        let n = self.decoder.read(out).map_err(corrupt_zstd)?;
+        let n = self.inner.read(out)?;
         if n == 0 {
             self.finished = true;
             self.verifier.finish()?;
@@ -234,6 +229,32 @@ impl<R: Read> Read for ZstdEntry<R> {
         self.verifier.update(&out[..n])?;
         Ok(n)
     }
+}
+
+/// A zstd entry's compressed bytes as its uncompressed bytes.
+pub type ZstdEntry<R> = CheckedEntry<ZstdStream<R>>;
+
+/// Decodes a zstd entry (`raw`, with `declared` size and CRC32); fails when
+/// it does not start with a zstd frame header.
+pub fn zstd_entry<R: Read>(raw: R, declared: Declared) -> io::Result<ZstdEntry<R>> {
+    let decoder = StreamingDecoder::new(raw).map_err(corrupt_zstd)?;
+    Ok(CheckedEntry::new(ZstdStream(decoder), declared))
+}
+
+/// ruzstd's decoder, with its errors worded as the entry's.
+pub struct ZstdStream<R: Read>(StreamingDecoder<R, FrameDecoder>);
+
+impl<R: Read> Read for ZstdStream<R> {
+    fn read(&mut self, out: &mut [u8]) -> io::Result<usize> {
+        self.0.read(out).map_err(corrupt_zstd)
+    }
+}
+
+fn corrupt_zstd(e: impl std::fmt::Display) -> io::Error {
+    io::Error::new(
+        io::ErrorKind::InvalidData,
+        format!("corrupt zstd stream: {e}"),
+    )
 }
 
 #[cfg(all(test, not(target_arch = "wasm32")))]

@@ -20,7 +20,7 @@ use super::scan::{scan, Checking, Reporting, ScanStop};
 use super::storage::StorageMetadata;
 use super::table::TableChecker;
 use super::{in_component, Context, Plan, PlannedFile, PlannedTable, Sink, Stop};
-use crate::archive::inflate::{Declared, DeflateEntry, ZstdEntry};
+use crate::archive::inflate::{zstd_entry, CheckedEntry, Declared, DeflateEntry, ZstdEntry};
 use crate::archive::{classify, storage_name, EntryKind, Format, LineReader};
 use crate::convex::names::check_identifier;
 use crate::convex::value::ValueRules;
@@ -457,6 +457,8 @@ enum EntryReader<'a, R: Read> {
     Deflate(DeflateEntry<ZipFile<'a, R>>),
     /// Decoded here: the zip crate is built without zstd.
     Zstd(ZstdEntry<ZipFile<'a, R>>),
+    /// Checked here, as Convex checks it.
+    Stored(CheckedEntry<ZipFile<'a, R>>),
     /// Anything else, read (or refused) by the zip crate.
     Zip(ZipFile<'a, R>),
 }
@@ -466,6 +468,7 @@ impl<R: Read> Read for EntryReader<'_, R> {
         match self {
             EntryReader::Deflate(entry) => entry.read(out),
             EntryReader::Zstd(entry) => entry.read(out),
+            EntryReader::Stored(entry) => entry.read(out),
             EntryReader::Zip(entry) => entry.read(out),
         }
     }
@@ -492,7 +495,10 @@ fn open_entry<R: Read + Seek>(
             EntryReader::Deflate(DeflateEntry::new(archive.by_index_raw(index)?, declared))
         }
         CompressionMethod::ZSTD => {
-            EntryReader::Zstd(ZstdEntry::new(archive.by_index_raw(index)?, declared)?)
+            EntryReader::Zstd(zstd_entry(archive.by_index_raw(index)?, declared)?)
+        }
+        CompressionMethod::Stored => {
+            EntryReader::Stored(CheckedEntry::new(archive.by_index_raw(index)?, declared))
         }
         _ => EntryReader::Zip(archive.by_index(index)?),
     })

@@ -279,7 +279,7 @@ fn progress_arrives_and_a_throwing_callback_cancels() {
 
 #[wasm_bindgen_test]
 fn zstd_entries_decode_in_webassembly_too() {
-    use crate::archive::inflate::{Declared, ZstdEntry};
+    use crate::archive::inflate::{zstd_entry, Declared};
     let lines = b"{\"a\":1}\n".repeat(50_000);
     let raw =
         ruzstd::encoding::compress_to_vec(&lines[..], ruzstd::encoding::CompressionLevel::Fastest);
@@ -288,7 +288,7 @@ fn zstd_entries_decode_in_webassembly_too() {
         crc32: crc32fast::hash(&lines),
     };
     let mut out = Vec::new();
-    ZstdEntry::new(&raw[..], declared)
+    zstd_entry(&raw[..], declared)
         .unwrap()
         .read_to_end(&mut out)
         .unwrap();
