@@ -146,6 +146,7 @@ fn stored_small() -> EncoderConfig {
         level: 0,
         resume_from: 0,
         threads: 1,
+        ..EncoderConfig::default()
     }
 }
 
@@ -266,6 +267,7 @@ fn round_trips_at_every_frame_size_level_and_slicing() {
                 level,
                 resume_from: 0,
                 threads: 1,
+                ..EncoderConfig::default()
             };
             let (stream, summary) = encode(&parts, config, 777);
             // Where frames are cut does not depend on how file data is fed.
@@ -300,6 +302,7 @@ fn frames_respect_the_size_bound() {
             level: 0,
             resume_from: 0,
             threads: 1,
+            ..EncoderConfig::default()
         };
         let (stream, _) = encode(&parts, config, 100);
         let (_, _, frames) = decode(&stream, 4096).unwrap();
@@ -322,6 +325,61 @@ fn frames_respect_the_size_bound() {
 }
 
 #[test]
+fn shards_write_every_frame_once_with_the_same_bytes() {
+    let parts = varied();
+    let config = EncoderConfig {
+        max_frame_size: 1000,
+        level: 5,
+        ..EncoderConfig::default()
+    };
+    let (stream, summary) = encode(&parts, config, 300);
+    let (_, _, frames) = decode(&stream, stream.len()).unwrap();
+    assert!(frames.len() > 6, "{} frames", frames.len());
+    // Frame i's bytes in the whole stream (the first with the stream header).
+    let whole: Vec<&[u8]> = frames
+        .iter()
+        .map(|f| {
+            &stream[if f.sequence == 0 {
+                0
+            } else {
+                f.offset as usize
+            }..(f.offset + f.len) as usize]
+        })
+        .collect();
+    for shards in [2u64, 3] {
+        for shard in 0..shards {
+            let (part, part_summary) = encode(
+                &parts,
+                EncoderConfig {
+                    shard,
+                    shards,
+                    ..config
+                },
+                77,
+            );
+            let mine: Vec<u8> = whole
+                .iter()
+                .enumerate()
+                .filter(|(i, _)| *i as u64 % shards == shard)
+                .flat_map(|(_, bytes)| bytes.iter().copied())
+                .collect();
+            assert_eq!(part, mine, "shard {shard} of {shards}");
+            assert_eq!(part_summary.frames, summary.frames);
+        }
+    }
+    assert!(snappack::migration::Encoder::new(
+        Vec::new(),
+        EncoderConfig {
+            shard: 2,
+            shards: 2,
+            ..config
+        },
+        snappack::migration::Header::new("t", 0, snappack::migration::Totals::default()),
+    )
+    .is_err());
+}
+
+#[test]
 fn resuming_at_any_frame_reproduces_the_same_bytes() {
     let parts = varied();
     for level in [0, 5] {
@@ -330,6 +388,7 @@ fn resuming_at_any_frame_reproduces_the_same_bytes() {
             level,
             resume_from: 0,
             threads: 1,
+            ..EncoderConfig::default()
         };
         let (stream, summary) = encode(&parts, config, 300);
         let (_, _, frames) = decode(&stream, stream.len()).unwrap();
@@ -374,6 +433,7 @@ fn a_receiver_trims_a_partial_tail_and_continues() {
         level: 5,
         resume_from: 0,
         threads: 1,
+        ..EncoderConfig::default()
     };
     let (stream, _) = encode(&varied(), config, 64);
     let cut = stream.len() * 2 / 3;

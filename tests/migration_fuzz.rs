@@ -108,6 +108,7 @@ fn corpus() -> &'static [Vec<u8>] {
                     level,
                     resume_from: 0,
                     threads: 1 + (seed % 2) as usize,
+                    ..EncoderConfig::default()
                 };
                 streams.push(snapshot(seed, config));
             }
@@ -252,7 +253,7 @@ proptest! {
         threads in 1usize..=2,
         slices in slices(),
     ) {
-        let config = EncoderConfig { max_frame_size, level, resume_from: 0, threads };
+        let config = EncoderConfig { max_frame_size, level, resume_from: 0, threads, ..EncoderConfig::default() };
         let stream = snapshot(seed, config);
         let (frames, end) = decode_sliced(&stream, &slices);
         prop_assert!(end.is_ok(), "{:?}", end);

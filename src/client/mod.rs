@@ -80,9 +80,15 @@ impl FrameEnds {
     /// ([`EncoderConfig::resume_from`](crate::migration::EncoderConfig::resume_from)):
     /// from frame 0 it starts with the stream header, else with that frame.
     pub fn from_frame(first: u64) -> Self {
+        FrameEnds::starting_with_header(first == 0)
+    }
+
+    /// For a stream that starts with the stream header, or with a frame
+    /// (resumed, or a shard that does not hold frame 0).
+    pub fn starting_with_header(header: bool) -> Self {
         FrameEnds {
             written: 0,
-            end: (first == 0).then_some(STREAM_HEADER_LEN as u64),
+            end: header.then_some(STREAM_HEADER_LEN as u64),
             header: [0; FRAME_HEADER_LEN],
             header_len: 0,
         }

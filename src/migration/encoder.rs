@@ -36,6 +36,15 @@ pub struct EncoderConfig {
     /// frames while the encoder goes on (natively; in WebAssembly there is
     /// one). The bytes written are the same with any number.
     pub threads: usize,
+    /// Which frames this encoder writes, so that several encoders of one
+    /// input share the compressing (browser workers): of the frames from
+    /// `resume_from` on, every `shards`-th, starting with the `shard`-th
+    /// (and the stream header with shard 0). `shard: 0, shards: 1` writes
+    /// them all. Frames do not depend on their compression, so every shard
+    /// cuts the same ones.
+    pub shard: u64,
+    /// How many encoders share the frames (1 or more).
+    pub shards: u64,
 }
 
 impl Default for EncoderConfig {
@@ -45,7 +54,16 @@ impl Default for EncoderConfig {
             level: DEFAULT_LEVEL,
             resume_from: 0,
             threads: 1,
+            shard: 0,
+            shards: 1,
         }
+    }
+}
+
+impl EncoderConfig {
+    /// Whether this encoder writes frame `sequence`.
+    fn writes(&self, sequence: u64) -> bool {
+        sequence >= self.resume_from && (sequence - self.resume_from) % self.shards == self.shard
     }
 }
 
@@ -97,6 +115,12 @@ impl<W: Write> Encoder<W> {
                 config.level
             )));
         }
+        if config.shard >= config.shards {
+            return Err(EncodeError::InvalidConfig(format!(
+                "shard {} of {} does not exist",
+                config.shard, config.shards
+            )));
+        }
         let mut encoder = Encoder {
             out,
             config,
@@ -107,7 +131,7 @@ impl<W: Write> Encoder<W> {
             bytes_written: 0,
             frames: FrameWriter::new(config.level, config.threads),
         };
-        if config.resume_from == 0 {
+        if config.resume_from == 0 && config.shard == 0 {
             encoder.write(&frame::stream_header(config.max_frame_size as u32))?;
         }
         let item = Item::Header(header);
@@ -253,12 +277,12 @@ impl<W: Write> Encoder<W> {
     }
 
     /// Cuts the pending payload into a frame and hands it to the frame
-    /// writer, unless it is before `resume_from`.
+    /// writer, unless this encoder does not write it.
     fn flush(&mut self) -> Result<(), EncodeError> {
         if self.payload.is_empty() {
             return Ok(());
         }
-        if self.sequence >= self.config.resume_from {
+        if self.config.writes(self.sequence) {
             self.bytes_written +=
                 self.frames
                     .frame(self.sequence, &mut self.payload, &mut self.out)?;

@@ -82,10 +82,18 @@ fn pack_options(validate: Options) -> PackOptions {
 /// and offsets count from its start. `level` is the deflate level of frames,
 /// 0 (store) to 9 (default 5): lower levels pack faster and send more bytes.
 ///
+/// With `shards` over 1, several workers share the compressing: each walks
+/// and checks the whole input, and hands out only its share of the frames,
+/// every `shards`-th from the first one on, starting with its `shard`-th
+/// (the stream header with shard 0). Put together in sequence order, the
+/// shards' frames are the whole stream, byte for byte.
+///
 /// Returns JSON `{"packed": true|false, "report": Report}`: `packed` is false
 /// when the input has errors (the chunks given so far are then to be
 /// dropped). Inputs and options are those of `validate`; an exception from
 /// `on_progress` or `on_chunk` stops the walk and is rethrown.
+// The binding's arguments are positional for JavaScript.
+#[allow(clippy::too_many_arguments)]
 #[wasm_bindgen]
 pub fn pack(
     input: JsValue,
@@ -95,6 +103,8 @@ pub fn pack(
     on_chunk: Function,
     first_frame: Option<f64>,
     level: Option<u32>,
+    shard: Option<u32>,
+    shards: Option<u32>,
 ) -> Result<String, JsValue> {
     let options: Options = serde_json::from_str(options_json)
         .map_err(|e| api_error("InvalidOptions", &format!("invalid options: {e}")))?;
@@ -112,15 +122,24 @@ pub fn pack(
             "level must be a deflate level, 0 to 9",
         ));
     }
+    let (shard, shards) = (shard.unwrap_or(0), shards.unwrap_or(1));
+    if shard >= shards {
+        return Err(api_error(
+            "InvalidOptions",
+            "shard must be less than shards, and shards at least 1",
+        ));
+    }
     let source = ReadAhead::new(source_of(&input)?);
     let out = ChunkWriter {
         on_chunk,
         buf: Vec::with_capacity(CHUNK),
-        frames: FrameEnds::from_frame(first_frame),
+        frames: FrameEnds::starting_with_header(first_frame == 0 && shard == 0),
         ends: Vec::new(),
     };
     let mut options = pack_options(options);
     options.encoder.resume_from = first_frame;
+    options.encoder.shard = shard.into();
+    options.encoder.shards = shards.into();
     if let Some(level) = level {
         options.encoder.level = level;
     }
@@ -301,6 +320,17 @@ mod tests {
         first_frame: Option<f64>,
         level: Option<u32>,
     ) -> (serde_json::Value, Handed) {
+        sharded(input, name, first_frame, level, None)
+    }
+
+    /// [`packed`] for shard `shard.0` of `shard.1`.
+    fn sharded(
+        input: &[u8],
+        name: &str,
+        first_frame: Option<f64>,
+        level: Option<u32>,
+        shard: Option<(u32, u32)>,
+    ) -> (serde_json::Value, Handed) {
         let handed = Rc::new(RefCell::new(Handed::default()));
         let on_chunk = {
             let handed = handed.clone();
@@ -320,6 +350,8 @@ mod tests {
             on_chunk.as_ref().unchecked_ref::<Function>().clone(),
             first_frame,
             level,
+            shard.map(|s| s.0),
+            shard.map(|s| s.1),
         )
         .unwrap();
         let handed = handed.take();
@@ -391,6 +423,42 @@ mod tests {
             } + start as usize;
             let method = stored.stream[header + 16];
             assert_eq!(method, 0, "frame at {start} is stored");
+        }
+    }
+
+    #[wasm_bindgen_test]
+    fn shards_put_together_in_sequence_order_are_the_whole_stream() {
+        let zip = snapshot();
+        for first in [0u64, 1] {
+            let (_, whole) = packed(&zip, "s.zip", Some(first as f64), None);
+            let frames = |handed: &Handed| -> Vec<Vec<u8>> {
+                let ends: Vec<usize> = handed
+                    .chunks
+                    .iter()
+                    .flat_map(|(_, ends)| ends.iter().map(|&end| end as usize))
+                    .collect();
+                assert_eq!(ends.last().copied(), Some(handed.stream.len()));
+                let starts = std::iter::once(0).chain(ends.iter().copied());
+                starts
+                    .zip(ends.iter().copied())
+                    .map(|(start, end)| handed.stream[start..end].to_vec())
+                    .collect()
+            };
+            let want = frames(&whole);
+            assert!(want.len() > 3, "several frames");
+            let shards: Vec<Vec<Vec<u8>>> = (0..3)
+                .map(|k| {
+                    let (answer, handed) =
+                        sharded(&zip, "s.zip", Some(first as f64), None, Some((k, 3)));
+                    assert_eq!(answer["packed"], true, "{answer}");
+                    frames(&handed)
+                })
+                .collect();
+            let interleaved: Vec<Vec<u8>> = (0..want.len())
+                .map(|i| shards[i % 3][i / 3].clone())
+                .collect();
+            assert_eq!(shards.iter().map(Vec::len).sum::<usize>(), want.len());
+            assert!(interleaved == want, "from frame {first}");
         }
     }
 

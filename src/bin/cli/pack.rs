@@ -71,8 +71,8 @@ pub(super) fn run_pack(args: PackArgs) -> Result<ExitCode> {
         encoder: EncoderConfig {
             max_frame_size: args.frame_size,
             level: args.level,
-            resume_from: 0,
             threads: validate.threads,
+            ..EncoderConfig::default()
         },
         validate,
         force: args.force,

@@ -178,6 +178,7 @@ pub fn run(args: UploadArgs) -> Result<ExitCode> {
             level: args.level,
             threads,
             resume_from: first_frame,
+            ..EncoderConfig::default()
         },
         producer: format!("snappack {}", env!("CARGO_PKG_VERSION")),
         created_at_ms: 0,
