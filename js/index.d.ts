@@ -273,6 +273,12 @@ export interface PackOptions extends ValidateOptions {
    * faster and send more bytes (for fast links, such as a LAN).
    */
   level?: number;
+  /**
+   * Web Workers that share the compressing, 1 to 16; default: the cores, at
+   * most 4 (1 at level 0). Each walks and checks the whole input and
+   * compresses every `workers`-th frame; the stream is the same bytes.
+   */
+  workers?: number;
 }
 
 /** A validated and packed input, ready for {@link sendUpload}. */

@@ -1,5 +1,6 @@
 // The Web Worker that validates and packs one input with the `web`
-// WebAssembly build, in the same walk, for `prepareUpload` and `upload`.
+// WebAssembly build, in the same walk, for `prepareUpload` and `upload`;
+// with several workers, each compresses its shard of the frames.
 // First it checks what is known before the first document (tables, numbers,
 // conflicts with the server's tables); with errors there, the whole input is
 // validated for the report and nothing is packed. Else each chunk of the
@@ -14,9 +15,12 @@ self.onmessage = ({ data }) =>
   answerRequest(wasm, data, (message, transfer) => self.postMessage(message, transfer), (onProgress) => {
     const tables = JSON.parse(wasm.checkTables(data.input, data.fileName, data.options));
     if (tables.error_count > 0) {
+      // The report is the first worker's to make; the others have nothing to pack.
+      if (data.shard > 0) return [{ packed: false, report: null }];
       return [{ packed: false, report: JSON.parse(wasm.validate(data.input, data.fileName, data.options, onProgress)) }];
     }
     const onChunk = (chunk, frameEnds) =>
       self.postMessage({ type: 'chunk', chunk, frameEnds }, [chunk.buffer, frameEnds.buffer]);
-    return [JSON.parse(wasm.pack(data.input, data.fileName, data.options, onProgress, onChunk, data.firstFrame, data.level))];
+    const args = [data.firstFrame, data.level, data.shard, data.shards];
+    return [JSON.parse(wasm.pack(data.input, data.fileName, data.options, onProgress, onChunk, ...args))];
   });

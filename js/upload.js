@@ -142,7 +142,10 @@ export function prepareUpload(input, options) {
  * with the {@link Packing}: {@link sendUpload} sends its frames while the
  * rest is packed. With `firstFrame` (an import's `nextSeq`, when continuing
  * it) the frames before it are walked and checked but not packed; `level`
- * (deflate, 0 to 9, default 5) trades bytes sent for packing time. Throws a
+ * (deflate, 0 to 9, default 5) trades bytes sent for packing time. `workers`
+ * (default: the cores, at most 4) share the compressing: each walks and
+ * checks the whole input and compresses every `workers`-th frame, and the
+ * frames are put back in order, the same bytes as one worker packs. Throws a
  * SnappackError on misuse of the options.
  */
 export function startPacking(input, options) {
@@ -152,7 +155,7 @@ export function startPacking(input, options) {
 /** An input being validated and packed in a Web Worker; see {@link startPacking}. */
 class Packing {
   constructor(input, options) {
-    const { firstFrame = 0, level, ...rest } = options;
+    const { firstFrame = 0, level, workers = defaultWorkers(level), ...rest } = options;
     const { onProgress, signal } = rest;
     if (!Number.isSafeInteger(firstFrame) || firstFrame < 0) {
       throw new SnappackError('InvalidOptions', 'firstFrame must be a whole number of frames');
@@ -160,6 +163,11 @@ class Packing {
     if (level !== undefined && !(Number.isInteger(level) && level >= 0 && level <= 9)) {
       throw new SnappackError('InvalidOptions', 'level must be a deflate level, 0 to 9');
     }
+    if (!(Number.isInteger(workers) && workers >= 1 && workers <= MAX_WORKERS)) {
+      throw new SnappackError('InvalidOptions', `workers must be a whole number, 1 to ${MAX_WORKERS}`);
+    }
+    /** Workers sharing the compressing. @internal */
+    this.workers = workers;
     const request = {
       type: 'pack',
       input: normalizeInput(input),
@@ -187,11 +195,33 @@ class Packing {
     const { signal } = this.stopper;
     request.module = await compiledModule();
     signal.throwIfAborted();
-    const worker = new Worker(new URL('./pack-worker.js', import.meta.url), { type: 'module', name: 'snappack-pack' });
-    const onChunk = (chunk, frameEnds) => this.frames.add(chunk, frameEnds);
-    const { packed, report } = await inWorker(request, { onProgress, onChunk, signal }, worker);
+    const shards = this.workers;
+    const merger = shards > 1 ? new ShardMerger(shards, (bytes, ends) => this.frames.add(bytes, ends)) : null;
+    const runs = [];
+    for (let shard = 0; shard < shards; shard++) {
+      const worker = new Worker(new URL('./pack-worker.js', import.meta.url), { type: 'module', name: `snappack-pack-${shard}` });
+      // Every worker walks the whole input: the first one tells the progress.
+      const callbacks = {
+        onProgress: shard === 0 ? onProgress : undefined,
+        onChunk: merger ? (chunk, frameEnds) => merger.add(shard, chunk, frameEnds) : (chunk, frameEnds) => this.frames.add(chunk, frameEnds),
+        signal,
+      };
+      runs.push(inWorker({ ...request, shard, shards, progress: shard === 0 && request.progress }, callbacks, worker));
+    }
+    let answers;
+    try {
+      answers = await Promise.all(runs);
+    } catch (error) {
+      // One worker failed: the others stop too.
+      this.stopper.abort(error);
+      throw error;
+    }
+    const { packed, report } = answers[0];
     const { first } = this.frames;
     if (!packed) return { report, stream: null, frames: null, firstFrame: first };
+    if (merger && !merger.drained) {
+      throw new SnappackError('Internal', 'the workers\' frames do not fit together into one stream');
+    }
     return { report, stream: this.frames.blob(), frames: this.frames.ranges(), firstFrame: first };
   }
 
@@ -199,6 +229,80 @@ class Packing {
   stop(reason) {
     this.stopper.abort(reason);
   }
+}
+
+/** The most workers one packing uses. */
+const MAX_WORKERS = 16;
+
+/**
+ * Workers for packing at `level`: the cores, at most 4 (each walks the whole
+ * input, so more add little); one at level 0, where there is nothing to share.
+ */
+function defaultWorkers(level) {
+  if (level === 0) return 1;
+  return Math.max(1, Math.min(4, globalThis.navigator?.hardwareConcurrency ?? 1));
+}
+
+/**
+ * Puts the frames of several shards (each every `count`-th frame of the
+ * stream) back in sequence order, and hands them on as they line up.
+ */
+class ShardMerger {
+  constructor(count, emit) {
+    this.count = count;
+    this.emit = emit;
+    /** Per shard: bytes not yet cut into frames, where they start, whole frames waiting. */
+    this.shards = Array.from({ length: count }, () => ({ pending: [], offset: 0, frames: [] }));
+    /** The next frame to hand on, counted from the first packed. */
+    this.next = 0;
+    /** Bytes handed on. */
+    this.written = 0;
+  }
+
+  /** A chunk of shard `shard`'s stream, and where the frames it completes end in it. */
+  add(shard, chunk, frameEnds) {
+    const s = this.shards[shard];
+    s.pending.push(chunk);
+    for (const end of frameEnds) {
+      s.frames.push(take(s.pending, end - s.offset));
+      s.offset = end;
+    }
+    const parts = [];
+    const ends = [];
+    for (let ready = this.shards[this.next % this.count].frames; ready.length > 0; ready = this.shards[this.next % this.count].frames) {
+      const frame = ready.shift();
+      parts.push(frame);
+      this.written += frame.length;
+      ends.push(this.written);
+      this.next += 1;
+    }
+    if (parts.length > 0) this.emit(joined(parts), ends);
+  }
+
+  /** True when every frame was handed on. */
+  get drained() {
+    return this.shards.every((s) => s.frames.length === 0 && s.pending.every((chunk) => chunk.length === 0));
+  }
+}
+
+/** The first `length` bytes of `chunks` (taken out of them) as one array. */
+function take(chunks, length) {
+  const out = new Uint8Array(length);
+  let filled = 0;
+  while (filled < length) {
+    const head = chunks[0];
+    const n = Math.min(head.length, length - filled);
+    out.set(head.subarray(0, n), filled);
+    filled += n;
+    if (n === head.length) chunks.shift();
+    else chunks[0] = head.subarray(n);
+  }
+  return out;
+}
+
+function joined(parts) {
+  if (parts.length === 1) return parts[0];
+  return take(parts.slice(), parts.reduce((sum, part) => sum + part.length, 0));
 }
 
 /** Blobs of the stream gathered into one every this many. */

@@ -559,9 +559,11 @@ test("the package's upload(): bytes in, rows on the server; refusals as UploadEr
   const summary = gen(path, { seed: 3, tables: 2, totalDocuments: 1000, compressionLevel: 1 });
   const bad = join(dir, 'api-bad.zip');
   gen(bad, { seed: 4, tables: 1, totalDocuments: 100, compressionLevel: 1, faults: ['duplicateId'] });
+  const larger = join(dir, 'api-larger.zip');
+  gen(larger, { seed: 5, tables: 3, totalDocuments: 20000, compressionLevel: 1 });
   const page = await newPage(server);
   const result = await page.evaluate(
-    async ({ url, token, good, bad }) => {
+    async ({ url, token, good, bad, larger }) => {
       const { upload, fetchTables, pack, prepareUpload, startPacking } = await import('/pkg/browser.js');
       const bytes = (b64) => Uint8Array.from(atob(b64), (c) => c.charCodeAt(0));
       const states = new Set();
@@ -588,6 +590,18 @@ test("the package's upload(): bytes in, rows on the server; refusals as UploadEr
         const reader = stream.getReader();
         while (!(await reader.read()).done);
       };
+      // Workers sharing the compressing give one worker's bytes, whole or from a frame on.
+      const shared = async (options) => {
+        const { stream, frames } = await prepareUpload(bytes(larger), { fileName: 'larger.zip', ...options });
+        return { stream: Array.from(new Uint8Array(await stream.arrayBuffer())), frames: Array.from(frames) };
+      };
+      const alone = await shared({ workers: 1 });
+      const sharding = {
+        frames: alone.frames.length / 2,
+        three: JSON.stringify(await shared({ workers: 3 })) === JSON.stringify(alone),
+        fromFrame2: JSON.stringify(await shared({ workers: 2, firstFrame: 2 })) === JSON.stringify(await shared({ workers: 1, firstFrame: 2 })),
+        badWorkers: await refusal(Promise.resolve().then(() => startPacking(bytes(good), { workers: 0 }))),
+      };
       const packRefusal = await readAll(pack(bytes(bad), { fileName: 'bad.zip' })).then(
         () => null,
         (e) => ({ name: e.name, code: e.code, errors: e.report?.error_count }),
@@ -601,6 +615,7 @@ test("the package's upload(): bytes in, rows on the server; refusals as UploadEr
           frames: prepared.frames.length / 2,
         },
         packRefusal,
+        sharding,
         states: [...states],
         invalid: await refusal(upload(bytes(bad), { url, token, mode: 'replace', fileName: 'bad.zip' })),
         unauthorized: await refusal(fetchTables(url, 'wrong')),
@@ -618,9 +633,14 @@ test("the package's upload(): bytes in, rows on the server; refusals as UploadEr
       token: TOKEN,
       good: readFileSync(path).toString('base64'),
       bad: readFileSync(bad).toString('base64'),
+      larger: readFileSync(larger).toString('base64'),
     },
   );
   assert.equal(result.finished.state, 'finished');
+  assert.ok(result.sharding.frames > 6, `${result.sharding.frames} frames`);
+  assert.ok(result.sharding.three, 'three workers pack the bytes one does');
+  assert.ok(result.sharding.fromFrame2, 'and from a frame on');
+  assert.equal(result.sharding.badWorkers?.code, 'InvalidOptions');
   assert.match(result.importId, /^[0-9a-f]+$/);
   assert.deepEqual(result.states.sort(), ['finished', 'packing', 'sending']);
   assert.deepEqual(result.invalid, { name: 'UploadError', code: 'InvalidSnapshot', status: null, errors: 1, retryable: false });
