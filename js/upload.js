@@ -1,6 +1,6 @@
 // Uploading to a `snappack serve` from a browser (docs/PROTOCOL.md).
 //
-// `startPacking` validates and packs the input in a Web Worker, in one walk:
+// `startPacking` validates and packs the input in Web Workers, in one walk each:
 // what is known before the first document (tables, numbers, conflicts with
 // the server's tables) is checked first, then each chunk of the stream is
 // kept as a Blob (which the browser may keep on disk) as soon as it is
@@ -124,7 +124,7 @@ async function firstFrameOf(url, token, importId, signal) {
 }
 
 /**
- * Validates and packs `input` in a Web Worker. Resolves with `{ report,
+ * Validates and packs `input` in Web Workers. Resolves with `{ report,
  * stream, frames, firstFrame }`: `stream` (a Blob) and `frames` (byte
  * ranges, `[start0, end0, start1, ...]`) are null when the report has
  * errors; `firstFrame` is the option (0 by default), where `stream` starts.
@@ -138,7 +138,7 @@ export function prepareUpload(input, options) {
 }
 
 /**
- * Starts validating and packing `input` in a Web Worker and returns at once
+ * Starts validating and packing `input` in Web Workers and returns at once
  * with the {@link Packing}: {@link sendUpload} sends its frames while the
  * rest is packed. With `firstFrame` (an import's `nextSeq`, when continuing
  * it) the frames before it are walked and checked but not packed; `level`
@@ -152,7 +152,7 @@ export function startPacking(input, options) {
   return new Packing(input, options ?? {});
 }
 
-/** An input being validated and packed in a Web Worker; see {@link startPacking}. */
+/** An input being validated and packed in Web Workers; see {@link startPacking}. */
 class Packing {
   constructor(input, options) {
     const { firstFrame = 0, level, workers = defaultWorkers(level), ...rest } = options;
@@ -411,7 +411,7 @@ function invalidSnapshot(report) {
 
 /**
  * The packed stream of `input` (docs/FORMAT.md) as a `ReadableStream` of
- * bytes: validated and packed in a Web Worker, each chunk readable as soon
+ * bytes: validated and packed in Web Workers, each chunk readable as soon
  * as it is packed. Takes the options of {@link prepareUpload}. When the
  * input has errors the stream errors with a `SnappackError` of code
  * `InvalidSnapshot` whose `report` lists them.
