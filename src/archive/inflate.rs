@@ -107,30 +107,35 @@ impl Verifier {
     }
 }
 
-/// A raw deflate stream (`raw`) as the entry's uncompressed bytes.
-pub struct DeflateEntry<R> {
+/// A deflate entry's compressed bytes as its uncompressed bytes.
+pub type DeflateEntry<R> = CheckedEntry<Inflater<R>>;
+
+/// Inflates a deflate entry (`raw`, with `declared` size and CRC32).
+pub fn deflate_entry<R: Read>(raw: R, declared: Declared) -> DeflateEntry<R> {
+    CheckedEntry::new(Inflater::new(raw), declared)
+}
+
+/// A raw deflate stream inflated with large buffers; it ends (reads 0) at
+/// the end of the stream or of `raw`, a stream cut short included: the
+/// checks of [`CheckedEntry`] tell.
+pub struct Inflater<R> {
     raw: R,
     input: Vec<u8>,
     start: usize,
     end: usize,
     raw_done: bool,
     inflater: Decompress,
-    verifier: Verifier,
-    finished: bool,
 }
 
-impl<R: Read> DeflateEntry<R> {
-    /// Inflates `raw`, the compressed bytes of an entry with `declared` size and CRC32.
-    pub fn new(raw: R, declared: Declared) -> Self {
-        DeflateEntry {
+impl<R: Read> Inflater<R> {
+    fn new(raw: R) -> Self {
+        Inflater {
             raw,
             input: vec![0; RAW_CHUNK],
             start: 0,
             end: 0,
             raw_done: false,
             inflater: Decompress::new(false),
-            verifier: Verifier::new(declared),
-            finished: false,
         }
     }
 
@@ -152,20 +157,10 @@ impl<R: Read> DeflateEntry<R> {
             }
         }
     }
-
-    /// The end of the stream.
-    fn finish(&mut self) -> io::Result<usize> {
-        self.finished = true;
-        self.verifier.finish()?;
-        Ok(0)
-    }
 }
 
-impl<R: Read> Read for DeflateEntry<R> {
+impl<R: Read> Read for Inflater<R> {
     fn read(&mut self, out: &mut [u8]) -> io::Result<usize> {
-        if self.finished || out.is_empty() {
-            return Ok(0);
-        }
         loop {
             if self.start == self.end && !self.raw_done {
                 self.refill()?;
@@ -184,20 +179,17 @@ impl<R: Read> Read for DeflateEntry<R> {
                 })?;
             self.start += (self.inflater.total_in() - in_before) as usize;
             let n = (self.inflater.total_out() - out_before) as usize;
-            if n > 0 {
-                self.verifier.update(&out[..n])?;
+            // No output: the stream ended, or it is cut short.
+            if n > 0 || status == Status::StreamEnd || (self.raw_done && self.start == self.end) {
                 return Ok(n);
-            }
-            // No output: the stream ended, or it is cut short (the CRC32 tells).
-            if status == Status::StreamEnd || (self.raw_done && self.start == self.end) {
-                return self.finish();
             }
         }
     }
 }
 
 /// An entry's bytes as `inner` gives them (stored bytes, or a decoder's
-/// output), checked against what the directory declares.
+/// output), checked against what the directory declares; the one place
+/// entries are checked, whatever their method.
 pub struct CheckedEntry<R> {
     inner: R,
     verifier: Verifier,
@@ -313,7 +305,7 @@ mod tests {
     fn inflates_whole_entries() {
         for len in [0, 1, 70_000, 5 << 20] {
             let data = text(len);
-            let (out, error) = read_all(DeflateEntry::new(&deflate(&data)[..], declared(&data)));
+            let (out, error) = read_all(deflate_entry(&deflate(&data)[..], declared(&data)));
             assert_eq!(error, None);
             assert!(out == data, "{len} bytes");
         }
@@ -341,7 +333,7 @@ mod tests {
         ];
         let mut large = declared(&data);
         large.size += 1;
-        let (_, error) = read_all(DeflateEntry::new(&raw[..], large));
+        let (_, error) = read_all(deflate_entry(&raw[..], large));
         let expected = format!(
             "the entry inflates to {} bytes, but the archive declares {}",
             data.len(),
@@ -349,7 +341,7 @@ mod tests {
         );
         assert_eq!(error, Some(expected));
         for (raw, declared, message) in cases {
-            let (_, error) = read_all(DeflateEntry::new(raw, declared));
+            let (_, error) = read_all(deflate_entry(raw, declared));
             assert_eq!(error.as_deref(), Some(message));
         }
     }
@@ -360,7 +352,7 @@ mod tests {
         // chunk holds, then a final one holding "ok".
         let mut raw = [0x00, 0x00, 0x00, 0xFF, 0xFF].repeat(400_000);
         raw.extend_from_slice(&[0x01, 0x02, 0x00, 0xFD, 0xFF, b'o', b'k']);
-        let (out, error) = read_all(DeflateEntry::new(&raw[..], declared(b"ok")));
+        let (out, error) = read_all(deflate_entry(&raw[..], declared(b"ok")));
         assert_eq!(error, None);
         assert_eq!(out, b"ok");
     }

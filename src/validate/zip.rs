@@ -7,11 +7,10 @@ use std::io::{self, Read, Seek, SeekFrom};
 use std::rc::Rc;
 
 use sha2::{Digest, Sha256};
-use zip::read::Config;
+use zip::read::{Config, ZipFile};
 use zip::result::ZipError;
 // Public, outside semver (Cargo.lock pins it): the one reader that lists
 // entries sharing a name.
-use zip::read::ZipFile;
 use zip::unstable::read::ZipIterable;
 use zip::{CompressionMethod, ZipArchive};
 
@@ -20,7 +19,9 @@ use super::scan::{scan, Checking, Reporting, ScanStop};
 use super::storage::StorageMetadata;
 use super::table::TableChecker;
 use super::{in_component, Context, Plan, PlannedFile, PlannedTable, Sink, Stop};
-use crate::archive::inflate::{zstd_entry, CheckedEntry, Declared, DeflateEntry, ZstdEntry};
+use crate::archive::inflate::{
+    deflate_entry, zstd_entry, CheckedEntry, Declared, DeflateEntry, ZstdEntry,
+};
 use crate::archive::{classify, storage_name, EntryKind, Format, LineReader};
 use crate::convex::names::check_identifier;
 use crate::convex::value::ValueRules;
@@ -58,6 +59,8 @@ struct Stream {
     table: String,
     index: usize,
     name: String,
+    /// Uncompressed size, as the central directory declares it.
+    size: u64,
 }
 
 /// One stored-file entry.
@@ -129,6 +132,7 @@ pub(super) fn walk<R: Read + Seek>(
                 table,
                 index,
                 name: name.clone(),
+                size,
             }),
             Ok(EntryKind::GeneratedSchema { component, table }) => {
                 let rules = read_generated_schema(&mut archive, index, &name, ctx);
@@ -422,14 +426,7 @@ fn scan_entry<R: Read + Seek>(
         f.entry(&stream.name)
             .table(&table.component, table.name.clone())
     };
-    let declared_size = match archive.by_index_data(stream.index) {
-        Ok(entry) => entry.size(),
-        Err(e) => {
-            ctx.error(at(zip_entry_error(&e)));
-            return Ok(());
-        }
-    };
-    let checking = Checking::new(checker, storage, table.number, declared_size);
+    let checking = Checking::new(checker, storage, table.number, stream.size);
     let mut reporting = Reporting {
         t,
         table,
@@ -492,7 +489,7 @@ fn open_entry<R: Read + Seek>(
     }
     Ok(match method {
         CompressionMethod::Deflated => {
-            EntryReader::Deflate(DeflateEntry::new(archive.by_index_raw(index)?, declared))
+            EntryReader::Deflate(deflate_entry(archive.by_index_raw(index)?, declared))
         }
         CompressionMethod::ZSTD => {
             EntryReader::Zstd(zstd_entry(archive.by_index_raw(index)?, declared)?)
