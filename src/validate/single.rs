@@ -316,7 +316,15 @@ impl Scan<'_> {
                 return Ok(());
             }
         };
-        let whole: &RawValue = match serde_json::from_str(text) {
+        // Convex parses the whole file into values, where nesting stops at
+        // serde_json's limit (128 levels, the array's own included); a raw
+        // parse has no limit, so deep files are parsed as values first.
+        let parsed = match nesting_depth(text.as_bytes()) {
+            0..128 => serde_json::from_str::<&RawValue>(text),
+            _ => serde_json::from_str::<serde_json::Value>(text)
+                .and_then(|_| serde_json::from_str::<&RawValue>(text)),
+        };
+        let whole = match parsed {
             Ok(whole) => whole,
             Err(e) => {
                 ctx.error(
@@ -326,17 +334,6 @@ impl Scan<'_> {
                 return Ok(());
             }
         };
-        // Convex parses the whole file into values, where nesting stops at
-        // serde_json's limit: 128 levels, the array's own included.
-        if nesting_depth(text.as_bytes()) >= 128 {
-            if let Err(e) = serde_json::from_str::<serde_json::Value>(text) {
-                ctx.error(
-                    self.at(Finding::new(Code::NotJson, format!("Not valid JSON: {e}")))
-                        .line(e.line() as u64),
-                );
-                return Ok(());
-            }
-        }
         let rows: Vec<&RawValue> = match serde_json::from_str(whole.get()) {
             Ok(rows) => rows,
             Err(_) => {
