@@ -196,8 +196,12 @@ async fn expire_idle_imports(imports: Arc<Imports>, idle: Duration) {
     loop {
         ticks.tick().await;
         let imports = imports.clone();
-        match tokio::task::spawn_blocking(move || imports.expire(idle)).await {
-            Ok(Ok(expired)) => {
+        let swept = tokio::task::spawn_blocking(move || imports.expire(idle)).await;
+        match swept
+            .map_err(|e| e.to_string())
+            .and_then(|expired| expired.map_err(|e| e.to_string()))
+        {
+            Ok(expired) => {
                 for id in expired {
                     eprintln!(
                         "snappack: cancelled import {id}: nothing received for more than {}",
@@ -205,7 +209,6 @@ async fn expire_idle_imports(imports: Arc<Imports>, idle: Duration) {
                     );
                 }
             }
-            Ok(Err(e)) => eprintln!("snappack: expiring idle imports failed: {e}"),
             Err(e) => eprintln!("snappack: expiring idle imports failed: {e}"),
         }
     }
