@@ -166,8 +166,6 @@ class Packing {
     if (!(Number.isInteger(workers) && workers >= 1 && workers <= MAX_WORKERS)) {
       throw new SnappackError('InvalidOptions', `workers must be a whole number, 1 to ${MAX_WORKERS}`);
     }
-    /** Workers sharing the compressing. @internal */
-    this.workers = workers;
     const request = {
       type: 'pack',
       input: normalizeInput(input),
@@ -176,6 +174,7 @@ class Packing {
       progress: Boolean(onProgress),
       firstFrame,
       level,
+      shards: workers,
     };
     signal?.throwIfAborted();
     /** The stream so far. @internal */
@@ -195,18 +194,18 @@ class Packing {
     const { signal } = this.stopper;
     request.module = await compiledModule();
     signal.throwIfAborted();
-    const shards = this.workers;
-    const merger = shards > 1 ? new ShardMerger(shards, (bytes, ends) => this.frames.add(bytes, ends)) : null;
+    const { shards } = request;
+    const merger = new ShardMerger(shards, (bytes, ends) => this.frames.add(bytes, ends));
     const runs = [];
     for (let shard = 0; shard < shards; shard++) {
       const worker = new Worker(new URL('./pack-worker.js', import.meta.url), { type: 'module', name: `snappack-pack-${shard}` });
       // Every worker walks the whole input: the first one tells the progress.
       const callbacks = {
         onProgress: shard === 0 ? onProgress : undefined,
-        onChunk: merger ? (chunk, frameEnds) => merger.add(shard, chunk, frameEnds) : (chunk, frameEnds) => this.frames.add(chunk, frameEnds),
+        onChunk: (chunk, frameEnds) => merger.add(shard, chunk, frameEnds),
         signal,
       };
-      runs.push(inWorker({ ...request, shard, shards, progress: shard === 0 && request.progress }, callbacks, worker));
+      runs.push(inWorker({ ...request, shard, progress: shard === 0 && request.progress }, callbacks, worker));
     }
     let answers;
     try {
@@ -219,7 +218,7 @@ class Packing {
     const { packed, report } = answers[0];
     const { first } = this.frames;
     if (!packed) return { report, stream: null, frames: null, firstFrame: first };
-    if (merger && !merger.drained) {
+    if (!merger.drained) {
       throw new SnappackError('Internal', 'the workers\' frames do not fit together into one stream');
     }
     return { report, stream: this.frames.blob(), frames: this.frames.ranges(), firstFrame: first };
