@@ -989,3 +989,148 @@ fn a_line_that_is_not_utf8_ends_its_entry_alike_with_one_thread_or_two() {
         one.errors
     );
 }
+
+/// Workers that share a walk (`validate_shard`, `merge_shards`) make the
+/// report one walk makes: `check_with` compares them on every archive of
+/// these tests; these archives have findings in many tables, components and
+/// stored files, and caps that cut the lists short.
+#[test]
+fn workers_sharing_a_walk_report_what_one_walk_reports() {
+    use snappack::gen::{write_snapshot, Fault, GenSpec};
+    for seed in 1..=8u64 {
+        // A few faults each, a different few per seed.
+        let faults = Fault::ALL
+            .iter()
+            .copied()
+            .cycle()
+            .skip(seed as usize * 3)
+            .take(4)
+            .collect();
+        let spec = GenSpec {
+            seed,
+            tables: 3,
+            documents_per_table: 40,
+            components: vec!["c".into(), "c/d".into()],
+            storage_files: 2,
+            faults,
+            ..GenSpec::default()
+        };
+        let mut zip = std::io::Cursor::new(Vec::new());
+        write_snapshot(&mut zip, &spec).expect("generates");
+        for max_errors in [1, 2, 3, 1000] {
+            let options = Options {
+                max_errors: Some(max_errors),
+                ..Options::default()
+            };
+            check_with("snapshot.zip", zip.get_ref(), &options);
+        }
+    }
+
+    // Errors in three tables and files missing in two components: with a
+    // cap of 4, the listed errors are the walk's first four.
+    let bad = |table: u32| {
+        [
+            doc(table, 1, ""),
+            doc(table, 1, ""),
+            "{".to_owned(),
+            doc(table, 2, r#""$x":1"#),
+        ]
+        .join("\n")
+            + "\n"
+    };
+    let storage_row = |n: u8| {
+        format!(
+            r#"{{"_id":"{}","_creationTime":1.5,"sha256":"l981iLWj8kurw4UbNy8Lpxqdzd7UOxS50Glhv8FwfZ0=","size":9}}"#,
+            id(540, n)
+        ) + "\n"
+    };
+    let (a, b, c) = (bad(10001), bad(10002), bad(10001));
+    let (s1, s2) = (storage_row(1), storage_row(2));
+    let bytes = zip(&[
+        ("a/documents.jsonl", a.as_bytes()),
+        ("b/documents.jsonl", b.as_bytes()),
+        ("_components/x/c/documents.jsonl", c.as_bytes()),
+        ("_storage/documents.jsonl", s1.as_bytes()),
+        ("_components/x/_storage/documents.jsonl", s2.as_bytes()),
+        (&format!("_storage/{}", id(540, 1)), b"wrong"),
+    ]);
+    let options = Options {
+        max_errors: Some(4),
+        ..Options::default()
+    };
+    let report = check_with("x.zip", &bytes, &options);
+    assert_eq!(report.error_count, 10, "{report:#?}");
+    let lines: Vec<_> = report
+        .errors
+        .iter()
+        .map(|f| (f.entry.as_deref(), f.line))
+        .collect();
+    assert_eq!(
+        lines,
+        [
+            (Some("a/documents.jsonl"), Some(2)),
+            (Some("a/documents.jsonl"), Some(3)),
+            (Some("a/documents.jsonl"), Some(4)),
+            (Some("b/documents.jsonl"), Some(2)),
+        ]
+    );
+    let warned: Vec<Code> = report.warnings.iter().map(|f| f.code).collect();
+    assert!(warned.contains(&Code::StorageFileMissing), "{warned:?}");
+    assert_eq!(warned.last(), Some(&Code::TooManyErrors));
+}
+
+#[test]
+fn each_worker_counts_progress_through_its_own_share() {
+    use snappack::validate::{merge_shards, validate_shard, Shard, ShardError};
+    let tables: Vec<String> = (0..4)
+        .map(|t| {
+            (1..=60)
+                .map(|n| doc(10001 + t, n, r#""v":"some text""#) + "\n")
+                .collect()
+        })
+        .collect();
+    let names: Vec<String> = (0..4).map(|t| format!("t{t}/documents.jsonl")).collect();
+    let entries: Vec<(&str, &[u8])> = names
+        .iter()
+        .zip(&tables)
+        .map(|(n, t)| (n.as_str(), t.as_bytes()))
+        .collect();
+    let bytes = zip(&entries);
+    let mut shards = Vec::new();
+    let mut totals = 0;
+    for index in 0..2 {
+        let mut seen = Vec::new();
+        let shard = Shard { index, count: 2 };
+        shards.push(validate_shard(
+            std::io::Cursor::new(&bytes),
+            "x.zip",
+            &Options::default(),
+            shard,
+            &mut |p| {
+                seen.push(p);
+                true
+            },
+        ));
+        let last = seen.last().expect("progress");
+        assert_eq!(last.bytes_read, last.bytes_total);
+        assert!(seen.windows(2).all(|w| w[0].bytes_read <= w[1].bytes_read));
+        assert_eq!(last.documents, 120, "two tables of 60 each");
+        totals += last.bytes_total;
+    }
+    // Each worker's share is its entries' compressed bytes: together, most
+    // of the archive, never more.
+    assert!(totals > bytes.len() as u64 / 2 && totals < bytes.len() as u64);
+    let report = merge_shards(shards.clone()).expect("merges");
+    assert!(report.valid);
+    assert_eq!(report.documents, 240);
+
+    shards.pop();
+    assert!(matches!(
+        merge_shards(shards),
+        Err(ShardError::Mismatched(_))
+    ));
+    assert!(matches!(
+        merge_shards(Vec::new()),
+        Err(ShardError::Mismatched(_))
+    ));
+}

@@ -8,6 +8,7 @@
 mod ids;
 mod numbers;
 mod scan;
+pub mod shard;
 mod single;
 pub(crate) mod storage;
 pub mod table;
@@ -23,6 +24,7 @@ use crate::convex::value::ValueRules;
 use crate::convex::DocumentId;
 use crate::report::{Code, Finding, NumberSource, Report, StorageSummary, TableSummary};
 
+pub use shard::{merge_shards, Shard, ShardError, ShardReport};
 pub use table::{Precheck, Prechecked, RowFinding, TableChecker};
 
 /// Convex's import modes.
@@ -258,13 +260,50 @@ pub fn validate<R: Read + Seek>(
 /// Validates an input and feeds every table, document and file to `sink`.
 /// Returns the report and the plan.
 pub fn walk<R: Read + Seek>(
-    mut input: R,
+    input: R,
     file_name: &str,
     options: &Options,
     sink: &mut dyn Sink,
     on_progress: &mut dyn FnMut(Progress) -> bool,
 ) -> (Report, Plan) {
+    let (ctx, format, plan) = walk_as(input, file_name, options, sink, on_progress, None);
+    let report = ctx.into_report(format, &plan);
+    (report, plan)
+}
+
+/// Validates this worker's share of an input that `shard.count` workers
+/// validate together (see [`shard`]): the plan in full, then only the
+/// tables and stored files given to this worker. [`merge_shards`] makes the
+/// report of all the workers' results. Progress counts this worker's share.
+pub fn validate_shard<R: Read + Seek>(
+    input: R,
+    file_name: &str,
+    options: &Options,
+    shard: Shard,
+    on_progress: &mut dyn FnMut(Progress) -> bool,
+) -> ShardReport {
+    let (ctx, format, plan) = walk_as(
+        input,
+        file_name,
+        options,
+        &mut NoSink,
+        on_progress,
+        Some(shard),
+    );
+    ctx.into_shard_report(format, &plan, shard)
+}
+
+/// The walk behind [`walk`] and [`validate_shard`].
+fn walk_as<'a, R: Read + Seek>(
+    mut input: R,
+    file_name: &str,
+    options: &'a Options,
+    sink: &mut dyn Sink,
+    on_progress: &'a mut dyn FnMut(Progress) -> bool,
+    shard: Option<Shard>,
+) -> (Context<'a>, Option<Format>, Plan) {
     let mut ctx = Context::new(options, on_progress);
+    ctx.shard = shard;
     let format = options.format.or_else(|| Format::from_file_name(file_name));
     let total = input.seek(io::SeekFrom::End(0)).and_then(|end| {
         input.rewind()?;
@@ -298,8 +337,14 @@ pub fn walk<R: Read + Seek>(
             ctx.progress.bytes_total = total;
             let result = match format {
                 Format::Zip => zip::walk(input, &mut ctx, sink),
+                // A single-table file is one table: worker 0's.
+                _ if !ctx.owns_table(0) => Ok(Plan {
+                    format: Some(format),
+                    ..Plan::default()
+                }),
                 _ => single::walk(input, file_name, format, &mut ctx, sink),
             };
+            ctx.set_phase(shard::END_PHASE);
             match result {
                 Ok(plan) => plan,
                 Err(Stop::Cancelled(plan)) => {
@@ -320,8 +365,7 @@ pub fn walk<R: Read + Seek>(
             }
         }
     };
-    let report = ctx.into_report(format, &plan);
-    (report, plan)
+    (ctx, format, plan)
 }
 
 /// Why a walk ended early.
@@ -346,6 +390,28 @@ pub(crate) struct Context<'a> {
     pub counts: Vec<(u64, u64)>,
     pub storage: StorageSummary,
     cancelled: bool,
+    /// This worker, when several validate the input together.
+    shard: Option<Shard>,
+    /// Which worker checks each table (empty: this one checks them all).
+    pub owners: Vec<u32>,
+    /// The phase of the walk findings now come from ([`shard`]).
+    phase: u32,
+    error_phases: Vec<u32>,
+    warning_phases: Vec<u32>,
+    /// Errors counted when the walk left the plan's phase.
+    plan_errors: Option<u64>,
+    /// A worker's progress counts its own share: the bytes of the entries
+    /// it checked, and of the one it is in from its start.
+    pub share: Option<Share>,
+}
+
+/// How far a worker is through its own share of the input.
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct Share {
+    /// Compressed bytes of the entries it finished.
+    pub done: u64,
+    /// Where the entry it is in starts, and its compressed length.
+    pub entry: (u64, u64),
 }
 
 /// Report progress after about this many bytes.
@@ -365,7 +431,45 @@ impl<'a> Context<'a> {
             counts: Vec::new(),
             storage: StorageSummary::default(),
             cancelled: false,
+            shard: None,
+            owners: Vec::new(),
+            phase: shard::PLAN_PHASE,
+            error_phases: Vec::new(),
+            warning_phases: Vec::new(),
+            plan_errors: None,
+            share: None,
         }
+    }
+
+    /// This worker, when several validate the input together.
+    pub fn shard(&self) -> Option<Shard> {
+        self.shard
+    }
+
+    /// Whether this worker checks table `t` (an index into the plan's tables).
+    pub fn owns_table(&self, t: usize) -> bool {
+        self.shard.is_none_or(|s| {
+            self.owners
+                .get(t)
+                .map_or(s.index == 0, |&owner| owner == s.index)
+        })
+    }
+
+    /// A worker starts on the entry at `span` (local header offset,
+    /// compressed size): the one before it is done.
+    pub fn enter_share(&mut self, span: (u64, u64)) {
+        if let Some(share) = &mut self.share {
+            share.done += share.entry.1;
+            share.entry = span;
+        }
+    }
+
+    /// Findings from now on come from `phase` of the walk ([`shard`]).
+    pub fn set_phase(&mut self, phase: u32) {
+        if self.plan_errors.is_none() && phase != shard::PLAN_PHASE {
+            self.plan_errors = Some(self.error_count);
+        }
+        self.phase = phase;
     }
 
     /// Records an error (listed while under the cap, always counted).
@@ -373,6 +477,7 @@ impl<'a> Context<'a> {
         self.error_count += 1;
         if self.errors.len() < self.max_errors {
             self.errors.push(finding);
+            self.error_phases.push(self.phase);
         }
     }
 
@@ -380,11 +485,20 @@ impl<'a> Context<'a> {
     pub fn warning(&mut self, finding: Finding) {
         if self.warnings.len() < self.max_errors {
             self.warnings.push(finding);
+            self.warning_phases.push(self.phase);
         }
     }
 
-    /// Updates progress; `false` means the caller asked to stop.
-    pub fn tick(&mut self, bytes_read: u64) -> bool {
+    /// Updates progress from the reader's position in the input; `false`
+    /// means the caller asked to stop.
+    pub fn tick(&mut self, position: u64) -> bool {
+        let bytes_read = match self.share {
+            None => position,
+            Some(Share {
+                done,
+                entry: (start, len),
+            }) => done + position.saturating_sub(start).min(len),
+        };
         self.progress.bytes_read = bytes_read.min(self.progress.bytes_total);
         if self.progress.bytes_read >= self.next_report {
             self.next_report = self.progress.bytes_read + PROGRESS_EVERY;
@@ -398,15 +512,11 @@ impl<'a> Context<'a> {
             self.progress.bytes_read = self.progress.bytes_total;
             (self.on_progress)(self.progress);
         }
-        let listed = self.errors.len() as u64;
-        if self.error_count > listed {
-            self.warnings.push(Finding::new(
-                Code::TooManyErrors,
-                format!(
-                    "{} errors in all; only the first {listed} are listed",
-                    self.error_count
-                ),
-            ));
+        // Workers leave this to the merge, which counts all of them.
+        if self.shard.is_none() {
+            if let Some(too_many) = too_many_errors(self.error_count, self.errors.len()) {
+                self.warnings.push(too_many);
+            }
         }
         let tables: Vec<TableSummary> = plan
             .tables
@@ -437,6 +547,40 @@ impl<'a> Context<'a> {
             error_count: self.error_count,
         }
     }
+}
+
+impl Context<'_> {
+    fn into_shard_report(
+        mut self,
+        format: Option<Format>,
+        plan: &Plan,
+        shard: Shard,
+    ) -> ShardReport {
+        let error_phases = std::mem::take(&mut self.error_phases);
+        let warning_phases = std::mem::take(&mut self.warning_phases);
+        let plan_errors = self.plan_errors.unwrap_or(self.error_count);
+        let max_errors = self.max_errors;
+        let cancelled = self.cancelled;
+        ShardReport {
+            shard,
+            report: self.into_report(format, plan),
+            error_phases,
+            warning_phases,
+            plan_errors,
+            max_errors,
+            cancelled,
+        }
+    }
+}
+
+/// The warning that says errors went past the cap, if they did.
+fn too_many_errors(count: u64, listed: usize) -> Option<Finding> {
+    (count > listed as u64).then(|| {
+        Finding::new(
+            Code::TooManyErrors,
+            format!("{count} errors in all; only the first {listed} are listed"),
+        )
+    })
 }
 
 /// `""` for the root component, ` in '<path>'` otherwise, as Convex words it.

@@ -18,7 +18,9 @@ use super::numbers::{apply_target, conflict_message, unassigned_number_warning, 
 use super::scan::{scan, Checking, Reporting, ScanStop};
 use super::storage::StorageMetadata;
 use super::table::TableChecker;
-use super::{in_component, Context, Plan, PlannedFile, PlannedTable, Sink, Stop};
+use super::{
+    in_component, shard, Context, Plan, PlannedFile, PlannedTable, Shard, Share, Sink, Stop,
+};
 use crate::archive::inflate::{
     deflate_entry, zstd_entry, CheckedEntry, Declared, DeflateEntry, ZstdEntry,
 };
@@ -61,6 +63,8 @@ struct Stream {
     name: String,
     /// Uncompressed size, as the central directory declares it.
     size: u64,
+    /// Where its local header starts and its compressed size.
+    span: (u64, u64),
 }
 
 /// One stored-file entry.
@@ -70,6 +74,7 @@ struct Blob {
     index: usize,
     name: String,
     size: u64,
+    span: (u64, u64),
 }
 
 pub(super) fn walk<R: Read + Seek>(
@@ -105,8 +110,12 @@ pub(super) fn walk<R: Read + Seek>(
     let mut schemas: HashMap<(String, String), ValueRules> = HashMap::new();
     for index in 0..archive.len() {
         // From the central directory: no read of the entry itself.
-        let (name, size) = match archive.by_index_data(index) {
-            Ok(file) => (file.name().map(|n| n.into_owned()), file.size()),
+        let (name, size, span) = match archive.by_index_data(index) {
+            Ok(file) => (
+                file.name().map(|n| n.into_owned()),
+                file.size(),
+                (file.header_start(), file.compressed_size()),
+            ),
             Err(e) => {
                 ctx.error(Finding::new(
                     Code::InvalidZip,
@@ -133,6 +142,7 @@ pub(super) fn walk<R: Read + Seek>(
                 index,
                 name: name.clone(),
                 size,
+                span,
             }),
             Ok(EntryKind::GeneratedSchema { component, table }) => {
                 let rules = read_generated_schema(&mut archive, index, &name, ctx);
@@ -158,6 +168,7 @@ pub(super) fn walk<R: Read + Seek>(
                     index,
                     name,
                     size,
+                    span,
                 }),
                 Err(e) => ctx.error(
                     Finding::new(
@@ -285,6 +296,9 @@ pub(super) fn walk<R: Read + Seek>(
         files,
     };
     ctx.counts = vec![(0, 0); plan.tables.len()];
+    if let Some(shard) = ctx.shard() {
+        share_out(&plan, &streams, &blobs, shard, ctx);
+    }
     if let Err(e) = sink.begin(&plan) {
         return Err(Stop::Sink(e, plan));
     }
@@ -293,6 +307,10 @@ pub(super) fn walk<R: Read + Seek>(
     let mut metadata: HashMap<String, StorageMetadata> = HashMap::new();
     let mut spare: Option<TableChecker> = None;
     for (t, table) in plan.tables.iter().enumerate() {
+        if !ctx.owns_table(t) {
+            continue;
+        }
+        ctx.set_phase(1 + t as u32);
         let mut checker = match spare.take() {
             Some(done) => done.reuse(&table.name, table.number, table.rules),
             None => TableChecker::new(&table.name, table.number, table.rules),
@@ -304,6 +322,7 @@ pub(super) fn walk<R: Read + Seek>(
             };
             let storage = (table.name == "_storage")
                 .then(|| metadata.entry(table.component.clone()).or_default());
+            ctx.enter_share(stream.span);
             let result = scan_entry(
                 &mut archive,
                 stream,
@@ -332,20 +351,32 @@ pub(super) fn walk<R: Read + Seek>(
     }
 
     // Stored files: bytes against their metadata.
+    let tables_before_files = 1 + plan.tables.len() as u32;
     for (f, file) in plan.files.iter().enumerate() {
-        let storage_number = plan
+        let Some((storage_table, storage)) = plan
             .tables
             .iter()
-            .find(|t| t.name == "_storage" && t.component == file.component)
-            .and_then(|t| t.number);
+            .enumerate()
+            .find(|(_, t)| t.name == "_storage" && t.component == file.component)
+        else {
+            continue;
+        };
+        if !ctx.owns_table(storage_table) {
+            continue;
+        }
+        ctx.set_phase(tables_before_files + f as u32);
+        let storage_number = storage.number;
         let meta = metadata.entry(file.component.clone()).or_default();
         let expected = meta.rows.get_mut(&file.id).map(|row| {
             row.has_file = true;
             row.sha256
         });
         let located = |f: Finding| f.entry(&file.entry).table(&file.component, "_storage");
-        let blob_index = blobs.iter().find(|b| b.name == file.entry).map(|b| b.index);
-        let digest = match blob_index.map(|i| hash_file(&mut archive, i, f, sink)) {
+        let blob = blobs.iter().find(|b| b.name == file.entry);
+        if let Some(blob) = blob {
+            ctx.enter_share(blob.span);
+        }
+        let digest = match blob.map(|b| hash_file(&mut archive, b.index, f, sink)) {
             Some(Ok(digest)) => digest,
             Some(Err(HashStop::Sink(e))) => return Err(Stop::Sink(e, plan)),
             Some(Err(stop)) => {
@@ -383,7 +414,17 @@ pub(super) fn walk<R: Read + Seek>(
             return Err(Stop::Cancelled(plan));
         }
     }
-    for (component, meta) in &metadata {
+    // Rows without a file, by component in the order of their `_storage` tables.
+    let files_before_missing = tables_before_files + plan.files.len() as u32;
+    for (t, table) in plan.tables.iter().enumerate() {
+        if table.name != "_storage" || !ctx.owns_table(t) {
+            continue;
+        }
+        let component = &table.component;
+        let Some(meta) = metadata.get(component) else {
+            continue;
+        };
+        ctx.set_phase(files_before_missing + t as u32);
         let mut missing: Vec<(&DocumentId, u64)> = meta
             .rows
             .iter()
@@ -406,6 +447,53 @@ pub(super) fn walk<R: Read + Seek>(
         return Err(Stop::Sink(e, plan));
     }
     Ok(plan)
+}
+
+/// Gives each table (and each stored file, with its component's `_storage`
+/// table) to one of the workers, by uncompressed bytes, and makes this
+/// worker's progress count the compressed bytes of its own entries.
+fn share_out(plan: &Plan, streams: &[Stream], blobs: &[Blob], shard: Shard, ctx: &mut Context) {
+    let streams_of = |table: &PlannedTable| {
+        streams
+            .iter()
+            .filter(|s| table.entries.contains(&s.name))
+            .collect::<Vec<_>>()
+    };
+    let files_of = |table: &PlannedTable| {
+        blobs
+            .iter()
+            .filter(|b| {
+                table.name == "_storage"
+                    && plan
+                        .files
+                        .iter()
+                        .any(|f| f.entry == b.name && f.component == table.component)
+            })
+            .collect::<Vec<_>>()
+    };
+    let weights: Vec<u64> = plan
+        .tables
+        .iter()
+        .map(|t| {
+            let documents: u64 = streams_of(t).iter().map(|s| s.size).sum();
+            let files: u64 = files_of(t).iter().map(|b| b.size).sum();
+            documents.saturating_add(files)
+        })
+        .collect();
+    ctx.owners = shard::assign(&weights, shard.count);
+    let own_bytes: u64 = plan
+        .tables
+        .iter()
+        .enumerate()
+        .filter(|(t, _)| ctx.owns_table(*t))
+        .map(|(_, t)| {
+            let documents: u64 = streams_of(t).iter().map(|s| s.span.1).sum();
+            let files: u64 = files_of(t).iter().map(|b| b.span.1).sum();
+            documents.saturating_add(files)
+        })
+        .sum();
+    ctx.progress.bytes_total = own_bytes;
+    ctx.share = Some(Share::default());
 }
 
 /// Checks every line of one documents entry.

@@ -5,7 +5,7 @@ use std::io::{Cursor, Write};
 
 use snappack::convex::DocumentId;
 use snappack::report::{Code, Report};
-use snappack::validate::{validate, Options};
+use snappack::validate::{merge_shards, validate, validate_shard, Options, Shard};
 
 /// A ZIP with the given (name, content) entries, deflated.
 pub fn zip(entries: &[(&str, &[u8])]) -> Vec<u8> {
@@ -80,9 +80,29 @@ pub fn check(name: &str, bytes: &[u8]) -> Report {
     check_with(name, bytes, &Options::default())
 }
 
-/// Validates bytes with options.
+/// Validates bytes with options; and, to prove that workers sharing the
+/// walk make the same report, again split across two to four workers.
 pub fn check_with(name: &str, bytes: &[u8], options: &Options) -> Report {
-    validate(Cursor::new(bytes), name, options, &mut |_| true)
+    let report = validate(Cursor::new(bytes), name, options, &mut |_| true);
+    for count in 2..=4 {
+        assert_eq!(
+            in_shards(name, bytes, options, count),
+            report,
+            "{count} workers disagree with one"
+        );
+    }
+    report
+}
+
+/// The report of `count` workers that validate bytes together.
+pub fn in_shards(name: &str, bytes: &[u8], options: &Options, count: u32) -> Report {
+    let shards = (0..count)
+        .map(|index| {
+            let shard = Shard { index, count };
+            validate_shard(Cursor::new(bytes), name, options, shard, &mut |_| true)
+        })
+        .collect();
+    merge_shards(shards).expect("the workers' reports merge")
 }
 
 /// The error codes of a report, in order.

@@ -1,0 +1,204 @@
+//! Validation split across workers by table: each of `count` workers walks
+//! the same archive with [`validate_shard`](super::validate_shard), plans it
+//! in full (so every worker knows every table and number), checks only the
+//! tables it is given, and returns a [`ShardReport`]; [`merge_shards`] then
+//! makes the one [`Report`] a single walk would have made.
+//!
+//! WebAssembly has one thread per instance, so this is how the browser and
+//! Node use more than one core. The split is by table because a table's
+//! duplicate-id check needs all its ids in one place.
+//!
+//! Every finding is tagged with the phase of the walk it came from (the
+//! plan, then each table, then each stored file, then each component's
+//! missing files), and each phase but the plan belongs to one worker. So the
+//! findings in walk order are the workers' findings sorted by phase, stably;
+//! and since each worker lists its first `max_errors` in that same order, the
+//! first `max_errors` of the merge are among them.
+
+use serde::{Deserialize, Serialize};
+use thiserror::Error;
+
+use crate::report::{Finding, Report};
+
+/// One of `count` workers that validate an input together.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Shard {
+    /// This worker, `0..count`.
+    pub index: u32,
+    /// Workers in all.
+    pub count: u32,
+}
+
+/// The phase of the walk findings come from before the first table (and
+/// all of a single-table file's findings, which worker 0 makes).
+pub(crate) const PLAN_PHASE: u32 = 0;
+
+/// The phase of findings made after everything else (a stop).
+pub(crate) const END_PHASE: u32 = u32::MAX;
+
+/// What one worker found; [`merge_shards`] makes the report of them.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ShardReport {
+    /// Which worker this is.
+    pub shard: Shard,
+    /// The report of this worker's walk: every table of the plan, with
+    /// documents counted only in its own; the plan's findings and those of
+    /// its own tables and files, each list capped at `max_errors`.
+    pub report: Report,
+    /// The phase of each of `report.errors`.
+    pub error_phases: Vec<u32>,
+    /// The phase of each of `report.warnings`.
+    pub warning_phases: Vec<u32>,
+    /// Errors counted in the plan's phase (every worker counts them).
+    pub plan_errors: u64,
+    /// The cap on listed errors and on listed warnings.
+    pub max_errors: usize,
+    /// The walk was stopped before the end.
+    pub cancelled: bool,
+}
+
+/// Why shard reports do not make one report.
+#[derive(Debug, Error, PartialEq, Eq)]
+pub enum ShardError {
+    /// Not exactly one report from each of the workers, or reports of
+    /// different walks.
+    #[error("shard reports do not fit together: {0}")]
+    Mismatched(String),
+}
+
+/// Which worker checks each table: the heaviest table first, each to the
+/// worker with the least work so far (the lowest index on a tie). Every
+/// worker computes this from the same plan, so they agree.
+pub(crate) fn assign(weights: &[u64], count: u32) -> Vec<u32> {
+    let count = count.max(1) as usize;
+    let mut order: Vec<usize> = (0..weights.len()).collect();
+    order.sort_by_key(|&t| (std::cmp::Reverse(weights[t]), t));
+    let mut load = vec![0u64; count];
+    let mut owners = vec![0u32; weights.len()];
+    for t in order {
+        let worker = (0..count).min_by_key(|&w| (load[w], w)).unwrap_or(0);
+        load[worker] = load[worker].saturating_add(weights[t]);
+        owners[t] = worker as u32;
+    }
+    owners
+}
+
+/// The one report of an input that `shards.len()` workers validated
+/// together, exactly as one walk would have made it.
+pub fn merge_shards(mut shards: Vec<ShardReport>) -> Result<Report, ShardError> {
+    let count = shards.len();
+    shards.sort_by_key(|s| s.shard.index);
+    for (i, s) in shards.iter().enumerate() {
+        if s.shard.index as usize != i || s.shard.count as usize != count {
+            return Err(ShardError::Mismatched(format!(
+                "expected worker {i} of {count}, got worker {} of {}",
+                s.shard.index, s.shard.count
+            )));
+        }
+        if s.error_phases.len() != s.report.errors.len()
+            || s.warning_phases.len() != s.report.warnings.len()
+        {
+            return Err(ShardError::Mismatched(format!(
+                "worker {i}'s findings and their phases differ in number"
+            )));
+        }
+    }
+    let Some(first) = shards.first() else {
+        return Err(ShardError::Mismatched("no reports".to_owned()));
+    };
+    // Workers other than 0 do not read a single-table file: no tables.
+    let same_plan = |s: &ShardReport| {
+        s.report.format == first.report.format
+            && (s.report.tables.is_empty() && s.shard.index != 0
+                || s.report.tables.len() == first.report.tables.len())
+            && s.report
+                .tables
+                .iter()
+                .zip(&first.report.tables)
+                .all(|(a, b)| a.component == b.component && a.name == b.name)
+    };
+    if !shards.iter().all(same_plan) {
+        return Err(ShardError::Mismatched(
+            "the workers planned different tables".to_owned(),
+        ));
+    }
+    let max_errors = first.max_errors;
+    let mut report = first.report.clone();
+    report.error_count = first.plan_errors;
+    for table in &mut report.tables {
+        table.documents = 0;
+        table.bytes = 0;
+    }
+    report.storage = Default::default();
+    let mut errors = Vec::new();
+    let mut warnings = Vec::new();
+    let mut cancelled = false;
+    for (i, s) in shards.iter().enumerate() {
+        report.error_count += s.report.error_count.saturating_sub(s.plan_errors);
+        for (total, own) in report.tables.iter_mut().zip(&s.report.tables) {
+            total.documents += own.documents;
+            total.bytes += own.bytes;
+        }
+        report.storage.files += s.report.storage.files;
+        report.storage.bytes += s.report.storage.bytes;
+        cancelled |= s.cancelled;
+        let own = |phase: &u32| i == 0 || *phase != PLAN_PHASE;
+        errors.extend(
+            s.error_phases
+                .iter()
+                .zip(&s.report.errors)
+                .filter(|(phase, _)| own(phase)),
+        );
+        warnings.extend(
+            s.warning_phases
+                .iter()
+                .zip(&s.report.warnings)
+                .filter(|(phase, _)| own(phase)),
+        );
+    }
+    report.errors = in_walk_order(errors, max_errors);
+    report.warnings = in_walk_order(warnings, max_errors);
+    if let Some(too_many) = super::too_many_errors(report.error_count, report.errors.len()) {
+        report.warnings.push(too_many);
+    }
+    report.documents = report.tables.iter().map(|t| t.documents).sum();
+    report.bytes = report.tables.iter().map(|t| t.bytes).sum::<u64>() + report.storage.bytes;
+    report.valid = report.error_count == 0 && !cancelled;
+    Ok(report)
+}
+
+/// Findings sorted by phase (stably: workers in order, each in its order),
+/// those of the end phase once each, the first `max` of them.
+fn in_walk_order(mut findings: Vec<(&u32, &Finding)>, max: usize) -> Vec<Finding> {
+    findings.sort_by_key(|(phase, _)| **phase);
+    let mut merged: Vec<Finding> = Vec::new();
+    let mut end = 0;
+    for (phase, finding) in findings {
+        if *phase == END_PHASE {
+            if merged[merged.len() - end..].contains(finding) {
+                continue;
+            }
+            end += 1;
+        }
+        if merged.len() == max {
+            break;
+        }
+        merged.push(finding.clone());
+    }
+    merged
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_heaviest_tables_are_spread_first() {
+        assert_eq!(assign(&[5, 9, 4, 3], 2), vec![1, 0, 1, 0]);
+        assert_eq!(assign(&[1, 1, 1], 1), vec![0, 0, 0]);
+        assert_eq!(assign(&[], 3), Vec::<u32>::new());
+        // Ties go to the lower table first and to the lower worker.
+        assert_eq!(assign(&[2, 2, 2, 2], 3), vec![0, 1, 2, 0]);
+    }
+}
