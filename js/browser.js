@@ -6,9 +6,13 @@
 import {
   SnappackError,
   coreOptionsJson,
+  defaultWorkers,
   fileNameOf,
   normalizeInput,
   routeWorkerMessage,
+  validateTogether,
+  validationWorkers,
+  workersOption,
 } from './common.js';
 
 export { SnappackError };
@@ -41,7 +45,10 @@ async function compile() {
 }
 
 /**
- * Validates an archive or a single-table file in a Web Worker.
+ * Validates an archive or a single-table file in a Web Worker. A large ZIP
+ * archive given as a Blob or File is validated by `options.workers` workers
+ * together (default: the cores, at most 4), each checking some of its
+ * tables; the Report is the same as one worker's.
  * @param {Uint8Array | ArrayBuffer | Blob | File} input
  * @param {import('./index.js').ValidateOptions} [options]
  * @returns {Promise<import('./index.js').Report>}
@@ -51,6 +58,8 @@ export async function validate(input, options) {
   const source = normalizeInput(input);
   const optionsJson = coreOptionsJson(options);
   const { onProgress, signal } = options;
+  const fileName = fileNameOf(input, options);
+  const workers = workersOption(options.workers, defaultWorkers(globalThis.navigator?.hardwareConcurrency));
   signal?.throwIfAborted();
   let module;
   try {
@@ -65,11 +74,25 @@ export async function validate(input, options) {
     type: 'validate',
     module,
     input: source,
-    fileName: fileNameOf(input, options),
+    fileName,
     options: optionsJson,
     progress: Boolean(onProgress),
   };
-  return inWorker(request, { onProgress, signal });
+  // Each worker reads a Blob or File itself; bytes would be copied to each.
+  const count = source instanceof Blob ? validationWorkers(workers, source.size, fileName, options) : 1;
+  if (count === 1) return inWorker(request, { onProgress, signal });
+  return validateTogether({
+    count,
+    size: source.size,
+    onProgress,
+    signal,
+    runShard: (index, onShardProgress, shardSignal) =>
+      inWorker(
+        { ...request, shard: { index, count }, progress: Boolean(onShardProgress) },
+        { onProgress: onShardProgress, signal: shardSignal },
+      ),
+    merge: (shards, mergeSignal) => inWorker({ type: 'merge', module, shards }, { signal: mergeSignal }),
+  });
 }
 
 /** Panics inside the worker's WebAssembly, to test that a panic only rejects. @internal */

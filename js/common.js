@@ -18,7 +18,7 @@ export class SnappackError extends Error {
 const CORE_OPTIONS = ['format', 'table', 'component', 'schema', 'target', 'mode', 'maxErrors'];
 
 /** Options handled by this wrapper. */
-const WRAPPER_OPTIONS = ['fileName', 'onProgress', 'signal'];
+const WRAPPER_OPTIONS = ['fileName', 'onProgress', 'signal', 'workers'];
 
 /** The values of the options that take one of a few words. */
 export const CHOICES = {
@@ -79,6 +79,77 @@ function checkedOption(name, value) {
     return Math.min(value, MAX_ERRORS_LIMIT);
   }
   return value;
+}
+
+/** The most workers one validation or packing uses. */
+export const MAX_WORKERS = 16;
+
+/** Workers by default: the cores, at most 4. */
+export function defaultWorkers(cores) {
+  return Math.max(1, Math.min(4, cores ?? 1));
+}
+
+/** The `workers` option, checked; `fallback` when it is not given. */
+export function workersOption(workers, fallback) {
+  if (workers === undefined || workers === null) return fallback;
+  if (!(Number.isInteger(workers) && workers >= 1 && workers <= MAX_WORKERS)) {
+    throw new SnappackError('InvalidOptions', `workers must be a whole number, 1 to ${MAX_WORKERS}`);
+  }
+  return workers;
+}
+
+/**
+ * Below this size an archive is validated by one worker: starting more
+ * costs more than they save.
+ */
+const SHARED_WALK_MIN_BYTES = 4 << 20;
+
+/**
+ * How many workers validate an input of `size` bytes named `fileName`:
+ * several only for a ZIP archive (the core splits it by table), and only
+ * for one large enough to gain from them.
+ */
+export function validationWorkers(workers, size, fileName, options) {
+  const format = options.format ?? (/\.zip$/i.test(fileName) ? 'zip' : undefined);
+  return format === 'zip' && size >= SHARED_WALK_MIN_BYTES ? workers : 1;
+}
+
+/**
+ * Validates with `count` workers together: `runShard(index, onProgress,
+ * signal)` runs worker `index`'s share (the core's `validateShard`) and
+ * resolves with its result, `merge(results, signal)` resolves with the
+ * Report. Progress is the workers' shares added up, scaled to `size`. The
+ * first worker to fail stops the others.
+ */
+export async function validateTogether({ count, size, onProgress, signal, runShard, merge }) {
+  signal?.throwIfAborted();
+  const stopper = new AbortController();
+  const stop = () => stopper.abort(signal.reason);
+  signal?.addEventListener('abort', stop, { once: true });
+  try {
+    const shares = Array.from({ length: count }, () => ({ done: 0, documents: 0 }));
+    const progressOf = (index) =>
+      onProgress &&
+      ((progress) => {
+        // A worker with nothing to check says 0 of 0 once, at its end.
+        const done = progress.bytesTotal > 0 ? progress.bytesRead / progress.bytesTotal : 1;
+        shares[index] = { done, documents: progress.documents };
+        const fraction = shares.reduce((sum, share) => sum + share.done, 0) / count;
+        const documents = shares.reduce((sum, share) => sum + share.documents, 0);
+        return onProgress({ bytesRead: Math.floor(fraction * size), bytesTotal: size, documents });
+      });
+    const runs = shares.map((_, index) => runShard(index, progressOf(index), stopper.signal));
+    let results;
+    try {
+      results = await Promise.all(runs);
+    } catch (error) {
+      stopper.abort(error);
+      throw error;
+    }
+    return await merge(results, stopper.signal);
+  } finally {
+    signal?.removeEventListener('abort', stop);
+  }
 }
 
 /**
@@ -151,7 +222,7 @@ export function answerRequest(wasm, data, post, work) {
     const onProgress = data.progress
       ? (bytesRead, bytesTotal, documents) => post({ type: 'progress', progress: { bytesRead, bytesTotal, documents } })
       : undefined;
-    const [result, transfer = []] = work(onProgress);
+    const [result, transfer = []] = data.type === 'merge' ? [mergeShards(wasm, data.shards)] : work(onProgress);
     post({ type: 'done', result }, transfer);
   } catch (error) {
     const failure = fromWasmError(error, panicMessage);
@@ -161,6 +232,21 @@ export function answerRequest(wasm, data, post, work) {
       message: String(failure?.message ?? failure),
     });
   }
+}
+
+/** The Report of the workers' `validateShard` results (JSON texts). */
+function mergeShards(wasm, shards) {
+  return JSON.parse(wasm.mergeShards(`[${shards.join(',')}]`));
+}
+
+/**
+ * In a worker: validates `source` as `data` asks, alone (the Report) or as
+ * one of several workers (`data.shard`: its result as JSON text).
+ */
+export function validateRequest(wasm, data, source, onProgress) {
+  if (data.shard === undefined) return JSON.parse(wasm.validate(source, data.fileName, data.options, onProgress));
+  const { index, count } = data.shard;
+  return wasm.validateShard(source, data.fileName, data.options, index, count, onProgress);
 }
 
 /**

@@ -185,6 +185,13 @@ export interface ValidateOptions {
   onProgress?: (progress: Progress) => void;
   /** Cancels the validation; the promise rejects with `signal.reason`. */
   signal?: AbortSignal;
+  /**
+   * Workers that validate a ZIP archive of 4 MiB or more together, each
+   * checking some of its tables (1 to 16; default: the cores, at most 4).
+   * The Report is the same as one worker's. Used for a Blob or File in
+   * browsers and for `validateFile` in Node; bytes are validated by one.
+   */
+  workers?: number;
 }
 
 /** Codes of {@link SnappackError}. */

@@ -7,13 +7,13 @@
 import { closeSync, fstatSync, openSync, readSync } from 'node:fs';
 import { parentPort } from 'node:worker_threads';
 
-import { answerRequest } from './common.js';
+import { answerRequest, validateRequest } from './common.js';
 import * as wasm from './web/snappack.js';
 
 parentPort.on('message', (data) =>
   answerRequest(wasm, data, (message, transfer) => parentPort.postMessage(message, transfer), (onProgress) => {
-    const validate = (source) => wasm.validate(source, data.fileName, data.options, onProgress);
-    return [JSON.parse(data.path === undefined ? validate(data.input) : withFile(data.path, validate))];
+    const validate = (source) => validateRequest(wasm, data, source, onProgress);
+    return [data.path === undefined ? validate(data.input) : withFile(data.path, validate)];
   }),
 );
 

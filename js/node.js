@@ -5,16 +5,21 @@
 // optimized in one run included. `validateFile` reads a file of any size a
 // few MiB at a time instead of loading it.
 
-import { readFile } from 'node:fs/promises';
+import { readFile, stat } from 'node:fs/promises';
+import { availableParallelism } from 'node:os';
 import { basename } from 'node:path';
 import { Worker } from 'node:worker_threads';
 
 import {
   SnappackError,
   coreOptionsJson,
+  defaultWorkers,
   fileNameOf,
   normalizeInput,
   routeWorkerMessage,
+  validateTogether,
+  validationWorkers,
+  workersOption,
 } from './common.js';
 
 export { SnappackError };
@@ -56,7 +61,10 @@ export async function validate(input, options) {
 }
 
 /**
- * Validates the file at `path` without reading it into memory.
+ * Validates the file at `path` without reading it into memory. A large ZIP
+ * archive is validated by `options.workers` worker threads together
+ * (default: the cores, at most 4), each checking some of its tables; the
+ * Report is the same as one worker's.
  * @param {string} path
  * @param {import('./index.js').ValidateOptions} [options]
  * @returns {Promise<import('./index.js').Report>}
@@ -65,9 +73,24 @@ export async function validateFile(path, options) {
   options ??= {};
   if (typeof path !== 'string') throw new SnappackError('InvalidInput', 'path must be a string');
   const optionsJson = coreOptionsJson(options);
+  const workers = workersOption(options.workers, defaultWorkers(availableParallelism()));
   options.signal?.throwIfAborted();
   const fileName = typeof options.fileName === 'string' ? options.fileName : basename(path);
-  return inWorker({ type: 'validate', path, fileName, options: optionsJson }, options);
+  const request = { type: 'validate', path, fileName, options: optionsJson };
+  // A file that cannot be read is reported by the worker that tries.
+  const size = workers > 1 ? await stat(path).then((s) => (s.isFile() ? s.size : 0), () => 0) : 0;
+  const count = validationWorkers(workers, size, fileName, options);
+  if (count === 1) return inWorker(request, options);
+  const { onProgress, signal } = options;
+  return validateTogether({
+    count,
+    size,
+    onProgress,
+    signal,
+    runShard: (index, onShardProgress, shardSignal) =>
+      inWorker({ ...request, shard: { index, count } }, { onProgress: onShardProgress, signal: shardSignal }),
+    merge: (shards, mergeSignal) => inWorker({ type: 'merge', shards }, { signal: mergeSignal }),
+  });
 }
 
 /** Panics inside the worker's WebAssembly, to test that a panic only rejects. @internal */

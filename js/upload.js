@@ -15,7 +15,7 @@
 // after packing the same file with the same options again.
 
 import { compiledModule, inWorker } from './browser.js';
-import { CHOICES, SnappackError, coreOptionsJson, fileNameOf, normalizeInput } from './common.js';
+import { CHOICES, SnappackError, coreOptionsJson, defaultWorkers, fileNameOf, normalizeInput, workersOption } from './common.js';
 import init, { UploadMachine } from './web/snappack.js';
 
 /** An upload the server refused, or that could not reach it. */
@@ -155,7 +155,7 @@ export function startPacking(input, options) {
 /** An input being validated and packed in Web Workers; see {@link startPacking}. */
 class Packing {
   constructor(input, options) {
-    const { firstFrame = 0, level, workers = defaultWorkers(level), ...rest } = options;
+    const { firstFrame = 0, level, workers: given, ...rest } = options;
     const { onProgress, signal } = rest;
     if (!Number.isSafeInteger(firstFrame) || firstFrame < 0) {
       throw new SnappackError('InvalidOptions', 'firstFrame must be a whole number of frames');
@@ -163,9 +163,7 @@ class Packing {
     if (level !== undefined && !(Number.isInteger(level) && level >= 0 && level <= 9)) {
       throw new SnappackError('InvalidOptions', 'level must be a deflate level, 0 to 9');
     }
-    if (!(Number.isInteger(workers) && workers >= 1 && workers <= MAX_WORKERS)) {
-      throw new SnappackError('InvalidOptions', `workers must be a whole number, 1 to ${MAX_WORKERS}`);
-    }
+    const workers = workersOption(given, packingWorkers(level));
     const request = {
       type: 'pack',
       input: normalizeInput(input),
@@ -230,16 +228,12 @@ class Packing {
   }
 }
 
-/** The most workers one packing uses. */
-const MAX_WORKERS = 16;
-
 /**
  * Workers for packing at `level`: the cores, at most 4 (each walks the whole
  * input, so more add little); one at level 0, where there is nothing to share.
  */
-function defaultWorkers(level) {
-  if (level === 0) return 1;
-  return Math.max(1, Math.min(4, globalThis.navigator?.hardwareConcurrency ?? 1));
+function packingWorkers(level) {
+  return level === 0 ? 1 : defaultWorkers(globalThis.navigator?.hardwareConcurrency);
 }
 
 /**

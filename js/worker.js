@@ -3,9 +3,9 @@
 // A Blob or File is read slice by slice with FileReaderSync, never whole.
 
 import * as wasm from './web/snappack.js';
-import { answerRequest } from './common.js';
+import { answerRequest, validateRequest } from './common.js';
 
 self.onmessage = ({ data }) =>
   answerRequest(wasm, data, (message, transfer) => self.postMessage(message, transfer), (onProgress) => [
-    JSON.parse(wasm.validate(data.input, data.fileName, data.options, onProgress)),
+    validateRequest(wasm, data, data.input, onProgress),
   ]);

@@ -73,9 +73,55 @@ pub fn validate(
     options_json: &str,
     on_progress: Option<Function>,
 ) -> Result<String, JsValue> {
-    let options: Options = serde_json::from_str(options_json)
-        .map_err(|e| api_error("InvalidOptions", &format!("invalid options: {e}")))?;
-    run(source_of(&input)?, file_name, &options, on_progress)
+    let options = parse_options(options_json)?;
+    let source = ReadAhead::new(source_of(&input)?);
+    with_progress(on_progress, |progress| {
+        crate::validate(source, file_name, &options, progress)
+    })
+}
+
+/// Like [`validate`], for worker `index` of `count` that validate `input`
+/// together, each in its own instance: plans the whole input, checks only
+/// the tables given to this worker, and returns its findings as JSON for
+/// [`merge_shards`]. Progress counts this worker's share of the input.
+#[wasm_bindgen(js_name = validateShard)]
+pub fn validate_shard(
+    input: JsValue,
+    file_name: &str,
+    options_json: &str,
+    index: u32,
+    count: u32,
+    on_progress: Option<Function>,
+) -> Result<String, JsValue> {
+    let options = parse_options(options_json)?;
+    if index >= count {
+        return Err(api_error(
+            "InvalidOptions",
+            &format!("worker {index} of {count} does not exist"),
+        ));
+    }
+    let source = ReadAhead::new(source_of(&input)?);
+    let shard = crate::validate::Shard { index, count };
+    with_progress(on_progress, |progress| {
+        crate::validate::validate_shard(source, file_name, &options, shard, progress)
+    })
+}
+
+/// The Report (JSON) of an input that workers validated together, from
+/// the JSON array of every worker's [`validate_shard`] result.
+#[wasm_bindgen(js_name = mergeShards)]
+pub fn merge_shards(shards_json: &str) -> Result<String, JsValue> {
+    let shards = serde_json::from_str(shards_json)
+        .map_err(|e| api_error("InvalidInput", &format!("invalid shard reports: {e}")))?;
+    let report = crate::validate::merge_shards(shards)
+        .map_err(|e| api_error("InvalidInput", &e.to_string()))?;
+    serde_json::to_string(&report).map_err(|e| api_error("Internal", &e.to_string()))
+}
+
+/// The options JSON of [`validate`].
+fn parse_options(options_json: &str) -> Result<Options, JsValue> {
+    serde_json::from_str(options_json)
+        .map_err(|e| api_error("InvalidOptions", &format!("invalid options: {e}")))
 }
 
 /// What [`validate`] finds before the first document: entry and table names,
@@ -89,8 +135,7 @@ pub fn check_tables(
     file_name: &str,
     options_json: &str,
 ) -> Result<String, JsValue> {
-    let options: Options = serde_json::from_str(options_json)
-        .map_err(|e| api_error("InvalidOptions", &format!("invalid options: {e}")))?;
+    let options = parse_options(options_json)?;
     let report = crate::validate(
         ReadAhead::new(source_of(&input)?),
         file_name,
@@ -147,25 +192,19 @@ fn callback_source(input: &JsValue) -> Option<CallbackSource> {
     whole.then(|| CallbackSource::new(read, size as u64))
 }
 
-/// Runs the core over `source`; an exception thrown by the progress callback
-/// stops the walk and is rethrown.
-fn run<S: Source>(
-    source: S,
-    file_name: &str,
-    options: &Options,
+/// Runs a walk with `on_progress` as its progress callback and returns its
+/// result as JSON; an exception thrown by the callback stops the walk and is
+/// rethrown.
+fn with_progress<T: serde::Serialize>(
     on_progress: Option<Function>,
+    walk: impl FnOnce(&mut dyn FnMut(Progress) -> bool) -> T,
 ) -> Result<String, JsValue> {
     let mut thrown = None;
-    let report = crate::validate(
-        ReadAhead::new(source),
-        file_name,
-        options,
-        &mut progress_forwarder(on_progress.as_ref(), &mut thrown),
-    );
+    let result = walk(&mut progress_forwarder(on_progress.as_ref(), &mut thrown));
     if let Some(error) = thrown {
         return Err(error);
     }
-    serde_json::to_string(&report).map_err(|e| api_error("Internal", &e.to_string()))
+    serde_json::to_string(&result).map_err(|e| api_error("Internal", &e.to_string()))
 }
 
 /// The core's progress callback calling `on_progress(bytesRead, bytesTotal,

@@ -74,8 +74,18 @@ test('a picked File validates in the Worker with the CLI\'s report', async () =>
     faults: ['duplicateId', 'foreignTableId'],
   });
   await pick(path);
-  const { report, progress, ticks } = await page.evaluate(async () => {
+  const { report, progress, ticks, alone, made } = await page.evaluate(async () => {
     const { validate } = await import('/pkg/browser.js');
+    // Counts the Web Workers the package starts.
+    const made = [];
+    const RealWorker = Worker;
+    globalThis.Worker = class extends RealWorker {
+      constructor(...args) {
+        super(...args);
+        made[made.length - 1] += 1;
+      }
+    };
+    made.push(0);
     const progress = [];
     // Timer callbacks keep running while the worker works: the page never freezes.
     let timer = 0;
@@ -83,19 +93,27 @@ test('a picked File validates in the Worker with the CLI\'s report', async () =>
     const ticks = [];
     const file = document.querySelector('#file').files[0];
     const report = await validate(file, {
+      workers: 3,
       onProgress: (p) => {
         progress.push(p);
         ticks.push(timer);
       },
     });
     clearInterval(interval);
-    return { report, progress, ticks };
+    made.push(0);
+    const alone = await validate(file, { workers: 1 });
+    globalThis.Worker = RealWorker;
+    return { report, progress, ticks, alone, made };
   });
+  // Three workers share the walk, a fourth merges what they found.
+  assert.deepEqual(made, [4, 1]);
   assert.equal(sortedJson(report), sortedJson(JSON.parse(nativeReport(path))));
+  assert.equal(sortedJson(alone), sortedJson(report));
   assert.equal(report.error_count, 2);
   const size = statSync(path).size;
   assert.ok(size > 4 << 20, 'read in several growing fetches');
   assert.ok(progress.length >= 3, `${progress.length} progress events`);
+  for (let i = 1; i < progress.length; i++) assert.ok(progress[i].bytesRead >= progress[i - 1].bytesRead);
   assert.deepEqual(progress.at(-1), { bytesRead: size, bytesTotal: size, documents: report.documents });
   assert.ok(ticks.at(-1) > ticks[0], `timers ran between the first and last progress: ${ticks}`);
 });
