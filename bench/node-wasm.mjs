@@ -1,7 +1,8 @@
-// The npm package's Node build (WebAssembly, single-threaded) on a snapshot
-// file, read through `validateFile` a few MiB at a time.
+// The npm package's Node build (WebAssembly) on a snapshot file, read
+// through `validateFile` a few MiB at a time, by one worker thread or by
+// several together.
 //
-// Usage: node bench/node-wasm.mjs <snapshot.zip> [repetitions]
+// Usage: node bench/node-wasm.mjs <snapshot.zip> [repetitions] [workers]
 //   prints one JSON line: { documents, bytes, valid, runs: [{ wallMs, cpuMs }], peakRssBytes }
 
 import { argv } from 'node:process';
@@ -10,8 +11,8 @@ import { validateFile } from 'snappack';
 
 import { repeat } from './timing.mjs';
 
-const [, , path, reps = '3'] = argv;
-const { result: report, runs } = await repeat(Number(reps), () => validateFile(path));
+const [, , path, reps = '3', workers = '1'] = argv;
+const { result: report, runs } = await repeat(Number(reps), () => validateFile(path, { workers: Number(workers) }));
 const documentBytes = report.tables.reduce((sum, t) => sum + t.bytes, 0);
 console.log(
   JSON.stringify({

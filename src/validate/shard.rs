@@ -1,7 +1,7 @@
 //! Validation split across workers by table: each of `count` workers walks
 //! the same archive with [`validate_shard`](super::validate_shard), plans it
 //! in full (so every worker knows every table and number), checks only the
-//! tables it is given, and returns a [`ShardReport`]; [`merge_shards`] then
+//! tables it is given (a run of them, [`assign`]), and returns a [`ShardReport`]; [`merge_shards`] then
 //! makes the one [`Report`] a single walk would have made.
 //!
 //! WebAssembly has one thread per instance, so this is how the browser and
@@ -67,21 +67,30 @@ pub enum ShardError {
     Mismatched(String),
 }
 
-/// Which worker checks each table: the heaviest table first, each to the
-/// worker with the least work so far (the lowest index on a tie). Every
-/// worker computes this from the same plan, so they agree.
+/// Which worker checks each table: the tables in plan order (which is the
+/// order of their entries in the archive) cut into `count` runs of about
+/// equal weight, each table going to the run its middle falls in. A worker
+/// then reads one stretch of the archive front to back, as one walk reads
+/// all of it: in a browser every read is a call out to the file, and reads
+/// that hop between entries would each fetch bytes of the next entry for
+/// nothing. Every worker computes this from the same plan, so they agree.
 pub(crate) fn assign(weights: &[u64], count: u32) -> Vec<u32> {
-    let count = count.max(1) as usize;
-    let mut order: Vec<usize> = (0..weights.len()).collect();
-    order.sort_by_key(|&t| (std::cmp::Reverse(weights[t]), t));
-    let mut load = vec![0u64; count];
-    let mut owners = vec![0u32; weights.len()];
-    for t in order {
-        let worker = (0..count).min_by_key(|&w| (load[w], w)).unwrap_or(0);
-        load[worker] = load[worker].saturating_add(weights[t]);
-        owners[t] = worker as u32;
-    }
-    owners
+    let count = u128::from(count.max(1));
+    let total: u128 = weights.iter().map(|&w| u128::from(w)).sum();
+    let mut before = 0u128;
+    weights
+        .iter()
+        .map(|&weight| {
+            let weight = u128::from(weight);
+            // Twice the middle against twice the total: no rounding.
+            let middle = 2 * before + weight;
+            before += weight;
+            if total == 0 {
+                return 0;
+            }
+            ((middle * count) / (2 * total)).min(count - 1) as u32
+        })
+        .collect()
 }
 
 /// The one report of an input that `shards.len()` workers validated
@@ -194,11 +203,16 @@ mod tests {
     use super::*;
 
     #[test]
-    fn the_heaviest_tables_are_spread_first() {
-        assert_eq!(assign(&[5, 9, 4, 3], 2), vec![1, 0, 1, 0]);
+    fn tables_are_cut_into_runs_of_about_equal_weight() {
+        assert_eq!(assign(&[5, 5, 5, 5], 2), vec![0, 0, 1, 1]);
+        assert_eq!(assign(&[1; 15], 2), [vec![0; 7], vec![1; 8]].concat());
+        // A heavy table is a run of its own; the rest share the other.
+        assert_eq!(assign(&[80, 5, 5, 5, 5], 2), vec![0, 1, 1, 1, 1]);
+        assert_eq!(assign(&[5, 5, 80, 5, 5], 3), vec![0, 0, 1, 2, 2]);
         assert_eq!(assign(&[1, 1, 1], 1), vec![0, 0, 0]);
         assert_eq!(assign(&[], 3), Vec::<u32>::new());
-        // Ties go to the lower table first and to the lower worker.
-        assert_eq!(assign(&[2, 2, 2, 2], 3), vec![0, 1, 2, 0]);
+        // More workers than tables: some have none.
+        assert_eq!(assign(&[3, 3], 4), vec![1, 3]);
+        assert_eq!(assign(&[0, 0], 2), vec![0, 0]);
     }
 }
