@@ -219,14 +219,17 @@ impl Source for BlobSource {
     }
 }
 
-/// Allocates short-lived JavaScript arrays, a quarter of the slice's size,
-/// so that the worker's young-generation collector runs every few slices and
-/// frees the slices already read. Chromium does not count them as memory
-/// pressure (detaching a slice with `transfer` does not free it either):
-/// without this, validating a 1 GB file grew the renderer by about the
-/// file's size (docs/BENCHMARKS.md measures it).
+/// Allocates short-lived JavaScript arrays, about the slice's size, so that
+/// the worker's young-generation collector runs every slice or two and frees
+/// the slices already read. Chromium does not count them as memory pressure
+/// (detaching a slice with `transfer` does not free it either): without
+/// this, validating a 1 GB file grew the renderer by about the file's size.
+/// With a quarter of the slice's size, the renderer's peak on the bench's
+/// 1 GB archive was 245 MiB with one worker and 305 with two; with the
+/// slice's size, 217-223 and 281-295, in about the same time; with four
+/// times it, no lower.
 fn nudge_young_collector(slice_len: usize) {
-    for _ in 0..slice_len.div_ceil(256 << 10) {
+    for _ in 0..slice_len.div_ceil(64 << 10) {
         drop(js_sys::Array::new_with_length(8 << 10));
     }
 }
