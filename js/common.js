@@ -138,12 +138,16 @@ export async function validateTogether({ count, size, onProgress, signal, runSha
         const documents = shares.reduce((sum, share) => sum + share.documents, 0);
         return onProgress({ bytesRead: Math.floor(fraction * size), bytesTotal: size, documents });
       });
-    const runs = shares.map((_, index) => runShard(index, progressOf(index), stopper.signal));
+    const runs = [];
     let results;
     try {
+      for (let index = 0; index < count; index++) runs.push(runShard(index, progressOf(index), stopper.signal));
       results = await Promise.all(runs);
     } catch (error) {
+      // One worker failed (or could not start): the others stop, and
+      // their rejections, which nobody waits for, are dropped.
       stopper.abort(error);
+      for (const run of runs) run.catch(() => {});
       throw error;
     }
     return await merge(results, stopper.signal);

@@ -49,6 +49,8 @@ export async function validate(input, options) {
   let source = normalizeInput(input);
   const fileName = fileNameOf(input, options);
   const optionsJson = coreOptionsJson(options);
+  // Bytes in memory are validated by one worker; the option is still checked.
+  workersOption(options.workers, 1);
   options.signal?.throwIfAborted();
   // A Blob's bytes are read here into a buffer of our own, which moves to
   // the worker; the caller's bytes are copied.

@@ -1124,6 +1124,28 @@ fn each_worker_counts_progress_through_its_own_share() {
     assert!(report.valid);
     assert_eq!(report.documents, 240);
 
+    // An input that changed between the workers' reads: one fails to open
+    // it, or plans other tables. Never a merged report that looks valid.
+    let worker = |bytes: &[u8], index| {
+        let shard = Shard { index, count: 2 };
+        validate_shard(
+            std::io::Cursor::new(bytes),
+            "x.zip",
+            &Options::default(),
+            shard,
+            &mut |_| true,
+        )
+    };
+    let cut = &bytes[..bytes.len() / 2];
+    let fewer = zip(&entries[..3]);
+    for changed in [cut, &fewer[..]] {
+        let merged = merge_shards(vec![worker(&bytes, 0), worker(changed, 1)]);
+        assert!(
+            matches!(merged, Err(ShardError::Mismatched(_))),
+            "{merged:?}"
+        );
+    }
+
     shards.pop();
     assert!(matches!(
         merge_shards(shards),
@@ -1133,4 +1155,9 @@ fn each_worker_counts_progress_through_its_own_share() {
         merge_shards(Vec::new()),
         Err(ShardError::Mismatched(_))
     ));
+
+    // A worker that does not exist is told so, as an option error.
+    let report = worker(&bytes, 2).report;
+    assert_eq!(codes(&report), [Code::InvalidOptions]);
+    assert!(report.errors[0].message.contains("worker 2 of 2"));
 }

@@ -303,8 +303,15 @@ fn walk_as<'a, R: Read + Seek>(
     shard: Option<Shard>,
 ) -> (Context<'a>, Option<Format>, Plan) {
     let mut ctx = Context::new(options, on_progress);
-    ctx.shard = shard;
     let format = options.format.or_else(|| Format::from_file_name(file_name));
+    if let Some(Shard { index, count }) = shard.filter(|s| s.index >= s.count) {
+        ctx.error(Finding::new(
+            Code::InvalidOptions,
+            format!("worker {index} of {count} does not exist"),
+        ));
+        return (ctx, format, Plan::default());
+    }
+    ctx.shard = shard;
     let total = input.seek(io::SeekFrom::End(0)).and_then(|end| {
         input.rewind()?;
         Ok(end)

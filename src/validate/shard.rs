@@ -10,7 +10,8 @@
 //!
 //! Every finding is tagged with the phase of the walk it came from (the
 //! plan, then each table, then each stored file, then each component's
-//! missing files), and each phase but the plan belongs to one worker. So the
+//! missing files, then the end), and each phase but the plan and the end
+//! belongs to one worker; the end (a stop) is kept once. So the
 //! findings in walk order are the workers' findings sorted by phase, stably;
 //! and since each worker lists its first `max_errors` in that same order, the
 //! first `max_errors` of the merge are among them.
@@ -42,9 +43,10 @@ pub(crate) const END_PHASE: u32 = u32::MAX;
 pub struct ShardReport {
     /// Which worker this is.
     pub shard: Shard,
-    /// The report of this worker's walk: every table of the plan, with
-    /// documents counted only in its own; the plan's findings and those of
-    /// its own tables and files, each list capped at `max_errors`.
+    /// The report of this worker's walk: every table of the plan (none for
+    /// a single-table file but in worker 0), with documents counted only in
+    /// its own; the plan's findings and those of its own tables and files,
+    /// each list capped at `max_errors`.
     pub report: Report,
     /// The phase of each of `report.errors`.
     pub error_phases: Vec<u32>,
@@ -67,9 +69,10 @@ pub enum ShardError {
     Mismatched(String),
 }
 
-/// Which worker checks each table: the tables in plan order (which is the
-/// order of their entries in the archive) cut into `count` runs of about
-/// equal weight, each table going to the run its middle falls in. A worker
+/// Which worker checks each table: the tables in plan order (the order of
+/// their first entries in the archive, then those only `_tables` lists) cut
+/// into `count` runs of about equal weight, each table going to the run its
+/// middle falls in. A worker
 /// then reads one stretch of the archive front to back, as one walk reads
 /// all of it: in a browser every read is a call out to the file, and reads
 /// that hop between entries would each fetch bytes of the next entry for
@@ -94,7 +97,10 @@ pub(crate) fn assign(weights: &[u64], count: u32) -> Vec<u32> {
 }
 
 /// The one report of an input that `shards.len()` workers validated
-/// together, exactly as one walk would have made it.
+/// together, exactly as one walk would have made it. Fails when the reports
+/// are not one from each worker of one plan (as when the input changed
+/// while they read it). Workers that were stopped early leave gaps that a
+/// stopped single walk would not: such reports are merged, but say less.
 pub fn merge_shards(mut shards: Vec<ShardReport>) -> Result<Report, ShardError> {
     let count = shards.len();
     shards.sort_by_key(|s| s.shard.index);
@@ -116,20 +122,10 @@ pub fn merge_shards(mut shards: Vec<ShardReport>) -> Result<Report, ShardError> 
     let Some(first) = shards.first() else {
         return Err(ShardError::Mismatched("no reports".to_owned()));
     };
-    // Workers other than 0 do not read a single-table file: no tables.
-    let same_plan = |s: &ShardReport| {
-        s.report.format == first.report.format
-            && (s.report.tables.is_empty() && s.shard.index != 0
-                || s.report.tables.len() == first.report.tables.len())
-            && s.report
-                .tables
-                .iter()
-                .zip(&first.report.tables)
-                .all(|(a, b)| a.component == b.component && a.name == b.name)
-    };
-    if !shards.iter().all(same_plan) {
+    if !shards.iter().all(|s| same_plan(first, s)) {
         return Err(ShardError::Mismatched(
-            "the workers planned different tables".to_owned(),
+            "the workers did not plan the same import (did the input change while they read it?)"
+                .to_owned(),
         ));
     }
     let max_errors = first.max_errors;
@@ -177,8 +173,49 @@ pub fn merge_shards(mut shards: Vec<ShardReport>) -> Result<Report, ShardError> 
     Ok(report)
 }
 
+/// Whether worker `s` planned what worker 0 (`first`) planned: the same
+/// tables with the same numbers and entries, and the same findings before
+/// the first table. Workers other than 0 do not read a single-table file, so
+/// they plan no table.
+fn same_plan(first: &ShardReport, s: &ShardReport) -> bool {
+    if s.report.format != first.report.format || s.max_errors != first.max_errors {
+        return false;
+    }
+    if first.report.format != "zip" {
+        return s.shard.index == 0 || s.report.tables.is_empty();
+    }
+    s.plan_errors == first.plan_errors
+        && plan_findings(s) == plan_findings(first)
+        && s.report.tables.len() == first.report.tables.len()
+        && s.report
+            .tables
+            .iter()
+            .zip(&first.report.tables)
+            .all(|(a, b)| {
+                (&a.component, &a.name, a.number, &a.entries)
+                    == (&b.component, &b.name, b.number, &b.entries)
+            })
+}
+
+/// A worker's findings from before the first table: errors, warnings.
+fn plan_findings(r: &ShardReport) -> (&[Finding], &[Finding]) {
+    let errors = r
+        .error_phases
+        .iter()
+        .take_while(|&&p| p == PLAN_PHASE)
+        .count();
+    let warnings = r
+        .warning_phases
+        .iter()
+        .take_while(|&&p| p == PLAN_PHASE)
+        .count();
+    (&r.report.errors[..errors], &r.report.warnings[..warnings])
+}
+
 /// Findings sorted by phase (stably: workers in order, each in its order),
-/// those of the end phase once each, the first `max` of them.
+/// those of the end phase once each, the first `max` of them. (The end
+/// phase's only error is a failed sink's, and workers have no sink, so no
+/// error is counted twice.)
 fn in_walk_order(mut findings: Vec<(&u32, &Finding)>, max: usize) -> Vec<Finding> {
     findings.sort_by_key(|(phase, _)| **phase);
     let mut merged: Vec<Finding> = Vec::new();

@@ -453,46 +453,47 @@ pub(super) fn walk<R: Read + Seek>(
 /// table) to one of the workers, by uncompressed bytes, and makes this
 /// worker's progress count the compressed bytes of its own entries.
 fn share_out(plan: &Plan, streams: &[Stream], blobs: &[Blob], shard: Shard, ctx: &mut Context) {
-    let streams_of = |table: &PlannedTable| {
-        streams
-            .iter()
-            .filter(|s| table.entries.contains(&s.name))
-            .collect::<Vec<_>>()
-    };
-    let files_of = |table: &PlannedTable| {
-        blobs
-            .iter()
-            .filter(|b| {
-                table.name == "_storage"
-                    && plan
-                        .files
-                        .iter()
-                        .any(|f| f.entry == b.name && f.component == table.component)
-            })
-            .collect::<Vec<_>>()
-    };
-    let weights: Vec<u64> = plan
+    // Uncompressed and compressed bytes: of each entry, and of each
+    // component's stored files (which go with its `_storage` table).
+    let entries: HashMap<&str, (u64, u64)> = streams
+        .iter()
+        .map(|s| (s.name.as_str(), (s.size, s.span.1)))
+        .chain(blobs.iter().map(|b| (b.name.as_str(), (b.size, b.span.1))))
+        .collect();
+    let mut files: HashMap<&str, (u64, u64)> = HashMap::new();
+    for file in &plan.files {
+        let (size, compressed) = entries
+            .get(file.entry.as_str())
+            .copied()
+            .unwrap_or_default();
+        let total = files.entry(file.component.as_str()).or_default();
+        *total = (total.0 + size, total.1 + compressed);
+    }
+    let bytes: Vec<(u64, u64)> = plan
         .tables
         .iter()
-        .map(|t| {
-            let documents: u64 = streams_of(t).iter().map(|s| s.size).sum();
-            let files: u64 = files_of(t).iter().map(|b| b.size).sum();
-            documents.saturating_add(files)
+        .map(|table| {
+            let stored = (table.name == "_storage")
+                .then(|| files.get(table.component.as_str()).copied())
+                .flatten()
+                .unwrap_or_default();
+            table
+                .entries
+                .iter()
+                .filter_map(|name| entries.get(name.as_str()))
+                .fold(stored, |(a, b), (size, compressed)| {
+                    (a + size, b + compressed)
+                })
         })
         .collect();
+    let weights: Vec<u64> = bytes.iter().map(|&(size, _)| size).collect();
     ctx.owners = shard::assign(&weights, shard.count);
-    let own_bytes: u64 = plan
-        .tables
+    ctx.progress.bytes_total = bytes
         .iter()
         .enumerate()
-        .filter(|(t, _)| ctx.owns_table(*t))
-        .map(|(_, t)| {
-            let documents: u64 = streams_of(t).iter().map(|s| s.span.1).sum();
-            let files: u64 = files_of(t).iter().map(|b| b.span.1).sum();
-            documents.saturating_add(files)
-        })
+        .filter(|&(t, _)| ctx.owns_table(t))
+        .map(|(_, &(_, compressed))| compressed)
         .sum();
-    ctx.progress.bytes_total = own_bytes;
     ctx.share = Some(Share::default());
 }
 

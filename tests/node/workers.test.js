@@ -7,7 +7,7 @@ import { statSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'node:test';
 
-import { validateFile } from 'snappack';
+import { validate, validateFile } from 'snappack';
 
 import { gen, nativeReport, scratch, sortedJson } from './helpers.js';
 
@@ -95,7 +95,9 @@ test('an exception from onProgress or an abort stops every worker', async () => 
 });
 
 test('workers must be a whole number from 1 to 16', async () => {
+  const bytes = new Uint8Array(8);
   for (const workers of [0, 17, 1.5, '2']) {
     await assert.rejects(validateFile(archive, { workers }), { code: 'InvalidOptions' }, String(workers));
+    await assert.rejects(validate(bytes, { workers, fileName: 'x.zip' }), { code: 'InvalidOptions' }, String(workers));
   }
 });
