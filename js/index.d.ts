@@ -189,7 +189,8 @@ export interface ValidateOptions {
    * Workers that validate a ZIP archive of 4 MiB or more together, each
    * checking some of its tables (1 to 16; default: the cores, at most 4).
    * The Report is the same as one worker's. Used for a Blob or File in
-   * browsers and for `validateFile` in Node; bytes are validated by one.
+   * browsers (bytes there are validated by one), and in Node for files and
+   * bytes alike (copied once, into memory the workers share).
    */
   workers?: number;
 }

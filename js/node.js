@@ -39,7 +39,9 @@ function compiledModule() {
 
 /**
  * Validates an archive or a single-table file held in memory. The bytes are
- * copied to the worker; for a file on disk, `validateFile` reads it there.
+ * copied to the worker (for a large ZIP archive, once, into memory that
+ * `options.workers` workers share); for a file on disk, `validateFile` reads
+ * it there.
  * @param {Uint8Array | ArrayBuffer | Blob | File} input
  * @param {import('./index.js').ValidateOptions} [options]
  * @returns {Promise<import('./index.js').Report>}
@@ -49,9 +51,15 @@ export async function validate(input, options) {
   let source = normalizeInput(input);
   const fileName = fileNameOf(input, options);
   const optionsJson = coreOptionsJson(options);
-  // Bytes in memory are validated by one worker; the option is still checked.
-  workersOption(options.workers, 1);
+  const workers = workersOption(options.workers, defaultWorkers(availableParallelism()));
   options.signal?.throwIfAborted();
+  const size = source instanceof Blob ? source.size : source.byteLength;
+  const count = validationWorkers(workers, size, fileName, options);
+  if (count > 1) {
+    const shared = new Uint8Array(new SharedArrayBuffer(size));
+    shared.set(source instanceof Blob ? new Uint8Array(await source.arrayBuffer()) : source);
+    return validateInWorkers({ type: 'validate', input: shared, fileName, options: optionsJson }, count, size, options);
+  }
   // A Blob's bytes are read here into a buffer of our own, which moves to
   // the worker; the caller's bytes are copied.
   const transfer = [];
@@ -83,7 +91,11 @@ export async function validateFile(path, options) {
   const size = workers > 1 ? await stat(path).then((s) => (s.isFile() ? s.size : 0), () => 0) : 0;
   const count = validationWorkers(workers, size, fileName, options);
   if (count === 1) return inWorker(request, options);
-  const { onProgress, signal } = options;
+  return validateInWorkers(request, count, size, options);
+}
+
+/** Runs validation `request` in `count` workers together; see `validateTogether`. */
+function validateInWorkers(request, count, size, { onProgress, signal }) {
   return validateTogether({
     count,
     size,

@@ -1,9 +1,9 @@
-// Validation shared by several worker threads (`workers`): the same Report
-// as one worker and as the CLI, progress to the end, and a failure or an
+// Validation shared by several worker threads (`workers`), of a file or of
+// bytes in memory: the same Report as one worker and as the CLI, progress to the end, and a failure or an
 // abort in any worker stopping them all.
 
 import assert from 'node:assert/strict';
-import { statSync } from 'node:fs';
+import { readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'node:test';
 
@@ -25,14 +25,16 @@ gen(archive, {
 });
 const size = statSync(archive).size;
 
-/** Validates with `options`; returns the Report and the most worker threads seen at once. */
-async function validateCounting(options) {
+/** Validates with `options` (the bytes, with `bytes`); returns the Report and the most worker threads seen at once. */
+async function validateCounting(options, bytes) {
   let most = 0;
   const onProgress = () => {
     const ports = process.getActiveResourcesInfo().filter((r) => r === 'MessagePort').length;
     most = Math.max(most, ports);
   };
-  const report = await validateFile(archive, { ...options, onProgress });
+  const report = bytes
+    ? await validate(bytes, { ...options, fileName: 'large.zip', onProgress })
+    : await validateFile(archive, { ...options, onProgress });
   return { report, most };
 }
 
@@ -47,6 +49,11 @@ test('several workers report what one worker and the CLI report', async () => {
     assert.equal(shared.most, workers, `${workers} workers ran`);
     assert.equal(sortedJson(shared.report), sortedJson(one.report), `${workers} workers`);
   }
+  // Bytes in memory: copied once, into memory the workers share.
+  const bytes = new Uint8Array(readFileSync(archive));
+  const inMemory = await validateCounting({ workers: 2 }, bytes);
+  assert.equal(inMemory.most, 2);
+  assert.equal(sortedJson(inMemory.report), sortedJson(one.report));
   // A cap that cuts the lists short cuts them where one walk does.
   const capped = await validateFile(archive, { workers: 3, maxErrors: 2 });
   assert.equal(sortedJson(capped), sortedJson(JSON.parse(nativeReport(archive, { maxErrors: 2 }))));
