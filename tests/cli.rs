@@ -491,3 +491,39 @@ fn an_input_whose_format_cannot_be_told_exits_2() {
     let (code, _, _) = snappack(&["validate", arg(&input), "--format", "jsonl"]);
     assert_eq!(code, 1);
 }
+
+#[test]
+fn threads_in_pairs_split_an_archive_and_report_what_one_thread_reports() {
+    use snappack::gen::{write_snapshot, Fault, GenSpec};
+    let spec = GenSpec {
+        tables: 4,
+        documents_per_table: 300,
+        components: vec!["a".into()],
+        storage_files: 2,
+        faults: vec![
+            Fault::DuplicateId,
+            Fault::BadJsonLine,
+            Fault::Sha256Mismatch,
+            Fault::ForeignTableId,
+        ],
+        ..GenSpec::default()
+    };
+    let mut zip = std::io::Cursor::new(Vec::new());
+    write_snapshot(&mut zip, &spec).expect("generates");
+    let path = temp_file("pairs.zip", zip.get_ref());
+    for extra in [&[][..], &["--max-errors", "2"][..]] {
+        let run = |threads: &str| {
+            let mut args = vec!["validate", arg(&path), "--json", "--threads", threads];
+            args.extend(extra);
+            let (status, stdout, stderr) = snappack(&args);
+            assert_eq!(status, 1, "{stderr}");
+            stdout
+        };
+        let one = run("1");
+        let report: serde_json::Value = serde_json::from_str(&one).unwrap();
+        assert!(report["error_count"].as_u64().unwrap() >= 4, "{one}");
+        // 4 threads: two walks of two threads; 6: three.
+        assert_eq!(run("4"), one, "{extra:?}");
+        assert_eq!(run("6"), one, "{extra:?}");
+    }
+}

@@ -13,11 +13,13 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Instant;
 
-use anyhow::{bail, Context as _, Result};
+use anyhow::{anyhow, bail, Context as _, Result};
 use clap::{Args, Parser, Subcommand};
 use snappack::report::{Code, Report};
-use snappack::validate::{ImportMode, Options, Schema, TargetTables};
-use snappack::Format;
+use snappack::validate::{
+    merge_shards, validate_shard, ImportMode, Options, Schema, Shard, ShardReport, TargetTables,
+};
+use snappack::{Format, Progress};
 
 use output::OutputFile;
 
@@ -108,9 +110,10 @@ struct InputArgs {
     /// List at most this many errors (all are counted).
     #[arg(long, default_value_t = snappack::validate::DEFAULT_MAX_ERRORS)]
     max_errors: usize,
-    /// Threads: with 2 (the default where there are 2 cores), a second thread
-    /// checks lines while the first inflates the ZIP entry; `pack` and
-    /// `upload` compress frames on another.
+    /// Threads (default: the cores, at most 8). With 2, a second thread
+    /// checks lines while the first inflates the ZIP entry; with 4 or more,
+    /// `validate` splits a ZIP archive's tables among that many pairs;
+    /// `pack` and `upload` compress frames on another.
     #[arg(long, default_value_t = default_threads())]
     threads: usize,
 }
@@ -203,9 +206,10 @@ impl InputArgs {
     }
 }
 
-/// Two threads where the machine has two cores: inflating and checking share them.
+/// A thread per core, at most 8: pairs of them (one inflating, one
+/// checking) share the tables of an archive.
 fn default_threads() -> usize {
-    std::thread::available_parallelism().map_or(1, |n| n.get().min(2))
+    std::thread::available_parallelism().map_or(1, |n| n.get().min(8))
 }
 
 fn read_json<T: serde::de::DeserializeOwned>(path: &Path) -> Result<T> {
@@ -236,10 +240,26 @@ fn validate(args: ValidateArgs) -> Result<ExitCode> {
     let (reader, name) = args.input.open()?;
     let started = Instant::now();
     let mut bar = ProgressBar::new(!args.quiet && !args.json);
-    let report = snappack::validate(reader, &name, &options, &mut |p| {
-        bar.update(p, started);
-        true
-    });
+    let zip = options.format.or_else(|| Format::from_file_name(&name)) == Some(Format::Zip);
+    let workers = if zip { options.threads / 2 } else { 1 };
+    let report = if workers > 1 {
+        let size = reader.get_ref().metadata().map_or(0, |m| m.len());
+        drop(reader);
+        let mut on_progress = |p| bar.update(p, started);
+        validate_in_workers(
+            &args.input,
+            &name,
+            &options,
+            workers,
+            size,
+            &mut on_progress,
+        )?
+    } else {
+        snappack::validate(reader, &name, &options, &mut |p| {
+            bar.update(p, started);
+            true
+        })
+    };
     bar.clear();
     let mut out = std::io::stdout().lock();
     if args.json {
@@ -250,6 +270,71 @@ fn validate(args: ValidateArgs) -> Result<ExitCode> {
         human::print(&mut out, &name, &report, started.elapsed(), color)?;
     }
     Ok(report_status(&report))
+}
+
+/// Validates a ZIP archive of `size` bytes in `workers` walks at once, each
+/// checking a run of its tables on two threads (`validate_shard`), and
+/// merges their findings into the report one walk makes. Progress is the
+/// walks' shares added up.
+fn validate_in_workers(
+    input: &InputArgs,
+    name: &str,
+    options: &Options,
+    workers: usize,
+    size: u64,
+    on_progress: &mut dyn FnMut(Progress),
+) -> Result<Report> {
+    let count = u32::try_from(workers)?;
+    let options = Options {
+        threads: 2,
+        ..options.clone()
+    };
+    let (sender, progress) = std::sync::mpsc::channel::<(u32, Progress)>();
+    let shards = std::thread::scope(|scope| {
+        let walks: Vec<_> = (0..count)
+            .map(|index| {
+                let (sender, options) = (sender.clone(), &options);
+                scope.spawn(move || -> Result<ShardReport> {
+                    let (reader, _) = input.open()?;
+                    let shard = Shard { index, count };
+                    Ok(validate_shard(reader, name, options, shard, &mut |p| {
+                        sender.send((index, p)).is_ok()
+                    }))
+                })
+            })
+            .collect();
+        drop(sender);
+        let mut shares: Vec<Option<Progress>> = vec![None; workers];
+        for (index, p) in progress {
+            shares[index as usize] = Some(p);
+            on_progress(combined(&shares, size));
+        }
+        walks
+            .into_iter()
+            .map(|walk| {
+                walk.join()
+                    .map_err(|_| anyhow!("a validation thread panicked"))?
+            })
+            .collect::<Result<Vec<_>>>()
+    })?;
+    Ok(merge_shards(shards)?)
+}
+
+/// The progress of walks that share an input of `size` bytes: the mean of
+/// their fractions (a walk not heard from yet has done nothing; one with
+/// nothing to do is done), and every document they read.
+fn combined(shares: &[Option<Progress>], size: u64) -> Progress {
+    let fraction = |p: &Option<Progress>| match p {
+        None => 0.0,
+        Some(p) if p.bytes_total == 0 => 1.0,
+        Some(p) => p.bytes_read as f64 / p.bytes_total as f64,
+    };
+    let mean = shares.iter().map(fraction).sum::<f64>() / shares.len().max(1) as f64;
+    Progress {
+        bytes_read: (size as f64 * mean) as u64,
+        bytes_total: size,
+        documents: shares.iter().flatten().map(|p| p.documents).sum(),
+    }
 }
 
 /// The exit status for a validation report: 0 valid, 1 the input has
