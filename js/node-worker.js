@@ -2,9 +2,9 @@
 // the WebAssembly module the caller compiled (the same build as browsers')
 // and posts progress, then the Report or an error, so the caller's event loop
 // runs on meanwhile. A file is read with `fs.readSync` a few MiB at a time,
-// never whole.
+// never whole (a pipe or a device, which cannot be read at an offset, is).
 
-import { closeSync, fstatSync, openSync, readSync } from 'node:fs';
+import { closeSync, fstatSync, openSync, readFileSync, readSync } from 'node:fs';
 import { parentPort } from 'node:worker_threads';
 
 import { answerRequest, validateRequest } from './common.js';
@@ -29,6 +29,9 @@ function withFile(path, use) {
   try {
     const stat = fstatSync(fd);
     if (stat.isDirectory()) throw misuse(`${path} is a folder: give the snapshot's .zip (or a .jsonl, .json or .csv file)`);
+    // A pipe, a device or a file that says it is empty (as those of /proc
+    // do) has no size to seek in: it is read to its end first.
+    if (!stat.isFile() || stat.size === 0) return use(new Uint8Array(readFileSync(fd)));
     const size = stat.size;
     let buffer = Buffer.alloc(0);
     const read = (offset, length) => {

@@ -3,7 +3,7 @@
 // later calls.
 
 import assert from 'node:assert/strict';
-import { spawnSync } from 'node:child_process';
+import { execFileSync, spawn, spawnSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'node:test';
@@ -232,4 +232,21 @@ test('many calls in a row reuse one worker without piling up listeners', async (
     process.off('warning', onWarning);
   }
   assert.deepEqual(warnings, []);
+});
+
+test('a pipe, which has no size to seek in, is read to its end and validated', async () => {
+  const fifo = join(scratch(), 'users.jsonl');
+  execFileSync('mkfifo', [fifo]);
+  const lines = '{"name":"ada"}\nnot json\n{"name":"grace"}\n';
+  // The writer blocks until the worker opens the pipe.
+  const writer = spawn('sh', ['-c', `printf '%s' '${lines}' > ${fifo}`]);
+  const written = new Promise((resolve) => writer.on('exit', resolve));
+  const report = await validateFile(fifo, { table: 'users' });
+  assert.equal(await written, 0);
+  assert.equal(report.documents, 3);
+  assert.deepEqual(report.errors.map((e) => [e.code, e.line]), [['JsonInvalidRow', 2]]);
+
+  // A file that says it is empty but is not, as those of /proc.
+  const status = await validateFile('/proc/self/status', { table: 'status', format: 'jsonl' });
+  assert.ok(status.error_count > 0, 'its lines were read');
 });
