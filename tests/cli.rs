@@ -527,3 +527,35 @@ fn threads_in_pairs_split_an_archive_and_report_what_one_thread_reports() {
         assert_eq!(run("6"), one, "{extra:?}");
     }
 }
+
+#[test]
+fn a_pipe_is_read_whole_and_validated() {
+    let dir = fresh_dir("pipe-in");
+    let fifo = dir.join("snapshot.zip");
+    let bytes = zip(&[(
+        "users/documents.jsonl",
+        (doc(10001, 1, "") + "\n" + &doc(10001, 1, "")).as_bytes(),
+    )]);
+    // With 4 threads, a file would be opened again by each of two walks; a
+    // pipe, which cannot be, must not be (nor must that hang: 60 s at most).
+    for threads in ["1", "4"] {
+        let _ = std::fs::remove_file(&fifo);
+        let made = Command::new("mkfifo").arg(&fifo).status().unwrap();
+        assert!(made.success());
+        let writer = {
+            let (fifo, bytes) = (fifo.clone(), bytes.clone());
+            std::thread::spawn(move || std::fs::write(fifo, bytes))
+        };
+        let out = Command::new("timeout")
+            .args(["60", env!("CARGO_BIN_EXE_snappack"), "validate", arg(&fifo)])
+            .args(["--json", "--threads", threads])
+            .output()
+            .unwrap();
+        let _ = writer.join();
+        let stdout = String::from_utf8(out.stdout).unwrap();
+        assert_eq!(out.status.code(), Some(1), "{threads} threads: {stdout}");
+        let report: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+        assert_eq!(report["documents"], 2);
+        assert_eq!(report["errors"][0]["code"], "DuplicateId", "{stdout}");
+    }
+}

@@ -8,7 +8,7 @@ mod serve;
 mod upload;
 
 use std::fs::File;
-use std::io::{BufReader, IsTerminal, Write};
+use std::io::{BufReader, Cursor, IsTerminal, Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Instant;
@@ -187,10 +187,13 @@ impl InputArgs {
         })
     }
 
-    fn open(&self) -> Result<(BufReader<File>, String)> {
-        let file = File::open(&self.file)
+    fn open(&self) -> Result<(Input, String)> {
+        let mut file = File::open(&self.file)
             .with_context(|| format!("cannot open {}", self.file.display()))?;
-        if file.metadata().is_ok_and(|m| m.is_dir()) {
+        let metadata = file
+            .metadata()
+            .with_context(|| format!("cannot read {}", self.file.display()))?;
+        if metadata.is_dir() {
             bail!(
                 "{} is a folder: give the snapshot's .zip (or a .jsonl, .json or .csv file)",
                 self.file.display()
@@ -201,8 +204,56 @@ impl InputArgs {
             .file_name()
             .map(|n| n.to_string_lossy().into_owned())
             .unwrap_or_default();
-        // Smaller than the raw chunks inflating reads, which then bypass the buffer.
-        Ok((BufReader::with_capacity(64 << 10, file), name))
+        if metadata.is_file() && metadata.len() > 0 {
+            // Smaller than the raw chunks inflating reads, which then bypass the buffer.
+            return Ok((Input::File(BufReader::with_capacity(64 << 10, file)), name));
+        }
+        // A pipe, a device or a file that says it is empty (as those of
+        // /proc do) cannot be read at an offset: it is read whole first.
+        let mut bytes = Vec::new();
+        file.read_to_end(&mut bytes)
+            .with_context(|| format!("cannot read {}", self.file.display()))?;
+        Ok((Input::Memory(Cursor::new(bytes)), name))
+    }
+}
+
+/// An input as the walks read it: a file, or the whole of one that cannot
+/// seek, read into memory.
+enum Input {
+    File(BufReader<File>),
+    Memory(Cursor<Vec<u8>>),
+}
+
+impl Input {
+    /// Its size in bytes.
+    fn len(&self) -> u64 {
+        match self {
+            Input::File(file) => file.get_ref().metadata().map_or(0, |m| m.len()),
+            Input::Memory(bytes) => bytes.get_ref().len() as u64,
+        }
+    }
+
+    /// Whether it can be opened again, for more walks at once.
+    fn reopens(&self) -> bool {
+        matches!(self, Input::File(_))
+    }
+}
+
+impl Read for Input {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        match self {
+            Input::File(file) => file.read(buf),
+            Input::Memory(bytes) => bytes.read(buf),
+        }
+    }
+}
+
+impl Seek for Input {
+    fn seek(&mut self, pos: SeekFrom) -> std::io::Result<u64> {
+        match self {
+            Input::File(file) => file.seek(pos),
+            Input::Memory(bytes) => bytes.seek(pos),
+        }
     }
 }
 
@@ -241,9 +292,13 @@ fn validate(args: ValidateArgs) -> Result<ExitCode> {
     let started = Instant::now();
     let mut bar = ProgressBar::new(!args.quiet && !args.json);
     let zip = options.format.or_else(|| Format::from_file_name(&name)) == Some(Format::Zip);
-    let workers = if zip { options.threads / 2 } else { 1 };
+    let workers = if zip && reader.reopens() {
+        options.threads / 2
+    } else {
+        1
+    };
     let report = if workers > 1 {
-        let size = reader.get_ref().metadata().map_or(0, |m| m.len());
+        let size = reader.len();
         drop(reader);
         let mut on_progress = |p| bar.update(p, started);
         validate_in_workers(

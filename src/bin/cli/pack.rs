@@ -82,7 +82,7 @@ pub(super) fn run_pack(args: PackArgs) -> Result<ExitCode> {
             .map_or(0, |d| d.as_millis() as i64),
     };
     let (reader, name) = args.input.open()?;
-    let input_len = reader.get_ref().metadata().map_or(0, |m| m.len());
+    let input_len = reader.len();
     let out = OutputFile::create(&args.out, &[&args.input.file])?;
     let started = Instant::now();
     let mut bar = ProgressBar::new(!args.quiet);
