@@ -107,8 +107,15 @@ test('an exception from onProgress or an abort stops every worker', async () => 
     }),
     { name: 'AbortError' },
   );
-  // No worker still runs: at most the one kept idle for the next call.
-  await new Promise((resolve) => setTimeout(resolve, 200));
+  // No worker still works: this process uses next to no CPU time now...
+  const before = process.cpuUsage();
+  await new Promise((resolve) => setTimeout(resolve, 300));
+  const used = process.cpuUsage(before);
+  assert.ok((used.user + used.system) / 1000 < 150, `${(used.user + used.system) / 1000} ms of CPU in 300 ms`);
+  // ...and soon at most the worker kept idle for the next call is left.
+  for (let waited = 0; threads() > 1 && waited < 5000; waited += 10) {
+    await new Promise((resolve) => setTimeout(resolve, 10));
+  }
   assert.ok(threads() <= 1, `${threads()} workers left`);
 });
 
