@@ -3,7 +3,9 @@
 //! Deliberately thin. It turns a JavaScript input (`Uint8Array`, `Blob`/`File`
 //! in a Web Worker, or a read callback) into `Read + Seek` (see [`reader`]),
 //! runs [`crate::validate::validate`], and returns the [`crate::Report`] as the
-//! same JSON text the native CLI prints with `--json`. The npm package's
+//! same JSON text the native CLI prints with `--json`; or, for workers that
+//! share one archive, each one's [`crate::validate::validate_shard`] and then
+//! [`crate::validate::merge_shards`]. The npm package's
 //! hand-written JavaScript (`js/`) wraps this into Promises, a Worker and
 //! typed options.
 //!
