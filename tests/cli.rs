@@ -428,31 +428,24 @@ fn pack_refuses_a_frame_size_unpack_cannot_read() {
     let stream = dir.join("out.snappack");
     let max = DecoderConfig::default().max_frame_size;
     let range = format!("from {MIN_FRAME_SIZE} to {max} bytes");
-    for size in [max + 1, MIN_FRAME_SIZE - 1] {
+    let pack = |size: usize| {
         let size = size.to_string();
-        let pack = [
+        snappack(&[
             "pack",
             arg(&input),
             "-o",
             arg(&stream),
             "--frame-size",
             &size,
-        ];
-        let (code, _, stderr) = snappack(&pack);
+        ])
+    };
+    for size in [max + 1, MIN_FRAME_SIZE - 1] {
+        let (code, _, stderr) = pack(size);
         assert_eq!(code, 2, "{stderr}");
         assert!(stderr.contains(&range), "{stderr}");
         assert_eq!(names(&dir), ["in.zip"]);
     }
-    let size = max.to_string();
-    let pack = [
-        "pack",
-        arg(&input),
-        "-o",
-        arg(&stream),
-        "--frame-size",
-        &size,
-    ];
-    let (code, _, stderr) = snappack(&pack);
+    let (code, _, stderr) = pack(max);
     assert_eq!(code, 0, "{stderr}");
     let (code, stdout, _) = snappack(&["unpack", arg(&stream)]);
     assert_eq!(code, 0, "{stdout}");

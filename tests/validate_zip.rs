@@ -481,16 +481,7 @@ fn an_encrypted_entry_is_an_invalid_zip_as_in_convex() {
     let central = central_header(&bytes);
     bytes[central + 8] |= 1;
     let report = check("secret.zip", &bytes);
-    assert_eq!(
-        codes(&report),
-        vec![Code::InvalidZip],
-        "{:#?}",
-        report.errors
-    );
-    assert_eq!(
-        report.errors[0].entry.as_deref(),
-        Some("users/documents.jsonl")
-    );
+    assert_only_error_is_in(&report, Code::InvalidZip, "users/documents.jsonl");
     assert!(
         report.errors[0]
             .message
@@ -534,16 +525,7 @@ fn zstd_entries_are_read_as_convex_reads_them() {
         "z.zip",
         &zip_raw("users/documents.jsonl", 93, &damaged, lines.as_bytes()),
     );
-    assert_eq!(
-        codes(&report),
-        vec![Code::InvalidZip],
-        "{:#?}",
-        report.errors
-    );
-    assert_eq!(
-        report.errors[0].entry.as_deref(),
-        Some("users/documents.jsonl")
-    );
+    assert_only_error_is_in(&report, Code::InvalidZip, "users/documents.jsonl");
     let report = check(
         "z.zip",
         &zip_raw("users/documents.jsonl", 93, b"not zstd", lines.as_bytes()),
@@ -1160,4 +1142,10 @@ fn each_worker_counts_progress_through_its_own_share() {
     let report = worker(&bytes, 2).report;
     assert_eq!(codes(&report), [Code::InvalidOptions]);
     assert!(report.errors[0].message.contains("worker 2 of 2"));
+}
+
+/// The report has one error, `code`, about entry `entry`.
+fn assert_only_error_is_in(report: &snappack::Report, code: Code, entry: &str) {
+    assert_eq!(codes(report), vec![code], "{:#?}", report.errors);
+    assert_eq!(report.errors[0].entry.as_deref(), Some(entry));
 }
