@@ -338,13 +338,20 @@ async function chromium(zip, reps = REPS) {
       self.benchModule = await WebAssembly.compileStreaming(fetch('/pkg/web/snappack_bg.wasm'));
     });
     const renderers = descendants('--type=renderer');
-    const runs = [];
-    for (let r = 0; r < reps; r++) {
+    // One run of `work` in the page: its renderer CPU time and peak RSS.
+    const inRenderer = async (work, arg) => {
       // Peak RSS since here: writing 5 to clear_refs resets VmHWM.
       for (const pid of renderers) writeFileSync(`/proc/${pid}/clear_refs`, '5');
       const rendererStart = Math.max(...renderers.map((pid) => peakRss(pid, 'VmRSS')));
       const cpuBefore = renderers.map(procCpuSeconds);
-      const result = await page.evaluate(
+      const result = await page.evaluate(work, arg);
+      const cpu = renderers.map(procCpuSeconds).reduce((s, c, i) => s + c - cpuBefore[i], 0);
+      const rendererPeak = Math.max(...renderers.map((pid) => peakRss(pid)));
+      return { wall: result.wallMs / 1000, cpu, rendererPeak, rendererStart, ...result };
+    };
+    const runs = [];
+    for (let r = 0; r < reps; r++) {
+      const run = await inRenderer(
         () =>
           new Promise((resolve, reject) => {
             const worker = new Worker('/bench/browser-worker.js', { type: 'module' });
@@ -354,34 +361,28 @@ async function chromium(zip, reps = REPS) {
             worker.postMessage({ module: self.benchModule, file: document.querySelector('#file').files[0] });
           }),
       );
-      const cpu = renderers.map(procCpuSeconds).reduce((s, c, i) => s + c - cpuBefore[i], 0);
-      const rendererPeak = Math.max(...renderers.map((pid) => peakRss(pid)));
       // The worker's JavaScript heap (its WebAssembly memory included), now
       // that it is idle, outside the CPU time: a busy worker is not measured
       // until it is done, and workers have no performance.memory.
-      result.workerHeapBytes = await page.evaluate(async () => {
+      run.workerHeapBytes = await page.evaluate(async () => {
         const memory = await performance.measureUserAgentSpecificMemory();
         self.benchWorker.terminate();
         return memory.breakdown
           .filter((b) => b.attribution.some((a) => a.scope === 'DedicatedWorkerGlobalScope'))
           .reduce((sum, b) => sum + b.bytes, 0);
       });
-      runs.push({ wall: result.wallMs / 1000, cpu, rendererPeak, rendererStart, ...result });
+      runs.push(run);
     }
     // The package's own `validate`, its workers sharing the archive.
     const shared = [];
     for (let r = 0; r < reps; r++) {
-      for (const pid of renderers) writeFileSync(`/proc/${pid}/clear_refs`, '5');
-      const cpuBefore = renderers.map(procCpuSeconds);
-      const result = await page.evaluate(async (workers) => {
+      const work = async (workers) => {
         const { validate } = await import('/pkg/browser.js');
         const start = performance.now();
         const report = await validate(document.querySelector('#file').files[0], { workers });
         return { wallMs: performance.now() - start, documents: report.documents, valid: report.valid };
-      }, SHARED_WORKERS);
-      const cpu = renderers.map(procCpuSeconds).reduce((s, c, i) => s + c - cpuBefore[i], 0);
-      const rendererPeak = Math.max(...renderers.map((pid) => peakRss(pid)));
-      shared.push({ wall: result.wallMs / 1000, cpu, rendererPeak, ...result });
+      };
+      shared.push(await inRenderer(work, SHARED_WORKERS));
     }
     return { runs, shared, version };
   } finally {
