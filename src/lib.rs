@@ -9,6 +9,7 @@
 pub mod archive;
 pub mod client;
 pub mod convex;
+pub mod crc32;
 pub mod gen;
 pub mod migration;
 pub mod report;

@@ -17,35 +17,10 @@ use std::io::{self, Read};
 use flate2::{Decompress, FlushDecompress, Status};
 use ruzstd::decoding::{FrameDecoder, StreamingDecoder};
 
+use crate::crc32::Crc32;
+
 /// Compressed bytes read from the archive at a time.
 pub const RAW_CHUNK: usize = 256 << 10;
-
-/// The running CRC32 of an entry: crc32fast natively (it uses the CPU's
-/// carry-less multiply); on wasm32, where crc32fast has only a byte-table
-/// method, zlib-rs's braided CRC32, about a fifth faster there.
-#[derive(Default)]
-struct Crc32(
-    #[cfg(not(target_arch = "wasm32"))] crc32fast::Hasher,
-    #[cfg(target_arch = "wasm32")] u32,
-);
-
-impl Crc32 {
-    fn update(&mut self, bytes: &[u8]) {
-        #[cfg(not(target_arch = "wasm32"))]
-        self.0.update(bytes);
-        #[cfg(target_arch = "wasm32")]
-        {
-            self.0 = zlib_rs::crc32::crc32(self.0, bytes);
-        }
-    }
-
-    fn value(&self) -> u32 {
-        #[cfg(not(target_arch = "wasm32"))]
-        return self.0.clone().finalize();
-        #[cfg(target_arch = "wasm32")]
-        self.0
-    }
-}
 
 /// What the archive's directory says about an entry.
 #[derive(Debug, Clone, Copy)]
@@ -66,7 +41,7 @@ struct Verifier {
 impl Verifier {
     fn new(declared: Declared) -> Self {
         Verifier {
-            crc: Crc32::default(),
+            crc: Crc32::new(),
             produced: 0,
             declared,
         }

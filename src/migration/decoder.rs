@@ -16,6 +16,7 @@ use super::frame::{MIN_FRAME_SIZE, STREAM_HEADER_LEN};
 use super::item::{Item, ItemError, Totals};
 use super::state::{StreamState, Violation};
 use super::FORMAT_VERSION;
+use crate::crc32;
 
 /// The largest frame size a decoder accepts by default (`unpack`, and the
 /// server unless `--max-frame-size` says otherwise): 16 MiB.
@@ -243,7 +244,7 @@ impl Decoder {
             Some(DecodeError::UnsupportedVersion {
                 version: u16::from_le_bytes([h[8], h[9]]),
             })
-        } else if crc32fast::hash(&h[..16]).to_le_bytes() != h[16..20] {
+        } else if crc32::hash(&h[..16]).to_le_bytes() != h[16..20] {
             Some(DecodeError::BadStreamHeader {
                 reason: "header CRC32 does not match",
             })

@@ -20,6 +20,7 @@
 use flate2::{Compress, Compression, Decompress, FlushCompress, FlushDecompress, Status};
 
 use super::FORMAT_VERSION;
+use crate::crc32::{self, Crc32};
 
 /// The first eight bytes of every stream.
 pub const MAGIC: [u8; 8] = *b"SNAPPACK";
@@ -41,7 +42,7 @@ pub(crate) fn stream_header(max_frame_size: u32) -> [u8; STREAM_HEADER_LEN] {
     h[..8].copy_from_slice(&MAGIC);
     h[8..10].copy_from_slice(&FORMAT_VERSION.to_le_bytes());
     h[12..16].copy_from_slice(&max_frame_size.to_le_bytes());
-    let crc = crc32fast::hash(&h[..16]);
+    let crc = crc32::hash(&h[..16]);
     h[16..].copy_from_slice(&crc.to_le_bytes());
     h
 }
@@ -92,10 +93,10 @@ impl FrameHeader {
 
 /// CRC32 of a frame header's first 20 bytes and its stored payload.
 pub(crate) fn frame_crc(header: &[u8; FRAME_HEADER_LEN], stored: &[u8]) -> u32 {
-    let mut crc = crc32fast::Hasher::new();
+    let mut crc = Crc32::new();
     crc.update(&header[..20]);
     crc.update(stored);
-    crc.finalize()
+    crc.value()
 }
 
 /// Compresses `payload` into `out` if raw deflate makes it smaller and

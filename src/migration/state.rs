@@ -12,6 +12,7 @@ use sha2::{Digest, Sha256};
 
 use super::item::{FileStart, Header, Item, TableDecl, TableEnd, Totals};
 use super::FORMAT_VERSION;
+use crate::crc32::Crc32;
 
 /// Why an item may not come next.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -26,7 +27,7 @@ pub(crate) enum Violation {
 struct TableState {
     documents: u64,
     bytes: u64,
-    crc: crc32fast::Hasher,
+    crc: Crc32,
     ended: bool,
 }
 
@@ -131,7 +132,7 @@ impl StreamState {
         self.tables.push(TableState {
             documents: 0,
             bytes: 0,
-            crc: crc32fast::Hasher::new(),
+            crc: Crc32::new(),
             ended: false,
         });
         self.totals.tables += 1;
@@ -172,7 +173,7 @@ impl StreamState {
             table,
             documents: state.documents,
             bytes: state.bytes,
-            crc32: state.crc.clone().finalize(),
+            crc32: state.crc.value(),
         })
     }
 

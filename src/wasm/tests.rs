@@ -278,7 +278,7 @@ fn progress_arrives_and_a_throwing_callback_cancels() {
 }
 
 #[wasm_bindgen_test]
-fn zstd_entries_decode_in_webassembly_too() {
+fn zstd_entries_decode_and_are_checked_in_webassembly_too() {
     use crate::archive::inflate::{zstd_entry, Declared};
     let lines = b"{\"a\":1}\n".repeat(50_000);
     let raw =
@@ -293,4 +293,14 @@ fn zstd_entries_decode_in_webassembly_too() {
         .read_to_end(&mut out)
         .unwrap();
     assert!(out == lines);
+    // WebAssembly's own CRC-32 (archive::crc32) tells a wrong checksum.
+    let wrong = Declared {
+        crc32: declared.crc32 ^ 1,
+        ..declared
+    };
+    let error = zstd_entry(&raw[..], wrong)
+        .unwrap()
+        .read_to_end(&mut Vec::new())
+        .unwrap_err();
+    assert_eq!(error.to_string(), "Invalid checksum");
 }
