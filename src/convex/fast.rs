@@ -254,6 +254,8 @@ impl<'a> Scan<'a> {
     }
 
     /// An object key: printable ASCII without escapes, not starting with `$`.
+    // `contains` would call memchr: see below.
+    #[allow(clippy::manual_contains)]
     fn key(&mut self) -> Option<&'a [u8]> {
         let text = self.plain_string()?;
         if text.len() > MAX_FIELD_NAME_LEN
