@@ -33,17 +33,15 @@ function withFile(path, use) {
     // do) has no size to seek in: it is read to its end first.
     if (!stat.isFile() || stat.size === 0) return use(new Uint8Array(readFileSync(fd)));
     const size = stat.size;
-    let buffer = Buffer.alloc(0);
-    const read = (offset, length) => {
-      if (buffer.length < length) buffer = Buffer.allocUnsafe(length);
+    // Straight into the core's buffer (a view of WebAssembly memory).
+    const read = (offset, into) => {
       let done = 0;
-      while (done < length) {
-        const n = readSync(fd, buffer, done, length - done, offset + done);
+      while (done < into.length) {
+        const n = readSync(fd, into, done, into.length - done, offset + done);
         if (n === 0) throw new Error(`${path} ended at ${offset + done} bytes, shorter than ${size}`);
         done += n;
       }
-      // Copied out by the core before the next read.
-      return buffer.subarray(0, length);
+      return done;
     };
     return use({ size, read });
   } finally {

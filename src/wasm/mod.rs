@@ -60,7 +60,9 @@ pub fn set_panic_handler(handler: Option<Function>) {
 ///
 /// * `input`: a `Uint8Array`, an `ArrayBuffer`, a `Blob` or `File` (in a Web
 ///   Worker only, read with `FileReaderSync`), or `{ size, read }` where
-///   `read(offset, length)` returns a `Uint8Array` of exactly `length` bytes.
+///   `read(offset, into)` fills the `Uint8Array` `into` (a view of this
+///   module's memory, valid only during the call) with the bytes from
+///   `offset` on and returns how many it wrote: all of them.
 /// * `file_name`: the input's name; its extension picks the format when the
 ///   options do not.
 /// * `options_json`: the options as JSON (`format`, `table`, `component`,
@@ -182,7 +184,7 @@ pub fn panic_for_tests(message: &str) {
     panic!("{message}");
 }
 
-/// `{ size: number, read: (offset, length) => Uint8Array }` as a source.
+/// `{ size: number, read: (offset, into: Uint8Array) => number }` as a source.
 fn callback_source(input: &JsValue) -> Option<CallbackSource> {
     if !input.is_object() {
         return None;

@@ -18,8 +18,9 @@
 //!
 //! Sources: a `Uint8Array` in memory, a `Blob`/`File` read with
 //! `FileReaderSync` (Web Workers only: the file is never read whole), and a
-//! JavaScript callback `(offset, length) => Uint8Array` (Node reads files
-//! through `fs.readSync` this way).
+//! JavaScript callback `(offset, into) => bytesRead` that fills a view of
+//! WebAssembly memory (Node reads files through `fs.readSync` this way,
+//! straight into the buffer that needs them).
 
 use std::io::{self, Read, Seek, SeekFrom};
 
@@ -236,8 +237,9 @@ fn nudge_young_collector(slice_len: usize) {
     }
 }
 
-/// A JavaScript function `(offset: number, length: number) => Uint8Array`
-/// over an input of a known size.
+/// A JavaScript function `(offset: number, into: Uint8Array) => number` over
+/// an input of a known size: it fills `into` with the bytes from `offset` on
+/// and returns how many it wrote, which must be all of them.
 pub struct CallbackSource {
     read: Function,
     len: u64,
@@ -256,24 +258,22 @@ impl Source for CallbackSource {
     }
 
     fn read_at(&mut self, offset: u64, buf: &mut [u8]) -> io::Result<()> {
-        let bytes = self
+        // SAFETY: the view lives until the callback returns, and while it
+        // runs nothing here allocates, so WebAssembly memory cannot grow
+        // and move `buf`. A callback that keeps the view and writes to it
+        // later can only change bytes it is asked for again.
+        let into = unsafe { Uint8Array::view_mut_raw(buf.as_mut_ptr(), buf.len()) };
+        let written = self
             .read
-            .call2(
-                &JsValue::NULL,
-                &JsValue::from_f64(offset as f64),
-                &JsValue::from_f64(buf.len() as f64),
-            )
+            .call2(&JsValue::NULL, &JsValue::from_f64(offset as f64), &into)
             .map_err(|e| js_io_error("read callback", e))?;
-        let bytes: Uint8Array = bytes.dyn_into().map_err(|_| {
-            io::Error::new(
+        match written.as_f64() {
+            Some(n) if n == buf.len() as f64 => Ok(()),
+            Some(n) => Err(short_read("read callback", n as u32, buf.len())),
+            None => Err(io::Error::new(
                 io::ErrorKind::InvalidData,
-                "read callback did not return a Uint8Array",
-            )
-        })?;
-        if bytes.length() as usize != buf.len() {
-            return Err(short_read("read callback", bytes.length(), buf.len()));
+                "read callback did not return the number of bytes it wrote",
+            )),
         }
-        bytes.copy_to(buf);
-        Ok(())
     }
 }

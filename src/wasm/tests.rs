@@ -218,9 +218,12 @@ fn every_input_kind_gives_the_core_report() {
 /// `{ size, read }` over `bytes`.
 fn callback_input(bytes: &[u8]) -> JsValue {
     let array = Uint8Array::from(bytes);
-    let read = Closure::<dyn Fn(f64, f64) -> Uint8Array>::new(move |offset: f64, len: f64| {
-        array.subarray(offset as u32, (offset + len) as u32)
-    });
+    let read =
+        Closure::<dyn Fn(f64, Uint8Array) -> f64>::new(move |offset: f64, into: Uint8Array| {
+            let end = offset as u32 + into.length();
+            into.set(&array.subarray(offset as u32, end), 0);
+            f64::from(into.length())
+        });
     let input = js_sys::Object::new();
     Reflect::set(&input, &"size".into(), &(bytes.len() as f64).into()).unwrap();
     Reflect::set(&input, &"read".into(), read.as_ref()).unwrap();
