@@ -191,8 +191,40 @@ fn max_len(slots: usize) -> usize {
 /// The high and low halves of a 128-bit product, xored.
 #[inline]
 fn fold(a: u64, b: u64) -> u64 {
+    let (high, low) = wide_mul(a, b);
+    high ^ low
+}
+
+/// The 128-bit product of `a` and `b`, as its high and low halves.
+#[cfg(not(target_arch = "wasm32"))]
+#[inline]
+fn wide_mul(a: u64, b: u64) -> (u64, u64) {
     let product = u128::from(a) * u128::from(b);
-    (product >> 64) as u64 ^ product as u64
+    ((product >> 64) as u64, product as u64)
+}
+
+/// WebAssembly has no 64×64→128 multiply, and LLVM calls a general 128-bit
+/// routine for one (about 1% of a validation in Node); the same product
+/// from 32-bit halves stays inline.
+#[cfg(target_arch = "wasm32")]
+#[inline]
+fn wide_mul(a: u64, b: u64) -> (u64, u64) {
+    wide_mul_by_halves(a, b)
+}
+
+/// [`wide_mul`] from four 32×32→64 products.
+#[cfg(any(target_arch = "wasm32", test))]
+#[inline]
+fn wide_mul_by_halves(a: u64, b: u64) -> (u64, u64) {
+    const LOW: u64 = 0xFFFF_FFFF;
+    let (a0, a1) = (a & LOW, a >> 32);
+    let (b0, b1) = (b & LOW, b >> 32);
+    let (p00, p01, p10, p11) = (a0 * b0, a0 * b1, a1 * b0, a1 * b1);
+    // Below 3 × 2^32: no carry is lost.
+    let middle = (p00 >> 32) + (p01 & LOW) + (p10 & LOW);
+    let low = (p00 & LOW) | (middle << 32);
+    let high = p11 + (p01 >> 32) + (p10 >> 32) + (middle >> 32);
+    (high, low)
 }
 
 #[cfg(test)]
@@ -254,7 +286,35 @@ mod tests {
         }
     }
 
+    #[test]
+    fn products_by_halves_are_exact() {
+        let edges = [
+            0,
+            1,
+            2,
+            u64::from(u32::MAX),
+            1 << 32,
+            u64::MAX - 1,
+            u64::MAX,
+        ];
+        for a in edges {
+            for b in edges {
+                let product = u128::from(a) * u128::from(b);
+                assert_eq!(
+                    wide_mul_by_halves(a, b),
+                    ((product >> 64) as u64, product as u64)
+                );
+            }
+        }
+    }
+
     proptest! {
+        #[test]
+        fn any_product_by_halves_is_exact(a: u64, b: u64) {
+            let product = u128::from(a) * u128::from(b);
+            prop_assert_eq!(wide_mul_by_halves(a, b), ((product >> 64) as u64, product as u64));
+        }
+
         /// The set answers as a map from id to first line does, whatever
         /// was reserved and preloaded, and cleared for the next table.
         #[test]
