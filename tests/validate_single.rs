@@ -31,6 +31,14 @@ fn jsonl_rows() {
     );
     assert_eq!(codes(&report), vec![Code::JsonInvalidRow, Code::NotUtf8]);
     assert_eq!(report.errors[0].line, Some(2));
+    // A line longer than any reader reads is too large a value, where it is.
+    let mut long = b"{\"a\":1}\n{\"b\":\"".to_vec();
+    long.resize(long.len() + (64 << 20), b'x');
+    long.extend_from_slice(b"\"}\n");
+    let report = check_with("t.jsonl", &long, &into("t"));
+    assert_eq!(codes(&report), vec![Code::ValueTooLargeError]);
+    assert_eq!(report.errors[0].line, Some(2));
+    assert!(report.errors[0].message.starts_with("Row 2: line 2 is longer than"));
     // Every number is a Float64 without a generated schema, so an integer creation time is fine.
     let report = check_with(
         "t.jsonl",

@@ -866,6 +866,39 @@ fn legacy_generated_schemas() {
     assert_eq!(report.errors[2].line, Some(3));
 }
 
+/// A legacy schema whose deflate stream breaks after its first lines: the
+/// entry's error, as a documents entry's would be (it was once a UTF-8 error).
+#[test]
+fn a_legacy_schema_that_cannot_be_read_to_its_end_is_an_invalid_zip() {
+    let shape = "\"{\\\"_id\\\": id<10001>}\"\n{\"a\": 1}\n";
+    // A stored block with the first lines, then a block of the reserved type 3.
+    let mut raw = vec![0x00];
+    raw.extend_from_slice(&(shape.len() as u16).to_le_bytes());
+    raw.extend_from_slice(&(!(shape.len() as u16)).to_le_bytes());
+    raw.extend_from_slice(shape.as_bytes());
+    raw.push(0x07);
+    let mut content = shape.as_bytes().to_vec();
+    content.extend_from_slice(b"{\"b\": 2}\n");
+    let report = check(
+        "l.zip",
+        &zip_raw("t/generated_schema.jsonl", 8, &raw, &content),
+    );
+    assert_eq!(
+        codes(&report),
+        vec![Code::InvalidZip],
+        "{:?}",
+        report.errors
+    );
+    assert_eq!(
+        report.errors[0].message,
+        "invalid zip file: corrupt deflate stream"
+    );
+    assert_eq!(
+        report.errors[0].entry.as_deref(),
+        Some("t/generated_schema.jsonl")
+    );
+}
+
 #[test]
 fn two_threads_report_exactly_what_one_does() {
     use snappack::gen::{write_snapshot, Fault, GenSpec};

@@ -49,9 +49,8 @@ impl<R: Read> LineReader<R> {
         self.consumed
     }
 
-    /// The next line with its 1-based number, or `None` at the end. A line
-    /// longer than the limit is an `InvalidData` error.
-    pub fn next_line(&mut self) -> Option<(u64, io::Result<&[u8]>)> {
+    /// The next line with its 1-based number, or `None` at the end.
+    pub fn next_line(&mut self) -> Option<(u64, Result<&[u8], LineError>)> {
         let (from, to) = loop {
             let unscanned = self.start.max(self.scanned);
             if let Some(pos) = memchr::memchr(b'\n', &self.buf[unscanned..self.end]) {
@@ -79,7 +78,7 @@ impl<R: Read> LineReader<R> {
         Some((self.line, Ok(&self.buf[from..to])))
     }
 
-    fn fill(&mut self) -> io::Result<()> {
+    fn fill(&mut self) -> Result<(), LineError> {
         if self.start > 0 {
             self.buf.copy_within(self.start..self.end, 0);
             self.end -= self.start;
@@ -88,14 +87,7 @@ impl<R: Read> LineReader<R> {
         }
         if self.end == self.buf.len() {
             if self.buf.len() >= self.max_line {
-                return Err(io::Error::new(
-                    io::ErrorKind::InvalidData,
-                    format!(
-                        "line {} is longer than {} bytes",
-                        self.line + 1,
-                        self.max_line
-                    ),
-                ));
+                return Err(LineError::LineTooLong);
             }
             let grown = (self.buf.len() * 2).min(self.max_line);
             self.buf.resize(grown, 0);
@@ -111,18 +103,21 @@ impl<R: Read> LineReader<R> {
                     return Ok(());
                 }
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(e) => return Err(e),
+                Err(e) => return Err(LineError::Read(e)),
             }
         }
     }
 }
 
-/// Why [`ChunkReader::next_chunk`] stopped.
-#[derive(Debug)]
-pub enum ChunkError {
+/// Why the next line could not be read ([`LineReader::next_line`],
+/// [`ChunkReader::next_chunk`]).
+#[derive(Debug, thiserror::Error)]
+pub enum LineError {
     /// A line is longer than the reader's limit.
+    #[error("the line is longer than the limit")]
     LineTooLong,
     /// Reading (or inflating) the input failed.
+    #[error(transparent)]
     Read(io::Error),
 }
 
@@ -161,9 +156,9 @@ impl<R: Read> ChunkReader<R> {
     ///
     /// When reading fails, the whole lines read before the failure are
     /// handed out first (a line cut short by it is dropped), then the error.
-    pub fn next_chunk(&mut self, buf: &mut Vec<u8>) -> Result<usize, ChunkError> {
+    pub fn next_chunk(&mut self, buf: &mut Vec<u8>) -> Result<usize, LineError> {
         if let Some(e) = self.failed.take() {
-            return Err(ChunkError::Read(e));
+            return Err(LineError::Read(e));
         }
         if buf.len() < self.target {
             buf.resize(self.target, 0);
@@ -186,7 +181,7 @@ impl<R: Read> ChunkReader<R> {
                 }
             }
             if filled > self.max_line {
-                return Err(ChunkError::LineTooLong);
+                return Err(LineError::LineTooLong);
             }
             if filled == buf.len() {
                 let grown = (buf.len() * 2).min(self.max_line + 1).max(filled + 1);
@@ -201,7 +196,7 @@ impl<R: Read> ChunkReader<R> {
                         self.failed = Some(e);
                         return Ok(last + 1);
                     }
-                    None => return Err(ChunkError::Read(e)),
+                    None => return Err(LineError::Read(e)),
                 },
             }
         }
@@ -248,8 +243,8 @@ mod tests {
         data.push(b'\n');
         data.extend_from_slice(b"y");
         assert_eq!(collect(&data, 512), vec![Ok(long), Ok(b"y".to_vec())]);
-        let lines = collect(&data, 128);
-        assert!(matches!(&lines[0], Err(e) if e.contains("line 1 is longer than 128 bytes")));
+        let mut reader = LineReader::new(&data[..], 128);
+        assert!(matches!(reader.next_line(), Some((1, Err(LineError::LineTooLong)))));
     }
 
     #[test]
@@ -280,8 +275,8 @@ mod tests {
             match reader.next_chunk(&mut buf) {
                 Ok(0) => return Ok(out),
                 Ok(n) => out.push(buf[..n].to_vec()),
-                Err(ChunkError::LineTooLong) => return Err(()),
-                Err(ChunkError::Read(e)) => panic!("{e}"),
+                Err(LineError::LineTooLong) => return Err(()),
+                Err(LineError::Read(e)) => panic!("{e}"),
             }
         }
     }
@@ -329,7 +324,7 @@ mod tests {
         let len = reader.next_chunk(&mut buf).unwrap();
         assert_eq!(&buf[..len], b"a\nbb\n", "the cut line is dropped");
         assert!(
-            matches!(reader.next_chunk(&mut buf), Err(ChunkError::Read(e)) if e.to_string() == "cut")
+            matches!(reader.next_chunk(&mut buf), Err(LineError::Read(e)) if e.to_string() == "cut")
         );
     }
 

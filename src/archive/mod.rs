@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 use crate::convex::names::check_identifier;
 use crate::report::Code;
 
-pub use lines::{ChunkError, ChunkReader, LineReader};
+pub use lines::{ChunkReader, LineError, LineReader};
 
 /// The input formats Convex imports.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

@@ -621,10 +621,10 @@ fn legacy_schema<R: Read>(
     }
     while let Some((row, line)) = lines.next_line() {
         let result = match line {
-            Err(e) => Err(crate::convex::value::RowError {
-                code: Code::NotUtf8,
-                message: format!("Import wasn't valid UTF8: {e}"),
-            }),
+            Err(e) => {
+                ctx.error(zip::schema_line_error(&e, row).entry(entry));
+                break;
+            }
             Ok(line) => match std::str::from_utf8(line) {
                 Err(e) => Err(crate::convex::value::RowError {
                     code: Code::NotUtf8,

@@ -21,7 +21,7 @@ use std::rc::Rc;
 use super::storage::StorageMetadata;
 use super::table::{Precheck, Prechecked, RowFinding, TableChecker};
 use super::{Context, PlannedTable, Sink};
-use crate::archive::{ChunkError, ChunkReader};
+use crate::archive::{ChunkReader, LineError};
 use crate::report::{Code, Finding};
 
 /// Bytes of lines in a chunk: small enough to stay in cache from one step to
@@ -361,24 +361,19 @@ impl Reporting<'_, '_> {
     }
 
     /// Reports why the rest of the entry could not be read.
-    fn read_error(&mut self, e: ChunkError) {
+    fn read_error(&mut self, e: LineError) {
         let row = self.row + 1;
         let finding = match e {
-            ChunkError::LineTooLong => Finding::new(
-                Code::ValueTooLargeError,
-                format!(
-                    "Row {row}: line {row} is longer than {} bytes; a document can be at most 1 MiB",
-                    super::zip::MAX_LINE
-                ),
-            ),
+            LineError::LineTooLong => line_too_long(row),
             // About the entry, not a line: every whole line before the
             // failure was read and checked.
-            ChunkError::Read(e) => {
+            LineError::Read(e) => {
                 let message = match self.row {
                     0 => format!("invalid zip file: {e}"),
                     read => format!("invalid zip file: {e} (lines 1 to {read} were read)"),
                 };
-                self.ctx.error((self.at)(Finding::new(Code::InvalidZip, message)));
+                self.ctx
+                    .error((self.at)(Finding::new(Code::InvalidZip, message)));
                 return;
             }
         };
@@ -391,6 +386,18 @@ impl Reporting<'_, '_> {
         counts.0 += self.row;
         counts.1 += self.bytes;
     }
+}
+
+/// A document line longer than any reader reads: line `row` of an entry or
+/// a file (the finding says where).
+pub(super) fn line_too_long(row: u64) -> Finding {
+    Finding::new(
+        Code::ValueTooLargeError,
+        format!(
+            "Row {row}: line {row} is longer than {} bytes; a document can be at most 1 MiB",
+            super::zip::MAX_LINE
+        ),
+    )
 }
 
 /// Where each line of a chunk ends: at its `\n`, or at the end of the data

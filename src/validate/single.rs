@@ -11,7 +11,7 @@ use super::table::{RowFinding, TableChecker};
 use super::zip::{first_id_of, Tracked, MAX_LINE};
 use super::{Context, Plan, PlannedTable, Sink, Stop};
 use crate::archive::csv::CsvRows;
-use crate::archive::{Format, LineReader};
+use crate::archive::{Format, LineError, LineReader};
 use crate::convex::names::check_identifier;
 use crate::convex::value::ValueRules;
 use crate::report::{Code, Finding, NumberSource};
@@ -248,14 +248,16 @@ impl Scan<'_> {
         while let Some((row, line)) = lines.next_line() {
             let line = match line {
                 Ok(line) => line,
-                Err(e) => {
-                    ctx.error(
-                        self.at(Finding::new(
-                            Code::NotUtf8,
-                            format!("Import wasn't valid UTF8: {e}"),
-                        ))
-                        .line(row),
-                    );
+                Err(LineError::LineTooLong) => {
+                    ctx.error(self.at(super::scan::line_too_long(row)).line(row));
+                    break;
+                }
+                // About the input, not a line: every line before was checked.
+                Err(LineError::Read(e)) => {
+                    ctx.error(self.at(Finding::new(
+                        Code::ReadFailed,
+                        format!("cannot read the input: {e}"),
+                    )));
                     break;
                 }
             };

@@ -24,7 +24,7 @@ use super::{
 use crate::archive::inflate::{
     deflate_entry, zstd_entry, CheckedEntry, Declared, DeflateEntry, ZstdEntry,
 };
-use crate::archive::{classify, storage_name, EntryKind, Format, LineReader};
+use crate::archive::{classify, storage_name, EntryKind, Format, LineError, LineReader};
 use crate::convex::names::check_identifier;
 use crate::convex::value::ValueRules;
 use crate::convex::DocumentId;
@@ -684,6 +684,18 @@ fn zip_entry_error(e: &ZipError) -> Finding {
     }
 }
 
+/// The finding for line `row` of a generated schema that could not be read.
+pub(super) fn schema_line_error(e: &LineError, row: u64) -> Finding {
+    match e {
+        LineError::LineTooLong => Finding::new(
+            Code::InvalidGeneratedSchema,
+            format!("line {row} is longer than {MAX_LINE} bytes"),
+        )
+        .line(row),
+        LineError::Read(e) => Finding::new(Code::InvalidZip, format!("invalid zip file: {e}")),
+    }
+}
+
 /// Reads a `generated_schema.jsonl`: `"uniform"`, or a legacy shape.
 fn read_generated_schema<R: Read + Seek>(
     archive: &mut ZipArchive<R>,
@@ -700,20 +712,20 @@ fn read_generated_schema<R: Read + Seek>(
     };
     let mut lines = LineReader::new(file, MAX_LINE);
     let first = match lines.next_line() {
-        None => Ok(String::new()),
-        Some((_, Ok(line))) => std::str::from_utf8(line)
-            .map(str::to_owned)
-            .map_err(|e| e.to_string()),
-        Some((_, Err(e))) => Err(e.to_string()),
-    };
-    let first = match first {
-        Ok(first) => first,
-        Err(e) => {
-            ctx.error(
-                Finding::new(Code::NotUtf8, format!("Import wasn't valid UTF8: {e}"))
-                    .entry(name)
-                    .line(1),
-            );
+        None => String::new(),
+        Some((_, Ok(line))) => match std::str::from_utf8(line) {
+            Ok(first) => first.to_owned(),
+            Err(e) => {
+                ctx.error(
+                    Finding::new(Code::NotUtf8, format!("Import wasn't valid UTF8: {e}"))
+                        .entry(name)
+                        .line(1),
+                );
+                return ValueRules::Plain;
+            }
+        },
+        Some((_, Err(e))) => {
+            ctx.error(schema_line_error(&e, 1).entry(name));
             return ValueRules::Plain;
         }
     };

@@ -231,6 +231,24 @@ fn callback_input(bytes: &[u8]) -> JsValue {
     input.into()
 }
 
+/// A read callback that says it wrote fewer bytes than asked, or says
+/// nothing, is a read failure that the report names.
+#[wasm_bindgen_test]
+fn a_read_callback_that_falls_short_is_a_read_failure() {
+    for (answer, says) in [
+        ("into.length - 1", "read callback returned"),
+        ("undefined", "did not return the number of bytes"),
+    ] {
+        let read = Function::new_with_args("offset, into", &format!("return {answer};"));
+        let input = js_sys::Object::new();
+        Reflect::set(&input, &"size".into(), &(JSONL.len() as f64).into()).unwrap();
+        Reflect::set(&input, &"read".into(), &read).unwrap();
+        let report = validate(input.into(), "t.jsonl", r#"{"table":"t"}"#, None).unwrap();
+        assert!(report.contains(r#""code":"ReadFailed""#), "{report}");
+        assert!(report.contains(says), "{says}: {report}");
+    }
+}
+
 fn error_code(error: &JsValue) -> String {
     Reflect::get(error, &"code".into())
         .unwrap()
