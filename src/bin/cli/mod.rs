@@ -112,8 +112,8 @@ struct InputArgs {
     max_errors: usize,
     /// Threads (default: the cores, at most 8). With 2, a second thread
     /// checks lines while the first inflates the ZIP entry; with 4 or more,
-    /// `validate` splits a ZIP archive's tables among that many pairs;
-    /// `pack` and `upload` compress frames on another.
+    /// `validate` splits a ZIP archive's tables among pairs of them (4
+    /// threads: 2 pairs); `pack` and `upload` compress frames on another.
     #[arg(long, default_value_t = default_threads())]
     threads: usize,
 }
