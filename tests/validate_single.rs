@@ -38,7 +38,9 @@ fn jsonl_rows() {
     let report = check_with("t.jsonl", &long, &into("t"));
     assert_eq!(codes(&report), vec![Code::ValueTooLargeError]);
     assert_eq!(report.errors[0].line, Some(2));
-    assert!(report.errors[0].message.starts_with("Row 2: line 2 is longer than"));
+    assert!(report.errors[0]
+        .message
+        .starts_with("Row 2: line 2 is longer than"));
     // Every number is a Float64 without a generated schema, so an integer creation time is fine.
     let report = check_with(
         "t.jsonl",

@@ -244,7 +244,10 @@ mod tests {
         data.extend_from_slice(b"y");
         assert_eq!(collect(&data, 512), vec![Ok(long), Ok(b"y".to_vec())]);
         let mut reader = LineReader::new(&data[..], 128);
-        assert!(matches!(reader.next_line(), Some((1, Err(LineError::LineTooLong)))));
+        assert!(matches!(
+            reader.next_line(),
+            Some((1, Err(LineError::LineTooLong)))
+        ));
     }
 
     #[test]

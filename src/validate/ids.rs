@@ -8,7 +8,8 @@
 //! the place of the ids, which are kept in order of first sighting in a
 //! separate list that is only read when a tag matches. The slot for an id is
 //! known before the lookup, so a caller that has a batch of ids can
-//! [`preload`](IdSet::preload) their slots first and let the misses overlap.
+//! [`preload`](IdSet::preload) their slots first and let the misses overlap;
+//! a [`HashedId`] carries its hash from the one to the other.
 
 use std::collections::HashMap;
 use std::hash::{BuildHasher, RandomState};
@@ -22,6 +23,30 @@ const FAR: u32 = u32::MAX;
 /// Entries per block of [`IdSet::entries`] (1.5 MiB): the list grows a block
 /// at a time, so that it never holds an old and a new copy of itself.
 const BLOCK: usize = 1 << 16;
+
+/// The keys of one [`IdSet`]'s hash: `Copy` and `Send`, so that ids can be
+/// hashed where lines are prechecked, on another thread too.
+#[derive(Debug, Clone, Copy)]
+pub struct IdKeys([u64; 2]);
+
+impl IdKeys {
+    /// `id` with its hash under these keys.
+    #[inline]
+    pub fn hashed(self, id: DocumentId) -> HashedId {
+        HashedId {
+            id,
+            hash: hash(self.0, &id),
+        }
+    }
+}
+
+/// A document id with its hash under one [`IdSet`]'s keys.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct HashedId {
+    /// The id.
+    pub id: DocumentId,
+    hash: u64,
+}
 
 /// Document ids with the line each was first seen on.
 pub struct IdSet {
@@ -61,6 +86,11 @@ impl IdSet {
         self.len
     }
 
+    /// The keys ids are hashed with for this set.
+    pub fn keys(&self) -> IdKeys {
+        IdKeys(self.seeds)
+    }
+
     /// Makes room in the slots for `additional` more ids without growing.
     pub fn reserve(&mut self, additional: usize) {
         let wanted = self.len.saturating_add(additional);
@@ -69,13 +99,14 @@ impl IdSet {
         }
     }
 
-    /// Adds `id`, first seen on `line`; if it was already there, adds
-    /// nothing and returns the line it was first seen on.
-    pub fn insert(&mut self, id: DocumentId, line: u64) -> Option<u64> {
+    /// Adds `id` (hashed with this set's [`keys`](Self::keys)), first seen
+    /// on `line`; if it was already there, adds nothing and returns the line
+    /// it was first seen on.
+    pub fn insert(&mut self, id: HashedId, line: u64) -> Option<u64> {
         if self.len + 1 > max_len(self.slots.len()) {
             self.rebuild((self.slots.len() * 2).max(64));
         }
-        let hash = hash(self.seeds, &id);
+        let HashedId { id, hash } = id;
         let tag = hash >> 32;
         let mask = self.slots.len() - 1;
         let mut at = hash as usize & mask;
@@ -117,9 +148,9 @@ impl IdSet {
     /// of a batch of ids first lets their cache misses overlap, where one
     /// insert after another would wait for each in turn.
     #[inline]
-    pub fn preload(&self, id: &DocumentId) {
+    pub fn preload(&self, id: &HashedId) {
         if !self.slots.is_empty() {
-            let at = hash(self.seeds, id) as usize & (self.slots.len() - 1);
+            let at = id.hash as usize & (self.slots.len() - 1);
             std::hint::black_box(self.slots[at]);
         }
     }
@@ -235,6 +266,12 @@ mod tests {
 
     use super::*;
 
+    /// Inserts `id`, hashed with the set's keys.
+    fn put(set: &mut IdSet, id: DocumentId, line: u64) -> Option<u64> {
+        let hashed = set.keys().hashed(id);
+        set.insert(hashed, line)
+    }
+
     fn id(table: u32, n: u64) -> DocumentId {
         let mut internal = [0; 16];
         internal[..8].copy_from_slice(&n.to_le_bytes());
@@ -248,34 +285,37 @@ mod tests {
         let mut set = IdSet::default();
         set.reserve(1000);
         for n in 0..count {
-            assert_eq!(set.insert(id(10001, n), n + 1), None);
+            assert_eq!(put(&mut set, id(10001, n), n + 1), None);
         }
         assert_eq!(set.len() as u64, count);
         for n in (0..count).step_by(7) {
-            assert_eq!(set.insert(id(10001, n), u64::MAX), Some(n + 1));
+            assert_eq!(put(&mut set, id(10001, n), u64::MAX), Some(n + 1));
         }
         // The same internal id in another table is another id.
-        assert_eq!(set.insert(id(10002, 5), 1), None);
+        assert_eq!(put(&mut set, id(10002, 5), 1), None);
         assert_eq!(set.len() as u64, count + 1);
         // Cleared and filled again, in the blocks it kept.
         set.clear();
         assert_eq!(set.len(), 0);
         for n in (0..count).rev() {
-            assert_eq!(set.insert(id(10001, n), n), None);
+            assert_eq!(put(&mut set, id(10001, n), n), None);
         }
-        assert_eq!(set.insert(id(10001, BLOCK as u64), 1), Some(BLOCK as u64));
+        assert_eq!(
+            put(&mut set, id(10001, BLOCK as u64), 1),
+            Some(BLOCK as u64)
+        );
     }
 
     #[test]
     fn lines_past_u32_max_are_kept_whole() {
         let far = u64::from(u32::MAX) + 10;
         let mut set = IdSet::default();
-        assert_eq!(set.insert(id(1, 1), u64::from(u32::MAX)), None);
-        assert_eq!(set.insert(id(1, 2), far), None);
-        assert_eq!(set.insert(id(1, 3), 7), None);
-        assert_eq!(set.insert(id(1, 1), 1), Some(u64::from(u32::MAX)));
-        assert_eq!(set.insert(id(1, 2), 1), Some(far));
-        assert_eq!(set.insert(id(1, 3), far + 1), Some(7));
+        assert_eq!(put(&mut set, id(1, 1), u64::from(u32::MAX)), None);
+        assert_eq!(put(&mut set, id(1, 2), far), None);
+        assert_eq!(put(&mut set, id(1, 3), 7), None);
+        assert_eq!(put(&mut set, id(1, 1), 1), Some(u64::from(u32::MAX)));
+        assert_eq!(put(&mut set, id(1, 2), 1), Some(far));
+        assert_eq!(put(&mut set, id(1, 3), far + 1), Some(7));
     }
 
     #[test]
@@ -333,10 +373,10 @@ mod tests {
                     set.reserve(reserve);
                 }
                 let id = id(table, n);
-                set.preload(&id);
+                set.preload(&set.keys().hashed(id));
                 let expected = map.get(&id).copied();
                 map.entry(id).or_insert(line);
-                prop_assert_eq!(set.insert(id, line), expected);
+                prop_assert_eq!(put(&mut set, id, line), expected);
             }
             prop_assert_eq!(set.len(), map.len());
         }

@@ -2,7 +2,7 @@
 //! duplicate ids across the whole table. Shared by the validator and by the
 //! server, which re-checks every document it receives.
 
-use super::ids::IdSet;
+use super::ids::{HashedId, IdKeys, IdSet};
 use crate::convex::fast::check_fast;
 use crate::convex::value::{check_document, CheckedDocument, IdField, ValueRules};
 use crate::convex::DocumentId;
@@ -35,13 +35,15 @@ pub struct TableChecker {
 pub struct Precheck {
     number: Option<u32>,
     rules: ValueRules,
+    keys: IdKeys,
 }
 
 /// What [`Precheck::line`] found, compactly (a chunk holds one per line).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Prechecked {
-    /// A plainly valid document, with its `_id` if it has one.
-    Plain(Option<DocumentId>),
+    /// A plainly valid document, with its `_id` if it has one (hashed for
+    /// the duplicate set, once for both its preload and its insert).
+    Plain(Option<HashedId>),
     /// Anything else: the full checker decides.
     Unsure,
 }
@@ -54,7 +56,7 @@ impl Precheck {
             Some(CheckedDocument {
                 id: IdField::Valid(id),
                 ..
-            }) => Prechecked::Plain(Some(id)),
+            }) => Prechecked::Plain(Some(self.keys.hashed(id))),
             // The fast scan leaves every other kind of `_id` to the full checker.
             Some(_) => Prechecked::Plain(None),
             None => Prechecked::Unsure,
@@ -117,6 +119,7 @@ impl TableChecker {
         Precheck {
             number: self.number,
             rules: self.rules,
+            keys: self.ids.keys(),
         }
     }
 
@@ -165,7 +168,10 @@ impl TableChecker {
                 message: format!("invalid _id '{text}': {reason}"),
                 first_line: None,
             }),
-            IdField::Valid(id) => self.accept_id(*id, line).map(|()| true),
+            IdField::Valid(id) => {
+                let id = self.ids.keys().hashed(*id);
+                self.accept_id(id, line).map(|()| true)
+            }
             IdField::Absent | IdField::NotString(_) => Ok(false),
         }
     }
@@ -190,22 +196,28 @@ impl TableChecker {
     }
 
     /// A valid `_id`: it must carry the table's number and not repeat.
-    fn accept_id(&mut self, id: DocumentId, line: u64) -> Result<(), RowFinding> {
+    fn accept_id(&mut self, id: HashedId, line: u64) -> Result<(), RowFinding> {
         if let Some(number) = self.number {
-            if id.table != number {
+            if id.id.table != number {
                 return Err(RowFinding {
                     code: Code::ImportConflict,
-                    message: import_conflict_message(&id.to_string(), &self.name),
+                    message: import_conflict_message(&id.id.to_string(), &self.name),
                     first_line: None,
                 });
             }
         }
-        self.remember(id, line)
+        self.remember_hashed(id, line)
     }
 
     /// Records an id; a second sighting is `DuplicateId` naming the first line.
     pub fn remember(&mut self, id: DocumentId, line: u64) -> Result<(), RowFinding> {
+        self.remember_hashed(self.ids.keys().hashed(id), line)
+    }
+
+    /// [`remember`](Self::remember) for an id already hashed.
+    fn remember_hashed(&mut self, id: HashedId, line: u64) -> Result<(), RowFinding> {
         let first = self.ids.insert(id, line);
+        let id = id.id;
         match first {
             None => Ok(()),
             Some(first) => Err(RowFinding {
