@@ -86,11 +86,10 @@ mod sparse {
     pub struct Sparse {
         /// The CRC-32 the message continues (0 for a new message).
         start: u32,
-        /// Words cleared so far.
-        cleared_count: u64,
-        /// The last `SPAN` cleared words, then room for a block more. Before the
-        /// first word, they are zeros but for the running state (see the module).
-        cleared: Box<[u64; SPAN + BLOCK]>,
+        /// The last `SPAN` cleared words, then room for a block more; `None`
+        /// until a message is long enough to clear any (a short one, as a
+        /// frame header, never allocates it).
+        cleared: Option<Box<[u64; SPAN + BLOCK]>>,
         /// The message's bytes after the cleared words: at most `SPAN` words
         /// and a part of one once [`update`](Self::update) returns.
         held: Vec<u8>,
@@ -105,13 +104,10 @@ mod sparse {
     impl Sparse {
         /// A CRC-32 that continues one whose value was `start`.
         pub fn new(start: u32) -> Self {
-            let mut cleared = Box::new([0; SPAN + BLOCK]);
-            cleared[0] = u64::from(!start);
             Sparse {
                 start,
-                cleared_count: 0,
-                cleared,
-                held: Vec::with_capacity(8 * (SPAN + 1)),
+                cleared: None,
+                held: Vec::new(),
             }
         }
 
@@ -142,16 +138,16 @@ mod sparse {
 
         /// The CRC-32 of the message so far.
         pub fn value(&self) -> u32 {
-            if self.cleared_count == 0 {
+            let Some(cleared) = &self.cleared else {
                 return table_crc32(self.start, &self.held);
-            }
+            };
             // The held words with what the cleared words added to them.
             let mut tail = self.held.clone();
             for (k, word) in tail.chunks_exact_mut(8).enumerate() {
                 let mut value = u64::from_le_bytes(word.try_into().expect("8 bytes"));
                 for distance in DISTANCES {
                     if k < distance {
-                        value ^= self.cleared[SPAN - distance + k];
+                        value ^= cleared[SPAN - distance + k];
                     }
                 }
                 word.copy_from_slice(&value.to_le_bytes());
@@ -160,12 +156,21 @@ mod sparse {
             table_crc32(u32::MAX, &tail)
         }
 
-        /// Clears the words of `bytes` (whole words), which follow the
-        /// `cleared_count` words cleared before.
+        /// Clears the words of `bytes` (whole words), which follow those
+        /// cleared before.
         fn clear(&mut self, bytes: &[u8]) {
-            self.cleared_count += (bytes.len() / 8) as u64;
+            if bytes.is_empty() {
+                return;
+            }
+            let start = self.start;
+            let cleared = self.cleared.get_or_insert_with(|| {
+                // Before the first word: zeros but for the running state.
+                let mut cleared = Box::new([0; SPAN + BLOCK]);
+                cleared[0] = u64::from(!start);
+                cleared
+            });
             for block in bytes.chunks(8 * BLOCK) {
-                clear_block(&mut self.cleared, block);
+                clear_block(cleared, block);
             }
         }
     }
