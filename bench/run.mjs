@@ -768,7 +768,7 @@ Memory in Chromium is the renderer process's peak memory: its peak resident set
 each repetition) less the file pages it had mapped before the run. Those are
 Chromium's own program and data files (${mappedFiles(results)}), shared with every
 Chromium process and present before snappack runs. File pages leave the resident set
-only under memory pressure, which this machine never has, so this is an upper bound of
+only under memory pressure, far off on this 24 GiB machine, so this is an upper bound of
 the memory the page and the workers held at any moment. The full peak RSS is given beside it. The worker's JavaScript heap can only be read once it is idle
 (\`performance.measureUserAgentSpecificMemory\` waits for a busy worker, and
 workers have no \`performance.memory\`), so it is given after the run, with the
