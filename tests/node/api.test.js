@@ -4,7 +4,7 @@
 
 import assert from 'node:assert/strict';
 import { execFileSync, spawn, spawnSync } from 'node:child_process';
-import { readFileSync } from 'node:fs';
+import { readFileSync, truncateSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'node:test';
 
@@ -232,6 +232,30 @@ test('many calls in a row reuse one worker without piling up listeners', async (
     process.off('warning', onWarning);
   }
   assert.deepEqual(warnings, []);
+});
+
+test('a file cut short while it is read fails the entries it took, naming the file', async () => {
+  const cut = join(scratch(), 'cut.zip');
+  writeFileSync(cut, bytes);
+  let truncated = false;
+  const report = await validateFile(cut, {
+    workers: 1,
+    onProgress: ({ bytesRead }) => {
+      if (!truncated && bytesRead > bytes.length / 3) {
+        truncateSync(cut, Math.floor(bytes.length / 2));
+        truncated = true;
+      }
+    },
+  });
+  assert.ok(truncated);
+  assert.equal(report.valid, false);
+  const failed = report.errors.filter((e) => e.message.includes(`${cut} ended at`));
+  assert.ok(failed.length > 0, JSON.stringify(report.errors));
+  for (const e of failed) {
+    assert.equal(e.code, 'InvalidZip');
+    assert.match(e.message, new RegExp(`shorter than ${bytes.length}`));
+    assert.ok(e.entry.endsWith('documents.jsonl'), e.entry);
+  }
 });
 
 test('a pipe, which has no size to seek in, is read to its end and validated', async () => {
