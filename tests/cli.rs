@@ -487,7 +487,7 @@ fn an_input_whose_format_cannot_be_told_exits_2() {
 
 #[test]
 fn threads_in_pairs_split_an_archive_and_report_what_one_thread_reports() {
-    use snappack::gen::{write_snapshot, Fault, GenSpec};
+    use snappack::gen::{Fault, GenSpec};
     let spec = GenSpec {
         tables: 4,
         documents_per_table: 300,
@@ -501,9 +501,7 @@ fn threads_in_pairs_split_an_archive_and_report_what_one_thread_reports() {
         ],
         ..GenSpec::default()
     };
-    let mut zip = std::io::Cursor::new(Vec::new());
-    write_snapshot(&mut zip, &spec).expect("generates");
-    let path = temp_file("pairs.zip", zip.get_ref());
+    let path = temp_file("pairs.zip", &generated(&spec));
     for extra in [&[][..], &["--max-errors", "2"][..]] {
         let run = |threads: &str| {
             let mut args = vec!["validate", arg(&path), "--json", "--threads", threads];

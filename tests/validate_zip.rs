@@ -901,7 +901,7 @@ fn a_legacy_schema_that_cannot_be_read_to_its_end_is_an_invalid_zip() {
 
 #[test]
 fn two_threads_report_exactly_what_one_does() {
-    use snappack::gen::{write_snapshot, Fault, GenSpec};
+    use snappack::gen::{Fault, GenSpec};
     let spec = GenSpec {
         tables: 3,
         total_documents: Some(20_000),
@@ -917,9 +917,7 @@ fn two_threads_report_exactly_what_one_does() {
         ],
         ..GenSpec::default()
     };
-    let mut bytes = std::io::Cursor::new(Vec::new());
-    write_snapshot(&mut bytes, &spec).unwrap();
-    let bytes = bytes.into_inner();
+    let bytes = generated(&spec);
     // The same archive with a damaged documents entry: a byte of its
     // compressed data flipped (a CRC32 or inflate error, mid-entry).
     let mut damaged = bytes.clone();
@@ -1011,7 +1009,7 @@ fn a_line_that_is_not_utf8_ends_its_entry_alike_with_one_thread_or_two() {
 /// stored files, and caps that cut the lists short.
 #[test]
 fn workers_sharing_a_walk_report_what_one_walk_reports() {
-    use snappack::gen::{write_snapshot, Fault, GenSpec};
+    use snappack::gen::{Fault, GenSpec};
     for seed in 1..=8u64 {
         // A few faults each, a different few per seed.
         let faults = Fault::ALL
@@ -1030,14 +1028,13 @@ fn workers_sharing_a_walk_report_what_one_walk_reports() {
             faults,
             ..GenSpec::default()
         };
-        let mut zip = std::io::Cursor::new(Vec::new());
-        write_snapshot(&mut zip, &spec).expect("generates");
+        let zip = generated(&spec);
         for max_errors in [1, 2, 3, 1000] {
             let options = Options {
                 max_errors: Some(max_errors),
                 ..Options::default()
             };
-            check_with("snapshot.zip", zip.get_ref(), &options);
+            check_with("snapshot.zip", &zip, &options);
         }
     }
 

@@ -7,6 +7,13 @@ use snappack::convex::DocumentId;
 use snappack::report::{Code, Report};
 use snappack::validate::{merge_shards, validate, validate_shard, Options, Shard};
 
+/// The snapshot `spec` generates, as bytes.
+pub fn generated(spec: &snappack::gen::GenSpec) -> Vec<u8> {
+    let mut out = Cursor::new(Vec::new());
+    snappack::gen::write_snapshot(&mut out, spec).expect("generates");
+    out.into_inner()
+}
+
 /// A ZIP with the given (name, content) entries, deflated.
 pub fn zip(entries: &[(&str, &[u8])]) -> Vec<u8> {
     zip_with(entries, zip::CompressionMethod::Deflated)
