@@ -223,3 +223,40 @@ fn csv_empty_strings_are_removed_for_optional_fields() {
         assert_eq!(rows.0, vec![expected.to_owned()]);
     }
 }
+
+/// A file cut short while it is read is not a shorter import: the lines it
+/// had are not reported as the whole table, but as an input that failed.
+#[test]
+fn a_file_cut_short_while_read_fails_rather_than_losing_rows() {
+    let jsonl: String = (0..2000).map(|n| format!("{{\"n\":{n}}}\n")).collect();
+    let json = format!(
+        "[{}]",
+        (0..2000)
+            .map(|n| format!("{{\"n\":{n}}}"))
+            .collect::<Vec<_>>()
+            .join(",")
+    );
+    let csv: String = std::iter::once("n\n".to_owned())
+        .chain((0..2000).map(|n| format!("{n}\n")))
+        .collect();
+    for (name, bytes) in [("t.jsonl", &jsonl), ("t.json", &json), ("t.csv", &csv)] {
+        let whole = check_with(name, bytes.as_bytes(), &into("t"));
+        assert!(whole.valid, "{name}: {:?}", whole.errors);
+        let cut = FailsAt::new(bytes.as_bytes(), bytes.len() as u64 / 2, true);
+        let report = snappack::validate::validate(cut, name, &into("t"), &mut |_| true);
+        assert!(!report.valid, "{name}");
+        assert_eq!(
+            codes(&report).last(),
+            Some(&Code::ReadFailed),
+            "{name}: {:?}",
+            report.errors
+        );
+        let failure = report.errors.last().expect("an error");
+        assert_eq!(failure.entry.as_deref(), Some(name));
+        assert!(
+            failure.message.contains("it ends at byte"),
+            "{name}: {}",
+            failure.message
+        );
+    }
+}

@@ -331,10 +331,10 @@ fn not_a_zip_and_broken_entries() {
     }
     let report =
         snappack::validate::validate(Unreadable, "gone.zip", &Options::default(), &mut |_| true);
-    assert_eq!(codes(&report), vec![Code::InvalidZip]);
+    assert_eq!(codes(&report), vec![Code::ReadFailed]);
     assert_eq!(
         report.errors[0].message,
-        "invalid zip file: cannot read it (the disk went away)"
+        "cannot read the input: the disk went away"
     );
     // A download that stopped short says so.
     let whole = zip(&[("users/documents.jsonl", b"{}\n")]);
@@ -1178,4 +1178,110 @@ fn each_worker_counts_progress_through_its_own_share() {
 fn assert_only_error_is_in(report: &snappack::Report, code: Code, entry: &str) {
     assert_eq!(codes(report), vec![code], "{:#?}", report.errors);
     assert_eq!(report.errors[0].entry.as_deref(), Some(entry));
+}
+
+/// An input that cannot be read on (a disk error, or a file cut short
+/// while it is read) is not a damaged archive: it is reported once, as
+/// `ReadFailed`, where the walk was, and the walk stops there.
+#[test]
+fn an_input_that_fails_mid_walk_is_reported_once_and_the_walk_stops() {
+    use snappack::gen::GenSpec;
+    use snappack::validate::{merge_shards, validate, validate_shard, Shard};
+    let bytes = generated(&GenSpec {
+        tables: 4,
+        documents_per_table: 3000,
+        storage_files: 2,
+        ..GenSpec::default()
+    });
+    let whole = check("s.zip", &bytes);
+    assert!(whole.valid, "{:#?}", whole.errors);
+    let mut archive = zip::ZipArchive::new(std::io::Cursor::new(&bytes)).expect("zip");
+    let entries: Vec<(String, u64, u64)> = (0..archive.len())
+        .map(|i| {
+            let e = archive.by_index_raw(i).expect("entry");
+            let name = e.name().expect("name").into_owned();
+            (name, e.header_start(), e.compressed_size())
+        })
+        .collect();
+    let documents: Vec<&(String, u64, u64)> = entries
+        .iter()
+        .filter(|(name, ..)| name.ends_with("/documents.jsonl") && !name.starts_with('_'))
+        .collect();
+    assert!(documents.len() >= 3, "{entries:?}");
+
+    // In the middle of the second table's documents: every document of the
+    // first table is counted, some of the second's, none after. (Only that
+    // entry fails, as when a file is cut short after the walk read the
+    // central directory and the generated schemas.)
+    let (name, start, len) = documents[1];
+    let failing = |ends| FailsAt::new(&bytes, start + 100 + len / 2, ends).until(start + len);
+    for ends in [false, true] {
+        let input = failing(ends);
+        let report = validate(input, "s.zip", &Options::default(), &mut |_| true);
+        assert_only_error_is_in(&report, Code::ReadFailed, name);
+        let message = &report.errors[0].message;
+        let why = if ends {
+            "it ends at byte"
+        } else {
+            "the disk failed"
+        };
+        assert!(message.starts_with("cannot read the input: "), "{message}");
+        assert!(message.contains(why), "{message}");
+        assert_eq!(report.error_count, 1);
+        let counted = |r: &snappack::Report, entry: &str| {
+            let table = r
+                .tables
+                .iter()
+                .find(|t| t.entries.iter().any(|e| e == entry));
+            table.expect("table").documents
+        };
+        assert_eq!(
+            counted(&report, &documents[0].0),
+            counted(&whole, &documents[0].0)
+        );
+        assert!((1..counted(&whole, name)).contains(&counted(&report, name)));
+        assert_eq!(counted(&report, &documents[2].0), 0);
+        assert_eq!(report.storage.files, 0);
+
+        // Workers that share the walk each stop where the input failed them.
+        let shards = (0..2)
+            .map(|index| {
+                let input = failing(ends);
+                let shard = Shard { index, count: 2 };
+                validate_shard(input, "s.zip", &Options::default(), shard, &mut |_| true)
+            })
+            .collect();
+        let merged = merge_shards(shards).expect("merges");
+        assert!(!merged.valid);
+        assert!(!merged.errors.is_empty());
+        assert!(
+            codes(&merged).iter().all(|&c| c == Code::ReadFailed),
+            "{merged:#?}"
+        );
+    }
+
+    // While generated schemas are read, before any table is planned.
+    let (schema, start, _) = entries
+        .iter()
+        .filter(|(name, ..)| name.ends_with("/generated_schema.jsonl"))
+        .nth(1)
+        .expect("a second generated schema");
+    let input = FailsAt::new(&bytes, start + 1, false).until(start + 2);
+    let report = validate(input, "s.zip", &Options::default(), &mut |_| true);
+    assert_only_error_is_in(&report, Code::ReadFailed, schema);
+    assert!(report.tables.is_empty());
+
+    // While the archive is opened: no entry to name.
+    let report = validate(
+        FailsAt::new(&bytes, 10, true),
+        "s.zip",
+        &Options::default(),
+        &mut |_| true,
+    );
+    assert_eq!(codes(&report), [Code::ReadFailed], "{:#?}", report.errors);
+    assert!(
+        report.errors[0].message.contains("it ends at byte"),
+        "{:#?}",
+        report.errors
+    );
 }

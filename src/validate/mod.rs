@@ -14,8 +14,10 @@ pub(crate) mod storage;
 pub mod table;
 mod zip;
 
+use std::cell::{Cell, RefCell};
 use std::collections::BTreeMap;
-use std::io::{self, Read, Seek};
+use std::io::{self, Read, Seek, SeekFrom};
+use std::rc::Rc;
 
 use serde::{Deserialize, Serialize};
 
@@ -342,6 +344,7 @@ fn walk_as<'a, R: Read + Seek>(
         }
         (Ok(()), Some(format), Ok(total)) => {
             ctx.progress.bytes_total = total;
+            ctx.input = Rc::new(Input::new(total));
             let result = match format {
                 Format::Zip => zip::walk(input, &mut ctx, sink),
                 // A single-table file is one table: worker 0's.
@@ -369,6 +372,11 @@ fn walk_as<'a, R: Read + Seek>(
                     ));
                     plan
                 }
+                Err(Stop::InputFailed(plan)) => {
+                    // Where no entry's read reported it (a first id's, say).
+                    ctx.read_error(Finding::new(Code::ReadFailed, ""));
+                    plan
+                }
             }
         }
     };
@@ -381,6 +389,92 @@ pub(crate) enum Stop {
     Cancelled(Plan),
     /// The sink failed.
     Sink(io::Error, Plan),
+    /// The input itself could not be read on ([`Input::failure`]).
+    InputFailed(Plan),
+}
+
+/// What a walk knows of its input as it reads it, shared by the walk and the
+/// [`Tracked`] reader deep inside the archive: how far it has read (for
+/// progress) and why the input itself failed, if it did.
+#[derive(Debug, Default)]
+pub(crate) struct Input {
+    /// Its length when the walk began.
+    len: u64,
+    position: Cell<u64>,
+    failure: RefCell<Option<String>>,
+}
+
+impl Input {
+    fn new(len: u64) -> Self {
+        Input {
+            len,
+            ..Input::default()
+        }
+    }
+
+    /// How far into the input the last read or seek went.
+    pub fn position(&self) -> u64 {
+        self.position.get()
+    }
+
+    /// Why the input could not be read, once a read of it failed.
+    pub fn failure(&self) -> Option<String> {
+        self.failure.borrow().clone()
+    }
+
+    fn fail(&self, e: io::Error) -> io::Error {
+        self.failure
+            .borrow_mut()
+            .get_or_insert_with(|| e.to_string());
+        e
+    }
+}
+
+/// The walk's reader of its input, keeping [`Input`] up to date. A read that
+/// fails, or that meets the end before the length the input had when the
+/// walk began (a file cut short while it is read), is the input's failure:
+/// the errors it causes above (of an entry, of a line) are not the archive's.
+pub(crate) struct Tracked<R> {
+    inner: R,
+    input: Rc<Input>,
+}
+
+impl<R> Tracked<R> {
+    /// Reads `inner`, the input `input` describes.
+    pub fn new(inner: R, input: Rc<Input>) -> Self {
+        Tracked { inner, input }
+    }
+}
+
+impl<R: Read> Read for Tracked<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let at = self.input.position();
+        match self.inner.read(buf) {
+            Ok(0) if !buf.is_empty() && at < self.input.len => {
+                Err(self.input.fail(io::Error::new(
+                    io::ErrorKind::UnexpectedEof,
+                    format!(
+                        "it ends at byte {at}, but it had {} bytes when validation began",
+                        self.input.len
+                    ),
+                )))
+            }
+            Ok(n) => {
+                self.input.position.set(at + n as u64);
+                Ok(n)
+            }
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => Err(e),
+            Err(e) => Err(self.input.fail(e)),
+        }
+    }
+}
+
+impl<R: Seek> Seek for Tracked<R> {
+    fn seek(&mut self, pos: SeekFrom) -> io::Result<u64> {
+        let at = self.inner.seek(pos).map_err(|e| self.input.fail(e))?;
+        self.input.position.set(at);
+        Ok(at)
+    }
 }
 
 /// State shared by the walks: options, findings, counts, progress.
@@ -410,6 +504,10 @@ pub(crate) struct Context<'a> {
     /// A worker's progress counts its own share: the bytes of the entries
     /// it checked, and of the one it is in from its start.
     pub share: Option<Share>,
+    /// The input being walked.
+    pub input: Rc<Input>,
+    /// Whether the input's failure has been reported.
+    input_failure_reported: bool,
 }
 
 /// How far a worker is through its own share of the input.
@@ -445,6 +543,8 @@ impl<'a> Context<'a> {
             warning_phases: Vec::new(),
             plan_errors: None,
             share: None,
+            input: Rc::default(),
+            input_failure_reported: false,
         }
     }
 
@@ -486,6 +586,35 @@ impl<'a> Context<'a> {
             self.errors.push(finding);
             self.error_phases.push(self.phase);
         }
+    }
+
+    /// Records an error met reading an entry or a line (`finding`), or,
+    /// when it came of the input's own failure, that failure: once, as
+    /// `ReadFailed`, where `finding` is, and listed whatever the cap, for
+    /// the walk stops there ([`Context::input_failed`]).
+    pub fn read_error(&mut self, finding: Finding) {
+        let Some(why) = self.input.failure() else {
+            return self.error(finding);
+        };
+        if std::mem::replace(&mut self.input_failure_reported, true) {
+            return;
+        }
+        let stopped = match finding.entry {
+            Some(_) => "; validation stopped at this entry",
+            None => "",
+        };
+        self.error_count += 1;
+        self.errors.push(Finding {
+            code: Code::ReadFailed,
+            message: format!("cannot read the input: {why}{stopped}"),
+            ..finding
+        });
+        self.error_phases.push(self.phase);
+    }
+
+    /// Whether the input itself failed: the walk stops.
+    pub fn input_failed(&self) -> bool {
+        self.input.failure.borrow().is_some()
     }
 
     /// Records a warning.
@@ -622,7 +751,7 @@ fn legacy_schema<R: Read>(
     while let Some((row, line)) = lines.next_line() {
         let result = match line {
             Err(e) => {
-                ctx.error(zip::schema_line_error(&e, row).entry(entry));
+                ctx.read_error(zip::schema_line_error(&e, row).entry(entry));
                 break;
             }
             Ok(line) => match std::str::from_utf8(line) {

@@ -14,9 +14,7 @@
 //! 2 and 3 see the chunks in order on one thread each, so reports are the
 //! same with any number of threads.
 
-use std::cell::Cell;
 use std::io::{self, Read};
-use std::rc::Rc;
 
 use super::storage::StorageMetadata;
 use super::table::{Precheck, Prechecked, RowFinding, TableChecker};
@@ -151,7 +149,6 @@ pub(super) struct Reporting<'a, 'c> {
     pub t: usize,
     pub table: &'a PlannedTable,
     pub ids_without_first: &'a mut bool,
-    pub position: &'a Rc<Cell<u64>>,
     pub ctx: &'a mut Context<'c>,
     pub sink: &'a mut dyn Sink,
     pub at: &'a dyn Fn(Finding) -> Finding,
@@ -353,7 +350,7 @@ impl Reporting<'_, '_> {
                 .document(self.t, line, outcome.is_ok())
                 .map_err(ScanStop::Sink)?;
             self.ctx.progress.documents += 1;
-            if !self.ctx.tick(self.position.get()) {
+            if !self.ctx.tick(self.ctx.input.position()) {
                 return Err(ScanStop::Cancelled);
             }
         }
@@ -373,7 +370,7 @@ impl Reporting<'_, '_> {
                     read => format!("invalid zip file: {e} (lines 1 to {read} were read)"),
                 };
                 self.ctx
-                    .error((self.at)(Finding::new(Code::InvalidZip, message)));
+                    .read_error((self.at)(Finding::new(Code::InvalidZip, message)));
                 return;
             }
         };

@@ -1,15 +1,13 @@
 //! Single-table inputs: JSONL, a JSON array, CSV. The caller names the table.
 
-use std::cell::Cell;
 use std::io::{self, Read, Seek};
-use std::rc::Rc;
 
 use serde_json::value::RawValue;
 
 use super::numbers::{apply_target, unassigned_number_warning, Numbering};
 use super::table::{RowFinding, TableChecker};
-use super::zip::{first_id_of, Tracked, MAX_LINE};
-use super::{Context, Plan, PlannedTable, Sink, Stop};
+use super::zip::{first_id_of, MAX_LINE};
+use super::{Context, Plan, PlannedTable, Sink, Stop, Tracked};
 use crate::archive::csv::CsvRows;
 use crate::archive::{Format, LineError, LineReader};
 use crate::convex::names::check_identifier;
@@ -106,18 +104,13 @@ pub(super) fn walk<R: Read + Seek>(
         return Err(Stop::Sink(e, plan));
     }
 
-    let position = Rc::new(Cell::new(0));
-    let reader = Tracked {
-        inner: input,
-        position: position.clone(),
-    };
+    let reader = Tracked::new(input, ctx.input.clone());
     let mut scan = Scan {
         checker: TableChecker::new(&table, plan.tables[0].number, ValueRules::Plain),
         ids_without_first: false,
         entry: file_name,
         component: &component,
         table: &table,
-        position,
     };
     let result = match format {
         Format::Csv => scan.csv(reader, &optional, ctx, sink),
@@ -180,7 +173,6 @@ struct Scan<'a> {
     entry: &'a str,
     component: &'a str,
     table: &'a str,
-    position: Rc<Cell<u64>>,
 }
 
 impl Scan<'_> {
@@ -232,7 +224,7 @@ impl Scan<'_> {
         sink.document(0, text, valid).map_err(ScanStop::Sink)?;
         ctx.counts[0].0 += 1;
         ctx.progress.documents += 1;
-        if !ctx.tick(self.position.get()) {
+        if !ctx.tick(ctx.input.position()) {
             return Err(ScanStop::Cancelled);
         }
         Ok(true)
@@ -383,7 +375,7 @@ impl Scan<'_> {
         let mut rows = match CsvRows::new(input, optional) {
             Ok(rows) => rows,
             Err(e) => {
-                ctx.error(self.at(Finding::new(e.code, e.message)).line(1));
+                ctx.read_error(self.at(Finding::new(e.code, e.message)).line(1));
                 return Ok(());
             }
         };
@@ -399,14 +391,19 @@ impl Scan<'_> {
                 }
                 Err((line, e)) => {
                     let stop = e.code == Code::CsvInvalidRow;
-                    ctx.error(self.at(Finding::new(e.code, e.message)).line(line));
+                    let finding = self.at(Finding::new(e.code, e.message));
+                    // Line 0: the input failed, on no line of its own.
+                    ctx.read_error(match line {
+                        0 => finding,
+                        line => finding.line(line),
+                    });
                     if stop {
                         break;
                     }
                 }
             }
         }
-        ctx.counts[0].1 = self.position.get();
+        ctx.counts[0].1 = ctx.input.position();
         Ok(())
     }
 }

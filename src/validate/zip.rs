@@ -1,10 +1,8 @@
 //! The snapshot ZIP walk: read with random access, entry by entry, so that
 //! memory stays bounded whatever the archive's size.
 
-use std::cell::Cell;
 use std::collections::HashMap;
 use std::io::{self, Read, Seek, SeekFrom};
-use std::rc::Rc;
 
 use sha2::{Digest, Sha256};
 use zip::read::{Config, ZipFile};
@@ -20,6 +18,7 @@ use super::storage::StorageMetadata;
 use super::table::TableChecker;
 use super::{
     in_component, shard, Context, Plan, PlannedFile, PlannedTable, Shard, Share, Sink, Stop,
+    Tracked,
 };
 use crate::archive::inflate::{
     deflate_entry, zstd_entry, CheckedEntry, Declared, DeflateEntry, ZstdEntry,
@@ -32,28 +31,6 @@ use crate::report::{Code, Finding, NumberSource};
 
 /// Longest line read; a document is at most 1 MiB, even escaped this is ample.
 pub(crate) const MAX_LINE: usize = 64 << 20;
-
-/// A reader that tells how far into the input it is (for progress).
-pub(crate) struct Tracked<R> {
-    pub inner: R,
-    pub position: Rc<Cell<u64>>,
-}
-
-impl<R: Read> Read for Tracked<R> {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        let n = self.inner.read(buf)?;
-        self.position.set(self.position.get() + n as u64);
-        Ok(n)
-    }
-}
-
-impl<R: Seek> Seek for Tracked<R> {
-    fn seek(&mut self, pos: SeekFrom) -> io::Result<u64> {
-        let at = self.inner.seek(pos)?;
-        self.position.set(at);
-        Ok(at)
-    }
-}
 
 /// One documents entry.
 struct Stream {
@@ -82,18 +59,18 @@ pub(super) fn walk<R: Read + Seek>(
     ctx: &mut Context,
     sink: &mut dyn Sink,
 ) -> Result<Plan, Stop> {
-    let position = Rc::new(Cell::new(0));
-    let mut archive = match open_archive(input, &position, ctx) {
+    let unplanned = || Plan {
+        format: Some(Format::Zip),
+        ..Plan::default()
+    };
+    let mut archive = match open_archive(input, ctx) {
         Ok(archive) => archive,
         Err(why) => {
-            ctx.error(Finding::new(
+            ctx.read_error(Finding::new(
                 Code::InvalidZip,
                 format!("invalid zip file: {why}"),
             ));
-            return Ok(Plan {
-                format: Some(Format::Zip),
-                ..Plan::default()
-            });
+            return Ok(unplanned());
         }
     };
     if let Some(table) = &ctx.options.table {
@@ -146,6 +123,9 @@ pub(super) fn walk<R: Read + Seek>(
             }),
             Ok(EntryKind::GeneratedSchema { component, table }) => {
                 let rules = read_generated_schema(&mut archive, index, &name, ctx);
+                if ctx.input_failed() {
+                    return Err(Stop::InputFailed(unplanned()));
+                }
                 schemas.insert((component, table), rules);
             }
             Ok(EntryKind::SkippedSystemTable { component, table }) => ctx.warning(
@@ -186,6 +166,9 @@ pub(super) fn walk<R: Read + Seek>(
     let mut listed: Vec<(String, String)> = Vec::new();
     for stream in streams.iter().filter(|s| s.table == "_tables") {
         read_tables_entry(&mut archive, stream, &mut numbering, &mut listed, ctx);
+        if ctx.input_failed() {
+            return Err(Stop::InputFailed(unplanned()));
+        }
     }
 
     // Step 2, in entry order: the first document's `_id`.
@@ -211,7 +194,7 @@ pub(super) fn walk<R: Read + Seek>(
         }
         let (number, number_source) = match numbering.number_of(&stream.component, &stream.table) {
             Some(n) => (Some(n), NumberSource::Tables),
-            None => match first_id_number(&mut archive, stream.index) {
+            None => match first_id_number(&mut archive, stream.index, ctx)? {
                 Some(n) => match numbering.claim(&stream.component, &stream.table, n) {
                     Ok(()) => (Some(n), NumberSource::Id),
                     Err(holder) => {
@@ -331,11 +314,11 @@ pub(super) fn walk<R: Read + Seek>(
                 &mut checker,
                 storage,
                 &mut ids_without_first,
-                &position,
                 ctx,
                 sink,
             );
             match result {
+                Ok(()) if ctx.input_failed() => return Err(Stop::InputFailed(plan)),
                 Ok(()) => {}
                 Err(ScanStop::Cancelled) => return Err(Stop::Cancelled(plan)),
                 Err(ScanStop::Sink(e)) => return Err(Stop::Sink(e, plan)),
@@ -380,10 +363,13 @@ pub(super) fn walk<R: Read + Seek>(
             Some(Ok(digest)) => digest,
             Some(Err(HashStop::Sink(e))) => return Err(Stop::Sink(e, plan)),
             Some(Err(stop)) => {
-                ctx.error(located(Finding::new(
+                ctx.read_error(located(Finding::new(
                     Code::InvalidZip,
                     format!("invalid zip file: {stop}"),
                 )));
+                if ctx.input_failed() {
+                    return Err(Stop::InputFailed(plan));
+                }
                 continue;
             }
             None => continue,
@@ -410,7 +396,7 @@ pub(super) fn walk<R: Read + Seek>(
                 )));
             }
         }
-        if !ctx.tick(position.get()) {
+        if !ctx.tick(ctx.input.position()) {
             return Err(Stop::Cancelled(plan));
         }
     }
@@ -507,7 +493,6 @@ fn scan_entry<R: Read + Seek>(
     checker: &mut TableChecker,
     storage: Option<&mut StorageMetadata>,
     ids_without_first: &mut bool,
-    position: &Rc<Cell<u64>>,
     ctx: &mut Context,
     sink: &mut dyn Sink,
 ) -> Result<(), ScanStop> {
@@ -520,7 +505,6 @@ fn scan_entry<R: Read + Seek>(
         t,
         table,
         ids_without_first,
-        position,
         ctx,
         sink,
         at: &at,
@@ -530,7 +514,7 @@ fn scan_entry<R: Read + Seek>(
     open_entry(archive, stream.index)
         .map(|entry| scan(entry, checking, &mut reporting))
         .unwrap_or_else(|e| {
-            reporting.ctx.error(at(zip_entry_error(&e)));
+            reporting.ctx.read_error(at(zip_entry_error(&e)));
             Ok(())
         })
 }
@@ -597,11 +581,11 @@ fn open_entry<R: Read + Seek>(
 /// `ZipArchive` keys entries by name and keeps the last of those that share
 /// one, where Convex imports them all: each shared name is an error here.
 fn open_archive<R: Read + Seek>(
-    mut input: R,
-    position: &Rc<Cell<u64>>,
+    input: R,
     ctx: &mut Context,
 ) -> Result<ZipArchive<Tracked<R>>, String> {
     let unreadable = |e: io::Error| format!("cannot read it ({e})");
+    let mut input = Tracked::new(input, ctx.input.clone());
     let mut signature = [0u8; 2];
     let looks_like_zip = match input.read_exact(&mut signature) {
         Ok(()) => signature == *b"PK",
@@ -609,10 +593,7 @@ fn open_archive<R: Read + Seek>(
         Err(e) => return Err(unreadable(e)),
     };
     input.seek(SeekFrom::Start(0)).map_err(unreadable)?;
-    let tracked = Tracked {
-        inner: input,
-        position: position.clone(),
-    };
+    let tracked = input;
     let damaged = |e: ZipError| {
         if looks_like_zip {
             format!("the archive is damaged or cut short ({e})")
@@ -706,7 +687,7 @@ fn read_generated_schema<R: Read + Seek>(
     let file = match open_entry(archive, index) {
         Ok(file) => file,
         Err(e) => {
-            ctx.error(zip_entry_error(&e).entry(name));
+            ctx.read_error(zip_entry_error(&e).entry(name));
             return ValueRules::Plain;
         }
     };
@@ -725,7 +706,7 @@ fn read_generated_schema<R: Read + Seek>(
             }
         },
         Some((_, Err(e))) => {
-            ctx.error(schema_line_error(&e, 1).entry(name));
+            ctx.read_error(schema_line_error(&e, 1).entry(name));
             return ValueRules::Plain;
         }
     };
@@ -775,7 +756,7 @@ fn read_tables_entry<R: Read + Seek>(
     let file = match open_entry(archive, stream.index) {
         Ok(file) => file,
         Err(e) => {
-            ctx.error(zip_entry_error(&e).entry(&stream.name));
+            ctx.read_error(zip_entry_error(&e).entry(&stream.name));
             return;
         }
     };
@@ -785,7 +766,7 @@ fn read_tables_entry<R: Read + Seek>(
         let line = match line {
             Ok(line) => line,
             Err(e) => {
-                ctx.error(at(Finding::new(
+                ctx.read_error(at(Finding::new(
                     Code::InvalidZip,
                     format!("invalid zip file: {e}"),
                 )));
@@ -871,12 +852,23 @@ fn read_tables_entry<R: Read + Seek>(
 }
 
 /// The table number of the first row's `_id`, when it is an object whose
-/// `_id` is a string that decodes.
-fn first_id_number<R: Read + Seek>(archive: &mut ZipArchive<R>, index: usize) -> Option<u32> {
-    let file = open_entry(archive, index).ok()?;
-    let mut lines = LineReader::new(file, MAX_LINE);
-    let line = lines.next_line()?.1.ok()?;
-    first_id_of(line)
+/// `_id` is a string that decodes. (The table's scan reports why it is not.)
+fn first_id_number<R: Read + Seek>(
+    archive: &mut ZipArchive<R>,
+    index: usize,
+    ctx: &Context,
+) -> Result<Option<u32>, Stop> {
+    let number = open_entry(archive, index).ok().and_then(|file| {
+        let mut lines = LineReader::new(file, MAX_LINE);
+        first_id_of(lines.next_line()?.1.ok()?)
+    });
+    if ctx.input_failed() {
+        return Err(Stop::InputFailed(Plan {
+            format: Some(Format::Zip),
+            ..Plan::default()
+        }));
+    }
+    Ok(number)
 }
 
 /// The table number in the `_id` of one document line, if it has one that decodes.

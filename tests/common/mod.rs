@@ -116,3 +116,54 @@ pub fn in_shards(name: &str, bytes: &[u8], options: &Options, count: u32) -> Rep
 pub fn codes(report: &Report) -> Vec<Code> {
     report.errors.iter().map(|f| f.code).collect()
 }
+
+/// An input whose bytes from `at` to `until` cannot be read: a read there
+/// fails with an I/O error, or, with `ends`, finds the end (a file cut short
+/// while it is read). Its length is still the whole of `bytes`.
+pub struct FailsAt<'a> {
+    pub bytes: Cursor<&'a [u8]>,
+    pub at: u64,
+    pub until: u64,
+    pub ends: bool,
+}
+
+impl<'a> FailsAt<'a> {
+    /// `bytes`, failing from `at` to the end.
+    pub fn new(bytes: &'a [u8], at: u64, ends: bool) -> Self {
+        FailsAt {
+            bytes: Cursor::new(bytes),
+            at,
+            until: bytes.len() as u64,
+            ends,
+        }
+    }
+
+    /// Failing only up to `until` (a ZIP's central directory can be read).
+    pub fn until(self, until: u64) -> Self {
+        FailsAt { until, ..self }
+    }
+}
+
+impl std::io::Read for FailsAt<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let position = self.bytes.position();
+        if (self.at..self.until).contains(&position) {
+            return match self.ends {
+                true => Ok(0),
+                false => Err(std::io::Error::other("the disk failed")),
+            };
+        }
+        let left = self.at.saturating_sub(position);
+        let n = match left {
+            0 => buf.len(),
+            left => buf.len().min(usize::try_from(left).unwrap_or(usize::MAX)),
+        };
+        std::io::Read::read(&mut self.bytes, &mut buf[..n])
+    }
+}
+
+impl std::io::Seek for FailsAt<'_> {
+    fn seek(&mut self, pos: std::io::SeekFrom) -> std::io::Result<u64> {
+        std::io::Seek::seek(&mut self.bytes, pos)
+    }
+}
