@@ -1285,3 +1285,21 @@ fn an_input_that_fails_mid_walk_is_reported_once_and_the_walk_stops() {
         report.errors
     );
 }
+
+/// Lines longer than a chunk carry over into whichever buffer the second
+/// thread handed back, which may be smaller than the line.
+#[test]
+fn long_lines_read_the_same_with_two_threads() {
+    let long = |n: u8| doc(10001, n, &format!(r#""s":"{}""#, "\\u0041".repeat(50_000))) + "\n";
+    let table: String = (1..=4).map(long).collect();
+    let bytes = zip(&[("t/documents.jsonl", table.as_bytes())]);
+    for threads in [1, 2] {
+        let options = Options {
+            threads,
+            ..Options::default()
+        };
+        let report = check_with("long.zip", &bytes, &options);
+        assert!(report.valid, "{threads} threads: {:?}", report.errors);
+        assert_eq!(report.documents, 4);
+    }
+}

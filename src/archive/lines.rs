@@ -160,8 +160,10 @@ impl<R: Read> ChunkReader<R> {
         if let Some(e) = self.failed.take() {
             return Err(LineError::Read(e));
         }
-        if buf.len() < self.target {
-            buf.resize(self.target, 0);
+        // A reused buffer may be smaller than a long line carried over.
+        let least = self.target.max(self.carry.len() + 1);
+        if buf.len() < least {
+            buf.resize(least, 0);
         }
         let mut filled = self.carry.len();
         buf[..filled].copy_from_slice(&self.carry);
@@ -270,11 +272,22 @@ mod tests {
         }
     }
 
-    fn chunks(data: &[u8], step: usize, target: usize, max: usize) -> Result<Vec<Vec<u8>>, ()> {
+    /// The chunks of `data`, each read into one buffer reused, or (`fresh`)
+    /// into a new one as a second thread hands buffers back in any order.
+    fn chunks_into(
+        data: &[u8],
+        step: usize,
+        target: usize,
+        max: usize,
+        fresh: bool,
+    ) -> Result<Vec<Vec<u8>>, ()> {
         let mut reader = ChunkReader::new(Trickle(data, step), target, max);
         let mut buf = Vec::new();
         let mut out = Vec::new();
         loop {
+            if fresh {
+                buf = Vec::new();
+            }
             match reader.next_chunk(&mut buf) {
                 Ok(0) => return Ok(out),
                 Ok(n) => out.push(buf[..n].to_vec()),
@@ -282,6 +295,12 @@ mod tests {
                 Err(LineError::Read(e)) => panic!("{e}"),
             }
         }
+    }
+
+    fn chunks(data: &[u8], step: usize, target: usize, max: usize) -> Result<Vec<Vec<u8>>, ()> {
+        let reused = chunks_into(data, step, target, max, false);
+        assert_eq!(chunks_into(data, step, target, max, true), reused);
+        reused
     }
 
     #[test]
