@@ -529,28 +529,39 @@ fn storage_rows_are_checked_against_their_files() {
             id: with_file.clone(),
             data: data.clone(),
         };
-        // A row without its file is skipped, as Convex skips it.
+        // A row without its file is skipped, as Convex skips it; a file
+        // without a row gets one with its id, digest and size.
+        let without_row = DocumentId::new(540, [3; 16]).to_string();
+        let unlisted = StreamFile {
+            component: String::new(),
+            id: without_row.clone(),
+            data: b"no row for me".to_vec(),
+        };
         let stream = encode(
             &[storage(vec![
                 storage_row(&with_file, &data),
                 storage_row(&without_file, b"gone"),
             ])],
-            std::slice::from_ref(&file),
+            &[file.clone(), unlisted],
             4096,
         );
         let id = imports.create(ImportMode::Replace, None).unwrap().id;
         imports.append(&id, 0, &stream).unwrap();
         imports.finish(&id).unwrap();
+        let default_row = format!(
+            r#"{{"_id":"{without_row}","sha256":"{}","size":13}}"#,
+            base64(&<sha2::Sha256 as sha2::Digest>::digest(b"no row for me"))
+        );
         assert_eq!(
-            stored_lines(&imports, "", "_storage"),
-            vec![storage_row(&with_file, &data)],
+            sorted(&stored_lines(&imports, "", "_storage")),
+            sorted(&[storage_row(&with_file, &data), default_row]),
             "{backend}"
         );
 
         // A file whose bytes are not its row's digest: Sha256Mismatch.
         let stream = encode(
             &[storage(vec![storage_row(&with_file, b"other bytes")])],
-            &[file],
+            std::slice::from_ref(&file),
             4096,
         );
         let id = imports.create(ImportMode::Replace, None).unwrap().id;
@@ -563,6 +574,17 @@ fn storage_rows_are_checked_against_their_files() {
                     r.message
                 );
             }
+            other => panic!("{backend}: {other:?}"),
+        }
+        // One file twice: DuplicateId.
+        let stream = encode(
+            &[storage(vec![storage_row(&with_file, &data)])],
+            &[file.clone(), file.clone()],
+            4096,
+        );
+        let id = imports.create(ImportMode::Replace, None).unwrap().id;
+        match imports.append(&id, 0, &stream) {
+            Err(ImportsError::Rejected(r)) => assert_eq!(r.code, "DuplicateId", "{backend}"),
             other => panic!("{backend}: {other:?}"),
         }
         // A row Convex cannot read: InvalidConvexValue.

@@ -670,6 +670,23 @@ fn storage_files_are_checked_against_their_metadata() {
     let report = check("i.zip", &zip(&[(&format!("_storage/{sid}"), b"data")]));
     assert!(report.valid);
     assert_eq!(report.warnings[0].code, Code::StorageFilesIgnored);
+    // The extension is not part of the id: two entries of one file.
+    let report = check(
+        "d.zip",
+        &zip(&[
+            (
+                "_storage/documents.jsonl",
+                format!("{{\"_id\":\"{sid}\"}}\n").as_bytes(),
+            ),
+            (&format!("_storage/{sid}"), b"abc"),
+            (&format!("_storage/{sid}.txt"), b"abcd"),
+        ]),
+    );
+    assert_only_error_is_in(&report, Code::DuplicateId, &format!("_storage/{sid}.txt"));
+    assert!(report.errors[0]
+        .message
+        .contains(&format!("_storage/{sid} and")));
+    assert_eq!(report.storage.files, 1);
 }
 
 #[test]

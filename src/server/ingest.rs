@@ -10,6 +10,7 @@
 //! Pure: no I/O. The driver (`super::imports`) applies what a frame yields.
 
 use std::borrow::Cow;
+use std::collections::HashSet;
 
 use sha2::{Digest, Sha256};
 
@@ -117,6 +118,10 @@ struct TableState {
 struct StorageTable {
     metadata: StorageMetadata,
     pending: Vec<(DocumentId, String)>,
+    /// Files that came without a row: id, size and SHA-256.
+    without_rows: Vec<(DocumentId, u64, [u8; 32])>,
+    /// Every file that came.
+    files: HashSet<DocumentId>,
 }
 
 /// The `_id` of a `_storage` row (already checked).
@@ -126,11 +131,14 @@ struct StorageRowId {
     id: String,
 }
 
-/// The storage file being received: its component, id and expected digest.
+/// The storage file being received: its component, id, expected digest
+/// (`None` without a row, or a row without `sha256`) and size so far.
 struct OpenFile {
     component: String,
     id: DocumentId,
+    has_row: bool,
     expected: Option<[u8; 32]>,
+    size: u64,
 }
 
 /// The re-validation state of one import's stream.
@@ -193,7 +201,12 @@ impl Ingest {
                         id: &start.id,
                     });
                 }
-                Item::FileData(data) => out.files.push(FilePiece::Data(data)),
+                Item::FileData(data) => {
+                    if let Some(file) = self.file.as_mut() {
+                        file.size += data.len() as u64;
+                    }
+                    out.files.push(FilePiece::Data(data))
+                }
                 Item::FileEnd { sha256 } => {
                     self.end_file(sha256, seq)?;
                     out.files.push(FilePiece::End(*sha256));
@@ -236,8 +249,19 @@ impl Ingest {
             .tables
             .iter_mut()
             .find(|t| t.name == "_storage" && t.component == component);
-        let mut expected = None;
+        let (mut has_row, mut expected) = (false, None);
         if let Some(table) = table {
+            let storage = table.storage.get_or_insert_with(StorageTable::default);
+            if !storage.files.insert(decoded) {
+                return Err(Self::storage_rejection(
+                    component,
+                    Code::DuplicateId,
+                    format!(
+                        "Objects in table \"_storage\" have duplicate _id fields: stored file {id} came twice"
+                    ),
+                    seq,
+                ));
+            }
             if table.number.is_some_and(|n| n != decoded.table) {
                 let message = import_conflict_message(id, "_storage");
                 return Err(Self::storage_rejection(
@@ -253,22 +277,36 @@ impl Ingest {
                 .and_then(|s| s.metadata.rows.get_mut(&decoded))
             {
                 row.has_file = true;
+                has_row = true;
                 expected = row.sha256;
             }
         }
         self.file = Some(OpenFile {
             component: component.to_owned(),
             id: decoded,
+            has_row,
             expected,
+            size: 0,
         });
         Ok(())
     }
 
-    /// A storage file ends: its digest must be its row's.
+    /// A storage file ends: its digest must be its row's. A file without
+    /// a row gets one at `Done`.
     fn end_file(&mut self, sha256: &[u8; 32], seq: u64) -> Result<(), Rejection> {
         let Some(file) = self.file.take() else {
             return Ok(());
         };
+        if !file.has_row {
+            let storage = self
+                .tables
+                .iter_mut()
+                .find(|t| t.name == "_storage" && t.component == file.component)
+                .and_then(|t| t.storage.as_mut());
+            if let Some(storage) = storage {
+                storage.without_rows.push((file.id, file.size, *sha256));
+            }
+        }
         match file.expected {
             Some(expected) if expected != *sha256 => {
                 use base64::Engine as _;
@@ -290,12 +328,20 @@ impl Ingest {
         }
     }
 
-    /// At `Done`: the `_storage` rows whose file came, into their tables.
+    /// At `Done`: the `_storage` rows whose file came, into their tables,
+    /// and for each file that came without a row, the row Convex makes for
+    /// it: its id, digest and size (no content type, no creation time).
     fn release_storage_rows<'a>(&mut self, out: &mut Accepted<'a>) {
+        use base64::Engine as _;
         for (index, table) in self.tables.iter_mut().enumerate() {
             let Some(storage) = table.storage.as_mut() else {
                 continue;
             };
+            for (id, size, sha256) in storage.without_rows.drain(..) {
+                let sha256 = base64::engine::general_purpose::STANDARD.encode(sha256);
+                let row = format!(r#"{{"_id":"{id}","sha256":"{sha256}","size":{size}}}"#);
+                out.documents.push((index, id.internal, Cow::Owned(row)));
+            }
             for (id, line) in storage.pending.drain(..) {
                 if storage
                     .metadata

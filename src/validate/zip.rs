@@ -142,14 +142,33 @@ pub(super) fn walk<R: Read + Seek>(
             None => {}
             Some(Err(e)) => ctx.error(Finding::new(e.code, e.message).entry(&name)),
             Some(Ok(file)) => match DocumentId::decode(&file.id) {
-                Ok(id) => blobs.push(Blob {
-                    component: file.component,
-                    id,
-                    index,
-                    name,
-                    size,
-                    span,
-                }),
+                // The extension is not part of the id: `<id>` and `<id>.png`
+                // would be stored twice under one `_id`.
+                Ok(id) => match blobs
+                    .iter()
+                    .find(|b: &&Blob| b.id == id && b.component == file.component)
+                {
+                    Some(first) => ctx.error(
+                        Finding::new(
+                            Code::DuplicateId,
+                            format!(
+                                "Objects in table \"_storage\" have duplicate _id fields: \
+                                 entries {} and {name} are both stored file {id}",
+                                first.name
+                            ),
+                        )
+                        .entry(&name)
+                        .table(&file.component, "_storage"),
+                    ),
+                    None => blobs.push(Blob {
+                        component: file.component,
+                        id,
+                        index,
+                        name,
+                        size,
+                        span,
+                    }),
+                },
                 Err(e) => ctx.error(
                     Finding::new(
                         Code::InvalidStorageId,
