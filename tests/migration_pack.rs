@@ -218,6 +218,31 @@ fn invalid_input_is_refused_unless_forced() {
 }
 
 #[test]
+fn force_does_not_pack_past_an_entry_it_could_not_read() {
+    let mut zip = generate(&GenSpec::default());
+    let mut archive = zip::ZipArchive::new(Cursor::new(zip.clone())).unwrap();
+    let (start, len) = (0..archive.len())
+        .find_map(|i| {
+            let e = archive.by_index_raw(i).unwrap();
+            let name = e.name().unwrap();
+            (name.ends_with("/documents.jsonl") && !name.starts_with('_'))
+                .then(|| (e.header_start() as usize, e.compressed_size() as usize))
+        })
+        .unwrap();
+    // A damaged deflate stream: the rest of that table cannot be read.
+    zip[start + 100 + len / 2] ^= 0xFF;
+    let error = pack_zip(&zip, &options(true)).unwrap_err();
+    let PackError::Invalid(report) = &error else {
+        panic!("{error}");
+    };
+    assert!(
+        report.errors.iter().any(|e| e.code == Code::InvalidZip),
+        "{:#?}",
+        report.errors
+    );
+}
+
+#[test]
 fn a_single_table_file_packs() {
     let jsonl = b"{\"a\":1}\n{\"b\":\"x\"}\n";
     let options = PackOptions {

@@ -16,7 +16,9 @@ pub struct PackOptions {
     /// Validation options (format, table, schema, target, mode).
     pub validate: Options,
     /// Pack even when the input has validation errors: every document line
-    /// is packed, valid or not, for the server to judge.
+    /// is packed, valid or not, for the server to judge. Not past errors
+    /// that left part of the input unread ([`leaves_input_unread`]): the
+    /// server would never see that part.
     pub force: bool,
     /// Frame size, deflate level, first frame to write.
     pub encoder: EncoderConfig,
@@ -98,7 +100,8 @@ pub fn pack<R: Read + Seek, W: Write>(
     if report.warnings.iter().any(|w| w.code == Code::Cancelled) {
         return Err(PackError::Cancelled(Box::new(report)));
     }
-    if sink.refused || !(report.valid || options.force) {
+    let forced = options.force && !report.errors.iter().any(|e| leaves_input_unread(e.code));
+    if sink.refused || !(report.valid || forced) {
         return Err(PackError::Invalid(Box::new(report)));
     }
     let encoder = match (sink.encoder, sink.out) {
@@ -123,6 +126,19 @@ pub fn pack<R: Read + Seek, W: Write>(
             report: Box::new(report),
         }),
     }
+}
+
+/// Whether an error means some of the input was not read: a damaged entry,
+/// a failed read, an unknown compression, entries sharing a name (one is
+/// read). Packing past it would drop that part without a word.
+pub fn leaves_input_unread(code: Code) -> bool {
+    matches!(
+        code,
+        Code::InvalidZip
+            | Code::ReadFailed
+            | Code::UnsupportedCompression
+            | Code::DuplicateEntryName
+    )
 }
 
 /// Starts an encoder and declares the plan's tables.
