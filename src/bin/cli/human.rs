@@ -5,7 +5,7 @@ use std::borrow::Cow;
 use std::io::{self, Write};
 use std::time::Duration;
 
-use snappack::report::{Finding, NumberSource, Report};
+use snappack::report::{Code, Finding, NumberSource, Report};
 
 /// Writes the report for people.
 pub fn print(
@@ -118,13 +118,30 @@ pub fn print(
             t.dedup();
             t.len()
         };
+        // Errors of snappack's own (options, reading, names it cannot
+        // tell apart) are not Convex's verdict.
+        let own = |f: &Finding| {
+            matches!(
+                f.code,
+                Code::InvalidOptions | Code::ReadFailed | Code::DuplicateEntryName
+            )
+        };
+        let verdict = if report.error_count > report.errors.len() as u64
+            || !report.errors.iter().all(own)
+        {
+            "Convex would reject this import"
+        } else if super::only_option_errors(report) {
+            "fix the options: nothing was checked"
+        } else {
+            "snappack could not check all of the input"
+        };
         writeln!(
             out,
             "{} {took}",
             paint(
                 "1;31",
                 &format!(
-                    "INVALID: {} error{}{}; Convex would reject this import.",
+                    "INVALID: {} error{}{}; {verdict}.",
                     count(report.error_count),
                     if report.error_count == 1 { "" } else { "s" },
                     if tables > 0 {
