@@ -347,7 +347,7 @@ export declare function startPacking(
  */
 export declare function pack(
   input: Uint8Array | ArrayBuffer | ArrayBufferView | Blob | File,
-  options?: ValidateOptions,
+  options?: PackOptions,
 ): ReadableStream<Uint8Array>;
 
 /** Progress of an upload. */

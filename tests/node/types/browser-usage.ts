@@ -1,5 +1,5 @@
 // Type-checked by types.test.js against the package's browser types.
-import { fetchImport, fetchTables, sendUpload, startPacking, validate, type Finding, type Progress } from 'snappack';
+import { fetchImport, fetchTables, pack, sendUpload, startPacking, validate, type Finding, type Progress } from 'snappack';
 
 export async function check(file: File, onProgress: (p: Progress) => void): Promise<Finding[]> {
   const report = await validate(file, { table: 'users', schema: { tables: {} }, onProgress });
@@ -29,4 +29,9 @@ export async function send(file: File, url: string, token: string, pause: AbortS
   } finally {
     packing.stop();
   }
+}
+
+/** The packed stream itself, at a level and from a frame, as prepareUpload takes them. */
+export function packed(file: File): ReadableStream<Uint8Array> {
+  return pack(file, { level: 1, firstFrame: 0, workers: 2 });
 }
