@@ -150,6 +150,45 @@ fn a_stream_lands_with_every_document_and_file() {
     }
 }
 
+/// A finish or cancel that waited while another finished the import is told
+/// the import is finished, not that there is no such import.
+#[test]
+fn finishes_and_cancels_that_race_are_told_the_import_is_finished() {
+    for (backend, database) in common::databases() {
+        let dir = common::temp_dir("race");
+        let imports = open(&database, &dir);
+        let (tables, files) = sample();
+        let stream = encode(&tables, &files, 4096);
+        let id = imports.create(ImportMode::RequireEmpty, None).unwrap().id;
+        send_all(&imports, &id, &stream, 0);
+        let start = std::sync::Barrier::new(4);
+        let outcomes: Vec<Result<(), ImportsError>> = std::thread::scope(|scope| {
+            let racers: Vec<_> = (0..4)
+                .map(|i| {
+                    let (imports, id, start) = (&imports, &id, &start);
+                    scope.spawn(move || {
+                        start.wait();
+                        match i % 2 {
+                            0 => imports.finish(id).map(drop),
+                            _ => imports.cancel(id),
+                        }
+                    })
+                })
+                .collect();
+            racers.into_iter().map(|r| r.join().unwrap()).collect()
+        });
+        let won = outcomes.iter().filter(|o| o.is_ok()).count();
+        assert_eq!(won, 1, "{backend}: {outcomes:?}");
+        let state = imports.status(&id).unwrap().state;
+        for lost in outcomes.iter().filter_map(|o| o.as_ref().err()) {
+            assert!(
+                matches!(lost, ImportsError::NotOpen { state: s, .. } if *s == state),
+                "{backend}: {lost:?}"
+            );
+        }
+    }
+}
+
 #[test]
 fn a_restart_trims_a_partial_frame_and_resumes() {
     for (backend, database) in common::databases() {

@@ -334,6 +334,18 @@ impl Imports {
         })
     }
 
+    /// The import was finished or cancelled while this request waited for
+    /// its lock: `NotOpen`, with the state it is in now.
+    fn closed_meanwhile(&self, id: &str) -> ImportsError {
+        match self.store.import(id) {
+            Ok(record) => ImportsError::NotOpen {
+                id: id.to_owned(),
+                state: record.state,
+            },
+            Err(e) => e.into(),
+        }
+    }
+
     /// Runs `f` on the open import, rebuilt first when stale.
     fn with_open<T>(
         &self,
@@ -343,12 +355,7 @@ impl Imports {
         let handle = self.handle(id)?;
         let mut slot = lock(&handle);
         let Some(open) = slot.as_mut() else {
-            // Finished or cancelled while we waited for the lock.
-            let record = self.store.import(id)?;
-            return Err(ImportsError::NotOpen {
-                id: id.to_owned(),
-                state: record.state,
-            });
+            return Err(self.closed_meanwhile(id));
         };
         if open.stale {
             *open = self.reopen(id, open.mode)?;
@@ -518,9 +525,9 @@ impl Imports {
     pub fn finish(&self, id: &str) -> Result<Vec<ActivatedTable>, ImportsError> {
         let handle = self.handle(id)?;
         let mut slot = lock(&handle);
-        let open = slot
-            .as_mut()
-            .ok_or_else(|| ImportsError::Unknown(id.to_owned()))?;
+        let Some(open) = slot.as_mut() else {
+            return Err(self.closed_meanwhile(id));
+        };
         if open.stale {
             *open = self.reopen(id, open.mode)?;
         }
@@ -552,7 +559,7 @@ impl Imports {
                 match self.cancel(&id) {
                     Ok(()) => expired.push(id),
                     // Finished or cancelled meanwhile.
-                    Err(ImportsError::Unknown(_)) => {}
+                    Err(ImportsError::NotOpen { .. }) => {}
                     Err(e) => return Err(e),
                 }
             }
@@ -565,7 +572,7 @@ impl Imports {
         let handle = self.handle(id)?;
         let mut slot = lock(&handle);
         if slot.is_none() {
-            return Err(ImportsError::Unknown(id.to_owned()));
+            return Err(self.closed_meanwhile(id));
         }
         self.store.cancel_import(id)?;
         *slot = None;
