@@ -210,6 +210,7 @@ export type ErrorCode =
  * the input itself are never thrown: they are findings in the Report.
  */
 export declare class SnappackError extends Error {
+  constructor(code: ErrorCode, message: string, options?: { cause?: unknown });
   readonly name: 'SnappackError';
   readonly code: ErrorCode;
   /** With `InvalidSnapshot` (from {@link pack}): the report listing the input's errors. */

@@ -23,5 +23,10 @@ export async function check(bytes: Uint8Array): Promise<number> {
   } catch (error) {
     if (error instanceof SnappackError && error.code === 'InvalidOptions') return -1;
   }
+  // Built as the package builds its own: a code, a message, and a cause.
+  const wrapped = new SnappackError('InvalidInput', 'cannot read the snapshot', { cause: new Error('EACCES') });
+  // @ts-expect-error: the code comes first
+  void new SnappackError('cannot read the snapshot');
+  if (wrapped.code !== 'InvalidInput') return -2;
   return report.tables.length + fromFile.error_count + (typeof upload === 'function' ? 1 : 0);
 }
