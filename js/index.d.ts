@@ -244,18 +244,35 @@ export declare function fetchTables(
   options?: { signal?: AbortSignal },
 ): Promise<ServerTables>;
 
-/** An import's status on the server (`GET /api/imports/{id}`, docs/PROTOCOL.md). */
-export interface ImportStatus {
+/**
+ * An import's status on the server (`GET /api/imports/{id}`, docs/PROTOCOL.md):
+ * where the stream stands for an open import, and how a closed one ended.
+ */
+export type ImportStatus = OpenImportStatus | ClosedImportStatus;
+
+interface ImportStatusBase {
   id: string;
   mode: ImportMode;
-  state: 'open' | 'finished' | 'failed' | 'cancelled';
+  /** The label given at creation. */
   label?: string;
+  /** True once the stream's end is in (and for a finished import). */
+  complete: boolean;
+}
+
+/** An import that takes frames. */
+export interface OpenImportStatus extends ImportStatusBase {
+  state: 'open';
   /** The frame the server expects next. */
   nextSeq: number;
-  /** Stream bytes the server has kept (open imports only). */
-  receivedBytes?: number;
-  /** True once the stream's end is in. */
-  complete: boolean;
+  /** Stream bytes the server has kept. */
+  receivedBytes: number;
+}
+
+/** An import that takes no more frames. */
+export interface ClosedImportStatus extends ImportStatusBase {
+  state: 'finished' | 'failed' | 'cancelled';
+  /** Why it failed. */
+  error?: string;
 }
 
 /**

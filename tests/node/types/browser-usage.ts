@@ -22,6 +22,9 @@ export async function send(file: File, url: string, token: string, pause: AbortS
       signal: pause,
       onProgress: ({ bytesSent, bytesTotal, packing: stillPacking }) => void [bytesSent, bytesTotal, stillPacking],
     });
+    // Only an open import has a next frame.
+    // @ts-expect-error: a finished, failed or cancelled import has no nextSeq
+    void (status && status.nextSeq + 1);
     const prepared = await packing.result;
     // @ts-expect-error: a Packing's result is not itself sendable without a stream
     void sendUpload(prepared.report, { url, token });
