@@ -196,7 +196,19 @@ fn snappack_upload_validates_first_retries_through_restarts_and_resumes() {
         let id = line.split_whitespace().nth(2).unwrap().to_owned();
         client.kill().unwrap();
         client.wait().unwrap();
-        let out = upload(&zip_path, port, &["--mode", "replace", "--resume", &id])
+        // In its own mode: another one given is refused before anything is sent.
+        let out = upload(&zip_path, port, &["--mode", "replaceAll", "--resume", &id])
+            .output()
+            .unwrap();
+        assert!(!out.status.success());
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            stderr.contains(&format!(
+                "import {id} was started in replace mode, not replaceAll"
+            )),
+            "{backend}: {stderr}"
+        );
+        let out = upload(&zip_path, port, &["--resume", &id])
             .output()
             .unwrap();
         assert!(
@@ -206,6 +218,16 @@ fn snappack_upload_validates_first_retries_through_restarts_and_resumes() {
         );
         assert!(String::from_utf8_lossy(&out.stdout).contains(&id));
         archive.assert_imported(&database, &data_dir);
+        // A finished import cannot be continued, and says so.
+        let out = upload(&zip_path, port, &["--resume", &id])
+            .output()
+            .unwrap();
+        assert!(!out.status.success());
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            stderr.contains(&format!("import {id} is finished")),
+            "{backend}: {stderr}"
+        );
         server.kill().unwrap();
         server.wait().unwrap();
     }

@@ -104,9 +104,10 @@ struct InputArgs {
     /// The target deployment's tables (JSON), to reuse numbers and find conflicts before upload.
     #[arg(long, value_name = "FILE")]
     target_tables: Option<PathBuf>,
-    /// Import mode: requireEmpty, append, replace, replaceAll.
-    #[arg(long, default_value = "requireEmpty")]
-    mode: ImportMode,
+    /// Import mode: requireEmpty (the default), append, replace, replaceAll.
+    /// `upload --resume` takes the import's own.
+    #[arg(long)]
+    mode: Option<ImportMode>,
     /// List at most this many errors (all are counted).
     #[arg(long, default_value_t = snappack::validate::DEFAULT_MAX_ERRORS)]
     max_errors: usize,
@@ -181,7 +182,7 @@ impl InputArgs {
                 .map(read_json::<Schema>)
                 .transpose()?,
             target: self.target_tables.as_deref().map(read_target).transpose()?,
-            mode: self.mode,
+            mode: self.mode.unwrap_or_default(),
             max_errors: Some(self.max_errors),
             threads: self.threads,
         })

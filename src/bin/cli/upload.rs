@@ -20,7 +20,7 @@ use snappack::migration::{
 use snappack::report::Report;
 use snappack::server::TOKEN_ENV;
 use snappack::validate::validate;
-use snappack::validate::TargetTables;
+use snappack::validate::{ImportMode, TargetTables};
 
 use super::{human, report_status, InputArgs};
 
@@ -106,8 +106,25 @@ pub fn run(args: UploadArgs) -> Result<ExitCode> {
         auth: format!("Bearer {token}"),
     };
 
-    // Step 3 of table numbering against the server's tables, before anything is sent.
     let mut options = args.input.options()?;
+    // Resuming: the import goes on in its own mode, from the frame it expects.
+    let first_frame = match &args.resume {
+        Some(id) => {
+            let (mode, next) = open_import(&http, id)?;
+            if args.input.mode.is_some_and(|asked| asked != mode) {
+                bail!(
+                    "import {id} was started in {} mode, not {}: leave out --mode to continue it, or start a new upload",
+                    mode_name(mode),
+                    mode_name(options.mode)
+                );
+            }
+            options.mode = mode;
+            next
+        }
+        None => 0,
+    };
+
+    // Step 3 of table numbering against the server's tables, before anything is sent.
     if options.target.is_none() {
         let (status, body) = http
             .call("GET", "/api/tables", b"")
@@ -164,10 +181,6 @@ pub fn run(args: UploadArgs) -> Result<ExitCode> {
     let mode = options.mode;
     let threads = options.threads;
     // Resuming: the frames the server has are walked again but not compressed.
-    let first_frame = match &args.resume {
-        Some(id) => next_frame(&http, id),
-        None => 0,
-    };
     if let (Some(id), 1..) = (&args.resume, first_frame) {
         eprintln!("snappack: import {id} continues at frame {first_frame}");
     }
@@ -345,15 +358,33 @@ pub fn run(args: UploadArgs) -> Result<ExitCode> {
 
 /// The first frame import `id` lacks, from its status: 0 when the server
 /// cannot say (the state machine then reports why, or starts from there).
-fn next_frame(http: &Http, id: &str) -> u64 {
-    let Ok((200, body)) = http.call("GET", &format!("/api/imports/{id}"), b"") else {
-        return 0;
-    };
-    let status: serde_json::Value = serde_json::from_slice(&body).unwrap_or_default();
-    match status["state"].as_str() {
-        Some("open") => status["nextSeq"].as_u64().unwrap_or(0),
-        _ => 0,
+/// The mode of open import `id` and the next frame it expects.
+fn open_import(http: &Http, id: &str) -> Result<(ImportMode, u64)> {
+    let (status, body) = http
+        .call("GET", &format!("/api/imports/{id}"), b"")
+        .map_err(|e| anyhow::anyhow!("cannot reach {}: {e}", http.base))?;
+    let import: serde_json::Value = serde_json::from_slice(&body).unwrap_or_default();
+    match (status, import["state"].as_str()) {
+        (200, Some("open")) => {}
+        (200, Some(state)) => {
+            bail!("import {id} is {state}: it cannot be continued; start a new upload without --resume")
+        }
+        _ => bail!(
+            "cannot continue import {id}: the server answered {status}: {}",
+            String::from_utf8_lossy(&body)
+        ),
     }
+    let mode = serde_json::from_value(import["mode"].clone())
+        .with_context(|| format!("the server gave import {id} an unknown mode"))?;
+    Ok((mode, import["nextSeq"].as_u64().unwrap_or(0)))
+}
+
+/// A mode as the options and the server spell it.
+fn mode_name(mode: ImportMode) -> String {
+    serde_json::to_value(mode)
+        .ok()
+        .and_then(|v| v.as_str().map(str::to_owned))
+        .unwrap_or_default()
 }
 
 /// Removes the packed stream when the upload ends.
