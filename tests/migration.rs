@@ -659,11 +659,30 @@ fn stream_header_errors() {
     let flags = stream_head(1, 1, 4096);
     let tiny = stream_head(1, 0, 63);
     let huge = stream_head(1, 0, 64 << 20);
-    for bad in [&crc[..], &flags, &tiny, &huge] {
+    for bad in [&crc[..], &flags, &tiny] {
         let error = error_of(bad);
         assert_eq!(error.code(), "BadStreamHeader", "{error}");
         assert_eq!(error.offset(), 0);
     }
+    // Frames larger than this decoder takes: said so, with both sizes.
+    let error = error_of(&huge);
+    assert_eq!(
+        error,
+        DecodeError::FrameSizeOverLimit {
+            size: 64 << 20,
+            limit: DEFAULT_MAX_FRAME_SIZE as u64
+        }
+    );
+    assert_eq!((error.code(), error.offset()), ("FrameTooLarge", 0));
+    assert!(!error.is_retryable());
+    assert_eq!(
+        error.to_string(),
+        format!(
+            "the stream's frames may be {} bytes, over the limit of {}",
+            64 << 20,
+            DEFAULT_MAX_FRAME_SIZE
+        )
+    );
     // A decoder configured for larger frames takes the huge one.
     let mut decoder = Decoder::new(DecoderConfig {
         max_frame_size: 64 << 20,

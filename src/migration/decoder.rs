@@ -254,9 +254,14 @@ impl Decoder {
             })
         } else {
             let size = u32::from_le_bytes([h[12], h[13], h[14], h[15]]) as usize;
-            if !(MIN_FRAME_SIZE..=self.limit).contains(&size) {
+            if size < MIN_FRAME_SIZE {
                 Some(DecodeError::BadStreamHeader {
-                    reason: "max frame size is outside this decoder's limits",
+                    reason: "max frame size is below the format's least",
+                })
+            } else if size > self.limit {
+                Some(DecodeError::FrameSizeOverLimit {
+                    size: size as u64,
+                    limit: self.limit as u64,
                 })
             } else {
                 self.frame_limit = size;

@@ -20,6 +20,14 @@ pub enum DecodeError {
         /// What is wrong.
         reason: &'static str,
     },
+    /// The stream header allows frames larger than this reader takes.
+    #[error("the stream's frames may be {size} bytes, over the limit of {limit}")]
+    FrameSizeOverLimit {
+        /// The stream's max frame size.
+        size: u64,
+        /// The limit.
+        limit: u64,
+    },
     /// A frame's declared length is over the limit.
     #[error("frame at offset {offset}: {size} bytes is over the limit of {limit}")]
     FrameTooLarge {
@@ -133,7 +141,9 @@ impl DecodeError {
             DecodeError::BadMagic => "BadMagic",
             DecodeError::UnsupportedVersion { .. } => "UnsupportedVersion",
             DecodeError::BadStreamHeader { .. } => "BadStreamHeader",
-            DecodeError::FrameTooLarge { .. } => "FrameTooLarge",
+            DecodeError::FrameTooLarge { .. } | DecodeError::FrameSizeOverLimit { .. } => {
+                "FrameTooLarge"
+            }
             DecodeError::Checksum { .. } => "Checksum",
             DecodeError::SequenceGap { .. } => "SequenceGap",
             DecodeError::BadFrameHeader { .. } => "BadFrameHeader",
@@ -152,7 +162,9 @@ impl DecodeError {
     /// end of the last good frame.
     pub fn offset(&self) -> u64 {
         match self {
-            DecodeError::BadMagic | DecodeError::BadStreamHeader { .. } => 0,
+            DecodeError::BadMagic
+            | DecodeError::BadStreamHeader { .. }
+            | DecodeError::FrameSizeOverLimit { .. } => 0,
             DecodeError::UnsupportedVersion { .. } => 8,
             DecodeError::FrameTooLarge { offset, .. }
             | DecodeError::Checksum { offset, .. }

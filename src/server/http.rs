@@ -16,7 +16,6 @@ use serde_json::json;
 
 use super::imports::{Imports, ImportsError};
 use super::store::ImportMode;
-use crate::migration::DecodeError;
 
 /// What the handlers share.
 pub(super) struct AppState {
@@ -194,7 +193,7 @@ impl IntoResponse for ImportsError {
                 json!({"code": "StreamIncomplete", "message": message, "expectedSeq": expected}),
             ),
             ImportsError::Frame { seq, error: e } => {
-                let status = if matches!(e, DecodeError::FrameTooLarge { .. }) {
+                let status = if e.code() == "FrameTooLarge" {
                     StatusCode::PAYLOAD_TOO_LARGE
                 } else {
                     StatusCode::UNPROCESSABLE_ENTITY
