@@ -84,6 +84,13 @@ fn every_call_needs_the_token() {
     let ok = server.call("GET", "/api/tables", b"");
     assert_eq!(ok.status, 200);
     assert_eq!(ok.json(), serde_json::json!({"tables": []}));
+    // The scheme's case does not matter; the token's does.
+    for scheme in ["bearer", "BEARER"] {
+        let header = format!("{scheme} secret-token");
+        let given = [("Authorization", header.as_str())];
+        let answer = http(server.addr, "GET", "/api/tables", &given, b"").unwrap();
+        assert_eq!(answer.status, 200, "{scheme}");
+    }
 }
 
 #[test]
