@@ -186,10 +186,16 @@ function isDetached(buffer) {
   }
 }
 
-/** The name whose extension picks the format when `options.format` does not. */
+/**
+ * The name whose extension picks the format when `options.format` does not;
+ * throws `InvalidOptions` when there is neither (bytes and Blobs have no name).
+ */
 export function fileNameOf(input, options) {
-  if (typeof options.fileName === 'string') return options.fileName;
-  return typeof input.name === 'string' ? input.name : '';
+  const name = typeof options.fileName === 'string' ? options.fileName : typeof input.name === 'string' ? input.name : '';
+  if (name === '' && (options.format === undefined || options.format === null)) {
+    throw new SnappackError('InvalidOptions', 'the input has no name to tell its format by: give fileName (such as "snapshot.zip") or format');
+  }
+  return name;
 }
 
 /** An error from the WebAssembly module (a JS Error with `code`) as a SnappackError. */

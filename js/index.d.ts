@@ -175,7 +175,11 @@ export interface ValidateOptions {
   mode?: ImportMode;
   /** Errors listed at most (default 1000); the rest are counted in `error_count`. */
   maxErrors?: number;
-  /** The input's name, for its extension; a File's own name by default. */
+  /**
+   * The input's name, for its extension; a File's own name by default.
+   * Bytes and Blobs have no name: without `fileName` or `format` the call
+   * rejects with `InvalidOptions`.
+   */
   fileName?: string;
   /**
    * Called about once per MiB read and once at the end (in browsers,

@@ -49,8 +49,8 @@ function compiledModule() {
 export async function validate(input, options) {
   options ??= {};
   let source = normalizeInput(input);
-  const fileName = fileNameOf(input, options);
   const optionsJson = coreOptionsJson(options);
+  const fileName = fileNameOf(input, options);
   const workers = workersOption(options.workers, defaultWorkers(availableParallelism()));
   options.signal?.throwIfAborted();
   const size = source instanceof Blob ? source.size : source.byteLength;

@@ -167,8 +167,8 @@ class Packing {
     const request = {
       type: 'pack',
       input: normalizeInput(input),
-      fileName: fileNameOf(input, rest),
       options: coreOptionsJson(rest),
+      fileName: fileNameOf(input, rest),
       progress: Boolean(onProgress),
       firstFrame,
       level,

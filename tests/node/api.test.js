@@ -49,7 +49,7 @@ test('progress rises to the input size and the documents read', async () => {
 test('an abort signal cancels, before and during the run', async () => {
   const before = new AbortController();
   before.abort(new Error('not wanted'));
-  await assert.rejects(validate(bytes, { signal: before.signal }), { message: 'not wanted' });
+  await assert.rejects(validate(bytes, { fileName: 'snapshot.zip', signal: before.signal }), { message: 'not wanted' });
 
   const during = new AbortController();
   let calls = 0;
@@ -80,6 +80,7 @@ test('an exception from onProgress stops validation and rejects with it', async 
 });
 
 test('misuse rejects with a SnappackError and a code', async () => {
+  const noName = 'the input has no name to tell its format by: give fileName (such as "snapshot.zip") or format';
   const cases = [
     [() => validate('snapshot.zip'), 'InvalidInput'],
     [() => validate(bytes, { mode: 'sideways' }), 'InvalidOptions'],
@@ -99,6 +100,10 @@ test('misuse rejects with a SnappackError and a code', async () => {
     [() => validate(bytes, { table: 7 }), 'InvalidOptions', 'option "table" must be a string'],
     [() => validate(bytes, { schema: circular() }), 'InvalidOptions'],
     [() => validate(detached()), 'InvalidInput', 'input is a detached ArrayBuffer (it was transferred elsewhere)'],
+    // Bytes and Blobs have no name: nothing would tell their format.
+    [() => validate(bytes), 'InvalidOptions', noName],
+    [() => validate(new Blob([bytes]), { table: 'users' }), 'InvalidOptions', noName],
+    [() => validate(new File([bytes], ''), { fileName: '' }), 'InvalidOptions', noName],
   ];
   for (const [call, code, message] of cases) {
     await assert.rejects(call(), (error) => {
@@ -159,6 +164,8 @@ test('findings about the input are in the report, never thrown', async () => {
   assert.equal(report.errors[0].code, 'InvalidZip');
   const unknown = await validate(bytes, { fileName: 'snapshot.bin' });
   assert.equal(unknown.errors[0].code, 'InvalidOptions');
+  // With the format given, the name is not needed.
+  assert.equal((await validate(bytes, { format: 'zip' })).error_count, 1);
 });
 
 test('a panic rejects with code Panic, and the next call works', async () => {

@@ -167,6 +167,9 @@ test('misuse and panics reject with a SnappackError code', async () => {
     return [
       await codeOf(validate('a path')),
       await codeOf(validate(new Uint8Array(4), { mode: 'sideways' })),
+      // Bytes and Blobs have no name to tell their format by.
+      await codeOf(validate(new Uint8Array(4))),
+      await codeOf(validate(new Blob(['{}\n']), { table: 't' })),
       await codeOf(__panicForTests('on purpose')),
       // After the panic, a fresh worker validates as usual; a broken ZIP is a finding.
       (await validate(new Uint8Array(4), { fileName: 'x.zip' })).errors[0].code,
@@ -174,6 +177,8 @@ test('misuse and panics reject with a SnappackError code', async () => {
   });
   assert.deepEqual(codes, [
     'SnappackError:InvalidInput',
+    'SnappackError:InvalidOptions',
+    'SnappackError:InvalidOptions',
     'SnappackError:InvalidOptions',
     'SnappackError:Panic',
     'InvalidZip',
