@@ -464,7 +464,10 @@ fn an_input_whose_format_cannot_be_told_exits_2() {
     let (code, stdout, _) = snappack(&["validate", arg(&input), "--table", "t"]);
     assert_eq!(code, 2, "{stdout}");
     assert!(stdout.contains("cannot tell the format"), "{stdout}");
-    assert!(stdout.contains("fix the options: nothing was checked"), "{stdout}");
+    assert!(
+        stdout.contains("fix the options: nothing was checked"),
+        "{stdout}"
+    );
     assert!(!stdout.contains("Convex would reject"), "{stdout}");
     // The same as an unknown --format.
     let (code, _, _) = snappack(&["validate", arg(&input), "--format", "xml"]);
@@ -485,7 +488,10 @@ fn an_input_whose_format_cannot_be_told_exits_2() {
     // Errors in the input itself stay exit 1, and are Convex's verdict.
     let (code, stdout, _) = snappack(&["validate", arg(&input), "--format", "jsonl"]);
     assert_eq!(code, 1);
-    assert!(stdout.contains("Convex would reject this import."), "{stdout}");
+    assert!(
+        stdout.contains("Convex would reject this import."),
+        "{stdout}"
+    );
 }
 
 #[test]

@@ -615,6 +615,21 @@ fn storage_rows_are_checked_against_their_files() {
             }
             other => panic!("{backend}: {other:?}"),
         }
+        // Two rows of one file: the later one is stored, as in Convex.
+        let later = format!(r#"{{"_id":"{with_file}"}}"#);
+        let stream = encode(
+            &[storage(vec![storage_row(&with_file, &data), later.clone()])],
+            std::slice::from_ref(&file),
+            4096,
+        );
+        let id = imports.create(ImportMode::Replace, None).unwrap().id;
+        imports.append(&id, 0, &stream).unwrap();
+        imports.finish(&id).unwrap();
+        assert_eq!(
+            stored_lines(&imports, "", "_storage"),
+            vec![later],
+            "{backend}"
+        );
         // One file twice: DuplicateId.
         let stream = encode(
             &[storage(vec![storage_row(&with_file, &data)])],

@@ -687,6 +687,32 @@ fn storage_files_are_checked_against_their_metadata() {
         .message
         .contains(&format!("_storage/{sid} and")));
     assert_eq!(report.storage.files, 1);
+    // Two rows of one file: the later one counts, as Convex collects rows
+    // by id. Its digest is the one checked.
+    let valid_then_wrong = [wrong_sha, ""].map(|sha| {
+        let sha = if sha.is_empty() {
+            String::new()
+        } else {
+            format!(",\"sha256\":\"{sha}\"")
+        };
+        format!("{{\"_id\":\"{sid}\"{sha}}}\n")
+    });
+    for (rows, expected) in [
+        (valid_then_wrong.concat(), vec![]),
+        (
+            [&valid_then_wrong[1][..], &valid_then_wrong[0]].concat(),
+            vec![Code::Sha256Mismatch],
+        ),
+    ] {
+        let report = check(
+            "r.zip",
+            &zip(&[
+                ("_storage/documents.jsonl", rows.as_bytes()),
+                (&format!("_storage/{sid}"), b"abc"),
+            ]),
+        );
+        assert_eq!(codes(&report), expected, "{rows}");
+    }
 }
 
 #[test]

@@ -10,7 +10,7 @@
 //! Pure: no I/O. The driver (`super::imports`) applies what a frame yields.
 
 use std::borrow::Cow;
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 
 use sha2::{Digest, Sha256};
 
@@ -117,7 +117,10 @@ struct TableState {
 #[derive(Default)]
 struct StorageTable {
     metadata: StorageMetadata,
+    /// Rows by file, in the order first met; a later row of a file
+    /// replaces the earlier one, as in Convex.
     pending: Vec<(DocumentId, String)>,
+    pending_at: HashMap<DocumentId, usize>,
     /// Files that came without a row: id, size and SHA-256.
     without_rows: Vec<(DocumentId, u64, [u8; 32])>,
     /// Every file that came.
@@ -342,6 +345,7 @@ impl Ingest {
                 let row = format!(r#"{{"_id":"{id}","sha256":"{sha256}","size":{size}}}"#);
                 out.documents.push((index, id.internal, Cow::Owned(row)));
             }
+            storage.pending_at.clear();
             for (id, line) in storage.pending.drain(..) {
                 if storage
                     .metadata
@@ -526,7 +530,13 @@ impl Ingest {
                 .ok()
                 .and_then(|r| DocumentId::decode(&r.id).ok());
             if let Some(id) = id {
-                storage.pending.push((id, line.into_owned()));
+                match storage.pending_at.get(&id) {
+                    Some(&at) => storage.pending[at].1 = line.into_owned(),
+                    None => {
+                        storage.pending_at.insert(id, storage.pending.len());
+                        storage.pending.push((id, line.into_owned()));
+                    }
+                }
             }
             return Ok(());
         }

@@ -6,7 +6,7 @@ use std::collections::HashMap;
 use serde::Deserialize;
 
 use super::table::RowFinding;
-use crate::convex::value::decode_base64;
+use crate::convex::value::{decode_base64, MAX_CREATION_TIME};
 use crate::convex::DocumentId;
 use crate::report::Code;
 
@@ -17,7 +17,7 @@ struct StorageRow {
     #[serde(rename = "_id")]
     id: String,
     #[serde(rename = "_creationTime", default)]
-    _creation_time: Option<f64>,
+    creation_time: Option<f64>,
     #[serde(default)]
     sha256: Option<String>,
     #[serde(default)]
@@ -78,35 +78,7 @@ impl StorageMetadata {
                 format!("Row {row} wasn't a valid Convex value: {reason}"),
             )
         };
-        let sha256 = match &parsed.sha256 {
-            None => None,
-            Some(text) => {
-                let bytes = decode_base64(text).map_err(|e| value_error(format!("sha256: {e}")))?;
-                Some(<[u8; 32]>::try_from(bytes.as_slice()).map_err(|_| {
-                    value_error(format!("sha256 must be 32 bytes, got {}", bytes.len()))
-                })?)
-            }
-        };
-        if let Some(content_type) = &parsed.content_type {
-            if !is_mime_type(content_type) {
-                return Err(value_error(format!(
-                    "contentType '{content_type}' is not a MIME type"
-                )));
-            }
-        }
-        if let Some(internal_id) = &parsed.internal_id {
-            if !is_uuid(internal_id) {
-                return Err(value_error(format!(
-                    "internalId '{internal_id}' is not a UUID"
-                )));
-            }
-        }
-        let id = DocumentId::decode(&parsed.id).map_err(|e| {
-            invalid(
-                Code::InvalidId,
-                format!("_storage entry has invalid ID {} ({e})", parsed.id),
-            )
-        })?;
+        let id = DocumentId::decode(&parsed.id).map_err(|e| value_error(e.to_string()))?;
         if let Some(number) = number {
             if id.table != number {
                 return Err(invalid(
@@ -118,16 +90,38 @@ impl StorageMetadata {
                 ));
             }
         }
-        if let Some(first) = self.rows.get(&id) {
-            return Err(RowFinding {
-                code: Code::DuplicateId,
-                message: format!(
-                    "Objects in table \"_storage\" have duplicate _id fields ({id} first on line {})",
-                    first.line
-                ),
-                first_line: Some(first.line),
-            });
+        if let Some(content_type) = &parsed.content_type {
+            if !is_mime_type(content_type) {
+                return Err(value_error(format!(
+                    "contentType '{content_type}' is not a MIME type"
+                )));
+            }
         }
+        let sha256 = match &parsed.sha256 {
+            None => None,
+            Some(text) => {
+                let bytes = decode_base64(text).map_err(|e| value_error(format!("sha256: {e}")))?;
+                Some(<[u8; 32]>::try_from(bytes.as_slice()).map_err(|_| {
+                    value_error(format!("sha256 must be 32 bytes, got {}", bytes.len()))
+                })?)
+            }
+        };
+        if let Some(internal_id) = &parsed.internal_id {
+            if !is_uuid(internal_id) {
+                return Err(value_error(format!(
+                    "internalId '{internal_id}' is not a UUID"
+                )));
+            }
+        }
+        if let Some(t) = parsed.creation_time {
+            if !(t > 0.0 && t < MAX_CREATION_TIME) {
+                return Err(value_error(format!(
+                    "_creationTime {t} is not a timestamp in milliseconds"
+                )));
+            }
+        }
+        // A later row of the same file replaces an earlier one: Convex
+        // collects the rows by id before it reads any file.
         self.rows.insert(
             id,
             FileMetadata {
@@ -181,10 +175,11 @@ mod tests {
             r#"{{"_id":"{ID}","_creationTime":1.5,"sha256":"47DEQpj8HBSa+/TImW+5JCeuQeRkm5NMpJWZG3hSuFU=","size":0,"contentType":"image/png","internalId":"5a7e2f6e-1c1e-4b8e-9c1a-3f2b1d0e9a7b"}}"#
         );
         assert_eq!(meta.check_row(&ok, 1, Some(540)), Ok(()));
-        assert_eq!(
-            meta.check_row(&ok, 2, Some(540)).unwrap_err().code,
-            Code::DuplicateId
-        );
+        // A second row of the file replaces the first.
+        let again = format!(r#"{{"_id":"{ID}"}}"#);
+        assert_eq!(meta.check_row(&again, 2, Some(540)), Ok(()));
+        let id = DocumentId::decode(ID).unwrap();
+        assert_eq!((meta.rows[&id].line, meta.rows[&id].sha256), (2, None));
         let mut meta = StorageMetadata::default();
         assert_eq!(
             meta.check_row(&ok, 1, Some(541)).unwrap_err().code,
@@ -196,6 +191,10 @@ mod tests {
             format!(r#"{{"_id":"{ID}","contentType":"nope"}}"#),
             format!(r#"{{"_id":"{ID}","internalId":"xyz"}}"#),
             format!(r#"{{"_id":"{ID}","sha256":"AAAA"}}"#),
+            format!(r#"{{"_id":"{ID}","_creationTime":-5}}"#),
+            format!(r#"{{"_id":"{ID}","_creationTime":0}}"#),
+            format!(r#"{{"_id":"{ID}","_creationTime":"x"}}"#),
+            r#"{"_id":"notanid"}"#.to_owned(),
             r#"{"size":1}"#.to_owned(),
             "[1]".to_owned(),
         ];

@@ -126,15 +126,14 @@ pub fn print(
                 Code::InvalidOptions | Code::ReadFailed | Code::DuplicateEntryName
             )
         };
-        let verdict = if report.error_count > report.errors.len() as u64
-            || !report.errors.iter().all(own)
-        {
-            "Convex would reject this import"
-        } else if super::only_option_errors(report) {
-            "fix the options: nothing was checked"
-        } else {
-            "snappack could not check all of the input"
-        };
+        let verdict =
+            if report.error_count > report.errors.len() as u64 || !report.errors.iter().all(own) {
+                "Convex would reject this import"
+            } else if super::only_option_errors(report) {
+                "fix the options: nothing was checked"
+            } else {
+                "snappack could not check all of the input"
+            };
         writeln!(
             out,
             "{} {took}",
