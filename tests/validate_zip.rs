@@ -881,6 +881,9 @@ fn legacy_generated_schemas() {
     );
     assert!(report.valid, "{:?}", report.errors);
     assert_eq!(report.warnings[0].code, Code::LegacyGeneratedSchema);
+    // It says what that means for the values: they are not decoded.
+    assert!(report.warnings[0].message.contains("packs and imports"));
+    assert!(report.warnings[0].message.contains("stay strings"));
     let report = check(
         "l.zip",
         &zip(&[

@@ -771,7 +771,7 @@ fn legacy_schema<R: Read>(
         ctx.warning(
             Finding::new(
                 Code::LegacyGeneratedSchema,
-                "legacy generated schema: the table's values are checked as plain JSON (numbers as Float64, strings as strings)",
+                "legacy generated schema: snappack checks, packs and imports this table's values as plain JSON (numbers as Float64, strings as strings) without decoding them by the shape, so Int64, bytes and NaN/Infinity written as strings stay strings",
             )
             .entry(entry),
         );
