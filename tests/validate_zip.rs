@@ -666,6 +666,11 @@ fn storage_files_are_checked_against_their_metadata() {
         .starts_with("Sha256 mismatch. Expected: 47DEQ"));
     let warnings: Vec<Code> = report.warnings.iter().map(|w| w.code).collect();
     assert_eq!(warnings, vec![Code::StorageFileMissing]);
+    let missing = &report.warnings[0];
+    assert_eq!(
+        (missing.entry.as_deref(), missing.line),
+        (Some("_storage/documents.jsonl"), Some(2))
+    );
     // Files without a metadata stream are ignored, with a warning.
     let report = check("i.zip", &zip(&[(&format!("_storage/{sid}"), b"data")]));
     assert!(report.valid);

@@ -150,10 +150,15 @@ pub fn check_document(
     }
     match scan.creation_time {
         CreationTime::NotFloat => {
+            // Only in a uniform export can a number be an Int64.
+            let integer = match rules {
+                ValueRules::Uniform => " (an integer is an Int64 in a uniform export)",
+                ValueRules::Plain => "",
+            };
             return Err(RowError::new(
                 Code::InvalidCreationTimeError,
-                format!("Row {row}: '_creationTime' must be a floating-point number of milliseconds (an integer is an Int64 in a uniform export)"),
-            ))
+                format!("Row {row}: '_creationTime' must be a floating-point number of milliseconds{integer}"),
+            ));
         }
         CreationTime::Float(t) if !(t > 0.0 && t < MAX_CREATION_TIME) => {
             return Err(RowError::new(
@@ -832,6 +837,11 @@ mod tests {
             code(r#"{"_creationTime":"x"}"#, ValueRules::Plain),
             Code::InvalidCreationTimeError
         );
+        // Only a uniform export's message speaks of Int64.
+        let plain = check(r#"{"_creationTime":null}"#, ValueRules::Plain).unwrap_err();
+        assert!(!plain.message.contains("Int64"), "{}", plain.message);
+        let uniform = check(r#"{"_creationTime":17}"#, ValueRules::Uniform).unwrap_err();
+        assert!(uniform.message.contains("Int64"), "{}", uniform.message);
     }
 
     #[test]

@@ -438,14 +438,17 @@ pub(super) fn walk<R: Read + Seek>(
             .collect();
         missing.sort_by_key(|(_, line)| *line);
         for (id, line) in missing {
-            ctx.warning(
-                Finding::new(
-                    Code::StorageFileMissing,
-                    format!("no file for _storage row {id}; Convex skips the row"),
-                )
-                .table(component, "_storage")
-                .line(line),
-            );
+            let finding = Finding::new(
+                Code::StorageFileMissing,
+                format!("no file for _storage row {id}; Convex skips the row"),
+            )
+            .table(component, "_storage")
+            .line(line);
+            // Lines count per entry: name it when there is one.
+            ctx.warning(match &table.entries[..] {
+                [entry] => finding.entry(entry),
+                _ => finding,
+            });
         }
     }
     if let Err(e) = sink.finish() {
