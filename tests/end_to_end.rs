@@ -278,10 +278,31 @@ fn a_resumed_upload_packs_only_the_frames_the_server_lacks() {
         );
         assert_eq!(sent.json()["nextSeq"], 5, "{backend}");
 
+        // The import's frame size is the stream's; a resumed upload takes it
+        // and refuses another.
+        let status = call("GET", &format!("/api/imports/{id}"), b"").json();
+        assert_eq!(status["frameSize"], 8192, "{backend}");
+        let resume = |extra: &[&str]| {
+            let url = format!("http://127.0.0.1:{port}");
+            Command::new(env!("CARGO_BIN_EXE_snappack"))
+                .args(["upload", zip_path.to_str().unwrap(), "--url", &url])
+                .args(["--token", TOKEN, "--resume", &id])
+                .args(extra)
+                .output()
+                .unwrap()
+        };
+        let out = resume(&["--frame-size", "65536"]);
+        assert!(!out.status.success());
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            stderr.contains(&format!(
+                "import {id} was started with frames of 8192 bytes, not 65536"
+            )),
+            "{backend}: {stderr}"
+        );
+
         // Frames before 5 are not packed at all: asking for one would end the upload.
-        let out = upload(&zip_path, port, &["--mode", "replace", "--resume", &id])
-            .output()
-            .unwrap();
+        let out = resume(&[]);
         let stderr = String::from_utf8_lossy(&out.stderr);
         assert!(out.status.success(), "{backend}: {stderr}");
         assert!(

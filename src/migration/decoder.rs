@@ -199,6 +199,11 @@ impl Decoder {
         self.committed
     }
 
+    /// The stream's max frame size, once its header is in.
+    pub fn frame_size(&self) -> Option<usize> {
+        (self.frame_limit > 0).then_some(self.frame_limit)
+    }
+
     /// Sequence number of the next frame.
     pub fn next_sequence(&self) -> u64 {
         self.sequence

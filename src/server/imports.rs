@@ -114,6 +114,10 @@ pub struct ImportStatus {
     /// Stream bytes received and kept (open imports).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub received_bytes: Option<u64>,
+    /// The stream's max frame size (open imports, once frame 0 is in): a
+    /// resumed upload must pack with it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub frame_size: Option<u64>,
     /// True once the stream's `Done` is in: the import can finish.
     pub complete: bool,
     /// Why it failed.
@@ -385,6 +389,7 @@ impl Imports {
                 state: ImportState::Open,
                 next_seq: Some(open.decoder.next_sequence()),
                 received_bytes: Some(open.log.len()),
+                frame_size: open.decoder.frame_size().map(|size| size as u64),
                 complete: open.decoder.is_done(),
                 error: None,
                 label: self.store.import(id)?.label,
@@ -399,6 +404,7 @@ impl Imports {
                     state: record.state,
                     next_seq: None,
                     received_bytes: None,
+                    frame_size: None,
                     error: record.error,
                     label: record.label,
                 })

@@ -41,9 +41,10 @@ pub struct UploadArgs {
     /// Frames per request.
     #[arg(long, default_value_t = 4)]
     frames_per_request: u64,
-    /// Frame size (uncompressed payload bound), in bytes.
-    #[arg(long, default_value_t = DEFAULT_FRAME_SIZE)]
-    frame_size: usize,
+    /// Frame size (uncompressed payload bound), in bytes (default 1 MiB;
+    /// `--resume` takes the import's).
+    #[arg(long)]
+    frame_size: Option<usize>,
     /// Deflate level of frames, 0 (store) to 9: lower levels pack faster
     /// and send more bytes (for fast links, such as a LAN).
     #[arg(long, default_value_t = DEFAULT_LEVEL)]
@@ -107,19 +108,29 @@ pub fn run(args: UploadArgs) -> Result<ExitCode> {
     };
 
     let mut options = args.input.options()?;
-    // Resuming: the import goes on in its own mode, from the frame it expects.
+    // Resuming: the import goes on in its own mode and frame size, from the
+    // frame it expects.
+    let mut frame_size = args.frame_size.unwrap_or(DEFAULT_FRAME_SIZE);
     let first_frame = match &args.resume {
         Some(id) => {
-            let (mode, next) = open_import(&http, id)?;
-            if args.input.mode.is_some_and(|asked| asked != mode) {
+            let import = open_import(&http, id)?;
+            if args.input.mode.is_some_and(|asked| asked != import.mode) {
                 bail!(
                     "import {id} was started in {} mode, not {}: leave out --mode to continue it, or start a new upload",
-                    mode_name(mode),
+                    mode_name(import.mode),
                     mode_name(options.mode)
                 );
             }
-            options.mode = mode;
-            next
+            options.mode = import.mode;
+            if let Some(size) = import.frame_size {
+                if args.frame_size.is_some_and(|asked| asked != size) {
+                    bail!(
+                        "import {id} was started with frames of {size} bytes, not {frame_size}: leave out --frame-size to continue it"
+                    );
+                }
+                frame_size = size;
+            }
+            import.next_seq
         }
         None => 0,
     };
@@ -187,7 +198,7 @@ pub fn run(args: UploadArgs) -> Result<ExitCode> {
     let pack_options = PackOptions {
         validate: options,
         encoder: EncoderConfig {
-            max_frame_size: args.frame_size,
+            max_frame_size: frame_size,
             level: args.level,
             threads,
             resume_from: first_frame,
@@ -358,8 +369,16 @@ pub fn run(args: UploadArgs) -> Result<ExitCode> {
 
 /// The first frame import `id` lacks, from its status: 0 when the server
 /// cannot say (the state machine then reports why, or starts from there).
-/// The mode of open import `id` and the next frame it expects.
-fn open_import(http: &Http, id: &str) -> Result<(ImportMode, u64)> {
+/// What a resumed upload needs of open import `id`.
+struct OpenImport {
+    mode: ImportMode,
+    next_seq: u64,
+    /// The stream's max frame size, once the server has its header.
+    frame_size: Option<usize>,
+}
+
+/// Open import `id`, as the server has it.
+fn open_import(http: &Http, id: &str) -> Result<OpenImport> {
     let (status, body) = http
         .call("GET", &format!("/api/imports/{id}"), b"")
         .map_err(|e| anyhow::anyhow!("cannot reach {}: {e}", http.base))?;
@@ -376,7 +395,11 @@ fn open_import(http: &Http, id: &str) -> Result<(ImportMode, u64)> {
     }
     let mode = serde_json::from_value(import["mode"].clone())
         .with_context(|| format!("the server gave import {id} an unknown mode"))?;
-    Ok((mode, import["nextSeq"].as_u64().unwrap_or(0)))
+    Ok(OpenImport {
+        mode,
+        next_seq: import["nextSeq"].as_u64().unwrap_or(0),
+        frame_size: import["frameSize"].as_u64().map(|size| size as usize),
+    })
 }
 
 /// A mode as the options and the server spell it.
