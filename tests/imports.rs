@@ -402,6 +402,13 @@ fn imports_idle_for_too_long_are_cancelled_and_the_others_go_on() {
         imports.append(&idle, 1, frame0),
         Err(ImportsError::NotOpen { .. } | ImportsError::Unknown(_))
     ));
+    // Its status says why it was cancelled.
+    let status = imports.status(&idle).unwrap();
+    assert_eq!(status.state, ImportState::Cancelled);
+    assert_eq!(
+        status.error.as_deref(),
+        Some("expired: nothing was received for 168 hours")
+    );
     assert_eq!(imports.expire(week).unwrap(), Vec::<String>::new());
     send_all(&imports, &busy, &stream, 1);
     imports.finish(&busy).unwrap();

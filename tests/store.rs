@@ -462,7 +462,7 @@ fn cancelled_import_leaves_nothing_and_cannot_finish() {
             &[table("table1", None, vec![without_id(7), without_id(8)])],
         );
         assert_eq!(store.hidden_tables().unwrap(), 1, "{backend}");
-        store.cancel_import(&id).unwrap();
+        store.cancel_import(&id, None).unwrap();
         assert_eq!(dump(store), before, "{backend}");
         assert_eq!(store.hidden_tables().unwrap(), 0, "{backend}");
         assert_eq!(store.import(&id).unwrap().state, ImportState::Cancelled);
@@ -474,7 +474,7 @@ fn cancelled_import_leaves_nothing_and_cannot_finish() {
             })
         ));
         assert!(matches!(
-            store.cancel_import(&id),
+            store.cancel_import(&id, None),
             Err(StoreError::NotOpen { .. })
         ));
         assert!(matches!(

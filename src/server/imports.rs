@@ -222,7 +222,11 @@ impl Imports {
                         "snappack: import {} cancelled: its log does not replay: {}: {}",
                         record.id, rejection.code, rejection.message
                     );
-                    imports.store.cancel_import(&record.id)?;
+                    let reason = format!(
+                        "cancelled by the server: its staging log does not replay ({}: {})",
+                        rejection.code, rejection.message
+                    );
+                    imports.store.cancel_import(&record.id, Some(&reason))?;
                     imports.forget(&record.id);
                 }
                 Err(e) => return Err(e),
@@ -562,7 +566,12 @@ impl Imports {
             let changed = fs::metadata(self.log_path(&id)).and_then(|m| m.modified());
             let idle_for = changed.map(|at| at.elapsed().unwrap_or_default());
             if idle_for.is_ok_and(|d| d > idle) {
-                match self.cancel(&id) {
+                let span = match idle.as_secs() {
+                    secs if secs >= 3600 && secs % 3600 == 0 => format!("{} hours", secs / 3600),
+                    secs => format!("{secs} seconds"),
+                };
+                let reason = format!("expired: nothing was received for {span}");
+                match self.end(&id, Some(&reason)) {
                     Ok(()) => expired.push(id),
                     // Finished or cancelled meanwhile.
                     Err(ImportsError::NotOpen { .. }) => {}
@@ -575,12 +584,17 @@ impl Imports {
 
     /// Cancels an open import: its hidden tables and staging log are dropped.
     pub fn cancel(&self, id: &str) -> Result<(), ImportsError> {
+        self.end(id, None)
+    }
+
+    /// Cancels an open import, for `reason` when the server ends it.
+    fn end(&self, id: &str, reason: Option<&str>) -> Result<(), ImportsError> {
         let handle = self.handle(id)?;
         let mut slot = lock(&handle);
         if slot.is_none() {
             return Err(self.closed_meanwhile(id));
         }
-        self.store.cancel_import(id)?;
+        self.store.cancel_import(id, reason)?;
         *slot = None;
         drop(slot);
         self.forget(id);

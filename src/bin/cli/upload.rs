@@ -386,7 +386,11 @@ fn open_import(http: &Http, id: &str) -> Result<OpenImport> {
     match (status, import["state"].as_str()) {
         (200, Some("open")) => {}
         (200, Some(state)) => {
-            bail!("import {id} is {state}: it cannot be continued; start a new upload without --resume")
+            let why = import["error"]
+                .as_str()
+                .map(|e| format!(" ({e})"))
+                .unwrap_or_default();
+            bail!("import {id} is {state}{why}: it cannot be continued; start a new upload without --resume")
         }
         _ => bail!(
             "cannot continue import {id}: the server answered {status}: {}",

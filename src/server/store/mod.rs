@@ -250,7 +250,8 @@ pub trait Store: Send + Sync {
     /// drops its hidden tables, leaving the database as it was).
     fn finish_import(&self, import: &str) -> Result<Vec<ActivatedTable>, StoreError>;
     /// Drops the import's hidden tables; the database is as it was before it.
-    fn cancel_import(&self, import: &str) -> Result<(), StoreError>;
+    /// `reason`, when the server cancelled it, is the status's `error`.
+    fn cancel_import(&self, import: &str, reason: Option<&str>) -> Result<(), StoreError>;
     /// Hidden tables of every open import (0 when no import is running).
     fn hidden_tables(&self) -> Result<u64, StoreError>;
     /// The documents of an active table, by internal id (`None` when no such table).

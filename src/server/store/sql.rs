@@ -533,8 +533,12 @@ impl<B: Backend> SqlStore<B> {
         }
     }
 
-    pub(super) fn cancel_import(&self, import: &str) -> Result<(), StoreError> {
-        self.end_import(import, ImportState::Cancelled, None)
+    pub(super) fn cancel_import(
+        &self,
+        import: &str,
+        reason: Option<&str>,
+    ) -> Result<(), StoreError> {
+        self.end_import(import, ImportState::Cancelled, reason)
     }
 
     /// Drops an open import's hidden tables and records its end.
@@ -640,8 +644,8 @@ macro_rules! delegate_store {
             ) -> Result<Vec<$crate::server::store::ActivatedTable>, StoreError> {
                 self.0.finish_import(import)
             }
-            fn cancel_import(&self, import: &str) -> Result<(), StoreError> {
-                self.0.cancel_import(import)
+            fn cancel_import(&self, import: &str, reason: Option<&str>) -> Result<(), StoreError> {
+                self.0.cancel_import(import, reason)
             }
             fn hidden_tables(&self) -> Result<u64, StoreError> {
                 self.0.hidden_tables()
