@@ -469,9 +469,11 @@ impl<R: Read> Read for Tracked<R> {
     }
 }
 
+/// A seek that fails is the archive's doing (an offset before the start, as
+/// a damaged or tiny archive gives), not the input's.
 impl<R: Seek> Seek for Tracked<R> {
     fn seek(&mut self, pos: SeekFrom) -> io::Result<u64> {
-        let at = self.inner.seek(pos).map_err(|e| self.input.fail(e))?;
+        let at = self.inner.seek(pos)?;
         self.input.position.set(at);
         Ok(at)
     }
