@@ -400,9 +400,14 @@ export interface SendOptions {
   url: string;
   /** The server's token. */
   token: string;
-  /** The import mode of a new import (default `requireEmpty`). */
+  /** The import mode (default `requireEmpty`); a continued import must have been created in it. */
   mode?: ImportMode;
-  /** Continue this import instead of creating one. */
+  /**
+   * Continue this import instead of creating one. It must be open and in
+   * `mode`: else the upload rejects with an {@link UploadError} of code
+   * `ImportNotOpen` (finished, failed or cancelled) or `ModeMismatch`, and
+   * nothing is sent.
+   */
   importId?: string;
   /** A new import's label (up to 256 bytes, e.g. a fingerprint of the file), listed by `GET /api/imports`. */
   label?: string;
@@ -461,7 +466,10 @@ export declare function upload(
 /** Why an upload stopped: the server's refusal, or no answer. */
 export declare class UploadError extends Error {
   readonly name: 'UploadError';
-  /** The server's code (`DuplicateId`, `TableExists`, `Unauthorized`, ...), `NetworkError`, `Protocol` or `InvalidSnapshot`. */
+  /**
+   * The server's code (`DuplicateId`, `TableExists`, `Unauthorized`, ...), `NetworkError`, `Protocol`,
+   * `InvalidSnapshot`, or for `importId`: `ImportNotOpen`, `ModeMismatch`.
+   */
   readonly code: string;
   /** HTTP status, when the server answered. */
   readonly status: number | null;

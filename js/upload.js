@@ -111,16 +111,37 @@ export async function fetchImport(url, token, importId, options) {
 
 /**
  * The first frame open import `importId` lacks, to pack from there; 0 when
- * the server cannot say (sending then finds out why).
+ * the server cannot say (sending then finds out why). Throws when the import
+ * cannot take an upload in `mode`.
  */
-async function firstFrameOf(url, token, importId, signal) {
+async function firstFrameOf(url, token, importId, mode, signal) {
+  let status;
   try {
-    const status = await fetchImport(url, token, importId, { signal });
-    return status.state === 'open' && Number.isSafeInteger(status.nextSeq) ? status.nextSeq : 0;
+    status = await fetchImport(url, token, importId, { signal });
   } catch (error) {
     if (signal?.aborted) throw signal.reason;
     return 0;
   }
+  const refusal = notResumable(status, importId, mode);
+  if (refusal) throw refusal;
+  return Number.isSafeInteger(status.nextSeq) ? status.nextSeq : 0;
+}
+
+/**
+ * Why import `importId`, whose status is `status`, cannot take an upload in
+ * `mode`; null when it can. Continuing a finished import would send nothing
+ * and report another upload's success.
+ */
+function notResumable(status, importId, mode) {
+  if (status?.state !== 'open') {
+    const message = `import ${importId} is ${status?.state ?? 'not open'} and takes no more frames: upload without importId to start a new import`;
+    return new UploadError({ code: 'ImportNotOpen', message }, importId);
+  }
+  if (status.mode !== mode) {
+    const message = `import ${importId} is in ${status.mode} mode, not ${mode}: continue it in its own mode`;
+    return new UploadError({ code: 'ModeMismatch', message }, importId);
+  }
+  return null;
 }
 
 /**
@@ -462,7 +483,8 @@ function sleep(ms, signal) {
  * what {@link prepareUpload} gave, or a {@link Packing} still under way:
  * nothing is sent before its tables are checked, then each frame goes out
  * as soon as it is packed. With `importId` it continues that import from
- * where the server stands; a new import gets `label` (up to 256 bytes, e.g.
+ * where the server stands (an import not open, or in another mode, rejects
+ * with `ImportNotOpen` or `ModeMismatch`); a new import gets `label` (up to 256 bytes, e.g.
  * a fingerprint of the file), by which `GET /api/imports` finds it again.
  * Rejects with an {@link UploadError} (of code `InvalidSnapshot`, with the
  * `report`, when the packing finds errors: the import is cancelled, so
@@ -499,6 +521,8 @@ async function sendFrames(frames, options) {
   const machine = new UploadMachine(mode, known, framesPerRequest, importId ?? undefined, label ?? undefined, frames.first);
   let packingDone = frames.complete;
   let announced = importId ?? null;
+  // A continued import must be open, in this mode: checked at the server's first status of it.
+  let checked = !importId;
   const report = (state, extra) => {
     const acknowledged = machine.acknowledged;
     onProgress?.({
@@ -544,6 +568,7 @@ async function sendFrames(frames, options) {
       if (step.failed) throw new UploadError(step.failed, machine.id ?? announced);
       const { method, path, body, seq, count: n } = step.send;
       const isFrames = seq !== undefined;
+      let answer;
       try {
         const response = await fetch(base + path, {
           method,
@@ -554,10 +579,19 @@ async function sendFrames(frames, options) {
           body: isFrames ? frames.slice(seq, n) : body,
           signal,
         });
-        machine.onResponse(response.status, new Uint8Array(await response.arrayBuffer()));
+        answer = { status: response.status, body: new Uint8Array(await response.arrayBuffer()) };
       } catch (error) {
         if (signal?.aborted) throw signal.reason;
         machine.onNetworkError(String(error?.message ?? error));
+      }
+      if (answer) {
+        // The only GET is the import's status.
+        if (!checked && method === 'GET' && answer.status === 200) {
+          checked = true;
+          const refusal = notResumable(parsedJson(answer.body), importId, mode);
+          if (refusal) throw refusal;
+        }
+        machine.onResponse(answer.status, answer.body);
       }
       if (machine.id && machine.id !== announced) {
         announced = machine.id;
@@ -567,6 +601,15 @@ async function sendFrames(frames, options) {
     }
   } finally {
     machine.free();
+  }
+}
+
+/** JSON bytes as a value; null when they are not JSON. */
+function parsedJson(bytes) {
+  try {
+    return JSON.parse(new TextDecoder().decode(bytes));
+  } catch {
+    return null;
   }
 }
 
@@ -596,7 +639,7 @@ export async function upload(input, options) {
     ...rest,
     target,
     mode,
-    firstFrame: importId ? await firstFrameOf(url, token, importId, signal) : 0,
+    firstFrame: importId ? await firstFrameOf(url, token, importId, mode ?? 'requireEmpty', signal) : 0,
     signal,
     onProgress: onProgress && ((p) => onProgress({ state: 'packing', ...p })),
   });

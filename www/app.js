@@ -639,6 +639,10 @@ async function sendUntilDone(upload, server) {
     } catch (error) {
       if (upload.cancelled) throw error;
       if (upload.paused) continue;
+      if (error.code === 'ImportNotOpen' && (await isFinished(server, upload.record.importId))) {
+        // This file's import finished but its answer was lost (a reload, a pause): it is done.
+        return { state: 'finished' };
+      }
       if (!error.retryable) throw error;
       // The protocol's own retries gave up: the server is down or the network is gone.
       for (let left = RECONNECT_SECONDS; left > 0 && !upload.paused && !upload.cancelled; left -= 1) {
@@ -650,6 +654,11 @@ async function sendUntilDone(upload, server) {
       }
     }
   }
+}
+
+async function isFinished(server, importId) {
+  const status = await fetchImport(server.url, server.token, importId).catch(() => null);
+  return status?.state === 'finished';
 }
 
 function showUploadProgress(upload, progress) {

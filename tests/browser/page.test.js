@@ -441,6 +441,44 @@ test('picked again in a browser that forgot the upload: found on the server by i
   await page.close();
 });
 
+test('an import that finished while the page did not hear of it is shown as imported, not sent again', { timeout: 60_000 }, async () => {
+  const server = await startServer();
+  const path = join(dir, 'lost-answer.zip');
+  const summary = gen(path, { seed: 12, tables: 2, totalDocuments: 500, compressionLevel: 1 });
+  const page = await newPage(server);
+  // Keeps a copy of the record the page stores while it uploads.
+  await page.evaluate(() => {
+    const setItem = Storage.prototype.setItem;
+    Storage.prototype.setItem = function (key, value) {
+      if (key.startsWith('snappack.import.')) window.lastRecord = [key, value];
+      return setItem.call(this, key, value);
+    };
+  });
+  await page.setInputFiles('#file', path);
+  await page.waitForSelector('#verdict.good');
+  await connect(page);
+  await page.waitForSelector('#conflicts.good');
+  await page.click('#upload');
+  await page.waitForSelector('#summary:not([hidden])');
+  // As if the page had been closed before the answer to finish came.
+  const [key, record] = await page.evaluate(() => window.lastRecord);
+  assert.ok(JSON.parse(record).importId);
+  await page.evaluate(([k, v]) => localStorage.setItem(k, v), [key, record]);
+  await page.reload();
+  const requests = [];
+  page.on('request', (request) => {
+    if (request.method() === 'POST') requests.push(request.url());
+  });
+  await page.setInputFiles('#file', path);
+  await page.waitForSelector('#resume-note:not([hidden])');
+  await page.waitForSelector('#summary:not([hidden])');
+  assert.match(await page.textContent('#summary'), new RegExp(`Imported: 2 tables, 500 documents \\(import ${JSON.parse(record).importId}`));
+  assert.deepEqual(requests, [], 'nothing was sent');
+  assert.equal(await page.evaluate((k) => localStorage.getItem(k), key), null, 'the record is forgotten');
+  await assertLanded(server, summary);
+  await page.close();
+});
+
 test('the page sends frames while it packs, and packing goes on while the upload is paused', { timeout: 120_000 }, async () => {
   const server = await startServer();
   const path = join(dir, 'page-streamed.zip');
@@ -675,7 +713,7 @@ test("the package's upload() sends frames while it packs, and nothing when the t
   const page = await newPage(server);
   const result = await page.evaluate(
     async ({ url, token, good, dup }) => {
-      const { upload, fetchImport, fetchTables, prepareUpload } = await import('/pkg/browser.js');
+      const { upload, fetchImport, fetchTables, prepareUpload, sendUpload } = await import('/pkg/browser.js');
       const bytes = (b64) => Uint8Array.from(atob(b64), (c) => c.charCodeAt(0));
       const imports = async () =>
         (await (await fetch(`${url}/api/imports`, { headers: { Authorization: `Bearer ${token}` } })).json()).imports;
@@ -735,15 +773,39 @@ test("the package's upload() sends frames while it packs, and nothing when the t
       });
       window.fetch = realFetch;
       const whole = await prepareUpload(bytes(good), { fileName: 'streamed.zip', mode: 'replace', target: await fetchTables(url, token) });
+      // A finished import, or an open one of another mode, is not continued: nothing is sent.
+      const opened = await (await fetch(`${url}/api/imports`, {
+        method: 'POST',
+        headers: { Authorization: `Bearer ${token}`, 'Content-Type': 'application/json' },
+        body: JSON.stringify({ mode: 'replace' }),
+      })).json();
+      const sentFrames = [];
+      window.fetch = (address, init) => {
+        if (String(address).includes('/frames?')) sentFrames.push(String(address));
+        return realFetch(address, init);
+      };
+      const notContinued = (promise) => promise.then(
+        (answer) => answer,
+        (e) => ({ name: e.name, code: e.code, importId: e.importId, retryable: e.retryable }),
+      );
+      const refused = {
+        finished: await notContinued(sendUpload(whole, { url, token, mode: 'replace', importId })),
+        otherMode: await notContinued(sendUpload(whole, { url, token, mode: 'append', importId: opened.id })),
+        byUpload: await notContinued(upload(bytes(good), { url, token, mode: 'replace', fileName: 'streamed.zip', importId })),
+        opened: opened.id,
+        frames: sentFrames,
+      };
+      window.fetch = realFetch;
       const continued = {
         nextSeq,
+        importId,
         state: resumed.state,
         firstFrames: requested.filter((r) => r.includes('/frames?')).slice(0, 1),
         packedBytes: lastEvent.bytesTotal,
         wholeBytes: whole.stream.size,
         bytesBefore: whole.frames[2 * nextSeq - 1],
       };
-      return { finished, events, before, conflict, afterConflict, duplicate, dupImports, continued };
+      return { finished, events, before, conflict, afterConflict, duplicate, dupImports, continued, refused };
     },
     {
       url: server.url,
@@ -779,5 +841,12 @@ test("the package's upload() sends frames while it packs, and nothing when the t
     'the continued upload packed only the frames from the server\'s on',
   );
   await assertLanded(server, summary);
+
+  const { refused } = result;
+  const notOpen = { name: 'UploadError', code: 'ImportNotOpen', importId: continued.importId, retryable: false };
+  assert.deepEqual(refused.finished, notOpen, 'a finished import is not continued');
+  assert.deepEqual(refused.byUpload, notOpen, 'nor by upload()');
+  assert.deepEqual(refused.otherMode, { name: 'UploadError', code: 'ModeMismatch', importId: refused.opened, retryable: false });
+  assert.deepEqual(refused.frames, [], 'nothing was sent');
   await page.close();
 });
