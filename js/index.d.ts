@@ -372,7 +372,12 @@ export declare function pack(
   options?: PackOptions,
 ): ReadableStream<Uint8Array>;
 
-/** Progress of an upload. */
+/**
+ * Progress of an upload. A `packing` event (only from {@link upload}) is the
+ * input's, as {@link Progress}: `bytesRead` of `bytesTotal` input bytes
+ * packed, and `documents`, while the stream's final size is not known yet.
+ * The other events are the stream's: `bytesSent` of `bytesTotal`.
+ */
 export interface UploadProgress {
   /** `packing` (only from {@link upload}), `sending`, `retrying` (backing off after a failure) or `finished`. */
   state: 'packing' | 'sending' | 'retrying' | 'finished';
@@ -380,7 +385,10 @@ export interface UploadProgress {
   importId?: string | null;
   /** Stream bytes the server has acknowledged. */
   bytesSent?: number;
-  /** The stream's size (while it is still packed: what is packed so far). */
+  /**
+   * While `packing`: the input's size. Otherwise the stream's size (while it
+   * is still packed: what is packed so far).
+   */
   bytesTotal?: number;
   /** Frames acknowledged, and in all (so far, while the stream is still packed). */
   framesSent?: number;
@@ -389,7 +397,7 @@ export interface UploadProgress {
   packing?: boolean;
   /** While `retrying`: the wait before the next attempt. */
   retryInMs?: number;
-  /** While `packing`: the input read so far. */
+  /** While `packing`: the input bytes packed so far, and the documents in them. */
   bytesRead?: number;
   documents?: number;
 }

@@ -823,6 +823,17 @@ test("the package's upload() sends frames while it packs, and nothing when the t
   assert.equal(last.state, 'finished');
   assert.equal(last.framesSent, last.frames);
   assert.ok(last.frames > 4, `${last.frames} frames`);
+  // Packing is told in the input's bytes (the stream's size is not known yet), sending in the stream's.
+  const size = readFileSync(path).length;
+  const packingEvents = result.events.filter((e) => e.state === 'packing');
+  for (const e of packingEvents) {
+    assert.deepEqual(Object.keys(e).sort(), ['bytesRead', 'bytesTotal', 'documents', 'state']);
+    assert.equal(e.bytesTotal, size);
+  }
+  assert.equal(packingEvents.at(-1).bytesRead, size);
+  for (const e of result.events.filter((e) => e.state === 'sending')) {
+    assert.ok(e.bytesSent <= e.bytesTotal && e.bytesTotal <= last.bytesTotal, JSON.stringify(e));
+  }
   await assertLanded(server, summary);
 
   assert.equal(result.conflict?.code, 'InvalidSnapshot');
