@@ -167,7 +167,10 @@ async function choose(file) {
     announcer.say($('file-info').textContent);
     return;
   }
-  state.checking?.abort();
+  // The running check stops, and is no longer this page's: it must not speak over this file.
+  const running = state.checking;
+  state.checking = null;
+  running?.abort();
   state.file = file;
   state.report = null;
   state.conflicts = null;
@@ -185,8 +188,12 @@ async function choose(file) {
   if (single) $('table').value = tableNameFrom(file.name);
   $('resume-note').hidden = true;
   $('summary').hidden = true;
-  state.fingerprint = await fingerprint(file);
+  const print = await fingerprint(file);
+  // Another file was chosen meanwhile: this one is no longer the page's.
+  if (state.file !== file) return;
+  state.fingerprint = print;
   await check();
+  if (state.file !== file) return;
   let pending = loadJson(IMPORT_KEY + state.fingerprint);
   if (!pending && state.report?.valid) pending = await findOpenImport(state.fingerprint);
   if (pending && state.report?.valid && !state.upload) {

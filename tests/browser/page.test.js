@@ -528,6 +528,60 @@ test('the page sends frames while it packs, and packing goes on while the upload
   await page.close();
 });
 
+test('a file chosen while the last one is checked or fingerprinted: the page speaks only of the new one', { timeout: 60_000 }, async () => {
+  const server = await startServer();
+  const page = await newPage(server);
+  const table = join(dir, 'first.jsonl');
+  writeFileSync(table, '{"a":1}\n');
+  const notes = { name: 'notes.txt', mimeType: 'text/plain', buffer: Buffer.from('hi') };
+  const rename = () => /rename notes\.txt to the extension of its format/.test(document.getElementById('verdict').textContent);
+
+  // The WebAssembly module comes late: the first check is still running when notes.txt is chosen.
+  let release;
+  const held = new Promise((resolve) => {
+    release = resolve;
+  });
+  await page.route('**/snappack_bg.wasm', async (route) => {
+    await held;
+    await route.continue();
+  });
+  await page.setInputFiles('#file', table);
+  await page.waitForSelector('#checking:not([hidden])');
+  await page.setInputFiles('#file', notes);
+  await page.waitForFunction(rename);
+  release();
+  // Once this check has the module, the stopped one has ended too.
+  await page.evaluate(async () => {
+    const { validate } = await import('./pkg/browser.js');
+    await validate(new Uint8Array(), { format: 'jsonl', table: 't' });
+  });
+  assert.ok(await page.evaluate(rename), await page.textContent('#verdict'));
+
+  // A file chosen while the last one is still fingerprinted: the last one is not checked.
+  await page.evaluate(() => {
+    const digest = crypto.subtle.digest.bind(crypto.subtle);
+    const released = new Promise((resolve) => {
+      window.releaseDigests = resolve;
+    });
+    window.digests = [];
+    crypto.subtle.digest = (...args) => {
+      window.digests.push(released.then(() => digest(...args)));
+      return window.digests.at(-1);
+    };
+  });
+  await page.setInputFiles('#file', table);
+  await page.waitForFunction(() => window.digests.length === 1);
+  await page.setInputFiles('#file', notes);
+  await page.waitForFunction(rename);
+  await page.evaluate(async () => {
+    window.releaseDigests();
+    await Promise.all(window.digests);
+  });
+  assert.ok(await page.evaluate(rename), await page.textContent('#verdict'));
+  assert.equal(await page.isHidden('#checking'), true, 'no check of first.jsonl started');
+  await page.close();
+});
+
 test('single-table files: a table name for JSONL, a schema for CSV', { timeout: 60_000 }, async () => {
   const server = await startServer();
   const page = await newPage(server);
