@@ -174,10 +174,12 @@ async function choose(file) {
   state.file = file;
   state.report = null;
   state.conflicts = null;
+  // Nothing about the previous file stays: its report, its upload, what it imported.
+  for (const id of ['report', 'resume-note', 'uploading', 'summary']) $(id).hidden = true;
   $('file-info').textContent = `${file.name} · ${bytes(file.size)}`;
   if (!SINGLE_TABLE.test(file.name) && !/\.zip$/i.test(file.name)) {
     // The page has no format choice: the extension says what the file is.
-    for (const id of ['single', 'send', 'checking', 'resume-note']) $(id).hidden = true;
+    for (const id of ['single', 'send', 'checking']) $(id).hidden = true;
     $('check').hidden = false;
     showProblem(`snappack reads .zip snapshots and .jsonl, .json and .csv tables: rename ${file.name} to the extension of its format, then choose it again.`);
     return;
@@ -186,8 +188,6 @@ async function choose(file) {
   $('single').hidden = !single;
   $('schema-field').hidden = !/\.csv$/i.test(file.name);
   if (single) $('table').value = tableNameFrom(file.name);
-  $('resume-note').hidden = true;
-  $('summary').hidden = true;
   const print = await fingerprint(file);
   // Another file was chosen meanwhile: this one is no longer the page's.
   if (state.file !== file) return;
@@ -296,6 +296,7 @@ function showProblem(text) {
   $('verdict').replaceChildren(h('p', { class: 'verdict-title' }, text));
   for (const id of ['errors-box', 'warnings-box', 'download']) $(id).hidden = true;
   $('tables').tBodies[0].replaceChildren();
+  $('storage').textContent = '';
   announcer.say(text);
   // Where the keyboard was (a Cancel button) is gone: the message takes focus.
   $('verdict').focus();

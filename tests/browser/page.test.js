@@ -582,6 +582,40 @@ test('a file chosen while the last one is checked or fingerprinted: the page spe
   await page.close();
 });
 
+test('a new file clears what the page showed of the last one', { timeout: 60_000 }, async () => {
+  const server = await startServer();
+  const path = join(dir, 'with-files.zip');
+  gen(path, { seed: 14, tables: 2, totalDocuments: 500, storageFiles: 3, compressionLevel: 1 });
+  const page = await newPage(server);
+  await page.setInputFiles('#file', path);
+  await page.waitForSelector('#verdict.good');
+  assert.match(await page.textContent('#storage'), /^Stored files: 3 /);
+  await connect(page);
+  await page.waitForSelector('#conflicts.good');
+  await page.click('#upload');
+  await page.waitForSelector('#summary:not([hidden])');
+  assert.equal(await page.isVisible('#uploading'), true);
+
+  // Another file: neither the last upload's progress nor its summary stays.
+  const other = join(dir, 'other.jsonl');
+  writeFileSync(other, '{"a":1}\n');
+  await page.setInputFiles('#file', other);
+  await page.waitForSelector('#verdict.good');
+  await page.waitForSelector('#conflicts.good');
+  assert.equal(await page.isHidden('#uploading'), true, 'the last upload\'s progress is gone');
+  assert.equal(await page.isHidden('#summary'), true, 'the last import\'s summary is gone');
+
+  // A file the page cannot read: the stored files of the last report go with its tables.
+  await page.setInputFiles('#file', path);
+  await page.waitForSelector('#verdict.good');
+  assert.match(await page.textContent('#storage'), /^Stored files: 3 /);
+  await page.setInputFiles('#file', { name: 'notes.txt', mimeType: 'text/plain', buffer: Buffer.from('hi') });
+  await page.waitForFunction(() => /rename notes\.txt/.test(document.getElementById('verdict').textContent));
+  assert.equal(await page.locator('#tables tbody tr').count(), 0);
+  assert.equal(await page.textContent('#storage'), '');
+  await page.close();
+});
+
 test('single-table files: a table name for JSONL, a schema for CSV', { timeout: 60_000 }, async () => {
   const server = await startServer();
   const page = await newPage(server);
