@@ -772,6 +772,43 @@ fn target_tables_and_modes() {
     ] {
         assert_eq!(run(mode, target(&[])), vec![], "{mode:?}");
     }
+    // A list no deployment has is an options error, whatever the mode.
+    let system = target(&[
+        ("_storage", 540, 0),
+        ("_file_storage", 540, 0),
+        ("t", 10009, 0),
+    ]);
+    assert_eq!(run(ImportMode::Append, system), vec![]);
+    for (bad, why) in [
+        (target(&[("t", 0, 0)]), "table 't' has number 0"),
+        (
+            target(&[("no space", 10001, 0)]),
+            "table 'no space': name invalid",
+        ),
+        (
+            target(&[("t", 10001, 0), ("t", 10002, 0)]),
+            "table 't' is listed twice",
+        ),
+        (
+            target(&[("t", 10001, 0), ("u", 10001, 0)]),
+            "table 'u' has number 10001, as another",
+        ),
+    ] {
+        let report = check_with(
+            "m.zip",
+            &archive,
+            &Options {
+                target: Some(bad),
+                ..Options::default()
+            },
+        );
+        assert_eq!(codes(&report), [Code::InvalidOptions], "{why}");
+        assert!(
+            report.errors[0].message.contains(why),
+            "{}",
+            report.errors[0].message
+        );
+    }
     // Same tables, other documents.
     let clone = target(&[("table1", 10001, 1), ("table2", 10002, 1)]);
     assert_eq!(run(ImportMode::Append, clone.clone()), vec![]);

@@ -107,6 +107,39 @@ pub struct TargetTables {
     pub tables: Vec<TargetTable>,
 }
 
+impl TargetTables {
+    /// Why these cannot be a deployment's tables: a bad component path or
+    /// name, number 0, a name twice in one component, or a number twice
+    /// among its user tables (system tables may share one: `_storage` is
+    /// `_file_storage`'s).
+    pub fn check(&self) -> Result<(), String> {
+        let mut names = std::collections::HashSet::new();
+        let mut numbers = std::collections::HashSet::new();
+        for t in &self.tables {
+            let (component, name) = (&t.component, &t.name);
+            let table = format!("table '{name}'{}", in_component(component));
+            crate::archive::check_component_path(component)
+                .map_err(|why| format!("{table}: component path invalid: {why}"))?;
+            // System tables (`_storage`, ...) start with `_`.
+            crate::convex::names::check_identifier(name.strip_prefix('_').unwrap_or(name))
+                .map_err(|why| format!("{table}: name invalid: {why}"))?;
+            if t.number == 0 {
+                return Err(format!("{table} has number 0"));
+            }
+            if !names.insert((component, name)) {
+                return Err(format!("{table} is listed twice"));
+            }
+            if !name.starts_with('_') && !numbers.insert((component, t.number)) {
+                return Err(format!(
+                    "{table} has number {}, as another table there",
+                    t.number
+                ));
+            }
+        }
+        Ok(())
+    }
+}
+
 /// One existing table.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct TargetTable {
@@ -310,6 +343,13 @@ fn walk_as<'a, R: Read + Seek>(
         ctx.error(Finding::new(
             Code::InvalidOptions,
             format!("worker {index} of {count} does not exist"),
+        ));
+        return (ctx, format, Plan::default());
+    }
+    if let Some(Err(why)) = options.target.as_ref().map(TargetTables::check) {
+        ctx.error(Finding::new(
+            Code::InvalidOptions,
+            format!("the target deployment's tables are not valid: {why}"),
         ));
         return (ctx, format, Plan::default());
     }
