@@ -1149,7 +1149,12 @@ fn spec_error(message: String) -> GenError {
 }
 
 fn needs(fault: Fault, what: &str) -> GenError {
-    spec_error(format!("fault {fault:?} needs {what}"))
+    // As the spec and `--fault` spell it.
+    let name = serde_json::to_value(fault)
+        .ok()
+        .and_then(|v| v.as_str().map(str::to_owned))
+        .unwrap_or_else(|| format!("{fault:?}"));
+    spec_error(format!("fault {name} needs {what}"))
 }
 
 // ---------------------------------------------------------------------------
@@ -1535,6 +1540,17 @@ mod tests {
             let result = write_snapshot(std::io::Cursor::new(Vec::new()), &spec);
             assert!(matches!(result, Err(GenError::Spec(_))), "{spec:?}");
         }
+        // A fault is named as the spec and `--fault` spell it.
+        let spec = GenSpec {
+            documents_per_table: 1,
+            faults: vec![Fault::BadJsonLine],
+            ..GenSpec::default()
+        };
+        let Err(GenError::Spec(message)) = write_snapshot(std::io::Cursor::new(Vec::new()), &spec)
+        else {
+            panic!("a spec error");
+        };
+        assert!(message.starts_with("fault badJsonLine needs "), "{message}");
     }
 
     #[test]

@@ -62,7 +62,7 @@ struct GenArgs {
     #[arg(long)]
     documents: Option<u64>,
     /// Documents in all, spread over the tables (instead of --documents).
-    #[arg(long)]
+    #[arg(long, conflicts_with = "documents")]
     total_documents: Option<u64>,
     /// Child components (repeat, or comma-separated): `a`, `a/b`.
     #[arg(long, value_delimiter = ',')]
