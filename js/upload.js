@@ -414,10 +414,15 @@ class PackedFrames {
   }
 }
 
+/** "1 error", "2 errors": a report's errors in words. */
+function errorCount(report) {
+  return `${report.error_count} ${report.error_count === 1 ? 'error' : 'errors'}`;
+}
+
 function invalidSnapshot(report) {
   const error = new UploadError({
     code: 'InvalidSnapshot',
-    message: `the snapshot has ${report.error_count} ${report.error_count === 1 ? 'error' : 'errors'}; nothing was imported`,
+    message: `the snapshot has ${errorCount(report)}; nothing was imported`,
   });
   error.report = report;
   return error;
@@ -443,7 +448,7 @@ export function pack(input, options) {
       const { failure } = frames;
       if (failure?.code === 'InvalidSnapshot') {
         throw Object.assign(
-          new SnappackError('InvalidSnapshot', `the input has ${failure.report.error_count} errors; see report.errors`),
+          new SnappackError('InvalidSnapshot', `the input has ${errorCount(failure.report)}; see report.errors`),
           { report: failure.report },
         );
       }

@@ -319,8 +319,7 @@ function showReport(report) {
     announcer.say(title);
   } else {
     verdict.className = 'verdict bad';
-    const tablesWithErrors = new Set(report.errors.map((e) => `${e.component ?? ''}/${e.table ?? ''}`)).size;
-    const title = `Not importable: ${plural(report.error_count, 'error')}${tablesWithErrors > 1 ? ` in ${tablesWithErrors} tables` : ''}.`;
+    const title = `Not importable: ${plural(report.error_count, 'error')}${whereErrors(report.errors)}.`;
     verdict.replaceChildren(
       h('p', { class: 'verdict-title' }, h('span', { 'aria-hidden': 'true' }, '✗ '), title),
       h('p', {}, 'Convex would refuse this snapshot. Fix the errors listed below; uploading is disabled until then.'),
@@ -350,6 +349,17 @@ function showReport(report) {
   $('warnings-box').hidden = report.warnings.length === 0;
   $('warnings').replaceChildren(...report.warnings.map(findingItem));
   verdict.focus();
+}
+
+/**
+ * Where the listed errors are, as the list groups them: in how many tables,
+ * and whether about the archive (errors of no table). Empty for one place.
+ */
+function whereErrors(errors) {
+  const tables = new Set(errors.filter((e) => e.table !== null).map((e) => `${e.component ?? ''}/${e.table}`)).size;
+  const archive = errors.some((e) => e.table === null);
+  if (tables > 0 && archive) return ` in ${plural(tables, 'table')} and about the archive`;
+  return tables > 1 ? ` in ${plural(tables, 'table')}` : '';
 }
 
 function place(finding) {

@@ -616,6 +616,19 @@ test('a new file clears what the page showed of the last one', { timeout: 60_000
   await page.close();
 });
 
+test('the verdict counts the tables with errors apart from the archive\'s own', { timeout: 60_000 }, async () => {
+  const server = await startServer();
+  const path = join(dir, 'archive-error.zip');
+  gen(path, { seed: 13, tables: 3, totalDocuments: 900, storageFiles: 2, compressionLevel: 1, faults: ['invalidTableName', 'duplicateId', 'badJsonLine', 'sha256Mismatch'] });
+  const page = await newPage(server);
+  await page.setInputFiles('#file', path);
+  await page.waitForSelector('#verdict.bad');
+  assert.match(await page.textContent('#verdict'), /Not importable: 4 errors in 2 tables and about the archive\./);
+  const groups = await page.locator('#errors h4').allTextContents();
+  assert.deepEqual(groups.map((g) => g.split(' — ')[0]).sort(), ['Table _storage', 'Table users', 'The archive']);
+  await page.close();
+});
+
 test('single-table files: a table name for JSONL, a schema for CSV', { timeout: 60_000 }, async () => {
   const server = await startServer();
   const page = await newPage(server);
@@ -730,7 +743,7 @@ test("the package's upload(): bytes in, rows on the server; refusals as UploadEr
       };
       const packRefusal = await readAll(pack(bytes(bad), { fileName: 'bad.zip' })).then(
         () => null,
-        (e) => ({ name: e.name, code: e.code, errors: e.report?.error_count }),
+        (e) => ({ name: e.name, code: e.code, errors: e.report?.error_count, message: e.message }),
       );
       return {
         finished,
@@ -773,7 +786,7 @@ test("the package's upload(): bytes in, rows on the server; refusals as UploadEr
   assert.equal(result.packed.magic, 'SNAPPACK');
   assert.ok(result.packed.same, 'pack() streams the same bytes as prepareUpload');
   assert.ok(result.packed.frames >= 1);
-  assert.deepEqual(result.packRefusal, { name: 'SnappackError', code: 'InvalidSnapshot', errors: 1 });
+  assert.deepEqual(result.packRefusal, { name: 'SnappackError', code: 'InvalidSnapshot', errors: 1, message: 'the input has 1 error; see report.errors' });
   assert.deepEqual(result.unauthorized, { name: 'UploadError', code: 'Unauthorized', status: 401, errors: undefined, retryable: false });
   const misuse = { name: 'SnappackError', code: 'InvalidOptions', status: undefined, errors: undefined, retryable: undefined };
   assert.deepEqual(result.noToken, misuse);
