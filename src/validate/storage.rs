@@ -21,7 +21,7 @@ struct StorageRow {
     #[serde(default)]
     sha256: Option<String>,
     #[serde(default)]
-    _size: Option<u64>,
+    _size: Option<i64>,
     #[serde(default)]
     content_type: Option<String>,
     #[serde(default)]
@@ -175,6 +175,11 @@ mod tests {
             r#"{{"_id":"{ID}","_creationTime":1.5,"sha256":"47DEQpj8HBSa+/TImW+5JCeuQeRkm5NMpJWZG3hSuFU=","size":0,"contentType":"image/png","internalId":"5a7e2f6e-1c1e-4b8e-9c1a-3f2b1d0e9a7b"}}"#
         );
         assert_eq!(meta.check_row(&ok, 1, Some(540)), Ok(()));
+        let negative = format!(r#"{{"_id":"{ID}","size":-1}}"#);
+        assert_eq!(
+            StorageMetadata::default().check_row(&negative, 1, Some(540)),
+            Ok(())
+        );
         // A second row of the file replaces the first.
         let again = format!(r#"{{"_id":"{ID}"}}"#);
         assert_eq!(meta.check_row(&again, 2, Some(540)), Ok(()));
@@ -188,6 +193,8 @@ mod tests {
         let bad = [
             format!(r#"{{"_id":"{ID}","size":12.5}}"#),
             format!(r#"{{"_id":"{ID}","size":12.0}}"#),
+            // Convex reads the size as an i64.
+            format!(r#"{{"_id":"{ID}","size":9223372036854775808}}"#),
             format!(r#"{{"_id":"{ID}","contentType":"nope"}}"#),
             format!(r#"{{"_id":"{ID}","internalId":"xyz"}}"#),
             format!(r#"{{"_id":"{ID}","sha256":"AAAA"}}"#),
