@@ -83,9 +83,10 @@ test('options: maxErrors, and a target deployment in each mode', async (t) => {
     assert.equal(report.error_count, 2);
   });
   const [first, second] = summary.tables;
+  // The first table there under a number of its own, another table on the second's number.
   const target = {
     tables: [
-      { component: '', name: first.name, number: first.number + 1, documents: 5 },
+      { component: '', name: first.name, number: second.number + 1, documents: 5 },
       { component: '', name: 'other', number: second.number, documents: 1 },
     ],
   };
