@@ -549,6 +549,8 @@ async function startUpload(pending) {
     packed: 0, // the fraction of the file packed so far
     progress: null, // the last progress of sending
     total: null, // the packed stream's size, once it is all packed
+    marks: [[0, 0]], // [stream bytes packed, fraction of the file packed], seen together at answers
+    done: 0, // the fraction of the file the server has, as the bar shows it
     controller: new AbortController(),
     paused: false,
     cancelled: false,
@@ -687,31 +689,42 @@ function showUploadProgress(upload, progress) {
   }
   upload.rate.add(bytesSent);
   upload.progress = progress;
+  upload.marks.push([bytesTotal, packing ? upload.packed : 1]);
+  upload.done = Math.max(upload.done, uploadedShare(upload.marks, bytesSent));
   const percent = renderUploadProgress(upload);
   if (phase === 'sending') setUploadState(!packing && bytesSent >= bytesTotal ? 'Finishing the import…' : `Sending (import ${upload.record.importId})…`);
   announcer.progress(`Upload ${percent}%`);
 }
 
-/** Shows what is sent and packed; returns the percentage done. */
+/**
+ * The fraction of the file whose frames the server has, for `sent` stream
+ * bytes: as much of the file as was packed when those bytes were, from
+ * `marks` (stream bytes packed and fraction of the file packed, both only
+ * growing), in proportion between two. Marks before `sent` are dropped.
+ */
+function uploadedShare(marks, sent) {
+  while (marks.length > 1 && marks[1][0] <= sent) marks.shift();
+  const [[packed0, file0], [packed1, file1] = marks[0]] = marks;
+  return packed1 > packed0 ? file0 + ((file1 - file0) * (sent - packed0)) / (packed1 - packed0) : file0;
+}
+
+/** Shows how much of the file the server has, the bytes sent and packing; returns the percentage. */
 function renderUploadProgress(upload) {
-  const { bytesSent = 0, bytesTotal = 0 } = upload.progress ?? {};
+  const { bytesSent = 0 } = upload.progress ?? {};
+  const percent = Math.floor(100 * upload.done);
   const speed = upload.rate.perSecond;
   const rate = !upload.paused && Number.isFinite(speed) && speed > 0 ? ` · ${bytes(speed)}/s` : '';
-  let done;
+  let sent;
   if (upload.total !== null) {
-    done = upload.total ? bytesSent / upload.total : 1;
     const eta = rate ? ` · ${duration((upload.total - bytesSent) / speed)} left` : '';
-    $('upload-text').textContent = `${bytes(bytesSent)} of ${bytes(upload.total)} (${Math.floor(100 * done)}%)${rate}${eta}`;
+    sent = `${bytes(bytesSent)} of ${bytes(upload.total)} sent${rate}${eta}`;
   } else {
-    // While packing goes on: the share of the file whose frames the server has.
-    done = upload.packed * (bytesTotal ? bytesSent / bytesTotal : 0);
     const packing = `packing: ${Math.floor(100 * upload.packed)}% of the file read`;
-    $('upload-text').textContent = bytesTotal
-      ? `${bytes(bytesSent)} sent of ${bytes(bytesTotal)} packed so far (${Math.floor(100 * done)}%)${rate} · ${packing}`
-      : `Nothing sent yet · ${packing}`;
+    sent = `${upload.progress ? `${bytes(bytesSent)} sent${rate}` : 'nothing sent yet'} · ${packing}`;
   }
-  $('upload-bar').value = done;
-  return Math.floor(100 * done);
+  $('upload-text').textContent = `${percent}% of the file uploaded · ${sent}`;
+  $('upload-bar').value = upload.done;
+  return percent;
 }
 
 function setUploadState(text, tone = '') {

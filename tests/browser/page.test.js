@@ -164,18 +164,41 @@ async function slowFrames(page, ms) {
   });
 }
 
-/** The percentage shown by the upload progress. */
+/** The percentage of the file uploaded, as the upload progress shows it. */
 async function uploadedPercent(page) {
   const text = await page.textContent('#upload-text');
-  const match = /\((\d+)%\)/.exec(text ?? '');
+  const match = /^(\d+)% of the file uploaded/.exec(text ?? '');
   return match ? Number(match[1]) : 0;
 }
 
 async function waitForPercent(page, atLeast) {
   await page.waitForFunction((min) => {
-    const match = /\((\d+)%\)/.exec(document.getElementById('upload-text')?.textContent ?? '');
+    const match = /^(\d+)% of the file uploaded/.exec(document.getElementById('upload-text')?.textContent ?? '');
     return match && Number(match[1]) >= min;
   }, atLeast);
+}
+
+/** Records every value the upload bar shows, with the text beside it, from now on. */
+async function recordUploadBar(page) {
+  await page.evaluate(() => {
+    window.uploadBar = [];
+    const record = () => window.uploadBar.push([document.getElementById('upload-bar').value, document.getElementById('upload-text').textContent]);
+    new MutationObserver(record).observe(document.getElementById('upload-text'), { childList: true, characterData: true, subtree: true });
+  });
+}
+
+/** The bar never goes back, its text says the same percentage, and it ends full. */
+async function assertBarHonest(page) {
+  const shown = await page.evaluate(() => window.uploadBar);
+  assert.ok(shown.length > 3, `${shown.length} updates`);
+  for (let i = 1; i < shown.length; i++) {
+    assert.ok(shown[i][0] >= shown[i - 1][0], `the bar went back: ${JSON.stringify(shown.slice(i - 1, i + 1))}`);
+  }
+  for (const [value, text] of shown) {
+    const match = /^(\d+)% of the file uploaded/.exec(text);
+    if (match) assert.equal(Number(match[1]), Math.floor(100 * value), text);
+  }
+  assert.equal(shown.at(-1)[0], 1);
 }
 
 /** A snapshot large enough for several requests of frames. */
@@ -365,6 +388,7 @@ test('a reload mid-upload, the same file picked again: the same import resumes',
   page.on('request', (request) => {
     if (request.method() === 'POST' && request.url().endsWith('/api/imports')) creates.push(request.url());
   });
+  await recordUploadBar(page);
   await page.setInputFiles('#file', path);
   await page.waitForSelector('#resume-note:not([hidden])');
   await page.waitForSelector('#uploading:not([hidden])');
@@ -376,6 +400,7 @@ test('a reload mid-upload, the same file picked again: the same import resumes',
   await shot(page, '11-resuming-after-reload');
   await page.waitForSelector('#summary:not([hidden])', { timeout: 90_000 });
   await shot(page, '12-resumed-finished');
+  await assertBarHonest(page);
   assert.match(await page.textContent('#summary'), new RegExp(`import ${stored.importId}`));
   assert.deepEqual(creates, [], 'no new import was created');
   assert.ok(sequences.length > 0 && sequences.every(([id]) => id === stored.importId));
@@ -505,23 +530,25 @@ test('the page sends frames while it packs, and packing goes on while the upload
       // Aborted by the pause.
     }
   });
+  await recordUploadBar(page);
   await page.click('#upload');
   while (shown.length < 2) await new Promise((resolve) => setTimeout(resolve, 20));
   await page.click('#pause');
   await page.waitForFunction(() => /Paused/.test(document.getElementById('upload-state').textContent));
   const sentBeforePause = shown.length;
   assert.ok(sentBeforePause > 0, 'frames were sent before the pause');
-  const packing = /packed so far \((\d+)%\).* packing: (\d+)% of the file read/.exec(shown[0]);
+  const packing = / sent · packing: (\d+)% of the file read/.exec(shown[0]);
   assert.ok(packing, `the first frames left while the file was packed: "${shown[0]}"`);
-  assert.ok(Number(packing[2]) < 100, `the first frames left at ${packing[2]}% of the file read`);
+  assert.ok(Number(packing[1]) < 100, `the first frames left at ${packing[1]}% of the file read`);
   await shot(page, '15-paused-while-packing');
 
   // Paused, the page sends nothing, and packing runs to the end of the file.
-  await page.waitForFunction(() => /^\S+ \S+ of \S+ \S+ \(\d+%\)/.test(document.getElementById('upload-text').textContent));
+  await page.waitForFunction(() => /% of the file uploaded · \S+ \S+ of \S+ \S+ sent/.test(document.getElementById('upload-text').textContent));
   assert.ok(shown.length <= sentBeforePause + 1, `no frames sent while paused: ${shown.length - sentBeforePause}`);
   await shot(page, '16-packed-while-paused');
   await page.click('#pause');
   await page.waitForSelector('#summary:not([hidden])', { timeout: 90_000 });
+  await assertBarHonest(page);
   await assertLanded(server, summary);
   const imports = await (await fetch(`${server.url}/api/imports`, { headers: { Authorization: `Bearer ${TOKEN}` } })).json();
   assert.deepEqual(imports.imports.map((i) => i.state), ['finished'], 'one import, resumed after the pause');
