@@ -408,13 +408,13 @@ export interface SendOptions {
   url: string;
   /** The server's token. */
   token: string;
-  /** The import mode (default `requireEmpty`); a continued import must have been created in it. */
+  /** A new import's mode (default `requireEmpty`); a continued import keeps its own. */
   mode?: ImportMode;
   /**
-   * Continue this import instead of creating one. It must be open and in
-   * `mode`: else the upload rejects with an {@link UploadError} of code
-   * `ImportNotOpen` (finished, failed or cancelled) or `ModeMismatch`, and
-   * nothing is sent.
+   * Continue this import instead of creating one. It must be open, and in
+   * `mode` when given: else the upload rejects with an {@link UploadError}
+   * of code `ImportNotOpen` (finished, failed or cancelled) or
+   * `ModeMismatch`, and nothing is sent.
    */
   importId?: string;
   /** A new import's label (up to 256 bytes, e.g. a fingerprint of the file), listed by `GET /api/imports`. */
@@ -461,8 +461,8 @@ export declare function sendUpload(prepared: PreparedUpload | Packing, options: 
  * (browsers only), as `snappack upload` does: what is known before the first
  * document (tables, numbers, conflicts with the server's tables in `mode`) is
  * checked before anything is sent, then each frame is sent as soon as it is
- * packed. With `importId` it continues that import, packing only the frames
- * the server lacks. Rejects with an {@link UploadError} of code
+ * packed. With `importId` it continues that import, in its own mode (another
+ * `mode` is refused), packing only the frames the server lacks. Rejects with an {@link UploadError} of code
  * `InvalidSnapshot` (with the `report`) when the input has errors; an import
  * already created for it is cancelled, so nothing is imported.
  */

@@ -110,35 +110,35 @@ export async function fetchImport(url, token, importId, options) {
 }
 
 /**
- * The first frame open import `importId` lacks, to pack from there; 0 when
- * the server cannot say (sending then finds out why). Throws when the import
- * cannot take an upload in `mode`.
+ * The status of open import `importId`, to continue it in `mode` (any when
+ * not given) from its `nextSeq`; throws when it cannot be; null when the
+ * server cannot say (sending then finds out why).
  */
-async function firstFrameOf(url, token, importId, mode, signal) {
+async function resumableImport(url, token, importId, mode, signal) {
   let status;
   try {
     status = await fetchImport(url, token, importId, { signal });
   } catch (error) {
     if (signal?.aborted) throw signal.reason;
-    return 0;
+    return null;
   }
   const refusal = notResumable(status, importId, mode);
   if (refusal) throw refusal;
-  return Number.isSafeInteger(status.nextSeq) ? status.nextSeq : 0;
+  return status;
 }
 
 /**
  * Why import `importId`, whose status is `status`, cannot take an upload in
- * `mode`; null when it can. Continuing a finished import would send nothing
- * and report another upload's success.
+ * `mode` (any when not given); null when it can. Continuing a finished
+ * import would send nothing and report another upload's success.
  */
 function notResumable(status, importId, mode) {
   if (status?.state !== 'open') {
     const message = `import ${importId} is ${status?.state ?? 'not open'} and takes no more frames: upload without importId to start a new import`;
     return new UploadError({ code: 'ImportNotOpen', message }, importId);
   }
-  if (status.mode !== mode) {
-    const message = `import ${importId} is in ${status.mode} mode, not ${mode}: continue it in its own mode`;
+  if (mode !== undefined && status.mode !== mode) {
+    const message = `import ${importId} is in ${status.mode} mode, not ${mode}: leave out mode to continue it in its own`;
     return new UploadError({ code: 'ModeMismatch', message }, importId);
   }
   return null;
@@ -488,9 +488,10 @@ function sleep(ms, signal) {
  * what {@link prepareUpload} gave, or a {@link Packing} still under way:
  * nothing is sent before its tables are checked, then each frame goes out
  * as soon as it is packed. With `importId` it continues that import from
- * where the server stands (an import not open, or in another mode, rejects
- * with `ImportNotOpen` or `ModeMismatch`); a new import gets `label` (up to 256 bytes, e.g.
- * a fingerprint of the file), by which `GET /api/imports` finds it again.
+ * where the server stands, in its own mode (an import not open, or in
+ * another `mode` than one given, rejects with `ImportNotOpen` or
+ * `ModeMismatch`); a new import gets `mode` and `label` (up to 256 bytes,
+ * e.g. a fingerprint of the file), by which `GET /api/imports` finds it.
  * Rejects with an {@link UploadError} (of code `InvalidSnapshot`, with the
  * `report`, when the packing finds errors: the import is cancelled, so
  * nothing of it lands), or with `signal.reason` when aborted (the import
@@ -510,10 +511,10 @@ export async function sendUpload(prepared, options) {
  * packed. When packing finds errors, the import (if created) is cancelled.
  */
 async function sendFrames(frames, options) {
-  const { url, token, mode = 'requireEmpty', importId, label, framesPerRequest = 4, onProgress, onImport, signal } = options;
+  const { url, token, mode, importId, label, framesPerRequest = 4, onProgress, onImport, signal } = options;
   const base = baseUrl(url);
   const auth = authorization(token);
-  if (!CHOICES.mode.includes(mode)) {
+  if (mode !== undefined && !CHOICES.mode.includes(mode)) {
     throw new SnappackError('InvalidOptions', `option "mode" must be one of ${CHOICES.mode.join(', ')}`);
   }
   if (!Number.isSafeInteger(framesPerRequest) || framesPerRequest < 1) {
@@ -523,10 +524,11 @@ async function sendFrames(frames, options) {
   // The first frame comes only once the tables are checked.
   while (frames.ends.length === 0 && !frames.complete && !frames.failure) await frames.changed(signal);
   const known = frames.complete ? frames.count : undefined;
-  const machine = new UploadMachine(mode, known, framesPerRequest, importId ?? undefined, label ?? undefined, frames.first);
+  // The mode is a new import's; a continued one keeps its own.
+  const machine = new UploadMachine(mode ?? 'requireEmpty', known, framesPerRequest, importId ?? undefined, label ?? undefined, frames.first);
   let packingDone = frames.complete;
   let announced = importId ?? null;
-  // A continued import must be open, in this mode: checked at the server's first status of it.
+  // A continued import must be open, in `mode` if given: checked at the server's first status of it.
   let checked = !importId;
   const report = (state, extra) => {
     const acknowledged = machine.acknowledged;
@@ -632,7 +634,8 @@ async function cancelImport(base, auth, id) {
  * does: what is known before the first document (tables, numbers, conflicts
  * with the server's tables in `mode`) is checked before anything is sent;
  * then each frame goes out as soon as it is packed. With `importId` it
- * continues that import, packing only the frames the server lacks. Rejects
+ * continues that import, in its own mode (another `mode` is refused),
+ * packing only the frames the server lacks. Rejects
  * with an UploadError of code `InvalidSnapshot` (and the report as `report`)
  * when the input has errors: an import already created for it is cancelled,
  * so nothing is imported.
@@ -640,16 +643,19 @@ async function cancelImport(base, auth, id) {
 export async function upload(input, options) {
   const { url, token, mode, importId, label, framesPerRequest, onImport, onProgress, signal, ...rest } = options ?? {};
   const target = rest.target ?? (await fetchTables(url, token, { signal }));
+  const status = importId ? await resumableImport(url, token, importId, mode, signal) : null;
+  // A continued import is checked and sent in its own mode.
+  const importMode = mode ?? status?.mode;
   const packing = startPacking(input, {
     ...rest,
     target,
-    mode,
-    firstFrame: importId ? await firstFrameOf(url, token, importId, mode ?? 'requireEmpty', signal) : 0,
+    mode: importMode,
+    firstFrame: Number.isSafeInteger(status?.nextSeq) ? status.nextSeq : 0,
     signal,
     onProgress: onProgress && ((p) => onProgress({ state: 'packing', ...p })),
   });
   try {
-    return await sendUpload(packing, { url, token, mode, importId, label, framesPerRequest, onImport, onProgress, signal });
+    return await sendUpload(packing, { url, token, mode: importMode, importId, label, framesPerRequest, onImport, onProgress, signal });
   } finally {
     packing.stop();
   }

@@ -924,6 +924,9 @@ test("the package's upload() sends frames while it packs, and nothing when the t
         frames: sentFrames,
       };
       window.fetch = realFetch;
+      // Without a mode, upload() continues the import in its own.
+      refused.ownMode = (await upload(bytes(good), { url, token, fileName: 'streamed.zip', importId: opened.id })).state;
+      refused.ownModeImport = (await fetchImport(url, token, opened.id)).state;
       const continued = {
         nextSeq,
         importId,
@@ -987,5 +990,6 @@ test("the package's upload() sends frames while it packs, and nothing when the t
   assert.deepEqual(refused.byUpload, notOpen, 'nor by upload()');
   assert.deepEqual(refused.otherMode, { name: 'UploadError', code: 'ModeMismatch', importId: refused.opened, retryable: false });
   assert.deepEqual(refused.frames, [], 'nothing was sent');
+  assert.deepEqual([refused.ownMode, refused.ownModeImport], ['finished', 'finished'], 'without a mode, in the import\'s own');
   await page.close();
 });
