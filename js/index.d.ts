@@ -270,12 +270,14 @@ export interface OpenImportStatus extends ImportStatusBase {
   nextSeq: number;
   /** Stream bytes the server has kept. */
   receivedBytes: number;
+  /** The stream's max frame size, from its header, once frame 0 is in: packing must use the same. */
+  frameSize?: number;
 }
 
 /** An import that takes no more frames. */
 export interface ClosedImportStatus extends ImportStatusBase {
   state: 'finished' | 'failed' | 'cancelled';
-  /** Why it failed. */
+  /** Why it failed, or why the server cancelled it (it expired, or its staging log no longer replays). */
   error?: string;
 }
 
