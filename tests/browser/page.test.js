@@ -124,6 +124,12 @@ async function newPage(server) {
   const page = await context.newPage();
   page.setDefaultTimeout(TIMEOUT);
   page.on('pageerror', (error) => console.error('page error:', error));
+  // The page's own files (the API's refusals are tests' business).
+  page.failedFiles = [];
+  page.on('response', (response) => {
+    const { pathname } = new URL(response.url());
+    if (response.status() >= 400 && !pathname.startsWith('/api/')) page.failedFiles.push(pathname);
+  });
   await page.goto(server.url);
   return page;
 }
@@ -226,6 +232,7 @@ test('a valid snapshot dropped: report, upload, every row in the database', { ti
 
   await dropFile(page, path, 'valid.zip');
   await page.waitForSelector('#verdict.good');
+  assert.deepEqual(page.failedFiles, [], 'every file the page asked for was there');
   const storageTables = new Set(summary.storage.map((f) => f.component)).size;
   const tableCount = summary.tables.length + storageTables;
   const documents = (3000 + summary.storage.length).toLocaleString('en-US');
