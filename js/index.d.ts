@@ -311,6 +311,12 @@ export interface PackOptions extends ValidateOptions {
    * compresses every `workers`-th frame; the stream is the same bytes.
    */
   workers?: number;
+  /**
+   * Bound of a frame's payload in bytes, 64 to 64 MiB; default 1 MiB. A
+   * continued import must be packed with its stream's (its status's
+   * `frameSize`); `upload()` takes that one itself.
+   */
+  frameSize?: number;
 }
 
 /** A validated and packed input, ready for {@link sendUpload}. */
@@ -415,8 +421,9 @@ export interface SendOptions {
   /**
    * Continue this import instead of creating one. It must be open, and in
    * `mode` when given: else the upload rejects with an {@link UploadError}
-   * of code `ImportNotOpen` (finished, failed or cancelled) or
-   * `ModeMismatch`, and nothing is sent.
+   * of code `ImportNotOpen` (finished, failed or cancelled),
+   * `ModeMismatch`, or with `upload()` and another `frameSize` than the
+   * import's, `FrameSizeMismatch`; and nothing is sent.
    */
   importId?: string;
   /** A new import's label (up to 256 bytes, e.g. a fingerprint of the file), listed by `GET /api/imports`. */
@@ -478,7 +485,7 @@ export declare class UploadError extends Error {
   readonly name: 'UploadError';
   /**
    * The server's code (`DuplicateId`, `TableExists`, `Unauthorized`, ...), `NetworkError`, `Protocol`,
-   * `InvalidSnapshot`, or for `importId`: `ImportNotOpen`, `ModeMismatch`.
+   * `InvalidSnapshot`, or for `importId`: `ImportNotOpen`, `ModeMismatch`, `FrameSizeMismatch`.
    */
   readonly code: string;
   /** HTTP status, when the server answered. */

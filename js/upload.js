@@ -114,7 +114,7 @@ export async function fetchImport(url, token, importId, options) {
  * not given) from its `nextSeq`; throws when it cannot be; null when the
  * server cannot say (sending then finds out why).
  */
-async function resumableImport(url, token, importId, mode, signal) {
+async function resumableImport(url, token, importId, mode, frameSize, signal) {
   let status;
   try {
     status = await fetchImport(url, token, importId, { signal });
@@ -124,6 +124,10 @@ async function resumableImport(url, token, importId, mode, signal) {
   }
   const refusal = notResumable(status, importId, mode);
   if (refusal) throw refusal;
+  if (frameSize !== undefined && status.frameSize !== undefined && frameSize !== status.frameSize) {
+    const message = `import ${importId} was packed in frames of ${status.frameSize} bytes, not ${frameSize}: leave out frameSize to continue it`;
+    throw new UploadError({ code: 'FrameSizeMismatch', message }, importId);
+  }
   return status;
 }
 
@@ -176,13 +180,17 @@ export function startPacking(input, options) {
 /** An input being validated and packed in Web Workers; see {@link startPacking}. */
 class Packing {
   constructor(input, options) {
-    const { firstFrame = 0, level, workers: given, ...rest } = options;
+    const { firstFrame = 0, level, frameSize, workers: given, ...rest } = options;
     const { onProgress, signal } = rest;
     if (!Number.isSafeInteger(firstFrame) || firstFrame < 0) {
       throw new SnappackError('InvalidOptions', 'firstFrame must be a whole number of frames');
     }
     if (level !== undefined && !(Number.isInteger(level) && level >= 0 && level <= 9)) {
       throw new SnappackError('InvalidOptions', 'level must be a deflate level, 0 to 9');
+    }
+    // The core checks the range.
+    if (frameSize !== undefined && !(Number.isInteger(frameSize) && frameSize > 0 && frameSize < 2 ** 32)) {
+      throw new SnappackError('InvalidOptions', 'frameSize must be a whole number of bytes');
     }
     const workers = workersOption(given, packingWorkers(level));
     const request = {
@@ -193,6 +201,7 @@ class Packing {
       progress: Boolean(onProgress),
       firstFrame,
       level,
+      frameSize,
       shards: workers,
     };
     signal?.throwIfAborted();
@@ -641,15 +650,17 @@ async function cancelImport(base, auth, id) {
  * so nothing is imported.
  */
 export async function upload(input, options) {
-  const { url, token, mode, importId, label, framesPerRequest, onImport, onProgress, signal, ...rest } = options ?? {};
+  const { url, token, mode, importId, label, framesPerRequest, onImport, onProgress, signal, frameSize, ...rest } = options ?? {};
   const target = rest.target ?? (await fetchTables(url, token, { signal }));
-  const status = importId ? await resumableImport(url, token, importId, mode, signal) : null;
-  // A continued import is checked and sent in its own mode.
+  const status = importId ? await resumableImport(url, token, importId, mode, frameSize, signal) : null;
+  // A continued import is checked and sent in its own mode, and packed in
+  // its stream's frame size.
   const importMode = mode ?? status?.mode;
   const packing = startPacking(input, {
     ...rest,
     target,
     mode: importMode,
+    frameSize: frameSize ?? status?.frameSize,
     firstFrame: Number.isSafeInteger(status?.nextSeq) ? status.nextSeq : 0,
     signal,
     onProgress: onProgress && ((p) => onProgress({ state: 'packing', ...p })),

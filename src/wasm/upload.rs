@@ -12,7 +12,9 @@ use wasm_bindgen::prelude::*;
 use super::reader::ReadAhead;
 use super::{api_error, progress_forwarder, source_of};
 use crate::client::{FrameEnds, Step, Upload, UploadConfig};
-use crate::migration::{pack as pack_stream, PackError, PackOptions};
+use crate::migration::{
+    pack as pack_stream, PackError, PackOptions, MAX_FRAME_SIZE, MIN_FRAME_SIZE,
+};
 use crate::validate::ImportMode;
 use crate::Options;
 
@@ -81,6 +83,8 @@ fn pack_options(validate: Options) -> PackOptions {
 /// before it are walked and checked but neither compressed nor handed out,
 /// and offsets count from its start. `level` is the deflate level of frames,
 /// 0 (store) to 9 (default 5): lower levels pack faster and send more bytes.
+/// `frame_size` bounds a frame's payload (default 1 MiB): a continued import
+/// must be packed with its stream's (its status's `frameSize`).
 ///
 /// With `shards` over 1, several workers share the compressing: each walks
 /// and checks the whole input, and hands out only its share of the frames,
@@ -105,6 +109,7 @@ pub fn pack(
     level: Option<u32>,
     shard: Option<u32>,
     shards: Option<u32>,
+    frame_size: Option<u32>,
 ) -> Result<String, JsValue> {
     let options: Options = serde_json::from_str(options_json)
         .map_err(|e| api_error("InvalidOptions", &format!("invalid options: {e}")))?;
@@ -142,6 +147,16 @@ pub fn pack(
     options.encoder.shards = shards.into();
     if let Some(level) = level {
         options.encoder.level = level;
+    }
+    if let Some(size) = frame_size {
+        let size = size as usize;
+        if !(MIN_FRAME_SIZE..=MAX_FRAME_SIZE).contains(&size) {
+            return Err(api_error(
+                "InvalidOptions",
+                &format!("frameSize must be {MIN_FRAME_SIZE} to {MAX_FRAME_SIZE} bytes"),
+            ));
+        }
+        options.encoder.max_frame_size = size;
     }
     let mut thrown = None;
     let result = pack_stream(

@@ -873,7 +873,8 @@ test("the package's upload() sends frames while it packs, and nothing when the t
       const duplicate = await refusal(upload(bytes(dup), { url, token, mode: 'append', fileName: 'dup.zip', label: 'dup' }));
       const dupImports = (await imports()).filter((i) => i.label === 'dup').map((i) => i.state);
 
-      // Stopped after a few frames, then continued by id: packed from the server's frame on.
+      // Stopped after a few frames, then continued by id: packed from the
+      // server's frame on, in the import's frame size.
       const stop = new AbortController();
       let importId;
       await upload(bytes(good), {
@@ -882,13 +883,18 @@ test("the package's upload() sends frames while it packs, and nothing when the t
         mode: 'replace',
         fileName: 'streamed.zip',
         framesPerRequest: 1,
+        frameSize: 65536,
         signal: stop.signal,
         onImport: (id) => {
           importId = id;
         },
         onProgress: (p) => p.framesSent >= 3 && stop.abort(),
       }).catch(() => {});
-      const { nextSeq } = await fetchImport(url, token, importId);
+      const { nextSeq, frameSize } = await fetchImport(url, token, importId);
+      const otherSize = await upload(bytes(good), { url, token, fileName: 'streamed.zip', importId, frameSize: 1 << 20 }).then(
+        () => null,
+        (e) => e.code,
+      );
       const requested = [];
       const realFetch = window.fetch;
       window.fetch = (address, init) => {
@@ -907,7 +913,7 @@ test("the package's upload() sends frames while it packs, and nothing when the t
         },
       });
       window.fetch = realFetch;
-      const whole = await prepareUpload(bytes(good), { fileName: 'streamed.zip', mode: 'replace', target: await fetchTables(url, token) });
+      const whole = await prepareUpload(bytes(good), { fileName: 'streamed.zip', mode: 'replace', frameSize: 65536, target: await fetchTables(url, token) });
       // A finished import, or an open one of another mode, is not continued: nothing is sent.
       const opened = await (await fetch(`${url}/api/imports`, {
         method: 'POST',
@@ -936,6 +942,8 @@ test("the package's upload() sends frames while it packs, and nothing when the t
       refused.ownModeImport = (await fetchImport(url, token, opened.id)).state;
       const continued = {
         nextSeq,
+        frameSize,
+        otherSize,
         importId,
         state: resumed.state,
         firstFrames: requested.filter((r) => r.includes('/frames?')).slice(0, 1),
@@ -982,6 +990,8 @@ test("the package's upload() sends frames while it packs, and nothing when the t
 
   const { continued } = result;
   assert.ok(continued.nextSeq >= 3, `stopped at frame ${continued.nextSeq}`);
+  assert.equal(continued.frameSize, 65536, 'the import has its stream\'s frame size');
+  assert.equal(continued.otherSize, 'FrameSizeMismatch', 'another frame size is refused');
   assert.equal(continued.state, 'finished');
   assert.match(continued.firstFrames[0], new RegExp(`/frames\\?seq=${continued.nextSeq}$`));
   assert.equal(

@@ -12,7 +12,8 @@ export async function check(file: File, onProgress: (p: Progress) => void): Prom
 export async function send(file: File, url: string, token: string, pause: AbortSignal, importId?: string): Promise<number> {
   const status = importId ? await fetchImport(url, token, importId) : null;
   const firstFrame = status?.state === 'open' ? status.nextSeq : 0;
-  const packing = startPacking(file, { target: await fetchTables(url, token), mode: 'append', firstFrame, level: 1 });
+  const frameSize = status?.state === 'open' ? status.frameSize : undefined;
+  const packing = startPacking(file, { target: await fetchTables(url, token), mode: 'append', firstFrame, frameSize, level: 1 });
   try {
     const finished = await sendUpload(packing, {
       url,
