@@ -367,6 +367,7 @@ mod tests {
             level,
             shard.map(|s| s.0),
             shard.map(|s| s.1),
+            None,
         )
         .unwrap();
         let handed = handed.take();
