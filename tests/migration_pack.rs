@@ -243,6 +243,34 @@ fn force_does_not_pack_past_an_entry_it_could_not_read() {
 }
 
 #[test]
+fn force_does_not_pack_an_input_with_entries_it_must_leave_out() {
+    use std::io::Write;
+    // A table folder that is not a table name: its entry is not read.
+    let mut zip = zip::ZipWriter::new(Cursor::new(Vec::new()));
+    for (name, body) in [("bad-name/documents.jsonl", "{\"a\":1}\n"), ("ok/documents.jsonl", "{\"b\":2}\n")] {
+        zip.start_file(name, zip::write::SimpleFileOptions::default()).unwrap();
+        zip.write_all(body.as_bytes()).unwrap();
+    }
+    let zip = zip.finish().unwrap().into_inner();
+    let error = pack_zip(&zip, &options(true)).unwrap_err();
+    let PackError::Invalid(report) = &error else {
+        panic!("{error}");
+    };
+    assert!(report.errors.iter().any(|e| e.entry.as_deref() == Some("bad-name/documents.jsonl")));
+
+    // A table file with no table to go into.
+    let error = pack(
+        Cursor::new(&b"{\"a\":1}\n"[..]),
+        "items.jsonl",
+        Vec::new(),
+        &options(true),
+        &mut |_| true,
+    )
+    .unwrap_err();
+    assert!(matches!(error, PackError::Invalid(_)), "{error}");
+}
+
+#[test]
 fn a_single_table_file_packs() {
     let jsonl = b"{\"a\":1}\n{\"b\":\"x\"}\n";
     let options = PackOptions {

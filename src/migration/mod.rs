@@ -26,8 +26,7 @@ pub use error::{DecodeError, EncodeError};
 pub use frame::{FRAME_HEADER_LEN, MAGIC, MAX_FRAME_SIZE, MIN_FRAME_SIZE, STREAM_HEADER_LEN};
 pub use item::{FileStart, Header, Item, TableDecl, TableEnd, Totals};
 pub use pack::{
-    component_prefix, leaves_input_unread, pack, unpack, PackError, PackOptions, Packed,
-    UnpackError, Unpacked,
+    component_prefix, pack, unpack, PackError, PackOptions, Packed, UnpackError, Unpacked,
 };
 
 /// The version of the stream format this build writes and reads.

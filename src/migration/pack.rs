@@ -17,8 +17,8 @@ pub struct PackOptions {
     pub validate: Options,
     /// Pack even when the input has validation errors: every document line
     /// is packed, valid or not, for the server to judge. Not past errors
-    /// that left part of the input unread ([`leaves_input_unread`]): the
-    /// server would never see that part.
+    /// that left part of the input unread ([`leaves_input_unread`], the
+    /// plan's `left_out`): the server would never see that part.
     pub force: bool,
     /// Frame size, deflate level, first frame to write.
     pub encoder: EncoderConfig,
@@ -90,7 +90,8 @@ pub fn pack<R: Read + Seek, W: Write>(
         refused: false,
         error: None,
     };
-    let (report, _) = validate::walk(input, file_name, &options.validate, &mut sink, on_progress);
+    let (report, plan) =
+        validate::walk(input, file_name, &options.validate, &mut sink, on_progress);
     if let Some(error) = sink.error {
         return Err(PackError::Encode {
             error,
@@ -100,7 +101,9 @@ pub fn pack<R: Read + Seek, W: Write>(
     if report.warnings.iter().any(|w| w.code == Code::Cancelled) {
         return Err(PackError::Cancelled(Box::new(report)));
     }
-    let forced = options.force && !report.errors.iter().any(|e| leaves_input_unread(e.code));
+    let forced = options.force
+        && plan.left_out.is_empty()
+        && !report.errors.iter().any(|e| leaves_input_unread(e.code));
     if sink.refused || !(report.valid || forced) {
         return Err(PackError::Invalid(Box::new(report)));
     }
@@ -131,7 +134,7 @@ pub fn pack<R: Read + Seek, W: Write>(
 /// Whether an error means some of the input was not read: a damaged entry,
 /// a failed read, an unknown compression, entries sharing a name (one is
 /// read). Packing past it would drop that part without a word.
-pub fn leaves_input_unread(code: Code) -> bool {
+fn leaves_input_unread(code: Code) -> bool {
     matches!(
         code,
         Code::InvalidZip

@@ -236,6 +236,10 @@ pub struct Plan {
     pub files: Vec<PlannedFile>,
     /// Uncompressed bytes of the document entries and files.
     pub bytes: u64,
+    /// Entries (or the single-table file) not read because of an error about
+    /// them, such as a table name that is not one: nothing can carry them,
+    /// so packing refuses them even when forced.
+    pub left_out: Vec<String>,
 }
 
 /// Receives the walk of an input: the plan, every document line (valid or

@@ -26,8 +26,10 @@ pub(super) fn walk<R: Read + Seek>(
     ctx: &mut Context,
     sink: &mut dyn Sink,
 ) -> Result<Plan, Stop> {
+    // No table to import into: the file is left out.
     let empty = Plan {
         format: Some(format),
+        left_out: vec![file_name.to_owned()],
         ..Plan::default()
     };
     let kind = match format {
@@ -98,6 +100,7 @@ pub(super) fn walk<R: Read + Seek>(
         tables,
         files: Vec::new(),
         bytes: 0,
+        left_out: Vec::new(),
     };
     ctx.counts = vec![(0, 0)];
     if let Err(e) = sink.begin(&plan) {

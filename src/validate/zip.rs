@@ -84,6 +84,7 @@ pub(super) fn walk<R: Read + Seek>(
     // Stage A: every entry by name; generated schemas are read now.
     let mut streams = Vec::new();
     let mut blobs = Vec::new();
+    let mut left_out = Vec::new();
     let mut schemas: HashMap<(String, String), ValueRules> = HashMap::new();
     for index in 0..archive.len() {
         // From the central directory: no read of the entry itself.
@@ -112,7 +113,10 @@ pub(super) fn walk<R: Read + Seek>(
             }
         };
         match classify(&name, &base) {
-            Err(e) => ctx.error(Finding::new(e.code, e.message).entry(&name)),
+            Err(e) => {
+                ctx.error(Finding::new(e.code, e.message).entry(&name));
+                left_out.push(name.clone());
+            }
             Ok(EntryKind::Documents { component, table }) => streams.push(Stream {
                 component,
                 table,
@@ -140,7 +144,10 @@ pub(super) fn walk<R: Read + Seek>(
         }
         match storage_name(&name, &base) {
             None => {}
-            Some(Err(e)) => ctx.error(Finding::new(e.code, e.message).entry(&name)),
+            Some(Err(e)) => {
+                ctx.error(Finding::new(e.code, e.message).entry(&name));
+                left_out.push(name);
+            }
             Some(Ok(file)) => match DocumentId::decode(&file.id) {
                 // The extension is not part of the id: `<id>` and `<id>.png`
                 // would be stored twice under one `_id`.
@@ -148,18 +155,21 @@ pub(super) fn walk<R: Read + Seek>(
                     .iter()
                     .find(|b: &&Blob| b.id == id && b.component == file.component)
                 {
-                    Some(first) => ctx.error(
-                        Finding::new(
-                            Code::DuplicateId,
-                            format!(
-                                "Objects in table \"_storage\" have duplicate _id fields: \
-                                 entries {} and {name} are both stored file {id}",
-                                first.name
-                            ),
-                        )
-                        .entry(&name)
-                        .table(&file.component, "_storage"),
-                    ),
+                    Some(first) => {
+                        ctx.error(
+                            Finding::new(
+                                Code::DuplicateId,
+                                format!(
+                                    "Objects in table \"_storage\" have duplicate _id fields: \
+                                     entries {} and {name} are both stored file {id}",
+                                    first.name
+                                ),
+                            )
+                            .entry(&name)
+                            .table(&file.component, "_storage"),
+                        );
+                        left_out.push(name);
+                    }
                     None => blobs.push(Blob {
                         component: file.component,
                         id,
@@ -169,13 +179,16 @@ pub(super) fn walk<R: Read + Seek>(
                         span,
                     }),
                 },
-                Err(e) => ctx.error(
-                    Finding::new(
-                        Code::InvalidStorageId,
-                        format!("_storage id '{}' invalid: {e}", file.id),
-                    )
-                    .entry(&name),
-                ),
+                Err(e) => {
+                    ctx.error(
+                        Finding::new(
+                            Code::InvalidStorageId,
+                            format!("_storage id '{}' invalid: {e}", file.id),
+                        )
+                        .entry(&name),
+                    );
+                    left_out.push(name);
+                }
             },
         }
     }
@@ -296,6 +309,7 @@ pub(super) fn walk<R: Read + Seek>(
         bytes: 0,
         tables,
         files,
+        left_out,
     };
     ctx.counts = vec![(0, 0); plan.tables.len()];
     if let Some(shard) = ctx.shard() {

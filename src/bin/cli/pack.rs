@@ -10,9 +10,8 @@ use std::time::{Instant, SystemTime, UNIX_EPOCH};
 use anyhow::{bail, Context as _, Result};
 use clap::Args;
 use snappack::migration::{
-    component_prefix, leaves_input_unread, pack, unpack, DecoderConfig, EncoderConfig, Item,
-    PackError, PackOptions, UnpackError, DEFAULT_FRAME_SIZE, DEFAULT_LEVEL, DEFAULT_MAX_FRAME_SIZE,
-    MIN_FRAME_SIZE,
+    component_prefix, pack, unpack, DecoderConfig, EncoderConfig, Item, PackError, PackOptions,
+    UnpackError, DEFAULT_FRAME_SIZE, DEFAULT_LEVEL, DEFAULT_MAX_FRAME_SIZE, MIN_FRAME_SIZE,
 };
 use snappack::report::Report;
 
@@ -98,10 +97,10 @@ pub(super) fn run_pack(args: PackArgs) -> Result<ExitCode> {
         human::print(&mut stdout, &name, report, started.elapsed(), color)?;
         if only_option_errors(report) {
             writeln!(stdout, "not packed: fix the options")?;
-        } else if report.errors.iter().any(|e| leaves_input_unread(e.code)) {
+        } else if args.force {
             writeln!(
                 stdout,
-                "not packed: part of the input cannot be read (see the errors above), so not even --force can pack it"
+                "not packed: part of the input cannot be read or carried (see the errors above), so not even --force can pack it"
             )?;
         } else {
             writeln!(stdout, "not packed: fix the errors, or pack with --force")?;
