@@ -259,7 +259,7 @@ interface ImportStatusBase {
   mode: ImportMode;
   /** The label given at creation. */
   label?: string;
-  /** True once the stream's end is in (and for a finished import). */
+  /** Open: true once the stream's end is in. Closed: true when the import finished. */
   complete: boolean;
 }
 

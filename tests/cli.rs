@@ -559,3 +559,34 @@ fn a_pipe_is_read_whole_and_validated() {
         assert_eq!(report["errors"][0]["code"], "DuplicateId", "{stdout}");
     }
 }
+
+/// Text from a stream is shown escaped: a producer with a terminal escape
+/// sequence cannot clear or retitle the terminal.
+#[test]
+fn unpack_shows_the_streams_text_escaped() {
+    use snappack::migration::{pack, PackOptions};
+    let dir = fresh_dir("unpack-escaped");
+    let jsonl = b"{\"a\":1}\n";
+    let options = PackOptions {
+        validate: snappack::Options {
+            table: Some("items".into()),
+            ..Default::default()
+        },
+        producer: "evil \u{1b}[2J".into(),
+        ..PackOptions::default()
+    };
+    let (stream, _) = pack(
+        std::io::Cursor::new(&jsonl[..]),
+        "items.jsonl",
+        Vec::new(),
+        &options,
+        &mut |_| true,
+    )
+    .unwrap();
+    let path = dir.join("s.snappack");
+    std::fs::write(&path, stream).unwrap();
+    let (code, stdout, _) = snappack(&["unpack", arg(&path)]);
+    assert_eq!(code, 0, "{stdout}");
+    assert!(stdout.contains("written by evil \\u{1b}[2J"), "{stdout}");
+    assert!(!stdout.contains('\u{1b}'), "{stdout}");
+}

@@ -659,7 +659,8 @@ fn stream_header_errors() {
     let flags = stream_head(1, 1, 4096);
     let tiny = stream_head(1, 0, 63);
     let huge = stream_head(1, 0, 64 << 20);
-    for bad in [&crc[..], &flags, &tiny] {
+    let over_format = stream_head(1, 0, (64 << 20) + 1);
+    for bad in [&crc[..], &flags, &tiny, &over_format] {
         let error = error_of(bad);
         assert_eq!(error.code(), "BadStreamHeader", "{error}");
         assert_eq!(error.offset(), 0);
@@ -1027,6 +1028,16 @@ fn order_and_content_errors_name_the_item() {
         );
         assert!(!error.is_retryable());
     }
+    // Totals are told in words, not as a Rust structure.
+    let error = error_of(&stream_of(&[
+        [h.clone(), done_item([0, 0, 0, 0, 1])].concat()
+    ]));
+    assert!(
+        error
+            .to_string()
+            .contains("Done says 0 tables, 0 documents (0 bytes), 0 files (1 bytes)"),
+        "{error}"
+    );
 }
 
 #[test]
@@ -1054,6 +1065,9 @@ fn stream_end_errors() {
             partial: 5
         }
     );
+    assert!(error_of(&stream[..5])
+        .to_string()
+        .contains("incomplete stream header or first frame"));
     assert_eq!(error_of(&stream[..stream.len() - 1]).code(), "Truncated");
     assert_eq!(
         error_of(&stream[..STREAM_HEADER_LEN]),

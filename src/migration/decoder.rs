@@ -259,9 +259,9 @@ impl Decoder {
             })
         } else {
             let size = u32::from_le_bytes([h[12], h[13], h[14], h[15]]) as usize;
-            if size < MIN_FRAME_SIZE {
+            if !(MIN_FRAME_SIZE..=MAX_FRAME_SIZE).contains(&size) {
                 Some(DecodeError::BadStreamHeader {
-                    reason: "max frame size is below the format's least",
+                    reason: "max frame size is outside the format's range",
                 })
             } else if size > self.limit {
                 Some(DecodeError::FrameSizeOverLimit {

@@ -119,7 +119,7 @@ pub enum DecodeError {
         offset: u64,
     },
     /// The input ended inside the stream header or a frame.
-    #[error("stream truncated: {partial} bytes of an incomplete frame after offset {offset}")]
+    #[error("stream truncated: {partial} bytes of an incomplete {} after offset {offset}", if *offset == 0 { "stream header or first frame" } else { "frame" })]
     Truncated {
         /// End of the last complete frame: keep up to here.
         offset: u64,

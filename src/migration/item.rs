@@ -38,6 +38,16 @@ pub struct Totals {
     pub file_bytes: u64,
 }
 
+impl std::fmt::Display for Totals {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{} tables, {} documents ({} bytes), {} files ({} bytes)",
+            self.tables, self.documents, self.document_bytes, self.files, self.file_bytes
+        )
+    }
+}
+
 /// The first item of every stream.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Header {

@@ -262,7 +262,7 @@ impl StreamState {
         let actual = self.done()?;
         if *sent != actual {
             return Err(Violation::Mismatch(format!(
-                "Done says {sent:?}; received {actual:?}"
+                "Done says {sent}; received {actual}"
             )));
         }
         Ok(())

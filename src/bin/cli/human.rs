@@ -201,7 +201,7 @@ fn print_grouped(
 
 /// Text from the input, safe to print on a terminal: control characters
 /// (an escape sequence could retitle or clear it) are written as `\u{1b}`.
-fn shown(text: &str) -> Cow<'_, str> {
+pub(super) fn shown(text: &str) -> Cow<'_, str> {
     if !text.chars().any(char::is_control) {
         return Cow::Borrowed(text);
     }

@@ -271,13 +271,15 @@ pub(super) fn run_unpack(args: UnpackArgs) -> Result<ExitCode> {
                 human::count(u.totals.documents),
                 human::count(u.totals.files),
                 human::bytes(u.totals.document_bytes + u.totals.file_bytes),
-                u.header.producer,
+                human::shown(&u.header.producer),
                 started.elapsed().as_secs_f64()
             );
             Ok(ExitCode::SUCCESS)
         }
         Err(UnpackError::Decode(error)) => {
-            println!("{name}: invalid: {error} [{}]{not_written}", error.code());
+            // Names in the message come from the stream.
+            let message = human::shown(&error.to_string()).into_owned();
+            println!("{name}: invalid: {message} [{}]{not_written}", error.code());
             Ok(ExitCode::from(1))
         }
         Err(error) => bail!("cannot unpack {name}: {error}{not_written}"),
