@@ -590,3 +590,58 @@ fn unpack_shows_the_streams_text_escaped() {
     assert!(stdout.contains("written by evil \\u{1b}[2J"), "{stdout}");
     assert!(!stdout.contains('\u{1b}'), "{stdout}");
 }
+
+/// What unpack would write where it could not be read back is refused: a
+/// `_tables` table (rebuilt from the numbers) or a stored file whose id is
+/// not one.
+#[test]
+fn unpack_refuses_what_it_could_not_write_back() {
+    use snappack::convex::value::ValueRules;
+    use snappack::migration::{Encoder, EncoderConfig, FileStart, Header, TableDecl, Totals};
+    use snappack::report::NumberSource;
+    let dir = fresh_dir("unpack-refuses");
+    let stream = |table: &str, file: &str| {
+        let header = Header::new("test", 0, Totals::default());
+        let mut e = Encoder::new(Vec::new(), EncoderConfig::default(), header).unwrap();
+        let t = e
+            .table(TableDecl {
+                component: String::new(),
+                name: table.into(),
+                number: Some(10001),
+                number_source: NumberSource::Tables,
+                rules: ValueRules::Plain,
+                expected_documents: 1,
+            })
+            .unwrap();
+        e.document(t, b"{\"a\":1}").unwrap();
+        e.end_table(t).unwrap();
+        e.file(FileStart {
+            component: String::new(),
+            id: file.into(),
+            content_type: None,
+            size: 1,
+        })
+        .unwrap();
+        e.file_data(b"x").unwrap();
+        e.end_file().unwrap();
+        e.finish().unwrap().0
+    };
+    let id = snappack::convex::DocumentId::new(540, [3; 16]).to_string();
+    for (table, file, why) in [
+        ("_tables", id.as_str(), "a system table"),
+        ("users", "documents", "its id does not decode"),
+    ] {
+        let path = dir.join(format!("{table}.snappack"));
+        std::fs::write(&path, stream(table, file)).unwrap();
+        let out = dir.join(format!("{table}-out"));
+        let (code, stdout, stderr) = snappack(&["unpack", arg(&path), "-o", arg(&out)]);
+        assert_ne!(code, 0, "{stdout}");
+        assert!(stderr.contains(why), "{stderr}");
+        assert!(!out.exists(), "nothing is written");
+    }
+    // The same stream with names it can write back unpacks.
+    let path = dir.join("good.snappack");
+    std::fs::write(&path, stream("users", &id)).unwrap();
+    let (code, stdout, _) = snappack(&["unpack", arg(&path), "-o", arg(&dir.join("good"))]);
+    assert_eq!(code, 0, "{stdout}");
+}

@@ -637,17 +637,6 @@ fn storage_rows_are_checked_against_their_files() {
             vec![later],
             "{backend}"
         );
-        // One file twice: DuplicateId.
-        let stream = encode(
-            &[storage(vec![storage_row(&with_file, &data)])],
-            &[file.clone(), file.clone()],
-            4096,
-        );
-        let id = imports.create(ImportMode::Replace, None).unwrap().id;
-        match imports.append(&id, 0, &stream) {
-            Err(ImportsError::Rejected(r)) => assert_eq!(r.code, "DuplicateId", "{backend}"),
-            other => panic!("{backend}: {other:?}"),
-        }
         // A row Convex cannot read: InvalidConvexValue.
         let stream = encode(
             &[storage(vec![format!(

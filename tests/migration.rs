@@ -542,9 +542,13 @@ fn header_item(version: u16, producer: &[u8]) -> Vec<u8> {
 }
 
 fn table_item(source: u8, rules: u8) -> Vec<u8> {
+    named_table_item(b"t", source, rules)
+}
+
+fn named_table_item(name: &[u8], source: u8, rules: u8) -> Vec<u8> {
     let mut v = vec![2];
     v.extend(string(b""));
-    v.extend(string(b"t"));
+    v.extend(string(name));
     v.push(source);
     v.push(rules);
     v.extend(0u32.to_le_bytes());
@@ -935,11 +939,19 @@ fn order_and_content_errors_name_the_item() {
             vec![
                 h.clone(),
                 t.clone(),
-                t.clone(),
+                named_table_item(b"u", 3, 0),
                 documents_item(0, b"{"),
                 documents_item(1, b"}\n"),
             ],
             "documents while a line of table 0 is unfinished",
+        ),
+        (
+            vec![h.clone(), t.clone(), t.clone()],
+            "table t of component '' is declared twice",
+        ),
+        (
+            vec![h.clone(), file_item(0), file_end_item(b""), file_item(0)],
+            "stored file id of component '' is sent twice",
         ),
         (
             vec![

@@ -2,11 +2,14 @@
 //! (which refuses to write a stream that breaks them) and the decoder
 //! (which refuses to read one).
 //!
-//! Rules: the header comes first and once; a table is declared before its
-//! documents and ended once, after them; a line split across `Documents`
-//! items is continued by the next item; a storage file's data items follow
-//! its start and add up to its size; `Done` comes last, after every table
-//! is ended and every file is complete, and carries the actual totals.
+//! Rules: the header comes first and once; a table is declared once (by
+//! component and name) before its documents and ended once, after them; a
+//! line split across `Documents` items is continued by the next item; a
+//! storage file is sent once (by component and id), its data items follow
+//! its start and add up to its size; `Done` comes last, after every table is
+//! ended and every file is complete, and carries the actual totals.
+
+use std::collections::HashSet;
 
 use sha2::{Digest, Sha256};
 
@@ -48,6 +51,9 @@ pub(crate) struct StreamState {
     open_line: Option<u32>,
     file: Option<FileState>,
     totals: Totals,
+    /// Tables declared and files started, by component and name or id.
+    table_names: HashSet<(String, String)>,
+    file_ids: HashSet<(String, String)>,
 }
 
 fn order(reason: impl Into<String>) -> Violation {
@@ -125,6 +131,15 @@ impl StreamState {
         if t.number == Some(0) {
             return Err(order("table number 0"));
         }
+        if !self
+            .table_names
+            .insert((t.component.clone(), t.name.clone()))
+        {
+            return Err(order(format!(
+                "table {} of component '{}' is declared twice",
+                t.name, t.component
+            )));
+        }
         let index = u32::try_from(self.tables.len())
             .ok()
             .filter(|&i| i < u32::MAX)
@@ -197,6 +212,12 @@ impl StreamState {
     /// Starts a storage file.
     pub(crate) fn file(&mut self, f: &FileStart) -> Result<(), Violation> {
         self.expect_between("a storage file")?;
+        if !self.file_ids.insert((f.component.clone(), f.id.clone())) {
+            return Err(order(format!(
+                "stored file {} of component '{}' is sent twice",
+                f.id, f.component
+            )));
+        }
         self.file = Some(FileState {
             size: f.size,
             received: 0,

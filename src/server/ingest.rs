@@ -10,7 +10,7 @@
 //! Pure: no I/O. The driver (`super::imports`) applies what a frame yields.
 
 use std::borrow::Cow;
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 
 use sha2::{Digest, Sha256};
 
@@ -123,8 +123,6 @@ struct StorageTable {
     pending_at: HashMap<DocumentId, usize>,
     /// Files that came without a row: id, size and SHA-256.
     without_rows: Vec<(DocumentId, u64, [u8; 32])>,
-    /// Every file that came.
-    files: HashSet<DocumentId>,
 }
 
 /// The `_id` of a `_storage` row (already checked).
@@ -253,18 +251,8 @@ impl Ingest {
             .iter_mut()
             .find(|t| t.name == "_storage" && t.component == component);
         let (mut has_row, mut expected) = (false, None);
+        // (The decoder refuses a file sent twice.)
         if let Some(table) = table {
-            let storage = table.storage.get_or_insert_with(StorageTable::default);
-            if !storage.files.insert(decoded) {
-                return Err(Self::storage_rejection(
-                    component,
-                    Code::DuplicateId,
-                    format!(
-                        "Objects in table \"_storage\" have duplicate _id fields: stored file {id} came twice"
-                    ),
-                    seq,
-                ));
-            }
             if table.number.is_some_and(|n| n != decoded.table) {
                 let message = import_conflict_message(id, "_storage");
                 return Err(Self::storage_rejection(

@@ -161,6 +161,14 @@ impl Rebuild {
     fn item(&mut self, item: &Item) -> Result<()> {
         match item {
             Item::Table(t) => {
+                // `_tables` is rebuilt from the numbers; other system tables
+                // are never imported.
+                if t.name.starts_with('_') && t.name != "_storage" {
+                    bail!(
+                        "refusing to write table '{}': a system table a snapshot cannot import",
+                        t.name
+                    );
+                }
                 let dir = folder(&self.root, &t.component, &t.name)?;
                 fs::create_dir_all(&dir)?;
                 let path = dir.join("documents.jsonl");
@@ -194,6 +202,13 @@ impl Rebuild {
                 }
             }
             Item::File(f) => {
+                // An id that does not decode would not be read back as a file.
+                if let Err(e) = snappack::convex::DocumentId::decode(&f.id) {
+                    bail!(
+                        "refusing to write stored file '{}': its id does not decode ({e})",
+                        f.id
+                    );
+                }
                 let path = folder(&self.root, &f.component, "_storage")?;
                 fs::create_dir_all(&path)?;
                 let path = folder(&path, "", &f.id)?;
