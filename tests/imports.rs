@@ -658,3 +658,36 @@ fn storage_rows_are_checked_against_their_files() {
         }
     }
 }
+
+/// A line that goes on across frames is refused once it is longer than any
+/// line is read, not kept growing until it ends.
+#[test]
+fn a_line_split_across_frames_is_refused_once_too_long() {
+    let (_, database) = common::databases().remove(0);
+    let dir = common::temp_dir("long-line");
+    let imports = open(&database, &dir);
+    let mut long = String::from("{\"a\":\"");
+    long.push_str(&"x".repeat(72 << 20));
+    let table = StreamTable {
+        lines: vec![long],
+        ..numbered_table("t", 10001, 0, 0)
+    };
+    let stream = encode(&[table], &[], 4 << 20);
+    let ranges = frames(&stream);
+    let id = imports.create(ImportMode::RequireEmpty, None).unwrap().id;
+    let mut refused = None;
+    for (seq, range) in ranges.iter().enumerate() {
+        if let Err(e) = imports.append(&id, seq as u64, &stream[range.clone()]) {
+            refused = Some((seq, e));
+            break;
+        }
+    }
+    let Some((seq, ImportsError::Rejected(r))) = refused else {
+        panic!("{refused:?}");
+    };
+    assert_eq!((r.code, r.line), ("ValueTooLargeError", Some(1)));
+    assert!(
+        seq < ranges.len() - 1,
+        "refused before the line ended, at frame {seq}"
+    );
+}

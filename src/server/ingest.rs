@@ -23,7 +23,7 @@ use crate::migration::{Frame, Item, TableDecl};
 use crate::report::{Code, NumberSource};
 use crate::validate::storage::StorageMetadata;
 use crate::validate::table::import_conflict_message;
-use crate::validate::TableChecker;
+use crate::validate::{line_too_long, TableChecker, MAX_LINE};
 
 /// Why a frame is refused, with where: the import stays at the frame before.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
@@ -435,7 +435,7 @@ impl Ingest {
                 }
                 None => {
                     start.extend_from_slice(rest);
-                    self.partial = Some((table, start));
+                    self.hold_partial(table, start, seq)?;
                     return Ok(());
                 }
             }
@@ -448,7 +448,7 @@ impl Ingest {
                     rest = &rest[end + 1..];
                 }
                 None => {
-                    self.partial = Some((table, rest.to_vec()));
+                    self.hold_partial(table, rest.to_vec(), seq)?;
                     break;
                 }
             }
@@ -467,6 +467,33 @@ impl Ingest {
         }
     }
 
+    /// Keeps the start of a line the next item continues, refusing it as
+    /// soon as it is longer than any line is read: a line split across many
+    /// frames would otherwise grow here (and again at every replay) until
+    /// its end.
+    fn hold_partial(&mut self, table: usize, start: Vec<u8>, seq: u64) -> Result<(), Rejection> {
+        if start.len() > MAX_LINE {
+            return Err(self.too_long(table, seq));
+        }
+        self.partial = Some((table, start));
+        Ok(())
+    }
+
+    /// The next line of `table` is longer than any line is read.
+    fn too_long(&self, table: usize, seq: u64) -> Rejection {
+        let t = &self.tables[table];
+        let row = t.rows + 1;
+        let finding = line_too_long(row);
+        Rejection {
+            code: finding.code.as_str(),
+            message: finding.message,
+            component: t.component.clone(),
+            table: Some(t.name.clone()),
+            line: Some(row),
+            seq,
+        }
+    }
+
     /// A line as text (the row it will be is `rows + 1`).
     fn line<'a>(
         &self,
@@ -474,6 +501,9 @@ impl Ingest {
         bytes: Cow<'a, [u8]>,
         seq: u64,
     ) -> Result<Cow<'a, str>, Rejection> {
+        if bytes.len() > MAX_LINE {
+            return Err(self.too_long(table, seq));
+        }
         let t = &self.tables[table];
         let text = match bytes {
             Cow::Borrowed(b) => simdutf8::basic::from_utf8(b)

@@ -387,7 +387,7 @@ impl Reporting<'_, '_> {
 
 /// A document line longer than any reader reads: line `row` of an entry or
 /// a file (the finding says where).
-pub(super) fn line_too_long(row: u64) -> Finding {
+pub(crate) fn line_too_long(row: u64) -> Finding {
     Finding::new(
         Code::ValueTooLargeError,
         format!(
