@@ -691,3 +691,29 @@ fn a_line_split_across_frames_is_refused_once_too_long() {
         "refused before the line ended, at frame {seq}"
     );
 }
+
+/// A stream that declares more user tables than a deployment takes is
+/// refused at the declaration, not after its hidden tables were made.
+#[test]
+fn more_tables_than_a_deployment_takes_are_refused_when_declared() {
+    let (_, database) = common::databases().remove(0);
+    let dir = common::temp_dir("many-tables");
+    let imports = open(&database, &dir);
+    let tables: Vec<StreamTable> = (0..10_001)
+        .map(|i| StreamTable {
+            lines: Vec::new(),
+            ..numbered_table(&format!("t{i}"), 10_001 + i, 0, 0)
+        })
+        .collect();
+    let stream = encode(&tables, &[], 1 << 20);
+    let id = imports.create(ImportMode::RequireEmpty, None).unwrap().id;
+    let first = frames(&stream)[0].clone();
+    match imports.append(&id, 0, &stream[first]) {
+        Err(ImportsError::Rejected(r)) => {
+            assert_eq!(r.code, "TooManyTables");
+            assert_eq!(r.table.as_deref(), Some("t10000"));
+        }
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(imports.store().hidden_tables().unwrap(), 0);
+}

@@ -14,6 +14,7 @@ use std::collections::HashMap;
 
 use sha2::{Digest, Sha256};
 
+use super::store::plan::MAX_USER_TABLES;
 use super::store::{DocumentWrite, FrameWrite, TableDeclaration, TablePin};
 use crate::archive::check_component_path;
 use crate::convex::names::check_identifier;
@@ -150,6 +151,10 @@ pub struct Ingest {
     partial: Option<(usize, Vec<u8>)>,
     /// The storage file being received.
     file: Option<OpenFile>,
+    /// Tables by component and declared number.
+    numbered: HashMap<(String, u32), usize>,
+    /// User tables declared.
+    user_tables: usize,
 }
 
 /// The number a declaration fixes: from `_tables` or the first `_id`. A
@@ -170,6 +175,8 @@ impl Ingest {
             tables: Vec::new(),
             partial: None,
             file: None,
+            numbered: HashMap::new(),
+            user_tables: 0,
         }
     }
 
@@ -367,31 +374,34 @@ impl Ingest {
         }
         check_component_path(&decl.component)
             .map_err(|why| (Code::InvalidComponentName.as_str(), why))?;
-        for other in &self.tables {
-            if other.component != decl.component {
-                continue;
-            }
-            if other.name == decl.name {
+        // (The decoder refuses a table declared twice.) Looked up, not
+        // compared with every earlier table: streams may declare thousands.
+        let number = declared_number(decl);
+        if let Some(n) = number {
+            let key = (decl.component.clone(), n);
+            if let Some(&other) = self.numbered.get(&key) {
                 return Err((
-                    Code::DuplicateTableName.as_str(),
-                    format!("table `{}` is declared twice", decl.name),
+                    Code::InvalidId.as_str(),
+                    format!(
+                        "conflict between `{}` and `{}`{} with number {n}",
+                        self.tables[other].name,
+                        decl.name,
+                        super::store::plan::in_component(&decl.component)
+                    ),
                 ));
             }
-            if let (Some(a), Some(b)) = (other.number, declared_number(decl)) {
-                if a == b {
-                    return Err((
-                        Code::InvalidId.as_str(),
-                        format!(
-                            "conflict between `{}` and `{}`{} with number {a}",
-                            other.name,
-                            decl.name,
-                            super::store::plan::in_component(&decl.component)
-                        ),
-                    ));
-                }
+            self.numbered.insert(key, self.tables.len());
+        }
+        // No deployment takes more: refused now rather than at finish.
+        if !decl.name.starts_with('_') {
+            self.user_tables += 1;
+            if self.user_tables > MAX_USER_TABLES {
+                return Err((
+                    Code::TooManyTables.as_str(),
+                    format!("Number of tables cannot exceed {MAX_USER_TABLES}."),
+                ));
             }
         }
-        let number = declared_number(decl);
         self.tables.push(TableState {
             component: decl.component.clone(),
             name: decl.name.clone(),
