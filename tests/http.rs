@@ -456,3 +456,23 @@ fn imports_are_listed_with_their_label() {
     let default = server.call("POST", "/api/imports", b"");
     assert_eq!(default.json()["mode"], "requireEmpty");
 }
+
+#[test]
+fn a_token_no_client_could_send_is_refused_at_start() {
+    use snappack::server::resolve_token;
+    let dir = common::temp_dir("tokens");
+    for bad in ["tökén", " lead", "trail ", "tab\there"] {
+        let error = resolve_token(Some(bad), &dir).unwrap_err();
+        assert!(
+            error.to_string().contains("printable ASCII"),
+            "{bad:?}: {error}"
+        );
+    }
+    assert_eq!(
+        resolve_token(Some("fine-token"), &dir).unwrap(),
+        ("fine-token".into(), false)
+    );
+    // One stored in the data folder is checked too.
+    std::fs::write(dir.join("token"), "tökén\n").unwrap();
+    assert!(resolve_token(None, &dir).is_err());
+}

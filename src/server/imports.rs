@@ -210,6 +210,11 @@ impl Imports {
         };
         for record in imports.store.imports()? {
             if record.state != ImportState::Open {
+                // Its staging log, if a crash came between the commit that
+                // closed it and the log's removal.
+                if imports.dir.join(&record.id).exists() {
+                    imports.forget(&record.id);
+                }
                 continue;
             }
             match imports.reopen(&record.id, record.mode) {

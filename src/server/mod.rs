@@ -85,16 +85,32 @@ pub enum ServeError {
 }
 
 /// The token: given, or stored in the data folder, or new (then stored).
-/// Returns it and whether it is new.
+/// Returns it and whether it is new. A token a client could not send
+/// (outside printable ASCII, or with spaces at its ends) is refused: no
+/// request would ever match it.
 pub fn resolve_token(given: Option<&str>, data_dir: &Path) -> std::io::Result<(String, bool)> {
+    let sendable = |token: &str, from: &str| {
+        let printable = token
+            .bytes()
+            .all(|b| (0x21..0x7F).contains(&b) || b == b' ');
+        if printable && token.trim() == token {
+            Ok(token.to_owned())
+        } else {
+            Err(std::io::Error::new(
+                std::io::ErrorKind::InvalidInput,
+                format!("the token {from} must be printable ASCII without spaces at its ends: no client could send it"),
+            ))
+        }
+    };
     if let Some(token) = given.filter(|t| !t.is_empty()) {
-        return Ok((token.to_owned(), false));
+        return Ok((sendable(token, "given")?, false));
     }
     let path = data_dir.join("token");
     if let Ok(stored) = std::fs::read_to_string(&path) {
         let stored = stored.trim();
         if !stored.is_empty() {
-            return Ok((stored.to_owned(), false));
+            let from = format!("in {}", path.display());
+            return Ok((sendable(stored, &from)?, false));
         }
     }
     let mut bytes = [0u8; 24];
