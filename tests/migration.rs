@@ -84,6 +84,8 @@ fn decode(stream: &[u8], slice: usize) -> Result<(Header, Vec<Part>, Vec<Frame>)
         for frame in decoder.decode(piece) {
             frames.push(frame?);
         }
+        // As a server between requests: nothing it still needs is lost.
+        decoder.shrink();
     }
     decoder.finish()?;
     let mut header = None;

@@ -214,6 +214,19 @@ impl Decoder {
         self.phase == Phase::Done
     }
 
+    /// Gives back the memory of the frames decoded so far (up to two frames'
+    /// worth), keeping only an incomplete frame's bytes: for a decoder kept
+    /// between inputs, as an open import's is between requests. Drops
+    /// [`Decoder::last_frame_bytes`].
+    pub fn shrink(&mut self) {
+        if self.complete {
+            self.buf = Vec::new();
+            self.complete = false;
+        }
+        self.buf.shrink_to_fit();
+        self.payload = Vec::new();
+    }
+
     /// The bytes of the frame the last [`Decoder::feed`] completed, as
     /// received (for example to append to a log).
     pub fn last_frame_bytes(&self) -> Option<&[u8]> {

@@ -273,7 +273,8 @@ impl Imports {
                 },
             );
             match opened {
-                Ok((log, decoder, _)) => {
+                Ok((log, mut decoder, _)) => {
+                    decoder.shrink();
                     return Ok(Open {
                         id: id.to_owned(),
                         mode,
@@ -282,7 +283,7 @@ impl Imports {
                         ingest,
                         file,
                         stale: false,
-                    })
+                    });
                 }
                 // The log was cut before a damaged frame: replay what is left.
                 Err(OpenError::Damaged { .. }) => continue,
@@ -524,6 +525,9 @@ impl Imports {
             writes.push(a.write(frame.sequence, &open.ingest));
         }
         self.store.write_frames(&open.id, &writes)?;
+        drop(writes);
+        // Idle until the next request, maybe for days.
+        open.decoder.shrink();
         match refusal {
             Some(e) => Err(e),
             None => Ok(Appended {
