@@ -247,8 +247,12 @@ fn force_does_not_pack_an_input_with_entries_it_must_leave_out() {
     use std::io::Write;
     // A table folder that is not a table name: its entry is not read.
     let mut zip = zip::ZipWriter::new(Cursor::new(Vec::new()));
-    for (name, body) in [("bad-name/documents.jsonl", "{\"a\":1}\n"), ("ok/documents.jsonl", "{\"b\":2}\n")] {
-        zip.start_file(name, zip::write::SimpleFileOptions::default()).unwrap();
+    for (name, body) in [
+        ("bad-name/documents.jsonl", "{\"a\":1}\n"),
+        ("ok/documents.jsonl", "{\"b\":2}\n"),
+    ] {
+        zip.start_file(name, zip::write::SimpleFileOptions::default())
+            .unwrap();
         zip.write_all(body.as_bytes()).unwrap();
     }
     let zip = zip.finish().unwrap().into_inner();
@@ -256,7 +260,10 @@ fn force_does_not_pack_an_input_with_entries_it_must_leave_out() {
     let PackError::Invalid(report) = &error else {
         panic!("{error}");
     };
-    assert!(report.errors.iter().any(|e| e.entry.as_deref() == Some("bad-name/documents.jsonl")));
+    assert!(report
+        .errors
+        .iter()
+        .any(|e| e.entry.as_deref() == Some("bad-name/documents.jsonl")));
 
     // A table file with no table to go into.
     let error = pack(

@@ -26,10 +26,11 @@ use crate::convex::value::ValueRules;
 use crate::convex::DocumentId;
 use crate::report::{Code, Finding, NumberSource, Report, StorageSummary, TableSummary};
 
-pub(crate) use scan::line_too_long;
 pub use shard::{merge_shards, Shard, ShardError, ShardReport};
 pub use table::{Precheck, Prechecked, RowFinding, TableChecker};
-pub(crate) use zip::MAX_LINE;
+// For the server, which reads lines as the walk does.
+#[cfg(not(target_arch = "wasm32"))]
+pub(crate) use {scan::line_too_long, zip::MAX_LINE};
 
 /// Convex's import modes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
