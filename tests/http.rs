@@ -476,3 +476,28 @@ fn a_token_no_client_could_send_is_refused_at_start() {
     std::fs::write(dir.join("token"), "tökén\n").unwrap();
     assert!(resolve_token(None, &dir).is_err());
 }
+
+/// A connection that never finishes its request's headers is closed after
+/// the header timeout, not held for good; the server goes on serving.
+#[test]
+fn a_request_whose_headers_never_end_is_cut_off() {
+    use std::io::{Read, Write};
+    let (_, database) = &common::databases()[0];
+    let server = server(database, |c| {
+        c.header_timeout = std::time::Duration::from_secs(1)
+    });
+    let mut socket = std::net::TcpStream::connect(server.addr).unwrap();
+    socket
+        .set_read_timeout(Some(std::time::Duration::from_secs(20)))
+        .unwrap();
+    socket
+        .write_all(b"GET /api/tables HTTP/1.1\r\nHost: x\r\n")
+        .unwrap();
+    let mut answer = Vec::new();
+    // Closed by the server: read to its end (an error would be the 20 s timeout).
+    socket
+        .read_to_end(&mut answer)
+        .expect("the server closes the connection");
+    assert!(!String::from_utf8_lossy(&answer).contains("200 OK"));
+    assert_eq!(server.call("GET", "/api/tables", b"").status, 200);
+}

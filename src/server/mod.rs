@@ -49,6 +49,8 @@ pub struct ServeConfig {
     /// Open imports that receive nothing for longer than this are cancelled
     /// (checked at start and hourly); `None`: never.
     pub expire_after: Option<Duration>,
+    /// How long a client has to send a request's headers.
+    pub header_timeout: Duration,
 }
 
 /// How long an open import may receive nothing before it is cancelled, by default.
@@ -66,6 +68,7 @@ impl Default for ServeConfig {
             max_frame_size: Limits::default().max_frame_size,
             max_request_bytes: 64 << 20,
             expire_after: Some(DEFAULT_EXPIRE_AFTER),
+            header_timeout: Duration::from_secs(30),
         }
     }
 }
@@ -131,6 +134,7 @@ pub struct Server {
     app: axum::Router,
     imports: Arc<Imports>,
     expire_after: Option<Duration>,
+    header_timeout: Duration,
     token: String,
     new_token: bool,
 }
@@ -166,6 +170,7 @@ impl Server {
             app: http::router(state, config.max_request_bytes),
             imports,
             expire_after: config.expire_after,
+            header_timeout: config.header_timeout,
             token,
             new_token,
         })
@@ -194,14 +199,51 @@ impl Server {
         let sweeper = self
             .expire_after
             .map(|idle| tokio::spawn(expire_idle_imports(self.imports.clone(), idle)));
-        let served = axum::serve(self.listener, self.app)
-            .with_graceful_shutdown(shutdown)
-            .await;
+        serve_connections(self.listener, self.app, self.header_timeout, shutdown).await;
         if let Some(sweeper) = sweeper {
             sweeper.abort();
         }
-        Ok(served?)
+        Ok(())
     }
+}
+
+/// Serves each connection with HTTP/1 until `shutdown`, then lets those
+/// open finish. A client gets `header_timeout` for a request's headers: a
+/// connection that never sends them (or only trickles) is closed rather
+/// than held for good, so idle sockets cannot use up the server's.
+async fn serve_connections(
+    listener: tokio::net::TcpListener,
+    app: axum::Router,
+    header_timeout: Duration,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) {
+    use hyper_util::rt::{TokioIo, TokioTimer};
+    use hyper_util::service::TowerToHyperService;
+    let graceful = hyper_util::server::graceful::GracefulShutdown::new();
+    let mut shutdown = std::pin::pin!(shutdown);
+    loop {
+        let stream = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok((stream, _)) => stream,
+                // Out of descriptors, say: wait for some to close.
+                Err(_) => {
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+            () = &mut shutdown => break,
+        };
+        let service = TowerToHyperService::new(app.clone());
+        let connection = hyper::server::conn::http1::Builder::new()
+            .timer(TokioTimer::new())
+            .header_read_timeout(header_timeout)
+            .serve_connection(TokioIo::new(stream), service);
+        let connection = graceful.watch(connection);
+        tokio::spawn(async move {
+            let _ = connection.await;
+        });
+    }
+    graceful.shutdown().await;
 }
 
 /// Cancels imports idle for longer than `idle`, now and then hourly (or

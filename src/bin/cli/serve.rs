@@ -59,6 +59,7 @@ pub fn run(args: ServeArgs) -> Result<ExitCode> {
         max_request_bytes: args.max_request_bytes,
         expire_after: (args.expire_after_hours > 0)
             .then(|| Duration::from_secs(args.expire_after_hours * 3600)),
+        ..ServeConfig::default()
     };
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
