@@ -501,3 +501,36 @@ fn a_request_whose_headers_never_end_is_cut_off() {
     assert!(!String::from_utf8_lossy(&answer).contains("200 OK"));
     assert_eq!(server.call("GET", "/api/tables", b"").status, 200);
 }
+
+/// A body that stops coming is given up on, with an answer that says so.
+#[test]
+fn a_request_body_that_stops_coming_is_given_up() {
+    use std::io::{Read, Write};
+    let (_, database) = &common::databases()[0];
+    let server = server(database, |c| {
+        c.header_timeout = std::time::Duration::from_secs(1)
+    });
+    let id = create(&server, "requireEmpty");
+    let mut socket = std::net::TcpStream::connect(server.addr).unwrap();
+    socket
+        .set_read_timeout(Some(std::time::Duration::from_secs(20)))
+        .unwrap();
+    let head = format!(
+        "POST /api/imports/{id}/frames?seq=0 HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer secret-token\r\nContent-Length: 1000\r\n\r\n"
+    );
+    socket.write_all(head.as_bytes()).unwrap();
+    socket.write_all(b"SNAPPACK").unwrap();
+    let mut answer = Vec::new();
+    let _ = socket.read_to_end(&mut answer);
+    let answer = String::from_utf8_lossy(&answer);
+    assert!(answer.starts_with("HTTP/1.1 400"), "{answer}");
+    assert!(
+        answer.contains("no bytes of the body came for 1 s"),
+        "{answer}"
+    );
+    // The import is where it was.
+    let status = server
+        .call("GET", &format!("/api/imports/{id}"), b"")
+        .json();
+    assert_eq!(status["nextSeq"], 0);
+}

@@ -3,6 +3,7 @@
 
 use std::path::{Component, Path as FsPath, PathBuf};
 use std::sync::Arc;
+use std::time::Duration;
 
 use axum::body::{Body, Bytes};
 use axum::extract::{DefaultBodyLimit, Path, Query, Request, State};
@@ -28,7 +29,7 @@ pub(super) struct AppState {
 type Shared = Arc<AppState>;
 
 /// The application: `/api/...` behind the token, the page at `/`, CORS around both.
-pub(super) fn router(state: Shared, max_request_bytes: usize) -> Router {
+pub(super) fn router(state: Shared, max_request_bytes: usize, body_timeout: Duration) -> Router {
     let api = Router::new()
         .route("/api/tables", get(list_tables))
         .route("/api/imports", post(create_import).get(list_imports))
@@ -41,7 +42,8 @@ pub(super) fn router(state: Shared, max_request_bytes: usize) -> Router {
         .route("/api/imports/{id}/cancel", post(cancel_import))
         .route_layer(middleware::from_fn_with_state(state.clone(), authenticate))
         .layer(DefaultBodyLimit::max(max_request_bytes))
-        .layer(middleware::from_fn(move |request, next| {
+        .layer(middleware::from_fn(move |request: Request, next| {
+            let request = request.map(|body| Body::new(IdleBody::new(body, body_timeout)));
             api_errors(max_request_bytes, request, next)
         }));
     Router::new()
@@ -49,6 +51,62 @@ pub(super) fn router(state: Shared, max_request_bytes: usize) -> Router {
         .fallback(static_file)
         .layer(middleware::from_fn_with_state(state.clone(), cors))
         .with_state(state)
+}
+
+/// A request body that fails when no bytes come for `idle`: a client that
+/// declares more than it sends would otherwise hold its request (and the
+/// memory read so far) for good. The time counts between pieces, so a slow
+/// link that keeps sending is never cut off.
+struct IdleBody {
+    inner: Body,
+    idle: Duration,
+    deadline: std::pin::Pin<Box<tokio::time::Sleep>>,
+}
+
+impl IdleBody {
+    fn new(inner: Body, idle: Duration) -> Self {
+        IdleBody {
+            inner,
+            idle,
+            deadline: Box::pin(tokio::time::sleep(idle)),
+        }
+    }
+}
+
+impl http_body::Body for IdleBody {
+    type Data = Bytes;
+    type Error = axum::Error;
+
+    fn poll_frame(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<http_body::Frame<Bytes>, axum::Error>>> {
+        use std::future::Future as _;
+        use std::task::Poll;
+        let this = &mut *self;
+        match std::pin::Pin::new(&mut this.inner).poll_frame(cx) {
+            Poll::Ready(frame) => {
+                let next = tokio::time::Instant::now() + this.idle;
+                this.deadline.as_mut().reset(next);
+                Poll::Ready(frame)
+            }
+            Poll::Pending => match this.deadline.as_mut().poll(cx) {
+                Poll::Ready(()) => Poll::Ready(Some(Err(axum::Error::new(format!(
+                    "no bytes of the body came for {} s",
+                    this.idle.as_secs()
+                ))))),
+                Poll::Pending => Poll::Pending,
+            },
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> http_body::SizeHint {
+        self.inner.size_hint()
+    }
 }
 
 /// Equal in time whatever the bytes (the length is not secret).

@@ -49,7 +49,8 @@ pub struct ServeConfig {
     /// Open imports that receive nothing for longer than this are cancelled
     /// (checked at start and hourly); `None`: never.
     pub expire_after: Option<Duration>,
-    /// How long a client has to send a request's headers.
+    /// How long a client has to send a request's headers, and how long a
+    /// request body may go without a byte.
     pub header_timeout: Duration,
 }
 
@@ -167,7 +168,7 @@ impl Server {
         let listener = tokio::net::TcpListener::bind(config.listen).await?;
         Ok(Server {
             listener,
-            app: http::router(state, config.max_request_bytes),
+            app: http::router(state, config.max_request_bytes, config.header_timeout),
             imports,
             expire_after: config.expire_after,
             header_timeout: config.header_timeout,
