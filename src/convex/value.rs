@@ -609,6 +609,12 @@ const BASE64: base64::engine::GeneralPurpose = base64::engine::GeneralPurpose::n
         .with_decode_padding_mode(base64::engine::DecodePaddingMode::Indifferent),
 );
 
+/// Standard base64 with padding, as Convex writes `sha256` and `$bytes`.
+pub fn encode_base64(bytes: &[u8]) -> String {
+    use base64::Engine as _;
+    base64::engine::general_purpose::STANDARD.encode(bytes)
+}
+
 /// Decodes base64 as Convex reads it: standard alphabet, optional padding,
 /// trailing bits zero.
 pub fn decode_base64(text: &str) -> Result<Vec<u8>, String> {

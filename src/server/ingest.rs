@@ -18,7 +18,7 @@ use super::store::plan::MAX_USER_TABLES;
 use super::store::{DocumentWrite, FrameWrite, TableDeclaration, TablePin};
 use crate::archive::check_component_path;
 use crate::convex::names::check_identifier;
-use crate::convex::value::IdField;
+use crate::convex::value::{encode_base64, IdField};
 use crate::convex::DocumentId;
 use crate::migration::{Frame, Item, TableDecl};
 use crate::report::{Code, NumberSource};
@@ -307,15 +307,13 @@ impl Ingest {
         }
         match file.expected {
             Some(expected) if expected != *sha256 => {
-                use base64::Engine as _;
-                let b64 = |d: &[u8]| base64::engine::general_purpose::STANDARD.encode(d);
                 let mut rejection = Self::storage_rejection(
                     &file.component,
                     Code::Sha256Mismatch,
                     format!(
                         "Sha256 mismatch. Expected: {} Actual: {}",
-                        b64(&expected),
-                        b64(sha256)
+                        encode_base64(&expected),
+                        encode_base64(sha256)
                     ),
                     seq,
                 );
@@ -330,13 +328,12 @@ impl Ingest {
     /// and for each file that came without a row, the row Convex makes for
     /// it: its id, digest and size (no content type, no creation time).
     fn release_storage_rows<'a>(&mut self, out: &mut Accepted<'a>) {
-        use base64::Engine as _;
         for (index, table) in self.tables.iter_mut().enumerate() {
             let Some(storage) = table.storage.as_mut() else {
                 continue;
             };
             for (id, size, sha256) in storage.without_rows.drain(..) {
-                let sha256 = base64::engine::general_purpose::STANDARD.encode(sha256);
+                let sha256 = encode_base64(&sha256);
                 let row = format!(r#"{{"_id":"{id}","sha256":"{sha256}","size":{size}}}"#);
                 out.documents.push((index, id.internal, Cow::Owned(row)));
             }

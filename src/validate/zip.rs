@@ -25,7 +25,7 @@ use crate::archive::inflate::{
 };
 use crate::archive::{classify, storage_name, EntryKind, Format, LineError, LineReader};
 use crate::convex::names::check_identifier;
-use crate::convex::value::ValueRules;
+use crate::convex::value::{encode_base64, ValueRules};
 use crate::convex::DocumentId;
 use crate::report::{Code, Finding, NumberSource};
 
@@ -415,8 +415,8 @@ pub(super) fn walk<R: Read + Seek>(
                     Code::Sha256Mismatch,
                     format!(
                         "Sha256 mismatch. Expected: {} Actual: {}",
-                        base64_std(&expected),
-                        base64_std(&digest)
+                        encode_base64(&expected),
+                        encode_base64(&digest)
                     ),
                 )));
             }
@@ -954,9 +954,4 @@ fn hash_file<R: Read + Seek>(
     let digest: [u8; 32] = hasher.finalize().into();
     sink.end_file(file_index, &digest).map_err(HashStop::Sink)?;
     Ok(digest)
-}
-
-fn base64_std(bytes: &[u8]) -> String {
-    use base64::Engine as _;
-    base64::engine::general_purpose::STANDARD.encode(bytes)
 }

@@ -18,7 +18,7 @@ use snappack::migration::{
     pack, EncoderConfig, PackError, PackOptions, DEFAULT_FRAME_SIZE, DEFAULT_LEVEL,
 };
 use snappack::report::Report;
-use snappack::server::TOKEN_ENV;
+use snappack::server::{store, TOKEN_ENV};
 use snappack::validate::validate;
 use snappack::validate::{ImportMode, TargetTables};
 
@@ -117,8 +117,8 @@ pub fn run(args: UploadArgs) -> Result<ExitCode> {
             if args.input.mode.is_some_and(|asked| asked != import.mode) {
                 bail!(
                     "import {id} was started in {} mode, not {}: leave out --mode to continue it, or start a new upload",
-                    mode_name(import.mode),
-                    mode_name(options.mode)
+                    store::mode_name(import.mode),
+                    store::mode_name(options.mode)
                 );
             }
             options.mode = import.mode;
@@ -404,14 +404,6 @@ fn open_import(http: &Http, id: &str) -> Result<OpenImport> {
         next_seq: import["nextSeq"].as_u64().unwrap_or(0),
         frame_size: import["frameSize"].as_u64().map(|size| size as usize),
     })
-}
-
-/// A mode as the options and the server spell it.
-fn mode_name(mode: ImportMode) -> String {
-    serde_json::to_value(mode)
-        .ok()
-        .and_then(|v| v.as_str().map(str::to_owned))
-        .unwrap_or_default()
 }
 
 /// Removes the packed stream when the upload ends.
