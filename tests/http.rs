@@ -502,6 +502,49 @@ fn a_request_whose_headers_never_end_is_cut_off() {
     assert_eq!(server.call("GET", "/api/tables", b"").status, 200);
 }
 
+/// Past `max_connections`, a connection waits until one closes: an idle
+/// keep-alive connection is closed after the header timeout, and the one
+/// waiting is served then.
+#[test]
+fn connections_past_the_limit_wait_for_a_free_one() {
+    use std::io::{Read, Write};
+    use std::time::{Duration, Instant};
+    let (_, database) = &common::databases()[0];
+    let server = server(database, |c| {
+        c.header_timeout = Duration::from_secs(1);
+        c.max_connections = 1;
+    });
+    let request =
+        b"GET /api/tables HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer secret-token\r\n\r\n";
+    // The first connection gets an answer and then stays open, idle.
+    let mut first = std::net::TcpStream::connect(server.addr).unwrap();
+    first.write_all(request).unwrap();
+    let mut answer = [0u8; 12];
+    first.read_exact(&mut answer).unwrap();
+    assert_eq!(&answer, b"HTTP/1.1 200");
+    // The second is answered only once the first is closed by the server.
+    let start = Instant::now();
+    let mut second = std::net::TcpStream::connect(server.addr).unwrap();
+    second
+        .set_read_timeout(Some(Duration::from_secs(20)))
+        .unwrap();
+    second.write_all(request).unwrap();
+    second.read_exact(&mut answer).unwrap();
+    assert_eq!(&answer, b"HTTP/1.1 200");
+    assert!(
+        start.elapsed() >= Duration::from_millis(500),
+        "served at once, beside the first: {:?}",
+        start.elapsed()
+    );
+    first
+        .set_read_timeout(Some(Duration::from_secs(20)))
+        .unwrap();
+    let mut rest = Vec::new();
+    first
+        .read_to_end(&mut rest)
+        .expect("the server closed the idle connection");
+}
+
 /// A body that stops coming is given up on, with an answer that says so.
 #[test]
 fn a_request_body_that_stops_coming_is_given_up() {

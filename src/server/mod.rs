@@ -52,6 +52,9 @@ pub struct ServeConfig {
     /// How long a client has to send a request's headers, and how long a
     /// request body may go without a byte.
     pub header_timeout: Duration,
+    /// Connections served at once; more wait in the listen queue until one
+    /// closes, so clients cannot use up the server's file descriptors.
+    pub max_connections: usize,
 }
 
 /// How long an open import may receive nothing before it is cancelled, by default.
@@ -70,9 +73,15 @@ impl Default for ServeConfig {
             max_request_bytes: 64 << 20,
             expire_after: Some(DEFAULT_EXPIRE_AFTER),
             header_timeout: Duration::from_secs(30),
+            max_connections: DEFAULT_MAX_CONNECTIONS,
         }
     }
 }
+
+/// Connections served at once, by default: well inside the 1,024 file
+/// descriptors a process gets by default, with room for the database, the
+/// staging logs and stored files.
+pub const DEFAULT_MAX_CONNECTIONS: usize = 512;
 
 /// Why the server cannot start or stopped.
 #[derive(Debug, thiserror::Error)]
@@ -136,6 +145,7 @@ pub struct Server {
     imports: Arc<Imports>,
     expire_after: Option<Duration>,
     header_timeout: Duration,
+    max_connections: usize,
     token: String,
     new_token: bool,
 }
@@ -172,6 +182,7 @@ impl Server {
             imports,
             expire_after: config.expire_after,
             header_timeout: config.header_timeout,
+            max_connections: config.max_connections,
             token,
             new_token,
         })
@@ -200,7 +211,11 @@ impl Server {
         let sweeper = self
             .expire_after
             .map(|idle| tokio::spawn(expire_idle_imports(self.imports.clone(), idle)));
-        serve_connections(self.listener, self.app, self.header_timeout, shutdown).await;
+        let limits = ConnectionLimits {
+            header_timeout: self.header_timeout,
+            max_connections: self.max_connections,
+        };
+        serve_connections(self.listener, self.app, limits, shutdown).await;
         if let Some(sweeper) = sweeper {
             sweeper.abort();
         }
@@ -208,21 +223,34 @@ impl Server {
     }
 }
 
+/// How many connections, and how long their requests' headers may take.
+struct ConnectionLimits {
+    header_timeout: Duration,
+    max_connections: usize,
+}
+
 /// Serves each connection with HTTP/1 until `shutdown`, then lets those
 /// open finish. A client gets `header_timeout` for a request's headers: a
 /// connection that never sends them (or only trickles) is closed rather
-/// than held for good, so idle sockets cannot use up the server's.
+/// than held for good, so idle sockets cannot use up the server's. At most
+/// `max_connections` are served at once: the next is accepted when one
+/// closes.
 async fn serve_connections(
     listener: tokio::net::TcpListener,
     app: axum::Router,
-    header_timeout: Duration,
+    limits: ConnectionLimits,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) {
     use hyper_util::rt::{TokioIo, TokioTimer};
     use hyper_util::service::TowerToHyperService;
     let graceful = hyper_util::server::graceful::GracefulShutdown::new();
+    let slots = Arc::new(tokio::sync::Semaphore::new(limits.max_connections.max(1)));
     let mut shutdown = std::pin::pin!(shutdown);
     loop {
+        let slot = tokio::select! {
+            slot = slots.clone().acquire_owned() => slot.expect("the semaphore is never closed"),
+            () = &mut shutdown => break,
+        };
         let stream = tokio::select! {
             accepted = listener.accept() => match accepted {
                 Ok((stream, _)) => stream,
@@ -237,11 +265,12 @@ async fn serve_connections(
         let service = TowerToHyperService::new(app.clone());
         let connection = hyper::server::conn::http1::Builder::new()
             .timer(TokioTimer::new())
-            .header_read_timeout(header_timeout)
+            .header_read_timeout(limits.header_timeout)
             .serve_connection(TokioIo::new(stream), service);
         let connection = graceful.watch(connection);
         tokio::spawn(async move {
             let _ = connection.await;
+            drop(slot);
         });
     }
     graceful.shutdown().await;

@@ -44,6 +44,9 @@ pub struct ServeArgs {
     /// Cancel an open import after this many hours without a frame (0: never).
     #[arg(long, default_value_t = DEFAULT_EXPIRE_AFTER.as_secs() / 3600)]
     expire_after_hours: u64,
+    /// Connections served at once; more wait until one closes.
+    #[arg(long, default_value_t = ServeConfig::default().max_connections)]
+    max_connections: usize,
 }
 
 /// Runs the server until Ctrl-C.
@@ -59,6 +62,7 @@ pub fn run(args: ServeArgs) -> Result<ExitCode> {
         max_request_bytes: args.max_request_bytes,
         expire_after: (args.expire_after_hours > 0)
             .then(|| Duration::from_secs(args.expire_after_hours * 3600)),
+        max_connections: args.max_connections,
         ..ServeConfig::default()
     };
     let runtime = tokio::runtime::Builder::new_multi_thread()
