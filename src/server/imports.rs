@@ -165,8 +165,60 @@ struct Open {
     decoder: Decoder,
     ingest: Ingest,
     file: Option<PartFile>,
+    /// Where the staging log ends: what status reports, even when the
+    /// state above is ahead of it.
+    logged: Progress,
     /// The state above is ahead of the log: rebuild it before use.
     stale: bool,
+}
+
+/// An open import as requests find it: its state, behind the lock its
+/// requests take in turn (`None` once it is closed), and where it stood
+/// after its last request, which status reads without waiting for that lock.
+struct Slot {
+    open: Mutex<Option<Open>>,
+    acknowledged: Mutex<Option<Progress>>,
+}
+
+impl Slot {
+    fn new(open: Open) -> Arc<Slot> {
+        Arc::new(Slot {
+            acknowledged: Mutex::new(Some(open.logged)),
+            open: Mutex::new(Some(open)),
+        })
+    }
+
+    /// Publishes where `open`'s log ends.
+    fn acknowledge(&self, open: &Open) {
+        *lock(&self.acknowledged) = Some(open.logged);
+    }
+
+    /// Closes the import; `open` is its lock, held.
+    fn close(&self, open: &mut MutexGuard<'_, Option<Open>>) {
+        **open = None;
+        *lock(&self.acknowledged) = None;
+    }
+}
+
+/// Where an open import stands, as far as its staging log goes.
+#[derive(Debug, Clone, Copy)]
+struct Progress {
+    next_seq: u64,
+    received_bytes: u64,
+    frame_size: Option<u64>,
+    complete: bool,
+}
+
+impl Progress {
+    /// Where a decoder that read the whole log `log_len` bytes long is.
+    fn of(decoder: &Decoder, log_len: u64) -> Self {
+        Progress {
+            next_seq: decoder.next_sequence(),
+            received_bytes: log_len,
+            frame_size: decoder.frame_size().map(|size| size as u64),
+            complete: decoder.is_done(),
+        }
+    }
 }
 
 /// Every import of a server.
@@ -175,7 +227,7 @@ pub struct Imports {
     dir: PathBuf,
     files: FileStore,
     limits: Limits,
-    open: Mutex<HashMap<String, Arc<Mutex<Option<Open>>>>>,
+    open: Mutex<HashMap<String, Arc<Slot>>>,
 }
 
 fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -219,7 +271,7 @@ impl Imports {
             }
             match imports.reopen(&record.id, record.mode) {
                 Ok(open) => {
-                    lock(&imports.open).insert(record.id, Arc::new(Mutex::new(Some(open))));
+                    lock(&imports.open).insert(record.id, Slot::new(open));
                 }
                 // A log this server no longer accepts: the import cannot go on.
                 Err(ImportsError::Rejected(rejection)) => {
@@ -276,6 +328,7 @@ impl Imports {
                 Ok((log, mut decoder, _)) => {
                     decoder.shrink();
                     return Ok(Open {
+                        logged: Progress::of(&decoder, log.len()),
                         id: id.to_owned(),
                         mode,
                         log,
@@ -337,7 +390,7 @@ impl Imports {
         Ok(())
     }
 
-    fn handle(&self, id: &str) -> Result<Arc<Mutex<Option<Open>>>, ImportsError> {
+    fn handle(&self, id: &str) -> Result<Arc<Slot>, ImportsError> {
         if let Some(handle) = lock(&self.open).get(id) {
             return Ok(handle.clone());
         }
@@ -367,14 +420,16 @@ impl Imports {
         f: impl FnOnce(&mut Open) -> Result<T, ImportsError>,
     ) -> Result<T, ImportsError> {
         let handle = self.handle(id)?;
-        let mut slot = lock(&handle);
+        let mut slot = lock(&handle.open);
         let Some(open) = slot.as_mut() else {
             return Err(self.closed_meanwhile(id));
         };
         if open.stale {
             *open = self.reopen(id, open.mode)?;
         }
-        f(open)
+        let result = f(open);
+        handle.acknowledge(open);
+        result
     }
 
     /// Starts an import.
@@ -386,28 +441,30 @@ impl Imports {
         let id = random_id()?;
         self.store.create_import(&id, mode, label)?;
         let open = self.reopen(&id, mode)?;
-        lock(&self.open).insert(id.clone(), Arc::new(Mutex::new(Some(open))));
+        lock(&self.open).insert(id.clone(), Slot::new(open));
         self.status(&id)
     }
 
-    /// Where an import stands.
+    /// Where an import stands. An open import busy with a request is
+    /// described as it was before that request: status never waits for it.
     pub fn status(&self, id: &str) -> Result<ImportStatus, ImportsError> {
-        match self.with_open(id, |open| {
-            Ok(ImportStatus {
-                id: open.id.clone(),
-                mode: open.mode,
-                state: ImportState::Open,
-                next_seq: Some(open.decoder.next_sequence()),
-                received_bytes: Some(open.log.len()),
-                frame_size: open.decoder.frame_size().map(|size| size as u64),
-                complete: open.decoder.is_done(),
-                error: None,
-                label: self.store.import(id)?.label,
-            })
-        }) {
-            Err(ImportsError::NotOpen { .. }) => {
-                let record = self.store.import(id)?;
-                Ok(ImportStatus {
+        let slot = lock(&self.open).get(id).cloned();
+        let progress = slot.and_then(|slot| *lock(&slot.acknowledged));
+        let record = self.store.import(id)?;
+        Ok(
+            match progress.filter(|_| record.state == ImportState::Open) {
+                Some(progress) => ImportStatus {
+                    id: record.id,
+                    mode: record.mode,
+                    state: ImportState::Open,
+                    next_seq: Some(progress.next_seq),
+                    received_bytes: Some(progress.received_bytes),
+                    frame_size: progress.frame_size,
+                    complete: progress.complete,
+                    error: None,
+                    label: record.label,
+                },
+                None => ImportStatus {
                     id: record.id,
                     mode: record.mode,
                     complete: record.state == ImportState::Finished,
@@ -417,10 +474,9 @@ impl Imports {
                     frame_size: None,
                     error: record.error,
                     label: record.label,
-                })
-            }
-            other => other,
-        }
+                },
+            },
+        )
     }
 
     /// Every import the store knows, oldest first.
@@ -517,6 +573,15 @@ impl Imports {
         };
         if good_end > base {
             open.log.append(&body[..(good_end - base) as usize])?;
+            let done = open.decoder.is_done() && accepted.len() == frames.len();
+            open.logged = Progress {
+                next_seq: accepted
+                    .len()
+                    .checked_sub(1)
+                    .map_or(open.logged.next_seq, |last| frames[last].sequence + 1),
+                complete: done,
+                ..Progress::of(&open.decoder, open.log.len())
+            };
         }
         // 4. Then into the stores: the files, and the documents in one transaction.
         let mut writes = Vec::with_capacity(accepted.len());
@@ -532,9 +597,9 @@ impl Imports {
             Some(e) => Err(e),
             None => Ok(Appended {
                 frames: accepted.len() as u64,
-                next_seq: open.decoder.next_sequence(),
-                received_bytes: open.log.len(),
-                complete: open.decoder.is_done(),
+                next_seq: open.logged.next_seq,
+                received_bytes: open.logged.received_bytes,
+                complete: open.logged.complete,
             }),
         }
     }
@@ -543,7 +608,7 @@ impl Imports {
     /// fails it, leaving the database as it was.
     pub fn finish(&self, id: &str) -> Result<Vec<ActivatedTable>, ImportsError> {
         let handle = self.handle(id)?;
-        let mut slot = lock(&handle);
+        let mut slot = lock(&handle.open);
         let Some(open) = slot.as_mut() else {
             return Err(self.closed_meanwhile(id));
         };
@@ -559,7 +624,7 @@ impl Imports {
         if let Err(StoreError::Database(e)) = result {
             return Err(ImportsError::Internal(e));
         }
-        *slot = None;
+        handle.close(&mut slot);
         drop(slot);
         self.forget(id);
         Ok(result?)
@@ -599,12 +664,12 @@ impl Imports {
     /// Cancels an open import, for `reason` when the server ends it.
     fn end(&self, id: &str, reason: Option<&str>) -> Result<(), ImportsError> {
         let handle = self.handle(id)?;
-        let mut slot = lock(&handle);
+        let mut slot = lock(&handle.open);
         if slot.is_none() {
             return Err(self.closed_meanwhile(id));
         }
         self.store.cancel_import(id, reason)?;
-        *slot = None;
+        handle.close(&mut slot);
         drop(slot);
         self.forget(id);
         Ok(())
@@ -613,5 +678,50 @@ impl Imports {
     fn forget(&self, id: &str) {
         lock(&self.open).remove(id);
         let _ = fs::remove_dir_all(self.dir.join(id));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::mpsc;
+
+    /// Status answers while a request holds the import's lock, from what the
+    /// import acknowledged last, instead of waiting for the request.
+    #[test]
+    fn status_does_not_wait_for_a_busy_import() {
+        let dir = std::env::temp_dir().join(format!("snappack-busy-status-{}", std::process::id()));
+        let _ = fs::remove_dir_all(&dir);
+        fs::create_dir_all(&dir).unwrap();
+        let store: Arc<dyn Store> = super::super::store::open(dir.join("db").to_str().unwrap())
+            .unwrap()
+            .into();
+        let imports = Arc::new(Imports::open(store, &dir, Limits::default()).unwrap());
+        let id = imports
+            .create(ImportMode::RequireEmpty, Some("busy"))
+            .unwrap()
+            .id;
+        let slot = imports.handle(&id).unwrap();
+        let (held, release) = (mpsc::channel(), mpsc::channel::<()>());
+        let holder = std::thread::spawn(move || {
+            let _busy = lock(&slot.open);
+            held.0.send(()).unwrap();
+            let _ = release.1.recv_timeout(Duration::from_secs(30));
+        });
+        held.1.recv().unwrap();
+        let (answer, answered) = mpsc::channel();
+        let asker = imports.clone();
+        let asked = id.clone();
+        std::thread::spawn(move || answer.send(asker.status(&asked)).unwrap());
+        let status = answered.recv_timeout(Duration::from_secs(10));
+        release.0.send(()).unwrap();
+        holder.join().unwrap();
+        let status = status.expect("status waited for the busy import").unwrap();
+        assert_eq!(status.state, ImportState::Open);
+        assert_eq!(status.next_seq, Some(0));
+        assert_eq!(status.label.as_deref(), Some("busy"));
+        imports.cancel(&id).unwrap();
+        assert_eq!(imports.status(&id).unwrap().state, ImportState::Cancelled);
+        let _ = fs::remove_dir_all(&dir);
     }
 }
