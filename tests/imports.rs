@@ -728,3 +728,75 @@ fn more_tables_than_a_deployment_takes_are_refused_when_declared() {
     }
     assert_eq!(imports.store().hidden_tables().unwrap(), 0);
 }
+
+/// Stored files that no `_storage` row refers to (left by a cancelled
+/// import) are removed at the next start with no import open; those of a
+/// finished import stay, and so do an open import's, whose rows come at its
+/// end.
+#[test]
+fn files_of_imports_that_did_not_finish_are_removed_at_a_start() {
+    /// A `_storage` table and its files, one per seed, and their digests.
+    fn with_files(seeds: &[u8]) -> (Vec<StreamTable>, Vec<StreamFile>, Vec<[u8; 32]>) {
+        use sha2::Digest;
+        let mut storage = StreamTable {
+            component: String::new(),
+            name: "_storage".into(),
+            number: Some(540),
+            rules: ValueRules::Plain,
+            lines: Vec::new(),
+        };
+        let (mut files, mut digests) = (Vec::new(), Vec::new());
+        for &seed in seeds {
+            let id = DocumentId::new(540, [seed; 16]).to_string();
+            let data: Vec<u8> = (0..5000u32).map(|i| (i as u8).wrapping_mul(seed)).collect();
+            digests.push(sha2::Sha256::digest(&data).into());
+            storage.lines.push(storage_row(&id, &data));
+            files.push(StreamFile {
+                component: String::new(),
+                id,
+                data,
+            });
+        }
+        (vec![storage], files, digests)
+    }
+    for (backend, database) in common::databases() {
+        let dir = common::temp_dir("sweep");
+        let (finished, cancelled, open_one) =
+            (with_files(&[3]), with_files(&[5]), with_files(&[7, 9]));
+        let open_id = {
+            let imports = open(&database, &dir);
+            let id = imports.create(ImportMode::Append, None).unwrap().id;
+            send_all(&imports, &id, &encode(&finished.0, &finished.1, 4096), 0);
+            imports.finish(&id).unwrap();
+            // Left open with its first file in, and the frames with the rows not.
+            let open_id = imports.create(ImportMode::Append, None).unwrap().id;
+            let stream = encode(&open_one.0, &open_one.1, 1024);
+            let ranges = frames(&stream);
+            let before_done = ranges.len() - 1;
+            for (seq, range) in ranges.into_iter().take(before_done).enumerate() {
+                imports
+                    .append(&open_id, seq as u64, &stream[range])
+                    .unwrap();
+            }
+            assert!(imports.files().contains(&open_one.2[0]), "{backend}");
+            let id = imports.create(ImportMode::Append, None).unwrap().id;
+            send_all(&imports, &id, &encode(&cancelled.0, &cancelled.1, 4096), 0);
+            imports.cancel(&id).unwrap();
+            assert!(imports.files().contains(&cancelled.2[0]), "{backend}");
+            open_id
+        };
+        // A start with an import open keeps every file.
+        let imports = open(&database, &dir);
+        for sha256 in [finished.2[0], cancelled.2[0], open_one.2[0]] {
+            assert!(imports.files().contains(&sha256), "{backend}");
+        }
+        // With none open, the cancelled import's file goes; the others stay.
+        imports.cancel(&open_id).unwrap();
+        drop(imports);
+        let imports = open(&database, &dir);
+        assert!(imports.files().contains(&finished.2[0]), "{backend}");
+        assert!(!imports.files().contains(&cancelled.2[0]), "{backend}");
+        assert!(!imports.files().contains(&open_one.2[0]), "{backend}");
+        assert_landed(&imports, &finished.0, &finished.1);
+    }
+}

@@ -37,6 +37,73 @@ impl FileStore {
     pub fn contains(&self, sha256: &[u8; 32]) -> bool {
         self.path(sha256).is_file()
     }
+
+    /// Every file kept: its SHA-256 and size. Anything else in the folder
+    /// (a name that is not a digest) is left out.
+    pub fn list(&self) -> io::Result<Vec<([u8; 32], u64)>> {
+        let mut kept = Vec::new();
+        for folder in fs::read_dir(&self.root)? {
+            let folder = folder?;
+            if !folder.file_type()?.is_dir() {
+                continue;
+            }
+            for file in fs::read_dir(folder.path())? {
+                let file = file?;
+                let digest = file.file_name().to_str().and_then(parse_hex);
+                if let (Some(digest), true) = (digest, file.file_type()?.is_file()) {
+                    kept.push((digest, file.metadata()?.len()));
+                }
+            }
+        }
+        Ok(kept)
+    }
+
+    /// Removes the file with this SHA-256.
+    pub fn remove(&self, sha256: &[u8; 32]) -> io::Result<()> {
+        fs::remove_file(self.path(sha256))
+    }
+
+    /// Notes that some files may have lost their last reference (an import
+    /// that received files is ending without finishing): the next
+    /// [`take_sweep_due`](Self::take_sweep_due) says so, after a restart too.
+    pub fn mark_sweep_due(&self) -> io::Result<()> {
+        File::create(self.root.join(SWEEP_DUE)).map(drop)
+    }
+
+    /// True when a sweep was marked due; the mark stays until
+    /// [`sweep_done`](Self::sweep_done).
+    pub fn sweep_due(&self) -> bool {
+        self.root.join(SWEEP_DUE).exists()
+    }
+
+    /// Clears the mark of [`mark_sweep_due`](Self::mark_sweep_due).
+    pub fn sweep_done(&self) -> io::Result<()> {
+        match fs::remove_file(self.root.join(SWEEP_DUE)) {
+            Err(e) if e.kind() != io::ErrorKind::NotFound => Err(e),
+            _ => Ok(()),
+        }
+    }
+}
+
+/// The file whose presence says a sweep of unreferenced files is due.
+const SWEEP_DUE: &str = "sweep-due";
+
+/// The 32 bytes 64 lowercase hex digits spell, as [`hex`] writes them.
+fn parse_hex(text: &str) -> Option<[u8; 32]> {
+    let digits = text.as_bytes();
+    if digits.len() != 64 {
+        return None;
+    }
+    let value = |c: u8| match c {
+        b'0'..=b'9' => Some(c - b'0'),
+        b'a'..=b'f' => Some(c - b'a' + 10),
+        _ => None,
+    };
+    let mut out = [0u8; 32];
+    for (byte, pair) in out.iter_mut().zip(digits.chunks_exact(2)) {
+        *byte = value(pair[0])? << 4 | value(pair[1])?;
+    }
+    Some(out)
 }
 
 /// A storage file being received, written next to the import's log. It is

@@ -12,7 +12,7 @@
 //! restart) before the import is used again, so the import always resumes
 //! at its last good frame.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -236,6 +236,19 @@ fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
         .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
+/// The file digest a `_storage` row names, if it names one.
+fn row_sha256(json: &str) -> Option<[u8; 32]> {
+    #[derive(serde::Deserialize)]
+    struct Row {
+        sha256: String,
+    }
+    let row: Row = serde_json::from_str(json).ok()?;
+    crate::convex::value::decode_base64(&row.sha256)
+        .ok()?
+        .try_into()
+        .ok()
+}
+
 fn random_id() -> Result<String, ImportsError> {
     let mut bytes = [0u8; 16];
     getrandom::fill(&mut bytes).map_err(|e| ImportsError::Internal(format!("random: {e}")))?;
@@ -283,13 +296,58 @@ impl Imports {
                         "cancelled by the server: its staging log does not replay ({}: {})",
                         rejection.code, rejection.message
                     );
+                    imports.files.mark_sweep_due()?;
                     imports.store.cancel_import(&record.id, Some(&reason))?;
                     imports.forget(&record.id);
                 }
                 Err(e) => return Err(e),
             }
         }
+        if lock(&imports.open).is_empty() && imports.files.sweep_due() {
+            let (files, bytes) = imports.sweep_files()?;
+            imports.files.sweep_done()?;
+            if files > 0 {
+                eprintln!(
+                    "snappack: removed {files} stored files ({bytes} bytes) that no _storage row refers to, left by imports that did not finish"
+                );
+            }
+        }
         Ok(imports)
+    }
+
+    /// Removes the stored files no `_storage` row refers to (those of
+    /// imports cancelled or failed: content-addressed files are shared, so
+    /// they cannot go with their import); returns how many and their bytes.
+    /// At a start, once such an import marked it due, and only with no
+    /// import open, since an open import's rows come at its end, after its
+    /// files; nothing at all if a row names no digest.
+    fn sweep_files(&self) -> Result<(usize, u64), ImportsError> {
+        let kept = self.files.list()?;
+        if kept.is_empty() {
+            return Ok((0, 0));
+        }
+        let mut referenced = HashSet::new();
+        for table in self.store.tables()? {
+            if table.name != "_storage" {
+                continue;
+            }
+            let rows = self.store.documents(&table.component, &table.name)?;
+            for row in rows.unwrap_or_default() {
+                match row_sha256(&row.json) {
+                    Some(sha256) => referenced.insert(sha256),
+                    None => return Ok((0, 0)),
+                };
+            }
+        }
+        let (mut files, mut bytes) = (0, 0);
+        for (sha256, size) in kept {
+            if !referenced.contains(&sha256) {
+                self.files.remove(&sha256)?;
+                files += 1;
+                bytes += size;
+            }
+        }
+        Ok((files, bytes))
     }
 
     /// The stored files.
@@ -624,6 +682,10 @@ impl Imports {
         if let Err(StoreError::Database(e)) = result {
             return Err(ImportsError::Internal(e));
         }
+        if result.is_err() {
+            // Refused, the import failed: its files may be left unreferenced.
+            self.files.mark_sweep_due()?;
+        }
         handle.close(&mut slot);
         drop(slot);
         self.forget(id);
@@ -668,6 +730,7 @@ impl Imports {
         if slot.is_none() {
             return Err(self.closed_meanwhile(id));
         }
+        self.files.mark_sweep_due()?;
         self.store.cancel_import(id, reason)?;
         handle.close(&mut slot);
         drop(slot);
