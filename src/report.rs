@@ -187,6 +187,10 @@ pub struct Finding {
     pub component: String,
     /// 1-based line (row) within the entry.
     pub line: Option<u64>,
+    /// The field concerned, as a path from the document (`profile.tags[2]`)
+    /// or a CSV column name.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub field: Option<String>,
     /// The other line involved (the first occurrence of a duplicate id).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub first_line: Option<u64>,
@@ -205,9 +209,16 @@ impl Finding {
             table: None,
             component: String::new(),
             line: None,
+            field: None,
             first_line: None,
             excerpt: None,
         }
+    }
+
+    /// Sets the field, if there is one.
+    pub fn field(mut self, field: Option<String>) -> Self {
+        self.field = field;
+        self
     }
 
     /// Sets the entry.

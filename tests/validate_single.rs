@@ -171,6 +171,19 @@ fn csv_rows_and_duplicate_ids() {
         codes(&check_with("t.csv", b"a\n\xff\n", &into("t"))),
         vec![Code::CsvInvalidRow]
     );
+    // Every cell is read as text, even one whose column a later one of the
+    // same name replaces; the error names the column.
+    let report = check_with("t.csv", b"a,b,a\n\xff,1,2\n", &into("t"));
+    assert_eq!(codes(&report), vec![Code::CsvInvalidRow]);
+    assert_eq!(
+        (report.errors[0].line, report.errors[0].field.as_deref()),
+        (Some(2), Some("a"))
+    );
+    let report = check_with("t.csv", b"a,$b\n1,2\n", &into("t"));
+    assert_eq!(report.errors[0].field.as_deref(), Some("$b"));
+    // A duplicate id names its field.
+    let report = check_with("t.csv", csv, &into("table1"));
+    assert_eq!(report.errors[0].field.as_deref(), Some("_id"));
     // A BOM is ignored in CSV.
     assert!(check_with("t.csv", b"\xEF\xBB\xBFa\n1\n", &into("t")).valid);
 }

@@ -16,6 +16,8 @@ pub struct CsvRows<R: Read> {
     /// Distinct header names in first-appearance order, each with the column
     /// that supplies its value (the last column of that name wins).
     columns: Vec<(String, usize)>,
+    /// Every column's header name, for errors.
+    headers: Vec<String>,
     width: usize,
     drop_when_empty: HashSet<String>,
 }
@@ -33,18 +35,23 @@ impl<R: Read> CsvRows<R> {
             Err(e) => return Err(read_error(&e, 1)),
         };
         let mut columns: Vec<(String, usize)> = Vec::new();
+        let mut headers = Vec::with_capacity(header.len());
         for (index, cell) in header.iter().enumerate() {
-            let text = std::str::from_utf8(cell).map_err(|e| RowError {
-                code: Code::CsvInvalidRow,
-                message: format!("Failed to parse CSV row 1: {e}"),
+            let text = std::str::from_utf8(cell).map_err(|e| {
+                RowError::new(
+                    Code::CsvInvalidRow,
+                    format!("Failed to parse CSV row 1: {e}"),
+                )
             })?;
             let name = text.trim_matches(' ');
             if let Err(reason) = check_field_name(name) {
-                return Err(RowError {
-                    code: Code::CsvInvalidHeader,
-                    message: format!("CSV header \"{name}\" isn't a valid field name: {reason}"),
-                });
+                return Err(RowError::new(
+                    Code::CsvInvalidHeader,
+                    format!("CSV header \"{name}\" isn't a valid field name: {reason}"),
+                )
+                .at(Some(name.to_owned())));
             }
+            headers.push(name.to_owned());
             match columns.iter_mut().find(|(n, _)| n == name) {
                 Some(slot) => slot.1 = index,
                 None => columns.push((name.to_owned(), index)),
@@ -60,6 +67,7 @@ impl<R: Read> CsvRows<R> {
             record: csv::ByteRecord::new(),
             width: header.len(),
             columns,
+            headers,
             drop_when_empty,
         })
     }
@@ -80,28 +88,27 @@ impl<R: Read> CsvRows<R> {
         if self.record.len() != self.width {
             return Some(Err((
                 line,
-                RowError {
-                    code: Code::CsvRowMissingFields,
-                    message: format!("CSV row {line} doesn't have all of the fields in the header"),
-                },
+                RowError::new(
+                    Code::CsvRowMissingFields,
+                    format!("CSV row {line} doesn't have all of the fields in the header"),
+                ),
             )));
+        }
+        // Every cell is read as text, those of a column whose name a later
+        // column repeats too.
+        for (cell, name) in self.record.iter().zip(&self.headers) {
+            if let Err(e) = std::str::from_utf8(cell) {
+                let message = format!("Failed to parse CSV row {line}: {e}");
+                let error = RowError::new(Code::CsvInvalidRow, message).at(Some(name.clone()));
+                return Some(Err((line, error)));
+            }
         }
         out.clear();
         out.push('{');
         let mut first = true;
         for (name, column) in &self.columns {
-            let cell = match std::str::from_utf8(&self.record[*column]) {
-                Ok(cell) => cell,
-                Err(e) => {
-                    return Some(Err((
-                        line,
-                        RowError {
-                            code: Code::CsvInvalidRow,
-                            message: format!("Failed to parse CSV row {line}: {e}"),
-                        },
-                    )))
-                }
-            };
+            // UTF-8, checked above.
+            let cell = std::str::from_utf8(&self.record[*column]).unwrap_or_default();
             if cell.is_empty() && self.drop_when_empty.contains(name) {
                 continue;
             }
@@ -119,10 +126,10 @@ impl<R: Read> CsvRows<R> {
 }
 
 fn read_error(e: &csv::Error, line: u64) -> RowError {
-    RowError {
-        code: Code::CsvInvalidRow,
-        message: format!("Failed to parse CSV row {line}: {e}"),
-    }
+    RowError::new(
+        Code::CsvInvalidRow,
+        format!("Failed to parse CSV row {line}: {e}"),
+    )
 }
 
 /// A cell as Convex types it: a float when Rust's `f64` parser takes the

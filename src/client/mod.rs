@@ -657,7 +657,7 @@ mod tests {
         let create = sent(&mut upload);
         assert_eq!(
             create.json_body().unwrap(),
-            r#"{"label":"sha256:abc","mode":"replace"}"#
+            r#"{"mode":"replace","label":"sha256:abc"}"#
         );
         upload.on_response(201, br#"{"id":"abc","nextSeq":0,"state":"open"}"#);
         let first = sent(&mut upload);

@@ -120,13 +120,17 @@ pub fn parse_shape(text: &str) -> Result<Shape, String> {
 /// later): a JSON object with one key, a document id, whose value is an
 /// export context. Errors carry Convex's code and message.
 pub fn parse_override_line(line: &str, row: u64) -> Result<(DocumentId, ExportContext), RowError> {
-    let invalid = |reason: String| RowError {
-        code: Code::InvalidConvexValue,
-        message: format!("Row {row} wasn't a valid Convex value: {reason}"),
+    let invalid = |reason: String| {
+        RowError::new(
+            Code::InvalidConvexValue,
+            format!("Row {row} wasn't a valid Convex value: {reason}"),
+        )
     };
-    let value: serde_json::Value = serde_json::from_str(line).map_err(|e| RowError {
-        code: Code::JsonInvalidRow,
-        message: format!("Row {row} wasn't valid JSON: {e}"),
+    let value: serde_json::Value = serde_json::from_str(line).map_err(|e| {
+        RowError::new(
+            Code::JsonInvalidRow,
+            format!("Row {row} wasn't valid JSON: {e}"),
+        )
     })?;
     let serde_json::Value::Object(object) = value else {
         return Err(invalid("overrides should be object".into()));

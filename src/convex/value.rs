@@ -6,7 +6,16 @@
 //! exports, and pulls out `_id` and `_creationTime`. Table-level checks (the
 //! id's table number, duplicates) are the caller's: see
 //! [`crate::validate::table`].
+//!
+//! Convex reads a line into a JSON value before converting it, so a key an
+//! object repeats keeps its last value (in the place of its first). The walk
+//! over the line's text counts every repeat, which can only make a document
+//! look larger or wrong, never valid when it is not: a line it refuses is
+//! walked again over the JSON value Convex converts, and that walk decides.
+//! It also follows the path to the error, so that value errors name their
+//! field: `profile.tags[2]`.
 
+use std::borrow::Cow;
 use std::fmt;
 
 use base64::Engine as _;
@@ -74,21 +83,32 @@ pub struct CheckedDocument {
     pub size: u64,
 }
 
-/// Why a row is rejected: a stable code and Convex's message.
+/// Why a row is rejected: a stable code, Convex's message and the field.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RowError {
     /// The stable code.
     pub code: Code,
     /// The message, as Convex words it.
     pub message: String,
+    /// The field it is about, as a path from the document (`a.b[2]`);
+    /// `None` when it is about the whole document.
+    pub field: Option<String>,
 }
 
 impl RowError {
-    fn new(code: Code, message: impl Into<String>) -> Self {
+    /// An error about the whole row.
+    pub fn new(code: Code, message: impl Into<String>) -> Self {
         RowError {
             code,
             message: message.into(),
+            field: None,
         }
+    }
+
+    /// The same error, about `field`.
+    pub fn at(mut self, field: Option<String>) -> Self {
+        self.field = field;
+        self
     }
 
     fn convex_value(row: u64, inner: impl fmt::Display) -> Self {
@@ -108,30 +128,51 @@ pub fn check_document(
     row: u64,
     table_number: Option<u32>,
 ) -> Result<CheckedDocument, RowError> {
-    let mut scan = Scan {
-        rules,
-        ..Scan::default()
+    let json_error = |e: serde_json::Error| {
+        RowError::new(
+            Code::JsonInvalidRow,
+            format!("Row {row} wasn't valid JSON: {e}"),
+        )
     };
     let mut de = serde_json::Deserializer::from_str(line);
-    let parsed = Walk {
-        scan: &mut scan,
-        role: Role::Document,
-        depth: 0,
-    }
-    .deserialize(&mut de)
-    .and_then(|stats| de.end().map(|()| stats));
-    let stats = match parsed {
-        Ok(stats) => stats,
-        Err(e) => {
-            return Err(RowError::new(
-                Code::JsonInvalidRow,
-                format!("Row {row} wasn't valid JSON: {e}"),
-            ))
-        }
+    let walked = walk(&mut de, rules, false).and_then(|walked| de.end().map(|()| walked));
+    let (scan, stats) = walked.map_err(json_error)?;
+    judge(scan, stats, row, table_number)
+        .or_else(|_| check_as_converted(line, rules, row, table_number))
+}
+
+/// [`check_document`] for a line the walk over its text refused: walks the
+/// JSON value Convex converts instead, following the path to the error.
+#[cold]
+#[inline(never)]
+fn check_as_converted(
+    line: &str,
+    rules: ValueRules,
+    row: u64,
+    table_number: Option<u32>,
+) -> Result<CheckedDocument, RowError> {
+    let json_error = |e: serde_json::Error| {
+        RowError::new(
+            Code::JsonInvalidRow,
+            format!("Row {row} wasn't valid JSON: {e}"),
+        )
     };
+    let value: serde_json::Value = serde_json::from_str(line).map_err(json_error)?;
+    let (scan, stats) = walk(value, rules, true).map_err(json_error)?;
+    judge(scan, stats, row, table_number)
+}
+
+/// The verdict on a walked document (line `row`).
+fn judge(
+    scan: Scan<'_>,
+    stats: Stats,
+    row: u64,
+    table_number: Option<u32>,
+) -> Result<CheckedDocument, RowError> {
+    let rules = scan.rules;
     if let Some(problem) = scan.problem {
         return Err(match problem {
-            Problem::Value(inner) => RowError::convex_value(row, inner),
+            Problem::Value(inner) => RowError::convex_value(row, inner).at(scan.problem_field),
             Problem::NotObject(received) => {
                 RowError::convex_value(row, format!("expected object, received {received}"))
             }
@@ -146,7 +187,8 @@ pub fn check_document(
             format!(
                 "Row {row}: '_id' field {value} is not a string, so the document can't keep it"
             ),
-        ));
+        )
+        .at(Some("_id".into())));
     }
     match scan.creation_time {
         CreationTime::NotFloat => {
@@ -158,13 +200,15 @@ pub fn check_document(
             return Err(RowError::new(
                 Code::InvalidCreationTimeError,
                 format!("Row {row}: '_creationTime' must be a floating-point number of milliseconds{integer}"),
-            ));
+            )
+            .at(Some("_creationTime".into())));
         }
         CreationTime::Float(t) if !(t > 0.0 && t < MAX_CREATION_TIME) => {
             return Err(RowError::new(
                 Code::InvalidDocumentError,
                 format!("Row {row} isn't a valid document: The '_creationTime' field should be a timestamp in milliseconds, is {t}"),
-            ))
+            )
+            .at(Some("_creationTime".into())))
         }
         _ => {}
     }
@@ -172,7 +216,8 @@ pub fn check_document(
         return Err(RowError::new(
             Code::InvalidDocumentError,
             format!("Row {row} isn't a valid document: Field '{field}' starts with an underscore, which is only allowed for system fields like '_id'"),
-        ));
+        )
+        .at(Some(field_path(&[Segment::Field(field.into())]))));
     }
     if stats.nesting > MAX_DOCUMENT_NESTING {
         return Err(RowError::new(
@@ -228,27 +273,102 @@ enum Problem {
     WrapperRow,
 }
 
+/// What a walk found besides sizes.
 #[derive(Default)]
-struct Scan {
+struct Scan<'de> {
     rules: ValueRules,
     problem: Option<Problem>,
+    /// Where the first problem is (`None`: the document itself).
+    problem_field: Option<String>,
     id: IdField,
     creation_time: CreationTime,
     underscore_field: Option<String>,
+    /// Where the walk is: the fields and indexes from the document down,
+    /// when `track_path` (a walk that names the field of an error).
+    path: Vec<Segment<'de>>,
+    track_path: bool,
 }
 
-impl Scan {
+impl<'de> Scan<'de> {
+    /// Steps into a field or element (`segment`), when the path is followed.
+    fn enter(&mut self, segment: impl FnOnce() -> Segment<'de>) {
+        if self.track_path {
+            self.path.push(segment());
+        }
+    }
+
+    /// Steps back out of it.
+    fn leave(&mut self) {
+        self.path.pop();
+    }
+
     fn fail(&mut self, problem: Problem) {
         if self.problem.is_none() {
             self.problem = Some(problem);
+            self.problem_field = (!self.path.is_empty()).then(|| field_path(&self.path));
         }
     }
 
     fn invalid(&mut self, message: impl FnOnce() -> String) {
         if self.problem.is_none() {
-            self.problem = Some(Problem::Value(message()));
+            self.fail(Problem::Value(message()));
         }
     }
+}
+
+/// Walks one line (or the JSON value read from it) as a document.
+fn walk<'de, D: de::Deserializer<'de>>(
+    deserializer: D,
+    rules: ValueRules,
+    track_path: bool,
+) -> Result<(Scan<'de>, Stats), D::Error> {
+    let mut scan = Scan {
+        rules,
+        track_path,
+        ..Scan::default()
+    };
+    let stats = Walk {
+        scan: &mut scan,
+        role: Role::Document,
+        depth: 0,
+    }
+    .deserialize(deserializer)?;
+    Ok((scan, stats))
+}
+
+/// One step from a value to a value inside it.
+enum Segment<'de> {
+    Field(Cow<'de, str>),
+    Index(usize),
+}
+
+/// A path as people read it: `profile.tags[2]`, with `["odd name"]` for a
+/// field that is not a plain identifier.
+fn field_path(path: &[Segment<'_>]) -> String {
+    let mut out = String::new();
+    for segment in path {
+        match segment {
+            Segment::Field(name) => {
+                let plain = name
+                    .chars()
+                    .next()
+                    .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+                    && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
+                if plain {
+                    if !out.is_empty() {
+                        out.push('.');
+                    }
+                    out.push_str(name);
+                } else {
+                    out.push('[');
+                    out.push_str(&serde_json::to_string(name.as_ref()).unwrap_or_default());
+                    out.push(']');
+                }
+            }
+            Segment::Index(index) => out.push_str(&format!("[{index}]")),
+        }
+    }
+    out
 }
 
 /// Size and nesting of one value, by Convex's metric.
@@ -273,13 +393,13 @@ enum Role {
 }
 
 /// Walks one value; the seed and the visitor in one.
-struct Walk<'s> {
-    scan: &'s mut Scan,
+struct Walk<'s, 'de> {
+    scan: &'s mut Scan<'de>,
     role: Role,
     depth: u32,
 }
 
-impl<'de> DeserializeSeed<'de> for Walk<'_> {
+impl<'de> DeserializeSeed<'de> for Walk<'_, 'de> {
     type Value = Stats;
 
     fn deserialize<D: de::Deserializer<'de>>(self, deserializer: D) -> Result<Stats, D::Error> {
@@ -287,7 +407,7 @@ impl<'de> DeserializeSeed<'de> for Walk<'_> {
     }
 }
 
-impl Walk<'_> {
+impl<'de> Walk<'_, 'de> {
     fn scalar(self, description: impl FnOnce() -> String, size: u64) -> Stats {
         match self.role {
             Role::Document => self.scan.fail(Problem::NotObject(description())),
@@ -312,7 +432,7 @@ impl Walk<'_> {
         self.scalar(description, SCALAR_SIZE)
     }
 
-    fn child(&mut self, role: Role) -> Walk<'_> {
+    fn child(&mut self, role: Role) -> Walk<'_, 'de> {
         Walk {
             scan: self.scan,
             role,
@@ -340,7 +460,7 @@ impl Walk<'_> {
     }
 }
 
-impl<'de> Visitor<'de> for Walk<'_> {
+impl<'de> Visitor<'de> for Walk<'_, 'de> {
     type Value = Stats;
 
     fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
@@ -391,7 +511,11 @@ impl<'de> Visitor<'de> for Walk<'_> {
             nesting: 0,
         };
         let mut len = 0usize;
-        while let Some(child) = seq.next_element_seed(self.child(Role::Value))? {
+        loop {
+            self.scan.enter(|| Segment::Index(len));
+            let next = seq.next_element_seed(self.child(Role::Value))?;
+            self.scan.leave();
+            let Some(child) = next else { break };
             len += 1;
             stats.size += child.size;
             stats.nesting = stats.nesting.max(child.nesting);
@@ -413,7 +537,9 @@ impl<'de> Visitor<'de> for Walk<'_> {
 
     fn visit_map<A: MapAccess<'de>>(mut self, mut map: A) -> Result<Stats, A::Error> {
         let top = self.role == Role::Document;
-        let Some(first) = map.next_key_seed(KeySeed { top })? else {
+        let named = self.scan.track_path;
+        let seed = || KeySeed { top, named };
+        let Some(first) = map.next_key_seed(seed())? else {
             return Ok(self.object_done(
                 Stats {
                     size: 2,
@@ -436,14 +562,15 @@ impl<'de> Visitor<'de> for Walk<'_> {
         let mut key = Some(first);
         while let Some(k) = key {
             fields += 1;
+            self.scan.enter(|| Segment::Field(k.name()));
             let role = match &k {
                 Key::Id if top => Role::Id,
                 Key::CreationTime if top => Role::CreationTime,
                 _ => Role::Value,
             };
             match &k {
-                Key::Invalid(message) => {
-                    let message = message.clone();
+                Key::Invalid(invalid) => {
+                    let message = invalid.1.clone();
                     self.scan.invalid(|| message);
                 }
                 Key::Dollar(kind) => {
@@ -458,16 +585,17 @@ impl<'de> Visitor<'de> for Walk<'_> {
                 _ => {}
             }
             let child = map.next_value_seed(self.child(role))?;
+            self.scan.leave();
             stats.size += k.len() as u64 + 1 + child.size;
             stats.nesting = stats.nesting.max(child.nesting);
-            key = map.next_key_seed(KeySeed { top })?;
+            key = map.next_key_seed(seed())?;
         }
         stats.nesting += 1;
         Ok(self.object_done(stats, fields))
     }
 }
 
-impl Walk<'_> {
+impl<'de> Walk<'_, 'de> {
     fn object_done(mut self, stats: Stats, fields: usize) -> Stats {
         if fields > MAX_OBJECT_FIELDS {
             self.scan.invalid(|| {
@@ -486,7 +614,7 @@ impl Walk<'_> {
 
     /// An object whose first key starts with `$` in a uniform export: exactly
     /// one of `$integer`, `$float`, `$bytes` with a base64 string.
-    fn wrapper<'de, A: MapAccess<'de>>(self, kind: Dollar, mut map: A) -> Result<Stats, A::Error> {
+    fn wrapper<A: MapAccess<'de>>(self, kind: Dollar, mut map: A) -> Result<Stats, A::Error> {
         let payload = map.next_value::<WrapperPayload>()?;
         let mut extra = false;
         while map.next_key::<IgnoredAny>()?.is_some() {
@@ -650,17 +778,21 @@ impl Dollar {
 }
 
 /// An object key, classified as it is read.
-enum Key {
+enum Key<'de> {
     Id,
     CreationTime,
     /// A top-level `_x` key other than the system fields.
     Underscore(String),
     Dollar(Dollar),
-    Invalid(String),
+    /// A name Convex refuses: the name and why.
+    Invalid(Box<(String, String)>),
+    /// Any other name, by its length.
     Plain(usize),
+    /// Any other name, when the walk follows the path.
+    Named(Cow<'de, str>),
 }
 
-impl Key {
+impl<'de> Key<'de> {
     fn len(&self) -> usize {
         match self {
             Key::Id => 3,
@@ -669,31 +801,42 @@ impl Key {
             Key::Dollar(kind) => kind.name().len(),
             Key::Invalid(_) => 0,
             Key::Plain(len) => *len,
+            Key::Named(name) => name.len(),
+        }
+    }
+
+    /// The name (empty for a key read by its length only).
+    fn name(&self) -> Cow<'de, str> {
+        match self {
+            Key::Id => Cow::Borrowed("_id"),
+            Key::CreationTime => Cow::Borrowed("_creationTime"),
+            Key::Underscore(name) => Cow::Owned(name.clone()),
+            Key::Invalid(invalid) => Cow::Owned(invalid.0.clone()),
+            Key::Dollar(kind) => Cow::Owned(kind.name().to_owned()),
+            Key::Plain(_) => Cow::Borrowed(""),
+            Key::Named(name) => name.clone(),
         }
     }
 }
 
+/// Reads a key; `named`: keep plain keys' names too.
 struct KeySeed {
     top: bool,
+    named: bool,
 }
 
 impl<'de> DeserializeSeed<'de> for KeySeed {
-    type Value = Key;
+    type Value = Key<'de>;
 
-    fn deserialize<D: de::Deserializer<'de>>(self, deserializer: D) -> Result<Key, D::Error> {
+    fn deserialize<D: de::Deserializer<'de>>(self, deserializer: D) -> Result<Key<'de>, D::Error> {
         deserializer.deserialize_str(self)
     }
 }
 
-impl<'de> Visitor<'de> for KeySeed {
-    type Value = Key;
-
-    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-        f.write_str("a field name")
-    }
-
-    fn visit_str<E>(self, v: &str) -> Result<Key, E> {
-        Ok(match v {
+impl KeySeed {
+    #[inline]
+    fn classify<'de>(&self, v: &str, name: impl FnOnce() -> Cow<'de, str>) -> Key<'de> {
+        match v {
             "_id" if self.top => Key::Id,
             "_creationTime" if self.top => Key::CreationTime,
             "$integer" => Key::Dollar(Dollar::Integer),
@@ -701,11 +844,28 @@ impl<'de> Visitor<'de> for KeySeed {
             "$bytes" => Key::Dollar(Dollar::Bytes),
             _ if v.starts_with('$') => Key::Dollar(Dollar::Other(v.to_owned())),
             _ => match check_field_name(v) {
-                Err(message) => Key::Invalid(message),
+                Err(message) => Key::Invalid(Box::new((v.to_owned(), message))),
                 Ok(()) if self.top && v.starts_with('_') => Key::Underscore(v.to_owned()),
+                Ok(()) if self.named => Key::Named(name()),
                 Ok(()) => Key::Plain(v.len()),
             },
-        })
+        }
+    }
+}
+
+impl<'de> Visitor<'de> for KeySeed {
+    type Value = Key<'de>;
+
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("a field name")
+    }
+
+    fn visit_borrowed_str<E>(self, v: &'de str) -> Result<Key<'de>, E> {
+        Ok(self.classify(v, || Cow::Borrowed(v)))
+    }
+
+    fn visit_str<E>(self, v: &str) -> Result<Key<'de>, E> {
+        Ok(self.classify(v, || Cow::Owned(v.to_owned())))
     }
 }
 
@@ -727,6 +887,77 @@ mod tests {
 
     fn code(line: &str, rules: ValueRules) -> Code {
         check(line, rules).expect_err(line).code
+    }
+
+    fn field_of(line: &str, rules: ValueRules) -> Option<String> {
+        check(line, rules).expect_err(line).field
+    }
+
+    #[test]
+    fn errors_name_their_field() {
+        let plain = ValueRules::Plain;
+        assert_eq!(
+            field_of(r#"{"a":{"b":[1,{"$x":2}]}}"#, plain).as_deref(),
+            Some(r#"a.b[1]["$x"]"#)
+        );
+        assert_eq!(
+            field_of(r#"{"odd key":{"c d":{"$y":1}}}"#, plain).as_deref(),
+            Some(r#"["odd key"]["c d"]["$y"]"#)
+        );
+        let uniform = ValueRules::Uniform;
+        assert_eq!(
+            field_of(r#"{"n":[{"$integer":"%%"}]}"#, uniform).as_deref(),
+            Some("n[0]")
+        );
+        let wide = format!(
+            "{{\"o\":{{{}}}}}",
+            (0..1025)
+                .map(|i| format!("\"k{i}\":1"))
+                .collect::<Vec<_>>()
+                .join(",")
+        );
+        assert_eq!(field_of(&wide, plain).as_deref(), Some("o"));
+        assert_eq!(
+            field_of(r#"{"_creationTime":"x"}"#, plain).as_deref(),
+            Some("_creationTime")
+        );
+        assert_eq!(field_of(r#"{"_id":1}"#, plain).as_deref(), Some("_id"));
+        assert_eq!(field_of(r#"{"_x":1}"#, plain).as_deref(), Some("_x"));
+        // About the whole document: no field.
+        assert_eq!(field_of("[1]", plain), None);
+        let big = format!(r#"{{"s":"{}"}}"#, "x".repeat(1 << 20));
+        assert_eq!(field_of(&big, plain), None);
+    }
+
+    /// Convex reads a line into a JSON value first: a repeated key keeps its
+    /// last value, in its first place, and counts once.
+    #[test]
+    fn a_repeated_key_keeps_its_last_value() {
+        let plain = ValueRules::Plain;
+        assert!(check(r#"{"a":{"$bad":1},"a":1}"#, plain).is_ok());
+        assert_eq!(
+            code(r#"{"a":1,"a":{"$bad":1}}"#, plain),
+            Code::InvalidConvexValue
+        );
+        let half = "x".repeat(700_000);
+        assert!(check(&format!(r#"{{"s":"{half}","s":"{half}"}}"#), plain).is_ok());
+        let same = format!("{{{}}}", vec![r#""k":1"#; 1100].join(","));
+        assert!(check(&same, plain).is_ok());
+        let uniform = ValueRules::Uniform;
+        assert!(check(
+            r#"{"w":{"$integer":"AQAAAA==","$integer":"AQAAAAAAAAA="}}"#,
+            uniform
+        )
+        .is_ok());
+        assert_eq!(
+            code(
+                r#"{"w":{"$integer":"AQAAAAAAAAA=","$integer":"AQAAAA=="}}"#,
+                uniform
+            ),
+            Code::InvalidConvexValue
+        );
+        let doc = check(&format!(r#"{{"_id":"nope","_id":"{ID}"}}"#), plain).unwrap();
+        assert_eq!(doc.id, IdField::Valid(DocumentId::new(10001, [0xff; 16])));
     }
 
     #[test]

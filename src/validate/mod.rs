@@ -804,10 +804,10 @@ fn legacy_schema<R: Read>(
                 break;
             }
             Ok(line) => match std::str::from_utf8(line) {
-                Err(e) => Err(crate::convex::value::RowError {
-                    code: Code::NotUtf8,
-                    message: format!("Import wasn't valid UTF8: {e}"),
-                }),
+                Err(e) => Err(crate::convex::value::RowError::new(
+                    Code::NotUtf8,
+                    format!("Import wasn't valid UTF8: {e}"),
+                )),
                 Ok(text) => crate::convex::legacy::parse_override_line(text, row).map(|_| ()),
             },
         };

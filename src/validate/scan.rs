@@ -125,11 +125,7 @@ impl<'a> Checking<'a> {
             let outcome = match self.storage.as_deref_mut() {
                 Some(meta) => match std::str::from_utf8(line) {
                     Ok(text) => meta.check_row(text, row, self.number).map(|()| false),
-                    Err(e) => Err(RowFinding {
-                        code: Code::NotUtf8,
-                        message: e.to_string(),
-                        first_line: None,
-                    }),
+                    Err(e) => Err(RowFinding::new(Code::NotUtf8, e.to_string())),
                 },
                 None => self.checker.check_prechecked(line, prechecked, row, row),
             }
@@ -339,11 +335,10 @@ impl Reporting<'_, '_> {
                     return Ok(Flow::Stop);
                 }
                 Err(f) => {
-                    let mut finding = (self.at)(Finding::new(f.code, f.message.clone()))
+                    let finding = (self.at)(Finding::new(f.code, f.message.clone()))
                         .line(row)
                         .excerpt(&String::from_utf8_lossy(line));
-                    finding.first_line = f.first_line;
-                    self.ctx.error(finding);
+                    self.ctx.error(f.locate(finding));
                 }
             }
             self.sink

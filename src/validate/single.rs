@@ -210,17 +210,12 @@ impl Scan<'_> {
                 ctx.error(self.at(Finding::new(Code::NotUtf8, message)).line(line));
                 return Ok(false);
             }
-            Err(RowFinding {
-                code,
-                message,
-                first_line,
-            }) => {
-                let mut finding = self
-                    .at(Finding::new(code, message))
+            Err(row_finding) => {
+                let finding = self
+                    .at(Finding::new(row_finding.code, row_finding.message.clone()))
                     .line(line)
                     .excerpt(&String::from_utf8_lossy(text));
-                finding.first_line = first_line;
-                ctx.error(finding);
+                ctx.error(row_finding.locate(finding));
                 false
             }
         };
@@ -378,7 +373,11 @@ impl Scan<'_> {
         let mut rows = match CsvRows::new(input, optional) {
             Ok(rows) => rows,
             Err(e) => {
-                ctx.read_error(self.at(Finding::new(e.code, e.message)).line(1));
+                ctx.read_error(
+                    self.at(Finding::new(e.code, e.message))
+                        .line(1)
+                        .field(e.field),
+                );
                 return Ok(());
             }
         };
@@ -394,7 +393,7 @@ impl Scan<'_> {
                 }
                 Err((line, e)) => {
                     let stop = e.code == Code::CsvInvalidRow;
-                    let finding = self.at(Finding::new(e.code, e.message));
+                    let finding = self.at(Finding::new(e.code, e.message)).field(e.field);
                     // Line 0: the input failed, on no line of its own.
                     ctx.read_error(match line {
                         0 => finding,

@@ -53,11 +53,7 @@ impl StorageMetadata {
         row: u64,
         number: Option<u32>,
     ) -> Result<(), RowFinding> {
-        let invalid = |code: Code, message: String| RowFinding {
-            code,
-            message,
-            first_line: None,
-        };
+        let invalid = RowFinding::new;
         let parsed: StorageRow = match serde_json::from_str::<serde_json::Value>(text) {
             Err(e) => {
                 return Err(invalid(
@@ -78,7 +74,8 @@ impl StorageMetadata {
                 format!("Row {row} wasn't a valid Convex value: {reason}"),
             )
         };
-        let id = DocumentId::decode(&parsed.id).map_err(|e| value_error(e.to_string()))?;
+        let id =
+            DocumentId::decode(&parsed.id).map_err(|e| value_error(e.to_string()).at("_id"))?;
         if let Some(number) = number {
             if id.table != number {
                 return Err(invalid(
@@ -87,37 +84,43 @@ impl StorageMetadata {
                         "_storage entry has invalid ID {} (TableNumber({}) != TableNumber({number}))",
                         parsed.id, id.table
                     ),
-                ));
+                )
+                .at("_id"));
             }
         }
         if let Some(content_type) = &parsed.content_type {
             if !is_mime_type(content_type) {
                 return Err(value_error(format!(
                     "contentType '{content_type}' is not a MIME type"
-                )));
+                ))
+                .at("contentType"));
             }
         }
         let sha256 = match &parsed.sha256 {
             None => None,
             Some(text) => {
-                let bytes = decode_base64(text).map_err(|e| value_error(format!("sha256: {e}")))?;
+                let bytes = decode_base64(text)
+                    .map_err(|e| value_error(format!("sha256: {e}")).at("sha256"))?;
                 Some(<[u8; 32]>::try_from(bytes.as_slice()).map_err(|_| {
                     value_error(format!("sha256 must be 32 bytes, got {}", bytes.len()))
+                        .at("sha256")
                 })?)
             }
         };
         if let Some(internal_id) = &parsed.internal_id {
             if !is_uuid(internal_id) {
-                return Err(value_error(format!(
-                    "internalId '{internal_id}' is not a UUID"
-                )));
+                return Err(
+                    value_error(format!("internalId '{internal_id}' is not a UUID"))
+                        .at("internalId"),
+                );
             }
         }
         if let Some(t) = parsed.creation_time {
             if !(t > 0.0 && t < MAX_CREATION_TIME) {
                 return Err(value_error(format!(
                     "_creationTime {t} is not a timestamp in milliseconds"
-                )));
+                ))
+                .at("_creationTime"));
             }
         }
         // A later row of the same file replaces an earlier one: Convex

@@ -6,17 +6,44 @@ use super::ids::{HashedId, IdKeys, IdSet};
 use crate::convex::fast::check_fast;
 use crate::convex::value::{check_document, CheckedDocument, IdField, ValueRules};
 use crate::convex::DocumentId;
-use crate::report::Code;
+use crate::report::{Code, Finding};
 
-/// A rejected row: code, message and, for duplicates, the first line.
+/// A rejected row: code, message, the field and, for duplicates, the first line.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RowFinding {
     /// Stable code.
     pub code: Code,
     /// Convex's message.
     pub message: String,
+    /// The field concerned (a path from the document), if one is.
+    pub field: Option<String>,
     /// For `DuplicateId`: the line of the first document with that id.
     pub first_line: Option<u64>,
+}
+
+impl RowFinding {
+    /// A finding about the whole row.
+    pub fn new(code: Code, message: String) -> Self {
+        RowFinding {
+            code,
+            message,
+            field: None,
+            first_line: None,
+        }
+    }
+
+    /// The same finding, about `field`.
+    pub fn at(mut self, field: &str) -> Self {
+        self.field = Some(field.to_owned());
+        self
+    }
+
+    /// Where it is in `finding`: the field and the first line.
+    pub fn locate(&self, finding: Finding) -> Finding {
+        let mut finding = finding.field(self.field.clone());
+        finding.first_line = self.first_line;
+        finding
+    }
 }
 
 /// Checks the documents of one table, in order.
@@ -163,11 +190,11 @@ impl TableChecker {
     /// a valid one.
     fn accept_id_field(&mut self, id: &IdField, line: u64) -> Result<bool, RowFinding> {
         match id {
-            IdField::Invalid(text, reason) => Err(RowFinding {
-                code: Code::InvalidId,
-                message: format!("invalid _id '{text}': {reason}"),
-                first_line: None,
-            }),
+            IdField::Invalid(text, reason) => Err(RowFinding::new(
+                Code::InvalidId,
+                format!("invalid _id '{text}': {reason}"),
+            )
+            .at("_id")),
             IdField::Valid(id) => {
                 let id = self.ids.keys().hashed(*id);
                 self.accept_id(id, line).map(|()| true)
@@ -183,14 +210,16 @@ impl TableChecker {
         row: u64,
         line: u64,
     ) -> Result<CheckedDocument, RowFinding> {
-        let text = std::str::from_utf8(bytes).map_err(|e| RowFinding {
-            code: Code::NotUtf8,
-            message: format!("Import wasn't valid UTF8: line {line} is not valid UTF-8 ({e})"),
-            first_line: None,
+        let text = std::str::from_utf8(bytes).map_err(|e| {
+            RowFinding::new(
+                Code::NotUtf8,
+                format!("Import wasn't valid UTF8: line {line} is not valid UTF-8 ({e})"),
+            )
         })?;
         check_document(text, self.rules, row, self.number).map_err(|e| RowFinding {
             code: e.code,
             message: e.message,
+            field: e.field,
             first_line: None,
         })
     }
@@ -199,11 +228,11 @@ impl TableChecker {
     fn accept_id(&mut self, id: HashedId, line: u64) -> Result<(), RowFinding> {
         if let Some(number) = self.number {
             if id.id.table != number {
-                return Err(RowFinding {
-                    code: Code::ImportConflict,
-                    message: import_conflict_message(&id.id.to_string(), &self.name),
-                    first_line: None,
-                });
+                return Err(RowFinding::new(
+                    Code::ImportConflict,
+                    import_conflict_message(&id.id.to_string(), &self.name),
+                )
+                .at("_id"));
             }
         }
         self.remember_hashed(id, line)
@@ -226,6 +255,7 @@ impl TableChecker {
                     "Objects in table \"{}\" have duplicate _id fields ({id} first on line {first})",
                     self.name
                 ),
+                field: Some("_id".into()),
                 first_line: Some(first),
             }),
         }

@@ -178,12 +178,15 @@ fn print_grouped(
         };
         writeln!(out, "  {title}")?;
         for f in list {
-            let place = match (&f.entry, f.line) {
+            let mut place = match (&f.entry, f.line) {
                 (Some(e), Some(l)) => format!("{}:{l}", shown(e)),
                 (Some(e), None) => shown(e).into_owned(),
                 (None, Some(l)) => format!("line {l}"),
                 (None, None) => String::new(),
             };
+            if let Some(field) = &f.field {
+                place.push_str(&format!(" field {}", shown(field)));
+            }
             writeln!(
                 out,
                 "    {} {} {}",
