@@ -98,6 +98,8 @@ export interface Finding {
   component?: string;
   /** 1-based line (row) within the entry. */
   line: number | null;
+  /** The field concerned, as a path from the document (`profile.tags[2]`), or a CSV column. */
+  field?: string;
   /** The other line involved (the first occurrence of a duplicate id). */
   first_line?: number;
   /** The start of the offending line (at most 120 bytes, then `...`). */
@@ -494,6 +496,8 @@ export declare class UploadError extends Error {
   readonly table: string | null;
   /** 1-based document number within the table. */
   readonly line: number | null;
+  /** The field concerned, as a path from the document (`profile.tags[2]`). */
+  readonly field: string | null;
   /** Frame sequence number. */
   readonly seq: number | null;
   /** The import, if it was created. */

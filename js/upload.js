@@ -31,6 +31,8 @@ export class UploadError extends Error {
     this.table = failure.table ?? null;
     /** 1-based document number within the table. */
     this.line = failure.line ?? null;
+    /** The field concerned, as a path from the document (`profile.tags[2]`). */
+    this.field = failure.field ?? null;
     /** Frame sequence number. */
     this.seq = failure.seq ?? null;
     /** The import, when it was created: resume it with `importId`. */

@@ -247,6 +247,7 @@ fn a_rejected_document_answers_422_with_where() {
         assert_eq!(body["code"], "InvalidId", "{backend}: {body}");
         assert_eq!(body["table"], "users");
         assert_eq!(body["line"], 251);
+        assert_eq!(body["field"], "_id");
         let seq = body["seq"].as_u64().unwrap();
         assert!(seq > 0);
         // Frames before the bad one were kept.

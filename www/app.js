@@ -365,6 +365,7 @@ function whereErrors(errors) {
 function place(finding) {
   if (!finding.entry) return finding.table ? `table ${finding.component ? `${finding.component}/` : ''}${finding.table}` : null;
   let text = finding.line ? `${finding.entry}:${finding.line}` : finding.entry;
+  if (finding.field) text += `, field ${finding.field}`;
   if (finding.first_line) text += ` (first at line ${finding.first_line})`;
   return text;
 }
@@ -382,7 +383,7 @@ function renderErrors() {
   if (!report) return;
   const needle = $('filter').value.trim().toLowerCase();
   const matches = report.errors.filter((e) =>
-    !needle || [e.code, e.message, e.entry, e.table, e.component, e.excerpt].some((v) => v && String(v).toLowerCase().includes(needle)));
+    !needle || [e.code, e.message, e.entry, e.table, e.component, e.field, e.excerpt].some((v) => v && String(v).toLowerCase().includes(needle)));
   const groups = new Map();
   for (const error of matches) {
     const key = error.table === null ? '' : `${error.component ? `${error.component}/` : ''}${error.table}`;
@@ -620,7 +621,7 @@ async function startUpload(pending) {
 
 function describeFailure(error) {
   let text = error.code && error.code !== 'NetworkError' ? `${error.code}: ${error.message}` : error.message;
-  if (error.table) text += ` (table ${error.component ? `${error.component}/` : ''}${error.table}${error.line ? `, document ${error.line}` : ''})`;
+  if (error.table) text += ` (table ${error.component ? `${error.component}/` : ''}${error.table}${error.line ? `, document ${error.line}` : ''}${error.field ? `, field ${error.field}` : ''})`;
   return text;
 }
 

@@ -257,6 +257,9 @@ pub struct UploadError {
     pub table: Option<String>,
     /// 1-based document number within the table.
     pub line: Option<u64>,
+    /// The field concerned, as a path from the document.
+    #[serde(default)]
+    pub field: Option<String>,
     /// Frame concerned.
     pub seq: Option<u64>,
 }
@@ -270,6 +273,7 @@ impl UploadError {
             component: String::new(),
             table: None,
             line: None,
+            field: None,
             seq: None,
         }
     }
@@ -283,6 +287,7 @@ impl UploadError {
             component: text("component").unwrap_or_default(),
             table: text("table"),
             line: body.get("line").and_then(|v| v.as_u64()),
+            field: text("field"),
             seq: body.get("seq").and_then(|v| v.as_u64()),
         }
     }
@@ -742,14 +747,14 @@ mod tests {
         assert_eq!(sent(&mut upload), append(3, 2));
         upload.on_response(
             422,
-            br#"{"code":"DuplicateId","message":"dup","table":"users","line":301,"seq":3,"expectedSeq":3}"#,
+            br#"{"code":"DuplicateId","message":"dup","table":"users","line":301,"field":"_id","seq":3,"expectedSeq":3}"#,
         );
         match upload.step() {
             Step::Failed(e) => {
                 assert_eq!(e.code, "DuplicateId");
                 assert_eq!(
-                    (e.table.as_deref(), e.line, e.seq),
-                    (Some("users"), Some(301), Some(3))
+                    (e.table.as_deref(), e.line, e.field.as_deref(), e.seq),
+                    (Some("users"), Some(301), Some("_id"), Some(3))
                 );
                 assert_eq!(e.status, Some(422));
             }

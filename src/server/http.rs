@@ -267,7 +267,7 @@ impl IntoResponse for ImportsError {
             ImportsError::Rejected(r) => error(
                 StatusCode::UNPROCESSABLE_ENTITY,
                 json!({"code": r.code, "message": r.message, "component": r.component,
-                       "table": r.table, "line": r.line, "seq": r.seq, "expectedSeq": r.seq}),
+                       "table": r.table, "line": r.line, "field": r.field, "seq": r.seq, "expectedSeq": r.seq}),
             ),
             ImportsError::Truncated { seq, .. } => error(
                 StatusCode::UNPROCESSABLE_ENTITY,

@@ -64,7 +64,7 @@ pub enum ImportsError {
     },
     /// A frame's content is refused (a document, a table declaration).
     #[error("frame {}: {}: {}", .0.seq, .0.code, .0.message)]
-    Rejected(Rejection),
+    Rejected(Box<Rejection>),
     /// The body ends inside a frame.
     #[error("the request ends {partial} bytes into frame {seq}")]
     Truncated {
@@ -378,7 +378,9 @@ impl Imports {
                     max_frame_size: self.limits.max_frame_size,
                 },
                 |frame| {
-                    let accepted = ingest.frame(frame).map_err(ImportsError::Rejected)?;
+                    let accepted = ingest
+                        .frame(frame)
+                        .map_err(|r| ImportsError::Rejected(Box::new(r)))?;
                     self.apply(id, frame, &accepted, &ingest, &mut file, applied)
                 },
             );
@@ -618,7 +620,7 @@ impl Imports {
             match open.ingest.frame(frame) {
                 Ok(a) => accepted.push(a),
                 Err(rejection) => {
-                    refusal = Some(ImportsError::Rejected(rejection));
+                    refusal = Some(ImportsError::Rejected(Box::new(rejection)));
                     break;
                 }
             }

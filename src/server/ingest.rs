@@ -23,7 +23,7 @@ use crate::convex::DocumentId;
 use crate::migration::{Frame, Item, TableDecl};
 use crate::report::{Code, NumberSource};
 use crate::validate::storage::StorageMetadata;
-use crate::validate::table::import_conflict_message;
+use crate::validate::table::{import_conflict_message, RowFinding};
 use crate::validate::{line_too_long, TableChecker, MAX_LINE};
 
 /// Why a frame is refused, with where: the import stays at the frame before.
@@ -37,9 +37,12 @@ pub struct Rejection {
     /// Component path of the table concerned.
     pub component: String,
     /// The table concerned.
-    pub table: Option<String>,
+    pub table: Option<Box<str>>,
     /// 1-based document (line) number within the table.
     pub line: Option<u64>,
+    /// The field concerned, as a path from the document (boxed: a
+    /// rejection is returned through every step of a frame).
+    pub field: Option<Box<str>>,
     /// Sequence number of the refused frame.
     pub seq: u64,
 }
@@ -193,8 +196,9 @@ impl Ingest {
                         code,
                         message,
                         component: decl.component.clone(),
-                        table: Some(decl.name.clone()),
+                        table: Some(decl.name.as_str().into()),
                         line: None,
+                        field: None,
                         seq,
                     })?;
                     out.tables.push(declaration);
@@ -235,6 +239,7 @@ impl Ingest {
             component: component.to_owned(),
             table: Some("_storage".into()),
             line: None,
+            field: None,
             seq,
         }
     }
@@ -470,6 +475,7 @@ impl Ingest {
             component: String::new(),
             table: None,
             line: None,
+            field: None,
             seq,
         }
     }
@@ -495,8 +501,9 @@ impl Ingest {
             code: finding.code.as_str(),
             message: finding.message,
             component: t.component.clone(),
-            table: Some(t.name.clone()),
+            table: Some(t.name.as_str().into()),
             line: Some(row),
+            field: None,
             seq,
         }
     }
@@ -522,8 +529,9 @@ impl Ingest {
             code: Code::NotUtf8.as_str(),
             message: format!("Row {} is not valid UTF-8", t.rows + 1),
             component: t.component.clone(),
-            table: Some(t.name.clone()),
+            table: Some(t.name.as_str().into()),
             line: Some(t.rows + 1),
+            field: None,
             seq,
         })
     }
@@ -539,17 +547,18 @@ impl Ingest {
         let t = &mut self.tables[table];
         t.rows += 1;
         let row = t.rows;
-        let reject = |t: &TableState, code: Code, message: String| Rejection {
-            code: code.as_str(),
-            message,
+        let reject = |t: &TableState, finding: RowFinding| Rejection {
+            code: finding.code.as_str(),
+            message: finding.message,
             component: t.component.clone(),
-            table: Some(t.name.clone()),
+            table: Some(t.name.as_str().into()),
             line: Some(row),
+            field: finding.field.map(String::into_boxed_str),
             seq,
         };
         if let Some(storage) = t.storage.as_mut() {
             if let Err(finding) = storage.metadata.check_row(&line, row, t.number) {
-                return Err(reject(t, finding.code, finding.message));
+                return Err(reject(t, finding));
             }
             let id = serde_json::from_str::<StorageRowId>(&line)
                 .ok()
@@ -567,7 +576,7 @@ impl Ingest {
         }
         let checked = match t.checker.check(line.as_bytes(), row, row) {
             Ok(doc) => doc,
-            Err(finding) => return Err(reject(t, finding.code, finding.message)),
+            Err(finding) => return Err(reject(t, finding)),
         };
         let internal = match checked.id {
             IdField::Valid(id) => {
@@ -584,7 +593,10 @@ impl Ingest {
                         }
                         Some(pinned) if pinned != id.table => {
                             let message = import_conflict_message(&id.to_string(), &t.name);
-                            return Err(reject(t, Code::ImportConflict, message));
+                            return Err(reject(
+                                t,
+                                RowFinding::new(Code::ImportConflict, message).at("_id"),
+                            ));
                         }
                         Some(_) => {}
                     }

@@ -315,6 +315,7 @@ test('an invalid snapshot: errors with entry:line, upload disabled', { timeout: 
     assert.ok(errors.includes(fault.code), `${fault.code} is listed`);
     assert.ok(errors.includes(`${fault.entry}:${fault.line}`), `${fault.entry}:${fault.line} is listed`);
   }
+  assert.ok(errors.includes(', field _id'), 'the field of the duplicate id is named');
   assert.ok(await page.locator('#errors .excerpt').count() >= 2, 'excerpts of the lines are shown');
   assert.equal(await page.isDisabled('#upload'), true);
   assert.match(await page.textContent('#upload-why'), /errors/);

@@ -34,6 +34,17 @@ test('every input kind gives the same report', async () => {
   assert.equal(sortedJson(await validateFile(archive)), want);
 });
 
+test('a finding names the entry, the line and the field', async () => {
+  const lines = '{"a":1}\n{"profile":{"tags":["x",{"$kind":1}]}}\n';
+  const report = await validate(new TextEncoder().encode(lines), { fileName: 'people.jsonl', table: 'people' });
+  assert.equal(report.valid, false);
+  const [finding] = report.errors;
+  assert.deepEqual(
+    [finding.code, finding.entry, finding.line, finding.field],
+    ['InvalidConvexValue', 'people.jsonl', 2, 'profile.tags[1]["$kind"]'],
+  );
+});
+
 test('progress rises to the input size and the documents read', async () => {
   const seen = [];
   const report = await validateFile(archive, { onProgress: (p) => seen.push(p) });

@@ -312,6 +312,9 @@ pub fn run(args: UploadArgs) -> Result<ExitCode> {
                     if let Some(line) = error.line {
                         place.push_str(&format!(", document {line}"));
                     }
+                    if let Some(field) = &error.field {
+                        place.push_str(&format!(", field {field}"));
+                    }
                     place.push(')');
                 }
                 eprintln!(
