@@ -633,6 +633,18 @@ fn storage_rows_are_checked_against_their_files() {
             }
             other => panic!("{backend}: {other:?}"),
         }
+        // A creation time of 0 reads fine, but the row of a file that came
+        // is inserted as a document, which refuses it.
+        let zero = format!(r#"{{"_id":"{with_file}","_creationTime":0}}"#);
+        let stream = encode(&[storage(vec![zero])], std::slice::from_ref(&file), 4096);
+        let id = imports.create(ImportMode::Replace, None).unwrap().id;
+        match imports.append(&id, 0, &stream) {
+            Err(ImportsError::Rejected(r)) => {
+                assert_eq!(r.code, "InvalidDocumentError", "{backend}");
+                assert_eq!(r.field.as_deref(), Some("_creationTime"), "{backend}");
+            }
+            other => panic!("{backend}: {other:?}"),
+        }
         // Two rows of one file: the later one is stored, as in Convex.
         let later = format!(r#"{{"_id":"{with_file}"}}"#);
         let stream = encode(

@@ -727,6 +727,28 @@ fn storage_files_are_checked_against_their_metadata() {
         );
         assert_eq!(codes(&report), expected, "{rows}");
     }
+    // A creation time of 0 reads fine; the document Convex inserts for a
+    // file refuses it, so it is an error only for a row whose file came.
+    let rows = format!(
+        "{{\"_id\":\"{sid}\",\"_creationTime\":0}}\n{{\"_id\":\"{other}\",\"_creationTime\":0}}\n"
+    );
+    let report = check(
+        "t.zip",
+        &zip(&[
+            ("_storage/documents.jsonl", rows.as_bytes()),
+            (&format!("_storage/{sid}"), b"abc"),
+        ]),
+    );
+    assert_eq!(codes(&report), vec![Code::InvalidDocumentError]);
+    let error = &report.errors[0];
+    assert_eq!(
+        (error.entry.as_deref(), error.line, error.field.as_deref()),
+        (
+            Some("_storage/documents.jsonl"),
+            Some(1),
+            Some("_creationTime")
+        )
+    );
 }
 
 #[test]
@@ -772,6 +794,21 @@ fn target_tables_and_modes() {
     ] {
         assert_eq!(run(mode, target(&[])), vec![], "{mode:?}");
     }
+    // A table-level finding names the table's documents entry.
+    let report = check_with(
+        "m.zip",
+        &archive,
+        &Options {
+            mode: ImportMode::RequireEmpty,
+            target: Some(target(&[("table1", 10001, 5)])),
+            ..Options::default()
+        },
+    );
+    assert_eq!(codes(&report), vec![Code::TableExists]);
+    assert_eq!(
+        report.errors[0].entry.as_deref(),
+        Some("table1/documents.jsonl")
+    );
     // A list no deployment has is an options error, whatever the mode.
     let system = target(&[
         ("_storage", 540, 0),

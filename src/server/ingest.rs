@@ -137,12 +137,14 @@ struct StorageRowId {
 }
 
 /// The storage file being received: its component, id, expected digest
-/// (`None` without a row, or a row without `sha256`) and size so far.
+/// (`None` without a row, or a row without `sha256`), why its row cannot be
+/// inserted as a document (if it cannot), and size so far.
 struct OpenFile {
     component: String,
     id: DocumentId,
     has_row: bool,
     expected: Option<[u8; 32]>,
+    row_error: Option<RowFinding>,
     size: u64,
 }
 
@@ -262,7 +264,7 @@ impl Ingest {
             .tables
             .iter_mut()
             .find(|t| t.name == "_storage" && t.component == component);
-        let (mut has_row, mut expected) = (false, None);
+        let (mut has_row, mut expected, mut row_error) = (false, None, None);
         // (The decoder refuses a file sent twice.)
         if let Some(table) = table {
             if table.number.is_some_and(|n| n != decoded.table) {
@@ -282,6 +284,7 @@ impl Ingest {
                 row.has_file = true;
                 has_row = true;
                 expected = row.sha256;
+                row_error = row.document_error();
             }
         }
         self.file = Some(OpenFile {
@@ -289,6 +292,7 @@ impl Ingest {
             id: decoded,
             has_row,
             expected,
+            row_error,
             size: 0,
         });
         Ok(())
@@ -325,7 +329,15 @@ impl Ingest {
                 rejection.message.push_str(&format!(" (file {})", file.id));
                 Err(rejection)
             }
-            _ => Ok(()),
+            _ => match file.row_error {
+                Some(error) => {
+                    let mut rejection =
+                        Self::storage_rejection(&file.component, error.code, error.message, seq);
+                    rejection.field = error.field.map(String::into_boxed_str);
+                    Err(rejection)
+                }
+                None => Ok(()),
+            },
         }
     }
 

@@ -117,7 +117,14 @@ pub(crate) fn apply_target(
         ));
     }
     for table in tables.iter() {
-        let located = |f: Finding| f.table(&table.component, table.name.clone());
+        // A table-level finding, at the table's first documents entry.
+        let located = |f: Finding| {
+            let f = f.table(&table.component, table.name.clone());
+            match table.entries.first() {
+                Some(entry) => f.entry(entry),
+                None => f,
+            }
+        };
         let here = existing(&table.component, &table.name);
         if mode == ImportMode::RequireEmpty {
             if let Some(found) = here.filter(|e| e.documents > 0) {

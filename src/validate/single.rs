@@ -121,7 +121,7 @@ pub(super) fn walk<R: Read + Seek>(
         _ => scan.jsonl(reader, ctx, sink),
     };
     if scan.ids_without_first {
-        ctx.warning(unassigned_number_warning(&component, &table));
+        ctx.warning(unassigned_number_warning(&component, &table).entry(scan.entry));
     }
     let end = result
         .and_then(|()| sink.end_table(0).map_err(ScanStop::Sink))
@@ -252,10 +252,13 @@ impl Scan<'_> {
                 }
             };
             if row == 1 && line.starts_with(BOM) {
-                ctx.error(self.at(Finding::new(
-                    Code::Utf8BomNotSupported,
-                    "UTF-8 BOM is not supported. Please save your file without BOM.",
-                )));
+                ctx.error(
+                    self.at(Finding::new(
+                        Code::Utf8BomNotSupported,
+                        "UTF-8 BOM is not supported. Please save your file without BOM.",
+                    ))
+                    .line(1),
+                );
                 break;
             }
             if !self.document(line, row, row, ctx, sink)? {
@@ -292,10 +295,13 @@ impl Scan<'_> {
         }
         ctx.counts[0].1 = bytes.len() as u64;
         if bytes.starts_with(BOM) {
-            ctx.error(self.at(Finding::new(
-                Code::Utf8BomNotSupported,
-                "UTF-8 BOM is not supported. Please save your file without BOM.",
-            )));
+            ctx.error(
+                self.at(Finding::new(
+                    Code::Utf8BomNotSupported,
+                    "UTF-8 BOM is not supported. Please save your file without BOM.",
+                ))
+                .line(1),
+            );
             return Ok(());
         }
         let text = match std::str::from_utf8(&bytes) {

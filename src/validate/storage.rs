@@ -29,7 +29,7 @@ struct StorageRow {
 }
 
 /// What a metadata row says about its file.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub(crate) struct FileMetadata {
     /// Line of the row.
     pub line: u64,
@@ -37,6 +37,28 @@ pub(crate) struct FileMetadata {
     pub sha256: Option<[u8; 32]>,
     /// Whether a file entry was found for it.
     pub has_file: bool,
+    /// The row's `_creationTime`, if it gives one.
+    pub creation_time: Option<f64>,
+}
+
+impl FileMetadata {
+    /// Why Convex refuses this row as the document it inserts for its file,
+    /// if it does: a `_creationTime` must then be a document's, above 0 and
+    /// below 2^53. (Reading the row only refuses negative ones; a row
+    /// without a file is not inserted, so nothing else is checked.)
+    pub fn document_error(&self) -> Option<RowFinding> {
+        let t = self.creation_time?;
+        (!(t > 0.0 && t < MAX_CREATION_TIME)).then(|| {
+            RowFinding::new(
+                Code::InvalidDocumentError,
+                format!(
+                    "Row {} isn't a valid document: The '_creationTime' field should be a timestamp in milliseconds, is {t}",
+                    self.line
+                ),
+            )
+            .at("_creationTime")
+        })
+    }
 }
 
 /// Metadata rows of one component's `_storage` table, by file id.
@@ -115,13 +137,9 @@ impl StorageMetadata {
                 );
             }
         }
-        if let Some(t) = parsed.creation_time {
-            if !(t > 0.0 && t < MAX_CREATION_TIME) {
-                return Err(value_error(format!(
-                    "_creationTime {t} is not a timestamp in milliseconds"
-                ))
-                .at("_creationTime"));
-            }
+        // As Convex reads a creation time: not negative (-0 included).
+        if let Some(t) = parsed.creation_time.filter(|t| t.is_sign_negative()) {
+            return Err(value_error(format!("Invalid creation time {t}")).at("_creationTime"));
         }
         // A later row of the same file replaces an earlier one: Convex
         // collects the rows by id before it reads any file.
@@ -131,6 +149,7 @@ impl StorageMetadata {
                 line: row,
                 sha256,
                 has_file: false,
+                creation_time: parsed.creation_time,
             },
         );
         Ok(())
@@ -202,7 +221,7 @@ mod tests {
             format!(r#"{{"_id":"{ID}","internalId":"xyz"}}"#),
             format!(r#"{{"_id":"{ID}","sha256":"AAAA"}}"#),
             format!(r#"{{"_id":"{ID}","_creationTime":-5}}"#),
-            format!(r#"{{"_id":"{ID}","_creationTime":0}}"#),
+            format!(r#"{{"_id":"{ID}","_creationTime":-0.0}}"#),
             format!(r#"{{"_id":"{ID}","_creationTime":"x"}}"#),
             r#"{"_id":"notanid"}"#.to_owned(),
             r#"{"size":1}"#.to_owned(),
@@ -221,6 +240,25 @@ mod tests {
                 .code,
             Code::JsonInvalidRow
         );
+    }
+
+    /// A creation time of 0 or from 2^53 reads fine; only the document
+    /// Convex inserts for a file that came refuses it.
+    #[test]
+    fn a_creation_time_out_of_range_matters_only_with_a_file() {
+        for (time, refused) in [("0", true), ("9007199254740992", true), ("1.5", false)] {
+            let mut metadata = StorageMetadata::default();
+            let row = format!(r#"{{"_id":"{ID}","_creationTime":{time}}}"#);
+            metadata.check_row(&row, 3, Some(540)).unwrap();
+            let id = DocumentId::decode(ID).unwrap();
+            let error = metadata.rows[&id].document_error();
+            assert_eq!(error.is_some(), refused, "{time}");
+            if let Some(error) = error {
+                assert_eq!(error.code, Code::InvalidDocumentError);
+                assert_eq!(error.field.as_deref(), Some("_creationTime"));
+                assert!(error.message.starts_with("Row 3 isn't a valid document"));
+            }
+        }
     }
 
     #[test]

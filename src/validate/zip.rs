@@ -358,7 +358,11 @@ pub(super) fn walk<R: Read + Seek>(
             }
         }
         if ids_without_first {
-            ctx.warning(unassigned_number_warning(&table.component, &table.name));
+            let warning = unassigned_number_warning(&table.component, &table.name);
+            ctx.warning(match table.entries.first() {
+                Some(entry) => warning.entry(entry),
+                None => warning,
+            });
         }
         if let Err(e) = sink.end_table(t) {
             return Err(Stop::Sink(e, plan));
@@ -383,10 +387,16 @@ pub(super) fn walk<R: Read + Seek>(
         ctx.set_phase(tables_before_files + f as u32);
         let storage_number = storage.number;
         let meta = metadata.entry(file.component.clone()).or_default();
-        let expected = meta.rows.get_mut(&file.id).map(|row| {
-            row.has_file = true;
-            row.sha256
-        });
+        let (expected, row_error) = match meta.rows.get_mut(&file.id) {
+            Some(row) => {
+                row.has_file = true;
+                (
+                    Some(row.sha256),
+                    row.document_error().map(|e| (row.line, e)),
+                )
+            }
+            None => (None, None),
+        };
         let located = |f: Finding| f.entry(&file.entry).table(&file.component, "_storage");
         let blob = blobs.iter().find(|b| b.name == file.entry);
         if let Some(blob) = blob {
@@ -420,6 +430,17 @@ pub(super) fn walk<R: Read + Seek>(
                     ),
                 )));
             }
+        }
+        // The row Convex inserts for the file.
+        if let Some((line, error)) = row_error {
+            let finding = Finding::new(error.code, error.message.clone())
+                .table(&file.component, "_storage")
+                .line(line);
+            let finding = match storage.entries.first() {
+                Some(entry) => finding.entry(entry),
+                None => finding,
+            };
+            ctx.error(error.locate(finding));
         }
         if let Some(number) = storage_number {
             if file.id.table != number {
