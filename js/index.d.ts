@@ -102,6 +102,8 @@ export interface Finding {
   field?: string;
   /** The other line involved (the first occurrence of a duplicate id). */
   first_line?: number;
+  /** The entry of `first_line`, when it is another entry of the same table. */
+  first_entry?: string;
   /** The start of the offending line (at most 120 bytes, then `...`). */
   excerpt?: string;
 }

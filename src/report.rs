@@ -194,6 +194,10 @@ pub struct Finding {
     /// The other line involved (the first occurrence of a duplicate id).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub first_line: Option<u64>,
+    /// The entry of `first_line`, when it is not `entry` (a table with
+    /// several documents entries).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub first_entry: Option<String>,
     /// The start of the offending line.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub excerpt: Option<String>,
@@ -211,6 +215,7 @@ impl Finding {
             line: None,
             field: None,
             first_line: None,
+            first_entry: None,
             excerpt: None,
         }
     }

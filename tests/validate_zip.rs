@@ -1437,3 +1437,52 @@ fn long_lines_read_the_same_with_two_threads() {
         assert_eq!(report.documents, 4);
     }
 }
+
+/// Two documents entries of one table are one table: a duplicate id across
+/// them is found, and the finding names the entry and line of the first.
+#[test]
+fn a_duplicate_across_two_entries_of_a_table_names_the_first_entry() {
+    let first = format!("{}\n{}\n", doc(10001, 1, ""), doc(10001, 2, ""));
+    let second = format!(
+        "{}\n{}\n{}\n",
+        doc(10001, 3, ""),
+        doc(10001, 2, ""),
+        doc(10001, 3, "")
+    );
+    let report = check(
+        "two.zip",
+        &zip(&[
+            ("users/documents.jsonl", first.as_bytes()),
+            ("copy/users/documents.jsonl", second.as_bytes()),
+        ]),
+    );
+    assert_eq!(codes(&report), vec![Code::DuplicateId, Code::DuplicateId]);
+    let across = &report.errors[0];
+    assert_eq!(
+        (
+            across.entry.as_deref(),
+            across.line,
+            across.first_line,
+            across.first_entry.as_deref()
+        ),
+        (
+            Some("copy/users/documents.jsonl"),
+            Some(2),
+            Some(2),
+            Some("users/documents.jsonl")
+        )
+    );
+    assert!(across
+        .message
+        .ends_with("first on line 2 of users/documents.jsonl)"));
+    // Within the same entry, no entry is named.
+    let within = &report.errors[1];
+    assert_eq!(
+        (
+            within.line,
+            within.first_line,
+            within.first_entry.as_deref()
+        ),
+        (Some(3), Some(1), None)
+    );
+}

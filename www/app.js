@@ -366,7 +366,7 @@ function place(finding) {
   if (!finding.entry) return finding.table ? `table ${finding.component ? `${finding.component}/` : ''}${finding.table}` : null;
   let text = finding.line ? `${finding.entry}:${finding.line}` : finding.entry;
   if (finding.field) text += `, field ${finding.field}`;
-  if (finding.first_line) text += ` (first at line ${finding.first_line})`;
+  if (finding.first_line) text += ` (first at line ${finding.first_line}${finding.first_entry ? ` of ${finding.first_entry}` : ''})`;
   return text;
 }
 

@@ -19,6 +19,9 @@ pub struct RowFinding {
     pub field: Option<String>,
     /// For `DuplicateId`: the line of the first document with that id.
     pub first_line: Option<u64>,
+    /// For `DuplicateId`: that line's entry, when it is another entry of
+    /// the table.
+    pub first_entry: Option<String>,
 }
 
 impl RowFinding {
@@ -29,6 +32,7 @@ impl RowFinding {
             message,
             field: None,
             first_line: None,
+            first_entry: None,
         }
     }
 
@@ -42,6 +46,7 @@ impl RowFinding {
     pub fn locate(&self, finding: Finding) -> Finding {
         let mut finding = finding.field(self.field.clone());
         finding.first_line = self.first_line;
+        finding.first_entry = self.first_entry.clone();
         finding
     }
 }
@@ -51,8 +56,16 @@ pub struct TableChecker {
     name: String,
     number: Option<u32>,
     rules: ValueRules,
-    /// Decoded ids seen so far, with the line each was first seen on.
+    /// Decoded ids seen so far, with the line each was first seen on,
+    /// counted across the table's entries.
     ids: IdSet,
+    /// The table's entries so far (when there are several), each with the
+    /// lines of the entries before it.
+    entries: Vec<(u64, String)>,
+    /// The lines of the entries before the current one.
+    line_base: u64,
+    /// The last line checked in the current entry.
+    last_line: u64,
 }
 
 /// The stateless first half of [`TableChecker::check`]: the fast scan of a
@@ -99,6 +112,33 @@ impl TableChecker {
             number,
             rules,
             ids: IdSet::default(),
+            entries: Vec::new(),
+            line_base: 0,
+            last_line: 0,
+        }
+    }
+
+    /// The next entry of the table starts (entry `name`): its lines are
+    /// numbered from 1 again, and a duplicate of an id from an earlier
+    /// entry names that entry.
+    pub fn start_entry(&mut self, name: &str) {
+        if !self.entries.is_empty() {
+            self.line_base += self.last_line;
+        }
+        self.entries.push((self.line_base, name.to_owned()));
+        self.last_line = 0;
+    }
+
+    /// Where line `at` of the whole table is: its line in its entry, and
+    /// that entry when it is not the current one.
+    fn locate(&self, at: u64) -> (u64, Option<&str>) {
+        match self.entries.iter().rposition(|(base, _)| *base < at) {
+            Some(i) => {
+                let (base, name) = &self.entries[i];
+                let other = (i + 1 < self.entries.len()).then_some(name.as_str());
+                (at - base, other)
+            }
+            None => (at, None),
         }
     }
 
@@ -134,6 +174,9 @@ impl TableChecker {
     /// A checker for another table that reuses this one's memory.
     pub fn reuse(mut self, name: &str, number: Option<u32>, rules: ValueRules) -> Self {
         self.ids.clear();
+        self.entries.clear();
+        self.line_base = 0;
+        self.last_line = 0;
         self.name.clear();
         self.name.push_str(name);
         self.number = number;
@@ -159,6 +202,7 @@ impl TableChecker {
         row: u64,
         line: u64,
     ) -> Result<CheckedDocument, RowFinding> {
+        self.last_line = line;
         let doc = match check_fast(bytes, self.rules, self.number) {
             Some(doc) => doc,
             None => self.check_whole(bytes, row, line)?,
@@ -175,6 +219,7 @@ impl TableChecker {
         row: u64,
         line: u64,
     ) -> Result<bool, RowFinding> {
+        self.last_line = line;
         match prechecked {
             Prechecked::Plain(Some(id)) => self.accept_id(id, line).map(|()| true),
             Prechecked::Plain(None) => Ok(false),
@@ -217,10 +262,8 @@ impl TableChecker {
             )
         })?;
         check_document(text, self.rules, row, self.number).map_err(|e| RowFinding {
-            code: e.code,
-            message: e.message,
             field: e.field,
-            first_line: None,
+            ..RowFinding::new(e.code, e.message)
         })
     }
 
@@ -245,20 +288,24 @@ impl TableChecker {
 
     /// [`remember`](Self::remember) for an id already hashed.
     fn remember_hashed(&mut self, id: HashedId, line: u64) -> Result<(), RowFinding> {
-        let first = self.ids.insert(id, line);
-        let id = id.id;
-        match first {
-            None => Ok(()),
-            Some(first) => Err(RowFinding {
-                code: Code::DuplicateId,
-                message: format!(
-                    "Objects in table \"{}\" have duplicate _id fields ({id} first on line {first})",
-                    self.name
-                ),
-                field: Some("_id".into()),
-                first_line: Some(first),
-            }),
-        }
+        let Some(first) = self.ids.insert(id, self.line_base + line) else {
+            return Ok(());
+        };
+        let (first, entry) = self.locate(first);
+        let place = match entry {
+            Some(entry) => format!("line {first} of {entry}"),
+            None => format!("line {first}"),
+        };
+        Err(RowFinding {
+            code: Code::DuplicateId,
+            message: format!(
+                "Objects in table \"{}\" have duplicate _id fields ({} first on {place})",
+                self.name, id.id
+            ),
+            field: Some("_id".into()),
+            first_line: Some(first),
+            first_entry: entry.map(str::to_owned),
+        })
     }
 }
 

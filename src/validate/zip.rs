@@ -339,6 +339,7 @@ pub(super) fn walk<R: Read + Seek>(
             let storage = (table.name == "_storage")
                 .then(|| metadata.entry(table.component.clone()).or_default());
             ctx.enter_share(stream.span);
+            checker.start_entry(entry_name);
             let result = scan_entry(
                 &mut archive,
                 stream,
