@@ -128,38 +128,32 @@ pub fn check_document(
     row: u64,
     table_number: Option<u32>,
 ) -> Result<CheckedDocument, RowError> {
-    let json_error = |e: serde_json::Error| {
-        RowError::new(
-            Code::JsonInvalidRow,
-            format!("Row {row} wasn't valid JSON: {e}"),
-        )
-    };
     let mut de = serde_json::Deserializer::from_str(line);
     let walked = walk(&mut de, rules, false).and_then(|walked| de.end().map(|()| walked));
-    let (scan, stats) = walked.map_err(json_error)?;
+    let (scan, stats) = walked.map_err(|e| json_error(row, e))?;
     judge(scan, stats, row, table_number)
         .or_else(|_| check_as_converted(line, rules, row, table_number))
 }
 
 /// [`check_document`] for a line the walk over its text refused: walks the
 /// JSON value Convex converts instead, following the path to the error.
-#[cold]
-#[inline(never)]
 fn check_as_converted(
     line: &str,
     rules: ValueRules,
     row: u64,
     table_number: Option<u32>,
 ) -> Result<CheckedDocument, RowError> {
-    let json_error = |e: serde_json::Error| {
-        RowError::new(
-            Code::JsonInvalidRow,
-            format!("Row {row} wasn't valid JSON: {e}"),
-        )
-    };
-    let value: serde_json::Value = serde_json::from_str(line).map_err(json_error)?;
-    let (scan, stats) = walk(value, rules, true).map_err(json_error)?;
+    let value: serde_json::Value = serde_json::from_str(line).map_err(|e| json_error(row, e))?;
+    let (scan, stats) = walk(value, rules, true).map_err(|e| json_error(row, e))?;
     judge(scan, stats, row, table_number)
+}
+
+/// Convex's error for a line (`row`) that is not JSON.
+fn json_error(row: u64, e: serde_json::Error) -> RowError {
+    RowError::new(
+        Code::JsonInvalidRow,
+        format!("Row {row} wasn't valid JSON: {e}"),
+    )
 }
 
 /// The verdict on a walked document (line `row`).
