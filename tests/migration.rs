@@ -240,7 +240,6 @@ fn varied() -> Vec<Part> {
             ValueRules::Plain,
             &[b"{}", &long, b"", &long],
         ),
-        file("", "f1", None, b""),
         table(
             "c1/c2",
             "nested",
@@ -248,6 +247,9 @@ fn varied() -> Vec<Part> {
             ValueRules::Uniform,
             &line_refs[..7],
         ),
+        table("", "empty", None, ValueRules::Plain, &[]),
+        // Files come after every table.
+        file("", "f1", None, b""),
         file("c1", "f2", Some("application/octet-stream"), &random_file),
         file(
             "",
@@ -255,7 +257,6 @@ fn varied() -> Vec<Part> {
             Some("text/plain"),
             &"text ".repeat(2000).into_bytes(),
         ),
-        table("", "empty", None, ValueRules::Plain, &[]),
     ]
 }
 
@@ -950,6 +951,14 @@ fn order_and_content_errors_name_the_item() {
         (
             vec![h.clone(), t.clone(), t.clone()],
             "table t of component '' is declared twice",
+        ),
+        (
+            vec![h.clone(), t.clone(), file_item(0)],
+            "stored file id before every table is ended: files come after the tables",
+        ),
+        (
+            vec![h.clone(), file_item(0), file_end_item(b""), t.clone()],
+            "table t declared after a storage file: tables come first",
         ),
         (
             vec![h.clone(), file_item(0), file_end_item(b""), file_item(0)],

@@ -54,6 +54,8 @@ pub(crate) struct StreamState {
     /// Tables declared and files started, by component and name or id.
     table_names: HashSet<(String, String)>,
     file_ids: HashSet<(String, String)>,
+    /// Tables declared and not yet ended.
+    open_tables: usize,
 }
 
 fn order(reason: impl Into<String>) -> Violation {
@@ -128,6 +130,12 @@ impl StreamState {
     /// Declares a table and returns its index.
     pub(crate) fn table(&mut self, t: &TableDecl) -> Result<u32, Violation> {
         self.expect_between("a table declaration")?;
+        if !self.file_ids.is_empty() {
+            return Err(order(format!(
+                "table {} declared after a storage file: tables come first",
+                t.name
+            )));
+        }
         if t.number == Some(0) {
             return Err(order("table number 0"));
         }
@@ -151,6 +159,7 @@ impl StreamState {
             ended: false,
         });
         self.totals.tables += 1;
+        self.open_tables += 1;
         Ok(index)
     }
 
@@ -184,12 +193,14 @@ impl StreamState {
         self.expect_between("a table end")?;
         let state = self.open_table(table, "the end")?;
         state.ended = true;
-        Ok(TableEnd {
+        let end = TableEnd {
             table,
             documents: state.documents,
             bytes: state.bytes,
             crc32: state.crc.value(),
-        })
+        };
+        self.open_tables -= 1;
+        Ok(end)
     }
 
     fn check_table_end(&mut self, sent: &TableEnd) -> Result<(), Violation> {
@@ -212,6 +223,13 @@ impl StreamState {
     /// Starts a storage file.
     pub(crate) fn file(&mut self, f: &FileStart) -> Result<(), Violation> {
         self.expect_between("a storage file")?;
+        // Every `_storage` row is in before any file, as Convex reads them.
+        if self.open_tables > 0 {
+            return Err(order(format!(
+                "stored file {} before every table is ended: files come after the tables",
+                f.id
+            )));
+        }
         if !self.file_ids.insert((f.component.clone(), f.id.clone())) {
             return Err(order(format!(
                 "stored file {} of component '{}' is sent twice",

@@ -437,9 +437,10 @@ pub(super) fn walk<R: Read + Seek>(
             let finding = Finding::new(error.code, error.message.clone())
                 .table(&file.component, "_storage")
                 .line(line);
-            let finding = match storage.entries.first() {
-                Some(entry) => finding.entry(entry),
-                None => finding,
+            // Lines count per entry: name it when there is one.
+            let finding = match &storage.entries[..] {
+                [entry] => finding.entry(entry),
+                _ => finding,
             };
             ctx.error(error.locate(finding));
         }
