@@ -645,8 +645,10 @@ fn storage_rows_are_checked_against_their_files() {
             }
             other => panic!("{backend}: {other:?}"),
         }
-        // Two rows of one file: the later one is stored, as in Convex.
-        let later = format!(r#"{{"_id":"{with_file}"}}"#);
+        // Two rows of one file: the later one is stored, as in Convex,
+        // with the file's digest and size where it gives none (what finds
+        // the file in the file store).
+        let later = format!(r#"{{"_id":"{with_file}","contentType":"text/plain","size":null}}"#);
         let stream = encode(
             &[storage(vec![storage_row(&with_file, &data), later.clone()])],
             std::slice::from_ref(&file),
@@ -655,9 +657,12 @@ fn storage_rows_are_checked_against_their_files() {
         let id = imports.create(ImportMode::Replace, None).unwrap().id;
         imports.append(&id, 0, &stream).unwrap();
         imports.finish(&id).unwrap();
+        let digest = base64(&<sha2::Sha256 as sha2::Digest>::digest(&data));
         assert_eq!(
             stored_lines(&imports, "", "_storage"),
-            vec![later],
+            vec![format!(
+                r#"{{"_id":"{with_file}","contentType":"text/plain","size":9,"sha256":"{digest}"}}"#
+            )],
             "{backend}"
         );
         // A row Convex cannot read: InvalidConvexValue.

@@ -127,6 +127,9 @@ struct StorageTable {
     pending_at: HashMap<DocumentId, usize>,
     /// Files that came without a row: id, size and SHA-256.
     without_rows: Vec<(DocumentId, u64, [u8; 32])>,
+    /// Size and SHA-256 of the files that came, by id, for rows that do
+    /// not give them.
+    received: HashMap<DocumentId, (u64, [u8; 32])>,
 }
 
 /// The `_id` of a `_storage` row (already checked).
@@ -304,15 +307,19 @@ impl Ingest {
         let Some(file) = self.file.take() else {
             return Ok(());
         };
-        if !file.has_row {
-            let storage = self
-                .tables
-                .iter_mut()
-                .find(|t| t.name == "_storage" && t.component == file.component)
-                .and_then(|t| t.storage.as_mut());
-            if let Some(storage) = storage {
-                storage.without_rows.push((file.id, file.size, *sha256));
-            }
+        let storage = self
+            .tables
+            .iter_mut()
+            .find(|t| t.name == "_storage" && t.component == file.component)
+            .and_then(|t| t.storage.as_mut());
+        if let Some(storage) = storage {
+            match file.has_row {
+                true => storage.received.insert(file.id, (file.size, *sha256)),
+                false => {
+                    storage.without_rows.push((file.id, file.size, *sha256));
+                    None
+                }
+            };
         }
         match file.expected {
             Some(expected) if expected != *sha256 => {
@@ -362,9 +369,14 @@ impl Ingest {
                     .get(&id)
                     .is_some_and(|row| row.has_file)
                 {
+                    let line = match storage.received.get(&id) {
+                        Some(&(size, sha256)) => with_file_facts(line, size, &sha256),
+                        None => line,
+                    };
                     out.documents.push((index, id.internal, Cow::Owned(line)));
                 }
             }
+            storage.received.clear();
         }
     }
 
@@ -634,4 +646,26 @@ impl Ingest {
         out.documents.push((table, internal, line));
         Ok(())
     }
+}
+
+/// A `_storage` row of a file that came, with the file's `sha256` and
+/// `size` where the row does not give them: Convex's file storage records
+/// both for every file, and the digest is what finds the file in the
+/// file store. A row that gives them is kept as it came.
+fn with_file_facts(line: String, size: u64, sha256: &[u8; 32]) -> String {
+    let Ok(serde_json::Value::Object(mut row)) = serde_json::from_str(&line) else {
+        return line;
+    };
+    let missing = |key: &str| row.get(key).is_none_or(serde_json::Value::is_null);
+    let (no_sha256, no_size) = (missing("sha256"), missing("size"));
+    if !no_sha256 && !no_size {
+        return line;
+    }
+    if no_sha256 {
+        row.insert("sha256".into(), encode_base64(sha256).into());
+    }
+    if no_size {
+        row.insert("size".into(), size.into());
+    }
+    serde_json::Value::Object(row).to_string()
 }
