@@ -313,13 +313,11 @@ impl Ingest {
             .find(|t| t.name == "_storage" && t.component == file.component)
             .and_then(|t| t.storage.as_mut());
         if let Some(storage) = storage {
-            match file.has_row {
-                true => storage.received.insert(file.id, (file.size, *sha256)),
-                false => {
-                    storage.without_rows.push((file.id, file.size, *sha256));
-                    None
-                }
-            };
+            if file.has_row {
+                storage.received.insert(file.id, (file.size, *sha256));
+            } else {
+                storage.without_rows.push((file.id, file.size, *sha256));
+            }
         }
         match file.expected {
             Some(expected) if expected != *sha256 => {

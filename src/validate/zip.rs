@@ -434,15 +434,8 @@ pub(super) fn walk<R: Read + Seek>(
         }
         // The row Convex inserts for the file.
         if let Some((line, error)) = row_error {
-            let finding = Finding::new(error.code, error.message.clone())
-                .table(&file.component, "_storage")
-                .line(line);
-            // Lines count per entry: name it when there is one.
-            let finding = match &storage.entries[..] {
-                [entry] => finding.entry(entry),
-                _ => finding,
-            };
-            ctx.error(error.locate(finding));
+            let finding = Finding::new(error.code, error.message.clone());
+            ctx.error(error.locate(at_storage_row(storage, line, finding)));
         }
         if let Some(number) = storage_number {
             if file.id.table != number {
@@ -478,20 +471,24 @@ pub(super) fn walk<R: Read + Seek>(
             let finding = Finding::new(
                 Code::StorageFileMissing,
                 format!("no file for _storage row {id}; Convex skips the row"),
-            )
-            .table(component, "_storage")
-            .line(line);
-            // Lines count per entry: name it when there is one.
-            ctx.warning(match &table.entries[..] {
-                [entry] => finding.entry(entry),
-                _ => finding,
-            });
+            );
+            ctx.warning(at_storage_row(table, line, finding));
         }
     }
     if let Err(e) = sink.finish() {
         return Err(Stop::Sink(e, plan));
     }
     Ok(plan)
+}
+
+/// `finding` at line `line` of `_storage` table `table`: lines count per
+/// entry, so the entry is named when the table has one.
+fn at_storage_row(table: &PlannedTable, line: u64, finding: Finding) -> Finding {
+    let finding = finding.table(&table.component, "_storage").line(line);
+    match &table.entries[..] {
+        [entry] => finding.entry(entry),
+        _ => finding,
+    }
 }
 
 /// Gives each table (and each stored file, with its component's `_storage`
