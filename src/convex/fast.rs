@@ -411,22 +411,19 @@ fn utf8_char_width(bytes: &[u8]) -> Option<usize> {
 
 /// Where the first byte that ends a run of plain string content is: `"`,
 /// `\\`, a control character (below 0x20) or a non-ASCII byte, looked for
-/// eight bytes at a time.
+/// sixteen bytes at a time where the target has 128-bit SIMD (x86-64's SSE2,
+/// WebAssembly's simd128), eight at a time otherwise and at the end.
 #[inline]
 fn string_stop(bytes: &[u8]) -> Option<usize> {
     const ONES: u64 = 0x0101_0101_0101_0101;
     const HIGH: u64 = 0x8080_8080_8080_8080;
     let mut at = 0;
-    #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
+    #[cfg(any(
+        target_arch = "x86_64",
+        all(target_arch = "wasm32", target_feature = "simd128")
+    ))]
     while let Some(block) = bytes[at..].first_chunk::<16>() {
-        use std::arch::wasm32::*;
-        // SAFETY: the load reads the 16 bytes of `block`.
-        let v = unsafe { v128_load(block.as_ptr().cast()) };
-        let quote = u8x16_eq(v, u8x16_splat(b'"'));
-        let backslash = u8x16_eq(v, u8x16_splat(b'\\'));
-        // Signed: bytes from 0x80 up are negative, so below 0x20 too.
-        let control_or_high = i8x16_lt(v, i8x16_splat(0x20));
-        let found = u8x16_bitmask(v128_or(v128_or(quote, backslash), control_or_high));
+        let found = simd::string_stops(block);
         if found != 0 {
             return Some(at + found.trailing_zeros() as usize);
         }
@@ -455,6 +452,43 @@ fn string_stop(bytes: &[u8]) -> Option<usize> {
         .iter()
         .position(|&c| c == b'"' || c == b'\\' || !(0x20..0x80).contains(&c))?;
     Some(at + p)
+}
+
+/// [`string_stop`]'s sixteen-byte step: one bit per byte of `block` that
+/// ends plain string content. Compared as signed bytes, those from 0x80 up
+/// are negative, so "below 0x20" takes in the non-ASCII ones too.
+mod simd {
+    #[cfg(target_arch = "x86_64")]
+    #[inline]
+    pub fn string_stops(block: &[u8; 16]) -> u32 {
+        use std::arch::x86_64::*;
+        // SAFETY: SSE2 is part of x86-64; the load reads the 16 bytes of `block`.
+        unsafe {
+            let v = _mm_loadu_si128(block.as_ptr().cast());
+            let quote = _mm_cmpeq_epi8(v, _mm_set1_epi8(b'"' as i8));
+            let backslash = _mm_cmpeq_epi8(v, _mm_set1_epi8(b'\\' as i8));
+            let control_or_high = _mm_cmplt_epi8(v, _mm_set1_epi8(0x20));
+            _mm_movemask_epi8(_mm_or_si128(
+                _mm_or_si128(quote, backslash),
+                control_or_high,
+            )) as u32
+        }
+    }
+
+    #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
+    #[inline]
+    pub fn string_stops(block: &[u8; 16]) -> u32 {
+        use std::arch::wasm32::*;
+        // SAFETY: the load reads the 16 bytes of `block`.
+        let v = unsafe { v128_load(block.as_ptr().cast()) };
+        let quote = u8x16_eq(v, u8x16_splat(b'"'));
+        let backslash = u8x16_eq(v, u8x16_splat(b'\\'));
+        let control_or_high = i8x16_lt(v, i8x16_splat(0x20));
+        u32::from(u8x16_bitmask(v128_or(
+            v128_or(quote, backslash),
+            control_or_high,
+        )))
+    }
 }
 
 #[cfg(test)]
