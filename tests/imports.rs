@@ -817,3 +817,87 @@ fn files_of_imports_that_did_not_finish_are_removed_at_a_start() {
         assert_landed(&imports, &finished.0, &finished.1);
     }
 }
+
+/// A store whose `fail_at`-th write of frames fails (counting from 1).
+struct FailingWrite {
+    inner: Box<dyn Store>,
+    writes: std::sync::atomic::AtomicUsize,
+    fail_at: usize,
+}
+
+impl Store for FailingWrite {
+    fn tables(&self) -> Result<Vec<store::TargetTable>, store::StoreError> {
+        self.inner.tables()
+    }
+    fn create_import(
+        &self,
+        id: &str,
+        mode: ImportMode,
+        label: Option<&str>,
+    ) -> Result<(), store::StoreError> {
+        self.inner.create_import(id, mode, label)
+    }
+    fn imports(&self) -> Result<Vec<store::ImportRecord>, store::StoreError> {
+        self.inner.imports()
+    }
+    fn import(&self, id: &str) -> Result<store::ImportRecord, store::StoreError> {
+        self.inner.import(id)
+    }
+    fn write_frames(
+        &self,
+        import: &str,
+        frames: &[store::FrameWrite<'_>],
+    ) -> Result<(), store::StoreError> {
+        let n = 1 + self
+            .writes
+            .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        if n == self.fail_at {
+            return Err(store::StoreError::Database("the disk is full".into()));
+        }
+        self.inner.write_frames(import, frames)
+    }
+    fn finish_import(&self, import: &str) -> Result<Vec<store::ActivatedTable>, store::StoreError> {
+        self.inner.finish_import(import)
+    }
+    fn cancel_import(&self, import: &str, reason: Option<&str>) -> Result<(), store::StoreError> {
+        self.inner.cancel_import(import, reason)
+    }
+    fn hidden_tables(&self) -> Result<u64, store::StoreError> {
+        self.inner.hidden_tables()
+    }
+    fn documents(
+        &self,
+        component: &str,
+        table: &str,
+    ) -> Result<Option<Vec<store::StoredDocument>>, store::StoreError> {
+        self.inner.documents(component, table)
+    }
+}
+
+/// Documents go into the store after a request is answered, while the next
+/// is checked. A write that fails there loses nothing: its frames are in
+/// the staging log, and the import writes them again, in order, before it
+/// goes on or finishes, whichever request's write it was.
+#[test]
+fn a_store_write_that_fails_after_the_answer_is_made_good_from_the_log() {
+    let (tables, files) = sample();
+    let stream = encode(&tables, &files, 4096);
+    let requests = frames(&stream).len();
+    for fail_at in [1, 2, requests / 2, requests] {
+        for (backend, database) in common::databases() {
+            let dir = common::temp_dir("failing-write");
+            let store = FailingWrite {
+                inner: store::open(&database).unwrap(),
+                writes: Default::default(),
+                fail_at,
+            };
+            let imports = Imports::open(Arc::new(store), &dir, Limits::default()).unwrap();
+            let id = imports.create(ImportMode::RequireEmpty, None).unwrap().id;
+            send_all(&imports, &id, &stream, 0);
+            imports
+                .finish(&id)
+                .unwrap_or_else(|e| panic!("{backend}, write {fail_at} failed: {e}"));
+            assert_landed(&imports, &tables, &files);
+        }
+    }
+}

@@ -6,16 +6,21 @@
 //! Appending frames, in this order: decode and check every frame of the
 //! request (the decoder: checksums, sequence, order, counts; [`Ingest`]:
 //! every document), append the accepted frames to the staging log and fsync
-//! it, then write them into the store and the file store, then acknowledge.
-//! Any refusal or failure after the decoder took a frame marks the import's
-//! in-memory state stale; it is rebuilt from the log (the same code as a
-//! restart) before the import is used again, so the import always resumes
-//! at its last good frame.
+//! it, write their stored files, then acknowledge. Their documents go into
+//! the store on a thread of their own ([`PendingWrite`]) while the next
+//! request is checked; each request's write waits for the one before, so
+//! writes land in order, and finishing or cancelling waits for the last.
+//! Any refusal or failure after the decoder took a frame, or a store write
+//! that failed, marks the import's in-memory state stale; it is rebuilt from
+//! the log (the same code as a restart, which writes the frames the store
+//! does not have) before the import is used again, so the import always
+//! resumes at its last good frame.
 
 use std::collections::{HashMap, HashSet};
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard};
+use std::thread::JoinHandle;
 use std::time::Duration;
 
 use serde::Serialize;
@@ -23,7 +28,9 @@ use serde::Serialize;
 use super::files::{FileStore, PartFile};
 use super::ingest::{Accepted, FilePiece, Ingest, Rejection};
 use super::log::{OpenError, StagingLog};
-use super::store::{ActivatedTable, ImportError, ImportMode, ImportState, Store, StoreError};
+use super::store::{
+    ActivatedTable, ImportError, ImportMode, ImportState, OwnedFrameWrite, Store, StoreError,
+};
 use crate::migration::{DecodeError, Decoder, DecoderConfig, Frame};
 
 /// Why an import operation did not happen.
@@ -170,6 +177,39 @@ struct Open {
     logged: Progress,
     /// The state above is ahead of the log: rebuild it before use.
     stale: bool,
+    /// The store write of the last request, if it may still be running.
+    pending: PendingWrite,
+}
+
+/// The store write of an import's last accepted request, on a thread of its
+/// own. Dropping it waits for it.
+#[derive(Default)]
+struct PendingWrite(Option<JoinHandle<Result<(), StoreError>>>);
+
+impl PendingWrite {
+    /// Writes `writes` into the store on a new thread.
+    fn start(&mut self, store: &Arc<dyn Store>, id: &str, writes: Vec<OwnedFrameWrite>) {
+        let (store, id) = (store.clone(), id.to_owned());
+        self.0 = Some(std::thread::spawn(move || {
+            let writes: Vec<_> = writes.iter().map(OwnedFrameWrite::write).collect();
+            store.write_frames(&id, &writes)
+        }));
+    }
+
+    /// Waits for the write; its outcome (`Ok` when there was none).
+    fn wait(&mut self) -> Result<(), StoreError> {
+        match self.0.take().map(JoinHandle::join) {
+            None => Ok(()),
+            Some(Ok(outcome)) => outcome,
+            Some(Err(_)) => Err(StoreError::Database("a store write panicked".into())),
+        }
+    }
+}
+
+impl Drop for PendingWrite {
+    fn drop(&mut self) {
+        let _ = self.wait();
+    }
 }
 
 /// An open import as requests find it: its state, behind the lock its
@@ -396,6 +436,7 @@ impl Imports {
                         ingest,
                         file,
                         stale: false,
+                        pending: PendingWrite::default(),
                     });
                 }
                 // The log was cut before a damaged frame: replay what is left.
@@ -485,6 +526,8 @@ impl Imports {
             return Err(self.closed_meanwhile(id));
         };
         if open.stale {
+            // Reopening reads how far the store got: after the last write.
+            let _ = open.pending.wait();
             *open = self.reopen(id, open.mode)?;
         }
         let result = f(open);
@@ -643,14 +686,20 @@ impl Imports {
                 ..Progress::of(&open.decoder, open.log.len())
             };
         }
-        // 4. Then into the stores: the files, and the documents in one transaction.
+        // 4. Then into the stores: the files here, and the documents in one
+        // transaction on a thread of its own, after the previous request's.
         let mut writes = Vec::with_capacity(accepted.len());
         for (frame, a) in frames.iter().zip(&accepted) {
             self.keep_files(&open.id, a, &mut open.file)?;
-            writes.push(a.write(frame.sequence, &open.ingest));
+            writes.push(OwnedFrameWrite::new(&a.write(frame.sequence, &open.ingest)));
         }
-        self.store.write_frames(&open.id, &writes)?;
-        drop(writes);
+        if open.pending.wait().is_ok() {
+            open.pending.start(&self.store, &open.id, writes);
+        } else {
+            // The frames are in the log: rebuilding the state before the
+            // next request writes what the store lacks, these included.
+            open.stale = true;
+        }
         // Idle until the next request, maybe for days.
         open.decoder.shrink();
         match refusal {
@@ -672,7 +721,7 @@ impl Imports {
         let Some(open) = slot.as_mut() else {
             return Err(self.closed_meanwhile(id));
         };
-        if open.stale {
+        if open.pending.wait().is_err() || open.stale {
             *open = self.reopen(id, open.mode)?;
         }
         if !open.decoder.is_done() {
@@ -729,9 +778,11 @@ impl Imports {
     fn end(&self, id: &str, reason: Option<&str>) -> Result<(), ImportsError> {
         let handle = self.handle(id)?;
         let mut slot = lock(&handle.open);
-        if slot.is_none() {
+        let Some(open) = slot.as_mut() else {
             return Err(self.closed_meanwhile(id));
-        }
+        };
+        // The last write lands (or fails) before the hidden tables are dropped.
+        let _ = open.pending.wait();
         self.files.mark_sweep_due()?;
         self.store.cancel_import(id, reason)?;
         handle.close(&mut slot);

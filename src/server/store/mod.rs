@@ -149,6 +149,77 @@ pub struct FrameWrite<'a> {
     pub pins: Vec<TablePin>,
 }
 
+/// A [`FrameWrite`] that owns its text, so that it can be written later, on
+/// another thread: its documents' lines one after another in one string.
+#[derive(Debug, Clone, Default)]
+pub struct OwnedFrameWrite {
+    seq: u64,
+    tables: Vec<TableDeclaration>,
+    pins: Vec<TablePin>,
+    /// Component path and name of the documents' tables.
+    names: Vec<(String, String)>,
+    /// The documents' lines, one after another.
+    text: String,
+    /// Per document: its table (an index into `names`), its internal id,
+    /// and where its line ends in `text`.
+    documents: Vec<(usize, [u8; 16], usize)>,
+}
+
+impl OwnedFrameWrite {
+    /// A copy of `write`.
+    pub fn new(write: &FrameWrite<'_>) -> Self {
+        let mut owned = OwnedFrameWrite {
+            seq: write.seq,
+            tables: write.tables.clone(),
+            pins: write.pins.clone(),
+            names: Vec::new(),
+            text: String::with_capacity(write.documents.iter().map(|d| d.json.len()).sum()),
+            documents: Vec::with_capacity(write.documents.len()),
+        };
+        for doc in &write.documents {
+            // A frame's documents come in runs of one table.
+            let same_table = owned.names.last().is_some_and(|(component, table)| {
+                (&**component, &**table) == (doc.component, doc.table)
+            });
+            if !same_table {
+                owned
+                    .names
+                    .push((doc.component.to_owned(), doc.table.to_owned()));
+            }
+            owned.text.push_str(doc.json);
+            owned
+                .documents
+                .push((owned.names.len() - 1, doc.internal, owned.text.len()));
+        }
+        owned
+    }
+
+    /// The write, borrowing from this copy.
+    pub fn write(&self) -> FrameWrite<'_> {
+        let mut start = 0;
+        FrameWrite {
+            seq: self.seq,
+            tables: self.tables.clone(),
+            documents: self
+                .documents
+                .iter()
+                .map(|&(table, internal, end)| {
+                    let (component, name) = &self.names[table];
+                    let json = &self.text[start..end];
+                    start = end;
+                    DocumentWrite {
+                        component,
+                        table: name,
+                        internal,
+                        json,
+                    }
+                })
+                .collect(),
+            pins: self.pins.clone(),
+        }
+    }
+}
+
 /// A table made active by a finished import.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ActivatedTable {
