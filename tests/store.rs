@@ -105,6 +105,8 @@ fn start(store: &dyn Store, mode: ImportMode, tables: &[Table]) -> String {
                 })
                 .collect(),
             pins,
+            // Not ended: finish indexes them (streams end each table, tests/imports.rs).
+            ended: vec![],
         };
         store.write_frame(&id, &frame).unwrap();
     }

@@ -72,6 +72,8 @@ pub struct Accepted<'a> {
     pub documents: Vec<(usize, [u8; 16], Cow<'a, str>)>,
     /// Pins found.
     pub pins: Vec<TablePin>,
+    /// Tables ended (indexes into the import's tables).
+    pub ended: Vec<usize>,
     /// Storage file pieces, in order.
     pub files: Vec<FilePiece<'a>>,
     /// The frame holds `Done`.
@@ -98,6 +100,12 @@ impl Accepted<'_> {
                 })
                 .collect(),
             pins: self.pins.clone(),
+            ended: self
+                .ended
+                .iter()
+                .filter_map(|&table| ingest.tables.get(table))
+                .map(|t| (t.component.clone(), t.name.clone()))
+                .collect(),
         }
     }
 }
@@ -195,7 +203,8 @@ impl Ingest {
         let mut out = Accepted::default();
         for item in &frame.items {
             match item {
-                Item::Header(_) | Item::TableEnd(_) => {}
+                Item::Header(_) => {}
+                Item::TableEnd(end) => out.ended.push(end.table as usize),
                 Item::Table(decl) => {
                     let declaration = self.declare(decl).map_err(|(code, message)| Rejection {
                         code,

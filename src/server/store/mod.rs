@@ -147,6 +147,9 @@ pub struct FrameWrite<'a> {
     pub documents: Vec<DocumentWrite<'a>>,
     /// Pins found in this frame.
     pub pins: Vec<TablePin>,
+    /// Tables that end in this frame, by component and name: they get their
+    /// index now rather than at finish.
+    pub ended: Vec<(String, String)>,
 }
 
 /// A [`FrameWrite`] that owns its text, so that it can be written later, on
@@ -156,6 +159,7 @@ pub struct OwnedFrameWrite {
     seq: u64,
     tables: Vec<TableDeclaration>,
     pins: Vec<TablePin>,
+    ended: Vec<(String, String)>,
     /// Component path and name of the documents' tables.
     names: Vec<(String, String)>,
     /// The documents' lines, one after another.
@@ -172,6 +176,7 @@ impl OwnedFrameWrite {
             seq: write.seq,
             tables: write.tables.clone(),
             pins: write.pins.clone(),
+            ended: write.ended.clone(),
             names: Vec::new(),
             text: String::with_capacity(write.documents.iter().map(|d| d.json.len()).sum()),
             documents: Vec::with_capacity(write.documents.len()),
@@ -216,6 +221,7 @@ impl OwnedFrameWrite {
                 })
                 .collect(),
             pins: self.pins.clone(),
+            ended: self.ended.clone(),
         }
     }
 }

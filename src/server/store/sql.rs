@@ -96,14 +96,47 @@ pub(super) trait Conn {
 /// The SQL table holding the documents of table row `table_id`: one per
 /// table, appended to in arrival order while the table is hidden (no index
 /// to maintain: the re-validation already refused duplicate ids), and given
-/// its unique index on the internal id when it becomes active.
+/// its unique index on the internal id once its last document is in.
 pub(super) fn documents_table(table_id: i64) -> String {
     format!("snappack_docs_{table_id}")
 }
 
-/// The unique index on an active table's internal ids.
+/// The unique index on the internal ids of table row `table_id`'s documents.
 fn documents_index(table_id: i64) -> String {
     format!("snappack_docs_{table_id}_id")
+}
+
+/// Creates the unique index on the internal ids of table row `table_id`'s
+/// documents, unless it is there.
+fn create_index(table_id: i64) -> String {
+    format!(
+        "CREATE UNIQUE INDEX IF NOT EXISTS {} ON {} (internal_id)",
+        documents_index(table_id),
+        documents_table(table_id)
+    )
+}
+
+/// The id of table `name` (in `component`) that `import` declared.
+fn hidden_table_id(
+    c: &mut dyn Conn,
+    import: &str,
+    component: &str,
+    name: &str,
+) -> Result<i64, StoreError> {
+    let found = c.query(
+        "SELECT id FROM snappack_tables WHERE import_id = $1 AND component = $2 AND name = $3",
+        &[
+            Param::Text(import),
+            Param::Text(component),
+            Param::Text(name),
+        ],
+    )?;
+    found.first().ok_or_else(|| StoreError::UndeclaredTable {
+        import: import.to_owned(),
+        component: component.to_owned(),
+        table: name.to_owned(),
+    })?[0]
+        .int()
 }
 
 /// The table where an earlier layout kept every document; this one keeps
@@ -387,21 +420,21 @@ impl<B: Backend> SqlStore<B> {
                     let entry = match table_ids.get_mut(&key) {
                         Some(entry) => entry,
                         None => {
-                            let found = c.query(
-                                "SELECT id FROM snappack_tables WHERE import_id = $1 AND component = $2 AND name = $3",
-                                &[Param::Text(import), Param::Text(key.0), Param::Text(key.1)],
-                            )?;
-                            let id = found.first().ok_or_else(|| StoreError::UndeclaredTable {
-                                import: import.to_owned(),
-                                component: key.0.to_owned(),
-                                table: key.1.to_owned(),
-                            })?[0]
-                                .int()?;
+                            let id = hidden_table_id(c, import, key.0, key.1)?;
                             table_ids.entry(key).or_insert((id, 0))
                         }
                     };
                     entry.1 += rows.len() as i64;
                     c.insert_documents(&documents_table(entry.0), &rows)?;
+                }
+                // A table is complete at its end: its index is built now,
+                // on the writes' thread, rather than at finish.
+                for (component, name) in &frame.ended {
+                    let table_id = match table_ids.get(&(component.as_str(), name.as_str())) {
+                        Some(&(id, _)) => id,
+                        None => hidden_table_id(c, import, component, name)?,
+                    };
+                    c.exec(&create_index(table_id), &[])?;
                 }
                 for pin in &frame.pins {
                     c.exec(
@@ -501,14 +534,7 @@ impl<B: Backend> SqlStore<B> {
                 } else if let Some(&(_, number)) =
                     plan.activate.iter().find(|(h, _)| *h == table.table_id)
                 {
-                    c.exec(
-                        &format!(
-                            "CREATE UNIQUE INDEX {} ON {} (internal_id)",
-                            documents_index(table.table_id),
-                            documents_table(table.table_id)
-                        ),
-                        &[],
-                    )?;
+                    c.exec(&create_index(table.table_id), &[])?;
                     c.exec(
                         "UPDATE snappack_tables SET import_id = NULL, number = $2, generation = 0, \
                          observed_id = NULL, observed_generation = NULL, pin_number = NULL, pin_id = NULL \
