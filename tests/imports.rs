@@ -8,6 +8,7 @@
 mod server_support;
 
 use std::path::Path;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 
 use server_support as common;
@@ -818,11 +819,26 @@ fn files_of_imports_that_did_not_finish_are_removed_at_a_start() {
     }
 }
 
-/// A store whose `fail_at`-th write of frames fails (counting from 1).
+/// A store whose `fail_at`-th write of frames fails (counting from 1);
+/// with `outage`, the store is down for the next read of an import too.
 struct FailingWrite {
     inner: Box<dyn Store>,
-    writes: std::sync::atomic::AtomicUsize,
+    writes: AtomicUsize,
     fail_at: usize,
+    outage: bool,
+    down: AtomicBool,
+}
+
+impl FailingWrite {
+    fn new(database: &str, fail_at: usize, outage: bool) -> Self {
+        FailingWrite {
+            inner: store::open(database).unwrap(),
+            writes: AtomicUsize::new(0),
+            fail_at,
+            outage,
+            down: AtomicBool::new(false),
+        }
+    }
 }
 
 impl Store for FailingWrite {
@@ -841,6 +857,9 @@ impl Store for FailingWrite {
         self.inner.imports()
     }
     fn import(&self, id: &str) -> Result<store::ImportRecord, store::StoreError> {
+        if self.down.swap(false, Ordering::SeqCst) {
+            return Err(store::StoreError::Database("connection refused".into()));
+        }
         self.inner.import(id)
     }
     fn write_frames(
@@ -848,10 +867,9 @@ impl Store for FailingWrite {
         import: &str,
         frames: &[store::FrameWrite<'_>],
     ) -> Result<(), store::StoreError> {
-        let n = 1 + self
-            .writes
-            .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        let n = 1 + self.writes.fetch_add(1, Ordering::SeqCst);
         if n == self.fail_at {
+            self.down.store(self.outage, Ordering::SeqCst);
             return Err(store::StoreError::Database("the disk is full".into()));
         }
         self.inner.write_frames(import, frames)
@@ -886,14 +904,42 @@ fn a_store_write_that_fails_after_the_answer_is_made_good_from_the_log() {
     for fail_at in [1, 2, requests / 2, requests] {
         for (backend, database) in common::databases() {
             let dir = common::temp_dir("failing-write");
-            let store = FailingWrite {
-                inner: store::open(&database).unwrap(),
-                writes: Default::default(),
-                fail_at,
-            };
+            let store = FailingWrite::new(&database, fail_at, false);
             let imports = Imports::open(Arc::new(store), &dir, Limits::default()).unwrap();
             let id = imports.create(ImportMode::RequireEmpty, None).unwrap().id;
             send_all(&imports, &id, &stream, 0);
+            imports
+                .finish(&id)
+                .unwrap_or_else(|e| panic!("{backend}, write {fail_at} failed: {e}"));
+            assert_landed(&imports, &tables, &files);
+        }
+    }
+}
+
+/// A failed write is not forgotten when the store is still down for the
+/// rebuild that would make it good: a finish that failed for it, or an early
+/// finish, is followed by a finish that lands every document.
+#[test]
+fn a_failed_write_is_made_good_even_after_a_rebuild_that_failed() {
+    let (tables, files) = sample();
+    let stream = encode(&tables, &files, 4096);
+    let requests = frames(&stream).len();
+    for (fail_at, early_finish_at) in [(requests, requests), (requests / 2, requests / 2)] {
+        for (backend, database) in common::databases() {
+            let dir = common::temp_dir("outage");
+            let store = FailingWrite::new(&database, fail_at, true);
+            let imports = Imports::open(Arc::new(store), &dir, Limits::default()).unwrap();
+            let id = imports.create(ImportMode::RequireEmpty, None).unwrap().id;
+            for (seq, range) in frames(&stream)
+                .into_iter()
+                .enumerate()
+                .take(early_finish_at)
+            {
+                imports.append(&id, seq as u64, &stream[range]).unwrap();
+            }
+            // Its rebuild cannot read the store.
+            assert!(imports.finish(&id).is_err(), "{backend}");
+            send_all(&imports, &id, &stream, early_finish_at);
             imports
                 .finish(&id)
                 .unwrap_or_else(|e| panic!("{backend}, write {fail_at} failed: {e}"));

@@ -487,7 +487,7 @@ fn cancelled_import_leaves_nothing_and_cannot_finish() {
 }
 
 #[test]
-fn replayed_frames_are_written_once() {
+fn replayed_frames_are_written_once_and_gaps_refused() {
     for (backend, store) in common::stores() {
         let store = &*store;
         let tables = [table("t", None, vec![without_id(1), without_id(2)])];
@@ -510,6 +510,21 @@ fn replayed_frames_are_written_once() {
                 },
             )
             .unwrap();
+        // A frame after a gap is refused: the frames between would be lost.
+        let err = store
+            .write_frame(
+                &id,
+                &FrameWrite {
+                    seq: 3,
+                    ..FrameWrite::default()
+                },
+            )
+            .unwrap_err();
+        assert!(
+            err.to_string().contains("before frame 2"),
+            "{backend}: {err}"
+        );
+        assert_eq!(store.import(&id).unwrap().applied_seq, Some(1));
         // A frame for an undeclared table is refused.
         let err = store
             .write_frame(

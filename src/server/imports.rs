@@ -181,19 +181,34 @@ struct Open {
     pending: PendingWrite,
 }
 
+impl Open {
+    /// Waits for the last store write; if it failed, the store lacks frames
+    /// of the log, so the state must be rebuilt before the import goes on.
+    fn settle_write(&mut self) {
+        if self.pending.wait().is_err() {
+            self.stale = true;
+        }
+    }
+}
+
 /// The store write of an import's last accepted request, on a thread of its
 /// own. Dropping it waits for it.
 #[derive(Default)]
 struct PendingWrite(Option<JoinHandle<Result<(), StoreError>>>);
 
 impl PendingWrite {
-    /// Writes `writes` into the store on a new thread.
-    fn start(&mut self, store: &Arc<dyn Store>, id: &str, writes: Vec<OwnedFrameWrite>) {
+    /// Writes `writes` into the store on a new thread; `false` when no
+    /// thread could be made.
+    fn start(&mut self, store: &Arc<dyn Store>, id: &str, writes: Vec<OwnedFrameWrite>) -> bool {
         let (store, id) = (store.clone(), id.to_owned());
-        self.0 = Some(std::thread::spawn(move || {
-            let writes: Vec<_> = writes.iter().map(OwnedFrameWrite::write).collect();
-            store.write_frames(&id, &writes)
-        }));
+        let spawned = std::thread::Builder::new()
+            .name("snappack-store-write".into())
+            .spawn(move || {
+                let writes: Vec<_> = writes.iter().map(OwnedFrameWrite::write).collect();
+                store.write_frames(&id, &writes)
+            });
+        self.0 = spawned.ok();
+        self.0.is_some()
     }
 
     /// Waits for the write; its outcome (`Ok` when there was none).
@@ -527,7 +542,7 @@ impl Imports {
         };
         if open.stale {
             // Reopening reads how far the store got: after the last write.
-            let _ = open.pending.wait();
+            open.settle_write();
             *open = self.reopen(id, open.mode)?;
         }
         let result = f(open);
@@ -693,9 +708,8 @@ impl Imports {
             self.keep_files(&open.id, a, &mut open.file)?;
             writes.push(OwnedFrameWrite::new(&a.write(frame.sequence, &open.ingest)));
         }
-        if open.pending.wait().is_ok() {
-            open.pending.start(&self.store, &open.id, writes);
-        } else {
+        open.settle_write();
+        if open.stale || !open.pending.start(&self.store, &open.id, writes) {
             // The frames are in the log: rebuilding the state before the
             // next request writes what the store lacks, these included.
             open.stale = true;
@@ -721,7 +735,8 @@ impl Imports {
         let Some(open) = slot.as_mut() else {
             return Err(self.closed_meanwhile(id));
         };
-        if open.pending.wait().is_err() || open.stale {
+        open.settle_write();
+        if open.stale {
             *open = self.reopen(id, open.mode)?;
         }
         if !open.decoder.is_done() {
@@ -782,7 +797,7 @@ impl Imports {
             return Err(self.closed_meanwhile(id));
         };
         // The last write lands (or fails) before the hidden tables are dropped.
-        let _ = open.pending.wait();
+        open.settle_write();
         self.files.mark_sweep_due()?;
         self.store.cancel_import(id, reason)?;
         handle.close(&mut slot);

@@ -373,6 +373,14 @@ impl<B: Backend> SqlStore<B> {
                 if applied.is_some_and(|applied| frame.seq <= applied) {
                     continue;
                 }
+                // Frames land in order: a gap would lose the frames between.
+                if frame.seq != applied.map_or(0, |applied| applied + 1) {
+                    return Err(StoreError::Database(format!(
+                        "frame {} of import {import} cannot be written before frame {}",
+                        frame.seq,
+                        applied.map_or(0, |applied| applied + 1)
+                    )));
+                }
                 applied = Some(frame.seq);
                 for table in &frame.tables {
                     let observed = c.query(
