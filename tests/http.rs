@@ -281,6 +281,11 @@ fn cors_and_the_static_page() {
     let www = common::temp_dir("www");
     std::fs::write(www.join("index.html"), "<h1>snappack</h1>").unwrap();
     std::fs::write(www.join("app.js"), "console.log(1)").unwrap();
+    // Larger than the pieces it is sent in, and not a multiple of them.
+    let big: Vec<u8> = (0..1_000_003u32).map(|i| (i % 251) as u8).collect();
+    std::fs::write(www.join("big.wasm"), &big).unwrap();
+    std::fs::write(www.join("empty.txt"), b"").unwrap();
+    std::fs::create_dir(www.join("folder")).unwrap();
     let server = server(database, |c| {
         c.www = Some(www.clone());
         c.allow_origins = vec!["http://localhost:5173".into()];
@@ -305,6 +310,19 @@ fn cors_and_the_static_page() {
     );
     assert_eq!(
         http(server.addr, "GET", "/missing.js", &[], b"")
+            .unwrap()
+            .status,
+        404
+    );
+    let wasm = http(server.addr, "GET", "/big.wasm", &[], b"").unwrap();
+    assert_eq!(wasm.status, 200);
+    assert_eq!(wasm.header("content-length"), Some("1000003"));
+    assert_eq!(wasm.header("content-type"), Some("application/wasm"));
+    assert!(wasm.body == big, "the file is sent whole");
+    let empty = http(server.addr, "GET", "/empty.txt", &[], b"").unwrap();
+    assert_eq!((empty.status, empty.body.len()), (200, 0));
+    assert_eq!(
+        http(server.addr, "GET", "/folder", &[], b"")
             .unwrap()
             .status,
         404

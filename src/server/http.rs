@@ -109,6 +109,67 @@ impl http_body::Body for IdleBody {
     }
 }
 
+/// A static file as a response body, read a piece at a time, so that a
+/// large file in `--www` is never held in memory whole. It ends at the
+/// length the file had when opened; a file cut short meanwhile is an error.
+struct FileBody {
+    file: tokio::fs::File,
+    remaining: u64,
+    buf: Vec<u8>,
+}
+
+impl FileBody {
+    /// Bytes read at a time.
+    const PIECE: usize = 256 << 10;
+
+    fn new(file: tokio::fs::File, len: u64) -> Self {
+        FileBody {
+            file,
+            remaining: len,
+            buf: vec![0; Self::PIECE.min(len as usize)],
+        }
+    }
+}
+
+impl http_body::Body for FileBody {
+    type Data = Bytes;
+    type Error = std::io::Error;
+
+    fn poll_frame(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<http_body::Frame<Bytes>, std::io::Error>>> {
+        use std::task::Poll;
+        use tokio::io::AsyncRead as _;
+        let this = &mut *self;
+        if this.remaining == 0 {
+            return Poll::Ready(None);
+        }
+        let want = this.buf.len().min(this.remaining as usize);
+        let mut piece = tokio::io::ReadBuf::new(&mut this.buf[..want]);
+        match std::pin::Pin::new(&mut this.file).poll_read(cx, &mut piece) {
+            Poll::Pending => Poll::Pending,
+            Poll::Ready(Err(e)) => Poll::Ready(Some(Err(e))),
+            Poll::Ready(Ok(())) if piece.filled().is_empty() => Poll::Ready(Some(Err(
+                std::io::Error::new(std::io::ErrorKind::UnexpectedEof, "the file was cut short"),
+            ))),
+            Poll::Ready(Ok(())) => {
+                let data = Bytes::copy_from_slice(piece.filled());
+                this.remaining -= data.len() as u64;
+                Poll::Ready(Some(Ok(http_body::Frame::data(data))))
+            }
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.remaining == 0
+    }
+
+    fn size_hint(&self) -> http_body::SizeHint {
+        http_body::SizeHint::with_exact(self.remaining)
+    }
+}
+
 /// Equal in time whatever the bytes (the length is not secret).
 fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
     a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
@@ -426,12 +487,15 @@ async fn static_file(
         return not_found();
     }
     let path = root.join(&relative);
-    match tokio::fs::read(&path).await {
-        Ok(bytes) => (
+    let Ok(file) = tokio::fs::File::open(&path).await else {
+        return not_found();
+    };
+    match file.metadata().await {
+        Ok(meta) if meta.is_file() => (
             [(header::CONTENT_TYPE, content_type(&path))],
-            Body::from(bytes),
+            Body::new(FileBody::new(file, meta.len())),
         )
             .into_response(),
-        Err(_) => not_found(),
+        _ => not_found(),
     }
 }
