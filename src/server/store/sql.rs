@@ -374,11 +374,11 @@ impl<B: Backend> SqlStore<B> {
                     continue;
                 }
                 // Frames land in order: a gap would lose the frames between.
-                if frame.seq != applied.map_or(0, |applied| applied + 1) {
+                let next = applied.map_or(0, |applied| applied + 1);
+                if frame.seq != next {
                     return Err(StoreError::Database(format!(
-                        "frame {} of import {import} cannot be written before frame {}",
-                        frame.seq,
-                        applied.map_or(0, |applied| applied + 1)
+                        "frame {} of import {import} cannot be written before frame {next}",
+                        frame.seq
                     )));
                 }
                 applied = Some(frame.seq);
