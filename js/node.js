@@ -5,6 +5,7 @@
 // optimized in one run included. `validateFile` reads a file of any size a
 // few MiB at a time instead of loading it.
 
+import { constants } from 'node:buffer';
 import { readFile, stat } from 'node:fs/promises';
 import { availableParallelism } from 'node:os';
 import { basename } from 'node:path';
@@ -53,21 +54,35 @@ export async function validate(input, options) {
   const fileName = fileNameOf(input, options);
   const workers = workersOption(options.workers, defaultWorkers(availableParallelism()));
   options.signal?.throwIfAborted();
-  const size = source instanceof Blob ? source.size : source.byteLength;
+  const fromBlob = source instanceof Blob;
+  if (fromBlob) source = await blobBytes(source);
+  const size = source.byteLength;
   const count = validationWorkers(workers, size, fileName, options);
   if (count > 1) {
     const shared = new Uint8Array(new SharedArrayBuffer(size));
-    shared.set(source instanceof Blob ? new Uint8Array(await source.arrayBuffer()) : source);
+    shared.set(source);
     return validateInWorkers({ type: 'validate', input: shared, fileName, options: optionsJson }, count, size, options);
   }
-  // A Blob's bytes are read here into a buffer of our own, which moves to
-  // the worker; the caller's bytes are copied.
-  const transfer = [];
-  if (source instanceof Blob) {
-    source = new Uint8Array(await source.arrayBuffer());
-    transfer.push(source.buffer);
-  }
+  // A Blob's bytes were read into a buffer of our own, which moves to the
+  // worker; the caller's bytes are copied.
+  const transfer = fromBlob ? [source.buffer] : [];
   return inWorker({ type: 'validate', input: source, fileName, options: optionsJson }, options, transfer);
+}
+
+/**
+ * All of `blob`'s bytes, or `InvalidInput` when Node cannot hold them in one
+ * buffer (a file over 4 GiB: `validateFile` reads it a piece at a time).
+ */
+async function blobBytes(blob) {
+  const advice = 'validate a large file with validateFile(path), which reads it a piece at a time';
+  if (blob.size > constants.MAX_LENGTH) {
+    throw new SnappackError('InvalidInput', `the Blob holds ${blob.size} bytes, more than Node can read into memory: ${advice}`);
+  }
+  try {
+    return new Uint8Array(await blob.arrayBuffer());
+  } catch (error) {
+    throw new SnappackError('InvalidInput', `the Blob could not be read into memory (${error.message}): ${advice}`, { cause: error });
+  }
 }
 
 /**

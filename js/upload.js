@@ -61,6 +61,18 @@ function baseUrl(url) {
   return url.replace(/\/+$/, '');
 }
 
+/**
+ * Option `name`'s `value`: a string (not empty when `nonEmpty`), or
+ * `undefined` when not given; throws `InvalidOptions` otherwise.
+ */
+function stringOption(name, value, nonEmpty = false) {
+  if (value === undefined || value === null) return undefined;
+  if (typeof value !== 'string' || (nonEmpty && value === '')) {
+    throw new SnappackError('InvalidOptions', `option "${name}" must be a ${nonEmpty ? 'non-empty ' : ''}string`);
+  }
+  return value;
+}
+
 function authorization(token) {
   if (typeof token !== 'string' || token === '') throw new SnappackError('InvalidOptions', 'token must be a string');
   // What an HTTP header can carry: visible ASCII and spaces inside.
@@ -108,6 +120,7 @@ async function getJson(url, token, path, signal) {
  * `{ id, mode, state, nextSeq, ... }`.
  */
 export async function fetchImport(url, token, importId, options) {
+  stringOption('importId', importId, true);
   return getJson(url, token, `/api/imports/${encodeURIComponent(importId)}`, options?.signal);
 }
 
@@ -522,7 +535,9 @@ export async function sendUpload(prepared, options) {
  * packed. When packing finds errors, the import (if created) is cancelled.
  */
 async function sendFrames(frames, options) {
-  const { url, token, mode, importId, label, framesPerRequest = 4, onProgress, onImport, signal } = options;
+  const { url, token, mode, framesPerRequest = 4, onProgress, onImport, signal } = options;
+  const importId = stringOption('importId', options.importId, true);
+  const label = stringOption('label', options.label);
   const base = baseUrl(url);
   const auth = authorization(token);
   if (mode !== undefined && !CHOICES.mode.includes(mode)) {
@@ -536,7 +551,7 @@ async function sendFrames(frames, options) {
   while (frames.ends.length === 0 && !frames.complete && !frames.failure) await frames.changed(signal);
   const known = frames.complete ? frames.count : undefined;
   // The mode is a new import's; a continued one keeps its own.
-  const machine = new UploadMachine(mode ?? 'requireEmpty', known, framesPerRequest, importId ?? undefined, label ?? undefined, frames.first);
+  const machine = new UploadMachine(mode ?? 'requireEmpty', known, framesPerRequest, importId, label, frames.first);
   let packingDone = frames.complete;
   let announced = importId ?? null;
   // A continued import must be open, in `mode` if given: checked at the server's first status of it.
@@ -653,6 +668,9 @@ async function cancelImport(base, auth, id) {
  */
 export async function upload(input, options) {
   const { url, token, mode, importId, label, framesPerRequest, onImport, onProgress, signal, frameSize, ...rest } = options ?? {};
+  // Checked before any request; sendUpload checks the others.
+  stringOption('importId', importId, true);
+  stringOption('label', label);
   const target = rest.target ?? (await fetchTables(url, token, { signal }));
   const status = importId ? await resumableImport(url, token, importId, mode, frameSize, signal) : null;
   // A continued import is checked and sent in its own mode, and packed in

@@ -138,6 +138,30 @@ function detached() {
   return buffer;
 }
 
+test('a Blob too large for one buffer rejects with InvalidInput pointing to validateFile', async () => {
+  // Node's typed arrays stop at 4 GiB. Blobs that say they are larger, or
+  // whose bytes do not fit (Node 20's openAsBlob gives a 4.3 GB file the
+  // size modulo 2^32, and its bytes then fail so), stand in for reading one.
+  class Huge extends Blob {
+    get size() {
+      return 2 ** 32 + 1;
+    }
+  }
+  class Unfit extends Blob {
+    arrayBuffer() {
+      return Promise.reject(new RangeError('Invalid typed array length: undefined'));
+    }
+  }
+  for (const blob of [new Huge([bytes]), new Unfit([bytes])]) {
+    await assert.rejects(validate(blob, { fileName: 'huge.zip' }), (error) => {
+      assert.equal(error.name, 'SnappackError');
+      assert.equal(error.code, 'InvalidInput');
+      assert.match(error.message, /validateFile\(path\)/);
+      return true;
+    });
+  }
+});
+
 test('a maxErrors past what wasm counts to lists every error, as the CLI does', async () => {
   const huge = await validate(bytes, { fileName: 'snapshot.zip', maxErrors: 1e12 });
   assert.deepEqual(huge, await validate(bytes, { fileName: 'snapshot.zip' }));

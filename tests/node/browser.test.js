@@ -184,3 +184,34 @@ test('misuse and panics reject with a SnappackError code', async () => {
     'InvalidZip',
   ]);
 });
+
+test('upload options of the wrong type reject with InvalidOptions before any request', async () => {
+  const path = join(dir, 'options.zip');
+  gen(path, { tables: 1, totalDocuments: 20 });
+  await pick(path);
+  const { answers, requests } = await page.evaluate(async () => {
+    const { fetchImport, prepareUpload, sendUpload, upload } = await import('/pkg/browser.js');
+    const file = document.querySelector('#file').files[0];
+    const prepared = await prepareUpload(file, { mode: 'replace' });
+    const requests = [];
+    const realFetch = window.fetch;
+    window.fetch = (address, init) => {
+      requests.push(String(address));
+      return realFetch(address, init);
+    };
+    const server = { url: 'http://127.0.0.1:9', token: 'token' };
+    const answerOf = (promise) => promise.then(() => 'resolved', (e) => `${e.name}:${e.code}:${e.message}`);
+    const answers = [];
+    for (const wrong of [{ label: 42 }, { label: {} }, { importId: 7 }, { importId: '' }]) {
+      answers.push(await answerOf(sendUpload(prepared, { ...server, ...wrong })));
+      answers.push(await answerOf(upload(file, { ...server, ...wrong })));
+    }
+    answers.push(await answerOf(fetchImport(server.url, server.token, '')));
+    window.fetch = realFetch;
+    return { answers, requests };
+  });
+  const label = 'SnappackError:InvalidOptions:option "label" must be a string';
+  const importId = 'SnappackError:InvalidOptions:option "importId" must be a non-empty string';
+  assert.deepEqual(answers, [label, label, label, label, importId, importId, importId, importId, importId]);
+  assert.deepEqual(requests, []);
+});
