@@ -620,9 +620,10 @@ impl Plan {
             }
         }
         let table_count = paths.len() as u64 * u64::from(spec.tables);
-        if table_count > 10_000 {
+        if table_count > crate::convex::MAX_USER_TABLES as u64 {
             return Err(spec_error(format!(
-                "{table_count} tables; Convex allows at most 10000"
+                "{table_count} tables; Convex allows at most {}",
+                crate::convex::MAX_USER_TABLES
             )));
         }
         let mut rng = Rng::new(spec.seed, 1);

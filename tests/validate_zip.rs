@@ -752,6 +752,48 @@ fn storage_files_are_checked_against_their_metadata() {
 }
 
 #[test]
+fn more_user_tables_than_a_deployment_takes_are_refused_with_or_without_a_target() {
+    // `_tables` rows only: each listed table is created empty.
+    let archive = |count: u32| {
+        let rows: String = (0..count)
+            .map(|i| format!("{{\"name\":\"t{i}\",\"id\":{}}}\n", 10001 + i))
+            .collect();
+        zip(&[("_tables/documents.jsonl", rows.as_bytes())])
+    };
+    let refused = |report: &snappack::report::Report| codes(report).contains(&Code::TooManyTables);
+    for (count, want) in [(10_000, false), (10_001, true)] {
+        let report = check("many.zip", &archive(count));
+        assert_eq!(
+            (refused(&report), report.valid),
+            (want, !want),
+            "{count} tables"
+        );
+    }
+    // With the target's tables, those the import keeps count too, except in replaceAll.
+    let target = TargetTables {
+        tables: ["kept", "_scheduled_jobs"]
+            .iter()
+            .zip(1..)
+            .map(|(name, number)| TargetTable {
+                component: String::new(),
+                name: (*name).into(),
+                number,
+                documents: 1,
+            })
+            .collect(),
+    };
+    for (mode, want) in [(ImportMode::Append, true), (ImportMode::ReplaceAll, false)] {
+        let options = Options {
+            mode,
+            target: Some(target.clone()),
+            ..Options::default()
+        };
+        let report = check_with("many.zip", &archive(10_000), &options);
+        assert_eq!(refused(&report), want, "{mode:?}");
+    }
+}
+
+#[test]
 fn target_tables_and_modes() {
     let archive = zip(&[
         (

@@ -7,3 +7,6 @@ pub mod names;
 pub mod value;
 
 pub use id::{DocumentId, IdDecodeError};
+
+/// At most this many user tables in a deployment (`TooManyTables`).
+pub const MAX_USER_TABLES: usize = 10_000;

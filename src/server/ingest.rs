@@ -14,12 +14,12 @@ use std::collections::HashMap;
 
 use sha2::{Digest, Sha256};
 
-use super::store::plan::MAX_USER_TABLES;
 use super::store::{DocumentWrite, FrameWrite, TableDeclaration, TablePin};
 use crate::archive::check_component_path;
 use crate::convex::names::check_identifier;
 use crate::convex::value::{encode_base64, IdField};
 use crate::convex::DocumentId;
+use crate::convex::MAX_USER_TABLES;
 use crate::migration::{Frame, Item, TableDecl};
 use crate::report::{Code, NumberSource};
 use crate::validate::storage::StorageMetadata;

@@ -3,9 +3,10 @@
 //! target already uses for that name; and the conflicts each step can raise,
 //! including those with the target's existing tables for the chosen mode.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
-use super::{in_component, Context, ImportMode, PlannedTable};
+use super::{in_component, Context, ImportMode, PlannedTable, TargetTable};
+use crate::convex::MAX_USER_TABLES;
 use crate::report::{Code, Finding, NumberSource};
 
 /// Numbers claimed in one component.
@@ -76,16 +77,34 @@ pub(crate) fn apply_target(
     numbering: &mut Numbering,
     ctx: &mut Context,
 ) {
+    let user_tables = tables.iter().filter(|t| !t.name.starts_with('_')).count();
+    let too_many = || {
+        Finding::new(
+            Code::TooManyTables,
+            format!("Number of tables cannot exceed {MAX_USER_TABLES}."),
+        )
+    };
     let Some(target) = ctx.options.target.clone() else {
+        // Without the target's tables, the archive's own must fit.
+        if user_tables > MAX_USER_TABLES {
+            ctx.error(too_many());
+        }
         return;
     };
     let mode = ctx.options.mode;
-    let existing = |component: &str, name: &str| {
-        target
-            .tables
-            .iter()
-            .find(|t| t.component == component && t.name == name)
-    };
+    // The target's tables by component and name (a name is there once:
+    // `TargetTables::check`), and by component and number (system tables
+    // may share one).
+    let mut by_name: HashMap<(&str, &str), &TargetTable> = HashMap::new();
+    let mut by_number: HashMap<(&str, u32), Vec<&TargetTable>> = HashMap::new();
+    for t in &target.tables {
+        by_name.entry((&t.component, &t.name)).or_insert(t);
+        by_number
+            .entry((&t.component, t.number))
+            .or_default()
+            .push(t);
+    }
+    let existing = |component: &str, name: &str| by_name.get(&(component, name)).copied();
     // Step 3: reuse the existing table's number when it is still free.
     for table in tables.iter_mut().filter(|t| t.number.is_none()) {
         if let Some(found) = existing(&table.component, &table.name) {
@@ -98,23 +117,19 @@ pub(crate) fn apply_target(
             }
         }
     }
-    let user_tables = tables.iter().filter(|t| !t.name.starts_with('_')).count();
+    let planned: HashSet<(&str, &str)> = tables
+        .iter()
+        .map(|t| (t.component.as_str(), t.name.as_str()))
+        .collect();
     let kept = target
         .tables
         .iter()
         .filter(|e| !e.name.starts_with('_'))
         .filter(|_| mode != ImportMode::ReplaceAll)
-        .filter(|e| {
-            !tables
-                .iter()
-                .any(|t| t.component == e.component && t.name == e.name)
-        })
+        .filter(|e| !planned.contains(&(e.component.as_str(), e.name.as_str())))
         .count();
-    if user_tables + kept > 10_000 {
-        ctx.error(Finding::new(
-            Code::TooManyTables,
-            "Number of tables cannot exceed 10000.",
-        ));
+    if user_tables + kept > MAX_USER_TABLES {
+        ctx.error(too_many());
     }
     for table in tables.iter() {
         // A table-level finding, at the table's first documents entry.
@@ -154,14 +169,13 @@ pub(crate) fn apply_target(
         if mode == ImportMode::ReplaceAll {
             continue;
         }
-        let holder = target.tables.iter().find(|e| {
-            e.component == table.component
-                && e.number == number
-                && e.name != table.name
-                && !tables
-                    .iter()
-                    .any(|t| t.component == e.component && t.name == e.name)
-        });
+        let holder = by_number
+            .get(&(table.component.as_str(), number))
+            .into_iter()
+            .flatten()
+            .find(|e| {
+                e.name != table.name && !planned.contains(&(e.component.as_str(), e.name.as_str()))
+            });
         if let Some(holder) = holder {
             let what = if holder.name.starts_with('_') {
                 "existing internal table. Consider importing this table without `_id` fields or import into a new deployment.".to_owned()

@@ -1,6 +1,7 @@
 //! The snapshot ZIP walk: read with random access, entry by entry, so that
 //! memory stays bounded whatever the archive's size.
 
+use std::collections::hash_map::Entry;
 use std::collections::HashMap;
 use std::io::{self, Read, Seek, SeekFrom};
 
@@ -83,7 +84,9 @@ pub(super) fn walk<R: Read + Seek>(
 
     // Stage A: every entry by name; generated schemas are read now.
     let mut streams = Vec::new();
-    let mut blobs = Vec::new();
+    let mut blobs: Vec<Blob> = Vec::new();
+    // Each stored file's place in `blobs`, by component and id.
+    let mut blob_ids: HashMap<(String, DocumentId), usize> = HashMap::new();
     let mut left_out = Vec::new();
     let mut schemas: HashMap<(String, String), ValueRules> = HashMap::new();
     for index in 0..archive.len() {
@@ -151,11 +154,9 @@ pub(super) fn walk<R: Read + Seek>(
             Some(Ok(file)) => match DocumentId::decode(&file.id) {
                 // The extension is not part of the id: `<id>` and `<id>.png`
                 // would be stored twice under one `_id`.
-                Ok(id) => match blobs
-                    .iter()
-                    .find(|b: &&Blob| b.id == id && b.component == file.component)
-                {
-                    Some(first) => {
+                Ok(id) => match blob_ids.entry((file.component.clone(), id)) {
+                    Entry::Occupied(first) => {
+                        let first = &blobs[*first.get()];
                         ctx.error(
                             Finding::new(
                                 Code::DuplicateId,
@@ -170,14 +171,17 @@ pub(super) fn walk<R: Read + Seek>(
                         );
                         left_out.push(name);
                     }
-                    None => blobs.push(Blob {
-                        component: file.component,
-                        id,
-                        index,
-                        name,
-                        size,
-                        span,
-                    }),
+                    Entry::Vacant(slot) => {
+                        slot.insert(blobs.len());
+                        blobs.push(Blob {
+                            component: file.component,
+                            id,
+                            index,
+                            name,
+                            size,
+                            span,
+                        });
+                    }
                 },
                 Err(e) => {
                     ctx.error(
@@ -205,12 +209,12 @@ pub(super) fn walk<R: Read + Seek>(
 
     // Step 2, in entry order: the first document's `_id`.
     let mut tables: Vec<PlannedTable> = Vec::new();
+    // Each table's place in `tables`, by component and name.
+    let mut planned: HashMap<(String, String), usize> = HashMap::new();
     for stream in streams.iter().filter(|s| s.table != "_tables") {
-        if let Some(table) = tables
-            .iter_mut()
-            .find(|t| t.component == stream.component && t.name == stream.table)
-        {
-            table.entries.push(stream.name.clone());
+        let key = (stream.component.clone(), stream.table.clone());
+        if let Some(&t) = planned.get(&key) {
+            tables[t].entries.push(stream.name.clone());
             ctx.warning(
                 Finding::new(
                     Code::RepeatedTableEntry,
@@ -245,10 +249,8 @@ pub(super) fn walk<R: Read + Seek>(
                 None => (None, NumberSource::Unassigned),
             },
         };
-        let rules = schemas
-            .get(&(stream.component.clone(), stream.table.clone()))
-            .copied()
-            .unwrap_or(ValueRules::Plain);
+        let rules = schemas.get(&key).copied().unwrap_or(ValueRules::Plain);
+        planned.insert(key, tables.len());
         tables.push(PlannedTable {
             component: stream.component.clone(),
             name: stream.table.clone(),
@@ -260,10 +262,7 @@ pub(super) fn walk<R: Read + Seek>(
     }
     // Tables listed in `_tables` without documents are created empty.
     for (component, name) in listed {
-        if !tables
-            .iter()
-            .any(|t| t.component == component && t.name == name)
-        {
+        if !planned.contains_key(&(component.clone(), name.clone())) {
             tables.push(PlannedTable {
                 number: numbering.number_of(&component, &name),
                 component,
@@ -279,11 +278,9 @@ pub(super) fn walk<R: Read + Seek>(
     // Stored files are imported only where the component has `_storage` metadata.
     let mut files = Vec::new();
     let mut ignored_components: Vec<&str> = Vec::new();
+    let with_storage = storage_tables(&tables);
     for blob in &blobs {
-        if tables
-            .iter()
-            .any(|t| t.name == "_storage" && t.component == blob.component)
-        {
+        if with_storage.contains_key(blob.component.as_str()) {
             files.push(PlannedFile {
                 component: blob.component.clone(),
                 id: blob.id,
@@ -322,6 +319,8 @@ pub(super) fn walk<R: Read + Seek>(
     // Stage C: every document of every table.
     let mut metadata: HashMap<String, StorageMetadata> = HashMap::new();
     let mut spare: Option<TableChecker> = None;
+    let streams_by_name: HashMap<&str, &Stream> =
+        streams.iter().map(|s| (s.name.as_str(), s)).collect();
     for (t, table) in plan.tables.iter().enumerate() {
         if !ctx.owns_table(t) {
             continue;
@@ -333,7 +332,7 @@ pub(super) fn walk<R: Read + Seek>(
         };
         let mut ids_without_first = false;
         for entry_name in &table.entries {
-            let Some(stream) = streams.iter().find(|s| &s.name == entry_name) else {
+            let Some(&stream) = streams_by_name.get(entry_name.as_str()) else {
                 continue;
             };
             let storage = (table.name == "_storage")
@@ -373,15 +372,13 @@ pub(super) fn walk<R: Read + Seek>(
 
     // Stored files: bytes against their metadata.
     let tables_before_files = 1 + plan.tables.len() as u32;
+    let storage_tables = storage_tables(&plan.tables);
+    let blobs_by_name: HashMap<&str, &Blob> = blobs.iter().map(|b| (b.name.as_str(), b)).collect();
     for (f, file) in plan.files.iter().enumerate() {
-        let Some((storage_table, storage)) = plan
-            .tables
-            .iter()
-            .enumerate()
-            .find(|(_, t)| t.name == "_storage" && t.component == file.component)
-        else {
+        let Some(&storage_table) = storage_tables.get(file.component.as_str()) else {
             continue;
         };
+        let storage = &plan.tables[storage_table];
         if !ctx.owns_table(storage_table) {
             continue;
         }
@@ -399,7 +396,7 @@ pub(super) fn walk<R: Read + Seek>(
             None => (None, None),
         };
         let located = |f: Finding| f.entry(&file.entry).table(&file.component, "_storage");
-        let blob = blobs.iter().find(|b| b.name == file.entry);
+        let blob = blobs_by_name.get(file.entry.as_str()).copied();
         if let Some(blob) = blob {
             ctx.enter_share(blob.span);
         }
@@ -494,6 +491,16 @@ fn at_storage_row(table: &PlannedTable, line: u64, finding: Finding) -> Finding 
 /// Gives each table (and each stored file, with its component's `_storage`
 /// table) to one of the workers, by uncompressed bytes, and makes this
 /// worker's progress count the compressed bytes of its own entries.
+/// Each component's `_storage` table: its place in `tables`.
+fn storage_tables(tables: &[PlannedTable]) -> HashMap<&str, usize> {
+    tables
+        .iter()
+        .enumerate()
+        .filter(|(_, t)| t.name == "_storage")
+        .map(|(i, t)| (t.component.as_str(), i))
+        .collect()
+}
+
 fn share_out(plan: &Plan, streams: &[Stream], blobs: &[Blob], shard: Shard, ctx: &mut Context) {
     // Uncompressed and compressed bytes: of each entry, and of each
     // component's stored files (which go with its `_storage` table).

@@ -10,13 +10,12 @@
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use super::{ImportError, ImportMode};
+use crate::convex::MAX_USER_TABLES;
 use crate::report::Code;
 use crate::validate::table::import_conflict_message;
 
 /// User tables are numbered from here upward (Convex's first user table is 10001).
 pub const FIRST_USER_TABLE_NUMBER: u32 = 10001;
-/// At most this many user tables in a deployment.
-pub const MAX_USER_TABLES: usize = 10000;
 
 /// A table written by the import, not yet visible.
 #[derive(Debug, Clone, PartialEq)]
