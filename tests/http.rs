@@ -596,3 +596,34 @@ fn a_request_body_that_stops_coming_is_given_up() {
         .json();
     assert_eq!(status["nextSeq"], 0);
 }
+
+#[test]
+fn a_data_folder_serves_one_database_only() {
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    for ((backend, first), (_, second)) in common::databases().into_iter().zip(common::databases())
+    {
+        let data_dir = common::temp_dir("claimed");
+        let bind = |database: &str| {
+            let config = ServeConfig {
+                listen: "127.0.0.1:0".parse().unwrap(),
+                database: Some(database.to_owned()),
+                data_dir: data_dir.clone(),
+                www: None,
+                token: Some("secret-token".into()),
+                ..ServeConfig::default()
+            };
+            runtime
+                .block_on(snappack::server::Server::bind(config))
+                .map(drop)
+        };
+        bind(&first).unwrap();
+        // The same database again, as often as it likes.
+        bind(&first).unwrap();
+        let refused = bind(&second).expect_err(backend).to_string();
+        assert!(
+            refused.contains("belongs to database") && refused.contains("--data-dir"),
+            "{backend}: {refused}"
+        );
+        bind(&first).unwrap();
+    }
+}

@@ -95,6 +95,101 @@ pub enum ServeError {
     /// The address, the data folder or the token file.
     #[error("{0}")]
     Io(#[from] std::io::Error),
+    /// The data folder holds another database's stored files and staging logs.
+    #[error(
+        "the data folder {dir} belongs to database {owner}, not {database}: its stored files and \
+         staging logs are that database's, and files a database does not refer to are deleted, \
+         so give each database a --data-dir of its own (if it is the same database under \
+         another name, write that name into {dir}/database)"
+    )]
+    DataDirTaken {
+        /// The data folder.
+        dir: String,
+        /// The database named in it.
+        owner: String,
+        /// The database given now.
+        database: String,
+    },
+}
+
+/// The file in the data folder that names the database it belongs to.
+const DATABASE_FILE: &str = "database";
+
+/// Ties the data folder to `database` at its first start, and refuses any
+/// other database later: stored files and staging logs there are its
+/// database's, and the sweep after an unfinished import deletes every file
+/// the database does not refer to, which would be another database's files.
+fn claim_data_dir(data_dir: &Path, database: &str) -> Result<(), ServeError> {
+    std::fs::create_dir_all(data_dir).map_err(|e| at(data_dir, e))?;
+    let identity = database_identity(data_dir, database)?;
+    let path = data_dir.join(DATABASE_FILE);
+    match std::fs::read_to_string(&path) {
+        Ok(owner) if owner.trim() == identity => Ok(()),
+        Ok(owner) => Err(ServeError::DataDirTaken {
+            dir: data_dir.display().to_string(),
+            owner: owner.trim().to_owned(),
+            database: identity,
+        }),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            Ok(std::fs::write(&path, format!("{identity}\n")).map_err(|e| at(&path, e))?)
+        }
+        Err(e) => Err(at(&path, e).into()),
+    }
+}
+
+/// `error`, saying which path it is about.
+fn at(path: &Path, error: std::io::Error) -> std::io::Error {
+    std::io::Error::new(error.kind(), format!("{}: {error}", path.display()))
+}
+
+/// How the data folder names `database`: a PostgreSQL URL without its
+/// password, or an SQLite file's path, relative to the data folder when the
+/// file is inside it (so that the folder can move with it).
+fn database_identity(data_dir: &Path, database: &str) -> std::io::Result<String> {
+    if database.starts_with("postgres://") || database.starts_with("postgresql://") {
+        let config: postgres::Config = database
+            .parse()
+            .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidInput, e))?;
+        let hosts: Vec<String> = config
+            .get_hosts()
+            .iter()
+            .map(|host| match host {
+                postgres::config::Host::Tcp(name) => name.clone(),
+                postgres::config::Host::Unix(path) => path.display().to_string(),
+            })
+            .collect();
+        let ports: Vec<String> = config.get_ports().iter().map(u16::to_string).collect();
+        // The options may choose a schema (`-c search_path=...`).
+        let options = config
+            .get_options()
+            .map(|o| format!("?options={o}"))
+            .unwrap_or_default();
+        return Ok(format!(
+            "postgresql://{}@{}:{}/{}{options}",
+            config.get_user().unwrap_or_default(),
+            hosts.join(","),
+            ports.join(","),
+            config.get_dbname().unwrap_or_default()
+        ));
+    }
+    let file = Path::new(database);
+    let name = file.file_name().ok_or_else(|| {
+        std::io::Error::new(
+            std::io::ErrorKind::InvalidInput,
+            format!("database {database} names no file"),
+        )
+    })?;
+    let folder = match file.parent() {
+        Some(parent) if !parent.as_os_str().is_empty() => parent,
+        _ => Path::new("."),
+    };
+    let folder = std::fs::canonicalize(folder).map_err(|e| at(folder, e))?;
+    let data_dir = std::fs::canonicalize(data_dir).map_err(|e| at(data_dir, e))?;
+    let path = match folder.strip_prefix(&data_dir) {
+        Ok(inside) => inside.join(name),
+        Err(_) => folder.join(name),
+    };
+    Ok(path.display().to_string())
 }
 
 /// The token: given, or stored in the data folder, or new (then stored).
@@ -164,6 +259,7 @@ impl Server {
         };
         let imports = tokio::task::spawn_blocking(move || -> Result<Imports, ServeError> {
             let store: Arc<dyn store::Store> = store::open(&database)?.into();
+            claim_data_dir(&data_dir, &database)?;
             Ok(Imports::open(store, &data_dir, limits)?)
         })
         .await

@@ -19,7 +19,8 @@ pub struct ServeArgs {
     /// file (default: `snappack.db` in the data folder).
     #[arg(long)]
     database: Option<String>,
-    /// Folder for staging logs, stored files and the admin token.
+    /// Folder for staging logs, stored files and the admin token; it belongs to the first
+    /// database served from it, and another is refused (give each its own folder).
     #[arg(long, default_value = "data")]
     data_dir: PathBuf,
     /// Folder of the web page served at `/`.
