@@ -357,6 +357,12 @@ fn not_a_zip_and_broken_entries() {
             "{}",
             report.errors[0].message
         );
+        // Without the zip crate's names of its structures.
+        assert!(
+            !report.errors[0].message.contains("::"),
+            "{}",
+            report.errors[0].message
+        );
     }
     // Bad UTF-8 inside an entry is InvalidZip, with the line.
     let report = check(

@@ -71,7 +71,10 @@ enum CreationTime {
     #[default]
     Absent,
     Float(f64),
-    NotFloat,
+    /// Anything else; `integer` when it is an Int64.
+    NotFloat {
+        integer: bool,
+    },
 }
 
 /// A document that passed every per-document check.
@@ -163,7 +166,6 @@ fn judge(
     row: u64,
     table_number: Option<u32>,
 ) -> Result<CheckedDocument, RowError> {
-    let rules = scan.rules;
     if let Some(problem) = scan.problem {
         return Err(match problem {
             Problem::Value(inner) => RowError::convex_value(row, inner).at(scan.problem_field),
@@ -185,11 +187,11 @@ fn judge(
         .at(Some("_id".into())));
     }
     match scan.creation_time {
-        CreationTime::NotFloat => {
+        CreationTime::NotFloat { integer } => {
             // Only in a uniform export can a number be an Int64.
-            let integer = match rules {
-                ValueRules::Uniform => " (an integer is an Int64 in a uniform export)",
-                ValueRules::Plain => "",
+            let integer = match integer {
+                true => " (an integer is an Int64 in a uniform export)",
+                false => "",
             };
             return Err(RowError::new(
                 Code::InvalidCreationTimeError,
@@ -406,7 +408,9 @@ impl<'de> Walk<'_, 'de> {
         match self.role {
             Role::Document => self.scan.fail(Problem::NotObject(description())),
             Role::Id => self.scan.id = IdField::NotString(description()),
-            Role::CreationTime => self.scan.creation_time = CreationTime::NotFloat,
+            Role::CreationTime => {
+                self.scan.creation_time = CreationTime::NotFloat { integer: false }
+            }
             Role::Value => {}
         }
         Stats { size, nesting: 0 }
@@ -416,7 +420,7 @@ impl<'de> Walk<'_, 'de> {
         if self.role == Role::CreationTime {
             self.scan.creation_time = match float {
                 Some(t) => CreationTime::Float(t),
-                None => CreationTime::NotFloat,
+                None => CreationTime::NotFloat { integer: true },
             };
             return Stats {
                 size: SCALAR_SIZE,
@@ -523,7 +527,9 @@ impl<'de> Visitor<'de> for Walk<'_, 'de> {
         match self.role {
             Role::Document => self.scan.fail(Problem::NotObject("an array".into())),
             Role::Id => self.scan.id = IdField::NotString("an array".into()),
-            Role::CreationTime => self.scan.creation_time = CreationTime::NotFloat,
+            Role::CreationTime => {
+                self.scan.creation_time = CreationTime::NotFloat { integer: false }
+            }
             Role::Value => {}
         }
         Ok(self.check_nesting(stats))
@@ -600,7 +606,9 @@ impl<'de> Walk<'_, 'de> {
         }
         match self.role {
             Role::Id => self.scan.id = IdField::NotString("an object".into()),
-            Role::CreationTime => self.scan.creation_time = CreationTime::NotFloat,
+            Role::CreationTime => {
+                self.scan.creation_time = CreationTime::NotFloat { integer: false }
+            }
             Role::Document | Role::Value => {}
         }
         self.check_nesting(stats)
@@ -630,7 +638,9 @@ impl<'de> Walk<'_, 'de> {
             Role::CreationTime => {
                 scan.creation_time = match float {
                     Some(t) => CreationTime::Float(t),
-                    None => CreationTime::NotFloat,
+                    None => CreationTime::NotFloat {
+                        integer: kind.name() == "$integer",
+                    },
                 }
             }
             Role::Value => {}
@@ -1068,11 +1078,22 @@ mod tests {
             code(r#"{"_creationTime":"x"}"#, ValueRules::Plain),
             Code::InvalidCreationTimeError
         );
-        // Only a uniform export's message speaks of Int64.
-        let plain = check(r#"{"_creationTime":null}"#, ValueRules::Plain).unwrap_err();
-        assert!(!plain.message.contains("Int64"), "{}", plain.message);
-        let uniform = check(r#"{"_creationTime":17}"#, ValueRules::Uniform).unwrap_err();
-        assert!(uniform.message.contains("Int64"), "{}", uniform.message);
+        // Only an Int64, which only a uniform export has, is spoken of as one.
+        for (line, rules, int64) in [
+            (r#"{"_creationTime":null}"#, ValueRules::Plain, false),
+            (r#"{"_creationTime":null}"#, ValueRules::Uniform, false),
+            (r#"{"_creationTime":"1"}"#, ValueRules::Uniform, false),
+            (r#"{"_creationTime":[1.5]}"#, ValueRules::Uniform, false),
+            (r#"{"_creationTime":17}"#, ValueRules::Uniform, true),
+            (
+                r#"{"_creationTime":{"$integer":"EQAAAAAAAAA="}}"#,
+                ValueRules::Uniform,
+                true,
+            ),
+        ] {
+            let e = check(line, rules).unwrap_err();
+            assert_eq!(e.message.contains("Int64"), int64, "{line}: {}", e.message);
+        }
     }
 
     #[test]

@@ -67,6 +67,28 @@ pub(crate) struct StorageMetadata {
     pub rows: HashMap<DocumentId, FileMetadata>,
 }
 
+/// The first field of a `_storage` row whose value [`StorageRow`] cannot
+/// take, to name it in the finding.
+fn mistyped_field(row: &serde_json::Value) -> Option<&'static str> {
+    let row = row.as_object()?;
+    let fits = |field: &str, value: &serde_json::Value| match field {
+        "_id" => value.is_string(),
+        "_creationTime" => value.is_null() || value.is_number(),
+        "size" => value.is_null() || value.is_i64(),
+        _ => value.is_null() || value.is_string(),
+    };
+    [
+        "_id",
+        "_creationTime",
+        "sha256",
+        "size",
+        "contentType",
+        "internalId",
+    ]
+    .into_iter()
+    .find(|field| row.get(*field).is_some_and(|value| !fits(field, value)))
+}
+
 impl StorageMetadata {
     /// Checks one `_storage` row (1-based `row`) against the storage table's number.
     pub fn check_row(
@@ -83,12 +105,19 @@ impl StorageMetadata {
                     format!("Row {row} wasn't valid JSON: {e}"),
                 ))
             }
-            Ok(value) => serde_json::from_value(value).map_err(|e| {
-                invalid(
-                    Code::InvalidConvexValue,
-                    format!("Row {row} wasn't a valid Convex value: {e}"),
-                )
-            })?,
+            Ok(value) => {
+                let field = mistyped_field(&value);
+                serde_json::from_value(value).map_err(|e| {
+                    let finding = invalid(
+                        Code::InvalidConvexValue,
+                        format!("Row {row} wasn't a valid Convex value: {e}"),
+                    );
+                    match field {
+                        Some(field) => finding.at(field),
+                        None => finding,
+                    }
+                })?
+            }
         };
         let value_error = |reason: String| {
             invalid(
@@ -212,26 +241,55 @@ mod tests {
             meta.check_row(&ok, 1, Some(541)).unwrap_err().code,
             Code::InvalidId
         );
+        // Each with the field the finding names.
         let bad = [
-            format!(r#"{{"_id":"{ID}","size":12.5}}"#),
-            format!(r#"{{"_id":"{ID}","size":12.0}}"#),
+            (format!(r#"{{"_id":"{ID}","size":12.5}}"#), Some("size")),
+            (format!(r#"{{"_id":"{ID}","size":12.0}}"#), Some("size")),
             // Convex reads the size as an i64.
-            format!(r#"{{"_id":"{ID}","size":9223372036854775808}}"#),
-            format!(r#"{{"_id":"{ID}","contentType":"nope"}}"#),
-            format!(r#"{{"_id":"{ID}","internalId":"xyz"}}"#),
-            format!(r#"{{"_id":"{ID}","sha256":"AAAA"}}"#),
-            format!(r#"{{"_id":"{ID}","_creationTime":-5}}"#),
-            format!(r#"{{"_id":"{ID}","_creationTime":-0.0}}"#),
-            format!(r#"{{"_id":"{ID}","_creationTime":"x"}}"#),
-            r#"{"_id":"notanid"}"#.to_owned(),
-            r#"{"size":1}"#.to_owned(),
-            "[1]".to_owned(),
+            (
+                format!(r#"{{"_id":"{ID}","size":9223372036854775808}}"#),
+                Some("size"),
+            ),
+            (
+                format!(r#"{{"_id":"{ID}","contentType":"nope"}}"#),
+                Some("contentType"),
+            ),
+            (
+                format!(r#"{{"_id":"{ID}","contentType":7}}"#),
+                Some("contentType"),
+            ),
+            (
+                format!(r#"{{"_id":"{ID}","internalId":"xyz"}}"#),
+                Some("internalId"),
+            ),
+            (
+                format!(r#"{{"_id":"{ID}","sha256":"AAAA"}}"#),
+                Some("sha256"),
+            ),
+            (format!(r#"{{"_id":"{ID}","sha256":[]}}"#), Some("sha256")),
+            (
+                format!(r#"{{"_id":"{ID}","_creationTime":-5}}"#),
+                Some("_creationTime"),
+            ),
+            (
+                format!(r#"{{"_id":"{ID}","_creationTime":-0.0}}"#),
+                Some("_creationTime"),
+            ),
+            (
+                format!(r#"{{"_id":"{ID}","_creationTime":"x"}}"#),
+                Some("_creationTime"),
+            ),
+            (r#"{"_id":"notanid"}"#.to_owned(), Some("_id")),
+            (r#"{"_id":5}"#.to_owned(), Some("_id")),
+            (r#"{"size":1}"#.to_owned(), None),
+            ("[1]".to_owned(), None),
         ];
-        for row in bad {
+        for (row, field) in bad {
             let e = StorageMetadata::default()
                 .check_row(&row, 1, Some(540))
                 .unwrap_err();
             assert_eq!(e.code, Code::InvalidConvexValue, "{row}");
+            assert_eq!(e.field.as_deref(), field, "{row}");
         }
         assert_eq!(
             StorageMetadata::default()

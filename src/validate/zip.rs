@@ -658,8 +658,13 @@ fn open_archive<R: Read + Seek>(
     input.seek(SeekFrom::Start(0)).map_err(unreadable)?;
     let tracked = input;
     let damaged = |e: ZipError| {
-        if looks_like_zip {
-            format!("the archive is damaged or cut short ({e})")
+        let detail = e.to_string();
+        if looks_like_zip && detail.contains("::") {
+            // The zip crate's own names of its structures mean nothing to a user.
+            "the archive is damaged or cut short (one of its ZIP records is cut short or malformed)"
+                .to_owned()
+        } else if looks_like_zip {
+            format!("the archive is damaged or cut short ({detail})")
         } else {
             "this is not a ZIP archive (it does not start with \"PK\")".to_owned()
         }
