@@ -32,7 +32,9 @@ const state = {
   report: null,
   checking: null, // AbortController of the running check
   server: null, // { url, token, tables }
-  conflicts: null, // { mode, report } for the current server and mode
+  conflictCheck: null, // AbortController of the running check against the server's tables
+  conflicts: null, // { mode, report, conflicts } for the current server and mode
+  targetReports: new Map(), // this file's reports against server tables, by mode and tables
   optionsChanged: false, // the table name or schema changed since the check
   upload: null, // the running upload, see startUpload
 };
@@ -171,11 +173,11 @@ async function choose(file) {
   const running = state.checking;
   state.checking = null;
   running?.abort();
+  stopConflictCheck();
   state.file = file;
   state.report = null;
-  state.conflicts = null;
   // Nothing about the previous file stays: its report, its upload, what it imported.
-  for (const id of ['report', 'resume-note', 'uploading', 'summary']) $(id).hidden = true;
+  for (const id of ['report', 'resume-note', 'uploading', 'summary', 'conflicts']) $(id).hidden = true;
   $('file-info').textContent = `${file.name} · ${bytes(file.size)}`;
   if (!SINGLE_TABLE.test(file.name) && !/\.zip$/i.test(file.name)) {
     // The page has no format choice: the extension says what the file is.
@@ -237,6 +239,9 @@ async function check() {
   const file = state.file;
   state.optionsChanged = false;
   state.checking?.abort();
+  stopConflictCheck();
+  // Reports against the server's tables are of the file as last checked.
+  state.targetReports = new Map();
   const controller = new AbortController();
   state.checking = controller;
   $('check').hidden = false;
@@ -424,6 +429,7 @@ async function connect(event) {
   const url = $('url').value.trim().replace(/\/+$/, '');
   const token = $('token').value;
   saveJson(SERVER_KEY, { url, token });
+  stopConflictCheck();
   $('server-status').className = 'status';
   $('server-status').textContent = `Connecting to ${url}…`;
   try {
@@ -452,35 +458,86 @@ function showServerTables(tables) {
   $('server-status').textContent = `Connected. The server has ${plural(count, 'table')}${count ? `: ${names.join(', ')}${more}` : ''}.`;
 }
 
-/** Validates again against the server's tables in the chosen mode, and lists the conflicts. */
+/** Stops the running check against the server's tables, which is no longer the page's. */
+function stopConflictCheck() {
+  const running = state.conflictCheck;
+  state.conflictCheck = null;
+  state.conflicts = null;
+  running?.abort();
+}
+
+/**
+ * Validates again against the server's tables in the chosen mode, and lists
+ * the conflicts. A check already running stops: each mode, server or file
+ * change starts over. The package's public API validates the whole file for
+ * that, so the box shows progress and a Cancel button; a report is kept per
+ * mode and server tables, and choosing a mode again with the same tables
+ * reuses it.
+ */
 async function checkConflicts() {
+  stopConflictCheck();
+  const box = $('conflicts');
   if (!state.server || !state.file || !state.report?.valid || state.upload) {
-    $('conflicts').hidden = true;
+    box.hidden = true;
     refreshUploadState();
     return;
   }
+  const controller = new AbortController();
+  const { signal } = controller;
+  state.conflictCheck = controller;
   const mode = selectedMode();
-  const box = $('conflicts');
+  const { file, server } = state;
+  const bar = h('progress', { max: 1, value: 0, 'aria-label': 'Checking against the server' });
+  const numbers = h('p', { class: 'numbers' });
+  const cancel = h('button', { type: 'button' }, 'Cancel check');
+  cancel.addEventListener('click', () => controller.abort());
   box.hidden = false;
-  box.className = 'conflicts';
-  box.replaceChildren(h('p', {}, `Checking against the server's tables for ${modeName(mode)}…`));
-  state.conflicts = null;
+  box.className = 'conflicts neutral';
+  box.replaceChildren(h('p', {}, `Checking against the server's tables for ${modeName(mode)}…`), bar, numbers, cancel);
   refreshUploadState();
-  const file = state.file;
-  const server = state.server;
+  const rate = new Rate();
   let report;
   try {
     // The tables as they are now: another import may have changed them.
-    server.tables = await fetchTables(server.url, server.token);
+    server.tables = await fetchTables(server.url, server.token, { signal });
     showServerTables(server.tables);
-    report = await validate(file, { ...(await validateOptions()), target: server.tables, mode });
+    const key = `${mode} ${JSON.stringify(server.tables)}`;
+    report = state.targetReports.get(key);
+    if (!report) {
+      report = await validate(file, {
+        ...(await validateOptions()),
+        target: server.tables,
+        mode,
+        signal,
+        onProgress: ({ bytesRead, bytesTotal }) => {
+          rate.add(bytesRead);
+          bar.value = bytesTotal ? bytesRead / bytesTotal : 1;
+          const speed = rate.perSecond;
+          numbers.textContent = `${bytes(bytesRead)} of ${bytes(bytesTotal)}${Number.isFinite(speed) ? ` · ${bytes(speed)}/s` : ''}`;
+        },
+      });
+      state.targetReports.set(key, report);
+    }
   } catch (error) {
-    if (file !== state.file || mode !== selectedMode()) return;
-    box.className = 'conflicts bad';
-    box.replaceChildren(h('p', {}, `Cannot check against the server: ${error.message}`));
+    if (state.conflictCheck !== controller) return;
+    state.conflictCheck = null;
+    if (signal.aborted) {
+      const again = h('button', { type: 'button' }, 'Check again');
+      again.addEventListener('click', checkConflicts);
+      box.className = 'conflicts neutral';
+      box.replaceChildren(h('p', {}, 'Check against the server’s tables cancelled. Uploading waits for it.'), again);
+      // The Cancel button is gone: the keyboard goes on from the box.
+      box.focus();
+    } else {
+      box.className = 'conflicts bad';
+      box.replaceChildren(h('p', {}, `Cannot check against the server: ${error.message}`));
+    }
+    announcer.say(box.querySelector('p').textContent);
+    refreshUploadState();
     return;
   }
-  if (file !== state.file || mode !== selectedMode() || server !== state.server || state.upload) return;
+  if (state.conflictCheck !== controller) return;
+  state.conflictCheck = null;
   const conflicts = report.errors.filter((e) => CONFLICT_CODES.has(e.code));
   state.conflicts = { mode, report, conflicts };
   if (report.valid) {
@@ -510,7 +567,8 @@ function refreshUploadState() {
   else if (state.optionsChanged) why = 'Check again: the table name or schema changed.';
   else if (!state.report?.valid) why = 'The snapshot has errors.';
   else if (!state.server) why = 'Connect to a server first.';
-  else if (!state.conflicts || state.conflicts.mode !== selectedMode()) why = 'Checking for conflicts…';
+  else if (state.conflictCheck) why = 'Checking for conflicts…';
+  else if (!state.conflicts || state.conflicts.mode !== selectedMode()) why = 'Check against the server’s tables first.';
   else if (!state.conflicts.report.valid) why = 'Resolve the conflicts first.';
   button.disabled = Boolean(state.upload) || why !== '';
   $('upload-why').textContent = why;
@@ -559,6 +617,7 @@ async function startUpload(pending) {
     wake: null,
   };
   state.upload = upload;
+  stopConflictCheck();
   if (pending) {
     // The mode of the import being continued; conflicts were shown when it started.
     document.querySelector(`input[name="mode"][value="${record.mode}"]`).checked = true;

@@ -120,9 +120,10 @@ async function assertLanded(server, summary) {
   }
 }
 
-async function newPage(server) {
+async function newPage(server, { init } = {}) {
   const page = await context.newPage();
   page.setDefaultTimeout(TIMEOUT);
+  if (init) await page.addInitScript(init);
   page.on('pageerror', (error) => console.error('page error:', error));
   // The page's own files (the API's refusals are tests' business).
   page.failedFiles = [];
@@ -132,6 +133,44 @@ async function newPage(server) {
   });
   await page.goto(server.url);
   return page;
+}
+
+/** For `newPage`'s `init`: counts the page's Web Workers alive (the package ends each with terminate()), the most at once, and those started. */
+function countWorkers() {
+  const Native = window.Worker;
+  const workers = { alive: 0, most: 0, started: 0 };
+  window.workers = workers;
+  window.Worker = class extends Native {
+    constructor(...args) {
+      super(...args);
+      workers.alive += 1;
+      workers.started += 1;
+      workers.most = Math.max(workers.most, workers.alive);
+    }
+
+    terminate() {
+      if (!this.ended) workers.alive -= 1;
+      this.ended = true;
+      super.terminate();
+    }
+  };
+}
+
+/** Holds every request to the server's tables list until it is released, and returns the held ones. */
+async function holdTables(page) {
+  const held = [];
+  await page.route('**/api/tables', (route) => held.push(route));
+  return held;
+}
+
+/** Lets the held requests go on (those the page aborted meanwhile fail), and stops holding new ones. */
+async function releaseTables(page, held) {
+  await page.unroute('**/api/tables');
+  for (const route of held.splice(0)) await route.continue().catch(() => {});
+}
+
+async function until(condition) {
+  while (!condition()) await new Promise((resolve) => setTimeout(resolve, 20));
 }
 
 async function shot(page, name) {
@@ -724,6 +763,62 @@ test('single-table files: a table name for JSONL, a schema for CSV', { timeout: 
   await shot(page, '16-csv-uploaded');
   const users = (await serverTables(server)).find((t) => t.name === 'users');
   assert.equal(users?.documents, 2);
+  await page.close();
+});
+
+test('the check against the server: one at a time, shown with progress, cancellable, not repeated for a mode already checked', { timeout: 120_000 }, async () => {
+  const server = await startServer();
+  const { path } = bigSnapshot('big-modes.zip');
+  const page = await newPage(server, { init: countWorkers });
+  await page.setInputFiles('#file', path);
+  await page.waitForSelector('#verdict.good');
+  await connect(page);
+  await page.waitForSelector('#conflicts.good');
+  // The workers one check uses.
+  const one = await page.evaluate(() => window.workers.most);
+  assert.ok(one >= 1);
+
+  // Quick mode changes, each check waiting for the server's tables: each change stops the last check.
+  let held = await holdTables(page);
+  const modes = ['append', 'replace', 'replaceAll', 'requireEmpty', 'append'];
+  for (const mode of modes) await page.check(`input[name="mode"][value="${mode}"]`);
+  await until(() => held.length === modes.length);
+  assert.equal(await page.isVisible('#conflicts progress'), true, 'the check shows its progress');
+  assert.equal(await page.textContent('#conflicts button'), 'Cancel check');
+  assert.match(await page.textContent('#conflicts'), /Checking against the server's tables for Append mode/);
+  assert.equal(await page.textContent('#upload-why'), 'Checking for conflicts…');
+  await shot(page, '17-checking-against-server');
+  await releaseTables(page, held);
+  await page.waitForSelector('#conflicts.good');
+  assert.match(await page.textContent('#conflicts'), /in Append mode/);
+  const most = await page.evaluate(() => window.workers.most);
+  assert.ok(most <= one, `at most one check's workers at once: ${most}, one check uses ${one}`);
+
+  // A mode checked before, with the same server tables: its report is reused.
+  await page.evaluate(() => {
+    window.workers.started = 0;
+  });
+  await page.check('input[name="mode"][value="requireEmpty"]');
+  await page.waitForSelector('#conflicts.good');
+  assert.match(await page.textContent('#conflicts'), /in Require empty mode/);
+  assert.equal(await page.evaluate(() => window.workers.started), 0, 'not validated again');
+  assert.equal(await page.isEnabled('#upload'), true);
+
+  // Cancelled: a neutral note, no upload until checked again.
+  held = await holdTables(page);
+  await page.check('input[name="mode"][value="replace"]');
+  await until(() => held.length === 1);
+  await page.click('#conflicts button');
+  await page.waitForFunction(() => /cancelled/.test(document.getElementById('conflicts').textContent));
+  assert.equal(await page.getAttribute('#conflicts', 'class'), 'conflicts neutral');
+  assert.equal(await page.isDisabled('#upload'), true);
+  assert.equal(await page.evaluate(() => window.workers.alive), 0, 'no worker left running');
+  await shot(page, '18-check-against-server-cancelled');
+  await releaseTables(page, held);
+  await page.click('#conflicts button:text("Check again")');
+  await page.waitForSelector('#conflicts.good');
+  assert.match(await page.textContent('#conflicts'), /in Replace mode/);
+  assert.equal(await page.isEnabled('#upload'), true);
   await page.close();
 });
 
