@@ -452,7 +452,7 @@ async function connect(event) {
 
 function showServerTables(tables) {
   const count = tables.tables.length;
-  const names = tables.tables.slice(0, 8).map((t) => (t.component ? `${t.component}/` : '') + t.name);
+  const names = tables.tables.slice(0, 8).map(tableName);
   $('server-status').className = 'status good';
   const more = count > names.length ? ` and ${count - names.length} more` : '';
   $('server-status').textContent = `Connected. The server has ${plural(count, 'table')}${count ? `: ${names.join(', ')}${more}` : ''}.`;
@@ -539,10 +539,29 @@ async function checkConflicts() {
   if (state.conflictCheck !== controller) return;
   state.conflictCheck = null;
   const conflicts = report.errors.filter((e) => CONFLICT_CODES.has(e.code));
-  state.conflicts = { mode, report, conflicts };
-  if (report.valid) {
+  const deleted = mode === 'replaceAll' ? deletedTables(server.tables, report.tables) : [];
+  // Deleting tables takes a confirmation, given in the box.
+  state.conflicts = { mode, report, conflicts, deleted, confirmed: deleted.length === 0 };
+  const empty = report.tables.length === 0;
+  if (report.valid && deleted.length > 0) {
+    box.className = 'conflicts warn';
+    const documents = deleted.reduce((sum, t) => sum + t.documents, 0);
+    const confirm = h('input', { type: 'checkbox', id: 'confirm-delete' });
+    confirm.addEventListener('change', () => {
+      state.conflicts.confirmed = confirm.checked;
+      refreshUploadState();
+    });
+    box.replaceChildren(
+      h('p', { class: 'verdict-title' }, empty
+        ? `This snapshot has no tables: in ${modeName(mode)} the import deletes every table of the server (${plural(deleted.length, 'table')}, ${plural(documents, 'document')}) and imports nothing.`
+        : `No conflicts, but ${modeName(mode)} deletes ${plural(deleted.length, 'table')} of the server that ${deleted.length === 1 ? 'is' : 'are'} not in this snapshot (${plural(documents, 'document')}):`),
+      h('ul', { class: 'deleted' }, deleted.map((t) => h('li', {}, tableName(t), h('span', { class: 'muted' }, ` — ${plural(t.documents, 'document')}`)))),
+      h('p', {}, h('label', {}, confirm, ` Delete ${deleted.length === 1 ? 'this table' : `these ${integer.format(deleted.length)} tables`} when the import finishes`)));
+  } else if (report.valid) {
     box.className = 'conflicts good';
-    box.replaceChildren(h('p', {}, `No conflicts with the server's tables in ${modeName(mode)}.`));
+    box.replaceChildren(
+      h('p', {}, `No conflicts with the server's tables in ${modeName(mode)}.`),
+      empty ? h('p', {}, 'This snapshot has no tables: importing it changes nothing.') : null);
   } else {
     box.className = 'conflicts bad';
     const others = report.errors.length - conflicts.length;
@@ -554,6 +573,21 @@ async function checkConflicts() {
   }
   announcer.say(box.querySelector('p').textContent);
   refreshUploadState();
+}
+
+/** A table as the page names it: `component/name`, or `name` in the root. */
+function tableName(table) {
+  return (table.component ? `${table.component}/` : '') + table.name;
+}
+
+/**
+ * The tables of `server` (its tables list) that Replace all mode deletes
+ * when `imported` (a report's or an import's tables) is imported: every
+ * user table not imported, in every component; system tables stay.
+ */
+function deletedTables(server, imported) {
+  const kept = new Set(imported.map(tableName));
+  return server.tables.filter((t) => !t.name.startsWith('_') && !kept.has(tableName(t)));
 }
 
 function modeName(mode) {
@@ -570,6 +604,7 @@ function refreshUploadState() {
   else if (state.conflictCheck) why = 'Checking for conflicts…';
   else if (!state.conflicts || state.conflicts.mode !== selectedMode()) why = 'Check against the server’s tables first.';
   else if (!state.conflicts.report.valid) why = 'Resolve the conflicts first.';
+  else if (!state.conflicts.confirmed) why = 'Confirm above that the tables listed are to be deleted.';
   button.disabled = Boolean(state.upload) || why !== '';
   $('upload-why').textContent = why;
 }
@@ -859,6 +894,14 @@ async function finishUpload(upload, answer, server) {
   }
   const documents = tables.reduce((sum, t) => sum + (t.documents ?? 0), 0);
   const title = `Imported: ${plural(tables.length, 'table')}, ${plural(documents, 'document')} (import ${upload.record.importId}, ${modeName(upload.record.mode)}).`;
+  // Replace all deleted the tables the server had when the upload started and the snapshot lacks.
+  let deletions = null;
+  if (upload.record.mode === 'replaceAll') {
+    const deleted = deletedTables(upload.record.target, tables);
+    deletions = h('p', {}, deleted.length === 0
+      ? 'No table of the server was deleted: it had none that this snapshot lacks.'
+      : `Deleted, as ${modeName('replaceAll')} does: ${plural(deleted.length, 'table')} not in this snapshot (${deleted.map((t) => `${tableName(t)}, ${plural(t.documents, 'document')}`).join('; ')}).`);
+  }
   const summary = $('summary');
   summary.hidden = false;
   summary.className = 'summary good';
@@ -872,8 +915,9 @@ async function finishUpload(upload, answer, server) {
           h('th', { scope: 'row' }, t.name),
           h('td', {}, t.number),
           h('td', { class: 'num' }, integer.format(t.documents ?? 0)),
-          h('td', {}, t.appended === undefined ? '' : t.appended ? 'appended' : 'imported')))))));
-  announcer.say(title);
+          h('td', {}, t.appended === undefined ? '' : t.appended ? 'appended' : 'imported')))))),
+    deletions);
+  announcer.say(deletions ? `${title} ${deletions.textContent}` : title);
   summary.focus();
 }
 

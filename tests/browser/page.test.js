@@ -822,6 +822,57 @@ test('the check against the server: one at a time, shown with progress, cancella
   await page.close();
 });
 
+test('Replace all lists the server tables it deletes, asks for a confirmation, and says what it deleted', { timeout: 120_000 }, async () => {
+  const server = await startServer();
+  const page = await newPage(server);
+  const first = join(dir, 'three-tables.zip');
+  gen(first, { seed: 21, tables: 3, totalDocuments: 300, compressionLevel: 1 });
+  await page.setInputFiles('#file', first);
+  await page.waitForSelector('#verdict.good');
+  await connect(page);
+  await page.waitForSelector('#conflicts.good');
+  await page.click('#upload');
+  await page.waitForSelector('#summary:not([hidden])');
+  const before = await serverTables(server);
+  const names = before.map((t) => t.name).sort();
+
+  // One of the server's tables in the snapshot: the others would go.
+  const second = join(dir, 'one-table.zip');
+  const summary = gen(second, { seed: 22, tables: 1, totalDocuments: 50, compressionLevel: 1 });
+  const kept = summary.tables.map((t) => t.name);
+  const gone = before.filter((t) => !kept.includes(t.name));
+  assert.ok(gone.length >= 1, `${names} has tables that ${kept} lacks`);
+  await page.setInputFiles('#file', second);
+  await page.waitForSelector('#verdict.good');
+  await page.check('input[name="mode"][value="replaceAll"]');
+  await page.waitForSelector('#conflicts.warn');
+  const box = await page.textContent('#conflicts');
+  assert.match(box, new RegExp(`Replace all mode deletes ${gone.length} tables? of the server`));
+  for (const table of gone) assert.ok(box.includes(`${table.name} — ${table.documents.toLocaleString('en-US')} documents`), `${table.name} is listed: ${box}`);
+  assert.equal(await page.isDisabled('#upload'), true, 'no upload before the deletion is confirmed');
+  assert.match(await page.textContent('#upload-why'), /Confirm/);
+  await shot(page, '19-replace-all-confirm');
+  await page.check('#confirm-delete');
+  assert.equal(await page.isEnabled('#upload'), true);
+  await page.click('#upload');
+  await page.waitForSelector('#summary:not([hidden])');
+  const done = await page.textContent('#summary');
+  assert.match(done, new RegExp(`Deleted, as Replace all mode does: ${gone.length} tables? not in this snapshot`));
+  for (const table of gone) assert.ok(done.includes(table.name), `${table.name} is named as deleted: ${done}`);
+  assert.deepEqual((await serverTables(server)).filter((t) => !t.name.startsWith('_')).map((t) => t.name), kept);
+
+  // A snapshot with no tables at all would empty the server.
+  const empty = join(dir, 'no-tables.zip');
+  writeFileSync(empty, Buffer.concat([Buffer.from('PK\x05\x06'), Buffer.alloc(18)]));
+  await page.setInputFiles('#file', empty);
+  await page.waitForSelector('#verdict.good');
+  await page.waitForSelector('#conflicts.warn');
+  assert.match(await page.textContent('#conflicts'), /This snapshot has no tables: in Replace all mode the import deletes every table of the server/);
+  assert.equal(await page.isDisabled('#upload'), true);
+  await shot(page, '20-replace-all-no-tables');
+  await page.close();
+});
+
 test("the package's upload(): bytes in, rows on the server; refusals as UploadError", { timeout: 60_000 }, async () => {
   const server = await startServer();
   const path = join(dir, 'api.zip');
