@@ -645,6 +645,8 @@ async function startUpload(pending) {
     total: null, // the packed stream's size, once it is all packed
     marks: [[0, 0]], // [stream bytes packed, fraction of the file packed], seen together at answers
     done: 0, // the fraction of the file the server has, as the bar shows it
+    resumed: null, // continuing: { frames, bytes } the server had; checked again, not sent
+    rechecking: false, // continuing, until packing reached the frames the server lacks
     controller: new AbortController(),
     paused: false,
     cancelled: false,
@@ -678,7 +680,16 @@ async function startUpload(pending) {
     // Continuing: the frames the server has are checked again, not packed.
     const status = record.importId ? await fetchImport(server.url, server.token, record.importId).catch(() => null) : null;
     const firstFrame = status?.state === 'open' ? status.nextSeq : 0;
-    if (firstFrame > 0) $('resume-note').textContent += ` The server has its first ${plural(firstFrame, 'frame')}: packing continues from there.`;
+    if (firstFrame > 0) {
+      $('resume-note').textContent += ` The server has its first ${plural(firstFrame, 'frame')}: packing continues from there.`;
+      upload.resumed = { frames: firstFrame, bytes: status.receivedBytes };
+      upload.rechecking = true;
+      // The bar starts at the share the server had at the last answer this page saw (it has at least that).
+      if (record.sent?.frames <= firstFrame) upload.done = record.sent.share;
+      upload.marks = [[0, upload.done]];
+      setUploadState(sendingState(upload));
+      renderUploadProgress(upload);
+    }
     upload.packing = startPacking(upload.file, {
       ...(await validateOptions()),
       target: record.target,
@@ -687,6 +698,8 @@ async function startUpload(pending) {
       firstFrame,
       onProgress: ({ bytesRead, bytesTotal }) => {
         upload.packed = bytesTotal ? bytesRead / bytesTotal : 1;
+        // Before the frames to send, packing reads what the server has.
+        if (upload.rechecking) upload.done = Math.max(upload.done, upload.packed);
         renderUploadProgress(upload);
       },
     });
@@ -735,7 +748,7 @@ async function sendUntilDone(upload, server) {
     }
     upload.controller = new AbortController();
     upload.rate = new Rate();
-    setUploadState(upload.record.importId ? `Sending (import ${upload.record.importId})…` : 'Sending…');
+    setUploadState(sendingState(upload));
     try {
       return await sendUpload(upload.packing, {
         url: server.url,
@@ -747,7 +760,7 @@ async function sendUntilDone(upload, server) {
         onImport: (id) => {
           upload.record.importId = id;
           saveJson(upload.key, upload.record);
-          setUploadState(`Sending (import ${id})…`);
+          setUploadState(sendingState(upload));
         },
         onProgress: (progress) => showUploadProgress(upload, progress),
       });
@@ -771,6 +784,13 @@ async function sendUntilDone(upload, server) {
   }
 }
 
+/** What the upload does while it sends. */
+function sendingState(upload) {
+  const { importId } = upload.record;
+  if (upload.rechecking) return `Continuing import ${importId}: checking again the part of the file the server has, which is not sent twice…`;
+  return importId ? `Sending (import ${importId})…` : 'Sending…';
+}
+
 async function isFinished(server, importId) {
   const status = await fetchImport(server.url, server.token, importId).catch(() => null);
   return status?.state === 'finished';
@@ -782,12 +802,17 @@ function showUploadProgress(upload, progress) {
     setUploadState(`No answer from the server; retrying in ${duration(retryInMs / 1000)}…`, 'warn');
     return;
   }
+  // Sending only starts once packing reached the frames the server lacks.
+  upload.rechecking = false;
   upload.rate.add(bytesSent);
   upload.progress = progress;
   upload.marks.push([bytesTotal, packing ? upload.packed : 1]);
   upload.done = Math.max(upload.done, uploadedShare(upload.marks, bytesSent));
+  // Where a continued upload's bar starts, should the page be closed.
+  upload.record.sent = { frames: progress.framesSent, share: upload.done };
+  saveJson(upload.key, upload.record);
   const percent = renderUploadProgress(upload);
-  if (phase === 'sending') setUploadState(!packing && bytesSent >= bytesTotal ? 'Finishing the import…' : `Sending (import ${upload.record.importId})…`);
+  if (phase === 'sending') setUploadState(!packing && bytesSent >= bytesTotal ? 'Finishing the import…' : sendingState(upload));
   announcer.progress(`Upload ${percent}%`);
 }
 
@@ -810,7 +835,9 @@ function renderUploadProgress(upload) {
   const speed = upload.rate.perSecond;
   const rate = !upload.paused && Number.isFinite(speed) && speed > 0 ? ` · ${bytes(speed)}/s` : '';
   let sent;
-  if (upload.total !== null) {
+  if (upload.rechecking) {
+    sent = `the server already has ${bytes(upload.resumed.bytes)} of it, checked again but not sent: ${Math.floor(100 * upload.packed)}% of the file read`;
+  } else if (upload.total !== null) {
     const eta = rate ? ` · ${duration((upload.total - bytesSent) / speed)} left` : '';
     sent = `${bytes(bytesSent)} of ${bytes(upload.total)} sent${rate}${eta}`;
   } else {

@@ -223,12 +223,15 @@ async function waitForPercent(page, atLeast) {
   }, atLeast);
 }
 
-/** Records every value the upload bar shows, with the text beside it, from now on. */
+/** Records every value the upload bar shows, with the text beside it, and every state of the upload, from now on. */
 async function recordUploadBar(page) {
   await page.evaluate(() => {
     window.uploadBar = [];
+    window.uploadStates = [];
     const record = () => window.uploadBar.push([document.getElementById('upload-bar').value, document.getElementById('upload-text').textContent]);
     new MutationObserver(record).observe(document.getElementById('upload-text'), { childList: true, characterData: true, subtree: true });
+    const state = document.getElementById('upload-state');
+    new MutationObserver(() => window.uploadStates.push(state.textContent)).observe(state, { childList: true, characterData: true, subtree: true });
   });
 }
 
@@ -418,6 +421,7 @@ test('a reload mid-upload, the same file picked again: the same import resumes',
   const paused = await uploadedPercent(page);
   await page.click('#pause');
   await waitForPercent(page, paused + 1);
+  const beforeReload = await uploadedPercent(page);
   const stored = await page.evaluate(() => {
     const key = Object.keys(localStorage).find((k) => k.startsWith('snappack.import.'));
     return key && JSON.parse(localStorage.getItem(key));
@@ -448,6 +452,13 @@ test('a reload mid-upload, the same file picked again: the same import resumes',
   await page.waitForSelector('#summary:not([hidden])', { timeout: 90_000 });
   await shot(page, '12-resumed-finished');
   await assertBarHonest(page);
+  // The bar starts where it was, and the page says the part the server has is checked, not sent.
+  const shown = await page.evaluate(() => window.uploadBar);
+  const first = shown.find(([, text]) => /% of the file uploaded/.test(text));
+  assert.ok(Number(/^(\d+)%/.exec(first[1])[1]) >= beforeReload, `continued at ${first[1]}, it was ${beforeReload}% before the reload`);
+  assert.match(first[1], /the server already has \S+ \S+ of it, checked again but not sent/);
+  const states = await page.evaluate(() => window.uploadStates);
+  assert.ok(states.some((s) => /checking again the part of the file the server has/.test(s)), states.join(' | '));
   assert.match(await page.textContent('#summary'), new RegExp(`import ${stored.importId}`));
   assert.deepEqual(creates, [], 'no new import was created');
   assert.ok(sequences.length > 0 && sequences.every(([id]) => id === stored.importId));
