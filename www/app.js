@@ -666,6 +666,8 @@ async function startUpload(pending) {
   refreshUploadState();
   for (const input of document.querySelectorAll('#modes input, #levels input, #server input, #server button')) input.disabled = true;
   $('uploading').hidden = false;
+  $('upload-bar').hidden = false;
+  $('upload-text').hidden = false;
   $('summary').hidden = true;
   $('pause').textContent = 'Pause';
   $('pause').disabled = false;
@@ -719,7 +721,9 @@ async function startUpload(pending) {
       setUploadState(`Upload failed: ${describeFailure(error)}`, 'bad');
       announcer.say(`Upload failed: ${describeFailure(error)}`);
       if (error.importId && !error.retryable) saveJson(key, null);
-      endUpload(upload, true);
+      // How far it got stays, without a speed.
+      showStalled(upload);
+      endUpload(upload);
     }
   } finally {
     upload.packing?.stop();
@@ -773,13 +777,12 @@ async function sendUntilDone(upload, server) {
       }
       if (!error.retryable) throw error;
       // The protocol's own retries gave up: the server is down or the network is gone.
-      for (let left = RECONNECT_SECONDS; left > 0 && !upload.paused && !upload.cancelled; left -= 1) {
-        setUploadState(`Connection lost (${error.message}). Trying again in ${left} s…`, 'warn');
-        await new Promise((resolve) => {
-          upload.wake = resolve;
-          setTimeout(resolve, 1000);
-        });
-      }
+      showStalled(upload);
+      setUploadState((left) => `Connection lost (${error.message}). Trying again in ${left}…`, 'warn', RECONNECT_SECONDS * 1000);
+      await new Promise((resolve) => {
+        upload.wake = resolve;
+        setTimeout(resolve, RECONNECT_SECONDS * 1000);
+      });
     }
   }
 }
@@ -799,7 +802,8 @@ async function isFinished(server, importId) {
 function showUploadProgress(upload, progress) {
   const { state: phase, bytesSent, bytesTotal, packing, retryInMs } = progress;
   if (phase === 'retrying') {
-    setUploadState(`No answer from the server; retrying in ${duration(retryInMs / 1000)}…`, 'warn');
+    showStalled(upload);
+    setUploadState((left) => `No answer from the server; retrying in ${left}…`, 'warn', retryInMs);
     return;
   }
   // Sending only starts once packing reached the frames the server lacks.
@@ -849,9 +853,34 @@ function renderUploadProgress(upload) {
   return percent;
 }
 
-function setUploadState(text, tone = '') {
-  $('upload-state').className = `status ${tone}`;
-  $('upload-state').textContent = text;
+/** The timer of a wait the state line counts down. */
+let countdown = null;
+
+/**
+ * Shows what the upload does. With `waitMs`, `text` is a function of the
+ * time left, shown second by second until the next state.
+ */
+function setUploadState(text, tone = '', waitMs = 0) {
+  clearInterval(countdown);
+  const line = $('upload-state');
+  line.className = `status ${tone}`;
+  if (!waitMs) {
+    line.textContent = text;
+    return;
+  }
+  const end = performance.now() + waitMs;
+  const tick = () => {
+    const shown = text(duration(Math.max(1000, end - performance.now()) / 1000));
+    if (line.textContent !== shown) line.textContent = shown;
+  };
+  tick();
+  countdown = setInterval(tick, 200);
+}
+
+/** No answer: the bytes stand still, so the upload line shows no speed and no time left. */
+function showStalled(upload) {
+  upload.rate = new Rate();
+  renderUploadProgress(upload);
 }
 
 function togglePause() {
@@ -889,17 +918,19 @@ async function cancelOnServer(upload, server) {
   }
   setUploadState('Upload cancelled. Nothing of it was imported.');
   announcer.say('Upload cancelled');
-  endUpload(upload, true);
+  // Nothing of it is on the server: its progress goes.
+  $('upload-bar').hidden = true;
+  $('upload-text').hidden = true;
+  endUpload(upload);
 }
 
-function endUpload(upload, keepProgress) {
+function endUpload(upload) {
   if (state.upload !== upload) return;
   state.upload = null;
   // Buttons about to be disabled must not take the keyboard focus with them.
   if ([$('pause'), $('upload-cancel')].includes(document.activeElement)) $('upload-state').focus();
   $('pause').disabled = true;
   $('upload-cancel').disabled = true;
-  $('uploading').hidden = !keepProgress;
   for (const input of document.querySelectorAll('#modes input, #levels input, #server input, #server button')) input.disabled = false;
   refreshUploadState();
   // The server's tables may have changed: show what the next upload would meet.
@@ -911,7 +942,7 @@ async function finishUpload(upload, answer, server) {
   $('upload-bar').value = 1;
   $('upload-text').textContent = `${bytes(upload.total ?? upload.progress?.bytesTotal ?? 0)} sent.`;
   setUploadState('Finished.', 'good');
-  endUpload(upload, true);
+  endUpload(upload);
   $('pause').disabled = true;
   $('upload-cancel').disabled = true;
   let tables = answer.tables;

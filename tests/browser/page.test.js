@@ -319,6 +319,8 @@ test('a valid snapshot dropped: report, upload, every row in the database', { ti
   await page.click('#upload-cancel');
   await page.waitForFunction(() => /Upload cancelled/.test(document.getElementById('upload-state').textContent));
   await shot(page, '05b-cancelled');
+  assert.equal(await page.isHidden('#upload-bar'), true, 'a cancelled upload leaves no progress bar');
+  assert.equal(await page.isHidden('#upload-text'), true, 'nor its percentage and speed');
   const imports = await (await fetch(`${server.url}/api/imports`, { headers: { Authorization: `Bearer ${TOKEN}` } })).json();
   assert.deepEqual(imports.imports.map((i) => i.state), ['finished', 'cancelled']);
   assert.deepEqual(await serverTables(server), tablesBefore);
@@ -881,6 +883,37 @@ test('Replace all lists the server tables it deletes, asks for a confirmation, a
   assert.match(await page.textContent('#conflicts'), /This snapshot has no tables: in Replace all mode the import deletes every table of the server/);
   assert.equal(await page.isDisabled('#upload'), true);
   await shot(page, '20-replace-all-no-tables');
+  await page.close();
+});
+
+test('no answer from the server: no speed or time left is shown, and the wait before the next try counts down', { timeout: 120_000 }, async () => {
+  const server = await startServer();
+  const path = join(dir, 'unreachable.zip');
+  const summary = gen(path, { seed: 23, tables: 2, totalDocuments: 60_000, compressionLevel: 1, document: { fields: 8, maxStringLen: 200 } });
+  const page = await newPage(server);
+  await page.setInputFiles('#file', path);
+  await page.waitForSelector('#verdict.good');
+  await connect(page);
+  await page.waitForSelector('#conflicts.good');
+  await slowFrames(page, 300);
+  await recordUploadBar(page);
+  await page.click('#upload');
+  await page.waitForFunction(() => /\/s/.test(document.getElementById('upload-text').textContent));
+  // The server stops answering.
+  await page.route('**/api/imports/**', (route) => route.abort('connectionrefused'));
+  await page.waitForSelector('#upload-state.warn');
+  assert.doesNotMatch(await page.textContent('#upload-text'), /\/s|left/, 'no speed while nothing is sent');
+  // The backoff doubles (0.25, 0.5, 1, 2 s…): the 2 s wait is shown going down.
+  await page.waitForFunction(() => {
+    const states = window.uploadStates;
+    const two = states.findIndex((s) => /retrying in 2 s…/.test(s));
+    return two >= 0 && states.slice(two + 1).some((s) => /retrying in 1 s…/.test(s));
+  });
+  assert.doesNotMatch(await page.textContent('#upload-text'), /\/s|left/, 'still no speed');
+  await shot(page, '21-no-answer');
+  await page.unroute('**/api/imports/**');
+  await page.waitForSelector('#summary:not([hidden])', { timeout: 90_000 });
+  await assertLanded(server, summary);
   await page.close();
 });
 
