@@ -36,6 +36,7 @@ const state = {
   conflicts: null, // { mode, report, conflicts } for the current server and mode
   targetReports: new Map(), // this file's reports against server tables, by mode and tables
   optionsChanged: false, // the table name or schema changed since the check
+  imported: false, // this file was just imported: no check against the server since
   upload: null, // the running upload, see startUpload
 };
 
@@ -176,6 +177,7 @@ async function choose(file) {
   stopConflictCheck();
   state.file = file;
   state.report = null;
+  state.imported = false;
   // Nothing about the previous file stays: its report, its upload, what it imported.
   for (const id of ['report', 'resume-note', 'uploading', 'summary', 'conflicts']) $(id).hidden = true;
   $('file-info').textContent = `${file.name} · ${bytes(file.size)}`;
@@ -476,6 +478,7 @@ function stopConflictCheck() {
  */
 async function checkConflicts() {
   stopConflictCheck();
+  state.imported = false;
   const box = $('conflicts');
   if (!state.server || !state.file || !state.report?.valid || state.upload) {
     box.hidden = true;
@@ -600,6 +603,7 @@ function refreshUploadState() {
   if (state.upload) why = '';
   else if (state.optionsChanged) why = 'Check again: the table name or schema changed.';
   else if (!state.report?.valid) why = 'The snapshot has errors.';
+  else if (state.imported) why = 'Imported. To upload this file again, choose a mode (or Connect) to check it against the server’s tables first.';
   else if (!state.server) why = 'Connect to a server first.';
   else if (state.conflictCheck) why = 'Checking for conflicts…';
   else if (!state.conflicts || state.conflicts.mode !== selectedMode()) why = 'Check against the server’s tables first.';
@@ -723,7 +727,7 @@ async function startUpload(pending) {
       if (error.importId && !error.retryable) saveJson(key, null);
       // How far it got stays, without a speed.
       showStalled(upload);
-      endUpload(upload);
+      endUploadAndCheck(upload);
     }
   } finally {
     upload.packing?.stop();
@@ -921,7 +925,7 @@ async function cancelOnServer(upload, server) {
   // Nothing of it is on the server: its progress goes.
   $('upload-bar').hidden = true;
   $('upload-text').hidden = true;
-  endUpload(upload);
+  endUploadAndCheck(upload);
 }
 
 function endUpload(upload) {
@@ -933,7 +937,14 @@ function endUpload(upload) {
   $('upload-cancel').disabled = true;
   for (const input of document.querySelectorAll('#modes input, #levels input, #server input, #server button')) input.disabled = false;
   refreshUploadState();
-  // The server's tables may have changed: show what the next upload would meet.
+}
+
+/**
+ * After an upload that imported nothing: the server's tables may have
+ * changed all the same, so the page shows what the next upload would meet.
+ */
+function endUploadAndCheck(upload) {
+  endUpload(upload);
   if (state.server) checkConflicts();
 }
 
@@ -942,6 +953,10 @@ async function finishUpload(upload, answer, server) {
   $('upload-bar').value = 1;
   $('upload-text').textContent = `${bytes(upload.total ?? upload.progress?.bytesTotal ?? 0)} sent.`;
   setUploadState('Finished.', 'good');
+  // The server now holds this file: a check of it against the server's tables
+  // would list its own tables as conflicts. The next check is asked for.
+  state.imported = true;
+  $('conflicts').hidden = true;
   endUpload(upload);
   $('pause').disabled = true;
   $('upload-cancel').disabled = true;

@@ -296,6 +296,10 @@ test('a valid snapshot dropped: report, upload, every row in the database', { ti
   await page.waitForSelector('#summary:not([hidden])');
   const done = await page.textContent('#summary');
   assert.match(done, new RegExp(`Imported: ${tableCount} tables, ${documents} documents`));
+  // The server now holds these tables: no check of them against themselves shows as conflicts.
+  await page.waitForFunction(() => /^Imported\. To upload this file again/.test(document.getElementById('upload-why').textContent));
+  assert.equal(await page.isHidden('#conflicts'), true, 'no conflicts box after the import');
+  assert.equal(await page.isDisabled('#upload'), true);
   await shot(page, '04-uploaded');
   await assertLanded(server, summary);
 
