@@ -288,7 +288,7 @@ async function check() {
     if (state.checking !== controller) return;
     $('checking').hidden = true;
     if (controller.signal.aborted) {
-      showProblem('Check cancelled. Choose the file again to check it.');
+      showProblem('Check cancelled. Choose the file again to check it.', 'neutral');
     } else {
       showProblem(`The check could not run: ${error.message}`);
     }
@@ -297,11 +297,12 @@ async function check() {
   }
 }
 
-function showProblem(text) {
+/** A message instead of a report: `bad` for what stops the check, `neutral` for what the user chose. */
+function showProblem(text, tone = 'bad') {
   $('report').hidden = false;
-  $('verdict').className = 'verdict bad';
+  $('verdict').className = `verdict ${tone}`;
   $('verdict').replaceChildren(h('p', { class: 'verdict-title' }, text));
-  for (const id of ['errors-box', 'warnings-box', 'download']) $(id).hidden = true;
+  for (const id of ['tables-box', 'errors-box', 'warnings-box', 'download']) $(id).hidden = true;
   $('tables').tBodies[0].replaceChildren();
   $('storage').textContent = '';
   announcer.say(text);
@@ -342,7 +343,8 @@ function showReport(report) {
       h('td', {}, NUMBER_SOURCES[t.number_source] ?? t.number_source),
       h('td', { class: 'num' }, integer.format(t.documents)),
       h('td', { class: 'num' }, bytes(t.bytes))));
-  if (rows.length === 0) rows.push(h('tr', {}, h('td', { colspan: 6, class: 'muted' }, 'No tables.')));
+  // The verdict counts the tables: no table, no header row of one.
+  $('tables-box').hidden = rows.length === 0;
   $('tables').tBodies[0].replaceChildren(...rows);
   $('storage').textContent = report.storage.files ? `Stored files: ${integer.format(report.storage.files)} (${bytes(report.storage.bytes)}).` : '';
 

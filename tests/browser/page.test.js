@@ -921,6 +921,50 @@ test('no answer from the server: no speed or time left is shown, and the wait be
   await page.close();
 });
 
+test('screens without a report: no empty table of tables, and a cancelled check is not shown as an error', { timeout: 60_000 }, async () => {
+  const server = await startServer();
+  const page = await newPage(server);
+  const tablesShown = () => page.isVisible('#tables');
+
+  // Cancelled: the WebAssembly module comes late, so the check is still running when Cancel is pressed.
+  let release;
+  const held = new Promise((resolve) => {
+    release = resolve;
+  });
+  await page.route('**/snappack_bg.wasm', async (route) => {
+    await held;
+    await route.continue();
+  });
+  const table = join(dir, 'cancelled.jsonl');
+  writeFileSync(table, '{"a":1}\n');
+  await page.setInputFiles('#file', table);
+  await page.waitForSelector('#checking:not([hidden])');
+  await page.click('#check-cancel');
+  release();
+  await page.waitForFunction(() => /Check cancelled/.test(document.getElementById('verdict').textContent));
+  assert.equal(await page.getAttribute('#verdict', 'class'), 'verdict neutral', 'a choice of the user, not an error');
+  assert.equal(await tablesShown(), false, 'no table of tables');
+  await shot(page, '22-check-cancelled');
+
+  // A file of no format the page reads.
+  await page.setInputFiles('#file', { name: 'notes.txt', mimeType: 'text/plain', buffer: Buffer.from('hi') });
+  await page.waitForFunction(() => /rename notes\.txt/.test(document.getElementById('verdict').textContent));
+  assert.equal(await page.getAttribute('#verdict', 'class'), 'verdict bad');
+  assert.equal(await tablesShown(), false);
+
+  // A CSV file with a schema that is not JSON.
+  const csv = join(dir, 'people.csv');
+  writeFileSync(csv, 'name\nann\n');
+  await page.setInputFiles('#file', csv);
+  await page.waitForSelector('#verdict.good');
+  assert.equal(await tablesShown(), true, 'a report lists its tables');
+  await page.setInputFiles('#schema', { name: 'schema.json', mimeType: 'application/json', buffer: Buffer.from('{"tables":') });
+  await page.click('#single button[type="submit"]');
+  await page.waitForFunction(() => /The schema is not valid JSON/.test(document.getElementById('verdict').textContent));
+  assert.equal(await tablesShown(), false);
+  await page.close();
+});
+
 test("the package's upload(): bytes in, rows on the server; refusals as UploadError", { timeout: 60_000 }, async () => {
   const server = await startServer();
   const path = join(dir, 'api.zip');
