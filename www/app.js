@@ -387,15 +387,24 @@ function findingItem(finding) {
     finding.excerpt ? h('pre', { class: 'excerpt' }, h('code', {}, finding.excerpt)) : null);
 }
 
+/** The group an error is listed under: its table (`component/name`), or '' for the archive. */
+function groupOf(finding) {
+  return finding.table === null ? '' : tableName({ component: finding.component, name: finding.table });
+}
+
+/** An error's text as the list shows it, for the filter: its code, place (`entry:line, field …`), message, excerpt and table. */
+function shownText(finding) {
+  return [finding.code, place(finding), finding.message, finding.excerpt, groupOf(finding)].filter(Boolean).join('\n');
+}
+
 function renderErrors() {
   const report = state.report;
   if (!report) return;
   const needle = $('filter').value.trim().toLowerCase();
-  const matches = report.errors.filter((e) =>
-    !needle || [e.code, e.message, e.entry, e.table, e.component, e.field, e.excerpt].some((v) => v && String(v).toLowerCase().includes(needle)));
+  const matches = report.errors.filter((e) => !needle || shownText(e).toLowerCase().includes(needle));
   const groups = new Map();
   for (const error of matches) {
-    const key = error.table === null ? '' : `${error.component ? `${error.component}/` : ''}${error.table}`;
+    const key = groupOf(error);
     if (!groups.has(key)) groups.set(key, []);
     groups.get(key).push(error);
   }

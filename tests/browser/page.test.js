@@ -373,6 +373,11 @@ test('an invalid snapshot: errors with entry:line, upload disabled', { timeout: 
   assert.equal(await page.locator('#errors .finding').count(), 1);
   assert.match(await page.textContent('#filter-count'), /1 error of 3 match/);
   await shot(page, '07-invalid-filtered');
+  // The filter finds an error by its place as shown, entry:line.
+  const [fault] = summary.faults;
+  await page.fill('#filter', `${fault.entry}:${fault.line}`);
+  assert.equal(await page.locator('#errors .finding').count(), 1);
+  assert.match(await page.textContent('#errors .finding'), new RegExp(fault.code));
 
   const download = page.waitForEvent('download');
   await page.click('#download');
