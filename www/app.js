@@ -685,8 +685,8 @@ async function startUpload(pending) {
   $('upload-text').hidden = false;
   $('summary').hidden = true;
   $('pause').textContent = 'Pause';
-  $('pause').disabled = false;
-  $('upload-cancel').disabled = false;
+  $('pause').hidden = false;
+  $('upload-cancel').hidden = false;
   $('upload-bar').value = 0;
   $('upload-text').textContent = '';
   setUploadState('Checking the tables…');
@@ -942,10 +942,11 @@ async function cancelOnServer(upload, server) {
 function endUpload(upload) {
   if (state.upload !== upload) return;
   state.upload = null;
-  // Buttons about to be disabled must not take the keyboard focus with them.
+  // Buttons about to be hidden must not take the keyboard focus with them.
   if ([$('pause'), $('upload-cancel')].includes(document.activeElement)) $('upload-state').focus();
-  $('pause').disabled = true;
-  $('upload-cancel').disabled = true;
+  // Nothing is left to pause or cancel.
+  $('pause').hidden = true;
+  $('upload-cancel').hidden = true;
   for (const input of document.querySelectorAll('#modes input, #levels input, #server input, #server button')) input.disabled = false;
   refreshUploadState();
 }
@@ -969,8 +970,6 @@ async function finishUpload(upload, answer, server) {
   state.imported = true;
   $('conflicts').hidden = true;
   endUpload(upload);
-  $('pause').disabled = true;
-  $('upload-cancel').disabled = true;
   let tables = answer.tables;
   if (!tables) {
     // Resumed after the import had finished: the server's tables say what is there.

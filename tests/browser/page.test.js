@@ -299,6 +299,8 @@ test('a valid snapshot dropped: report, upload, every row in the database', { ti
   // The server now holds these tables: no check of them against themselves shows as conflicts.
   await page.waitForFunction(() => /^Imported\. To upload this file again/.test(document.getElementById('upload-why').textContent));
   assert.equal(await page.isHidden('#conflicts'), true, 'no conflicts box after the import');
+  assert.equal(await page.isHidden('#pause'), true, 'nothing left to pause');
+  assert.equal(await page.isHidden('#upload-cancel'), true, 'nor to cancel');
   assert.equal(await page.isDisabled('#upload'), true);
   await shot(page, '04-uploaded');
   await assertLanded(server, summary);
@@ -325,6 +327,8 @@ test('a valid snapshot dropped: report, upload, every row in the database', { ti
   await shot(page, '05b-cancelled');
   assert.equal(await page.isHidden('#upload-bar'), true, 'a cancelled upload leaves no progress bar');
   assert.equal(await page.isHidden('#upload-text'), true, 'nor its percentage and speed');
+  assert.equal(await page.isHidden('#pause'), true, 'nor its Pause button');
+  assert.equal(await page.isHidden('#upload-cancel'), true, 'nor its Cancel button');
   const imports = await (await fetch(`${server.url}/api/imports`, { headers: { Authorization: `Bearer ${TOKEN}` } })).json();
   assert.deepEqual(imports.imports.map((i) => i.state), ['finished', 'cancelled']);
   assert.deepEqual(await serverTables(server), tablesBefore);
