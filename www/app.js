@@ -476,7 +476,10 @@ function stopConflictCheck() {
   const running = state.conflictCheck;
   state.conflictCheck = null;
   state.conflicts = null;
-  running?.abort();
+  if (!running) return;
+  running.abort();
+  // Its progress and Cancel button would stand still.
+  $('conflicts').hidden = true;
 }
 
 /**
@@ -660,7 +663,7 @@ async function startUpload(pending) {
     total: null, // the packed stream's size, once it is all packed
     marks: [[0, 0]], // [stream bytes packed, fraction of the file packed], seen together at answers
     done: 0, // the fraction of the file the server has, as the bar shows it
-    resumed: null, // continuing: { frames, bytes } the server had; checked again, not sent
+    resumedBytes: 0, // continuing: the stream bytes the server had, checked again but not sent
     rechecking: false, // continuing, until packing reached the frames the server lacks
     controller: new AbortController(),
     paused: false,
@@ -699,7 +702,7 @@ async function startUpload(pending) {
     const firstFrame = status?.state === 'open' ? status.nextSeq : 0;
     if (firstFrame > 0) {
       $('resume-note').textContent += ` The server has its first ${plural(firstFrame, 'frame')}: packing continues from there.`;
-      upload.resumed = { frames: firstFrame, bytes: status.receivedBytes };
+      upload.resumedBytes = status.receivedBytes;
       upload.rechecking = true;
       // The bar starts at the share the server had at the last answer this page saw (it has at least that).
       if (record.sent?.frames <= firstFrame) upload.done = record.sent.share;
@@ -855,7 +858,7 @@ function renderUploadProgress(upload) {
   const rate = !upload.paused && Number.isFinite(speed) && speed > 0 ? ` · ${bytes(speed)}/s` : '';
   let sent;
   if (upload.rechecking) {
-    sent = `the server already has ${bytes(upload.resumed.bytes)} of it, checked again but not sent: ${Math.floor(100 * upload.packed)}% of the file read`;
+    sent = `the server already has ${bytes(upload.resumedBytes)} of it, checked again but not sent: ${Math.floor(100 * upload.packed)}% of the file read`;
   } else if (upload.total !== null) {
     const eta = rate ? ` · ${duration((upload.total - bytesSent) / speed)} left` : '';
     sent = `${bytes(bytesSent)} of ${bytes(upload.total)} sent${rate}${eta}`;
@@ -916,6 +919,7 @@ function cancelUpload() {
   const upload = state.upload;
   if (!upload) return;
   upload.cancelled = true;
+  setUploadState('Cancelling…');
   upload.packing?.stop(new DOMException('cancelled', 'AbortError'));
   upload.controller.abort(new DOMException('cancelled', 'AbortError'));
   upload.wake?.();

@@ -820,6 +820,19 @@ test('the check against the server: one at a time, shown with progress, cancella
   const most = await page.evaluate(() => window.workers.most);
   assert.ok(most <= one, `at most one check's workers at once: ${most}, one check uses ${one}`);
 
+  // Connecting again stops the check: its progress does not stay while the server answers.
+  held = await holdTables(page);
+  await page.check('input[name="mode"][value="replace"]');
+  await until(() => held.length === 1);
+  await page.click('#server button[type="submit"]');
+  await until(() => held.length === 2);
+  assert.equal(await page.isHidden('#conflicts'), true, 'the stopped check is not shown');
+  await releaseTables(page, held);
+  await page.waitForSelector('#conflicts.good');
+  assert.match(await page.textContent('#conflicts'), /in Replace mode/);
+  await page.check('input[name="mode"][value="append"]');
+  await page.waitForSelector('#conflicts.good');
+
   // A mode checked before, with the same server tables: its report is reused.
   await page.evaluate(() => {
     window.workers.started = 0;
@@ -899,10 +912,10 @@ test('Replace all lists the server tables it deletes, asks for a confirmation, a
   await page.close();
 });
 
-test('no answer from the server: no speed or time left is shown, and the wait before the next try counts down', { timeout: 120_000 }, async () => {
+test('no answer from the server: no speed or time left is shown, the wait before the next try counts down, Cancel stops it', { timeout: 120_000 }, async () => {
   const server = await startServer();
   const path = join(dir, 'unreachable.zip');
-  const summary = gen(path, { seed: 23, tables: 2, totalDocuments: 60_000, compressionLevel: 1, document: { fields: 8, maxStringLen: 200 } });
+  gen(path, { seed: 23, tables: 2, totalDocuments: 60_000, compressionLevel: 1, document: { fields: 8, maxStringLen: 200 } });
   const page = await newPage(server);
   await page.setInputFiles('#file', path);
   await page.waitForSelector('#verdict.good');
@@ -912,8 +925,9 @@ test('no answer from the server: no speed or time left is shown, and the wait be
   await recordUploadBar(page);
   await page.click('#upload');
   await page.waitForFunction(() => /\/s/.test(document.getElementById('upload-text').textContent));
-  // The server stops answering.
-  await page.route('**/api/imports/**', (route) => route.abort('connectionrefused'));
+  // The server stops answering; a cancel waits until it is let through.
+  const cancels = [];
+  await page.route('**/api/imports/**', (route) => (route.request().url().endsWith('/cancel') ? cancels.push(route) : route.abort('connectionrefused')));
   await page.waitForSelector('#upload-state.warn');
   assert.doesNotMatch(await page.textContent('#upload-text'), /\/s|left/, 'no speed while nothing is sent');
   // The backoff doubles (0.25, 0.5, 1, 2 s…): the 2 s wait is shown going down.
@@ -924,9 +938,16 @@ test('no answer from the server: no speed or time left is shown, and the wait be
   });
   assert.doesNotMatch(await page.textContent('#upload-text'), /\/s|left/, 'still no speed');
   await shot(page, '21-no-answer');
+
+  // Cancelled while the page waits to try again: the countdown stops at once.
+  await page.click('#upload-cancel');
+  await page.waitForFunction(() => document.getElementById('upload-state').textContent === 'Cancelling…');
+  await until(() => cancels.length === 1);
   await page.unroute('**/api/imports/**');
-  await page.waitForSelector('#summary:not([hidden])', { timeout: 90_000 });
-  await assertLanded(server, summary);
+  await cancels[0].continue();
+  await page.waitForFunction(() => /Upload cancelled/.test(document.getElementById('upload-state').textContent));
+  const imports = await (await fetch(`${server.url}/api/imports`, { headers: { Authorization: `Bearer ${TOKEN}` } })).json();
+  assert.deepEqual(imports.imports.map((i) => i.state), ['cancelled']);
   await page.close();
 });
 
