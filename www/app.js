@@ -576,9 +576,8 @@ async function checkConflicts() {
       h('p', {}, h('label', {}, confirm, ` Delete ${deleted.length === 1 ? 'this table' : `these ${integer.format(deleted.length)} tables`} when the import finishes`)));
   } else if (report.valid) {
     box.className = 'conflicts good';
-    box.replaceChildren(
-      h('p', {}, `No conflicts with the server's tables in ${modeName(mode)}.`),
-      empty ? h('p', {}, 'This snapshot has no tables: importing it changes nothing.') : null);
+    box.replaceChildren(h('p', {}, `No conflicts with the server's tables in ${modeName(mode)}.`));
+    if (empty) box.append(h('p', {}, 'This snapshot has no tables: importing it changes nothing.'));
   } else {
     box.className = 'conflicts bad';
     const others = report.errors.length - conflicts.length;
@@ -1002,8 +1001,8 @@ async function finishUpload(upload, answer, server) {
           h('th', { scope: 'row' }, t.name),
           h('td', {}, t.number),
           h('td', { class: 'num' }, integer.format(t.documents ?? 0)),
-          h('td', {}, t.appended === undefined ? '' : t.appended ? 'appended' : 'imported')))))),
-    deletions);
+          h('td', {}, t.appended === undefined ? '' : t.appended ? 'appended' : 'imported')))))));
+  if (deletions) summary.append(deletions);
   announcer.say(deletions ? `${title} ${deletions.textContent}` : title);
   summary.focus();
 }

@@ -289,6 +289,7 @@ test('a valid snapshot dropped: report, upload, every row in the database', { ti
 
   await connect(page);
   await page.waitForSelector('#conflicts.good');
+  assert.equal(await page.textContent('#conflicts'), "No conflicts with the server's tables in Require empty mode.");
   assert.equal(await page.isEnabled('#upload'), true);
   await shot(page, '03-connected');
 
@@ -296,6 +297,7 @@ test('a valid snapshot dropped: report, upload, every row in the database', { ti
   await page.waitForSelector('#summary:not([hidden])');
   const done = await page.textContent('#summary');
   assert.match(done, new RegExp(`Imported: ${tableCount} tables, ${documents} documents`));
+  assert.match(done, /imported$/, 'the summary ends with its table');
   // The server now holds these tables: no check of them against themselves shows as conflicts.
   await page.waitForFunction(() => /^Imported\. To upload this file again/.test(document.getElementById('upload-why').textContent));
   assert.equal(await page.isHidden('#conflicts'), true, 'no conflicts box after the import');
