@@ -362,6 +362,37 @@ fn a_document_error_found_while_sending_cancels_the_import() {
     }
 }
 
+/// `snappack upload` in a process, against an in-process server.
+fn upload_to(server: &TestServer, input: &Path, extra: &[&str]) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_snappack"))
+        .arg("upload")
+        .arg(input)
+        .args(["--url", &format!("http://{}", server.addr)])
+        .args(["--token", &server.token, "--quiet"])
+        .args(extra)
+        .output()
+        .unwrap()
+}
+
+/// `upload --frame-size` is checked as `pack`'s is, before the import is
+/// created: a server would refuse the stream's first frame and keep the
+/// import open until it expires.
+#[test]
+fn upload_checks_the_frame_size_before_creating_an_import() {
+    let dir = common::temp_dir("upload-frame-size");
+    let zip_path = dir.join("snapshot.zip");
+    std::fs::write(&zip_path, snapshot(3)).unwrap();
+    let server = test_server(&dir.join("db").to_string_lossy(), &dir.join("data"));
+    for size in ["20000000", "1"] {
+        let out = upload_to(&server, &zip_path, &["--frame-size", size]);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{size}: {stderr}");
+        assert!(stderr.contains("the frame size must be from"), "{stderr}");
+    }
+    let imports = server.call("GET", "/api/imports", b"").json();
+    assert_eq!(imports["imports"], serde_json::json!([]));
+}
+
 /// A ZIP of the given entries.
 fn zip_of(entries: &[(&str, &[u8])]) -> Vec<u8> {
     use std::io::Write;

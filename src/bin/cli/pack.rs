@@ -11,12 +11,12 @@ use anyhow::{bail, Context as _, Result};
 use clap::Args;
 use snappack::migration::{
     component_prefix, pack, unpack, DecoderConfig, EncoderConfig, Item, PackError, PackOptions,
-    UnpackError, DEFAULT_FRAME_SIZE, DEFAULT_LEVEL, DEFAULT_MAX_FRAME_SIZE, MIN_FRAME_SIZE,
+    UnpackError, DEFAULT_FRAME_SIZE, DEFAULT_LEVEL,
 };
 use snappack::report::Report;
 
 use super::output::{OutputDir, OutputFile};
-use super::{human, only_option_errors, report_status, InputArgs, ProgressBar};
+use super::{human, only_option_errors, parse_frame_size, report_status, InputArgs, ProgressBar};
 
 #[derive(Args)]
 pub(super) struct PackArgs {
@@ -49,20 +49,6 @@ pub(super) struct UnpackArgs {
     /// Write the tables' `documents.jsonl`, `_tables` and stored files under this folder.
     #[arg(long, short)]
     out: Option<PathBuf>,
-}
-
-/// A `--frame-size` whose stream the default decoder (`unpack`'s, and a
-/// server's unless configured otherwise) reads back.
-fn parse_frame_size(s: &str) -> Result<usize, String> {
-    let max = DEFAULT_MAX_FRAME_SIZE;
-    let size: usize = s.parse().map_err(|e| format!("{e}"))?;
-    if (MIN_FRAME_SIZE..=max).contains(&size) {
-        Ok(size)
-    } else {
-        Err(format!(
-            "the frame size must be from {MIN_FRAME_SIZE} to {max} bytes (unpack reads no larger frames)"
-        ))
-    }
 }
 
 pub(super) fn run_pack(args: PackArgs) -> Result<ExitCode> {

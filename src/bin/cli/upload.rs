@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context as _, Result};
 use clap::Args;
-use snappack::client::{FrameEnds, Request, Step, Upload, UploadConfig};
+use snappack::client::{FrameEnds, Request, Step, Upload, UploadConfig, UploadError};
 use snappack::migration::{
     pack, EncoderConfig, PackError, PackOptions, DEFAULT_FRAME_SIZE, DEFAULT_LEVEL,
 };
@@ -22,7 +22,7 @@ use snappack::server::{store, TOKEN_ENV};
 use snappack::validate::validate;
 use snappack::validate::{ImportMode, TargetTables};
 
-use super::{human, report_status, InputArgs};
+use super::{human, parse_frame_size, report_status, InputArgs};
 
 /// Settings of `snappack upload`.
 #[derive(Args)]
@@ -43,7 +43,7 @@ pub struct UploadArgs {
     frames_per_request: u64,
     /// Frame size (uncompressed payload bound), in bytes (default 1 MiB;
     /// `--resume` takes the import's).
-    #[arg(long)]
+    #[arg(long, value_parser = parse_frame_size)]
     frame_size: Option<usize>,
     /// Deflate level of frames, 0 (store) to 9: lower levels pack faster
     /// and send more bytes (for fast links, such as a LAN).
@@ -240,134 +240,149 @@ pub fn run(args: UploadArgs) -> Result<ExitCode> {
     let mut bar = Bar::new(!args.quiet);
     let mut body = Vec::new();
     let mut announced = args.resume.is_some();
-    loop {
-        while let Ok(end) = packed_frames.try_recv() {
-            add_frame(&mut frames, end);
-        }
-        upload.add_frames(first_frame + frames.len() as u64);
-        let request = match upload.step() {
-            Step::Send(request) => request,
-            Step::Sleep(ms) => {
-                std::thread::sleep(Duration::from_millis(ms));
-                continue;
+    let mut send = || -> Result<Ended> {
+        loop {
+            while let Ok(end) = packed_frames.try_recv() {
+                add_frame(&mut frames, end);
             }
-            Step::Wait => {
-                if let Ok(end) = packed_frames.recv() {
-                    add_frame(&mut frames, end);
+            upload.add_frames(first_frame + frames.len() as u64);
+            let request = match upload.step() {
+                Step::Send(request) => request,
+                Step::Sleep(ms) => {
+                    std::thread::sleep(Duration::from_millis(ms));
                     continue;
                 }
-                // Packing ended.
-                let outcome = match packing.take().map(|thread| thread.join()) {
-                    Some(Ok(outcome)) => outcome,
-                    Some(Err(panic)) => std::panic::resume_unwind(panic),
-                    None => bail!("packing ended twice"),
-                };
-                match outcome {
-                    Ok(_) => upload.packing_done(),
-                    Err(error) => {
-                        bar.clear();
-                        if let Some(id) = upload.id() {
-                            // Nothing of it may land: the import goes.
-                            let _ = http.call("POST", &format!("/api/imports/{id}/cancel"), b"");
-                            eprintln!("snappack: import {id} cancelled");
-                        }
-                        match error {
-                            PackError::Invalid(report) => {
-                                print_report(&report)?;
-                                eprintln!("snappack: not uploaded: the snapshot has errors");
-                                return Ok(report_status(&report));
-                            }
-                            e => bail!("cannot pack {name}: {e}"),
-                        }
+                Step::Wait => {
+                    if let Ok(end) = packed_frames.recv() {
+                        add_frame(&mut frames, end);
+                        continue;
                     }
-                }
-                continue;
-            }
-            Step::Done(answer) => {
-                bar.clear();
-                let id = upload.id().unwrap_or("?");
-                println!("snappack: import {id} finished");
-                if let Some(tables) = answer.get("tables").and_then(|t| t.as_array()) {
-                    for t in tables {
-                        println!(
-                            "  {}{} = {}: {} documents",
-                            t["component"]
-                                .as_str()
-                                .filter(|c| !c.is_empty())
-                                .map(|c| format!("{c}/"))
-                                .unwrap_or_default(),
-                            t["name"].as_str().unwrap_or("?"),
-                            t["number"],
-                            t["documents"]
-                        );
+                    // Packing ended.
+                    let Some(Ok(outcome)) = packing.take().map(|thread| thread.join()) else {
+                        bail!("packing {name} stopped: its thread panicked");
+                    };
+                    match outcome {
+                        Ok(_) => upload.packing_done(),
+                        Err(PackError::Invalid(report)) => return Ok(Ended::Invalid(report)),
+                        Err(e) => bail!("cannot pack {name}: {e}"),
                     }
+                    continue;
                 }
-                return Ok(ExitCode::SUCCESS);
-            }
-            Step::Failed(error) => {
-                bar.clear();
-                let mut place = String::new();
-                if let Some(table) = &error.table {
-                    place = format!(" (table {table}");
-                    if let Some(line) = error.line {
-                        place.push_str(&format!(", document {line}"));
-                    }
-                    if let Some(field) = &error.field {
-                        place.push_str(&format!(", field {field}"));
-                    }
-                    place.push(')');
-                }
-                eprintln!(
-                    "snappack: upload failed: {}: {}{place}",
-                    error.code, error.message
-                );
-                if let (Some(id), None | Some(500..)) = (upload.id(), error.status) {
-                    eprintln!("snappack: continue with --resume {id}");
-                }
-                return Ok(ExitCode::from(if error.status.is_some() { 1 } else { 2 }));
-            }
-        };
-        let bytes: &[u8] = match &request {
-            Request::Append { seq, count, .. } => {
-                // The state machine asks for no frame before `first_frame`.
-                let first = seq - first_frame;
-                let (start, _) = frames[first as usize];
-                let (_, end) = frames[(first + *count - 1) as usize];
-                body.resize((end - start) as usize, 0);
-                packed_stream.seek(SeekFrom::Start(start))?;
-                packed_stream.read_exact(&mut body)?;
-                &body
-            }
-            other => match other.json_body() {
-                Some(json) => {
-                    body = json.into_bytes();
+                Step::Done(answer) => return Ok(Ended::Done(answer)),
+                Step::Failed(error) => return Ok(Ended::Failed(error)),
+            };
+            let bytes: &[u8] = match &request {
+                Request::Append { seq, count, .. } => {
+                    // The state machine asks for no frame before `first_frame`.
+                    let first = seq - first_frame;
+                    let (start, _) = frames[first as usize];
+                    let (_, end) = frames[(first + *count - 1) as usize];
+                    body.resize((end - start) as usize, 0);
+                    packed_stream.seek(SeekFrom::Start(start))?;
+                    packed_stream
+                        .read_exact(&mut body)
+                        .context("cannot read the packed stream back")?;
                     &body
                 }
-                None => b"",
-            },
-        };
-        match http.call(request.method(), &request.path(), bytes) {
-            Ok((status, answer)) => upload.on_response(status, &answer),
-            Err(e) => upload.on_network_error(&e),
+                other => match other.json_body() {
+                    Some(json) => {
+                        body = json.into_bytes();
+                        &body
+                    }
+                    None => b"",
+                },
+            };
+            match http.call(request.method(), &request.path(), bytes) {
+                Ok((status, answer)) => upload.on_response(status, &answer),
+                Err(e) => upload.on_network_error(&e),
+            }
+            if let (false, Some(id)) = (announced, upload.id()) {
+                bar.clear();
+                eprintln!(
+                    "snappack: import {id} started (continue an interrupted upload with --resume {id})"
+                );
+                announced = true;
+            }
+            // A resumed import may have more frames than are packed yet.
+            let sent = match upload.acknowledged().saturating_sub(first_frame) {
+                0 => 0,
+                n => frames
+                    .get(n as usize - 1)
+                    .or(frames.last())
+                    .map_or(0, |f| f.1),
+            };
+            let total = upload.is_packed().then(|| frames.last().map_or(0, |f| f.1));
+            bar.update(sent, total, started);
         }
-        if let (false, Some(id)) = (announced, upload.id()) {
-            bar.clear();
-            eprintln!(
-                "snappack: import {id} started (continue an interrupted upload with --resume {id})"
-            );
-            announced = true;
-        }
-        // A resumed import may have more frames than are packed yet.
-        let sent = match upload.acknowledged().saturating_sub(first_frame) {
-            0 => 0,
-            n => frames
-                .get(n as usize - 1)
-                .or(frames.last())
-                .map_or(0, |f| f.1),
-        };
-        let total = upload.is_packed().then(|| frames.last().map_or(0, |f| f.1));
-        bar.update(sent, total, started);
+    };
+    let ended = send();
+    bar.clear();
+    // A failure on this side (packing, the snapshot's errors, reading the
+    // stream back) leaves an import no resume can finish: nothing of it may
+    // land, so it goes. One on the server's side or the network's stays
+    // open for --resume.
+    if let (Err(_) | Ok(Ended::Invalid(_)), Some(id)) = (&ended, upload.id()) {
+        let _ = http.call("POST", &format!("/api/imports/{id}/cancel"), b"");
+        eprintln!("snappack: import {id} cancelled");
     }
+    match ended? {
+        Ended::Invalid(report) => {
+            print_report(&report)?;
+            eprintln!("snappack: not uploaded: the snapshot has errors");
+            Ok(report_status(&report))
+        }
+        Ended::Done(answer) => {
+            let id = upload.id().unwrap_or("?");
+            println!("snappack: import {id} finished");
+            if let Some(tables) = answer.get("tables").and_then(|t| t.as_array()) {
+                for t in tables {
+                    println!(
+                        "  {}{} = {}: {} documents",
+                        t["component"]
+                            .as_str()
+                            .filter(|c| !c.is_empty())
+                            .map(|c| format!("{c}/"))
+                            .unwrap_or_default(),
+                        t["name"].as_str().unwrap_or("?"),
+                        t["number"],
+                        t["documents"]
+                    );
+                }
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Ended::Failed(error) => {
+            let mut place = String::new();
+            if let Some(table) = &error.table {
+                place = format!(" (table {table}");
+                if let Some(line) = error.line {
+                    place.push_str(&format!(", document {line}"));
+                }
+                if let Some(field) = &error.field {
+                    place.push_str(&format!(", field {field}"));
+                }
+                place.push(')');
+            }
+            eprintln!(
+                "snappack: upload failed: {}: {}{place}",
+                error.code, error.message
+            );
+            if let (Some(id), None | Some(500..)) = (upload.id(), error.status) {
+                eprintln!("snappack: continue with --resume {id}");
+            }
+            Ok(ExitCode::from(if error.status.is_some() { 1 } else { 2 }))
+        }
+    }
+}
+
+/// How sending ended.
+enum Ended {
+    /// The import is finished: the server's answer.
+    Done(serde_json::Value),
+    /// Packing found errors in the snapshot: its report.
+    Invalid(Box<Report>),
+    /// The server refused the upload, or the network failed too often.
+    Failed(UploadError),
 }
 
 /// The first frame import `id` lacks, from its status: 0 when the server
