@@ -380,7 +380,7 @@ fn unpack_writes_no_output_from_a_bad_stream() {
         "-o",
         arg(&stream),
         "--frame-size",
-        "512",
+        "4096",
         "-q",
     ];
     let (code, _, stderr) = snappack(&pack);
@@ -421,7 +421,7 @@ fn unpack_writes_no_output_from_a_bad_stream() {
 
 #[test]
 fn pack_refuses_a_frame_size_unpack_cannot_read() {
-    use snappack::migration::{DecoderConfig, MIN_FRAME_SIZE};
+    use snappack::migration::{DecoderConfig, MIN_PACK_FRAME_SIZE as MIN_FRAME_SIZE};
     let dir = fresh_dir("pack-frame-size");
     let input = dir.join("in.zip");
     std::fs::write(&input, valid_zip()).unwrap();
@@ -449,6 +449,60 @@ fn pack_refuses_a_frame_size_unpack_cannot_read() {
     assert_eq!(code, 0, "{stderr}");
     let (code, stdout, _) = snappack(&["unpack", arg(&stream)]);
     assert_eq!(code, 0, "{stdout}");
+}
+
+/// The smallest frame size the option takes, as its error says, is the one
+/// `--help` gives, and a snapshot whose tables have the longest names, in a
+/// component, packs at it and unpacks to the same documents.
+#[test]
+fn the_smallest_frame_size_packs_a_component_and_a_long_table_name() {
+    let dir = fresh_dir("pack-min-frame-size");
+    let (input, stream) = (dir.join("in.zip"), dir.join("out.snappack"));
+    let (code, _, stderr) =
+        snappack(&["pack", arg(&input), "-o", arg(&stream), "--frame-size", "1"]);
+    assert_eq!(code, 2, "{stderr}");
+    let range = stderr
+        .split("must be from ")
+        .nth(1)
+        .and_then(|rest| rest.split(" bytes").next())
+        .unwrap_or_else(|| panic!("no range in {stderr}"));
+    let (min, max) = range.split_once(" to ").unwrap();
+    for command in ["pack", "upload"] {
+        let (code, help, _) = snappack(&[command, "--help"]);
+        assert_eq!(code, 0);
+        assert!(
+            help.contains(&format!("{min} to {max}")),
+            "{command}: {help}"
+        );
+    }
+
+    let long = "t".repeat(64);
+    let lines: String = (1..=120).map(|n| doc(10002, n, "\"n\":1") + "\n").collect();
+    let entry = format!("_components/billing/{long}/documents.jsonl");
+    let users = doc(10001, 1, "");
+    std::fs::write(
+        &input,
+        zip(&[
+            ("users/documents.jsonl", users.as_bytes()),
+            (&entry, lines.as_bytes()),
+        ]),
+    )
+    .unwrap();
+    let (code, stdout, stderr) = snappack(&[
+        "pack",
+        arg(&input),
+        "-o",
+        arg(&stream),
+        "-q",
+        "--frame-size",
+        min,
+    ]);
+    assert_eq!(code, 0, "{stdout}{stderr}");
+    let out = dir.join("out");
+    let (code, stdout, _) = snappack(&["unpack", arg(&stream), "--verify", "-o", arg(&out)]);
+    assert_eq!(code, 0, "{stdout}");
+    let rebuilt = std::fs::read_to_string(out.join(&entry)).unwrap();
+    assert_eq!(rebuilt, lines);
 }
 
 #[test]

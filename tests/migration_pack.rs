@@ -439,3 +439,52 @@ fn csv_and_json_array_files_pack_as_json_lines() {
         }
     }
 }
+
+/// A table whose declaration does not fit a frame is refused before
+/// anything is written, with the frame size it needs; a frame size under
+/// the smallest is refused too.
+#[test]
+fn a_declaration_larger_than_a_frame_names_the_table_and_the_size_it_needs() {
+    let component = vec!["c".repeat(64); 70].join("/");
+    let lines = b"{\"n\":1}\n";
+    let pack_at = |size: usize| {
+        let options = PackOptions {
+            validate: Options {
+                table: Some("items".into()),
+                component: component.clone(),
+                ..Options::default()
+            },
+            encoder: EncoderConfig {
+                max_frame_size: size,
+                ..EncoderConfig::default()
+            },
+            ..options(false)
+        };
+        pack(
+            Cursor::new(lines),
+            "items.jsonl",
+            Vec::new(),
+            &options,
+            &mut |_| true,
+        )
+    };
+    // Tag, two strings (length and bytes), enum bytes, number, count.
+    let needed = 1 + 4 + component.len() + 4 + "items".len() + 2 + 4 + 8;
+    let Err(error) = pack_at(MIN_PACK_FRAME_SIZE) else {
+        panic!("a declaration of {needed} bytes is refused");
+    };
+    assert_eq!(
+        error.to_string(),
+        format!(
+            "invalid encoder configuration: the declaration of table items of component {component} is {needed} bytes, more than a frame of {MIN_PACK_FRAME_SIZE}: pack with frames of {needed} bytes or more"
+        )
+    );
+    assert!(pack_at(needed).is_ok());
+    let Err(error) = pack_at(MIN_PACK_FRAME_SIZE - 1) else {
+        panic!("too small a frame is refused");
+    };
+    assert!(
+        error.to_string().contains("the smallest that holds"),
+        "{error}"
+    );
+}

@@ -27,6 +27,7 @@ pub use frame::{FRAME_HEADER_LEN, MAGIC, MAX_FRAME_SIZE, MIN_FRAME_SIZE, STREAM_
 pub use item::{FileStart, Header, Item, TableDecl, TableEnd, Totals};
 pub use pack::{
     component_prefix, pack, unpack, PackError, PackOptions, Packed, UnpackError, Unpacked,
+    MIN_PACK_FRAME_SIZE,
 };
 
 /// The version of the stream format this build writes and reads.

@@ -10,6 +10,16 @@ use super::item::{FileStart, Header, Item, TableDecl, Totals};
 use crate::report::{Code, Report};
 use crate::validate::{self, Options, Plan, Progress, Sink};
 
+/// The smallest frame size [`pack`] takes: 4 KiB. Document and file data
+/// are split across frames, every other item is whole in one, and the
+/// largest of those is a table's declaration: 87 bytes and its component
+/// path (a table name has at most 64 bytes; a stored file's declaration is
+/// at most 59 bytes and its path; the header 51 and the producer's name).
+/// So any table of a component path up to 4,009 bytes (60 nested components
+/// with the longest names) fits; a longer one is refused before anything is
+/// written, naming the table and the frame size it needs.
+pub const MIN_PACK_FRAME_SIZE: usize = 4096;
+
 /// How to pack.
 #[derive(Debug, Clone, Default)]
 pub struct PackOptions {
@@ -21,6 +31,7 @@ pub struct PackOptions {
     /// plan's `left_out`): the server would never see that part.
     pub force: bool,
     /// Frame size, deflate level, first frame to write.
+    /// Its frame size is at least [`MIN_PACK_FRAME_SIZE`].
     pub encoder: EncoderConfig,
     /// Written into the header, for example `snappack 0.1.0`.
     pub producer: String,
@@ -153,17 +164,34 @@ fn start<W: Write>(out: W, options: &PackOptions, plan: &Plan) -> Result<Encoder
         files: plan.files.len() as u64,
         file_bytes: plan.files.iter().map(|f| f.size).sum(),
     };
+    let size = options.encoder.max_frame_size;
+    if size < MIN_PACK_FRAME_SIZE {
+        return Err(EncodeError::InvalidConfig(format!(
+            "a frame size of {size} bytes is under {MIN_PACK_FRAME_SIZE}, the smallest that holds every table's declaration"
+        )));
+    }
     let header = Header::new(options.producer.clone(), options.created_at_ms, expected);
     let mut encoder = Encoder::new(out, options.encoder, header)?;
     for table in &plan.tables {
-        encoder.table(TableDecl {
+        let declared = encoder.table(TableDecl {
             component: table.component.clone(),
             name: table.name.clone(),
             number: table.number,
             number_source: table.number_source,
             rules: table.rules,
             expected_documents: 0,
-        })?;
+        });
+        if let Err(EncodeError::ItemTooLarge { size, limit }) = declared {
+            let component = match table.component.as_str() {
+                "" => String::new(),
+                path => format!(" of component {path}"),
+            };
+            return Err(EncodeError::InvalidConfig(format!(
+                "the declaration of table {}{component} is {size} bytes, more than a frame of {limit}: pack with frames of {size} bytes or more",
+                table.name
+            )));
+        }
+        declared?;
     }
     Ok(encoder)
 }

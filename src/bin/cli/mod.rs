@@ -15,7 +15,7 @@ use std::time::Instant;
 
 use anyhow::{anyhow, bail, Context as _, Result};
 use clap::{Args, Parser, Subcommand};
-use snappack::migration::{DEFAULT_MAX_FRAME_SIZE, MIN_FRAME_SIZE};
+use snappack::migration::{DEFAULT_MAX_FRAME_SIZE, MIN_PACK_FRAME_SIZE};
 use snappack::report::{Code, Report};
 use snappack::validate::{
     merge_shards, validate_shard, ImportMode, Options, Schema, Shard, ShardReport, TargetTables,
@@ -139,7 +139,7 @@ fn parse_format(s: &str) -> Result<Format, String> {
 /// A `--frame-size` (`pack`, `upload`) whose stream the default decoder
 /// (`unpack`'s, and a server's unless configured otherwise) reads back.
 fn parse_frame_size(s: &str) -> Result<usize, String> {
-    let (min, max) = (MIN_FRAME_SIZE, DEFAULT_MAX_FRAME_SIZE);
+    let (min, max) = (MIN_PACK_FRAME_SIZE, DEFAULT_MAX_FRAME_SIZE);
     let size: usize = s.parse().map_err(|e| format!("{e}"))?;
     if (min..=max).contains(&size) {
         Ok(size)

@@ -31,7 +31,8 @@ pub(super) struct PackArgs {
     /// Deflate level of frames, 0 (store) to 9.
     #[arg(long, default_value_t = DEFAULT_LEVEL)]
     level: u32,
-    /// Bound on a frame's uncompressed payload, in bytes (at most what `unpack` reads).
+    /// Bound on a frame's uncompressed payload, 4096 to 16777216 bytes (the
+    /// smallest that holds every table's declaration; the largest `unpack` reads).
     #[arg(long, default_value_t = DEFAULT_FRAME_SIZE, value_parser = parse_frame_size)]
     frame_size: usize,
     /// No progress bar.

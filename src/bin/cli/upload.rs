@@ -41,8 +41,8 @@ pub struct UploadArgs {
     /// Frames per request.
     #[arg(long, default_value_t = 4)]
     frames_per_request: u64,
-    /// Frame size (uncompressed payload bound), in bytes (default 1 MiB;
-    /// `--resume` takes the import's).
+    /// Frame size (uncompressed payload bound), 4096 to 16777216 bytes
+    /// (default 1 MiB; `--resume` takes the import's).
     #[arg(long, value_parser = parse_frame_size)]
     frame_size: Option<usize>,
     /// Deflate level of frames, 0 (store) to 9: lower levels pack faster
