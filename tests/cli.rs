@@ -505,6 +505,46 @@ fn the_smallest_frame_size_packs_a_component_and_a_long_table_name() {
     assert_eq!(rebuilt, lines);
 }
 
+/// Sends SIGINT or SIGTERM to a process.
+fn signal(pid: u32, name: &str) {
+    let sent = Command::new("kill")
+        .args([&format!("-{name}"), &pid.to_string()])
+        .status()
+        .unwrap();
+    assert!(sent.success());
+}
+
+/// Ctrl-C (or SIGTERM) in the middle of `pack` leaves no `.partial` file.
+#[test]
+fn an_interrupted_pack_leaves_nothing_behind() {
+    let dir = fresh_dir("pack-interrupted");
+    let input = dir.join("big.zip");
+    let spec = snappack::gen::GenSpec {
+        tables: 4,
+        total_documents: Some(100_000),
+        ..Default::default()
+    };
+    std::fs::write(&input, generated(&spec)).unwrap();
+    let out = dir.join("out.snappack");
+    let partial = dir.join("out.snappack.partial");
+    for (name, status) in [("INT", 130), ("TERM", 143)] {
+        let mut pack = Command::new(env!("CARGO_BIN_EXE_snappack"))
+            .args(["pack", arg(&input), "-o", arg(&out), "-q"])
+            .args(["--level", "9", "--threads", "1"])
+            .spawn()
+            .unwrap();
+        let started = Instant::now();
+        while !partial.exists() && started.elapsed() < Duration::from_secs(60) {
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        std::thread::sleep(Duration::from_millis(200));
+        signal(pack.id(), name);
+        let code = pack.wait().unwrap().code();
+        assert_eq!(code, Some(status), "SIG{name} ends pack mid-way");
+        assert_eq!(names(&dir), ["big.zip"], "SIG{name}");
+    }
+}
+
 #[test]
 fn an_input_whose_format_cannot_be_told_exits_2() {
     let dir = fresh_dir("no-extension");

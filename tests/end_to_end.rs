@@ -393,6 +393,39 @@ fn upload_checks_the_frame_size_before_creating_an_import() {
     assert_eq!(imports["imports"], serde_json::json!([]));
 }
 
+/// Ctrl-C in the middle of `snappack upload` leaves no spool file of the
+/// packed stream behind (it is unlinked as soon as it is opened).
+#[test]
+fn an_interrupted_upload_leaves_no_spool_file() {
+    let dir = common::temp_dir("upload-interrupted");
+    let zip_path = dir.join("snapshot.zip");
+    std::fs::write(&zip_path, snapshot(4)).unwrap();
+    let server = test_server(&dir.join("db").to_string_lossy(), &dir.join("data"));
+    let mut client = Command::new(env!("CARGO_BIN_EXE_snappack"))
+        .arg("upload")
+        .arg(&zip_path)
+        .args(["--url", &format!("http://{}", server.addr)])
+        .args(["--token", &server.token, "--frame-size", "4096"])
+        .args(["--frames-per-request", "1", "--level", "9"])
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    BufReader::new(client.stderr.as_mut().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    assert!(line.contains("started"), "{line}");
+    let sent = Command::new("kill")
+        .args(["-INT", &client.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(sent.success());
+    let status = client.wait().unwrap();
+    assert!(!status.success(), "interrupted before it finished");
+    let spool = std::env::temp_dir().join(format!("snappack-upload-{}.snappack", client.id()));
+    assert!(!spool.exists(), "{} left behind", spool.display());
+}
+
 /// A ZIP of the given entries.
 fn zip_of(entries: &[(&str, &[u8])]) -> Vec<u8> {
     use std::io::Write;

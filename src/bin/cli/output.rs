@@ -1,6 +1,7 @@
 //! Output at paths the user gives (`pack -o`, `gen`, `unpack -o`): written
 //! in full beside the target as `<name>.partial`, then renamed into place,
-//! so a failed command leaves the target as it was and nothing behind.
+//! so a failed or interrupted command leaves the target as it was and
+//! nothing behind.
 
 use std::fs::{self, File};
 use std::io::{self, BufWriter, Seek, SeekFrom, Write};
@@ -48,6 +49,7 @@ impl OutputFile {
         }
         let target = resolve(path)?;
         let partial = partial_path(&target)?;
+        remove_on_interrupt(&partial);
         let file = File::create(&partial)
             .with_context(|| format!("cannot create {}", partial.display()))?;
         Ok(OutputFile {
@@ -138,6 +140,7 @@ impl OutputDir {
             }
         }
         let partial = partial_path(&target)?;
+        remove_on_interrupt(&partial);
         if let Err(e) = fs::create_dir(&partial) {
             if e.kind() == io::ErrorKind::AlreadyExists {
                 bail!(
@@ -181,6 +184,45 @@ impl Drop for OutputDir {
         }
     }
 }
+
+/// Removes `partial` (a file or a folder, whatever it is by then) and ends
+/// the process on SIGINT or SIGTERM, with the status the signal gives
+/// (130, 143): Ctrl-C leaves nothing behind. The handlers are in place
+/// before this returns, so before `partial` is made.
+#[cfg(unix)]
+fn remove_on_interrupt(partial: &Path) {
+    use tokio::signal::unix::{signal, SignalKind};
+    let Ok(runtime) = tokio::runtime::Builder::new_current_thread()
+        .enable_io()
+        .build()
+    else {
+        return;
+    };
+    let signals = {
+        let _context = runtime.enter();
+        signal(SignalKind::interrupt()).and_then(|i| Ok((i, signal(SignalKind::terminate())?)))
+    };
+    let Ok((mut interrupt, mut terminate)) = signals else {
+        return;
+    };
+    let partial = partial.to_owned();
+    std::thread::spawn(move || {
+        let status = runtime.block_on(async {
+            tokio::select! {
+                _ = interrupt.recv() => 128 + 2,
+                _ = terminate.recv() => 128 + 15,
+            }
+        });
+        if fs::remove_file(&partial).is_err() {
+            let _ = fs::remove_dir_all(&partial);
+        }
+        std::process::exit(status);
+    });
+}
+
+/// Elsewhere an interrupted command may leave its `.partial` output.
+#[cfg(not(unix))]
+fn remove_on_interrupt(_partial: &Path) {}
 
 /// Commands write in small pieces; the disk gets large ones.
 fn buffered(file: File) -> BufWriter<File> {

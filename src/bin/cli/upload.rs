@@ -186,9 +186,12 @@ pub fn run(args: UploadArgs) -> Result<ExitCode> {
         .truncate(true)
         .open(&path)
         .with_context(|| format!("cannot create {}", path.display()))?;
-    let _cleanup = Cleanup(path.clone());
     let mut packed_stream =
         File::open(&path).with_context(|| format!("cannot read {}", path.display()))?;
+    // Unlinked at once (Unix), so that the system frees it however the
+    // upload ends, Ctrl-C or a kill included; where an open file cannot be
+    // removed, it is removed at the end.
+    let _cleanup = std::fs::remove_file(&path).is_err().then(|| Cleanup(path));
     let mode = options.mode;
     let threads = options.threads;
     // Resuming: the frames the server has are walked again but not compressed.
@@ -424,7 +427,8 @@ fn open_import(http: &Http, id: &str) -> Result<OpenImport> {
     })
 }
 
-/// Removes the packed stream when the upload ends.
+/// Removes the packed stream when the upload ends (where it could not be
+/// unlinked while open).
 struct Cleanup(PathBuf);
 
 impl Drop for Cleanup {
