@@ -426,6 +426,89 @@ fn an_interrupted_upload_leaves_no_spool_file() {
     assert!(!spool.exists(), "{} left behind", spool.display());
 }
 
+/// `upload --resume` with another file than the import was started with is
+/// refused before anything is sent, naming both files; the right one
+/// continues it. Labels of older clients (name and size) are checked too.
+#[test]
+fn a_resumed_upload_refuses_another_file() {
+    use snappack::client::{FileIdentity, FINGERPRINT_SPAN};
+    let dir = common::temp_dir("upload-resume-other");
+    let (right, wrong) = (dir.join("a"), dir.join("b"));
+    std::fs::create_dir_all(&right).unwrap();
+    std::fs::create_dir_all(&wrong).unwrap();
+    let (right, wrong) = (right.join("snapshot.zip"), wrong.join("snapshot.zip"));
+    let (right_zip, wrong_zip) = (snapshot(21), snapshot(22));
+    std::fs::write(&right, &right_zip).unwrap();
+    std::fs::write(&wrong, &wrong_zip).unwrap();
+    let server = test_server(&dir.join("db").to_string_lossy(), &dir.join("data"));
+    let span = FINGERPRINT_SPAN.min(right_zip.len() as u64) as usize;
+    let identity = FileIdentity::of(
+        "snapshot.zip",
+        right_zip.len() as u64,
+        &right_zip[..span],
+        &right_zip[right_zip.len() - span..],
+    );
+    let create = |label: &str| {
+        let body = serde_json::json!({"mode": "replace", "label": label}).to_string();
+        let created = server.call("POST", "/api/imports", body.as_bytes()).json();
+        created["id"].as_str().unwrap().to_owned()
+    };
+    let old_label = format!("snapshot.zip ({} bytes)", right_zip.len() - 1);
+    for (label, recorded) in [
+        (identity.label(), identity.to_string()),
+        (old_label.clone(), old_label),
+    ] {
+        let id = create(&label);
+        let out = upload_to(&server, &wrong, &["--resume", &id]);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{stderr}");
+        assert!(
+            stderr.contains(&format!(
+                "import {id} was started with {recorded}, not snapshot.zip ({} bytes, fingerprint",
+                wrong_zip.len()
+            )),
+            "{stderr}"
+        );
+        assert!(stderr.contains("without --resume"), "{stderr}");
+        assert!(
+            stderr.contains(&format!("/api/imports/{id}/cancel")),
+            "{stderr}"
+        );
+        let status = server
+            .call("GET", &format!("/api/imports/{id}"), b"")
+            .json();
+        assert_eq!(
+            (status["nextSeq"].as_u64(), status["receivedBytes"].as_u64()),
+            (Some(0), Some(0)),
+            "nothing sent"
+        );
+    }
+    let id = create(&identity.label());
+    let out = upload_to(&server, &right, &["--resume", &id]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // A new import is labelled with the file's fingerprint.
+    let out = upload_to(&server, &right, &["--mode", "replace"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let new_id = stdout.split_whitespace().nth(2).unwrap();
+    let status = server
+        .call("GET", &format!("/api/imports/{new_id}"), b"")
+        .json();
+    assert_eq!(
+        status["label"],
+        serde_json::json!(identity.label()),
+        "{stdout}"
+    );
+}
+
 /// A ZIP of the given entries.
 fn zip_of(entries: &[(&str, &[u8])]) -> Vec<u8> {
     use std::io::Write;

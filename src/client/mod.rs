@@ -11,12 +11,16 @@
 //! a conflict at finish, a wrong token) end the upload with the server's
 //! code, message and location.
 
+mod fingerprint;
+
 use std::io::{self, Read, Seek, SeekFrom};
 
 use serde::{Deserialize, Serialize};
 
 use crate::migration::{FRAME_HEADER_LEN, STREAM_HEADER_LEN};
 use crate::validate::ImportMode;
+
+pub use fingerprint::{FileIdentity, FINGERPRINT_SPAN, MAX_LABEL_LEN};
 
 /// The length of a frame, from its header's stored payload length.
 pub fn frame_len(header: &[u8; FRAME_HEADER_LEN]) -> u64 {

@@ -13,7 +13,9 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context as _, Result};
 use clap::Args;
-use snappack::client::{FrameEnds, Request, Step, Upload, UploadConfig, UploadError};
+use snappack::client::{
+    FileIdentity, FrameEnds, Request, Step, Upload, UploadConfig, UploadError, FINGERPRINT_SPAN,
+};
 use snappack::migration::{
     pack, EncoderConfig, PackError, PackOptions, DEFAULT_FRAME_SIZE, DEFAULT_LEVEL,
 };
@@ -22,7 +24,7 @@ use snappack::server::{store, TOKEN_ENV};
 use snappack::validate::validate;
 use snappack::validate::{ImportMode, TargetTables};
 
-use super::{human, parse_frame_size, report_status, InputArgs};
+use super::{human, parse_frame_size, report_status, Input, InputArgs};
 
 /// Settings of `snappack upload`.
 #[derive(Args)]
@@ -111,9 +113,12 @@ pub fn run(args: UploadArgs) -> Result<ExitCode> {
     // Resuming: the import goes on in its own mode and frame size, from the
     // frame it expects.
     let mut frame_size = args.frame_size.unwrap_or(DEFAULT_FRAME_SIZE);
+    // What the import's label says of the file it was started with.
+    let mut started_with = None;
     let first_frame = match &args.resume {
         Some(id) => {
             let import = open_import(&http, id)?;
+            started_with = import.label.as_deref().and_then(FileIdentity::from_label);
             if args.input.mode.is_some_and(|asked| asked != import.mode) {
                 bail!(
                     "import {id} was started in {} mode, not {}: leave out --mode to continue it, or start a new upload",
@@ -151,6 +156,17 @@ pub fn run(args: UploadArgs) -> Result<ExitCode> {
     }
 
     let (mut reader, name) = args.input.open()?;
+    let identity = identify(&mut reader, &name)?;
+    if let (Some(id), Some(recorded)) = (&args.resume, &started_with) {
+        if !identity.matches(recorded) {
+            bail!(
+                "import {id} was started with {recorded}, not {identity}: continue it with that file, \
+                 or upload {name} without --resume to start a new import (and cancel {id} with \
+                 POST {}/api/imports/{id}/cancel, or leave it to expire)",
+                http.base
+            );
+        }
+    }
     let started = Instant::now();
     let color = std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none();
     let print_report = |report: &Report| -> Result<()> {
@@ -223,13 +239,9 @@ pub fn run(args: UploadArgs) -> Result<ExitCode> {
         frames_per_request: args.frames_per_request,
         ..UploadConfig::default()
     };
-    let label = format!(
-        "{name} ({} bytes)",
-        std::fs::metadata(&args.input.file)?.len()
-    );
     let mut upload = match &args.resume {
         Some(id) => Upload::resume(config, 0, id),
-        None => Upload::new(config, 0).with_label(label),
+        None => Upload::new(config, 0).with_label(identity.label()),
     }
     .packing()
     .from_frame(first_frame);
@@ -388,14 +400,14 @@ enum Ended {
     Failed(UploadError),
 }
 
-/// The first frame import `id` lacks, from its status: 0 when the server
-/// cannot say (the state machine then reports why, or starts from there).
 /// What a resumed upload needs of open import `id`.
 struct OpenImport {
     mode: ImportMode,
     next_seq: u64,
     /// The stream's max frame size, once the server has its header.
     frame_size: Option<usize>,
+    /// The label it was created with.
+    label: Option<String>,
 }
 
 /// Open import `id`, as the server has it.
@@ -424,7 +436,25 @@ fn open_import(http: &Http, id: &str) -> Result<OpenImport> {
         mode,
         next_seq: import["nextSeq"].as_u64().unwrap_or(0),
         frame_size: import["frameSize"].as_u64().map(|size| size as usize),
+        label: import["label"].as_str().map(str::to_owned),
     })
+}
+
+/// The input as an import's label records it: its name, size and
+/// fingerprint (of its first and last MiB). Leaves it read from the start.
+fn identify(input: &mut Input, name: &str) -> Result<FileIdentity> {
+    let size = input.len();
+    let span = FINGERPRINT_SPAN.min(size);
+    let mut read_at = |offset: u64| -> std::io::Result<Vec<u8>> {
+        let mut bytes = vec![0; span as usize];
+        input.seek(SeekFrom::Start(offset))?;
+        input.read_exact(&mut bytes)?;
+        Ok(bytes)
+    };
+    let head = read_at(0).with_context(|| format!("cannot read {name}"))?;
+    let tail = read_at(size - span).with_context(|| format!("cannot read {name}"))?;
+    input.seek(SeekFrom::Start(0))?;
+    Ok(FileIdentity::of(name, size, &head, &tail))
 }
 
 /// Removes the packed stream when the upload ends (where it could not be
