@@ -381,12 +381,16 @@ impl Reporting<'_, '_> {
 }
 
 /// A document line longer than any reader reads: line `row` of an entry or
-/// a file (the finding says where).
+/// a file (the finding says where). The bound is snappack's, on the memory
+/// one line takes, not Convex's (whose reader takes lines of any length):
+/// the message says so, since the document itself may be small.
 pub(crate) fn line_too_long(row: u64) -> Finding {
     Finding::new(
         Code::ValueTooLargeError,
         format!(
-            "Row {row}: line {row} is longer than {} bytes; a document can be at most 1 MiB",
+            "Row {row}: line {row} is longer than {} bytes, the longest line snappack reads \
+             (its own bound on memory, not a Convex limit; remove the whitespace between values \
+             if the document is smaller)",
             super::zip::MAX_LINE
         ),
     )
