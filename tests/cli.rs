@@ -545,6 +545,33 @@ fn an_interrupted_pack_leaves_nothing_behind() {
     }
 }
 
+/// A single-table file without `--table` is a bad option: exit 2, nothing
+/// checked or packed.
+#[test]
+fn a_single_table_file_without_a_table_exits_2() {
+    let dir = fresh_dir("no-table");
+    for (name, content) in [
+        ("t.jsonl", "{\"a\":1}\n"),
+        ("t.csv", "a\n1\n"),
+        ("t.json", "[{\"a\":1}]"),
+    ] {
+        let input = dir.join(name);
+        std::fs::write(&input, content).unwrap();
+        let (code, stdout, _) = snappack(&["validate", arg(&input)]);
+        assert_eq!(code, 2, "{name}: {stdout}");
+        assert!(stdout.contains("requires table name"), "{stdout}");
+        assert!(
+            stdout.contains("fix the options: nothing was checked"),
+            "{stdout}"
+        );
+        let out = dir.join("out.snappack");
+        let (code, stdout, _) = snappack(&["pack", arg(&input), "-o", arg(&out)]);
+        assert_eq!(code, 2, "{name}: {stdout}");
+        assert!(stdout.contains("not packed: fix the options"), "{stdout}");
+        assert!(!out.exists());
+    }
+}
+
 #[test]
 fn an_input_whose_format_cannot_be_told_exits_2() {
     let dir = fresh_dir("no-extension");
@@ -580,7 +607,9 @@ fn an_input_whose_format_cannot_be_told_exits_2() {
         assert_eq!(names(&dir), ["noext"]);
     }
     // Errors in the input itself stay exit 1, and are Convex's verdict.
-    let (code, stdout, _) = snappack(&["validate", arg(&input), "--format", "jsonl"]);
+    std::fs::write(&input, b"{\"a\":\n").unwrap();
+    let (code, stdout, _) =
+        snappack(&["validate", arg(&input), "--format", "jsonl", "--table", "t"]);
     assert_eq!(code, 1);
     assert!(
         stdout.contains("Convex would reject this import."),

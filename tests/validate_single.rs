@@ -53,7 +53,7 @@ fn jsonl_rows() {
 
 #[test]
 fn single_table_names() {
-    assert_eq!(codes(&check("t.jsonl", b"{}")), vec![Code::InvalidName]);
+    assert_eq!(codes(&check("t.jsonl", b"{}")), vec![Code::InvalidOptions]);
     assert_eq!(
         check("t.jsonl", b"{}").errors[0].message,
         "JSONL import requires table name"

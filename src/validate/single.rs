@@ -37,10 +37,11 @@ pub(super) fn walk<R: Read + Seek>(
         Format::JsonArray => "JSON",
         _ => "JSONL",
     };
+    // A missing table name is the caller's option, not the input's error.
     let Some(table) = ctx.options.table.clone() else {
         ctx.error(
             Finding::new(
-                Code::InvalidName,
+                Code::InvalidOptions,
                 format!("{kind} import requires table name"),
             )
             .entry(file_name),
