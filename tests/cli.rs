@@ -572,6 +572,39 @@ fn a_single_table_file_without_a_table_exits_2() {
     }
 }
 
+/// Out-of-range `--threads` and `--frames-per-request` are refused with
+/// their bounds (exit 2), before anything is read or sent.
+#[test]
+fn thread_and_request_counts_are_bounded() {
+    let input = temp_file("bounded.zip", &valid_zip());
+    for threads in ["0", "1000"] {
+        let (code, _, stderr) = snappack(&["validate", arg(&input), "--threads", threads]);
+        assert_eq!(code, 2, "{stderr}");
+        assert!(
+            stderr.contains(&format!("{threads} is not in 1..=64")),
+            "{stderr}"
+        );
+    }
+    let (code, _, stderr) = snappack(&["validate", arg(&input), "--threads", "64", "-q"]);
+    assert_eq!(code, 0, "{stderr}");
+    for count in ["0", "1025"] {
+        let upload = [
+            "upload",
+            arg(&input),
+            "--url",
+            "http://127.0.0.1:9",
+            "--token",
+            "t",
+        ];
+        let (code, _, stderr) = snappack(&[&upload[..], &["--frames-per-request", count]].concat());
+        assert_eq!(code, 2, "{stderr}");
+        assert!(
+            stderr.contains(&format!("{count} is not in 1..=1024")),
+            "{stderr}"
+        );
+    }
+}
+
 #[test]
 fn an_input_whose_format_cannot_be_told_exits_2() {
     let dir = fresh_dir("no-extension");

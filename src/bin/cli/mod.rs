@@ -116,7 +116,9 @@ struct InputArgs {
     /// checks lines while the first inflates the ZIP entry; with 4 or more,
     /// `validate` splits a ZIP archive's tables among pairs of them (4
     /// threads: 2 pairs); `pack` and `upload` compress frames on another.
-    #[arg(long, default_value_t = default_threads())]
+    /// At most 64.
+    #[arg(long, default_value_t = default_threads(),
+          value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..=64))]
     threads: usize,
 }
 

@@ -40,8 +40,8 @@ pub struct UploadArgs {
     /// Continue this import instead of starting one.
     #[arg(long, value_name = "ID")]
     resume: Option<String>,
-    /// Frames per request.
-    #[arg(long, default_value_t = 4)]
+    /// Frames per request, 1 to 1024.
+    #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u64).range(1..=1024))]
     frames_per_request: u64,
     /// Frame size (uncompressed payload bound), 4096 to 16777216 bytes
     /// (default 1 MiB; `--resume` takes the import's).
