@@ -509,6 +509,53 @@ fn a_resumed_upload_refuses_another_file() {
     );
 }
 
+/// A finished upload prints a one-line summary and at most 20 of its
+/// tables; with `--quiet`, only the summary.
+#[test]
+fn a_finished_upload_lists_few_tables_and_none_when_quiet() {
+    let dir = common::temp_dir("upload-summary");
+    let zip_path = dir.join("snapshot.zip");
+    let spec = GenSpec {
+        tables: 25,
+        documents_per_table: 2,
+        ..GenSpec::default()
+    };
+    let mut zip = Cursor::new(Vec::new());
+    write_snapshot(&mut zip, &spec).unwrap();
+    std::fs::write(&zip_path, zip.into_inner()).unwrap();
+    let server = test_server(&dir.join("db").to_string_lossy(), &dir.join("data"));
+    // --quiet (as upload_to passes it): the summary alone.
+    let out = upload_to(&server, &zip_path, &["--mode", "replace"]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(stdout.lines().count(), 1, "{stdout}");
+    assert!(
+        stdout
+            .trim_end()
+            .ends_with("finished: 25 tables, 50 documents"),
+        "{stdout}"
+    );
+    let out = Command::new(env!("CARGO_BIN_EXE_snappack"))
+        .arg("upload")
+        .arg(&zip_path)
+        .args(["--url", &format!("http://{}", server.addr)])
+        .args(["--token", &server.token, "--mode", "replace"])
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let lines: Vec<&str> = stdout.lines().collect();
+    assert_eq!(lines.len(), 22, "{stdout}");
+    assert_eq!(
+        lines[21],
+        "  and 5 more (GET /api/tables lists every table)"
+    );
+}
+
 /// A ZIP of the given entries.
 fn zip_of(entries: &[(&str, &[u8])]) -> Vec<u8> {
     use std::io::Write;

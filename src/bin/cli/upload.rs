@@ -51,7 +51,7 @@ pub struct UploadArgs {
     /// and send more bytes (for fast links, such as a LAN).
     #[arg(long, default_value_t = DEFAULT_LEVEL)]
     level: u32,
-    /// No progress bar.
+    /// No progress bar, and only a one-line summary at the end.
     #[arg(long, short)]
     quiet: bool,
 }
@@ -348,9 +348,16 @@ pub fn run(args: UploadArgs) -> Result<ExitCode> {
         }
         Ended::Done(answer) => {
             let id = upload.id().unwrap_or("?");
-            println!("snappack: import {id} finished");
-            if let Some(tables) = answer.get("tables").and_then(|t| t.as_array()) {
-                for t in tables {
+            let tables = answer.get("tables").and_then(|t| t.as_array());
+            let tables = tables.map_or(&[][..], Vec::as_slice);
+            let documents = tables.iter().filter_map(|t| t["documents"].as_u64()).sum();
+            println!(
+                "snappack: import {id} finished: {} tables, {} documents",
+                human::count(tables.len() as u64),
+                human::count(documents)
+            );
+            if !args.quiet {
+                for t in tables.iter().take(LISTED_TABLES) {
                     println!(
                         "  {}{} = {}: {} documents",
                         t["component"]
@@ -362,6 +369,9 @@ pub fn run(args: UploadArgs) -> Result<ExitCode> {
                         t["number"],
                         t["documents"]
                     );
+                }
+                if let Some(more) = tables.len().checked_sub(LISTED_TABLES).filter(|&n| n > 0) {
+                    println!("  and {more} more (GET /api/tables lists every table)");
                 }
             }
             Ok(ExitCode::SUCCESS)
@@ -389,6 +399,9 @@ pub fn run(args: UploadArgs) -> Result<ExitCode> {
         }
     }
 }
+
+/// Tables listed when an import finishes; more are counted.
+const LISTED_TABLES: usize = 20;
 
 /// How sending ended.
 enum Ended {
