@@ -605,6 +605,30 @@ fn thread_and_request_counts_are_bounded() {
     }
 }
 
+/// `serve` started where its web page folder is not says so at once.
+#[test]
+fn serve_warns_when_the_web_page_folder_is_missing() {
+    use std::io::{BufRead, BufReader};
+    let dir = fresh_dir("serve-no-www");
+    let mut serve = Command::new(env!("CARGO_BIN_EXE_snappack"))
+        .args(["serve", "--listen", "127.0.0.1:0", "--token", "t"])
+        .current_dir(&dir)
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    BufReader::new(serve.stderr.as_mut().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    serve.kill().unwrap();
+    serve.wait().unwrap();
+    let www = dir.join("www");
+    assert!(
+        line.contains(&format!("warning: no web page folder at {}", www.display())),
+        "{line}"
+    );
+}
+
 #[test]
 fn an_input_whose_format_cannot_be_told_exits_2() {
     let dir = fresh_dir("no-extension");
