@@ -12,7 +12,7 @@ use sha2::{Digest, Sha256};
 /// The bytes hashed from each end of a file.
 pub const FINGERPRINT_SPAN: u64 = 1 << 20;
 
-/// Longest label the server takes, in bytes.
+/// Longest label an import takes, in bytes (the server refuses longer ones).
 pub const MAX_LABEL_LEN: usize = 256;
 
 /// A file as an import's label records it.

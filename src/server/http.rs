@@ -17,6 +17,7 @@ use serde_json::json;
 
 use super::imports::{Imports, ImportsError};
 use super::store::ImportMode;
+use crate::client::MAX_LABEL_LEN;
 
 /// What the handlers share.
 pub(super) struct AppState {
@@ -362,9 +363,6 @@ struct CreateImport {
     label: Option<String>,
 }
 
-/// Longest label, in bytes.
-const MAX_LABEL: usize = 256;
-
 /// `POST /api/imports`: the body is JSON whatever its content type; empty means the defaults.
 async fn create_import(State(state): State<Shared>, body: Bytes) -> Result<Response, ImportsError> {
     let request: CreateImport = if body.iter().all(u8::is_ascii_whitespace) {
@@ -380,10 +378,14 @@ async fn create_import(State(state): State<Shared>, body: Bytes) -> Result<Respo
             }
         }
     };
-    if request.label.as_ref().is_some_and(|l| l.len() > MAX_LABEL) {
+    if request
+        .label
+        .as_ref()
+        .is_some_and(|l| l.len() > MAX_LABEL_LEN)
+    {
         return Ok(error(
             StatusCode::BAD_REQUEST,
-            json!({"code": "BadRequest", "message": format!("label is longer than {MAX_LABEL} bytes")}),
+            json!({"code": "BadRequest", "message": format!("label is longer than {MAX_LABEL_LEN} bytes")}),
         ));
     }
     let imports = state.imports.clone();
