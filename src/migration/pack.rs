@@ -30,8 +30,10 @@ pub struct PackOptions {
     /// that left part of the input unread ([`leaves_input_unread`], the
     /// plan's `left_out`): the server would never see that part.
     pub force: bool,
-    /// Frame size, deflate level, first frame to write.
-    /// Its frame size is at least [`MIN_PACK_FRAME_SIZE`].
+    /// Frame size, deflate level, first frame to write. Any frame size the
+    /// format allows packs while every item that cannot be split fits a
+    /// frame (a larger one is refused, naming it); the commands ask for at
+    /// least [`MIN_PACK_FRAME_SIZE`], but continue an import in its own.
     pub encoder: EncoderConfig,
     /// Written into the header, for example `snappack 0.1.0`.
     pub producer: String,
@@ -164,12 +166,6 @@ fn start<W: Write>(out: W, options: &PackOptions, plan: &Plan) -> Result<Encoder
         files: plan.files.len() as u64,
         file_bytes: plan.files.iter().map(|f| f.size).sum(),
     };
-    let size = options.encoder.max_frame_size;
-    if size < MIN_PACK_FRAME_SIZE {
-        return Err(EncodeError::InvalidConfig(format!(
-            "a frame size of {size} bytes is under {MIN_PACK_FRAME_SIZE}, the smallest that holds every table's declaration"
-        )));
-    }
     let header = Header::new(options.producer.clone(), options.created_at_ms, expected);
     let mut encoder = Encoder::new(out, options.encoder, header)?;
     for table in &plan.tables {

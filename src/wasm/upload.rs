@@ -13,7 +13,7 @@ use super::reader::ReadAhead;
 use super::{api_error, progress_forwarder, source_of};
 use crate::client::{FrameEnds, Step, Upload, UploadConfig};
 use crate::migration::{
-    pack as pack_stream, PackError, PackOptions, MAX_FRAME_SIZE, MIN_PACK_FRAME_SIZE,
+    pack as pack_stream, PackError, PackOptions, MAX_FRAME_SIZE, MIN_FRAME_SIZE,
 };
 use crate::validate::ImportMode;
 use crate::Options;
@@ -150,10 +150,12 @@ pub fn pack(
     }
     if let Some(size) = frame_size {
         let size = size as usize;
-        if !(MIN_PACK_FRAME_SIZE..=MAX_FRAME_SIZE).contains(&size) {
+        // An import continued in its own frame size may have one below
+        // the smallest a new stream is given.
+        if !(MIN_FRAME_SIZE..=MAX_FRAME_SIZE).contains(&size) {
             return Err(api_error(
                 "InvalidOptions",
-                &format!("frameSize must be {MIN_PACK_FRAME_SIZE} to {MAX_FRAME_SIZE} bytes"),
+                &format!("frameSize must be {MIN_FRAME_SIZE} to {MAX_FRAME_SIZE} bytes"),
             ));
         }
         options.encoder.max_frame_size = size;

@@ -332,13 +332,18 @@ pub fn run(args: UploadArgs) -> Result<ExitCode> {
     };
     let ended = send();
     bar.clear();
-    // A failure on this side (packing, the snapshot's errors, reading the
-    // stream back) leaves an import no resume can finish: nothing of it may
-    // land, so it goes. One on the server's side or the network's stays
-    // open for --resume.
-    if let (Err(_) | Ok(Ended::Invalid(_)), Some(id)) = (&ended, upload.id()) {
-        let _ = http.call("POST", &format!("/api/imports/{id}/cancel"), b"");
-        eprintln!("snappack: import {id} cancelled");
+    // A snapshot with errors may not land at all: its import goes. Any other
+    // failure (the network, the server, reading the input or the stream
+    // back) may pass, so the import stays open for --resume.
+    match (&ended, upload.id()) {
+        (Ok(Ended::Invalid(_)), Some(id)) => {
+            let _ = http.call("POST", &format!("/api/imports/{id}/cancel"), b"");
+            eprintln!("snappack: import {id} cancelled");
+        }
+        (Err(_), Some(id)) => eprintln!(
+            "snappack: import {id} stays open: continue it with --resume {id} once the cause is fixed"
+        ),
+        _ => {}
     }
     match ended? {
         Ended::Invalid(report) => {
