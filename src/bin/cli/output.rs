@@ -140,7 +140,6 @@ impl OutputDir {
             }
         }
         let partial = partial_path(&target)?;
-        remove_on_interrupt(&partial);
         if let Err(e) = fs::create_dir(&partial) {
             if e.kind() == io::ErrorKind::AlreadyExists {
                 bail!(
@@ -150,6 +149,8 @@ impl OutputDir {
             }
             return Err(e).with_context(|| format!("cannot create {}", partial.display()));
         }
+        // Only once it is this run's: another run's is left alone.
+        remove_on_interrupt(&partial);
         Ok(OutputDir {
             partial,
             target,
@@ -188,7 +189,7 @@ impl Drop for OutputDir {
 /// Removes `partial` (a file or a folder, whatever it is by then) and ends
 /// the process on SIGINT or SIGTERM, with the status the signal gives
 /// (130, 143): Ctrl-C leaves nothing behind. The handlers are in place
-/// before this returns, so before `partial` is made.
+/// before this returns.
 #[cfg(unix)]
 fn remove_on_interrupt(partial: &Path) {
     use tokio::signal::unix::{signal, SignalKind};
@@ -213,8 +214,14 @@ fn remove_on_interrupt(partial: &Path) {
                 _ = terminate.recv() => 128 + 15,
             }
         });
-        if fs::remove_file(&partial).is_err() {
-            let _ = fs::remove_dir_all(&partial);
+        // Moved out of the writer's way first: it may still be adding files
+        // to a folder, and can add none under the new name.
+        let mut doomed = partial.into_os_string();
+        let moved_from = PathBuf::from(doomed.clone());
+        doomed.push(format!(".removing-{}", std::process::id()));
+        let doomed = PathBuf::from(doomed);
+        if fs::rename(&moved_from, &doomed).is_ok() && fs::remove_file(&doomed).is_err() {
+            let _ = fs::remove_dir_all(&doomed);
         }
         std::process::exit(status);
     });
