@@ -5,7 +5,6 @@
 // optimized in one run included. `validateFile` reads a file of any size a
 // few MiB at a time instead of loading it.
 
-import { constants } from 'node:buffer';
 import { readFile, stat } from 'node:fs/promises';
 import { availableParallelism } from 'node:os';
 import { basename } from 'node:path';
@@ -69,13 +68,16 @@ export async function validate(input, options) {
   return inWorker({ type: 'validate', input: source, fileName, options: optionsJson }, options, transfer);
 }
 
+/** The most bytes `validate` reads from a Blob into one buffer (Node 20's typed arrays stop there). */
+const MAX_BLOB_BYTES = 2 ** 32;
+
 /**
- * All of `blob`'s bytes, or `InvalidInput` when Node cannot hold them in one
- * buffer (a file over 4 GiB: `validateFile` reads it a piece at a time).
+ * All of `blob`'s bytes, or `InvalidInput` when they do not fit one buffer
+ * (a file over 4 GiB: `validateFile` reads it a piece at a time).
  */
 async function blobBytes(blob) {
   const advice = 'validate a large file with validateFile(path), which reads it a piece at a time';
-  if (blob.size > constants.MAX_LENGTH) {
+  if (blob.size > MAX_BLOB_BYTES) {
     throw new SnappackError('InvalidInput', `the Blob holds ${blob.size} bytes, more than Node can read into memory: ${advice}`);
   }
   try {
