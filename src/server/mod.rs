@@ -115,25 +115,52 @@ pub enum ServeError {
 /// The file in the data folder that names the database it belongs to.
 const DATABASE_FILE: &str = "database";
 
-/// Ties the data folder to `database` at its first start, and refuses any
-/// other database later: stored files and staging logs there are its
-/// database's, and the sweep after an unfinished import deletes every file
-/// the database does not refer to, which would be another database's files.
-fn claim_data_dir(data_dir: &Path, database: &str) -> Result<(), ServeError> {
-    std::fs::create_dir_all(data_dir).map_err(|e| at(data_dir, e))?;
-    let identity = database_identity(data_dir, database)?;
-    let path = data_dir.join(DATABASE_FILE);
-    match std::fs::read_to_string(&path) {
-        Ok(owner) if owner.trim() == identity => Ok(()),
-        Ok(owner) => Err(ServeError::DataDirTaken {
-            dir: data_dir.display().to_string(),
-            owner: owner.trim().to_owned(),
-            database: identity,
-        }),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            Ok(std::fs::write(&path, format!("{identity}\n")).map_err(|e| at(&path, e))?)
+/// A data folder's tie to one database: stored files and staging logs
+/// there are that database's, and the sweep after an unfinished import
+/// deletes every file the database does not refer to, which would be
+/// another database's files. Checked before the database is opened (another
+/// database is refused untouched), written at the first start once it opened.
+struct DataDirClaim {
+    /// The file in the data folder that names the database.
+    path: PathBuf,
+    /// How it names the database given now.
+    identity: String,
+    /// Whether the file already names it.
+    recorded: bool,
+}
+
+impl DataDirClaim {
+    /// The claim of `data_dir` for `database`; refused when the folder
+    /// names another database.
+    fn check(data_dir: &Path, database: &str) -> Result<Self, ServeError> {
+        std::fs::create_dir_all(data_dir).map_err(|e| at(data_dir, e))?;
+        let identity = database_identity(data_dir, database)?;
+        let path = data_dir.join(DATABASE_FILE);
+        let recorded = match std::fs::read_to_string(&path) {
+            Ok(owner) if owner.trim() == identity => true,
+            Ok(owner) => {
+                return Err(ServeError::DataDirTaken {
+                    dir: data_dir.display().to_string(),
+                    owner: owner.trim().to_owned(),
+                    database: identity,
+                })
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => false,
+            Err(e) => return Err(at(&path, e).into()),
+        };
+        Ok(DataDirClaim {
+            path,
+            identity,
+            recorded,
+        })
+    }
+
+    /// Names the database in the data folder, at its first start.
+    fn record(&self) -> std::io::Result<()> {
+        if self.recorded {
+            return Ok(());
         }
-        Err(e) => Err(at(&path, e).into()),
+        std::fs::write(&self.path, format!("{}\n", self.identity)).map_err(|e| at(&self.path, e))
     }
 }
 
@@ -154,7 +181,8 @@ fn database_identity(data_dir: &Path, database: &str) -> std::io::Result<String>
             .get_hosts()
             .iter()
             .map(|host| match host {
-                postgres::config::Host::Tcp(name) => name.clone(),
+                // Host names are not case sensitive.
+                postgres::config::Host::Tcp(name) => name.to_lowercase(),
                 postgres::config::Host::Unix(path) => path.display().to_string(),
             })
             .collect();
@@ -183,12 +211,15 @@ fn database_identity(data_dir: &Path, database: &str) -> std::io::Result<String>
         Some(parent) if !parent.as_os_str().is_empty() => parent,
         _ => Path::new("."),
     };
-    let folder = std::fs::canonicalize(folder).map_err(|e| at(folder, e))?;
-    let data_dir = std::fs::canonicalize(data_dir).map_err(|e| at(data_dir, e))?;
-    let path = match folder.strip_prefix(&data_dir) {
-        Ok(inside) => inside.join(name),
-        Err(_) => folder.join(name),
+    // The file itself once it exists (it may be a link), else its folder's.
+    let path = match std::fs::canonicalize(file) {
+        Ok(path) => path,
+        Err(_) => std::fs::canonicalize(folder)
+            .map_err(|e| at(folder, e))?
+            .join(name),
     };
+    let data_dir = std::fs::canonicalize(data_dir).map_err(|e| at(data_dir, e))?;
+    let path = path.strip_prefix(&data_dir).unwrap_or(&path);
     Ok(path.display().to_string())
 }
 
@@ -258,8 +289,9 @@ impl Server {
             max_frame_size: config.max_frame_size,
         };
         let imports = tokio::task::spawn_blocking(move || -> Result<Imports, ServeError> {
+            let claim = DataDirClaim::check(&data_dir, &database)?;
             let store: Arc<dyn store::Store> = store::open(&database)?.into();
-            claim_data_dir(&data_dir, &database)?;
+            claim.record()?;
             Ok(Imports::open(store, &data_dir, limits)?)
         })
         .await
