@@ -10,9 +10,11 @@ use super::item::{FileStart, Header, Item, TableDecl, Totals};
 use crate::report::{Code, Report};
 use crate::validate::{self, Options, Plan, Progress, Sink};
 
-/// The smallest frame size [`pack`] takes: 4 KiB. Document and file data
-/// are split across frames, every other item is whole in one, and the
-/// largest of those is a table's declaration: 87 bytes and its component
+/// The smallest frame size the commands give a new stream: 4 KiB ([`pack`]
+/// itself takes any the format allows, for imports started with smaller
+/// ones). Document and file data are split across frames, every other item
+/// is whole in one, and the largest of those is a table's declaration: 87
+/// bytes and its component
 /// path (a table name has at most 64 bytes; a stored file's declaration is
 /// at most 59 bytes and its path; the header 51 and the producer's name).
 /// So any table of a component path up to 4,009 bytes (60 nested components
