@@ -10,7 +10,7 @@
 
 mod server_support;
 
-use std::io::{BufRead, BufReader, Cursor};
+use std::io::Cursor;
 use std::path::Path;
 use std::process::{Command, Stdio};
 
@@ -167,10 +167,7 @@ fn snappack_upload_validates_first_retries_through_restarts_and_resumes() {
             .stdout(Stdio::piped())
             .spawn()
             .unwrap();
-        let mut line = String::new();
-        BufReader::new(client.stderr.as_mut().unwrap())
-            .read_line(&mut line)
-            .unwrap();
+        let line = common::first_stderr_line(&mut client);
         assert!(line.contains("started"), "{line}");
         server.kill().unwrap();
         server.wait().unwrap();
@@ -189,10 +186,7 @@ fn snappack_upload_validates_first_retries_through_restarts_and_resumes() {
             .stdout(Stdio::null())
             .spawn()
             .unwrap();
-        let mut line = String::new();
-        BufReader::new(client.stderr.as_mut().unwrap())
-            .read_line(&mut line)
-            .unwrap();
+        let line = common::first_stderr_line(&mut client);
         let id = line.split_whitespace().nth(2).unwrap().to_owned();
         client.kill().unwrap();
         client.wait().unwrap();
@@ -412,10 +406,7 @@ fn an_interrupted_upload_leaves_no_spool_file() {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    let mut line = String::new();
-    BufReader::new(client.stderr.as_mut().unwrap())
-        .read_line(&mut line)
-        .unwrap();
+    let line = common::first_stderr_line(&mut client);
     assert!(line.contains("started"), "{line}");
     let sent = Command::new("kill")
         .args(["-INT", &client.id().to_string()])

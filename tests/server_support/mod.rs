@@ -69,10 +69,7 @@ pub fn spawn_serve(
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    let mut line = String::new();
-    BufReader::new(child.stderr.as_mut().unwrap())
-        .read_line(&mut line)
-        .unwrap();
+    let line = first_stderr_line(&mut child);
     let addr = line
         .trim()
         .rsplit("http://")
@@ -80,6 +77,15 @@ pub fn spawn_serve(
         .and_then(|a| a.parse().ok())
         .unwrap_or_else(|| panic!("no address in {line:?}"));
     (ServeProcess(child), addr)
+}
+
+/// The first line a child writes to its piped standard error.
+pub fn first_stderr_line(child: &mut std::process::Child) -> String {
+    let mut line = String::new();
+    BufReader::new(child.stderr.as_mut().expect("stderr piped"))
+        .read_line(&mut line)
+        .unwrap();
+    line
 }
 
 /// A fresh directory under the target folder.
