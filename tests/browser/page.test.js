@@ -156,6 +156,19 @@ function countWorkers() {
   };
 }
 
+/** Holds the page's WebAssembly module back until the returned function is called: a check started meanwhile is still running. */
+async function holdWasm(page) {
+  let release;
+  const held = new Promise((resolve) => {
+    release = resolve;
+  });
+  await page.route('**/snappack_bg.wasm', async (route) => {
+    await held;
+    await route.continue();
+  });
+  return release;
+}
+
 /** Holds every request to the server's tables list until it is released, and returns the held ones. */
 async function holdTables(page) {
   const held = [];
@@ -639,14 +652,7 @@ test('a file chosen while the last one is checked or fingerprinted: the page spe
   const rename = () => /rename notes\.txt to the extension of its format/.test(document.getElementById('verdict').textContent);
 
   // The WebAssembly module comes late: the first check is still running when notes.txt is chosen.
-  let release;
-  const held = new Promise((resolve) => {
-    release = resolve;
-  });
-  await page.route('**/snappack_bg.wasm', async (route) => {
-    await held;
-    await route.continue();
-  });
+  const release = await holdWasm(page);
   await page.setInputFiles('#file', table);
   await page.waitForSelector('#checking:not([hidden])');
   await page.setInputFiles('#file', notes);
@@ -959,14 +965,7 @@ test('screens without a report: no empty table of tables, and a cancelled check 
   const tablesShown = () => page.isVisible('#tables');
 
   // Cancelled: the WebAssembly module comes late, so the check is still running when Cancel is pressed.
-  let release;
-  const held = new Promise((resolve) => {
-    release = resolve;
-  });
-  await page.route('**/snappack_bg.wasm', async (route) => {
-    await held;
-    await route.continue();
-  });
+  const release = await holdWasm(page);
   const table = join(dir, 'cancelled.jsonl');
   writeFileSync(table, '{"a":1}\n');
   await page.setInputFiles('#file', table);
