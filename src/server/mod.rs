@@ -173,7 +173,7 @@ fn at(path: &Path, error: std::io::Error) -> std::io::Error {
 /// password, or an SQLite file's path, relative to the data folder when the
 /// file is inside it (so that the folder can move with it).
 fn database_identity(data_dir: &Path, database: &str) -> std::io::Result<String> {
-    if database.starts_with("postgres://") || database.starts_with("postgresql://") {
+    if store::is_postgres(database) {
         let config: postgres::Config = database
             .parse()
             .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidInput, e))?;

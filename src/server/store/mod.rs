@@ -339,10 +339,15 @@ pub trait Store: Send + Sync {
     ) -> Result<Option<Vec<StoredDocument>>, StoreError>;
 }
 
+/// Whether a `--database` value names PostgreSQL (else an SQLite file).
+pub fn is_postgres(database: &str) -> bool {
+    database.starts_with("postgres://") || database.starts_with("postgresql://")
+}
+
 /// Opens the store a `--database` value names: `postgres://` or
 /// `postgresql://` URLs open PostgreSQL, anything else is an SQLite file path.
 pub fn open(database: &str) -> Result<Box<dyn Store>, StoreError> {
-    if database.starts_with("postgres://") || database.starts_with("postgresql://") {
+    if is_postgres(database) {
         Ok(Box::new(PostgresStore::connect(database)?))
     } else {
         Ok(Box::new(SqliteStore::open(database)?))
