@@ -710,7 +710,10 @@ function render({ zip, report, documents, documentBytes, results, loadBefore }) 
     .filter(([, value]) => value !== undefined)
     .map(([name, value, goal, unit, lower]) => {
       const met = lower ? value < goal : value >= goal;
-      const digits = value < 10 ? 2 : 0;
+      // One more digit while the rounded value reads as the goal, so that
+      // "0.40 against ≥ 0.40: no" cannot be printed.
+      let digits = value < 10 ? 2 : 0;
+      while (digits < 4 && fmt(value, digits) === fmt(goal, digits) && value !== goal) digits += 1;
       return `| ${name} | ${fmt(value, digits)}${unit} | ${lower ? '<' : '≥'} ${fmt(goal, goal < 10 ? 2 : 0)}${unit} | ${met ? 'yes' : '**no**'} |`;
     });
 
