@@ -277,6 +277,58 @@ fn documents_are_checked_with_their_table_number_and_schema() {
         .ends_with("Field name $integer starts with '$', which is reserved."));
 }
 
+/// A row with several problems gets the one Convex meets first when it
+/// inserts it: the size, then the `_id` (not decoding, another table's
+/// number, a repeat), then the rest, the rules of a valid document in one
+/// message.
+#[test]
+fn a_row_with_several_problems_gets_convex_first() {
+    let lines = [
+        doc(10001, 1, ""),
+        r#"{"_id":"not-an-id","_x":1}"#.to_owned(), // InvalidId, not the `_x`
+        doc(10002, 2, r#""_x":1"#),                 // ImportConflict
+        doc(10001, 1, r#""_x":1"#),                 // DuplicateId
+        r#"{"_id":"not-an-id","_creationTime":5}"#.to_owned(), // InvalidId, not the Int64 time
+        format!(r#"{{"_x":1,"big":"{}"}}"#, "x".repeat(1 << 20)), // ValueTooLargeError
+        r#"{"_creationTime":0.0,"_y":1,"_x":2}"#.to_owned(), // InvalidDocumentError, all three
+    ]
+    .join("\n");
+    let bytes = zip(&[
+        ("users/documents.jsonl", lines.as_bytes()),
+        ("users/generated_schema.jsonl", UNIFORM),
+    ]);
+    let report = check("s.zip", &bytes);
+    assert_eq!(
+        codes(&report),
+        vec![
+            Code::InvalidId,
+            Code::ImportConflict,
+            Code::DuplicateId,
+            Code::InvalidId,
+            Code::ValueTooLargeError,
+            Code::InvalidDocumentError,
+        ]
+    );
+    let fields: Vec<Option<&str>> = report.errors.iter().map(|e| e.field.as_deref()).collect();
+    assert_eq!(
+        fields,
+        vec![
+            Some("_id"),
+            Some("_id"),
+            Some("_id"),
+            Some("_id"),
+            None,
+            Some("_creationTime")
+        ]
+    );
+    assert_eq!(
+        report.errors[5].message,
+        "Row 7 isn't a valid document: The '_creationTime' field should be a timestamp in milliseconds, is 0\n \
+         Field '_x' starts with an underscore, which is only allowed for system fields like '_id'\n \
+         Field '_y' starts with an underscore, which is only allowed for system fields like '_id'"
+    );
+}
+
 #[test]
 fn entry_names_are_checked() {
     let report = check(

@@ -96,6 +96,10 @@ pub struct RowError {
     /// The field it is about, as a path from the document (`a.b[2]`);
     /// `None` when it is about the whole document.
     pub field: Option<String>,
+    /// The document's `_id`, when Convex checks it before this error (its
+    /// insert checks the `_id` before the `_creationTime` and the rules of
+    /// a valid document): the caller checks the `_id` first.
+    pub id_first: Option<IdField>,
 }
 
 impl RowError {
@@ -105,6 +109,7 @@ impl RowError {
             code,
             message: message.into(),
             field: None,
+            id_first: None,
         }
     }
 
@@ -159,7 +164,11 @@ fn json_error(row: u64, e: serde_json::Error) -> RowError {
     )
 }
 
-/// The verdict on a walked document (line `row`).
+/// The verdict on a walked document (line `row`), in the order Convex
+/// meets the problems: converting the value, then inserting it (its size,
+/// its `_id`, its `_creationTime`, then every rule of a valid document at
+/// once). An error Convex raises only after checking the `_id` carries the
+/// `_id` in [`RowError::id_first`].
 fn judge(
     scan: Scan<'_>,
     stats: Stats,
@@ -176,53 +185,6 @@ fn judge(
                 RowError::new(Code::NotAnObject, format!("Row {row} wasn't an object"))
             }
         });
-    }
-    if let IdField::NotString(value) = &scan.id {
-        return Err(RowError::new(
-            Code::InvalidIdError,
-            format!(
-                "Row {row}: '_id' field {value} is not a string, so the document can't keep it"
-            ),
-        )
-        .at(Some("_id".into())));
-    }
-    match scan.creation_time {
-        CreationTime::NotFloat { integer } => {
-            // Only in a uniform export can a number be an Int64.
-            let integer = match integer {
-                true => " (an integer is an Int64 in a uniform export)",
-                false => "",
-            };
-            return Err(RowError::new(
-                Code::InvalidCreationTimeError,
-                format!("Row {row}: '_creationTime' must be a floating-point number of milliseconds{integer}"),
-            )
-            .at(Some("_creationTime".into())));
-        }
-        CreationTime::Float(t) if !(t > 0.0 && t < MAX_CREATION_TIME) => {
-            return Err(RowError::new(
-                Code::InvalidDocumentError,
-                format!("Row {row} isn't a valid document: The '_creationTime' field should be a timestamp in milliseconds, is {t}"),
-            )
-            .at(Some("_creationTime".into())))
-        }
-        _ => {}
-    }
-    if let Some(field) = scan.underscore_field {
-        return Err(RowError::new(
-            Code::InvalidDocumentError,
-            format!("Row {row} isn't a valid document: Field '{field}' starts with an underscore, which is only allowed for system fields like '_id'"),
-        )
-        .at(Some(field_path(&[Segment::Field(field.into())]))));
-    }
-    if stats.nesting > MAX_DOCUMENT_NESTING {
-        return Err(RowError::new(
-            Code::InvalidDocumentError,
-            format!(
-                "Row {row} isn't a valid document: Document is too nested (nested {} levels deep > maximum nesting {MAX_DOCUMENT_NESTING})",
-                stats.nesting
-            ),
-        ));
     }
     let mut size = stats.size;
     if scan.id == IdField::Absent {
@@ -241,7 +203,93 @@ fn judge(
             ),
         ));
     }
-    Ok(CheckedDocument { id: scan.id, size })
+    match insert_error(&scan, stats, row) {
+        Some(error) => Err(RowError {
+            id_first: Some(scan.id),
+            ..error
+        }),
+        None => Ok(CheckedDocument { id: scan.id, size }),
+    }
+}
+
+/// Why Convex's insert refuses a converted document of the right size,
+/// after its `_id` passed: a `_creationTime` it cannot read, an `_id` that
+/// is not a string, a `_creationTime` that is not a Float64, then every
+/// broken rule of a valid document in one message (nesting, the creation
+/// time's range, then each system field in field order).
+fn insert_error(scan: &Scan<'_>, stats: Stats, row: u64) -> Option<RowError> {
+    let invalid_time =
+        |t: f64| format!("The '_creationTime' field should be a timestamp in milliseconds, is {t}");
+    if let CreationTime::Float(t) = scan.creation_time {
+        // Convex cannot read a negative (-0 included), NaN or infinite time.
+        if t.is_sign_negative() || !t.is_finite() {
+            return Some(
+                RowError::new(
+                    Code::InvalidDocumentError,
+                    format!("Row {row} isn't a valid document: {}", invalid_time(t)),
+                )
+                .at(Some("_creationTime".into())),
+            );
+        }
+    }
+    if let IdField::NotString(value) = &scan.id {
+        return Some(
+            RowError::new(
+                Code::InvalidIdError,
+                format!(
+                    "Row {row}: '_id' field {value} is not a string, so the document can't keep it"
+                ),
+            )
+            .at(Some("_id".into())),
+        );
+    }
+    if let CreationTime::NotFloat { integer } = scan.creation_time {
+        // Only in a uniform export can a number be an Int64.
+        let integer = match integer {
+            true => " (an integer is an Int64 in a uniform export)",
+            false => "",
+        };
+        return Some(
+            RowError::new(
+                Code::InvalidCreationTimeError,
+                format!("Row {row}: '_creationTime' must be a floating-point number of milliseconds{integer}"),
+            )
+            .at(Some("_creationTime".into())),
+        );
+    }
+    let mut violations: Vec<(String, Option<String>)> = Vec::new();
+    if stats.nesting > MAX_DOCUMENT_NESTING {
+        violations.push((
+            format!(
+                "Document is too nested (nested {} levels deep > maximum nesting {MAX_DOCUMENT_NESTING})",
+                stats.nesting
+            ),
+            None,
+        ));
+    }
+    if let CreationTime::Float(t) = scan.creation_time {
+        if !(t > 0.0 && t < MAX_CREATION_TIME) {
+            violations.push((invalid_time(t), Some("_creationTime".into())));
+        }
+    }
+    let mut system_fields: Vec<&String> = scan.underscore_fields.iter().collect();
+    system_fields.sort();
+    system_fields.dedup();
+    for field in system_fields {
+        violations.push((
+            format!("Field '{field}' starts with an underscore, which is only allowed for system fields like '_id'"),
+            Some(field_path(&[Segment::Field(field.into())])),
+        ));
+    }
+    let field = violations.first()?.1.clone();
+    let messages: Vec<String> = violations.into_iter().map(|(message, _)| message).collect();
+    Some(
+        RowError::new(
+            Code::InvalidDocumentError,
+            format!("Row {row} isn't a valid document: {}", messages.join("\n ")),
+        )
+        .at(field),
+    )
 }
 
 /// Formats a byte count with binary units, two decimals ("1.00 MiB").
@@ -278,7 +326,8 @@ struct Scan<'de> {
     problem_field: Option<String>,
     id: IdField,
     creation_time: CreationTime,
-    underscore_field: Option<String>,
+    /// Every top-level field starting with `_` but `_id` and `_creationTime`.
+    underscore_fields: Vec<String>,
     /// Where the walk is: the fields and indexes from the document down,
     /// when `track_path` (a walk that names the field of an error).
     path: Vec<Segment<'de>>,
@@ -579,9 +628,7 @@ impl<'de> Visitor<'de> for Walk<'_, 'de> {
                         format!("Field name {name} starts with '$', which is reserved.")
                     });
                 }
-                Key::Underscore(name) if self.scan.underscore_field.is_none() => {
-                    self.scan.underscore_field = Some(name.clone());
-                }
+                Key::Underscore(name) => self.scan.underscore_fields.push(name.clone()),
                 _ => {}
             }
             let child = map.next_value_seed(self.child(role))?;
@@ -1123,6 +1170,51 @@ mod tests {
             "Row 1 wasn't a valid Convex value: expected object, received an array"
         );
         assert_eq!(code("5", ValueRules::Plain), Code::InvalidConvexValue);
+    }
+
+    /// Convex inserts a converted document by checking its size, then its
+    /// `_id`, then its `_creationTime`, then every rule of a valid document
+    /// in one message; a row with several problems gets the first.
+    #[test]
+    fn insert_problems_come_in_convex_order() {
+        let big = "x".repeat(1 << 20);
+        // The size before anything else.
+        let e = check(
+            &format!(r#"{{"_x":1,"_id":5,"s":"{big}"}}"#),
+            ValueRules::Plain,
+        )
+        .unwrap_err();
+        assert_eq!((e.code, e.id_first), (Code::ValueTooLargeError, None));
+        // The rest after the `_id`, which the caller checks first.
+        let e = check(r#"{"_id":"nope","_x":1}"#, ValueRules::Plain).unwrap_err();
+        assert_eq!(e.code, Code::InvalidDocumentError);
+        assert!(matches!(e.id_first, Some(IdField::Invalid(ref s, _)) if s == "nope"));
+        // A time Convex cannot read, before an `_id` that is not a string.
+        let e = check(r#"{"_id":5,"_creationTime":-1.0}"#, ValueRules::Plain).unwrap_err();
+        assert_eq!(e.code, Code::InvalidDocumentError);
+        assert_eq!(e.field.as_deref(), Some("_creationTime"));
+        let e = check(r#"{"_id":5,"_creationTime":1}"#, ValueRules::Uniform).unwrap_err();
+        assert_eq!(e.code, Code::InvalidIdError);
+        let e = check(r#"{"_creationTime":1,"_x":1}"#, ValueRules::Uniform).unwrap_err();
+        assert_eq!(e.code, Code::InvalidCreationTimeError);
+        // Every broken rule at once: nesting, time, then system fields sorted.
+        let deep = format!("{}1{}", r#"{"a":"#.repeat(16), "}".repeat(16));
+        let e = check(
+            &format!(r#"{{"_b":1,"_creationTime":0.0,"_a":{deep},"_b":2}}"#),
+            ValueRules::Plain,
+        )
+        .unwrap_err();
+        assert_eq!(e.code, Code::InvalidDocumentError);
+        assert_eq!(
+            e.message,
+            "Row 1 isn't a valid document: Document is too nested (nested 17 levels deep > maximum nesting 16)\n \
+             The '_creationTime' field should be a timestamp in milliseconds, is 0\n \
+             Field '_a' starts with an underscore, which is only allowed for system fields like '_id'\n \
+             Field '_b' starts with an underscore, which is only allowed for system fields like '_id'"
+        );
+        assert_eq!(e.field, None);
+        let e = check(r#"{"_creationTime":5.0,"_z":1,"_y":1}"#, ValueRules::Plain).unwrap_err();
+        assert_eq!(e.field.as_deref(), Some("_y"));
     }
 
     #[test]

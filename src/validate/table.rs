@@ -248,9 +248,10 @@ impl TableChecker {
         }
     }
 
-    /// The full checker, with Convex's messages.
+    /// The full checker, with Convex's messages. When Convex would check
+    /// the document's `_id` before its error, the `_id` is checked first.
     fn check_whole(
-        &self,
+        &mut self,
         bytes: &[u8],
         row: u64,
         line: u64,
@@ -261,9 +262,16 @@ impl TableChecker {
                 format!("Import wasn't valid UTF8: line {line} is not valid UTF-8 ({e})"),
             )
         })?;
-        check_document(text, self.rules, row, self.number).map_err(|e| RowFinding {
-            field: e.field,
-            ..RowFinding::new(e.code, e.message)
+        let error = match check_document(text, self.rules, row, self.number) {
+            Ok(doc) => return Ok(doc),
+            Err(error) => error,
+        };
+        if let Some(id) = &error.id_first {
+            self.accept_id_field(id, line)?;
+        }
+        Err(RowFinding {
+            field: error.field,
+            ..RowFinding::new(error.code, error.message)
         })
     }
 
