@@ -51,6 +51,22 @@ fn jsonl_rows() {
     assert!(report.valid);
 }
 
+/// A row that is not an object is named by its compact JSON, as Convex
+/// prints the value it parsed.
+#[test]
+fn rows_that_are_not_objects_are_named_as_convex_prints_them() {
+    let report = check_with("t.jsonl", b"[1, {\"a\": 2}]\n1e2\n-0\n", &into("t"));
+    let messages: Vec<&str> = report.errors.iter().map(|e| e.message.as_str()).collect();
+    assert_eq!(
+        messages,
+        vec![
+            "Row 1 wasn't a valid Convex value: expected object, received [1,{\"a\":2}]",
+            "Row 2 wasn't a valid Convex value: expected object, received 100.0",
+            "Row 3 wasn't a valid Convex value: expected object, received -0.0",
+        ]
+    );
+}
+
 #[test]
 fn single_table_names() {
     assert_eq!(codes(&check("t.jsonl", b"{}")), vec![Code::InvalidOptions]);

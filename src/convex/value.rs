@@ -139,7 +139,7 @@ pub fn check_document(
     let mut de = serde_json::Deserializer::from_str(line);
     let walked = walk(&mut de, rules, false).and_then(|walked| de.end().map(|()| walked));
     let (scan, stats) = walked.map_err(|e| json_error(row, e))?;
-    judge(scan, stats, row, table_number)
+    judge(scan, stats, line, row, table_number)
         .or_else(|_| check_as_converted(line, rules, row, table_number))
 }
 
@@ -153,7 +153,7 @@ fn check_as_converted(
 ) -> Result<CheckedDocument, RowError> {
     let value: serde_json::Value = serde_json::from_str(line).map_err(|e| json_error(row, e))?;
     let (scan, stats) = walk(value, rules, true).map_err(|e| json_error(row, e))?;
-    judge(scan, stats, row, table_number)
+    judge(scan, stats, line, row, table_number)
 }
 
 /// Convex's error for a line (`row`) that is not JSON.
@@ -172,15 +172,17 @@ fn json_error(row: u64, e: serde_json::Error) -> RowError {
 fn judge(
     scan: Scan<'_>,
     stats: Stats,
+    line: &str,
     row: u64,
     table_number: Option<u32>,
 ) -> Result<CheckedDocument, RowError> {
     if let Some(problem) = scan.problem {
         return Err(match problem {
             Problem::Value(inner) => RowError::convex_value(row, inner).at(scan.problem_field),
-            Problem::NotObject(received) => {
-                RowError::convex_value(row, format!("expected object, received {received}"))
-            }
+            Problem::NotObject => RowError::convex_value(
+                row,
+                format!("expected object, received {}", compact_excerpt(line)),
+            ),
             Problem::WrapperRow => {
                 RowError::new(Code::NotAnObject, format!("Row {row} wasn't an object"))
             }
@@ -292,6 +294,14 @@ fn insert_error(scan: &Scan<'_>, stats: Stats, row: u64) -> Option<RowError> {
     )
 }
 
+/// The compact JSON of a row Convex names in an error, its first 100 bytes.
+fn compact_excerpt(line: &str) -> String {
+    let compact = serde_json::from_str::<serde_json::Value>(line)
+        .and_then(|value| serde_json::to_string(&value))
+        .unwrap_or_else(|_| line.trim().to_owned());
+    crate::report::excerpt(&compact, 100)
+}
+
 /// Formats a byte count with binary units, two decimals ("1.00 MiB").
 pub fn binary_size(bytes: u64) -> String {
     const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
@@ -313,7 +323,7 @@ pub fn binary_size(bytes: u64) -> String {
 /// (which parses the whole line before converting it).
 enum Problem {
     Value(String),
-    NotObject(String),
+    NotObject,
     WrapperRow,
 }
 
@@ -455,7 +465,7 @@ impl<'de> DeserializeSeed<'de> for Walk<'_, 'de> {
 impl<'de> Walk<'_, 'de> {
     fn scalar(self, description: impl FnOnce() -> String, size: u64) -> Stats {
         match self.role {
-            Role::Document => self.scan.fail(Problem::NotObject(description())),
+            Role::Document => self.scan.fail(Problem::NotObject),
             Role::Id => self.scan.id = IdField::NotString(description()),
             Role::CreationTime => {
                 self.scan.creation_time = CreationTime::NotFloat { integer: false }
@@ -574,7 +584,7 @@ impl<'de> Visitor<'de> for Walk<'_, 'de> {
             });
         }
         match self.role {
-            Role::Document => self.scan.fail(Problem::NotObject("an array".into())),
+            Role::Document => self.scan.fail(Problem::NotObject),
             Role::Id => self.scan.id = IdField::NotString("an array".into()),
             Role::CreationTime => {
                 self.scan.creation_time = CreationTime::NotFloat { integer: false }
@@ -1163,13 +1173,31 @@ mod tests {
 
     #[test]
     fn rows_must_be_objects() {
-        let e = check("[1,2]", ValueRules::Plain).unwrap_err();
-        assert_eq!(e.code, Code::InvalidConvexValue);
+        // Convex names the row by its compact JSON, cut at 100 bytes.
+        for (row, received) in [
+            ("[1, 2]", "[1,2]"),
+            ("1.0", "1.0"),
+            ("1e2", "100.0"),
+            ("-0", "-0.0"),
+            (" \"a\" ", "\"a\""),
+        ] {
+            let e = check(row, ValueRules::Plain).unwrap_err();
+            assert_eq!(e.code, Code::InvalidConvexValue);
+            assert_eq!(
+                e.message,
+                format!("Row 1 wasn't a valid Convex value: expected object, received {received}")
+            );
+        }
+        let long = format!("[{}]", vec!["1"; 60].join(", "));
+        let e = check(&long, ValueRules::Uniform).unwrap_err();
+        let cut = format!("[{}", vec!["1"; 60].join(","));
         assert_eq!(
             e.message,
-            "Row 1 wasn't a valid Convex value: expected object, received an array"
+            format!(
+                "Row 1 wasn't a valid Convex value: expected object, received {}...",
+                &cut[..100]
+            )
         );
-        assert_eq!(code("5", ValueRules::Plain), Code::InvalidConvexValue);
     }
 
     /// Convex inserts a converted document by checking its size, then its
