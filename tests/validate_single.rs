@@ -67,6 +67,23 @@ fn rows_that_are_not_objects_are_named_as_convex_prints_them() {
     );
 }
 
+/// Convex prints a CSV header it refuses with `{:?}`, quotes and control
+/// characters escaped.
+#[test]
+fn csv_headers_are_named_as_convex_prints_them() {
+    let report = check_with("t.csv", b"\"a\"\"b\",\tc\n1,2\n", &into("t"));
+    assert_eq!(codes(&report), vec![Code::CsvInvalidHeader]);
+    assert_eq!(
+        report.errors[0].message,
+        "CSV header \"\\tc\" isn't a valid field name: Field name \tc has invalid character '\t': Field names can only contain non-control ASCII characters"
+    );
+    let report = check_with("t.csv", b"\"$a\"\"b\"\n1\n", &into("t"));
+    assert_eq!(
+        report.errors[0].message,
+        r#"CSV header "$a\"b" isn't a valid field name: Field name $a"b starts with '$', which is reserved."#
+    );
+}
+
 #[test]
 fn single_table_names() {
     assert_eq!(codes(&check("t.jsonl", b"{}")), vec![Code::InvalidOptions]);

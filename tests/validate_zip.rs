@@ -178,7 +178,7 @@ fn tables_rows_are_checked() {
         r#"{"name":"users","id":10002}"#,
         r#"[1]"#,
         r#"{"id":10003}"#,
-        r#"{"name":"bad name","id":10004}"#,
+        r#"{"name":"bad\"name","id":10004}"#,
         r#"{"name":"t","id":"10005"}"#,
         r#"{"name":"z","id":0}"#,
         r#"{"name":"_hidden","id":10006}"#,
@@ -209,6 +209,34 @@ fn tables_rows_are_checked() {
     assert_eq!(
         report.errors[2].message,
         "Row 4 wasn't a valid Convex value: table requires name"
+    );
+    // Convex prints the name, and the `id` it could not take, with `{:?}`.
+    assert!(report.errors[3]
+        .message
+        .starts_with(r#""bad\"name" isn't a valid table name: "#));
+    assert_eq!(
+        report.errors[4].message,
+        r#"Row 6 wasn't a valid Convex value: table requires id (received Some(String("10005")))"#
+    );
+    assert_eq!(
+        report.errors[5].message,
+        "Row 7 wasn't a valid Convex value: table requires id (received Some(Number(0)))"
+    );
+    let missing = check(
+        "t.zip",
+        &zip(&[(
+            "_tables/documents.jsonl",
+            br#"{"name":"t","id":0.5}
+{"name":"u"}"#,
+        )]),
+    );
+    let messages: Vec<&str> = missing.errors.iter().map(|e| e.message.as_str()).collect();
+    assert_eq!(
+        messages,
+        vec![
+            "Row 1 wasn't a valid Convex value: table requires id (received Some(Number(0.5)))",
+            "Row 2 wasn't a valid Convex value: table requires id (received None)",
+        ]
     );
     let lines: Vec<u64> = report.errors.iter().map(|e| e.line.unwrap()).collect();
     assert_eq!(lines, vec![2, 3, 4, 5, 6, 7, 8, 9]);

@@ -47,7 +47,7 @@ impl<R: Read> CsvRows<R> {
             if let Err(reason) = check_field_name(name) {
                 return Err(RowError::new(
                     Code::CsvInvalidHeader,
-                    format!("CSV header \"{name}\" isn't a valid field name: {reason}"),
+                    format!("CSV header {name:?} isn't a valid field name: {reason}"),
                 )
                 .at(Some(name.to_owned())));
             }

@@ -876,19 +876,18 @@ fn read_tables_entry<R: Read + Seek>(
         if let Err(reason) = check_identifier(name) {
             ctx.error(fail(
                 Code::InvalidName,
-                format!("\"{name}\" isn't a valid table name: {reason}"),
+                format!("{name:?} isn't a valid table name: {reason}"),
             ));
             continue;
         }
         // Convex casts the number with saturation: fractions truncate, negatives become 0.
         let number = object.get("id").and_then(|n| n.as_f64()).map(|n| n as u32);
         let Some(number) = number.filter(|n| *n != 0) else {
-            let received = object
-                .get("id")
-                .map_or("nothing".to_owned(), |v| v.to_string());
+            // Convex prints the optional JSON value with `{:?}`: `Some(String("1"))`, `None`.
+            let received = object.get("id");
             ctx.error(fail(
                 Code::InvalidConvexValue,
-                format!("Row {row} wasn't a valid Convex value: table requires id (received {received})"),
+                format!("Row {row} wasn't a valid Convex value: table requires id (received {received:?})"),
             ));
             continue;
         };
