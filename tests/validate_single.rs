@@ -126,6 +126,14 @@ fn json_arrays() {
         codes(&check_with("t.json", b"{\"a\":1}", &into("t"))),
         vec![Code::NotJsonArray]
     );
+    // Convex parses the bytes as JSON: bad UTF-8 is not JSON, where it is.
+    let report = check_with("t.json", b"[{\"a\":1},\n{\"b\":\"\xff\"}]", &into("t"));
+    assert_eq!(codes(&report), vec![Code::NotJson]);
+    assert_eq!(
+        report.errors[0].message,
+        "Not valid JSON: invalid unicode code point at line 2 column 7"
+    );
+    assert_eq!(report.errors[0].line, Some(2));
     let report = check_with("t.json", b"[{\"a\":1},\n5,\n{\"$x\":1}]", &into("t"));
     assert_eq!(
         codes(&report),

@@ -308,10 +308,14 @@ impl Scan<'_> {
         let text = match std::str::from_utf8(&bytes) {
             Ok(text) => text,
             Err(e) => {
-                ctx.error(self.at(Finding::new(
-                    Code::NotUtf8,
-                    format!("Import wasn't valid UTF8: {e}"),
-                )));
+                // Convex parses the bytes as JSON, which refuses bad UTF-8
+                // (or whatever comes first) as not JSON.
+                let finding = match serde_json::from_slice::<serde_json::Value>(&bytes) {
+                    Err(e) => Finding::new(Code::NotJson, format!("Not valid JSON: {e}"))
+                        .line(e.line() as u64),
+                    Ok(_) => Finding::new(Code::NotUtf8, format!("Import wasn't valid UTF8: {e}")),
+                };
+                ctx.error(self.at(finding));
                 return Ok(());
             }
         };
