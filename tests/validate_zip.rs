@@ -171,6 +171,36 @@ fn table_number_conflicts() {
         .contains("conflict between `table1` and `table2`"));
 }
 
+/// A component folder is `_components/<name>/` with a name that is not
+/// empty; names are checked from the innermost out, as Convex peels them.
+#[test]
+fn component_folders_are_read_as_convex_reads_them() {
+    let line = doc(10001, 1, "") + "\n";
+    let report = check(
+        "c.zip",
+        &zip(&[("_components//t/documents.jsonl", line.as_bytes())]),
+    );
+    assert!(report.valid, "{:?}", report.errors);
+    assert_eq!(
+        (
+            report.tables[0].component.as_str(),
+            report.tables[0].name.as_str()
+        ),
+        ("", "t")
+    );
+    let report = check(
+        "c.zip",
+        &zip(&[(
+            "_components/a-b/_components/c-d/t/documents.jsonl",
+            line.as_bytes(),
+        )]),
+    );
+    assert_eq!(codes(&report), vec![Code::InvalidComponentName]);
+    assert!(report.errors[0]
+        .message
+        .starts_with("component name 'c-d' invalid: "));
+}
+
 #[test]
 fn tables_rows_are_checked() {
     let rows = [

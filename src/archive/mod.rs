@@ -180,9 +180,10 @@ pub fn check_component_path(path: &str) -> Result<(), String> {
     Ok(())
 }
 
-/// The component path a prefix names: `_components/<name>/` groups peeled
-/// from the right (each `_components` at the start or after a `/`), appended
-/// to `base`. Whatever is left of the prefix is ignored.
+/// The component path a prefix names: `_components/<name>/` groups (a
+/// name is not empty) peeled from the right (each `_components` at the
+/// start or after a `/`), appended to `base`. Whatever is left of the prefix
+/// is ignored. Names are checked as they are peeled, the last one first.
 pub fn component_path(prefix: &str, base: &str) -> Result<String, NameError> {
     let mut names = Vec::new();
     let mut rest = prefix;
@@ -191,20 +192,20 @@ pub fn component_path(prefix: &str, base: &str) -> Result<String, NameError> {
         let Some(head) = before.strip_suffix("_components/") else {
             break;
         };
-        if !(head.is_empty() || head.ends_with('/')) {
+        if name.is_empty() || !(head.is_empty() || head.ends_with('/')) {
             break;
         }
-        names.push(name);
-        rest = head;
-    }
-    let mut path = base.to_owned();
-    for name in names.iter().rev() {
         if let Err(reason) = check_identifier(name) {
             return Err(NameError {
                 code: Code::InvalidComponentName,
                 message: format!("component name '{name}' invalid: {reason}"),
             });
         }
+        names.push(name);
+        rest = head;
+    }
+    let mut path = base.to_owned();
+    for name in names.iter().rev() {
         if !path.is_empty() {
             path.push('/');
         }
@@ -264,6 +265,12 @@ mod tests {
             ("__MACOSX/users/._documents.jsonl", EntryKind::Ignored),
             ("__MACOSX/users/documents.jsonl", docs("", "users")),
             ("users\\documents.jsonl", EntryKind::Ignored),
+            // A component name is not empty: `_components//` is a plain folder.
+            ("_components//t/documents.jsonl", docs("", "t")),
+            (
+                "_components/a/_components//t/documents.jsonl",
+                docs("", "t"),
+            ),
             ("README.md", EntryKind::Ignored),
             (
                 "users/generated_schema.jsonl",
@@ -301,6 +308,9 @@ mod tests {
         let e = classify("_components/bad-name/t/documents.jsonl", "").unwrap_err();
         assert_eq!(e.code, Code::InvalidComponentName);
         assert!(e.message.starts_with("component name 'bad-name' invalid: "));
+        // Names are checked as Convex peels them, the last one first.
+        let e = classify("_components/a-b/_components/c-d/t/documents.jsonl", "").unwrap_err();
+        assert!(e.message.starts_with("component name 'c-d' invalid: "));
         // The table name is checked before the component path.
         assert_eq!(
             classify("_components/bad-name/1t/documents.jsonl", "")
