@@ -112,6 +112,10 @@ const SINGLE_TABLE = [
   ['bad name.jsonl', '{"a":1}\n', { table: '1users', component: 'a' }],
   ['rows.txt', '{"a":1}\n', { table: 'users', format: 'jsonl' }],
   ['bom.jsonl', '\uFEFF{"a":1}\n', { table: 'users' }],
+  // Rows with several problems, and rows that are not objects.
+  ['several.jsonl', '[1, {"a": 2}]\n1e2\n{"_id":"nope","_x":1}\n{"_creationTime":0.0,"_b":1,"_a":2}\n', { table: 'users' }],
+  ['header.csv', '"a""b",\tc\n1,2\n', { table: 'users' }],
+  ['utf8.json', Buffer.concat([Buffer.from('[{"b":"'), Buffer.from([0xff]), Buffer.from('"}]')]), { table: 'users' }],
 ];
 
 test('single-table files', async (t) => {
