@@ -5,6 +5,7 @@
 
 import {
   SnappackError,
+  checkTargetRequest,
   coreOptionsJson,
   defaultWorkers,
   fileNameOf,
@@ -61,14 +62,7 @@ export async function validate(input, options) {
   const fileName = fileNameOf(input, options);
   const workers = workersOption(options.workers, defaultWorkers(globalThis.navigator?.hardwareConcurrency));
   signal?.throwIfAborted();
-  let module;
-  try {
-    module = await compiledModule();
-  } catch (error) {
-    throw new SnappackError('WorkerFailed', `cannot load snappack's WebAssembly: ${error.message}`, {
-      cause: error,
-    });
-  }
+  const module = await loadedModule();
   signal?.throwIfAborted();
   const request = {
     type: 'validate',
@@ -93,6 +87,29 @@ export async function validate(input, options) {
       ),
     merge: (shards, mergeSignal) => inWorker({ type: 'merge', module, shards }, { signal: mergeSignal }),
   });
+}
+
+/**
+ * The table numbers and conflicts of a validated input with `options.target`
+ * in `options.mode`, from its Report alone: the input is not read again.
+ * @param {import('./index.js').Report} report
+ * @param {import('./index.js').TargetCheckOptions} options
+ * @returns {Promise<import('./index.js').TargetCheck>}
+ */
+export async function checkTarget(report, options) {
+  const request = checkTargetRequest(report, options);
+  return inWorker({ ...request, module: await loadedModule() }, {});
+}
+
+/** The compiled module, or `WorkerFailed` when it cannot be loaded. */
+async function loadedModule() {
+  try {
+    return await compiledModule();
+  } catch (error) {
+    throw new SnappackError('WorkerFailed', `cannot load snappack's WebAssembly: ${error.message}`, {
+      cause: error,
+    });
+  }
 }
 
 /** Panics inside the worker's WebAssembly, to test that a panic only rejects. @internal */

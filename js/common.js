@@ -232,7 +232,12 @@ export function answerRequest(wasm, data, post, work) {
     const onProgress = data.progress
       ? (bytesRead, bytesTotal, documents) => post({ type: 'progress', progress: { bytesRead, bytesTotal, documents } })
       : undefined;
-    const [result, transfer = []] = data.type === 'merge' ? [mergeShards(wasm, data.shards)] : work(onProgress);
+    const [result, transfer = []] =
+      data.type === 'merge'
+        ? [mergeShards(wasm, data.shards)]
+        : data.type === 'checkTarget'
+          ? [JSON.parse(wasm.checkTarget(data.report, data.target, data.mode))]
+          : work(onProgress);
     post({ type: 'done', result }, transfer);
   } catch (error) {
     const failure = fromWasmError(error, panicMessage);
@@ -242,6 +247,34 @@ export function answerRequest(wasm, data, post, work) {
       message: String(failure?.message ?? failure),
     });
   }
+}
+
+/**
+ * The worker request of `checkTarget(report, options)`: the report's JSON,
+ * the target's and the mode, checked; throws a SnappackError on misuse.
+ */
+export function checkTargetRequest(report, options) {
+  if (report === null || typeof report !== 'object' || !Array.isArray(report.tables)) {
+    throw new SnappackError('InvalidInput', 'report must be a Report of validate (an object with its tables)');
+  }
+  if (options === null || typeof options !== 'object') {
+    throw new SnappackError('InvalidOptions', 'options must be an object: { target, mode }');
+  }
+  const { target, mode = 'requireEmpty', ...rest } = options;
+  const unknown = Object.keys(rest)[0];
+  if (unknown !== undefined) throw new SnappackError('InvalidOptions', `unknown option "${unknown}"`);
+  if (target === undefined || target === null) {
+    throw new SnappackError('InvalidOptions', 'option "target" is required: the server\'s tables, as fetchTables gives them');
+  }
+  checkedOption('target', target);
+  checkedOption('mode', mode);
+  let json;
+  try {
+    json = { report: JSON.stringify(report), target: JSON.stringify(target) };
+  } catch (error) {
+    throw new SnappackError('InvalidInput', `the report or target cannot be sent as JSON: ${error.message}`);
+  }
+  return { type: 'checkTarget', ...json, mode };
 }
 
 /** The Report of the workers' `validateShard` results (JSON texts). */

@@ -237,6 +237,45 @@ export declare function validate(
   options?: ValidateOptions,
 ): Promise<Report>;
 
+/** Options of {@link checkTarget}. */
+export interface TargetCheckOptions {
+  /** The target deployment's tables (the server's, from {@link fetchTables}). */
+  target: TargetTables;
+  /** The import mode (default `requireEmpty`). */
+  mode?: ImportMode;
+}
+
+/** What a validated input's tables meet in a target deployment in one import mode. */
+export interface TargetCheck {
+  /** The report's tables, numbered as the import numbers them (a table the input gives no number takes the target's: `number_source` `'target'`). */
+  tables: TableSummary[];
+  /**
+   * The conflicts with the target's tables in the mode, as `validate` with
+   * `target` and `mode` lists them (`TableExists`, `TableNumberConflict`,
+   * `TableConflict`, `TooManyTables`); empty when there are none.
+   */
+  errors: Finding[];
+  /**
+   * False when a table numbered here holds documents whose `_id`s were not
+   * checked against that number (the report warned of them with
+   * `UnassignedTableNumber`, or numbered the table from another target):
+   * only `validate` with `target` and `mode` lists the `ImportConflict`s
+   * they may meet.
+   */
+  exact: boolean;
+}
+
+/**
+ * The table numbers and conflicts of a validated input with `options.target`
+ * in `options.mode`, from its Report alone: the input is not read again, so
+ * this is quick whatever the input's size. Give it the report of `validate`
+ * without `target` (with one, that target's conflicts are among its
+ * errors). Rejects with a {@link SnappackError}: `InvalidInput` for
+ * something other than a Report, `InvalidOptions` for a missing or invalid
+ * `target` or `mode`.
+ */
+export declare function checkTarget(report: Report, options: TargetCheckOptions): Promise<TargetCheck>;
+
 /** The server's tables, as `GET /api/tables` lists them (the shape of {@link TargetTables}). */
 export interface ServerTables {
   tables: Required<TargetTable>[];

@@ -14,11 +14,13 @@ export type {
   Schema,
   StorageSummary,
   TableSummary,
+  TargetCheck,
+  TargetCheckOptions,
   TargetTable,
   TargetTables,
   ValidateOptions,
 } from './index.js';
-export { SnappackError, validate } from './index.js';
+export { SnappackError, checkTarget, validate } from './index.js';
 
 /**
  * Validates the file at `path` without reading it into memory: it is read

@@ -12,6 +12,7 @@ import { Worker } from 'node:worker_threads';
 
 import {
   SnappackError,
+  checkTargetRequest,
   coreOptionsJson,
   defaultWorkers,
   fileNameOf,
@@ -122,6 +123,17 @@ function validateInWorkers(request, count, size, { onProgress, signal }) {
       inWorker({ ...request, shard: { index, count } }, { onProgress: onShardProgress, signal: shardSignal }),
     merge: (shards, mergeSignal) => inWorker({ type: 'merge', shards }, { signal: mergeSignal }),
   });
+}
+
+/**
+ * The table numbers and conflicts of a validated input with `options.target`
+ * in `options.mode`, from its Report alone: the input is not read again.
+ * @param {import('./index.js').Report} report
+ * @param {import('./index.js').TargetCheckOptions} options
+ * @returns {Promise<import('./index.js').TargetCheck>}
+ */
+export async function checkTarget(report, options) {
+  return inWorker(checkTargetRequest(report, options), {});
 }
 
 /** Panics inside the worker's WebAssembly, to test that a panic only rejects. @internal */

@@ -5,7 +5,7 @@ mod common;
 use common::*;
 use snappack::convex::DocumentId;
 use snappack::report::{Code, NumberSource};
-use snappack::validate::{ImportMode, Options, TargetTable, TargetTables};
+use snappack::validate::{check_target, ImportMode, Options, TargetTable, TargetTables};
 
 const UNIFORM: &[u8] = b"\"uniform\"\n";
 
@@ -1054,6 +1054,115 @@ fn target_tables_and_modes() {
     assert!(conflict.errors[0]
         .message
         .contains("New table `table1` has IDs that conflict with existing table `table9`"));
+}
+
+#[test]
+fn a_report_checked_against_a_target_gives_the_numbers_and_conflicts_validating_with_it_gives() {
+    let archive = zip(&[
+        (
+            "_tables/documents.jsonl",
+            b"{\"name\":\"table1\",\"id\":10001}\n{\"name\":\"table2\",\"id\":10002}\n{\"name\":\"empty\",\"id\":10007}\n",
+        ),
+        ("table1/documents.jsonl", doc(10001, 1, "").as_bytes()),
+        ("table2/documents.jsonl", doc(10002, 1, "").as_bytes()),
+        // Numbered by its first `_id`, and by none.
+        ("table4/documents.jsonl", doc(10004, 1, "").as_bytes()),
+        ("table3/documents.jsonl", b"{\"x\":1}\n{\"x\":2}\n"),
+        (
+            "_components/c/table1/documents.jsonl",
+            doc(10001, 2, "").as_bytes(),
+        ),
+    ]);
+    let table = |component: &str, name: &str, number: u32, documents: u64| TargetTable {
+        component: component.into(),
+        name: name.into(),
+        number,
+        documents,
+    };
+    let targets = [
+        vec![],
+        vec![table("", "table1", 10001, 1), table("", "table2", 10002, 0)],
+        vec![table("", "table2", 10001, 1), table("", "table1", 10002, 1)],
+        vec![
+            table("", "table3x", 10001, 1),
+            table("", "table4", 10002, 1),
+        ],
+        // table3 takes the target's number, unless the archive holds it.
+        vec![table("", "table3", 10010, 4), table("", "_storage", 540, 0)],
+        vec![table("", "table3", 10004, 4), table("", "other", 10009, 2)],
+        vec![table("c", "table1", 10005, 1), table("c", "x", 10001, 1)],
+        vec![
+            table("", "empty", 10008, 3),
+            table("", "_scheduled_jobs", 10007, 3),
+        ],
+    ];
+    let base = check("m.zip", &archive);
+    assert!(base.valid, "{:?}", base.errors);
+    for tables in targets {
+        let target = TargetTables { tables };
+        for mode in [
+            ImportMode::RequireEmpty,
+            ImportMode::Append,
+            ImportMode::Replace,
+            ImportMode::ReplaceAll,
+        ] {
+            let options = Options {
+                mode,
+                target: Some(target.clone()),
+                ..Options::default()
+            };
+            let with = check_with("m.zip", &archive, &options);
+            let checked = check_target(&base, &target, mode).unwrap();
+            let why = format!("{mode:?} against {:?}", target.tables);
+            assert!(checked.exact, "{why}");
+            assert_eq!(checked.tables, with.tables, "{why}");
+            assert_eq!(checked.errors, with.errors, "{why}");
+        }
+    }
+
+    // A list no deployment has is refused.
+    let twice = TargetTables {
+        tables: vec![table("", "t", 10001, 0), table("", "t", 10002, 0)],
+    };
+    let refused = check_target(&base, &twice, ImportMode::Append).unwrap_err();
+    assert_eq!(refused.code(), "InvalidOptions");
+    assert!(
+        refused.to_string().contains("table 't' is listed twice"),
+        "{refused}"
+    );
+
+    // Documents with `_id`s after a first one without: only validating with
+    // the target checks them against the number it gives the table.
+    let late_ids = zip(&[(
+        "t/documents.jsonl",
+        format!("{{\"x\":1}}\n{}\n", doc(10001, 1, "")).as_bytes(),
+    )]);
+    let base = check("late.zip", &late_ids);
+    let target = TargetTables {
+        tables: vec![table("", "t", 10002, 1)],
+    };
+    let checked = check_target(&base, &target, ImportMode::Append).unwrap();
+    assert!(!checked.exact);
+    let with = check_with(
+        "late.zip",
+        &late_ids,
+        &Options {
+            mode: ImportMode::Append,
+            target: Some(target.clone()),
+            ..Options::default()
+        },
+    );
+    assert_eq!(codes(&with), vec![Code::ImportConflict]);
+    assert_eq!(checked.tables, with.tables);
+    // A table the target does not number keeps its ids unchecked, as validating does.
+    let elsewhere = TargetTables {
+        tables: vec![table("", "u", 10002, 1)],
+    };
+    assert!(
+        check_target(&base, &elsewhere, ImportMode::Append)
+            .unwrap()
+            .exact
+    );
 }
 
 #[test]

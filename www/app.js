@@ -4,7 +4,7 @@
 // is remembered by the file's fingerprint and continues when the same file is
 // picked again, even after a reload, packing only the frames the server lacks.
 
-import { validate, fetchImport, fetchTables, startPacking, sendUpload } from './pkg/browser.js';
+import { checkTarget, validate, fetchImport, fetchTables, startPacking, sendUpload } from './pkg/browser.js';
 
 const $ = (id) => document.getElementById(id);
 
@@ -483,12 +483,14 @@ function stopConflictCheck() {
 }
 
 /**
- * Validates again against the server's tables in the chosen mode, and lists
- * the conflicts. A check already running stops: each mode, server or file
- * change starts over. The package's public API validates the whole file for
- * that, so the box shows progress and a Cancel button; a report is kept per
- * mode and server tables, and choosing a mode again with the same tables
- * reuses it.
+ * Checks the file's report against the server's tables in the chosen mode,
+ * and lists the conflicts. A check already running stops: each mode, server
+ * or file change starts over. The report's tables are checked without
+ * reading the file again; only when that cannot be exact (ids the server's
+ * table numbers decide), or the table name or schema changed since the
+ * file's check, is the whole file validated with the server's tables, which
+ * the box shows with progress and a Cancel button. A report is kept per mode
+ * and server tables, and choosing a mode again with the same tables reuses it.
  */
 async function checkConflicts() {
   stopConflictCheck();
@@ -520,7 +522,14 @@ async function checkConflicts() {
     showServerTables(server.tables);
     const key = `${mode} ${JSON.stringify(server.tables)}`;
     report = state.targetReports.get(key);
-    if (!report) {
+    const checked = report || state.optionsChanged ? null : await checkTarget(state.report, { target: server.tables, mode });
+    signal.throwIfAborted();
+    if (checked?.exact) {
+      // The file's report is valid: with the server's tables, its errors are the conflicts.
+      const { errors, tables } = checked;
+      report = { ...state.report, valid: errors.length === 0, tables, errors, error_count: errors.length };
+      state.targetReports.set(key, report);
+    } else if (!report) {
       report = await validate(file, {
         ...(await validateOptions()),
         target: server.tables,

@@ -5,9 +5,11 @@
 
 use std::collections::{HashMap, HashSet};
 
-use super::{in_component, Context, ImportMode, PlannedTable, TargetTable};
+use serde::{Deserialize, Serialize};
+
+use super::{in_component, Context, ImportMode, PlannedTable, TargetTable, TargetTables};
 use crate::convex::MAX_USER_TABLES;
-use crate::report::{Code, Finding, NumberSource};
+use crate::report::{Code, Finding, NumberSource, Report, TableSummary};
 
 /// Numbers claimed in one component.
 #[derive(Default)]
@@ -195,4 +197,121 @@ pub(crate) fn apply_target(
             )));
         }
     }
+}
+
+/// Why [`check_target`] cannot check a report against a target.
+#[derive(Debug, thiserror::Error)]
+pub enum TargetCheckError {
+    /// The target's tables cannot be a deployment's ([`TargetTables::check`]).
+    #[error("the target deployment's tables are not valid: {0}")]
+    InvalidTarget(String),
+}
+
+impl TargetCheckError {
+    /// The stable code: the target is an option of the check.
+    pub fn code(&self) -> &'static str {
+        match self {
+            TargetCheckError::InvalidTarget(_) => "InvalidOptions",
+        }
+    }
+}
+
+/// What an input's tables meet in a target deployment in one import mode,
+/// found from the input's [`Report`] alone by [`check_target`].
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TargetCheck {
+    /// The report's tables, numbered as the import numbers them against the
+    /// target (a table the input gives no number takes the target's).
+    pub tables: Vec<TableSummary>,
+    /// The conflicts with the target's tables in the mode, as validating
+    /// with the target lists them: `TableExists`, `TableNumberConflict`,
+    /// `TableConflict`, `TooManyTables`.
+    pub errors: Vec<Finding>,
+    /// False when the documents of a table numbered here carry `_id`s that
+    /// were not checked against this number (the report warned of them as
+    /// `UnassignedTableNumber`, or numbered the table from another target):
+    /// only validating with the target lists the `ImportConflict`s they meet.
+    pub exact: bool,
+}
+
+/// Checks the tables of a validated input against `target`'s tables in
+/// `mode` without reading the input again: the table numbers and the
+/// conflicts that validating it with `target` and `mode` gives. `report` is
+/// best the report of a validation without a target (with one, its own
+/// conflicts are among its errors); its tables are taken as planned before
+/// any target, numbers from `_tables` and first `_id`s.
+pub fn check_target(
+    report: &Report,
+    target: &TargetTables,
+    mode: ImportMode,
+) -> Result<TargetCheck, TargetCheckError> {
+    target.check().map_err(TargetCheckError::InvalidTarget)?;
+    let mut numbering = Numbering::default();
+    let mut tables: Vec<PlannedTable> = report
+        .tables
+        .iter()
+        .map(|t| {
+            let own = matches!(t.number_source, NumberSource::Tables | NumberSource::Id);
+            let number = t.number.filter(|_| own);
+            // A table whose number clashes was left without one, as the walk does.
+            let number = number.filter(|&n| numbering.claim(&t.component, &t.name, n).is_ok());
+            PlannedTable {
+                component: t.component.clone(),
+                name: t.name.clone(),
+                number,
+                number_source: if number.is_some() {
+                    t.number_source
+                } else {
+                    NumberSource::Unassigned
+                },
+                rules: crate::convex::value::ValueRules::Plain,
+                entries: t.entries.clone(),
+            }
+        })
+        .collect();
+    let options = super::Options {
+        target: Some(target.clone()),
+        mode,
+        max_errors: Some(usize::MAX),
+        ..super::Options::default()
+    };
+    let mut progress = |_| true;
+    let mut ctx = Context::new(&options, &mut progress);
+    apply_target(&mut tables, &mut numbering, &mut ctx);
+    let warned: HashSet<(&str, &str)> = report
+        .warnings
+        .iter()
+        .filter(|w| w.code == Code::UnassignedTableNumber)
+        .filter_map(|w| Some((w.component.as_str(), w.table.as_deref()?)))
+        .collect();
+    let mut exact = true;
+    let tables = report
+        .tables
+        .iter()
+        .zip(&tables)
+        .map(|(before, planned)| {
+            let unchecked_ids = match before.number_source {
+                // Its `_id`s were checked against the other target's number.
+                NumberSource::Target => before.number != planned.number,
+                // Its `_id`s (a `_storage` table's: its files') were checked against none.
+                NumberSource::Unassigned => {
+                    planned.number.is_some()
+                        && (before.name == "_storage"
+                            || warned.contains(&(before.component.as_str(), before.name.as_str())))
+                }
+                NumberSource::Tables | NumberSource::Id => false,
+            };
+            exact &= !unchecked_ids;
+            TableSummary {
+                number: planned.number,
+                number_source: planned.number_source,
+                ..before.clone()
+            }
+        })
+        .collect();
+    Ok(TargetCheck {
+        tables,
+        errors: ctx.errors,
+        exact,
+    })
 }

@@ -149,6 +149,27 @@ pub fn check_tables(
     serde_json::to_string(&report).map_err(|e| api_error("Internal", &e.to_string()))
 }
 
+/// The table numbers and conflicts an input whose Report is `report_json`
+/// meets in the target deployment whose tables are `target_json` (the
+/// `target` option's JSON) in `mode`, without reading the input again:
+/// [`crate::validate::check_target`], as JSON.
+#[wasm_bindgen(js_name = checkTarget)]
+pub fn check_target(report_json: &str, target_json: &str, mode: &str) -> Result<String, JsValue> {
+    let report: crate::Report = serde_json::from_str(report_json).map_err(|e| {
+        api_error(
+            "InvalidInput",
+            &format!("report is not a Report of validate: {e}"),
+        )
+    })?;
+    let target = serde_json::from_str(target_json)
+        .map_err(|e| api_error("InvalidOptions", &format!("invalid target: {e}")))?;
+    let mode = serde_json::from_value(serde_json::Value::from(mode))
+        .map_err(|_| api_error("InvalidOptions", &format!("unknown import mode {mode:?}")))?;
+    let checked = crate::validate::check_target(&report, &target, mode)
+        .map_err(|e| api_error(e.code(), &e.to_string()))?;
+    serde_json::to_string(&checked).map_err(|e| api_error("Internal", &e.to_string()))
+}
+
 /// The input as a [`Source`]: a `Uint8Array`, an `ArrayBuffer`, a `Blob` or
 /// `File` (Web Workers only), or `{ size, read }`.
 fn source_of(input: &JsValue) -> Result<Box<dyn Source>, JsValue> {

@@ -138,7 +138,7 @@ async function newPage(server, { init } = {}) {
 /** For `newPage`'s `init`: counts the page's Web Workers alive (the package ends each with terminate()), the most at once, and those started. */
 function countWorkers() {
   const Native = window.Worker;
-  const workers = { alive: 0, most: 0, started: 0 };
+  const workers = { alive: 0, most: 0, started: 0, requests: [] };
   window.workers = workers;
   window.Worker = class extends Native {
     constructor(...args) {
@@ -146,6 +146,11 @@ function countWorkers() {
       workers.alive += 1;
       workers.started += 1;
       workers.most = Math.max(workers.most, workers.alive);
+    }
+
+    postMessage(message, ...rest) {
+      workers.requests.push(message?.type);
+      super.postMessage(message, ...rest);
     }
 
     terminate() {
@@ -811,6 +816,10 @@ test('the check against the server: one at a time, shown with progress, cancella
   // The workers one check uses.
   const one = await page.evaluate(() => window.workers.most);
   assert.ok(one >= 1);
+  // The file was validated once; its report, not the file, was checked against the server's tables.
+  const requests = await page.evaluate(() => window.workers.requests);
+  assert.equal(requests.filter((type) => type === 'validate').length, one, `${requests}`);
+  assert.deepEqual(requests.filter((type) => type !== 'validate' && type !== 'merge'), ['checkTarget']);
 
   // Quick mode changes, each check waiting for the server's tables: each change stops the last check.
   let held = await holdTables(page);
@@ -866,6 +875,7 @@ test('the check against the server: one at a time, shown with progress, cancella
   await page.waitForSelector('#conflicts.good');
   assert.match(await page.textContent('#conflicts'), /in Replace mode/);
   assert.equal(await page.isEnabled('#upload'), true);
+  assert.equal((await page.evaluate(() => window.workers.requests)).filter((type) => type === 'validate').length, one, 'the file was not read again');
   await page.close();
 });
 

@@ -1,5 +1,5 @@
 // Type-checked by types.test.js against the package's browser types.
-import { fetchImport, fetchTables, pack, sendUpload, startPacking, validate, type Finding, type Progress } from 'snappack';
+import { checkTarget, fetchImport, fetchTables, pack, sendUpload, startPacking, validate, type Finding, type Progress } from 'snappack';
 
 export async function check(file: File, onProgress: (p: Progress) => void): Promise<Finding[]> {
   const report = await validate(file, { table: 'users', schema: { tables: {} }, onProgress });
@@ -38,4 +38,16 @@ export async function send(file: File, url: string, token: string, pause: AbortS
 /** The packed stream itself, at a level and from a frame, as prepareUpload takes them. */
 export function packed(file: File): ReadableStream<Uint8Array> {
   return pack(file, { level: 1, firstFrame: 0, workers: 2 });
+}
+
+/** Conflicts of a validated file for each mode, the file not read again. */
+export async function conflicts(report: Awaited<ReturnType<typeof validate>>, url: string, token: string): Promise<string[]> {
+  const target = await fetchTables(url, token);
+  const checked = await checkTarget(report, { target, mode: 'append' });
+  const numbers = checked.tables.map((t) => t.number ?? 0);
+  // @ts-expect-error: the target is required
+  void checkTarget(report, { mode: 'replace' });
+  // @ts-expect-error: not an import mode
+  void checkTarget(report, { target, mode: 'sideways' });
+  return checked.exact ? checked.errors.map((e) => `${e.code} ${numbers.length}`) : [];
 }

@@ -1,5 +1,5 @@
 // Type-checked by types.test.js against the package's Node types.
-import { SnappackError, validate, validateFile, type Report } from 'snappack';
+import { SnappackError, checkTarget, validate, validateFile, type Report, type TargetCheck } from 'snappack';
 // @ts-expect-error: uploads are the browser entry's, not Node's
 import { upload } from 'snappack';
 
@@ -13,6 +13,8 @@ export async function check(bytes: Uint8Array): Promise<number> {
     signal: AbortSignal.timeout(1000),
   });
   const fromFile = await validateFile('snapshot.zip', { format: 'zip' });
+  const checked: TargetCheck = await checkTarget(fromFile, { target: { tables: [] }, mode: 'replaceAll' });
+  if (!checked.exact || checked.errors.length > 0) return -3;
   const first = report.errors[0];
   if (first !== undefined && first.code === 'DuplicateId') return first.first_line ?? 0;
   try {
