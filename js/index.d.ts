@@ -465,7 +465,7 @@ export interface SendOptions {
   /**
    * Continue this import instead of creating one. It must be open, and in
    * `mode` when given: else the upload rejects with an {@link UploadError}
-   * of code `ImportNotOpen` (finished, failed or cancelled),
+   * of code `UnknownImport` (the server has no such import), `ImportNotOpen` (finished, failed or cancelled),
    * `ModeMismatch`, or with `upload()` and another `frameSize` than the
    * import's, `FrameSizeMismatch`; and nothing is sent.
    */
@@ -529,7 +529,7 @@ export declare class UploadError extends Error {
   readonly name: 'UploadError';
   /**
    * The server's code (`DuplicateId`, `TableExists`, `Unauthorized`, ...), `NetworkError`, `Protocol`,
-   * `InvalidSnapshot`, or for `importId`: `ImportNotOpen`, `ModeMismatch`, `FrameSizeMismatch`.
+   * `InvalidSnapshot`, or for `importId`: `UnknownImport`, `ImportNotOpen`, `ModeMismatch`, `FrameSizeMismatch`.
    */
   readonly code: string;
   /** HTTP status, when the server answered. */

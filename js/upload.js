@@ -126,8 +126,9 @@ export async function fetchImport(url, token, importId, options) {
 
 /**
  * The status of open import `importId`, to continue it in `mode` (any when
- * not given) from its `nextSeq`; throws when it cannot be; null when the
- * server cannot say (sending then finds out why).
+ * not given) from its `nextSeq`; throws when it cannot be (the server does
+ * not know it, say); null when the server cannot say now (no answer, or a
+ * failure: sending retries and finds out).
  */
 async function resumableImport(url, token, importId, mode, frameSize, signal) {
   let status;
@@ -135,6 +136,7 @@ async function resumableImport(url, token, importId, mode, frameSize, signal) {
     status = await fetchImport(url, token, importId, { signal });
   } catch (error) {
     if (signal?.aborted) throw signal.reason;
+    if (error instanceof UploadError && !error.retryable) throw error;
     return null;
   }
   const refusal = notResumable(status, importId, mode);

@@ -1079,6 +1079,8 @@ test("the package's upload(): bytes in, rows on the server; refusals as UploadEr
         // A 200 that is not the server's JSON (here the page itself).
         notSnappack: await refusal(fetchTables(`${url}/index.html?`, token)),
         noOptions: (await fetchTables(url, token, null)).tables.length >= 0,
+        // The server's tables conflict in the default mode: the unknown import is what is refused.
+        unknownImport: await refusal(upload(bytes(good), { url, token, fileName: 'api.zip', importId: 'nosuchimport' })),
       };
     },
     {
@@ -1109,6 +1111,7 @@ test("the package's upload(): bytes in, rows on the server; refusals as UploadEr
   assert.deepEqual(result.badToken, misuse);
   assert.deepEqual(result.notSnappack, { name: 'UploadError', code: 'Protocol', status: null, errors: undefined, retryable: false });
   assert.ok(result.noOptions);
+  assert.deepEqual(result.unknownImport, { name: 'UploadError', code: 'UnknownImport', status: 404, errors: undefined, retryable: false });
   await assertLanded(server, summary);
   await page.close();
 });
