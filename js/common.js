@@ -42,12 +42,7 @@ export function coreOptionsJson(options) {
       throw new SnappackError('InvalidOptions', `unknown option "${name}"`);
     }
   }
-  if (options.onProgress !== undefined && typeof options.onProgress !== 'function') {
-    throw new SnappackError('InvalidOptions', 'onProgress must be a function');
-  }
-  if (options.signal !== undefined && !(options.signal instanceof AbortSignal)) {
-    throw new SnappackError('InvalidOptions', 'signal must be an AbortSignal');
-  }
+  checkHandlers(options, ['onProgress']);
   if (options.fileName !== undefined && options.fileName !== null && typeof options.fileName !== 'string') {
     throw new SnappackError('InvalidOptions', 'fileName must be a string');
   }
@@ -56,6 +51,21 @@ export function coreOptionsJson(options) {
   } catch (error) {
     // A BigInt or a circular object in `schema` or `target`.
     throw new SnappackError('InvalidOptions', `the options cannot be sent as JSON: ${error.message}`);
+  }
+}
+
+/**
+ * Throws `InvalidOptions` unless each option of `callbacks` in `options` is
+ * a function and `signal` an AbortSignal, where given.
+ */
+export function checkHandlers(options, callbacks) {
+  for (const name of callbacks) {
+    if (options[name] !== undefined && typeof options[name] !== 'function') {
+      throw new SnappackError('InvalidOptions', `${name} must be a function`);
+    }
+  }
+  if (options.signal !== undefined && !(options.signal instanceof AbortSignal)) {
+    throw new SnappackError('InvalidOptions', 'signal must be an AbortSignal');
   }
 }
 

@@ -15,7 +15,7 @@
 // after packing the same file with the same options again.
 
 import { compiledModule, inWorker } from './browser.js';
-import { CHOICES, SnappackError, coreOptionsJson, defaultWorkers, fileNameOf, normalizeInput, workersOption } from './common.js';
+import { CHOICES, SnappackError, checkHandlers, coreOptionsJson, defaultWorkers, fileNameOf, normalizeInput, workersOption } from './common.js';
 import init, { UploadMachine } from './web/snappack.js';
 
 /** An upload the server refused, or that could not reach it. */
@@ -538,6 +538,7 @@ export async function sendUpload(prepared, options) {
  */
 async function sendFrames(frames, options) {
   const { url, token, mode, framesPerRequest = 4, onProgress, onImport, signal } = options;
+  checkHandlers(options, ['onProgress', 'onImport']);
   const importId = stringOption('importId', options.importId, true);
   const label = stringOption('label', options.label);
   const base = baseUrl(url);
@@ -673,6 +674,7 @@ export async function upload(input, options) {
   // Checked before any request; sendUpload checks the others.
   stringOption('importId', importId, true);
   stringOption('label', label);
+  checkHandlers({ onProgress, onImport, signal }, ['onProgress', 'onImport']);
   const target = rest.target ?? (await fetchTables(url, token, { signal }));
   const status = importId ? await resumableImport(url, token, importId, mode, frameSize, signal) : null;
   // A continued import is checked and sent in its own mode, and packed in

@@ -202,7 +202,8 @@ test('upload options of the wrong type reject with InvalidOptions before any req
     const server = { url: 'http://127.0.0.1:9', token: 'token' };
     const answerOf = (promise) => promise.then(() => 'resolved', (e) => `${e.name}:${e.code}:${e.message}`);
     const answers = [];
-    for (const wrong of [{ label: 42 }, { label: {} }, { importId: 7 }, { importId: '' }]) {
+    const handlers = [{ onProgress: 'render' }, { onImport: 1 }, { signal: {} }];
+    for (const wrong of [{ label: 42 }, { label: {} }, { importId: 7 }, { importId: '' }, ...handlers]) {
       answers.push(await answerOf(sendUpload(prepared, { ...server, ...wrong })));
       answers.push(await answerOf(upload(file, { ...server, ...wrong })));
     }
@@ -212,6 +213,11 @@ test('upload options of the wrong type reject with InvalidOptions before any req
   });
   const label = 'SnappackError:InvalidOptions:option "label" must be a string';
   const importId = 'SnappackError:InvalidOptions:option "importId" must be a non-empty string';
-  assert.deepEqual(answers, [label, label, label, label, importId, importId, importId, importId, importId]);
+  const misuse = (message) => [`SnappackError:InvalidOptions:${message}`, `SnappackError:InvalidOptions:${message}`];
+  assert.deepEqual(answers, [
+    label, label, label, label, importId, importId, importId, importId,
+    ...misuse('onProgress must be a function'), ...misuse('onImport must be a function'), ...misuse('signal must be an AbortSignal'),
+    importId,
+  ]);
   assert.deepEqual(requests, []);
 });
