@@ -13,7 +13,7 @@ use super::reader::ReadAhead;
 use super::{api_error, progress_forwarder, source_of};
 use crate::client::{FrameEnds, Step, Upload, UploadConfig};
 use crate::migration::{
-    pack as pack_stream, PackError, PackOptions, MAX_FRAME_SIZE, MIN_FRAME_SIZE,
+    pack as pack_stream, EncodeError, PackError, PackOptions, MAX_FRAME_SIZE, MIN_FRAME_SIZE,
 };
 use crate::validate::ImportMode;
 use crate::Options;
@@ -173,18 +173,39 @@ pub fn pack(
     }
     let (packed, report) = match result {
         Ok((mut out, packed)) => {
-            out.flush()
-                .map_err(|e| api_error("WriteFailed", &e.to_string()))?;
+            out.flush().map_err(|e| {
+                api_error("Internal", &format!("handing out the stream failed: {e}"))
+            })?;
             (true, packed.report)
         }
         Err(PackError::Invalid(report)) => (false, *report),
-        Err(PackError::Cancelled(_)) => return Err(api_error("Cancelled", "packing was stopped")),
-        Err(error @ PackError::Encode { .. }) => {
-            return Err(api_error(error.code(), &error.to_string()))
-        }
+        Err(error) => return Err(pack_failure(&error, frame_size)),
     };
     serde_json::to_string(&serde_json::json!({ "packed": packed, "report": report }))
         .map_err(|e| api_error("Internal", &e.to_string()))
+}
+
+/// Why packing stopped, as the package's errors: a frame size too small
+/// for one of the input's items is a misuse of `frameSize`; anything else
+/// (the stream could not be handed out, the walk stopped without an
+/// exception) is the package's own failure.
+fn pack_failure(error: &PackError, frame_size: Option<u32>) -> JsValue {
+    match error {
+        PackError::Encode {
+            error: EncodeError::ItemTooLarge { .. },
+            ..
+        } => api_error(
+            "InvalidOptions",
+            &format!(
+                "{error}: frameSize {} is too small for this input (from 4096 bytes, every table's declaration fits a frame)",
+                frame_size.map_or_else(|| "(default)".to_owned(), |size| size.to_string())
+            ),
+        ),
+        _ => api_error(
+            "Internal",
+            &format!("packing failed ({}): {error}", error.code()),
+        ),
+    }
 }
 
 /// The upload protocol's state machine (`docs/PROTOCOL.md`, "The client"),

@@ -162,9 +162,13 @@ test('aborting ends the worker and rejects with the signal\'s reason', async () 
 
 test('misuse and panics reject with a SnappackError code', async () => {
   const codes = await page.evaluate(async () => {
-    const { validate, __panicForTests } = await import('/pkg/browser.js');
+    const { prepareUpload, validate, __panicForTests } = await import('/pkg/browser.js');
     const codeOf = (promise) => promise.then(() => 'resolved', (error) => `${error.name}:${error.code}`);
+    // A frame size too small for the table's declaration.
+    const rows = new TextEncoder().encode(`{"a":1}\n`);
+    const tooSmall = prepareUpload(rows, { fileName: `${'t'.repeat(60)}.jsonl`, table: 't'.repeat(60), frameSize: 64 });
     return [
+      await codeOf(tooSmall),
       await codeOf(validate('a path')),
       await codeOf(validate(new Uint8Array(4), { mode: 'sideways' })),
       // Bytes and Blobs have no name to tell their format by.
@@ -176,6 +180,7 @@ test('misuse and panics reject with a SnappackError code', async () => {
     ];
   });
   assert.deepEqual(codes, [
+    'SnappackError:InvalidOptions',
     'SnappackError:InvalidInput',
     'SnappackError:InvalidOptions',
     'SnappackError:InvalidOptions',
