@@ -256,11 +256,10 @@ export interface TargetCheck {
    */
   errors: Finding[];
   /**
-   * False when a table numbered here holds documents whose `_id`s were not
-   * checked against that number (the report warned of them with
-   * `UnassignedTableNumber`, or numbered the table from another target):
-   * only `validate` with `target` and `mode` lists the `ImportConflict`s
-   * they may meet.
+   * False when a table numbered here holds documents whose `_id`s may not
+   * have been checked against that number (the report gave the table no
+   * number, or numbered it from another target): only `validate` with
+   * `target` and `mode` lists the `ImportConflict`s they may meet.
    */
   exact: boolean;
 }

@@ -1114,7 +1114,10 @@ fn a_report_checked_against_a_target_gives_the_numbers_and_conflicts_validating_
             let with = check_with("m.zip", &archive, &options);
             let checked = check_target(&base, &target, mode).unwrap();
             let why = format!("{mode:?} against {:?}", target.tables);
-            assert!(checked.exact, "{why}");
+            // table3's rows carry no `_id`s, but a report cannot say so: a
+            // number the target gives it leaves the check inexact.
+            let table3 = checked.tables.iter().find(|t| t.name == "table3");
+            assert_eq!(checked.exact, table3.unwrap().number.is_none(), "{why}");
             assert_eq!(checked.tables, with.tables, "{why}");
             assert_eq!(checked.errors, with.errors, "{why}");
         }

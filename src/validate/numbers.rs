@@ -227,10 +227,11 @@ pub struct TargetCheck {
     /// with the target lists them: `TableExists`, `TableNumberConflict`,
     /// `TableConflict`, `TooManyTables`.
     pub errors: Vec<Finding>,
-    /// False when the documents of a table numbered here carry `_id`s that
-    /// were not checked against this number (the report warned of them as
-    /// `UnassignedTableNumber`, or numbered the table from another target):
-    /// only validating with the target lists the `ImportConflict`s they meet.
+    /// False when a table numbered here has documents (or, for `_storage`,
+    /// files) whose `_id`s may not have been checked against this number:
+    /// the report gave the table no number, or numbered it from another
+    /// target. Then only validating with the target lists the
+    /// `ImportConflict`s they meet.
     pub exact: bool,
 }
 
@@ -278,12 +279,6 @@ pub fn check_target(
     let mut progress = |_| true;
     let mut ctx = Context::new(&options, &mut progress);
     apply_target(&mut tables, &mut numbering, &mut ctx);
-    let warned: HashSet<(&str, &str)> = report
-        .warnings
-        .iter()
-        .filter(|w| w.code == Code::UnassignedTableNumber)
-        .filter_map(|w| Some((w.component.as_str(), w.table.as_deref()?)))
-        .collect();
     let mut exact = true;
     let tables = report
         .tables
@@ -293,11 +288,12 @@ pub fn check_target(
             let unchecked_ids = match before.number_source {
                 // Its `_id`s were checked against the other target's number.
                 NumberSource::Target => before.number != planned.number,
-                // Its `_id`s (a `_storage` table's: its files') were checked against none.
+                // Its `_id`s (a `_storage` table's: its files') were checked
+                // against none. The report's `UnassignedTableNumber` warnings
+                // name the tables whose documents carry `_id`s, but the list
+                // is cut at `max_errors`: any documents may be such.
                 NumberSource::Unassigned => {
-                    planned.number.is_some()
-                        && (before.name == "_storage"
-                            || warned.contains(&(before.component.as_str(), before.name.as_str())))
+                    planned.number.is_some() && (before.name == "_storage" || before.documents > 0)
                 }
                 NumberSource::Tables | NumberSource::Id => false,
             };
