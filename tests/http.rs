@@ -444,6 +444,56 @@ fn a_truncated_body_changes_nothing() {
     }
 }
 
+/// An upload that asks where its import stands after a lost connection,
+/// and finds it cancelled meanwhile (by another client, or by the server at
+/// expiry), stops with `ImportNotOpen` and the import's state, as a refused
+/// append would: the status answer has no code or message of its own.
+#[test]
+fn an_upload_finding_its_import_cancelled_says_so() {
+    use snappack::client::{Request, Step, Upload, UploadConfig};
+    let (_, database) = &common::databases()[0];
+    let server = server(database, |_| {});
+    let config = UploadConfig {
+        backoff_ms: 1,
+        ..UploadConfig::default()
+    };
+    let mut upload = Upload::new(config, 1);
+    let send = |upload: &mut Upload, request: Request| {
+        let body = request.json_body().unwrap_or_default();
+        let answer = server.call(request.method(), &request.path(), body.as_bytes());
+        upload.on_response(answer.status, &answer.body);
+    };
+    let Step::Send(create) = upload.step() else {
+        panic!("no create request")
+    };
+    send(&mut upload, create);
+    let id = upload.id().unwrap().to_owned();
+    assert!(matches!(upload.step(), Step::Send(Request::Append { .. })));
+    // The append is lost on the way; meanwhile the import is cancelled.
+    let cancelled = server.call("POST", &format!("/api/imports/{id}/cancel"), b"");
+    assert_eq!(cancelled.status, 200);
+    upload.on_network_error("connection reset");
+    let status = loop {
+        match upload.step() {
+            Step::Sleep(_) => continue,
+            Step::Send(request) => break request,
+            other => panic!("expected the status request, got {other:?}"),
+        }
+    };
+    assert_eq!(status, Request::Status { id: id.clone() });
+    send(&mut upload, status);
+    let Step::Failed(error) = upload.step() else {
+        panic!("the upload went on with a cancelled import")
+    };
+    assert_eq!(error.code, "ImportNotOpen", "{error}");
+    assert!(
+        error
+            .message
+            .starts_with(&format!("import {id} is cancelled")),
+        "{error}"
+    );
+}
+
 #[test]
 fn imports_are_listed_with_their_label() {
     let (_, database) = &common::databases()[0];

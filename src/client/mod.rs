@@ -548,7 +548,22 @@ impl Upload {
                     None => self.fail(missing("nextSeq")),
                 },
                 Some("finished") => self.state = State::Done(json),
-                _ => self.fail(UploadError::from_body(status, &json)),
+                // Failed or cancelled meanwhile (by another client, by the
+                // server at expiry): the status has no code or message of
+                // its own, so say it as a refused append would.
+                state => {
+                    let id = json.get("id").and_then(|v| v.as_str());
+                    let mut message = format!(
+                        "import {} is {}",
+                        id.or(self.id.as_deref()).unwrap_or("?"),
+                        state.unwrap_or("not open")
+                    );
+                    if let Some(why) = json.get("error").and_then(|v| v.as_str()) {
+                        message.push_str(&format!(" ({why})"));
+                    }
+                    message.push_str(": start a new upload");
+                    self.fail(UploadError::new("ImportNotOpen", message, Some(status)))
+                }
             },
             (Request::Append { .. }, 200) => match next_seq {
                 Some(seq) => {
