@@ -605,6 +605,22 @@ fn thread_and_request_counts_are_bounded() {
     }
 }
 
+/// `upload --url` must be an `http://` address (the server speaks plain
+/// HTTP): an `https://` one, or one without a scheme, is refused at once
+/// (exit 2) with what to give instead, not when connecting.
+#[test]
+fn upload_takes_only_an_http_url() {
+    let input = temp_file("url.zip", &valid_zip());
+    for (url, says) in [
+        ("https://127.0.0.1:9", "plain HTTP only"),
+        ("127.0.0.1:9", "e.g. http://127.0.0.1:8080"),
+    ] {
+        let (code, _, stderr) = snappack(&["upload", arg(&input), "--url", url, "--token", "t"]);
+        assert_eq!(code, 2, "{stderr}");
+        assert!(stderr.contains(says), "{url}: {stderr}");
+    }
+}
+
 /// `serve` started where its web page folder is not says so at once.
 #[test]
 fn serve_warns_when_the_web_page_folder_is_missing() {

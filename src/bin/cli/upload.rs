@@ -31,8 +31,8 @@ use super::{human, parse_frame_size, report_status, Input, InputArgs};
 pub struct UploadArgs {
     #[command(flatten)]
     input: InputArgs,
-    /// The server, e.g. `http://127.0.0.1:8080`.
-    #[arg(long)]
+    /// The server, e.g. `http://127.0.0.1:8080` (plain HTTP, as `snappack serve` speaks).
+    #[arg(long, value_parser = parse_url)]
     url: String,
     /// The server's admin token (default: $SNAPPACK_TOKEN).
     #[arg(long)]
@@ -54,6 +54,19 @@ pub struct UploadArgs {
     /// No progress bar, and only a one-line summary at the end.
     #[arg(long, short)]
     quiet: bool,
+}
+
+/// `--url`: an `http://` address. `snappack serve` has no TLS, and neither
+/// has this client, whose transport would otherwise refuse an `https://`
+/// address only when it connects, in words that do not say why.
+fn parse_url(url: &str) -> Result<String, String> {
+    match url.split_once("://").map(|(scheme, _)| scheme) {
+        Some(scheme) if scheme.eq_ignore_ascii_case("http") => Ok(url.to_owned()),
+        Some(scheme) if scheme.eq_ignore_ascii_case("https") => Err(
+            "upload speaks plain HTTP only, as snappack serve does (no TLS): give the server's http:// address".into(),
+        ),
+        _ => Err("give the server's address with its scheme, e.g. http://127.0.0.1:8080".into()),
+    }
 }
 
 struct Http {
