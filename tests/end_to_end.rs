@@ -389,6 +389,59 @@ fn upload_checks_the_frame_size_before_creating_an_import() {
     assert_eq!(imports["imports"], serde_json::json!([]));
 }
 
+/// A server that takes smaller requests than `upload` sends: requests of
+/// several frames over `--max-request-bytes` are sent again in smaller ones
+/// and the import lands; frames over `--max-frame-size` cannot be made
+/// smaller in flight, so upload says how to continue, and that works.
+#[test]
+fn upload_fits_the_servers_request_and_frame_limits() {
+    let dir = common::temp_dir("upload-limits");
+    let zip_path = dir.join("snapshot.zip");
+    std::fs::write(&zip_path, snapshot(5)).unwrap();
+    let server = TestServer::start(ServeConfig {
+        database: Some(dir.join("db").to_string_lossy().into_owned()),
+        data_dir: dir.join("data"),
+        www: None,
+        token: Some("t".into()),
+        max_request_bytes: 40_000,
+        max_frame_size: 16 << 10,
+        ..ServeConfig::default()
+    });
+    let out = upload_to(
+        &server,
+        &zip_path,
+        &["--frame-size", "8192", "--frames-per-request", "64"],
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+
+    // Frames of 1 MiB (here the whole stream is one): refused with the
+    // first request, and the import has no frame.
+    let out = upload_to(&server, &zip_path, &["--mode", "replace"]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("RequestTooLarge"), "{stderr}");
+    let imports = server.call("GET", "/api/imports", b"").json();
+    let id = imports["imports"][1]["id"].as_str().unwrap().to_owned();
+    assert!(
+        stderr.contains(&format!(
+            "continue with --resume {id} and a smaller --frame-size"
+        )),
+        "{stderr}"
+    );
+    let out = upload_to(
+        &server,
+        &zip_path,
+        &["--resume", &id, "--frame-size", "16384"],
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    let status = server
+        .call("GET", &format!("/api/imports/{id}"), b"")
+        .json();
+    assert_eq!(status["state"], "finished");
+}
+
 /// Ctrl-C in the middle of `snappack upload` leaves no spool file of the
 /// packed stream behind (it is unlinked as soon as it is opened).
 #[test]

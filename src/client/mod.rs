@@ -142,7 +142,8 @@ impl FrameEnds {
 pub struct UploadConfig {
     /// The import mode (for a new import).
     pub mode: ImportMode,
-    /// Frames per request.
+    /// Frames per request, at most: halved each time a request of several
+    /// is refused as too large (`413`, but for `FrameTooLarge`).
     pub frames_per_request: u64,
     /// Retries in a row before giving up.
     pub max_retries: u32,
@@ -582,6 +583,14 @@ impl Upload {
                     self.send_from(expected.unwrap_or(0));
                 }
             }
+            // A body over the server's (or a proxy's) request limit, refused
+            // before it was read: the same frames in smaller requests.
+            (Request::Append { seq, count, .. }, 413)
+                if *count > 1 && code != Some("FrameTooLarge") =>
+            {
+                self.config.frames_per_request = count / 2;
+                self.send_from(*seq);
+            }
             // A frame damaged on the way: ask and send it again.
             (Request::Append { .. }, 422) if code == Some("Checksum") => {
                 self.retry(UploadError::from_body(status, &json))
@@ -673,6 +682,28 @@ mod tests {
             let tail_ends: Vec<u64> = want[7..].iter().map(|end| end - skipped).collect();
             assert_eq!(ends, tail_ends, "resumed, pieces of {piece}");
         }
+    }
+
+    #[test]
+    fn a_request_too_large_is_sent_again_in_smaller_ones_a_frame_too_large_is_not() {
+        let mut upload = Upload::new(config(), 5);
+        sent(&mut upload);
+        upload.on_response(201, br#"{"id":"abc"}"#);
+        assert_eq!(sent(&mut upload), append(0, 2));
+        upload.on_response(413, br#"{"code":"RequestTooLarge","message":"over"}"#);
+        assert_eq!(sent(&mut upload), append(0, 1));
+        upload.on_response(200, br#"{"nextSeq":1}"#);
+        // Requests stay smaller from then on.
+        assert_eq!(sent(&mut upload), append(1, 1));
+        upload.on_response(413, br#"{"code":"RequestTooLarge","message":"over"}"#);
+        assert!(matches!(upload.step(), Step::Failed(e) if e.code == "RequestTooLarge"));
+
+        let mut upload = Upload::new(config(), 5);
+        sent(&mut upload);
+        upload.on_response(201, br#"{"id":"abc"}"#);
+        assert_eq!(sent(&mut upload), append(0, 2));
+        upload.on_response(413, br#"{"code":"FrameTooLarge","message":"over"}"#);
+        assert!(matches!(upload.step(), Step::Failed(e) if e.code == "FrameTooLarge"));
     }
 
     #[test]

@@ -410,8 +410,21 @@ pub fn run(args: UploadArgs) -> Result<ExitCode> {
                 "snappack: upload failed: {}: {}{place}",
                 error.code, error.message
             );
-            if let (Some(id), None | Some(500..)) = (upload.id(), error.status) {
-                eprintln!("snappack: continue with --resume {id}");
+            match (upload.id(), error.status) {
+                (Some(id), None | Some(500..)) => {
+                    eprintln!("snappack: continue with --resume {id}")
+                }
+                // Even one frame is over the server's limits: only smaller
+                // frames go, which an import that has no frame yet can take.
+                (Some(id), Some(413)) if upload.acknowledged() == 0 => eprintln!(
+                    "snappack: the server takes smaller frames: continue with --resume {id} and a smaller --frame-size"
+                ),
+                (Some(id), Some(413)) => eprintln!(
+                    "snappack: the server takes smaller frames: upload again with a smaller --frame-size, \
+                     and cancel import {id} (POST {}/api/imports/{id}/cancel) or leave it to expire",
+                    http.base
+                ),
+                _ => {}
             }
             Ok(ExitCode::from(if error.status.is_some() { 1 } else { 2 }))
         }
