@@ -160,6 +160,30 @@ fn upload_finish_and_every_refusal_status() {
             assert!(answer.starts_with("HTTP/1.1 413"), "{answer}");
             assert!(answer.contains("\"code\":\"RequestTooLarge\""), "{answer}");
         }
+        // Sent without a length (chunked), it is found over the limit as it
+        // is read, and the answer names the limit as well.
+        {
+            use std::io::{Read, Write};
+            let mut socket = std::net::TcpStream::connect(server.addr).unwrap();
+            let head = format!(
+                "POST /api/imports/{id}/frames?seq=5 HTTP/1.1\r\nHost: x\r\nConnection: close\r\nAuthorization: Bearer secret-token\r\nTransfer-Encoding: chunked\r\n\r\n{:x}\r\n",
+                body.len()
+            );
+            socket.write_all(head.as_bytes()).unwrap();
+            let _ = socket.write_all(&body);
+            let _ = socket.write_all(b"\r\n0\r\n\r\n");
+            let mut answer = Vec::new();
+            let _ = socket.read_to_end(&mut answer);
+            let answer = String::from_utf8_lossy(&answer);
+            assert!(answer.starts_with("HTTP/1.1 413"), "{answer}");
+            assert!(
+                answer.contains(&format!(
+                    "over the limit of {} bytes (--max-request-bytes)",
+                    256 << 10
+                )),
+                "{backend}: {answer}"
+            );
+        }
         // The framework's own refusals answer JSON too.
         for (method, path, status, code) in [
             (

@@ -238,6 +238,10 @@ async fn api_errors(max_request_bytes: usize, request: Request, next: Next) -> R
         _ => "HttpError",
     };
     let message = match text.is_empty() {
+        // A body without a length, found over the limit while it was read.
+        _ if status == StatusCode::PAYLOAD_TOO_LARGE => format!(
+            "the request body is over the limit of {max_request_bytes} bytes (--max-request-bytes)"
+        ),
         true => status.canonical_reason().unwrap_or("error").to_owned(),
         false => text,
     };
