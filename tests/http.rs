@@ -54,6 +54,14 @@ fn every_call_needs_the_token() {
     let no_token = http(server.addr, "GET", "/api/tables", &[], b"").unwrap();
     assert_eq!(no_token.status, 401);
     assert_eq!(no_token.json()["code"], "Unauthorized");
+    // It names the scheme it takes, and where the token is.
+    assert_eq!(no_token.header("WWW-Authenticate"), Some("Bearer"));
+    let message = no_token.json()["message"].as_str().unwrap().to_owned();
+    assert!(message.contains("Authorization: Bearer"), "{message}");
+    assert!(
+        message.contains("token file in its data folder"),
+        "{message}"
+    );
     let wrong = http(
         server.addr,
         "GET",

@@ -193,10 +193,17 @@ async fn authenticate(State(state): State<Shared>, request: Request, next: Next)
         Some(token) if constant_time_eq(token.as_bytes(), state.token.as_bytes()) => {
             next.run(request).await
         }
-        _ => error(
-            StatusCode::UNAUTHORIZED,
-            json!({"code": "Unauthorized", "message": "missing or wrong bearer token"}),
-        ),
+        _ => {
+            let mut answer = error(
+                StatusCode::UNAUTHORIZED,
+                json!({"code": "Unauthorized", "message": "missing or wrong bearer token: send `Authorization: Bearer TOKEN` with the server's admin token (its --token, $SNAPPACK_TOKEN, or the token file in its data folder)"}),
+            );
+            // RFC 9110, section 11.6.1: a 401 names the scheme it takes.
+            answer
+                .headers_mut()
+                .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+            answer
+        }
     }
 }
 
