@@ -442,6 +442,105 @@ fn upload_fits_the_servers_request_and_frame_limits() {
     assert_eq!(status["state"], "finished");
 }
 
+/// Reads one HTTP message (head and a `Content-Length` body) from `from`;
+/// `None` at the end of the connection.
+fn read_message(from: &mut std::io::BufReader<std::net::TcpStream>) -> Option<Vec<u8>> {
+    use std::io::{BufRead, Read};
+    let mut message = Vec::new();
+    let mut length = 0;
+    loop {
+        let mut line = String::new();
+        if from.read_line(&mut line).ok()? == 0 {
+            return None;
+        }
+        if let Some((name, value)) = line.split_once(':') {
+            if name.eq_ignore_ascii_case("content-length") {
+                length = value.trim().parse().unwrap();
+            }
+        }
+        message.extend_from_slice(line.as_bytes());
+        if line == "\r\n" {
+            break;
+        }
+    }
+    let start = message.len();
+    message.resize(start + length, 0);
+    from.read_exact(&mut message[start..]).ok()?;
+    Some(message)
+}
+
+/// A proxy in front of `server` that passes requests on and their answers
+/// back, but hangs up instead of answering the first request whose first
+/// line has `lose` in it, once the server has answered it.
+fn lossy_proxy(server: std::net::SocketAddr, lose: &'static str) -> std::net::SocketAddr {
+    use std::io::Write;
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::Arc;
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    let lost = Arc::new(AtomicBool::new(false));
+    std::thread::spawn(move || {
+        for client in listener.incoming() {
+            let (client, lost) = (client.unwrap(), lost.clone());
+            std::thread::spawn(move || {
+                let mut reader = std::io::BufReader::new(client.try_clone().unwrap());
+                let mut writer = client;
+                let upstream = std::net::TcpStream::connect(server).unwrap();
+                let mut answers = std::io::BufReader::new(upstream.try_clone().unwrap());
+                let mut upstream = upstream;
+                while let Some(request) = read_message(&mut reader) {
+                    upstream.write_all(&request).unwrap();
+                    let answer = read_message(&mut answers).unwrap();
+                    let first_line = String::from_utf8_lossy(&request[..request.len().min(200)])
+                        .lines()
+                        .next()
+                        .unwrap_or_default()
+                        .to_owned();
+                    if first_line.contains(lose) && !lost.swap(true, Ordering::SeqCst) {
+                        return;
+                    }
+                    writer.write_all(&answer).unwrap();
+                }
+            });
+        }
+    });
+    addr
+}
+
+/// When the answer to finish is lost, upload asks the import's status, finds
+/// it finished, and says so: it does not know the tables it activated, and
+/// does not claim there were none.
+#[test]
+fn an_upload_whose_finish_answer_is_lost_says_it_finished() {
+    let dir = common::temp_dir("upload-finish-lost");
+    let zip_path = dir.join("snapshot.zip");
+    std::fs::write(&zip_path, snapshot(6)).unwrap();
+    let server = test_server(&dir.join("db").to_string_lossy(), &dir.join("data"));
+    let proxy = lossy_proxy(server.addr, "/finish");
+    let out = Command::new(env!("CARGO_BIN_EXE_snappack"))
+        .arg("upload")
+        .arg(&zip_path)
+        .args([
+            "--url",
+            &format!("http://{proxy}"),
+            "--token",
+            &server.token,
+        ])
+        .output()
+        .unwrap();
+    let (stdout, stderr) = (
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr),
+    );
+    assert_eq!(out.status.code(), Some(0), "{stdout}{stderr}");
+    let imports = server.call("GET", "/api/imports", b"").json();
+    assert_eq!(imports["imports"][0]["state"], "finished");
+    assert!(stdout.contains("finished (its answer was lost"), "{stdout}");
+    assert!(!stdout.contains("0 tables"), "{stdout}");
+    let tables = server.call("GET", "/api/tables", b"").json();
+    assert_eq!(tables["tables"].as_array().unwrap().len(), 12, "{tables}");
+}
+
 /// Ctrl-C in the middle of `snappack upload` leaves no spool file of the
 /// packed stream behind (it is unlinked as soon as it is opened).
 #[test]

@@ -366,8 +366,15 @@ pub fn run(args: UploadArgs) -> Result<ExitCode> {
         }
         Ended::Done(answer) => {
             let id = upload.id().unwrap_or("?");
-            let tables = answer.get("tables").and_then(|t| t.as_array());
-            let tables = tables.map_or(&[][..], Vec::as_slice);
+            // Told by a status (the answer to finish was lost on the way, or
+            // another client finished it): the tables it activated are not
+            // known here.
+            let Some(tables) = answer.get("tables").and_then(|t| t.as_array()) else {
+                println!(
+                    "snappack: import {id} finished (its answer was lost: GET /api/tables lists the tables)"
+                );
+                return Ok(ExitCode::SUCCESS);
+            };
             let documents = tables.iter().filter_map(|t| t["documents"].as_u64()).sum();
             println!(
                 "snappack: import {id} finished: {} tables, {} documents",
