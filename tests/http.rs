@@ -679,6 +679,57 @@ fn a_request_body_that_stops_coming_is_given_up() {
     assert_eq!(status["nextSeq"], 0);
 }
 
+/// A second server on a data folder in use is refused before it touches
+/// anything (it would reopen the first one's imports and append to their
+/// staging logs too); an address in use is refused naming it, before any
+/// import is reopened. The first server goes on.
+#[test]
+fn a_data_folder_serves_one_server_at_a_time() {
+    let (_, database) = &common::databases()[0];
+    let first_dir = common::temp_dir("in-use");
+    let first = server(database, |c| c.data_dir = first_dir.clone());
+    let id = create(&first, "requireEmpty");
+    let data_dir = common::temp_dir("http");
+    // `serve` as a child that must stop at once; one still serving after a
+    // minute is stopped, and the test fails on its exit status.
+    let serve = |data_dir: &std::path::Path, listen: &str| {
+        let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_snappack"))
+            .args(["serve", "--no-www", "--token", "t", "--listen", listen])
+            .arg("--database")
+            .arg(database)
+            .arg("--data-dir")
+            .arg(data_dir)
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        for _ in 0..600 {
+            if let Ok(Some(_)) = child.try_wait() {
+                break;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        }
+        let _ = child.kill();
+        child.wait_with_output().unwrap()
+    };
+    let second = serve(&first_dir, "127.0.0.1:0");
+    let stderr = String::from_utf8_lossy(&second.stderr);
+    assert_eq!(second.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains("is in use by another snappack serve"),
+        "{stderr}"
+    );
+    let taken = first.addr.to_string();
+    let third = serve(&data_dir, &taken);
+    let stderr = String::from_utf8_lossy(&third.stderr);
+    assert_eq!(third.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains(&format!("cannot listen on {taken}")),
+        "{stderr}"
+    );
+    let status = first.call("GET", &format!("/api/imports/{id}"), b"");
+    assert_eq!(status.json()["state"], "open");
+}
+
 #[test]
 fn a_data_folder_serves_one_database_only() {
     let runtime = tokio::runtime::Runtime::new().unwrap();

@@ -179,7 +179,7 @@ impl DocumentId {
             _ => 5,
         };
         (vint + INTERNAL_ID_LEN + 2) * 8 / 5
-            + usize::from((vint + INTERNAL_ID_LEN + 2) * 8 % 5 != 0)
+            + usize::from(!((vint + INTERNAL_ID_LEN + 2) * 8).is_multiple_of(5))
     }
 }
 

@@ -95,6 +95,24 @@ pub enum ServeError {
     /// The address, the data folder or the token file.
     #[error("{0}")]
     Io(#[from] std::io::Error),
+    /// The address cannot be listened on (in use, say).
+    #[error("cannot listen on {addr}: {error}")]
+    Listen {
+        /// The address.
+        addr: SocketAddr,
+        /// Why.
+        error: std::io::Error,
+    },
+    /// Another server runs on the data folder.
+    #[error(
+        "the data folder {dir} is in use by another snappack serve: two servers on one folder \
+         would both append to its imports' staging logs; stop the other one, or give this one \
+         a --data-dir of its own"
+    )]
+    DataDirInUse {
+        /// The data folder.
+        dir: String,
+    },
     /// The data folder holds another database's stored files and staging logs.
     #[error(
         "the data folder {dir} belongs to database {owner}, not {database}: its stored files and \
@@ -264,8 +282,32 @@ pub fn resolve_token(given: Option<&str>, data_dir: &Path) -> std::io::Result<(S
     Ok((token, true))
 }
 
+/// Holds the data folder for one server (an exclusive lock on its `lock`
+/// file, which the system releases when the process ends, however it ends):
+/// a second server would reopen the same imports and append to their
+/// staging logs too, and sweep or expire what the first one is using.
+fn lock_data_dir(data_dir: &Path) -> Result<std::fs::File, ServeError> {
+    std::fs::create_dir_all(data_dir).map_err(|e| at(data_dir, e))?;
+    let path = data_dir.join("lock");
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&path)
+        .map_err(|e| at(&path, e))?;
+    match file.try_lock() {
+        Ok(()) => Ok(file),
+        Err(std::fs::TryLockError::WouldBlock) => Err(ServeError::DataDirInUse {
+            dir: data_dir.display().to_string(),
+        }),
+        Err(std::fs::TryLockError::Error(e)) => Err(at(&path, e).into()),
+    }
+}
+
 /// A bound server, not yet serving.
 pub struct Server {
+    /// The data folder's lock, held as long as the server.
+    _data_dir_lock: std::fs::File,
     listener: tokio::net::TcpListener,
     app: axum::Router,
     imports: Arc<Imports>,
@@ -277,9 +319,18 @@ pub struct Server {
 }
 
 impl Server {
-    /// Opens the database, reopens unfinished imports and binds the address.
+    /// Takes the data folder, binds the address, opens the database and
+    /// reopens unfinished imports.
     pub async fn bind(config: ServeConfig) -> Result<Server, ServeError> {
         let data_dir = config.data_dir.clone();
+        let data_dir_lock = lock_data_dir(&data_dir)?;
+        // Before any import is reopened: a server that cannot serve leaves them be.
+        let listener = tokio::net::TcpListener::bind(config.listen)
+            .await
+            .map_err(|error| ServeError::Listen {
+                addr: config.listen,
+                error,
+            })?;
         let (token, new_token) = resolve_token(config.token.as_deref(), &data_dir)?;
         let database = config
             .database
@@ -303,8 +354,8 @@ impl Server {
             allow_origins: config.allow_origins,
             www: config.www,
         });
-        let listener = tokio::net::TcpListener::bind(config.listen).await?;
         Ok(Server {
+            _data_dir_lock: data_dir_lock,
             listener,
             app: http::router(state, config.max_request_bytes, config.header_timeout),
             imports,
