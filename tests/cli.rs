@@ -216,7 +216,10 @@ fn a_failure_and_its_cause_are_each_said_once() {
     ]);
     assert_eq!(code, 2);
     assert_eq!(stderr.matches("earlier snappack").count(), 1, "{stderr}");
-    assert!(stderr.starts_with("snappack: database: "), "{stderr}");
+    assert!(
+        stderr.starts_with("snappack: cannot open the database "),
+        "{stderr}"
+    );
 }
 
 #[test]

@@ -730,6 +730,55 @@ fn a_data_folder_serves_one_server_at_a_time() {
     assert_eq!(status.json()["state"], "open");
 }
 
+/// A database that cannot be opened is named (without its password), with
+/// PostgreSQL's own reason, not only `db error`.
+#[test]
+fn a_database_that_cannot_be_opened_is_named_with_the_reason() {
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let bind = |database: &str| {
+        let config = ServeConfig {
+            listen: "127.0.0.1:0".parse().unwrap(),
+            database: Some(database.to_owned()),
+            data_dir: common::temp_dir("unopened"),
+            www: None,
+            token: Some("secret-token".into()),
+            ..ServeConfig::default()
+        };
+        match runtime.block_on(snappack::server::Server::bind(config)) {
+            Ok(_) => panic!("{database} opened"),
+            Err(e) => e.to_string(),
+        }
+    };
+    let refused = bind("postgres://someone:hunter2@127.0.0.1:1/nowhere");
+    assert!(
+        refused.starts_with("cannot open the database postgresql://someone@127.0.0.1:1/nowhere: "),
+        "{refused}"
+    );
+    assert!(
+        refused.contains("error connecting to server: "),
+        "{refused}"
+    );
+    assert!(!refused.contains("hunter2"), "{refused}");
+    if let Some(url) = common::postgres_url() {
+        let mut config: postgres::Config = url.parse().unwrap();
+        config.dbname("snappack_no_such_database");
+        let missing = format!(
+            "postgres://{}@{}:{}/snappack_no_such_database",
+            config.get_user().unwrap_or("postgres"),
+            match &config.get_hosts()[0] {
+                postgres::config::Host::Tcp(host) => host.clone(),
+                other => panic!("{other:?}"),
+            },
+            config.get_ports()[0]
+        );
+        let message = bind(&missing);
+        assert!(
+            message.contains(r#"database "snappack_no_such_database" does not exist"#),
+            "{message}"
+        );
+    }
+}
+
 #[test]
 fn a_data_folder_serves_one_database_only() {
     let runtime = tokio::runtime::Runtime::new().unwrap();

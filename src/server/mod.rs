@@ -95,6 +95,14 @@ pub enum ServeError {
     /// The address, the data folder or the token file.
     #[error("{0}")]
     Io(#[from] std::io::Error),
+    /// The database cannot be opened.
+    #[error("cannot open the database {database}: {message}")]
+    OpenDatabase {
+        /// The database, as the data folder names it (no password).
+        database: String,
+        /// Why.
+        message: String,
+    },
     /// The address cannot be listened on (in use, say).
     #[error("cannot listen on {addr}: {error}")]
     Listen {
@@ -341,7 +349,15 @@ impl Server {
         };
         let imports = tokio::task::spawn_blocking(move || -> Result<Imports, ServeError> {
             let claim = DataDirClaim::check(&data_dir, &database)?;
-            let store: Arc<dyn store::Store> = store::open(&database)?.into();
+            let store: Arc<dyn store::Store> = store::open(&database)
+                .map_err(|e| ServeError::OpenDatabase {
+                    database: claim.identity.clone(),
+                    message: match e {
+                        StoreError::Database(message) => message,
+                        other => other.to_string(),
+                    },
+                })?
+                .into();
             claim.record()?;
             Ok(Imports::open(store, &data_dir, limits)?)
         })

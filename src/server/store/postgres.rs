@@ -52,8 +52,17 @@ CREATE UNIQUE INDEX IF NOT EXISTS snappack_tables_hidden
     ON snappack_tables (import_id, component, name) WHERE import_id IS NOT NULL;
 ";
 
+/// A PostgreSQL error with its causes: the error itself often says only
+/// `db error` or `error connecting to server`, and the server's message
+/// (`database "x" does not exist`) or the system's is its source.
 fn db(e: postgres::Error) -> StoreError {
-    StoreError::Database(e.to_string())
+    let mut message = e.to_string();
+    let mut cause = std::error::Error::source(&e);
+    while let Some(error) = cause {
+        message.push_str(&format!(": {error}"));
+        cause = error.source();
+    }
+    StoreError::Database(message)
 }
 
 /// The PostgreSQL store.
