@@ -227,6 +227,45 @@ fn a_restart_trims_a_partial_frame_and_resumes() {
     }
 }
 
+/// A restart with a --max-frame-size below the frames an open import was
+/// sent in: its log is not cut (nothing in it is damaged, and cutting it
+/// would lose acknowledged frames the database has), the import is
+/// cancelled, saying why, and the database keeps nothing of it.
+#[test]
+fn an_import_over_a_lowered_frame_limit_is_cancelled_not_cut() {
+    for (backend, database) in common::databases() {
+        let dir = common::temp_dir("lowered-limit");
+        let (tables, files) = sample();
+        let stream = encode(&tables, &files, 8192);
+        let ranges = frames(&stream);
+        let id = {
+            let imports = open(&database, &dir);
+            let id = imports.create(ImportMode::Replace, None).unwrap().id;
+            for (seq, range) in ranges.iter().take(3).enumerate() {
+                imports
+                    .append(&id, seq as u64, &stream[range.clone()])
+                    .unwrap();
+            }
+            id
+        };
+        let store: Arc<dyn Store> = store::open(&database).unwrap().into();
+        let limits = Limits {
+            max_frame_size: 4096,
+        };
+        let imports = Imports::open(store, &dir, limits).unwrap();
+        let status = imports.status(&id).unwrap();
+        assert_eq!(
+            status.state,
+            ImportState::Cancelled,
+            "{backend}: {status:?}"
+        );
+        let why = status.error.unwrap_or_default();
+        assert!(why.contains("FrameTooLarge"), "{backend}: {why}");
+        assert!(why.contains("8192"), "{backend}: {why}");
+        assert_eq!(imports.store().hidden_tables().unwrap(), 0, "{backend}");
+    }
+}
+
 #[test]
 fn frames_logged_but_not_in_the_database_are_replayed_on_restart() {
     for (backend, database) in common::databases() {

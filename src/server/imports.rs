@@ -337,26 +337,27 @@ impl Imports {
                 }
                 continue;
             }
-            match imports.reopen(&record.id, record.mode) {
+            let (code, message) = match imports.reopen(&record.id, record.mode) {
                 Ok(open) => {
                     lock(&imports.open).insert(record.id, Slot::new(open));
+                    continue;
                 }
-                // A log this server no longer accepts: the import cannot go on.
-                Err(ImportsError::Rejected(rejection)) => {
-                    eprintln!(
-                        "snappack: import {} cancelled: its log does not replay: {}: {}",
-                        record.id, rejection.code, rejection.message
-                    );
-                    let reason = format!(
-                        "cancelled by the server: its staging log does not replay ({}: {})",
-                        rejection.code, rejection.message
-                    );
-                    imports.files.mark_sweep_due()?;
-                    imports.store.cancel_import(&record.id, Some(&reason))?;
-                    imports.forget(&record.id);
-                }
+                // A log this server no longer accepts (its checks, or its
+                // limits, changed): the import cannot go on.
+                Err(ImportsError::Rejected(rejection)) => (rejection.code, rejection.message),
+                Err(ImportsError::Frame { error, .. }) => (error.code(), error.to_string()),
                 Err(e) => return Err(e),
-            }
+            };
+            eprintln!(
+                "snappack: import {} cancelled: its log does not replay: {code}: {message}",
+                record.id
+            );
+            let reason = format!(
+                "cancelled by the server: its staging log does not replay ({code}: {message})"
+            );
+            imports.files.mark_sweep_due()?;
+            imports.store.cancel_import(&record.id, Some(&reason))?;
+            imports.forget(&record.id);
         }
         if lock(&imports.open).is_empty() && imports.files.sweep_due() {
             let (files, bytes) = imports.sweep_files()?;
@@ -458,6 +459,9 @@ impl Imports {
                 Err(OpenError::Damaged { .. }) => continue,
                 Err(OpenError::Io(e)) => return Err(e.into()),
                 Err(OpenError::Frame(e)) => return Err(e),
+                Err(OpenError::OverLimit(error)) => {
+                    return Err(ImportsError::Frame { seq: 0, error })
+                }
             }
         }
     }

@@ -71,6 +71,12 @@ impl StagingLog {
                             on_frame(&frame).map_err(OpenError::Frame)?;
                         }
                     }
+                    // A stream this server's limits no longer take (its
+                    // --max-frame-size was lowered): nothing in it is
+                    // damaged, so nothing is cut; the import cannot go on.
+                    Err(error @ DecodeError::FrameSizeOverLimit { .. }) => {
+                        return Err(OpenError::OverLimit(error));
+                    }
                     Err(error) => {
                         // A damaged frame inside the log: keep what is before it.
                         let kept = decoder.committed_offset();
@@ -136,4 +142,8 @@ pub enum OpenError<E> {
     /// `on_frame` refused a frame.
     #[error("staging log replay: {0}")]
     Frame(E),
+    /// The stream's header declares frames over this decoder's limit; the
+    /// log is left as it is.
+    #[error("staging log over the limits: {0}")]
+    OverLimit(DecodeError),
 }
