@@ -624,6 +624,51 @@ fn upload_takes_only_an_http_url() {
     }
 }
 
+/// `serve`'s limits are bounded when read (exit 2): a largest frame below
+/// what snappack packs would refuse every stream, and hours past the bound
+/// overflowed into a panic.
+#[test]
+fn serve_limits_are_bounded() {
+    // A data folder that cannot be made: a server that took the options
+    // would stop there, rather than serve.
+    let not_a_folder = temp_file("serve-limits", b"a file");
+    for (option, value, says) in [
+        (
+            "--max-frame-size",
+            "10",
+            "the largest frame must be from 4096",
+        ),
+        (
+            "--max-frame-size",
+            "67108865",
+            "the largest frame must be from 4096",
+        ),
+        (
+            "--expire-after-hours",
+            "18446744073709551615",
+            "is not in 0..=876000",
+        ),
+    ] {
+        let out = Command::new(env!("CARGO_BIN_EXE_snappack"))
+            .args([
+                "serve",
+                "--no-www",
+                "--listen",
+                "127.0.0.1:0",
+                "--token",
+                "t",
+            ])
+            .arg("--data-dir")
+            .arg(&not_a_folder)
+            .args([option, value])
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{option} {value}: {stderr}");
+        assert!(stderr.contains(says), "{option} {value}: {stderr}");
+    }
+}
+
 /// `serve` started where its web page folder is not says so at once.
 #[test]
 fn serve_warns_when_the_web_page_folder_is_missing() {

@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use anyhow::{Context as _, Result};
 use clap::Args;
+use snappack::migration::{MAX_FRAME_SIZE, MIN_PACK_FRAME_SIZE};
 use snappack::server::{serve, ServeConfig, DEFAULT_EXPIRE_AFTER, TOKEN_ENV};
 
 /// Settings of `snappack serve`.
@@ -36,18 +37,36 @@ pub struct ServeArgs {
     /// folder, else a new one, stored and printed once).
     #[arg(long)]
     token: Option<String>,
-    /// Largest frame (uncompressed payload) a stream may use, in bytes.
-    #[arg(long, default_value_t = ServeConfig::default().max_frame_size)]
+    /// Largest frame (uncompressed payload) a stream may use, in bytes: from
+    /// 4096 (the smallest frames snappack packs) to 67108864 (the format's bound).
+    #[arg(long, default_value_t = ServeConfig::default().max_frame_size, value_parser = parse_max_frame_size)]
     max_frame_size: usize,
     /// Largest request body, in bytes.
     #[arg(long, default_value_t = ServeConfig::default().max_request_bytes)]
     max_request_bytes: usize,
-    /// Cancel an open import after this many hours without a frame (0: never).
-    #[arg(long, default_value_t = DEFAULT_EXPIRE_AFTER.as_secs() / 3600)]
+    /// Cancel an open import after this many hours without a frame (0: never;
+    /// at most 876000, a hundred years).
+    #[arg(long, default_value_t = DEFAULT_EXPIRE_AFTER.as_secs() / 3600,
+          value_parser = clap::value_parser!(u64).range(0..=876_000))]
     expire_after_hours: u64,
     /// Connections served at once; more wait until one closes.
     #[arg(long, default_value_t = ServeConfig::default().max_connections)]
     max_connections: usize,
+}
+
+/// `--max-frame-size`: below what snappack packs, every stream would be
+/// refused; past the format's bound, the decoder would hold streams to that
+/// bound anyway.
+fn parse_max_frame_size(s: &str) -> Result<usize, String> {
+    let size: usize = s.parse().map_err(|e| format!("{e}"))?;
+    let (min, max) = (MIN_PACK_FRAME_SIZE, MAX_FRAME_SIZE);
+    if (min..=max).contains(&size) {
+        Ok(size)
+    } else {
+        Err(format!(
+            "the largest frame must be from {min} bytes (the smallest frames snappack packs) to {max} (the format's bound)"
+        ))
+    }
 }
 
 /// Runs the server until Ctrl-C.
