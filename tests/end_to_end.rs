@@ -535,7 +535,10 @@ fn an_upload_whose_finish_answer_is_lost_says_it_finished() {
     assert_eq!(out.status.code(), Some(0), "{stdout}{stderr}");
     let imports = server.call("GET", "/api/imports", b"").json();
     assert_eq!(imports["imports"][0]["state"], "finished");
-    assert!(stdout.contains("finished (its answer was lost"), "{stdout}");
+    assert!(
+        stdout.contains("finished (no answer listing its tables"),
+        "{stdout}"
+    );
     assert!(!stdout.contains("0 tables"), "{stdout}");
     let tables = server.call("GET", "/api/tables", b"").json();
     assert_eq!(tables["tables"].as_array().unwrap().len(), 12, "{tables}");

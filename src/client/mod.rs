@@ -574,11 +574,25 @@ impl Upload {
                 None => self.fail(missing("nextSeq")),
             },
             (Request::Finish { .. }, 200) => self.state = State::Done(json),
+            // Finished already (by another client, or by this finish when its
+            // answer was lost on the way): what a status saying so would end in.
+            (Request::Finish { .. }, 409)
+                if code == Some("ImportNotOpen")
+                    && json.get("state").and_then(|v| v.as_str()) == Some("finished") =>
+            {
+                self.state = State::Done(json)
+            }
             // The server knows better where the stream stands.
             (Request::Append { .. } | Request::Finish { .. }, 409) if expected.is_some() => {
                 self.retries += 1;
                 if self.retries > self.config.max_retries {
-                    self.fail(UploadError::from_body(status, &json));
+                    // The server moved on each time: someone else is sending.
+                    let mut error = UploadError::from_body(status, &json);
+                    error.message.push_str(&format!(
+                        " ({} times in a row: is another upload sending to this import?)",
+                        self.retries
+                    ));
+                    self.fail(error);
                 } else {
                     self.send_from(expected.unwrap_or(0));
                 }
@@ -810,6 +824,53 @@ mod tests {
             }
             other => panic!("{other:?}"),
         }
+    }
+
+    #[test]
+    fn a_finish_refused_as_finished_is_done_and_a_sequence_that_keeps_moving_fails_saying_why() {
+        let mut upload = Upload::resume(config(), 2, "abc");
+        sent(&mut upload);
+        upload.on_response(200, br#"{"state":"open","nextSeq":2}"#);
+        assert_eq!(sent(&mut upload), Request::Finish { id: "abc".into() });
+        upload.on_response(
+            409,
+            br#"{"code":"ImportNotOpen","message":"import abc is finished","state":"finished"}"#,
+        );
+        assert!(matches!(upload.step(), Step::Done(_)));
+
+        // A cancelled import still fails.
+        let mut upload = Upload::resume(config(), 2, "abc");
+        sent(&mut upload);
+        upload.on_response(200, br#"{"state":"open","nextSeq":2}"#);
+        sent(&mut upload);
+        upload.on_response(
+            409,
+            br#"{"code":"ImportNotOpen","message":"import abc is cancelled","state":"cancelled"}"#,
+        );
+        assert!(matches!(upload.step(), Step::Failed(e) if e.code == "ImportNotOpen"));
+
+        // Another sender keeps moving the expected frame on.
+        let mut upload = Upload::resume(config(), 100, "abc");
+        sent(&mut upload);
+        upload.on_response(200, br#"{"state":"open","nextSeq":0}"#);
+        for seq in 1..=4 {
+            sent(&mut upload);
+            let body = format!(
+                r#"{{"code":"SequenceMismatch","message":"expected frame {}","expectedSeq":{}}}"#,
+                seq * 10,
+                seq * 10
+            );
+            upload.on_response(409, body.as_bytes());
+        }
+        let Step::Failed(error) = upload.step() else {
+            panic!("the upload goes on");
+        };
+        assert_eq!(error.code, "SequenceMismatch");
+        assert!(
+            error.message.contains("another upload"),
+            "{}",
+            error.message
+        );
     }
 
     #[test]

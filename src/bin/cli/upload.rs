@@ -366,12 +366,12 @@ pub fn run(args: UploadArgs) -> Result<ExitCode> {
         }
         Ended::Done(answer) => {
             let id = upload.id().unwrap_or("?");
-            // Told by a status (the answer to finish was lost on the way, or
-            // another client finished it): the tables it activated are not
-            // known here.
+            // Told by a status or a refused finish (the answer to this
+            // upload's finish was lost on the way, or another client
+            // finished it): the tables it activated are not known here.
             let Some(tables) = answer.get("tables").and_then(|t| t.as_array()) else {
                 println!(
-                    "snappack: import {id} finished (its answer was lost: GET /api/tables lists the tables)"
+                    "snappack: import {id} finished (no answer listing its tables reached this upload: GET /api/tables lists them)"
                 );
                 return Ok(ExitCode::SUCCESS);
             };
