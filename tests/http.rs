@@ -406,6 +406,9 @@ fn cors_and_the_static_page() {
     .unwrap();
     assert_eq!(other.status, 200);
     assert_eq!(other.header("access-control-allow-origin"), None);
+    // Both answers depend on the origin, so both say so to caches.
+    assert_eq!(allowed.header("vary"), Some("Origin"));
+    assert_eq!(other.header("vary"), Some("Origin"));
 }
 
 #[test]

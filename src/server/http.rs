@@ -275,10 +275,14 @@ async fn cors(State(state): State<Shared>, request: Request, next: Next) -> Resp
         (Some(_), true) => StatusCode::NO_CONTENT.into_response(),
         _ => next.run(request).await,
     };
-    if let Some(origin) = origin {
-        let headers = response.headers_mut();
-        headers.insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, origin);
+    let headers = response.headers_mut();
+    if !state.allow_origins.is_empty() {
+        // Whether an answer allows its origin depends on the origin, allowed
+        // or not: a cache must not serve one origin's answer to another.
         headers.insert(header::VARY, HeaderValue::from_static("Origin"));
+    }
+    if let Some(origin) = origin {
+        headers.insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, origin);
         if preflight {
             headers.insert(
                 header::ACCESS_CONTROL_ALLOW_METHODS,
