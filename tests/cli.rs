@@ -625,8 +625,9 @@ fn upload_takes_only_an_http_url() {
 }
 
 /// `serve`'s limits are bounded when read (exit 2): a largest frame below
-/// what snappack packs would refuse every stream, and hours past the bound
-/// overflowed into a panic.
+/// what snappack packs would refuse every stream, hours past the bound
+/// overflowed into a panic, no connection at all would serve nothing, and a
+/// request body under one frame could never carry a stream of that size.
 #[test]
 fn serve_limits_are_bounded() {
     // A data folder that cannot be made: a server that took the options
@@ -647,6 +648,17 @@ fn serve_limits_are_bounded() {
             "--expire-after-hours",
             "18446744073709551615",
             "is not in 0..=876000",
+        ),
+        ("--max-connections", "0", "0 is not in 1.."),
+        (
+            "--max-frame-size",
+            "67108864",
+            "--max-request-bytes 67108864 cannot hold one frame of --max-frame-size 67108864",
+        ),
+        (
+            "--max-request-bytes",
+            "16777259",
+            "--max-request-bytes 16777259 cannot hold one frame of --max-frame-size 16777216 with its headers (16777260 bytes)",
         ),
     ] {
         let out = Command::new(env!("CARGO_BIN_EXE_snappack"))

@@ -5,9 +5,11 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
-use anyhow::{Context as _, Result};
+use anyhow::{bail, Context as _, Result};
 use clap::Args;
-use snappack::migration::{MAX_FRAME_SIZE, MIN_PACK_FRAME_SIZE};
+use snappack::migration::{
+    FRAME_HEADER_LEN, MAX_FRAME_SIZE, MIN_PACK_FRAME_SIZE, STREAM_HEADER_LEN,
+};
 use snappack::server::{serve, ServeConfig, DEFAULT_EXPIRE_AFTER, TOKEN_ENV};
 
 /// Settings of `snappack serve`.
@@ -41,7 +43,8 @@ pub struct ServeArgs {
     /// 4096 (the smallest frames snappack packs) to 67108864 (the format's bound).
     #[arg(long, default_value_t = ServeConfig::default().max_frame_size, value_parser = parse_max_frame_size)]
     max_frame_size: usize,
-    /// Largest request body, in bytes.
+    /// Largest request body, in bytes: at least one frame of `--max-frame-size`
+    /// with its headers (44 bytes more).
     #[arg(long, default_value_t = ServeConfig::default().max_request_bytes)]
     max_request_bytes: usize,
     /// Cancel an open import after this many hours without a frame (0: never;
@@ -49,8 +52,9 @@ pub struct ServeArgs {
     #[arg(long, default_value_t = DEFAULT_EXPIRE_AFTER.as_secs() / 3600,
           value_parser = clap::value_parser!(u64).range(0..=876_000))]
     expire_after_hours: u64,
-    /// Connections served at once; more wait until one closes.
-    #[arg(long, default_value_t = ServeConfig::default().max_connections)]
+    /// Connections served at once (at least 1); more wait until one closes.
+    #[arg(long, default_value_t = ServeConfig::default().max_connections,
+          value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..))]
     max_connections: usize,
 }
 
@@ -71,6 +75,17 @@ fn parse_max_frame_size(s: &str) -> Result<usize, String> {
 
 /// Runs the server until Ctrl-C.
 pub fn run(args: ServeArgs) -> Result<ExitCode> {
+    // A request carries whole frames, frame 0 with the stream header: under
+    // that, no frame of the size allowed could ever be received.
+    let one_frame = STREAM_HEADER_LEN + FRAME_HEADER_LEN + args.max_frame_size;
+    if args.max_request_bytes < one_frame {
+        bail!(
+            "--max-request-bytes {} cannot hold one frame of --max-frame-size {} with its headers \
+             ({one_frame} bytes): raise --max-request-bytes or lower --max-frame-size",
+            args.max_request_bytes,
+            args.max_frame_size
+        );
+    }
     // The default `www` is relative: started outside the repository, it is
     // not there, and `/` would answer 404 without a word.
     if !args.no_www && !args.www.is_dir() {
