@@ -575,6 +575,55 @@ fn a_single_table_file_without_a_table_exits_2() {
     }
 }
 
+/// The one-line summaries of `gen`, `validate`, `pack` and `unpack` count
+/// in the singular for one, and `unpack` gives the documents' and the stored
+/// files' bytes each after its own count.
+#[test]
+fn summaries_count_one_in_the_singular() {
+    let dir = fresh_dir("singular");
+    let snapshot = dir.join("one.zip");
+    let (code, stdout, stderr) = snappack(&[
+        "gen",
+        arg(&snapshot),
+        "--tables",
+        "1",
+        "--documents",
+        "1",
+        "--storage-files",
+        "1",
+    ]);
+    assert_eq!(code, 0, "{stderr}");
+    assert!(
+        stdout.contains(": 1 table, 1 document, 1 stored file, "),
+        "{stdout}"
+    );
+    assert!(stdout.contains(" uncompressed, 0 faults"), "{stdout}");
+
+    let single = temp_file("singular.jsonl", b"{\"a\":1}\n");
+    let (code, stdout, _) = snappack(&["validate", arg(&single), "--table", "t"]);
+    assert_eq!(code, 0, "{stdout}");
+    assert!(
+        stdout.starts_with("singular.jsonl (jsonl): 1 table, 1 document, 8 B\n"),
+        "{stdout}"
+    );
+
+    let stream = dir.join("one.snappack");
+    let (code, stdout, stderr) = snappack(&["pack", arg(&snapshot), "-o", arg(&stream)]);
+    assert_eq!(code, 0, "{stderr}");
+    // The user table and `_storage`, each with one document.
+    assert!(
+        stdout.contains(": 2 tables, 2 documents, 1 stored file into 1 frame, "),
+        "{stdout}"
+    );
+    let (code, stdout, stderr) = snappack(&["unpack", arg(&stream)]);
+    assert_eq!(code, 0, "{stderr}");
+    assert!(
+        stdout.contains(": valid, 1 frame, 2 tables, 2 documents ("),
+        "{stdout}"
+    );
+    assert!(stdout.contains(" B), 1 stored file ("), "{stdout}");
+}
+
 /// Out-of-range `--threads` and `--frames-per-request` are refused with
 /// their bounds (exit 2), before anything is read or sent.
 #[test]

@@ -25,13 +25,13 @@ pub fn print(
     let name = shown(name);
     writeln!(
         out,
-        "{name} ({}): {}, {} documents, {}{}",
+        "{name} ({}): {}, {}, {}{}",
         report.format,
         plural(report.tables.len() as u64, "table"),
-        count(report.documents),
+        plural(report.documents, "document"),
         bytes(report.bytes),
         if report.storage.files > 0 {
-            format!(", {} stored files", count(report.storage.files))
+            format!(", {}", plural(report.storage.files, "stored file"))
         } else {
             String::new()
         }
@@ -256,7 +256,7 @@ pub fn count(n: u64) -> String {
     out
 }
 
-/// "1 table", "2 tables".
-fn plural(n: u64, noun: &str) -> String {
+/// "1 table", "2 tables", "1,000 tables".
+pub fn plural(n: u64, noun: &str) -> String {
     format!("{} {noun}{}", count(n), if n == 1 { "" } else { "s" })
 }

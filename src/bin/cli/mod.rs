@@ -519,13 +519,13 @@ fn generate(args: GenArgs) -> Result<ExitCode> {
         println!();
     } else {
         println!(
-            "wrote {}: {} tables, {} documents, {} stored files, {} uncompressed, {} faults",
+            "wrote {}: {}, {}, {}, {} uncompressed, {}",
             args.out.display(),
-            summary.tables.len(),
-            human::count(summary.documents),
-            summary.storage.len(),
+            human::plural(summary.tables.len() as u64, "table"),
+            human::plural(summary.documents, "document"),
+            human::plural(summary.storage.len() as u64, "stored file"),
             human::bytes(summary.bytes),
-            summary.faults.len()
+            human::plural(summary.faults.len() as u64, "fault")
         );
     }
     Ok(ExitCode::SUCCESS)

@@ -108,15 +108,19 @@ pub(super) fn run_pack(args: PackArgs) -> Result<ExitCode> {
     let s = packed.summary;
     writeln!(
         stdout,
-        "packed {name}: {} tables, {} documents, {} stored files into {} frames, {} ({:.1}% of the input) in {:.1}s{}",
-        s.totals.tables,
-        human::count(s.totals.documents),
-        human::count(s.totals.files),
-        human::count(s.frames),
+        "packed {name}: {}, {}, {} into {}, {} ({:.1}% of the input) in {:.1}s{}",
+        human::plural(s.totals.tables.into(), "table"),
+        human::plural(s.totals.documents, "document"),
+        human::plural(s.totals.files, "stored file"),
+        human::plural(s.frames, "frame"),
         human::bytes(s.bytes_written),
         s.bytes_written as f64 * 100.0 / input_len.max(1) as f64,
         started.elapsed().as_secs_f64(),
-        if packed.report.valid { "" } else { " (forced: the input has errors)" }
+        if packed.report.valid {
+            ""
+        } else {
+            " (forced: the input has errors)"
+        }
     )?;
     Ok(ExitCode::SUCCESS)
 }
@@ -267,12 +271,13 @@ pub(super) fn run_unpack(args: UnpackArgs) -> Result<ExitCode> {
                 output.finish()?;
             }
             println!(
-                "{name}: valid, {} frames, {} tables, {} documents, {} stored files ({}), written by {} in {:.1}s",
-                human::count(u.frames),
-                u.totals.tables,
-                human::count(u.totals.documents),
-                human::count(u.totals.files),
-                human::bytes(u.totals.document_bytes + u.totals.file_bytes),
+                "{name}: valid, {}, {}, {} ({}), {} ({}), written by {} in {:.1}s",
+                human::plural(u.frames, "frame"),
+                human::plural(u.totals.tables.into(), "table"),
+                human::plural(u.totals.documents, "document"),
+                human::bytes(u.totals.document_bytes),
+                human::plural(u.totals.files, "stored file"),
+                human::bytes(u.totals.file_bytes),
                 human::shown(&u.header.producer),
                 started.elapsed().as_secs_f64()
             );

@@ -377,14 +377,14 @@ pub fn run(args: UploadArgs) -> Result<ExitCode> {
             };
             let documents = tables.iter().filter_map(|t| t["documents"].as_u64()).sum();
             println!(
-                "snappack: import {id} finished: {} tables, {} documents",
-                human::count(tables.len() as u64),
-                human::count(documents)
+                "snappack: import {id} finished: {}, {}",
+                human::plural(tables.len() as u64, "table"),
+                human::plural(documents, "document")
             );
             if !args.quiet {
                 for t in tables.iter().take(LISTED_TABLES) {
                     println!(
-                        "  {}{} = {}: {} documents",
+                        "  {}{} = {}: {}",
                         t["component"]
                             .as_str()
                             .filter(|c| !c.is_empty())
@@ -392,7 +392,7 @@ pub fn run(args: UploadArgs) -> Result<ExitCode> {
                             .unwrap_or_default(),
                         t["name"].as_str().unwrap_or("?"),
                         t["number"],
-                        t["documents"]
+                        human::plural(t["documents"].as_u64().unwrap_or(0), "document")
                     );
                 }
                 if let Some(more) = tables.len().checked_sub(LISTED_TABLES).filter(|&n| n > 0) {
