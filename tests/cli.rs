@@ -950,3 +950,29 @@ fn unpack_refuses_what_it_could_not_write_back() {
     let (code, stdout, _) = snappack(&["unpack", arg(&path), "-o", arg(&dir.join("good"))]);
     assert_eq!(code, 0, "{stdout}");
 }
+
+/// `--mode` says that `--resume` takes the import's own mode only where
+/// there is a `--resume`: in `upload`, not in `validate` or `pack`; and
+/// `upload`'s `--target-tables` says it stands in for the server's tables.
+#[test]
+fn only_upload_help_speaks_of_resume_and_the_server() {
+    for (command, resumes) in [("validate", false), ("pack", false), ("upload", true)] {
+        let (code, stdout, _) = snappack(&[command, "--help"]);
+        assert_eq!(code, 0, "{stdout}");
+        let mode = stdout
+            .split("--mode <MODE>")
+            .nth(1)
+            .and_then(|rest| rest.split("\n  ").find(|s| !s.trim().is_empty()))
+            .unwrap_or_default();
+        assert!(
+            mode.contains("Import mode: requireEmpty"),
+            "{command}: {mode}"
+        );
+        assert_eq!(mode.contains("--resume"), resumes, "{command}: {mode}");
+        assert_eq!(
+            stdout.contains("instead of the server's (GET /api/tables)"),
+            resumes,
+            "{command}: {stdout}"
+        );
+    }
+}

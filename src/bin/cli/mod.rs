@@ -106,7 +106,6 @@ struct InputArgs {
     #[arg(long, value_name = "FILE")]
     target_tables: Option<PathBuf>,
     /// Import mode: requireEmpty (the default), append, replace, replaceAll.
-    /// `upload --resume` takes the import's own.
     #[arg(long)]
     mode: Option<ImportMode>,
     /// List at most this many errors (all are counted).

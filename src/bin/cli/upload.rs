@@ -28,6 +28,14 @@ use super::{human, parse_frame_size, report_status, Input, InputArgs};
 
 /// Settings of `snappack upload`.
 #[derive(Args)]
+#[command(mut_arg("mode", |mode| mode.help(
+    "Import mode: requireEmpty (the default), append, replace, replaceAll; \
+     --resume takes the import's own",
+)))]
+#[command(mut_arg("target_tables", |tables| tables.help(
+    "The target's tables (JSON), instead of the server's (GET /api/tables): \
+     to reuse numbers and find conflicts before upload",
+)))]
 pub struct UploadArgs {
     #[command(flatten)]
     input: InputArgs,
