@@ -18,7 +18,7 @@ listen=${SNAPPACK_LISTEN:-127.0.0.1:8080}
 cat <<INFO
 
 snappack: open http://$listen/ and drop a snapshot (a sample is at $sample).
-The admin token is printed below on first start and kept in data/; the page asks for it.
+The admin token is printed below on first start and kept in data/token; the page asks for it.
 Try the CLI too: ./target/release/snappack upload $sample --url http://$listen --token <token>
 
 INFO
