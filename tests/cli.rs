@@ -223,6 +223,30 @@ fn a_failure_and_its_cause_are_each_said_once() {
 }
 
 #[test]
+fn output_to_a_reader_that_has_gone_ends_quietly() {
+    let zip = temp_file("gone.zip", &valid_zip());
+    let gen_out = fresh_dir("gone").join("made.zip");
+    for args in [
+        vec!["validate", arg(&zip)],
+        vec!["validate", arg(&zip), "--json"],
+        vec!["gen", arg(&gen_out), "--json"],
+    ] {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_snappack"))
+            .args(&args)
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        // The reader goes before a byte is written, as `| head -c 0` would.
+        drop(child.stdout.take());
+        let out = child.wait_with_output().unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(141), "{args:?}: {stderr}");
+        assert_eq!(stderr, "", "{args:?}");
+    }
+}
+
+#[test]
 fn pack_refuses_to_overwrite_its_input() {
     let dir = fresh_dir("pack-over-input");
     let input = dir.join("in.zip");

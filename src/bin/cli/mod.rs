@@ -154,6 +154,9 @@ fn parse_frame_size(s: &str) -> Result<usize, String> {
 /// Runs the command line; the exit status says whether the input is valid.
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
+    // The commands whose output a reader may stop reading (`| head`); the
+    // server and the client also write to sockets, whose closing is an error.
+    let output_only = !matches!(cli.command, Command::Serve(_) | Command::Upload(_));
     let result = match cli.command {
         Command::Validate(args) => validate(args),
         Command::Gen(args) => generate(args),
@@ -164,11 +167,25 @@ pub fn main() -> ExitCode {
     };
     match result {
         Ok(code) => code,
+        // Quiet, with the status a shell gives a program SIGPIPE ended, as
+        // `cat` and `grep` end when their reader has gone.
+        Err(e) if output_only && reader_gone(&e) => ExitCode::from(141),
         Err(e) => {
             eprintln!("snappack: {}", describe(&e));
             ExitCode::from(2)
         }
     }
+}
+
+/// Whether `error` comes from writing to a pipe nobody reads any more.
+fn reader_gone(error: &anyhow::Error) -> bool {
+    error.chain().any(|cause| {
+        let kind = match cause.downcast_ref::<serde_json::Error>() {
+            Some(e) => e.io_error_kind(),
+            None => cause.downcast_ref::<std::io::Error>().map(|e| e.kind()),
+        };
+        kind == Some(std::io::ErrorKind::BrokenPipe)
+    })
 }
 
 /// An error and its causes, each said once: many errors already name their
@@ -513,11 +530,13 @@ fn generate(args: GenArgs) -> Result<ExitCode> {
     let mut out = OutputFile::create(&args.out, &inputs)?;
     let summary = snappack::gen::write_snapshot(&mut out, &spec)?;
     out.finish()?;
+    let mut stdout = std::io::stdout().lock();
     if args.json {
-        serde_json::to_writer_pretty(std::io::stdout().lock(), &summary)?;
-        println!();
+        serde_json::to_writer_pretty(&mut stdout, &summary)?;
+        writeln!(stdout)?;
     } else {
-        println!(
+        writeln!(
+            stdout,
             "wrote {}: {}, {}, {}, {} uncompressed, {}",
             args.out.display(),
             human::plural(summary.tables.len() as u64, "table"),
@@ -525,7 +544,7 @@ fn generate(args: GenArgs) -> Result<ExitCode> {
             human::plural(summary.storage.len() as u64, "stored file"),
             human::bytes(summary.bytes),
             human::plural(summary.faults.len() as u64, "fault")
-        );
+        )?;
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -270,7 +270,8 @@ pub(super) fn run_unpack(args: UnpackArgs) -> Result<ExitCode> {
             if let Some(output) = output {
                 output.finish()?;
             }
-            println!(
+            writeln!(
+                std::io::stdout(),
                 "{name}: valid, {}, {}, {} ({}), {} ({}), written by {} in {:.1}s",
                 human::plural(u.frames, "frame"),
                 human::plural(u.totals.tables.into(), "table"),
@@ -280,13 +281,17 @@ pub(super) fn run_unpack(args: UnpackArgs) -> Result<ExitCode> {
                 human::bytes(u.totals.file_bytes),
                 human::shown(&u.header.producer),
                 started.elapsed().as_secs_f64()
-            );
+            )?;
             Ok(ExitCode::SUCCESS)
         }
         Err(UnpackError::Decode(error)) => {
             // Names in the message come from the stream.
             let message = human::shown(&error.to_string()).into_owned();
-            println!("{name}: invalid: {message} [{}]{not_written}", error.code());
+            writeln!(
+                std::io::stdout(),
+                "{name}: invalid: {message} [{}]{not_written}",
+                error.code()
+            )?;
             Ok(ExitCode::from(1))
         }
         Err(error) => bail!("cannot unpack {name}: {error}{not_written}"),
