@@ -24,7 +24,7 @@ use js_sys::{Function, Uint8Array};
 use wasm_bindgen::prelude::*;
 use wasm_bindgen::JsCast;
 
-use crate::{Options, Progress};
+use crate::{ImportMode, Options, Progress};
 use reader::{BlobSource, BytesSource, CallbackSource, ReadAhead, Source};
 
 thread_local! {
@@ -128,6 +128,13 @@ fn parse_options(options_json: &str) -> Result<Options, JsValue> {
         .map_err(|e| api_error("InvalidOptions", &format!("invalid options: {e}")))
 }
 
+/// An import mode by its wire name (`requireEmpty`, `append`, `replace`,
+/// `replaceAll`).
+fn parse_mode(mode: &str) -> Result<ImportMode, JsValue> {
+    serde_json::from_value(serde_json::Value::from(mode))
+        .map_err(|_| api_error("InvalidOptions", &format!("unknown import mode {mode:?}")))
+}
+
 /// What [`validate`] finds before the first document: entry and table names,
 /// table numbers, and conflicts with the `target` option's tables in `mode`.
 /// Returns the report of a walk stopped there (JSON, with a `Cancelled`
@@ -163,8 +170,7 @@ pub fn check_target(report_json: &str, target_json: &str, mode: &str) -> Result<
     })?;
     let target = serde_json::from_str(target_json)
         .map_err(|e| api_error("InvalidOptions", &format!("invalid target: {e}")))?;
-    let mode = serde_json::from_value(serde_json::Value::from(mode))
-        .map_err(|_| api_error("InvalidOptions", &format!("unknown import mode {mode:?}")))?;
+    let mode = parse_mode(mode)?;
     let checked = crate::validate::check_target(&report, &target, mode)
         .map_err(|e| api_error(e.code(), &e.to_string()))?;
     serde_json::to_string(&checked).map_err(|e| api_error("Internal", &e.to_string()))

@@ -10,12 +10,11 @@ use js_sys::{Float64Array, Function, Uint8Array};
 use wasm_bindgen::prelude::*;
 
 use super::reader::ReadAhead;
-use super::{api_error, progress_forwarder, source_of};
+use super::{api_error, parse_mode, parse_options, progress_forwarder, source_of};
 use crate::client::{FrameEnds, Step, Upload, UploadConfig};
 use crate::migration::{
     pack as pack_stream, EncodeError, PackError, PackOptions, MAX_FRAME_SIZE, MIN_FRAME_SIZE,
 };
-use crate::validate::ImportMode;
 use crate::Options;
 
 /// Bytes handed to JavaScript per `on_chunk` call.
@@ -111,8 +110,7 @@ pub fn pack(
     shards: Option<u32>,
     frame_size: Option<u32>,
 ) -> Result<String, JsValue> {
-    let options: Options = serde_json::from_str(options_json)
-        .map_err(|e| api_error("InvalidOptions", &format!("invalid options: {e}")))?;
+    let options = parse_options(options_json)?;
     let first_frame = first_frame.unwrap_or(0.0);
     if !(first_frame >= 0.0 && first_frame.fract() == 0.0) {
         return Err(api_error(
@@ -231,10 +229,8 @@ impl UploadMachine {
         label: Option<String>,
         first_frame: Option<f64>,
     ) -> Result<UploadMachine, JsValue> {
-        let mode: ImportMode = serde_json::from_value(serde_json::Value::from(mode))
-            .map_err(|_| api_error("InvalidOptions", &format!("unknown import mode {mode:?}")))?;
         let config = UploadConfig {
-            mode,
+            mode: parse_mode(mode)?,
             frames_per_request: frames_per_request.max(1.0) as u64,
             ..UploadConfig::default()
         };
