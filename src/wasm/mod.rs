@@ -119,7 +119,7 @@ pub fn merge_shards(shards_json: &str) -> Result<String, JsValue> {
         .map_err(|e| api_error("InvalidInput", &format!("invalid shard reports: {e}")))?;
     let report = crate::validate::merge_shards(shards)
         .map_err(|e| api_error("InvalidInput", &e.to_string()))?;
-    serde_json::to_string(&report).map_err(|e| api_error("Internal", &e.to_string()))
+    to_json(&report)
 }
 
 /// The options JSON of [`validate`].
@@ -153,7 +153,7 @@ pub fn check_tables(
         &options,
         &mut |_| false,
     );
-    serde_json::to_string(&report).map_err(|e| api_error("Internal", &e.to_string()))
+    to_json(&report)
 }
 
 /// The table numbers and conflicts an input whose Report is `report_json`
@@ -173,7 +173,7 @@ pub fn check_target(report_json: &str, target_json: &str, mode: &str) -> Result<
     let mode = parse_mode(mode)?;
     let checked = crate::validate::check_target(&report, &target, mode)
         .map_err(|e| api_error(e.code(), &e.to_string()))?;
-    serde_json::to_string(&checked).map_err(|e| api_error("Internal", &e.to_string()))
+    to_json(&checked)
 }
 
 /// The input as a [`Source`]: a `Uint8Array`, an `ArrayBuffer`, a `Blob` or
@@ -235,7 +235,7 @@ fn with_progress<T: serde::Serialize>(
     if let Some(error) = thrown {
         return Err(error);
     }
-    serde_json::to_string(&result).map_err(|e| api_error("Internal", &e.to_string()))
+    to_json(&result)
 }
 
 /// The core's progress callback calling `on_progress(bytesRead, bytesTotal,
@@ -265,6 +265,11 @@ fn progress_forwarder<'a>(
             }
         }
     }
+}
+
+/// A result as the JSON text handed to JavaScript.
+fn to_json(value: &impl serde::Serialize) -> Result<String, JsValue> {
+    serde_json::to_string(value).map_err(|e| api_error("Internal", &e.to_string()))
 }
 
 /// A JavaScript `Error` with a `code` property.

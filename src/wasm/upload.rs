@@ -10,7 +10,7 @@ use js_sys::{Float64Array, Function, Uint8Array};
 use wasm_bindgen::prelude::*;
 
 use super::reader::ReadAhead;
-use super::{api_error, parse_mode, parse_options, progress_forwarder, source_of};
+use super::{api_error, parse_mode, parse_options, progress_forwarder, source_of, to_json};
 use crate::client::{FrameEnds, Step, Upload, UploadConfig};
 use crate::migration::{
     pack as pack_stream, EncodeError, PackError, PackOptions, MAX_FRAME_SIZE, MIN_FRAME_SIZE,
@@ -179,8 +179,7 @@ pub fn pack(
         Err(PackError::Invalid(report)) => (false, *report),
         Err(error) => return Err(pack_failure(&error, frame_size)),
     };
-    serde_json::to_string(&serde_json::json!({ "packed": packed, "report": report }))
-        .map_err(|e| api_error("Internal", &e.to_string()))
+    to_json(&serde_json::json!({ "packed": packed, "report": report }))
 }
 
 /// Why packing stopped, as the package's errors: a frame size too small
