@@ -32,17 +32,12 @@ impl<R: Read> CsvRows<R> {
             .from_reader(input);
         let header = match reader.byte_headers() {
             Ok(h) => h.clone(),
-            Err(e) => return Err(read_error(&e, 1)),
+            Err(e) => return Err(parse_error(1, e)),
         };
         let mut columns: Vec<(String, usize)> = Vec::new();
         let mut headers = Vec::with_capacity(header.len());
         for (index, cell) in header.iter().enumerate() {
-            let text = std::str::from_utf8(cell).map_err(|e| {
-                RowError::new(
-                    Code::CsvInvalidRow,
-                    format!("Failed to parse CSV row 1: {e}"),
-                )
-            })?;
+            let text = std::str::from_utf8(cell).map_err(|e| parse_error(1, e))?;
             let name = text.trim_matches(' ');
             if let Err(reason) = check_field_name(name) {
                 return Err(RowError::new(
@@ -81,7 +76,7 @@ impl<R: Read> CsvRows<R> {
             Ok(true) => {}
             Err(e) => {
                 let line = e.position().map_or(0, |p| p.line());
-                return Some(Err((line, read_error(&e, line))));
+                return Some(Err((line, parse_error(line, e))));
             }
         }
         let line = self.record.position().map_or(0, |p| p.line());
@@ -98,9 +93,7 @@ impl<R: Read> CsvRows<R> {
         // column repeats too.
         for (cell, name) in self.record.iter().zip(&self.headers) {
             if let Err(e) = std::str::from_utf8(cell) {
-                let message = format!("Failed to parse CSV row {line}: {e}");
-                let error = RowError::new(Code::CsvInvalidRow, message).at(Some(name.clone()));
-                return Some(Err((line, error)));
+                return Some(Err((line, parse_error(line, e).at(Some(name.clone())))));
             }
         }
         out.clear();
@@ -125,7 +118,8 @@ impl<R: Read> CsvRows<R> {
     }
 }
 
-fn read_error(e: &csv::Error, line: u64) -> RowError {
+/// Row `line` cannot be read as CSV (or holds a cell that is not UTF-8).
+fn parse_error(line: u64, e: impl std::fmt::Display) -> RowError {
     RowError::new(
         Code::CsvInvalidRow,
         format!("Failed to parse CSV row {line}: {e}"),
