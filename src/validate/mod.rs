@@ -377,10 +377,7 @@ fn walk_as<'a, R: Read + Seek>(
             Plan::default()
         }
         (_, _, Err(e)) => {
-            ctx.error(Finding::new(
-                Code::ReadFailed,
-                format!("cannot read the input: {e}"),
-            ));
+            ctx.error(read_failed(e));
             Plan::default()
         }
         (_, None, _) => {
@@ -757,6 +754,11 @@ impl Context<'_> {
             cancelled,
         }
     }
+}
+
+/// The input itself cannot be read (not one of its entries or lines).
+fn read_failed(e: impl std::fmt::Display) -> Finding {
+    Finding::new(Code::ReadFailed, format!("cannot read the input: {e}"))
 }
 
 /// The warning that says errors went past the cap, if they did.

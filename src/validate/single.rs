@@ -7,7 +7,7 @@ use serde_json::value::RawValue;
 use super::numbers::{apply_target, unassigned_number_warning, Numbering};
 use super::table::{RowFinding, TableChecker};
 use super::zip::{first_id_of, MAX_LINE};
-use super::{Context, Plan, PlannedTable, Sink, Stop, Tracked};
+use super::{read_failed, Context, Plan, PlannedTable, Sink, Stop, Tracked};
 use crate::archive::csv::CsvRows;
 use crate::archive::{Format, LineError, LineReader};
 use crate::convex::names::check_identifier;
@@ -161,6 +161,14 @@ fn first_row<R: Read>(input: &mut R, format: Format, optional: &[String]) -> Opt
     }
 }
 
+/// A JSONL or JSON input that starts with a byte order mark, which Convex refuses.
+fn bom_refused() -> Finding {
+    Finding::new(
+        Code::Utf8BomNotSupported,
+        "UTF-8 BOM is not supported. Please save your file without BOM.",
+    )
+}
+
 /// Skips a leading UTF-8 byte order mark (CSV only: Convex's CSV reader ignores it).
 fn strip_bom<R: Read>(mut input: R) -> io::Result<io::Chain<io::Cursor<Vec<u8>>, R>> {
     let mut head = Vec::with_capacity(3);
@@ -245,21 +253,12 @@ impl Scan<'_> {
                 }
                 // About the input, not a line: every line before was checked.
                 Err(LineError::Read(e)) => {
-                    ctx.error(self.at(Finding::new(
-                        Code::ReadFailed,
-                        format!("cannot read the input: {e}"),
-                    )));
+                    ctx.error(self.at(read_failed(e)));
                     break;
                 }
             };
             if row == 1 && line.starts_with(BOM) {
-                ctx.error(
-                    self.at(Finding::new(
-                        Code::Utf8BomNotSupported,
-                        "UTF-8 BOM is not supported. Please save your file without BOM.",
-                    ))
-                    .line(1),
-                );
+                ctx.error(self.at(bom_refused()).line(1));
                 break;
             }
             if !self.document(line, row, row, ctx, sink)? {
@@ -278,10 +277,7 @@ impl Scan<'_> {
     ) -> Result<(), ScanStop> {
         let mut bytes = Vec::new();
         if let Err(e) = input.take(MAX_JSON_ARRAY + 1).read_to_end(&mut bytes) {
-            ctx.error(self.at(Finding::new(
-                Code::ReadFailed,
-                format!("cannot read the input: {e}"),
-            )));
+            ctx.error(self.at(read_failed(e)));
             return Ok(());
         }
         if bytes.len() as u64 > MAX_JSON_ARRAY {
@@ -296,13 +292,7 @@ impl Scan<'_> {
         }
         ctx.counts[0].1 = bytes.len() as u64;
         if bytes.starts_with(BOM) {
-            ctx.error(
-                self.at(Finding::new(
-                    Code::Utf8BomNotSupported,
-                    "UTF-8 BOM is not supported. Please save your file without BOM.",
-                ))
-                .line(1),
-            );
+            ctx.error(self.at(bom_refused()).line(1));
             return Ok(());
         }
         let text = match std::str::from_utf8(&bytes) {
@@ -374,10 +364,7 @@ impl Scan<'_> {
         let input = match strip_bom(input) {
             Ok(input) => input,
             Err(e) => {
-                ctx.error(self.at(Finding::new(
-                    Code::ReadFailed,
-                    format!("cannot read the input: {e}"),
-                )));
+                ctx.error(self.at(read_failed(e)));
                 return Ok(());
             }
         };
