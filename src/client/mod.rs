@@ -352,14 +352,8 @@ impl Upload {
     pub fn resume(config: UploadConfig, frames: u64, id: &str) -> Self {
         Upload {
             state: State::Ready(Request::Status { id: id.to_owned() }),
-            config,
-            label: None,
-            frames,
-            packed: true,
             id: Some(id.to_owned()),
-            first_frame: 0,
-            next_seq: 0,
-            retries: 0,
+            ..Upload::new(config, frames)
         }
     }
 
