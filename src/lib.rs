@@ -6,6 +6,7 @@
 //! The core is sans-IO: it reads through `std::io::Read + Seek` or is fed
 //! byte slices, and returns values. Drivers (CLI, server, WebAssembly) live
 //! at the edges.
+#![warn(missing_docs)]
 pub mod archive;
 pub mod client;
 pub mod convex;

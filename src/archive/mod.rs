@@ -73,11 +73,26 @@ impl std::str::FromStr for Format {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum EntryKind {
     /// `[prefix/]<table>/documents.jsonl` (including `_tables` and `_storage`).
-    Documents { component: String, table: String },
+    Documents {
+        /// Component path from the prefix (`""` for the root).
+        component: String,
+        /// Table name.
+        table: String,
+    },
     /// `[prefix/]<table>/generated_schema.jsonl`.
-    GeneratedSchema { component: String, table: String },
+    GeneratedSchema {
+        /// Component path from the prefix (`""` for the root).
+        component: String,
+        /// Table name.
+        table: String,
+    },
     /// `[prefix/]<t>/documents.jsonl` of a system table other than `_tables` and `_storage`.
-    SkippedSystemTable { component: String, table: String },
+    SkippedSystemTable {
+        /// Component path from the prefix (`""` for the root).
+        component: String,
+        /// Table name.
+        table: String,
+    },
     /// Anything else: README, folders, stray files.
     Ignored,
 }
