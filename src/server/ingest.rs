@@ -125,6 +125,21 @@ struct TableState {
     pinned: Option<u32>,
 }
 
+impl TableState {
+    /// The refusal of row `row` of this table, in frame `seq`.
+    fn reject(&self, row: u64, finding: RowFinding, seq: u64) -> Rejection {
+        Rejection {
+            code: finding.code.as_str(),
+            message: finding.message,
+            component: self.component.clone(),
+            table: Some(self.name.as_str().into()),
+            line: Some(row),
+            field: finding.field.map(String::into_boxed_str),
+            seq,
+        }
+    }
+}
+
 /// A `_storage` table's metadata and its rows not yet written.
 #[derive(Default)]
 struct StorageTable {
@@ -528,15 +543,7 @@ impl Ingest {
         let t = &self.tables[table];
         let row = t.rows + 1;
         let finding = line_too_long(row);
-        Rejection {
-            code: finding.code.as_str(),
-            message: finding.message,
-            component: t.component.clone(),
-            table: Some(t.name.as_str().into()),
-            line: Some(row),
-            field: None,
-            seq,
-        }
+        t.reject(row, RowFinding::new(finding.code, finding.message), seq)
     }
 
     /// A line as text (the row it will be is `rows + 1`).
@@ -556,14 +563,10 @@ impl Ingest {
                 .map_err(|_| ()),
             Cow::Owned(b) => String::from_utf8(b).map(Cow::Owned).map_err(|_| ()),
         };
-        text.map_err(|()| Rejection {
-            code: Code::NotUtf8.as_str(),
-            message: format!("Row {} is not valid UTF-8", t.rows + 1),
-            component: t.component.clone(),
-            table: Some(t.name.as_str().into()),
-            line: Some(t.rows + 1),
-            field: None,
-            seq,
+        text.map_err(|()| {
+            let row = t.rows + 1;
+            let message = format!("Row {row} is not valid UTF-8");
+            t.reject(row, RowFinding::new(Code::NotUtf8, message), seq)
         })
     }
 
@@ -578,18 +581,9 @@ impl Ingest {
         let t = &mut self.tables[table];
         t.rows += 1;
         let row = t.rows;
-        let reject = |t: &TableState, finding: RowFinding| Rejection {
-            code: finding.code.as_str(),
-            message: finding.message,
-            component: t.component.clone(),
-            table: Some(t.name.as_str().into()),
-            line: Some(row),
-            field: finding.field.map(String::into_boxed_str),
-            seq,
-        };
         if let Some(storage) = t.storage.as_mut() {
             if let Err(finding) = storage.metadata.check_row(&line, row, t.number) {
-                return Err(reject(t, finding));
+                return Err(t.reject(row, finding, seq));
             }
             let id = serde_json::from_str::<StorageRowId>(&line)
                 .ok()
@@ -607,7 +601,7 @@ impl Ingest {
         }
         let checked = match t.checker.check(line.as_bytes(), row, row) {
             Ok(doc) => doc,
-            Err(finding) => return Err(reject(t, finding)),
+            Err(finding) => return Err(t.reject(row, finding, seq)),
         };
         let internal = match checked.id {
             IdField::Valid(id) => {
@@ -624,10 +618,8 @@ impl Ingest {
                         }
                         Some(pinned) if pinned != id.table => {
                             let message = import_conflict_message(&id.to_string(), &t.name);
-                            return Err(reject(
-                                t,
-                                RowFinding::new(Code::ImportConflict, message).at("_id"),
-                            ));
+                            let finding = RowFinding::new(Code::ImportConflict, message).at("_id");
+                            return Err(t.reject(row, finding, seq));
                         }
                         Some(_) => {}
                     }
@@ -675,4 +667,58 @@ fn with_file_facts(line: String, size: u64, sha256: &[u8; 32]) -> String {
         row.insert("size".into(), size.into());
     }
     serde_json::Value::Object(row).to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::convex::value::ValueRules;
+
+    /// A frame declaring table `t` (number 10001) and giving it `data`.
+    fn frame_with(data: &[u8]) -> Frame {
+        let decl = TableDecl {
+            component: String::new(),
+            name: "t".into(),
+            number: Some(10001),
+            number_source: NumberSource::Tables,
+            rules: ValueRules::Plain,
+            expected_documents: 2,
+        };
+        let items = vec![
+            Item::Table(decl),
+            Item::Documents {
+                table: 0,
+                data: data.to_vec(),
+            },
+        ];
+        Frame {
+            sequence: 3,
+            offset: 0,
+            len: 0,
+            items,
+        }
+    }
+
+    #[test]
+    fn a_refused_line_names_its_table_row_field_and_frame() {
+        let frame = frame_with(b"{\"a\":1}\n{\"a\":\"\xff\"}\n");
+        let r = Ingest::new("i").frame(&frame).unwrap_err();
+        assert_eq!(
+            (
+                r.code,
+                r.message.as_str(),
+                r.table.as_deref(),
+                r.line,
+                r.seq
+            ),
+            ("NotUtf8", "Row 2 is not valid UTF-8", Some("t"), Some(2), 3)
+        );
+        let frame = frame_with(b"{\"a\":1}\n{\"$a\":1}\n");
+        let r = Ingest::new("i").frame(&frame).unwrap_err();
+        assert_eq!(
+            (r.table.as_deref(), r.line, r.field.as_deref(), r.seq),
+            (Some("t"), Some(2), Some(r#"["$a"]"#), 3),
+            "{r:?}"
+        );
+    }
 }
