@@ -652,7 +652,7 @@ function parsedJson(bytes) {
 /** Cancels import `id` on the server, as far as it can be reached: nothing of it may land. */
 async function cancelImport(base, auth, id) {
   try {
-    await fetch(`${base}/api/imports/${id}/cancel`, { method: 'POST', headers: { Authorization: auth } });
+    await fetch(`${base}/api/imports/${encodeURIComponent(id)}/cancel`, { method: 'POST', headers: { Authorization: auth } });
   } catch {
     // An import never finished is never imported; the server may drop it later.
   }

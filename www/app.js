@@ -938,7 +938,7 @@ async function cancelOnServer(upload, server) {
   const id = upload.record.importId;
   if (id) {
     try {
-      await fetch(`${server.url}/api/imports/${id}/cancel`, { method: 'POST', headers: { Authorization: `Bearer ${server.token}` } });
+      await fetch(`${server.url}/api/imports/${encodeURIComponent(id)}/cancel`, { method: 'POST', headers: { Authorization: `Bearer ${server.token}` } });
     } catch {
       // The server drops what it has of an import it never finishes.
     }

@@ -209,9 +209,9 @@ impl Request {
     pub fn path(&self) -> String {
         match self {
             Request::Create { .. } => "/api/imports".into(),
-            Request::Status { id } => format!("/api/imports/{id}"),
-            Request::Append { id, seq, .. } => format!("/api/imports/{id}/frames?seq={seq}"),
-            Request::Finish { id } => format!("/api/imports/{id}/finish"),
+            Request::Status { id } => import_path(id),
+            Request::Append { id, seq, .. } => format!("{}/frames?seq={seq}", import_path(id)),
+            Request::Finish { id } => format!("{}/finish", import_path(id)),
         }
     }
 
@@ -242,6 +242,21 @@ pub enum Step {
     Done(serde_json::Value),
     /// The upload cannot go on.
     Failed(UploadError),
+}
+
+/// The path of import `id` (`/api/imports/{id}`), every byte of the id but
+/// letters and digits percent-encoded, so that an id typed by hand
+/// (`--resume`) stays one segment and cannot reach another path (`..`,
+/// `/`, `?`).
+pub fn import_path(id: &str) -> String {
+    let mut path = String::from("/api/imports/");
+    for byte in id.bytes() {
+        match byte {
+            b'a'..=b'z' | b'A'..=b'Z' | b'0'..=b'9' => path.push(byte as char),
+            _ => path.push_str(&format!("%{byte:02X}")),
+        }
+    }
+    path
 }
 
 /// Why an upload stopped.
@@ -865,6 +880,18 @@ mod tests {
             "{}",
             error.message
         );
+    }
+
+    #[test]
+    fn an_id_typed_by_hand_stays_one_path_segment() {
+        let status = Request::Status {
+            id: "../tables?x=1".into(),
+        };
+        assert_eq!(status.path(), "/api/imports/%2E%2E%2Ftables%3Fx%3D1");
+        let finish = Request::Finish {
+            id: "99f446add71525e7".into(),
+        };
+        assert_eq!(finish.path(), "/api/imports/99f446add71525e7/finish");
     }
 
     #[test]

@@ -14,7 +14,8 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, Context as _, Result};
 use clap::Args;
 use snappack::client::{
-    FileIdentity, FrameEnds, Request, Step, Upload, UploadConfig, UploadError, FINGERPRINT_SPAN,
+    import_path, FileIdentity, FrameEnds, Request, Step, Upload, UploadConfig, UploadError,
+    FINGERPRINT_SPAN,
 };
 use snappack::migration::{
     pack, EncoderConfig, PackError, PackOptions, DEFAULT_FRAME_SIZE, DEFAULT_LEVEL,
@@ -358,7 +359,7 @@ pub fn run(args: UploadArgs) -> Result<ExitCode> {
     // back) may pass, so the import stays open for --resume.
     match (&ended, upload.id()) {
         (Ok(Ended::Invalid(_)), Some(id)) => {
-            let _ = http.call("POST", &format!("/api/imports/{id}/cancel"), b"");
+            let _ = http.call("POST", &format!("{}/cancel", import_path(id)), b"");
             eprintln!("snappack: import {id} cancelled");
         }
         (Err(_), Some(id)) => eprintln!(
@@ -472,7 +473,7 @@ struct OpenImport {
 /// Open import `id`, as the server has it.
 fn open_import(http: &Http, id: &str) -> Result<OpenImport> {
     let (status, body) = http
-        .call("GET", &format!("/api/imports/{id}"), b"")
+        .call("GET", &import_path(id), b"")
         .map_err(|e| anyhow::anyhow!("cannot reach {}: {e}", http.base))?;
     let import: serde_json::Value = serde_json::from_slice(&body).unwrap_or_default();
     match (status, import["state"].as_str()) {
