@@ -354,7 +354,8 @@ impl IntoResponse for ImportsError {
                 StatusCode::UNPROCESSABLE_ENTITY,
                 json!({"code": e.code, "message": e.message, "component": e.component, "table": e.table}),
             ),
-            ImportsError::Internal(_) => error(
+            // Only a start reopens under other limits; a request cannot meet it.
+            ImportsError::OverLimit { .. } | ImportsError::Internal(_) => error(
                 StatusCode::INTERNAL_SERVER_ERROR,
                 json!({"code": "Internal", "message": message}),
             ),

@@ -61,6 +61,19 @@ pub enum ImportsError {
         /// The next frame the import expects.
         expected: u64,
     },
+    /// An open import's stream declares frames larger than this server's
+    /// `--max-frame-size` now takes: it cannot be reopened, nor dropped
+    /// without losing what was acknowledged.
+    #[error(
+        "open import {id}: {error} (--max-frame-size): start the server with the limit it had \
+         to finish the import, or cancel it there"
+    )]
+    OverLimit {
+        /// The import.
+        id: String,
+        /// The decoder's refusal of the stream header.
+        error: DecodeError,
+    },
     /// A frame does not decode (checksum, order, counts...).
     #[error("frame {seq}: {error}")]
     Frame {
@@ -342,10 +355,10 @@ impl Imports {
                     lock(&imports.open).insert(record.id, Slot::new(open));
                     continue;
                 }
-                // A log this server no longer accepts (its checks, or its
-                // limits, changed): the import cannot go on.
+                // A log this server's checks no longer accept: the import cannot go on.
                 Err(ImportsError::Rejected(rejection)) => (rejection.code, rejection.message),
-                Err(ImportsError::Frame { error, .. }) => (error.code(), error.to_string()),
+                // Over a lowered --max-frame-size too, the start fails: the
+                // import goes on once the limit is what it was.
                 Err(e) => return Err(e),
             };
             eprintln!(
@@ -460,7 +473,10 @@ impl Imports {
                 Err(OpenError::Io(e)) => return Err(e.into()),
                 Err(OpenError::Frame(e)) => return Err(e),
                 Err(OpenError::OverLimit(error)) => {
-                    return Err(ImportsError::Frame { seq: 0, error })
+                    return Err(ImportsError::OverLimit {
+                        id: id.to_owned(),
+                        error,
+                    })
                 }
             }
         }
