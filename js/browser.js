@@ -23,7 +23,11 @@ const WASM_URL = new URL('./web/snappack_bg.wasm', import.meta.url);
 
 let compiled;
 
-/** The compiled module, fetched and compiled once per page (again after a failure). @internal (upload.js) */
+/**
+ * The compiled module, fetched and compiled once per page (again after a
+ * failure); rejects with `WorkerFailed` when it cannot be loaded.
+ * @internal (upload.js)
+ */
 export function compiledModule() {
   if (compiled === undefined) {
     compiled = compile();
@@ -36,12 +40,18 @@ export function compiledModule() {
 
 async function compile() {
   try {
-    return await WebAssembly.compileStreaming(fetch(WASM_URL));
-  } catch {
-    // A server that does not send `application/wasm` still works.
-    const response = await fetch(WASM_URL);
-    if (!response.ok) throw new Error(`fetching ${WASM_URL}: HTTP ${response.status}`);
-    return WebAssembly.compile(await response.arrayBuffer());
+    try {
+      return await WebAssembly.compileStreaming(fetch(WASM_URL));
+    } catch {
+      // A server that does not send `application/wasm` still works.
+      const response = await fetch(WASM_URL);
+      if (!response.ok) throw new Error(`fetching ${WASM_URL}: HTTP ${response.status}`);
+      return await WebAssembly.compile(await response.arrayBuffer());
+    }
+  } catch (error) {
+    throw new SnappackError('WorkerFailed', `cannot load snappack's WebAssembly: ${error.message}`, {
+      cause: error,
+    });
   }
 }
 
@@ -62,7 +72,7 @@ export async function validate(input, options) {
   const fileName = fileNameOf(input, options);
   const workers = workersOption(options.workers, defaultWorkers(globalThis.navigator?.hardwareConcurrency));
   signal?.throwIfAborted();
-  const module = await loadedModule();
+  const module = await compiledModule();
   signal?.throwIfAborted();
   const request = {
     type: 'validate',
@@ -98,18 +108,7 @@ export async function validate(input, options) {
  */
 export async function checkTarget(report, options) {
   const request = checkTargetRequest(report, options);
-  return inWorker({ ...request, module: await loadedModule() }, {});
-}
-
-/** The compiled module, or `WorkerFailed` when it cannot be loaded. */
-async function loadedModule() {
-  try {
-    return await compiledModule();
-  } catch (error) {
-    throw new SnappackError('WorkerFailed', `cannot load snappack's WebAssembly: ${error.message}`, {
-      cause: error,
-    });
-  }
+  return inWorker({ ...request, module: await compiledModule() }, {});
 }
 
 /** Panics inside the worker's WebAssembly, to test that a panic only rejects. @internal */

@@ -1114,6 +1114,30 @@ test("the package's upload(): bytes in, rows on the server; refusals as UploadEr
   assert.deepEqual(result.unknownImport, { name: 'UploadError', code: 'UnknownImport', status: 404, errors: undefined, retryable: false });
   await assertLanded(server, summary);
   await page.close();
+
+  // The WebAssembly cannot be loaded: every call that needs it says so, typed.
+  const offline = await newPage(server);
+  await offline.route('**/snappack_bg.wasm', (route) => route.fulfill({ status: 404, body: 'gone' }));
+  const failures = await offline.evaluate(
+    async ({ url, token, good }) => {
+      const { upload, validate, checkTarget } = await import('/pkg/browser.js');
+      const bytes = Uint8Array.from(atob(good), (c) => c.charCodeAt(0));
+      const failure = (promise) => promise.then(
+        () => null,
+        (e) => ({ name: e.name, code: e.code }),
+      );
+      const report = { valid: true, format: 'zip', tables: [], storage: { files: 0, bytes: 0 }, errors: [], warnings: [], error_count: 0, documents: 0, bytes: 0 };
+      return {
+        upload: await failure(upload(bytes, { url, token, mode: 'replace', fileName: 'api.zip' })),
+        validate: await failure(validate(bytes, { fileName: 'api.zip' })),
+        checkTarget: await failure(checkTarget(report, { target: { tables: [] } })),
+      };
+    },
+    { url: server.url, token: TOKEN, good: readFileSync(path).toString('base64') },
+  );
+  const workerFailed = { name: 'SnappackError', code: 'WorkerFailed' };
+  assert.deepEqual(failures, { upload: workerFailed, validate: workerFailed, checkTarget: workerFailed });
+  await offline.close();
 });
 
 test("the package's upload() sends frames while it packs, and nothing when the tables conflict", { timeout: 120_000 }, async () => {
