@@ -131,8 +131,8 @@ fn parse_options(options_json: &str) -> Result<Options, JsValue> {
 /// An import mode by its wire name (`requireEmpty`, `append`, `replace`,
 /// `replaceAll`).
 fn parse_mode(mode: &str) -> Result<ImportMode, JsValue> {
-    serde_json::from_value(serde_json::Value::from(mode))
-        .map_err(|_| api_error("InvalidOptions", &format!("unknown import mode {mode:?}")))
+    mode.parse()
+        .map_err(|e: String| api_error("InvalidOptions", &e))
 }
 
 /// What [`validate`] finds before the first document: entry and table names,
