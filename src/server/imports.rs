@@ -350,27 +350,27 @@ impl Imports {
                 }
                 continue;
             }
-            let (code, message) = match imports.reopen(&record.id, record.mode) {
+            match imports.reopen(&record.id, record.mode) {
                 Ok(open) => {
                     lock(&imports.open).insert(record.id, Slot::new(open));
-                    continue;
                 }
                 // A log this server's checks no longer accept: the import cannot go on.
-                Err(ImportsError::Rejected(rejection)) => (rejection.code, rejection.message),
+                Err(ImportsError::Rejected(rejection)) => {
+                    let why = format!("{}: {}", rejection.code, rejection.message);
+                    eprintln!(
+                        "snappack: import {} cancelled: its log does not replay: {why}",
+                        record.id
+                    );
+                    let reason =
+                        format!("cancelled by the server: its staging log does not replay ({why})");
+                    imports.files.mark_sweep_due()?;
+                    imports.store.cancel_import(&record.id, Some(&reason))?;
+                    imports.forget(&record.id);
+                }
                 // Over a lowered --max-frame-size too, the start fails: the
                 // import goes on once the limit is what it was.
                 Err(e) => return Err(e),
-            };
-            eprintln!(
-                "snappack: import {} cancelled: its log does not replay: {code}: {message}",
-                record.id
-            );
-            let reason = format!(
-                "cancelled by the server: its staging log does not replay ({code}: {message})"
-            );
-            imports.files.mark_sweep_due()?;
-            imports.store.cancel_import(&record.id, Some(&reason))?;
-            imports.forget(&record.id);
+            }
         }
         if lock(&imports.open).is_empty() && imports.files.sweep_due() {
             let (files, bytes) = imports.sweep_files()?;
