@@ -782,7 +782,8 @@ fn serve_warns_when_the_web_page_folder_is_missing() {
 fn an_input_whose_format_cannot_be_told_exits_2() {
     let dir = fresh_dir("no-extension");
     let input = dir.join("noext");
-    std::fs::write(&input, b"{\"a\":1}\n").unwrap();
+    // CSV, which has no sign of its own in its first bytes.
+    std::fs::write(&input, b"a,b\n1,2\n").unwrap();
     // The report says why (InvalidOptions), and the status that nothing was checked.
     let (code, stdout, _) = snappack(&["validate", arg(&input), "--table", "t", "--json"]);
     assert_eq!(code, 2, "{stdout}");
@@ -821,6 +822,49 @@ fn an_input_whose_format_cannot_be_told_exits_2() {
         stdout.contains("Convex would reject this import."),
         "{stdout}"
     );
+}
+
+#[test]
+fn an_input_without_an_extension_or_on_standard_input_is_told_by_its_first_bytes() {
+    use std::io::Write;
+    let dir = fresh_dir("first-bytes");
+    let twice = doc(10001, 1, "") + "\n" + &doc(10001, 1, "");
+    let archive = zip(&[("users/documents.jsonl", twice.as_bytes())]);
+    let run = |args: &[&str], stdin: &[u8]| {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_snappack"))
+            .args(args)
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        child.stdin.take().unwrap().write_all(stdin).unwrap();
+        let out = child.wait_with_output().unwrap();
+        let stdout = String::from_utf8(out.stdout).unwrap();
+        assert_eq!(out.status.code(), Some(1), "{args:?}: {stdout}");
+        let report: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+        assert_eq!(report["documents"], 2, "{args:?}: {stdout}");
+        assert_eq!(report["errors"][0]["code"], "DuplicateId", "{stdout}");
+        report
+    };
+    // A ZIP without an extension, split among walks as a .zip is.
+    let named = dir.join("snapshot");
+    std::fs::write(&named, &archive).unwrap();
+    for threads in ["1", "4"] {
+        let report = run(
+            &["validate", arg(&named), "--json", "--threads", threads],
+            b"",
+        );
+        assert_eq!(report["format"], "zip");
+    }
+    // `-` is standard input: a ZIP, and a table's JSON lines.
+    let report = run(&["validate", "-", "--json"], &archive);
+    assert_eq!(report["format"], "zip");
+    let report = run(
+        &["validate", "-", "--table", "users", "--json"],
+        twice.as_bytes(),
+    );
+    assert_eq!(report["format"], "jsonl");
+    assert_eq!(report["errors"][0]["entry"], "stdin");
 }
 
 #[test]

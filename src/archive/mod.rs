@@ -5,12 +5,18 @@ pub mod csv;
 pub mod inflate;
 pub mod lines;
 
+use std::io::{self, Read, Seek};
+
 use serde::{Deserialize, Serialize};
 
 use crate::convex::names::check_identifier;
 use crate::report::Code;
 
 pub use lines::{ChunkReader, LineError, LineReader};
+
+/// How much of an input [`Format::detect`] reads for its first bytes: enough
+/// for blank lines before a JSON document starts.
+const SNIFFED_BYTES: usize = 4096;
 
 /// The input formats Convex imports.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -40,6 +46,38 @@ impl Format {
             "csv" => Some(Format::Csv),
             _ => None,
         }
+    }
+
+    /// The format the first bytes of an input show, for one whose name does
+    /// not tell: a ZIP's signature, or how JSON starts (`[` for an array,
+    /// `{` for JSON lines). CSV has no sign of its own.
+    pub fn from_first_bytes(head: &[u8]) -> Option<Format> {
+        // A local file header, or the end record of an archive with no entries.
+        if head.starts_with(b"PK\x03\x04") || head.starts_with(b"PK\x05\x06") {
+            return Some(Format::Zip);
+        }
+        match head.iter().find(|c| !c.is_ascii_whitespace())? {
+            b'[' => Some(Format::JsonArray),
+            b'{' => Some(Format::JsonLines),
+            _ => None,
+        }
+    }
+
+    /// The format of `input` named `name`: from the name's extension, else
+    /// from its first bytes ([`Format::from_first_bytes`]). It is read from
+    /// the start, which is where it is left.
+    pub fn detect(name: &str, input: &mut (impl Read + Seek)) -> io::Result<Option<Format>> {
+        if let Some(format) = Format::from_file_name(name) {
+            return Ok(Some(format));
+        }
+        let mut head = Vec::with_capacity(SNIFFED_BYTES);
+        input.rewind()?;
+        input
+            .by_ref()
+            .take(SNIFFED_BYTES as u64)
+            .read_to_end(&mut head)?;
+        input.rewind()?;
+        Ok(Format::from_first_bytes(&head))
     }
 
     /// The format's short name (`zip`, `jsonl`, `json`, `csv`).
@@ -390,5 +428,28 @@ mod tests {
         assert_eq!(Format::from_file_name("x.ZIP"), Some(Format::Zip));
         assert_eq!(Format::from_file_name("a.b.jsonl"), Some(Format::JsonLines));
         assert_eq!(Format::from_file_name("noext"), None);
+    }
+
+    #[test]
+    fn formats_from_first_bytes() {
+        for (head, format) in [
+            (&b"PK\x03\x04\x14\x00"[..], Some(Format::Zip)),
+            (b"PK\x05\x06\x00\x00", Some(Format::Zip)),
+            (b"\n\n  {\"a\":1}\n", Some(Format::JsonLines)),
+            (b"[{\"a\":1}]", Some(Format::JsonArray)),
+            (b"a,b\n1,2\n", None),
+            (b"PK", None),
+            (b"", None),
+        ] {
+            assert_eq!(Format::from_first_bytes(head), format, "{head:?}");
+        }
+        // The name wins; the input is left at its start either way.
+        let mut input = io::Cursor::new(b"PK\x03\x04rest".to_vec());
+        assert_eq!(
+            Format::detect("a.csv", &mut input).unwrap(),
+            Some(Format::Csv)
+        );
+        assert_eq!(Format::detect("63", &mut input).unwrap(), Some(Format::Zip));
+        assert_eq!(input.position(), 0);
     }
 }

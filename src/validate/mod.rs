@@ -346,7 +346,11 @@ fn walk_as<'a, R: Read + Seek>(
     shard: Option<Shard>,
 ) -> (Context<'a>, Option<Format>, Plan) {
     let mut ctx = Context::new(options, on_progress);
-    let format = options.format.or_else(|| Format::from_file_name(file_name));
+    let detected = match options.format {
+        Some(format) => Ok(Some(format)),
+        None => Format::detect(file_name, &mut input),
+    };
+    let format = detected.as_ref().ok().copied().flatten();
     if let Some(Shard { index, count }) = shard.filter(|s| s.index >= s.count) {
         ctx.error(Finding::new(
             Code::InvalidOptions,
@@ -362,10 +366,12 @@ fn walk_as<'a, R: Read + Seek>(
         return (ctx, format, Plan::default());
     }
     ctx.shard = shard;
-    let total = input.seek(io::SeekFrom::End(0)).and_then(|end| {
-        input.rewind()?;
-        Ok(end)
-    });
+    let total = detected
+        .and_then(|_| input.seek(io::SeekFrom::End(0)))
+        .and_then(|end| {
+            input.rewind()?;
+            Ok(end)
+        });
     let component = crate::archive::check_component_path(&options.component);
     let plan = match (component, format, total) {
         (Err(why), _, _) => {
@@ -383,7 +389,7 @@ fn walk_as<'a, R: Read + Seek>(
         (_, None, _) => {
             ctx.error(Finding::new(
                 Code::InvalidOptions,
-                format!("cannot tell the format of '{file_name}' from its extension: give a format (zip, jsonl, json or csv)"),
+                format!("cannot tell the format of '{file_name}' from its extension or its first bytes: give a format (zip, jsonl, json or csv)"),
             ));
             Plan::default()
         }

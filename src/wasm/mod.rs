@@ -64,7 +64,7 @@ pub fn set_panic_handler(handler: Option<Function>) {
 ///   module's memory, valid only during the call) with the bytes from
 ///   `offset` on and returns how many it wrote: all of them.
 /// * `file_name`: the input's name; its extension picks the format when the
-///   options do not.
+///   options do not, else the input's first bytes do ([`crate::Format::detect`]).
 /// * `options_json`: the options as JSON (`format`, `table`, `component`,
 ///   `schema`, `target`, `mode`, `maxErrors`).
 /// * `on_progress(bytesRead, bytesTotal, documents)`: called about once per

@@ -88,9 +88,9 @@ struct GenArgs {
 /// What to validate and how.
 #[derive(Args)]
 struct InputArgs {
-    /// The snapshot ZIP, or a .jsonl, .json or .csv file.
+    /// The snapshot ZIP, or a .jsonl, .json or .csv file; `-` reads standard input.
     file: PathBuf,
-    /// Input format (default: from the file's extension).
+    /// Input format (default: from the file's extension, else from its first bytes).
     #[arg(long, value_parser = parse_format)]
     format: Option<Format>,
     /// Target table, for single-table formats.
@@ -222,6 +222,14 @@ impl InputArgs {
     }
 
     fn open(&self) -> Result<(Input, String)> {
+        if self.file.as_os_str() == "-" {
+            let mut bytes = Vec::new();
+            std::io::stdin()
+                .lock()
+                .read_to_end(&mut bytes)
+                .context("cannot read standard input")?;
+            return Ok((Input::Memory(Cursor::new(bytes)), "stdin".to_owned()));
+        }
         let mut file = File::open(&self.file)
             .with_context(|| format!("cannot open {}", self.file.display()))?;
         let metadata = file
@@ -322,10 +330,17 @@ fn read_target(path: &Path) -> Result<TargetTables> {
 
 fn validate(args: ValidateArgs) -> Result<ExitCode> {
     let options = args.input.options()?;
-    let (reader, name) = args.input.open()?;
+    let (mut reader, name) = args.input.open()?;
     let started = Instant::now();
     let mut bar = ProgressBar::new(!args.quiet && !args.json);
-    let zip = options.format.or_else(|| Format::from_file_name(&name)) == Some(Format::Zip);
+    let zip = match options.format {
+        Some(format) => format == Format::Zip,
+        None => {
+            Format::detect(&name, &mut reader)
+                .with_context(|| format!("cannot read {}", args.input.file.display()))?
+                == Some(Format::Zip)
+        }
+    };
     let workers = if zip && reader.reopens() {
         options.threads / 2
     } else {
