@@ -19,6 +19,9 @@ step "clippy (native and wasm32)"
 cargo clippy --all-targets --locked -- -D warnings
 cargo clippy --all-targets --locked --target wasm32-unknown-unknown -- -D warnings
 
+step "API docs (no broken links)"
+RUSTDOCFLAGS="-D warnings" cargo doc --no-deps --locked --quiet
+
 step "core builds for wasm32"
 cargo build --lib --locked --target wasm32-unknown-unknown
 

@@ -3,7 +3,7 @@
 //! Natively the CPU's carry-less multiply makes CRC-32 nearly free
 //! (crc32fast). WebAssembly has no such instruction, and a table-driven
 //! CRC-32 ran at about 2.5 GB/s there, a tenth of a validation's time.
-//! [`Sparse`] instead reduces the message by a sparse multiple of the CRC
+//! `Sparse` instead reduces the message by a sparse multiple of the CRC
 //! polynomial, a few word XORs per 8 bytes and no table lookups (about
 //! 15 GB/s in Node); only the last 2.4 KB go through a table-driven CRC-32.
 //!
@@ -27,7 +27,7 @@ use std::fmt;
 #[cfg(any(target_arch = "wasm32", test))]
 pub use sparse::Sparse;
 
-/// A running CRC-32: crc32fast natively, [`Sparse`] on wasm32.
+/// A running CRC-32: crc32fast natively, `Sparse` on wasm32.
 #[derive(Clone, Default)]
 pub struct Crc32(
     #[cfg(not(target_arch = "wasm32"))] crc32fast::Hasher,

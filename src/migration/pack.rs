@@ -29,7 +29,7 @@ pub struct PackOptions {
     pub validate: Options,
     /// Pack even when the input has validation errors: every document line
     /// is packed, valid or not, for the server to judge. Not past errors
-    /// that left part of the input unread ([`leaves_input_unread`], the
+    /// that left part of the input unread (`leaves_input_unread`, the
     /// plan's `left_out`): the server would never see that part.
     pub force: bool,
     /// Frame size, deflate level, first frame to write. Any frame size the

@@ -7,7 +7,7 @@
 //! request (the decoder: checksums, sequence, order, counts; [`Ingest`]:
 //! every document), append the accepted frames to the staging log and fsync
 //! it, write their stored files, then acknowledge. Their documents go into
-//! the store on a thread of their own ([`PendingWrite`]) while the next
+//! the store on a thread of their own (`PendingWrite`) while the next
 //! request is checked; each request's write waits for the one before, so
 //! writes land in order, and finishing or cancelling waits for the last.
 //! Any refusal or failure after the decoder took a frame, or a store write

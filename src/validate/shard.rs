@@ -1,7 +1,7 @@
 //! Validation split across workers by table: each of `count` workers walks
 //! the same archive with [`validate_shard`](super::validate_shard), plans it
 //! in full (so every worker knows every table and number), checks only the
-//! tables it is given (a run of them, [`assign`]), and returns a [`ShardReport`]; [`merge_shards`] then
+//! tables it is given (a run of them, `assign`), and returns a [`ShardReport`]; [`merge_shards`] then
 //! makes the one [`Report`] a single walk would have made.
 //!
 //! WebAssembly has one thread per instance, so this is how the browser and

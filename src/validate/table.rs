@@ -163,7 +163,7 @@ impl TableChecker {
     }
 
     /// Readies the duplicate set for `prechecked`'s id, which comes soon:
-    /// see [`IdSet::preload`].
+    /// see `IdSet::preload`.
     #[inline]
     pub fn preload(&self, prechecked: &Prechecked) {
         if let Prechecked::Plain(Some(id)) = prechecked {

@@ -173,7 +173,7 @@ pub fn plan(
     Ok(plan)
 }
 
-/// The code of [`error_changed`]: the import raced another one on a table.
+/// The code of `error_changed`: the import raced another one on a table.
 pub const TABLE_CHANGED: &str = "TableChanged";
 
 fn error_changed(table: &HiddenTable) -> ImportError {
