@@ -261,7 +261,7 @@ fn outcome_matrix_of_convex_tests() {
         for (mode, expected) in outcomes {
             for (backend, store) in common::stores() {
                 let store = &*store;
-                let case = format!("{backend}: {scenario}, {}", server::store::mode_name(*mode));
+                let case = format!("{backend}: {scenario}, {}", mode);
                 if !target.is_empty() {
                     import(store, RequireEmpty, target).unwrap();
                 }

@@ -944,12 +944,7 @@ fn target_tables_and_modes() {
         codes(&report)
     };
     // Empty target: every mode passes.
-    for mode in [
-        ImportMode::RequireEmpty,
-        ImportMode::Append,
-        ImportMode::Replace,
-        ImportMode::ReplaceAll,
-    ] {
+    for mode in ImportMode::ALL {
         assert_eq!(run(mode, target(&[])), vec![], "{mode:?}");
     }
     // A table-level finding names the table's documents entry.
@@ -1100,12 +1095,7 @@ fn a_report_checked_against_a_target_gives_the_numbers_and_conflicts_validating_
     assert!(base.valid, "{:?}", base.errors);
     for tables in targets {
         let target = TargetTables { tables };
-        for mode in [
-            ImportMode::RequireEmpty,
-            ImportMode::Append,
-            ImportMode::Replace,
-            ImportMode::ReplaceAll,
-        ] {
+        for mode in ImportMode::ALL {
             let options = Options {
                 mode,
                 target: Some(target.clone()),

@@ -48,19 +48,49 @@ pub enum ImportMode {
     ReplaceAll,
 }
 
+impl ImportMode {
+    /// Every mode, in the order of the docs.
+    pub const ALL: [ImportMode; 4] = [
+        ImportMode::RequireEmpty,
+        ImportMode::Append,
+        ImportMode::Replace,
+        ImportMode::ReplaceAll,
+    ];
+
+    /// The mode's name as Convex's CLI and snappack's API spell it
+    /// (`requireEmpty`, `append`, `replace`, `replaceAll`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ImportMode::RequireEmpty => "requireEmpty",
+            ImportMode::Append => "append",
+            ImportMode::Replace => "replace",
+            ImportMode::ReplaceAll => "replaceAll",
+        }
+    }
+}
+
+impl std::fmt::Display for ImportMode {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 impl std::str::FromStr for ImportMode {
     type Err = String;
 
+    /// A mode's name, or its kebab-case spelling (`require-empty`, `replace-all`).
     fn from_str(s: &str) -> Result<Self, String> {
-        match s {
-            "requireEmpty" | "require-empty" => Ok(ImportMode::RequireEmpty),
-            "append" => Ok(ImportMode::Append),
-            "replace" => Ok(ImportMode::Replace),
-            "replaceAll" | "replace-all" => Ok(ImportMode::ReplaceAll),
-            _ => Err(format!(
-                "unknown mode '{s}' (expected requireEmpty, append, replace or replaceAll)"
-            )),
-        }
+        let name = match s {
+            "require-empty" => "requireEmpty",
+            "replace-all" => "replaceAll",
+            _ => s,
+        };
+        ImportMode::ALL
+            .into_iter()
+            .find(|mode| mode.as_str() == name)
+            .ok_or_else(|| {
+                format!("unknown mode '{s}' (expected requireEmpty, append, replace or replaceAll)")
+            })
     }
 }
 

@@ -21,7 +21,7 @@ use snappack::migration::{
     pack, EncoderConfig, PackError, PackOptions, DEFAULT_FRAME_SIZE, DEFAULT_LEVEL,
 };
 use snappack::report::Report;
-use snappack::server::{store, TOKEN_ENV};
+use snappack::server::TOKEN_ENV;
 use snappack::validate::validate;
 use snappack::validate::{ImportMode, TargetTables};
 
@@ -144,8 +144,8 @@ pub fn run(args: UploadArgs) -> Result<ExitCode> {
             if args.input.mode.is_some_and(|asked| asked != import.mode) {
                 bail!(
                     "import {id} was started in {} mode, not {}: leave out --mode to continue it, or start a new upload",
-                    store::mode_name(import.mode),
-                    store::mode_name(options.mode)
+                    import.mode,
+                    options.mode
                 );
             }
             options.mode = import.mode;

@@ -33,16 +33,6 @@ pub use self::postgres::PostgresStore;
 pub use self::sqlite::SqliteStore;
 pub use crate::validate::{ImportMode, TargetTable};
 
-/// An import mode's wire name.
-pub fn mode_name(mode: ImportMode) -> &'static str {
-    match mode {
-        ImportMode::RequireEmpty => "requireEmpty",
-        ImportMode::Append => "append",
-        ImportMode::Replace => "replace",
-        ImportMode::ReplaceAll => "replaceAll",
-    }
-}
-
 /// Where an import is in its life.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]

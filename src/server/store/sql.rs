@@ -333,7 +333,7 @@ impl<B: Backend> SqlStore<B> {
                 "INSERT INTO snappack_imports (id, mode, state, label) VALUES ($1, $2, $3, $4)",
                 &[
                     Param::Text(id),
-                    Param::Text(super::mode_name(mode)),
+                    Param::Text(mode.as_str()),
                     Param::Text(ImportState::Open.as_str()),
                     label.map_or(Param::Null, Param::Text),
                 ],
