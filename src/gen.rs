@@ -1361,7 +1361,7 @@ fn uuid_text(bytes: &[u8; 16]) -> String {
     let mut b = *bytes;
     b[6] = (b[6] & 0x0f) | 0x40;
     b[8] = (b[8] & 0x3f) | 0x80;
-    let hex: String = b.iter().map(|x| format!("{x:02x}")).collect();
+    let hex = crate::hex(&b);
     format!(
         "{}-{}-{}-{}-{}",
         &hex[..8],

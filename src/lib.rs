@@ -23,3 +23,8 @@ mod wasm;
 pub use archive::Format;
 pub use report::{Code, Finding, NumberSource, Report, TableSummary};
 pub use validate::{validate, ImportMode, Options, Progress};
+
+/// Lowercase hex of bytes: digests, tokens and UUIDs as text.
+pub(crate) fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}

@@ -35,7 +35,7 @@ impl FileIdentity {
         sha.update(head);
         sha.update(tail);
         let digest = sha.finalize();
-        let hex = digest[..16].iter().map(|b| format!("{b:02x}")).collect();
+        let hex = crate::hex(&digest[..16]);
         FileIdentity {
             name: Some(name.to_owned()),
             size,

@@ -320,7 +320,7 @@ fn row_sha256(json: &str) -> Option<[u8; 32]> {
 fn random_id() -> Result<String, ImportsError> {
     let mut bytes = [0u8; 16];
     getrandom::fill(&mut bytes).map_err(|e| ImportsError::Internal(format!("random: {e}")))?;
-    Ok(super::files::hex(&bytes))
+    Ok(crate::hex(&bytes))
 }
 
 impl Imports {

@@ -280,7 +280,7 @@ pub fn resolve_token(given: Option<&str>, data_dir: &Path) -> std::io::Result<(S
     }
     let mut bytes = [0u8; 24];
     getrandom::fill(&mut bytes).map_err(|e| std::io::Error::other(e.to_string()))?;
-    let token = files::hex(&bytes);
+    let token = crate::hex(&bytes);
     std::fs::create_dir_all(data_dir)?;
     let mut options = std::fs::OpenOptions::new();
     options.write(true).create(true).truncate(true);
