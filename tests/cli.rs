@@ -394,6 +394,29 @@ fn pack_writes_straight_into_a_fifo_or_a_device() {
 }
 
 #[test]
+fn gen_writes_into_a_pipe_the_bytes_it_writes_into_a_file() {
+    let dir = fresh_dir("gen-pipe");
+    let file = dir.join("a.zip");
+    let flags = ["--tables", "2", "--documents", "30", "--storage-files", "1"];
+    let (code, stdout, stderr) = snappack(&[&["gen", arg(&file)][..], &flags].concat());
+    assert_eq!(code, 0, "{stderr}");
+    assert!(stdout.starts_with("wrote "), "{stdout}");
+    // /dev/stdout is a pipe here: the ZIP writer cannot seek in it, and the
+    // summary must not follow the archive into it.
+    let out = Command::new(env!("CARGO_BIN_EXE_snappack"))
+        .args([&["gen", "/dev/stdout"][..], &flags].concat())
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    assert!(
+        stderr.starts_with("wrote /dev/stdout: 2 tables"),
+        "{stderr}"
+    );
+    assert!(out.stdout == std::fs::read(&file).unwrap());
+}
+
+#[test]
 fn unpack_writes_no_output_from_a_bad_stream() {
     let dir = fresh_dir("unpack-bad-stream");
     let (input, stream) = (dir.join("g.zip"), dir.join("g.snappack"));

@@ -543,15 +543,31 @@ fn generate(args: GenArgs) -> Result<ExitCode> {
     }
     let inputs: Vec<&Path> = args.spec.as_deref().into_iter().collect();
     let mut out = OutputFile::create(&args.out, &inputs)?;
-    let summary = snappack::gen::write_snapshot(&mut out, &spec)?;
+    // A device or FIFO (such as /dev/stdout) may be what standard output
+    // carries: the summary goes to standard error then.
+    let mut report: Box<dyn Write> = match out.writes_in_place() {
+        true => Box::new(std::io::stderr().lock()),
+        false => Box::new(std::io::stdout().lock()),
+    };
+    // A ZIP writer goes back to fill in sizes: into a pipe, which cannot
+    // seek, the archive is made in memory first.
+    let summary = match out.stream_position() {
+        Ok(_) => snappack::gen::write_snapshot(&mut out, &spec)?,
+        Err(_) => {
+            let mut archive = Cursor::new(Vec::new());
+            let summary = snappack::gen::write_snapshot(&mut archive, &spec)?;
+            out.write_all(archive.get_ref())
+                .with_context(|| format!("cannot write {}", args.out.display()))?;
+            summary
+        }
+    };
     out.finish()?;
-    let mut stdout = std::io::stdout().lock();
     if args.json {
-        serde_json::to_writer_pretty(&mut stdout, &summary)?;
-        writeln!(stdout)?;
+        serde_json::to_writer_pretty(&mut report, &summary)?;
+        writeln!(report)?;
     } else {
         writeln!(
-            stdout,
+            report,
             "wrote {}: {}, {}, {}, {} uncompressed, {}",
             args.out.display(),
             human::plural(summary.tables.len() as u64, "table"),

@@ -59,6 +59,11 @@ impl OutputFile {
         })
     }
 
+    /// True for a device or FIFO, which is written in place.
+    pub(super) fn writes_in_place(&self) -> bool {
+        self.partial.is_none()
+    }
+
     /// Flushes the file to disk and moves it into place.
     pub(super) fn finish(mut self) -> Result<()> {
         self.file
