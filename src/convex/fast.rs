@@ -27,60 +27,58 @@ pub fn check_fast(
     let mut s = Scan {
         b: line,
         rules,
-        i: 0,
-        size: 0,
+        size: 2,
         max_depth: 1,
     };
-    s.ws();
-    s.eat(b'{')?;
-    s.size += 2;
+    let mut i = s.expect(s.ws(0), b'{')?;
     let mut id = IdField::Absent;
     let mut has_creation_time = false;
-    s.ws();
-    if !s.eat_if(b'}') {
+    i = s.ws(i);
+    if s.at(i) == Some(b'}') {
+        i += 1;
+    } else {
         let mut fields = 0usize;
         loop {
-            let key = s.key()?;
+            let (after, key) = s.key(i)?;
             fields += 1;
             s.size += key.len() as u64 + 1;
-            s.ws();
-            s.eat(b':')?;
-            s.ws();
-            match key {
+            i = s.ws(s.expect(s.ws(after), b':')?);
+            i = match key {
                 b"_id" => {
-                    let text = s.plain_string()?;
+                    let (after, text) = s.plain_string(i)?;
                     s.size += 2 + text.len() as u64;
                     id = match DocumentId::decode_bytes(text) {
                         Ok(decoded) => IdField::Valid(decoded),
                         // The full checker reports it with the text.
                         Err(_) => return None,
                     };
+                    after
                 }
                 b"_creationTime" => {
-                    let (text, integer) = s.number()?;
+                    let (after, integer) = s.number(i)?;
+                    let text = &line[i..after];
                     if integer && rules == ValueRules::Uniform || !creation_time_in_range(text) {
                         return None;
                     }
                     s.size += 9;
                     has_creation_time = true;
+                    after
                 }
                 _ if key.first() == Some(&b'_') => return None,
-                _ => s.value(1)?,
+                _ => s.value(i, 1)?,
+            };
+            i = s.ws(i);
+            match s.at(i) {
+                Some(b',') => i = s.ws(i + 1),
+                Some(b'}') => break i += 1,
+                _ => return None,
             }
-            s.ws();
-            if s.eat_if(b',') {
-                s.ws();
-                continue;
-            }
-            s.eat(b'}')?;
-            break;
         }
         if fields > MAX_OBJECT_FIELDS {
             return None;
         }
     }
-    s.ws();
-    if s.i != s.b.len() || s.max_depth > MAX_DOCUMENT_NESTING {
+    if s.ws(i) != line.len() || s.max_depth > MAX_DOCUMENT_NESTING {
         return None;
     }
     let mut size = s.size;
@@ -93,10 +91,12 @@ pub fn check_fast(
     (size <= MAX_DOCUMENT_SIZE).then_some(CheckedDocument { id, size })
 }
 
+/// The scan's state but for the cursor. Every step takes the index it
+/// starts at and returns the one after what it read: passed by value, the
+/// cursor stays in a register instead of going through memory at each call.
 struct Scan<'a> {
     b: &'a [u8],
     rules: ValueRules,
-    i: usize,
     /// Convex's size of everything scanned so far (it is additive).
     size: u64,
     /// Deepest container seen; the document itself is depth 1.
@@ -104,131 +104,130 @@ struct Scan<'a> {
 }
 
 impl<'a> Scan<'a> {
-    #[inline]
-    fn ws(&mut self) {
-        while let Some(b' ' | b'\t' | b'\n' | b'\r') = self.b.get(self.i) {
-            self.i += 1;
+    /// The byte at `i`, if any.
+    #[inline(always)]
+    fn at(&self, i: usize) -> Option<u8> {
+        self.b.get(i).copied()
+    }
+
+    /// Past the whitespace from `i` on.
+    #[inline(always)]
+    fn ws(&self, mut i: usize) -> usize {
+        while let Some(b' ' | b'\t' | b'\n' | b'\r') = self.at(i) {
+            i += 1;
         }
+        i
     }
 
-    #[inline]
-    fn eat(&mut self, c: u8) -> Option<()> {
-        (self.b.get(self.i) == Some(&c)).then(|| self.i += 1)
+    /// Past `c` at `i`, which must be there.
+    #[inline(always)]
+    fn expect(&self, i: usize, c: u8) -> Option<usize> {
+        (self.at(i) == Some(c)).then_some(i + 1)
     }
 
-    #[inline]
-    fn eat_if(&mut self, c: u8) -> bool {
-        self.eat(c).is_some()
-    }
-
-    /// One value at `depth` (the depth of the container holding it).
-    fn value(&mut self, depth: u32) -> Option<()> {
-        match *self.b.get(self.i)? {
+    /// Past one value at `i` in a container at `depth`. Strings and numbers,
+    /// most values, are read here, inlined into the loops over fields and
+    /// elements; containers go through [`Scan::container`].
+    #[inline(always)]
+    fn value(&mut self, i: usize, depth: u32) -> Option<usize> {
+        match self.at(i)? {
             b'"' => {
-                let len = self.string()?;
+                let (after, len) = self.string(i)?;
                 self.size += 2 + len;
+                Some(after)
             }
-            b'{' if self.rules == ValueRules::Uniform && self.starts_wrapper() => self.wrapper()?,
-            b'{' => self.object(depth + 1)?,
-            b'[' => self.array(depth + 1)?,
-            b't' => self.literal(b"true", 1)?,
-            b'f' => self.literal(b"false", 1)?,
-            b'n' => self.literal(b"null", 1)?,
             b'-' | b'0'..=b'9' => {
-                self.number()?;
                 self.size += 9;
+                Some(self.number(i)?.0)
             }
-            _ => return None,
+            b'{' | b'[' => self.container(i, depth),
+            b't' => self.literal(i, b"true"),
+            b'f' => self.literal(i, b"false"),
+            b'n' => self.literal(i, b"null"),
+            _ => None,
         }
-        Some(())
     }
 
-    fn literal(&mut self, word: &[u8], size: u64) -> Option<()> {
-        if self.b[self.i..].starts_with(word) {
-            self.i += word.len();
-            self.size += size;
-            Some(())
+    /// Past the object, array or `$` wrapper at `i`.
+    #[inline(never)]
+    fn container(&mut self, i: usize, depth: u32) -> Option<usize> {
+        if self.b[i] == b'[' {
+            self.array(i, depth + 1)
+        } else if self.rules == ValueRules::Uniform && self.starts_wrapper(i) {
+            self.wrapper(i)
         } else {
-            None
+            self.object(i, depth + 1)
         }
     }
 
-    fn object(&mut self, depth: u32) -> Option<()> {
+    /// Past `true`, `false` or `null` (`word`) at `i`: size 1.
+    fn literal(&mut self, i: usize, word: &[u8]) -> Option<usize> {
+        self.b[i..].starts_with(word).then(|| {
+            self.size += 1;
+            i + word.len()
+        })
+    }
+
+    fn object(&mut self, i: usize, depth: u32) -> Option<usize> {
         if depth > MAX_DEPTH {
             return None;
         }
         self.max_depth = self.max_depth.max(depth);
-        self.i += 1;
         self.size += 2;
-        self.ws();
-        if self.eat_if(b'}') {
-            return Some(());
+        let mut i = self.ws(i + 1);
+        if self.at(i) == Some(b'}') {
+            return Some(i + 1);
         }
         let mut fields = 0usize;
         loop {
-            let key = self.key()?;
+            let (after, key) = self.key(i)?;
             fields += 1;
             self.size += key.len() as u64 + 1;
-            self.ws();
-            self.eat(b':')?;
-            self.ws();
-            self.value(depth)?;
-            self.ws();
-            if self.eat_if(b',') {
-                self.ws();
-                continue;
+            i = self.ws(self.expect(self.ws(after), b':')?);
+            i = self.value(i, depth)?;
+            i = self.ws(i);
+            match self.at(i) {
+                Some(b',') => i = self.ws(i + 1),
+                Some(b'}') => return (fields <= MAX_OBJECT_FIELDS).then_some(i + 1),
+                _ => return None,
             }
-            self.eat(b'}')?;
-            return (fields <= MAX_OBJECT_FIELDS).then_some(());
         }
     }
 
-    fn array(&mut self, depth: u32) -> Option<()> {
+    fn array(&mut self, i: usize, depth: u32) -> Option<usize> {
         if depth > MAX_DEPTH {
             return None;
         }
         self.max_depth = self.max_depth.max(depth);
-        self.i += 1;
         self.size += 2;
-        self.ws();
-        if self.eat_if(b']') {
-            return Some(());
+        let mut i = self.ws(i + 1);
+        if self.at(i) == Some(b']') {
+            return Some(i + 1);
         }
         let mut len = 0usize;
         loop {
-            self.value(depth)?;
+            i = self.value(i, depth)?;
+            i = self.ws(i);
             len += 1;
-            self.ws();
-            if self.eat_if(b',') {
-                self.ws();
-                continue;
+            match self.at(i) {
+                Some(b',') => i = self.ws(i + 1),
+                Some(b']') => return (len <= MAX_ARRAY_LEN).then_some(i + 1),
+                _ => return None,
             }
-            self.eat(b']')?;
-            return (len <= MAX_ARRAY_LEN).then_some(());
         }
     }
 
-    /// True when the object at the cursor starts with a `$` key.
-    fn starts_wrapper(&self) -> bool {
-        let rest = &self.b[self.i + 1..];
-        let start = rest
-            .iter()
-            .position(|c| !matches!(c, b' ' | b'\t' | b'\n' | b'\r'));
-        start.is_some_and(|at| rest[at..].starts_with(b"\"$"))
+    /// True when the object at `i` starts with a `$` key.
+    fn starts_wrapper(&self, i: usize) -> bool {
+        self.b[self.ws(i + 1)..].starts_with(b"\"$")
     }
 
-    /// `{"$integer": "<b64>"}`, `{"$float": "<b64>"}` (only the floats JSON
-    /// cannot write) or `{"$bytes": "<b64>"}`, exactly.
-    fn wrapper(&mut self) -> Option<()> {
-        self.i += 1;
-        self.ws();
-        let key = self.plain_string()?;
-        self.ws();
-        self.eat(b':')?;
-        self.ws();
-        let payload = self.plain_string()?;
-        self.ws();
-        self.eat(b'}')?;
+    /// Past `{"$integer": "<b64>"}`, `{"$float": "<b64>"}` (only the floats
+    /// JSON cannot write) or `{"$bytes": "<b64>"}` at `i`, exactly.
+    fn wrapper(&mut self, i: usize) -> Option<usize> {
+        let (i, key) = self.plain_string(self.ws(i + 1))?;
+        let (i, payload) = self.plain_string(self.ws(self.expect(self.ws(i), b':')?))?;
+        let i = self.expect(self.ws(i), b'}')?;
         // Numbers take 8 bytes: a small buffer saves an allocation.
         let mut small = [0u8; 64];
         let len = match decode_base64_into(payload, &mut small) {
@@ -250,125 +249,109 @@ impl<'a> Scan<'a> {
             b"$bytes" => 2 + len as u64,
             _ => return None,
         };
-        Some(())
+        Some(i)
     }
 
-    /// An object key: printable ASCII without escapes, not starting with `$`.
-    // `contains` would call memchr: see below.
-    #[allow(clippy::manual_contains)]
-    fn key(&mut self) -> Option<&'a [u8]> {
-        let text = self.plain_string()?;
-        if text.len() > MAX_FIELD_NAME_LEN
-            || text.first() == Some(&b'$')
-            // The string scan let through only 0x20..=0x7F. A plain loop:
-            // `contains` calls memchr, whose setup outweighs a short key.
-            || text.iter().any(|&c| c == 0x7F)
-        {
-            return None;
-        }
-        Some(text)
+    /// An object key at `i`: printable ASCII without escapes, not starting
+    /// with `$`.
+    #[inline(always)]
+    fn key(&self, i: usize) -> Option<(usize, &'a [u8])> {
+        let (after, text) = self.plain_string(i)?;
+        (text.len() <= MAX_FIELD_NAME_LEN && text.first() != Some(&b'$')).then_some((after, text))
     }
 
-    /// A string without escapes; returns its bytes.
-    fn plain_string(&mut self) -> Option<&'a [u8]> {
-        self.eat(b'"')?;
-        let start = self.i;
-        let end = start + string_stop(&self.b[start..])?;
-        if self.b[end] != b'"' {
-            return None;
-        }
-        self.i = end + 1;
-        Some(&self.b[start..end])
+    /// A string of printable ASCII without escapes at `i` (a key, an id,
+    /// base64): past it, and its bytes.
+    #[inline(always)]
+    fn plain_string(&self, i: usize) -> Option<(usize, &'a [u8])> {
+        let start = self.expect(i, b'"')?;
+        let end = start + string_stop::<true>(&self.b[start..])?;
+        (self.b[end] == b'"').then(|| (end + 1, &self.b[start..end]))
     }
 
-    /// A string with at most the short escapes; returns its decoded length.
-    fn string(&mut self) -> Option<u64> {
-        self.i += 1;
+    /// A string with at most the short escapes at `i`: past it, and its
+    /// decoded length.
+    #[inline(always)]
+    fn string(&self, i: usize) -> Option<(usize, u64)> {
+        let mut i = i + 1;
         let mut len = 0u64;
         loop {
-            let start = self.i;
-            let end = start + string_stop(&self.b[start..])?;
-            len += (end - start) as u64;
+            let end = i + string_stop::<false>(&self.b[i..])?;
+            len += (end - i) as u64;
             match self.b[end] {
-                b'"' => {
-                    self.i = end + 1;
-                    return Some(len);
-                }
+                b'"' => return Some((end + 1, len)),
                 b'\\' => {}
                 // Non-ASCII: one UTF-8 character, then on.
                 0x80.. => {
                     let width = utf8_char_width(&self.b[end..])?;
                     len += width as u64;
-                    self.i = end + width;
+                    i = end + width;
                     continue;
                 }
                 // A control character.
                 _ => return None,
             }
-            match self.b.get(end + 1)? {
+            match self.at(end + 1)? {
                 b'"' | b'\\' | b'/' | b'b' | b'f' | b'n' | b'r' | b't' => {
                     len += 1;
-                    self.i = end + 2;
+                    i = end + 2;
                 }
                 _ => return None,
             }
         }
     }
 
-    /// A number in JSON's grammar without an exponent; returns its text and
+    /// A number in JSON's grammar without an exponent at `i`: past it, and
     /// whether it is an integer.
-    fn number(&mut self) -> Option<(&'a [u8], bool)> {
-        let start = self.i;
-        self.eat_if(b'-');
-        match self.b.get(self.i)? {
-            b'0' => self.i += 1,
-            b'1'..=b'9' => self.digits(),
+    #[inline(always)]
+    fn number(&self, i: usize) -> Option<(usize, bool)> {
+        let start = i;
+        let mut i = i + usize::from(self.at(i) == Some(b'-'));
+        match self.at(i)? {
+            b'0' => i += 1,
+            b'1'..=b'9' => i = self.digits(i),
             _ => return None,
         }
         let mut integer = true;
-        if self.eat_if(b'.') {
-            let before = self.i;
-            self.digits();
-            if self.i == before {
+        if self.at(i) == Some(b'.') {
+            let after = self.digits(i + 1);
+            if after == i + 1 {
                 return None;
             }
+            i = after;
             integer = false;
         }
-        match self.b.get(self.i) {
+        match self.at(i) {
             // Exponents can overflow, which serde_json rejects: leave them to the full checker.
             Some(b'e' | b'E') => return None,
             // "01" is not a number.
             Some(b'0'..=b'9') => return None,
             _ => {}
         }
-        let text = &self.b[start..self.i];
         // Sizes are the same for Int64 and Float64; only numbers too big for
         // a float are errors (serde_json rejects them).
-        if text.len() > 300 {
-            return None;
-        }
-        Some((text, integer))
+        (i - start <= 300).then_some((i, integer))
     }
 
-    /// Skips a run of ASCII digits, eight at a time while eight remain.
-    #[inline]
-    fn digits(&mut self) {
+    /// Past the run of ASCII digits at `i`, eight at a time while eight remain.
+    #[inline(always)]
+    fn digits(&self, mut i: usize) -> usize {
         const ONES: u64 = 0x0101_0101_0101_0101;
-        while let Some(word) = self.b[self.i..].first_chunk::<8>() {
+        while let Some(word) = self.b[i..].first_chunk::<8>() {
             // A byte is a digit when, xor '0', it is below 10; adding 0x76
             // sets its high bit otherwise. Carries only go up from a byte
             // that is not a digit, so the lowest set bit is exact.
             let v = u64::from_le_bytes(*word) ^ (ONES * 0x30);
             let not_digit = (v.wrapping_add(ONES * 0x76) | v) & (ONES * 0x80);
             if not_digit != 0 {
-                self.i += (not_digit.trailing_zeros() / 8) as usize;
-                return;
+                return i + (not_digit.trailing_zeros() / 8) as usize;
             }
-            self.i += 8;
+            i += 8;
         }
-        while let Some(b'0'..=b'9') = self.b.get(self.i) {
-            self.i += 1;
+        while let Some(b'0'..=b'9') = self.at(i) {
+            i += 1;
         }
+        i
     }
 }
 
@@ -410,11 +393,12 @@ fn utf8_char_width(bytes: &[u8]) -> Option<usize> {
 }
 
 /// Where the first byte that ends a run of plain string content is: `"`,
-/// `\\`, a control character (below 0x20) or a non-ASCII byte, looked for
+/// `\\`, a control character (below 0x20), a non-ASCII byte, and with `DEL`
+/// 0x7F too (so that what runs to a `"` is printable ASCII). Looked for
 /// sixteen bytes at a time where the target has 128-bit SIMD (x86-64's SSE2,
 /// WebAssembly's simd128), eight at a time otherwise and at the end.
 #[inline]
-fn string_stop(bytes: &[u8]) -> Option<usize> {
+fn string_stop<const DEL: bool>(bytes: &[u8]) -> Option<usize> {
     const ONES: u64 = 0x0101_0101_0101_0101;
     const HIGH: u64 = 0x8080_8080_8080_8080;
     let mut at = 0;
@@ -423,25 +407,27 @@ fn string_stop(bytes: &[u8]) -> Option<usize> {
         all(target_arch = "wasm32", target_feature = "simd128")
     ))]
     while let Some(block) = bytes[at..].first_chunk::<16>() {
-        let found = simd::string_stops(block);
+        let found = simd::string_stops::<DEL>(block);
         if found != 0 {
             return Some(at + found.trailing_zeros() as usize);
         }
         at += 16;
     }
+    // A byte's high bit is set in `zero(x)` where x's byte is zero; a borrow
+    // can only set bits above a byte that is, so the lowest is exact.
+    let zero = |x: u64| x.wrapping_sub(ONES) & !x;
     let mut words = bytes[at..].chunks_exact(8);
     for word in &mut words {
         let v = u64::from_le_bytes(word.try_into().ok()?);
-        let quote = v ^ (ONES * u64::from(b'"'));
-        let backslash = v ^ (ONES * u64::from(b'\\'));
-        // A byte's high bit is set where it is zero (or below 0x20, or where
-        // the byte itself has it); a borrow can only set bits above a byte
-        // that matched, so the lowest is exact.
-        let found = ((quote.wrapping_sub(ONES) & !quote)
-            | (backslash.wrapping_sub(ONES) & !backslash)
+        let mut found = zero(v ^ (ONES * u64::from(b'"')))
+            | zero(v ^ (ONES * u64::from(b'\\')))
+            // Below 0x20, or with the high bit set.
             | (v.wrapping_sub(ONES * 0x20) & !v)
-            | v)
-            & HIGH;
+            | v;
+        if DEL {
+            found |= zero(v ^ (ONES * 0x7F));
+        }
+        found &= HIGH;
         if found != 0 {
             return Some(at + (found.trailing_zeros() / 8) as usize);
         }
@@ -450,7 +436,7 @@ fn string_stop(bytes: &[u8]) -> Option<usize> {
     let rest = words.remainder();
     let p = rest
         .iter()
-        .position(|&c| c == b'"' || c == b'\\' || !(0x20..0x80).contains(&c))?;
+        .position(|&c| c == b'"' || c == b'\\' || !(0x20..0x80).contains(&c) || DEL && c == 0x7F)?;
     Some(at + p)
 }
 
@@ -460,7 +446,7 @@ fn string_stop(bytes: &[u8]) -> Option<usize> {
 mod simd {
     #[cfg(target_arch = "x86_64")]
     #[inline]
-    pub fn string_stops(block: &[u8; 16]) -> u32 {
+    pub fn string_stops<const DEL: bool>(block: &[u8; 16]) -> u32 {
         use std::arch::x86_64::*;
         // SAFETY: SSE2 is part of x86-64; the load reads the 16 bytes of `block`.
         unsafe {
@@ -468,26 +454,28 @@ mod simd {
             let quote = _mm_cmpeq_epi8(v, _mm_set1_epi8(b'"' as i8));
             let backslash = _mm_cmpeq_epi8(v, _mm_set1_epi8(b'\\' as i8));
             let control_or_high = _mm_cmplt_epi8(v, _mm_set1_epi8(0x20));
-            _mm_movemask_epi8(_mm_or_si128(
-                _mm_or_si128(quote, backslash),
-                control_or_high,
-            )) as u32
+            let mut stops = _mm_or_si128(_mm_or_si128(quote, backslash), control_or_high);
+            if DEL {
+                stops = _mm_or_si128(stops, _mm_cmpeq_epi8(v, _mm_set1_epi8(0x7F)));
+            }
+            _mm_movemask_epi8(stops) as u32
         }
     }
 
     #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
     #[inline]
-    pub fn string_stops(block: &[u8; 16]) -> u32 {
+    pub fn string_stops<const DEL: bool>(block: &[u8; 16]) -> u32 {
         use std::arch::wasm32::*;
         // SAFETY: the load reads the 16 bytes of `block`.
         let v = unsafe { v128_load(block.as_ptr().cast()) };
         let quote = u8x16_eq(v, u8x16_splat(b'"'));
         let backslash = u8x16_eq(v, u8x16_splat(b'\\'));
         let control_or_high = i8x16_lt(v, i8x16_splat(0x20));
-        u32::from(u8x16_bitmask(v128_or(
-            v128_or(quote, backslash),
-            control_or_high,
-        )))
+        let mut stops = v128_or(v128_or(quote, backslash), control_or_high);
+        if DEL {
+            stops = v128_or(stops, u8x16_eq(v, u8x16_splat(0x7F)));
+        }
+        u32::from(u8x16_bitmask(stops))
     }
 }
 
@@ -576,13 +564,15 @@ mod tests {
     #[cfg_attr(not(target_arch = "wasm32"), test)]
     #[cfg_attr(target_arch = "wasm32", wasm_bindgen_test::wasm_bindgen_test)]
     fn string_stops_are_found_wherever_they_are() {
-        for stop in [b'"', b'\\', 0x00, 0x1F, 0x80, 0xC3, 0xFF] {
+        for stop in [b'"', b'\\', 0x00, 0x1F, 0x7F, 0x80, 0xC3, 0xFF] {
             for at in 0..40 {
                 // Plain bytes around the stop, the edges of the plain range too.
-                let mut run: Vec<u8> = (0..48).map(|i| [b'a', 0x20, 0x7F, b'!'][i % 4]).collect();
+                let mut run: Vec<u8> = (0..48).map(|i| [b'a', 0x20, 0x7E, b'!'][i % 4]).collect();
                 run[at] = stop;
-                assert_eq!(string_stop(&run), Some(at), "{stop:#x} at {at}");
-                assert_eq!(string_stop(&run[..at]), None, "{stop:#x} at {at}");
+                let found = (stop != 0x7F).then_some(at);
+                assert_eq!(string_stop::<false>(&run), found, "{stop:#x} at {at}");
+                assert_eq!(string_stop::<true>(&run), Some(at), "{stop:#x} at {at}");
+                assert_eq!(string_stop::<true>(&run[..at]), None, "{stop:#x} at {at}");
             }
         }
     }
