@@ -197,15 +197,12 @@ function isDetached(buffer) {
 }
 
 /**
- * The name whose extension picks the format when `options.format` does not;
- * throws `InvalidOptions` when there is neither (bytes and Blobs have no name).
+ * The name whose extension picks the format when `options.format` does not:
+ * `fileName`, else a File's own name, else `''` (bytes and Blobs have none;
+ * the core then tells the format by the first bytes).
  */
 export function fileNameOf(input, options) {
-  const name = typeof options.fileName === 'string' ? options.fileName : typeof input.name === 'string' ? input.name : '';
-  if (name === '' && (options.format === undefined || options.format === null)) {
-    throw new SnappackError('InvalidOptions', 'the input has no name to tell its format by: give fileName (such as "snapshot.zip") or format');
-  }
-  return name;
+  return typeof options.fileName === 'string' ? options.fileName : typeof input.name === 'string' ? input.name : '';
 }
 
 /** An error from the WebAssembly module (a JS Error with `code`) as a SnappackError. */

@@ -181,8 +181,9 @@ export interface ValidateOptions {
   maxErrors?: number;
   /**
    * The input's name, for its extension; a File's own name by default.
-   * Bytes and Blobs have no name: without `fileName` or `format` the call
-   * rejects with `InvalidOptions`.
+   * Bytes and Blobs have no name: without `fileName` or `format`, their first
+   * bytes tell a ZIP or JSON (a CSV gets an `InvalidOptions` finding), and a
+   * ZIP is validated by one worker.
    */
   fileName?: string;
   /**

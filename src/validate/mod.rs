@@ -417,9 +417,13 @@ fn walk_as<'a, R: Read + Seek>(
             Plan::default()
         }
         (_, None, _) => {
+            let input = match file_name {
+                "" => "the input (it has no name)".to_owned(),
+                name => format!("'{name}'"),
+            };
             ctx.error(Finding::new(
                 Code::InvalidOptions,
-                format!("cannot tell the format of '{file_name}' from its extension or its first bytes: give a format (zip, jsonl, json or csv)"),
+                format!("cannot tell the format of {input} from its extension or its first bytes: give a format (zip, jsonl, json or csv)"),
             ));
             Plan::default()
         }

@@ -34,6 +34,23 @@ test('every input kind gives the same report', async () => {
   assert.equal(sortedJson(await validateFile(archive)), want);
 });
 
+test('bytes and Blobs without a name are told by their first bytes', async () => {
+  const named = await validate(bytes, { fileName: 'snapshot.zip' });
+  const nameless = await validate(bytes);
+  assert.equal(nameless.format, 'zip');
+  assert.equal(nameless.documents, named.documents);
+  assert.deepEqual(nameless.errors.map((e) => e.code), named.errors.map((e) => e.code));
+  const lines = await validate(new Blob(['{"a":1}\n{"a":2}\n']), { table: 'people' });
+  assert.equal(lines.format, 'jsonl');
+  assert.equal(lines.documents, 2);
+  assert.ok(lines.valid, JSON.stringify(lines.errors));
+  // CSV has no sign of its own: a finding says what to give.
+  const csv = await validate(new TextEncoder().encode('a,b\n1,2\n'), { table: 't' });
+  assert.equal(csv.errors[0].code, 'InvalidOptions');
+  assert.match(csv.errors[0].message, /the input \(it has no name\).*give a format/);
+  assert.equal((await validate(new TextEncoder().encode('a,b\n1,2\n'), { table: 't', format: 'csv' })).valid, true);
+});
+
 test('a finding names the entry, the line and the field', async () => {
   const lines = '{"a":1}\n{"profile":{"tags":["x",{"$kind":1}]}}\n';
   const report = await validate(new TextEncoder().encode(lines), { fileName: 'people.jsonl', table: 'people' });
@@ -91,7 +108,6 @@ test('an exception from onProgress stops validation and rejects with it', async 
 });
 
 test('misuse rejects with a SnappackError and a code', async () => {
-  const noName = 'the input has no name to tell its format by: give fileName (such as "snapshot.zip") or format';
   const cases = [
     [() => validate('snapshot.zip'), 'InvalidInput'],
     [() => validate(bytes, { mode: 'sideways' }), 'InvalidOptions'],
@@ -111,10 +127,6 @@ test('misuse rejects with a SnappackError and a code', async () => {
     [() => validate(bytes, { table: 7 }), 'InvalidOptions', 'option "table" must be a string'],
     [() => validate(bytes, { schema: circular() }), 'InvalidOptions'],
     [() => validate(detached()), 'InvalidInput', 'input is a detached ArrayBuffer (it was transferred elsewhere)'],
-    // Bytes and Blobs have no name: nothing would tell their format.
-    [() => validate(bytes), 'InvalidOptions', noName],
-    [() => validate(new Blob([bytes]), { table: 'users' }), 'InvalidOptions', noName],
-    [() => validate(new File([bytes], ''), { fileName: '' }), 'InvalidOptions', noName],
   ];
   for (const [call, code, message] of cases) {
     await assert.rejects(call(), (error) => {
@@ -197,8 +209,11 @@ test('findings about the input are in the report, never thrown', async () => {
   const report = await validate(new TextEncoder().encode('not a zip at all'), { fileName: 'x.zip' });
   assert.equal(report.valid, false);
   assert.equal(report.errors[0].code, 'InvalidZip');
-  const unknown = await validate(bytes, { fileName: 'snapshot.bin' });
+  // A name that says nothing: the first bytes do, or a finding says to give the format.
+  assert.equal((await validate(bytes, { fileName: 'snapshot.bin' })).format, 'zip');
+  const unknown = await validate(new TextEncoder().encode('a,b\n'), { fileName: 'table.txt', table: 't' });
   assert.equal(unknown.errors[0].code, 'InvalidOptions');
+  assert.match(unknown.errors[0].message, /cannot tell the format of 'table.txt'/);
   // With the format given, the name is not needed.
   assert.equal((await validate(bytes, { format: 'zip' })).error_count, 1);
 });
