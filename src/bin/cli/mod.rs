@@ -111,11 +111,10 @@ struct InputArgs {
     /// List at most this many errors (all are counted).
     #[arg(long, default_value_t = snappack::validate::DEFAULT_MAX_ERRORS)]
     max_errors: usize,
-    /// Threads (default: the cores, at most 8). With 2, a second thread
-    /// checks lines while the first inflates the ZIP entry; with 4 or more,
-    /// `validate` splits a ZIP archive's tables among pairs of them (4
-    /// threads: 2 pairs); `pack` and `upload` compress frames on another.
-    /// At most 64.
+    /// The cores to use (default: all, at most 8). With 2 or more,
+    /// `validate` splits a ZIP archive's tables among that many walks, each
+    /// of two threads (one inflates, the other checks lines); `pack` and
+    /// `upload` compress frames on a second thread. At most 64.
     #[arg(long, default_value_t = default_threads(),
           value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..=64))]
     threads: usize,
@@ -299,8 +298,7 @@ impl Seek for Input {
     }
 }
 
-/// A thread per core, at most 8: pairs of them (one inflating, one
-/// checking) share the tables of an archive.
+/// A walk (or thread) per core, at most 8.
 fn default_threads() -> usize {
     std::thread::available_parallelism().map_or(1, |n| n.get().min(8))
 }
@@ -341,8 +339,10 @@ fn validate(args: ValidateArgs) -> Result<ExitCode> {
                 == Some(Format::Zip)
         }
     };
+    // A walk per core, each of two threads: while one walk's checking
+    // thread waits for its inflating one, another walk's threads run.
     let workers = if zip && reader.reopens() {
-        options.threads / 2
+        options.threads
     } else {
         1
     };
