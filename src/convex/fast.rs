@@ -70,7 +70,10 @@ pub fn check_fast(
             i = s.ws(i);
             match s.at(i) {
                 Some(b',') => i = s.ws(i + 1),
-                Some(b'}') => break i += 1,
+                Some(b'}') => {
+                    i += 1;
+                    break;
+                }
                 _ => return None,
             }
         }
