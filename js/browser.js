@@ -11,8 +11,10 @@ import {
   fileNameOf,
   normalizeInput,
   routeWorkerMessage,
+  unsendableRequest,
   validateTogether,
   validationWorkers,
+  wasmLoadFailed,
   workersOption,
 } from './common.js';
 
@@ -49,9 +51,7 @@ async function compile() {
       return await WebAssembly.compile(await response.arrayBuffer());
     }
   } catch (error) {
-    throw new SnappackError('WorkerFailed', `cannot load snappack's WebAssembly: ${error.message}`, {
-      cause: error,
-    });
+    throw wasmLoadFailed(error);
   }
 }
 
@@ -149,8 +149,7 @@ export function inWorker(
     try {
       worker.postMessage(request);
     } catch (error) {
-      // Something in the request cannot be cloned: nothing reached the worker.
-      settle(reject, new SnappackError('InvalidOptions', `the request cannot be sent to snappack's worker: ${error.message}`, { cause: error }));
+      settle(reject, unsendableRequest(error));
     }
   });
 }

@@ -29,6 +29,16 @@ export const CHOICES = {
 /** The most errors listed that the WebAssembly build can count to. */
 const MAX_ERRORS_LIMIT = 2 ** 32 - 1;
 
+/** The WebAssembly module could not be fetched or compiled: `WorkerFailed`. */
+export function wasmLoadFailed(error) {
+  return new SnappackError('WorkerFailed', `cannot load snappack's WebAssembly: ${error.message}`, { cause: error });
+}
+
+/** Something in a request cannot be cloned, so nothing reached the worker: `InvalidOptions`. */
+export function unsendableRequest(error) {
+  return new SnappackError('InvalidOptions', `the request cannot be sent to snappack's worker: ${error.message}`, { cause: error });
+}
+
 /** The core's options as JSON text; throws `InvalidOptions` on misuse. */
 export function coreOptionsJson(options) {
   if (options === null || typeof options !== 'object') {

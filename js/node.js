@@ -18,8 +18,10 @@ import {
   fileNameOf,
   normalizeInput,
   routeWorkerMessage,
+  unsendableRequest,
   validateTogether,
   validationWorkers,
+  wasmLoadFailed,
   workersOption,
 } from './common.js';
 
@@ -189,7 +191,7 @@ async function inWorker(request, { onProgress, signal }, transfer = []) {
   try {
     module = await compiledModule();
   } catch (error) {
-    throw new SnappackError('WorkerFailed', `cannot load snappack's WebAssembly: ${error.message}`, { cause: error });
+    throw wasmLoadFailed(error);
   }
   signal?.throwIfAborted();
   return new Promise((resolve, reject) => {
@@ -217,8 +219,7 @@ async function inWorker(request, { onProgress, signal }, transfer = []) {
     try {
       worker.postMessage({ ...request, module, progress: Boolean(onProgress) }, transfer);
     } catch (error) {
-      // Something in the request cannot be cloned: nothing reached the worker.
-      settle(reject, new SnappackError('InvalidOptions', `the request cannot be sent to snappack's worker: ${error.message}`, { cause: error }));
+      settle(reject, unsendableRequest(error));
     }
   });
 }
