@@ -686,6 +686,12 @@ fn a_request_body_that_stops_coming_is_given_up() {
 /// anything (it would reopen the first one's imports and append to their
 /// staging logs too); an address in use is refused naming it, before any
 /// import is reopened. The first server goes on.
+/// Held while a test starts a process, and by a test that takes a data
+/// folder again right after its server let it go: from fork to exec, a child
+/// holds a copy of every descriptor of this process, the folder's lock among
+/// them.
+static SPAWNING: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
 #[test]
 fn a_data_folder_serves_one_server_at_a_time() {
     let (_, database) = &common::databases()[0];
@@ -696,6 +702,7 @@ fn a_data_folder_serves_one_server_at_a_time() {
     // `serve` as a child that must stop at once; one still serving after a
     // minute is stopped, and the test fails on its exit status.
     let serve = |data_dir: &std::path::Path, listen: &str| {
+        let spawning = SPAWNING.lock().unwrap_or_else(|e| e.into_inner());
         let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_snappack"))
             .args(["serve", "--no-www", "--token", "t", "--listen", listen])
             .arg("--database")
@@ -705,6 +712,7 @@ fn a_data_folder_serves_one_server_at_a_time() {
             .stderr(std::process::Stdio::piped())
             .spawn()
             .unwrap();
+        drop(spawning);
         for _ in 0..600 {
             if let Ok(Some(_)) = child.try_wait() {
                 break;
@@ -784,6 +792,7 @@ fn a_database_that_cannot_be_opened_is_named_with_the_reason() {
 
 #[test]
 fn a_data_folder_serves_one_database_only() {
+    let _spawning = SPAWNING.lock().unwrap_or_else(|e| e.into_inner());
     let runtime = tokio::runtime::Runtime::new().unwrap();
     for ((backend, first), (_, second)) in common::databases().into_iter().zip(common::databases())
     {
