@@ -888,6 +888,18 @@ fn an_input_without_an_extension_or_on_standard_input_is_told_by_its_first_bytes
     );
     assert_eq!(report["format"], "jsonl");
     assert_eq!(report["errors"][0]["entry"], "stdin");
+    // Nothing at all on standard input: said so, with what to give.
+    let empty = Command::new(env!("CARGO_BIN_EXE_snappack"))
+        .args(["validate", "-"])
+        .stdin(std::process::Stdio::null())
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&empty.stdout);
+    assert_eq!(empty.status.code(), Some(2), "{stdout}");
+    assert!(
+        stdout.contains("'stdin' is empty, and its name does not tell its format: give a format"),
+        "{stdout}"
+    );
 }
 
 #[test]

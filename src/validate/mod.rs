@@ -416,14 +416,20 @@ fn walk_as<'a, R: Read + Seek>(
             ctx.error(read_failed(e));
             Plan::default()
         }
-        (_, None, _) => {
+        (_, None, total) => {
             let input = match file_name {
                 "" => "the input (it has no name)".to_owned(),
                 name => format!("'{name}'"),
             };
+            let why = match total {
+                Ok(0) => format!("{input} is empty, and its name does not tell its format"),
+                _ => format!(
+                    "cannot tell the format of {input} from its extension or its first bytes"
+                ),
+            };
             ctx.error(Finding::new(
                 Code::InvalidOptions,
-                format!("cannot tell the format of {input} from its extension or its first bytes: give a format (zip, jsonl, json or csv)"),
+                format!("{why}: give a format (zip, jsonl, json or csv)"),
             ));
             Plan::default()
         }
