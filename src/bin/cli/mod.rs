@@ -327,18 +327,16 @@ fn read_target(path: &Path) -> Result<TargetTables> {
 }
 
 fn validate(args: ValidateArgs) -> Result<ExitCode> {
-    let options = args.input.options()?;
+    let mut options = args.input.options()?;
     let (mut reader, name) = args.input.open()?;
     let started = Instant::now();
     let mut bar = ProgressBar::new(!args.quiet && !args.json);
-    let zip = match options.format {
-        Some(format) => format == Format::Zip,
-        None => {
-            Format::detect(&name, &mut reader)
-                .with_context(|| format!("cannot read {}", args.input.file.display()))?
-                == Some(Format::Zip)
-        }
-    };
+    if options.format.is_none() {
+        // Told once here, for every walk.
+        options.format = Format::detect(&name, &mut reader)
+            .with_context(|| format!("cannot read {}", args.input.file.display()))?;
+    }
+    let zip = options.format == Some(Format::Zip);
     // A walk per core, each of two threads: while one walk's checking
     // thread waits for its inflating one, another walk's threads run.
     let workers = if zip && reader.reopens() {
