@@ -209,6 +209,8 @@ export type ErrorCode =
   | 'InvalidInput'
   | 'InvalidSnapshot'
   | 'InvalidOptions'
+  /** Continuing an import (`prefixCrc32`): the input is not the one it was started with. */
+  | 'ResumeMismatch'
   | 'Unsupported'
   | 'Panic'
   | 'WorkerFailed'
@@ -315,6 +317,8 @@ export interface OpenImportStatus extends ImportStatusBase {
   receivedBytes: number;
   /** The stream's max frame size, from its header, once frame 0 is in: packing must use the same. */
   frameSize?: number;
+  /** CRC-32 of the uncompressed payloads of frames before `nextSeq`: the `prefixCrc32` to pack with when continuing. */
+  prefixCrc32?: number;
 }
 
 /** An import that takes no more frames. */
@@ -343,6 +347,14 @@ export interface PackOptions extends ValidateOptions {
    * neither compressed nor kept. Default 0.
    */
   firstFrame?: number;
+  /**
+   * With `firstFrame`, the import's `prefixCrc32` (from its status): packing
+   * fails with `ResumeMismatch`, before a frame is handed out, when the
+   * input's frames before `firstFrame` are not the ones the server has, that
+   * is, when it is not the input the import was started with. `upload()`
+   * passes it itself.
+   */
+  prefixCrc32?: number;
   /**
    * Deflate level of frames, 0 (store) to 9; default 5. Lower levels pack
    * faster and send more bytes (for fast links, such as a LAN).
@@ -467,7 +479,10 @@ export interface SendOptions {
    * `mode` when given: else the upload rejects with an {@link UploadError}
    * of code `UnknownImport` (the server has no such import), `ImportNotOpen` (finished, failed or cancelled),
    * `ModeMismatch`, or with `upload()` and another `frameSize` than the
-   * import's, `FrameSizeMismatch`; and nothing is sent.
+   * import's, `FrameSizeMismatch`; and nothing is sent. An input whose
+   * frames before the import's `nextSeq` are not the ones the server has
+   * (packed with the import's `prefixCrc32`) rejects with `ResumeMismatch`
+   * before a frame is sent.
    */
   importId?: string;
   /** A new import's label (up to 256 bytes, e.g. a fingerprint of the file), listed by `GET /api/imports`. */
@@ -529,7 +544,7 @@ export declare class UploadError extends Error {
   readonly name: 'UploadError';
   /**
    * The server's code (`DuplicateId`, `TableExists`, `Unauthorized`, ...), `NetworkError`, `Protocol`,
-   * `InvalidSnapshot`, or for `importId`: `UnknownImport`, `ImportNotOpen`, `ModeMismatch`, `FrameSizeMismatch`.
+   * `InvalidSnapshot`, or for `importId`: `UnknownImport`, `ImportNotOpen`, `ModeMismatch`, `FrameSizeMismatch`, `ResumeMismatch`.
    */
   readonly code: string;
   /** HTTP status, when the server answered. */

@@ -21,6 +21,6 @@ self.onmessage = ({ data }) =>
     }
     const onChunk = (chunk, frameEnds) =>
       self.postMessage({ type: 'chunk', chunk, frameEnds }, [chunk.buffer, frameEnds.buffer]);
-    const args = [data.firstFrame, data.level, data.shard, data.shards, data.frameSize];
+    const args = [data.firstFrame, data.prefixCrc32, data.level, data.shard, data.shards, data.frameSize];
     return [JSON.parse(wasm.pack(data.input, data.fileName, data.options, onProgress, onChunk, ...args))];
   });

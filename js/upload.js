@@ -183,7 +183,9 @@ export function prepareUpload(input, options) {
  * Starts validating and packing `input` in Web Workers and returns at once
  * with the {@link Packing}: {@link sendUpload} sends its frames while the
  * rest is packed. With `firstFrame` (an import's `nextSeq`, when continuing
- * it) the frames before it are walked and checked but not packed; `level`
+ * it) the frames before it are walked and checked but not packed, and with
+ * `prefixCrc32` (the import's) packing fails with `ResumeMismatch` when they
+ * are not the import's, before a frame is handed out; `level`
  * (deflate, 0 to 9, default 5) trades bytes sent for packing time. `workers`
  * (default: the cores, at most 4) share the compressing: each walks and
  * checks the whole input and compresses every `workers`-th frame, and the
@@ -197,10 +199,13 @@ export function startPacking(input, options) {
 /** An input being validated and packed in Web Workers; see {@link startPacking}. */
 class Packing {
   constructor(input, options) {
-    const { firstFrame = 0, level, frameSize, workers: given, ...rest } = options;
+    const { firstFrame = 0, prefixCrc32, level, frameSize, workers: given, ...rest } = options;
     const { onProgress, signal } = rest;
     if (!Number.isSafeInteger(firstFrame) || firstFrame < 0) {
       throw new SnappackError('InvalidOptions', 'firstFrame must be a whole number of frames');
+    }
+    if (prefixCrc32 !== undefined && !(Number.isInteger(prefixCrc32) && prefixCrc32 >= 0 && prefixCrc32 < 2 ** 32)) {
+      throw new SnappackError('InvalidOptions', "prefixCrc32 must be a CRC-32 (the import status's prefixCrc32)");
     }
     if (level !== undefined && !(Number.isInteger(level) && level >= 0 && level <= 9)) {
       throw new SnappackError('InvalidOptions', 'level must be a deflate level, 0 to 9');
@@ -217,6 +222,7 @@ class Packing {
       fileName: fileNameOf(input, rest),
       progress: Boolean(onProgress),
       firstFrame,
+      prefixCrc32,
       level,
       frameSize,
       shards: workers,
@@ -578,6 +584,10 @@ async function sendFrames(frames, options) {
       if (frames.failure) {
         // Nothing of an invalid snapshot may land; after other failures the import can be continued.
         if (machine.id && frames.failure.code === 'InvalidSnapshot') await cancelImport(base, auth, machine.id);
+        if (frames.failure.code === 'ResumeMismatch') {
+          const message = `import ${importId} cannot continue with this input: ${frames.failure.message}; continue it with that input, or upload without importId to start a new import`;
+          throw new UploadError({ code: 'ResumeMismatch', message }, importId);
+        }
         throw frames.failure;
       }
       if (!packingDone) {
@@ -686,6 +696,7 @@ export async function upload(input, options) {
     mode: importMode,
     frameSize: frameSize ?? status?.frameSize,
     firstFrame: Number.isSafeInteger(status?.nextSeq) ? status.nextSeq : 0,
+    prefixCrc32: status?.prefixCrc32,
     signal,
     onProgress: onProgress && ((p) => onProgress({ state: 'packing', ...p })),
   });

@@ -278,15 +278,16 @@ fn a_resumed_upload_packs_only_the_frames_the_server_lacks() {
         // and refuses another.
         let status = call("GET", &format!("/api/imports/{id}"), b"").json();
         assert_eq!(status["frameSize"], 1024, "{backend}");
-        let resume = |extra: &[&str]| {
+        let resume_with = |path: &std::path::Path, extra: &[&str]| {
             let url = format!("http://127.0.0.1:{port}");
             Command::new(env!("CARGO_BIN_EXE_snappack"))
-                .args(["upload", zip_path.to_str().unwrap(), "--url", &url])
+                .args(["upload", path.to_str().unwrap(), "--url", &url])
                 .args(["--token", TOKEN, "--resume", &id])
                 .args(extra)
                 .output()
                 .unwrap()
         };
+        let resume = |extra: &[&str]| resume_with(&zip_path, extra);
         let out = resume(&["--frame-size", "65536"]);
         assert!(!out.status.success());
         let stderr = String::from_utf8_lossy(&out.stderr);
@@ -296,6 +297,22 @@ fn a_resumed_upload_packs_only_the_frames_the_server_lacks() {
             )),
             "{backend}: {stderr}"
         );
+
+        // Another input is refused before a frame is sent: its first frames
+        // are not the import's (this import has no label to tell it by).
+        let other_path = dir.join("other.zip");
+        std::fs::write(&other_path, snapshot(13)).unwrap();
+        let out = resume_with(&other_path, &[]);
+        assert!(!out.status.success(), "{backend}");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            stderr.contains(&format!("import {id} cannot continue with other.zip"))
+                && stderr.contains("first 5 frames are not the ones this input makes"),
+            "{backend}: {stderr}"
+        );
+        let status = call("GET", &format!("/api/imports/{id}"), b"").json();
+        assert_eq!(status["nextSeq"], 5, "{backend}");
+        assert_eq!(status["receivedBytes"], ranges[4].end, "{backend}");
 
         // Frames before 5 are not packed at all: asking for one would end the upload.
         let out = resume(&[]);

@@ -15,6 +15,7 @@ use server_support as common;
 use server_support::{encode, frames, numbered_table, StreamFile, StreamTable};
 use snappack::convex::value::ValueRules;
 use snappack::convex::DocumentId;
+use snappack::migration::Decoder;
 use snappack::server::imports::{Imports, ImportsError, Limits};
 use snappack::server::store::{self, ImportMode, ImportState, Store};
 
@@ -35,6 +36,17 @@ fn stored_lines(imports: &Imports, component: &str, table: &str) -> Vec<String> 
         .collect();
     lines.sort();
     lines
+}
+
+/// CRC-32 of the uncompressed payloads of the stream's first `n` frames,
+/// counted by a decoder of its own.
+fn prefix_crc32(stream: &[u8], n: usize) -> u32 {
+    let Some(end) = n.checked_sub(1).map(|last| frames(stream)[last].end) else {
+        return 0;
+    };
+    let mut decoder = Decoder::default();
+    let crc = decoder.decode(&stream[..end]).map(|frame| frame.unwrap().prefix_crc32);
+    crc.last().unwrap()
 }
 
 fn sorted(lines: &[String]) -> Vec<String> {
@@ -220,6 +232,10 @@ fn a_restart_trims_a_partial_frame_and_resumes() {
         let status = imports.status(&id).unwrap();
         assert_eq!(status.next_seq, Some(half as u64), "{backend}");
         assert_eq!(status.received_bytes, Some(kept as u64), "{backend}");
+        // What a resuming client checks its frames against, replayed from the log.
+        let crc = prefix_crc32(&stream, half);
+        assert_ne!(crc, prefix_crc32(&stream, half - 1));
+        assert_eq!(status.prefix_crc32, Some(crc), "{backend}");
         assert_eq!(std::fs::metadata(&log).unwrap().len(), kept as u64);
         send_all(&imports, &id, &stream, half);
         imports.finish(&id).unwrap();
@@ -538,9 +554,27 @@ fn a_rejected_document_names_table_line_and_frame_and_leaves_no_trace() {
         // The import stays at the rejected frame.
         let status = imports.status(&id).unwrap();
         assert_eq!(status.next_seq, Some(r.seq), "{backend}");
+        let crc = prefix_crc32(&stream, r.seq as usize);
+        assert_eq!(status.prefix_crc32, Some(crc), "{backend}");
         // Sending it again gets the same answer.
         let again = imports.append(&id, r.seq, &stream[ranges[r.seq as usize].clone()]);
         assert!(matches!(again, Err(ImportsError::Rejected(ref again)) if again.line == Some(301)));
+        // The frame before it and it in one request: the first is taken, and
+        // the CRC-32 is of the frames taken only.
+        let other = imports.create(ImportMode::RequireEmpty, None).unwrap().id;
+        let last = r.seq as usize - 1;
+        for (seq, range) in ranges.iter().take(last).enumerate() {
+            imports
+                .append(&other, seq as u64, &stream[range.clone()])
+                .unwrap();
+        }
+        let both = &stream[ranges[last].start..ranges[last + 1].end];
+        let both = imports.append(&other, last as u64, both);
+        assert!(matches!(both, Err(ImportsError::Rejected(_))), "{both:?}");
+        let status = imports.status(&other).unwrap();
+        assert_eq!(status.next_seq, Some(r.seq), "{backend}");
+        assert_eq!(status.prefix_crc32, Some(crc), "{backend}");
+        imports.cancel(&other).unwrap();
         imports.cancel(&id).unwrap();
         assert_eq!(imports.store().tables().unwrap(), before, "{backend}");
         assert_eq!(imports.store().hidden_tables().unwrap(), 0, "{backend}");

@@ -54,26 +54,34 @@ fn header() -> Header {
 
 /// Encodes `parts`, feeding file data in chunks of `chunk` bytes.
 fn encode(parts: &[Part], config: EncoderConfig, chunk: usize) -> (Vec<u8>, EncodeSummary) {
-    let mut encoder = Encoder::new(Vec::new(), config, header()).unwrap();
+    try_encode(parts, config, chunk).unwrap()
+}
+
+fn try_encode(
+    parts: &[Part],
+    config: EncoderConfig,
+    chunk: usize,
+) -> Result<(Vec<u8>, EncodeSummary), EncodeError> {
+    let mut encoder = Encoder::new(Vec::new(), config, header())?;
     for part in parts {
         match part {
             Part::Table(decl, lines) => {
-                let t = encoder.table(decl.clone()).unwrap();
+                let t = encoder.table(decl.clone())?;
                 for line in lines {
-                    encoder.document(t, line).unwrap();
+                    encoder.document(t, line)?;
                 }
-                encoder.end_table(t).unwrap();
+                encoder.end_table(t)?;
             }
             Part::File(start, data) => {
-                encoder.file(start.clone()).unwrap();
+                encoder.file(start.clone())?;
                 for piece in data.chunks(chunk.max(1)) {
-                    encoder.file_data(piece).unwrap();
+                    encoder.file_data(piece)?;
                 }
-                encoder.end_file().unwrap();
+                encoder.end_file()?;
             }
         }
     }
-    encoder.finish().unwrap()
+    encoder.finish()
 }
 
 /// Decodes a whole stream fed in slices of `slice` bytes and rebuilds the parts.
@@ -395,9 +403,15 @@ fn resuming_at_any_frame_reproduces_the_same_bytes() {
         };
         let (stream, summary) = encode(&parts, config, 300);
         let (_, _, frames) = decode(&stream, stream.len()).unwrap();
+        // What the receiver has before each frame: the CRC-32 of the payloads before it.
+        let crc_before = |sequence: u64| match sequence {
+            0 => 0,
+            n => frames[n as usize - 1].prefix_crc32,
+        };
         for frame in &frames {
             let resumed = EncoderConfig {
                 resume_from: frame.sequence,
+                resume_crc32: Some(crc_before(frame.sequence)),
                 threads: 1 + (frame.sequence % 2) as usize,
                 ..config
             };
@@ -421,12 +435,51 @@ fn resuming_at_any_frame_reproduces_the_same_bytes() {
             &parts,
             EncoderConfig {
                 resume_from: summary.frames,
+                resume_crc32: Some(crc_before(summary.frames)),
                 ..config
             },
             1,
         );
         assert!(tail.is_empty());
     }
+}
+
+#[test]
+fn resuming_with_other_input_fails_before_writing_a_frame() {
+    let parts = varied();
+    let config = EncoderConfig {
+        max_frame_size: 1000,
+        level: 0,
+        ..EncoderConfig::default()
+    };
+    let (stream, summary) = encode(&parts, config, 300);
+    let (_, _, frames) = decode(&stream, stream.len()).unwrap();
+    let resume_from = summary.frames - 2;
+    let resumed = EncoderConfig {
+        resume_from,
+        resume_crc32: Some(frames[resume_from as usize - 1].prefix_crc32),
+        ..config
+    };
+    // The same input resumes; one byte changed in its first frames, or
+    // fewer frames than the receiver has, does not.
+    assert!(try_encode(&parts, resumed, 300).is_ok());
+    let mut changed = parts.clone();
+    let Part::Table(_, lines) = &mut changed[0] else {
+        panic!("the first part is a table");
+    };
+    lines[1][3] ^= 1;
+    let error = try_encode(&changed, resumed, 300).unwrap_err();
+    assert_eq!(error.code(), "ResumeMismatch");
+    assert!(
+        error
+            .to_string()
+            .contains(&format!("first {resume_from} frames")),
+        "{error}"
+    );
+    let shorter = &parts[..1];
+    let error = try_encode(shorter, resumed, 300).unwrap_err();
+    assert_eq!(error.code(), "ResumeMismatch");
+    assert!(error.to_string().contains("fewer than the"), "{error}");
 }
 
 #[test]

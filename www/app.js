@@ -724,6 +724,8 @@ async function startUpload(pending) {
       mode: record.mode,
       level: record.level,
       firstFrame,
+      // Another file, however like this one in name, size and ends, is refused.
+      prefixCrc32: firstFrame > 0 ? status.prefixCrc32 : undefined,
       onProgress: ({ bytesRead, bytesTotal }) => {
         upload.packed = bytesTotal ? bytesRead / bytesTotal : 1;
         // Before the frames to send, packing reads what the server has.

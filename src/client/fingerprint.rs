@@ -5,7 +5,10 @@
 //! fingerprint is the first 16 bytes of the SHA-256 of the file's first and
 //! last MiB, as the web page computes it (`www/app.js`, whose labels are
 //! `size-lastModified-hex`). Labels of older clients, `name (size bytes)`,
-//! say only the name and size.
+//! say only the name and size. A file that differs only in the middle
+//! passes this check; packing then refuses it before a frame is sent, when
+//! its first frames are not the import's
+//! ([`EncoderConfig::resume_crc32`](crate::migration::EncoderConfig::resume_crc32)).
 
 use sha2::{Digest, Sha256};
 

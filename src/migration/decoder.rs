@@ -16,7 +16,7 @@ use super::frame::{MIN_FRAME_SIZE, STREAM_HEADER_LEN};
 use super::item::{Item, ItemError, Totals};
 use super::state::{StreamState, Violation};
 use super::FORMAT_VERSION;
-use crate::crc32;
+use crate::crc32::{self, Crc32};
 
 /// The largest frame size a decoder accepts by default (`unpack`, and the
 /// server unless `--max-frame-size` says otherwise): 16 MiB.
@@ -48,6 +48,9 @@ pub struct Frame {
     pub len: u64,
     /// Its items, in order.
     pub items: Vec<Item>,
+    /// CRC-32 of the uncompressed payloads of the stream's frames up to and
+    /// including this one ([`Decoder::prefix_crc32`] after it).
+    pub prefix_crc32: u32,
 }
 
 /// What one [`Decoder::feed`] did.
@@ -84,6 +87,8 @@ pub struct Decoder {
     state: StreamState,
     inflater: Decompress,
     payload: Vec<u8>,
+    /// CRC-32 of the uncompressed payloads of the frames decoded so far.
+    prefix: Crc32,
     error: Option<DecodeError>,
 }
 
@@ -108,6 +113,7 @@ impl Decoder {
             state: StreamState::default(),
             inflater: Decompress::new(false),
             payload: Vec::new(),
+            prefix: Crc32::new(),
             error: None,
         }
     }
@@ -207,6 +213,14 @@ impl Decoder {
     /// Sequence number of the next frame.
     pub fn next_sequence(&self) -> u64 {
         self.sequence
+    }
+
+    /// CRC-32 of the uncompressed payloads of the frames decoded so far, one
+    /// after the other: what a sender resuming at [`Decoder::next_sequence`]
+    /// compares with the frames it cuts
+    /// ([`EncoderConfig::resume_crc32`](super::EncoderConfig::resume_crc32)).
+    pub fn prefix_crc32(&self) -> u32 {
+        self.prefix.value()
     }
 
     /// True once the frame with `Done` is in.
@@ -364,6 +378,7 @@ impl Decoder {
             Ok(items) => items,
             Err(error) => return Err(self.fail(error)),
         };
+        self.prefix.update(payload);
         let len = self.buf.len() as u64;
         self.committed += len;
         self.sequence += 1;
@@ -377,6 +392,7 @@ impl Decoder {
             offset,
             len,
             items,
+            prefix_crc32: self.prefix.value(),
         })
     }
 }

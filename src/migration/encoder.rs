@@ -15,6 +15,7 @@ use super::item::{FileStart, Header, Item, TableDecl, Totals, DOCUMENTS_HEAD_LEN
 use super::item::{FILE_DATA_HEAD_LEN, TAG_DOCUMENTS, TAG_FILE_DATA};
 use super::state::StreamState;
 use super::DEFAULT_FRAME_SIZE;
+use crate::crc32::Crc32;
 
 /// Deflate level used by default: the fastest level whose stream stays
 /// within 5% of a ZIP's size on snapshot data (levels 1 to 4 are 46% to 6%
@@ -32,6 +33,12 @@ pub struct EncoderConfig {
     /// First frame to write. Frames before it, and the stream header when it
     /// is not 0, are cut and counted but neither compressed nor written.
     pub resume_from: u64,
+    /// When resuming, the receiver's CRC-32 of the payloads of the frames
+    /// before `resume_from` ([`Decoder::prefix_crc32`](super::Decoder::prefix_crc32)).
+    /// The encoder compares it with its own frames' before writing any, and
+    /// fails with [`EncodeError::ResumeMismatch`] when they differ: the input
+    /// is not the one the receiver's frames were packed from.
+    pub resume_crc32: Option<u32>,
     /// Threads that compress frames: with 2, a helper thread compresses
     /// frames while the encoder goes on (natively; in WebAssembly there is
     /// one). The bytes written are the same with any number.
@@ -53,6 +60,7 @@ impl Default for EncoderConfig {
             max_frame_size: DEFAULT_FRAME_SIZE,
             level: DEFAULT_LEVEL,
             resume_from: 0,
+            resume_crc32: None,
             threads: 1,
             shard: 0,
             shards: 1,
@@ -97,6 +105,9 @@ pub struct Encoder<W: Write> {
     sequence: u64,
     bytes_written: u64,
     frames: FrameWriter,
+    /// CRC-32 of the payloads of the frames before `resume_from`, while they
+    /// are cut (only with [`EncoderConfig::resume_crc32`]).
+    prefix: Crc32,
 }
 
 impl<W: Write> Encoder<W> {
@@ -130,6 +141,7 @@ impl<W: Write> Encoder<W> {
             sequence: 0,
             bytes_written: 0,
             frames: FrameWriter::new(config.level, config.threads),
+            prefix: Crc32::new(),
         };
         if config.resume_from == 0 && config.shard == 0 {
             encoder.write(&frame::stream_header(config.max_frame_size as u32))?;
@@ -205,6 +217,10 @@ impl<W: Write> Encoder<W> {
         let totals = self.state.done()?;
         self.append(&Item::Done(totals))?;
         self.flush()?;
+        if self.sequence <= self.config.resume_from {
+            // The receiver has every frame of this input, or more.
+            self.check_resumed_prefix()?;
+        }
         self.bytes_written += self.frames.finish(&mut self.out)?;
         self.out.flush()?;
         let summary = EncodeSummary {
@@ -282,6 +298,13 @@ impl<W: Write> Encoder<W> {
         if self.payload.is_empty() {
             return Ok(());
         }
+        if self.config.resume_crc32.is_some() {
+            if self.sequence < self.config.resume_from {
+                self.prefix.update(&self.payload);
+            } else if self.sequence == self.config.resume_from {
+                self.check_resumed_prefix()?;
+            }
+        }
         if self.config.writes(self.sequence) {
             self.bytes_written +=
                 self.frames
@@ -290,6 +313,22 @@ impl<W: Write> Encoder<W> {
         self.sequence += 1;
         self.payload.clear();
         self.open = None;
+        Ok(())
+    }
+
+    /// Fails when the frames before `resume_from` are not the receiver's:
+    /// fewer of them, or other payloads.
+    fn check_resumed_prefix(&self) -> Result<(), EncodeError> {
+        let Some(expected) = self.config.resume_crc32 else {
+            return Ok(());
+        };
+        let short = self.sequence < self.config.resume_from;
+        if short || self.prefix.value() != expected {
+            return Err(EncodeError::ResumeMismatch {
+                receiver_frames: self.config.resume_from,
+                frames: short.then_some(self.sequence),
+            });
+        }
         Ok(())
     }
 

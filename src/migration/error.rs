@@ -224,9 +224,29 @@ pub enum EncodeError {
         /// 0-based document number in the table.
         document: u64,
     },
+    /// Resuming: the frames the receiver has are not the ones this input
+    /// makes, so it is not the input they were packed from.
+    #[error("{}", resume_mismatch(*receiver_frames, *frames))]
+    ResumeMismatch {
+        /// Frames the receiver has.
+        receiver_frames: u64,
+        /// Frames the whole input makes, when fewer than the receiver has.
+        frames: Option<u64>,
+    },
     /// Writing the output failed.
     #[error("writing the stream failed: {0}")]
     Write(#[from] std::io::Error),
+}
+
+fn resume_mismatch(receiver_frames: u64, frames: Option<u64>) -> String {
+    match frames {
+        Some(frames) => format!(
+            "the input makes {frames} frames, fewer than the {receiver_frames} the import already has: it is not the input the import was started with"
+        ),
+        None => format!(
+            "the import's first {receiver_frames} frames are not the ones this input makes: it is not the input the import was started with (or it was packed by another version of snappack)"
+        ),
+    }
 }
 
 impl EncodeError {
@@ -238,6 +258,7 @@ impl EncodeError {
             EncodeError::Mismatch(_) => "ContentMismatch",
             EncodeError::ItemTooLarge { .. } => "ItemTooLarge",
             EncodeError::NewlineInDocument { .. } => "NewlineInDocument",
+            EncodeError::ResumeMismatch { .. } => "ResumeMismatch",
             EncodeError::Write(_) => "WriteFailed",
         }
     }

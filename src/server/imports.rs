@@ -138,6 +138,10 @@ pub struct ImportStatus {
     /// resumed upload must pack with it.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub frame_size: Option<u64>,
+    /// CRC-32 of the uncompressed payloads of frames `0..next_seq` (open
+    /// imports): a resumed upload checks that its input makes the same ones.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub prefix_crc32: Option<u32>,
     /// True once the stream's `Done` is in: the import can finish.
     pub complete: bool,
     /// Why it failed.
@@ -274,6 +278,7 @@ struct Progress {
     next_seq: u64,
     received_bytes: u64,
     frame_size: Option<u64>,
+    prefix_crc32: u32,
     complete: bool,
 }
 
@@ -284,6 +289,7 @@ impl Progress {
             next_seq: decoder.next_sequence(),
             received_bytes: log_len,
             frame_size: decoder.frame_size().map(|size| size as u64),
+            prefix_crc32: decoder.prefix_crc32(),
             complete: decoder.is_done(),
         }
     }
@@ -598,6 +604,7 @@ impl Imports {
                     next_seq: Some(progress.next_seq),
                     received_bytes: Some(progress.received_bytes),
                     frame_size: progress.frame_size,
+                    prefix_crc32: Some(progress.prefix_crc32),
                     complete: progress.complete,
                     error: None,
                     label: record.label,
@@ -610,6 +617,7 @@ impl Imports {
                     next_seq: None,
                     received_bytes: None,
                     frame_size: None,
+                    prefix_crc32: None,
                     error: record.error,
                     label: record.label,
                 },
@@ -712,11 +720,10 @@ impl Imports {
         if good_end > base {
             open.log.append(&body[..(good_end - base) as usize])?;
             let done = open.decoder.is_done() && accepted.len() == frames.len();
+            let last = accepted.len().checked_sub(1).map(|last| &frames[last]);
             open.logged = Progress {
-                next_seq: accepted
-                    .len()
-                    .checked_sub(1)
-                    .map_or(open.logged.next_seq, |last| frames[last].sequence + 1),
+                next_seq: last.map_or(open.logged.next_seq, |frame| frame.sequence + 1),
+                prefix_crc32: last.map_or(open.logged.prefix_crc32, |frame| frame.prefix_crc32),
                 complete: done,
                 ..Progress::of(&open.decoder, open.log.len())
             };

@@ -696,6 +696,7 @@ mod tests {
             offset: 0,
             len: 0,
             items,
+            prefix_crc32: 0,
         }
     }
 

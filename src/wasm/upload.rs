@@ -80,7 +80,10 @@ fn pack_options(validate: Options) -> PackOptions {
 /// With `first_frame` (a frame the server already has the ones before,
 /// when continuing an import), the stream starts at that frame: the frames
 /// before it are walked and checked but neither compressed nor handed out,
-/// and offsets count from its start. `level` is the deflate level of frames,
+/// and offsets count from its start. `prefix_crc32` is then the import's
+/// (its status's `prefixCrc32`): packing fails with `ResumeMismatch` before
+/// handing out a frame when the input's frames before `first_frame` are not
+/// the ones the import has. `level` is the deflate level of frames,
 /// 0 (store) to 9 (default 5): lower levels pack faster and send more bytes.
 /// `frame_size` bounds a frame's payload (default 1 MiB): a continued import
 /// must be packed with its stream's (its status's `frameSize`).
@@ -105,6 +108,7 @@ pub fn pack(
     on_progress: Option<Function>,
     on_chunk: Function,
     first_frame: Option<f64>,
+    prefix_crc32: Option<u32>,
     level: Option<u32>,
     shard: Option<u32>,
     shards: Option<u32>,
@@ -141,6 +145,7 @@ pub fn pack(
     };
     let mut options = pack_options(options);
     options.encoder.resume_from = first_frame;
+    options.encoder.resume_crc32 = prefix_crc32;
     options.encoder.shard = shard.into();
     options.encoder.shards = shards.into();
     if let Some(level) = level {
@@ -198,6 +203,10 @@ fn pack_failure(error: &PackError, frame_size: Option<u32>) -> JsValue {
                 frame_size.map_or_else(|| "(default)".to_owned(), |size| size.to_string())
             ),
         ),
+        PackError::Encode {
+            error: error @ EncodeError::ResumeMismatch { .. },
+            ..
+        } => api_error(error.code(), &error.to_string()),
         _ => api_error(
             "Internal",
             &format!("packing failed ({}): {error}", error.code()),
@@ -382,6 +391,7 @@ mod tests {
             None,
             on_chunk.as_ref().unchecked_ref::<Function>().clone(),
             first_frame,
+            None,
             level,
             shard.map(|s| s.0),
             shard.map(|s| s.1),

@@ -1152,9 +1152,12 @@ test("the package's upload() sends frames while it packs, and nothing when the t
   });
   const dup = join(dir, 'streamed-dup.zip');
   gen(dup, { seed: 10, tables: 1, totalDocuments: 40_000, compressionLevel: 1, faults: ['duplicateId'] });
+  // Another snapshot of the same tables, to continue the import with by mistake.
+  const other = join(dir, 'streamed-other.zip');
+  gen(other, { seed: 11, tables: 2, totalDocuments: 60_000, compressionLevel: 1, document: { fields: 8, maxStringLen: 200 } });
   const page = await newPage(server);
   const result = await page.evaluate(
-    async ({ url, token, good, dup }) => {
+    async ({ url, token, good, dup, other }) => {
       const { upload, fetchImport, fetchTables, prepareUpload, sendUpload } = await import('/pkg/browser.js');
       const bytes = (b64) => Uint8Array.from(atob(b64), (c) => c.charCodeAt(0));
       const imports = async () =>
@@ -1202,6 +1205,12 @@ test("the package's upload() sends frames while it packs, and nothing when the t
         () => null,
         (e) => e.code,
       );
+      // Another input is refused before a frame is sent: its frames are not the import's.
+      const otherInput = await upload(bytes(other), { url, token, fileName: 'streamed.zip', importId }).then(
+        () => null,
+        (e) => ({ name: e.name, code: e.code, importId: e.importId }),
+      );
+      const afterOther = (await fetchImport(url, token, importId)).nextSeq;
       const requested = [];
       const realFetch = window.fetch;
       window.fetch = (address, init) => {
@@ -1251,6 +1260,8 @@ test("the package's upload() sends frames while it packs, and nothing when the t
         nextSeq,
         frameSize,
         otherSize,
+        otherInput,
+        afterOther,
         importId,
         state: resumed.state,
         firstFrames: requested.filter((r) => r.includes('/frames?')).slice(0, 1),
@@ -1265,6 +1276,7 @@ test("the package's upload() sends frames while it packs, and nothing when the t
       token: TOKEN,
       good: readFileSync(path).toString('base64'),
       dup: readFileSync(dup).toString('base64'),
+      other: readFileSync(other).toString('base64'),
     },
   );
   assert.equal(result.finished.state, 'finished');
@@ -1299,6 +1311,8 @@ test("the package's upload() sends frames while it packs, and nothing when the t
   assert.ok(continued.nextSeq >= 3, `stopped at frame ${continued.nextSeq}`);
   assert.equal(continued.frameSize, 65536, 'the import has its stream\'s frame size');
   assert.equal(continued.otherSize, 'FrameSizeMismatch', 'another frame size is refused');
+  assert.deepEqual(continued.otherInput, { name: 'UploadError', code: 'ResumeMismatch', importId: continued.importId }, 'another input is refused');
+  assert.equal(continued.afterOther, continued.nextSeq, 'nothing of the other input was sent');
   assert.equal(continued.state, 'finished');
   assert.match(continued.firstFrames[0], new RegExp(`/frames\\?seq=${continued.nextSeq}$`));
   assert.equal(

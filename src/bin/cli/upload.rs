@@ -18,7 +18,7 @@ use snappack::client::{
     FINGERPRINT_SPAN,
 };
 use snappack::migration::{
-    pack, EncoderConfig, PackError, PackOptions, DEFAULT_FRAME_SIZE, DEFAULT_LEVEL,
+    pack, EncodeError, EncoderConfig, PackError, PackOptions, DEFAULT_FRAME_SIZE, DEFAULT_LEVEL,
 };
 use snappack::report::Report;
 use snappack::server::TOKEN_ENV;
@@ -137,6 +137,8 @@ pub fn run(args: UploadArgs) -> Result<ExitCode> {
     let mut frame_size = args.frame_size.unwrap_or(DEFAULT_FRAME_SIZE);
     // What the import's label says of the file it was started with.
     let mut started_with = None;
+    // What the import's frames so far say of the input they were packed from.
+    let mut resume_crc32 = None;
     let first_frame = match &args.resume {
         Some(id) => {
             let import = open_import(&http, id)?;
@@ -157,6 +159,7 @@ pub fn run(args: UploadArgs) -> Result<ExitCode> {
                 }
                 frame_size = size;
             }
+            resume_crc32 = import.prefix_crc32;
             import.next_seq
         }
         None => 0,
@@ -243,6 +246,7 @@ pub fn run(args: UploadArgs) -> Result<ExitCode> {
             level: args.level,
             threads,
             resume_from: first_frame,
+            resume_crc32,
             ..EncoderConfig::default()
         },
         producer: format!("snappack {}", env!("CARGO_PKG_VERSION")),
@@ -301,6 +305,14 @@ pub fn run(args: UploadArgs) -> Result<ExitCode> {
                     match outcome {
                         Ok(_) => upload.packing_done(),
                         Err(PackError::Invalid(report)) => return Ok(Ended::Invalid(report)),
+                        Err(PackError::Encode {
+                            error: error @ EncodeError::ResumeMismatch { .. },
+                            ..
+                        }) => bail!(
+                            "import {} cannot continue with {name}: {error}. No frame was sent: continue it with that input, \
+                             or upload {name} without --resume to start a new import",
+                            args.resume.as_deref().unwrap_or_default()
+                        ),
                         Err(e) => bail!("cannot pack {name}: {e}"),
                     }
                     continue;
@@ -468,6 +480,9 @@ struct OpenImport {
     frame_size: Option<usize>,
     /// The label it was created with.
     label: Option<String>,
+    /// CRC-32 of the payloads of its frames before `next_seq`, when the
+    /// server says it.
+    prefix_crc32: Option<u32>,
 }
 
 /// Open import `id`, as the server has it.
@@ -497,6 +512,9 @@ fn open_import(http: &Http, id: &str) -> Result<OpenImport> {
         next_seq: import["nextSeq"].as_u64().unwrap_or(0),
         frame_size: import["frameSize"].as_u64().map(|size| size as usize),
         label: import["label"].as_str().map(str::to_owned),
+        prefix_crc32: import["prefixCrc32"]
+            .as_u64()
+            .and_then(|crc| u32::try_from(crc).ok()),
     })
 }
 
