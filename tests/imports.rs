@@ -45,7 +45,9 @@ fn prefix_crc32(stream: &[u8], n: usize) -> u32 {
         return 0;
     };
     let mut decoder = Decoder::default();
-    let crc = decoder.decode(&stream[..end]).map(|frame| frame.unwrap().prefix_crc32);
+    let crc = decoder
+        .decode(&stream[..end])
+        .map(|frame| frame.unwrap().prefix_crc32);
     crc.last().unwrap()
 }
 

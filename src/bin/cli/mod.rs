@@ -566,9 +566,9 @@ fn generate(args: GenArgs) -> Result<ExitCode> {
     } else {
         writeln!(
             report,
-            "wrote {}: {}, {}, {}, {} uncompressed, {}",
+            "wrote {}: {} with {}, {} (with their _storage rows), {} uncompressed, {}",
             args.out.display(),
-            human::plural(summary.tables.len() as u64, "table"),
+            human::plural(summary.tables.len() as u64, "user table"),
             human::plural(summary.documents, "document"),
             human::plural(summary.storage.len() as u64, "stored file"),
             human::bytes(summary.bytes),
