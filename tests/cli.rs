@@ -646,7 +646,8 @@ fn summaries_count_one_in_the_singular() {
     ]);
     assert_eq!(code, 0, "{stderr}");
     assert!(
-        stdout.contains(": 1 table, 1 document, 1 stored file, "),
+        stdout
+            .contains(": 1 user table with 1 document, 1 stored file (with their _storage rows), "),
         "{stdout}"
     );
     assert!(stdout.contains(" uncompressed, 0 faults"), "{stdout}");
@@ -670,10 +671,55 @@ fn summaries_count_one_in_the_singular() {
     let (code, stdout, stderr) = snappack(&["unpack", arg(&stream)]);
     assert_eq!(code, 0, "{stderr}");
     assert!(
-        stdout.contains(": valid, 1 frame, 2 tables, 2 documents ("),
+        stdout.contains(": an intact stream: 1 frame, 2 tables, 2 documents ("),
         "{stdout}"
     );
     assert!(stdout.contains(" B), 1 stored file ("), "{stdout}");
+}
+
+/// `pack -o -` writes the stream to standard output (its report to standard
+/// error), and `unpack -` reads one from standard input; no file named `-`
+/// appears.
+#[test]
+fn pack_writes_to_and_unpack_reads_from_standard_streams() {
+    use std::io::Write;
+    let dir = fresh_dir("std-streams");
+    let snapshot = dir.join("s.zip");
+    let (code, _, stderr) =
+        snappack(&["gen", arg(&snapshot), "--tables", "2", "--documents", "20"]);
+    assert_eq!(code, 0, "{stderr}");
+    let packed = Command::new(env!("CARGO_BIN_EXE_snappack"))
+        .current_dir(&dir)
+        .args(["pack", "s.zip", "-o", "-", "--quiet"])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&packed.stderr);
+    assert_eq!(packed.status.code(), Some(0), "{stderr}");
+    assert!(
+        stderr.starts_with("packed s.zip: 2 tables, 40 documents"),
+        "{stderr}"
+    );
+    assert!(packed.stdout.starts_with(b"SNAPPACK"));
+    assert!(!dir.join("-").exists());
+    let mut unpack = Command::new(env!("CARGO_BIN_EXE_snappack"))
+        .args(["unpack", "-"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    unpack
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(&packed.stdout)
+        .unwrap();
+    let out = unpack.wait_with_output().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{stdout}");
+    assert!(
+        stdout.starts_with("stdin: an intact stream: 1 frame, 2 tables, 40 documents"),
+        "{stdout}"
+    );
 }
 
 /// Out-of-range `--threads` and `--frames-per-request` are refused with

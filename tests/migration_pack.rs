@@ -370,7 +370,7 @@ fn cli_pack_then_unpack_rebuilds_the_snapshot() {
         &out,
     ]);
     assert_eq!(code, 0, "{stdout}");
-    assert!(stdout.contains(": valid,"), "{stdout}");
+    assert!(stdout.contains(": an intact stream: "), "{stdout}");
     for (name, content) in entries(&zip) {
         if name == "README.md" {
             continue;

@@ -51,7 +51,7 @@ enum Command {
 
 #[derive(Args)]
 struct GenArgs {
-    /// Where to write the ZIP.
+    /// Where to write the ZIP (`-`: standard output).
     out: PathBuf,
     /// A JSON generator spec (file); the flags below override it.
     #[arg(long, value_name = "FILE")]
@@ -567,7 +567,10 @@ fn generate(args: GenArgs) -> Result<ExitCode> {
         writeln!(
             report,
             "wrote {}: {} with {}, {} (with their _storage rows), {} uncompressed, {}",
-            args.out.display(),
+            match args.out.to_str() {
+                Some("-") => "standard output".into(),
+                _ => args.out.display().to_string(),
+            },
             human::plural(summary.tables.len() as u64, "user table"),
             human::plural(summary.documents, "document"),
             human::plural(summary.storage.len() as u64, "stored file"),

@@ -4,7 +4,7 @@
 //! nothing behind.
 
 use std::fs::{self, File};
-use std::io::{self, BufWriter, Seek, SeekFrom, Write};
+use std::io::{self, BufWriter, IsTerminal, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context as _, Result};
@@ -24,8 +24,12 @@ impl OutputFile {
     /// (the files the command reads) before anything is written.
     ///
     /// An existing device, FIFO or other non-regular file is written in
-    /// place; a symbolic link stays a link to the file written.
+    /// place, and so is standard output, as `-`, unless it is a terminal; a
+    /// symbolic link stays a link to the file written.
     pub(super) fn create(path: &Path, inputs: &[&Path]) -> Result<Self> {
+        if path == Path::new("-") {
+            return Self::stdout();
+        }
         if ends_with_separator(path) {
             bail!("{} names a folder: give a file path", path.display());
         }
@@ -59,7 +63,25 @@ impl OutputFile {
         })
     }
 
-    /// True for a device or FIFO, which is written in place.
+    /// Standard output, written in place: binary output is refused on a terminal.
+    fn stdout() -> Result<Self> {
+        let stdout = io::stdout();
+        if stdout.is_terminal() {
+            bail!("standard output is a terminal: give a file path, or redirect it to a file or a pipe");
+        }
+        #[cfg(unix)]
+        let file = File::from(std::os::fd::AsFd::as_fd(&stdout).try_clone_to_owned()?);
+        #[cfg(not(unix))]
+        let file =
+            File::from(std::os::windows::io::AsHandle::as_handle(&stdout).try_clone_to_owned()?);
+        Ok(OutputFile {
+            file: buffered(file),
+            target: PathBuf::from("standard output"),
+            partial: None,
+        })
+    }
+
+    /// True for a device, FIFO or standard output, which is written in place.
     pub(super) fn writes_in_place(&self) -> bool {
         self.partial.is_none()
     }

@@ -2,7 +2,7 @@
 
 use std::collections::HashMap;
 use std::fs::{self, File};
-use std::io::{BufReader, BufWriter, IsTerminal, Write};
+use std::io::{BufReader, BufWriter, IsTerminal, Read, Write};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
@@ -22,7 +22,7 @@ use super::{human, only_option_errors, parse_frame_size, report_status, InputArg
 pub(super) struct PackArgs {
     #[command(flatten)]
     input: InputArgs,
-    /// Where to write the stream.
+    /// Where to write the stream (`-`: standard output).
     #[arg(long, short)]
     out: PathBuf,
     /// Pack even when the input has validation errors (the server judges).
@@ -42,9 +42,11 @@ pub(super) struct PackArgs {
 
 #[derive(Args)]
 pub(super) struct UnpackArgs {
-    /// The stream written by `snappack pack`.
+    /// The stream written by `snappack pack` (`-`: standard input).
     stream: PathBuf,
-    /// Check every frame, count and checksum (always done; kept for clarity).
+    /// Check every frame's checksum, sequence, items and counts (always
+    /// done; kept for clarity). Documents are not checked again: `validate`
+    /// the unpacked folder's tables for that, or let the server do it.
     #[arg(long)]
     verify: bool,
     /// Write the tables' `documents.jsonl`, `_tables` and stored files under this folder.
@@ -71,6 +73,7 @@ pub(super) fn run_pack(args: PackArgs) -> Result<ExitCode> {
     let (reader, name) = args.input.open()?;
     let input_len = reader.len();
     let out = OutputFile::create(&args.out, &[&args.input.file])?;
+    let in_place = out.writes_in_place();
     let started = Instant::now();
     let mut bar = ProgressBar::new(!args.quiet);
     let result = pack(reader, &name, out, &options, &mut |p| {
@@ -78,8 +81,16 @@ pub(super) fn run_pack(args: PackArgs) -> Result<ExitCode> {
         true
     });
     bar.clear();
-    let color = std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none();
-    let mut stdout = std::io::stdout().lock();
+    // With the stream on standard output (`-o -`, or a device), the report
+    // goes to standard error.
+    let (mut stdout, color): (Box<dyn Write>, _) = if in_place {
+        let color = std::io::stderr().is_terminal();
+        (Box::new(std::io::stderr().lock()), color)
+    } else {
+        let color = std::io::stdout().is_terminal();
+        (Box::new(std::io::stdout().lock()), color)
+    };
+    let color = color && std::env::var_os("NO_COLOR").is_none();
     let mut not_packed = |report: &Report| -> Result<ExitCode> {
         human::print(&mut stdout, &name, report, started.elapsed(), color)?;
         if only_option_errors(report) {
@@ -239,8 +250,14 @@ impl Rebuild {
 
 pub(super) fn run_unpack(args: UnpackArgs) -> Result<ExitCode> {
     let _ = args.verify;
-    let input = File::open(&args.stream)
-        .with_context(|| format!("cannot open {}", args.stream.display()))?;
+    let input: Box<dyn Read> = if args.stream == Path::new("-") {
+        Box::new(std::io::stdin().lock())
+    } else {
+        Box::new(
+            File::open(&args.stream)
+                .with_context(|| format!("cannot open {}", args.stream.display()))?,
+        )
+    };
     let started = Instant::now();
     // Filled beside the target, moved into place once the whole stream checks.
     let output = args.out.as_deref().map(OutputDir::create).transpose()?;
@@ -260,7 +277,10 @@ pub(super) fn run_unpack(args: UnpackArgs) -> Result<ExitCode> {
         },
     );
     drop(rebuild);
-    let name = args.stream.display();
+    let name = match args.stream.to_str() {
+        Some("-") => "stdin".to_owned(),
+        _ => args.stream.display().to_string(),
+    };
     let not_written = match &args.out {
         Some(out) => format!("; no output was written to {}", out.display()),
         None => String::new(),
@@ -272,7 +292,7 @@ pub(super) fn run_unpack(args: UnpackArgs) -> Result<ExitCode> {
             }
             writeln!(
                 std::io::stdout(),
-                "{name}: valid, {}, {}, {} ({}), {} ({}), written by {} in {:.1}s",
+                "{name}: an intact stream: {}, {}, {} ({}), {} ({}), written by {} in {:.1}s",
                 human::plural(u.frames, "frame"),
                 human::plural(u.totals.tables.into(), "table"),
                 human::plural(u.totals.documents, "document"),
