@@ -987,6 +987,30 @@ fn walks_of_two_threads_split_an_archive_and_report_what_one_thread_reports() {
     }
 }
 
+/// With `--max-errors`, the verdict counts every error and says how many
+/// tables the listed ones are in (it cannot know the others' tables).
+#[test]
+fn a_capped_report_says_its_table_count_is_of_the_errors_listed() {
+    let twice = doc(10001, 1, "") + "\n" + &doc(10001, 1, "");
+    let twice_too = doc(10002, 1, "") + "\n" + &doc(10002, 1, "");
+    let path = temp_file(
+        "capped.zip",
+        &zip(&[
+            ("users/documents.jsonl", twice.as_bytes()),
+            ("posts/documents.jsonl", twice_too.as_bytes()),
+        ]),
+    );
+    let (status, all, _) = snappack(&["validate", arg(&path)]);
+    assert_eq!(status, 1);
+    assert!(all.contains("INVALID: 2 errors in 2 tables;"), "{all}");
+    let (status, capped, _) = snappack(&["validate", arg(&path), "--max-errors", "1"]);
+    assert_eq!(status, 1);
+    assert!(
+        capped.contains("INVALID: 2 errors, the 1 listed in 1 table;"),
+        "{capped}"
+    );
+}
+
 #[test]
 fn a_pipe_is_read_whole_and_validated() {
     let dir = fresh_dir("pipe-in");

@@ -143,10 +143,14 @@ pub fn print(
                     "INVALID: {} error{}{}; {verdict}.",
                     count(report.error_count),
                     if report.error_count == 1 { "" } else { "s" },
-                    if tables > 0 {
-                        format!(" in {tables} table{}", if tables == 1 { "" } else { "s" })
-                    } else {
-                        String::new()
+                    match (tables, report.errors.len() as u64) {
+                        (0, _) => String::new(),
+                        (tables, listed) if listed < report.error_count => format!(
+                            ", the {} listed in {}",
+                            count(listed),
+                            plural(tables as u64, "table")
+                        ),
+                        (tables, _) => format!(" in {}", plural(tables as u64, "table")),
                     }
                 )
             )
