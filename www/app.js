@@ -163,7 +163,7 @@ function tableNameFrom(fileName) {
   return /^[A-Za-z]/.test(stem) ? stem : `t_${stem}`;
 }
 
-async function choose(file) {
+async function choose(file, others = 0) {
   if (!file) return;
   if (state.upload) {
     $('file-info').textContent = `${state.upload.file.name} is being uploaded: cancel that upload to choose another file.`;
@@ -180,7 +180,9 @@ async function choose(file) {
   state.imported = false;
   // Nothing about the previous file stays: its report, its upload, what it imported.
   for (const id of ['report', 'resume-note', 'uploading', 'summary', 'conflicts']) $(id).hidden = true;
-  $('file-info').textContent = `${file.name} · ${bytes(file.size)}`;
+  $('file-info').textContent = `${file.name} · ${bytes(file.size)}${
+    others > 0 ? ` (the first of ${others + 1} files dropped: the others are not checked; drop them one at a time)` : ''
+  }`;
   if (!SINGLE_TABLE.test(file.name) && !/\.zip$/i.test(file.name)) {
     // The page has no format choice: the extension says what the file is.
     for (const id of ['single', 'send', 'checking']) $(id).hidden = true;
@@ -198,13 +200,22 @@ async function choose(file) {
   state.fingerprint = print;
   await check();
   if (state.file !== file) return;
-  let pending = loadJson(IMPORT_KEY + state.fingerprint);
-  if (!pending && state.report?.valid) pending = await findOpenImport(state.fingerprint);
-  if (pending && state.report?.valid && !state.upload) {
-    $('resume-note').hidden = false;
-    $('resume-note').textContent = `This file was being uploaded to ${pending.url} (import ${pending.importId ?? 'not yet created'}): continuing where it stopped.`;
-    startUpload(pending);
-  }
+  await continuePending();
+}
+
+/**
+ * Continues an interrupted upload of the chosen file, valid and not being
+ * uploaded: one this browser recorded, or one the connected server has open
+ * under the file's label. Called when a file is checked and on Connect.
+ */
+async function continuePending() {
+  const file = state.file;
+  if (!file || !state.report?.valid || state.upload) return;
+  const pending = loadJson(IMPORT_KEY + state.fingerprint) ?? (await findOpenImport(state.fingerprint));
+  if (!pending || state.file !== file || state.upload) return;
+  $('resume-note').hidden = false;
+  $('resume-note').textContent = `This file was being uploaded to ${pending.url} (import ${pending.importId ?? 'not yet created'}): continuing where it stopped.`;
+  startUpload(pending);
 }
 
 /**
@@ -401,7 +412,7 @@ function renderErrors() {
   const report = state.report;
   if (!report) return;
   const needle = $('filter').value.trim().toLowerCase();
-  const matches = report.errors.filter((e) => !needle || shownText(e).toLowerCase().includes(needle));
+  const matches = report.errors.filter((e) => !needle || containsFilter(shownText(e).toLowerCase(), needle));
   const groups = new Map();
   for (const error of matches) {
     const key = groupOf(error);
@@ -450,6 +461,8 @@ async function connect(event) {
     state.server = { url, token, tables };
     showServerTables(tables);
     await checkConflicts();
+    // An upload of this file that stopped (a refused token, another browser) goes on.
+    await continuePending();
   } catch (error) {
     state.server = null;
     state.conflicts = null;
@@ -702,7 +715,8 @@ async function startUpload(pending) {
   $('upload-text').textContent = '';
   setUploadState('Checking the tables…');
   announcer.say(pending ? 'Resuming the upload' : 'Upload started');
-  $('upload-cancel').focus();
+  // Not on Cancel, where a second Enter would end the upload.
+  $('pause').focus();
 
   try {
     // Continuing: the frames the server has are checked again, not packed.
@@ -748,7 +762,12 @@ async function startUpload(pending) {
       if (error.report) showReport(error.report);
       setUploadState(`Upload failed: ${describeFailure(error)}`, 'bad');
       announcer.say(`Upload failed: ${describeFailure(error)}`);
-      if (error.importId && !error.retryable) saveJson(key, null);
+      // The import stays open when only the token was refused: Connect with
+      // the right one and the upload goes on. Other refusals end it.
+      if (error.importId && !error.retryable && error.code !== 'Unauthorized') {
+        saveJson(key, null);
+        $('resume-note').hidden = true;
+      }
       // How far it got stays, without a speed.
       showStalled(upload);
       endUploadAndCheck(upload);
@@ -758,7 +777,28 @@ async function startUpload(pending) {
   }
 }
 
+/**
+ * Whether `text` has `needle`; one ending in `:` and digits (`entry:99`)
+ * matches that line only, not lines 990 and on.
+ */
+function containsFilter(text, needle) {
+  if (!/:\d+$/.test(needle)) return text.includes(needle);
+  for (let at = text.indexOf(needle); at >= 0; at = text.indexOf(needle, at + 1)) {
+    if (!/\d/.test(text[at + needle.length] ?? '')) return true;
+  }
+  return false;
+}
+
+/** What the page's user can do about refusals of the import itself, not of its data. */
+const PAGE_WORDS = {
+  Unauthorized: 'the server refused the token. Enter the right one and Connect: the upload goes on where it stopped.',
+  ImportNotOpen: 'the server no longer has this upload open (it was cancelled, or it expired). Upload starts it again.',
+  UnknownImport: 'the server does not know this upload (another server, or its data folder was replaced). Upload starts it again.',
+  ResumeMismatch: 'the part of this upload the server has is not from this file. Upload starts it again.',
+};
+
 function describeFailure(error) {
+  if (PAGE_WORDS[error.code]) return PAGE_WORDS[error.code];
   let text = error.code && error.code !== 'NetworkError' ? `${error.code}: ${error.message}` : error.message;
   if (error.table) text += ` (table ${error.component ? `${error.component}/` : ''}${error.table}${error.line ? `, document ${error.line}` : ''}${error.field ? `, field ${error.field}` : ''})`;
   return text;
@@ -1039,7 +1079,8 @@ function init() {
   drop.addEventListener('drop', (event) => {
     event.preventDefault();
     drop.classList.remove('over');
-    choose(event.dataTransfer?.files?.[0]);
+    const files = event.dataTransfer?.files ?? [];
+    choose(files[0], files.length - 1);
   });
   // A file dropped next to the zone must not replace the page.
   window.addEventListener('dragover', (event) => event.preventDefault());
@@ -1061,7 +1102,8 @@ function init() {
   $('filter').addEventListener('input', renderErrors);
   $('server').addEventListener('submit', connect);
   $('modes').addEventListener('change', checkConflicts);
-  $('upload').addEventListener('click', () => startUpload(null));
+  // An upload of this file that stopped and can go on (a refused token) does.
+  $('upload').addEventListener('click', () => startUpload(loadJson(IMPORT_KEY + state.fingerprint)));
   $('pause').addEventListener('click', togglePause);
   $('upload-cancel').addEventListener('click', cancelUpload);
   window.addEventListener('online', () => state.upload?.wake?.());

@@ -402,6 +402,10 @@ test('an invalid snapshot: errors with entry:line, upload disabled', { timeout: 
   await page.fill('#filter', `${fault.entry}:${fault.line}`);
   assert.equal(await page.locator('#errors .finding').count(), 1);
   assert.match(await page.textContent('#errors .finding'), new RegExp(fault.code));
+  // Only that line: line 100 does not find line 1000.
+  assert.equal(fault.line, 1000, 'the generator put the duplicate on line 1000');
+  await page.fill('#filter', `${fault.entry}:100`);
+  assert.equal(await page.locator('#errors .finding').count(), 0);
 
   const download = page.waitForEvent('download');
   await page.click('#download');
@@ -538,17 +542,19 @@ test('picked again in a browser that forgot the upload: found on the server by i
   await waitForPercent(page, 1);
   await page.close();
 
+  // A browser that knows neither the upload nor the server: the file is
+  // picked first, and Connect finds its open import.
   page = await newPage(server);
-  await page.evaluate(() => {
-    for (const key of Object.keys(localStorage)) if (key.startsWith('snappack.import.')) localStorage.removeItem(key);
-  });
+  await page.evaluate(() => localStorage.clear());
   await page.reload();
-  await page.waitForSelector('#server-status.good', { state: 'attached' });
   const creates = [];
   page.on('request', (request) => {
     if (request.method() === 'POST' && request.url().endsWith('/api/imports')) creates.push(request.url());
   });
   await page.setInputFiles('#file', path);
+  await page.waitForSelector('#verdict.good');
+  assert.equal(await page.isHidden('#resume-note'), true, 'not connected: nothing to continue yet');
+  await connect(page);
   await page.waitForSelector('#resume-note:not([hidden])');
   await page.waitForSelector('#summary:not([hidden])', { timeout: 90_000 });
   await shot(page, '14-resumed-by-label');
@@ -593,6 +599,41 @@ test('an import that finished while the page did not hear of it is shown as impo
   assert.match(await page.textContent('#summary'), new RegExp(`Imported: 2 tables, 500 documents \\(import ${JSON.parse(record).importId}`));
   assert.deepEqual(requests, [], 'nothing was sent');
   assert.equal(await page.evaluate((k) => localStorage.getItem(k), key), null, 'the record is forgotten');
+  await assertLanded(server, summary);
+  await page.close();
+});
+
+test('a token refused mid-upload: Connect with the right one and the same import goes on', { timeout: 120_000 }, async () => {
+  const server = await startServer();
+  const { path, summary } = bigSnapshot('big-token.zip');
+  const page = await newPage(server);
+  await page.setInputFiles('#file', path);
+  await page.waitForSelector('#verdict.good');
+  await connect(page);
+  await page.waitForSelector('#conflicts.good');
+  await slowFrames(page, 300);
+  const creates = [];
+  page.on('request', (request) => {
+    if (request.method() === 'POST' && request.url().endsWith('/api/imports')) creates.push(request.url());
+  });
+  await page.focus('#upload');
+  await page.keyboard.press('Enter');
+  assert.equal(await page.evaluate(() => document.activeElement.id), 'pause', 'focus is not on Cancel, where a second Enter would end the upload');
+  await waitForPercent(page, 1);
+  // From now on the server refuses the token, as after a restart with another one.
+  await page.route('**/frames?*', (route) =>
+    route.fulfill({ status: 401, contentType: 'application/json', body: JSON.stringify({ code: 'Unauthorized', message: 'missing or wrong bearer token' }) }),
+  );
+  await page.waitForFunction(() => /refused the token/.test(document.getElementById('upload-state').textContent));
+  await shot(page, '15-token-refused');
+  await page.unroute('**/frames?*');
+  await page.fill('#token', TOKEN);
+  await page.click('#server button[type="submit"]');
+  await page.waitForSelector('#resume-note:not([hidden])');
+  await page.waitForSelector('#summary:not([hidden])', { timeout: 90_000 });
+  assert.equal(creates.length, 1, 'the import was created once, then continued');
+  const imports = await (await fetch(`${server.url}/api/imports`, { headers: { Authorization: `Bearer ${TOKEN}` } })).json();
+  assert.deepEqual(imports.imports.map((i) => i.state), ['finished']);
   await assertLanded(server, summary);
   await page.close();
 });
