@@ -50,6 +50,7 @@ export type Code =
   | 'LegacyGeneratedSchema'
   | 'StorageFileMissing'
   | 'StorageFilesIgnored'
+  | 'EntryIgnored'
   | 'TooManyErrors'
   | 'Cancelled'
   | 'ImportInvalidName'

@@ -111,6 +111,9 @@ codes! {
     StorageFileMissing,
     /// Stored files in a component without `_storage/documents.jsonl`; Convex ignores them (warning).
     StorageFilesIgnored,
+    /// An entry named like table data (`.jsonl`) that is not a table's
+    /// `documents.jsonl` or `generated_schema.jsonl`: Convex ignores it (warning).
+    EntryIgnored,
     /// More errors than `max_errors`; the rest are counted, not listed (warning).
     TooManyErrors,
     /// The caller stopped validation before the end (warning; the report is incomplete).

@@ -129,7 +129,7 @@ fn snappack_upload_validates_first_retries_through_restarts_and_resumes() {
         let mut server = serve(&database, &data_dir, port);
 
         // A clean upload.
-        let out = upload(&zip_path, port, &["--mode", "replace"])
+        let out = upload(&zip_path, port, &["--mode", "replace", "--yes"])
             .output()
             .unwrap();
         assert!(
@@ -162,13 +162,13 @@ fn snappack_upload_validates_first_retries_through_restarts_and_resumes() {
         );
 
         // The server killed and restarted in the middle: the client retries and resumes by itself.
-        let mut client = upload(&zip_path, port, &["--mode", "replaceAll"])
+        let mut client = upload(&zip_path, port, &["--mode", "replaceAll", "--yes"])
             .stderr(Stdio::piped())
             .stdout(Stdio::piped())
             .spawn()
             .unwrap();
-        let line = common::first_stderr_line(&mut client);
-        assert!(line.contains("started"), "{line}");
+        // After the list of what replaceAll removes, which --yes agrees to.
+        common::stderr_line_with(&mut client, "started");
         server.kill().unwrap();
         server.wait().unwrap();
         server = serve(&database, &data_dir, port);
@@ -181,12 +181,12 @@ fn snappack_upload_validates_first_retries_through_restarts_and_resumes() {
         archive.assert_imported(&database, &data_dir);
 
         // An upload whose client dies is continued with --resume.
-        let mut client = upload(&zip_path, port, &["--mode", "replace"])
+        let mut client = upload(&zip_path, port, &["--mode", "replace", "--yes"])
             .stderr(Stdio::piped())
             .stdout(Stdio::null())
             .spawn()
             .unwrap();
-        let line = common::first_stderr_line(&mut client);
+        let line = common::stderr_line_with(&mut client, "started");
         let id = line.split_whitespace().nth(2).unwrap().to_owned();
         client.kill().unwrap();
         client.wait().unwrap();
@@ -202,7 +202,7 @@ fn snappack_upload_validates_first_retries_through_restarts_and_resumes() {
             )),
             "{backend}: {stderr}"
         );
-        let out = upload(&zip_path, port, &["--resume", &id])
+        let out = upload(&zip_path, port, &["--resume", &id, "--yes"])
             .output()
             .unwrap();
         assert!(
@@ -213,7 +213,7 @@ fn snappack_upload_validates_first_retries_through_restarts_and_resumes() {
         assert!(String::from_utf8_lossy(&out.stdout).contains(&id));
         archive.assert_imported(&database, &data_dir);
         // A finished import cannot be continued, and says so.
-        let out = upload(&zip_path, port, &["--resume", &id])
+        let out = upload(&zip_path, port, &["--resume", &id, "--yes"])
             .output()
             .unwrap();
         assert!(!out.status.success());
@@ -348,7 +348,7 @@ fn a_document_error_found_while_sending_cancels_the_import() {
         let port = free_port();
         let mut server = serve(&database, &dir.join("data"), port);
 
-        let out = upload(&zip_path, port, &["--mode", "replace"])
+        let out = upload(&zip_path, port, &["--mode", "replace", "--yes"])
             .output()
             .unwrap();
         assert_eq!(out.status.code(), Some(1), "{backend}");
@@ -434,7 +434,7 @@ fn upload_fits_the_servers_request_and_frame_limits() {
 
     // Frames of 1 MiB (here the whole stream is one): refused with the
     // first request, and the import has no frame.
-    let out = upload_to(&server, &zip_path, &["--mode", "replace"]);
+    let out = upload_to(&server, &zip_path, &["--mode", "replace", "--yes"]);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(1), "{stderr}");
     assert!(stderr.contains("RequestTooLarge"), "{stderr}");
@@ -449,7 +449,7 @@ fn upload_fits_the_servers_request_and_frame_limits() {
     let out = upload_to(
         &server,
         &zip_path,
-        &["--resume", &id, "--frame-size", "16384"],
+        &["--resume", &id, "--frame-size", "16384", "--yes"],
     );
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(0), "{stderr}");
@@ -624,7 +624,7 @@ fn a_resumed_upload_refuses_another_file() {
         (old_label.clone(), old_label),
     ] {
         let id = create(&label);
-        let out = upload_to(&server, &wrong, &["--resume", &id]);
+        let out = upload_to(&server, &wrong, &["--resume", &id, "--yes"]);
         let stderr = String::from_utf8_lossy(&out.stderr);
         assert_eq!(out.status.code(), Some(2), "{stderr}");
         assert!(
@@ -649,14 +649,14 @@ fn a_resumed_upload_refuses_another_file() {
         );
     }
     let id = create(&identity.label());
-    let out = upload_to(&server, &right, &["--resume", &id]);
+    let out = upload_to(&server, &right, &["--resume", &id, "--yes"]);
     assert!(
         out.status.success(),
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
     // A new import is labelled with the file's fingerprint.
-    let out = upload_to(&server, &right, &["--mode", "replace"]);
+    let out = upload_to(&server, &right, &["--mode", "replace", "--yes"]);
     assert!(
         out.status.success(),
         "{}",
@@ -676,6 +676,69 @@ fn a_resumed_upload_refuses_another_file() {
 
 /// A finished upload prints a one-line summary and at most 20 of its
 /// tables; with `--quiet`, only the summary.
+/// What replace and replaceAll remove from the server's tables is listed
+/// before anything is sent, and without a terminal it takes `--yes`.
+#[test]
+fn removing_the_servers_documents_is_listed_and_takes_yes() {
+    let dir = common::temp_dir("upload-removes");
+    let server = test_server(&dir.join("db").to_string_lossy(), &dir.join("data"));
+    let write = |name: &str, tables: u32| {
+        let path = dir.join(name);
+        let spec = GenSpec {
+            tables,
+            documents_per_table: 3,
+            ..GenSpec::default()
+        };
+        let mut zip = Cursor::new(Vec::new());
+        write_snapshot(&mut zip, &spec).unwrap();
+        std::fs::write(&path, zip.into_inner()).unwrap();
+        path
+    };
+    let two = write("two.zip", 2);
+    let one = write("one.zip", 1);
+    // Into empty tables nothing is removed: no question.
+    let out = upload_to(&server, &two, &["--mode", "replace"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let imports = || {
+        server.call("GET", "/api/imports", b"").json()["imports"]
+            .as_array()
+            .unwrap()
+            .len()
+    };
+    assert_eq!(imports(), 1);
+
+    // replaceAll of one table: one replaced, one deleted; refused without --yes.
+    let out = upload_to(&server, &one, &["--mode", "replaceAll"]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains("in replaceAll mode, this import removes 6 documents from 2 tables of the server when it finishes:")
+            && stderr.contains("  users: its 3 documents, replaced by the snapshot's")
+            && stderr.contains("  messages: deleted with its 3 documents (the snapshot does not have it)")
+            && stderr.contains("nothing was sent: give --yes to go ahead with these removals"),
+        "{stderr}"
+    );
+    assert_eq!(imports(), 1, "nothing was sent");
+    let out = upload_to(&server, &one, &["--mode", "replaceAll", "--yes"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let tables = server.call("GET", "/api/tables", b"").json();
+    let names: Vec<_> = tables["tables"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|t| t["name"].as_str().filter(|n| !n.starts_with('_')))
+        .collect();
+    assert_eq!(names, ["users"]);
+}
+
 #[test]
 fn a_finished_upload_lists_few_tables_and_none_when_quiet() {
     let dir = common::temp_dir("upload-summary");
@@ -690,7 +753,7 @@ fn a_finished_upload_lists_few_tables_and_none_when_quiet() {
     std::fs::write(&zip_path, zip.into_inner()).unwrap();
     let server = test_server(&dir.join("db").to_string_lossy(), &dir.join("data"));
     // --quiet (as upload_to passes it): the summary alone.
-    let out = upload_to(&server, &zip_path, &["--mode", "replace"]);
+    let out = upload_to(&server, &zip_path, &["--mode", "replace", "--yes"]);
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(
         out.status.success(),
@@ -708,7 +771,7 @@ fn a_finished_upload_lists_few_tables_and_none_when_quiet() {
         .arg("upload")
         .arg(&zip_path)
         .args(["--url", &format!("http://{}", server.addr)])
-        .args(["--token", &server.token, "--mode", "replace"])
+        .args(["--token", &server.token, "--mode", "replace", "--yes"])
         .output()
         .unwrap();
     assert!(out.status.success());

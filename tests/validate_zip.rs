@@ -418,6 +418,40 @@ fn entry_names_are_checked() {
         .starts_with("_storage id 'generated_schema' invalid: "));
 }
 
+/// Entries named like table data that Convex does not read are warned
+/// about, each with why; a README or macOS's resource forks are not.
+#[test]
+fn entries_convex_ignores_that_look_like_tables_are_warned_about() {
+    let report = check(
+        "ignored.zip",
+        &zip(&[
+            ("users\\documents.jsonl", b"{\"a\":1}\n"),
+            ("posts/Documents.jsonl", b"{\"a\":1}\n"),
+            ("documents.jsonl", b"{\"a\":1}\n"),
+            ("tasks/tasks.jsonl", b"{\"a\":1}\n"),
+            ("README.md", b"hello"),
+            ("__MACOSX/users/._documents.jsonl", b"x"),
+        ]),
+    );
+    assert!(report.valid, "{:?}", report.errors);
+    assert!(report.tables.is_empty());
+    let warned: Vec<_> = report
+        .warnings
+        .iter()
+        .map(|w| (w.code, w.entry.as_deref().unwrap(), w.message.as_str()))
+        .collect();
+    let why = |text: &str| format!("this entry is not read, as Convex does not read it: {text}");
+    assert_eq!(
+        warned,
+        vec![
+            (Code::EntryIgnored, "users\\documents.jsonl", why("its name has `\\` between folders, where a ZIP has `/`").as_str()),
+            (Code::EntryIgnored, "posts/Documents.jsonl", why("a table's entries are named in lowercase: `<table>/documents.jsonl`").as_str()),
+            (Code::EntryIgnored, "documents.jsonl", why("a table's documents are read from `<table>/documents.jsonl`, not from a file at the top of the archive").as_str()),
+            (Code::EntryIgnored, "tasks/tasks.jsonl", why("a table's documents are read from `<table>/documents.jsonl` only").as_str()),
+        ]
+    );
+}
+
 #[test]
 fn not_a_zip_and_broken_entries() {
     // Shorter than a ZIP's end record too: the archive's fault, not a read's.

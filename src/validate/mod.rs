@@ -26,7 +26,7 @@ use crate::convex::value::ValueRules;
 use crate::convex::DocumentId;
 use crate::report::{Code, Finding, NumberSource, Report, StorageSummary, TableSummary};
 
-pub use numbers::{check_target, TargetCheck, TargetCheckError};
+pub use numbers::{check_target, removed_by_import, Removed, TargetCheck, TargetCheckError};
 pub use shard::{merge_shards, Shard, ShardError, ShardReport};
 pub use table::{Precheck, Prechecked, RowFinding, TableChecker};
 // For the server, which reads lines as the walk does.

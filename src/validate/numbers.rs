@@ -235,6 +235,48 @@ pub struct TargetCheck {
     pub exact: bool,
 }
 
+/// A table of the target that an import removes documents from when it finishes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Removed<'a> {
+    /// The target's table.
+    pub table: &'a TargetTable,
+    /// True when the import replaces it (its documents go, the input's
+    /// come); false when replaceAll deletes it, as the input lacks it.
+    pub replaced: bool,
+}
+
+/// What importing an input with `tables` (a report's) into `target` in
+/// `mode` removes, as Convex's modes do: in replace and replaceAll, the
+/// documents of every table the input imports that the target has with
+/// documents; in replaceAll also every user table of the target the input
+/// lacks, in every component. Nothing in requireEmpty and append.
+pub fn removed_by_import<'a>(
+    target: &'a TargetTables,
+    tables: &[TableSummary],
+    mode: ImportMode,
+) -> Vec<Removed<'a>> {
+    if !matches!(mode, ImportMode::Replace | ImportMode::ReplaceAll) {
+        return Vec::new();
+    }
+    let imported: HashSet<(&str, &str)> = tables
+        .iter()
+        .map(|t| (t.component.as_str(), t.name.as_str()))
+        .collect();
+    target
+        .tables
+        .iter()
+        .filter_map(|table| {
+            let replaced = imported.contains(&(table.component.as_str(), table.name.as_str()));
+            let deleted = mode == ImportMode::ReplaceAll && !table.name.starts_with('_');
+            match (replaced, deleted) {
+                (true, _) if table.documents > 0 => Some(Removed { table, replaced }),
+                (false, true) => Some(Removed { table, replaced }),
+                _ => None,
+            }
+        })
+        .collect()
+}
+
 /// Checks the tables of a validated input against `target`'s tables in
 /// `mode` without reading the input again: the table numbers and the
 /// conflicts that validating it with `target` and `mode` gives. `report` is
@@ -310,4 +352,72 @@ pub fn check_target(
         errors: ctx.errors,
         exact,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn target(tables: &[(&str, &str, u32, u64)]) -> TargetTables {
+        TargetTables {
+            tables: tables
+                .iter()
+                .map(|&(component, name, number, documents)| TargetTable {
+                    component: component.into(),
+                    name: name.into(),
+                    number,
+                    documents,
+                })
+                .collect(),
+        }
+    }
+
+    fn summary(component: &str, name: &str) -> TableSummary {
+        TableSummary {
+            component: component.into(),
+            name: name.into(),
+            number: None,
+            number_source: NumberSource::Unassigned,
+            documents: 1,
+            bytes: 1,
+            entries: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn imports_remove_what_their_mode_replaces_or_deletes() {
+        let target = target(&[
+            ("", "users", 10001, 5),
+            ("", "empty", 10002, 0),
+            ("", "posts", 10003, 7),
+            ("billing", "users", 10001, 2),
+            ("", "_storage", 540, 4),
+        ]);
+        let input = [summary("", "users"), summary("", "empty")];
+        let removed = |mode| {
+            removed_by_import(&target, &input, mode)
+                .iter()
+                .map(|r| {
+                    (
+                        r.table.component.as_str(),
+                        r.table.name.as_str(),
+                        r.replaced,
+                    )
+                })
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(removed(ImportMode::RequireEmpty), []);
+        assert_eq!(removed(ImportMode::Append), []);
+        // An empty table replaced loses nothing.
+        assert_eq!(removed(ImportMode::Replace), [("", "users", true)]);
+        // Every user table not imported goes, in every component; system tables stay.
+        assert_eq!(
+            removed(ImportMode::ReplaceAll),
+            [
+                ("", "users", true),
+                ("", "posts", false),
+                ("billing", "users", false)
+            ]
+        );
+    }
 }

@@ -143,7 +143,17 @@ pub(super) fn walk<R: Read + Seek>(
                 .entry(&name)
                 .table(&component, table),
             ),
-            Ok(EntryKind::Ignored) => {}
+            Ok(EntryKind::Ignored) => {
+                if let Some(why) = ignored_data(&name) {
+                    ctx.warning(
+                        Finding::new(
+                            Code::EntryIgnored,
+                            format!("this entry is not read, as Convex does not read it: {why}"),
+                        )
+                        .entry(&name),
+                    );
+                }
+            }
         }
         match storage_name(&name, &base) {
             None => {}
@@ -743,6 +753,28 @@ pub(super) fn schema_line_error(e: &LineError, row: u64) -> Finding {
         .line(row),
         LineError::Read(e) => Finding::new(Code::InvalidZip, format!("invalid zip file: {e}")),
     }
+}
+
+/// Why an entry Convex ignores looks meant as table data (a `.jsonl` name
+/// other than macOS's resource forks), or `None` for a README and the like.
+fn ignored_data(name: &str) -> Option<String> {
+    let file = name.rsplit('/').next().unwrap_or(name);
+    let lower = name.to_ascii_lowercase();
+    if !lower.ends_with(".jsonl") || name.starts_with("__MACOSX/") || file.starts_with("._") {
+        return None;
+    }
+    let why = if name.contains('\\') {
+        "its name has `\\` between folders, where a ZIP has `/`"
+    } else if name.ends_with("/documents.jsonl") || name.ends_with("/generated_schema.jsonl") {
+        "the folder of its table has no name"
+    } else if lower.ends_with("/documents.jsonl") || lower.ends_with("/generated_schema.jsonl") {
+        "a table's entries are named in lowercase: `<table>/documents.jsonl`"
+    } else if !name.contains('/') {
+        "a table's documents are read from `<table>/documents.jsonl`, not from a file at the top of the archive"
+    } else {
+        "a table's documents are read from `<table>/documents.jsonl` only"
+    };
+    Some(why.to_owned())
 }
 
 /// Reads a `generated_schema.jsonl`: `"uniform"`, or a legacy shape.

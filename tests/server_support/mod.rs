@@ -88,6 +88,18 @@ pub fn first_stderr_line(child: &mut std::process::Child) -> String {
     line
 }
 
+/// The first line of the child's standard error that has `needle`.
+pub fn stderr_line_with(child: &mut std::process::Child, needle: &str) -> String {
+    let stderr = BufReader::new(child.stderr.as_mut().expect("stderr piped"));
+    for line in stderr.lines() {
+        let line = line.unwrap();
+        if line.contains(needle) {
+            return line;
+        }
+    }
+    panic!("no line of standard error has '{needle}'");
+}
+
 /// A fresh directory under the target folder.
 pub fn temp_dir(prefix: &str) -> PathBuf {
     let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(unique(prefix));

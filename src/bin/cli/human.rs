@@ -102,11 +102,12 @@ pub fn print(
     writeln!(out)?;
     let took = format!("checked in {:.2}s", elapsed.as_secs_f64());
     if report.valid {
-        writeln!(
-            out,
-            "{} {took}",
-            paint("1;32", "VALID: Convex would import this snapshot.")
-        )
+        let verdict = if report.tables.is_empty() {
+            "VALID, but empty: Convex would import this snapshot, which has no tables (in replaceAll mode, that deletes every table)."
+        } else {
+            "VALID: Convex would import this snapshot."
+        };
+        writeln!(out, "{} {took}", paint("1;32", verdict))
     } else {
         let tables = {
             let mut t: Vec<(&str, &str)> = report

@@ -23,7 +23,7 @@ use snappack::migration::{
 use snappack::report::Report;
 use snappack::server::TOKEN_ENV;
 use snappack::validate::validate;
-use snappack::validate::{ImportMode, TargetTables};
+use snappack::validate::{removed_by_import, ImportMode, Removed, TargetTables};
 
 use super::{human, parse_frame_size, report_status, Input, InputArgs};
 
@@ -63,6 +63,12 @@ pub struct UploadArgs {
     /// No progress bar, and only a one-line summary at the end.
     #[arg(long, short)]
     quiet: bool,
+    /// Go ahead without asking when the import removes documents from the
+    /// server's tables (replace and replaceAll modes). Without it, the
+    /// removals are listed and asked about on a terminal, and refused
+    /// elsewhere.
+    #[arg(long, short)]
+    yes: bool,
 }
 
 /// `--url`: an `http://` address. `snappack serve` has no TLS, and neither
@@ -214,6 +220,16 @@ pub fn run(args: UploadArgs) -> Result<ExitCode> {
         print_report(&report)?;
         eprintln!("snappack: not uploaded: the snapshot has errors");
         return Ok(report_status(&report));
+    }
+    // What the import removes from the server's tables when it finishes is
+    // listed, and agreed to, before anything is sent.
+    if let Some(target) = &options.target {
+        let removed = removed_by_import(target, &tables_checked.tables, options.mode);
+        let asks = std::io::stdin().is_terminal() && args.input.file.as_os_str() != "-";
+        if !removed.is_empty() && !agreed(&removed, options.mode, args.yes, asks)? {
+            eprintln!("snappack: not uploaded: nothing was sent");
+            return Ok(ExitCode::from(1));
+        }
     }
 
     // Packing (one thread) and sending (this one) overlap: each frame goes
@@ -470,6 +486,51 @@ enum Ended {
     Invalid(Box<Report>),
     /// The server refused the upload, or the network failed too often.
     Failed(UploadError),
+}
+
+/// Lists what the import removes from the server's tables when it finishes
+/// and tells whether to go ahead: with `--yes`; else by asking when `asks`
+/// (a terminal); else refused, with how to agree.
+fn agreed(removed: &[Removed], mode: ImportMode, yes: bool, asks: bool) -> Result<bool> {
+    let documents: u64 = removed.iter().map(|r| r.table.documents).sum();
+    let mut out = std::io::stderr().lock();
+    writeln!(
+        out,
+        "snappack: in {mode} mode, this import removes {} from {} of the server when it finishes:",
+        human::plural(documents, "document"),
+        human::plural(removed.len() as u64, "table"),
+    )?;
+    for r in removed.iter().take(LISTED_TABLES) {
+        let table = match r.table.component.as_str() {
+            "" => r.table.name.clone(),
+            component => format!("{component}/{}", r.table.name),
+        };
+        let documents = human::plural(r.table.documents, "document");
+        match r.replaced {
+            true => writeln!(
+                out,
+                "  {table}: its {documents}, replaced by the snapshot's"
+            )?,
+            false => writeln!(
+                out,
+                "  {table}: deleted with its {documents} (the snapshot does not have it)"
+            )?,
+        }
+    }
+    if let Some(more) = removed.len().checked_sub(LISTED_TABLES).filter(|&n| n > 0) {
+        writeln!(out, "  and {more} more")?;
+    }
+    if yes {
+        return Ok(true);
+    }
+    if !asks {
+        bail!("nothing was sent: give --yes to go ahead with these removals");
+    }
+    write!(out, "Go ahead? [y/N] ")?;
+    out.flush()?;
+    let mut answer = String::new();
+    std::io::stdin().read_line(&mut answer)?;
+    Ok(matches!(answer.trim(), "y" | "Y" | "yes" | "Yes"))
 }
 
 /// What a resumed upload needs of open import `id`.
