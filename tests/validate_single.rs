@@ -42,6 +42,11 @@ fn jsonl_rows() {
     let message = &report.errors[0].message;
     assert!(message.starts_with("Row 2: line 2 is longer than 67108864 bytes, the longest line snappack reads (its own bound"), "{message}");
     assert!(!message.contains("a document can be at most"), "{message}");
+    // What follows it is not read, and the report says so.
+    assert!(
+        message.ends_with("so the lines after it are not read and not counted"),
+        "{message}"
+    );
     // Every number is a Float64 without a generated schema, so an integer creation time is fine.
     let report = check_with(
         "t.jsonl",

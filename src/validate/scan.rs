@@ -390,7 +390,7 @@ pub(crate) fn line_too_long(row: u64) -> Finding {
         format!(
             "Row {row}: line {row} is longer than {} bytes, the longest line snappack reads \
              (its own bound on memory, not a Convex limit; remove the whitespace between values \
-             if the document is smaller)",
+             if the document is smaller), so the lines after it are not read and not counted",
             super::zip::MAX_LINE
         ),
     )
