@@ -245,6 +245,52 @@ fn a_restart_trims_a_partial_frame_and_resumes() {
     }
 }
 
+/// A frame damaged on disk in the middle of the log: the restart cuts the
+/// log there, the client sends the frames from there again, and every
+/// document lands once (the database already had some of them).
+#[test]
+fn a_log_damaged_in_the_middle_is_cut_there_and_sent_again() {
+    for (backend, database) in common::databases() {
+        let dir = common::temp_dir("damaged");
+        let (tables, files) = sample();
+        let stream = encode(&tables, &files, 4096);
+        let ranges = frames(&stream);
+        let last = ranges.len() - 1;
+        let id = {
+            let imports = open(&database, &dir);
+            let id = imports.create(ImportMode::Replace, None).unwrap().id;
+            for (seq, range) in ranges.iter().take(last).enumerate() {
+                imports
+                    .append(&id, seq as u64, &stream[range.clone()])
+                    .unwrap();
+            }
+            id
+        };
+        let damaged = last / 2;
+        let log = dir.join("imports").join(&id).join("stream.snappack");
+        let mut bytes = std::fs::read(&log).unwrap();
+        bytes[ranges[damaged].end - 1] ^= 0x55;
+        std::fs::write(&log, &bytes).unwrap();
+
+        let imports = open(&database, &dir);
+        let status = imports.status(&id).unwrap();
+        assert_eq!(status.next_seq, Some(damaged as u64), "{backend}");
+        assert_eq!(
+            status.received_bytes,
+            Some(ranges[damaged].start as u64),
+            "{backend}"
+        );
+        assert_eq!(
+            status.prefix_crc32,
+            Some(prefix_crc32(&stream, damaged)),
+            "{backend}"
+        );
+        send_all(&imports, &id, &stream, damaged);
+        imports.finish(&id).unwrap();
+        assert_landed(&imports, &tables, &files);
+    }
+}
+
 /// A restart with a --max-frame-size below the frames an open import was
 /// sent in: the start fails, naming the import and both sizes, and nothing
 /// of the import is cut or dropped (its log holds acknowledged frames the

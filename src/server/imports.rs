@@ -475,7 +475,15 @@ impl Imports {
                     });
                 }
                 // The log was cut before a damaged frame: replay what is left.
-                Err(OpenError::Damaged { .. }) => continue,
+                // Frames were acknowledged past it, so the client sends them
+                // again from the new `nextSeq`; said, since the disk lost data.
+                Err(OpenError::Damaged { error, kept }) => {
+                    eprintln!(
+                        "snappack: import {id}: its staging log is damaged at byte {kept} ({error}); \
+                         it is cut there, and the frames from there on are asked of the client again"
+                    );
+                    continue;
+                }
                 Err(OpenError::Io(e)) => return Err(e.into()),
                 Err(OpenError::Frame(e)) => return Err(e),
                 Err(OpenError::OverLimit(error)) => {
