@@ -88,8 +88,11 @@ function checkedOption(name, value) {
   if ((name === 'table' || name === 'component') && typeof value !== 'string') {
     throw new SnappackError('InvalidOptions', `option "${name}" must be a string`);
   }
-  if ((name === 'schema' || name === 'target') && typeof value !== 'object') {
+  if ((name === 'schema' || name === 'target') && (typeof value !== 'object' || Array.isArray(value))) {
     throw new SnappackError('InvalidOptions', `option "${name}" must be an object`);
+  }
+  if (name === 'target' && !Array.isArray(value.tables)) {
+    throw new SnappackError('InvalidOptions', 'option "target" must be the server\'s tables as fetchTables gives them: { tables: [...] }');
   }
   if (name === 'maxErrors') {
     if (!Number.isInteger(value) || value < 0) {

@@ -56,8 +56,15 @@ function mainThreadInstance() {
   return mainThread;
 }
 
+/** A frame's payload bounds, the core's (src/migration/frame.rs), checked before any worker starts. */
+const MIN_FRAME_SIZE = 64;
+const MAX_FRAME_SIZE = 64 * 2 ** 20;
+
 function baseUrl(url) {
-  if (typeof url !== 'string' || url === '') throw new SnappackError('InvalidOptions', 'url must be the server\'s URL');
+  // A relative URL would be resolved against the page, and answered by its server.
+  if (typeof url !== 'string' || !/^https?:\/\/[^/]/i.test(url)) {
+    throw new SnappackError('InvalidOptions', "url must be the server's URL, such as http://127.0.0.1:8080");
+  }
   return url.replace(/\/+$/, '');
 }
 
@@ -210,9 +217,8 @@ class Packing {
     if (level !== undefined && !(Number.isInteger(level) && level >= 0 && level <= 9)) {
       throw new SnappackError('InvalidOptions', 'level must be a deflate level, 0 to 9');
     }
-    // The core checks the range.
-    if (frameSize !== undefined && !(Number.isInteger(frameSize) && frameSize > 0 && frameSize < 2 ** 32)) {
-      throw new SnappackError('InvalidOptions', 'frameSize must be a whole number of bytes');
+    if (frameSize !== undefined && !(Number.isInteger(frameSize) && frameSize >= MIN_FRAME_SIZE && frameSize <= MAX_FRAME_SIZE)) {
+      throw new SnappackError('InvalidOptions', `frameSize must be a whole number of bytes, ${MIN_FRAME_SIZE} to ${MAX_FRAME_SIZE}`);
     }
     const workers = workersOption(given, packingWorkers(level));
     const request = {

@@ -195,7 +195,7 @@ test('upload options of the wrong type reject with InvalidOptions before any req
   gen(path, { tables: 1, totalDocuments: 20 });
   await pick(path);
   const { answers, requests } = await page.evaluate(async () => {
-    const { fetchImport, prepareUpload, sendUpload, upload } = await import('/pkg/browser.js');
+    const { fetchImport, fetchTables, prepareUpload, sendUpload, startPacking, upload } = await import('/pkg/browser.js');
     const file = document.querySelector('#file').files[0];
     const prepared = await prepareUpload(file, { mode: 'replace' });
     const requests = [];
@@ -213,6 +213,17 @@ test('upload options of the wrong type reject with InvalidOptions before any req
       answers.push(await answerOf(upload(file, { ...server, ...wrong })));
     }
     answers.push(await answerOf(fetchImport(server.url, server.token, '')));
+    // A relative URL would be answered by the page's own server.
+    answers.push(await answerOf(fetchTables('not a url', server.token)));
+    // Frame sizes out of range are refused at once, not by the workers later.
+    try {
+      startPacking(file, { frameSize: 10 });
+      answers.push('returned');
+    } catch (e) {
+      answers.push(`${e.name}:${e.code}:${e.message}`);
+    }
+    answers.push(await answerOf(prepareUpload(file, { target: [] })));
+    answers.push(await answerOf(prepareUpload(file, { target: {} })));
     window.fetch = realFetch;
     return { answers, requests };
   });
@@ -223,6 +234,10 @@ test('upload options of the wrong type reject with InvalidOptions before any req
     label, label, label, label, importId, importId, importId, importId,
     ...misuse('onProgress must be a function'), ...misuse('onImport must be a function'), ...misuse('signal must be an AbortSignal'),
     importId,
+    "SnappackError:InvalidOptions:url must be the server's URL, such as http://127.0.0.1:8080",
+    'SnappackError:InvalidOptions:frameSize must be a whole number of bytes, 64 to 67108864',
+    'SnappackError:InvalidOptions:option "target" must be an object',
+    'SnappackError:InvalidOptions:option "target" must be the server\'s tables as fetchTables gives them: { tables: [...] }',
   ]);
   assert.deepEqual(requests, []);
 });
