@@ -421,7 +421,7 @@ function renderErrors() {
   }
   const sections = [...groups].map(([table, errors]) =>
     h('section', { class: 'group' },
-      h('h4', {}, table ? `Table ${table}` : 'The archive', h('span', { class: 'muted' }, ` — ${plural(errors.length, 'error')}`)),
+      h('h4', {}, table ? `Table ${table}` : report.format === 'zip' ? 'The archive' : 'The file', h('span', { class: 'muted' }, ` — ${plural(errors.length, 'error')}`)),
       h('ul', { class: 'findings' }, errors.map(findingItem))));
   $('errors').replaceChildren(...sections);
   $('filter-count').textContent = needle ? `${plural(matches.length, 'error')} of ${integer.format(report.errors.length)} match.` : '';
