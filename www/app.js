@@ -600,6 +600,8 @@ async function checkConflicts() {
     box.className = 'conflicts good';
     box.replaceChildren(h('p', {}, `No conflicts with the server's tables in ${modeName(mode)}.`));
     if (empty) box.append(h('p', {}, 'This snapshot has no tables: importing it changes nothing.'));
+    // The page knows the server's tables, not its documents.
+    if (mode === 'append') box.append(h('p', { class: 'help' }, 'A document whose _id the server already has is found by the server as it imports: the import then stops, and nothing of it lands.'));
   } else {
     box.className = 'conflicts bad';
     const others = report.errors.length - conflicts.length;
