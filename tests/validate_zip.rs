@@ -1263,6 +1263,7 @@ fn legacy_generated_schemas() {
     );
     assert!(report.valid, "{:?}", report.errors);
     assert_eq!(report.warnings[0].code, Code::LegacyGeneratedSchema);
+    assert_eq!(report.warnings[0].table.as_deref(), Some("t"));
     // It says what that means for the values: they are not decoded.
     assert!(report.warnings[0].message.contains("packs and imports"));
     assert!(report.warnings[0].message.contains("stay strings"));
@@ -1292,6 +1293,9 @@ fn legacy_generated_schemas() {
         "Row 2 wasn't a valid Convex value: overrides should be object"
     );
     assert_eq!(report.errors[2].line, Some(3));
+    // Each names the table whose schema it is.
+    let tables: Vec<_> = report.errors.iter().map(|e| e.table.as_deref()).collect();
+    assert_eq!(tables, [Some("t"), Some("u"), Some("u")]);
 }
 
 /// A legacy schema whose deflate stream breaks after its first lines: the

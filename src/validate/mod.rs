@@ -710,6 +710,26 @@ impl<'a> Context<'a> {
         self.input.failure.borrow().is_some()
     }
 
+    /// Where the findings listed so far end, for [`Context::name_table_since`].
+    pub fn findings_mark(&self) -> (usize, usize) {
+        (self.errors.len(), self.warnings.len())
+    }
+
+    /// Names the table in the findings listed since `mark` that name none:
+    /// those of an entry that is the table's own, such as its generated schema.
+    pub fn name_table_since(&mut self, mark: (usize, usize), component: &str, table: &str) {
+        let (errors, warnings) = mark;
+        for finding in self.errors[errors..]
+            .iter_mut()
+            .chain(&mut self.warnings[warnings..])
+        {
+            if finding.table.is_none() {
+                finding.component = component.to_owned();
+                finding.table = Some(table.to_owned());
+            }
+        }
+    }
+
     /// Records a warning.
     pub fn warning(&mut self, finding: Finding) {
         if self.warnings.len() < self.max_errors {

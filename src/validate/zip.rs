@@ -129,7 +129,9 @@ pub(super) fn walk<R: Read + Seek>(
                 span,
             }),
             Ok(EntryKind::GeneratedSchema { component, table }) => {
+                let mark = ctx.findings_mark();
                 let rules = read_generated_schema(&mut archive, index, &name, ctx);
+                ctx.name_table_since(mark, &component, &table);
                 if ctx.input_failed() {
                     return Err(Stop::InputFailed(unplanned()));
                 }
