@@ -10,7 +10,7 @@
 
 mod server_support;
 
-use std::io::Cursor;
+use std::io::{Cursor, Write};
 use std::path::Path;
 use std::process::{Command, Stdio};
 
@@ -723,6 +723,50 @@ fn removing_the_servers_documents_is_listed_and_takes_yes() {
         "{stderr}"
     );
     assert_eq!(imports(), 1, "nothing was sent");
+    // On a terminal it asks: "n" sends nothing, "y" goes ahead. util-linux's
+    // `script` gives the command a terminal and types the answer into it.
+    let asked = |answer: &str| {
+        let command = format!(
+            "{} upload {} --url http://{} --token {} --quiet --mode replaceAll",
+            env!("CARGO_BIN_EXE_snappack"),
+            one.display(),
+            server.addr,
+            server.token
+        );
+        let mut child = Command::new("script")
+            .args(["--quiet", "--return", "--command", &command, "/dev/null"])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn()
+            .expect("util-linux's script runs the command on a terminal");
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(answer.as_bytes())
+            .unwrap();
+        let out = child.wait_with_output().unwrap();
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+        )
+    };
+    let (code, terminal) = asked("n\n");
+    assert_eq!(code, Some(1), "{terminal}");
+    assert!(
+        terminal.contains("Go ahead? [y/N]") && terminal.contains("not uploaded: nothing was sent"),
+        "{terminal}"
+    );
+    assert_eq!(imports(), 1, "nothing was sent");
+    let (code, terminal) = asked("y\n");
+    assert_eq!(code, Some(0), "{terminal}");
+    assert_eq!(imports(), 2);
+    let out = upload_to(&server, &two, &["--mode", "replace", "--yes"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let out = upload_to(&server, &one, &["--mode", "replaceAll", "--yes"]);
     assert!(
         out.status.success(),
