@@ -759,7 +759,7 @@ pub(super) fn schema_line_error(e: &LineError, row: u64) -> Finding {
 
 /// Why an entry Convex ignores looks meant as table data (a `.jsonl` name
 /// other than macOS's resource forks), or `None` for a README and the like.
-fn ignored_data(name: &str) -> Option<String> {
+fn ignored_data(name: &str) -> Option<&'static str> {
     let file = name.rsplit('/').next().unwrap_or(name);
     let lower = name.to_ascii_lowercase();
     if !lower.ends_with(".jsonl") || name.starts_with("__MACOSX/") || file.starts_with("._") {
@@ -776,7 +776,7 @@ fn ignored_data(name: &str) -> Option<String> {
     } else {
         "a table's documents are read from `<table>/documents.jsonl` only"
     };
-    Some(why.to_owned())
+    Some(why)
 }
 
 /// Reads a `generated_schema.jsonl`: `"uniform"`, or a legacy shape.

@@ -282,6 +282,22 @@ function bigSnapshot(name) {
   return { path, summary };
 }
 
+/**
+ * A server, a page with `bigSnapshot(name)` picked, checked and connected,
+ * and frames slowed to `slowMs` each, so that its upload can be interrupted.
+ */
+async function readyToUpload(name, slowMs) {
+  const server = await startServer();
+  const { path, summary } = bigSnapshot(name);
+  const page = await newPage(server);
+  await page.setInputFiles('#file', path);
+  await page.waitForSelector('#verdict.good');
+  await connect(page);
+  await page.waitForSelector('#conflicts.good');
+  await slowFrames(page, slowMs);
+  return { server, path, summary, page };
+}
+
 test('a valid snapshot dropped: report, upload, every row in the database', { timeout: 120_000 }, async () => {
   const server = await startServer();
   const path = join(dir, 'valid.zip');
@@ -417,14 +433,7 @@ test('an invalid snapshot: errors with entry:line, upload disabled', { timeout: 
 });
 
 test('the server killed and restarted mid-upload: the upload completes', { timeout: 120_000 }, async () => {
-  const server = await startServer();
-  const { path, summary } = bigSnapshot('big-kill.zip');
-  const page = await newPage(server);
-  await page.setInputFiles('#file', path);
-  await page.waitForSelector('#verdict.good');
-  await connect(page);
-  await page.waitForSelector('#conflicts.good');
-  await slowFrames(page, 400);
+  const { server, summary, page } = await readyToUpload('big-kill.zip', 400);
   await page.click('#upload');
   await waitForPercent(page, 1);
   const before = await uploadedPercent(page);
@@ -441,14 +450,7 @@ test('the server killed and restarted mid-upload: the upload completes', { timeo
 });
 
 test('a reload mid-upload, the same file picked again: the same import resumes', { timeout: 120_000 }, async () => {
-  const server = await startServer();
-  const { path, summary } = bigSnapshot('big-reload.zip');
-  const page = await newPage(server);
-  await page.setInputFiles('#file', path);
-  await page.waitForSelector('#verdict.good');
-  await connect(page);
-  await page.waitForSelector('#conflicts.good');
-  await slowFrames(page, 400);
+  const { server, path, summary, page } = await readyToUpload('big-reload.zip', 400);
   await page.check('input[name="level"][value="1"]');
   await page.click('#upload');
   await waitForPercent(page, 1);
@@ -530,14 +532,9 @@ test('a reload mid-upload, the same file picked again: the same import resumes',
 });
 
 test('picked again in a browser that forgot the upload: found on the server by its label', { timeout: 120_000 }, async () => {
-  const server = await startServer();
-  const { path, summary } = bigSnapshot('big-label.zip');
-  let page = await newPage(server);
-  await page.setInputFiles('#file', path);
-  await page.waitForSelector('#verdict.good');
-  await connect(page);
-  await page.waitForSelector('#conflicts.good');
-  await slowFrames(page, 400);
+  const ready = await readyToUpload('big-label.zip', 400);
+  const { server, path, summary } = ready;
+  let { page } = ready;
   await page.click('#upload');
   await waitForPercent(page, 1);
   await page.close();
@@ -604,14 +601,7 @@ test('an import that finished while the page did not hear of it is shown as impo
 });
 
 test('a token refused mid-upload: Connect with the right one and the same import goes on', { timeout: 120_000 }, async () => {
-  const server = await startServer();
-  const { path, summary } = bigSnapshot('big-token.zip');
-  const page = await newPage(server);
-  await page.setInputFiles('#file', path);
-  await page.waitForSelector('#verdict.good');
-  await connect(page);
-  await page.waitForSelector('#conflicts.good');
-  await slowFrames(page, 300);
+  const { server, summary, page } = await readyToUpload('big-token.zip', 300);
   const creates = [];
   page.on('request', (request) => {
     if (request.method() === 'POST' && request.url().endsWith('/api/imports')) creates.push(request.url());
