@@ -266,6 +266,27 @@ export interface TargetCheck {
    * `target` and `mode` lists the `ImportConflict`s they may meet.
    */
   exact: boolean;
+  /**
+   * What the import removes from the target's tables when it finishes:
+   * in `replace` and `replaceAll`, each target table the input imports
+   * that has documents (`replaced: true`: its documents go, the input's
+   * come); in `replaceAll` also each user table of the target the input
+   * lacks, in every component (`replaced: false`: deleted). Empty in
+   * `requireEmpty` and `append`.
+   */
+  removed: RemovedTable[];
+}
+
+/** A target table an import removes documents from ({@link TargetCheck.removed}). */
+export interface RemovedTable {
+  /** Component path (`''` for the root). */
+  component: string;
+  name: string;
+  number: number;
+  /** Its documents, all of which go. */
+  documents: number;
+  /** True when the input's documents replace them; false when the table is deleted. */
+  replaced: boolean;
 }
 
 /**

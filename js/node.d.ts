@@ -10,6 +10,7 @@ export type {
   ImportMode,
   NumberSource,
   Progress,
+  RemovedTable,
   Report,
   Schema,
   StorageSummary,

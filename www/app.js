@@ -34,7 +34,7 @@ const state = {
   server: null, // { url, token, tables }
   conflictCheck: null, // AbortController of the running check against the server's tables
   conflicts: null, // { mode, report, conflicts } for the current server and mode
-  targetReports: new Map(), // this file's reports against server tables, by mode and tables
+  targetReports: new Map(), // this file's checks against server tables ({ report, removed }), by mode and tables
   optionsChanged: false, // the table name or schema changed since the check
   imported: false, // this file was just imported: no check against the server since
   upload: null, // the running upload, see startUpload
@@ -529,19 +529,20 @@ async function checkConflicts() {
   refreshUploadState();
   const rate = new Rate();
   let report;
+  let removed;
   try {
     // The tables as they are now: another import may have changed them.
     server.tables = await fetchTables(server.url, server.token, { signal });
     showServerTables(server.tables);
     const key = `${mode} ${JSON.stringify(server.tables)}`;
-    report = state.targetReports.get(key);
+    ({ report, removed } = state.targetReports.get(key) ?? {});
     const checked = report || state.optionsChanged ? null : await checkTarget(state.report, { target: server.tables, mode });
     signal.throwIfAborted();
     if (checked?.exact) {
       // The file's report is valid: with the server's tables, its errors are the conflicts.
       const { errors, tables } = checked;
       report = { ...state.report, valid: errors.length === 0, tables, errors, error_count: errors.length };
-      state.targetReports.set(key, report);
+      removed = checked.removed;
     } else if (!report) {
       report = await validate(file, {
         ...(await validateOptions()),
@@ -555,8 +556,11 @@ async function checkConflicts() {
           numbers.textContent = `${bytes(bytesRead)} of ${bytes(bytesTotal)}${Number.isFinite(speed) ? ` · ${bytes(speed)}/s` : ''}`;
         },
       });
-      state.targetReports.set(key, report);
     }
+    // What the import removes from the server's tables (replace and replaceAll).
+    removed ??= (checked ?? (await checkTarget(report, { target: server.tables, mode }))).removed;
+    signal.throwIfAborted();
+    state.targetReports.set(key, { report, removed });
   } catch (error) {
     if (state.conflictCheck !== controller) return;
     state.conflictCheck = null;
@@ -578,9 +582,10 @@ async function checkConflicts() {
   if (state.conflictCheck !== controller) return;
   state.conflictCheck = null;
   const conflicts = report.errors.filter((e) => CONFLICT_CODES.has(e.code));
-  const deleted = mode === 'replaceAll' ? deletedTables(server.tables, report.tables) : [];
+  const deleted = removed.filter((t) => !t.replaced);
+  const replaced = removed.filter((t) => t.replaced);
   // Deleting tables takes a confirmation, given in the box.
-  state.conflicts = { mode, report, conflicts, deleted, confirmed: deleted.length === 0 };
+  state.conflicts = { mode, report, conflicts, removed, confirmed: deleted.length === 0 };
   const empty = report.tables.length === 0;
   if (report.valid && deleted.length > 0) {
     box.className = 'conflicts warn';
@@ -594,11 +599,13 @@ async function checkConflicts() {
       h('p', { class: 'verdict-title' }, empty
         ? `This snapshot has no tables: in ${modeName(mode)} the import deletes every table of the server (${plural(deleted.length, 'table')}, ${plural(documents, 'document')}) and imports nothing.`
         : `No conflicts, but ${modeName(mode)} deletes ${plural(deleted.length, 'table')} of the server that ${deleted.length === 1 ? 'is' : 'are'} not in this snapshot (${plural(documents, 'document')}):`),
-      h('ul', { class: 'deleted' }, deleted.map((t) => h('li', {}, tableName(t), h('span', { class: 'muted' }, ` — ${plural(t.documents, 'document')}`)))),
+      tableList('deleted', deleted),
+      ...(replaced.length > 0 ? [replacedNote(replaced)] : []),
       h('p', {}, h('label', {}, confirm, ` Delete ${deleted.length === 1 ? 'this table' : `these ${integer.format(deleted.length)} tables`} when the import finishes`)));
   } else if (report.valid) {
     box.className = 'conflicts good';
     box.replaceChildren(h('p', {}, `No conflicts with the server's tables in ${modeName(mode)}.`));
+    if (replaced.length > 0) box.append(replacedNote(replaced));
     if (empty) box.append(h('p', {}, 'This snapshot has no tables: importing it changes nothing.'));
     // The page knows the server's tables, not its documents.
     if (mode === 'append') box.append(h('p', { class: 'help' }, 'A document whose _id the server already has is found by the server as it imports: the import then stops, and nothing of it lands.'));
@@ -620,14 +627,17 @@ function tableName(table) {
   return (table.component ? `${table.component}/` : '') + table.name;
 }
 
-/**
- * The tables of `server` (its tables list) that Replace all mode deletes
- * when `imported` (a report's or an import's tables) is imported: every
- * user table not imported, in every component; system tables stay.
- */
-function deletedTables(server, imported) {
-  const kept = new Set(imported.map(tableName));
-  return server.tables.filter((t) => !t.name.startsWith('_') && !kept.has(tableName(t)));
+/** A list of the server's `tables`, each with its documents. */
+function tableList(className, tables) {
+  return h('ul', { class: className }, tables.map((t) => h('li', {}, tableName(t), h('span', { class: 'muted' }, ` — ${plural(t.documents, 'document')}`))));
+}
+
+/** What Replace and Replace all modes do to the server's tables the snapshot has too. */
+function replacedNote(replaced) {
+  const documents = replaced.reduce((sum, t) => sum + t.documents, 0);
+  return h('div', {},
+    h('p', {}, `When the import finishes, the snapshot’s documents replace the ${plural(documents, 'document')} of ${replaced.length === 1 ? 'this table' : `these ${integer.format(replaced.length)} tables`} of the server:`),
+    tableList('replaced', replaced));
 }
 
 function modeName(mode) {
@@ -677,6 +687,7 @@ async function startUpload(pending) {
   const key = IMPORT_KEY + state.fingerprint;
   const upload = {
     file: state.file,
+    report: state.report, // the file's, for what the import removes
     fingerprint: state.fingerprint,
     record,
     key,
@@ -1036,7 +1047,8 @@ async function finishUpload(upload, answer, server) {
   // Replace all deleted the tables the server had when the upload started and the snapshot lacks.
   let deletions = null;
   if (upload.record.mode === 'replaceAll') {
-    const deleted = deletedTables(upload.record.target, tables);
+    const { removed } = await checkTarget(upload.report, { target: upload.record.target, mode: 'replaceAll' }).catch(() => ({ removed: [] }));
+    const deleted = removed.filter((t) => !t.replaced);
     deletions = h('p', {}, deleted.length === 0
       ? 'No table of the server was deleted: it had none that this snapshot lacks.'
       : `Deleted, as ${modeName('replaceAll')} does: ${plural(deleted.length, 'table')} not in this snapshot (${deleted.map((t) => `${tableName(t)}, ${plural(t.documents, 'document')}`).join('; ')}).`);

@@ -233,13 +233,18 @@ pub struct TargetCheck {
     /// target. Then only validating with the target lists the
     /// `ImportConflict`s they meet.
     pub exact: bool,
+    /// What the import removes from the target's tables when it finishes
+    /// ([`removed_by_import`]): empty but in replace and replaceAll.
+    #[serde(default)]
+    pub removed: Vec<Removed>,
 }
 
 /// A table of the target that an import removes documents from when it finishes.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Removed<'a> {
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Removed {
     /// The target's table.
-    pub table: &'a TargetTable,
+    #[serde(flatten)]
+    pub table: TargetTable,
     /// True when the import replaces it (its documents go, the input's
     /// come); false when replaceAll deletes it, as the input lacks it.
     pub replaced: bool,
@@ -250,11 +255,11 @@ pub struct Removed<'a> {
 /// documents of every table the input imports that the target has with
 /// documents; in replaceAll also every user table of the target the input
 /// lacks, in every component. Nothing in requireEmpty and append.
-pub fn removed_by_import<'a>(
-    target: &'a TargetTables,
+pub fn removed_by_import(
+    target: &TargetTables,
     tables: &[TableSummary],
     mode: ImportMode,
-) -> Vec<Removed<'a>> {
+) -> Vec<Removed> {
     if !matches!(mode, ImportMode::Replace | ImportMode::ReplaceAll) {
         return Vec::new();
     }
@@ -268,11 +273,14 @@ pub fn removed_by_import<'a>(
         .filter_map(|table| {
             let replaced = imported.contains(&(table.component.as_str(), table.name.as_str()));
             let deleted = mode == ImportMode::ReplaceAll && !table.name.starts_with('_');
-            match (replaced, deleted) {
-                (true, _) if table.documents > 0 => Some(Removed { table, replaced }),
-                (false, true) => Some(Removed { table, replaced }),
-                _ => None,
-            }
+            let removed = match (replaced, deleted) {
+                (true, _) => table.documents > 0,
+                (false, deleted) => deleted,
+            };
+            removed.then(|| Removed {
+                table: table.clone(),
+                replaced,
+            })
         })
         .collect()
 }
@@ -322,7 +330,7 @@ pub fn check_target(
     let mut ctx = Context::new(&options, &mut progress);
     apply_target(&mut tables, &mut numbering, &mut ctx);
     let mut exact = true;
-    let tables = report
+    let tables: Vec<TableSummary> = report
         .tables
         .iter()
         .zip(&tables)
@@ -348,6 +356,7 @@ pub fn check_target(
         })
         .collect();
     Ok(TargetCheck {
+        removed: removed_by_import(target, &tables, mode),
         tables,
         errors: ctx.errors,
         exact,
@@ -396,28 +405,28 @@ mod tests {
         let input = [summary("", "users"), summary("", "empty")];
         let removed = |mode| {
             removed_by_import(&target, &input, mode)
-                .iter()
-                .map(|r| {
-                    (
-                        r.table.component.as_str(),
-                        r.table.name.as_str(),
-                        r.replaced,
-                    )
-                })
+                .into_iter()
+                .map(|r| (r.table.component, r.table.name, r.replaced))
                 .collect::<Vec<_>>()
         };
         assert_eq!(removed(ImportMode::RequireEmpty), []);
         assert_eq!(removed(ImportMode::Append), []);
         // An empty table replaced loses nothing.
-        assert_eq!(removed(ImportMode::Replace), [("", "users", true)]);
+        let owned = |tables: &[(&str, &str, bool)]| -> Vec<(String, String, bool)> {
+            tables
+                .iter()
+                .map(|&(component, name, replaced)| (component.into(), name.into(), replaced))
+                .collect()
+        };
+        assert_eq!(removed(ImportMode::Replace), owned(&[("", "users", true)]));
         // Every user table not imported goes, in every component; system tables stay.
         assert_eq!(
             removed(ImportMode::ReplaceAll),
-            [
+            owned(&[
                 ("", "users", true),
                 ("", "posts", false),
                 ("billing", "users", false)
-            ]
+            ])
         );
     }
 }

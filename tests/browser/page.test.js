@@ -351,6 +351,11 @@ test('a valid snapshot dropped: report, upload, every row in the database', { ti
   await page.check('input[value="replace"]');
   await page.waitForSelector('#conflicts.good');
   assert.equal(await page.isEnabled('#upload'), true);
+  // Replace lists the server's tables whose documents go, without asking: the mode says it.
+  const replacing = (await serverTables(server)).filter((t) => t.documents > 0);
+  const replacedDocuments = replacing.reduce((sum, t) => sum + t.documents, 0);
+  assert.match(await page.textContent('#conflicts'), new RegExp(`the snapshot’s documents replace the ${replacedDocuments.toLocaleString('en-US')} documents of these ${replacing.length} tables of the server`));
+  assert.equal(await page.locator('#conflicts ul.replaced li').count(), replacing.length);
   await shot(page, '05-conflicts-then-replace');
 
   // Cancelled mid-way: the server cancels the import and its tables stay as they were.
@@ -937,6 +942,9 @@ test('Replace all lists the server tables it deletes, asks for a confirmation, a
   const box = await page.textContent('#conflicts');
   assert.match(box, new RegExp(`Replace all mode deletes ${gone.length} tables? of the server`));
   for (const table of gone) assert.ok(box.includes(`${table.name} — ${table.documents.toLocaleString('en-US')} documents`), `${table.name} is listed: ${box}`);
+  // The table it keeps has its documents replaced, which the box says too.
+  const [replaced] = before.filter((t) => kept.includes(t.name));
+  assert.ok(box.includes(`replace the ${replaced.documents.toLocaleString('en-US')} documents of this table of the server:${replaced.name} — `), box);
   assert.equal(await page.isDisabled('#upload'), true, 'no upload before the deletion is confirmed');
   assert.match(await page.textContent('#upload-why'), /Confirm/);
   await shot(page, '19-replace-all-confirm');

@@ -42,6 +42,15 @@ test('a report checked against each target in each mode gives what validating wi
     }
   }
   assert.ok(conflicts > 0, 'some targets conflict');
+  // What each mode removes from the target's tables when the import finishes.
+  const removed = async (target, mode) =>
+    (await checkTarget(report, { target, mode })).removed.map((t) => [t.component, t.name, t.documents, t.replaced]);
+  assert.deepEqual(await removed(targets[1], 'append'), []);
+  assert.deepEqual(await removed(targets[1], 'requireEmpty'), []);
+  assert.deepEqual(await removed(targets[1], 'replace'), summary.tables.map((t) => [t.component, t.name, 2, true]));
+  // Replace all also deletes the target's user tables the snapshot lacks, empty or not, in every component.
+  assert.deepEqual(await removed(targets[3], 'replace'), []);
+  assert.deepEqual(await removed(targets[3], 'replaceAll'), [['', 'other', 3, false], ['a', 'x', 0, false]]);
   // `mode` is requireEmpty by default.
   const full = targets[1];
   assert.deepEqual(await checkTarget(report, { target: full }), await checkTarget(report, { target: full, mode: 'requireEmpty' }));
