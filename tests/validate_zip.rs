@@ -1086,6 +1086,52 @@ fn target_tables_and_modes() {
 }
 
 #[test]
+fn appending_to_a_table_whose_number_another_imported_table_took_is_a_conflict() {
+    // table2 takes 10001 from its first `_id`; table1, without `_id`s, is on
+    // 10001 in the target, and appended to, it stays there.
+    let archive = zip(&[
+        ("table2/documents.jsonl", doc(10001, 1, "").as_bytes()),
+        ("table1/documents.jsonl", b"{\"a\":1}\n"),
+    ]);
+    let target = TargetTables {
+        tables: vec![TargetTable {
+            component: String::new(),
+            name: "table1".into(),
+            number: 10001,
+            documents: 1,
+        }],
+    };
+    let run = |mode| {
+        let options = Options {
+            mode,
+            target: Some(target.clone()),
+            ..Options::default()
+        };
+        check_with("m.zip", &archive, &options)
+    };
+    let appended = run(ImportMode::Append);
+    assert_eq!(codes(&appended), [Code::TableNumberConflict]);
+    let conflict = &appended.errors[0];
+    assert_eq!(
+        conflict.message,
+        "conflict between `table2` and `table1` with table number 10001"
+    );
+    assert_eq!(conflict.entry.as_deref(), Some("table1/documents.jsonl"));
+    assert_eq!(conflict.table.as_deref(), Some("table1"));
+    let table1 = appended.tables.iter().find(|t| t.name == "table1");
+    assert_eq!(table1.unwrap().number, Some(10001));
+    // The report alone says the same.
+    let base = check("m.zip", &archive);
+    let checked = check_target(&base, &target, ImportMode::Append).unwrap();
+    assert_eq!(checked.errors, appended.errors);
+    // Replaced, table1 becomes a new table with a number of its own.
+    let replaced = run(ImportMode::Replace);
+    assert!(replaced.valid, "{:?}", replaced.errors);
+    let table1 = replaced.tables.iter().find(|t| t.name == "table1");
+    assert_eq!(table1.unwrap().number_source, NumberSource::Unassigned);
+}
+
+#[test]
 fn a_report_checked_against_a_target_gives_the_numbers_and_conflicts_validating_with_it_gives() {
     let archive = zip(&[
         (

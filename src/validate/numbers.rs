@@ -45,16 +45,8 @@ impl Numbering {
         ns.by_name.insert(name.to_owned(), number);
         Ok(())
     }
-
-    /// True when `number` is taken in `component`.
-    pub fn is_taken(&self, component: &str, number: u32) -> bool {
-        self.namespaces
-            .get(component)
-            .is_some_and(|ns| ns.by_number.contains_key(&number))
-    }
 }
 
-/// Convex's message for two tables on one number.
 /// The warning for a table without a number whose documents carry `_id`s:
 /// neither `_tables` nor its first document gave it one (that document has
 /// no `_id`, or its number was taken), so the server picks one.
@@ -66,11 +58,21 @@ pub(crate) fn unassigned_number_warning(component: &str, table: &str) -> Finding
     .table(component, table.to_owned())
 }
 
+/// Convex's message for two tables on one number.
 pub(crate) fn conflict_message(first: &str, second: &str, component: &str, number: u32) -> String {
     format!(
         "conflict between `{first}` and `{second}`{} with number {number}",
         in_component(component)
     )
+}
+
+/// A table-level finding about `table`, at its first documents entry.
+fn located(table: &PlannedTable, finding: Finding) -> Finding {
+    let finding = finding.table(&table.component, table.name.clone());
+    match table.entries.first() {
+        Some(entry) => finding.entry(entry),
+        None => finding,
+    }
 }
 
 /// Step 3 and the mode's conflicts with the target deployment's tables.
@@ -109,15 +111,32 @@ pub(crate) fn apply_target(
     let existing = |component: &str, name: &str| by_name.get(&(component, name)).copied();
     // Step 3: reuse the existing table's number when it is still free.
     for table in tables.iter_mut().filter(|t| t.number.is_none()) {
-        if let Some(found) = existing(&table.component, &table.name) {
-            if !numbering.is_taken(&table.component, found.number) {
-                numbering
-                    .claim(&table.component, &table.name, found.number)
-                    .expect("number checked free");
-                table.number = Some(found.number);
-                table.number_source = NumberSource::Target;
+        let Some(found) = existing(&table.component, &table.name) else {
+            continue;
+        };
+        match numbering.claim(&table.component, &table.name, found.number) {
+            Ok(()) => {}
+            // Appended to, the existing table keeps its number, which
+            // another imported table has claimed: two tables on one number.
+            Err(holder) if mode == ImportMode::Append => {
+                ctx.error(located(
+                    table,
+                    Finding::new(
+                        Code::TableNumberConflict,
+                        format!(
+                            "conflict between `{holder}` and `{}`{} with table number {}",
+                            table.name,
+                            in_component(&table.component),
+                            found.number
+                        ),
+                    ),
+                ));
             }
+            // Elsewhere the server gives the table a fresh number.
+            Err(_) => continue,
         }
+        table.number = Some(found.number);
+        table.number_source = NumberSource::Target;
     }
     let planned: HashSet<(&str, &str)> = tables
         .iter()
@@ -134,14 +153,7 @@ pub(crate) fn apply_target(
         ctx.error(too_many());
     }
     for table in tables.iter() {
-        // A table-level finding, at the table's first documents entry.
-        let located = |f: Finding| {
-            let f = f.table(&table.component, table.name.clone());
-            match table.entries.first() {
-                Some(entry) => f.entry(entry),
-                None => f,
-            }
-        };
+        let located = |f: Finding| located(table, f);
         let here = existing(&table.component, &table.name);
         if mode == ImportMode::RequireEmpty {
             if let Some(found) = here.filter(|e| e.documents > 0) {

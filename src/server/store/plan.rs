@@ -7,6 +7,7 @@
 //! Pure: the SQL backends read the state inside their finishing transaction,
 //! call [`plan`], and apply the result in that same transaction.
 
+use std::collections::btree_map::Entry;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use super::{ImportError, ImportMode};
@@ -221,13 +222,31 @@ fn plan_component(
     // Step 3: reuse the existing table's number when no imported table claims it.
     let mut numbers: Vec<Option<u32>> = tables.iter().map(|t| t.requested).collect();
     for (number, table) in numbers.iter_mut().zip(tables) {
-        if number.is_none() {
-            if let Some(e) = existing_here(&table.name) {
-                if let std::collections::btree_map::Entry::Vacant(slot) = claimed.entry(e.number) {
-                    slot.insert(&table.name);
-                    *number = Some(e.number);
-                }
+        let Some(e) = existing_here(&table.name).filter(|_| number.is_none()) else {
+            continue;
+        };
+        match claimed.entry(e.number) {
+            Entry::Vacant(slot) => {
+                slot.insert(&table.name);
+                *number = Some(e.number);
             }
+            // Appended to, the existing table keeps its number, which
+            // another imported table claims: two tables on one number.
+            Entry::Occupied(holder) if mode == ImportMode::Append => {
+                return Err(error(
+                    Code::TableNumberConflict,
+                    component,
+                    &table.name,
+                    format!(
+                        "conflict between `{}` and `{}`{in_comp} with table number {}",
+                        holder.get(),
+                        table.name,
+                        e.number
+                    ),
+                ));
+            }
+            // Elsewhere the table gets a fresh number.
+            Entry::Occupied(_) => {}
         }
     }
 
@@ -368,6 +387,25 @@ mod tests {
             vec![(10, 10001), (11, 10002), (12, 10005), (13, 10003)]
         );
         assert_eq!(plan.delete, vec![1, 2]);
+    }
+
+    #[test]
+    fn appending_to_a_table_whose_number_another_imported_table_claims_is_refused() {
+        let existing = [active(1, "a", 10001, 1)];
+        let import = [
+            hidden(10, "b", Some(10001)),
+            observing(hidden(11, "a", None), &existing[0]),
+        ];
+        // Appended to, `a` keeps 10001, which `b` claims.
+        let err = plan(ImportMode::Append, &import, &existing).unwrap_err();
+        assert_eq!(err.code, "TableNumberConflict");
+        assert_eq!(
+            err.message,
+            "conflict between `b` and `a` with table number 10001"
+        );
+        // Replaced, `a` is a new table with a fresh number.
+        let plan = plan(ImportMode::Replace, &import, &existing).unwrap();
+        assert_eq!(plan.activate, vec![(10, 10001), (11, 10002)]);
     }
 
     #[test]
