@@ -75,6 +75,8 @@ export interface TableSummary {
   bytes: number;
   /** Archive entries that feed this table, in import order (absent when none). */
   entries?: string[];
+  /** For a table only listed in `_tables` (no entry feeds it): the row that lists it, where findings about the table point. */
+  listed_at?: { entry: string; line: number };
 }
 
 /** Stored files found in the archive. */

@@ -163,6 +163,19 @@ pub struct TableSummary {
     /// Archive entries that feed this table, in import order.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub entries: Vec<String>,
+    /// For a table only listed in `_tables` (no entry feeds it): the row
+    /// that lists it, where findings about the table point.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub listed_at: Option<ListedAt>,
+}
+
+/// A row of a `_tables` entry.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ListedAt {
+    /// The `_tables` entry.
+    pub entry: String,
+    /// The row's line, from 1.
+    pub line: u64,
 }
 
 /// Stored files found in the archive.

@@ -1132,6 +1132,52 @@ fn appending_to_a_table_whose_number_another_imported_table_took_is_a_conflict()
 }
 
 #[test]
+fn findings_about_a_table_only_listed_in_tables_point_at_its_row() {
+    let archive = zip(&[(
+        "_components/a/_tables/documents.jsonl",
+        b"{\"name\":\"s\",\"id\":10002}\n{\"name\":\"t\",\"id\":10001}\n",
+    )]);
+    let target = |name: &str| TargetTables {
+        tables: vec![TargetTable {
+            component: "a".into(),
+            name: name.into(),
+            number: 10001,
+            documents: 1,
+        }],
+    };
+    let base = check("m.zip", &archive);
+    assert!(base.valid, "{:?}", base.errors);
+    for (mode, target, code) in [
+        (ImportMode::Replace, target("x"), Code::TableConflict),
+        (ImportMode::RequireEmpty, target("t"), Code::TableExists),
+    ] {
+        let options = Options {
+            mode,
+            target: Some(target.clone()),
+            ..Options::default()
+        };
+        let report = check_with("m.zip", &archive, &options);
+        assert_eq!(codes(&report), [code]);
+        let finding = &report.errors[0];
+        assert_eq!(
+            (
+                finding.entry.as_deref(),
+                finding.line,
+                finding.table.as_deref()
+            ),
+            (
+                Some("_components/a/_tables/documents.jsonl"),
+                Some(2),
+                Some("t")
+            )
+        );
+        // The report alone locates it the same.
+        let checked = check_target(&base, &target, mode).unwrap();
+        assert_eq!(checked.errors, report.errors);
+    }
+}
+
+#[test]
 fn a_report_checked_against_a_target_gives_the_numbers_and_conflicts_validating_with_it_gives() {
     let archive = zip(&[
         (

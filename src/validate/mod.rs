@@ -24,7 +24,7 @@ use serde::{Deserialize, Serialize};
 use crate::archive::Format;
 use crate::convex::value::ValueRules;
 use crate::convex::DocumentId;
-use crate::report::{Code, Finding, NumberSource, Report, StorageSummary, TableSummary};
+use crate::report::{Code, Finding, ListedAt, NumberSource, Report, StorageSummary, TableSummary};
 
 pub use numbers::{check_target, removed_by_import, Removed, TargetCheck, TargetCheckError};
 pub use shard::{merge_shards, Shard, ShardError, ShardReport};
@@ -244,6 +244,9 @@ pub struct PlannedTable {
     pub rules: ValueRules,
     /// Entries feeding it, in order (empty for tables only listed in `_tables`).
     pub entries: Vec<String>,
+    /// For a table only listed in `_tables`: the row that lists it, where
+    /// findings about the table point.
+    pub listed_at: Option<ListedAt>,
 }
 
 /// One stored file of the archive.
@@ -781,6 +784,7 @@ impl<'a> Context<'a> {
                     documents,
                     bytes,
                     entries: t.entries.clone(),
+                    listed_at: t.listed_at.clone(),
                 }
             })
             .collect();

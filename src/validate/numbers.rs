@@ -66,12 +66,14 @@ pub(crate) fn conflict_message(first: &str, second: &str, component: &str, numbe
     )
 }
 
-/// A table-level finding about `table`, at its first documents entry.
+/// A table-level finding about `table`, at its first documents entry, or
+/// at the `_tables` row of a table only listed there.
 fn located(table: &PlannedTable, finding: Finding) -> Finding {
     let finding = finding.table(&table.component, table.name.clone());
-    match table.entries.first() {
-        Some(entry) => finding.entry(entry),
-        None => finding,
+    match (table.entries.first(), &table.listed_at) {
+        (Some(entry), _) => finding.entry(entry),
+        (None, Some(at)) => finding.entry(&at.entry).line(at.line),
+        (None, None) => finding,
     }
 }
 
@@ -329,6 +331,7 @@ pub fn check_target(
                 },
                 rules: crate::convex::value::ValueRules::Plain,
                 entries: t.entries.clone(),
+                listed_at: t.listed_at.clone(),
             }
         })
         .collect();
@@ -402,6 +405,7 @@ mod tests {
             documents: 1,
             bytes: 1,
             entries: Vec::new(),
+            listed_at: None,
         }
     }
 

@@ -94,6 +94,7 @@ pub(super) fn walk<R: Read + Seek>(
         number_source,
         rules: ValueRules::Plain,
         entries: vec![file_name.to_owned()],
+        listed_at: None,
     }];
     apply_target(&mut tables, &mut numbering, ctx);
     let plan = Plan {

@@ -28,7 +28,7 @@ use crate::archive::{classify, storage_name, EntryKind, Format, LineError, LineR
 use crate::convex::names::check_identifier;
 use crate::convex::value::{encode_base64, ValueRules};
 use crate::convex::DocumentId;
-use crate::report::{Code, Finding, NumberSource};
+use crate::report::{Code, Finding, ListedAt, NumberSource};
 
 /// Longest line read; a document is at most 1 MiB, even escaped this is ample.
 pub(crate) const MAX_LINE: usize = 64 << 20;
@@ -211,7 +211,7 @@ pub(super) fn walk<R: Read + Seek>(
 
     // Table numbers, step 1: `_tables` rows.
     let mut numbering = Numbering::default();
-    let mut listed: Vec<(String, String)> = Vec::new();
+    let mut listed: Vec<ListedTable> = Vec::new();
     for stream in streams.iter().filter(|s| s.table == "_tables") {
         read_tables_entry(&mut archive, stream, &mut numbering, &mut listed, ctx);
         if ctx.input_failed() {
@@ -270,18 +270,20 @@ pub(super) fn walk<R: Read + Seek>(
             number_source,
             rules,
             entries: vec![stream.name.clone()],
+            listed_at: None,
         });
     }
     // Tables listed in `_tables` without documents are created empty.
-    for (component, name) in listed {
-        if !planned.contains_key(&(component.clone(), name.clone())) {
+    for listed in listed {
+        if !planned.contains_key(&(listed.component.clone(), listed.name.clone())) {
             tables.push(PlannedTable {
-                number: numbering.number_of(&component, &name),
-                component,
-                name,
+                number: numbering.number_of(&listed.component, &listed.name),
+                component: listed.component,
+                name: listed.name,
                 number_source: NumberSource::Tables,
                 rules: ValueRules::Plain,
                 entries: Vec::new(),
+                listed_at: Some(listed.at),
             });
         }
     }
@@ -851,7 +853,7 @@ fn read_tables_entry<R: Read + Seek>(
     archive: &mut ZipArchive<R>,
     stream: &Stream,
     numbering: &mut Numbering,
-    listed: &mut Vec<(String, String)>,
+    listed: &mut Vec<ListedTable>,
     ctx: &mut Context,
 ) {
     let component = &stream.component;
@@ -943,13 +945,27 @@ fn read_tables_entry<R: Read + Seek>(
             continue;
         }
         match numbering.claim(component, name, number) {
-            Ok(()) => listed.push((component.clone(), name.to_owned())),
+            Ok(()) => listed.push(ListedTable {
+                component: component.clone(),
+                name: name.to_owned(),
+                at: ListedAt {
+                    entry: stream.name.clone(),
+                    line: row,
+                },
+            }),
             Err(holder) => ctx.error(fail(
                 Code::InvalidId,
                 conflict_message(&holder, name, component, number),
             )),
         }
     }
+}
+
+/// A table a `_tables` row lists, and where.
+struct ListedTable {
+    component: String,
+    name: String,
+    at: ListedAt,
 }
 
 /// The table number of the first row's `_id`, when it is an object whose
