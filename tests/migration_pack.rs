@@ -265,6 +265,30 @@ fn force_does_not_pack_an_input_with_entries_it_must_leave_out() {
         .iter()
         .any(|e| e.entry.as_deref() == Some("bad-name/documents.jsonl")));
 
+    // A `_tables` row that declares no table (its number is another's): the
+    // stream has no place for it, so the server could not refuse it.
+    let mut zip = zip::ZipWriter::new(Cursor::new(Vec::new()));
+    for (name, body) in [
+        (
+            "_tables/documents.jsonl",
+            "{\"name\":\"a\",\"id\":10001}\n{\"name\":\"ghost\",\"id\":10001}\n",
+        ),
+        ("a/documents.jsonl", "{\"b\":2}\n"),
+    ] {
+        zip.start_file(name, zip::write::SimpleFileOptions::default())
+            .unwrap();
+        zip.write_all(body.as_bytes()).unwrap();
+    }
+    let zip = zip.finish().unwrap().into_inner();
+    let error = pack_zip(&zip, &options(true)).unwrap_err();
+    let PackError::Invalid(report) = &error else {
+        panic!("{error}");
+    };
+    assert_eq!(
+        report.errors.iter().map(|e| e.code).collect::<Vec<_>>(),
+        [Code::InvalidId]
+    );
+
     // A table file with no table to go into.
     let error = pack(
         Cursor::new(&b"{\"a\":1}\n"[..]),

@@ -273,9 +273,10 @@ pub struct Plan {
     pub files: Vec<PlannedFile>,
     /// Uncompressed bytes of the document entries and files.
     pub bytes: u64,
-    /// Entries (or the single-table file) not read because of an error about
-    /// them, such as a table name that is not one: nothing can carry them,
-    /// so packing refuses them even when forced.
+    /// Entries (or the single-table file) that no stream can carry whole, so
+    /// packing refuses them even when forced: those not read because of an
+    /// error about them, such as a table name that is not one, and `_tables`
+    /// entries with a row that declares no table.
     pub left_out: Vec<String>,
 }
 

@@ -213,9 +213,14 @@ pub(super) fn walk<R: Read + Seek>(
     let mut numbering = Numbering::default();
     let mut listed: Vec<ListedTable> = Vec::new();
     for stream in streams.iter().filter(|s| s.table == "_tables") {
+        let errors = ctx.error_count;
         read_tables_entry(&mut archive, stream, &mut numbering, &mut listed, ctx);
         if ctx.input_failed() {
             return Err(Stop::InputFailed(unplanned()));
+        }
+        // A row declared no table: the stream cannot carry it to the server.
+        if ctx.error_count > errors {
+            left_out.push(stream.name.clone());
         }
     }
 
