@@ -550,12 +550,22 @@ fn imports_are_listed_with_their_label() {
         server.call("POST", "/api/imports", long.as_bytes()).status,
         400
     );
-    assert_eq!(
-        server
-            .call("POST", "/api/imports", br#"{"mode":"sideways"}"#)
-            .status,
-        400
-    );
+    // Only an object of known fields: not an array (which serde would read
+    // field by field), not a misspelt field (which would be dropped).
+    for body in [
+        &br#"{"mode":"sideways"}"#[..],
+        br#"["append"]"#,
+        br#"[]"#,
+        br#"{"mdoe":"append"}"#,
+    ] {
+        let answer = server.call("POST", "/api/imports", body);
+        let why = String::from_utf8_lossy(body);
+        assert_eq!(answer.status, 400, "{why}");
+        assert_eq!(answer.json()["code"], "BadRequest", "{why}");
+    }
+    let typo = server.call("POST", "/api/imports", br#"{"mdoe":"append"}"#);
+    let message = typo.json()["message"].as_str().unwrap().to_owned();
+    assert!(message.contains("unknown field `mdoe`"), "{message}");
     // An empty body is the default mode.
     let default = server.call("POST", "/api/imports", b"");
     assert_eq!(default.json()["mode"], "requireEmpty");

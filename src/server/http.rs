@@ -384,7 +384,9 @@ async fn create_import(State(state): State<Shared>, body: Bytes) -> Result<Respo
     let request: CreateImport = if body.iter().all(u8::is_ascii_whitespace) {
         CreateImport::default()
     } else {
-        match serde_json::from_slice(&body) {
+        // An object: serde would also take the fields in order from an array.
+        let object = serde_json::from_slice::<serde_json::Map<String, serde_json::Value>>(&body);
+        match object.and_then(|o| serde_json::from_value(serde_json::Value::Object(o))) {
             Ok(request) => request,
             Err(e) => {
                 return Ok(error(
