@@ -223,6 +223,56 @@ fn a_failure_and_its_cause_are_each_said_once() {
 }
 
 #[test]
+fn serve_says_what_is_wrong_with_its_data_folder_or_database() {
+    let dir = fresh_dir("serve-setup");
+    let file = dir.join("a-file");
+    std::fs::write(&file, b"").unwrap();
+    let missing = dir.join("missing").join("x.db");
+    let serve = |extra: &[&str]| {
+        let mut args = vec!["serve", "--listen", "127.0.0.1:0", "--no-www"];
+        args.extend_from_slice(extra);
+        let (code, _, stderr) = snappack(&args);
+        assert_eq!(code, 2, "{stderr}");
+        stderr
+    };
+    let data = dir.join("data");
+    for (args, said) in [
+        (
+            vec!["--data-dir", arg(&file)],
+            format!(
+                "snappack: cannot use the data folder {}: it is a file, not a folder",
+                file.display()
+            ),
+        ),
+        (
+            vec!["--data-dir", arg(&data), "--database", arg(&missing)],
+            format!(
+                "snappack: cannot open the database {}: its folder {} cannot be opened: ",
+                missing.display(),
+                missing.parent().unwrap().display()
+            ),
+        ),
+    ] {
+        let stderr = serve(&args);
+        assert!(stderr.starts_with(&said), "{stderr}");
+    }
+    // Another kind of URL is not taken for a file name, nor is anything made.
+    let untouched = dir.join("untouched");
+    let stderr = serve(&[
+        "--data-dir",
+        arg(&untouched),
+        "--database",
+        "mysql://me:secret@db/x",
+    ]);
+    assert!(
+        stderr.starts_with("snappack: cannot open the database mysql://…: only postgres://"),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("secret"), "{stderr}");
+    assert!(!untouched.exists());
+}
+
+#[test]
 fn output_to_a_reader_that_has_gone_ends_quietly() {
     let zip = temp_file("gone.zip", &valid_zip());
     let gen_out = fresh_dir("gone").join("made.zip");

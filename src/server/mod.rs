@@ -111,6 +111,14 @@ pub enum ServeError {
         /// Why.
         error: std::io::Error,
     },
+    /// The data folder cannot be made or used.
+    #[error("cannot use the data folder {dir}: {message}")]
+    DataDir {
+        /// The data folder.
+        dir: String,
+        /// Why.
+        message: String,
+    },
     /// Another server runs on the data folder.
     #[error(
         "the data folder {dir} is in use by another snappack serve: two servers on one folder \
@@ -241,7 +249,13 @@ fn database_identity(data_dir: &Path, database: &str) -> std::io::Result<String>
     let path = match std::fs::canonicalize(file) {
         Ok(path) => path,
         Err(_) => std::fs::canonicalize(folder)
-            .map_err(|e| at(folder, e))?
+            .map_err(|e| {
+                let why = format!(
+                    "cannot open the database {database}: its folder {} cannot be opened: {e}",
+                    folder.display()
+                );
+                std::io::Error::new(e.kind(), why)
+            })?
             .join(name),
     };
     let data_dir = std::fs::canonicalize(data_dir).map_err(|e| at(data_dir, e))?;
@@ -295,7 +309,13 @@ pub fn resolve_token(given: Option<&str>, data_dir: &Path) -> std::io::Result<(S
 /// a second server would reopen the same imports and append to their
 /// staging logs too, and sweep or expire what the first one is using.
 fn lock_data_dir(data_dir: &Path) -> Result<std::fs::File, ServeError> {
-    std::fs::create_dir_all(data_dir).map_err(|e| at(data_dir, e))?;
+    std::fs::create_dir_all(data_dir).map_err(|e| ServeError::DataDir {
+        dir: data_dir.display().to_string(),
+        message: match data_dir.exists() && !data_dir.is_dir() {
+            true => "it is a file, not a folder".to_owned(),
+            false => format!("it cannot be created: {e}"),
+        },
+    })?;
     let path = data_dir.join("lock");
     let file = std::fs::OpenOptions::new()
         .create(true)
@@ -330,6 +350,17 @@ impl Server {
     /// Takes the data folder, binds the address, opens the database and
     /// reopens unfinished imports.
     pub async fn bind(config: ServeConfig) -> Result<Server, ServeError> {
+        // Checked before the data folder is made: a typo leaves nothing behind.
+        if let Some(database) = config.database.as_deref() {
+            if database.contains("://") && !store::is_postgres(database) {
+                return Err(ServeError::OpenDatabase {
+                    database: database.split_once("://").map_or("", |(s, _)| s).to_owned() + "://…",
+                    message: "only postgres:// or postgresql:// URLs name a database server; \
+                              anything else is an SQLite file path"
+                        .to_owned(),
+                });
+            }
+        }
         let data_dir = config.data_dir.clone();
         let data_dir_lock = lock_data_dir(&data_dir)?;
         // Before any import is reopened: a server that cannot serve leaves them be.
