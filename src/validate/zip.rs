@@ -2,7 +2,7 @@
 //! memory stays bounded whatever the archive's size.
 
 use std::collections::hash_map::Entry;
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::io::{self, Read, Seek, SeekFrom};
 
 use sha2::{Digest, Sha256};
@@ -226,6 +226,9 @@ pub(super) fn walk<R: Read + Seek>(
 
     // Step 2, in entry order: the first document's `_id`.
     let mut tables: Vec<PlannedTable> = Vec::new();
+    // Tables whose first `_id`'s number another table holds: that is their
+    // error, and the server choosing their number never comes to pass.
+    let mut clashed: HashSet<(String, String)> = HashSet::new();
     // Each table's place in `tables`, by component and name.
     let mut planned: HashMap<(String, String), usize> = HashMap::new();
     for stream in streams.iter().filter(|s| s.table != "_tables") {
@@ -260,6 +263,7 @@ pub(super) fn walk<R: Read + Seek>(
                             .table(&stream.component, stream.table.clone())
                             .line(1),
                         );
+                        clashed.insert(key.clone());
                         (None, NumberSource::Unassigned)
                     }
                 },
@@ -376,7 +380,7 @@ pub(super) fn walk<R: Read + Seek>(
                 Err(ScanStop::Sink(e)) => return Err(Stop::Sink(e, plan)),
             }
         }
-        if ids_without_first {
+        if ids_without_first && !clashed.contains(&(table.component.clone(), table.name.clone())) {
             let warning = unassigned_number_warning(&table.component, &table.name);
             ctx.warning(match table.entries.first() {
                 Some(entry) => warning.entry(entry),
