@@ -190,6 +190,21 @@ fn json_arrays() {
 }
 
 #[test]
+fn duplicate_ids_in_a_json_array_name_their_rows() {
+    // All on one line, as JSON.stringify writes it: lines would say nothing.
+    let id = "jd7f2yq3tcc5h4ce9qhqdk0ach6hbmyb";
+    let array = format!(r#"[{{"a":1}},{{"_id":"{id}"}},{{"b":2}},{{"_id":"{id}"}}]"#);
+    let report = check_with("t.json", array.as_bytes(), &into("table1"));
+    assert_eq!(codes(&report), vec![Code::DuplicateId]);
+    let finding = &report.errors[0];
+    assert_eq!(
+        finding.message,
+        format!(r#"Objects in table "table1" have duplicate _id fields ({id} in rows 2 and 4)"#)
+    );
+    assert_eq!((finding.line, finding.first_line), (Some(1), None));
+}
+
+#[test]
 fn csv_rows_and_duplicate_ids() {
     let csv = b"_id,value\n\"jd7f2yq3tcc5h4ce9qhqdk0ach6hbmyb\",\"hi\"\n\"jd7f2yq3tcc5h4ce9qhqdk0ach6hbmyb\",\"there\"\n";
     let report = check_with("t.csv", csv, &into("table1"));

@@ -111,7 +111,11 @@ pub(super) fn walk<R: Read + Seek>(
 
     let reader = Tracked::new(input, ctx.input.clone());
     let mut scan = Scan {
-        checker: TableChecker::new(&table, plan.tables[0].number, ValueRules::Plain),
+        checker: match TableChecker::new(&table, plan.tables[0].number, ValueRules::Plain) {
+            // Its elements are often all on one line.
+            checker if format == Format::JsonArray => checker.place_by_row(),
+            checker => checker,
+        },
         ids_without_first: false,
         entry: file_name,
         component: &component,

@@ -66,6 +66,9 @@ pub struct TableChecker {
     line_base: u64,
     /// The last line checked in the current entry.
     last_line: u64,
+    /// Duplicates are placed by row, not line: a JSON array's elements,
+    /// often all on one line.
+    by_row: bool,
 }
 
 /// The stateless first half of [`TableChecker::check`]: the fast scan of a
@@ -115,6 +118,22 @@ impl TableChecker {
             entries: Vec::new(),
             line_base: 0,
             last_line: 0,
+            by_row: false,
+        }
+    }
+
+    /// Places duplicate ids by row rather than line (a JSON array).
+    pub fn place_by_row(mut self) -> Self {
+        self.by_row = true;
+        self
+    }
+
+    /// Where a duplicate of the document at `row`, `line` is placed.
+    fn place(&self, row: u64, line: u64) -> u64 {
+        if self.by_row {
+            row
+        } else {
+            line
         }
     }
 
@@ -207,7 +226,8 @@ impl TableChecker {
             Some(doc) => doc,
             None => self.check_whole(bytes, row, line)?,
         };
-        self.accept_id_field(&doc.id, line).map(|_| doc)
+        self.accept_id_field(&doc.id, self.place(row, line))
+            .map(|_| doc)
     }
 
     /// [`check`](Self::check) for a line whose [`Precheck`] gave
@@ -221,11 +241,11 @@ impl TableChecker {
     ) -> Result<bool, RowFinding> {
         self.last_line = line;
         match prechecked {
-            Prechecked::Plain(Some(id)) => self.accept_id(id, line).map(|()| true),
+            Prechecked::Plain(Some(id)) => self.accept_id(id, self.place(row, line)).map(|()| true),
             Prechecked::Plain(None) => Ok(false),
             Prechecked::Unsure => {
                 let doc = self.check_whole(bytes, row, line)?;
-                self.accept_id_field(&doc.id, line)
+                self.accept_id_field(&doc.id, self.place(row, line))
             }
         }
     }
@@ -233,7 +253,7 @@ impl TableChecker {
     /// A document's `_id` field: an invalid one is `InvalidId`, a valid one
     /// goes through [`accept_id`](Self::accept_id). Returns whether there was
     /// a valid one.
-    fn accept_id_field(&mut self, id: &IdField, line: u64) -> Result<bool, RowFinding> {
+    fn accept_id_field(&mut self, id: &IdField, place: u64) -> Result<bool, RowFinding> {
         match id {
             IdField::Invalid(text, reason) => Err(RowFinding::new(
                 Code::InvalidId,
@@ -242,7 +262,7 @@ impl TableChecker {
             .at("_id")),
             IdField::Valid(id) => {
                 let id = self.ids.keys().hashed(*id);
-                self.accept_id(id, line).map(|()| true)
+                self.accept_id(id, place).map(|()| true)
             }
             IdField::Absent | IdField::NotString(_) => Ok(false),
         }
@@ -267,7 +287,7 @@ impl TableChecker {
             Err(error) => error,
         };
         if let Some(id) = &error.id_first {
-            self.accept_id_field(id, line)?;
+            self.accept_id_field(id, self.place(row, line))?;
         }
         Err(RowFinding {
             field: error.field,
@@ -276,7 +296,7 @@ impl TableChecker {
     }
 
     /// A valid `_id`: it must carry the table's number and not repeat.
-    fn accept_id(&mut self, id: HashedId, line: u64) -> Result<(), RowFinding> {
+    fn accept_id(&mut self, id: HashedId, place: u64) -> Result<(), RowFinding> {
         if let Some(number) = self.number {
             if id.id.table != number {
                 return Err(RowFinding::new(
@@ -286,7 +306,7 @@ impl TableChecker {
                 .at("_id"));
             }
         }
-        self.remember_hashed(id, line)
+        self.remember_hashed(id, place)
     }
 
     /// Records an id; a second sighting is `DuplicateId` naming the first line.
@@ -295,23 +315,25 @@ impl TableChecker {
     }
 
     /// [`remember`](Self::remember) for an id already hashed.
-    fn remember_hashed(&mut self, id: HashedId, line: u64) -> Result<(), RowFinding> {
-        let Some(first) = self.ids.insert(id, self.line_base + line) else {
+    fn remember_hashed(&mut self, id: HashedId, place: u64) -> Result<(), RowFinding> {
+        let Some(first) = self.ids.insert(id, self.line_base + place) else {
             return Ok(());
         };
         let (first, entry) = self.locate(first);
-        let place = match entry {
-            Some(entry) => format!("line {first} of {entry}"),
-            None => format!("line {first}"),
+        let place = match (entry, self.by_row) {
+            (_, true) => format!("in rows {first} and {place}"),
+            (Some(entry), false) => format!("first on line {first} of {entry}"),
+            (None, false) => format!("first on line {first}"),
         };
         Err(RowFinding {
             code: Code::DuplicateId,
             message: format!(
-                "Objects in table \"{}\" have duplicate _id fields ({} first on {place})",
+                "Objects in table \"{}\" have duplicate _id fields ({} {place})",
                 self.name, id.id
             ),
             field: Some("_id".into()),
-            first_line: Some(first),
+            // A row is not a line.
+            first_line: Some(first).filter(|_| !self.by_row),
             first_entry: entry.map(str::to_owned),
         })
     }
