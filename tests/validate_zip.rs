@@ -614,22 +614,33 @@ fn the_component_path_given_is_checked() {
 }
 
 #[test]
-fn a_table_whose_first_id_number_is_taken_is_warned_about_truly() {
+fn a_table_whose_first_id_number_is_taken_has_that_error_and_no_warning() {
     let line = doc(10001, 1, r#""a":1"#) + "\n";
     let bytes = zip(&[
         ("t1/documents.jsonl", line.as_bytes()),
         ("t2/documents.jsonl", line.as_bytes()),
     ]);
     let report = check("same.zip", &bytes);
-    let warning = report
-        .warnings
-        .iter()
-        .find(|w| w.code == Code::UnassignedTableNumber)
-        .expect("t2 has no number");
-    assert_eq!(warning.table.as_deref(), Some("t2"));
+    assert_eq!(codes(&report), [Code::InvalidId]);
+    assert_eq!(report.errors[0].table.as_deref(), Some("t2"));
+    // Not "the server chooses its number": the import stops at the clash.
+    assert_eq!(report.warnings, []);
+    // A table whose first document has no `_id` does get the warning.
+    let bytes = zip(&[(
+        "t/documents.jsonl",
+        format!("{{\"a\":1}}\n{line}").as_bytes(),
+    )]);
+    let report = check("late.zip", &bytes);
+    assert!(report.valid, "{:?}", report.errors);
+    assert_eq!(report.warnings.len(), 1);
+    let warning = &report.warnings[0];
+    assert_eq!(
+        (warning.code, warning.table.as_deref()),
+        (Code::UnassignedTableNumber, Some("t"))
+    );
     assert_eq!(
         warning.message,
-        "documents of t2 carry _id values, but the table got no number from _tables or from its first document's _id, so the server chooses the table's number and these ids will likely not match it (ImportConflict)"
+        "documents of t carry _id values, but the table got no number from _tables or from its first document's _id, so the server chooses the table's number and these ids will likely not match it (ImportConflict)"
     );
 }
 

@@ -49,7 +49,7 @@ impl Numbering {
 
 /// The warning for a table without a number whose documents carry `_id`s:
 /// neither `_tables` nor its first document gave it one (that document has
-/// no `_id`, or its number was taken), so the server picks one.
+/// no `_id` that decodes), so the server picks one.
 pub(crate) fn unassigned_number_warning(component: &str, table: &str) -> Finding {
     Finding::new(
         Code::UnassignedTableNumber,
