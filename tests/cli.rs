@@ -280,6 +280,7 @@ fn output_to_a_reader_that_has_gone_ends_quietly() {
         vec!["validate", arg(&zip)],
         vec!["validate", arg(&zip), "--json"],
         vec!["gen", arg(&gen_out), "--json"],
+        vec!["pack", arg(&zip), "-o", "-"],
     ] {
         let mut child = Command::new(env!("CARGO_BIN_EXE_snappack"))
             .args(&args)

@@ -65,6 +65,7 @@ pub enum PackError {
     #[error("{error}")]
     Encode {
         /// The encoder's error.
+        #[source]
         error: EncodeError,
         /// The report of the input, as far as it was read.
         report: Box<Report>,

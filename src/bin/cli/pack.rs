@@ -108,7 +108,8 @@ pub(super) fn run_pack(args: PackArgs) -> Result<ExitCode> {
     let (out, packed) = match result {
         Ok(done) => done,
         Err(PackError::Invalid(report)) => return not_packed(&report),
-        Err(error) => bail!("cannot pack {name}: {error}"),
+        // Its causes stay in the chain: a reader gone is told by them.
+        Err(error) => return Err(anyhow::Error::new(error).context(format!("cannot pack {name}"))),
     };
     // --force packs past the input's errors, not past options that kept it
     // from being read; the output is dropped, so not written.
