@@ -391,8 +391,9 @@ export interface PackOptions extends ValidateOptions {
    */
   workers?: number;
   /**
-   * Bound of a frame's payload in bytes, 64 to 64 MiB (from 4096, every
-   * table's declaration fits a frame); default 1 MiB. A
+   * Bound of a frame's payload in bytes, 4096 (every table's declaration
+   * fits a frame) to 16 MiB (what a server and `snappack unpack` read by
+   * default); default 1 MiB. A
    * continued import must be packed with its stream's (its status's
    * `frameSize`); `upload()` takes that one itself.
    */

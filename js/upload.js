@@ -56,9 +56,13 @@ function mainThreadInstance() {
   return mainThread;
 }
 
-/** A frame's payload bounds, the core's (src/migration/frame.rs), checked before any worker starts. */
-const MIN_FRAME_SIZE = 64;
-const MAX_FRAME_SIZE = 64 * 2 ** 20;
+/**
+ * A frame's payload bounds, checked before any worker starts: from the
+ * smallest frames snappack packs (every table's declaration fits one) to
+ * what a server and `snappack unpack` read by default, as the CLI's.
+ */
+const MIN_FRAME_SIZE = 4096;
+const MAX_FRAME_SIZE = 16 * 2 ** 20;
 
 function baseUrl(url) {
   // A relative URL would be resolved against the page, and answered by its server.

@@ -164,11 +164,13 @@ test('misuse and panics reject with a SnappackError code', async () => {
   const codes = await page.evaluate(async () => {
     const { prepareUpload, validate, __panicForTests } = await import('/pkg/browser.js');
     const codeOf = (promise) => promise.then(() => 'resolved', (error) => `${error.name}:${error.code}`);
-    // A frame size too small for the table's declaration.
+    // A frame size below what snappack packs, and one above what a server reads by default.
     const rows = new TextEncoder().encode(`{"a":1}\n`);
-    const tooSmall = prepareUpload(rows, { fileName: `${'t'.repeat(60)}.jsonl`, table: 't'.repeat(60), frameSize: 64 });
+    const tooSmall = prepareUpload(rows, { fileName: 'rows.jsonl', table: 'rows', frameSize: 4095 });
+    const tooLarge = prepareUpload(rows, { fileName: 'rows.jsonl', table: 'rows', frameSize: 16 * 2 ** 20 + 1 });
     return [
       await codeOf(tooSmall),
+      await codeOf(tooLarge),
       await codeOf(validate('a path')),
       await codeOf(validate(new Uint8Array(4), { mode: 'sideways' })),
       // Bytes and Blobs have no name: their first bytes tell the format, or a finding says to give it.
@@ -180,6 +182,7 @@ test('misuse and panics reject with a SnappackError code', async () => {
     ];
   });
   assert.deepEqual(codes, [
+    'SnappackError:InvalidOptions',
     'SnappackError:InvalidOptions',
     'SnappackError:InvalidInput',
     'SnappackError:InvalidOptions',
@@ -235,7 +238,7 @@ test('upload options of the wrong type reject with InvalidOptions before any req
     ...misuse('onProgress must be a function'), ...misuse('onImport must be a function'), ...misuse('signal must be an AbortSignal'),
     importId,
     "SnappackError:InvalidOptions:url must be the server's URL, such as http://127.0.0.1:8080",
-    'SnappackError:InvalidOptions:frameSize must be a whole number of bytes, 64 to 67108864',
+    'SnappackError:InvalidOptions:frameSize must be a whole number of bytes, 4096 to 16777216',
     'SnappackError:InvalidOptions:option "target" must be an object',
     'SnappackError:InvalidOptions:option "target" must be the server\'s tables as fetchTables gives them: { tables: [...] }',
   ]);
