@@ -198,6 +198,9 @@ async function choose(file, others = 0) {
   // Another file was chosen meanwhile: this one is no longer the page's.
   if (state.file !== file) return;
   state.fingerprint = print;
+  // An interrupted upload of it was packed with its own table name: checked with it too.
+  const recordedTable = loadJson(IMPORT_KEY + print)?.options?.table;
+  if (single && recordedTable) $('table').value = recordedTable;
   await check();
   if (state.file !== file) return;
   await continuePending();
@@ -680,10 +683,13 @@ async function startUpload(pending) {
     mode: selectedMode(),
     level: selectedLevel(),
     target: state.server.tables,
+    // The table name and schema it is packed with: a continued upload packs with them too.
+    options: await validateOptions(),
     importId: null,
     file: state.file.name,
     size: state.file.size,
   };
+  if (state.upload || !state.file) return;
   const key = IMPORT_KEY + state.fingerprint;
   const upload = {
     file: state.file,
@@ -704,6 +710,7 @@ async function startUpload(pending) {
     cancelled: false,
     rate: new Rate(),
     wake: null,
+    lost: false, // the server stopped answering, and that was said
   };
   state.upload = upload;
   stopConflictCheck();
@@ -746,7 +753,8 @@ async function startUpload(pending) {
       renderUploadProgress(upload);
     }
     upload.packing = startPacking(upload.file, {
-      ...(await validateOptions()),
+      // An import found on the server, not recorded here, takes the page's.
+      ...(record.options ?? (await validateOptions())),
       target: record.target,
       mode: record.mode,
       level: record.level,
@@ -781,6 +789,8 @@ async function startUpload(pending) {
         saveJson(key, null);
         $('resume-note').hidden = true;
       }
+      // Nothing could ever continue it, and left open it would be found again by its label.
+      if (error.code === 'ResumeMismatch') await cancelImport(server, record.importId);
       // How far it got stays, without a speed.
       showStalled(upload);
       endUploadAndCheck(upload);
@@ -807,7 +817,7 @@ const PAGE_WORDS = {
   Unauthorized: 'the server refused the token. Enter the right one and Connect: the upload goes on where it stopped.',
   ImportNotOpen: 'the server no longer has this upload open (it was cancelled, or it expired). Upload starts it again.',
   UnknownImport: 'the server does not know this upload (another server, or its data folder was replaced). Upload starts it again.',
-  ResumeMismatch: 'the part of this upload the server has is not from this file. Upload starts it again.',
+  ResumeMismatch: 'the part of this upload the server has is not this file as it is checked now (another file, or another table name or schema), so that import was cancelled. Upload starts a new one.',
 };
 
 function describeFailure(error) {
@@ -860,6 +870,7 @@ async function sendUntilDone(upload, server) {
       // The protocol's own retries gave up: the server is down or the network is gone.
       showStalled(upload);
       setUploadState((left) => `Connection lost (${error.message}). Trying again in ${left}…`, 'warn', RECONNECT_SECONDS * 1000);
+      lostConnection(upload);
       await new Promise((resolve) => {
         upload.wake = resolve;
         setTimeout(resolve, RECONNECT_SECONDS * 1000);
@@ -880,12 +891,24 @@ async function isFinished(server, importId) {
   return status?.state === 'finished';
 }
 
+/** Says once per outage that the server stopped answering (the countdown line is not read out). */
+function lostConnection(upload) {
+  if (upload.lost) return;
+  upload.lost = true;
+  announcer.say('No answer from the server: the upload waits and tries again.');
+}
+
 function showUploadProgress(upload, progress) {
   const { state: phase, bytesSent, bytesTotal, packing, retryInMs } = progress;
   if (phase === 'retrying') {
     showStalled(upload);
     setUploadState((left) => `No answer from the server; retrying in ${left}…`, 'warn', retryInMs);
+    lostConnection(upload);
     return;
+  }
+  if (upload.lost) {
+    upload.lost = false;
+    announcer.say('The server answers again: the upload goes on.');
   }
   // Sending only starts once packing reached the frames the server lacks.
   upload.rechecking = false;
@@ -971,6 +994,8 @@ function togglePause() {
   $('pause').textContent = upload.paused ? 'Resume' : 'Pause';
   if (upload.paused) {
     upload.controller.abort(new DOMException('paused', 'AbortError'));
+    // No speed or time left while paused.
+    renderUploadProgress(upload);
     announcer.say('Upload paused');
   } else {
     announcer.say('Upload resumed');
@@ -990,14 +1015,7 @@ function cancelUpload() {
 
 async function cancelOnServer(upload, server) {
   saveJson(upload.key, null);
-  const id = upload.record.importId;
-  if (id) {
-    try {
-      await fetch(`${server.url}/api/imports/${encodeURIComponent(id)}/cancel`, { method: 'POST', headers: { Authorization: `Bearer ${server.token}` } });
-    } catch {
-      // The server drops what it has of an import it never finishes.
-    }
-  }
+  await cancelImport(server, upload.record.importId);
   setUploadState('Upload cancelled. Nothing of it was imported.');
   announcer.say('Upload cancelled');
   // Nothing of it is on the server: its progress goes.
@@ -1006,9 +1024,21 @@ async function cancelOnServer(upload, server) {
   endUploadAndCheck(upload);
 }
 
+/** Cancels import `id` on `server`, if any; the server drops what it has of it. */
+async function cancelImport(server, id) {
+  if (!id) return;
+  try {
+    await fetch(`${server.url}/api/imports/${encodeURIComponent(id)}/cancel`, { method: 'POST', headers: { Authorization: `Bearer ${server.token}` } });
+  } catch {
+    // An import never finished expires on the server.
+  }
+}
+
 function endUpload(upload) {
   if (state.upload !== upload) return;
   state.upload = null;
+  // A file refused while it was uploading may have replaced its line.
+  if (state.file === upload.file) $('file-info').textContent = `${upload.file.name} · ${bytes(upload.file.size)}`;
   // Buttons about to be hidden must not take the keyboard focus with them.
   if ([$('pause'), $('upload-cancel')].includes(document.activeElement)) $('upload-state').focus();
   // Nothing is left to pause or cancel.
@@ -1037,11 +1067,14 @@ async function finishUpload(upload, answer, server) {
   state.imported = true;
   $('conflicts').hidden = true;
   endUpload(upload);
-  let tables = answer.tables;
-  if (!tables) {
-    // Resumed after the import had finished: the server's tables say what is there.
-    tables = (await fetchTables(server.url, server.token).catch(() => ({ tables: [] }))).tables;
+  // The server's tables changed: the connection line says what it has now.
+  const now = await fetchTables(server.url, server.token).catch(() => null);
+  if (now && state.server?.url === server.url) {
+    state.server.tables = now;
+    showServerTables(now);
   }
+  // Resumed after the import had finished: the server's tables say what is there.
+  const tables = answer.tables ?? now?.tables ?? [];
   const documents = tables.reduce((sum, t) => sum + (t.documents ?? 0), 0);
   const title = `Imported: ${plural(tables.length, 'table')}, ${plural(documents, 'document')} (import ${upload.record.importId}, ${modeName(upload.record.mode)}).`;
   // Replace all deleted the tables the server had when the upload started and the snapshot lacks.

@@ -338,6 +338,8 @@ test('a valid snapshot dropped: report, upload, every row in the database', { ti
   assert.equal(await page.isHidden('#pause'), true, 'nothing left to pause');
   assert.equal(await page.isHidden('#upload-cancel'), true, 'nor to cancel');
   assert.equal(await page.isDisabled('#upload'), true);
+  // The connection line says what the server holds now.
+  assert.match(await page.textContent('#server-status'), new RegExp(`^Connected\\. The server has ${tableCount} tables: `));
   await shot(page, '04-uploaded');
   await assertLanded(server, summary);
 
@@ -363,8 +365,13 @@ test('a valid snapshot dropped: report, upload, every row in the database', { ti
   await slowFrames(page, 1500);
   await page.click('#upload');
   await page.waitForFunction(() => /import [0-9a-f]+/.test(document.getElementById('upload-state').textContent));
+  // Another file is refused while this one uploads; once the upload ends, the file's line is back.
+  const fileLine = await page.textContent('#file-info');
+  await page.setInputFiles('#file', path);
+  await page.waitForFunction(() => /is being uploaded: cancel that upload/.test(document.getElementById('file-info').textContent));
   await page.click('#upload-cancel');
   await page.waitForFunction(() => /Upload cancelled/.test(document.getElementById('upload-state').textContent));
+  assert.equal(await page.textContent('#file-info'), fileLine);
   await shot(page, '05b-cancelled');
   assert.equal(await page.isHidden('#upload-bar'), true, 'a cancelled upload leaves no progress bar');
   assert.equal(await page.isHidden('#upload-text'), true, 'nor its percentage and speed');
@@ -463,6 +470,8 @@ test('a reload mid-upload, the same file picked again: the same import resumes',
   await page.click('#pause');
   await page.waitForFunction(() => /Paused/.test(document.getElementById('upload-state').textContent));
   assert.equal(await page.textContent('#pause'), 'Resume');
+  // Paused, nothing moves: no speed, no time left.
+  assert.doesNotMatch(await page.textContent('#upload-text'), /\/s|left/);
   await shot(page, '10b-paused');
   const paused = await uploadedPercent(page);
   await page.click('#pause');
@@ -533,6 +542,37 @@ test('a reload mid-upload, the same file picked again: the same import resumes',
   });
   await shot(page, '13-narrow-320px');
   assert.ok(overflow.scroll <= 1, `no horizontal scroll at 320 px: ${JSON.stringify(overflow)}`);
+  await page.close();
+});
+
+test('a single table uploaded under a name of its own: after a reload it goes on under that name', { timeout: 120_000 }, async () => {
+  const server = await startServer();
+  const page = await newPage(server);
+  const path = join(dir, 'people.jsonl');
+  const rows = 30_000;
+  writeFileSync(path, Array.from({ length: rows }, (_, i) => `{"n":${i},"name":"person ${i}","note":"${'x'.repeat(60)}"}\n`).join(''));
+  await page.setInputFiles('#file', path);
+  await page.waitForSelector('#verdict.good');
+  await page.fill('#table', 'customers');
+  await page.click('#single button[type="submit"]');
+  await page.waitForFunction(() => /customers/.test(document.getElementById('tables').textContent));
+  await connect(page);
+  await page.waitForSelector('#conflicts.good');
+  await slowFrames(page, 3000);
+  await page.click('#upload');
+  await page.waitForFunction(() => /import [0-9a-f]+/.test(document.getElementById('upload-state').textContent));
+  const importId = /import ([0-9a-f]+)/.exec(await page.textContent('#upload-state'))[1];
+
+  await page.reload();
+  await page.setInputFiles('#file', path);
+  await page.waitForSelector('#resume-note:not([hidden])');
+  assert.equal(await page.inputValue('#table'), 'customers', 'the file is checked under the name it was uploading under');
+  await page.waitForSelector('#summary:not([hidden])', { timeout: 90_000 });
+  assert.match(await page.textContent('#summary'), new RegExp(`import ${importId}`));
+  assert.deepEqual(
+    (await serverTables(server)).map((t) => [t.name, t.documents]),
+    [['customers', rows]],
+  );
   await page.close();
 });
 
@@ -994,6 +1034,8 @@ test('no answer from the server: no speed or time left is shown, the wait before
     return two >= 0 && states.slice(two + 1).some((s) => /retrying in 1 s…/.test(s));
   });
   assert.doesNotMatch(await page.textContent('#upload-text'), /\/s|left/, 'still no speed');
+  // Said once to screen readers, which do not read the countdown.
+  assert.equal(await page.textContent('#live'), 'No answer from the server: the upload waits and tries again.');
   await shot(page, '21-no-answer');
 
   // Cancelled while the page waits to try again: the countdown stops at once.
