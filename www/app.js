@@ -214,11 +214,29 @@ async function choose(file, others = 0) {
 async function continuePending() {
   const file = state.file;
   if (!file || !state.report?.valid || state.upload) return;
-  const pending = loadJson(IMPORT_KEY + state.fingerprint) ?? (await findOpenImport(state.fingerprint));
+  const recorded = loadJson(IMPORT_KEY + state.fingerprint);
+  const pending = recorded ?? (await findOpenImport(state.fingerprint));
   if (!pending || state.file !== file || state.upload) return;
-  $('resume-note').hidden = false;
-  $('resume-note').textContent = `This file was being uploaded to ${pending.url} (import ${pending.importId ?? 'not yet created'}): continuing where it stopped.`;
-  startUpload(pending);
+  const note = $('resume-note');
+  note.hidden = false;
+  if (recorded) {
+    // Started from this browser: its mode and what it removes were agreed to then.
+    note.textContent = `This file was being uploaded to ${pending.url} (import ${pending.importId ?? 'not yet created'}): continuing where it stopped.`;
+    startUpload(pending);
+    return;
+  }
+  // Started elsewhere: nothing goes on until this user says so.
+  const go = h('button', { type: 'button' }, 'Continue that upload');
+  go.addEventListener('click', () => {
+    note.textContent = `Continuing import ${pending.importId} of this file.`;
+    startUpload(pending);
+  });
+  const removes = { replace: ' When it finishes, the snapshot’s tables replace the server’s of the same names.', replaceAll: ' When it finishes, the server’s tables that this snapshot lacks are deleted.' }[pending.mode] ?? '';
+  note.replaceChildren(
+    `The server has an upload of this file open, started elsewhere (import ${pending.importId}, ${modeName(pending.mode)}).${removes} `,
+    go,
+    ' Or choose a mode and Upload to start a new one.',
+  );
 }
 
 /**

@@ -598,6 +598,11 @@ test('picked again in a browser that forgot the upload: found on the server by i
   assert.equal(await page.isHidden('#resume-note'), true, 'not connected: nothing to continue yet');
   await connect(page);
   await page.waitForSelector('#resume-note:not([hidden])');
+  // Started elsewhere: it goes on only when this user says so.
+  assert.match(await page.textContent('#resume-note'), /^The server has an upload of this file open, started elsewhere \(import [0-9a-f]+, Require empty mode\)\. Continue that upload/);
+  assert.equal(await page.isHidden('#uploading'), true, 'nothing sent before the click');
+  await shot(page, '14-found-by-label');
+  await page.click('#resume-note button');
   await page.waitForSelector('#summary:not([hidden])', { timeout: 90_000 });
   await shot(page, '14-resumed-by-label');
   assert.deepEqual(creates, [], 'no new import was created');
