@@ -834,4 +834,24 @@ fn a_data_folder_serves_one_database_only() {
         }
         bind(&first).unwrap();
     }
+    // A start refused for its folder makes no token, which it would never print.
+    let data_dir = common::temp_dir("claimed-no-token");
+    std::fs::write(data_dir.join("database"), "other.db\n").unwrap();
+    let config = ServeConfig {
+        listen: "127.0.0.1:0".parse().unwrap(),
+        database: Some(data_dir.join("mine.db").to_string_lossy().into_owned()),
+        data_dir: data_dir.clone(),
+        www: None,
+        token: None,
+        ..ServeConfig::default()
+    };
+    let refused = runtime
+        .block_on(snappack::server::Server::bind(config))
+        .map(drop)
+        .unwrap_err();
+    assert!(
+        refused.to_string().contains("belongs to database other.db"),
+        "{refused}"
+    );
+    assert!(!data_dir.join("token").exists());
 }

@@ -363,6 +363,12 @@ impl Server {
         }
         let data_dir = config.data_dir.clone();
         let data_dir_lock = lock_data_dir(&data_dir)?;
+        let database = config
+            .database
+            .clone()
+            .unwrap_or_else(|| data_dir.join("snappack.db").to_string_lossy().into_owned());
+        // Before a token is made: a start refused here prints none.
+        let claim = DataDirClaim::check(&data_dir, &database)?;
         // Before any import is reopened: a server that cannot serve leaves them be.
         let listener = tokio::net::TcpListener::bind(config.listen)
             .await
@@ -371,15 +377,10 @@ impl Server {
                 error,
             })?;
         let (token, new_token) = resolve_token(config.token.as_deref(), &data_dir)?;
-        let database = config
-            .database
-            .clone()
-            .unwrap_or_else(|| data_dir.join("snappack.db").to_string_lossy().into_owned());
         let limits = Limits {
             max_frame_size: config.max_frame_size,
         };
         let imports = tokio::task::spawn_blocking(move || -> Result<Imports, ServeError> {
-            let claim = DataDirClaim::check(&data_dir, &database)?;
             let store: Arc<dyn store::Store> = store::open(&database)
                 .map_err(|e| ServeError::OpenDatabase {
                     database: claim.identity.clone(),

@@ -40,7 +40,8 @@ pub struct ServeArgs {
     #[arg(long)]
     token: Option<String>,
     /// Largest frame (uncompressed payload) a stream may use, in bytes: from
-    /// 4096 (the smallest frames snappack packs) to 67108864 (the format's bound).
+    /// 4096 (the smallest frames snappack packs) to 67108864 (the format's
+    /// bound); over 67108820, raise --max-request-bytes too.
     #[arg(long, default_value_t = ServeConfig::default().max_frame_size, value_parser = parse_max_frame_size)]
     max_frame_size: usize,
     /// Largest request body, in bytes: at least one frame of `--max-frame-size`
