@@ -445,7 +445,11 @@ function renderErrors() {
       h('h4', {}, table ? `Table ${table}` : report.format === 'zip' ? 'The archive' : 'The file', h('span', { class: 'muted' }, ` — ${plural(errors.length, 'error')}`)),
       h('ul', { class: 'findings' }, errors.map(findingItem))));
   $('errors').replaceChildren(...sections);
-  $('filter-count').textContent = needle ? `${plural(matches.length, 'error')} of ${integer.format(report.errors.length)} match.` : '';
+  // Only the listed errors can be searched: a capped list says so.
+  const listed = report.error_count > report.errors.length ? ` listed (of ${integer.format(report.error_count)} in all)` : '';
+  $('filter-count').textContent = needle
+    ? `${integer.format(matches.length)} of the ${plural(report.errors.length, 'error')}${listed} ${matches.length === 1 ? 'matches' : 'match'}.`
+    : '';
 }
 
 function downloadReport() {
@@ -741,7 +745,7 @@ async function startUpload(pending) {
     $('conflicts').hidden = true;
   }
   refreshUploadState();
-  for (const input of document.querySelectorAll('#modes input, #levels input, #server input, #server button')) input.disabled = true;
+  for (const input of document.querySelectorAll('#modes input, #levels input, #server input, #server button, #conflicts input')) input.disabled = true;
   $('uploading').hidden = false;
   $('upload-bar').hidden = false;
   $('upload-text').hidden = false;
@@ -1062,7 +1066,7 @@ function endUpload(upload) {
   // Nothing is left to pause or cancel.
   $('pause').hidden = true;
   $('upload-cancel').hidden = true;
-  for (const input of document.querySelectorAll('#modes input, #levels input, #server input, #server button')) input.disabled = false;
+  for (const input of document.querySelectorAll('#modes input, #levels input, #server input, #server button, #conflicts input')) input.disabled = false;
   refreshUploadState();
 }
 

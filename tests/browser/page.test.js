@@ -423,7 +423,7 @@ test('an invalid snapshot: errors with entry:line, upload disabled', { timeout: 
 
   await page.fill('#filter', 'DuplicateId');
   assert.equal(await page.locator('#errors .finding').count(), 1);
-  assert.match(await page.textContent('#filter-count'), /1 error of 3 match/);
+  assert.match(await page.textContent('#filter-count'), /^1 of the 3 errors matches\.$/);
   await shot(page, '07-invalid-filtered');
   // The filter finds an error by its place as shown, entry:line.
   const [fault] = summary.faults;
