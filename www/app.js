@@ -736,6 +736,8 @@ async function startUpload(pending) {
   };
   state.upload = upload;
   stopConflictCheck();
+  // A new import: an open one found on the server is no longer offered.
+  if (!pending) $('resume-note').hidden = true;
   if (pending) {
     // The mode of the import being continued; conflicts were shown when it started.
     document.querySelector(`input[name="mode"][value="${record.mode}"]`).checked = true;
