@@ -54,7 +54,8 @@ export type Code =
   | 'TooManyErrors'
   | 'Cancelled'
   | 'ImportInvalidName'
-  | 'UnassignedTableNumber';
+  | 'UnassignedTableNumber'
+  | 'SchemaTableMissing';
 
 /** Where a table's number came from. */
 export type NumberSource = 'tables' | 'id' | 'target' | 'unassigned';

@@ -123,6 +123,9 @@ codes! {
     /// Documents carry `_id`s but the table's first document does not, so the
     /// server picks the table's number and those ids will likely conflict (warning).
     UnassignedTableNumber,
+    /// The schema given for a CSV file has no table of the file's table
+    /// name, so no empty cell is removed (warning).
+    SchemaTableMissing,
 }
 
 impl std::fmt::Display for Code {

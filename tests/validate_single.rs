@@ -295,7 +295,32 @@ fn csv_empty_strings_are_removed_for_optional_fields() {
         );
         assert!(report.valid, "{:?}", report.errors);
         assert_eq!(rows.0, vec![expected.to_owned()]);
+        assert_eq!(report.warnings, []);
     }
+    // A schema without the file's table: nothing is removed, and the report says why.
+    let options = Options {
+        table: Some("people".into()),
+        schema: Some(schema(true)),
+        ..Options::default()
+    };
+    let mut rows = Rows(Vec::new());
+    let (report, _) = snappack::validate::walk(
+        std::io::Cursor::new(&csv[..]),
+        "t.csv",
+        &options,
+        &mut rows,
+        &mut |_| true,
+    );
+    assert_eq!(rows.0, [r#"{"a":"","b":"","c":"\"","d":"\"\""}"#]);
+    let codes: Vec<Code> = report.warnings.iter().map(|w| w.code).collect();
+    assert_eq!(codes, [Code::SchemaTableMissing]);
+    assert!(
+        report.warnings[0]
+            .message
+            .starts_with("the schema has no table people (only table1)"),
+        "{}",
+        report.warnings[0].message
+    );
 }
 
 /// A file cut short while it is read is not a shorter import: the lines it

@@ -69,12 +69,26 @@ pub(super) fn walk<R: Read + Seek>(
         return Ok(empty);
     }
     let component = ctx.options.component.clone();
-    let optional = ctx
-        .options
-        .schema
-        .as_ref()
+    let schema = ctx.options.schema.as_ref();
+    let optional = schema
         .map(|s| s.optional_fields(&table))
         .unwrap_or_default();
+    // A schema for other tables: nothing of it applies, which the user should know.
+    if let Some(schema) = schema.filter(|s| format == Format::Csv && !s.tables.contains_key(&table))
+    {
+        let names: Vec<&str> = schema.tables.keys().map(String::as_str).collect();
+        let has = match names.is_empty() {
+            true => "no tables".to_owned(),
+            false => format!("only {}", names.join(", ")),
+        };
+        ctx.warning(
+            Finding::new(
+                Code::SchemaTableMissing,
+                format!("the schema has no table {table} ({has}), so no empty cell of this file is removed: give the table name the schema uses, or a schema with this table"),
+            )
+            .entry(file_name),
+        );
+    }
 
     // Step 2 of table numbering: the first row's `_id`.
     let first = first_row(&mut input, format, &optional);
