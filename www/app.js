@@ -1098,7 +1098,10 @@ async function finishUpload(upload, answer, server) {
     showServerTables(now);
   }
   // Resumed after the import had finished: the server's tables say what is there.
-  const tables = answer.tables ?? now?.tables ?? [];
+  // In the order of the check's table of tables, then by name.
+  const order = new Map(upload.report.tables.map((t, i) => [tableName(t), i]));
+  const place = (t) => order.get(tableName(t)) ?? order.size;
+  const tables = [...(answer.tables ?? now?.tables ?? [])].sort((a, b) => place(a) - place(b) || tableName(a).localeCompare(tableName(b)));
   const documents = tables.reduce((sum, t) => sum + (t.documents ?? 0), 0);
   const title = `Imported: ${plural(tables.length, 'table')}, ${plural(documents, 'document')} (import ${upload.record.importId}, ${modeName(upload.record.mode)}).`;
   // Replace all deleted the tables the server had when the upload started and the snapshot lacks.

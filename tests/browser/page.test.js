@@ -332,6 +332,9 @@ test('a valid snapshot dropped: report, upload, every row in the database', { ti
   const done = await page.textContent('#summary');
   assert.match(done, new RegExp(`Imported: ${tableCount} tables, ${documents} documents`));
   assert.match(done, /imported$/, 'the summary ends with its table');
+  // Its tables in the order the check listed them.
+  const tableOrder = (selector) => page.$$eval(`${selector} tbody tr`, (rows) => rows.map((r) => `${r.cells[0].textContent}/${r.cells[1].textContent}`));
+  assert.deepEqual(await tableOrder('#summary'), await tableOrder('#tables'));
   // The server now holds these tables: no check of them against themselves shows as conflicts.
   await page.waitForFunction(() => /^Imported\. To upload this file again/.test(document.getElementById('upload-why').textContent));
   assert.equal(await page.isHidden('#conflicts'), true, 'no conflicts box after the import');
