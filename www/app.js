@@ -971,7 +971,9 @@ function renderUploadProgress(upload) {
     sent = `the server already has ${bytes(upload.resumedBytes)} of it, checked again but not sent: ${Math.floor(100 * upload.packed)}% of the file read`;
   } else if (upload.total !== null) {
     const eta = rate ? ` · ${duration((upload.total - bytesSent) / speed)} left` : '';
-    sent = `${bytes(bytesSent)} of ${bytes(upload.total)} sent${rate}${eta}`;
+    // Continued, the stream to send is only what the server lacked.
+    const of = upload.resumedBytes > 0 ? `sent of the ${bytes(upload.total)} the server lacked` : `of ${bytes(upload.total)} sent`;
+    sent = `${bytes(bytesSent)} ${of}${rate}${eta}`;
   } else {
     const packing = `packing: ${Math.floor(100 * upload.packed)}% of the file read`;
     sent = `${upload.progress ? `${bytes(bytesSent)} sent${rate}` : 'nothing sent yet'} · ${packing}`;

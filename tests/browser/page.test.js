@@ -515,6 +515,8 @@ test('a reload mid-upload, the same file picked again: the same import resumes',
   const first = shown.find(([, text]) => /% of the file uploaded/.test(text));
   assert.ok(Number(/^(\d+)%/.exec(first[1])[1]) >= beforeReload, `continued at ${first[1]}, it was ${beforeReload}% before the reload`);
   assert.match(first[1], /the server already has \S+ \S+ of it, checked again but not sent/);
+  // Then the bytes sent count against what the server lacked, not the whole stream.
+  assert.ok(shown.some(([, text]) => /\d+% of the file uploaded · \S+ \S+ sent of the \S+ \S+ the server lacked/.test(text)), shown.map(([, t]) => t).join(' | '));
   const states = await page.evaluate(() => window.uploadStates);
   assert.ok(states.some((s) => /checking again the part of the file the server has/.test(s)), states.join(' | '));
   assert.match(await page.textContent('#summary'), new RegExp(`import ${stored.importId}`));
