@@ -289,6 +289,39 @@ fn force_does_not_pack_an_input_with_entries_it_must_leave_out() {
         [Code::InvalidId]
     );
 
+    // A line longer than any read, and a JSON array over Convex's bound:
+    // what follows or all of it is not read, so the stream would lack it.
+    let mut long = b"{\"a\":1".to_vec();
+    long.resize((64 << 20) + 1, b' ');
+    long.extend_from_slice(b"}\n{\"b\":2}\n");
+    let mut big = b"[".to_vec();
+    big.extend(std::iter::repeat_n(b"{\"a\":1},".as_slice(), 2_200_000).flatten());
+    big.extend_from_slice(b"{\"a\":1}]");
+    for (name, input, code) in [
+        ("long.jsonl", long, Code::ValueTooLargeError),
+        ("big.json", big, Code::JsonArrayTooLarge),
+    ] {
+        let options = PackOptions {
+            validate: snappack::Options {
+                table: Some("t".into()),
+                ..Default::default()
+            },
+            ..options(true)
+        };
+        let error = pack(Cursor::new(&input), name, Vec::new(), &options, &mut |_| {
+            true
+        })
+        .unwrap_err();
+        let PackError::Invalid(report) = &error else {
+            panic!("{name}: {error}");
+        };
+        assert_eq!(
+            report.errors.iter().map(|e| e.code).collect::<Vec<_>>(),
+            [code],
+            "{name}"
+        );
+    }
+
     // A table file with no table to go into.
     let error = pack(
         Cursor::new(&b"{\"a\":1}\n"[..]),

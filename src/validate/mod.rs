@@ -475,6 +475,8 @@ fn walk_as<'a, R: Read + Seek>(
             }
         }
     };
+    let mut plan = plan;
+    plan.left_out.append(&mut ctx.left_unread);
     (ctx, format, plan)
 }
 
@@ -605,6 +607,9 @@ pub(crate) struct Context<'a> {
     pub input: Rc<Input>,
     /// Whether the input's failure has been reported.
     input_failure_reported: bool,
+    /// Entries (or the file) whose rest was not read after a finding that
+    /// says so, such as a line too long: the plan's `left_out` at the end.
+    pub left_unread: Vec<String>,
 }
 
 /// How far a worker is through its own share of the input.
@@ -642,6 +647,7 @@ impl<'a> Context<'a> {
             share: None,
             input: Rc::default(),
             input_failure_reported: false,
+            left_unread: Vec::new(),
         }
     }
 

@@ -369,7 +369,10 @@ impl Reporting<'_, '_> {
                 return;
             }
         };
-        self.ctx.error((self.at)(finding).line(row));
+        let finding = (self.at)(finding).line(row);
+        // The lines after it are not read: nothing can carry them.
+        self.ctx.left_unread.extend(finding.entry.clone());
+        self.ctx.error(finding);
     }
 
     /// Adds the entry's rows and bytes to its table's counts.

@@ -268,6 +268,8 @@ impl Scan<'_> {
                 Ok(line) => line,
                 Err(LineError::LineTooLong) => {
                     ctx.error(self.at(super::scan::line_too_long(row)).line(row));
+                    // The lines after it are not read: nothing can carry them.
+                    ctx.left_unread.push(self.entry.to_owned());
                     break;
                 }
                 // About the input, not a line: every line before was checked.
@@ -300,13 +302,15 @@ impl Scan<'_> {
             return Ok(());
         }
         if bytes.len() as u64 > MAX_JSON_ARRAY {
+            // The file's size where it is known; reading stopped past the limit.
+            let size = ctx.progress.bytes_total.max(bytes.len() as u64);
             ctx.error(self.at(Finding::new(
                 Code::JsonArrayTooLarge,
                 format!(
-                    "Import is too large for JSON ({} bytes > maximum 16 MiB). Consider converting data to JSONLines",
-                    bytes.len()
+                    "Import is too large for JSON ({size} bytes > maximum 16 MiB). Consider converting data to JSONLines"
                 ),
             )));
+            ctx.left_unread.push(self.entry.to_owned());
             return Ok(());
         }
         ctx.counts[0].1 = bytes.len() as u64;
