@@ -321,6 +321,29 @@ fn pack_refuses_to_overwrite_its_input() {
         assert_eq!(std::fs::read(&input).unwrap(), valid_zip());
         assert_eq!(names(&dir), ["alias.zip", "in.zip"]);
     }
+    // Nor when the input is standard input, redirected from the output.
+    let out = Command::new(env!("CARGO_BIN_EXE_snappack"))
+        .args(["pack", "-", "-o", arg(&input), "-q"])
+        .stdin(std::fs::File::open(&input).unwrap())
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains(&format!(
+            "the output {} is the input standard input",
+            input.display()
+        )),
+        "{stderr}"
+    );
+    assert_eq!(std::fs::read(&input).unwrap(), valid_zip());
+    // A file that happens to be named like an unfinished output is not touched.
+    let precious = dir.join("out.snappack.partial");
+    std::fs::write(&precious, "precious").unwrap();
+    let out = dir.join("out.snappack");
+    let (code, _, stderr) = snappack(&["pack", arg(&input), "-o", arg(&out), "-q"]);
+    assert_eq!(code, 0, "{stderr}");
+    assert_eq!(std::fs::read_to_string(&precious).unwrap(), "precious");
     // gen does not write over its spec either.
     let spec = dir.join("spec.json");
     std::fs::write(&spec, "{}").unwrap();
@@ -512,9 +535,15 @@ fn unpack_writes_no_output_from_a_bad_stream() {
     assert!(out.join("_tables/documents.jsonl").is_file());
     let empty = dir.join("empty");
     std::fs::create_dir(&empty).unwrap();
+    // The folder given is filled, not replaced: it keeps its permissions.
+    use std::os::unix::fs::{MetadataExt, PermissionsExt};
+    std::fs::set_permissions(&empty, std::fs::Permissions::from_mode(0o700)).unwrap();
+    let before = std::fs::metadata(&empty).unwrap();
     let (code, stdout, _) = snappack(&["unpack", arg(&stream), "-o", arg(&empty)]);
     assert_eq!(code, 0, "{stdout}");
     assert_eq!(names(&empty), names(&out));
+    let after = std::fs::metadata(&empty).unwrap();
+    assert_eq!((after.ino(), after.mode() & 0o777), (before.ino(), 0o700));
 
     // A folder with files in it is refused up front, as is a file.
     for (taken, says) in [(&out, "is not empty"), (&input, "is not a folder")] {
@@ -620,7 +649,7 @@ fn signal(pid: u32, name: &str) {
     assert!(sent.success());
 }
 
-/// Ctrl-C (or SIGTERM) in the middle of `pack` leaves no `.partial` file.
+/// Ctrl-C (or SIGTERM, SIGHUP, SIGQUIT) in the middle of `pack` leaves no `.partial` file.
 #[test]
 fn an_interrupted_pack_leaves_nothing_behind() {
     let dir = fresh_dir("pack-interrupted");
@@ -632,13 +661,14 @@ fn an_interrupted_pack_leaves_nothing_behind() {
     };
     std::fs::write(&input, generated(&spec)).unwrap();
     let out = dir.join("out.snappack");
-    let partial = dir.join("out.snappack.partial");
-    for (name, status) in [("INT", 130), ("TERM", 143)] {
+    // A closed terminal (HUP) and QUIT too.
+    for (name, status) in [("INT", 130), ("TERM", 143), ("HUP", 129), ("QUIT", 131)] {
         let mut pack = Command::new(env!("CARGO_BIN_EXE_snappack"))
             .args(["pack", arg(&input), "-o", arg(&out), "-q"])
             .args(["--level", "9", "--threads", "1"])
             .spawn()
             .unwrap();
+        let partial = dir.join(format!("out.snappack.{}.partial", pack.id()));
         let started = Instant::now();
         while !partial.exists() && started.elapsed() < Duration::from_secs(60) {
             std::thread::sleep(Duration::from_millis(10));

@@ -54,8 +54,18 @@ impl OutputFile {
         let target = resolve(path)?;
         let partial = partial_path(&target)?;
         remove_on_interrupt(&partial);
-        let file = File::create(&partial)
-            .with_context(|| format!("cannot create {}", partial.display()))?;
+        // Never another's: a file of that name, or another run's output.
+        let file = File::options()
+            .write(true)
+            .create_new(true)
+            .open(&partial)
+            .with_context(|| {
+                format!(
+                    "cannot create {} (to write {})",
+                    partial.display(),
+                    path.display()
+                )
+            })?;
         Ok(OutputFile {
             file: buffered(file),
             target,
@@ -141,6 +151,8 @@ impl Drop for OutputFile {
 pub(super) struct OutputDir {
     partial: PathBuf,
     target: PathBuf,
+    /// The target is an empty folder given: `partial` is inside it.
+    into_existing: bool,
     finished: bool,
 }
 
@@ -166,7 +178,14 @@ impl OutputDir {
                 );
             }
         }
-        let partial = partial_path(&target)?;
+        // An empty folder given is filled, not replaced (it keeps its
+        // permissions, and may be a mount point): the output is made
+        // inside it, then moved up.
+        let into_existing = target.is_dir();
+        let partial = match into_existing {
+            true => target.join(format!(".snappack-{}.partial", std::process::id())),
+            false => partial_path(&target)?,
+        };
         if let Err(e) = fs::create_dir(&partial) {
             if e.kind() == io::ErrorKind::AlreadyExists {
                 bail!(
@@ -181,6 +200,7 @@ impl OutputDir {
         Ok(OutputDir {
             partial,
             target,
+            into_existing,
             finished: false,
         })
     }
@@ -190,15 +210,24 @@ impl OutputDir {
         &self.partial
     }
 
-    /// Moves the folder into place (over the empty folder, if there is one).
+    /// Moves the folder into place, or its contents into the empty folder given.
     pub(super) fn finish(mut self) -> Result<()> {
-        fs::rename(&self.partial, &self.target).with_context(|| {
-            format!(
-                "cannot rename {} to {}",
-                self.partial.display(),
-                self.target.display()
-            )
-        })?;
+        let moves: Vec<(PathBuf, PathBuf)> = match self.into_existing {
+            false => vec![(self.partial.clone(), self.target.clone())],
+            true => fs::read_dir(&self.partial)
+                .with_context(|| format!("cannot list {}", self.partial.display()))?
+                .map(|entry| entry.map(|e| (e.path(), self.target.join(e.file_name()))))
+                .collect::<io::Result<_>>()
+                .with_context(|| format!("cannot list {}", self.partial.display()))?,
+        };
+        for (from, to) in moves {
+            fs::rename(&from, &to)
+                .with_context(|| format!("cannot rename {} to {}", from.display(), to.display()))?;
+        }
+        if self.into_existing {
+            fs::remove_dir(&self.partial)
+                .with_context(|| format!("cannot remove {}", self.partial.display()))?;
+        }
         self.finished = true;
         Ok(())
     }
@@ -213,10 +242,14 @@ impl Drop for OutputDir {
     }
 }
 
+/// SIGXFSZ's number on Linux and the BSDs.
+#[cfg(unix)]
+const XFSZ: i32 = 25;
+
 /// Removes `partial` (a file or a folder, whatever it is by then) and ends
-/// the process on SIGINT or SIGTERM, with the status the signal gives
-/// (130, 143): Ctrl-C leaves nothing behind. The handlers are in place
-/// before this returns.
+/// the process on SIGINT, SIGTERM, SIGHUP or SIGQUIT, with the status the
+/// signal gives (130, 143, 129, 131): Ctrl-C or a closed terminal leaves
+/// nothing behind. The handlers are in place before this returns.
 #[cfg(unix)]
 fn remove_on_interrupt(partial: &Path) {
     use tokio::signal::unix::{signal, SignalKind};
@@ -228,9 +261,19 @@ fn remove_on_interrupt(partial: &Path) {
     };
     let signals = {
         let _context = runtime.enter();
-        signal(SignalKind::interrupt()).and_then(|i| Ok((i, signal(SignalKind::terminate())?)))
+        (|| {
+            Ok::<_, io::Error>((
+                signal(SignalKind::interrupt())?,
+                signal(SignalKind::terminate())?,
+                signal(SignalKind::hangup())?,
+                signal(SignalKind::quit())?,
+                // A file size limit (`ulimit -f`) then fails the write, with
+                // a message and the usual cleanup, instead of killing.
+                signal(SignalKind::from_raw(XFSZ))?,
+            ))
+        })()
     };
-    let Ok((mut interrupt, mut terminate)) = signals else {
+    let Ok((mut interrupt, mut terminate, mut hangup, mut quit, _file_size)) = signals else {
         return;
     };
     let partial = partial.to_owned();
@@ -239,6 +282,8 @@ fn remove_on_interrupt(partial: &Path) {
             tokio::select! {
                 _ = interrupt.recv() => 128 + 2,
                 _ = terminate.recv() => 128 + 15,
+                _ = hangup.recv() => 128 + 1,
+                _ = quit.recv() => 128 + 3,
             }
         });
         // Moved out of the writer's way first: it may still be adding files
@@ -273,12 +318,16 @@ fn ends_with_separator(path: &Path) -> bool {
 /// Refuses an output that is one of the command's inputs: writing it would
 /// destroy what is being read.
 fn refuse_inputs(path: &Path, inputs: &[&Path]) -> Result<()> {
-    for input in inputs {
+    for &input in inputs {
+        // `-` reads standard input, which may be redirected from the output.
+        let (input, named) = match input == Path::new("-") {
+            true => (Path::new("/dev/stdin"), "standard input".to_owned()),
+            false => (input, input.display().to_string()),
+        };
         if same_file(path, input) {
             bail!(
-                "the output {} is the input {}: give another output path",
+                "the output {} is the input {named}: give another output path",
                 path.display(),
-                input.display()
             );
         }
     }
@@ -333,6 +382,7 @@ fn partial_path(target: &Path) -> Result<PathBuf> {
         bail!("{} is not a file name", target.display());
     };
     let mut name = name.to_owned();
-    name.push(".partial");
+    // This run's own: two runs writing one output do not share it.
+    name.push(format!(".{}.partial", std::process::id()));
     Ok(target.with_file_name(name))
 }

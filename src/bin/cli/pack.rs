@@ -109,7 +109,15 @@ pub(super) fn run_pack(args: PackArgs) -> Result<ExitCode> {
         Ok(done) => done,
         Err(PackError::Invalid(report)) => return not_packed(&report),
         // Its causes stay in the chain: a reader gone is told by them.
-        Err(error) => return Err(anyhow::Error::new(error).context(format!("cannot pack {name}"))),
+        Err(error) => {
+            let into = match args.out.as_os_str() == "-" {
+                true => "standard output".to_owned(),
+                false => args.out.display().to_string(),
+            };
+            return Err(
+                anyhow::Error::new(error).context(format!("cannot pack {name} into {into}"))
+            );
+        }
     };
     // --force packs past the input's errors, not past options that kept it
     // from being read; the output is dropped, so not written.
