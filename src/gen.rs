@@ -334,7 +334,10 @@ pub fn write_snapshot<W: Write + Seek>(out: W, spec: &GenSpec) -> Result<GenSumm
     let mut plan = Plan::new(spec)?;
     let mut faults = plan.place_faults(spec)?;
     let mut w = Archive {
-        zip: ZipWriter::new(out),
+        zip: ZipWriter::new(Quiet {
+            inner: out,
+            failed: false,
+        }),
         level: spec.compression_level,
         entries: 0,
         bytes: 0,
@@ -1162,10 +1165,59 @@ fn needs(fault: Fault, what: &str) -> GenError {
 // Output.
 
 struct Archive<W: Write + Seek> {
-    zip: ZipWriter<W>,
+    zip: ZipWriter<Quiet<W>>,
     level: u8,
     entries: u64,
     bytes: u64,
+}
+
+/// The archive's output, silent after its first error: the error goes to
+/// the caller, and the ZIP writer, dropped, finishes into nothing instead of
+/// printing its own message about the same failure.
+struct Quiet<W> {
+    inner: W,
+    failed: bool,
+}
+
+impl<W> Quiet<W> {
+    fn track<T>(&mut self, result: std::io::Result<T>, otherwise: T) -> std::io::Result<T> {
+        match (self.failed, result) {
+            (true, _) => Ok(otherwise),
+            (false, Err(e)) => {
+                self.failed = true;
+                Err(e)
+            }
+            (false, ok) => ok,
+        }
+    }
+}
+
+impl<W: Write> Write for Quiet<W> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        if self.failed {
+            return Ok(buf.len());
+        }
+        let result = self.inner.write(buf);
+        self.track(result, buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        if self.failed {
+            return Ok(());
+        }
+        let result = self.inner.flush();
+        self.track(result, ())
+    }
+}
+
+impl<W: Seek> Seek for Quiet<W> {
+    fn seek(&mut self, pos: std::io::SeekFrom) -> std::io::Result<u64> {
+        if self.failed {
+            return Ok(0);
+        }
+        let result = self.inner.seek(pos);
+        self.track(result, 0)
+    }
 }
 
 impl<W: Write + Seek> Archive<W> {

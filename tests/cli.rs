@@ -273,6 +273,16 @@ fn serve_says_what_is_wrong_with_its_data_folder_or_database() {
 }
 
 #[test]
+fn gen_on_a_full_disk_says_so_once() {
+    let (code, _, stderr) = snappack(&["gen", "/dev/full", "--tables", "2", "--documents", "100"]);
+    assert_eq!(code, 2, "{stderr}");
+    assert_eq!(
+        stderr,
+        "snappack: cannot write /dev/full: cannot write the archive: i/o error: No space left on device (os error 28)\n"
+    );
+}
+
+#[test]
 fn output_to_a_reader_that_has_gone_ends_quietly() {
     let zip = temp_file("gone.zip", &valid_zip());
     let gen_out = fresh_dir("gone").join("made.zip");

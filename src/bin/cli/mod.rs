@@ -550,7 +550,8 @@ fn generate(args: GenArgs) -> Result<ExitCode> {
     // A ZIP writer goes back to fill in sizes: into a pipe, which cannot
     // seek, the archive is made in memory first.
     let summary = match out.stream_position() {
-        Ok(_) => snappack::gen::write_snapshot(&mut out, &spec)?,
+        Ok(_) => snappack::gen::write_snapshot(&mut out, &spec)
+            .with_context(|| format!("cannot write {}", args.out.display()))?,
         Err(_) => {
             let mut archive = Cursor::new(Vec::new());
             let summary = snappack::gen::write_snapshot(&mut archive, &spec)?;
