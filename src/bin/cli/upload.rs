@@ -470,7 +470,13 @@ pub fn run(args: UploadArgs) -> Result<ExitCode> {
                 ),
                 _ => {}
             }
-            Ok(ExitCode::from(if error.status.is_some() { 1 } else { 2 }))
+            // 422: the server refused the input (a document, a conflict with
+            // its tables); anything else is the server's or the connection's.
+            Ok(ExitCode::from(if error.status == Some(422) {
+                1
+            } else {
+                2
+            }))
         }
     }
 }
