@@ -488,14 +488,14 @@ impl ProgressBar {
             0.0
         };
         eprint!(
-            "\r[{}{}] {:>3.0}%  {} / {}  {}/s  {} documents  ETA {:.0}s ",
+            "\r[{}{}] {:>3.0}%  {} / {}  {}/s  {}  ETA {:.0}s ",
             "#".repeat(filled),
             " ".repeat(width - filled.min(width)),
             fraction * 100.0,
             human::bytes(p.bytes_read),
             human::bytes(p.bytes_total),
             human::bytes(rate as u64),
-            human::count(p.documents),
+            human::plural(p.documents, "document"),
             eta
         );
         self.drawn = true;
