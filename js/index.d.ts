@@ -473,14 +473,18 @@ export interface UploadProgress {
   state: 'packing' | 'sending' | 'retrying' | 'finished';
   /** The import, once the server created it. */
   importId?: string | null;
-  /** Stream bytes the server has acknowledged. */
+  /**
+   * Stream bytes the server has acknowledged, of those packed here: a
+   * continued import's frames before `firstFrame`, which the server had, are
+   * not counted (their frames are, in `framesSent` and `frames`).
+   */
   bytesSent?: number;
   /**
-   * While `packing`: the input's size. Otherwise the stream's size (while it
-   * is still packed: what is packed so far).
+   * While `packing`: the input's size. Otherwise the size of the stream
+   * packed here (while it is still packed: what is packed so far).
    */
   bytesTotal?: number;
-  /** Frames acknowledged, and in all (so far, while the stream is still packed). */
+  /** Frames acknowledged, and in all (so far, while the stream is still packed), counted from frame 0. */
   framesSent?: number;
   frames?: number;
   /** True while the stream is still being packed ({@link startPacking}, {@link upload}). */

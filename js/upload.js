@@ -138,18 +138,13 @@ export async function fetchImport(url, token, importId, options) {
 /**
  * The status of open import `importId`, to continue it in `mode` (any when
  * not given) from its `nextSeq`; throws when it cannot be (the server does
- * not know it, say); null when the server cannot say now (no answer, or a
- * failure: sending retries and finds out).
+ * not know it, or cannot say now: without its `prefixCrc32` no frame it has
+ * could be checked, so nothing is packed to send it).
  */
 async function resumableImport(url, token, importId, mode, frameSize, signal) {
-  let status;
-  try {
-    status = await fetchImport(url, token, importId, { signal });
-  } catch (error) {
-    if (signal?.aborted) throw signal.reason;
-    if (error instanceof UploadError && !error.retryable) throw error;
-    return null;
-  }
+  const status = await fetchImport(url, token, importId, { signal }).catch((error) => {
+    throw signal?.aborted ? signal.reason : error;
+  });
   const refusal = notResumable(status, importId, mode);
   if (refusal) throw refusal;
   if (frameSize !== undefined && status.frameSize !== undefined && frameSize !== status.frameSize) {
@@ -240,6 +235,8 @@ class Packing {
     signal?.throwIfAborted();
     /** The stream so far. @internal */
     this.frames = new PackedFrames(firstFrame);
+    // The frames before `firstFrame` are the import's when the encoder checked them.
+    this.frames.vouched = prefixCrc32 === undefined ? 0 : firstFrame;
     this.stopper = new AbortController();
     const stop = () => this.stop(signal.reason);
     signal?.addEventListener('abort', stop, { once: true });
@@ -282,7 +279,9 @@ class Packing {
     if (!merger.drained) {
       throw new SnappackError('Internal', 'the workers\' frames do not fit together into one stream');
     }
-    return { report, stream: this.frames.blob(), frames: this.frames.ranges(), firstFrame: first };
+    const prepared = { report, stream: this.frames.blob(), frames: this.frames.ranges(), firstFrame: first };
+    vouchedFrames.set(prepared, this.frames.vouched);
+    return prepared;
   }
 
   /** Stops packing: the worker ends and `result` rejects with `reason`. */
@@ -391,6 +390,11 @@ class PackedFrames {
     /** Why packing stopped short, if it did. */
     this.failure = null;
     this.waiting = [];
+    /** How many frames before `first` the encoder checked against an import's (its `prefixCrc32`). */
+    this.vouched = 0;
+    /** The import these frames were last sent to, and how many of them it acknowledged. */
+    this.sentTo = null;
+    this.acknowledged = 0;
   }
 
   /** Frames in the stream so far, those before `first` included. */
@@ -545,18 +549,58 @@ export async function sendUpload(prepared, options) {
   if (!(stream instanceof Blob) || !(frames instanceof Float64Array)) {
     throw new SnappackError('InvalidInput', 'sendUpload needs a Packing, or the result of prepareUpload for a valid input');
   }
-  return sendFrames(PackedFrames.whole(stream, frames, prepared.firstFrame), options ?? {});
+  // One set of frames per prepared stream, which remembers what it sent where.
+  let packed = preparedFrames.get(prepared);
+  if (!packed) {
+    packed = PackedFrames.whole(stream, frames, prepared.firstFrame);
+    packed.vouched = vouchedFrames.get(prepared) ?? 0;
+    preparedFrames.set(prepared, packed);
+  }
+  return sendFrames(packed, options ?? {});
 }
+
+/** Of a prepared stream: how many of the frames before it its packing checked against the import's. */
+const vouchedFrames = new WeakMap();
+/** Of a prepared stream: its frames, as sent so far. */
+const preparedFrames = new WeakMap();
+
+/**
+ * A continued import's frames that `frames` neither checked when packed
+ * nor sent to it itself: refused, as they may be another input's.
+ */
+function unvouchedFrames(status, frames, importId) {
+  const sent = frames.sentTo === importId ? frames.acknowledged : 0;
+  const vouched = Math.max(frames.vouched ?? 0, sent);
+  if (!(status.nextSeq > vouched)) return null;
+  const message =
+    `import ${importId} has ${status.nextSeq} frames, which this packing neither checked nor sent: ` +
+    'pack with the firstFrame and prefixCrc32 of its status (fetchImport), as upload() does';
+  return new UploadError({ code: 'ResumeMismatch', message }, importId);
+}
+
+/** An import's label: a string of at most 256 bytes (the server's bound), checked before anything is packed or sent. */
+function labelOption(given) {
+  const label = stringOption('label', given);
+  if (label !== undefined && new TextEncoder().encode(label).length > 256) {
+    throw new SnappackError('InvalidOptions', 'option "label" must be at most 256 bytes (UTF-8)');
+  }
+  return label;
+}
+
+/** The options of {@link sendUpload}. */
+const SEND_OPTIONS = ['url', 'token', 'mode', 'importId', 'label', 'framesPerRequest', 'onProgress', 'onImport', 'signal'];
 
 /**
  * Sends `frames` (a {@link PackedFrames}), waiting for more while they are
  * packed. When packing finds errors, the import (if created) is cancelled.
  */
 async function sendFrames(frames, options) {
+  const misnamed = Object.keys(options).find((name) => !SEND_OPTIONS.includes(name));
+  if (misnamed !== undefined) throw new SnappackError('InvalidOptions', `unknown option "${misnamed}"`);
   const { url, token, mode, framesPerRequest = 4, onProgress, onImport, signal } = options;
   checkHandlers(options, ['onProgress', 'onImport']);
   const importId = stringOption('importId', options.importId, true);
-  const label = stringOption('label', options.label);
+  const label = labelOption(options.label);
   const base = baseUrl(url);
   const auth = authorization(token);
   if (mode !== undefined && !CHOICES.mode.includes(mode)) {
@@ -597,6 +641,13 @@ async function sendFrames(frames, options) {
         if (frames.failure.code === 'ResumeMismatch') {
           const message = `import ${importId} cannot continue with this input: ${frames.failure.message}; continue it with that input, or upload without importId to start a new import`;
           throw new UploadError({ code: 'ResumeMismatch', message }, importId);
+        }
+        // The snapshot's errors: the import they stopped, cancelled, is named.
+        const id = machine.id ?? announced;
+        if (frames.failure instanceof UploadError && id && !frames.failure.importId) {
+          const failure = new UploadError(frames.failure, id);
+          failure.report = frames.failure.report;
+          throw failure;
         }
         throw frames.failure;
       }
@@ -644,10 +695,17 @@ async function sendFrames(frames, options) {
         // The only GET is the import's status.
         if (!checked && method === 'GET' && answer.status === 200) {
           checked = true;
-          const refusal = notResumable(parsedJson(answer.body), importId, mode);
+          const status = parsedJson(answer.body);
+          const refusal = notResumable(status, importId, mode) ?? unvouchedFrames(status, frames, importId);
           if (refusal) throw refusal;
         }
         machine.onResponse(answer.status, answer.body);
+        // What this import has of these frames, sent from here.
+        if (machine.id) {
+          if (frames.sentTo !== machine.id) frames.acknowledged = 0;
+          frames.sentTo = machine.id;
+          frames.acknowledged = Math.max(frames.acknowledged, machine.acknowledged);
+        }
       }
       if (machine.id && machine.id !== announced) {
         announced = machine.id;
@@ -693,8 +751,10 @@ export async function upload(input, options) {
   const { url, token, mode, importId, label, framesPerRequest, onImport, onProgress, signal, frameSize, ...rest } = options ?? {};
   // Checked before any request; sendUpload checks the others.
   stringOption('importId', importId, true);
-  stringOption('label', label);
+  labelOption(label);
   checkHandlers({ onProgress, onImport, signal }, ['onProgress', 'onImport']);
+  // The packing's own options too, before the first request (`level` is packing's alone).
+  coreOptionsJson(Object.fromEntries(Object.entries(rest).filter(([name]) => name !== 'level')));
   const target = rest.target ?? (await fetchTables(url, token, { signal }));
   const status = importId ? await resumableImport(url, token, importId, mode, frameSize, signal) : null;
   // A continued import is checked and sent in its own mode, and packed in

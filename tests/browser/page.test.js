@@ -1255,7 +1255,7 @@ test("the package's upload() sends frames while it packs, and nothing when the t
         (await (await fetch(`${url}/api/imports`, { headers: { Authorization: `Bearer ${token}` } })).json()).imports;
       const refusal = (promise) => promise.then(
         () => null,
-        (e) => ({ code: e.code, errors: e.report?.error_count }),
+        (e) => ({ code: e.code, errors: e.report?.error_count, importId: e.importId }),
       );
       const events = [];
       const finished = await upload(bytes(good), {
@@ -1273,6 +1273,7 @@ test("the package's upload() sends frames while it packs, and nothing when the t
       // A duplicate id deep in the table is found while frames go out: the import is cancelled.
       const duplicate = await refusal(upload(bytes(dup), { url, token, mode: 'append', fileName: 'dup.zip', label: 'dup' }));
       const dupImports = (await imports()).filter((i) => i.label === 'dup').map((i) => i.state);
+      const dupIds = (await imports()).filter((i) => i.label === 'dup').map((i) => i.id);
 
       // Stopped after a few frames, then continued by id: packed from the
       // server's frame on, in the import's frame size.
@@ -1302,6 +1303,14 @@ test("the package's upload() sends frames while it packs, and nothing when the t
         (e) => ({ name: e.name, code: e.code, importId: e.importId }),
       );
       const afterOther = (await fetchImport(url, token, importId)).nextSeq;
+      // A stream packed from frame 0, without the import's prefixCrc32: the
+      // frames the server has were never checked against it, so none is sent.
+      const unchecked = await prepareUpload(bytes(good), { fileName: 'streamed.zip', mode: 'replace', frameSize: 65536, target: await fetchTables(url, token) });
+      const unvouched = await sendUpload(unchecked, { url, token, importId }).then(
+        () => null,
+        (e) => ({ code: e.code, importId: e.importId }),
+      );
+      const afterUnvouched = (await fetchImport(url, token, importId)).nextSeq;
       const requested = [];
       const realFetch = window.fetch;
       window.fetch = (address, init) => {
@@ -1353,6 +1362,8 @@ test("the package's upload() sends frames while it packs, and nothing when the t
         otherSize,
         otherInput,
         afterOther,
+        unvouched,
+        afterUnvouched,
         importId,
         state: resumed.state,
         firstFrames: requested.filter((r) => r.includes('/frames?')).slice(0, 1),
@@ -1360,7 +1371,7 @@ test("the package's upload() sends frames while it packs, and nothing when the t
         wholeBytes: whole.stream.size,
         bytesBefore: whole.frames[2 * nextSeq - 1],
       };
-      return { finished, events, before, conflict, afterConflict, duplicate, dupImports, continued, refused };
+      return { finished, events, before, conflict, afterConflict, duplicate, dupImports, dupIds, continued, refused };
     },
     {
       url: server.url,
@@ -1395,7 +1406,10 @@ test("the package's upload() sends frames while it packs, and nothing when the t
   assert.equal(result.conflict?.code, 'InvalidSnapshot');
   assert.ok(result.conflict.errors > 0);
   assert.equal(result.afterConflict, result.before, 'no import was created for the conflicting upload');
-  assert.deepEqual(result.duplicate, { code: 'InvalidSnapshot', errors: 1 });
+  assert.equal(result.conflict.importId, null);
+  // The error names the import it stopped, when one was made.
+  assert.equal(result.dupIds.length, 1, 'frames went out before the duplicate was found');
+  assert.deepEqual(result.duplicate, { code: 'InvalidSnapshot', errors: 1, importId: result.dupIds[0] });
   assert.ok(result.dupImports.every((state) => state === 'cancelled'), `dup imports: ${result.dupImports}`);
 
   const { continued } = result;
@@ -1404,6 +1418,8 @@ test("the package's upload() sends frames while it packs, and nothing when the t
   assert.equal(continued.otherSize, 'FrameSizeMismatch', 'another frame size is refused');
   assert.deepEqual(continued.otherInput, { name: 'UploadError', code: 'ResumeMismatch', importId: continued.importId }, 'another input is refused');
   assert.equal(continued.afterOther, continued.nextSeq, 'nothing of the other input was sent');
+  assert.deepEqual(continued.unvouched, { code: 'ResumeMismatch', importId: continued.importId });
+  assert.equal(continued.afterUnvouched, continued.nextSeq, 'nothing of the unchecked stream was sent');
   assert.equal(continued.state, 'finished');
   assert.match(continued.firstFrames[0], new RegExp(`/frames\\?seq=${continued.nextSeq}$`));
   assert.equal(

@@ -211,7 +211,8 @@ test('upload options of the wrong type reject with InvalidOptions before any req
     const answerOf = (promise) => promise.then(() => 'resolved', (e) => `${e.name}:${e.code}:${e.message}`);
     const answers = [];
     const handlers = [{ onProgress: 'render' }, { onImport: 1 }, { signal: {} }];
-    for (const wrong of [{ label: 42 }, { label: {} }, { importId: 7 }, { importId: '' }, ...handlers]) {
+    const misspelt = { onprogress: () => {} };
+    for (const wrong of [{ label: 42 }, { label: {} }, { importId: 7 }, { importId: '' }, ...handlers, { label: 'x'.repeat(257) }, misspelt]) {
       answers.push(await answerOf(sendUpload(prepared, { ...server, ...wrong })));
       answers.push(await answerOf(upload(file, { ...server, ...wrong })));
     }
@@ -236,6 +237,7 @@ test('upload options of the wrong type reject with InvalidOptions before any req
   assert.deepEqual(answers, [
     label, label, label, label, importId, importId, importId, importId,
     ...misuse('onProgress must be a function'), ...misuse('onImport must be a function'), ...misuse('signal must be an AbortSignal'),
+    ...misuse('option "label" must be at most 256 bytes (UTF-8)'), ...misuse('unknown option "onprogress"'),
     importId,
     "SnappackError:InvalidOptions:url must be the server's URL, such as http://127.0.0.1:8080",
     'SnappackError:InvalidOptions:frameSize must be a whole number of bytes, 4096 to 16777216',
