@@ -764,7 +764,16 @@ async function startUpload(pending) {
 
   try {
     // Continuing: the frames the server has are checked again, not packed.
-    const status = record.importId ? await fetchImport(server.url, server.token, record.importId).catch(() => null) : null;
+    let status = null;
+    if (record.importId) {
+      try {
+        status = await fetchImport(server.url, server.token, record.importId);
+      } catch (error) {
+        // Without the import's status no frame it has can be checked: nothing is packed to send it.
+        if (error.retryable) throw new Error(`cannot reach ${server.url} to continue import ${record.importId}: choose the file again, or Connect, to try again`);
+        // Otherwise (an unknown import, a refused token) sending finds out and says so.
+      }
+    }
     const firstFrame = status?.state === 'open' ? status.nextSeq : 0;
     if (firstFrame > 0) {
       $('resume-note').textContent += ` The server has its first ${plural(firstFrame, 'frame')}: packing continues from there.`;

@@ -464,6 +464,30 @@ test('the server killed and restarted mid-upload: the upload completes', { timeo
   await page.close();
 });
 
+test("after a reload, the import's status cannot be read: nothing is packed blind, and it goes on once it can", { timeout: 120_000 }, async () => {
+  const { server, path, summary, page } = await readyToUpload('big-down.zip', 400);
+  await page.click('#upload');
+  await waitForPercent(page, 1);
+  await page.reload();
+  // The import's status does not come through; the rest does.
+  const status = /\/api\/imports\/[0-9a-f]+$/;
+  await page.route('**/api/imports/*', (route) => (route.request().method() === 'GET' && status.test(route.request().url()) ? route.abort('connectionrefused') : route.continue()));
+  const frames = [];
+  page.on('request', (request) => request.url().includes('/frames?') && frames.push(request.url()));
+  await page.setInputFiles('#file', path);
+  await page.waitForFunction(() => /Upload failed: cannot reach .* to continue import [0-9a-f]+/.test(document.getElementById('upload-state').textContent));
+  assert.deepEqual(frames, [], 'nothing was sent');
+  const stored = await page.evaluate(() => Object.keys(localStorage).filter((k) => k.startsWith('snappack.import.')).length);
+  assert.equal(stored, 1, 'the upload is still remembered');
+  await page.unroute('**/api/imports/*');
+  await page.setInputFiles('#file', path);
+  await page.waitForSelector('#summary:not([hidden])', { timeout: 90_000 });
+  const imports = await (await fetch(`${server.url}/api/imports`, { headers: { Authorization: `Bearer ${TOKEN}` } })).json();
+  assert.deepEqual(imports.imports.map((i) => i.state), ['finished'], 'the same import went on');
+  await assertLanded(server, summary);
+  await page.close();
+});
+
 test('a reload mid-upload, the same file picked again: the same import resumes', { timeout: 120_000 }, async () => {
   const { server, path, summary, page } = await readyToUpload('big-reload.zip', 400);
   await page.check('input[name="level"][value="1"]');
