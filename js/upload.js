@@ -392,9 +392,13 @@ class PackedFrames {
     this.waiting = [];
     /** How many frames before `first` the encoder checked against an import's (its `prefixCrc32`). */
     this.vouched = 0;
-    /** The import these frames were last sent to, and how many of them it acknowledged. */
+    /**
+     * The import these frames were last sent to, and how many of them went
+     * out to it (acknowledged or not: a request cut short may still have
+     * landed, and what landed is these frames either way).
+     */
     this.sentTo = null;
-    this.acknowledged = 0;
+    this.sent = 0;
   }
 
   /** Frames in the stream so far, those before `first` included. */
@@ -569,7 +573,7 @@ const preparedFrames = new WeakMap();
  * nor sent to it itself: refused, as they may be another input's.
  */
 function unvouchedFrames(status, frames, importId) {
-  const sent = frames.sentTo === importId ? frames.acknowledged : 0;
+  const sent = frames.sentTo === importId ? frames.sent : 0;
   const vouched = Math.max(frames.vouched ?? 0, sent);
   if (!(status.nextSeq > vouched)) return null;
   const message =
@@ -675,6 +679,12 @@ async function sendFrames(frames, options) {
       if (step.failed) throw new UploadError(step.failed, machine.id ?? announced);
       const { method, path, body, seq, count: n } = step.send;
       const isFrames = seq !== undefined;
+      if (isFrames && machine.id) {
+        // What this import may have of these frames, sent from here.
+        if (frames.sentTo !== machine.id) frames.sent = 0;
+        frames.sentTo = machine.id;
+        frames.sent = Math.max(frames.sent, seq + n);
+      }
       let answer;
       try {
         const response = await fetch(base + path, {
@@ -700,12 +710,6 @@ async function sendFrames(frames, options) {
           if (refusal) throw refusal;
         }
         machine.onResponse(answer.status, answer.body);
-        // What this import has of these frames, sent from here.
-        if (machine.id) {
-          if (frames.sentTo !== machine.id) frames.acknowledged = 0;
-          frames.sentTo = machine.id;
-          frames.acknowledged = Math.max(frames.acknowledged, machine.acknowledged);
-        }
       }
       if (machine.id && machine.id !== announced) {
         announced = machine.id;
