@@ -1,6 +1,8 @@
 //! `pack` and `unpack` on generated snapshots: a round trip gives back every
 //! document line and every stored file byte for byte.
 
+mod common;
+
 use std::collections::BTreeMap;
 use std::io::{Cursor, Read};
 
@@ -244,18 +246,11 @@ fn force_does_not_pack_past_an_entry_it_could_not_read() {
 
 #[test]
 fn force_does_not_pack_an_input_with_entries_it_must_leave_out() {
-    use std::io::Write;
     // A table folder that is not a table name: its entry is not read.
-    let mut zip = zip::ZipWriter::new(Cursor::new(Vec::new()));
-    for (name, body) in [
-        ("bad-name/documents.jsonl", "{\"a\":1}\n"),
-        ("ok/documents.jsonl", "{\"b\":2}\n"),
-    ] {
-        zip.start_file(name, zip::write::SimpleFileOptions::default())
-            .unwrap();
-        zip.write_all(body.as_bytes()).unwrap();
-    }
-    let zip = zip.finish().unwrap().into_inner();
+    let zip = common::zip(&[
+        ("bad-name/documents.jsonl", b"{\"a\":1}\n"),
+        ("ok/documents.jsonl", b"{\"b\":2}\n"),
+    ]);
     let error = pack_zip(&zip, &options(true)).unwrap_err();
     let PackError::Invalid(report) = &error else {
         panic!("{error}");
@@ -267,19 +262,13 @@ fn force_does_not_pack_an_input_with_entries_it_must_leave_out() {
 
     // A `_tables` row that declares no table (its number is another's): the
     // stream has no place for it, so the server could not refuse it.
-    let mut zip = zip::ZipWriter::new(Cursor::new(Vec::new()));
-    for (name, body) in [
+    let zip = common::zip(&[
         (
             "_tables/documents.jsonl",
-            "{\"name\":\"a\",\"id\":10001}\n{\"name\":\"ghost\",\"id\":10001}\n",
+            b"{\"name\":\"a\",\"id\":10001}\n{\"name\":\"ghost\",\"id\":10001}\n",
         ),
-        ("a/documents.jsonl", "{\"b\":2}\n"),
-    ] {
-        zip.start_file(name, zip::write::SimpleFileOptions::default())
-            .unwrap();
-        zip.write_all(body.as_bytes()).unwrap();
-    }
-    let zip = zip.finish().unwrap().into_inner();
+        ("a/documents.jsonl", b"{\"b\":2}\n"),
+    ]);
     let error = pack_zip(&zip, &options(true)).unwrap_err();
     let PackError::Invalid(report) = &error else {
         panic!("{error}");
