@@ -327,7 +327,7 @@ export function routeWorkerMessage(data, { onProgress, onChunk }, resolve, rejec
       reject(error);
     }
   } else if (data.type === 'chunk') {
-    onChunk?.(data.chunk, data.frameEnds);
+    onChunk?.(data.chunk, data.frameEnds, data.frameInputs);
   } else if (data.type === 'done') {
     resolve(data.result);
   } else if (data.type === 'error') {

@@ -191,7 +191,7 @@ export interface ValidateOptions {
    */
   fileName?: string;
   /**
-   * Called about once per MiB read and once at the end (in browsers,
+   * Called about once per MiB read (per 256th of a smaller input) and once at the end (in browsers,
    * asynchronously from the worker). If it throws, validation stops and the
    * promise rejects with that exception.
    */
@@ -484,6 +484,14 @@ export interface UploadProgress {
    * packed here (while it is still packed: what is packed so far).
    */
   bytesTotal?: number;
+  /**
+   * Input bytes whose frames the server has acknowledged: how far into the
+   * input the packing walk was when the last of them was packed (within
+   * about 1 MiB), for a bar over the whole input while the stream's size is
+   * not known yet. Null before the first frame packed here is acknowledged,
+   * and for a prepared stream (`bytesSent` of `bytesTotal` tells).
+   */
+  inputSent?: number | null;
   /** Frames acknowledged, and in all (so far, while the stream is still packed), counted from frame 0. */
   framesSent?: number;
   frames?: number;

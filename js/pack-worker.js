@@ -5,7 +5,8 @@
 // conflicts with the server's tables); with errors there, the whole input is
 // validated for the report and nothing is packed. Else each chunk of the
 // stream is posted as soon as it is packed, with the ends of the frames it
-// completes, so that they can be sent meanwhile; the answer is `{ packed,
+// completes and how far into the input each stands for, so that they can be
+// sent meanwhile; the answer is `{ packed,
 // report }`.
 
 import * as wasm from './web/snappack.js';
@@ -19,8 +20,8 @@ self.onmessage = ({ data }) =>
       if (data.shard > 0) return [{ packed: false, report: null }];
       return [{ packed: false, report: JSON.parse(wasm.validate(data.input, data.fileName, data.options, onProgress)) }];
     }
-    const onChunk = (chunk, frameEnds) =>
-      self.postMessage({ type: 'chunk', chunk, frameEnds }, [chunk.buffer, frameEnds.buffer]);
+    const onChunk = (chunk, frameEnds, frameInputs) =>
+      self.postMessage({ type: 'chunk', chunk, frameEnds, frameInputs }, [chunk.buffer, frameEnds.buffer, frameInputs.buffer]);
     const args = [data.firstFrame, data.prefixCrc32, data.level, data.shard, data.shards, data.frameSize];
     return [JSON.parse(wasm.pack(data.input, data.fileName, data.options, onProgress, onChunk, ...args))];
   });

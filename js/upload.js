@@ -253,14 +253,14 @@ class Packing {
     request.module = await compiledModule();
     signal.throwIfAborted();
     const { shards } = request;
-    const merger = new ShardMerger(shards, (bytes, ends) => this.frames.add(bytes, ends));
+    const merger = new ShardMerger(shards, (bytes, ends, inputs) => this.frames.add(bytes, ends, inputs));
     const runs = [];
     for (let shard = 0; shard < shards; shard++) {
       const worker = new Worker(new URL('./pack-worker.js', import.meta.url), { type: 'module', name: `snappack-pack-${shard}` });
       // Every worker walks the whole input: the first one tells the progress.
       const callbacks = {
         onProgress: shard === 0 ? onProgress : undefined,
-        onChunk: (chunk, frameEnds) => merger.add(shard, chunk, frameEnds),
+        onChunk: (chunk, frameEnds, frameInputs) => merger.add(shard, chunk, frameEnds, frameInputs),
         signal,
       };
       runs.push(inWorker({ ...request, shard, progress: shard === 0 && request.progress }, callbacks, worker));
@@ -306,32 +306,38 @@ class ShardMerger {
   constructor(count, emit) {
     this.count = count;
     this.emit = emit;
-    /** Per shard: bytes not yet cut into frames, where they start, whole frames waiting. */
-    this.shards = Array.from({ length: count }, () => ({ pending: [], offset: 0, frames: [] }));
+    /** Per shard: bytes not yet cut into frames, where they start, whole frames waiting (with their input positions). */
+    this.shards = Array.from({ length: count }, () => ({ pending: [], offset: 0, frames: [], inputs: [] }));
     /** The next frame to hand on, counted from the first packed. */
     this.next = 0;
     /** Bytes handed on. */
     this.written = 0;
   }
 
-  /** A chunk of shard `shard`'s stream, and where the frames it completes end in it. */
-  add(shard, chunk, frameEnds) {
+  /**
+   * A chunk of shard `shard`'s stream, where the frames it completes end in
+   * it, and how far into the input each stands for.
+   */
+  add(shard, chunk, frameEnds, frameInputs) {
     const s = this.shards[shard];
     s.pending.push(chunk);
-    for (const end of frameEnds) {
+    frameEnds.forEach((end, i) => {
       s.frames.push(take(s.pending, end - s.offset));
+      s.inputs.push(frameInputs[i]);
       s.offset = end;
-    }
+    });
     const parts = [];
     const ends = [];
-    for (let ready = this.shards[this.next % this.count].frames; ready.length > 0; ready = this.shards[this.next % this.count].frames) {
-      const frame = ready.shift();
+    const inputs = [];
+    for (let ready = this.shards[this.next % this.count]; ready.frames.length > 0; ready = this.shards[this.next % this.count]) {
+      const frame = ready.frames.shift();
       parts.push(frame);
+      inputs.push(ready.inputs.shift());
       this.written += frame.length;
       ends.push(this.written);
       this.next += 1;
     }
-    if (parts.length > 0) this.emit(joined(parts), ends);
+    if (parts.length > 0) this.emit(joined(parts), ends, inputs);
   }
 
   /** True when every frame was handed on. */
@@ -385,6 +391,8 @@ class PackedFrames {
     this.parts = [];
     /** Where each frame from `first` on ends, counted from the start of `first`. */
     this.ends = [];
+    /** How far into the input each frame from `first` on stands for (none for a prepared stream). */
+    this.inputs = [];
     /** True once every frame is here. */
     this.complete = false;
     /** Why packing stopped short, if it did. */
@@ -431,12 +439,18 @@ class PackedFrames {
     return this.blob().slice(this.bytesIn(seq), this.bytesIn(seq + count));
   }
 
-  /** A packed chunk, and the ends of the frames it completes. */
-  add(chunk, frameEnds) {
+  /** A packed chunk, the ends of the frames it completes, and their input positions. */
+  add(chunk, frameEnds, frameInputs) {
     this.parts.push(new Blob([chunk]));
     if (this.parts.length >= FOLD_PARTS) this.folded.push(new Blob(this.parts.splice(0)));
     this.ends.push(...frameEnds);
+    this.inputs.push(...frameInputs);
     this.wake();
+  }
+
+  /** How far into the input frames `first..n` stand for, if known. */
+  inputIn(n) {
+    return n > this.first ? (this.inputs[n - this.first - 1] ?? null) : null;
   }
 
   /** Packing ended: with every frame here, or with `failure`. */
@@ -632,6 +646,7 @@ async function sendFrames(frames, options) {
       frames: frames.count,
       bytesSent: frames.bytesIn(acknowledged),
       bytesTotal: frames.bytesIn(frames.count),
+      inputSent: frames.inputIn(acknowledged),
       packing: !frames.complete,
       ...extra,
     });

@@ -784,6 +784,50 @@ fn removing_the_servers_documents_is_listed_and_takes_yes() {
     assert_eq!(names, ["users"]);
 }
 
+/// On a terminal, `upload` shows how much of the input the server has, from
+/// the first acknowledged frame on, while packing goes on; the share only
+/// grows and reaches the whole input.
+#[test]
+fn on_a_terminal_upload_shows_the_share_of_the_input_the_server_has() {
+    let dir = common::temp_dir("upload-bar");
+    let zip_path = dir.join("snapshot.zip");
+    let spec = GenSpec {
+        tables: 2,
+        total_documents: Some(20_000),
+        compression_level: 1,
+        ..GenSpec::default()
+    };
+    let mut zip = Cursor::new(Vec::new());
+    write_snapshot(&mut zip, &spec).unwrap();
+    std::fs::write(&zip_path, zip.into_inner()).unwrap();
+    let server = test_server(&dir.join("db").to_string_lossy(), &dir.join("data"));
+    // Small frames, one per request: the upload takes long enough for the bar to be drawn often.
+    let command = format!(
+        "{} upload {} --url http://{} --token {} --frame-size 4096 --frames-per-request 1",
+        env!("CARGO_BIN_EXE_snappack"),
+        zip_path.display(),
+        server.addr,
+        server.token
+    );
+    let out = Command::new("script")
+        .args(["--quiet", "--return", "--command", &command, "/dev/null"])
+        .stdin(Stdio::null())
+        .output()
+        .expect("util-linux's script runs the command on a terminal");
+    let terminal = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{terminal}");
+    let shares: Vec<u32> = terminal
+        .split("\x1b[K")
+        .filter_map(|drawn| drawn.split_once("% of the input")?.0.parse().ok())
+        .collect();
+    assert!(shares.len() > 3, "{terminal}");
+    assert!(shares.windows(2).all(|w| w[0] <= w[1]), "{shares:?}");
+    assert!(
+        shares[0] < 50 && shares.iter().any(|&s| s >= 90),
+        "{shares:?}"
+    );
+}
+
 #[test]
 fn a_finished_upload_lists_few_tables_and_none_when_quiet() {
     let dir = common::temp_dir("upload-summary");

@@ -723,7 +723,6 @@ async function startUpload(pending) {
     packed: 0, // the fraction of the file packed so far
     progress: null, // the last progress of sending
     total: null, // the packed stream's size, once it is all packed
-    marks: [[0, 0]], // [stream bytes packed, fraction of the file packed], seen together at answers
     done: 0, // the fraction of the file the server has, as the bar shows it
     resumedBytes: 0, // continuing: the stream bytes the server had, checked again but not sent
     rechecking: false, // continuing, until packing reached the frames the server lacks
@@ -781,7 +780,6 @@ async function startUpload(pending) {
       upload.rechecking = true;
       // The bar starts at the share the server had at the last answer this page saw (it has at least that).
       if (record.sent?.frames <= firstFrame) upload.done = record.sent.share;
-      upload.marks = [[0, upload.done]];
       setUploadState(sendingState(upload));
       renderUploadProgress(upload);
     }
@@ -947,26 +945,14 @@ function showUploadProgress(upload, progress) {
   upload.rechecking = false;
   upload.rate.add(bytesSent);
   upload.progress = progress;
-  upload.marks.push([bytesTotal, packing ? upload.packed : 1]);
-  upload.done = Math.max(upload.done, uploadedShare(upload.marks, bytesSent));
+  // How far into the file the frames the server acknowledged reach.
+  if (progress.inputSent != null) upload.done = Math.max(upload.done, upload.file.size ? progress.inputSent / upload.file.size : 1);
   // Where a continued upload's bar starts, should the page be closed.
   upload.record.sent = { frames: progress.framesSent, share: upload.done };
   saveJson(upload.key, upload.record);
   const percent = renderUploadProgress(upload);
   if (phase === 'sending') setUploadState(!packing && bytesSent >= bytesTotal ? 'Finishing the import…' : sendingState(upload));
   announcer.progress(`Upload ${percent}%`);
-}
-
-/**
- * The fraction of the file whose frames the server has, for `sent` stream
- * bytes: as much of the file as was packed when those bytes were, from
- * `marks` (stream bytes packed and fraction of the file packed, both only
- * growing), in proportion between two. Marks before `sent` are dropped.
- */
-function uploadedShare(marks, sent) {
-  while (marks.length > 1 && marks[1][0] <= sent) marks.shift();
-  const [[packed0, file0], [packed1, file1] = marks[0]] = marks;
-  return packed1 > packed0 ? file0 + ((file1 - file0) * (sent - packed0)) / (packed1 - packed0) : file0;
 }
 
 /** Shows how much of the file the server has, the bytes sent and packing; returns the percentage. */

@@ -14,6 +14,8 @@
 mod fingerprint;
 
 use std::io::{self, Read, Seek, SeekFrom};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
@@ -56,6 +58,26 @@ pub fn scan_frames<R: Read + Seek>(mut input: R) -> io::Result<Vec<(u64, u64)>> 
 /// [`scan_frames`] of bytes in memory.
 pub fn frame_ranges(bytes: &[u8]) -> Vec<(u64, u64)> {
     scan_frames(io::Cursor::new(bytes)).unwrap_or_default()
+}
+
+/// How far into its input a packing walk has read, shared between the walk's
+/// progress callback, which sets it, and the writer of the stream, which
+/// marks each frame it completes with it: how much of the input a frame's
+/// arrival at the server stands for (it may lag the frame by the walk's
+/// progress step, 1 MiB, and lead it by what the encoder holds).
+#[derive(Debug, Clone, Default)]
+pub struct InputPosition(Arc<AtomicU64>);
+
+impl InputPosition {
+    /// The walk reached `bytes_read` (its progress's `bytes_read`).
+    pub fn set(&self, bytes_read: u64) {
+        self.0.store(bytes_read, Ordering::Relaxed);
+    }
+
+    /// Where the walk was last.
+    pub fn get(&self) -> u64 {
+        self.0.load(Ordering::Relaxed)
+    }
 }
 
 /// Where frames end in a stream that is being written: fed every byte as it

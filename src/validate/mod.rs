@@ -621,8 +621,10 @@ pub(crate) struct Share {
     pub entry: (u64, u64),
 }
 
-/// Report progress after about this many bytes.
+/// Report progress after about this many bytes, or after a 256th of a
+/// smaller input (but no less than 64 KiB): a small input's bar moves too.
 const PROGRESS_EVERY: u64 = 1 << 20;
+const MIN_PROGRESS_EVERY: u64 = 64 << 10;
 
 impl<'a> Context<'a> {
     fn new(options: &'a Options, on_progress: &'a mut dyn FnMut(Progress) -> bool) -> Self {
@@ -760,7 +762,8 @@ impl<'a> Context<'a> {
         };
         self.progress.bytes_read = bytes_read.min(self.progress.bytes_total);
         if self.progress.bytes_read >= self.next_report {
-            self.next_report = self.progress.bytes_read + PROGRESS_EVERY;
+            let step = (self.progress.bytes_total / 256).clamp(MIN_PROGRESS_EVERY, PROGRESS_EVERY);
+            self.next_report = self.progress.bytes_read + step;
             return (self.on_progress)(self.progress);
         }
         true

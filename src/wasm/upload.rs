@@ -11,7 +11,7 @@ use wasm_bindgen::prelude::*;
 
 use super::reader::ReadAhead;
 use super::{api_error, parse_mode, parse_options, progress_forwarder, source_of, to_json};
-use crate::client::{FrameEnds, Step, Upload, UploadConfig};
+use crate::client::{FrameEnds, InputPosition, Step, Upload, UploadConfig};
 use crate::migration::{
     pack as pack_stream, EncodeError, PackError, PackOptions, MAX_FRAME_SIZE, MIN_FRAME_SIZE,
 };
@@ -21,12 +21,16 @@ use crate::Options;
 const CHUNK: usize = 1 << 20;
 
 /// Passes written bytes to a JavaScript function, [`CHUNK`] at a time, with
-/// the end offsets of the frames each chunk completes.
+/// the end offsets of the frames each chunk completes and how far into the
+/// input the walk was as each was written.
 struct ChunkWriter {
     on_chunk: Function,
     buf: Vec<u8>,
     frames: FrameEnds,
+    input: InputPosition,
+    /// Frames completed in `buf`: their ends, and the input position of each.
     ends: Vec<u64>,
+    inputs: Vec<f64>,
 }
 
 impl ChunkWriter {
@@ -35,11 +39,17 @@ impl ChunkWriter {
             return Ok(());
         }
         let chunk = Uint8Array::from(&self.buf[..]);
-        self.frames.feed(&self.buf, &mut self.ends);
         let ends: Vec<f64> = self.ends.drain(..).map(|end| end as f64).collect();
+        let inputs = Float64Array::from(&self.inputs[..]);
+        self.inputs.clear();
         self.buf.clear();
         self.on_chunk
-            .call2(&JsValue::NULL, &chunk, &Float64Array::from(&ends[..]))
+            .call3(
+                &JsValue::NULL,
+                &chunk,
+                &Float64Array::from(&ends[..]),
+                &inputs,
+            )
             .map(|_| ())
             .map_err(|e| io::Error::other(super::reader::describe(&e)))
     }
@@ -47,6 +57,8 @@ impl ChunkWriter {
 
 impl Write for ChunkWriter {
     fn write(&mut self, bytes: &[u8]) -> io::Result<usize> {
+        self.frames.feed(bytes, &mut self.ends);
+        self.inputs.resize(self.ends.len(), self.input.get() as f64);
         self.buf.extend_from_slice(bytes);
         if self.buf.len() >= CHUNK {
             self.flush_chunk()?;
@@ -72,10 +84,12 @@ fn pack_options(validate: Options) -> PackOptions {
 }
 
 /// Validates `input` and, in the same walk, packs it into a stream of
-/// frames, handed to `on_chunk(chunk: Uint8Array, frameEnds: Float64Array)`
-/// in order: about 1 MiB each, with the stream offsets where the frames it
-/// completes end (the first frame's range starts at 0, with the stream
-/// header).
+/// frames, handed to `on_chunk(chunk: Uint8Array, frameEnds: Float64Array,
+/// frameInputs: Float64Array)` in order: about 1 MiB each, with the stream
+/// offsets where the frames it completes end (the first frame's range starts
+/// at 0, with the stream header), and for each of those frames how far into
+/// the input the walk had read when it was written (the progress's
+/// `bytesRead`: what the frame's arrival stands for).
 ///
 /// With `first_frame` (a frame the server already has the ones before,
 /// when continuing an import), the stream starts at that frame: the frames
@@ -137,11 +151,14 @@ pub fn pack(
         ));
     }
     let source = ReadAhead::new(source_of(&input)?);
+    let read_to = InputPosition::default();
     let out = ChunkWriter {
         on_chunk,
         buf: Vec::with_capacity(CHUNK),
         frames: FrameEnds::starting_with_header(first_frame == 0 && shard == 0),
+        input: read_to.clone(),
         ends: Vec::new(),
+        inputs: Vec::new(),
     };
     let mut options = pack_options(options);
     options.encoder.resume_from = first_frame;
@@ -164,13 +181,13 @@ pub fn pack(
         options.encoder.max_frame_size = size;
     }
     let mut thrown = None;
-    let result = pack_stream(
-        source,
-        file_name,
-        out,
-        &options,
-        &mut progress_forwarder(on_progress.as_ref(), &mut thrown),
-    );
+    let result = {
+        let mut forward = progress_forwarder(on_progress.as_ref(), &mut thrown);
+        pack_stream(source, file_name, out, &options, &mut |progress| {
+            read_to.set(progress.bytes_read);
+            forward(progress)
+        })
+    };
     if let Some(error) = thrown {
         return Err(error);
     }
@@ -348,11 +365,12 @@ mod tests {
     }
 
     /// What the binding handed out: the chunks joined, each chunk's length
-    /// and the frame ends it came with.
+    /// and the frame ends it came with, and the frames' input positions.
     #[derive(Default)]
     struct Handed {
         stream: Vec<u8>,
         chunks: Vec<(usize, Vec<f64>)>,
+        inputs: Vec<f64>,
     }
 
     /// Runs the binding and returns its answer and what it handed out.
@@ -376,11 +394,13 @@ mod tests {
         let handed = Rc::new(RefCell::new(Handed::default()));
         let on_chunk = {
             let handed = handed.clone();
-            Closure::<dyn Fn(Uint8Array, Float64Array)>::new(
-                move |chunk: Uint8Array, ends: Float64Array| {
+            Closure::<dyn Fn(Uint8Array, Float64Array, Float64Array)>::new(
+                move |chunk: Uint8Array, ends: Float64Array, inputs: Float64Array| {
                     let mut handed = handed.borrow_mut();
                     handed.stream.extend(chunk.to_vec());
                     handed.chunks.push((chunk.length() as usize, ends.to_vec()));
+                    assert_eq!(inputs.length(), ends.length(), "one position per frame");
+                    handed.inputs.extend(inputs.to_vec());
                 },
             )
         };
@@ -438,6 +458,12 @@ mod tests {
             ends.extend(chunk_ends);
         }
         assert_eq!(ends, want);
+        // Each frame says how far into the input the walk was: only growing,
+        // the whole input by the last frame, which the first is well short of.
+        let inputs = &handed.inputs;
+        assert!(inputs.windows(2).all(|w| w[0] <= w[1]), "{inputs:?}");
+        assert_eq!(inputs.last().copied(), Some(zip.len() as f64));
+        assert!(inputs[0] < zip.len() as f64 / 2.0, "{inputs:?}");
 
         // From frame 3: the same frames from there, their ends counted from frame 3's start.
         let (answer, resumed) = packed(&zip, "s.zip", Some(3.0), None);
@@ -503,6 +529,18 @@ mod tests {
                 .collect();
             assert_eq!(shards.iter().map(Vec::len).sum::<usize>(), want.len());
             assert!(interleaved == want, "from frame {first}");
+            // A shard's frames stand for the input the whole stream's do.
+            for k in 0..3 {
+                let (_, handed) = sharded(&zip, "s.zip", Some(first as f64), None, Some((k, 3)));
+                let own: Vec<f64> = whole
+                    .inputs
+                    .iter()
+                    .copied()
+                    .skip(k as usize)
+                    .step_by(3)
+                    .collect();
+                assert_eq!(handed.inputs, own, "shard {k} from frame {first}");
+            }
         }
     }
 

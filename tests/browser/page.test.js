@@ -1392,6 +1392,7 @@ test("the package's upload() sends frames while it packs, and nothing when the t
         state: resumed.state,
         firstFrames: requested.filter((r) => r.includes('/frames?')).slice(0, 1),
         packedBytes: lastEvent.bytesTotal,
+        inputSent: lastEvent.inputSent,
         wholeBytes: whole.stream.size,
         bytesBefore: whole.frames[2 * nextSeq - 1],
       };
@@ -1422,9 +1423,21 @@ test("the package's upload() sends frames while it packs, and nothing when the t
     assert.equal(e.bytesTotal, size);
   }
   assert.equal(packingEvents.at(-1).bytesRead, size);
+  let inputSent = 0;
   for (const e of result.events.filter((e) => e.state === 'sending')) {
     assert.ok(e.bytesSent <= e.bytesTotal && e.bytesTotal <= last.bytesTotal, JSON.stringify(e));
+    // How far into the file the acknowledged frames reach keeps pace with
+    // them (the documents are alike all through the file), whichever of the
+    // workers packed them and however far the others read ahead.
+    if (e.framesSent === 0) {
+      assert.equal(e.inputSent, null, JSON.stringify(e));
+      continue;
+    }
+    assert.ok(e.inputSent >= inputSent && e.inputSent <= size, JSON.stringify(e));
+    inputSent = e.inputSent;
+    assert.ok(Math.abs(e.inputSent / size - e.framesSent / last.frames) < 0.1, `${JSON.stringify(e)} of ${last.frames} frames`);
   }
+  assert.equal(last.inputSent, size);
   await assertLanded(server, summary);
 
   assert.equal(result.conflict?.code, 'InvalidSnapshot');
@@ -1445,6 +1458,7 @@ test("the package's upload() sends frames while it packs, and nothing when the t
   assert.deepEqual(continued.unvouched, { code: 'ResumeMismatch', importId: continued.importId });
   assert.equal(continued.afterUnvouched, continued.nextSeq, 'nothing of the unchecked stream was sent');
   assert.equal(continued.state, 'finished');
+  assert.equal(continued.inputSent, size, 'a continued upload reaches the end of the file');
   assert.match(continued.firstFrames[0], new RegExp(`/frames\\?seq=${continued.nextSeq}$`));
   assert.equal(
     continued.packedBytes,

@@ -14,8 +14,8 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, Context as _, Result};
 use clap::Args;
 use snappack::client::{
-    import_path, FileIdentity, FrameEnds, Request, Step, Upload, UploadConfig, UploadError,
-    FINGERPRINT_SPAN,
+    import_path, FileIdentity, FrameEnds, InputPosition, Request, Step, Upload, UploadConfig,
+    UploadError, FINGERPRINT_SPAN,
 };
 use snappack::migration::{
     pack, EncodeError, EncoderConfig, PackError, PackOptions, DEFAULT_FRAME_SIZE, DEFAULT_LEVEL,
@@ -272,8 +272,13 @@ pub fn run(args: UploadArgs) -> Result<ExitCode> {
     let (frame_ends, packed_frames) = mpsc::sync_channel(256);
     let pack_name = name.clone();
     let mut packing = Some(std::thread::spawn(move || {
-        let tap = FrameTap::new(stream, frame_ends, first_frame);
-        pack(reader, &pack_name, tap, &pack_options, &mut |_| true).map(|(_, packed)| packed)
+        let read_to = InputPosition::default();
+        let tap = FrameTap::new(stream, frame_ends, first_frame, read_to.clone());
+        pack(reader, &pack_name, tap, &pack_options, &mut |progress| {
+            read_to.set(progress.bytes_read);
+            true
+        })
+        .map(|(_, packed)| packed)
     }));
 
     let config = UploadConfig {
@@ -287,14 +292,13 @@ pub fn run(args: UploadArgs) -> Result<ExitCode> {
     }
     .packing()
     .from_frame(first_frame);
-    // The frames packed so far (from `first_frame` on), as (start, end)
-    // offsets in the file.
-    let mut frames: Vec<(u64, u64)> = Vec::new();
-    let add_frame = |frames: &mut Vec<(u64, u64)>, end: u64| {
-        let start = frames.last().map_or(0, |f| f.1);
-        frames.push((start, end));
+    // The frames packed so far (from `first_frame` on).
+    let mut frames: Vec<PackedFrame> = Vec::new();
+    let add_frame = |frames: &mut Vec<PackedFrame>, (end, input): (u64, u64)| {
+        let start = frames.last().map_or(0, |f| f.end);
+        frames.push(PackedFrame { start, end, input });
     };
-    let mut bar = Bar::new(!args.quiet);
+    let mut bar = Bar::new(!args.quiet, identity.size);
     let mut body = Vec::new();
     let mut announced = args.resume.is_some();
     let mut send = || -> Result<Ended> {
@@ -340,8 +344,8 @@ pub fn run(args: UploadArgs) -> Result<ExitCode> {
                 Request::Append { seq, count, .. } => {
                     // The state machine asks for no frame before `first_frame`.
                     let first = seq - first_frame;
-                    let (start, _) = frames[first as usize];
-                    let (_, end) = frames[(first + *count - 1) as usize];
+                    let start = frames[first as usize].start;
+                    let end = frames[(first + *count - 1) as usize].end;
                     body.resize((end - start) as usize, 0);
                     packed_stream.seek(SeekFrom::Start(start))?;
                     packed_stream
@@ -369,15 +373,17 @@ pub fn run(args: UploadArgs) -> Result<ExitCode> {
                 announced = true;
             }
             // A resumed import may have more frames than are packed yet.
-            let sent = match upload.acknowledged().saturating_sub(first_frame) {
-                0 => 0,
-                n => frames
-                    .get(n as usize - 1)
-                    .or(frames.last())
-                    .map_or(0, |f| f.1),
+            let (sent, input_sent) = match upload.acknowledged().saturating_sub(first_frame) {
+                0 => (0, None),
+                n => {
+                    let last = &frames[(n as usize).min(frames.len()) - 1];
+                    (last.end, Some(last.input))
+                }
             };
-            let total = upload.is_packed().then(|| frames.last().map_or(0, |f| f.1));
-            bar.update(sent, total, started);
+            let total = upload
+                .is_packed()
+                .then(|| frames.last().map_or(0, |f| f.end));
+            bar.update(sent, total, input_sent, started);
         }
     };
     let ended = send();
@@ -612,21 +618,38 @@ impl Drop for Cleanup {
     }
 }
 
-/// Bytes, rate and (once packing is done) ETA on stderr, when it is a terminal.
+/// Progress on stderr, when it is a terminal: how much of the input the
+/// server has, the stream bytes sent (of how many, once packing is done),
+/// the rate and the time left.
 struct Bar {
     enabled: bool,
     last: Option<Instant>,
+    input_size: u64,
+    /// The share of the input the server had at the first acknowledgement
+    /// this upload saw, and when: the time left is measured from there.
+    first: Option<(f64, Instant)>,
 }
 
 impl Bar {
-    fn new(wanted: bool) -> Self {
+    fn new(wanted: bool, input_size: u64) -> Self {
         Bar {
             enabled: wanted && std::io::stderr().is_terminal(),
             last: None,
+            input_size,
+            first: None,
         }
     }
 
-    fn update(&mut self, sent: u64, total: Option<u64>, started: Instant) {
+    /// `sent` stream bytes acknowledged, of `total` once all are packed;
+    /// `input_sent`: how far into the input the acknowledged frames reach.
+    fn update(&mut self, sent: u64, total: Option<u64>, input_sent: Option<u64>, started: Instant) {
+        let share = input_sent.map(|input| match self.input_size {
+            0 => 1.0,
+            size => input as f64 / size as f64,
+        });
+        if let (None, Some(share)) = (self.first, share) {
+            self.first = Some((share, Instant::now()));
+        }
         if !self.enabled
             || self
                 .last
@@ -635,18 +658,25 @@ impl Bar {
             return;
         }
         self.last = Some(Instant::now());
-        let seconds = started.elapsed().as_secs_f64().max(0.001);
-        let rate = sent as f64 / seconds;
-        let (total, eta) = match total {
-            Some(total) if rate > 0.0 => (
-                human::bytes(total),
-                format!("{:.0}s", (total.saturating_sub(sent)) as f64 / rate),
-            ),
-            _ => ("?".into(), "?".into()),
+        let rate = sent as f64 / started.elapsed().as_secs_f64().max(0.001);
+        let left = match (total, share, self.first) {
+            (Some(total), _, _) if rate > 0.0 => Some(total.saturating_sub(sent) as f64 / rate),
+            // While packing goes on, from the pace of the input's share.
+            (None, Some(share), Some((first, at))) if share > first => {
+                Some(at.elapsed().as_secs_f64() * (1.0 - share) / (share - first))
+            }
+            _ => None,
         };
+        let percent = share.map_or(String::new(), |share| {
+            format!("{:.0}% of the input  ", (100.0 * share).floor())
+        });
+        let sent = match total {
+            Some(total) => format!("{} / {}", human::bytes(sent), human::bytes(total)),
+            None => format!("{} sent", human::bytes(sent)),
+        };
+        let left = left.map_or(String::new(), |s| format!("  {s:.0} s left"));
         eprint!(
-            "\r\x1b[K{} / {total}  {}/s  ETA {eta}",
-            human::bytes(sent),
+            "\r\x1b[K{percent}{sent}  {}/s{left}",
             human::bytes(rate as u64)
         );
         let _ = std::io::stderr().flush();
@@ -659,22 +689,32 @@ impl Bar {
     }
 }
 
+/// A frame of the packed stream: where it is in the stream's file, and how
+/// far into the input the walk was when it was written.
+struct PackedFrame {
+    start: u64,
+    end: u64,
+    input: u64,
+}
+
 /// The packed stream's writer: writes to the file and, each time a frame is
-/// complete in it, sends the frame's end offset to the sender.
+/// complete in it, sends the frame's end offset and input position to the sender.
 struct FrameTap {
     file: File,
-    ready: SyncSender<u64>,
+    ready: SyncSender<(u64, u64)>,
     frames: FrameEnds,
+    read_to: InputPosition,
     ends: Vec<u64>,
 }
 
 impl FrameTap {
-    /// A writer of the stream from frame `first` on.
-    fn new(file: File, ready: SyncSender<u64>, first: u64) -> Self {
+    /// A writer of the stream from frame `first` on, of a walk at `read_to`.
+    fn new(file: File, ready: SyncSender<(u64, u64)>, first: u64, read_to: InputPosition) -> Self {
         FrameTap {
             file,
             ready,
             frames: FrameEnds::from_frame(first),
+            read_to,
             ends: Vec::new(),
         }
     }
@@ -686,7 +726,7 @@ impl Write for FrameTap {
         self.frames.feed(buf, &mut self.ends);
         for end in self.ends.drain(..) {
             self.ready
-                .send(end)
+                .send((end, self.read_to.get()))
                 .map_err(|_| std::io::Error::other("the upload stopped"))?;
         }
         Ok(buf.len())
