@@ -34,6 +34,39 @@ fn snapshot(seed: u64) -> Vec<u8> {
     zip.into_inner()
 }
 
+/// `zip` with the second `_id` of every user table's documents made invalid
+/// (one letter changed to `!`, so every line keeps its length), entries as before.
+fn with_bad_first_ids(zip: &[u8]) -> Vec<u8> {
+    let mut archive = zip::ZipArchive::new(Cursor::new(zip)).unwrap();
+    let mut out = zip::ZipWriter::new(Cursor::new(Vec::new()));
+    for i in 0..archive.len() {
+        let mut entry = archive.by_index(i).unwrap();
+        let name = entry.name().unwrap().into_owned();
+        let mut bytes = Vec::new();
+        std::io::Read::read_to_end(&mut entry, &mut bytes).unwrap();
+        let user_table = name.ends_with("documents.jsonl")
+            && !name
+                .split('/')
+                .any(|part| part.starts_with('_') && part != "_components");
+        if user_table {
+            // The second line's: the first one's numbers the table, which is checked before any frame.
+            let second = bytes.iter().position(|&c| c == b'\n').unwrap();
+            let at = second
+                + bytes[second..]
+                    .windows(7)
+                    .position(|w| w == b"\"_id\":\"")
+                    .unwrap()
+                + 7;
+            bytes[at] = b'!';
+        }
+        let options =
+            zip::write::SimpleFileOptions::default().compression_method(entry.compression());
+        out.start_file(name, options).unwrap();
+        out.write_all(&bytes).unwrap();
+    }
+    out.finish().unwrap().into_inner()
+}
+
 #[test]
 fn generated_snapshots_land_intact() {
     for (backend, database) in common::databases() {
@@ -313,6 +346,25 @@ fn a_resumed_upload_packs_only_the_frames_the_server_lacks() {
         let status = call("GET", &format!("/api/imports/{id}"), b"").json();
         assert_eq!(status["nextSeq"], 5, "{backend}");
         assert_eq!(status["receivedBytes"], ranges[4].end, "{backend}");
+
+        // A copy with an invalid document in those frames is another input
+        // too (the server checked them): refused the same way, the import
+        // left open, not cancelled for the copy's error.
+        let damaged_path = dir.join("damaged.zip");
+        std::fs::write(&damaged_path, with_bad_first_ids(&zip)).unwrap();
+        let out = resume_with(&damaged_path, &[]);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            stderr.contains(&format!("import {id} cannot continue with damaged.zip"))
+                && stderr.contains(&format!("import {id} stays open")),
+            "{backend}: {stderr}"
+        );
+        let status = call("GET", &format!("/api/imports/{id}"), b"").json();
+        assert_eq!(
+            (&status["state"], &status["nextSeq"]),
+            (&"open".into(), &5.into()),
+            "{backend}"
+        );
 
         // Frames before 5 are not packed at all: asking for one would end the upload.
         let out = resume(&[]);

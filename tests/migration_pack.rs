@@ -199,6 +199,68 @@ fn packing_is_deterministic_and_resumable() {
     assert_eq!(tail, stream[resume.offset as usize..]);
 }
 
+/// Continuing a receiver's frames, an invalid document among those it has
+/// means the input is another (it checked them): `ResumeMismatch`, which a
+/// client reports without cancelling the import. One past them is the
+/// input's own error, refused as any.
+#[test]
+fn an_invalid_document_in_the_receivers_frames_is_another_input() {
+    let lines: Vec<String> = (0..400)
+        .map(|i| format!(r#"{{"n":{i},"text":"{}"}}"#, "x".repeat(80)))
+        .collect();
+    let input = |bad: Option<usize>| -> Vec<u8> {
+        let mut lines = lines.clone();
+        if let Some(bad) = bad {
+            lines[bad] = r#"{"n":"#.into();
+        }
+        (lines.join("\n") + "\n").into_bytes()
+    };
+    let options = PackOptions {
+        validate: snappack::Options {
+            table: Some("items".into()),
+            ..Default::default()
+        },
+        encoder: EncoderConfig {
+            max_frame_size: 4096,
+            ..EncoderConfig::default()
+        },
+        ..options(false)
+    };
+    let pack_jsonl = |bytes: Vec<u8>, options: &PackOptions| {
+        pack(
+            Cursor::new(bytes),
+            "items.jsonl",
+            Vec::new(),
+            options,
+            &mut |_| true,
+        )
+    };
+    let (stream, packed) = pack_jsonl(input(None), &options).unwrap();
+    let frames: Vec<Frame> = Decoder::default()
+        .decode(&stream)
+        .map(Result::unwrap)
+        .collect();
+    assert!(
+        packed.summary.frames > 6,
+        "{} frames",
+        packed.summary.frames
+    );
+    let resume_from = packed.summary.frames / 2;
+    let resumed = PackOptions {
+        encoder: EncoderConfig {
+            resume_from,
+            resume_crc32: Some(frames[resume_from as usize - 1].prefix_crc32),
+            ..options.encoder
+        },
+        ..options.clone()
+    };
+    assert!(pack_jsonl(input(None), &resumed).is_ok());
+    let error = pack_jsonl(input(Some(3)), &resumed).unwrap_err();
+    assert_eq!(error.code(), "ResumeMismatch", "{error}");
+    let error = pack_jsonl(input(Some(398)), &resumed).unwrap_err();
+    assert!(matches!(error, PackError::Invalid(_)), "{error}");
+}
+
 #[test]
 fn invalid_input_is_refused_unless_forced() {
     let zip = generate(&GenSpec {

@@ -153,6 +153,12 @@ impl<W: Write> Encoder<W> {
         Ok(encoder)
     }
 
+    /// Whether what is encoded now goes into the frames a resumed receiver
+    /// already has and whose payloads it checks ([`EncoderConfig::resume_crc32`]).
+    pub fn in_checked_prefix(&self) -> bool {
+        self.config.resume_crc32.is_some() && self.sequence < self.config.resume_from
+    }
+
     /// Declares a table and returns its index.
     pub fn table(&mut self, decl: TableDecl) -> Result<u32, EncodeError> {
         let item = Item::Table(decl);
@@ -298,12 +304,8 @@ impl<W: Write> Encoder<W> {
         if self.payload.is_empty() {
             return Ok(());
         }
-        if self.config.resume_crc32.is_some() {
-            if self.sequence < self.config.resume_from {
-                self.prefix.update(&self.payload);
-            } else if self.sequence == self.config.resume_from {
-                self.check_resumed_prefix()?;
-            }
+        if self.in_checked_prefix() {
+            self.prefix.update(&self.payload);
         }
         if self.config.writes(self.sequence) {
             self.bytes_written +=
@@ -313,6 +315,10 @@ impl<W: Write> Encoder<W> {
         self.sequence += 1;
         self.payload.clear();
         self.open = None;
+        // The receiver's frames are all cut: they must be the ones it has.
+        if self.sequence == self.config.resume_from {
+            self.check_resumed_prefix()?;
+        }
         Ok(())
     }
 

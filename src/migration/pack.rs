@@ -202,7 +202,8 @@ struct PackSink<'a, W: Write> {
     options: &'a PackOptions,
     plan_files: Vec<FileStart>,
     open_file: Option<usize>,
-    /// An invalid document was seen without `force`: encode no more.
+    /// An invalid document was seen without `force`: encode no more once
+    /// past the frames a resumed receiver has ([`PackSink::encode`]).
     refused: bool,
     error: Option<EncodeError>,
 }
@@ -213,12 +214,17 @@ impl<W: Write> PackSink<'_, W> {
         &mut self,
         f: impl FnOnce(&mut Encoder<W>, &mut Self) -> Result<(), EncodeError>,
     ) -> io::Result<()> {
-        if self.refused {
-            return Ok(());
-        }
         let Some(mut encoder) = self.encoder.take() else {
             return Ok(());
         };
+        // A resumed receiver checked every document of the frames it has:
+        // one invalid there means this input is not the one it was sent,
+        // which the encoder tells (`ResumeMismatch`) once it reaches the
+        // receiver's frames and compares their payloads. So it goes on to there.
+        if self.refused && !encoder.in_checked_prefix() {
+            self.encoder = Some(encoder);
+            return Ok(());
+        }
         let result = f(&mut encoder, self);
         self.encoder = Some(encoder);
         result.map_err(|error| {
