@@ -29,6 +29,9 @@ export const CHOICES = {
 /** The most errors listed that the WebAssembly build can count to. */
 const MAX_ERRORS_LIMIT = 2 ** 32 - 1;
 
+/** Bytes in memory (an array, a Blob read whole in Node) must be fewer: WebAssembly reads them with 32-bit offsets. */
+export const MAX_INPUT_BYTES = 2 ** 32;
+
 /** The WebAssembly module could not be fetched or compiled: `WorkerFailed`. */
 export function wasmLoadFailed(error) {
   return new SnappackError('WorkerFailed', `cannot load snappack's WebAssembly: ${error.message}`, { cause: error });
@@ -187,6 +190,13 @@ export function normalizeInput(input) {
   const buffer = input instanceof ArrayBuffer ? input : ArrayBuffer.isView(input) ? input.buffer : null;
   if (buffer instanceof ArrayBuffer && isDetached(buffer)) {
     throw new SnappackError('InvalidInput', 'input is a detached ArrayBuffer (it was transferred elsewhere)');
+  }
+  const length = input instanceof ArrayBuffer || ArrayBuffer.isView(input) ? input.byteLength : 0;
+  if (length >= MAX_INPUT_BYTES) {
+    throw new SnappackError(
+      'InvalidInput',
+      `the input holds ${length} bytes; bytes in memory may be at most 4 GiB - 1: give a large file as a File, or by path to validateFile in Node, which read it a piece at a time`,
+    );
   }
   if (input instanceof Uint8Array) return input;
   if (input instanceof ArrayBuffer) return new Uint8Array(input);

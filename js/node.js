@@ -11,6 +11,7 @@ import { basename } from 'node:path';
 import { Worker } from 'node:worker_threads';
 
 import {
+  MAX_INPUT_BYTES,
   SnappackError,
   checkTargetRequest,
   coreOptionsJson,
@@ -41,10 +42,10 @@ function compiledModule() {
 }
 
 /**
- * Validates an archive or a single-table file held in memory. The bytes are
- * copied to the worker (for a large ZIP archive, once, into memory that
- * `options.workers` workers share); for a file on disk, `validateFile` reads
- * it there.
+ * Validates an archive or a single-table file held in memory (at most
+ * 4 GiB - 1). The bytes are copied once, into memory that the workers share
+ * (a Blob's, read into a buffer of its own, move to a single worker); for a
+ * file on disk, `validateFile` reads it there.
  * @param {Uint8Array | ArrayBuffer | Blob | File} input
  * @param {import('./index.js').ValidateOptions} [options]
  * @returns {Promise<import('./index.js').Report>}
@@ -60,28 +61,27 @@ export async function validate(input, options) {
   if (fromBlob) source = await blobBytes(source);
   const size = source.byteLength;
   const count = validationWorkers(workers, size, fileName, options);
-  if (count > 1) {
-    const shared = new Uint8Array(new SharedArrayBuffer(size));
-    shared.set(source);
-    return validateInWorkers({ type: 'validate', input: shared, fileName, options: optionsJson }, count, size, options);
+  // A Blob's bytes were read into a buffer of our own, which moves to the worker.
+  if (count === 1 && fromBlob) {
+    return inWorker({ type: 'validate', input: source, fileName, options: optionsJson }, options, [source.buffer]);
   }
-  // A Blob's bytes were read into a buffer of our own, which moves to the
-  // worker; the caller's bytes are copied.
-  const transfer = fromBlob ? [source.buffer] : [];
-  return inWorker({ type: 'validate', input: source, fileName, options: optionsJson }, options, transfer);
+  // Else they are copied once, into memory the workers share (sent as a
+  // message, they would be copied twice).
+  const shared = new Uint8Array(new SharedArrayBuffer(size));
+  shared.set(source);
+  const request = { type: 'validate', input: shared, fileName, options: optionsJson };
+  return count > 1 ? validateInWorkers(request, count, size, options) : inWorker(request, options, []);
 }
 
-/** The most bytes `validate` reads from a Blob into one buffer (Node 20's typed arrays stop there). */
-const MAX_BLOB_BYTES = 2 ** 32;
 
 /**
- * All of `blob`'s bytes, or `InvalidInput` when they do not fit one buffer
- * (a file over 4 GiB: `validateFile` reads it a piece at a time).
+ * All of `blob`'s bytes, or `InvalidInput` when they are more than bytes in
+ * memory may be (a file of 4 GiB or more: `validateFile` reads it a piece at a time).
  */
 async function blobBytes(blob) {
   const advice = 'validate a large file with validateFile(path), which reads it a piece at a time';
-  if (blob.size > MAX_BLOB_BYTES) {
-    throw new SnappackError('InvalidInput', `the Blob holds ${blob.size} bytes, more than Node can read into memory: ${advice}`);
+  if (blob.size >= MAX_INPUT_BYTES) {
+    throw new SnappackError('InvalidInput', `the Blob holds ${blob.size} bytes, more than validate can read into memory (4 GiB - 1): ${advice}`);
   }
   try {
     return new Uint8Array(await blob.arrayBuffer());

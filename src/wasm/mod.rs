@@ -179,11 +179,23 @@ pub fn check_target(report_json: &str, target_json: &str, mode: &str) -> Result<
 /// The input as a [`Source`]: a `Uint8Array`, an `ArrayBuffer`, a `Blob` or
 /// `File` (Web Workers only), or `{ size, read }`.
 fn source_of(input: &JsValue) -> Result<Box<dyn Source>, JsValue> {
-    if let Some(bytes) = input.dyn_ref::<Uint8Array>() {
-        return Ok(Box::new(BytesSource(bytes.clone())));
-    }
-    if let Some(buffer) = input.dyn_ref::<js_sys::ArrayBuffer>() {
-        return Ok(Box::new(BytesSource(Uint8Array::new(buffer))));
+    let bytes = match input.dyn_ref::<js_sys::ArrayBuffer>() {
+        Some(buffer) => Some(Uint8Array::new(buffer)),
+        None => input.dyn_ref::<Uint8Array>().cloned(),
+    };
+    if let Some(bytes) = bytes {
+        // Its length as JavaScript has it: `length()` is a u32, which 4 GiB wraps to 0.
+        let len = js_sys::Reflect::get(&bytes, &JsValue::from_str("length"))
+            .ok()
+            .and_then(|len| len.as_f64())
+            .unwrap_or_default();
+        if len >= 4_294_967_296.0 {
+            return Err(api_error(
+                "InvalidInput",
+                &format!("the input holds {len} bytes; bytes in memory may be at most 4 GiB - 1"),
+            ));
+        }
+        return Ok(Box::new(BytesSource(bytes)));
     }
     if let Some(blob) = input.dyn_ref::<web_sys::Blob>() {
         let source = BlobSource::new(blob.clone()).map_err(|_| {

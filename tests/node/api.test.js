@@ -151,12 +151,13 @@ function detached() {
 }
 
 test('a Blob too large for one buffer rejects with InvalidInput pointing to validateFile', async () => {
-  // Node's typed arrays stop at 4 GiB. Blobs that say they are larger, or
-  // whose bytes do not fit (Node 20's openAsBlob gives a 4.3 GB file the
-  // size modulo 2^32, and its bytes then fail so), stand in for reading one.
+  // WebAssembly reads bytes in memory with 32-bit offsets: 4 GiB is one too
+  // many. Blobs that say they are that large or larger, or whose bytes do
+  // not fit (Node 20's openAsBlob gives a 4.3 GB file the size modulo 2^32,
+  // and its bytes then fail so), stand in for reading one.
   class Huge extends Blob {
     get size() {
-      return 2 ** 32 + 1;
+      return 2 ** 32;
     }
   }
   class Unfit extends Blob {
@@ -169,6 +170,18 @@ test('a Blob too large for one buffer rejects with InvalidInput pointing to vali
       assert.equal(error.name, 'SnappackError');
       assert.equal(error.code, 'InvalidInput');
       assert.match(error.message, /validateFile\(path\)/);
+      return true;
+    });
+  }
+});
+
+test('4 GiB of bytes in memory reject with InvalidInput, not a report of nothing', async () => {
+  // Untouched, the zeroed pages take no memory.
+  const huge = new Uint8Array(2 ** 32);
+  for (const workers of [1, 2]) {
+    await assert.rejects(validate(huge, { format: 'jsonl', table: 't', workers }), (error) => {
+      assert.equal(error.code, 'InvalidInput');
+      assert.match(error.message, /4294967296 bytes; bytes in memory may be at most 4 GiB - 1/);
       return true;
     });
   }
