@@ -1190,6 +1190,60 @@ fn findings_about_a_table_only_listed_in_tables_point_at_its_row() {
     }
 }
 
+/// A system table of the target keeps its number in every mode (ReplaceAll
+/// deletes user tables only), so an imported table numbered as it is a
+/// conflict, worded as Convex words it, as the server refuses it.
+#[test]
+fn a_number_a_system_table_holds_conflicts_in_every_mode_even_replace_all() {
+    let archive = zip(&[("files/documents.jsonl", doc(540, 1, "").as_bytes())]);
+    let target = |name: &str| TargetTables {
+        tables: vec![TargetTable {
+            component: String::new(),
+            name: name.into(),
+            number: 540,
+            documents: 1,
+        }],
+    };
+    let base = check("m.zip", &archive);
+    assert!(base.valid, "{:?}", base.errors);
+    for (holder, says) in [
+        ("_storage", "existing system table"),
+        (
+            "_scheduled_functions",
+            "existing internal table. Consider importing",
+        ),
+        ("photos", "existing table `photos`"),
+    ] {
+        for mode in [
+            ImportMode::Append,
+            ImportMode::Replace,
+            ImportMode::ReplaceAll,
+        ] {
+            let options = Options {
+                mode,
+                target: Some(target(holder)),
+                ..Options::default()
+            };
+            let report = check_with("m.zip", &archive, &options);
+            // ReplaceAll deletes a user table, and its number is free.
+            if mode == ImportMode::ReplaceAll && holder == "photos" {
+                assert!(report.valid, "{:?}", report.errors);
+                continue;
+            }
+            assert_eq!(codes(&report), [Code::TableConflict], "{holder} {mode:?}");
+            let message = &report.errors[0].message;
+            assert!(
+                message.starts_with(&format!(
+                    "New table `files` has IDs that conflict with {says}"
+                )),
+                "{message}"
+            );
+            let checked = check_target(&base, &target(holder), mode).unwrap();
+            assert_eq!(checked.errors, report.errors);
+        }
+    }
+}
+
 #[test]
 fn a_report_checked_against_a_target_gives_the_numbers_and_conflicts_validating_with_it_gives() {
     let archive = zip(&[

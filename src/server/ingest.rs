@@ -434,7 +434,7 @@ impl Ingest {
                         "conflict between `{}` and `{}`{} with number {n}",
                         self.tables[other].name,
                         decl.name,
-                        super::store::plan::in_component(&decl.component)
+                        crate::validate::in_component(&decl.component)
                     ),
                 ));
             }

@@ -851,8 +851,22 @@ fn too_many_errors(count: u64, listed: usize) -> Option<Finding> {
     })
 }
 
+/// Convex's message for an imported table (`table` of `component`) whose
+/// number the existing table `holder`, which stays, already has.
+pub fn table_conflict_message(table: &str, component: &str, holder: &str) -> String {
+    let in_comp = in_component(component);
+    let what = match holder {
+        "_storage" => "existing system table".to_owned(),
+        internal if internal.starts_with('_') => "existing internal table. Consider importing this table without `_id` fields or import into a new deployment.".to_owned(),
+        user => format!(
+            "existing table `{user}`. To delete all existing tables, import with `npx convex import --replace-all`."
+        ),
+    };
+    format!("New table `{table}`{in_comp} has IDs that conflict with {what}")
+}
+
 /// `""` for the root component, ` in '<path>'` otherwise, as Convex words it.
-pub(crate) fn in_component(component: &str) -> String {
+pub fn in_component(component: &str) -> String {
     if component.is_empty() {
         String::new()
     } else {

@@ -7,7 +7,10 @@ use std::collections::{HashMap, HashSet};
 
 use serde::{Deserialize, Serialize};
 
-use super::{in_component, Context, ImportMode, PlannedTable, TargetTable, TargetTables};
+use super::{
+    in_component, table_conflict_message, Context, ImportMode, PlannedTable, TargetTable,
+    TargetTables,
+};
 use crate::convex::MAX_USER_TABLES;
 use crate::report::{Code, Finding, NumberSource, Report, TableSummary};
 
@@ -182,32 +185,21 @@ pub(crate) fn apply_target(
                 )));
             }
         }
-        if mode == ImportMode::ReplaceAll {
-            continue;
-        }
+        // A table not imported keeps its number, but for the user tables
+        // ReplaceAll deletes (system tables stay).
         let holder = by_number
             .get(&(table.component.as_str(), number))
             .into_iter()
             .flatten()
             .find(|e| {
-                e.name != table.name && !planned.contains(&(e.component.as_str(), e.name.as_str()))
+                e.name != table.name
+                    && !planned.contains(&(e.component.as_str(), e.name.as_str()))
+                    && (mode != ImportMode::ReplaceAll || e.name.starts_with('_'))
             });
         if let Some(holder) = holder {
-            let what = if holder.name.starts_with('_') {
-                "existing internal table. Consider importing this table without `_id` fields or import into a new deployment.".to_owned()
-            } else {
-                format!(
-                    "existing table `{}`. To delete all existing tables, import with `npx convex import --replace-all`.",
-                    holder.name
-                )
-            };
             ctx.error(located(Finding::new(
                 Code::TableConflict,
-                format!(
-                    "New table `{}`{} has IDs that conflict with {what}",
-                    table.name,
-                    in_component(&table.component)
-                ),
+                table_conflict_message(&table.name, &table.component, &holder.name),
             )));
         }
     }

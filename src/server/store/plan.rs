@@ -14,6 +14,7 @@ use super::{ImportError, ImportMode};
 use crate::convex::MAX_USER_TABLES;
 use crate::report::Code;
 use crate::validate::table::import_conflict_message;
+use crate::validate::{in_component, table_conflict_message};
 
 /// User tables are numbered from here upward (Convex's first user table is 10001).
 pub const FIRST_USER_TABLE_NUMBER: u32 = 10001;
@@ -64,15 +65,6 @@ pub struct Plan {
     /// Hidden tables whose documents move into an existing table (Append):
     /// `(hidden table id, existing table id, number)`.
     pub append: Vec<(i64, i64, u32)>,
-}
-
-/// `""` for the root, ` in '<path>'` otherwise, as Convex writes it.
-pub fn in_component(component: &str) -> String {
-    if component.is_empty() {
-        String::new()
-    } else {
-        format!(" in '{component}'")
-    }
 }
 
 fn error(code: Code, component: &str, table: &str, message: String) -> ImportError {
@@ -263,22 +255,7 @@ fn plan_component(
     for (number, table) in numbers.iter().zip(tables) {
         let Some(number) = number else { continue };
         if let Some(e) = staying.iter().find(|e| e.number == *number) {
-            let message = if e.name == "_storage" {
-                format!(
-                    "New table `{}`{in_comp} has IDs that conflict with existing system table",
-                    table.name
-                )
-            } else if e.name.starts_with('_') {
-                format!(
-                    "New table `{}`{in_comp} has IDs that conflict with existing internal table. Consider importing this table without `_id` fields or import into a new deployment.",
-                    table.name
-                )
-            } else {
-                format!(
-                    "New table `{}`{in_comp} has IDs that conflict with existing table `{}`. To delete all existing tables, import with `npx convex import --replace-all`.",
-                    table.name, e.name
-                )
-            };
+            let message = table_conflict_message(&table.name, component, &e.name);
             return Err(error(Code::TableConflict, component, &table.name, message));
         }
     }
