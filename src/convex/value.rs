@@ -653,7 +653,12 @@ impl<'de> Visitor<'de> for Walk<'_, 'de> {
 }
 
 impl<'de> Walk<'_, 'de> {
-    fn object_done(mut self, stats: Stats, fields: usize) -> Stats {
+    fn object_done(mut self, stats: Stats, mut fields: usize) -> Stats {
+        if self.role == Role::Document {
+            // Convex adds the system fields a row lacks before it counts.
+            fields += usize::from(self.scan.id == IdField::Absent)
+                + usize::from(matches!(self.scan.creation_time, CreationTime::Absent));
+        }
         if fields > MAX_OBJECT_FIELDS {
             self.scan.invalid(|| {
                 format!(
@@ -988,6 +993,53 @@ mod tests {
         assert_eq!(field_of("[1]", plain), None);
         let big = format!(r#"{{"s":"{}"}}"#, "x".repeat(1 << 20));
         assert_eq!(field_of(&big, plain), None);
+    }
+
+    /// Convex adds `_id` and `_creationTime` to a row that lacks them, then
+    /// counts its fields: 1023 of the row's own and both added are too many.
+    #[test]
+    fn the_system_fields_a_row_lacks_count_towards_its_fields() {
+        let row = |fields: usize, system: &str| {
+            let own = (0..fields).map(|i| format!("\"f{i}\":1"));
+            let all: Vec<String> = own
+                .chain((!system.is_empty()).then(|| system.to_owned()))
+                .collect();
+            format!("{{{}}}", all.join(","))
+        };
+        let id = format!(r#""_id":"{ID}""#);
+        let time = r#""_creationTime":1700000000000.5"#;
+        let both = format!("{id},{time}");
+        for (line, added) in [
+            (row(1023, ""), 2),
+            (row(1024, &id), 1),
+            (row(1024, time), 1),
+            (row(1023, &both), 0),
+        ] {
+            for rules in [ValueRules::Plain, ValueRules::Uniform] {
+                let error = check(&line, rules).expect_err("too many fields");
+                assert_eq!(error.code, Code::InvalidConvexValue);
+                let count = line.matches("\":").count() + added;
+                assert!(
+                    error.message.contains(&format!(
+                        "Object has too many fields ({count} > maximum number 1024)"
+                    )),
+                    "{}",
+                    error.message
+                );
+                assert!(
+                    crate::convex::fast::check_fast(line.as_bytes(), rules, Some(10001)).is_none()
+                );
+            }
+        }
+        for line in [row(1022, ""), row(1022, &id), row(1022, &both)] {
+            assert!(check(&line, ValueRules::Plain).is_ok());
+            assert!(crate::convex::fast::check_fast(
+                line.as_bytes(),
+                ValueRules::Plain,
+                Some(10001)
+            )
+            .is_some());
+        }
     }
 
     /// Convex reads a line into a JSON value first: a repeated key keeps its
