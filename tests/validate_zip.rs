@@ -710,6 +710,48 @@ fn zstd_entries_are_read_as_convex_reads_them() {
         "{}",
         report.errors[0].message
     );
+
+    // Frames one after the other (as pzstd writes them) and skippable
+    // frames, as libzstd reads them; bytes after a frame that are no frame
+    // are refused.
+    let half = lines.len() / 2;
+    let frames = [
+        compress_to_vec(&lines.as_bytes()[..half], CompressionLevel::Fastest),
+        compress_to_vec(&lines.as_bytes()[half..], CompressionLevel::Fastest),
+    ]
+    .concat();
+    let mut skippable = 0x184D_2A50_u32.to_le_bytes().to_vec();
+    skippable.extend(4u32.to_le_bytes());
+    skippable.extend(b"abcd");
+    let with_skippable = [&skippable[..], &raw, &skippable].concat();
+    for raw in [frames, with_skippable] {
+        let report = check(
+            "z.zip",
+            &zip_raw("users/documents.jsonl", 93, &raw, lines.as_bytes()),
+        );
+        assert_eq!(report.tables[0].documents, 201);
+        assert_eq!(
+            codes(&report),
+            vec![Code::DuplicateId],
+            "{:#?}",
+            report.errors
+        );
+    }
+    for trailer in [&b"garbage!"[..], &skippable[..6]] {
+        let raw = [&raw[..], trailer].concat();
+        let report = check(
+            "z.zip",
+            &zip_raw("users/documents.jsonl", 93, &raw, lines.as_bytes()),
+        );
+        let error = report.errors.iter().find(|e| e.code == Code::InvalidZip);
+        assert!(
+            error.is_some_and(|e| e
+                .message
+                .contains("corrupt zstd stream: the bytes after frame 1 are not a zstd frame")),
+            "{:#?}",
+            report.errors
+        );
+    }
 }
 
 #[test]

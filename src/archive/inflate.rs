@@ -15,7 +15,8 @@
 use std::io::{self, Read};
 
 use flate2::{Decompress, FlushDecompress, Status};
-use ruzstd::decoding::{FrameDecoder, StreamingDecoder};
+use ruzstd::decoding::errors::{FrameDecoderError, ReadFrameHeaderError};
+use ruzstd::decoding::{BlockDecodingStrategy, FrameDecoder};
 
 use crate::crc32::Crc32;
 
@@ -202,18 +203,78 @@ impl<R: Read> Read for CheckedEntry<R> {
 pub type ZstdEntry<R> = CheckedEntry<ZstdStream<R>>;
 
 /// Decodes a zstd entry (`raw`, with `declared` size and CRC32); fails when
-/// it does not start with a zstd frame header.
+/// it does not start with a zstd frame.
 pub fn zstd_entry<R: Read>(raw: R, declared: Declared) -> io::Result<ZstdEntry<R>> {
-    let decoder = StreamingDecoder::new(raw).map_err(corrupt_zstd)?;
-    Ok(CheckedEntry::new(ZstdStream(decoder), declared))
+    let mut stream = ZstdStream {
+        decoder: FrameDecoder::new(),
+        raw,
+        frames: 0,
+    };
+    if !stream.next_frame()? {
+        return Err(corrupt_zstd("no frame"));
+    }
+    Ok(CheckedEntry::new(stream, declared))
 }
 
-/// ruzstd's decoder, with its errors worded as the entry's.
-pub struct ZstdStream<R: Read>(StreamingDecoder<R, FrameDecoder>);
+/// A zstd stream as libzstd's streaming decoder reads it: frames one after
+/// the other (as `pzstd` writes them), skippable frames skipped, and
+/// anything after a frame that is not one an error.
+pub struct ZstdStream<R: Read> {
+    decoder: FrameDecoder,
+    raw: R,
+    /// Frames started so far.
+    frames: u64,
+}
+
+impl<R: Read> ZstdStream<R> {
+    /// Starts the next frame that has content, past skippable ones; false at
+    /// the end of the input.
+    fn next_frame(&mut self) -> io::Result<bool> {
+        loop {
+            let mut first = [0u8; 1];
+            if self.raw.read(&mut first)? == 0 {
+                return Ok(false);
+            }
+            match self.decoder.reset((&first[..]).chain(&mut self.raw)) {
+                Ok(()) => {
+                    self.frames += 1;
+                    return Ok(true);
+                }
+                Err(FrameDecoderError::ReadFrameHeaderError(ReadFrameHeaderError::SkipFrame {
+                    length,
+                    ..
+                })) => {
+                    let skipped =
+                        io::copy(&mut (&mut self.raw).take(length.into()), &mut io::sink())?;
+                    if skipped < u64::from(length) {
+                        return Err(corrupt_zstd("a skippable frame is cut short"));
+                    }
+                }
+                Err(e) if self.frames > 0 => {
+                    return Err(corrupt_zstd(format_args!(
+                        "the bytes after frame {} are not a zstd frame ({e})",
+                        self.frames
+                    )))
+                }
+                Err(e) => return Err(corrupt_zstd(e)),
+            }
+        }
+    }
+}
 
 impl<R: Read> Read for ZstdStream<R> {
     fn read(&mut self, out: &mut [u8]) -> io::Result<usize> {
-        self.0.read(out).map_err(corrupt_zstd)
+        loop {
+            while self.decoder.can_collect() == 0 && !self.decoder.is_finished() {
+                self.decoder
+                    .decode_blocks(&mut self.raw, BlockDecodingStrategy::UptoBlocks(1))
+                    .map_err(corrupt_zstd)?;
+            }
+            let n = self.decoder.read(out).map_err(corrupt_zstd)?;
+            if n > 0 || out.is_empty() || !self.next_frame()? {
+                return Ok(n);
+            }
+        }
     }
 }
 
