@@ -86,10 +86,12 @@ impl<R: Read> LineReader<R> {
             self.start = 0;
         }
         if self.end == self.buf.len() {
-            if self.buf.len() >= self.max_line {
+            // Room for a line of `max_line` bytes and its newline, or the
+            // end of the input after it.
+            if self.buf.len() > self.max_line {
                 return Err(LineError::LineTooLong);
             }
-            let grown = (self.buf.len() * 2).min(self.max_line);
+            let grown = (self.buf.len() * 2).min(self.max_line + 1);
             self.buf.resize(grown, 0);
         }
         loop {
@@ -250,6 +252,18 @@ mod tests {
             reader.next_line(),
             Some((1, Err(LineError::LineTooLong)))
         ));
+        // A line of exactly the limit is a line, with its newline or at the end.
+        let mut at_limit = vec![b'x'; 256];
+        assert_eq!(collect(&at_limit, 256), vec![Ok(at_limit.clone())]);
+        at_limit.extend_from_slice(b"\ny");
+        assert_eq!(
+            collect(&at_limit, 256),
+            vec![Ok(vec![b'x'; 256]), Ok(b"y".to_vec())]
+        );
+        assert_eq!(
+            collect(&[b'x'; 257], 256),
+            vec![Err(LineError::LineTooLong.to_string())]
+        );
     }
 
     #[test]
