@@ -447,6 +447,62 @@ fn snappack(args: &[&std::path::Path]) -> (i32, String) {
     )
 }
 
+/// `unpack -o` writes only tables a snapshot can hold: names that are
+/// Convex identifiers (a longer one would not be read back), in no other folder.
+#[test]
+fn unpack_refuses_table_names_that_are_not_identifiers() {
+    let dir = std::env::temp_dir().join(format!("snappack-unpack-names-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let long = "x".repeat(65);
+    for (component, name, why) in [
+        (
+            "",
+            long.as_str(),
+            "Identifier is too long (65 > maximum 64)",
+        ),
+        ("", "..", "Invalid first character '.'"),
+        ("a/../..", "t", "Invalid first character '.'"),
+        ("", "9lives", "Invalid first character '9'"),
+    ] {
+        let header = Header::new("test", 0, Totals::default());
+        let config = EncoderConfig {
+            max_frame_size: 4096,
+            ..EncoderConfig::default()
+        };
+        let mut encoder = Encoder::new(Vec::new(), config, header).unwrap();
+        let table = encoder
+            .table(TableDecl {
+                component: component.into(),
+                name: name.into(),
+                number: None,
+                number_source: snappack::report::NumberSource::Unassigned,
+                rules: ValueRules::Plain,
+                expected_documents: 1,
+            })
+            .unwrap();
+        encoder.document(table, br#"{"a":1}"#).unwrap();
+        encoder.end_table(table).unwrap();
+        let (stream, _) = encoder.finish().unwrap();
+        let path = dir.join("names.snappack");
+        std::fs::write(&path, stream).unwrap();
+        let out = dir.join("out");
+        let run = std::process::Command::new(env!("CARGO_BIN_EXE_snappack"))
+            .args([
+                "unpack".as_ref(),
+                path.as_os_str(),
+                "-o".as_ref(),
+                out.as_os_str(),
+            ])
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&run.stderr);
+        assert_ne!(run.status.code(), Some(0), "{name}: {stderr}");
+        assert!(stderr.contains(why), "{component}/{name}: {stderr}");
+        assert!(!out.exists(), "nothing is written");
+    }
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
 #[test]
 fn cli_pack_then_unpack_rebuilds_the_snapshot() {
     use std::path::Path;

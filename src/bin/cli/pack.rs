@@ -9,6 +9,7 @@ use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use anyhow::{bail, Context as _, Result};
 use clap::Args;
+use snappack::convex::names::check_identifier;
 use snappack::migration::{
     component_prefix, pack, unpack, DecoderConfig, EncoderConfig, Item, PackError, PackOptions,
     UnpackError, DEFAULT_FRAME_SIZE, DEFAULT_LEVEL,
@@ -45,8 +46,9 @@ pub(super) struct UnpackArgs {
     /// The stream written by `snappack pack` (`-`: standard input).
     stream: PathBuf,
     /// Check every frame's checksum, sequence, items and counts (always
-    /// done; kept for clarity). Documents are not checked again: `validate`
-    /// the unpacked folder's tables for that, or let the server do it.
+    /// done; kept for clarity). Documents are not checked again: zip the
+    /// unpacked folder (`cd out && zip -r ../again.zip .`) and `validate`
+    /// that, or let the server do it.
     #[arg(long)]
     verify: bool,
     /// Write the tables' `documents.jsonl`, `_tables` and stored files under this folder.
@@ -145,16 +147,15 @@ pub(super) fn run_pack(args: PackArgs) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-/// A table's or file's folder from names in the stream, refusing anything
-/// that is not an identifier (a stream must not write outside `root`).
+/// A table's folder from names in the stream, refusing a table or component
+/// name that is not an identifier as Convex has them: it would not be read
+/// back, and a stream must not write outside `root`.
 fn folder(root: &Path, component: &str, name: &str) -> Result<PathBuf> {
-    let safe = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_');
-    if !component
-        .split('/')
-        .all(|c| component.is_empty() || safe(c))
-        || !safe(name)
-    {
-        bail!("refusing to write table or file '{component}/{name}': not an identifier");
+    let segments = component.split('/').filter(|_| !component.is_empty());
+    for segment in segments.chain([name]) {
+        if let Err(why) = check_identifier(segment) {
+            bail!("refusing to write table '{name}' of component '{component}': {why}");
+        }
     }
     Ok(root.join(component_prefix(component)).join(name))
 }
@@ -222,7 +223,8 @@ impl Rebuild {
                 }
                 let path = folder(&self.root, &f.component, "_storage")?;
                 fs::create_dir_all(&path)?;
-                let path = folder(&path, "", &f.id)?;
+                // A decoded id is alphanumeric: a plain file name.
+                let path = path.join(&f.id);
                 self.file =
                     Some(BufWriter::new(File::create(&path).with_context(|| {
                         format!("cannot create {}", path.display())
