@@ -245,6 +245,47 @@ fn a_restart_trims_a_partial_frame_and_resumes() {
     }
 }
 
+/// An open import whose frames the database has but whose staging log is
+/// gone (another data folder, or a folder emptied by hand) is cancelled at
+/// the start, saying why: started again from frame 0 it would keep the rows
+/// of the frames it had, whatever is sent. One with nothing in the database
+/// starts again from frame 0.
+#[test]
+fn an_import_whose_log_is_missing_is_cancelled_if_the_database_has_its_frames() {
+    for (backend, database) in common::databases() {
+        let dir = common::temp_dir("missing-log");
+        let (tables, files) = sample();
+        let stream = encode(&tables, &files, 4096);
+        let ranges = frames(&stream);
+        let (sent, empty) = {
+            let imports = open(&database, &dir);
+            let sent = imports.create(ImportMode::Replace, None).unwrap().id;
+            for (seq, range) in ranges.iter().take(3).enumerate() {
+                imports
+                    .append(&sent, seq as u64, &stream[range.clone()])
+                    .unwrap();
+            }
+            let empty = imports.create(ImportMode::Replace, None).unwrap().id;
+            (sent, empty)
+        };
+        for id in [&sent, &empty] {
+            std::fs::remove_dir_all(dir.join("imports").join(id)).unwrap();
+        }
+        let imports = open(&database, &dir);
+        let status = imports.status(&sent).unwrap();
+        assert_eq!(status.state, ImportState::Cancelled, "{backend}");
+        let error = status.error.unwrap_or_default();
+        assert!(
+            error.contains("staging log")
+                && error.contains("is missing, but the database has frames of it"),
+            "{backend}: {error}"
+        );
+        let status = imports.status(&empty).unwrap();
+        assert_eq!(status.state, ImportState::Open, "{backend}");
+        assert_eq!(status.next_seq, Some(0), "{backend}");
+    }
+}
+
 /// A frame damaged on disk in the middle of the log: the restart cuts the
 /// log there, the client sends the frames from there again, and every
 /// document lands once (the database already had some of them).
@@ -523,7 +564,7 @@ fn imports_idle_for_too_long_are_cancelled_and_the_others_go_on() {
     assert_eq!(status.state, ImportState::Cancelled);
     assert_eq!(
         status.error.as_deref(),
-        Some("expired: nothing was received for 168 hours")
+        Some("expired: nothing was received for more than 7 days")
     );
     assert_eq!(imports.expire(week).unwrap(), Vec::<String>::new());
     send_all(&imports, &busy, &stream, 1);

@@ -356,27 +356,36 @@ impl Imports {
                 }
                 continue;
             }
-            match imports.reopen(&record.id, record.mode) {
-                Ok(open) => {
-                    lock(&imports.open).insert(record.id, Slot::new(open));
+            // Frames written to the database, and no log of them (another
+            // data folder, or one emptied by hand): started again from frame
+            // 0, the import would keep those rows whatever is sent.
+            let log = imports.log_path(&record.id);
+            let why = if record.applied_seq.is_some() && !log.exists() {
+                format!(
+                    "its staging log {} is missing, but the database has frames of it",
+                    log.display()
+                )
+            } else {
+                match imports.reopen(&record.id, record.mode) {
+                    Ok(open) => {
+                        lock(&imports.open).insert(record.id, Slot::new(open));
+                        continue;
+                    }
+                    // A log this server's checks no longer accept: the import cannot go on.
+                    Err(ImportsError::Rejected(rejection)) => format!(
+                        "its staging log does not replay ({}: {})",
+                        rejection.code, rejection.message
+                    ),
+                    // Over a lowered --max-frame-size too, the start fails: the
+                    // import goes on once the limit is what it was.
+                    Err(e) => return Err(e),
                 }
-                // A log this server's checks no longer accept: the import cannot go on.
-                Err(ImportsError::Rejected(rejection)) => {
-                    let why = format!("{}: {}", rejection.code, rejection.message);
-                    eprintln!(
-                        "snappack: import {} cancelled: its log does not replay: {why}",
-                        record.id
-                    );
-                    let reason =
-                        format!("cancelled by the server: its staging log does not replay ({why})");
-                    imports.files.mark_sweep_due()?;
-                    imports.store.cancel_import(&record.id, Some(&reason))?;
-                    imports.forget(&record.id);
-                }
-                // Over a lowered --max-frame-size too, the start fails: the
-                // import goes on once the limit is what it was.
-                Err(e) => return Err(e),
-            }
+            };
+            eprintln!("snappack: import {} cancelled: {why}", record.id);
+            let reason = format!("cancelled by the server: {why}");
+            imports.files.mark_sweep_due()?;
+            imports.store.cancel_import(&record.id, Some(&reason))?;
+            imports.forget(&record.id);
         }
         if lock(&imports.open).is_empty() && imports.files.sweep_due() {
             let (files, bytes) = imports.sweep_files()?;
@@ -803,11 +812,10 @@ impl Imports {
             let changed = fs::metadata(self.log_path(&id)).and_then(|m| m.modified());
             let idle_for = changed.map(|at| at.elapsed().unwrap_or_default());
             if idle_for.is_ok_and(|d| d > idle) {
-                let span = match idle.as_secs() {
-                    secs if secs >= 3600 && secs % 3600 == 0 => format!("{} hours", secs / 3600),
-                    secs => format!("{secs} seconds"),
-                };
-                let reason = format!("expired: nothing was received for {span}");
+                let reason = format!(
+                    "expired: nothing was received for more than {}",
+                    describe_duration(idle)
+                );
                 match self.end(&id, Some(&reason)) {
                     Ok(()) => expired.push(id),
                     // Finished or cancelled meanwhile.
@@ -845,6 +853,16 @@ impl Imports {
         lock(&self.open).remove(id);
         let _ = fs::remove_dir_all(self.dir.join(id));
     }
+}
+
+/// A duration in words: whole days, else whole hours, else seconds.
+pub(crate) fn describe_duration(d: Duration) -> String {
+    let (n, unit) = match d.as_secs() {
+        s if s >= 86_400 && s % 86_400 == 0 => (s / 86_400, "day"),
+        s if s >= 3_600 && s % 3_600 == 0 => (s / 3_600, "hour"),
+        s => (s, "second"),
+    };
+    format!("{n} {unit}{}", if n == 1 { "" } else { "s" })
 }
 
 #[cfg(test)]

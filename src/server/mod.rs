@@ -519,23 +519,13 @@ async fn expire_idle_imports(imports: Arc<Imports>, idle: Duration) {
             Ok(expired) => {
                 for id in expired {
                     eprintln!(
-                        "snappack: cancelled import {id}: nothing received for more than {}",
-                        describe(idle)
+                        "snappack: cancelled import {id}: nothing was received for more than {}",
+                        imports::describe_duration(idle)
                     );
                 }
             }
             Err(e) => eprintln!("snappack: expiring idle imports failed: {e}"),
         }
-    }
-}
-
-/// A duration as people write it: `7 days`, `36 hours`, `90 seconds`.
-fn describe(d: Duration) -> String {
-    let secs = d.as_secs();
-    match secs {
-        s if s % 86_400 == 0 => format!("{} days", s / 86_400),
-        s if s % 3_600 == 0 => format!("{} hours", s / 3_600),
-        s => format!("{s} seconds"),
     }
 }
 
