@@ -923,6 +923,17 @@ fn a_finished_upload_lists_few_tables_and_none_when_quiet() {
         lines[21],
         "  and 5 more (GET /api/tables lists every table)"
     );
+    // The removals: every one when they are to be agreed to, the first 20
+    // once agreed to with --yes.
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let replaced = |text: &str| text.matches(", replaced by the snapshot's").count();
+    assert_eq!(replaced(&stderr), 20, "{stderr}");
+    assert!(stderr.contains("  and 5 more\n"), "{stderr}");
+    let out = upload_to(&server, &zip_path, &["--mode", "replace"]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert_eq!(replaced(&stderr), 25, "{stderr}");
+    assert!(!stderr.contains("more"), "{stderr}");
 }
 
 /// A ZIP of the given entries.

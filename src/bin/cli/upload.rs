@@ -487,7 +487,8 @@ pub fn run(args: UploadArgs) -> Result<ExitCode> {
     }
 }
 
-/// Tables listed when an import finishes; more are counted.
+/// Tables listed when an import finishes, and of removals agreed to with
+/// `--yes`; more are counted.
 const LISTED_TABLES: usize = 20;
 
 /// How sending ended.
@@ -512,7 +513,9 @@ fn agreed(removed: &[Removed], mode: ImportMode, yes: bool, asks: bool) -> Resul
         human::plural(documents, "document"),
         human::plural(removed.len() as u64, "table"),
     )?;
-    for r in removed.iter().take(LISTED_TABLES) {
+    // Every one when the user is to decide; the first few once agreed to (--yes).
+    let listed = if yes { LISTED_TABLES } else { removed.len() };
+    for r in removed.iter().take(listed) {
         let table = match r.table.component.as_str() {
             "" => r.table.name.clone(),
             component => format!("{component}/{}", r.table.name),
@@ -529,7 +532,7 @@ fn agreed(removed: &[Removed], mode: ImportMode, yes: bool, asks: bool) -> Resul
             )?,
         }
     }
-    if let Some(more) = removed.len().checked_sub(LISTED_TABLES).filter(|&n| n > 0) {
+    if let Some(more) = removed.len().checked_sub(listed).filter(|&n| n > 0) {
         writeln!(out, "  and {more} more")?;
     }
     if yes {
