@@ -563,7 +563,9 @@ function sleep(ms, signal) {
  */
 export async function sendUpload(prepared, options) {
   if (prepared instanceof Packing) return sendFrames(prepared.frames, options ?? {});
-  const { stream, frames } = prepared ?? {};
+  const { stream, frames, report } = prepared ?? {};
+  // A prepared input with errors: refused as a Packing of it is, before any request.
+  if (stream === null && report?.valid === false) throw invalidSnapshot(report);
   if (!(stream instanceof Blob) || !(frames instanceof Float64Array)) {
     throw new SnappackError('InvalidInput', 'sendUpload needs a Packing, or the result of prepareUpload for a valid input');
   }

@@ -228,6 +228,12 @@ test('upload options of the wrong type reject with InvalidOptions before any req
     }
     answers.push(await answerOf(prepareUpload(file, { target: [] })));
     answers.push(await answerOf(prepareUpload(file, { target: {} })));
+    // A prepared input with errors is refused as the README says, with its report.
+    const invalid = await prepareUpload(new TextEncoder().encode('{"a":1}\nnot json\n'), { fileName: 't.jsonl', table: 't' });
+    answers.push(await sendUpload(invalid, server).then(
+      () => 'resolved',
+      (e) => `${e.name}:${e.code}:${e.message}:${e.report?.errors[0]?.line}`,
+    ));
     window.fetch = realFetch;
     return { answers, requests };
   });
@@ -243,6 +249,7 @@ test('upload options of the wrong type reject with InvalidOptions before any req
     'SnappackError:InvalidOptions:frameSize must be a whole number of bytes, 4096 to 16777216',
     'SnappackError:InvalidOptions:option "target" must be an object',
     'SnappackError:InvalidOptions:option "target" must be the server\'s tables as fetchTables gives them: { tables: [...] }',
+    'UploadError:InvalidSnapshot:the snapshot has 1 error; nothing was imported:2',
   ]);
   assert.deepEqual(requests, []);
 });
