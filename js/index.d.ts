@@ -94,7 +94,7 @@ export interface Finding {
   code: Code;
   /** What is wrong, in Convex's words where Convex has them. */
   message: string;
-  /** Archive entry (or file name) it was found in. */
+  /** Archive entry (or file name; `input` for bytes without one) it was found in. */
   entry: string | null;
   /** Table it concerns. */
   table: string | null;

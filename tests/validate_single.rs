@@ -32,6 +32,10 @@ fn jsonl_rows() {
     );
     assert_eq!(codes(&report), vec![Code::JsonInvalidRow, Code::NotUtf8]);
     assert_eq!(report.errors[0].line, Some(2));
+    // Bytes without a name (as the npm package may be given): findings name the input.
+    let report = check_with("", b"{\"a\":1}\nnot json\n", &into("t"));
+    assert_eq!(report.errors[0].entry.as_deref(), Some("input"));
+    assert_eq!(report.tables[0].entries, ["input"]);
     // A line longer than any reader reads is too large a value, where it is.
     let mut long = b"{\"a\":1}\n{\"b\":\"".to_vec();
     long.resize(long.len() + (64 << 20), b'x');

@@ -26,6 +26,11 @@ pub(super) fn walk<R: Read + Seek>(
     ctx: &mut Context,
     sink: &mut dyn Sink,
 ) -> Result<Plan, Stop> {
+    // Findings name their entry: bytes given without a name are the input.
+    let file_name = match file_name {
+        "" => "input",
+        name => name,
+    };
     // No table to import into: the file is left out.
     let empty = Plan {
         format: Some(format),
