@@ -44,23 +44,28 @@ const state = {
 
 const integer = new Intl.NumberFormat('en-US');
 
+/** `n` bytes as people read them: 1023 B, 1.0 KiB, 9.9 KiB, 10 KiB, 1023 KiB, 1.0 MiB. */
 function bytes(n) {
-  if (n < 1024) return `${n} B`;
-  const units = ['KiB', 'MiB', 'GiB', 'TiB'];
-  let value = n / 1024;
+  const units = ['B', 'KiB', 'MiB', 'GiB', 'TiB'];
+  let value = n;
   let unit = 0;
-  while (value >= 1024 && unit < units.length - 1) {
+  // Rounded as shown: what shows as 1024 of a unit is one of the next.
+  const shown = (v) => (unit === 0 ? Math.round(v) : Number(v.toFixed(v < 9.95 ? 1 : 0)));
+  while (shown(value) >= 1024 && unit < units.length - 1) {
     value /= 1024;
     unit += 1;
   }
-  return `${value.toFixed(value < 10 ? 1 : 0)} ${units[unit]}`;
+  const digits = unit > 0 && value < 9.95 ? 1 : 0;
+  return `${value.toFixed(digits)} ${units[unit]}`;
 }
 
+/** A time left in whole seconds, minutes and seconds, or hours and minutes. */
 function duration(seconds) {
   if (!Number.isFinite(seconds)) return '…';
-  if (seconds < 60) return `${Math.ceil(seconds)} s`;
-  const minutes = Math.floor(seconds / 60);
-  if (minutes < 60) return `${minutes} min ${Math.round(seconds % 60)} s`;
+  const total = Math.ceil(seconds);
+  if (total < 60) return `${total} s`;
+  const minutes = Math.floor(total / 60);
+  if (minutes < 60) return `${minutes} min ${total % 60} s`;
   return `${Math.floor(minutes / 60)} h ${minutes % 60} min`;
 }
 
@@ -104,12 +109,23 @@ class Rate {
 /** The live region: outcomes at once, progress at most every 10 seconds. */
 const announcer = {
   last: 0,
-  say(text) {
-    $('live').textContent = text;
-    this.last = performance.now();
+  /** The user acted since the last message (see init). */
+  acted: true,
+  say(text, { progress = false } = {}) {
+    const live = $('live');
+    const now = performance.now();
+    // What one action says (a failure, then the state it leaves) is heard
+    // whole: added to what it said before, not put in its place. A new
+    // action, or a pause of some seconds, starts afresh.
+    if (this.acted || now - this.last > 5000) live.replaceChildren();
+    this.acted = false;
+    // Progress replaces progress.
+    if (live.lastElementChild?.dataset.progress) live.lastElementChild.remove();
+    live.append(h('span', { 'data-progress': progress ? 'yes' : null }, `${text} `));
+    this.last = now;
   },
   progress(text) {
-    if (performance.now() - this.last > 10000) this.say(text);
+    if (performance.now() - this.last > 10000) this.say(text, { progress: true });
   },
 };
 
@@ -180,9 +196,9 @@ async function choose(file, others = 0) {
   state.imported = false;
   // Nothing about the previous file stays: its report, its upload, what it imported.
   for (const id of ['report', 'resume-note', 'uploading', 'summary', 'conflicts']) $(id).hidden = true;
-  $('file-info').textContent = `${file.name} · ${bytes(file.size)}${
-    others > 0 ? ` (the first of ${others + 1} files dropped: the others are not checked; drop them one at a time)` : ''
-  }`;
+  const dropped = others > 0 ? `the first of ${others + 1} files dropped: the others are not checked; drop them one at a time` : '';
+  $('file-info').textContent = `${file.name} · ${bytes(file.size)}${dropped && ` (${dropped})`}`;
+  if (dropped) announcer.say(`${file.name} is ${dropped}.`);
   if (!SINGLE_TABLE.test(file.name) && !/\.zip$/i.test(file.name)) {
     // The page has no format choice: the extension says what the file is.
     for (const id of ['single', 'send', 'checking']) $(id).hidden = true;
@@ -214,10 +230,21 @@ async function choose(file, others = 0) {
 async function continuePending() {
   const file = state.file;
   if (!file || !state.report?.valid || state.upload) return;
-  const recorded = loadJson(IMPORT_KEY + state.fingerprint);
+  const stored = loadJson(IMPORT_KEY + state.fingerprint);
+  const recorded = recordedUpload();
   const pending = recorded ?? (await findOpenImport(state.fingerprint));
-  if (!pending || state.file !== file || state.upload) return;
+  if (state.file !== file || state.upload) return;
   const note = $('resume-note');
+  if (!pending) {
+    // Recorded for another server than this page's: continued only there.
+    if (stored) {
+      note.hidden = false;
+      const here = serverUrl() ? ` An upload to ${serverUrl()} starts a new import, and leaves that one open there.` : '';
+      note.textContent = `This file was being uploaded to ${stored.url} (import ${stored.importId ?? 'not yet created'}): connect to that server to continue it.${here}`;
+      announcer.say(note.textContent);
+    }
+    return;
+  }
   note.hidden = false;
   if (recorded) {
     // Started from this browser: its mode and what it removes were agreed to then.
@@ -237,6 +264,18 @@ async function continuePending() {
     go,
     ' Or choose a mode and Upload to start a new one.',
   );
+  announcer.say(note.textContent);
+}
+
+/** The server this page talks to: the connected one, else the one last connected to. */
+function serverUrl() {
+  return state.server?.url ?? loadJson(SERVER_KEY)?.url ?? null;
+}
+
+/** The interrupted upload of the chosen file this browser recorded, if it went to {@link serverUrl}. */
+function recordedUpload() {
+  const record = loadJson(IMPORT_KEY + state.fingerprint);
+  return record && record.url === serverUrl() ? record : null;
 }
 
 /**
@@ -695,7 +734,9 @@ function refreshUploadState() {
  */
 async function startUpload(pending) {
   if (state.upload || !state.file) return;
-  const server = pending ? { url: pending.url, token: loadJson(SERVER_KEY)?.token ?? $('token').value } : state.server;
+  // A pending upload is one to this page's server (recordedUpload, findOpenImport).
+  const token = state.server?.url === pending?.url ? state.server.token : loadJson(SERVER_KEY)?.token;
+  const server = pending ? { url: pending.url, token: token ?? $('token').value } : state.server;
   if (!server?.token) {
     $('resume-note').textContent += ' Enter the server’s token and Connect to continue.';
     return;
@@ -731,7 +772,7 @@ async function startUpload(pending) {
     cancelled: false,
     rate: new Rate(),
     wake: null,
-    lost: false, // the server stopped answering, and that was said
+    lost: false, // the server stopped answering, and that was said: { framesSent } then
   };
   state.upload = upload;
   stopConflictCheck();
@@ -925,7 +966,8 @@ async function isFinished(server, importId) {
 /** Says once per outage that the server stopped answering (the countdown line is not read out). */
 function lostConnection(upload) {
   if (upload.lost) return;
-  upload.lost = true;
+  // Back once frames past these are acknowledged (an answer to a status alone is not the upload going on).
+  upload.lost = { framesSent: upload.progress?.framesSent ?? 0 };
   announcer.say('No answer from the server: the upload waits and tries again.');
 }
 
@@ -937,7 +979,7 @@ function showUploadProgress(upload, progress) {
     lostConnection(upload);
     return;
   }
-  if (upload.lost) {
+  if (upload.lost && (progress.framesSent > upload.lost.framesSent || phase === 'finished')) {
     upload.lost = false;
     announcer.say('The server answers again: the upload goes on.');
   }
@@ -1098,7 +1140,9 @@ async function finishUpload(upload, answer, server) {
   // In the order of the check's table of tables, then by name.
   const order = new Map(upload.report.tables.map((t, i) => [tableName(t), i]));
   const place = (t) => order.get(tableName(t)) ?? order.size;
-  const tables = [...(answer.tables ?? now?.tables ?? [])].sort((a, b) => place(a) - place(b) || tableName(a).localeCompare(tableName(b)));
+  // Without the finish's answer (it was lost, or a pause cut it), the server's tables that are the snapshot's.
+  const imported = answer.tables ?? (now?.tables ?? []).filter((t) => order.has(tableName(t)));
+  const tables = [...imported].sort((a, b) => place(a) - place(b) || tableName(a).localeCompare(tableName(b)));
   const documents = tables.reduce((sum, t) => sum + (t.documents ?? 0), 0);
   const title = `Imported: ${plural(tables.length, 'table')}, ${plural(documents, 'document')} (import ${upload.record.importId}, ${modeName(upload.record.mode)}).`;
   // Replace all deleted the tables the server had when the upload started and the snapshot lacks.
@@ -1124,6 +1168,8 @@ async function finishUpload(upload, answer, server) {
           h('td', {}, t.number),
           h('td', { class: 'num' }, integer.format(t.documents ?? 0)),
           h('td', {}, t.appended === undefined ? '' : t.appended ? 'appended' : 'imported')))))));
+  // An empty snapshot imports no table: no empty table of them.
+  if (tables.length === 0) summary.querySelector('.scroll').remove();
   if (deletions) summary.append(deletions);
   announcer.say(deletions ? `${title} ${deletions.textContent}` : title);
   summary.focus();
@@ -1132,6 +1178,9 @@ async function finishUpload(upload, answer, server) {
 // ---------- wiring ----------
 
 function init() {
+  for (const type of ['click', 'keydown', 'change', 'drop']) {
+    document.addEventListener(type, () => (announcer.acted = true), { capture: true });
+  }
   const saved = loadJson(SERVER_KEY);
   $('url').value = saved?.url ?? location.origin;
   $('token').value = saved?.token ?? '';
@@ -1174,7 +1223,7 @@ function init() {
   $('server').addEventListener('submit', connect);
   $('modes').addEventListener('change', checkConflicts);
   // An upload of this file that stopped and can go on (a refused token) does.
-  $('upload').addEventListener('click', () => startUpload(loadJson(IMPORT_KEY + state.fingerprint)));
+  $('upload').addEventListener('click', () => startUpload(recordedUpload()));
   $('pause').addEventListener('click', togglePause);
   $('upload-cancel').addEventListener('click', cancelUpload);
   window.addEventListener('online', () => state.upload?.wake?.());

@@ -392,7 +392,7 @@ impl Imports {
             imports.files.sweep_done()?;
             if files > 0 {
                 eprintln!(
-                    "snappack: removed {files} stored files ({bytes} bytes) that no _storage row refers to, left by imports that did not finish"
+                    "snappack: removed {files} stored files ({bytes} bytes) that no _storage row refers to (left by imports that did not finish, or by stored files replaced since)"
                 );
             }
         }

@@ -64,7 +64,7 @@ function freePort() {
 }
 
 /** A `snappack serve` with its own data folder and SQLite database, serving www/. */
-async function startServer(existing) {
+async function startServer(existing, { args = [] } = {}) {
   const server = existing ?? {
     port: await freePort(),
     dataDir: mkdtempSync(join(dir, 'server-')),
@@ -73,7 +73,7 @@ async function startServer(existing) {
   server.url = `http://127.0.0.1:${server.port}`;
   server.process = spawn(
     cli(),
-    ['serve', '--listen', `127.0.0.1:${server.port}`, '--data-dir', server.dataDir, '--www', join(ROOT, 'www'), '--token', TOKEN],
+    ['serve', '--listen', `127.0.0.1:${server.port}`, '--data-dir', server.dataDir, '--www', join(ROOT, 'www'), '--token', TOKEN, ...args],
     { stdio: ['ignore', 'ignore', 'inherit'] },
   );
   server.stop = () => server.process?.kill('SIGKILL');
@@ -574,6 +574,39 @@ test('a reload mid-upload, the same file picked again: the same import resumes',
   await page.close();
 });
 
+test('an upload interrupted on one server is not continued on another: there a new one starts', { timeout: 120_000 }, async () => {
+  const { server, path, summary, page } = await readyToUpload('big-two-servers.zip', 300);
+  const other = await startServer(undefined, { args: ['--allow-origin', server.url] });
+  await page.click('#upload');
+  await waitForPercent(page, 1);
+  await page.reload();
+  const [open] = (await (await fetch(`${server.url}/api/imports`, { headers: { Authorization: `Bearer ${TOKEN}` } })).json()).imports;
+  const before = open.nextSeq ?? (await (await fetch(`${server.url}/api/imports/${open.id}`, { headers: { Authorization: `Bearer ${TOKEN}` } })).json()).nextSeq;
+  // Another file checked, connected to the other server, then the same file picked again.
+  const small = join(dir, 'small-two-servers.zip');
+  gen(small, { tables: 1, totalDocuments: 10 });
+  await page.setInputFiles('#file', small);
+  await page.waitForSelector('#verdict.good');
+  await page.fill('#url', other.url);
+  await connect(page);
+  await page.setInputFiles('#file', path);
+  await page.waitForSelector('#resume-note:not([hidden])');
+  const note = await page.textContent('#resume-note');
+  assert.ok(
+    note.includes(`This file was being uploaded to ${server.url} (import ${open.id}): connect to that server to continue it. An upload to ${other.url} starts a new import`),
+    note,
+  );
+  await page.waitForSelector('#conflicts.good');
+  assert.ok(await page.isHidden('#uploading'), 'nothing is sent on its own');
+  await page.click('#upload');
+  await page.waitForSelector('#summary:not([hidden])', { timeout: 90_000 });
+  await assertLanded(other, summary);
+  const status = await (await fetch(`${server.url}/api/imports/${open.id}`, { headers: { Authorization: `Bearer ${TOKEN}` } })).json();
+  assert.equal(status.state, 'open', 'the first server\'s import is left as it was');
+  assert.ok(status.nextSeq >= before, `${status.nextSeq} frames, ${before} before`);
+  await page.close();
+});
+
 test('a single table uploaded under a name of its own: after a reload it goes on under that name', { timeout: 120_000 }, async () => {
   const server = await startServer();
   const page = await newPage(server);
@@ -1069,7 +1102,9 @@ test('no answer from the server: no speed or time left is shown, the wait before
   });
   assert.doesNotMatch(await page.textContent('#upload-text'), /\/s|left/, 'still no speed');
   // Said once to screen readers, which do not read the countdown.
-  assert.equal(await page.textContent('#live'), 'No answer from the server: the upload waits and tries again.');
+  const live = (await page.textContent('#live')).trim();
+  assert.ok(live.endsWith('No answer from the server: the upload waits and tries again.'), live);
+  assert.equal(live.match(/No answer/g).length, 1, live);
   await shot(page, '21-no-answer');
 
   // Cancelled while the page waits to try again: the countdown stops at once.
@@ -1081,6 +1116,9 @@ test('no answer from the server: no speed or time left is shown, the wait before
   await page.waitForFunction(() => /Upload cancelled/.test(document.getElementById('upload-state').textContent));
   const imports = await (await fetch(`${server.url}/api/imports`, { headers: { Authorization: `Bearer ${TOKEN}` } })).json();
   assert.deepEqual(imports.imports.map((i) => i.state), ['cancelled']);
+  // Screen readers hear it, whatever the page says right after (the check against the server's tables).
+  await page.waitForSelector('#conflicts:not([hidden])');
+  assert.match(await page.textContent('#live'), /Upload cancelled/);
   await page.close();
 });
 
