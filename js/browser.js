@@ -141,7 +141,9 @@ export function inWorker(
       routeWorkerMessage(data, { onProgress, onChunk }, (value) => settle(resolve, value), (error) => settle(reject, error));
     worker.onerror = (event) => {
       event.preventDefault?.();
-      settle(reject, new SnappackError('WorkerFailed', `snappack's worker failed: ${event.message ?? 'unknown error'}`));
+      // An error without a message: the worker's script or what it imports could not be loaded.
+      const why = event.message ?? 'it could not be started: its script could not be loaded (is the server that served this page reachable?)';
+      settle(reject, new SnappackError('WorkerFailed', `snappack's worker failed: ${why}`));
     };
     worker.onmessageerror = () => {
       settle(reject, new SnappackError('WorkerFailed', "snappack's worker sent a message that cannot be read"));

@@ -531,9 +531,13 @@ async function connect(event) {
     state.server = null;
     state.conflicts = null;
     $('server-status').className = 'status bad';
+    // A server elsewhere that runs but does not allow this page's origin looks unreachable from here.
+    const elsewhere = error.code === 'NetworkError' && new URL(url).origin !== location.origin
+      ? ` If it runs, it must allow this page's origin: snappack serve --allow-origin ${location.origin}`
+      : '';
     $('server-status').textContent = error.status === 401
       ? 'The server refused the token.'
-      : `Cannot connect: ${error.message}`;
+      : `Cannot connect: ${error.message}.${elsewhere}`;
     $('conflicts').hidden = true;
   }
   announcer.say($('server-status').textContent);

@@ -587,6 +587,14 @@ test('an upload interrupted on one server is not continued on another: there a n
   gen(small, { tables: 1, totalDocuments: 10 });
   await page.setInputFiles('#file', small);
   await page.waitForSelector('#verdict.good');
+  // A server that does not allow this page's origin cannot be told from one that is down: the page says both.
+  const closed = await startServer();
+  await page.fill('#url', closed.url);
+  await page.fill('#token', TOKEN);
+  await page.click('#server button[type="submit"]');
+  await page.waitForSelector('#server-status.bad');
+  assert.match(await page.textContent('#server-status'), new RegExp(`Cannot connect: cannot reach ${closed.url}: .*\\. If it runs, it must allow this page's origin: snappack serve --allow-origin ${server.url}$`));
+  closed.stop();
   await page.fill('#url', other.url);
   await connect(page);
   await page.setInputFiles('#file', path);

@@ -193,6 +193,19 @@ test('misuse and panics reject with a SnappackError code', async () => {
   ]);
 });
 
+test('a worker whose script cannot be loaded rejects with WorkerFailed saying so', async () => {
+  await page.route('**/pkg/worker.js', (route) => route.abort());
+  try {
+    const answer = await page.evaluate(async () => {
+      const { validate } = await import('/pkg/browser.js');
+      return validate(new Uint8Array(4), { fileName: 'x.zip' }).then(() => 'resolved', (e) => `${e.code}: ${e.message}`);
+    });
+    assert.equal(answer, "WorkerFailed: snappack's worker failed: it could not be started: its script could not be loaded (is the server that served this page reachable?)");
+  } finally {
+    await page.unroute('**/pkg/worker.js');
+  }
+});
+
 test('upload options of the wrong type reject with InvalidOptions before any request', async () => {
   const path = join(dir, 'options.zip');
   gen(path, { tables: 1, totalDocuments: 20 });
