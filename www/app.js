@@ -861,14 +861,16 @@ async function startUpload(pending) {
       announcer.say(`Upload failed: ${describeFailure(error)}`);
       // The import stays open when only the token was refused: Connect with
       // the right one and the upload goes on. Other refusals end it.
-      if (error.importId && !error.retryable && error.code !== 'Unauthorized') {
+      const ended = error.importId && !error.retryable && error.code !== 'Unauthorized';
+      if (ended) {
         saveJson(key, null);
         $('resume-note').hidden = true;
       }
       // Nothing could ever continue it, and left open it would be found again by its label.
       if (error.code === 'ResumeMismatch') await cancelImport(server, record.importId);
-      // How far it got stays, without a speed.
+      // How far it got stays, without a speed; of an import that ended, nothing was imported.
       showStalled(upload);
+      if (ended) $('upload-text').textContent = `${bytes(upload.progress?.bytesSent ?? 0)} sent: nothing of it was imported.`;
       endUploadAndCheck(upload);
     }
   } finally {

@@ -385,6 +385,15 @@ test('a valid snapshot dropped: report, upload, every row in the database', { ti
   assert.deepEqual(await serverTables(server), tablesBefore);
   await page.waitForSelector('#conflicts.good');
   assert.equal(await page.isEnabled('#upload'), true, 'a new upload can start');
+
+  // Appended to itself, the server refuses its ids: the page does not call the file uploaded.
+  await page.unroute('**/frames?*');
+  await page.check('input[name="mode"][value="append"]');
+  await page.waitForSelector('#conflicts.good');
+  await page.click('#upload');
+  await page.waitForFunction(() => /Upload failed: DocumentExists/.test(document.getElementById('upload-state').textContent));
+  assert.match(await page.textContent('#upload-text'), /^\S+ \S+ sent: nothing of it was imported\.$/);
+  assert.match(await page.textContent('#live'), /Upload failed: DocumentExists/);
   await page.close();
 });
 
