@@ -174,6 +174,11 @@ async function fingerprint(file) {
 
 const SINGLE_TABLE = /\.(jsonl|ndjson|json|csv)$/i;
 
+/** What the chosen file is called: a snapshot (a ZIP), or a table's file. */
+function inputNoun() {
+  return SINGLE_TABLE.test(state.file?.name ?? '') ? 'table file' : 'snapshot';
+}
+
 function tableNameFrom(fileName) {
   const stem = fileName.replace(/\.[^.]*$/, '').replace(/[^A-Za-z0-9_]/g, '_');
   return /^[A-Za-z]/.test(stem) ? stem : `t_${stem}`;
@@ -393,7 +398,7 @@ function showReport(report) {
     const title = `Ready to import: ${plural(tableCount, 'table')}, ${plural(report.documents, 'document')}, ${bytes(report.bytes)}.`;
     verdict.replaceChildren(
       h('p', { class: 'verdict-title' }, h('span', { 'aria-hidden': 'true' }, '✓ '), title),
-      h('p', {}, report.warnings.length ? `Convex would accept this snapshot, with ${plural(report.warnings.length, 'warning')} below.` : 'Convex would accept this snapshot as it is.'),
+      h('p', {}, report.warnings.length ? `Convex would accept this ${inputNoun()}, with ${plural(report.warnings.length, 'warning')} below.` : `Convex would accept this ${inputNoun()} as it is.`),
     );
     announcer.say(title);
   } else {
@@ -401,7 +406,7 @@ function showReport(report) {
     const title = `Not importable: ${plural(report.error_count, 'error')}${whereErrors(report.errors)}.`;
     verdict.replaceChildren(
       h('p', { class: 'verdict-title' }, h('span', { 'aria-hidden': 'true' }, '✗ '), title),
-      h('p', {}, 'Convex would refuse this snapshot. Fix the errors listed below; uploading is disabled until then.'),
+      h('p', {}, `Convex would refuse this ${inputNoun()}. Fix the errors listed below; uploading is disabled until then.`),
     );
     announcer.say(title);
   }
@@ -479,9 +484,11 @@ function renderErrors() {
     if (!groups.has(key)) groups.set(key, []);
     groups.get(key).push(error);
   }
+  // A capped list counts the errors it lists, not all of a table's.
+  const capped = report.error_count > report.errors.length ? ' listed' : '';
   const sections = [...groups].map(([table, errors]) =>
     h('section', { class: 'group' },
-      h('h4', {}, table ? `Table ${table}` : report.format === 'zip' ? 'The archive' : 'The file', h('span', { class: 'muted' }, ` — ${plural(errors.length, 'error')}`)),
+      h('h4', {}, table ? `Table ${table}` : report.format === 'zip' ? 'The archive' : 'The file', h('span', { class: 'muted' }, ` — ${plural(errors.length, 'error')}${capped}`)),
       h('ul', { class: 'findings' }, errors.map(findingItem))));
   $('errors').replaceChildren(...sections);
   // Only the listed errors can be searched: a capped list says so.
@@ -717,7 +724,7 @@ function refreshUploadState() {
   let why = '';
   if (state.upload) why = '';
   else if (state.optionsChanged) why = 'Check again: the table name or schema changed.';
-  else if (!state.report?.valid) why = 'The snapshot has errors.';
+  else if (!state.report?.valid) why = `The ${inputNoun()} has errors.`;
   else if (state.imported) why = 'Imported. To upload this file again, choose a mode (or Connect) to check it against the server’s tables first.';
   else if (!state.server) why = 'Connect to a server first.';
   else if (state.conflictCheck) why = 'Checking for conflicts…';
