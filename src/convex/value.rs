@@ -696,7 +696,15 @@ impl<'de> Walk<'_, 'de> {
         };
         match self.role {
             Role::Document => scan.fail(Problem::WrapperRow),
-            Role::Id => scan.id = IdField::NotString(kind.name().to_owned()),
+            Role::Id => {
+                let what = match kind.name() {
+                    "$integer" => "an Int64",
+                    "$float" => "a Float64",
+                    "$bytes" => "a Bytes value",
+                    _ => "an object",
+                };
+                scan.id = IdField::NotString(format!("{what} ({{\"{}\": ...}})", kind.name()));
+            }
             Role::CreationTime => {
                 scan.creation_time = match float {
                     Some(t) => CreationTime::Float(t),
@@ -993,6 +1001,26 @@ mod tests {
         assert_eq!(field_of("[1]", plain), None);
         let big = format!(r#"{{"s":"{}"}}"#, "x".repeat(1 << 20));
         assert_eq!(field_of(&big, plain), None);
+    }
+
+    /// An `_id` that is a wrapped value is named by its type, not its key.
+    #[test]
+    fn an_id_that_is_a_wrapped_value_is_named_by_its_type() {
+        for (wrapped, what) in [
+            (r#"{"$bytes":""}"#, "a Bytes value ({\"$bytes\": ...})"),
+            (
+                r#"{"$integer":"AQAAAAAAAAA="}"#,
+                "an Int64 ({\"$integer\": ...})",
+            ),
+        ] {
+            let line = format!(r#"{{"_id":{wrapped}}}"#);
+            let error = check(&line, ValueRules::Uniform).expect_err(&line);
+            assert_eq!(error.code, Code::InvalidIdError);
+            assert_eq!(
+                error.message,
+                format!("Row 1: '_id' field {what} is not a string, so the document can't keep it")
+            );
+        }
     }
 
     /// Convex adds `_id` and `_creationTime` to a row that lacks them, then
