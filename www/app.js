@@ -1235,6 +1235,12 @@ function init() {
   $('filter').addEventListener('input', renderErrors);
   $('server').addEventListener('submit', connect);
   $('modes').addEventListener('change', checkConflicts);
+  // After an import, choosing the mode already chosen checks again too: a
+  // click on it fires no change (one that does has checked by now).
+  $('modes').addEventListener('click', (event) => {
+    if (!event.target.matches('input[name="mode"]')) return;
+    setTimeout(() => state.imported && checkConflicts());
+  });
   // An upload of this file that stopped and can go on (a refused token) does.
   $('upload').addEventListener('click', () => startUpload(recordedUpload()));
   $('pause').addEventListener('click', togglePause);

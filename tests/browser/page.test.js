@@ -345,6 +345,10 @@ test('a valid snapshot dropped: report, upload, every row in the database', { ti
   assert.match(await page.textContent('#server-status'), new RegExp(`^Connected\\. The server has ${tableCount} tables: `));
   await shot(page, '04-uploaded');
   await assertLanded(server, summary);
+  // Choosing the mode already chosen checks it again, as the hint says.
+  await page.click('input[name="mode"]:checked');
+  await page.waitForSelector('#conflicts.bad');
+  assert.match(await page.textContent('#conflicts'), /conflict/);
 
   // The same snapshot again in Require empty mode conflicts with what is now there.
   await dropFile(page, path, 'valid.zip');
