@@ -72,12 +72,13 @@ export function coreOptionsJson(options) {
  * a function and `signal` an AbortSignal, where given.
  */
 export function checkHandlers(options, callbacks) {
+  // Null is "not given", as for every other option.
   for (const name of callbacks) {
-    if (options[name] !== undefined && typeof options[name] !== 'function') {
+    if (options[name] != null && typeof options[name] !== 'function') {
       throw new SnappackError('InvalidOptions', `${name} must be a function`);
     }
   }
-  if (options.signal !== undefined && !(options.signal instanceof AbortSignal)) {
+  if (options.signal != null && !(options.signal instanceof AbortSignal)) {
     throw new SnappackError('InvalidOptions', 'signal must be an AbortSignal');
   }
 }
@@ -290,7 +291,8 @@ export function checkTargetRequest(report, options) {
   if (options === null || typeof options !== 'object') {
     throw new SnappackError('InvalidOptions', 'options must be an object: { target, mode }');
   }
-  const { target, mode = 'requireEmpty', ...rest } = options;
+  const { target, mode: given, ...rest } = options;
+  const mode = given ?? 'requireEmpty';
   const unknown = Object.keys(rest)[0];
   if (unknown !== undefined) throw new SnappackError('InvalidOptions', `unknown option "${unknown}"`);
   if (target === undefined || target === null) {

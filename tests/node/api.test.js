@@ -175,6 +175,12 @@ test('a Blob too large for one buffer rejects with InvalidInput pointing to vali
   }
 });
 
+test('a null option is one not given, handlers and signals included', async () => {
+  const plain = await validate(bytes, { fileName: 'snapshot.zip' });
+  const nulls = await validate(bytes, { fileName: 'snapshot.zip', onProgress: null, signal: null, mode: null, workers: null });
+  assert.deepEqual(nulls, plain);
+});
+
 test('4 GiB of bytes in memory reject with InvalidInput, not a report of nothing', async () => {
   // Untouched, the zeroed pages take no memory.
   const huge = new Uint8Array(2 ** 32);

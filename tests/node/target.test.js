@@ -42,6 +42,8 @@ test('a report checked against each target in each mode gives what validating wi
     }
   }
   assert.ok(conflicts > 0, 'some targets conflict');
+  // A null mode is one not given: requireEmpty, as validate takes it.
+  assert.deepEqual(await checkTarget(report, { target: targets[1], mode: null }), await checkTarget(report, { target: targets[1] }));
   // What each mode removes from the target's tables when the import finishes.
   const removed = async (target, mode) =>
     (await checkTarget(report, { target, mode })).removed.map((t) => [t.component, t.name, t.documents, t.replaced]);
