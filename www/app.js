@@ -868,6 +868,12 @@ async function startUpload(pending) {
       announcer.say(`Upload failed: ${describeFailure(error)}`);
       // The import stays open when only the token was refused: Connect with
       // the right one and the upload goes on. Other refusals end it.
+      // A refused token: the page is no longer connected, and says so where it says it is.
+      if (error.code === 'Unauthorized') {
+        state.server = null;
+        $('server-status').className = 'status bad';
+        $('server-status').textContent = 'The server refused the token: enter the right one and Connect.';
+      }
       const ended = error.importId && !error.retryable && error.code !== 'Unauthorized';
       if (ended) {
         saveJson(key, null);
@@ -1130,7 +1136,9 @@ function endUpload(upload) {
  */
 function endUploadAndCheck(upload) {
   endUpload(upload);
+  // Without a server (its token was refused), no check: none is shown.
   if (state.server) checkConflicts();
+  else $('conflicts').hidden = true;
 }
 
 async function finishUpload(upload, answer, server) {

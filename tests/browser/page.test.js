@@ -748,6 +748,9 @@ test('a token refused mid-upload: Connect with the right one and the same import
     route.fulfill({ status: 401, contentType: 'application/json', body: JSON.stringify({ code: 'Unauthorized', message: 'missing or wrong bearer token' }) }),
   );
   await page.waitForFunction(() => /refused the token/.test(document.getElementById('upload-state').textContent));
+  // The page says it is no longer connected, and shows no check it cannot run.
+  assert.equal(await page.textContent('#server-status'), 'The server refused the token: enter the right one and Connect.');
+  assert.ok(await page.isHidden('#conflicts'), await page.textContent('#conflicts'));
   await shot(page, '15-token-refused');
   await page.unroute('**/frames?*');
   await page.fill('#token', TOKEN);
