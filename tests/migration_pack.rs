@@ -495,10 +495,26 @@ fn unpack_refuses_table_names_that_are_not_identifiers() {
             ])
             .output()
             .unwrap();
-        let stderr = String::from_utf8_lossy(&run.stderr);
-        assert_ne!(run.status.code(), Some(0), "{name}: {stderr}");
-        assert!(stderr.contains(why), "{component}/{name}: {stderr}");
+        // The input's fault: status 1, the stream named.
+        let said = String::from_utf8_lossy(&run.stdout);
+        assert_eq!(run.status.code(), Some(1), "{name}: {said}");
+        assert!(said.contains(why), "{component}/{name}: {said}");
+        assert!(said.contains("no output was written to"), "{said}");
         assert!(!out.exists(), "nothing is written");
+        // `-o -` is no folder: refused, nothing written.
+        let run = std::process::Command::new(env!("CARGO_BIN_EXE_snappack"))
+            .current_dir(&dir)
+            .args([
+                "unpack".as_ref(),
+                path.as_os_str(),
+                "-o".as_ref(),
+                "-".as_ref(),
+            ])
+            .output()
+            .unwrap();
+        assert_eq!(run.status.code(), Some(2));
+        assert!(String::from_utf8_lossy(&run.stderr).contains("-o takes a folder"));
+        assert!(!dir.join("-").exists());
     }
     std::fs::remove_dir_all(&dir).unwrap();
 }

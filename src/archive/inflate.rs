@@ -218,7 +218,8 @@ pub fn zstd_entry<R: Read>(raw: R, declared: Declared) -> io::Result<ZstdEntry<R
 
 /// A zstd stream as libzstd's streaming decoder reads it: frames one after
 /// the other (as `pzstd` writes them), skippable frames skipped, and
-/// anything after a frame that is not one an error.
+/// anything after a frame that is not one an error, but for a single byte
+/// at the end, which Convex's ZIP reader takes as a trailer.
 pub struct ZstdStream<R: Read> {
     decoder: FrameDecoder,
     raw: R,
@@ -231,11 +232,19 @@ impl<R: Read> ZstdStream<R> {
     /// the end of the input.
     fn next_frame(&mut self) -> io::Result<bool> {
         loop {
-            let mut first = [0u8; 1];
-            if self.raw.read(&mut first)? == 0 {
+            let mut head = [0u8; 2];
+            let mut n = 0;
+            while n < head.len() {
+                match self.raw.read(&mut head[n..])? {
+                    0 => break,
+                    read => n += read,
+                }
+            }
+            // Convex's ZIP reader takes one byte left after a frame as a trailer.
+            if n == 0 || n == 1 && self.frames > 0 {
                 return Ok(false);
             }
-            match self.decoder.reset((&first[..]).chain(&mut self.raw)) {
+            match self.decoder.reset((&head[..n]).chain(&mut self.raw)) {
                 Ok(()) => {
                     self.frames += 1;
                     return Ok(true);

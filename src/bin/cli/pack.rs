@@ -147,6 +147,12 @@ pub(super) fn run_pack(args: PackArgs) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
+/// What a stream names that unpack does not write (the stream decodes, but
+/// no snapshot holds it): the input's fault, exit status 1.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+struct Refused(String);
+
 /// A table's folder from names in the stream, refusing a table or component
 /// name that is not an identifier as Convex has them: it would not be read
 /// back, and a stream must not write outside `root`.
@@ -154,7 +160,10 @@ fn folder(root: &Path, component: &str, name: &str) -> Result<PathBuf> {
     let segments = component.split('/').filter(|_| !component.is_empty());
     for segment in segments.chain([name]) {
         if let Err(why) = check_identifier(segment) {
-            bail!("refusing to write table '{name}' of component '{component}': {why}");
+            return Err(Refused(format!(
+                "refusing to write table '{name}' of component '{component}': {why}"
+            ))
+            .into());
         }
     }
     Ok(root.join(component_prefix(component)).join(name))
@@ -176,13 +185,15 @@ impl Rebuild {
                 // `_tables` is rebuilt from the numbers; other system tables
                 // are never imported.
                 if t.name.starts_with('_') && t.name != "_storage" {
-                    bail!(
+                    return Err(Refused(format!(
                         "refusing to write table '{}': a system table a snapshot cannot import",
                         t.name
-                    );
+                    ))
+                    .into());
                 }
                 let dir = folder(&self.root, &t.component, &t.name)?;
-                fs::create_dir_all(&dir)?;
+                fs::create_dir_all(&dir)
+                    .with_context(|| format!("cannot create {}", dir.display()))?;
                 let path = dir.join("documents.jsonl");
                 File::create(&path).with_context(|| format!("cannot create {}", path.display()))?;
                 self.tables.push(path);
@@ -216,13 +227,15 @@ impl Rebuild {
             Item::File(f) => {
                 // An id that does not decode would not be read back as a file.
                 if let Err(e) = snappack::convex::DocumentId::decode(&f.id) {
-                    bail!(
+                    return Err(Refused(format!(
                         "refusing to write stored file '{}': its id does not decode ({e})",
                         f.id
-                    );
+                    ))
+                    .into());
                 }
                 let path = folder(&self.root, &f.component, "_storage")?;
-                fs::create_dir_all(&path)?;
+                fs::create_dir_all(&path)
+                    .with_context(|| format!("cannot create {}", path.display()))?;
                 // A decoded id is alphanumeric: a plain file name.
                 let path = path.join(&f.id);
                 self.file =
@@ -270,6 +283,9 @@ pub(super) fn run_unpack(args: UnpackArgs) -> Result<ExitCode> {
         )
     };
     let started = Instant::now();
+    if args.out.as_deref() == Some(Path::new("-")) {
+        bail!("-o takes a folder to write the tables and files into; `-` (standard output) is not one");
+    }
     // Filled beside the target, moved into place once the whole stream checks.
     let output = args.out.as_deref().map(OutputDir::create).transpose()?;
     let mut rebuild = output.as_ref().map(|output| Rebuild {
@@ -283,7 +299,12 @@ pub(super) fn run_unpack(args: UnpackArgs) -> Result<ExitCode> {
         BufReader::new(input),
         DecoderConfig::default(),
         &mut |item| match &mut rebuild {
-            Some(rebuild) => rebuild.item(item).map_err(std::io::Error::other),
+            Some(rebuild) => rebuild
+                .item(item)
+                .map_err(|e| match e.downcast::<Refused>() {
+                    Ok(refused) => std::io::Error::other(refused),
+                    Err(other) => std::io::Error::other(other),
+                }),
             None => Ok(()),
         },
     );
@@ -323,6 +344,15 @@ pub(super) fn run_unpack(args: UnpackArgs) -> Result<ExitCode> {
                 "{name}: invalid: {message} [{}]{not_written}",
                 error.code()
             )?;
+            Ok(ExitCode::from(1))
+        }
+        Err(UnpackError::Consumer(error))
+            if error
+                .get_ref()
+                .is_some_and(|inner| inner.downcast_ref::<Refused>().is_some()) =>
+        {
+            let message = human::shown(&error.to_string()).into_owned();
+            writeln!(std::io::stdout(), "{name}: {message}{not_written}")?;
             Ok(ExitCode::from(1))
         }
         Err(error) => bail!("cannot unpack {name}: {error}{not_written}"),
