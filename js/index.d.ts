@@ -510,7 +510,11 @@ export interface SendOptions {
   url: string;
   /** The server's token. */
   token: string;
-  /** A new import's mode (default `requireEmpty`); a continued import keeps its own. */
+  /**
+   * A new import's mode: the one the packing checked the tables for, which
+   * is its default; another is refused (`InvalidOptions`). A continued
+   * import keeps its own, which must be the packing's (`ModeMismatch`).
+   */
   mode?: ImportMode;
   /**
    * Continue this import instead of creating one. It must be open, and in

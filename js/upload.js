@@ -159,13 +159,13 @@ async function resumableImport(url, token, importId, mode, frameSize, signal) {
  * `mode` (any when not given); null when it can. Continuing a finished
  * import would send nothing and report another upload's success.
  */
-function notResumable(status, importId, mode) {
+function notResumable(status, importId, mode, advice = 'leave out mode to continue it in its own') {
   if (status?.state !== 'open') {
     const message = `import ${importId} is ${status?.state ?? 'not open'} and takes no more frames: upload without importId to start a new import`;
     return new UploadError({ code: 'ImportNotOpen', message }, importId);
   }
   if (mode !== undefined && status.mode !== mode) {
-    const message = `import ${importId} is in ${status.mode} mode, not ${mode}: leave out mode to continue it in its own`;
+    const message = `import ${importId} is in ${status.mode} mode, not ${mode}: ${advice}`;
     return new UploadError({ code: 'ModeMismatch', message }, importId);
   }
   return null;
@@ -235,6 +235,8 @@ class Packing {
     signal?.throwIfAborted();
     /** The stream so far. @internal */
     this.frames = new PackedFrames(firstFrame);
+    // The mode the tables are checked for: an import of these frames is in it.
+    this.frames.mode = rest.mode ?? 'requireEmpty';
     // The frames before `firstFrame` are the import's when the encoder checked them.
     this.frames.vouched = prefixCrc32 === undefined ? 0 : firstFrame;
     this.stopper = new AbortController();
@@ -281,6 +283,7 @@ class Packing {
     }
     const prepared = { report, stream: this.frames.blob(), frames: this.frames.ranges(), firstFrame: first };
     vouchedFrames.set(prepared, this.frames.vouched);
+    checkedModes.set(prepared, this.frames.mode);
     return prepared;
   }
 
@@ -400,6 +403,8 @@ class PackedFrames {
     this.waiting = [];
     /** How many frames before `first` the encoder checked against an import's (its `prefixCrc32`). */
     this.vouched = 0;
+    /** The mode the packing checked the tables for (unknown for a stream from elsewhere). */
+    this.mode = undefined;
     /**
      * The import these frames were last sent to, and how many of them went
      * out to it (acknowledged or not: a request cut short may still have
@@ -574,6 +579,7 @@ export async function sendUpload(prepared, options) {
   if (!packed) {
     packed = PackedFrames.whole(stream, frames, prepared.firstFrame);
     packed.vouched = vouchedFrames.get(prepared) ?? 0;
+    packed.mode = checkedModes.get(prepared);
     preparedFrames.set(prepared, packed);
   }
   return sendFrames(packed, options ?? {});
@@ -581,6 +587,8 @@ export async function sendUpload(prepared, options) {
 
 /** Of a prepared stream: how many of the frames before it its packing checked against the import's. */
 const vouchedFrames = new WeakMap();
+/** Of a prepared stream: the mode its tables were checked for. */
+const checkedModes = new WeakMap();
 /** Of a prepared stream: its frames, as sent so far. */
 const preparedFrames = new WeakMap();
 
@@ -617,7 +625,8 @@ const SEND_OPTIONS = ['url', 'token', 'mode', 'importId', 'label', 'framesPerReq
 async function sendFrames(frames, options) {
   const misnamed = Object.keys(options).find((name) => !SEND_OPTIONS.includes(name));
   if (misnamed !== undefined) throw new SnappackError('InvalidOptions', `unknown option "${misnamed}"`);
-  const { url, token, mode, framesPerRequest = 4, onProgress, onImport, signal } = options;
+  const { url, token, framesPerRequest = 4, onProgress, onImport, signal } = options;
+  const mode = options.mode ?? undefined;
   checkHandlers(options, ['onProgress', 'onImport']);
   const importId = stringOption('importId', options.importId, true);
   const label = labelOption(options.label);
@@ -626,6 +635,10 @@ async function sendFrames(frames, options) {
   if (mode !== undefined && !CHOICES.mode.includes(mode)) {
     throw new SnappackError('InvalidOptions', `option "mode" must be one of ${CHOICES.mode.join(', ')}`);
   }
+  // The tables were checked against the server's for the packing's mode: the import is in that one.
+  if (mode !== undefined && frames.mode !== undefined && mode !== frames.mode) {
+    throw new SnappackError('InvalidOptions', `option "mode" is ${mode}, but the input was packed and checked for ${frames.mode}: leave out mode, or pack in ${mode}`);
+  }
   if (!Number.isSafeInteger(framesPerRequest) || framesPerRequest < 1) {
     throw new SnappackError('InvalidOptions', 'option "framesPerRequest" must be a whole number, 1 or more');
   }
@@ -633,8 +646,8 @@ async function sendFrames(frames, options) {
   // The first frame comes only once the tables are checked.
   while (frames.ends.length === 0 && !frames.complete && !frames.failure) await frames.changed(signal);
   const known = frames.complete ? frames.count : undefined;
-  // The mode is a new import's; a continued one keeps its own.
-  const machine = new UploadMachine(mode ?? 'requireEmpty', known, framesPerRequest, importId, label, frames.first);
+  // The mode is a new import's (the packing's unless given); a continued one keeps its own.
+  const machine = new UploadMachine(mode ?? frames.mode ?? 'requireEmpty', known, framesPerRequest, importId, label, frames.first);
   let packingDone = frames.complete;
   let announced = importId ?? null;
   // A continued import must be open, in `mode` if given: checked at the server's first status of it.
@@ -723,7 +736,9 @@ async function sendFrames(frames, options) {
         if (!checked && method === 'GET' && answer.status === 200) {
           checked = true;
           const status = parsedJson(answer.body);
-          const refusal = notResumable(status, importId, mode) ?? unvouchedFrames(status, frames, importId);
+          const refusal = notResumable(status, importId, mode)
+            ?? notResumable(status, importId, frames.mode, 'pack the input in that mode to continue it')
+            ?? unvouchedFrames(status, frames, importId);
           if (refusal) throw refusal;
         }
         machine.onResponse(answer.status, answer.body);

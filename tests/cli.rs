@@ -1201,18 +1201,33 @@ fn unpack_refuses_what_it_could_not_write_back() {
         e.finish().unwrap().0
     };
     let id = snappack::convex::DocumentId::new(540, [3; 16]).to_string();
+    let long = "x".repeat(65);
     for (table, file, why) in [
         ("_tables", id.as_str(), "a system table"),
         ("users", "documents", "its id does not decode"),
+        // Names Convex's identifier rule refuses (no import reads them back).
+        (
+            long.as_str(),
+            id.as_str(),
+            "Identifier is too long (65 > maximum 64)",
+        ),
+        ("9lives", id.as_str(), "Invalid first character '9'"),
+        ("..", id.as_str(), "Invalid first character '.'"),
     ] {
-        let path = dir.join(format!("{table}.snappack"));
+        let path = dir.join("refused.snappack");
         std::fs::write(&path, stream(table, file)).unwrap();
-        let out = dir.join(format!("{table}-out"));
-        let (code, stdout, stderr) = snappack(&["unpack", arg(&path), "-o", arg(&out)]);
-        assert_ne!(code, 0, "{stdout}");
-        assert!(stderr.contains(why), "{stderr}");
+        let out = dir.join("refused-out");
+        // The input's fault: status 1, said with the stream's name.
+        let (code, stdout, _) = snappack(&["unpack", arg(&path), "-o", arg(&out)]);
+        assert_eq!(code, 1, "{stdout}");
+        assert!(stdout.contains(why), "{stdout}");
+        assert!(stdout.contains("no output was written to"), "{stdout}");
         assert!(!out.exists(), "nothing is written");
     }
+    // `-o -` is no folder.
+    let (code, _, stderr) = snappack(&["unpack", arg(&dir.join("refused.snappack")), "-o", "-"]);
+    assert_eq!(code, 2);
+    assert!(stderr.contains("-o takes a folder"), "{stderr}");
     // The same stream with names it can write back unpacks.
     let path = dir.join("good.snappack");
     std::fs::write(&path, stream("users", &id)).unwrap();

@@ -482,3 +482,20 @@ fn large_archive() {
         summary.bytes as f64 / 1e6 / elapsed
     );
 }
+
+/// `gen --help` names every fault it can inject, as `--fault` takes it.
+#[test]
+fn gen_help_names_every_fault() {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_snappack"))
+        .args(["gen", "--help"])
+        .output()
+        .unwrap();
+    let help = String::from_utf8(out.stdout)
+        .unwrap()
+        .replace(['\n', ' '], "");
+    for fault in Fault::ALL {
+        let name = serde_json::to_value(fault).unwrap();
+        let name = name.as_str().unwrap();
+        assert!(help.contains(name), "{name} is not in gen --help");
+    }
+}

@@ -17,7 +17,7 @@ use crate::validate::{self, Options, Plan, Progress, Sink};
 /// bytes and its component
 /// path (a table name has at most 64 bytes; a stored file's declaration is
 /// at most 59 bytes and its path; the header 51 and the producer's name).
-/// So any table of a component path up to 4,009 bytes (60 nested components
+/// So any table of a component path up to 4,009 bytes (61 nested components
 /// with the longest names) fits; a longer one is refused before anything is
 /// written, naming the table and the frame size it needs.
 pub const MIN_PACK_FRAME_SIZE: usize = 4096;

@@ -1431,9 +1431,12 @@ test("the package's upload() sends frames while it packs, and nothing when the t
         (answer) => answer,
         (e) => ({ name: e.name, code: e.code, importId: e.importId, retryable: e.retryable }),
       );
+      // Packed and checked for append: not sent to an import in replace mode, nor as one.
+      const forAppend = await prepareUpload(bytes(good), { fileName: 'streamed.zip', mode: 'append', frameSize: 65536, target: await fetchTables(url, token) });
       const refused = {
         finished: await notContinued(sendUpload(whole, { url, token, mode: 'replace', importId })),
-        otherMode: await notContinued(sendUpload(whole, { url, token, mode: 'append', importId: opened.id })),
+        otherMode: await notContinued(sendUpload(forAppend, { url, token, importId: opened.id })),
+        notPacked: await notContinued(sendUpload(forAppend, { url, token, mode: 'replace' })),
         byUpload: await notContinued(upload(bytes(good), { url, token, mode: 'replace', fileName: 'streamed.zip', importId })),
         opened: opened.id,
         frames: sentFrames,
@@ -1534,6 +1537,7 @@ test("the package's upload() sends frames while it packs, and nothing when the t
   assert.deepEqual(refused.finished, notOpen, 'a finished import is not continued');
   assert.deepEqual(refused.byUpload, notOpen, 'nor by upload()');
   assert.deepEqual(refused.otherMode, { name: 'UploadError', code: 'ModeMismatch', importId: refused.opened, retryable: false });
+  assert.deepEqual(refused.notPacked, { name: 'SnappackError', code: 'InvalidOptions', importId: undefined, retryable: undefined });
   assert.deepEqual(refused.frames, [], 'nothing was sent');
   assert.deepEqual([refused.ownMode, refused.ownModeImport], ['finished', 'finished'], 'without a mode, in the import\'s own');
   await page.close();

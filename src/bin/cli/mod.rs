@@ -53,13 +53,18 @@ enum Command {
 struct GenArgs {
     /// Where to write the ZIP (`-`: standard output).
     out: PathBuf,
-    /// A JSON generator spec (file); the flags below override it.
+    /// A JSON generator spec (file); the flags below override it. Its fields,
+    /// all optional: seed (1), tables (3), documentsPerTable (100),
+    /// totalDocuments, components ([]), storageFiles (0), storageMinBytes
+    /// (16), storageMaxBytes (4096), prefix (""), document { fields (8),
+    /// maxStringLen (40), nesting (2), maxArrayLen (4), wrappers (true) },
+    /// faults ([]), compressionLevel (deflate, 0 to 9: 1).
     #[arg(long, value_name = "FILE")]
     spec: Option<PathBuf>,
-    /// User tables per component.
+    /// User tables per component (default 3).
     #[arg(long)]
     tables: Option<u32>,
-    /// Documents per table.
+    /// Documents per table (default 100).
     #[arg(long)]
     documents: Option<u64>,
     /// Documents in all, spread over the tables (instead of --documents).
@@ -77,7 +82,13 @@ struct GenArgs {
     /// Seed (the same seed gives the same bytes).
     #[arg(long)]
     seed: Option<u64>,
-    /// Faults to inject (repeat, or comma-separated), e.g. duplicateId,foreignTableId.
+    /// Faults to inject (repeat, or comma-separated): duplicateId,
+    /// foreignTableId, undecodableId, nonStringId, badJsonLine, nonObjectRow,
+    /// wrapperRow, setWrapper, integerCreationTime, dollarFieldName,
+    /// underscoreField, oversizedDocument, tooDeep, arrayTooLong,
+    /// duplicateTableName, sharedTableNumber, invalidTableName,
+    /// invalidComponentName, invalidStorageId, badGeneratedSchema,
+    /// sha256Mismatch.
     #[arg(long, value_delimiter = ',')]
     fault: Vec<String>,
     /// Print the summary (tables, injected faults with their locations) as JSON.

@@ -33,7 +33,9 @@ pub(super) struct PackArgs {
     #[arg(long, default_value_t = DEFAULT_LEVEL)]
     level: u32,
     /// Bound on a frame's uncompressed payload, 4096 to 16777216 bytes (the
-    /// smallest that holds every table's declaration; the largest `unpack` reads).
+    /// smallest holds the declaration of a table whose component path is at
+    /// most 4,009 bytes, a longer one is refused naming the size it needs;
+    /// the largest is the most `unpack` reads).
     #[arg(long, default_value_t = DEFAULT_FRAME_SIZE, value_parser = parse_frame_size)]
     frame_size: usize,
     /// No progress bar.
@@ -51,7 +53,9 @@ pub(super) struct UnpackArgs {
     /// that, or let the server do it.
     #[arg(long)]
     verify: bool,
-    /// Write the tables' `documents.jsonl`, `_tables` and stored files under this folder.
+    /// Write the tables' `documents.jsonl`, `_tables` and stored files under
+    /// this folder: a new or empty one, filled only once the whole stream
+    /// checks out.
     #[arg(long, short)]
     out: Option<PathBuf>,
 }

@@ -60,7 +60,8 @@ pub struct UploadArgs {
     /// and send more bytes (for fast links, such as a LAN).
     #[arg(long, default_value_t = DEFAULT_LEVEL)]
     level: u32,
-    /// No progress bar, and only a one-line summary at the end.
+    /// No progress bar, and a one-line summary at the end without the table
+    /// list (the removals to agree to and the import's id are still printed).
     #[arg(long, short)]
     quiet: bool,
     /// Go ahead without asking when the import removes documents from the
