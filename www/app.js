@@ -38,6 +38,7 @@ const state = {
   optionsChanged: false, // the table name or schema changed since the check
   imported: false, // this file was just imported: no check against the server since
   upload: null, // the running upload, see startUpload
+  starting: false, // an upload waits for its lock (startUpload)
 };
 
 // ---------- formatting ----------
@@ -744,7 +745,23 @@ function refreshUploadState() {
  * stream is the same bytes).
  */
 async function startUpload(pending) {
-  if (state.upload || !state.file) return;
+  if (state.upload || state.starting || !state.file) return;
+  if (!navigator.locks) return runUpload(pending);
+  state.starting = true;
+  // One tab of this browser uploads a file at a time: another would take
+  // over its import, and find frames it neither checked nor sent.
+  await navigator.locks.request(`snappack-upload-${state.fingerprint}`, { ifAvailable: true }, async (lock) => {
+    state.starting = false;
+    if (lock) return runUpload(pending);
+    const note = $('resume-note');
+    note.hidden = false;
+    note.textContent = 'This file is being uploaded in another tab of this browser: it goes on there.';
+    announcer.say(note.textContent);
+  });
+}
+
+/** {@link startUpload}'s work, while this tab holds the file's upload lock. */
+async function runUpload(pending) {
   // A pending upload is one to this page's server (recordedUpload, findOpenImport).
   const token = state.server?.url === pending?.url ? state.server.token : loadJson(SERVER_KEY)?.token;
   const server = pending ? { url: pending.url, token: token ?? $('token').value } : state.server;
@@ -824,6 +841,12 @@ async function startUpload(pending) {
         if (error.retryable) throw new Error(`cannot reach ${server.url} to continue import ${record.importId}: choose the file again, or Connect, to try again`);
         // Otherwise (an unknown import, a refused token) sending finds out and says so.
       }
+    }
+    // It finished while this page did not hear of it (a reload during the finish): nothing to pack.
+    if (status?.state === 'finished') {
+      saveJson(key, null);
+      await finishUpload(upload, { state: 'finished' }, server);
+      return;
     }
     const firstFrame = status?.state === 'open' ? status.nextSeq : 0;
     if (firstFrame > 0) {
@@ -1098,6 +1121,12 @@ function cancelUpload() {
 async function cancelOnServer(upload, server) {
   saveJson(upload.key, null);
   await cancelImport(server, upload.record.importId);
+  // Cancelled while it finished (its last request had gone out): it is imported.
+  if (upload.record.importId && (await isFinished(server, upload.record.importId))) {
+    announcer.say('The import had finished before the cancel reached the server.');
+    await finishUpload(upload, { state: 'finished' }, server);
+    return;
+  }
   setUploadState('Upload cancelled. Nothing of it was imported.');
   announcer.say('Upload cancelled');
   // Nothing of it is on the server: its progress goes.
@@ -1144,7 +1173,9 @@ function endUploadAndCheck(upload) {
 async function finishUpload(upload, answer, server) {
   $('resume-note').hidden = true;
   $('upload-bar').value = 1;
-  $('upload-text').textContent = `${bytes(upload.total ?? upload.progress?.bytesTotal ?? 0)} sent.`;
+  const sent = upload.total ?? upload.progress?.bytesTotal;
+  // Found finished (its answer was lost), this page sent nothing of it now.
+  $('upload-text').textContent = sent === undefined || sent === null ? 'The server has the whole file.' : `${bytes(sent)} sent.`;
   setUploadState('Finished.', 'good');
   // The server now holds this file: a check of it against the server's tables
   // would list its own tables as conflicts. The next check is asked for.

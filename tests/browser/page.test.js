@@ -628,6 +628,50 @@ test('an upload interrupted on one server is not continued on another: there a n
   await page.close();
 });
 
+test('the same file picked in a second tab while the first uploads it: the second leaves it to the first', { timeout: 120_000 }, async () => {
+  const { server, path, summary, page } = await readyToUpload('big-two-tabs.zip', 300);
+  await page.click('#upload');
+  await waitForPercent(page, 1);
+  const second = await newPage(server);
+  await second.setInputFiles('#file', path);
+  await second.waitForFunction(() => /being uploaded in another tab of this browser/.test(document.getElementById('resume-note').textContent));
+  assert.ok(await second.isHidden('#uploading'), 'the second tab sends nothing');
+  await page.waitForSelector('#summary:not([hidden])', { timeout: 90_000 });
+  const imports = await (await fetch(`${server.url}/api/imports`, { headers: { Authorization: `Bearer ${TOKEN}` } })).json();
+  assert.deepEqual(imports.imports.map((i) => i.state), ['finished']);
+  await assertLanded(server, summary);
+  await second.close();
+  await page.close();
+});
+
+test('cancelled while the server finishes the import: the page says it was imported', { timeout: 120_000 }, async () => {
+  const server = await startServer();
+  const path = join(dir, 'cancel-at-finish.zip');
+  const summary = gen(path, { seed: 21, tables: 2, totalDocuments: 2000, compressionLevel: 1 });
+  const page = await newPage(server);
+  await page.setInputFiles('#file', path);
+  await page.waitForSelector('#verdict.good');
+  await connect(page);
+  await page.waitForSelector('#conflicts.good');
+  // The server finishes the import; its answer is held back until Cancel is pressed.
+  let finished;
+  const answered = new Promise((resolve) => (finished = resolve));
+  await page.route('**/finish', async (route) => {
+    const response = await route.fetch();
+    finished();
+    await new Promise((resolve) => setTimeout(resolve, 1500));
+    await route.fulfill({ response }).catch(() => {});
+  });
+  await page.click('#upload');
+  await answered;
+  await page.click('#upload-cancel');
+  await page.waitForSelector('#summary:not([hidden])');
+  assert.match(await page.textContent('#summary'), /Imported: 2 tables, 2,000 documents/);
+  assert.doesNotMatch(await page.textContent('#upload-state'), /cancelled/i);
+  await assertLanded(server, summary);
+  await page.close();
+});
+
 test('a single table uploaded under a name of its own: after a reload it goes on under that name', { timeout: 120_000 }, async () => {
   const server = await startServer();
   const page = await newPage(server);
@@ -728,6 +772,7 @@ test('an import that finished while the page did not hear of it is shown as impo
   await page.waitForSelector('#summary:not([hidden])');
   assert.match(await page.textContent('#summary'), new RegExp(`Imported: 2 tables, 500 documents \\(import ${JSON.parse(record).importId}`));
   assert.deepEqual(requests, [], 'nothing was sent');
+  assert.equal(await page.textContent('#upload-text'), 'The server has the whole file.');
   assert.equal(await page.evaluate((k) => localStorage.getItem(k), key), null, 'the record is forgotten');
   await assertLanded(server, summary);
   await page.close();
