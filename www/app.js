@@ -264,7 +264,7 @@ async function continuePending() {
     note.textContent = `Continuing import ${pending.importId} of this file.`;
     startUpload(pending);
   });
-  const removes = { replace: ' When it finishes, the snapshot’s tables replace the server’s of the same names.', replaceAll: ' When it finishes, the server’s tables that this snapshot lacks are deleted.' }[pending.mode] ?? '';
+  const removes = { replace: ` When it finishes, the ${inputNoun()}’s tables replace the server’s of the same names.`, replaceAll: ` When it finishes, the server’s tables that this ${inputNoun()} lacks are deleted.` }[pending.mode] ?? '';
   note.replaceChildren(
     `The server has an upload of this file open, started elsewhere (import ${pending.importId}, ${modeName(pending.mode)}).${removes} `,
     go,
@@ -532,6 +532,8 @@ async function connect(event) {
     const tables = await fetchTables(url, token);
     state.server = { url, token, tables };
     showServerTables(tables);
+    // Said first: what the check against its tables finds comes after.
+    announcer.say($('server-status').textContent);
     await checkConflicts();
     // An upload of this file that stopped (a refused token, another browser) goes on.
     await continuePending();
@@ -544,11 +546,11 @@ async function connect(event) {
       ? ` If it runs, it must allow this page's origin: snappack serve --allow-origin ${location.origin}`
       : '';
     $('server-status').textContent = error.status === 401
-      ? 'The server refused the token.'
+      ? 'The server refused the token: enter the right one and Connect.'
       : `Cannot connect: ${error.message}.${elsewhere}`;
     $('conflicts').hidden = true;
+    announcer.say($('server-status').textContent);
   }
-  announcer.say($('server-status').textContent);
   refreshUploadState();
 }
 
@@ -674,7 +676,7 @@ async function checkConflicts() {
     box.replaceChildren(
       h('p', { class: 'verdict-title' }, empty
         ? `This snapshot has no tables: in ${modeName(mode)} the import deletes every table of the server (${plural(deleted.length, 'table')}, ${plural(documents, 'document')}) and imports nothing.`
-        : `No conflicts, but ${modeName(mode)} deletes ${plural(deleted.length, 'table')} of the server that ${deleted.length === 1 ? 'is' : 'are'} not in this snapshot (${plural(documents, 'document')}):`),
+        : `No conflicts, but ${modeName(mode)} deletes ${plural(deleted.length, 'table')} of the server that ${deleted.length === 1 ? 'is' : 'are'} not in this ${inputNoun()} (${plural(documents, 'document')}):`),
       tableList('deleted', deleted),
       ...(replaced.length > 0 ? [replacedNote(replaced)] : []),
       h('p', {}, h('label', {}, confirm, ` Delete ${deleted.length === 1 ? 'this table' : `these ${integer.format(deleted.length)} tables`} when the import finishes`)));
@@ -712,7 +714,7 @@ function tableList(className, tables) {
 function replacedNote(replaced) {
   const documents = replaced.reduce((sum, t) => sum + t.documents, 0);
   return h('div', {},
-    h('p', {}, `When the import finishes, the snapshot’s documents replace the ${plural(documents, 'document')} of ${replaced.length === 1 ? 'this table' : `these ${integer.format(replaced.length)} tables`} of the server:`),
+    h('p', {}, `When the import finishes, the ${inputNoun()}’s documents replace the ${plural(documents, 'document')} of ${replaced.length === 1 ? 'this table' : `these ${integer.format(replaced.length)} tables`} of the server:`),
     tableList('replaced', replaced));
 }
 
@@ -793,6 +795,7 @@ async function runUpload(pending) {
     progress: null, // the last progress of sending
     total: null, // the packed stream's size, once it is all packed
     done: 0, // the fraction of the file the server has, as the bar shows it
+    pace: null, // { share, at }: the fraction the server had when sending began, and when
     resumedBytes: 0, // continuing: the stream bytes the server had, checked again but not sent
     rechecking: false, // continuing, until packing reached the frames the server lacks
     controller: new AbortController(),
@@ -870,7 +873,8 @@ async function runUpload(pending) {
       onProgress: ({ bytesRead, bytesTotal }) => {
         upload.packed = bytesTotal ? bytesRead / bytesTotal : 1;
         // Before the frames to send, packing reads what the server has.
-        if (upload.rechecking) upload.done = Math.max(upload.done, upload.packed);
+        // (Not while paused: packing goes on past them, and nothing is sent.)
+        if (upload.rechecking && !upload.paused) upload.done = Math.max(upload.done, upload.packed);
         renderUploadProgress(upload);
       },
     });
@@ -1031,6 +1035,8 @@ function showUploadProgress(upload, progress) {
   upload.progress = progress;
   // How far into the file the frames the server acknowledged reach.
   if (progress.inputSent != null) upload.done = Math.max(upload.done, upload.file.size ? progress.inputSent / upload.file.size : 1);
+  // Where the share stood when sending began: the time left, while the stream's size is not known, follows its pace.
+  upload.pace ??= { share: upload.done, at: performance.now() };
   // Where a continued upload's bar starts, should the page be closed.
   upload.record.sent = { frames: progress.framesSent, share: upload.done };
   saveJson(upload.key, upload.record);
@@ -1055,7 +1061,10 @@ function renderUploadProgress(upload) {
     sent = `${bytes(bytesSent)} ${of}${rate}${eta}`;
   } else {
     const packing = `packing: ${Math.floor(100 * upload.packed)}% of the file read`;
-    sent = `${upload.progress ? `${bytes(bytesSent)} sent${rate}` : 'nothing sent yet'} · ${packing}`;
+    const { pace } = upload;
+    const gained = pace ? upload.done - pace.share : 0;
+    const eta = rate && gained > 0 ? ` · ${duration(((performance.now() - pace.at) / 1000) * ((1 - upload.done) / gained))} left` : '';
+    sent = `${upload.progress ? `${bytes(bytesSent)} sent${rate}${eta}` : 'nothing sent yet'} · ${packing}`;
   }
   $('upload-text').textContent = `${percent}% of the file uploaded · ${sent}`;
   $('upload-bar').value = upload.done;
@@ -1103,6 +1112,8 @@ function togglePause() {
     renderUploadProgress(upload);
     announcer.say('Upload paused');
   } else {
+    // The pace is measured again from here: the pause is no part of it.
+    upload.pace = null;
     announcer.say('Upload resumed');
   }
   upload.wake?.();
@@ -1203,8 +1214,8 @@ async function finishUpload(upload, answer, server) {
     const { removed } = await checkTarget(upload.report, { target: upload.record.target, mode: 'replaceAll' }).catch(() => ({ removed: [] }));
     const deleted = removed.filter((t) => !t.replaced);
     deletions = h('p', {}, deleted.length === 0
-      ? 'No table of the server was deleted: it had none that this snapshot lacks.'
-      : `Deleted, as ${modeName('replaceAll')} does: ${plural(deleted.length, 'table')} not in this snapshot (${deleted.map((t) => `${tableName(t)}, ${plural(t.documents, 'document')}`).join('; ')}).`);
+      ? `No table of the server was deleted: it had none that this ${inputNoun()} lacks.`
+      : `Deleted, as ${modeName('replaceAll')} does: ${plural(deleted.length, 'table')} not in this ${inputNoun()} (${deleted.map((t) => `${tableName(t)}, ${plural(t.documents, 'document')}`).join('; ')}).`);
   }
   const summary = $('summary');
   summary.hidden = false;
