@@ -1260,3 +1260,42 @@ fn only_upload_help_speaks_of_resume_and_the_server() {
         );
     }
 }
+
+/// A deflate level past 9 is a bad option, refused before anything is read,
+/// packed or asked of a server (an import created first would stay open).
+#[test]
+fn a_level_past_9_is_refused_before_any_work() {
+    let dir = fresh_dir("level");
+    let input = dir.join("t.jsonl");
+    std::fs::write(&input, "{\"a\":1}\n").unwrap();
+    let out = dir.join("out.snappack");
+    for args in [
+        vec![
+            "pack",
+            arg(&input),
+            "--table",
+            "t",
+            "-o",
+            arg(&out),
+            "--level",
+            "10",
+        ],
+        vec![
+            "upload",
+            arg(&input),
+            "--table",
+            "t",
+            "--url",
+            "http://127.0.0.1:9",
+            "--token",
+            "t",
+            "--level",
+            "10",
+        ],
+    ] {
+        let (code, _, stderr) = snappack(&args);
+        assert_eq!(code, 2, "{stderr}");
+        assert!(stderr.contains("10 is not in 0..=9"), "{stderr}");
+        assert!(!out.exists());
+    }
+}

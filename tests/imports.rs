@@ -246,7 +246,7 @@ fn a_restart_trims_a_partial_frame_and_resumes() {
 }
 
 /// An open import whose frames the database has but whose staging log is
-/// gone (another data folder, or a folder emptied by hand) is cancelled at
+/// gone or empty (another data folder, or a folder emptied by hand) is cancelled at
 /// the start, saying why: started again from frame 0 it would keep the rows
 /// of the frames it had, whatever is sent. One with nothing in the database
 /// starts again from frame 0.
@@ -257,29 +257,38 @@ fn an_import_whose_log_is_missing_is_cancelled_if_the_database_has_its_frames() 
         let (tables, files) = sample();
         let stream = encode(&tables, &files, 4096);
         let ranges = frames(&stream);
-        let (sent, empty) = {
+        let (sent, emptied, empty) = {
             let imports = open(&database, &dir);
-            let sent = imports.create(ImportMode::Replace, None).unwrap().id;
-            for (seq, range) in ranges.iter().take(3).enumerate() {
-                imports
-                    .append(&sent, seq as u64, &stream[range.clone()])
-                    .unwrap();
+            let mut sent = Vec::new();
+            for _ in 0..2 {
+                let id = imports.create(ImportMode::Replace, None).unwrap().id;
+                for (seq, range) in ranges.iter().take(3).enumerate() {
+                    imports
+                        .append(&id, seq as u64, &stream[range.clone()])
+                        .unwrap();
+                }
+                sent.push(id);
             }
             let empty = imports.create(ImportMode::Replace, None).unwrap().id;
-            (sent, empty)
+            (sent[0].clone(), sent[1].clone(), empty)
         };
         for id in [&sent, &empty] {
             std::fs::remove_dir_all(dir.join("imports").join(id)).unwrap();
         }
+        // Emptied, as by hand: no frame of it is left to replay.
+        let log = dir.join("imports").join(&emptied).join("stream.snappack");
+        std::fs::write(log, b"").unwrap();
         let imports = open(&database, &dir);
-        let status = imports.status(&sent).unwrap();
-        assert_eq!(status.state, ImportState::Cancelled, "{backend}");
-        let error = status.error.unwrap_or_default();
-        assert!(
-            error.contains("staging log")
-                && error.contains("is missing, but the database has frames of it"),
-            "{backend}: {error}"
-        );
+        for id in [&sent, &emptied] {
+            let status = imports.status(id).unwrap();
+            assert_eq!(status.state, ImportState::Cancelled, "{backend}");
+            let error = status.error.unwrap_or_default();
+            assert!(
+                error.contains("staging log")
+                    && error.contains("is missing or empty, but the database has frames of it"),
+                "{backend}: {error}"
+            );
+        }
         let status = imports.status(&empty).unwrap();
         assert_eq!(status.state, ImportState::Open, "{backend}");
         assert_eq!(status.next_seq, Some(0), "{backend}");
@@ -979,6 +988,43 @@ fn files_of_imports_that_did_not_finish_are_removed_at_a_start() {
         assert!(!imports.files().contains(&cancelled.2[0]), "{backend}");
         assert!(!imports.files().contains(&open_one.2[0]), "{backend}");
         assert_landed(&imports, &finished.0, &finished.1);
+    }
+}
+
+/// An open import's status comes from the server's own state: it reads
+/// nothing from the database, which on SQLite would wait behind a write.
+#[test]
+fn an_open_imports_status_reads_nothing_from_the_database() {
+    for (backend, database) in common::databases() {
+        let dir = common::temp_dir("status-no-read");
+        let store = Arc::new(FailingWrite::new(&database, usize::MAX, false));
+        let imports = Imports::open(store.clone(), &dir, Limits::default()).unwrap();
+        let id = imports
+            .create(ImportMode::Replace, Some("mine"))
+            .unwrap()
+            .id;
+        // The next read of an import fails: this status must not make one.
+        store.down.store(true, Ordering::SeqCst);
+        let status = imports.status(&id).unwrap();
+        assert_eq!(
+            (
+                status.state,
+                status.mode,
+                status.next_seq,
+                status.label.as_deref()
+            ),
+            (
+                ImportState::Open,
+                ImportMode::Replace,
+                Some(0),
+                Some("mine")
+            ),
+            "{backend}"
+        );
+        assert!(
+            store.down.load(Ordering::SeqCst),
+            "{backend}: the database was read"
+        );
     }
 }
 

@@ -250,12 +250,19 @@ impl Drop for PendingWrite {
 struct Slot {
     open: Mutex<Option<Open>>,
     acknowledged: Mutex<Option<Progress>>,
+    /// The import's label, as created: with its mode (in `Open`) and
+    /// progress, an open import's status needs no database read, which
+    /// would wait behind a write on SQLite's one connection.
+    label: Option<String>,
+    mode: ImportMode,
 }
 
 impl Slot {
-    fn new(open: Open) -> Arc<Slot> {
+    fn new(open: Open, label: Option<String>) -> Arc<Slot> {
         Arc::new(Slot {
             acknowledged: Mutex::new(Some(open.logged)),
+            mode: open.mode,
+            label,
             open: Mutex::new(Some(open)),
         })
     }
@@ -360,15 +367,19 @@ impl Imports {
             // data folder, or one emptied by hand): started again from frame
             // 0, the import would keep those rows whatever is sent.
             let log = imports.log_path(&record.id);
-            let why = if record.applied_seq.is_some() && !log.exists() {
+            let logged = fs::File::open(&log)
+                .ok()
+                .and_then(|file| crate::client::scan_frames(file).ok())
+                .is_some_and(|frames| !frames.is_empty());
+            let why = if record.applied_seq.is_some() && !logged {
                 format!(
-                    "its staging log {} is missing, but the database has frames of it",
+                    "its staging log {} is missing or empty, but the database has frames of it",
                     log.display()
                 )
             } else {
                 match imports.reopen(&record.id, record.mode) {
                     Ok(open) => {
-                        lock(&imports.open).insert(record.id, Slot::new(open));
+                        lock(&imports.open).insert(record.id, Slot::new(open, record.label));
                         continue;
                     }
                     // A log this server's checks no longer accept: the import cannot go on.
@@ -602,21 +613,20 @@ impl Imports {
         let id = random_id()?;
         self.store.create_import(&id, mode, label)?;
         let open = self.reopen(&id, mode)?;
-        lock(&self.open).insert(id.clone(), Slot::new(open));
+        let slot = Slot::new(open, label.map(str::to_owned));
+        lock(&self.open).insert(id.clone(), slot);
         self.status(&id)
     }
 
     /// Where an import stands. An open import busy with a request is
     /// described as it was before that request: status never waits for it.
     pub fn status(&self, id: &str) -> Result<ImportStatus, ImportsError> {
-        let slot = lock(&self.open).get(id).cloned();
-        let progress = slot.and_then(|slot| *lock(&slot.acknowledged));
-        let record = self.store.import(id)?;
-        Ok(
-            match progress.filter(|_| record.state == ImportState::Open) {
-                Some(progress) => ImportStatus {
-                    id: record.id,
-                    mode: record.mode,
+        // Open (closing clears its progress, before the import's lock goes).
+        if let Some(slot) = lock(&self.open).get(id).cloned() {
+            if let Some(progress) = *lock(&slot.acknowledged) {
+                return Ok(ImportStatus {
+                    id: id.to_owned(),
+                    mode: slot.mode,
                     state: ImportState::Open,
                     next_seq: Some(progress.next_seq),
                     received_bytes: Some(progress.received_bytes),
@@ -624,22 +634,23 @@ impl Imports {
                     prefix_crc32: Some(progress.prefix_crc32),
                     complete: progress.complete,
                     error: None,
-                    label: record.label,
-                },
-                None => ImportStatus {
-                    id: record.id,
-                    mode: record.mode,
-                    complete: record.state == ImportState::Finished,
-                    state: record.state,
-                    next_seq: None,
-                    received_bytes: None,
-                    frame_size: None,
-                    prefix_crc32: None,
-                    error: record.error,
-                    label: record.label,
-                },
-            },
-        )
+                    label: slot.label.clone(),
+                });
+            }
+        }
+        let record = self.store.import(id)?;
+        Ok(ImportStatus {
+            id: record.id,
+            mode: record.mode,
+            complete: record.state == ImportState::Finished,
+            state: record.state,
+            next_seq: None,
+            received_bytes: None,
+            frame_size: None,
+            prefix_crc32: None,
+            error: record.error,
+            label: record.label,
+        })
     }
 
     /// Every import the store knows, oldest first.

@@ -30,7 +30,7 @@ pub(super) struct PackArgs {
     #[arg(long)]
     force: bool,
     /// Deflate level of frames, 0 (store) to 9.
-    #[arg(long, default_value_t = DEFAULT_LEVEL)]
+    #[arg(long, default_value_t = DEFAULT_LEVEL, value_parser = clap::value_parser!(u32).range(0..=9))]
     level: u32,
     /// Bound on a frame's uncompressed payload, 4096 to 16777216 bytes (the
     /// smallest holds the declaration of a table whose component path is at

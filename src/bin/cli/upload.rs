@@ -58,7 +58,7 @@ pub struct UploadArgs {
     frame_size: Option<usize>,
     /// Deflate level of frames, 0 (store) to 9: lower levels pack faster
     /// and send more bytes (for fast links, such as a LAN).
-    #[arg(long, default_value_t = DEFAULT_LEVEL)]
+    #[arg(long, default_value_t = DEFAULT_LEVEL, value_parser = clap::value_parser!(u32).range(0..=9))]
     level: u32,
     /// No progress bar, and a one-line summary at the end without the table
     /// list (the removals to agree to and the import's id are still printed).
@@ -302,6 +302,8 @@ pub fn run(args: UploadArgs) -> Result<ExitCode> {
     let mut bar = Bar::new(!args.quiet, identity.size);
     let mut body = Vec::new();
     let mut announced = args.resume.is_some();
+    // The rate counts from here: not the check, nor the question, before.
+    let sending_since = Instant::now();
     let mut send = || -> Result<Ended> {
         loop {
             while let Ok(end) = packed_frames.try_recv() {
@@ -384,7 +386,7 @@ pub fn run(args: UploadArgs) -> Result<ExitCode> {
             let total = upload
                 .is_packed()
                 .then(|| frames.last().map_or(0, |f| f.end));
-            bar.update(sent, total, input_sent, started);
+            bar.update(sent, total, input_sent, sending_since);
         }
     };
     let ended = send();
