@@ -672,21 +672,6 @@ fn zstd_entries_are_read_as_convex_reads_them() {
     }
     lines += &(doc(10001, 7, "") + "\n");
     let raw = compress_to_vec(lines.as_bytes(), CompressionLevel::Fastest);
-    let report = check(
-        "z.zip",
-        &zip_raw("users/documents.jsonl", 93, &raw, lines.as_bytes()),
-    );
-    assert_eq!(report.tables[0].documents, 201);
-    assert_eq!(
-        codes(&report),
-        vec![Code::DuplicateId],
-        "{:#?}",
-        report.errors
-    );
-    assert_eq!(
-        (report.errors[0].line, report.errors[0].first_line),
-        (Some(201), Some(7))
-    );
     // Damaged: its bytes are refused, with the entry.
     let mut damaged = raw.clone();
     let middle = damaged.len() / 2;
@@ -726,7 +711,7 @@ fn zstd_entries_are_read_as_convex_reads_them() {
     let with_skippable = [&skippable[..], &raw, &skippable].concat();
     // One byte after the last frame is a trailer Convex's reader takes; two are not.
     let with_trailer = [&raw[..], &[0]].concat();
-    for raw in [frames, with_skippable, with_trailer] {
+    for raw in [raw.clone(), frames, with_skippable, with_trailer] {
         let report = check(
             "z.zip",
             &zip_raw("users/documents.jsonl", 93, &raw, lines.as_bytes()),
@@ -737,6 +722,10 @@ fn zstd_entries_are_read_as_convex_reads_them() {
             vec![Code::DuplicateId],
             "{:#?}",
             report.errors
+        );
+        assert_eq!(
+            (report.errors[0].line, report.errors[0].first_line),
+            (Some(201), Some(7))
         );
     }
     for trailer in [&b"garbage!"[..], &skippable[..6], &[0, 0]] {
