@@ -715,7 +715,23 @@ fn a_single_table_file_without_a_table_exits_2() {
         assert_eq!(code, 2, "{name}: {stdout}");
         assert!(stdout.contains("not packed: fix the options"), "{stdout}");
         assert!(!out.exists());
+        // With Convex's code for it.
+        let (_, json, _) = snappack(&["validate", arg(&input), "--json"]);
+        let report: serde_json::Value = serde_json::from_str(&json).unwrap();
+        assert_eq!(report["errors"][0]["code"], "InvalidName", "{json}");
     }
+    // An archive whose one error is a `_tables` row's bad name is the input's: status 1.
+    let archive = dir.join("names.zip");
+    std::fs::write(
+        &archive,
+        zip(&[(
+            "_tables/documents.jsonl",
+            b"{\"name\":\"bad name\",\"id\":10001}\n",
+        )]),
+    )
+    .unwrap();
+    let (code, stdout, _) = snappack(&["validate", arg(&archive)]);
+    assert_eq!(code, 1, "{stdout}");
 }
 
 /// The one-line summaries of `gen`, `validate`, `pack` and `unpack` count

@@ -42,11 +42,12 @@ pub(super) fn walk<R: Read + Seek>(
         Format::JsonArray => "JSON",
         _ => "JSONL",
     };
-    // A missing table name is the caller's option, not the input's error.
+    // A missing table name is the caller's option, not the input's error
+    // (Convex's code for it is InvalidName); nothing is read.
     let Some(table) = ctx.options.table.clone() else {
         ctx.error(
             Finding::new(
-                Code::InvalidOptions,
+                Code::InvalidName,
                 format!("{kind} import requires table name"),
             )
             .entry(file_name),

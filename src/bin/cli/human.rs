@@ -122,10 +122,8 @@ pub fn print(
         // Errors of snappack's own (options, reading, names it cannot
         // tell apart) are not Convex's verdict.
         let own = |f: &Finding| {
-            matches!(
-                f.code,
-                Code::InvalidOptions | Code::ReadFailed | Code::DuplicateEntryName
-            )
+            super::about_options(report, f)
+                || matches!(f.code, Code::ReadFailed | Code::DuplicateEntryName)
         };
         let verdict =
             if report.error_count > report.errors.len() as u64 || !report.errors.iter().all(own) {

@@ -463,11 +463,19 @@ fn report_status(report: &Report) -> ExitCode {
     }
 }
 
-/// Whether every error of the report (all listed) is `InvalidOptions`.
+/// Whether every error of the report (all listed) is about the options.
 fn only_option_errors(report: &Report) -> bool {
     report.error_count > 0
         && report.error_count == report.errors.len() as u64
-        && report.errors.iter().all(|f| f.code == Code::InvalidOptions)
+        && report.errors.iter().all(|f| about_options(report, f))
+}
+
+/// Whether a finding of `report` is about the options given, not the input:
+/// `InvalidOptions`, or a table name missing (or given for an archive with no
+/// table), Convex's `InvalidName` without a line, with nothing else checked.
+fn about_options(report: &Report, finding: &snappack::report::Finding) -> bool {
+    finding.code == Code::InvalidOptions
+        || finding.code == Code::InvalidName && finding.line.is_none() && report.tables.is_empty()
 }
 
 /// A one-line progress bar on stderr, drawn only when stderr is a terminal.
