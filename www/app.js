@@ -237,7 +237,7 @@ async function continuePending() {
   const file = state.file;
   if (!file || !state.report?.valid || state.upload) return;
   const stored = loadJson(IMPORT_KEY + state.fingerprint);
-  const recorded = recordedUpload();
+  const recorded = recordedUpload(stored);
   const pending = recorded ?? (await findOpenImport(state.fingerprint));
   if (state.file !== file || state.upload) return;
   const note = $('resume-note');
@@ -278,9 +278,8 @@ function serverUrl() {
   return state.server?.url ?? loadJson(SERVER_KEY)?.url ?? null;
 }
 
-/** The interrupted upload of the chosen file this browser recorded, if it went to {@link serverUrl}. */
-function recordedUpload() {
-  const record = loadJson(IMPORT_KEY + state.fingerprint);
+/** The interrupted upload of the chosen file this browser recorded (`record`), if it went to {@link serverUrl}. */
+function recordedUpload(record = loadJson(IMPORT_KEY + state.fingerprint)) {
   return record && record.url === serverUrl() ? record : null;
 }
 

@@ -215,6 +215,14 @@ async function connect(page) {
   await page.waitForSelector('#server-status.good');
 }
 
+/** Picks `path`, waits for it to check out, connects, and waits for no conflicts with the server's tables. */
+async function pickAndConnect(page, path) {
+  await page.setInputFiles('#file', path);
+  await page.waitForSelector('#verdict.good');
+  await connect(page);
+  await page.waitForSelector('#conflicts.good');
+}
+
 /** Slows every frames request down, so an upload takes long enough to be interrupted. */
 async function slowFrames(page, ms) {
   await page.route('**/frames?*', async (route) => {
@@ -290,10 +298,7 @@ async function readyToUpload(name, slowMs) {
   const server = await startServer();
   const { path, summary } = bigSnapshot(name);
   const page = await newPage(server);
-  await page.setInputFiles('#file', path);
-  await page.waitForSelector('#verdict.good');
-  await connect(page);
-  await page.waitForSelector('#conflicts.good');
+  await pickAndConnect(page, path);
   await slowFrames(page, slowMs);
   return { server, path, summary, page };
 }
@@ -649,10 +654,7 @@ test('cancelled while the server finishes the import: the page says it was impor
   const path = join(dir, 'cancel-at-finish.zip');
   const summary = gen(path, { seed: 21, tables: 2, totalDocuments: 2000, compressionLevel: 1 });
   const page = await newPage(server);
-  await page.setInputFiles('#file', path);
-  await page.waitForSelector('#verdict.good');
-  await connect(page);
-  await page.waitForSelector('#conflicts.good');
+  await pickAndConnect(page, path);
   // The server finishes the import; its answer is held back until Cancel is pressed.
   let finished;
   const answered = new Promise((resolve) => (finished = resolve));
@@ -752,10 +754,7 @@ test('an import that finished while the page did not hear of it is shown as impo
       return setItem.call(this, key, value);
     };
   });
-  await page.setInputFiles('#file', path);
-  await page.waitForSelector('#verdict.good');
-  await connect(page);
-  await page.waitForSelector('#conflicts.good');
+  await pickAndConnect(page, path);
   await page.click('#upload');
   await page.waitForSelector('#summary:not([hidden])');
   // As if the page had been closed before the answer to finish came.
@@ -822,10 +821,7 @@ test('the page sends frames while it packs, and packing goes on while the upload
     document: { fields: 8, maxStringLen: 200 },
   });
   const page = await newPage(server);
-  await page.setInputFiles('#file', path);
-  await page.waitForSelector('#verdict.good');
-  await connect(page);
-  await page.waitForSelector('#conflicts.good');
+  await pickAndConnect(page, path);
   // What the page shows each time a request of frames leaves it.
   const shown = [];
   await page.route('**/frames?*', async (route) => {
@@ -1023,10 +1019,7 @@ test('the check against the server: one at a time, shown with progress, cancella
   const server = await startServer();
   const { path } = bigSnapshot('big-modes.zip');
   const page = await newPage(server, { init: countWorkers });
-  await page.setInputFiles('#file', path);
-  await page.waitForSelector('#verdict.good');
-  await connect(page);
-  await page.waitForSelector('#conflicts.good');
+  await pickAndConnect(page, path);
   // The workers one check uses.
   const one = await page.evaluate(() => window.workers.most);
   assert.ok(one >= 1);
@@ -1098,10 +1091,7 @@ test('Replace all lists the server tables it deletes, asks for a confirmation, a
   const page = await newPage(server);
   const first = join(dir, 'three-tables.zip');
   gen(first, { seed: 21, tables: 3, totalDocuments: 300, compressionLevel: 1 });
-  await page.setInputFiles('#file', first);
-  await page.waitForSelector('#verdict.good');
-  await connect(page);
-  await page.waitForSelector('#conflicts.good');
+  await pickAndConnect(page, first);
   await page.click('#upload');
   await page.waitForSelector('#summary:not([hidden])');
   const before = await serverTables(server);
@@ -1152,10 +1142,7 @@ test('no answer from the server: no speed or time left is shown, the wait before
   const path = join(dir, 'unreachable.zip');
   gen(path, { seed: 23, tables: 2, totalDocuments: 60_000, compressionLevel: 1, document: { fields: 8, maxStringLen: 200 } });
   const page = await newPage(server);
-  await page.setInputFiles('#file', path);
-  await page.waitForSelector('#verdict.good');
-  await connect(page);
-  await page.waitForSelector('#conflicts.good');
+  await pickAndConnect(page, path);
   await slowFrames(page, 300);
   await recordUploadBar(page);
   await page.click('#upload');
