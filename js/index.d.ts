@@ -76,7 +76,7 @@ export interface TableSummary {
   bytes: number;
   /** Archive entries that feed this table, in import order (absent when none). */
   entries?: string[];
-  /** For a table only listed in `_tables` (no entry feeds it): the row that lists it, where findings about the table point. */
+  /** The `_tables` row that lists the table, if one does: where findings about its number point, and, for a table no entry feeds, every finding about it. */
   listed_at?: { entry: string; line: number };
 }
 
@@ -104,9 +104,9 @@ export interface Finding {
   line: number | null;
   /** The field concerned, as a path from the document (`profile.tags[2]`), or a CSV column. */
   field?: string;
-  /** The other line involved (the first occurrence of a duplicate id). */
+  /** The other line involved: the first occurrence of a duplicate id, or the `_storage` row that declares a stored file's `sha256`. */
   first_line?: number;
-  /** The entry of `first_line`, when it is another entry of the same table. */
+  /** The entry of `first_line`, when it is another entry (of the same table, or a stored file's `_storage` row). */
   first_entry?: string;
   /** The start of the offending line (at most 120 bytes, then `...`). */
   excerpt?: string;

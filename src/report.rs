@@ -166,8 +166,9 @@ pub struct TableSummary {
     /// Archive entries that feed this table, in import order.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub entries: Vec<String>,
-    /// For a table only listed in `_tables` (no entry feeds it): the row
-    /// that lists it, where findings about the table point.
+    /// The `_tables` row that lists the table, if one does: where findings
+    /// about its number point, and, for a table no entry feeds, every
+    /// finding about it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub listed_at: Option<ListedAt>,
 }
@@ -210,11 +211,12 @@ pub struct Finding {
     /// or a CSV column name.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub field: Option<String>,
-    /// The other line involved (the first occurrence of a duplicate id).
+    /// The other line involved: the first occurrence of a duplicate id,
+    /// or the `_storage` row that declares a stored file's `sha256`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub first_line: Option<u64>,
     /// The entry of `first_line`, when it is not `entry` (a table with
-    /// several documents entries).
+    /// several documents entries, or a stored file's `_storage` row).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub first_entry: Option<String>,
     /// The start of the offending line.

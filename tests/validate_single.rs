@@ -359,3 +359,36 @@ fn a_file_cut_short_while_read_fails_rather_than_losing_rows() {
         );
     }
 }
+
+/// Documents with `_id`s after a first one without: the warning points at
+/// the first document, whose `_id` would have numbered the table.
+#[test]
+fn a_table_numbered_by_the_server_is_warned_about_at_its_first_document() {
+    let with_id = id(10001, 1);
+    for (name, bytes, line) in [
+        (
+            "t.jsonl",
+            format!("{{\"a\":1}}\n{{\"_id\":\"{with_id}\"}}\n"),
+            1,
+        ),
+        // The first row's `_id` is "", which does not decode (an error of its own).
+        ("t.csv", format!("_id,a\n,1\n{with_id},2\n"), 2),
+        (
+            "t.json",
+            format!("[\n\n  {{\"a\":1}},\n  {{\"_id\":\"{with_id}\"}}\n]"),
+            3,
+        ),
+    ] {
+        let report = check_with(name, bytes.as_bytes(), &into("t"));
+        let warnings: Vec<_> = report
+            .warnings
+            .iter()
+            .map(|w| (w.code, w.entry.as_deref(), w.line))
+            .collect();
+        assert_eq!(
+            warnings,
+            [(Code::UnassignedTableNumber, Some(name), Some(line))],
+            "{name}"
+        );
+    }
+}

@@ -1976,3 +1976,187 @@ fn a_duplicate_across_two_entries_of_a_table_names_the_first_entry() {
         (Some(3), Some(1), None)
     );
 }
+
+/// Where a finding about stored files or table numbers points: the line
+/// that gave what is wrong, in the human report and the JSON alike.
+fn place(finding: &snappack::report::Finding) -> (Code, Option<&str>, Option<u64>) {
+    (finding.code, finding.entry.as_deref(), finding.line)
+}
+
+#[test]
+fn a_sha256_mismatch_names_the_row_that_declares_the_digest() {
+    let sid = id(540, 1);
+    let other = id(540, 2);
+    let wrong_sha = "47DEQpj8HBSa+/TImW+5JCeuQeRkm5NMpJWZG3hSuFU=";
+    // Two `_storage` entries: lines count per entry, so each row's entry is named.
+    let first = format!("{{\"_id\":\"{other}\"}}\n");
+    let second = format!(
+        "{{\"_id\":\"{id3}\"}}\n{{\"_id\":\"{sid}\",\"sha256\":\"{wrong_sha}\"}}\n",
+        id3 = id(540, 3)
+    );
+    let report = check(
+        "s.zip",
+        &zip(&[
+            ("_storage/documents.jsonl", first.as_bytes()),
+            ("copy/_storage/documents.jsonl", second.as_bytes()),
+            (&format!("_storage/{sid}.bin"), b"data"),
+        ]),
+    );
+    assert_eq!(codes(&report), vec![Code::Sha256Mismatch]);
+    let mismatch = &report.errors[0];
+    let file = format!("_storage/{sid}.bin");
+    assert_eq!(
+        place(mismatch),
+        (Code::Sha256Mismatch, Some(file.as_str()), None)
+    );
+    assert_eq!(
+        (mismatch.first_line, mismatch.first_entry.as_deref()),
+        (Some(2), Some("copy/_storage/documents.jsonl"))
+    );
+    assert!(
+        mismatch.message.ends_with(
+            "(the sha256 of the _storage row on line 2 of copy/_storage/documents.jsonl)"
+        ),
+        "{}",
+        mismatch.message
+    );
+    // Rows without a file are named in their own entry.
+    let missing: Vec<_> = report
+        .warnings
+        .iter()
+        .filter(|w| w.code == Code::StorageFileMissing)
+        .map(place)
+        .collect();
+    assert_eq!(
+        missing,
+        [
+            (
+                Code::StorageFileMissing,
+                Some("_storage/documents.jsonl"),
+                Some(1)
+            ),
+            (
+                Code::StorageFileMissing,
+                Some("copy/_storage/documents.jsonl"),
+                Some(1)
+            ),
+        ]
+    );
+}
+
+#[test]
+fn a_number_conflict_points_at_the_line_that_gave_the_number() {
+    let archive = zip(&[
+        (
+            "_tables/documents.jsonl",
+            b"{\"name\":\"other\",\"id\":10009}\n{\"name\":\"listed\",\"id\":10001}\n",
+        ),
+        ("listed/documents.jsonl", doc(10001, 1, "").as_bytes()),
+        (
+            "byid/documents.jsonl",
+            format!("{}\n", doc(10002, 1, "")).as_bytes(),
+        ),
+    ]);
+    let target = TargetTables {
+        tables: vec![
+            TargetTable {
+                component: String::new(),
+                name: "x".into(),
+                number: 10001,
+                documents: 1,
+            },
+            TargetTable {
+                component: String::new(),
+                name: "y".into(),
+                number: 10002,
+                documents: 1,
+            },
+            TargetTable {
+                component: String::new(),
+                name: "listed".into(),
+                number: 10005,
+                documents: 1,
+            },
+        ],
+    };
+    let base = check("n.zip", &archive);
+    assert!(base.valid, "{:?}", base.errors);
+    let listed = base.tables.iter().find(|t| t.name == "listed").unwrap();
+    let row = listed.listed_at.as_ref().unwrap();
+    assert_eq!(
+        (row.entry.as_str(), row.line),
+        ("_tables/documents.jsonl", 2)
+    );
+    for (mode, expected) in [
+        (
+            ImportMode::Replace,
+            vec![
+                (
+                    Code::TableConflict,
+                    Some("_tables/documents.jsonl"),
+                    Some(2),
+                ),
+                (Code::TableConflict, Some("byid/documents.jsonl"), Some(1)),
+            ],
+        ),
+        (
+            ImportMode::Append,
+            vec![
+                (
+                    Code::TableNumberConflict,
+                    Some("_tables/documents.jsonl"),
+                    Some(2),
+                ),
+                (
+                    Code::TableConflict,
+                    Some("_tables/documents.jsonl"),
+                    Some(2),
+                ),
+                (Code::TableConflict, Some("byid/documents.jsonl"), Some(1)),
+            ],
+        ),
+    ] {
+        let options = Options {
+            mode,
+            target: Some(target.clone()),
+            ..Options::default()
+        };
+        let report = check_with("n.zip", &archive, &options);
+        let places: Vec<_> = report.errors.iter().map(place).collect();
+        assert_eq!(places, expected, "{mode:?}");
+        // The report alone locates them the same.
+        let checked = check_target(&base, &target, mode).unwrap();
+        assert_eq!(checked.errors, report.errors, "{mode:?}");
+    }
+}
+
+#[test]
+fn a_table_numbered_by_the_server_is_warned_about_at_its_first_document() {
+    let line = doc(10001, 1, r#""a":1"#) + "\n";
+    // The table's first entry is empty: its first document is line 1 of the next.
+    let report = check(
+        "late.zip",
+        &zip(&[
+            ("t/documents.jsonl", b""),
+            (
+                "copy/t/documents.jsonl",
+                format!("{{\"a\":1}}\n{line}").as_bytes(),
+            ),
+        ]),
+    );
+    assert!(report.valid, "{:?}", report.errors);
+    let unassigned: Vec<_> = report
+        .warnings
+        .iter()
+        .filter(|w| w.code == Code::UnassignedTableNumber)
+        .map(place)
+        .collect();
+    assert_eq!(
+        unassigned,
+        [(
+            Code::UnassignedTableNumber,
+            Some("copy/t/documents.jsonl"),
+            Some(1)
+        )]
+    );
+}

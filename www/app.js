@@ -451,7 +451,11 @@ function place(finding) {
   if (!finding.entry) return finding.table ? `table ${finding.component ? `${finding.component}/` : ''}${finding.table}` : null;
   let text = finding.line ? `${finding.entry}:${finding.line}` : finding.entry;
   if (finding.field) text += `, field ${finding.field}`;
-  if (finding.first_line) text += ` (first at line ${finding.first_line}${finding.first_entry ? ` of ${finding.first_entry}` : ''})`;
+  if (finding.first_line) {
+    // The other line: a duplicate's first occurrence, or the `_storage` row declaring a file's digest.
+    const what = finding.code === 'Sha256Mismatch' ? 'its row at line' : 'first at line';
+    text += ` (${what} ${finding.first_line}${finding.first_entry ? ` of ${finding.first_entry}` : ''})`;
+  }
   return text;
 }
 

@@ -244,8 +244,9 @@ pub struct PlannedTable {
     pub rules: ValueRules,
     /// Entries feeding it, in order (empty for tables only listed in `_tables`).
     pub entries: Vec<String>,
-    /// For a table only listed in `_tables`: the row that lists it, where
-    /// findings about the table point.
+    /// The `_tables` row that lists it, if one does: where findings about
+    /// its number point, and, for a table no entry feeds, every finding
+    /// about it.
     pub listed_at: Option<ListedAt>,
 }
 

@@ -80,6 +80,24 @@ fn located(table: &PlannedTable, finding: Finding) -> Finding {
     }
 }
 
+/// A finding about `table`'s number, where the number came from: the
+/// `_tables` row that lists it, or the first line of its first documents
+/// entry, whose `_id` gave it. A number the target gave is not in the
+/// input: the finding is then placed as [`located`] places it.
+fn at_number(table: &PlannedTable, finding: Finding) -> Finding {
+    match (table.number_source, &table.listed_at, table.entries.first()) {
+        (NumberSource::Tables, Some(at), _) => finding
+            .table(&table.component, table.name.clone())
+            .entry(&at.entry)
+            .line(at.line),
+        (NumberSource::Id, _, Some(entry)) => finding
+            .table(&table.component, table.name.clone())
+            .entry(entry)
+            .line(1),
+        _ => located(table, finding),
+    }
+}
+
 /// Step 3 and the mode's conflicts with the target deployment's tables.
 pub(crate) fn apply_target(
     tables: &mut [PlannedTable],
@@ -174,15 +192,18 @@ pub(crate) fn apply_target(
         let Some(number) = table.number else { continue };
         if mode == ImportMode::Append {
             if let Some(found) = here.filter(|e| e.number != number) {
-                ctx.error(located(Finding::new(
-                    Code::TableNumberConflict,
-                    format!(
-                        "table {}{} wants table number {number} but was already assigned {}",
-                        table.name,
-                        in_component(&table.component),
-                        found.number
+                ctx.error(at_number(
+                    table,
+                    Finding::new(
+                        Code::TableNumberConflict,
+                        format!(
+                            "table {}{} wants table number {number} but was already assigned {}",
+                            table.name,
+                            in_component(&table.component),
+                            found.number
+                        ),
                     ),
-                )));
+                ));
             }
         }
         // A table not imported keeps its number, but for the user tables
@@ -197,10 +218,13 @@ pub(crate) fn apply_target(
                     && (mode != ImportMode::ReplaceAll || e.name.starts_with('_'))
             });
         if let Some(holder) = holder {
-            ctx.error(located(Finding::new(
-                Code::TableConflict,
-                table_conflict_message(&table.name, &table.component, &holder.name),
-            )));
+            ctx.error(at_number(
+                table,
+                Finding::new(
+                    Code::TableConflict,
+                    table_conflict_message(&table.name, &table.component, &holder.name),
+                ),
+            ));
         }
     }
 }

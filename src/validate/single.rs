@@ -137,6 +137,7 @@ pub(super) fn walk<R: Read + Seek>(
             checker => checker,
         },
         ids_without_first: false,
+        first_line: None,
         entry: file_name,
         component: &component,
         table: &table,
@@ -147,7 +148,11 @@ pub(super) fn walk<R: Read + Seek>(
         _ => scan.jsonl(reader, ctx, sink),
     };
     if scan.ids_without_first {
-        ctx.warning(unassigned_number_warning(&component, &table).entry(scan.entry));
+        let warning = unassigned_number_warning(&component, &table).entry(scan.entry);
+        ctx.warning(match scan.first_line {
+            Some(line) => warning.line(line),
+            None => warning,
+        });
     }
     let end = result
         .and_then(|()| sink.end_table(0).map_err(ScanStop::Sink))
@@ -207,6 +212,8 @@ fn strip_bom<R: Read>(mut input: R) -> io::Result<io::Chain<io::Cursor<Vec<u8>>,
 struct Scan<'a> {
     checker: TableChecker,
     ids_without_first: bool,
+    /// The line of the first document, whose `_id` numbers the table.
+    first_line: Option<u64>,
     entry: &'a str,
     component: &'a str,
     table: &'a str,
@@ -227,6 +234,7 @@ impl Scan<'_> {
         ctx: &mut Context,
         sink: &mut dyn Sink,
     ) -> Result<bool, ScanStop> {
+        self.first_line.get_or_insert(line);
         let valid = match self.checker.check(text, row, line) {
             Ok(doc) => {
                 if self.checker.number().is_none()

@@ -31,7 +31,9 @@ struct StorageRow {
 /// What a metadata row says about its file.
 #[derive(Debug, Clone, PartialEq)]
 pub(crate) struct FileMetadata {
-    /// Line of the row.
+    /// The `_storage` table's entry of the row (an index into its entries).
+    pub entry: usize,
+    /// Line of the row in that entry.
     pub line: u64,
     /// Expected SHA-256, when the row gives one.
     pub sha256: Option<[u8; 32]>,
@@ -65,6 +67,9 @@ impl FileMetadata {
 #[derive(Default)]
 pub(crate) struct StorageMetadata {
     pub rows: HashMap<DocumentId, FileMetadata>,
+    /// The entry the rows now checked come from (an index into the
+    /// `_storage` table's entries), as their lines count per entry.
+    pub entry: usize,
 }
 
 /// The first field of a `_storage` row whose value [`StorageRow`] cannot
@@ -175,6 +180,7 @@ impl StorageMetadata {
         self.rows.insert(
             id,
             FileMetadata {
+                entry: self.entry,
                 line: row,
                 sha256,
                 has_file: false,

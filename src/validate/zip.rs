@@ -282,10 +282,12 @@ pub(super) fn walk<R: Read + Seek>(
             listed_at: None,
         });
     }
-    // Tables listed in `_tables` without documents are created empty.
+    // Every table `_tables` lists points at its row; those without
+    // documents are created empty.
     for listed in listed {
-        if !planned.contains_key(&(listed.component.clone(), listed.name.clone())) {
-            tables.push(PlannedTable {
+        match planned.get(&(listed.component.clone(), listed.name.clone())) {
+            Some(&t) => tables[t].listed_at = Some(listed.at),
+            None => tables.push(PlannedTable {
                 number: numbering.number_of(&listed.component, &listed.name),
                 component: listed.component,
                 name: listed.name,
@@ -293,7 +295,7 @@ pub(super) fn walk<R: Read + Seek>(
                 rules: ValueRules::Plain,
                 entries: Vec::new(),
                 listed_at: Some(listed.at),
-            });
+            }),
         }
     }
     apply_target(&mut tables, &mut numbering, ctx);
@@ -354,12 +356,18 @@ pub(super) fn walk<R: Read + Seek>(
             None => TableChecker::new(&table.name, table.number, table.rules),
         };
         let mut ids_without_first = false;
-        for entry_name in &table.entries {
+        // The entry whose line 1 is the table's first document.
+        let mut first_document: Option<&str> = None;
+        for (e, entry_name) in table.entries.iter().enumerate() {
             let Some(&stream) = streams_by_name.get(entry_name.as_str()) else {
                 continue;
             };
-            let storage = (table.name == "_storage")
-                .then(|| metadata.entry(table.component.clone()).or_default());
+            let documents_before = ctx.counts[t].0;
+            let storage = (table.name == "_storage").then(|| {
+                let storage = metadata.entry(table.component.clone()).or_default();
+                storage.entry = e;
+                storage
+            });
             ctx.enter_share(stream.span);
             checker.start_entry(entry_name);
             let result = scan_entry(
@@ -379,11 +387,14 @@ pub(super) fn walk<R: Read + Seek>(
                 Err(ScanStop::Cancelled) => return Err(Stop::Cancelled(plan)),
                 Err(ScanStop::Sink(e)) => return Err(Stop::Sink(e, plan)),
             }
+            if documents_before == 0 && ctx.counts[t].0 > 0 {
+                first_document.get_or_insert(entry_name);
+            }
         }
         if ids_without_first && !clashed.contains(&(table.component.clone(), table.name.clone())) {
             let warning = unassigned_number_warning(&table.component, &table.name);
-            ctx.warning(match table.entries.first() {
-                Some(entry) => warning.entry(entry),
+            ctx.warning(match first_document {
+                Some(entry) => warning.entry(entry).line(1),
                 None => warning,
             });
         }
@@ -411,9 +422,10 @@ pub(super) fn walk<R: Read + Seek>(
         let (expected, row_error) = match meta.rows.get_mut(&file.id) {
             Some(row) => {
                 row.has_file = true;
+                let at = (row.entry, row.line);
                 (
-                    Some(row.sha256),
-                    row.document_error().map(|e| (row.line, e)),
+                    row.sha256.map(|sha256| (sha256, at)),
+                    row.document_error().map(|e| (at, e)),
                 )
             }
             None => (None, None),
@@ -440,22 +452,32 @@ pub(super) fn walk<R: Read + Seek>(
         };
         ctx.storage.files += 1;
         ctx.storage.bytes += file.size;
-        if let Some(Some(expected)) = expected {
+        if let Some((expected, (entry, line))) = expected {
             if expected != digest {
-                ctx.error(located(Finding::new(
+                // The file, and the row that declares its digest.
+                let row =
+                    at_storage_row(storage, entry, line, Finding::new(Code::Sha256Mismatch, ""));
+                let declared = match &row.entry {
+                    Some(rows) => format!("line {line} of {rows}"),
+                    None => format!("line {line}"),
+                };
+                let mut finding = located(Finding::new(
                     Code::Sha256Mismatch,
                     format!(
-                        "Sha256 mismatch. Expected: {} Actual: {}",
+                        "Sha256 mismatch. Expected: {} Actual: {} (the sha256 of the _storage row on {declared})",
                         encode_base64(&expected),
                         encode_base64(&digest)
                     ),
-                )));
+                ));
+                finding.first_line = Some(line);
+                finding.first_entry = row.entry;
+                ctx.error(finding);
             }
         }
         // The row Convex inserts for the file.
-        if let Some((line, error)) = row_error {
+        if let Some(((entry, line), error)) = row_error {
             let finding = Finding::new(error.code, error.message.clone());
-            ctx.error(error.locate(at_storage_row(storage, line, finding)));
+            ctx.error(error.locate(at_storage_row(storage, entry, line, finding)));
         }
         if let Some(number) = storage_number {
             if file.id.table != number {
@@ -480,19 +502,19 @@ pub(super) fn walk<R: Read + Seek>(
             continue;
         };
         ctx.set_phase(files_before_missing + t as u32);
-        let mut missing: Vec<(&DocumentId, u64)> = meta
+        let mut missing: Vec<(&DocumentId, (usize, u64))> = meta
             .rows
             .iter()
             .filter(|(_, row)| !row.has_file)
-            .map(|(id, row)| (id, row.line))
+            .map(|(id, row)| (id, (row.entry, row.line)))
             .collect();
-        missing.sort_by_key(|(_, line)| *line);
-        for (id, line) in missing {
+        missing.sort_by_key(|(_, at)| *at);
+        for (id, (entry, line)) in missing {
             let finding = Finding::new(
                 Code::StorageFileMissing,
                 format!("no file for _storage row {id}; Convex skips the row"),
             );
-            ctx.warning(at_storage_row(table, line, finding));
+            ctx.warning(at_storage_row(table, entry, line, finding));
         }
     }
     if let Err(e) = sink.finish() {
@@ -501,13 +523,13 @@ pub(super) fn walk<R: Read + Seek>(
     Ok(plan)
 }
 
-/// `finding` at line `line` of `_storage` table `table`: lines count per
-/// entry, so the entry is named when the table has one.
-fn at_storage_row(table: &PlannedTable, line: u64, finding: Finding) -> Finding {
+/// `finding` at line `line` of entry `entry` (an index into its entries) of
+/// `_storage` table `table`.
+fn at_storage_row(table: &PlannedTable, entry: usize, line: u64, finding: Finding) -> Finding {
     let finding = finding.table(&table.component, "_storage").line(line);
-    match &table.entries[..] {
-        [entry] => finding.entry(entry),
-        _ => finding,
+    match table.entries.get(entry) {
+        Some(entry) => finding.entry(entry),
+        None => finding,
     }
 }
 
