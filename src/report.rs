@@ -103,7 +103,9 @@ codes! {
     InvalidOptions,
     /// A system table other than `_tables` and `_storage` is skipped (warning).
     SkippedSystemTable,
-    /// Two entries feed one table; both are imported in order (warning).
+    /// Two entries feed one table; snappack imports both in order, where
+    /// Convex skips as many of the later entry's first documents as the
+    /// table has from the earlier ones (warning).
     RepeatedTableEntry,
     /// A legacy generated schema: values are checked as far as the shape allows (warning).
     LegacyGeneratedSchema,

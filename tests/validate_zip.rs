@@ -1947,6 +1947,25 @@ fn a_duplicate_across_two_entries_of_a_table_names_the_first_entry() {
         ]),
     );
     assert_eq!(codes(&report), vec![Code::DuplicateId, Code::DuplicateId]);
+    // Convex continues a table it is importing from its document count, so
+    // it would skip the second entry's first documents: the warning says so.
+    let repeated: Vec<_> = report
+        .warnings
+        .iter()
+        .filter(|w| w.code == Code::RepeatedTableEntry)
+        .collect();
+    assert_eq!(repeated.len(), 1);
+    assert_eq!(
+        repeated[0].entry.as_deref(),
+        Some("copy/users/documents.jsonl")
+    );
+    assert!(
+        repeated[0]
+            .message
+            .contains("skips as many of this entry's first documents"),
+        "{}",
+        repeated[0].message
+    );
     let across = &report.errors[0];
     assert_eq!(
         (

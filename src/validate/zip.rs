@@ -239,7 +239,7 @@ pub(super) fn walk<R: Read + Seek>(
                 Finding::new(
                     Code::RepeatedTableEntry,
                     format!(
-                        "table {} has more than one documents entry; they are imported one after the other",
+                        "table {} has more than one documents entry: snappack imports them one after the other, but Convex's importer, which continues a table it is importing from the documents it has, skips as many of this entry's first documents as the entries before it gave the table",
                         stream.table
                     ),
                 )
