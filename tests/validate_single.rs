@@ -392,3 +392,23 @@ fn a_table_numbered_by_the_server_is_warned_about_at_its_first_document() {
         );
     }
 }
+
+/// A CSV file with `\r\n` line ends (as spreadsheets write) or blank lines:
+/// findings name the line the row is on; messages number rows as Convex's do.
+#[test]
+fn csv_findings_name_the_line_their_row_is_on() {
+    let report = check_with("t.csv", b"a,b\r\n1,2\r\n\r\n3\r\n4,5\r\n", &into("t"));
+    let found: Vec<_> = report
+        .errors
+        .iter()
+        .map(|e| (e.code, e.line, e.message.as_str()))
+        .collect();
+    assert_eq!(
+        found,
+        [(
+            Code::CsvRowMissingFields,
+            Some(4),
+            "CSV row 2 doesn't have all of the fields in the header"
+        )]
+    );
+}

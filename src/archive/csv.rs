@@ -2,8 +2,8 @@
 //! a number (non-finite ones become `null`), every other cell a string; with
 //! a schema, optional fields whose value is `""` are removed.
 
-use std::collections::HashSet;
-use std::io::Read;
+use std::collections::{HashSet, VecDeque};
+use std::io::{self, Read};
 
 use crate::convex::names::{check_field_name, check_identifier};
 use crate::convex::value::RowError;
@@ -11,7 +11,7 @@ use crate::report::Code;
 
 /// Reads CSV rows and renders each as the JSON object Convex would build.
 pub struct CsvRows<R: Read> {
-    reader: csv::Reader<R>,
+    reader: csv::Reader<LineCounter<R>>,
     record: csv::ByteRecord,
     /// Distinct header names in first-appearance order, each with the column
     /// that supplies its value (the last column of that name wins).
@@ -29,7 +29,7 @@ impl<R: Read> CsvRows<R> {
         let mut reader = csv::ReaderBuilder::new()
             .has_headers(true)
             .flexible(true)
-            .from_reader(input);
+            .from_reader(LineCounter::new(input));
         let header = match reader.byte_headers() {
             Ok(h) => h.clone(),
             Err(e) => return Err(parse_error(1, e)),
@@ -70,6 +70,11 @@ impl<R: Read> CsvRows<R> {
     /// Renders the next row as a JSON object into `out` (cleared first) and
     /// returns the row's physical line number, or `None` at the end. An error
     /// comes with the line it was found on.
+    ///
+    /// Messages number rows as Convex's do, by the CSV reader's count, which
+    /// starts a record where the one before it ended: before the blank
+    /// lines it skips, and, after a `\r\n`, before its `\n`. The line
+    /// returned is where the record is.
     pub fn next_row(&mut self, out: &mut String) -> Option<Result<u64, (u64, RowError)>> {
         match self.reader.read_byte_record(&mut self.record) {
             Ok(false) => return None,
@@ -79,13 +84,16 @@ impl<R: Read> CsvRows<R> {
                 return Some(Err((line, parse_error(line, e))));
             }
         }
-        let line = self.record.position().map_or(0, |p| p.line());
+        let (numbered, line) = match self.record.position() {
+            Some(p) => (p.line(), self.reader.get_mut().line_at(p.byte())),
+            None => (0, 0),
+        };
         if self.record.len() != self.width {
             return Some(Err((
                 line,
                 RowError::new(
                     Code::CsvRowMissingFields,
-                    format!("CSV row {line} doesn't have all of the fields in the header"),
+                    format!("CSV row {numbered} doesn't have all of the fields in the header"),
                 ),
             )));
         }
@@ -93,7 +101,7 @@ impl<R: Read> CsvRows<R> {
         // column repeats too.
         for (cell, name) in self.record.iter().zip(&self.headers) {
             if let Err(e) = std::str::from_utf8(cell) {
-                return Some(Err((line, parse_error(line, e).at(Some(name.clone())))));
+                return Some(Err((line, parse_error(numbered, e).at(Some(name.clone())))));
             }
         }
         out.clear();
@@ -115,6 +123,55 @@ impl<R: Read> CsvRows<R> {
         }
         out.push('}');
         Some(Ok(line))
+    }
+}
+
+/// Counts the lines of what the CSV reader reads, to tell the line a record
+/// starts on from where the reader started reading it. It keeps the bytes
+/// read since the last record asked about (that record's rest and the
+/// reader's read-ahead).
+struct LineCounter<R> {
+    inner: R,
+    /// The bytes read from offset `start` on.
+    window: VecDeque<u8>,
+    start: u64,
+    /// The `\n`s before `start`.
+    lines: u64,
+}
+
+impl<R> LineCounter<R> {
+    fn new(inner: R) -> Self {
+        LineCounter {
+            inner,
+            window: VecDeque::new(),
+            start: 0,
+            lines: 0,
+        }
+    }
+
+    /// The line (from 1) of the record the reader started reading at byte
+    /// `offset`: past the `\r` and `\n` there, which end lines and which
+    /// no record starts with (a field that does is quoted). Offsets asked
+    /// about only grow.
+    fn line_at(&mut self, offset: u64) -> u64 {
+        let passed = (offset.saturating_sub(self.start) as usize).min(self.window.len());
+        self.lines += self.window.drain(..passed).filter(|&b| b == b'\n').count() as u64;
+        self.start += passed as u64;
+        let skipped = self
+            .window
+            .iter()
+            .take_while(|&&b| b == b'\n' || b == b'\r')
+            .filter(|&&b| b == b'\n')
+            .count() as u64;
+        self.lines + skipped + 1
+    }
+}
+
+impl<R: Read> Read for LineCounter<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.window.extend(&buf[..n]);
+        Ok(n)
     }
 }
 
@@ -222,5 +279,33 @@ mod tests {
         let got = rows(" a ,a\n1,2\n", &[]);
         assert_eq!(got, vec![Ok(r#"{"a":2.0}"#.to_owned())]);
         assert!(rows("", &[]).is_empty());
+    }
+
+    /// Lines where the records are, whatever the reader's own count, which
+    /// the messages keep, as Convex's do.
+    #[test]
+    fn rows_are_placed_on_their_physical_lines() {
+        for (csv, expected) in [
+            ("a,b\n1,2\n3\n", vec![(2, None), (3, Some(3))]),
+            ("a,b\r\n1,2\r\n3\r\n", vec![(2, None), (3, Some(2))]),
+            ("\n\na,b\n\n1,2\n\n\n3\n", vec![(5, None), (8, Some(6))]),
+            ("a,b\n\"x\ny\",2\n\n3", vec![(2, None), (5, Some(4))]),
+            ("a,b\r\n\r\n1,2\r\n\r\n3\r\n", vec![(3, None), (5, Some(3))]),
+        ] {
+            let mut reader = CsvRows::new(csv.as_bytes(), &[]).unwrap();
+            let mut out = String::new();
+            let mut got = Vec::new();
+            while let Some(row) = reader.next_row(&mut out) {
+                got.push(match row {
+                    Ok(line) => (line, None),
+                    Err((line, e)) => {
+                        assert_eq!(e.code, Code::CsvRowMissingFields);
+                        let numbered = e.message.split(' ').nth(2).unwrap().parse::<u64>().unwrap();
+                        (line, Some(numbered))
+                    }
+                });
+            }
+            assert_eq!(got, expected, "{csv:?}");
+        }
     }
 }
