@@ -344,6 +344,11 @@ export interface OpenImportStatus extends ImportStatusBase {
   frameSize?: number;
   /** CRC-32 of the uncompressed payloads of frames before `nextSeq`: the `prefixCrc32` to pack with when continuing. */
   prefixCrc32?: number;
+  /**
+   * Only when so: another import changed a table this one declared, so its
+   * finish would be refused with this (continuing it rejects with it).
+   */
+  tableChanged?: { code: 'TableChanged'; message: string; component: string; table: string };
 }
 
 /** An import that takes no more frames. */

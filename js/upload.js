@@ -168,6 +168,12 @@ function notResumable(status, importId, mode, advice = 'leave out mode to contin
     const message = `import ${importId} is in ${status.mode} mode, not ${mode}: ${advice}`;
     return new UploadError({ code: 'ModeMismatch', message }, importId);
   }
+  // Another import changed a table of this one: its finish would be refused.
+  if (status.tableChanged) {
+    const { code, message, component, table } = status.tableChanged;
+    const why = `${message} (import ${importId} can no longer finish: start a new upload)`;
+    return new UploadError({ code, message: why, component, table, status: 200 }, importId);
+  }
   return null;
 }
 

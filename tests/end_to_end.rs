@@ -1085,3 +1085,123 @@ fn the_server_checks_forced_streams_with_the_declared_rules() {
         }
     }
 }
+
+/// An import whose table another import changed since (replaced it under
+/// another number, here) can no longer finish (`TableChanged`): its status
+/// says which table, from the change on and after a restart, and
+/// `upload --resume` says so before sending anything, instead of calling the
+/// file another input (the frames it packs now would number that table
+/// otherwise).
+#[test]
+fn a_resumed_upload_whose_table_another_import_changed_says_which() {
+    for (backend, database) in common::databases() {
+        let dir = common::temp_dir("upload-resume-changed");
+        let data_dir = dir.join("data");
+        let rows: String = (0..400)
+            .map(|n| format!("{{\"n\":{n},\"text\":\"{}\"}}\n", "x".repeat(n % 50)))
+            .collect();
+        let (rows_path, one_path, other_path) = (
+            dir.join("rows.jsonl"),
+            dir.join("one.jsonl"),
+            dir.join("t.zip"),
+        );
+        std::fs::write(&rows_path, &rows).unwrap();
+        std::fs::write(&one_path, "{\"n\":1}\n").unwrap();
+        std::fs::write(
+            &other_path,
+            zip_of(&[
+                ("_tables/documents.jsonl", br#"{"name":"t","id":10002}"#),
+                ("t/documents.jsonl", br#"{"n":2}"#),
+            ]),
+        )
+        .unwrap();
+        let server = test_server(&database, &data_dir);
+        let out = upload_to(&server, &one_path, &["--table", "t"]);
+        assert!(out.status.success(), "{backend}: {out:?}");
+
+        // Part of an append into `t` (10001, from the server's tables), as
+        // `snappack upload --table t --mode append` packs it.
+        let target = serde_json::from_slice(&server.call("GET", "/api/tables", b"").body).unwrap();
+        let options = PackOptions {
+            validate: snappack::validate::Options {
+                mode: snappack::validate::ImportMode::Append,
+                table: Some("t".into()),
+                target: Some(target),
+                ..Default::default()
+            },
+            encoder: snappack::migration::EncoderConfig {
+                max_frame_size: 4096,
+                ..Default::default()
+            },
+            producer: format!("snappack {}", env!("CARGO_PKG_VERSION")),
+            created_at_ms: 0,
+            ..PackOptions::default()
+        };
+        let (stream, _) = pack(
+            Cursor::new(rows.as_bytes()),
+            "rows.jsonl",
+            Vec::new(),
+            &options,
+            &mut |_| true,
+        )
+        .unwrap();
+        let ranges = frames(&stream);
+        assert!(ranges.len() > 4, "{backend}: {} frames", ranges.len());
+        let created = server
+            .call("POST", "/api/imports", br#"{"mode":"append"}"#)
+            .json();
+        let id = created["id"].as_str().unwrap().to_owned();
+        let sent = server.call(
+            "POST",
+            &format!("/api/imports/{id}/frames?seq=0"),
+            &stream[..ranges[2].end],
+        );
+        assert_eq!(sent.json()["nextSeq"], 3, "{backend}");
+        let status = server
+            .call("GET", &format!("/api/imports/{id}"), b"")
+            .json();
+        assert!(status.get("tableChanged").is_none(), "{backend}: {status}");
+
+        // Another import replaces `t`, as 10002.
+        let out = upload_to(&server, &other_path, &["--mode", "replace", "--yes"]);
+        assert!(out.status.success(), "{backend}: {out:?}");
+        let changed = |server: &TestServer| {
+            let status = server
+                .call("GET", &format!("/api/imports/{id}"), b"")
+                .json();
+            assert_eq!(status["state"], "open", "{backend}: {status}");
+            assert_eq!(status["nextSeq"], 3, "{backend}: nothing more was sent");
+            status["tableChanged"].clone()
+        };
+        let expected = serde_json::json!({
+            "code": "TableChanged",
+            "message": "Table `t` changed while this import was running (another import finished on it). Start the import again.",
+            "component": "",
+            "table": "t",
+        });
+        assert_eq!(changed(&server), expected, "{backend}");
+        let resume = |server: &TestServer| {
+            let out = upload_to(server, &rows_path, &["--table", "t", "--resume", &id]);
+            let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+            assert_eq!(out.status.code(), Some(1), "{backend}: {stderr}");
+            assert!(
+                stderr.contains(&format!(
+                    "import {id} can no longer finish: TableChanged: Table `t` changed"
+                )) && stderr.contains("Nothing was sent")
+                    && stderr.contains(&format!("/api/imports/{id}/cancel")),
+                "{backend}: {stderr}"
+            );
+            assert!(!stderr.contains("ResumeMismatch") && !stderr.contains("not the input"));
+        };
+        resume(&server);
+        assert_eq!(changed(&server), expected, "{backend}");
+
+        // A restarted server knows it too.
+        drop(server);
+        let server = test_server(&database, &data_dir);
+        assert_eq!(changed(&server), expected, "{backend}");
+        resume(&server);
+        let cancel = server.call("POST", &format!("/api/imports/{id}/cancel"), b"");
+        assert_eq!(cancel.status, 200, "{backend}");
+    }
+}

@@ -1089,6 +1089,9 @@ impl Store for FailingWrite {
     fn cancel_import(&self, import: &str, reason: Option<&str>) -> Result<(), store::StoreError> {
         self.inner.cancel_import(import, reason)
     }
+    fn changed_table(&self, import: &str) -> Result<Option<store::ImportError>, store::StoreError> {
+        self.inner.changed_table(import)
+    }
     fn hidden_tables(&self) -> Result<u64, store::StoreError> {
         self.inner.hidden_tables()
     }

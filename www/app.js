@@ -909,8 +909,8 @@ async function runUpload(pending) {
         saveJson(key, null);
         $('resume-note').hidden = true;
       }
-      // Nothing could ever continue it, and left open it would be found again by its label.
-      if (error.code === 'ResumeMismatch') await cancelImport(server, record.importId);
+      // Nothing could ever continue (or finish) it, and left open it would be found again by its label.
+      if (error.code === 'ResumeMismatch' || error.code === 'TableChanged') await cancelImport(server, record.importId);
       // How far it got stays, without a speed; of an import that ended, nothing was imported.
       showStalled(upload);
       if (ended) $('upload-text').textContent = `${bytes(upload.progress?.bytesSent ?? 0)} sent: nothing of it was imported.`;

@@ -575,6 +575,16 @@ impl Upload {
                 None => self.fail(missing("import id")),
             },
             (Request::Status { .. }, 200) => match json.get("state").and_then(|v| v.as_str()) {
+                // Another import changed a table this one declared: its
+                // finish would be refused, so nothing more is sent.
+                Some("open") if json.get("tableChanged").is_some_and(|c| c.is_object()) => {
+                    let mut error = UploadError::from_body(status, &json["tableChanged"]);
+                    error.message.push_str(&format!(
+                        " (import {} can no longer finish: start a new upload)",
+                        self.id.as_deref().unwrap_or("?")
+                    ));
+                    self.fail(error)
+                }
                 Some("open") => match next_seq {
                     Some(seq) => self.send_from(seq),
                     None => self.fail(missing("nextSeq")),
@@ -829,6 +839,38 @@ mod tests {
         match upload.step() {
             Step::Failed(e) => assert_eq!(e.code, "NetworkError"),
             other => panic!("{other:?}"),
+        }
+    }
+
+    /// A status saying another import changed a table of this one (which
+    /// its finish would refuse) ends the upload with that refusal, whether
+    /// it is the first answer of a resumed upload or one after a retry.
+    #[test]
+    fn an_import_whose_table_changed_is_not_sent_to() {
+        let changed = br#"{"state":"open","nextSeq":4,"tableChanged":{"code":"TableChanged","message":"Table `t` changed while this import was running (another import finished on it). Start the import again.","component":"c","table":"t"}}"#;
+        let resumed = Upload::resume(config(), 10, "abc");
+        let mut retried = Upload::new(config(), 10);
+        sent(&mut retried);
+        retried.on_response(201, br#"{"id":"abc"}"#);
+        sent(&mut retried);
+        retried.on_network_error("connection reset");
+        retried.step();
+        for mut upload in [resumed, retried] {
+            assert_eq!(sent(&mut upload), Request::Status { id: "abc".into() });
+            upload.on_response(200, changed);
+            match upload.step() {
+                Step::Failed(e) => {
+                    assert_eq!(e.code, "TableChanged");
+                    assert_eq!((e.component.as_str(), e.table.as_deref()), ("c", Some("t")));
+                    assert!(
+                        e.message.starts_with("Table `t` changed")
+                            && e.message.contains("import abc can no longer finish"),
+                        "{}",
+                        e.message
+                    );
+                }
+                other => panic!("{other:?}"),
+            }
         }
     }
 

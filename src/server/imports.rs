@@ -150,6 +150,11 @@ pub struct ImportStatus {
     /// The label the client gave at creation.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub label: Option<String>,
+    /// Open imports: a table the import declared that another import
+    /// changed since (`TableChanged`, with its table), which its finish
+    /// would refuse: it can no longer finish, however much is sent.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub table_changed: Option<ImportError>,
 }
 
 /// An accepted append.
@@ -255,6 +260,11 @@ struct Slot {
     /// would wait behind a write on SQLite's one connection.
     label: Option<String>,
     mode: ImportMode,
+    /// A table the import declared that another import changed since: it
+    /// can no longer finish. Set when the server starts and after every
+    /// finished import (once set, it stays so: what the import declared
+    /// against does not come back).
+    changed: Mutex<Option<ImportError>>,
 }
 
 impl Slot {
@@ -264,6 +274,7 @@ impl Slot {
             mode: open.mode,
             label,
             open: Mutex::new(Some(open)),
+            changed: Mutex::new(None),
         })
     }
 
@@ -379,7 +390,9 @@ impl Imports {
             } else {
                 match imports.reopen(&record.id, record.mode) {
                     Ok(open) => {
-                        lock(&imports.open).insert(record.id, Slot::new(open, record.label));
+                        let slot = Slot::new(open, record.label);
+                        *lock(&slot.changed) = imports.store.changed_table(&record.id)?;
+                        lock(&imports.open).insert(record.id, slot);
                         continue;
                     }
                     // A log this server's checks no longer accept: the import cannot go on.
@@ -635,6 +648,7 @@ impl Imports {
                     complete: progress.complete,
                     error: None,
                     label: slot.label.clone(),
+                    table_changed: lock(&slot.changed).clone(),
                 });
             }
         }
@@ -650,6 +664,7 @@ impl Imports {
             prefix_crc32: None,
             error: record.error,
             label: record.label,
+            table_changed: None,
         })
     }
 
@@ -810,7 +825,31 @@ impl Imports {
         handle.close(&mut slot);
         drop(slot);
         self.forget(id);
-        Ok(result?)
+        let activated = result?;
+        self.note_changed_tables();
+        Ok(activated)
+    }
+
+    /// After an import finished: the open imports that declared a table it
+    /// changed can no longer finish, which their status says from now on,
+    /// so that a client learns it before sending the rest.
+    fn note_changed_tables(&self) {
+        let open: Vec<(String, Arc<Slot>)> = lock(&self.open)
+            .iter()
+            .map(|(id, slot)| (id.clone(), slot.clone()))
+            .collect();
+        for (id, slot) in open {
+            if lock(&slot.changed).is_some() {
+                continue;
+            }
+            match self.store.changed_table(&id) {
+                // Only ever set: a later answer may come from an earlier read.
+                Ok(Some(changed)) => *lock(&slot.changed) = Some(changed),
+                Ok(None) => {}
+                // Its finish checks again.
+                Err(e) => eprintln!("snappack: import {id}: cannot check its tables: {e}"),
+            }
+        }
     }
 
     /// Cancels every open import that received nothing (its staging log

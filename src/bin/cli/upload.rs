@@ -149,6 +149,19 @@ pub fn run(args: UploadArgs) -> Result<ExitCode> {
     let first_frame = match &args.resume {
         Some(id) => {
             let import = open_import(&http, id)?;
+            // Its finish would be refused: sending the rest is no use.
+            if let Some(changed) = &import.table_changed {
+                eprintln!(
+                    "snappack: import {id} can no longer finish: {}: {} Nothing was sent: upload {} \
+                     without --resume to start a new import, and cancel {id} (POST {}/api/imports/{id}/cancel) \
+                     or leave it to expire",
+                    changed["code"].as_str().unwrap_or("TableChanged"),
+                    changed["message"].as_str().unwrap_or_default(),
+                    args.input.file.display(),
+                    http.base
+                );
+                return Ok(ExitCode::from(1));
+            }
             started_with = import.label.as_deref().and_then(FileIdentity::from_label);
             if args.input.mode.is_some_and(|asked| asked != import.mode) {
                 bail!(
@@ -480,12 +493,16 @@ pub fn run(args: UploadArgs) -> Result<ExitCode> {
                 _ => {}
             }
             // 422: the server refused the input (a document, a conflict with
-            // its tables); anything else is the server's or the connection's.
-            Ok(ExitCode::from(if error.status == Some(422) {
-                1
-            } else {
-                2
-            }))
+            // its tables), as a status saying that another import changed a
+            // table of this one does; anything else is the server's or the
+            // connection's.
+            Ok(ExitCode::from(
+                if error.status == Some(422) || error.code == "TableChanged" {
+                    1
+                } else {
+                    2
+                },
+            ))
         }
     }
 }
@@ -562,6 +579,9 @@ struct OpenImport {
     /// CRC-32 of the payloads of its frames before `next_seq`, when the
     /// server says it.
     prefix_crc32: Option<u32>,
+    /// The refusal its finish would meet: a table it declared that another
+    /// import changed since (`TableChanged`).
+    table_changed: Option<serde_json::Value>,
 }
 
 /// Open import `id`, as the server has it.
@@ -594,6 +614,7 @@ fn open_import(http: &Http, id: &str) -> Result<OpenImport> {
         prefix_crc32: import["prefixCrc32"]
             .as_u64()
             .and_then(|crc| u32::try_from(crc).ok()),
+        table_changed: Some(import["tableChanged"].clone()).filter(|c| c.is_object()),
     })
 }
 

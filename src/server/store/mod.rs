@@ -319,6 +319,9 @@ pub trait Store: Send + Sync {
     /// Drops the import's hidden tables; the database is as it was before it.
     /// `reason`, when the server cancelled it, is the status's `error`.
     fn cancel_import(&self, import: &str, reason: Option<&str>) -> Result<(), StoreError>;
+    /// A table open import `import` declared that another import changed
+    /// since (finishing it would be refused with this error), if any.
+    fn changed_table(&self, import: &str) -> Result<Option<ImportError>, StoreError>;
     /// Hidden tables of every open import (0 when no import is running).
     fn hidden_tables(&self) -> Result<u64, StoreError>;
     /// The documents of an active table, by internal id (`None` when no such table).

@@ -92,13 +92,8 @@ pub fn plan(
         .collect();
 
     // Another import changed a table this one writes since it was declared.
-    for table in hidden {
-        let now = existing
-            .get(&(table.component.as_str(), table.name.as_str()))
-            .map(|e| (e.table_id, e.generation));
-        if now != table.observed {
-            return Err(error_changed(table));
-        }
+    if let Some(changed) = changed_table(hidden, active) {
+        return Err(changed);
     }
 
     // RequireEmpty: every imported table that exists must be empty.
@@ -168,6 +163,30 @@ pub fn plan(
 
 /// The code of `error_changed`: the import raced another one on a table.
 pub const TABLE_CHANGED: &str = "TableChanged";
+
+/// The first of `hidden` (an import's tables) that another import changed
+/// (created, replaced, appended to or deleted) since this one declared it,
+/// as the refusal of finishing it (`TableChanged`): an import with such a
+/// table can no longer finish, since what it declared against is gone.
+pub fn changed_table(hidden: &[HiddenTable], active: &[ActiveTable]) -> Option<ImportError> {
+    let now: HashMap<(&str, &str), (i64, i64)> = active
+        .iter()
+        .map(|t| {
+            (
+                (t.component.as_str(), t.name.as_str()),
+                (t.table_id, t.generation),
+            )
+        })
+        .collect();
+    hidden
+        .iter()
+        .find(|table| {
+            now.get(&(table.component.as_str(), table.name.as_str()))
+                .copied()
+                != table.observed
+        })
+        .map(error_changed)
+}
 
 fn error_changed(table: &HiddenTable) -> ImportError {
     ImportError {

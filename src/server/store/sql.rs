@@ -597,6 +597,16 @@ impl<B: Backend> SqlStore<B> {
         })
     }
 
+    pub(super) fn changed_table(&self, import: &str) -> Result<Option<ImportError>, StoreError> {
+        self.backend.transaction(false, |c| {
+            let hidden: Vec<HiddenTable> = load_hidden(c, import)?
+                .into_iter()
+                .map(|(table, _)| table)
+                .collect();
+            Ok(plan::changed_table(&hidden, &active_tables(c)?))
+        })
+    }
+
     pub(super) fn hidden_tables(&self) -> Result<u64, StoreError> {
         self.backend.transaction(false, |c| {
             let rows = c.query(
@@ -680,6 +690,12 @@ macro_rules! delegate_store {
             }
             fn cancel_import(&self, import: &str, reason: Option<&str>) -> Result<(), StoreError> {
                 self.0.cancel_import(import, reason)
+            }
+            fn changed_table(
+                &self,
+                import: &str,
+            ) -> Result<Option<$crate::server::store::ImportError>, StoreError> {
+                self.0.changed_table(import)
             }
             fn hidden_tables(&self) -> Result<u64, StoreError> {
                 self.0.hidden_tables()
