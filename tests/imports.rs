@@ -919,36 +919,37 @@ fn more_tables_than_a_deployment_takes_are_refused_when_declared() {
     assert_eq!(imports.store().hidden_tables().unwrap(), 0);
 }
 
+/// A `_storage` table and its files, one per seed, and their digests.
+fn with_files(seeds: &[u8]) -> (Vec<StreamTable>, Vec<StreamFile>, Vec<[u8; 32]>) {
+    use sha2::Digest;
+    let mut storage = StreamTable {
+        component: String::new(),
+        name: "_storage".into(),
+        number: Some(540),
+        rules: ValueRules::Plain,
+        lines: Vec::new(),
+    };
+    let (mut files, mut digests) = (Vec::new(), Vec::new());
+    for &seed in seeds {
+        let id = DocumentId::new(540, [seed; 16]).to_string();
+        let data: Vec<u8> = (0..5000u32).map(|i| (i as u8).wrapping_mul(seed)).collect();
+        digests.push(sha2::Sha256::digest(&data).into());
+        storage.lines.push(storage_row(&id, &data));
+        files.push(StreamFile {
+            component: String::new(),
+            id,
+            data,
+        });
+    }
+    (vec![storage], files, digests)
+}
+
 /// Stored files that no `_storage` row refers to (left by a cancelled
 /// import) are removed at the next start with no import open; those of a
 /// finished import stay, and so do an open import's, whose rows come at its
 /// end.
 #[test]
 fn files_of_imports_that_did_not_finish_are_removed_at_a_start() {
-    /// A `_storage` table and its files, one per seed, and their digests.
-    fn with_files(seeds: &[u8]) -> (Vec<StreamTable>, Vec<StreamFile>, Vec<[u8; 32]>) {
-        use sha2::Digest;
-        let mut storage = StreamTable {
-            component: String::new(),
-            name: "_storage".into(),
-            number: Some(540),
-            rules: ValueRules::Plain,
-            lines: Vec::new(),
-        };
-        let (mut files, mut digests) = (Vec::new(), Vec::new());
-        for &seed in seeds {
-            let id = DocumentId::new(540, [seed; 16]).to_string();
-            let data: Vec<u8> = (0..5000u32).map(|i| (i as u8).wrapping_mul(seed)).collect();
-            digests.push(sha2::Sha256::digest(&data).into());
-            storage.lines.push(storage_row(&id, &data));
-            files.push(StreamFile {
-                component: String::new(),
-                id,
-                data,
-            });
-        }
-        (vec![storage], files, digests)
-    }
     for (backend, database) in common::databases() {
         let dir = common::temp_dir("sweep");
         let (finished, cancelled, open_one) =
@@ -1157,5 +1158,81 @@ fn a_failed_write_is_made_good_even_after_a_rebuild_that_failed() {
                 .unwrap_or_else(|e| panic!("{backend}, write {fail_at} failed: {e}"));
             assert_landed(&imports, &tables, &files);
         }
+    }
+}
+
+/// Stored files whose `_storage` rows a replace or replaceAll import
+/// dropped are removed once it finished, when no import is open (an open
+/// import's files have no row yet), else when the last open one ends, after
+/// a restart too; files still referred to stay.
+#[test]
+fn files_whose_rows_a_replacing_import_dropped_are_removed() {
+    for (backend, database) in common::databases() {
+        let dir = common::temp_dir("sweep-replaced");
+        let (first, replacing, open_one, last) = (
+            with_files(&[3, 5]),
+            with_files(&[5, 9]),
+            with_files(&[7, 11]),
+            with_files(&[9]),
+        );
+        let kept = |imports: &Imports, digests: &[[u8; 32]]| -> Vec<bool> {
+            digests
+                .iter()
+                .map(|d| imports.files().contains(d))
+                .collect()
+        };
+        let open_id = {
+            let imports = open(&database, &dir);
+            let id = imports.create(ImportMode::RequireEmpty, None).unwrap().id;
+            send_all(&imports, &id, &encode(&first.0, &first.1, 4096), 0);
+            imports.finish(&id).unwrap();
+            // An import left open with its file in and its row not yet.
+            let open_id = imports.create(ImportMode::Append, None).unwrap().id;
+            let stream = encode(&open_one.0, &open_one.1, 1024);
+            let ranges = frames(&stream);
+            let before_done = ranges.len() - 1;
+            for (seq, range) in ranges.into_iter().take(before_done).enumerate() {
+                imports
+                    .append(&open_id, seq as u64, &stream[range])
+                    .unwrap();
+            }
+            let id = imports.create(ImportMode::Replace, None).unwrap().id;
+            send_all(&imports, &id, &encode(&replacing.0, &replacing.1, 4096), 0);
+            imports.finish(&id).unwrap();
+            // File 3 has no row now, but an import is open: every file stays.
+            assert_eq!(
+                kept(
+                    &imports,
+                    &[first.2[0], first.2[1], replacing.2[1], open_one.2[0]]
+                ),
+                [true; 4],
+                "{backend}"
+            );
+            open_id
+        };
+        // Nor does a start with that import open remove any.
+        let imports = open(&database, &dir);
+        assert!(imports.files().contains(&first.2[0]), "{backend}");
+        assert!(imports.files().contains(&open_one.2[0]), "{backend}");
+        // When it ends, the files no row refers to go at once.
+        imports.cancel(&open_id).unwrap();
+        assert_eq!(
+            kept(
+                &imports,
+                &[first.2[0], open_one.2[0], first.2[1], replacing.2[1]]
+            ),
+            [false, false, true, true],
+            "{backend}"
+        );
+        // With none open, as soon as the replacing import finished.
+        let id = imports.create(ImportMode::ReplaceAll, None).unwrap().id;
+        send_all(&imports, &id, &encode(&last.0, &last.1, 4096), 0);
+        imports.finish(&id).unwrap();
+        assert_eq!(
+            kept(&imports, &[first.2[1], last.2[0]]),
+            [false, true],
+            "{backend}"
+        );
+        assert_landed(&imports, &last.0, &last.1);
     }
 }

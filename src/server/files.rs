@@ -61,7 +61,8 @@ impl FileStore {
     }
 
     /// Notes that some files may have lost their last reference (an import
-    /// that received files is ending without finishing): the next
+    /// that received files is ending without finishing, or one is replacing
+    /// `_storage` rows): the next
     /// [`sweep_due`](Self::sweep_due) says so, after a restart too.
     pub fn mark_sweep_due(&self) -> io::Result<()> {
         File::create(self.root.join(SWEEP_DUE)).map(drop)

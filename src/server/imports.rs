@@ -320,6 +320,10 @@ pub struct Imports {
     files: FileStore,
     limits: Limits,
     open: Mutex<HashMap<String, Arc<Slot>>>,
+    /// Held by a sweep of the stored files, and by `create` to add an
+    /// import: no import opens (and receives files) while a sweep that
+    /// found none open runs.
+    sweeping: Mutex<()>,
 }
 
 fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -364,6 +368,7 @@ impl Imports {
             dir,
             limits,
             open: Mutex::new(HashMap::new()),
+            sweeping: Mutex::new(()),
         };
         for record in imports.store.imports()? {
             if record.state != ImportState::Open {
@@ -411,24 +416,45 @@ impl Imports {
             imports.store.cancel_import(&record.id, Some(&reason))?;
             imports.forget(&record.id);
         }
-        if lock(&imports.open).is_empty() && imports.files.sweep_due() {
-            let (files, bytes) = imports.sweep_files()?;
-            imports.files.sweep_done()?;
-            if files > 0 {
-                eprintln!(
-                    "snappack: removed {files} stored files ({bytes} bytes) that no _storage row refers to (left by imports that did not finish, or by stored files replaced since)"
-                );
-            }
-        }
+        imports.sweep_if_idle()?;
         Ok(imports)
     }
 
+    /// Removes the stored files no `_storage` row refers to, once an import
+    /// marked it due (one that did not finish, or one that replaced
+    /// `_storage` rows), when no import is open: at a start, and when the
+    /// last open import ends. The mark is made before the import ends, so
+    /// after a crash the next start sweeps.
+    fn sweep_if_idle(&self) -> Result<(), ImportsError> {
+        let _sweeping = lock(&self.sweeping);
+        if !lock(&self.open).is_empty() || !self.files.sweep_due() {
+            return Ok(());
+        }
+        let (files, bytes) = self.sweep_files()?;
+        self.files.sweep_done()?;
+        if files > 0 {
+            eprintln!(
+                "snappack: removed {files} stored files ({bytes} bytes) that no _storage row refers to (left by imports that did not finish, or by stored files replaced since)"
+            );
+        }
+        Ok(())
+    }
+
+    /// [`sweep_if_idle`](Self::sweep_if_idle) after an import ended, which
+    /// happened whatever the sweep meets: a failure is said, and the mark
+    /// stays for the next time.
+    fn sweep_after_end(&self) {
+        if let Err(e) = self.sweep_if_idle() {
+            eprintln!("snappack: stored files no _storage row refers to are kept for now: {e}");
+        }
+    }
+
     /// Removes the stored files no `_storage` row refers to (those of
-    /// imports cancelled or failed: content-addressed files are shared, so
-    /// they cannot go with their import); returns how many and their bytes.
-    /// At a start, once such an import marked it due, and only with no
-    /// import open, since an open import's rows come at its end, after its
-    /// files; nothing at all if a row names no digest.
+    /// imports cancelled or failed, and those whose rows a replace or
+    /// replaceAll import dropped: content-addressed files are shared, so
+    /// they cannot go with their import or row); returns how many and their
+    /// bytes. Only with no import open, since an open import's rows come at
+    /// its end, after its files; nothing at all if a row names no digest.
     fn sweep_files(&self) -> Result<(usize, u64), ImportsError> {
         let kept = self.files.list()?;
         if kept.is_empty() {
@@ -627,6 +653,7 @@ impl Imports {
         self.store.create_import(&id, mode, label)?;
         let open = self.reopen(&id, mode)?;
         let slot = Slot::new(open, label.map(str::to_owned));
+        let _sweeping = lock(&self.sweeping);
         lock(&self.open).insert(id.clone(), slot);
         self.status(&id)
     }
@@ -814,6 +841,13 @@ impl Imports {
                 expected: open.decoder.next_sequence(),
             });
         }
+        // Replacing `_storage` rows may leave files no row refers to; marked
+        // before, so that a crash right after the commit leaves it marked.
+        if matches!(open.mode, ImportMode::Replace | ImportMode::ReplaceAll)
+            && open.ingest.declares_storage()
+        {
+            self.files.mark_sweep_due()?;
+        }
         let result = self.store.finish_import(id);
         if let Err(StoreError::Database(e)) = result {
             return Err(ImportsError::Internal(e));
@@ -825,6 +859,7 @@ impl Imports {
         handle.close(&mut slot);
         drop(slot);
         self.forget(id);
+        self.sweep_after_end();
         let activated = result?;
         self.note_changed_tables();
         Ok(activated)
@@ -896,6 +931,7 @@ impl Imports {
         handle.close(&mut slot);
         drop(slot);
         self.forget(id);
+        self.sweep_after_end();
         Ok(())
     }
 

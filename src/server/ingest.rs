@@ -211,6 +211,11 @@ impl Ingest {
         }
     }
 
+    /// True when the stream declared a `_storage` table (in any component).
+    pub fn declares_storage(&self) -> bool {
+        self.tables.iter().any(|t| t.name == "_storage")
+    }
+
     /// Checks one decoded frame. On refusal the state is partly advanced:
     /// the caller rebuilds it from the frames accepted before.
     pub fn frame<'a>(&mut self, frame: &'a Frame) -> Result<Accepted<'a>, Rejection> {

@@ -150,8 +150,8 @@ pub enum ServeError {
 const DATABASE_FILE: &str = "database";
 
 /// A data folder's tie to one database: stored files and staging logs
-/// there are that database's, and the sweep after an unfinished import
-/// deletes every file the database does not refer to, which would be
+/// there are that database's, and the sweep after an unfinished or a
+/// replacing import deletes every file the database does not refer to, which would be
 /// another database's files. Checked before the database is opened (another
 /// database is refused untouched), written at the first start once it opened.
 struct DataDirClaim {
