@@ -1016,10 +1016,11 @@ fn plain_tables_with_an_integer_creation_time_land() {
         ),
     ];
     for (backend, database) in common::databases() {
+        // A database is served from one data folder.
+        let data_dir = common::temp_dir("plain");
         for (file_name, input) in &inputs {
             let (stream, packed) = pack_input(file_name, input, false).unwrap();
             assert!(packed.report.valid, "{file_name}");
-            let data_dir = common::temp_dir("plain");
             let server = test_server(&database, &data_dir);
             let (id, response) = send_stream(&server, &stream);
             assert_eq!(
@@ -1203,5 +1204,87 @@ fn a_resumed_upload_whose_table_another_import_changed_says_which() {
         resume(&server);
         let cancel = server.call("POST", &format!("/api/imports/{id}/cancel"), b"");
         assert_eq!(cancel.status, 200, "{backend}");
+    }
+}
+
+/// A database is served from one data folder, which has its open imports'
+/// staging logs and its stored files: a server given another folder for it
+/// is refused, and leaves the imports open (it would cancel them, their
+/// logs missing there, under a server still running on the first folder).
+/// A folder lost for good is replaced by writing its id into the new one.
+#[test]
+fn a_database_is_served_from_one_data_folder() {
+    for (backend, database) in common::databases() {
+        let dir = common::temp_dir("one-folder");
+        let (first, second) = (dir.join("first"), dir.join("second"));
+        let (mut server, addr) = common::spawn_serve(&database, &first, "127.0.0.1:0", TOKEN);
+        let auth = format!("Bearer {TOKEN}");
+        let call = |method: &str, path: &str, body: &[u8]| {
+            common::http(addr, method, path, &[("Authorization", &auth)], body).unwrap()
+        };
+        let stream = packed_stream(&snapshot(31), &PackOptions::default());
+        let id = call("POST", "/api/imports", b"").json()["id"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        let first_frame = &stream[..frames(&stream)[0].end];
+        let sent = call(
+            "POST",
+            &format!("/api/imports/{id}/frames?seq=0"),
+            first_frame,
+        );
+        assert_eq!(sent.status, 200, "{backend}");
+
+        // Refused at once; were it not, it would serve: its first line says.
+        let mut second_server = Command::new(env!("CARGO_BIN_EXE_snappack"))
+            .args([
+                "serve",
+                "--no-www",
+                "--listen",
+                "127.0.0.1:0",
+                "--token",
+                TOKEN,
+            ])
+            .arg("--database")
+            .arg(&database)
+            .arg("--data-dir")
+            .arg(&second)
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let stderr = common::first_stderr_line(&mut second_server);
+        let refused = stderr.contains("is served from another data folder");
+        if !refused {
+            let _ = second_server.kill();
+        }
+        let code = second_server.wait().unwrap().code();
+        assert!(refused && code == Some(2), "{backend}: {code:?} {stderr}");
+        let owner = std::fs::read_to_string(first.join("folder-id")).unwrap();
+        let owner = owner.trim();
+        assert!(
+            stderr.contains("is served from another data folder")
+                && stderr.contains(&format!(
+                    "write {owner} into {}",
+                    second.join("folder-id").display()
+                )),
+            "{backend}: {stderr}"
+        );
+        let status = call("GET", &format!("/api/imports/{id}"), b"").json();
+        assert_eq!(
+            (&status["state"], &status["nextSeq"]),
+            (&"open".into(), &1.into()),
+            "{backend}"
+        );
+        server.kill().unwrap();
+        server.wait().unwrap();
+
+        // The first folder lost for good: the second takes its id (the
+        // import, whose log is lost, is cancelled).
+        std::fs::write(second.join("folder-id"), owner).unwrap();
+        let server = test_server(&database, &second);
+        let status = server
+            .call("GET", &format!("/api/imports/{id}"), b"")
+            .json();
+        assert_eq!(status["state"], "cancelled", "{backend}: {status}");
     }
 }

@@ -1093,6 +1093,9 @@ impl Store for FailingWrite {
     fn changed_table(&self, import: &str) -> Result<Option<store::ImportError>, store::StoreError> {
         self.inner.changed_table(import)
     }
+    fn claim_data_folder(&self, folder: &str) -> Result<Option<String>, store::StoreError> {
+        self.inner.claim_data_folder(folder)
+    }
     fn hidden_tables(&self) -> Result<u64, store::StoreError> {
         self.inner.hidden_tables()
     }

@@ -144,10 +144,49 @@ pub enum ServeError {
         /// The database given now.
         database: String,
     },
+    /// The database is served from another data folder, which has its open
+    /// imports' staging logs and its stored files.
+    #[error(
+        "the database {database} is served from another data folder (the one whose {FOLDER_ID_FILE} \
+         file says {owner}; {dir}'s says {folder}): that folder has the staging logs of its open \
+         imports, which a start from another one would cancel, and its stored files; start the \
+         server with that --data-dir (if that folder is lost for good, write {owner} into \
+         {dir}/{FOLDER_ID_FILE} to serve the database from this one: its open imports are then \
+         cancelled)"
+    )]
+    DatabaseTaken {
+        /// The database, as the data folder names it (no password).
+        database: String,
+        /// The data folder given now.
+        dir: String,
+        /// Its id.
+        folder: String,
+        /// The id of the data folder the database is served from.
+        owner: String,
+    },
 }
 
 /// The file in the data folder that names the database it belongs to.
 const DATABASE_FILE: &str = "database";
+
+/// The file in the data folder that holds its id, which the database records
+/// at the first start (the folder's path may change, as when it is moved).
+const FOLDER_ID_FILE: &str = "folder-id";
+
+/// The data folder's id, made at its first start.
+fn data_folder_id(data_dir: &Path) -> std::io::Result<String> {
+    let path = data_dir.join(FOLDER_ID_FILE);
+    match std::fs::read_to_string(&path) {
+        Ok(id) if !id.trim().is_empty() => return Ok(id.trim().to_owned()),
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(at(&path, e)),
+        _ => {}
+    }
+    let mut bytes = [0u8; 16];
+    getrandom::fill(&mut bytes).map_err(|e| std::io::Error::other(e.to_string()))?;
+    let id = crate::hex(&bytes);
+    std::fs::write(&path, format!("{id}\n")).map_err(|e| at(&path, e))?;
+    Ok(id)
+}
 
 /// A data folder's tie to one database: stored files and staging logs
 /// there are that database's, and the sweep after an unfinished or a
@@ -390,6 +429,18 @@ impl Server {
                     },
                 })?
                 .into();
+            // Before any import is reopened: from another data folder, the
+            // open imports' staging logs are missing, and they would be
+            // cancelled (a server still running on that folder included).
+            let folder = data_folder_id(&data_dir)?;
+            if let Some(owner) = store.claim_data_folder(&folder)? {
+                return Err(ServeError::DatabaseTaken {
+                    database: claim.identity.clone(),
+                    dir: data_dir.display().to_string(),
+                    folder,
+                    owner,
+                });
+            }
             claim.record()?;
             Ok(Imports::open(store, &data_dir, limits)?)
         })

@@ -23,7 +23,8 @@ pub struct ServeArgs {
     #[arg(long)]
     database: Option<String>,
     /// Folder for staging logs, stored files and the admin token; it belongs to the first
-    /// database served from it, and another is refused (give each its own folder).
+    /// database served from it, and another is refused (give each its own folder), as the
+    /// database refuses another folder than the first it was served from.
     #[arg(long, default_value = "data")]
     data_dir: PathBuf,
     /// Folder of the web page served at `/`.

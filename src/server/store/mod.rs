@@ -322,6 +322,9 @@ pub trait Store: Send + Sync {
     /// A table open import `import` declared that another import changed
     /// since (finishing it would be refused with this error), if any.
     fn changed_table(&self, import: &str) -> Result<Option<ImportError>, StoreError>;
+    /// Records that the data folder with id `folder` serves this database,
+    /// unless another one does: then that folder's id, and nothing changes.
+    fn claim_data_folder(&self, folder: &str) -> Result<Option<String>, StoreError>;
     /// Hidden tables of every open import (0 when no import is running).
     fn hidden_tables(&self) -> Result<u64, StoreError>;
     /// The documents of an active table, by internal id (`None` when no such table).

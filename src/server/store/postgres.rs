@@ -46,6 +46,10 @@ CREATE TABLE IF NOT EXISTS snappack_tables (
     pin_number BIGINT,
     pin_id TEXT
 );
+CREATE TABLE IF NOT EXISTS snappack_meta (
+    key TEXT PRIMARY KEY,
+    value TEXT NOT NULL
+);
 CREATE UNIQUE INDEX IF NOT EXISTS snappack_tables_active
     ON snappack_tables (component, name) WHERE import_id IS NULL;
 CREATE UNIQUE INDEX IF NOT EXISTS snappack_tables_hidden

@@ -607,6 +607,28 @@ impl<B: Backend> SqlStore<B> {
         })
     }
 
+    pub(super) fn claim_data_folder(&self, folder: &str) -> Result<Option<String>, StoreError> {
+        self.backend.transaction(true, |c| {
+            let rows = c.query(
+                "SELECT value FROM snappack_meta WHERE key = 'data_folder'",
+                &[],
+            )?;
+            match rows.into_iter().next() {
+                Some(row) => {
+                    let owner = row.into_iter().next().unwrap_or(Cell::Null).text()?;
+                    Ok((owner != folder).then_some(owner))
+                }
+                None => {
+                    c.exec(
+                        "INSERT INTO snappack_meta (key, value) VALUES ('data_folder', $1)",
+                        &[Param::Text(folder)],
+                    )?;
+                    Ok(None)
+                }
+            }
+        })
+    }
+
     pub(super) fn hidden_tables(&self) -> Result<u64, StoreError> {
         self.backend.transaction(false, |c| {
             let rows = c.query(
@@ -696,6 +718,9 @@ macro_rules! delegate_store {
                 import: &str,
             ) -> Result<Option<$crate::server::store::ImportError>, StoreError> {
                 self.0.changed_table(import)
+            }
+            fn claim_data_folder(&self, folder: &str) -> Result<Option<String>, StoreError> {
+                self.0.claim_data_folder(folder)
             }
             fn hidden_tables(&self) -> Result<u64, StoreError> {
                 self.0.hidden_tables()
