@@ -1,7 +1,8 @@
 // The `snappack` package in browsers: each call runs in its own Web Worker
 // (worker.js), so the page never freezes. A File is posted to the worker
 // without being read; the worker reads it slice by slice with FileReaderSync.
-// The WebAssembly module is compiled once per page and shared with workers.
+// The WebAssembly module is compiled once per page and shared with workers;
+// after `preload`, the workers' scripts come from memory too.
 
 import {
   SnappackError,
@@ -23,7 +24,107 @@ export { fetchImport, fetchTables, pack, prepareUpload, sendUpload, startPacking
 
 const WASM_URL = new URL('./web/snappack_bg.wasm', import.meta.url);
 
+// Each URL written out as `new URL('./…', import.meta.url)`, the pattern by
+// which bundlers find the files a package uses.
+
+/** The workers' scripts, by kind, for `preload`. */
+const WORKER_SCRIPTS = {
+  validate: new URL('./worker.js', import.meta.url),
+  pack: new URL('./pack-worker.js', import.meta.url),
+};
+
+/** The modules the workers' scripts import, by specifier (each imports nothing itself). */
+const WORKER_IMPORTS = {
+  './web/snappack.js': new URL('./web/snappack.js', import.meta.url),
+  './common.js': new URL('./common.js', import.meta.url),
+};
+
 let compiled;
+
+/** `preload`'s work, while under way or once done: the workers' `blob:` URLs by kind. */
+let preloaded;
+
+/** The workers' `blob:` URLs by kind, once `preload` has them. */
+let workerUrls;
+
+/**
+ * Fetches and compiles the WebAssembly module and fetches the workers'
+ * scripts now, and keeps them for the page: the calls after it start their
+ * workers from memory (`blob:` URLs) and need nothing more from the server
+ * that served the package. Rejects with `WorkerFailed` when they cannot be
+ * loaded; calls then fetch them as they would without it.
+ * @returns {Promise<void>}
+ */
+export function preload() {
+  if (preloaded === undefined) {
+    preloaded = Promise.all([compiledModule(), workerScripts()]).then(([, urls]) => {
+      workerUrls = urls;
+    });
+    preloaded.catch(() => {
+      preloaded = undefined;
+    });
+  }
+  return preloaded;
+}
+
+/**
+ * The compiled module for a worker, once a `preload` under way is done (its
+ * workers then start from memory).
+ * @internal (upload.js)
+ */
+export async function workerModule() {
+  await preloaded?.catch(() => {});
+  return compiledModule();
+}
+
+/**
+ * A new module Worker running the script of `kind` (`'validate'` or
+ * `'pack'`): the one `preload` keeps, else the package's file.
+ * @internal (upload.js)
+ */
+export function newWorker(kind, name) {
+  if (workerUrls) return new Worker(workerUrls[kind], { type: 'module', name });
+  // Written out so that bundlers find the workers.
+  return kind === 'pack'
+    ? new Worker(new URL('./pack-worker.js', import.meta.url), { type: 'module', name })
+    : new Worker(new URL('./worker.js', import.meta.url), { type: 'module', name });
+}
+
+/**
+ * The workers' scripts as `blob:` URLs by kind, their imports pointed at
+ * `blob:` URLs of the modules they import; rejects with `WorkerFailed`.
+ */
+async function workerScripts() {
+  const text = async (url) => {
+    const response = await fetch(url);
+    if (!response.ok) throw new Error(`fetching ${url}: HTTP ${response.status}`);
+    return response.text();
+  };
+  const blobUrl = (source) => URL.createObjectURL(new Blob([source], { type: 'text/javascript' }));
+  const relativeImport = /(\bfrom\s*)(['"])(\.{1,2}\/[^'"]+)\2/g;
+  try {
+    const specifiers = Object.keys(WORKER_IMPORTS);
+    const kinds = Object.keys(WORKER_SCRIPTS);
+    const [imports, scripts] = await Promise.all([
+      Promise.all(specifiers.map((specifier) => text(WORKER_IMPORTS[specifier]))),
+      Promise.all(kinds.map((kind) => text(WORKER_SCRIPTS[kind]))),
+    ]);
+    const urls = {};
+    specifiers.forEach((specifier, i) => {
+      if (relativeImport.test(imports[i])) throw new Error(`${specifier} imports another module of the package`);
+      relativeImport.lastIndex = 0;
+      urls[specifier] = blobUrl(imports[i]);
+    });
+    const link = (source) =>
+      source.replace(relativeImport, (_, from, quote, specifier) => {
+        if (urls[specifier] === undefined) throw new Error(`a worker imports ${specifier}, which preload does not fetch`);
+        return `${from}${quote}${urls[specifier]}${quote}`;
+      });
+    return Object.fromEntries(kinds.map((kind, i) => [kind, blobUrl(link(scripts[i]))]));
+  } catch (error) {
+    throw new SnappackError('WorkerFailed', `cannot load snappack's workers: ${error.message}`, { cause: error });
+  }
+}
 
 /**
  * The compiled module, fetched and compiled once per page (again after a
@@ -72,7 +173,7 @@ export async function validate(input, options) {
   const fileName = fileNameOf(input, options);
   const workers = workersOption(options.workers, defaultWorkers(globalThis.navigator?.hardwareConcurrency));
   signal?.throwIfAborted();
-  const module = await compiledModule();
+  const module = await workerModule();
   signal?.throwIfAborted();
   const request = {
     type: 'validate',
@@ -108,12 +209,12 @@ export async function validate(input, options) {
  */
 export async function checkTarget(report, options) {
   const request = checkTargetRequest(report, options);
-  return inWorker({ ...request, module: await compiledModule() }, {});
+  return inWorker({ ...request, module: await workerModule() }, {});
 }
 
 /** Panics inside the worker's WebAssembly, to test that a panic only rejects. @internal */
 export async function __panicForTests(message) {
-  return inWorker({ type: 'panic', module: await compiledModule(), message }, {});
+  return inWorker({ type: 'panic', module: await workerModule(), message }, {});
 }
 
 /**
@@ -125,7 +226,7 @@ export async function __panicForTests(message) {
 export function inWorker(
   request,
   { onProgress, onChunk, signal },
-  worker = new Worker(new URL('./worker.js', import.meta.url), { type: 'module', name: 'snappack' }),
+  worker = newWorker('validate', 'snappack'),
 ) {
   return new Promise((resolve, reject) => {
     const settle = (settleWith, value) => {

@@ -244,6 +244,17 @@ export declare function validate(
   options?: ValidateOptions,
 ): Promise<Report>;
 
+/**
+ * Browsers only: fetches and compiles the WebAssembly module and fetches the
+ * workers' scripts now, and keeps them for the page. The calls after it
+ * start their workers from memory (`blob:` URLs, which a
+ * Content-Security-Policy must allow as `worker-src blob:`), so validating a
+ * file needs nothing more from the server that served the package, even
+ * when it has gone away since. Rejects with `WorkerFailed` when they cannot
+ * be loaded: calls then fetch them as they would without it.
+ */
+export declare function preload(): Promise<void>;
+
 /** Options of {@link checkTarget}. */
 export interface TargetCheckOptions {
   /** The target deployment's tables (the server's, from {@link fetchTables}). */

@@ -14,7 +14,7 @@
 // is deterministic, so an import interrupted even by a page reload continues
 // after packing the same file with the same options again.
 
-import { compiledModule, inWorker } from './browser.js';
+import { compiledModule, inWorker, newWorker, workerModule } from './browser.js';
 import { CHOICES, SnappackError, checkHandlers, coreOptionsJson, defaultWorkers, fileNameOf, normalizeInput, workersOption } from './common.js';
 import init, { UploadMachine } from './web/snappack.js';
 
@@ -258,13 +258,13 @@ class Packing {
 
   async run(request, onProgress) {
     const { signal } = this.stopper;
-    request.module = await compiledModule();
+    request.module = await workerModule();
     signal.throwIfAborted();
     const { shards } = request;
     const merger = new ShardMerger(shards, (bytes, ends, inputs) => this.frames.add(bytes, ends, inputs));
     const runs = [];
     for (let shard = 0; shard < shards; shard++) {
-      const worker = new Worker(new URL('./pack-worker.js', import.meta.url), { type: 'module', name: `snappack-pack-${shard}` });
+      const worker = newWorker('pack', `snappack-pack-${shard}`);
       // Every worker walks the whole input: the first one tells the progress.
       const callbacks = {
         onProgress: shard === 0 ? onProgress : undefined,

@@ -4,7 +4,7 @@
 // is remembered by the file's fingerprint and continues when the same file is
 // picked again, even after a reload, packing only the frames the server lacks.
 
-import { checkTarget, validate, fetchImport, fetchTables, startPacking, sendUpload } from './pkg/browser.js';
+import { checkTarget, validate, fetchImport, fetchTables, preload, startPacking, sendUpload } from './pkg/browser.js';
 
 const $ = (id) => document.getElementById(id);
 
@@ -1244,6 +1244,10 @@ async function finishUpload(upload, answer, server) {
 // ---------- wiring ----------
 
 function init() {
+  // Checking a file needs nothing from the server once the page has loaded
+  // (it may go away): the WebAssembly and the workers are kept from now.
+  // Should that fail, a check fetches them again, and says so if it cannot.
+  preload().catch(() => {});
   for (const type of ['click', 'keydown', 'change', 'drop']) {
     document.addEventListener(type, () => (announcer.acted = true), { capture: true });
   }

@@ -120,10 +120,12 @@ async function assertLanded(server, summary) {
   }
 }
 
-async function newPage(server, { init } = {}) {
+/** A page of `server`'s; `beforeLoad(page)` runs before it loads (to route its requests). */
+async function newPage(server, { init, beforeLoad } = {}) {
   const page = await context.newPage();
   page.setDefaultTimeout(TIMEOUT);
   if (init) await page.addInitScript(init);
+  await beforeLoad?.(page);
   page.on('pageerror', (error) => console.error('page error:', error));
   // The page's own files (the API's refusals are tests' business).
   page.failedFiles = [];
@@ -161,7 +163,11 @@ function countWorkers() {
   };
 }
 
-/** Holds the page's WebAssembly module back until the returned function is called: a check started meanwhile is still running. */
+/**
+ * Holds the page's WebAssembly module back until the returned function is
+ * called: a check started meanwhile is still running. Called before the page
+ * loads (`newPage`'s `beforeLoad`), since the page preloads it.
+ */
 async function holdWasm(page) {
   let release;
   const held = new Promise((resolve) => {
@@ -463,6 +469,68 @@ test('an invalid snapshot: errors with entry:line, upload disabled', { timeout: 
   assert.equal(report.error_count, 3);
   assert.deepEqual(await serverTables(server), [], 'nothing reached the server');
   await page.close();
+});
+
+test('once the page has loaded, files are checked without the server, which may be gone', { timeout: 60_000 }, async () => {
+  const server = await startServer();
+  const page = await newPage(server, { init: countWorkers });
+  // The page fetched the workers' scripts at load, before any check (then waits for the rest of its preload).
+  await page.waitForFunction(() => {
+    const fetched = performance.getEntriesByType('resource').map((entry) => new URL(entry.name).pathname);
+    return ['/pkg/worker.js', '/pkg/pack-worker.js', '/pkg/web/snappack_bg.wasm'].every((path) => fetched.includes(path));
+  });
+  await page.evaluate(async () => (await import('./pkg/browser.js')).preload());
+  await killServer(server);
+  // A large archive (several workers and their merge), an invalid one, and a table file.
+  const { path } = bigSnapshot('big-offline.zip');
+  await page.setInputFiles('#file', path);
+  await page.waitForSelector('#verdict.good');
+  assert.ok(await page.evaluate(() => window.workers.most > 1), 'several workers shared the archive');
+  const invalid = join(dir, 'invalid-offline.zip');
+  gen(invalid, { seed: 3, tables: 2, documentsPerTable: 50, faults: ['duplicateId'] });
+  await page.setInputFiles('#file', invalid);
+  await page.waitForSelector('#verdict.bad');
+  assert.match(await page.textContent('#errors'), /DuplicateId/);
+  const table = join(dir, 'offline.jsonl');
+  writeFileSync(table, '{"a":1}\n');
+  await page.setInputFiles('#file', table);
+  await page.waitForSelector('#verdict.good');
+  await page.close();
+});
+
+test("the package's preload(): validate and pack start their workers from memory after it; a failed one changes nothing", { timeout: 60_000 }, async () => {
+  const server = await startServer();
+  const path = join(dir, 'preload.zip');
+  gen(path, { seed: 4, tables: 2, documentsPerTable: 20 });
+  const good = readFileSync(path).toString('base64');
+  const page = await newPage(server);
+  await page.evaluate(async () => (await import('./pkg/browser.js')).preload());
+  // Nothing more of the package can be fetched.
+  await page.route('**/pkg/**', (route) => route.abort());
+  const offline = await page.evaluate(async (good) => {
+    const { validate, pack } = await import('./pkg/browser.js');
+    const bytes = Uint8Array.from(atob(good), (c) => c.charCodeAt(0));
+    const report = await validate(bytes, { fileName: 'preload.zip' });
+    let packed = 0;
+    for await (const chunk of pack(bytes, { fileName: 'preload.zip', target: { tables: [] } })) packed += chunk.byteLength;
+    return { valid: report.valid, packed };
+  }, good);
+  assert.equal(offline.valid, true);
+  assert.ok(offline.packed > 0, 'packed without the server');
+  await page.close();
+
+  // One script missing: preload says so, and calls fetch what they need as before.
+  const partial = await newPage(server, { beforeLoad: (p) => p.route('**/pkg/pack-worker.js', (route) => route.fulfill({ status: 404, body: 'gone' })) });
+  const result = await partial.evaluate(async (good) => {
+    const { preload, validate } = await import('./pkg/browser.js');
+    const failure = await preload().then(() => null, (e) => ({ name: e.name, code: e.code, message: e.message }));
+    const bytes = Uint8Array.from(atob(good), (c) => c.charCodeAt(0));
+    return { failure, valid: (await validate(bytes, { fileName: 'preload.zip' })).valid };
+  }, good);
+  assert.equal(result.failure.code, 'WorkerFailed');
+  assert.match(result.failure.message, /pack-worker\.js: HTTP 404/);
+  assert.equal(result.valid, true);
+  await partial.close();
 });
 
 test('the server killed and restarted mid-upload: the upload completes', { timeout: 120_000 }, async () => {
@@ -860,14 +928,14 @@ test('the page sends frames while it packs, and packing goes on while the upload
 
 test('a file chosen while the last one is checked or fingerprinted: the page speaks only of the new one', { timeout: 60_000 }, async () => {
   const server = await startServer();
-  const page = await newPage(server);
+  // The WebAssembly module comes late: the first check is still running when notes.txt is chosen.
+  let release;
+  const page = await newPage(server, { beforeLoad: async (p) => (release = await holdWasm(p)) });
   const table = join(dir, 'first.jsonl');
   writeFileSync(table, '{"a":1}\n');
   const notes = { name: 'notes.txt', mimeType: 'text/plain', buffer: Buffer.from('hi') };
   const rename = () => /rename notes\.txt to the extension of its format/.test(document.getElementById('verdict').textContent);
 
-  // The WebAssembly module comes late: the first check is still running when notes.txt is chosen.
-  const release = await holdWasm(page);
   await page.setInputFiles('#file', table);
   await page.waitForSelector('#checking:not([hidden])');
   await page.setInputFiles('#file', notes);
@@ -1182,11 +1250,11 @@ test('no answer from the server: no speed or time left is shown, the wait before
 
 test('screens without a report: no empty table of tables, and a cancelled check is not shown as an error', { timeout: 60_000 }, async () => {
   const server = await startServer();
-  const page = await newPage(server);
+  // Cancelled: the WebAssembly module comes late, so the check is still running when Cancel is pressed.
+  let release;
+  const page = await newPage(server, { beforeLoad: async (p) => (release = await holdWasm(p)) });
   const tablesShown = () => page.isVisible('#tables');
 
-  // Cancelled: the WebAssembly module comes late, so the check is still running when Cancel is pressed.
-  const release = await holdWasm(page);
   const table = join(dir, 'cancelled.jsonl');
   writeFileSync(table, '{"a":1}\n');
   await page.setInputFiles('#file', table);
@@ -1327,8 +1395,9 @@ test("the package's upload(): bytes in, rows on the server; refusals as UploadEr
   await page.close();
 
   // The WebAssembly cannot be loaded: every call that needs it says so, typed.
-  const offline = await newPage(server);
-  await offline.route('**/snappack_bg.wasm', (route) => route.fulfill({ status: 404, body: 'gone' }));
+  const offline = await newPage(server, {
+    beforeLoad: (p) => p.route('**/snappack_bg.wasm', (route) => route.fulfill({ status: 404, body: 'gone' })),
+  });
   const failures = await offline.evaluate(
     async ({ url, token, good }) => {
       const { upload, validate, checkTarget } = await import('/pkg/browser.js');

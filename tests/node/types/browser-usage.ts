@@ -1,7 +1,9 @@
 // Type-checked by types.test.js against the package's browser types.
-import { checkTarget, fetchImport, fetchTables, pack, sendUpload, startPacking, validate, type Finding, type Progress } from 'snappack';
+import { checkTarget, fetchImport, fetchTables, pack, preload, sendUpload, startPacking, validate, type Finding, type Progress } from 'snappack';
 
 export async function check(file: File, onProgress: (p: Progress) => void): Promise<Finding[]> {
+  const loaded: void = await preload();
+  void loaded;
   const report = await validate(file, { table: 'users', schema: { tables: {} }, onProgress });
   // @ts-expect-error: validateFile is Node's only
   void (await import('snappack')).validateFile;
