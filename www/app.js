@@ -1,7 +1,7 @@
 // The snappack page: pick a snapshot, check it in the package's Web Worker,
 // read the report, then upload it to a snappack server with pause, resume and
 // cancel: each frame is sent as soon as it is packed. An interrupted upload
-// is remembered by the file's fingerprint and continues when the same file is
+// is remembered by the file's fingerprint and the server, and continues when the same file is
 // picked again, even after a reload, packing only the frames the server lacks.
 
 import { checkTarget, validate, fetchImport, fetchTables, preload, startPacking, sendUpload } from './pkg/browser.js';
@@ -10,6 +10,7 @@ const $ = (id) => document.getElementById(id);
 
 /** localStorage keys. */
 const SERVER_KEY = 'snappack.server';
+/** An upload's record: this prefix, the file's fingerprint, `@` and the server's URL (a file may have one on each server). */
 const IMPORT_KEY = 'snappack.import.';
 
 /** Findings that come from the server's tables and the import mode. */
@@ -149,6 +150,36 @@ function saveJson(key, value) {
   }
 }
 
+/** The key of the record of the upload of the file `fingerprint` to the server at `url`. */
+function recordKey(fingerprint, url) {
+  return `${IMPORT_KEY}${fingerprint}@${url}`;
+}
+
+/**
+ * The records of uploads of the file `fingerprint`, one per server, by the
+ * server's URL. A record kept under the fingerprint alone (one per file, as
+ * earlier versions of the page kept them) is moved under its server first.
+ */
+function uploadRecords(fingerprint) {
+  const old = loadJson(IMPORT_KEY + fingerprint);
+  if (old?.url) {
+    if (!loadJson(recordKey(fingerprint, old.url))) saveJson(recordKey(fingerprint, old.url), old);
+    saveJson(IMPORT_KEY + fingerprint, null);
+  }
+  const records = new Map();
+  const prefix = `${IMPORT_KEY}${fingerprint}@`;
+  try {
+    for (let i = 0; i < localStorage.length; i++) {
+      const key = localStorage.key(i);
+      const record = key?.startsWith(prefix) ? loadJson(key) : null;
+      if (record?.url === key.slice(prefix.length)) records.set(record.url, record);
+    }
+  } catch {
+    // No storage: no records.
+  }
+  return records;
+}
+
 /**
  * Identifies a file by its content rather than its name: size, modification
  * time and a SHA-256 of its first and last MiB.
@@ -220,8 +251,10 @@ async function choose(file, others = 0) {
   // Another file was chosen meanwhile: this one is no longer the page's.
   if (state.file !== file) return;
   state.fingerprint = print;
-  // An interrupted upload of it was packed with its own table name: checked with it too.
-  const recordedTable = loadJson(IMPORT_KEY + print)?.options?.table;
+  // An interrupted upload of it was packed with its own table name: checked with it too
+  // (that of the upload to this page's server, if any).
+  const records = uploadRecords(print);
+  const recordedTable = (records.get(serverUrl()) ?? [...records.values()].find((r) => r.options?.table))?.options?.table;
   if (single && recordedTable) $('table').value = recordedTable;
   await check();
   if (state.file !== file) return;
@@ -236,17 +269,18 @@ async function choose(file, others = 0) {
 async function continuePending() {
   const file = state.file;
   if (!file || !state.report?.valid || state.upload) return;
-  const stored = loadJson(IMPORT_KEY + state.fingerprint);
-  const recorded = recordedUpload(stored);
+  const recorded = recordedUpload();
+  // Recorded for other servers than this page's: continued only there.
+  const elsewhere = [...uploadRecords(state.fingerprint).values()].filter((r) => r.url !== serverUrl());
   const pending = recorded ?? (await findOpenImport(state.fingerprint));
   if (state.file !== file || state.upload) return;
   const note = $('resume-note');
   if (!pending) {
-    // Recorded for another server than this page's: continued only there.
-    if (stored) {
+    if (elsewhere.length > 0) {
       note.hidden = false;
-      const here = serverUrl() ? ` An upload to ${serverUrl()} starts a new import, and leaves that one open there.` : '';
-      note.textContent = `This file was being uploaded to ${stored.url} (import ${stored.importId ?? 'not yet created'}): connect to that server to continue it.${here}`;
+      const uploads = elsewhere.map((r) => `${r.url} (import ${r.importId ?? 'not yet created'})`).join(' and to ');
+      const here = serverUrl() ? ` An upload to ${serverUrl()} starts a new import, and leaves ${elsewhere.length === 1 ? 'that one' : 'those'} open.` : '';
+      note.textContent = `This file was being uploaded to ${uploads}: connect to ${elsewhere.length === 1 ? 'that server' : 'one of them'} to continue it.${here}`;
       announcer.say(note.textContent);
     }
     return;
@@ -278,9 +312,10 @@ function serverUrl() {
   return state.server?.url ?? loadJson(SERVER_KEY)?.url ?? null;
 }
 
-/** The interrupted upload of the chosen file this browser recorded (`record`), if it went to {@link serverUrl}. */
-function recordedUpload(record = loadJson(IMPORT_KEY + state.fingerprint)) {
-  return record && record.url === serverUrl() ? record : null;
+/** The interrupted upload of the chosen file to {@link serverUrl} this browser recorded, if any. */
+function recordedUpload() {
+  const url = serverUrl();
+  return url === null ? null : (uploadRecords(state.fingerprint).get(url) ?? null);
 }
 
 /**
@@ -786,7 +821,7 @@ async function runUpload(pending) {
     size: state.file.size,
   };
   if (state.upload || !state.file) return;
-  const key = IMPORT_KEY + state.fingerprint;
+  const key = recordKey(state.fingerprint, server.url);
   const upload = {
     file: state.file,
     report: state.report, // the file's, for what the import removes

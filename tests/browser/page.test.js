@@ -555,6 +555,12 @@ test("after a reload, the import's status cannot be read: nothing is packed blin
   await page.click('#upload');
   await waitForPercent(page, 1);
   await page.reload();
+  // Recorded as earlier versions of the page did, one record per file (not per server): it is found all the same.
+  await page.evaluate(() => {
+    const key = Object.keys(localStorage).find((k) => k.startsWith('snappack.import.'));
+    localStorage.setItem(key.slice(0, key.indexOf('@')), localStorage.getItem(key));
+    localStorage.removeItem(key);
+  });
   // The import's status does not come through; the rest does.
   const status = /\/api\/imports\/[0-9a-f]+$/;
   await page.route('**/api/imports/*', (route) => (route.request().method() === 'GET' && status.test(route.request().url()) ? route.abort('connectionrefused') : route.continue()));
@@ -698,6 +704,13 @@ test('an upload interrupted on one server is not continued on another: there a n
   const status = await (await fetch(`${server.url}/api/imports/${open.id}`, { headers: { Authorization: `Bearer ${TOKEN}` } })).json();
   assert.equal(status.state, 'open', 'the first server\'s import is left as it was');
   assert.ok(status.nextSeq >= before, `${status.nextSeq} frames, ${before} before`);
+  // Back on the first server, its import is still this browser's (not one started elsewhere): it goes on.
+  await page.fill('#url', server.url);
+  await connect(page);
+  await page.waitForFunction(() => /continuing where it stopped/.test(document.getElementById('resume-note').textContent));
+  assert.match(await page.textContent('#resume-note'), new RegExp(`This file was being uploaded to ${server.url} \\(import ${open.id}\\)`));
+  await page.waitForFunction((id) => document.getElementById('summary').textContent.includes(`import ${id}`), open.id, { timeout: 90_000 });
+  await assertLanded(server, summary);
   await page.close();
 });
 
