@@ -594,7 +594,7 @@ export declare function sendUpload(prepared: PreparedUpload | Packing, options: 
  */
 export declare function upload(
   input: Uint8Array | ArrayBuffer | ArrayBufferView | Blob | File,
-  options: SendOptions & Omit<PackOptions, 'onProgress' | 'signal' | 'firstFrame'>,
+  options: SendOptions & Omit<PackOptions, 'onProgress' | 'signal' | 'firstFrame' | 'prefixCrc32'>,
 ): Promise<FinishedImport>;
 
 /** Why an upload stopped: the server's refusal, or no answer. */

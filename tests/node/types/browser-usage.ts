@@ -1,5 +1,5 @@
 // Type-checked by types.test.js against the package's browser types.
-import { checkTarget, fetchImport, fetchTables, pack, preload, sendUpload, startPacking, validate, type Finding, type Progress } from 'snappack';
+import { checkTarget, fetchImport, fetchTables, pack, preload, sendUpload, startPacking, upload, validate, type Finding, type Progress } from 'snappack';
 
 export async function check(file: File, onProgress: (p: Progress) => void): Promise<Finding[]> {
   const loaded: void = await preload();
@@ -52,4 +52,14 @@ export async function conflicts(report: Awaited<ReturnType<typeof validate>>, ur
   // @ts-expect-error: not an import mode
   void checkTarget(report, { target, mode: 'sideways' });
   return checked.exact ? checked.errors.map((e) => `${e.code} ${numbers.length}`) : [];
+}
+
+/** upload() in one call: it reads the import's first frame and prefixCrc32 itself. */
+export async function uploadAll(file: File, url: string, token: string, importId: string): Promise<number> {
+  const finished = await upload(file, { url, token, importId, level: 1, frameSize: 1 << 20, workers: 2 });
+  // @ts-expect-error: upload() takes the import's prefixCrc32 from its status
+  void upload(file, { url, token, importId, prefixCrc32: 1 });
+  // @ts-expect-error: and its first frame
+  void upload(file, { url, token, importId, firstFrame: 1 });
+  return finished.tables.length;
 }
