@@ -330,7 +330,8 @@ async function findOpenImport(fingerprint) {
     if (!response.ok) return null;
     const { imports } = await response.json();
     const open = imports.filter((i) => i.state === 'open' && i.label === fingerprint).pop();
-    return open ? { url: server.url, mode: open.mode, target: server.tables, importId: open.id, file: state.file.name, size: state.file.size } : null;
+    // `elsewhere`: its table name and schema are not known here, and it may still be going on there.
+    return open ? { url: server.url, mode: open.mode, target: server.tables, importId: open.id, file: state.file.name, size: state.file.size, elsewhere: true } : null;
   } catch {
     return null;
   }
@@ -929,8 +930,9 @@ async function runUpload(pending) {
       await cancelOnServer(upload, server);
     } else {
       if (error.report) showReport(error.report);
-      setUploadState(`Upload failed: ${describeFailure(error)}`, 'bad');
-      announcer.say(`Upload failed: ${describeFailure(error)}`);
+      const why = error.code === 'ResumeMismatch' && record.elsewhere ? FOREIGN_MISMATCH : describeFailure(error);
+      setUploadState(`Upload failed: ${why}`, 'bad');
+      announcer.say(`Upload failed: ${why}`);
       // The import stays open when only the token was refused: Connect with
       // the right one and the upload goes on. Other refusals end it.
       // A refused token: the page is no longer connected, and says so where it says it is.
@@ -944,8 +946,11 @@ async function runUpload(pending) {
         saveJson(key, null);
         $('resume-note').hidden = true;
       }
-      // Nothing could ever continue (or finish) it, and left open it would be found again by its label.
-      if (error.code === 'ResumeMismatch' || error.code === 'TableChanged') await cancelImport(server, record.importId);
+      // Nothing could ever continue it, and left open it would be found again by its label.
+      // One started elsewhere that could still finish is left to where it was started: there
+      // it goes on (this page may only have another table name or schema for it).
+      const doomed = error.code === 'TableChanged' || (error.code === 'ResumeMismatch' && !record.elsewhere);
+      if (doomed) await cancelImport(server, record.importId);
       // How far it got stays, without a speed; of an import that ended, nothing was imported.
       showStalled(upload);
       if (ended) $('upload-text').textContent = `${bytes(upload.progress?.bytesSent ?? 0)} sent: nothing of it was imported.`;
@@ -975,6 +980,9 @@ const PAGE_WORDS = {
   UnknownImport: 'the server does not know this upload (another server, or its data folder was replaced). Upload starts it again.',
   ResumeMismatch: 'the part of this upload the server has is not this file as it is checked now (another file, or another table name or schema), so that import was cancelled. Upload starts a new one.',
 };
+
+/** A ResumeMismatch of an import started elsewhere, which is left open. */
+const FOREIGN_MISMATCH = 'the part of that upload the server has is not this file as it is checked here (another file, or another table name or schema than where it was started), so it is left open for where it was started. To continue it here, check the file with the table name and schema it was started with, then Connect; or Upload to start a new one.';
 
 function describeFailure(error) {
   if (PAGE_WORDS[error.code]) return PAGE_WORDS[error.code];

@@ -822,6 +822,54 @@ test('picked again in a browser that forgot the upload: found on the server by i
   await page.close();
 });
 
+test('a table file\'s import started elsewhere under another name: not cancelled, and it goes on under that name', { timeout: 120_000 }, async () => {
+  const server = await startServer();
+  const path = join(dir, 'elsewhere.jsonl');
+  const lines = [];
+  for (let i = 0; i < 40_000; i++) lines.push(JSON.stringify({ name: `person ${i}`, n: i, note: 'x'.repeat(i % 150) }));
+  writeFileSync(path, `${lines.join('\n')}\n`);
+  let page = await newPage(server);
+  await page.setInputFiles('#file', path);
+  await page.waitForSelector('#verdict.good');
+  await page.fill('#table', 'people');
+  await page.click('#single button[type="submit"]');
+  await page.waitForSelector('#verdict.good');
+  await connect(page);
+  await page.waitForSelector('#conflicts.good');
+  await slowFrames(page, 400);
+  await page.click('#upload');
+  await waitForPercent(page, 1);
+  await page.close();
+
+  // Another browser: it knows neither the upload nor its table name, and offers the file's own.
+  page = await newPage(server);
+  await page.evaluate(() => localStorage.clear());
+  await page.reload();
+  await page.setInputFiles('#file', path);
+  await page.waitForSelector('#verdict.good');
+  assert.equal(await page.inputValue('#table'), 'elsewhere');
+  await connect(page);
+  await page.waitForSelector('#resume-note button');
+  await page.click('#resume-note button');
+  await page.waitForFunction(() => /Upload failed/.test(document.getElementById('upload-state').textContent));
+  assert.match(await page.textContent('#upload-state'), /another table name or schema than where it was started\), so it is left open/);
+  const [started] = (await (await fetch(`${server.url}/api/imports`, { headers: { Authorization: `Bearer ${TOKEN}` } })).json()).imports;
+  assert.equal(started.state, 'open', 'the import started elsewhere is not cancelled');
+
+  // Checked under the name it was started with, Connect continues it.
+  await page.fill('#table', 'people');
+  await page.click('#single button[type="submit"]');
+  await page.waitForSelector('#verdict.good');
+  await connect(page);
+  await page.waitForSelector('#resume-note button');
+  await page.click('#resume-note button');
+  await page.waitForSelector('#summary:not([hidden])', { timeout: 90_000 });
+  assert.match(await page.textContent('#summary'), new RegExp(`import ${started.id}`));
+  const people = (await serverTables(server)).find((t) => t.name === 'people');
+  assert.equal(people?.documents, 40_000);
+  await page.close();
+});
+
 test('an import that finished while the page did not hear of it is shown as imported, not sent again', { timeout: 60_000 }, async () => {
   const server = await startServer();
   const path = join(dir, 'lost-answer.zip');
