@@ -1315,3 +1315,53 @@ fn a_level_past_9_is_refused_before_any_work() {
         assert!(!out.exists());
     }
 }
+
+/// Runs `command` (a shell command line) on a terminal `columns` wide, and
+/// returns what it wrote there.
+#[cfg(unix)]
+fn on_a_terminal(columns: u32, command: &str) -> String {
+    let out = Command::new("script")
+        .args([
+            "-qec",
+            &format!("stty cols {columns}; {command}"),
+            "/dev/null",
+        ])
+        .output()
+        .expect("script (util-linux) runs a command on a terminal");
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+#[cfg(unix)]
+#[test]
+fn progress_bars_fit_the_terminal() {
+    let dir = fresh_dir("progress-width");
+    let input = dir.join("snapshot.zip");
+    let (code, _, stderr) = snappack(&["gen", arg(&input), "--documents", "3000"]);
+    assert_eq!(code, 0, "{stderr}");
+    let out = dir.join("snapshot.snappack");
+    let bin = env!("CARGO_BIN_EXE_snappack");
+    for command in [
+        format!("{bin} validate {}", arg(&input)),
+        format!("{bin} validate {} --threads 1", arg(&input)),
+        format!("{bin} pack {} -o {}", arg(&input), arg(&out)),
+    ] {
+        for columns in [40, 60, 80] {
+            let _ = std::fs::remove_file(&out);
+            let screen = on_a_terminal(columns, &command);
+            // Each drawing of the bar starts at the line's start (and
+            // clears it); the report's lines come after the last.
+            let drawn: Vec<&str> = screen
+                .split('\r')
+                .map(|part| part.trim_start_matches("\x1b[K"))
+                .filter(|line| line.contains(" / ") && !line.contains('\n'))
+                .collect();
+            assert!(!drawn.is_empty(), "{command}: no progress on {screen:?}");
+            for line in drawn {
+                assert!(
+                    line.chars().count() < columns as usize,
+                    "{command}: {line:?} is wider than {columns} columns"
+                );
+            }
+        }
+    }
+}

@@ -478,10 +478,13 @@ fn about_options(report: &Report, finding: &snappack::report::Finding) -> bool {
         || finding.code == Code::InvalidName && finding.line.is_none() && report.tables.is_empty()
 }
 
-/// A one-line progress bar on stderr, drawn only when stderr is a terminal.
+/// A one-line progress bar on stderr, drawn only when stderr is a terminal,
+/// at most ten times a second, and never wider than the terminal: a line
+/// that wrapped would be redrawn below itself, filling the screen.
 struct ProgressBar {
     enabled: bool,
     drawn: bool,
+    last: Option<Instant>,
 }
 
 impl ProgressBar {
@@ -489,27 +492,32 @@ impl ProgressBar {
         ProgressBar {
             enabled: wanted && std::io::stderr().is_terminal(),
             drawn: false,
+            last: None,
         }
     }
 
     fn update(&mut self, p: snappack::Progress, started: Instant) {
-        if !self.enabled || p.bytes_total == 0 {
+        let done = p.bytes_read >= p.bytes_total;
+        if !self.enabled
+            || p.bytes_total == 0
+            || !done
+                && self
+                    .last
+                    .is_some_and(|t| t.elapsed() < std::time::Duration::from_millis(100))
+        {
             return;
         }
+        self.last = Some(Instant::now());
         let fraction = p.bytes_read as f64 / p.bytes_total as f64;
-        let width = 30;
-        let filled = (fraction * width as f64) as usize;
         let secs = started.elapsed().as_secs_f64().max(1e-3);
         let rate = p.bytes_read as f64 / secs;
         let eta = if rate > 0.0 {
-            (p.bytes_total - p.bytes_read) as f64 / rate
+            p.bytes_total.saturating_sub(p.bytes_read) as f64 / rate
         } else {
             0.0
         };
-        eprint!(
-            "\r[{}{}] {:>3.0}%  {} / {}  {}/s  {}  ETA {:.0}s ",
-            "#".repeat(filled),
-            " ".repeat(width - filled.min(width)),
+        let text = format!(
+            "{:>3.0}%  {} / {}  {}/s  {}  ETA {:.0}s",
             fraction * 100.0,
             human::bytes(p.bytes_read),
             human::bytes(p.bytes_total),
@@ -517,14 +525,57 @@ impl ProgressBar {
             human::plural(p.documents, "document"),
             eta
         );
+        let line = bar_line(fraction, &text, terminal_width());
+        eprint!("\r\x1b[K{line}");
+        let _ = std::io::stderr().flush();
         self.drawn = true;
     }
 
     fn clear(&mut self) {
         if self.drawn {
-            eprint!("\r\x1b[2K");
+            eprint!("\r\x1b[K");
         }
     }
+}
+
+/// A progress line of at most `width - 1` characters (the last column
+/// would wrap on some terminals): a bar of up to 30 cells before `text`,
+/// narrower or left out where the terminal is narrow, and `text` cut last.
+fn bar_line(fraction: f64, text: &str, width: usize) -> String {
+    let room = width.saturating_sub(1);
+    let text_len = text.chars().count();
+    // `[`, `]` and two spaces around the cells.
+    let cells = room.saturating_sub(text_len + 4).min(30);
+    let mut line = String::new();
+    if cells >= 10 {
+        let filled = ((fraction.clamp(0.0, 1.0) * cells as f64) as usize).min(cells);
+        line.push('[');
+        line.push_str(&"#".repeat(filled));
+        line.push_str(&" ".repeat(cells - filled));
+        line.push_str("]  ");
+    }
+    line.extend(text.chars().take(room - line.len().min(room)));
+    line
+}
+
+/// The columns of the terminal on stderr (80 when it does not say).
+fn terminal_width() -> usize {
+    #[cfg(unix)]
+    {
+        let mut size = libc::winsize {
+            ws_row: 0,
+            ws_col: 0,
+            ws_xpixel: 0,
+            ws_ypixel: 0,
+        };
+        // SAFETY: TIOCGWINSZ only writes a `winsize` through the pointer,
+        // which points at one.
+        let read = unsafe { libc::ioctl(libc::STDERR_FILENO, libc::TIOCGWINSZ, &mut size) };
+        if read == 0 && size.ws_col > 0 {
+            return size.ws_col.into();
+        }
+    }
+    80
 }
 
 fn generate(args: GenArgs) -> Result<ExitCode> {

@@ -702,10 +702,10 @@ impl Bar {
             None => format!("{} sent", human::bytes(sent)),
         };
         let left = left.map_or(String::new(), |s| format!("  {s:.0} s left"));
-        eprint!(
-            "\r\x1b[K{percent}{sent}  {}/s{left}",
-            human::bytes(rate as u64)
-        );
+        let line = format!("{percent}{sent}  {}/s{left}", human::bytes(rate as u64));
+        // Never wider than the terminal: a wrapped line is redrawn below itself.
+        let room = super::terminal_width().saturating_sub(1);
+        eprint!("\r\x1b[K{}", line.chars().take(room).collect::<String>());
         let _ = std::io::stderr().flush();
     }
 
