@@ -334,10 +334,7 @@ pub fn write_snapshot<W: Write + Seek>(out: W, spec: &GenSpec) -> Result<GenSumm
     let mut plan = Plan::new(spec)?;
     let mut faults = plan.place_faults(spec)?;
     let mut w = Archive {
-        zip: ZipWriter::new(Quiet {
-            inner: out,
-            failed: false,
-        }),
+        zip: ZipWriter::new(Quiet::new(out)),
         level: spec.compression_level,
         entries: 0,
         bytes: 0,
@@ -1173,13 +1170,34 @@ struct Archive<W: Write + Seek> {
 
 /// The archive's output, silent after its first error: the error goes to
 /// the caller, and the ZIP writer, dropped, finishes into nothing instead of
-/// printing its own message about the same failure.
+/// printing its own message about the same failure. After the error, writes
+/// and seeks go on at a position of its own, as they would have in the
+/// file: a seek answered with 0 would make the writer's sizes underflow,
+/// and it would print that.
 struct Quiet<W> {
     inner: W,
     failed: bool,
+    /// Where the writer is, and the furthest it got.
+    position: u64,
+    end: u64,
 }
 
 impl<W> Quiet<W> {
+    fn new(inner: W) -> Self {
+        Quiet {
+            inner,
+            failed: false,
+            position: 0,
+            end: 0,
+        }
+    }
+
+    fn moved_to(&mut self, position: u64) -> u64 {
+        self.position = position;
+        self.end = self.end.max(position);
+        position
+    }
+
     fn track<T>(&mut self, result: std::io::Result<T>, otherwise: T) -> std::io::Result<T> {
         match (self.failed, result) {
             (true, _) => Ok(otherwise),
@@ -1194,10 +1212,13 @@ impl<W> Quiet<W> {
 
 impl<W: Write> Write for Quiet<W> {
     fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        if self.failed {
-            return Ok(buf.len());
+        let result = match self.failed {
+            true => Ok(buf.len()),
+            false => self.inner.write(buf),
+        };
+        if let Ok(written) = result {
+            self.moved_to(self.position + written as u64);
         }
-        let result = self.inner.write(buf);
         self.track(result, buf.len())
     }
 
@@ -1212,11 +1233,21 @@ impl<W: Write> Write for Quiet<W> {
 
 impl<W: Seek> Seek for Quiet<W> {
     fn seek(&mut self, pos: std::io::SeekFrom) -> std::io::Result<u64> {
+        use std::io::SeekFrom;
         if self.failed {
-            return Ok(0);
+            let to = match pos {
+                SeekFrom::Start(to) => to,
+                SeekFrom::Current(by) => self.position.saturating_add_signed(by),
+                SeekFrom::End(by) => self.end.saturating_add_signed(by),
+            };
+            return Ok(self.moved_to(to));
         }
         let result = self.inner.seek(pos);
-        self.track(result, 0)
+        if let Ok(to) = result {
+            self.moved_to(to);
+        }
+        let position = self.position;
+        self.track(result, position)
     }
 }
 

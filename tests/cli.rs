@@ -282,6 +282,38 @@ fn gen_on_a_full_disk_says_so_once() {
     );
 }
 
+/// Past the first MiB, where the failure comes in the middle of an entry
+/// and the ZIP writer, dropped, would finish the archive and complain.
+#[cfg(unix)]
+#[test]
+fn gen_past_a_file_size_limit_says_so_once() {
+    let out = fresh_dir("gen-limit").join("made.zip");
+    // bash counts `ulimit -f` in KiB.
+    let run = Command::new("bash")
+        .args([
+            "-c",
+            "ulimit -f 1024; exec \"$0\" gen \"$1\" --tables 3 --documents 20000",
+            env!("CARGO_BIN_EXE_snappack"),
+            arg(&out),
+        ])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&run.stderr);
+    assert_eq!(run.status.code(), Some(2), "{stderr}");
+    // One line, from snappack; the ZIP writer says nothing of its own.
+    let said = format!(
+        "snappack: cannot write {}: cannot write the archive: ",
+        out.display()
+    );
+    assert!(stderr.starts_with(&said), "{stderr}");
+    assert!(
+        stderr.ends_with("File too large (os error 27)\n"),
+        "{stderr}"
+    );
+    assert_eq!(stderr.lines().count(), 1, "{stderr}");
+    assert!(names(out.parent().unwrap()).is_empty());
+}
+
 #[test]
 fn output_to_a_reader_that_has_gone_ends_quietly() {
     let zip = temp_file("gone.zip", &valid_zip());
