@@ -194,6 +194,36 @@ fn control_characters_from_the_input_are_not_sent_to_the_terminal() {
     );
 }
 
+/// Bidirectional formatting characters reorder what a terminal shows after
+/// them ("Trojan Source"): an entry name or a line could make one finding
+/// read as another.
+#[test]
+fn bidirectional_controls_from_the_input_are_shown_escaped() {
+    let archive = temp_file(
+        "bidi.zip",
+        &zip(&[
+            ("us\u{202e}sre/documents.jsonl", b"{}\n".as_slice()),
+            (
+                "users/documents.jsonl",
+                "not json \u{2067}abc\u{2069} \u{200f}\n".as_bytes(),
+            ),
+        ]),
+    );
+    let (code, stdout, _) = snappack(&["validate", arg(&archive)]);
+    assert_eq!(code, 1, "{stdout}");
+    for c in ['\u{202e}', '\u{2067}', '\u{2069}', '\u{200f}'] {
+        assert!(!stdout.contains(c), "{c:?} in {stdout:?}");
+    }
+    assert!(
+        stdout.contains("us\\u{202e}sre/documents.jsonl"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("not json \\u{2067}abc\\u{2069} \\u{200f}"),
+        "{stdout}"
+    );
+}
+
 #[test]
 fn a_failure_and_its_cause_are_each_said_once() {
     // A database in an earlier layout: the server's error wraps the store's,

@@ -206,19 +206,31 @@ fn print_grouped(
 }
 
 /// Text from the input, safe to print on a terminal: control characters
-/// (an escape sequence could retitle or clear it) are written as `\u{1b}`.
+/// (an escape sequence could retitle or clear it) and bidirectional
+/// formatting characters (which reorder what follows them on the screen)
+/// are written as `\u{1b}`.
 pub(super) fn shown(text: &str) -> Cow<'_, str> {
-    if !text.chars().any(char::is_control) {
+    if !text.chars().any(unsafe_on_a_terminal) {
         return Cow::Borrowed(text);
     }
     Cow::Owned(
         text.chars()
-            .map(|c| match c.is_control() {
+            .map(|c| match unsafe_on_a_terminal(c) {
                 true => c.escape_unicode().to_string(),
                 false => c.to_string(),
             })
             .collect(),
     )
+}
+
+/// A control character, or one of Unicode's bidirectional formatting
+/// characters (marks, embeddings, overrides and isolates).
+fn unsafe_on_a_terminal(c: char) -> bool {
+    c.is_control()
+        || matches!(
+            c,
+            '\u{061c}' | '\u{200e}' | '\u{200f}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}'
+        )
 }
 
 fn source(s: NumberSource) -> &'static str {
