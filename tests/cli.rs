@@ -224,6 +224,49 @@ fn bidirectional_controls_from_the_input_are_shown_escaped() {
     );
 }
 
+/// Names and values from the input of any length stay readable: a finding's
+/// entry, field and message are shortened in the middle (the JSON report
+/// has them whole).
+#[test]
+fn long_names_and_values_are_shortened_in_the_human_report() {
+    let long_field = format!("${}", "k".repeat(100_000));
+    let long_id = "x".repeat(100_000);
+    let entry = format!("{}/documents.jsonl", "t".repeat(5000));
+    let lines = format!("{{{:?}:1}}\n{{\"_id\":{:?}}}\n", long_field, long_id);
+    let archive = temp_file(
+        "long.zip",
+        &zip(&[
+            ("users/documents.jsonl", lines.as_bytes()),
+            (&entry, b"{}\n"),
+        ]),
+    );
+    let (code, stdout, _) = snappack(&["validate", arg(&archive)]);
+    assert_eq!(code, 1, "{stdout}");
+    for line in stdout.lines() {
+        assert!(line.len() < 1000, "a line of {} bytes", line.len());
+    }
+    assert!(
+        stdout.contains("users/documents.jsonl:1 field [\"$kkk"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("kkk...kkk"), "{stdout}");
+    assert!(
+        stdout.contains("starts with '$', which is reserved."),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("users/documents.jsonl:2 field _id InvalidId"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("Invalid ID length 100000"), "{stdout}");
+    assert!(
+        stdout.contains("ttt...ttt") && stdout.contains("ttt/documents.jsonl InvalidTableName"),
+        "{stdout}"
+    );
+    let (_, json, _) = snappack(&["validate", arg(&archive), "--json"]);
+    assert!(json.contains(&long_id), "the JSON report keeps them whole");
+}
+
 #[test]
 fn a_failure_and_its_cause_are_each_said_once() {
     // A database in an earlier layout: the server's error wraps the store's,

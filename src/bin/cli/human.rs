@@ -182,20 +182,20 @@ fn print_grouped(
         writeln!(out, "  {title}")?;
         for f in list {
             let mut place = match (&f.entry, f.line) {
-                (Some(e), Some(l)) => format!("{}:{l}", shown(e)),
-                (Some(e), None) => shown(e).into_owned(),
+                (Some(e), Some(l)) => format!("{}:{l}", clipped(e, ENTRY_LEN)),
+                (Some(e), None) => clipped(e, ENTRY_LEN),
                 (None, Some(l)) => format!("line {l}"),
                 (None, None) => String::new(),
             };
             if let Some(field) = &f.field {
-                place.push_str(&format!(" field {}", shown(field)));
+                place.push_str(&format!(" field {}", clipped(field, FIELD_LEN)));
             }
             writeln!(
                 out,
                 "    {} {} {}",
                 place,
                 code_paint(f.code.as_str()),
-                shown(&f.message)
+                clipped(&f.message, MESSAGE_LEN)
             )?;
             if let Some(excerpt) = &f.excerpt {
                 writeln!(out, "      {}", dim(&shown(excerpt)))?;
@@ -203,6 +203,30 @@ fn print_grouped(
         }
     }
     Ok(())
+}
+
+/// The most characters of an entry name, a field path and a message shown
+/// in a finding: they can hold names and values from the input of any
+/// length (the JSON report has them whole).
+const ENTRY_LEN: usize = 200;
+const FIELD_LEN: usize = 100;
+const MESSAGE_LEN: usize = 400;
+
+/// `text` [`shown`], and at most `max` characters of it: a longer one keeps
+/// its start and its end (where a message says what is wrong) around `...`,
+/// as line excerpts are cut.
+fn clipped(text: &str, max: usize) -> String {
+    let text = shown(text);
+    let count = text.chars().count();
+    if count <= max {
+        return text.into_owned();
+    }
+    let head = max * 2 / 3;
+    let tail = max - head - 3;
+    let mut out: String = text.chars().take(head).collect();
+    out.push_str("...");
+    out.extend(text.chars().skip(count - tail));
+    out
 }
 
 /// Text from the input, safe to print on a terminal: control characters
