@@ -839,6 +839,50 @@ fn a_single_table_file_without_a_table_exits_2() {
     assert_eq!(code, 1, "{stdout}");
 }
 
+/// A `--table` Convex refuses as a name, or a `--component` that is no
+/// component path, is a wrong option (status 2, nothing checked), as a
+/// missing `--table` is; an archive's own bad table name stays the input's.
+#[test]
+fn a_bad_table_or_component_option_exits_2() {
+    let dir = fresh_dir("bad-options");
+    let single = dir.join("t.jsonl");
+    std::fs::write(&single, "{\"a\":1}\n").unwrap();
+    let archive = dir.join("s.zip");
+    std::fs::write(&archive, valid_zip()).unwrap();
+    for args in [
+        vec!["validate", arg(&single), "--table", "bad name"],
+        vec!["validate", arg(&single), "--table", "_system"],
+        vec![
+            "validate",
+            arg(&single),
+            "--table",
+            "t",
+            "--component",
+            "a/b$",
+        ],
+        vec!["validate", arg(&archive), "--component", "a//b"],
+    ] {
+        let (code, stdout, _) = snappack(&args);
+        assert_eq!(code, 2, "{args:?}: {stdout}");
+        assert!(
+            stdout.contains("fix the options: nothing was checked"),
+            "{args:?}: {stdout}"
+        );
+        let out = dir.join("out.snappack");
+        let mut pack = args.clone();
+        pack[0] = "pack";
+        pack.extend(["-o", arg(&out)]);
+        let (code, stdout, _) = snappack(&pack);
+        assert_eq!(code, 2, "{pack:?}: {stdout}");
+        assert!(stdout.contains("not packed: fix the options"), "{stdout}");
+        assert!(!out.exists());
+    }
+    let bad_names = dir.join("names.zip");
+    std::fs::write(&bad_names, zip(&[("bad-name/documents.jsonl", b"{}\n")])).unwrap();
+    let (code, stdout, _) = snappack(&["validate", arg(&bad_names)]);
+    assert_eq!(code, 1, "{stdout}");
+}
+
 /// The one-line summaries of `gen`, `validate`, `pack` and `unpack` count
 /// in the singular for one, and `unpack` gives the documents' and the stored
 /// files' bytes each after its own count.

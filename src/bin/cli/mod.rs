@@ -471,11 +471,21 @@ fn only_option_errors(report: &Report) -> bool {
 }
 
 /// Whether a finding of `report` is about the options given, not the input:
-/// `InvalidOptions`, or a table name missing (or given for an archive with no
-/// table), Convex's `InvalidName` without a line, with nothing else checked.
+/// `InvalidOptions`; a `--component` that is no component path; a table
+/// name missing (or given for an archive with no table), Convex's
+/// `InvalidName` without a line, with nothing else checked; or, for a
+/// single-table file, a `--table` that Convex refuses as a name (nothing is
+/// read then).
 fn about_options(report: &Report, finding: &snappack::report::Finding) -> bool {
-    finding.code == Code::InvalidOptions
-        || finding.code == Code::InvalidName && finding.line.is_none() && report.tables.is_empty()
+    let no_line_nothing_read = finding.line.is_none() && report.tables.is_empty();
+    match finding.code {
+        Code::InvalidOptions | Code::InvalidComponentPath => true,
+        Code::InvalidName => no_line_nothing_read,
+        Code::ImportInvalidName | Code::InvalidTableName => {
+            no_line_nothing_read && report.format != Format::Zip.as_str()
+        }
+        _ => false,
+    }
 }
 
 /// A one-line progress bar on stderr, drawn only when stderr is a terminal,
