@@ -355,6 +355,39 @@ fn gen_on_a_full_disk_says_so_once() {
     );
 }
 
+/// A spec that cannot be made is said as such, not as a failure to write
+/// the output, which is left as it was; standard output is named so.
+#[test]
+fn gen_says_a_spec_error_is_the_specs() {
+    let dir = fresh_dir("gen-spec");
+    let out = dir.join("made.zip");
+    let (code, _, stderr) = snappack(&[
+        "gen",
+        arg(&out),
+        "--documents",
+        "1",
+        "--fault",
+        "duplicateId",
+    ]);
+    assert_eq!(code, 2, "{stderr}");
+    assert_eq!(
+        stderr,
+        "snappack: invalid generator spec: fault duplicateId needs a table of 3 or more documents\n"
+    );
+    assert!(names(&dir).is_empty());
+    let run = Command::new(env!("CARGO_BIN_EXE_snappack"))
+        .args(["gen", "-"])
+        .stdout(std::fs::File::create("/dev/full").unwrap())
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&run.stderr);
+    assert_eq!(run.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.starts_with("snappack: cannot write to standard output: "),
+        "{stderr}"
+    );
+}
+
 /// Past the first MiB, where the failure comes in the middle of an entry
 /// and the ZIP writer, dropped, would finish the archive and complain.
 #[cfg(unix)]

@@ -629,14 +629,23 @@ fn generate(args: GenArgs) -> Result<ExitCode> {
     };
     // A ZIP writer goes back to fill in sizes: into a pipe, which cannot
     // seek, the archive is made in memory first.
+    let cannot_write = || match args.out.to_str() {
+        Some("-") => "cannot write to standard output".to_owned(),
+        _ => format!("cannot write {}", args.out.display()),
+    };
+    // A spec that asks for the impossible is said as it is: nothing about
+    // the output is wrong.
+    let failed = |error: snappack::gen::GenError| match error {
+        snappack::gen::GenError::Spec(_) => anyhow::Error::new(error),
+        _ => anyhow::Error::new(error).context(cannot_write()),
+    };
     let summary = match out.stream_position() {
-        Ok(_) => snappack::gen::write_snapshot(&mut out, &spec)
-            .with_context(|| format!("cannot write {}", args.out.display()))?,
+        Ok(_) => snappack::gen::write_snapshot(&mut out, &spec).map_err(failed)?,
         Err(_) => {
             let mut archive = Cursor::new(Vec::new());
-            let summary = snappack::gen::write_snapshot(&mut archive, &spec)?;
+            let summary = snappack::gen::write_snapshot(&mut archive, &spec).map_err(failed)?;
             out.write_all(archive.get_ref())
-                .with_context(|| format!("cannot write {}", args.out.display()))?;
+                .with_context(cannot_write)?;
             summary
         }
     };
