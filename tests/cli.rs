@@ -420,6 +420,36 @@ fn gen_past_a_file_size_limit_says_so_once() {
     assert!(names(out.parent().unwrap()).is_empty());
 }
 
+/// A report that cannot be written (a full disk under standard output)
+/// says so, and what it was writing.
+#[test]
+fn a_report_that_cannot_be_written_says_where() {
+    let dir = fresh_dir("report-full");
+    let input = dir.join("s.zip");
+    std::fs::write(&input, valid_zip()).unwrap();
+    let stream = dir.join("s.snappack");
+    let (code, _, stderr) = snappack(&["pack", arg(&input), "-o", arg(&stream)]);
+    assert_eq!(code, 0, "{stderr}");
+    for (args, what) in [
+        (vec!["validate", arg(&input)], "the report"),
+        (vec!["validate", arg(&input), "--json"], "the report"),
+        (vec!["unpack", arg(&stream)], "the result"),
+    ] {
+        let run = Command::new(env!("CARGO_BIN_EXE_snappack"))
+            .args(&args)
+            .stdout(std::fs::File::create("/dev/full").unwrap())
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&run.stderr);
+        assert_eq!(run.status.code(), Some(2), "{args:?}: {stderr}");
+        assert_eq!(
+            stderr,
+            format!("snappack: cannot write {what} to standard output: No space left on device (os error 28)\n"),
+            "{args:?}"
+        );
+    }
+}
+
 #[test]
 fn output_to_a_reader_that_has_gone_ends_quietly() {
     let zip = temp_file("gone.zip", &valid_zip());

@@ -375,13 +375,18 @@ fn validate(args: ValidateArgs) -> Result<ExitCode> {
     };
     bar.clear();
     let mut out = std::io::stdout().lock();
-    if args.json {
-        serde_json::to_writer(&mut out, &report)?;
-        writeln!(out)?;
+    let written = if args.json {
+        serde_json::to_writer(&mut out, &report)
+            .map_err(std::io::Error::from)
+            .and_then(|()| writeln!(out))
     } else {
         let color = std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none();
-        human::print(&mut out, &name, &report, started.elapsed(), color)?;
-    }
+        human::print(&mut out, &name, &report, started.elapsed(), color)
+    };
+    // Flushed here, where a failure is still told.
+    written
+        .and_then(|()| out.flush())
+        .context("cannot write the report to standard output")?;
     Ok(report_status(&report))
 }
 

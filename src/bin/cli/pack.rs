@@ -276,6 +276,12 @@ impl Rebuild {
     }
 }
 
+/// The result of writing unpack's verdict to standard output, saying where
+/// a failure was.
+fn said(written: std::io::Result<()>) -> Result<()> {
+    written.context("cannot write the result to standard output")
+}
+
 pub(super) fn run_unpack(args: UnpackArgs) -> Result<ExitCode> {
     let _ = args.verify;
     let input: Box<dyn Read> = if args.stream == Path::new("-") {
@@ -326,7 +332,7 @@ pub(super) fn run_unpack(args: UnpackArgs) -> Result<ExitCode> {
             if let Some(output) = output {
                 output.finish()?;
             }
-            writeln!(
+            said(writeln!(
                 std::io::stdout(),
                 "{name}: an intact stream: {}, {}, {} ({}), {} ({}), written by {} in {:.1}s",
                 human::plural(u.frames, "frame"),
@@ -337,17 +343,17 @@ pub(super) fn run_unpack(args: UnpackArgs) -> Result<ExitCode> {
                 human::bytes(u.totals.file_bytes),
                 human::shown(&u.header.producer),
                 started.elapsed().as_secs_f64()
-            )?;
+            ))?;
             Ok(ExitCode::SUCCESS)
         }
         Err(UnpackError::Decode(error)) => {
             // Names in the message come from the stream.
             let message = human::shown(&error.to_string()).into_owned();
-            writeln!(
+            said(writeln!(
                 std::io::stdout(),
                 "{name}: invalid: {message} [{}]{not_written}",
                 error.code()
-            )?;
+            ))?;
             Ok(ExitCode::from(1))
         }
         Err(UnpackError::Consumer(error))
@@ -356,7 +362,10 @@ pub(super) fn run_unpack(args: UnpackArgs) -> Result<ExitCode> {
                 .is_some_and(|inner| inner.downcast_ref::<Refused>().is_some()) =>
         {
             let message = human::shown(&error.to_string()).into_owned();
-            writeln!(std::io::stdout(), "{name}: {message}{not_written}")?;
+            said(writeln!(
+                std::io::stdout(),
+                "{name}: {message}{not_written}"
+            ))?;
             Ok(ExitCode::from(1))
         }
         Err(error) => bail!("cannot unpack {name}: {error}{not_written}"),
