@@ -902,6 +902,44 @@ fn a_single_table_file_without_a_table_exits_2() {
     assert_eq!(code, 1, "{stdout}");
 }
 
+/// A packed stream given where a snapshot goes, and a snapshot given to
+/// unpack, are named for what they are, with the command that takes them.
+#[test]
+fn a_stream_and_a_snapshot_given_to_the_wrong_command_say_which_one_takes_them() {
+    let dir = fresh_dir("wrong-command");
+    let input = dir.join("s.zip");
+    std::fs::write(&input, valid_zip()).unwrap();
+    let stream = dir.join("s.snappack");
+    let (code, _, stderr) = snappack(&["pack", arg(&input), "-o", arg(&stream)]);
+    assert_eq!(code, 0, "{stderr}");
+    let out = dir.join("again.snappack");
+    for args in [
+        vec!["validate", arg(&stream)],
+        vec!["validate", arg(&stream), "--json"],
+        vec!["pack", arg(&stream), "-o", arg(&out)],
+    ] {
+        let (code, stdout, stderr) = snappack(&args);
+        assert_eq!(code, 2, "{args:?}: {stdout}{stderr}");
+        assert_eq!(
+            stderr,
+            format!(
+                "snappack: {} is a stream written by `snappack pack`, not a snapshot: `snappack unpack` checks it\n",
+                stream.display()
+            )
+        );
+        assert!(stdout.is_empty(), "{stdout}");
+    }
+    assert!(!out.exists());
+    let (code, stdout, _) = snappack(&["unpack", arg(&input)]);
+    assert_eq!(code, 1, "{stdout}");
+    assert!(
+        stdout.contains(
+            "bad magic at offset 0 (it reads as a ZIP archive: validate, pack or upload take that)"
+        ),
+        "{stdout}"
+    );
+}
+
 /// A `--table` Convex refuses as a name, or a `--component` that is no
 /// component path, is a wrong option (status 2, nothing checked), as a
 /// missing `--table` is; an archive's own bad table name stays the input's.

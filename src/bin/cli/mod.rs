@@ -96,6 +96,22 @@ struct GenArgs {
     json: bool,
 }
 
+/// Refuses a stream that `pack` wrote, given where a snapshot goes: it is
+/// not one, and `unpack` is what checks it.
+fn refuse_packed_stream(path: &Path, input: &mut Input) -> Result<()> {
+    let mut head = [0u8; 8];
+    let read = input.read_exact(&mut head);
+    input.rewind()?;
+    if read.is_ok() && head == snappack::migration::MAGIC {
+        let input = match path.as_os_str() == "-" {
+            true => "standard input".to_owned(),
+            false => path.display().to_string(),
+        };
+        bail!("{input} is a stream written by `snappack pack`, not a snapshot: `snappack unpack` checks it");
+    }
+    Ok(())
+}
+
 /// What to validate and how.
 #[derive(Args)]
 struct InputArgs {
@@ -346,6 +362,9 @@ fn validate(args: ValidateArgs) -> Result<ExitCode> {
         // Told once here, for every walk.
         options.format = Format::detect(&name, &mut reader)
             .with_context(|| format!("cannot read {}", args.input.file.display()))?;
+        if options.format.is_none() {
+            refuse_packed_stream(&args.input.file, &mut reader)?;
+        }
     }
     let zip = options.format == Some(Format::Zip);
     // A walk per core, each of two threads: while one walk's checking

@@ -11,13 +11,16 @@ use anyhow::{bail, Context as _, Result};
 use clap::Args;
 use snappack::convex::names::check_identifier;
 use snappack::migration::{
-    component_prefix, pack, unpack, DecoderConfig, EncoderConfig, Item, PackError, PackOptions,
-    UnpackError, DEFAULT_FRAME_SIZE, DEFAULT_LEVEL,
+    component_prefix, pack, unpack, DecodeError, DecoderConfig, EncoderConfig, Item, PackError,
+    PackOptions, UnpackError, DEFAULT_FRAME_SIZE, DEFAULT_LEVEL,
 };
 use snappack::report::Report;
 
 use super::output::{OutputDir, OutputFile};
-use super::{human, only_option_errors, parse_frame_size, report_status, InputArgs, ProgressBar};
+use super::{
+    human, only_option_errors, parse_frame_size, refuse_packed_stream, report_status, InputArgs,
+    ProgressBar,
+};
 
 #[derive(Args)]
 pub(super) struct PackArgs {
@@ -76,7 +79,15 @@ pub(super) fn run_pack(args: PackArgs) -> Result<ExitCode> {
             .duration_since(UNIX_EPOCH)
             .map_or(0, |d| d.as_millis() as i64),
     };
-    let (reader, name) = args.input.open()?;
+    let (mut reader, name) = args.input.open()?;
+    if options.validate.format.is_none()
+        && snappack::Format::detect(&name, &mut reader)
+            .ok()
+            .flatten()
+            .is_none()
+    {
+        refuse_packed_stream(&args.input.file, &mut reader)?;
+    }
     let input_len = reader.len();
     let out = OutputFile::create(&args.out, &[&args.input.file])?;
     let in_place = out.writes_in_place();
@@ -305,8 +316,13 @@ pub(super) fn run_unpack(args: UnpackArgs) -> Result<ExitCode> {
         numbers: HashMap::new(),
         file: None,
     });
+    let mut input = BufReader::new(input);
+    // What the stream starts with, to tell a snapshot given by mistake.
+    let head = std::io::BufRead::fill_buf(&mut input)
+        .map(|bytes| bytes[..bytes.len().min(8)].to_vec())
+        .unwrap_or_default();
     let result = unpack(
-        BufReader::new(input),
+        input,
         DecoderConfig::default(),
         &mut |item| match &mut rebuild {
             Some(rebuild) => rebuild
@@ -348,7 +364,18 @@ pub(super) fn run_unpack(args: UnpackArgs) -> Result<ExitCode> {
         }
         Err(UnpackError::Decode(error)) => {
             // Names in the message come from the stream.
-            let message = human::shown(&error.to_string()).into_owned();
+            let mut message = human::shown(&error.to_string()).into_owned();
+            if matches!(error, DecodeError::BadMagic) {
+                if let Some(format) = snappack::Format::from_first_bytes(&head) {
+                    message.push_str(&format!(
+                        " (it reads as {}: validate, pack or upload take that)",
+                        match format {
+                            snappack::Format::Zip => "a ZIP archive",
+                            _ => "JSON",
+                        }
+                    ));
+                }
+            }
             said(writeln!(
                 std::io::stdout(),
                 "{name}: invalid: {message} [{}]{not_written}",
