@@ -902,6 +902,18 @@ fn a_single_table_file_without_a_table_exits_2() {
     assert_eq!(code, 1, "{stdout}");
 }
 
+/// A finding about no entry or line lines up with the others.
+#[test]
+fn a_finding_without_a_place_is_indented_as_the_others() {
+    let input = temp_file("not-a.zip", b"plain text");
+    let (code, stdout, _) = snappack(&["validate", arg(&input)]);
+    assert_eq!(code, 1, "{stdout}");
+    assert!(
+        stdout.contains("\n  archive\n    InvalidZip invalid zip file: "),
+        "{stdout}"
+    );
+}
+
 /// A packed stream given where a snapshot goes, and a snapshot given to
 /// unpack, are named for what they are, with the command that takes them.
 #[test]

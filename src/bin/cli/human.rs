@@ -190,10 +190,12 @@ fn print_grouped(
             if let Some(field) = &f.field {
                 place.push_str(&format!(" field {}", clipped(field, FIELD_LEN)));
             }
+            if !place.is_empty() {
+                place.push(' ');
+            }
             writeln!(
                 out,
-                "    {} {} {}",
-                place,
+                "    {place}{} {}",
                 code_paint(f.code.as_str()),
                 clipped(&f.message, MESSAGE_LEN)
             )?;
