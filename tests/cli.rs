@@ -902,6 +902,17 @@ fn a_single_table_file_without_a_table_exits_2() {
     assert_eq!(code, 1, "{stdout}");
 }
 
+/// `--help` shows a default once, in words where its value is empty.
+#[test]
+fn help_shows_no_empty_default() {
+    for command in ["validate", "pack", "upload"] {
+        let (code, stdout, _) = snappack(&[command, "--help"]);
+        assert_eq!(code, 0);
+        assert!(!stdout.contains("[default: \"\"]"), "{command}: {stdout}");
+        assert!(stdout.contains("(default: the root)"), "{stdout}");
+    }
+}
+
 /// A finding about no entry or line lines up with the others.
 #[test]
 fn a_finding_without_a_place_is_indented_as_the_others() {

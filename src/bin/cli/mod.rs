@@ -124,7 +124,7 @@ struct InputArgs {
     #[arg(long)]
     table: Option<String>,
     /// Component path the import targets (default: the root).
-    #[arg(long, default_value = "")]
+    #[arg(long, default_value = "", hide_default_value = true)]
     component: String,
     /// The target's schema (JSON), for CSV empty-string remapping.
     #[arg(long, value_name = "FILE")]
