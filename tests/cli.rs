@@ -1604,6 +1604,22 @@ fn on_a_terminal(columns: u32, command: &str) -> String {
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
+/// Colors on a terminal, unless `NO_COLOR` is set to something (an empty
+/// value is as if unset, as no-color.org says).
+#[cfg(unix)]
+#[test]
+fn the_report_is_colored_on_a_terminal_unless_no_color_says_otherwise() {
+    let input = temp_file("color.zip", &valid_zip());
+    let bin = env!("CARGO_BIN_EXE_snappack");
+    for (env, colored) in [("", true), ("NO_COLOR= ", true), ("NO_COLOR=1 ", false)] {
+        let screen = on_a_terminal(80, &format!("{env}{bin} validate {}", arg(&input)));
+        assert!(screen.contains("VALID"), "{screen:?}");
+        assert_eq!(screen.contains("\x1b[1;32m"), colored, "{env}: {screen:?}");
+    }
+    let (_, piped, _) = snappack(&["validate", arg(&input)]);
+    assert!(!piped.contains('\x1b'), "{piped:?}");
+}
+
 #[cfg(unix)]
 #[test]
 fn progress_bars_fit_the_terminal() {

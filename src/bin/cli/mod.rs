@@ -96,6 +96,12 @@ struct GenArgs {
     json: bool,
 }
 
+/// Whether colors may be used on a terminal: not when `NO_COLOR` is set to
+/// anything but the empty string (no-color.org).
+fn colors_wanted() -> bool {
+    std::env::var_os("NO_COLOR").is_none_or(|value| value.is_empty())
+}
+
 /// Refuses a stream that `pack` wrote, given where a snapshot goes: it is
 /// not one, and `unpack` is what checks it.
 fn refuse_packed_stream(path: &Path, input: &mut Input) -> Result<()> {
@@ -399,7 +405,7 @@ fn validate(args: ValidateArgs) -> Result<ExitCode> {
             .map_err(std::io::Error::from)
             .and_then(|()| writeln!(out))
     } else {
-        let color = std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none();
+        let color = std::io::stdout().is_terminal() && colors_wanted();
         human::print(&mut out, &name, &report, started.elapsed(), color)
     };
     // Flushed here, where a failure is still told.

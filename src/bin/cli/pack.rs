@@ -107,7 +107,7 @@ pub(super) fn run_pack(args: PackArgs) -> Result<ExitCode> {
         let color = std::io::stdout().is_terminal();
         (Box::new(std::io::stdout().lock()), color)
     };
-    let color = color && std::env::var_os("NO_COLOR").is_none();
+    let color = color && super::colors_wanted();
     let mut not_packed = |report: &Report| -> Result<ExitCode> {
         human::print(&mut stdout, &name, report, started.elapsed(), color)?;
         if only_option_errors(report) {

@@ -213,7 +213,7 @@ pub fn run(args: UploadArgs) -> Result<ExitCode> {
         }
     }
     let started = Instant::now();
-    let color = std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none();
+    let color = std::io::stdout().is_terminal() && super::colors_wanted();
     let print_report = |report: &Report| -> Result<()> {
         human::print(
             &mut std::io::stdout().lock(),
