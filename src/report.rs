@@ -273,6 +273,16 @@ impl Finding {
         self.excerpt = Some(excerpt(line, EXCERPT_LEN));
         self
     }
+
+    /// Sets the excerpt to the part of `line` around byte `at` (its start
+    /// when `None`).
+    pub fn excerpt_at(mut self, line: &str, at: Option<usize>) -> Self {
+        self.excerpt = Some(match at {
+            Some(at) => excerpt_around(line, at, EXCERPT_LEN),
+            None => excerpt(line, EXCERPT_LEN),
+        });
+        self
+    }
 }
 
 /// Length of line excerpts in findings, in bytes.
@@ -289,6 +299,42 @@ pub fn excerpt(text: &str, max: usize) -> String {
         end -= 1;
     }
     format!("{}...", &text[..end])
+}
+
+/// `n` with thousands separators: `20,000`.
+pub fn grouped(n: u64) -> String {
+    let digits = n.to_string();
+    let mut out = String::with_capacity(digits.len() + digits.len() / 3);
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i).is_multiple_of(3) {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
+}
+
+/// About `max` bytes of `text` around byte `at`, with `...` on each side
+/// that was cut: a long line's excerpt that shows where its error is.
+pub fn excerpt_around(text: &str, at: usize, max: usize) -> String {
+    let text = text.trim_end_matches(['\r', '\n']);
+    if text.len() <= max {
+        return text.to_owned();
+    }
+    let mut start = at
+        .min(text.len())
+        .saturating_sub(max / 2)
+        .min(text.len() - max);
+    while !text.is_char_boundary(start) {
+        start -= 1;
+    }
+    let mut end = (start + max).min(text.len());
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    let before = if start > 0 { "..." } else { "" };
+    let after = if end < text.len() { "..." } else { "" };
+    format!("{before}{}{after}", &text[start..end])
 }
 
 /// The result of validating one input.
@@ -336,5 +382,36 @@ mod tests {
     fn excerpts_cut_at_char_boundaries() {
         assert_eq!(excerpt("abc\n", 10), "abc");
         assert_eq!(excerpt("ééé", 3), "é...");
+    }
+
+    #[test]
+    fn excerpts_around_a_place_show_it() {
+        let line = format!("{}XY{}", "a".repeat(200), "b".repeat(200));
+        let shown = excerpt_around(&line, 200, 20);
+        assert_eq!(
+            shown,
+            format!("...{}XY{}...", "a".repeat(10), "b".repeat(8))
+        );
+        assert_eq!(
+            excerpt_around(&line, 0, 20),
+            format!("{}...", "a".repeat(20))
+        );
+        assert_eq!(
+            excerpt_around(&line, 9999, 20),
+            format!("...{}", "b".repeat(20))
+        );
+        assert_eq!(excerpt_around("short", 3, 20), "short");
+        assert_eq!(
+            excerpt_around(&"é".repeat(50), 51, 10),
+            format!("...{}...", "é".repeat(5))
+        );
+    }
+
+    #[test]
+    fn counts_are_grouped_by_thousands() {
+        assert_eq!(grouped(0), "0");
+        assert_eq!(grouped(999), "999");
+        assert_eq!(grouped(20_000), "20,000");
+        assert_eq!(grouped(1_234_567), "1,234,567");
     }
 }

@@ -337,6 +337,21 @@ fn documents_are_checked_with_their_table_number_and_schema() {
         .ends_with("Field name $integer starts with '$', which is reserved."));
 }
 
+/// The excerpt of a long line that is not JSON shows where it breaks, not
+/// only its start; a line's other errors show its start.
+#[test]
+fn a_long_line_that_is_not_json_is_excerpted_where_it_breaks() {
+    let line = format!(r#"{{"a":"{}" "b":1}}"#, "x".repeat(5000));
+    let report = check("j.zip", &zip(&[("t/documents.jsonl", line.as_bytes())]));
+    assert_eq!(codes(&report), vec![Code::JsonInvalidRow]);
+    let excerpt = report.errors[0].excerpt.as_deref().unwrap();
+    assert!(excerpt.starts_with("...x") && excerpt.contains(r#"x" "b":1}"#), "{excerpt}");
+    assert!(excerpt.len() <= 130, "{excerpt}");
+    let line = format!(r#"{{"$a":"{}"}}"#, "x".repeat(5000));
+    let report = check("j.zip", &zip(&[("t/documents.jsonl", line.as_bytes())]));
+    assert!(report.errors[0].excerpt.as_deref().unwrap().starts_with(r#"{"$a":"xxx"#));
+}
+
 /// A row with several problems gets the one Convex meets first when it
 /// inserts it: the size, then the `_id` (not decoding, another table's
 /// number, a repeat), then the rest, the rules of a valid document in one
@@ -1397,7 +1412,24 @@ fn max_errors_caps_the_list_not_the_count() {
     );
     assert_eq!(report.errors.len(), 5);
     assert_eq!(report.error_count, 50);
-    assert_eq!(report.warnings.last().unwrap().code, Code::TooManyErrors);
+    let cap = report.warnings.last().unwrap();
+    assert_eq!(cap.code, Code::TooManyErrors);
+    assert_eq!(cap.message, "50 errors in all; only the first 5 are listed");
+
+    let lines = vec!["[]"; 1200].join("\n");
+    let report = check_with(
+        "e.zip",
+        &zip(&[("t/documents.jsonl", lines.as_bytes())]),
+        &Options {
+            max_errors: Some(0),
+            ..Options::default()
+        },
+    );
+    assert!(report.errors.is_empty());
+    assert_eq!(
+        report.warnings.last().unwrap().message,
+        "1,200 errors in all; none are listed"
+    );
 }
 
 #[test]

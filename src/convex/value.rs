@@ -96,6 +96,9 @@ pub struct RowError {
     /// The field it is about, as a path from the document (`a.b[2]`);
     /// `None` when it is about the whole document.
     pub field: Option<String>,
+    /// Where in the line a JSON syntax error was found (a byte offset), so
+    /// that an excerpt of a long line can show that part.
+    pub at_byte: Option<usize>,
     /// The document's `_id`, when Convex checks it before this error (its
     /// insert checks the `_id` before the `_creationTime` and the rules of
     /// a valid document): the caller checks the `_id` first.
@@ -109,6 +112,7 @@ impl RowError {
             code,
             message: message.into(),
             field: None,
+            at_byte: None,
             id_first: None,
         }
     }
@@ -158,10 +162,16 @@ fn check_as_converted(
 
 /// Convex's error for a line (`row`) that is not JSON.
 fn json_error(row: u64, e: serde_json::Error) -> RowError {
-    RowError::new(
-        Code::JsonInvalidRow,
-        format!("Row {row} wasn't valid JSON: {e}"),
-    )
+    // A document is one line: serde_json's column on it is the byte offset
+    // just past where the error was found (0 for an error about no place).
+    let at_byte = (e.line() == 1 && e.column() > 0).then(|| e.column() - 1);
+    RowError {
+        at_byte,
+        ..RowError::new(
+            Code::JsonInvalidRow,
+            format!("Row {row} wasn't valid JSON: {e}"),
+        )
+    }
 }
 
 /// The verdict on a walked document (line `row`), in the order Convex

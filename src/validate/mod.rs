@@ -24,7 +24,9 @@ use serde::{Deserialize, Serialize};
 use crate::archive::Format;
 use crate::convex::value::ValueRules;
 use crate::convex::DocumentId;
-use crate::report::{Code, Finding, ListedAt, NumberSource, Report, StorageSummary, TableSummary};
+use crate::report::{
+    grouped, Code, Finding, ListedAt, NumberSource, Report, StorageSummary, TableSummary,
+};
 
 pub use numbers::{check_target, removed_by_import, Removed, TargetCheck, TargetCheckError};
 pub use shard::{merge_shards, Shard, ShardError, ShardReport};
@@ -847,7 +849,14 @@ fn too_many_errors(count: u64, listed: usize) -> Option<Finding> {
     (count > listed as u64).then(|| {
         Finding::new(
             Code::TooManyErrors,
-            format!("{count} errors in all; only the first {listed} are listed"),
+            match listed {
+                0 => format!("{} errors in all; none are listed", grouped(count)),
+                _ => format!(
+                    "{} errors in all; only the first {} are listed",
+                    grouped(count),
+                    grouped(listed as u64)
+                ),
+            },
         )
     })
 }

@@ -337,7 +337,7 @@ impl Reporting<'_, '_> {
                 Err(f) => {
                     let finding = (self.at)(Finding::new(f.code, f.message.clone()))
                         .line(row)
-                        .excerpt(&String::from_utf8_lossy(line));
+                        .excerpt_at(&String::from_utf8_lossy(line), f.at_byte);
                     self.ctx.error(f.locate(finding));
                 }
             }

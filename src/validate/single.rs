@@ -256,7 +256,7 @@ impl Scan<'_> {
                 let finding = self
                     .at(Finding::new(row_finding.code, row_finding.message.clone()))
                     .line(line)
-                    .excerpt(&String::from_utf8_lossy(text));
+                    .excerpt_at(&String::from_utf8_lossy(text), row_finding.at_byte);
                 ctx.error(row_finding.locate(finding));
                 false
             }

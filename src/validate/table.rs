@@ -22,6 +22,8 @@ pub struct RowFinding {
     /// For `DuplicateId`: that line's entry, when it is another entry of
     /// the table.
     pub first_entry: Option<String>,
+    /// Where in the line a JSON syntax error was found (a byte offset).
+    pub at_byte: Option<usize>,
 }
 
 impl RowFinding {
@@ -33,6 +35,7 @@ impl RowFinding {
             field: None,
             first_line: None,
             first_entry: None,
+            at_byte: None,
         }
     }
 
@@ -291,6 +294,7 @@ impl TableChecker {
         }
         Err(RowFinding {
             field: error.field,
+            at_byte: error.at_byte,
             ..RowFinding::new(error.code, error.message)
         })
     }
@@ -335,6 +339,7 @@ impl TableChecker {
             // A row is not a line.
             first_line: Some(first).filter(|_| !self.by_row),
             first_entry: entry.map(str::to_owned),
+            at_byte: None,
         })
     }
 }

@@ -285,17 +285,7 @@ pub fn bytes(n: u64) -> String {
 }
 
 /// A count with thousands separators.
-pub fn count(n: u64) -> String {
-    let digits = n.to_string();
-    let mut out = String::new();
-    for (i, c) in digits.chars().enumerate() {
-        if i > 0 && (digits.len() - i).is_multiple_of(3) {
-            out.push(',');
-        }
-        out.push(c);
-    }
-    out
-}
+pub use snappack::report::grouped as count;
 
 /// "1 table", "2 tables", "1,000 tables".
 pub fn plural(n: u64, noun: &str) -> String {
