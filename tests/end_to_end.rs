@@ -458,6 +458,25 @@ fn upload_checks_the_frame_size_before_creating_an_import() {
     assert_eq!(imports["imports"], serde_json::json!([]));
 }
 
+/// A stream `pack` wrote is not a snapshot: `upload` says what sends it,
+/// and creates no import.
+#[test]
+fn upload_of_a_packed_stream_says_what_sends_it() {
+    let dir = common::temp_dir("upload-stream");
+    let stream = dir.join("snapshot.snappack");
+    std::fs::write(&stream, packed_stream(&snapshot(3), &PackOptions::default())).unwrap();
+    let server = test_server(&dir.join("db").to_string_lossy(), &dir.join("data"));
+    let out = upload_to(&server, &stream, &[]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains("is a stream written by `snappack pack`, not a snapshot"),
+        "{stderr}"
+    );
+    let imports = server.call("GET", "/api/imports", b"").json();
+    assert_eq!(imports["imports"], serde_json::json!([]));
+}
+
 /// A server that takes smaller requests than `upload` sends: requests of
 /// several frames over `--max-request-bytes` are sent again in smaller ones
 /// and the import lands; frames over `--max-frame-size` cannot be made

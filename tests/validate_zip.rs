@@ -345,11 +345,18 @@ fn a_long_line_that_is_not_json_is_excerpted_where_it_breaks() {
     let report = check("j.zip", &zip(&[("t/documents.jsonl", line.as_bytes())]));
     assert_eq!(codes(&report), vec![Code::JsonInvalidRow]);
     let excerpt = report.errors[0].excerpt.as_deref().unwrap();
-    assert!(excerpt.starts_with("...x") && excerpt.contains(r#"x" "b":1}"#), "{excerpt}");
+    assert!(
+        excerpt.starts_with("...x") && excerpt.contains(r#"x" "b":1}"#),
+        "{excerpt}"
+    );
     assert!(excerpt.len() <= 130, "{excerpt}");
     let line = format!(r#"{{"$a":"{}"}}"#, "x".repeat(5000));
     let report = check("j.zip", &zip(&[("t/documents.jsonl", line.as_bytes())]));
-    assert!(report.errors[0].excerpt.as_deref().unwrap().starts_with(r#"{"$a":"xxx"#));
+    assert!(report.errors[0]
+        .excerpt
+        .as_deref()
+        .unwrap()
+        .starts_with(r#"{"$a":"xxx"#));
 }
 
 /// A row with several problems gets the one Convex meets first when it

@@ -123,7 +123,8 @@ fn refuse_packed_stream(path: &Path, input: &mut Input) -> Result<()> {
 struct InputArgs {
     /// The snapshot ZIP, or a .jsonl, .json or .csv file; `-` reads standard input.
     file: PathBuf,
-    /// Input format (default: from the file's extension, else from its first bytes).
+    /// Input format: zip, jsonl, json or csv (default: from the file's extension, else from its
+    /// first bytes).
     #[arg(long, value_parser = parse_format)]
     format: Option<Format>,
     /// Target table, for single-table formats.
@@ -254,6 +255,15 @@ impl InputArgs {
     }
 
     fn open(&self) -> Result<(Input, String)> {
+        let (mut input, name) = self.open_any()?;
+        if self.format.is_none() && matches!(Format::detect(&name, &mut input), Ok(None)) {
+            refuse_packed_stream(&self.file, &mut input)?;
+        }
+        Ok((input, name))
+    }
+
+    /// [`open`](Self::open) whatever the input holds.
+    fn open_any(&self) -> Result<(Input, String)> {
         if self.file.as_os_str() == "-" {
             let mut bytes = Vec::new();
             std::io::stdin()
@@ -368,9 +378,6 @@ fn validate(args: ValidateArgs) -> Result<ExitCode> {
         // Told once here, for every walk.
         options.format = Format::detect(&name, &mut reader)
             .with_context(|| format!("cannot read {}", args.input.file.display()))?;
-        if options.format.is_none() {
-            refuse_packed_stream(&args.input.file, &mut reader)?;
-        }
     }
     let zip = options.format == Some(Format::Zip);
     // A walk per core, each of two threads: while one walk's checking

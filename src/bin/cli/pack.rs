@@ -17,10 +17,7 @@ use snappack::migration::{
 use snappack::report::Report;
 
 use super::output::{OutputDir, OutputFile};
-use super::{
-    human, only_option_errors, parse_frame_size, refuse_packed_stream, report_status, InputArgs,
-    ProgressBar,
-};
+use super::{human, only_option_errors, parse_frame_size, report_status, InputArgs, ProgressBar};
 
 #[derive(Args)]
 pub(super) struct PackArgs {
@@ -79,15 +76,7 @@ pub(super) fn run_pack(args: PackArgs) -> Result<ExitCode> {
             .duration_since(UNIX_EPOCH)
             .map_or(0, |d| d.as_millis() as i64),
     };
-    let (mut reader, name) = args.input.open()?;
-    if options.validate.format.is_none()
-        && snappack::Format::detect(&name, &mut reader)
-            .ok()
-            .flatten()
-            .is_none()
-    {
-        refuse_packed_stream(&args.input.file, &mut reader)?;
-    }
+    let (reader, name) = args.input.open()?;
     let input_len = reader.len();
     let out = OutputFile::create(&args.out, &[&args.input.file])?;
     let in_place = out.writes_in_place();
