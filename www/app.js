@@ -4,7 +4,7 @@
 // is remembered by the file's fingerprint and the server, and continues when the same file is
 // picked again, even after a reload, packing only the frames the server lacks.
 
-import { checkTarget, validate, fetchImport, fetchTables, preload, startPacking, sendUpload } from './pkg/browser.js';
+import { checkTarget, validate, fetchImport, fetchTables, preload, startPacking, sendUpload, UploadError } from './pkg/browser.js';
 
 const $ = (id) => document.getElementById(id);
 
@@ -292,6 +292,13 @@ async function continuePending() {
     startUpload(pending);
     return;
   }
+  // Started elsewhere, and another import changed a table of it since: it can no longer finish
+  // (nothing this page checks differently would change that), and it is left to where it was started.
+  if (pending.tableChanged) {
+    note.textContent = `The server has an upload of this file open, started elsewhere (import ${pending.importId}, ${modeName(pending.mode)}), which can no longer finish: ${pending.tableChanged.message} Choose a mode and Upload to start a new one.`;
+    announcer.say(note.textContent);
+    return;
+  }
   // Started elsewhere: nothing goes on until this user says so.
   const go = h('button', { type: 'button' }, 'Continue that upload');
   go.addEventListener('click', () => {
@@ -331,7 +338,7 @@ async function findOpenImport(fingerprint) {
     const { imports } = await response.json();
     const open = imports.filter((i) => i.state === 'open' && i.label === fingerprint).pop();
     // `elsewhere`: its table name and schema are not known here, and it may still be going on there.
-    return open ? { url: server.url, mode: open.mode, target: server.tables, importId: open.id, file: state.file.name, size: state.file.size, elsewhere: true } : null;
+    return open ? { url: server.url, mode: open.mode, target: server.tables, importId: open.id, file: state.file.name, size: state.file.size, elsewhere: true, tableChanged: open.tableChanged } : null;
   } catch {
     return null;
   }
@@ -889,6 +896,12 @@ async function runUpload(pending) {
       saveJson(key, null);
       await finishUpload(upload, { state: 'finished' }, server);
       return;
+    }
+    // Another import changed a table of it since: it can no longer finish, however much is
+    // sent, so nothing is packed for it (packing would only check again what the server has).
+    if (status?.state === 'open' && status.tableChanged) {
+      const { message, ...changed } = status.tableChanged;
+      throw new UploadError({ ...changed, message: `${message} (import ${record.importId} can no longer finish: Upload starts a new one)`, status: 200 }, record.importId);
     }
     const firstFrame = status?.state === 'open' ? status.nextSeq : 0;
     if (firstFrame > 0) {

@@ -8,12 +8,13 @@
 // target/browser-artifacts/.
 
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
+import { execFileSync, spawn } from 'node:child_process';
 import { mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
 
+import { strToU8, zipSync } from 'fflate';
 import { chromium } from 'playwright-core';
 
 import { ROOT, cli, gen, scratch } from '../node/helpers.js';
@@ -1704,5 +1705,76 @@ test("the package's upload() sends frames while it packs, and nothing when the t
   assert.deepEqual(refused.notPacked, { name: 'SnappackError', code: 'InvalidOptions', importId: undefined, retryable: undefined });
   assert.deepEqual(refused.frames, [], 'nothing was sent');
   assert.deepEqual([refused.ownMode, refused.ownModeImport], ['finished', 'finished'], 'without a mode, in the import\'s own');
+  await page.close();
+});
+
+test('an import another import changed a table of: not offered, nor packed for, since it can no longer finish', { timeout: 180_000 }, async () => {
+  const server = await startServer();
+  const one = join(dir, 'changed-one.jsonl');
+  writeFileSync(one, '{"n":1}\n');
+  execFileSync(cli(), ['upload', one, '--table', 't', '--url', server.url, '--token', TOKEN, '--quiet']);
+  const path = join(dir, 'changed.jsonl');
+  const lines = [];
+  for (let i = 0; i < 40_000; i++) lines.push(JSON.stringify({ name: `person ${i}`, n: i, note: 'x'.repeat(i % 150) }));
+  writeFileSync(path, `${lines.join('\n')}\n`);
+  // Part of an append into `t` (10001), then the page goes away.
+  let page = await newPage(server);
+  await page.setInputFiles('#file', path);
+  await page.waitForSelector('#verdict.good');
+  await page.fill('#table', 't');
+  await page.click('#single button[type="submit"]');
+  await page.waitForSelector('#verdict.good');
+  await connect(page);
+  await page.check('input[name="mode"][value="append"]');
+  await page.waitForSelector('#conflicts.good');
+  await slowFrames(page, 400);
+  await page.click('#upload');
+  await waitForPercent(page, 1);
+  const recorded = await page.evaluate(() => JSON.stringify(localStorage));
+  await page.close();
+  // Another import replaces `t`, as 10002: the append can no longer finish.
+  const other = join(dir, 'changed-other.zip');
+  writeFileSync(other, zipSync({ '_tables/documents.jsonl': strToU8('{"name":"t","id":10002}\n'), 't/documents.jsonl': strToU8('{"n":2}\n') }));
+  execFileSync(cli(), ['upload', other, '--mode', 'replace', '--yes', '--url', server.url, '--token', TOKEN, '--quiet']);
+  const imports = async () => (await (await fetch(`${server.url}/api/imports`, { headers: { Authorization: `Bearer ${TOKEN}` } })).json()).imports;
+  const [appending] = (await imports()).filter((i) => i.state === 'open');
+  assert.equal(appending.tableChanged?.code, 'TableChanged');
+
+  // In a browser that does not know it, found by its label: said so, not offered
+  // (packed with the server's tables as they are now, its frames would not match).
+  page = await newPage(server);
+  await page.evaluate(() => localStorage.clear());
+  await page.reload();
+  await page.setInputFiles('#file', path);
+  await page.waitForSelector('#verdict.good');
+  await page.fill('#table', 't');
+  await page.click('#single button[type="submit"]');
+  await page.waitForSelector('#verdict.good');
+  await connect(page);
+  await page.waitForSelector('#resume-note:not([hidden])');
+  await page.waitForFunction(() => /can no longer finish/.test(document.getElementById('resume-note').textContent));
+  assert.match(await page.textContent('#resume-note'), new RegExp(`started elsewhere \\(import ${appending.id}, Append mode\\), which can no longer finish: Table \`t\` changed while this import was running`));
+  assert.equal(await page.isHidden('#resume-note button'), true, 'no Continue button');
+  assert.equal((await imports()).find((i) => i.id === appending.id).state, 'open', 'left to where it was started');
+  await page.close();
+
+  // In the browser that started it: it fails at once, without packing the part the server has.
+  page = await newPage(server, { init: countWorkers });
+  await page.evaluate((items) => {
+    localStorage.clear();
+    for (const [key, value] of Object.entries(JSON.parse(items))) localStorage.setItem(key, value);
+  }, recorded);
+  await page.reload();
+  await page.setInputFiles('#file', path);
+  await page.waitForFunction(() => /Upload failed/.test(document.getElementById('upload-state').textContent));
+  assert.match(await page.textContent('#upload-state'), /^Upload failed: TableChanged: Table `t` changed while this import was running .*can no longer finish.*\(table t\)/);
+  assert.ok(!(await page.evaluate(() => window.workers.requests)).includes('pack'), 'nothing was packed');
+  // It can never finish: cancelled (once the page said why).
+  let state;
+  for (let i = 0; i < 100 && state !== 'cancelled'; i++) {
+    state = (await imports()).find((i) => i.id === appending.id).state;
+    await new Promise((resolve) => setTimeout(resolve, 50));
+  }
+  assert.equal(state, 'cancelled');
   await page.close();
 });
