@@ -1307,3 +1307,53 @@ fn a_database_is_served_from_one_data_folder() {
         assert_eq!(status["state"], "cancelled", "{backend}: {status}");
     }
 }
+
+/// A start refused because the database is served from another data folder
+/// makes no admin token in the folder it was given: the token of a folder
+/// is printed at the start that makes it, which is the first one that
+/// serves, not a refused one that left it unprinted for good.
+#[test]
+fn a_start_refused_for_another_data_folder_makes_no_token() {
+    for (backend, database) in common::databases() {
+        let dir = common::temp_dir("refused-token");
+        let (first, second) = (dir.join("first"), dir.join("second"));
+        let (mut server, _) = common::spawn_serve(&database, &first, "127.0.0.1:0", TOKEN);
+        server.kill().unwrap();
+        server.wait().unwrap();
+        let serve = || {
+            Command::new(env!("CARGO_BIN_EXE_snappack"))
+                .args(["serve", "--no-www", "--listen", "127.0.0.1:0"])
+                .arg("--database")
+                .arg(&database)
+                .arg("--data-dir")
+                .arg(&second)
+                .stderr(Stdio::piped())
+                .spawn()
+                .unwrap()
+        };
+        let mut refused = serve();
+        let stderr = common::first_stderr_line(&mut refused);
+        let code = refused.wait().unwrap().code();
+        assert!(
+            stderr.contains("is served from another data folder") && code == Some(2),
+            "{backend}: {code:?} {stderr}"
+        );
+        assert!(
+            !second.join("token").exists(),
+            "{backend}: a token was made"
+        );
+
+        // Given the first folder's id, it serves, and prints the token it makes.
+        let owner = std::fs::read_to_string(first.join("folder-id")).unwrap();
+        std::fs::write(second.join("folder-id"), owner).unwrap();
+        let mut serving = serve();
+        let line = common::stderr_line_with(&mut serving, "admin token");
+        let _ = serving.kill();
+        serving.wait().unwrap();
+        let made = std::fs::read_to_string(second.join("token")).unwrap();
+        assert!(
+            line.contains("new admin token") && line.contains(made.trim()),
+            "{backend}: {line}"
+        );
+    }
+}

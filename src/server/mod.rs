@@ -307,6 +307,25 @@ fn database_identity(data_dir: &Path, database: &str) -> std::io::Result<String>
 /// (outside printable ASCII, or with spaces at its ends) is refused: no
 /// request would ever match it.
 pub fn resolve_token(given: Option<&str>, data_dir: &Path) -> std::io::Result<(String, bool)> {
+    if let Some(token) = known_token(given, data_dir)? {
+        return Ok((token, false));
+    }
+    let mut bytes = [0u8; 24];
+    getrandom::fill(&mut bytes).map_err(|e| std::io::Error::other(e.to_string()))?;
+    let token = crate::hex(&bytes);
+    std::fs::create_dir_all(data_dir)?;
+    let path = data_dir.join("token");
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    std::io::Write::write_all(&mut options.open(&path)?, token.as_bytes())?;
+    Ok((token, true))
+}
+
+/// The token given, or stored in the data folder, if either is, checked as
+/// [`resolve_token`] checks it; writes nothing.
+fn known_token(given: Option<&str>, data_dir: &Path) -> std::io::Result<Option<String>> {
     let sendable = |token: &str, from: &str| {
         let printable = token
             .bytes()
@@ -321,26 +340,17 @@ pub fn resolve_token(given: Option<&str>, data_dir: &Path) -> std::io::Result<(S
         }
     };
     if let Some(token) = given.filter(|t| !t.is_empty()) {
-        return Ok((sendable(token, "given")?, false));
+        return Ok(Some(sendable(token, "given")?));
     }
     let path = data_dir.join("token");
     if let Ok(stored) = std::fs::read_to_string(&path) {
         let stored = stored.trim();
         if !stored.is_empty() {
             let from = format!("in {}", path.display());
-            return Ok((sendable(stored, &from)?, false));
+            return Ok(Some(sendable(stored, &from)?));
         }
     }
-    let mut bytes = [0u8; 24];
-    getrandom::fill(&mut bytes).map_err(|e| std::io::Error::other(e.to_string()))?;
-    let token = crate::hex(&bytes);
-    std::fs::create_dir_all(data_dir)?;
-    let mut options = std::fs::OpenOptions::new();
-    options.write(true).create(true).truncate(true);
-    #[cfg(unix)]
-    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
-    std::io::Write::write_all(&mut options.open(&path)?, token.as_bytes())?;
-    Ok((token, true))
+    Ok(None)
 }
 
 /// Holds the data folder for one server (an exclusive lock on its `lock`
@@ -415,11 +425,15 @@ impl Server {
                 addr: config.listen,
                 error,
             })?;
-        let (token, new_token) = resolve_token(config.token.as_deref(), &data_dir)?;
+        // A token given or stored is checked now; a new one is made only once
+        // the start can no longer be refused, since it is printed only then.
+        let known = known_token(config.token.as_deref(), &data_dir)?;
         let limits = Limits {
             max_frame_size: config.max_frame_size,
         };
+        let folder = data_dir.clone();
         let imports = tokio::task::spawn_blocking(move || -> Result<Imports, ServeError> {
+            let data_dir = folder;
             let store: Arc<dyn store::Store> = store::open(&database)
                 .map_err(|e| ServeError::OpenDatabase {
                     database: claim.identity.clone(),
@@ -446,6 +460,10 @@ impl Server {
         })
         .await
         .map_err(|e| std::io::Error::other(e.to_string()))??;
+        let (token, new_token) = match known {
+            Some(token) => (token, false),
+            None => resolve_token(None, &data_dir)?,
+        };
         let imports = Arc::new(imports);
         let state = Arc::new(http::AppState {
             imports: imports.clone(),
