@@ -2191,30 +2191,47 @@ fn a_number_conflict_points_at_the_line_that_gave_the_number() {
 #[test]
 fn a_table_numbered_by_the_server_is_warned_about_at_its_first_document() {
     let line = doc(10001, 1, r#""a":1"#) + "\n";
-    // The table's first entry is empty: its first document is line 1 of the next.
-    let report = check(
-        "late.zip",
-        &zip(&[
-            ("t/documents.jsonl", b""),
-            (
-                "copy/t/documents.jsonl",
-                format!("{{\"a\":1}}\n{line}").as_bytes(),
-            ),
-        ]),
-    );
-    assert!(report.valid, "{:?}", report.errors);
-    let unassigned: Vec<_> = report
-        .warnings
-        .iter()
-        .filter(|w| w.code == Code::UnassignedTableNumber)
-        .map(place)
-        .collect();
+    let unassigned = |entries: &[(&str, &[u8])]| {
+        let report = check("late.zip", &zip(entries));
+        assert!(report.valid, "{:?}", report.errors);
+        report
+            .warnings
+            .iter()
+            .filter(|w| w.code == Code::UnassignedTableNumber)
+            .map(|w| (w.code, w.entry.clone(), w.line))
+            .collect::<Vec<_>>()
+    };
+    // The first document has no `_id`: there.
     assert_eq!(
-        unassigned,
+        unassigned(&[(
+            "t/documents.jsonl",
+            format!("{{\"a\":1}}\n{line}").as_bytes()
+        )]),
         [(
             Code::UnassignedTableNumber,
-            Some("copy/t/documents.jsonl"),
+            Some("t/documents.jsonl".to_owned()),
             Some(1)
         )]
     );
+    // The table's first entry is empty, which left it without a number: the
+    // next entry's first line numbers nothing, whether it has an `_id` or not,
+    // so the warning names the empty entry, not a line of another.
+    let with_id = doc(10001, 2, r#""a":2"#) + "\n";
+    for first in ["{\"a\":1}\n", &with_id] {
+        assert_eq!(
+            unassigned(&[
+                ("t/documents.jsonl", b""),
+                (
+                    "copy/t/documents.jsonl",
+                    format!("{first}{line}").as_bytes()
+                ),
+            ]),
+            [(
+                Code::UnassignedTableNumber,
+                Some("t/documents.jsonl".to_owned()),
+                None
+            )],
+            "{first}"
+        );
+    }
 }

@@ -356,8 +356,9 @@ pub(super) fn walk<R: Read + Seek>(
             None => TableChecker::new(&table.name, table.number, table.rules),
         };
         let mut ids_without_first = false;
-        // The entry whose line 1 is the table's first document.
-        let mut first_document: Option<&str> = None;
+        // Whether the table's first entry, whose first line alone could give
+        // the table its number (step 2), has a document.
+        let mut first_entry_has_documents = false;
         for (e, entry_name) in table.entries.iter().enumerate() {
             let Some(&stream) = streams_by_name.get(entry_name.as_str()) else {
                 continue;
@@ -387,14 +388,17 @@ pub(super) fn walk<R: Read + Seek>(
                 Err(ScanStop::Cancelled) => return Err(Stop::Cancelled(plan)),
                 Err(ScanStop::Sink(e)) => return Err(Stop::Sink(e, plan)),
             }
-            if documents_before == 0 && ctx.counts[t].0 > 0 {
-                first_document.get_or_insert(entry_name);
+            if e == 0 {
+                first_entry_has_documents = ctx.counts[t].0 > documents_before;
             }
         }
         if ids_without_first && !clashed.contains(&(table.component.clone(), table.name.clone())) {
             let warning = unassigned_number_warning(&table.component, &table.name);
-            ctx.warning(match first_document {
-                Some(entry) => warning.entry(entry).line(1),
+            // At the first document, or at the first entry when it has none:
+            // a later entry's first line numbers nothing, `_id` or not.
+            ctx.warning(match table.entries.first() {
+                Some(entry) if first_entry_has_documents => warning.entry(entry).line(1),
+                Some(entry) => warning.entry(entry),
                 None => warning,
             });
         }
