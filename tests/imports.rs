@@ -944,6 +944,22 @@ fn with_files(seeds: &[u8]) -> (Vec<StreamTable>, Vec<StreamFile>, Vec<[u8; 32]>
     (vec![storage], files, digests)
 }
 
+/// An append import that received every frame of `tables` but the last
+/// (its files are in, the rows at its end are not): its id.
+fn open_with_its_files(
+    imports: &Imports,
+    (tables, files, _): &(Vec<StreamTable>, Vec<StreamFile>, Vec<[u8; 32]>),
+) -> String {
+    let id = imports.create(ImportMode::Append, None).unwrap().id;
+    let stream = encode(tables, files, 1024);
+    let ranges = frames(&stream);
+    let before_done = ranges.len() - 1;
+    for (seq, range) in ranges.into_iter().take(before_done).enumerate() {
+        imports.append(&id, seq as u64, &stream[range]).unwrap();
+    }
+    id
+}
+
 /// Stored files that no `_storage` row refers to (left by a cancelled
 /// import) are removed at the next start with no import open; those of a
 /// finished import stay, and so do an open import's, whose rows come at its
@@ -960,15 +976,7 @@ fn files_of_imports_that_did_not_finish_are_removed_at_a_start() {
             send_all(&imports, &id, &encode(&finished.0, &finished.1, 4096), 0);
             imports.finish(&id).unwrap();
             // Left open with its first file in, and the frames with the rows not.
-            let open_id = imports.create(ImportMode::Append, None).unwrap().id;
-            let stream = encode(&open_one.0, &open_one.1, 1024);
-            let ranges = frames(&stream);
-            let before_done = ranges.len() - 1;
-            for (seq, range) in ranges.into_iter().take(before_done).enumerate() {
-                imports
-                    .append(&open_id, seq as u64, &stream[range])
-                    .unwrap();
-            }
+            let open_id = open_with_its_files(&imports, &open_one);
             assert!(imports.files().contains(&open_one.2[0]), "{backend}");
             let id = imports.create(ImportMode::Append, None).unwrap().id;
             send_all(&imports, &id, &encode(&cancelled.0, &cancelled.1, 4096), 0);
@@ -1190,15 +1198,7 @@ fn files_whose_rows_a_replacing_import_dropped_are_removed() {
             send_all(&imports, &id, &encode(&first.0, &first.1, 4096), 0);
             imports.finish(&id).unwrap();
             // An import left open with its file in and its row not yet.
-            let open_id = imports.create(ImportMode::Append, None).unwrap().id;
-            let stream = encode(&open_one.0, &open_one.1, 1024);
-            let ranges = frames(&stream);
-            let before_done = ranges.len() - 1;
-            for (seq, range) in ranges.into_iter().take(before_done).enumerate() {
-                imports
-                    .append(&open_id, seq as u64, &stream[range])
-                    .unwrap();
-            }
+            let open_id = open_with_its_files(&imports, &open_one);
             let id = imports.create(ImportMode::Replace, None).unwrap().id;
             send_all(&imports, &id, &encode(&replacing.0, &replacing.1, 4096), 0);
             imports.finish(&id).unwrap();
