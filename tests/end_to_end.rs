@@ -464,7 +464,11 @@ fn upload_checks_the_frame_size_before_creating_an_import() {
 fn upload_of_a_packed_stream_says_what_sends_it() {
     let dir = common::temp_dir("upload-stream");
     let stream = dir.join("snapshot.snappack");
-    std::fs::write(&stream, packed_stream(&snapshot(3), &PackOptions::default())).unwrap();
+    std::fs::write(
+        &stream,
+        packed_stream(&snapshot(3), &PackOptions::default()),
+    )
+    .unwrap();
     let server = test_server(&dir.join("db").to_string_lossy(), &dir.join("data"));
     let out = upload_to(&server, &stream, &[]);
     let stderr = String::from_utf8_lossy(&out.stderr);

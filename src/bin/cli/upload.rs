@@ -476,21 +476,12 @@ pub fn run(args: UploadArgs) -> Result<ExitCode> {
                 "snappack: upload failed: {}: {}{place}",
                 error.code, error.message
             );
-            match (upload.id(), error.status) {
-                (Some(id), None | Some(500..)) => {
-                    eprintln!("snappack: continue with --resume {id}")
+            if let Some(id) = upload.id() {
+                if let Some(advice) =
+                    failed_upload_advice(id, &error, upload.acknowledged(), &http.base)
+                {
+                    eprintln!("snappack: {advice}");
                 }
-                // Even one frame is over the server's limits: only smaller
-                // frames go, which an import that has no frame yet can take.
-                (Some(id), Some(413)) if upload.acknowledged() == 0 => eprintln!(
-                    "snappack: the server takes smaller frames: continue with --resume {id} and a smaller --frame-size"
-                ),
-                (Some(id), Some(413)) => eprintln!(
-                    "snappack: the server takes smaller frames: upload again with a smaller --frame-size, \
-                     and cancel import {id} (POST {}/api/imports/{id}/cancel) or leave it to expire",
-                    http.base
-                ),
-                _ => {}
             }
             // 422: the server refused the input (a document, a conflict with
             // its tables), as a status saying that another import changed a
@@ -504,6 +495,38 @@ pub fn run(args: UploadArgs) -> Result<ExitCode> {
                 },
             ))
         }
+    }
+}
+
+/// What to do about import `id` after its upload failed with `error`, the
+/// server (`base`) having acknowledged `acknowledged` frames; `None` when
+/// the error says it all (a refused input: the server cancelled the import).
+fn failed_upload_advice(
+    id: &str,
+    error: &UploadError,
+    acknowledged: u64,
+    base: &str,
+) -> Option<String> {
+    let cancel =
+        format!("cancel import {id} (POST {base}/api/imports/{id}/cancel) or leave it to expire");
+    // Told by a status: another import changed one of its tables, so its
+    // finish would be refused whatever is sent.
+    if error.code == "TableChanged" && error.status != Some(422) {
+        return Some(format!(
+            "upload again without --resume to start a new import, and {cancel}"
+        ));
+    }
+    match error.status {
+        None | Some(500..) => Some(format!("continue with --resume {id}")),
+        // Even one frame is over the server's limits: only smaller frames
+        // go, which an import that has no frame yet can take.
+        Some(413) if acknowledged == 0 => Some(format!(
+            "the server takes smaller frames: continue with --resume {id} and a smaller --frame-size"
+        )),
+        Some(413) => Some(format!(
+            "the server takes smaller frames: upload again with a smaller --frame-size, and {cancel}"
+        )),
+        _ => None,
     }
 }
 
@@ -761,5 +784,48 @@ impl Write for FrameTap {
 
     fn flush(&mut self) -> std::io::Result<()> {
         self.file.flush()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn error(code: &str, status: Option<u16>) -> UploadError {
+        serde_json::from_value(serde_json::json!({"code": code, "message": "m", "status": status}))
+            .unwrap()
+    }
+
+    #[test]
+    fn a_failed_upload_says_what_to_do_with_its_import() {
+        let advice = |code, status, acknowledged| {
+            failed_upload_advice("i1", &error(code, status), acknowledged, "http://h")
+        };
+        assert_eq!(
+            advice("NetworkError", None, 3).unwrap(),
+            "continue with --resume i1"
+        );
+        assert_eq!(
+            advice("Internal", Some(503), 3).unwrap(),
+            "continue with --resume i1"
+        );
+        // Found in a status while retrying: nothing can finish it.
+        let changed = advice("TableChanged", Some(200), 3).unwrap();
+        assert!(changed.starts_with("upload again without --resume to start a new import"));
+        assert!(changed.ends_with(
+            "cancel import i1 (POST http://h/api/imports/i1/cancel) or leave it to expire"
+        ));
+        assert!(advice("TableChanged", None, 3)
+            .unwrap()
+            .contains("without --resume"));
+        assert!(advice("RequestTooLarge", Some(413), 0)
+            .unwrap()
+            .contains("--resume i1 and a smaller"));
+        assert!(advice("RequestTooLarge", Some(413), 2)
+            .unwrap()
+            .contains("upload again with a smaller"));
+        // A refused input: the server cancelled the import; the error says it all.
+        assert_eq!(advice("DuplicateId", Some(422), 3), None);
+        assert_eq!(advice("TableChanged", Some(422), 3), None);
     }
 }
