@@ -310,6 +310,13 @@ async function readyToUpload(name, slowMs) {
   return { server, path, summary, page };
 }
 
+/** Writes a JSON-lines table file of 40,000 people (about 4 MB): long enough to interrupt. */
+function writePeople(path) {
+  const lines = [];
+  for (let i = 0; i < 40_000; i++) lines.push(JSON.stringify({ name: `person ${i}`, n: i, note: 'x'.repeat(i % 150) }));
+  writeFileSync(path, `${lines.join('\n')}\n`);
+}
+
 test('a valid snapshot dropped: report, upload, every row in the database', { timeout: 120_000 }, async () => {
   const server = await startServer();
   const path = join(dir, 'valid.zip');
@@ -826,9 +833,7 @@ test('picked again in a browser that forgot the upload: found on the server by i
 test('a table file\'s import started elsewhere under another name: not cancelled, and it goes on under that name', { timeout: 120_000 }, async () => {
   const server = await startServer();
   const path = join(dir, 'elsewhere.jsonl');
-  const lines = [];
-  for (let i = 0; i < 40_000; i++) lines.push(JSON.stringify({ name: `person ${i}`, n: i, note: 'x'.repeat(i % 150) }));
-  writeFileSync(path, `${lines.join('\n')}\n`);
+  writePeople(path);
   let page = await newPage(server);
   await page.setInputFiles('#file', path);
   await page.waitForSelector('#verdict.good');
@@ -1714,9 +1719,7 @@ test('an import another import changed a table of: not offered, nor packed for, 
   writeFileSync(one, '{"n":1}\n');
   execFileSync(cli(), ['upload', one, '--table', 't', '--url', server.url, '--token', TOKEN, '--quiet']);
   const path = join(dir, 'changed.jsonl');
-  const lines = [];
-  for (let i = 0; i < 40_000; i++) lines.push(JSON.stringify({ name: `person ${i}`, n: i, note: 'x'.repeat(i % 150) }));
-  writeFileSync(path, `${lines.join('\n')}\n`);
+  writePeople(path);
   // Part of an append into `t` (10001), then the page goes away.
   let page = await newPage(server);
   await page.setInputFiles('#file', path);
