@@ -120,6 +120,12 @@ fn exit_statuses_and_human_report() {
     let (code, _, stderr) = snappack(&["validate", folder.to_str().unwrap()]);
     assert_eq!(code, 2);
     assert!(stderr.contains("unzipped.zip is a folder"), "{stderr}");
+    let (code, _, stderr) = snappack(&["unpack", folder.to_str().unwrap()]);
+    assert_eq!(code, 2);
+    assert!(
+        stderr.contains("unzipped.zip is a folder: give a stream that `snappack pack` wrote"),
+        "{stderr}"
+    );
 }
 
 #[test]

@@ -287,6 +287,12 @@ pub(super) fn run_unpack(args: UnpackArgs) -> Result<ExitCode> {
     let input: Box<dyn Read> = if args.stream == Path::new("-") {
         Box::new(std::io::stdin().lock())
     } else {
+        if args.stream.is_dir() {
+            bail!(
+                "{} is a folder: give a stream that `snappack pack` wrote (a .snappack file)",
+                args.stream.display()
+            );
+        }
         Box::new(
             File::open(&args.stream)
                 .with_context(|| format!("cannot open {}", args.stream.display()))?,
