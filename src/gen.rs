@@ -1124,6 +1124,17 @@ fn check_spec(spec: &GenSpec) -> Result<(), GenError> {
             spec.prefix
         )));
     }
+    // Entries must stay inside the folder the archive unzips into.
+    let segments = spec.prefix.trim_end_matches('/').split('/');
+    if spec.prefix.starts_with('/')
+        || segments.into_iter().any(|s| s == ".." || s == ".")
+        || spec.prefix.contains('\\')
+    {
+        return Err(spec_error(format!(
+            "prefix '{}' must be a relative folder path without '.', '..' or '\\'",
+            spec.prefix
+        )));
+    }
     if shape.fields > 1000 || shape.nesting > 12 || shape.max_array_len > 8192 {
         return Err(spec_error(
             "documents allow at most 1000 fields, nesting 12, arrays of 8192".into(),
@@ -1600,6 +1611,18 @@ mod tests {
             },
             GenSpec {
                 prefix: "snapshot".into(),
+                ..GenSpec::default()
+            },
+            GenSpec {
+                prefix: "../up/".into(),
+                ..GenSpec::default()
+            },
+            GenSpec {
+                prefix: "a/./b/".into(),
+                ..GenSpec::default()
+            },
+            GenSpec {
+                prefix: "/root/".into(),
                 ..GenSpec::default()
             },
             GenSpec {
