@@ -357,7 +357,8 @@ export interface OpenImportStatus extends ImportStatusBase {
   prefixCrc32?: number;
   /**
    * Only when so: another import changed a table this one declared, so its
-   * finish would be refused with this (continuing it rejects with it).
+   * finish would be refused with this (continuing it rejects with it, and
+   * so does an upload sending to it, at its next request: the import fails).
    */
   tableChanged?: { code: 'TableChanged'; message: string; component: string; table: string };
 }

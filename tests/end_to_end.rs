@@ -563,18 +563,21 @@ fn read_message(from: &mut std::io::BufReader<std::net::TcpStream>) -> Option<Ve
 }
 
 /// A proxy in front of `server` that passes requests on and their answers
-/// back, but hangs up instead of answering the first request whose first
-/// line has `lose` in it, once the server has answered it.
-fn lossy_proxy(server: std::net::SocketAddr, lose: &'static str) -> std::net::SocketAddr {
+/// back. `meddle` is given each request's first line before the request is
+/// passed on; when it answers true, the proxy hangs up instead of passing
+/// the server's answer back.
+fn proxy(
+    server: std::net::SocketAddr,
+    meddle: impl Fn(&str) -> bool + Send + Sync + 'static,
+) -> std::net::SocketAddr {
     use std::io::Write;
-    use std::sync::atomic::{AtomicBool, Ordering};
     use std::sync::Arc;
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let addr = listener.local_addr().unwrap();
-    let lost = Arc::new(AtomicBool::new(false));
+    let meddle = Arc::new(meddle);
     std::thread::spawn(move || {
         for client in listener.incoming() {
-            let (client, lost) = (client.unwrap(), lost.clone());
+            let (client, meddle) = (client.unwrap(), meddle.clone());
             std::thread::spawn(move || {
                 let mut reader = std::io::BufReader::new(client.try_clone().unwrap());
                 let mut writer = client;
@@ -582,14 +585,15 @@ fn lossy_proxy(server: std::net::SocketAddr, lose: &'static str) -> std::net::So
                 let mut answers = std::io::BufReader::new(upstream.try_clone().unwrap());
                 let mut upstream = upstream;
                 while let Some(request) = read_message(&mut reader) {
-                    upstream.write_all(&request).unwrap();
-                    let answer = read_message(&mut answers).unwrap();
                     let first_line = String::from_utf8_lossy(&request[..request.len().min(200)])
                         .lines()
                         .next()
                         .unwrap_or_default()
                         .to_owned();
-                    if first_line.contains(lose) && !lost.swap(true, Ordering::SeqCst) {
+                    let lose = meddle(&first_line);
+                    upstream.write_all(&request).unwrap();
+                    let answer = read_message(&mut answers).unwrap();
+                    if lose {
                         return;
                     }
                     writer.write_all(&answer).unwrap();
@@ -598,6 +602,17 @@ fn lossy_proxy(server: std::net::SocketAddr, lose: &'static str) -> std::net::So
         }
     });
     addr
+}
+
+/// A proxy in front of `server` that hangs up instead of answering the
+/// first request whose first line has `lose` in it, once the server has
+/// answered it.
+fn lossy_proxy(server: std::net::SocketAddr, lose: &'static str) -> std::net::SocketAddr {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    let lost = AtomicBool::new(false);
+    proxy(server, move |line| {
+        line.contains(lose) && !lost.swap(true, Ordering::SeqCst)
+    })
 }
 
 /// When the answer to finish is lost, upload asks the import's status, finds
@@ -1227,6 +1242,66 @@ fn a_resumed_upload_whose_table_another_import_changed_says_which() {
         resume(&server);
         let cancel = server.call("POST", &format!("/api/imports/{id}/cancel"), b"");
         assert_eq!(cancel.status, 200, "{backend}");
+    }
+}
+
+/// An upload sending normally (it reads no status) whose table another
+/// import changes mid-way is refused at its next request (`TableChanged`,
+/// the import failed on the server): it stops there, sends nothing more,
+/// exits 1 and says to start again, not to resume.
+#[test]
+fn an_upload_whose_table_another_import_changes_mid_way_stops_at_once() {
+    use std::sync::{Arc, Mutex};
+    for (backend, database) in common::databases() {
+        let dir = common::temp_dir("upload-changed-mid-way");
+        let rows: String = (0..400)
+            .map(|n| format!("{{\"n\":{n},\"text\":\"{}\"}}\n", "x".repeat(n % 50)))
+            .collect();
+        let (rows_path, other_path) = (dir.join("rows.jsonl"), dir.join("t.jsonl"));
+        std::fs::write(&rows_path, &rows).unwrap();
+        std::fs::write(&other_path, "{\"n\":1}\n").unwrap();
+        let server = Arc::new(test_server(&database, &dir.join("data")));
+        // Before the upload's third frames go on, another import creates `t`.
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        let (meddler, record) = (server.clone(), seen.clone());
+        let proxy = proxy(server.addr, move |line| {
+            let mut seen = record.lock().unwrap();
+            if line.contains("/frames?seq=2 ") {
+                let out = upload_to(&meddler, &other_path, &["--table", "t"]);
+                assert!(out.status.success(), "{out:?}");
+            }
+            seen.push(line.to_owned());
+            false
+        });
+        let out = Command::new(env!("CARGO_BIN_EXE_snappack"))
+            .arg("upload")
+            .arg(&rows_path)
+            .args(["--table", "t", "--url", &format!("http://{proxy}")])
+            .args(["--token", &server.token, "--frame-size", "4096"])
+            .args(["--frames-per-request", "1"])
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{backend}: {stderr}");
+        assert!(
+            stderr.contains(
+                "upload failed: TableChanged: Table `t` changed while this import was running \
+                 (another import finished on it). Start the import again. (table t)"
+            ) && !stderr.contains("--resume ID")
+                && !stderr.contains("stays open"),
+            "{backend}: {stderr}"
+        );
+        let seen = seen.lock().unwrap().clone();
+        let last = seen.last().unwrap();
+        assert!(last.contains("/frames?seq=2 "), "{backend}: {seen:?}");
+        let imports = server.call("GET", "/api/imports", b"").json();
+        let states: Vec<&str> = imports["imports"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|i| i["state"].as_str().unwrap())
+            .collect();
+        assert_eq!(states, ["failed", "finished"], "{backend}: {imports}");
     }
 }
 

@@ -855,3 +855,116 @@ fn a_data_folder_serves_one_database_only() {
     );
     assert!(!data_dir.join("token").exists());
 }
+
+/// An import another import finished on a table of can no longer finish.
+/// Once the server knows it (its status says `tableChanged`), the next
+/// frames are refused with `TableChanged` and the table, and the import
+/// fails as its finish would: a client sending normally, which reads no
+/// status, learns it at its next request instead of after sending the whole
+/// stream, and the client's state machine ends the upload there, without
+/// retrying.
+#[test]
+fn frames_for_an_import_another_import_changed_a_table_of_are_refused() {
+    use snappack::client::{Request, Step, Upload, UploadConfig};
+    for (backend, database) in common::databases() {
+        let server = server(&database, |_| {});
+        let users = numbered_table("users", 10001, 400, 1);
+        let stream = encode(std::slice::from_ref(&users), &[], 4096);
+        let ranges = frames(&stream);
+        assert!(ranges.len() > 6, "{backend}: {} frames", ranges.len());
+        let config = UploadConfig {
+            mode: snappack::validate::ImportMode::Replace,
+            frames_per_request: 2,
+            ..UploadConfig::default()
+        };
+        let mut client = Upload::new(config, ranges.len() as u64);
+        let send = |client: &mut Upload, request: &Request| {
+            let body = match request {
+                Request::Append { seq, count, .. } => {
+                    let (first, last) = (*seq as usize, (*seq + *count) as usize - 1);
+                    stream[ranges[first].start..ranges[last].end].to_vec()
+                }
+                other => other.json_body().unwrap_or_default().into_bytes(),
+            };
+            let answer = server.call(request.method(), &request.path(), &body);
+            client.on_response(answer.status, &answer.body);
+            answer
+        };
+        // The import is created and receives its first frames.
+        for _ in 0..2 {
+            let Step::Send(request) = client.step() else {
+                panic!("{backend}: no request")
+            };
+            assert_eq!(send(&mut client, &request).status / 100, 2, "{backend}");
+        }
+        let id = client.id().unwrap().to_owned();
+        assert_eq!(client.acknowledged(), 2, "{backend}");
+
+        // Another import replaces `users` and finishes.
+        let other = create(&server, "replace");
+        let replacement = encode(&[numbered_table("users", 10001, 10, 9)], &[], 4096);
+        upload(&server, &other, &replacement, 1);
+        let finished = server.call("POST", &format!("/api/imports/{other}/finish"), b"");
+        assert_eq!(finished.status, 200, "{backend}: {:?}", finished.json());
+        let status = server
+            .call("GET", &format!("/api/imports/{id}"), b"")
+            .json();
+        assert_eq!(
+            status["tableChanged"]["table"], "users",
+            "{backend}: {status}"
+        );
+
+        // The next frames are refused, and the upload ends there.
+        let Step::Send(request) = client.step() else {
+            panic!("{backend}: no request")
+        };
+        assert!(
+            matches!(request, Request::Append { seq: 2, .. }),
+            "{backend}: {request:?}"
+        );
+        let refused = send(&mut client, &request);
+        assert_eq!(refused.status, 422, "{backend}: {:?}", refused.json());
+        let body = refused.json();
+        assert_eq!(
+            (&body["code"], &body["component"], &body["table"]),
+            (&"TableChanged".into(), &"".into(), &"users".into()),
+            "{backend}: {body}"
+        );
+        let Step::Failed(error) = client.step() else {
+            panic!("{backend}: the upload went on")
+        };
+        assert_eq!(
+            (error.code.as_str(), error.table.as_deref(), error.status),
+            ("TableChanged", Some("users"), Some(422)),
+            "{backend}"
+        );
+        assert!(error.message.contains("Start the import again"), "{error}");
+
+        // The import failed, as its finish would have: nothing of it is
+        // left, and it takes no more frames.
+        let status = server
+            .call("GET", &format!("/api/imports/{id}"), b"")
+            .json();
+        assert_eq!(status["state"], "failed", "{backend}: {status}");
+        assert!(
+            status["error"]
+                .as_str()
+                .is_some_and(|e| e.starts_with("TableChanged: Table `users` changed")),
+            "{backend}: {status}"
+        );
+        let again = server.call(
+            "POST",
+            &format!("/api/imports/{id}/frames?seq=2"),
+            &stream[ranges[2].clone()],
+        );
+        assert_eq!(
+            (again.status, again.json()["code"].clone()),
+            (409, "ImportNotOpen".into()),
+            "{backend}"
+        );
+        let tables = server.call("GET", "/api/tables", b"").json();
+        assert_eq!(tables["tables"][0]["documents"], 10, "{backend}: {tables}");
+        let store = snappack::server::store::open(&database).unwrap();
+        assert_eq!(store.hidden_tables().unwrap(), 0, "{backend}");
+    }
+}

@@ -1098,6 +1098,13 @@ impl Store for FailingWrite {
     fn cancel_import(&self, import: &str, reason: Option<&str>) -> Result<(), store::StoreError> {
         self.inner.cancel_import(import, reason)
     }
+    fn fail_import(
+        &self,
+        import: &str,
+        error: &store::ImportError,
+    ) -> Result<(), store::StoreError> {
+        self.inner.fail_import(import, error)
+    }
     fn changed_table(&self, import: &str) -> Result<Option<store::ImportError>, store::StoreError> {
         self.inner.changed_table(import)
     }

@@ -152,7 +152,8 @@ pub struct ImportStatus {
     pub label: Option<String>,
     /// Open imports: a table the import declared that another import
     /// changed since (`TableChanged`, with its table), which its finish
-    /// would refuse: it can no longer finish, however much is sent.
+    /// would refuse: it can no longer finish, however much is sent, and
+    /// its next frames fail it with that refusal.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub table_changed: Option<ImportError>,
 }
@@ -622,7 +623,10 @@ impl Imports {
         }
     }
 
-    /// Runs `f` on the open import, rebuilt first when stale.
+    /// Runs `f` on the open import, rebuilt first when stale. An import
+    /// that another import changed a table of (its status's `tableChanged`)
+    /// fails instead, with that refusal, as its finish would: nothing sent
+    /// to it could ever land.
     fn with_open<T>(
         &self,
         id: &str,
@@ -633,6 +637,11 @@ impl Imports {
         let Some(open) = slot.as_mut() else {
             return Err(self.closed_meanwhile(id));
         };
+        let changed = lock(&handle.changed).clone();
+        if let Some(changed) = changed {
+            self.end_open(id, &handle, slot, || self.store.fail_import(id, &changed))?;
+            return Err(ImportsError::Refused(changed));
+        }
         if open.stale {
             // Reopening reads how far the store got: after the last write.
             open.settle_write();
@@ -920,14 +929,29 @@ impl Imports {
     /// Cancels an open import, for `reason` when the server ends it.
     fn end(&self, id: &str, reason: Option<&str>) -> Result<(), ImportsError> {
         let handle = self.handle(id)?;
-        let mut slot = lock(&handle.open);
-        let Some(open) = slot.as_mut() else {
+        let slot = lock(&handle.open);
+        if slot.is_none() {
             return Err(self.closed_meanwhile(id));
-        };
+        }
+        self.end_open(id, &handle, slot, || self.store.cancel_import(id, reason))
+    }
+
+    /// Ends open import `id`, whose lock `slot` is, with `end` (which drops
+    /// its hidden tables): its stored files may be left unreferenced, and
+    /// its staging log goes.
+    fn end_open(
+        &self,
+        id: &str,
+        handle: &Slot,
+        mut slot: MutexGuard<'_, Option<Open>>,
+        end: impl FnOnce() -> Result<(), StoreError>,
+    ) -> Result<(), ImportsError> {
         // The last write lands (or fails) before the hidden tables are dropped.
-        open.settle_write();
+        if let Some(open) = slot.as_mut() {
+            open.settle_write();
+        }
         self.files.mark_sweep_due()?;
-        self.store.cancel_import(id, reason)?;
+        end()?;
         handle.close(&mut slot);
         drop(slot);
         self.forget(id);

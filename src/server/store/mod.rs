@@ -41,7 +41,8 @@ pub enum ImportState {
     Open,
     /// Activated.
     Finished,
-    /// Refused at finish; its hidden tables are gone.
+    /// Refused at finish (or, a table it declared changed since, when it
+    /// was sent more frames); its hidden tables are gone.
     Failed,
     /// Cancelled; its hidden tables are gone.
     Cancelled,
@@ -319,6 +320,11 @@ pub trait Store: Send + Sync {
     /// Drops the import's hidden tables; the database is as it was before it.
     /// `reason`, when the server cancelled it, is the status's `error`.
     fn cancel_import(&self, import: &str, reason: Option<&str>) -> Result<(), StoreError>;
+    /// Fails an open import with `error`, which its finish would meet (a
+    /// table another import changed since it declared it): its hidden
+    /// tables are dropped, and `error` is the status's `error`, as when a
+    /// finish is refused.
+    fn fail_import(&self, import: &str, error: &ImportError) -> Result<(), StoreError>;
     /// A table open import `import` declared that another import changed
     /// since (finishing it would be refused with this error), if any.
     fn changed_table(&self, import: &str) -> Result<Option<ImportError>, StoreError>;

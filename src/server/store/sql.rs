@@ -575,6 +575,10 @@ impl<B: Backend> SqlStore<B> {
         self.end_import(import, ImportState::Cancelled, reason)
     }
 
+    pub(super) fn fail_import(&self, import: &str, error: &ImportError) -> Result<(), StoreError> {
+        self.end_import(import, ImportState::Failed, Some(&error.to_string()))
+    }
+
     /// Drops an open import's hidden tables and records its end.
     fn end_import(
         &self,
@@ -712,6 +716,13 @@ macro_rules! delegate_store {
             }
             fn cancel_import(&self, import: &str, reason: Option<&str>) -> Result<(), StoreError> {
                 self.0.cancel_import(import, reason)
+            }
+            fn fail_import(
+                &self,
+                import: &str,
+                error: &$crate::server::store::ImportError,
+            ) -> Result<(), StoreError> {
+                self.0.fail_import(import, error)
             }
             fn changed_table(
                 &self,
