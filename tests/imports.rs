@@ -1246,3 +1246,85 @@ fn files_whose_rows_a_replacing_import_dropped_are_removed() {
         assert_landed(&imports, &last.0, &last.1);
     }
 }
+
+/// On PostgreSQL an import's store writes run beside other imports'
+/// finishes. A finish that commits while another import's write declaring
+/// one of its tables is still uncommitted must still leave that import
+/// saying `tableChanged` (its finish would be refused): here the write is
+/// held before its commit (a row lock on its import) while the other
+/// import finishes on the table.
+#[test]
+fn a_table_declared_while_another_import_finishes_on_it_is_noted_changed() {
+    let Some(url) = common::postgres_url() else {
+        return;
+    };
+    let database = common::postgres_schema_url(&url);
+    let dir = common::temp_dir("changed-while-declared");
+    let imports = Arc::new(open(&database, &dir));
+    let mine = encode(&[numbered_table("users", 10001, 300, 1)], &[], 4096);
+    let theirs = encode(&[numbered_table("users", 10001, 10, 2)], &[], 4096);
+    let id = imports.create(ImportMode::Replace, None).unwrap().id;
+    let other = imports.create(ImportMode::Replace, None).unwrap().id;
+    send_all(&imports, &other, &theirs, 0);
+    // Sent whole: it can finish.
+    assert!(imports.status(&other).unwrap().complete);
+    let mut waits = postgres::Client::connect(&database, postgres::NoTls).unwrap();
+    let waiting = |waits: &mut postgres::Client, query: &str| -> bool {
+        waits
+            .query_one(
+                "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND query LIKE $1",
+                &[&format!("{query}%")],
+            )
+            .unwrap()
+            .get::<_, i64>(0)
+            > 0
+    };
+    let wait_for = |waits: &mut postgres::Client, what: &dyn Fn(&mut postgres::Client) -> bool| {
+        for _ in 0..500 {
+            if what(waits) {
+                return;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
+        panic!("timed out");
+    };
+
+    // The write of the first frame (declaring `users`) is held before it commits.
+    let mut holder = postgres::Client::connect(&database, postgres::NoTls).unwrap();
+    let mut held = holder.transaction().unwrap();
+    held.execute(
+        "SELECT 1 FROM snappack_imports WHERE id = $1 FOR UPDATE",
+        &[&id],
+    )
+    .unwrap();
+    let first = frames(&mine)[0].clone();
+    imports.append(&id, 0, &mine[first]).unwrap();
+    wait_for(&mut waits, &|w| {
+        waiting(w, "UPDATE snappack_imports SET applied_seq")
+            || waiting(w, "SELECT pg_advisory_xact_lock")
+    });
+
+    // The other import finishes on `users` meanwhile (or waits for that write).
+    let finishing = {
+        let (imports, other) = (imports.clone(), other.clone());
+        std::thread::spawn(move || imports.finish(&other))
+    };
+    wait_for(&mut waits, &|w| {
+        finishing.is_finished() || waiting(w, "SELECT pg_advisory_xact_lock")
+    });
+    held.rollback().unwrap();
+    finishing.join().unwrap().unwrap();
+
+    // The import says it can no longer finish, and is refused more frames.
+    let status = imports.status(&id).unwrap();
+    let changed = status.table_changed.expect("no tableChanged");
+    assert_eq!(
+        (changed.code, changed.table.as_deref()),
+        ("TableChanged", Some("users"))
+    );
+    let second = frames(&mine)[1].clone();
+    match imports.append(&id, 1, &mine[second]) {
+        Err(ImportsError::Refused(e)) => assert_eq!(e.code, "TableChanged"),
+        other => panic!("{other:?}"),
+    }
+}

@@ -1,6 +1,7 @@
 //! The PostgreSQL backend: a small pool of connections (each with its
 //! prepared statements), READ COMMITTED transactions, and a transaction-level
-//! advisory lock that serializes finishing and cancelling imports.
+//! advisory lock that serializes finishing and cancelling imports, and the
+//! writes that declare tables.
 //!
 //! The blocking `postgres` client runs its own small tokio runtime, which
 //! must not be entered (nor dropped) on a thread that drives another one:

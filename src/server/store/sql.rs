@@ -159,7 +159,8 @@ pub(super) trait Backend: Send + Sync {
     const BYTES: &'static str;
 
     /// Runs `f` in one transaction, committed when it returns `Ok`. Exclusive
-    /// transactions are serialized with each other (finishing and cancelling).
+    /// transactions are serialized with each other (finishing and cancelling
+    /// imports, writes that declare tables, claiming the data folder).
     fn transaction<T: Send>(
         &self,
         exclusive: bool,
@@ -363,7 +364,12 @@ impl<B: Backend> SqlStore<B> {
         import: &str,
         frames: &[FrameWrite<'_>],
     ) -> Result<(), StoreError> {
-        self.backend.transaction(false, |c| {
+        // A write that declares tables is serialized with finishing
+        // imports, as each records what it observed of its tables: so a
+        // finish either sees the declaration (and the import is noted
+        // changed after it) or is seen by it.
+        let declares = frames.iter().any(|frame| !frame.tables.is_empty());
+        self.backend.transaction(declares, |c| {
             let record = open_import(c, import)?;
             let mut applied = record.applied_seq;
             // Hidden table ids by (component, name), and documents added to each.
