@@ -173,7 +173,10 @@ const DATABASE_FILE: &str = "database";
 /// at the first start (the folder's path may change, as when it is moved).
 const FOLDER_ID_FILE: &str = "folder-id";
 
-/// The data folder's id, made at its first start.
+/// The data folder's id, made at its first start. A new one is on disk
+/// (with the folder itself) before the database records it: lost in a
+/// crash after that, the next start would make another, which the database
+/// refuses.
 fn data_folder_id(data_dir: &Path) -> std::io::Result<String> {
     let path = data_dir.join(FOLDER_ID_FILE);
     match std::fs::read_to_string(&path) {
@@ -184,8 +187,50 @@ fn data_folder_id(data_dir: &Path) -> std::io::Result<String> {
     let mut bytes = [0u8; 16];
     getrandom::fill(&mut bytes).map_err(|e| std::io::Error::other(e.to_string()))?;
     let id = crate::hex(&bytes);
-    std::fs::write(&path, format!("{id}\n")).map_err(|e| at(&path, e))?;
+    write_durably(&path, &format!("{id}\n"))?;
+    // The folder may be new too: its own entry.
+    let absolute = std::fs::canonicalize(data_dir).map_err(|e| at(data_dir, e))?;
+    if let Some(parent) = absolute.parent() {
+        sync_folder(parent).map_err(|e| at(parent, e))?;
+    }
     Ok(id)
+}
+
+/// Writes `contents` into the file `path` so that a crash leaves either all
+/// of it or what was there before: into a file beside it, made durable, then
+/// moved into place, and the move made durable by syncing the folder.
+fn write_durably(path: &Path, contents: &str) -> std::io::Result<()> {
+    use std::io::Write as _;
+    let folder = match path.parent() {
+        Some(parent) if !parent.as_os_str().is_empty() => parent,
+        _ => Path::new("."),
+    };
+    let mut name = std::ffi::OsString::from(".");
+    name.push(path.file_name().unwrap_or_default());
+    name.push(".new");
+    let temporary = folder.join(name);
+    let written = (|| {
+        let mut file = std::fs::File::create(&temporary)?;
+        file.write_all(contents.as_bytes())?;
+        file.sync_all()?;
+        drop(file);
+        std::fs::rename(&temporary, path)
+    })();
+    if let Err(e) = written {
+        let _ = std::fs::remove_file(&temporary);
+        return Err(at(path, e));
+    }
+    sync_folder(folder).map_err(|e| at(folder, e))
+}
+
+/// Makes the entries of `folder` (files made, moved or removed in it) durable.
+fn sync_folder(folder: &Path) -> std::io::Result<()> {
+    #[cfg(unix)]
+    std::fs::File::open(folder)?.sync_all()?;
+    // Elsewhere a folder cannot be opened so; NTFS journals its entries.
+    #[cfg(not(unix))]
+    let _ = folder;
+    Ok(())
 }
 
 /// A data folder's tie to one database: stored files and staging logs
@@ -228,12 +273,13 @@ impl DataDirClaim {
         })
     }
 
-    /// Names the database in the data folder, at its first start.
+    /// Names the database in the data folder, at its first start (durably:
+    /// a file left empty by a crash would name no database).
     fn record(&self) -> std::io::Result<()> {
         if self.recorded {
             return Ok(());
         }
-        std::fs::write(&self.path, format!("{}\n", self.identity)).map_err(|e| at(&self.path, e))
+        write_durably(&self.path, &format!("{}\n", self.identity))
     }
 }
 
@@ -616,4 +662,31 @@ pub async fn serve(config: ServeConfig) -> Result<(), ServeError> {
             let _ = tokio::signal::ctrl_c().await;
         })
         .await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A durable write puts the whole text in place, over what was there,
+    /// and leaves nothing beside it; one that cannot be made names the file.
+    #[test]
+    fn a_durable_write_replaces_the_file_whole_and_leaves_nothing_beside_it() {
+        let dir = std::env::temp_dir().join(format!("snappack-durable-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("folder-id");
+        write_durably(&path, "first\n").unwrap();
+        write_durably(&path, "second\n").unwrap();
+        assert_eq!(std::fs::read_to_string(&path).unwrap(), "second\n");
+        let names: Vec<_> = std::fs::read_dir(&dir)
+            .unwrap()
+            .map(|entry| entry.unwrap().file_name())
+            .collect();
+        assert_eq!(names, ["folder-id"]);
+        let missing = dir.join("gone").join("database");
+        let error = write_durably(&missing, "x").unwrap_err().to_string();
+        assert!(error.starts_with(&missing.display().to_string()), "{error}");
+        let _ = std::fs::remove_dir_all(&dir);
+    }
 }
