@@ -20,7 +20,12 @@ impl FileStore {
     /// A store rooted at `root` (created when missing).
     pub fn open(root: impl Into<PathBuf>) -> io::Result<Self> {
         let root = root.into();
-        fs::create_dir_all(&root)?;
+        if !root.is_dir() {
+            fs::create_dir_all(&root)?;
+            if let Some(parent) = root.parent() {
+                super::sync_folder(parent)?;
+            }
+        }
         Ok(FileStore { root })
     }
 
@@ -65,7 +70,8 @@ impl FileStore {
     /// `_storage` rows): the next
     /// [`sweep_due`](Self::sweep_due) says so, after a restart too.
     pub fn mark_sweep_due(&self) -> io::Result<()> {
-        File::create(self.root.join(SWEEP_DUE)).map(drop)
+        File::create(self.root.join(SWEEP_DUE))?.sync_all()?;
+        super::sync_folder(&self.root)
     }
 
     /// True when a sweep was marked due; the mark stays until
@@ -147,9 +153,14 @@ impl PartFile {
             return fs::remove_file(&self.path);
         }
         File::open(&self.path)?.sync_all()?;
-        if let Some(parent) = target.parent() {
-            fs::create_dir_all(parent)?;
+        let folder = target.parent().unwrap_or(&store.root);
+        if !folder.is_dir() {
+            fs::create_dir_all(folder)?;
+            super::sync_folder(&store.root)?;
         }
-        fs::rename(&self.path, &target)
+        fs::rename(&self.path, &target)?;
+        // The move is durable once its folder is: an import's `_storage`
+        // row must not outlive its file after a power loss.
+        super::sync_folder(folder)
     }
 }

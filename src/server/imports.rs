@@ -363,6 +363,7 @@ impl Imports {
     ) -> Result<Self, ImportsError> {
         let dir = data_dir.join("imports");
         fs::create_dir_all(&dir)?;
+        super::sync_folder(data_dir)?;
         let imports = Imports {
             store,
             files: FileStore::open(data_dir.join("files"))?,
@@ -502,7 +503,11 @@ impl Imports {
     /// Rebuilds an import's state from its log, writing into the store the
     /// frames it does not have yet.
     fn reopen(&self, id: &str, mode: ImportMode) -> Result<Open, ImportsError> {
-        fs::create_dir_all(self.dir.join(id))?;
+        let folder = self.dir.join(id);
+        if !folder.is_dir() {
+            fs::create_dir_all(&folder)?;
+            super::sync_folder(&self.dir)?;
+        }
         loop {
             let applied = self.store.import(id)?.applied_seq;
             let mut ingest = Ingest::new(id);
@@ -521,6 +526,9 @@ impl Imports {
             );
             match opened {
                 Ok((log, mut decoder, _)) => {
+                    // The log's entry, made by the open, must be durable
+                    // before a frame in it is acknowledged.
+                    super::sync_folder(&folder)?;
                     decoder.shrink();
                     return Ok(Open {
                         logged: Progress::of(&decoder, log.len()),

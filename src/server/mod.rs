@@ -224,9 +224,14 @@ fn write_durably(path: &Path, contents: &str) -> std::io::Result<()> {
 }
 
 /// Makes the entries of `folder` (files made, moved or removed in it) durable.
-fn sync_folder(folder: &Path) -> std::io::Result<()> {
+pub(crate) fn sync_folder(folder: &Path) -> std::io::Result<()> {
+    // The parent of a bare name is the empty path: the working folder.
     #[cfg(unix)]
-    std::fs::File::open(folder)?.sync_all()?;
+    std::fs::File::open(match folder.as_os_str().is_empty() {
+        true => Path::new("."),
+        false => folder,
+    })?
+    .sync_all()?;
     // Elsewhere a folder cannot be opened so; NTFS journals its entries.
     #[cfg(not(unix))]
     let _ = folder;
