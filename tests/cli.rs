@@ -335,6 +335,20 @@ fn serve_says_what_is_wrong_with_its_data_folder_or_database() {
         let stderr = serve(&args);
         assert!(stderr.starts_with(&said), "{stderr}");
     }
+    // A folder whose `database` file was left empty is not taken for any.
+    let unnamed = dir.join("unnamed");
+    std::fs::create_dir(&unnamed).unwrap();
+    std::fs::write(unnamed.join("database"), b"").unwrap();
+    let stderr = serve(&["--data-dir", arg(&unnamed)]);
+    assert!(
+        stderr.starts_with(&format!(
+            "snappack: the data folder {} names no database: its file {}/database",
+            unnamed.display(),
+            unnamed.display()
+        )),
+        "{stderr}"
+    );
+    assert_eq!(std::fs::read(unnamed.join("database")).unwrap(), b"");
     // Another kind of URL is not taken for a file name, nor is anything made.
     let untouched = dir.join("untouched");
     let stderr = serve(&[

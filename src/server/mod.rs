@@ -144,6 +144,20 @@ pub enum ServeError {
         /// The database given now.
         database: String,
     },
+    /// The data folder's `database` file is empty: the database it belongs
+    /// to is not known.
+    #[error(
+        "the data folder {dir} names no database: its file {dir}/database, which names the \
+         database whose stored files and staging logs the folder holds, is empty; if the folder \
+         is {database}'s, write {database} into that file, else give this database a --data-dir \
+         of its own"
+    )]
+    DataDirUnnamed {
+        /// The data folder.
+        dir: String,
+        /// The database given now.
+        database: String,
+    },
     /// The database is served from another data folder, which has its open
     /// imports' staging logs and its stored files.
     #[error(
@@ -261,6 +275,14 @@ impl DataDirClaim {
         let path = data_dir.join(DATABASE_FILE);
         let recorded = match std::fs::read_to_string(&path) {
             Ok(owner) if owner.trim() == identity => true,
+            // Files the database does not refer to are deleted, so a folder
+            // is never taken for a database it may not be.
+            Ok(owner) if owner.trim().is_empty() => {
+                return Err(ServeError::DataDirUnnamed {
+                    dir: data_dir.display().to_string(),
+                    database: identity,
+                })
+            }
             Ok(owner) => {
                 return Err(ServeError::DataDirTaken {
                     dir: data_dir.display().to_string(),
