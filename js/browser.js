@@ -33,7 +33,7 @@ const WORKER_SCRIPTS = {
   pack: new URL('./pack-worker.js', import.meta.url),
 };
 
-/** The modules the workers' scripts import, by specifier (each imports nothing itself). */
+/** The modules the workers' scripts import, by their specifier in the package's sources. */
 const WORKER_IMPORTS = {
   './web/snappack.js': new URL('./web/snappack.js', import.meta.url),
   './common.js': new URL('./common.js', import.meta.url),
@@ -91,8 +91,13 @@ export function newWorker(kind, name) {
 }
 
 /**
- * The workers' scripts as `blob:` URLs by kind, their imports pointed at
- * `blob:` URLs of the modules they import; rejects with `WorkerFailed`.
+ * The workers' scripts as `blob:` URLs by kind, each module they import
+ * fetched too and its specifier pointed at a `blob:` URL of it (a `blob:`
+ * module cannot import by a relative or root-relative path); rejects with
+ * `WorkerFailed`. A specifier as the package's sources write it
+ * (`./common.js`) is taken from where the bundler put that module
+ * (`WORKER_IMPORTS`); any other one, such as the `/node_modules/…?v=…` a
+ * dev server rewrites it to, is resolved against the script that imports it.
  */
 async function workerScripts() {
   const text = async (url) => {
@@ -101,29 +106,44 @@ async function workerScripts() {
     return response.text();
   };
   const blobUrl = (source) => URL.createObjectURL(new Blob([source], { type: 'text/javascript' }));
-  const relativeImport = /(\bfrom\s*)(['"])(\.{1,2}\/[^'"]+)\2/g;
+  // `import … from '…'`, `export … from '…'` and `import '…'` (a specifier has no spaces).
+  const staticImport = /(\bfrom\s*|\bimport\s*)(['"])([^'"\s]+)\2/g;
+  /** Blob URLs of the modules linked so far, by their URL. */
+  const linked = new Map();
+  const link = (url, chain, aliases = {}) => {
+    if (chain.includes(url.href)) throw new Error(`${url} imports itself (through ${chain.join(', ')})`);
+    if (!linked.has(url.href)) {
+      linked.set(url.href, text(url).then(async (source) => {
+        const specifiers = [...new Set(Array.from(source.matchAll(staticImport), (match) => match[3]))];
+        const urls = {};
+        await Promise.all(specifiers.map(async (specifier) => {
+          const target = aliases[specifier] ?? moduleUrl(specifier, url);
+          urls[specifier] = await link(target, [...chain, url.href]);
+        }));
+        return blobUrl(source.replace(staticImport, (_, keyword, quote, specifier) => `${keyword}${quote}${urls[specifier]}${quote}`));
+      }));
+    }
+    return linked.get(url.href);
+  };
   try {
-    const specifiers = Object.keys(WORKER_IMPORTS);
     const kinds = Object.keys(WORKER_SCRIPTS);
-    const [imports, scripts] = await Promise.all([
-      Promise.all(specifiers.map((specifier) => text(WORKER_IMPORTS[specifier]))),
-      Promise.all(kinds.map((kind) => text(WORKER_SCRIPTS[kind]))),
-    ]);
-    const urls = {};
-    specifiers.forEach((specifier, i) => {
-      if (relativeImport.test(imports[i])) throw new Error(`${specifier} imports another module of the package`);
-      relativeImport.lastIndex = 0;
-      urls[specifier] = blobUrl(imports[i]);
-    });
-    const link = (source) =>
-      source.replace(relativeImport, (_, from, quote, specifier) => {
-        if (urls[specifier] === undefined) throw new Error(`a worker imports ${specifier}, which preload does not fetch`);
-        return `${from}${quote}${urls[specifier]}${quote}`;
-      });
-    return Object.fromEntries(kinds.map((kind, i) => [kind, blobUrl(link(scripts[i]))]));
+    const urls = await Promise.all(kinds.map((kind) => link(WORKER_SCRIPTS[kind], [], WORKER_IMPORTS)));
+    return Object.fromEntries(kinds.map((kind, i) => [kind, urls[i]]));
   } catch (error) {
     throw new SnappackError('WorkerFailed', `cannot load snappack's workers: ${error.message}`, { cause: error });
   }
+}
+
+/**
+ * The URL of the module `specifier` that the module at `base` imports: a
+ * relative or root-relative path, or a URL. A bare name (`'pkg'`) means
+ * nothing outside a bundler, so preload cannot fetch it.
+ */
+function moduleUrl(specifier, base) {
+  if (!/^(\.{0,2}\/|[a-z][a-z0-9+.-]*:)/i.test(specifier)) {
+    throw new Error(`${base} imports ${specifier}, which is not a path or a URL`);
+  }
+  return new URL(specifier, base);
 }
 
 /**

@@ -266,3 +266,41 @@ test('upload options of the wrong type reject with InvalidOptions before any req
   ]);
   assert.deepEqual(requests, []);
 });
+
+test('preload() under a dev server that rewrites the workers\' imports to root paths: calls start their workers from memory', async () => {
+  // As Vite's dev server serves a package: `from './common.js'` becomes
+  // `from "/pkg/common.js?v=…"`, which a `blob:` module cannot resolve by itself.
+  const devPage = await browser.newPage();
+  devPage.on('pageerror', (error) => console.error('page error:', error));
+  await devPage.route('**/pkg/**/*.js', async (route) => {
+    const response = await route.fetch();
+    const path = new URL(route.request().url()).pathname;
+    const dir = path.slice(0, path.lastIndexOf('/') + 1);
+    const body = (await response.text()).replace(/(\bfrom\s*)(['"])(\.{1,2}\/[^'"]+)\2/g, (_, from, _quote, specifier) =>
+      `${from}"${new URL(specifier, `http://host${dir}`).pathname}?v=dev"`);
+    await route.fulfill({ response, body });
+  });
+  try {
+    await devPage.goto(`http://127.0.0.1:${server.address().port}/`);
+    const preloaded = await devPage.evaluate(async () => {
+      const { preload } = await import('/pkg/browser.js');
+      return preload().then(() => 'preloaded', (e) => `${e.code}: ${e.message}`);
+    });
+    assert.equal(preloaded, 'preloaded');
+    // Nothing more of the package can be fetched: the workers run what preload kept.
+    await devPage.route('**/pkg/**', (route) => route.abort());
+    const answers = await devPage.evaluate(async () => {
+      const { validate, pack } = await import('/pkg/browser.js');
+      const rows = new TextEncoder().encode('{"a":1}\n{"a":2}\n');
+      const answerOf = (promise) => promise.then((v) => v, (e) => `${e.code}: ${e.message}`);
+      const report = await answerOf(validate(rows, { fileName: 'rows.jsonl', table: 'rows' }));
+      let packed = 0;
+      for await (const chunk of pack(rows, { fileName: 'rows.jsonl', table: 'rows', target: { tables: [] } })) packed += chunk.byteLength;
+      return { documents: report.documents ?? report, packed };
+    });
+    assert.equal(answers.documents, 2);
+    assert.ok(answers.packed > 0, 'packed from memory');
+  } finally {
+    await devPage.close();
+  }
+});
