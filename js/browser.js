@@ -22,22 +22,36 @@ import {
 export { SnappackError };
 export { fetchImport, fetchTables, pack, prepareUpload, sendUpload, startPacking, upload, UploadError } from './upload.js';
 
-const WASM_URL = new URL('./web/snappack_bg.wasm', import.meta.url);
-
-// Each URL written out as `new URL('./…', import.meta.url)`, the pattern by
-// which bundlers find the files a package uses.
-
-/** The workers' scripts, by kind, for `preload`. */
-const WORKER_SCRIPTS = {
-  validate: new URL('./worker.js', import.meta.url),
-  pack: new URL('./pack-worker.js', import.meta.url),
-};
-
-/** The modules the workers' scripts import, by their specifier in the package's sources. */
-const WORKER_IMPORTS = {
-  './web/snappack.js': new URL('./web/snappack.js', import.meta.url),
-  './common.js': new URL('./common.js', import.meta.url),
-};
+/**
+ * The package's files, each URL written out as `new URL('./…',
+ * import.meta.url)`, the pattern by which bundlers find the files a package
+ * uses. Made when a call needs them, not when the package loads: a bundle
+ * without `import.meta.url` (esbuild's default IIFE format) then loads, and
+ * each call rejects with `Unsupported`, saying so.
+ */
+function packageFiles() {
+  try {
+    return {
+      wasm: new URL('./web/snappack_bg.wasm', import.meta.url),
+      /** The workers' scripts, by kind, for `preload`. */
+      workers: {
+        validate: new URL('./worker.js', import.meta.url),
+        pack: new URL('./pack-worker.js', import.meta.url),
+      },
+      /** The modules the workers' scripts import, by their specifier in the package's sources. */
+      workerImports: {
+        './web/snappack.js': new URL('./web/snappack.js', import.meta.url),
+        './common.js': new URL('./common.js', import.meta.url),
+      },
+    };
+  } catch (error) {
+    throw new SnappackError(
+      'Unsupported',
+      `snappack cannot find its workers and WebAssembly (${error.message}): it must be bundled as an ES module, where import.meta.url is the bundle's URL (esbuild: --format=esm)`,
+      { cause: error },
+    );
+  }
+}
 
 let compiled;
 
@@ -96,7 +110,7 @@ export function newWorker(kind, name) {
  * module cannot import by a relative or root-relative path); rejects with
  * `WorkerFailed`. A specifier as the package's sources write it
  * (`./common.js`) is taken from where the bundler put that module
- * (`WORKER_IMPORTS`); any other one, such as the `/node_modules/…?v=…` a
+ * (`workerImports`); any other one, such as the `/node_modules/…?v=…` a
  * dev server rewrites it to, is resolved against the script that imports it.
  */
 async function workerScripts() {
@@ -125,9 +139,10 @@ async function workerScripts() {
     }
     return linked.get(url.href);
   };
+  const { workers, workerImports } = packageFiles();
   try {
-    const kinds = Object.keys(WORKER_SCRIPTS);
-    const urls = await Promise.all(kinds.map((kind) => link(WORKER_SCRIPTS[kind], [], WORKER_IMPORTS)));
+    const kinds = Object.keys(workers);
+    const urls = await Promise.all(kinds.map((kind) => link(workers[kind], [], workerImports)));
     return Object.fromEntries(kinds.map((kind, i) => [kind, urls[i]]));
   } catch (error) {
     throw new SnappackError('WorkerFailed', `cannot load snappack's workers: ${error.message}`, { cause: error });
@@ -162,13 +177,14 @@ export function compiledModule() {
 }
 
 async function compile() {
+  const url = packageFiles().wasm;
   try {
     try {
-      return await WebAssembly.compileStreaming(fetch(WASM_URL));
+      return await WebAssembly.compileStreaming(fetch(url));
     } catch {
       // A server that does not send `application/wasm` still works.
-      const response = await fetch(WASM_URL);
-      if (!response.ok) throw new Error(`fetching ${WASM_URL}: HTTP ${response.status}`);
+      const response = await fetch(url);
+      if (!response.ok) throw new Error(`fetching ${url}: HTTP ${response.status}`);
       return await WebAssembly.compile(await response.arrayBuffer());
     }
   } catch (error) {

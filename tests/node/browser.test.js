@@ -304,3 +304,29 @@ test('preload() under a dev server that rewrites the workers\' imports to root p
     await devPage.close();
   }
 });
+
+test('bundled where import.meta.url is undefined (esbuild\'s IIFE): the page loads, and calls reject with Unsupported saying how to bundle', async () => {
+  // esbuild's default format replaces `import.meta` with `{}`.
+  const iifePage = await browser.newPage();
+  await iifePage.route('**/pkg/**/*.js', async (route) => {
+    const response = await route.fetch();
+    await route.fulfill({ response, body: (await response.text()).replaceAll('import.meta.url', '({}).url') });
+  });
+  try {
+    await iifePage.goto(`http://127.0.0.1:${server.address().port}/`);
+    const answers = await iifePage.evaluate(async () => {
+      const { preload, prepareUpload, validate } = await import('/pkg/browser.js');
+      const answerOf = (promise) => promise.then(() => 'resolved', (e) => `${e.name}:${e.code}:${e.message}`);
+      return [
+        await answerOf(validate(new Uint8Array(4), { fileName: 'x.zip' })),
+        await answerOf(preload()),
+        await answerOf(prepareUpload(new Uint8Array(4), { fileName: 'x.zip' })),
+      ];
+    });
+    for (const answer of answers) {
+      assert.match(answer, /^SnappackError:Unsupported:snappack cannot find its workers and WebAssembly \(.+\): it must be bundled as an ES module, .*--format=esm/);
+    }
+  } finally {
+    await iifePage.close();
+  }
+});
