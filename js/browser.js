@@ -185,7 +185,14 @@ async function compile() {
       // A server that does not send `application/wasm` still works.
       const response = await fetch(url);
       if (!response.ok) throw new Error(`fetching ${url}: HTTP ${response.status}`);
-      return await WebAssembly.compile(await response.arrayBuffer());
+      const bytes = await response.arrayBuffer();
+      try {
+        return await WebAssembly.compile(bytes);
+      } catch (error) {
+        // Such as the page a dev server answers every unknown path with.
+        const type = response.headers.get('content-type') ?? 'no content type';
+        throw new Error(`${url} is not snappack's WebAssembly (the server sent ${type}): ${error.message}`, { cause: error });
+      }
     }
   } catch (error) {
     throw wasmLoadFailed(error);

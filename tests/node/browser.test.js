@@ -330,3 +330,24 @@ test('bundled where import.meta.url is undefined (esbuild\'s IIFE): the page loa
     await iifePage.close();
   }
 });
+
+test('a page served where the .wasm should be: calls reject with WorkerFailed naming the URL and what was sent', async () => {
+  // As a dev server with a fallback page answers a path it does not have.
+  const fallbackPage = await browser.newPage();
+  await fallbackPage.route('**/pkg/web/snappack_bg.wasm', (route) =>
+    route.fulfill({ status: 200, contentType: 'text/html', body: '<!doctype html><title>app</title>' }));
+  try {
+    await fallbackPage.goto(`http://127.0.0.1:${server.address().port}/`);
+    const answer = await fallbackPage.evaluate(async () => {
+      const { validate } = await import('/pkg/browser.js');
+      return validate(new Uint8Array(4), { fileName: 'x.zip' }).then(() => 'resolved', (e) => `${e.name}:${e.code}:${e.message}`);
+    });
+    const url = `http://127.0.0.1:${server.address().port}/pkg/web/snappack_bg.wasm`;
+    assert.ok(
+      answer.startsWith(`SnappackError:WorkerFailed:cannot load snappack's WebAssembly: ${url} is not snappack's WebAssembly (the server sent text/html): `),
+      answer,
+    );
+  } finally {
+    await fallbackPage.close();
+  }
+});
