@@ -51,6 +51,12 @@ test("package.json: the crate's version and license, Node 20, and exports that p
   walk(manifest.exports);
   targets.push(manifest.types, ...manifest.sideEffects);
   for (const target of targets) assert.ok(packed.files.includes(posix.normalize(target)), `${target} ships`);
+  // Nothing that npm would correct on publish, with a warning.
+  const copy = join(dir, 'manifest');
+  execFileSync('mkdir', ['-p', copy]);
+  writeFileSync(join(copy, 'package.json'), JSON.stringify(manifest));
+  npm(['pkg', 'fix'], copy);
+  assert.deepEqual(JSON.parse(readFileSync(join(copy, 'package.json'), 'utf8')), manifest);
   // Each condition gives types before code, as TypeScript needs.
   for (const condition of ['browser', 'node', 'default']) {
     assert.deepEqual(Object.keys(manifest.exports['.'][condition]), ['types', 'default']);
