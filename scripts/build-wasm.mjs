@@ -36,6 +36,7 @@ const CRATE = 'snappack';
 const WASM_OPT = join(root, 'node_modules', '.bin', 'wasm-opt');
 
 /** Package sources copied from js/ as they are. */
+const LICENSE_FILES = ['LICENSE-APACHE', 'LICENSE-MIT'];
 const PACKAGE_FILES = ['browser.js', 'common.js', 'node.js', 'node-worker.js', 'worker.js', 'upload.js', 'pack-worker.js', 'index.d.ts', 'node.d.ts', 'README.md'];
 
 function run(command, args) {
@@ -95,6 +96,8 @@ function optimize(path, flags) {
 function assemble() {
   mkdirSync(pkg, { recursive: true });
   for (const file of PACKAGE_FILES) cpSync(join(root, 'js', file), join(pkg, file));
+  // The license texts go with every copy.
+  for (const file of LICENSE_FILES) cpSync(join(root, file), join(pkg, file));
   const manifest = JSON.parse(readFileSync(join(root, 'js', 'package.json'), 'utf8'));
   manifest.version = cargoVersion();
   writeFileSync(join(pkg, 'package.json'), `${JSON.stringify(manifest, null, 2)}\n`);

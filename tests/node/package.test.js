@@ -29,12 +29,14 @@ function packTarball() {
 const packed = packTarball();
 const manifest = JSON.parse(readFileSync(join(PKG, 'package.json'), 'utf8'));
 
-test('the tarball holds the entry points, workers, types, README and WebAssembly build, and nothing else', () => {
+test('the tarball holds the entry points, workers, types, README, license texts and WebAssembly build, and nothing else', () => {
   const sources = JSON.parse(readFileSync(join(ROOT, 'js', 'package.json'), 'utf8'));
   assert.deepEqual(manifest.files, sources.files);
   const js = readdirSync(join(ROOT, 'js')).filter((f) => /\.(js|d\.ts)$/.test(f));
   const web = ['web/snappack.d.ts', 'web/snappack.js', 'web/snappack_bg.wasm', 'web/snappack_bg.wasm.d.ts'];
-  assert.deepEqual(packed.files, [...js, 'README.md', 'package.json', ...web].sort());
+  const licenses = ['LICENSE-APACHE', 'LICENSE-MIT'];
+  assert.deepEqual(packed.files, [...js, ...licenses, 'README.md', 'package.json', ...web].sort());
+  for (const license of licenses) assert.equal(readFileSync(join(PKG, license), 'utf8'), readFileSync(join(ROOT, license), 'utf8'));
   // The optimized build: an unoptimized or debug one is several times larger.
   assert.ok(packed.size < 1024 * 1024, `the tarball is ${packed.size} bytes`);
 });
