@@ -1244,6 +1244,14 @@ fn files_whose_rows_a_replacing_import_dropped_are_removed() {
             "{backend}"
         );
         assert_landed(&imports, &last.0, &last.1);
+        // A file's two-digit folder goes with its last file.
+        for folder in std::fs::read_dir(dir.join("files")).unwrap() {
+            let folder = folder.unwrap().path();
+            if folder.is_dir() {
+                let left = std::fs::read_dir(&folder).unwrap().count();
+                assert!(left > 0, "{backend}: {} is left empty", folder.display());
+            }
+        }
     }
 }
 

@@ -60,9 +60,17 @@ impl FileStore {
         Ok(kept)
     }
 
-    /// Removes the file with this SHA-256.
+    /// Removes the file with this SHA-256, and its two-digit folder with
+    /// its last file. Only with no import open, so that no file is being
+    /// moved into that folder meanwhile.
     pub fn remove(&self, sha256: &[u8; 32]) -> io::Result<()> {
-        fs::remove_file(self.path(sha256))
+        let path = self.path(sha256);
+        fs::remove_file(&path)?;
+        if let Some(folder) = path.parent() {
+            // Refused while other files are in it, which is as it should be.
+            let _ = fs::remove_dir(folder);
+        }
+        Ok(())
     }
 
     /// Notes that some files may have lost their last reference (an import
