@@ -230,6 +230,15 @@ async function pickAndConnect(page, path) {
   await page.waitForSelector('#conflicts.good');
 }
 
+/** Picks the table file at `path` and checks it again as table `table`. */
+async function pickTableFile(page, path, table) {
+  await page.setInputFiles('#file', path);
+  await page.waitForSelector('#verdict.good');
+  await page.fill('#table', table);
+  await page.click('#single button[type="submit"]');
+  await page.waitForSelector('#verdict.good');
+}
+
 /** Slows every frames request down, so an upload takes long enough to be interrupted. */
 async function slowFrames(page, ms) {
   await page.route('**/frames?*', async (route) => {
@@ -835,11 +844,7 @@ test('a table file\'s import started elsewhere under another name: not cancelled
   const path = join(dir, 'elsewhere.jsonl');
   writePeople(path);
   let page = await newPage(server);
-  await page.setInputFiles('#file', path);
-  await page.waitForSelector('#verdict.good');
-  await page.fill('#table', 'people');
-  await page.click('#single button[type="submit"]');
-  await page.waitForSelector('#verdict.good');
+  await pickTableFile(page, path, 'people');
   await connect(page);
   await page.waitForSelector('#conflicts.good');
   await slowFrames(page, 400);
@@ -1722,11 +1727,7 @@ test('an import another import changed a table of: not offered, nor packed for, 
   writePeople(path);
   // Part of an append into `t` (10001), then the page goes away.
   let page = await newPage(server);
-  await page.setInputFiles('#file', path);
-  await page.waitForSelector('#verdict.good');
-  await page.fill('#table', 't');
-  await page.click('#single button[type="submit"]');
-  await page.waitForSelector('#verdict.good');
+  await pickTableFile(page, path, 't');
   await connect(page);
   await page.check('input[name="mode"][value="append"]');
   await page.waitForSelector('#conflicts.good');
@@ -1748,11 +1749,7 @@ test('an import another import changed a table of: not offered, nor packed for, 
   page = await newPage(server);
   await page.evaluate(() => localStorage.clear());
   await page.reload();
-  await page.setInputFiles('#file', path);
-  await page.waitForSelector('#verdict.good');
-  await page.fill('#table', 't');
-  await page.click('#single button[type="submit"]');
-  await page.waitForSelector('#verdict.good');
+  await pickTableFile(page, path, 't');
   await connect(page);
   await page.waitForSelector('#resume-note:not([hidden])');
   await page.waitForFunction(() => /can no longer finish/.test(document.getElementById('resume-note').textContent));
