@@ -26,13 +26,13 @@ fn main() {
     let mut measure = |inflater: Inflater| {
         let mut runs = Vec::new();
         for _ in 0..repetitions {
-            let cpu = thread_cpu_seconds();
+            let cpu = support::thread_cpu_seconds();
             let start = Instant::now();
             inflater.inflate_all(&streams, &mut out);
             let wall = start.elapsed().as_secs_f64();
             runs.push(format!(
                 r#"{{"wallSeconds":{wall},"cpuSeconds":{}}}"#,
-                thread_cpu_seconds() - cpu
+                support::thread_cpu_seconds() - cpu
             ));
         }
         runs.join(",")
@@ -43,14 +43,4 @@ fn main() {
         r#"{{"uncompressedBytes":{uncompressed},"compressedBytes":{compressed},"entries":{},"runs":[{zlib_rs}],"minizOxideRuns":[{miniz_oxide}]}}"#,
         streams.len(),
     );
-}
-
-/// CPU time of this thread, from /proc (nanoseconds on the CPU, in
-/// schedstat): on a shared machine it moves less than wall time. Zero where
-/// /proc is missing.
-fn thread_cpu_seconds() -> f64 {
-    std::fs::read_to_string("/proc/thread-self/schedstat")
-        .ok()
-        .and_then(|s| s.split_whitespace().next()?.parse::<f64>().ok())
-        .map_or(0.0, |ns| ns / 1e9)
 }

@@ -23,3 +23,13 @@ pub fn snapshot_and_repetitions(bench: &str) -> (ZipArchive<BufReader<File>>, us
         ZipArchive::new(BufReader::new(File::open(path).expect("open"))).expect("a ZIP archive");
     (archive, repetitions)
 }
+
+/// CPU time of this thread, from /proc (nanoseconds on the CPU, in
+/// schedstat): on a shared machine it moves less than wall time. Zero where
+/// /proc is missing.
+pub fn thread_cpu_seconds() -> f64 {
+    std::fs::read_to_string("/proc/thread-self/schedstat")
+        .ok()
+        .and_then(|s| s.split_whitespace().next()?.parse::<f64>().ok())
+        .map_or(0.0, |ns| ns / 1e9)
+}
