@@ -412,3 +412,18 @@ fn csv_findings_name_the_line_their_row_is_on() {
         )]
     );
 }
+
+/// A header after blank lines: its errors name the line it is on.
+#[test]
+fn csv_header_findings_name_the_header_line() {
+    for (csv, line) in [
+        (&b"\n\n\nok,$bad\n1,2\n"[..], 4),
+        (b"\r\n\r\nok,$bad\r\n1,2\r\n", 3),
+        (b"ok,$bad\n1,2\n", 1),
+        (b"\n\na,\xff\n1,2\n", 3),
+    ] {
+        let report = check_with("t.csv", csv, &into("t"));
+        assert_eq!(report.errors.len(), 1, "{csv:?}: {:?}", report.errors);
+        assert_eq!(report.errors[0].line, Some(line), "{csv:?}");
+    }
+}

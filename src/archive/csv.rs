@@ -24,27 +24,32 @@ pub struct CsvRows<R: Read> {
 
 impl<R: Read> CsvRows<R> {
     /// Reads the header row. `optional_fields` are the table's optional
-    /// top-level fields from the schema (empty without a schema).
-    pub fn new(input: R, optional_fields: &[String]) -> Result<Self, RowError> {
+    /// top-level fields from the schema (empty without a schema). An error
+    /// comes with the header's physical line, past the blank lines before it.
+    pub fn new(input: R, optional_fields: &[String]) -> Result<Self, (u64, RowError)> {
         let mut reader = csv::ReaderBuilder::new()
             .has_headers(true)
             .flexible(true)
             .from_reader(LineCounter::new(input));
         let header = match reader.byte_headers() {
             Ok(h) => h.clone(),
-            Err(e) => return Err(parse_error(1, e)),
+            Err(e) => return Err((1, parse_error(1, e))),
+        };
+        let line = match header.position() {
+            Some(p) => reader.get_mut().line_at(p.byte()),
+            None => 1,
         };
         let mut columns: Vec<(String, usize)> = Vec::new();
         let mut headers = Vec::with_capacity(header.len());
         for (index, cell) in header.iter().enumerate() {
-            let text = std::str::from_utf8(cell).map_err(|e| parse_error(1, e))?;
+            let text = std::str::from_utf8(cell).map_err(|e| (line, parse_error(1, e)))?;
             let name = text.trim_matches(' ');
             if let Err(reason) = check_field_name(name) {
-                return Err(RowError::new(
+                let error = RowError::new(
                     Code::CsvInvalidHeader,
                     format!("CSV header {name:?} isn't a valid field name: {reason}"),
-                )
-                .at(Some(name.to_owned())));
+                );
+                return Err((line, error.at(Some(name.to_owned()))));
             }
             headers.push(name.to_owned());
             match columns.iter_mut().find(|(n, _)| n == name) {
@@ -209,7 +214,7 @@ mod tests {
         let optional: Vec<String> = optional.iter().map(|s| s.to_string()).collect();
         let mut reader = match CsvRows::new(csv.as_bytes(), &optional) {
             Ok(r) => r,
-            Err(e) => return vec![Err(e)],
+            Err((_, e)) => return vec![Err(e)],
         };
         let mut out = String::new();
         let mut all = Vec::new();

@@ -407,10 +407,10 @@ impl Scan<'_> {
         };
         let mut rows = match CsvRows::new(input, optional) {
             Ok(rows) => rows,
-            Err(e) => {
+            Err((line, e)) => {
                 ctx.read_error(
                     self.at(Finding::new(e.code, e.message))
-                        .line(1)
+                        .line(line)
                         .field(e.field),
                 );
                 return Ok(());
