@@ -427,3 +427,21 @@ fn csv_header_findings_name_the_header_line() {
         assert_eq!(report.errors[0].line, Some(line), "{csv:?}");
     }
 }
+
+/// A CSV file with a `\r` alone at the end of each line (old Mac files),
+/// which the CSV reader also takes as a row end: findings name each row's line.
+#[test]
+fn csv_findings_count_lines_a_lone_carriage_return_ends() {
+    let report = check_with("t.csv", b"a,b\r1,2\r3\r\r4\r5,6\r", &into("t"));
+    let found: Vec<_> = report.errors.iter().map(|e| (e.code, e.line)).collect();
+    assert_eq!(
+        found,
+        [
+            (Code::CsvRowMissingFields, Some(3)),
+            (Code::CsvRowMissingFields, Some(5))
+        ]
+    );
+    let report = check_with("t.csv", b"\r\r\nok,$bad\r1,2\r", &into("t"));
+    assert_eq!(codes(&report), [Code::CsvInvalidHeader]);
+    assert_eq!(report.errors[0].line, Some(3));
+}

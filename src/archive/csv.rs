@@ -77,9 +77,10 @@ impl<R: Read> CsvRows<R> {
     /// comes with the line it was found on.
     ///
     /// Messages number rows as Convex's do, by the CSV reader's count, which
-    /// starts a record where the one before it ended: before the blank
-    /// lines it skips, and, after a `\r\n`, before its `\n`. The line
-    /// returned is where the record is.
+    /// counts `\n`s only and starts a record where the one before it ended:
+    /// before the blank lines it skips, and, after a `\r\n`, before its
+    /// `\n`. The line returned is where the record is, a `\r` alone ending
+    /// a line too.
     pub fn next_row(&mut self, out: &mut String) -> Option<Result<u64, (u64, RowError)>> {
         match self.reader.read_byte_record(&mut self.record) {
             Ok(false) => return None,
@@ -134,14 +135,18 @@ impl<R: Read> CsvRows<R> {
 /// Counts the lines of what the CSV reader reads, to tell the line a record
 /// starts on from where the reader started reading it. It keeps the bytes
 /// read since the last record asked about (that record's rest and the
-/// reader's read-ahead).
+/// reader's read-ahead). A line ends at a `\n`, a `\r\n` or a `\r` alone,
+/// as the CSV reader ends records (it counts only `\n`s).
 struct LineCounter<R> {
     inner: R,
     /// The bytes read from offset `start` on.
     window: VecDeque<u8>,
     start: u64,
-    /// The `\n`s before `start`.
+    /// The lines ended before `start`.
     lines: u64,
+    /// Whether the byte before `start` is a `\r`, whose line a `\n` right
+    /// after it does not end again.
+    after_cr: bool,
 }
 
 impl<R> LineCounter<R> {
@@ -151,6 +156,7 @@ impl<R> LineCounter<R> {
             window: VecDeque::new(),
             start: 0,
             lines: 0,
+            after_cr: false,
         }
     }
 
@@ -160,16 +166,27 @@ impl<R> LineCounter<R> {
     /// about only grow.
     fn line_at(&mut self, offset: u64) -> u64 {
         let passed = (offset.saturating_sub(self.start) as usize).min(self.window.len());
-        self.lines += self.window.drain(..passed).filter(|&b| b == b'\n').count() as u64;
+        self.lines += line_ends(self.window.drain(..passed), &mut self.after_cr);
         self.start += passed as u64;
-        let skipped = self
+        let mut after_cr = self.after_cr;
+        let blank = self
             .window
             .iter()
-            .take_while(|&&b| b == b'\n' || b == b'\r')
-            .filter(|&&b| b == b'\n')
-            .count() as u64;
-        self.lines + skipped + 1
+            .copied()
+            .take_while(|&b| b == b'\n' || b == b'\r');
+        self.lines + line_ends(blank, &mut after_cr) + 1
     }
+}
+
+/// The lines `bytes` end; `after_cr` says whether the byte before them is
+/// a `\r`, and then whether their last one is.
+fn line_ends(bytes: impl Iterator<Item = u8>, after_cr: &mut bool) -> u64 {
+    let mut ends = 0;
+    for byte in bytes {
+        ends += u64::from(byte == b'\r' || (byte == b'\n' && !*after_cr));
+        *after_cr = byte == b'\r';
+    }
+    ends
 }
 
 impl<R: Read> Read for LineCounter<R> {
@@ -296,6 +313,13 @@ mod tests {
             ("\n\na,b\n\n1,2\n\n\n3\n", vec![(5, None), (8, Some(6))]),
             ("a,b\n\"x\ny\",2\n\n3", vec![(2, None), (5, Some(4))]),
             ("a,b\r\n\r\n1,2\r\n\r\n3\r\n", vec![(3, None), (5, Some(3))]),
+            // A `\r` alone ends a line too (the reader's count has none).
+            ("a,b\r1,2\r3\r", vec![(2, None), (3, Some(1))]),
+            (
+                "a,b\r\r1,2\n\r\n3\r\"x\ry\",1\r\r",
+                vec![(3, None), (5, Some(2)), (6, None)],
+            ),
+            ("a,b\n\"x\r\ny\r\",2\r\n\r3", vec![(2, None), (6, Some(3))]),
         ] {
             let mut reader = CsvRows::new(csv.as_bytes(), &[]).unwrap();
             let mut out = String::new();
