@@ -2,7 +2,7 @@
 //! a number (non-finite ones become `null`), every other cell a string; with
 //! a schema, optional fields whose value is `""` are removed.
 
-use std::collections::{HashSet, VecDeque};
+use std::collections::HashSet;
 use std::io::{self, Read};
 
 use crate::convex::names::{check_field_name, check_identifier};
@@ -11,14 +11,12 @@ use crate::report::Code;
 
 /// Reads CSV rows and renders each as the JSON object Convex would build.
 pub struct CsvRows<R: Read> {
-    reader: csv::Reader<LineCounter<R>>,
-    record: csv::ByteRecord,
+    records: Records<R>,
     /// Distinct header names in first-appearance order, each with the column
     /// that supplies its value (the last column of that name wins).
     columns: Vec<(String, usize)>,
     /// Every column's header name, for errors.
     headers: Vec<String>,
-    width: usize,
     drop_when_empty: HashSet<String>,
 }
 
@@ -27,22 +25,17 @@ impl<R: Read> CsvRows<R> {
     /// top-level fields from the schema (empty without a schema). An error
     /// comes with the header's physical line, past the blank lines before it.
     pub fn new(input: R, optional_fields: &[String]) -> Result<Self, (u64, RowError)> {
-        let mut reader = csv::ReaderBuilder::new()
-            .has_headers(true)
-            .flexible(true)
-            .from_reader(LineCounter::new(input));
-        let header = match reader.byte_headers() {
-            Ok(h) => h.clone(),
-            Err(e) => return Err((1, parse_error(1, e))),
-        };
-        let line = match header.position() {
-            Some(p) => reader.get_mut().line_at(p.byte()),
-            None => 1,
+        let mut records = Records::new(input);
+        // An input without a record has a header without cells.
+        let line = match records.read() {
+            Ok(record) => record.map_or(1, |(_, line)| line),
+            Err(e) => return Err((0, parse_error(0, e))),
         };
         let mut columns: Vec<(String, usize)> = Vec::new();
-        let mut headers = Vec::with_capacity(header.len());
-        for (index, cell) in header.iter().enumerate() {
-            let text = std::str::from_utf8(cell).map_err(|e| (line, parse_error(1, e)))?;
+        let mut headers = Vec::with_capacity(records.len());
+        for index in 0..records.len() {
+            let text =
+                std::str::from_utf8(records.cell(index)).map_err(|e| (line, parse_error(1, e)))?;
             let name = text.trim_matches(' ');
             if let Err(reason) = check_field_name(name) {
                 let error = RowError::new(
@@ -63,9 +56,7 @@ impl<R: Read> CsvRows<R> {
             .cloned()
             .collect();
         Ok(CsvRows {
-            reader,
-            record: csv::ByteRecord::new(),
-            width: header.len(),
+            records,
             columns,
             headers,
             drop_when_empty,
@@ -74,7 +65,7 @@ impl<R: Read> CsvRows<R> {
 
     /// Renders the next row as a JSON object into `out` (cleared first) and
     /// returns the row's physical line number, or `None` at the end. An error
-    /// comes with the line it was found on.
+    /// comes with the line it was found on (0 when the input failed).
     ///
     /// Messages number rows as Convex's do, by the CSV reader's count, which
     /// counts `\n`s only and starts a record where the one before it ended:
@@ -82,19 +73,12 @@ impl<R: Read> CsvRows<R> {
     /// `\n`. The line returned is where the record is, a `\r` alone ending
     /// a line too.
     pub fn next_row(&mut self, out: &mut String) -> Option<Result<u64, (u64, RowError)>> {
-        match self.reader.read_byte_record(&mut self.record) {
-            Ok(false) => return None,
-            Ok(true) => {}
-            Err(e) => {
-                let line = e.position().map_or(0, |p| p.line());
-                return Some(Err((line, parse_error(line, e))));
-            }
-        }
-        let (numbered, line) = match self.record.position() {
-            Some(p) => (p.line(), self.reader.get_mut().line_at(p.byte())),
-            None => (0, 0),
+        let (numbered, line) = match self.records.read() {
+            Ok(None) => return None,
+            Ok(Some(at)) => at,
+            Err(e) => return Some(Err((0, parse_error(0, e)))),
         };
-        if self.record.len() != self.width {
+        if self.records.len() != self.headers.len() {
             return Some(Err((
                 line,
                 RowError::new(
@@ -105,8 +89,8 @@ impl<R: Read> CsvRows<R> {
         }
         // Every cell is read as text, those of a column whose name a later
         // column repeats too.
-        for (cell, name) in self.record.iter().zip(&self.headers) {
-            if let Err(e) = std::str::from_utf8(cell) {
+        for (index, name) in self.headers.iter().enumerate() {
+            if let Err(e) = std::str::from_utf8(self.records.cell(index)) {
                 return Some(Err((line, parse_error(numbered, e).at(Some(name.clone())))));
             }
         }
@@ -115,7 +99,7 @@ impl<R: Read> CsvRows<R> {
         let mut first = true;
         for (name, column) in &self.columns {
             // UTF-8, checked above.
-            let cell = std::str::from_utf8(&self.record[*column]).unwrap_or_default();
+            let cell = std::str::from_utf8(self.records.cell(*column)).unwrap_or_default();
             if cell.is_empty() && self.drop_when_empty.contains(name) {
                 continue;
             }
@@ -132,69 +116,133 @@ impl<R: Read> CsvRows<R> {
     }
 }
 
-/// Counts the lines of what the CSV reader reads, to tell the line a record
-/// starts on from where the reader started reading it. It keeps the bytes
-/// read since the last record asked about (that record's rest and the
-/// reader's read-ahead). A line ends at a `\n`, a `\r\n` or a `\r` alone,
-/// as the CSV reader ends records (it counts only `\n`s).
-struct LineCounter<R> {
-    inner: R,
-    /// The bytes read from offset `start` on.
-    window: VecDeque<u8>,
-    start: u64,
-    /// The lines ended before `start`.
+/// CSV records as Convex's CSV reader parses them (csv-core, with the
+/// defaults Convex's reader keeps, records of any length), each with the
+/// line it is on, counted in the bytes as the parser passes them. A line
+/// ends at a `\n`, a `\r\n` or a `\r` alone, as the parser ends records
+/// (its own count has only `\n`s).
+struct Records<R> {
+    input: R,
+    parser: csv_core::Reader,
+    /// Bytes read from `input`, of which `buffer[at..filled]` are not parsed yet.
+    buffer: Box<[u8]>,
+    at: usize,
+    filled: usize,
+    /// The cells of the record read last, end to end, and where each ends.
+    cells: Vec<u8>,
+    ends: Vec<usize>,
+    len: usize,
+    /// The lines ended in the bytes parsed so far.
     lines: u64,
-    /// Whether the byte before `start` is a `\r`, whose line a `\n` right
+    /// Whether the last byte parsed is a `\r`, whose line a `\n` right
     /// after it does not end again.
     after_cr: bool,
 }
 
-impl<R> LineCounter<R> {
-    fn new(inner: R) -> Self {
-        LineCounter {
-            inner,
-            window: VecDeque::new(),
-            start: 0,
+impl<R: Read> Records<R> {
+    fn new(input: R) -> Self {
+        Records {
+            input,
+            parser: csv_core::Reader::new(),
+            buffer: vec![0; 64 << 10].into_boxed_slice(),
+            at: 0,
+            filled: 0,
+            cells: vec![0; 1024],
+            ends: vec![0; 64],
+            len: 0,
             lines: 0,
             after_cr: false,
         }
     }
 
-    /// The line (from 1) of the record the reader started reading at byte
-    /// `offset`: past the `\r` and `\n` there, which end lines and which
-    /// no record starts with (a field that does is quoted). Offsets asked
-    /// about only grow.
-    fn line_at(&mut self, offset: u64) -> u64 {
-        let passed = (offset.saturating_sub(self.start) as usize).min(self.window.len());
-        self.lines += line_ends(self.window.drain(..passed), &mut self.after_cr);
-        self.start += passed as u64;
-        let mut after_cr = self.after_cr;
-        let blank = self
-            .window
-            .iter()
-            .copied()
-            .take_while(|&b| b == b'\n' || b == b'\r');
-        self.lines + line_ends(blank, &mut after_cr) + 1
+    /// Reads the next record; returns the parser's number for it (its
+    /// count of `\n`s before the record) and the line it starts on, or
+    /// `None` at the end.
+    fn read(&mut self) -> io::Result<Option<(u64, u64)>> {
+        use csv_core::ReadRecordResult;
+        let numbered = self.parser.line();
+        let mut line = None;
+        let (mut written, mut ended) = (0, 0);
+        loop {
+            if self.at == self.filled {
+                // 0 at the end, where the parser ends the last record.
+                self.filled = read_some(&mut self.input, &mut self.buffer)?;
+                self.at = 0;
+            }
+            let input = &self.buffer[self.at..self.filled];
+            let (result, read, out, end) =
+                self.parser
+                    .read_record(input, &mut self.cells[written..], &mut self.ends[ended..]);
+            self.at += read;
+            written += out;
+            ended += end;
+            let mut passed = &input[..read];
+            if line.is_none() {
+                // The blank lines the parser skips: the record starts at
+                // the first byte that ends no line (a field that starts
+                // with one is quoted).
+                let blank = passed.iter().take_while(|&&b| b == b'\r' || b == b'\n');
+                let (skipped, rest) = passed.split_at(blank.count());
+                self.lines += line_ends(skipped, &mut self.after_cr);
+                if !rest.is_empty() {
+                    line = Some(self.lines + 1);
+                }
+                passed = rest;
+            }
+            self.lines += line_ends(passed, &mut self.after_cr);
+            match result {
+                ReadRecordResult::InputEmpty => {}
+                ReadRecordResult::OutputFull => self.cells.resize(self.cells.len() * 2, 0),
+                ReadRecordResult::OutputEndsFull => self.ends.resize(self.ends.len() * 2, 0),
+                ReadRecordResult::Record => {
+                    self.len = ended;
+                    return Ok(Some((numbered, line.unwrap_or(self.lines + 1))));
+                }
+                ReadRecordResult::End => return Ok(None),
+            }
+        }
+    }
+
+    /// The number of cells of the record read last.
+    fn len(&self) -> usize {
+        self.len
+    }
+
+    /// Cell `index` (below [`len`](Self::len)) of the record read last.
+    fn cell(&self, index: usize) -> &[u8] {
+        let start = match index {
+            0 => 0,
+            _ => self.ends[index - 1],
+        };
+        &self.cells[start..self.ends[index]]
+    }
+}
+
+/// Reads into `buffer`, again when interrupted.
+fn read_some(input: &mut impl Read, buffer: &mut [u8]) -> io::Result<usize> {
+    loop {
+        match input.read(buffer) {
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            read => return read,
+        }
     }
 }
 
 /// The lines `bytes` end; `after_cr` says whether the byte before them is
 /// a `\r`, and then whether their last one is.
-fn line_ends(bytes: impl Iterator<Item = u8>, after_cr: &mut bool) -> u64 {
+fn line_ends(bytes: &[u8], after_cr: &mut bool) -> u64 {
     let mut ends = 0;
-    for byte in bytes {
-        ends += u64::from(byte == b'\r' || (byte == b'\n' && !*after_cr));
-        *after_cr = byte == b'\r';
+    for at in memchr::memchr2_iter(b'\r', b'\n', bytes) {
+        let cr_before = match at {
+            0 => *after_cr,
+            _ => bytes[at - 1] == b'\r',
+        };
+        ends += u64::from(bytes[at] == b'\r' || !cr_before);
+    }
+    if let Some(&last) = bytes.last() {
+        *after_cr = last == b'\r';
     }
     ends
-}
-
-impl<R: Read> Read for LineCounter<R> {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        let n = self.inner.read(buf)?;
-        self.window.extend(&buf[..n]);
-        Ok(n)
-    }
 }
 
 /// Row `line` cannot be read as CSV (or holds a cell that is not UTF-8).
@@ -304,9 +352,40 @@ mod tests {
     }
 
     /// Lines where the records are, whatever the reader's own count, which
-    /// the messages keep, as Convex's do.
+    /// the messages keep, as Convex's do; the same when the input comes a
+    /// byte at a time (a `\r\n` split between reads, a record across them).
     #[test]
     fn rows_are_placed_on_their_physical_lines() {
+        fn placed(input: impl Read) -> Vec<(u64, Option<u64>)> {
+            let mut reader = CsvRows::new(input, &[]).map_err(|(_, e)| e).unwrap();
+            let mut out = String::new();
+            let mut got = Vec::new();
+            while let Some(row) = reader.next_row(&mut out) {
+                got.push(match row {
+                    Ok(line) => (line, None),
+                    Err((line, e)) => {
+                        assert_eq!(e.code, Code::CsvRowMissingFields);
+                        let numbered = e.message.split(' ').nth(2).unwrap().parse::<u64>().unwrap();
+                        (line, Some(numbered))
+                    }
+                });
+            }
+            got
+        }
+        /// One byte a read, after an interruption.
+        struct Trickle<'a>(&'a [u8], bool);
+        impl Read for Trickle<'_> {
+            fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+                self.1 = !self.1;
+                if self.1 {
+                    return Err(io::ErrorKind::Interrupted.into());
+                }
+                let n = self.0.len().min(buf.len()).min(1);
+                buf[..n].copy_from_slice(&self.0[..n]);
+                self.0 = &self.0[n..];
+                Ok(n)
+            }
+        }
         for (csv, expected) in [
             ("a,b\n1,2\n3\n", vec![(2, None), (3, Some(3))]),
             ("a,b\r\n1,2\r\n3\r\n", vec![(2, None), (3, Some(2))]),
@@ -321,20 +400,15 @@ mod tests {
             ),
             ("a,b\n\"x\r\ny\r\",2\r\n\r3", vec![(2, None), (6, Some(3))]),
         ] {
-            let mut reader = CsvRows::new(csv.as_bytes(), &[]).unwrap();
-            let mut out = String::new();
-            let mut got = Vec::new();
-            while let Some(row) = reader.next_row(&mut out) {
-                got.push(match row {
-                    Ok(line) => (line, None),
-                    Err((line, e)) => {
-                        assert_eq!(e.code, Code::CsvRowMissingFields);
-                        let numbered = e.message.split(' ').nth(2).unwrap().parse::<u64>().unwrap();
-                        (line, Some(numbered))
-                    }
-                });
-            }
-            assert_eq!(got, expected, "{csv:?}");
+            assert_eq!(placed(csv.as_bytes()), expected, "{csv:?}");
+            assert_eq!(placed(Trickle(csv.as_bytes(), false)), expected, "{csv:?}");
         }
+        // A record longer than the reader's buffer, after one as wide as it.
+        let wide = format!(
+            "a,b\n{},2\r\n\r\n{}\n",
+            "x".repeat(200_000),
+            "y,".repeat(50_000)
+        );
+        assert_eq!(placed(wide.as_bytes()), [(2, None), (4, Some(2))]);
     }
 }

@@ -408,11 +408,12 @@ impl Scan<'_> {
         let mut rows = match CsvRows::new(input, optional) {
             Ok(rows) => rows,
             Err((line, e)) => {
-                ctx.read_error(
-                    self.at(Finding::new(e.code, e.message))
-                        .line(line)
-                        .field(e.field),
-                );
+                let finding = self.at(Finding::new(e.code, e.message)).field(e.field);
+                // Line 0: the input failed, on no line of its own.
+                ctx.read_error(match line {
+                    0 => finding,
+                    line => finding.line(line),
+                });
                 return Ok(());
             }
         };
