@@ -104,9 +104,9 @@ export interface Finding {
   line: number | null;
   /** The field concerned, as a path from the document (`profile.tags[2]`), or a CSV column. */
   field?: string;
-  /** The other line involved: the first occurrence of a duplicate id, or the `_storage` row that declares a stored file's `sha256`. */
+  /** The other line involved: the first occurrence of a duplicate id, the `_storage` row that declares a stored file's `sha256`, or, for a `TableNumberConflict` with another imported table, where that table's number comes from. */
   first_line?: number;
-  /** The entry of `first_line`, when it is another entry (of the same table, or a stored file's `_storage` row). */
+  /** The entry of `first_line`, when it is another entry (of the same table, a stored file's `_storage` row, or the other table's). */
   first_entry?: string;
   /** The start of the offending line (at most 120 bytes, then `...`). */
   excerpt?: string;

@@ -214,11 +214,14 @@ pub struct Finding {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub field: Option<String>,
     /// The other line involved: the first occurrence of a duplicate id,
-    /// or the `_storage` row that declares a stored file's `sha256`.
+    /// the `_storage` row that declares a stored file's `sha256`, or, when
+    /// a table appended to keeps a number another imported table took
+    /// (`TableNumberConflict`), where that table's number comes from.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub first_line: Option<u64>,
     /// The entry of `first_line`, when it is not `entry` (a table with
-    /// several documents entries, or a stored file's `_storage` row).
+    /// several documents entries, a stored file's `_storage` row, or the
+    /// other table's entry).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub first_entry: Option<String>,
     /// The start of the offending line.

@@ -1184,7 +1184,18 @@ fn appending_to_a_table_whose_number_another_imported_table_took_is_a_conflict()
         conflict.message,
         "conflict between `table2` and `table1` with table number 10001"
     );
-    assert_eq!(conflict.entry.as_deref(), Some("table1/documents.jsonl"));
+    // On the first line of table1, whose first document gives it no
+    // number, and the line that gives table2 its number.
+    let at = |f: &snappack::Finding| (f.entry.clone(), f.line, f.first_entry.clone(), f.first_line);
+    assert_eq!(
+        at(conflict),
+        (
+            Some("table1/documents.jsonl".into()),
+            Some(1),
+            Some("table2/documents.jsonl".into()),
+            Some(1)
+        )
+    );
     assert_eq!(conflict.table.as_deref(), Some("table1"));
     let table1 = appended.tables.iter().find(|t| t.name == "table1");
     assert_eq!(table1.unwrap().number, Some(10001));
@@ -1192,6 +1203,31 @@ fn appending_to_a_table_whose_number_another_imported_table_took_is_a_conflict()
     let base = check("m.zip", &archive);
     let checked = check_target(&base, &target, ImportMode::Append).unwrap();
     assert_eq!(checked.errors, appended.errors);
+    // table2's number from its `_tables` row: that row is the first line.
+    let listed = zip(&[
+        (
+            "_tables/documents.jsonl",
+            b"{\"name\":\"other\",\"id\":10005}\n{\"name\":\"table2\",\"id\":10001}\n",
+        ),
+        ("table2/documents.jsonl", doc(10001, 1, "").as_bytes()),
+        ("table1/documents.jsonl", b"{\"a\":1}\n"),
+    ]);
+    let options = Options {
+        mode: ImportMode::Append,
+        target: Some(target.clone()),
+        ..Options::default()
+    };
+    let appended = check_with("m.zip", &listed, &options);
+    assert_eq!(codes(&appended), [Code::TableNumberConflict]);
+    assert_eq!(
+        at(&appended.errors[0]),
+        (
+            Some("table1/documents.jsonl".into()),
+            Some(1),
+            Some("_tables/documents.jsonl".into()),
+            Some(2)
+        )
+    );
     // Replaced, table1 becomes a new table with a number of its own.
     let replaced = run(ImportMode::Replace);
     assert!(replaced.valid, "{:?}", replaced.errors);

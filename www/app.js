@@ -495,7 +495,8 @@ function place(finding) {
   let text = finding.line ? `${finding.entry}:${finding.line}` : finding.entry;
   if (finding.field) text += `, field ${finding.field}`;
   if (finding.first_line) {
-    // The other line: a duplicate's first occurrence, or the `_storage` row declaring a file's digest.
+    // The other line: a duplicate's first occurrence, the `_storage` row declaring a file's digest,
+    // or where another table took the number first.
     const what = finding.code === 'Sha256Mismatch' ? 'its row at line' : 'first at line';
     text += ` (${what} ${finding.first_line}${finding.first_entry ? ` of ${finding.first_entry}` : ''})`;
   }

@@ -98,6 +98,29 @@ fn at_number(table: &PlannedTable, finding: Finding) -> Finding {
     }
 }
 
+/// A finding about `table`, which has no number of its own, where its
+/// number would have come from: its `_tables` row (one whose number
+/// another row took), else the first line of its first documents entry.
+fn at_own_number(table: &PlannedTable, finding: Finding) -> Finding {
+    let finding = finding.table(&table.component, table.name.clone());
+    match (&table.listed_at, table.entries.first()) {
+        (Some(at), _) => finding.entry(&at.entry).line(at.line),
+        (None, Some(entry)) => finding.entry(entry).line(1),
+        (None, None) => finding,
+    }
+}
+
+/// `finding` with where `holder`'s number comes from (as [`at_number`]
+/// places it) as its first line.
+fn with_first_line_at_number(mut finding: Finding, holder: &PlannedTable) -> Finding {
+    let at = at_number(holder, Finding::new(finding.code, ""));
+    if let (Some(line), Some(entry)) = (at.line, at.entry) {
+        finding.first_line = Some(line);
+        finding.first_entry = (finding.entry.as_ref() != Some(&entry)).then_some(entry);
+    }
+    finding
+}
+
 /// Step 3 and the mode's conflicts with the target deployment's tables.
 pub(crate) fn apply_target(
     tables: &mut [PlannedTable],
@@ -133,7 +156,11 @@ pub(crate) fn apply_target(
     }
     let existing = |component: &str, name: &str| by_name.get(&(component, name)).copied();
     // Step 3: reuse the existing table's number when it is still free.
-    for table in tables.iter_mut().filter(|t| t.number.is_none()) {
+    for t in 0..tables.len() {
+        let table = &tables[t];
+        if table.number.is_some() {
+            continue;
+        }
         let Some(found) = existing(&table.component, &table.name) else {
             continue;
         };
@@ -141,8 +168,10 @@ pub(crate) fn apply_target(
             Ok(()) => {}
             // Appended to, the existing table keeps its number, which
             // another imported table has claimed: two tables on one number.
+            // It is placed where the table's own number would have come
+            // from, with where the other's comes from as its first line.
             Err(holder) if mode == ImportMode::Append => {
-                ctx.error(located(
+                let finding = at_own_number(
                     table,
                     Finding::new(
                         Code::TableNumberConflict,
@@ -153,13 +182,20 @@ pub(crate) fn apply_target(
                             found.number
                         ),
                     ),
-                ));
+                );
+                let holder = tables
+                    .iter()
+                    .find(|h| h.component == table.component && h.name == holder);
+                ctx.error(match holder {
+                    Some(holder) => with_first_line_at_number(finding, holder),
+                    None => finding,
+                });
             }
             // Elsewhere the server gives the table a fresh number.
             Err(_) => continue,
         }
-        table.number = Some(found.number);
-        table.number_source = NumberSource::Target;
+        tables[t].number = Some(found.number);
+        tables[t].number_source = NumberSource::Target;
     }
     let planned: HashSet<(&str, &str)> = tables
         .iter()
