@@ -254,12 +254,21 @@ impl InputArgs {
         })
     }
 
-    fn open(&self) -> Result<(Input, String)> {
+    /// Opens the input and tells its format, once for every walk of it:
+    /// `--format`, else the name's extension, else its first bytes
+    /// ([`Format::detect`]); `None` when none of them tells (the walk
+    /// then says so). A stream written by `pack` is refused.
+    fn open(&self) -> Result<(Input, String, Option<Format>)> {
         let (mut input, name) = self.open_any()?;
-        if self.format.is_none() && matches!(Format::detect(&name, &mut input), Ok(None)) {
+        let format = match self.format {
+            Some(format) => Some(format),
+            None => Format::detect(&name, &mut input)
+                .with_context(|| format!("cannot read {}", self.file.display()))?,
+        };
+        if format.is_none() {
             refuse_packed_stream(&self.file, &mut input)?;
         }
-        Ok((input, name))
+        Ok((input, name, format))
     }
 
     /// [`open`](Self::open) whatever the input holds.
@@ -371,14 +380,10 @@ fn read_target(path: &Path) -> Result<TargetTables> {
 
 fn validate(args: ValidateArgs) -> Result<ExitCode> {
     let mut options = args.input.options()?;
-    let (mut reader, name) = args.input.open()?;
+    let (reader, name, format) = args.input.open()?;
+    options.format = format;
     let started = Instant::now();
     let mut bar = ProgressBar::new(!args.quiet && !args.json);
-    if options.format.is_none() {
-        // Told once here, for every walk.
-        options.format = Format::detect(&name, &mut reader)
-            .with_context(|| format!("cannot read {}", args.input.file.display()))?;
-    }
     let zip = options.format == Some(Format::Zip);
     // A walk per core, each of two threads: while one walk's checking
     // thread waits for its inflating one, another walk's threads run.
@@ -445,7 +450,8 @@ fn validate_in_workers(
             .map(|index| {
                 let (sender, options) = (sender.clone(), &options);
                 scope.spawn(move || -> Result<ShardReport> {
-                    let (reader, _) = input.open()?;
+                    // Of the format `options` has, told when it was first opened.
+                    let (reader, _) = input.open_any()?;
                     let shard = Shard { index, count };
                     Ok(validate_shard(reader, name, options, shard, &mut |p| {
                         sender.send((index, p)).is_ok()
@@ -706,4 +712,42 @@ fn generate(args: GenArgs) -> Result<ExitCode> {
         )?;
     }
     Ok(ExitCode::SUCCESS)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `open` tells the format once, for every walk, and leaves the input
+    /// at its start for them.
+    #[test]
+    fn an_input_is_opened_with_its_format() {
+        let dir = std::env::temp_dir().join(format!("snappack-open-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        for (name, bytes, given, told) in [
+            (
+                "lines",
+                &b"\n{\"a\":1}\n"[..],
+                None,
+                Some(Format::JsonLines),
+            ),
+            ("rows.csv", b"a\n1\n", None, Some(Format::Csv)),
+            ("rows", b"a\n1\n", Some("csv"), Some(Format::Csv)),
+            ("unknown", b"a\n1\n", None, None),
+        ] {
+            let path = dir.join(name);
+            std::fs::write(&path, bytes).unwrap();
+            let mut args = vec!["snappack", "validate", path.to_str().unwrap()];
+            args.extend(given.iter().flat_map(|f| ["--format", f]));
+            let Command::Validate(validate) = Cli::parse_from(args).command else {
+                unreachable!()
+            };
+            let (mut input, opened, format) = validate.input.open().unwrap();
+            assert_eq!((opened.as_str(), format), (name, told));
+            let mut read = Vec::new();
+            input.read_to_end(&mut read).unwrap();
+            assert_eq!(read, bytes, "{name}");
+        }
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
 }

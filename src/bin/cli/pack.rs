@@ -61,7 +61,9 @@ pub(super) struct UnpackArgs {
 }
 
 pub(super) fn run_pack(args: PackArgs) -> Result<ExitCode> {
-    let validate = args.input.options()?;
+    let mut validate = args.input.options()?;
+    let (reader, name, format) = args.input.open()?;
+    validate.format = format;
     let options = PackOptions {
         encoder: EncoderConfig {
             max_frame_size: args.frame_size,
@@ -76,7 +78,6 @@ pub(super) fn run_pack(args: PackArgs) -> Result<ExitCode> {
             .duration_since(UNIX_EPOCH)
             .map_or(0, |d| d.as_millis() as i64),
     };
-    let (reader, name) = args.input.open()?;
     let input_len = reader.len();
     let out = OutputFile::create(&args.out, &[&args.input.file])?;
     let in_place = out.writes_in_place();

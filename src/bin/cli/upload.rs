@@ -200,7 +200,9 @@ pub fn run(args: UploadArgs) -> Result<ExitCode> {
         options.target = Some(serde_json::from_slice::<TargetTables>(&body)?);
     }
 
-    let (mut reader, name) = args.input.open()?;
+    let (mut reader, name, format) = args.input.open()?;
+    // Told once, for every walk of it below.
+    options.format = format;
     let identity = identify(&mut reader, &name)?;
     if let (Some(id), Some(recorded)) = (&args.resume, &started_with) {
         if !identity.matches(recorded) {
