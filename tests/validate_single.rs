@@ -445,3 +445,26 @@ fn csv_findings_count_lines_a_lone_carriage_return_ends() {
     assert_eq!(codes(&report), [Code::CsvInvalidHeader]);
     assert_eq!(report.errors[0].line, Some(3));
 }
+
+/// Convex's CSV reader skips one byte order mark at the start: a second
+/// one is part of the first header, which is then not a field name; lines
+/// are counted past the one skipped.
+#[test]
+fn csv_skips_one_byte_order_mark() {
+    assert!(check_with("t.csv", b"\xEF\xBB\xBFa\n1\n", &into("t")).valid);
+    let report = check_with("t.csv", b"\xEF\xBB\xBF\xEF\xBB\xBFa\n1\n", &into("t"));
+    assert_eq!(codes(&report), [Code::CsvInvalidHeader]);
+    assert_eq!(report.errors[0].line, Some(1));
+    assert!(
+        report.errors[0].message.contains("\\u{feff}a"),
+        "{}",
+        report.errors[0].message
+    );
+    let report = check_with("t.csv", b"\xEF\xBB\xBF\n\na,$b\n1,2\n", &into("t"));
+    assert_eq!(codes(&report), [Code::CsvInvalidHeader]);
+    assert_eq!(report.errors[0].line, Some(3));
+    // Not at the start, it is part of a cell.
+    let report = check_with("t.csv", b"\n\xEF\xBB\xBFa\n1\n", &into("t"));
+    assert_eq!(codes(&report), [Code::CsvInvalidHeader]);
+    assert_eq!(report.errors[0].line, Some(2));
+}

@@ -9,6 +9,9 @@ use crate::convex::names::{check_field_name, check_identifier};
 use crate::convex::value::RowError;
 use crate::report::Code;
 
+/// A UTF-8 byte order mark.
+const BOM: &[u8] = b"\xEF\xBB\xBF";
+
 /// Reads CSV rows and renders each as the JSON object Convex would build.
 pub struct CsvRows<R: Read> {
     records: Records<R>,
@@ -117,10 +120,11 @@ impl<R: Read> CsvRows<R> {
 }
 
 /// CSV records as Convex's CSV reader parses them (csv-core, with the
-/// defaults Convex's reader keeps, records of any length), each with the
-/// line it is on, counted in the bytes as the parser passes them. A line
-/// ends at a `\n`, a `\r\n` or a `\r` alone, as the parser ends records
-/// (its own count has only `\n`s).
+/// defaults Convex's reader keeps, records of any length, and one UTF-8
+/// byte order mark at the start skipped), each with the line it is on,
+/// counted in the bytes as the parser passes them. A line ends at a `\n`,
+/// a `\r\n` or a `\r` alone, as the parser ends records (its own count
+/// has only `\n`s).
 struct Records<R> {
     input: R,
     parser: csv_core::Reader,
@@ -128,6 +132,8 @@ struct Records<R> {
     buffer: Box<[u8]>,
     at: usize,
     filled: usize,
+    /// Whether the parser has been given bytes.
+    started: bool,
     /// The cells of the record read last, end to end, and where each ends.
     cells: Vec<u8>,
     ends: Vec<usize>,
@@ -147,6 +153,7 @@ impl<R: Read> Records<R> {
             buffer: vec![0; 64 << 10].into_boxed_slice(),
             at: 0,
             filled: 0,
+            started: false,
             cells: vec![0; 1024],
             ends: vec![0; 64],
             len: 0,
@@ -165,11 +172,12 @@ impl<R: Read> Records<R> {
         let (mut written, mut ended) = (0, 0);
         loop {
             if self.at == self.filled {
-                // 0 at the end, where the parser ends the last record.
-                self.filled = read_some(&mut self.input, &mut self.buffer)?;
-                self.at = 0;
+                self.fill()?;
             }
             let input = &self.buffer[self.at..self.filled];
+            // The parser skips a byte order mark its first bytes start with.
+            let bom = !self.started && input.starts_with(BOM);
+            self.started = true;
             let (result, read, out, end) =
                 self.parser
                     .read_record(input, &mut self.cells[written..], &mut self.ends[ended..]);
@@ -177,6 +185,9 @@ impl<R: Read> Records<R> {
             written += out;
             ended += end;
             let mut passed = &input[..read];
+            if bom {
+                passed = &passed[BOM.len()..];
+            }
             if line.is_none() {
                 // The blank lines the parser skips: the record starts at
                 // the first byte that ends no line (a field that starts
@@ -199,6 +210,23 @@ impl<R: Read> Records<R> {
                     return Ok(Some((numbered, line.unwrap_or(self.lines + 1))));
                 }
                 ReadRecordResult::End => return Ok(None),
+            }
+        }
+    }
+
+    /// Reads the next bytes into the buffer (none at the end, where the
+    /// parser ends the last record). The first time, more than a byte
+    /// order mark when the input has more: the parser skips a mark only
+    /// when it sees the whole of it, and takes what is left of its first
+    /// bytes as the end of the input when that is nothing.
+    fn fill(&mut self) -> io::Result<()> {
+        self.at = 0;
+        self.filled = 0;
+        loop {
+            let read = read_some(&mut self.input, &mut self.buffer[self.filled..])?;
+            self.filled += read;
+            if read == 0 || self.started || self.filled > BOM.len() {
+                return Ok(());
             }
         }
     }
@@ -349,6 +377,7 @@ mod tests {
         let got = rows(" a ,a\n1,2\n", &[]);
         assert_eq!(got, vec![Ok(r#"{"a":2.0}"#.to_owned())]);
         assert!(rows("", &[]).is_empty());
+        assert!(rows("\u{feff}", &[]).is_empty());
     }
 
     /// Lines where the records are, whatever the reader's own count, which
@@ -402,6 +431,10 @@ mod tests {
         ] {
             assert_eq!(placed(csv.as_bytes()), expected, "{csv:?}");
             assert_eq!(placed(Trickle(csv.as_bytes(), false)), expected, "{csv:?}");
+            // After a byte order mark, which is skipped even a byte a read.
+            let marked = [BOM, csv.as_bytes()].concat();
+            assert_eq!(placed(&marked[..]), expected, "{csv:?}");
+            assert_eq!(placed(Trickle(&marked, false)), expected, "{csv:?}");
         }
         // A record longer than the reader's buffer, after one as wide as it.
         let wide = format!(

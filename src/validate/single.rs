@@ -173,7 +173,7 @@ enum ScanStop {
 fn first_row<R: Read>(input: &mut R, format: Format, optional: &[String]) -> Option<u32> {
     match format {
         Format::Csv => {
-            let mut rows = CsvRows::new(strip_bom(input).ok()?, optional).ok()?;
+            let mut rows = CsvRows::new(input, optional).ok()?;
             let mut json = String::new();
             rows.next_row(&mut json)?.ok()?;
             first_id_of(json.as_bytes())
@@ -197,16 +197,6 @@ fn bom_refused() -> Finding {
         Code::Utf8BomNotSupported,
         "UTF-8 BOM is not supported. Please save your file without BOM.",
     )
-}
-
-/// Skips a leading UTF-8 byte order mark (CSV only: Convex's CSV reader ignores it).
-fn strip_bom<R: Read>(mut input: R) -> io::Result<io::Chain<io::Cursor<Vec<u8>>, R>> {
-    let mut head = Vec::with_capacity(3);
-    (&mut input).take(3).read_to_end(&mut head)?;
-    if head == BOM {
-        head.clear();
-    }
-    Ok(io::Cursor::new(head).chain(input))
 }
 
 struct Scan<'a> {
@@ -398,13 +388,8 @@ impl Scan<'_> {
         ctx: &mut Context,
         sink: &mut dyn Sink,
     ) -> Result<(), ScanStop> {
-        let input = match strip_bom(input) {
-            Ok(input) => input,
-            Err(e) => {
-                ctx.error(self.at(read_failed(e)));
-                return Ok(());
-            }
-        };
+        // A byte order mark at the start is skipped, as Convex's CSV reader
+        // skips it (one: a second is in the first header).
         let mut rows = match CsvRows::new(input, optional) {
             Ok(rows) => rows,
             Err((line, e)) => {
