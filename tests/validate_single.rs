@@ -468,3 +468,33 @@ fn csv_skips_one_byte_order_mark() {
     assert_eq!(codes(&report), [Code::CsvInvalidHeader]);
     assert_eq!(report.errors[0].line, Some(2));
 }
+
+/// Convex parses each JSONL line with the `\n` that ends it: JSON that
+/// ends too soon is worded past that `\n`, and where a last line has none,
+/// at the end of the line.
+#[test]
+fn jsonl_errors_at_the_end_of_a_line_are_worded_past_its_newline() {
+    let report = check_with(
+        "t.jsonl",
+        b"{\"a\":1}\n\n  \r\n{\"a\":\n{\"b\":\"x\n{\"c\":1",
+        &into("t"),
+    );
+    let found: Vec<_> = report
+        .errors
+        .iter()
+        .map(|e| (e.line.unwrap(), e.message.as_str()))
+        .collect();
+    assert_eq!(
+        found,
+        [
+            (2, "Row 2 wasn't valid JSON: EOF while parsing a value at line 2 column 0"),
+            (3, "Row 3 wasn't valid JSON: EOF while parsing a value at line 2 column 0"),
+            (4, "Row 4 wasn't valid JSON: EOF while parsing a value at line 2 column 0"),
+            (
+                5,
+                "Row 5 wasn't valid JSON: control character (\\u0000-\\u001F) found while parsing a string at line 1 column 7"
+            ),
+            (6, "Row 6 wasn't valid JSON: EOF while parsing an object at line 1 column 6"),
+        ]
+    );
+}

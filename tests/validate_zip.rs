@@ -2271,3 +2271,40 @@ fn a_table_numbered_by_the_server_is_warned_about_at_its_first_document() {
         );
     }
 }
+
+/// Convex reads every line of an entry with the `\n` that ends it: JSON
+/// that ends too soon is worded past that `\n` (in documents, `_tables`
+/// and `_storage` rows, generated schemas), and on a last line without
+/// one, at its end.
+#[test]
+fn errors_at_the_end_of_a_line_are_worded_past_its_newline() {
+    let past = "wasn't valid JSON: EOF while parsing a value at line 2 column 0";
+    let report = check(
+        "m.zip",
+        &zip(&[
+            ("_tables/documents.jsonl", b"\n"),
+            ("_storage/documents.jsonl", b" \r\n"),
+            ("a/generated_schema.jsonl", b"\n"),
+            ("a/documents.jsonl", b"{}\n\n{\"x\":"),
+        ]),
+    );
+    let found: Vec<_> = report
+        .errors
+        .iter()
+        .map(|e| (e.entry.as_deref().unwrap(), e.line, e.message.clone()))
+        .collect();
+    assert_eq!(
+        found,
+        [
+            ("a/generated_schema.jsonl", Some(1), format!("Row 1 {past}")),
+            ("_tables/documents.jsonl", Some(1), format!("Row 1 {past}")),
+            ("_storage/documents.jsonl", Some(1), format!("Row 1 {past}")),
+            ("a/documents.jsonl", Some(2), format!("Row 2 {past}")),
+            (
+                "a/documents.jsonl",
+                Some(3),
+                "Row 3 wasn't valid JSON: EOF while parsing a value at line 1 column 5".into()
+            ),
+        ]
+    );
+}

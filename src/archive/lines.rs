@@ -51,6 +51,13 @@ impl<R: Read> LineReader<R> {
 
     /// The next line with its 1-based number, or `None` at the end.
     pub fn next_line(&mut self) -> Option<(u64, Result<&[u8], LineError>)> {
+        let (row, line) = self.next_line_with_end()?;
+        Some((row, line.map(|line| without_newline(line).0)))
+    }
+
+    /// [`next_line`](Self::next_line), with the `\n` that ends the line
+    /// when one does ([`without_newline`] tells).
+    pub fn next_line_with_end(&mut self) -> Option<(u64, Result<&[u8], LineError>)> {
         let (from, to) = loop {
             let unscanned = self.start.max(self.scanned);
             if let Some(pos) = memchr::memchr(b'\n', &self.buf[unscanned..self.end]) {
@@ -74,8 +81,9 @@ impl<R: Read> LineReader<R> {
             }
         };
         self.line += 1;
-        self.consumed += (to - from) as u64 + u64::from(self.start > to);
-        Some((self.line, Ok(&self.buf[from..to])))
+        let newline = usize::from(self.start > to);
+        self.consumed += (to - from + newline) as u64;
+        Some((self.line, Ok(&self.buf[from..to + newline])))
     }
 
     fn fill(&mut self) -> Result<(), LineError> {
@@ -108,6 +116,15 @@ impl<R: Read> LineReader<R> {
                 Err(e) => return Err(LineError::Read(e)),
             }
         }
+    }
+}
+
+/// A line read with its end ([`LineReader::next_line_with_end`]) without
+/// it, and whether it had a `\n`.
+pub fn without_newline(line: &[u8]) -> (&[u8], bool) {
+    match line.strip_suffix(b"\n") {
+        Some(text) => (text, true),
+        None => (line, false),
     }
 }
 

@@ -160,6 +160,22 @@ fn check_as_converted(
     judge(scan, stats, line, row, table_number)
 }
 
+/// Convex's `JsonInvalidRow` message for line `row`, `text`, when the
+/// line ends with a `\n` and its JSON ends too soon without it (an error at
+/// the end of the input: an empty line, a value cut short); `None` for any
+/// other line. Convex reads a line with its `\n` (`read_line`) and parses
+/// both, so it words such an error past the `\n` (at line 2, or as a
+/// control character in a string), where the messages made of `text`
+/// alone word it at the end of line 1.
+pub fn json_error_with_newline(text: &[u8], row: u64) -> Option<String> {
+    if !serde_json::from_slice::<IgnoredAny>(text).err()?.is_eof() {
+        return None;
+    }
+    let with_newline = [text, b"\n"].concat();
+    let e = serde_json::from_slice::<IgnoredAny>(&with_newline).err()?;
+    Some(format!("Row {row} wasn't valid JSON: {e}"))
+}
+
 /// Convex's error for a line (`row`) that is not JSON.
 fn json_error(row: u64, e: serde_json::Error) -> RowError {
     // A document is one line: serde_json's column on it is the byte offset

@@ -21,6 +21,7 @@ use std::rc::Rc;
 
 use serde::{Deserialize, Serialize};
 
+use crate::archive::lines::without_newline;
 use crate::archive::Format;
 use crate::convex::value::ValueRules;
 use crate::convex::DocumentId;
@@ -840,6 +841,23 @@ impl Context<'_> {
 }
 
 /// The input itself cannot be read (not one of its entries or lines).
+/// The message of a finding of `code` on line `row`, `text`, which ends
+/// with a `\n` when `newline`: `message`, unless it is a JSON syntax error
+/// at the end of `text`, which Convex, reading the line with its `\n`,
+/// words past it ([`json_error_with_newline`](crate::convex::value::json_error_with_newline)).
+fn as_read_with_newline(
+    code: Code,
+    message: String,
+    text: &[u8],
+    row: u64,
+    newline: bool,
+) -> String {
+    match code == Code::JsonInvalidRow && newline {
+        true => crate::convex::value::json_error_with_newline(text, row).unwrap_or(message),
+        false => message,
+    }
+}
+
 fn read_failed(e: impl std::fmt::Display) -> Finding {
     Finding::new(Code::ReadFailed, format!("cannot read the input: {e}"))
 }
@@ -904,22 +922,24 @@ fn legacy_schema<R: Read>(
         );
         return;
     }
-    while let Some((row, line)) = lines.next_line() {
-        let result = match line {
+    while let Some((row, line)) = lines.next_line_with_end() {
+        let (line, newline) = match line {
             Err(e) => {
                 ctx.read_error(zip::schema_line_error(&e, row).entry(entry));
                 break;
             }
-            Ok(line) => match std::str::from_utf8(line) {
-                Err(e) => Err(crate::convex::value::RowError::new(
-                    Code::NotUtf8,
-                    format!("Import wasn't valid UTF8: {e}"),
-                )),
-                Ok(text) => crate::convex::legacy::parse_override_line(text, row).map(|_| ()),
-            },
+            Ok(line) => without_newline(line),
+        };
+        let result = match std::str::from_utf8(line) {
+            Err(e) => Err(crate::convex::value::RowError::new(
+                Code::NotUtf8,
+                format!("Import wasn't valid UTF8: {e}"),
+            )),
+            Ok(text) => crate::convex::legacy::parse_override_line(text, row).map(|_| ()),
         };
         if let Err(e) = result {
-            ctx.error(Finding::new(e.code, e.message).entry(entry).line(row));
+            let message = as_read_with_newline(e.code, e.message, line, row, newline);
+            ctx.error(Finding::new(e.code, message).entry(entry).line(row));
         }
     }
     // An empty table's shape has nothing to decode.

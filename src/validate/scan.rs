@@ -335,7 +335,10 @@ impl Reporting<'_, '_> {
                     return Ok(Flow::Stop);
                 }
                 Err(f) => {
-                    let finding = (self.at)(Finding::new(f.code, f.message.clone()))
+                    let newline = end < data.len();
+                    let message =
+                        super::as_read_with_newline(f.code, f.message.clone(), line, row, newline);
+                    let finding = (self.at)(Finding::new(f.code, message))
                         .line(row)
                         .excerpt_at(&String::from_utf8_lossy(line), f.at_byte);
                     self.ctx.error(f.locate(finding));

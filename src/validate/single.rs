@@ -9,6 +9,7 @@ use super::table::{RowFinding, TableChecker};
 use super::zip::{first_id_of, MAX_LINE};
 use super::{read_failed, Context, Plan, PlannedTable, Sink, Stop, Tracked};
 use crate::archive::csv::CsvRows;
+use crate::archive::lines::without_newline;
 use crate::archive::{Format, LineError, LineReader};
 use crate::convex::names::check_identifier;
 use crate::convex::value::ValueRules;
@@ -215,10 +216,12 @@ impl Scan<'_> {
     }
 
     /// Checks one document and hands it to the sink. Returns `false` after
-    /// a line that is not UTF-8, which ends the input.
+    /// a line that is not UTF-8, which ends the input. `newline`: whether
+    /// a `\n` ends it in the input (a JSONL line).
     fn document(
         &mut self,
         text: &[u8],
+        newline: bool,
         row: u64,
         line: u64,
         ctx: &mut Context,
@@ -243,8 +246,10 @@ impl Scan<'_> {
                 return Ok(false);
             }
             Err(row_finding) => {
+                let (code, message) = (row_finding.code, row_finding.message.clone());
+                let message = super::as_read_with_newline(code, message, text, row, newline);
                 let finding = self
-                    .at(Finding::new(row_finding.code, row_finding.message.clone()))
+                    .at(Finding::new(code, message))
                     .line(line)
                     .excerpt_at(&String::from_utf8_lossy(text), row_finding.at_byte);
                 ctx.error(row_finding.locate(finding));
@@ -267,9 +272,9 @@ impl Scan<'_> {
         sink: &mut dyn Sink,
     ) -> Result<(), ScanStop> {
         let mut lines = LineReader::new(input, MAX_LINE);
-        while let Some((row, line)) = lines.next_line() {
-            let line = match line {
-                Ok(line) => line,
+        while let Some((row, line)) = lines.next_line_with_end() {
+            let (line, newline) = match line {
+                Ok(line) => without_newline(line),
                 Err(LineError::LineTooLong) => {
                     ctx.error(self.at(super::scan::line_too_long(row)).line(row));
                     // The lines after it are not read: nothing can carry them.
@@ -286,7 +291,7 @@ impl Scan<'_> {
                 ctx.error(self.at(bom_refused()).line(1));
                 break;
             }
-            if !self.document(line, row, row, ctx, sink)? {
+            if !self.document(line, newline, row, row, ctx, sink)? {
                 break;
             }
         }
@@ -376,7 +381,7 @@ impl Scan<'_> {
             } else {
                 element
             };
-            self.document(element.as_bytes(), i as u64 + 1, line, ctx, sink)?;
+            self.document(element.as_bytes(), false, i as u64 + 1, line, ctx, sink)?;
         }
         Ok(())
     }
@@ -409,7 +414,7 @@ impl Scan<'_> {
             match result {
                 Ok(line) => {
                     let text = std::mem::take(&mut json);
-                    self.document(text.as_bytes(), row, line, ctx, sink)?;
+                    self.document(text.as_bytes(), false, row, line, ctx, sink)?;
                     json = text;
                 }
                 Err((line, e)) => {

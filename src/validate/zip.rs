@@ -24,6 +24,7 @@ use super::{
 use crate::archive::inflate::{
     deflate_entry, zstd_entry, CheckedEntry, Declared, DeflateEntry, ZstdEntry,
 };
+use crate::archive::lines::without_newline;
 use crate::archive::{classify, storage_name, EntryKind, Format, LineError, LineReader};
 use crate::convex::names::check_identifier;
 use crate::convex::value::{encode_base64, ValueRules};
@@ -831,10 +832,10 @@ fn read_generated_schema<R: Read + Seek>(
         }
     };
     let mut lines = LineReader::new(file, MAX_LINE);
-    let first = match lines.next_line() {
-        None => String::new(),
-        Some((_, Ok(line))) => match std::str::from_utf8(line) {
-            Ok(first) => first.to_owned(),
+    let (first, newline) = match lines.next_line_with_end() {
+        None => (String::new(), false),
+        Some((_, Ok(line))) => match std::str::from_utf8(without_newline(line).0) {
+            Ok(first) => (first.to_owned(), without_newline(line).1),
             Err(e) => {
                 ctx.error(
                     Finding::new(Code::NotUtf8, format!("Import wasn't valid UTF8: {e}"))
@@ -851,14 +852,18 @@ fn read_generated_schema<R: Read + Seek>(
     };
     let shape = match serde_json::from_str::<serde_json::Value>(&first) {
         Err(e) => {
+            let message = super::as_read_with_newline(
+                Code::JsonInvalidRow,
+                format!("Row 1 wasn't valid JSON: {e}"),
+                first.as_bytes(),
+                1,
+                newline,
+            );
             ctx.error(
-                Finding::new(
-                    Code::JsonInvalidRow,
-                    format!("Row 1 wasn't valid JSON: {e}"),
-                )
-                .entry(name)
-                .line(1)
-                .excerpt(&first),
+                Finding::new(Code::JsonInvalidRow, message)
+                    .entry(name)
+                    .line(1)
+                    .excerpt(&first),
             );
             return ValueRules::Plain;
         }
@@ -900,10 +905,10 @@ fn read_tables_entry<R: Read + Seek>(
         }
     };
     let mut lines = LineReader::new(file, MAX_LINE);
-    while let Some((row, line)) = lines.next_line() {
+    while let Some((row, line)) = lines.next_line_with_end() {
         let at = |f: Finding| f.entry(&stream.name).table(component, "_tables").line(row);
-        let line = match line {
-            Ok(line) => line,
+        let (line, newline) = match line {
+            Ok(line) => without_newline(line),
             Err(e) => {
                 ctx.read_error(at(Finding::new(
                     Code::InvalidZip,
@@ -923,10 +928,14 @@ fn read_tables_entry<R: Read + Seek>(
         let value: serde_json::Value = match serde_json::from_str(text) {
             Ok(value) => value,
             Err(e) => {
-                ctx.error(fail(
+                let message = super::as_read_with_newline(
                     Code::JsonInvalidRow,
                     format!("Row {row} wasn't valid JSON: {e}"),
-                ));
+                    line,
+                    row,
+                    newline,
+                );
+                ctx.error(fail(Code::JsonInvalidRow, message));
                 continue;
             }
         };
