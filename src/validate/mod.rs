@@ -840,7 +840,6 @@ impl Context<'_> {
     }
 }
 
-/// The input itself cannot be read (not one of its entries or lines).
 /// The message of a finding of `code` on line `row`, `text`, which ends
 /// with a `\n` when `newline`: `message`, unless it is a JSON syntax error
 /// at the end of `text`, which Convex, reading the line with its `\n`,
@@ -858,6 +857,7 @@ fn as_read_with_newline(
     }
 }
 
+/// The input itself cannot be read (not one of its entries or lines).
 fn read_failed(e: impl std::fmt::Display) -> Finding {
     Finding::new(Code::ReadFailed, format!("cannot read the input: {e}"))
 }
