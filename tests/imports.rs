@@ -1105,6 +1105,12 @@ impl Store for FailingWrite {
     ) -> Result<(), store::StoreError> {
         self.inner.fail_import(import, error)
     }
+    fn observe_tables(
+        &self,
+        tables: &[(&str, &str)],
+    ) -> Result<Vec<store::Observed>, store::StoreError> {
+        self.inner.observe_tables(tables)
+    }
     fn changed_table(&self, import: &str) -> Result<Option<store::ImportError>, store::StoreError> {
         self.inner.changed_table(import)
     }
@@ -1144,6 +1150,55 @@ fn a_store_write_that_fails_after_the_answer_is_made_good_from_the_log() {
                 .unwrap_or_else(|e| panic!("{backend}, write {fail_at} failed: {e}"));
             assert_landed(&imports, &tables, &files);
         }
+    }
+}
+
+/// A write that declares a table and fails is made good from the log after
+/// another import finished on that table: the import saw the table as it
+/// was before, so it can no longer finish (`TableChanged`), as when its
+/// write had landed at once; the other import's documents stay.
+#[test]
+fn a_declaration_written_again_after_another_finish_still_fails_the_import() {
+    let mine = encode(&[numbered_table("users", 10001, 300, 1)], &[], 4096);
+    let theirs_tables = [numbered_table("users", 10001, 10, 2)];
+    let theirs = encode(&theirs_tables, &[], 4096);
+    for (backend, database) in common::databases() {
+        let dir = common::temp_dir("declared-then-failed");
+        // The first write of all, which declares `users` for the first import, fails.
+        let store = Arc::new(FailingWrite::new(&database, 1, false));
+        let imports = Imports::open(store.clone(), &dir, Limits::default()).unwrap();
+        let id = imports.create(ImportMode::Replace, None).unwrap().id;
+        let first = frames(&mine)[0].clone();
+        imports.append(&id, 0, &mine[first]).unwrap();
+        while store.writes.load(Ordering::SeqCst) == 0 {
+            std::thread::sleep(std::time::Duration::from_millis(5));
+        }
+        let other = imports.create(ImportMode::Replace, None).unwrap().id;
+        send_all(&imports, &other, &theirs, 0);
+        imports.finish(&other).unwrap();
+        // The rest is refused once the first write is made good, else the finish is.
+        let mut refusal = None;
+        for (seq, range) in frames(&mine).into_iter().enumerate().skip(1) {
+            if let Err(e) = imports.append(&id, seq as u64, &mine[range]) {
+                refusal = Some(e);
+                break;
+            }
+        }
+        let refusal = match refusal {
+            Some(refusal) => refusal,
+            None => imports.finish(&id).expect_err(backend),
+        };
+        match refusal {
+            ImportsError::Refused(e) => {
+                assert_eq!(
+                    (e.code, e.table.as_deref()),
+                    ("TableChanged", Some("users"))
+                )
+            }
+            other => panic!("{backend}: {other:?}"),
+        }
+        assert_eq!(imports.status(&id).unwrap().state, ImportState::Failed);
+        assert_landed(&imports, &theirs_tables, &[]);
     }
 }
 

@@ -69,6 +69,7 @@ fn start(store: &dyn Store, mode: ImportMode, tables: &[Table]) -> String {
             component: t.component.into(),
             name: t.name.into(),
             number: t.number,
+            observed: None,
         })
         .collect();
     store

@@ -29,9 +29,10 @@ use super::files::{FileStore, PartFile};
 use super::ingest::{Accepted, FilePiece, Ingest, Rejection};
 use super::log::{OpenError, StagingLog};
 use super::store::{
-    ActivatedTable, ImportError, ImportMode, ImportState, OwnedFrameWrite, Store, StoreError,
+    ActivatedTable, FrameWrite, ImportError, ImportMode, ImportState, Observed, OwnedFrameWrite,
+    Store, StoreError,
 };
-use crate::migration::{DecodeError, Decoder, DecoderConfig, Frame};
+use crate::migration::{DecodeError, Decoder, DecoderConfig};
 
 /// Why an import operation did not happen.
 #[derive(Debug, thiserror::Error)]
@@ -202,6 +203,13 @@ struct Open {
     stale: bool,
     /// The store write of the last request, if it may still be running.
     pending: PendingWrite,
+    /// What the import saw of each table it declared (by component and
+    /// name) when the declaration was acknowledged: a write made later
+    /// (one redone from the log after it failed) records that, not what it
+    /// sees then, which may be another import's finish on the table.
+    observed: HashMap<(String, String), Observed>,
+    /// Its slot's `changed`, which its store writes update.
+    changed: Arc<Mutex<Option<ImportError>>>,
 }
 
 impl Open {
@@ -221,14 +229,27 @@ struct PendingWrite(Option<JoinHandle<Result<(), StoreError>>>);
 
 impl PendingWrite {
     /// Writes `writes` into the store on a new thread; `false` when no
-    /// thread could be made.
-    fn start(&mut self, store: &Arc<dyn Store>, id: &str, writes: Vec<OwnedFrameWrite>) -> bool {
-        let (store, id) = (store.clone(), id.to_owned());
+    /// thread could be made. A write that declares tables then notes in
+    /// `changed` whether another import finished on one of them since it
+    /// was acknowledged (that finish may have looked for the import's
+    /// tables before they were written).
+    fn start(
+        &mut self,
+        store: &Arc<dyn Store>,
+        id: &str,
+        writes: Vec<OwnedFrameWrite>,
+        changed: &Arc<Mutex<Option<ImportError>>>,
+    ) -> bool {
+        let (store, id, changed) = (store.clone(), id.to_owned(), changed.clone());
         let spawned = std::thread::Builder::new()
             .name("snappack-store-write".into())
             .spawn(move || {
                 let writes: Vec<_> = writes.iter().map(OwnedFrameWrite::write).collect();
-                store.write_frames(&id, &writes)
+                store.write_frames(&id, &writes)?;
+                if writes.iter().any(|write| !write.tables.is_empty()) {
+                    note_changed(&*store, &id, &changed);
+                }
+                Ok(())
             });
         self.0 = spawned.ok();
         self.0.is_some()
@@ -263,9 +284,9 @@ struct Slot {
     mode: ImportMode,
     /// A table the import declared that another import changed since: it
     /// can no longer finish. Set when the server starts and after every
-    /// finished import (once set, it stays so: what the import declared
-    /// against does not come back).
-    changed: Mutex<Option<ImportError>>,
+    /// finished import, and after a write that declares tables (once set,
+    /// it stays so: what the import declared against does not come back).
+    changed: Arc<Mutex<Option<ImportError>>>,
 }
 
 impl Slot {
@@ -274,8 +295,8 @@ impl Slot {
             acknowledged: Mutex::new(Some(open.logged)),
             mode: open.mode,
             label,
+            changed: open.changed.clone(),
             open: Mutex::new(Some(open)),
-            changed: Mutex::new(None),
         })
     }
 
@@ -331,6 +352,36 @@ fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
     mutex
         .lock()
         .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+/// Notes in `changed` a table open import `id` declared that another import
+/// changed since, if there is one now. Only ever set: a later answer may
+/// come from an earlier read. A failure is said; its finish checks again.
+fn note_changed(store: &dyn Store, id: &str, changed: &Mutex<Option<ImportError>>) {
+    if lock(changed).is_some() {
+        return;
+    }
+    match store.changed_table(id) {
+        Ok(Some(table)) => *lock(changed) = Some(table),
+        Ok(None) => {}
+        Err(e) => eprintln!("snappack: import {id}: cannot check its tables: {e}"),
+    }
+}
+
+/// The store write of accepted frame `seq`, its declarations recording what
+/// the import saw of their tables when they were acknowledged (`observed`).
+fn frame_write<'s>(
+    accepted: &'s Accepted<'_>,
+    seq: u64,
+    ingest: &'s Ingest,
+    observed: &HashMap<(String, String), Observed>,
+) -> FrameWrite<'s> {
+    let mut write = accepted.write(seq, ingest);
+    for table in &mut write.tables {
+        let key = (table.component.clone(), table.name.clone());
+        table.observed = observed.get(&key).copied();
+    }
+    write
 }
 
 /// The file digest a `_storage` row names, if it names one.
@@ -395,7 +446,7 @@ impl Imports {
                     log.display()
                 )
             } else {
-                match imports.reopen(&record.id, record.mode) {
+                match imports.reopen(&record.id, record.mode, &HashMap::new()) {
                     Ok(open) => {
                         let slot = Slot::new(open, record.label);
                         *lock(&slot.changed) = imports.store.changed_table(&record.id)?;
@@ -500,9 +551,28 @@ impl Imports {
         self.dir.join(id).join("stream.snappack")
     }
 
+    /// Rebuilds a stale open import from its log ([`reopen`](Self::reopen)),
+    /// keeping what it saw of its tables as it declared them, and notes
+    /// whether one changed since (a declaration written only now, after
+    /// another import's finish looked for it).
+    fn rebuild(&self, open: &mut Open) -> Result<(), ImportsError> {
+        let mut fresh = self.reopen(&open.id, open.mode, &open.observed)?;
+        fresh.observed = std::mem::take(&mut open.observed);
+        fresh.changed = open.changed.clone();
+        *open = fresh;
+        note_changed(&*self.store, &open.id, &open.changed);
+        Ok(())
+    }
+
     /// Rebuilds an import's state from its log, writing into the store the
-    /// frames it does not have yet.
-    fn reopen(&self, id: &str, mode: ImportMode) -> Result<Open, ImportsError> {
+    /// frames it does not have yet; a declaration among them records what
+    /// `observed` says the import saw of its table, if it says.
+    fn reopen(
+        &self,
+        id: &str,
+        mode: ImportMode,
+        observed: &HashMap<(String, String), Observed>,
+    ) -> Result<Open, ImportsError> {
         let folder = self.dir.join(id);
         if !folder.is_dir() {
             fs::create_dir_all(&folder)?;
@@ -521,7 +591,11 @@ impl Imports {
                     let accepted = ingest
                         .frame(frame)
                         .map_err(|r| ImportsError::Rejected(Box::new(r)))?;
-                    self.apply(id, frame, &accepted, &ingest, &mut file, applied)
+                    if applied.is_none_or(|applied| frame.sequence > applied) {
+                        let write = frame_write(&accepted, frame.sequence, &ingest, observed);
+                        self.store.write_frame(id, &write)?;
+                    }
+                    self.keep_files(id, &accepted, &mut file)
                 },
             );
             match opened {
@@ -540,6 +614,8 @@ impl Imports {
                         file,
                         stale: false,
                         pending: PendingWrite::default(),
+                        observed: HashMap::new(),
+                        changed: Arc::default(),
                     });
                 }
                 // The log was cut before a damaged frame: replay what is left.
@@ -562,25 +638,6 @@ impl Imports {
                 }
             }
         }
-    }
-
-    /// Writes an accepted frame's files and documents (documents only when
-    /// the store does not have the frame yet).
-    fn apply(
-        &self,
-        id: &str,
-        frame: &Frame,
-        accepted: &Accepted<'_>,
-        ingest: &Ingest,
-        file: &mut Option<PartFile>,
-        applied: Option<u64>,
-    ) -> Result<(), ImportsError> {
-        self.keep_files(id, accepted, file)?;
-        if applied.is_none_or(|applied| frame.sequence > applied) {
-            self.store
-                .write_frame(id, &accepted.write(frame.sequence, ingest))?;
-        }
-        Ok(())
     }
 
     /// Writes an accepted frame's pieces of stored files.
@@ -645,16 +702,21 @@ impl Imports {
         let Some(open) = slot.as_mut() else {
             return Err(self.closed_meanwhile(id));
         };
-        let changed = lock(&handle.changed).clone();
+        let mut changed = lock(&handle.changed).clone();
+        if changed.is_none() && open.stale {
+            // Reopening reads how far the store got: after the last write.
+            open.settle_write();
+            self.rebuild(open)?;
+            changed = lock(&handle.changed).clone();
+        }
         if let Some(changed) = changed {
             self.end_open(id, &handle, slot, || self.store.fail_import(id, &changed))?;
             return Err(ImportsError::Refused(changed));
         }
-        if open.stale {
-            // Reopening reads how far the store got: after the last write.
-            open.settle_write();
-            *open = self.reopen(id, open.mode)?;
-        }
+        // Still open: the lock was held throughout.
+        let Some(open) = slot.as_mut() else {
+            return Err(self.closed_meanwhile(id));
+        };
         let result = f(open);
         handle.acknowledge(open);
         result
@@ -668,7 +730,7 @@ impl Imports {
     ) -> Result<ImportStatus, ImportsError> {
         let id = random_id()?;
         self.store.create_import(&id, mode, label)?;
-        let open = self.reopen(&id, mode)?;
+        let open = self.reopen(&id, mode, &HashMap::new())?;
         let slot = Slot::new(open, label.map(str::to_owned));
         let _sweeping = lock(&self.sweeping);
         lock(&self.open).insert(id.clone(), slot);
@@ -798,6 +860,20 @@ impl Imports {
                 }
             }
         }
+        // What the import sees of the tables it declares, as it is told
+        // they are: the store writes record that, however late they land.
+        let declared: Vec<(&str, &str)> = accepted
+            .iter()
+            .flat_map(|a| &a.tables)
+            .map(|t| (t.component.as_str(), t.name.as_str()))
+            .collect();
+        if !declared.is_empty() {
+            let seen = self.store.observe_tables(&declared)?;
+            for (&(component, name), seen) in declared.iter().zip(seen) {
+                let key = (component.to_owned(), name.to_owned());
+                open.observed.insert(key, seen);
+            }
+        }
         // 3. The good frames (and for a first request, the stream header) go to the log.
         let good_end = match (&refusal, accepted.len()) {
             (None, _) => base + body.len() as u64,
@@ -820,10 +896,15 @@ impl Imports {
         let mut writes = Vec::with_capacity(accepted.len());
         for (frame, a) in frames.iter().zip(&accepted) {
             self.keep_files(&open.id, a, &mut open.file)?;
-            writes.push(OwnedFrameWrite::new(&a.write(frame.sequence, &open.ingest)));
+            let write = frame_write(a, frame.sequence, &open.ingest, &open.observed);
+            writes.push(OwnedFrameWrite::new(&write));
         }
         open.settle_write();
-        if open.stale || !open.pending.start(&self.store, &open.id, writes) {
+        if open.stale
+            || !open
+                .pending
+                .start(&self.store, &open.id, writes, &open.changed)
+        {
             // The frames are in the log: rebuilding the state before the
             // next request writes what the store lacks, these included.
             open.stale = true;
@@ -851,7 +932,7 @@ impl Imports {
         };
         open.settle_write();
         if open.stale {
-            *open = self.reopen(id, open.mode)?;
+            self.rebuild(open)?;
         }
         if !open.decoder.is_done() {
             return Err(ImportsError::Incomplete {
@@ -891,16 +972,7 @@ impl Imports {
             .map(|(id, slot)| (id.clone(), slot.clone()))
             .collect();
         for (id, slot) in open {
-            if lock(&slot.changed).is_some() {
-                continue;
-            }
-            match self.store.changed_table(&id) {
-                // Only ever set: a later answer may come from an earlier read.
-                Ok(Some(changed)) => *lock(&slot.changed) = Some(changed),
-                Ok(None) => {}
-                // Its finish checks again.
-                Err(e) => eprintln!("snappack: import {id}: cannot check its tables: {e}"),
-            }
+            note_changed(&*self.store, &id, &slot.changed);
         }
     }
 

@@ -468,6 +468,7 @@ impl Ingest {
             component: decl.component.clone(),
             name: decl.name.clone(),
             number,
+            observed: None,
         })
     }
 

@@ -97,7 +97,16 @@ pub struct TableDeclaration {
     pub name: String,
     /// The number the stream declares (`_tables` or the first `_id`), if any.
     pub number: Option<u32>,
+    /// What of the table the import saw when the declaration was
+    /// acknowledged ([`Store::observe_tables`]), which its finish compares
+    /// with the table then (`TableChanged`); `None`: what the write sees.
+    pub observed: Option<Observed>,
 }
+
+/// What an import saw of a table it declares: the active table's row id and
+/// generation (which every finish on it changes), or `None` when there was
+/// no such table.
+pub type Observed = Option<(i64, i64)>;
 
 /// One document to write into a hidden table.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -325,6 +334,9 @@ pub trait Store: Send + Sync {
     /// tables are dropped, and `error` is the status's `error`, as when a
     /// finish is refused.
     fn fail_import(&self, import: &str, error: &ImportError) -> Result<(), StoreError>;
+    /// What each of these tables (component, name) is now, as a declaration
+    /// records it ([`TableDeclaration::observed`]).
+    fn observe_tables(&self, tables: &[(&str, &str)]) -> Result<Vec<Observed>, StoreError>;
     /// A table open import `import` declared that another import changed
     /// since (finishing it would be refused with this error), if any.
     fn changed_table(&self, import: &str) -> Result<Option<ImportError>, StoreError>;

@@ -6,8 +6,8 @@ use std::collections::HashMap;
 
 use super::plan::{self, ActiveTable, HiddenTable};
 use super::{
-    ActivatedTable, FrameWrite, ImportError, ImportMode, ImportRecord, ImportState, StoreError,
-    StoredDocument, TargetTable,
+    ActivatedTable, FrameWrite, ImportError, ImportMode, ImportRecord, ImportState, Observed,
+    StoreError, StoredDocument, TargetTable,
 };
 use crate::convex::DocumentId;
 use crate::report::Code;
@@ -274,6 +274,19 @@ fn load_hidden(c: &mut dyn Conn, import: &str) -> Result<Vec<(HiddenTable, u64)>
         .collect()
 }
 
+/// The active table `name` of `component`: its row id and generation.
+fn observe_table(c: &mut dyn Conn, component: &str, name: &str) -> Result<Observed, StoreError> {
+    let found = c.query(
+        "SELECT id, generation FROM snappack_tables \
+         WHERE import_id IS NULL AND component = $1 AND name = $2",
+        &[Param::Text(component), Param::Text(name)],
+    )?;
+    match found.first() {
+        Some(row) => Ok(Some((row[0].int()?, row[1].int()?))),
+        None => Ok(None),
+    }
+}
+
 fn active_tables(c: &mut dyn Conn) -> Result<Vec<ActiveTable>, StoreError> {
     let rows = c.query(
         "SELECT id, component, name, number, documents, generation FROM snappack_tables \
@@ -389,13 +402,13 @@ impl<B: Backend> SqlStore<B> {
                 }
                 applied = Some(frame.seq);
                 for table in &frame.tables {
-                    let observed = c.query(
-                        "SELECT id, generation FROM snappack_tables \
-                         WHERE import_id IS NULL AND component = $1 AND name = $2",
-                        &[Param::Text(&table.component), Param::Text(&table.name)],
-                    )?;
-                    let (observed_id, observed_generation) = match observed.first() {
-                        Some(row) => (Param::Int(row[0].int()?), Param::Int(row[1].int()?)),
+                    // As the declaration was acknowledged, else as it is now.
+                    let observed = match table.observed {
+                        Some(observed) => observed,
+                        None => observe_table(c, &table.component, &table.name)?,
+                    };
+                    let (observed_id, observed_generation) = match observed {
+                        Some((id, generation)) => (Param::Int(id), Param::Int(generation)),
                         None => (Param::Null, Param::Null),
                     };
                     let created = c.query(
@@ -607,6 +620,18 @@ impl<B: Backend> SqlStore<B> {
         })
     }
 
+    pub(super) fn observe_tables(
+        &self,
+        tables: &[(&str, &str)],
+    ) -> Result<Vec<Observed>, StoreError> {
+        self.backend.transaction(false, |c| {
+            tables
+                .iter()
+                .map(|&(component, name)| observe_table(c, component, name))
+                .collect()
+        })
+    }
+
     pub(super) fn changed_table(&self, import: &str) -> Result<Option<ImportError>, StoreError> {
         self.backend.transaction(false, |c| {
             let hidden: Vec<HiddenTable> = load_hidden(c, import)?
@@ -729,6 +754,12 @@ macro_rules! delegate_store {
                 error: &$crate::server::store::ImportError,
             ) -> Result<(), StoreError> {
                 self.0.fail_import(import, error)
+            }
+            fn observe_tables(
+                &self,
+                tables: &[(&str, &str)],
+            ) -> Result<Vec<$crate::server::store::Observed>, StoreError> {
+                self.0.observe_tables(tables)
             }
             fn changed_table(
                 &self,
