@@ -1307,8 +1307,9 @@ fn an_upload_whose_table_another_import_changes_mid_way_stops_at_once() {
 
 /// A database is served from one data folder, which has its open imports'
 /// staging logs and its stored files: a server given another folder for it
-/// is refused, and leaves the imports open (it would cancel them, their
-/// logs missing there, under a server still running on the first folder).
+/// is refused (while the first server runs, as the database is in use;
+/// after, for the folder), and leaves the imports open (it would cancel
+/// them, their logs missing there).
 /// A folder lost for good is replaced by writing its id into the new one.
 #[test]
 fn a_database_is_served_from_one_data_folder() {
@@ -1334,47 +1335,64 @@ fn a_database_is_served_from_one_data_folder() {
         assert_eq!(sent.status, 200, "{backend}");
 
         // Refused at once; were it not, it would serve: its first line says.
-        let mut second_server = Command::new(env!("CARGO_BIN_EXE_snappack"))
-            .args([
-                "serve",
-                "--no-www",
-                "--listen",
-                "127.0.0.1:0",
-                "--token",
-                TOKEN,
-            ])
-            .arg("--database")
-            .arg(&database)
-            .arg("--data-dir")
-            .arg(&second)
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let stderr = common::first_stderr_line(&mut second_server);
-        let refused = stderr.contains("is served from another data folder");
-        if !refused {
-            let _ = second_server.kill();
-        }
-        let code = second_server.wait().unwrap().code();
-        assert!(refused && code == Some(2), "{backend}: {code:?} {stderr}");
-        let owner = std::fs::read_to_string(first.join("folder-id")).unwrap();
-        let owner = owner.trim();
-        assert!(
-            stderr.contains("is served from another data folder")
-                && stderr.contains(&format!(
-                    "write {owner} into {}",
-                    second.join("folder-id").display()
-                )),
-            "{backend}: {stderr}"
-        );
+        let start_second = |refusal: &str| -> String {
+            let mut second_server = Command::new(env!("CARGO_BIN_EXE_snappack"))
+                .args([
+                    "serve",
+                    "--no-www",
+                    "--listen",
+                    "127.0.0.1:0",
+                    "--token",
+                    TOKEN,
+                ])
+                .arg("--database")
+                .arg(&database)
+                .arg("--data-dir")
+                .arg(&second)
+                .stderr(Stdio::piped())
+                .spawn()
+                .unwrap();
+            let stderr = common::first_stderr_line(&mut second_server);
+            let refused = stderr.contains(refusal);
+            if !refused {
+                let _ = second_server.kill();
+            }
+            let code = second_server.wait().unwrap().code();
+            assert!(refused && code == Some(2), "{backend}: {code:?} {stderr}");
+            stderr
+        };
+        // While the first runs, the database is in use.
+        start_second("is in use by another snappack serve");
         let status = call("GET", &format!("/api/imports/{id}"), b"").json();
         assert_eq!(
             (&status["state"], &status["nextSeq"]),
             (&"open".into(), &1.into()),
             "{backend}"
         );
+        // Its frame is in the database before the server goes (written
+        // after the answer).
+        let store = snappack::server::store::open(&database).unwrap();
+        for _ in 0..500 {
+            if store.import(&id).unwrap().applied_seq.is_some() {
+                break;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
+        assert_eq!(store.import(&id).unwrap().applied_seq, Some(0), "{backend}");
+        drop(store);
         server.kill().unwrap();
         server.wait().unwrap();
+        // Once it stopped, the database is another folder's.
+        let stderr = start_second("is served from another data folder");
+        let owner = std::fs::read_to_string(first.join("folder-id")).unwrap();
+        let owner = owner.trim();
+        assert!(
+            stderr.contains(&format!(
+                "write {owner} into {}",
+                second.join("folder-id").display()
+            )),
+            "{backend}: {stderr}"
+        );
 
         // The first folder lost for good: the second takes its id (the
         // import, whose log is lost, is cancelled).

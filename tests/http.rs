@@ -751,6 +751,51 @@ fn a_data_folder_serves_one_server_at_a_time() {
     assert_eq!(status.json()["state"], "open");
 }
 
+/// A database serves one server at a time, whatever data folder the
+/// second one is given: a copy of the first one's (same folder id) would
+/// pass every check of the folder. The second is refused, naming what is
+/// held; once the first stops, it starts.
+#[test]
+fn a_database_serves_one_server_at_a_time() {
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    for (backend, database) in common::databases() {
+        let first_dir = common::temp_dir("db-in-use");
+        let first = server(&database, |c| c.data_dir = first_dir.clone());
+        let id = create(&first, "requireEmpty");
+        let copy = common::temp_dir("db-in-use-copy");
+        for name in ["folder-id", "database"] {
+            std::fs::copy(first_dir.join(name), copy.join(name)).unwrap();
+        }
+        let bind = || {
+            let config = ServeConfig {
+                listen: "127.0.0.1:0".parse().unwrap(),
+                database: Some(database.clone()),
+                data_dir: copy.clone(),
+                www: None,
+                token: Some("secret-token".into()),
+                ..ServeConfig::default()
+            };
+            runtime
+                .block_on(snappack::server::Server::bind(config))
+                .map(drop)
+        };
+        let refused = bind().expect_err(backend).to_string();
+        assert!(
+            refused.contains("is in use by another snappack serve"),
+            "{backend}: {refused}"
+        );
+        let held = match backend {
+            "sqlite" => "snappack.db.lock is locked",
+            _ => "session advisory lock",
+        };
+        assert!(refused.contains(held), "{backend}: {refused}");
+        let status = first.call("GET", &format!("/api/imports/{id}"), b"");
+        assert_eq!(status.json()["state"], "open", "{backend}");
+        drop(first);
+        bind().unwrap_or_else(|e| panic!("{backend}: {e}"));
+    }
+}
+
 /// A database that cannot be opened is named (without its password), with
 /// PostgreSQL's own reason, not only `db error`.
 #[test]

@@ -129,6 +129,18 @@ pub enum ServeError {
         /// The data folder.
         dir: String,
     },
+    /// Another server runs on the database.
+    #[error(
+        "the database {database} is in use by another snappack serve: {what}; two servers on \
+         one database would both reopen its open imports, and expire and sweep what the other \
+         one is using; stop the other one, or give this one a --database of its own"
+    )]
+    DatabaseInUse {
+        /// The database, as the data folder names it (no password).
+        database: String,
+        /// What is held.
+        what: String,
+    },
     /// The data folder holds another database's stored files and staging logs.
     #[error(
         "the data folder {dir} belongs to database {owner}, not {database}: its stored files and \
@@ -456,8 +468,6 @@ fn lock_data_dir(data_dir: &Path) -> Result<std::fs::File, ServeError> {
 
 /// A bound server, not yet serving.
 pub struct Server {
-    /// The data folder's lock, held as long as the server.
-    _data_dir_lock: std::fs::File,
     listener: tokio::net::TcpListener,
     app: axum::Router,
     imports: Arc<Imports>,
@@ -466,6 +476,11 @@ pub struct Server {
     max_connections: usize,
     token: String,
     new_token: bool,
+    /// The data folder's lock, held as long as the server (and let go after
+    /// the rest).
+    _data_dir_lock: std::fs::File,
+    /// The database's, held as long as the server.
+    _database_lock: store::ServingLock,
 }
 
 impl Server {
@@ -505,34 +520,44 @@ impl Server {
             max_frame_size: config.max_frame_size,
         };
         let folder = data_dir.clone();
-        let imports = tokio::task::spawn_blocking(move || -> Result<Imports, ServeError> {
-            let data_dir = folder;
-            let store: Arc<dyn store::Store> = store::open(&database)
-                .map_err(|e| ServeError::OpenDatabase {
-                    database: claim.identity.clone(),
-                    message: match e {
-                        StoreError::Database(message) => message,
-                        other => other.to_string(),
+        let (imports, database_lock) =
+            tokio::task::spawn_blocking(move || -> Result<_, ServeError> {
+                let data_dir = folder;
+                let not_opened = |e| match e {
+                    StoreError::InUse(what) => ServeError::DatabaseInUse {
+                        database: claim.identity.clone(),
+                        what,
                     },
-                })?
-                .into();
-            // Before any import is reopened: from another data folder, the
-            // open imports' staging logs are missing, and they would be
-            // cancelled (a server still running on that folder included).
-            let folder = data_folder_id(&data_dir)?;
-            if let Some(owner) = store.claim_data_folder(&folder)? {
-                return Err(ServeError::DatabaseTaken {
-                    database: claim.identity.clone(),
-                    dir: data_dir.display().to_string(),
-                    folder,
-                    owner,
-                });
-            }
-            claim.record()?;
-            Ok(Imports::open(store, &data_dir, limits)?)
-        })
-        .await
-        .map_err(|e| std::io::Error::other(e.to_string()))??;
+                    StoreError::Database(message) => ServeError::OpenDatabase {
+                        database: claim.identity.clone(),
+                        message,
+                    },
+                    other => ServeError::OpenDatabase {
+                        database: claim.identity.clone(),
+                        message: other.to_string(),
+                    },
+                };
+                // Before anything is read: another server may be changing it.
+                let database_lock = store::lock_for_serving(&database).map_err(not_opened)?;
+                let store: Arc<dyn store::Store> =
+                    store::open(&database).map_err(not_opened)?.into();
+                // Before any import is reopened: from another data folder, the
+                // open imports' staging logs are missing, and they would be
+                // cancelled (a server still running on that folder included).
+                let folder = data_folder_id(&data_dir)?;
+                if let Some(owner) = store.claim_data_folder(&folder)? {
+                    return Err(ServeError::DatabaseTaken {
+                        database: claim.identity.clone(),
+                        dir: data_dir.display().to_string(),
+                        folder,
+                        owner,
+                    });
+                }
+                claim.record()?;
+                Ok((Imports::open(store, &data_dir, limits)?, database_lock))
+            })
+            .await
+            .map_err(|e| std::io::Error::other(e.to_string()))??;
         let (token, new_token) = match known {
             Some(token) => (token, false),
             None => resolve_token(None, &data_dir)?,
@@ -546,6 +571,7 @@ impl Server {
         });
         Ok(Server {
             _data_dir_lock: data_dir_lock,
+            _database_lock: database_lock,
             listener,
             app: http::router(state, config.max_request_bytes, config.header_timeout),
             imports,

@@ -298,6 +298,10 @@ pub enum StoreError {
     /// The database failed.
     #[error("database error: {0}")]
     Database(String),
+    /// Another server holds the database ([`lock_for_serving`]): what is
+    /// held.
+    #[error("in use by another snappack serve: {0}")]
+    InUse(String),
 }
 
 /// The database of imported snapshots. Blocking; the server calls it from
@@ -356,6 +360,32 @@ pub trait Store: Send + Sync {
 /// Whether a `--database` value names PostgreSQL (else an SQLite file).
 pub fn is_postgres(database: &str) -> bool {
     database.starts_with("postgres://") || database.starts_with("postgresql://")
+}
+
+/// A database held by one server ([`lock_for_serving`]) until dropped.
+pub enum ServingLock {
+    /// SQLite: an exclusive lock on the file beside the database.
+    Sqlite(std::fs::File),
+    /// PostgreSQL: a session advisory lock.
+    Postgres(Box<postgres::ServingLock>),
+}
+
+/// Takes the database a `--database` value names for one server, for as
+/// long as the lock is held (the system releases it when the process ends,
+/// however it ends): a second server on it (from another data folder, a
+/// copy of this one, or another machine) would reopen the same imports,
+/// and expire and sweep what the first one is using. `InUse`, naming what
+/// is held, when another server holds it. An SQLite database is held by an
+/// exclusive lock on `<file>.lock` beside it (the database's own file is
+/// locked by SQLite, which a second descriptor on it would upset); a
+/// PostgreSQL database by a session advisory lock on a connection of its
+/// own, per schema.
+pub fn lock_for_serving(database: &str) -> Result<ServingLock, StoreError> {
+    if is_postgres(database) {
+        return postgres::lock_for_serving(database)
+            .map(|lock| ServingLock::Postgres(Box::new(lock)));
+    }
+    sqlite::lock_for_serving(std::path::Path::new(database)).map(ServingLock::Sqlite)
 }
 
 /// Opens the store a `--database` value names: `postgres://` or

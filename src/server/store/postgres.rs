@@ -111,6 +111,51 @@ impl PostgresStore {
     }
 }
 
+/// First key of the session advisory lock a server holds on its database
+/// ("snap" in ASCII); the second is the hash of its schema's name, since
+/// each schema is a database of its own to snappack.
+const SERVE_KEY: i32 = 0x736e_6170;
+
+/// A PostgreSQL database (the schema the URL chooses) held by one server:
+/// a session advisory lock, on a connection of its own, released when it
+/// is dropped or when the process ends, however it ends.
+pub struct ServingLock(Option<Client>);
+
+impl Drop for ServingLock {
+    fn drop(&mut self) {
+        let client = self.0.take();
+        off_runtime(move || drop(client));
+    }
+}
+
+/// Takes the database `url` names for one server; `InUse` when another
+/// server holds it.
+pub fn lock_for_serving(url: &str) -> Result<ServingLock, StoreError> {
+    off_runtime(|| {
+        let config: postgres::Config = url
+            .parse()
+            .map_err(|e| StoreError::Database(format!("bad PostgreSQL URL: {e}")))?;
+        let mut client = config.connect(NoTls).map_err(db)?;
+        let row = client
+            .query_one(
+                "SELECT pg_try_advisory_lock($1, hashtext(coalesce(current_schema(), ''))), \
+                 current_database()::text, coalesce(current_schema(), '')::text",
+                &[&SERVE_KEY],
+            )
+            .map_err(db)?;
+        let (taken, database, schema): (bool, String, String) =
+            (row.get(0), row.get(1), row.get(2));
+        if taken {
+            return Ok(ServingLock(Some(client)));
+        }
+        off_runtime(move || drop(client));
+        Err(StoreError::InUse(format!(
+            "schema {schema:?} of PostgreSQL database {database:?} (its session advisory lock \
+             ({SERVE_KEY}, hashtext({schema:?})) is held)"
+        )))
+    })
+}
+
 /// Runs `f` on a thread outside any tokio runtime.
 fn off_runtime<T: Send>(f: impl FnOnce() -> T + Send) -> T {
     if tokio::runtime::Handle::try_current().is_err() {

@@ -64,6 +64,47 @@ pub struct SqliteStore(SqlStore<Sqlite>);
 
 delegate_store!(SqliteStore);
 
+/// Takes the SQLite database `path` for one server: an exclusive lock on
+/// the file `<path>.lock` beside it (the path as the system resolves it, so
+/// that every name of the file finds the same lock); `InUse` when another
+/// server holds it.
+pub(super) fn lock_for_serving(path: &Path) -> Result<std::fs::File, StoreError> {
+    let failed = |what: &Path, e: std::io::Error| {
+        StoreError::Database(format!("cannot lock {}: {e}", what.display()))
+    };
+    if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+        std::fs::create_dir_all(parent).map_err(|e| failed(parent, e))?;
+    }
+    let name = path
+        .file_name()
+        .ok_or_else(|| StoreError::Database(format!("{} names no file", path.display())))?;
+    let folder = match path.parent() {
+        Some(parent) if !parent.as_os_str().is_empty() => parent,
+        _ => Path::new("."),
+    };
+    let resolved = std::fs::canonicalize(path)
+        .or_else(|_| std::fs::canonicalize(folder).map(|folder| folder.join(name)))
+        .map_err(|e| failed(path, e))?;
+    let mut lock_name = resolved.file_name().unwrap_or(name).to_owned();
+    lock_name.push(".lock");
+    let lock = resolved.with_file_name(lock_name);
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&lock)
+        .map_err(|e| failed(&lock, e))?;
+    match file.try_lock() {
+        Ok(()) => Ok(file),
+        Err(std::fs::TryLockError::WouldBlock) => Err(StoreError::InUse(format!(
+            "SQLite database {} (its lock file {} is locked)",
+            resolved.display(),
+            lock.display()
+        ))),
+        Err(std::fs::TryLockError::Error(e)) => Err(failed(&lock, e)),
+    }
+}
+
 impl SqliteStore {
     /// Opens (or creates) the database file, creating its folder and schema.
     pub fn open(path: impl AsRef<Path>) -> Result<Self, StoreError> {
