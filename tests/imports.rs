@@ -1045,6 +1045,8 @@ struct FailingWrite {
     fail_at: usize,
     outage: bool,
     down: AtomicBool,
+    /// Reading an active table's documents fails (as the sweep does).
+    documents_down: AtomicBool,
 }
 
 impl FailingWrite {
@@ -1055,6 +1057,7 @@ impl FailingWrite {
             fail_at,
             outage,
             down: AtomicBool::new(false),
+            documents_down: AtomicBool::new(false),
         }
     }
 }
@@ -1125,7 +1128,46 @@ impl Store for FailingWrite {
         component: &str,
         table: &str,
     ) -> Result<Option<Vec<store::StoredDocument>>, store::StoreError> {
+        if self.documents_down.load(Ordering::SeqCst) {
+            return Err(store::StoreError::Database("connection refused".into()));
+        }
         self.inner.documents(component, table)
+    }
+}
+
+/// A sweep of the stored files that fails, when an import ends or at a
+/// start, is said and tried again later: the start goes on (the server
+/// serves meanwhile), and the file is removed once a sweep can be made.
+#[test]
+fn a_sweep_that_fails_does_not_stop_a_start_and_is_tried_again() {
+    for (backend, database) in common::databases() {
+        let dir = common::temp_dir("sweep-fails");
+        // The first file of the second is in before its last frame.
+        let (finished, cancelled) = (with_files(&[3]), with_files(&[5, 7]));
+        let store = Arc::new(FailingWrite::new(&database, usize::MAX, false));
+        {
+            let imports = Imports::open(store.clone(), &dir, Limits::default()).unwrap();
+            let id = imports.create(ImportMode::Append, None).unwrap().id;
+            send_all(&imports, &id, &encode(&finished.0, &finished.1, 4096), 0);
+            imports.finish(&id).unwrap();
+            let id = open_with_its_files(&imports, &cancelled);
+            assert!(imports.files().contains(&cancelled.2[0]), "{backend}");
+            store.documents_down.store(true, Ordering::SeqCst);
+            imports.cancel(&id).unwrap();
+        }
+        // Still due, and still failing: the start goes on.
+        let imports = Imports::open(store.clone(), &dir, Limits::default())
+            .unwrap_or_else(|e| panic!("{backend}: {e}"));
+        assert!(imports.files().sweep_due(), "{backend}");
+        assert!(imports.files().contains(&cancelled.2[0]), "{backend}");
+        let id = imports.create(ImportMode::Append, None).unwrap().id;
+        imports.cancel(&id).unwrap();
+        // Tried again once the database answers.
+        store.documents_down.store(false, Ordering::SeqCst);
+        imports.retry_sweep();
+        assert!(!imports.files().sweep_due(), "{backend}");
+        assert!(!imports.files().contains(&cancelled.2[0]), "{backend}");
+        assert!(imports.files().contains(&finished.2[0]), "{backend}");
     }
 }
 

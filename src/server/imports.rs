@@ -469,15 +469,18 @@ impl Imports {
             imports.store.cancel_import(&record.id, Some(&reason))?;
             imports.forget(&record.id);
         }
-        imports.sweep_if_idle()?;
+        // A sweep that fails keeps its mark, and is tried again later:
+        // the imports are open and can be served meanwhile.
+        imports.sweep_after_end();
         Ok(imports)
     }
 
     /// Removes the stored files no `_storage` row refers to, once an import
     /// marked it due (one that did not finish, or one that replaced
     /// `_storage` rows), when no import is open: at a start, and when the
-    /// last open import ends. The mark is made before the import ends, so
-    /// after a crash the next start sweeps.
+    /// last open import ends, and hourly while one is due (after a sweep
+    /// that failed). The mark is made before the import ends, so after a
+    /// crash the next start sweeps.
     fn sweep_if_idle(&self) -> Result<(), ImportsError> {
         let _sweeping = lock(&self.sweeping);
         if !lock(&self.open).is_empty() || !self.files.sweep_due() {
@@ -493,9 +496,17 @@ impl Imports {
         Ok(())
     }
 
-    /// [`sweep_if_idle`](Self::sweep_if_idle) after an import ended, which
-    /// happened whatever the sweep meets: a failure is said, and the mark
-    /// stays for the next time.
+    /// Removes the stored files no `_storage` row refers to if a sweep is
+    /// due and no import is open, as after an import ends: for a server to
+    /// try again, now and then, a sweep that failed (said on standard
+    /// error; its mark stays, for the next time).
+    pub fn retry_sweep(&self) {
+        self.sweep_after_end();
+    }
+
+    /// [`sweep_if_idle`](Self::sweep_if_idle) after an import ended or at a
+    /// start, which happened whatever the sweep meets: a failure is said,
+    /// and the mark stays for the next time.
     fn sweep_after_end(&self) {
         if let Err(e) = self.sweep_if_idle() {
             eprintln!("snappack: stored files no _storage row refers to are kept for now: {e}");

@@ -606,6 +606,7 @@ impl Server {
         let sweeper = self
             .expire_after
             .map(|idle| tokio::spawn(expire_idle_imports(self.imports.clone(), idle)));
+        let files = tokio::spawn(retry_sweeps(self.imports.clone(), SWEEP_RETRY));
         let limits = ConnectionLimits {
             header_timeout: self.header_timeout,
             max_connections: self.max_connections,
@@ -614,6 +615,7 @@ impl Server {
         if let Some(sweeper) = sweeper {
             sweeper.abort();
         }
+        files.abort();
         Ok(())
     }
 }
@@ -694,6 +696,20 @@ async fn expire_idle_imports(imports: Arc<Imports>, idle: Duration) {
             }
             Err(e) => eprintln!("snappack: expiring idle imports failed: {e}"),
         }
+    }
+}
+
+/// How often a sweep of the stored files that failed is tried again.
+const SWEEP_RETRY: Duration = Duration::from_secs(3600);
+
+/// Tries a sweep of the stored files every `every`, if one is due (one that
+/// failed, at the start or when an import ended, is said then and kept due).
+async fn retry_sweeps(imports: Arc<Imports>, every: Duration) {
+    let mut ticks = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
+    loop {
+        ticks.tick().await;
+        let imports = imports.clone();
+        let _ = tokio::task::spawn_blocking(move || imports.retry_sweep()).await;
     }
 }
 
