@@ -1570,6 +1570,30 @@ fn only_upload_help_speaks_of_resume_and_the_server() {
     }
 }
 
+/// Each command's `--threads` says what it does there: `validate` splits
+/// an archive among walks; `pack` and `upload` compress frames too.
+#[test]
+fn threads_help_speaks_of_its_own_command() {
+    for (command, packs) in [("validate", false), ("pack", true), ("upload", true)] {
+        let (code, stdout, _) = snappack(&[command, "--help"]);
+        assert_eq!(code, 0, "{stdout}");
+        let threads = stdout
+            .split("--threads <THREADS>")
+            .nth(1)
+            .and_then(|rest| rest.split("\n  -").next())
+            .unwrap_or_default();
+        assert!(threads.contains("1 to 64"), "{command}: {threads}");
+        assert!(!threads.contains("`pack`"), "{command}: {threads}");
+        assert!(!threads.contains("`validate`"), "{command}: {threads}");
+        assert_eq!(threads.contains("walks"), !packs, "{command}: {threads}");
+        assert_eq!(
+            threads.contains("frames are"),
+            packs,
+            "{command}: {threads}"
+        );
+    }
+}
+
 /// A deflate level past 9 is a bad option, refused before anything is read,
 /// packed or asked of a server (an import created first would stay open).
 #[test]

@@ -145,10 +145,10 @@ struct InputArgs {
     /// List at most this many errors (all are counted).
     #[arg(long, default_value_t = snappack::validate::DEFAULT_MAX_ERRORS)]
     max_errors: usize,
-    /// The cores to use (default: all, at most 8). With 2 or more,
-    /// `validate` splits a ZIP archive's tables among that many walks, each
-    /// of two threads (one inflates, the other checks lines); `pack` and
-    /// `upload` compress frames on a second thread. At most 64.
+    /// The cores to use, 1 to 64 (default: all, at most 8). With 2 or more,
+    /// a ZIP archive's tables are split among that many walks, each of two
+    /// threads (one inflates, the other checks lines); the report is the same.
+    // `pack` and `upload` say what it does for them: `PACK_THREADS_HELP`.
     #[arg(long, default_value_t = default_threads(),
           value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..=64))]
     threads: usize,
@@ -165,6 +165,12 @@ struct ValidateArgs {
     #[arg(long, short)]
     quiet: bool,
 }
+
+/// `--threads` in `pack` and `upload`, which validate in one walk while
+/// they encode.
+const PACK_THREADS_HELP: &str = "Threads, 1 to 64 (default: the cores, at most 8). With 2 or \
+     more, the input is inflated on a second thread while lines are checked, and frames are \
+     compressed on a third; more than 2 change nothing. The frames are the same bytes either way";
 
 fn parse_format(s: &str) -> Result<Format, String> {
     s.parse()

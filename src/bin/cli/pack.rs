@@ -17,9 +17,13 @@ use snappack::migration::{
 use snappack::report::Report;
 
 use super::output::{OutputDir, OutputFile};
-use super::{human, only_option_errors, parse_frame_size, report_status, InputArgs, ProgressBar};
+use super::{
+    human, only_option_errors, parse_frame_size, report_status, InputArgs, ProgressBar,
+    PACK_THREADS_HELP,
+};
 
 #[derive(Args)]
+#[command(mut_arg("threads", |threads| threads.help(PACK_THREADS_HELP)))]
 pub(super) struct PackArgs {
     #[command(flatten)]
     input: InputArgs,

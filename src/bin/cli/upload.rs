@@ -25,7 +25,7 @@ use snappack::server::TOKEN_ENV;
 use snappack::validate::validate;
 use snappack::validate::{removed_by_import, ImportMode, Removed, TargetTables};
 
-use super::{human, parse_frame_size, report_status, Input, InputArgs};
+use super::{human, parse_frame_size, report_status, Input, InputArgs, PACK_THREADS_HELP};
 
 /// Settings of `snappack upload`.
 #[derive(Args)]
@@ -33,6 +33,7 @@ use super::{human, parse_frame_size, report_status, Input, InputArgs};
     "Import mode: requireEmpty (the default), append, replace, replaceAll; \
      --resume takes the import's own",
 )))]
+#[command(mut_arg("threads", |threads| threads.help(PACK_THREADS_HELP)))]
 #[command(mut_arg("target_tables", |tables| tables.help(
     "The target's tables (JSON), instead of the server's (GET /api/tables): \
      to reuse numbers and find conflicts before upload",
