@@ -1698,3 +1698,127 @@ fn progress_bars_fit_the_terminal() {
         }
     }
 }
+
+/// The peak resident memory of `snappack args` (its output dropped), in
+/// bytes, as its `VmHWM` said last while it ran, and its exit status. (Its
+/// `wait4` usage would count this process's memory too: a child spawned
+/// shares it until its exec.)
+#[cfg(target_os = "linux")]
+fn peak_memory(args: &[&std::ffi::OsStr]) -> (i32, u64) {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_snappack"))
+        .args(args)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let status = format!("/proc/{}/status", child.id());
+    let mut peak = 0;
+    loop {
+        let text = std::fs::read_to_string(&status).unwrap_or_default();
+        let hwm = text
+            .lines()
+            .find_map(|line| line.strip_prefix("VmHWM:"))
+            .and_then(|kb| kb.trim().trim_end_matches("kB").trim().parse::<u64>().ok());
+        peak = peak.max(hwm.unwrap_or(0) * 1024);
+        if let Some(exit) = child.try_wait().unwrap() {
+            return (exit.code().unwrap_or(-1), peak);
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// A ZIP whose entries (name, deflated data, CRC-32, uncompressed size)
+/// hold data already deflated.
+fn deflated_zip(entries: &[(&str, &[u8], u32, u64)]) -> Vec<u8> {
+    let (mut out, mut directory) = (Vec::new(), Vec::new());
+    for &(name, raw, crc, size) in entries {
+        let mut fields = Vec::new();
+        fields.extend_from_slice(&crc.to_le_bytes());
+        fields.extend_from_slice(&(raw.len() as u32).to_le_bytes());
+        fields.extend_from_slice(&(size as u32).to_le_bytes());
+        fields.extend_from_slice(&(name.len() as u16).to_le_bytes());
+        let at = out.len() as u32;
+        // Local header: signature, version needed, flags, deflate, time, date.
+        out.extend_from_slice(&[0x50, 0x4b, 0x03, 0x04, 20, 0, 0, 0, 8, 0, 0, 0, 0, 0]);
+        out.extend_from_slice(&fields);
+        out.extend_from_slice(&[0; 2]);
+        out.extend_from_slice(name.as_bytes());
+        out.extend_from_slice(raw);
+        // Central header: signature, made by, needed, flags, deflate, time, date.
+        directory.extend_from_slice(&[0x50, 0x4b, 0x01, 0x02, 20, 3, 20, 0, 0, 0, 8, 0]);
+        directory.extend_from_slice(&[0; 4]);
+        directory.extend_from_slice(&fields);
+        // Extra and comment lengths, disk, attributes, then the local header.
+        directory.extend_from_slice(&[0; 12]);
+        directory.extend_from_slice(&at.to_le_bytes());
+        directory.extend_from_slice(name.as_bytes());
+    }
+    let (at, len, count) = (
+        out.len() as u32,
+        directory.len() as u32,
+        entries.len() as u16,
+    );
+    out.extend_from_slice(&directory);
+    out.extend_from_slice(&[0x50, 0x4b, 0x05, 0x06, 0, 0, 0, 0]);
+    out.extend_from_slice(&count.to_le_bytes());
+    out.extend_from_slice(&count.to_le_bytes());
+    out.extend_from_slice(&len.to_le_bytes());
+    out.extend_from_slice(&at.to_le_bytes());
+    out.extend_from_slice(&[0; 2]);
+    out
+}
+
+/// A walk with two threads reads ahead of the thread that checks lines, but
+/// not by a dozen long lines: two entries of 16 MiB lines (whitespace after
+/// a small document, deflated to almost nothing), checked by two walks of
+/// two threads each, are checked holding a few of their lines at once (with
+/// more threads than cores, the checking threads fall behind; the walks
+/// held 22 of the 24 lines at once before).
+#[cfg(target_os = "linux")]
+#[test]
+fn long_lines_are_not_read_ahead_by_the_dozen() {
+    use flate2::{Compress, Compression, FlushCompress};
+    const LINE: usize = 16 << 20;
+    const LINES: usize = 12;
+    let line = format!("{{\"a\":1}}{}\n", " ".repeat(LINE - 8));
+    // One line deflated, flushed whole (so its blocks stand alone), as often
+    // as the entry has lines, then an empty final block.
+    let mut compress = Compress::new(Compression::fast(), false);
+    let mut segment = Vec::with_capacity(4 << 20);
+    while (compress.total_in() as usize) < line.len() {
+        let from = compress.total_in() as usize;
+        compress
+            .compress_vec(&line.as_bytes()[from..], &mut segment, FlushCompress::Full)
+            .unwrap();
+        segment.reserve(1 << 20);
+    }
+    let mut raw = segment.repeat(LINES);
+    raw.extend_from_slice(&[0x03, 0x00]);
+    let mut crc = crc32fast::Hasher::new();
+    for _ in 0..LINES {
+        crc.update(line.as_bytes());
+    }
+    let (crc, size) = (crc.finalize(), (LINES * LINE) as u64);
+    let dir = fresh_dir("long-lines-ahead");
+    let archive = dir.join("long.zip");
+    let entries = [
+        ("a/documents.jsonl", &raw[..], crc, size),
+        ("b/documents.jsonl", &raw[..], crc, size),
+    ];
+    std::fs::write(&archive, deflated_zip(&entries)).unwrap();
+    let (code, peak) = peak_memory(&[
+        "validate".as_ref(),
+        archive.as_os_str(),
+        "--threads".as_ref(),
+        "2".as_ref(),
+        "--quiet".as_ref(),
+    ]);
+    assert_eq!(code, 0);
+    assert!(
+        peak < (LINES * LINE) as u64,
+        "{} MiB at the peak, for two entries of {} MiB",
+        peak >> 20,
+        (LINES * LINE) >> 20
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -187,6 +187,10 @@ impl<R: Read> ChunkReader<R> {
         let mut filled = self.carry.len();
         buf[..filled].copy_from_slice(&self.carry);
         self.carry.clear();
+        // The start of a long line is not held on to once it is handed out.
+        if self.carry.capacity() > 4 * self.target {
+            self.carry = Vec::new();
+        }
         // The carried bytes hold no `\n`.
         let mut searched = filled;
         loop {

@@ -26,6 +26,18 @@ use crate::report::{Code, Finding};
 /// the next, large enough that handing chunks over is cheap.
 const CHUNK: usize = 128 << 10;
 
+/// Bytes of chunks a walk with two threads has read ahead (with the helper,
+/// or held for it) before it reads another: chunks of long lines (up to
+/// [`super::zip::MAX_LINE`] each) are not read ahead by the dozen, so a walk
+/// holds about one such line at a time beside this much.
+#[cfg(not(target_arch = "wasm32"))]
+const MAX_AHEAD: usize = 8 << 20;
+
+/// A chunk whose storage grew past this (for a long line) is not kept for
+/// reuse: its memory goes back once the line is checked.
+#[cfg(not(target_arch = "wasm32"))]
+const MAX_SPARE: usize = 4 * CHUNK;
+
 /// The most ids room is made for in advance (about 100 MB of set).
 const MAX_RESERVED_IDS: u64 = 1 << 22;
 
@@ -230,16 +242,48 @@ fn scan_two_threads(
         // Prechecked here, to go to the helper in order once it has room.
         let mut held: VecDeque<Chunk> = VecDeque::new();
         let mut in_flight = 0usize;
+        // Storage of the chunks in flight (with the helper, or held).
+        let mut ahead = 0usize;
         let mut read_error = None;
         let mut flow = Flow::Continue;
+        let recycle = |spare: &mut Vec<Chunk>, mut chunk: Chunk| {
+            if chunk.bytes.len() > MAX_SPARE {
+                chunk.bytes = Vec::new();
+            }
+            spare.push(chunk);
+        };
         'read: loop {
             while let Ok(chunk) = from_helper.try_recv() {
                 in_flight -= 1;
+                ahead -= chunk.bytes.len();
                 flow = reporting.report(&chunk)?;
-                spare.push(chunk);
+                recycle(&mut spare, chunk);
                 if flow == Flow::Stop {
                     break 'read;
                 }
+            }
+            // Too much read ahead (long lines): wait for the helper.
+            if ahead > MAX_AHEAD {
+                if in_flight == held.len() {
+                    // The helper has none: it gets the oldest held.
+                    if let Some(chunk) = held.pop_front() {
+                        if to_helper.send(chunk).is_err() {
+                            break;
+                        }
+                    }
+                    continue;
+                }
+                let Ok(chunk) = from_helper.recv() else {
+                    break;
+                };
+                in_flight -= 1;
+                ahead -= chunk.bytes.len();
+                flow = reporting.report(&chunk)?;
+                recycle(&mut spare, chunk);
+                if flow == Flow::Stop {
+                    break 'read;
+                }
+                continue;
             }
             while let Some(chunk) = held.pop_front() {
                 match to_helper.try_send(chunk) {
@@ -270,6 +314,7 @@ fn scan_two_threads(
             }
             chunk.prechecked = false;
             in_flight += 1;
+            ahead += chunk.bytes.len();
             if held.is_empty() {
                 match to_helper.try_send(chunk) {
                     Ok(()) => continue,
