@@ -693,6 +693,59 @@ fn gen_writes_into_a_pipe_the_bytes_it_writes_into_a_file() {
     assert!(out.stdout == std::fs::read(&file).unwrap());
 }
 
+/// `unpack --verify` checks every document again as a server does: a
+/// stream `pack --force` made of a snapshot with a duplicate id is intact
+/// (plain `unpack` says so), but `--verify` refuses it, naming the code,
+/// table, document and field, and writes no output; a valid one passes.
+#[test]
+fn unpack_verify_checks_documents_as_a_server_does() {
+    let dir = fresh_dir("unpack-verify");
+    for (name, fault) in [("bad", Some("duplicateId")), ("good", None)] {
+        let (input, stream) = (
+            dir.join(format!("{name}.zip")),
+            dir.join(format!("{name}.snappack")),
+        );
+        let mut gen = vec![
+            "gen",
+            arg(&input),
+            "--documents",
+            "40",
+            "--storage-files",
+            "2",
+        ];
+        if let Some(fault) = fault {
+            gen.extend(["--fault", fault]);
+        }
+        let (code, _, stderr) = snappack(&gen);
+        assert_eq!(code, 0, "{stderr}");
+        let pack = ["pack", arg(&input), "-o", arg(&stream), "--force", "-q"];
+        let (code, stdout, stderr) = snappack(&pack);
+        assert_eq!(code, 0, "{stdout}{stderr}");
+        let (code, stdout, _) = snappack(&["unpack", arg(&stream)]);
+        assert_eq!(code, 0, "{stdout}");
+        assert!(stdout.contains("an intact stream:"), "{stdout}");
+        let out = dir.join(format!("{name}-out"));
+        let (code, stdout, _) = snappack(&["unpack", arg(&stream), "--verify", "-o", arg(&out)]);
+        if fault.is_some() {
+            assert_eq!(code, 1, "{stdout}");
+            assert!(
+                stdout.contains("a server would refuse it: DuplicateId in table "),
+                "{stdout}"
+            );
+            assert!(stdout.contains(", field _id (frame 0)"), "{stdout}");
+            assert!(stdout.contains("no output was written"), "{stdout}");
+            assert!(!out.exists());
+        } else {
+            assert_eq!(code, 0, "{stdout}");
+            assert!(
+                stdout.contains("; a server accepts every document, row and file"),
+                "{stdout}"
+            );
+            assert!(out.join("_storage").is_dir());
+        }
+    }
+}
+
 #[test]
 fn unpack_writes_no_output_from_a_bad_stream() {
     let dir = fresh_dir("unpack-bad-stream");

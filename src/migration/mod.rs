@@ -26,8 +26,8 @@ pub use error::{DecodeError, EncodeError};
 pub use frame::{FRAME_HEADER_LEN, MAGIC, MAX_FRAME_SIZE, MIN_FRAME_SIZE, STREAM_HEADER_LEN};
 pub use item::{FileStart, Header, Item, TableDecl, TableEnd, Totals};
 pub use pack::{
-    component_prefix, pack, unpack, PackError, PackOptions, Packed, UnpackError, Unpacked,
-    MIN_PACK_FRAME_SIZE,
+    component_prefix, pack, unpack, unpack_frames, PackError, PackOptions, Packed, UnpackError,
+    Unpacked, MIN_PACK_FRAME_SIZE,
 };
 
 /// The version of the stream format this build writes and reads.

@@ -3,7 +3,7 @@
 
 use std::io::{self, Read, Seek, Write};
 
-use super::decoder::{Decoder, DecoderConfig};
+use super::decoder::{Decoder, DecoderConfig, Frame};
 use super::encoder::{EncodeSummary, Encoder, EncoderConfig};
 use super::error::{DecodeError, EncodeError};
 use super::item::{FileStart, Header, Item, TableDecl, Totals};
@@ -360,9 +360,21 @@ impl UnpackError {
 /// every item to `on_item` in order. Returns only after `Done` and a clean
 /// end; items of a bad frame are never handed out.
 pub fn unpack<R: Read>(
-    mut input: R,
+    input: R,
     config: DecoderConfig,
     on_item: &mut dyn FnMut(&Item) -> io::Result<()>,
+) -> Result<Unpacked, UnpackError> {
+    unpack_frames(input, config, &mut |frame| {
+        frame.items.iter().try_for_each(&mut *on_item)
+    })
+}
+
+/// [`unpack`], handing over each frame whole (its items in order, with its
+/// sequence number), as a server receives them.
+pub fn unpack_frames<R: Read>(
+    mut input: R,
+    config: DecoderConfig,
+    on_frame: &mut dyn FnMut(&Frame) -> io::Result<()>,
 ) -> Result<Unpacked, UnpackError> {
     let mut decoder = Decoder::new(config);
     let mut buf = vec![0u8; 256 << 10];
@@ -387,8 +399,8 @@ pub fn unpack<R: Read>(
                     Item::Table(t) => tables.push(t.clone()),
                     _ => {}
                 }
-                on_item(item).map_err(UnpackError::Consumer)?;
             }
+            on_frame(&frame).map_err(UnpackError::Consumer)?;
         }
     }
     let totals = decoder.finish()?;

@@ -11,10 +11,11 @@ use anyhow::{bail, Context as _, Result};
 use clap::Args;
 use snappack::convex::names::check_identifier;
 use snappack::migration::{
-    component_prefix, pack, unpack, DecodeError, DecoderConfig, EncoderConfig, Item, PackError,
-    PackOptions, UnpackError, DEFAULT_FRAME_SIZE, DEFAULT_LEVEL,
+    component_prefix, pack, unpack_frames, DecodeError, DecoderConfig, EncoderConfig, Item,
+    PackError, PackOptions, UnpackError, DEFAULT_FRAME_SIZE, DEFAULT_LEVEL,
 };
 use snappack::report::Report;
+use snappack::server::ingest::{Ingest, Rejection};
 
 use super::output::{OutputDir, OutputFile};
 use super::{
@@ -51,10 +52,11 @@ pub(super) struct PackArgs {
 pub(super) struct UnpackArgs {
     /// The stream written by `snappack pack` (`-`: standard input).
     stream: PathBuf,
-    /// Check every frame's checksum, sequence, items and counts (always
-    /// done; kept for clarity). Documents are not checked again: zip the
-    /// unpacked folder (`cd out && zip -r ../again.zip .`) and `validate`
-    /// that, or let the server do it.
+    /// Check every document, `_storage` row and stored file again, as a
+    /// server does when it receives the stream (values, ids, duplicates,
+    /// table numbers), beside the frames' checksums, sequence, items and
+    /// counts, which are always checked; the first document refused is
+    /// named (table, line, field).
     #[arg(long)]
     verify: bool,
     /// Write the tables' `documents.jsonl`, `_tables` and stored files under
@@ -287,8 +289,29 @@ fn said(written: std::io::Result<()>) -> Result<()> {
     written.context("cannot write the result to standard output")
 }
 
+/// A document, row or file that a server refuses (`unpack --verify`), in
+/// words: its code, table, line, field and frame.
+fn rejected(rejection: &Rejection) -> Refused {
+    let mut place = String::new();
+    if let Some(table) = &rejection.table {
+        place.push_str(&format!(" in table {table}"));
+        if !rejection.component.is_empty() {
+            place.push_str(&format!(" of component {}", rejection.component));
+        }
+    }
+    if let Some(line) = rejection.line {
+        place.push_str(&format!(", document {line}"));
+    }
+    if let Some(field) = &rejection.field {
+        place.push_str(&format!(", field {field}"));
+    }
+    Refused(format!(
+        "a server would refuse it: {}{place} (frame {}): {}",
+        rejection.code, rejection.seq, rejection.message
+    ))
+}
+
 pub(super) fn run_unpack(args: UnpackArgs) -> Result<ExitCode> {
-    let _ = args.verify;
     let input: Box<dyn Read> = if args.stream == Path::new("-") {
         Box::new(std::io::stdin().lock())
     } else {
@@ -321,19 +344,26 @@ pub(super) fn run_unpack(args: UnpackArgs) -> Result<ExitCode> {
     let head = std::io::BufRead::fill_buf(&mut input)
         .map(|bytes| bytes[..bytes.len().min(8)].to_vec())
         .unwrap_or_default();
-    let result = unpack(
-        input,
-        DecoderConfig::default(),
-        &mut |item| match &mut rebuild {
-            Some(rebuild) => rebuild
+    // What a server checks of every frame it receives.
+    let mut ingest = args.verify.then(|| Ingest::new("unpack"));
+    let result = unpack_frames(input, DecoderConfig::default(), &mut |frame| {
+        if let Some(ingest) = &mut ingest {
+            if let Err(rejection) = ingest.frame(frame) {
+                return Err(std::io::Error::other(rejected(&rejection)));
+            }
+        }
+        let Some(rebuild) = &mut rebuild else {
+            return Ok(());
+        };
+        frame.items.iter().try_for_each(|item| {
+            rebuild
                 .item(item)
                 .map_err(|e| match e.downcast::<Refused>() {
                     Ok(refused) => std::io::Error::other(refused),
                     Err(other) => std::io::Error::other(other),
-                }),
-            None => Ok(()),
-        },
-    );
+                })
+        })
+    });
     drop(rebuild);
     let name = match args.stream.to_str() {
         Some("-") => "stdin".to_owned(),
@@ -348,9 +378,13 @@ pub(super) fn run_unpack(args: UnpackArgs) -> Result<ExitCode> {
             if let Some(output) = output {
                 output.finish()?;
             }
+            let checked = match args.verify {
+                true => "; a server accepts every document, row and file",
+                false => "",
+            };
             said(writeln!(
                 std::io::stdout(),
-                "{name}: an intact stream: {}, {}, {} ({}), {} ({}), written by {} in {:.1}s",
+                "{name}: an intact stream: {}, {}, {} ({}), {} ({}), written by {} in {:.1}s{checked}",
                 human::plural(u.frames, "frame"),
                 human::plural(u.totals.tables.into(), "table"),
                 human::plural(u.totals.documents, "document"),
