@@ -1875,3 +1875,66 @@ fn long_lines_are_not_read_ahead_by_the_dozen() {
     );
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// A token no request could carry (a line break, a character outside
+/// ASCII, spaces at its ends) is refused before any request, naming where
+/// it came from: it said the server "cannot be reached". An empty one is
+/// no token.
+#[test]
+fn upload_refuses_a_token_no_request_could_carry() {
+    let dir = fresh_dir("upload-token");
+    let input = dir.join("t.jsonl");
+    std::fs::write(&input, "{\"a\":1}\n").unwrap();
+    // Nothing listens there: a request would fail otherwise.
+    let url = "http://127.0.0.1:9";
+    let upload = |token: &str, env: Option<&str>| {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_snappack"));
+        command.args([
+            "upload",
+            arg(&input),
+            "--table",
+            "t",
+            "--url",
+            url,
+            "--quiet",
+        ]);
+        command.env_remove("SNAPPACK_TOKEN");
+        match env {
+            Some(env) => command.env("SNAPPACK_TOKEN", env),
+            None => command.args(["--token", token]),
+        };
+        let out = command.output().unwrap();
+        (
+            out.status.code().unwrap(),
+            String::from_utf8(out.stderr).unwrap(),
+        )
+    };
+    for (token, env, says) in [
+        (
+            "ab\ncd",
+            None,
+            "the token given by --token has a character that is not printable",
+        ),
+        (
+            "é",
+            None,
+            "the token given by --token has a character that is not printable",
+        ),
+        (
+            " ab",
+            None,
+            "the token given by --token has spaces at its ends",
+        ),
+        (
+            "",
+            Some("ab\r"),
+            "the token given by $SNAPPACK_TOKEN has a character",
+        ),
+        ("", None, "no token: give --token or set SNAPPACK_TOKEN"),
+    ] {
+        let (code, stderr) = upload(token, env);
+        assert_eq!(code, 2, "{token:?}: {stderr}");
+        assert!(stderr.contains(says), "{token:?}: {stderr}");
+        assert!(!stderr.contains("cannot reach"), "{token:?}: {stderr}");
+    }
+}

@@ -121,14 +121,38 @@ impl Http {
     }
 }
 
+/// `token`, given by `from`, if a request can carry it and a server can
+/// have it: printable ASCII, spaces inside only (as `snappack serve` takes
+/// tokens). Any other is refused before a request, naming where it came
+/// from, rather than failing as a server that cannot be reached.
+fn sendable_token(token: String, from: &str) -> Result<String> {
+    let printable = token.bytes().all(|b| (0x20..0x7F).contains(&b));
+    if printable && token.trim() == token {
+        return Ok(token);
+    }
+    bail!(
+        "the token given by {from} has {}: a server's token is printable ASCII without spaces \
+         at its ends (as in its data folder's token file), and no request could carry this one",
+        match printable {
+            true => "spaces at its ends",
+            false => "a character that is not printable ASCII (a line break, say)",
+        }
+    )
+}
+
 /// Runs the upload; exit 0 when the import is finished, 1 when the input or
 /// the server refuses it, 2 when it cannot run.
 pub fn run(args: UploadArgs) -> Result<ExitCode> {
-    let token = args
-        .token
-        .clone()
-        .or_else(|| std::env::var(TOKEN_ENV).ok())
-        .context("no token: give --token or set SNAPPACK_TOKEN")?;
+    let token = match args.token.clone().filter(|token| !token.is_empty()) {
+        Some(token) => sendable_token(token, "--token")?,
+        None => match std::env::var(TOKEN_ENV)
+            .ok()
+            .filter(|token| !token.is_empty())
+        {
+            Some(token) => sendable_token(token, "$SNAPPACK_TOKEN")?,
+            None => bail!("no token: give --token or set SNAPPACK_TOKEN"),
+        },
+    };
     let http = Http {
         agent: ureq::Agent::config_builder()
             .http_status_as_error(false)
