@@ -788,6 +788,14 @@ fn a_database_serves_one_server_at_a_time() {
             "sqlite" => "snappack.db.lock is locked",
             _ => "session advisory lock",
         };
+        // On PostgreSQL, whose session holds it, and how to end it.
+        if backend == "postgres" {
+            assert!(
+                refused.contains("is held by the session of PostgreSQL backend ")
+                    && refused.contains("`SELECT pg_terminate_backend("),
+                "{refused}"
+            );
+        }
         assert!(refused.contains(held), "{backend}: {refused}");
         let status = first.call("GET", &format!("/api/imports/{id}"), b"");
         assert_eq!(status.json()["state"], "open", "{backend}");

@@ -136,6 +136,15 @@ pub fn lock_for_serving(url: &str) -> Result<ServingLock, StoreError> {
             .parse()
             .map_err(|e| StoreError::Database(format!("bad PostgreSQL URL: {e}")))?;
         let mut client = config.connect(NoTls).map_err(db)?;
+        // A server whose machine is gone (not only its process) would hold
+        // the lock until PostgreSQL notices: by default, hours of TCP
+        // keepalive. Its session probes every 10 s after 30 s of silence.
+        client
+            .batch_execute(
+                "SET tcp_keepalives_idle = 30; SET tcp_keepalives_interval = 10; \
+                 SET tcp_keepalives_count = 3",
+            )
+            .map_err(db)?;
         let row = client
             .query_one(
                 "SELECT pg_try_advisory_lock($1, hashtext(coalesce(current_schema(), ''))), \
@@ -148,10 +157,31 @@ pub fn lock_for_serving(url: &str) -> Result<ServingLock, StoreError> {
         if taken {
             return Ok(ServingLock(Some(client)));
         }
+        // Who holds it, for the message: a session of another server.
+        let holder = client
+            .query(
+                "SELECT l.pid, coalesce(host(a.client_addr), 'a local socket'), \
+                 coalesce(a.backend_start::text, '?') \
+                 FROM pg_locks l LEFT JOIN pg_stat_activity a ON a.pid = l.pid \
+                 WHERE l.locktype = 'advisory' AND l.granted AND l.objsubid = 2 \
+                 AND l.classid::text::bigint = $1::bigint \
+                 AND l.objid::text::bigint = hashtext(coalesce(current_schema(), ''))::bigint & 4294967295",
+                &[&i64::from(SERVE_KEY)],
+            )
+            .ok()
+            .and_then(|rows| rows.into_iter().next())
+            .map(|row| {
+                let (pid, from, since): (i32, String, String) = (row.get(0), row.get(1), row.get(2));
+                format!(
+                    " by the session of PostgreSQL backend {pid} (from {from}, since {since}); if \
+                     that server is gone for good, `SELECT pg_terminate_backend({pid})` ends it"
+                )
+            })
+            .unwrap_or_default();
         off_runtime(move || drop(client));
         Err(StoreError::InUse(format!(
             "schema {schema:?} of PostgreSQL database {database:?} (its session advisory lock \
-             ({SERVE_KEY}, hashtext({schema:?})) is held)"
+             ({SERVE_KEY}, hashtext({schema:?})) is held{holder})"
         )))
     })
 }
