@@ -382,6 +382,106 @@ fn a_resumed_upload_packs_only_the_frames_the_server_lacks() {
     }
 }
 
+/// An upload resumed while another client still sends to the import (the
+/// first upload, still running, say) may learn from its first status that
+/// the server has more frames than it has packed, none yet: it panicked
+/// there (a subtraction under zero). It goes on from the server's frame and
+/// the import lands whole.
+#[test]
+fn a_resumed_upload_whose_import_another_client_advances_goes_on() {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    let (backend, database) = common::databases().remove(0);
+    let dir = common::temp_dir("upload-resume-race");
+    let zip_path = dir.join("snapshot.zip");
+    let zip = snapshot(13);
+    std::fs::write(&zip_path, &zip).unwrap();
+    let archive = Archive::read(&zip);
+    let server = test_server(&database, &dir.join("data"));
+    let options = PackOptions {
+        validate: snappack::validate::Options {
+            mode: snappack::validate::ImportMode::Replace,
+            target: Some(
+                serde_json::from_slice(&server.call("GET", "/api/tables", b"").body).unwrap(),
+            ),
+            ..Default::default()
+        },
+        encoder: snappack::migration::EncoderConfig {
+            max_frame_size: 1024,
+            ..Default::default()
+        },
+        producer: format!("snappack {}", env!("CARGO_PKG_VERSION")),
+        created_at_ms: 0,
+        ..PackOptions::default()
+    };
+    let stream = packed_stream(&zip, &options);
+    let ranges = frames(&stream);
+    assert!(ranges.len() > 20, "{} frames", ranges.len());
+    let created = server
+        .call("POST", "/api/imports", br#"{"mode":"replace"}"#)
+        .json();
+    let id = created["id"].as_str().unwrap().to_owned();
+    let sent = server.call(
+        "POST",
+        &format!("/api/imports/{id}/frames?seq=0"),
+        &stream[..ranges[4].end],
+    );
+    assert_eq!(sent.json()["nextSeq"], 5, "{backend}");
+    // The other client sends ten more frames just before the upload's
+    // state machine asks the status (its second status request).
+    let (addr, token) = (server.addr, server.token.clone());
+    let (more, statuses) = (
+        stream[ranges[5].start..ranges[14].end].to_vec(),
+        AtomicUsize::new(0),
+    );
+    let path = format!("/api/imports/{id} ");
+    let frames_path = format!("/api/imports/{id}/frames?seq=5");
+    let proxy = proxy(addr, move |line| {
+        if line.starts_with("GET ")
+            && line.contains(&path)
+            && statuses.fetch_add(1, Ordering::SeqCst) == 1
+        {
+            let auth = format!("Bearer {token}");
+            let r = common::http(
+                addr,
+                "POST",
+                &frames_path,
+                &[("Authorization", &auth)],
+                &more,
+            )
+            .unwrap();
+            assert_eq!(r.status, 200);
+        }
+        false
+    });
+    let out = Command::new(env!("CARGO_BIN_EXE_snappack"))
+        .arg("upload")
+        .arg(&zip_path)
+        .args([
+            "--url",
+            &format!("http://{proxy}"),
+            "--token",
+            &server.token,
+        ])
+        .args(["--resume", &id, "--yes", "--quiet"])
+        .output()
+        .unwrap();
+    let (stdout, stderr) = (
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr),
+    );
+    assert_eq!(out.status.code(), Some(0), "{stdout}{stderr}");
+    assert!(
+        stderr.contains(&format!("import {id} continues at frame 5")),
+        "{stderr}"
+    );
+    assert!(
+        stdout.contains(&format!("import {id} finished")),
+        "{stdout}"
+    );
+    drop(server);
+    archive.assert_imported(&database, &dir.join("data"));
+}
+
 #[test]
 fn a_document_error_found_while_sending_cancels_the_import() {
     for (backend, database) in common::databases() {

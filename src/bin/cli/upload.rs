@@ -415,11 +415,13 @@ pub fn run(args: UploadArgs) -> Result<ExitCode> {
                 );
                 announced = true;
             }
-            // A resumed import may have more frames than are packed yet.
-            let (sent, input_sent) = match upload.acknowledged().saturating_sub(first_frame) {
+            // A resumed import may have more frames than are packed yet
+            // (another client sending to it too), maybe none.
+            let acknowledged = upload.acknowledged().saturating_sub(first_frame);
+            let (sent, input_sent) = match (acknowledged as usize).min(frames.len()) {
                 0 => (0, None),
                 n => {
-                    let last = &frames[(n as usize).min(frames.len()) - 1];
+                    let last = &frames[n - 1];
                     (last.end, Some(last.input))
                 }
             };
