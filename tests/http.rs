@@ -804,6 +804,35 @@ fn a_database_serves_one_server_at_a_time() {
     }
 }
 
+/// SQLite's in-memory database (`:memory:`), which would lose every
+/// import when the server stops, and SQLite URIs are refused before
+/// anything is made, saying how to name a file of that name.
+#[test]
+fn an_sqlite_name_that_is_no_file_is_refused() {
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    for (database, why) in [
+        (":memory:", "loses every import when the server stops"),
+        ("file:imports.db?mode=memory", "SQLite URI"),
+    ] {
+        let dir = common::temp_dir("memory");
+        let config = ServeConfig {
+            listen: "127.0.0.1:0".parse().unwrap(),
+            database: Some(database.to_owned()),
+            data_dir: dir.join("data"),
+            www: None,
+            token: Some("secret-token".into()),
+            ..ServeConfig::default()
+        };
+        let refused = match runtime.block_on(snappack::server::Server::bind(config)) {
+            Ok(_) => panic!("{database} served"),
+            Err(e) => e.to_string(),
+        };
+        assert!(refused.contains(why), "{refused}");
+        assert!(refused.contains(&format!("./{database}")), "{refused}");
+        assert!(!dir.join("data").exists(), "{database}");
+    }
+}
+
 /// A database that cannot be opened is named (without its password), with
 /// PostgreSQL's own reason, not only `db error`.
 #[test]

@@ -498,6 +498,24 @@ impl Server {
                 });
             }
         }
+        // SQLite reads these names as no file: an in-memory database (every
+        // import lost when the server stops) or a URI (whose file, options
+        // and name the data folder could not tell apart).
+        if let Some(database) = config.database.as_deref() {
+            if !store::is_postgres(database) {
+                let why = match database {
+                    ":memory:" => Some("it names SQLite's in-memory database, which loses every import when the server stops"),
+                    _ if database.starts_with("file:") => Some("it is an SQLite URI, which snappack does not take"),
+                    _ => None,
+                };
+                if let Some(why) = why {
+                    return Err(ServeError::OpenDatabase {
+                        database: database.to_owned(),
+                        message: format!("{why}: give the path of the database file (./{database} for a file of that name)"),
+                    });
+                }
+            }
+        }
         let data_dir = config.data_dir.clone();
         let data_dir_lock = lock_data_dir(&data_dir)?;
         let database = config
