@@ -804,6 +804,71 @@ fn a_database_serves_one_server_at_a_time() {
     }
 }
 
+/// A PostgreSQL database's lock is a session's, which ends with its
+/// connection (PostgreSQL restarted, or the session ended): the server
+/// takes it again at once, so that a second server is refused again.
+#[test]
+fn a_lost_postgres_lock_is_taken_again() {
+    let Some(url) = common::postgres_url() else {
+        return;
+    };
+    let database = common::postgres_schema_url(&url);
+    let first_dir = common::temp_dir("lock-lost");
+    let first = server(&database, |c| c.data_dir = first_dir.clone());
+    let mut admin = postgres::Client::connect(&database, postgres::NoTls).unwrap();
+    let holders = |admin: &mut postgres::Client| -> Vec<i32> {
+        admin
+            .query(
+                "SELECT pid FROM pg_locks WHERE locktype = 'advisory' AND granted AND objsubid = 2 \
+                 AND objid::text::bigint = hashtext(current_schema())::bigint & 4294967295",
+                &[],
+            )
+            .unwrap()
+            .iter()
+            .map(|row| row.get(0))
+            .collect()
+    };
+    let held = holders(&mut admin);
+    assert_eq!(held.len(), 1, "{held:?}");
+    admin
+        .execute("SELECT pg_terminate_backend($1)", &[&held[0]])
+        .unwrap();
+    let mut again = Vec::new();
+    for _ in 0..100 {
+        again = holders(&mut admin);
+        if again.len() == 1 && again != held {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    assert!(again.len() == 1 && again != held, "{held:?} then {again:?}");
+    // A second server, from a copy of the folder, is refused again.
+    let copy = common::temp_dir("lock-lost-copy");
+    for name in ["folder-id", "database"] {
+        std::fs::copy(first_dir.join(name), copy.join(name)).unwrap();
+    }
+    let config = ServeConfig {
+        listen: "127.0.0.1:0".parse().unwrap(),
+        database: Some(database.clone()),
+        data_dir: copy,
+        www: None,
+        token: Some("secret-token".into()),
+        ..ServeConfig::default()
+    };
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let refused = runtime
+        .block_on(snappack::server::Server::bind(config))
+        .map(drop)
+        .expect_err("a second server started");
+    assert!(
+        refused
+            .to_string()
+            .contains("is in use by another snappack serve"),
+        "{refused}"
+    );
+    drop(first);
+}
+
 /// SQLite's in-memory database (`:memory:`), which would lose every
 /// import when the server stops, and SQLite URIs are refused before
 /// anything is made, saying how to name a file of that name.

@@ -479,8 +479,9 @@ pub struct Server {
     /// The data folder's lock, held as long as the server (and let go after
     /// the rest).
     _data_dir_lock: std::fs::File,
-    /// The database's, held as long as the server.
-    _database_lock: store::ServingLock,
+    /// The database's, held as long as the server (and taken again when
+    /// lost with its connection).
+    database_lock: Arc<std::sync::Mutex<store::ServingLock>>,
 }
 
 impl Server {
@@ -589,7 +590,7 @@ impl Server {
         });
         Ok(Server {
             _data_dir_lock: data_dir_lock,
-            _database_lock: database_lock,
+            database_lock: Arc::new(std::sync::Mutex::new(database_lock)),
             listener,
             app: http::router(state, config.max_request_bytes, config.header_timeout),
             imports,
@@ -625,6 +626,7 @@ impl Server {
             .expire_after
             .map(|idle| tokio::spawn(expire_idle_imports(self.imports.clone(), idle)));
         let files = tokio::spawn(retry_sweeps(self.imports.clone(), SWEEP_RETRY));
+        let lock = tokio::spawn(keep_database_lock(self.database_lock.clone(), LOCK_CHECK));
         let limits = ConnectionLimits {
             header_timeout: self.header_timeout,
             max_connections: self.max_connections,
@@ -634,6 +636,7 @@ impl Server {
             sweeper.abort();
         }
         files.abort();
+        lock.abort();
         Ok(())
     }
 }
@@ -713,6 +716,45 @@ async fn expire_idle_imports(imports: Arc<Imports>, idle: Duration) {
                 }
             }
             Err(e) => eprintln!("snappack: expiring idle imports failed: {e}"),
+        }
+    }
+}
+
+/// How often the database lock is checked (a round trip on its connection).
+const LOCK_CHECK: Duration = Duration::from_secs(2);
+
+/// Takes the database lock again whenever it was lost (a PostgreSQL
+/// session ends with its connection: PostgreSQL restarted, say), and says
+/// so; while another server holds it, says that once.
+async fn keep_database_lock(lock: Arc<std::sync::Mutex<store::ServingLock>>, every: Duration) {
+    let mut ticks = tokio::time::interval(every);
+    let mut said = None;
+    loop {
+        ticks.tick().await;
+        let lock = lock.clone();
+        let kept = tokio::task::spawn_blocking(move || {
+            lock.lock().unwrap_or_else(|e| e.into_inner()).keep()
+        })
+        .await;
+        let told = match kept {
+            Ok(Ok(false)) => continue,
+            Ok(Ok(true)) => "the database lock, lost with its connection, is held again".to_owned(),
+            Ok(Err(StoreError::InUse(what))) => format!(
+                "the database lock was lost with its connection, and another snappack serve holds \
+                 it now: {what}; stop one of the two servers"
+            ),
+            // PostgreSQL down: tried again at the next check, said once.
+            Ok(Err(e)) => format!(
+                "the database lock was lost with its connection and cannot be taken again yet: {e}"
+            ),
+            Err(e) => format!("the database lock cannot be checked: {e}"),
+        };
+        if said.as_ref() != Some(&told) {
+            eprintln!("snappack: {told}");
+            said = Some(told);
+        }
+        if matches!(said.as_deref(), Some(text) if text.ends_with("is held again")) {
+            said = None;
         }
     }
 }

@@ -370,6 +370,19 @@ pub enum ServingLock {
     Postgres(Box<postgres::ServingLock>),
 }
 
+impl ServingLock {
+    /// Takes the lock again if it was lost: a PostgreSQL session ends with
+    /// its connection (PostgreSQL restarted, say), and the lock with it.
+    /// `Ok(true)` when it was taken again; `InUse` when another server took
+    /// it meanwhile. An SQLite file's lock is never lost.
+    pub fn keep(&mut self) -> Result<bool, StoreError> {
+        match self {
+            ServingLock::Sqlite(_) => Ok(false),
+            ServingLock::Postgres(lock) => lock.keep(),
+        }
+    }
+}
+
 /// Takes the database a `--database` value names for one server, for as
 /// long as the lock is held (the system releases it when the process ends,
 /// however it ends): a second server on it (from another data folder, a

@@ -119,11 +119,37 @@ const SERVE_KEY: i32 = 0x736e_6170;
 /// A PostgreSQL database (the schema the URL chooses) held by one server:
 /// a session advisory lock, on a connection of its own, released when it
 /// is dropped or when the process ends, however it ends.
-pub struct ServingLock(Option<Client>);
+pub struct ServingLock {
+    url: String,
+    client: Option<Client>,
+}
+
+impl ServingLock {
+    /// Takes the lock again if its connection closed (PostgreSQL restarted,
+    /// or the session was ended): `Ok(true)` when it did, `Ok(false)` when
+    /// it was held; `InUse` when another server took it meanwhile.
+    pub fn keep(&mut self) -> Result<bool, StoreError> {
+        // A round trip: the blocking client notices a closed connection
+        // only when it is used.
+        let alive = off_runtime(|| {
+            self.client
+                .as_mut()
+                .is_some_and(|client| client.is_valid(std::time::Duration::from_secs(10)).is_ok())
+        });
+        if alive {
+            return Ok(false);
+        }
+        let closed = self.client.take();
+        off_runtime(move || drop(closed));
+        let mut again = lock_for_serving(&self.url)?;
+        self.client = again.client.take();
+        Ok(true)
+    }
+}
 
 impl Drop for ServingLock {
     fn drop(&mut self) {
-        let client = self.0.take();
+        let client = self.client.take();
         off_runtime(move || drop(client));
     }
 }
@@ -155,7 +181,10 @@ pub fn lock_for_serving(url: &str) -> Result<ServingLock, StoreError> {
         let (taken, database, schema): (bool, String, String) =
             (row.get(0), row.get(1), row.get(2));
         if taken {
-            return Ok(ServingLock(Some(client)));
+            return Ok(ServingLock {
+                url: url.to_owned(),
+                client: Some(client),
+            });
         }
         // Who holds it, for the message: a session of another server.
         let holder = client
