@@ -547,6 +547,11 @@ fn failed_upload_advice(
     }
     match error.status {
         None | Some(500..) => Some(format!("continue with --resume {id}")),
+        // Its token changed while it was sending (a restart with another):
+        // the import is open and has every frame acknowledged.
+        Some(401) => Some(format!(
+            "import {id} stays open: continue it with --resume {id} and the server's token"
+        )),
         // Even one frame is over the server's limits: only smaller frames
         // go, which an import that has no frame yet can take.
         Some(413) if acknowledged == 0 => Some(format!(
@@ -853,6 +858,11 @@ mod tests {
         assert!(advice("RequestTooLarge", Some(413), 2)
             .unwrap()
             .contains("upload again with a smaller"));
+        // The server's token changed meanwhile: the import is open.
+        assert_eq!(
+            advice("Unauthorized", Some(401), 3).unwrap(),
+            "import i1 stays open: continue it with --resume i1 and the server's token"
+        );
         // A refused input: the server cancelled the import; the error says it all.
         assert_eq!(advice("DuplicateId", Some(422), 3), None);
         assert_eq!(advice("TableChanged", Some(422), 3), None);
