@@ -446,8 +446,10 @@ impl Imports {
                     log.display()
                 )
             } else {
-                match imports.reopen(&record.id, record.mode, &HashMap::new()) {
-                    Ok(open) => {
+                let observed = imports.read_observed(&record.id);
+                match imports.reopen(&record.id, record.mode, &observed) {
+                    Ok(mut open) => {
+                        open.observed = observed;
                         let slot = Slot::new(open, record.label);
                         *lock(&slot.changed) = imports.store.changed_table(&record.id)?;
                         lock(&imports.open).insert(record.id, slot);
@@ -560,6 +562,54 @@ impl Imports {
 
     fn log_path(&self, id: &str) -> PathBuf {
         self.dir.join(id).join("stream.snappack")
+    }
+
+    /// The file beside an import's log where what it saw of the tables it
+    /// declared is kept, a JSON line per table (the last line of a table
+    /// wins): a write that failed and is made good after a restart records
+    /// that too.
+    fn observed_path(&self, id: &str) -> PathBuf {
+        self.dir.join(id).join("observed.jsonl")
+    }
+
+    /// Appends what import `id` saw of the tables it declares, durably,
+    /// before the declarations are acknowledged.
+    fn keep_observed(
+        &self,
+        id: &str,
+        tables: &[(&str, &str)],
+        seen: &[Observed],
+    ) -> Result<(), ImportsError> {
+        use std::io::Write as _;
+        let path = self.observed_path(id);
+        let new = !path.exists();
+        let mut lines = String::new();
+        for (&(component, name), seen) in tables.iter().zip(seen) {
+            let line = serde_json::json!([component, name, seen]).to_string();
+            lines.push_str(&line);
+            lines.push('\n');
+        }
+        let mut file = fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&path)?;
+        file.write_all(lines.as_bytes())?;
+        file.sync_all()?;
+        if new {
+            super::sync_folder(&self.dir.join(id))?;
+        }
+        Ok(())
+    }
+
+    /// What import `id` saw of the tables it declared, as kept by
+    /// [`keep_observed`](Self::keep_observed); a line cut by a crash is
+    /// left out (its frames were not acknowledged).
+    fn read_observed(&self, id: &str) -> HashMap<(String, String), Observed> {
+        let text = fs::read_to_string(self.observed_path(id)).unwrap_or_default();
+        text.lines()
+            .filter_map(|line| serde_json::from_str::<(String, String, Observed)>(line).ok())
+            .map(|(component, name, seen)| ((component, name), seen))
+            .collect()
     }
 
     /// Rebuilds a stale open import from its log ([`reopen`](Self::reopen)),
@@ -880,6 +930,8 @@ impl Imports {
             .collect();
         if !declared.is_empty() {
             let seen = self.store.observe_tables(&declared)?;
+            // Kept on disk too, for a write made good after a restart.
+            self.keep_observed(&open.id, &declared, &seen)?;
             for (&(component, name), seen) in declared.iter().zip(seen) {
                 let key = (component.to_owned(), name.to_owned());
                 open.observed.insert(key, seen);
