@@ -10,14 +10,13 @@
 import assert from 'node:assert/strict';
 import { execFileSync, spawn } from 'node:child_process';
 import { mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
 
 import { strToU8, zipSync } from 'fflate';
 import { chromium } from 'playwright-core';
 
-import { ROOT, cli, gen, scratch } from '../node/helpers.js';
+import { ROOT, cli, freePort, gen, scratch } from '../node/helpers.js';
 
 const CHROMIUM = '/usr/bin/chromium';
 const FLAGS = [
@@ -53,16 +52,6 @@ after(async () => {
   await context?.close();
   for (const server of servers) server.stop();
 });
-
-function freePort() {
-  return new Promise((resolve) => {
-    const probe = createServer();
-    probe.listen(0, '127.0.0.1', () => {
-      const { port } = probe.address();
-      probe.close(() => resolve(port));
-    });
-  });
-}
 
 /** A `snappack serve` with its own data folder and SQLite database, serving www/. */
 async function startServer(existing, { args = [] } = {}) {

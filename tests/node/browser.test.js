@@ -11,7 +11,7 @@ import { after, before, test } from 'node:test';
 
 import { chromium } from 'playwright-core';
 
-import { ROOT, gen, nativeReport, scratch, sortedJson } from './helpers.js';
+import { ROOT, freePort, gen, nativeReport, scratch, sortedJson } from './helpers.js';
 
 const CHROMIUM = '/usr/bin/chromium';
 const PKG = join(ROOT, 'pkg');
@@ -24,7 +24,8 @@ let browser;
 let page;
 
 /** Serves the test page at / and the built package under /pkg/. */
-function serve() {
+async function serve() {
+  const port = await freePort();
   return new Promise((resolve) => {
     const httpServer = createServer((request, response) => {
       const url = new URL(request.url, 'http://localhost');
@@ -41,7 +42,7 @@ function serve() {
       response.writeHead(200, { 'content-type': TYPES[extname(path)] ?? 'application/octet-stream' });
       createReadStream(path).pipe(response);
     });
-    httpServer.listen(0, '127.0.0.1', () => resolve(httpServer));
+    httpServer.listen(port, '127.0.0.1', () => resolve(httpServer));
   });
 }
 

@@ -3,6 +3,7 @@
 
 import { execFileSync, spawnSync } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -72,4 +73,42 @@ export function sortedJson(value) {
       ? Object.fromEntries(Object.entries(v).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)))
       : v,
   );
+}
+
+/** Ports {@link freePort} handed out in this run. */
+const givenPorts = new Set();
+
+/**
+ * A free loopback port for a test's server: one of `SNAPPACK_TEST_PORTS`
+ * (`first-last`) when it is set, so that tests on a shared machine keep to
+ * the ports they were given (one not handed out before in this run first),
+ * else any the system picks.
+ */
+export async function freePort() {
+  const range = process.env.SNAPPACK_TEST_PORTS;
+  if (!range) return bindable(0);
+  const [first, last] = range.split('-').map(Number);
+  if (!(Number.isInteger(first) && Number.isInteger(last) && first > 0 && first <= last && last < 65536)) {
+    throw new Error(`SNAPPACK_TEST_PORTS must be first-last, not ${range}`);
+  }
+  const ports = Array.from({ length: last - first + 1 }, (_, i) => first + i);
+  for (const port of [...ports.filter((p) => !givenPorts.has(p)), ...ports.filter((p) => givenPorts.has(p))]) {
+    if ((await bindable(port).catch(() => null)) !== null) {
+      givenPorts.add(port);
+      return port;
+    }
+  }
+  throw new Error(`no free port in SNAPPACK_TEST_PORTS=${range}`);
+}
+
+/** `port` (0: one the system picks) once it could be bound on 127.0.0.1 and released. */
+function bindable(port) {
+  return new Promise((resolve, reject) => {
+    const probe = createServer();
+    probe.once('error', reject);
+    probe.listen(port, '127.0.0.1', () => {
+      const bound = probe.address().port;
+      probe.close(() => resolve(bound));
+    });
+  });
 }
