@@ -1,14 +1,14 @@
 // The `snappack` package in Node: each call runs in its own worker thread
-// (node-worker.js), so the event loop, and with it timers, sockets and abort
+// (node-worker.js, started by node-runner.js), so the event loop, and with it timers, sockets and abort
 // signals, runs on while it validates. The WebAssembly module (the browsers'
 // build) is compiled once per process and shared with the workers, code
 // optimized in one run included. `validateFile` reads a file of any size a
-// few MiB at a time instead of loading it.
+// few MiB at a time instead of loading it. This module exports exactly what
+// node.d.ts declares.
 
-import { readFile, stat } from 'node:fs/promises';
+import { stat } from 'node:fs/promises';
 import { availableParallelism } from 'node:os';
 import { basename } from 'node:path';
-import { Worker } from 'node:worker_threads';
 
 import {
   MAX_INPUT_BYTES,
@@ -18,28 +18,13 @@ import {
   defaultWorkers,
   fileNameOf,
   normalizeInput,
-  routeWorkerMessage,
-  unsendableRequest,
   validateTogether,
   validationWorkers,
-  wasmLoadFailed,
   workersOption,
 } from './common.js';
+import { inWorker } from './node-runner.js';
 
 export { SnappackError };
-
-let compiled;
-
-/** The compiled module, once per process (again after a failure). */
-function compiledModule() {
-  if (compiled === undefined) {
-    compiled = readFile(new URL('./web/snappack_bg.wasm', import.meta.url)).then((bytes) => WebAssembly.compile(bytes));
-    compiled.catch(() => {
-      compiled = undefined;
-    });
-  }
-  return compiled;
-}
 
 /**
  * Validates an archive or a single-table file held in memory (at most
@@ -136,90 +121,4 @@ function validateInWorkers(request, count, size, { onProgress, signal }) {
  */
 export async function checkTarget(report, options) {
   return inWorker(checkTargetRequest(report, options), {});
-}
-
-/** Panics inside the worker's WebAssembly, to test that a panic only rejects. @internal */
-export async function __panicForTests(message) {
-  return inWorker({ type: 'panic', message }, {});
-}
-
-/** How long a worker that finished cleanly waits for the next call before it ends. */
-const IDLE_MS = 10_000;
-
-/** The process's Node options, less `--input-type`, which a worker's file entry refuses. */
-const execArgv = process.execArgv.filter((arg, i, all) => !arg.startsWith('--input-type') && all[i - 1] !== '--input-type');
-
-/** A worker that finished its last call cleanly, kept for the next one. */
-let idle;
-let idleTimer;
-
-function takeWorker() {
-  let worker = idle;
-  idle = undefined;
-  clearTimeout(idleTimer);
-  if (worker === undefined) {
-    worker = new Worker(new URL('./node-worker.js', import.meta.url), { name: 'snappack', execArgv });
-    worker.once('exit', () => {
-      if (idle === worker) idle = undefined;
-    });
-  }
-  worker.ref();
-  return worker;
-}
-
-/** Keeps `worker` as the idle one (it does not hold the process open), or ends it if there is one. */
-function release(worker) {
-  if (idle !== undefined) {
-    worker.terminate();
-    return;
-  }
-  idle = worker;
-  worker.unref();
-  idleTimer = setTimeout(() => {
-    idle = undefined;
-    worker.terminate();
-  }, IDLE_MS).unref();
-}
-
-/**
- * Posts `request` to a worker thread (moving `transfer`) and settles with its Report. A worker
- * that answered is kept for the next call; one that failed, or whose run
- * `signal` aborted, is ended at once.
- */
-async function inWorker(request, { onProgress, signal }, transfer = []) {
-  let module;
-  try {
-    module = await compiledModule();
-  } catch (error) {
-    throw wasmLoadFailed(error);
-  }
-  signal?.throwIfAborted();
-  return new Promise((resolve, reject) => {
-    const worker = takeWorker();
-    let settled = false;
-    const settle = (settleWith, value, reusable = false) => {
-      if (settled) return;
-      settled = true;
-      signal?.removeEventListener('abort', onAbort);
-      // Only this call's listeners: the Worker keeps its own.
-      worker.off('message', onMessage).off('error', onError).off('exit', onExit);
-      if (reusable) release(worker);
-      else worker.terminate();
-      settleWith(value);
-    };
-    const onAbort = () => settle(reject, signal.reason);
-    const onMessage = (data) =>
-      routeWorkerMessage(data, { onProgress }, (value) => settle(resolve, value, true), (error) => settle(reject, error));
-    const onError = (error) =>
-      settle(reject, new SnappackError('WorkerFailed', `snappack's worker failed: ${error.message}`, { cause: error }));
-    const onExit = (code) =>
-      settle(reject, new SnappackError('WorkerFailed', `snappack's worker stopped (exit code ${code}) without an answer`));
-    signal?.addEventListener('abort', onAbort, { once: true });
-    worker.on('message', onMessage).on('error', onError).on('exit', onExit);
-    try {
-      worker.postMessage({ ...request, module, progress: Boolean(onProgress) }, transfer);
-    } catch (error) {
-      settle(reject, unsendableRequest(error));
-    }
-  });
 }

@@ -14,7 +14,7 @@
 // is deterministic, so an import interrupted even by a page reload continues
 // after packing the same file with the same options again.
 
-import { compiledModule, inWorker, newWorker, workerModule } from './browser.js';
+import { compiledModule, inWorker, newWorker, workerModule } from './runner.js';
 import { CHOICES, SnappackError, checkHandlers, coreOptionsJson, defaultWorkers, fileNameOf, normalizeInput, workersOption } from './common.js';
 import init, { UploadMachine } from './web/snappack.js';
 

@@ -37,7 +37,7 @@ const WASM_OPT = join(root, 'node_modules', '.bin', 'wasm-opt');
 
 /** Package sources copied from js/ as they are. */
 const LICENSE_FILES = ['LICENSE-APACHE', 'LICENSE-MIT'];
-const PACKAGE_FILES = ['browser.js', 'common.js', 'node.js', 'node-worker.js', 'worker.js', 'upload.js', 'pack-worker.js', 'index.d.ts', 'node.d.ts', 'README.md'];
+const PACKAGE_FILES = ['browser.js', 'runner.js', 'common.js', 'node.js', 'node-runner.js', 'node-worker.js', 'worker.js', 'upload.js', 'pack-worker.js', 'index.d.ts', 'node.d.ts', 'README.md'];
 
 function run(command, args) {
   console.log(`> ${command} ${args.join(' ')}`);

@@ -8,7 +8,10 @@ import { readFileSync, statSync, truncateSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'node:test';
 
-import { SnappackError, validate, validateFile, __panicForTests } from 'snappack';
+import { SnappackError, validate, validateFile } from 'snappack';
+
+// Internal, not exported by the package: a worker's run of a request, to provoke a panic.
+import { inWorker } from '../../pkg/node-runner.js';
 
 import { ROOT, gen, scratch, sortedJson } from './helpers.js';
 
@@ -241,7 +244,7 @@ test('a panic rejects with code Panic, and the next call works', async () => {
   const quiet = console.error;
   console.error = () => {};
   try {
-    await assert.rejects(__panicForTests('on purpose'), (error) => {
+    await assert.rejects(inWorker({ type: 'panic', message: 'on purpose' }, {}), (error) => {
       assert.ok(error instanceof SnappackError);
       assert.equal(error.code, 'Panic');
       assert.match(error.message, /on purpose/);

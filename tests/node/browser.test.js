@@ -163,7 +163,9 @@ test('aborting ends the worker and rejects with the signal\'s reason', async () 
 
 test('misuse and panics reject with a SnappackError code', async () => {
   const codes = await page.evaluate(async () => {
-    const { prepareUpload, validate, __panicForTests } = await import('/pkg/browser.js');
+    const { prepareUpload, validate } = await import('/pkg/browser.js');
+    // Internal, not exported by the package: a worker's run of a request, to provoke a panic.
+    const { inWorker, workerModule } = await import('/pkg/runner.js');
     const codeOf = (promise) => promise.then(() => 'resolved', (error) => `${error.name}:${error.code}`);
     // A frame size below what snappack packs, and one above what a server reads by default.
     const rows = new TextEncoder().encode(`{"a":1}\n`);
@@ -177,7 +179,7 @@ test('misuse and panics reject with a SnappackError code', async () => {
       // Bytes and Blobs have no name: their first bytes tell the format, or a finding says to give it.
       (await validate(new Uint8Array(4))).errors[0].code,
       (await validate(new Blob(['{}\n']), { table: 't' })).format,
-      await codeOf(__panicForTests('on purpose')),
+      await codeOf(inWorker({ type: 'panic', module: await workerModule(), message: 'on purpose' }, {})),
       // After the panic, a fresh worker validates as usual; a broken ZIP is a finding.
       (await validate(new Uint8Array(4), { fileName: 'x.zip' })).errors[0].code,
     ];
@@ -273,7 +275,8 @@ test('preload() under a dev server that rewrites the workers\' imports to root p
   // `from "/pkg/common.js?v=…"`, which a `blob:` module cannot resolve by itself.
   const devPage = await browser.newPage();
   devPage.on('pageerror', (error) => console.error('page error:', error));
-  await devPage.route('**/pkg/**/*.js', async (route) => {
+  // Every module of the package, those the rewritten imports ask for with `?v=dev` too.
+  await devPage.route((url) => url.pathname.startsWith('/pkg/') && url.pathname.endsWith('.js'), async (route) => {
     const response = await route.fetch();
     const path = new URL(route.request().url()).pathname;
     const dir = path.slice(0, path.lastIndexOf('/') + 1);
