@@ -3,9 +3,9 @@
 //
 // For each [[build]] of wasm-pack.toml: `cargo build --lib --target
 // wasm32-unknown-unknown --profile <profile>`, `wasm-bindgen --target <target>
-// --out-dir <out-dir>`, then `wasm-opt <flags>` on the .wasm. Then it copies
-// the hand-written package sources from js/ (entry points, worker, types,
-// README, package.json with the crate's version) and links
+// --no-typescript --out-dir <out-dir>`, then `wasm-opt <flags>` on the .wasm.
+// Then it copies the hand-written package sources from js/ (entry points,
+// workers, types, README, package.json with the crate's version) and links
 // node_modules/snappack to pkg/, so the project's own tests import the package
 // by its name, exactly as a user would.
 //
@@ -69,7 +69,8 @@ function buildOne(build) {
   const wasm = join(root, 'target', WASM_TARGET, profileDir, `${CRATE}.wasm`);
   const outDir = join(root, build['out-dir']);
   rmSync(outDir, { recursive: true, force: true });
-  run('wasm-bindgen', ['--target', build.target, '--out-dir', outDir, '--out-name', CRATE, wasm]);
+  // No TypeScript: the package's types are index.d.ts and node.d.ts, and nothing imports the generated ones.
+  run('wasm-bindgen', ['--target', build.target, '--no-typescript', '--out-dir', outDir, '--out-name', CRATE, wasm]);
   const flags = build['wasm-opt'] ?? [];
   const output = join(outDir, `${CRATE}_bg.wasm`);
   if (flags.length > 0) optimize(output, flags);
