@@ -3,10 +3,51 @@
 // and a call's run in a worker. Not part of the package's API: the entry point
 // exports only what its types declare.
 
+import { existsSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
+import { fileURLToPath } from 'node:url';
 import { Worker } from 'node:worker_threads';
 
 import { SnappackError, routeWorkerMessage, unsendableRequest, wasmLoadFailed } from './common.js';
+
+/**
+ * The package's files that a worker thread runs, beside this module. A
+ * bundler (esbuild, say) inlines this module's code but leaves the URLs it
+ * makes of `import.meta.url` to find them as they are: relative to the
+ * bundle, where they must be copied.
+ */
+const WORKER_FILES = ['node-worker.js', 'common.js', 'web/snappack.js', 'web/snappack_bg.wasm'];
+
+/** The worker's files were found (looked for at each call until they are). */
+let filesFound = false;
+
+/**
+ * Throws a `WorkerFailed` naming the first of the worker's files that is
+ * missing and what to copy where, or `Unsupported` in a bundle without
+ * `import.meta.url`.
+ */
+function checkWorkerFiles() {
+  if (filesFound) return;
+  let here;
+  try {
+    here = new URL(import.meta.url);
+  } catch (error) {
+    throw new SnappackError(
+      'Unsupported',
+      `snappack cannot find its worker and WebAssembly (${error.message}): it must be bundled as an ES module, where import.meta.url is the bundle's URL (esbuild: --format=esm)`,
+      { cause: error },
+    );
+  }
+  const missing = here.protocol === 'file:' ? WORKER_FILES.find((file) => !existsSync(new URL(file, here))) : undefined;
+  if (missing !== undefined) {
+    const folder = fileURLToPath(new URL('.', here));
+    throw new SnappackError(
+      'WorkerFailed',
+      `snappack's worker thread needs ${fileURLToPath(new URL(missing, here))}, which is missing: a program bundled with snappack needs the package's node-worker.js, common.js and web/ beside the bundle (cp -r node_modules/snappack/{node-worker.js,common.js,web} ${folder})`,
+    );
+  }
+  filesFound = true;
+}
 
 let compiled;
 
@@ -62,10 +103,12 @@ function release(worker) {
 /**
  * Posts `request` to a worker thread (moving `transfer`) and settles with its Report. A worker
  * that answered is kept for the next call; one that failed, or whose run
- * `signal` aborted, is ended at once.
+ * `signal` aborted, is ended at once. Rejects with `WorkerFailed` naming the
+ * worker's file that is missing (in a bundle they were not copied beside).
  * @internal (node.js)
  */
 export async function inWorker(request, { onProgress, signal }, transfer = []) {
+  checkWorkerFiles();
   let module;
   try {
     module = await compiledModule();

@@ -5,7 +5,7 @@
 
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
-import { readFileSync, readdirSync, writeFileSync } from 'node:fs';
+import { copyFileSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
 import { join, posix } from 'node:path';
 import { test } from 'node:test';
 
@@ -92,7 +92,7 @@ test('every module and file a shipped module refers to ships with it', () => {
   }
 });
 
-test('installed from the tarball into a project of its own, it validates by its name (ESM, and require where Node has it)', () => {
+test('installed from the tarball into a project of its own, it validates by its name (ESM, and require where Node has it), and bundled once the files the error names are copied', () => {
   const app = join(dir, 'app');
   execFileSync('mkdir', ['-p', app]);
   writeFileSync(join(app, 'package.json'), JSON.stringify({ name: 'app', private: true, type: 'module' }));
@@ -128,6 +128,25 @@ test('installed from the tarball into a project of its own, it validates by its 
     checked: 0,
     misuse: 'InvalidInput',
   });
+  // Bundled (by esbuild, say): the package's code is inlined into the bundle, and the
+  // files it finds by URLs made of import.meta.url are looked for beside it.
+  const bundle = join(app, 'bundle');
+  execFileSync('mkdir', ['-p', bundle]);
+  for (const file of ['node.js', 'node-runner.js', 'common.js']) copyFileSync(join(app, 'node_modules/snappack', file), join(bundle, file));
+  writeFileSync(join(app, 'bundled.js'), `
+    import { validate } from './bundle/node.js';
+    const answer = await validate(new TextEncoder().encode('{"a":1}\\n'), { fileName: 'rows.jsonl', table: 'rows' })
+      .then((report) => report.documents, (error) => \`\${error.code}: \${error.message}\`);
+    console.log(answer);
+  `);
+  const missing = execFileSync(process.execPath, ['bundled.js'], { cwd: app, encoding: 'utf8' }).trim();
+  assert.equal(
+    missing,
+    `WorkerFailed: snappack's worker thread needs ${join(bundle, 'node-worker.js')}, which is missing: a program bundled with snappack needs the package's node-worker.js, common.js and web/ beside the bundle (cp -r node_modules/snappack/{node-worker.js,common.js,web} ${bundle}/)`,
+  );
+  // What the message says to copy is all that was missing.
+  execFileSync('bash', ['-c', missing.slice(missing.indexOf('cp -r '), -1)], { cwd: app });
+  assert.equal(execFileSync(process.execPath, ['bundled.js'], { cwd: app, encoding: 'utf8' }).trim(), '1');
   if (process.features.require_module) {
     writeFileSync(join(app, 'main.cjs'), `
       const { validateFile } = require('snappack');
