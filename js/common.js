@@ -247,7 +247,8 @@ function fromWasmError(error, panicMessage) {
  * `work(onProgress)` does the job and returns `[result, transfer]`; the
  * result is posted as `done` (moving `transfer`), a failure as `error` (a
  * panic as `Panic`), progress as `progress` messages when the request asks
- * for them. A `panic` request panics on purpose, for the tests.
+ * for them. A `ping` request is answered `ready` once the module runs; a
+ * `panic` request panics on purpose, for the tests.
  */
 export function answerRequest(wasm, data, post, work) {
   let panicMessage;
@@ -258,6 +259,11 @@ export function answerRequest(wasm, data, post, work) {
     });
     if (data.type === 'panic') {
       wasm.__panicForTests(data.message);
+      return;
+    }
+    // The worker started, with what it imports and its WebAssembly: `preload` asks.
+    if (data.type === 'ping') {
+      post({ type: 'done', result: 'ready' });
       return;
     }
     const onProgress = data.progress

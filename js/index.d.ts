@@ -250,8 +250,10 @@ export declare function validate(
  * start their workers from memory (`blob:` URLs, which a
  * Content-Security-Policy must allow as `worker-src blob:`), so validating a
  * file needs nothing more from the server that served the package, even
- * when it has gone away since. Rejects with `WorkerFailed` when they cannot
- * be loaded: calls then fetch them as they would without it.
+ * when it has gone away since. It starts one worker of each kind so, and
+ * rejects with `WorkerFailed` when they cannot be loaded or started (under a
+ * policy that refuses them, naming `worker-src`): calls then fetch them as
+ * they would without it.
  */
 export declare function preload(): Promise<void>;
 

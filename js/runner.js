@@ -48,13 +48,16 @@ let workerUrls;
  * Fetches and compiles the WebAssembly module and fetches the workers'
  * scripts now, and keeps them for the page: the calls after it start their
  * workers from memory (`blob:` URLs) and need nothing more from the server
- * that served the package. Rejects with `WorkerFailed` when they cannot be
- * loaded; calls then fetch them as they would without it.
+ * that served the package. A worker of each kind is started from memory
+ * first, and must answer. Rejects with `WorkerFailed` when they cannot be
+ * loaded or started (a Content-Security-Policy without `worker-src blob:`,
+ * which the error names); calls then fetch them as they would without it.
  * @returns {Promise<void>}
  */
 export function preload() {
   if (preloaded === undefined) {
-    preloaded = Promise.all([compiledModule(), workerScripts()]).then(([, urls]) => {
+    preloaded = Promise.all([compiledModule(), workerScripts()]).then(async ([module, urls]) => {
+      await Promise.all(Object.entries(urls).map(([kind, url]) => startsFromMemory(kind, url, module)));
       workerUrls = urls;
     });
     preloaded.catch(() => {
@@ -85,6 +88,32 @@ export function newWorker(kind, name) {
   return kind === 'pack'
     ? new Worker(new URL('./pack-worker.js', import.meta.url), { type: 'module', name })
     : new Worker(new URL('./worker.js', import.meta.url), { type: 'module', name });
+}
+
+/**
+ * Resolves once a worker started from `url` (a `blob:` URL of the script of
+ * `kind`) answers; rejects with `WorkerFailed` when it cannot start, naming
+ * the Content-Security-Policy directive that refused it, if one did.
+ */
+async function startsFromMemory(kind, url, module) {
+  const refusals = [];
+  const onViolation = (event) => {
+    if (event.effectiveDirective === 'worker-src' || /^blob/.test(event.blockedURI)) refusals.push(event);
+  };
+  globalThis.document?.addEventListener('securitypolicyviolation', onViolation);
+  try {
+    await inWorker({ type: 'ping', module }, {}, new Worker(url, { type: 'module', name: `snappack-${kind}-preload` }));
+  } catch (error) {
+    // The violation is reported as a task of its own: it may come after the error.
+    await new Promise((resolve) => setTimeout(resolve, 0));
+    const refused = refusals.length > 0 || error?.name === 'SecurityError';
+    const why = refused
+      ? "the page's Content-Security-Policy does not allow workers from blob: URLs: add blob: to its worker-src directive (or, without one, to script-src, else default-src)"
+      : `a worker could not be started from it (${error?.message ?? error})`;
+    throw new SnappackError('WorkerFailed', `cannot start snappack's ${kind} worker from memory: ${why}`, { cause: error });
+  } finally {
+    globalThis.document?.removeEventListener('securitypolicyviolation', onViolation);
+  }
 }
 
 /**

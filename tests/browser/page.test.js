@@ -127,7 +127,11 @@ async function newPage(server, { init, beforeLoad } = {}) {
   return page;
 }
 
-/** For `newPage`'s `init`: counts the page's Web Workers alive (the package ends each with terminate()), the most at once, and those started. */
+/**
+ * For `newPage`'s `init`: counts the page's Web Workers alive (the package ends each with
+ * terminate()), the most at once, and those started, and their requests; not the workers
+ * `preload` starts to see that they can (named `snappack-<kind>-preload`), as the page loads.
+ */
 function countWorkers() {
   const Native = window.Worker;
   const workers = { alive: 0, most: 0, started: 0, requests: [] };
@@ -135,18 +139,20 @@ function countWorkers() {
   window.Worker = class extends Native {
     constructor(...args) {
       super(...args);
+      this.probe = /-preload$/.test(args[1]?.name ?? '');
+      if (this.probe) return;
       workers.alive += 1;
       workers.started += 1;
       workers.most = Math.max(workers.most, workers.alive);
     }
 
     postMessage(message, ...rest) {
-      workers.requests.push(message?.type);
+      if (!this.probe) workers.requests.push(message?.type);
       super.postMessage(message, ...rest);
     }
 
     terminate() {
-      if (!this.ended) workers.alive -= 1;
+      if (!this.ended && !this.probe) workers.alive -= 1;
       this.ended = true;
       super.terminate();
     }

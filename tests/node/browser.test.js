@@ -16,6 +16,7 @@ import { ROOT, freePort, gen, nativeReport, scratch, sortedJson } from './helper
 const CHROMIUM = '/usr/bin/chromium';
 const PKG = join(ROOT, 'pkg');
 const TYPES = { '.js': 'text/javascript', '.wasm': 'application/wasm', '.html': 'text/html' };
+const STRICT_CSP = "default-src 'self'; script-src 'self' 'wasm-unsafe-eval'";
 const PAGE = '<!doctype html><meta charset="utf-8"><title>snappack</title><input type="file" id="file">';
 
 const dir = scratch();
@@ -31,6 +32,13 @@ async function serve() {
       const url = new URL(request.url, 'http://localhost');
       if (url.pathname === '/') {
         response.writeHead(200, { 'content-type': TYPES['.html'] });
+        response.end(PAGE);
+        return;
+      }
+      // The page under a Content-Security-Policy that allows the package's
+      // files and its WebAssembly, but no worker from a `blob:` URL.
+      if (url.pathname === '/strict-csp') {
+        response.writeHead(200, { 'content-type': TYPES['.html'], 'content-security-policy': STRICT_CSP });
         response.end(PAGE);
         return;
       }
@@ -306,6 +314,30 @@ test('preload() under a dev server that rewrites the workers\' imports to root p
     assert.ok(answers.packed > 0, 'packed from memory');
   } finally {
     await devPage.close();
+  }
+});
+
+test('preload() under a Content-Security-Policy without worker-src blob: rejects naming the directive, and calls still work', async () => {
+  const strictPage = await browser.newPage();
+  strictPage.on('pageerror', (error) => console.error('page error:', error));
+  try {
+    await strictPage.goto(`http://127.0.0.1:${server.address().port}/strict-csp`);
+    const answers = await strictPage.evaluate(async () => {
+      const { preload, validate, pack } = await import('/pkg/browser.js');
+      const answerOf = (promise) => promise.then((v) => v ?? 'resolved', (e) => `${e.name}:${e.code}:${e.message}`);
+      const rows = new TextEncoder().encode('{"a":1}\n{"a":2}\n');
+      const preloaded = await answerOf(preload());
+      // The workers then start from the package's files, which the policy allows.
+      const report = await answerOf(validate(rows, { fileName: 'rows.jsonl', table: 'rows' }));
+      let packed = 0;
+      for await (const chunk of pack(rows, { fileName: 'rows.jsonl', table: 'rows', target: { tables: [] } })) packed += chunk.byteLength;
+      return { preloaded, documents: report.documents ?? report, packed };
+    });
+    assert.match(answers.preloaded, /^SnappackError:WorkerFailed:cannot start snappack's (validate|pack) worker from memory: the page's Content-Security-Policy does not allow workers from blob: URLs: add blob: to its worker-src directive/);
+    assert.equal(answers.documents, 2);
+    assert.ok(answers.packed > 0);
+  } finally {
+    await strictPage.close();
   }
 });
 
