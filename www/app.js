@@ -796,20 +796,23 @@ function refreshUploadState() {
 async function startUpload(pending) {
   if (state.upload || state.starting || !state.file) return;
   if (!navigator.locks) return runUpload(pending);
+  const url = pending?.url ?? state.server?.url;
   state.starting = true;
-  // One tab of this browser uploads a file at a time: another would take
-  // over its import, and find frames it neither checked nor sent.
-  await navigator.locks.request(`snappack-upload-${state.fingerprint}`, { ifAvailable: true }, async (lock) => {
+  // One tab of this browser uploads a file to a server at a time: another
+  // would take over its import, and find frames it neither checked nor sent.
+  // (A file has one record of its upload per server: another tab may send it
+  // to another server meanwhile.)
+  await navigator.locks.request(`snappack-upload-${state.fingerprint}@${url}`, { ifAvailable: true }, async (lock) => {
     state.starting = false;
     if (lock) return runUpload(pending);
     const note = $('resume-note');
     note.hidden = false;
-    note.textContent = 'This file is being uploaded in another tab of this browser: it goes on there.';
+    note.textContent = `This file is being uploaded to ${url} in another tab of this browser: it goes on there.`;
     announcer.say(note.textContent);
   });
 }
 
-/** {@link startUpload}'s work, while this tab holds the file's upload lock. */
+/** {@link startUpload}'s work, while this tab holds the upload lock of the file and server. */
 async function runUpload(pending) {
   // A pending upload is one to this page's server (recordedUpload, findOpenImport).
   const token = state.server?.url === pending?.url ? state.server.token : loadJson(SERVER_KEY)?.token;

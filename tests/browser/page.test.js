@@ -732,11 +732,36 @@ test('the same file picked in a second tab while the first uploads it: the secon
   await waitForPercent(page, 1);
   const second = await newPage(server);
   await second.setInputFiles('#file', path);
-  await second.waitForFunction(() => /being uploaded in another tab of this browser/.test(document.getElementById('resume-note').textContent));
+  await second.waitForFunction((url) => document.getElementById('resume-note').textContent.includes(`being uploaded to ${url} in another tab of this browser`), server.url);
   assert.ok(await second.isHidden('#uploading'), 'the second tab sends nothing');
   await page.waitForSelector('#summary:not([hidden])', { timeout: 90_000 });
   const imports = await (await fetch(`${server.url}/api/imports`, { headers: { Authorization: `Bearer ${TOKEN}` } })).json();
   assert.deepEqual(imports.imports.map((i) => i.state), ['finished']);
+  await assertLanded(server, summary);
+  await second.close();
+  await page.close();
+});
+
+test('the same file sent to two servers from two tabs at once: both imports finish', { timeout: 180_000 }, async () => {
+  const { server, path, summary, page } = await readyToUpload('big-two-tabs-two-servers.zip', 300);
+  const other = await startServer(undefined, { args: ['--allow-origin', server.url] });
+  await page.click('#upload');
+  await waitForPercent(page, 1);
+  // A second tab of the same page, connected to the other server.
+  const second = await newPage(server);
+  await second.setInputFiles('#file', path);
+  await second.waitForFunction((url) => document.getElementById('resume-note').textContent.includes(`being uploaded to ${url} in another tab of this browser`), server.url);
+  await second.fill('#url', other.url);
+  await connect(second);
+  await second.waitForSelector('#conflicts.good');
+  await second.click('#upload');
+  await second.waitForSelector('#uploading:not([hidden])');
+  // Not left to the first tab: no note says so.
+  assert.equal(await second.isHidden('#resume-note'), true, await second.textContent('#resume-note'));
+  assert.ok(!(await page.isHidden('#uploading')), 'the first tab still sends');
+  await second.waitForSelector('#summary:not([hidden])', { timeout: 120_000 });
+  await page.waitForSelector('#summary:not([hidden])', { timeout: 120_000 });
+  await assertLanded(other, summary);
   await assertLanded(server, summary);
   await second.close();
   await page.close();
