@@ -285,6 +285,14 @@ async function continuePending() {
     }
     return;
   }
+  // Started elsewhere as a table of another name than this page checked the file as: checked
+  // again under the name its label gives, which continuing it packs with.
+  if (!recorded && pending.table && !pending.tableChanged && !$('single').hidden && $('table').value.trim() !== pending.table) {
+    $('table').value = pending.table;
+    await check();
+    if (state.file !== file) return;
+    return continuePending();
+  }
   note.hidden = false;
   if (recorded) {
     // Started from this browser: its mode and what it removes were agreed to then.
@@ -306,8 +314,9 @@ async function continuePending() {
     startUpload(pending);
   });
   const removes = { replace: ` When it finishes, the ${inputNoun()}’s tables replace the server’s of the same names.`, replaceAll: ` When it finishes, the server’s tables that this ${inputNoun()} lacks are deleted.` }[pending.mode] ?? '';
+  const table = pending.table ? `, as table ${pending.table}` : '';
   note.replaceChildren(
-    `The server has an upload of this file open, started elsewhere (import ${pending.importId}, ${modeName(pending.mode)}).${removes} `,
+    `The server has an upload of this file open, started elsewhere (import ${pending.importId}, ${modeName(pending.mode)}${table}).${removes} `,
     go,
     ' Or choose a mode and Upload to start a new one.',
   );
@@ -326,8 +335,24 @@ function recordedUpload() {
 }
 
 /**
+ * The label of an import of the file `fingerprint` packed with `options`:
+ * the fingerprint, then for a table file ` table NAME`, the table it is
+ * imported as, so that a browser without its record continues it under that
+ * name (table names have no spaces).
+ */
+function importLabel(fingerprint, options) {
+  return options?.table ? `${fingerprint} table ${options.table}` : fingerprint;
+}
+
+/** What an import's label says (see {@link importLabel}): `{ fingerprint, table }`, `table` null when it names none. */
+function readLabel(label) {
+  const [fingerprint, table = null] = (label ?? '').split(' table ');
+  return { fingerprint, table };
+}
+
+/**
  * An open import of this file on the connected server, found by its label
- * (the fingerprint) when this browser has no record of it.
+ * (the fingerprint, and a table file's table) when this browser has no record of it.
  */
 async function findOpenImport(fingerprint) {
   const server = state.server;
@@ -336,9 +361,10 @@ async function findOpenImport(fingerprint) {
     const response = await fetch(`${server.url}/api/imports`, { headers: { Authorization: `Bearer ${server.token}` } });
     if (!response.ok) return null;
     const { imports } = await response.json();
-    const open = imports.filter((i) => i.state === 'open' && i.label === fingerprint).pop();
-    // `elsewhere`: its table name and schema are not known here, and it may still be going on there.
-    return open ? { url: server.url, mode: open.mode, target: server.tables, importId: open.id, file: state.file.name, size: state.file.size, elsewhere: true, tableChanged: open.tableChanged } : null;
+    const open = imports.filter((i) => i.state === 'open' && readLabel(i.label).fingerprint === fingerprint).pop();
+    // `elsewhere`: its schema is not known here (its table name is, from a label that names it),
+    // and it may still be going on there.
+    return open ? { url: server.url, mode: open.mode, target: server.tables, importId: open.id, file: state.file.name, size: state.file.size, table: readLabel(open.label).table, elsewhere: true, tableChanged: open.tableChanged } : null;
   } catch {
     return null;
   }
@@ -832,6 +858,9 @@ async function runUpload(pending) {
     file: state.file.name,
     size: state.file.size,
   };
+  // One found on the server by its label is packed with the page's table name (its label's)
+  // and schema: kept in its record, so that it is packed with them again after a reload.
+  record.options ??= await validateOptions();
   if (state.upload || !state.file) return;
   const key = recordKey(state.fingerprint, server.url);
   const upload = {
@@ -918,8 +947,7 @@ async function runUpload(pending) {
       renderUploadProgress(upload);
     }
     upload.packing = startPacking(upload.file, {
-      // An import found on the server, not recorded here, takes the page's.
-      ...(record.options ?? (await validateOptions())),
+      ...record.options,
       target: record.target,
       mode: record.mode,
       level: record.level,
@@ -1031,7 +1059,7 @@ async function sendUntilDone(upload, server) {
         token: server.token,
         mode: upload.record.mode,
         importId: upload.record.importId ?? undefined,
-        label: upload.fingerprint,
+        label: importLabel(upload.fingerprint, upload.record.options),
         signal: upload.controller.signal,
         onImport: (id) => {
           upload.record.importId = id;

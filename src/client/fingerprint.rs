@@ -4,7 +4,8 @@
 //! A new import's label is `name (size bytes, fingerprint hex)`, where the
 //! fingerprint is the first 16 bytes of the SHA-256 of the file's first and
 //! last MiB, as the web page computes it (`www/app.js`, whose labels are
-//! `size-lastModified-hex`). Labels of older clients, `name (size bytes)`,
+//! `size-lastModified-hex`, then ` table NAME` for a table file imported as
+//! table NAME). Labels of older clients, `name (size bytes)`,
 //! say only the name and size. A file that differs only in the middle
 //! passes this check; packing then refuses it before a frame is sent, when
 //! its first frames are not the import's
@@ -67,7 +68,8 @@ impl FileIdentity {
 
     /// What a label says of its file: one made by [`FileIdentity::label`],
     /// an older client's `name (size bytes)`, or the web page's
-    /// `size-lastModified-hex`; `None` for any other.
+    /// `size-lastModified-hex` (a table file's followed by ` table NAME`);
+    /// `None` for any other.
     pub fn from_label(label: &str) -> Option<Self> {
         if let Some((name, rest)) = label.strip_suffix(')').and_then(|l| l.rsplit_once(" (")) {
             let (size, fingerprint) = match rest.split_once(" bytes, fingerprint ") {
@@ -82,7 +84,10 @@ impl FileIdentity {
                     .map(str::to_owned),
             });
         }
-        let mut parts = label.splitn(3, '-');
+        let file = label
+            .split_once(" table ")
+            .map_or(label, |(file, _table)| file);
+        let mut parts = file.splitn(3, '-');
         let (size, modified, hex) = (parts.next()?, parts.next()?, parts.next()?);
         modified.parse::<u64>().ok()?;
         Some(FileIdentity {
@@ -157,6 +162,10 @@ mod tests {
             web.to_string(),
             format!("a file of 5 bytes, fingerprint {hex}")
         );
+        // A table file's, which names the table it is imported as.
+        let table =
+            FileIdentity::from_label(&format!("5-1700000000000-{hex} table people")).unwrap();
+        assert_eq!(table, web);
         let fnv = FileIdentity::from_label("5-1700000000000-0badf00d").unwrap();
         assert_eq!(fnv.fingerprint, None);
         assert!(file.matches(&fnv));

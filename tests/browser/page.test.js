@@ -859,21 +859,83 @@ test('picked again in a browser that forgot the upload: found on the server by i
   await page.close();
 });
 
-test('a table file\'s import started elsewhere under another name: not cancelled, and it goes on under that name', { timeout: 120_000 }, async () => {
-  const server = await startServer();
-  const path = join(dir, 'elsewhere.jsonl');
-  writePeople(path);
-  let page = await newPage(server);
+/**
+ * Starts uploading the table file at `path` as table `people` in a page of
+ * `server`'s, and closes that page mid-upload. `labelTable: false` makes the
+ * import's label the file's fingerprint alone, as earlier versions of the
+ * page labelled imports.
+ */
+async function startTableUploadElsewhere(server, path, { labelTable = true } = {}) {
+  const page = await newPage(server);
   await pickTableFile(page, path, 'people');
   await connect(page);
   await page.waitForSelector('#conflicts.good');
   await slowFrames(page, 400);
+  if (!labelTable) {
+    await page.route('**/api/imports', async (route) => {
+      const request = route.request();
+      if (request.method() !== 'POST') return route.continue();
+      const body = JSON.parse(request.postData());
+      return route.continue({ postData: JSON.stringify({ ...body, label: body.label.split(' table ')[0] }) });
+    });
+  }
   await page.click('#upload');
   await waitForPercent(page, 1);
   await page.close();
+}
+
+test('a table file\'s import started elsewhere: its label names the table, under which another browser continues it, after a reload too', { timeout: 120_000 }, async () => {
+  const server = await startServer();
+  const path = join(dir, 'elsewhere-labelled.jsonl');
+  writePeople(path);
+  await startTableUploadElsewhere(server, path);
+  const [started] = (await (await fetch(`${server.url}/api/imports`, { headers: { Authorization: `Bearer ${TOKEN}` } })).json()).imports;
+  assert.match(started.label, / table people$/);
+
+  // Another browser: it knows neither the upload nor its table name; the server's label does.
+  const page = await newPage(server);
+  await page.evaluate(() => localStorage.clear());
+  await page.reload();
+  await page.setInputFiles('#file', path);
+  await page.waitForSelector('#verdict.good');
+  assert.equal(await page.inputValue('#table'), 'elsewhere_labelled');
+  await connect(page);
+  await page.waitForSelector('#resume-note button');
+  assert.equal(await page.inputValue('#table'), 'people');
+  assert.match(await page.textContent('#resume-note'), new RegExp(`started elsewhere \\(import ${started.id}, Require empty mode, as table people\\)`));
+  assert.deepEqual((await page.evaluate(() => [...document.querySelectorAll('#tables tbody th')].map((th) => th.textContent))), ['people']);
+  // Its first request of frames (or the finish, when the server has them all) is held: the
+  // upload is under way, and its import still open.
+  const held = [];
+  const sending = (url) => /\/api\/imports\/[^/]+\/(frames|finish)$/.test(url.pathname);
+  await page.route(sending, (route) => held.push(route));
+  await page.click('#resume-note button');
+  await until(() => held.length > 0);
+  await page.unroute(sending);
+
+  // Reloaded mid-upload: this browser's record of it has the table name.
+  await page.reload();
+  for (const route of held) await route.abort().catch(() => {});
+  await page.setInputFiles('#file', path);
+  await page.waitForSelector('#verdict.good');
+  assert.equal(await page.inputValue('#table'), 'people');
+  await page.waitForSelector('#summary:not([hidden])', { timeout: 90_000 });
+  assert.match(await page.textContent('#summary'), new RegExp(`import ${started.id}`));
+  const imports = (await (await fetch(`${server.url}/api/imports`, { headers: { Authorization: `Bearer ${TOKEN}` } })).json()).imports;
+  assert.deepEqual(imports.map((i) => [i.id, i.state]), [[started.id, 'finished']]);
+  const people = (await serverTables(server)).find((t) => t.name === 'people');
+  assert.equal(people?.documents, 40_000);
+  await page.close();
+});
+
+test('a table file\'s import started elsewhere, labelled without its table, under another name: not cancelled, and it goes on under that name', { timeout: 120_000 }, async () => {
+  const server = await startServer();
+  const path = join(dir, 'elsewhere.jsonl');
+  writePeople(path);
+  await startTableUploadElsewhere(server, path, { labelTable: false });
 
   // Another browser: it knows neither the upload nor its table name, and offers the file's own.
-  page = await newPage(server);
+  let page = await newPage(server);
   await page.evaluate(() => localStorage.clear());
   await page.reload();
   await page.setInputFiles('#file', path);
