@@ -247,7 +247,19 @@ async function choose(file, others = 0) {
   $('single').hidden = !single;
   $('schema-field').hidden = !/\.csv$/i.test(file.name);
   if (single) $('table').value = tableNameFrom(file.name);
-  const print = await fingerprint(file);
+  // The last file's fingerprint is not this one's, whether or not this one can be read.
+  state.fingerprint = null;
+  let print;
+  try {
+    print = await fingerprint(file);
+  } catch (error) {
+    if (state.file !== file) return;
+    // Moved, deleted or changed since it was chosen, or not readable by the browser.
+    for (const id of ['single', 'send', 'checking']) $(id).hidden = true;
+    $('check').hidden = false;
+    showProblem(`${file.name} cannot be read (${error.message}): it may have been moved, deleted or changed since it was chosen. Choose it again.`);
+    return;
+  }
   // Another file was chosen meanwhile: this one is no longer the page's.
   if (state.file !== file) return;
   state.fingerprint = print;

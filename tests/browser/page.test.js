@@ -1161,6 +1161,38 @@ test('a new file clears what the page showed of the last one', { timeout: 60_000
   await page.close();
 });
 
+test('a file that cannot be read when it is chosen: the page says so, and nothing of the last file stays', { timeout: 60_000 }, async () => {
+  const server = await startServer();
+  const path = join(dir, 'readable.jsonl');
+  writeFileSync(path, '{"a":1}\n'.repeat(100));
+  const page = await newPage(server);
+  await pickTableFile(page, path, 'rows');
+  await connect(page);
+  await page.waitForSelector('#conflicts.good');
+  // The next read of a file fails, as it does for one moved, deleted or changed since it was chosen.
+  await page.evaluate(() => {
+    const read = Blob.prototype.arrayBuffer;
+    Blob.prototype.arrayBuffer = function () {
+      Blob.prototype.arrayBuffer = read;
+      return Promise.reject(new DOMException('The requested file could not be read', 'NotReadableError'));
+    };
+  });
+  const gone = join(dir, 'gone.jsonl');
+  writeFileSync(gone, '{"b":2}\n');
+  await page.setInputFiles('#file', gone);
+  await page.waitForSelector('#verdict.bad');
+  assert.equal(
+    await page.textContent('#verdict'),
+    'gone.jsonl cannot be read (The requested file could not be read): it may have been moved, deleted or changed since it was chosen. Choose it again.',
+  );
+  for (const id of ['#send', '#single', '#conflicts', '#tables-box']) assert.equal(await page.isHidden(id), true, `${id} is hidden`);
+  // Chosen again, it is read.
+  await page.setInputFiles('#file', gone);
+  await page.waitForSelector('#verdict.good');
+  assert.equal(await page.inputValue('#table'), 'gone');
+  await page.close();
+});
+
 test('the verdict counts the tables with errors apart from the archive\'s own', { timeout: 60_000 }, async () => {
   const server = await startServer();
   const path = join(dir, 'archive-error.zip');
