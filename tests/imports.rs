@@ -1286,6 +1286,43 @@ fn a_declaration_written_again_at_a_restart_still_fails_the_import() {
     }
 }
 
+/// The same when an earlier request's line in `observed.jsonl` was cut by a
+/// crash (before that request was acknowledged): the lines appended after
+/// it are read back, not joined to it and left out with it.
+#[test]
+fn a_declaration_kept_after_a_cut_line_still_fails_the_import_at_a_restart() {
+    let mine = encode(&[numbered_table("users", 10001, 300, 1)], &[], 4096);
+    let theirs_tables = [numbered_table("users", 10001, 10, 2)];
+    let theirs = encode(&theirs_tables, &[], 4096);
+    for (backend, database) in common::databases() {
+        let dir = common::temp_dir("declared-after-cut-line");
+        let id = {
+            let store = Arc::new(FailingWrite::new(&database, 1, false));
+            let imports = Imports::open(store.clone(), &dir, Limits::default()).unwrap();
+            let id = imports.create(ImportMode::Replace, None).unwrap().id;
+            let observed = dir.join("imports").join(&id).join("observed.jsonl");
+            std::fs::write(&observed, "[\"\",\"us").unwrap();
+            let first = frames(&mine)[0].clone();
+            imports.append(&id, 0, &mine[first]).unwrap();
+            while store.writes.load(Ordering::SeqCst) == 0 {
+                std::thread::sleep(std::time::Duration::from_millis(5));
+            }
+            let other = imports.create(ImportMode::Replace, None).unwrap().id;
+            send_all(&imports, &other, &theirs, 0);
+            imports.finish(&other).unwrap();
+            id
+        };
+        let imports = open(&database, &dir);
+        let changed = imports.status(&id).unwrap().table_changed;
+        let changed = changed.unwrap_or_else(|| panic!("{backend}: no tableChanged"));
+        assert_eq!(
+            (changed.code, changed.table.as_deref()),
+            ("TableChanged", Some("users")),
+            "{backend}"
+        );
+    }
+}
+
 /// A failed write is not forgotten when the store is still down for the
 /// rebuild that would make it good: a finish that failed for it, or an early
 /// finish, is followed by a finish that lands every document.

@@ -591,8 +591,20 @@ impl Imports {
         }
         let mut file = fs::OpenOptions::new()
             .create(true)
+            .read(true)
             .append(true)
             .open(&path)?;
+        // A line cut by a crash is ended first: the lines appended after it
+        // would join it, and be left out with it when read back.
+        if file.metadata()?.len() > 0 {
+            use std::io::{Read as _, Seek as _};
+            let mut last = [0];
+            file.seek(std::io::SeekFrom::End(-1))?;
+            file.read_exact(&mut last)?;
+            if last != *b"\n" {
+                lines.insert(0, '\n');
+            }
+        }
         file.write_all(lines.as_bytes())?;
         file.sync_all()?;
         if new {
