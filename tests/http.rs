@@ -869,6 +869,82 @@ fn a_lost_postgres_lock_is_taken_again() {
     drop(first);
 }
 
+/// Advisory locks are per database, but PostgreSQL lists every database's:
+/// a refused server names the session that holds its own database's lock,
+/// not one of another database's server on a schema of the same name,
+/// which ending would stop the wrong server.
+#[test]
+fn a_refused_server_names_the_holder_in_its_own_database() {
+    let Some(url) = common::postgres_url() else {
+        return;
+    };
+    let database = common::postgres_schema_url(&url);
+    let schema = database.rsplit("%3D").next().unwrap().to_owned();
+    // Another database of the cluster, whose schema of that name is held
+    // by sessions that are not the server's.
+    let other = common::unique("other");
+    let mut admin = postgres::Client::connect(&url, postgres::NoTls).unwrap();
+    admin
+        .batch_execute(&format!("CREATE DATABASE {other}"))
+        .unwrap();
+    let other_url = match url.rsplit_once('/') {
+        Some((cluster, _)) => format!("{cluster}/{other}"),
+        None => unreachable!(),
+    };
+    let mut others = Vec::new();
+    let mut other_pids = Vec::new();
+    for _ in 0..4 {
+        let mut client = postgres::Client::connect(&other_url, postgres::NoTls).unwrap();
+        let row = client
+            .query_one(
+                "SELECT pg_backend_pid(), pg_try_advisory_lock_shared($1, hashtext($2))",
+                &[&0x736e_6170i32, &schema],
+            )
+            .unwrap();
+        assert!(row.get::<_, bool>(1));
+        other_pids.push(row.get::<_, i32>(0));
+        others.push(client);
+    }
+    let first_dir = common::temp_dir("holder");
+    let first = server(&database, |c| c.data_dir = first_dir.clone());
+    let held: i32 = admin
+        .query_one(
+            "SELECT pid FROM pg_locks WHERE locktype = 'advisory' AND granted AND objsubid = 2 \
+             AND database = (SELECT oid FROM pg_database WHERE datname = current_database()) \
+             AND objid::text::bigint = hashtext($1)::bigint & 4294967295",
+            &[&schema],
+        )
+        .unwrap()
+        .get(0);
+    let copy = common::temp_dir("holder-copy");
+    for name in ["folder-id", "database"] {
+        std::fs::copy(first_dir.join(name), copy.join(name)).unwrap();
+    }
+    let config = ServeConfig {
+        listen: "127.0.0.1:0".parse().unwrap(),
+        database: Some(database.clone()),
+        data_dir: copy,
+        www: None,
+        token: Some("secret-token".into()),
+        ..ServeConfig::default()
+    };
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let refused = runtime
+        .block_on(snappack::server::Server::bind(config))
+        .map(drop)
+        .expect_err("a second server started")
+        .to_string();
+    assert!(
+        refused.contains(&format!("PostgreSQL backend {held} ")),
+        "{held}, not {other_pids:?}: {refused}"
+    );
+    drop(first);
+    drop(others);
+    admin
+        .batch_execute(&format!("DROP DATABASE {other}"))
+        .unwrap();
+}
+
 /// SQLite's in-memory database (`:memory:`), which would lose every
 /// import when the server stops, and SQLite URIs are refused before
 /// anything is made, saying how to name a file of that name.

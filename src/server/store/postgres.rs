@@ -186,13 +186,16 @@ pub fn lock_for_serving(url: &str) -> Result<ServingLock, StoreError> {
                 client: Some(client),
             });
         }
-        // Who holds it, for the message: a session of another server.
+        // Who holds it, for the message: a session of another server. An
+        // advisory lock is the database's, but pg_locks lists every
+        // database's (another's server on a schema of this name too).
         let holder = client
             .query(
                 "SELECT l.pid, coalesce(host(a.client_addr), 'a local socket'), \
                  coalesce(a.backend_start::text, '?') \
                  FROM pg_locks l LEFT JOIN pg_stat_activity a ON a.pid = l.pid \
                  WHERE l.locktype = 'advisory' AND l.granted AND l.objsubid = 2 \
+                 AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database()) \
                  AND l.classid::text::bigint = $1::bigint \
                  AND l.objid::text::bigint = hashtext(coalesce(current_schema(), ''))::bigint & 4294967295",
                 &[&i64::from(SERVE_KEY)],
