@@ -476,12 +476,12 @@ pub struct Server {
     max_connections: usize,
     token: String,
     new_token: bool,
-    /// The data folder's lock, held as long as the server (and let go after
-    /// the rest).
-    _data_dir_lock: std::fs::File,
-    /// The database's, held as long as the server (and taken again when
-    /// lost with its connection).
+    /// The database's lock, held as long as the server (and taken again
+    /// when lost with its connection).
     database_lock: Arc<std::sync::Mutex<store::ServingLock>>,
+    /// The data folder's lock, held as long as the server (and let go after
+    /// the rest, the database's lock included: fields drop in order).
+    _data_dir_lock: std::fs::File,
 }
 
 impl Server {
