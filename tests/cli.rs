@@ -1782,6 +1782,7 @@ fn peak_memory(args: &[&std::ffi::OsStr]) -> (i32, u64) {
 
 /// A ZIP whose entries (name, deflated data, CRC-32, uncompressed size)
 /// hold data already deflated.
+#[cfg(target_os = "linux")]
 fn deflated_zip(entries: &[(&str, &[u8], u32, u64)]) -> Vec<u8> {
     let (mut out, mut directory) = (Vec::new(), Vec::new());
     for &(name, raw, crc, size) in entries {
