@@ -728,6 +728,9 @@ const LOCK_CHECK: Duration = Duration::from_secs(2);
 /// so; while another server holds it, says that once.
 async fn keep_database_lock(lock: Arc<std::sync::Mutex<store::ServingLock>>, every: Duration) {
     let mut ticks = tokio::time::interval(every);
+    // A check that took long (PostgreSQL not answering) is not made up for
+    // by a burst of checks.
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut said = None;
     loop {
         ticks.tick().await;

@@ -158,9 +158,15 @@ impl Drop for ServingLock {
 /// server holds it.
 pub fn lock_for_serving(url: &str) -> Result<ServingLock, StoreError> {
     off_runtime(|| {
-        let config: postgres::Config = url
+        let mut config: postgres::Config = url
             .parse()
             .map_err(|e| StoreError::Database(format!("bad PostgreSQL URL: {e}")))?;
+        // The lock is taken again every few seconds once lost (`keep`): a
+        // host that does not answer must not hold that up for the system's
+        // TCP connect timeout (minutes). A URL's own `connect_timeout` wins.
+        if config.get_connect_timeout().is_none() {
+            config.connect_timeout(std::time::Duration::from_secs(10));
+        }
         let mut client = config.connect(NoTls).map_err(db)?;
         // A server whose machine is gone (not only its process) would hold
         // the lock until PostgreSQL notices: by default, hours of TCP
