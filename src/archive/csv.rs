@@ -30,15 +30,20 @@ impl<R: Read> CsvRows<R> {
     pub fn new(input: R, optional_fields: &[String]) -> Result<Self, (u64, RowError)> {
         let mut records = Records::new(input);
         // An input without a record has a header without cells.
-        let line = match records.read() {
-            Ok(record) => record.map_or(1, |(_, line)| line),
+        let (line, at) = match records.read() {
+            Ok(Some(at)) => (at.line, at),
+            Ok(None) => (1, At::default()),
             Err(e) => return Err((0, parse_error(0, e))),
         };
+        // The whole header is read as text before any name is checked.
+        if let Some((_, error)) = records.utf8_error(&at) {
+            return Err((line, error));
+        }
         let mut columns: Vec<(String, usize)> = Vec::new();
         let mut headers = Vec::with_capacity(records.len());
         for index in 0..records.len() {
-            let text =
-                std::str::from_utf8(records.cell(index)).map_err(|e| (line, parse_error(1, e)))?;
+            // UTF-8, checked above.
+            let text = std::str::from_utf8(records.cell(index)).unwrap_or_default();
             let name = text.trim_matches(' ');
             if let Err(reason) = check_field_name(name) {
                 let error = RowError::new(
@@ -76,11 +81,12 @@ impl<R: Read> CsvRows<R> {
     /// `\n`. The line returned is where the record is, a `\r` alone ending
     /// a line too.
     pub fn next_row(&mut self, out: &mut String) -> Option<Result<u64, (u64, RowError)>> {
-        let (numbered, line) = match self.records.read() {
+        let at = match self.records.read() {
             Ok(None) => return None,
             Ok(Some(at)) => at,
             Err(e) => return Some(Err((0, parse_error(0, e)))),
         };
+        let (numbered, line) = (at.numbered, at.line);
         if self.records.len() != self.headers.len() {
             return Some(Err((
                 line,
@@ -92,10 +98,8 @@ impl<R: Read> CsvRows<R> {
         }
         // Every cell is read as text, those of a column whose name a later
         // column repeats too.
-        for (index, name) in self.headers.iter().enumerate() {
-            if let Err(e) = std::str::from_utf8(self.records.cell(index)) {
-                return Some(Err((line, parse_error(numbered, e).at(Some(name.clone())))));
-            }
+        if let Some((index, error)) = self.records.utf8_error(&at) {
+            return Some(Err((line, error.at(Some(self.headers[index].clone())))));
         }
         out.clear();
         out.push('{');
@@ -117,6 +121,21 @@ impl<R: Read> CsvRows<R> {
         out.push('}');
         Some(Ok(line))
     }
+}
+
+/// Where a record is: as Convex's CSV reader places it in its messages,
+/// and the physical line it starts on.
+#[derive(Clone, Copy, Default)]
+struct At {
+    /// The reader's number for its line: its count of `\n`s before the
+    /// record, plus one.
+    numbered: u64,
+    /// The records read before it (the header is record 0).
+    record: u64,
+    /// The bytes the parser was given before it (a byte order mark too).
+    byte: u64,
+    /// The line it starts on, counting `\r\n`, `\n` and `\r` alone.
+    line: u64,
 }
 
 /// CSV records as Convex's CSV reader parses them (csv-core, with the
@@ -143,6 +162,9 @@ struct Records<R> {
     /// Whether the last byte parsed is a `\r`, whose line a `\n` right
     /// after it does not end again.
     after_cr: bool,
+    /// The bytes given to the parser and the records it read so far.
+    consumed: u64,
+    records: u64,
 }
 
 impl<R: Read> Records<R> {
@@ -159,15 +181,15 @@ impl<R: Read> Records<R> {
             len: 0,
             lines: 0,
             after_cr: false,
+            consumed: 0,
+            records: 0,
         }
     }
 
-    /// Reads the next record; returns the parser's number for it (its
-    /// count of `\n`s before the record) and the line it starts on, or
-    /// `None` at the end.
-    fn read(&mut self) -> io::Result<Option<(u64, u64)>> {
+    /// Reads the next record; returns where it is, or `None` at the end.
+    fn read(&mut self) -> io::Result<Option<At>> {
         use csv_core::ReadRecordResult;
-        let numbered = self.parser.line();
+        let (numbered, record, byte) = (self.parser.line(), self.records, self.consumed);
         let mut line = None;
         let (mut written, mut ended) = (0, 0);
         loop {
@@ -182,6 +204,7 @@ impl<R: Read> Records<R> {
                 self.parser
                     .read_record(input, &mut self.cells[written..], &mut self.ends[ended..]);
             self.at += read;
+            self.consumed += read as u64;
             written += out;
             ended += end;
             let mut passed = &input[..read];
@@ -207,7 +230,13 @@ impl<R: Read> Records<R> {
                 ReadRecordResult::OutputEndsFull => self.ends.resize(self.ends.len() * 2, 0),
                 ReadRecordResult::Record => {
                     self.len = ended;
-                    return Ok(Some((numbered, line.unwrap_or(self.lines + 1))));
+                    self.records += 1;
+                    return Ok(Some(At {
+                        numbered,
+                        record,
+                        byte,
+                        line: line.unwrap_or(self.lines + 1),
+                    }));
                 }
                 ReadRecordResult::End => return Ok(None),
             }
@@ -229,6 +258,24 @@ impl<R: Read> Records<R> {
                 return Ok(());
             }
         }
+    }
+
+    /// The first cell of the record read last, `at`, that is not UTF-8:
+    /// its index and the error Convex's reader gives, in its words (which
+    /// count fields from 1).
+    fn utf8_error(&self, at: &At) -> Option<(usize, RowError)> {
+        (0..self.len).find_map(|index| {
+            let e = std::str::from_utf8(self.cell(index)).err()?;
+            let field = index + 1;
+            let reason = format!(
+                "CSV parse error: record {} (line {}, field: {field}, byte: {}): invalid utf-8: invalid UTF-8 in field {field} near byte index {}",
+                at.record,
+                at.numbered,
+                at.byte,
+                e.valid_up_to()
+            );
+            Some((index, parse_error(at.numbered, reason)))
+        })
     }
 
     /// The number of cells of the record read last.
@@ -378,6 +425,66 @@ mod tests {
         assert_eq!(got, vec![Ok(r#"{"a":2.0}"#.to_owned())]);
         assert!(rows("", &[]).is_empty());
         assert!(rows("\u{feff}", &[]).is_empty());
+    }
+
+    /// A cell that is not UTF-8 is refused in the words of Convex's reader,
+    /// csv-async, whose positions are the csv crate's (which counts fields
+    /// from 0 where csv-async counts them from 1): the record, the reader's
+    /// line, the field and the byte where the record starts, a byte order
+    /// mark and the blank lines before it included.
+    #[test]
+    fn cells_not_utf8_are_refused_as_convex_words_it() {
+        fn expected(input: &[u8]) -> String {
+            let mut reader = ::csv::Reader::from_reader(input);
+            let error = match reader.headers() {
+                Err(e) => e,
+                Ok(_) => reader
+                    .records()
+                    .find_map(Result::err)
+                    .expect("a record that is not UTF-8"),
+            };
+            let ::csv::ErrorKind::Utf8 {
+                pos: Some(pos),
+                err,
+            } = error.kind()
+            else {
+                panic!("{error}");
+            };
+            let field = err.field() + 1;
+            format!(
+                "Failed to parse CSV row {line}: CSV parse error: record {} (line {line}, field: {field}, byte: {}): invalid utf-8: invalid UTF-8 in field {field} near byte index {}",
+                pos.record(),
+                pos.byte(),
+                err.valid_up_to(),
+                line = pos.line(),
+            )
+        }
+        for input in [
+            &b"a\n\xff\n"[..],
+            b"a,\xff\n1,2\n",
+            b"\n\nok,$bad,x\xffy\n1,2,3\n",
+            b"\xEF\xBB\xBFa,b\r\n\r\n1,2\r\n3,x\xffy\r\n",
+            b"\n\na,b\n\n1,2\n\"q\nr\",ab\xc3\n",
+            b"a\r1\r\r\xff\r",
+            b"x,y\n1,2\n3,4\n\"\xc3\xa9\",5\n\"\xc3\",5\n",
+        ] {
+            let mut got = None;
+            match CsvRows::new(input, &[]) {
+                Err((_, e)) => got = Some(e),
+                Ok(mut rows) => {
+                    let mut out = String::new();
+                    while let Some(row) = rows.next_row(&mut out) {
+                        if let Err((_, e)) = row {
+                            got = Some(e);
+                            break;
+                        }
+                    }
+                }
+            }
+            let got = got.expect("an error");
+            assert_eq!(got.code, Code::CsvInvalidRow);
+            assert_eq!(got.message, expected(input), "{input:?}");
+        }
     }
 
     /// Lines where the records are, whatever the reader's own count, which
