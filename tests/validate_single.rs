@@ -161,6 +161,29 @@ fn json_arrays() {
     assert!(report.errors[0]
         .message
         .starts_with("Row 2 wasn't a valid Convex value"));
+    // A `\r` alone ends a line too, as a `\r\n` does, for elements and for
+    // what is not JSON, whose message keeps serde_json's own count.
+    let lines = |report: &snappack::report::Report| -> Vec<u64> {
+        report.errors.iter().map(|e| e.line.unwrap()).collect()
+    };
+    for (json, expected) in [
+        (&b"[{\"a\":1},\r5,\r\r{\"$x\":1}]"[..], vec![2, 4]),
+        (b"[{\"a\":1},\r\n5,\n\r\r\n{\"$x\":1}]", vec![2, 5]),
+        (b"[\r\n\r{\"a\":1},\n\r5,{\"$x\":1}]", vec![5, 5]),
+    ] {
+        let report = check_with("t.json", json, &into("t"));
+        assert_eq!(lines(&report), expected, "{json:?}");
+    }
+    let report = check_with("t.json", b"[{\"a\":1},\r5,\r\r\n{]", &into("t"));
+    assert_eq!(codes(&report), vec![Code::NotJson]);
+    assert_eq!(
+        report.errors[0].message,
+        "Not valid JSON: key must be a string at line 2 column 2"
+    );
+    assert_eq!(lines(&report), [4]);
+    let report = check_with("t.json", b"[5,\r\r{\"b\":\"\xff\"}]", &into("t"));
+    assert_eq!(codes(&report), vec![Code::NotJson]);
+    assert_eq!(lines(&report), [3]);
     // Nesting as deep as serde_json parses a whole file (127 levels, the
     // array's included) is the row's problem; one level more is the file's.
     let nested = |depth: usize| {

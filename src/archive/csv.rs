@@ -5,6 +5,7 @@
 use std::collections::HashSet;
 use std::io::{self, Read};
 
+use super::lines::line_ends;
 use crate::convex::names::{check_field_name, check_identifier};
 use crate::convex::value::RowError;
 use crate::report::Code;
@@ -301,23 +302,6 @@ fn read_some(input: &mut impl Read, buffer: &mut [u8]) -> io::Result<usize> {
             read => return read,
         }
     }
-}
-
-/// The lines `bytes` end; `after_cr` says whether the byte before them is
-/// a `\r`, and then whether their last one is.
-fn line_ends(bytes: &[u8], after_cr: &mut bool) -> u64 {
-    let mut ends = 0;
-    for at in memchr::memchr2_iter(b'\r', b'\n', bytes) {
-        let cr_before = match at {
-            0 => *after_cr,
-            _ => bytes[at - 1] == b'\r',
-        };
-        ends += u64::from(bytes[at] == b'\r' || !cr_before);
-    }
-    if let Some(&last) = bytes.last() {
-        *after_cr = last == b'\r';
-    }
-    ends
 }
 
 /// Row `line` cannot be read as CSV (or holds a cell that is not UTF-8).

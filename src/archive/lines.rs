@@ -128,6 +128,24 @@ pub fn without_newline(line: &[u8]) -> (&[u8], bool) {
     }
 }
 
+/// The lines `bytes` end, a `\r\n`, a `\n` or a `\r` alone ending one;
+/// `after_cr` says whether the byte before them is a `\r`, and then
+/// whether their last one is.
+pub fn line_ends(bytes: &[u8], after_cr: &mut bool) -> u64 {
+    let mut ends = 0;
+    for at in memchr::memchr2_iter(b'\r', b'\n', bytes) {
+        let cr_before = match at {
+            0 => *after_cr,
+            _ => bytes[at - 1] == b'\r',
+        };
+        ends += u64::from(bytes[at] == b'\r' || !cr_before);
+    }
+    if let Some(&last) = bytes.last() {
+        *after_cr = last == b'\r';
+    }
+    ends
+}
+
 /// Why the next line could not be read ([`LineReader::next_line`],
 /// [`ChunkReader::next_chunk`]).
 #[derive(Debug, thiserror::Error)]

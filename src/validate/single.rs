@@ -9,7 +9,7 @@ use super::table::{RowFinding, TableChecker};
 use super::zip::{first_id_of, MAX_LINE};
 use super::{read_failed, Context, Plan, PlannedTable, Sink, Stop, Tracked};
 use crate::archive::csv::CsvRows;
-use crate::archive::lines::without_newline;
+use crate::archive::lines::{line_ends, without_newline};
 use crate::archive::{Format, LineError, LineReader};
 use crate::convex::names::check_identifier;
 use crate::convex::value::ValueRules;
@@ -334,7 +334,7 @@ impl Scan<'_> {
                 // (or whatever comes first) as not JSON.
                 let finding = match serde_json::from_slice::<serde_json::Value>(&bytes) {
                     Err(e) => Finding::new(Code::NotJson, format!("Not valid JSON: {e}"))
-                        .line(e.line() as u64),
+                        .line(physical_line(&bytes, &e)),
                     Ok(_) => Finding::new(Code::NotUtf8, format!("Import wasn't valid UTF8: {e}")),
                 };
                 ctx.error(self.at(finding));
@@ -354,7 +354,7 @@ impl Scan<'_> {
             Err(e) => {
                 ctx.error(
                     self.at(Finding::new(Code::NotJson, format!("Not valid JSON: {e}")))
-                        .line(e.line() as u64),
+                        .line(physical_line(text.as_bytes(), &e)),
                 );
                 return Ok(());
             }
@@ -366,12 +366,21 @@ impl Scan<'_> {
                 return Ok(());
             }
         };
+        // Elements are placed on their lines, which a `\r\n`, a `\n` or a
+        // `\r` alone ends; a file without a `\r` (the usual) has only `\n`s
+        // to count, which is faster.
+        let has_cr = memchr::memchr(b'\r', text.as_bytes()).is_some();
+        let mut after_cr = false;
         let mut line = 1u64;
         let mut counted_to = 0usize;
         for (i, raw) in rows.iter().enumerate() {
             let element = raw.get();
             let offset = element.as_ptr() as usize - text.as_ptr() as usize;
-            line += memchr::memchr_iter(b'\n', &text.as_bytes()[counted_to..offset]).count() as u64;
+            let between = &text.as_bytes()[counted_to..offset];
+            line += match has_cr {
+                true => line_ends(between, &mut after_cr),
+                false => memchr::memchr_iter(b'\n', between).count() as u64,
+            };
             counted_to = offset;
             // JSON strings hold no raw line breaks: any in the element are whitespace.
             let one_line;
@@ -434,6 +443,20 @@ impl Scan<'_> {
         ctx.counts[0].1 = ctx.input.position();
         Ok(())
     }
+}
+
+/// The line of `json` that serde_json's error `e` is on, a `\r\n`, a `\n`
+/// or a `\r` alone ending a line (serde_json counts only `\n`s, and its
+/// column counts the bytes from the start of its line).
+fn physical_line(json: &[u8], e: &serde_json::Error) -> u64 {
+    let start = match e.line() {
+        0 | 1 => 0,
+        line => memchr::memchr_iter(b'\n', json)
+            .nth(line - 2)
+            .map_or(json.len(), |at| at + 1),
+    };
+    let at = (start + e.column()).min(json.len());
+    line_ends(&json[..at], &mut false) + 1
 }
 
 /// The deepest nesting of arrays and objects in `json` (valid JSON).
