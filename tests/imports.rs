@@ -1512,3 +1512,50 @@ fn a_table_declared_while_another_import_finishes_on_it_is_noted_changed() {
         other => panic!("{other:?}"),
     }
 }
+
+/// A database whose records were lost (dropped and made again) leaves the
+/// staging folders of its imports in the data folder: the next start
+/// removes them, and keeps those of the imports the database knows, and
+/// anything else in the folder.
+#[test]
+fn staging_folders_of_imports_the_database_does_not_know_are_removed_at_start() {
+    for (backend, database) in common::databases() {
+        let dir = common::temp_dir("unknown-staging");
+        let lost = open(&database, &dir)
+            .create(ImportMode::Append, None)
+            .unwrap()
+            .id;
+        let staging = dir.join("imports");
+        assert!(staging.join(&lost).is_dir(), "{backend}");
+        std::fs::write(staging.join("notes.txt"), "mine").unwrap();
+        std::fs::create_dir_all(staging.join("not-an-import")).unwrap();
+        // The same data folder, a database made again (another, empty one).
+        let (_, again) = common::databases()
+            .into_iter()
+            .find(|(b, _)| *b == backend)
+            .unwrap();
+        let imports = open(&again, &dir);
+        assert!(!staging.join(&lost).exists(), "{backend}");
+        let live = imports.create(ImportMode::Append, None).unwrap().id;
+        let finished = imports.create(ImportMode::Append, None).unwrap().id;
+        imports.cancel(&finished).unwrap();
+        drop(imports);
+        let imports = open(&again, &dir);
+        assert!(staging.join(&live).is_dir(), "{backend}");
+        assert_eq!(
+            imports.status(&live).unwrap().state,
+            ImportState::Open,
+            "{backend}"
+        );
+        assert!(staging.join("notes.txt").is_file(), "{backend}");
+        assert!(staging.join("not-an-import").is_dir(), "{backend}");
+        let mut left: Vec<_> = std::fs::read_dir(&staging)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().into_string().unwrap())
+            .collect();
+        left.sort();
+        let mut expected = vec![live.clone(), "not-an-import".into(), "notes.txt".into()];
+        expected.sort();
+        assert_eq!(left, expected, "{backend}");
+    }
+}

@@ -397,6 +397,24 @@ fn row_sha256(json: &str) -> Option<[u8; 32]> {
         .ok()
 }
 
+/// The folders under `dir` named as import ids are (anything else there
+/// is not an import's, and is left alone).
+fn import_folders(dir: &Path) -> Result<Vec<String>, ImportsError> {
+    let mut ids = Vec::new();
+    for entry in fs::read_dir(dir)? {
+        let entry = entry?;
+        let Ok(name) = entry.file_name().into_string() else {
+            continue;
+        };
+        let id_like =
+            name.len() == 32 && name.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'));
+        if id_like && entry.file_type()?.is_dir() {
+            ids.push(name);
+        }
+    }
+    Ok(ids)
+}
+
 fn random_id() -> Result<String, ImportsError> {
     let mut bytes = [0u8; 16];
     getrandom::fill(&mut bytes).map_err(|e| ImportsError::Internal(format!("random: {e}")))?;
@@ -406,7 +424,10 @@ fn random_id() -> Result<String, ImportsError> {
 impl Imports {
     /// The imports of `store`, with staging logs under `data_dir/imports`
     /// and stored files under `data_dir/files`. Reopens every unfinished
-    /// import (trimming partial frames) before returning.
+    /// import (trimming partial frames) before returning, and removes the
+    /// staging folders of imports the database does not know (its records
+    /// were lost: dropped and made again). Only while nothing else uses the
+    /// data folder (a server holds its lock).
     pub fn open(
         store: Arc<dyn Store>,
         data_dir: &Path,
@@ -423,7 +444,27 @@ impl Imports {
             open: Mutex::new(HashMap::new()),
             sweeping: Mutex::new(()),
         };
-        for record in imports.store.imports()? {
+        // Listed before the database is read: an import's record is made
+        // before its folder, so a folder listed here whose import the
+        // database does not know is not one being made meanwhile.
+        let folders = import_folders(&imports.dir)?;
+        let records = imports.store.imports()?;
+        let known: HashSet<&str> = records.iter().map(|r| r.id.as_str()).collect();
+        for id in folders.iter().filter(|id| !known.contains(id.as_str())) {
+            // Its frames cannot be imported or resumed without the record.
+            let path = imports.dir.join(id);
+            match fs::remove_dir_all(&path) {
+                Ok(()) => eprintln!(
+                    "snappack: removed the staging folder {}: the database does not know import {id} (its records were lost)",
+                    path.display()
+                ),
+                Err(e) => eprintln!(
+                    "snappack: could not remove the staging folder {} (the database does not know import {id}): {e}",
+                    path.display()
+                ),
+            }
+        }
+        for record in records {
             if record.state != ImportState::Open {
                 // Its staging log, if a crash came between the commit that
                 // closed it and the log's removal.
