@@ -521,3 +521,36 @@ fn jsonl_errors_at_the_end_of_a_line_are_worded_past_its_newline() {
         ]
     );
 }
+
+/// Files without rows are what Convex imports as an empty table: a CSV
+/// without bytes (its reader gives a header without cells and no record),
+/// with a header alone, or with blank lines alone; a JSONL file without
+/// bytes; the JSON array `[]`. A JSON file without bytes is not JSON, and a
+/// JSONL line that is empty is not a row.
+#[test]
+fn files_without_rows_are_empty_tables_as_in_convex() {
+    for (name, bytes) in [
+        ("t.csv", &b""[..]),
+        ("t.csv", b"a,b\n"),
+        ("t.csv", b"\xEF\xBB\xBF"),
+        ("t.csv", b"\r\n\r\n"),
+        ("t.jsonl", b""),
+        ("t.json", b"[]"),
+    ] {
+        let report = check_with(name, bytes, &into("t"));
+        assert!(report.valid, "{name} {bytes:?}: {:?}", report.errors);
+        assert_eq!(report.tables.len(), 1);
+        assert_eq!(
+            (report.tables[0].name.as_str(), report.tables[0].documents),
+            ("t", 0)
+        );
+    }
+    let report = check_with("t.json", b"", &into("t"));
+    assert_eq!(codes(&report), vec![Code::NotJson]);
+    assert_eq!(
+        report.errors[0].message,
+        "Not valid JSON: EOF while parsing a value at line 1 column 0"
+    );
+    let report = check_with("t.jsonl", b"\n", &into("t"));
+    assert_eq!(codes(&report), vec![Code::JsonInvalidRow]);
+}
