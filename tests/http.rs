@@ -168,6 +168,32 @@ fn upload_finish_and_every_refusal_status() {
             assert!(answer.starts_with("HTTP/1.1 413"), "{answer}");
             assert!(answer.contains("\"code\":\"RequestTooLarge\""), "{answer}");
         }
+        // Declared over the limit but not hugely: the body is read and
+        // thrown away before the answer, so that a client that writes its
+        // whole body before reading (as HTTP clients do) gets the refusal,
+        // not a reset connection, however late its body comes.
+        {
+            use std::io::{Read, Write};
+            let mut socket = std::net::TcpStream::connect(server.addr).unwrap();
+            socket
+                .set_read_timeout(Some(std::time::Duration::from_secs(10)))
+                .unwrap();
+            let body = vec![0u8; 1 << 20];
+            let head = format!(
+                "POST /api/imports/{id}/frames?seq=5 HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer secret-token\r\nContent-Length: {}\r\n\r\n",
+                body.len()
+            );
+            socket.write_all(head.as_bytes()).unwrap();
+            std::thread::sleep(std::time::Duration::from_millis(300));
+            for piece in body.chunks(64 << 10) {
+                socket.write_all(piece).expect("the whole body is taken");
+            }
+            let mut answer = vec![0u8; 4096];
+            let n = socket.read(&mut answer).expect("the refusal");
+            let answer = String::from_utf8_lossy(&answer[..n]);
+            assert!(answer.starts_with("HTTP/1.1 413"), "{backend}: {answer}");
+            assert!(answer.contains("\"code\":\"RequestTooLarge\""), "{answer}");
+        }
         // Sent without a length (chunked), it is found over the limit as it
         // is read, and the answer names the limit as well.
         {

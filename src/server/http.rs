@@ -207,16 +207,40 @@ async fn authenticate(State(state): State<Shared>, request: Request, next: Next)
     }
 }
 
+/// The largest refused body read to its end before the refusal: a
+/// client still sending when the connection closes gets a reset instead of
+/// the answer (a frame too large for `--max-request-bytes`, say, then looks
+/// like a network failure). Larger ones are refused without reading them.
+const MAX_DRAINED_BYTES: u64 = 64 << 20;
+
+/// How long a refused body may take to arrive before it is refused anyway.
+const DRAIN_TIME: Duration = Duration::from_secs(10);
+
+/// Reads `body` to its end and throws it away, for at most [`DRAIN_TIME`].
+async fn drain(mut body: Body) {
+    use http_body::Body as _;
+    let read = async {
+        while let Some(Ok(_)) =
+            std::future::poll_fn(|cx| std::pin::Pin::new(&mut body).poll_frame(cx)).await
+        {}
+    };
+    let _ = tokio::time::timeout(DRAIN_TIME, read).await;
+}
+
 /// Every API error as JSON with `code` and `message`, as PROTOCOL says, the
 /// framework's own refusals too (a bad query string, a body over the limit,
 /// a method a path does not take); and a body declared over the limit is
-/// refused before any of it is read.
+/// refused without being kept (read and thrown away, up to
+/// [`MAX_DRAINED_BYTES`], so that the client reads the refusal).
 async fn api_errors(max_request_bytes: usize, request: Request, next: Next) -> Response {
     let declared = request
         .headers()
         .get(header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok()?.parse::<u64>().ok());
     if let Some(length) = declared.filter(|&length| length > max_request_bytes as u64) {
+        if length <= MAX_DRAINED_BYTES {
+            drain(request.into_body()).await;
+        }
         return error(
             StatusCode::PAYLOAD_TOO_LARGE,
             json!({"code": "RequestTooLarge", "message": format!("the request body is {length} bytes, over the limit of {max_request_bytes} (--max-request-bytes)")}),
