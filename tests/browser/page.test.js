@@ -911,10 +911,11 @@ test('a table file\'s import started elsewhere: its label names the table, under
   await page.route(sending, (route) => held.push(route));
   await page.click('#resume-note button');
   await until(() => held.length > 0);
-  await page.unroute(sending);
 
-  // Reloaded mid-upload: this browser's record of it has the table name.
+  // Reloaded mid-upload: this browser's record of it has the table name. Its requests
+  // are held until the reload is done (a retry as the page went could otherwise finish it).
   await page.reload();
+  await page.unroute(sending);
   for (const route of held) await route.abort().catch(() => {});
   await page.setInputFiles('#file', path);
   await page.waitForSelector('#verdict.good');
