@@ -13,6 +13,41 @@ use crate::report::Code;
 /// A UTF-8 byte order mark.
 const BOM: &[u8] = b"\xEF\xBB\xBF";
 
+/// The most memory one record's cells (and their ends) may take: the
+/// bound on a JSONL line. A stray `"` would otherwise read the rest of the
+/// file into one cell.
+const MAX_RECORD: usize = crate::validate::MAX_LINE;
+
+/// Why [`Records::read`] read no record.
+enum ReadError {
+    /// The input failed.
+    Io(io::Error),
+    /// The record starting on `line` (the reader's `numbered`) is over
+    /// [`MAX_RECORD`]; nothing after it is read.
+    TooLarge { line: u64, numbered: u64 },
+}
+
+impl ReadError {
+    /// As the row error it is, with its line (0: the input failed).
+    fn into_row_error(self) -> (u64, RowError) {
+        match self {
+            ReadError::Io(e) => (0, parse_error(0, e)),
+            ReadError::TooLarge { line, numbered } => (
+                line,
+                RowError::new(
+                    Code::ValueTooLargeError,
+                    format!(
+                        "CSV row {numbered} is longer than {MAX_RECORD} bytes, the longest row \
+                         snappack reads (its own bound on memory; a `\"` that opens a field and \
+                         is never closed makes the rest of the file one field), so the rows \
+                         after it are not read"
+                    ),
+                ),
+            ),
+        }
+    }
+}
+
 /// Reads CSV rows and renders each as the JSON object Convex would build.
 pub struct CsvRows<R: Read> {
     records: Records<R>,
@@ -34,7 +69,7 @@ impl<R: Read> CsvRows<R> {
         let (line, at) = match records.read() {
             Ok(Some(at)) => (at.line, at),
             Ok(None) => (1, At::default()),
-            Err(e) => return Err((0, parse_error(0, e))),
+            Err(e) => return Err(e.into_row_error()),
         };
         // The whole header is read as text before any name is checked.
         if let Some((_, error)) = records.utf8_error(&at) {
@@ -85,7 +120,7 @@ impl<R: Read> CsvRows<R> {
         let at = match self.records.read() {
             Ok(None) => return None,
             Ok(Some(at)) => at,
-            Err(e) => return Some(Err((0, parse_error(0, e)))),
+            Err(e) => return Some(Err(e.into_row_error())),
         };
         let (numbered, line) = (at.numbered, at.line);
         if self.records.len() != self.headers.len() {
@@ -154,6 +189,8 @@ struct Records<R> {
     filled: usize,
     /// Whether the parser has been given bytes.
     started: bool,
+    /// Whether a record was too large: nothing after it is read.
+    stopped: bool,
     /// The cells of the record read last, end to end, and where each ends.
     cells: Vec<u8>,
     ends: Vec<usize>,
@@ -177,6 +214,7 @@ impl<R: Read> Records<R> {
             at: 0,
             filled: 0,
             started: false,
+            stopped: false,
             cells: vec![0; 1024],
             ends: vec![0; 64],
             len: 0,
@@ -188,14 +226,17 @@ impl<R: Read> Records<R> {
     }
 
     /// Reads the next record; returns where it is, or `None` at the end.
-    fn read(&mut self) -> io::Result<Option<At>> {
+    fn read(&mut self) -> Result<Option<At>, ReadError> {
         use csv_core::ReadRecordResult;
+        if self.stopped {
+            return Ok(None);
+        }
         let (numbered, record, byte) = (self.parser.line(), self.records, self.consumed);
         let mut line = None;
         let (mut written, mut ended) = (0, 0);
         loop {
             if self.at == self.filled {
-                self.fill()?;
+                self.fill().map_err(ReadError::Io)?;
             }
             let input = &self.buffer[self.at..self.filled];
             // The parser skips a byte order mark its first bytes start with.
@@ -227,6 +268,13 @@ impl<R: Read> Records<R> {
             self.lines += line_ends(passed, &mut self.after_cr);
             match result {
                 ReadRecordResult::InputEmpty => {}
+                ReadRecordResult::OutputFull | ReadRecordResult::OutputEndsFull
+                    if self.cells.len() + self.ends.len() * size_of::<usize>() >= MAX_RECORD =>
+                {
+                    self.stopped = true;
+                    let line = line.unwrap_or(self.lines + 1);
+                    return Err(ReadError::TooLarge { line, numbered });
+                }
                 ReadRecordResult::OutputFull => self.cells.resize(self.cells.len() * 2, 0),
                 ReadRecordResult::OutputEndsFull => self.ends.resize(self.ends.len() * 2, 0),
                 ReadRecordResult::Record => {
@@ -386,6 +434,30 @@ mod tests {
         assert_eq!(got, vec![Ok(r#"{"c":"\"","d":"\"\""}"#.to_owned())]);
         let got = rows("a,b\n\"\",\n", &["a"]);
         assert_eq!(got, vec![Ok(r#"{"b":""}"#.to_owned())]);
+    }
+
+    #[test]
+    fn a_row_over_the_bound_is_refused_and_ends_the_file() {
+        // A `"` never closed: the rest of the input would be one cell.
+        let input = io::Cursor::new(&b"a\n1\n\"x"[..])
+            .chain(io::repeat(b'y').take(MAX_RECORD as u64))
+            .chain(&b"\n2\n"[..]);
+        let mut reader = CsvRows::new(input, &[]).expect("header");
+        let mut out = String::new();
+        assert!(matches!(reader.next_row(&mut out), Some(Ok(2))));
+        let (line, error) = reader.next_row(&mut out).unwrap().unwrap_err();
+        assert_eq!((line, error.code), (3, Code::ValueTooLargeError));
+        assert!(
+            error.message.starts_with("CSV row 3 is longer than"),
+            "{}",
+            error.message
+        );
+        assert!(reader.next_row(&mut out).is_none());
+        // Many empty cells take memory too (their ends).
+        let input = io::Cursor::new(&b"a\n"[..]).chain(io::repeat(b',').take(MAX_RECORD as u64));
+        let mut reader = CsvRows::new(input, &[]).expect("header");
+        let (line, error) = reader.next_row(&mut out).unwrap().unwrap_err();
+        assert_eq!((line, error.code), (2, Code::ValueTooLargeError));
     }
 
     #[test]

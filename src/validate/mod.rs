@@ -34,7 +34,9 @@ pub use shard::{merge_shards, Shard, ShardError, ShardReport};
 pub use table::{Precheck, Prechecked, RowFinding, TableChecker};
 // For the server, which reads lines as the walk does.
 #[cfg(not(target_arch = "wasm32"))]
-pub(crate) use {scan::line_too_long, zip::MAX_LINE};
+pub(crate) use scan::line_too_long;
+// For the server and the CSV reader, which bound lines and rows as the walk does.
+pub(crate) use zip::MAX_LINE;
 
 /// Convex's import modes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
