@@ -238,50 +238,37 @@ fn scan_two_threads(
                 }
             }
         });
-        let mut spare = Vec::new();
         // Prechecked here, to go to the helper in order once it has room.
         let mut held: VecDeque<Chunk> = VecDeque::new();
-        let mut in_flight = 0usize;
-        // Storage of the chunks in flight (with the helper, or held).
-        let mut ahead = 0usize;
+        let mut sent = Sent::default();
         let mut read_error = None;
         let mut flow = Flow::Continue;
-        let recycle = |spare: &mut Vec<Chunk>, mut chunk: Chunk| {
-            if chunk.bytes.len() > MAX_SPARE {
-                chunk.bytes = Vec::new();
-            }
-            spare.push(chunk);
-        };
         'read: loop {
-            while let Ok(chunk) = from_helper.try_recv() {
-                in_flight -= 1;
-                ahead -= chunk.bytes.len();
-                flow = reporting.report(&chunk)?;
-                recycle(&mut spare, chunk);
+            // Report the chunks back from the helper; with too much read
+            // ahead (long lines), wait for them while the helper has some.
+            loop {
+                let chunk = if sent.bytes > MAX_AHEAD && sent.count > held.len() {
+                    match from_helper.recv() {
+                        Ok(chunk) => chunk,
+                        Err(_) => break 'read,
+                    }
+                } else {
+                    match from_helper.try_recv() {
+                        Ok(chunk) => chunk,
+                        Err(_) => break,
+                    }
+                };
+                flow = sent.report(chunk, reporting)?;
                 if flow == Flow::Stop {
                     break 'read;
                 }
             }
-            // Too much read ahead (long lines): wait for the helper.
-            if ahead > MAX_AHEAD {
-                if in_flight == held.len() {
-                    // The helper has none: it gets the oldest held.
-                    if let Some(chunk) = held.pop_front() {
-                        if to_helper.send(chunk).is_err() {
-                            break;
-                        }
+            if sent.bytes > MAX_AHEAD {
+                // Still too much, and all of it held here: the helper gets the oldest.
+                if let Some(chunk) = held.pop_front() {
+                    if to_helper.send(chunk).is_err() {
+                        break;
                     }
-                    continue;
-                }
-                let Ok(chunk) = from_helper.recv() else {
-                    break;
-                };
-                in_flight -= 1;
-                ahead -= chunk.bytes.len();
-                flow = reporting.report(&chunk)?;
-                recycle(&mut spare, chunk);
-                if flow == Flow::Stop {
-                    break 'read;
                 }
                 continue;
             }
@@ -303,7 +290,7 @@ fn scan_two_threads(
                 }
                 continue;
             }
-            let mut chunk: Chunk = spare.pop().unwrap_or_default();
+            let mut chunk: Chunk = sent.spare.pop().unwrap_or_default();
             match reader.next_chunk(&mut chunk.bytes) {
                 Ok(0) => break,
                 Ok(len) => chunk.len = len,
@@ -313,8 +300,8 @@ fn scan_two_threads(
                 }
             }
             chunk.prechecked = false;
-            in_flight += 1;
-            ahead += chunk.bytes.len();
+            sent.count += 1;
+            sent.bytes += chunk.bytes.len();
             if held.is_empty() {
                 match to_helper.try_send(chunk) {
                     Ok(()) => continue,
@@ -335,12 +322,11 @@ fn scan_two_threads(
             }
         }
         drop(to_helper);
-        while flow == Flow::Continue && in_flight > 0 {
+        while flow == Flow::Continue && sent.count > 0 {
             let Ok(chunk) = from_helper.recv() else {
                 break;
             };
-            in_flight -= 1;
-            flow = reporting.report(&chunk)?;
+            flow = sent.report(chunk, reporting)?;
         }
         if flow == Flow::Continue {
             if let Some(e) = read_error {
@@ -350,6 +336,33 @@ fn scan_two_threads(
         reporting.finish();
         Ok(())
     })
+}
+
+/// The chunks a walk with two threads has read and not yet reported (with
+/// the helper, or held for it), and the storage of reported ones for reuse.
+#[cfg(not(target_arch = "wasm32"))]
+#[derive(Default)]
+struct Sent {
+    count: usize,
+    /// Storage of the chunks read and not yet reported.
+    bytes: usize,
+    spare: Vec<Chunk>,
+}
+
+#[cfg(not(target_arch = "wasm32"))]
+impl Sent {
+    /// Step 3 for a chunk back from the helper; its storage is kept for the
+    /// next read unless it grew for a long line.
+    fn report(&mut self, mut chunk: Chunk, reporting: &mut Reporting) -> Result<Flow, ScanStop> {
+        self.count -= 1;
+        self.bytes -= chunk.bytes.len();
+        let flow = reporting.report(&chunk)?;
+        if chunk.bytes.len() > MAX_SPARE {
+            chunk.bytes = Vec::new();
+        }
+        self.spare.push(chunk);
+        Ok(flow)
+    }
 }
 
 impl Reporting<'_, '_> {
