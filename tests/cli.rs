@@ -1879,8 +1879,9 @@ fn long_lines_are_not_read_ahead_by_the_dozen() {
 
 /// A token no request could carry (a line break, a character outside
 /// ASCII, spaces at its ends) is refused before any request, naming where
-/// it came from: it said the server "cannot be reached". An empty one is
-/// no token.
+/// it came from: it said the server "cannot be reached". An empty
+/// `--token` is refused as such, even with `$SNAPPACK_TOKEN` set, which
+/// it used to be passed over for; an empty `$SNAPPACK_TOKEN` is no token.
 #[test]
 fn upload_refuses_a_token_no_request_could_carry() {
     let dir = fresh_dir("upload-token");
@@ -1888,7 +1889,7 @@ fn upload_refuses_a_token_no_request_could_carry() {
     std::fs::write(&input, "{\"a\":1}\n").unwrap();
     // Nothing listens there: a request would fail otherwise.
     let url = "http://127.0.0.1:9";
-    let upload = |token: &str, env: Option<&str>| {
+    let upload = |token: Option<&str>, env: Option<&str>| {
         let mut command = Command::new(env!("CARGO_BIN_EXE_snappack"));
         command.args([
             "upload",
@@ -1900,10 +1901,12 @@ fn upload_refuses_a_token_no_request_could_carry() {
             "--quiet",
         ]);
         command.env_remove("SNAPPACK_TOKEN");
-        match env {
-            Some(env) => command.env("SNAPPACK_TOKEN", env),
-            None => command.args(["--token", token]),
-        };
+        if let Some(env) = env {
+            command.env("SNAPPACK_TOKEN", env);
+        }
+        if let Some(token) = token {
+            command.args(["--token", token]);
+        }
         let out = command.output().unwrap();
         (
             out.status.code().unwrap(),
@@ -1912,30 +1915,41 @@ fn upload_refuses_a_token_no_request_could_carry() {
     };
     for (token, env, says) in [
         (
-            "ab\ncd",
+            Some("ab\ncd"),
             None,
             "the token given by --token has a character that is not printable",
         ),
         (
-            "é",
+            Some("é"),
             None,
             "the token given by --token has a character that is not printable",
         ),
         (
-            " ab",
+            Some(" ab"),
             None,
             "the token given by --token has spaces at its ends",
         ),
         (
-            "",
+            None,
             Some("ab\r"),
             "the token given by $SNAPPACK_TOKEN has a character",
         ),
-        ("", None, "no token: give --token or set SNAPPACK_TOKEN"),
+        (Some(""), None, "--token is empty"),
+        (Some(""), Some("abc"), "--token is empty"),
+        (Some(""), Some("ab\r"), "--token is empty"),
+        (None, None, "no token: give --token or set SNAPPACK_TOKEN"),
+        (
+            None,
+            Some(""),
+            "no token: give --token or set SNAPPACK_TOKEN (it is set, but empty)",
+        ),
     ] {
         let (code, stderr) = upload(token, env);
-        assert_eq!(code, 2, "{token:?}: {stderr}");
-        assert!(stderr.contains(says), "{token:?}: {stderr}");
-        assert!(!stderr.contains("cannot reach"), "{token:?}: {stderr}");
+        assert_eq!(code, 2, "{token:?} {env:?}: {stderr}");
+        assert!(stderr.contains(says), "{token:?} {env:?}: {stderr}");
+        assert!(
+            !stderr.contains("cannot reach"),
+            "{token:?} {env:?}: {stderr}"
+        );
     }
 }

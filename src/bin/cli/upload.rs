@@ -140,19 +140,30 @@ fn sendable_token(token: String, from: &str) -> Result<String> {
     )
 }
 
+/// The token to send: `--token` when it is given, even empty (an empty one
+/// is refused, naming `--token`, rather than passed over for the
+/// environment's), else `$SNAPPACK_TOKEN` (`env`) when it is set and not
+/// empty.
+fn upload_token(given: Option<String>, env: Option<std::ffi::OsString>) -> Result<String> {
+    if let Some(token) = given {
+        if token.is_empty() {
+            bail!("--token is empty: give the server's token (as in its data folder's token file)");
+        }
+        return sendable_token(token, "--token");
+    }
+    match env.map(std::ffi::OsString::into_string) {
+        Some(Ok(token)) if !token.is_empty() => sendable_token(token, "$SNAPPACK_TOKEN"),
+        // Not UTF-8: no printable ASCII token either.
+        Some(Err(token)) => sendable_token(token.to_string_lossy().into_owned(), "$SNAPPACK_TOKEN"),
+        Some(Ok(_)) => bail!("no token: give --token or set SNAPPACK_TOKEN (it is set, but empty)"),
+        None => bail!("no token: give --token or set SNAPPACK_TOKEN"),
+    }
+}
+
 /// Runs the upload; exit 0 when the import is finished, 1 when the input or
 /// the server refuses it, 2 when it cannot run.
 pub fn run(args: UploadArgs) -> Result<ExitCode> {
-    let token = match args.token.clone().filter(|token| !token.is_empty()) {
-        Some(token) => sendable_token(token, "--token")?,
-        None => match std::env::var(TOKEN_ENV)
-            .ok()
-            .filter(|token| !token.is_empty())
-        {
-            Some(token) => sendable_token(token, "$SNAPPACK_TOKEN")?,
-            None => bail!("no token: give --token or set SNAPPACK_TOKEN"),
-        },
-    };
+    let token = upload_token(args.token.clone(), std::env::var_os(TOKEN_ENV))?;
     let http = Http {
         agent: ureq::Agent::config_builder()
             .http_status_as_error(false)
