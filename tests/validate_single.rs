@@ -383,6 +383,54 @@ fn a_file_cut_short_while_read_fails_rather_than_losing_rows() {
     }
 }
 
+/// An input that fails while a JSONL or CSV file is read is `ReadFailed`
+/// naming the file and the line reached, whatever the read error is (a
+/// disk's, or a file cut short), and nothing after it is read. A CSV one
+/// was `CsvInvalidRow`, "row 0", when the failure was not the input's own,
+/// and neither said which line the walk had reached.
+#[test]
+fn a_read_error_names_the_line_it_reached() {
+    let jsonl: String = (0..20_000).map(|n| format!("{{\"n\":{n}}}\n")).collect();
+    let csv: String = std::iter::once("n\n".to_owned())
+        .chain((0..20_000).map(|n| format!("{n}\n")))
+        .collect();
+    for (name, bytes) in [("t.jsonl", &jsonl), ("t.csv", &csv)] {
+        let at = bytes.len() as u64 / 2;
+        // The line the failure is in: the lines before it were read whole.
+        let line = bytes.as_bytes()[..at as usize]
+            .iter()
+            .filter(|&&b| b == b'\n')
+            .count() as u64
+            + 1;
+        for ends in [false, true] {
+            let input = FailsAt::new(bytes.as_bytes(), at, ends);
+            let report = snappack::validate::validate(input, name, &into("t"), &mut |_| true);
+            assert_eq!(
+                codes(&report),
+                [Code::ReadFailed],
+                "{name}: {:?}",
+                report.errors
+            );
+            let failure = &report.errors[0];
+            assert_eq!(failure.entry.as_deref(), Some(name));
+            assert!(
+                failure.message.starts_with("cannot read the input: "),
+                "{name}: {}",
+                failure.message
+            );
+            let reached = failure.line.expect("the line reached");
+            assert_eq!(reached, line, "{name}");
+            // Rows before it were counted, none after.
+            let documents = report.tables[0].documents;
+            let before = match name {
+                "t.csv" => reached - 2,
+                _ => reached - 1,
+            };
+            assert_eq!(documents, before, "{name}");
+        }
+    }
+}
+
 /// Documents with `_id`s after a first one without: the warning points at
 /// the first document, whose `_id` would have numbered the table.
 #[test]

@@ -20,18 +20,25 @@ const MAX_RECORD: usize = crate::validate::MAX_LINE;
 
 /// Why [`Records::read`] read no record.
 enum ReadError {
-    /// The input failed.
-    Io(io::Error),
+    /// The input failed (a read error, or an inflate error of the stream
+    /// the CSV comes from) while the record starting on `line` was read:
+    /// the records before it were read whole.
+    Io { error: io::Error, line: u64 },
     /// The record starting on `line` (the reader's `numbered`) is over
     /// [`MAX_RECORD`]; nothing after it is read.
     TooLarge { line: u64, numbered: u64 },
 }
 
 impl ReadError {
-    /// As the row error it is, with its line (0: the input failed).
+    /// As the row error it is, with its line: a failed input is no CSV
+    /// error of a row, but the read error it is ([`Code::ReadFailed`], as
+    /// for any input), on the line it was reading.
     fn into_row_error(self) -> (u64, RowError) {
         match self {
-            ReadError::Io(e) => (0, parse_error(0, e)),
+            ReadError::Io { error, line } => (
+                line,
+                RowError::new(Code::ReadFailed, format!("cannot read the input: {error}")),
+            ),
             ReadError::TooLarge { line, numbered } => (
                 line,
                 RowError::new(
@@ -109,7 +116,8 @@ impl<R: Read> CsvRows<R> {
 
     /// Renders the next row as a JSON object into `out` (cleared first) and
     /// returns the row's physical line number, or `None` at the end. An error
-    /// comes with the line it was found on (0 when the input failed).
+    /// comes with the line it was found on (when the input failed, the line
+    /// it was reading: [`Code::ReadFailed`]).
     ///
     /// Messages number rows as Convex's do, by the CSV reader's count, which
     /// counts `\n`s only and starts a record where the one before it ended:
@@ -236,7 +244,11 @@ impl<R: Read> Records<R> {
         let (mut written, mut ended) = (0, 0);
         loop {
             if self.at == self.filled {
-                self.fill().map_err(ReadError::Io)?;
+                let lines = self.lines;
+                self.fill().map_err(|error| ReadError::Io {
+                    error,
+                    line: line.unwrap_or(lines + 1),
+                })?;
             }
             let input = &self.buffer[self.at..self.filled];
             // The parser skips a byte order mark its first bytes start with.
@@ -606,5 +618,49 @@ mod tests {
             "y,".repeat(50_000)
         );
         assert_eq!(placed(wide.as_bytes()), [(2, None), (4, Some(2))]);
+    }
+
+    /// An input that fails (an I/O error, or a deflate stream that is
+    /// corrupt) is not a CSV row that does not parse: it is `ReadFailed`, on
+    /// the line the reader reached, and nothing after it is read.
+    #[test]
+    fn a_failing_input_is_a_read_error_on_the_line_reached() {
+        /// `bytes`, then an error instead of the rest.
+        struct Fails<'a>(&'a [u8]);
+        impl Read for Fails<'_> {
+            fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+                if self.0.is_empty() {
+                    return Err(io::Error::new(
+                        io::ErrorKind::InvalidData,
+                        "corrupt deflate stream",
+                    ));
+                }
+                let n = buf.len().min(self.0.len());
+                buf[..n].copy_from_slice(&self.0[..n]);
+                self.0 = &self.0[n..];
+                Ok(n)
+            }
+        }
+        // In the header.
+        let Err((line, error)) = CsvRows::new(Fails(b"a,"), &[]) else {
+            panic!("a header that cannot be read");
+        };
+        assert_eq!((line, error.code), (1, Code::ReadFailed));
+        assert_eq!(
+            error.message,
+            "cannot read the input: corrupt deflate stream"
+        );
+        // In a row: the rows before it were read; the one it was in is named.
+        let mut rows = CsvRows::new(Fails(b"a,b\n1,2\r\n\n3,\"x\ny"), &[]).expect("a header");
+        let mut out = String::new();
+        assert_eq!(rows.next_row(&mut out).map(|r| r.ok()), Some(Some(2)));
+        let Some(Err((line, error))) = rows.next_row(&mut out) else {
+            panic!("a row that cannot be read");
+        };
+        assert_eq!((line, error.code), (4, Code::ReadFailed));
+        assert_eq!(
+            error.message,
+            "cannot read the input: corrupt deflate stream"
+        );
     }
 }

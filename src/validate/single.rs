@@ -281,9 +281,10 @@ impl Scan<'_> {
                     ctx.left_unread.push(self.entry.to_owned());
                     break;
                 }
-                // About the input, not a line: every line before was checked.
+                // About the input, not the line: every line before was
+                // checked; `row` is the line it was reading.
                 Err(LineError::Read(e)) => {
-                    ctx.error(self.at(read_failed(e)));
+                    ctx.read_error(self.at(read_failed(e)).line(row));
                     break;
                 }
             };
@@ -307,7 +308,7 @@ impl Scan<'_> {
     ) -> Result<(), ScanStop> {
         let mut bytes = Vec::new();
         if let Err(e) = input.take(MAX_JSON_ARRAY + 1).read_to_end(&mut bytes) {
-            ctx.error(self.at(read_failed(e)));
+            ctx.read_error(self.at(read_failed(e)));
             return Ok(());
         }
         if bytes.len() as u64 > MAX_JSON_ARRAY {
@@ -408,11 +409,7 @@ impl Scan<'_> {
             Ok(rows) => rows,
             Err((line, e)) => {
                 let finding = self.at(Finding::new(e.code, e.message)).field(e.field);
-                // Line 0: the input failed, on no line of its own.
-                ctx.read_error(match line {
-                    0 => finding,
-                    line => finding.line(line),
-                });
+                ctx.read_error(finding.line(line));
                 return Ok(());
             }
         };
@@ -427,13 +424,11 @@ impl Scan<'_> {
                     json = text;
                 }
                 Err((line, e)) => {
-                    let stop = e.code == Code::CsvInvalidRow;
+                    // Convex's reader stops at a row it cannot parse; nothing
+                    // after an input that failed can be read.
+                    let stop = matches!(e.code, Code::CsvInvalidRow | Code::ReadFailed);
                     let finding = self.at(Finding::new(e.code, e.message)).field(e.field);
-                    // Line 0: the input failed, on no line of its own.
-                    ctx.read_error(match line {
-                        0 => finding,
-                        line => finding.line(line),
-                    });
+                    ctx.read_error(finding.line(line));
                     if stop {
                         break;
                     }
