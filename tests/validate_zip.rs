@@ -442,6 +442,44 @@ fn entry_names_are_checked() {
         .starts_with("_storage id 'generated_schema' invalid: "));
 }
 
+/// A stored file named twice (with and without an extension) is an error
+/// only where Convex imports the component's files, which it does only
+/// with `_storage` metadata: without it, both are ignored, as Convex
+/// ignores them, and the snapshot imports.
+#[test]
+fn a_stored_file_named_twice_is_an_error_only_where_files_are_imported() {
+    let file = id(540, 1);
+    let png = format!("_storage/{file}.png");
+    let plain = format!("_storage/{file}");
+    let users = doc(10001, 1, "");
+    let entries = |storage: bool| {
+        let mut entries = vec![
+            ("users/documents.jsonl", users.as_bytes()),
+            (png.as_str(), &b"a"[..]),
+            (plain.as_str(), &b"b"[..]),
+        ];
+        if storage {
+            entries.push(("_storage/documents.jsonl", &b""[..]));
+        }
+        zip(&entries)
+    };
+    let report = check("twice.zip", &entries(false));
+    assert!(report.valid, "{:#?}", report.errors);
+    let warnings: Vec<Code> = report.warnings.iter().map(|w| w.code).collect();
+    assert_eq!(warnings, [Code::StorageFilesIgnored]);
+    assert_eq!(report.storage.files, 0);
+
+    let report = check("twice.zip", &entries(true));
+    assert_eq!(codes(&report), [Code::DuplicateId], "{:#?}", report.errors);
+    assert_eq!(report.errors[0].entry.as_deref(), Some(plain.as_str()));
+    assert_eq!(
+        report.errors[0].message,
+        format!(
+            "Objects in table \"_storage\" have duplicate _id fields: entries {png} and {plain} are both stored file {file}"
+        )
+    );
+}
+
 /// Entries named like table data that Convex does not read are warned
 /// about, each with why; a README or macOS's resource forks are not.
 #[test]

@@ -88,6 +88,9 @@ pub(super) fn walk<R: Read + Seek>(
     let mut blobs: Vec<Blob> = Vec::new();
     // Each stored file's place in `blobs`, by component and id.
     let mut blob_ids: HashMap<(String, DocumentId), usize> = HashMap::new();
+    // Entries naming a stored file an earlier entry names (by `blobs`
+    // index): an error only where the component's files are imported.
+    let mut repeated_blobs: Vec<(usize, String)> = Vec::new();
     let mut left_out = Vec::new();
     let mut schemas: HashMap<(String, String), ValueRules> = HashMap::new();
     for index in 0..archive.len() {
@@ -168,22 +171,7 @@ pub(super) fn walk<R: Read + Seek>(
                 // The extension is not part of the id: `<id>` and `<id>.png`
                 // would be stored twice under one `_id`.
                 Ok(id) => match blob_ids.entry((file.component.clone(), id)) {
-                    Entry::Occupied(first) => {
-                        let first = &blobs[*first.get()];
-                        ctx.error(
-                            Finding::new(
-                                Code::DuplicateId,
-                                format!(
-                                    "Objects in table \"_storage\" have duplicate _id fields: \
-                                     entries {} and {name} are both stored file {id}",
-                                    first.name
-                                ),
-                            )
-                            .entry(&name)
-                            .table(&file.component, "_storage"),
-                        );
-                        left_out.push(name);
-                    }
+                    Entry::Occupied(first) => repeated_blobs.push((*first.get(), name)),
                     Entry::Vacant(slot) => {
                         slot.insert(blobs.len());
                         blobs.push(Blob {
@@ -305,6 +293,26 @@ pub(super) fn walk<R: Read + Seek>(
     let mut files = Vec::new();
     let mut ignored_components: Vec<&str> = Vec::new();
     let with_storage = storage_tables(&tables);
+    // Convex reads no stored file of a component without `_storage`
+    // metadata, so one named twice there is no error.
+    for (first, name) in repeated_blobs {
+        let first = &blobs[first];
+        if with_storage.contains_key(first.component.as_str()) {
+            ctx.error(
+                Finding::new(
+                    Code::DuplicateId,
+                    format!(
+                        "Objects in table \"_storage\" have duplicate _id fields: \
+                         entries {} and {name} are both stored file {}",
+                        first.name, first.id
+                    ),
+                )
+                .entry(&name)
+                .table(&first.component, "_storage"),
+            );
+            left_out.push(name);
+        }
+    }
     for blob in &blobs {
         if with_storage.contains_key(blob.component.as_str()) {
             files.push(PlannedFile {
