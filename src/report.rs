@@ -114,7 +114,8 @@ codes! {
     /// Stored files in a component without `_storage/documents.jsonl`; Convex ignores them (warning).
     StorageFilesIgnored,
     /// An entry named like table data (`.jsonl`) that is not a table's
-    /// `documents.jsonl` or `generated_schema.jsonl`: Convex ignores it (warning).
+    /// `documents.jsonl` or `generated_schema.jsonl`, or an archive (`.zip`)
+    /// that is not a stored file: Convex ignores it (warning).
     EntryIgnored,
     /// More errors than `max_errors`; the rest are counted, not listed (warning).
     TooManyErrors,

@@ -493,6 +493,9 @@ fn entries_convex_ignores_that_look_like_tables_are_warned_about() {
             ("tasks/tasks.jsonl", b"{\"a\":1}\n"),
             ("README.md", b"hello"),
             ("__MACOSX/users/._documents.jsonl", b"x"),
+            ("exports/snapshot_dev_1700000000.ZIP", b"PK\x05\x06"),
+            // A stored file may be an archive.
+            ("backup/_storage/.zip", b"PK\x05\x06"),
         ]),
     );
     assert!(report.valid, "{:?}", report.errors);
@@ -510,6 +513,7 @@ fn entries_convex_ignores_that_look_like_tables_are_warned_about() {
             (Code::EntryIgnored, "posts/Documents.jsonl", why("a table's entries are named in lowercase: `<table>/documents.jsonl`").as_str()),
             (Code::EntryIgnored, "documents.jsonl", why("a table's documents are read from `<table>/documents.jsonl`, not from a file at the top of the archive").as_str()),
             (Code::EntryIgnored, "tasks/tasks.jsonl", why("a table's documents are read from `<table>/documents.jsonl` only").as_str()),
+            (Code::EntryIgnored, "exports/snapshot_dev_1700000000.ZIP", why("it is an archive, and Convex does not open an archive inside the snapshot: give the snapshot's own archive, whose entries are `<table>/documents.jsonl`").as_str()),
         ]
     );
 }

@@ -804,11 +804,26 @@ pub(super) fn schema_line_error(e: &LineError, row: u64) -> Finding {
 }
 
 /// Why an entry Convex ignores looks meant as table data (a `.jsonl` name
-/// other than macOS's resource forks), or `None` for a README and the like.
+/// other than macOS's resource forks, or an archive that is no stored
+/// file), or `None` for a README and the like.
 fn ignored_data(name: &str) -> Option<&'static str> {
     let file = name.rsplit('/').next().unwrap_or(name);
     let lower = name.to_ascii_lowercase();
-    if !lower.ends_with(".jsonl") || name.starts_with("__MACOSX/") || file.starts_with("._") {
+    if name.starts_with("__MACOSX/") || file.starts_with("._") {
+        return None;
+    }
+    // A snapshot zipped again (or several in one archive) imports nothing;
+    // a stored file may be any file, an archive too.
+    let stored = name
+        .rsplit_once('/')
+        .is_some_and(|(folder, _)| folder.ends_with("_storage"));
+    if lower.ends_with(".zip") && !stored {
+        return Some(
+            "it is an archive, and Convex does not open an archive inside the snapshot: \
+             give the snapshot's own archive, whose entries are `<table>/documents.jsonl`",
+        );
+    }
+    if !lower.ends_with(".jsonl") {
         return None;
     }
     let why = if name.contains('\\') {
