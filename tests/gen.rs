@@ -498,4 +498,19 @@ fn gen_help_names_every_fault() {
         let name = name.as_str().unwrap();
         assert!(help.contains(name), "{name} is not in gen --help");
     }
+    // The range of compressionLevel that a spec may give: level 0 is refused.
+    assert!(help.contains("compressionLevel(deflate,1to9:1)"), "{help}");
+    let spec = std::env::temp_dir().join(format!("snappack-gen-level-{}.json", std::process::id()));
+    std::fs::write(&spec, r#"{"compressionLevel": 0}"#).unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_snappack"))
+        .args(["gen", "-", "--spec", spec.to_str().unwrap()])
+        .output()
+        .unwrap();
+    let _ = std::fs::remove_file(&spec);
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = String::from_utf8(out.stderr).unwrap();
+    assert!(
+        stderr.contains("compressionLevel must be 1 to 9"),
+        "{stderr}"
+    );
 }

@@ -58,7 +58,7 @@ struct GenArgs {
     /// totalDocuments, components ([]), storageFiles (0), storageMinBytes
     /// (16), storageMaxBytes (4096), prefix (""), document { fields (8),
     /// maxStringLen (40), nesting (2), maxArrayLen (4), wrappers (true) },
-    /// faults ([]), compressionLevel (deflate, 0 to 9: 1).
+    /// faults ([]), compressionLevel (deflate, 1 to 9: 1).
     #[arg(long, value_name = "FILE")]
     spec: Option<PathBuf>,
     /// User tables per component (default 3).
