@@ -1953,3 +1953,27 @@ fn upload_refuses_a_token_no_request_could_carry() {
         );
     }
 }
+
+/// An empty `--resume` is refused as an option, before any request: it
+/// was sent, and the server's 404 said "cannot continue import : ...".
+#[test]
+fn upload_refuses_an_empty_resume() {
+    let dir = fresh_dir("upload-resume");
+    let input = dir.join("t.jsonl");
+    std::fs::write(&input, "{\"a\":1}\n").unwrap();
+    let (code, _, stderr) = snappack(&[
+        "upload",
+        arg(&input),
+        "--table",
+        "t",
+        "--url",
+        "http://127.0.0.1:9",
+        "--token",
+        "t",
+        "--resume",
+        "",
+    ]);
+    assert_eq!(code, 2, "{stderr}");
+    assert!(stderr.contains("--resume <ID>"), "{stderr}");
+    assert!(!stderr.contains("cannot reach"), "{stderr}");
+}

@@ -48,7 +48,7 @@ pub struct UploadArgs {
     #[arg(long)]
     token: Option<String>,
     /// Continue this import instead of starting one.
-    #[arg(long, value_name = "ID")]
+    #[arg(long, value_name = "ID", value_parser = clap::builder::NonEmptyStringValueParser::new())]
     resume: Option<String>,
     /// Frames per request, 1 to 1024.
     #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u64).range(1..=1024))]
