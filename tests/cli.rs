@@ -1977,3 +1977,40 @@ fn upload_refuses_an_empty_resume() {
     assert!(stderr.contains("--resume <ID>"), "{stderr}");
     assert!(!stderr.contains("cannot reach"), "{stderr}");
 }
+
+/// An empty `serve --token` is refused: it was taken as no token, so the
+/// server used the one in its data folder, or made and printed a new one.
+#[test]
+fn serve_refuses_an_empty_token() {
+    let dir = fresh_dir("serve-empty-token");
+    let data = dir.join("data");
+    let database = dir.join("db.sqlite");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_snappack"))
+        .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
+        .arg(&data)
+        .arg("--database")
+        .arg(&database)
+        .args(["--no-www", "--token", ""])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // A server that started would serve until stopped.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("serve started with an empty --token");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let mut stderr = String::new();
+    std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut stderr).unwrap();
+    assert_eq!(status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("--token <TOKEN>"), "{stderr}");
+    assert!(!data.exists());
+}

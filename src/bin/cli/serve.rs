@@ -38,7 +38,7 @@ pub struct ServeArgs {
     allow_origins: Vec<String>,
     /// Admin token (default: $SNAPPACK_TOKEN, else the one stored in the data
     /// folder, else a new one, stored and printed once).
-    #[arg(long)]
+    #[arg(long, value_parser = clap::builder::NonEmptyStringValueParser::new())]
     token: Option<String>,
     /// Largest frame (uncompressed payload) a stream may use, in bytes: from
     /// 4096 (the smallest frames snappack packs) to 67108864 (the format's
