@@ -452,10 +452,11 @@ pub(super) fn walk<R: Read + Seek>(
             Some(Ok(digest)) => digest,
             Some(Err(HashStop::Sink(e))) => return Err(Stop::Sink(e, plan)),
             Some(Err(stop)) => {
-                ctx.read_error(located(Finding::new(
-                    Code::InvalidZip,
-                    format!("invalid zip file: {stop}"),
-                )));
+                let finding = match &stop {
+                    HashStop::Zip(e) => zip_entry_error(e),
+                    _ => Finding::new(Code::InvalidZip, format!("invalid zip file: {stop}")),
+                };
+                ctx.read_error(located(finding));
                 if ctx.input_failed() {
                     return Err(Stop::InputFailed(plan));
                 }
@@ -691,8 +692,17 @@ fn open_entry<R: Read + Seek>(
         CompressionMethod::Stored => {
             EntryReader::Stored(CheckedEntry::new(archive.by_index_raw(index)?, declared))
         }
-        _ => EntryReader::Zip(archive.by_index(index)?),
+        CompressionMethod::DEFLATE64 => EntryReader::Zip(archive.by_index(index)?),
+        // Nor does Convex's reader take any other. The zip crate would say
+        // so only at the first read, as if the entry were damaged.
+        other => return Err(ZipError::CompressionMethodNotSupported(method_code(other))),
     })
+}
+
+/// The number a ZIP header gives `method`.
+#[allow(deprecated)] // The zip crate keeps the number for the methods it names.
+fn method_code(method: CompressionMethod) -> u16 {
+    method.to_u16()
 }
 
 /// Opens the archive, or says why it cannot: every ZIP this reads starts
