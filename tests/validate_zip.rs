@@ -774,6 +774,54 @@ fn an_entry_in_an_unsupported_method_says_so() {
     }
 }
 
+/// Deflate64 entries are checked as Convex checks every entry: one that
+/// inflates to less than the archive declares is damaged (the zip crate
+/// took it), and a CRC-32 declared as 0 is not checked (the zip crate
+/// refused it).
+#[test]
+fn deflate64_entries_are_checked_as_convex_checks_them() {
+    let mut lines = String::new();
+    for n in 1..=50u8 {
+        lines += &(doc(10001, n, &format!(r#""n":{n}"#)) + "\n");
+    }
+    // Stored blocks mean the same in Deflate64 as in deflate.
+    let mut raw = Vec::new();
+    let mut encoder = flate2::write::DeflateEncoder::new(&mut raw, flate2::Compression::none());
+    std::io::Write::write_all(&mut encoder, lines.as_bytes()).unwrap();
+    encoder.finish().unwrap();
+    let name = "users/documents.jsonl";
+    let whole = zip_raw(name, 9, &raw, lines.as_bytes());
+    let report = check("d.zip", &whole);
+    assert!(report.valid, "{:#?}", report.errors);
+    assert_eq!(report.documents, 50);
+
+    // The entry's CRC-32 and size, in its local and central headers.
+    let patched = |crc: u32, size: u32| {
+        let mut bytes = whole.clone();
+        for (signature, crc_at) in [(b"PK\x03\x04", 14), (b"PK\x01\x02", 16)] {
+            let at = bytes.windows(4).position(|w| w == signature).unwrap() + crc_at;
+            bytes[at..at + 4].copy_from_slice(&crc.to_le_bytes());
+            bytes[at + 8..at + 12].copy_from_slice(&size.to_le_bytes());
+        }
+        bytes
+    };
+    let crc = crc32fast::hash(lines.as_bytes());
+    let size = lines.len() as u32;
+    let report = check("d.zip", &patched(0, size));
+    assert!(report.valid, "{:#?}", report.errors);
+    assert_eq!(report.documents, 50);
+
+    let report = check("d.zip", &patched(crc, size + 7));
+    assert_only_error_is_in(&report, Code::InvalidZip, name);
+    assert_eq!(
+        report.errors[0].message,
+        format!(
+            "invalid zip file: the entry inflates to {size} bytes, but the archive declares {} (lines 1 to 50 were read)",
+            size + 7
+        )
+    );
+}
+
 #[test]
 fn zstd_entries_are_read_as_convex_reads_them() {
     use ruzstd::encoding::{compress_to_vec, CompressionLevel};

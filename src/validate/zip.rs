@@ -5,6 +5,7 @@ use std::collections::hash_map::Entry;
 use std::collections::{HashMap, HashSet};
 use std::io::{self, Read, Seek, SeekFrom};
 
+use deflate64::Deflate64Decoder;
 use sha2::{Digest, Sha256};
 use zip::read::{Config, ZipFile};
 use zip::result::ZipError;
@@ -651,6 +652,9 @@ enum EntryReader<'a, R: Read> {
     Zstd(ZstdEntry<ZipFile<'a, R>>),
     /// Checked here, as Convex checks it.
     Stored(CheckedEntry<ZipFile<'a, R>>),
+    /// Decoded and checked here: the zip crate checks no entry that
+    /// inflates to less than it declares, nor skips a CRC-32 declared as 0.
+    Deflate64(CheckedEntry<Deflate64Decoder<io::BufReader<ZipFile<'a, R>>>>),
     /// Anything else, read (or refused) by the zip crate.
     Zip(ZipFile<'a, R>),
 }
@@ -661,6 +665,7 @@ impl<R: Read> Read for EntryReader<'_, R> {
             EntryReader::Deflate(entry) => entry.read(out),
             EntryReader::Zstd(entry) => entry.read(out),
             EntryReader::Stored(entry) => entry.read(out),
+            EntryReader::Deflate64(entry) => entry.read(out),
             EntryReader::Zip(entry) => entry.read(out),
         }
     }
@@ -692,7 +697,10 @@ fn open_entry<R: Read + Seek>(
         CompressionMethod::Stored => {
             EntryReader::Stored(CheckedEntry::new(archive.by_index_raw(index)?, declared))
         }
-        CompressionMethod::DEFLATE64 => EntryReader::Zip(archive.by_index(index)?),
+        CompressionMethod::DEFLATE64 => EntryReader::Deflate64(CheckedEntry::new(
+            Deflate64Decoder::new(archive.by_index_raw(index)?),
+            declared,
+        )),
         // Nor does Convex's reader take any other. The zip crate would say
         // so only at the first read, as if the entry were damaged.
         other => return Err(ZipError::CompressionMethodNotSupported(method_code(other))),
