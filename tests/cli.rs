@@ -802,6 +802,15 @@ fn unpack_writes_no_output_from_a_bad_stream() {
         assert_eq!(code, 2, "{stderr}");
         assert!(stderr.contains(says), "{stderr}");
     }
+    // A folder whose parent is missing: the refusal names the folder
+    // given, not only the temporary one it was to be filled as.
+    let lost = dir.join("missing/deeper/out");
+    let (code, _, stderr) = snappack(&["unpack", arg(&stream), "-o", arg(&lost)]);
+    assert_eq!(code, 2, "{stderr}");
+    assert!(
+        stderr.contains(&format!("(to write {})", lost.display())),
+        "{stderr}"
+    );
     assert!(!names(&dir).iter().any(|n| n.ends_with(".partial")));
 }
 

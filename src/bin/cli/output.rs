@@ -193,7 +193,13 @@ impl OutputDir {
                     partial.display()
                 );
             }
-            return Err(e).with_context(|| format!("cannot create {}", partial.display()));
+            return Err(e).with_context(|| {
+                format!(
+                    "cannot create {} (to write {})",
+                    partial.display(),
+                    path.display()
+                )
+            });
         }
         // Only once it is this run's: another run's is left alone.
         remove_on_interrupt(&partial);
