@@ -895,6 +895,115 @@ fn a_lost_postgres_lock_is_taken_again() {
     drop(first);
 }
 
+/// A server whose PostgreSQL lock went with its connection, and which finds
+/// it held by another session when it comes to take it again, no longer
+/// knows what that one does to the database: it stops, naming the holder,
+/// and leaves its open import as it was, for the server started again once
+/// the other one is gone to go on with.
+#[test]
+fn a_server_that_loses_its_postgres_lock_to_another_stops() {
+    let Some(url) = common::postgres_url() else {
+        return;
+    };
+    let database = common::postgres_schema_url(&url);
+    let dir = common::temp_dir("lock-taken");
+    let token = "secret-token";
+    let (mut first, addr) = common::spawn_serve(&database, &dir, "127.0.0.1:0", token);
+    let auth = format!("Bearer {token}");
+    let call = |addr, method: &str, path: &str, body: &[u8]| {
+        http(addr, method, path, &[("Authorization", &auth)], body).unwrap()
+    };
+    let stream = encode(&[numbered_table("docs", 10001, 300, 1)], &[], 4096);
+    let ranges = frames(&stream);
+    assert!(ranges.len() > 3, "{}", ranges.len());
+    let created = call(addr, "POST", "/api/imports", br#"{"mode":"requireEmpty"}"#);
+    assert_eq!(created.status, 201);
+    let id = created.json()["id"].as_str().unwrap().to_owned();
+    let half = &stream[..ranges[1].end];
+    let appended = call(
+        addr,
+        "POST",
+        &format!("/api/imports/{id}/frames?seq=0"),
+        half,
+    );
+    assert_eq!(appended.status, 200, "{:?}", appended.json());
+    // Another session takes the lock between its loss and the server's
+    // next check (every 2 s): the server's session is ended, and this one
+    // tries at once, again if the server was first.
+    let mut admin = postgres::Client::connect(&database, postgres::NoTls).unwrap();
+    let lock = "SELECT pg_try_advisory_lock(1936613744, hashtext(current_schema()))";
+    let held_by_server = |admin: &mut postgres::Client| -> Vec<i32> {
+        admin
+            .query(
+                "SELECT pid FROM pg_locks WHERE locktype = 'advisory' AND granted AND objsubid = 2 \
+                 AND pid <> pg_backend_pid() \
+                 AND objid::text::bigint = hashtext(current_schema())::bigint & 4294967295",
+                &[],
+            )
+            .unwrap()
+            .iter()
+            .map(|row| row.get(0))
+            .collect()
+    };
+    let mut taken = false;
+    for _ in 0..20 {
+        for pid in held_by_server(&mut admin) {
+            admin
+                .execute("SELECT pg_terminate_backend($1)", &[&pid])
+                .unwrap();
+        }
+        if admin.query_one(lock, &[]).unwrap().get::<_, bool>(0) {
+            taken = true;
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    assert!(taken, "the server kept its lock");
+    let admin_pid: i32 = admin
+        .query_one("SELECT pg_backend_pid()", &[])
+        .unwrap()
+        .get(0);
+    // It stops on its own, within a few checks.
+    let mut exited = None;
+    for _ in 0..200 {
+        if let Some(status) = first.try_wait().unwrap() {
+            exited = Some(status);
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    if exited.is_none() {
+        first.kill().unwrap();
+    }
+    let mut stderr = String::new();
+    std::io::Read::read_to_string(first.stderr.as_mut().unwrap(), &mut stderr).unwrap();
+    let status = exited.unwrap_or_else(|| panic!("still serving after 10 s: {stderr}"));
+    assert_eq!(status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains("lost the database")
+            && stderr.contains(&format!("PostgreSQL backend {admin_pid} ")),
+        "{stderr}"
+    );
+    drop(first);
+    // Once the other session is gone, the server started again goes on
+    // with the import where it was.
+    drop(admin);
+    let (_again, addr) = common::spawn_serve(&database, &dir, "127.0.0.1:0", token);
+    let status = call(addr, "GET", &format!("/api/imports/{id}"), b"");
+    assert_eq!(status.json()["state"], "open");
+    assert_eq!(status.json()["nextSeq"], 2);
+    let rest = &stream[ranges[2].start..];
+    let appended = call(
+        addr,
+        "POST",
+        &format!("/api/imports/{id}/frames?seq=2"),
+        rest,
+    );
+    assert_eq!(appended.status, 200, "{:?}", appended.json());
+    let finished = call(addr, "POST", &format!("/api/imports/{id}/finish"), b"");
+    assert_eq!(finished.status, 200, "{:?}", finished.json());
+}
+
 /// Advisory locks are per database, but PostgreSQL lists every database's:
 /// a refused server names the session that holds its own database's lock,
 /// not one of another database's server on a schema of the same name,

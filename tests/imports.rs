@@ -1559,3 +1559,48 @@ fn staging_folders_of_imports_the_database_does_not_know_are_removed_at_start() 
         assert_eq!(left, expected, "{backend}");
     }
 }
+
+/// A halted server (its database lost to another one) changes nothing
+/// more: every request that would is refused with the reason, and the
+/// imports are left where they were, for a server on the database to go
+/// on with.
+#[test]
+fn halted_imports_refuse_every_change() {
+    for (backend, database) in common::databases() {
+        let dir = common::temp_dir("halted");
+        let stream = encode(&[numbered_table("docs", 10001, 200, 1)], &[], 4096);
+        let ranges = frames(&stream);
+        assert!(ranges.len() > 2, "{backend}");
+        let imports = open(&database, &dir);
+        let id = imports.create(ImportMode::RequireEmpty, None).unwrap().id;
+        let done = imports.create(ImportMode::Append, None).unwrap().id;
+        imports.append(&done, 0, &stream).unwrap();
+        imports.append(&id, 0, &stream[..ranges[0].end]).unwrap();
+        imports.halt("another server holds the database");
+        let refused = |result: Result<(), ImportsError>| match result {
+            Err(ImportsError::Halted(reason)) => {
+                assert_eq!(reason, "another server holds the database", "{backend}")
+            }
+            other => panic!("{backend}: {other:?}"),
+        };
+        refused(imports.create(ImportMode::Replace, None).map(drop));
+        refused(imports.append(&id, 1, &stream[ranges[1].clone()]).map(drop));
+        refused(imports.finish(&done).map(drop));
+        refused(imports.cancel(&id));
+        refused(imports.expire(std::time::Duration::ZERO).map(drop));
+        assert_eq!(imports.status(&id).unwrap().next_seq, Some(1), "{backend}");
+        drop(imports);
+        // Another server finds both where they were.
+        let imports = open(&database, &dir);
+        let status = imports.status(&id).unwrap();
+        assert_eq!(
+            (status.state, status.next_seq),
+            (ImportState::Open, Some(1)),
+            "{backend}"
+        );
+        assert!(imports.status(&done).unwrap().complete, "{backend}");
+        imports.finish(&done).unwrap();
+        assert_eq!(stored_lines(&imports, "", "docs").len(), 200, "{backend}");
+        assert_eq!(imports.store().imports().unwrap().len(), 2, "{backend}");
+    }
+}

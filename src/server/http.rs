@@ -378,6 +378,12 @@ impl IntoResponse for ImportsError {
                 StatusCode::UNPROCESSABLE_ENTITY,
                 json!({"code": e.code, "message": e.message, "component": e.component, "table": e.table}),
             ),
+            // The server is stopping: the import resumes on the one that
+            // holds the database now, or on this one started again.
+            ImportsError::Halted(_) => error(
+                StatusCode::SERVICE_UNAVAILABLE,
+                json!({"code": "DatabaseInUse", "message": message}),
+            ),
             // Only a start reopens under other limits; a request cannot meet it.
             ImportsError::OverLimit { .. } | ImportsError::Internal(_) => error(
                 StatusCode::INTERNAL_SERVER_ERROR,

@@ -100,6 +100,10 @@ pub enum ImportsError {
     /// The database or the disk failed.
     #[error("{0}")]
     Internal(String),
+    /// The server stopped serving its database's imports ([`Imports::halt`]):
+    /// why (another server holds the database now).
+    #[error("{0}")]
+    Halted(String),
 }
 
 impl From<StoreError> for ImportsError {
@@ -239,11 +243,18 @@ impl PendingWrite {
         id: &str,
         writes: Vec<OwnedFrameWrite>,
         changed: &Arc<Mutex<Option<ImportError>>>,
+        halted: &Halted,
     ) -> bool {
         let (store, id, changed) = (store.clone(), id.to_owned(), changed.clone());
+        let halted = halted.clone();
         let spawned = std::thread::Builder::new()
             .name("snappack-store-write".into())
             .spawn(move || {
+                // Checked again here: the database may have been lost while
+                // the request was checked.
+                if let Some(reason) = lock(&halted).clone() {
+                    return Err(StoreError::Database(reason));
+                }
                 let writes: Vec<_> = writes.iter().map(OwnedFrameWrite::write).collect();
                 store.write_frames(&id, &writes)?;
                 if writes.iter().any(|write| !write.tables.is_empty()) {
@@ -335,6 +346,9 @@ impl Progress {
     }
 }
 
+/// Why the server stopped serving its database's imports, once it did.
+type Halted = Arc<Mutex<Option<String>>>;
+
 /// Every import of a server.
 pub struct Imports {
     store: Arc<dyn Store>,
@@ -346,6 +360,8 @@ pub struct Imports {
     /// import: no import opens (and receives files) while a sweep that
     /// found none open runs.
     sweeping: Mutex<()>,
+    /// Set by [`halt`](Self::halt): every change is refused from then on.
+    halted: Halted,
 }
 
 fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -443,6 +459,7 @@ impl Imports {
             limits,
             open: Mutex::new(HashMap::new()),
             sweeping: Mutex::new(()),
+            halted: Halted::default(),
         };
         // Listed before the database is read: an import's record is made
         // before its folder, so a folder listed here whose import the
@@ -526,6 +543,10 @@ impl Imports {
     /// crash the next start sweeps.
     fn sweep_if_idle(&self) -> Result<(), ImportsError> {
         let _sweeping = lock(&self.sweeping);
+        // The mark stays, for the server that serves the database next.
+        if self.running().is_err() {
+            return Ok(());
+        }
         if !lock(&self.open).is_empty() || !self.files.sweep_due() {
             return Ok(());
         }
@@ -779,6 +800,25 @@ impl Imports {
         Ok(())
     }
 
+    /// Stops changing the database and the data folder, for `reason`: every
+    /// request that would (create, append, finish, cancel, expire, a sweep
+    /// of the stored files) is refused from now on with
+    /// [`ImportsError::Halted`], those waiting for an import's lock and a
+    /// store write not yet begun included. For a server that lost its
+    /// database to another one: what it knows of the imports may no longer
+    /// be true, and two servers must not write into one database.
+    pub fn halt(&self, reason: &str) {
+        lock(&self.halted).get_or_insert_with(|| reason.to_owned());
+    }
+
+    /// `Halted` once [`halt`](Self::halt) was called.
+    fn running(&self) -> Result<(), ImportsError> {
+        match lock(&self.halted).clone() {
+            Some(reason) => Err(ImportsError::Halted(reason)),
+            None => Ok(()),
+        }
+    }
+
     fn handle(&self, id: &str) -> Result<Arc<Slot>, ImportsError> {
         if let Some(handle) = lock(&self.open).get(id) {
             return Ok(handle.clone());
@@ -813,6 +853,7 @@ impl Imports {
     ) -> Result<T, ImportsError> {
         let handle = self.handle(id)?;
         let mut slot = lock(&handle.open);
+        self.running()?;
         let Some(open) = slot.as_mut() else {
             return Err(self.closed_meanwhile(id));
         };
@@ -842,6 +883,7 @@ impl Imports {
         mode: ImportMode,
         label: Option<&str>,
     ) -> Result<ImportStatus, ImportsError> {
+        self.running()?;
         let id = random_id()?;
         self.store.create_import(&id, mode, label)?;
         let open = self.reopen(&id, mode, &HashMap::new())?;
@@ -1019,7 +1061,7 @@ impl Imports {
         if open.stale
             || !open
                 .pending
-                .start(&self.store, &open.id, writes, &open.changed)
+                .start(&self.store, &open.id, writes, &open.changed, &self.halted)
         {
             // The frames are in the log: rebuilding the state before the
             // next request writes what the store lacks, these included.
@@ -1043,6 +1085,7 @@ impl Imports {
     pub fn finish(&self, id: &str) -> Result<Vec<ActivatedTable>, ImportsError> {
         let handle = self.handle(id)?;
         let mut slot = lock(&handle.open);
+        self.running()?;
         let Some(open) = slot.as_mut() else {
             return Err(self.closed_meanwhile(id));
         };
@@ -1062,6 +1105,8 @@ impl Imports {
         {
             self.files.mark_sweep_due()?;
         }
+        // The wait for the last write may have been long.
+        self.running()?;
         let result = self.store.finish_import(id);
         if let Err(StoreError::Database(e)) = result {
             return Err(ImportsError::Internal(e));
@@ -1126,6 +1171,7 @@ impl Imports {
     fn end(&self, id: &str, reason: Option<&str>) -> Result<(), ImportsError> {
         let handle = self.handle(id)?;
         let slot = lock(&handle.open);
+        self.running()?;
         if slot.is_none() {
             return Err(self.closed_meanwhile(id));
         }

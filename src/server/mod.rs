@@ -190,6 +190,22 @@ pub enum ServeError {
         /// The id of the data folder the database is served from.
         owner: String,
     },
+    /// The server lost its database's lock (with its connection) and
+    /// another server took it before this one could take it again: it
+    /// stopped serving.
+    #[error(
+        "lost the database {database} to another snappack serve: its lock went with its \
+         connection (PostgreSQL restarted, or the session was ended), and {what}; this server \
+         stopped, refusing the import requests it had, so that two servers do not import into \
+         one database: its open imports go on on the server that holds the database now, if it \
+         has their staging logs, or here once that one is stopped and this one is started again"
+    )]
+    DatabaseLost {
+        /// The database, as the data folder names it (no password).
+        database: String,
+        /// What is held, and by whom.
+        what: String,
+    },
 }
 
 /// The file in the data folder that names the database it belongs to.
@@ -479,6 +495,8 @@ pub struct Server {
     /// The database's lock, held as long as the server (and taken again
     /// when lost with its connection).
     database_lock: Arc<std::sync::Mutex<store::ServingLock>>,
+    /// The database, as the data folder names it (no password).
+    database: String,
     /// The data folder's lock, held as long as the server (and let go after
     /// the rest, the database's lock included: fields drop in order).
     _data_dir_lock: std::fs::File,
@@ -539,6 +557,7 @@ impl Server {
             max_frame_size: config.max_frame_size,
         };
         let folder = data_dir.clone();
+        let identity = claim.identity.clone();
         let (imports, database_lock) =
             tokio::task::spawn_blocking(move || -> Result<_, ServeError> {
                 let data_dir = folder;
@@ -591,6 +610,7 @@ impl Server {
         Ok(Server {
             _data_dir_lock: data_dir_lock,
             database_lock: Arc::new(std::sync::Mutex::new(database_lock)),
+            database: identity,
             listener,
             app: http::router(state, config.max_request_bytes, config.header_timeout),
             imports,
@@ -617,7 +637,9 @@ impl Server {
         self.new_token
     }
 
-    /// Serves until `shutdown` completes.
+    /// Serves until `shutdown` completes, or until the database is lost to
+    /// another server (`DatabaseLost`: the import requests still in
+    /// progress are refused, and those that come meanwhile too).
     pub async fn run(
         self,
         shutdown: impl std::future::Future<Output = ()> + Send + 'static,
@@ -626,18 +648,43 @@ impl Server {
             .expire_after
             .map(|idle| tokio::spawn(expire_idle_imports(self.imports.clone(), idle)));
         let files = tokio::spawn(retry_sweeps(self.imports.clone(), SWEEP_RETRY));
-        let lock = tokio::spawn(keep_database_lock(self.database_lock.clone(), LOCK_CHECK));
+        let (lost_tx, lost_rx) = tokio::sync::oneshot::channel();
+        let lock = tokio::spawn(keep_database_lock(
+            self.database_lock.clone(),
+            self.imports.clone(),
+            LOCK_CHECK,
+            lost_tx,
+        ));
         let limits = ConnectionLimits {
             header_timeout: self.header_timeout,
             max_connections: self.max_connections,
         };
-        serve_connections(self.listener, self.app, limits, shutdown).await;
+        let lost = Arc::new(std::sync::Mutex::new(None));
+        let stop = {
+            let lost = lost.clone();
+            async move {
+                tokio::select! {
+                    () = shutdown => {}
+                    taken = lost_rx => if let Ok(what) = taken {
+                        *lost.lock().unwrap_or_else(|e| e.into_inner()) = Some(what);
+                    },
+                }
+            }
+        };
+        serve_connections(self.listener, self.app, limits, stop).await;
         if let Some(sweeper) = sweeper {
             sweeper.abort();
         }
         files.abort();
         lock.abort();
-        Ok(())
+        let lost = lost.lock().unwrap_or_else(|e| e.into_inner()).take();
+        match lost {
+            Some(what) => Err(ServeError::DatabaseLost {
+                database: self.database,
+                what,
+            }),
+            None => Ok(()),
+        }
     }
 }
 
@@ -725,8 +772,16 @@ const LOCK_CHECK: Duration = Duration::from_secs(2);
 
 /// Takes the database lock again whenever it was lost (a PostgreSQL
 /// session ends with its connection: PostgreSQL restarted, say), and says
-/// so; while another server holds it, says that once.
-async fn keep_database_lock(lock: Arc<std::sync::Mutex<store::ServingLock>>, every: Duration) {
+/// so. If another server took it meanwhile, this one no longer knows what
+/// that one does to the database: the imports are halted (every request
+/// that would change the database is refused, naming the holder) and what
+/// is held is sent on `lost`, for the server to stop.
+async fn keep_database_lock(
+    lock: Arc<std::sync::Mutex<store::ServingLock>>,
+    imports: Arc<Imports>,
+    every: Duration,
+    lost: tokio::sync::oneshot::Sender<String>,
+) {
     let mut ticks = tokio::time::interval(every);
     // A check that took long (PostgreSQL not answering) is not made up for
     // by a burst of checks.
@@ -742,10 +797,16 @@ async fn keep_database_lock(lock: Arc<std::sync::Mutex<store::ServingLock>>, eve
         let told = match kept {
             Ok(Ok(false)) => continue,
             Ok(Ok(true)) => "the database lock, lost with its connection, is held again".to_owned(),
-            Ok(Err(StoreError::InUse(what))) => format!(
-                "the database lock was lost with its connection, and another snappack serve holds \
-                 it now: {what}; stop one of the two servers"
-            ),
+            Ok(Err(StoreError::InUse(what))) => {
+                let what = format!("another snappack serve holds it now: {what}");
+                imports.halt(&format!(
+                    "this server lost its database to another snappack serve and is stopping: \
+                     {what}; the import goes on there, if that server has its staging log, or \
+                     here once that one is stopped and this one is started again"
+                ));
+                let _ = lost.send(what);
+                return;
+            }
             // PostgreSQL down: tried again at the next check, said once.
             Ok(Err(e)) => format!(
                 "the database lock was lost with its connection and cannot be taken again yet: {e}"
