@@ -811,7 +811,7 @@ fn a_database_serves_one_server_at_a_time() {
             "{backend}: {refused}"
         );
         let held = match backend {
-            "sqlite" => "snappack.db.lock is locked",
+            "sqlite" => "a lock on the database file, whatever its name, is held",
             _ => "session advisory lock",
         };
         // On PostgreSQL, whose session holds it, and how to end it.
@@ -828,6 +828,73 @@ fn a_database_serves_one_server_at_a_time() {
         drop(first);
         bind().unwrap_or_else(|e| panic!("{backend}: {e}"));
     }
+}
+
+/// An SQLite database serves one server at a time under every name of its
+/// file: a hard link or a symbolic link to it meets the same lock (a copy
+/// of the data folder passes every other check). The refusal names the
+/// process that holds it, and how it was started.
+#[test]
+fn an_sqlite_database_under_another_name_serves_one_server_at_a_time() {
+    let folder = common::temp_dir("sqlite-names");
+    let database = folder.join("snappack.db");
+    let hard = common::temp_dir("sqlite-names-elsewhere").join("linked.db");
+    let soft = folder.join("symlinked.db");
+    let first_dir = folder.join("data");
+    let (first, addr) =
+        common::spawn_serve(database.to_str().unwrap(), &first_dir, "127.0.0.1:0", "t");
+    std::fs::hard_link(&database, &hard).unwrap();
+    std::os::unix::fs::symlink(&database, &soft).unwrap();
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let bind = |name: &std::path::Path| {
+        let copy = common::temp_dir("sqlite-names-copy");
+        std::fs::copy(first_dir.join("folder-id"), copy.join("folder-id")).unwrap();
+        let config = ServeConfig {
+            listen: "127.0.0.1:0".parse().unwrap(),
+            database: Some(name.to_str().unwrap().to_owned()),
+            data_dir: copy,
+            www: None,
+            token: Some("secret-token".into()),
+            ..ServeConfig::default()
+        };
+        runtime.block_on(snappack::server::Server::bind(config))
+    };
+    for name in [&hard, &soft, &database] {
+        let refused = bind(name).map(drop).expect_err("a second server started");
+        let refused = refused.to_string();
+        assert!(
+            refused.contains("is in use by another snappack serve")
+                && refused.contains(&format!(
+                    "is held by process {} (snappack, --database {}, --data-dir {})",
+                    first.id(),
+                    database.display(),
+                    first_dir.display()
+                )),
+            "{}: {refused}",
+            name.display()
+        );
+    }
+    let status = http(
+        addr,
+        "GET",
+        "/api/imports",
+        &[("Authorization", "Bearer t")],
+        b"",
+    );
+    assert_eq!(status.unwrap().status, 200);
+    // Once it stops, one server of this process holds the file, and the
+    // next one, by another name, is refused too.
+    drop(first);
+    let second = bind(&hard).unwrap_or_else(|e| panic!("{e}"));
+    let refused = bind(&soft).map(drop).expect_err("a third server started");
+    assert!(
+        refused
+            .to_string()
+            .contains("is held by another server of this process"),
+        "{refused}"
+    );
+    drop(second);
+    bind(&soft).unwrap_or_else(|e| panic!("{e}"));
 }
 
 /// A PostgreSQL database's lock is a session's, which ends with its

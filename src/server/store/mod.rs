@@ -30,7 +30,7 @@ mod sqlite;
 use serde::{Deserialize, Serialize};
 
 pub use self::postgres::PostgresStore;
-pub use self::sqlite::SqliteStore;
+pub use self::sqlite::{DatabaseLock, SqliteStore};
 pub use crate::validate::{ImportMode, TargetTable};
 
 /// Where an import is in its life.
@@ -364,8 +364,8 @@ pub fn is_postgres(database: &str) -> bool {
 
 /// A database held by one server ([`lock_for_serving`]) until dropped.
 pub enum ServingLock {
-    /// SQLite: an exclusive lock on the file beside the database.
-    Sqlite(std::fs::File),
+    /// SQLite: an exclusive lock on the database file.
+    Sqlite(DatabaseLock),
     /// PostgreSQL: a session advisory lock.
     Postgres(Box<postgres::ServingLock>),
 }
@@ -389,10 +389,10 @@ impl ServingLock {
 /// copy of this one, or another machine) would reopen the same imports,
 /// and expire and sweep what the first one is using. `InUse`, naming what
 /// is held, when another server holds it. An SQLite database is held by an
-/// exclusive lock on `<file>.lock` beside it (the database's own file is
-/// locked by SQLite, which a second descriptor on it would upset); a
-/// PostgreSQL database by a session advisory lock on a connection of its
-/// own, per schema.
+/// exclusive `flock` on its file, which every name of the file meets
+/// (`<file>.lock` beside it off Linux and on network file systems, where
+/// the two kinds of lock may meet); a PostgreSQL database by a session
+/// advisory lock on a connection of its own, per schema.
 pub fn lock_for_serving(database: &str) -> Result<ServingLock, StoreError> {
     if is_postgres(database) {
         return postgres::lock_for_serving(database)

@@ -12,6 +12,8 @@
 //! while a transaction commits.
 
 use std::path::Path;
+#[cfg(target_os = "linux")]
+use std::sync::Arc;
 use std::sync::Mutex;
 
 use rusqlite::types::{ToSqlOutput, ValueRef};
@@ -64,17 +66,61 @@ pub struct SqliteStore(SqlStore<Sqlite>);
 
 delegate_store!(SqliteStore);
 
-/// Takes the SQLite database `path` for one server: an exclusive lock on
-/// the file `<path>.lock` beside it (the path as the system resolves it, so
-/// that every name of the file finds the same lock); `InUse` when another
-/// server holds it.
-pub(super) fn lock_for_serving(path: &Path) -> Result<std::fs::File, StoreError> {
-    let failed = |what: &Path, e: std::io::Error| {
-        StoreError::Database(format!("cannot lock {}: {e}", what.display()))
-    };
-    if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
-        std::fs::create_dir_all(parent).map_err(|e| failed(parent, e))?;
+/// An SQLite database held by one server ([`lock_for_serving`]) until
+/// dropped.
+pub struct DatabaseLock(Held);
+
+enum Held {
+    /// A lock on the database file itself: every name of the file (hard
+    /// links, symbolic links) finds it.
+    #[cfg(target_os = "linux")]
+    File(Arc<std::fs::File>),
+    /// A lock on `<file>.lock` beside the file, as the system resolves its
+    /// path: elsewhere, and on network file systems.
+    Beside(#[allow(dead_code)] std::fs::File),
+}
+
+impl Drop for DatabaseLock {
+    fn drop(&mut self) {
+        #[cfg(target_os = "linux")]
+        if let Held::File(file) = &self.0 {
+            // Unlocked, not closed ([`file_lock`]).
+            let _ = file.unlock();
+            let mut kept = file_lock::kept();
+            if let Some(entry) = kept.iter_mut().find(|k| Arc::ptr_eq(&k.file, file)) {
+                entry.held = false;
+            }
+        }
     }
+}
+
+/// Takes the SQLite database `path` for one server; `InUse`, naming who
+/// holds it when that can be told, when another server holds it.
+///
+/// On Linux, an exclusive `flock` on the database file itself, so that
+/// every name of the file (two hard links, a symbolic link) meets the same
+/// lock. SQLite locks the file with `fcntl` locks, which Linux keeps apart
+/// from `flock` locks, so the two do not meet (on NFS and SMB, where Linux
+/// makes `flock` an `fcntl` lock, and on other systems, where they may
+/// meet, the lock is on `<path>.lock` beside the file instead, the path as
+/// the system resolves it).
+pub(super) fn lock_for_serving(path: &Path) -> Result<DatabaseLock, StoreError> {
+    if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+        std::fs::create_dir_all(parent).map_err(|e| cannot_lock(parent, e))?;
+    }
+    #[cfg(target_os = "linux")]
+    if !file_lock::on_network_file_system(path) {
+        return file_lock::lock(path);
+    }
+    lock_beside(path)
+}
+
+fn cannot_lock(what: &Path, e: std::io::Error) -> StoreError {
+    StoreError::Database(format!("cannot lock {}: {e}", what.display()))
+}
+
+/// The lock on `<path>.lock` beside the database file.
+fn lock_beside(path: &Path) -> Result<DatabaseLock, StoreError> {
     let name = path
         .file_name()
         .ok_or_else(|| StoreError::Database(format!("{} names no file", path.display())))?;
@@ -84,7 +130,7 @@ pub(super) fn lock_for_serving(path: &Path) -> Result<std::fs::File, StoreError>
     };
     let resolved = std::fs::canonicalize(path)
         .or_else(|_| std::fs::canonicalize(folder).map(|folder| folder.join(name)))
-        .map_err(|e| failed(path, e))?;
+        .map_err(|e| cannot_lock(path, e))?;
     let mut lock_name = resolved.file_name().unwrap_or(name).to_owned();
     lock_name.push(".lock");
     let lock = resolved.with_file_name(lock_name);
@@ -93,15 +139,197 @@ pub(super) fn lock_for_serving(path: &Path) -> Result<std::fs::File, StoreError>
         .truncate(false)
         .write(true)
         .open(&lock)
-        .map_err(|e| failed(&lock, e))?;
+        .map_err(|e| cannot_lock(&lock, e))?;
     match file.try_lock() {
-        Ok(()) => Ok(file),
+        Ok(()) => Ok(DatabaseLock(Held::Beside(file))),
         Err(std::fs::TryLockError::WouldBlock) => Err(StoreError::InUse(format!(
             "SQLite database {} (its lock file {} is locked)",
             resolved.display(),
             lock.display()
         ))),
-        Err(std::fs::TryLockError::Error(e)) => Err(failed(&lock, e)),
+        Err(std::fs::TryLockError::Error(e)) => Err(cannot_lock(&lock, e)),
+    }
+}
+
+/// The lock on the database file itself (Linux).
+///
+/// Closing a descriptor of a file lets go of every `fcntl` lock the process
+/// holds on it, SQLite's among them (a connection of this process may be in
+/// the middle of a write then). So the descriptor a lock is taken on is
+/// never closed: a lock let go is unlocked, and the next one on the same
+/// file in this process takes that descriptor again. That one descriptor is
+/// also how a second server of this process on the file is refused, since a
+/// `flock` does not refuse its own descriptor.
+#[cfg(target_os = "linux")]
+mod file_lock {
+    use std::os::unix::fs::MetadataExt as _;
+    use std::path::Path;
+    use std::sync::{Arc, Mutex, MutexGuard};
+
+    use super::{cannot_lock, DatabaseLock, Held};
+    use crate::server::store::StoreError;
+
+    /// A descriptor of a database file this process locked, and whether
+    /// one of its servers holds the lock now.
+    pub(super) struct Kept {
+        pub(super) file: Arc<std::fs::File>,
+        pub(super) held: bool,
+    }
+
+    static KEPT: Mutex<Vec<Kept>> = Mutex::new(Vec::new());
+
+    pub(super) fn kept() -> MutexGuard<'static, Vec<Kept>> {
+        KEPT.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The file's device and inode.
+    fn identity(meta: &std::fs::Metadata) -> (u64, u64) {
+        (meta.dev(), meta.ino())
+    }
+
+    /// Whether `path`'s folder is on NFS or SMB, where `flock` is an
+    /// `fcntl` lock and would meet SQLite's.
+    pub(super) fn on_network_file_system(path: &Path) -> bool {
+        use std::os::unix::ffi::OsStrExt as _;
+        const NFS: i64 = 0x6969;
+        const SMB: i64 = 0x517b;
+        const CIFS: i64 = 0xff53_4d42;
+        const SMB2: i64 = 0xfe53_4d42;
+        let folder = match path.parent() {
+            Some(parent) if !parent.as_os_str().is_empty() => parent,
+            _ => Path::new("."),
+        };
+        let Ok(name) = std::ffi::CString::new(folder.as_os_str().as_bytes()) else {
+            return false;
+        };
+        let mut info = std::mem::MaybeUninit::<libc::statfs>::zeroed();
+        // SAFETY: `name` is a NUL-terminated path and `info` has room for
+        // the answer, which is read only when the call succeeded.
+        let kind = unsafe {
+            if libc::statfs(name.as_ptr(), info.as_mut_ptr()) != 0 {
+                return false;
+            }
+            info.assume_init().f_type
+        };
+        #[allow(clippy::unnecessary_cast, clippy::useless_conversion)]
+        let kind = i64::from(kind as u32);
+        [NFS, SMB, CIFS, SMB2].contains(&kind)
+    }
+
+    pub(super) fn lock(path: &Path) -> Result<DatabaseLock, StoreError> {
+        let mut kept = kept();
+        let existing = std::fs::metadata(path).ok().and_then(|meta| {
+            kept.iter().position(|k| {
+                k.file
+                    .metadata()
+                    .is_ok_and(|m| identity(&m) == identity(&meta))
+            })
+        });
+        let index = match existing {
+            Some(index) => index,
+            None => {
+                // An empty file is an empty database to SQLite.
+                let file = std::fs::OpenOptions::new()
+                    .read(true)
+                    .write(true)
+                    .create(true)
+                    .truncate(false)
+                    .open(path)
+                    .map_err(|e| cannot_lock(path, e))?;
+                kept.push(Kept {
+                    file: Arc::new(file),
+                    held: false,
+                });
+                kept.len() - 1
+            }
+        };
+        let entry = &mut kept[index];
+        let refused = |holder: String| {
+            StoreError::InUse(format!(
+                "SQLite database {} (a lock on the database file, whatever its name, is held{holder})",
+                path.display()
+            ))
+        };
+        if entry.held {
+            return Err(refused(format!(
+                " by another server of this process ({})",
+                std::process::id()
+            )));
+        }
+        match entry.file.try_lock() {
+            Ok(()) => {
+                entry.held = true;
+                Ok(DatabaseLock(Held::File(entry.file.clone())))
+            }
+            Err(std::fs::TryLockError::WouldBlock) => Err(refused(holder(&entry.file))),
+            Err(std::fs::TryLockError::Error(e)) => Err(cannot_lock(path, e)),
+        }
+    }
+
+    /// Who holds the `flock` on `file`, as `/proc/locks` tells it: ` by
+    /// process N (its program, --database and --data-dir)`, or nothing when
+    /// it cannot be told.
+    fn holder(file: &std::fs::File) -> String {
+        let Ok(meta) = file.metadata() else {
+            return String::new();
+        };
+        let (dev, ino) = identity(&meta);
+        let key = format!(
+            "{:02x}:{:02x}:{ino}",
+            libc::major(dev as libc::dev_t),
+            libc::minor(dev as libc::dev_t)
+        );
+        let locks = std::fs::read_to_string("/proc/locks").unwrap_or_default();
+        // `1: FLOCK  ADVISORY  WRITE 4711 fe:00:1234 0 EOF`; a waiting
+        // lock's line has `->` after the number.
+        let pid = locks.lines().find_map(|line| {
+            let fields: Vec<&str> = line.split_whitespace().collect();
+            (fields.get(1) == Some(&"FLOCK") && fields.get(5) == Some(&key.as_str()))
+                .then(|| fields[4].parse::<u32>().ok())
+                .flatten()
+        });
+        match pid {
+            Some(pid) => format!(" by process {pid}{}", describe_process(pid)),
+            None => String::new(),
+        }
+    }
+
+    /// ` (program, --database X, --data-dir Y)` of a process, from its
+    /// command line (only these: another may be a secret, as `--token`).
+    fn describe_process(pid: u32) -> String {
+        let Ok(line) = std::fs::read(format!("/proc/{pid}/cmdline")) else {
+            return String::new();
+        };
+        let args: Vec<String> = line
+            .split(|&b| b == 0)
+            .filter(|arg| !arg.is_empty())
+            .map(|arg| String::from_utf8_lossy(arg).into_owned())
+            .collect();
+        let Some(program) = args.first() else {
+            return String::new();
+        };
+        let cwd = std::fs::read_link(format!("/proc/{pid}/cwd")).ok();
+        let mut parts = vec![program.rsplit('/').next().unwrap_or(program).to_owned()];
+        for option in ["--database", "--data-dir"] {
+            let value =
+                args.iter()
+                    .enumerate()
+                    .find_map(|(i, arg)| match arg.strip_prefix(option) {
+                        Some("") => args.get(i + 1).cloned(),
+                        Some(rest) => rest.strip_prefix('=').map(str::to_owned),
+                        None => None,
+                    });
+            if let Some(value) = value.filter(|v| !v.contains("://")) {
+                let value = match &cwd {
+                    Some(cwd) if Path::new(&value).is_relative() => {
+                        cwd.join(&value).display().to_string()
+                    }
+                    _ => value,
+                };
+                parts.push(format!("{option} {value}"));
+            }
+        }
+        format!(" ({})", parts.join(", "))
     }
 }
 
