@@ -362,6 +362,10 @@ pub fn is_postgres(database: &str) -> bool {
     database.starts_with("postgres://") || database.starts_with("postgresql://")
 }
 
+/// How long [`lock_for_serving`] asks again for a PostgreSQL lock held by
+/// another session before it refuses.
+const LOCK_GRACE: std::time::Duration = std::time::Duration::from_secs(3);
+
 /// A database held by one server ([`lock_for_serving`]) until dropped.
 pub enum ServingLock {
     /// SQLite: an exclusive lock on the database file.
@@ -393,10 +397,22 @@ impl ServingLock {
 /// (`<file>.lock` beside it off Linux and on network file systems, where
 /// the two kinds of lock may meet); a PostgreSQL database by a session
 /// advisory lock on a connection of its own, per schema.
+///
+/// A PostgreSQL lock found held is asked for again for up to
+/// [`LOCK_GRACE`]: a server that has just ended (a crash, then an
+/// immediate restart) holds it until PostgreSQL has seen its connection
+/// close, which takes a moment. (An SQLite lock goes with its process.)
 pub fn lock_for_serving(database: &str) -> Result<ServingLock, StoreError> {
     if is_postgres(database) {
-        return postgres::lock_for_serving(database)
-            .map(|lock| ServingLock::Postgres(Box::new(lock)));
+        let started = std::time::Instant::now();
+        loop {
+            match postgres::lock_for_serving(database) {
+                Err(StoreError::InUse(_)) if started.elapsed() < LOCK_GRACE => {
+                    std::thread::sleep(std::time::Duration::from_millis(100));
+                }
+                taken => return taken.map(|lock| ServingLock::Postgres(Box::new(lock))),
+            }
+        }
     }
     sqlite::lock_for_serving(std::path::Path::new(database)).map(ServingLock::Sqlite)
 }
