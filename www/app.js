@@ -308,7 +308,9 @@ async function continuePending() {
   note.hidden = false;
   if (recorded) {
     // Started from this browser: its mode and what it removes were agreed to then.
-    note.textContent = `This file was being uploaded to ${pending.url} (import ${pending.importId ?? 'not yet created'}): continuing where it stopped.`;
+    // Paused by its user, it stays paused until they resume it.
+    const how = pending.paused ? 'paused: Resume continues it where it stopped' : 'continuing where it stopped';
+    note.textContent = `This file was being uploaded to ${pending.url} (import ${pending.importId ?? 'not yet created'}): ${how}.`;
     startUpload(pending);
     return;
   }
@@ -890,7 +892,8 @@ async function runUpload(pending) {
     resumedBytes: 0, // continuing: the stream bytes the server had, checked again but not sent
     rechecking: false, // continuing, until packing reached the frames the server lacks
     controller: new AbortController(),
-    paused: false,
+    // A pause is recorded with the upload, and outlives a reload: the user resumes it.
+    paused: Boolean(record.paused),
     cancelled: false,
     rate: new Rate(),
     wake: null,
@@ -914,13 +917,13 @@ async function runUpload(pending) {
   $('upload-bar').hidden = false;
   $('upload-text').hidden = false;
   $('summary').hidden = true;
-  $('pause').textContent = 'Pause';
+  $('pause').textContent = upload.paused ? 'Resume' : 'Pause';
   $('pause').hidden = false;
   $('upload-cancel').hidden = false;
   $('upload-bar').value = 0;
   $('upload-text').textContent = '';
   setUploadState('Checking the tables…');
-  announcer.say(pending ? 'Resuming the upload' : 'Upload started');
+  announcer.say(upload.paused ? 'The upload is paused: Resume continues it' : pending ? 'Resuming the upload' : 'Upload started');
   // Not on Cancel, where a second Enter would end the upload.
   $('pause').focus();
 
@@ -1209,6 +1212,10 @@ function togglePause() {
   if (!upload) return;
   upload.paused = !upload.paused;
   $('pause').textContent = upload.paused ? 'Resume' : 'Pause';
+  // Kept with the upload's record (once it has one: it may have ended meanwhile), so that
+  // after a reload the upload stays as the user left it.
+  upload.record.paused = upload.paused;
+  if (loadJson(upload.key)) saveJson(upload.key, upload.record);
   if (upload.paused) {
     upload.controller.abort(new DOMException('paused', 'AbortError'));
     // No speed or time left while paused.

@@ -678,6 +678,51 @@ test('a reload mid-upload, the same file picked again: the same import resumes',
   await page.close();
 });
 
+test('an upload paused, then the page reloaded and the file picked again: it stays paused until Resume', { timeout: 120_000 }, async () => {
+  const { server, path, summary, page } = await readyToUpload('big-paused-reload.zip', 400);
+  await page.click('#upload');
+  await waitForPercent(page, 1);
+  await page.click('#pause');
+  await page.waitForFunction(() => /Paused/.test(document.getElementById('upload-state').textContent));
+  const storedRecord = () =>
+    page.evaluate(() => {
+      const key = Object.keys(localStorage).find((k) => k.startsWith('snappack.import.'));
+      return key && JSON.parse(localStorage.getItem(key));
+    });
+  const stored = await storedRecord();
+  assert.ok(stored?.importId, 'the import is remembered');
+  assert.equal(stored.paused, true, 'with its pause');
+
+  await page.reload();
+  const frames = [];
+  page.on('request', (request) => request.url().includes('/frames?') && frames.push(request.url()));
+  const creates = [];
+  page.on('request', (request) => {
+    if (request.method() === 'POST' && request.url().endsWith('/api/imports')) creates.push(request.url());
+  });
+  await page.setInputFiles('#file', path);
+  await page.waitForSelector('#uploading:not([hidden])');
+  await page.waitForFunction(() => /Paused/.test(document.getElementById('upload-state').textContent));
+  assert.equal(await page.textContent('#pause'), 'Resume');
+  assert.match(await page.textContent('#resume-note'), new RegExp(`import ${stored.importId}\\): paused: Resume continues it`));
+  await shot(page, '11b-paused-after-reload');
+  // Paused, it stays so: packing may go on, but nothing is sent.
+  await new Promise((resolve) => setTimeout(resolve, 3000));
+  assert.deepEqual(frames, [], 'nothing was sent while paused');
+  assert.match(await page.textContent('#upload-state'), /Paused/);
+  const status = await (await fetch(`${server.url}/api/imports/${stored.importId}`, { headers: { Authorization: `Bearer ${TOKEN}` } })).json();
+  assert.equal(status.state, 'open');
+
+  await page.click('#pause');
+  assert.equal((await storedRecord()).paused, false, 'the resume is remembered too');
+  await page.waitForSelector('#summary:not([hidden])', { timeout: 90_000 });
+  assert.ok(frames.length > 0, 'frames were sent once resumed');
+  assert.deepEqual(creates, [], 'no new import was created');
+  assert.match(await page.textContent('#summary'), new RegExp(`import ${stored.importId}`));
+  await assertLanded(server, summary);
+  await page.close();
+});
+
 test('an upload interrupted on one server is not continued on another: there a new one starts', { timeout: 120_000 }, async () => {
   const { server, path, summary, page } = await readyToUpload('big-two-servers.zip', 300);
   const other = await startServer(undefined, { args: ['--allow-origin', server.url] });
