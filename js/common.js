@@ -95,9 +95,8 @@ function checkedOption(name, value) {
   if ((name === 'schema' || name === 'target') && (typeof value !== 'object' || Array.isArray(value))) {
     throw new SnappackError('InvalidOptions', `option "${name}" must be an object`);
   }
-  if (name === 'target' && !Array.isArray(value.tables)) {
-    throw new SnappackError('InvalidOptions', 'option "target" must be the server\'s tables as fetchTables gives them: { tables: [...] }');
-  }
+  if (name === 'target') checkTargetShape(value);
+  if (name === 'schema') checkSchemaShape(value);
   if (name === 'maxErrors') {
     if (!Number.isInteger(value) || value < 0) {
       throw new SnappackError('InvalidOptions', 'option "maxErrors" must be a whole number, 0 or more');
@@ -106,6 +105,72 @@ function checkedOption(name, value) {
     return Math.min(value, MAX_ERRORS_LIMIT);
   }
   return value;
+}
+
+/** Whether `value` is a plain object (not null, not an array). */
+function isObject(value) {
+  return value !== null && typeof value === 'object' && !Array.isArray(value);
+}
+
+/** A value a user gave, as a message shows it after "must be ...": `, not "x"`, or that it is missing. */
+function got(value) {
+  if (value === undefined) return ', and is missing';
+  let text;
+  try {
+    text = JSON.stringify(value) ?? String(value);
+  } catch {
+    text = String(value);
+  }
+  return `, not ${text}`;
+}
+
+/**
+ * Throws `InvalidOptions`, naming the table and field, unless `target` has
+ * the shape of the server's tables: `{ tables: [{ component?, name, number,
+ * documents? }] }` (what the core then checks of the names and numbers is
+ * its own).
+ */
+function checkTargetShape(target) {
+  const fail = (what) => {
+    throw new SnappackError('InvalidOptions', `option "target": ${what} (the server's tables, as fetchTables gives them: { tables: [{ component, name, number, documents }] })`);
+  };
+  if (!Array.isArray(target.tables)) fail('tables must be an array');
+  target.tables.forEach((table, i) => {
+    const at = `tables[${i}]`;
+    if (!isObject(table)) fail(`${at} must be an object${got(table)}`);
+    if (typeof table.name !== 'string') fail(`${at}.name must be a string${got(table.name)}`);
+    const { number, component, documents } = table;
+    if (!(Number.isInteger(number) && number >= 0 && number <= 0xffffffff)) {
+      fail(`${at}.number (table ${JSON.stringify(table.name)}) must be a table number, a whole number up to 4294967295${got(number)}`);
+    }
+    if (component !== undefined && typeof component !== 'string') {
+      fail(`${at}.component (table ${JSON.stringify(table.name)}) must be a string (a component path, '' for the root)${got(component)}`);
+    }
+    if (documents !== undefined && !(Number.isSafeInteger(documents) && documents >= 0)) {
+      fail(`${at}.documents (table ${JSON.stringify(table.name)}) must be a whole number, 0 or more${got(documents)}`);
+    }
+  });
+}
+
+/**
+ * Throws `InvalidOptions`, naming the table and field, unless `schema` has
+ * the shape `{ tables: { NAME: { fields: { FIELD: { optional? } } } } }`.
+ */
+function checkSchemaShape(schema) {
+  const fail = (what) => {
+    throw new SnappackError('InvalidOptions', `option "schema": ${what} (e.g. { tables: { users: { fields: { nick: { optional: true } } } } })`);
+  };
+  if (!isObject(schema.tables)) fail(`tables must be an object of tables by name${got(schema.tables)}`);
+  for (const [name, table] of Object.entries(schema.tables)) {
+    const at = `tables[${JSON.stringify(name)}]`;
+    if (!isObject(table)) fail(`${at} must be an object { fields }${got(table)}`);
+    if (!isObject(table.fields)) fail(`${at}.fields must be an object of fields by name${got(table.fields)}`);
+    for (const [field, value] of Object.entries(table.fields)) {
+      const where = `${at}.fields[${JSON.stringify(field)}]`;
+      if (!isObject(value)) fail(`${where} must be an object { optional }${got(value)}`);
+      if (value.optional !== undefined && typeof value.optional !== 'boolean') fail(`${where}.optional must be true or false${got(value.optional)}`);
+    }
+  }
 }
 
 /** The most workers one validation or packing uses. */

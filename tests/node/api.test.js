@@ -8,7 +8,7 @@ import { readFileSync, statSync, truncateSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'node:test';
 
-import { SnappackError, validate, validateFile } from 'snappack';
+import { SnappackError, checkTarget, validate, validateFile } from 'snappack';
 
 // Internal, not exported by the package: a worker's run of a request, to provoke a panic.
 import { inWorker } from '../../pkg/node-runner.js';
@@ -139,6 +139,42 @@ test('misuse rejects with a SnappackError and a code', async () => {
       return true;
     });
   }
+});
+
+test('a target or schema of the wrong shape is refused naming the table and field, not a place in JSON the user never wrote', async () => {
+  const report = await validate(bytes, { fileName: 'snapshot.zip', maxErrors: 0 });
+  const target = (what) => `option "target": ${what} (the server's tables, as fetchTables gives them: { tables: [{ component, name, number, documents }] })`;
+  const schema = (what) => `option "schema": ${what} (e.g. { tables: { users: { fields: { nick: { optional: true } } } } })`;
+  const users = { name: 'users', number: 10001 };
+  const cases = [
+    [{ target: { tables: {} } }, target('tables must be an array')],
+    [{ target: { tables: [users, null] } }, target('tables[1] must be an object, not null')],
+    [{ target: { tables: [{ number: 10001 }] } }, target('tables[0].name must be a string, and is missing')],
+    [{ target: { tables: [users, { name: 'posts', number: '10002' }] } }, target('tables[1].number (table "posts") must be a table number, a whole number up to 4294967295, not "10002"')],
+    [{ target: { tables: [{ name: 'posts' }] } }, target('tables[0].number (table "posts") must be a table number, a whole number up to 4294967295, and is missing')],
+    [{ target: { tables: [{ ...users, number: 2 ** 32 }] } }, target('tables[0].number (table "users") must be a table number, a whole number up to 4294967295, not 4294967296')],
+    [{ target: { tables: [{ ...users, component: null }] } }, target('tables[0].component (table "users") must be a string (a component path, \'\' for the root), not null')],
+    [{ target: { tables: [{ ...users, documents: 1.5 }] } }, target('tables[0].documents (table "users") must be a whole number, 0 or more, not 1.5')],
+    [{ schema: { users: {} } }, schema('tables must be an object of tables by name, and is missing')],
+    [{ schema: { tables: { users: { name: { optional: true } } } } }, schema('tables["users"].fields must be an object of fields by name, and is missing')],
+    [{ schema: { tables: { users: { fields: { nick: true } } } } }, schema('tables["users"].fields["nick"] must be an object { optional }, not true')],
+    [{ schema: { tables: { users: { fields: { nick: { optional: 'yes' } } } } } }, schema('tables["users"].fields["nick"].optional must be true or false, not "yes"')],
+  ];
+  for (const [options, message] of cases) {
+    const calls = [validate(bytes, { fileName: 'snapshot.zip', ...options })];
+    if (options.target) calls.push(checkTarget(report, options));
+    for (const call of calls) {
+      await assert.rejects(call, (error) => {
+        assert.ok(error instanceof SnappackError, String(error));
+        assert.equal(error.code, 'InvalidOptions');
+        assert.equal(error.message, message);
+        return true;
+      });
+    }
+  }
+  // What the types allow is taken: a table's component and documents may be left out, a field's optional too.
+  const taken = await validate(bytes, { fileName: 'snapshot.zip', maxErrors: 0, target: { tables: [users] }, schema: { tables: { users: { fields: { nick: {} } } } } });
+  assert.equal(taken.format, 'zip');
 });
 
 function circular() {

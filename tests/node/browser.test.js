@@ -272,7 +272,7 @@ test('upload options of the wrong type reject with InvalidOptions before any req
     "SnappackError:InvalidOptions:url must be the server's URL, such as http://127.0.0.1:8080",
     'SnappackError:InvalidOptions:frameSize must be a whole number of bytes, 4096 to 16777216',
     'SnappackError:InvalidOptions:option "target" must be an object',
-    'SnappackError:InvalidOptions:option "target" must be the server\'s tables as fetchTables gives them: { tables: [...] }',
+    'SnappackError:InvalidOptions:option "target": tables must be an array (the server\'s tables, as fetchTables gives them: { tables: [{ component, name, number, documents }] })',
     'UploadError:InvalidSnapshot:the snapshot has 1 error; nothing was imported:2',
   ]);
   assert.deepEqual(requests, []);
