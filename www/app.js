@@ -835,14 +835,13 @@ function refreshUploadState() {
  */
 async function startUpload(pending) {
   if (state.upload || state.starting || !state.file) return;
-  if (!navigator.locks) return runUpload(pending);
   const url = pending?.url ?? state.server?.url;
   state.starting = true;
   // One tab of this browser uploads a file to a server at a time: another
   // would take over its import, and find frames it neither checked nor sent.
   // (A file has one record of its upload per server: another tab may send it
   // to another server meanwhile.)
-  await navigator.locks.request(`snappack-upload-${state.fingerprint}@${url}`, { ifAvailable: true }, async (lock) => {
+  await requestUploadLock(`snappack-upload-${state.fingerprint}@${url}`, async (lock) => {
     state.starting = false;
     if (lock) return runUpload(pending);
     const note = $('resume-note');
@@ -850,6 +849,70 @@ async function startUpload(pending) {
     note.textContent = `This file is being uploaded to ${url} in another tab of this browser: it goes on there.`;
     announcer.say(note.textContent);
   });
+}
+
+/**
+ * Runs `callback(lock)` with the lock `name` held by this tab, or with null
+ * when another tab of this browser holds it, as a Web Lock asked for if
+ * available. A page served over plain HTTP by another machine is no secure
+ * context and has no Web Locks: then the tabs ask each other over a
+ * BroadcastChannel (see {@link tabLocks}).
+ */
+async function requestUploadLock(name, callback) {
+  if (navigator.locks) return navigator.locks.request(name, { ifAvailable: true }, callback);
+  const locks = tabLocks();
+  if (!locks) return callback(true);
+  if (locks.held.has(name) || (await locks.heldElsewhere(name))) return callback(null);
+  locks.held.add(name);
+  try {
+    return await callback(true);
+  } finally {
+    locks.held.delete(name);
+  }
+}
+
+/** How long a tab waits for another to say that it holds a lock. */
+const TAB_LOCK_WAIT_MS = 300;
+
+let tabLockChannel;
+
+/**
+ * The upload locks of this tab, where Web Locks are missing: `held`, the
+ * names this tab holds, and `heldElsewhere(name)`, which asks the other tabs
+ * of this page's origin whether one holds `name` (or is asking for it too and
+ * comes first: of two tabs asking at once, one goes on). A closed tab holds
+ * nothing, as it answers nothing. Null without BroadcastChannel.
+ */
+function tabLocks() {
+  if (tabLockChannel !== undefined) return tabLockChannel;
+  if (!globalThis.BroadcastChannel) return (tabLockChannel = null);
+  const channel = new BroadcastChannel('snappack-upload-locks');
+  const me = `${Date.now()}-${Math.random()}`;
+  const held = new Set();
+  const asking = new Map(); // name -> the handler of answers to this tab's question
+  channel.addEventListener('message', ({ data }) => {
+    if (data?.type === 'ask') {
+      // Held here, or asked for here first (by the order of the tabs' ids): it is not theirs.
+      const mine = held.has(data.name) || (asking.has(data.name) && me < data.asker);
+      if (mine) channel.postMessage({ type: 'held', name: data.name, asker: data.asker });
+    } else if (data?.type === 'held' && data.asker === me) {
+      asking.get(data.name)?.();
+    }
+  });
+  const heldElsewhere = (name) =>
+    new Promise((resolve) => {
+      const timer = setTimeout(() => {
+        asking.delete(name);
+        resolve(false);
+      }, TAB_LOCK_WAIT_MS);
+      asking.set(name, () => {
+        clearTimeout(timer);
+        asking.delete(name);
+        resolve(true);
+      });
+      channel.postMessage({ type: 'ask', name, asker: me });
+    });
+  return (tabLockChannel = { held, heldElsewhere });
 }
 
 /** {@link startUpload}'s work, while this tab holds the upload lock of the file and server. */

@@ -787,6 +787,32 @@ test('the same file picked in a second tab while the first uploads it: the secon
   await page.close();
 });
 
+test('without Web Locks (a page served over plain HTTP by another machine), a second tab still leaves the upload to the first', { timeout: 120_000 }, async () => {
+  const server = await startServer();
+  const { path, summary } = bigSnapshot('big-two-tabs-no-locks.zip');
+  // Not a secure context: navigator.locks is undefined there.
+  const insecure = () => Object.defineProperty(Navigator.prototype, 'locks', { get: () => undefined });
+  const page = await newPage(server, { init: insecure });
+  assert.equal(await page.evaluate(() => navigator.locks), undefined);
+  await pickAndConnect(page, path);
+  await slowFrames(page, 300);
+  await page.click('#upload');
+  await waitForPercent(page, 1);
+  const second = await newPage(server, { init: insecure });
+  const sent = [];
+  second.on('request', (request) => /\/api\/imports($|\/)/.test(new URL(request.url()).pathname) && request.method() === 'POST' && sent.push(request.url()));
+  await second.setInputFiles('#file', path);
+  await second.waitForFunction((url) => document.getElementById('resume-note').textContent.includes(`being uploaded to ${url} in another tab of this browser`), server.url);
+  assert.ok(await second.isHidden('#uploading'), 'the second tab sends nothing');
+  await page.waitForSelector('#summary:not([hidden])', { timeout: 90_000 });
+  assert.deepEqual(sent, [], 'the second tab neither sent nor cancelled anything');
+  const imports = await (await fetch(`${server.url}/api/imports`, { headers: { Authorization: `Bearer ${TOKEN}` } })).json();
+  assert.deepEqual(imports.imports.map((i) => i.state), ['finished']);
+  await assertLanded(server, summary);
+  await second.close();
+  await page.close();
+});
+
 test('the same file sent to two servers from two tabs at once: both imports finish', { timeout: 180_000 }, async () => {
   const { server, path, summary, page } = await readyToUpload('big-two-tabs-two-servers.zip', 300);
   const other = await startServer(undefined, { args: ['--allow-origin', server.url] });
