@@ -12,6 +12,8 @@ const $ = (id) => document.getElementById(id);
 const SERVER_KEY = 'snappack.server';
 /** An upload's record: this prefix, the file's fingerprint, `@` and the server's URL (a file may have one on each server). */
 const IMPORT_KEY = 'snappack.import.';
+/** Imports this page cancelled while their server did not answer (`[{ url, importId }]`): cancelled when it is next reached. */
+const CANCELS_KEY = 'snappack.cancels';
 
 /** Findings that come from the server's tables and the import mode. */
 const CONFLICT_CODES = new Set(['TableExists', 'TableConflict', 'TableNumberConflict', 'ImportConflict', 'DocumentExists', 'TooManyTables']);
@@ -371,11 +373,14 @@ function readLabel(label) {
 async function findOpenImport(fingerprint) {
   const server = state.server;
   if (!server) return null;
+  await retryCancels(server);
   try {
     const response = await fetch(`${server.url}/api/imports`, { headers: { Authorization: `Bearer ${server.token}` } });
     if (!response.ok) return null;
     const { imports } = await response.json();
-    const open = imports.filter((i) => i.state === 'open' && readLabel(i.label).fingerprint === fingerprint).pop();
+    // One cancelled here whose cancel has not reached the server yet is no upload to go on.
+    const cancelling = new Set(pendingCancels().filter((c) => c.url === server.url).map((c) => c.importId));
+    const open = imports.filter((i) => i.state === 'open' && !cancelling.has(i.id) && readLabel(i.label).fingerprint === fingerprint).pop();
     // `elsewhere`: its schema is not known here (its table name is, from a label that names it),
     // and it may still be going on there.
     return open ? { url: server.url, mode: open.mode, target: server.tables, importId: open.id, file: state.file.name, size: state.file.size, table: readLabel(open.label).table, elsewhere: true, tableChanged: open.tableChanged } : null;
@@ -618,6 +623,8 @@ async function connect(event) {
   try {
     const tables = await fetchTables(url, token);
     state.server = { url, token, tables };
+    // Imports cancelled here while it did not answer are cancelled now, before one is taken for an upload to go on.
+    await retryCancels(state.server);
     showServerTables(tables);
     // Said first: what the check against its tables finds comes after.
     announcer.say($('server-status').textContent);
@@ -1304,28 +1311,55 @@ function cancelUpload() {
 
 async function cancelOnServer(upload, server) {
   saveJson(upload.key, null);
-  await cancelImport(server, upload.record.importId);
+  const cancelled = await cancelImport(server, upload.record.importId);
   // Cancelled while it finished (its last request had gone out): it is imported.
   if (upload.record.importId && (await isFinished(server, upload.record.importId))) {
     announcer.say('The import had finished before the cancel reached the server.');
     await finishUpload(upload, { state: 'finished' }, server);
     return;
   }
-  setUploadState('Upload cancelled. Nothing of it was imported.');
-  announcer.say('Upload cancelled');
+  // The server did not answer: it still has the import open, and is asked again once it is reached.
+  const later = cancelled ? '' : ` The server could not be told: it drops what it received of it when this page next connects to ${server.url}.`;
+  setUploadState(`Upload cancelled. Nothing of it was imported.${later}`, cancelled ? '' : 'warn');
+  announcer.say(`Upload cancelled.${later}`);
   // Nothing of it is on the server: its progress goes.
   $('upload-bar').hidden = true;
   $('upload-text').hidden = true;
   endUploadAndCheck(upload);
 }
 
-/** Cancels import `id` on `server`, if any; the server drops what it has of it. */
+/**
+ * Cancels import `id` on `server`, if any; the server drops what it has of
+ * it. Resolves false when the server did not take the cancel (no answer, a
+ * failure, a refused token): the import stays open there, so it is
+ * remembered and cancelled when the page next reaches that server
+ * ({@link retryCancels}), not found later by its label as an upload to go on.
+ */
 async function cancelImport(server, id) {
-  if (!id) return;
+  if (!id) return true;
+  let done = false;
   try {
-    await fetch(`${server.url}/api/imports/${encodeURIComponent(id)}/cancel`, { method: 'POST', headers: { Authorization: `Bearer ${server.token}` } });
+    const response = await fetch(`${server.url}/api/imports/${encodeURIComponent(id)}/cancel`, { method: 'POST', headers: { Authorization: `Bearer ${server.token}` } });
+    // Cancelled, or no longer open (finished, failed, cancelled) or known: nothing left to cancel.
+    done = response.ok || response.status === 404 || response.status === 409;
   } catch {
-    // An import never finished expires on the server.
+    // No answer.
+  }
+  const others = pendingCancels().filter((c) => !(c.url === server.url && c.importId === id));
+  saveJson(CANCELS_KEY, done ? (others.length ? others : null) : [...others, { url: server.url, importId: id }]);
+  return done;
+}
+
+/** The imports cancelled while their server did not answer (see {@link cancelImport}). */
+function pendingCancels() {
+  const list = loadJson(CANCELS_KEY);
+  return Array.isArray(list) ? list.filter((c) => typeof c?.url === 'string' && typeof c?.importId === 'string') : [];
+}
+
+/** Cancels on `server` the imports cancelled here while it did not answer. */
+async function retryCancels(server) {
+  for (const { url, importId } of pendingCancels()) {
+    if (url === server.url) await cancelImport(server, importId);
   }
 }
 

@@ -1506,6 +1506,32 @@ test('no answer from the server: no speed or time left is shown, the wait before
   await page.close();
 });
 
+test('cancelled while the server is down: the page says the server could not be told, and cancels the import once it is back', { timeout: 120_000 }, async () => {
+  const { server, path, page } = await readyToUpload('big-cancel-down.zip', 300);
+  await page.click('#upload');
+  await waitForPercent(page, 1);
+  await killServer(server);
+  await page.waitForSelector('#upload-state.warn');
+  await page.click('#upload-cancel');
+  await page.waitForFunction(() => /Upload cancelled/.test(document.getElementById('upload-state').textContent));
+  assert.match(await page.textContent('#upload-state'), new RegExp(`could not be told: it drops what it received of it when this page next connects to ${server.url}`));
+  await startServer(server);
+  const before = await (await fetch(`${server.url}/api/imports`, { headers: { Authorization: `Bearer ${TOKEN}` } })).json();
+  assert.deepEqual(before.imports.map((i) => i.state), ['open'], 'the server never heard of the cancel');
+
+  // Back on the page (which connects as it loads), the same file is not offered as an upload started elsewhere.
+  await page.reload();
+  await page.waitForSelector('#server-status.good', { state: 'attached' });
+  await page.setInputFiles('#file', path);
+  await page.waitForSelector('#verdict.good');
+  await page.waitForSelector('#conflicts.good');
+  assert.ok(await page.isHidden('#resume-note'), await page.textContent('#resume-note'));
+  const after = await (await fetch(`${server.url}/api/imports`, { headers: { Authorization: `Bearer ${TOKEN}` } })).json();
+  assert.deepEqual(after.imports.map((i) => i.state), ['cancelled']);
+  assert.equal(await page.evaluate(() => localStorage.getItem('snappack.cancels')), null, 'nothing is left to cancel');
+  await page.close();
+});
+
 test('screens without a report: no empty table of tables, and a cancelled check is not shown as an error', { timeout: 60_000 }, async () => {
   const server = await startServer();
   // Cancelled: the WebAssembly module comes late, so the check is still running when Cancel is pressed.
