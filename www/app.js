@@ -26,6 +26,9 @@ const NUMBER_SOURCES = {
   unassigned: 'assigned at import',
 };
 
+/** The frame size the page packs with: the package's default. */
+const PAGE_FRAME_SIZE = 1 << 20;
+
 /** Seconds between retries once the protocol's own backoff gave up. */
 const RECONNECT_SECONDS = 3;
 
@@ -1076,14 +1079,18 @@ async function runUpload(pending) {
         saveJson(key, null);
         $('resume-note').hidden = true;
       }
-      // Nothing could ever continue it, and left open it would be found again by its label.
+      // Nothing could ever continue it, and left open it would be found again by its label
+      // (a refusal of a frame, such as FrameTooLarge, leaves an import open on the server,
+      // whose record this page has just dropped).
       // One started elsewhere that could still finish is left to where it was started: there
       // it goes on (this page may only have another table name or schema for it).
-      const doomed = error.code === 'TableChanged' || (error.code === 'ResumeMismatch' && !record.elsewhere);
-      if (doomed) await cancelImport(server, record.importId);
+      const doomed = error.code === 'TableChanged' || (error.code === 'ResumeMismatch' && !record.elsewhere) || (ended && !record.elsewhere);
       // How far it got stays, without a speed; of an import that ended, nothing was imported.
+      // (Shown with the failure, not once the cancel is answered; packing, which would redraw it, stops.)
+      upload.packing?.stop();
       showStalled(upload);
       if (ended) $('upload-text').textContent = `${bytes(upload.progress?.bytesSent ?? 0)} sent: nothing of it was imported.`;
+      if (doomed) await cancelImport(server, record.importId);
       endUploadAndCheck(upload);
     }
   } finally {
@@ -1116,6 +1123,10 @@ const FOREIGN_MISMATCH = 'the part of that upload the server has is not this fil
 
 function describeFailure(error) {
   if (PAGE_WORDS[error.code]) return PAGE_WORDS[error.code];
+  // The page packs frames of the package's default size, which this server's --max-frame-size is under.
+  if (error.code === 'FrameTooLarge') {
+    return `the server takes smaller frames than this page packs (${error.message}). Its operator can start snappack serve with --max-frame-size ${PAGE_FRAME_SIZE} or more; or upload this file with snappack upload and a --frame-size the server takes.`;
+  }
   let text = error.code && error.code !== 'NetworkError' ? `${error.code}: ${error.message}` : error.message;
   if (error.table) text += ` (table ${error.component ? `${error.component}/` : ''}${error.table}${error.line ? `, document ${error.line}` : ''}${error.field ? `, field ${error.field}` : ''})`;
   return text;

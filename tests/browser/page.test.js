@@ -1532,6 +1532,30 @@ test('cancelled while the server is down: the page says the server could not be 
   await page.close();
 });
 
+test('a server whose frames are smaller than the page packs: said in the page\'s words, and the import is not left open', { timeout: 120_000 }, async () => {
+  const server = await startServer(undefined, { args: ['--max-frame-size', '65536'] });
+  const path = join(dir, 'small-frames.zip');
+  gen(path, { seed: 31, tables: 2, totalDocuments: 500, compressionLevel: 1 });
+  const page = await newPage(server);
+  await pickAndConnect(page, path);
+  await page.click('#upload');
+  await page.waitForSelector('#upload-state.bad');
+  const said = await page.textContent('#upload-state');
+  assert.match(said, /the server takes smaller frames than this page packs \(.*over the limit of 65536\)/, said);
+  assert.match(said, /--max-frame-size 1048576 or more; or upload this file with snappack upload and a --frame-size/, said);
+  await page.waitForSelector('#upload:not([disabled])');
+  const imports = await (await fetch(`${server.url}/api/imports`, { headers: { Authorization: `Bearer ${TOKEN}` } })).json();
+  assert.deepEqual(imports.imports.map((i) => i.state), ['cancelled'], 'nothing of it stays open on the server');
+  // Picked again, it is not offered as an upload started elsewhere.
+  await page.reload();
+  await page.waitForSelector('#server-status.good', { state: 'attached' });
+  await page.setInputFiles('#file', path);
+  await page.waitForSelector('#verdict.good');
+  await page.waitForSelector('#conflicts.good');
+  assert.ok(await page.isHidden('#resume-note'), await page.textContent('#resume-note'));
+  await page.close();
+});
+
 test('screens without a report: no empty table of tables, and a cancelled check is not shown as an error', { timeout: 60_000 }, async () => {
   const server = await startServer();
   // Cancelled: the WebAssembly module comes late, so the check is still running when Cancel is pressed.
