@@ -1348,6 +1348,9 @@ async function cancelOnServer(upload, server) {
  */
 async function cancelImport(server, id) {
   if (!id) return true;
+  const others = () => pendingCancels().filter((c) => !(c.url === server.url && c.importId === id));
+  // Remembered before it is sent: a page closed meanwhile sends it again.
+  saveJson(CANCELS_KEY, [...others(), { url: server.url, importId: id }]);
   let done = false;
   try {
     const response = await fetch(`${server.url}/api/imports/${encodeURIComponent(id)}/cancel`, { method: 'POST', headers: { Authorization: `Bearer ${server.token}` } });
@@ -1356,8 +1359,10 @@ async function cancelImport(server, id) {
   } catch {
     // No answer.
   }
-  const others = pendingCancels().filter((c) => !(c.url === server.url && c.importId === id));
-  saveJson(CANCELS_KEY, done ? (others.length ? others : null) : [...others, { url: server.url, importId: id }]);
+  if (done) {
+    const left = others();
+    saveJson(CANCELS_KEY, left.length ? left : null);
+  }
   return done;
 }
 

@@ -1532,6 +1532,28 @@ test('cancelled while the server is down: the page says the server could not be 
   await page.close();
 });
 
+test('the page closed while its cancel is on the way: the cancel is sent again when the page is back', { timeout: 120_000 }, async () => {
+  const { server, path, page } = await readyToUpload('big-cancel-reload.zip', 300);
+  await page.click('#upload');
+  await waitForPercent(page, 1);
+  // The cancel leaves the page but never reaches the server.
+  const held = [];
+  await page.route('**/cancel', (route) => held.push(route));
+  await page.click('#upload-cancel');
+  await until(() => held.length === 1);
+  await page.unroute('**/cancel');
+  await page.reload();
+  await page.waitForSelector('#server-status.good', { state: 'attached' });
+  await page.setInputFiles('#file', path);
+  await page.waitForSelector('#verdict.good');
+  await page.waitForSelector('#conflicts.good');
+  assert.ok(await page.isHidden('#resume-note'), await page.textContent('#resume-note'));
+  const imports = await (await fetch(`${server.url}/api/imports`, { headers: { Authorization: `Bearer ${TOKEN}` } })).json();
+  assert.deepEqual(imports.imports.map((i) => i.state), ['cancelled']);
+  assert.equal(await page.evaluate(() => localStorage.getItem('snappack.cancels')), null);
+  await page.close();
+});
+
 test('a server whose frames are smaller than the page packs: said in the page\'s words, and the import is not left open', { timeout: 120_000 }, async () => {
   const server = await startServer(undefined, { args: ['--max-frame-size', '65536'] });
   const path = join(dir, 'small-frames.zip');
