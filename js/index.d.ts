@@ -602,6 +602,24 @@ export declare function upload(
 
 /** Why an upload stopped: the server's refusal, or no answer. */
 export declare class UploadError extends Error {
+  /**
+   * `failure` is an error body of the server (docs/PROTOCOL.md: `code`,
+   * `message`, and where: `component`, `table`, `line`, `field`, `seq`) with
+   * the HTTP `status`; `importId` the import it is about, if any.
+   */
+  constructor(
+    failure: {
+      code: string;
+      message: string;
+      status?: number | null;
+      component?: string;
+      table?: string | null;
+      line?: number | null;
+      field?: string | null;
+      seq?: number | null;
+    },
+    importId?: string | null,
+  );
   readonly name: 'UploadError';
   /**
    * The server's code (`DuplicateId`, `TableExists`, `Unauthorized`, ...), `NetworkError`, `Protocol`,

@@ -1,5 +1,5 @@
 // Type-checked by types.test.js against the package's browser types.
-import { checkTarget, fetchImport, fetchTables, pack, preload, sendUpload, startPacking, upload, validate, type Finding, type Progress } from 'snappack';
+import { checkTarget, fetchImport, fetchTables, pack, preload, sendUpload, startPacking, upload, validate, UploadError, type Finding, type Progress } from 'snappack';
 
 export async function check(file: File, onProgress: (p: Progress) => void): Promise<Finding[]> {
   const loaded: void = await preload();
@@ -62,4 +62,12 @@ export async function uploadAll(file: File, url: string, token: string, importId
   // @ts-expect-error: and its first frame
   void upload(file, { url, token, importId, firstFrame: 1 });
   return finished.tables.length;
+}
+
+/** An UploadError made as the package makes them, from a server's error body (a stand-in for a server in a test, say). */
+export function refusal(): UploadError {
+  const error = new UploadError({ code: 'DuplicateId', message: 'duplicate', status: 422, table: 'users', line: 3, seq: 0 }, 'abc');
+  // @ts-expect-error: it takes the server's error body, not a message
+  void new UploadError('refused');
+  return error;
 }
