@@ -26,6 +26,9 @@ const NUMBER_SOURCES = {
   unassigned: 'assigned at import',
 };
 
+/** How the package's refusals of a schema begin. */
+const SCHEMA_OPTION = 'option "schema"';
+
 /** The frame size the page packs with: the package's default. */
 const PAGE_FRAME_SIZE = 1 << 20;
 
@@ -456,6 +459,10 @@ async function check() {
     $('checking').hidden = true;
     if (controller.signal.aborted) {
       showProblem('Check cancelled. Choose the file again to check it.', 'neutral');
+    } else if (error.code === 'InvalidOptions' && options.schema != null && error.message.startsWith(SCHEMA_OPTION)) {
+      // The package speaks of its option; the user gave a file.
+      const why = error.message.slice(SCHEMA_OPTION.length).replace(/^: /, '').replace(/^ /, 'it ');
+      showProblem(`The schema ${$('schema').files[0]?.name ?? ''} is not one snappack reads: ${why}. Fix it, then Check again.`);
     } else {
       showProblem(`The check could not run: ${error.message}`);
     }

@@ -1327,6 +1327,17 @@ test('single-table files: a table name for JSONL, a schema for CSV', { timeout: 
   await page.setInputFiles('#file', csv);
   await page.waitForSelector('#verdict.good');
   assert.equal(await page.isVisible('#schema-field'), true);
+  // A schema of another shape is named, with what is wrong where.
+  const misshapen = join(dir, 'misshapen.json');
+  writeFileSync(misshapen, JSON.stringify({ tables: { users: { fields: { nick: { optional: 'yes' } } } } }));
+  await page.setInputFiles('#schema', misshapen);
+  await page.click('#single button[type="submit"]');
+  await page.waitForSelector('#verdict.bad');
+  assert.match(await page.textContent('#verdict'), /^The schema misshapen\.json is not one snappack reads: tables\["users"\]\.fields\["nick"\]\.optional must be true or false, not "yes" \(e\.g\. .*\)\. Fix it, then Check again\.$/);
+  writeFileSync(misshapen, '[]');
+  await page.setInputFiles('#schema', misshapen);
+  await page.click('#single button[type="submit"]');
+  await page.waitForFunction(() => /is not one snappack reads: it must be an object\./.test(document.getElementById('verdict').textContent));
   await page.setInputFiles('#schema', schema);
   await page.click('#single button[type="submit"]');
   await page.waitForSelector('#verdict.good');
