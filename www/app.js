@@ -863,7 +863,11 @@ async function startUpload(pending) {
     if (lock) return runUpload(pending);
     const note = $('resume-note');
     note.hidden = false;
-    note.textContent = `This file is being uploaded to ${url} in another tab of this browser: it goes on there.`;
+    // Its record says whether its user paused it there.
+    const paused = uploadRecords(state.fingerprint).get(url)?.paused;
+    note.textContent = paused
+      ? `This file is being uploaded to ${url} in another tab of this browser, where it is paused: Resume there continues it.`
+      : `This file is being uploaded to ${url} in another tab of this browser: it goes on there.`;
     announcer.say(note.textContent);
   });
 }

@@ -706,6 +706,13 @@ test('an upload paused, then the page reloaded and the file picked again: it sta
   assert.equal(await page.textContent('#pause'), 'Resume');
   assert.match(await page.textContent('#resume-note'), new RegExp(`import ${stored.importId}\\): paused: Resume continues it`));
   await shot(page, '11b-paused-after-reload');
+  // Another tab that picks it leaves it there, and says that it is paused there.
+  const second = await newPage(server);
+  second.on('request', (request) => request.url().includes('/frames?') && frames.push(request.url()));
+  await second.setInputFiles('#file', path);
+  await second.waitForFunction((url) => document.getElementById('resume-note').textContent === `This file is being uploaded to ${url} in another tab of this browser, where it is paused: Resume there continues it.`, server.url);
+  assert.ok(await second.isHidden('#uploading'));
+  await second.close();
   // Paused, it stays so: packing may go on, but nothing is sent.
   await new Promise((resolve) => setTimeout(resolve, 3000));
   assert.deepEqual(frames, [], 'nothing was sent while paused');
