@@ -1768,7 +1768,7 @@ test("the package's upload(): bytes in, rows on the server; refusals as UploadEr
   await offline.close();
 });
 
-test("the package's upload() sends frames while it packs, and nothing when the tables conflict", { timeout: 120_000 }, async () => {
+test("the package's upload() sends frames while it packs, and nothing when the tables conflict", { timeout: 240_000 }, async () => {
   const server = await startServer();
   const path = join(dir, 'streamed.zip');
   const summary = gen(path, {
