@@ -1037,7 +1037,8 @@ async function runUpload(pending) {
     }
     const firstFrame = status?.state === 'open' ? status.nextSeq : 0;
     if (firstFrame > 0) {
-      $('resume-note').textContent += ` The server has its first ${plural(firstFrame, 'frame')}: packing continues from there.`;
+      const has = firstFrame === 1 ? 'its first frame' : `its first ${plural(firstFrame, 'frame')}`;
+      $('resume-note').textContent += ` The server has ${has}: packing continues from there.`;
       upload.resumedBytes = status.receivedBytes;
       upload.rechecking = true;
       // The bar starts at the share the server had at the last answer this page saw (it has at least that).
