@@ -398,8 +398,8 @@ impl ServingLock {
 /// the two kinds of lock may meet); a PostgreSQL database by a session
 /// advisory lock on a connection of its own, per schema.
 ///
-/// A PostgreSQL lock found held is asked for again for up to
-/// [`LOCK_GRACE`]: a server that has just ended (a crash, then an
+/// A PostgreSQL lock found held is asked for again for up to 3 s
+/// (`LOCK_GRACE`): a server that has just ended (a crash, then an
 /// immediate restart) holds it until PostgreSQL has seen its connection
 /// close, which takes a moment. (An SQLite lock goes with its process.)
 pub fn lock_for_serving(database: &str) -> Result<ServingLock, StoreError> {

@@ -66,7 +66,7 @@ pub struct SqliteStore(SqlStore<Sqlite>);
 
 delegate_store!(SqliteStore);
 
-/// An SQLite database held by one server ([`lock_for_serving`]) until
+/// An SQLite database held by one server ([`super::lock_for_serving`]) until
 /// dropped.
 pub struct DatabaseLock(Held);
 
