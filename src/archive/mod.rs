@@ -1,5 +1,8 @@
-//! Inputs: what an archive entry name means to Convex's importer, how a
-//! prefix becomes a component path, and reading documents line by line.
+//! Inputs: their [`Format`] (given, else from the name's extension, else
+//! from the first bytes), what an archive entry name means to Convex's
+//! importer, how a prefix becomes a component path, and reading documents:
+//! entry inflation ([`inflate`]), line by line ([`lines`]), CSV rows typed
+//! as Convex types them ([`csv`]).
 
 pub mod csv;
 pub mod inflate;

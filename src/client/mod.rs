@@ -10,6 +10,11 @@
 //! finishes. Refusals the same bytes would meet again (a rejected document,
 //! a conflict at finish, a wrong token) end the upload with the server's
 //! code, message and location.
+//!
+//! Beside it: [`FrameEnds`], the frame boundaries of a stream as it is
+//! written (each with its [`InputPosition`]), so that frames are sent while
+//! packing goes on; and [`FileIdentity`], what an import's label records of
+//! its file.
 
 mod fingerprint;
 

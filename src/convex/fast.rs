@@ -1,8 +1,10 @@
 //! The fast path of [`super::value::check_document`]: one tight scan over
 //! the bytes of a line that accepts only documents that are plainly valid —
 //! well-formed JSON as serde_json accepts it, no escapes other than the short
-//! ones, no `$` keys, within every limit — and computes the same
-//! [`CheckedDocument`]. Anything else (every error, `$` wrappers, `\u`
+//! ones, no `$` keys but, under the uniform rules, the exact `$integer`,
+//! `$float` and `$bytes` wrappers (decoded), within every limit — and
+//! computes the same [`CheckedDocument`]. Anything else (every error, other
+//! `$` keys, system fields other than `_id` and `_creationTime`, `\u`
 //! escapes, exponents) returns `None`, and the full checker, which has the
 //! exact messages, takes over. Tests check the two agree.
 

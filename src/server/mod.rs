@@ -6,7 +6,12 @@
 //! * [`ingest`]: re-validation of each decoded frame.
 //! * [`log`]: the per-import staging log, fsynced before an acknowledgement.
 //! * [`imports`]: the running imports (create, append, finish, cancel, reopen).
+//! * [`files`]: the content-addressed stored files.
 //! * `http`: the HTTP API of `docs/PROTOCOL.md`.
+//!
+//! This module serves them ([`serve`], [`Server`]): the data folder and its
+//! token, the locks on the folder and the database, the connection loop,
+//! the expiry of idle imports and the retried sweeps of stored files.
 
 pub mod files;
 mod http;

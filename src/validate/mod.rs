@@ -201,7 +201,8 @@ pub const DEFAULT_MAX_ERRORS: usize = 1000;
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", default)]
 pub struct Options {
-    /// The input's format; from the file name's extension when `None`.
+    /// The input's format; when `None`, from the file name's extension,
+    /// else from the first bytes ([`Format::detect`]).
     pub format: Option<Format>,
     /// Target table of a single-table format (JSONL, JSON, CSV).
     pub table: Option<String>,
@@ -215,8 +216,8 @@ pub struct Options {
     pub mode: ImportMode,
     /// Errors listed at most ([`DEFAULT_MAX_ERRORS`] when `None`); the rest are counted.
     pub max_errors: Option<usize>,
-    /// Threads, natively: with 2 or more, each documents entry is inflated
-    /// on a second thread while the calling thread checks its lines. The
+    /// Threads, natively: with 2 or more, the calling thread inflates each
+    /// documents entry while a second thread checks its lines. The
     /// WebAssembly build ignores it (it has one thread); not part of the JSON.
     #[serde(skip)]
     pub threads: usize,

@@ -5,7 +5,9 @@
 //! runs [`crate::validate::validate`], and returns the [`crate::Report`] as the
 //! same JSON text the native CLI prints with `--json`; or, for workers that
 //! share one archive, each one's [`crate::validate::validate_shard`] and then
-//! [`crate::validate::merge_shards`]. The npm package's
+//! [`crate::validate::merge_shards`]. `checkTables` and `checkTarget` check
+//! an input's tables, or a Report's, against a target's in an import mode;
+//! [`upload`] packs and drives the upload state machine. The npm package's
 //! hand-written JavaScript (`js/`) wraps this into Promises, a Worker and
 //! typed options.
 //!

@@ -1,5 +1,6 @@
 //! Subcommands of the `snappack` binary. Exit status: 0 done (input valid),
-//! 1 the input has errors, 2 the command could not run.
+//! 1 the input has errors, 2 the command could not run, 141 the reader of
+//! the output went away, 128 + N ended by signal N.
 
 mod human;
 mod output;

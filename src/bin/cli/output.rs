@@ -1,6 +1,7 @@
 //! Output at paths the user gives (`pack -o`, `gen`, `unpack -o`): written
-//! in full beside the target as `<name>.partial`, then renamed into place,
-//! so a failed or interrupted command leaves the target as it was and
+//! in full beside the target as `<name>.<pid>.partial` (a folder given empty
+//! is filled through `.snappack-<pid>.partial` inside it), then renamed into
+//! place, so a failed or interrupted command leaves the target as it was and
 //! nothing behind.
 
 use std::fs::{self, File};
@@ -146,8 +147,9 @@ impl Drop for OutputFile {
 }
 
 /// A folder being filled for a path the user gave: built at
-/// `<name>.partial` and renamed into place by [`OutputDir::finish`], removed
-/// if not finished.
+/// `<name>.<pid>.partial` (or, for an empty folder given, at
+/// `.snappack-<pid>.partial` inside it) and renamed into place by
+/// [`OutputDir::finish`], removed if not finished.
 pub(super) struct OutputDir {
     partial: PathBuf,
     target: PathBuf,

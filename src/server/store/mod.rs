@@ -16,6 +16,8 @@
 //!   unique index on the internal id (one sorted build).
 //! * `snappack_imports`: each import's mode, state, and the last frame whose
 //!   writes are in the database (so a restarted server replays the rest).
+//! * `snappack_meta`: the id of the data folder the database is served from
+//!   (`data_folder`), so that another folder is refused.
 //!
 //! Imports write into hidden tables as frames arrive (one transaction per
 //! request's frames); [`Store::finish_import`] activates them in one transaction with

@@ -1,7 +1,9 @@
 //! The PostgreSQL backend: a small pool of connections (each with its
 //! prepared statements), READ COMMITTED transactions, and a transaction-level
 //! advisory lock that serializes finishing and cancelling imports, and the
-//! writes that declare tables.
+//! writes that declare tables. A serving server also holds a session
+//! advisory lock per schema on a connection of its own
+//! ([`lock_for_serving`]), so that no second server serves the database.
 //!
 //! The blocking `postgres` client runs its own small tokio runtime, which
 //! must not be entered (nor dropped) on a thread that drives another one:

@@ -1,5 +1,8 @@
 //! The SQLite backend: one file, bundled SQLite, one connection behind a
-//! mutex (SQLite has one writer at a time anyway).
+//! mutex (SQLite has one writer at a time anyway). A serving server holds a
+//! lock on the file (`lock_for_serving`: a `flock` on it on Linux, a lock
+//! on `<file>.lock` beside it elsewhere and on network file systems), so
+//! that no second server serves it.
 //!
 //! Durability: a rollback journal (`TRUNCATE`) with `synchronous = FULL`,
 //! SQLite's fully durable setting: a committed transaction survives a crash
