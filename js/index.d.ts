@@ -169,11 +169,11 @@ export interface Progress {
 
 /** Options of {@link validate}. */
 export interface ValidateOptions {
-  /** The input's format; by default the file name's extension decides. */
+  /** The input's format; by default the file name's extension decides, else the first bytes. */
   format?: Format;
   /** Table name, for the single-table formats (JSONL, JSON array, CSV). */
   table?: string;
-  /** Component path the single table belongs to (`""`, the root, by default). */
+  /** Component path the import targets (`""`, the root, by default). */
   component?: string;
   /** The target's schema, for CSV empty-string remapping. */
   schema?: Schema;
