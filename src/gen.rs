@@ -6,6 +6,8 @@
 //! the table's number) and `generated_schema.jsonl` (`"uniform"`), and, with
 //! stored files, `_storage/documents.jsonl` plus one entry per file. Every
 //! entry is deflated and streamed: memory stays bounded whatever the size.
+//! [`write_table_file`] writes a single-table file (JSONL, a JSON array or
+//! CSV) of flat rows.
 //!
 //! Output is a pure function of the [`GenSpec`] (a built-in splitmix64
 //! generator, fixed entry timestamps). Optional [`Fault`]s are injected at

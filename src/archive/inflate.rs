@@ -5,7 +5,8 @@
 //! and a CRC update. [`DeflateEntry`] reads the entry's raw deflate stream in
 //! large chunks and inflates straight into the caller's buffer. [`ZstdEntry`]
 //! reads the zstd entries Convex also accepts (pure Rust, so in WebAssembly
-//! too), and [`CheckedEntry`] stored ones. All check the declared size and
+//! too), and [`CheckedEntry`] stored ones and deflate64 ones (decoded by the
+//! `deflate64` crate, wired in `validate::zip`). All check the declared size and
 //! the CRC32 as Convex's reader does (a CRC32 declared as 0 is not checked),
 //! with its messages: more bytes than declared is `File is larger than its
 //! declared uncompressed size`, and a CRC32 that does not match at the end is

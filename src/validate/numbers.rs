@@ -2,6 +2,9 @@
 //! first document's `_id`, then (given the target's tables) the number the
 //! target already uses for that name; and the conflicts each step can raise,
 //! including those with the target's existing tables for the chosen mode.
+//! [`check_target`] does the last step again from a Report alone, and
+//! [`removed_by_import`] lists what an import in a mode takes from the
+//! target's tables.
 
 use std::collections::{HashMap, HashSet};
 

@@ -1,6 +1,8 @@
-//! Checks that span the rows of one table: the `_id`'s table number and
-//! duplicate ids across the whole table. Shared by the validator and by the
-//! server, which re-checks every document it receives.
+//! Checking the documents of one table, in order: each line's value (the
+//! fast scan, [`Precheck`], else the full checker), and what spans the rows:
+//! the `_id`'s table number and duplicate ids across the whole table. Shared
+//! by the validator and by the server, which re-checks every document it
+//! receives.
 
 use super::ids::{HashedId, IdKeys, IdSet};
 use crate::convex::fast::check_fast;
