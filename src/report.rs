@@ -29,7 +29,8 @@ codes! {
     // ---- Convex's codes ----
     /// The archive cannot be read as a ZIP, or an entry does not inflate or is not UTF-8.
     InvalidZip,
-    /// A table folder name is not a valid identifier.
+    /// A table folder name is not a valid identifier, or the table name given
+    /// for a single-table import starts with `_`.
     InvalidTableName,
     /// A `_components/<name>/` name is not a valid identifier.
     InvalidComponentName,
@@ -59,7 +60,8 @@ codes! {
     CsvInvalidRow,
     /// A `_tables` row (or a uniform wrapper row) is not an object.
     NotAnObject,
-    /// A name in `_tables` (or the table name given) is not valid.
+    /// A name in `_tables` is not valid; or a single-table import has no table
+    /// name, or a ZIP import was given one.
     InvalidName,
     /// RequireEmpty and the table already has documents.
     TableExists,
@@ -69,7 +71,10 @@ codes! {
     InvalidId,
     /// An imported table's number is held by an existing table that stays.
     TableConflict,
-    /// Append into a table whose number differs from the requested one.
+    /// Append into a table whose number differs from the requested one; or two
+    /// imported tables on one number: a table appended to whose number
+    /// another imported table took, or, at a server's finish, two declared on
+    /// one number.
     TableNumberConflict,
     /// More than 10000 user tables.
     TooManyTables,
@@ -87,7 +92,8 @@ codes! {
     InvalidCreationTimeError,
     /// A document that breaks a document rule (system fields, nesting, creation time).
     InvalidDocumentError,
-    /// A document over 1 MiB.
+    /// A document over 1 MiB; or a line (a CSV row) over the 64 MiB snappack
+    /// reads, after which its entry or file is not read further.
     ValueTooLargeError,
     /// A stored file whose bytes do not match its `sha256`.
     Sha256Mismatch,
@@ -99,7 +105,8 @@ codes! {
     DuplicateEntryName,
     /// The input could not be read.
     ReadFailed,
-    /// The caller's options do not fit the input (missing table name, bad schema file).
+    /// The caller's options do not fit the input (a format that cannot be told,
+    /// a target table list that is not valid).
     InvalidOptions,
     /// A system table other than `_tables` and `_storage` is skipped (warning).
     SkippedSystemTable,
