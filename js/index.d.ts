@@ -191,7 +191,8 @@ export interface ValidateOptions {
    */
   fileName?: string;
   /**
-   * Called about once per MiB read (per 256th of a smaller input) and once at the end (in browsers,
+   * Called about once per MiB read (per 256th of an input under 256 MiB,
+   * at most once per 64 KiB) and once at the end (in browsers,
    * asynchronously from the worker). If it throws, validation stops and the
    * promise rejects with that exception.
    */

@@ -70,7 +70,8 @@ pub fn set_panic_handler(handler: Option<Function>) {
 /// * `options_json`: the options as JSON (`format`, `table`, `component`,
 ///   `schema`, `target`, `mode`, `maxErrors`).
 /// * `on_progress(bytesRead, bytesTotal, documents)`: called about once per
-///   MiB read (per 256th of a smaller input) and once at the end. If it throws, validation stops and this
+///   MiB read (per 256th of an input under 256 MiB, at most once per 64 KiB)
+///   and once at the end. If it throws, validation stops and this
 ///   function throws that exception (this is how a caller cancels).
 #[wasm_bindgen]
 pub fn validate(
