@@ -12,8 +12,10 @@
 //!   without `_id` got an internal id from the server. While hidden, a table
 //!   is only appended to (SQLite: multi-row transactions of single-row
 //!   inserts; PostgreSQL: binary `COPY`), with no index to maintain: the
-//!   re-validation already refused duplicate ids. Activation gives it its
-//!   unique index on the internal id (one sorted build).
+//!   re-validation already refused duplicate ids. Once its last document
+//!   is in (the table's end), it gets its unique index on the internal id
+//!   (one sorted build, on the writes' thread rather than at finish, which
+//!   only makes sure of it).
 //! * `snappack_imports`: each import's mode, state, and the last frame whose
 //!   writes are in the database (so a restarted server replays the rest).
 //! * `snappack_meta`: the id of the data folder the database is served from
