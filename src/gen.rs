@@ -6,8 +6,6 @@
 //! the table's number) and `generated_schema.jsonl` (`"uniform"`), and, with
 //! stored files, `_storage/documents.jsonl` plus one entry per file. Every
 //! entry is deflated and streamed: memory stays bounded whatever the size.
-//! [`write_table_file`] writes a single-table file (JSONL, a JSON array or
-//! CSV) of flat rows.
 //!
 //! Output is a pure function of the [`GenSpec`] (a built-in splitmix64
 //! generator, fixed entry timestamps). Optional [`Fault`]s are injected at
@@ -369,77 +367,6 @@ pub fn write_snapshot<W: Write + Seek>(out: W, spec: &GenSpec) -> Result<GenSumm
         entries: w.entries,
         bytes: w.bytes,
     })
-}
-
-/// Single-table file formats for [`write_table_file`].
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum TableFileFormat {
-    /// One JSON object per line.
-    Jsonl,
-    /// One JSON array of objects.
-    Json,
-    /// A header row `name,age,score,active`, then one row per document.
-    Csv,
-}
-
-/// Writes a single-table file of `documents` flat rows (`name` string, `age`
-/// integer, `score` float, `active` boolean, keys in that byte order for
-/// JSON: `active, age, name, score`). Returns the bytes written.
-pub fn write_table_file<W: Write>(
-    mut out: W,
-    format: TableFileFormat,
-    documents: u64,
-    seed: u64,
-) -> Result<u64, GenError> {
-    let mut rng = Rng::new(seed, 7);
-    let mut buf = Vec::with_capacity(FLUSH_BYTES + 1024);
-    let mut written = 0u64;
-    match format {
-        TableFileFormat::Csv => buf.extend_from_slice(b"name,age,score,active\n"),
-        TableFileFormat::Json => buf.push(b'['),
-        TableFileFormat::Jsonl => {}
-    }
-    for row in 0..documents {
-        let (age, score, active) = (rng.below(100), rng.float(), rng.coin(2));
-        if format == TableFileFormat::Csv {
-            push_words(&mut buf, &mut rng, 24, Quote::Csv);
-            buf.push(b',');
-            push_display(&mut buf, age);
-            buf.push(b',');
-            push_float(&mut buf, score);
-            buf.extend_from_slice(if active { b",true\n" } else { b",false\n" });
-        } else {
-            if format == TableFileFormat::Json && row > 0 {
-                buf.push(b',');
-            }
-            buf.extend_from_slice(if active {
-                b"{\"active\":true,\"age\":"
-            } else {
-                b"{\"active\":false,\"age\":"
-            });
-            push_display(&mut buf, age);
-            buf.extend_from_slice(b",\"name\":");
-            push_words(&mut buf, &mut rng, 24, Quote::Json);
-            buf.extend_from_slice(b",\"score\":");
-            push_float(&mut buf, score);
-            buf.push(b'}');
-            if format == TableFileFormat::Jsonl {
-                buf.push(b'\n');
-            }
-        }
-        if buf.len() >= FLUSH_BYTES {
-            out.write_all(&buf)?;
-            written += buf.len() as u64;
-            buf.clear();
-        }
-    }
-    if format == TableFileFormat::Json {
-        buf.extend_from_slice(b"]\n");
-    }
-    out.write_all(&buf)?;
-    out.flush()?;
-    Ok(written + buf.len() as u64)
 }
 
 // ---------------------------------------------------------------------------
@@ -1329,12 +1256,12 @@ impl Document<'_> {
             Kind::Id => out.extend_from_slice(self.id_json),
             Kind::CreationTime if self.integer_time => push_display(out, self.creation_time as u64),
             Kind::CreationTime => push_float(out, self.creation_time),
-            Kind::Str | Kind::OptionalStr => push_words(out, rng, max_len, Quote::Json),
+            Kind::Str | Kind::OptionalStr => push_words(out, rng, max_len),
             Kind::Int => push_display(out, rng.int()),
             Kind::Float => push_float(out, rng.float()),
             Kind::Bool => out.extend_from_slice(if rng.coin(2) { b"true" } else { b"false" }),
             Kind::Nullable if rng.coin(2) => out.extend_from_slice(b"null"),
-            Kind::Nullable => push_words(out, rng, max_len, Quote::Json),
+            Kind::Nullable => push_words(out, rng, max_len),
             Kind::Ref(number) => {
                 let id = DocumentId::new(number, rng.internal_id(self.creation_time));
                 let mut text = [0u8; MAX_ID_LEN];
@@ -1349,7 +1276,7 @@ impl Document<'_> {
                         out.push(b',');
                     }
                     match (kind, rng.coin(2)) {
-                        (Kind::Tags, _) => push_words(out, rng, max_len / 2, Quote::Json),
+                        (Kind::Tags, _) => push_words(out, rng, max_len / 2),
                         (_, true) => push_display(out, rng.int()),
                         (_, false) => push_float(out, rng.float()),
                     }
@@ -1388,7 +1315,7 @@ impl Document<'_> {
         out.extend_from_slice(b"{\"count\":");
         push_display(out, rng.int());
         out.extend_from_slice(b",\"label\":");
-        push_words(out, rng, self.shape.max_string_len, Quote::Json);
+        push_words(out, rng, self.shape.max_string_len);
         if depth > 0 {
             out.extend_from_slice(b",\"next\":");
             self.object(out, rng, depth - 1);
@@ -1468,14 +1395,8 @@ fn uuid_text(bytes: &[u8; 16]) -> String {
     )
 }
 
-#[derive(Clone, Copy, PartialEq, Eq)]
-enum Quote {
-    Json,
-    Csv,
-}
-
-/// A quoted string of words, about `max_len` bytes at most.
-fn push_words(out: &mut Vec<u8>, rng: &mut Rng, max_len: u32, quote: Quote) {
+/// A JSON string of words, about `max_len` bytes at most.
+fn push_words(out: &mut Vec<u8>, rng: &mut Rng, max_len: u32) {
     out.push(b'"');
     let target = rng.below(u64::from(max_len) + 1) as usize;
     let mut len = 0;
@@ -1487,12 +1408,10 @@ fn push_words(out: &mut Vec<u8>, rng: &mut Rng, max_len: u32, quote: Quote) {
         let word = WORDS[rng.below(WORDS.len() as u64) as usize].as_bytes();
         if word.iter().any(|&b| b == b'"' || b == b'\\') {
             for &b in word {
-                match (b, quote) {
-                    (b'"', Quote::Json) => out.extend_from_slice(b"\\\""),
-                    (b'\\', Quote::Json) => out.extend_from_slice(b"\\\\"),
-                    (b'"', Quote::Csv) => out.extend_from_slice(b"\"\""),
-                    _ => out.push(b),
+                if b == b'"' || b == b'\\' {
+                    out.push(b'\\');
                 }
+                out.push(b);
             }
         } else {
             out.extend_from_slice(word);
@@ -1673,41 +1592,6 @@ mod tests {
         }
         assert!(seen.iter().all(|&n| (800..1200).contains(&n)), "{seen:?}");
         assert_ne!(Rng::new(5, 1).next(), Rng::new(5, 2).next());
-    }
-
-    #[test]
-    fn table_files_in_three_formats() {
-        for format in [
-            TableFileFormat::Jsonl,
-            TableFileFormat::Json,
-            TableFileFormat::Csv,
-        ] {
-            let mut out = Vec::new();
-            let n = write_table_file(&mut out, format, 50, 3).unwrap();
-            assert_eq!(n, out.len() as u64);
-            let text = String::from_utf8(out).unwrap();
-            match format {
-                TableFileFormat::Jsonl => {
-                    for line in text.lines() {
-                        let row: serde_json::Value = serde_json::from_str(line).unwrap();
-                        assert!(row["name"].is_string() && row["score"].is_f64());
-                    }
-                    assert_eq!(text.lines().count(), 50);
-                }
-                TableFileFormat::Json => {
-                    let rows: Vec<serde_json::Value> = serde_json::from_str(&text).unwrap();
-                    assert_eq!(rows.len(), 50);
-                }
-                TableFileFormat::Csv => {
-                    let mut reader = csv::Reader::from_reader(text.as_bytes());
-                    assert_eq!(
-                        reader.headers().unwrap(),
-                        vec!["name", "age", "score", "active"]
-                    );
-                    assert_eq!(reader.records().map(Result::unwrap).count(), 50);
-                }
-            }
-        }
     }
 
     #[test]
