@@ -155,6 +155,11 @@ export interface TargetTable {
 /** The target deployment's tables: numbers to reuse and conflicts to report before upload. */
 export interface TargetTables {
   tables: TargetTable[];
+  /**
+   * The largest frame the server takes, when these are its tables as
+   * {@link fetchTables} gives them: packing from frame 0 keeps frames no larger.
+   */
+  maxFrameSize?: number;
 }
 
 /** Progress of a validation. */
@@ -320,6 +325,12 @@ export declare function checkTarget(report: Report, options: TargetCheckOptions)
 /** The server's tables, as `GET /api/tables` lists them (the shape of {@link TargetTables}). */
 export interface ServerTables {
   tables: Required<TargetTable>[];
+  /**
+   * The largest frame the server takes (its `--max-frame-size`), in bytes;
+   * not said by servers older than it. As the `target` of
+   * {@link startPacking}, frames are packed no larger.
+   */
+  maxFrameSize?: number;
 }
 
 /**
@@ -416,7 +427,10 @@ export interface PackOptions extends ValidateOptions {
    * fits a frame) to 16 MiB (what a server and `snappack unpack` read by
    * default); default 1 MiB. A
    * continued import must be packed with its stream's (its status's
-   * `frameSize`); `upload()` takes that one itself.
+   * `frameSize`); `upload()` takes that one itself. A new stream (from frame
+   * 0) whose `target` is the server's listing ({@link fetchTables}), which
+   * advertises the server's `maxFrameSize`, is packed in frames no larger:
+   * this size and the default are capped at it.
    */
   frameSize?: number;
 }

@@ -22,6 +22,6 @@ self.onmessage = ({ data }) =>
     }
     const onChunk = (chunk, frameEnds, frameInputs) =>
       self.postMessage({ type: 'chunk', chunk, frameEnds, frameInputs }, [chunk.buffer, frameEnds.buffer, frameInputs.buffer]);
-    const args = [data.firstFrame, data.prefixCrc32, data.level, data.shard, data.shards, data.frameSize];
+    const args = [data.firstFrame, data.prefixCrc32, data.level, data.shard, data.shards, data.frameSize, data.maxFrameSize];
     return [JSON.parse(wasm.pack(data.input, data.fileName, data.options, onProgress, onChunk, ...args))];
   });

@@ -226,6 +226,12 @@ class Packing {
       throw new SnappackError('InvalidOptions', `frameSize must be a whole number of bytes, ${MIN_FRAME_SIZE} to ${MAX_FRAME_SIZE}`);
     }
     const workers = workersOption(given, packingWorkers(level));
+    // A new stream's frames are no larger than the server takes, when its
+    // listing (the target fetchTables gives) says so; a continued one keeps its own.
+    const maxFrameSize = firstFrame === 0 ? (rest.target?.maxFrameSize ?? undefined) : undefined;
+    if (maxFrameSize !== undefined && !(Number.isSafeInteger(maxFrameSize) && maxFrameSize > 0)) {
+      throw new SnappackError('InvalidOptions', "target.maxFrameSize must be a whole number of bytes (the server's frame limit, as fetchTables gives it)");
+    }
     const request = {
       type: 'pack',
       input: normalizeInput(input),
@@ -236,6 +242,7 @@ class Packing {
       prefixCrc32,
       level,
       frameSize,
+      maxFrameSize,
       shards: workers,
     };
     signal?.throwIfAborted();
@@ -797,7 +804,9 @@ export async function upload(input, options) {
   checkHandlers({ onProgress, onImport, signal }, ['onProgress', 'onImport']);
   // The packing's own options too, before the first request (`level` is packing's alone).
   coreOptionsJson(Object.fromEntries(Object.entries(rest).filter(([name]) => name !== 'level')));
-  const target = rest.target ?? (await fetchTables(url, token, { signal }));
+  // The server's listing: its tables (unless `target` gives others) and its frame limit.
+  const listing = await fetchTables(url, token, { signal });
+  const target = rest.target ? { ...rest.target, maxFrameSize: rest.target.maxFrameSize ?? listing.maxFrameSize } : listing;
   const status = importId ? await resumableImport(url, token, importId, mode, frameSize, signal) : null;
   // A continued import is checked and sent in its own mode, and packed in
   // its stream's frame size.

@@ -581,10 +581,13 @@ fn upload_of_a_packed_stream_says_what_sends_it() {
     assert_eq!(imports["imports"], serde_json::json!([]));
 }
 
-/// A server that takes smaller requests than `upload` sends: requests of
-/// several frames over `--max-request-bytes` are sent again in smaller ones
-/// and the import lands; frames over `--max-frame-size` cannot be made
-/// smaller in flight, so upload says how to continue, and that works.
+/// A server that takes smaller requests and frames than `upload` sends by
+/// default: requests of several frames over `--max-request-bytes` are sent
+/// again in smaller ones; frames are packed no larger than the
+/// `--max-frame-size` the server advertises (a `--frame-size` over it is
+/// lowered, and said so), and the imports land. A server that does not
+/// advertise it (an older one) gets frames of the size asked for, as
+/// before: refused, upload says how to continue, and that works.
 #[test]
 fn upload_fits_the_servers_request_and_frame_limits() {
     let dir = common::temp_dir("upload-limits");
@@ -599,6 +602,8 @@ fn upload_fits_the_servers_request_and_frame_limits() {
         max_frame_size: 16 << 10,
         ..ServeConfig::default()
     });
+    let tables = server.call("GET", "/api/tables", b"").json();
+    assert_eq!(tables["maxFrameSize"], 16 << 10, "{tables}");
     let out = upload_to(
         &server,
         &zip_path,
@@ -606,33 +611,99 @@ fn upload_fits_the_servers_request_and_frame_limits() {
     );
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(0), "{stderr}");
+    assert!(!stderr.contains("at most"), "{stderr}");
 
-    // Frames of 1 MiB (here the whole stream is one): refused with the
-    // first request, and the import has no frame.
+    // The default frame size (1 MiB) is over the server's limit: its limit
+    // is used, without a word (nothing asked for was changed).
     let out = upload_to(&server, &zip_path, &["--mode", "replace", "--yes"]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    assert!(!stderr.contains("at most"), "{stderr}");
+    // A frame size asked for over it: lowered to it, and said so.
+    let out = upload_to(
+        &server,
+        &zip_path,
+        &["--mode", "replace", "--yes", "--frame-size", "65536"],
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    assert!(
+        stderr.contains("the server takes frames of at most 16384 bytes (its --max-frame-size): packing frames of 16384 bytes, not 65536"),
+        "{stderr}"
+    );
+    let imports = server.call("GET", "/api/imports", b"").json();
+    let states: Vec<_> = imports["imports"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| i["state"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(states, ["finished"; 3]);
+
+    // An older server, which does not advertise its limit: frames of 1 MiB
+    // (here the whole stream is one), refused with the first request, and
+    // the import has no frame.
+    let old = old_server_proxy(server.addr);
+    let upload_to_old = |args: &[&str]| {
+        Command::new(env!("CARGO_BIN_EXE_snappack"))
+            .arg("upload")
+            .arg(&zip_path)
+            .args(["--url", &format!("http://{old}"), "--token", &server.token])
+            .args(args)
+            .output()
+            .unwrap()
+    };
+    let out = upload_to_old(&["--mode", "replace", "--yes"]);
     let stderr = String::from_utf8_lossy(&out.stderr);
     // Not the input's fault: the frames are too large for this server.
     assert_eq!(out.status.code(), Some(2), "{stderr}");
     assert!(stderr.contains("RequestTooLarge"), "{stderr}");
     let imports = server.call("GET", "/api/imports", b"").json();
-    let id = imports["imports"][1]["id"].as_str().unwrap().to_owned();
+    let id = imports["imports"][3]["id"].as_str().unwrap().to_owned();
     assert!(
         stderr.contains(&format!(
             "continue with --resume {id} and a smaller --frame-size"
         )),
         "{stderr}"
     );
-    let out = upload_to(
-        &server,
-        &zip_path,
-        &["--resume", &id, "--frame-size", "16384", "--yes"],
-    );
+    let out = upload_to_old(&["--resume", &id, "--frame-size", "16384", "--yes"]);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(0), "{stderr}");
     let status = server
         .call("GET", &format!("/api/imports/{id}"), b"")
         .json();
     assert_eq!(status["state"], "finished");
+}
+
+/// A proxy in front of `server` that answers as a server from before
+/// `GET /api/tables` advertised the frame limit: without `maxFrameSize`.
+fn old_server_proxy(server: std::net::SocketAddr) -> std::net::SocketAddr {
+    proxy_rewriting(
+        server,
+        |_| false,
+        |first_line, answer| {
+            if !first_line.starts_with("GET /api/tables ") {
+                return answer;
+            }
+            let split = answer.windows(4).position(|w| w == b"\r\n\r\n").unwrap() + 4;
+            let mut body: serde_json::Value = serde_json::from_slice(&answer[split..]).unwrap();
+            body.as_object_mut()
+                .unwrap()
+                .remove("maxFrameSize")
+                .unwrap();
+            let body = serde_json::to_vec(&body).unwrap();
+            let head: String = String::from_utf8_lossy(&answer[..split])
+                .split_inclusive("\r\n")
+                .map(
+                    |line| match line.to_ascii_lowercase().starts_with("content-length:") {
+                        true => format!("content-length: {}\r\n", body.len()),
+                        false => line.to_owned(),
+                    },
+                )
+                .collect();
+            [head.into_bytes(), body].concat()
+        },
+    )
 }
 
 /// Reads one HTTP message (head and a `Content-Length` body) from `from`;
@@ -670,14 +741,24 @@ fn proxy(
     server: std::net::SocketAddr,
     meddle: impl Fn(&str) -> bool + Send + Sync + 'static,
 ) -> std::net::SocketAddr {
+    proxy_rewriting(server, meddle, |_, answer| answer)
+}
+
+/// [`proxy`], passing each answer back as `rewrite` makes it, given the
+/// request's first line and the answer (head and body).
+fn proxy_rewriting(
+    server: std::net::SocketAddr,
+    meddle: impl Fn(&str) -> bool + Send + Sync + 'static,
+    rewrite: impl Fn(&str, Vec<u8>) -> Vec<u8> + Send + Sync + 'static,
+) -> std::net::SocketAddr {
     use std::io::Write;
     use std::sync::Arc;
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let addr = listener.local_addr().unwrap();
-    let meddle = Arc::new(meddle);
+    let (meddle, rewrite) = (Arc::new(meddle), Arc::new(rewrite));
     std::thread::spawn(move || {
         for client in listener.incoming() {
-            let (client, meddle) = (client.unwrap(), meddle.clone());
+            let (client, meddle, rewrite) = (client.unwrap(), meddle.clone(), rewrite.clone());
             std::thread::spawn(move || {
                 let mut reader = std::io::BufReader::new(client.try_clone().unwrap());
                 let mut writer = client;
@@ -696,7 +777,7 @@ fn proxy(
                     if lose {
                         return;
                     }
-                    writer.write_all(&answer).unwrap();
+                    writer.write_all(&rewrite(&first_line, answer)).unwrap();
                 }
             });
         }

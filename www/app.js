@@ -29,7 +29,10 @@ const NUMBER_SOURCES = {
 /** How the package's refusals of a schema begin. */
 const SCHEMA_OPTION = 'option "schema"';
 
-/** The frame size the page packs with: the package's default. */
+/**
+ * The frame size the page packs with: the package's default, or the
+ * server's limit when its table listing advertises a smaller one.
+ */
 const PAGE_FRAME_SIZE = 1 << 20;
 
 /** Seconds between retries once the protocol's own backoff gave up. */
@@ -1051,6 +1054,9 @@ async function runUpload(pending) {
       target: record.target,
       mode: record.mode,
       level: record.level,
+      // A new stream is packed in frames the server takes (its tables, as
+      // fetched, say how large); a continued one in its own.
+      frameSize: firstFrame > 0 ? status.frameSize : undefined,
       firstFrame,
       // Another file, however like this one in name, size and ends, is refused.
       prefixCrc32: firstFrame > 0 ? status.prefixCrc32 : undefined,
@@ -1135,7 +1141,8 @@ const FOREIGN_MISMATCH = 'the part of that upload the server has is not this fil
 
 function describeFailure(error) {
   if (PAGE_WORDS[error.code]) return PAGE_WORDS[error.code];
-  // The page packs frames of the package's default size, which this server's --max-frame-size is under.
+  // The page packs frames of the package's default size, which this server's --max-frame-size is
+  // under: a server too old to advertise its limit (newer ones get frames of their limit).
   if (error.code === 'FrameTooLarge') {
     return `the server takes smaller frames than this page packs (${error.message}). Its operator can start snappack serve with --max-frame-size ${PAGE_FRAME_SIZE} or more; or upload this file with snappack upload and a --frame-size the server takes.`;
   }

@@ -24,7 +24,9 @@ use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
-use crate::migration::{FRAME_HEADER_LEN, STREAM_HEADER_LEN};
+use crate::migration::{
+    DEFAULT_FRAME_SIZE, FRAME_HEADER_LEN, MIN_PACK_FRAME_SIZE, STREAM_HEADER_LEN,
+};
 use crate::validate::ImportMode;
 
 pub use fingerprint::{FileIdentity, FINGERPRINT_SPAN, MAX_LABEL_LEN};
@@ -162,6 +164,61 @@ impl FrameEnds {
             }
         }
     }
+}
+
+/// The frame size a new stream is packed with for a server, and whether the
+/// server's limit lowered the one asked for: see [`frame_size_for`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FrameSizeChoice {
+    /// The bound of a frame's payload to pack with.
+    pub size: usize,
+    /// The size asked for, when it was over the server's limit and `size`
+    /// is that limit instead (a default frame size lowered is not named).
+    pub lowered_from: Option<usize>,
+}
+
+/// The frame size to pack a new import's stream with: `asked` (else
+/// [`DEFAULT_FRAME_SIZE`]), or the server's limit when that is smaller
+/// (`server_max`, the `maxFrameSize` of its table listing: `GET
+/// /api/tables`), so that the server takes every frame. A server that does
+/// not advertise one (`None`: an older server) gets the size asked for, as
+/// before. Refused, with why, only when the server takes no frame as large
+/// as the smallest snappack packs ([`MIN_PACK_FRAME_SIZE`]). A continued
+/// import is packed in its own stream's frame size instead, which its
+/// server took.
+pub fn frame_size_for(
+    asked: Option<usize>,
+    server_max: Option<u64>,
+) -> Result<FrameSizeChoice, String> {
+    let wanted = asked.unwrap_or(DEFAULT_FRAME_SIZE);
+    let Some(limit) = server_max else {
+        return Ok(FrameSizeChoice {
+            size: wanted,
+            lowered_from: None,
+        });
+    };
+    if limit < MIN_PACK_FRAME_SIZE as u64 {
+        return Err(format!(
+            "the server takes frames of at most {limit} bytes (its maxFrameSize), under the \
+             {MIN_PACK_FRAME_SIZE} bytes snappack packs at least"
+        ));
+    }
+    if wanted as u64 <= limit {
+        return Ok(FrameSizeChoice {
+            size: wanted,
+            lowered_from: None,
+        });
+    }
+    Ok(FrameSizeChoice {
+        size: limit as usize,
+        lowered_from: asked,
+    })
+}
+
+/// The frame limit a server's table listing (`GET /api/tables`, as JSON)
+/// advertises (`maxFrameSize`), if it does: older servers do not.
+pub fn advertised_max_frame_size(listing: &serde_json::Value) -> Option<u64> {
+    listing.get("maxFrameSize")?.as_u64()
 }
 
 /// How an upload behaves.
@@ -742,6 +799,38 @@ mod tests {
             let tail_ends: Vec<u64> = want[7..].iter().map(|end| end - skipped).collect();
             assert_eq!(ends, tail_ends, "resumed, pieces of {piece}");
         }
+    }
+
+    #[test]
+    fn the_frame_size_is_the_one_asked_for_unless_the_server_takes_less() {
+        let choice =
+            |asked, server| frame_size_for(asked, server).map(|c| (c.size, c.lowered_from));
+        // An older server says nothing: as before.
+        assert_eq!(choice(None, None), Ok((DEFAULT_FRAME_SIZE, None)));
+        assert_eq!(choice(Some(8 << 20), None), Ok((8 << 20, None)));
+        // Within the limit, or at it.
+        assert_eq!(choice(None, Some(16 << 20)), Ok((DEFAULT_FRAME_SIZE, None)));
+        assert_eq!(choice(Some(65536), Some(65536)), Ok((65536, None)));
+        // Over it: the limit, and the size asked for is named; the default is not.
+        assert_eq!(choice(None, Some(65536)), Ok((65536, None)));
+        assert_eq!(
+            choice(Some(1 << 20), Some(65536)),
+            Ok((65536, Some(1 << 20)))
+        );
+        // A limit under the smallest frames snappack packs.
+        let refused = frame_size_for(None, Some(1000)).unwrap_err();
+        assert!(
+            refused.contains("at most 1000 bytes") && refused.contains("4096"),
+            "{refused}"
+        );
+        assert_eq!(
+            advertised_max_frame_size(&serde_json::json!({"tables": [], "maxFrameSize": 65536})),
+            Some(65536)
+        );
+        assert_eq!(
+            advertised_max_frame_size(&serde_json::json!({"tables": []})),
+            None
+        );
     }
 
     #[test]

@@ -395,8 +395,11 @@ impl IntoResponse for ImportsError {
 
 async fn list_tables(State(state): State<Shared>) -> Result<Response, ImportsError> {
     let imports = state.imports.clone();
+    let max_frame_size = imports.limits().max_frame_size;
     let tables = blocking(move || Ok(imports.store().tables()?)).await?;
-    Ok(Json(json!({ "tables": tables })).into_response())
+    // The frame limit too: clients read this listing before they pack, and
+    // pack frames no larger.
+    Ok(Json(json!({ "tables": tables, "maxFrameSize": max_frame_size })).into_response())
 }
 
 #[derive(Default, Deserialize)]

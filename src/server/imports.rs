@@ -617,6 +617,11 @@ impl Imports {
         &self.files
     }
 
+    /// The server's limits.
+    pub fn limits(&self) -> Limits {
+        self.limits
+    }
+
     /// The store.
     pub fn store(&self) -> &Arc<dyn Store> {
         &self.store

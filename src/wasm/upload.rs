@@ -11,7 +11,7 @@ use wasm_bindgen::prelude::*;
 
 use super::reader::ReadAhead;
 use super::{api_error, parse_mode, parse_options, progress_forwarder, source_of, to_json};
-use crate::client::{FrameEnds, InputPosition, Step, Upload, UploadConfig};
+use crate::client::{frame_size_for, FrameEnds, InputPosition, Step, Upload, UploadConfig};
 use crate::migration::{
     pack as pack_stream, EncodeError, PackError, PackOptions, MAX_FRAME_SIZE, MIN_FRAME_SIZE,
 };
@@ -101,6 +101,10 @@ fn pack_options(validate: Options) -> PackOptions {
 /// 0 (store) to 9 (default 5): lower levels pack faster and send more bytes.
 /// `frame_size` bounds a frame's payload (default 1 MiB): a continued import
 /// must be packed with its stream's (its status's `frameSize`).
+/// `max_frame_size` is the server's limit (the `maxFrameSize` its table
+/// listing advertises): frames are packed no larger
+/// ([`client::frame_size_for`](crate::client::frame_size_for), as
+/// `snappack upload` does).
 ///
 /// With `shards` over 1, several workers share the compressing: each walks
 /// and checks the whole input, and hands out only its share of the frames,
@@ -127,6 +131,7 @@ pub fn pack(
     shard: Option<u32>,
     shards: Option<u32>,
     frame_size: Option<u32>,
+    max_frame_size: Option<f64>,
 ) -> Result<String, JsValue> {
     let options = parse_options(options_json)?;
     let first_frame = first_frame.unwrap_or(0.0);
@@ -169,17 +174,31 @@ pub fn pack(
         options.encoder.level = level;
     }
     if let Some(size) = frame_size {
-        let size = size as usize;
         // An import continued in its own frame size may have one below
         // the smallest a new stream is given.
-        if !(MIN_FRAME_SIZE..=MAX_FRAME_SIZE).contains(&size) {
+        if !(MIN_FRAME_SIZE..=MAX_FRAME_SIZE).contains(&(size as usize)) {
             return Err(api_error(
                 "InvalidOptions",
                 &format!("frameSize must be {MIN_FRAME_SIZE} to {MAX_FRAME_SIZE} bytes"),
             ));
         }
-        options.encoder.max_frame_size = size;
     }
+    let server_max = match max_frame_size {
+        None => None,
+        Some(max) if max >= 0.0 && max.fract() == 0.0 && max <= u64::MAX as f64 => {
+            Some(max as u64)
+        }
+        Some(max) => {
+            return Err(api_error(
+                "InvalidOptions",
+                &format!("target.maxFrameSize must be a whole number of bytes (the server's frame limit, as fetchTables gives it), not {max}"),
+            ))
+        }
+    };
+    options.encoder.max_frame_size =
+        frame_size_for(frame_size.map(|size| size as usize), server_max)
+            .map_err(|e| api_error("InvalidOptions", &format!("target.maxFrameSize: {e}")))?
+            .size;
     let mut thrown = None;
     let result = {
         let mut forward = progress_forwarder(on_progress.as_ref(), &mut thrown);
@@ -415,6 +434,7 @@ mod tests {
             level,
             shard.map(|s| s.0),
             shard.map(|s| s.1),
+            None,
             None,
         )
         .unwrap();

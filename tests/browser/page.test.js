@@ -1572,11 +1572,32 @@ test('the page closed while its cancel is on the way: the cancel is sent again w
   await page.close();
 });
 
-test('a server whose frames are smaller than the page packs: said in the page\'s words, and the import is not left open', { timeout: 120_000 }, async () => {
+test('a server that takes smaller frames than the page packs by default: frames of its limit are packed, and the upload lands', { timeout: 120_000 }, async () => {
+  // It advertises its limit with its tables; a server that did not would refuse every frame (FrameTooLarge).
   const server = await startServer(undefined, { args: ['--max-frame-size', '65536'] });
   const path = join(dir, 'small-frames.zip');
-  gen(path, { seed: 31, tables: 2, totalDocuments: 500, compressionLevel: 1 });
+  const summary = gen(path, { seed: 31, tables: 2, totalDocuments: 500, compressionLevel: 1 });
   const page = await newPage(server);
+  await pickAndConnect(page, path);
+  await page.click('#upload');
+  await page.waitForSelector('#summary:not([hidden])', { timeout: 90_000 });
+  assert.ok(await page.isHidden('#upload-state.bad'), await page.textContent('#upload-state'));
+  await assertLanded(server, summary);
+  await page.close();
+});
+
+test('a server too old to advertise its frame limit, under the frames the page packs: said in the page\'s words, and the import is not left open', { timeout: 120_000 }, async () => {
+  const server = await startServer(undefined, { args: ['--max-frame-size', '65536'] });
+  const path = join(dir, 'small-frames-old.zip');
+  gen(path, { seed: 31, tables: 2, totalDocuments: 500, compressionLevel: 1 });
+  // Its table listing without the limit, as servers before it answered.
+  const asOld = (page) =>
+    page.route('**/api/tables', async (route) => {
+      const response = await route.fetch();
+      const { tables } = await response.json();
+      await route.fulfill({ response, json: { tables } });
+    });
+  const page = await newPage(server, { beforeLoad: asOld });
   await pickAndConnect(page, path);
   await page.click('#upload');
   await page.waitForSelector('#upload-state.bad');

@@ -4,14 +4,15 @@
 // Cancelling ends the worker; a panic rejects with code Panic.
 
 import assert from 'node:assert/strict';
-import { createReadStream, existsSync, statSync, writeFileSync } from 'node:fs';
+import { spawn } from 'node:child_process';
+import { createReadStream, existsSync, mkdtempSync, statSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:http';
 import { extname, join, normalize } from 'node:path';
 import { after, before, test } from 'node:test';
 
 import { chromium } from 'playwright-core';
 
-import { ROOT, freePort, gen, nativeReport, scratch, sortedJson } from './helpers.js';
+import { ROOT, cli, freePort, gen, nativeReport, scratch, sortedJson } from './helpers.js';
 
 const CHROMIUM = '/usr/bin/chromium';
 const PKG = join(ROOT, 'pkg');
@@ -52,6 +53,31 @@ async function serve() {
     });
     httpServer.listen(port, '127.0.0.1', () => resolve(httpServer));
   });
+}
+
+/** A `snappack serve` (no page, a data folder of its own) with `args`, once it answers. */
+async function startSnappackServe(args) {
+  const port = await freePort();
+  const token = 'node-test-token';
+  const url = `http://127.0.0.1:${port}`;
+  const dataDir = mkdtempSync(join(dir, 'serve-'));
+  const child = spawn(cli(), ['serve', '--listen', `127.0.0.1:${port}`, '--data-dir', dataDir, '--no-www', '--token', token, ...args], {
+    stdio: ['ignore', 'ignore', 'inherit'],
+  });
+  const stop = () => child.kill('SIGKILL');
+  for (let i = 0; ; i += 1) {
+    try {
+      if ((await fetch(`${url}/api/tables`, { headers: { Authorization: `Bearer ${token}` } })).ok) break;
+    } catch {
+      // not up yet
+    }
+    if (i > 200) {
+      stop();
+      throw new Error('snappack serve did not start');
+    }
+    await new Promise((resolve) => setTimeout(resolve, 50));
+  }
+  return { url, token, stop };
 }
 
 before(async () => {
@@ -276,6 +302,54 @@ test('upload options of the wrong type reject with InvalidOptions before any req
     'UploadError:InvalidSnapshot:the snapshot has 1 error; nothing was imported:2',
   ]);
   assert.deepEqual(requests, []);
+});
+
+test("upload() to a server that takes smaller frames than the package packs: frames of its limit, and the import lands; an older server's refusal stays", { timeout: 120_000 }, async () => {
+  const path = join(dir, 'small-frames.zip');
+  const summary = gen(path, { seed: 7, tables: 2, totalDocuments: 2000 });
+  const origin = `http://127.0.0.1:${server.address().port}`;
+  const snappack = await startSnappackServe(['--max-frame-size', '65536', '--allow-origin', origin]);
+  try {
+    await pick(path);
+    const answers = await page.evaluate(async ({ url, token }) => {
+      const { upload } = await import('/pkg/browser.js');
+      const file = document.querySelector('#file').files[0];
+      const realFetch = window.fetch;
+      // The max frame size each new stream declares in its header (bytes 12..16).
+      const declared = [];
+      let old = false;
+      window.fetch = async (address, init) => {
+        if (String(address).endsWith('/frames?seq=0')) {
+          declared.push(new DataView(await init.body.slice(12, 16).arrayBuffer()).getUint32(0, true));
+        }
+        const response = await realFetch(address, init);
+        if (!old || !String(address).endsWith('/api/tables')) return response;
+        // As a server from before the listing advertised its frame limit.
+        const { tables } = await response.json();
+        return new Response(JSON.stringify({ tables }), { status: 200, headers: { 'content-type': 'application/json' } });
+      };
+      const answers = [];
+      try {
+        // The package's default frame size, then one asked for: both over the server's limit.
+        const first = await upload(file, { url, token });
+        const second = await upload(file, { url, token, mode: 'replace', frameSize: 1 << 20 });
+        answers.push(first.state, second.state);
+        // A server that does not say: the default frame size, which it refuses.
+        old = true;
+        answers.push(await upload(file, { url, token, mode: 'replace' }).then(() => 'resolved', (e) => `${e.name}:${e.code}`));
+      } finally {
+        window.fetch = realFetch;
+      }
+      return { answers, declared };
+    }, { url: snappack.url, token: snappack.token });
+    assert.deepEqual(answers, { answers: ['finished', 'finished', 'UploadError:FrameTooLarge'], declared: [65536, 65536, 1 << 20] });
+    const { tables } = await (await fetch(`${snappack.url}/api/tables`, { headers: { Authorization: `Bearer ${snappack.token}` } })).json();
+    for (const table of summary.tables) {
+      assert.equal(tables.find((t) => t.name === table.name)?.documents, table.documents, table.name);
+    }
+  } finally {
+    snappack.stop();
+  }
 });
 
 test('preload() under a dev server that rewrites the workers\' imports to root paths: calls start their workers from memory', async () => {

@@ -14,11 +14,11 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, Context as _, Result};
 use clap::Args;
 use snappack::client::{
-    import_path, FileIdentity, FrameEnds, InputPosition, Request, Step, Upload, UploadConfig,
-    UploadError, FINGERPRINT_SPAN,
+    advertised_max_frame_size, frame_size_for, import_path, FileIdentity, FrameEnds, InputPosition,
+    Request, Step, Upload, UploadConfig, UploadError, FINGERPRINT_SPAN,
 };
 use snappack::migration::{
-    pack, EncodeError, EncoderConfig, PackError, PackOptions, DEFAULT_FRAME_SIZE, DEFAULT_LEVEL,
+    pack, EncodeError, EncoderConfig, PackError, PackOptions, DEFAULT_LEVEL,
 };
 use snappack::report::Report;
 use snappack::server::TOKEN_ENV;
@@ -54,7 +54,9 @@ pub struct UploadArgs {
     #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u64).range(1..=1024))]
     frames_per_request: u64,
     /// Frame size (uncompressed payload bound), 4096 to 16777216 bytes
-    /// (default 1 MiB; `--resume` takes the import's).
+    /// (default 1 MiB; `--resume` takes the import's). A server that takes
+    /// smaller frames (its --max-frame-size) gets frames of its limit, and
+    /// the upload says so.
     #[arg(long, value_parser = parse_frame_size)]
     frame_size: Option<usize>,
     /// Deflate level of frames, 0 (store) to 9: lower levels pack faster
@@ -177,7 +179,7 @@ pub fn run(args: UploadArgs) -> Result<ExitCode> {
     let mut options = args.input.options()?;
     // Resuming: the import goes on in its own mode and frame size, from the
     // frame it expects.
-    let mut frame_size = args.frame_size.unwrap_or(DEFAULT_FRAME_SIZE);
+    let mut frame_size = None;
     // What the import's label says of the file it was started with.
     let mut started_with = None;
     // What the import's frames so far say of the input they were packed from.
@@ -208,12 +210,12 @@ pub fn run(args: UploadArgs) -> Result<ExitCode> {
             }
             options.mode = import.mode;
             if let Some(size) = import.frame_size {
-                if args.frame_size.is_some_and(|asked| asked != size) {
+                if let Some(asked) = args.frame_size.filter(|&asked| asked != size) {
                     bail!(
-                        "import {id} was started with frames of {size} bytes, not {frame_size}: leave out --frame-size to continue it"
+                        "import {id} was started with frames of {size} bytes, not {asked}: leave out --frame-size to continue it"
                     );
                 }
-                frame_size = size;
+                frame_size = Some(size);
             }
             resume_crc32 = import.prefix_crc32;
             import.next_seq
@@ -221,20 +223,43 @@ pub fn run(args: UploadArgs) -> Result<ExitCode> {
         None => 0,
     };
 
-    // Step 3 of table numbering against the server's tables, before anything is sent.
-    if options.target.is_none() {
-        let (status, body) = http
-            .call("GET", "/api/tables", b"")
-            .map_err(|e| anyhow::anyhow!("cannot reach {}: {e}", args.url))?;
-        if status != 200 {
-            bail!(
-                "{} answered {status}: {}",
-                args.url,
-                String::from_utf8_lossy(&body)
-            );
-        }
-        options.target = Some(serde_json::from_slice::<TargetTables>(&body)?);
+    // The server's tables (step 3 of table numbering against them, before
+    // anything is sent, unless --target-tables gives others) and its frame
+    // limit.
+    let (status, body) = http
+        .call("GET", "/api/tables", b"")
+        .map_err(|e| anyhow::anyhow!("cannot reach {}: {e}", args.url))?;
+    if status != 200 {
+        bail!(
+            "{} answered {status}: {}",
+            args.url,
+            String::from_utf8_lossy(&body)
+        );
     }
+    let listing: serde_json::Value = serde_json::from_slice(&body)
+        .with_context(|| format!("{} did not list its tables as JSON", args.url))?;
+    if options.target.is_none() {
+        options.target = Some(
+            serde_json::from_value::<TargetTables>(listing.clone())
+                .with_context(|| format!("{} listed its tables in another shape", args.url))?,
+        );
+    }
+    // A new stream (or one whose first frame the server does not have yet)
+    // is packed in frames the server takes.
+    let frame_size = match frame_size {
+        Some(size) => size,
+        None => {
+            let choice = frame_size_for(args.frame_size, advertised_max_frame_size(&listing))
+                .map_err(|e| anyhow::anyhow!("cannot upload to {}: {e}", args.url))?;
+            if let Some(asked) = choice.lowered_from {
+                eprintln!(
+                    "snappack: the server takes frames of at most {} bytes (its --max-frame-size): packing frames of {0} bytes, not {asked}",
+                    choice.size
+                );
+            }
+            choice.size
+        }
+    };
 
     let (mut reader, name, format) = args.input.open()?;
     // Told once, for every walk of it below.
