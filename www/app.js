@@ -1258,15 +1258,21 @@ function renderUploadProgress(upload) {
   const speed = upload.rate.perSecond;
   const rate = !upload.paused && Number.isFinite(speed) && speed > 0 ? ` · ${bytes(speed)}/s` : '';
   let sent;
-  if (upload.rechecking) {
-    sent = `the server already has ${bytes(upload.resumedBytes)} of it, checked again but not sent: ${Math.floor(100 * upload.packed)}% of the file read`;
+  const read = `${Math.floor(100 * upload.packed)}% of the file read`;
+  if (upload.rechecking && upload.paused) {
+    // Continued, then paused before anything was sent: packing goes on past the part the
+    // server has, but nothing of it goes out, so what it read is no measure of the upload.
+    sent = `paused: the server has ${bytes(upload.resumedBytes)} of it, and nothing more is sent until Resume · packing meanwhile: ${read}`;
+  } else if (upload.rechecking) {
+    // Packing may be past that part already: what it read is said apart.
+    sent = `the server already has ${bytes(upload.resumedBytes)} of it, checked again but not sent · packing: ${read}`;
   } else if (upload.total !== null) {
     const eta = rate ? ` · ${duration((upload.total - bytesSent) / speed)} left` : '';
     // Continued, the stream to send is only what the server lacked.
     const of = upload.resumedBytes > 0 ? `sent of the ${bytes(upload.total)} the server lacked` : `of ${bytes(upload.total)} sent`;
     sent = `${bytes(bytesSent)} ${of}${rate}${eta}`;
   } else {
-    const packing = `packing: ${Math.floor(100 * upload.packed)}% of the file read`;
+    const packing = `packing: ${read}`;
     const { pace } = upload;
     const gained = pace ? upload.done - pace.share : 0;
     const eta = rate && gained > 0 ? ` · ${duration(((performance.now() - pace.at) / 1000) * ((1 - upload.done) / gained))} left` : '';
@@ -1324,6 +1330,8 @@ function togglePause() {
   } else {
     // The pace is measured again from here: the pause is no part of it.
     upload.pace = null;
+    // No longer said to be paused.
+    renderUploadProgress(upload);
     announcer.say('Upload resumed');
   }
   upload.wake?.();

@@ -717,6 +717,10 @@ test('an upload paused, then the page reloaded and the file picked again: it sta
   await new Promise((resolve) => setTimeout(resolve, 3000));
   assert.deepEqual(frames, [], 'nothing was sent while paused');
   assert.match(await page.textContent('#upload-state'), /Paused/);
+  // The progress says what the server has and that it is paused, not that the file is checked
+  // again (packing goes on past the part the server has, and nothing of it is sent).
+  const progress = await page.textContent('#upload-text');
+  assert.match(progress, /^\d+% of the file uploaded · paused: the server has \S+ \S+ of it, and nothing more is sent until Resume · packing meanwhile: \d+% of the file read$/, progress);
   const status = await (await fetch(`${server.url}/api/imports/${stored.importId}`, { headers: { Authorization: `Bearer ${TOKEN}` } })).json();
   assert.equal(status.state, 'open');
 
