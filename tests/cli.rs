@@ -1410,9 +1410,42 @@ fn an_input_without_an_extension_or_on_standard_input_is_told_by_its_first_bytes
     let stdout = String::from_utf8_lossy(&empty.stdout);
     assert_eq!(empty.status.code(), Some(2), "{stdout}");
     assert!(
-        stdout.contains("'stdin' is empty, and its name does not tell its format: give a format"),
+        stdout.contains("standard input was empty (nothing was piped in)")
+            && stdout.contains("give its format with --format"),
         "{stdout}"
     );
+    assert!(!stdout.contains("'stdin'"), "{stdout}");
+    // Piped bytes of no format it can tell: no name to blame either.
+    let csv = Command::new(env!("CARGO_BIN_EXE_snappack"))
+        .args(["validate", "-", "--table", "users"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .and_then(|mut child| {
+            child
+                .stdin
+                .take()
+                .unwrap()
+                .write_all(b"name,age\nada,36\n")?;
+            child.wait_with_output()
+        })
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&csv.stdout);
+    assert_eq!(csv.status.code(), Some(2), "{stdout}");
+    assert!(
+        stdout.contains("cannot tell the format of standard input from its first bytes")
+            && stdout.contains("--format"),
+        "{stdout}"
+    );
+    // A file of that name is still a file, named as such.
+    let file = dir.join("stdin");
+    std::fs::write(&file, b"").unwrap();
+    let named = Command::new(env!("CARGO_BIN_EXE_snappack"))
+        .args(["validate", arg(&file)])
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&named.stdout);
+    assert!(stdout.contains("'stdin' is empty (0 bytes)"), "{stdout}");
 }
 
 #[test]

@@ -221,6 +221,11 @@ pub struct Options {
     /// WebAssembly build ignores it (it has one thread); not part of the JSON.
     #[serde(skip)]
     pub threads: usize,
+    /// The input is the CLI's standard input (`-`), whatever name it is
+    /// given for its entries: a finding about the input as a whole says
+    /// "standard input" rather than quoting that name. Not part of the JSON.
+    #[serde(skip)]
+    pub stdin: bool,
 }
 
 /// How far validation is.
@@ -432,16 +437,27 @@ fn walk_as<'a, R: Read + Seek>(
                 "" => "the input (it has no name)".to_owned(),
                 name => format!("'{name}'"),
             };
-            let why = match total {
-                Ok(0) => format!("{input} is empty, and its name does not tell its format"),
+            let why = match (total, options.stdin) {
+                (Ok(0), true) => "standard input was empty (nothing was piped in): there is \
+                                  nothing to check, nor any first bytes to tell its format by; \
+                                  pipe the snapshot in or give its file, or, to check an empty \
+                                  single-table file, give its format with --format (jsonl, json \
+                                  or csv)"
+                    .to_owned(),
+                (_, true) => "cannot tell the format of standard input from its first bytes \
+                              (it has no name, so no extension): give it with --format (zip, \
+                              jsonl, json or csv)"
+                    .to_owned(),
+                (Ok(0), false) => format!(
+                    "{input} is empty (0 bytes), and its name does not tell its format: \
+                     give a format (zip, jsonl, json or csv)"
+                ),
                 _ => format!(
-                    "cannot tell the format of {input} from its extension or its first bytes"
+                    "cannot tell the format of {input} from its extension or its first bytes: \
+                     give a format (zip, jsonl, json or csv)"
                 ),
             };
-            ctx.error(Finding::new(
-                Code::InvalidOptions,
-                format!("{why}: give a format (zip, jsonl, json or csv)"),
-            ));
+            ctx.error(Finding::new(Code::InvalidOptions, why));
             Plan::default()
         }
         (Ok(()), Some(format), Ok(total)) => {

@@ -258,6 +258,7 @@ impl InputArgs {
             mode: self.mode.unwrap_or_default(),
             max_errors: Some(self.max_errors),
             threads: self.threads,
+            stdin: self.file.as_os_str() == "-",
         })
     }
 
