@@ -1996,6 +1996,56 @@ fn upload_refuses_a_token_no_request_could_carry() {
     }
 }
 
+/// `serve` refuses a `$SNAPPACK_TOKEN` set but empty, as `upload` does: it
+/// took it for unset and served with its stored token, or a new one, which
+/// a client holding that variable does not have. One no request could carry
+/// is refused naming the variable. Nothing is started or written.
+#[test]
+fn serve_refuses_an_empty_or_unsendable_token_variable() {
+    use std::os::unix::ffi::OsStrExt;
+    let dir = fresh_dir("serve-token");
+    let data = dir.join("data");
+    let cases: [(&std::ffi::OsStr, &str); 3] = [
+        ("".as_ref(), "SNAPPACK_TOKEN is set, but empty"),
+        (
+            " ab".as_ref(),
+            "the token given by $SNAPPACK_TOKEN has spaces at its ends",
+        ),
+        (
+            std::ffi::OsStr::from_bytes(b"ab\xff"),
+            "the token given by $SNAPPACK_TOKEN has a character that is not printable",
+        ),
+    ];
+    for (env, says) in cases {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_snappack"))
+            .args(["serve", "--listen", "127.0.0.1:0", "--no-www", "--data-dir"])
+            .arg(&data)
+            .env("SNAPPACK_TOKEN", env)
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while child.try_wait().unwrap().is_none() {
+            if Instant::now() > deadline {
+                child.kill().unwrap();
+                let out = child.wait_with_output().unwrap();
+                panic!(
+                    "{env:?}: the server started: {}",
+                    String::from_utf8_lossy(&out.stderr)
+                );
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let out = child.wait_with_output().unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{env:?}: {stderr}");
+        assert!(stderr.contains(says), "{env:?}: {stderr}");
+        assert!(!data.join("token").exists(), "{env:?}: {stderr}");
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
 /// An empty `--resume` is refused as an option, before any request: it
 /// was sent, and the server's 404 said "cannot continue import : ...".
 #[test]

@@ -36,8 +36,8 @@ pub struct ServeArgs {
     /// Origin allowed to call the API from a browser (repeat; `*` for any).
     #[arg(long = "allow-origin", value_name = "ORIGIN")]
     allow_origins: Vec<String>,
-    /// Admin token (default: $SNAPPACK_TOKEN, else the one stored in the data
-    /// folder, else a new one, stored and printed once).
+    /// Admin token (default: $SNAPPACK_TOKEN, which may not be set but empty, else the one
+    /// stored in the data folder, else a new one, stored and printed once).
     #[arg(long, value_parser = clap::builder::NonEmptyStringValueParser::new())]
     token: Option<String>,
     /// Largest frame (uncompressed payload) a stream may use, in bytes: from
@@ -75,6 +75,31 @@ fn parse_max_frame_size(s: &str) -> Result<usize, String> {
     }
 }
 
+/// The token to serve with, if one is given: `--token` (never empty), else
+/// `$SNAPPACK_TOKEN` (`env`) when it is set. A variable set but empty is
+/// refused, as `upload` refuses it, rather than taken for unset (the server
+/// would then serve with its stored token, or a new one, which the client
+/// holding the empty variable would not have); one that no request could
+/// carry is refused naming the variable.
+fn serve_token(given: Option<String>, env: Option<std::ffi::OsString>) -> Result<Option<String>> {
+    if given.is_some() {
+        return Ok(given);
+    }
+    match env.map(std::ffi::OsString::into_string) {
+        None => Ok(None),
+        Some(Ok(token)) if token.is_empty() => bail!(
+            "{TOKEN_ENV} is set, but empty: set it to the token to serve with, or unset it to \
+             serve with the one in the data folder's token file (made at the first start)"
+        ),
+        Some(Ok(token)) => super::upload::sendable_token(token, "$SNAPPACK_TOKEN").map(Some),
+        // Not UTF-8: no printable ASCII token either.
+        Some(Err(token)) => {
+            super::upload::sendable_token(token.to_string_lossy().into_owned(), "$SNAPPACK_TOKEN")
+                .map(Some)
+        }
+    }
+}
+
 /// Runs the server until Ctrl-C.
 pub fn run(args: ServeArgs) -> Result<ExitCode> {
     // A request carries whole frames, frame 0 with the stream header: under
@@ -102,7 +127,7 @@ pub fn run(args: ServeArgs) -> Result<ExitCode> {
         data_dir: args.data_dir,
         www: (!args.no_www).then_some(args.www),
         allow_origins: args.allow_origins,
-        token: args.token.or_else(|| std::env::var(TOKEN_ENV).ok()),
+        token: serve_token(args.token, std::env::var_os(TOKEN_ENV))?,
         max_frame_size: args.max_frame_size,
         max_request_bytes: args.max_request_bytes,
         expire_after: (args.expire_after_hours > 0)

@@ -127,7 +127,7 @@ impl Http {
 /// have it: printable ASCII, spaces inside only (as `snappack serve` takes
 /// tokens). Any other is refused before a request, naming where it came
 /// from, rather than failing as a server that cannot be reached.
-fn sendable_token(token: String, from: &str) -> Result<String> {
+pub(super) fn sendable_token(token: String, from: &str) -> Result<String> {
     let printable = token.bytes().all(|b| (0x20..0x7F).contains(&b));
     if printable && token.trim() == token {
         return Ok(token);
