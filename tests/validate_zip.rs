@@ -927,6 +927,43 @@ fn a_checksum_declared_as_zero_is_not_checked_as_in_convex() {
     }
 }
 
+/// Damaged compressed data in the middle of an entry: every line before
+/// the damage is read and checked, and the finding names the line the
+/// damage is in, as a read failure in a JSONL file does (it named none).
+#[test]
+fn damaged_data_in_an_entry_names_the_line_it_is_in() {
+    use std::io::Write;
+    let mut lines = String::new();
+    for n in 1..=3000 {
+        lines += &format!("{{\"n\":{n},\"pad\":\"{}\"}}\n", "x".repeat(n % 50));
+    }
+    let mut encoder =
+        flate2::write::DeflateEncoder::new(Vec::new(), flate2::Compression::default());
+    encoder.write_all(lines.as_bytes()).unwrap();
+    // Ends the lines on a byte boundary; then a block of the reserved type 3.
+    encoder.flush().unwrap();
+    let mut raw = encoder.get_ref().clone();
+    raw.extend_from_slice(&[0x07, 0xFF, 0xFF, 0x00]);
+    let whole = lines.clone() + "{\"n\":3001}\n{\"n\":3002}\n";
+    let name = "users/documents.jsonl";
+    let bytes = zip_raw(name, 8, &raw, whole.as_bytes());
+    for threads in [1, 2] {
+        let options = Options {
+            threads,
+            ..Options::default()
+        };
+        let report = check_with("damaged.zip", &bytes, &options);
+        assert_only_error_is_in(&report, Code::InvalidZip, name);
+        let error = &report.errors[0];
+        assert_eq!(
+            error.message,
+            "invalid zip file: corrupt deflate stream (lines 1 to 3000 were read)"
+        );
+        assert_eq!(error.line, Some(3001), "{error:#?}");
+        assert_eq!(report.documents, 3000);
+    }
+}
+
 #[test]
 fn an_entry_must_inflate_to_its_declared_size() {
     let lines = "{\"a\":1}\n".repeat(10);
@@ -1719,18 +1756,22 @@ fn a_legacy_schema_that_cannot_be_read_to_its_end_is_an_invalid_zip() {
         "l.zip",
         &zip_raw("t/generated_schema.jsonl", 8, &raw, &content),
     );
+    // The lines before the damage are read and checked (the second is no
+    // override line); the damage is where the third starts.
     assert_eq!(
         codes(&report),
-        vec![Code::InvalidZip],
+        vec![Code::InvalidConvexValue, Code::InvalidZip],
         "{:?}",
         report.errors
     );
+    assert_eq!(report.errors[0].line, Some(2));
     assert_eq!(
-        report.errors[0].message,
+        report.errors[1].message,
         "invalid zip file: corrupt deflate stream"
     );
+    assert_eq!(report.errors[1].line, Some(3));
     assert_eq!(
-        report.errors[0].entry.as_deref(),
+        report.errors[1].entry.as_deref(),
         Some("t/generated_schema.jsonl")
     );
 }
@@ -2076,6 +2117,8 @@ fn an_input_that_fails_mid_walk_is_reported_once_and_the_walk_stops() {
             counted(&whole, &documents[0].0)
         );
         assert!((1..counted(&whole, name)).contains(&counted(&report, name)));
+        // The line reading had reached, as in a JSONL file.
+        assert_eq!(report.errors[0].line, Some(counted(&report, name) + 1));
         assert_eq!(counted(&report, &documents[2].0), 0);
         assert_eq!(report.storage.files, 0);
 

@@ -66,22 +66,44 @@ impl Verifier {
     /// declared as 0 is not checked, as Convex's ZIP reader does not.
     fn finish(&self) -> io::Result<()> {
         if self.declared.crc32 != 0 && self.crc.value() != self.declared.crc32 {
-            return Err(io::Error::new(
-                io::ErrorKind::InvalidData,
-                "Invalid checksum",
-            ));
+            return Err(AtEntryEnd("Invalid checksum".to_owned()).into());
         }
         if self.produced != self.declared.size {
-            return Err(io::Error::new(
-                io::ErrorKind::InvalidData,
-                format!(
-                    "the entry inflates to {} bytes, but the archive declares {}",
-                    self.produced, self.declared.size
-                ),
-            ));
+            return Err(AtEntryEnd(format!(
+                "the entry inflates to {} bytes, but the archive declares {}",
+                self.produced, self.declared.size
+            ))
+            .into());
         }
         Ok(())
     }
+}
+
+/// A check of the whole entry that fails once all of it is read (its CRC32,
+/// its size): about the entry, not about where in it reading was.
+#[derive(Debug)]
+struct AtEntryEnd(String);
+
+impl std::fmt::Display for AtEntryEnd {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for AtEntryEnd {}
+
+impl From<AtEntryEnd> for io::Error {
+    fn from(e: AtEntryEnd) -> Self {
+        io::Error::new(io::ErrorKind::InvalidData, e)
+    }
+}
+
+/// Whether reading an entry failed on a check of the whole entry, made at
+/// its end (its CRC32 or size), rather than where reading had reached (a
+/// corrupt stream, more bytes than declared, the input's own failure):
+/// findings about the latter name the line reached, the former none.
+pub fn failed_at_entry_end(e: &io::Error) -> bool {
+    e.get_ref().is_some_and(|inner| inner.is::<AtEntryEnd>())
 }
 
 /// A deflate entry's compressed bytes as its uncompressed bytes.
@@ -102,6 +124,9 @@ pub struct Inflater<R> {
     end: usize,
     raw_done: bool,
     inflater: Decompress,
+    /// The stream was found corrupt after some output of the same call,
+    /// which was returned first: the next read fails.
+    corrupt: bool,
 }
 
 impl<R: Read> Inflater<R> {
@@ -113,6 +138,7 @@ impl<R: Read> Inflater<R> {
             end: 0,
             raw_done: false,
             inflater: Decompress::new(false),
+            corrupt: false,
         }
     }
 
@@ -138,6 +164,10 @@ impl<R: Read> Inflater<R> {
 
 impl<R: Read> Read for Inflater<R> {
     fn read(&mut self, out: &mut [u8]) -> io::Result<usize> {
+        let corrupt = || io::Error::new(io::ErrorKind::InvalidInput, "corrupt deflate stream");
+        if self.corrupt {
+            return Err(corrupt());
+        }
         loop {
             if self.start == self.end && !self.raw_done {
                 self.refill()?;
@@ -150,12 +180,15 @@ impl<R: Read> Read for Inflater<R> {
             let (in_before, out_before) = (self.inflater.total_in(), self.inflater.total_out());
             let status = self
                 .inflater
-                .decompress(&self.input[self.start..self.end], out, flush)
-                .map_err(|_| {
-                    io::Error::new(io::ErrorKind::InvalidInput, "corrupt deflate stream")
-                })?;
+                .decompress(&self.input[self.start..self.end], out, flush);
             self.start += (self.inflater.total_in() - in_before) as usize;
             let n = (self.inflater.total_out() - out_before) as usize;
+            // What the stream held before the damage is returned first, so
+            // that a reader gets every line before it.
+            let Ok(status) = status else {
+                self.corrupt = true;
+                return if n > 0 { Ok(n) } else { Err(corrupt()) };
+            };
             // No output: the stream ended, or it is cut short.
             if n > 0 || status == Status::StreamEnd || (self.raw_done && self.start == self.end) {
                 return Ok(n);
@@ -390,6 +423,36 @@ mod tests {
             let (_, error) = read_all(deflate_entry(raw, declared));
             assert_eq!(error.as_deref(), Some(message));
         }
+    }
+
+    /// The bytes a damaged stream holds before the damage are read, then
+    /// the damage is the error: the line it is in can be named. Only the
+    /// checks made at the end are the whole entry's.
+    #[test]
+    fn a_damaged_stream_gives_what_precedes_the_damage() {
+        let data = text(64 << 10);
+        let mut encoder = DeflateEncoder::new(Vec::new(), Compression::fast());
+        encoder.write_all(&data).unwrap();
+        // A sync flush ends the bytes so far on a byte boundary; then a
+        // final block of the reserved type 3.
+        encoder.flush().unwrap();
+        let mut raw = encoder.get_ref().clone();
+        raw.push(0x07);
+        let mut whole = data.clone();
+        whole.extend_from_slice(b"more");
+        let mut reader = deflate_entry(&raw[..], declared(&whole));
+        let mut out = vec![0u8; 1 << 20];
+        let n = reader.read(&mut out).unwrap();
+        assert!(out[..n] == data[..]);
+        let error = reader.read(&mut out).unwrap_err();
+        assert_eq!(error.to_string(), "corrupt deflate stream");
+        assert!(!failed_at_entry_end(&error));
+        let mut crc = declared(&data);
+        crc.crc32 ^= 1;
+        let error = deflate_entry(&deflate(&data)[..], crc)
+            .read_to_end(&mut Vec::new())
+            .unwrap_err();
+        assert!(failed_at_entry_end(&error));
     }
 
     #[test]

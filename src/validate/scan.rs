@@ -418,15 +418,22 @@ impl Reporting<'_, '_> {
         let row = self.row + 1;
         let finding = match e {
             LineError::LineTooLong => line_too_long(row),
-            // About the entry, not a line: every whole line before the
-            // failure was read and checked.
+            // About the entry's data, not a line's document: every whole
+            // line before the failure was read and checked. A failure in
+            // the middle of the entry, or of the input itself, names the
+            // line reading had reached, as in a JSONL file; a check of the
+            // whole entry at its end (its CRC32, its size) names none.
             LineError::Read(e) => {
                 let message = match self.row {
                     0 => format!("invalid zip file: {e}"),
                     read => format!("invalid zip file: {e} (lines 1 to {read} were read)"),
                 };
-                self.ctx
-                    .read_error((self.at)(Finding::new(Code::InvalidZip, message)));
+                let mut finding = (self.at)(Finding::new(Code::InvalidZip, message));
+                let at_end = crate::archive::inflate::failed_at_entry_end(&e);
+                if !at_end || self.ctx.input_failed() {
+                    finding = finding.line(row);
+                }
+                self.ctx.read_error(finding);
                 return;
             }
         };

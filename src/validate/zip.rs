@@ -817,7 +817,14 @@ pub(super) fn schema_line_error(e: &LineError, row: u64) -> Finding {
             format!("line {row} is longer than {MAX_LINE} bytes"),
         )
         .line(row),
-        LineError::Read(e) => Finding::new(Code::InvalidZip, format!("invalid zip file: {e}")),
+        // Where reading had reached, unless a check of the whole entry failed.
+        LineError::Read(e) => {
+            let finding = Finding::new(Code::InvalidZip, format!("invalid zip file: {e}"));
+            match crate::archive::inflate::failed_at_entry_end(e) {
+                true => finding,
+                false => finding.line(row),
+            }
+        }
     }
 }
 
