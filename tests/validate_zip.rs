@@ -964,6 +964,43 @@ fn damaged_data_in_an_entry_names_the_line_it_is_in() {
     }
 }
 
+/// An entry whose compressed size, in the central directory, reaches past
+/// the end of the archive is refused, naming it: a deflated one was read
+/// as valid (its stream ends of itself), a stored one said it was larger
+/// than its declared size. The other entries are read.
+#[test]
+fn an_entry_reaching_past_the_end_of_the_archive_is_refused() {
+    let users = "{\"a\":1}\n{\"a\":2}\n";
+    let posts = "{\"b\":1}\n";
+    for method in [
+        zip::CompressionMethod::Deflated,
+        zip::CompressionMethod::Stored,
+    ] {
+        let mut bytes = zip_with(
+            &[
+                ("users/documents.jsonl", users.as_bytes()),
+                ("posts/documents.jsonl", posts.as_bytes()),
+            ],
+            method,
+        );
+        let at = central_header(&bytes) + 20;
+        let declared = bytes.len() as u32 + 1000;
+        bytes[at..at + 4].copy_from_slice(&declared.to_le_bytes());
+        let report = check("past.zip", &bytes);
+        assert_only_error_is_in(&report, Code::InvalidZip, "users/documents.jsonl");
+        let message = &report.errors[0].message;
+        assert!(
+            message.contains(&format!(
+                "declares {declared} bytes of compressed data from byte 51, past the end of the \
+                 archive ({} bytes)",
+                bytes.len()
+            )),
+            "{method:?}: {message}"
+        );
+        assert_eq!(report.documents, 1, "{method:?}");
+    }
+}
+
 #[test]
 fn an_entry_must_inflate_to_its_declared_size() {
     let lines = "{\"a\":1}\n".repeat(10);

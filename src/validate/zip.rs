@@ -449,7 +449,7 @@ pub(super) fn walk<R: Read + Seek>(
         if let Some(blob) = blob {
             ctx.enter_share(blob.span);
         }
-        let digest = match blob.map(|b| hash_file(&mut archive, b.index, f, sink)) {
+        let digest = match blob.map(|b| hash_file(&mut archive, b.index, ctx.input.len, f, sink)) {
             Some(Ok(digest)) => digest,
             Some(Err(HashStop::Sink(e))) => return Err(Stop::Sink(e, plan)),
             Some(Err(stop)) => {
@@ -624,6 +624,7 @@ fn scan_entry<R: Read + Seek>(
             .table(&table.component, table.name.clone())
     };
     let checking = Checking::new(checker, storage, table.number, stream.size);
+    let input_len = ctx.input.len;
     let mut reporting = Reporting {
         t,
         table,
@@ -634,7 +635,7 @@ fn scan_entry<R: Read + Seek>(
         row: 0,
         bytes: 0,
     };
-    open_entry(archive, stream.index)
+    open_entry(archive, stream.index, input_len)
         .map(|entry| scan(entry, checking, &mut reporting))
         .unwrap_or_else(|e| {
             reporting.ctx.read_error(at(zip_entry_error(&e)));
@@ -671,10 +672,15 @@ impl<R: Read> Read for EntryReader<'_, R> {
     }
 }
 
-/// Opens entry `index` for reading, by its compression method.
+/// Opens entry `index` for reading, by its compression method. An entry
+/// whose compressed data, as the central directory declares it, reaches
+/// past the end of the input (`input_len` bytes) is refused: the archive
+/// is cut short or its directory damaged, and reading would take whatever
+/// follows the entry (the directory itself) for its data, or stop short.
 fn open_entry<R: Read + Seek>(
     archive: &mut ZipArchive<R>,
     index: usize,
+    input_len: u64,
 ) -> Result<EntryReader<'_, R>, ZipError> {
     let (method, encrypted, declared) = {
         let entry = archive.by_index_data(index)?;
@@ -687,23 +693,36 @@ fn open_entry<R: Read + Seek>(
     if encrypted {
         return archive.by_index(index).map(EntryReader::Zip);
     }
-    Ok(match method {
-        CompressionMethod::Deflated => {
-            EntryReader::Deflate(deflate_entry(archive.by_index_raw(index)?, declared))
-        }
-        CompressionMethod::ZSTD => {
-            EntryReader::Zstd(zstd_entry(archive.by_index_raw(index)?, declared)?)
-        }
-        CompressionMethod::Stored => {
-            EntryReader::Stored(CheckedEntry::new(archive.by_index_raw(index)?, declared))
-        }
-        CompressionMethod::DEFLATE64 => EntryReader::Deflate64(CheckedEntry::new(
-            Deflate64Decoder::new(archive.by_index_raw(index)?),
-            declared,
-        )),
+    let supported = [
+        CompressionMethod::Deflated,
+        CompressionMethod::ZSTD,
+        CompressionMethod::Stored,
+        CompressionMethod::DEFLATE64,
+    ];
+    if !supported.contains(&method) {
         // Nor does Convex's reader take any other. The zip crate would say
         // so only at the first read, as if the entry were damaged.
-        other => return Err(ZipError::CompressionMethodNotSupported(method_code(other))),
+        return Err(ZipError::CompressionMethodNotSupported(method_code(method)));
+    }
+    let raw = archive.by_index_raw(index)?;
+    // Known once the local header is read, which opening the entry does.
+    let start = raw.data_start().unwrap_or(raw.header_start());
+    let size = raw.compressed_size();
+    if start.saturating_add(size) > input_len {
+        return Err(ZipError::Io(io::Error::new(
+            io::ErrorKind::InvalidData,
+            format!(
+                "the central directory declares {size} bytes of compressed data from byte \
+                 {start}, past the end of the archive ({input_len} bytes): the archive is cut \
+                 short or its central directory is damaged"
+            ),
+        )));
+    }
+    Ok(match method {
+        CompressionMethod::Deflated => EntryReader::Deflate(deflate_entry(raw, declared)),
+        CompressionMethod::ZSTD => EntryReader::Zstd(zstd_entry(raw, declared)?),
+        CompressionMethod::Stored => EntryReader::Stored(CheckedEntry::new(raw, declared)),
+        _ => EntryReader::Deflate64(CheckedEntry::new(Deflate64Decoder::new(raw), declared)),
     })
 }
 
@@ -872,7 +891,7 @@ fn read_generated_schema<R: Read + Seek>(
     name: &str,
     ctx: &mut Context,
 ) -> ValueRules {
-    let file = match open_entry(archive, index) {
+    let file = match open_entry(archive, index, ctx.input.len) {
         Ok(file) => file,
         Err(e) => {
             ctx.read_error(zip_entry_error(&e).entry(name));
@@ -945,7 +964,7 @@ fn read_tables_entry<R: Read + Seek>(
     ctx: &mut Context,
 ) {
     let component = &stream.component;
-    let file = match open_entry(archive, stream.index) {
+    let file = match open_entry(archive, stream.index, ctx.input.len) {
         Ok(file) => file,
         Err(e) => {
             ctx.read_error(zip_entry_error(&e).entry(&stream.name));
@@ -1067,10 +1086,12 @@ fn first_id_number<R: Read + Seek>(
     index: usize,
     ctx: &Context,
 ) -> Result<Option<u32>, Stop> {
-    let number = open_entry(archive, index).ok().and_then(|file| {
-        let mut lines = LineReader::new(file, MAX_LINE);
-        first_id_of(lines.next_line()?.1.ok()?)
-    });
+    let number = open_entry(archive, index, ctx.input.len)
+        .ok()
+        .and_then(|file| {
+            let mut lines = LineReader::new(file, MAX_LINE);
+            first_id_of(lines.next_line()?.1.ok()?)
+        });
     if ctx.input_failed() {
         return Err(Stop::InputFailed(Plan {
             format: Some(Format::Zip),
@@ -1103,14 +1124,16 @@ impl std::fmt::Display for HashStop {
     }
 }
 
-/// Streams a stored file to the sink and returns its SHA-256.
+/// Streams a stored file (entry `index` of an input of `input_len` bytes)
+/// to the sink and returns its SHA-256.
 fn hash_file<R: Read + Seek>(
     archive: &mut ZipArchive<R>,
     index: usize,
+    input_len: u64,
     file_index: usize,
     sink: &mut dyn Sink,
 ) -> Result<[u8; 32], HashStop> {
-    let mut file = open_entry(archive, index).map_err(HashStop::Zip)?;
+    let mut file = open_entry(archive, index, input_len).map_err(HashStop::Zip)?;
     let mut hasher = Sha256::new();
     let mut buf = vec![0u8; 256 << 10];
     loop {
