@@ -1001,6 +1001,65 @@ fn an_entry_reaching_past_the_end_of_the_archive_is_refused() {
     }
 }
 
+/// An archive comment holding an end-of-central-directory record that lists
+/// no entries made the archive read as a valid, empty one (which replaceAll
+/// imports by deleting every table): it is refused, saying so. A comment
+/// that merely holds the record's signature does not change what is read.
+#[test]
+fn an_end_record_in_the_archive_comment_is_not_read_as_an_empty_archive() {
+    let lines = "{\"a\":1}\n{\"a\":2}\n";
+    let with_comment = |comment: &[u8]| {
+        let mut writer = zip::ZipWriter::new(std::io::Cursor::new(Vec::new()));
+        writer
+            .start_file(
+                "users/documents.jsonl",
+                zip::write::SimpleFileOptions::default(),
+            )
+            .unwrap();
+        std::io::Write::write_all(&mut writer, lines.as_bytes()).unwrap();
+        writer.set_raw_comment(comment.into()).unwrap();
+        writer.finish().unwrap().into_inner()
+    };
+    for comment in [
+        &b"made by PK\x05\x06 tools"[..],
+        b"PK\x05\x06",
+        b"xxPK\x05\x06\x00\x00",
+    ] {
+        let report = check("comment.zip", &with_comment(comment));
+        assert!(report.valid, "{comment:?}: {:#?}", report.errors);
+        assert_eq!(report.documents, 2, "{comment:?}");
+    }
+    // A whole record, of an archive with no entries, as the comment; and
+    // with bytes after it.
+    let mut record = b"PK\x05\x06".to_vec();
+    record.extend([0; 18]);
+    for comment in [record.clone(), [&record[..], b"xyz"].concat()] {
+        let bytes = with_comment(&comment);
+        let report = check("empty-comment.zip", &bytes);
+        assert_eq!(
+            codes(&report),
+            vec![Code::InvalidZip],
+            "{:#?}",
+            report.errors
+        );
+        let own = bytes.len() - comment.len() - 22;
+        assert_eq!(
+            report.errors[0].message,
+            format!(
+                "invalid zip file: the archive's comment holds an end-of-central-directory \
+                 record (at byte {}) that lists no entries, and ZIP readers take that one for \
+                 the archive's own (at byte {own}): read so, this archive is empty; rewrite it \
+                 without that comment",
+                own + 22
+            )
+        );
+    }
+    // An archive with no entries at all is still an empty archive.
+    let report = check("empty.zip", &zip(&[]));
+    assert!(report.valid, "{:#?}", report.errors);
+    assert!(report.tables.is_empty());
+}
+
 #[test]
 fn an_entry_must_inflate_to_its_declared_size() {
     let lines = "{\"a\":1}\n".repeat(10);

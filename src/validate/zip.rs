@@ -765,6 +765,10 @@ fn open_archive<R: Read + Seek>(
         }
     };
     let archive = ZipArchive::new(tracked).map_err(damaged)?;
+    if archive.is_empty() && archive.central_directory_start().max(archive.offset()) > 0 {
+        let at = archive.central_directory_start().max(archive.offset());
+        return Err(listed_empty(archive.into_inner(), at, ctx.input.len));
+    }
     if !archive.has_duplicate_names() {
         return Ok(archive);
     }
@@ -783,6 +787,41 @@ fn open_archive<R: Read + Seek>(
         );
     }
     ZipArchive::new(tracked).map_err(damaged)
+}
+
+/// Why an archive whose end record (at byte `at` of an input of `len`
+/// bytes) lists no entries, though bytes come before it, is refused: read
+/// as it says, it would be a valid, empty import, which in replaceAll mode
+/// deletes every table. Most often the record read is inside the comment of
+/// another one, the archive's own, which ZIP readers searching from the end
+/// find second (or not at all); else the archive is damaged.
+fn listed_empty<R: Read + Seek>(mut input: R, at: u64, len: u64) -> String {
+    const SIGNATURE: &[u8; 4] = b"PK\x05\x06";
+    // A comment is at most 65,535 bytes: an enclosing record starts within them.
+    let from = at.saturating_sub(u64::from(u16::MAX) + 22);
+    let mut tail = Vec::new();
+    let read = input
+        .seek(SeekFrom::Start(from))
+        .and_then(|_| input.take(len - from).read_to_end(&mut tail));
+    let enclosing = read.ok().and_then(|_| {
+        (0..tail.len().saturating_sub(21)).rev().find(|&i| {
+            let start = from + i as u64;
+            let comment = u64::from(u16::from_le_bytes([tail[i + 20], tail[i + 21]]));
+            start < at && tail[i..].starts_with(SIGNATURE) && start + 22 + comment == len
+        })
+    });
+    match enclosing {
+        Some(i) => format!(
+            "the archive's comment holds an end-of-central-directory record (at byte {at}) that \
+             lists no entries, and ZIP readers take that one for the archive's own (at byte {}): \
+             read so, this archive is empty; rewrite it without that comment",
+            from + i as u64
+        ),
+        None => format!(
+            "the archive's end-of-central-directory record (at byte {at}) lists no entries, yet \
+             {at} bytes come before it: the archive is damaged (its entries are not listed)"
+        ),
+    }
 }
 
 /// The names that more than one entry has, with how many, in the order of
