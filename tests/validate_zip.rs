@@ -1060,6 +1060,34 @@ fn an_end_record_in_the_archive_comment_is_not_read_as_an_empty_archive() {
     assert!(report.tables.is_empty());
 }
 
+/// An entry that gives more bytes than it declares: the lines within the
+/// declared size are read and checked, and the finding names the line the
+/// size ends in. (The bytes read with the first ones past it were dropped,
+/// and with them every line of a small entry.)
+#[test]
+fn an_entry_larger_than_it_declares_is_read_up_to_its_declared_size() {
+    let lines = "{\"a\":1}\n".repeat(9) + "{\"$a\":1}\n";
+    for method in [
+        zip::CompressionMethod::Deflated,
+        zip::CompressionMethod::Stored,
+    ] {
+        let mut bytes = zip_with(&[("users/documents.jsonl", lines.as_bytes())], method);
+        // The central directory's uncompressed size: 5 bytes short.
+        let at = central_header(&bytes) + 24;
+        let declared = lines.len() as u32 - 5;
+        bytes[at..at + 4].copy_from_slice(&declared.to_le_bytes());
+        let report = check("long.zip", &bytes);
+        assert_only_error_is_in(&report, Code::InvalidZip, "users/documents.jsonl");
+        assert_eq!(
+            report.errors[0].message,
+            "invalid zip file: File is larger than its declared uncompressed size (lines 1 to 9 were read)",
+            "{method:?}"
+        );
+        assert_eq!(report.errors[0].line, Some(10), "{method:?}");
+        assert_eq!(report.documents, 9, "{method:?}");
+    }
+}
+
 #[test]
 fn an_entry_must_inflate_to_its_declared_size() {
     let lines = "{\"a\":1}\n".repeat(10);

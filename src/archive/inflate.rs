@@ -53,10 +53,7 @@ impl Verifier {
     fn update(&mut self, bytes: &[u8]) -> io::Result<()> {
         self.produced += bytes.len() as u64;
         if self.produced > self.declared.size {
-            return Err(io::Error::new(
-                io::ErrorKind::InvalidData,
-                "File is larger than its declared uncompressed size",
-            ));
+            return Err(larger_than_declared());
         }
         self.crc.update(bytes);
         Ok(())
@@ -77,6 +74,14 @@ impl Verifier {
         }
         Ok(())
     }
+}
+
+/// An entry gives more bytes than the directory declares.
+fn larger_than_declared() -> io::Error {
+    io::Error::new(
+        io::ErrorKind::InvalidData,
+        "File is larger than its declared uncompressed size",
+    )
 }
 
 /// A check of the whole entry that fails once all of it is read (its CRC32,
@@ -204,6 +209,9 @@ pub struct CheckedEntry<R> {
     inner: R,
     verifier: Verifier,
     finished: bool,
+    /// More bytes came than declared, after the declared ones, which were
+    /// returned first: the next read fails.
+    overflowed: bool,
 }
 
 impl<R: Read> CheckedEntry<R> {
@@ -213,6 +221,7 @@ impl<R: Read> CheckedEntry<R> {
             inner,
             verifier: Verifier::new(declared),
             finished: false,
+            overflowed: false,
         }
     }
 }
@@ -222,11 +231,22 @@ impl<R: Read> Read for CheckedEntry<R> {
         if self.finished || out.is_empty() {
             return Ok(0);
         }
+        if self.overflowed {
+            return Err(larger_than_declared());
+        }
         let n = self.inner.read(out)?;
         if n == 0 {
             self.finished = true;
             self.verifier.finish()?;
             return Ok(0);
+        }
+        // The bytes up to the declared size are returned before the error,
+        // so that a reader gets every line before it.
+        let room = self.verifier.declared.size - self.verifier.produced;
+        if n as u64 > room && room > 0 {
+            self.overflowed = true;
+            self.verifier.update(&out[..room as usize])?;
+            return Ok(room as usize);
         }
         self.verifier.update(&out[..n])?;
         Ok(n)
