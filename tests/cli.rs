@@ -1182,6 +1182,27 @@ fn pack_writes_to_and_unpack_reads_from_standard_streams() {
         stdout.starts_with("stdin: an intact stream: 1 frame, 2 tables, 40 documents"),
         "{stdout}"
     );
+    // Nothing piped in, or an empty file: said plainly, not as a stream
+    // header cut short.
+    let empty = Command::new(env!("CARGO_BIN_EXE_snappack"))
+        .args(["unpack", "-"])
+        .stdin(std::process::Stdio::null())
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&empty.stdout);
+    assert_eq!(empty.status.code(), Some(1), "{stdout}");
+    assert!(
+        stdout.starts_with("stdin: invalid: standard input was empty (nothing was piped in)"),
+        "{stdout}"
+    );
+    let file = dir.join("empty.snappack");
+    std::fs::write(&file, b"").unwrap();
+    let (code, stdout, _) = snappack(&["unpack", arg(&file)]);
+    assert_eq!(code, 1, "{stdout}");
+    assert!(
+        stdout.contains("empty.snappack: invalid: the file is empty (0 bytes)"),
+        "{stdout}"
+    );
 }
 
 /// Out-of-range `--threads` and `--frames-per-request` are refused with

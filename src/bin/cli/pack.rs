@@ -399,6 +399,16 @@ pub(super) fn run_unpack(args: UnpackArgs) -> Result<ExitCode> {
         Err(UnpackError::Decode(error)) => {
             // Names in the message come from the stream.
             let mut message = human::shown(&error.to_string()).into_owned();
+            // Nothing at all: said plainly, not as a header cut short.
+            if head.is_empty() {
+                message = match args.stream.to_str() {
+                    Some("-") => "standard input was empty (nothing was piped in): give the \
+                                  stream `snappack pack` wrote"
+                        .to_owned(),
+                    _ => "the file is empty (0 bytes): give the stream `snappack pack` wrote"
+                        .to_owned(),
+                };
+            }
             if matches!(error, DecodeError::BadMagic) {
                 if let Some(format) = snappack::Format::from_first_bytes(&head) {
                     message.push_str(&format!(
