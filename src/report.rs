@@ -138,6 +138,23 @@ codes! {
     SchemaTableMissing,
 }
 
+impl Code {
+    /// Whether a finding of this code means some of the input was not read:
+    /// a damaged entry, a failed read, an unknown compression, entries
+    /// sharing a name (one is read). Packing past it, even forced, would
+    /// drop that part without a word; the walk records it whatever the cap
+    /// on the errors listed.
+    pub fn leaves_input_unread(self) -> bool {
+        matches!(
+            self,
+            Code::InvalidZip
+                | Code::ReadFailed
+                | Code::UnsupportedCompression
+                | Code::DuplicateEntryName
+        )
+    }
+}
+
 impl std::fmt::Display for Code {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(self.as_str())

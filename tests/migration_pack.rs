@@ -306,6 +306,37 @@ fn force_does_not_pack_past_an_entry_it_could_not_read() {
     );
 }
 
+/// The same when that error is past `max_errors`, so not listed: forced,
+/// the table was packed cut short at the damage, and said to be packed.
+#[test]
+fn force_does_not_pack_past_an_unread_entry_whose_error_is_not_listed() {
+    use std::io::Write;
+    let mut lines = String::from("{\"n\":\n");
+    for n in 0..3000 {
+        lines += &format!("{{\"n\":{n}}}\n");
+    }
+    let mut encoder =
+        flate2::write::DeflateEncoder::new(Vec::new(), flate2::Compression::default());
+    encoder.write_all(lines.as_bytes()).unwrap();
+    encoder.flush().unwrap();
+    // Then a block of the reserved type 3: the rest cannot be read.
+    let mut raw = encoder.get_ref().clone();
+    raw.push(0x07);
+    let whole = lines + "{\"n\":3000}\n";
+    let zip = common::zip_raw("users/documents.jsonl", 8, &raw, whole.as_bytes());
+    for max_errors in [None, Some(1)] {
+        let mut options = options(true);
+        options.validate.max_errors = max_errors;
+        let report = match pack_zip(&zip, &options) {
+            Err(PackError::Invalid(report)) => report,
+            Err(error) => panic!("{max_errors:?}: {error}"),
+            Ok((_, packed)) => panic!("{max_errors:?}: packed {:?}", packed.summary),
+        };
+        assert_eq!(report.error_count, 2, "{:#?}", report.errors);
+        assert_eq!(report.errors[0].code, Code::JsonInvalidRow);
+    }
+}
+
 #[test]
 fn force_does_not_pack_an_input_with_entries_it_must_leave_out() {
     // A table folder that is not a table name: its entry is not read.

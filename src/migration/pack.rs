@@ -29,8 +29,8 @@ pub struct PackOptions {
     pub validate: Options,
     /// Pack even when the input has validation errors: every document line
     /// is packed, valid or not, for the server to judge. Not past errors
-    /// that left part of the input unread (`leaves_input_unread`, the
-    /// plan's `left_out`): the server would never see that part.
+    /// that left part of the input unread (`Code::leaves_input_unread`,
+    /// the plan's `left_out`): the server would never see that part.
     pub force: bool,
     /// Frame size, deflate level, first frame to write. Any frame size the
     /// format allows packs while every item that cannot be split fits a
@@ -117,9 +117,9 @@ pub fn pack<R: Read + Seek, W: Write>(
     if report.warnings.iter().any(|w| w.code == Code::Cancelled) {
         return Err(PackError::Cancelled(Box::new(report)));
     }
-    let forced = options.force
-        && plan.left_out.is_empty()
-        && !report.errors.iter().any(|e| leaves_input_unread(e.code));
+    // `left_out` has the entries of every finding that left input unread,
+    // listed or past `max_errors`.
+    let forced = options.force && plan.left_out.is_empty();
     if sink.refused || !(report.valid || forced) {
         return Err(PackError::Invalid(Box::new(report)));
     }
@@ -145,19 +145,6 @@ pub fn pack<R: Read + Seek, W: Write>(
             report: Box::new(report),
         }),
     }
-}
-
-/// Whether an error means some of the input was not read: a damaged entry,
-/// a failed read, an unknown compression, entries sharing a name (one is
-/// read). Packing past it would drop that part without a word.
-fn leaves_input_unread(code: Code) -> bool {
-    matches!(
-        code,
-        Code::InvalidZip
-            | Code::ReadFailed
-            | Code::UnsupportedCompression
-            | Code::DuplicateEntryName
-    )
 }
 
 /// Starts an encoder and declares the plan's tables.

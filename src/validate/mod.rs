@@ -707,8 +707,11 @@ impl<'a> Context<'a> {
         self.phase = phase;
     }
 
-    /// Records an error (listed while under the cap, always counted).
+    /// Records an error (listed while under the cap, always counted). One
+    /// that left input unread ([`Code::leaves_input_unread`]) also puts its
+    /// entry (`""`: the archive) in `left_unread`, listed or not.
     pub fn error(&mut self, finding: Finding) {
+        self.note_unread(&finding);
         self.error_count += 1;
         if self.errors.len() < self.max_errors {
             self.errors.push(finding);
@@ -731,13 +734,27 @@ impl<'a> Context<'a> {
             Some(_) => "; validation stopped at this entry",
             None => "",
         };
-        self.error_count += 1;
-        self.errors.push(Finding {
+        let finding = Finding {
             code: Code::ReadFailed,
             message: format!("cannot read the input: {why}{stopped}"),
             ..finding
-        });
+        };
+        self.note_unread(&finding);
+        self.error_count += 1;
+        self.errors.push(finding);
         self.error_phases.push(self.phase);
+    }
+
+    /// Puts the entry of `finding` in `left_unread` when its code says
+    /// input was left unread (once per entry in a row).
+    fn note_unread(&mut self, finding: &Finding) {
+        if !finding.code.leaves_input_unread() {
+            return;
+        }
+        let entry = finding.entry.as_deref().unwrap_or_default();
+        if self.left_unread.last().map(String::as_str) != Some(entry) {
+            self.left_unread.push(entry.to_owned());
+        }
     }
 
     /// Whether the input itself failed: the walk stops.
