@@ -576,6 +576,46 @@ fn pack_refuses_a_folder_as_output_and_leaves_no_partial_file() {
     assert_eq!(names(&dir), ["bad.zip", "in.zip", "sub"]);
 }
 
+/// An output in a folder that does not exist is refused naming that
+/// folder: the error named the hidden partial file instead ("cannot create
+/// out/x.snappack.123.partial ... No such file or directory").
+#[test]
+fn an_output_in_a_missing_folder_names_the_folder() {
+    let dir = fresh_dir("missing-folder");
+    let input = dir.join("in.zip");
+    std::fs::write(&input, valid_zip()).unwrap();
+    let (code, _, stderr) = snappack(&[
+        "pack",
+        arg(&input),
+        "-o",
+        arg(&dir.join("s.snappack")),
+        "-q",
+    ]);
+    assert_eq!(code, 0, "{stderr}");
+    let missing = dir.join("missing");
+    let runs: [Vec<&str>; 3] = [
+        vec!["pack", arg(&input), "-q", "-o"],
+        vec!["unpack", "s.snappack", "-o"],
+        vec!["gen"],
+    ];
+    for run in runs {
+        let out = missing.join("out");
+        let mut command = Command::new(env!("CARGO_BIN_EXE_snappack"));
+        command.current_dir(&dir).args(&run).arg(&out);
+        let output = command.output().unwrap();
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert_eq!(output.status.code(), Some(2), "{run:?}: {stderr}");
+        let says = format!(
+            "cannot write {}: the folder {} does not exist",
+            out.display(),
+            missing.display()
+        );
+        assert!(stderr.contains(&says), "{run:?}: {stderr}");
+        assert!(!stderr.contains("partial"), "{run:?}: {stderr}");
+        assert_eq!(names(&dir), ["in.zip", "s.snappack"]);
+    }
+}
+
 #[test]
 fn pack_and_gen_write_through_a_symbolic_link() {
     let dir = fresh_dir("pack-symlink");
@@ -803,12 +843,17 @@ fn unpack_writes_no_output_from_a_bad_stream() {
         assert!(stderr.contains(says), "{stderr}");
     }
     // A folder whose parent is missing: the refusal names the folder
-    // given, not only the temporary one it was to be filled as.
+    // given and the one missing, not the temporary one it was to be
+    // filled as.
     let lost = dir.join("missing/deeper/out");
     let (code, _, stderr) = snappack(&["unpack", arg(&stream), "-o", arg(&lost)]);
     assert_eq!(code, 2, "{stderr}");
     assert!(
-        stderr.contains(&format!("(to write {})", lost.display())),
+        stderr.contains(&format!(
+            "cannot write {}: the folder {} does not exist",
+            lost.display(),
+            dir.join("missing/deeper").display()
+        )),
         "{stderr}"
     );
     assert!(!names(&dir).iter().any(|n| n.ends_with(".partial")));

@@ -60,13 +60,7 @@ impl OutputFile {
             .write(true)
             .create_new(true)
             .open(&partial)
-            .with_context(|| {
-                format!(
-                    "cannot create {} (to write {})",
-                    partial.display(),
-                    path.display()
-                )
-            })?;
+            .map_err(|e| cannot_create(e, &partial, &target, path))?;
         Ok(OutputFile {
             file: buffered(file),
             target,
@@ -195,13 +189,7 @@ impl OutputDir {
                     partial.display()
                 );
             }
-            return Err(e).with_context(|| {
-                format!(
-                    "cannot create {} (to write {})",
-                    partial.display(),
-                    path.display()
-                )
-            });
+            return Err(cannot_create(e, &partial, &target, path));
         }
         // Only once it is this run's: another run's is left alone.
         remove_on_interrupt(&partial);
@@ -382,6 +370,25 @@ fn resolve(path: &Path) -> Result<PathBuf> {
         }
     }
     bail!("{}: too many levels of symbolic links", path.display())
+}
+
+/// Why `partial`, written for `target` (the `path` given), cannot be
+/// created: a folder on the way that does not exist is named as such, not
+/// as the partial file missing.
+fn cannot_create(e: io::Error, partial: &Path, target: &Path, path: &Path) -> anyhow::Error {
+    let folder = target.parent().filter(|f| !f.as_os_str().is_empty());
+    if let Some(folder) = folder.filter(|f| e.kind() == io::ErrorKind::NotFound && !f.exists()) {
+        return anyhow::anyhow!(
+            "cannot write {}: the folder {} does not exist (create it first)",
+            path.display(),
+            folder.display()
+        );
+    }
+    anyhow::Error::new(e).context(format!(
+        "cannot create {} (to write {})",
+        partial.display(),
+        path.display()
+    ))
 }
 
 /// `<target>.partial`, beside the target (a rename does not cross file systems).
