@@ -536,6 +536,13 @@ fn not_a_zip_and_broken_entries() {
         report.errors[0].message,
         "invalid zip file: this is not a ZIP archive (it does not start with \"PK\")"
     );
+    // Nothing at all is said to be nothing, not another kind of file.
+    let report = check("x.zip", b"");
+    assert_eq!(codes(&report), vec![Code::InvalidZip]);
+    assert_eq!(
+        report.errors[0].message,
+        "invalid zip file: the archive is empty (0 bytes)"
+    );
     // An input that cannot be read says so, with the reason.
     struct Unreadable;
     impl std::io::Read for Unreadable {

@@ -743,6 +743,7 @@ fn open_archive<R: Read + Seek>(
     ctx: &mut Context,
 ) -> Result<ZipArchive<Tracked<R>>, String> {
     let unreadable = |e: io::Error| format!("cannot read it ({e})");
+    let input_len = ctx.input.len;
     let mut input = Tracked::new(input, ctx.input.clone());
     let mut signature = [0u8; 2];
     let looks_like_zip = match input.read_exact(&mut signature) {
@@ -760,6 +761,8 @@ fn open_archive<R: Read + Seek>(
                 .to_owned()
         } else if looks_like_zip {
             format!("the archive is damaged or cut short ({detail})")
+        } else if input_len == 0 {
+            "the archive is empty (0 bytes)".to_owned()
         } else {
             "this is not a ZIP archive (it does not start with \"PK\")".to_owned()
         }
