@@ -2112,6 +2112,43 @@ fn serve_refuses_an_empty_or_unsendable_token_variable() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
+/// An upload whose only errors are about the options (a CSV file without
+/// `--table`, nothing piped in) says to fix the options, as `pack` does:
+/// it said "the snapshot has errors", of a snapshot it had not checked.
+#[test]
+fn upload_refused_for_its_options_says_so() {
+    let dir = fresh_dir("upload-options");
+    let input = dir.join("t.csv");
+    std::fs::write(&input, "a,b\n1,2\n").unwrap();
+    let tables = dir.join("tables.json");
+    std::fs::write(&tables, r#"{"tables": []}"#).unwrap();
+    // Nothing listens there: the check comes before any request.
+    let base = [
+        "upload",
+        "--url",
+        "http://127.0.0.1:9",
+        "--token",
+        "t",
+        "--target-tables",
+        arg(&tables),
+    ];
+    for (file, stdin) in [(arg(&input), false), ("-", true)] {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_snappack"));
+        command.args(base).arg(file);
+        if stdin {
+            command.stdin(std::process::Stdio::null());
+        }
+        let out = command.output().unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{file}: {stderr}");
+        assert!(
+            stderr.contains("not uploaded: fix the options"),
+            "{file}: {stderr}"
+        );
+        assert!(!stderr.contains("the snapshot has errors"), "{stderr}");
+    }
+}
+
 /// An empty `--resume` is refused as an option, before any request: it
 /// was sent, and the server's 404 said "cannot continue import : ...".
 #[test]

@@ -295,7 +295,10 @@ pub fn run(args: UploadArgs) -> Result<ExitCode> {
     if tables_checked.error_count > 0 {
         let report = validate(&mut reader, &name, &options, &mut |_| true);
         print_report(&report)?;
-        eprintln!("snappack: not uploaded: the snapshot has errors");
+        match super::only_option_errors(&report) {
+            true => eprintln!("snappack: not uploaded: fix the options"),
+            false => eprintln!("snappack: not uploaded: the snapshot has errors"),
+        }
         return Ok(report_status(&report));
     }
     // What the import removes from the server's tables when it finishes is
