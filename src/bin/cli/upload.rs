@@ -224,42 +224,17 @@ pub fn run(args: UploadArgs) -> Result<ExitCode> {
     };
 
     // The server's tables (step 3 of table numbering against them, before
-    // anything is sent, unless --target-tables gives others) and its frame
-    // limit.
-    let (status, body) = http
-        .call("GET", "/api/tables", b"")
-        .map_err(|e| anyhow::anyhow!("cannot reach {}: {e}", args.url))?;
-    if status != 200 {
-        bail!(
-            "{} answered {status}: {}",
-            args.url,
-            String::from_utf8_lossy(&body)
-        );
-    }
-    let listing: serde_json::Value = serde_json::from_slice(&body)
-        .with_context(|| format!("{} did not list its tables as JSON", args.url))?;
+    // anything is sent), unless --target-tables gives others: then the
+    // listing is asked for once the snapshot is checked, for its frame limit.
+    let mut listing = None;
     if options.target.is_none() {
+        let tables = list_tables(&http, &args.url)?;
         options.target = Some(
-            serde_json::from_value::<TargetTables>(listing.clone())
+            serde_json::from_value::<TargetTables>(tables.clone())
                 .with_context(|| format!("{} listed its tables in another shape", args.url))?,
         );
+        listing = Some(tables);
     }
-    // A new stream (or one whose first frame the server does not have yet)
-    // is packed in frames the server takes.
-    let frame_size = match frame_size {
-        Some(size) => size,
-        None => {
-            let choice = frame_size_for(args.frame_size, advertised_max_frame_size(&listing))
-                .map_err(|e| anyhow::anyhow!("cannot upload to {}: {e}", args.url))?;
-            if let Some(asked) = choice.lowered_from {
-                eprintln!(
-                    "snappack: the server takes frames of at most {} bytes (its --max-frame-size): packing frames of {0} bytes, not {asked}",
-                    choice.size
-                );
-            }
-            choice.size
-        }
-    };
 
     let (mut reader, name, format) = args.input.open()?;
     // Told once, for every walk of it below.
@@ -311,6 +286,27 @@ pub fn run(args: UploadArgs) -> Result<ExitCode> {
             return Ok(ExitCode::from(1));
         }
     }
+
+    // A new stream (or one whose first frame the server does not have yet)
+    // is packed in frames the server takes.
+    let frame_size = match frame_size {
+        Some(size) => size,
+        None => {
+            let listing = match listing {
+                Some(listing) => listing,
+                None => list_tables(&http, &args.url)?,
+            };
+            let choice = frame_size_for(args.frame_size, advertised_max_frame_size(&listing))
+                .map_err(|e| anyhow::anyhow!("cannot upload to {}: {e}", args.url))?;
+            if let Some(asked) = choice.lowered_from {
+                eprintln!(
+                    "snappack: the server takes frames of at most {} bytes (its --max-frame-size): packing frames of {0} bytes, not {asked}",
+                    choice.size
+                );
+            }
+            choice.size
+        }
+    };
 
     // Packing (one thread) and sending (this one) overlap: each frame goes
     // out as soon as it is written to the packed stream's file, which also
@@ -569,6 +565,21 @@ pub fn run(args: UploadArgs) -> Result<ExitCode> {
 /// What to do about import `id` after its upload failed with `error`, the
 /// server (`base`) having acknowledged `acknowledged` frames; `None` when
 /// the error says it all (a refused input: the server cancelled the import).
+/// The server's table listing (`GET /api/tables`): its tables and its
+/// frame limit.
+fn list_tables(http: &Http, url: &str) -> Result<serde_json::Value> {
+    let (status, body) = http
+        .call("GET", "/api/tables", b"")
+        .map_err(|e| anyhow::anyhow!("cannot reach {url}: {e}"))?;
+    if status != 200 {
+        bail!(
+            "{url} answered {status}: {}",
+            String::from_utf8_lossy(&body)
+        );
+    }
+    serde_json::from_slice(&body).with_context(|| format!("{url} did not list its tables as JSON"))
+}
+
 fn failed_upload_advice(
     id: &str,
     error: &UploadError,
