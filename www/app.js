@@ -497,11 +497,16 @@ function showReport(report) {
   if (report.valid) {
     verdict.className = 'verdict good';
     const title = `Ready to import: ${plural(tableCount, 'table')}, ${plural(report.documents, 'document')}, ${bytes(report.bytes)}.`;
+    // A ZIP of none of a Convex export's entries (another archive, say) is valid, and empty.
+    const empty = tableCount === 0 && !report.storage.files
+      ? `It is empty: no entry of it is a table’s documents.jsonl or a stored file, so it may not be a Convex export. Importing it adds nothing; in ${modeName('replaceAll')} it deletes every table of the server.`
+      : null;
     verdict.replaceChildren(
       h('p', { class: 'verdict-title' }, h('span', { 'aria-hidden': 'true' }, '✓ '), title),
       h('p', {}, report.warnings.length ? `Convex would accept this ${inputNoun()}, with ${plural(report.warnings.length, 'warning')} below.` : `Convex would accept this ${inputNoun()} as it is.`),
+      ...(empty ? [h('p', {}, empty)] : []),
     );
-    announcer.say(title);
+    announcer.say(empty ? `${title} ${empty}` : title);
   } else {
     verdict.className = 'verdict bad';
     const title = `Not importable: ${plural(report.error_count, 'error')}${whereErrors(report.errors)}.`;

@@ -2079,3 +2079,24 @@ test('an import another import changed a table of: not offered, nor packed for, 
   assert.equal(state, 'cancelled');
   await page.close();
 });
+
+test('a ZIP with no entry of a Convex export: the verdict says it is empty, and what importing it would do', { timeout: 60_000 }, async () => {
+  const server = await startServer();
+  const page = await newPage(server);
+  const other = join(dir, 'photos and notes.zip');
+  writeFileSync(other, zipSync({ 'readme.txt': strToU8('hello'), 'img/pic.png': new Uint8Array([0x89, 0x50, 0x4e, 0x47]) }));
+  await page.setInputFiles('#file', other);
+  await page.waitForSelector('#verdict.good');
+  const verdict = await page.textContent('#verdict');
+  assert.match(verdict, /Ready to import: 0 tables, 0 documents/);
+  assert.match(verdict, /It is empty: no entry of it is a table’s documents\.jsonl or a stored file, so it may not be a Convex export\..*in Replace all mode it deletes every table of the server\./);
+  assert.match(await page.textContent('#live'), /It is empty/, 'said, not only shown');
+
+  // A snapshot with tables says nothing of the kind.
+  const real = join(dir, 'real.zip');
+  writeFileSync(real, zipSync({ 'users/documents.jsonl': strToU8('{"a":1}\n') }));
+  await page.setInputFiles('#file', real);
+  await page.waitForFunction(() => /1 table/.test(document.getElementById('verdict').textContent));
+  assert.equal(await page.textContent('#verdict'), '✓ Ready to import: 1 table, 1 document, 8 B.Convex would accept this snapshot as it is.');
+  await page.close();
+});
