@@ -35,6 +35,12 @@ const SCHEMA_OPTION = 'option "schema"';
  */
 const PAGE_FRAME_SIZE = 1 << 20;
 
+/**
+ * The most errors, and warnings, a report lists (`maxErrors`): errors past it
+ * are counted, warnings are not, so a list of this many may have left some out.
+ */
+const LISTED_AT_MOST = 1000;
+
 /** Seconds between retries once the protocol's own backoff gave up. */
 const RECONNECT_SECONDS = 3;
 
@@ -440,6 +446,7 @@ async function check() {
   try {
     const report = await validate(file, {
       ...options,
+      maxErrors: LISTED_AT_MOST,
       signal: controller.signal,
       onProgress: ({ bytesRead, bytesTotal, documents }) => {
         rate.add(bytesRead);
@@ -503,7 +510,7 @@ function showReport(report) {
       : null;
     verdict.replaceChildren(
       h('p', { class: 'verdict-title' }, h('span', { 'aria-hidden': 'true' }, '✓ '), title),
-      h('p', {}, report.warnings.length ? `Convex would accept this ${inputNoun()}, with ${plural(report.warnings.length, 'warning')} below.` : `Convex would accept this ${inputNoun()} as it is.`),
+      h('p', {}, report.warnings.length ? `Convex would accept this ${inputNoun()}, with ${warningCount(report)} below.` : `Convex would accept this ${inputNoun()} as it is.`),
       ...(empty ? [h('p', {}, empty)] : []),
     );
     announcer.say(empty ? `${title} ${empty}` : title);
@@ -538,8 +545,17 @@ function showReport(report) {
   renderErrors();
 
   $('warnings-box').hidden = report.warnings.length === 0;
+  $('warnings-heading').textContent = report.warnings.length >= LISTED_AT_MOST
+    ? `Warnings (the first ${integer.format(report.warnings.length)}: there may be more, which are not listed)`
+    : `Warnings (${integer.format(report.warnings.length)})`;
   $('warnings').replaceChildren(...report.warnings.map(findingItem));
   verdict.focus();
+}
+
+/** The report's warnings, counted as far as it lists them: at the cap, some may be left out. */
+function warningCount(report) {
+  const count = plural(report.warnings.length, 'warning');
+  return report.warnings.length >= LISTED_AT_MOST ? `${count} or more` : count;
 }
 
 /**

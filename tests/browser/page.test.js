@@ -2100,3 +2100,24 @@ test('a ZIP with no entry of a Convex export: the verdict says it is empty, and 
   assert.equal(await page.textContent('#verdict'), '✓ Ready to import: 1 table, 1 document, 8 B.Convex would accept this snapshot as it is.');
   await page.close();
 });
+
+test('more warnings than a report lists: the page does not give the listed ones as all of them', { timeout: 60_000 }, async () => {
+  const server = await startServer();
+  const page = await newPage(server);
+  // 1,500 entries Convex ignores, each a warning: the report lists the first 1,000.
+  const entries = { 'users/documents.jsonl': strToU8('{"a":1}\n') };
+  for (let i = 0; i < 1500; i++) entries[`extra/note${i}.jsonl`] = new Uint8Array();
+  const path = join(dir, 'many-warnings.zip');
+  writeFileSync(path, zipSync(entries));
+  await page.setInputFiles('#file', path);
+  await page.waitForSelector('#verdict.good');
+  assert.match(await page.textContent('#verdict'), /with 1,000 warnings or more below\./);
+  assert.equal(await page.textContent('#warnings-heading'), 'Warnings (the first 1,000: there may be more, which are not listed)');
+
+  // A few warnings are counted as they are.
+  writeFileSync(path, zipSync({ 'users/documents.jsonl': strToU8('{"a":1}\n'), 'extra/note.jsonl': new Uint8Array() }));
+  await page.setInputFiles('#file', path);
+  await page.waitForFunction(() => /with 1 warning below\./.test(document.getElementById('verdict').textContent));
+  assert.equal(await page.textContent('#warnings-heading'), 'Warnings (1)');
+  await page.close();
+});
