@@ -2121,3 +2121,44 @@ test('more warnings than a report lists: the page does not give the listed ones 
   assert.equal(await page.textContent('#warnings-heading'), 'Warnings (1)');
   await page.close();
 });
+
+/**
+ * The contrast (WCAG's ratio, 1 to 21) between the focus outline of the
+ * element that has the keyboard focus and the background around it.
+ */
+async function focusContrast(page) {
+  return page.evaluate(() => {
+    const rgb = (css) => css.match(/[\d.]+/g).map(Number);
+    const luminance = ([r, g, b]) => {
+      const linear = (c) => ((c /= 255) <= 0.03928 ? c / 12.92 : ((c + 0.055) / 1.055) ** 2.4);
+      return 0.2126 * linear(r) + 0.7152 * linear(g) + 0.0722 * linear(b);
+    };
+    const focused = document.activeElement;
+    const style = getComputedStyle(focused);
+    // The outline is drawn outside the element: on the first ancestor that has a background.
+    let around = focused.parentElement;
+    while (around && rgb(getComputedStyle(around).backgroundColor)[3] === 0) around = around.parentElement;
+    const background = around ? getComputedStyle(around).backgroundColor : 'rgb(255, 255, 255)';
+    const [a, b] = [luminance(rgb(style.outlineColor)), luminance(rgb(background))];
+    return { id: focused.id, outline: style.outlineStyle, contrast: (Math.max(a, b) + 0.05) / (Math.min(a, b) + 0.05) };
+  });
+}
+
+test('the keyboard focus is seen: its outline stands out 3:1 from the background around it', { timeout: 60_000 }, async () => {
+  const server = await startServer();
+  const page = await newPage(server);
+  await page.keyboard.press('Tab');
+  const choose = await focusContrast(page);
+  assert.equal(choose.id, 'choose');
+  assert.equal(choose.outline, 'solid');
+  assert.ok(choose.contrast >= 3, `the outline of Choose a file on the drop zone: ${choose.contrast.toFixed(2)}:1`);
+  const table = join(dir, 'focus.jsonl');
+  writeFileSync(table, '{"a":1}\n');
+  await page.setInputFiles('#file', table);
+  await page.waitForSelector('#verdict.good');
+  await page.keyboard.press('Tab');
+  const download = await focusContrast(page);
+  assert.equal(download.id, 'download');
+  assert.ok(download.contrast >= 3, `the outline of Download on the page: ${download.contrast.toFixed(2)}:1`);
+  await page.close();
+});
