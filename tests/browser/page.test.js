@@ -2162,3 +2162,33 @@ test('the keyboard focus is seen: its outline stands out 3:1 from the background
   assert.ok(download.contrast >= 3, `the outline of Download on the page: ${download.contrast.toFixed(2)}:1`);
   await page.close();
 });
+
+/** The contrast (WCAG's ratio) between the border of `selector` and the background around it. */
+async function borderContrast(page, selector) {
+  return page.$eval(selector, (element) => {
+    const rgb = (css) => css.match(/[\d.]+/g).map(Number);
+    const luminance = ([r, g, b]) => {
+      const linear = (c) => ((c /= 255) <= 0.03928 ? c / 12.92 : ((c + 0.055) / 1.055) ** 2.4);
+      return 0.2126 * linear(r) + 0.7152 * linear(g) + 0.0722 * linear(b);
+    };
+    let around = element.parentElement;
+    while (around && rgb(getComputedStyle(around).backgroundColor)[3] === 0) around = around.parentElement;
+    const background = around ? getComputedStyle(around).backgroundColor : 'rgb(255, 255, 255)';
+    const [a, b] = [luminance(rgb(getComputedStyle(element).borderTopColor)), luminance(rgb(background))];
+    return (Math.max(a, b) + 0.05) / (Math.min(a, b) + 0.05);
+  });
+}
+
+test('text fields and buttons are seen by their edges: 3:1 against the background around them', { timeout: 60_000 }, async () => {
+  const server = await startServer();
+  const page = await newPage(server);
+  const table = join(dir, 'edges.jsonl');
+  writeFileSync(table, '{"a":1}\n');
+  await page.setInputFiles('#file', table);
+  await page.waitForSelector('#verdict.good');
+  for (const selector of ['#table', '#single button[type="submit"]', '#download', '#url', '#token', '#server button[type="submit"]']) {
+    const contrast = await borderContrast(page, selector);
+    assert.ok(contrast >= 3, `the border of ${selector}: ${contrast.toFixed(2)}:1`);
+  }
+  await page.close();
+});
