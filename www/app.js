@@ -228,9 +228,13 @@ function inputNoun() {
   return SINGLE_TABLE.test(state.file?.name ?? '') ? 'table file' : 'snapshot';
 }
 
+/** The longest table name Convex takes, in bytes (ASCII here: one a character). */
+const MAX_TABLE_NAME = 64;
+
+/** A table name for a file that holds one table: its name's stem, as a valid table name. */
 function tableNameFrom(fileName) {
   const stem = fileName.replace(/\.[^.]*$/, '').replace(/[^A-Za-z0-9_]/g, '_');
-  return /^[A-Za-z]/.test(stem) ? stem : `t_${stem}`;
+  return (/^[A-Za-z]/.test(stem) ? stem : `t_${stem}`).slice(0, MAX_TABLE_NAME);
 }
 
 async function choose(file, others = 0) {

@@ -2192,3 +2192,19 @@ test('text fields and buttons are seen by their edges: 3:1 against the backgroun
   }
   await page.close();
 });
+
+test('a table file of a long name with spaces and accents: the table name the page gives it is one Convex takes', { timeout: 60_000 }, async () => {
+  const server = await startServer();
+  const page = await newPage(server);
+  const name = 'a very long file name with spaces and ünïcødé 日本語 characters that goes on and on.jsonl';
+  const path = join(dir, name);
+  writeFileSync(path, '{"a":1}\n');
+  await page.setInputFiles('#file', path);
+  await page.waitForSelector('#verdict:is(.good, .bad)');
+  const table = await page.inputValue('#table');
+  assert.equal(table.length, 64, table);
+  assert.match(table, /^a_very_long_file_name_with_spaces_and_/);
+  assert.match(await page.textContent('#verdict'), /^✓ Ready to import: 1 table, 1 document/);
+  assert.equal(await page.textContent('#file-info'), `${name} · 8 B`, 'the file named as it is');
+  await page.close();
+});
