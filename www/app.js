@@ -775,7 +775,8 @@ async function checkConflicts() {
     if (state.conflictCheck !== controller) return;
     state.conflictCheck = null;
     if (signal.aborted) {
-      const again = h('button', { type: 'button' }, 'Check again');
+      // Named apart from the table file's Check again, which reads the file again.
+      const again = h('button', { type: 'button' }, 'Check against the server again');
       again.addEventListener('click', checkConflicts);
       box.className = 'conflicts neutral';
       box.replaceChildren(h('p', {}, 'Check against the server’s tables cancelled. Uploading waits for it.'), again);

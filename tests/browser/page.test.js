@@ -1426,7 +1426,7 @@ test('the check against the server: one at a time, shown with progress, cancella
   assert.equal(await page.evaluate(() => window.workers.alive), 0, 'no worker left running');
   await shot(page, '18-check-against-server-cancelled');
   await releaseTables(page, held);
-  await page.click('#conflicts button:text("Check again")');
+  await page.click('#conflicts button:text("Check against the server again")');
   await page.waitForSelector('#conflicts.good');
   assert.match(await page.textContent('#conflicts'), /in Replace mode/);
   assert.equal(await page.isEnabled('#upload'), true);
@@ -2206,5 +2206,27 @@ test('a table file of a long name with spaces and accents: the table name the pa
   assert.match(table, /^a_very_long_file_name_with_spaces_and_/);
   assert.match(await page.textContent('#verdict'), /^✓ Ready to import: 1 table, 1 document/);
   assert.equal(await page.textContent('#file-info'), `${name} · 8 B`, 'the file named as it is');
+  await page.close();
+});
+
+test('a check against the server cancelled for a table file: no two buttons shown have one name', { timeout: 60_000 }, async () => {
+  const server = await startServer();
+  const page = await newPage(server);
+  const path = join(dir, 'named.jsonl');
+  writeFileSync(path, '{"a":1}\n');
+  await page.setInputFiles('#file', path);
+  await page.waitForSelector('#verdict.good');
+  await connect(page);
+  await page.waitForSelector('#conflicts.good');
+  const held = await holdTables(page);
+  await page.check('input[name="mode"][value="append"]');
+  await until(() => held.length === 1);
+  await page.click('#conflicts button');
+  await page.waitForFunction(() => /cancelled/.test(document.getElementById('conflicts').textContent));
+  await releaseTables(page, held);
+  // What a screen reader's list of buttons reads: each name once.
+  const names = await page.$$eval('button', (buttons) => buttons.filter((b) => b.checkVisibility()).map((b) => b.textContent.trim()));
+  assert.ok(names.includes('Check again'), names.join(' | '));
+  assert.deepEqual(names.filter((name, i) => names.indexOf(name) !== i), [], names.join(' | '));
   await page.close();
 });
