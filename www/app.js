@@ -237,7 +237,11 @@ function tableNameFrom(fileName) {
   return (/^[A-Za-z]/.test(stem) ? stem : `t_${stem}`).slice(0, MAX_TABLE_NAME);
 }
 
-async function choose(file, others = 0) {
+/**
+ * Takes `file` as the page's file and checks it. `others`: how many more
+ * were dropped with it; `folder`: it is a folder that was dropped.
+ */
+async function choose(file, { others = 0, folder = false } = {}) {
   if (!file) return;
   if (state.upload) {
     $('file-info').textContent = `${state.upload.file.name} is being uploaded: cancel that upload to choose another file.`;
@@ -255,8 +259,15 @@ async function choose(file, others = 0) {
   // Nothing about the previous file stays: its report, its upload, what it imported.
   for (const id of ['report', 'resume-note', 'uploading', 'summary', 'conflicts']) $(id).hidden = true;
   const dropped = others > 0 ? `the first of ${others + 1} files dropped: the others are not checked; drop them one at a time` : '';
-  $('file-info').textContent = `${file.name} · ${bytes(file.size)}${dropped && ` (${dropped})`}`;
+  $('file-info').textContent = `${file.name} · ${folder ? 'a folder' : bytes(file.size)}${dropped && ` (${dropped})`}`;
   if (dropped) announcer.say(`${file.name} is ${dropped}.`);
+  if (folder) {
+    // An export unzipped, most likely: the page reads the archive, not its files.
+    for (const id of ['single', 'send', 'checking']) $(id).hidden = true;
+    $('check').hidden = false;
+    showProblem(`${file.name} is a folder: drop the Convex export's .zip file itself (or zip the folder), or one table's .jsonl, .json or .csv file.`);
+    return;
+  }
   if (!SINGLE_TABLE.test(file.name) && !/\.zip$/i.test(file.name)) {
     // The page has no format choice: the extension says what the file is.
     for (const id of ['single', 'send', 'checking']) $(id).hidden = true;
@@ -1543,7 +1554,8 @@ function init() {
     event.preventDefault();
     drop.classList.remove('over');
     const files = event.dataTransfer?.files ?? [];
-    choose(files[0], files.length - 1);
+    const folder = Boolean(event.dataTransfer?.items?.[0]?.webkitGetAsEntry?.()?.isDirectory);
+    choose(files[0], { others: files.length - 1, folder });
   });
   // A file dropped next to the zone must not replace the page.
   window.addEventListener('dragover', (event) => event.preventDefault());

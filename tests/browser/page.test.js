@@ -2230,3 +2230,21 @@ test('a check against the server cancelled for a table file: no two buttons show
   assert.deepEqual(names.filter((name, i) => names.indexOf(name) !== i), [], names.join(' | '));
   await page.close();
 });
+
+test('a folder dropped (an export unzipped): the page says to drop the .zip file', { timeout: 60_000 }, async () => {
+  const server = await startServer();
+  const page = await newPage(server);
+  // Chromium gives a dropped folder as a File of the folder's name, whose entry is a directory;
+  // no DataTransfer a page makes holds one, so the drop is dispatched with one that does.
+  await page.evaluate(() => {
+    const event = new Event('drop', { bubbles: true, cancelable: true });
+    const folder = new File([], 'snapshot_1700000000');
+    Object.defineProperty(event, 'dataTransfer', { value: { files: [folder], items: [{ webkitGetAsEntry: () => ({ isDirectory: true, name: folder.name }) }] } });
+    document.getElementById('drop').dispatchEvent(event);
+  });
+  await page.waitForSelector('#verdict.bad');
+  assert.equal(await page.textContent('#verdict'), "snapshot_1700000000 is a folder: drop the Convex export's .zip file itself (or zip the folder), or one table's .jsonl, .json or .csv file.");
+  assert.equal(await page.textContent('#file-info'), 'snapshot_1700000000 · a folder');
+  assert.equal(await page.evaluate(() => document.activeElement?.id), 'verdict');
+  await page.close();
+});
