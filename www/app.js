@@ -1571,7 +1571,8 @@ function init() {
     refreshUploadState();
   };
   $('table').addEventListener('input', optionsChanged);
-  $('schema').addEventListener('change', optionsChanged);
+  // A schema is picked to be used: the file is checked with it at once.
+  $('schema').addEventListener('change', () => (state.file && !state.upload ? check() : optionsChanged()));
   $('check-cancel').addEventListener('click', () => state.checking?.abort());
   $('download').addEventListener('click', downloadReport);
   $('filter').addEventListener('input', renderErrors);

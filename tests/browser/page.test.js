@@ -2248,3 +2248,20 @@ test('a folder dropped (an export unzipped): the page says to drop the .zip file
   assert.equal(await page.evaluate(() => document.activeElement?.id), 'verdict');
   await page.close();
 });
+
+test('a schema picked for a CSV file: the file is checked with it at once', { timeout: 60_000 }, async () => {
+  const server = await startServer();
+  const page = await newPage(server);
+  const csv = join(dir, 'members.csv');
+  writeFileSync(csv, 'name,nick\nann,\n');
+  await page.setInputFiles('#file', csv);
+  await page.waitForSelector('#verdict.good');
+  // A schema without this table: checked with it, the report warns of that, with no Check again pressed.
+  const schema = join(dir, 'other-schema.json');
+  writeFileSync(schema, JSON.stringify({ tables: { people: { fields: { nick: { optional: true } } } } }));
+  await page.setInputFiles('#schema', schema);
+  await page.waitForFunction(() => /SchemaTableMissing/.test(document.getElementById('warnings').textContent), null, { timeout: 5000 });
+  assert.equal(await page.textContent('#upload-why'), 'Connect to a server first.', 'the report is of the schema picked');
+  assert.equal(await page.evaluate(() => document.activeElement?.id), 'verdict');
+  await page.close();
+});
