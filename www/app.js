@@ -840,7 +840,11 @@ async function checkConflicts() {
       ...(others > 0 && conflicts.length ? [h('p', {}, `and ${plural(others, 'other error')}.`)] : []),
       h('p', { class: 'help' }, 'Choose another mode, or change the server’s tables first.'));
   }
-  announcer.say(box.querySelector('p').textContent);
+  // The tables a mode deletes are said with its warning: the checkbox that agrees to it does not name them.
+  const names = deleted.slice(0, 10).map(tableName).join(', ');
+  const more = deleted.length > 10 ? ` and ${integer.format(deleted.length - 10)} more` : '';
+  const deleting = report.valid && deleted.length > 0 ? ` Tables deleted: ${names}${more}.` : '';
+  announcer.say(box.querySelector('p').textContent + deleting);
   refreshUploadState();
 }
 

@@ -2265,3 +2265,21 @@ test('a schema picked for a CSV file: the file is checked with it at once', { ti
   assert.equal(await page.evaluate(() => document.activeElement?.id), 'verdict');
   await page.close();
 });
+
+test('Replace all: the tables it would delete are said, not only shown', { timeout: 60_000 }, async () => {
+  const server = await startServer();
+  const page = await newPage(server);
+  const alpha = join(dir, 'alpha.jsonl');
+  writeFileSync(alpha, '{"a":1}\n');
+  await pickAndConnect(page, alpha);
+  await page.click('#upload');
+  await page.waitForSelector('#summary:not([hidden])');
+  const beta = join(dir, 'beta.jsonl');
+  writeFileSync(beta, '{"b":1}\n');
+  await page.setInputFiles('#file', beta);
+  await page.waitForSelector('#verdict.good');
+  await page.check('input[name="mode"][value="replaceAll"]');
+  await page.waitForSelector('#conflicts.warn');
+  assert.match(await page.textContent('#live'), /Replace all mode deletes 1 table of the server that is not in this table file \(1 document\): Tables deleted: alpha\./);
+  await page.close();
+});
