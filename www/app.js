@@ -532,11 +532,13 @@ function showReport(report) {
   } else {
     verdict.className = 'verdict bad';
     const title = `Not importable: ${plural(report.error_count, 'error')}${whereErrors(report.errors)}.`;
+    const hint = formatHint(report);
     verdict.replaceChildren(
       h('p', { class: 'verdict-title' }, h('span', { 'aria-hidden': 'true' }, '✗ '), title),
       h('p', {}, `Convex would refuse this ${inputNoun()}. Fix the errors listed below; uploading is disabled until then.`),
+      ...(hint ? [h('p', {}, hint)] : []),
     );
-    announcer.say(title);
+    announcer.say(hint ? `${title} ${hint}` : title);
   }
 
   const rows = report.tables.map((t) =>
@@ -565,6 +567,24 @@ function showReport(report) {
     : `Warnings (${integer.format(report.warnings.length)})`;
   $('warnings').replaceChildren(...report.warnings.map(findingItem));
   verdict.focus();
+}
+
+/**
+ * A table file of the other JSON format than its extension says (JSON lines
+ * named .json, a JSON array named .jsonl) fails with Convex's words for a
+ * broken file: the extension it needs is said too. Null for other reports.
+ */
+function formatHint(report) {
+  const name = state.file?.name ?? 'The file';
+  // A second value after the first: one document a line.
+  if (report.format === 'json' && report.errors.some((e) => e.code === 'NotJson' && /trailing characters/.test(e.message))) {
+    return `${name} holds more than one JSON value: if it has one document a line (JSON lines), name it .jsonl and choose it again.`;
+  }
+  // Its first line opens an array: one JSON array of documents.
+  if (report.format === 'jsonl' && report.errors.some((e) => e.line === 1 && e.excerpt?.trimStart().startsWith('['))) {
+    return `${name} starts with [: if it is one JSON array of documents, name it .json and choose it again.`;
+  }
+  return null;
 }
 
 /** The report's warnings, counted as far as it lists them: at the cap, some may be left out. */

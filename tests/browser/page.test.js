@@ -2283,3 +2283,30 @@ test('Replace all: the tables it would delete are said, not only shown', { timeo
   assert.match(await page.textContent('#live'), /Replace all mode deletes 1 table of the server that is not in this table file \(1 document\): Tables deleted: alpha\./);
   await page.close();
 });
+
+test('JSON lines named .json, or a JSON array named .jsonl: the verdict says which extension the file needs', { timeout: 60_000 }, async () => {
+  const server = await startServer();
+  const page = await newPage(server);
+  const lines = join(dir, 'lines named.json');
+  writeFileSync(lines, '{"a":1}\n{"a":2}\n');
+  await page.setInputFiles('#file', lines);
+  await page.waitForSelector('#verdict.bad');
+  assert.match(await page.textContent('#verdict'), /lines named\.json holds more than one JSON value: if it has one document a line \(JSON lines\), name it \.jsonl and choose it again\.$/);
+  assert.match(await page.textContent('#live'), /name it \.jsonl/, 'said too');
+
+  for (const text of ['[{"a":1},{"a":2}]\n', '[\n  {"a":1},\n  {"a":2}\n]\n']) {
+    const array = join(dir, 'array.jsonl');
+    writeFileSync(array, text);
+    await page.setInputFiles('#file', array);
+    await page.waitForFunction(() => /starts with \[/.test(document.getElementById('verdict').textContent));
+    assert.match(await page.textContent('#verdict'), /array\.jsonl starts with \[: if it is one JSON array of documents, name it \.json and choose it again\.$/);
+  }
+
+  // Other broken files get no such advice.
+  const broken = join(dir, 'broken.jsonl');
+  writeFileSync(broken, '{"a":1}\n{"a":\n');
+  await page.setInputFiles('#file', broken);
+  await page.waitForFunction(() => /broken/.test(document.getElementById('errors').textContent));
+  assert.doesNotMatch(await page.textContent('#verdict'), /name it/);
+  await page.close();
+});
