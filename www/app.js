@@ -864,7 +864,11 @@ async function checkConflicts() {
   const names = deleted.slice(0, 10).map(tableName).join(', ');
   const more = deleted.length > 10 ? ` and ${integer.format(deleted.length - 10)} more` : '';
   const deleting = report.valid && deleted.length > 0 ? ` Tables deleted: ${names}${more}.` : '';
-  announcer.say(box.querySelector('p').textContent + deleting);
+  // So are the first conflicts, which the title announces with a colon.
+  const listed = conflicts.length ? conflicts : report.errors;
+  const rest = report.error_count > 3 ? ` And ${integer.format(report.error_count - 3)} more.` : '';
+  const conflicting = report.valid ? '' : ` ${listed.slice(0, 3).map((e) => e.message).join(' ')}${rest}`;
+  announcer.say(box.querySelector('p').textContent + deleting + conflicting);
   refreshUploadState();
 }
 

@@ -2310,3 +2310,18 @@ test('JSON lines named .json, or a JSON array named .jsonl: the verdict says whi
   assert.doesNotMatch(await page.textContent('#verdict'), /name it/);
   await page.close();
 });
+
+test('conflicts with the server\'s tables are said, not only shown', { timeout: 60_000 }, async () => {
+  const server = await startServer();
+  const page = await newPage(server);
+  const path = join(dir, 'twice.jsonl');
+  writeFileSync(path, '{"a":1}\n');
+  await pickAndConnect(page, path);
+  await page.click('#upload');
+  await page.waitForSelector('#summary:not([hidden])');
+  // The same file again in Require empty mode: its table is there now.
+  await page.click('input[name="mode"][value="requireEmpty"]');
+  await page.waitForSelector('#conflicts.bad');
+  assert.match(await page.textContent('#live'), /1 conflict with the server's tables in Require empty mode: Table twice already exists\./);
+  await page.close();
+});
