@@ -128,6 +128,8 @@ export interface Report {
   warnings: Finding[];
   /** Errors found in all, including those past the cap. */
   error_count: number;
+  /** Warnings found in all, including those past the cap (the same `maxErrors`). */
+  warning_count: number;
   /** Documents read in all tables. */
   documents: number;
   /** Uncompressed bytes read. */
@@ -186,7 +188,7 @@ export interface ValidateOptions {
   target?: TargetTables;
   /** The import mode to check against `target` (default `requireEmpty`). */
   mode?: ImportMode;
-  /** Errors listed at most (default 1000); the rest are counted in `error_count`. */
+  /** Errors, and warnings, listed at most (default 1000); the rest are counted in `error_count` and `warning_count`. */
   maxErrors?: number;
   /**
    * The input's name, for its extension; a File's own name by default.

@@ -382,6 +382,10 @@ pub struct Report {
     pub warnings: Vec<Finding>,
     /// Errors found in all, including those past the cap.
     pub error_count: u64,
+    /// Warnings found in all, including those past the cap (which
+    /// `warnings` lists `max_errors` of).
+    #[serde(default)]
+    pub warning_count: u64,
     /// Documents read in all tables.
     pub documents: u64,
     /// Uncompressed bytes read.

@@ -2619,3 +2619,36 @@ fn errors_at_the_end_of_a_line_are_worded_past_its_newline() {
         ]
     );
 }
+
+/// Warnings past the cap are counted, as errors are: a report that lists
+/// the first `max_errors` says how many there are in all, with any number of
+/// workers (`check_with` compares them).
+#[test]
+fn warnings_past_the_cap_are_counted() {
+    let mut entries: Vec<(String, Vec<u8>)> = Vec::new();
+    for t in 0..3u32 {
+        let name = ["users", "posts", "tags"][t as usize];
+        let doc = format!("{}\n", doc(10001 + t, 1, r#""a":1"#));
+        entries.push((format!("{name}/documents.jsonl"), doc.into_bytes()));
+        // Entries Convex ignores, each a warning, beside every table.
+        for n in 0..7 {
+            entries.push((format!("{name}_notes/note{n}.jsonl"), Vec::new()));
+        }
+    }
+    let entries: Vec<(&str, &[u8])> = entries
+        .iter()
+        .map(|(name, bytes)| (name.as_str(), bytes.as_slice()))
+        .collect();
+    let bytes = zip(&entries);
+    let options = Options {
+        max_errors: Some(5),
+        ..Options::default()
+    };
+    let report = check_with("notes.zip", &bytes, &options);
+    assert!(report.valid, "{:?}", report.errors);
+    assert_eq!(report.warnings.len(), 5);
+    assert_eq!(report.warning_count, 21, "{:?}", report.warnings);
+    let unlimited = check_with("notes.zip", &bytes, &Options::default());
+    assert_eq!(unlimited.warnings.len(), 21);
+    assert_eq!(unlimited.warning_count, 21);
+}

@@ -35,10 +35,7 @@ const SCHEMA_OPTION = 'option "schema"';
  */
 const PAGE_FRAME_SIZE = 1 << 20;
 
-/**
- * The most errors, and warnings, a report lists (`maxErrors`): errors past it
- * are counted, warnings are not, so a list of this many may have left some out.
- */
+/** The most errors, and warnings, a report lists (`maxErrors`); the rest are counted. */
 const LISTED_AT_MOST = 1000;
 
 /** Seconds between retries once the protocol's own backoff gave up. */
@@ -562,8 +559,8 @@ function showReport(report) {
   renderErrors();
 
   $('warnings-box').hidden = report.warnings.length === 0;
-  $('warnings-heading').textContent = report.warnings.length >= LISTED_AT_MOST
-    ? `Warnings (the first ${integer.format(report.warnings.length)}: there may be more, which are not listed)`
+  $('warnings-heading').textContent = report.warning_count > report.warnings.length
+    ? `Warnings (the first ${integer.format(report.warnings.length)} of ${integer.format(report.warning_count)})`
     : `Warnings (${integer.format(report.warnings.length)})`;
   $('warnings').replaceChildren(...report.warnings.map(findingItem));
   verdict.focus();
@@ -587,10 +584,9 @@ function formatHint(report) {
   return null;
 }
 
-/** The report's warnings, counted as far as it lists them: at the cap, some may be left out. */
+/** The report's warnings, all of them (it lists at most `LISTED_AT_MOST`). */
 function warningCount(report) {
-  const count = plural(report.warnings.length, 'warning');
-  return report.warnings.length >= LISTED_AT_MOST ? `${count} or more` : count;
+  return plural(Math.max(report.warning_count, report.warnings.length), 'warning');
 }
 
 /**

@@ -214,7 +214,7 @@ pub struct Options {
     pub target: Option<TargetTables>,
     /// Import mode (for conflicts with the target's tables).
     pub mode: ImportMode,
-    /// Errors listed at most ([`DEFAULT_MAX_ERRORS`] when `None`); the rest are counted.
+    /// Errors, and warnings, listed at most ([`DEFAULT_MAX_ERRORS`] when `None`); the rest are counted.
     pub max_errors: Option<usize>,
     /// Threads, natively: with 2 or more, the calling thread inflates each
     /// documents entry while a second thread checks its lines. The
@@ -608,6 +608,7 @@ pub(crate) struct Context<'a> {
     errors: Vec<Finding>,
     warnings: Vec<Finding>,
     error_count: u64,
+    warning_count: u64,
     max_errors: usize,
     /// Per table (index into the plan): documents and bytes.
     pub counts: Vec<(u64, u64)>,
@@ -621,8 +622,9 @@ pub(crate) struct Context<'a> {
     phase: u32,
     error_phases: Vec<u32>,
     warning_phases: Vec<u32>,
-    /// Errors counted when the walk left the plan's phase.
+    /// Errors and warnings counted when the walk left the plan's phase.
     plan_errors: Option<u64>,
+    plan_warnings: Option<u64>,
     /// A worker's progress counts its own share: the bytes of the entries
     /// it checked, and of the one it is in from its start.
     pub share: Option<Share>,
@@ -659,6 +661,7 @@ impl<'a> Context<'a> {
             errors: Vec::new(),
             warnings: Vec::new(),
             error_count: 0,
+            warning_count: 0,
             max_errors: options.max_errors.unwrap_or(DEFAULT_MAX_ERRORS),
             counts: Vec::new(),
             storage: StorageSummary::default(),
@@ -669,6 +672,7 @@ impl<'a> Context<'a> {
             error_phases: Vec::new(),
             warning_phases: Vec::new(),
             plan_errors: None,
+            plan_warnings: None,
             share: None,
             input: Rc::default(),
             input_failure_reported: false,
@@ -703,6 +707,7 @@ impl<'a> Context<'a> {
     pub fn set_phase(&mut self, phase: u32) {
         if self.plan_errors.is_none() && phase != shard::PLAN_PHASE {
             self.plan_errors = Some(self.error_count);
+            self.plan_warnings = Some(self.warning_count);
         }
         self.phase = phase;
     }
@@ -784,6 +789,7 @@ impl<'a> Context<'a> {
 
     /// Records a warning.
     pub fn warning(&mut self, finding: Finding) {
+        self.warning_count += 1;
         if self.warnings.len() < self.max_errors {
             self.warnings.push(finding);
             self.warning_phases.push(self.phase);
@@ -818,6 +824,7 @@ impl<'a> Context<'a> {
         if self.shard.is_none() {
             if let Some(too_many) = too_many_errors(self.error_count, self.errors.len()) {
                 self.warnings.push(too_many);
+                self.warning_count += 1;
             }
         }
         let tables: Vec<TableSummary> = plan
@@ -848,6 +855,7 @@ impl<'a> Context<'a> {
             errors: self.errors,
             warnings: self.warnings,
             error_count: self.error_count,
+            warning_count: self.warning_count,
         }
     }
 }
@@ -862,6 +870,7 @@ impl Context<'_> {
         let error_phases = std::mem::take(&mut self.error_phases);
         let warning_phases = std::mem::take(&mut self.warning_phases);
         let plan_errors = self.plan_errors.unwrap_or(self.error_count);
+        let plan_warnings = self.plan_warnings.unwrap_or(self.warning_count);
         let max_errors = self.max_errors;
         let cancelled = self.cancelled;
         ShardReport {
@@ -870,6 +879,7 @@ impl Context<'_> {
             error_phases,
             warning_phases,
             plan_errors,
+            plan_warnings,
             max_errors,
             cancelled,
         }

@@ -54,6 +54,8 @@ pub struct ShardReport {
     pub warning_phases: Vec<u32>,
     /// Errors counted in the plan's phase (every worker counts them).
     pub plan_errors: u64,
+    /// Warnings counted in the plan's phase (every worker counts them).
+    pub plan_warnings: u64,
     /// The cap on listed errors and on listed warnings.
     pub max_errors: usize,
     /// The walk was stopped before the end.
@@ -131,6 +133,7 @@ pub fn merge_shards(mut shards: Vec<ShardReport>) -> Result<Report, ShardError> 
     let max_errors = first.max_errors;
     let mut report = first.report.clone();
     report.error_count = first.plan_errors;
+    report.warning_count = first.plan_warnings;
     for table in &mut report.tables {
         table.documents = 0;
         table.bytes = 0;
@@ -141,6 +144,7 @@ pub fn merge_shards(mut shards: Vec<ShardReport>) -> Result<Report, ShardError> 
     let mut cancelled = false;
     for (i, s) in shards.iter().enumerate() {
         report.error_count += s.report.error_count.saturating_sub(s.plan_errors);
+        report.warning_count += s.report.warning_count.saturating_sub(s.plan_warnings);
         for (total, own) in report.tables.iter_mut().zip(&s.report.tables) {
             total.documents += own.documents;
             total.bytes += own.bytes;
@@ -166,6 +170,7 @@ pub fn merge_shards(mut shards: Vec<ShardReport>) -> Result<Report, ShardError> 
     report.warnings = in_walk_order(warnings, max_errors);
     if let Some(too_many) = super::too_many_errors(report.error_count, report.errors.len()) {
         report.warnings.push(too_many);
+        report.warning_count += 1;
     }
     report.documents = report.tables.iter().map(|t| t.documents).sum();
     report.bytes = report.tables.iter().map(|t| t.bytes).sum::<u64>() + report.storage.bytes;

@@ -93,7 +93,17 @@ pub fn print(
         writeln!(
             out,
             "{}",
-            paint("1;33", &format!("Warnings ({}):", report.warnings.len()))
+            paint(
+                "1;33",
+                &match report.warnings.len() as u64 {
+                    listed if listed < report.warning_count => format!(
+                        "Warnings (the first {} of {}):",
+                        count(listed),
+                        count(report.warning_count)
+                    ),
+                    listed => format!("Warnings ({}):", count(listed)),
+                }
+            )
         )?;
         print_grouped(out, &report.warnings, &|s| paint("33", s), &|s| {
             paint("2", s)
