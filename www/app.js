@@ -228,9 +228,12 @@ function inputNoun() {
 /** The longest table name Convex takes, in bytes (ASCII here: one a character). */
 const MAX_TABLE_NAME = 64;
 
-/** A table name for a file that holds one table: its name's stem, as a valid table name. */
+/**
+ * A table name for a file that holds one table: its name's stem, as a valid
+ * table name (accented letters without their accents, other characters `_`).
+ */
 function tableNameFrom(fileName) {
-  const stem = fileName.replace(/\.[^.]*$/, '').replace(/[^A-Za-z0-9_]/g, '_');
+  const stem = fileName.replace(/\.[^.]*$/, '').normalize('NFKD').replace(/\p{M}/gu, '').replace(/[^A-Za-z0-9_]/g, '_');
   return (/^[A-Za-z]/.test(stem) ? stem : `t_${stem}`).slice(0, MAX_TABLE_NAME);
 }
 
