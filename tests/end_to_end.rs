@@ -1635,3 +1635,50 @@ fn a_start_refused_for_another_data_folder_makes_no_token() {
         );
     }
 }
+
+/// A ZIP of the entries of `zip` under `prefix`, in their order.
+fn entries_under(zip: &[u8], prefix: &str) -> Vec<u8> {
+    let mut archive = zip::ZipArchive::new(Cursor::new(zip)).unwrap();
+    let mut kept = Vec::new();
+    for i in 0..archive.len() {
+        let mut entry = archive.by_index(i).unwrap();
+        let name = entry.name().unwrap().into_owned();
+        if name.starts_with(prefix) {
+            let mut bytes = Vec::new();
+            std::io::Read::read_to_end(&mut entry, &mut bytes).unwrap();
+            kept.push((name, bytes));
+        }
+    }
+    let entries: Vec<(&str, &[u8])> = kept
+        .iter()
+        .map(|(name, bytes)| (name.as_str(), bytes.as_slice()))
+        .collect();
+    zip_of(&entries)
+}
+
+/// A refusal about a component's table names the table with its component's
+/// path, as the summaries do: `users` alone would say the root's table.
+#[test]
+fn a_refused_upload_names_a_components_table_with_its_path() {
+    for (backend, database) in common::databases() {
+        let dir = common::temp_dir("upload-component-refusal");
+        let zip_path = dir.join("waitlist-users.zip");
+        std::fs::write(
+            &zip_path,
+            entries_under(&snapshot(5), "_components/waitlist/users/"),
+        )
+        .unwrap();
+        let server = test_server(&database, &dir.join("data"));
+        let first = upload_to(&server, &zip_path, &["--mode", "append"]);
+        assert!(first.status.success(), "{backend}: {first:?}");
+        // The same documents again: the server refuses them at finish.
+        let again = upload_to(&server, &zip_path, &["--mode", "append"]);
+        let stderr = String::from_utf8_lossy(&again.stderr);
+        assert_eq!(again.status.code(), Some(1), "{backend}: {stderr}");
+        assert!(
+            stderr.contains("upload failed: DocumentExists: ")
+                && stderr.contains("(table waitlist/users)"),
+            "{backend}: {stderr}"
+        );
+    }
+}

@@ -527,7 +527,13 @@ pub fn run(args: UploadArgs) -> Result<ExitCode> {
         Ended::Failed(error) => {
             let mut place = String::new();
             if let Some(table) = &error.table {
-                place = format!(" (table {table}");
+                // A component's table is named with its path, as the
+                // summaries name it: `users` alone would be the root's.
+                place = if error.component.is_empty() {
+                    format!(" (table {table}")
+                } else {
+                    format!(" (table {}/{table}", error.component)
+                };
                 if let Some(line) = error.line {
                     place.push_str(&format!(", document {line}"));
                 }
