@@ -295,6 +295,47 @@ fn upload_finish_and_every_refusal_status() {
     }
 }
 
+/// A frames request without a usable `seq` is refused with a message that
+/// says what to send, not the query parser's words.
+#[test]
+fn a_bad_seq_says_what_to_send() {
+    let server = server(
+        &common::temp_dir("http-seq").join("db").to_string_lossy(),
+        |_| {},
+    );
+    let id = create(&server, "append");
+    for (query, says) in [
+        (
+            "",
+            "`seq` is missing: give the number of the request's first frame",
+        ),
+        (
+            "?seq=abc",
+            "`seq` must be a frame number (a whole number from 0), not \"abc\"",
+        ),
+        (
+            "?seq=-1",
+            "`seq` must be a frame number (a whole number from 0), not \"-1\"",
+        ),
+        ("?seq=0&seq=1", "`seq` is given more than once"),
+    ] {
+        let answer = server.call("POST", &format!("/api/imports/{id}/frames{query}"), b"");
+        assert_eq!(answer.status, 400, "{query}");
+        let body = answer.json();
+        assert_eq!(body["code"], "BadRequest", "{query}");
+        let message = body["message"].as_str().unwrap();
+        assert!(message.contains(says), "{query}: {message}");
+    }
+    // The import is as it was.
+    let status = server
+        .call("GET", &format!("/api/imports/{id}"), b"")
+        .json();
+    assert_eq!(
+        (status["state"].as_str(), status["nextSeq"].as_u64()),
+        (Some("open"), Some(0))
+    );
+}
+
 #[test]
 fn a_rejected_document_answers_422_with_where() {
     for (backend, database) in common::databases() {

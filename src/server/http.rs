@@ -459,19 +459,43 @@ async fn import_status(
     Ok(Json(status).into_response())
 }
 
-#[derive(Deserialize)]
-struct SeqQuery {
-    seq: u64,
+/// The `seq` of a frames request's query (its pairs, in order): the number
+/// of its first frame, or what is wrong with it, said as what to send.
+fn frame_seq(query: &[(String, String)]) -> Result<u64, String> {
+    let mut given = query.iter().filter(|(key, _)| key == "seq");
+    match (given.next(), given.next()) {
+        (None, _) => Err(
+            "`seq` is missing: give the number of the request's first frame, `?seq=N` \
+             (the import's nextSeq)"
+                .into(),
+        ),
+        (Some(_), Some(_)) => Err("`seq` is given more than once: give it once".into()),
+        (Some((_, value)), None) => value.parse().map_err(|_| {
+            format!(
+                "`seq` must be a frame number (a whole number from 0), not {value:?}: \
+                 give the number of the request's first frame (the import's nextSeq)"
+            )
+        }),
+    }
 }
 
 async fn append_frames(
     State(state): State<Shared>,
     Path(id): Path<String>,
-    Query(query): Query<SeqQuery>,
+    Query(query): Query<Vec<(String, String)>>,
     body: Bytes,
 ) -> Result<Response, ImportsError> {
+    let seq = match frame_seq(&query) {
+        Ok(seq) => seq,
+        Err(message) => {
+            return Ok(error(
+                StatusCode::BAD_REQUEST,
+                json!({"code": "BadRequest", "message": message}),
+            ))
+        }
+    };
     let imports = state.imports.clone();
-    let appended = blocking(move || imports.append(&id, query.seq, &body)).await?;
+    let appended = blocking(move || imports.append(&id, seq, &body)).await?;
     Ok(Json(appended).into_response())
 }
 
