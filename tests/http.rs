@@ -336,6 +336,33 @@ fn a_bad_seq_says_what_to_send() {
     );
 }
 
+/// A method a call does not take is refused naming the call and the method,
+/// and `Allow` lists the methods it takes.
+#[test]
+fn a_wrong_method_names_the_methods_the_call_takes() {
+    let server = server(
+        &common::temp_dir("http-405").join("db").to_string_lossy(),
+        |_| {},
+    );
+    let id = create(&server, "append");
+    for (method, path, takes) in [
+        ("PUT", "/api/imports".to_owned(), "POST,GET,HEAD"),
+        ("GET", format!("/api/imports/{id}/finish"), "POST"),
+    ] {
+        let answer = server.call(method, &path, b"");
+        assert_eq!(answer.status, 405, "{method} {path}");
+        let body = answer.json();
+        assert_eq!(body["code"], "MethodNotAllowed");
+        assert_eq!(
+            body["message"],
+            format!(
+                "{path} does not take {method}: the answer's Allow header lists the methods it takes"
+            )
+        );
+        assert_eq!(answer.header("allow"), Some(takes), "{method} {path}");
+    }
+}
+
 #[test]
 fn a_rejected_document_answers_422_with_where() {
     for (backend, database) in common::databases() {

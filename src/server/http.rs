@@ -246,6 +246,7 @@ async fn api_errors(max_request_bytes: usize, request: Request, next: Next) -> R
             json!({"code": "RequestTooLarge", "message": format!("the request body is {length} bytes, over the limit of {max_request_bytes} (--max-request-bytes)")}),
         );
     }
+    let (method, path) = (request.method().clone(), request.uri().path().to_owned());
     let response = next.run(request).await;
     let status = response.status();
     let json = response
@@ -255,7 +256,7 @@ async fn api_errors(max_request_bytes: usize, request: Request, next: Next) -> R
     if json || !(status.is_client_error() || status.is_server_error()) {
         return response;
     }
-    let (parts, body) = response.into_parts();
+    let body = response.into_body();
     let text = axum::body::to_bytes(body, 64 << 10)
         .await
         .map(|b| String::from_utf8_lossy(&b).trim().to_owned())
@@ -273,14 +274,15 @@ async fn api_errors(max_request_bytes: usize, request: Request, next: Next) -> R
         _ if status == StatusCode::PAYLOAD_TOO_LARGE => format!(
             "the request body is over the limit of {max_request_bytes} bytes (--max-request-bytes)"
         ),
+        // The framework says only "Method Not Allowed"; the router adds the
+        // `Allow` header after this layer, so it is named, not copied.
+        _ if status == StatusCode::METHOD_NOT_ALLOWED => format!(
+            "{path} does not take {method}: the answer's Allow header lists the methods it takes"
+        ),
         true => status.canonical_reason().unwrap_or("error").to_owned(),
         false => text,
     };
-    let mut answer = error(status, json!({"code": code, "message": message}));
-    if let Some(allow) = parts.headers.get(header::ALLOW) {
-        answer.headers_mut().insert(header::ALLOW, allow.clone());
-    }
-    answer
+    error(status, json!({"code": code, "message": message}))
 }
 
 async fn cors(State(state): State<Shared>, request: Request, next: Next) -> Response {
