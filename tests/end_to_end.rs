@@ -1682,3 +1682,42 @@ fn a_refused_upload_names_a_components_table_with_its_path() {
         );
     }
 }
+
+/// A failed import's status says which table its refusal is about, with the
+/// component's path: Convex's message names the table alone.
+#[test]
+fn a_failed_imports_status_names_the_components_table() {
+    for (backend, database) in common::databases() {
+        let dir = common::temp_dir("failed-status-component");
+        let zip = entries_under(&snapshot(6), "_components/waitlist/users/");
+        let stream = packed_stream(&zip, &PackOptions::default());
+        let server = test_server(&database, &dir.join("data"));
+        let mut states = Vec::new();
+        for mode in ["append", "requireEmpty"] {
+            let body = format!(r#"{{"mode":"{mode}"}}"#);
+            let created = server.call("POST", "/api/imports", body.as_bytes()).json();
+            let id = created["id"].as_str().unwrap().to_owned();
+            let sent = server.call("POST", &format!("/api/imports/{id}/frames?seq=0"), &stream);
+            assert_eq!(sent.status, 200, "{backend}: {:?}", sent.json());
+            let finished = server.call("POST", &format!("/api/imports/{id}/finish"), b"");
+            states.push((finished.status, finished.json()["code"].clone()));
+            if finished.status == 422 {
+                let status = server
+                    .call("GET", &format!("/api/imports/{id}"), b"")
+                    .json();
+                assert_eq!(status["state"], "failed", "{backend}: {status}");
+                let error = status["error"].as_str().unwrap();
+                assert!(
+                    error.starts_with("TableExists: Table users already exists")
+                        && error.ends_with(" (table waitlist/users)"),
+                    "{backend}: {error}"
+                );
+            }
+        }
+        assert_eq!(
+            states,
+            [(200, serde_json::Value::Null), (422, "TableExists".into())],
+            "{backend}"
+        );
+    }
+}

@@ -269,6 +269,19 @@ pub struct ImportError {
     pub table: Option<String>,
 }
 
+impl ImportError {
+    /// The refusal as a failed import's status keeps it (its `error`): code
+    /// and message, then the table concerned with its component's path,
+    /// since Convex's message names the table alone.
+    pub fn recorded(&self) -> String {
+        match &self.table {
+            Some(table) if self.component.is_empty() => format!("{self} (table {table})"),
+            Some(table) => format!("{self} (table {}/{table})", self.component),
+            None => self.to_string(),
+        }
+    }
+}
+
 /// Why a store operation did not happen.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {

@@ -579,7 +579,7 @@ impl<B: Backend> SqlStore<B> {
         });
         match result {
             Err(StoreError::Import(error)) => {
-                self.end_import(import, ImportState::Failed, Some(&error.to_string()))?;
+                self.end_import(import, ImportState::Failed, Some(&error.recorded()))?;
                 Err(error.into())
             }
             other => other,
@@ -595,7 +595,7 @@ impl<B: Backend> SqlStore<B> {
     }
 
     pub(super) fn fail_import(&self, import: &str, error: &ImportError) -> Result<(), StoreError> {
-        self.end_import(import, ImportState::Failed, Some(&error.to_string()))
+        self.end_import(import, ImportState::Failed, Some(&error.recorded()))
     }
 
     /// Drops an open import's hidden tables and records its end.
