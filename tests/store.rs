@@ -644,3 +644,44 @@ fn a_database_in_the_earlier_layout_is_refused_not_emptied() {
         assert_eq!(count, 1, "{backend}");
     }
 }
+
+/// A pooled PostgreSQL connection that the database ended while it was idle
+/// (PostgreSQL restarted, or its session was terminated) is replaced: the
+/// next transaction is made on a new connection, not answered with
+/// "terminating connection due to administrator command".
+#[test]
+fn a_postgres_connection_ended_while_idle_is_replaced() {
+    let Some(url) = common::postgres_url() else {
+        return;
+    };
+    // A name of its own, so that only this store's sessions are ended.
+    let name = format!("snappack-ended-{}", std::process::id());
+    let schema_url = common::postgres_schema_url(&url);
+    let store =
+        server::store::PostgresStore::connect(&format!("{schema_url}&application_name={name}"))
+            .unwrap();
+    assert_eq!(store.tables().unwrap(), Vec::new());
+    let mut admin = postgres::Client::connect(&url, postgres::NoTls).unwrap();
+    let ended = admin
+        .query(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = $1",
+            &[&name],
+        )
+        .unwrap();
+    assert!(!ended.is_empty(), "the store's idle connection was found");
+    // Terminating is asynchronous: wait for the session to be gone.
+    for _ in 0..100 {
+        let left: i64 = admin
+            .query_one(
+                "SELECT count(*) FROM pg_stat_activity WHERE application_name = $1",
+                &[&name],
+            )
+            .unwrap()
+            .get(0);
+        if left == 0 {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    assert_eq!(store.tables().unwrap(), Vec::new());
+}

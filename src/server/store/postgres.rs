@@ -254,11 +254,15 @@ impl Postgres {
         let idle = self.idle.lock().ok().and_then(|mut idle| idle.pop());
         match idle {
             Some(pooled) if !pooled.client.is_closed() => Ok(pooled),
-            _ => Ok(Pooled {
-                client: self.config.connect(NoTls).map_err(db)?,
-                statements: HashMap::new(),
-            }),
+            _ => self.connect_new(),
         }
+    }
+
+    fn connect_new(&self) -> Result<Pooled, StoreError> {
+        Ok(Pooled {
+            client: self.config.connect(NoTls).map_err(db)?,
+            statements: HashMap::new(),
+        })
     }
 
     fn give_back(&self, pooled: Pooled) {
@@ -406,21 +410,34 @@ impl Postgres {
         exclusive: bool,
         f: impl FnOnce(&mut dyn Conn) -> Result<T, StoreError>,
     ) -> Result<T, StoreError> {
-        let mut pooled = self.take()?;
-        let result = (|| {
-            let mut tx = pooled.client.transaction().map_err(db)?;
+        let mut f = Some(f);
+        // `Err((error, true))`: BEGIN failed, nothing ran.
+        let mut attempt = |pooled: &mut Pooled| -> Result<T, (StoreError, bool)> {
+            let mut tx = pooled.client.transaction().map_err(|e| (db(e), true))?;
             if exclusive {
                 tx.execute("SELECT pg_advisory_xact_lock($1)", &[&LOCK_KEY])
-                    .map_err(db)?;
+                    .map_err(|e| (db(e), false))?;
             }
+            let f = f.take().expect("the transaction's work runs once");
             let value = f(&mut PgConn {
                 tx: &mut tx,
                 statements: &mut pooled.statements,
-            })?;
-            tx.commit().map_err(db)?;
+            })
+            .map_err(|e| (e, false))?;
+            tx.commit().map_err(|e| (db(e), false))?;
             Ok(value)
-        })();
+        };
+        let mut pooled = self.take()?;
+        let mut result = attempt(&mut pooled);
+        // An idle connection that PostgreSQL ended meanwhile (it restarted,
+        // or an administrator ended the session) looks open until it is
+        // used: its BEGIN fails before anything ran, and the transaction is
+        // made on a new connection instead of failing the request.
+        if matches!(result, Err((_, true))) && pooled.client.is_closed() {
+            pooled = self.connect_new()?;
+            result = attempt(&mut pooled);
+        }
         self.give_back(pooled);
-        result
+        result.map_err(|(error, _)| error)
     }
 }
