@@ -1721,3 +1721,34 @@ fn a_failed_imports_status_names_the_components_table() {
         );
     }
 }
+
+/// SIGTERM (what `kill`, systemd and container runtimes send) stops the
+/// server as Ctrl-C does: the requests under way finish, and it exits with
+/// status 0 instead of being ended by the signal.
+#[test]
+fn serve_stops_cleanly_on_sigterm() {
+    let dir = common::temp_dir("serve-sigterm");
+    let (mut server, addr) = common::spawn_serve(
+        &dir.join("snappack.db").to_string_lossy(),
+        &dir.join("data"),
+        "127.0.0.1:0",
+        TOKEN,
+    );
+    let bearer = format!("Bearer {TOKEN}");
+    let answer = common::http(
+        addr,
+        "GET",
+        "/api/tables",
+        &[("Authorization", bearer.as_str())],
+        b"",
+    )
+    .unwrap();
+    assert_eq!(answer.status, 200);
+    let sent = Command::new("kill")
+        .args(["-TERM", &server.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(sent.success());
+    let status = server.wait().unwrap();
+    assert_eq!(status.code(), Some(0), "{status:?}");
+}

@@ -843,7 +843,8 @@ async fn retry_sweeps(imports: Arc<Imports>, every: Duration) {
 }
 
 /// `snappack serve`: binds, prints where it listens (and a new token once),
-/// and serves until Ctrl-C.
+/// and serves until Ctrl-C or SIGTERM (what `kill`, systemd and container
+/// runtimes send), then lets the requests under way finish.
 pub async fn serve(config: ServeConfig) -> Result<(), ServeError> {
     let data_dir = config.data_dir.clone();
     let server = Server::bind(config).await?;
@@ -855,11 +856,23 @@ pub async fn serve(config: ServeConfig) -> Result<(), ServeError> {
             server.token()
         );
     }
-    server
-        .run(async {
-            let _ = tokio::signal::ctrl_c().await;
-        })
-        .await
+    server.run(stop_signal()).await
+}
+
+/// Ctrl-C, or SIGTERM on Unix.
+async fn stop_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        if let Ok(mut term) = signal(SignalKind::terminate()) {
+            tokio::select! {
+                _ = tokio::signal::ctrl_c() => {}
+                _ = term.recv() => {}
+            }
+            return;
+        }
+    }
+    let _ = tokio::signal::ctrl_c().await;
 }
 
 #[cfg(test)]
