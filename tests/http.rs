@@ -363,6 +363,29 @@ fn a_wrong_method_names_the_methods_the_call_takes() {
     }
 }
 
+/// A create body whose mode is not a string is told the modes there are,
+/// not serde's "expected string or map".
+#[test]
+fn a_mode_that_is_no_string_is_told_the_modes() {
+    let server = server(
+        &common::temp_dir("http-mode").join("db").to_string_lossy(),
+        |_| {},
+    );
+    for (body, shown) in [(r#"{"mode":null}"#, "null"), (r#"{"mode":5}"#, "5")] {
+        let answer = server.call("POST", "/api/imports", body.as_bytes());
+        assert_eq!(answer.status, 400, "{body}");
+        assert_eq!(
+            answer.json()["message"],
+            format!(
+                "bad import request: mode must be one of \"requireEmpty\", \"append\", \"replace\", \"replaceAll\" (or left out), not {shown}"
+            ),
+            "{body}"
+        );
+    }
+    let imports = server.call("GET", "/api/imports", b"").json();
+    assert_eq!(imports["imports"], serde_json::json!([]));
+}
+
 #[test]
 fn a_rejected_document_answers_422_with_where() {
     for (backend, database) in common::databases() {

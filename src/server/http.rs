@@ -421,6 +421,20 @@ async fn create_import(State(state): State<Shared>, body: Bytes) -> Result<Respo
     } else {
         // An object: serde would also take the fields in order from an array.
         let object = serde_json::from_slice::<serde_json::Map<String, serde_json::Value>>(&body);
+        // serde words a mode of another type as "expected string or map".
+        if let Some(mode) = object
+            .as_ref()
+            .ok()
+            .and_then(|o| o.get("mode"))
+            .filter(|mode| !mode.is_string())
+        {
+            return Ok(error(
+                StatusCode::BAD_REQUEST,
+                json!({"code": "BadRequest", "message": format!(
+                    "bad import request: mode must be one of \"requireEmpty\", \"append\", \"replace\", \"replaceAll\" (or left out), not {mode}"
+                )}),
+            ));
+        }
         match object.and_then(|o| serde_json::from_value(serde_json::Value::Object(o))) {
             Ok(request) => request,
             Err(e) => {
