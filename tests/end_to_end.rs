@@ -1752,3 +1752,32 @@ fn serve_stops_cleanly_on_sigterm() {
     let status = server.wait().unwrap();
     assert_eq!(status.code(), Some(0), "{status:?}");
 }
+
+/// An upload to a URL with a path the server does not have (`.../api`) says
+/// what address to give, not only the server's 404.
+#[test]
+fn an_upload_to_a_wrong_path_says_which_address_to_give() {
+    let dir = common::temp_dir("upload-wrong-path");
+    let zip_path = dir.join("snapshot.zip");
+    std::fs::write(&zip_path, snapshot(3)).unwrap();
+    let server = test_server(&dir.join("db").to_string_lossy(), &dir.join("data"));
+    let out = Command::new(env!("CARGO_BIN_EXE_snappack"))
+        .arg("upload")
+        .arg(&zip_path)
+        .args(["--url", &format!("http://{}/api", server.addr)])
+        .args(["--token", &server.token, "--quiet"])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains(&format!(
+            "(it has no http://{}/api/api/tables: give the address `snappack serve` prints, \
+             without a path such as /api)",
+            server.addr
+        )),
+        "{stderr}"
+    );
+    let imports = server.call("GET", "/api/imports", b"").json();
+    assert_eq!(imports["imports"], serde_json::json!([]));
+}

@@ -578,8 +578,19 @@ fn list_tables(http: &Http, url: &str) -> Result<serde_json::Value> {
         .call("GET", "/api/tables", b"")
         .map_err(|e| anyhow::anyhow!("cannot reach {url}: {e}"))?;
     if status != 200 {
+        // A 404 here is most often a URL with a path the server does not
+        // have (`.../api`, a page's address).
+        let hint = if status == 404 {
+            format!(
+                " (it has no {}/api/tables: give the address `snappack serve` prints, \
+                 without a path such as /api)",
+                url.trim_end_matches('/')
+            )
+        } else {
+            String::new()
+        };
         bail!(
-            "{url} answered {status}: {}",
+            "{url} answered {status}: {}{hint}",
             String::from_utf8_lossy(&body)
         );
     }
