@@ -32,6 +32,26 @@ fn jsonl_rows() {
     );
     assert_eq!(codes(&report), vec![Code::JsonInvalidRow, Code::NotUtf8]);
     assert_eq!(report.errors[0].line, Some(2));
+    assert!(
+        !report.errors[1].message.contains("UTF-16"),
+        "{}",
+        report.errors[1].message
+    );
+    // A file saved as UTF-16 is told so, in either byte order.
+    for utf16 in [
+        b"\xFF\xFE{\x00\"\x00a\x00\"\x00:\x001\x00}\x00\n\x00".as_slice(),
+        b"\xFE\xFF\x00{\x00\"\x00a\x00\"\x00:\x001\x00}\x00\n".as_slice(),
+    ] {
+        let report = check_with("t.jsonl", utf16, &into("t"));
+        assert_eq!(codes(&report), vec![Code::NotUtf8]);
+        assert!(
+            report.errors[0]
+                .message
+                .ends_with("; it starts with a UTF-16 byte order mark: save it as UTF-8)"),
+            "{}",
+            report.errors[0].message
+        );
+    }
     // Bytes without a name (as the npm package may be given): findings name the input.
     let report = check_with("", b"{\"a\":1}\nnot json\n", &into("t"));
     assert_eq!(report.errors[0].entry.as_deref(), Some("input"));

@@ -282,9 +282,18 @@ impl TableChecker {
         line: u64,
     ) -> Result<CheckedDocument, RowFinding> {
         let text = std::str::from_utf8(bytes).map_err(|e| {
+            // A file saved as UTF-16 (as some editors and spreadsheets
+            // save "Unicode text") starts with its byte order mark.
+            let utf16 =
+                line == 1 && (bytes.starts_with(b"\xFF\xFE") || bytes.starts_with(b"\xFE\xFF"));
+            let hint = if utf16 {
+                "; it starts with a UTF-16 byte order mark: save it as UTF-8"
+            } else {
+                ""
+            };
             RowFinding::new(
                 Code::NotUtf8,
-                format!("Import wasn't valid UTF8: line {line} is not valid UTF-8 ({e})"),
+                format!("Import wasn't valid UTF8: line {line} is not valid UTF-8 ({e}{hint})"),
             )
         })?;
         let error = match check_document(text, self.rules, row, self.number) {
