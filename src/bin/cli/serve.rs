@@ -85,19 +85,13 @@ fn serve_token(given: Option<String>, env: Option<std::ffi::OsString>) -> Result
     if given.is_some() {
         return Ok(given);
     }
-    match env.map(std::ffi::OsString::into_string) {
-        None => Ok(None),
-        Some(Ok(token)) if token.is_empty() => bail!(
+    super::upload::env_token(
+        env,
+        &format!(
             "{TOKEN_ENV} is set, but empty: set it to the token to serve with, or unset it to \
              serve with the one in the data folder's token file (made at the first start)"
         ),
-        Some(Ok(token)) => super::upload::sendable_token(token, "$SNAPPACK_TOKEN").map(Some),
-        // Not UTF-8: no printable ASCII token either.
-        Some(Err(token)) => {
-            super::upload::sendable_token(token.to_string_lossy().into_owned(), "$SNAPPACK_TOKEN")
-                .map(Some)
-        }
-    }
+    )
 }
 
 /// Runs the server until Ctrl-C.

@@ -142,6 +142,22 @@ pub(super) fn sendable_token(token: String, from: &str) -> Result<String> {
     )
 }
 
+/// `$SNAPPACK_TOKEN` (`env`), when it is set: refused, with `if_empty`,
+/// when it is empty, and naming the variable when no request could carry it.
+pub(super) fn env_token(env: Option<std::ffi::OsString>, if_empty: &str) -> Result<Option<String>> {
+    let Some(token) = env else {
+        return Ok(None);
+    };
+    // Not UTF-8: no printable ASCII token either.
+    let token = token
+        .into_string()
+        .unwrap_or_else(|token| token.to_string_lossy().into_owned());
+    if token.is_empty() {
+        bail!("{if_empty}");
+    }
+    sendable_token(token, "$SNAPPACK_TOKEN").map(Some)
+}
+
 /// The token to send: `--token` when it is given, even empty (an empty one
 /// is refused, naming `--token`, rather than passed over for the
 /// environment's), else `$SNAPPACK_TOKEN` (`env`) when it is set and not
@@ -153,11 +169,9 @@ fn upload_token(given: Option<String>, env: Option<std::ffi::OsString>) -> Resul
         }
         return sendable_token(token, "--token");
     }
-    match env.map(std::ffi::OsString::into_string) {
-        Some(Ok(token)) if !token.is_empty() => sendable_token(token, "$SNAPPACK_TOKEN"),
-        // Not UTF-8: no printable ASCII token either.
-        Some(Err(token)) => sendable_token(token.to_string_lossy().into_owned(), "$SNAPPACK_TOKEN"),
-        Some(Ok(_)) => bail!("no token: give --token or set SNAPPACK_TOKEN (it is set, but empty)"),
+    let if_empty = "no token: give --token or set SNAPPACK_TOKEN (it is set, but empty)";
+    match env_token(env, if_empty)? {
+        Some(token) => Ok(token),
         None => bail!("no token: give --token or set SNAPPACK_TOKEN"),
     }
 }
