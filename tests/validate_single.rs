@@ -403,18 +403,26 @@ fn a_file_cut_short_while_read_fails_rather_than_losing_rows() {
     }
 }
 
-/// An input that fails while a JSONL or CSV file is read is `ReadFailed`
-/// naming the file and the line reached, whatever the read error is (a
-/// disk's, or a file cut short), and nothing after it is read. A CSV one
-/// was `CsvInvalidRow`, "row 0", when the failure was not the input's own,
-/// and neither said which line the walk had reached.
+/// An input that fails while a JSONL, JSON array or CSV file is read is
+/// `ReadFailed` naming the file and the line reached, whatever the read
+/// error is (a disk's, or a file cut short), and nothing after it is read.
+/// A CSV one was `CsvInvalidRow`, "row 0", when the failure was not the
+/// input's own, and neither said which line the walk had reached; a JSON
+/// array's, read whole before it is parsed, named no line.
 #[test]
 fn a_read_error_names_the_line_it_reached() {
     let jsonl: String = (0..20_000).map(|n| format!("{{\"n\":{n}}}\n")).collect();
     let csv: String = std::iter::once("n\n".to_owned())
         .chain((0..20_000).map(|n| format!("{n}\n")))
         .collect();
-    for (name, bytes) in [("t.jsonl", &jsonl), ("t.csv", &csv)] {
+    let json = format!(
+        "[\n{}\n]\n",
+        (0..20_000)
+            .map(|n| format!("{{\"n\":{n}}}"))
+            .collect::<Vec<_>>()
+            .join(",\n")
+    );
+    for (name, bytes) in [("t.jsonl", &jsonl), ("t.csv", &csv), ("t.json", &json)] {
         let at = bytes.len() as u64 / 2;
         // The line the failure is in: the lines before it were read whole.
         let line = bytes.as_bytes()[..at as usize]
@@ -444,6 +452,8 @@ fn a_read_error_names_the_line_it_reached() {
             let documents = report.tables[0].documents;
             let before = match name {
                 "t.csv" => reached - 2,
+                // Read whole before any element is checked.
+                "t.json" => 0,
                 _ => reached - 1,
             };
             assert_eq!(documents, before, "{name}");

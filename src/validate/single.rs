@@ -308,7 +308,11 @@ impl Scan<'_> {
     ) -> Result<(), ScanStop> {
         let mut bytes = Vec::new();
         if let Err(e) = input.take(MAX_JSON_ARRAY + 1).read_to_end(&mut bytes) {
-            ctx.read_error(self.at(read_failed(e)));
+            // The file is read whole before it is parsed: the failure is on
+            // the line reading had reached (what was read is kept), as a
+            // JSONL file's is.
+            let line = line_ends(&bytes, &mut false) + 1;
+            ctx.read_error(self.at(read_failed(e)).line(line));
             return Ok(());
         }
         if bytes.len() as u64 > MAX_JSON_ARRAY {
