@@ -550,6 +550,60 @@ fn csv_findings_count_lines_a_lone_carriage_return_ends() {
 /// Convex's CSV reader skips one byte order mark at the start: a second
 /// one is part of the first header, which is then not a field name; lines
 /// are counted past the one skipped.
+/// A CSV or JSON array file saved as UTF-16 (as some editors and
+/// spreadsheets save "Unicode text") is told so after Convex's message, as
+/// a JSONL one is; before, only the JSONL file was, and the others read as
+/// a stray byte or a file that is not JSON.
+#[test]
+fn a_csv_or_json_array_file_saved_as_utf16_is_told_so() {
+    fn utf16(text: &str, little_endian: bool) -> Vec<u8> {
+        let mut bytes = match little_endian {
+            true => vec![0xFF, 0xFE],
+            false => vec![0xFE, 0xFF],
+        };
+        for unit in text.encode_utf16() {
+            bytes.extend(match little_endian {
+                true => unit.to_le_bytes(),
+                false => unit.to_be_bytes(),
+            });
+        }
+        bytes
+    }
+    let hint = "; the file starts with a UTF-16 byte order mark: save it as UTF-8";
+    for little_endian in [true, false] {
+        for (name, text, code, convex) in [
+            (
+                "t.csv",
+                "name,n\nada,1\n",
+                Code::CsvInvalidRow,
+                "Failed to parse CSV row 1: CSV parse error: record 0 (line 1, field: 1, byte: 0): \
+                 invalid utf-8: invalid UTF-8 in field 1 near byte index 0",
+            ),
+            (
+                "t.json",
+                "[{\"name\":\"ada\"}]\n",
+                Code::NotJson,
+                "Not valid JSON: expected value at line 1 column 1",
+            ),
+        ] {
+            let report = check_with(name, &utf16(text, little_endian), &into("t"));
+            assert_eq!(codes(&report), [code], "{name}: {:?}", report.errors);
+            assert_eq!(report.errors[0].line, Some(1), "{name}");
+            assert_eq!(report.errors[0].message, format!("{convex}{hint}"), "{name}");
+        }
+    }
+    // Other bad bytes at the start are not called UTF-16.
+    for (name, bytes) in [("t.csv", &b"\xFFname\n1\n"[..]), ("t.json", b"\xFF[]")] {
+        let report = check_with(name, bytes, &into("t"));
+        assert!(!report.valid, "{name}");
+        assert!(
+            !report.errors[0].message.contains("UTF-16"),
+            "{name}: {}",
+            report.errors[0].message
+        );
+    }
+}
+
 #[test]
 fn csv_skips_one_byte_order_mark() {
     assert!(check_with("t.csv", b"\xEF\xBB\xBFa\n1\n", &into("t")).valid);

@@ -5,7 +5,7 @@
 use std::collections::HashSet;
 use std::io::{self, Read};
 
-use super::lines::line_ends;
+use super::lines::{line_ends, starts_as_utf16, UTF16_HINT};
 use crate::convex::names::{check_field_name, check_identifier};
 use crate::convex::value::RowError;
 use crate::report::Code;
@@ -79,7 +79,11 @@ impl<R: Read> CsvRows<R> {
             Err(e) => return Err(e.into_row_error()),
         };
         // The whole header is read as text before any name is checked.
-        if let Some((_, error)) = records.utf8_error(&at) {
+        if let Some((_, mut error)) = records.utf8_error(&at) {
+            // A file saved as UTF-16 is told so, after Convex's message.
+            if at.byte == 0 && records.len() > 0 && starts_as_utf16(records.cell(0)) {
+                error.message = format!("{}; the file {UTF16_HINT}", error.message);
+            }
             return Err((line, error));
         }
         let mut columns: Vec<(String, usize)> = Vec::new();

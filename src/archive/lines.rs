@@ -128,6 +128,17 @@ pub fn without_newline(line: &[u8]) -> (&[u8], bool) {
     }
 }
 
+/// Whether `bytes` start with a UTF-16 byte order mark (either byte
+/// order): a file saved as UTF-16, as some editors and spreadsheets save
+/// "Unicode text", which no importer of UTF-8 reads.
+pub fn starts_as_utf16(bytes: &[u8]) -> bool {
+    bytes.starts_with(b"\xFF\xFE") || bytes.starts_with(b"\xFE\xFF")
+}
+
+/// What a finding about a file or line that [`starts_as_utf16`] adds,
+/// after the words Convex's message has ("the file " or "it " before it).
+pub const UTF16_HINT: &str = "starts with a UTF-16 byte order mark: save it as UTF-8";
+
 /// The lines `bytes` end, a `\r\n`, a `\n` or a `\r` alone ending one;
 /// `after_cr` says whether the byte before them is a `\r`, and then
 /// whether their last one is.

@@ -9,7 +9,7 @@ use super::table::{RowFinding, TableChecker};
 use super::zip::{first_id_of, MAX_LINE};
 use super::{read_failed, Context, Plan, PlannedTable, Sink, Stop, Tracked};
 use crate::archive::csv::CsvRows;
-use crate::archive::lines::{line_ends, without_newline};
+use crate::archive::lines::{line_ends, starts_as_utf16, without_newline, UTF16_HINT};
 use crate::archive::{Format, LineError, LineReader};
 use crate::convex::names::check_identifier;
 use crate::convex::value::ValueRules;
@@ -338,6 +338,12 @@ impl Scan<'_> {
                 // Convex parses the bytes as JSON, which refuses bad UTF-8
                 // (or whatever comes first) as not JSON.
                 let finding = match serde_json::from_slice::<serde_json::Value>(&bytes) {
+                    // A file saved as UTF-16 is told so, after Convex's message.
+                    Err(e) if starts_as_utf16(&bytes) => Finding::new(
+                        Code::NotJson,
+                        format!("Not valid JSON: {e}; the file {UTF16_HINT}"),
+                    )
+                    .line(physical_line(&bytes, &e)),
                     Err(e) => Finding::new(Code::NotJson, format!("Not valid JSON: {e}"))
                         .line(physical_line(&bytes, &e)),
                     Ok(_) => Finding::new(Code::NotUtf8, format!("Import wasn't valid UTF8: {e}")),

@@ -5,6 +5,7 @@
 //! receives.
 
 use super::ids::{HashedId, IdKeys, IdSet};
+use crate::archive::lines::{starts_as_utf16, UTF16_HINT};
 use crate::convex::fast::check_fast;
 use crate::convex::value::{check_document, CheckedDocument, IdField, ValueRules};
 use crate::convex::DocumentId;
@@ -282,14 +283,9 @@ impl TableChecker {
         line: u64,
     ) -> Result<CheckedDocument, RowFinding> {
         let text = std::str::from_utf8(bytes).map_err(|e| {
-            // A file saved as UTF-16 (as some editors and spreadsheets
-            // save "Unicode text") starts with its byte order mark.
-            let utf16 =
-                line == 1 && (bytes.starts_with(b"\xFF\xFE") || bytes.starts_with(b"\xFE\xFF"));
-            let hint = if utf16 {
-                "; it starts with a UTF-16 byte order mark: save it as UTF-8"
-            } else {
-                ""
+            let hint = match line == 1 && starts_as_utf16(bytes) {
+                true => format!("; it {UTF16_HINT}"),
+                false => String::new(),
             };
             RowFinding::new(
                 Code::NotUtf8,
