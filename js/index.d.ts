@@ -55,7 +55,8 @@ export type Code =
   | 'Cancelled'
   | 'ImportInvalidName'
   | 'UnassignedTableNumber'
-  | 'SchemaTableMissing';
+  | 'SchemaTableMissing'
+  | 'UnreadableCreationTime';
 
 /** Where a table's number came from. */
 export type NumberSource = 'tables' | 'id' | 'target' | 'unassigned';

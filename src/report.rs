@@ -136,6 +136,11 @@ codes! {
     /// The schema given for a CSV file has no table of the file's table
     /// name, so no empty cell is removed (warning).
     SchemaTableMissing,
+    /// A document's `_creationTime` is negative (`-0` too), NaN or infinite:
+    /// Convex cannot read it, and fails the import with an internal error
+    /// ("Your request couldn't be completed. Try again later.") that names
+    /// no row, after retrying it.
+    UnreadableCreationTime,
 }
 
 impl Code {

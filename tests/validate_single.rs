@@ -686,3 +686,30 @@ fn files_without_rows_are_empty_tables_as_in_convex() {
     let report = check_with("t.jsonl", b"\n", &into("t"));
     assert_eq!(codes(&report), vec![Code::JsonInvalidRow]);
 }
+
+/// A negative `_creationTime` in a JSONL or CSV file is Convex's internal
+/// error, not a rule of a valid document: a code of snappack's own, naming
+/// the line and the field.
+#[test]
+fn a_negative_creation_time_is_named_with_its_line_and_field() {
+    for (name, bytes, line) in [
+        ("t.jsonl", &b"{\"a\":1}\n{\"_creationTime\":-5}\n"[..], 2),
+        ("t.csv", b"_creationTime,a\n1700000000000,x\n-5,y\n", 3),
+    ] {
+        let report = check_with(name, bytes, &into("t"));
+        assert_eq!(
+            codes(&report),
+            [Code::UnreadableCreationTime],
+            "{name}: {:?}",
+            report.errors
+        );
+        let error = &report.errors[0];
+        assert_eq!(error.line, Some(line), "{name}");
+        assert_eq!(error.field.as_deref(), Some("_creationTime"), "{name}");
+        assert!(
+            error.message.contains("'_creationTime' is -5"),
+            "{}",
+            error.message
+        );
+    }
+}

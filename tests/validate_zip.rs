@@ -2652,3 +2652,60 @@ fn warnings_past_the_cap_are_counted() {
     assert_eq!(unlimited.warnings.len(), 21);
     assert_eq!(unlimited.warning_count, 21);
 }
+
+/// A `_creationTime` Convex cannot read (negative, `-0` too, NaN or
+/// infinite) fails a Convex import with an internal error that names no row;
+/// snappack said `InvalidDocumentError`, Convex's code for a time it reads
+/// and refuses (0, 2^53 and up), whose message a user would then look for
+/// in vain. It is a code of snappack's own, naming the row, the field and
+/// what Convex does.
+#[test]
+fn a_creation_time_convex_cannot_read_is_named_as_such() {
+    let lines = [
+        r#"{"_creationTime":-1.5,"a":1}"#.to_owned(),
+        r#"{"_creationTime":-0.0}"#.to_owned(),
+        r#"{"_creationTime":{"$float":"AAAAAAAA8P8="}}"#.to_owned(),
+        r#"{"_creationTime":0.0}"#.to_owned(),
+    ];
+    let jsonl = lines.join("\n") + "\n";
+    let report = check(
+        "t.zip",
+        &zip(&[
+            ("users/generated_schema.jsonl", UNIFORM),
+            ("users/documents.jsonl", jsonl.as_bytes()),
+        ]),
+    );
+    assert_eq!(
+        codes(&report),
+        [
+            Code::UnreadableCreationTime,
+            Code::UnreadableCreationTime,
+            Code::UnreadableCreationTime,
+            // Convex reads 0, and refuses it as a document's time.
+            Code::InvalidDocumentError,
+        ],
+        "{:#?}",
+        report.errors
+    );
+    for (error, (line, shown)) in report
+        .errors
+        .iter()
+        .zip([(1, "-1.5"), (2, "-0"), (3, "-inf")])
+    {
+        assert_eq!(error.line, Some(line));
+        assert_eq!(error.field.as_deref(), Some("_creationTime"));
+        assert_eq!(error.entry.as_deref(), Some("users/documents.jsonl"));
+        assert!(
+            error.message.starts_with(&format!(
+                "Row {line}: '_creationTime' is {shown}, which Convex cannot read as a creation time"
+            )),
+            "{}",
+            error.message
+        );
+        assert!(
+            error.message.contains("internal error"),
+            "{}",
+            error.message
+        );
+    }
+}

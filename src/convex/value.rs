@@ -249,12 +249,20 @@ fn insert_error(scan: &Scan<'_>, stats: Stats, row: u64) -> Option<RowError> {
     let invalid_time =
         |t: f64| format!("The '_creationTime' field should be a timestamp in milliseconds, is {t}");
     if let CreationTime::Float(t) = scan.creation_time {
-        // Convex cannot read a negative (-0 included), NaN or infinite time.
+        // Convex cannot read a negative (-0 included), NaN or infinite
+        // time: its import fails with an internal error, which says neither
+        // the row nor the field, so this finding has no message of Convex's
+        // to repeat and says what Convex does instead.
         if t.is_sign_negative() || !t.is_finite() {
             return Some(
                 RowError::new(
-                    Code::InvalidDocumentError,
-                    format!("Row {row} isn't a valid document: {}", invalid_time(t)),
+                    Code::UnreadableCreationTime,
+                    format!(
+                        "Row {row}: '_creationTime' is {t}, which Convex cannot read as a creation \
+                         time (a timestamp in milliseconds, above 0 and below 2^53): Convex fails \
+                         the import with an internal error (\"Your request couldn't be completed. \
+                         Try again later.\"), naming no row"
+                    ),
                 )
                 .at(Some("_creationTime".into())),
             );
@@ -1325,7 +1333,7 @@ mod tests {
         assert!(matches!(e.id_first, Some(IdField::Invalid(ref s, _)) if s == "nope"));
         // A time Convex cannot read, before an `_id` that is not a string.
         let e = check(r#"{"_id":5,"_creationTime":-1.0}"#, ValueRules::Plain).unwrap_err();
-        assert_eq!(e.code, Code::InvalidDocumentError);
+        assert_eq!(e.code, Code::UnreadableCreationTime);
         assert_eq!(e.field.as_deref(), Some("_creationTime"));
         let e = check(r#"{"_id":5,"_creationTime":1}"#, ValueRules::Uniform).unwrap_err();
         assert_eq!(e.code, Code::InvalidIdError);
