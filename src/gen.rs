@@ -6,6 +6,9 @@
 //! the table's number) and `generated_schema.jsonl` (`"uniform"`), and, with
 //! stored files, `_storage/documents.jsonl` plus one entry per file. Every
 //! entry is deflated and streamed: memory stays bounded whatever the size.
+//! [`write_snapshot_streamed`] writes the same snapshot to an output that
+//! cannot seek, each entry's sizes after its data, as Convex's exporter
+//! writes them (`snappack gen` writes so, into a file or a pipe alike).
 //!
 //! Output is a pure function of the [`GenSpec`] (a built-in splitmix64
 //! generator, fixed entry timestamps). Optional [`Fault`]s are injected at
@@ -329,12 +332,29 @@ pub enum GenError {
     Zip(#[from] zip::result::ZipError),
 }
 
-/// Writes a synthetic snapshot ZIP to `out` (give a buffered writer).
+/// Writes a synthetic snapshot ZIP to `out` (give a buffered writer), each
+/// entry's sizes and CRC-32 in its local header, which the writer goes back
+/// to fill in.
 pub fn write_snapshot<W: Write + Seek>(out: W, spec: &GenSpec) -> Result<GenSummary, GenError> {
+    write_into(ZipWriter::new(Quiet::new(out)), spec)
+}
+
+/// Writes the snapshot [`write_snapshot`] writes, but to an output that
+/// cannot seek (a pipe), front to back in bounded memory: each entry's
+/// sizes and CRC-32 follow its data (a data descriptor, flag bit 3, as
+/// Convex's exporter writes its entries), and the central directory has
+/// them, as in any ZIP. Readers that go by the central directory (Convex's
+/// importer, snappack) read it as they read the other; the bytes differ.
+pub fn write_snapshot_streamed<W: Write>(out: W, spec: &GenSpec) -> Result<GenSummary, GenError> {
+    write_into(ZipWriter::new_stream(Quiet::new(out)), spec)
+}
+
+/// Writes the snapshot with `zip`, whatever its output.
+fn write_into<S: Write + Seek>(zip: ZipWriter<S>, spec: &GenSpec) -> Result<GenSummary, GenError> {
     let mut plan = Plan::new(spec)?;
     let mut faults = plan.place_faults(spec)?;
     let mut w = Archive {
-        zip: ZipWriter::new(Quiet::new(out)),
+        zip,
         level: spec.compression_level,
         entries: 0,
         bytes: 0,
@@ -835,9 +855,9 @@ impl Plan {
         Err(needs(fault, "more free rows"))
     }
 
-    fn write_tables_entry<W: Write + Seek>(
+    fn write_tables_entry<S: Write + Seek>(
         &self,
-        w: &mut Archive<W>,
+        w: &mut Archive<S>,
         component: &ComponentPlan,
         faults: &mut [InjectedFault],
     ) -> Result<(), GenError> {
@@ -878,9 +898,9 @@ impl Plan {
         )
     }
 
-    fn write_table<W: Write + Seek>(
+    fn write_table<S: Write + Seek>(
         &self,
-        w: &mut Archive<W>,
+        w: &mut Archive<S>,
         spec: &GenSpec,
         t: usize,
     ) -> Result<GenTable, GenError> {
@@ -972,9 +992,9 @@ impl Plan {
         })
     }
 
-    fn write_storage<W: Write + Seek>(
+    fn write_storage<S: Write + Seek>(
         &self,
-        w: &mut Archive<W>,
+        w: &mut Archive<S>,
         component: &ComponentPlan,
         files: &mut Vec<GenStorageFile>,
     ) -> Result<(), GenError> {
@@ -1101,8 +1121,8 @@ fn needs(fault: Fault, what: &str) -> GenError {
 // ---------------------------------------------------------------------------
 // Output.
 
-struct Archive<W: Write + Seek> {
-    zip: ZipWriter<Quiet<W>>,
+struct Archive<S: Write + Seek> {
+    zip: ZipWriter<S>,
     level: u8,
     entries: u64,
     bytes: u64,
@@ -1191,7 +1211,7 @@ impl<W: Seek> Seek for Quiet<W> {
     }
 }
 
-impl<W: Write + Seek> Archive<W> {
+impl<S: Write + Seek> Archive<S> {
     fn start(&mut self, name: &str, large: bool) -> Result<(), GenError> {
         let options = SimpleFileOptions::default()
             .compression_method(CompressionMethod::Deflated)

@@ -371,7 +371,7 @@ fn gen_on_a_full_disk_says_so_once() {
     assert_eq!(code, 2, "{stderr}");
     assert_eq!(
         stderr,
-        "snappack: cannot write /dev/full: cannot write the archive: i/o error: No space left on device (os error 28)\n"
+        "snappack: cannot write /dev/full: No space left on device (os error 28)\n"
     );
 }
 

@@ -514,3 +514,62 @@ fn gen_help_names_every_fault() {
         "{stderr}"
     );
 }
+
+/// `gen` into a pipe, which cannot seek, writes the archive as it makes it,
+/// in bounded memory: it made the whole archive in memory first, and ran
+/// out of it where a file could be written. What it writes (each entry's
+/// sizes and CRC-32 after its data, as Convex's exporter writes them, flag
+/// bit 3) is what the library writes into a file in entries and contents,
+/// and validates as it does.
+#[cfg(unix)]
+#[test]
+fn gen_into_a_pipe_streams_in_bounded_memory() {
+    let dir = std::env::temp_dir().join(format!("snappack-gen-stream-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    // Stored files of random bytes, which do not compress: over 16 MiB of
+    // archive, whose buffer in memory would have grown to 32 MiB.
+    let spec = GenSpec {
+        tables: 1,
+        documents_per_table: 10,
+        storage_files: 17,
+        storage_min_bytes: 1 << 20,
+        storage_max_bytes: 1 << 20,
+        ..GenSpec::default()
+    };
+    let spec_path = dir.join("spec.json");
+    std::fs::write(&spec_path, serde_json::to_vec(&spec).unwrap()).unwrap();
+    // The address space the command may take: some 25 MiB are the binary
+    // and its libraries, which a 40 MiB bound leaves room above.
+    let run = std::process::Command::new("bash")
+        .args([
+            "-c",
+            "ulimit -v 40960 && exec \"$0\" gen - --spec \"$1\"",
+            env!("CARGO_BIN_EXE_snappack"),
+            spec_path.to_str().unwrap(),
+        ])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .output()
+        .unwrap();
+    std::fs::remove_dir_all(&dir).unwrap();
+    let stderr = String::from_utf8_lossy(&run.stderr);
+    assert_eq!(run.status.code(), Some(0), "{stderr}");
+    assert!(run.stdout.len() > 16 << 20, "{}", run.stdout.len());
+    assert!(stderr.starts_with("wrote standard output: "), "{stderr}");
+    let mut archive = ZipArchive::new(Cursor::new(&run.stdout)).expect("readable zip");
+    for i in 0..archive.len() {
+        let file = archive.by_index_raw(i).unwrap();
+        let name = file.name().unwrap().into_owned();
+        assert!(file.flags().is_using_data_descriptor(), "{name}");
+    }
+    let (file_bytes, _) = generate(&spec);
+    assert_eq!(entries(&run.stdout), entries(&file_bytes));
+    let report = validate(
+        Cursor::new(&run.stdout),
+        "piped.zip",
+        &Options::default(),
+        &mut |_| true,
+    );
+    assert!(report.valid, "{:?}", report.errors);
+    assert_eq!(report.storage.files, 17);
+}

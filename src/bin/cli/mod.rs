@@ -678,8 +678,6 @@ fn generate(args: GenArgs) -> Result<ExitCode> {
         true => Box::new(std::io::stderr().lock()),
         false => Box::new(std::io::stdout().lock()),
     };
-    // A ZIP writer goes back to fill in sizes: into a pipe, which cannot
-    // seek, the archive is made in memory first.
     let cannot_write = || match args.out.to_str() {
         Some("-") => "cannot write to standard output".to_owned(),
         _ => format!("cannot write {}", args.out.display()),
@@ -690,16 +688,12 @@ fn generate(args: GenArgs) -> Result<ExitCode> {
         snappack::gen::GenError::Spec(_) => anyhow::Error::new(error),
         _ => anyhow::Error::new(error).context(cannot_write()),
     };
-    let summary = match out.stream_position() {
-        Ok(_) => snappack::gen::write_snapshot(&mut out, &spec).map_err(failed)?,
-        Err(_) => {
-            let mut archive = Cursor::new(Vec::new());
-            let summary = snappack::gen::write_snapshot(&mut archive, &spec).map_err(failed)?;
-            out.write_all(archive.get_ref())
-                .with_context(cannot_write)?;
-            summary
-        }
-    };
+    // Written front to back (each entry's sizes after its data, as Convex's
+    // exporter writes them), so that a pipe, which cannot seek, gets the
+    // archive as it is made, in bounded memory, and the same bytes as a file.
+    let summary = snappack::gen::write_snapshot_streamed(&mut out, &spec).map_err(failed)?;
+    // What the last writes left in the buffer, failing as a write does.
+    out.flush().with_context(cannot_write)?;
     out.finish()?;
     if args.json {
         serde_json::to_writer_pretty(&mut report, &summary)?;
