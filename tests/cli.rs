@@ -2209,3 +2209,46 @@ fn serve_refuses_an_empty_token() {
     assert!(stderr.contains("--token <TOKEN>"), "{stderr}");
     assert!(!data.exists());
 }
+
+/// A component path nested deep enough that its tables' files would be
+/// over the system's limit on a path: `pack` takes it (Convex imports it),
+/// plain `unpack` checks it, and `unpack -o` refuses it at once, naming the
+/// table, its component and the limit, with nothing written. It failed on
+/// reaching the table with "cannot create <the path>", without the reason.
+#[cfg(target_os = "linux")]
+#[test]
+fn unpack_says_a_path_over_the_systems_limit_before_writing() {
+    let dir = fresh_dir("unpack-deep");
+    // 60 components of 64 bytes: a path of some 4,600 bytes.
+    let prefix: String = (0..60)
+        .map(|i| format!("_components/c{i:02}{}/", "x".repeat(61)))
+        .collect();
+    let deep = format!("{prefix}users/documents.jsonl");
+    let snapshot = dir.join("deep.zip");
+    std::fs::write(
+        &snapshot,
+        zip(&[
+            ("users/documents.jsonl", b"{\"a\":1}\n"),
+            (&deep, b"{\"a\":2}\n"),
+        ]),
+    )
+    .unwrap();
+    let stream = dir.join("deep.snappack");
+    let (code, _, stderr) = snappack(&["pack", arg(&snapshot), "-o", arg(&stream), "-q"]);
+    assert_eq!(code, 0, "{stderr}");
+    let (code, stdout, stderr) = snappack(&["unpack", arg(&stream)]);
+    assert_eq!(code, 0, "{stdout}{stderr}");
+    let out = dir.join("out");
+    let (code, stdout, stderr) = snappack(&["unpack", arg(&stream), "-o", arg(&out)]);
+    assert_eq!(code, 2, "{stdout}{stderr}");
+    assert!(
+        stderr.contains("cannot write table users of component c00x"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("over the 4,095 bytes a path may have on this system"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("no output was written to"), "{stderr}");
+    assert_eq!(names(&dir), ["deep.snappack", "deep.zip"]);
+}

@@ -14,7 +14,7 @@ use snappack::migration::{
     component_prefix, pack, unpack_frames, DecodeError, DecoderConfig, EncoderConfig, Item,
     PackError, PackOptions, UnpackError, DEFAULT_FRAME_SIZE, DEFAULT_LEVEL,
 };
-use snappack::report::Report;
+use snappack::report::{grouped, Report};
 use snappack::server::ingest::{Ingest, Rejection};
 
 use super::output::{OutputDir, OutputFile};
@@ -180,6 +180,64 @@ fn folder(root: &Path, component: &str, name: &str) -> Result<PathBuf> {
     Ok(root.join(component_prefix(component)).join(name))
 }
 
+/// The longest path, in bytes, this system's calls take: `PATH_MAX` less
+/// its terminating NUL (Windows' `MAX_PATH` elsewhere).
+#[cfg(unix)]
+const MAX_PATH_BYTES: usize = libc::PATH_MAX as usize - 1;
+#[cfg(not(unix))]
+const MAX_PATH_BYTES: usize = 259;
+
+/// Refuses at once a table whose files would be at a path longer than the
+/// system takes (`MAX_PATH_BYTES`), as a component path nested deep can be:
+/// creating them would fail, without the reason, only when reached. `files`
+/// are the names written in the table's folder `dir`, under `root`.
+fn fits_path_limit(
+    root: &Path,
+    dir: &Path,
+    files: &[&str],
+    table: &str,
+    component: &str,
+) -> Result<()> {
+    for file in files {
+        let path = dir.join(file);
+        let length = path.as_os_str().len();
+        if length <= MAX_PATH_BYTES {
+            continue;
+        }
+        let entry = path.strip_prefix(root).unwrap_or(&path).to_string_lossy();
+        let component = match component {
+            "" => String::new(),
+            path => format!(
+                " of component {} ({} bytes)",
+                human::shown(&abridged(path)),
+                grouped(path.len() as u64)
+            ),
+        };
+        bail!(
+            "cannot write table {}{component}: its entry {} ({} bytes) would be at a path of {} \
+             bytes with the output folder's, over the {} bytes a path may have on this system; \
+             `unpack` without -o checks the stream without writing it",
+            human::shown(table),
+            human::shown(&abridged(&entry)),
+            grouped(entry.len() as u64),
+            grouped(length as u64),
+            grouped(MAX_PATH_BYTES as u64),
+        );
+    }
+    Ok(())
+}
+
+/// `text` whole when short, else its start and end around an ellipsis.
+fn abridged(text: &str) -> String {
+    const KEEP: usize = 60;
+    if text.chars().count() <= 2 * KEEP {
+        return text.to_owned();
+    }
+    let start: String = text.chars().take(KEEP).collect();
+    let end: Vec<char> = text.chars().rev().take(KEEP).collect();
+    format!("{start}…{}", end.into_iter().rev().collect::<String>())
+}
+
 /// Writes what a stream holds under a folder.
 struct Rebuild {
     root: PathBuf,
@@ -203,6 +261,23 @@ impl Rebuild {
                     .into());
                 }
                 let dir = folder(&self.root, &t.component, &t.name)?;
+                // Every table is declared before any document: a path too
+                // long is said before anything else is written. Its files,
+                // and the component's `_tables` rows written at the end.
+                let stored_file = "x".repeat(snappack::convex::id::MAX_ID_LEN);
+                let files: &[&str] = match t.name.as_str() {
+                    "_storage" => &["documents.jsonl", &stored_file],
+                    _ => &["documents.jsonl", "generated_schema.jsonl"],
+                };
+                fits_path_limit(&self.root, &dir, files, &t.name, &t.component)?;
+                let tables = folder(&self.root, &t.component, "_tables")?;
+                fits_path_limit(
+                    &self.root,
+                    &tables,
+                    &["documents.jsonl"],
+                    "_tables",
+                    &t.component,
+                )?;
                 fs::create_dir_all(&dir)
                     .with_context(|| format!("cannot create {}", dir.display()))?;
                 let path = dir.join("documents.jsonl");
@@ -245,6 +320,7 @@ impl Rebuild {
                     .into());
                 }
                 let path = folder(&self.root, &f.component, "_storage")?;
+                fits_path_limit(&self.root, &path, &[&f.id], "_storage", &f.component)?;
                 fs::create_dir_all(&path)
                     .with_context(|| format!("cannot create {}", path.display()))?;
                 // A decoded id is alphanumeric: a plain file name.
