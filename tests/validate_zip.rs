@@ -2709,3 +2709,42 @@ fn a_creation_time_convex_cannot_read_is_named_as_such() {
         );
     }
 }
+
+/// A table's entry saved as UTF-16 is told so after Convex's message, as a
+/// single-table file is; it was only "line 1 is not valid UTF-8".
+#[test]
+fn an_entry_saved_as_utf16_is_told_so() {
+    let utf16 = |text: &str| -> Vec<u8> {
+        let mut bytes = vec![0xFF, 0xFE];
+        bytes.extend(text.encode_utf16().flat_map(u16::to_le_bytes));
+        bytes
+    };
+    let users = utf16(&(doc(10001, 1, "") + "\n"));
+    let tables = utf16("{\"name\":\"users\",\"id\":10001}\n");
+    let hint = "; the entry starts with a UTF-16 byte order mark: save it as UTF-8";
+    for (entries, entry) in [
+        (
+            vec![("users/documents.jsonl", users.as_slice())],
+            "users/documents.jsonl",
+        ),
+        (
+            vec![("_tables/documents.jsonl", tables.as_slice())],
+            "_tables/documents.jsonl",
+        ),
+    ] {
+        let report = check("t.zip", &zip(&entries));
+        assert_eq!(codes(&report), [Code::InvalidZip], "{:?}", report.errors);
+        let error = &report.errors[0];
+        assert_eq!(error.entry.as_deref(), Some(entry));
+        assert_eq!(
+            error.message,
+            format!("invalid zip file: line 1 is not valid UTF-8{hint}")
+        );
+    }
+    // Another byte that is not UTF-8 is not called UTF-16.
+    let report = check("t.zip", &zip(&[("users/documents.jsonl", b"\xFF{}\n")]));
+    assert_eq!(
+        report.errors[0].message,
+        "invalid zip file: line 1 is not valid UTF-8"
+    );
+}

@@ -386,7 +386,7 @@ impl Reporting<'_, '_> {
                     self.ctx.error(
                         (self.at)(Finding::new(
                             Code::InvalidZip,
-                            format!("invalid zip file: line {row} is not valid UTF-8"),
+                            super::zip::not_utf8_message(line, row),
                         ))
                         .line(row),
                     );

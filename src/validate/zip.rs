@@ -25,7 +25,7 @@ use super::{
 use crate::archive::inflate::{
     deflate_entry, zstd_entry, CheckedEntry, Declared, DeflateEntry, ZstdEntry,
 };
-use crate::archive::lines::without_newline;
+use crate::archive::lines::{starts_as_utf16, without_newline, UTF16_HINT};
 use crate::archive::{classify, storage_name, EntryKind, Format, LineError, LineReader};
 use crate::convex::names::check_identifier;
 use crate::convex::value::{encode_base64, ValueRules};
@@ -1029,7 +1029,7 @@ fn read_tables_entry<R: Read + Seek>(
         let Ok(text) = std::str::from_utf8(line) else {
             ctx.error(at(Finding::new(
                 Code::InvalidZip,
-                format!("invalid zip file: line {row} is not valid UTF-8"),
+                not_utf8_message(line, row),
             )));
             return;
         };
@@ -1192,4 +1192,15 @@ fn hash_file<R: Read + Seek>(
     let digest: [u8; 32] = hasher.finalize().into();
     sink.end_file(file_index, &digest).map_err(HashStop::Sink)?;
     Ok(digest)
+}
+
+/// Convex's message for line `row` of an entry, `line`, that is not UTF-8,
+/// with where it fails; an entry saved as UTF-16 is told so after it, as a
+/// single-table file is.
+pub(super) fn not_utf8_message(line: &[u8], row: u64) -> String {
+    let hint = match row == 1 && starts_as_utf16(line) {
+        true => format!("; the entry {UTF16_HINT}"),
+        false => String::new(),
+    };
+    format!("invalid zip file: line {row} is not valid UTF-8{hint}")
 }
