@@ -713,3 +713,39 @@ fn a_negative_creation_time_is_named_with_its_line_and_field() {
         );
     }
 }
+
+/// A file saved as UTF-16, whose name does not tell its format, is told to
+/// be saved as UTF-8: its first bytes tell no format, and giving one would
+/// only lead to another error. It was only told to give a format.
+#[test]
+fn a_utf16_file_of_no_known_format_is_told_to_be_saved_as_utf8() {
+    let mut bytes = vec![0xFF, 0xFE];
+    bytes.extend("{\"a\":1}\n".encode_utf16().flat_map(u16::to_le_bytes));
+    for (name, stdin, start) in [
+        ("rows", false, "cannot tell the format of 'rows': "),
+        ("", true, "cannot tell the format of standard input: "),
+    ] {
+        let options = Options { stdin, ..into("t") };
+        let report = check_with(name, &bytes, &options);
+        assert_eq!(
+            codes(&report),
+            [Code::InvalidOptions],
+            "{:?}",
+            report.errors
+        );
+        let message = &report.errors[0].message;
+        assert!(
+            message.starts_with(&format!(
+                "{start}it starts with a UTF-16 byte order mark: save it as UTF-8, then give its format"
+            )),
+            "{message}"
+        );
+    }
+    // Bytes of no format, not UTF-16, are only told to give a format.
+    let report = check_with("rows", b"a,b\n1,2\n", &into("t"));
+    assert!(
+        !report.errors[0].message.contains("UTF-16"),
+        "{}",
+        report.errors[0].message
+    );
+}

@@ -433,6 +433,14 @@ fn walk_as<'a, R: Read + Seek>(
             Plan::default()
         }
         (_, None, total) => {
+            // A file saved as UTF-16 starts with neither `[` nor `{`, and is
+            // no format snappack or Convex reads: said before its format is given.
+            let mut head = [0u8; 2];
+            let utf16 = input
+                .rewind()
+                .and_then(|()| input.read_exact(&mut head))
+                .is_ok()
+                && crate::archive::lines::starts_as_utf16(&head);
             let input = match file_name {
                 "" => "the input (it has no name)".to_owned(),
                 name => format!("'{name}'"),
@@ -456,6 +464,19 @@ fn walk_as<'a, R: Read + Seek>(
                     "cannot tell the format of {input} from its extension or its first bytes: \
                      give a format (zip, jsonl, json or csv)"
                 ),
+            };
+            let why = match (utf16, options.stdin) {
+                (true, true) => format!(
+                    "cannot tell the format of standard input: it {}, then give its format \
+                     with --format (zip, jsonl, json or csv)",
+                    crate::archive::lines::UTF16_HINT
+                ),
+                (true, false) => format!(
+                    "cannot tell the format of {input}: it {}, then give its format (zip, \
+                     jsonl, json or csv), or a name whose extension tells it",
+                    crate::archive::lines::UTF16_HINT
+                ),
+                (false, _) => why,
             };
             ctx.error(Finding::new(Code::InvalidOptions, why));
             Plan::default()
