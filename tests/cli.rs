@@ -2252,3 +2252,29 @@ fn unpack_says_a_path_over_the_systems_limit_before_writing() {
     assert!(stderr.contains("no output was written to"), "{stderr}");
     assert_eq!(names(&dir), ["deep.snappack", "deep.zip"]);
 }
+
+/// A valid single-table file is called a file in the verdict, not a
+/// snapshot, which a ZIP archive is.
+#[test]
+fn a_valid_single_table_file_is_called_a_file() {
+    let dir = fresh_dir("verdict-file");
+    for (name, bytes, what) in [
+        ("rows.csv", &b"name\nada\n"[..], "file"),
+        ("rows.jsonl", b"{\"name\":\"ada\"}\n", "file"),
+        ("rows.json", b"[{\"name\":\"ada\"}]", "file"),
+        ("snapshot.zip", &valid_zip()[..], "snapshot"),
+    ] {
+        let path = dir.join(name);
+        std::fs::write(&path, bytes).unwrap();
+        let mut args = vec!["validate", arg(&path)];
+        if what == "file" {
+            args.extend(["--table", "people"]);
+        }
+        let (code, stdout, stderr) = snappack(&args);
+        assert_eq!(code, 0, "{stdout}{stderr}");
+        assert!(
+            stdout.contains(&format!("VALID: Convex would import this {what}.")),
+            "{name}: {stdout}"
+        );
+    }
+}

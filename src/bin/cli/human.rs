@@ -112,10 +112,13 @@ pub fn print(
     writeln!(out)?;
     let took = format!("checked in {:.2}s", elapsed.as_secs_f64());
     if report.valid {
+        // A single-table file (JSONL, JSON, CSV) is one table's rows, not a snapshot.
         let verdict = if report.tables.is_empty() {
             "VALID, but empty: Convex would import this snapshot, which has no tables (in replaceAll mode, that deletes every table)."
-        } else {
+        } else if report.format == "zip" {
             "VALID: Convex would import this snapshot."
+        } else {
+            "VALID: Convex would import this file."
         };
         writeln!(out, "{} {took}", paint("1;32", verdict))
     } else {
