@@ -2748,3 +2748,43 @@ fn an_entry_saved_as_utf16_is_told_so() {
         "invalid zip file: line 1 is not valid UTF-8"
     );
 }
+
+/// An entry that starts with a UTF-8 byte order mark is JSON Convex cannot
+/// parse in a ZIP archive ("expected value at line 1 column 1", about a
+/// mark no editor shows): the finding says why after Convex's message.
+#[test]
+fn an_entry_with_a_utf8_byte_order_mark_is_told_why_it_is_not_json() {
+    let users = format!("\u{FEFF}{}\n", doc(10001, 1, ""));
+    let tables = "\u{FEFF}{\"name\":\"users\",\"id\":10001}\n";
+    let hint = "; the entry starts with a UTF-8 byte order mark, which Convex reads as part of \
+                the row: save it without one";
+    for (entry, bytes) in [
+        ("users/documents.jsonl", users.as_bytes()),
+        ("_tables/documents.jsonl", tables.as_bytes()),
+    ] {
+        let report = check("t.zip", &zip(&[(entry, bytes)]));
+        assert_eq!(
+            codes(&report),
+            [Code::JsonInvalidRow],
+            "{:?}",
+            report.errors
+        );
+        let error = &report.errors[0];
+        assert_eq!((error.entry.as_deref(), error.line), (Some(entry), Some(1)));
+        assert_eq!(
+            error.message,
+            format!("Row 1 wasn't valid JSON: expected value at line 1 column 1{hint}")
+        );
+    }
+    // Not on a later line, nor without the mark.
+    let later = format!("{}\n\u{FEFF}{{}}\nnot json\n", doc(10001, 1, ""));
+    let report = check(
+        "t.zip",
+        &zip(&[("users/documents.jsonl", later.as_bytes())]),
+    );
+    assert_eq!(report.errors.len(), 2, "{:?}", report.errors);
+    assert!(report
+        .errors
+        .iter()
+        .all(|e| !e.message.contains("byte order mark")));
+}

@@ -396,6 +396,10 @@ impl Reporting<'_, '_> {
                     let newline = end < data.len();
                     let message =
                         super::as_read_with_newline(f.code, f.message.clone(), line, row, newline);
+                    let message = match f.code {
+                        Code::JsonInvalidRow => super::zip::with_bom_hint(message, line, row),
+                        _ => message,
+                    };
                     let finding = (self.at)(Finding::new(f.code, message))
                         .line(row)
                         .excerpt_at(&String::from_utf8_lossy(line), f.at_byte);

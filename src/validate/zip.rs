@@ -1044,6 +1044,7 @@ fn read_tables_entry<R: Read + Seek>(
                     row,
                     newline,
                 );
+                let message = with_bom_hint(message, line, row);
                 ctx.error(fail(Code::JsonInvalidRow, message));
                 continue;
             }
@@ -1192,6 +1193,20 @@ fn hash_file<R: Read + Seek>(
     let digest: [u8; 32] = hasher.finalize().into();
     sink.end_file(file_index, &digest).map_err(HashStop::Sink)?;
     Ok(digest)
+}
+
+/// `message`, Convex's about line `row` of an entry, `line`, that is not
+/// JSON, with why when the entry starts with a UTF-8 byte order mark: the
+/// mark cannot be seen, and Convex takes it, in a ZIP archive, as the
+/// start of the row.
+pub(super) fn with_bom_hint(message: String, line: &[u8], row: u64) -> String {
+    match row == 1 && line.starts_with(b"\xEF\xBB\xBF") {
+        true => format!(
+            "{message}; the entry starts with a UTF-8 byte order mark, which Convex reads as \
+             part of the row: save it without one"
+        ),
+        false => message,
+    }
 }
 
 /// Convex's message for line `row` of an entry, `line`, that is not UTF-8,
