@@ -2788,3 +2788,39 @@ fn an_entry_with_a_utf8_byte_order_mark_is_told_why_it_is_not_json() {
         .iter()
         .all(|e| !e.message.contains("byte order mark")));
 }
+
+/// A generated schema saved as UTF-16, or with a UTF-8 byte order mark, is
+/// told so after Convex's message, as a table's documents are.
+#[test]
+fn a_generated_schema_saved_as_utf16_or_with_a_mark_is_told_so() {
+    let mut utf16 = vec![0xFF, 0xFE];
+    utf16.extend("\"uniform\"\n".encode_utf16().flat_map(u16::to_le_bytes));
+    let marked = "\u{FEFF}\"uniform\"\n";
+    let users = doc(10001, 1, "") + "\n";
+    for (schema, code, message) in [
+        (
+            utf16.as_slice(),
+            Code::NotUtf8,
+            "Import wasn't valid UTF8: invalid utf-8 sequence of 1 bytes from index 0; the entry \
+             starts with a UTF-16 byte order mark: save it as UTF-8",
+        ),
+        (
+            marked.as_bytes(),
+            Code::JsonInvalidRow,
+            "Row 1 wasn't valid JSON: expected value at line 1 column 1; the entry starts with a \
+             UTF-8 byte order mark, which Convex reads as part of the row: save it without one",
+        ),
+    ] {
+        let report = check(
+            "t.zip",
+            &zip(&[
+                ("users/generated_schema.jsonl", schema),
+                ("users/documents.jsonl", users.as_bytes()),
+            ]),
+        );
+        assert_eq!(codes(&report), [code], "{:?}", report.errors);
+        let error = &report.errors[0];
+        assert_eq!(error.entry.as_deref(), Some("users/generated_schema.jsonl"));
+        assert_eq!(error.message, message);
+    }
+}

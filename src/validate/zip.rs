@@ -946,10 +946,18 @@ fn read_generated_schema<R: Read + Seek>(
         Some((_, Ok(line))) => match std::str::from_utf8(without_newline(line).0) {
             Ok(first) => (first.to_owned(), without_newline(line).1),
             Err(e) => {
+                // An entry saved as UTF-16 is told so, after Convex's message.
+                let hint = match starts_as_utf16(line) {
+                    true => format!("; the entry {UTF16_HINT}"),
+                    false => String::new(),
+                };
                 ctx.error(
-                    Finding::new(Code::NotUtf8, format!("Import wasn't valid UTF8: {e}"))
-                        .entry(name)
-                        .line(1),
+                    Finding::new(
+                        Code::NotUtf8,
+                        format!("Import wasn't valid UTF8: {e}{hint}"),
+                    )
+                    .entry(name)
+                    .line(1),
                 );
                 return ValueRules::Plain;
             }
@@ -968,6 +976,7 @@ fn read_generated_schema<R: Read + Seek>(
                 1,
                 newline,
             );
+            let message = with_bom_hint(message, first.as_bytes(), 1);
             ctx.error(
                 Finding::new(Code::JsonInvalidRow, message)
                     .entry(name)
