@@ -56,7 +56,8 @@ export type Code =
   | 'ImportInvalidName'
   | 'UnassignedTableNumber'
   | 'SchemaTableMissing'
-  | 'UnreadableCreationTime';
+  | 'UnreadableCreationTime'
+  | 'CsvOneColumn';
 
 /** Where a table's number came from. */
 export type NumberSource = 'tables' | 'id' | 'target' | 'unassigned';

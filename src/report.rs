@@ -141,6 +141,10 @@ codes! {
     /// ("Your request couldn't be completed. Try again later.") that names
     /// no row, after retrying it.
     UnreadableCreationTime,
+    /// A CSV file's header is one column whose name holds a `;`: the file
+    /// likely separates its cells with `;`, where Convex splits at commas
+    /// only, so every row would be one field (warning).
+    CsvOneColumn,
 }
 
 impl Code {

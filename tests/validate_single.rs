@@ -749,3 +749,31 @@ fn a_utf16_file_of_no_known_format_is_told_to_be_saved_as_utf8() {
         report.errors[0].message
     );
 }
+
+/// A CSV file whose cells a `;` separates (as spreadsheets save "CSV" where
+/// a comma is the decimal mark) is one column to Convex, every row one
+/// field: valid, and it was said to be so without a word.
+#[test]
+fn a_csv_file_separated_by_semicolons_is_warned_about() {
+    let report = check_with("t.csv", b"\nname;age\nada;36\nalan;41\n", &into("t"));
+    assert!(report.valid, "{:?}", report.errors);
+    assert_eq!(report.warnings.len(), 1, "{:?}", report.warnings);
+    let warning = &report.warnings[0];
+    assert_eq!(warning.code, Code::CsvOneColumn);
+    // The header's line, past the blank line before it.
+    assert_eq!(warning.line, Some(2));
+    assert_eq!(warning.field.as_deref(), Some("name;age"));
+    assert!(
+        warning.message.starts_with(
+            "the header is one column, \"name;age\", which holds ';': Convex separates CSV cells \
+             at commas only"
+        ),
+        "{}",
+        warning.message
+    );
+    // Commas, or one column of a plain name, are not warned about.
+    for csv in [&b"name,note\nada,a;b\n"[..], b"name\nada;b\n"] {
+        let report = check_with("t.csv", csv, &into("t"));
+        assert!(report.warnings.is_empty(), "{:?}", report.warnings);
+    }
+}

@@ -63,6 +63,8 @@ pub struct CsvRows<R: Read> {
     columns: Vec<(String, usize)>,
     /// Every column's header name, for errors.
     headers: Vec<String>,
+    /// The header's physical line.
+    header_line: u64,
     drop_when_empty: HashSet<String>,
 }
 
@@ -114,8 +116,14 @@ impl<R: Read> CsvRows<R> {
             records,
             columns,
             headers,
+            header_line: line,
             drop_when_empty,
         })
+    }
+
+    /// The header's names, one a column, trimmed, and its physical line.
+    pub fn header(&self) -> (&[String], u64) {
+        (&self.headers, self.header_line)
     }
 
     /// Renders the next row as a JSON object into `out` (cleared first) and

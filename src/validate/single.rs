@@ -423,6 +423,26 @@ impl Scan<'_> {
                 return Ok(());
             }
         };
+        // A file whose cells a `;` separates (as spreadsheets save "CSV"
+        // where a comma is the decimal mark) reads as one column. (A tab
+        // in a header is refused: no field name holds one.)
+        if let ([name], line) = rows.header() {
+            if name.contains(';') {
+                ctx.warning(
+                    self.at(Finding::new(
+                        Code::CsvOneColumn,
+                        format!(
+                            "the header is one column, {name:?}, which holds ';': Convex \
+                             separates CSV cells at commas only, so every row would be one field \
+                             of that name; if ';' separates the cells, save the file with commas \
+                             between them"
+                        ),
+                    ))
+                    .line(line)
+                    .field(Some(name.clone())),
+                );
+            }
+        }
         let mut json = String::new();
         let mut row = 0u64;
         while let Some(result) = rows.next_row(&mut json) {
