@@ -2278,3 +2278,42 @@ fn a_valid_single_table_file_is_called_a_file() {
         );
     }
 }
+
+/// JSON lines named .json, or a JSON array named .jsonl, fail with Convex's
+/// words for a broken file ("trailing characters", "EOF while parsing"):
+/// the human report says which format the file needs, as the web page does;
+/// other broken files get no such advice.
+#[test]
+fn a_table_file_of_the_other_json_format_is_told_the_format_it_needs() {
+    let dir = fresh_dir("other-json-format");
+    for (name, bytes, hint) in [
+        (
+            "lines.json",
+            &b"{\"a\":1}\n{\"a\":2}\n"[..],
+            Some(
+                "lines.json holds more than one JSON value: if it has one document a line \
+                 (JSON lines), give --format jsonl (or name it .jsonl).",
+            ),
+        ),
+        (
+            "array.jsonl",
+            b"[\n  {\"a\":1},\n  {\"a\":2}\n]\n",
+            Some(
+                "array.jsonl starts with [: if it is one JSON array of documents, give --format \
+                 json (or name it .json).",
+            ),
+        ),
+        ("broken.jsonl", b"{\"a\":1}\n{\"a\":\n", None),
+        ("broken.json", b"[{\"a\":1},", None),
+    ] {
+        let path = dir.join(name);
+        std::fs::write(&path, bytes).unwrap();
+        let (code, stdout, _) = snappack(&["validate", arg(&path), "--table", "t"]);
+        assert_eq!(code, 1, "{stdout}");
+        match hint {
+            // After the path given, on a line of its own.
+            Some(hint) => assert!(stdout.contains(&format!("{hint}\n")), "{stdout}"),
+            None => assert!(!stdout.contains("--format"), "{stdout}"),
+        }
+    }
+}

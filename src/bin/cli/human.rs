@@ -138,6 +138,9 @@ pub fn print(
             super::about_options(report, f)
                 || matches!(f.code, Code::ReadFailed | Code::DuplicateEntryName)
         };
+        if let Some(hint) = format_hint(&name, report) {
+            writeln!(out, "{hint}")?;
+        }
         let verdict =
             if report.error_count > report.errors.len() as u64 || !report.errors.iter().all(own) {
                 "Convex would reject this import"
@@ -167,6 +170,37 @@ pub fn print(
                 )
             )
         )
+    }
+}
+
+/// What a table file of the other JSON format than the one it was read as
+/// (JSON lines named .json, a JSON array named .jsonl) needs, which
+/// Convex's words for a broken file do not say; `None` for other reports.
+fn format_hint(name: &str, report: &Report) -> Option<String> {
+    // A second value after the first: one document a line.
+    let lines = report.format == "json"
+        && report
+            .errors
+            .iter()
+            .any(|e| e.code == Code::NotJson && e.message.contains("trailing characters"));
+    // Its first line opens an array: one JSON array of documents.
+    let array = report.format == "jsonl"
+        && report.errors.iter().any(|e| {
+            e.line == Some(1)
+                && e.excerpt
+                    .as_deref()
+                    .is_some_and(|excerpt| excerpt.trim_start().starts_with('['))
+        });
+    match (lines, array) {
+        (true, _) => Some(format!(
+            "{name} holds more than one JSON value: if it has one document a line (JSON lines), \
+             give --format jsonl (or name it .jsonl)."
+        )),
+        (_, true) => Some(format!(
+            "{name} starts with [: if it is one JSON array of documents, give --format json (or \
+             name it .json)."
+        )),
+        _ => None,
     }
 }
 
