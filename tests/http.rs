@@ -992,6 +992,73 @@ fn an_sqlite_database_under_another_name_serves_one_server_at_a_time() {
     bind(&soft).unwrap_or_else(|e| panic!("{e}"));
 }
 
+/// Servers of earlier builds locked `<database>.lock` beside an SQLite
+/// database rather than the file: during an upgrade, an old server and a
+/// new one on the same database exclude each other, whichever came first,
+/// and the refusal names the lock file and the process that holds it.
+#[cfg(target_os = "linux")]
+#[test]
+fn an_sqlite_database_locked_by_an_earlier_server_is_refused() {
+    let folder = common::temp_dir("sqlite-old-lock");
+    let database = folder.join("snappack.db");
+    let lock_file = folder.join("snappack.db.lock");
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let bind = |data_dir: std::path::PathBuf| {
+        let config = ServeConfig {
+            listen: "127.0.0.1:0".parse().unwrap(),
+            database: Some(database.to_str().unwrap().to_owned()),
+            data_dir,
+            www: None,
+            token: Some("secret-token".into()),
+            ..ServeConfig::default()
+        };
+        runtime.block_on(snappack::server::Server::bind(config))
+    };
+    // An earlier server holds its lock file: this one is refused.
+    let old = std::fs::File::create(&lock_file).unwrap();
+    old.try_lock().unwrap();
+    let refused = bind(folder.join("data"))
+        .map(drop)
+        .expect_err("a server started beside an earlier one");
+    let refused = refused.to_string();
+    assert!(
+        refused.contains("is in use by another snappack serve")
+            && refused.contains(&format!(
+                "its lock file {} is locked by process {}",
+                lock_file.display(),
+                std::process::id()
+            ))
+            && refused.contains("as a server of an earlier build locks it"),
+        "{refused}"
+    );
+    drop(old);
+    // This one serves, and an earlier server started now finds its lock
+    // file locked.
+    let (server, addr) = common::spawn_serve(
+        database.to_str().unwrap(),
+        &folder.join("data"),
+        "127.0.0.1:0",
+        "t",
+    );
+    let old = std::fs::File::create(&lock_file).unwrap();
+    assert!(
+        matches!(old.try_lock(), Err(std::fs::TryLockError::WouldBlock)),
+        "an earlier server could lock {} beside a running one",
+        lock_file.display()
+    );
+    let tables = http(
+        addr,
+        "GET",
+        "/api/tables",
+        &[("Authorization", "Bearer t")],
+        b"",
+    );
+    assert_eq!(tables.unwrap().status, 200);
+    drop(server);
+    old.try_lock()
+        .expect("the lock file was kept after the server stopped");
+}
+
 /// A PostgreSQL database's lock is a session's, which ends with its
 /// connection (PostgreSQL restarted, or the session ended): the server
 /// takes it again at once, so that a second server is refused again.

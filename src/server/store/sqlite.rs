@@ -1,8 +1,9 @@
 //! The SQLite backend: one file, bundled SQLite, one connection behind a
 //! mutex (SQLite has one writer at a time anyway). A serving server holds a
 //! lock on the file (`lock_for_serving`: a `flock` on it on Linux, a lock
-//! on `<file>.lock` beside it elsewhere and on network file systems), so
-//! that no second server serves it.
+//! on `<file>.lock` beside it elsewhere and on network file systems; on
+//! Linux that one too, which servers of earlier builds take), so that no
+//! second server serves it.
 //!
 //! Durability: a rollback journal (`TRUNCATE`) with `synchronous = FULL`,
 //! SQLite's fully durable setting: a committed transaction survives a crash
@@ -15,8 +16,6 @@
 //! while a transaction commits.
 
 use std::path::Path;
-#[cfg(target_os = "linux")]
-use std::sync::Arc;
 use std::sync::Mutex;
 
 use rusqlite::types::{ToSqlOutput, ValueRef};
@@ -71,30 +70,24 @@ delegate_store!(SqliteStore);
 
 /// An SQLite database held by one server ([`super::lock_for_serving`]) until
 /// dropped.
-pub struct DatabaseLock(Held);
+pub struct DatabaseLock(#[allow(dead_code)] Held);
 
+/// What a [`DatabaseLock`] holds: its fields are kept for their locks, never
+/// read.
+#[allow(dead_code)]
 enum Held {
     /// A lock on the database file itself: every name of the file (hard
-    /// links, symbolic links) finds it.
+    /// links, symbolic links) finds it; and the lock on `<file>.lock`
+    /// beside it, the one servers of earlier builds take, so that such a
+    /// server and this one exclude each other during an upgrade.
     #[cfg(target_os = "linux")]
-    File(Arc<std::fs::File>),
+    File {
+        file: file_lock::Locked,
+        beside: std::fs::File,
+    },
     /// A lock on `<file>.lock` beside the file, as the system resolves its
     /// path: elsewhere, and on network file systems.
-    Beside(#[allow(dead_code)] std::fs::File),
-}
-
-impl Drop for DatabaseLock {
-    fn drop(&mut self) {
-        #[cfg(target_os = "linux")]
-        if let Held::File(file) = &self.0 {
-            // Unlocked, not closed ([`file_lock`]).
-            let _ = file.unlock();
-            let mut kept = file_lock::kept();
-            if let Some(entry) = kept.iter_mut().find(|k| Arc::ptr_eq(&k.file, file)) {
-                entry.held = false;
-            }
-        }
-    }
+    Beside(std::fs::File),
 }
 
 /// Takes the SQLite database `path` for one server; `InUse`, naming who
@@ -106,24 +99,32 @@ impl Drop for DatabaseLock {
 /// from `flock` locks, so the two do not meet (on NFS and SMB, where Linux
 /// makes `flock` an `fcntl` lock, and on other systems, where they may
 /// meet, the lock is on `<path>.lock` beside the file instead, the path as
-/// the system resolves it).
+/// the system resolves it). Servers of earlier builds locked only
+/// `<path>.lock`, so on Linux that lock is taken as well, after the one on
+/// the file: an earlier server and this one never serve the database at
+/// once, whichever started first, as during an upgrade.
 pub(super) fn lock_for_serving(path: &Path) -> Result<DatabaseLock, StoreError> {
     if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
         std::fs::create_dir_all(parent).map_err(|e| cannot_lock(parent, e))?;
     }
     #[cfg(target_os = "linux")]
     if !file_lock::on_network_file_system(path) {
-        return file_lock::lock(path);
+        let file = file_lock::lock(path)?;
+        // Refused, `file` is dropped, which lets go of the file's lock.
+        let beside = lock_beside(path, ", as a server of an earlier build locks it")?;
+        return Ok(DatabaseLock(Held::File { file, beside }));
     }
-    lock_beside(path)
+    lock_beside(path, "").map(|file| DatabaseLock(Held::Beside(file)))
 }
 
 fn cannot_lock(what: &Path, e: std::io::Error) -> StoreError {
     StoreError::Database(format!("cannot lock {}: {e}", what.display()))
 }
 
-/// The lock on `<path>.lock` beside the database file.
-fn lock_beside(path: &Path) -> Result<DatabaseLock, StoreError> {
+/// The lock on `<path>.lock` beside the database file, held on the file
+/// returned; refused, the message names the process that holds it when
+/// that can be told, then `why`.
+fn lock_beside(path: &Path, why: &str) -> Result<std::fs::File, StoreError> {
     let name = path
         .file_name()
         .ok_or_else(|| StoreError::Database(format!("{} names no file", path.display())))?;
@@ -144,12 +145,18 @@ fn lock_beside(path: &Path) -> Result<DatabaseLock, StoreError> {
         .open(&lock)
         .map_err(|e| cannot_lock(&lock, e))?;
     match file.try_lock() {
-        Ok(()) => Ok(DatabaseLock(Held::Beside(file))),
-        Err(std::fs::TryLockError::WouldBlock) => Err(StoreError::InUse(format!(
-            "SQLite database {} (its lock file {} is locked)",
-            resolved.display(),
-            lock.display()
-        ))),
+        Ok(()) => Ok(file),
+        Err(std::fs::TryLockError::WouldBlock) => {
+            #[cfg(target_os = "linux")]
+            let holder = file_lock::holder(&file);
+            #[cfg(not(target_os = "linux"))]
+            let holder = String::new();
+            Err(StoreError::InUse(format!(
+                "SQLite database {} (its lock file {} is locked{holder}{why})",
+                resolved.display(),
+                lock.display()
+            )))
+        }
         Err(std::fs::TryLockError::Error(e)) => Err(cannot_lock(&lock, e)),
     }
 }
@@ -169,7 +176,7 @@ mod file_lock {
     use std::path::Path;
     use std::sync::{Arc, Mutex, MutexGuard};
 
-    use super::{cannot_lock, DatabaseLock, Held};
+    use super::cannot_lock;
     use crate::server::store::StoreError;
 
     /// A descriptor of a database file this process locked, and whether
@@ -219,7 +226,21 @@ mod file_lock {
         [NFS, SMB, CIFS, SMB2].contains(&kind)
     }
 
-    pub(super) fn lock(path: &Path) -> Result<DatabaseLock, StoreError> {
+    /// The lock on a database file, let go (unlocked, not closed) when
+    /// dropped.
+    pub(super) struct Locked(Arc<std::fs::File>);
+
+    impl Drop for Locked {
+        fn drop(&mut self) {
+            let _ = self.0.unlock();
+            let mut kept = kept();
+            if let Some(entry) = kept.iter_mut().find(|k| Arc::ptr_eq(&k.file, &self.0)) {
+                entry.held = false;
+            }
+        }
+    }
+
+    pub(super) fn lock(path: &Path) -> Result<Locked, StoreError> {
         let mut kept = kept();
         let existing = std::fs::metadata(path).ok().and_then(|meta| {
             kept.iter().position(|k| {
@@ -262,7 +283,7 @@ mod file_lock {
         match entry.file.try_lock() {
             Ok(()) => {
                 entry.held = true;
-                Ok(DatabaseLock(Held::File(entry.file.clone())))
+                Ok(Locked(entry.file.clone()))
             }
             Err(std::fs::TryLockError::WouldBlock) => Err(refused(holder(&entry.file))),
             Err(std::fs::TryLockError::Error(e)) => Err(cannot_lock(path, e)),
@@ -272,7 +293,7 @@ mod file_lock {
     /// Who holds the `flock` on `file`, as `/proc/locks` tells it: ` by
     /// process N (its program, --database and --data-dir)`, or nothing when
     /// it cannot be told.
-    fn holder(file: &std::fs::File) -> String {
+    pub(super) fn holder(file: &std::fs::File) -> String {
         let Ok(meta) = file.metadata() else {
             return String::new();
         };
