@@ -1677,7 +1677,7 @@ fn a_refused_upload_names_a_components_table_with_its_path() {
         assert_eq!(again.status.code(), Some(1), "{backend}: {stderr}");
         assert!(
             stderr.contains("upload failed: DocumentExists: ")
-                && stderr.contains("(table waitlist/users)"),
+                && stderr.contains("(table waitlist/users, document "),
             "{backend}: {stderr}"
         );
     }

@@ -1555,3 +1555,41 @@ fn frames_for_an_import_another_import_changed_a_table_of_are_refused() {
         assert_eq!(store.hidden_tables().unwrap(), 0, "{backend}");
     }
 }
+
+/// An append refused at finish because a document's `_id` already exists
+/// names the document's line in its table, as every other refusal of a
+/// document does: in the answer, and in the failed import's status.
+#[test]
+fn a_document_that_exists_is_refused_naming_its_line() {
+    for (backend, database) in common::databases() {
+        let server = server(&database, |_| {});
+        let first = numbered_table("users", 10001, 3, 1);
+        let stream = encode(std::slice::from_ref(&first), &[], 1 << 20);
+        let id = create(&server, "append");
+        upload(&server, &id, &stream, 1);
+        let finished = server.call("POST", &format!("/api/imports/{id}/finish"), b"");
+        assert_eq!(finished.status, 200, "{backend}: {:?}", finished.json());
+        // Two new documents, then the second of the first import's, then another.
+        let mut again = numbered_table("users", 10001, 3, 2);
+        again.lines.insert(2, first.lines[1].clone());
+        let stream = encode(&[again], &[], 1 << 20);
+        let id = create(&server, "append");
+        upload(&server, &id, &stream, 1);
+        let refused = server.call("POST", &format!("/api/imports/{id}/finish"), b"");
+        assert_eq!(refused.status, 422, "{backend}");
+        let body = refused.json();
+        assert_eq!(body["code"], "DocumentExists", "{backend}: {body}");
+        assert_eq!(body["table"], "users", "{backend}: {body}");
+        assert_eq!(body["line"], 3, "{backend}: {body}");
+        assert_eq!(body["field"], "_id", "{backend}: {body}");
+        let status = server
+            .call("GET", &format!("/api/imports/{id}"), b"")
+            .json();
+        assert_eq!(status["state"], "failed", "{backend}: {status}");
+        let error = status["error"].as_str().unwrap();
+        assert!(
+            error.starts_with("DocumentExists: ") && error.ends_with("(table users, line 3)"),
+            "{backend}: {error}"
+        );
+    }
+}

@@ -1095,8 +1095,12 @@ impl Store for FailingWrite {
         }
         self.inner.write_frames(import, frames)
     }
-    fn finish_import(&self, import: &str) -> Result<Vec<store::ActivatedTable>, store::StoreError> {
-        self.inner.finish_import(import)
+    fn finish_import_locating(
+        &self,
+        import: &str,
+        lines: &store::DocumentLines<'_>,
+    ) -> Result<Vec<store::ActivatedTable>, store::StoreError> {
+        self.inner.finish_import_locating(import, lines)
     }
     fn cancel_import(&self, import: &str, reason: Option<&str>) -> Result<(), store::StoreError> {
         self.inner.cancel_import(import, reason)

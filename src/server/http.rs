@@ -376,10 +376,15 @@ impl IntoResponse for ImportsError {
                 StatusCode::UNPROCESSABLE_ENTITY,
                 json!({"code": "Truncated", "message": message, "seq": seq, "expectedSeq": seq}),
             ),
-            ImportsError::Refused(e) => error(
-                StatusCode::UNPROCESSABLE_ENTITY,
-                json!({"code": e.code, "message": e.message, "component": e.component, "table": e.table}),
-            ),
+            ImportsError::Refused(e) => {
+                let mut body = json!({"code": e.code, "message": e.message, "component": e.component, "table": e.table});
+                // A refusal about one document names it as a rejected frame does.
+                if let Some(line) = e.line {
+                    body["line"] = json!(line);
+                    body["field"] = json!("_id");
+                }
+                error(StatusCode::UNPROCESSABLE_ENTITY, body)
+            }
             // The server is stopping: the import resumes on the one that
             // holds the database now, or on this one started again.
             ImportsError::Halted(_) => error(

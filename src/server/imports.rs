@@ -1112,7 +1112,10 @@ impl Imports {
         }
         // The wait for the last write may have been long.
         self.running()?;
-        let result = self.store.finish_import(id);
+        let ingest = &open.ingest;
+        let lines =
+            |component: &str, table: &str, document| ingest.line_of(component, table, document);
+        let result = self.store.finish_import_locating(id, &lines);
         if let Err(StoreError::Database(e)) = result {
             return Err(ImportsError::Internal(e));
         }

@@ -188,6 +188,20 @@ pub struct Ingest {
     user_tables: usize,
 }
 
+impl Ingest {
+    /// The 1-based line (document number) of document `id` in table `name`
+    /// of `component`, as the import's frames gave it; `None` for a table
+    /// the import did not declare, a document it did not send, and rows of
+    /// `_storage` (kept apart, a file's last row winning).
+    pub fn line_of(&self, component: &str, name: &str, id: DocumentId) -> Option<u64> {
+        let table = self
+            .tables
+            .iter()
+            .find(|t| t.component == component && t.name == name && t.storage.is_none())?;
+        table.checker.first_seen(id)
+    }
+}
+
 /// The number a declaration fixes: from `_tables` or the first `_id`. A
 /// number the client took from this server's tables (step 3) is decided
 /// again at finish, against the tables as they are then.

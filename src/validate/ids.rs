@@ -143,6 +143,31 @@ impl IdSet {
         None
     }
 
+    /// The line `id` (hashed with this set's [`keys`](Self::keys)) was
+    /// first seen on, if it is in the set.
+    pub fn get(&self, id: HashedId) -> Option<u64> {
+        if self.slots.is_empty() {
+            return None;
+        }
+        let HashedId { id, hash } = id;
+        let tag = hash >> 32;
+        let mask = self.slots.len() - 1;
+        let mut at = hash as usize & mask;
+        loop {
+            match self.slots[at] {
+                0 => return None,
+                slot if slot >> 32 == tag => {
+                    let index = (slot as u32 - 1) as usize;
+                    if self.entry(index).0 == id {
+                        return Some(self.line(index));
+                    }
+                }
+                _ => {}
+            }
+            at = (at + 1) & mask;
+        }
+    }
+
     /// Reads the slot where `id` would be, so that a later
     /// [`insert`](Self::insert) of it finds it in cache. Reading the slots
     /// of a batch of ids first lets their cache misses overlap, where one

@@ -177,6 +177,13 @@ impl TableChecker {
         self.rules = rules;
     }
 
+    /// Where document `id` was first seen in the table, if it was: its
+    /// place as [`check`](Self::check) numbered it (the line counted across
+    /// the table's entries, or the row when placed by row).
+    pub fn first_seen(&self, id: DocumentId) -> Option<u64> {
+        self.ids.get(self.ids.keys().hashed(id))
+    }
+
     /// Documents with distinct ids seen so far.
     pub fn distinct_ids(&self) -> usize {
         self.ids.len()

@@ -267,6 +267,10 @@ pub struct ImportError {
     pub component: String,
     /// The table concerned, when one is.
     pub table: Option<String>,
+    /// The document concerned, when one is: its 1-based line (document
+    /// number) in the import's table, as the import's frames gave it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub line: Option<u64>,
 }
 
 impl ImportError {
@@ -274,13 +278,23 @@ impl ImportError {
     /// and message, then the table concerned with its component's path,
     /// since Convex's message names the table alone.
     pub fn recorded(&self) -> String {
+        let line = self
+            .line
+            .map(|line| format!(", line {line}"))
+            .unwrap_or_default();
         match &self.table {
-            Some(table) if self.component.is_empty() => format!("{self} (table {table})"),
-            Some(table) => format!("{self} (table {}/{table})", self.component),
+            Some(table) if self.component.is_empty() => format!("{self} (table {table}{line})"),
+            Some(table) => format!("{self} (table {}/{table}{line})", self.component),
             None => self.to_string(),
         }
     }
 }
+
+/// Where an import's document came from, as the import's frames tell it:
+/// given the component, the table and the document's id, its 1-based line
+/// (document number) in that table, when known.
+pub type DocumentLines<'a> =
+    dyn Fn(&str, &str, crate::convex::DocumentId) -> Option<u64> + Sync + 'a;
 
 /// Why a store operation did not happen.
 #[derive(Debug, thiserror::Error)]
@@ -346,7 +360,16 @@ pub trait Store: Send + Sync {
     }
     /// Activates the import's tables in one transaction, or refuses it (and
     /// drops its hidden tables, leaving the database as it was).
-    fn finish_import(&self, import: &str) -> Result<Vec<ActivatedTable>, StoreError>;
+    fn finish_import(&self, import: &str) -> Result<Vec<ActivatedTable>, StoreError> {
+        self.finish_import_locating(import, &|_, _, _| None)
+    }
+    /// [`finish_import`](Self::finish_import), a refusal about one document
+    /// (`DocumentExists`) naming its line as `lines` tells it.
+    fn finish_import_locating(
+        &self,
+        import: &str,
+        lines: &DocumentLines<'_>,
+    ) -> Result<Vec<ActivatedTable>, StoreError>;
     /// Drops the import's hidden tables; the database is as it was before it.
     /// `reason`, when the server cancelled it, is the status's `error`.
     fn cancel_import(&self, import: &str, reason: Option<&str>) -> Result<(), StoreError>;

@@ -73,6 +73,7 @@ fn error(code: Code, component: &str, table: &str, message: String) -> ImportErr
         message,
         component: component.to_owned(),
         table: Some(table.to_owned()),
+        line: None,
     }
 }
 
@@ -156,6 +157,7 @@ pub fn plan(
             message: format!("Number of tables cannot exceed {MAX_USER_TABLES}."),
             component: String::new(),
             table: None,
+            line: None,
         });
     }
     Ok(plan)
@@ -198,6 +200,7 @@ fn error_changed(table: &HiddenTable) -> ImportError {
         ),
         component: table.component.clone(),
         table: Some(table.name.clone()),
+        line: None,
     }
 }
 

@@ -6,8 +6,8 @@ use std::collections::HashMap;
 
 use super::plan::{self, ActiveTable, HiddenTable};
 use super::{
-    ActivatedTable, FrameWrite, ImportError, ImportMode, ImportRecord, ImportState, Observed,
-    StoreError, StoredDocument, TargetTable,
+    ActivatedTable, DocumentLines, FrameWrite, ImportError, ImportMode, ImportRecord, ImportState,
+    Observed, StoreError, StoredDocument, TargetTable,
 };
 use crate::convex::DocumentId;
 use crate::report::Code;
@@ -493,7 +493,11 @@ impl<B: Backend> SqlStore<B> {
         })
     }
 
-    pub(super) fn finish_import(&self, import: &str) -> Result<Vec<ActivatedTable>, StoreError> {
+    pub(super) fn finish_import(
+        &self,
+        import: &str,
+        lines: &DocumentLines<'_>,
+    ) -> Result<Vec<ActivatedTable>, StoreError> {
         let result = self.backend.transaction(true, |c| {
             let record = open_import(c, import)?;
             let hidden = load_hidden(c, import)?;
@@ -516,14 +520,16 @@ impl<B: Backend> SqlStore<B> {
                         .iter()
                         .find(|(t, _)| t.table_id == hidden_id)
                         .expect("planned tables are the import's");
+                    let id = DocumentId::new(number, internal);
                     return Err(ImportError {
                         code: Code::DocumentExists.as_str(),
                         message: format!(
                             "Cannot create document with _id {} that already exists. Try to update it with `db.patch` or `db.replace`.",
-                            DocumentId::new(number, internal).encode()
+                            id.encode()
                         ),
                         component: table.component.clone(),
                         table: Some(table.name.clone()),
+                        line: lines(&table.component, &table.name, id),
                     }
                     .into());
                 }
@@ -739,11 +745,12 @@ macro_rules! delegate_store {
             ) -> Result<(), StoreError> {
                 self.0.write_frames(import, frames)
             }
-            fn finish_import(
+            fn finish_import_locating(
                 &self,
                 import: &str,
+                lines: &$crate::server::store::DocumentLines<'_>,
             ) -> Result<Vec<$crate::server::store::ActivatedTable>, StoreError> {
-                self.0.finish_import(import)
+                self.0.finish_import(import, lines)
             }
             fn cancel_import(&self, import: &str, reason: Option<&str>) -> Result<(), StoreError> {
                 self.0.cancel_import(import, reason)
