@@ -692,6 +692,67 @@ fn imports_are_listed_with_their_label() {
     assert_eq!(default.json()["mode"], "requireEmpty");
 }
 
+/// The listing of imports is bounded: the newest 100 unless asked for
+/// another number (up to 1000), oldest first, with the `before` of the next
+/// older page in `older`; `state` keeps those in one state, which is how the
+/// web page finds an open import however many ended since.
+#[test]
+fn the_listing_of_imports_comes_in_pages() {
+    for (backend, database) in common::databases() {
+        let server = server(&database, |_| {});
+        let ids: Vec<String> = (0..105).map(|_| create(&server, "append")).collect();
+        // All but the first are cancelled: it is the one open import.
+        for id in &ids[1..] {
+            let cancelled = server.call("POST", &format!("/api/imports/{id}/cancel"), b"");
+            assert_eq!(cancelled.status, 200, "{backend}");
+        }
+        let listed = |query: &str| {
+            let answer = server.call("GET", &format!("/api/imports{query}"), b"");
+            assert_eq!(answer.status, 200, "{backend} {query}: {:?}", answer.json());
+            let body = answer.json();
+            let page: Vec<String> = body["imports"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|i| i["id"].as_str().unwrap().to_owned())
+                .collect();
+            (page, body["older"].as_str().map(str::to_owned))
+        };
+        let (page, older) = listed("");
+        assert_eq!(page, ids[5..], "{backend}: the newest 100, oldest first");
+        assert_eq!(older.as_deref(), Some(ids[5].as_str()), "{backend}");
+        let (page, older) = listed(&format!("?before={}", ids[5]));
+        assert_eq!(page, ids[..5], "{backend}");
+        assert_eq!(older, None, "{backend}: nothing older");
+        let (page, older) = listed("?limit=3");
+        assert_eq!(page, ids[102..], "{backend}");
+        assert_eq!(older.as_deref(), Some(ids[102].as_str()), "{backend}");
+        let (page, _) = listed(&format!("?limit=2&before={}", ids[102]));
+        assert_eq!(page, ids[100..102], "{backend}");
+        let (page, older) = listed("?limit=1000");
+        assert_eq!(page, ids, "{backend}");
+        assert_eq!(older, None, "{backend}");
+        let (page, older) = listed("?state=open");
+        assert_eq!(page, ids[..1], "{backend}");
+        assert_eq!(older, None, "{backend}");
+        let (page, _) = listed("?state=cancelled&limit=1");
+        assert_eq!(page, ids[104..], "{backend}");
+        for bad in [
+            "?limit=0",
+            "?limit=1001",
+            "?limit=ten",
+            "?state=closed",
+            "?before=0123",
+            "?page=2",
+            "?limit=1&limit=2",
+        ] {
+            let answer = server.call("GET", &format!("/api/imports{bad}"), b"");
+            assert_eq!(answer.status, 400, "{backend} {bad}");
+            assert_eq!(answer.json()["code"], "BadRequest", "{backend} {bad}");
+        }
+    }
+}
+
 #[test]
 fn a_token_no_client_could_send_is_refused_at_start() {
     use snappack::server::resolve_token;

@@ -1077,6 +1077,12 @@ impl Store for FailingWrite {
     fn imports(&self) -> Result<Vec<store::ImportRecord>, store::StoreError> {
         self.inner.imports()
     }
+    fn imports_page(
+        &self,
+        query: store::ImportsQuery<'_>,
+    ) -> Result<store::ImportsPage, store::StoreError> {
+        self.inner.imports_page(query)
+    }
     fn import(&self, id: &str) -> Result<store::ImportRecord, store::StoreError> {
         if self.down.swap(false, Ordering::SeqCst) {
             return Err(store::StoreError::Database("connection refused".into()));

@@ -405,7 +405,9 @@ async function findOpenImport(fingerprint) {
   if (!server) return null;
   await retryCancels(server);
   try {
-    const response = await fetch(`${server.url}/api/imports`, { headers: { Authorization: `Bearer ${server.token}` } });
+    // Only the open ones: the listing is paged, and however many imports ended since,
+    // an open one is on this page (a server before paging lists them all, and they are filtered here).
+    const response = await fetch(`${server.url}/api/imports?state=open&limit=1000`, { headers: { Authorization: `Bearer ${server.token}` } });
     if (!response.ok) return null;
     const { imports } = await response.json();
     // One cancelled here whose cancel has not reached the server yet is no upload to go on.

@@ -16,7 +16,7 @@ use serde::Deserialize;
 use serde_json::json;
 
 use super::imports::{Imports, ImportsError};
-use super::store::ImportMode;
+use super::store::{ImportMode, ImportState, ImportsQuery};
 use crate::client::MAX_LABEL_LEN;
 
 /// What the handlers share.
@@ -465,10 +465,94 @@ async fn create_import(State(state): State<Shared>, body: Bytes) -> Result<Respo
     Ok((StatusCode::CREATED, Json(status)).into_response())
 }
 
-async fn list_imports(State(state): State<Shared>) -> Result<Response, ImportsError> {
+/// How many imports `GET /api/imports` lists without a `limit`.
+pub const LIST_DEFAULT: usize = 100;
+/// The most imports `GET /api/imports` lists at once.
+pub const LIST_MAX: usize = 1000;
+
+/// What `GET /api/imports` is asked: `limit`, `before` (an import id) and
+/// `state`, each at most once; the message of a bad one says what to send.
+fn list_query(
+    query: &[(String, String)],
+) -> Result<(Option<String>, Option<ImportState>, usize), String> {
+    let mut before = None;
+    let mut state = None;
+    let mut limit = None;
+    for (key, value) in query {
+        let seen = match key.as_str() {
+            "before" => before.replace(value.clone()).is_some(),
+            "state" => {
+                let parsed = ImportState::parse(value).ok_or_else(|| {
+                    format!("state {value:?} is none of open, finished, failed and cancelled")
+                })?;
+                state.replace(parsed).is_some()
+            }
+            "limit" => {
+                let parsed = value
+                    .parse::<usize>()
+                    .ok()
+                    .filter(|n| (1..=LIST_MAX).contains(n))
+                    .ok_or_else(|| {
+                        format!("limit {value:?} is not a whole number from 1 to {LIST_MAX}")
+                    })?;
+                limit.replace(parsed).is_some()
+            }
+            other => {
+                return Err(format!(
+                    "unknown parameter {other:?}: the listing takes limit, before and state"
+                ))
+            }
+        };
+        if seen {
+            return Err(format!("{key} is given twice"));
+        }
+    }
+    Ok((before, state, limit.unwrap_or(LIST_DEFAULT)))
+}
+
+/// `GET /api/imports`: the newest imports (`limit`, at most [`LIST_MAX`],
+/// else [`LIST_DEFAULT`]), made before import `before` and in `state` when
+/// given, oldest first; `older` is the `before` of the next older page,
+/// when there are older ones.
+async fn list_imports(
+    State(state): State<Shared>,
+    Query(query): Query<Vec<(String, String)>>,
+) -> Result<Response, ImportsError> {
+    let (before, wanted, limit) = match list_query(&query) {
+        Ok(asked) => asked,
+        Err(message) => {
+            return Ok(error(
+                StatusCode::BAD_REQUEST,
+                json!({"code": "BadRequest", "message": message}),
+            ))
+        }
+    };
     let imports = state.imports.clone();
-    let list = blocking(move || imports.list()).await?;
-    Ok(Json(json!({ "imports": list })).into_response())
+    let asked = before.clone();
+    let listed = blocking(move || {
+        imports.list(ImportsQuery {
+            before: asked.as_deref(),
+            state: wanted,
+            limit,
+        })
+    })
+    .await;
+    let (list, older) = match listed {
+        Ok(listed) => listed,
+        Err(ImportsError::Unknown(id)) if before.as_deref() == Some(id.as_str()) => {
+            return Ok(error(
+                StatusCode::BAD_REQUEST,
+                json!({"code": "BadRequest", "message": format!("before {id:?} names no import: give the id of a listed import")}),
+            ))
+        }
+        Err(e) => return Err(e),
+    };
+    let oldest = list.first().map(|status| status.id.clone());
+    let mut body = json!({ "imports": list });
+    if older {
+        body["older"] = json!(oldest);
+    }
+    Ok(Json(body).into_response())
 }
 
 async fn import_status(

@@ -29,8 +29,8 @@ use super::files::{FileStore, PartFile};
 use super::ingest::{Accepted, FilePiece, Ingest, Rejection};
 use super::log::{OpenError, StagingLog};
 use super::store::{
-    ActivatedTable, FrameWrite, ImportError, ImportMode, ImportState, Observed, OwnedFrameWrite,
-    Store, StoreError,
+    ActivatedTable, FrameWrite, ImportError, ImportMode, ImportRecord, ImportState, ImportsQuery,
+    Observed, OwnedFrameWrite, Store, StoreError,
 };
 use crate::migration::{DecodeError, Decoder, DecoderConfig};
 
@@ -920,7 +920,13 @@ impl Imports {
             }
         }
         let record = self.store.import(id)?;
-        Ok(ImportStatus {
+        Ok(Self::closed_status(record))
+    }
+
+    /// The status of an import as its record says, for one that is not
+    /// open (in this server's memory).
+    fn closed_status(record: ImportRecord) -> ImportStatus {
+        ImportStatus {
             id: record.id,
             mode: record.mode,
             complete: record.state == ImportState::Finished,
@@ -932,16 +938,23 @@ impl Imports {
             error: record.error,
             label: record.label,
             table_changed: None,
-        })
+        }
     }
 
-    /// Every import the store knows, oldest first.
-    pub fn list(&self) -> Result<Vec<ImportStatus>, ImportsError> {
-        self.store
-            .imports()?
-            .into_iter()
-            .map(|record| self.status(&record.id))
-            .collect()
+    /// The newest imports `query` asks for, oldest first, and whether
+    /// older ones it matches were left out.
+    pub fn list(&self, query: ImportsQuery<'_>) -> Result<(Vec<ImportStatus>, bool), ImportsError> {
+        let page = self.store.imports_page(query)?;
+        let mut listed = Vec::with_capacity(page.imports.len());
+        for record in page.imports {
+            let open = lock(&self.open).contains_key(&record.id);
+            listed.push(match open {
+                // Where it stands now, from memory.
+                true => self.status(&record.id)?,
+                false => Self::closed_status(record),
+            });
+        }
+        Ok((listed, page.older))
     }
 
     /// Appends stream bytes holding whole frames, the first numbered `seq`

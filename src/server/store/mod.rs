@@ -63,7 +63,8 @@ impl ImportState {
         }
     }
 
-    fn parse(text: &str) -> Option<Self> {
+    /// The state of a wire name.
+    pub fn parse(text: &str) -> Option<Self> {
         [
             ImportState::Open,
             ImportState::Finished,
@@ -90,6 +91,28 @@ pub struct ImportRecord {
     pub error: Option<String>,
     /// The client's label (for example a fingerprint of the file it sends).
     pub label: Option<String>,
+}
+
+/// Which imports to list ([`Store::imports_page`]): the newest `limit`
+/// imports made before import `before` (every one when `None`), in state
+/// `state` (any when `None`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ImportsQuery<'a> {
+    /// Only imports made before this one.
+    pub before: Option<&'a str>,
+    /// Only imports in this state.
+    pub state: Option<ImportState>,
+    /// At most this many.
+    pub limit: usize,
+}
+
+/// A page of imports ([`Store::imports_page`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ImportsPage {
+    /// The imports, oldest first.
+    pub imports: Vec<ImportRecord>,
+    /// Whether older imports the query matches were left out.
+    pub older: bool,
 }
 
 /// A table an import declares: it becomes a hidden table.
@@ -349,6 +372,9 @@ pub trait Store: Send + Sync {
     ) -> Result<(), StoreError>;
     /// Every import the database knows, oldest first.
     fn imports(&self) -> Result<Vec<ImportRecord>, StoreError>;
+    /// The newest imports `query` asks for, oldest first; `UnknownImport`
+    /// when its `before` names no import.
+    fn imports_page(&self, query: ImportsQuery<'_>) -> Result<ImportsPage, StoreError>;
     /// One import.
     fn import(&self, id: &str) -> Result<ImportRecord, StoreError>;
     /// Writes frames' tables and documents into the import's hidden tables,

@@ -7,7 +7,7 @@ use std::collections::HashMap;
 use super::plan::{self, ActiveTable, HiddenTable};
 use super::{
     ActivatedTable, DocumentLines, FrameWrite, ImportError, ImportMode, ImportRecord, ImportState,
-    Observed, StoreError, StoredDocument, TargetTable,
+    ImportsPage, ImportsQuery, Observed, StoreError, StoredDocument, TargetTable,
 };
 use crate::convex::DocumentId;
 use crate::report::Code;
@@ -365,6 +365,56 @@ impl<B: Backend> SqlStore<B> {
             .into_iter()
             .map(record)
             .collect()
+        })
+    }
+
+    pub(super) fn imports_page(&self, query: ImportsQuery<'_>) -> Result<ImportsPage, StoreError> {
+        self.backend.transaction(false, |c| {
+            let before = match query.before {
+                None => None,
+                Some(id) => {
+                    let row = c
+                        .query(
+                            "SELECT seq FROM snappack_imports WHERE id = $1",
+                            &[Param::Text(id)],
+                        )?
+                        .pop()
+                        .ok_or_else(|| StoreError::UnknownImport(id.to_owned()))?;
+                    Some(row.into_iter().next().unwrap_or(Cell::Null).int()?)
+                }
+            };
+            let mut conditions = Vec::new();
+            let mut params = Vec::new();
+            if let Some(seq) = before {
+                params.push(Param::Int(seq));
+                conditions.push(format!("seq < ${}", params.len()));
+            }
+            if let Some(state) = query.state {
+                params.push(Param::Text(state.as_str()));
+                conditions.push(format!("state = ${}", params.len()));
+            }
+            let filter = if conditions.is_empty() {
+                String::new()
+            } else {
+                format!("WHERE {}", conditions.join(" AND "))
+            };
+            // One more than asked: whether there are older ones.
+            let mut imports = c
+                .query(
+                    &format!(
+                        "SELECT id, mode, state, applied_seq, error, label FROM snappack_imports \
+                         {filter} ORDER BY seq DESC LIMIT {}",
+                        query.limit.saturating_add(1)
+                    ),
+                    &params,
+                )?
+                .into_iter()
+                .map(record)
+                .collect::<Result<Vec<_>, _>>()?;
+            let older = imports.len() > query.limit;
+            imports.truncate(query.limit);
+            imports.reverse();
+            Ok(ImportsPage { imports, older })
         })
     }
 
@@ -734,6 +784,12 @@ macro_rules! delegate_store {
             }
             fn imports(&self) -> Result<Vec<$crate::server::store::ImportRecord>, StoreError> {
                 self.0.imports()
+            }
+            fn imports_page(
+                &self,
+                query: $crate::server::store::ImportsQuery<'_>,
+            ) -> Result<$crate::server::store::ImportsPage, StoreError> {
+                self.0.imports_page(query)
             }
             fn import(&self, id: &str) -> Result<$crate::server::store::ImportRecord, StoreError> {
                 self.0.import(id)
