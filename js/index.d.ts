@@ -376,7 +376,8 @@ export interface OpenImportStatus extends ImportStatusBase {
   /**
    * Only when so: another import changed a table this one declared, so its
    * finish would be refused with this (continuing it rejects with it, and
-   * so does an upload sending to it, at its next request: the import fails).
+   * so does an upload sending to it, at its next request). The server fails
+   * such an import as soon as it finds it: `state` is then `failed`.
    */
   tableChanged?: { code: 'TableChanged'; message: string; component: string; table: string };
 }

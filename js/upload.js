@@ -160,6 +160,13 @@ async function resumableImport(url, token, importId, mode, frameSize, signal) {
  * import would send nothing and report another upload's success.
  */
 function notResumable(status, importId, mode, advice = 'leave out mode to continue it in its own') {
+  // Another import changed a table of it: its finish would be refused (the
+  // server fails such an import as soon as it finds it, keeping why).
+  if (status?.tableChanged && (status.state === 'open' || status.state === 'failed')) {
+    const { code, message, component, table } = status.tableChanged;
+    const why = `${message} (import ${importId} can no longer finish: start a new upload)`;
+    return new UploadError({ code, message: why, component, table, status: 200 }, importId);
+  }
   if (status?.state !== 'open') {
     const message = `import ${importId} is ${status?.state ?? 'not open'} and takes no more frames: upload without importId to start a new import`;
     return new UploadError({ code: 'ImportNotOpen', message }, importId);
@@ -167,12 +174,6 @@ function notResumable(status, importId, mode, advice = 'leave out mode to contin
   if (mode !== undefined && status.mode !== mode) {
     const message = `import ${importId} is in ${status.mode} mode, not ${mode}: ${advice}`;
     return new UploadError({ code: 'ModeMismatch', message }, importId);
-  }
-  // Another import changed a table of this one: its finish would be refused.
-  if (status.tableChanged) {
-    const { code, message, component, table } = status.tableChanged;
-    const why = `${message} (import ${importId} can no longer finish: start a new upload)`;
-    return new UploadError({ code, message: why, component, table, status: 200 }, importId);
   }
   return null;
 }

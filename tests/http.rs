@@ -1505,9 +1505,9 @@ fn a_data_folder_serves_one_database_only() {
 }
 
 /// An import another import finished on a table of can no longer finish.
-/// Once the server knows it (its status says `tableChanged`), the next
-/// frames are refused with `TableChanged` and the table, and the import
-/// fails as its finish would: a client sending normally, which reads no
+/// The server fails it as soon as it knows (its status says `tableChanged`),
+/// and the next frames are refused with `TableChanged` and the table, as
+/// its finish would be: a client sending normally, which reads no
 /// status, learns it at its next request instead of after sending the whole
 /// stream, and the client's state machine ends the upload there, without
 /// retrying.
@@ -1561,6 +1561,8 @@ fn frames_for_an_import_another_import_changed_a_table_of_are_refused() {
             status["tableChanged"]["table"], "users",
             "{backend}: {status}"
         );
+        // Failed at once: it could never finish.
+        assert_eq!(status["state"], "failed", "{backend}: {status}");
 
         // The next frames are refused, and the upload ends there.
         let Step::Send(request) = client.step() else {
@@ -1607,6 +1609,12 @@ fn frames_for_an_import_another_import_changed_a_table_of_are_refused() {
         );
         assert_eq!(
             (again.status, again.json()["code"].clone()),
+            (422, "TableChanged".into()),
+            "{backend}"
+        );
+        let cancel = server.call("POST", &format!("/api/imports/{id}/cancel"), b"");
+        assert_eq!(
+            (cancel.status, cancel.json()["code"].clone()),
             (409, "ImportNotOpen".into()),
             "{backend}"
         );

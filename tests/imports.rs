@@ -1254,6 +1254,96 @@ fn a_declaration_written_again_after_another_finish_still_fails_the_import() {
     }
 }
 
+/// An open import that another import's finish leaves unable to finish (a
+/// table it declared changed) is failed at once, not when its client comes
+/// back or it expires: its hidden tables and staging folder go, and so do
+/// its stored files, which no row refers to, once no import is open. Its
+/// status says why, as `tableChanged`, and its frames and its finish meet
+/// that refusal, as they did while it was open.
+#[test]
+fn an_import_that_can_no_longer_finish_lets_go_of_what_it_holds_at_once() {
+    let theirs_tables = [numbered_table("users", 10001, 10, 2)];
+    let theirs = encode(&theirs_tables, &[], 4096);
+    for (backend, database) in common::databases() {
+        let dir = common::temp_dir("changed-released");
+        let imports = open(&database, &dir);
+        let (mut tables, files, digests) = with_files(&[21, 23]);
+        tables.insert(0, numbered_table("users", 10001, 300, 1));
+        let mine = (tables, files, digests);
+        let id = open_with_its_files(&imports, &mine);
+        assert!(dir.join("imports").join(&id).exists(), "{backend}");
+        assert!(imports.store().hidden_tables().unwrap() > 0, "{backend}");
+        assert!(imports.files().contains(&mine.2[0]), "{backend}");
+
+        let other = imports.create(ImportMode::Replace, None).unwrap().id;
+        send_all(&imports, &other, &theirs, 0);
+        imports.finish(&other).unwrap();
+
+        let status = imports.status(&id).unwrap();
+        assert_eq!(status.state, ImportState::Failed, "{backend}");
+        let changed = status.table_changed.clone().expect("no tableChanged");
+        assert_eq!(
+            (
+                changed.code,
+                changed.component.as_str(),
+                changed.table.as_deref()
+            ),
+            ("TableChanged", "", Some("users")),
+            "{backend}"
+        );
+        assert!(
+            status
+                .error
+                .as_deref()
+                .is_some_and(|e| e.starts_with("TableChanged: ")),
+            "{backend}: {status:?}"
+        );
+        assert!(!dir.join("imports").join(&id).exists(), "{backend}");
+        assert_eq!(imports.store().hidden_tables().unwrap(), 0, "{backend}");
+        assert!(
+            !imports.files().contains(&mine.2[0]) && !imports.files().contains(&mine.2[1]),
+            "{backend}: its files are kept"
+        );
+        assert_landed(&imports, &theirs_tables, &[]);
+
+        let stream = encode(&mine.0, &mine.1, 1024);
+        let ranges = frames(&stream);
+        let last = ranges.len() - 1;
+        for refused in [
+            imports
+                .append(&id, last as u64, &stream[ranges[last].clone()])
+                .map(drop),
+            imports.finish(&id).map(drop),
+        ] {
+            match refused {
+                Err(ImportsError::Refused(e)) => {
+                    assert_eq!(
+                        (e.code, e.table.as_deref()),
+                        ("TableChanged", Some("users"))
+                    )
+                }
+                other => panic!("{backend}: {other:?}"),
+            }
+        }
+        assert!(
+            matches!(
+                imports.cancel(&id),
+                Err(ImportsError::NotOpen {
+                    state: ImportState::Failed,
+                    ..
+                })
+            ),
+            "{backend}"
+        );
+        // A restarted server says the same.
+        drop(imports);
+        let imports = open(&database, &dir);
+        let status = imports.status(&id).unwrap();
+        assert_eq!(status.state, ImportState::Failed, "{backend}");
+        assert_eq!(status.table_changed, Some(changed), "{backend}");
+    }
+}
+
 /// The same after a restart: what the import saw of its table when its
 /// declaration was acknowledged is kept beside its log, so the write made
 /// good at the next start records it too, and the import says at once
@@ -1280,7 +1370,12 @@ fn a_declaration_written_again_at_a_restart_still_fails_the_import() {
             id
         };
         let imports = open(&database, &dir);
-        let changed = imports.status(&id).unwrap().table_changed;
+        let status = imports.status(&id).unwrap();
+        // Failed as the server started, letting go of what it held.
+        assert_eq!(status.state, ImportState::Failed, "{backend}");
+        assert!(!dir.join("imports").join(&id).exists(), "{backend}");
+        assert_eq!(imports.store().hidden_tables().unwrap(), 0, "{backend}");
+        let changed = status.table_changed;
         let changed = changed.unwrap_or_else(|| panic!("{backend}: no tableChanged"));
         assert_eq!(
             (changed.code, changed.table.as_deref()),
@@ -1373,12 +1468,15 @@ fn a_failed_write_is_made_good_even_after_a_rebuild_that_failed() {
 fn files_whose_rows_a_replacing_import_dropped_are_removed() {
     for (backend, database) in common::databases() {
         let dir = common::temp_dir("sweep-replaced");
-        let (first, replacing, open_one, last) = (
-            with_files(&[3, 5]),
-            with_files(&[5, 9]),
-            with_files(&[7, 11]),
-            with_files(&[9]),
-        );
+        // The open import's `_storage` is a component's: one of the root,
+        // which the replacing import changes, could no longer finish and
+        // would be failed at once.
+        let mut open_one = with_files(&[7, 11]);
+        open_one.0[0].component = "waitlist".into();
+        for file in &mut open_one.1 {
+            file.component = "waitlist".into();
+        }
+        let (first, replacing, last) = (with_files(&[3, 5]), with_files(&[5, 9]), with_files(&[9]));
         let kept = |imports: &Imports, digests: &[[u8; 32]]| -> Vec<bool> {
             digests
                 .iter()

@@ -1100,7 +1100,7 @@ async function runUpload(pending) {
     }
     // Another import changed a table of it since: it can no longer finish, however much is
     // sent, so nothing is packed for it (packing would only check again what the server has).
-    if (status?.state === 'open' && status.tableChanged) {
+    if ((status?.state === 'open' || status?.state === 'failed') && status.tableChanged) {
       const { message, ...changed } = status.tableChanged;
       throw new UploadError({ ...changed, message: `${message} (import ${record.importId} can no longer finish: Upload starts a new one)`, status: 200 }, record.importId);
     }

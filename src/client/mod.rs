@@ -638,8 +638,11 @@ impl Upload {
             },
             (Request::Status { .. }, 200) => match json.get("state").and_then(|v| v.as_str()) {
                 // Another import changed a table this one declared: its
-                // finish would be refused, so nothing more is sent.
-                Some("open") if json.get("tableChanged").is_some_and(|c| c.is_object()) => {
+                // finish would be refused, so nothing more is sent (the
+                // server fails such an import as soon as it finds it).
+                Some("open" | "failed")
+                    if json.get("tableChanged").is_some_and(|c| c.is_object()) =>
+                {
                     let mut error = UploadError::from_body(status, &json["tableChanged"]);
                     error.message.push_str(&format!(
                         " (import {} can no longer finish: start a new upload)",
@@ -938,18 +941,23 @@ mod tests {
 
     /// A status saying another import changed a table of this one (which
     /// its finish would refuse) ends the upload with that refusal, whether
-    /// it is the first answer of a resumed upload or one after a retry.
+    /// it is the first answer of a resumed upload or one after a retry, and
+    /// whether the server has failed the import for it yet or not.
     #[test]
     fn an_import_whose_table_changed_is_not_sent_to() {
-        let changed = br#"{"state":"open","nextSeq":4,"tableChanged":{"code":"TableChanged","message":"Table `t` changed while this import was running (another import finished on it). Start the import again.","component":"c","table":"t"}}"#;
-        let resumed = Upload::resume(config(), 10, "abc");
-        let mut retried = Upload::new(config(), 10);
-        sent(&mut retried);
-        retried.on_response(201, br#"{"id":"abc"}"#);
-        sent(&mut retried);
-        retried.on_network_error("connection reset");
-        retried.step();
-        for mut upload in [resumed, retried] {
+        let changed_while_open = br#"{"state":"open","nextSeq":4,"tableChanged":{"code":"TableChanged","message":"Table `t` changed while this import was running (another import finished on it). Start the import again.","component":"c","table":"t"}}"#;
+        let failed_for_it = br#"{"state":"failed","error":"TableChanged: Table `t` changed while this import was running (another import finished on it). Start the import again. (table c/t)","tableChanged":{"code":"TableChanged","message":"Table `t` changed while this import was running (another import finished on it). Start the import again.","component":"c","table":"t"}}"#;
+        let uploads = [&changed_while_open[..], &failed_for_it[..]].map(|changed| {
+            let resumed = Upload::resume(config(), 10, "abc");
+            let mut retried = Upload::new(config(), 10);
+            sent(&mut retried);
+            retried.on_response(201, br#"{"id":"abc"}"#);
+            sent(&mut retried);
+            retried.on_network_error("connection reset");
+            retried.step();
+            [(resumed, changed), (retried, changed)]
+        });
+        for (mut upload, changed) in uploads.into_iter().flatten() {
             assert_eq!(sent(&mut upload), Request::Status { id: "abc".into() });
             upload.on_response(200, changed);
             match upload.step() {

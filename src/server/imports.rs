@@ -19,7 +19,7 @@
 use std::collections::{HashMap, HashSet};
 use std::fs;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard, TryLockError};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
@@ -28,6 +28,7 @@ use serde::Serialize;
 use super::files::{FileStore, PartFile};
 use super::ingest::{Accepted, FilePiece, Ingest, Rejection};
 use super::log::{OpenError, StagingLog};
+use super::store::plan::recorded_table_changed;
 use super::store::{
     ActivatedTable, FrameWrite, ImportError, ImportMode, ImportRecord, ImportState, ImportsQuery,
     Observed, OwnedFrameWrite, Store, StoreError,
@@ -298,6 +299,9 @@ struct Slot {
     /// finished import, and after a write that declares tables (once set,
     /// it stays so: what the import declared against does not come back).
     changed: Arc<Mutex<Option<ImportError>>>,
+    /// Why failing it, once `changed` was set, did not happen last time:
+    /// said once, not at every try.
+    release_error: Mutex<Option<String>>,
 }
 
 impl Slot {
@@ -307,6 +311,7 @@ impl Slot {
             mode: open.mode,
             label,
             changed: open.changed.clone(),
+            release_error: Mutex::new(None),
             open: Mutex::new(Some(open)),
         })
     }
@@ -529,6 +534,10 @@ impl Imports {
             imports.store.cancel_import(&record.id, Some(&reason))?;
             imports.forget(&record.id);
         }
+        // Those that can no longer finish are failed now; not before every
+        // open import is back, since failing one sweeps the stored files
+        // when it finds no import open.
+        imports.release_changed();
         // A sweep that fails keeps its mark, and is tried again later:
         // the imports are open and can be served meanwhile.
         imports.sweep_after_end();
@@ -856,11 +865,11 @@ impl Imports {
         id: &str,
         f: impl FnOnce(&mut Open) -> Result<T, ImportsError>,
     ) -> Result<T, ImportsError> {
-        let handle = self.handle(id)?;
+        let handle = self.handle(id).map_err(|e| self.as_refusal(e))?;
         let mut slot = lock(&handle.open);
         self.running()?;
         let Some(open) = slot.as_mut() else {
-            return Err(self.closed_meanwhile(id));
+            return Err(self.as_refusal(self.closed_meanwhile(id)));
         };
         let mut changed = lock(&handle.changed).clone();
         if changed.is_none() && open.stale {
@@ -870,7 +879,7 @@ impl Imports {
             changed = lock(&handle.changed).clone();
         }
         if let Some(changed) = changed {
-            self.end_open(id, &handle, slot, || self.store.fail_import(id, &changed))?;
+            self.release(id, &handle, slot, &changed)?;
             return Err(ImportsError::Refused(changed));
         }
         // Still open: the lock was held throughout.
@@ -879,6 +888,10 @@ impl Imports {
         };
         let result = f(open);
         handle.acknowledge(open);
+        // Another import's finish that found this one can no longer finish
+        // while the request held its lock left failing it to the request.
+        drop(slot);
+        self.try_release(id, &handle);
         result
     }
 
@@ -903,6 +916,9 @@ impl Imports {
     pub fn status(&self, id: &str) -> Result<ImportStatus, ImportsError> {
         // Open (closing clears its progress, before the import's lock goes).
         if let Some(slot) = lock(&self.open).get(id).cloned() {
+            // One that can no longer finish is failed now, unless a request
+            // holds it (which fails it as it ends): the answer says so.
+            self.try_release(id, &slot);
             if let Some(progress) = *lock(&slot.acknowledged) {
                 return Ok(ImportStatus {
                     id: id.to_owned(),
@@ -926,6 +942,12 @@ impl Imports {
     /// The status of an import as its record says, for one that is not
     /// open (in this server's memory).
     fn closed_status(record: ImportRecord) -> ImportStatus {
+        // Failed because another import changed a table it declared: said
+        // as an open import's status says it.
+        let table_changed = match record.state {
+            ImportState::Failed => record.error.as_deref().and_then(recorded_table_changed),
+            _ => None,
+        };
         ImportStatus {
             id: record.id,
             mode: record.mode,
@@ -937,7 +959,7 @@ impl Imports {
             prefix_crc32: None,
             error: record.error,
             label: record.label,
-            table_changed: None,
+            table_changed,
         }
     }
 
@@ -1101,11 +1123,11 @@ impl Imports {
     /// Activates a complete import's tables (Convex's mode semantics), or
     /// fails it, leaving the database as it was.
     pub fn finish(&self, id: &str) -> Result<Vec<ActivatedTable>, ImportsError> {
-        let handle = self.handle(id)?;
+        let handle = self.handle(id).map_err(|e| self.as_refusal(e))?;
         let mut slot = lock(&handle.open);
         self.running()?;
         let Some(open) = slot.as_mut() else {
-            return Err(self.closed_meanwhile(id));
+            return Err(self.as_refusal(self.closed_meanwhile(id)));
         };
         open.settle_write();
         if open.stale {
@@ -1155,6 +1177,94 @@ impl Imports {
             .collect();
         for (id, slot) in open {
             note_changed(&*self.store, &id, &slot.changed);
+            self.try_release(&id, &slot);
+        }
+    }
+
+    /// Fails every open import that can no longer finish (its status's
+    /// `tableChanged`) and is not busy with a request: for those whose
+    /// store write found it, after the request that made the write was
+    /// answered. Run now and then by the server.
+    pub fn release_changed(&self) {
+        let changed: Vec<(String, Arc<Slot>)> = lock(&self.open)
+            .iter()
+            .filter(|(_, slot)| lock(&slot.changed).is_some())
+            .map(|(id, slot)| (id.clone(), slot.clone()))
+            .collect();
+        for (id, slot) in changed {
+            self.try_release(&id, &slot);
+        }
+    }
+
+    /// Fails open import `id` now if another import changed a table it
+    /// declared (its `changed`) and no request holds its lock: a request
+    /// that holds it calls this again as it ends. A failure is said, and
+    /// it is tried again later ([`release_changed`](Self::release_changed)).
+    fn try_release(&self, id: &str, handle: &Arc<Slot>) {
+        if self.running().is_err() {
+            return;
+        }
+        let Some(changed) = lock(&handle.changed).clone() else {
+            return;
+        };
+        let slot = match handle.open.try_lock() {
+            Ok(slot) => slot,
+            Err(TryLockError::Poisoned(poisoned)) => poisoned.into_inner(),
+            Err(TryLockError::WouldBlock) => return,
+        };
+        if slot.is_none() {
+            return;
+        }
+        if let Err(e) = self.release(id, handle, slot, &changed) {
+            let e = e.to_string();
+            let mut said = lock(&handle.release_error);
+            if said.as_ref() != Some(&e) {
+                eprintln!(
+                    "snappack: import {id} can no longer finish ({}), but failing it did not happen: {e} (tried again every few seconds)",
+                    changed.recorded()
+                );
+                *said = Some(e);
+            }
+        }
+    }
+
+    /// Fails open import `id`, whose lock `slot` is, with `changed` (another
+    /// import changed a table it declared): it could never finish, however
+    /// much were sent, so its hidden tables, staging log and memory are let
+    /// go at once rather than when its client comes back or it expires. Its
+    /// record stays, with the refusal, for the client that asks.
+    fn release(
+        &self,
+        id: &str,
+        handle: &Slot,
+        slot: MutexGuard<'_, Option<Open>>,
+        changed: &ImportError,
+    ) -> Result<(), ImportsError> {
+        self.end_open(id, handle, slot, || self.store.fail_import(id, changed))?;
+        eprintln!(
+            "snappack: import {id} failed: {}: it can no longer finish",
+            changed.recorded()
+        );
+        Ok(())
+    }
+
+    /// `NotOpen` for an import the server failed because another import
+    /// changed a table it declared is that refusal, as frames sent to it
+    /// and its finish met before it was failed.
+    fn as_refusal(&self, error: ImportsError) -> ImportsError {
+        let ImportsError::NotOpen {
+            id,
+            state: ImportState::Failed,
+        } = &error
+        else {
+            return error;
+        };
+        match self.store.import(id).map(|record| record.error) {
+            Ok(Some(recorded)) => match recorded_table_changed(&recorded) {
+                Some(changed) => ImportsError::Refused(changed),
+                None => error,
+            },
+            _ => error,
         }
     }
 

@@ -653,6 +653,7 @@ impl Server {
             .expire_after
             .map(|idle| tokio::spawn(expire_idle_imports(self.imports.clone(), idle)));
         let files = tokio::spawn(retry_sweeps(self.imports.clone(), SWEEP_RETRY));
+        let changed = tokio::spawn(release_changed_imports(self.imports.clone(), RELEASE_CHECK));
         let (lost_tx, lost_rx) = tokio::sync::oneshot::channel();
         let lock = tokio::spawn(keep_database_lock(
             self.database_lock.clone(),
@@ -681,6 +682,7 @@ impl Server {
             sweeper.abort();
         }
         files.abort();
+        changed.abort();
         lock.abort();
         let lost = lost.lock().unwrap_or_else(|e| e.into_inner()).take();
         match lost {
@@ -769,6 +771,23 @@ async fn expire_idle_imports(imports: Arc<Imports>, idle: Duration) {
             }
             Err(e) => eprintln!("snappack: expiring idle imports failed: {e}"),
         }
+    }
+}
+
+/// How often open imports that can no longer finish are looked for.
+const RELEASE_CHECK: Duration = Duration::from_secs(2);
+
+/// Fails, every `every`, the open imports that can no longer finish
+/// (another import changed a table they declared) and that no request
+/// holds: most are failed as soon as that is found, but one found by its
+/// own store write, after its request was answered, waits for this.
+async fn release_changed_imports(imports: Arc<Imports>, every: Duration) {
+    let mut ticks = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        ticks.tick().await;
+        let imports = imports.clone();
+        let _ = tokio::task::spawn_blocking(move || imports.release_changed()).await;
     }
 }
 

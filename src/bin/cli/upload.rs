@@ -203,14 +203,25 @@ pub fn run(args: UploadArgs) -> Result<ExitCode> {
             let import = open_import(&http, id)?;
             // Its finish would be refused: sending the rest is no use.
             if let Some(changed) = &import.table_changed {
+                let (what, after) = match import.failed {
+                    true => (
+                        "failed: it could no longer finish",
+                        String::from(" (the server let go of what it held)"),
+                    ),
+                    false => (
+                        "can no longer finish",
+                        format!(
+                            ", and cancel {id} (POST {}/api/imports/{id}/cancel) or leave it to the server, which fails it",
+                            http.base
+                        ),
+                    ),
+                };
                 eprintln!(
-                    "snappack: import {id} can no longer finish: {}: {} Nothing was sent: upload {} \
-                     without --resume to start a new import, and cancel {id} (POST {}/api/imports/{id}/cancel) \
-                     or leave it to expire",
+                    "snappack: import {id} {what}: {}: {} Nothing was sent: upload {} \
+                     without --resume to start a new import{after}",
                     changed["code"].as_str().unwrap_or("TableChanged"),
                     changed["message"].as_str().unwrap_or_default(),
                     args.input.file.display(),
-                    http.base
                 );
                 return Ok(ExitCode::from(1));
             }
@@ -720,6 +731,9 @@ struct OpenImport {
     /// The refusal its finish would meet: a table it declared that another
     /// import changed since (`TableChanged`).
     table_changed: Option<serde_json::Value>,
+    /// The server failed it already for that refusal (it does so as soon
+    /// as it finds it): nothing is left to cancel.
+    failed: bool,
 }
 
 /// Open import `id`, as the server has it.
@@ -728,8 +742,12 @@ fn open_import(http: &Http, id: &str) -> Result<OpenImport> {
         .call("GET", &import_path(id), b"")
         .map_err(|e| anyhow::anyhow!("cannot reach {}: {e}", http.base))?;
     let import: serde_json::Value = serde_json::from_slice(&body).unwrap_or_default();
+    let table_changed = Some(import["tableChanged"].clone()).filter(|c| c.is_object());
     match (status, import["state"].as_str()) {
         (200, Some("open")) => {}
+        // Failed by the server because another import changed a table of
+        // it: said as the refusal it is.
+        (200, Some("failed")) if table_changed.is_some() => {}
         (200, Some(state)) => {
             let why = import["error"]
                 .as_str()
@@ -752,7 +770,8 @@ fn open_import(http: &Http, id: &str) -> Result<OpenImport> {
         prefix_crc32: import["prefixCrc32"]
             .as_u64()
             .and_then(|crc| u32::try_from(crc).ok()),
-        table_changed: Some(import["tableChanged"].clone()).filter(|c| c.is_object()),
+        failed: import["state"] == "failed",
+        table_changed,
     })
 }
 

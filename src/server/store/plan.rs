@@ -204,6 +204,22 @@ fn error_changed(table: &HiddenTable) -> ImportError {
     }
 }
 
+/// The `TableChanged` refusal a failed import's record keeps
+/// ([`ImportError::recorded`]), read back; `None` for any other error.
+pub fn recorded_table_changed(recorded: &str) -> Option<ImportError> {
+    let rest = recorded.strip_prefix(TABLE_CHANGED)?.strip_prefix(": ")?;
+    let (message, place) = rest.strip_suffix(')')?.rsplit_once(" (table ")?;
+    // Table names have no `/`; component paths may.
+    let (component, table) = place.rsplit_once('/').unwrap_or(("", place));
+    Some(ImportError {
+        code: TABLE_CHANGED,
+        message: message.to_owned(),
+        component: component.to_owned(),
+        table: Some(table.to_owned()),
+        line: None,
+    })
+}
+
 fn plan_component(
     mode: ImportMode,
     component: &str,
@@ -341,6 +357,25 @@ fn plan_component(
 
 #[cfg(test)]
 mod tests {
+
+    /// A `TableChanged` refusal reads back from its record as it was, a
+    /// component's table included.
+    #[test]
+    fn a_recorded_table_change_reads_back() {
+        for component in ["", "billing", "billing/invoices"] {
+            let table = HiddenTable {
+                component: component.into(),
+                ..hidden(1, "users", Some(10001))
+            };
+            let error = error_changed(&table);
+            assert_eq!(recorded_table_changed(&error.recorded()), Some(error));
+        }
+        assert_eq!(
+            recorded_table_changed("DocumentExists: Cannot create document (table users, line 3)"),
+            None
+        );
+    }
+
     use super::*;
 
     fn hidden(id: i64, name: &str, requested: Option<u32>) -> HiddenTable {
