@@ -1254,6 +1254,31 @@ fn a_declaration_written_again_after_another_finish_still_fails_the_import() {
     }
 }
 
+/// An append refused at finish because a `_storage` row's `_id` exists
+/// names the row's line in the import's `_storage` table, as for any
+/// other table.
+#[test]
+fn a_storage_row_that_exists_is_refused_naming_its_line() {
+    for (backend, database) in common::databases() {
+        let dir = common::temp_dir("storage-exists");
+        let imports = open(&database, &dir);
+        let (first, again) = (with_files(&[3, 5]), with_files(&[9, 11, 5]));
+        for (files, outcome) in [(&first, None), (&again, Some(3))] {
+            let id = imports.create(ImportMode::Append, None).unwrap().id;
+            send_all(&imports, &id, &encode(&files.0, &files.1, 4096), 0);
+            match (imports.finish(&id), outcome) {
+                (Ok(_), None) => {}
+                (Err(ImportsError::Refused(e)), Some(line)) => assert_eq!(
+                    (e.code, e.table.as_deref(), e.line),
+                    ("DocumentExists", Some("_storage"), Some(line)),
+                    "{backend}"
+                ),
+                (other, _) => panic!("{backend}: {:?}", other.map(drop)),
+            }
+        }
+    }
+}
+
 /// An open import that another import's finish leaves unable to finish (a
 /// table it declared changed) is failed at once, not when its client comes
 /// back or it expires: its hidden tables and staging folder go, and so do

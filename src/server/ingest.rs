@@ -148,6 +148,9 @@ struct StorageTable {
     /// replaces the earlier one, as in Convex.
     pending: Vec<(DocumentId, String)>,
     pending_at: HashMap<DocumentId, usize>,
+    /// The row (1-based, in the table) each file's kept row came on: its
+    /// last. Kept after the rows are written, for a refusal at finish.
+    row_of: HashMap<DocumentId, u64>,
     /// Files that came without a row: id, size and SHA-256.
     without_rows: Vec<(DocumentId, u64, [u8; 32])>,
     /// Size and SHA-256 of the files that came, by id, for rows that do
@@ -190,15 +193,19 @@ pub struct Ingest {
 
 impl Ingest {
     /// The 1-based line (document number) of document `id` in table `name`
-    /// of `component`, as the import's frames gave it; `None` for a table
-    /// the import did not declare, a document it did not send, and rows of
-    /// `_storage` (kept apart, a file's last row winning).
+    /// of `component`, as the import's frames gave it (for `_storage`, the
+    /// row kept: a file's last); `None` for a table the import did not
+    /// declare, a document it did not send, and the row the server made for
+    /// a file that came without one.
     pub fn line_of(&self, component: &str, name: &str, id: DocumentId) -> Option<u64> {
         let table = self
             .tables
             .iter()
-            .find(|t| t.component == component && t.name == name && t.storage.is_none())?;
-        table.checker.first_seen(id)
+            .find(|t| t.component == component && t.name == name)?;
+        match &table.storage {
+            Some(storage) => storage.row_of.get(&id).copied(),
+            None => table.checker.first_seen(id),
+        }
     }
 }
 
@@ -609,6 +616,7 @@ impl Ingest {
                 .ok()
                 .and_then(|r| DocumentId::decode(&r.id).ok());
             if let Some(id) = id {
+                storage.row_of.insert(id, row);
                 match storage.pending_at.get(&id) {
                     Some(&at) => storage.pending[at].1 = line.into_owned(),
                     None => {
