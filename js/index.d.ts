@@ -600,6 +600,10 @@ export interface FinishedImport {
  * under way, it sends nothing before the tables are checked, then each frame
  * as soon as it is packed; when packing finds errors it rejects with an
  * {@link UploadError} of code `InvalidSnapshot` and cancels the import.
+ * A stream from frame 0 is checked first against the server's frame limit
+ * (the `maxFrameSize` of `GET /api/tables`): frames packed larger (without
+ * the server's listing as `target`) reject with `FrameTooLarge`, naming
+ * both sizes, before an import is created.
  * Aborting `signal` stops sending only: call it again (with `importId`) to
  * go on.
  */

@@ -426,6 +426,8 @@ class PackedFrames {
      */
     this.sentTo = null;
     this.sent = 0;
+    /** The server whose frame limit this stream was checked against (its header's max frame size). */
+    this.limitCheckedAt = null;
   }
 
   /** Frames in the stream so far, those before `first` included. */
@@ -570,7 +572,9 @@ function sleep(ms, signal) {
  * server's answer to finish (`{ state: 'finished', tables }`). `prepared` is
  * what {@link prepareUpload} gave, or a {@link Packing} still under way:
  * nothing is sent before its tables are checked, then each frame goes out
- * as soon as it is packed. With `importId` it continues that import from
+ * as soon as it is packed. A stream from frame 0 whose frames are larger
+ * than the server takes (its listing's `maxFrameSize`) is refused with
+ * `FrameTooLarge` before an import is created. With `importId` it continues that import from
  * where the server stands, in its own mode (an import not open, or in
  * another `mode` than one given, rejects with `ImportNotOpen` or
  * `ModeMismatch`); a new import gets `mode` and `label` (up to 256 bytes,
@@ -659,6 +663,8 @@ async function sendFrames(frames, options) {
   await mainThreadInstance();
   // The first frame comes only once the tables are checked.
   while (frames.ends.length === 0 && !frames.complete && !frames.failure) await frames.changed(signal);
+  // A stream from its header on: its frames must be ones the server takes, or it would refuse them after the import is created.
+  if (!frames.failure) await checkFrameLimit(frames, base, url, token, signal);
   const known = frames.complete ? frames.count : undefined;
   // The mode is a new import's (the packing's unless given); a continued one keeps its own.
   const machine = new UploadMachine(mode ?? frames.mode ?? 'requireEmpty', known, framesPerRequest, importId, label, frames.first);
@@ -766,6 +772,30 @@ async function sendFrames(frames, options) {
   } finally {
     machine.free();
   }
+}
+
+/**
+ * Refuses, before any import is created or a frame sent, a stream whose
+ * header declares frames larger than the server at `base` takes (the
+ * `maxFrameSize` of its table listing), which the server would refuse with
+ * `FrameTooLarge`: a packing made without the server's listing as `target`.
+ * Checked once per stream and server; a server that does not advertise its
+ * limit (an older one) is not asked again, and a stream continued from a
+ * later frame has no header to check (its import took it).
+ */
+async function checkFrameLimit(frames, base, url, token, signal) {
+  if (frames.first !== 0 || frames.ends.length === 0 || frames.limitCheckedAt === base) return;
+  const declared = new DataView(await frames.slice(0, 1).slice(12, 16).arrayBuffer()).getUint32(0, true);
+  const listing = await fetchTables(url, token, { signal });
+  const limit = listing.maxFrameSize;
+  if (Number.isSafeInteger(limit) && declared > limit) {
+    const message =
+      `this input was packed in frames of up to ${declared} bytes, but the server at ${url} takes frames of at most ${limit} bytes (its maxFrameSize): ` +
+      'pack it again with the server\'s listing as target (startPacking(file, { target: await fetchTables(url, token) })), which packs frames the server takes, ' +
+      `or with frameSize: ${limit} or less; nothing was sent`;
+    throw new UploadError({ code: 'FrameTooLarge', message });
+  }
+  frames.limitCheckedAt = base;
 }
 
 /** JSON bytes as a value; null when they are not JSON. */

@@ -352,6 +352,56 @@ test("upload() to a server that takes smaller frames than the package packs: fra
   }
 });
 
+test('sendUpload() of a packing made without the server\'s listing, in frames over its limit: refused before any import, naming both sizes', { timeout: 120_000 }, async () => {
+  const path = join(dir, 'unlisted-frames.zip');
+  const summary = gen(path, { seed: 8, tables: 2, totalDocuments: 1000 });
+  const origin = `http://127.0.0.1:${server.address().port}`;
+  const snappack = await startSnappackServe(['--max-frame-size', '65536', '--allow-origin', origin]);
+  try {
+    await pick(path);
+    const { refusal, requests, finished } = await page.evaluate(async ({ url, token }) => {
+      const { fetchTables, sendUpload, startPacking } = await import('/pkg/browser.js');
+      const file = document.querySelector('#file').files[0];
+      const realFetch = window.fetch;
+      const requests = [];
+      window.fetch = (address, init) => {
+        requests.push(`${init?.method ?? 'GET'} ${new URL(address).pathname}`);
+        return realFetch(address, init);
+      };
+      try {
+        // No target: the package's default frame size, 1 MiB, over the server's 64 KiB.
+        const packing = startPacking(file);
+        const refusal = await sendUpload(packing, { url, token }).then(() => null, (e) => ({ name: e.name, code: e.code, message: e.message }));
+        packing.stop();
+        const sentBefore = requests.splice(0);
+        // Packed with the server's listing, as the error says: it lands.
+        const listed = startPacking(file, { target: await fetchTables(url, token) });
+        const finished = (await sendUpload(listed, { url, token })).state;
+        return { refusal, requests: sentBefore, finished };
+      } finally {
+        window.fetch = realFetch;
+      }
+    }, { url: snappack.url, token: snappack.token });
+    assert.equal(refusal?.name, 'UploadError');
+    assert.equal(refusal.code, 'FrameTooLarge');
+    assert.match(refusal.message, /frames of up to 1048576 bytes/);
+    assert.match(refusal.message, /at most 65536 bytes \(its maxFrameSize\)/);
+    assert.match(refusal.message, /target: await fetchTables\(url, token\)/);
+    // Only the listing was asked for: no import was created, no frame sent.
+    assert.deepEqual(requests, ['GET /api/tables']);
+    assert.equal(finished, 'finished');
+    const headers = { Authorization: `Bearer ${snappack.token}` };
+    const { imports } = await (await fetch(`${snappack.url}/api/imports`, { headers })).json();
+    assert.equal(imports.length, 1);
+    const { tables } = await (await fetch(`${snappack.url}/api/tables`, { headers })).json();
+    for (const table of summary.tables) {
+      assert.equal(tables.find((t) => t.name === table.name)?.documents, table.documents, table.name);
+    }
+  } finally {
+    snappack.stop();
+  }
+});
+
 test('preload() under a dev server that rewrites the workers\' imports to root paths: calls start their workers from memory', async () => {
   // As Vite's dev server serves a package: `from './common.js'` becomes
   // `from "/pkg/common.js?v=…"`, which a `blob:` module cannot resolve by itself.
