@@ -253,11 +253,13 @@ async function choose(file, { others = 0, folder = false } = {}) {
   state.checking = null;
   running?.abort();
   stopConflictCheck();
+  const previousFile = state.file;
   state.file = file;
   state.report = null;
   state.imported = false;
   // Nothing about the previous file stays: its report, its upload, what it imported.
   for (const id of ['report', 'resume-note', 'uploading', 'summary', 'conflicts']) $(id).hidden = true;
+  if (!sameFile(file, previousFile)) forgetSchema(file, !folder && /\.csv$/i.test(file.name));
   const dropped = others > 0 ? `the first of ${others + 1} files dropped: the others are not checked; drop them one at a time` : '';
   $('file-info').textContent = `${file.name} · ${folder ? 'a folder' : bytes(file.size)}${dropped && ` (${dropped})`}`;
   if (dropped) announcer.say(`${file.name} is ${dropped}.`);
@@ -303,6 +305,30 @@ async function choose(file, { others = 0, folder = false } = {}) {
   await check();
   if (state.file !== file) return;
   await continuePending();
+}
+
+/** Whether `a` and `b` are the same file on disk, as far as a page can tell (chosen again, say). */
+function sameFile(a, b) {
+  return Boolean(a && b) && a.name === b.name && a.size === b.size && a.lastModified === b.lastModified;
+}
+
+/**
+ * A schema is of the file it was picked for: choosing another file clears
+ * it, so that it is not applied unseen to a file it may not describe. When
+ * the new file (`file`, a CSV when `csv`) could take one, the page says the
+ * schema was let go, beside the field and to screen readers.
+ */
+function forgetSchema(file, csv) {
+  const input = $('schema');
+  const note = $('schema-note');
+  const previous = input.files[0]?.name;
+  note.hidden = true;
+  if (!previous) return;
+  input.value = '';
+  if (!csv) return;
+  note.textContent = `The schema ${previous} was picked for the previous file and is not used for ${file.name}: pick it again if it describes this file too.`;
+  note.hidden = false;
+  announcer.say(note.textContent);
 }
 
 /**
@@ -1601,7 +1627,11 @@ function init() {
   };
   $('table').addEventListener('input', optionsChanged);
   // A schema is picked to be used: the file is checked with it at once.
-  $('schema').addEventListener('change', () => (state.file && !state.upload ? check() : optionsChanged()));
+  $('schema').addEventListener('change', () => {
+    $('schema-note').hidden = true;
+    if (state.file && !state.upload) check();
+    else optionsChanged();
+  });
   $('check-cancel').addEventListener('click', () => state.checking?.abort());
   $('download').addEventListener('click', downloadReport);
   $('filter').addEventListener('input', renderErrors);

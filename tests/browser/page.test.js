@@ -2262,6 +2262,43 @@ test('a schema picked for a CSV file: the file is checked with it at once', { ti
   await page.close();
 });
 
+test('a schema picked for one CSV file is not applied to the next one: cleared, and said so', { timeout: 60_000 }, async () => {
+  const server = await startServer();
+  const page = await newPage(server);
+  const members = join(dir, 'schema-members.csv');
+  writeFileSync(members, 'name,nick\nann,\n');
+  await page.setInputFiles('#file', members);
+  await page.waitForSelector('#verdict.good');
+  // A schema without this table: the report warns of that.
+  const schema = join(dir, 'members-schema.json');
+  writeFileSync(schema, JSON.stringify({ tables: { people: { fields: { nick: { optional: true } } } } }));
+  await page.setInputFiles('#schema', schema);
+  await page.waitForFunction(() => /SchemaTableMissing/.test(document.getElementById('warnings').textContent), null, { timeout: 5000 });
+  assert.equal(await page.isHidden('#schema-note'), true);
+  // The same file chosen again keeps its schema.
+  await page.setInputFiles('#file', members);
+  await page.waitForFunction(() => /SchemaTableMissing/.test(document.getElementById('warnings').textContent), null, { timeout: 5000 });
+  assert.equal(await page.evaluate(() => document.getElementById('schema').files.length), 1);
+
+  // Another CSV: checked without that schema, which the page says it let go, beside the field and aloud.
+  const guests = join(dir, 'schema-guests.csv');
+  writeFileSync(guests, 'name,nick\nbob,\n');
+  await page.setInputFiles('#file', guests);
+  await page.waitForFunction(() => /schema-guests\.csv/.test(document.getElementById('file-info').textContent));
+  await page.waitForSelector('#verdict.good');
+  assert.equal(await page.evaluate(() => document.getElementById('schema').files.length), 0, 'the schema input is cleared');
+  assert.doesNotMatch(await page.textContent('#warnings'), /SchemaTableMissing/, 'the report is of the file without the schema');
+  const said = 'The schema members-schema.json was picked for the previous file and is not used for schema-guests.csv: pick it again if it describes this file too.';
+  assert.equal(await page.textContent('#schema-note'), said);
+  assert.equal(await page.isVisible('#schema-note'), true);
+  assert.match(await page.textContent('#live'), new RegExp(said.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')));
+  // Picking a schema again puts the note away.
+  await page.setInputFiles('#schema', schema);
+  await page.waitForFunction(() => /SchemaTableMissing/.test(document.getElementById('warnings').textContent), null, { timeout: 5000 });
+  assert.equal(await page.isHidden('#schema-note'), true);
+  await page.close();
+});
+
 test('Replace all: the tables it would delete are said, not only shown', { timeout: 60_000 }, async () => {
   const server = await startServer();
   const page = await newPage(server);
