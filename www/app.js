@@ -302,6 +302,14 @@ async function choose(file, { others = 0, folder = false } = {}) {
   const records = uploadRecords(print);
   const recordedTable = (records.get(serverUrl()) ?? [...records.values()].find((r) => r.options?.table))?.options?.table;
   if (single && recordedTable) $('table').value = recordedTable;
+  // One started with a schema goes on with it (kept in its record, not as a file here): said.
+  if (!$('schema-field').hidden && !$('schema').files[0] && recordedUpload()?.options?.schema != null) {
+    const note = $('schema-note');
+    note.textContent = `The upload of ${file.name} was started with a schema: it is checked and uploaded with that schema.`;
+    note.dataset.kind = 'recorded';
+    note.hidden = false;
+    announcer.say(note.textContent);
+  }
   await check();
   if (state.file !== file) return;
   await continuePending();
@@ -327,6 +335,7 @@ function forgetSchema(file, csv) {
   input.value = '';
   if (!csv) return;
   note.textContent = `The schema ${previous} was picked for the previous file and is not used for ${file.name}: pick it again if it describes this file too.`;
+  note.dataset.kind = 'cleared';
   note.hidden = false;
   announcer.say(note.textContent);
 }
@@ -453,7 +462,11 @@ async function validateOptions() {
     options.table = $('table').value.trim();
     const schemaFile = $('schema').files[0];
     if (!$('schema-field').hidden && schemaFile) options.schema = JSON.parse(await schemaFile.text());
+    // None picked: an upload of the file started with one goes on with it, and is checked so.
+    else if (!$('schema-field').hidden && recordedUpload()?.options?.schema != null) options.schema = recordedUpload().options.schema;
   }
+  // The note that the upload's schema is used holds only while it is.
+  if (options.schema === undefined && $('schema-note').dataset.kind === 'recorded') $('schema-note').hidden = true;
   return options;
 }
 

@@ -2299,6 +2299,45 @@ test('a schema picked for one CSV file is not applied to the next one: cleared, 
   await page.close();
 });
 
+test('a CSV upload started with a schema, the page reloaded and the file picked again: checked with that schema, and said so', { timeout: 60_000 }, async () => {
+  const server = await startServer();
+  const page = await newPage(server);
+  const csv = join(dir, 'schema-resumed.csv');
+  writeFileSync(csv, 'name,nick\nann,\nbob,b\n');
+  // A schema without this table, so that the report shows whether it was checked with it.
+  const schema = join(dir, 'schema-resumed.json');
+  writeFileSync(schema, JSON.stringify({ tables: { people: { fields: { nick: { optional: true } } } } }));
+  await page.setInputFiles('#file', csv);
+  await page.waitForSelector('#verdict.good');
+  await connect(page);
+  await page.setInputFiles('#schema', schema);
+  await page.waitForFunction(() => /SchemaTableMissing/.test(document.getElementById('warnings').textContent), null, { timeout: 5000 });
+  await page.waitForSelector('#conflicts.good');
+  // The import is not created before the pause: the upload stays to be continued.
+  await page.route('**/api/imports', () => {});
+  await page.click('#upload');
+  await page.click('#pause');
+  await page.waitForFunction(() => /Paused/.test(document.getElementById('upload-state').textContent));
+  await page.unroute('**/api/imports');
+
+  await page.reload();
+  await page.waitForSelector('#server-status.good', { state: 'attached' });
+  await page.setInputFiles('#file', csv);
+  await page.waitForFunction(() => /Paused/.test(document.getElementById('upload-state').textContent));
+  await page.waitForSelector('#verdict.good');
+  assert.equal(await page.evaluate(() => document.getElementById('schema').files.length), 0);
+  assert.match(await page.textContent('#warnings'), /SchemaTableMissing/, 'checked with the schema the upload goes on with');
+  const said = 'The upload of schema-resumed.csv was started with a schema: it is checked and uploaded with that schema.';
+  assert.equal(await page.textContent('#schema-note'), said);
+  assert.equal(await page.isVisible('#schema-note'), true);
+  assert.match(await page.textContent('#live'), /The upload of schema-resumed\.csv was started with a schema/);
+  // Resumed, it lands.
+  await page.click('#pause');
+  await page.waitForSelector('#summary:not([hidden])');
+  assert.equal((await serverTables(server)).find((t) => t.name === 'schema_resumed')?.documents, 2);
+  await page.close();
+});
+
 test('Replace all: the tables it would delete are said, not only shown', { timeout: 60_000 }, async () => {
   const server = await startServer();
   const page = await newPage(server);
