@@ -780,13 +780,22 @@ async function sendFrames(frames, options) {
  * `maxFrameSize` of its table listing), which the server would refuse with
  * `FrameTooLarge`: a packing made without the server's listing as `target`.
  * Checked once per stream and server; a server that does not advertise its
- * limit (an older one) is not asked again, and a stream continued from a
- * later frame has no header to check (its import took it).
+ * limit (an older one) is not asked again, one that does not answer is left
+ * to the upload's own retries, and a stream continued from a later frame has
+ * no header to check (its import took it).
  */
 async function checkFrameLimit(frames, base, url, token, signal) {
   if (frames.first !== 0 || frames.ends.length === 0 || frames.limitCheckedAt === base) return;
   const declared = new DataView(await frames.slice(0, 1).slice(12, 16).arrayBuffer()).getUint32(0, true);
-  const listing = await fetchTables(url, token, { signal });
+  let listing;
+  try {
+    listing = await fetchTables(url, token, { signal });
+  } catch (error) {
+    // A server that cannot be reached now is retried as the upload's own
+    // requests are; the limit is checked again at the next call.
+    if (signal?.aborted) throw error;
+    return;
+  }
   const limit = listing.maxFrameSize;
   if (Number.isSafeInteger(limit) && declared > limit) {
     const message =

@@ -365,7 +365,9 @@ test('sendUpload() of a packing made without the server\'s listing, in frames ov
       const realFetch = window.fetch;
       const requests = [];
       window.fetch = (address, init) => {
-        requests.push(`${init?.method ?? 'GET'} ${new URL(address).pathname}`);
+        const { pathname } = new URL(address, location.href);
+        // The server's requests; the package's own files (its .wasm) are not counted.
+        if (pathname.startsWith('/api/')) requests.push(`${init?.method ?? 'GET'} ${pathname}`);
         return realFetch(address, init);
       };
       try {
@@ -393,6 +395,45 @@ test('sendUpload() of a packing made without the server\'s listing, in frames ov
     const headers = { Authorization: `Bearer ${snappack.token}` };
     const { imports } = await (await fetch(`${snappack.url}/api/imports`, { headers })).json();
     assert.equal(imports.length, 1);
+    const { tables } = await (await fetch(`${snappack.url}/api/tables`, { headers })).json();
+    for (const table of summary.tables) {
+      assert.equal(tables.find((t) => t.name === table.name)?.documents, table.documents, table.name);
+    }
+  } finally {
+    snappack.stop();
+  }
+});
+
+test('sendUpload() whose first look at the server\'s listing gets no answer: the upload goes on with its own retries and lands', { timeout: 120_000 }, async () => {
+  const path = join(dir, 'listing-unanswered.zip');
+  const summary = gen(path, { seed: 9, tables: 2, totalDocuments: 500 });
+  const origin = `http://127.0.0.1:${server.address().port}`;
+  const snappack = await startSnappackServe(['--allow-origin', origin]);
+  try {
+    await pick(path);
+    const { outcome, requests } = await page.evaluate(async ({ url, token }) => {
+      const { sendUpload, startPacking } = await import('/pkg/browser.js');
+      const file = document.querySelector('#file').files[0];
+      const realFetch = window.fetch;
+      const requests = [];
+      // The server cannot be reached for the first request, then can.
+      window.fetch = (address, init) => {
+        const { pathname } = new URL(address, location.href);
+        if (!pathname.startsWith('/api/')) return realFetch(address, init);
+        requests.push(`${init?.method ?? 'GET'} ${pathname}`);
+        return requests.length === 1 ? Promise.reject(new TypeError('Failed to fetch')) : realFetch(address, init);
+      };
+      try {
+        const outcome = await sendUpload(startPacking(file), { url, token }).then((r) => r.state, (e) => `${e.code}: ${e.message}`);
+        return { outcome, requests };
+      } finally {
+        window.fetch = realFetch;
+      }
+    }, { url: snappack.url, token: snappack.token });
+    assert.equal(outcome, 'finished');
+    assert.equal(requests[0], 'GET /api/tables');
+    assert.ok(requests.includes('POST /api/imports'), requests.join(', '));
+    const headers = { Authorization: `Bearer ${snappack.token}` };
     const { tables } = await (await fetch(`${snappack.url}/api/tables`, { headers })).json();
     for (const table of summary.tables) {
       assert.equal(tables.find((t) => t.name === table.name)?.documents, table.documents, table.name);
