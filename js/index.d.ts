@@ -57,7 +57,8 @@ export type Code =
   | 'UnassignedTableNumber'
   | 'SchemaTableMissing'
   | 'UnreadableCreationTime'
-  | 'CsvOneColumn';
+  | 'CsvOneColumn'
+  | 'CsvDuplicateHeader';
 
 /** Where a table's number came from. */
 export type NumberSource = 'tables' | 'id' | 'target' | 'unassigned';

@@ -145,6 +145,10 @@ codes! {
     /// likely separates its cells with `;`, where Convex splits at commas
     /// only, so every row would be one field (warning).
     CsvOneColumn,
+    /// A CSV file's header names one column twice: Convex keeps the last
+    /// such column's cell in each row, so the others are not imported
+    /// (warning).
+    CsvDuplicateHeader,
 }
 
 impl Code {

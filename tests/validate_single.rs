@@ -777,3 +777,41 @@ fn a_csv_file_separated_by_semicolons_is_warned_about() {
         assert!(report.warnings.is_empty(), "{:?}", report.warnings);
     }
 }
+
+/// A CSV header that names two columns alike is valid (Convex keeps the
+/// last column's cells), but the other column's cells would be lost
+/// without a word: each such name is warned about once, on the header's line.
+#[test]
+fn a_csv_header_naming_two_columns_alike_is_warned_about() {
+    let report = check_with("t.csv", b"a,b,a,a,b\n1,2,3,4,5\n", &into("t"));
+    assert!(report.valid, "{:?}", report.errors);
+    let warnings: Vec<_> = report
+        .warnings
+        .iter()
+        .map(|w| (w.code, w.line, w.field.as_deref(), w.message.as_str()))
+        .collect();
+    assert_eq!(
+        warnings,
+        [
+            (
+                Code::CsvDuplicateHeader,
+                Some(1),
+                Some("a"),
+                "the header names columns 1, 3 and 4 \"a\": Convex keeps the cells of the last, \
+                 column 4, so those of columns 1 and 3 are not imported; give the columns \
+                 different names to import them all"
+            ),
+            (
+                Code::CsvDuplicateHeader,
+                Some(1),
+                Some("b"),
+                "the header names columns 2 and 5 \"b\": Convex keeps the cells of the last, \
+                 column 5, so those of column 2 are not imported; give the columns different \
+                 names to import them all"
+            ),
+        ]
+    );
+    // Names given once are not warned about.
+    let report = check_with("t.csv", b"a,b\n1,2\n", &into("t"));
+    assert!(report.warnings.is_empty(), "{:?}", report.warnings);
+}

@@ -443,6 +443,39 @@ impl Scan<'_> {
                 );
             }
         }
+        // A name given to two columns: Convex keeps the last one's cells,
+        // and the others' would be lost without a word.
+        let (headers, line) = rows.header();
+        for (last, name) in headers.iter().enumerate() {
+            let earlier: Vec<String> = (0..last)
+                .filter(|&c| headers[c] == *name)
+                .map(|c| (c + 1).to_string())
+                .collect();
+            if earlier.is_empty() || headers[last + 1..].contains(name) {
+                continue;
+            }
+            let columns = |numbers: &[String]| match numbers {
+                [one] => format!("column {one}"),
+                [rest @ .., last] => format!("columns {} and {last}", rest.join(", ")),
+                [] => String::new(),
+            };
+            let all = [earlier.clone(), vec![(last + 1).to_string()]].concat();
+            ctx.warning(
+                self.at(Finding::new(
+                    Code::CsvDuplicateHeader,
+                    format!(
+                        "the header names {} {name:?}: Convex keeps the cells of the last, \
+                         column {}, so those of {} are not imported; give the columns different \
+                         names to import them all",
+                        columns(&all),
+                        last + 1,
+                        columns(&earlier)
+                    ),
+                ))
+                .line(line)
+                .field(Some(name.clone())),
+            );
+        }
         let mut json = String::new();
         let mut row = 0u64;
         while let Some(result) = rows.next_row(&mut json) {
