@@ -106,23 +106,11 @@ impl IdSet {
         if self.len + 1 > max_len(self.slots.len()) {
             self.rebuild((self.slots.len() * 2).max(64));
         }
-        let HashedId { id, hash } = id;
-        let tag = hash >> 32;
-        let mask = self.slots.len() - 1;
-        let mut at = hash as usize & mask;
-        loop {
-            match self.slots[at] {
-                0 => break,
-                slot if slot >> 32 == tag => {
-                    let index = (slot as u32 - 1) as usize;
-                    if self.entry(index).0 == id {
-                        return Some(self.line(index));
-                    }
-                }
-                _ => {}
-            }
-            at = (at + 1) & mask;
-        }
+        let at = match self.probe(id) {
+            Ok(line) => return Some(line),
+            Err(free) => free,
+        };
+        let (id, tag) = (id.id, id.hash >> 32);
         // Indexes are u32: 2^32 ids would take over 100 GiB, far more than
         // memory holds, before they ran out.
         let index = self.len as u32;
@@ -149,17 +137,24 @@ impl IdSet {
         if self.slots.is_empty() {
             return None;
         }
+        self.probe(id).ok()
+    }
+
+    /// Looks `id` up: the line it was first seen on, or the free slot where
+    /// it would go. The table has at least one free slot.
+    #[inline(always)]
+    fn probe(&self, id: HashedId) -> Result<u64, usize> {
         let HashedId { id, hash } = id;
         let tag = hash >> 32;
         let mask = self.slots.len() - 1;
         let mut at = hash as usize & mask;
         loop {
             match self.slots[at] {
-                0 => return None,
+                0 => return Err(at),
                 slot if slot >> 32 == tag => {
                     let index = (slot as u32 - 1) as usize;
                     if self.entry(index).0 == id {
-                        return Some(self.line(index));
+                        return Ok(self.line(index));
                     }
                 }
                 _ => {}
