@@ -1425,6 +1425,87 @@ fn a_resumed_upload_whose_table_another_import_changed_says_which() {
     }
 }
 
+/// `upload --resume` of an import that is finished, failed (here its finish
+/// was refused: `TableExists`) or cancelled is a refusal of that import, as
+/// one another import failed is: exit 1, naming its state (and why), and
+/// saying to upload again without `--resume`; nothing is sent.
+#[test]
+fn a_resumed_upload_of_a_closed_import_says_its_state_and_exits_1() {
+    for (backend, database) in common::databases() {
+        let dir = common::temp_dir("upload-resume-closed");
+        let zip = zip_of(&[("users/documents.jsonl", br#"{"n":1}"#)]);
+        let zip_path = dir.join("users.zip");
+        std::fs::write(&zip_path, &zip).unwrap();
+        let server = test_server(&database, &dir.join("data"));
+        let resume = |id: &str| {
+            let before = server
+                .call("GET", &format!("/api/imports/{id}"), b"")
+                .json();
+            let out = upload_to(&server, &zip_path, &["--resume", id]);
+            let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+            assert_eq!(out.status.code(), Some(1), "{backend}: {stderr}");
+            assert!(
+                stderr.contains("Nothing was sent")
+                    && stderr.contains(&format!("upload {} without --resume", zip_path.display())),
+                "{backend}: {stderr}"
+            );
+            let after = server
+                .call("GET", &format!("/api/imports/{id}"), b"")
+                .json();
+            assert_eq!(before, after, "{backend}");
+            stderr
+        };
+
+        let out = upload_to(&server, &zip_path, &[]);
+        assert!(out.status.success(), "{backend}: {out:?}");
+        let imports = server.call("GET", "/api/imports", b"").json();
+        let finished = imports["imports"][0]["id"].as_str().unwrap().to_owned();
+        let stderr = resume(&finished);
+        assert!(
+            stderr.contains(&format!(
+                "import {finished} is finished: its tables are on the server"
+            )),
+            "{backend}: {stderr}"
+        );
+
+        // The same snapshot again, in requireEmpty mode: its finish is refused.
+        let stream = packed_stream(&zip, &PackOptions::default());
+        let created = server
+            .call("POST", "/api/imports", br#"{"mode":"requireEmpty"}"#)
+            .json();
+        let failed = created["id"].as_str().unwrap().to_owned();
+        let sent = server.call(
+            "POST",
+            &format!("/api/imports/{failed}/frames?seq=0"),
+            &stream,
+        );
+        assert_eq!(sent.status, 200, "{backend}: {:?}", sent.json());
+        let finish = server.call("POST", &format!("/api/imports/{failed}/finish"), b"");
+        assert_eq!(finish.json()["code"], "TableExists", "{backend}");
+        let stderr = resume(&failed);
+        assert!(
+            stderr.contains(&format!(
+                "import {failed} failed (TableExists: Table users already exists."
+            )) && stderr.contains("it cannot be continued"),
+            "{backend}: {stderr}"
+        );
+
+        let created = server
+            .call("POST", "/api/imports", br#"{"mode":"append"}"#)
+            .json();
+        let cancelled = created["id"].as_str().unwrap().to_owned();
+        let cancel = server.call("POST", &format!("/api/imports/{cancelled}/cancel"), b"");
+        assert_eq!(cancel.status, 200, "{backend}");
+        let stderr = resume(&cancelled);
+        assert!(
+            stderr.contains(&format!(
+                "import {cancelled} was cancelled: it cannot be continued"
+            )),
+            "{backend}: {stderr}"
+        );
+    }
+}
+
 /// An upload sending normally (it reads no status) whose table another
 /// import changes mid-way is refused at its next request (`TableChanged`,
 /// the import failed on the server): it stops there, sends nothing more,

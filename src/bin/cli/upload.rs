@@ -200,28 +200,24 @@ pub fn run(args: UploadArgs) -> Result<ExitCode> {
     let mut resume_crc32 = None;
     let first_frame = match &args.resume {
         Some(id) => {
-            let import = open_import(&http, id)?;
-            // Its finish would be refused: sending the rest is no use.
+            // A closed import, or one whose finish would be refused: sending
+            // the rest is no use, and nothing is sent.
+            let file = args.input.file.display().to_string();
+            let import = match open_import(&http, id)? {
+                Ok(import) => import,
+                Err(closed) => {
+                    eprintln!("snappack: {}", closed.refusal(id, &file));
+                    return Ok(ExitCode::from(1));
+                }
+            };
             if let Some(changed) = &import.table_changed {
-                let (what, after) = match import.failed {
-                    true => (
-                        "failed: it could no longer finish",
-                        String::from(" (the server let go of what it held)"),
-                    ),
-                    false => (
-                        "can no longer finish",
-                        format!(
-                            ", and cancel {id} (POST {}/api/imports/{id}/cancel) or leave it to the server, which fails it",
-                            http.base
-                        ),
-                    ),
-                };
+                let cancel = format!(
+                    ", and cancel {id} (POST {}/api/imports/{id}/cancel) or leave it to the server, which fails it",
+                    http.base
+                );
                 eprintln!(
-                    "snappack: import {id} {what}: {}: {} Nothing was sent: upload {} \
-                     without --resume to start a new import{after}",
-                    changed["code"].as_str().unwrap_or("TableChanged"),
-                    changed["message"].as_str().unwrap_or_default(),
-                    args.input.file.display(),
+                    "snappack: {}",
+                    table_changed_refusal(id, changed, "can no longer finish", &file, &cancel)
                 );
                 return Ok(ExitCode::from(1));
             }
@@ -729,40 +725,104 @@ struct OpenImport {
     /// server says it.
     prefix_crc32: Option<u32>,
     /// The refusal its finish would meet: a table it declared that another
-    /// import changed since (`TableChanged`).
+    /// import changed since (`TableChanged`), for a moment before the
+    /// server fails it.
     table_changed: Option<serde_json::Value>,
-    /// The server failed it already for that refusal (it does so as soon
-    /// as it finds it): nothing is left to cancel.
-    failed: bool,
 }
 
-/// Open import `id`, as the server has it.
-fn open_import(http: &Http, id: &str) -> Result<OpenImport> {
+/// An import `--resume` named that is no longer open: nothing of the file
+/// can be added to it.
+struct ClosedImport {
+    /// `finished`, `failed` or `cancelled`.
+    state: String,
+    /// Why it failed or was cancelled, as the server says it.
+    error: Option<String>,
+    /// The refusal that failed it, when another import changed a table of
+    /// it (`TableChanged`).
+    table_changed: Option<serde_json::Value>,
+}
+
+impl ClosedImport {
+    /// Why import `id` cannot be continued with `file`, and what to do.
+    fn refusal(&self, id: &str, file: &str) -> String {
+        if let Some(changed) = &self.table_changed {
+            return table_changed_refusal(
+                id,
+                changed,
+                "failed: it could no longer finish",
+                file,
+                " (the server let go of what it held)",
+            );
+        }
+        let why = self
+            .error
+            .as_deref()
+            .map(|e| format!(" ({e})"))
+            .unwrap_or_default();
+        match self.state.as_str() {
+            "finished" => format!(
+                "import {id} is finished: its tables are on the server, and nothing is left to \
+                 continue. Nothing was sent: upload {file} without --resume to start a new \
+                 import"
+            ),
+            state => {
+                let state = match state {
+                    "failed" => "failed".to_owned(),
+                    "cancelled" => "was cancelled".to_owned(),
+                    other => format!("is {other}"),
+                };
+                format!(
+                    "import {id} {state}{why}: it cannot be continued. Nothing was sent: upload \
+                     {file} without --resume to start a new import"
+                )
+            }
+        }
+    }
+}
+
+/// Why import `id`, which another import changed a table of (`changed`:
+/// the refusal its finish meets), cannot be continued with `file`: it
+/// `what`, then what to do, ending with `after`.
+fn table_changed_refusal(
+    id: &str,
+    changed: &serde_json::Value,
+    what: &str,
+    file: &str,
+    after: &str,
+) -> String {
+    format!(
+        "import {id} {what}: {}: {} Nothing was sent: upload {file} without --resume to start \
+         a new import{after}",
+        changed["code"].as_str().unwrap_or("TableChanged"),
+        changed["message"].as_str().unwrap_or_default(),
+    )
+}
+
+/// Import `id`, as the server has it: open, or closed (what `--resume`
+/// refuses); an error when the server does not tell (an unknown id, say).
+fn open_import(http: &Http, id: &str) -> Result<Result<OpenImport, ClosedImport>> {
     let (status, body) = http
         .call("GET", &import_path(id), b"")
         .map_err(|e| anyhow::anyhow!("cannot reach {}: {e}", http.base))?;
     let import: serde_json::Value = serde_json::from_slice(&body).unwrap_or_default();
     let table_changed = Some(import["tableChanged"].clone()).filter(|c| c.is_object());
-    match (status, import["state"].as_str()) {
-        (200, Some("open")) => {}
-        // Failed by the server because another import changed a table of
-        // it: said as the refusal it is.
-        (200, Some("failed")) if table_changed.is_some() => {}
-        (200, Some(state)) => {
-            let why = import["error"]
-                .as_str()
-                .map(|e| format!(" ({e})"))
-                .unwrap_or_default();
-            bail!("import {id} is {state}{why}: it cannot be continued; start a new upload without --resume")
-        }
+    let state = match (status, import["state"].as_str()) {
+        (200, Some(state)) => state.to_owned(),
         _ => bail!(
             "cannot continue import {id}: the server answered {status}: {}",
             String::from_utf8_lossy(&body)
         ),
+    };
+    if state != "open" {
+        return Ok(Err(ClosedImport {
+            state,
+            error: import["error"].as_str().map(str::to_owned),
+            table_changed,
+        }));
     }
     let mode = serde_json::from_value(import["mode"].clone())
         .with_context(|| format!("the server gave import {id} an unknown mode"))?;
-    Ok(OpenImport {
+    Ok(Ok(OpenImport {
         mode,
         next_seq: import["nextSeq"].as_u64().unwrap_or(0),
         frame_size: import["frameSize"].as_u64().map(|size| size as usize),
@@ -770,9 +830,8 @@ fn open_import(http: &Http, id: &str) -> Result<OpenImport> {
         prefix_crc32: import["prefixCrc32"]
             .as_u64()
             .and_then(|crc| u32::try_from(crc).ok()),
-        failed: import["state"] == "failed",
         table_changed,
-    })
+    }))
 }
 
 /// The input as an import's label records it: its name, size and
