@@ -1503,6 +1503,21 @@ fn a_resumed_upload_of_a_closed_import_says_its_state_and_exits_1() {
             )),
             "{backend}: {stderr}"
         );
+
+        // An id the server does not know is a wrong option: exit 2.
+        let out = upload_to(&server, &zip_path, &["--resume", "0123456789abcdef"]);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{backend}: {stderr}");
+        assert_eq!(
+            stderr.trim_end(),
+            format!(
+                "snappack: http://{} has no import 0123456789abcdef: give the id an upload \
+                 printed when it started (`import ID started`), or upload without --resume to \
+                 start a new import",
+                server.addr
+            ),
+            "{backend}"
+        );
     }
 }
 

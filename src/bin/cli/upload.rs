@@ -808,6 +808,11 @@ fn open_import(http: &Http, id: &str) -> Result<Result<OpenImport, ClosedImport>
     let table_changed = Some(import["tableChanged"].clone()).filter(|c| c.is_object());
     let state = match (status, import["state"].as_str()) {
         (200, Some(state)) => state.to_owned(),
+        (404, _) if import["code"] == "UnknownImport" => bail!(
+            "{} has no import {id}: give the id an upload printed when it started (\
+             `import ID started`), or upload without --resume to start a new import",
+            http.base
+        ),
         _ => bail!(
             "cannot continue import {id}: the server answered {status}: {}",
             String::from_utf8_lossy(&body)
