@@ -1080,6 +1080,29 @@ fn a_stream_and_a_snapshot_given_to_the_wrong_command_say_which_one_takes_them()
         assert!(stdout.is_empty(), "{stdout}");
     }
     assert!(!out.exists());
+    // upload says what it takes instead, and how a server takes the stream;
+    // no request is made (the tables are given).
+    let tables = temp_file("wrong-command-tables.json", br#"{"tables": []}"#);
+    let (code, stdout, stderr) = snappack(&[
+        "upload",
+        arg(&stream),
+        "--url",
+        "http://127.0.0.1:9",
+        "--token",
+        "t",
+        "--target-tables",
+        arg(&tables),
+    ]);
+    assert_eq!(code, 2, "{stdout}{stderr}");
+    assert_eq!(
+        stderr,
+        format!(
+            "snappack: {} is a stream written by `snappack pack`, not a snapshot: `snappack unpack` \
+             checks it; `snappack upload` takes the snapshot it was packed from, and a server the \
+             stream itself as an import's frames (POST /api/imports/ID/frames, docs/PROTOCOL.md)\n",
+            stream.display()
+        )
+    );
     let (code, stdout, _) = snappack(&["unpack", arg(&input)]);
     assert_eq!(code, 1, "{stdout}");
     assert!(

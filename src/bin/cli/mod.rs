@@ -103,6 +103,23 @@ fn colors_wanted() -> bool {
     std::env::var_os("NO_COLOR").is_none_or(|value| value.is_empty())
 }
 
+/// A stream that `pack` wrote, given where a snapshot goes: the input's
+/// name (or `standard input`).
+#[derive(Debug)]
+struct PackedStreamGiven(String);
+
+impl std::fmt::Display for PackedStreamGiven {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{} is a stream written by `snappack pack`, not a snapshot: `snappack unpack` checks it",
+            self.0
+        )
+    }
+}
+
+impl std::error::Error for PackedStreamGiven {}
+
 /// Refuses a stream that `pack` wrote, given where a snapshot goes: it is
 /// not one, and `unpack` is what checks it.
 fn refuse_packed_stream(path: &Path, input: &mut Input) -> Result<()> {
@@ -114,7 +131,7 @@ fn refuse_packed_stream(path: &Path, input: &mut Input) -> Result<()> {
             true => "standard input".to_owned(),
             false => path.display().to_string(),
         };
-        bail!("{input} is a stream written by `snappack pack`, not a snapshot: `snappack unpack` checks it");
+        return Err(PackedStreamGiven(input).into());
     }
     Ok(())
 }

@@ -257,7 +257,17 @@ pub fn run(args: UploadArgs) -> Result<ExitCode> {
         listing = Some(tables);
     }
 
-    let (mut reader, name, format) = args.input.open()?;
+    let (mut reader, name, format) = args.input.open().map_err(|error| {
+        // The snapshot it was packed from is what upload takes.
+        match error.downcast_ref::<super::PackedStreamGiven>() {
+            Some(given) => anyhow::anyhow!(
+                "{given}; `snappack upload` takes the snapshot it was packed from, and a \
+                 server the stream itself as an import's frames (POST /api/imports/ID/frames, \
+                 docs/PROTOCOL.md)"
+            ),
+            None => error,
+        }
+    })?;
     // Told once, for every walk of it below.
     options.format = format;
     let identity = identify(&mut reader, &name)?;
