@@ -1521,6 +1521,76 @@ fn a_resumed_upload_of_a_closed_import_says_its_state_and_exits_1() {
     }
 }
 
+/// The removals `upload` lists and asks about in replace and replaceAll
+/// modes are those of the server's tables, which the server's import
+/// removes from, also when `--target-tables` gives other tables (here none)
+/// to number the snapshot against: off a terminal, without `--yes`, nothing
+/// is sent and the server's tables stay.
+#[test]
+fn upload_with_target_tables_asks_about_the_servers_removals() {
+    for (backend, database) in common::databases() {
+        let dir = common::temp_dir("upload-target-removals");
+        let (rows_path, zip_path, tables_path) = (
+            dir.join("rows.jsonl"),
+            dir.join("users.zip"),
+            dir.join("tables.json"),
+        );
+        std::fs::write(&rows_path, "{\"n\":1}\n{\"n\":2}\n").unwrap();
+        std::fs::write(
+            &zip_path,
+            zip_of(&[("users/documents.jsonl", br#"{"n":1}"#)]),
+        )
+        .unwrap();
+        std::fs::write(&tables_path, r#"{"tables": []}"#).unwrap();
+        let server = test_server(&database, &dir.join("data"));
+        for table in ["kept", "users"] {
+            let out = upload_to(&server, &rows_path, &["--table", table]);
+            assert!(out.status.success(), "{backend}: {out:?}");
+        }
+        let tables = server.call("GET", "/api/tables", b"").json();
+        let target = ["--target-tables", tables_path.to_str().unwrap()];
+
+        for mode in ["replace", "replaceAll"] {
+            let out = upload_to(
+                &server,
+                &zip_path,
+                &[&["--mode", mode][..], &target].concat(),
+            );
+            let stderr = String::from_utf8_lossy(&out.stderr);
+            assert_eq!(out.status.code(), Some(2), "{backend} {mode}: {stderr}");
+            assert!(
+                stderr.contains("  users: its 2 documents, replaced by the snapshot's")
+                    && stderr.contains("give --yes to go ahead with these removals"),
+                "{backend} {mode}: {stderr}"
+            );
+            assert_eq!(
+                stderr.contains("  kept: deleted with its 2 documents"),
+                mode == "replaceAll",
+                "{backend} {mode}: {stderr}"
+            );
+            assert_eq!(
+                server.call("GET", "/api/tables", b"").json(),
+                tables,
+                "{backend}"
+            );
+        }
+        // Agreed to, it goes as the server's mode says.
+        let out = upload_to(
+            &server,
+            &zip_path,
+            &[&["--mode", "replaceAll", "--yes"][..], &target].concat(),
+        );
+        assert!(out.status.success(), "{backend}: {out:?}");
+        let names: Vec<_> = server.call("GET", "/api/tables", b"").json()["tables"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|t| t["name"].as_str().unwrap().to_owned())
+            .collect();
+        assert_eq!(names, ["users"], "{backend}");
+    }
+}
+
 /// An upload sending normally (it reads no status) whose table another
 /// import changes mid-way is refused at its next request (`TableChanged`,
 /// the import failed on the server): it stops there, sends nothing more,

@@ -250,10 +250,7 @@ pub fn run(args: UploadArgs) -> Result<ExitCode> {
     let mut listing = None;
     if options.target.is_none() {
         let tables = list_tables(&http, &args.url)?;
-        options.target = Some(
-            serde_json::from_value::<TargetTables>(tables.clone())
-                .with_context(|| format!("{} listed its tables in another shape", args.url))?,
-        );
+        options.target = Some(listed_tables(&tables, &args.url)?);
         listing = Some(tables);
     }
 
@@ -308,9 +305,16 @@ pub fn run(args: UploadArgs) -> Result<ExitCode> {
         return Ok(report_status(&report));
     }
     // What the import removes from the server's tables when it finishes is
-    // listed, and agreed to, before anything is sent.
-    if let Some(target) = &options.target {
-        let removed = removed_by_import(target, &tables_checked.tables, options.mode);
+    // listed, and agreed to, before anything is sent: the server's own, even
+    // when --target-tables numbered the snapshot against others, since the
+    // server removes from its own tables.
+    if matches!(options.mode, ImportMode::Replace | ImportMode::ReplaceAll) {
+        let server = match &listing {
+            Some(tables) => tables,
+            None => listing.insert(list_tables(&http, &args.url)?),
+        };
+        let server = listed_tables(server, &args.url)?;
+        let removed = removed_by_import(&server, &tables_checked.tables, options.mode);
         let asks = std::io::stdin().is_terminal() && args.input.file.as_os_str() != "-";
         if !removed.is_empty() && !agreed(&removed, options.mode, args.yes, asks)? {
             eprintln!("snappack: not uploaded: nothing was sent");
@@ -599,9 +603,6 @@ pub fn run(args: UploadArgs) -> Result<ExitCode> {
     }
 }
 
-/// What to do about import `id` after its upload failed with `error`, the
-/// server (`base`) having acknowledged `acknowledged` frames; `None` when
-/// the error says it all (a refused input: the server cancelled the import).
 /// The server's table listing (`GET /api/tables`): its tables and its
 /// frame limit.
 fn list_tables(http: &Http, url: &str) -> Result<serde_json::Value> {
@@ -628,6 +629,15 @@ fn list_tables(http: &Http, url: &str) -> Result<serde_json::Value> {
     serde_json::from_slice(&body).with_context(|| format!("{url} did not list its tables as JSON"))
 }
 
+/// The tables of the server's listing (`GET /api/tables`) at `url`.
+fn listed_tables(listing: &serde_json::Value, url: &str) -> Result<TargetTables> {
+    serde_json::from_value(listing.clone())
+        .with_context(|| format!("{url} listed its tables in another shape"))
+}
+
+/// What to do about import `id` after its upload failed with `error`, the
+/// server (`base`) having acknowledged `acknowledged` frames; `None` when
+/// the error says it all (a refused input: the server cancelled the import).
 fn failed_upload_advice(
     id: &str,
     error: &UploadError,
