@@ -1403,6 +1403,44 @@ fn serve_warns_when_the_web_page_folder_is_missing() {
     );
 }
 
+/// `serve --listen` takes a host name and port (`localhost:PORT`, as
+/// `SNAPPACK_LISTEN=host:port` for `scripts/start.sh` reads), and says what
+/// it takes when given neither.
+#[test]
+fn serve_listens_on_a_host_name() {
+    use std::io::{BufRead, BufReader};
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let dir = fresh_dir("serve-localhost");
+    let mut serve = Command::new(env!("CARGO_BIN_EXE_snappack"))
+        .args(["serve", "--no-www", "--token", "t", "--listen"])
+        .arg(format!("localhost:{port}"))
+        .current_dir(&dir)
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    BufReader::new(serve.stderr.as_mut().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    serve.kill().unwrap();
+    serve.wait().unwrap();
+    assert_eq!(
+        line,
+        format!("snappack: listening on http://127.0.0.1:{port}\n")
+    );
+
+    let (code, _, stderr) = snappack(&["serve", "--listen", "8080"]);
+    assert_eq!(code, 2, "{stderr}");
+    assert!(
+        stderr.contains("invalid value '8080' for '--listen <LISTEN>': give an address and port, such as 127.0.0.1:8080 or localhost:8080"),
+        "{stderr}"
+    );
+}
+
 #[test]
 fn an_input_whose_format_cannot_be_told_exits_2() {
     let dir = fresh_dir("no-extension");

@@ -15,8 +15,8 @@ use snappack::server::{serve, ServeConfig, DEFAULT_EXPIRE_AFTER, TOKEN_ENV};
 /// Settings of `snappack serve`.
 #[derive(Args)]
 pub struct ServeArgs {
-    /// Address to listen on.
-    #[arg(long, default_value = "127.0.0.1:8080")]
+    /// Address to listen on: an IP address or a host name (`localhost`), and a port.
+    #[arg(long, default_value = "127.0.0.1:8080", value_parser = parse_listen)]
     listen: SocketAddr,
     /// Database: `postgres://user@host:port/db` for PostgreSQL, or an SQLite
     /// file (default: `snappack.db` in the data folder).
@@ -58,6 +58,28 @@ pub struct ServeArgs {
     #[arg(long, default_value_t = ServeConfig::default().max_connections,
           value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..))]
     max_connections: usize,
+}
+
+/// `--listen`: an IP address and port, or a host name and port, which
+/// listens on the name's first IPv4 address (else its first one), as
+/// `localhost:8080` listens where `http://localhost:8080` reaches.
+fn parse_listen(s: &str) -> Result<SocketAddr, String> {
+    use std::net::ToSocketAddrs;
+    if let Ok(addr) = s.parse() {
+        return Ok(addr);
+    }
+    let addrs: Vec<SocketAddr> = s
+        .to_socket_addrs()
+        .map_err(|e| {
+            format!("give an address and port, such as 127.0.0.1:8080 or localhost:8080 ({e})")
+        })?
+        .collect();
+    addrs
+        .iter()
+        .find(|addr| addr.is_ipv4())
+        .or(addrs.first())
+        .copied()
+        .ok_or_else(|| format!("{s} names no address to listen on"))
 }
 
 /// `--max-frame-size`: below what snappack packs, every stream would be
