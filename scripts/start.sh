@@ -15,10 +15,15 @@ if [ ! -f "$sample" ]; then
 fi
 
 listen=${SNAPPACK_LISTEN:-127.0.0.1:8080}
+if [ -n "${SNAPPACK_TOKEN:-}" ]; then
+  token_note='The admin token is the one in $SNAPPACK_TOKEN; the page asks for it.'
+else
+  token_note='The admin token is printed below on first start and kept in data/token; the page asks for it.'
+fi
 cat <<INFO
 
 snappack: open http://$listen/ and drop a snapshot (a sample is at $sample).
-The admin token is printed below on first start and kept in data/token; the page asks for it.
+$token_note
 Try the CLI too: ./target/release/snappack upload $sample --url http://$listen --token <token>
 
 INFO
