@@ -1001,6 +1001,13 @@ fn a_single_table_file_without_a_table_exits_2() {
         let (code, stdout, _) = snappack(&["validate", arg(&input)]);
         assert_eq!(code, 2, "{name}: {stdout}");
         assert!(stdout.contains("requires table name"), "{stdout}");
+        // The option to give is named.
+        assert!(
+            stdout.contains(&format!(
+                "{name} is one table's documents: give the table to import them into with --table NAME."
+            )),
+            "{stdout}"
+        );
         assert!(
             stdout.contains("fix the options: nothing was checked"),
             "{stdout}"

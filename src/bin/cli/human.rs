@@ -173,10 +173,22 @@ pub fn print(
     }
 }
 
-/// What a table file of the other JSON format than the one it was read as
-/// (JSON lines named .json, a JSON array named .jsonl) needs, which
-/// Convex's words for a broken file do not say; `None` for other reports.
+/// What a single-table file needs that Convex's words do not say: its
+/// table (`--table`), or, for a file of the other JSON format than the one
+/// it was read as (JSON lines named .json, a JSON array named .jsonl), that
+/// format; `None` for other reports.
 fn format_hint(name: &str, report: &Report) -> Option<String> {
+    // A single-table file given without its table: Convex's message names
+    // no option.
+    if report
+        .errors
+        .iter()
+        .any(|e| e.code == Code::InvalidName && e.message.ends_with("import requires table name"))
+    {
+        return Some(format!(
+            "{name} is one table's documents: give the table to import them into with --table NAME."
+        ));
+    }
     // A second value after the first: one document a line.
     let lines = report.format == "json"
         && report
