@@ -815,3 +815,38 @@ fn a_csv_header_naming_two_columns_alike_is_warned_about() {
     let report = check_with("t.csv", b"a,b\n1,2\n", &into("t"));
     assert!(report.warnings.is_empty(), "{:?}", report.warnings);
 }
+
+/// A JSONL file whose lines a `\r` alone ends (old Mac files) is one line
+/// to Convex, refused for what follows its first value; the finding keeps
+/// Convex's message and says what the line ends are and how to save the
+/// file. Before, it said only "trailing characters".
+#[test]
+fn a_jsonl_file_whose_lines_end_with_a_carriage_return_alone_is_told_so() {
+    let hint = "; the file's lines end with a carriage return alone (\\r, as old Mac files \
+                have them), which does not end a JSONL line, so they read as one: save the file \
+                with \\n line ends";
+    let report = check_with("t.jsonl", b"{\"a\":1}\r{\"a\":2}\r", &into("t"));
+    let found: Vec<_> = report
+        .errors
+        .iter()
+        .map(|e| (e.code, e.line, e.message.as_str()))
+        .collect();
+    let message = format!("Row 1 wasn't valid JSON: trailing characters at line 1 column 9{hint}");
+    assert_eq!(found, [(Code::JsonInvalidRow, Some(1), message.as_str())]);
+    // A `\r` that is whitespace, a `\r\n`, or a `\r` after text that is
+    // not a value is not told so.
+    for jsonl in [
+        &b"{\"a\":\r1}\n{\"a\":2}\r\n"[..],
+        b"{\"a\":1} x\r{\"a\":2}\n",
+        b"{\"a\" 1}\r\n",
+    ] {
+        let report = check_with("t.jsonl", jsonl, &into("t"));
+        for error in &report.errors {
+            assert!(
+                !error.message.contains("carriage"),
+                "{jsonl:?}: {}",
+                error.message
+            );
+        }
+    }
+}

@@ -192,6 +192,21 @@ fn first_row<R: Read>(input: &mut R, format: Format, optional: &[String]) -> Opt
     }
 }
 
+/// What a JSONL line that [`ends_lines_with_cr_alone`] adds after Convex's message.
+const CR_ALONE_HINT: &str = "; the file's lines end with a carriage return alone (\\r, as old \
+     Mac files have them), which does not end a JSONL line, so they read as one: save the file \
+     with \\n line ends";
+
+/// Whether a JSONL line that is not one JSON value holds lines a `\r`
+/// alone ends (JSONL lines end at a `\n` only): a `\r` before its last byte
+/// (a `\r` inside a JSON string is escaped), and a JSON value before it.
+fn ends_lines_with_cr_alone(line: &[u8]) -> bool {
+    match memchr::memchr(b'\r', line) {
+        Some(cr) => cr + 1 < line.len() && serde_json::from_slice::<&RawValue>(&line[..cr]).is_ok(),
+        None => false,
+    }
+}
+
 /// A JSONL or JSON input that starts with a byte order mark, which Convex refuses.
 fn bom_refused() -> Finding {
     Finding::new(
@@ -247,7 +262,10 @@ impl Scan<'_> {
             }
             Err(row_finding) => {
                 let (code, message) = (row_finding.code, row_finding.message.clone());
-                let message = super::as_read_with_newline(code, message, text, row, newline);
+                let mut message = super::as_read_with_newline(code, message, text, row, newline);
+                if code == Code::JsonInvalidRow && ends_lines_with_cr_alone(text) {
+                    message.push_str(CR_ALONE_HINT);
+                }
                 let finding = self
                     .at(Finding::new(code, message))
                     .line(line)
