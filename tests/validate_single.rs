@@ -850,3 +850,39 @@ fn a_jsonl_file_whose_lines_end_with_a_carriage_return_alone_is_told_so() {
         }
     }
 }
+
+/// A CSV file whose cells tabs separate is refused for its header, as
+/// Convex refuses it (no field name holds a tab); the finding keeps
+/// Convex's message and says that tabs seem to separate the cells. Before,
+/// it said only that the header holds a control character.
+#[test]
+fn a_csv_file_separated_by_tabs_is_told_so() {
+    let report = check_with("t.csv", b"name\tage\nada\t36\n", &into("t"));
+    let found: Vec<_> = report
+        .errors
+        .iter()
+        .map(|e| (e.code, e.line, e.field.as_deref(), e.message.as_str()))
+        .collect();
+    assert_eq!(
+        found,
+        [(
+            Code::CsvInvalidHeader,
+            Some(1),
+            Some("name\tage"),
+            "CSV header \"name\\tage\" isn't a valid field name: Field name name\tage has invalid \
+             character '\t': Field names can only contain non-control ASCII characters; the \
+             header holds a tab, which seems to separate its cells: Convex separates CSV cells \
+             at commas only, so save the file with commas between them"
+        )]
+    );
+    // Another bad name, or a tab at the start of one, is not told so
+    // (csv_headers_are_named_as_convex_prints_them); tabs in rows are text.
+    let report = check_with("t.csv", b"ok,$bad\n1,2\n", &into("t"));
+    assert!(
+        !report.errors[0].message.contains("tab"),
+        "{:?}",
+        report.errors
+    );
+    let report = check_with("t.csv", b"name\nada\t36\n", &into("t"));
+    assert!(report.valid, "{:?}", report.errors);
+}

@@ -18,6 +18,12 @@ const BOM: &[u8] = b"\xEF\xBB\xBF";
 /// file into one cell.
 const MAX_RECORD: usize = crate::validate::MAX_LINE;
 
+/// What a header name with a tab inside it adds after Convex's message: no
+/// field name holds one, and a file whose cells tabs separate (as
+/// spreadsheets save "Text (tab delimited)") has them between its names.
+const TAB_HINT: &str = "; the header holds a tab, which seems to separate its cells: Convex \
+     separates CSV cells at commas only, so save the file with commas between them";
+
 /// Why [`Records::read`] read no record.
 enum ReadError {
     /// The input failed (a read error, or an inflate error of the stream
@@ -95,10 +101,13 @@ impl<R: Read> CsvRows<R> {
             let text = std::str::from_utf8(records.cell(index)).unwrap_or_default();
             let name = text.trim_matches(' ');
             if let Err(reason) = check_field_name(name) {
-                let error = RowError::new(
-                    Code::CsvInvalidHeader,
-                    format!("CSV header {name:?} isn't a valid field name: {reason}"),
-                );
+                let mut message = format!("CSV header {name:?} isn't a valid field name: {reason}");
+                // A tab-separated file has names with tabs between them
+                // (a tab at either end of a name is not that).
+                if name.trim_matches('\t').contains('\t') {
+                    message.push_str(TAB_HINT);
+                }
+                let error = RowError::new(Code::CsvInvalidHeader, message);
                 return Err((line, error.at(Some(name.to_owned()))));
             }
             headers.push(name.to_owned());

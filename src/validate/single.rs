@@ -443,7 +443,8 @@ impl Scan<'_> {
         };
         // A file whose cells a `;` separates (as spreadsheets save "CSV"
         // where a comma is the decimal mark) reads as one column. (A tab
-        // in a header is refused: no field name holds one.)
+        // in a header is refused, no field name holds one, and the refusal
+        // says tabs seem to separate the cells.)
         if let ([name], line) = rows.header() {
             if name.contains(';') {
                 ctx.warning(
