@@ -58,7 +58,8 @@ export type Code =
   | 'SchemaTableMissing'
   | 'UnreadableCreationTime'
   | 'CsvOneColumn'
-  | 'CsvDuplicateHeader';
+  | 'CsvDuplicateHeader'
+  | 'CsvUnclosedQuote';
 
 /** Where a table's number came from. */
 export type NumberSource = 'tables' | 'id' | 'target' | 'unassigned';

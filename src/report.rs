@@ -149,6 +149,10 @@ codes! {
     /// such column's cell in each row, so the others are not imported
     /// (warning).
     CsvDuplicateHeader,
+    /// A CSV file's last row opens a quoted cell that is never closed:
+    /// Convex reads the rest of the file into that cell, so the lines after
+    /// the quote are not rows (warning).
+    CsvUnclosedQuote,
 }
 
 impl Code {

@@ -886,3 +886,52 @@ fn a_csv_file_separated_by_tabs_is_told_so() {
     let report = check_with("t.csv", b"name\nada\t36\n", &into("t"));
     assert!(report.valid, "{:?}", report.errors);
 }
+
+/// A CSV file whose last row opens a quoted cell that is never closed is
+/// valid to Convex, whose reader ends the cell at the end of the file, so
+/// the lines after the quote are one cell, not rows. Before, it was valid
+/// without a word; now a warning names the line the quote opens on.
+#[test]
+fn a_csv_quote_never_closed_is_warned_about() {
+    let message = |line: u64| {
+        format!(
+            "a '\"' opens a cell on line {line} and is never closed: Convex reads the rest of \
+             the file, line ends and all, into that one cell; if the lines after it are rows, \
+             close the quote (a '\"' inside a quoted cell is written '\"\"')"
+        )
+    };
+    for (csv, line) in [
+        (&b"name\n\"unterminated\nmore\n"[..], 2),
+        // After quoted cells that hold line ends and quotes, on the third
+        // line of the row; a `""` in the open cell, and line ends of each kind.
+        (b"a,b\r\n\"x\ry\",\"p\"\"\nq\",\"r\"\"\r\ns\n\r\n", 4),
+        (b"a,b\n1,2\n3,\"", 3),
+    ] {
+        let report = check_with("t.csv", csv, &into("t"));
+        let found: Vec<_> = report
+            .warnings
+            .iter()
+            .map(|w| (w.code, w.line, w.message.clone()))
+            .collect();
+        assert_eq!(
+            found,
+            [(Code::CsvUnclosedQuote, Some(line), message(line))],
+            "{csv:?}"
+        );
+    }
+    let report = check_with("t.csv", b"name\n\"unterminated\nmore\n", &into("t"));
+    assert!(report.valid, "{:?}", report.errors);
+    // Quotes closed at the end, or in an unquoted cell, are not warned about.
+    for csv in [
+        &b"a,b\n1,\"2\""[..],
+        b"a,b\n1,\"2\"\n",
+        b"a,b\n1,\"x\"\"\"",
+        b"a,b\n1,x\"",
+        b"a,b\n1,",
+        b"a,b\n1,2\r",
+        b"a,b\n\"1\n\",2",
+    ] {
+        let report = check_with("t.csv", csv, &into("t"));
+        assert!(report.warnings.is_empty(), "{csv:?}: {:?}", report.warnings);
+    }
+}

@@ -130,6 +130,13 @@ impl<R: Read> CsvRows<R> {
         })
     }
 
+    /// The line of a `"` that opened a cell and was never closed, once the
+    /// last row is read: Convex's reader, as this one, takes the rest of
+    /// the file, line ends and all, as that cell.
+    pub fn unclosed_quote(&self) -> Option<u64> {
+        self.records.unclosed_quote
+    }
+
     /// The header's names, one a column, trimmed, and its physical line.
     pub fn header(&self) -> (&[String], u64) {
         (&self.headers, self.header_line)
@@ -220,6 +227,11 @@ struct Records<R> {
     started: bool,
     /// Whether a record was too large: nothing after it is read.
     stopped: bool,
+    /// Whether the bytes parsed so far end inside a quoted cell.
+    quotes: Quotes,
+    /// The line of a `"` that opened the last record's last cell and was
+    /// never closed, once that record is read.
+    unclosed_quote: Option<u64>,
     /// The cells of the record read last, end to end, and where each ends.
     cells: Vec<u8>,
     ends: Vec<usize>,
@@ -244,6 +256,8 @@ impl<R: Read> Records<R> {
             filled: 0,
             started: false,
             stopped: false,
+            quotes: Quotes::default(),
+            unclosed_quote: None,
             cells: vec![0; 1024],
             ends: vec![0; 64],
             len: 0,
@@ -272,6 +286,9 @@ impl<R: Read> Records<R> {
                 })?;
             }
             let input = &self.buffer[self.at..self.filled];
+            // At the end of the input, whether the record ends inside a
+            // quoted cell (the parser ends it there, as Convex's reader does).
+            let unclosed = input.is_empty() && self.quotes.open();
             // The parser skips a byte order mark its first bytes start with.
             let bom = !self.started && input.starts_with(BOM);
             self.started = true;
@@ -286,6 +303,7 @@ impl<R: Read> Records<R> {
             if bom {
                 passed = &passed[BOM.len()..];
             }
+            self.quotes.pass(passed);
             if line.is_none() {
                 // The blank lines the parser skips: the record starts at
                 // the first byte that ends no line (a field that starts
@@ -313,6 +331,13 @@ impl<R: Read> Records<R> {
                 ReadRecordResult::Record => {
                     self.len = ended;
                     self.records += 1;
+                    if unclosed && ended > 0 {
+                        // The cell holds every byte after the `"` (a `""`
+                        // in it is one `"`, which ends no line), so the
+                        // quote is on the line its line ends go back to.
+                        let after = line_ends(self.cell(ended - 1), &mut false);
+                        self.unclosed_quote = Some(self.lines - after + 1);
+                    }
                     return Ok(Some(At {
                         numbered,
                         record,
@@ -372,6 +397,72 @@ impl<R: Read> Records<R> {
             _ => self.ends[index - 1],
         };
         &self.cells[start..self.ends[index]]
+    }
+}
+
+/// Whether CSV bytes end inside a quoted cell, the quotes followed as the
+/// parser follows them (which does not tell): a `"` that starts a cell opens
+/// it, in it a `""` is a `"`, and a `"` before any other byte closes it (the
+/// bytes after are the cell's, unquoted). Only `"`s are looked for, and
+/// outside quotes the byte before each: a cell or line end (`,`, `\r`,
+/// `\n`) or none (`in_cell`) before it starts a cell.
+#[derive(Default)]
+struct Quotes {
+    /// Inside a quoted cell.
+    quoted: bool,
+    /// Inside a quoted cell and after a `"`: the next byte tells whether it
+    /// closed the cell.
+    closing: bool,
+    /// Outside quotes, after a byte that is not a cell or line end: a `"`
+    /// now is the cell's.
+    in_cell: bool,
+}
+
+impl Quotes {
+    /// Follows the quotes of the next bytes the parser is given.
+    fn pass(&mut self, mut bytes: &[u8]) {
+        while let Some(&first) = bytes.first() {
+            if self.closing {
+                self.closing = false;
+                if first == b'"' {
+                    // `""`: a `"` in the cell, which stays quoted.
+                    bytes = &bytes[1..];
+                } else {
+                    // Closed; this byte is read unquoted.
+                    self.quoted = false;
+                    self.in_cell = true;
+                }
+            } else if self.quoted {
+                match memchr::memchr(b'"', bytes) {
+                    Some(at) => {
+                        self.closing = true;
+                        bytes = &bytes[at + 1..];
+                    }
+                    None => return,
+                }
+            } else {
+                let ends_cell = |byte: u8| matches!(byte, b',' | b'\r' | b'\n');
+                match memchr::memchr(b'"', bytes) {
+                    Some(at) => {
+                        self.quoted = match at {
+                            0 => !self.in_cell,
+                            _ => ends_cell(bytes[at - 1]),
+                        };
+                        self.in_cell = true;
+                        bytes = &bytes[at + 1..];
+                    }
+                    None => {
+                        self.in_cell = bytes.last().is_some_and(|&last| !ends_cell(last));
+                        return;
+                    }
+                }
+            }
+        }
+    }
+
+    /// Whether the bytes so far end inside a quoted cell that a `"` has not closed.
+    fn open(&self) -> bool {
+        self.quoted && !self.closing
     }
 }
 
@@ -639,6 +730,61 @@ mod tests {
             "y,".repeat(50_000)
         );
         assert_eq!(placed(wide.as_bytes()), [(2, None), (4, Some(2))]);
+    }
+
+    /// `Quotes` follows quotes as the parser does: on every input of up to
+    /// five bytes of `"`, `,`, `\r`, `\n` and `a`, given in two parts cut
+    /// anywhere, it ends inside a quoted cell when the parser does. The
+    /// parser does not tell, but copies of one that keeps its state as a
+    /// value (its NFA; the DFA's copy is not whole) can be asked: only inside
+    /// a quoted cell does `"` and a line end end the record (the `"` closes
+    /// the cell) where a line end alone does not (it is the cell's).
+    #[test]
+    fn quotes_are_followed_as_the_parser_follows_them() {
+        fn parser_in_quotes(input: &[u8]) -> bool {
+            let mut parser = csv_core::ReaderBuilder::new().nfa(true).build();
+            let (mut cells, mut ends) = ([0u8; 64], [0usize; 64]);
+            let mut rest = input;
+            while !rest.is_empty() {
+                let (_, read, _, _) = parser.read_record(rest, &mut cells, &mut ends);
+                rest = &rest[read..];
+            }
+            let mut ends_record = |probe: &[u8]| {
+                let (result, ..) = parser.clone().read_record(probe, &mut cells, &mut ends);
+                result == csv_core::ReadRecordResult::Record
+            };
+            ends_record(b"\"\n") && !ends_record(b"\n")
+        }
+        let alphabet = *b"\",\r\na";
+        let mut inputs = vec![Vec::new()];
+        let (mut checked, mut open) = (0, 0);
+        for _ in 0..5 {
+            inputs = inputs
+                .iter()
+                .flat_map(|input| {
+                    alphabet
+                        .iter()
+                        .map(move |&b| [input.as_slice(), &[b]].concat())
+                })
+                .collect();
+            for input in &inputs {
+                let expected = parser_in_quotes(input);
+                open += usize::from(expected);
+                for cut in 0..=input.len() {
+                    let mut quotes = Quotes::default();
+                    quotes.pass(&input[..cut]);
+                    quotes.pass(&input[cut..]);
+                    assert_eq!(
+                        quotes.open(),
+                        expected,
+                        "{:?} cut at {cut}",
+                        input.escape_ascii().to_string()
+                    );
+                    checked += 1;
+                }
+            }
+        }
+        assert!(checked > 10_000 && open > 1_000, "{checked} {open}");
     }
 
     /// An input that fails (an I/O error, or a deflate stream that is

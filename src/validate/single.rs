@@ -517,6 +517,21 @@ impl Scan<'_> {
                 }
             }
         }
+        // Valid to Convex, but the rows after the quote are one cell.
+        if let Some(line) = rows.unclosed_quote() {
+            ctx.warning(
+                self.at(Finding::new(
+                    Code::CsvUnclosedQuote,
+                    format!(
+                        "a '\"' opens a cell on line {line} and is never closed: Convex reads \
+                         the rest of the file, line ends and all, into that one cell; if the \
+                         lines after it are rows, close the quote (a '\"' inside a quoted cell \
+                         is written '\"\"')"
+                    ),
+                ))
+                .line(line),
+            );
+        }
         ctx.counts[0].1 = ctx.input.position();
         Ok(())
     }
