@@ -97,9 +97,18 @@ pub(super) fn walk<R: Read + Seek>(
         );
     }
 
-    // Step 2 of table numbering: the first row's `_id`.
-    let first = first_row(&mut input, format, &optional);
-    let _ = input.rewind();
+    // Step 2 of table numbering: the first row's `_id`. A JSON array file
+    // is read whole once, for this and for its rows.
+    let array = (format == Format::JsonArray)
+        .then(|| ArrayFile::read(Tracked::new(&mut input, ctx.input.clone())));
+    let first = match &array {
+        Some(array) => array.first_id(),
+        None => {
+            let first = first_row(&mut input, format, &optional);
+            let _ = input.rewind();
+            first
+        }
+    };
     let mut numbering = Numbering::default();
     let (number, number_source) = match first {
         Some(n) => {
@@ -143,10 +152,10 @@ pub(super) fn walk<R: Read + Seek>(
         component: &component,
         table: &table,
     };
-    let result = match format {
-        Format::Csv => scan.csv(reader, &optional, ctx, sink),
-        Format::JsonArray => scan.json_array(reader, ctx, sink),
-        _ => scan.jsonl(reader, ctx, sink),
+    let result = match (format, array) {
+        (_, Some(array)) => scan.json_array(array, ctx, sink),
+        (Format::Csv, None) => scan.csv(reader, &optional, ctx, sink),
+        (_, None) => scan.jsonl(reader, ctx, sink),
     };
     if scan.ids_without_first {
         let warning = unassigned_number_warning(&component, &table).entry(scan.entry);
@@ -170,7 +179,7 @@ enum ScanStop {
     Sink(io::Error),
 }
 
-/// The table number in the first row's `_id`, if any.
+/// The table number in the first row's `_id` of a CSV or JSONL file, if any.
 fn first_row<R: Read>(input: &mut R, format: Format, optional: &[String]) -> Option<u32> {
     match format {
         Format::Csv => {
@@ -178,12 +187,6 @@ fn first_row<R: Read>(input: &mut R, format: Format, optional: &[String]) -> Opt
             let mut json = String::new();
             rows.next_row(&mut json)?.ok()?;
             first_id_of(json.as_bytes())
-        }
-        Format::JsonArray => {
-            let mut text = String::new();
-            input.take(MAX_JSON_ARRAY).read_to_string(&mut text).ok()?;
-            let rows: Vec<&RawValue> = serde_json::from_str(&text).ok()?;
-            first_id_of(rows.first()?.get().as_bytes())
         }
         _ => {
             let mut lines = LineReader::new(input, MAX_LINE);
@@ -204,6 +207,33 @@ fn ends_lines_with_cr_alone(line: &[u8]) -> bool {
     match memchr::memchr(b'\r', line) {
         Some(cr) => cr + 1 < line.len() && serde_json::from_slice::<&RawValue>(&line[..cr]).is_ok(),
         None => false,
+    }
+}
+
+/// A JSON array file read whole, as Convex reads it: up to a byte past
+/// [`MAX_JSON_ARRAY`], which tells a file over it.
+struct ArrayFile {
+    bytes: Vec<u8>,
+    /// The error that stopped reading early (`bytes` holds what was read).
+    failed: Option<io::Error>,
+}
+
+impl ArrayFile {
+    fn read(input: impl Read) -> Self {
+        let mut bytes = Vec::new();
+        let failed = input.take(MAX_JSON_ARRAY + 1).read_to_end(&mut bytes).err();
+        ArrayFile { bytes, failed }
+    }
+
+    /// The table number in the first element's `_id`, if the file was read
+    /// whole and is a JSON array.
+    fn first_id(&self) -> Option<u32> {
+        if self.failed.is_some() || self.bytes.len() as u64 > MAX_JSON_ARRAY {
+            return None;
+        }
+        let text = std::str::from_utf8(&self.bytes).ok()?;
+        let rows: Vec<&RawValue> = serde_json::from_str(text).ok()?;
+        first_id_of(rows.first()?.get().as_bytes())
     }
 }
 
@@ -318,14 +348,14 @@ impl Scan<'_> {
         Ok(())
     }
 
-    fn json_array<R: Read>(
+    fn json_array(
         &mut self,
-        input: R,
+        array: ArrayFile,
         ctx: &mut Context,
         sink: &mut dyn Sink,
     ) -> Result<(), ScanStop> {
-        let mut bytes = Vec::new();
-        if let Err(e) = input.take(MAX_JSON_ARRAY + 1).read_to_end(&mut bytes) {
+        let ArrayFile { bytes, failed } = array;
+        if let Some(e) = failed {
             // The file is read whole before it is parsed: the failure is on
             // the line reading had reached (what was read is kept), as a
             // JSONL file's is.
