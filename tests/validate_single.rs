@@ -921,6 +921,24 @@ fn a_csv_quote_never_closed_is_warned_about() {
     }
     let report = check_with("t.csv", b"name\n\"unterminated\nmore\n", &into("t"));
     assert!(report.valid, "{:?}", report.errors);
+    // In the header, where the rest of the file is a name Convex refuses,
+    // the refusal says so.
+    let report = check_with("t.csv", b"\nid,\"name\nada\n", &into("t"));
+    let found: Vec<_> = report
+        .errors
+        .iter()
+        .map(|e| (e.code, e.line, e.message.as_str()))
+        .collect();
+    assert_eq!(
+        found,
+        [(
+            Code::CsvInvalidHeader,
+            Some(2),
+            "CSV header \"name\\nada\\n\" isn't a valid field name: Field name name\nada\n has \
+             invalid character '\n': Field names can only contain non-control ASCII characters; \
+             the '\"' that opens it on line 2 is never closed, so the rest of the file is in it"
+        )]
+    );
     // Quotes closed at the end, or in an unquoted cell, are not warned about.
     for csv in [
         &b"a,b\n1,\"2\""[..],

@@ -107,6 +107,16 @@ impl<R: Read> CsvRows<R> {
                 if name.trim_matches('\t').contains('\t') {
                     message.push_str(TAB_HINT);
                 }
+                // A quote never closed makes the rest of the file a name.
+                if let Some(quote) = records
+                    .unclosed_quote
+                    .filter(|_| index + 1 == records.len())
+                {
+                    message.push_str(&format!(
+                        "; the '\"' that opens it on line {quote} is never closed, so the rest of \
+                         the file is in it"
+                    ));
+                }
                 let error = RowError::new(Code::CsvInvalidHeader, message);
                 return Err((line, error.at(Some(name.to_owned()))));
             }
