@@ -2824,3 +2824,51 @@ fn a_generated_schema_saved_as_utf16_or_with_a_mark_is_told_so() {
         assert_eq!(error.message, message);
     }
 }
+
+/// A table's entry (or `_tables`) whose lines a `\r` alone ends (old Mac
+/// line ends) is one line to Convex, refused for what follows its first
+/// value; the finding says why after Convex's message, as a single-table
+/// JSONL file's does. Before, an entry got only "trailing characters".
+#[test]
+fn an_entry_whose_lines_end_with_a_carriage_return_alone_is_told_so() {
+    let hint = "; the entry's lines end with a carriage return alone (\\r, as old Mac files \
+                have them), which does not end a JSONL line, so they read as one: save the \
+                entry with \\n line ends";
+    let users = format!("{}\r{}\r", doc(10001, 1, ""), doc(10001, 2, ""));
+    let tables = "{\"name\":\"users\",\"id\":10001}\r{\"name\":\"posts\",\"id\":10002}\r";
+    for (entry, bytes) in [
+        ("users/documents.jsonl", users.as_bytes()),
+        ("_tables/documents.jsonl", tables.as_bytes()),
+    ] {
+        let report = check("t.zip", &zip(&[(entry, bytes)]));
+        assert_eq!(
+            codes(&report),
+            [Code::JsonInvalidRow],
+            "{:?}",
+            report.errors
+        );
+        let error = &report.errors[0];
+        assert_eq!((error.entry.as_deref(), error.line), (Some(entry), Some(1)));
+        assert!(
+            error
+                .message
+                .starts_with("Row 1 wasn't valid JSON: trailing characters"),
+            "{}",
+            error.message
+        );
+        assert!(error.message.ends_with(hint), "{}", error.message);
+    }
+    // A `\r\n`, or a `\r` after text that is not a value, is not told so.
+    let users = format!("{}\r\n{} x\r{{}}\n", doc(10001, 1, ""), doc(10001, 2, ""));
+    let report = check(
+        "t.zip",
+        &zip(&[("users/documents.jsonl", users.as_bytes())]),
+    );
+    assert_eq!(
+        codes(&report),
+        [Code::JsonInvalidRow],
+        "{:?}",
+        report.errors
+    );
+    assert!(!report.errors[0].message.contains("carriage"));
+}

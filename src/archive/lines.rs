@@ -139,6 +139,36 @@ pub fn starts_as_utf16(bytes: &[u8]) -> bool {
 /// after the words Convex's message has ("the file " or "it " before it).
 pub const UTF16_HINT: &str = "starts with a UTF-16 byte order mark: save it as UTF-8";
 
+/// Whether a JSONL line that is not one JSON value holds lines a `\r`
+/// alone ends, as old Mac files have them: JSONL lines end at a `\n` only,
+/// so such a file or entry reads as one line. The line has a `\r` before
+/// its last byte (one inside a JSON string is escaped) with a JSON value
+/// before it.
+pub fn ends_lines_with_cr_alone(line: &[u8]) -> bool {
+    match memchr::memchr(b'\r', line) {
+        Some(cr) => {
+            cr + 1 < line.len()
+                && serde_json::from_slice::<&serde_json::value::RawValue>(&line[..cr]).is_ok()
+        }
+        None => false,
+    }
+}
+
+/// `message`, Convex's about a JSONL line, `line`, that is not JSON, with
+/// why after it when the line [`ends_lines_with_cr_alone`]: Convex's words
+/// ("trailing characters") name no cause. `input` is what holds the line,
+/// "file" or "entry".
+pub fn with_cr_alone_hint(message: String, line: &[u8], input: &str) -> String {
+    match ends_lines_with_cr_alone(line) {
+        true => format!(
+            "{message}; the {input}'s lines end with a carriage return alone (\\r, as old Mac \
+             files have them), which does not end a JSONL line, so they read as one: save the \
+             {input} with \\n line ends"
+        ),
+        false => message,
+    }
+}
+
 /// The lines `bytes` end, a `\r\n`, a `\n` or a `\r` alone ending one;
 /// `after_cr` says whether the byte before them is a `\r`, and then
 /// whether their last one is.

@@ -397,7 +397,7 @@ impl Reporting<'_, '_> {
                     let message =
                         super::as_read_with_newline(f.code, f.message.clone(), line, row, newline);
                     let message = match f.code {
-                        Code::JsonInvalidRow => super::zip::with_bom_hint(message, line, row),
+                        Code::JsonInvalidRow => super::zip::with_entry_hints(message, line, row),
                         _ => message,
                     };
                     let finding = (self.at)(Finding::new(f.code, message))

@@ -9,7 +9,9 @@ use super::table::{RowFinding, TableChecker};
 use super::zip::{first_id_of, MAX_LINE};
 use super::{read_failed, Context, Plan, PlannedTable, Sink, Stop, Tracked};
 use crate::archive::csv::CsvRows;
-use crate::archive::lines::{line_ends, starts_as_utf16, without_newline, UTF16_HINT};
+use crate::archive::lines::{
+    line_ends, starts_as_utf16, with_cr_alone_hint, without_newline, UTF16_HINT,
+};
 use crate::archive::{Format, LineError, LineReader};
 use crate::convex::names::check_identifier;
 use crate::convex::value::ValueRules;
@@ -195,21 +197,6 @@ fn first_row<R: Read>(input: &mut R, format: Format, optional: &[String]) -> Opt
     }
 }
 
-/// What a JSONL line that [`ends_lines_with_cr_alone`] adds after Convex's message.
-const CR_ALONE_HINT: &str = "; the file's lines end with a carriage return alone (\\r, as old \
-     Mac files have them), which does not end a JSONL line, so they read as one: save the file \
-     with \\n line ends";
-
-/// Whether a JSONL line that is not one JSON value holds lines a `\r`
-/// alone ends (JSONL lines end at a `\n` only): a `\r` before its last byte
-/// (a `\r` inside a JSON string is escaped), and a JSON value before it.
-fn ends_lines_with_cr_alone(line: &[u8]) -> bool {
-    match memchr::memchr(b'\r', line) {
-        Some(cr) => cr + 1 < line.len() && serde_json::from_slice::<&RawValue>(&line[..cr]).is_ok(),
-        None => false,
-    }
-}
-
 /// A JSON array file read whole, as Convex reads it: up to a byte past
 /// [`MAX_JSON_ARRAY`], which tells a file over it.
 struct ArrayFile {
@@ -292,10 +279,11 @@ impl Scan<'_> {
             }
             Err(row_finding) => {
                 let (code, message) = (row_finding.code, row_finding.message.clone());
-                let mut message = super::as_read_with_newline(code, message, text, row, newline);
-                if code == Code::JsonInvalidRow && ends_lines_with_cr_alone(text) {
-                    message.push_str(CR_ALONE_HINT);
-                }
+                let message = super::as_read_with_newline(code, message, text, row, newline);
+                let message = match code {
+                    Code::JsonInvalidRow => with_cr_alone_hint(message, text, "file"),
+                    _ => message,
+                };
                 let finding = self
                     .at(Finding::new(code, message))
                     .line(line)

@@ -25,7 +25,7 @@ use super::{
 use crate::archive::inflate::{
     deflate_entry, zstd_entry, CheckedEntry, Declared, DeflateEntry, ZstdEntry,
 };
-use crate::archive::lines::{starts_as_utf16, without_newline, UTF16_HINT};
+use crate::archive::lines::{starts_as_utf16, with_cr_alone_hint, without_newline, UTF16_HINT};
 use crate::archive::{classify, storage_name, EntryKind, Format, LineError, LineReader};
 use crate::convex::names::check_identifier;
 use crate::convex::value::{encode_base64, ValueRules};
@@ -976,7 +976,7 @@ fn read_generated_schema<R: Read + Seek>(
                 1,
                 newline,
             );
-            let message = with_bom_hint(message, first.as_bytes(), 1);
+            let message = with_entry_hints(message, first.as_bytes(), 1);
             ctx.error(
                 Finding::new(Code::JsonInvalidRow, message)
                     .entry(name)
@@ -1053,7 +1053,7 @@ fn read_tables_entry<R: Read + Seek>(
                     row,
                     newline,
                 );
-                let message = with_bom_hint(message, line, row);
+                let message = with_entry_hints(message, line, row);
                 ctx.error(fail(Code::JsonInvalidRow, message));
                 continue;
             }
@@ -1205,17 +1205,19 @@ fn hash_file<R: Read + Seek>(
 }
 
 /// `message`, Convex's about line `row` of an entry, `line`, that is not
-/// JSON, with why when the entry starts with a UTF-8 byte order mark: the
+/// JSON, with why when the entry starts with a UTF-8 byte order mark (the
 /// mark cannot be seen, and Convex takes it, in a ZIP archive, as the
-/// start of the row.
-pub(super) fn with_bom_hint(message: String, line: &[u8], row: u64) -> String {
-    match row == 1 && line.starts_with(b"\xEF\xBB\xBF") {
+/// start of the row) or its lines end with a `\r` alone, as a single-table
+/// file's are told ([`with_cr_alone_hint`]).
+pub(super) fn with_entry_hints(message: String, line: &[u8], row: u64) -> String {
+    let message = match row == 1 && line.starts_with(b"\xEF\xBB\xBF") {
         true => format!(
             "{message}; the entry starts with a UTF-8 byte order mark, which Convex reads as \
              part of the row: save it without one"
         ),
         false => message,
-    }
+    };
+    with_cr_alone_hint(message, line, "entry")
 }
 
 /// Convex's message for line `row` of an entry, `line`, that is not UTF-8,
