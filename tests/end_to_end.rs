@@ -1801,6 +1801,62 @@ fn a_start_refused_for_another_data_folder_makes_no_token() {
     }
 }
 
+/// A start refused because the database is served from another data folder
+/// gives a new folder no id: nothing in it says it is a data folder that
+/// was served from, and the refusal says it has none. Before, the refused
+/// start wrote the new folder's `folder-id` first.
+#[test]
+fn a_start_refused_for_another_data_folder_gives_it_no_id() {
+    for (backend, database) in common::databases() {
+        let dir = common::temp_dir("refused-id");
+        let (first, second) = (dir.join("first"), dir.join("second"));
+        let (mut server, _) = common::spawn_serve(&database, &first, "127.0.0.1:0", TOKEN);
+        server.kill().unwrap();
+        server.wait().unwrap();
+        let owner = std::fs::read_to_string(first.join("folder-id")).unwrap();
+        let mut refused = Command::new(env!("CARGO_BIN_EXE_snappack"))
+            .args([
+                "serve",
+                "--no-www",
+                "--listen",
+                "127.0.0.1:0",
+                "--token",
+                TOKEN,
+            ])
+            .arg("--database")
+            .arg(&database)
+            .arg("--data-dir")
+            .arg(&second)
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let stderr = common::first_stderr_line(&mut refused);
+        let code = refused.wait().unwrap().code();
+        assert!(
+            stderr.contains("is served from another data folder") && code == Some(2),
+            "{backend}: {code:?} {stderr}"
+        );
+        assert!(
+            stderr.contains(&format!(
+                "file says {}; {} has none yet)",
+                owner.trim(),
+                second.display()
+            )),
+            "{backend}: {stderr}"
+        );
+        for name in ["folder-id", "database", "token"] {
+            assert!(
+                !second.join(name).exists(),
+                "{backend}: the refused start wrote {name}"
+            );
+        }
+        // The database is still the first folder's, which serves it.
+        let (mut server, _) = common::spawn_serve(&database, &first, "127.0.0.1:0", TOKEN);
+        server.kill().unwrap();
+        server.wait().unwrap();
+    }
+}
+
 /// A ZIP of the entries of `zip` under `prefix`, in their order.
 fn entries_under(zip: &[u8], prefix: &str) -> Vec<u8> {
     let mut archive = zip::ZipArchive::new(Cursor::new(zip)).unwrap();

@@ -1130,6 +1130,9 @@ impl Store for FailingWrite {
     fn claim_data_folder(&self, folder: &str) -> Result<Option<String>, store::StoreError> {
         self.inner.claim_data_folder(folder)
     }
+    fn data_folder(&self) -> Result<Option<String>, store::StoreError> {
+        self.inner.data_folder()
+    }
     fn hidden_tables(&self) -> Result<u64, store::StoreError> {
         self.inner.hidden_tables()
     }

@@ -179,19 +179,24 @@ pub enum ServeError {
     /// imports' staging logs and its stored files.
     #[error(
         "the database {database} is served from another data folder (the one whose {FOLDER_ID_FILE} \
-         file says {owner}; {dir}'s says {folder}): that folder has the staging logs of its open \
+         file says {owner}; {}): that folder has the staging logs of its open \
          imports, which a start from another one would cancel, and its stored files; start the \
          server with that --data-dir (if that folder is lost for good, write {owner} into \
          {dir}/{FOLDER_ID_FILE} to serve the database from this one: its open imports are then \
-         cancelled)"
+         cancelled)",
+        match .folder {
+            Some(folder) => format!("{dir}'s says {folder}"),
+            None => format!("{dir} has none yet"),
+        }
     )]
     DatabaseTaken {
         /// The database, as the data folder names it (no password).
         database: String,
         /// The data folder given now.
         dir: String,
-        /// Its id.
-        folder: String,
+        /// Its id (`None` for a folder never served from, which is
+        /// refused before it gets one).
+        folder: Option<String>,
         /// The id of the data folder the database is served from.
         owner: String,
     },
@@ -220,17 +225,23 @@ const DATABASE_FILE: &str = "database";
 /// at the first start (the folder's path may change, as when it is moved).
 const FOLDER_ID_FILE: &str = "folder-id";
 
-/// The data folder's id, made at its first start. A new one is on disk
-/// (with the folder itself) before the database records it: lost in a
-/// crash after that, the next start would make another, which the database
-/// refuses.
-fn data_folder_id(data_dir: &Path) -> std::io::Result<String> {
+/// The data folder's id, as its [`FOLDER_ID_FILE`] says (`None` before its
+/// first start).
+fn recorded_folder_id(data_dir: &Path) -> std::io::Result<Option<String>> {
     let path = data_dir.join(FOLDER_ID_FILE);
     match std::fs::read_to_string(&path) {
-        Ok(id) if !id.trim().is_empty() => return Ok(id.trim().to_owned()),
-        Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(at(&path, e)),
-        _ => {}
+        Ok(id) if !id.trim().is_empty() => Ok(Some(id.trim().to_owned())),
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(at(&path, e)),
+        _ => Ok(None),
     }
+}
+
+/// A new id for the data folder, at its first start. It is on disk (with
+/// the folder itself) before the database records it: lost in a crash
+/// after that, the next start would make another, which the database
+/// refuses.
+fn new_folder_id(data_dir: &Path) -> std::io::Result<String> {
+    let path = data_dir.join(FOLDER_ID_FILE);
     let mut bytes = [0u8; 16];
     getrandom::fill(&mut bytes).map_err(|e| std::io::Error::other(e.to_string()))?;
     let id = crate::hex(&bytes);
@@ -587,14 +598,24 @@ impl Server {
                 // Before any import is reopened: from another data folder, the
                 // open imports' staging logs are missing, and they would be
                 // cancelled (a server still running on that folder included).
-                let folder = data_folder_id(&data_dir)?;
+                let taken = |folder, owner| ServeError::DatabaseTaken {
+                    database: claim.identity.clone(),
+                    dir: data_dir.display().to_string(),
+                    folder,
+                    owner,
+                };
+                let folder = match recorded_folder_id(&data_dir)? {
+                    Some(folder) => folder,
+                    // The folder's first start: refused before it has an
+                    // id when the database is another folder's, so that a
+                    // refused start leaves the folder as it was.
+                    None => match store.data_folder()? {
+                        Some(owner) => return Err(taken(None, owner)),
+                        None => new_folder_id(&data_dir)?,
+                    },
+                };
                 if let Some(owner) = store.claim_data_folder(&folder)? {
-                    return Err(ServeError::DatabaseTaken {
-                        database: claim.identity.clone(),
-                        dir: data_dir.display().to_string(),
-                        folder,
-                        owner,
-                    });
+                    return Err(taken(Some(folder), owner));
                 }
                 claim.record()?;
                 Ok((Imports::open(store, &data_dir, limits)?, database_lock))

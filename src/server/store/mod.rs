@@ -413,6 +413,9 @@ pub trait Store: Send + Sync {
     /// Records that the data folder with id `folder` serves this database,
     /// unless another one does: then that folder's id, and nothing changes.
     fn claim_data_folder(&self, folder: &str) -> Result<Option<String>, StoreError>;
+    /// The id of the data folder that serves this database, if one does
+    /// ([`Store::claim_data_folder`]); nothing changes.
+    fn data_folder(&self) -> Result<Option<String>, StoreError>;
     /// Hidden tables of every open import (0 when no import is running).
     fn hidden_tables(&self) -> Result<u64, StoreError>;
     /// The documents of an active table, by internal id (`None` when no such table).

@@ -720,6 +720,19 @@ impl<B: Backend> SqlStore<B> {
         })
     }
 
+    pub(super) fn data_folder(&self) -> Result<Option<String>, StoreError> {
+        self.backend.transaction(false, |c| {
+            let rows = c.query(
+                "SELECT value FROM snappack_meta WHERE key = 'data_folder'",
+                &[],
+            )?;
+            match rows.into_iter().next() {
+                Some(row) => Ok(Some(row.into_iter().next().unwrap_or(Cell::Null).text()?)),
+                None => Ok(None),
+            }
+        })
+    }
+
     pub(super) fn hidden_tables(&self) -> Result<u64, StoreError> {
         self.backend.transaction(false, |c| {
             let rows = c.query(
@@ -832,6 +845,9 @@ macro_rules! delegate_store {
             }
             fn claim_data_folder(&self, folder: &str) -> Result<Option<String>, StoreError> {
                 self.0.claim_data_folder(folder)
+            }
+            fn data_folder(&self) -> Result<Option<String>, StoreError> {
+                self.0.data_folder()
             }
             fn hidden_tables(&self) -> Result<u64, StoreError> {
                 self.0.hidden_tables()
