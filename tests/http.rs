@@ -1625,6 +1625,35 @@ fn frames_for_an_import_another_import_changed_a_table_of_are_refused() {
     }
 }
 
+/// Of several documents of an append that already exist, the refusal names
+/// the first in the file, whatever order the database finds them in: here
+/// the first line's id sorts after the third's, and was stored after it.
+/// Before, the one the database's join met first was named (line 3).
+#[test]
+fn of_several_documents_that_exist_the_first_in_the_file_is_named() {
+    for (backend, database) in common::databases() {
+        let server = server(&database, |_| {});
+        let first = numbered_table("users", 10001, 3, 1);
+        let stream = encode(std::slice::from_ref(&first), &[], 1 << 20);
+        let id = create(&server, "append");
+        upload(&server, &id, &stream, 1);
+        let finished = server.call("POST", &format!("/api/imports/{id}/finish"), b"");
+        assert_eq!(finished.status, 200, "{backend}: {:?}", finished.json());
+        // The first import's last document, a new one, its first document.
+        let mut again = numbered_table("users", 10001, 1, 2);
+        again.lines.insert(0, first.lines[2].clone());
+        again.lines.push(first.lines[0].clone());
+        let stream = encode(&[again], &[], 1 << 20);
+        let id = create(&server, "append");
+        upload(&server, &id, &stream, 1);
+        let refused = server.call("POST", &format!("/api/imports/{id}/finish"), b"");
+        assert_eq!(refused.status, 422, "{backend}");
+        let body = refused.json();
+        assert_eq!(body["code"], "DocumentExists", "{backend}: {body}");
+        assert_eq!(body["line"], 1, "{backend}: {body}");
+    }
+}
+
 /// An append refused at finish because a document's `_id` already exists
 /// names the document's line in its table, as every other refusal of a
 /// document does: in the answer, and in the failed import's status.

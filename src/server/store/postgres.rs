@@ -394,6 +394,7 @@ impl Conn for PgConn<'_, '_> {
 
 impl Backend for Postgres {
     const BYTES: &'static str = "BYTEA";
+    const ADDED_ORDER: &'static str = "ctid";
 
     fn transaction<T: Send>(
         &self,

@@ -157,6 +157,12 @@ pub(super) fn old_layout_error() -> StoreError {
 pub(super) trait Backend: Send + Sync {
     /// The column type of byte strings (`BLOB`, `BYTEA`).
     const BYTES: &'static str;
+    /// A column every row has, without being given one, whose order is
+    /// the order rows were added in, in a table only ever appended to, as
+    /// an import's hidden tables are (SQLite's `rowid`; PostgreSQL's
+    /// `ctid`, which is that order unless space freed by a write that
+    /// failed, once vacuumed, is filled by a later one).
+    const ADDED_ORDER: &'static str;
 
     /// Runs `f` in one transaction, committed when it returns `Ok`. Exclusive
     /// transactions are serialized with each other (finishing and cancelling
@@ -556,11 +562,15 @@ impl<B: Backend> SqlStore<B> {
             let plan = plan::plan(record.mode, &tables, &active)?;
 
             for &(hidden_id, existing_id, number) in &plan.append {
+                // The first in the import's order, which is its file's:
+                // the one a user would look at first.
                 let clash = c.query(
                     &format!(
-                        "SELECT h.internal_id FROM {} h JOIN {} e ON e.internal_id = h.internal_id LIMIT 1",
+                        "SELECT h.internal_id FROM {} h JOIN {} e ON e.internal_id = h.internal_id \
+                         ORDER BY h.{} LIMIT 1",
                         documents_table(hidden_id),
-                        documents_table(existing_id)
+                        documents_table(existing_id),
+                        B::ADDED_ORDER
                     ),
                     &[],
                 )?;

@@ -466,6 +466,7 @@ impl Conn for rusqlite::Transaction<'_> {
 
 impl Backend for Sqlite {
     const BYTES: &'static str = "BLOB";
+    const ADDED_ORDER: &'static str = "rowid";
 
     fn transaction<T: Send>(
         &self,
