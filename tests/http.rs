@@ -1399,6 +1399,68 @@ fn an_sqlite_name_that_is_no_file_is_refused() {
     }
 }
 
+/// An SQLite database that is the data folder, or a file or folder the
+/// server keeps there (its token, the name of its database, its id, its
+/// lock, staging logs and stored files), is refused before it is opened.
+/// Before, `--database DATA/token` on a new folder served: the token,
+/// written after the database was opened, replaced the database file,
+/// and every import went into a file no name led to any more.
+#[test]
+fn a_database_that_is_the_data_folder_s_own_entry_is_refused() {
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let bind = |data: &std::path::Path, database: &std::path::Path| {
+        let config = ServeConfig {
+            listen: "127.0.0.1:0".parse().unwrap(),
+            database: Some(database.to_str().unwrap().to_owned()),
+            data_dir: data.to_owned(),
+            www: None,
+            token: None,
+            ..ServeConfig::default()
+        };
+        runtime
+            .block_on(snappack::server::Server::bind(config))
+            .map(drop)
+    };
+    for name in [
+        "token",
+        "database",
+        "folder-id",
+        "lock",
+        "files",
+        "imports",
+        ".token.new",
+    ] {
+        let data = common::temp_dir("own-entry").join("data");
+        let refused = match bind(&data, &data.join(name)) {
+            Ok(()) => panic!("{name} served"),
+            Err(e) => e.to_string(),
+        };
+        assert!(
+            refused.contains(&format!(
+                "it is the data folder's own `{name}`, which the server keeps for itself: give \
+                 another file, such as {} (the default)",
+                data.join("snappack.db").display()
+            )),
+            "{name}: {refused}"
+        );
+        assert!(!data.join("token").exists(), "{name}: a token was made");
+    }
+    let data = common::temp_dir("own-entry").join("data");
+    let refused = bind(&data, &data)
+        .expect_err("the folder served")
+        .to_string();
+    assert!(
+        refused.contains("it is the data folder, not a file in it"),
+        "{refused}"
+    );
+    // Another file in the folder, or in a folder of its own there, serves.
+    for name in ["tokens.db", "sub/token"] {
+        let data = common::temp_dir("own-entry").join("data");
+        std::fs::create_dir_all(data.join("sub")).unwrap();
+        bind(&data, &data.join(name)).unwrap_or_else(|e| panic!("{name}: {e}"));
+    }
+}
+
 /// A database that cannot be opened is named (without its password), with
 /// PostgreSQL's own reason, not only `db error`.
 #[test]

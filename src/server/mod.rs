@@ -316,6 +316,17 @@ impl DataDirClaim {
     fn check(data_dir: &Path, database: &str) -> Result<Self, ServeError> {
         std::fs::create_dir_all(data_dir).map_err(|e| at(data_dir, e))?;
         let identity = database_identity(data_dir, database)?;
+        if !store::is_postgres(database) {
+            if let Some(why) = own_entry(&identity) {
+                return Err(ServeError::OpenDatabase {
+                    database: database.to_owned(),
+                    message: format!(
+                        "{why}: give another file, such as {} (the default)",
+                        data_dir.join("snappack.db").display()
+                    ),
+                });
+            }
+        }
         let path = data_dir.join(DATABASE_FILE);
         let recorded = match std::fs::read_to_string(&path) {
             Ok(owner) if owner.trim() == identity => true,
@@ -352,6 +363,41 @@ impl DataDirClaim {
         }
         write_durably(&self.path, &format!("{}\n", self.identity))
     }
+}
+
+/// The entries the server keeps in the data folder itself (folders, and
+/// files it writes whole, by a temporary `.<name>.new` moved into place).
+const OWN_ENTRIES: [&str; 6] = [
+    "lock",
+    DATABASE_FILE,
+    FOLDER_ID_FILE,
+    "token",
+    "imports",
+    "files",
+];
+
+/// Why an SQLite database the data folder names `identity`
+/// ([`database_identity`]) cannot be that folder's: when it is the folder
+/// itself or one of its [`OWN_ENTRIES`] (or under one), which the server
+/// would write over, lock or fill as its own (the database file replaced
+/// by the token while the server has it open, say: every import lost).
+fn own_entry(identity: &str) -> Option<String> {
+    // A database outside the folder is named by its absolute path.
+    let inside = Path::new(identity);
+    if !inside.is_relative() {
+        return None;
+    }
+    let first = match inside.components().next() {
+        None => return Some("it is the data folder, not a file in it".to_owned()),
+        Some(first) => first.as_os_str().to_string_lossy(),
+    };
+    let name = first
+        .strip_prefix('.')
+        .and_then(|n| n.strip_suffix(".new"))
+        .unwrap_or(&first);
+    OWN_ENTRIES.contains(&name).then(|| {
+        format!("it is the data folder's own `{first}`, which the server keeps for itself")
+    })
 }
 
 /// `error`, saying which path it is about.
