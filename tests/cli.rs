@@ -179,6 +179,46 @@ fn target_tables_file() {
     }
 }
 
+/// A `--schema` file that is not a schema, and a `gen --spec` file that is
+/// not a spec, say what was expected beside what is wrong, as a bad
+/// `--target-tables` file does. Before, both said only "is not valid".
+#[test]
+fn a_schema_or_spec_file_that_is_not_one_says_what_is_expected() {
+    let csv = temp_file("schema-users.csv", b"name,nickname\nann,\n");
+    let bad = temp_file(
+        "bad-schema.json",
+        br#"{"users": {"fields": {"nickname": {"optional": true}}}}"#,
+    );
+    let (code, _, stderr) = snappack(&[
+        "validate",
+        arg(&csv),
+        "--table",
+        "users",
+        "--schema",
+        arg(&bad),
+    ]);
+    assert_eq!(code, 2, "{stderr}");
+    let expected = format!(
+        "{} is not a schema (expected {{\"tables\": {{\"users\": {{\"fields\": {{\"name\": \
+         {{\"optional\": false}}, \"nickname\": {{\"optional\": true}}}}}}}}}}): missing field \
+         `tables`",
+        bad.display()
+    );
+    assert!(stderr.contains(&expected), "{stderr}");
+    let spec = temp_file("bad-spec.json", br#"{"tables": "three"}"#);
+    let out = fresh_dir("bad-spec").join("out.zip");
+    let (code, _, stderr) = snappack(&["gen", arg(&out), "--spec", arg(&spec)]);
+    assert_eq!(code, 2, "{stderr}");
+    assert!(
+        stderr.contains(&format!(
+            "{} is not a generator spec (its fields are listed by `snappack gen --help`): \
+             invalid type",
+            spec.display()
+        )),
+        "{stderr}"
+    );
+}
+
 #[test]
 fn control_characters_from_the_input_are_not_sent_to_the_terminal() {
     let archive = temp_file(

@@ -269,7 +269,7 @@ impl InputArgs {
             schema: self
                 .schema
                 .as_deref()
-                .map(read_json::<Schema>)
+                .map(|path| read_json::<Schema>(path, SCHEMA_SHAPE))
                 .transpose()?,
             target: self.target_tables.as_deref().map(read_target).transpose()?,
             mode: self.mode.unwrap_or_default(),
@@ -380,11 +380,17 @@ fn default_threads() -> usize {
     std::thread::available_parallelism().map_or(1, |n| n.get().min(8))
 }
 
-fn read_json<T: serde::de::DeserializeOwned>(path: &Path) -> Result<T> {
+/// The JSON file `path`, refused as not `what` (its shape, so that the
+/// user sees what was expected beside what is wrong).
+fn read_json<T: serde::de::DeserializeOwned>(path: &Path, what: &str) -> Result<T> {
     let text =
         std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
-    serde_json::from_str(&text).with_context(|| format!("{} is not valid", path.display()))
+    serde_json::from_str(&text).with_context(|| format!("{} is not {what}", path.display()))
 }
+
+/// What a `--schema` file holds.
+const SCHEMA_SHAPE: &str = "a schema (expected {\"tables\": {\"users\": {\"fields\": \
+     {\"name\": {\"optional\": false}, \"nickname\": {\"optional\": true}}}}})";
 
 /// The target's tables: `{"tables": [...]}` or a bare array.
 fn read_target(path: &Path) -> Result<TargetTables> {
@@ -658,7 +664,10 @@ fn terminal_width() -> usize {
 
 fn generate(args: GenArgs) -> Result<ExitCode> {
     let mut spec: snappack::gen::GenSpec = match &args.spec {
-        Some(path) => read_json(path)?,
+        Some(path) => read_json(
+            path,
+            "a generator spec (its fields are listed by `snappack gen --help`)",
+        )?,
         None => Default::default(),
     };
     if let Some(tables) = args.tables {
