@@ -261,6 +261,59 @@ fn an_invalid_document_in_the_receivers_frames_is_another_input() {
     assert!(matches!(error, PackError::Invalid(_)), "{error}");
 }
 
+/// Continuing a receiver's frames with the same file packed for another
+/// table (or component, or schema) makes other frames: the mismatch says
+/// so, since the file itself is the one the import was started with.
+/// Before, it said only that the input was another.
+#[test]
+fn resuming_for_another_table_says_the_target_may_differ() {
+    let jsonl: String = (0..400)
+        .map(|i| format!("{{\"n\":{i},\"text\":\"{}\"}}\n", "x".repeat(80)))
+        .collect();
+    let packed_for = |table: &str, encoder: EncoderConfig| {
+        let options = PackOptions {
+            validate: snappack::Options {
+                table: Some(table.into()),
+                ..Default::default()
+            },
+            encoder,
+            ..options(false)
+        };
+        pack(
+            Cursor::new(jsonl.as_bytes()),
+            "items.jsonl",
+            Vec::new(),
+            &options,
+            &mut |_| true,
+        )
+    };
+    let encoder = EncoderConfig {
+        max_frame_size: 4096,
+        ..EncoderConfig::default()
+    };
+    let (stream, packed) = packed_for("items", encoder).unwrap();
+    let frames: Vec<Frame> = Decoder::default()
+        .decode(&stream)
+        .map(Result::unwrap)
+        .collect();
+    let resume_from = packed.summary.frames / 2;
+    let resumed = EncoderConfig {
+        resume_from,
+        resume_crc32: Some(frames[resume_from as usize - 1].prefix_crc32),
+        ..encoder
+    };
+    assert!(packed_for("items", resumed).is_ok());
+    let error = packed_for("things", resumed).unwrap_err();
+    assert_eq!(error.code(), "ResumeMismatch", "{error}");
+    assert!(
+        error.to_string().contains(
+            "or not packed for the same target (the component, a single-table file's table, a \
+             CSV file's schema: give the ones the import was started with)"
+        ),
+        "{error}"
+    );
+}
+
 #[test]
 fn invalid_input_is_refused_unless_forced() {
     let zip = generate(&GenSpec {

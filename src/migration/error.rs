@@ -244,7 +244,7 @@ fn resume_mismatch(receiver_frames: u64, frames: Option<u64>) -> String {
             "the input makes {frames} frames, fewer than the {receiver_frames} the import already has: it is not the input the import was started with"
         ),
         None => format!(
-            "the import's first {receiver_frames} frames are not the ones this input makes: it is not the input the import was started with (or the import's stream was made by `snappack pack`, whose header records when it packed, or by another version of snappack)"
+            "the import's first {receiver_frames} frames are not the ones this input makes: it is not the input the import was started with, or not packed for the same target (the component, a single-table file's table, a CSV file's schema: give the ones the import was started with), or the import's stream was made by `snappack pack`, whose header records when it packed, or by another version of snappack"
         ),
     }
 }
