@@ -115,6 +115,78 @@ fn generated_snapshots_land_intact() {
     }
 }
 
+/// A snapshot of hundreds of tables lands whole, every table and document,
+/// and so does a second import that replaces each of them: a database takes
+/// many tables, not only many documents.
+#[test]
+fn a_snapshot_of_many_tables_lands_intact() {
+    const TABLES: u32 = 300;
+    for (backend, database) in common::databases() {
+        let data_dir = common::temp_dir("many-tables");
+        let server = TestServer::start(ServeConfig {
+            database: Some(database.clone()),
+            data_dir: data_dir.clone(),
+            www: None,
+            token: Some("t".into()),
+            ..ServeConfig::default()
+        });
+        // The second snapshot has other documents in tables of the same names.
+        for (seed, mode) in [(11, "requireEmpty"), (12, "replace")] {
+            let spec = GenSpec {
+                seed,
+                tables: TABLES,
+                documents_per_table: 3,
+                ..GenSpec::default()
+            };
+            let mut zip = Cursor::new(Vec::new());
+            write_snapshot(&mut zip, &spec).unwrap();
+            let zip = zip.into_inner();
+            let archive = Archive::read(&zip);
+            let options = PackOptions {
+                encoder: snappack::migration::EncoderConfig {
+                    max_frame_size: 16 << 10,
+                    ..Default::default()
+                },
+                ..PackOptions::default()
+            };
+            let stream = packed_stream(&zip, &options);
+            let ranges = frames(&stream);
+            let created = server
+                .call(
+                    "POST",
+                    "/api/imports",
+                    format!(r#"{{"mode":"{mode}"}}"#).as_bytes(),
+                )
+                .json();
+            let id = created["id"].as_str().unwrap().to_owned();
+            for (i, chunk) in ranges.chunks(8).enumerate() {
+                let body = &stream[chunk[0].start..chunk[chunk.len() - 1].end];
+                let r = server.call(
+                    "POST",
+                    &format!("/api/imports/{id}/frames?seq={}", i * 8),
+                    body,
+                );
+                assert_eq!(r.status, 200, "{backend} {mode}: {:?}", r.json());
+            }
+            let finished = server.call("POST", &format!("/api/imports/{id}/finish"), b"");
+            assert_eq!(
+                finished.status,
+                200,
+                "{backend} {mode}: {:?}",
+                finished.json()
+            );
+            let tables = server.call("GET", "/api/tables", b"").json();
+            let tables = tables["tables"].as_array().unwrap();
+            assert_eq!(tables.len(), TABLES as usize, "{backend} {mode}");
+            assert!(
+                tables.iter().all(|t| t["documents"] == 3),
+                "{backend} {mode}: {tables:?}"
+            );
+            archive.assert_imported(&database, &data_dir);
+        }
+    }
+}
+
 const TOKEN: &str = "upload-test-token";
 
 /// `snappack serve` as a process on a fixed loopback port.

@@ -139,6 +139,8 @@ pub fn plan(
     }
 
     let deleted: BTreeSet<i64> = plan.delete.iter().copied().collect();
+    // Sets, not lists searched per table: an import may have thousands.
+    let activated: BTreeSet<i64> = plan.activate.iter().map(|&(id, _)| id).collect();
     let user_tables = active
         .iter()
         .filter(|t| !t.name.starts_with('_') && !deleted.contains(&t.table_id))
@@ -147,7 +149,7 @@ pub fn plan(
             .iter()
             .filter(|t| {
                 !t.name.starts_with('_')
-                    && plan.activate.iter().any(|(id, _)| *id == t.table_id)
+                    && activated.contains(&t.table_id)
                     && !existing.contains_key(&(t.component.as_str(), t.name.as_str()))
             })
             .count();
@@ -289,10 +291,15 @@ fn plan_component(
         .filter(|e| mode != ImportMode::ReplaceAll || e.name.starts_with('_'))
         .collect();
 
-    // Step 5: an imported number held by a table that stays.
+    // Step 5: an imported number held by a table that stays (the first of
+    // them, should several hold it).
+    let mut staying_by_number: HashMap<u32, &ActiveTable> = HashMap::new();
+    for e in &staying {
+        staying_by_number.entry(e.number).or_insert(e);
+    }
     for (number, table) in numbers.iter().zip(tables) {
         let Some(number) = number else { continue };
-        if let Some(e) = staying.iter().find(|e| e.number == *number) {
+        if let Some(e) = staying_by_number.get(number) {
             let message = table_conflict_message(&table.name, component, &e.name);
             return Err(error(Code::TableConflict, component, &table.name, message));
         }

@@ -598,6 +598,13 @@ impl<B: Backend> SqlStore<B> {
             for &table_id in &plan.delete {
                 drop_table(c, table_id)?;
             }
+            // By hidden table, rather than a search of the plan per table.
+            let appended: HashMap<i64, (i64, u32)> = plan
+                .append
+                .iter()
+                .map(|&(hidden_id, existing_id, number)| (hidden_id, (existing_id, number)))
+                .collect();
+            let activate: HashMap<i64, u32> = plan.activate.iter().copied().collect();
             let mut activated = Vec::new();
             for (table, documents) in &hidden {
                 let summary = |number, appended| ActivatedTable {
@@ -607,9 +614,7 @@ impl<B: Backend> SqlStore<B> {
                     documents: *documents,
                     appended,
                 };
-                if let Some(&(_, existing_id, number)) =
-                    plan.append.iter().find(|(h, _, _)| *h == table.table_id)
-                {
+                if let Some(&(existing_id, number)) = appended.get(&table.table_id) {
                     c.exec(
                         &format!(
                             "INSERT INTO {} (internal_id, json) SELECT internal_id, json FROM {}",
@@ -624,9 +629,7 @@ impl<B: Backend> SqlStore<B> {
                     )?;
                     drop_table(c, table.table_id)?;
                     activated.push(summary(number, true));
-                } else if let Some(&(_, number)) =
-                    plan.activate.iter().find(|(h, _)| *h == table.table_id)
-                {
+                } else if let Some(&number) = activate.get(&table.table_id) {
                     c.exec(&create_index(table.table_id), &[])?;
                     c.exec(
                         "UPDATE snappack_tables SET import_id = NULL, number = $2, generation = 0, \
