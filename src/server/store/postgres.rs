@@ -305,7 +305,16 @@ struct PgConn<'a, 'b> {
 }
 
 impl PgConn<'_, '_> {
-    fn statement(&mut self, sql: &str) -> Result<Statement, StoreError> {
+    /// The prepared statement of `sql`. Statements with parameters are the
+    /// fixed ones, kept for the connection's life; one without is made for
+    /// one table (`CREATE TABLE snappack_docs_7 ...`), and is closed once
+    /// run: kept, a connection would hold one per table it ever touched,
+    /// and PostgreSQL looks at every statement a session keeps at each
+    /// catalog change, which made creating n tables take time in n².
+    fn statement(&mut self, sql: &str, params: &[Param<'_>]) -> Result<Statement, StoreError> {
+        if params.is_empty() {
+            return self.tx.prepare(sql).map_err(db);
+        }
         if let Some(statement) = self.statements.get(sql) {
             return Ok(statement.clone());
         }
@@ -337,13 +346,13 @@ fn cell(row: &postgres::Row, i: usize) -> Result<Cell, StoreError> {
 
 impl Conn for PgConn<'_, '_> {
     fn exec(&mut self, sql: &str, params: &[Param<'_>]) -> Result<u64, StoreError> {
-        let statement = self.statement(sql)?;
+        let statement = self.statement(sql, params)?;
         let params: Vec<&(dyn ToSql + Sync)> = params.iter().map(|p| p as _).collect();
         self.tx.execute(&statement, &params).map_err(db)
     }
 
     fn query(&mut self, sql: &str, params: &[Param<'_>]) -> Result<Vec<Vec<Cell>>, StoreError> {
-        let statement = self.statement(sql)?;
+        let statement = self.statement(sql, params)?;
         let params: Vec<&(dyn ToSql + Sync)> = params.iter().map(|p| p as _).collect();
         let rows = self.tx.query(&statement, &params).map_err(db)?;
         rows.iter()
