@@ -1754,28 +1754,14 @@ fn a_database_is_served_from_one_data_folder() {
 
         // Refused at once; were it not, it would serve: its first line says.
         let start_second = |refusal: &str| -> String {
-            let mut second_server = Command::new(env!("CARGO_BIN_EXE_snappack"))
-                .args([
-                    "serve",
-                    "--no-www",
-                    "--listen",
-                    "127.0.0.1:0",
-                    "--token",
-                    TOKEN,
-                ])
-                .arg("--database")
-                .arg(&database)
-                .arg("--data-dir")
-                .arg(&second)
-                .stderr(Stdio::piped())
-                .spawn()
-                .unwrap();
-            let stderr = common::first_stderr_line(&mut second_server);
+            let (mut second_server, stderr) =
+                common::start_serve(&database, &second, "127.0.0.1:0", TOKEN);
+            // Refused, it has ended; serving, it is killed when dropped.
             let refused = stderr.contains(refusal);
-            if !refused {
-                let _ = second_server.kill();
-            }
-            let code = second_server.wait().unwrap().code();
+            let code = match refused {
+                true => second_server.wait().unwrap().code(),
+                false => None,
+            };
             assert!(refused && code == Some(2), "{backend}: {code:?} {stderr}");
             stderr
         };
@@ -1886,23 +1872,7 @@ fn a_start_refused_for_another_data_folder_gives_it_no_id() {
         server.kill().unwrap();
         server.wait().unwrap();
         let owner = std::fs::read_to_string(first.join("folder-id")).unwrap();
-        let mut refused = Command::new(env!("CARGO_BIN_EXE_snappack"))
-            .args([
-                "serve",
-                "--no-www",
-                "--listen",
-                "127.0.0.1:0",
-                "--token",
-                TOKEN,
-            ])
-            .arg("--database")
-            .arg(&database)
-            .arg("--data-dir")
-            .arg(&second)
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let stderr = common::first_stderr_line(&mut refused);
+        let (mut refused, stderr) = common::start_serve(&database, &second, "127.0.0.1:0", TOKEN);
         let code = refused.wait().unwrap().code();
         assert!(
             stderr.contains("is served from another data folder") && code == Some(2),

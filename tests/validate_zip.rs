@@ -4,7 +4,7 @@ mod common;
 
 use common::*;
 use snappack::convex::DocumentId;
-use snappack::report::{Code, NumberSource};
+use snappack::report::{Code, Finding, NumberSource};
 use snappack::validate::{check_target, ImportMode, Options, TargetTable, TargetTables};
 
 const UNIFORM: &[u8] = b"\"uniform\"\n";
@@ -2752,6 +2752,21 @@ fn an_entry_saved_as_utf16_is_told_so() {
 /// An entry that starts with a UTF-8 byte order mark is JSON Convex cannot
 /// parse in a ZIP archive ("expected value at line 1 column 1", about a
 /// mark no editor shows): the finding says why after Convex's message.
+/// The one finding of an archive of `entry` alone: its first line is
+/// not JSON.
+fn only_invalid_first_row(entry: &str, bytes: &[u8]) -> Finding {
+    let report = check("t.zip", &zip(&[(entry, bytes)]));
+    assert_eq!(
+        codes(&report),
+        [Code::JsonInvalidRow],
+        "{:?}",
+        report.errors
+    );
+    let error = report.errors[0].clone();
+    assert_eq!((error.entry.as_deref(), error.line), (Some(entry), Some(1)));
+    error
+}
+
 #[test]
 fn an_entry_with_a_utf8_byte_order_mark_is_told_why_it_is_not_json() {
     let users = format!("\u{FEFF}{}\n", doc(10001, 1, ""));
@@ -2762,15 +2777,7 @@ fn an_entry_with_a_utf8_byte_order_mark_is_told_why_it_is_not_json() {
         ("users/documents.jsonl", users.as_bytes()),
         ("_tables/documents.jsonl", tables.as_bytes()),
     ] {
-        let report = check("t.zip", &zip(&[(entry, bytes)]));
-        assert_eq!(
-            codes(&report),
-            [Code::JsonInvalidRow],
-            "{:?}",
-            report.errors
-        );
-        let error = &report.errors[0];
-        assert_eq!((error.entry.as_deref(), error.line), (Some(entry), Some(1)));
+        let error = only_invalid_first_row(entry, bytes);
         assert_eq!(
             error.message,
             format!("Row 1 wasn't valid JSON: expected value at line 1 column 1{hint}")
@@ -2840,15 +2847,7 @@ fn an_entry_whose_lines_end_with_a_carriage_return_alone_is_told_so() {
         ("users/documents.jsonl", users.as_bytes()),
         ("_tables/documents.jsonl", tables.as_bytes()),
     ] {
-        let report = check("t.zip", &zip(&[(entry, bytes)]));
-        assert_eq!(
-            codes(&report),
-            [Code::JsonInvalidRow],
-            "{:?}",
-            report.errors
-        );
-        let error = &report.errors[0];
-        assert_eq!((error.entry.as_deref(), error.line), (Some(entry), Some(1)));
+        let error = only_invalid_first_row(entry, bytes);
         assert!(
             error
                 .message

@@ -60,6 +60,24 @@ pub fn spawn_serve(
     listen: &str,
     token: &str,
 ) -> (ServeProcess, SocketAddr) {
+    let (child, line) = start_serve(database, data_dir, listen, token);
+    let addr = line
+        .trim()
+        .rsplit("http://")
+        .next()
+        .and_then(|a| a.parse().ok())
+        .unwrap_or_else(|| panic!("no address in {line:?}"));
+    (child, addr)
+}
+
+/// `snappack serve` started as [`spawn_serve`] starts it, and the first
+/// line of its standard error: the address it serves, or why it refused.
+pub fn start_serve(
+    database: &str,
+    data_dir: &Path,
+    listen: &str,
+    token: &str,
+) -> (ServeProcess, String) {
     let mut child = Command::new(env!("CARGO_BIN_EXE_snappack"))
         .args(["serve", "--no-www", "--listen", listen, "--token", token])
         .arg("--database")
@@ -70,13 +88,7 @@ pub fn spawn_serve(
         .spawn()
         .unwrap();
     let line = first_stderr_line(&mut child);
-    let addr = line
-        .trim()
-        .rsplit("http://")
-        .next()
-        .and_then(|a| a.parse().ok())
-        .unwrap_or_else(|| panic!("no address in {line:?}"));
-    (ServeProcess(child), addr)
+    (ServeProcess(child), line)
 }
 
 /// The first line a child writes to its piped standard error.
