@@ -24,10 +24,41 @@ pub fn check_fast(
     rules: ValueRules,
     table_number: Option<u32>,
 ) -> Option<CheckedDocument> {
+    scan_document(line, false, rules, table_number)
+        .and_then(|(end, doc)| (end == line.len()).then_some(doc))
+}
+
+/// [`check_fast`] for the first line of `text`, which ends at the first
+/// `\n` or at the end of `text`: the line's length, and what `check_fast`
+/// gives for it. The line is found by the scan itself where the line is
+/// plainly valid, so the lines of a chunk are read once, not also searched
+/// for their ends.
+pub fn check_fast_line(
+    text: &[u8],
+    rules: ValueRules,
+    table_number: Option<u32>,
+) -> (usize, Option<CheckedDocument>) {
+    match scan_document(text, true, rules, table_number) {
+        Some((end, doc)) if matches!(text.get(end), None | Some(b'\n')) => (end, Some(doc)),
+        _ => (memchr::memchr(b'\n', text).unwrap_or(text.len()), None),
+    }
+}
+
+/// The scan of one document at the start of `b`: where it ends (after the
+/// whitespace that follows it) and what it is, or `None` for "ask the full
+/// checker". With `in_line`, a `\n` is not whitespace but the end of the
+/// line, so the scan never reads past it: in a line it never meets one.
+fn scan_document(
+    b: &[u8],
+    in_line: bool,
+    rules: ValueRules,
+    table_number: Option<u32>,
+) -> Option<(usize, CheckedDocument)> {
     // UTF-8 is checked where it can occur, inside strings ([`Scan::string`]):
     // outside strings the scan accepts ASCII only.
     let mut s = Scan {
-        b: line,
+        b,
+        in_line,
         rules,
         size: 2,
         max_depth: 1,
@@ -58,7 +89,7 @@ pub fn check_fast(
                 }
                 b"_creationTime" => {
                     let (after, integer) = s.number(i)?;
-                    let text = &line[i..after];
+                    let text = &b[i..after];
                     if integer && rules == ValueRules::Uniform || !creation_time_in_range(text) {
                         return None;
                     }
@@ -85,9 +116,10 @@ pub fn check_fast(
             return None;
         }
     }
-    if s.ws(i) != line.len() || s.max_depth > MAX_DOCUMENT_NESTING {
+    if s.max_depth > MAX_DOCUMENT_NESTING {
         return None;
     }
+    let end = s.ws(i);
     let mut size = s.size;
     if id == IdField::Absent {
         size += 3 + 1 + 2 + DocumentId::text_len(table_number.unwrap_or(10001)) as u64;
@@ -95,7 +127,7 @@ pub fn check_fast(
     if !has_creation_time {
         size += 13 + 1 + 9;
     }
-    (size <= MAX_DOCUMENT_SIZE).then_some(CheckedDocument { id, size })
+    (size <= MAX_DOCUMENT_SIZE).then_some((end, CheckedDocument { id, size }))
 }
 
 /// The scan's state but for the cursor. Every step takes the index it
@@ -103,6 +135,8 @@ pub fn check_fast(
 /// cursor stays in a register instead of going through memory at each call.
 struct Scan<'a> {
     b: &'a [u8],
+    /// `\n` ends the line rather than being whitespace.
+    in_line: bool,
     rules: ValueRules,
     /// Convex's size of everything scanned so far (it is additive).
     size: u64,
@@ -120,10 +154,13 @@ impl<'a> Scan<'a> {
     /// Past the whitespace from `i` on.
     #[inline(always)]
     fn ws(&self, mut i: usize) -> usize {
-        while let Some(b' ' | b'\t' | b'\n' | b'\r') = self.at(i) {
-            i += 1;
+        loop {
+            match self.at(i) {
+                Some(b' ' | b'\t' | b'\r') => i += 1,
+                Some(b'\n') if !self.in_line => i += 1,
+                _ => return i,
+            }
         }
-        i
     }
 
     /// Past `c` at `i`, which must be there.
@@ -516,6 +553,7 @@ mod tests {
     fn agree_repeating(line: &str, repeats: bool) -> bool {
         let mut hit = false;
         for rules in [ValueRules::Uniform, ValueRules::Plain] {
+            agree_in_chunk(line.as_bytes(), rules);
             if let Some(fast) = check_fast(line.as_bytes(), rules, Some(10001)) {
                 hit = true;
                 let full = check_document(line, rules, 1, Some(10001));
@@ -531,6 +569,18 @@ mod tests {
             }
         }
         hit
+    }
+
+    /// [`check_fast_line`] finds the first line of `text`, followed by
+    /// more lines as in a chunk, and judges it as [`check_fast`] does.
+    fn agree_in_chunk(text: &[u8], rules: ValueRules) {
+        let first = text.split(|&c| c == b'\n').next().unwrap_or_default();
+        for next in [&b""[..], b"\n", b"\n{\"x\":1}", b"\n\"x\":1}"] {
+            let chunk = [text, next].concat();
+            let (len, doc) = check_fast_line(&chunk, rules, Some(10001));
+            assert_eq!(len, first.len(), "{:?}", String::from_utf8_lossy(&chunk));
+            assert_eq!(doc, check_fast(first, rules, Some(10001)));
+        }
     }
 
     #[test]
@@ -735,6 +785,7 @@ mod tests {
                 Err(_) => {
                     for rules in [ValueRules::Uniform, ValueRules::Plain] {
                         prop_assert_eq!(check_fast(&line, rules, Some(10001)), None);
+                        agree_in_chunk(&line, rules);
                     }
                 }
             }

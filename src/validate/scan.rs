@@ -67,13 +67,18 @@ impl Chunk {
         self.lines.clear();
         let data = &self.bytes[..self.len];
         let mut start = 0;
-        for end in line_ends(data) {
-            let prechecked = match precheck {
-                Some(precheck) => precheck.line(&data[start..end]),
-                None => Prechecked::Unsure,
+        // A line ends at a `\n` or at the end of the chunk.
+        while start < data.len() {
+            let rest = &data[start..];
+            let (len, prechecked) = match precheck {
+                Some(precheck) => precheck.first_line(rest),
+                None => (
+                    memchr::memchr(b'\n', rest).unwrap_or(rest.len()),
+                    Prechecked::Unsure,
+                ),
             };
-            self.lines.push((end, prechecked));
-            start = end + 1;
+            self.lines.push((start + len, prechecked));
+            start += len + 1;
         }
         self.prechecked = true;
     }
@@ -469,11 +474,4 @@ pub(crate) fn line_too_long(row: u64) -> Finding {
             super::zip::MAX_LINE
         ),
     )
-}
-
-/// Where each line of a chunk ends: at its `\n`, or at the end of the data
-/// for a last line without one.
-fn line_ends(data: &[u8]) -> impl Iterator<Item = usize> + '_ {
-    let last = (!data.is_empty() && !data.ends_with(b"\n")).then_some(data.len());
-    memchr::memchr_iter(b'\n', data).chain(last)
 }

@@ -6,7 +6,7 @@
 
 use super::ids::{HashedId, IdKeys, IdSet};
 use crate::archive::lines::{starts_as_utf16, UTF16_HINT};
-use crate::convex::fast::check_fast;
+use crate::convex::fast::{check_fast, check_fast_line};
 use crate::convex::value::{check_document, CheckedDocument, IdField, ValueRules};
 use crate::convex::DocumentId;
 use crate::report::{Code, Finding};
@@ -98,10 +98,13 @@ pub enum Prechecked {
 }
 
 impl Precheck {
-    /// Whether the line is plainly valid (and its id), or left to the full checker.
+    /// The length of the first line of `text` (which ends at the first `\n`
+    /// or at the end), and whether it is plainly valid (and its id) or left
+    /// to the full checker.
     #[inline]
-    pub fn line(&self, bytes: &[u8]) -> Prechecked {
-        match check_fast(bytes, self.rules, self.number) {
+    pub fn first_line(&self, text: &[u8]) -> (usize, Prechecked) {
+        let (len, doc) = check_fast_line(text, self.rules, self.number);
+        let prechecked = match doc {
             Some(CheckedDocument {
                 id: IdField::Valid(id),
                 ..
@@ -109,7 +112,8 @@ impl Precheck {
             // The fast scan leaves every other kind of `_id` to the full checker.
             Some(_) => Prechecked::Plain(None),
             None => Prechecked::Unsure,
-        }
+        };
+        (len, prechecked)
     }
 }
 
@@ -461,17 +465,27 @@ mod tests {
             r#"{"x":1e5}"#.to_owned(),
             r#"{"$x":1}"#.to_owned(),
             "not json".to_owned(),
+            "{\"x\":1,\n\"y\":2}".to_owned(),
+            "{\"x\":1} \r".to_owned(),
+            String::new(),
+            r#"{"x":"no end"#.to_owned(),
         ];
         let mut whole = TableChecker::new("users", Some(10001), ValueRules::Uniform);
         let mut split = TableChecker::new("users", Some(10001), ValueRules::Uniform);
-        for (n, text) in lines.iter().enumerate() {
+        // The prechecks find the lines in the text they make up, as a chunk's.
+        let lines: Vec<&str> = lines.iter().flat_map(|text| text.split('\n')).collect();
+        let text = lines.join("\n");
+        let mut rest = text.as_bytes();
+        for (n, line) in lines.iter().enumerate() {
             let n = n as u64 + 1;
             let expected = whole
-                .check(text.as_bytes(), n, n)
+                .check(line.as_bytes(), n, n)
                 .map(|doc| matches!(doc.id, IdField::Valid(_)));
-            let prechecked = split.precheck().line(text.as_bytes());
-            let got = split.check_prechecked(text.as_bytes(), prechecked, n, n);
-            assert_eq!(got, expected, "{text}");
+            let (len, prechecked) = split.precheck().first_line(rest);
+            assert_eq!(&rest[..len], line.as_bytes());
+            rest = rest.get(len + 1..).unwrap_or_default();
+            let got = split.check_prechecked(line.as_bytes(), prechecked, n, n);
+            assert_eq!(got, expected, "{line}");
         }
     }
 }
