@@ -2044,3 +2044,136 @@ fn an_upload_to_a_wrong_path_says_which_address_to_give() {
     let imports = server.call("GET", "/api/imports", b"").json();
     assert_eq!(imports["imports"], serde_json::json!([]));
 }
+
+/// A PostgreSQL server that refuses an import's work the same way whatever
+/// the number of tries (here a missing right, as a too low
+/// `max_locks_per_transaction` refuses an import of thousands of tables):
+/// the import fails with the database's own words and what to do, its
+/// hidden tables go, and `snappack upload` ends with that message, exit
+/// status 1, instead of trying again forever. Once when the frames' store
+/// write is refused (again when written from the staging log), once when
+/// the finish is (twice); the tables are as they were.
+#[test]
+fn an_import_the_database_refuses_again_fails_with_its_words() {
+    let Some(url) = common::postgres_url() else {
+        return;
+    };
+    // The server connects as a role of its own, on a schema it may create
+    // tables in but does not own, so that the test can take rights away.
+    let schema = common::unique("refused");
+    let role = common::unique("refused_role");
+    let mut admin = postgres::Client::connect(&url, postgres::NoTls).unwrap();
+    admin
+        .batch_execute(&format!(
+            "CREATE SCHEMA {schema}; CREATE ROLE {role} LOGIN; \
+             GRANT USAGE, CREATE ON SCHEMA {schema} TO {role}"
+        ))
+        .unwrap();
+    let sep = if url.contains('?') { '&' } else { '?' };
+    let database = format!("{url}{sep}options=-csearch_path%3D{schema}%20-crole%3D{role}");
+    let dir = common::temp_dir("refused");
+    let server = TestServer::start(ServeConfig {
+        database: Some(database.clone()),
+        data_dir: dir.join("data"),
+        www: None,
+        token: Some("t".into()),
+        ..ServeConfig::default()
+    });
+    let input = |seed| {
+        let path = dir.join(format!("snapshot{seed}.zip"));
+        let spec = GenSpec {
+            seed,
+            tables: 3,
+            documents_per_table: 20,
+            ..GenSpec::default()
+        };
+        let mut zip = Cursor::new(Vec::new());
+        write_snapshot(&mut zip, &spec).unwrap();
+        std::fs::write(&path, zip.into_inner()).unwrap();
+        path
+    };
+    let first = upload_to(&server, &input(1), &[]);
+    assert!(first.status.success(), "{first:?}");
+    let tables_before = server.call("GET", "/api/tables", b"").json()["tables"].clone();
+    let last_import = |server: &TestServer| {
+        let listed = server.call("GET", "/api/imports", b"").json();
+        listed["imports"]
+            .as_array()
+            .unwrap()
+            .last()
+            .unwrap()
+            .clone()
+    };
+    let hidden_tables = || {
+        admin_count(
+            &url,
+            &format!("SELECT COUNT(*) FROM {schema}.snappack_tables WHERE import_id IS NOT NULL"),
+        )
+    };
+
+    // The finish drops the tables a replace import replaces, which the
+    // server's role no longer owns: refused, and again a moment later.
+    admin
+        .batch_execute(&format!(
+            "DO $$ DECLARE t record; BEGIN \
+             FOR t IN SELECT id FROM {schema}.snappack_tables LOOP \
+             EXECUTE format('ALTER TABLE {schema}.snappack_docs_%s OWNER TO %I', t.id, current_user); \
+             END LOOP; END $$"
+        ))
+        .unwrap();
+    let replace = upload_to(&server, &input(2), &["--mode", "replace", "--yes"]);
+    let stderr = String::from_utf8_lossy(&replace.stderr);
+    assert_eq!(replace.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("DatabaseRefused")
+            && stderr.contains("refused to finish the import")
+            && stderr.contains("must be owner of table"),
+        "{stderr}"
+    );
+    let status = last_import(&server);
+    assert_eq!(status["state"], "failed", "{status}");
+    let error = status["error"].as_str().unwrap();
+    assert!(
+        error.starts_with("DatabaseRefused: ") && error.contains("(SQLSTATE 42501)"),
+        "{error}"
+    );
+    assert_eq!(
+        server.call("GET", "/api/tables", b"").json()["tables"],
+        tables_before
+    );
+    assert_eq!(hidden_tables(), 0);
+
+    // Creating the import's hidden tables is refused: its write fails, and
+    // again when it is made good from the staging log at the next request.
+    admin
+        .batch_execute(&format!("REVOKE CREATE ON SCHEMA {schema} FROM {role}"))
+        .unwrap();
+    let append = upload_to(&server, &input(3), &["--mode", "replace", "--yes"]);
+    let stderr = String::from_utf8_lossy(&append.stderr);
+    assert_eq!(append.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("DatabaseRefused")
+            && stderr.contains("refused to write the import's frames")
+            && stderr.contains(&format!("permission denied for schema {schema}")),
+        "{stderr}"
+    );
+    let status = last_import(&server);
+    assert_eq!(status["state"], "failed", "{status}");
+    assert_eq!(
+        server.call("GET", "/api/tables", b"").json()["tables"],
+        tables_before
+    );
+    assert_eq!(hidden_tables(), 0);
+    drop(server);
+    admin
+        .batch_execute(&format!(
+            "DROP SCHEMA {schema} CASCADE; DROP OWNED BY {role}; DROP ROLE {role}"
+        ))
+        .unwrap();
+}
+
+/// The one number a query of the test cluster's answers.
+fn admin_count(url: &str, query: &str) -> i64 {
+    let mut client = postgres::Client::connect(url, postgres::NoTls).unwrap();
+    client.query_one(query, &[]).unwrap().get(0)
+}

@@ -1136,6 +1136,9 @@ impl Store for FailingWrite {
     fn hidden_tables(&self) -> Result<u64, store::StoreError> {
         self.inner.hidden_tables()
     }
+    fn drop_ended_tables(&self) -> Result<u64, store::StoreError> {
+        self.inner.drop_ended_tables()
+    }
     fn documents(
         &self,
         component: &str,
@@ -1624,13 +1627,18 @@ fn a_table_declared_while_another_import_finishes_on_it_is_noted_changed() {
             || waiting(w, "SELECT pg_advisory_xact_lock")
     });
 
-    // The other import finishes on `users` meanwhile (or waits for that write).
+    // The other import finishes on `users` meanwhile (or waits for that
+    // write: its declaration, committed before the documents, is seen by
+    // the finish, which notes the import changed and waits for the write to
+    // fail it).
     let finishing = {
         let (imports, other) = (imports.clone(), other.clone());
         std::thread::spawn(move || imports.finish(&other))
     };
     wait_for(&mut waits, &|w| {
-        finishing.is_finished() || waiting(w, "SELECT pg_advisory_xact_lock")
+        finishing.is_finished()
+            || waiting(w, "SELECT pg_advisory_xact_lock")
+            || imports.status(&id).unwrap().table_changed.is_some()
     });
     held.rollback().unwrap();
     finishing.join().unwrap().unwrap();

@@ -392,7 +392,9 @@ impl IntoResponse for ImportsError {
                 json!({"code": "DatabaseInUse", "message": message}),
             ),
             // Only a start reopens under other limits; a request cannot meet it.
-            ImportsError::OverLimit { .. } | ImportsError::Internal(_) => error(
+            ImportsError::OverLimit { .. }
+            | ImportsError::Internal(_)
+            | ImportsError::StoreRefused(_) => error(
                 StatusCode::INTERNAL_SERVER_ERROR,
                 json!({"code": "Internal", "message": message}),
             ),

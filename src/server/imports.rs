@@ -31,7 +31,7 @@ use super::log::{OpenError, StagingLog};
 use super::store::plan::recorded_table_changed;
 use super::store::{
     ActivatedTable, FrameWrite, ImportError, ImportMode, ImportRecord, ImportState, ImportsQuery,
-    Observed, OwnedFrameWrite, Store, StoreError,
+    Observed, OwnedFrameWrite, Store, StoreError, DATABASE_REFUSED,
 };
 use crate::migration::{DecodeError, Decoder, DecoderConfig};
 
@@ -101,6 +101,10 @@ pub enum ImportsError {
     /// The database or the disk failed.
     #[error("{0}")]
     Internal(String),
+    /// The database refused the work with an error of its own that doing
+    /// the same again meets again ([`StoreError::Refused`]): its words.
+    #[error("the database refused it: {0}")]
+    StoreRefused(String),
     /// The server stopped serving its database's imports ([`Imports::halt`]):
     /// why (another server holds the database now).
     #[error("{0}")]
@@ -113,6 +117,7 @@ impl From<StoreError> for ImportsError {
             StoreError::UnknownImport(id) => ImportsError::Unknown(id),
             StoreError::NotOpen { id, state } => ImportsError::NotOpen { id, state },
             StoreError::Import(e) => ImportsError::Refused(e),
+            StoreError::Refused(words) => ImportsError::StoreRefused(words),
             other => ImportsError::Internal(other.to_string()),
         }
     }
@@ -221,7 +226,12 @@ impl Open {
     /// Waits for the last store write; if it failed, the store lacks frames
     /// of the log, so the state must be rebuilt before the import goes on.
     fn settle_write(&mut self) {
-        if self.pending.wait().is_err() {
+        if let Err(e) = self.pending.wait() {
+            eprintln!(
+                "snappack: import {}: writing its last frames into the database failed ({e}); \
+                 they are written again from its staging log",
+                self.id
+            );
             self.stale = true;
         }
     }
@@ -405,6 +415,58 @@ fn frame_write<'s>(
     write
 }
 
+/// How long a finish the database refused waits before it is tried once
+/// more: a limit PostgreSQL shares between sessions (the locks they hold)
+/// may have been reached for another session's sake.
+const FINISH_RETRY: Duration = Duration::from_secs(1);
+
+/// What a user can do about the database's refusal `words`.
+fn refusal_advice(words: &str) -> &'static str {
+    if words.contains("max_locks_per_transaction") {
+        "Raise max_locks_per_transaction on the PostgreSQL server (in postgresql.conf, or \
+         ALTER SYSTEM SET max_locks_per_transaction = ...; it takes effect when the server \
+         restarts), then import again"
+    } else {
+        "Set the database right as its words say, then import again"
+    }
+}
+
+/// The refusal that fails an import whose frames the database refused to
+/// write twice the same way (`words`), the second time from the staging log.
+fn write_refused(words: &str) -> ImportError {
+    // (A hint ends with a period of its own.)
+    let words = words.trim_end_matches('.');
+    ImportError {
+        code: DATABASE_REFUSED,
+        message: format!(
+            "The database refused to write the import's frames into its hidden tables, again when \
+             they were written from the staging log: {words}. {}.",
+            refusal_advice(words)
+        ),
+        component: String::new(),
+        table: None,
+        line: None,
+    }
+}
+
+/// The refusal that fails an import whose finish the database refused
+/// twice the same way (`words`).
+fn finish_refused(words: &str) -> ImportError {
+    let words = words.trim_end_matches('.');
+    ImportError {
+        code: DATABASE_REFUSED,
+        message: format!(
+            "The database refused to finish the import (every table it imports is made visible, \
+             and every table it replaces or deletes dropped, in one transaction, which holds a \
+             lock on each), twice: {words}. {}.",
+            refusal_advice(words)
+        ),
+        component: String::new(),
+        table: None,
+        line: None,
+    }
+}
+
 /// The file digest a `_storage` row names, if it names one.
 fn row_sha256(json: &str) -> Option<[u8; 32]> {
     #[derive(serde::Deserialize)]
@@ -466,6 +528,12 @@ impl Imports {
             sweeping: Mutex::new(()),
             halted: Halted::default(),
         };
+        // What ended imports left of their hidden tables (a crash, or a
+        // failure, while they were dropped after the import ended).
+        let dropped = imports.store.drop_ended_tables()?;
+        if dropped > 0 {
+            eprintln!("snappack: dropped {dropped} hidden tables that ended imports left");
+        }
         // Listed before the database is read: an import's record is made
         // before its folder, so a folder listed here whose import the
         // database does not know is not one being made meanwhile.
@@ -523,6 +591,22 @@ impl Imports {
                         "its staging log does not replay ({}: {})",
                         rejection.code, rejection.message
                     ),
+                    // Its frames, written from the log, refused by the
+                    // database as the write that failed before the server
+                    // ended was (or else a first time; either way it would
+                    // be refused at every start): the import fails.
+                    Err(ImportsError::StoreRefused(words)) => {
+                        let refusal = write_refused(&words);
+                        eprintln!(
+                            "snappack: import {} failed: {}",
+                            record.id,
+                            refusal.recorded()
+                        );
+                        imports.files.mark_sweep_due()?;
+                        imports.store.fail_import(&record.id, &refusal)?;
+                        imports.forget(&record.id);
+                        continue;
+                    }
                     // Over a lowered --max-frame-size too, the start fails: the
                     // import goes on once the limit is what it was.
                     Err(e) => return Err(e),
@@ -875,7 +959,9 @@ impl Imports {
         if changed.is_none() && open.stale {
             // Reopening reads how far the store got: after the last write.
             open.settle_write();
-            self.rebuild(open)?;
+            if let Err(e) = self.rebuild(open) {
+                return Err(self.fail_if_refused(id, &handle, slot, e));
+            }
             changed = lock(&handle.changed).clone();
         }
         if let Some(changed) = changed {
@@ -1131,7 +1217,9 @@ impl Imports {
         };
         open.settle_write();
         if open.stale {
-            self.rebuild(open)?;
+            if let Err(e) = self.rebuild(open) {
+                return Err(self.fail_if_refused(id, &handle, slot, e));
+            }
         }
         if !open.decoder.is_done() {
             return Err(ImportsError::Incomplete {
@@ -1150,8 +1238,24 @@ impl Imports {
         let ingest = &open.ingest;
         let lines =
             |component: &str, table: &str, document| ingest.line_of(component, table, document);
-        let result = self.store.finish_import_locating(id, &lines);
-        if let Err(StoreError::Database(e)) = result {
+        let mut result = self.store.finish_import_locating(id, &lines);
+        if matches!(result, Err(StoreError::Refused(_))) {
+            std::thread::sleep(FINISH_RETRY);
+            result = self.store.finish_import_locating(id, &lines);
+        }
+        // Refused twice: trying again would be refused again, so the import
+        // fails, with the database's words and what to do.
+        if let Err(StoreError::Refused(words)) = &result {
+            let refusal = finish_refused(words);
+            result = match self.store.fail_import(id, &refusal) {
+                Ok(()) => {
+                    eprintln!("snappack: import {id} failed: {}", refusal.recorded());
+                    Err(refusal.into())
+                }
+                Err(e) => Err(e),
+            };
+        }
+        if let Err(StoreError::Database(e) | StoreError::Refused(e)) = result {
             return Err(ImportsError::Internal(e));
         }
         if result.is_err() {
@@ -1246,6 +1350,34 @@ impl Imports {
             changed.recorded()
         );
         Ok(())
+    }
+
+    /// `error`, from writing open import `id`'s frames again from its
+    /// staging log (its lock `slot`, held) after a write of them failed:
+    /// when the database refused them again the same way
+    /// ([`ImportsError::StoreRefused`]), trying on would be refused forever,
+    /// so the import fails with the database's words and what to do (its
+    /// hidden tables and staging log go), and that refusal is returned.
+    /// Any other error (a lost connection) is returned as it is: the next
+    /// request tries again.
+    fn fail_if_refused(
+        &self,
+        id: &str,
+        handle: &Slot,
+        slot: MutexGuard<'_, Option<Open>>,
+        error: ImportsError,
+    ) -> ImportsError {
+        let ImportsError::StoreRefused(words) = error else {
+            return error;
+        };
+        let refusal = write_refused(&words);
+        match self.end_open(id, handle, slot, || self.store.fail_import(id, &refusal)) {
+            Ok(()) => {
+                eprintln!("snappack: import {id} failed: {}", refusal.recorded());
+                ImportsError::Refused(refusal)
+            }
+            Err(e) => e,
+        }
     }
 
     /// `NotOpen` for an import the server failed because another import

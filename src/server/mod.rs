@@ -628,10 +628,12 @@ impl Server {
                         database: claim.identity.clone(),
                         what,
                     },
-                    StoreError::Database(message) => ServeError::OpenDatabase {
-                        database: claim.identity.clone(),
-                        message,
-                    },
+                    StoreError::Database(message) | StoreError::Refused(message) => {
+                        ServeError::OpenDatabase {
+                            database: claim.identity.clone(),
+                            message,
+                        }
+                    }
                     other => ServeError::OpenDatabase {
                         database: claim.identity.clone(),
                         message: other.to_string(),

@@ -21,10 +21,14 @@
 //! * `snappack_meta`: the id of the data folder the database is served from
 //!   (`data_folder`), so that another folder is refused.
 //!
-//! Imports write into hidden tables as frames arrive (one transaction per
-//! request's frames); [`Store::finish_import`] activates them in one transaction with
-//! Convex's mode semantics ([`plan`]). A failed or cancelled import drops its
-//! hidden tables and leaves the active ones exactly as they were.
+//! Imports write into hidden tables as frames arrive: the tables a request
+//! declares are made a batch at a time (PostgreSQL holds a lock per table
+//! until a transaction ends, and has room for only so many), then its
+//! frames' documents go in one transaction, which records the last frame;
+//! [`Store::finish_import`] activates them in one transaction with
+//! Convex's mode semantics ([`plan`]). A failed or cancelled import is
+//! marked so in one transaction, then its hidden tables are dropped a batch
+//! at a time; the active tables are exactly as they were.
 
 pub mod plan;
 mod postgres;
@@ -319,6 +323,12 @@ impl ImportError {
 pub type DocumentLines<'a> =
     dyn Fn(&str, &str, crate::convex::DocumentId) -> Option<u64> + Sync + 'a;
 
+/// The code of an import failed because the database refused its work
+/// twice the same way ([`StoreError::Refused`]): writing its frames into
+/// its hidden tables, or finishing it (a limit of the database's
+/// configuration, such as PostgreSQL's `max_locks_per_transaction`).
+pub const DATABASE_REFUSED: &str = "DatabaseRefused";
+
 /// Why a store operation did not happen.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -352,6 +362,13 @@ pub enum StoreError {
     /// The database failed.
     #[error("database error: {0}")]
     Database(String),
+    /// The database refused the work with an error of its own that doing
+    /// the same again meets again (a limit of its configuration, a missing
+    /// right), unlike a lost connection, a deadlock or a cancelled
+    /// statement, which are [`Database`](Self::Database): its words, code
+    /// and hint, and what that means for the import.
+    #[error("the database refused it: {0}")]
+    Refused(String),
     /// Another server holds the database ([`lock_for_serving`]): what is
     /// held.
     #[error("in use by another snappack serve: {0}")]
@@ -377,8 +394,10 @@ pub trait Store: Send + Sync {
     fn imports_page(&self, query: ImportsQuery<'_>) -> Result<ImportsPage, StoreError>;
     /// One import.
     fn import(&self, id: &str) -> Result<ImportRecord, StoreError>;
-    /// Writes frames' tables and documents into the import's hidden tables,
-    /// in one transaction; frames the import already has are skipped.
+    /// Writes frames' tables and documents into the import's hidden tables:
+    /// the tables they declare a batch per transaction (those a failed try
+    /// made are kept), then the documents in one transaction, which records
+    /// the last frame; frames the import already has are skipped.
     fn write_frames(&self, import: &str, frames: &[FrameWrite<'_>]) -> Result<(), StoreError>;
     /// Writes one frame's tables and documents into the import's hidden tables.
     fn write_frame(&self, import: &str, frame: &FrameWrite<'_>) -> Result<(), StoreError> {
@@ -418,6 +437,11 @@ pub trait Store: Send + Sync {
     fn data_folder(&self) -> Result<Option<String>, StoreError>;
     /// Hidden tables of every open import (0 when no import is running).
     fn hidden_tables(&self) -> Result<u64, StoreError>;
+    /// Drops the hidden tables imports that ended left behind, and returns
+    /// how many. An import's end drops its hidden tables after the commit
+    /// that ends it, in batches (nothing sees them), so a crash or a
+    /// failure may leave some; a server drops them as it starts.
+    fn drop_ended_tables(&self) -> Result<u64, StoreError>;
     /// The documents of an active table, by internal id (`None` when no such table).
     fn documents(
         &self,

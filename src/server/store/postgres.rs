@@ -62,7 +62,26 @@ CREATE UNIQUE INDEX IF NOT EXISTS snappack_tables_hidden
 /// A PostgreSQL error with its causes: the error itself often says only
 /// `db error` or `error connecting to server`, and the server's message
 /// (`database "x" does not exist`) or the system's is its source.
+///
+/// An error of the server's own that doing the same again meets again (a
+/// limit of its configuration, such as the locks a transaction may hold, or
+/// a missing right) is [`StoreError::Refused`], in its words, with its code
+/// and hint; a lost connection, a deadlock, a cancelled statement and the
+/// like ([`transient`]) are [`StoreError::Database`], made good by trying
+/// again.
 fn db(e: postgres::Error) -> StoreError {
+    if let Some(error) = e.as_db_error() {
+        if !transient(error.code().code()) {
+            let mut message = format!("{} (SQLSTATE {})", error.message(), error.code().code());
+            if let Some(detail) = error.detail() {
+                message.push_str(&format!("; detail: {detail}"));
+            }
+            if let Some(hint) = error.hint() {
+                message.push_str(&format!("; hint: {hint}"));
+            }
+            return StoreError::Refused(message);
+        }
+    }
     let mut message = e.to_string();
     let mut cause = std::error::Error::source(&e);
     while let Some(error) = cause {
@@ -70,6 +89,16 @@ fn db(e: postgres::Error) -> StoreError {
         cause = error.source();
     }
     StoreError::Database(message)
+}
+
+/// Whether an error of SQLSTATE `code` may pass when the same is done again:
+/// the connection's (class 08), a transaction rolled back for another's sake
+/// (40: serialization failures, deadlocks), an operator's intervention or a
+/// cancelled statement (57), a system or I/O error (58), too many
+/// connections, a lock not available now, a session ended for idling.
+fn transient(code: &str) -> bool {
+    matches!(code.get(..2), Some("08" | "40" | "57" | "58"))
+        || matches!(code, "53300" | "55P03" | "25P03")
 }
 
 /// The PostgreSQL store.
@@ -88,11 +117,21 @@ impl PostgresStore {
         let config: postgres::Config = url
             .parse()
             .map_err(|e| StoreError::Database(format!("bad PostgreSQL URL: {e}")))?;
-        let backend = Postgres {
+        let mut backend = Postgres {
             config,
             idle: Mutex::new(Vec::new()),
+            tables_per_transaction: 1,
         };
         let mut pooled = backend.take()?;
+        let locks: String = pooled
+            .client
+            .query_one("SHOW max_locks_per_transaction", &[])
+            .map_err(db)?
+            .get(0);
+        // Creating a table (with its TOAST table and index) takes 4 locks,
+        // dropping one 7; a transaction may hold about twice the average
+        // the server sets aside for each (the shared table has room to spare).
+        backend.tables_per_transaction = (locks.parse::<usize>().unwrap_or(64) / 2).max(1);
         let mut tx = pooled.client.transaction().map_err(db)?;
         tx.execute("SELECT pg_advisory_xact_lock($1)", &[&LOCK_KEY])
             .map_err(db)?;
@@ -247,6 +286,8 @@ struct Pooled {
 pub(super) struct Postgres {
     config: postgres::Config,
     idle: Mutex<Vec<Pooled>>,
+    /// Half the server's `max_locks_per_transaction`.
+    tables_per_transaction: usize,
 }
 
 impl Postgres {
@@ -404,6 +445,10 @@ impl Conn for PgConn<'_, '_> {
 impl Backend for Postgres {
     const BYTES: &'static str = "BYTEA";
     const ADDED_ORDER: &'static str = "ctid";
+
+    fn tables_per_transaction(&self) -> usize {
+        self.tables_per_transaction
+    }
 
     fn transaction<T: Send>(
         &self,

@@ -7,7 +7,7 @@ use std::collections::HashMap;
 use super::plan::{self, ActiveTable, HiddenTable};
 use super::{
     ActivatedTable, DocumentLines, FrameWrite, ImportError, ImportMode, ImportRecord, ImportState,
-    ImportsPage, ImportsQuery, Observed, StoreError, StoredDocument, TargetTable,
+    ImportsPage, ImportsQuery, Observed, StoreError, StoredDocument, TableDeclaration, TargetTable,
 };
 use crate::convex::DocumentId;
 use crate::report::Code;
@@ -139,6 +139,56 @@ fn hidden_table_id(
         .int()
 }
 
+/// Declares `table`, a hidden table of `import`: its row, which records what
+/// the import saw of the table, and its documents table. Nothing when the
+/// import has it already (declared by a try of the same write that failed
+/// after this table's batch was committed).
+fn declare_table<B: Backend>(
+    c: &mut dyn Conn,
+    import: &str,
+    table: &TableDeclaration,
+) -> Result<(), StoreError> {
+    match hidden_table_id(c, import, &table.component, &table.name) {
+        Ok(_) => return Ok(()),
+        Err(StoreError::UndeclaredTable { .. }) => {}
+        Err(e) => return Err(e),
+    }
+    // As the declaration was acknowledged, else as it is now.
+    let observed = match table.observed {
+        Some(observed) => observed,
+        None => observe_table(c, &table.component, &table.name)?,
+    };
+    let (observed_id, observed_generation) = match observed {
+        Some((id, generation)) => (Param::Int(id), Param::Int(generation)),
+        None => (Param::Null, Param::Null),
+    };
+    let created = c.query(
+        "INSERT INTO snappack_tables (component, name, number, import_id, observed_id, observed_generation) \
+         VALUES ($1, $2, $3, $4, $5, $6) RETURNING id",
+        &[
+            Param::Text(&table.component),
+            Param::Text(&table.name),
+            table.number.map_or(Param::Null, |n| Param::Int(n.into())),
+            Param::Text(import),
+            observed_id,
+            observed_generation,
+        ],
+    )?;
+    let table_id = created
+        .first()
+        .ok_or_else(|| StoreError::Database("INSERT returned no id".into()))?[0]
+        .int()?;
+    c.exec(
+        &format!(
+            "CREATE TABLE {} (internal_id {} NOT NULL, json TEXT NOT NULL)",
+            documents_table(table_id),
+            B::BYTES
+        ),
+        &[],
+    )?;
+    Ok(())
+}
+
 /// The table where an earlier layout kept every document; this one keeps
 /// each table's documents in a table of its own and cannot read it.
 pub(super) const OLD_DOCUMENTS_TABLE: &str = "snappack_documents";
@@ -163,6 +213,14 @@ pub(super) trait Backend: Send + Sync {
     /// `ctid`, which is that order unless space freed by a write that
     /// failed, once vacuumed, is filled by a later one).
     const ADDED_ORDER: &'static str;
+
+    /// How many tables a transaction that creates, indexes or drops
+    /// tables one by one may take on at once, where the database holds a
+    /// lock per table until the transaction ends and has room for only so
+    /// many (PostgreSQL's `max_locks_per_transaction`): the work of an
+    /// import that need not be atomic (its hidden tables, which nothing
+    /// else sees) is cut into transactions of this many tables.
+    fn tables_per_transaction(&self) -> usize;
 
     /// Runs `f` in one transaction, committed when it returns `Ok`. Exclusive
     /// transactions are serialized with each other (finishing and cancelling
@@ -232,17 +290,6 @@ fn drop_table(c: &mut dyn Conn, table_id: i64) -> Result<(), StoreError> {
         "DELETE FROM snappack_tables WHERE id = $1",
         &[Param::Int(table_id)],
     )?;
-    Ok(())
-}
-
-fn drop_hidden_tables(c: &mut dyn Conn, import: &str) -> Result<(), StoreError> {
-    let rows = c.query(
-        "SELECT id FROM snappack_tables WHERE import_id = $1",
-        &[Param::Text(import)],
-    )?;
-    for row in rows {
-        drop_table(c, row[0].int()?)?;
-    }
     Ok(())
 }
 
@@ -433,17 +480,40 @@ impl<B: Backend> SqlStore<B> {
         import: &str,
         frames: &[FrameWrite<'_>],
     ) -> Result<(), StoreError> {
-        // A write that declares tables is serialized with finishing
-        // imports, as each records what it observed of its tables: so a
-        // finish either sees the declaration (and the import is noted
-        // changed after it) or is seen by it.
-        let declares = frames.iter().any(|frame| !frame.tables.is_empty());
-        self.backend.transaction(declares, |c| {
+        let batch = self.backend.tables_per_transaction().max(1);
+        // 1. The tables the frames declare, a batch per transaction: hidden
+        // until the import finishes, they need not appear at once, and one
+        // transaction for thousands would need a lock on each. A batch
+        // written by a try of this write that failed later is found and
+        // kept. Each batch is serialized with finishing imports, as each
+        // records what it observed of its tables: so a finish either sees
+        // the declaration (and the import is noted changed after it) or is
+        // seen by it.
+        let applied = self
+            .backend
+            .transaction(false, |c| Ok(open_import(c, import)?.applied_seq))?;
+        let declared: Vec<&TableDeclaration> = frames
+            .iter()
+            .filter(|frame| applied.is_none_or(|applied| frame.seq > applied))
+            .flat_map(|frame| &frame.tables)
+            .collect();
+        for tables in declared.chunks(batch) {
+            self.backend.transaction(true, |c| {
+                open_import(c, import)?;
+                tables
+                    .iter()
+                    .try_for_each(|table| declare_table::<B>(c, import, table))
+            })?;
+        }
+        // 2. The documents and pins, in one transaction with the last frame's
+        // number: a frame is in, or not at all.
+        let ended = self.backend.transaction(false, |c| {
             let record = open_import(c, import)?;
             let mut applied = record.applied_seq;
             // Hidden table ids by (component, name), and documents added to each.
             let mut table_ids: HashMap<(&str, &str), (i64, i64)> = HashMap::new();
             let mut rows: Vec<([u8; 16], &str)> = Vec::new();
+            let mut ended = Vec::new();
             for frame in frames {
                 if applied.is_some_and(|applied| frame.seq <= applied) {
                     continue;
@@ -457,41 +527,6 @@ impl<B: Backend> SqlStore<B> {
                     )));
                 }
                 applied = Some(frame.seq);
-                for table in &frame.tables {
-                    // As the declaration was acknowledged, else as it is now.
-                    let observed = match table.observed {
-                        Some(observed) => observed,
-                        None => observe_table(c, &table.component, &table.name)?,
-                    };
-                    let (observed_id, observed_generation) = match observed {
-                        Some((id, generation)) => (Param::Int(id), Param::Int(generation)),
-                        None => (Param::Null, Param::Null),
-                    };
-                    let created = c.query(
-                        "INSERT INTO snappack_tables (component, name, number, import_id, observed_id, observed_generation) \
-                         VALUES ($1, $2, $3, $4, $5, $6) RETURNING id",
-                        &[
-                            Param::Text(&table.component),
-                            Param::Text(&table.name),
-                            table.number.map_or(Param::Null, |n| Param::Int(n.into())),
-                            Param::Text(import),
-                            observed_id,
-                            observed_generation,
-                        ],
-                    )?;
-                    let table_id = created
-                        .first()
-                        .ok_or_else(|| StoreError::Database("INSERT returned no id".into()))?[0]
-                        .int()?;
-                    c.exec(
-                        &format!(
-                            "CREATE TABLE {} (internal_id {} NOT NULL, json TEXT NOT NULL)",
-                            documents_table(table_id),
-                            B::BYTES
-                        ),
-                        &[],
-                    )?;
-                }
                 // Documents in runs of one table (a frame holds one or a few).
                 let mut documents = frame.documents.iter().peekable();
                 while let Some(first) = documents.peek() {
@@ -510,14 +545,11 @@ impl<B: Backend> SqlStore<B> {
                     entry.1 += rows.len() as i64;
                     c.insert_documents(&documents_table(entry.0), &rows)?;
                 }
-                // A table is complete at its end: its index is built now,
-                // on the writes' thread, rather than at finish.
                 for (component, name) in &frame.ended {
-                    let table_id = match table_ids.get(&(component.as_str(), name.as_str())) {
+                    ended.push(match table_ids.get(&(component.as_str(), name.as_str())) {
                         Some(&(id, _)) => id,
                         None => hidden_table_id(c, import, component, name)?,
-                    };
-                    c.exec(&create_index(table_id), &[])?;
+                    });
                 }
                 for pin in &frame.pins {
                     c.exec(
@@ -545,8 +577,19 @@ impl<B: Backend> SqlStore<B> {
                     &[Param::Text(import), Param::Int(applied.unwrap_or(0) as i64)],
                 )?;
             }
-            Ok(())
-        })
+            Ok(ended)
+        })?;
+        // 3. A table is complete at its end: its index is built now, on the
+        // writes' thread, rather than at finish (which builds those missing,
+        // should this fail), a batch of tables per transaction.
+        for tables in ended.chunks(batch) {
+            self.backend.transaction(false, |c| {
+                tables
+                    .iter()
+                    .try_for_each(|&table_id| c.exec(&create_index(table_id), &[]).map(|_| ()))
+            })?;
+        }
+        Ok(())
     }
 
     pub(super) fn finish_import(
@@ -627,7 +670,7 @@ impl<B: Backend> SqlStore<B> {
                         "UPDATE snappack_tables SET documents = documents + $2, generation = generation + 1 WHERE id = $1",
                         &[Param::Int(existing_id), Param::Int(*documents as i64)],
                     )?;
-                    drop_table(c, table.table_id)?;
+                    // Its hidden table is dropped after the commit.
                     activated.push(summary(number, true));
                 } else if let Some(&number) = activate.get(&table.table_id) {
                     c.exec(&create_index(table.table_id), &[])?;
@@ -650,6 +693,11 @@ impl<B: Backend> SqlStore<B> {
             Err(StoreError::Import(error)) => {
                 self.end_import(import, ImportState::Failed, Some(&error.recorded()))?;
                 Err(error.into())
+            }
+            Ok(activated) => {
+                // The hidden tables appended to existing ones.
+                self.drop_tables_after_end(import);
+                Ok(activated)
             }
             other => other,
         }
@@ -676,7 +724,6 @@ impl<B: Backend> SqlStore<B> {
     ) -> Result<(), StoreError> {
         self.backend.transaction(true, |c| {
             open_import(c, import)?;
-            drop_hidden_tables(c, import)?;
             c.exec(
                 "UPDATE snappack_imports SET state = $2, error = $3 WHERE id = $1",
                 &[
@@ -686,7 +733,58 @@ impl<B: Backend> SqlStore<B> {
                 ],
             )?;
             Ok(())
-        })
+        })?;
+        self.drop_tables_after_end(import);
+        Ok(())
+    }
+
+    /// Drops the hidden tables ended import `import` left, a batch per
+    /// transaction (nothing sees them, so they need not go at once, and one
+    /// transaction for thousands would need a lock on each); those a
+    /// failure leaves are said, and the next start drops them
+    /// ([`drop_ended_tables`](Self::drop_ended_tables)).
+    fn drop_tables_after_end(&self, import: &str) {
+        if let Err(e) = self.drop_tables_of_ended(Some(import)) {
+            eprintln!(
+                "snappack: import {import} ended, but not all its hidden tables were dropped \
+                 ({e}): the next start drops them"
+            );
+        }
+    }
+
+    pub(super) fn drop_ended_tables(&self) -> Result<u64, StoreError> {
+        self.drop_tables_of_ended(None)
+    }
+
+    /// Drops the hidden tables of the imports that are no longer open
+    /// (`import` only, when given), a batch per transaction; returns how many.
+    fn drop_tables_of_ended(&self, import: Option<&str>) -> Result<u64, StoreError> {
+        let open = ImportState::Open.as_str();
+        let ids = self.backend.transaction(false, |c| {
+            let rows = match import {
+                Some(import) => c.query(
+                    "SELECT t.id FROM snappack_tables t JOIN snappack_imports i ON i.id = t.import_id \
+                     WHERE t.import_id = $1 AND i.state <> $2 ORDER BY t.id",
+                    &[Param::Text(import), Param::Text(open)],
+                )?,
+                None => c.query(
+                    "SELECT t.id FROM snappack_tables t JOIN snappack_imports i ON i.id = t.import_id \
+                     WHERE i.state <> $1 ORDER BY t.id",
+                    &[Param::Text(open)],
+                )?,
+            };
+            rows.iter()
+                .map(|row| row[0].int())
+                .collect::<Result<Vec<i64>, _>>()
+        })?;
+        for tables in ids.chunks(self.backend.tables_per_transaction().max(1)) {
+            self.backend.transaction(false, |c| {
+                tables
+                    .iter()
+                    .try_for_each(|&table_id| drop_table(c, table_id))
+            })?;
+        }
+        Ok(ids.len() as u64)
     }
 
     pub(super) fn observe_tables(
@@ -864,6 +962,9 @@ macro_rules! delegate_store {
             }
             fn hidden_tables(&self) -> Result<u64, StoreError> {
                 self.0.hidden_tables()
+            }
+            fn drop_ended_tables(&self) -> Result<u64, StoreError> {
+                self.0.drop_ended_tables()
             }
             fn documents(
                 &self,

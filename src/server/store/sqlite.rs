@@ -468,6 +468,11 @@ impl Backend for Sqlite {
     const BYTES: &'static str = "BLOB";
     const ADDED_ORDER: &'static str = "rowid";
 
+    /// Every one: SQLite locks the file, not each table.
+    fn tables_per_transaction(&self) -> usize {
+        usize::MAX
+    }
+
     fn transaction<T: Send>(
         &self,
         _exclusive: bool,
