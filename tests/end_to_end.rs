@@ -1799,7 +1799,13 @@ fn a_database_is_served_from_one_data_folder() {
         );
 
         // The first folder lost for good: the second takes its id (the
-        // import, whose log is lost, is cancelled).
+        // import, whose log is lost, is cancelled). The refused start left
+        // no folder to write it into.
+        assert!(
+            !second.exists(),
+            "{backend}: the refused start left its folder"
+        );
+        std::fs::create_dir(&second).unwrap();
         std::fs::write(second.join("folder-id"), owner).unwrap();
         let server = test_server(&database, &second);
         let status = server
@@ -1846,6 +1852,7 @@ fn a_start_refused_for_another_data_folder_makes_no_token() {
 
         // Given the first folder's id, it serves, and prints the token it makes.
         let owner = std::fs::read_to_string(first.join("folder-id")).unwrap();
+        std::fs::create_dir_all(&second).unwrap();
         std::fs::write(second.join("folder-id"), owner).unwrap();
         let mut serving = serve();
         let line = common::stderr_line_with(&mut serving, "admin token");
@@ -1897,6 +1904,84 @@ fn a_start_refused_for_another_data_folder_gives_it_no_id() {
         server.kill().unwrap();
         server.wait().unwrap();
     }
+}
+
+/// Every path under `dir`, relative to it, with each file's size and
+/// CRC-32, sorted.
+fn tree(dir: &Path) -> Vec<(String, Option<(usize, u32)>)> {
+    fn walk(root: &Path, dir: &Path, out: &mut Vec<(String, Option<(usize, u32)>)>) {
+        for entry in std::fs::read_dir(dir).unwrap() {
+            let path = entry.unwrap().path();
+            let name = path.strip_prefix(root).unwrap().display().to_string();
+            if path.is_dir() {
+                out.push((name, None));
+                walk(root, &path, out);
+            } else {
+                let bytes = std::fs::read(&path).unwrap();
+                out.push((name, Some((bytes.len(), crc32fast::hash(&bytes)))));
+            }
+        }
+    }
+    let mut out = Vec::new();
+    walk(dir, dir, &mut out);
+    out.sort();
+    out
+}
+
+/// A start refused once it took the data folder (or the database) leaves
+/// the disk as it found it: a data folder it made is gone again, with its
+/// lock file and any folder made above it, and so is the lock file it made
+/// beside the database; a folder that was there stays, emptied of what the
+/// start made. Before, `NEW/`, `NEW/lock` and `<file>.lock` stayed behind.
+#[test]
+fn a_refused_start_leaves_the_disk_as_it_found_it() {
+    let dir = common::temp_dir("refused-leftovers");
+    let served = dir.join("served.db");
+    let served = served.to_str().unwrap();
+    let (mut server, _) = common::spawn_serve(served, &dir.join("first"), "127.0.0.1:0", TOKEN);
+    server.kill().unwrap();
+    server.wait().unwrap();
+    std::fs::write(dir.join("some.zip"), b"PK\x03\x04 not a database at all").unwrap();
+    std::fs::create_dir(dir.join("a-folder")).unwrap();
+    std::fs::create_dir(dir.join("kept")).unwrap();
+    let before = tree(&dir);
+    let refused = |database: &Path, data_dir: &Path, refusal: &str| {
+        let (mut start, stderr) =
+            common::start_serve(database.to_str().unwrap(), data_dir, "127.0.0.1:0", TOKEN);
+        let code = start.wait().unwrap().code();
+        assert!(
+            stderr.contains(refusal) && code == Some(2),
+            "{code:?} {stderr}"
+        );
+        assert_eq!(tree(&dir), before, "after: {stderr}");
+    };
+    let new = dir.join("new").join("deeper");
+    // The database is the first folder's.
+    refused(
+        Path::new(served),
+        &new,
+        "is served from another data folder",
+    );
+    // Not a database: neither the new folder nor `some.zip.lock` stays.
+    refused(&dir.join("some.zip"), &new, "file is not a database");
+    // A folder that was there stays, and stays empty.
+    refused(
+        &dir.join("some.zip"),
+        &dir.join("kept"),
+        "file is not a database",
+    );
+    // A folder named as the database.
+    refused(&dir.join("a-folder"), &new, "Is a directory");
+    // The new folder, served at last, is made again.
+    let (mut server, _) = common::spawn_serve(
+        dir.join("new.db").to_str().unwrap(),
+        &new,
+        "127.0.0.1:0",
+        TOKEN,
+    );
+    server.kill().unwrap();
+    server.wait().unwrap();
+    assert!(new.join("folder-id").exists());
 }
 
 /// A ZIP of the entries of `zip` under `prefix`, in their order.

@@ -18,6 +18,7 @@ mod http;
 pub mod imports;
 pub mod ingest;
 pub mod log;
+mod made;
 pub mod store;
 
 use std::net::SocketAddr;
@@ -26,6 +27,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use self::imports::{Imports, ImportsError, Limits};
+use self::made::{LockFile, Made};
 use self::store::StoreError;
 
 /// Environment variable holding the admin token.
@@ -182,8 +184,8 @@ pub enum ServeError {
          file says {owner}; {}): that folder has the staging logs of its open \
          imports, which a start from another one would cancel, and its stored files; start the \
          server with that --data-dir (if that folder is lost for good, write {owner} into \
-         {dir}/{FOLDER_ID_FILE} to serve the database from this one: its open imports are then \
-         cancelled)",
+         {dir}/{FOLDER_ID_FILE}, making the folder if it is missing, to serve the database from \
+         this one: its open imports are then cancelled)",
         match .folder {
             Some(folder) => format!("{dir}'s says {folder}"),
             None => format!("{dir} has none yet"),
@@ -519,29 +521,52 @@ fn known_token(given: Option<&str>, data_dir: &Path) -> std::io::Result<Option<S
 /// Holds the data folder for one server (an exclusive lock on its `lock`
 /// file, which the system releases when the process ends, however it ends):
 /// a second server would reopen the same imports and append to their
-/// staging logs too, and sweep or expire what the first one is using.
-fn lock_data_dir(data_dir: &Path) -> Result<std::fs::File, ServeError> {
-    std::fs::create_dir_all(data_dir).map_err(|e| ServeError::DataDir {
-        dir: data_dir.display().to_string(),
-        message: match data_dir.exists() && !data_dir.is_dir() {
-            true => "it is a file, not a folder".to_owned(),
-            false => format!("it cannot be created: {e}"),
-        },
-    })?;
+/// staging logs too, and sweep or expire what the first one is using. What
+/// it makes (the folder, folders above it, the lock file) is listed in
+/// `made`, and removed again when it is refused here.
+fn lock_data_dir(data_dir: &Path, made: &mut Made) -> Result<std::fs::File, ServeError> {
+    let locked = lock_data_dir_making(data_dir, made);
+    if locked.is_err() {
+        made.remove();
+    }
+    locked
+}
+
+fn lock_data_dir_making(data_dir: &Path, made: &mut Made) -> Result<std::fs::File, ServeError> {
+    made.create_dir_all(data_dir)
+        .map_err(|e| ServeError::DataDir {
+            dir: data_dir.display().to_string(),
+            message: match data_dir.exists() && !data_dir.is_dir() {
+                true => "it is a file, not a folder".to_owned(),
+                false => format!("it cannot be created: {e}"),
+            },
+        })?;
     let path = data_dir.join("lock");
-    let file = std::fs::OpenOptions::new()
-        .create(true)
-        .truncate(false)
-        .write(true)
-        .open(&path)
-        .map_err(|e| at(&path, e))?;
-    match file.try_lock() {
-        Ok(()) => Ok(file),
-        Err(std::fs::TryLockError::WouldBlock) => Err(ServeError::DataDirInUse {
+    match made::lock_file(&path).map_err(|e| at(&path, e))? {
+        LockFile::Locked { file, made: new } => {
+            if new {
+                made.file(path);
+            }
+            // Nothing else writes into it now: a folder made by this start
+            // holds only what it makes.
+            made.hold(data_dir);
+            Ok(file)
+        }
+        LockFile::Held(_) => Err(ServeError::DataDirInUse {
             dir: data_dir.display().to_string(),
         }),
-        Err(std::fs::TryLockError::Error(e)) => Err(at(&path, e).into()),
     }
+}
+
+/// What [`Server::open`] opened for a server.
+struct Opened {
+    listener: tokio::net::TcpListener,
+    imports: Imports,
+    database_lock: store::ServingLock,
+    /// The database, as the data folder names it (no password).
+    database: String,
+    token: String,
+    new_token: bool,
 }
 
 /// A bound server, not yet serving.
@@ -598,13 +623,52 @@ impl Server {
             }
         }
         let data_dir = config.data_dir.clone();
-        let data_dir_lock = lock_data_dir(&data_dir)?;
+        // What this start makes on disk, removed again if it is refused, so
+        // that it leaves the disk as it found it.
+        let mut made = Made::default();
+        let data_dir_lock = lock_data_dir(&data_dir, &mut made)?;
+        let opened = Self::open(&config, &data_dir).await;
+        let opened = match opened {
+            Ok(opened) => opened,
+            Err(e) => {
+                // While the folder's lock is held (let go on return).
+                made.remove();
+                return Err(e);
+            }
+        };
+        let imports = Arc::new(opened.imports);
+        let state = Arc::new(http::AppState {
+            imports: imports.clone(),
+            token: opened.token.clone(),
+            allow_origins: config.allow_origins,
+            www: config.www,
+        });
+        Ok(Server {
+            _data_dir_lock: data_dir_lock,
+            database_lock: Arc::new(std::sync::Mutex::new(opened.database_lock)),
+            database: opened.database,
+            listener: opened.listener,
+            app: http::router(state, config.max_request_bytes, config.header_timeout),
+            imports,
+            expire_after: config.expire_after,
+            header_timeout: config.header_timeout,
+            max_connections: config.max_connections,
+            token: opened.token,
+            new_token: opened.new_token,
+        })
+    }
+
+    /// What [`Server::bind`] does once it holds the data folder: checks the
+    /// folder's claim, binds the address, takes and opens the database and
+    /// reopens unfinished imports. Refused once it holds the database, it
+    /// removes what taking and opening it made (the caller removes the rest).
+    async fn open(config: &ServeConfig, data_dir: &Path) -> Result<Opened, ServeError> {
         let database = config
             .database
             .clone()
             .unwrap_or_else(|| data_dir.join("snappack.db").to_string_lossy().into_owned());
         // Before a token is made: a start refused here prints none.
-        let claim = DataDirClaim::check(&data_dir, &database)?;
+        let claim = DataDirClaim::check(data_dir, &database)?;
         // Before any import is reopened: a server that cannot serve leaves them be.
         let listener = tokio::net::TcpListener::bind(config.listen)
             .await
@@ -614,11 +678,11 @@ impl Server {
             })?;
         // A token given or stored is checked now; a new one is made only once
         // the start can no longer be refused, since it is printed only then.
-        let known = known_token(config.token.as_deref(), &data_dir)?;
+        let known = known_token(config.token.as_deref(), data_dir)?;
         let limits = Limits {
             max_frame_size: config.max_frame_size,
         };
-        let folder = data_dir.clone();
+        let folder = data_dir.to_owned();
         let identity = claim.identity.clone();
         let (imports, database_lock) =
             tokio::task::spawn_blocking(move || -> Result<_, ServeError> {
@@ -641,56 +705,68 @@ impl Server {
                 };
                 // Before anything is read: another server may be changing it.
                 let database_lock = store::lock_for_serving(&database).map_err(not_opened)?;
-                let store: Arc<dyn store::Store> =
-                    store::open(&database).map_err(not_opened)?.into();
-                // Before any import is reopened: from another data folder, the
-                // open imports' staging logs are missing, and they would be
-                // cancelled (a server still running on that folder included).
-                let taken = |folder, owner| ServeError::DatabaseTaken {
-                    database: claim.identity.clone(),
-                    dir: data_dir.display().to_string(),
-                    folder,
-                    owner,
-                };
-                let folder = match recorded_folder_id(&data_dir)? {
-                    Some(folder) => folder,
-                    // The folder's first start: refused before it has an
-                    // id when the database is another folder's, so that a
-                    // refused start leaves the folder as it was.
-                    None => match store.data_folder()? {
-                        Some(owner) => return Err(taken(None, owner)),
-                        None => new_folder_id(&data_dir)?,
-                    },
-                };
-                if let Some(owner) = store.claim_data_folder(&folder)? {
-                    return Err(taken(Some(folder), owner));
+                let mut made = Made::default();
+                let opened = (|| {
+                    let store: Arc<dyn store::Store> =
+                        store::open(&database).map_err(not_opened)?.into();
+                    // Before any import is reopened: from another data folder, the
+                    // open imports' staging logs are missing, and they would be
+                    // cancelled (a server still running on that folder included).
+                    let taken = |folder, owner| ServeError::DatabaseTaken {
+                        database: claim.identity.clone(),
+                        dir: data_dir.display().to_string(),
+                        folder,
+                        owner,
+                    };
+                    let folder = match recorded_folder_id(&data_dir)? {
+                        Some(folder) => folder,
+                        // The folder's first start: refused before it has an
+                        // id when the database is another folder's, so that a
+                        // refused start leaves the folder as it was.
+                        None => match store.data_folder()? {
+                            Some(owner) => return Err(taken(None, owner)),
+                            None => {
+                                let id = new_folder_id(&data_dir)?;
+                                made.file(data_dir.join(FOLDER_ID_FILE));
+                                id
+                            }
+                        },
+                    };
+                    if let Some(owner) = store.claim_data_folder(&folder)? {
+                        return Err(taken(Some(folder), owner));
+                    }
+                    // The database records the id now: the folder keeps it.
+                    made.keep(&data_dir.join(FOLDER_ID_FILE));
+                    claim.record()?;
+                    for folder in ["imports", "files"] {
+                        let path = data_dir.join(folder);
+                        if std::fs::symlink_metadata(&path).is_err() {
+                            made.create_dir_all(&path).map_err(|e| at(&path, e))?;
+                        }
+                    }
+                    Ok(Imports::open(store, &data_dir, limits)?)
+                })();
+                match opened {
+                    Ok(imports) => Ok((imports, database_lock)),
+                    // The store is closed: what was made can go.
+                    Err(e) => {
+                        made.remove();
+                        database_lock.remove_made();
+                        Err(e)
+                    }
                 }
-                claim.record()?;
-                Ok((Imports::open(store, &data_dir, limits)?, database_lock))
             })
             .await
             .map_err(|e| std::io::Error::other(e.to_string()))??;
         let (token, new_token) = match known {
             Some(token) => (token, false),
-            None => resolve_token(None, &data_dir)?,
+            None => resolve_token(None, data_dir)?,
         };
-        let imports = Arc::new(imports);
-        let state = Arc::new(http::AppState {
-            imports: imports.clone(),
-            token: token.clone(),
-            allow_origins: config.allow_origins,
-            www: config.www,
-        });
-        Ok(Server {
-            _data_dir_lock: data_dir_lock,
-            database_lock: Arc::new(std::sync::Mutex::new(database_lock)),
-            database: identity,
+        Ok(Opened {
             listener,
-            app: http::router(state, config.max_request_bytes, config.header_timeout),
             imports,
-            expire_after: config.expire_after,
-            header_timeout: config.header_timeout,
-            max_connections: config.max_connections,
+            database_lock,
+            database: identity,
             token,
             new_token,
         })

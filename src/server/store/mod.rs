@@ -478,6 +478,16 @@ impl ServingLock {
             ServingLock::Postgres(lock) => lock.keep(),
         }
     }
+
+    /// Lets go of the database, removing first what taking it made on disk
+    /// (an SQLite file's lock file, the file itself if it was made), for a
+    /// start refused once it held the database.
+    pub fn remove_made(self) {
+        match self {
+            ServingLock::Sqlite(lock) => lock.remove_made(),
+            ServingLock::Postgres(_) => {}
+        }
+    }
 }
 
 /// Takes the database a `--database` value names for one server, for as

@@ -25,6 +25,7 @@ use super::sql::{
     delegate_store, old_layout_error, Backend, Cell, Conn, Param, SqlStore, OLD_DOCUMENTS_TABLE,
 };
 use super::StoreError;
+use crate::server::made::{lock_file, LockFile, Made};
 
 const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS snappack_imports (
@@ -70,7 +71,21 @@ delegate_store!(SqliteStore);
 
 /// An SQLite database held by one server ([`super::lock_for_serving`]) until
 /// dropped.
-pub struct DatabaseLock(#[allow(dead_code)] Held);
+pub struct DatabaseLock {
+    #[allow(dead_code)]
+    held: Held,
+    /// What taking the lock made: folders, the lock file beside the
+    /// database, the database file (and its journal, which SQLite makes).
+    made: Made,
+}
+
+impl DatabaseLock {
+    /// Lets go of the database, removing first what taking it made (a
+    /// refused start leaves the disk as it found it).
+    pub(super) fn remove_made(mut self) {
+        self.made.remove();
+    }
+}
 
 /// What a [`DatabaseLock`] holds: its fields are kept for their locks, never
 /// read.
@@ -91,7 +106,8 @@ enum Held {
 }
 
 /// Takes the SQLite database `path` for one server; `InUse`, naming who
-/// holds it when that can be told, when another server holds it.
+/// holds it when that can be told, when another server holds it. What it
+/// makes is removed again when it is refused, and listed in the lock.
 ///
 /// On Linux, an exclusive `flock` on the database file itself, so that
 /// every name of the file (two hard links, a symbolic link) meets the same
@@ -104,17 +120,30 @@ enum Held {
 /// the file: an earlier server and this one never serve the database at
 /// once, whichever started first, as during an upgrade.
 pub(super) fn lock_for_serving(path: &Path) -> Result<DatabaseLock, StoreError> {
+    let mut made = Made::default();
+    let held = lock_making(path, &mut made);
+    match held {
+        Ok(held) => Ok(DatabaseLock { held, made }),
+        Err(e) => {
+            made.remove();
+            Err(e)
+        }
+    }
+}
+
+fn lock_making(path: &Path, made: &mut Made) -> Result<Held, StoreError> {
     if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
-        std::fs::create_dir_all(parent).map_err(|e| cannot_lock(parent, e))?;
+        made.create_dir_all(parent)
+            .map_err(|e| cannot_lock(parent, e))?;
     }
     #[cfg(target_os = "linux")]
     if !file_lock::on_network_file_system(path) {
-        let file = file_lock::lock(path)?;
+        let file = file_lock::lock(path, made)?;
         // Refused, `file` is dropped, which lets go of the file's lock.
-        let beside = lock_beside(path, ", as a server of an earlier build locks it")?;
-        return Ok(DatabaseLock(Held::File { file, beside }));
+        let beside = lock_beside(path, ", as a server of an earlier build locks it", made)?;
+        return Ok(Held::File { file, beside });
     }
-    lock_beside(path, "").map(|file| DatabaseLock(Held::Beside(file)))
+    lock_beside(path, "", made).map(Held::Beside)
 }
 
 fn cannot_lock(what: &Path, e: std::io::Error) -> StoreError {
@@ -122,9 +151,9 @@ fn cannot_lock(what: &Path, e: std::io::Error) -> StoreError {
 }
 
 /// The lock on `<path>.lock` beside the database file, held on the file
-/// returned; refused, the message names the process that holds it when
-/// that can be told, then `why`.
-fn lock_beside(path: &Path, why: &str) -> Result<std::fs::File, StoreError> {
+/// returned (listed in `made` if this made it); refused, the message names
+/// the process that holds it when that can be told, then `why`.
+fn lock_beside(path: &Path, why: &str, made: &mut Made) -> Result<std::fs::File, StoreError> {
     let name = path
         .file_name()
         .ok_or_else(|| StoreError::Database(format!("{} names no file", path.display())))?;
@@ -138,26 +167,27 @@ fn lock_beside(path: &Path, why: &str) -> Result<std::fs::File, StoreError> {
     let mut lock_name = resolved.file_name().unwrap_or(name).to_owned();
     lock_name.push(".lock");
     let lock = resolved.with_file_name(lock_name);
-    let file = std::fs::OpenOptions::new()
-        .create(true)
-        .truncate(false)
-        .write(true)
-        .open(&lock)
-        .map_err(|e| cannot_lock(&lock, e))?;
-    match file.try_lock() {
-        Ok(()) => Ok(file),
-        Err(std::fs::TryLockError::WouldBlock) => {
+    match lock_file(&lock).map_err(|e| cannot_lock(&lock, e))? {
+        LockFile::Locked { file, made: new } => {
+            if new {
+                made.file(lock);
+            }
+            Ok(file)
+        }
+        LockFile::Held(file) => {
             #[cfg(target_os = "linux")]
             let holder = file_lock::holder(&file);
             #[cfg(not(target_os = "linux"))]
-            let holder = String::new();
+            let holder = {
+                let _ = file;
+                String::new()
+            };
             Err(StoreError::InUse(format!(
                 "SQLite database {} (its lock file {} is locked{holder}{why})",
                 resolved.display(),
                 lock.display()
             )))
         }
-        Err(std::fs::TryLockError::Error(e)) => Err(cannot_lock(&lock, e)),
     }
 }
 
@@ -177,6 +207,7 @@ mod file_lock {
     use std::sync::{Arc, Mutex, MutexGuard};
 
     use super::cannot_lock;
+    use crate::server::made::{names_file, open_or_make, Made};
     use crate::server::store::StoreError;
 
     /// A descriptor of a database file this process locked, and whether
@@ -240,54 +271,75 @@ mod file_lock {
         }
     }
 
-    pub(super) fn lock(path: &Path) -> Result<Locked, StoreError> {
-        let mut kept = kept();
-        let existing = std::fs::metadata(path).ok().and_then(|meta| {
-            kept.iter().position(|k| {
-                k.file
-                    .metadata()
-                    .is_ok_and(|m| identity(&m) == identity(&meta))
-            })
-        });
-        let index = match existing {
-            Some(index) => index,
-            None => {
-                // An empty file is an empty database to SQLite.
-                let file = std::fs::OpenOptions::new()
-                    .read(true)
-                    .write(true)
-                    .create(true)
-                    .truncate(false)
-                    .open(path)
-                    .map_err(|e| cannot_lock(path, e))?;
-                kept.push(Kept {
-                    file: Arc::new(file),
-                    held: false,
-                });
-                kept.len() - 1
+    /// Locks the database file `path` (making it, empty, if it is missing:
+    /// listed in `made` then, with the journal SQLite will make beside it).
+    /// The lock counts once `path` still names the file locked: a refused
+    /// start removes a database file it made.
+    pub(super) fn lock(path: &Path, made: &mut Made) -> Result<Locked, StoreError> {
+        for _ in 0..100 {
+            let mut kept = kept();
+            let existing = std::fs::metadata(path).ok().and_then(|meta| {
+                kept.iter().position(|k| {
+                    k.file
+                        .metadata()
+                        .is_ok_and(|m| identity(&m) == identity(&meta))
+                })
+            });
+            let index = match existing {
+                Some(index) => index,
+                None => {
+                    // An empty file is an empty database to SQLite.
+                    let Some((file, new)) =
+                        open_or_make(path, true).map_err(|e| cannot_lock(path, e))?
+                    else {
+                        continue;
+                    };
+                    if new {
+                        made.file(path.to_owned());
+                        let mut journal = path.as_os_str().to_owned();
+                        journal.push("-journal");
+                        let journal = std::path::PathBuf::from(journal);
+                        if std::fs::symlink_metadata(&journal).is_err() {
+                            made.file(journal);
+                        }
+                    }
+                    kept.push(Kept {
+                        file: Arc::new(file),
+                        held: false,
+                    });
+                    kept.len() - 1
+                }
+            };
+            let entry = &mut kept[index];
+            let refused = |holder: String| {
+                StoreError::InUse(format!(
+                    "SQLite database {} (a lock on the database file, whatever its name, is held{holder})",
+                    path.display()
+                ))
+            };
+            if entry.held {
+                return Err(refused(format!(
+                    " by another server of this process ({})",
+                    std::process::id()
+                )));
             }
-        };
-        let entry = &mut kept[index];
-        let refused = |holder: String| {
-            StoreError::InUse(format!(
-                "SQLite database {} (a lock on the database file, whatever its name, is held{holder})",
-                path.display()
-            ))
-        };
-        if entry.held {
-            return Err(refused(format!(
-                " by another server of this process ({})",
-                std::process::id()
-            )));
-        }
-        match entry.file.try_lock() {
-            Ok(()) => {
-                entry.held = true;
-                Ok(Locked(entry.file.clone()))
+            match entry.file.try_lock() {
+                Ok(()) if names_file(path, &entry.file) => {
+                    entry.held = true;
+                    return Ok(Locked(entry.file.clone()));
+                }
+                // Removed by a refused start after it was opened.
+                Ok(()) => {
+                    let _ = entry.file.unlock();
+                }
+                Err(std::fs::TryLockError::WouldBlock) => return Err(refused(holder(&entry.file))),
+                Err(std::fs::TryLockError::Error(e)) => return Err(cannot_lock(path, e)),
             }
-            Err(std::fs::TryLockError::WouldBlock) => Err(refused(holder(&entry.file))),
-            Err(std::fs::TryLockError::Error(e)) => Err(cannot_lock(path, e)),
         }
+        Err(cannot_lock(
+            path,
+            std::io::Error::other("it was removed and made again at every try to lock it"),
+        ))
     }
 
     /// Who holds the `flock` on `file`, as `/proc/locks` tells it: ` by
