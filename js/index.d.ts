@@ -360,6 +360,12 @@ interface ImportStatusBase {
   mode: ImportMode;
   /** The label given at creation. */
   label?: string;
+  /**
+   * What the client that created it said it targets (the component its
+   * tables go into, a table file's table); absent when it said nothing, as
+   * this package's uploads do.
+   */
+  target?: { component: string; table?: string };
   /** Open: true once the stream's end is in. Closed: true when the import finished. */
   complete: boolean;
 }

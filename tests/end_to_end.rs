@@ -1018,6 +1018,142 @@ fn a_resumed_upload_refuses_another_file() {
     );
 }
 
+/// An import records what it targets (the component given to `upload`),
+/// and a resumed upload given another component is told so before it
+/// sends anything. Before, the import did not say it, and resuming an
+/// import into a component without `--component` checked the snapshot's
+/// tables against the root's, refusing with `TableExists` for tables that
+/// were never the import's.
+#[test]
+fn a_resumed_upload_with_another_component_says_the_one_it_was_started_with() {
+    use snappack::client::{FileIdentity, FINGERPRINT_SPAN};
+    let dir = common::temp_dir("upload-resume-component");
+    let path = dir.join("snapshot.zip");
+    let zip = snapshot(41);
+    std::fs::write(&path, &zip).unwrap();
+    let server = test_server(&dir.join("db").to_string_lossy(), &dir.join("data"));
+    // The root has the snapshot's tables already.
+    let out = upload_to(&server, &path, &[]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // An upload records its component.
+    let out = upload_to(&server, &path, &["--component", "other"]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let id = stdout.split_whitespace().nth(2).unwrap();
+    let status = server
+        .call("GET", &format!("/api/imports/{id}"), b"")
+        .json();
+    assert_eq!(
+        status["target"],
+        serde_json::json!({"component": "other"}),
+        "{status}"
+    );
+
+    // An upload into component `billing` interrupted after three frames, as
+    // `upload --component billing` makes them.
+    let target = serde_json::from_slice(&server.call("GET", "/api/tables", b"").body).unwrap();
+    let options = PackOptions {
+        validate: snappack::validate::Options {
+            component: "billing".into(),
+            target: Some(target),
+            ..Default::default()
+        },
+        encoder: snappack::migration::EncoderConfig {
+            max_frame_size: 4096,
+            ..Default::default()
+        },
+        producer: format!("snappack {}", env!("CARGO_PKG_VERSION")),
+        created_at_ms: 0,
+        ..PackOptions::default()
+    };
+    let stream = packed_stream(&zip, &options);
+    let ranges = frames(&stream);
+    let span = FINGERPRINT_SPAN.min(zip.len() as u64) as usize;
+    let identity = FileIdentity::of(
+        "snapshot.zip",
+        zip.len() as u64,
+        &zip[..span],
+        &zip[zip.len() - span..],
+    );
+    let body = serde_json::json!({
+        "mode": "requireEmpty",
+        "label": identity.label(),
+        "target": {"component": "billing"},
+    });
+    let created = server
+        .call("POST", "/api/imports", body.to_string().as_bytes())
+        .json();
+    let id = created["id"].as_str().unwrap().to_owned();
+    assert_eq!(
+        created["target"],
+        serde_json::json!({"component": "billing"})
+    );
+    let sent = server.call(
+        "POST",
+        &format!("/api/imports/{id}/frames?seq=0"),
+        &stream[..ranges[2].end],
+    );
+    assert_eq!(sent.json()["nextSeq"], 3);
+
+    for (extra, given) in [
+        (vec![], "no --component (the root)"),
+        (vec!["--component", "other"], "--component other"),
+    ] {
+        let mut args = vec!["--resume", id.as_str()];
+        args.extend(extra);
+        let out = upload_to(&server, &path, &args);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{stderr}");
+        assert!(
+            stderr.contains(&format!(
+                "import {id} was started with --component billing, and this upload has {given}: \
+                 give --component billing to continue it"
+            )),
+            "{stderr}"
+        );
+        assert!(!stderr.contains("TableExists"), "{stderr}");
+        let status = server
+            .call("GET", &format!("/api/imports/{id}"), b"")
+            .json();
+        assert_eq!(status["nextSeq"], 3, "nothing sent: {status}");
+    }
+    // With it, the import goes on and lands in billing.
+    let out = upload_to(&server, &path, &["--resume", &id, "--component", "billing"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let tables = server.call("GET", "/api/tables", b"").json();
+    let billing = tables["tables"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|t| t["component"] == "billing")
+        .count();
+    assert!(billing > 0, "{tables}");
+
+    // The server refuses a target that names no component or table.
+    for target in [
+        serde_json::json!({"component": "not a name"}),
+        serde_json::json!({"component": "", "table": "a-b"}),
+        serde_json::json!({"component": "", "extra": 1}),
+    ] {
+        let body = serde_json::json!({"target": target}).to_string();
+        let answer = server.call("POST", "/api/imports", body.as_bytes());
+        assert_eq!(answer.status, 400, "{target}");
+        assert_eq!(answer.json()["code"], "BadRequest", "{target}");
+    }
+}
+
 /// A finished upload prints a one-line summary and at most 20 of its
 /// tables; with `--quiet`, only the summary.
 /// What replace and replaceAll remove from the server's tables is listed

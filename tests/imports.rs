@@ -1071,8 +1071,9 @@ impl Store for FailingWrite {
         id: &str,
         mode: ImportMode,
         label: Option<&str>,
+        target: Option<&store::ImportTarget>,
     ) -> Result<(), store::StoreError> {
-        self.inner.create_import(id, mode, label)
+        self.inner.create_import(id, mode, label, target)
     }
     fn imports(&self) -> Result<Vec<store::ImportRecord>, store::StoreError> {
         self.inner.imports()

@@ -62,7 +62,7 @@ fn table(name: &'static str, number: Option<u32>, docs: Vec<Doc>) -> Table {
 /// Starts an import and writes `tables` (declarations in frame 0, then one frame per table).
 fn start(store: &dyn Store, mode: ImportMode, tables: &[Table]) -> String {
     let id = common::unique("import");
-    store.create_import(&id, mode, None).unwrap();
+    store.create_import(&id, mode, None, None).unwrap();
     let declarations = tables
         .iter()
         .map(|t| TableDeclaration {
@@ -642,6 +642,61 @@ fn a_database_in_the_earlier_layout_is_refused_not_emptied() {
                 .get(0)
         };
         assert_eq!(count, 1, "{backend}");
+    }
+}
+
+/// A database made before imports recorded their target takes the new
+/// column when opened: its imports read as before, without a target, and
+/// new ones record theirs.
+#[test]
+fn a_database_made_before_import_targets_opens_and_records_them() {
+    for (backend, database) in common::databases() {
+        // The imports table as earlier versions made it, with an import.
+        let seq = match backend {
+            "sqlite" => "INTEGER PRIMARY KEY AUTOINCREMENT",
+            _ => "BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY",
+        };
+        let old = format!(
+            "CREATE TABLE snappack_imports (seq {seq}, id TEXT NOT NULL UNIQUE, \
+             mode TEXT NOT NULL, state TEXT NOT NULL, applied_seq BIGINT, error TEXT, label TEXT);
+             INSERT INTO snappack_imports (id, mode, state, applied_seq, label) \
+             VALUES ('old', 'append', 'finished', 0, 'x');"
+        );
+        let old = old.as_str();
+        if backend == "sqlite" {
+            rusqlite::Connection::open(&database)
+                .unwrap()
+                .execute_batch(old)
+                .unwrap();
+        } else {
+            postgres::Client::connect(&database, postgres::NoTls)
+                .unwrap()
+                .batch_execute(old)
+                .unwrap();
+        }
+        let store = server::store::open(&database).unwrap_or_else(|e| panic!("{backend}: {e}"));
+        let record = store.import("old").unwrap();
+        assert_eq!(
+            (record.label.as_deref(), record.target),
+            (Some("x"), None),
+            "{backend}"
+        );
+        let target = server::store::ImportTarget {
+            component: "billing".into(),
+            table: Some("users".into()),
+        };
+        store
+            .create_import("new", ImportMode::Append, None, Some(&target))
+            .unwrap_or_else(|e| panic!("{backend}: {e}"));
+        assert_eq!(
+            store.import("new").unwrap().target,
+            Some(target),
+            "{backend}"
+        );
+        // Opened again, nothing changes.
+        drop(store);
+        let store = server::store::open(&database).unwrap();
+        assert_eq!(store.imports().unwrap().len(), 2, "{backend}");
     }
 }
 

@@ -249,6 +249,60 @@ impl Default for UploadConfig {
     }
 }
 
+/// What an import targets, as the client that creates it says: the
+/// component its tables go into and, for a single-table file, the table it
+/// is imported as. The server records it with the import and says it in
+/// the import's status, so that a resumed upload given other options can
+/// be told so before it sends anything.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ImportTarget {
+    /// Component path (`""` for the root).
+    #[serde(default)]
+    pub component: String,
+    /// The table a single-table file (JSONL, JSON array, CSV) is imported
+    /// as; `None` for a snapshot archive.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub table: Option<String>,
+}
+
+impl ImportTarget {
+    /// The longest component path a target may name, in bytes: longer ones
+    /// cannot be declared in the smallest frames snappack packs.
+    pub const MAX_COMPONENT_LEN: usize = 4096;
+
+    /// Why the server refuses this target, if it does: a component path or
+    /// table name that is not one.
+    pub fn check(&self) -> Result<(), String> {
+        if self.component.len() > Self::MAX_COMPONENT_LEN {
+            return Err(format!(
+                "component path is longer than {} bytes",
+                Self::MAX_COMPONENT_LEN
+            ));
+        }
+        crate::archive::check_component_path(&self.component)
+            .map_err(|why| format!("component path '{}' invalid: {why}", self.component))?;
+        if let Some(table) = &self.table {
+            crate::convex::names::check_identifier(table)
+                .map_err(|why| format!("table name '{table}' invalid: {why}"))?;
+        }
+        Ok(())
+    }
+
+    /// How a user would have asked for it on the command line:
+    /// `--component X` (or `no --component`), then `--table T` if any.
+    pub fn describe(&self) -> String {
+        let component = match self.component.as_str() {
+            "" => "no --component (the root)".to_owned(),
+            path => format!("--component {path}"),
+        };
+        match &self.table {
+            Some(table) => format!("{component} and --table {table}"),
+            None => component,
+        }
+    }
+}
+
 /// A request to make.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Request {
@@ -258,6 +312,8 @@ pub enum Request {
         mode: ImportMode,
         /// The label to find the import by (for example a fingerprint of the file).
         label: Option<String>,
+        /// What the import targets, to record with it.
+        target: Option<ImportTarget>,
     },
     /// `GET /api/imports/{id}`.
     Status {
@@ -302,10 +358,20 @@ impl Request {
     /// The JSON body, for requests that have one (Append's body is frames).
     pub fn json_body(&self) -> Option<String> {
         match self {
-            Request::Create { mode, label } => Some(match label {
-                Some(label) => serde_json::json!({ "mode": mode, "label": label }).to_string(),
-                None => serde_json::json!({ "mode": mode }).to_string(),
-            }),
+            Request::Create {
+                mode,
+                label,
+                target,
+            } => {
+                let mut body = serde_json::json!({ "mode": mode });
+                if let Some(label) = label {
+                    body["label"] = label.as_str().into();
+                }
+                if let Some(target) = target {
+                    body["target"] = serde_json::json!(target);
+                }
+                Some(body.to_string())
+            }
             _ => None,
         }
     }
@@ -416,6 +482,7 @@ enum State {
 pub struct Upload {
     config: UploadConfig,
     label: Option<String>,
+    target: Option<ImportTarget>,
     /// Frames packed so far (all of them once `packed`).
     frames: u64,
     /// True when `frames` is the whole stream.
@@ -435,9 +502,11 @@ impl Upload {
             state: State::Ready(Request::Create {
                 mode: config.mode,
                 label: None,
+                target: None,
             }),
             config,
             label: None,
+            target: None,
             frames,
             packed: true,
             id: None,
@@ -464,6 +533,16 @@ impl Upload {
             *slot = Some(label.clone());
         }
         self.label = Some(label);
+        self
+    }
+
+    /// Says what a new import targets (its component, and the table of a
+    /// single-table file), which the server records with it.
+    pub fn with_target(mut self, target: ImportTarget) -> Self {
+        if let State::Ready(Request::Create { target: slot, .. }) = &mut self.state {
+            *slot = Some(target.clone());
+        }
+        self.target = Some(target);
         self
     }
 
@@ -598,6 +677,7 @@ impl Upload {
             None => Request::Create {
                 mode: self.config.mode,
                 label: self.label.clone(),
+                target: self.target.clone(),
             },
         };
         self.state = State::Backoff(backoff.max(1), request);
@@ -628,6 +708,27 @@ impl Upload {
             UploadError::new("Protocol", format!("no {what} in the answer"), Some(status))
         };
         match (&request, status) {
+            // A server from before imports recorded their target refuses
+            // the field: the import is made again without it (the server
+            // cannot record it, and a resume cannot compare it).
+            (
+                Request::Create {
+                    target: Some(_), ..
+                },
+                400,
+            ) if code == Some("BadRequest")
+                && json
+                    .get("message")
+                    .and_then(|m| m.as_str())
+                    .is_some_and(|m| m.contains("unknown field `target`")) =>
+            {
+                self.target = None;
+                self.state = State::Ready(Request::Create {
+                    mode: self.config.mode,
+                    label: self.label.clone(),
+                    target: None,
+                });
+            }
             (Request::Create { .. }, 201) => match json.get("id").and_then(|v| v.as_str()) {
                 Some(id) => {
                     self.id = Some(id.to_owned());
@@ -879,6 +980,42 @@ mod tests {
         upload.on_response(200, br#"{"state":"finished","tables":[]}"#);
         assert!(matches!(upload.step(), Step::Done(_)));
         assert_eq!(upload.acknowledged(), 5);
+    }
+
+    /// An import's target goes with its creation; a server from before
+    /// targets were recorded refuses the field, and the import is made
+    /// again without it.
+    #[test]
+    fn a_target_a_server_does_not_know_is_left_out() {
+        let target = ImportTarget {
+            component: "billing".into(),
+            table: None,
+        };
+        let mut upload = Upload::new(config(), 1).with_label("x").with_target(target);
+        let create = sent(&mut upload);
+        assert_eq!(
+            create.json_body().unwrap(),
+            r#"{"mode":"replace","label":"x","target":{"component":"billing"}}"#
+        );
+        upload.on_response(
+            400,
+            br#"{"code":"BadRequest","message":"bad import request: unknown field `target`, expected `mode` or `label` at line 1 column 50"}"#,
+        );
+        let again = sent(&mut upload);
+        assert_eq!(
+            again.json_body().unwrap(),
+            r#"{"mode":"replace","label":"x"}"#
+        );
+        upload.on_response(201, br#"{"id":"abc","nextSeq":0,"state":"open"}"#);
+        assert_eq!(sent(&mut upload), append(0, 1));
+        // Any other refusal of the creation is the upload's end, as before.
+        let mut upload = Upload::new(config(), 1).with_target(ImportTarget::default());
+        sent(&mut upload);
+        upload.on_response(
+            400,
+            br#"{"code":"BadRequest","message":"bad import target: no"}"#,
+        );
+        assert!(matches!(upload.step(), Step::Failed(_)));
     }
 
     #[test]

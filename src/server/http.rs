@@ -17,7 +17,7 @@ use serde_json::json;
 
 use super::imports::{Imports, ImportsError};
 use super::store::{ImportMode, ImportState, ImportsQuery};
-use crate::client::MAX_LABEL_LEN;
+use crate::client::{ImportTarget, MAX_LABEL_LEN};
 
 /// What the handlers share.
 pub(super) struct AppState {
@@ -419,6 +419,9 @@ struct CreateImport {
     /// The client's label, e.g. a fingerprint of the file, to find the import again.
     #[serde(default)]
     label: Option<String>,
+    /// What the import targets (its component, a table file's table).
+    #[serde(default)]
+    target: Option<ImportTarget>,
 }
 
 /// `POST /api/imports`: the body is JSON whatever its content type; empty means the defaults.
@@ -462,8 +465,21 @@ async fn create_import(State(state): State<Shared>, body: Bytes) -> Result<Respo
             json!({"code": "BadRequest", "message": format!("label is longer than {MAX_LABEL_LEN} bytes")}),
         ));
     }
+    if let Some(why) = request.target.as_ref().and_then(|t| t.check().err()) {
+        return Ok(error(
+            StatusCode::BAD_REQUEST,
+            json!({"code": "BadRequest", "message": format!("bad import target: {why}")}),
+        ));
+    }
     let imports = state.imports.clone();
-    let status = blocking(move || imports.create(request.mode, request.label.as_deref())).await?;
+    let status = blocking(move || {
+        imports.create_for(
+            request.mode,
+            request.label.as_deref(),
+            request.target.as_ref(),
+        )
+    })
+    .await?;
     Ok((StatusCode::CREATED, Json(status)).into_response())
 }
 

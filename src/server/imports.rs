@@ -30,8 +30,8 @@ use super::ingest::{Accepted, FilePiece, Ingest, Rejection};
 use super::log::{OpenError, StagingLog};
 use super::store::plan::recorded_table_changed;
 use super::store::{
-    ActivatedTable, FrameWrite, ImportError, ImportMode, ImportRecord, ImportState, ImportsQuery,
-    Observed, OwnedFrameWrite, Store, StoreError, DATABASE_REFUSED,
+    ActivatedTable, FrameWrite, ImportError, ImportMode, ImportRecord, ImportState, ImportTarget,
+    ImportsQuery, Observed, OwnedFrameWrite, Store, StoreError, DATABASE_REFUSED,
 };
 use crate::migration::{DecodeError, Decoder, DecoderConfig};
 
@@ -161,6 +161,10 @@ pub struct ImportStatus {
     /// The label the client gave at creation.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub label: Option<String>,
+    /// What the client said at creation the import targets (its component,
+    /// and the table of a single-table file).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub target: Option<ImportTarget>,
     /// Open imports: a table the import declared that another import
     /// changed since (`TableChanged`, with its table), which its finish
     /// would refuse: it can no longer finish, however much is sent, and
@@ -303,6 +307,8 @@ struct Slot {
     /// progress, an open import's status needs no database read, which
     /// would wait behind a write on SQLite's one connection.
     label: Option<String>,
+    /// What the import targets, as created.
+    target: Option<ImportTarget>,
     mode: ImportMode,
     /// A table the import declared that another import changed since: it
     /// can no longer finish. Set when the server starts and after every
@@ -315,11 +321,12 @@ struct Slot {
 }
 
 impl Slot {
-    fn new(open: Open, label: Option<String>) -> Arc<Slot> {
+    fn new(open: Open, label: Option<String>, target: Option<ImportTarget>) -> Arc<Slot> {
         Arc::new(Slot {
             acknowledged: Mutex::new(Some(open.logged)),
             mode: open.mode,
             label,
+            target,
             changed: open.changed.clone(),
             release_error: Mutex::new(None),
             open: Mutex::new(Some(open)),
@@ -581,7 +588,7 @@ impl Imports {
                 match imports.reopen(&record.id, record.mode, &observed) {
                     Ok(mut open) => {
                         open.observed = observed;
-                        let slot = Slot::new(open, record.label);
+                        let slot = Slot::new(open, record.label, record.target);
                         *lock(&slot.changed) = imports.store.changed_table(&record.id)?;
                         lock(&imports.open).insert(record.id, slot);
                         continue;
@@ -981,17 +988,27 @@ impl Imports {
         result
     }
 
-    /// Starts an import.
+    /// Starts an import (whose target is not said).
     pub fn create(
         &self,
         mode: ImportMode,
         label: Option<&str>,
     ) -> Result<ImportStatus, ImportsError> {
+        self.create_for(mode, label, None)
+    }
+
+    /// Starts an import, recording what it targets when the client says it.
+    pub fn create_for(
+        &self,
+        mode: ImportMode,
+        label: Option<&str>,
+        target: Option<&ImportTarget>,
+    ) -> Result<ImportStatus, ImportsError> {
         self.running()?;
         let id = random_id()?;
-        self.store.create_import(&id, mode, label)?;
+        self.store.create_import(&id, mode, label, target)?;
         let open = self.reopen(&id, mode, &HashMap::new())?;
-        let slot = Slot::new(open, label.map(str::to_owned));
+        let slot = Slot::new(open, label.map(str::to_owned), target.cloned());
         let _sweeping = lock(&self.sweeping);
         lock(&self.open).insert(id.clone(), slot);
         self.status(&id)
@@ -1017,6 +1034,7 @@ impl Imports {
                     complete: progress.complete,
                     error: None,
                     label: slot.label.clone(),
+                    target: slot.target.clone(),
                     table_changed: lock(&slot.changed).clone(),
                 });
             }
@@ -1045,6 +1063,7 @@ impl Imports {
             prefix_crc32: None,
             error: record.error,
             label: record.label,
+            target: record.target,
             table_changed,
         }
     }

@@ -13,9 +13,10 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context as _, Result};
 use clap::Args;
+use snappack::archive::Format;
 use snappack::client::{
-    advertised_max_frame_size, frame_size_for, import_path, FileIdentity, FrameEnds, InputPosition,
-    Request, Step, Upload, UploadConfig, UploadError, FINGERPRINT_SPAN,
+    advertised_max_frame_size, frame_size_for, import_path, FileIdentity, FrameEnds, ImportTarget,
+    InputPosition, Request, Step, Upload, UploadConfig, UploadError, FINGERPRINT_SPAN,
 };
 use snappack::migration::{
     pack, EncodeError, EncoderConfig, PackError, PackOptions, DEFAULT_LEVEL,
@@ -196,6 +197,8 @@ pub fn run(args: UploadArgs) -> Result<ExitCode> {
     let mut frame_size = None;
     // What the import's label says of the file it was started with.
     let mut started_with = None;
+    // What the import targets, when the server recorded it.
+    let mut started_for = None;
     // What the import's frames so far say of the input they were packed from.
     let mut resume_crc32 = None;
     let first_frame = match &args.resume {
@@ -222,6 +225,7 @@ pub fn run(args: UploadArgs) -> Result<ExitCode> {
                 return Ok(ExitCode::from(1));
             }
             started_with = import.label.as_deref().and_then(FileIdentity::from_label);
+            started_for = import.target.clone();
             if args.input.mode.is_some_and(|asked| asked != import.mode) {
                 bail!(
                     "import {id} was started in {} mode, not {}: leave out --mode to continue it, or start a new upload",
@@ -275,6 +279,28 @@ pub fn run(args: UploadArgs) -> Result<ExitCode> {
                  or upload {name} without --resume to start a new import (and cancel {id} with \
                  POST {}/api/imports/{id}/cancel, or leave it to expire)",
                 http.base
+            );
+        }
+    }
+    // What the import targets: its tables are numbered and checked against
+    // the server's in that component, so another one, on resuming, would
+    // find the wrong tables (`TableExists` for a component's tables the
+    // root already has, say) rather than say what differs.
+    let target = ImportTarget {
+        component: options.component.clone(),
+        table: options
+            .table
+            .clone()
+            .filter(|_| format != Some(Format::Zip)),
+    };
+    if let (Some(id), Some(recorded)) = (&args.resume, &started_for) {
+        if *recorded != target {
+            bail!(
+                "import {id} was started with {}, and this upload has {}: {} to continue it, or \
+                 upload without --resume to start a new import. Nothing was sent",
+                recorded.describe(),
+                target.describe(),
+                target_fix(recorded, &target)
             );
         }
     }
@@ -399,7 +425,9 @@ pub fn run(args: UploadArgs) -> Result<ExitCode> {
     };
     let mut upload = match &args.resume {
         Some(id) => Upload::resume(config, 0, id),
-        None => Upload::new(config, 0).with_label(identity.label()),
+        None => Upload::new(config, 0)
+            .with_label(identity.label())
+            .with_target(target),
     }
     .packing()
     .from_frame(first_frame);
@@ -733,6 +761,25 @@ fn agreed(removed: &[Removed], mode: ImportMode, yes: bool, asks: bool) -> Resul
     Ok(matches!(answer.trim(), "y" | "Y" | "yes" | "Yes"))
 }
 
+/// What to change for an upload targeting `given` to continue an import
+/// started for `recorded`.
+fn target_fix(recorded: &ImportTarget, given: &ImportTarget) -> String {
+    let mut fixes = Vec::new();
+    if recorded.component != given.component {
+        fixes.push(match recorded.component.as_str() {
+            "" => "leave out --component".to_owned(),
+            path => format!("give --component {path}"),
+        });
+    }
+    if recorded.table != given.table {
+        fixes.push(match &recorded.table {
+            Some(table) => format!("give --table {table}"),
+            None => "leave out --table".to_owned(),
+        });
+    }
+    fixes.join(" and ")
+}
+
 /// What a resumed upload needs of open import `id`.
 struct OpenImport {
     mode: ImportMode,
@@ -741,6 +788,9 @@ struct OpenImport {
     frame_size: Option<usize>,
     /// The label it was created with.
     label: Option<String>,
+    /// What it targets, when the server recorded it (not before this was
+    /// recorded, nor for an import created without saying it).
+    target: Option<ImportTarget>,
     /// CRC-32 of the payloads of its frames before `next_seq`, when the
     /// server says it.
     prefix_crc32: Option<u32>,
@@ -852,6 +902,7 @@ fn open_import(http: &Http, id: &str) -> Result<Result<OpenImport, ClosedImport>
         next_seq: import["nextSeq"].as_u64().unwrap_or(0),
         frame_size: import["frameSize"].as_u64().map(|size| size as usize),
         label: import["label"].as_str().map(str::to_owned),
+        target: serde_json::from_value(import["target"].clone()).ok(),
         prefix_crc32: import["prefixCrc32"]
             .as_u64()
             .and_then(|crc| u32::try_from(crc).ok()),

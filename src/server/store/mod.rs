@@ -39,6 +39,7 @@ use serde::{Deserialize, Serialize};
 
 pub use self::postgres::PostgresStore;
 pub use self::sqlite::{DatabaseLock, SqliteStore};
+pub use crate::client::ImportTarget;
 pub use crate::validate::{ImportMode, TargetTable};
 
 /// Where an import is in its life.
@@ -95,6 +96,9 @@ pub struct ImportRecord {
     pub error: Option<String>,
     /// The client's label (for example a fingerprint of the file it sends).
     pub label: Option<String>,
+    /// What the client said the import targets (`None` for imports made
+    /// without saying it, or before it was recorded).
+    pub target: Option<ImportTarget>,
 }
 
 /// Which imports to list ([`Store::imports_page`]): the newest `limit`
@@ -386,6 +390,7 @@ pub trait Store: Send + Sync {
         id: &str,
         mode: ImportMode,
         label: Option<&str>,
+        target: Option<&ImportTarget>,
     ) -> Result<(), StoreError>;
     /// Every import the database knows, oldest first.
     fn imports(&self) -> Result<Vec<ImportRecord>, StoreError>;

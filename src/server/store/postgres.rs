@@ -34,7 +34,8 @@ CREATE TABLE IF NOT EXISTS snappack_imports (
     state TEXT NOT NULL,
     applied_seq BIGINT,
     error TEXT,
-    label TEXT
+    label TEXT,
+    target TEXT
 );
 CREATE TABLE IF NOT EXISTS snappack_tables (
     id BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
@@ -146,6 +147,20 @@ impl PostgresStore {
             return Err(old_layout_error());
         }
         tx.batch_execute(SCHEMA).map_err(db)?;
+        // Databases made before imports recorded their target (looked up
+        // first: the change locks the table, even when it has the column).
+        let has_target: bool = tx
+            .query_one(
+                "SELECT EXISTS (SELECT 1 FROM pg_attribute WHERE attrelid = \
+                 to_regclass('snappack_imports') AND attname = 'target' AND NOT attisdropped)",
+                &[],
+            )
+            .map_err(db)?
+            .get(0);
+        if !has_target {
+            tx.batch_execute("ALTER TABLE snappack_imports ADD COLUMN target TEXT")
+                .map_err(db)?;
+        }
         tx.commit().map_err(db)?;
         backend.give_back(pooled);
         Ok(PostgresStore(SqlStore::new(backend)))

@@ -7,7 +7,8 @@ use std::collections::HashMap;
 use super::plan::{self, ActiveTable, HiddenTable};
 use super::{
     ActivatedTable, DocumentLines, FrameWrite, ImportError, ImportMode, ImportRecord, ImportState,
-    ImportsPage, ImportsQuery, Observed, StoreError, StoredDocument, TableDeclaration, TargetTable,
+    ImportTarget, ImportsPage, ImportsQuery, Observed, StoreError, StoredDocument,
+    TableDeclaration, TargetTable,
 };
 use crate::convex::DocumentId;
 use crate::report::Code;
@@ -239,7 +240,7 @@ pub(super) struct SqlStore<B> {
 
 fn load_import(c: &mut dyn Conn, id: &str) -> Result<ImportRecord, StoreError> {
     let mut rows = c.query(
-        "SELECT id, mode, state, applied_seq, error, label FROM snappack_imports WHERE id = $1",
+        "SELECT id, mode, state, applied_seq, error, label, target FROM snappack_imports WHERE id = $1",
         &[Param::Text(id)],
     )?;
     let row = rows
@@ -257,6 +258,11 @@ fn record(row: Vec<Cell>) -> Result<ImportRecord, StoreError> {
     let applied_seq = next().opt_int()?.map(|s| s as u64);
     let error = next().opt_text()?;
     let label = next().opt_text()?;
+    // Recorded as JSON; one that does not read (written by hand, say) is
+    // taken for none rather than making the import unreadable.
+    let target = next()
+        .opt_text()?
+        .and_then(|json| serde_json::from_str(&json).ok());
     Ok(ImportRecord {
         mode: mode
             .parse::<ImportMode>()
@@ -267,6 +273,7 @@ fn record(row: Vec<Cell>) -> Result<ImportRecord, StoreError> {
         applied_seq,
         error,
         label,
+        target,
     })
 }
 
@@ -385,7 +392,12 @@ impl<B: Backend> SqlStore<B> {
         id: &str,
         mode: ImportMode,
         label: Option<&str>,
+        target: Option<&ImportTarget>,
     ) -> Result<(), StoreError> {
+        let target = target
+            .map(serde_json::to_string)
+            .transpose()
+            .map_err(|e| StoreError::Database(e.to_string()))?;
         self.backend.transaction(false, |c| {
             if !c
                 .query(
@@ -397,12 +409,14 @@ impl<B: Backend> SqlStore<B> {
                 return Err(StoreError::DuplicateImport(id.to_owned()));
             }
             c.exec(
-                "INSERT INTO snappack_imports (id, mode, state, label) VALUES ($1, $2, $3, $4)",
+                "INSERT INTO snappack_imports (id, mode, state, label, target) \
+                 VALUES ($1, $2, $3, $4, $5)",
                 &[
                     Param::Text(id),
                     Param::Text(mode.as_str()),
                     Param::Text(ImportState::Open.as_str()),
                     label.map_or(Param::Null, Param::Text),
+                    target.as_deref().map_or(Param::Null, Param::Text),
                 ],
             )?;
             Ok(())
@@ -412,7 +426,7 @@ impl<B: Backend> SqlStore<B> {
     pub(super) fn imports(&self) -> Result<Vec<ImportRecord>, StoreError> {
         self.backend.transaction(false, |c| {
             c.query(
-                "SELECT id, mode, state, applied_seq, error, label FROM snappack_imports ORDER BY seq",
+                "SELECT id, mode, state, applied_seq, error, label, target FROM snappack_imports ORDER BY seq",
                 &[],
             )?
             .into_iter()
@@ -455,7 +469,7 @@ impl<B: Backend> SqlStore<B> {
             let mut imports = c
                 .query(
                     &format!(
-                        "SELECT id, mode, state, applied_seq, error, label FROM snappack_imports \
+                        "SELECT id, mode, state, applied_seq, error, label, target FROM snappack_imports \
                          {filter} ORDER BY seq DESC LIMIT {}",
                         query.limit.saturating_add(1)
                     ),
@@ -903,8 +917,9 @@ macro_rules! delegate_store {
                 id: &str,
                 mode: $crate::server::store::ImportMode,
                 label: Option<&str>,
+                target: Option<&$crate::server::store::ImportTarget>,
             ) -> Result<(), StoreError> {
-                self.0.create_import(id, mode, label)
+                self.0.create_import(id, mode, label, target)
             }
             fn imports(&self) -> Result<Vec<$crate::server::store::ImportRecord>, StoreError> {
                 self.0.imports()

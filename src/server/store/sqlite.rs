@@ -35,7 +35,8 @@ CREATE TABLE IF NOT EXISTS snappack_imports (
     state TEXT NOT NULL,
     applied_seq INTEGER,
     error TEXT,
-    label TEXT
+    label TEXT,
+    target TEXT
 );
 CREATE TABLE IF NOT EXISTS snappack_tables (
     id INTEGER PRIMARY KEY AUTOINCREMENT,
@@ -445,6 +446,18 @@ impl SqliteStore {
             return Err(old_layout_error());
         }
         conn.execute_batch(SCHEMA).map_err(db)?;
+        // Databases made before imports recorded their target.
+        let has_target: bool = conn
+            .query_row(
+                "SELECT EXISTS (SELECT 1 FROM pragma_table_info('snappack_imports') WHERE name = 'target')",
+                [],
+                |row| row.get(0),
+            )
+            .map_err(db)?;
+        if !has_target {
+            conn.execute_batch("ALTER TABLE snappack_imports ADD COLUMN target TEXT")
+                .map_err(db)?;
+        }
         Ok(SqliteStore(SqlStore::new(Sqlite(Mutex::new(conn)))))
     }
 }
