@@ -1160,9 +1160,12 @@ fn a_stream_and_a_snapshot_given_to_the_wrong_command_say_which_one_takes_them()
     );
 }
 
-/// A `--table` Convex refuses as a name, or a `--component` that is no
+/// A `--table` Convex refuses as a name, a `--table` given with a ZIP
+/// archive (whose tables are its entries'), or a `--component` that is no
 /// component path, is a wrong option (status 2, nothing checked), as a
 /// missing `--table` is; an archive's own bad table name stays the input's.
+/// Before, an archive given a `--table` was checked whole (exit 1, the
+/// option's error among the archive's findings).
 #[test]
 fn a_bad_table_or_component_option_exits_2() {
     let dir = fresh_dir("bad-options");
@@ -1182,6 +1185,7 @@ fn a_bad_table_or_component_option_exits_2() {
             "a/b$",
         ],
         vec!["validate", arg(&archive), "--component", "a//b"],
+        vec!["validate", arg(&archive), "--table", "users"],
     ] {
         let (code, stdout, _) = snappack(&args);
         assert_eq!(code, 2, "{args:?}: {stdout}");

@@ -76,11 +76,16 @@ pub(super) fn walk<R: Read + Seek>(
             return Ok(unplanned());
         }
     };
+    // Convex refuses such an import before it reads anything, and so does
+    // this walk: the option is wrong, not the archive, whose documents
+    // (checked against the server's tables, which an upload would not
+    // reach) would bury the one finding that matters.
     if let Some(table) = &ctx.options.table {
         ctx.error(Finding::new(
             Code::InvalidName,
             format!("ZIP import cannot have table name (got '{table}')"),
         ));
+        return Ok(unplanned());
     }
     let base = ctx.options.component.clone();
 
