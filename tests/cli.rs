@@ -356,6 +356,12 @@ fn serve_says_what_is_wrong_with_its_data_folder_or_database() {
     };
     let data = dir.join("data");
     for (args, said) in [
+        // Empty, it named no file, in words that did not say which option.
+        (
+            vec!["--data-dir", arg(&data), "--database", ""],
+            "error: a value is required for '--database <DATABASE>' but none was supplied"
+                .to_owned(),
+        ),
         (
             vec!["--data-dir", arg(&file)],
             format!(

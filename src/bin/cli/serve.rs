@@ -20,7 +20,7 @@ pub struct ServeArgs {
     listen: SocketAddr,
     /// Database: `postgres://user@host:port/db` for PostgreSQL, or an SQLite
     /// file (default: `snappack.db` in the data folder).
-    #[arg(long)]
+    #[arg(long, value_parser = clap::builder::NonEmptyStringValueParser::new())]
     database: Option<String>,
     /// Folder for staging logs, stored files and the admin token; it belongs to the first
     /// database served from it, and another is refused (give each its own folder), as the
