@@ -906,9 +906,11 @@ fn an_upload_whose_finish_answer_is_lost_says_it_finished() {
 }
 
 /// Ctrl-C in the middle of `snappack upload` leaves no spool file of the
-/// packed stream behind (it is unlinked as soon as it is opened).
+/// packed stream behind (it is unlinked as soon as it is opened), and says
+/// last how to continue the import, which `--resume` then finishes. Before,
+/// it ended without a word.
 #[test]
-fn an_interrupted_upload_leaves_no_spool_file() {
+fn an_interrupted_upload_leaves_no_spool_file_and_says_how_to_go_on() {
     let dir = common::temp_dir("upload-interrupted");
     let zip_path = dir.join("snapshot.zip");
     std::fs::write(&zip_path, snapshot(4)).unwrap();
@@ -929,10 +931,32 @@ fn an_interrupted_upload_leaves_no_spool_file() {
         .status()
         .unwrap();
     assert!(sent.success());
+    let mut rest = String::new();
+    std::io::Read::read_to_string(client.stderr.as_mut().unwrap(), &mut rest).unwrap();
     let status = client.wait().unwrap();
     assert!(!status.success(), "interrupted before it finished");
     let spool = std::env::temp_dir().join(format!("snappack-upload-{}.snappack", client.id()));
     assert!(!spool.exists(), "{} left behind", spool.display());
+    // It says how to go on, last, as Ctrl-C's status (the line that named
+    // the import when it started may be far back by then); and it goes on.
+    let id = line.split_whitespace().nth(2).unwrap();
+    assert_eq!(status.code(), Some(130), "{rest}");
+    assert_eq!(
+        rest.lines().last(),
+        Some(
+            format!(
+                "snappack: interrupted: import {id} stays open: continue it with --resume {id}"
+            )
+            .as_str()
+        ),
+        "{rest}"
+    );
+    let out = upload_to(&server, &zip_path, &["--resume", id]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
 
 /// `upload --resume` with another file than the import was started with is

@@ -9,6 +9,7 @@ use std::io::{IsTerminal, Read, Seek, SeekFrom, Write};
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::mpsc::{self, SyncSender};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context as _, Result};
@@ -440,6 +441,10 @@ pub fn run(args: UploadArgs) -> Result<ExitCode> {
     let mut bar = Bar::new(!args.quiet, identity.size);
     let mut body = Vec::new();
     let mut announced = args.resume.is_some();
+    // Ctrl-C (or a closed terminal, or a kill) ends the upload, and says
+    // how to continue the import once there is one.
+    let interrupted_import = Arc::new(Mutex::new(args.resume.clone()));
+    say_resume_on_interrupt(interrupted_import.clone());
     // The rate counts from here: not the check, nor the question, before.
     let sending_since = Instant::now();
     let mut send = || -> Result<Ended> {
@@ -511,6 +516,7 @@ pub fn run(args: UploadArgs) -> Result<ExitCode> {
                 eprintln!(
                     "snappack: import {id} started (continue an interrupted upload with --resume {id})"
                 );
+                *interrupted_import.lock().unwrap_or_else(|e| e.into_inner()) = Some(id.to_owned());
                 announced = true;
             }
             // A resumed import may have more frames than are packed yet
@@ -760,6 +766,59 @@ fn agreed(removed: &[Removed], mode: ImportMode, yes: bool, asks: bool) -> Resul
     std::io::stdin().read_line(&mut answer)?;
     Ok(matches!(answer.trim(), "y" | "Y" | "yes" | "Yes"))
 }
+
+/// On SIGINT, SIGTERM or SIGHUP, ends the process with the status the
+/// signal gives (130, 143, 129), saying first, once `import` names the
+/// import being sent to, that it stays open and how to continue it: the
+/// line that named it when it started may be far back by then. The
+/// handlers are in place before this returns.
+#[cfg(unix)]
+fn say_resume_on_interrupt(import: Arc<Mutex<Option<String>>>) {
+    use tokio::signal::unix::{signal, SignalKind};
+    let Ok(runtime) = tokio::runtime::Builder::new_current_thread()
+        .enable_io()
+        .build()
+    else {
+        return;
+    };
+    let signals = {
+        let _context = runtime.enter();
+        (|| {
+            Ok::<_, std::io::Error>((
+                signal(SignalKind::interrupt())?,
+                signal(SignalKind::terminate())?,
+                signal(SignalKind::hangup())?,
+            ))
+        })()
+    };
+    let Ok((mut interrupt, mut terminate, mut hangup)) = signals else {
+        return;
+    };
+    std::thread::spawn(move || {
+        let status = runtime.block_on(async {
+            tokio::select! {
+                _ = interrupt.recv() => 128 + 2,
+                _ = terminate.recv() => 128 + 15,
+                _ = hangup.recv() => 128 + 1,
+            }
+        });
+        let import = import.lock().unwrap_or_else(|e| e.into_inner()).clone();
+        if let Some(id) = import {
+            // Below the progress bar's line, which is cleared.
+            if std::io::stderr().is_terminal() {
+                eprint!("\r\x1b[K");
+            }
+            eprintln!(
+                "snappack: interrupted: import {id} stays open: continue it with --resume {id}"
+            );
+        }
+        std::process::exit(status);
+    });
+}
+
+/// Elsewhere the system ends the upload as it ends any program.
+#[cfg(not(unix))]
+fn say_resume_on_interrupt(_import: Arc<Mutex<Option<String>>>) {}
 
 /// What to change for an upload targeting `given` to continue an import
 /// started for `recorded`.
