@@ -959,6 +959,56 @@ fn an_interrupted_upload_leaves_no_spool_file_and_says_how_to_go_on() {
     );
 }
 
+/// A server, and an upload, whose standard error is gone (a closed pipe: a
+/// logger that ended) go on, their lines lost. Before, the first line
+/// either wrote panicked (exit 101): the server never served, and an upload
+/// whose import finished ended as if it had crashed.
+#[test]
+fn a_closed_standard_error_stops_neither_serve_nor_upload() {
+    let dir = common::temp_dir("closed-stderr");
+    let closed = || {
+        let (reader, writer) = std::io::pipe().unwrap();
+        drop(reader);
+        writer
+    };
+    let port = free_port();
+    let mut server = Command::new(env!("CARGO_BIN_EXE_snappack"))
+        .args(["serve", "--no-www", "--token", TOKEN])
+        .args(["--listen", &format!("127.0.0.1:{port}")])
+        .arg("--data-dir")
+        .arg(dir.join("data"))
+        .stderr(closed())
+        .spawn()
+        .unwrap();
+    let addr = format!("127.0.0.1:{port}").parse().unwrap();
+    let auth = format!("Bearer {TOKEN}");
+    let mut answered = None;
+    for _ in 0..200 {
+        if let Some(status) = server.try_wait().unwrap() {
+            panic!("serve ended: {status}");
+        }
+        if let Ok(answer) =
+            common::http(addr, "GET", "/api/tables", &[("Authorization", &auth)], b"")
+        {
+            answered = Some(answer.status);
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    assert_eq!(answered, Some(200));
+    let zip_path = dir.join("snapshot.zip");
+    std::fs::write(&zip_path, snapshot(51)).unwrap();
+    let out = upload(&zip_path, port, &[])
+        .stderr(closed())
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{stdout}");
+    assert!(stdout.contains("finished: "), "{stdout}");
+    let _ = server.kill();
+    server.wait().unwrap();
+}
+
 /// `upload --resume` with another file than the import was started with is
 /// refused before anything is sent, naming both files; the right one
 /// continues it. Labels of older clients (name and size) are checked too.

@@ -402,7 +402,7 @@ fn note_changed(store: &dyn Store, id: &str, changed: &Mutex<Option<ImportError>
     match store.changed_table(id) {
         Ok(Some(table)) => *lock(changed) = Some(table),
         Ok(None) => {}
-        Err(e) => eprintln!("snappack: import {id}: cannot check its tables: {e}"),
+        Err(e) => say!("snappack: import {id}: cannot check its tables: {e}"),
     }
 }
 
@@ -551,11 +551,11 @@ impl Imports {
             // Its frames cannot be imported or resumed without the record.
             let path = imports.dir.join(id);
             match fs::remove_dir_all(&path) {
-                Ok(()) => eprintln!(
+                Ok(()) => say!(
                     "snappack: removed the staging folder {}: the database does not know import {id} (its records were lost)",
                     path.display()
                 ),
-                Err(e) => eprintln!(
+                Err(e) => say!(
                     "snappack: could not remove the staging folder {} (the database does not know import {id}): {e}",
                     path.display()
                 ),
@@ -619,7 +619,7 @@ impl Imports {
                     Err(e) => return Err(e),
                 }
             };
-            eprintln!("snappack: import {} cancelled: {why}", record.id);
+            say!("snappack: import {} cancelled: {why}", record.id);
             let reason = format!("cancelled by the server: {why}");
             imports.files.mark_sweep_due()?;
             imports.store.cancel_import(&record.id, Some(&reason))?;
@@ -653,7 +653,7 @@ impl Imports {
         let (files, bytes) = self.sweep_files()?;
         self.files.sweep_done()?;
         if files > 0 {
-            eprintln!(
+            say!(
                 "snappack: removed {files} stored files ({bytes} bytes) that no _storage row refers to (left by imports that did not finish, or by stored files replaced since)"
             );
         }
@@ -673,7 +673,7 @@ impl Imports {
     /// and the mark stays for the next time.
     fn sweep_after_end(&self) {
         if let Err(e) = self.sweep_if_idle() {
-            eprintln!("snappack: stored files no _storage row refers to are kept for now: {e}");
+            say!("snappack: stored files no _storage row refers to are kept for now: {e}");
         }
     }
 
@@ -862,7 +862,7 @@ impl Imports {
                 // Frames were acknowledged past it, so the client sends them
                 // again from the new `nextSeq`; said, since the disk lost data.
                 Err(OpenError::Damaged { error, kept }) => {
-                    eprintln!(
+                    say!(
                         "snappack: import {id}: its staging log is damaged at byte {kept} ({error}); \
                          it is cut there, and the frames from there on are asked of the client again"
                     );
@@ -1342,7 +1342,7 @@ impl Imports {
             let e = e.to_string();
             let mut said = lock(&handle.release_error);
             if said.as_ref() != Some(&e) {
-                eprintln!(
+                say!(
                     "snappack: import {id} can no longer finish ({}), but failing it did not happen: {e} (tried again every few seconds)",
                     changed.recorded()
                 );
@@ -1364,7 +1364,7 @@ impl Imports {
         changed: &ImportError,
     ) -> Result<(), ImportsError> {
         self.end_open(id, handle, slot, || self.store.fail_import(id, changed))?;
-        eprintln!(
+        say!(
             "snappack: import {id} failed: {}: it can no longer finish",
             changed.recorded()
         );

@@ -13,6 +13,16 @@
 //! token, the locks on the folder and the database, the connection loop,
 //! the expiry of idle imports and the retried sweeps of stored files.
 
+/// Writes a line to standard error, as `eprintln!` does, but never panics:
+/// a server whose standard error is gone (a closed pipe, a logger that
+/// ended) loses the line and goes on serving.
+macro_rules! say {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stderr().lock(), $($arg)*);
+    }};
+}
+
 pub mod files;
 mod http;
 pub mod imports;
@@ -908,13 +918,13 @@ async fn expire_idle_imports(imports: Arc<Imports>, idle: Duration) {
         {
             Ok(expired) => {
                 for id in expired {
-                    eprintln!(
+                    say!(
                         "snappack: cancelled import {id}: nothing was received for more than {}",
                         imports::describe_duration(idle)
                     );
                 }
             }
-            Err(e) => eprintln!("snappack: expiring idle imports failed: {e}"),
+            Err(e) => say!("snappack: expiring idle imports failed: {e}"),
         }
     }
 }
@@ -983,7 +993,7 @@ async fn keep_database_lock(
             Err(e) => format!("the database lock cannot be checked: {e}"),
         };
         if said.as_ref() != Some(&told) {
-            eprintln!("snappack: {told}");
+            say!("snappack: {told}");
             said = Some(told);
         }
         if matches!(said.as_deref(), Some(text) if text.ends_with("is held again")) {
@@ -1012,9 +1022,9 @@ async fn retry_sweeps(imports: Arc<Imports>, every: Duration) {
 pub async fn serve(config: ServeConfig) -> Result<(), ServeError> {
     let data_dir = config.data_dir.clone();
     let server = Server::bind(config).await?;
-    eprintln!("snappack: listening on http://{}", server.local_addr()?);
+    say!("snappack: listening on http://{}", server.local_addr()?);
     if server.token_is_new() {
-        eprintln!(
+        say!(
             "snappack: new admin token (stored in {}): {}",
             data_dir.join("token").display(),
             server.token()

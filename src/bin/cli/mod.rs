@@ -2,6 +2,36 @@
 //! 1 the input has errors, 2 the command could not run, 141 the reader of
 //! the output went away, 128 + N ended by signal N.
 
+/// Writes a line to standard error, as `eprintln!` does, but never panics:
+/// a standard error that is gone (a closed pipe, a logger that ended) loses
+/// the line, and the command goes on (an upload, a server) as it would.
+macro_rules! say {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stderr().lock(), $($arg)*);
+    }};
+}
+
+/// [`say!`] without the line's end (a progress bar redrawn in place).
+macro_rules! say_raw {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let mut stderr = std::io::stderr().lock();
+        let _ = write!(stderr, $($arg)*);
+        let _ = stderr.flush();
+    }};
+}
+
+/// Writes a line to standard output, ignoring a reader that has gone: for
+/// what a command says once its work is done (an upload's summary), whose
+/// exit status tells the outcome whoever reads the line.
+macro_rules! tell {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stdout().lock(), $($arg)*);
+    }};
+}
+
 mod human;
 mod output;
 mod pack;
@@ -228,7 +258,7 @@ pub fn main() -> ExitCode {
         // `cat` and `grep` end when their reader has gone.
         Err(e) if output_only && reader_gone(&e) => ExitCode::from(141),
         Err(e) => {
-            eprintln!("snappack: {}", describe(&e));
+            say!("snappack: {}", describe(&e));
             ExitCode::from(2)
         }
     }
@@ -610,14 +640,14 @@ impl ProgressBar {
             eta
         );
         let line = bar_line(fraction, &text, terminal_width());
-        eprint!("\r\x1b[K{line}");
+        say_raw!("\r\x1b[K{line}");
         let _ = std::io::stderr().flush();
         self.drawn = true;
     }
 
     fn clear(&mut self) {
         if self.drawn {
-            eprint!("\r\x1b[K");
+            say_raw!("\r\x1b[K");
         }
     }
 }

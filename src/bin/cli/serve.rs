@@ -132,7 +132,7 @@ pub fn run(args: ServeArgs) -> Result<ExitCode> {
     // The default `www` is relative: started outside the repository, it is
     // not there, and `/` would answer 404 without a word.
     if !args.no_www && !args.www.is_dir() {
-        eprintln!(
+        say!(
             "snappack: warning: no web page folder at {}: / will answer 404 (give --www DIR, or --no-www)",
             std::path::absolute(&args.www).unwrap_or(args.www.clone()).display()
         );

@@ -210,7 +210,7 @@ pub fn run(args: UploadArgs) -> Result<ExitCode> {
             let import = match open_import(&http, id)? {
                 Ok(import) => import,
                 Err(closed) => {
-                    eprintln!("snappack: {}", closed.refusal(id, &file));
+                    say!("snappack: {}", closed.refusal(id, &file));
                     return Ok(ExitCode::from(1));
                 }
             };
@@ -219,7 +219,7 @@ pub fn run(args: UploadArgs) -> Result<ExitCode> {
                     ", and cancel {id} (POST {}/api/imports/{id}/cancel) or leave it to the server, which fails it",
                     http.base
                 );
-                eprintln!(
+                say!(
                     "snappack: {}",
                     table_changed_refusal(id, changed, "can no longer finish", &file, &cancel)
                 );
@@ -326,8 +326,8 @@ pub fn run(args: UploadArgs) -> Result<ExitCode> {
         let report = validate(&mut reader, &name, &options, &mut |_| true);
         print_report(&report)?;
         match super::only_option_errors(&report) {
-            true => eprintln!("snappack: not uploaded: fix the options"),
-            false => eprintln!("snappack: not uploaded: the snapshot has errors"),
+            true => say!("snappack: not uploaded: fix the options"),
+            false => say!("snappack: not uploaded: the snapshot has errors"),
         }
         return Ok(report_status(&report));
     }
@@ -344,7 +344,7 @@ pub fn run(args: UploadArgs) -> Result<ExitCode> {
         let removed = removed_by_import(&server, &tables_checked.tables, options.mode);
         let asks = std::io::stdin().is_terminal() && args.input.file.as_os_str() != "-";
         if !removed.is_empty() && !agreed(&removed, options.mode, args.yes, asks)? {
-            eprintln!("snappack: not uploaded: nothing was sent");
+            say!("snappack: not uploaded: nothing was sent");
             return Ok(ExitCode::from(1));
         }
     }
@@ -361,7 +361,7 @@ pub fn run(args: UploadArgs) -> Result<ExitCode> {
             let choice = frame_size_for(args.frame_size, advertised_max_frame_size(&listing))
                 .map_err(|e| anyhow::anyhow!("cannot upload to {}: {e}", args.url))?;
             if let Some(asked) = choice.lowered_from {
-                eprintln!(
+                say!(
                     "snappack: the server takes frames of at most {} bytes (its --max-frame-size): packing frames of {0} bytes, not {asked}",
                     choice.size
                 );
@@ -391,7 +391,7 @@ pub fn run(args: UploadArgs) -> Result<ExitCode> {
     let threads = options.threads;
     // Resuming: the frames the server has are walked again but not compressed.
     if let (Some(id), 1..) = (&args.resume, first_frame) {
-        eprintln!("snappack: import {id} continues at frame {first_frame}");
+        say!("snappack: import {id} continues at frame {first_frame}");
     }
     let pack_options = PackOptions {
         validate: options,
@@ -513,7 +513,7 @@ pub fn run(args: UploadArgs) -> Result<ExitCode> {
             }
             if let (false, Some(id)) = (announced, upload.id()) {
                 bar.clear();
-                eprintln!(
+                say!(
                     "snappack: import {id} started (continue an interrupted upload with --resume {id})"
                 );
                 *interrupted_import.lock().unwrap_or_else(|e| e.into_inner()) = Some(id.to_owned());
@@ -543,9 +543,9 @@ pub fn run(args: UploadArgs) -> Result<ExitCode> {
     match (&ended, upload.id()) {
         (Ok(Ended::Invalid(_)), Some(id)) => {
             let _ = http.call("POST", &format!("{}/cancel", import_path(id)), b"");
-            eprintln!("snappack: import {id} cancelled");
+            say!("snappack: import {id} cancelled");
         }
-        (Err(_), Some(id)) => eprintln!(
+        (Err(_), Some(id)) => say!(
             "snappack: import {id} stays open: continue it with --resume {id} once the cause is fixed"
         ),
         _ => {}
@@ -553,7 +553,7 @@ pub fn run(args: UploadArgs) -> Result<ExitCode> {
     match ended? {
         Ended::Invalid(report) => {
             print_report(&report)?;
-            eprintln!("snappack: not uploaded: the snapshot has errors");
+            say!("snappack: not uploaded: the snapshot has errors");
             Ok(report_status(&report))
         }
         Ended::Done(answer) => {
@@ -562,20 +562,20 @@ pub fn run(args: UploadArgs) -> Result<ExitCode> {
             // upload's finish was lost on the way, or another client
             // finished it): the tables it activated are not known here.
             let Some(tables) = answer.get("tables").and_then(|t| t.as_array()) else {
-                println!(
+                tell!(
                     "snappack: import {id} finished (no answer listing its tables reached this upload: GET /api/tables lists them)"
                 );
                 return Ok(ExitCode::SUCCESS);
             };
             let documents = tables.iter().filter_map(|t| t["documents"].as_u64()).sum();
-            println!(
+            tell!(
                 "snappack: import {id} finished: {}, {}",
                 human::plural(tables.len() as u64, "table"),
                 human::plural(documents, "document")
             );
             if !args.quiet {
                 for t in tables.iter().take(LISTED_TABLES) {
-                    println!(
+                    tell!(
                         "  {}{} = {}: {}",
                         t["component"]
                             .as_str()
@@ -588,7 +588,7 @@ pub fn run(args: UploadArgs) -> Result<ExitCode> {
                     );
                 }
                 if let Some(more) = tables.len().checked_sub(LISTED_TABLES).filter(|&n| n > 0) {
-                    println!("  and {more} more (GET /api/tables lists every table)");
+                    tell!("  and {more} more (GET /api/tables lists every table)");
                 }
             }
             Ok(ExitCode::SUCCESS)
@@ -611,15 +611,16 @@ pub fn run(args: UploadArgs) -> Result<ExitCode> {
                 }
                 place.push(')');
             }
-            eprintln!(
+            say!(
                 "snappack: upload failed: {}: {}{place}",
-                error.code, error.message
+                error.code,
+                error.message
             );
             if let Some(id) = upload.id() {
                 if let Some(advice) =
                     failed_upload_advice(id, &error, upload.acknowledged(), &http.base)
                 {
-                    eprintln!("snappack: {advice}");
+                    say!("snappack: {advice}");
                 }
             }
             // 422: the server refused the input (a document, a conflict with
@@ -806,11 +807,9 @@ fn say_resume_on_interrupt(import: Arc<Mutex<Option<String>>>) {
         if let Some(id) = import {
             // Below the progress bar's line, which is cleared.
             if std::io::stderr().is_terminal() {
-                eprint!("\r\x1b[K");
+                say_raw!("\r\x1b[K");
             }
-            eprintln!(
-                "snappack: interrupted: import {id} stays open: continue it with --resume {id}"
-            );
+            say!("snappack: interrupted: import {id} stays open: continue it with --resume {id}");
         }
         std::process::exit(status);
     });
@@ -1056,13 +1055,13 @@ impl Bar {
         let line = format!("{percent}{sent}  {}/s{left}", human::bytes(rate as u64));
         // Never wider than the terminal: a wrapped line is redrawn below itself.
         let room = super::terminal_width().saturating_sub(1);
-        eprint!("\r\x1b[K{}", line.chars().take(room).collect::<String>());
+        say_raw!("\r\x1b[K{}", line.chars().take(room).collect::<String>());
         let _ = std::io::stderr().flush();
     }
 
     fn clear(&self) {
         if self.enabled && self.last.is_some() {
-            eprint!("\r\x1b[K");
+            say_raw!("\r\x1b[K");
         }
     }
 }
