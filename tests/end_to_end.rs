@@ -2141,8 +2141,10 @@ fn tree(dir: &Path) -> Vec<(String, Option<(usize, u32)>)> {
 /// A start refused once it took the data folder (or the database) leaves
 /// the disk as it found it: a data folder it made is gone again, with its
 /// lock file and any folder made above it, and so is the lock file it made
-/// beside the database; a folder that was there stays, emptied of what the
-/// start made. Before, `NEW/`, `NEW/lock` and `<file>.lock` stayed behind.
+/// beside the database, and a database it made (with the folder's id and
+/// name of it); a folder that was there stays, emptied of what the start
+/// made. Before, `NEW/`, `NEW/lock` and `<file>.lock` stayed behind. A
+/// refusal for the folder's own entries names them.
 #[test]
 fn a_refused_start_leaves_the_disk_as_it_found_it() {
     let dir = common::temp_dir("refused-leftovers");
@@ -2182,6 +2184,38 @@ fn a_refused_start_leaves_the_disk_as_it_found_it() {
     );
     // A folder named as the database.
     refused(&dir.join("a-folder"), &new, "Is a directory");
+    // A folder whose `imports` is a file, refused once a new database in it
+    // was made and named: neither stays.
+    let odd = dir.join("odd");
+    std::fs::create_dir(&odd).unwrap();
+    std::fs::write(odd.join("imports"), b"").unwrap();
+    let before = tree(&dir);
+    let odd_imports = odd.join("imports").display().to_string();
+    let (mut start, stderr) = common::start_serve(
+        odd.join("snappack.db").to_str().unwrap(),
+        &odd,
+        "127.0.0.1:0",
+        TOKEN,
+    );
+    assert_eq!(start.wait().unwrap().code(), Some(2), "{stderr}");
+    assert!(stderr.contains(&odd_imports), "{stderr}");
+    assert_eq!(tree(&dir), before, "after: {stderr}");
+    // A `token` that is a folder, said naming it before the database opens.
+    std::fs::remove_file(odd.join("imports")).unwrap();
+    std::fs::create_dir(odd.join("token")).unwrap();
+    let before = tree(&dir);
+    let out = Command::new(env!("CARGO_BIN_EXE_snappack"))
+        .args(["serve", "--no-www", "--listen", "127.0.0.1:0", "--data-dir"])
+        .arg(&odd)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains(&format!("{}: Is a directory", odd.join("token").display())),
+        "{stderr}"
+    );
+    assert_eq!(tree(&dir), before, "after: {stderr}");
     // The new folder, served at last, is made again.
     let (mut server, _) = common::spawn_serve(
         dir.join("new.db").to_str().unwrap(),

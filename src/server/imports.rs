@@ -524,11 +524,12 @@ impl Imports {
         limits: Limits,
     ) -> Result<Self, ImportsError> {
         let dir = data_dir.join("imports");
-        fs::create_dir_all(&dir)?;
-        super::sync_folder(data_dir)?;
+        fs::create_dir_all(&dir).map_err(|e| super::at(&dir, e))?;
+        super::sync_folder(data_dir).map_err(|e| super::at(data_dir, e))?;
+        let files = data_dir.join("files");
         let imports = Imports {
             store,
-            files: FileStore::open(data_dir.join("files"))?,
+            files: FileStore::open(&files).map_err(|e| super::at(&files, e))?,
             dir,
             limits,
             open: Mutex::new(HashMap::new()),

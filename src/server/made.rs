@@ -66,6 +66,11 @@ impl Made {
         }
     }
 
+    /// Whether `path` is listed as made.
+    pub(crate) fn contains(&self, path: &Path) -> bool {
+        self.0.iter().any(|(made, _)| made == path)
+    }
+
     /// Forgets `path`: the start keeps it, even if refused later.
     pub(crate) fn keep(&mut self, path: &Path) {
         self.0.retain(|(made, _)| made != path);

@@ -413,7 +413,7 @@ fn own_entry(identity: &str) -> Option<String> {
 }
 
 /// `error`, saying which path it is about.
-fn at(path: &Path, error: std::io::Error) -> std::io::Error {
+pub(crate) fn at(path: &Path, error: std::io::Error) -> std::io::Error {
     std::io::Error::new(error.kind(), format!("{}: {error}", path.display()))
 }
 
@@ -488,13 +488,16 @@ pub fn resolve_token(given: Option<&str>, data_dir: &Path) -> std::io::Result<(S
     let mut bytes = [0u8; 24];
     getrandom::fill(&mut bytes).map_err(|e| std::io::Error::other(e.to_string()))?;
     let token = crate::hex(&bytes);
-    std::fs::create_dir_all(data_dir)?;
+    std::fs::create_dir_all(data_dir).map_err(|e| at(data_dir, e))?;
     let path = data_dir.join("token");
     let mut options = std::fs::OpenOptions::new();
     options.write(true).create(true).truncate(true);
     #[cfg(unix)]
     std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
-    std::io::Write::write_all(&mut options.open(&path)?, token.as_bytes())?;
+    options
+        .open(&path)
+        .and_then(|mut file| std::io::Write::write_all(&mut file, token.as_bytes()))
+        .map_err(|e| at(&path, e))?;
     Ok((token, true))
 }
 
@@ -518,14 +521,17 @@ fn known_token(given: Option<&str>, data_dir: &Path) -> std::io::Result<Option<S
         return Ok(Some(sendable(token, "given")?));
     }
     let path = data_dir.join("token");
-    if let Ok(stored) = std::fs::read_to_string(&path) {
-        let stored = stored.trim();
-        if !stored.is_empty() {
+    match std::fs::read_to_string(&path) {
+        Ok(stored) if !stored.trim().is_empty() => {
             let from = format!("in {}", path.display());
-            return Ok(Some(sendable(stored, &from)?));
+            Ok(Some(sendable(stored.trim(), &from)?))
         }
+        Ok(_) => Ok(None),
+        // Missing: a new one is made. Anything else (a folder, a file that
+        // cannot be read) is said now, naming it, before anything is opened.
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(at(&path, e)),
     }
-    Ok(None)
 }
 
 /// Holds the data folder for one server (an exclusive lock on its `lock`
@@ -745,8 +751,16 @@ impl Server {
                     if let Some(owner) = store.claim_data_folder(&folder)? {
                         return Err(taken(Some(folder), owner));
                     }
-                    // The database records the id now: the folder keeps it.
-                    made.keep(&data_dir.join(FOLDER_ID_FILE));
+                    // The database records the id now: the folder keeps it,
+                    // and the name of the database, unless the database goes
+                    // too (one this start made).
+                    let new_database = database_lock.made_database();
+                    if !new_database {
+                        made.keep(&data_dir.join(FOLDER_ID_FILE));
+                    }
+                    if new_database && !claim.recorded {
+                        made.file(claim.path.clone());
+                    }
                     claim.record()?;
                     for folder in ["imports", "files"] {
                         let path = data_dir.join(folder);
@@ -770,7 +784,15 @@ impl Server {
             .map_err(|e| std::io::Error::other(e.to_string()))??;
         let (token, new_token) = match known {
             Some(token) => (token, false),
-            None => resolve_token(None, data_dir)?,
+            None => match resolve_token(None, data_dir) {
+                Ok(made) => made,
+                // Refused after all: what opening the database made goes.
+                Err(e) => {
+                    drop(imports);
+                    database_lock.remove_made();
+                    return Err(e.into());
+                }
+            },
         };
         Ok(Opened {
             listener,

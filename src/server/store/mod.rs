@@ -484,6 +484,15 @@ impl ServingLock {
         }
     }
 
+    /// Whether taking the lock made the database (an SQLite file that was
+    /// not there): a refused start removes it again.
+    pub fn made_database(&self) -> bool {
+        match self {
+            ServingLock::Sqlite(lock) => lock.made_database(),
+            ServingLock::Postgres(_) => false,
+        }
+    }
+
     /// Lets go of the database, removing first what taking it made on disk
     /// (an SQLite file's lock file, the file itself if it was made), for a
     /// start refused once it held the database.

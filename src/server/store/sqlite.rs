@@ -25,7 +25,7 @@ use super::sql::{
     delegate_store, old_layout_error, Backend, Cell, Conn, Param, SqlStore, OLD_DOCUMENTS_TABLE,
 };
 use super::StoreError;
-use crate::server::made::{lock_file, LockFile, Made};
+use crate::server::made::{lock_file, open_or_make, LockFile, Made};
 
 const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS snappack_imports (
@@ -78,9 +78,17 @@ pub struct DatabaseLock {
     /// What taking the lock made: folders, the lock file beside the
     /// database, the database file (and its journal, which SQLite makes).
     made: Made,
+    /// Whether the database file is among them: a new database.
+    made_database: bool,
 }
 
 impl DatabaseLock {
+    /// Whether taking the lock made the database file: the database is new,
+    /// and a refused start removes it.
+    pub(super) fn made_database(&self) -> bool {
+        self.made_database
+    }
+
     /// Lets go of the database, removing first what taking it made (a
     /// refused start leaves the disk as it found it).
     pub(super) fn remove_made(mut self) {
@@ -124,7 +132,11 @@ pub(super) fn lock_for_serving(path: &Path) -> Result<DatabaseLock, StoreError> 
     let mut made = Made::default();
     let held = lock_making(path, &mut made);
     match held {
-        Ok(held) => Ok(DatabaseLock { held, made }),
+        Ok(held) => Ok(DatabaseLock {
+            held,
+            made_database: made.contains(path),
+            made,
+        }),
         Err(e) => {
             made.remove();
             Err(e)
@@ -144,7 +156,30 @@ fn lock_making(path: &Path, made: &mut Made) -> Result<Held, StoreError> {
         let beside = lock_beside(path, ", as a server of an earlier build locks it", made)?;
         return Ok(Held::File { file, beside });
     }
-    lock_beside(path, "", made).map(Held::Beside)
+    let beside = lock_beside(path, "", made)?;
+    // Made here rather than by SQLite, so that it is known to be new.
+    make_database_file(path, made)?;
+    Ok(Held::Beside(beside))
+}
+
+/// Makes the database file `path` (empty: an empty database to SQLite) if
+/// it is missing, listing it in `made`, with the journal SQLite will make
+/// beside it (which a missing database cannot have had). `None` when it
+/// was removed between a make that found it and the open that followed.
+fn make_database_file(path: &Path, made: &mut Made) -> Result<Option<std::fs::File>, StoreError> {
+    let Some((file, new)) = open_or_make(path, true).map_err(|e| cannot_lock(path, e))? else {
+        return Ok(None);
+    };
+    if new {
+        made.file(path.to_owned());
+        let mut journal = path.as_os_str().to_owned();
+        journal.push("-journal");
+        let journal = std::path::PathBuf::from(journal);
+        if std::fs::symlink_metadata(&journal).is_err() {
+            made.file(journal);
+        }
+    }
+    Ok(Some(file))
 }
 
 fn cannot_lock(what: &Path, e: std::io::Error) -> StoreError {
@@ -208,7 +243,7 @@ mod file_lock {
     use std::sync::{Arc, Mutex, MutexGuard};
 
     use super::cannot_lock;
-    use crate::server::made::{names_file, open_or_make, Made};
+    use crate::server::made::{names_file, Made};
     use crate::server::store::StoreError;
 
     /// A descriptor of a database file this process locked, and whether
@@ -290,20 +325,9 @@ mod file_lock {
                 Some(index) => index,
                 None => {
                     // An empty file is an empty database to SQLite.
-                    let Some((file, new)) =
-                        open_or_make(path, true).map_err(|e| cannot_lock(path, e))?
-                    else {
+                    let Some(file) = super::make_database_file(path, made)? else {
                         continue;
                     };
-                    if new {
-                        made.file(path.to_owned());
-                        let mut journal = path.as_os_str().to_owned();
-                        journal.push("-journal");
-                        let journal = std::path::PathBuf::from(journal);
-                        if std::fs::symlink_metadata(&journal).is_err() {
-                            made.file(journal);
-                        }
-                    }
                     kept.push(Kept {
                         file: Arc::new(file),
                         held: false,
