@@ -288,19 +288,6 @@ impl ImportTarget {
         }
         Ok(())
     }
-
-    /// How a user would have asked for it on the command line:
-    /// `--component X` (or `no --component`), then `--table T` if any.
-    pub fn describe(&self) -> String {
-        let component = match self.component.as_str() {
-            "" => "no --component (the root)".to_owned(),
-            path => format!("--component {path}"),
-        };
-        match &self.table {
-            Some(table) => format!("{component} and --table {table}"),
-            None => component,
-        }
-    }
 }
 
 /// A request to make.

@@ -296,11 +296,10 @@ pub fn run(args: UploadArgs) -> Result<ExitCode> {
     };
     if let (Some(id), Some(recorded)) = (&args.resume, &started_for) {
         if *recorded != target {
+            let (was, has) = target_options(recorded, &target);
             bail!(
-                "import {id} was started with {}, and this upload has {}: {} to continue it, or \
-                 upload without --resume to start a new import. Nothing was sent",
-                recorded.describe(),
-                target.describe(),
+                "import {id} was started with {was}, and this upload has {has}: {} to continue \
+                 it, or upload without --resume to start a new import. Nothing was sent",
                 target_fix(recorded, &target)
             );
         }
@@ -819,6 +818,30 @@ fn say_resume_on_interrupt(import: Arc<Mutex<Option<String>>>) {
 #[cfg(not(unix))]
 fn say_resume_on_interrupt(_import: Arc<Mutex<Option<String>>>) {}
 
+/// The options by which targets `recorded` and `given` differ, as each was
+/// given on the command line: `--component X` (or `no --component`), then
+/// `--table T` (or `no --table`).
+fn target_options(recorded: &ImportTarget, given: &ImportTarget) -> (String, String) {
+    let mut said = (Vec::new(), Vec::new());
+    if recorded.component != given.component {
+        let component = |target: &ImportTarget| match target.component.as_str() {
+            "" => "no --component (the root)".to_owned(),
+            path => format!("--component {path}"),
+        };
+        said.0.push(component(recorded));
+        said.1.push(component(given));
+    }
+    if recorded.table != given.table {
+        let table = |target: &ImportTarget| match &target.table {
+            Some(table) => format!("--table {table}"),
+            None => "no --table".to_owned(),
+        };
+        said.0.push(table(recorded));
+        said.1.push(table(given));
+    }
+    (said.0.join(" and "), said.1.join(" and "))
+}
+
 /// What to change for an upload targeting `given` to continue an import
 /// started for `recorded`.
 fn target_fix(recorded: &ImportTarget, given: &ImportTarget) -> String {
@@ -1117,6 +1140,36 @@ impl Write for FrameTap {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A resume with other options than the import's names only those that
+    /// differ, and what to give instead.
+    #[test]
+    fn a_target_that_differs_is_said_by_its_options() {
+        let target = |component: &str, table: Option<&str>| ImportTarget {
+            component: component.into(),
+            table: table.map(Into::into),
+        };
+        let started = target("", Some("items"));
+        let given = target("", Some("other"));
+        assert_eq!(
+            target_options(&started, &given),
+            ("--table items".into(), "--table other".into())
+        );
+        assert_eq!(target_fix(&started, &given), "give --table items");
+        let started = target("billing", None);
+        let given = target("", Some("t"));
+        assert_eq!(
+            target_options(&started, &given),
+            (
+                "--component billing and no --table".into(),
+                "no --component (the root) and --table t".into()
+            )
+        );
+        assert_eq!(
+            target_fix(&started, &given),
+            "give --component billing and leave out --table"
+        );
+    }
 
     fn error(code: &str, status: Option<u16>) -> UploadError {
         serde_json::from_value(serde_json::json!({"code": code, "message": "m", "status": status}))
