@@ -411,6 +411,53 @@ fn serve_says_what_is_wrong_with_its_data_folder_or_database() {
     assert!(!untouched.exists());
 }
 
+/// An `--allow-origin` no browser would send (a trailing `/`, a path,
+/// capitals, a default port) is refused, naming the origin to give: the
+/// server compares origins byte for byte, so such a one matched no request
+/// and the page's calls failed in the browser without a word from the
+/// server.
+#[test]
+fn serve_refuses_an_origin_no_browser_sends() {
+    let dir = fresh_dir("serve-origin");
+    for (given, said) in [
+        (
+            "https://app.example.com/",
+            "sends this origin as https://app.example.com,",
+        ),
+        (
+            "HTTPS://App.Example.com",
+            "sends this origin as https://app.example.com,",
+        ),
+        (
+            "https://app.example.com:443",
+            "sends this origin as https://app.example.com,",
+        ),
+        (
+            "http://localhost:8080/page",
+            "is not an origin (an origin has no path",
+        ),
+        (
+            "app.example.com",
+            "is not an origin: give it as a browser sends it",
+        ),
+        ("", "is not an origin"),
+    ] {
+        let (code, _, stderr) = snappack(&[
+            "serve",
+            "--no-www",
+            "--listen",
+            "127.0.0.1:0",
+            "--data-dir",
+            arg(&dir.join("data")),
+            "--allow-origin",
+            given,
+        ]);
+        assert_eq!(code, 2, "{given}: {stderr}");
+        assert!(stderr.contains(said), "{given}: {stderr}");
+    }
+    assert!(!dir.join("data").exists());
+}
+
 #[test]
 fn gen_on_a_full_disk_says_so_once() {
     let (code, _, stderr) = snappack(&["gen", "/dev/full", "--tables", "2", "--documents", "100"]);

@@ -33,8 +33,10 @@ pub struct ServeArgs {
     /// Serve no web page.
     #[arg(long, conflicts_with = "www")]
     no_www: bool,
-    /// Origin allowed to call the API from a browser (repeat; `*` for any).
-    #[arg(long = "allow-origin", value_name = "ORIGIN")]
+    /// Origin allowed to call the API from a browser, as the browser sends
+    /// it: `scheme://host[:port]`, such as https://app.example.com (repeat;
+    /// `*` for any).
+    #[arg(long = "allow-origin", value_name = "ORIGIN", value_parser = parse_origin)]
     allow_origins: Vec<String>,
     /// Admin token (default: $SNAPPACK_TOKEN, which may not be set but empty, else the one
     /// stored in the data folder, else a new one, stored and printed once).
@@ -80,6 +82,52 @@ fn parse_listen(s: &str) -> Result<SocketAddr, String> {
         .or(addrs.first())
         .copied()
         .ok_or_else(|| format!("{s} names no address to listen on"))
+}
+
+/// `--allow-origin`: `*`, or an origin as a browser sends it in its
+/// `Origin` header, which the server compares byte for byte: one with a
+/// path or a trailing `/`, or with capitals (browsers send scheme and host
+/// in lower case), would match no request, and the page's calls would fail
+/// in the browser without a word from the server.
+fn parse_origin(s: &str) -> Result<String, String> {
+    if s == "*" || s == "null" {
+        return Ok(s.to_owned());
+    }
+    let example = "give it as a browser sends it: scheme://host[:port], such as https://app.example.com or http://localhost:8080";
+    let Some((scheme, rest)) = s.split_once("://") else {
+        return Err(format!("{s:?} is not an origin: {example}"));
+    };
+    let scheme_ok = scheme.starts_with(|c: char| c.is_ascii_alphabetic())
+        && scheme
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "+-.".contains(c));
+    let host = rest.strip_suffix('/').unwrap_or(rest);
+    let host_ok = !host.is_empty()
+        && !host
+            .chars()
+            .any(|c| c.is_whitespace() || "/?#@\\".contains(c));
+    if !scheme_ok || !host_ok {
+        return Err(format!(
+            "{s:?} is not an origin (an origin has no path, query or user): {example}"
+        ));
+    }
+    // Browsers send scheme and host in lower case, and leave out the
+    // scheme's default port.
+    let mut sent = format!("{scheme}://{host}").to_ascii_lowercase();
+    if let Some(stripped) = [("http://", ":80"), ("https://", ":443")]
+        .iter()
+        .find(|(scheme, port)| sent.starts_with(scheme) && sent.ends_with(port))
+        .map(|(_, port)| sent[..sent.len() - port.len()].to_owned())
+    {
+        sent = stripped;
+    }
+    if sent != s {
+        return Err(format!(
+            "a browser sends this origin as {sent}, which is what to give: the server compares \
+             them byte for byte"
+        ));
+    }
+    Ok(sent)
 }
 
 /// `--max-frame-size`: below what snappack packs, every stream would be
