@@ -1778,6 +1778,23 @@ fn max_errors_caps_the_list_not_the_count() {
         report.warnings.last().unwrap().message,
         "1,200 errors in all; none are listed"
     );
+    // One error, or one listed, is said in the singular (it was "1 errors
+    // in all" and "only the first 1 are listed").
+    for (lines, max_errors, said) in [
+        (1, 0, "1 error in all; it is not listed"),
+        (3, 1, "3 errors in all; only the first is listed"),
+    ] {
+        let lines = vec!["[]"; lines].join("\n");
+        let report = check_with(
+            "e.zip",
+            &zip(&[("t/documents.jsonl", lines.as_bytes())]),
+            &Options {
+                max_errors: Some(max_errors),
+                ..Options::default()
+            },
+        );
+        assert_eq!(report.warnings.last().unwrap().message, said);
+    }
 }
 
 #[test]

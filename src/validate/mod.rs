@@ -934,8 +934,10 @@ fn too_many_errors(count: u64, listed: usize) -> Option<Finding> {
     (count > listed as u64).then(|| {
         Finding::new(
             Code::TooManyErrors,
-            match listed {
-                0 => format!("{} errors in all; none are listed", grouped(count)),
+            match (count, listed) {
+                (1, _) => "1 error in all; it is not listed".to_owned(),
+                (_, 0) => format!("{} errors in all; none are listed", grouped(count)),
+                (_, 1) => format!("{} errors in all; only the first is listed", grouped(count)),
                 _ => format!(
                     "{} errors in all; only the first {} are listed",
                     grouped(count),
