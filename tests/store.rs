@@ -740,3 +740,152 @@ fn a_postgres_connection_ended_while_idle_is_replaced() {
     }
     assert_eq!(store.tables().unwrap(), Vec::new());
 }
+
+/// How many documents tables (`snappack_docs_*`) database `db` of `backend`
+/// holds, visible or not.
+fn documents_tables(backend: &str, db: &str) -> i64 {
+    let query = if backend == "sqlite" {
+        "SELECT COUNT(*) FROM sqlite_master WHERE type = 'table' AND name LIKE 'snappack_docs_%'"
+    } else {
+        "SELECT COUNT(*) FROM pg_tables WHERE schemaname = current_schema() \
+         AND tablename LIKE 'snappack_docs_%'"
+    };
+    if backend == "sqlite" {
+        let conn = rusqlite::Connection::open(db).unwrap();
+        conn.query_row(query, [], |row| row.get(0)).unwrap()
+    } else {
+        let mut client = postgres::Client::connect(db, postgres::NoTls).unwrap();
+        client.query_one(query, &[]).unwrap().get(0)
+    }
+}
+
+/// The tables a finish replaces or deletes are dropped once it is done:
+/// the database keeps a documents table per active table, no more.
+#[test]
+fn a_finish_drops_the_tables_it_replaces_or_deletes() {
+    for (backend, db) in common::databases() {
+        let store: Box<dyn Store> = if backend == "sqlite" {
+            Box::new(server::store::SqliteStore::open(&db).unwrap())
+        } else {
+            Box::new(server::store::PostgresStore::connect(&db).unwrap())
+        };
+        let store = &*store;
+        import(store, ImportMode::RequireEmpty, &export_a()).unwrap();
+        assert_eq!(documents_tables(backend, &db), 2, "{backend}");
+        import(
+            store,
+            ImportMode::Replace,
+            &[table("table1", None, vec![without_id(7), without_id(8)])],
+        )
+        .unwrap();
+        assert_eq!(
+            summary(store),
+            owned(&[("table1", 10001, 2), ("table2", 10002, 1)]),
+            "{backend}"
+        );
+        assert_eq!(documents_tables(backend, &db), 2, "{backend}");
+        import(
+            store,
+            ImportMode::ReplaceAll,
+            &[table("table3", None, vec![without_id(9)])],
+        )
+        .unwrap();
+        assert_eq!(summary(store), owned(&[("table3", 10001, 1)]), "{backend}");
+        assert_eq!(documents_tables(backend, &db), 1, "{backend}");
+        assert_eq!(store.hidden_tables().unwrap(), 0, "{backend}");
+        assert_eq!(store.drop_ended_tables().unwrap(), 0, "{backend}");
+    }
+}
+
+/// A finish takes no lock on the tables it replaces or activates
+/// (PostgreSQL would hold several per table until its commit, and a
+/// default cluster has room for only so many: a replace of a few thousand
+/// tables failed with "out of shared memory"): sessions reading the
+/// replaced table, and writing the table that replaces it, do not hold it
+/// up. The replaced table is dropped after the commit; when that fails
+/// (here it cannot have its lock in time; a crash would do the same),
+/// nothing sees the table, and the next start drops it.
+#[test]
+fn a_finish_retires_the_tables_it_replaces_and_drops_them_after_its_commit() {
+    let Some(url) = common::postgres_url() else {
+        return;
+    };
+    // A lock the store waits for fails it after a second, not never.
+    let db = format!(
+        "{}%20-clock_timeout%3D1000",
+        common::postgres_schema_url(&url)
+    );
+    let store = server::store::PostgresStore::connect(&db).unwrap();
+    import(&store, ImportMode::RequireEmpty, &export_a()).unwrap();
+    let new_table1 = table("table1", None, vec![without_id(7), without_id(8)]);
+    let id = start(
+        &store,
+        ImportMode::Replace,
+        std::slice::from_ref(&new_table1),
+    );
+    // Its end is in: the table has its index.
+    store
+        .write_frame(
+            &id,
+            &FrameWrite {
+                seq: 2,
+                ended: vec![("".into(), "table1".into())],
+                ..FrameWrite::default()
+            },
+        )
+        .unwrap();
+    let mut other = postgres::Client::connect(&db, postgres::NoTls).unwrap();
+    let table_id = |client: &mut postgres::Client, active: bool| -> i64 {
+        client
+            .query_one(
+                &format!(
+                    "SELECT id FROM snappack_tables WHERE name = 'table1' AND import_id IS {}NULL",
+                    if active { "" } else { "NOT " }
+                ),
+                &[],
+            )
+            .unwrap()
+            .get(0)
+    };
+    let (old, new) = (table_id(&mut other, true), table_id(&mut other, false));
+    let exists = |client: &mut postgres::Client| -> bool {
+        client
+            .query_one(
+                &format!("SELECT to_regclass('snappack_docs_{old}') IS NOT NULL"),
+                &[],
+            )
+            .unwrap()
+            .get(0)
+    };
+    // A session in the middle of reading the table that will be replaced,
+    // and of writing the one that replaces it.
+    let mut busy = other.transaction().unwrap();
+    busy.batch_execute(&format!(
+        "SELECT COUNT(*) FROM snappack_docs_{old}; \
+         LOCK TABLE snappack_docs_{new} IN ROW EXCLUSIVE MODE"
+    ))
+    .unwrap();
+    store
+        .finish_import(&id)
+        .expect("the finish does not wait for the tables it replaces or activates");
+    assert_eq!(
+        summary(&store),
+        owned(&[("table1", 10001, 2), ("table2", 10002, 1)])
+    );
+    busy.rollback().unwrap();
+    // Not dropped (its lock was held), and seen by nothing.
+    assert!(exists(&mut other));
+    assert_eq!(
+        store.documents("", "table1").unwrap().unwrap().len(),
+        2,
+        "the new table1"
+    );
+    assert_eq!(store.hidden_tables().unwrap(), 1);
+    drop(store);
+    // The next start.
+    let store = server::store::PostgresStore::connect(&db).unwrap();
+    assert_eq!(store.drop_ended_tables().unwrap(), 1);
+    assert!(!exists(&mut other));
+    assert_eq!(store.hidden_tables().unwrap(), 0);
+    assert_eq!(documents_tables("postgres", &db), 2);
+}

@@ -464,8 +464,8 @@ fn finish_refused(words: &str) -> ImportError {
         code: DATABASE_REFUSED,
         message: format!(
             "The database refused to finish the import (every table it imports is made visible, \
-             and every table it replaces or deletes dropped, in one transaction, which holds a \
-             lock on each), twice: {words}. {}.",
+             and every table it replaces or deletes retired, in one transaction, which in append \
+             mode holds locks on every table appended to and from), twice: {words}. {}.",
             refusal_advice(words)
         ),
         component: String::new(),
@@ -538,9 +538,17 @@ impl Imports {
         };
         // What ended imports left of their hidden tables (a crash, or a
         // failure, while they were dropped after the import ended).
-        let dropped = imports.store.drop_ended_tables()?;
-        if dropped > 0 {
-            eprintln!("snappack: dropped {dropped} hidden tables that ended imports left");
+        // Nothing sees them: one that cannot be dropped now does not stop
+        // the start, and is tried again at the next.
+        match imports.store.drop_ended_tables() {
+            Ok(0) => {}
+            Ok(dropped) => {
+                eprintln!("snappack: dropped {dropped} tables that ended imports left")
+            }
+            Err(e) => eprintln!(
+                "snappack: the tables ended imports left could not all be dropped ({e}): \
+                 nothing sees them, and the next start tries again"
+            ),
         }
         // Listed before the database is read: an import's record is made
         // before its folder, so a folder listed here whose import the

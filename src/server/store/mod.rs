@@ -15,7 +15,9 @@
 //!   re-validation already refused duplicate ids. Once its last document
 //!   is in (the table's end), it gets its unique index on the internal id
 //!   (one sorted build, on the writes' thread rather than at finish, which
-//!   only makes sure of it).
+//!   only builds those missing, before its transaction).
+//! * `snappack_retired`: the row ids of tables a finish replaced or
+//!   deleted, whose documents tables are still to be dropped.
 //! * `snappack_imports`: each import's mode, state, and the last frame whose
 //!   writes are in the database (so a restarted server replays the rest).
 //! * `snappack_meta`: the id of the data folder the database is served from
@@ -26,7 +28,10 @@
 //! until a transaction ends, and has room for only so many), then its
 //! frames' documents go in one transaction, which records the last frame;
 //! [`Store::finish_import`] activates them in one transaction with
-//! Convex's mode semantics ([`plan`]). A failed or cancelled import is
+//! Convex's mode semantics ([`plan`]), in which the active tables it
+//! replaces or deletes are retired (their rows go, their documents tables
+//! are listed in `snappack_retired`) rather than dropped, which would take
+//! locks on each: they are dropped after its commit. A failed or cancelled import is
 //! marked so in one transaction, then its hidden tables are dropped a batch
 //! at a time; the active tables are exactly as they were.
 
@@ -440,12 +445,16 @@ pub trait Store: Send + Sync {
     /// The id of the data folder that serves this database, if one does
     /// ([`Store::claim_data_folder`]); nothing changes.
     fn data_folder(&self) -> Result<Option<String>, StoreError>;
-    /// Hidden tables of every open import (0 when no import is running).
+    /// Tables the database holds that nothing sees: the hidden tables of
+    /// every open import, and those an ended import, or a finish's retired
+    /// tables, left to drop (0 when no import is running and every drop
+    /// after an end went through).
     fn hidden_tables(&self) -> Result<u64, StoreError>;
-    /// Drops the hidden tables imports that ended left behind, and returns
-    /// how many. An import's end drops its hidden tables after the commit
-    /// that ends it, in batches (nothing sees them), so a crash or a
-    /// failure may leave some; a server drops them as it starts.
+    /// Drops the tables imports that ended left behind (their hidden
+    /// tables, and the tables a finish replaced or deleted), and returns
+    /// how many. An import's end drops them after the commit that ends it,
+    /// in batches (nothing sees them), so a crash or a failure may leave
+    /// some; a server drops them as it starts.
     fn drop_ended_tables(&self) -> Result<u64, StoreError>;
     /// The documents of an active table, by internal id (`None` when no such table).
     fn documents(

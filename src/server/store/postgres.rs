@@ -54,6 +54,11 @@ CREATE TABLE IF NOT EXISTS snappack_meta (
     key TEXT PRIMARY KEY,
     value TEXT NOT NULL
 );
+-- Documents tables of tables a finish deleted or replaced, dropped after
+-- its commit (and at the next start, should that fail).
+CREATE TABLE IF NOT EXISTS snappack_retired (
+    table_id BIGINT PRIMARY KEY
+);
 CREATE UNIQUE INDEX IF NOT EXISTS snappack_tables_active
     ON snappack_tables (component, name) WHERE import_id IS NULL;
 CREATE UNIQUE INDEX IF NOT EXISTS snappack_tables_hidden
@@ -460,6 +465,8 @@ impl Conn for PgConn<'_, '_> {
 impl Backend for Postgres {
     const BYTES: &'static str = "BYTEA";
     const ADDED_ORDER: &'static str = "ctid";
+    const DOCUMENTS_INDEXES: &'static str =
+        "SELECT indexname::text FROM pg_indexes WHERE schemaname = current_schema() AND indexname LIKE 'snappack_docs_%'";
 
     fn tables_per_transaction(&self) -> usize {
         self.tables_per_transaction

@@ -2,7 +2,7 @@
 //! backends: they differ only in how they connect, lock and bind values.
 //! Statements use `$n` placeholders, which SQLite and PostgreSQL both read.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 use super::plan::{self, ActiveTable, HiddenTable};
 use super::{
@@ -214,6 +214,9 @@ pub(super) trait Backend: Send + Sync {
     /// `ctid`, which is that order unless space freed by a write that
     /// failed, once vacuumed, is filled by a later one).
     const ADDED_ORDER: &'static str;
+    /// A query of the names of the indexes in the database whose names
+    /// start `snappack_docs_` (among them every [`documents_index`]).
+    const DOCUMENTS_INDEXES: &'static str;
 
     /// How many tables a transaction that creates, indexes or drops
     /// tables one by one may take on at once, where the database holds a
@@ -295,6 +298,37 @@ fn drop_table(c: &mut dyn Conn, table_id: i64) -> Result<(), StoreError> {
     )?;
     c.exec(
         "DELETE FROM snappack_tables WHERE id = $1",
+        &[Param::Int(table_id)],
+    )?;
+    Ok(())
+}
+
+/// Retires active table `table_id`, which a finish deletes or replaces:
+/// its row goes, so that nothing sees the table from the finish's commit on,
+/// and its documents table is listed in `snappack_retired`, to be dropped
+/// after the commit ([`drop_retired`]). Dropping it here would hold locks
+/// on it (PostgreSQL: its documents, index, TOAST table and types, about
+/// seven) until the finish commits, for every table the finish replaces.
+fn retire_table(c: &mut dyn Conn, table_id: i64) -> Result<(), StoreError> {
+    c.exec(
+        "DELETE FROM snappack_tables WHERE id = $1",
+        &[Param::Int(table_id)],
+    )?;
+    c.exec(
+        "INSERT INTO snappack_retired (table_id) VALUES ($1)",
+        &[Param::Int(table_id)],
+    )?;
+    Ok(())
+}
+
+/// Drops the documents table of retired table `table_id` ([`retire_table`]).
+fn drop_retired(c: &mut dyn Conn, table_id: i64) -> Result<(), StoreError> {
+    c.exec(
+        &format!("DROP TABLE IF EXISTS {}", documents_table(table_id)),
+        &[],
+    )?;
+    c.exec(
+        "DELETE FROM snappack_retired WHERE table_id = $1",
         &[Param::Int(table_id)],
     )?;
     Ok(())
@@ -611,6 +645,11 @@ impl<B: Backend> SqlStore<B> {
         import: &str,
         lines: &DocumentLines<'_>,
     ) -> Result<Vec<ActivatedTable>, StoreError> {
+        // The index of every hidden table that lacks one (a write that
+        // failed after its table ended), before the finish, a batch per
+        // transaction: hidden, they need not be indexed at once, and the
+        // finish then takes no lock on a table it activates.
+        self.index_hidden_tables(import)?;
         let result = self.backend.transaction(true, |c| {
             let record = open_import(c, import)?;
             let hidden = load_hidden(c, import)?;
@@ -652,8 +691,9 @@ impl<B: Backend> SqlStore<B> {
                 }
             }
 
+            // Dropped after the commit, a batch per transaction.
             for &table_id in &plan.delete {
-                drop_table(c, table_id)?;
+                retire_table(c, table_id)?;
             }
             // By hidden table, rather than a search of the plan per table.
             let appended: HashMap<i64, (i64, u32)> = plan
@@ -687,7 +727,7 @@ impl<B: Backend> SqlStore<B> {
                     // Its hidden table is dropped after the commit.
                     activated.push(summary(number, true));
                 } else if let Some(&number) = activate.get(&table.table_id) {
-                    c.exec(&create_index(table.table_id), &[])?;
+                    // Indexed before the transaction.
                     c.exec(
                         "UPDATE snappack_tables SET import_id = NULL, number = $2, generation = 0, \
                          observed_id = NULL, observed_generation = NULL, pin_number = NULL, pin_id = NULL \
@@ -701,19 +741,26 @@ impl<B: Backend> SqlStore<B> {
                 "UPDATE snappack_imports SET state = $2 WHERE id = $1",
                 &[Param::Text(import), Param::Text(ImportState::Finished.as_str())],
             )?;
-            Ok(activated)
+            Ok((activated, plan.delete))
         });
         match result {
             Err(StoreError::Import(error)) => {
                 self.end_import(import, ImportState::Failed, Some(&error.recorded()))?;
                 Err(error.into())
             }
-            Ok(activated) => {
-                // The hidden tables appended to existing ones.
+            Ok((activated, retired)) => {
+                // The tables it deleted or replaced, and the hidden tables
+                // it appended to existing ones.
+                if let Err(e) = self.drop_retired_tables(&retired) {
+                    eprintln!(
+                        "snappack: import {import} finished, but not all the tables it replaced \
+                         or deleted were dropped ({e}): the next start drops them"
+                    );
+                }
                 self.drop_tables_after_end(import);
                 Ok(activated)
             }
-            other => other,
+            Err(e) => Err(e),
         }
     }
 
@@ -767,7 +814,62 @@ impl<B: Backend> SqlStore<B> {
     }
 
     pub(super) fn drop_ended_tables(&self) -> Result<u64, StoreError> {
-        self.drop_tables_of_ended(None)
+        let retired = self.backend.transaction(false, |c| {
+            c.query(
+                "SELECT table_id FROM snappack_retired ORDER BY table_id",
+                &[],
+            )?
+            .iter()
+            .map(|row| row[0].int())
+            .collect::<Result<Vec<i64>, _>>()
+        })?;
+        self.drop_retired_tables(&retired)?;
+        Ok(retired.len() as u64 + self.drop_tables_of_ended(None)?)
+    }
+
+    /// Drops the documents tables of `retired` tables ([`retire_table`]), a
+    /// batch per transaction.
+    fn drop_retired_tables(&self, retired: &[i64]) -> Result<(), StoreError> {
+        for tables in retired.chunks(self.backend.tables_per_transaction().max(1)) {
+            self.backend.transaction(false, |c| {
+                tables
+                    .iter()
+                    .try_for_each(|&table_id| drop_retired(c, table_id))
+            })?;
+        }
+        Ok(())
+    }
+
+    /// Builds the index of each of `import`'s hidden tables that lacks one,
+    /// a batch per transaction.
+    fn index_hidden_tables(&self, import: &str) -> Result<(), StoreError> {
+        let missing = self.backend.transaction(false, |c| {
+            open_import(c, import)?;
+            let indexes: HashSet<String> = c
+                .query(B::DOCUMENTS_INDEXES, &[])?
+                .into_iter()
+                .map(|row| row.into_iter().next().unwrap_or(Cell::Null).text())
+                .collect::<Result<_, _>>()?;
+            c.query(
+                "SELECT id FROM snappack_tables WHERE import_id = $1 ORDER BY id",
+                &[Param::Text(import)],
+            )?
+            .iter()
+            .map(|row| row[0].int())
+            .filter(|id| {
+                !id.as_ref()
+                    .is_ok_and(|&id| indexes.contains(&documents_index(id)))
+            })
+            .collect::<Result<Vec<i64>, _>>()
+        })?;
+        for tables in missing.chunks(self.backend.tables_per_transaction().max(1)) {
+            self.backend.transaction(false, |c| {
+                tables
+                    .iter()
+                    .try_for_each(|&table_id| c.exec(&create_index(table_id), &[]).map(|_| ()))
+            })?;
+        }
+        Ok(())
     }
 
     /// Drops the hidden tables of the imports that are no longer open
@@ -861,7 +963,8 @@ impl<B: Backend> SqlStore<B> {
     pub(super) fn hidden_tables(&self) -> Result<u64, StoreError> {
         self.backend.transaction(false, |c| {
             let rows = c.query(
-                "SELECT COUNT(*) FROM snappack_tables WHERE import_id IS NOT NULL",
+                "SELECT (SELECT COUNT(*) FROM snappack_tables WHERE import_id IS NOT NULL) \
+                 + (SELECT COUNT(*) FROM snappack_retired)",
                 &[],
             )?;
             Ok(rows[0][0].int()? as u64)

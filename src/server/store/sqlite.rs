@@ -55,6 +55,11 @@ CREATE TABLE IF NOT EXISTS snappack_meta (
     key TEXT PRIMARY KEY,
     value TEXT NOT NULL
 );
+-- Documents tables of tables a finish deleted or replaced, dropped after
+-- its commit (and at the next start, should that fail).
+CREATE TABLE IF NOT EXISTS snappack_retired (
+    table_id INTEGER PRIMARY KEY
+);
 CREATE UNIQUE INDEX IF NOT EXISTS snappack_tables_active
     ON snappack_tables (component, name) WHERE import_id IS NULL;
 CREATE UNIQUE INDEX IF NOT EXISTS snappack_tables_hidden
@@ -556,6 +561,8 @@ impl Conn for rusqlite::Transaction<'_> {
 impl Backend for Sqlite {
     const BYTES: &'static str = "BLOB";
     const ADDED_ORDER: &'static str = "rowid";
+    const DOCUMENTS_INDEXES: &'static str =
+        "SELECT name FROM sqlite_master WHERE type = 'index' AND name LIKE 'snappack_docs_%'";
 
     /// Every one: SQLite locks the file, not each table.
     fn tables_per_transaction(&self) -> usize {
