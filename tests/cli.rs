@@ -1452,6 +1452,7 @@ fn serve_limits_are_bounded() {
             "is not in 0..=876000",
         ),
         ("--max-connections", "0", "0 is not in 1.."),
+        ("--stop-timeout", "0", "0 is not in 1..=86400"),
         (
             "--max-frame-size",
             "67108864",

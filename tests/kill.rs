@@ -148,3 +148,109 @@ fn killed_twenty_times_the_upload_still_lands_intact() {
         assert_eq!(store.hidden_tables().unwrap(), 0, "{backend}");
     }
 }
+
+/// Told to stop (SIGTERM) while a store write waits on the database (here
+/// for a lock another session holds on the tables' table), the server waits
+/// for it no longer than `--stop-timeout`, then exits with status 1 and
+/// says why. The write, cut off, is rolled back by the database, and the
+/// next start writes its frames again from the staging log: the upload
+/// resumes there and lands intact.
+#[test]
+fn a_stop_waits_for_a_stuck_store_write_no_longer_than_the_stop_timeout() {
+    let Some(url) = common::postgres_url() else {
+        return;
+    };
+    let database = common::postgres_schema_url(&url);
+    let data_dir = common::temp_dir("stop-timeout");
+    let tables = tables();
+    let stream = encode(&tables, &[], 2048);
+    let ranges = frames(&stream);
+    let (mut child, line) = common::start_serve_with(
+        &database,
+        &data_dir,
+        "127.0.0.1:0",
+        TOKEN,
+        &["--stop-timeout", "2"],
+    );
+    let addr: SocketAddr = line
+        .trim()
+        .rsplit("http://")
+        .next()
+        .and_then(|a| a.parse().ok())
+        .unwrap_or_else(|| panic!("no address in {line:?}"));
+    let created = call(addr, "POST", "/api/imports", br#"{"mode":"replace"}"#).unwrap();
+    let id = created.json()["id"].as_str().unwrap().to_owned();
+
+    // Writers of the tables' table wait for this session (readers do not).
+    let mut locker = postgres::Client::connect(&database, postgres::NoTls).unwrap();
+    let mut lock = locker.transaction().unwrap();
+    lock.batch_execute("LOCK TABLE snappack_tables IN SHARE MODE")
+        .unwrap();
+    // Frame 0 declares the tables: acknowledged, its write then waits.
+    let first = call(
+        addr,
+        "POST",
+        &format!("/api/imports/{id}/frames?seq=0"),
+        &stream[ranges[0].clone()],
+    )
+    .unwrap();
+    assert_eq!(first.status, 200, "{:?}", first.json());
+    // The next request waits for that write.
+    let waiting = {
+        let body = stream[ranges[1].start..ranges[2].end].to_vec();
+        let id = id.clone();
+        std::thread::spawn(move || {
+            call(
+                addr,
+                "POST",
+                &format!("/api/imports/{id}/frames?seq=1"),
+                &body,
+            )
+        })
+    };
+    std::thread::sleep(Duration::from_millis(300));
+    let asked = std::time::Instant::now();
+    let sent = std::process::Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(sent.success());
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        assert!(
+            asked.elapsed() < Duration::from_secs(20),
+            "the server still runs 20 s after SIGTERM"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert!(asked.elapsed() >= Duration::from_secs(2), "it waited");
+    assert_eq!(status.code(), Some(1), "{status:?}");
+    let said = common::stderr_line_with(&mut child, "--stop-timeout");
+    assert!(said.contains("staging log"), "{said}");
+    let _ = waiting.join().unwrap();
+    lock.rollback().unwrap();
+
+    // Started again, the server has every acknowledged frame.
+    let (_child, addr) = start(&database, &data_dir);
+    let mut random = Random(0x2545_f491_4f6c_dd1d);
+    assert!(upload(addr, &id, &stream, &mut random, None));
+    let finished = call(addr, "POST", &format!("/api/imports/{id}/finish"), b"").unwrap();
+    assert_eq!(finished.status, 200, "{:?}", finished.json());
+    let store = snappack::server::store::open(&database).unwrap();
+    for t in &tables {
+        let mut stored: Vec<String> = store
+            .documents(&t.component, &t.name)
+            .unwrap()
+            .unwrap()
+            .into_iter()
+            .map(|d| d.json)
+            .collect();
+        stored.sort();
+        let mut expected = t.lines.clone();
+        expected.sort();
+        assert_eq!(stored, expected, "{}", t.name);
+    }
+    assert_eq!(store.hidden_tables().unwrap(), 0);
+}

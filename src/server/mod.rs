@@ -72,6 +72,12 @@ pub struct ServeConfig {
     /// Connections served at once; more wait in the listen queue until one
     /// closes, so clients cannot use up the server's file descriptors.
     pub max_connections: usize,
+    /// How long [`serve`], once told to stop (Ctrl-C, SIGTERM), waits for
+    /// the requests under way and the store writes they started: then the
+    /// process exits anyway, with status 1. The database rolls back a
+    /// write cut off, and the next start writes its frames again from the
+    /// staging log.
+    pub stop_timeout: Duration,
 }
 
 /// How long an open import may receive nothing before it is cancelled, by default.
@@ -91,9 +97,15 @@ impl Default for ServeConfig {
             expire_after: Some(DEFAULT_EXPIRE_AFTER),
             header_timeout: Duration::from_secs(30),
             max_connections: DEFAULT_MAX_CONNECTIONS,
+            stop_timeout: DEFAULT_STOP_TIMEOUT,
         }
     }
 }
+
+/// How long `snappack serve` waits, once told to stop, for what is under way
+/// ([`ServeConfig::stop_timeout`]), by default: as long as `docker stop` waits
+/// before it kills.
+pub const DEFAULT_STOP_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Connections served at once, by default: well inside the 1,024 file
 /// descriptors a process gets by default, with room for the database, the
@@ -1040,9 +1052,11 @@ async fn retry_sweeps(imports: Arc<Imports>, every: Duration) {
 
 /// `snappack serve`: binds, prints where it listens (and a new token once),
 /// and serves until Ctrl-C or SIGTERM (what `kill`, systemd and container
-/// runtimes send), then lets the requests under way finish.
+/// runtimes send), then lets the requests under way finish, for at most
+/// [`ServeConfig::stop_timeout`]: then the process exits (status 1).
 pub async fn serve(config: ServeConfig) -> Result<(), ServeError> {
     let data_dir = config.data_dir.clone();
+    let stop_timeout = config.stop_timeout;
     let server = Server::bind(config).await?;
     say!("snappack: listening on http://{}", server.local_addr()?);
     if server.token_is_new() {
@@ -1052,7 +1066,39 @@ pub async fn serve(config: ServeConfig) -> Result<(), ServeError> {
             server.token()
         );
     }
-    server.run(stop_signal()).await
+    server
+        .run(async move {
+            stop_signal().await;
+            exit_unless_stopped_within(stop_timeout);
+        })
+        .await
+}
+
+/// Ends the process with status 1, saying so, unless it ends by itself
+/// within `timeout`. Waiting for the requests under way to finish, and for
+/// the store writes they started (which the imports' end and the runtime's
+/// wait for), could otherwise take as long as the database makes them: a
+/// lock held by another session, say. Cut off, a write is rolled back by
+/// the database (PostgreSQL when the connection goes, SQLite from its
+/// journal at the next open), and the next start writes the frames its
+/// database lacks again from the staging log, where every acknowledged
+/// frame is.
+fn exit_unless_stopped_within(timeout: Duration) {
+    let spawned = std::thread::Builder::new()
+        .name("snappack-stop".into())
+        .spawn(move || {
+            std::thread::sleep(timeout);
+            eprintln!(
+                "snappack: still stopping after {} s (--stop-timeout): exiting without the \
+                 requests and database writes under way; the database rolls back a write cut \
+                 off, and the next start writes its frames again from the staging log",
+                timeout.as_secs()
+            );
+            std::process::exit(1);
+        });
+    if spawned.is_err() {
+        eprintln!("snappack: stopping, with no time limit (no thread could be made for one)");
+    }
 }
 
 /// Ctrl-C, or SIGTERM on Unix.

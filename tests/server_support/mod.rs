@@ -78,8 +78,20 @@ pub fn start_serve(
     listen: &str,
     token: &str,
 ) -> (ServeProcess, String) {
+    start_serve_with(database, data_dir, listen, token, &[])
+}
+
+/// [`start_serve`] with `options` too.
+pub fn start_serve_with(
+    database: &str,
+    data_dir: &Path,
+    listen: &str,
+    token: &str,
+    options: &[&str],
+) -> (ServeProcess, String) {
     let mut child = Command::new(env!("CARGO_BIN_EXE_snappack"))
         .args(["serve", "--no-www", "--listen", listen, "--token", token])
+        .args(options)
         .arg("--database")
         .arg(database)
         .arg("--data-dir")

@@ -10,7 +10,7 @@ use clap::Args;
 use snappack::migration::{
     FRAME_HEADER_LEN, MAX_FRAME_SIZE, MIN_PACK_FRAME_SIZE, STREAM_HEADER_LEN,
 };
-use snappack::server::{serve, ServeConfig, DEFAULT_EXPIRE_AFTER, TOKEN_ENV};
+use snappack::server::{serve, ServeConfig, DEFAULT_EXPIRE_AFTER, DEFAULT_STOP_TIMEOUT, TOKEN_ENV};
 
 /// Settings of `snappack serve`.
 #[derive(Args)]
@@ -60,6 +60,13 @@ pub struct ServeArgs {
     #[arg(long, default_value_t = ServeConfig::default().max_connections,
           value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..))]
     max_connections: usize,
+    /// Seconds (1 to 86400) to wait, once told to stop (Ctrl-C, SIGTERM), for the requests
+    /// under way and their database writes, before exiting anyway (status
+    /// 1; a write cut off is rolled back, and written again from the
+    /// staging log at the next start).
+    #[arg(long, default_value_t = DEFAULT_STOP_TIMEOUT.as_secs(),
+          value_parser = clap::value_parser!(u64).range(1..=86_400))]
+    stop_timeout: u64,
 }
 
 /// `--listen`: an IP address and port, or a host name and port, which
@@ -197,6 +204,7 @@ pub fn run(args: ServeArgs) -> Result<ExitCode> {
         expire_after: (args.expire_after_hours > 0)
             .then(|| Duration::from_secs(args.expire_after_hours * 3600)),
         max_connections: args.max_connections,
+        stop_timeout: Duration::from_secs(args.stop_timeout),
         ..ServeConfig::default()
     };
     let runtime = tokio::runtime::Builder::new_multi_thread()
