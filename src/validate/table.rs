@@ -87,7 +87,7 @@ pub struct Precheck {
     keys: IdKeys,
 }
 
-/// What [`Precheck::line`] found, compactly (a chunk holds one per line).
+/// What [`Precheck::first_line`] found, compactly (a chunk holds one per line).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Prechecked {
     /// A plainly valid document, with its `_id` if it has one (hashed for
