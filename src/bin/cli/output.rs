@@ -242,12 +242,14 @@ impl Drop for OutputDir {
 #[cfg(unix)]
 const XFSZ: i32 = 25;
 
-/// Removes `partial` (a file or a folder, whatever it is by then) and ends
-/// the process on SIGINT, SIGTERM, SIGHUP or SIGQUIT, with the status the
-/// signal gives (130, 143, 129, 131): Ctrl-C or a closed terminal leaves
-/// nothing behind. The handlers are in place before this returns.
+/// On SIGINT, SIGTERM, SIGHUP or SIGQUIT, runs `then` and ends the process
+/// with the status the signal gives (130, 143, 129, 131). SIGXFSZ is
+/// caught too, and ignored: a file size limit (`ulimit -f`) then fails the
+/// write, with a message and the usual cleanup, instead of killing. The
+/// handlers are in place before this returns; without them (no runtime or
+/// no handler could be made) the signals end the process as they would.
 #[cfg(unix)]
-fn remove_on_interrupt(partial: &Path) {
+pub(super) fn on_interrupt(then: impl FnOnce() + Send + 'static) {
     use tokio::signal::unix::{signal, SignalKind};
     let Ok(runtime) = tokio::runtime::Builder::new_current_thread()
         .enable_io()
@@ -263,8 +265,6 @@ fn remove_on_interrupt(partial: &Path) {
                 signal(SignalKind::terminate())?,
                 signal(SignalKind::hangup())?,
                 signal(SignalKind::quit())?,
-                // A file size limit (`ulimit -f`) then fails the write, with
-                // a message and the usual cleanup, instead of killing.
                 signal(SignalKind::from_raw(XFSZ))?,
             ))
         })()
@@ -272,7 +272,6 @@ fn remove_on_interrupt(partial: &Path) {
     let Ok((mut interrupt, mut terminate, mut hangup, mut quit, _file_size)) = signals else {
         return;
     };
-    let partial = partial.to_owned();
     std::thread::spawn(move || {
         let status = runtime.block_on(async {
             tokio::select! {
@@ -282,6 +281,21 @@ fn remove_on_interrupt(partial: &Path) {
                 _ = quit.recv() => 128 + 3,
             }
         });
+        then();
+        std::process::exit(status);
+    });
+}
+
+/// Elsewhere the system ends a program as it ends any.
+#[cfg(not(unix))]
+pub(super) fn on_interrupt(_then: impl FnOnce() + Send + 'static) {}
+
+/// Removes `partial` (a file or a folder, whatever it is by then) when the
+/// process is interrupted ([`on_interrupt`]): Ctrl-C or a closed terminal
+/// leaves nothing behind.
+fn remove_on_interrupt(partial: &Path) {
+    let partial = partial.to_owned();
+    on_interrupt(move || {
         // Moved out of the writer's way first: it may still be adding files
         // to a folder, and can add none under the new name.
         let mut doomed = partial.into_os_string();
@@ -291,13 +305,8 @@ fn remove_on_interrupt(partial: &Path) {
         if fs::rename(&moved_from, &doomed).is_ok() && fs::remove_file(&doomed).is_err() {
             let _ = fs::remove_dir_all(&doomed);
         }
-        std::process::exit(status);
     });
 }
-
-/// Elsewhere an interrupted command may leave its `.partial` output.
-#[cfg(not(unix))]
-fn remove_on_interrupt(_partial: &Path) {}
 
 /// Commands write in small pieces; the disk gets large ones.
 fn buffered(file: File) -> BufWriter<File> {

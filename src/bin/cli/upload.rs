@@ -27,6 +27,7 @@ use snappack::server::TOKEN_ENV;
 use snappack::validate::validate;
 use snappack::validate::{removed_by_import, ImportMode, Removed, TargetTables};
 
+use super::output::on_interrupt;
 use super::{human, parse_frame_size, report_status, Input, InputArgs, PACK_THREADS_HELP};
 
 /// Settings of `snappack upload`.
@@ -767,41 +768,12 @@ fn agreed(removed: &[Removed], mode: ImportMode, yes: bool, asks: bool) -> Resul
     Ok(matches!(answer.trim(), "y" | "Y" | "yes" | "Yes"))
 }
 
-/// On SIGINT, SIGTERM or SIGHUP, ends the process with the status the
-/// signal gives (130, 143, 129), saying first, once `import` names the
-/// import being sent to, that it stays open and how to continue it: the
-/// line that named it when it started may be far back by then. The
-/// handlers are in place before this returns.
-#[cfg(unix)]
+/// When the process is interrupted ([`on_interrupt`]), says first, once
+/// `import` names the import being sent to, that it stays open and how to
+/// continue it: the line that named it when it started may be far back by
+/// then.
 fn say_resume_on_interrupt(import: Arc<Mutex<Option<String>>>) {
-    use tokio::signal::unix::{signal, SignalKind};
-    let Ok(runtime) = tokio::runtime::Builder::new_current_thread()
-        .enable_io()
-        .build()
-    else {
-        return;
-    };
-    let signals = {
-        let _context = runtime.enter();
-        (|| {
-            Ok::<_, std::io::Error>((
-                signal(SignalKind::interrupt())?,
-                signal(SignalKind::terminate())?,
-                signal(SignalKind::hangup())?,
-            ))
-        })()
-    };
-    let Ok((mut interrupt, mut terminate, mut hangup)) = signals else {
-        return;
-    };
-    std::thread::spawn(move || {
-        let status = runtime.block_on(async {
-            tokio::select! {
-                _ = interrupt.recv() => 128 + 2,
-                _ = terminate.recv() => 128 + 15,
-                _ = hangup.recv() => 128 + 1,
-            }
-        });
+    on_interrupt(move || {
         let import = import.lock().unwrap_or_else(|e| e.into_inner()).clone();
         if let Some(id) = import {
             // Below the progress bar's line, which is cleared.
@@ -810,13 +782,8 @@ fn say_resume_on_interrupt(import: Arc<Mutex<Option<String>>>) {
             }
             say!("snappack: interrupted: import {id} stays open: continue it with --resume {id}");
         }
-        std::process::exit(status);
     });
 }
-
-/// Elsewhere the system ends the upload as it ends any program.
-#[cfg(not(unix))]
-fn say_resume_on_interrupt(_import: Arc<Mutex<Option<String>>>) {}
 
 /// The options by which targets `recorded` and `given` differ, as each was
 /// given on the command line: `--component X` (or `no --component`), then
