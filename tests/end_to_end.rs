@@ -351,22 +351,16 @@ fn a_resumed_upload_packs_only_the_frames_the_server_lacks() {
 
         // The first frames of the stream `snappack upload` makes, sent by hand.
         let target = serde_json::from_slice(&call("GET", "/api/tables", b"").body).unwrap();
-        let options = PackOptions {
-            validate: snappack::validate::Options {
+        let options = upload_pack_options(
+            snappack::validate::Options {
                 mode: snappack::validate::ImportMode::Replace,
                 target: Some(target),
                 ..Default::default()
             },
             // Smaller frames than the commands give a new stream (an import
             // an older version started): the import goes on in its own.
-            encoder: snappack::migration::EncoderConfig {
-                max_frame_size: 1024,
-                ..Default::default()
-            },
-            producer: format!("snappack {}", env!("CARGO_PKG_VERSION")),
-            created_at_ms: 0,
-            ..PackOptions::default()
-        };
+            1024,
+        );
         let stream = packed_stream(&zip, &options);
         let ranges = frames(&stream);
         assert!(ranges.len() > 10, "{} frames", ranges.len());
@@ -469,22 +463,16 @@ fn a_resumed_upload_whose_import_another_client_advances_goes_on() {
     std::fs::write(&zip_path, &zip).unwrap();
     let archive = Archive::read(&zip);
     let server = test_server(&database, &dir.join("data"));
-    let options = PackOptions {
-        validate: snappack::validate::Options {
+    let options = upload_pack_options(
+        snappack::validate::Options {
             mode: snappack::validate::ImportMode::Replace,
             target: Some(
                 serde_json::from_slice(&server.call("GET", "/api/tables", b"").body).unwrap(),
             ),
             ..Default::default()
         },
-        encoder: snappack::migration::EncoderConfig {
-            max_frame_size: 1024,
-            ..Default::default()
-        },
-        producer: format!("snappack {}", env!("CARGO_PKG_VERSION")),
-        created_at_ms: 0,
-        ..PackOptions::default()
-    };
+        1024,
+    );
     let stream = packed_stream(&zip, &options);
     let ranges = frames(&stream);
     assert!(ranges.len() > 20, "{} frames", ranges.len());
@@ -1014,7 +1002,6 @@ fn a_closed_standard_error_stops_neither_serve_nor_upload() {
 /// continues it. Labels of older clients (name and size) are checked too.
 #[test]
 fn a_resumed_upload_refuses_another_file() {
-    use snappack::client::{FileIdentity, FINGERPRINT_SPAN};
     let dir = common::temp_dir("upload-resume-other");
     let (right, wrong) = (dir.join("a"), dir.join("b"));
     std::fs::create_dir_all(&right).unwrap();
@@ -1024,13 +1011,7 @@ fn a_resumed_upload_refuses_another_file() {
     std::fs::write(&right, &right_zip).unwrap();
     std::fs::write(&wrong, &wrong_zip).unwrap();
     let server = test_server(&dir.join("db").to_string_lossy(), &dir.join("data"));
-    let span = FINGERPRINT_SPAN.min(right_zip.len() as u64) as usize;
-    let identity = FileIdentity::of(
-        "snapshot.zip",
-        right_zip.len() as u64,
-        &right_zip[..span],
-        &right_zip[right_zip.len() - span..],
-    );
+    let identity = identity_of("snapshot.zip", &right_zip);
     let create = |label: &str| {
         let body = serde_json::json!({"mode": "replace", "label": label}).to_string();
         let created = server.call("POST", "/api/imports", body.as_bytes()).json();
@@ -1100,7 +1081,6 @@ fn a_resumed_upload_refuses_another_file() {
 /// were never the import's.
 #[test]
 fn a_resumed_upload_with_another_component_says_the_one_it_was_started_with() {
-    use snappack::client::{FileIdentity, FINGERPRINT_SPAN};
     let dir = common::temp_dir("upload-resume-component");
     let path = dir.join("snapshot.zip");
     let zip = snapshot(41);
@@ -1134,29 +1114,17 @@ fn a_resumed_upload_with_another_component_says_the_one_it_was_started_with() {
     // An upload into component `billing` interrupted after three frames, as
     // `upload --component billing` makes them.
     let target = serde_json::from_slice(&server.call("GET", "/api/tables", b"").body).unwrap();
-    let options = PackOptions {
-        validate: snappack::validate::Options {
+    let options = upload_pack_options(
+        snappack::validate::Options {
             component: "billing".into(),
             target: Some(target),
             ..Default::default()
         },
-        encoder: snappack::migration::EncoderConfig {
-            max_frame_size: 4096,
-            ..Default::default()
-        },
-        producer: format!("snappack {}", env!("CARGO_PKG_VERSION")),
-        created_at_ms: 0,
-        ..PackOptions::default()
-    };
+        4096,
+    );
     let stream = packed_stream(&zip, &options);
     let ranges = frames(&stream);
-    let span = FINGERPRINT_SPAN.min(zip.len() as u64) as usize;
-    let identity = FileIdentity::of(
-        "snapshot.zip",
-        zip.len() as u64,
-        &zip[..span],
-        &zip[zip.len() - span..],
-    );
+    let identity = identity_of("snapshot.zip", &zip);
     let body = serde_json::json!({
         "mode": "requireEmpty",
         "label": identity.label(),
@@ -1450,6 +1418,36 @@ fn zip_of(entries: &[(&str, &[u8])]) -> Vec<u8> {
     writer.finish().unwrap().into_inner()
 }
 
+/// The options `snappack upload` packs with, its validation options given,
+/// in frames of at most `max_frame_size` bytes.
+fn upload_pack_options(
+    validate: snappack::validate::Options,
+    max_frame_size: usize,
+) -> PackOptions {
+    PackOptions {
+        validate,
+        encoder: snappack::migration::EncoderConfig {
+            max_frame_size,
+            ..Default::default()
+        },
+        producer: format!("snappack {}", env!("CARGO_PKG_VERSION")),
+        created_at_ms: 0,
+        ..PackOptions::default()
+    }
+}
+
+/// What an import's label records of the file `name` holding `bytes`, as
+/// `snappack upload` makes it.
+fn identity_of(name: &str, bytes: &[u8]) -> snappack::client::FileIdentity {
+    let span = snappack::client::FINGERPRINT_SPAN.min(bytes.len() as u64) as usize;
+    snappack::client::FileIdentity::of(
+        name,
+        bytes.len() as u64,
+        &bytes[..span],
+        &bytes[bytes.len() - span..],
+    )
+}
+
 /// The stream of a valid snapshot packed with `options`.
 fn packed_stream(zip: &[u8], options: &PackOptions) -> Vec<u8> {
     pack(
@@ -1625,21 +1623,15 @@ fn a_resumed_upload_whose_table_another_import_changed_says_which() {
         // Part of an append into `t` (10001, from the server's tables), as
         // `snappack upload --table t --mode append` packs it.
         let target = serde_json::from_slice(&server.call("GET", "/api/tables", b"").body).unwrap();
-        let options = PackOptions {
-            validate: snappack::validate::Options {
+        let options = upload_pack_options(
+            snappack::validate::Options {
                 mode: snappack::validate::ImportMode::Append,
                 table: Some("t".into()),
                 target: Some(target),
                 ..Default::default()
             },
-            encoder: snappack::migration::EncoderConfig {
-                max_frame_size: 4096,
-                ..Default::default()
-            },
-            producer: format!("snappack {}", env!("CARGO_PKG_VERSION")),
-            created_at_ms: 0,
-            ..PackOptions::default()
-        };
+            4096,
+        );
         let (stream, _) = pack(
             Cursor::new(rows.as_bytes()),
             "rows.jsonl",

@@ -7,7 +7,7 @@
 mod server_support;
 
 use server_support as common;
-use server_support::{encode, frames, http, numbered_table, TestServer};
+use server_support::{encode, frames, http, numbered_table, HttpResponse, StreamTable, TestServer};
 use snappack::server::ServeConfig;
 
 fn server(database: &str, configure: impl FnOnce(&mut ServeConfig)) -> TestServer {
@@ -45,6 +45,16 @@ fn upload(server: &TestServer, id: &str, stream: &[u8], per_request: usize) {
         assert_eq!(response.status, 200, "{:?}", response.json());
         assert_eq!(response.json()["nextSeq"], (seq + chunk.len()) as u64);
     }
+}
+
+/// Appends `table` in an import of its own and finishes it: the import, and
+/// the finish's answer.
+fn append_and_finish(server: &TestServer, table: &StreamTable) -> (String, HttpResponse) {
+    let stream = encode(std::slice::from_ref(table), &[], 1 << 20);
+    let id = create(server, "append");
+    upload(server, &id, &stream, 1);
+    let finished = server.call("POST", &format!("/api/imports/{id}/finish"), b"");
+    (id, finished)
 }
 
 #[test]
@@ -1696,19 +1706,13 @@ fn of_several_documents_that_exist_the_first_in_the_file_is_named() {
     for (backend, database) in common::databases() {
         let server = server(&database, |_| {});
         let first = numbered_table("users", 10001, 3, 1);
-        let stream = encode(std::slice::from_ref(&first), &[], 1 << 20);
-        let id = create(&server, "append");
-        upload(&server, &id, &stream, 1);
-        let finished = server.call("POST", &format!("/api/imports/{id}/finish"), b"");
+        let (_, finished) = append_and_finish(&server, &first);
         assert_eq!(finished.status, 200, "{backend}: {:?}", finished.json());
         // The first import's last document, a new one, its first document.
         let mut again = numbered_table("users", 10001, 1, 2);
         again.lines.insert(0, first.lines[2].clone());
         again.lines.push(first.lines[0].clone());
-        let stream = encode(&[again], &[], 1 << 20);
-        let id = create(&server, "append");
-        upload(&server, &id, &stream, 1);
-        let refused = server.call("POST", &format!("/api/imports/{id}/finish"), b"");
+        let (_, refused) = append_and_finish(&server, &again);
         assert_eq!(refused.status, 422, "{backend}");
         let body = refused.json();
         assert_eq!(body["code"], "DocumentExists", "{backend}: {body}");
@@ -1724,18 +1728,12 @@ fn a_document_that_exists_is_refused_naming_its_line() {
     for (backend, database) in common::databases() {
         let server = server(&database, |_| {});
         let first = numbered_table("users", 10001, 3, 1);
-        let stream = encode(std::slice::from_ref(&first), &[], 1 << 20);
-        let id = create(&server, "append");
-        upload(&server, &id, &stream, 1);
-        let finished = server.call("POST", &format!("/api/imports/{id}/finish"), b"");
+        let (_, finished) = append_and_finish(&server, &first);
         assert_eq!(finished.status, 200, "{backend}: {:?}", finished.json());
         // Two new documents, then the second of the first import's, then another.
         let mut again = numbered_table("users", 10001, 3, 2);
         again.lines.insert(2, first.lines[1].clone());
-        let stream = encode(&[again], &[], 1 << 20);
-        let id = create(&server, "append");
-        upload(&server, &id, &stream, 1);
-        let refused = server.call("POST", &format!("/api/imports/{id}/finish"), b"");
+        let (id, refused) = append_and_finish(&server, &again);
         assert_eq!(refused.status, 422, "{backend}");
         let body = refused.json();
         assert_eq!(body["code"], "DocumentExists", "{backend}: {body}");

@@ -84,6 +84,26 @@ fn upload(
     true
 }
 
+/// Asserts that `database` holds exactly `tables`, every document of each,
+/// and no hidden table (`context` names the run in a failure).
+fn assert_holds(database: &str, tables: &[StreamTable], context: &str) {
+    let store = snappack::server::store::open(database).unwrap();
+    for t in tables {
+        let mut stored: Vec<String> = store
+            .documents(&t.component, &t.name)
+            .unwrap()
+            .unwrap()
+            .into_iter()
+            .map(|d| d.json)
+            .collect();
+        stored.sort();
+        let mut expected = t.lines.clone();
+        expected.sort();
+        assert_eq!(stored, expected, "{context}: {}", t.name);
+    }
+    assert_eq!(store.hidden_tables().unwrap(), 0, "{context}");
+}
+
 fn tables() -> Vec<StreamTable> {
     let mut tables: Vec<StreamTable> = (0..4u8)
         .map(|i| numbered_table(&format!("table{i}"), 10001 + i as u32, 1500, i))
@@ -131,21 +151,7 @@ fn killed_twenty_times_the_upload_still_lands_intact() {
         child.wait().unwrap();
 
         // The database equals a clean import's: every table, every document.
-        let store = snappack::server::store::open(&database).unwrap();
-        for t in &tables {
-            let mut stored: Vec<String> = store
-                .documents(&t.component, &t.name)
-                .unwrap()
-                .unwrap()
-                .into_iter()
-                .map(|d| d.json)
-                .collect();
-            stored.sort();
-            let mut expected = t.lines.clone();
-            expected.sort();
-            assert_eq!(stored, expected, "{backend}: {}", t.name);
-        }
-        assert_eq!(store.hidden_tables().unwrap(), 0, "{backend}");
+        assert_holds(&database, &tables, backend);
     }
 }
 
@@ -238,19 +244,5 @@ fn a_stop_waits_for_a_stuck_store_write_no_longer_than_the_stop_timeout() {
     assert!(upload(addr, &id, &stream, &mut random, None));
     let finished = call(addr, "POST", &format!("/api/imports/{id}/finish"), b"").unwrap();
     assert_eq!(finished.status, 200, "{:?}", finished.json());
-    let store = snappack::server::store::open(&database).unwrap();
-    for t in &tables {
-        let mut stored: Vec<String> = store
-            .documents(&t.component, &t.name)
-            .unwrap()
-            .unwrap()
-            .into_iter()
-            .map(|d| d.json)
-            .collect();
-        stored.sort();
-        let mut expected = t.lines.clone();
-        expected.sort();
-        assert_eq!(stored, expected, "{}", t.name);
-    }
-    assert_eq!(store.hidden_tables().unwrap(), 0);
+    assert_holds(&database, &tables, "");
 }

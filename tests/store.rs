@@ -604,22 +604,27 @@ fn two_imports_finishing_on_one_table_second_fails_cleanly() {
     }
 }
 
+/// Runs `sql` (several statements) on `database` of `backend` directly.
+fn execute_batch(backend: &str, database: &str, sql: &str) {
+    if backend == "sqlite" {
+        rusqlite::Connection::open(database)
+            .unwrap()
+            .execute_batch(sql)
+            .unwrap();
+    } else {
+        postgres::Client::connect(database, postgres::NoTls)
+            .unwrap()
+            .batch_execute(sql)
+            .unwrap();
+    }
+}
+
 #[test]
 fn a_database_in_the_earlier_layout_is_refused_not_emptied() {
     for (backend, database) in common::databases() {
         let old = "CREATE TABLE snappack_documents (table_id INTEGER, json TEXT);
                    INSERT INTO snappack_documents VALUES (1, '{}');";
-        if backend == "sqlite" {
-            rusqlite::Connection::open(&database)
-                .unwrap()
-                .execute_batch(old)
-                .unwrap();
-        } else {
-            postgres::Client::connect(&database, postgres::NoTls)
-                .unwrap()
-                .batch_execute(old)
-                .unwrap();
-        }
+        execute_batch(backend, &database, old);
         match server::store::open(&database) {
             Err(StoreError::Database(message)) => assert!(
                 message.contains("snappack_documents") && message.contains("earlier snappack"),
@@ -662,18 +667,7 @@ fn a_database_made_before_import_targets_opens_and_records_them() {
              INSERT INTO snappack_imports (id, mode, state, applied_seq, label) \
              VALUES ('old', 'append', 'finished', 0, 'x');"
         );
-        let old = old.as_str();
-        if backend == "sqlite" {
-            rusqlite::Connection::open(&database)
-                .unwrap()
-                .execute_batch(old)
-                .unwrap();
-        } else {
-            postgres::Client::connect(&database, postgres::NoTls)
-                .unwrap()
-                .batch_execute(old)
-                .unwrap();
-        }
+        execute_batch(backend, &database, &old);
         let store = server::store::open(&database).unwrap_or_else(|e| panic!("{backend}: {e}"));
         let record = store.import("old").unwrap();
         assert_eq!(
