@@ -883,3 +883,39 @@ fn a_finish_retires_the_tables_it_replaces_and_drops_them_after_its_commit() {
     assert_eq!(store.hidden_tables().unwrap(), 0);
     assert_eq!(documents_tables("postgres", &db), 2);
 }
+
+/// The page size of SQLite database `db`.
+fn page_size(db: &str) -> i64 {
+    rusqlite::Connection::open(db)
+        .unwrap()
+        .query_row("PRAGMA page_size", [], |row| row.get(0))
+        .unwrap()
+}
+
+/// A database the store makes has 16 KiB pages; one made with other pages
+/// keeps them, and imports into it as well.
+#[test]
+fn a_new_sqlite_database_has_16_kib_pages_and_an_existing_one_keeps_its_own() {
+    let made = common::temp_dir("pages-new").join("snappack.db");
+    let made = made.to_str().unwrap();
+    let store = server::store::SqliteStore::open(made).unwrap();
+    import(&store, ImportMode::RequireEmpty, &export_a()).unwrap();
+    drop(store);
+    assert_eq!(page_size(made), 16384);
+
+    let existing = common::temp_dir("pages-existing").join("snappack.db");
+    let existing = existing.to_str().unwrap();
+    execute_batch(
+        "sqlite",
+        existing,
+        "PRAGMA page_size = 4096; CREATE TABLE kept (x INTEGER); INSERT INTO kept VALUES (1);",
+    );
+    let store = server::store::SqliteStore::open(existing).unwrap();
+    import(&store, ImportMode::RequireEmpty, &export_a()).unwrap();
+    assert_eq!(
+        summary(&store),
+        owned(&[("table1", 10001, 1), ("table2", 10002, 1)])
+    );
+    drop(store);
+    assert_eq!(page_size(existing), 4096);
+}

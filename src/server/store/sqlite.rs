@@ -14,6 +14,12 @@
 //! documents are written once, where a WAL writes them twice (into the WAL,
 //! then into the file at each checkpoint). Readers outside the server wait
 //! while a transaction commits.
+//!
+//! Pages of 16 KiB in a new database, rather than SQLite's 4 KiB: documents
+//! are rows of hundreds of bytes written in bulk, so a page holds more of
+//! them (fewer B-tree pages, splits, overflow chains and writes), which
+//! made an import through the HTTP API about an eighth faster. A database
+//! made with other pages keeps them.
 
 use std::path::Path;
 use std::sync::Mutex;
@@ -65,6 +71,10 @@ CREATE UNIQUE INDEX IF NOT EXISTS snappack_tables_active
 CREATE UNIQUE INDEX IF NOT EXISTS snappack_tables_hidden
     ON snappack_tables (import_id, component, name) WHERE import_id IS NOT NULL;
 ";
+
+/// The page size of a database this store makes (see the module's
+/// documentation).
+const PAGE_SIZE: u32 = 16384;
 
 fn db(e: rusqlite::Error) -> StoreError {
     StoreError::Database(e.to_string())
@@ -449,7 +459,10 @@ impl SqliteStore {
             })?;
         }
         let conn = Connection::open(path).map_err(db)?;
-        // See the module's documentation.
+        // See the module's documentation. The page size applies to a new
+        // database only: set before anything is written.
+        conn.pragma_update(None, "page_size", PAGE_SIZE)
+            .map_err(db)?;
         conn.pragma_update(None, "journal_mode", "TRUNCATE")
             .map_err(db)?;
         conn.pragma_update(None, "synchronous", "FULL")
