@@ -9,7 +9,7 @@ mod server_support;
 
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::Arc;
+use std::sync::{mpsc, Arc, Mutex};
 
 use server_support as common;
 use server_support::{encode, frames, numbered_table, StreamFile, StreamTable};
@@ -1037,16 +1037,23 @@ fn an_open_imports_status_reads_nothing_from_the_database() {
     }
 }
 
-/// A store whose `fail_at`-th write of frames fails (counting from 1);
-/// with `outage`, the store is down for the next read of an import too.
+/// A store whose first write of the `fail_at`-th frame (counting from 1)
+/// fails, whichever write holds it (requests that arrive while a write runs
+/// are written together); with `outage`, the store is down for the next
+/// read of an import too.
 struct FailingWrite {
     inner: Box<dyn Store>,
     writes: AtomicUsize,
     fail_at: usize,
+    failed: AtomicBool,
     outage: bool,
     down: AtomicBool,
     /// Reading an active table's documents fails (as the sweep does).
     documents_down: AtomicBool,
+    /// When set, the first write of frames waits for a message on it.
+    hold_first: Mutex<Option<mpsc::Receiver<()>>>,
+    /// The frames (sequence numbers) each write of frames was given.
+    batches: Mutex<Vec<Vec<u64>>>,
 }
 
 impl FailingWrite {
@@ -1055,9 +1062,12 @@ impl FailingWrite {
             inner: store::open(database).unwrap(),
             writes: AtomicUsize::new(0),
             fail_at,
+            failed: AtomicBool::new(false),
             outage,
             down: AtomicBool::new(false),
             documents_down: AtomicBool::new(false),
+            hold_first: Mutex::new(None),
+            batches: Mutex::new(Vec::new()),
         }
     }
 }
@@ -1096,7 +1106,17 @@ impl Store for FailingWrite {
         frames: &[store::FrameWrite<'_>],
     ) -> Result<(), store::StoreError> {
         let n = 1 + self.writes.fetch_add(1, Ordering::SeqCst);
-        if n == self.fail_at {
+        let seqs = frames.iter().map(|frame| frame.seq).collect();
+        self.batches.lock().unwrap().push(seqs);
+        if n == 1 {
+            if let Some(held) = self.hold_first.lock().unwrap().take() {
+                let _ = held.recv();
+            }
+        }
+        let fails = frames
+            .iter()
+            .any(|frame| frame.seq + 1 == self.fail_at as u64);
+        if fails && !self.failed.swap(true, Ordering::SeqCst) {
             self.down.store(self.outage, Ordering::SeqCst);
             return Err(store::StoreError::Database("the disk is full".into()));
         }
@@ -1206,9 +1226,62 @@ fn a_store_write_that_fails_after_the_answer_is_made_good_from_the_log() {
             send_all(&imports, &id, &stream, 0);
             imports
                 .finish(&id)
-                .unwrap_or_else(|e| panic!("{backend}, write {fail_at} failed: {e}"));
+                .unwrap_or_else(|e| panic!("{backend}, the write of frame {fail_at} failed: {e}"));
             assert_landed(&imports, &tables, &files);
         }
+    }
+}
+
+/// Requests that arrive while a store write runs are answered at once, and
+/// their frames go into the store together, in order, in the next write:
+/// a slow store commits less often rather than holding up the requests.
+#[test]
+fn requests_during_a_store_write_are_answered_and_written_together_after_it() {
+    let (tables, files) = sample();
+    let stream = encode(&tables, &files, 4096);
+    let ranges = frames(&stream);
+    assert!(ranges.len() >= 4, "{} frames", ranges.len());
+    for (backend, database) in common::databases() {
+        let dir = common::temp_dir("writes-together");
+        let store = Arc::new(FailingWrite::new(&database, usize::MAX, false));
+        let (release, held) = mpsc::channel();
+        *store.hold_first.lock().unwrap() = Some(held);
+        let imports = Arc::new(Imports::open(store.clone(), &dir, Limits::default()).unwrap());
+        let id = imports.create(ImportMode::RequireEmpty, None).unwrap().id;
+        imports.append(&id, 0, &stream[ranges[0].clone()]).unwrap();
+        while store.writes.load(Ordering::SeqCst) == 0 {
+            std::thread::sleep(std::time::Duration::from_millis(5));
+        }
+        // The first write is held: the other frames are sent meanwhile.
+        let (answered, answers) = mpsc::channel();
+        let sender = {
+            let (imports, id, stream) = (imports.clone(), id.clone(), stream.clone());
+            std::thread::spawn(move || {
+                for (seq, range) in frames(&stream).into_iter().enumerate().skip(1) {
+                    let appended = imports.append(&id, seq as u64, &stream[range]);
+                    answered.send(appended.map(|a| a.next_seq)).unwrap();
+                }
+            })
+        };
+        for seq in 1..ranges.len() as u64 {
+            let next = answers
+                .recv_timeout(std::time::Duration::from_secs(30))
+                .unwrap_or_else(|_| panic!("{backend}: frame {seq} was not answered"))
+                .unwrap_or_else(|e| panic!("{backend}: frame {seq}: {e}"));
+            assert_eq!(next, seq + 1, "{backend}");
+        }
+        sender.join().unwrap();
+        release.send(()).unwrap();
+        imports
+            .finish(&id)
+            .unwrap_or_else(|e| panic!("{backend}: {e}"));
+        assert_landed(&imports, &tables, &files);
+        let all: Vec<u64> = (1..ranges.len() as u64).collect();
+        assert_eq!(
+            *store.batches.lock().unwrap(),
+            vec![vec![0], all],
+            "{backend}"
+        );
     }
 }
 
@@ -1486,7 +1559,7 @@ fn a_failed_write_is_made_good_even_after_a_rebuild_that_failed() {
             send_all(&imports, &id, &stream, early_finish_at);
             imports
                 .finish(&id)
-                .unwrap_or_else(|e| panic!("{backend}, write {fail_at} failed: {e}"));
+                .unwrap_or_else(|e| panic!("{backend}, the write of frame {fail_at} failed: {e}"));
             assert_landed(&imports, &tables, &files);
         }
     }

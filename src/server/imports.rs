@@ -8,8 +8,9 @@
 //! every document), append the accepted frames to the staging log and fsync
 //! it, write their stored files, then acknowledge. Their documents go into
 //! the store on a thread of their own (`PendingWrite`) while the next
-//! request is checked; each request's write waits for the one before, so
-//! writes land in order, and finishing or cancelling waits for the last.
+//! requests are checked: requests queue their writes, which land in order,
+//! those queued together in one transaction, and finishing or cancelling
+//! waits for the last.
 //! Any refusal or failure after the decoder took a frame, or a store write
 //! that failed, marks the import's in-memory state stale; it is rebuilt from
 //! the log (the same code as a restart, which writes the frames the store
@@ -241,18 +242,52 @@ impl Open {
     }
 }
 
-/// The store write of an import's last accepted request, on a thread of its
-/// own. Dropping it waits for it.
+/// The store writes of an import's accepted requests, made in order on a
+/// thread of their own while the next requests are checked. Requests that
+/// arrive while a write runs queue, up to [`QUEUED_BYTES`] of documents, and
+/// the thread then writes all that is queued in one transaction: a store
+/// slower than the checks commits less often, and a commit (a flush to disk)
+/// costs about as much for one request as for several. Dropping it waits
+/// for it.
 #[derive(Default)]
-struct PendingWrite(Option<JoinHandle<Result<(), StoreError>>>);
+struct PendingWrite {
+    shared: Arc<Writes>,
+    thread: Option<JoinHandle<()>>,
+}
+
+/// Documents (bytes of their lines) queued for an import's store writes
+/// beyond the write running, before a request waits for it.
+const QUEUED_BYTES: usize = 16 << 20;
+
+/// What an import's requests and its writing thread share.
+#[derive(Default)]
+struct Writes {
+    state: Mutex<WritesState>,
+    /// Signalled when the thread takes the queue, and when it stops.
+    progressed: std::sync::Condvar,
+}
+
+#[derive(Default)]
+struct WritesState {
+    queued: Vec<OwnedFrameWrite>,
+    queued_bytes: usize,
+    /// A thread is writing, or about to take the queue.
+    running: bool,
+    /// The write that failed: what was queued after it was dropped, and
+    /// nothing is written until [`PendingWrite::wait`] reports it.
+    failed: Option<StoreError>,
+}
 
 impl PendingWrite {
-    /// Writes `writes` into the store on a new thread; `false` when no
-    /// thread could be made. A write that declares tables then notes in
-    /// `changed` whether another import finished on one of them since it
-    /// was acknowledged (that finish may have looked for the import's
-    /// tables before they were written).
-    fn start(
+    /// Queues `writes` for the store, starting the writing thread if none
+    /// runs; waits first while the queue is full. `false`, and nothing
+    /// queued, when an earlier write failed or no thread could be made: the
+    /// writes are in the log, and rebuilding the import writes them. A
+    /// write that declares tables then notes in `changed` whether another
+    /// import finished on one of them since it was acknowledged (that
+    /// finish may have looked for the import's tables before they were
+    /// written).
+    fn queue(
         &mut self,
         store: &Arc<dyn Store>,
         id: &str,
@@ -260,34 +295,54 @@ impl PendingWrite {
         changed: &Arc<Mutex<Option<ImportError>>>,
         halted: &Halted,
     ) -> bool {
-        let (store, id, changed) = (store.clone(), id.to_owned(), changed.clone());
-        let halted = halted.clone();
+        let mut state = lock(&self.shared.state);
+        while state.running && state.failed.is_none() && state.queued_bytes >= QUEUED_BYTES {
+            state = wait(&self.shared.progressed, state);
+        }
+        if state.failed.is_some() {
+            return false;
+        }
+        state.queued_bytes += writes.iter().map(OwnedFrameWrite::text_len).sum::<usize>();
+        state.queued.extend(writes);
+        if state.running {
+            return true;
+        }
+        // The thread that ran last has stopped, or is about to.
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+        let (shared, store, id) = (self.shared.clone(), store.clone(), id.to_owned());
+        let (changed, halted) = (changed.clone(), halted.clone());
         let spawned = std::thread::Builder::new()
             .name("snappack-store-write".into())
-            .spawn(move || {
-                // Checked again here: the database may have been lost while
-                // the request was checked.
-                if let Some(reason) = lock(&halted).clone() {
-                    return Err(StoreError::Database(reason));
-                }
-                let writes: Vec<_> = writes.iter().map(OwnedFrameWrite::write).collect();
-                store.write_frames(&id, &writes)?;
-                if writes.iter().any(|write| !write.tables.is_empty()) {
-                    note_changed(&*store, &id, &changed);
-                }
-                Ok(())
-            });
-        self.0 = spawned.ok();
-        self.0.is_some()
+            .spawn(move || write_queued(&shared, &*store, &id, &changed, &halted));
+        match spawned {
+            Ok(thread) => {
+                state.running = true;
+                self.thread = Some(thread);
+                true
+            }
+            Err(_) => {
+                state.queued.clear();
+                state.queued_bytes = 0;
+                false
+            }
+        }
     }
 
-    /// Waits for the write; its outcome (`Ok` when there was none).
+    /// Waits until all that is queued is written; `Err` with the write that
+    /// failed, if one did (what was queued after it was not written).
     fn wait(&mut self) -> Result<(), StoreError> {
-        match self.0.take().map(JoinHandle::join) {
-            None => Ok(()),
-            Some(Ok(outcome)) => outcome,
-            Some(Err(_)) => Err(StoreError::Database("a store write panicked".into())),
+        let mut state = lock(&self.shared.state);
+        while state.running {
+            state = wait(&self.shared.progressed, state);
         }
+        let failed = state.failed.take();
+        drop(state);
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+        failed.map_or(Ok(()), Err)
     }
 }
 
@@ -295,6 +350,63 @@ impl Drop for PendingWrite {
     fn drop(&mut self) {
         let _ = self.wait();
     }
+}
+
+/// The writing thread: writes what is queued, a transaction at a time,
+/// until the queue is empty or a write fails.
+fn write_queued(
+    shared: &Writes,
+    store: &dyn Store,
+    id: &str,
+    changed: &Mutex<Option<ImportError>>,
+    halted: &Halted,
+) {
+    loop {
+        let mut state = lock(&shared.state);
+        if state.queued.is_empty() {
+            state.running = false;
+            shared.progressed.notify_all();
+            return;
+        }
+        let queued = std::mem::take(&mut state.queued);
+        state.queued_bytes = 0;
+        shared.progressed.notify_all();
+        drop(state);
+        // Checked before each write: the database may have been lost
+        // while the requests were checked.
+        let halted = lock(halted).clone();
+        let outcome = match halted {
+            Some(reason) => Err(StoreError::Database(reason)),
+            None => {
+                let writes: Vec<_> = queued.iter().map(OwnedFrameWrite::write).collect();
+                // A panic fails the write rather than leaving it running.
+                std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                    store.write_frames(id, &writes)?;
+                    if writes.iter().any(|write| !write.tables.is_empty()) {
+                        note_changed(store, id, changed);
+                    }
+                    Ok(())
+                }))
+                .unwrap_or_else(|_| Err(StoreError::Database("a store write panicked".into())))
+            }
+        };
+        if let Err(e) = outcome {
+            let mut state = lock(&shared.state);
+            state.failed = Some(e);
+            state.queued.clear();
+            state.queued_bytes = 0;
+            state.running = false;
+            shared.progressed.notify_all();
+            return;
+        }
+    }
+}
+
+/// Waits on `condvar` with `guard`, as [`lock`] does on a poisoned lock.
+fn wait<'a, T>(condvar: &std::sync::Condvar, guard: MutexGuard<'a, T>) -> MutexGuard<'a, T> {
+    condvar
+        .wait(guard)
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
 /// An open import as requests find it: its state, behind the lock its
@@ -1203,19 +1315,18 @@ impl Imports {
                 ..Progress::of(&open.decoder, open.log.len())
             };
         }
-        // 4. Then into the stores: the files here, and the documents in one
-        // transaction on a thread of its own, after the previous request's.
+        // 4. Then into the stores: the files here, and the documents on a
+        // thread of their own, after the previous requests'.
         let mut writes = Vec::with_capacity(accepted.len());
         for (frame, a) in frames.iter().zip(&accepted) {
             self.keep_files(&open.id, a, &mut open.file)?;
             let write = frame_write(a, frame.sequence, &open.ingest, &open.observed);
             writes.push(OwnedFrameWrite::new(&write));
         }
-        open.settle_write();
         if open.stale
             || !open
                 .pending
-                .start(&self.store, &open.id, writes, &open.changed, &self.halted)
+                .queue(&self.store, &open.id, writes, &open.changed, &self.halted)
         {
             // The frames are in the log: rebuilding the state before the
             // next request writes what the store lacks, these included.

@@ -239,6 +239,11 @@ impl OwnedFrameWrite {
         owned
     }
 
+    /// Bytes of its documents' lines.
+    pub fn text_len(&self) -> usize {
+        self.text.len()
+    }
+
     /// The write, borrowing from this copy.
     pub fn write(&self) -> FrameWrite<'_> {
         let mut start = 0;
