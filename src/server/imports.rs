@@ -228,8 +228,9 @@ struct Open {
 }
 
 impl Open {
-    /// Waits for the last store write; if it failed, the store lacks frames
-    /// of the log, so the state must be rebuilt before the import goes on.
+    /// Waits for the queued store writes; if one failed, the store lacks
+    /// frames of the log, so the state must be rebuilt before the import
+    /// goes on.
     fn settle_write(&mut self) {
         if let Err(e) = self.pending.wait() {
             eprintln!(
@@ -267,6 +268,7 @@ struct Writes {
     progressed: std::sync::Condvar,
 }
 
+/// The queue of an import's store writes, and how its thread stands.
 #[derive(Default)]
 struct WritesState {
     queued: Vec<OwnedFrameWrite>,
@@ -374,8 +376,8 @@ fn write_queued(
         drop(state);
         // Checked before each write: the database may have been lost
         // while the requests were checked.
-        let halted = lock(halted).clone();
-        let outcome = match halted {
+        let halted_for = lock(halted).clone();
+        let outcome = match halted_for {
             Some(reason) => Err(StoreError::Database(reason)),
             None => {
                 let writes: Vec<_> = queued.iter().map(OwnedFrameWrite::write).collect();
