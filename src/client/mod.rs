@@ -435,6 +435,23 @@ impl UploadError {
         }
     }
 
+    /// The error of an answer the upload cannot go on from: the server's
+    /// own (its body's `code`, `message` and where), or, for an answer
+    /// without a code (not a snappack server's error: a proxy's page, or
+    /// another server at that URL), one saying which request met it.
+    fn from_answer(request: &Request, status: u16, body: &serde_json::Value) -> Self {
+        if body.get("code").is_some_and(|code| code.is_string()) {
+            return Self::from_body(status, body);
+        }
+        let message = format!(
+            "{} {} was answered with HTTP status {status} and no snappack error: \
+             is the URL the snappack server's?",
+            request.method(),
+            request.path()
+        );
+        UploadError::new(&format!("Http{status}"), message, Some(status))
+    }
+
     fn from_body(status: u16, body: &serde_json::Value) -> Self {
         let text = |key: &str| body.get(key).and_then(|v| v.as_str()).map(str::to_owned);
         UploadError {
@@ -686,7 +703,7 @@ impl Upload {
         let json: serde_json::Value =
             serde_json::from_slice(body).unwrap_or(serde_json::Value::Null);
         if status >= 500 {
-            return self.retry(UploadError::from_body(status, &json));
+            return self.retry(UploadError::from_answer(&request, status, &json));
         }
         let code = json.get("code").and_then(|v| v.as_str());
         let expected = json.get("expectedSeq").and_then(|v| v.as_u64());
@@ -803,7 +820,7 @@ impl Upload {
             (Request::Append { .. }, 422) if code == Some("Checksum") => {
                 self.retry(UploadError::from_body(status, &json))
             }
-            _ => self.fail(UploadError::from_body(status, &json)),
+            _ => self.fail(UploadError::from_answer(&request, status, &json)),
         }
     }
 
@@ -967,6 +984,35 @@ mod tests {
         upload.on_response(200, br#"{"state":"finished","tables":[]}"#);
         assert!(matches!(upload.step(), Step::Done(_)));
         assert_eq!(upload.acknowledged(), 5);
+    }
+
+    /// Another server at the URL (one that answers anything with JSON, or
+    /// a proxy's page) answers without a snappack error: the failure names
+    /// the request and asks whether the URL is a snappack server's.
+    #[test]
+    fn an_answer_that_is_not_a_snappack_servers_says_so() {
+        for (status, body) in [
+            (200, &br#"{"hello":1}"#[..]),
+            (404, b"<html>Not Found</html>"),
+        ] {
+            let mut upload = Upload::new(config(), 1);
+            sent(&mut upload);
+            upload.on_response(status, body);
+            match upload.step() {
+                Step::Failed(e) => {
+                    assert_eq!(e.code, format!("Http{status}"));
+                    assert_eq!(e.status, Some(status));
+                    assert!(e.message.contains("POST /api/imports"), "{}", e.message);
+                    assert!(e.message.contains("snappack server"), "{}", e.message);
+                }
+                other => panic!("{other:?}"),
+            }
+        }
+        // A snappack error keeps the server's own words.
+        let mut upload = Upload::new(config(), 1);
+        sent(&mut upload);
+        upload.on_response(401, br#"{"code":"Unauthorized","message":"wrong token"}"#);
+        assert!(matches!(upload.step(), Step::Failed(e) if e.message == "wrong token"));
     }
 
     /// An import's target goes with its creation; a server from before
