@@ -40,6 +40,13 @@ pub trait Source {
     /// Fills all of `buf` with the bytes starting at `offset`; the caller
     /// never asks past the end.
     fn read_at(&mut self, offset: u64, buf: &mut [u8]) -> io::Result<()>;
+    /// Called once, before the first read or seek, when [`Source::len`] is
+    /// 0: fails when the input cannot be read at all. A `File` picked in a
+    /// page and then moved or deleted before its size was first asked says
+    /// it has 0 bytes, and only a read tells it is gone.
+    fn check_empty(&mut self) -> io::Result<()> {
+        Ok(())
+    }
 }
 
 impl Source for Box<dyn Source> {
@@ -49,6 +56,10 @@ impl Source for Box<dyn Source> {
 
     fn read_at(&mut self, offset: u64, buf: &mut [u8]) -> io::Result<()> {
         (**self).read_at(offset, buf)
+    }
+
+    fn check_empty(&mut self) -> io::Result<()> {
+        (**self).check_empty()
     }
 }
 
@@ -64,6 +75,8 @@ pub struct ReadAhead<S> {
     fetched_to: u64,
     /// Bytes the last fetch asked for.
     fetch_len: usize,
+    /// False while an input of no bytes has not been found readable yet.
+    readable: bool,
 }
 
 impl<S: Source> ReadAhead<S> {
@@ -78,7 +91,19 @@ impl<S: Source> ReadAhead<S> {
             buf_start: 0,
             fetched_to: 0,
             fetch_len: MIN_READ_AHEAD / 2,
+            readable: len > 0,
         }
+    }
+
+    /// Fails, at every call until it succeeds, while an input of no bytes
+    /// cannot be read ([`Source::check_empty`]): so a missing file is a read
+    /// failure, not an empty input.
+    fn check_readable(&mut self) -> io::Result<()> {
+        if !self.readable {
+            self.source.check_empty()?;
+            self.readable = true;
+        }
+        Ok(())
     }
 
     /// How many bytes to fetch at `self.pos`: twice the last fetch if this
@@ -97,6 +122,7 @@ impl<S: Source> ReadAhead<S> {
 
 impl<S: Source> Read for ReadAhead<S> {
     fn read(&mut self, out: &mut [u8]) -> io::Result<usize> {
+        self.check_readable()?;
         if out.is_empty() || self.pos >= self.len {
             return Ok(0);
         }
@@ -127,6 +153,7 @@ impl<S: Source> Read for ReadAhead<S> {
 
 impl<S: Source> Seek for ReadAhead<S> {
     fn seek(&mut self, to: SeekFrom) -> io::Result<u64> {
+        self.check_readable()?;
         let target = match to {
             SeekFrom::Start(offset) => Some(offset),
             SeekFrom::End(delta) => self.len.checked_add_signed(delta),
@@ -219,6 +246,15 @@ impl Source for BlobSource {
         view.copy_to(buf);
         nudge_young_collector(buf.len());
         Ok(())
+    }
+
+    fn check_empty(&mut self) -> io::Result<()> {
+        // The whole File, not a slice of it: reading an empty slice of a
+        // missing file succeeds.
+        self.reader
+            .read_as_array_buffer(&self.blob)
+            .map(drop)
+            .map_err(|e| js_io_error("FileReaderSync", e))
     }
 }
 

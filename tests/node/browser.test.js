@@ -5,7 +5,7 @@
 
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { createReadStream, existsSync, mkdtempSync, statSync, writeFileSync } from 'node:fs';
+import { createReadStream, existsSync, mkdtempSync, statSync, unlinkSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:http';
 import { extname, join, normalize } from 'node:path';
 import { after, before, test } from 'node:test';
@@ -302,6 +302,23 @@ test('upload options of the wrong type reject with InvalidOptions before any req
     'UploadError:InvalidSnapshot:the snapshot has 1 error; nothing was imported:2',
   ]);
   assert.deepEqual(requests, []);
+});
+
+test('a picked File moved away before its size was read is a read failure, not an empty archive', async () => {
+  const path = join(dir, 'moved.zip');
+  gen(path, { tables: 1, totalDocuments: 20 });
+  await pick(path);
+  // Chromium says such a File has 0 bytes; only reading it tells it is gone.
+  unlinkSync(path);
+  const found = await page.evaluate(async () => {
+    const { prepareUpload, validate } = await import('/pkg/browser.js');
+    const file = document.querySelector('#file').files[0];
+    const first = (report) => `${report.errors[0]?.code}: ${report.errors[0]?.message}`;
+    return [first(await validate(file)), first((await prepareUpload(file)).report)];
+  });
+  for (const finding of found) {
+    assert.match(finding, /^ReadFailed: cannot read the input: FileReaderSync: .*could not be found/);
+  }
 });
 
 test("upload() to a server that takes smaller frames than the package packs: frames of its limit, and the import lands; an older server's refusal stays", { timeout: 120_000 }, async () => {
