@@ -98,11 +98,15 @@ function authorization(token) {
  * validator's `target` option.
  */
 export async function fetchTables(url, token, options) {
-  return getJson(url, token, '/api/tables', options?.signal);
+  return getJson(url, token, '/api/tables', options?.signal, 'table listing', (body) => Array.isArray(body.tables));
 }
 
-/** GETs `path` of the server at `url` and resolves with its JSON answer. */
-async function getJson(url, token, path, signal) {
+/**
+ * GETs `path` of the server at `url` and resolves with its JSON answer,
+ * which `fits` must accept: an answer that is not the `what` a snappack
+ * server gives (another server at that URL) rejects with `Protocol`.
+ */
+async function getJson(url, token, path, signal, what, fits) {
   const address = baseUrl(url) + path;
   const headers = { Authorization: authorization(token) };
   let response;
@@ -116,12 +120,12 @@ async function getJson(url, token, path, signal) {
   if (!response.ok) {
     throw new UploadError({
       code: body?.code ?? `Http${response.status}`,
-      message: body?.message ?? `${url} answered HTTP ${response.status}`,
+      message: body?.message ?? `${address} answered HTTP ${response.status} and no snappack error: is ${url} a snappack server?`,
       status: response.status,
     });
   }
-  if (body === null || typeof body !== 'object') {
-    throw new UploadError({ code: 'Protocol', message: `${address} did not answer with a snappack server's JSON: is ${url} a snappack server?` });
+  if (body === null || typeof body !== 'object' || !fits(body)) {
+    throw new UploadError({ code: 'Protocol', message: `${address} did not answer with a snappack server's ${what}: is ${url} a snappack server?` });
   }
   return body;
 }
@@ -132,7 +136,8 @@ async function getJson(url, token, path, signal) {
  */
 export async function fetchImport(url, token, importId, options) {
   stringOption('importId', importId, true);
-  return getJson(url, token, `/api/imports/${encodeURIComponent(importId)}`, options?.signal);
+  const path = `/api/imports/${encodeURIComponent(importId)}`;
+  return getJson(url, token, path, options?.signal, 'import status', (body) => typeof body.state === 'string');
 }
 
 /**

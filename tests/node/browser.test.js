@@ -304,6 +304,52 @@ test('upload options of the wrong type reject with InvalidOptions before any req
   assert.deepEqual(requests, []);
 });
 
+test('a URL that is not a snappack server: the listing, the status and the upload reject saying so, never blaming an option', async () => {
+  // Another service, which answers every request with JSON of its own, and a
+  // server with no API at all (the test page's, which answers 404).
+  const port = await freePort();
+  const other = await new Promise((resolve) => {
+    const httpServer = createServer((request, response) => {
+      response.writeHead(200, {
+        'content-type': 'application/json',
+        'access-control-allow-origin': '*',
+        'access-control-allow-headers': '*',
+        'access-control-allow-methods': '*',
+      });
+      response.end(request.method === 'OPTIONS' ? '' : '{"hello":"world"}');
+    });
+    httpServer.listen(port, '127.0.0.1', () => resolve(httpServer));
+  });
+  try {
+    const answers = await page.evaluate(async ({ json, none }) => {
+      const { fetchImport, fetchTables, upload } = await import('/pkg/browser.js');
+      const rows = new TextEncoder().encode('{"a":1}\n');
+      const answerOf = (promise) => promise.then(() => 'resolved', (e) => `${e.name}:${e.code}:${e.message}`);
+      const answers = [];
+      for (const url of [json, none]) {
+        answers.push(await answerOf(fetchTables(url, 'token')));
+        answers.push(await answerOf(fetchImport(url, 'token', 'abc')));
+        answers.push(await answerOf(upload(rows, { url, token: 'token', fileName: 'rows.jsonl', table: 'rows' })));
+      }
+      return answers;
+    }, { json: `http://127.0.0.1:${port}`, none: `http://127.0.0.1:${server.address().port}` });
+    const json = `http://127.0.0.1:${port}`;
+    const none = `http://127.0.0.1:${server.address().port}`;
+    const listing = `UploadError:Protocol:${json}/api/tables did not answer with a snappack server's table listing: is ${json} a snappack server?`;
+    const notFound = (path) => `UploadError:Http404:${none}${path} answered HTTP 404 and no snappack error: is ${none} a snappack server?`;
+    assert.deepEqual(answers, [
+      listing,
+      `UploadError:Protocol:${json}/api/imports/abc did not answer with a snappack server's import status: is ${json} a snappack server?`,
+      listing,
+      notFound('/api/tables'),
+      notFound('/api/imports/abc'),
+      notFound('/api/tables'),
+    ]);
+  } finally {
+    other.close();
+  }
+});
+
 test('a picked File moved away before its size was read is a read failure, not an empty archive', async () => {
   const path = join(dir, 'moved.zip');
   gen(path, { tables: 1, totalDocuments: 20 });
