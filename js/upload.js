@@ -64,6 +64,18 @@ function mainThreadInstance() {
 const MIN_FRAME_SIZE = 4096;
 const MAX_FRAME_SIZE = 16 * 2 ** 20;
 
+/**
+ * A call's options: `{}` when not given; `InvalidOptions` for anything but
+ * an object (a string would be read as options named "0", "1", ...).
+ */
+function optionsOf(options) {
+  if (options === undefined || options === null) return {};
+  if (typeof options !== 'object' || Array.isArray(options)) {
+    throw new SnappackError('InvalidOptions', 'options must be an object');
+  }
+  return options;
+}
+
 function baseUrl(url) {
   // A relative URL would be resolved against the page, and answered by its server.
   if (typeof url !== 'string' || !/^https?:\/\/[^/]/i.test(url)) {
@@ -211,7 +223,7 @@ export function prepareUpload(input, options) {
  * SnappackError on misuse of the options.
  */
 export function startPacking(input, options) {
-  return new Packing(input, options ?? {});
+  return new Packing(input, optionsOf(options));
 }
 
 /** An input being validated and packed in Web Workers; see {@link startPacking}. */
@@ -590,7 +602,7 @@ function sleep(ms, signal) {
  * stays open on the server, and packing goes on: continue with `importId`).
  */
 export async function sendUpload(prepared, options) {
-  if (prepared instanceof Packing) return sendFrames(prepared.frames, options ?? {});
+  if (prepared instanceof Packing) return sendFrames(prepared.frames, optionsOf(options));
   const { stream, frames, report } = prepared ?? {};
   // A prepared input with errors: refused as a Packing of it is, before any request.
   if (stream === null && report?.valid === false) throw invalidSnapshot(report);
@@ -605,7 +617,7 @@ export async function sendUpload(prepared, options) {
     packed.mode = checkedModes.get(prepared);
     preparedFrames.set(prepared, packed);
   }
-  return sendFrames(packed, options ?? {});
+  return sendFrames(packed, optionsOf(options));
 }
 
 /** Of a prepared stream: how many of the frames before it its packing checked against the import's. */
@@ -842,7 +854,7 @@ async function cancelImport(base, auth, id) {
  * so nothing is imported.
  */
 export async function upload(input, options) {
-  const { url, token, mode, importId, label, framesPerRequest, onImport, onProgress, signal, frameSize, ...rest } = options ?? {};
+  const { url, token, mode, importId, label, framesPerRequest, onImport, onProgress, signal, frameSize, ...rest } = optionsOf(options);
   // Checked before any request; sendUpload checks the others.
   stringOption('importId', importId, true);
   labelOption(label);

@@ -304,6 +304,44 @@ test('upload options of the wrong type reject with InvalidOptions before any req
   assert.deepEqual(requests, []);
 });
 
+test('upload functions given options that are not an object reject with InvalidOptions before any request', async () => {
+  const answers = await page.evaluate(async () => {
+    const { prepareUpload, sendUpload, startPacking, upload } = await import('/pkg/browser.js');
+    const rows = new TextEncoder().encode('{"a":1}\n');
+    const requests = [];
+    const realFetch = window.fetch;
+    // Requests to a server (the package's own files are fetched too, to pack).
+    window.fetch = (address, init) => {
+      if (!String(address).includes('/pkg/')) requests.push(String(address));
+      return realFetch(address, init);
+    };
+    const answerOf = (promise) => promise.then(() => 'resolved', (e) => `${e.name}:${e.code}:${e.message}`);
+    const answers = [];
+    try {
+      for (const wrong of ['http://127.0.0.1:9', ['x']]) {
+        try {
+          startPacking(rows, wrong);
+          answers.push('returned');
+        } catch (e) {
+          answers.push(`${e.name}:${e.code}:${e.message}`);
+        }
+        answers.push(await answerOf(prepareUpload(rows, wrong)));
+        const packing = startPacking(rows, { fileName: 'rows.jsonl', table: 'rows' });
+        answers.push(await answerOf(sendUpload(packing, wrong)));
+        packing.stop();
+        answers.push(await answerOf(upload(rows, wrong)));
+      }
+    } finally {
+      window.fetch = realFetch;
+    }
+    return { answers, requests };
+  });
+  assert.deepEqual(answers, {
+    answers: Array(8).fill('SnappackError:InvalidOptions:options must be an object'),
+    requests: [],
+  });
+});
+
 test('a URL that is not a snappack server: the listing, the status and the upload reject saying so, never blaming an option', async () => {
   // Another service, which answers every request with JSON of its own, and a
   // server with no API at all (the test page's, which answers 404).
