@@ -147,7 +147,8 @@ async function getJson(url, token, path, signal, what, fits) {
  * `{ id, mode, state, nextSeq, ... }`.
  */
 export async function fetchImport(url, token, importId, options) {
-  stringOption('importId', importId, true);
+  // Required here: without it the request would ask for import "undefined".
+  stringOption('importId', importId ?? '', true);
   const path = `/api/imports/${encodeURIComponent(importId)}`;
   return getJson(url, token, path, options?.signal, 'import status', (body) => typeof body.state === 'string');
 }

@@ -342,6 +342,27 @@ test('upload functions given options that are not an object reject with InvalidO
   });
 });
 
+test('fetchImport() without an import id rejects with InvalidOptions before any request', async () => {
+  const answers = await page.evaluate(async () => {
+    const { fetchImport } = await import('/pkg/browser.js');
+    const requests = [];
+    const realFetch = window.fetch;
+    window.fetch = (address, init) => {
+      requests.push(String(address));
+      return realFetch(address, init);
+    };
+    const answerOf = (promise) => promise.then(() => 'resolved', (e) => `${e.name}:${e.code}:${e.message}`);
+    try {
+      const answers = [await answerOf(fetchImport('http://127.0.0.1:9', 'token')), await answerOf(fetchImport('http://127.0.0.1:9', 'token', null))];
+      return { answers, requests };
+    } finally {
+      window.fetch = realFetch;
+    }
+  });
+  const importId = 'SnappackError:InvalidOptions:option "importId" must be a non-empty string';
+  assert.deepEqual(answers, { answers: [importId, importId], requests: [] });
+});
+
 test('a URL that is not a snappack server: the listing, the status and the upload reject saying so, never blaming an option', async () => {
   // Another service, which answers every request with JSON of its own, and a
   // server with no API at all (the test page's, which answers 404).
