@@ -798,8 +798,9 @@ async function sendFrames(frames, options) {
  * `maxFrameSize` of its table listing), which the server would refuse with
  * `FrameTooLarge`: a packing made without the server's listing as `target`.
  * Checked once per stream and server; a server that does not advertise its
- * limit (an older one) is not asked again, one that does not answer is left
- * to the upload's own retries, and a stream continued from a later frame has
+ * limit (an older one) is not asked again, one that does not answer (or
+ * fails) is left to the upload's own retries, one that refuses the listing
+ * rejects the upload, and a stream continued from a later frame has
  * no header to check (its import took it).
  */
 async function checkFrameLimit(frames, base, url, token, signal) {
@@ -809,9 +810,11 @@ async function checkFrameLimit(frames, base, url, token, signal) {
   try {
     listing = await fetchTables(url, token, { signal });
   } catch (error) {
-    // A server that cannot be reached now is retried as the upload's own
-    // requests are; the limit is checked again at the next call.
-    if (signal?.aborted) throw error;
+    // A server that cannot be reached now, or fails, is retried as the
+    // upload's own requests are; the limit is checked again at the next
+    // call. A refusal (a wrong token, a URL that is not a snappack
+    // server's) is the upload's answer.
+    if (signal?.aborted || !(error instanceof UploadError && error.retryable)) throw error;
     return;
   }
   const limit = listing.maxFrameSize;

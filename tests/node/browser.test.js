@@ -409,6 +409,39 @@ test('a URL that is not a snappack server: the listing, the status and the uploa
   }
 });
 
+test('sendUpload() refused the listing (a wrong token, a URL that is not a snappack server): rejects with that refusal, and creates no import', { timeout: 120_000 }, async () => {
+  const origin = `http://127.0.0.1:${server.address().port}`;
+  const snappack = await startSnappackServe(['--allow-origin', origin]);
+  try {
+    const { answers, requests } = await page.evaluate(async ({ url, none }) => {
+      const { sendUpload, startPacking } = await import('/pkg/browser.js');
+      const rows = new TextEncoder().encode('{"a":1}\n');
+      const requests = [];
+      const realFetch = window.fetch;
+      window.fetch = (address, init) => {
+        const { pathname } = new URL(address, location.href);
+        if (pathname.startsWith('/api/')) requests.push(`${init?.method ?? 'GET'} ${pathname}`);
+        return realFetch(address, init);
+      };
+      const answers = [];
+      try {
+        for (const [to, token] of [[url, 'not the token'], [none, 'token']]) {
+          const packing = startPacking(rows, { fileName: 'rows.jsonl', table: 'rows' });
+          answers.push(await sendUpload(packing, { url: to, token }).then(() => 'resolved', (e) => `${e.name}:${e.code}:${e.status}`));
+          packing.stop();
+        }
+      } finally {
+        window.fetch = realFetch;
+      }
+      return { answers, requests };
+    }, { url: snappack.url, none: origin });
+    assert.deepEqual(answers, ['UploadError:Unauthorized:401', 'UploadError:Http404:404']);
+    assert.deepEqual(requests, ['GET /api/tables', 'GET /api/tables']);
+  } finally {
+    snappack.stop();
+  }
+});
+
 test('a picked File moved away before its size was read is a read failure, not an empty archive', async () => {
   const path = join(dir, 'moved.zip');
   gen(path, { tables: 1, totalDocuments: 20 });
