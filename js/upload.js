@@ -767,7 +767,8 @@ async function sendFrames(frames, options) {
         answer = { status: response.status, body: new Uint8Array(await response.arrayBuffer()) };
       } catch (error) {
         if (signal?.aborted) throw signal.reason;
-        machine.onNetworkError(String(error?.message ?? error));
+        // Said as fetchTables says it: the browser's own words ("Failed to fetch") name no server.
+        machine.onNetworkError(`cannot reach ${url}: ${error?.message ?? error}`);
       }
       if (answer) {
         // The only GET is the import's status.

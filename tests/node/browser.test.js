@@ -442,6 +442,38 @@ test('sendUpload() refused the listing (a wrong token, a URL that is not a snapp
   }
 });
 
+test('an upload whose server goes away for good gives up after its retries, naming the server and the import to continue', { timeout: 120_000 }, async () => {
+  const path = join(dir, 'server-gone.zip');
+  gen(path, { seed: 3, tables: 2, totalDocuments: 3000 });
+  const origin = `http://127.0.0.1:${server.address().port}`;
+  const snappack = await startSnappackServe(['--allow-origin', origin]);
+  try {
+    await pick(path);
+    await page.evaluate(async ({ url, token }) => {
+      const { upload } = await import('/pkg/browser.js');
+      const file = document.querySelector('#file').files[0];
+      globalThis.uploadCreated = new Promise((created) => {
+        globalThis.uploadOutcome = upload(file, { url, token, frameSize: 4096, framesPerRequest: 1, onImport: created }).then(
+          (r) => ({ state: r.state }),
+          (e) => ({ name: e.name, code: e.code, retryable: e.retryable, importId: e.importId, message: e.message }),
+        );
+      });
+    }, { url: snappack.url, token: snappack.token });
+    const importId = await page.evaluate(() => globalThis.uploadCreated);
+    snappack.stop();
+    const outcome = await page.evaluate(() => globalThis.uploadOutcome);
+    assert.deepEqual(outcome, {
+      name: 'UploadError',
+      code: 'NetworkError',
+      retryable: true,
+      importId,
+      message: `gave up after 8 retries: cannot reach ${snappack.url}: Failed to fetch`,
+    });
+  } finally {
+    snappack.stop();
+  }
+});
+
 test('a picked File moved away before its size was read is a read failure, not an empty archive', async () => {
   const path = join(dir, 'moved.zip');
   gen(path, { tables: 1, totalDocuments: 20 });
