@@ -61,7 +61,8 @@ export async function validate(input, options) {
 
 /**
  * All of `blob`'s bytes, or `InvalidInput` when they are more than bytes in
- * memory may be (a file of 4 GiB or more: `validateFile` reads it a piece at a time).
+ * memory may be (a file of 4 GiB or more: `validateFile` reads it a piece at
+ * a time) or cannot be read.
  */
 async function blobBytes(blob) {
   const advice = 'validate a large file with validateFile(path), which reads it a piece at a time';
@@ -71,7 +72,12 @@ async function blobBytes(blob) {
   try {
     return new Uint8Array(await blob.arrayBuffer());
   } catch (error) {
-    throw new SnappackError('InvalidInput', `the Blob could not be read into memory (${error.message}): ${advice}`, { cause: error });
+    // Bytes that do not fit one buffer (Node 20's openAsBlob gives a file
+    // over 4 GiB the size modulo 2^32): size advice. Else the read failed.
+    const why = error instanceof RangeError
+      ? `could not be read into memory (${error.message}): ${advice}`
+      : `could not be read (${error.name}: ${error.message}): a Blob of a file, from fs.openAsBlob, cannot be read once the file has changed or gone`;
+    throw new SnappackError('InvalidInput', `the Blob ${why}`, { cause: error });
   }
 }
 

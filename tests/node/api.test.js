@@ -4,7 +4,7 @@
 
 import assert from 'node:assert/strict';
 import { execFileSync, spawn, spawnSync } from 'node:child_process';
-import { readFileSync, statSync, truncateSync, writeFileSync } from 'node:fs';
+import { openAsBlob, readFileSync, statSync, truncateSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'node:test';
 
@@ -212,6 +212,19 @@ test('a Blob too large for one buffer rejects with InvalidInput pointing to vali
       return true;
     });
   }
+});
+
+test('a Blob whose file changed since it was made rejects with InvalidInput saying so, not that it is too large', async () => {
+  const path = join(dir, 'changed.zip');
+  writeFileSync(path, bytes);
+  const blob = await openAsBlob(path);
+  writeFileSync(path, 'another file');
+  await assert.rejects(validate(blob, { fileName: 'changed.zip' }), (error) => {
+    assert.equal(error.name, 'SnappackError');
+    assert.equal(error.code, 'InvalidInput');
+    assert.match(error.message, /^the Blob could not be read \(NotReadableError: .*\): a Blob of a file, from fs\.openAsBlob, cannot be read once the file has changed or gone$/);
+    return true;
+  });
 });
 
 test('a null option is one not given, handlers and signals included', async () => {
