@@ -396,6 +396,32 @@ fn a_mode_that_is_no_string_is_told_the_modes() {
     assert_eq!(imports["imports"], serde_json::json!([]));
 }
 
+/// A single-table file goes into a user table: a target naming a system
+/// table, which no such import can fill, is refused as the validator
+/// refuses that `--table`, and no import is made.
+#[test]
+fn a_target_naming_a_system_table_is_refused() {
+    let server = server(
+        &common::temp_dir("http-target").join("db").to_string_lossy(),
+        |_| {},
+    );
+    for table in ["_storage", "_tables", "_foo"] {
+        let body = serde_json::json!({"target": {"component": "", "table": table}}).to_string();
+        let answer = server.call("POST", "/api/imports", body.as_bytes());
+        assert_eq!(answer.status, 400, "{table}: {:?}", answer.json());
+        assert_eq!(answer.json()["code"], "BadRequest", "{table}");
+        assert_eq!(
+            answer.json()["message"],
+            format!(
+                "bad import target: Invalid table name {table} starts with metadata prefix '_'"
+            ),
+            "{table}"
+        );
+    }
+    let imports = server.call("GET", "/api/imports", b"").json();
+    assert_eq!(imports["imports"], serde_json::json!([]));
+}
+
 #[test]
 fn a_rejected_document_answers_422_with_where() {
     for (backend, database) in common::databases() {

@@ -272,7 +272,8 @@ impl ImportTarget {
     pub const MAX_COMPONENT_LEN: usize = 4096;
 
     /// Why the server refuses this target, if it does: a component path or
-    /// table name that is not one.
+    /// table name that is not one, or a system table (a name starting with
+    /// `_`), which no single-table import goes into.
     pub fn check(&self) -> Result<(), String> {
         if self.component.len() > Self::MAX_COMPONENT_LEN {
             return Err(format!(
@@ -285,6 +286,12 @@ impl ImportTarget {
         if let Some(table) = &self.table {
             crate::convex::names::check_identifier(table)
                 .map_err(|why| format!("table name '{table}' invalid: {why}"))?;
+            // As the validator refuses such a `--table`, in Convex's words.
+            if table.starts_with('_') {
+                return Err(format!(
+                    "Invalid table name {table} starts with metadata prefix '_'"
+                ));
+            }
         }
         Ok(())
     }
