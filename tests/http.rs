@@ -305,8 +305,9 @@ fn upload_finish_and_every_refusal_status() {
     }
 }
 
-/// A frames request without a usable `seq` is refused with a message that
-/// says what to send, not the query parser's words.
+/// A frames request without a usable `seq`, or with a parameter it does not
+/// take, is refused with a message that says what to send, not the query
+/// parser's words.
 #[test]
 fn a_bad_seq_says_what_to_send() {
     let server = server(
@@ -328,6 +329,10 @@ fn a_bad_seq_says_what_to_send() {
             "`seq` must be a frame number (a whole number from 0), not \"-1\"",
         ),
         ("?seq=0&seq=1", "`seq` is given more than once"),
+        (
+            "?seq=0&sequence=0",
+            "unknown parameter \"sequence\": a frames request takes only seq",
+        ),
     ] {
         let answer = server.call("POST", &format!("/api/imports/{id}/frames{query}"), b"");
         assert_eq!(answer.status, 400, "{query}");

@@ -583,8 +583,14 @@ async fn import_status(
 }
 
 /// The `seq` of a frames request's query (its pairs, in order): the number
-/// of its first frame, or what is wrong with it, said as what to send.
+/// of its first frame, or what is wrong with it, said as what to send. Any
+/// other parameter is refused, as the listing refuses those it does not take.
 fn frame_seq(query: &[(String, String)]) -> Result<u64, String> {
+    if let Some((other, _)) = query.iter().find(|(key, _)| key != "seq") {
+        return Err(format!(
+            "unknown parameter {other:?}: a frames request takes only seq"
+        ));
+    }
     let mut given = query.iter().filter(|(key, _)| key == "seq");
     match (given.next(), given.next()) {
         (None, _) => Err(
