@@ -568,6 +568,25 @@ fn cors_and_the_static_page() {
     .unwrap();
     assert_eq!(other.status, 200);
     assert_eq!(other.header("access-control-allow-origin"), None);
+    // Its preflight is refused saying why, not for the token it never has.
+    let refused = http(
+        server.addr,
+        "OPTIONS",
+        "/api/imports",
+        &[
+            ("Origin", "http://evil.example"),
+            ("Access-Control-Request-Method", "POST"),
+        ],
+        b"",
+    )
+    .unwrap();
+    assert_eq!(refused.status, 403);
+    assert_eq!(refused.header("access-control-allow-origin"), None);
+    assert_eq!(refused.json()["code"], "OriginNotAllowed");
+    assert!(refused.json()["message"]
+        .as_str()
+        .unwrap()
+        .contains("--allow-origin http://evil.example"));
     // Both answers depend on the origin, so both say so to caches.
     assert_eq!(allowed.header("vary"), Some("Origin"));
     assert_eq!(other.header("vary"), Some("Origin"));

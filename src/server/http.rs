@@ -299,6 +299,28 @@ async fn cors(State(state): State<Shared>, request: Request, next: Next) -> Resp
     let preflight = request.method() == Method::OPTIONS;
     let mut response = match (&origin, preflight) {
         (Some(_), true) => StatusCode::NO_CONTENT.into_response(),
+        // A page of another origin asks before its call: say why it may not
+        // (the browser shows the page only a CORS failure, the network
+        // panel this), rather than ask it for the token a preflight never has.
+        (None, true)
+            if request
+                .headers()
+                .contains_key(header::ACCESS_CONTROL_REQUEST_METHOD) =>
+        {
+            let asking = request
+                .headers()
+                .get(header::ORIGIN)
+                .map_or("(none)".into(), |o| {
+                    String::from_utf8_lossy(o.as_bytes()).into_owned()
+                });
+            error(
+                StatusCode::FORBIDDEN,
+                json!({"code": "OriginNotAllowed", "message": format!(
+                    "pages of origin {asking} may not call this server: start snappack serve \
+                     with --allow-origin {asking} to let them"
+                )}),
+            )
+        }
         _ => next.run(request).await,
     };
     let headers = response.headers_mut();
