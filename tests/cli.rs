@@ -1426,6 +1426,64 @@ fn upload_takes_only_an_http_url() {
     }
 }
 
+/// A server that takes the connection and never answers, or stops in the
+/// middle of its answer, is given up on after `--timeout`, in words that
+/// name it and the time waited (the transport said only `timeout: global`,
+/// and after five minutes, which no option changed).
+#[test]
+fn upload_gives_up_on_a_server_that_does_not_answer_within_its_timeout() {
+    use std::io::{Read, Write};
+    let input = temp_file("silent.zip", &valid_zip());
+    for partial in [false, true] {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        std::thread::spawn(move || {
+            let mut held = Vec::new();
+            for mut socket in listener.incoming().flatten() {
+                if partial {
+                    let mut request = [0u8; 4096];
+                    let _ = socket.read(&mut request);
+                    let _ = socket.write_all(
+                        b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{\"tables\":",
+                    );
+                }
+                held.push(socket);
+            }
+        });
+        let started = Instant::now();
+        let (code, _, stderr) = snappack(&[
+            "upload",
+            arg(&input),
+            "--url",
+            &url,
+            "--token",
+            "t",
+            "--timeout",
+            "1",
+        ]);
+        assert_ne!(code, 0, "{stderr}");
+        assert!(
+            stderr.contains(&format!(
+                "{url} did not answer within 1 s (--timeout sets how long a request may take)"
+            )),
+            "partial {partial}: {stderr}"
+        );
+        assert!(started.elapsed() < Duration::from_secs(20), "{stderr}");
+    }
+    let (code, _, stderr) = snappack(&[
+        "upload",
+        arg(&input),
+        "--url",
+        "http://127.0.0.1:9",
+        "--token",
+        "t",
+        "--timeout",
+        "0",
+    ]);
+    assert_eq!(code, 2, "{stderr}");
+    assert!(stderr.contains("--timeout"), "{stderr}");
+}
+
 /// `serve`'s limits are bounded when read (exit 2): a largest frame below
 /// what snappack packs would refuse every stream, hours past the bound
 /// overflowed into a panic, no connection at all would serve nothing, and a

@@ -856,6 +856,93 @@ fn lossy_proxy(server: std::net::SocketAddr, lose: &'static str) -> std::net::So
     })
 }
 
+/// A proxy in front of `server` that passes requests on and their answers
+/// back, but holds the first request whose first line starts with `stall`:
+/// it is neither passed on nor answered, and its connection stays open
+/// until the client lets it go.
+fn stalling_proxy(server: std::net::SocketAddr, stall: &'static str) -> std::net::SocketAddr {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::Arc;
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    let stalled = Arc::new(AtomicBool::new(false));
+    std::thread::spawn(move || {
+        for client in listener.incoming() {
+            let (client, stalled) = (client.unwrap(), stalled.clone());
+            std::thread::spawn(move || {
+                use std::io::Write;
+                let mut reader = std::io::BufReader::new(client.try_clone().unwrap());
+                let mut writer = client;
+                let mut upstream = std::net::TcpStream::connect(server).unwrap();
+                let mut answers = std::io::BufReader::new(upstream.try_clone().unwrap());
+                while let Some(request) = read_message(&mut reader) {
+                    if request.starts_with(stall.as_bytes())
+                        && !stalled.swap(true, Ordering::SeqCst)
+                    {
+                        // Held: read whatever comes until the client hangs up.
+                        while read_message(&mut reader).is_some() {}
+                        return;
+                    }
+                    upstream.write_all(&request).unwrap();
+                    let answer = read_message(&mut answers).unwrap();
+                    writer.write_all(&answer).unwrap();
+                }
+            });
+        }
+    });
+    addr
+}
+
+/// A frames request the server never answers is given up on after
+/// `--timeout`, tried again as any network error is, and the import lands
+/// whole.
+#[test]
+fn an_upload_whose_request_gets_no_answer_tries_again_after_its_timeout() {
+    let dir = common::temp_dir("upload-stalled");
+    let zip_path = dir.join("snapshot.zip");
+    let zip = snapshot(8);
+    std::fs::write(&zip_path, &zip).unwrap();
+    let server = test_server(&dir.join("db").to_string_lossy(), &dir.join("data"));
+    let proxy = stalling_proxy(server.addr, "POST /api/imports/");
+    let started = std::time::Instant::now();
+    let out = Command::new(env!("CARGO_BIN_EXE_snappack"))
+        .arg("upload")
+        .arg(&zip_path)
+        .args([
+            "--url",
+            &format!("http://{proxy}"),
+            "--token",
+            &server.token,
+            "--frame-size",
+            "8192",
+            "--timeout",
+            "1",
+        ])
+        .output()
+        .unwrap();
+    let (stdout, stderr) = (
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr),
+    );
+    assert_eq!(out.status.code(), Some(0), "{stdout}{stderr}");
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(60),
+        "{stdout}{stderr}"
+    );
+    let imports = server.call("GET", "/api/imports", b"").json();
+    assert_eq!(imports["imports"][0]["state"], "finished", "{imports}");
+    let archive = Archive::read(&zip);
+    let tables = server.call("GET", "/api/tables", b"").json();
+    let landed: usize = tables["tables"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["documents"].as_u64().unwrap() as usize)
+        .sum();
+    let expected: usize = archive.lines.values().map(Vec::len).sum();
+    assert_eq!(landed, expected, "{tables}");
+}
+
 /// When the answer to finish is lost, upload asks the import's status, finds
 /// it finished, and says so: it does not know the tables it activated, and
 /// does not claim there were none.

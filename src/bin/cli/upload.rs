@@ -66,6 +66,11 @@ pub struct UploadArgs {
     /// and send more bytes (for fast links, such as a LAN).
     #[arg(long, default_value_t = DEFAULT_LEVEL, value_parser = clap::value_parser!(u32).range(0..=9))]
     level: u32,
+    /// How long one request may take, to the end of the server's answer, in
+    /// seconds: one that takes longer (a server that takes the connection
+    /// and never answers) is tried again as a network error is.
+    #[arg(long, value_name = "SECONDS", default_value_t = 300, value_parser = clap::value_parser!(u64).range(1..=86400))]
+    timeout: u64,
     /// No progress bar, and a one-line summary at the end without the table
     /// list (the removals to agree to and the import's id are still printed).
     #[arg(long, short)]
@@ -95,10 +100,38 @@ struct Http {
     agent: ureq::Agent,
     base: String,
     auth: String,
+    /// The `--timeout` each request has, to the end of its answer.
+    timeout: Duration,
 }
 
 impl Http {
-    /// Status and body, or a network error's text.
+    fn new(base: &str, token: &str, timeout: Duration) -> Self {
+        Http {
+            agent: ureq::Agent::config_builder()
+                .http_status_as_error(false)
+                .timeout_global(Some(timeout))
+                .build()
+                .into(),
+            base: base.trim_end_matches('/').to_owned(),
+            auth: format!("Bearer {token}"),
+            timeout,
+        }
+    }
+
+    /// What a failed request says: the server, and why (the time waited,
+    /// when it was too long, rather than the transport's `timeout: global`).
+    fn failure(&self, error: ureq::Error) -> String {
+        match error {
+            ureq::Error::Timeout(_) => format!(
+                "{} did not answer within {} s (--timeout sets how long a request may take)",
+                self.base,
+                self.timeout.as_secs()
+            ),
+            other => format!("cannot reach {}: {other}", self.base),
+        }
+    }
+
+    /// Status and body, or a network error's text, which names the server.
     fn call(&self, method: &str, path: &str, body: &[u8]) -> Result<(u16, Vec<u8>), String> {
         let url = format!("{}{path}", self.base);
         let result = match method {
@@ -114,14 +147,14 @@ impl Http {
                 .header("Content-Type", "application/octet-stream")
                 .send(body),
         };
-        let mut response = result.map_err(|e| e.to_string())?;
+        let mut response = result.map_err(|e| self.failure(e))?;
         let status = response.status().as_u16();
         let body = response
             .body_mut()
             .with_config()
             .limit(64 << 20)
             .read_to_vec()
-            .map_err(|e| e.to_string())?;
+            .map_err(|e| self.failure(e))?;
         Ok((status, body))
     }
 }
@@ -183,15 +216,7 @@ fn upload_token(given: Option<String>, env: Option<std::ffi::OsString>) -> Resul
 /// the server refuses it, 2 when it cannot run.
 pub fn run(args: UploadArgs) -> Result<ExitCode> {
     let token = upload_token(args.token.clone(), std::env::var_os(TOKEN_ENV))?;
-    let http = Http {
-        agent: ureq::Agent::config_builder()
-            .http_status_as_error(false)
-            .timeout_global(Some(Duration::from_secs(300)))
-            .build()
-            .into(),
-        base: args.url.trim_end_matches('/').to_owned(),
-        auth: format!("Bearer {token}"),
-    };
+    let http = Http::new(&args.url, &token, Duration::from_secs(args.timeout));
 
     let mut options = args.input.options()?;
     // Resuming: the import goes on in its own mode and frame size, from the
@@ -643,7 +668,7 @@ pub fn run(args: UploadArgs) -> Result<ExitCode> {
 fn list_tables(http: &Http, url: &str) -> Result<serde_json::Value> {
     let (status, body) = http
         .call("GET", "/api/tables", b"")
-        .map_err(|e| anyhow::anyhow!("cannot reach {url}: {e}"))?;
+        .map_err(anyhow::Error::msg)?;
     if status != 200 {
         // A 404 here is most often a URL with a path the server does not
         // have (`.../api`, a page's address).
@@ -921,7 +946,7 @@ fn table_changed_refusal(
 fn open_import(http: &Http, id: &str) -> Result<Result<OpenImport, ClosedImport>> {
     let (status, body) = http
         .call("GET", &import_path(id), b"")
-        .map_err(|e| anyhow::anyhow!("cannot reach {}: {e}", http.base))?;
+        .map_err(anyhow::Error::msg)?;
     let import: serde_json::Value = serde_json::from_slice(&body).unwrap_or_default();
     let table_changed = Some(import["tableChanged"].clone()).filter(|c| c.is_object());
     let state = match (status, import["state"].as_str()) {
