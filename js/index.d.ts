@@ -346,8 +346,22 @@ export interface ServerTables {
 export declare function fetchTables(
   url: string,
   token: string,
-  options?: { signal?: AbortSignal },
+  options?: RequestOptions,
 ): Promise<ServerTables>;
+
+/** Options of a single request to the server ({@link fetchTables}, {@link fetchImport}). */
+export interface RequestOptions {
+  /** Stops the request: the promise rejects with `signal.reason`. */
+  signal?: AbortSignal;
+  /**
+   * How long the request may take, to the end of the server's answer, in
+   * milliseconds (default 300000: 5 minutes). A server that answers no
+   * sooner (one that takes the connection and never answers, or stops
+   * mid-answer) is given up on: an {@link UploadError} `NetworkError`
+   * that names the server and the time waited.
+   */
+  timeout?: number;
+}
 
 /**
  * An import's status on the server (`GET /api/imports/{id}`, docs/PROTOCOL.md):
@@ -405,7 +419,7 @@ export declare function fetchImport(
   url: string,
   token: string,
   importId: string,
-  options?: { signal?: AbortSignal },
+  options?: RequestOptions,
 ): Promise<ImportStatus>;
 
 /** Options of {@link startPacking}: those of {@link validate}, and where to start. */
@@ -584,6 +598,16 @@ export interface SendOptions {
   onProgress?: (progress: UploadProgress) => void;
   /** Stops sending; the import stays open on the server, to be continued by its id. */
   signal?: AbortSignal;
+  /**
+   * How long each request may take, to the end of the server's answer, in
+   * milliseconds (default 300000: 5 minutes; a request carries up to
+   * `framesPerRequest` frames, and a large import's finish is slow). One
+   * that takes longer (a server that takes the connection and never
+   * answers, or stops mid-answer) counts as a network error: the upload
+   * tries again as for any other, and gives up after its retries with a
+   * `NetworkError` that names the server and the time waited.
+   */
+  timeout?: number;
 }
 
 /** One table of a finished import. */

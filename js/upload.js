@@ -110,7 +110,63 @@ function authorization(token) {
  * validator's `target` option.
  */
 export async function fetchTables(url, token, options) {
-  return getJson(url, token, '/api/tables', options?.signal, 'table listing', (body) => Array.isArray(body.tables));
+  return getJson(url, token, '/api/tables', optionsOf(options), 'table listing', (body) => Array.isArray(body.tables));
+}
+
+/**
+ * How long one request to the server may take, by default, from sending it
+ * to the end of the answer: its frames (4 of 1 MiB by default) and the
+ * server's work on them, or a large import's finish. A server that accepts
+ * the connection and never answers is given up on then, as one that cannot
+ * be reached: the upload tries again (the server's answer to a request cut
+ * short is asked for by the import's status).
+ */
+const DEFAULT_TIMEOUT_MS = 300_000;
+
+/** Option `timeout`: milliseconds, {@link DEFAULT_TIMEOUT_MS} when not given; `InvalidOptions` otherwise. */
+function timeoutOption(value) {
+  if (value === undefined || value === null) return DEFAULT_TIMEOUT_MS;
+  // setTimeout takes at most 2^31 - 1 ms (about 24 days); more would fire at once.
+  if (typeof value !== 'number' || !(value > 0 && value < 2 ** 31)) {
+    throw new SnappackError('InvalidOptions', 'option "timeout" must be a number of milliseconds, more than 0 (default 300000: 5 minutes)');
+  }
+  return value;
+}
+
+/** `ms` in words: "300 s", "0.5 s". */
+function seconds(ms) {
+  return `${Number((ms / 1000).toFixed(3))} s`;
+}
+
+/**
+ * Makes one request (`init` for `fetch`) to `address` of the server at `url`
+ * and reads its whole answer, in at most `timeout` ms: `{ status, ok, body }`
+ * (the body's bytes). Rejects with `signal.reason` when it aborts, and with a
+ * `NetworkError` {@link UploadError} naming the server when the request
+ * fails or the time runs out before the answer's end.
+ */
+async function exchange(url, address, init, { signal, timeout }) {
+  signal?.throwIfAborted();
+  const stop = new AbortController();
+  const timedOut = new Error('timed out');
+  const timer = setTimeout(() => stop.abort(timedOut), timeout);
+  const abort = () => stop.abort(signal.reason);
+  signal?.addEventListener('abort', abort, { once: true });
+  try {
+    const response = await fetch(address, { ...init, signal: stop.signal });
+    const body = new Uint8Array(await response.arrayBuffer());
+    return { status: response.status, ok: response.ok, body };
+  } catch (error) {
+    if (signal?.aborted) throw signal.reason;
+    const message = stop.signal.reason === timedOut
+      ? `${url} did not answer within ${seconds(timeout)} (the option timeout sets how long a request may take)`
+      // The browser's own words ("Failed to fetch") name no server.
+      : `cannot reach ${url}: ${error?.message ?? error}`;
+    throw new UploadError({ code: 'NetworkError', message });
+  } finally {
+    clearTimeout(timer);
+    signal?.removeEventListener('abort', abort);
+  }
 }
 
 /**
@@ -118,17 +174,11 @@ export async function fetchTables(url, token, options) {
  * which `fits` must accept: an answer that is not the `what` a snappack
  * server gives (another server at that URL) rejects with `Protocol`.
  */
-async function getJson(url, token, path, signal, what, fits) {
+async function getJson(url, token, path, { signal, timeout }, what, fits) {
   const address = baseUrl(url) + path;
   const headers = { Authorization: authorization(token) };
-  let response;
-  try {
-    response = await fetch(address, { headers, signal });
-  } catch (error) {
-    if (signal?.aborted) throw signal.reason;
-    throw new UploadError({ code: 'NetworkError', message: `cannot reach ${url}: ${error.message}` });
-  }
-  const body = await response.json().catch(() => null);
+  const response = await exchange(url, address, { headers }, { signal, timeout: timeoutOption(timeout) });
+  const body = parsedJson(response.body);
   if (!response.ok) {
     throw new UploadError({
       code: body?.code ?? `Http${response.status}`,
@@ -150,7 +200,7 @@ export async function fetchImport(url, token, importId, options) {
   // Required here: without it the request would ask for import "undefined".
   stringOption('importId', importId ?? '', true);
   const path = `/api/imports/${encodeURIComponent(importId)}`;
-  return getJson(url, token, path, options?.signal, 'import status', (body) => typeof body.state === 'string');
+  return getJson(url, token, path, optionsOf(options), 'import status', (body) => typeof body.state === 'string');
 }
 
 /**
@@ -159,8 +209,8 @@ export async function fetchImport(url, token, importId, options) {
  * not know it, or cannot say now: without its `prefixCrc32` no frame it has
  * could be checked, so nothing is packed to send it).
  */
-async function resumableImport(url, token, importId, mode, frameSize, signal) {
-  const status = await fetchImport(url, token, importId, { signal }).catch((error) => {
+async function resumableImport(url, token, importId, mode, frameSize, signal, timeout) {
+  const status = await fetchImport(url, token, importId, { signal, timeout }).catch((error) => {
     throw signal?.aborted ? signal.reason : error;
   });
   const refusal = notResumable(status, importId, mode);
@@ -652,7 +702,7 @@ function labelOption(given) {
 }
 
 /** The options of {@link sendUpload}. */
-const SEND_OPTIONS = ['url', 'token', 'mode', 'importId', 'label', 'framesPerRequest', 'onProgress', 'onImport', 'signal'];
+const SEND_OPTIONS = ['url', 'token', 'mode', 'importId', 'label', 'framesPerRequest', 'onProgress', 'onImport', 'signal', 'timeout'];
 
 /**
  * Sends `frames` (a {@link PackedFrames}), waiting for more while they are
@@ -678,11 +728,12 @@ async function sendFrames(frames, options) {
   if (!Number.isSafeInteger(framesPerRequest) || framesPerRequest < 1) {
     throw new SnappackError('InvalidOptions', 'option "framesPerRequest" must be a whole number, 1 or more');
   }
+  const timeout = timeoutOption(options.timeout);
   await mainThreadInstance();
   // The first frame comes only once the tables are checked.
   while (frames.ends.length === 0 && !frames.complete && !frames.failure) await frames.changed(signal);
   // A stream from its header on: its frames must be ones the server takes, or it would refuse them after the import is created.
-  if (!frames.failure) await checkFrameLimit(frames, base, url, token, signal);
+  if (!frames.failure) await checkFrameLimit(frames, base, url, token, signal, timeout);
   const known = frames.complete ? frames.count : undefined;
   // The mode is a new import's (the packing's unless given); a continued one keeps its own.
   const machine = new UploadMachine(mode ?? frames.mode ?? 'requireEmpty', known, framesPerRequest, importId, label, frames.first);
@@ -709,7 +760,7 @@ async function sendFrames(frames, options) {
       signal?.throwIfAborted();
       if (frames.failure) {
         // Nothing of an invalid snapshot may land; after other failures the import can be continued.
-        if (machine.id && frames.failure.code === 'InvalidSnapshot') await cancelImport(base, auth, machine.id);
+        if (machine.id && frames.failure.code === 'InvalidSnapshot') await cancelImport(url, base, auth, machine.id, timeout);
         if (frames.failure.code === 'ResumeMismatch') {
           const message = `import ${importId} cannot continue with this input: ${frames.failure.message}; continue it with that input, or upload without importId to start a new import`;
           throw new UploadError({ code: 'ResumeMismatch', message }, importId);
@@ -755,20 +806,13 @@ async function sendFrames(frames, options) {
       }
       let answer;
       try {
-        const response = await fetch(base + path, {
-          method,
-          headers: {
-            Authorization: auth,
-            'Content-Type': isFrames ? 'application/octet-stream' : 'application/json',
-          },
-          body: isFrames ? frames.slice(seq, n) : body,
-          signal,
-        });
-        answer = { status: response.status, body: new Uint8Array(await response.arrayBuffer()) };
+        const headers = { Authorization: auth, 'Content-Type': isFrames ? 'application/octet-stream' : 'application/json' };
+        const init = { method, headers, body: isFrames ? frames.slice(seq, n) : body };
+        answer = await exchange(url, base + path, init, { signal, timeout });
       } catch (error) {
-        if (signal?.aborted) throw signal.reason;
-        // Said as fetchTables says it: the browser's own words ("Failed to fetch") name no server.
-        machine.onNetworkError(`cannot reach ${url}: ${error?.message ?? error}`);
+        if (!(error instanceof UploadError)) throw error;
+        // No answer (none at all, or none in time): the machine retries.
+        machine.onNetworkError(error.message);
       }
       if (answer) {
         // The only GET is the import's status.
@@ -804,12 +848,12 @@ async function sendFrames(frames, options) {
  * rejects the upload, and a stream continued from a later frame has
  * no header to check (its import took it).
  */
-async function checkFrameLimit(frames, base, url, token, signal) {
+async function checkFrameLimit(frames, base, url, token, signal, timeout) {
   if (frames.first !== 0 || frames.ends.length === 0 || frames.limitCheckedAt === base) return;
   const declared = new DataView(await frames.slice(0, 1).slice(12, 16).arrayBuffer()).getUint32(0, true);
   let listing;
   try {
-    listing = await fetchTables(url, token, { signal });
+    listing = await fetchTables(url, token, { signal, timeout });
   } catch (error) {
     // A server that cannot be reached now, or fails, is retried as the
     // upload's own requests are; the limit is checked again at the next
@@ -838,10 +882,10 @@ function parsedJson(bytes) {
   }
 }
 
-/** Cancels import `id` on the server, as far as it can be reached: nothing of it may land. */
-async function cancelImport(base, auth, id) {
+/** Cancels import `id` on the server, as far as it can be reached in `timeout` ms: nothing of it may land. */
+async function cancelImport(url, base, auth, id, timeout) {
   try {
-    await fetch(`${base}/api/imports/${encodeURIComponent(id)}/cancel`, { method: 'POST', headers: { Authorization: auth } });
+    await exchange(url, `${base}/api/imports/${encodeURIComponent(id)}/cancel`, { method: 'POST', headers: { Authorization: auth } }, { timeout });
   } catch {
     // An import never finished is never imported; the server may drop it later.
   }
@@ -859,17 +903,18 @@ async function cancelImport(base, auth, id) {
  * so nothing is imported.
  */
 export async function upload(input, options) {
-  const { url, token, mode, importId, label, framesPerRequest, onImport, onProgress, signal, frameSize, ...rest } = optionsOf(options);
+  const { url, token, mode, importId, label, framesPerRequest, onImport, onProgress, signal, frameSize, timeout, ...rest } = optionsOf(options);
   // Checked before any request; sendUpload checks the others.
   stringOption('importId', importId, true);
+  timeoutOption(timeout);
   labelOption(label);
   checkHandlers({ onProgress, onImport, signal }, ['onProgress', 'onImport']);
   // The packing's own options too, before the first request (`level` is packing's alone).
   coreOptionsJson(Object.fromEntries(Object.entries(rest).filter(([name]) => name !== 'level')));
   // The server's listing: its tables (unless `target` gives others) and its frame limit.
-  const listing = await fetchTables(url, token, { signal });
+  const listing = await fetchTables(url, token, { signal, timeout });
   const target = rest.target ? { ...rest.target, maxFrameSize: rest.target.maxFrameSize ?? listing.maxFrameSize } : listing;
-  const status = importId ? await resumableImport(url, token, importId, mode, frameSize, signal) : null;
+  const status = importId ? await resumableImport(url, token, importId, mode, frameSize, signal, timeout) : null;
   // A continued import is checked and sent in its own mode, and packed in
   // its stream's frame size.
   const importMode = mode ?? status?.mode;
@@ -884,7 +929,7 @@ export async function upload(input, options) {
     onProgress: onProgress && ((p) => onProgress({ state: 'packing', ...p })),
   });
   try {
-    return await sendUpload(packing, { url, token, mode: importMode, importId, label, framesPerRequest, onImport, onProgress, signal });
+    return await sendUpload(packing, { url, token, mode: importMode, importId, label, framesPerRequest, onImport, onProgress, signal, timeout });
   } finally {
     packing.stop();
   }

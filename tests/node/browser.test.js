@@ -7,6 +7,7 @@ import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { createReadStream, existsSync, mkdtempSync, statSync, unlinkSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:http';
+import { connect, createServer as createNetServer } from 'node:net';
 import { extname, join, normalize } from 'node:path';
 import { after, before, test } from 'node:test';
 
@@ -626,6 +627,137 @@ test('sendUpload() whose first look at the server\'s listing gets no answer: the
       assert.equal(tables.find((t) => t.name === table.name)?.documents, table.documents, table.name);
     }
   } finally {
+    snappack.stop();
+  }
+});
+
+/**
+ * A TCP server on a free port that accepts connections and never answers;
+ * with `partial`, it answers CORS preflights and sends the head of each
+ * other answer and the start of its body, then nothing more.
+ */
+async function silentServer(partial = false) {
+  const port = await freePort();
+  const sockets = new Set();
+  const tcp = createNetServer((socket) => {
+    sockets.add(socket);
+    socket.on('error', () => {});
+    socket.on('close', () => sockets.delete(socket));
+    if (!partial) return;
+    socket.on('data', (data) => {
+      const cors = 'Access-Control-Allow-Origin: *\r\nAccess-Control-Allow-Headers: *\r\nAccess-Control-Allow-Methods: GET, POST\r\n';
+      if (data.toString('latin1').startsWith('OPTIONS ')) socket.write(`HTTP/1.1 204 No Content\r\n${cors}\r\n`);
+      else socket.write(`HTTP/1.1 200 OK\r\n${cors}Content-Type: application/json\r\nContent-Length: 100\r\n\r\n{"tables":`);
+    });
+  });
+  await new Promise((resolve) => tcp.listen(port, '127.0.0.1', resolve));
+  return {
+    url: `http://127.0.0.1:${port}`,
+    close: () => {
+      for (const socket of sockets) socket.destroy();
+      tcp.close();
+    },
+  };
+}
+
+/**
+ * A TCP proxy on a free port in front of the server at `target` (a URL)
+ * that passes everything on, but swallows the first request whose first
+ * line starts with `stall` and keeps that connection open without an answer.
+ */
+async function stallingProxy(target, stall) {
+  const port = await freePort();
+  const { hostname, port: targetPort } = new URL(target);
+  const sockets = new Set();
+  const stalled = [];
+  const tcp = createNetServer((client) => {
+    const upstream = connect(Number(targetPort), hostname);
+    for (const socket of [client, upstream]) {
+      sockets.add(socket);
+      socket.on('error', () => {});
+      socket.on('close', () => sockets.delete(socket));
+    }
+    let held = false;
+    client.on('data', (data) => {
+      const text = data.toString('latin1');
+      if (!held && stalled.length === 0 && text.startsWith(stall)) {
+        held = true;
+        stalled.push(text.split('\r\n')[0]);
+      }
+      if (!held) upstream.write(data);
+    });
+    upstream.on('data', (data) => held || client.write(data));
+    client.on('end', () => upstream.end());
+    upstream.on('end', () => client.end());
+  });
+  await new Promise((resolve) => tcp.listen(port, '127.0.0.1', resolve));
+  return {
+    url: `http://127.0.0.1:${port}`,
+    stalled,
+    close: () => {
+      for (const socket of sockets) socket.destroy();
+      tcp.close();
+    },
+  };
+}
+
+test('a server that takes the connection and never answers, or stops mid-answer: each request gives up after its time limit, naming the server', { timeout: 60_000 }, async () => {
+  const silent = await silentServer();
+  const halting = await silentServer(true);
+  try {
+    const outcomes = await page.evaluate(async ({ silent, halting }) => {
+      const { fetchTables, fetchImport, upload } = await import('/pkg/browser.js');
+      const rows = new TextEncoder().encode('{"a":1}\n');
+      const said = (e) => `${e.name}:${e.code}:${e.retryable}: ${e.message}`;
+      const settled = (promise) => promise.then(() => 'resolved', said);
+      const started = Date.now();
+      const outcomes = [
+        await settled(fetchTables(silent, 'token', { timeout: 500 })),
+        await settled(fetchImport(silent, 'token', 'abc', { timeout: 500 })),
+        await settled(upload(rows, { url: silent, token: 'token', fileName: 'rows.jsonl', table: 'rows', timeout: 500 })),
+        await settled(fetchTables(halting, 'token', { timeout: 500 })),
+        await settled(fetchTables(silent, 'token', { timeout: 0 })),
+      ];
+      return { outcomes, elapsed: Date.now() - started };
+    }, { silent: silent.url, halting: halting.url });
+    const late = (url) => `UploadError:NetworkError:true: ${url} did not answer within 0.5 s (the option timeout sets how long a request may take)`;
+    assert.deepEqual(outcomes.outcomes.slice(0, 4), [late(silent.url), late(silent.url), late(silent.url), late(halting.url)]);
+    assert.match(outcomes.outcomes[4], /^SnappackError:InvalidOptions:undefined: option "timeout" must be a number of milliseconds/);
+    assert.ok(outcomes.elapsed < 10_000, `${outcomes.elapsed} ms`);
+  } finally {
+    silent.close();
+    halting.close();
+  }
+});
+
+test('an upload whose frames request gets no answer ever: the request times out, is retried, and the import lands whole', { timeout: 120_000 }, async () => {
+  const path = join(dir, 'stalled-frames.zip');
+  const summary = gen(path, { seed: 5, tables: 2, totalDocuments: 1500 });
+  const origin = `http://127.0.0.1:${server.address().port}`;
+  const snappack = await startSnappackServe(['--allow-origin', origin]);
+  // The first frames request (`POST /api/imports` alone creates the import).
+  const proxy = await stallingProxy(snappack.url, 'POST /api/imports/');
+  try {
+    await pick(path);
+    const { outcome, retries } = await page.evaluate(async ({ url, token }) => {
+      const { upload } = await import('/pkg/browser.js');
+      const file = document.querySelector('#file').files[0];
+      const retries = [];
+      const onProgress = (p) => p.state === 'retrying' && retries.push(p.retryInMs);
+      const outcome = await upload(file, { url, token, frameSize: 4096, framesPerRequest: 1, timeout: 1000, onProgress })
+        .then((r) => r.state, (e) => `${e.code}: ${e.message}`);
+      return { outcome, retries };
+    }, { url: proxy.url, token: snappack.token });
+    assert.equal(outcome, 'finished');
+    assert.equal(proxy.stalled.length, 1);
+    assert.ok(retries.length >= 1, 'the stalled request was retried');
+    const headers = { Authorization: `Bearer ${snappack.token}` };
+    const { tables } = await (await fetch(`${snappack.url}/api/tables`, { headers })).json();
+    for (const table of summary.tables) {
+      assert.equal(tables.find((t) => t.name === table.name)?.documents, table.documents, table.name);
+    }
+  } finally {
+    proxy.close();
     snappack.stop();
   }
 });
