@@ -13,9 +13,24 @@ import * as wasm from './web/snappack.js';
 parentPort.on('message', (data) =>
   answerRequest(wasm, data, (message, transfer) => parentPort.postMessage(message, transfer), (onProgress) => {
     const validate = (source) => validateRequest(wasm, data, source, onProgress);
+    if (data.unreadable !== undefined) return [validate(unreadable(data.unreadable))];
     return [data.path === undefined ? validate(data.input) : withFile(data.path, validate)];
   }),
 );
+
+/**
+ * A reader over an input of `size` bytes whose every read fails with
+ * `message` (a Blob the caller could not read): the walk reports it as a
+ * read failure where it met it, as for a file that cannot be read.
+ */
+function unreadable({ size, message }) {
+  return {
+    size,
+    read: () => {
+      throw new Error(message);
+    },
+  };
+}
 
 /** Calls `use` with the core's random-access reader over the file at `path`. */
 function withFile(path, use) {

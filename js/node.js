@@ -43,7 +43,15 @@ export async function validate(input, options) {
   const workers = workersOption(options.workers, defaultWorkers(availableParallelism()));
   options.signal?.throwIfAborted();
   const fromBlob = source instanceof Blob;
-  if (fromBlob) source = await blobBytes(source);
+  if (fromBlob) {
+    const read = await blobBytes(source);
+    // A Blob that cannot be read is a problem of the input, as a picked File
+    // a browser cannot read: a ReadFailed finding, where the walk met it.
+    if (read.unreadable !== undefined) {
+      return inWorker({ type: 'validate', unreadable: { size: source.size, message: read.unreadable }, fileName, options: optionsJson }, options);
+    }
+    source = read;
+  }
   const size = source.byteLength;
   const count = validationWorkers(workers, size, fileName, options);
   // A Blob's bytes were read into a buffer of our own, which moves to the worker.
@@ -60,9 +68,9 @@ export async function validate(input, options) {
 
 
 /**
- * All of `blob`'s bytes, or `InvalidInput` when they are more than bytes in
+ * All of `blob`'s bytes; `InvalidInput` when they are more than bytes in
  * memory may be (a file of 4 GiB or more: `validateFile` reads it a piece at
- * a time) or cannot be read.
+ * a time); `{ unreadable }`, why, when they cannot be read.
  */
 async function blobBytes(blob) {
   const advice = 'validate a large file with validateFile(path), which reads it a piece at a time';
@@ -74,10 +82,12 @@ async function blobBytes(blob) {
   } catch (error) {
     // Bytes that do not fit one buffer (Node 20's openAsBlob gives a file
     // over 4 GiB the size modulo 2^32): size advice. Else the read failed.
-    const why = error instanceof RangeError
-      ? `could not be read into memory (${error.message}): ${advice}`
-      : `could not be read (${error.name}: ${error.message}): a Blob of a file, from fs.openAsBlob, cannot be read once the file has changed or gone`;
-    throw new SnappackError('InvalidInput', `the Blob ${why}`, { cause: error });
+    if (error instanceof RangeError) {
+      throw new SnappackError('InvalidInput', `the Blob could not be read into memory (${error.message}): ${advice}`, { cause: error });
+    }
+    return {
+      unreadable: `the Blob could not be read (${error?.name}: ${error?.message}): a Blob of a file, from fs.openAsBlob, cannot be read once the file has changed or gone`,
+    };
   }
 }
 

@@ -4,7 +4,7 @@
 
 import assert from 'node:assert/strict';
 import { execFileSync, spawn, spawnSync } from 'node:child_process';
-import { openAsBlob, readFileSync, statSync, truncateSync, writeFileSync } from 'node:fs';
+import { openAsBlob, readFileSync, statSync, truncateSync, unlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'node:test';
 
@@ -214,17 +214,23 @@ test('a Blob too large for one buffer rejects with InvalidInput pointing to vali
   }
 });
 
-test('a Blob whose file changed since it was made rejects with InvalidInput saying so, not that it is too large', async () => {
-  const path = join(dir, 'changed.zip');
-  writeFileSync(path, bytes);
-  const blob = await openAsBlob(path);
-  writeFileSync(path, 'another file');
-  await assert.rejects(validate(blob, { fileName: 'changed.zip' }), (error) => {
-    assert.equal(error.name, 'SnappackError');
-    assert.equal(error.code, 'InvalidInput');
-    assert.match(error.message, /^the Blob could not be read \(NotReadableError: .*\): a Blob of a file, from fs\.openAsBlob, cannot be read once the file has changed or gone$/);
-    return true;
-  });
+test('a Blob whose file changed or went since it was made is a ReadFailed finding saying so, as in browsers, not a rejection', async () => {
+  for (const [name, change] of [['changed.zip', (path) => writeFileSync(path, 'another file')], ['gone.zip', (path) => unlinkSync(path)]]) {
+    const path = join(dir, name);
+    writeFileSync(path, bytes);
+    const blob = await openAsBlob(path);
+    change(path);
+    for (const workers of [1, 3]) {
+      const report = await validate(blob, { fileName: name, workers });
+      assert.equal(report.valid, false);
+      assert.deepEqual(report.errors.map((e) => e.code), ['ReadFailed'], JSON.stringify(report.errors));
+      assert.match(
+        report.errors[0].message,
+        /^cannot read the input: (read callback: )?the Blob could not be read \(NotReadableError: .*\): a Blob of a file, from fs\.openAsBlob, cannot be read once the file has changed or gone$/,
+      );
+      assert.equal(report.error_count, 1);
+    }
+  }
 });
 
 test('a null option is one not given, handlers and signals included', async () => {
