@@ -24,9 +24,11 @@ export type {
 export { SnappackError, checkTarget, validate } from './index.js';
 
 /**
- * Validates the file at `path` without reading it into memory: it is read
- * a few MiB at a time, in a worker thread. The file name gives the format
- * unless `options.format` does. A path that cannot be opened, or a folder,
+ * Validates the file at `path` (a path, or a `file:` URL such as
+ * `new URL('./snapshot.zip', import.meta.url)`, as Node's fs takes them)
+ * without reading it into memory: it is read a few MiB at a time, in a
+ * worker thread. The file name gives the format unless `options.format`
+ * does. A path that cannot be opened, a folder, or a URL of another scheme
  * rejects with `InvalidInput`.
  */
-export declare function validateFile(path: string, options?: ValidateOptions): Promise<Report>;
+export declare function validateFile(path: string | URL, options?: ValidateOptions): Promise<Report>;

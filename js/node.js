@@ -9,6 +9,7 @@
 import { stat } from 'node:fs/promises';
 import { availableParallelism } from 'node:os';
 import { basename } from 'node:path';
+import { fileURLToPath } from 'node:url';
 
 import {
   MAX_INPUT_BYTES,
@@ -95,14 +96,15 @@ async function blobBytes(blob) {
  * Validates the file at `path` without reading it into memory. A large ZIP
  * archive is validated by `options.workers` worker threads together
  * (default: the cores, at most 4), each checking some of its tables; the
- * Report is the same as one worker's.
- * @param {string} path
+ * Report is the same as one worker's. `path` is a path, or a `file:` URL
+ * (as Node's fs takes them).
+ * @param {string | URL} path
  * @param {import('./index.js').ValidateOptions} [options]
  * @returns {Promise<import('./index.js').Report>}
  */
 export async function validateFile(path, options) {
   options ??= {};
-  if (typeof path !== 'string') throw new SnappackError('InvalidInput', 'path must be a string');
+  path = filePath(path);
   const optionsJson = coreOptionsJson(options);
   const workers = workersOption(options.workers, defaultWorkers(availableParallelism()));
   options.signal?.throwIfAborted();
@@ -113,6 +115,25 @@ export async function validateFile(path, options) {
   const count = validationWorkers(workers, size, fileName, options);
   if (count === 1) return inWorker(request, options);
   return validateInWorkers(request, count, size, options);
+}
+
+/**
+ * The file path `given` names: a string as it is, a `file:` URL as its path;
+ * `InvalidInput` for anything else.
+ */
+function filePath(given) {
+  if (typeof given === 'string') return given;
+  if (given instanceof URL) {
+    if (given.protocol !== 'file:') {
+      throw new SnappackError('InvalidInput', `path must be a file path or a file: URL, not a ${given.protocol} URL (${given.href})`);
+    }
+    try {
+      return fileURLToPath(given);
+    } catch (error) {
+      throw new SnappackError('InvalidInput', `${given.href} names no file here: ${error.message}`, { cause: error });
+    }
+  }
+  throw new SnappackError('InvalidInput', 'path must be a string (a file path) or a file: URL');
 }
 
 /** Runs validation `request` in `count` workers together; see `validateTogether`. */

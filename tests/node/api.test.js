@@ -6,6 +6,7 @@ import assert from 'node:assert/strict';
 import { execFileSync, spawn, spawnSync } from 'node:child_process';
 import { openAsBlob, readFileSync, statSync, truncateSync, unlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { pathToFileURL } from 'node:url';
 import { test } from 'node:test';
 
 import { SnappackError, checkTarget, validate, validateFile } from 'snappack';
@@ -35,6 +36,30 @@ test('every input kind gives the same report', async () => {
     assert.equal(sortedJson(await validate(input, { fileName })), want, input.constructor.name);
   }
   assert.equal(sortedJson(await validateFile(archive)), want);
+});
+
+test('validateFile takes a file: URL as Node\'s fs does, named by its path, and refuses another scheme', async () => {
+  const want = sortedJson(await validateFile(archive));
+  assert.equal(sortedJson(await validateFile(pathToFileURL(archive))), want);
+  // The format comes from the file's name, decoded from the URL.
+  const rows = join(dir, 'two rows%.jsonl');
+  writeFileSync(rows, '{"a":1}\nnot json\n');
+  const report = await validateFile(pathToFileURL(rows), { table: 'rows' });
+  assert.equal(report.format, 'jsonl');
+  assert.deepEqual(report.tables[0].entries, ['two rows%.jsonl']);
+  assert.deepEqual(report.errors.map((e) => [e.code, e.line]), [['JsonInvalidRow', 2]]);
+  for (const [url, says] of [
+    [new URL('https://example.com/snapshot.zip'), /^path must be a file path or a file: URL, not a https: URL/],
+    [new URL('file://elsewhere/snapshot.zip'), /^file:\/\/elsewhere\/snapshot\.zip names no file here: /],
+    [5, /^path must be a string \(a file path\) or a file: URL$/],
+  ]) {
+    await assert.rejects(validateFile(url), (error) => {
+      assert.equal(error.name, 'SnappackError');
+      assert.equal(error.code, 'InvalidInput');
+      assert.match(error.message, says);
+      return true;
+    });
+  }
 });
 
 test('bytes and Blobs without a name are told by their first bytes', async () => {

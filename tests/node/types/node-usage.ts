@@ -13,6 +13,7 @@ export async function check(bytes: Uint8Array): Promise<number> {
     signal: AbortSignal.timeout(1000),
   });
   const fromFile = await validateFile('snapshot.zip', { format: 'zip' });
+  await validateFile(new URL('./snapshot.zip', import.meta.url));
   const checked: TargetCheck = await checkTarget(fromFile, { target: { tables: [] }, mode: 'replaceAll' });
   if (!checked.exact || checked.errors.length > 0) return -3;
   const first = report.errors[0];
