@@ -155,6 +155,14 @@ async function exchange(url, address, init, { signal, timeout }) {
   try {
     const response = await fetch(address, { ...init, signal: stop.signal });
     const body = new Uint8Array(await response.arrayBuffer());
+    // A connection closed within the answer's head gives, in Chromium, an
+    // answer of that head and no body, not an error: every success of a
+    // snappack server has a JSON body, so one without (none said, nor one
+    // of the statuses that have none) was cut short.
+    const bodiless = response.status === 204 || response.status === 205 || response.headers.get('content-length') === '0';
+    if (response.ok && body.length === 0 && !bodiless) {
+      throw new Error(`the answer (HTTP ${response.status}) ended before its body: the connection was cut`);
+    }
     return { status: response.status, ok: response.ok, body };
   } catch (error) {
     if (signal?.aborted) throw signal.reason;

@@ -663,9 +663,11 @@ async function silentServer(partial = false) {
 /**
  * A TCP proxy on a free port in front of the server at `target` (a URL)
  * that passes everything on, but swallows the first request whose first
- * line starts with `stall` and keeps that connection open without an answer.
+ * line starts with `stall` and keeps that connection open without an answer;
+ * with `cutHead`, it passes that request on, and of its answer only the
+ * head, without the empty line that ends it, then closes the connection.
  */
-async function stallingProxy(target, stall) {
+async function stallingProxy(target, stall, cutHead = false) {
   const port = await freePort();
   const { hostname, port: targetPort } = new URL(target);
   const sockets = new Set();
@@ -678,15 +680,22 @@ async function stallingProxy(target, stall) {
       socket.on('close', () => sockets.delete(socket));
     }
     let held = false;
+    let answer = Buffer.alloc(0);
     client.on('data', (data) => {
       const text = data.toString('latin1');
       if (!held && stalled.length === 0 && text.startsWith(stall)) {
         held = true;
         stalled.push(text.split('\r\n')[0]);
       }
-      if (!held) upstream.write(data);
+      if (!held || cutHead) upstream.write(data);
     });
-    upstream.on('data', (data) => held || client.write(data));
+    upstream.on('data', (data) => {
+      if (!held) return client.write(data);
+      if (!cutHead) return;
+      answer = Buffer.concat([answer, data]);
+      const end = answer.indexOf('\r\n\r\n');
+      if (end >= 0) client.end(answer.subarray(0, end));
+    });
     client.on('end', () => upstream.end());
     upstream.on('end', () => client.end());
   });
@@ -758,6 +767,38 @@ test('an upload whose frames request gets no answer ever: the request times out,
     }
   } finally {
     proxy.close();
+    snappack.stop();
+  }
+});
+
+test('an answer whose connection is cut within its head (Chromium gives it without a body) is a network error: retried, and the import lands whole', { timeout: 120_000 }, async () => {
+  const path = join(dir, 'cut-head.zip');
+  const summary = gen(path, { seed: 6, tables: 2, totalDocuments: 1500 });
+  const origin = `http://127.0.0.1:${server.address().port}`;
+  const snappack = await startSnappackServe(['--allow-origin', origin]);
+  const cutListing = await stallingProxy(snappack.url, 'GET /api/tables', true);
+  const cutFrames = await stallingProxy(snappack.url, 'POST /api/imports/', true);
+  try {
+    await pick(path);
+    const { listing, outcome } = await page.evaluate(async ({ cutListing, cutFrames, token }) => {
+      const { fetchTables, upload } = await import('/pkg/browser.js');
+      const file = document.querySelector('#file').files[0];
+      const listing = await fetchTables(cutListing, token).then(() => 'resolved', (e) => `${e.code}:${e.retryable}: ${e.message}`);
+      const outcome = await upload(file, { url: cutFrames, token, frameSize: 4096, framesPerRequest: 1 })
+        .then((r) => r.state, (e) => `${e.code}: ${e.message}`);
+      return { listing, outcome };
+    }, { cutListing: cutListing.url, cutFrames: cutFrames.url, token: snappack.token });
+    assert.equal(listing, `NetworkError:true: cannot reach ${cutListing.url}: the answer (HTTP 200) ended before its body: the connection was cut`);
+    assert.equal(outcome, 'finished');
+    assert.equal(cutFrames.stalled.length, 1);
+    const headers = { Authorization: `Bearer ${snappack.token}` };
+    const { tables } = await (await fetch(`${snappack.url}/api/tables`, { headers })).json();
+    for (const table of summary.tables) {
+      assert.equal(tables.find((t) => t.name === table.name)?.documents, table.documents, table.name);
+    }
+  } finally {
+    cutListing.close();
+    cutFrames.close();
     snappack.stop();
   }
 });
