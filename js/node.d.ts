@@ -25,7 +25,7 @@ export { SnappackError, checkTarget, validate } from './index.js';
 
 /**
  * Validates the file at `path` (a path, or a `file:` URL such as
- * `new URL('./snapshot.zip', import.meta.url)`, as Node's fs takes them)
+ * `pathToFileURL('snapshot.zip')` from node:url gives, as Node's fs takes them)
  * without reading it into memory: it is read a few MiB at a time, in a
  * worker thread. The file name gives the format unless `options.format`
  * does. A path that cannot be opened, a folder, or a URL of another scheme
