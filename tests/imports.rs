@@ -1285,6 +1285,139 @@ fn requests_during_a_store_write_are_answered_and_written_together_after_it() {
     }
 }
 
+/// Documents queued for an import's store writes beyond the one running
+/// before a request waits for it (`QUEUED_BYTES` in the server).
+const QUEUED_BYTES: usize = 16 << 20;
+
+/// Bytes of the documents each frame of `stream` holds, as the store
+/// writes them (their lines, without the newlines).
+fn document_bytes(stream: &[u8]) -> Vec<usize> {
+    let mut decoder = Decoder::default();
+    decoder
+        .decode(stream)
+        .map(|frame| {
+            frame
+                .unwrap()
+                .items
+                .iter()
+                .map(|item| match item {
+                    snappack::migration::Item::Documents { data, .. } => {
+                        data.len() - data.iter().filter(|&&b| b == b'\n').count()
+                    }
+                    _ => 0,
+                })
+                .sum()
+        })
+        .collect()
+}
+
+/// While a store write runs, requests queue theirs; once the queue holds
+/// 16 MiB of documents, the next request waits for the running write (the
+/// import's memory stays bounded) and is answered only after it: here the
+/// first write is held while more than 16 MiB arrive. Nothing is lost or
+/// reordered: the queue is written after the held write, the waiting
+/// request's frames after it, and the import lands whole.
+#[test]
+fn a_request_past_the_queued_documents_limit_waits_for_the_running_write() {
+    // About 20 MiB of documents, in frames of about 1 MiB.
+    let padding = "x".repeat(1000);
+    let mut table = numbered_table("users", 10001, 20_000, 1);
+    for line in &mut table.lines {
+        line.insert_str(line.len() - 1, &format!(r#","padding":"{padding}""#));
+    }
+    let tables = [table];
+    let stream = encode(&tables, &[], 1 << 20);
+    let ranges = frames(&stream);
+    let sizes = document_bytes(&stream);
+    // The first request whose frames arrive with 16 MiB queued behind the held one.
+    let mut queued = 0;
+    let waits = (1..ranges.len())
+        .find(|&seq| {
+            let full = queued >= QUEUED_BYTES;
+            queued += sizes[seq];
+            full
+        })
+        .expect("the stream is too small to fill the queue");
+    assert!(waits + 1 < ranges.len(), "{waits} of {}", ranges.len());
+    for (backend, database) in common::databases() {
+        let dir = common::temp_dir("queue-full");
+        let store = Arc::new(FailingWrite::new(&database, usize::MAX, false));
+        let imports = Arc::new(Imports::open(store.clone(), &dir, Limits::default()).unwrap());
+        // Made after the imports, so that a failed assertion lets the held
+        // write go before the imports, which wait for it, are dropped.
+        let (release, held) = mpsc::channel();
+        *store.hold_first.lock().unwrap() = Some(held);
+        let id = imports.create(ImportMode::RequireEmpty, None).unwrap().id;
+        imports.append(&id, 0, &stream[ranges[0].clone()]).unwrap();
+        while store.writes.load(Ordering::SeqCst) == 0 {
+            std::thread::sleep(std::time::Duration::from_millis(5));
+        }
+        let (answered, answers) = mpsc::channel();
+        let sender = {
+            let (imports, id, stream) = (imports.clone(), id.clone(), stream.clone());
+            std::thread::spawn(move || {
+                for (seq, range) in frames(&stream).into_iter().enumerate().skip(1) {
+                    let appended = imports.append(&id, seq as u64, &stream[range]);
+                    answered.send(appended.map(|a| a.next_seq)).unwrap();
+                }
+            })
+        };
+        let answer = |seq: u64, within: u64| {
+            answers
+                .recv_timeout(std::time::Duration::from_secs(within))
+                .map(|next| next.unwrap_or_else(|e| panic!("{backend}: frame {seq}: {e}")))
+        };
+        // Answered while the first write is held, until the queue is full.
+        for seq in 1..waits as u64 {
+            let next = answer(seq, 60)
+                .unwrap_or_else(|_| panic!("{backend}: frame {seq} was not answered"));
+            assert_eq!(next, seq + 1, "{backend}");
+        }
+        // Its frames are checked and logged, and it waits.
+        let log = dir.join("imports").join(&id).join("stream.snappack");
+        let logged = ranges[waits].end as u64;
+        for _ in 0..6000 {
+            if std::fs::metadata(&log).unwrap().len() >= logged {
+                break;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
+        assert_eq!(std::fs::metadata(&log).unwrap().len(), logged, "{backend}");
+        assert!(
+            answer(waits as u64, 1).is_err(),
+            "{backend}: frame {waits} was answered with {} bytes queued",
+            sizes[1..waits].iter().sum::<usize>()
+        );
+        assert_eq!(store.writes.load(Ordering::SeqCst), 1, "{backend}");
+        release.send(()).unwrap();
+        for seq in waits as u64..ranges.len() as u64 {
+            let next = answer(seq, 60)
+                .unwrap_or_else(|_| panic!("{backend}: frame {seq} was not answered"));
+            assert_eq!(next, seq + 1, "{backend}");
+        }
+        sender.join().unwrap();
+        imports
+            .finish(&id)
+            .unwrap_or_else(|e| panic!("{backend}: {e}"));
+        assert_landed(&imports, &tables, &[]);
+        // In order, each frame once: the held write, the queue it held up
+        // (the waiting request not in it), then the rest.
+        let batches = store.batches.lock().unwrap().clone();
+        assert_eq!(batches[0], vec![0], "{backend}");
+        assert_eq!(
+            batches[1],
+            (1..waits as u64).collect::<Vec<_>>(),
+            "{backend}"
+        );
+        let all: Vec<u64> = batches.concat();
+        assert_eq!(
+            all,
+            (0..ranges.len() as u64).collect::<Vec<_>>(),
+            "{backend}"
+        );
+    }
+}
+
 /// A write that declares a table and fails is made good from the log after
 /// another import finished on that table: the import saw the table as it
 /// was before, so it can no longer finish (`TableChanged`), as when its
