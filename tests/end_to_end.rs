@@ -2582,3 +2582,153 @@ fn admin_count(url: &str, query: &str) -> i64 {
     let mut client = postgres::Client::connect(url, postgres::NoTls).unwrap();
     client.query_one(query, &[]).unwrap().get(0)
 }
+
+/// An import whose own store write finds that another import changed a
+/// table it declared (the write landed after that finish, which looked
+/// for the import's tables before they were written) can no longer
+/// finish; no request holds it then, so the server's check every 2 s
+/// fails it: its staging folder and hidden tables go without a request
+/// of its client, and its status and frames then say `TableChanged`.
+/// On PostgreSQL, where the write and the finish run side by side: the
+/// import's first write (declaring `posts`) is held before its commit by a
+/// lock on its import's row while its second request (declaring `users`)
+/// queues its write, and the other import finishes on `users` meanwhile.
+#[test]
+fn an_import_its_own_write_finds_changed_is_failed_within_seconds() {
+    use server_support::{encode, numbered_table};
+    use snappack::migration::{Decoder, Item};
+    let Some(url) = common::postgres_url() else {
+        return;
+    };
+    let database = common::postgres_schema_url(&url);
+    let dir = common::temp_dir("changed-by-own-write");
+    let data_dir = dir.join("data");
+    let server = test_server(&database, &data_dir);
+    let mine = encode(
+        &[
+            numbered_table("posts", 10002, 300, 1),
+            numbered_table("users", 10001, 300, 1),
+        ],
+        &[],
+        4096,
+    );
+    let ranges = frames(&mine);
+    // The first frame that declares `users`: the second request starts there.
+    let mut decoder = Decoder::default();
+    let declares_users =
+        decoder
+            .decode(&mine)
+            .position(|frame| {
+                frame.unwrap().items.iter().any(
+                    |item| matches!(item, Item::Table(declaration) if declaration.name == "users"),
+                )
+            })
+            .unwrap();
+    assert!(declares_users > 0 && declares_users + 1 < ranges.len());
+    let theirs = encode(&[numbered_table("users", 10001, 10, 2)], &[], 4096);
+    let create = || {
+        let created = server.call("POST", "/api/imports", br#"{"mode":"replace"}"#);
+        assert_eq!(created.status, 201);
+        created.json()["id"].as_str().unwrap().to_owned()
+    };
+    let (id, other) = (create(), create());
+    let sent = server.call(
+        "POST",
+        &format!("/api/imports/{other}/frames?seq=0"),
+        &theirs,
+    );
+    assert_eq!(sent.status, 200, "{}", sent.json());
+
+    let mut waits = postgres::Client::connect(&database, postgres::NoTls).unwrap();
+    let mut holder = postgres::Client::connect(&database, postgres::NoTls).unwrap();
+    let mut held = holder.transaction().unwrap();
+    held.execute(
+        "SELECT 1 FROM snappack_imports WHERE id = $1 FOR UPDATE",
+        &[&id],
+    )
+    .unwrap();
+    let send = |from: usize, to: usize| {
+        let body = &mine[ranges[from].start..ranges[to - 1].end];
+        let sent = server.call(
+            "POST",
+            &format!("/api/imports/{id}/frames?seq={from}"),
+            body,
+        );
+        assert_eq!(sent.status, 200, "{}", sent.json());
+    };
+    send(0, declares_users);
+    // Held: its documents are written, its `applied_seq` waits for the row.
+    let mut held_write = false;
+    for _ in 0..1000 {
+        let waiting: i64 = waits
+            .query_one(
+                "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' \
+                 AND query LIKE 'UPDATE snappack_imports SET applied_seq%'",
+                &[],
+            )
+            .unwrap()
+            .get(0);
+        if waiting > 0 {
+            held_write = true;
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    assert!(held_write, "the first write was not held");
+    send(declares_users, ranges.len());
+    let finished = server.call("POST", &format!("/api/imports/{other}/finish"), b"");
+    assert_eq!(finished.status, 200, "{}", finished.json());
+    held.rollback().unwrap();
+    let released = std::time::Instant::now();
+
+    // Nothing is asked of the import: the server fails it on its own, its
+    // hidden tables and staging folder gone, within its 2 s check.
+    let staging = data_dir.join("imports").join(&id);
+    let hidden = |waits: &mut postgres::Client| -> i64 {
+        waits
+            .query_one(
+                "SELECT count(*) FROM snappack_tables WHERE import_id = $1",
+                &[&id],
+            )
+            .unwrap()
+            .get(0)
+    };
+    while staging.exists() || hidden(&mut waits) > 0 {
+        assert!(
+            released.elapsed() < std::time::Duration::from_secs(8),
+            "the import was not failed"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    let state: String = waits
+        .query_one("SELECT state FROM snappack_imports WHERE id = $1", &[&id])
+        .unwrap()
+        .get(0);
+    assert_eq!(state, "failed");
+
+    let status = server
+        .call("GET", &format!("/api/imports/{id}"), b"")
+        .json();
+    assert_eq!(status["state"], "failed", "{status}");
+    assert_eq!(status["tableChanged"]["code"], "TableChanged", "{status}");
+    assert_eq!(status["tableChanged"]["table"], "users", "{status}");
+    let next = ranges.len() - 1;
+    let refused = server.call(
+        "POST",
+        &format!("/api/imports/{id}/frames?seq={next}"),
+        &mine[ranges[next].clone()],
+    );
+    assert_eq!(
+        (refused.status, refused.json()["code"].as_str()),
+        (422, Some("TableChanged"))
+    );
+    // The other import's documents are the table's.
+    let tables = server.call("GET", "/api/tables", b"").json();
+    let users = tables["tables"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["name"] == "users")
+        .cloned();
+    assert_eq!(users.map(|t| t["documents"].clone()), Some(10.into()));
+}
