@@ -57,6 +57,10 @@ struct Blob {
     span: (u64, u64),
 }
 
+/// Validates a snapshot ZIP archive: classifies its entries by name and
+/// reads their generated schemas, numbers the tables, then checks every
+/// document of the tables this walk owns and their stored files, feeding
+/// `sink` as it goes. Returns the plan; a stop carries what was planned.
 pub(super) fn walk<R: Read + Seek>(
     input: R,
     ctx: &mut Context,
@@ -553,9 +557,6 @@ fn at_storage_row(table: &PlannedTable, entry: usize, line: u64, finding: Findin
     }
 }
 
-/// Gives each table (and each stored file, with its component's `_storage`
-/// table) to one of the workers, by uncompressed bytes, and makes this
-/// worker's progress count the compressed bytes of its own entries.
 /// Each component's `_storage` table: its place in `tables`.
 fn storage_tables(tables: &[PlannedTable]) -> HashMap<&str, usize> {
     tables
@@ -566,6 +567,9 @@ fn storage_tables(tables: &[PlannedTable]) -> HashMap<&str, usize> {
         .collect()
 }
 
+/// Gives each table (and each stored file, with its component's `_storage`
+/// table) to one of the workers, by uncompressed bytes, and makes this
+/// worker's progress count the compressed bytes of its own entries.
 fn share_out(plan: &Plan, streams: &[Stream], blobs: &[Blob], shard: Shard, ctx: &mut Context) {
     // Uncompressed and compressed bytes: of each entry, and of each
     // component's stored files (which go with its `_storage` table).
