@@ -176,11 +176,6 @@ impl TableChecker {
         self.number
     }
 
-    /// Switches value rules (when a later entry of the same table has another schema).
-    pub fn set_rules(&mut self, rules: ValueRules) {
-        self.rules = rules;
-    }
-
     /// Where document `id` was first seen in the table, if it was: its
     /// place as [`check`](Self::check) numbered it (the line counted across
     /// the table's entries, or the row when placed by row).
