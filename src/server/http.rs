@@ -180,6 +180,14 @@ fn error(status: StatusCode, body: serde_json::Value) -> Response {
     (status, Json(body)).into_response()
 }
 
+/// `400 BadRequest`, saying what is wrong with the request.
+fn bad_request(message: String) -> Response {
+    error(
+        StatusCode::BAD_REQUEST,
+        json!({"code": "BadRequest", "message": message}),
+    )
+}
+
 async fn authenticate(State(state): State<Shared>, request: Request, next: Next) -> Response {
     let given = request
         .headers()
@@ -460,21 +468,13 @@ async fn create_import(State(state): State<Shared>, body: Bytes) -> Result<Respo
             .and_then(|o| o.get("mode"))
             .filter(|mode| !mode.is_string())
         {
-            return Ok(error(
-                StatusCode::BAD_REQUEST,
-                json!({"code": "BadRequest", "message": format!(
-                    "bad import request: mode must be one of \"requireEmpty\", \"append\", \"replace\", \"replaceAll\" (or left out), not {mode}"
-                )}),
-            ));
+            return Ok(bad_request(format!(
+                "bad import request: mode must be one of \"requireEmpty\", \"append\", \"replace\", \"replaceAll\" (or left out), not {mode}"
+            )));
         }
         match object.and_then(|o| serde_json::from_value(serde_json::Value::Object(o))) {
             Ok(request) => request,
-            Err(e) => {
-                return Ok(error(
-                    StatusCode::BAD_REQUEST,
-                    json!({"code": "BadRequest", "message": format!("bad import request: {e}")}),
-                ))
-            }
+            Err(e) => return Ok(bad_request(format!("bad import request: {e}"))),
         }
     };
     if request
@@ -482,16 +482,12 @@ async fn create_import(State(state): State<Shared>, body: Bytes) -> Result<Respo
         .as_ref()
         .is_some_and(|l| l.len() > MAX_LABEL_LEN)
     {
-        return Ok(error(
-            StatusCode::BAD_REQUEST,
-            json!({"code": "BadRequest", "message": format!("label is longer than {MAX_LABEL_LEN} bytes")}),
-        ));
+        return Ok(bad_request(format!(
+            "label is longer than {MAX_LABEL_LEN} bytes"
+        )));
     }
     if let Some(why) = request.target.as_ref().and_then(|t| t.check().err()) {
-        return Ok(error(
-            StatusCode::BAD_REQUEST,
-            json!({"code": "BadRequest", "message": format!("bad import target: {why}")}),
-        ));
+        return Ok(bad_request(format!("bad import target: {why}")));
     }
     let imports = state.imports.clone();
     let status = blocking(move || {
@@ -560,12 +556,7 @@ async fn list_imports(
 ) -> Result<Response, ImportsError> {
     let (before, wanted, limit) = match list_query(&query) {
         Ok(asked) => asked,
-        Err(message) => {
-            return Ok(error(
-                StatusCode::BAD_REQUEST,
-                json!({"code": "BadRequest", "message": message}),
-            ))
-        }
+        Err(message) => return Ok(bad_request(message)),
     };
     let imports = state.imports.clone();
     let asked = before.clone();
@@ -580,10 +571,9 @@ async fn list_imports(
     let (list, older) = match listed {
         Ok(listed) => listed,
         Err(ImportsError::Unknown(id)) if before.as_deref() == Some(id.as_str()) => {
-            return Ok(error(
-                StatusCode::BAD_REQUEST,
-                json!({"code": "BadRequest", "message": format!("before {id:?} names no import: give the id of a listed import")}),
-            ))
+            return Ok(bad_request(format!(
+                "before {id:?} names no import: give the id of a listed import"
+            )))
         }
         Err(e) => return Err(e),
     };
@@ -638,12 +628,7 @@ async fn append_frames(
 ) -> Result<Response, ImportsError> {
     let seq = match frame_seq(&query) {
         Ok(seq) => seq,
-        Err(message) => {
-            return Ok(error(
-                StatusCode::BAD_REQUEST,
-                json!({"code": "BadRequest", "message": message}),
-            ))
-        }
+        Err(message) => return Ok(bad_request(message)),
     };
     let imports = state.imports.clone();
     let appended = blocking(move || imports.append(&id, seq, &body)).await?;
