@@ -158,6 +158,33 @@ struct StorageTable {
     received: HashMap<DocumentId, (u64, [u8; 32])>,
 }
 
+impl StorageTable {
+    /// Checks row `row` as Convex reads a `_storage` row and holds it back
+    /// until `Done`, in place of an earlier row of the same file.
+    fn hold_row(
+        &mut self,
+        line: Cow<'_, str>,
+        row: u64,
+        number: Option<u32>,
+    ) -> Result<(), RowFinding> {
+        self.metadata.check_row(&line, row, number)?;
+        let id = serde_json::from_str::<StorageRowId>(&line)
+            .ok()
+            .and_then(|r| DocumentId::decode(&r.id).ok());
+        if let Some(id) = id {
+            self.row_of.insert(id, row);
+            match self.pending_at.get(&id) {
+                Some(&at) => self.pending[at].1 = line.into_owned(),
+                None => {
+                    self.pending_at.insert(id, self.pending.len());
+                    self.pending.push((id, line.into_owned()));
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
 /// The `_id` of a `_storage` row (already checked).
 #[derive(serde::Deserialize)]
 struct StorageRowId {
@@ -191,24 +218,6 @@ pub struct Ingest {
     user_tables: usize,
 }
 
-impl Ingest {
-    /// The 1-based line (document number) of document `id` in table `name`
-    /// of `component`, as the import's frames gave it (for `_storage`, the
-    /// row kept: a file's last); `None` for a table the import did not
-    /// declare, a document it did not send, and the row the server made for
-    /// a file that came without one.
-    pub fn line_of(&self, component: &str, name: &str, id: DocumentId) -> Option<u64> {
-        let table = self
-            .tables
-            .iter()
-            .find(|t| t.component == component && t.name == name)?;
-        match &table.storage {
-            Some(storage) => storage.row_of.get(&id).copied(),
-            None => table.checker.first_seen(id),
-        }
-    }
-}
-
 /// The number a declaration fixes: from `_tables` or the first `_id`. A
 /// number the client took from this server's tables (step 3) is decided
 /// again at finish, against the tables as they are then.
@@ -235,6 +244,22 @@ impl Ingest {
     /// True when the stream declared a `_storage` table (in any component).
     pub fn declares_storage(&self) -> bool {
         self.tables.iter().any(|t| t.name == "_storage")
+    }
+
+    /// The 1-based line (document number) of document `id` in table `name`
+    /// of `component`, as the import's frames gave it (for `_storage`, the
+    /// row kept: a file's last); `None` for a table the import did not
+    /// declare, a document it did not send, and the row the server made for
+    /// a file that came without one.
+    pub fn line_of(&self, component: &str, name: &str, id: DocumentId) -> Option<u64> {
+        let table = self
+            .tables
+            .iter()
+            .find(|t| t.component == component && t.name == name)?;
+        match &table.storage {
+            Some(storage) => storage.row_of.get(&id).copied(),
+            None => table.checker.first_seen(id),
+        }
     }
 
     /// Checks one decoded frame. On refusal the state is partly advanced:
@@ -287,6 +312,7 @@ impl Ingest {
         Ok(out)
     }
 
+    /// A refusal about a stored file of `component`.
     fn storage_rejection(component: &str, code: Code, message: String, seq: u64) -> Rejection {
         Rejection {
             code: code.as_str(),
@@ -428,6 +454,9 @@ impl Ingest {
         }
     }
 
+    /// Checks a table declaration (its name and component, its number
+    /// against the tables declared before, the count of user tables) and
+    /// starts the table.
     fn declare(&mut self, decl: &TableDecl) -> Result<TableDeclaration, (&'static str, String)> {
         if decl.name != "_storage" {
             check_identifier(&decl.name).map_err(|reason| {
@@ -493,6 +522,8 @@ impl Ingest {
         })
     }
 
+    /// Checks the lines of a documents item of `table`; a line the item
+    /// leaves unfinished is held for the next item.
     fn documents<'a>(
         &mut self,
         table: usize,
@@ -541,6 +572,7 @@ impl Ingest {
         Ok(())
     }
 
+    /// A refusal of the stream's structure, not of a document.
     fn reject_stream(&self, seq: u64, message: String) -> Rejection {
         Rejection {
             code: "OrderViolation",
@@ -597,6 +629,9 @@ impl Ingest {
         })
     }
 
+    /// Checks the next line of `table` and adds it to the frame's
+    /// documents; a table without a number takes its first `_id`'s (a
+    /// pin), and a `_storage` row is held until `Done`.
     fn check<'a>(
         &mut self,
         table: usize,
@@ -604,28 +639,13 @@ impl Ingest {
         seq: u64,
         out: &mut Accepted<'a>,
     ) -> Result<(), Rejection> {
-        let import_id = &self.import_id;
         let t = &mut self.tables[table];
         t.rows += 1;
         let row = t.rows;
         if let Some(storage) = t.storage.as_mut() {
-            if let Err(finding) = storage.metadata.check_row(&line, row, t.number) {
-                return Err(t.reject(row, finding, seq));
-            }
-            let id = serde_json::from_str::<StorageRowId>(&line)
-                .ok()
-                .and_then(|r| DocumentId::decode(&r.id).ok());
-            if let Some(id) = id {
-                storage.row_of.insert(id, row);
-                match storage.pending_at.get(&id) {
-                    Some(&at) => storage.pending[at].1 = line.into_owned(),
-                    None => {
-                        storage.pending_at.insert(id, storage.pending.len());
-                        storage.pending.push((id, line.into_owned()));
-                    }
-                }
-            }
-            return Ok(());
+            return storage
+                .hold_row(line, row, t.number)
+                .map_err(|finding| t.reject(row, finding, seq));
         }
         let checked = match t.checker.check(line.as_bytes(), row, row) {
             Ok(doc) => doc,
@@ -654,25 +674,28 @@ impl Ingest {
                 }
                 id.internal
             }
-            // No `_id`: an internal id derived from the import, table and row,
-            // so a replay after a restart gives the same one.
-            _ => {
-                let digest = Sha256::new()
-                    .chain_update(import_id.as_bytes())
-                    .chain_update([0])
-                    .chain_update(t.component.as_bytes())
-                    .chain_update([0])
-                    .chain_update(t.name.as_bytes())
-                    .chain_update(row.to_le_bytes())
-                    .finalize();
-                let mut internal = [0u8; 16];
-                internal.copy_from_slice(&digest[..16]);
-                internal
-            }
+            _ => derived_internal_id(&self.import_id, &t.component, &t.name, row),
         };
         out.documents.push((table, internal, line));
         Ok(())
     }
+}
+
+/// The internal id of row `row` of a table, which has no `_id`: derived
+/// from the import, the table and the row, so that a replay after a
+/// restart gives the same one.
+fn derived_internal_id(import_id: &str, component: &str, table: &str, row: u64) -> [u8; 16] {
+    let digest = Sha256::new()
+        .chain_update(import_id.as_bytes())
+        .chain_update([0])
+        .chain_update(component.as_bytes())
+        .chain_update([0])
+        .chain_update(table.as_bytes())
+        .chain_update(row.to_le_bytes())
+        .finalize();
+    let mut internal = [0u8; 16];
+    internal.copy_from_slice(&digest[..16]);
+    internal
 }
 
 /// A `_storage` row of a file that came, with the file's `sha256` and
