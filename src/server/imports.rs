@@ -34,7 +34,7 @@ use super::store::{
     ActivatedTable, FrameWrite, ImportError, ImportMode, ImportRecord, ImportState, ImportTarget,
     ImportsQuery, Observed, OwnedFrameWrite, Store, StoreError, DATABASE_REFUSED,
 };
-use crate::migration::{DecodeError, Decoder, DecoderConfig};
+use crate::migration::{DecodeError, Decoder, DecoderConfig, Frame};
 
 /// Why an import operation did not happen.
 #[derive(Debug, thiserror::Error)]
@@ -601,6 +601,53 @@ fn row_sha256(json: &str) -> Option<[u8; 32]> {
         .ok()
 }
 
+/// Step 1 of an append: decodes every whole frame of `body`, which follows
+/// the first `base` bytes of the stream, and why the request is refused,
+/// if it is (a frame the decoder refuses, a body that ends inside a frame,
+/// a first request with the stream header alone).
+fn decode_frames(
+    decoder: &mut Decoder,
+    base: u64,
+    body: &[u8],
+) -> (Vec<Frame>, Option<ImportsError>) {
+    let mut frames = Vec::new();
+    let mut pos = 0;
+    let mut refusal = None;
+    while pos < body.len() {
+        match decoder.feed(&body[pos..]) {
+            Ok(step) => {
+                pos += step.consumed;
+                if let Some(frame) = step.frame {
+                    frames.push(frame);
+                }
+            }
+            Err(error) => {
+                refusal = Some(ImportsError::Frame {
+                    seq: decoder.next_sequence(),
+                    error,
+                });
+                break;
+            }
+        }
+    }
+    // A first request brings frame 0 with the stream header: a header
+    // alone would be logged while `nextSeq` stays 0, and the next first
+    // request, header and all, would not follow it.
+    if refusal.is_none() && base == 0 && frames.is_empty() {
+        refusal = Some(ImportsError::Truncated {
+            seq: 0,
+            partial: body.len() as u64,
+        });
+    }
+    if refusal.is_none() && decoder.committed_offset() < base + body.len() as u64 {
+        refusal = Some(ImportsError::Truncated {
+            seq: decoder.next_sequence(),
+            partial: base + body.len() as u64 - decoder.committed_offset(),
+        });
+    }
+    (frames, refusal)
+}
+
 /// The folders under `dir` named as import ids are (anything else there
 /// is not an import's, and is left alone).
 fn import_folders(dir: &Path) -> Result<Vec<String>, ImportsError> {
@@ -685,68 +732,7 @@ impl Imports {
             }
         }
         for record in records {
-            if record.state != ImportState::Open {
-                // Its staging log, if a crash came between the commit that
-                // closed it and the log's removal.
-                if imports.dir.join(&record.id).exists() {
-                    imports.forget(&record.id);
-                }
-                continue;
-            }
-            // Frames written to the database, and no log of them (another
-            // data folder, or one emptied by hand): started again from frame
-            // 0, the import would keep those rows whatever is sent.
-            let log = imports.log_path(&record.id);
-            let logged = fs::File::open(&log)
-                .ok()
-                .and_then(|file| crate::client::scan_frames(file).ok())
-                .is_some_and(|frames| !frames.is_empty());
-            let why = if record.applied_seq.is_some() && !logged {
-                format!(
-                    "its staging log {} is missing or empty, but the database has frames of it",
-                    log.display()
-                )
-            } else {
-                let observed = imports.read_observed(&record.id);
-                match imports.reopen(&record.id, record.mode, &observed) {
-                    Ok(mut open) => {
-                        open.observed = observed;
-                        let slot = Slot::new(open, record.label, record.target);
-                        *lock(&slot.changed) = imports.store.changed_table(&record.id)?;
-                        lock(&imports.open).insert(record.id, slot);
-                        continue;
-                    }
-                    // A log this server's checks no longer accept: the import cannot go on.
-                    Err(ImportsError::Rejected(rejection)) => format!(
-                        "its staging log does not replay ({}: {})",
-                        rejection.code, rejection.message
-                    ),
-                    // Its frames, written from the log, refused by the
-                    // database as the write that failed before the server
-                    // ended was (or else a first time; either way it would
-                    // be refused at every start): the import fails.
-                    Err(ImportsError::StoreRefused(words)) => {
-                        let refusal = write_refused(&words);
-                        eprintln!(
-                            "snappack: import {} failed: {}",
-                            record.id,
-                            refusal.recorded()
-                        );
-                        imports.files.mark_sweep_due()?;
-                        imports.store.fail_import(&record.id, &refusal)?;
-                        imports.forget(&record.id);
-                        continue;
-                    }
-                    // Over a lowered --max-frame-size too, the start fails: the
-                    // import goes on once the limit is what it was.
-                    Err(e) => return Err(e),
-                }
-            };
-            say!("snappack: import {} cancelled: {why}", record.id);
-            let reason = format!("cancelled by the server: {why}");
-            imports.files.mark_sweep_due()?;
-            imports.store.cancel_import(&record.id, Some(&reason))?;
-            imports.forget(&record.id);
+            imports.resume(record)?;
         }
         // Those that can no longer finish are failed now; not before every
         // open import is back, since failing one sweeps the stored files
@@ -756,6 +742,77 @@ impl Imports {
         // the imports are open and can be served meanwhile.
         imports.sweep_after_end();
         Ok(imports)
+    }
+
+    /// At a start, what becomes of import `record`: a closed one's staging
+    /// log is removed (a crash came between the commit that closed it and
+    /// the removal); an open one is reopened from its log, or cancelled,
+    /// saying why, when the log is lost or no longer replays, or failed
+    /// when the database refuses its frames again.
+    fn resume(&self, record: ImportRecord) -> Result<(), ImportsError> {
+        if record.state != ImportState::Open {
+            // Its staging log, if a crash came between the commit that
+            // closed it and the log's removal.
+            if self.dir.join(&record.id).exists() {
+                self.forget(&record.id);
+            }
+            return Ok(());
+        }
+        // Frames written to the database, and no log of them (another
+        // data folder, or one emptied by hand): started again from frame
+        // 0, the import would keep those rows whatever is sent.
+        let log = self.log_path(&record.id);
+        let logged = fs::File::open(&log)
+            .ok()
+            .and_then(|file| crate::client::scan_frames(file).ok())
+            .is_some_and(|frames| !frames.is_empty());
+        let why = if record.applied_seq.is_some() && !logged {
+            format!(
+                "its staging log {} is missing or empty, but the database has frames of it",
+                log.display()
+            )
+        } else {
+            let observed = self.read_observed(&record.id);
+            match self.reopen(&record.id, record.mode, &observed) {
+                Ok(mut open) => {
+                    open.observed = observed;
+                    let slot = Slot::new(open, record.label, record.target);
+                    *lock(&slot.changed) = self.store.changed_table(&record.id)?;
+                    lock(&self.open).insert(record.id, slot);
+                    return Ok(());
+                }
+                // A log this server's checks no longer accept: the import cannot go on.
+                Err(ImportsError::Rejected(rejection)) => format!(
+                    "its staging log does not replay ({}: {})",
+                    rejection.code, rejection.message
+                ),
+                // Its frames, written from the log, refused by the
+                // database as the write that failed before the server
+                // ended was (or else a first time; either way it would
+                // be refused at every start): the import fails.
+                Err(ImportsError::StoreRefused(words)) => {
+                    let refusal = write_refused(&words);
+                    eprintln!(
+                        "snappack: import {} failed: {}",
+                        record.id,
+                        refusal.recorded()
+                    );
+                    self.files.mark_sweep_due()?;
+                    self.store.fail_import(&record.id, &refusal)?;
+                    self.forget(&record.id);
+                    return Ok(());
+                }
+                // Over a lowered --max-frame-size too, the start fails: the
+                // import goes on once the limit is what it was.
+                Err(e) => return Err(e),
+            }
+        };
+        say!("snappack: import {} cancelled: {why}", record.id);
+        let reason = format!("cancelled by the server: {why}");
+        self.files.mark_sweep_due()?;
+        self.store.cancel_import(&record.id, Some(&reason))?;
+        self.forget(&record.id);
+        Ok(())
     }
 
     /// Removes the stored files no `_storage` row refers to, once an import
@@ -1231,6 +1288,10 @@ impl Imports {
         })
     }
 
+    /// [`append`](Self::append) for the bytes `body`, which follow the
+    /// first `base` bytes of the log: every frame is decoded and checked,
+    /// the good ones (those before the first refused) are logged and
+    /// written; a refusal is answered once they are.
     fn append_frames(
         &self,
         open: &mut Open,
@@ -1238,41 +1299,7 @@ impl Imports {
         body: &[u8],
     ) -> Result<Appended, ImportsError> {
         // 1. Decode every frame of the body.
-        let mut frames = Vec::new();
-        let mut pos = 0;
-        let mut refusal = None;
-        while pos < body.len() {
-            match open.decoder.feed(&body[pos..]) {
-                Ok(step) => {
-                    pos += step.consumed;
-                    if let Some(frame) = step.frame {
-                        frames.push(frame);
-                    }
-                }
-                Err(error) => {
-                    refusal = Some(ImportsError::Frame {
-                        seq: open.decoder.next_sequence(),
-                        error,
-                    });
-                    break;
-                }
-            }
-        }
-        // A first request brings frame 0 with the stream header: a header
-        // alone would be logged while `nextSeq` stays 0, and the next first
-        // request, header and all, would not follow it.
-        if refusal.is_none() && base == 0 && frames.is_empty() {
-            refusal = Some(ImportsError::Truncated {
-                seq: 0,
-                partial: body.len() as u64,
-            });
-        }
-        if refusal.is_none() && open.decoder.committed_offset() < base + body.len() as u64 {
-            refusal = Some(ImportsError::Truncated {
-                seq: open.decoder.next_sequence(),
-                partial: base + body.len() as u64 - open.decoder.committed_offset(),
-            });
-        }
+        let (frames, mut refusal) = decode_frames(&mut open.decoder, base, body);
         // 2. Check their content, in order; stop at the first refusal.
         let mut accepted = Vec::with_capacity(frames.len());
         for frame in &frames {
