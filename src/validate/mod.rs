@@ -433,51 +433,7 @@ fn walk_as<'a, R: Read + Seek>(
             Plan::default()
         }
         (_, None, total) => {
-            // A file saved as UTF-16 starts with neither `[` nor `{`, and is
-            // no format snappack or Convex reads: said before its format is given.
-            let mut head = [0u8; 2];
-            let utf16 = input
-                .rewind()
-                .and_then(|()| input.read_exact(&mut head))
-                .is_ok()
-                && crate::archive::lines::starts_as_utf16(&head);
-            let input = match file_name {
-                "" => "the input (it has no name)".to_owned(),
-                name => format!("'{name}'"),
-            };
-            let why = match (total, options.stdin) {
-                (Ok(0), true) => "standard input was empty (nothing was piped in): there is \
-                                  nothing to check, nor any first bytes to tell its format by; \
-                                  pipe the snapshot in or give its file, or, to check an empty \
-                                  single-table file, give its format with --format (jsonl, json \
-                                  or csv)"
-                    .to_owned(),
-                (_, true) => "cannot tell the format of standard input from its first bytes \
-                              (it has no name, so no extension): give it with --format (zip, \
-                              jsonl, json or csv)"
-                    .to_owned(),
-                (Ok(0), false) => format!(
-                    "{input} is empty (0 bytes), and its name does not tell its format: \
-                     give a format (zip, jsonl, json or csv)"
-                ),
-                _ => format!(
-                    "cannot tell the format of {input} from its extension or its first bytes: \
-                     give a format (zip, jsonl, json or csv)"
-                ),
-            };
-            let why = match (utf16, options.stdin) {
-                (true, true) => format!(
-                    "cannot tell the format of standard input: it {}, then give its format \
-                     with --format (zip, jsonl, json or csv)",
-                    crate::archive::lines::UTF16_HINT
-                ),
-                (true, false) => format!(
-                    "cannot tell the format of {input}: it {}, then give its format (zip, \
-                     jsonl, json or csv), or a name whose extension tells it",
-                    crate::archive::lines::UTF16_HINT
-                ),
-                (false, _) => why,
-            };
+            let why = unknown_format(&mut input, file_name, &total, options.stdin);
             ctx.error(Finding::new(Code::InvalidOptions, why));
             Plan::default()
         }
@@ -522,6 +478,61 @@ fn walk_as<'a, R: Read + Seek>(
     let mut plan = plan;
     plan.left_out.append(&mut ctx.left_unread);
     (ctx, format, plan)
+}
+
+/// Why the format of an input (named `file_name`, `total` bytes long,
+/// standard input when `stdin`) cannot be told, and what to give instead.
+fn unknown_format<R: Read + Seek>(
+    input: &mut R,
+    file_name: &str,
+    total: &io::Result<u64>,
+    stdin: bool,
+) -> String {
+    // A file saved as UTF-16 starts with neither `[` nor `{`, and is
+    // no format snappack or Convex reads: said before its format is given.
+    let mut head = [0u8; 2];
+    let utf16 = input
+        .rewind()
+        .and_then(|()| input.read_exact(&mut head))
+        .is_ok()
+        && crate::archive::lines::starts_as_utf16(&head);
+    let input = match file_name {
+        "" => "the input (it has no name)".to_owned(),
+        name => format!("'{name}'"),
+    };
+    let why = match (total, stdin) {
+        (Ok(0), true) => "standard input was empty (nothing was piped in): there is \
+                          nothing to check, nor any first bytes to tell its format by; \
+                          pipe the snapshot in or give its file, or, to check an empty \
+                          single-table file, give its format with --format (jsonl, json \
+                          or csv)"
+            .to_owned(),
+        (_, true) => "cannot tell the format of standard input from its first bytes \
+                      (it has no name, so no extension): give it with --format (zip, \
+                      jsonl, json or csv)"
+            .to_owned(),
+        (Ok(0), false) => format!(
+            "{input} is empty (0 bytes), and its name does not tell its format: \
+             give a format (zip, jsonl, json or csv)"
+        ),
+        _ => format!(
+            "cannot tell the format of {input} from its extension or its first bytes: \
+             give a format (zip, jsonl, json or csv)"
+        ),
+    };
+    match (utf16, stdin) {
+        (true, true) => format!(
+            "cannot tell the format of standard input: it {}, then give its format \
+             with --format (zip, jsonl, json or csv)",
+            crate::archive::lines::UTF16_HINT
+        ),
+        (true, false) => format!(
+            "cannot tell the format of {input}: it {}, then give its format (zip, \
+             jsonl, json or csv), or a name whose extension tells it",
+            crate::archive::lines::UTF16_HINT
+        ),
+        (false, _) => why,
+    }
 }
 
 /// Why a walk ended early.
