@@ -91,18 +91,109 @@ pub(super) fn walk<R: Read + Seek>(
         ));
         return Ok(unplanned());
     }
-    let base = ctx.options.component.clone();
+    let mut entries = read_entries(&mut archive, ctx).map_err(|halt| halt.with(unplanned()))?;
+    let (tables, clashed) =
+        number_tables(&mut archive, &mut entries, ctx).map_err(|halt| halt.with(unplanned()))?;
+    let files = plan_files(&tables, &mut entries, ctx);
+    let plan = Plan {
+        format: Some(Format::Zip),
+        bytes: 0,
+        tables,
+        files,
+        left_out: std::mem::take(&mut entries.left_out),
+    };
+    ctx.counts = vec![(0, 0); plan.tables.len()];
+    if let Some(shard) = ctx.shard() {
+        share_out(&plan, &entries.streams, &entries.blobs, shard, ctx);
+    }
+    if let Err(e) = sink.begin(&plan) {
+        return Err(Stop::Sink(e, plan));
+    }
+    // The `_storage` rows of each component, by component.
+    let mut metadata: HashMap<String, StorageMetadata> = HashMap::new();
+    let checked = check_tables(
+        &mut archive,
+        &plan,
+        &entries.streams,
+        &clashed,
+        &mut metadata,
+        ctx,
+        sink,
+    )
+    .and_then(|()| {
+        check_files(
+            &mut archive,
+            &plan,
+            &entries.blobs,
+            &mut metadata,
+            ctx,
+            sink,
+        )
+    });
+    if let Err(halt) = checked {
+        return Err(halt.with(plan));
+    }
+    report_missing_files(&plan, &metadata, ctx);
+    if let Err(e) = sink.finish() {
+        return Err(Stop::Sink(e, plan));
+    }
+    Ok(plan)
+}
 
-    // Stage A: every entry by name; generated schemas are read now.
-    let mut streams = Vec::new();
-    let mut blobs: Vec<Blob> = Vec::new();
+/// Why a stage of the walk ended it early: a [`Stop`] once the plan made so
+/// far is added.
+enum Halt {
+    Cancelled,
+    Sink(io::Error),
+    InputFailed,
+}
+
+impl Halt {
+    fn with(self, plan: Plan) -> Stop {
+        match self {
+            Halt::Cancelled => Stop::Cancelled(plan),
+            Halt::Sink(e) => Stop::Sink(e, plan),
+            Halt::InputFailed => Stop::InputFailed(plan),
+        }
+    }
+}
+
+impl From<ScanStop> for Halt {
+    fn from(stop: ScanStop) -> Self {
+        match stop {
+            ScanStop::Cancelled => Halt::Cancelled,
+            ScanStop::Sink(e) => Halt::Sink(e),
+        }
+    }
+}
+
+/// What stage A finds in the archive's entries, by name.
+#[derive(Default)]
+struct Entries {
+    /// Documents entries, `_tables` included, in archive order.
+    streams: Vec<Stream>,
+    /// Stored-file entries, one per file.
+    blobs: Vec<Blob>,
+    /// Entries naming a stored file an earlier entry names (by `blobs`
+    /// index): an error only where the component's files are imported.
+    repeated_blobs: Vec<(usize, String)>,
+    /// Entries that no stream can carry (see [`Plan::left_out`]).
+    left_out: Vec<String>,
+    /// Each table's value rules, from its generated schema.
+    schemas: HashMap<(String, String), ValueRules>,
+}
+
+/// Stage A: every entry by name; generated schemas are read now.
+fn read_entries<R: Read + Seek>(
+    archive: &mut ZipArchive<R>,
+    ctx: &mut Context,
+) -> Result<Entries, Halt> {
+    let options = ctx.options;
+    // The component the archive is imported into.
+    let base = &options.component;
+    let mut entries = Entries::default();
     // Each stored file's place in `blobs`, by component and id.
     let mut blob_ids: HashMap<(String, DocumentId), usize> = HashMap::new();
-    // Entries naming a stored file an earlier entry names (by `blobs`
-    // index): an error only where the component's files are imported.
-    let mut repeated_blobs: Vec<(usize, String)> = Vec::new();
-    let mut left_out = Vec::new();
-    let mut schemas: HashMap<(String, String), ValueRules> = HashMap::new();
     for index in 0..archive.len() {
         // From the central directory: no read of the entry itself.
         let (name, size, span) = match archive.by_index_data(index) {
@@ -129,12 +220,12 @@ pub(super) fn walk<R: Read + Seek>(
                 continue;
             }
         };
-        match classify(&name, &base) {
+        match classify(&name, base) {
             Err(e) => {
                 ctx.error(Finding::new(e.code, e.message).entry(&name));
-                left_out.push(name.clone());
+                entries.left_out.push(name.clone());
             }
-            Ok(EntryKind::Documents { component, table }) => streams.push(Stream {
+            Ok(EntryKind::Documents { component, table }) => entries.streams.push(Stream {
                 component,
                 table,
                 index,
@@ -144,12 +235,12 @@ pub(super) fn walk<R: Read + Seek>(
             }),
             Ok(EntryKind::GeneratedSchema { component, table }) => {
                 let mark = ctx.findings_mark();
-                let rules = read_generated_schema(&mut archive, index, &name, ctx);
+                let rules = read_generated_schema(archive, index, &name, ctx);
                 ctx.name_table_since(mark, &component, &table);
                 if ctx.input_failed() {
-                    return Err(Stop::InputFailed(unplanned()));
+                    return Err(Halt::InputFailed);
                 }
-                schemas.insert((component, table), rules);
+                entries.schemas.insert((component, table), rules);
             }
             Ok(EntryKind::SkippedSystemTable { component, table }) => ctx.warning(
                 Finding::new(
@@ -171,20 +262,20 @@ pub(super) fn walk<R: Read + Seek>(
                 }
             }
         }
-        match storage_name(&name, &base) {
+        match storage_name(&name, base) {
             None => {}
             Some(Err(e)) => {
                 ctx.error(Finding::new(e.code, e.message).entry(&name));
-                left_out.push(name);
+                entries.left_out.push(name);
             }
             Some(Ok(file)) => match DocumentId::decode(&file.id) {
                 // The extension is not part of the id: `<id>` and `<id>.png`
                 // would be stored twice under one `_id`.
                 Ok(id) => match blob_ids.entry((file.component.clone(), id)) {
-                    Entry::Occupied(first) => repeated_blobs.push((*first.get(), name)),
+                    Entry::Occupied(first) => entries.repeated_blobs.push((*first.get(), name)),
                     Entry::Vacant(slot) => {
-                        slot.insert(blobs.len());
-                        blobs.push(Blob {
+                        slot.insert(entries.blobs.len());
+                        entries.blobs.push(Blob {
                             component: file.component,
                             id,
                             index,
@@ -202,24 +293,37 @@ pub(super) fn walk<R: Read + Seek>(
                         )
                         .entry(&name),
                     );
-                    left_out.push(name);
+                    entries.left_out.push(name);
                 }
             },
         }
     }
+    Ok(entries)
+}
 
+/// Tables, each by its component and name.
+type TableSet = HashSet<(String, String)>;
+
+/// Table numbers: `_tables` rows, then each table's first `_id`, then the
+/// target's tables. Returns the tables in import order, and those whose
+/// first `_id`'s number another table holds.
+fn number_tables<R: Read + Seek>(
+    archive: &mut ZipArchive<R>,
+    entries: &mut Entries,
+    ctx: &mut Context,
+) -> Result<(Vec<PlannedTable>, TableSet), Halt> {
     // Table numbers, step 1: `_tables` rows.
     let mut numbering = Numbering::default();
     let mut listed: Vec<ListedTable> = Vec::new();
-    for stream in streams.iter().filter(|s| s.table == "_tables") {
+    for stream in entries.streams.iter().filter(|s| s.table == "_tables") {
         let errors = ctx.error_count;
-        read_tables_entry(&mut archive, stream, &mut numbering, &mut listed, ctx);
+        read_tables_entry(archive, stream, &mut numbering, &mut listed, ctx);
         if ctx.input_failed() {
-            return Err(Stop::InputFailed(unplanned()));
+            return Err(Halt::InputFailed);
         }
         // A row declared no table: the stream cannot carry it to the server.
         if ctx.error_count > errors {
-            left_out.push(stream.name.clone());
+            entries.left_out.push(stream.name.clone());
         }
     }
 
@@ -227,10 +331,10 @@ pub(super) fn walk<R: Read + Seek>(
     let mut tables: Vec<PlannedTable> = Vec::new();
     // Tables whose first `_id`'s number another table holds: that is their
     // error, and the server choosing their number never comes to pass.
-    let mut clashed: HashSet<(String, String)> = HashSet::new();
+    let mut clashed = TableSet::new();
     // Each table's place in `tables`, by component and name.
     let mut planned: HashMap<(String, String), usize> = HashMap::new();
-    for stream in streams.iter().filter(|s| s.table != "_tables") {
+    for stream in entries.streams.iter().filter(|s| s.table != "_tables") {
         let key = (stream.component.clone(), stream.table.clone());
         if let Some(&t) = planned.get(&key) {
             tables[t].entries.push(stream.name.clone());
@@ -249,7 +353,7 @@ pub(super) fn walk<R: Read + Seek>(
         }
         let (number, number_source) = match numbering.number_of(&stream.component, &stream.table) {
             Some(n) => (Some(n), NumberSource::Tables),
-            None => match first_id_number(&mut archive, stream.index, ctx)? {
+            None => match first_id_number(archive, stream.index, ctx)? {
                 Some(n) => match numbering.claim(&stream.component, &stream.table, n) {
                     Ok(()) => (Some(n), NumberSource::Id),
                     Err(holder) => {
@@ -269,7 +373,11 @@ pub(super) fn walk<R: Read + Seek>(
                 None => (None, NumberSource::Unassigned),
             },
         };
-        let rules = schemas.get(&key).copied().unwrap_or(ValueRules::Plain);
+        let rules = entries
+            .schemas
+            .get(&key)
+            .copied()
+            .unwrap_or(ValueRules::Plain);
         planned.insert(key, tables.len());
         tables.push(PlannedTable {
             component: stream.component.clone(),
@@ -298,15 +406,24 @@ pub(super) fn walk<R: Read + Seek>(
         }
     }
     apply_target(&mut tables, &mut numbering, ctx);
+    Ok((tables, clashed))
+}
 
-    // Stored files are imported only where the component has `_storage` metadata.
+/// The stored files to import: those of components with `_storage`
+/// metadata (a file named twice there is an error; elsewhere a warning
+/// says the files are not imported).
+fn plan_files(
+    tables: &[PlannedTable],
+    entries: &mut Entries,
+    ctx: &mut Context,
+) -> Vec<PlannedFile> {
     let mut files = Vec::new();
     let mut ignored_components: Vec<&str> = Vec::new();
-    let with_storage = storage_tables(&tables);
+    let with_storage = storage_tables(tables);
     // Convex reads no stored file of a component without `_storage`
     // metadata, so one named twice there is no error.
-    for (first, name) in repeated_blobs {
-        let first = &blobs[first];
+    for (first, name) in std::mem::take(&mut entries.repeated_blobs) {
+        let first = &entries.blobs[first];
         if with_storage.contains_key(first.component.as_str()) {
             ctx.error(
                 Finding::new(
@@ -320,10 +437,10 @@ pub(super) fn walk<R: Read + Seek>(
                 .entry(&name)
                 .table(&first.component, "_storage"),
             );
-            left_out.push(name);
+            entries.left_out.push(name);
         }
     }
-    for blob in &blobs {
+    for blob in &entries.blobs {
         if with_storage.contains_key(blob.component.as_str()) {
             files.push(PlannedFile {
                 component: blob.component.clone(),
@@ -345,23 +462,21 @@ pub(super) fn walk<R: Read + Seek>(
             );
         }
     }
-    let plan = Plan {
-        format: Some(Format::Zip),
-        bytes: 0,
-        tables,
-        files,
-        left_out,
-    };
-    ctx.counts = vec![(0, 0); plan.tables.len()];
-    if let Some(shard) = ctx.shard() {
-        share_out(&plan, &streams, &blobs, shard, ctx);
-    }
-    if let Err(e) = sink.begin(&plan) {
-        return Err(Stop::Sink(e, plan));
-    }
+    files
+}
 
-    // Stage C: every document of every table.
-    let mut metadata: HashMap<String, StorageMetadata> = HashMap::new();
+/// Stage C: every document of every table this walk owns. `clashed` are
+/// the tables whose first `_id`'s number another table holds; `metadata`
+/// gets each component's `_storage` rows.
+fn check_tables<R: Read + Seek>(
+    archive: &mut ZipArchive<R>,
+    plan: &Plan,
+    streams: &[Stream],
+    clashed: &TableSet,
+    metadata: &mut HashMap<String, StorageMetadata>,
+    ctx: &mut Context,
+    sink: &mut dyn Sink,
+) -> Result<(), Halt> {
     let mut spare: Option<TableChecker> = None;
     let streams_by_name: HashMap<&str, &Stream> =
         streams.iter().map(|s| (s.name.as_str(), s)).collect();
@@ -390,8 +505,8 @@ pub(super) fn walk<R: Read + Seek>(
             });
             ctx.enter_share(stream.span);
             checker.start_entry(entry_name);
-            let result = scan_entry(
-                &mut archive,
+            scan_entry(
+                archive,
                 stream,
                 t,
                 table,
@@ -400,12 +515,9 @@ pub(super) fn walk<R: Read + Seek>(
                 &mut ids_without_first,
                 ctx,
                 sink,
-            );
-            match result {
-                Ok(()) if ctx.input_failed() => return Err(Stop::InputFailed(plan)),
-                Ok(()) => {}
-                Err(ScanStop::Cancelled) => return Err(Stop::Cancelled(plan)),
-                Err(ScanStop::Sink(e)) => return Err(Stop::Sink(e, plan)),
+            )?;
+            if ctx.input_failed() {
+                return Err(Halt::InputFailed);
             }
             if e == 0 {
                 first_entry_has_documents = ctx.counts[t].0 > documents_before;
@@ -421,12 +533,22 @@ pub(super) fn walk<R: Read + Seek>(
                 None => warning,
             });
         }
-        if let Err(e) = sink.end_table(t) {
-            return Err(Stop::Sink(e, plan));
-        }
+        sink.end_table(t).map_err(Halt::Sink)?;
         spare = Some(checker);
     }
+    Ok(())
+}
 
+/// The stored files of the `_storage` tables this walk owns: their bytes
+/// against their rows in `metadata` (which marks the rows that have one).
+fn check_files<R: Read + Seek>(
+    archive: &mut ZipArchive<R>,
+    plan: &Plan,
+    blobs: &[Blob],
+    metadata: &mut HashMap<String, StorageMetadata>,
+    ctx: &mut Context,
+    sink: &mut dyn Sink,
+) -> Result<(), Halt> {
     // Stored files: bytes against their metadata.
     let tables_before_files = 1 + plan.tables.len() as u32;
     let storage_tables = storage_tables(&plan.tables);
@@ -458,9 +580,9 @@ pub(super) fn walk<R: Read + Seek>(
         if let Some(blob) = blob {
             ctx.enter_share(blob.span);
         }
-        let digest = match blob.map(|b| hash_file(&mut archive, b.index, ctx.input.len, f, sink)) {
+        let digest = match blob.map(|b| hash_file(archive, b.index, ctx.input.len, f, sink)) {
             Some(Ok(digest)) => digest,
-            Some(Err(HashStop::Sink(e))) => return Err(Stop::Sink(e, plan)),
+            Some(Err(HashStop::Sink(e))) => return Err(Halt::Sink(e)),
             Some(Err(stop)) => {
                 let finding = match &stop {
                     HashStop::Zip(e) => zip_entry_error(e),
@@ -468,7 +590,7 @@ pub(super) fn walk<R: Read + Seek>(
                 };
                 ctx.read_error(located(finding));
                 if ctx.input_failed() {
-                    return Err(Stop::InputFailed(plan));
+                    return Err(Halt::InputFailed);
                 }
                 continue;
             }
@@ -512,11 +634,20 @@ pub(super) fn walk<R: Read + Seek>(
             }
         }
         if !ctx.tick(ctx.input.position()) {
-            return Err(Stop::Cancelled(plan));
+            return Err(Halt::Cancelled);
         }
     }
+    Ok(())
+}
+
+/// Warns of each `_storage` row without a file, in the tables this walk owns.
+fn report_missing_files(
+    plan: &Plan,
+    metadata: &HashMap<String, StorageMetadata>,
+    ctx: &mut Context,
+) {
     // Rows without a file, by component in the order of their `_storage` tables.
-    let files_before_missing = tables_before_files + plan.files.len() as u32;
+    let files_before_missing = 1 + (plan.tables.len() + plan.files.len()) as u32;
     for (t, table) in plan.tables.iter().enumerate() {
         if table.name != "_storage" || !ctx.owns_table(t) {
             continue;
@@ -541,10 +672,6 @@ pub(super) fn walk<R: Read + Seek>(
             ctx.warning(at_storage_row(table, entry, line, finding));
         }
     }
-    if let Err(e) = sink.finish() {
-        return Err(Stop::Sink(e, plan));
-    }
-    Ok(plan)
 }
 
 /// `finding` at line `line` of entry `entry` (an index into its entries) of
@@ -1146,7 +1273,7 @@ fn first_id_number<R: Read + Seek>(
     archive: &mut ZipArchive<R>,
     index: usize,
     ctx: &Context,
-) -> Result<Option<u32>, Stop> {
+) -> Result<Option<u32>, Halt> {
     let number = open_entry(archive, index, ctx.input.len)
         .ok()
         .and_then(|file| {
@@ -1154,10 +1281,7 @@ fn first_id_number<R: Read + Seek>(
             first_id_of(lines.next_line()?.1.ok()?)
         });
     if ctx.input_failed() {
-        return Err(Stop::InputFailed(Plan {
-            format: Some(Format::Zip),
-            ..Plan::default()
-        }));
+        return Err(Halt::InputFailed);
     }
     Ok(number)
 }
