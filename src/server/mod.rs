@@ -586,6 +586,38 @@ fn lock_data_dir_making(data_dir: &Path, made: &mut Made) -> Result<std::fs::Fil
     }
 }
 
+/// Refuses a `--database` that names no database snappack can serve: a
+/// URL of another scheme than PostgreSQL's, or what SQLite reads as no
+/// file: its in-memory database (every import lost when the server stops)
+/// or a URI (whose file, options and name the data folder could not tell
+/// apart).
+fn check_database_name(database: &str) -> Result<(), ServeError> {
+    if database.contains("://") && !store::is_postgres(database) {
+        return Err(ServeError::OpenDatabase {
+            database: database.split_once("://").map_or("", |(s, _)| s).to_owned() + "://…",
+            message: "only postgres:// or postgresql:// URLs name a database server; \
+                      anything else is an SQLite file path"
+                .to_owned(),
+        });
+    }
+    if store::is_postgres(database) {
+        return Ok(());
+    }
+    let why = match database {
+        ":memory:" => {
+            "it names SQLite's in-memory database, which loses every import when the server stops"
+        }
+        _ if database.starts_with("file:") => "it is an SQLite URI, which snappack does not take",
+        _ => return Ok(()),
+    };
+    Err(ServeError::OpenDatabase {
+        database: database.to_owned(),
+        message: format!(
+            "{why}: give the path of the database file (./{database} for a file of that name)"
+        ),
+    })
+}
+
 /// What [`Server::open`] opened for a server.
 struct Opened {
     listener: tokio::net::TcpListener,
@@ -623,32 +655,7 @@ impl Server {
     pub async fn bind(config: ServeConfig) -> Result<Server, ServeError> {
         // Checked before the data folder is made: a typo leaves nothing behind.
         if let Some(database) = config.database.as_deref() {
-            if database.contains("://") && !store::is_postgres(database) {
-                return Err(ServeError::OpenDatabase {
-                    database: database.split_once("://").map_or("", |(s, _)| s).to_owned() + "://…",
-                    message: "only postgres:// or postgresql:// URLs name a database server; \
-                              anything else is an SQLite file path"
-                        .to_owned(),
-                });
-            }
-        }
-        // SQLite reads these names as no file: an in-memory database (every
-        // import lost when the server stops) or a URI (whose file, options
-        // and name the data folder could not tell apart).
-        if let Some(database) = config.database.as_deref() {
-            if !store::is_postgres(database) {
-                let why = match database {
-                    ":memory:" => Some("it names SQLite's in-memory database, which loses every import when the server stops"),
-                    _ if database.starts_with("file:") => Some("it is an SQLite URI, which snappack does not take"),
-                    _ => None,
-                };
-                if let Some(why) = why {
-                    return Err(ServeError::OpenDatabase {
-                        database: database.to_owned(),
-                        message: format!("{why}: give the path of the database file (./{database} for a file of that name)"),
-                    });
-                }
-            }
+            check_database_name(database)?;
         }
         let data_dir = config.data_dir.clone();
         // What this start makes on disk, removed again if it is refused, so
