@@ -175,7 +175,10 @@ pub struct TablePin {
     pub id: String,
 }
 
-/// Everything one frame writes, applied in one transaction.
+/// Everything one frame writes ([`Store::write_frames`]): the tables it
+/// declares, a batch per transaction; then its documents and pins, in one
+/// transaction with those of the frames written with it; then the indexes
+/// of the tables it ends, a batch per transaction.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct FrameWrite<'a> {
     /// The frame's sequence number; frames at or below the import's applied
