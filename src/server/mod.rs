@@ -379,6 +379,26 @@ impl DataDirClaim {
         })
     }
 
+    /// The refusal of a start that could not take or open the database.
+    fn not_opened(&self, e: StoreError) -> ServeError {
+        match e {
+            StoreError::InUse(what) => ServeError::DatabaseInUse {
+                database: self.identity.clone(),
+                what,
+            },
+            StoreError::Database(message) | StoreError::Refused(message) => {
+                ServeError::OpenDatabase {
+                    database: self.identity.clone(),
+                    message,
+                }
+            }
+            other => ServeError::OpenDatabase {
+                database: self.identity.clone(),
+                message: other.to_string(),
+            },
+        }
+    }
+
     /// Names the database in the data folder, at its first start (durably:
     /// a file left empty by a crash would name no database).
     fn record(&self) -> std::io::Result<()> {
@@ -618,6 +638,90 @@ fn check_database_name(database: &str) -> Result<(), ServeError> {
     })
 }
 
+/// The blocking part of [`Server::open`]: takes the database for serving,
+/// opens it for `data_dir` ([`open_store`]) and reopens the unfinished
+/// imports. Refused, it removes what taking and opening the database made.
+fn open_imports(
+    data_dir: &Path,
+    database: &str,
+    claim: &DataDirClaim,
+    limits: Limits,
+) -> Result<(Imports, store::ServingLock), ServeError> {
+    // Before anything is read: another server may be changing it.
+    let database_lock = store::lock_for_serving(database).map_err(|e| claim.not_opened(e))?;
+    let mut made = Made::default();
+    let new_database = database_lock.made_database();
+    match open_store(data_dir, database, claim, new_database, limits, &mut made) {
+        Ok(imports) => Ok((imports, database_lock)),
+        // The store is closed: what was made can go.
+        Err(e) => {
+            made.remove();
+            database_lock.remove_made();
+            Err(e)
+        }
+    }
+}
+
+/// Opens `database` (`new_database` when taking it made the file) for
+/// `data_dir`: refuses one that another data folder serves, records the
+/// folder's id in it and the database's name in the folder, and reopens the
+/// unfinished imports. What it makes on disk is listed in `made`.
+fn open_store(
+    data_dir: &Path,
+    database: &str,
+    claim: &DataDirClaim,
+    new_database: bool,
+    limits: Limits,
+    made: &mut Made,
+) -> Result<Imports, ServeError> {
+    let store: Arc<dyn store::Store> = store::open(database)
+        .map_err(|e| claim.not_opened(e))?
+        .into();
+    // Before any import is reopened: from another data folder, the
+    // open imports' staging logs are missing, and they would be
+    // cancelled (a server still running on that folder included).
+    let taken = |folder, owner| ServeError::DatabaseTaken {
+        database: claim.identity.clone(),
+        dir: data_dir.display().to_string(),
+        folder,
+        owner,
+    };
+    let folder = match recorded_folder_id(data_dir)? {
+        Some(folder) => folder,
+        // The folder's first start: refused before it has an
+        // id when the database is another folder's, so that a
+        // refused start leaves the folder as it was.
+        None => match store.data_folder()? {
+            Some(owner) => return Err(taken(None, owner)),
+            None => {
+                let id = new_folder_id(data_dir)?;
+                made.file(data_dir.join(FOLDER_ID_FILE));
+                id
+            }
+        },
+    };
+    if let Some(owner) = store.claim_data_folder(&folder)? {
+        return Err(taken(Some(folder), owner));
+    }
+    // The database records the id now: the folder keeps it,
+    // and the name of the database, unless the database goes
+    // too (one this start made).
+    if !new_database {
+        made.keep(&data_dir.join(FOLDER_ID_FILE));
+    }
+    if new_database && !claim.recorded {
+        made.file(claim.path.clone());
+    }
+    claim.record()?;
+    for folder in ["imports", "files"] {
+        let path = data_dir.join(folder);
+        if std::fs::symlink_metadata(&path).is_err() {
+            made.create_dir_all(&path).map_err(|e| at(&path, e))?;
+        }
+    }
+    Ok(Imports::open(store, data_dir, limits)?)
+}
+
 /// What [`Server::open`] opened for a server.
 struct Opened {
     listener: tokio::net::TcpListener,
@@ -720,87 +824,9 @@ impl Server {
         let folder = data_dir.to_owned();
         let identity = claim.identity.clone();
         let (imports, database_lock) =
-            tokio::task::spawn_blocking(move || -> Result<_, ServeError> {
-                let data_dir = folder;
-                let not_opened = |e| match e {
-                    StoreError::InUse(what) => ServeError::DatabaseInUse {
-                        database: claim.identity.clone(),
-                        what,
-                    },
-                    StoreError::Database(message) | StoreError::Refused(message) => {
-                        ServeError::OpenDatabase {
-                            database: claim.identity.clone(),
-                            message,
-                        }
-                    }
-                    other => ServeError::OpenDatabase {
-                        database: claim.identity.clone(),
-                        message: other.to_string(),
-                    },
-                };
-                // Before anything is read: another server may be changing it.
-                let database_lock = store::lock_for_serving(&database).map_err(not_opened)?;
-                let mut made = Made::default();
-                let opened = (|| {
-                    let store: Arc<dyn store::Store> =
-                        store::open(&database).map_err(not_opened)?.into();
-                    // Before any import is reopened: from another data folder, the
-                    // open imports' staging logs are missing, and they would be
-                    // cancelled (a server still running on that folder included).
-                    let taken = |folder, owner| ServeError::DatabaseTaken {
-                        database: claim.identity.clone(),
-                        dir: data_dir.display().to_string(),
-                        folder,
-                        owner,
-                    };
-                    let folder = match recorded_folder_id(&data_dir)? {
-                        Some(folder) => folder,
-                        // The folder's first start: refused before it has an
-                        // id when the database is another folder's, so that a
-                        // refused start leaves the folder as it was.
-                        None => match store.data_folder()? {
-                            Some(owner) => return Err(taken(None, owner)),
-                            None => {
-                                let id = new_folder_id(&data_dir)?;
-                                made.file(data_dir.join(FOLDER_ID_FILE));
-                                id
-                            }
-                        },
-                    };
-                    if let Some(owner) = store.claim_data_folder(&folder)? {
-                        return Err(taken(Some(folder), owner));
-                    }
-                    // The database records the id now: the folder keeps it,
-                    // and the name of the database, unless the database goes
-                    // too (one this start made).
-                    let new_database = database_lock.made_database();
-                    if !new_database {
-                        made.keep(&data_dir.join(FOLDER_ID_FILE));
-                    }
-                    if new_database && !claim.recorded {
-                        made.file(claim.path.clone());
-                    }
-                    claim.record()?;
-                    for folder in ["imports", "files"] {
-                        let path = data_dir.join(folder);
-                        if std::fs::symlink_metadata(&path).is_err() {
-                            made.create_dir_all(&path).map_err(|e| at(&path, e))?;
-                        }
-                    }
-                    Ok(Imports::open(store, &data_dir, limits)?)
-                })();
-                match opened {
-                    Ok(imports) => Ok((imports, database_lock)),
-                    // The store is closed: what was made can go.
-                    Err(e) => {
-                        made.remove();
-                        database_lock.remove_made();
-                        Err(e)
-                    }
-                }
-            })
-            .await
-            .map_err(|e| std::io::Error::other(e.to_string()))??;
+            tokio::task::spawn_blocking(move || open_imports(&folder, &database, &claim, limits))
+                .await
+                .map_err(|e| std::io::Error::other(e.to_string()))??;
         let (token, new_token) = match known {
             Some(token) => (token, false),
             None => match resolve_token(None, data_dir) {
