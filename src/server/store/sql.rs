@@ -1,5 +1,6 @@
-//! The one implementation of [`Store`] over SQL, written once for both
-//! backends: they differ only in how they connect, lock and bind values.
+//! The one implementation of [`Store`](super::Store) over SQL, written
+//! once for both backends: they differ only in how they connect, lock and
+//! bind values.
 //! Statements use `$n` placeholders, which SQLite and PostgreSQL both read.
 
 use std::collections::{HashMap, HashSet};
