@@ -245,8 +245,10 @@ impl Open {
 
 /// The store writes of an import's accepted requests, made in order on a
 /// thread of their own while the next requests are checked. Requests that
-/// arrive while a write runs queue, up to [`QUEUED_BYTES`] of documents, and
-/// the thread then writes all that is queued in one transaction: a store
+/// arrive while a write runs queue (a request waits, checked and logged but
+/// unanswered, while [`QUEUED_BYTES`] or more are queued, so the queue holds
+/// at most that plus one request), and the thread then writes all that is
+/// queued in one transaction: a store
 /// slower than the checks commits less often, and a commit (a flush to disk)
 /// costs about as much for one request as for several. Dropping it waits
 /// for it.
@@ -257,7 +259,7 @@ struct PendingWrite {
 }
 
 /// Documents (bytes of their lines) queued for an import's store writes
-/// beyond the write running, before a request waits for it.
+/// beyond the write running, from which on a request waits for it.
 const QUEUED_BYTES: usize = 16 << 20;
 
 /// What an import's requests and its writing thread share.
