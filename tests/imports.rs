@@ -1232,6 +1232,52 @@ fn a_store_write_that_fails_after_the_answer_is_made_good_from_the_log() {
     }
 }
 
+/// A new import of a stream whose first store write is held, and the
+/// thread that sends the stream's other frames meanwhile.
+struct HeldFirstWrite {
+    id: String,
+    /// Lets the held write go. Declared after the imports, it is dropped
+    /// before them (which wait for the write) when an assertion fails.
+    release: mpsc::Sender<()>,
+    /// What each frame from the second on was answered: the import's next
+    /// `seq`, or the error.
+    answers: mpsc::Receiver<Result<u64, ImportsError>>,
+    sender: std::thread::JoinHandle<()>,
+}
+
+/// Creates an import of `stream`, appends its first frame and waits until
+/// `store` holds its write, then sends the other frames on a thread.
+fn hold_first_write_and_send_the_rest(
+    store: &FailingWrite,
+    imports: &Arc<Imports>,
+    stream: &[u8],
+) -> HeldFirstWrite {
+    let (release, held) = mpsc::channel();
+    *store.hold_first.lock().unwrap() = Some(held);
+    let id = imports.create(ImportMode::RequireEmpty, None).unwrap().id;
+    let ranges = frames(stream);
+    imports.append(&id, 0, &stream[ranges[0].clone()]).unwrap();
+    while store.writes.load(Ordering::SeqCst) == 0 {
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+    let (answered, answers) = mpsc::channel();
+    let sender = {
+        let (imports, id, stream) = (imports.clone(), id.clone(), stream.to_vec());
+        std::thread::spawn(move || {
+            for (seq, range) in ranges.into_iter().enumerate().skip(1) {
+                let appended = imports.append(&id, seq as u64, &stream[range]);
+                answered.send(appended.map(|a| a.next_seq)).unwrap();
+            }
+        })
+    };
+    HeldFirstWrite {
+        id,
+        release,
+        answers,
+        sender,
+    }
+}
+
 /// Requests that arrive while a store write runs are answered at once, and
 /// their frames go into the store together, in order, in the next write:
 /// a slow store commits less often rather than holding up the requests.
@@ -1244,25 +1290,14 @@ fn requests_during_a_store_write_are_answered_and_written_together_after_it() {
     for (backend, database) in common::databases() {
         let dir = common::temp_dir("writes-together");
         let store = Arc::new(FailingWrite::new(&database, usize::MAX, false));
-        let (release, held) = mpsc::channel();
-        *store.hold_first.lock().unwrap() = Some(held);
         let imports = Arc::new(Imports::open(store.clone(), &dir, Limits::default()).unwrap());
-        let id = imports.create(ImportMode::RequireEmpty, None).unwrap().id;
-        imports.append(&id, 0, &stream[ranges[0].clone()]).unwrap();
-        while store.writes.load(Ordering::SeqCst) == 0 {
-            std::thread::sleep(std::time::Duration::from_millis(5));
-        }
         // The first write is held: the other frames are sent meanwhile.
-        let (answered, answers) = mpsc::channel();
-        let sender = {
-            let (imports, id, stream) = (imports.clone(), id.clone(), stream.clone());
-            std::thread::spawn(move || {
-                for (seq, range) in frames(&stream).into_iter().enumerate().skip(1) {
-                    let appended = imports.append(&id, seq as u64, &stream[range]);
-                    answered.send(appended.map(|a| a.next_seq)).unwrap();
-                }
-            })
-        };
+        let HeldFirstWrite {
+            id,
+            release,
+            answers,
+            sender,
+        } = hold_first_write_and_send_the_rest(&store, &imports, &stream);
         for seq in 1..ranges.len() as u64 {
             let next = answers
                 .recv_timeout(std::time::Duration::from_secs(30))
@@ -1343,25 +1378,12 @@ fn a_request_past_the_queued_documents_limit_waits_for_the_running_write() {
         let dir = common::temp_dir("queue-full");
         let store = Arc::new(FailingWrite::new(&database, usize::MAX, false));
         let imports = Arc::new(Imports::open(store.clone(), &dir, Limits::default()).unwrap());
-        // Made after the imports, so that a failed assertion lets the held
-        // write go before the imports, which wait for it, are dropped.
-        let (release, held) = mpsc::channel();
-        *store.hold_first.lock().unwrap() = Some(held);
-        let id = imports.create(ImportMode::RequireEmpty, None).unwrap().id;
-        imports.append(&id, 0, &stream[ranges[0].clone()]).unwrap();
-        while store.writes.load(Ordering::SeqCst) == 0 {
-            std::thread::sleep(std::time::Duration::from_millis(5));
-        }
-        let (answered, answers) = mpsc::channel();
-        let sender = {
-            let (imports, id, stream) = (imports.clone(), id.clone(), stream.clone());
-            std::thread::spawn(move || {
-                for (seq, range) in frames(&stream).into_iter().enumerate().skip(1) {
-                    let appended = imports.append(&id, seq as u64, &stream[range]);
-                    answered.send(appended.map(|a| a.next_seq)).unwrap();
-                }
-            })
-        };
+        let HeldFirstWrite {
+            id,
+            release,
+            answers,
+            sender,
+        } = hold_first_write_and_send_the_rest(&store, &imports, &stream);
         let answer = |seq: u64, within: u64| {
             answers
                 .recv_timeout(std::time::Duration::from_secs(within))
