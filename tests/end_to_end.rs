@@ -513,18 +513,7 @@ fn a_resumed_upload_whose_import_another_client_advances_goes_on() {
         }
         false
     });
-    let out = Command::new(env!("CARGO_BIN_EXE_snappack"))
-        .arg("upload")
-        .arg(&zip_path)
-        .args([
-            "--url",
-            &format!("http://{proxy}"),
-            "--token",
-            &server.token,
-        ])
-        .args(["--resume", &id, "--yes", "--quiet"])
-        .output()
-        .unwrap();
+    let out = upload_at(proxy, &server.token, &zip_path, &["--resume", &id, "--yes"]);
     let (stdout, stderr) = (
         String::from_utf8_lossy(&out.stdout),
         String::from_utf8_lossy(&out.stderr),
@@ -589,11 +578,22 @@ fn a_document_error_found_while_sending_cancels_the_import() {
 
 /// `snappack upload` in a process, against an in-process server.
 fn upload_to(server: &TestServer, input: &Path, extra: &[&str]) -> std::process::Output {
+    upload_at(server.addr, &server.token, input, extra)
+}
+
+/// `snappack upload --quiet` of `input` to the server at `addr` (or a proxy
+/// before it), with `extra` arguments.
+fn upload_at(
+    addr: std::net::SocketAddr,
+    token: &str,
+    input: &Path,
+    extra: &[&str],
+) -> std::process::Output {
     Command::new(env!("CARGO_BIN_EXE_snappack"))
         .arg("upload")
         .arg(input)
-        .args(["--url", &format!("http://{}", server.addr)])
-        .args(["--token", &server.token, "--quiet"])
+        .args(["--url", &format!("http://{addr}")])
+        .args(["--token", token, "--quiet"])
         .args(extra)
         .output()
         .unwrap()
@@ -905,21 +905,12 @@ fn an_upload_whose_request_gets_no_answer_tries_again_after_its_timeout() {
     let server = test_server(&dir.join("db").to_string_lossy(), &dir.join("data"));
     let proxy = stalling_proxy(server.addr, "POST /api/imports/");
     let started = std::time::Instant::now();
-    let out = Command::new(env!("CARGO_BIN_EXE_snappack"))
-        .arg("upload")
-        .arg(&zip_path)
-        .args([
-            "--url",
-            &format!("http://{proxy}"),
-            "--token",
-            &server.token,
-            "--frame-size",
-            "8192",
-            "--timeout",
-            "1",
-        ])
-        .output()
-        .unwrap();
+    let out = upload_at(
+        proxy,
+        &server.token,
+        &zip_path,
+        &["--frame-size", "8192", "--timeout", "1"],
+    );
     let (stdout, stderr) = (
         String::from_utf8_lossy(&out.stdout),
         String::from_utf8_lossy(&out.stderr),
