@@ -302,7 +302,8 @@ impl Source for CallbackSource {
         let written = self
             .read
             .call2(&JsValue::NULL, &JsValue::from_f64(offset as f64), &into)
-            .map_err(|e| js_io_error("read callback", e))?;
+            // The callback's own words: it says what it was reading.
+            .map_err(|e| io::Error::other(describe(&e)))?;
         match written.as_f64() {
             Some(n) if n == buf.len() as f64 => Ok(()),
             Some(n) => Err(short_read("read callback", n as u32, buf.len())),

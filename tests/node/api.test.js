@@ -251,7 +251,7 @@ test('a Blob whose file changed or went since it was made is a ReadFailed findin
       assert.deepEqual(report.errors.map((e) => e.code), ['ReadFailed'], JSON.stringify(report.errors));
       assert.match(
         report.errors[0].message,
-        /^cannot read the input: (read callback: )?the Blob could not be read \(NotReadableError: .*\): a Blob of a file, from fs\.openAsBlob, cannot be read once the file has changed or gone$/,
+        /^cannot read the input: the Blob could not be read \(NotReadableError: .*\): a Blob of a file, from fs\.openAsBlob, cannot be read once the file has changed or gone$/,
       );
       assert.equal(report.error_count, 1);
     }
