@@ -287,10 +287,8 @@ impl ImportTarget {
             crate::convex::names::check_identifier(table)
                 .map_err(|why| format!("table name '{table}' invalid: {why}"))?;
             // As the validator refuses such a `--table`, in Convex's words.
-            if table.starts_with('_') {
-                return Err(format!(
-                    "Invalid table name {table} starts with metadata prefix '_'"
-                ));
+            if let Some(refusal) = crate::convex::names::system_table_refusal(table) {
+                return Err(refusal);
             }
         }
         Ok(())

@@ -5,6 +5,13 @@ pub const MAX_IDENTIFIER_LEN: usize = 64;
 /// Longest field name, in bytes.
 pub const MAX_FIELD_NAME_LEN: usize = 1024;
 
+/// Convex's refusal of `name` where only a user table may go: a name
+/// starting with `_` is a system table's (`_storage`, `_tables`, ...).
+pub fn system_table_refusal(name: &str) -> Option<String> {
+    name.starts_with('_')
+        .then(|| format!("Invalid table name {name} starts with metadata prefix '_'"))
+}
+
 /// Checks a table or component name; the error is Convex's reason text.
 pub fn check_identifier(name: &str) -> Result<(), String> {
     let Some(first) = name.chars().next() else {

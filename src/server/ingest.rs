@@ -465,14 +465,8 @@ impl Ingest {
                     format!("table name '{}' invalid: {reason}", decl.name),
                 )
             })?;
-            if decl.name.starts_with('_') {
-                return Err((
-                    Code::InvalidTableName.as_str(),
-                    format!(
-                        "Invalid table name {} starts with metadata prefix '_'",
-                        decl.name
-                    ),
-                ));
+            if let Some(refusal) = crate::convex::names::system_table_refusal(&decl.name) {
+                return Err((Code::InvalidTableName.as_str(), refusal));
             }
         }
         check_component_path(&decl.component)

@@ -67,14 +67,8 @@ pub(super) fn walk<R: Read + Seek>(
         );
         return Ok(empty);
     }
-    if table.starts_with('_') {
-        ctx.error(
-            Finding::new(
-                Code::InvalidTableName,
-                format!("Invalid table name {table} starts with metadata prefix '_'"),
-            )
-            .entry(file_name),
-        );
+    if let Some(refusal) = crate::convex::names::system_table_refusal(&table) {
+        ctx.error(Finding::new(Code::InvalidTableName, refusal).entry(file_name));
         return Ok(empty);
     }
     let component = ctx.options.component.clone();

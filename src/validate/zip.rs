@@ -1226,11 +1226,8 @@ fn read_tables_entry<R: Read + Seek>(
             ));
             continue;
         };
-        if name.starts_with('_') {
-            ctx.error(fail(
-                Code::InvalidTableName,
-                format!("Invalid table name {name} starts with metadata prefix '_'"),
-            ));
+        if let Some(refusal) = crate::convex::names::system_table_refusal(name) {
+            ctx.error(fail(Code::InvalidTableName, refusal));
             continue;
         }
         if numbering.has(component, name) {
